@@ -1,0 +1,1 @@
+"""Built-in check plugins. Each registers through the `attt.checks` entry-point group."""

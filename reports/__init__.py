@@ -1,0 +1,1 @@
+"""Renderers of a stored run: html, json, junit, sarif, csv."""

@@ -1,0 +1,14 @@
+"""`report.json`: the machine-readable record, exactly the `Report` model."""
+
+from typing import ClassVar
+
+from reports.base import Lang
+from scanner.models.report import Report
+
+
+class JsonRenderer:
+    format: ClassVar[str] = "json"
+    filename: ClassVar[str] = "report.json"
+
+    def render(self, report: Report, lang: Lang) -> bytes:
+        return report.model_dump_json(indent=2).encode("utf-8") + b"\n"

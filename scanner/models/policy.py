@@ -1,0 +1,111 @@
+"""Policy files as written (`PolicyFile`) and as resolved for evaluation (`ResolvedPolicy`)."""
+
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from scanner.models.base import Frozen, Severity, Text
+from scanner.models.target import Port, SystemId
+
+RuleId = Annotated[str, Field(pattern=r"^[A-Z0-9][A-Z0-9-]{1,63}$")]
+PolicyId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+ControlId = Annotated[str, Field(pattern=r"^[a-z0-9_]+\.[a-z0-9_]+$")]
+
+
+class Reference(Frozen):
+    standard: str = Field(min_length=1)
+    clause: str | None = None
+    confidence: Literal["verified", "secondary", "unverified"] = "unverified"
+    """How sure we are of the clause: read in the primary text, in a secondary source, or not
+    checked. Reports never present an unverified clause number as certain."""
+    url: str | None = None
+
+
+class AppliesTo(Frozen):
+    levels: tuple[Annotated[int, Field(ge=1, le=5)], ...] | None = None
+    tags: tuple[str, ...] | None = None
+    """The rule applies when the system carries at least one of these tags."""
+    systems: tuple[SystemId, ...] | None = None
+
+
+class RuleSpec(Frozen):
+    id: RuleId
+    control: ControlId
+    params: dict[str, Any] = Field(default_factory=dict)
+    severity: Severity
+    applies_to: AppliesTo = AppliesTo()
+    title: Text
+    remediation: Text
+    references: tuple[Reference, ...] = ()
+
+
+class Override(Frozen):
+    rule: RuleId
+    severity: Severity | None = None
+    params: dict[str, Any] | None = None
+    applies_to: AppliesTo | None = None
+    enabled: bool = True
+
+
+class Waiver(Frozen):
+    rule: RuleId
+    system: SystemId
+    host: str | None = None
+    port: Port | None = None
+    reason: str = Field(min_length=1)
+    approved_by: str = Field(min_length=1)
+    decision: str | None = None
+    expires: date
+
+
+class PolicyFile(Frozen):
+    id: PolicyId
+    title: str = Field(min_length=1)
+    version: str = "1"
+    description: Text | None = None
+    extends: tuple[PolicyId, ...] = ()
+    settings: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Per-check probe settings, keyed by check name, validated by the check's settings model."""
+    rules: tuple[RuleSpec, ...] = ()
+    overrides: tuple[Override, ...] = ()
+    waivers: tuple[Waiver, ...] = ()
+
+
+class ResolvedRule(BaseModel):
+    """A rule with `extends` and `overrides` applied and its params validated by its control."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    id: RuleId
+    control: ControlId
+    check: str
+    params: BaseModel
+    severity: Severity
+    applies_to: AppliesTo
+    title: Text
+    remediation: Text
+    references: tuple[Reference, ...]
+    policy: PolicyId
+    """The policy file that defined the rule."""
+
+
+class PolicySource(Frozen):
+    id: PolicyId
+    version: str
+    sha256: str
+    path: str
+
+
+class ResolvedPolicy(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    id: PolicyId
+    title: str
+    version: str
+    sha256: str
+    """Hash over every file that went into the policy, in resolution order."""
+    sources: tuple[PolicySource, ...]
+    rules: tuple[ResolvedRule, ...]
+    waivers: tuple[Waiver, ...]
+    settings: dict[str, BaseModel]

@@ -1,0 +1,93 @@
+"""The report every renderer reads, and `report.json` writes as it is."""
+
+from collections import Counter
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from scanner.models.base import Frozen, Severity
+from scanner.models.finding import Finding, FindingStatus
+from scanner.models.observation import Observation
+from scanner.models.policy import PolicySource
+from scanner.models.target import SystemInfo, Target
+
+SCHEMA_VERSION = "1.0"
+
+RunStatus = Literal["running", "complete", "incomplete"]
+
+
+class PolicyRef(Frozen):
+    id: str
+    version: str
+    sha256: str
+    sources: tuple[PolicySource, ...] = ()
+
+
+class RunInfo(Frozen):
+    id: str
+    started: datetime
+    finished: datetime | None = None
+    status: RunStatus
+    province: str
+    scope: tuple[str, ...]
+    inventory_sha256: str
+    policies: tuple[PolicyRef, ...]
+    checks: tuple[str, ...]
+    """The checks that ran; rules of other checks were not evaluated."""
+    options: dict[str, str] = Field(default_factory=dict)
+
+
+class Counts(Frozen):
+    by_status: dict[str, int]
+    by_severity: dict[str, int]
+    """Failed findings (not waived) by severity."""
+    score: float | None
+    """Share of evaluated findings (pass, fail, waived) that passed or are waived; None when
+    nothing could be evaluated, because no evaluation is not compliance."""
+
+    @classmethod
+    def of(cls, findings: Iterable[Finding]) -> "Counts":
+        items = list(findings)
+        by_status = Counter(f.status for f in items)
+        failed = Counter(f.severity.value for f in items if f.status == "fail")
+        judged = by_status["pass"] + by_status["fail"] + by_status["waived"]
+        return cls(
+            by_status={s: by_status[s] for s in _STATUSES},
+            by_severity={s.value: failed[s.value] for s in Severity},
+            score=None if judged == 0 else round((judged - by_status["fail"]) / judged, 4),
+        )
+
+
+_STATUSES: tuple[FindingStatus, ...] = ("pass", "fail", "error", "waived", "not_applicable")
+
+
+class Summary(Frozen):
+    overall: Counts
+    systems: dict[str, Counts]
+    owners: dict[str, Counts]
+
+    @classmethod
+    def of(cls, findings: list[Finding], systems: Iterable[SystemInfo]) -> "Summary":
+        system_list = list(systems)
+        owner_of = {s.id: s.owner for s in system_list}
+        return cls(
+            overall=Counts.of(findings),
+            systems={s.id: Counts.of(f for f in findings if f.system == s.id) for s in system_list},
+            owners={
+                owner: Counts.of(f for f in findings if owner_of.get(f.system) == owner)
+                for owner in sorted(set(owner_of.values()))
+            },
+        )
+
+
+class Report(Frozen):
+    schema_version: str = SCHEMA_VERSION
+    tool_version: str
+    run: RunInfo
+    systems: tuple[SystemInfo, ...]
+    targets: tuple[Target, ...]
+    observations: tuple[Observation, ...]
+    findings: tuple[Finding, ...]
+    summary: Summary

@@ -1,0 +1,117 @@
+"""The inventory a province keeps, and the resolved targets a scan probes."""
+
+import ipaddress
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, model_validator
+
+from scanner.models.base import Frozen
+
+_HOSTNAME_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
+
+def _check_address(value: str) -> str:
+    """An IP address or an RFC 1123 host name; anything else (nmap or shell syntax) is refused."""
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        pass
+    return _check_hostname(value)
+
+
+def _check_hostname(value: str) -> str:
+    name = value.lower().rstrip(".")
+    if not name or len(name) > 253 or not all(_HOSTNAME_LABEL.match(x) for x in name.split(".")):
+        raise ValueError(f"not an IP address or RFC 1123 host name: {value!r}")
+    return name
+
+
+def _check_scope_entry(value: str) -> str:
+    if value.startswith("*."):
+        return "*." + _check_hostname(value[2:])
+    try:
+        return str(ipaddress.ip_network(value, strict=False))
+    except ValueError:
+        pass
+    try:
+        return _check_hostname(value)
+    except ValueError:
+        raise ValueError(
+            f"scope entry {value!r} is neither a CIDR network, a host name nor '*.domain'"
+        ) from None
+
+
+Address = Annotated[str, AfterValidator(_check_address)]
+HostName = Annotated[str, AfterValidator(_check_hostname)]
+ScopeEntry = Annotated[str, AfterValidator(_check_scope_entry)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+SystemId = Annotated[str, Field(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")]
+ServiceKind = Literal["tls", "ssh", "http", "tcp", "smtp", "imap", "pop3", "ldap", "ftp", "rdp", "db"]
+
+
+class Service(Frozen):
+    """A service the inventory declares on a host."""
+
+    port: Port
+    kind: ServiceKind = "tcp"
+
+
+class Host(Frozen):
+    address: Address
+    hostname: HostName | None = None
+    """Name for SNI and certificate matching."""
+    services: tuple[Service, ...] = ()
+
+
+class SystemInfo(Frozen):
+    """A registered information system, without its hosts."""
+
+    id: SystemId
+    name: str = Field(min_length=1, max_length=300)
+    owner: str = Field(min_length=1, max_length=300)
+    level: int = Field(ge=1, le=5)
+    tags: tuple[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")], ...] = ()
+    allowed_ports: tuple[Port, ...] | None = None
+
+
+class System(SystemInfo):
+    hosts: tuple[Host, ...] = Field(min_length=1)
+
+    def info(self) -> SystemInfo:
+        return SystemInfo.model_validate(self.model_dump(exclude={"hosts"}))
+
+
+class Inventory(Frozen):
+    province: str = Field(min_length=1, max_length=200)
+    scope: tuple[ScopeEntry, ...] = Field(min_length=1)
+    systems: tuple[System, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_system_ids(self) -> "Inventory":
+        seen: set[str] = set()
+        for system in self.systems:
+            if system.id in seen:
+                raise ValueError(f"duplicate system id {system.id!r}")
+            seen.add(system.id)
+        return self
+
+
+class Target(Frozen):
+    """One host of one system, with its address resolved once and pinned for the whole run."""
+
+    system: SystemInfo
+    host: Host
+    ip: str
+    """The pinned IP address every probe connects to."""
+
+    @property
+    def address(self) -> str:
+        return self.host.address
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.system.id, self.host.address)
+
+    def declared_ports(self, kind: ServiceKind | None = None) -> tuple[int, ...]:
+        return tuple(s.port for s in self.host.services if kind is None or s.kind == kind)
