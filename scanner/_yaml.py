@@ -1,0 +1,254 @@
+"""Safe YAML loading that remembers where every node came from, so errors name file and line.
+
+Inventories and policies are small, hand-written files. The loader accepts plain YAML only:
+no anchors or aliases (a few aliases expand to gigabytes), no custom tags, no duplicate keys
+(PyYAML would silently keep the last one), bounded nesting and size.
+"""
+
+import hashlib
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from scanner.errors import ConfigError
+
+MAX_BYTES = 8 * 1024 * 1024
+MAX_DEPTH = 50
+MAX_MESSAGE_CHARS = 300
+
+Loc = tuple[Any, ...]
+"""A path into the data: mapping keys and sequence indexes, as pydantic's error `loc`."""
+
+M = TypeVar("M", bound=BaseModel)
+
+_MAP_TAG = "tag:yaml.org,2002:map"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_SCALAR_TAGS = frozenset(
+    f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "timestamp")
+)
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
+
+
+@dataclass(frozen=True)
+class YamlDoc:
+    """A loaded YAML file: plain Python values plus the line of every key and item."""
+
+    data: dict[str, Any]
+    path: Path
+    name: str
+    """How errors name the file (the path as given, or `bundled:<id>`)."""
+    sha256: str
+    """Hash of the exact bytes that were parsed."""
+    lines: Mapping[Loc, int]
+
+    def line_of(self, loc: Sequence[Any]) -> int:
+        """Line of the node at `loc`, or of its nearest parent that exists in the file."""
+        best = self.lines.get((), 1)
+        for end in range(1, len(loc) + 1):
+            line = self.lines.get(tuple(loc[:end]))
+            if line is None:
+                break
+            best = line
+        return best
+
+    def error(self, loc: Sequence[Any], message: str, *, field: str | None = None) -> ConfigError:
+        """A one-line `file:line: field: message` error for the node at `loc`."""
+        name = field if field is not None else dotted(loc)
+        where = f"{self.name}:{self.line_of(loc)}"
+        text = one_line(message)
+        return ConfigError(f"{where}: {one_line(name)}: {text}" if name else f"{where}: {text}")
+
+
+def dotted(loc: Sequence[Any]) -> str:
+    """`systems[0].hosts[1].address` for ('systems', 0, 'hosts', 1, 'address')."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int) and not isinstance(part, bool):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def one_line(text: str) -> str:
+    """Collapse control characters and bound the length so a message stays one readable line."""
+    flat = _CONTROL_CHARS.sub(" ", text).strip()
+    return flat if len(flat) <= MAX_MESSAGE_CHARS else flat[: MAX_MESSAGE_CHARS - 1] + "…"
+
+
+def load_yaml(path: Path, name: str | None = None) -> YamlDoc:
+    """Read and parse a YAML file whose top level is a mapping; refuse anything unsafe."""
+    label = name if name is not None else str(path)
+    try:
+        if not path.is_file():
+            raise ConfigError(f"{label}: no such file")
+        with path.open("rb") as stream:
+            raw = stream.read(MAX_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"{label}: cannot read: {exc.strerror or exc}") from None
+    return _parse(raw, path, label)
+
+
+def load_yaml_text(text: str, name: str = "<text>") -> YamlDoc:
+    """Parse YAML given as text (tests, stdin); errors name it `name`."""
+    return _parse(text.encode("utf-8"), Path(name), name)
+
+
+def validate(model: type[M], doc: YamlDoc, data: Any = None, *, at: Loc = ()) -> M:
+    """Validate `data` (default: the whole document) found at `at` in `doc` with `model`.
+
+    Raises ConfigError naming file, line and field of the first error, and how many more there are.
+    """
+    value = doc.data if data is None else data
+    try:
+        return model.model_validate(value)
+    except ValidationError as exc:
+        loc, message, more = first_error(exc)
+        raise doc.error(
+            (*at, *loc), with_more(message, more), field=dotted((*at, *data_path(value, loc)))
+        ) from None
+
+
+def first_error(exc: ValidationError) -> tuple[Loc, str, int]:
+    """The first error's loc and a readable message, and how many errors follow it."""
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    return tuple(first["loc"]), _message(first["type"], first["msg"]), len(errors) - 1
+
+
+def with_more(message: str, more: int) -> str:
+    if more == 0:
+        return message
+    return f"{message} (+{more} more error{'s' if more > 1 else ''})"
+
+
+def data_path(data: Any, loc: Loc) -> Loc:
+    """The part of a pydantic `loc` that names data: the keys and indexes that exist, plus the
+    first missing key; pydantic's union and validator tags after that are dropped."""
+    out: list[Any] = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict):
+            out.append(part)
+            if part not in node:
+                break
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            out.append(part)
+            node = node[part]
+        else:
+            break
+    return tuple(out)
+
+
+def _message(kind: str, msg: str) -> str:
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required key is missing"
+    return msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+
+
+class _Refused(yaml.MarkedYAMLError):
+    """YAML that is well formed but not accepted here (anchors, tags, depth, duplicates)."""
+
+    def __init__(self, problem: str, mark: Any) -> None:
+        super().__init__(problem=problem, problem_mark=mark)
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that refuses anchors and aliases and bounds nesting while composing."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        event = self.peek_event()  # type: ignore[no-untyped-call]  # untyped in types-PyYAML
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise _Refused("anchors and aliases (& and *) are not allowed", event.start_mark)
+        if self._depth >= MAX_DEPTH:
+            raise _Refused(f"nested deeper than {MAX_DEPTH} levels", event.start_mark)
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _parse(raw: bytes, path: Path, label: str) -> YamlDoc:
+    if len(raw) > MAX_BYTES:
+        raise ConfigError(f"{label}: larger than {MAX_BYTES // (1024 * 1024)} MiB; refused")
+    try:
+        text = raw.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{label}:{line}: not valid UTF-8 (byte offset {exc.start})") from None
+    lines: dict[Loc, int] = {}
+    try:
+        loader = _Loader(text)
+        try:
+            root = loader.get_single_node()
+            if root is None:
+                raise ConfigError(f"{label}:1: the file is empty; expected a mapping")
+            if not isinstance(root, yaml.MappingNode):
+                raise ConfigError(f"{label}:{root.start_mark.line + 1}: the top level must be a mapping")
+            lines[()] = root.start_mark.line + 1
+            data = _build(loader, root, (), lines)
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else 1
+        problem = ", ".join(part for part in (exc.context, exc.problem) if part) or "invalid YAML"
+        raise ConfigError(f"{label}:{line}: {one_line(problem)}") from None
+    except yaml.reader.ReaderError as exc:
+        line = text[: exc.position].count("\n") + 1
+        raise ConfigError(f"{label}:{line}: {one_line(exc.reason)} (character {exc.character!r})") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{label}: {one_line(str(exc))}") from None
+    return YamlDoc(data, path, label, hashlib.sha256(raw).hexdigest(), lines)
+
+
+def _build(loader: _Loader, node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> Any:
+    """Plain Python values from the node tree, recording the line of every key and item."""
+    if isinstance(node, yaml.MappingNode):
+        if node.tag != _MAP_TAG:
+            raise _Refused(f"tag {node.tag} is not allowed", node.start_mark)
+        mapping: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise _Refused("mapping keys must be plain scalars", key_node.start_mark)
+            if key_node.tag == _MERGE_TAG:
+                raise _Refused("merge keys (<<) are not allowed", key_node.start_mark)
+            key = _scalar(loader, key_node)
+            if key in mapping:
+                raise _Refused(f"duplicate key {key!r}", key_node.start_mark)
+            lines[(*loc, key)] = key_node.start_mark.line + 1
+            mapping[key] = _build(loader, value_node, (*loc, key), lines)
+        return mapping
+    if isinstance(node, yaml.SequenceNode):
+        if node.tag != _SEQ_TAG:
+            raise _Refused(f"tag {node.tag} is not allowed", node.start_mark)
+        items: list[Any] = []
+        for index, item in enumerate(node.value):
+            lines[(*loc, index)] = item.start_mark.line + 1
+            items.append(_build(loader, item, (*loc, index), lines))
+        return items
+    assert isinstance(node, yaml.ScalarNode)
+    return _scalar(loader, node)
+
+
+def _scalar(loader: _Loader, node: yaml.ScalarNode) -> Any:
+    if node.tag not in _SCALAR_TAGS:
+        raise _Refused(f"tag {node.tag} is not allowed", node.start_mark)
+    try:
+        return loader.construct_object(node, deep=True)
+    except ValueError as exc:  # e.g. an integer longer than Python converts, or a bad date
+        raise _Refused(f"bad scalar: {exc}", node.start_mark) from None
