@@ -1,0 +1,245 @@
+"""Loading the inventory, enforcing its scope, and turning its hosts into pinned targets.
+
+Everything here happens before any packet is sent. Resolving a DNS name is not probing it,
+but the addresses a name resolves to must lie in scope too, so that a mistaken or hijacked
+DNS record never sends a probe outside the province's address space.
+"""
+
+import ipaddress
+import socket
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from scanner._yaml import YamlDoc, load_yaml, validate
+from scanner.errors import ConfigError
+from scanner.models.target import Inventory, Target
+
+Resolver = Callable[[str], list[str]]
+"""Maps a DNS name to its addresses (empty when it does not resolve)."""
+
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class LoadedInventory:
+    inventory: Inventory
+    sha256: str
+    """Hash of the inventory file's bytes, recorded with every run."""
+    path: Path
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The address space an inventory may scan: CIDR networks and DNS name patterns."""
+
+    networks: tuple[IpNetwork, ...]
+    names: frozenset[str]
+    """Names that match exactly."""
+    suffixes: tuple[str, ...]
+    """From `*.example.org` entries, stored as `.example.org`: any sub-name at any depth."""
+
+    @classmethod
+    def of(cls, entries: Iterable[str]) -> "Scope":
+        """Build from entries already normalised by the `ScopeEntry` model type."""
+        networks: list[IpNetwork] = []
+        names: set[str] = set()
+        suffixes: list[str] = []
+        for entry in entries:
+            if entry.startswith("*."):
+                suffixes.append(entry[1:])
+                continue
+            try:
+                networks.append(ipaddress.ip_network(entry, strict=False))
+            except ValueError:
+                names.add(entry)
+        return cls(tuple(networks), frozenset(names), tuple(suffixes))
+
+    def has_ip(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in self.networks)
+
+    def has_name(self, name: str) -> bool:
+        """Whether a DNS name matches a name entry; its addresses must be checked separately."""
+        name = name.lower().rstrip(".")
+        return name in self.names or any(name.endswith(suffix) for suffix in self.suffixes)
+
+
+def is_ip(address: str) -> bool:
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return True
+
+
+def system_resolver(name: str) -> list[str]:
+    """The addresses the system resolver gives for `name`, de-duplicated, in its order."""
+    try:
+        infos = socket.getaddrinfo(name, None, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return []
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+def in_scope(address: str, scope: Scope | Sequence[str], resolve: Resolver | None = system_resolver) -> bool:
+    """Whether `address` may be scanned.
+
+    An IP address is in scope iff it lies in a scope network. A DNS name is in scope iff it
+    matches a name entry and every address it resolves to lies in a scope network. With
+    `resolve=None` only the name is checked: a pre-flight check, never enough for probing.
+    """
+    scope = _as_scope(scope)
+    addresses = None
+    if resolve is not None and not is_ip(address) and scope.has_name(address):
+        addresses = resolve(address)
+    return _scope_problem(address, scope, addresses) is None
+
+
+def load_inventory(path: Path) -> LoadedInventory:
+    """Load and validate an inventory file; every error names the file, line and field.
+
+    Hosts are checked against the scope here as far as possible without resolving names;
+    `resolve_targets` completes the check with the resolved addresses.
+    """
+    doc = load_yaml(path)
+    _refuse_duplicate_ids(doc)
+    inventory = validate(Inventory, doc)
+    _refuse_numeric_names(doc, inventory)
+    scope = Scope.of(inventory.scope)
+    for s, system in enumerate(inventory.systems):
+        for h, host in enumerate(system.hosts):
+            problem = _scope_problem(host.address, scope, None)
+            if problem is not None:
+                raise doc.error(("systems", s, "hosts", h, "address"), problem)
+    return LoadedInventory(inventory, doc.sha256, path)
+
+
+def resolve_targets(inventory: Inventory, resolve: Resolver = system_resolver) -> list[Target]:
+    """Every host of every system as a Target whose `ip` is pinned for the whole run.
+
+    A name is resolved once; all its addresses must be in scope and the first is pinned.
+    Raises ConfigError naming the first host that is out of scope (or does not resolve) and
+    how many more there are, so nothing is scanned unless everything is in scope.
+    """
+    scope = Scope.of(inventory.scope)
+    resolved: dict[str, list[str]] = {}
+    targets: list[Target] = []
+    problems: list[str] = []
+    for system in inventory.systems:
+        info = system.info()
+        for host in system.hosts:
+            addresses = [host.address] if is_ip(host.address) else []
+            # Only names the scope allows are resolved: out-of-scope names cause no lookup.
+            if not addresses and scope.has_name(host.address):
+                if host.address not in resolved:
+                    resolved[host.address] = resolve(host.address)
+                addresses = resolved[host.address]
+            problem = _scope_problem(host.address, scope, addresses)
+            if problem is not None:
+                problems.append(f"system {system.id}: host {host.address}: {problem}")
+                continue
+            targets.append(Target(system=info, host=host, ip=str(ipaddress.ip_address(addresses[0]))))
+    if problems:
+        more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise ConfigError(f"out of scope: {problems[0]}{more}")
+    return targets
+
+
+def select_targets(
+    targets: Sequence[Target], systems: Sequence[str] = (), tags: Sequence[str] = ()
+) -> list[Target]:
+    """Targets of the named systems and carrying one of the tags (`--system`, `--tag`).
+
+    Each filter that is given narrows the selection; within a filter any value matches.
+    Unknown system ids or tags, and a selection that matches nothing, are errors: a typo
+    must never turn into a scan of nothing that reports success.
+    """
+    known_ids = {t.system.id for t in targets}
+    known_tags = {tag for t in targets for tag in t.system.tags}
+    unknown = [s for s in systems if s not in known_ids]
+    if unknown:
+        raise ConfigError(
+            f"--system: unknown system id {unknown[0]!r} (known: {', '.join(sorted(known_ids))})"
+        )
+    unknown = [t for t in tags if t not in known_tags]
+    if unknown:
+        raise ConfigError(f"--tag: no system carries the tag {unknown[0]!r}")
+    chosen = [
+        t
+        for t in targets
+        if (not systems or t.system.id in systems) and (not tags or set(tags) & set(t.system.tags))
+    ]
+    if not chosen:
+        raise ConfigError("--system/--tag: no host matches the selection")
+    return chosen
+
+
+def _as_scope(scope: Scope | Sequence[str]) -> Scope:
+    return scope if isinstance(scope, Scope) else Scope.of(scope)
+
+
+def _scope_problem(address: str, scope: Scope, addresses: Sequence[str] | None) -> str | None:
+    """Why `address` is out of scope, or None when it is in scope. `addresses` are what a
+    name resolved to; None skips that part of the check."""
+    if is_ip(address):
+        return None if scope.has_ip(address) else "address is not in any scope network"
+    if not scope.has_name(address):
+        return "name matches no name entry of the scope"
+    if addresses is None:
+        return None
+    if not addresses:
+        return "name does not resolve"
+    for resolved in addresses:
+        if not is_ip(resolved):
+            return f"resolver returned {resolved!r}, which is not an IP address"
+        if not scope.has_ip(resolved):
+            return f"name resolves to {resolved}, which is not in any scope network"
+    return None
+
+
+def _refuse_duplicate_ids(doc: YamlDoc) -> None:
+    """Point at the second system with an id already used (the model only says that one exists)."""
+    systems = doc.data.get("systems")
+    if not isinstance(systems, list):
+        return
+    seen: set[Any] = set()
+    for index, system in enumerate(systems):
+        system_id = system.get("id") if isinstance(system, dict) else None
+        if not isinstance(system_id, str):
+            continue
+        if system_id in seen:
+            raise doc.error(("systems", index, "id"), f"duplicate system id {system_id!r}")
+        seen.add(system_id)
+
+
+def _refuse_numeric_names(doc: YamlDoc, inventory: Inventory) -> None:
+    """Refuse names whose last label is all digits, such as `10.0.0.1-5` or `010.0.0.1`.
+
+    RFC 1123 allows them as names, but nmap reads the first as an address range and the
+    resolver reads the second as octal `8.0.0.1`; no real top-level domain is numeric.
+    """
+    for s, system in enumerate(inventory.systems):
+        for h, host in enumerate(system.hosts):
+            for field in ("address", "hostname"):
+                value = getattr(host, field)
+                if value is not None and _numeric_name(value):
+                    raise doc.error(
+                        ("systems", s, "hosts", h, field),
+                        f"{value!r} is neither an IP address nor a host name (numeric top-level label)",
+                    )
+    for index, entry in enumerate(inventory.scope):
+        if _numeric_name(entry.removeprefix("*.")):
+            raise doc.error(
+                ("scope", index), f"scope entry {entry!r} looks like an address range, not a name"
+            )
+
+
+def _numeric_name(value: str) -> bool:
+    if is_ip(value) or "/" in value:
+        return False
+    return value.rstrip(".").rsplit(".", 1)[-1].replace("-", "").isdigit()

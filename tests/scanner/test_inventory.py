@@ -1,0 +1,278 @@
+"""Inventory loading, scope and target resolution. Pure logic: resolvers are plain functions."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from scanner.errors import ConfigError
+from scanner.inventory import (
+    LoadedInventory,
+    Scope,
+    in_scope,
+    load_inventory,
+    resolve_targets,
+    select_targets,
+    system_resolver,
+)
+from scanner.models.target import Inventory
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+
+BASE = """\
+province: Hà Tĩnh
+scope: [10.213.0.0/16, "*.hatinh.gov.vn"]
+systems:
+  - id: portal
+    name: Portal
+    owner: Sở KH&CN
+    level: 3
+    tags: [web]
+    hosts:
+      - address: 10.213.1.10
+        hostname: portal.hatinh.gov.vn
+  - id: mail
+    name: Mail
+    owner: UBND xã Cẩm Xuyên
+    level: 2
+    hosts:
+      - address: mail.hatinh.gov.vn
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "inv.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+class FakeDns:
+    """A resolver that answers from a table and records what it was asked."""
+
+    def __init__(self, table: dict[str, list[str]]) -> None:
+        self.table = table
+        self.calls: list[str] = []
+
+    def __call__(self, name: str) -> list[str]:
+        self.calls.append(name)
+        return self.table.get(name, [])
+
+
+def test_sample_inventory_loads() -> None:
+    loaded = load_inventory(DATA / "inventory.yaml")
+    assert isinstance(loaded, LoadedInventory)
+    assert [s.id for s in loaded.inventory.systems] == ["dichvucong", "qlvb"]
+    assert loaded.inventory.systems[0].hosts[0].services[0].kind == "tls"
+    assert len(loaded.sha256) == 64
+    assert loaded.sha256 == load_inventory(DATA / "inventory.yaml").sha256
+
+
+def test_sha256_changes_with_the_bytes(tmp_path: Path) -> None:
+    first = load_inventory(write(tmp_path, BASE)).sha256
+    second = load_inventory(write(tmp_path, BASE + "# a comment\n")).sha256
+    assert first != second
+
+
+BAD = [
+    # (what, replace this, with this, line, text in the message)
+    ("unknown top key", "province: Hà Tĩnh\n", "province: Hà Tĩnh\nprovnce: x\n", 2, "provnce: unknown key"),
+    ("unknown host key", "        hostname: portal", "        hostnme: portal", 11, "hostnme: unknown key"),
+    ("duplicate system id", "  - id: mail\n", "  - id: portal\n", 12, "systems[1].id: duplicate system id"),
+    ("level 0", "    level: 3\n", "    level: 0\n", 7, "systems[0].level:"),
+    ("level 6", "    level: 2\n", "    level: 6\n", 15, "systems[1].level:"),
+    ("level text", "    level: 3\n", "    level: high\n", 7, "systems[0].level:"),
+    ("bad system id", "  - id: mail\n", "  - id: Mail_1\n", 12, "systems[1].id:"),
+    ("missing name", "    name: Mail\n", "", 12, "systems[1].name: required key is missing"),
+    ("cidr as address", "address: 10.213.1.10", "address: 10.213.1.0/24", 10, "hosts[0].address:"),
+    ("nmap option", "address: 10.213.1.10", "address: -oN x", 10, "hosts[0].address:"),
+    ("leading dash", "address: 10.213.1.10", "address: -portal.hatinh.gov.vn", 10, "address:"),
+    ("shell separator", "address: 10.213.1.10", "address: a;b", 10, "hosts[0].address:"),
+    ("command substitution", "address: 10.213.1.10", "address: $(x)", 10, "hosts[0].address:"),
+    ("whitespace", "address: 10.213.1.10", "address: 'a b.hatinh.gov.vn'", 10, "hosts[0].address:"),
+    ("nmap range", "address: 10.213.1.10", "address: 10.213.1.1-5", 10, "numeric top-level"),
+    ("octal-looking", "address: 10.213.1.10", "address: 010.213.1.10", 10, "numeric top-level"),
+    ("bad hostname", "hostname: portal.hatinh.gov.vn", "hostname: 'x y'", 11, "hosts[0].hostname:"),
+    ("bad scope entry", '"*.hatinh.gov.vn"', '"a b"', 2, "scope[1]:"),
+    ("scope range", '"*.hatinh.gov.vn"', '"10.0.0.1-5"', 2, "scope[1]:"),
+    ("ip out of scope", "address: 10.213.1.10", "address: 10.214.1.10", 10, "not in any scope network"),
+    ("name out of scope", "address: mail.hatinh.gov.vn", "address: mail.evil.vn", 17, "no name entry"),
+    ("bare domain vs wildcard", "address: mail.hatinh.gov.vn", "address: hatinh.gov.vn", 17, "no name entry"),
+    ("no hosts", "    hosts:\n      - address: mail.hatinh.gov.vn\n", "    hosts: []\n", 16, "[1].hosts:"),
+    ("bad port", "    tags: [web]\n", "    tags: [web]\n    allowed_ports: [0]\n", 9, "allowed_ports[0]:"),
+    ("service kind", "        hostname: portal.hatinh.gov.vn\n",
+     "        hostname: portal.hatinh.gov.vn\n        services: [{port: 22, kind: telnet}]\n", 12, "kind:"),
+    ("duplicate key", "    level: 2\n", "    level: 2\n    level: 3\n", 16, "duplicate key 'level'"),
+    ("alias", "    tags: [web]\n", "    tags: &t [web]\n", 8, "anchors and aliases"),
+    ("syntax", "    level: 2\n", "    level: [2\n", 16, "expected ',' or ']'"),
+    ("top level list", None, "- a\n- b\n", 1, "top level must be a mapping"),
+    ("empty", None, "", 1, "empty"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("what", "old", "new", "line", "text"), BAD, ids=[b[0] for b in BAD])
+def test_bad_inventory_names_file_line_and_field(
+    tmp_path: Path, what: str, old: str | None, new: str, line: int, text: str
+) -> None:
+    if old is None:
+        source = new
+    else:
+        assert old in BASE, what
+        source = BASE.replace(old, new, 1)
+    path = write(tmp_path, source)
+    with pytest.raises(ConfigError) as info:
+        load_inventory(path)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}:{line}: "), message
+    assert text in message
+
+
+def test_many_errors_are_counted(tmp_path: Path) -> None:
+    path = write(tmp_path, BASE.replace("level: 3", "level: 9").replace("[web]", "[Web]"))
+    with pytest.raises(ConfigError, match=r":7: systems\[0\]\.level: .*\(\+1 more error\)$"):
+        load_inventory(path)
+
+
+def test_non_utf8_names_line(tmp_path: Path) -> None:
+    path = tmp_path / "inv.yaml"
+    path.write_bytes(BASE.encode().replace(b"name: Mail\n", b"name: M\xe0il\n"))
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(path))}:13: not valid UTF-8"):
+        load_inventory(path)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such file"):
+        load_inventory(tmp_path / "nope.yaml")
+
+
+SCOPE = Scope.of(["10.213.0.0/16", "2001:db8::/48", "*.hatinh.gov.vn", "mail.example.vn"])
+
+SCOPE_CASES = [
+    ("10.213.255.1", {}, True),
+    ("10.214.0.1", {}, False),
+    ("2001:db8::1", {}, True),
+    ("2001:db9::1", {}, False),
+    ("a.hatinh.gov.vn", {"a.hatinh.gov.vn": ["10.213.0.5"]}, True),
+    ("a.b.c.hatinh.gov.vn", {"a.b.c.hatinh.gov.vn": ["10.213.0.5", "2001:db8::9"]}, True),
+    ("hatinh.gov.vn", {"hatinh.gov.vn": ["10.213.0.5"]}, False),  # the wildcard is not the domain
+    ("xhatinh.gov.vn", {"xhatinh.gov.vn": ["10.213.0.5"]}, False),
+    ("mail.example.vn", {"mail.example.vn": ["10.213.0.6"]}, True),
+    ("x.mail.example.vn", {"x.mail.example.vn": ["10.213.0.6"]}, False),  # plain entries match exactly
+    ("a.hatinh.gov.vn", {"a.hatinh.gov.vn": ["10.213.0.5", "8.8.8.8"]}, False),  # one address outside
+    ("a.hatinh.gov.vn", {}, False),  # does not resolve
+    ("a.hatinh.gov.vn", {"a.hatinh.gov.vn": ["not-an-ip"]}, False),
+]
+
+
+@pytest.mark.parametrize(("address", "dns", "expected"), SCOPE_CASES)
+def test_in_scope(address: str, dns: dict[str, list[str]], expected: bool) -> None:
+    assert in_scope(address, SCOPE, FakeDns(dns)) is expected
+
+
+def test_in_scope_accepts_entries_and_name_only_check() -> None:
+    assert in_scope("10.213.0.1", ["10.213.0.0/16"], resolve=None)
+    assert in_scope("a.hatinh.gov.vn", ["*.hatinh.gov.vn"], resolve=None)
+    # A name alone is never in scope without a network for its addresses.
+    assert not in_scope("a.hatinh.gov.vn", ["*.hatinh.gov.vn"], FakeDns({"a.hatinh.gov.vn": ["10.0.0.1"]}))
+
+
+def test_system_resolver_takes_numeric_addresses_without_dns() -> None:
+    assert system_resolver("127.0.0.1") == ["127.0.0.1"]
+
+
+def test_resolve_targets_pins_first_address_and_resolves_once() -> None:
+    inventory = load_inventory(DATA / "inventory.yaml").inventory
+    dns = FakeDns(
+        {
+            "portal.hatinh.gov.vn": ["10.213.1.11", "10.213.1.12"],
+            "mail.example.vn": ["2001:db8:0:0::7"],
+        }
+    )
+    targets = resolve_targets(inventory, dns)
+    assert [(t.system.id, t.address, t.ip) for t in targets] == [
+        ("dichvucong", "10.213.1.10", "10.213.1.10"),
+        ("dichvucong", "portal.hatinh.gov.vn", "10.213.1.11"),
+        ("qlvb", "2001:db8::5", "2001:db8::5"),
+        ("qlvb", "mail.example.vn", "2001:db8::7"),
+    ]
+    assert targets[0].host.hostname == "dichvucong.hatinh.gov.vn"
+    assert sorted(dns.calls) == ["mail.example.vn", "portal.hatinh.gov.vn"]
+
+
+def inventory_with(*addresses: str) -> Inventory:
+    return Inventory.model_validate(
+        {
+            "province": "Hà Tĩnh",
+            "scope": ["10.213.0.0/16", "*.hatinh.gov.vn"],
+            "systems": [
+                {
+                    "id": "s1",
+                    "name": "S",
+                    "owner": "O",
+                    "level": 2,
+                    "hosts": [{"address": a} for a in addresses],
+                }
+            ],
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("address", "dns", "why"),
+    [
+        ("10.9.0.1", {}, "host 10.9.0.1: address is not in any scope network"),
+        ("x.hatinh.gov.vn", {}, "host x.hatinh.gov.vn: name does not resolve"),
+        ("x.hatinh.gov.vn", {"x.hatinh.gov.vn": ["10.213.0.1", "1.1.1.1"]}, "resolves to 1.1.1.1"),
+        ("www.other.vn", {"www.other.vn": ["10.213.0.1"]}, "name matches no name entry"),
+    ],
+)
+def test_resolve_targets_refuses_out_of_scope(address: str, dns: dict[str, list[str]], why: str) -> None:
+    with pytest.raises(ConfigError, match=r"^out of scope: system s1: ") as info:
+        resolve_targets(inventory_with("10.213.0.1", address), FakeDns(dns))
+    assert why in str(info.value)
+
+
+def test_resolve_targets_reports_first_error_and_count_and_skips_off_scope_lookups() -> None:
+    dns = FakeDns({})
+    with pytest.raises(ConfigError, match=r"host 10\.9\.0\.1: .* \(\+2 more\)$"):
+        resolve_targets(inventory_with("10.9.0.1", "10.213.0.1", "a.other.vn", "b.hatinh.gov.vn"), dns)
+    assert dns.calls == ["b.hatinh.gov.vn"]
+
+
+@pytest.fixture(scope="module")
+def targets():
+    return resolve_targets(
+        load_inventory(DATA / "inventory.yaml").inventory,
+        FakeDns({"portal.hatinh.gov.vn": ["10.213.1.11"], "mail.example.vn": ["10.213.9.9"]}),
+    )
+
+
+@pytest.mark.parametrize(
+    ("systems", "tags", "expected"),
+    [
+        ((), (), ["10.213.1.10", "portal.hatinh.gov.vn", "2001:db8::5", "mail.example.vn"]),
+        (("qlvb",), (), ["2001:db8::5", "mail.example.vn"]),
+        ((), ("portal",), ["10.213.1.10", "portal.hatinh.gov.vn"]),
+        (
+            (),
+            ("internal", "portal"),
+            ["10.213.1.10", "portal.hatinh.gov.vn", "2001:db8::5", "mail.example.vn"],
+        ),
+        (("qlvb", "dichvucong"), ("internal",), ["2001:db8::5", "mail.example.vn"]),
+    ],
+)
+def test_select_targets(targets, systems, tags, expected) -> None:
+    assert [t.address for t in select_targets(targets, systems, tags)] == expected
+
+
+@pytest.mark.parametrize(
+    ("systems", "tags", "message"),
+    [
+        (("nope",), (), "unknown system id 'nope'"),
+        ((), ("nope",), "no system carries the tag 'nope'"),
+        (("qlvb",), ("portal",), "no host matches"),
+    ],
+)
+def test_select_targets_refuses(targets, systems, tags, message) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        select_targets(targets, systems, tags)
