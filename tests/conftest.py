@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.servers.listeners",
     "tests.servers.tls",
     "tests.servers.sshd",
+    "tests.servers.hostile",
 ]

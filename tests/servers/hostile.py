@@ -1,0 +1,1 @@
+"""pytest fixtures: hostile and broken targets (filled in by the robustness work)."""
