@@ -1,1 +1,266 @@
-"""pytest fixtures: real servers for tests (filled in by the check that needs them)."""
+"""Session fixtures: real SSH servers on 127.0.40.x, port 22, started once and stopped at the end.
+
+- 127.0.40.1 hardened OpenSSH (curve25519/sntrup, chacha20/AES-GCM, EtM MACs, ed25519, no passwords)
+- 127.0.40.2 Debian's default OpenSSH settings (root may log in with the test key)
+- 127.0.40.3 weak OpenSSH (group14-sha1, AES-CBC, hmac-sha1, ssh-rsa, RSA-1024, passwords, root login)
+- 127.0.40.4 paramiko server without strict KEX, offering CBC with EtM MACs (Terrapin-exposed)
+- 127.0.40.5 speaks garbage; 127.0.40.6 accepts and never answers; 127.0.40.7 speaks only SSH-1
+"""
+
+import contextlib
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import paramiko
+import pytest
+
+PORT = 22
+HARDENED, DEBIAN, WEAK, TERRAPIN, GARBAGE, SILENT, SSH1 = (f"127.0.40.{n}" for n in range(1, 8))
+START_TIMEOUT = 10.0
+GARBAGE_BYTES = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n\x00\xff\xfe garbage \x01\x02"
+
+_COMMON = """\
+ListenAddress {ip}:{port}
+UsePAM no
+PidFile none
+StrictModes no
+AuthorizedKeysFile {authorized_keys}
+LogLevel ERROR
+"""
+
+_HARDENED = """\
+HostKey {dir}/ssh_host_ed25519_key
+KexAlgorithms sntrup761x25519-sha512@openssh.com,curve25519-sha256,curve25519-sha256@libssh.org
+Ciphers chacha20-poly1305@openssh.com,aes256-gcm@openssh.com,aes128-gcm@openssh.com
+MACs hmac-sha2-512-etm@openssh.com,hmac-sha2-256-etm@openssh.com
+HostKeyAlgorithms ssh-ed25519
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin no
+MaxAuthTries 3
+"""
+
+_DEBIAN = """\
+HostKey {dir}/ssh_host_rsa_key
+HostKey {dir}/ssh_host_ecdsa_key
+HostKey {dir}/ssh_host_ed25519_key
+KbdInteractiveAuthentication no
+X11Forwarding yes
+PrintMotd no
+"""
+
+_WEAK = """\
+HostKey {dir}/ssh_host_rsa1024_key
+KexAlgorithms +diffie-hellman-group14-sha1
+Ciphers +aes128-cbc,aes256-cbc
+MACs +hmac-sha1
+HostKeyAlgorithms +ssh-rsa
+RequiredRSASize 1024
+PasswordAuthentication yes
+PermitRootLogin yes
+"""
+
+
+@dataclass(frozen=True)
+class SshServers:
+    hardened: str
+    debian: str
+    weak: str
+    terrapin: str
+    garbage: str
+    silent: str
+    ssh1: str
+    port: int
+    client_key: Path
+    """Private key (ed25519) authorised for root on the OpenSSH servers."""
+    debian_config: Path
+    """The Debian-default server's sshd_config, for `sshd -T -f`."""
+    terrapin_key_sha256: str
+
+
+def _keygen(path: Path, kind: str, bits: int | None = None) -> None:
+    args = ["ssh-keygen", "-q", "-t", kind, "-N", "", "-C", "attt-test", "-f", str(path)]
+    if bits is not None:
+        args += ["-b", str(bits)]
+    subprocess.run(args, check=True, timeout=30, capture_output=True)
+
+
+def _wait_for_banner(ip: str, port: int, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection((ip, port), timeout=1) as sock:
+            sock.settimeout(1)
+            if sock.recv(4):
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"no SSH server came up on {ip}:{port}")
+
+
+class _ThreadServer:
+    """A listening socket served by a bounded accept loop in a daemon thread."""
+
+    def __init__(self, ip: str, serve_one: "_Handler | None") -> None:
+        self.sock = socket.create_server((ip, PORT), backlog=16)
+        self.sock.settimeout(0.2)
+        self._serve_one = serve_one
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        if serve_one is not None:
+            self._thread.start()
+
+    def _loop(self) -> None:
+        assert self._serve_one is not None
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self._serve_one, args=(conn,), daemon=True).start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=2)
+        self.sock.close()
+
+
+class _Handler:
+    def __call__(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
+
+class _Garbage(_Handler):
+    def __call__(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(2)
+            with contextlib.suppress(OSError):
+                conn.sendall(GARBAGE_BYTES)
+                # Reading the client's greeting first makes the close orderly (FIN, not RST).
+                conn.recv(256)
+
+
+class _Ssh1Only(_Handler):
+    def __call__(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(2)
+            with contextlib.suppress(OSError):
+                conn.sendall(b"SSH-1.5-LegacyBox_1.0\r\n")
+                conn.recv(256)
+
+
+class _TerrapinServerInterface(paramiko.ServerInterface):
+    def get_allowed_auths(self, username: str) -> str:
+        return "publickey,password"
+
+    def check_auth_none(self, username: str) -> int:
+        return paramiko.AUTH_FAILED
+
+
+class _Terrapin(_Handler):
+    """paramiko's server side with strict KEX off, offering CBC ciphers and EtM MACs."""
+
+    def __init__(self, host_key: paramiko.PKey) -> None:
+        self._host_key = host_key
+
+    def __call__(self, conn: socket.socket) -> None:
+        transport = paramiko.Transport(conn, strict_kex=False)
+        transport.set_log_channel("tests.sshd.terrapin")
+        try:
+            options = transport.get_security_options()
+            options.ciphers = ("aes128-cbc", "aes256-cbc", "aes128-ctr")
+            options.digests = ("hmac-sha2-256-etm@openssh.com", "hmac-sha2-256")
+            options.kex = ("curve25519-sha256@libssh.org", "diffie-hellman-group14-sha256")
+            transport.add_server_key(self._host_key)
+            transport.start_server(server=_TerrapinServerInterface())
+            deadline = time.monotonic() + 10
+            while transport.is_active() and time.monotonic() < deadline:
+                time.sleep(0.1)
+        except (paramiko.SSHException, OSError, EOFError):
+            pass
+        finally:
+            transport.close()
+
+
+def _start_sshd(directory: Path, name: str, ip: str, body: str, authorized_keys: Path) -> tuple[
+    subprocess.Popen[bytes], Path
+]:
+    config = directory / f"sshd_{name}.conf"
+    fields = {"ip": ip, "port": PORT, "dir": directory, "authorized_keys": authorized_keys}
+    config.write_text(body.format(**fields) + _COMMON.format(**fields))
+    process = subprocess.Popen(
+        ["/usr/sbin/sshd", "-D", "-e", "-f", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return process, config
+
+
+@pytest.fixture(scope="session")
+def sshd_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServers]:
+    if os.geteuid() != 0 or shutil.which("sshd", path="/usr/sbin:/usr/bin") is None:
+        pytest.skip("real sshd fixtures need root and openssh-server")
+    logging.getLogger("tests.sshd.terrapin").propagate = False
+    directory = tmp_path_factory.mktemp("sshd")
+    for name, kind, bits in (
+        ("ed25519", "ed25519", None),
+        ("ecdsa", "ecdsa", 256),
+        ("rsa", "rsa", 3072),
+        ("rsa1024", "rsa", 1024),
+    ):
+        _keygen(directory / f"ssh_host_{name}_key", kind, bits)
+    client_key = directory / "client_ed25519"
+    _keygen(client_key, "ed25519")
+    authorized_keys = directory / "authorized_keys"
+    authorized_keys.write_text(client_key.with_suffix(".pub").read_text())
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+
+    processes: list[subprocess.Popen[bytes]] = []
+    threads: list[_ThreadServer] = []
+    try:
+        configs: dict[str, Path] = {}
+        for name, ip, body in (("hardened", HARDENED, _HARDENED), ("debian", DEBIAN, _DEBIAN), ("weak", WEAK, _WEAK)):
+            process, configs[name] = _start_sshd(directory, name, ip, body, authorized_keys)
+            processes.append(process)
+        terrapin_key = paramiko.Ed25519Key.from_private_key_file(str(directory / "ssh_host_ed25519_key"))
+        threads += [
+            _ThreadServer(TERRAPIN, _Terrapin(terrapin_key)),
+            _ThreadServer(GARBAGE, _Garbage()),
+            _ThreadServer(SILENT, None),
+            _ThreadServer(SSH1, _Ssh1Only()),
+        ]
+        deadline = time.monotonic() + START_TIMEOUT
+        for ip in (HARDENED, DEBIAN, WEAK, TERRAPIN):
+            _wait_for_banner(ip, PORT, deadline)
+        yield SshServers(
+            hardened=HARDENED,
+            debian=DEBIAN,
+            weak=WEAK,
+            terrapin=TERRAPIN,
+            garbage=GARBAGE,
+            silent=SILENT,
+            ssh1=SSH1,
+            port=PORT,
+            client_key=client_key,
+            debian_config=configs["debian"],
+            terrapin_key_sha256=terrapin_key.fingerprint,
+        )
+    finally:
+        for thread_server in threads:
+            thread_server.close()
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)

@@ -1,0 +1,233 @@
+"""Everything attt does with paramiko, in one place.
+
+Three uses: the authentication methods a server offers (`auth_none` with a neutral user
+name, never a password), the server's host key for one host-key algorithm, and the
+effective configuration printed by `sshd -T` over an authenticated session.
+
+Two paramiko traps shape this module: `start_client(timeout=...)` can return without a
+finished key exchange (so we wait on our own event and check the result), and paramiko
+logs failed handshakes with tracebacks (so its transports log to a channel we silence).
+"""
+
+import logging
+import re
+import shlex
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import paramiko
+
+from checks.base import Credential
+
+_LOG_CHANNEL = "attt.ssh.paramiko"
+_quiet = logging.getLogger(_LOG_CHANNEL)
+_quiet.addHandler(logging.NullHandler())
+# A hostile server can make paramiko log tracebacks; they belong in the observation, not stderr.
+_quiet.propagate = False
+
+MAX_CONFIG_BYTES = 256 * 1024
+MAX_CONFIG_KEYS = 400
+MAX_CONFIG_VALUE = 2000
+MAX_STDERR = 2000
+
+_RSA_ALGORITHMS = ("rsa-sha2-512", "rsa-sha2-256")
+FETCHABLE_HOST_KEY_ALGORITHMS = (
+    "ssh-ed25519",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    *_RSA_ALGORITHMS,
+)
+"""Host-key algorithms paramiko can negotiate (it dropped `ssh-rsa` and `ssh-dss`); a test
+checks each against paramiko's public `SecurityOptions`."""
+_SAFE_PATH = re.compile(r"^/[A-Za-z0-9_./-]{1,255}$")
+
+
+class ParamikoProbeError(Exception):
+    """A paramiko session could not do what was asked; the message is safe to store."""
+
+
+@dataclass(frozen=True)
+class HostKeyFact:
+    algorithm: str
+    """The host-key algorithm that was negotiated to fetch the key."""
+    type: str
+    """The key's own type, e.g. `ssh-rsa` for a key fetched with `rsa-sha2-512`."""
+    bits: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class AuthSurface:
+    methods: tuple[str, ...] | None
+    """Methods the server offers after `none`; `("none",)` means it let us in without any;
+    None when the query failed (see `error`)."""
+    banner: str | None
+    error: str | None = None
+
+
+def fetchable_host_key_algorithms(offered: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """One algorithm per distinct host key among those offered, and those paramiko cannot fetch.
+
+    RSA keys answer to several signature algorithms; one of them is enough to see the key.
+    """
+    chosen: list[str] = []
+    unsupported: list[str] = []
+    rsa = next((alg for alg in _RSA_ALGORITHMS if alg in offered), None)
+    for alg in offered:
+        if alg in _RSA_ALGORITHMS or (alg == "ssh-rsa" and rsa is not None):
+            if rsa is not None and rsa not in chosen:
+                chosen.append(rsa)
+        elif alg in FETCHABLE_HOST_KEY_ALGORITHMS:
+            chosen.append(alg)
+        else:
+            unsupported.append(alg)
+    return tuple(chosen), tuple(unsupported)
+
+
+@contextmanager
+def _transport(
+    ip: str, port: int, timeout: float, host_key_algorithm: str | None = None
+) -> Iterator[paramiko.Transport]:
+    """A transport whose key exchange really finished within `timeout`, closed on exit."""
+    deadline = time.monotonic() + timeout
+    try:
+        sock = socket.create_connection((ip, port), timeout=timeout)
+    except OSError as exc:
+        raise ParamikoProbeError(f"connection failed: {exc.strerror or type(exc).__name__}") from None
+    transport = paramiko.Transport(sock)
+    transport.set_log_channel(_LOG_CHANNEL)
+    transport.banner_timeout = timeout
+    transport.handshake_timeout = timeout
+    transport.auth_timeout = timeout
+    try:
+        if host_key_algorithm is not None:
+            transport.get_security_options().key_types = (host_key_algorithm,)
+        done = threading.Event()
+        transport.start_client(event=done)
+        done.wait(max(0.0, deadline - time.monotonic()))
+        if not done.is_set() or not transport.is_active():
+            failure = transport.get_exception()
+            reason = f"{type(failure).__name__}: {failure}" if failure else "no reply in time"
+            raise ParamikoProbeError(f"SSH key exchange did not complete ({reason})"[:300])
+        yield transport
+    finally:
+        transport.close()
+        sock.close()
+
+
+def host_key(
+    ip: str, port: int, algorithm: str | None, timeout: float, probe_user: str | None = None
+) -> tuple[HostKeyFact, AuthSurface | None]:
+    """The host key the server presents for `algorithm` (None: paramiko's choice) and, when
+    `probe_user` is given, its authentication surface read over the same connection."""
+    with _transport(ip, port, timeout, algorithm) as transport:
+        key = transport.get_remote_server_key()
+        fact = HostKeyFact(algorithm or key.get_name(), key.get_name(), key.get_bits(), key.fingerprint)
+        return fact, None if probe_user is None else _auth_surface(transport, probe_user)
+
+
+def _auth_surface(transport: paramiko.Transport, user: str) -> AuthSurface:
+    """What the server lets an unknown user try; sends only a `none` request."""
+    try:
+        remaining = transport.auth_none(user)
+    except paramiko.BadAuthenticationType as exc:
+        methods = tuple(str(m) for m in exc.allowed_types)
+    except paramiko.SSHException as exc:
+        return AuthSurface(None, None, f"authentication query failed: {exc}"[:300])
+    else:
+        # The server accepted `none`: no authentication at all, or more steps to come.
+        methods = ("none",) if transport.is_authenticated() else tuple(str(m) for m in remaining)
+    banner = transport.get_banner()
+    text = banner.decode("utf-8", errors="replace") if isinstance(banner, bytes) else banner
+    return AuthSurface(methods, text)
+
+
+def sshd_effective_config(
+    ip: str,
+    port: int,
+    credential: Credential,
+    timeout: float,
+    sshd_path: str = "/usr/sbin/sshd",
+    config_path: str | None = None,
+) -> dict[str, str]:
+    """`sshd -T` run over an authenticated session, parsed into lower-case keys.
+
+    Errors never carry the credential's secret, only what went wrong.
+    """
+    command = _sshd_command(sshd_path, config_path, credential.sudo)
+    deadline = time.monotonic() + timeout
+    with _transport(ip, port, timeout) as transport:
+        _authenticate(transport, credential)
+        channel = transport.open_session(timeout=max(0.1, deadline - time.monotonic()))
+        try:
+            channel.settimeout(max(0.1, deadline - time.monotonic()))
+            channel.exec_command(command)
+            stdout = _read_bounded(channel.makefile("rb"), MAX_CONFIG_BYTES, deadline)
+            stderr = _read_bounded(channel.makefile_stderr("rb"), MAX_STDERR, deadline)
+            status = channel.recv_exit_status() if channel.exit_status_ready() else None
+        except TimeoutError:
+            raise ParamikoProbeError("sshd -T did not finish in time") from None
+        finally:
+            channel.close()
+    if status != 0:
+        detail = stderr.decode("utf-8", errors="replace").strip().splitlines()[:1]
+        raise ParamikoProbeError(f"`{command}` exited with status {status}: {' '.join(detail)[:200]}")
+    return parse_sshd_t(stdout.decode("utf-8", errors="replace"))
+
+
+def _sshd_command(sshd_path: str, config_path: str | None, sudo: bool) -> str:
+    for path in (sshd_path, config_path):
+        if path is not None and not _SAFE_PATH.match(path):
+            raise ParamikoProbeError(f"refusing unusual path {path[:80]!r} in the sshd command")
+    words = [*(["sudo", "-n"] if sudo else []), sshd_path, "-T"]
+    if config_path is not None:
+        words += ["-f", config_path]
+    return shlex.join(words)
+
+
+def _authenticate(transport: paramiko.Transport, credential: Credential) -> None:
+    try:
+        if credential.key_file is not None:
+            key = paramiko.PKey.from_path(credential.key_file)
+            transport.auth_publickey(credential.user, key)
+        elif credential.password is not None:
+            transport.auth_password(credential.user, credential.password.get_secret_value())
+        else:
+            raise ParamikoProbeError("the credential has neither a key file nor a password")
+    except (paramiko.SSHException, OSError, ValueError) as exc:
+        # The exception text may quote a key path but never the secret; keep only its kind.
+        raise ParamikoProbeError(
+            f"authentication as {credential.user!r} failed ({type(exc).__name__})"
+        ) from None
+    if not transport.is_authenticated():
+        raise ParamikoProbeError(f"authentication as {credential.user!r} needs further steps")
+
+
+def _read_bounded(stream: paramiko.ChannelFile, limit: int, deadline: float) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        if time.monotonic() > deadline:
+            raise TimeoutError
+        chunk = stream.read(min(65536, limit - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def parse_sshd_t(text: str) -> dict[str, str]:
+    """`sshd -T` prints `keyword value` lines; keywords that repeat are joined with commas."""
+    settings: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        keyword, _, value = line.strip().partition(" ")
+        if not keyword or (len(settings) >= MAX_CONFIG_KEYS and keyword.lower() not in settings):
+            continue
+        settings.setdefault(keyword.lower(), []).append(value.strip()[:MAX_CONFIG_VALUE])
+    return {key: ",".join(values)[:MAX_CONFIG_VALUE] for key, values in settings.items()}

@@ -1,0 +1,30 @@
+"""The `ssh` check: SSH server hardening seen from the network, and with a credential, from
+the effective sshd configuration."""
+
+from collections.abc import Iterable
+from typing import ClassVar
+
+from checks.base import API_VERSION, ProbeContext
+from checks.ssh.controls import CONTROLS
+from checks.ssh.models import SshData, SshSettings
+from checks.ssh.probe import probe_endpoint, ssh_ports
+from scanner.models.observation import Observation
+from scanner.models.target import Target
+
+__all__ = ["SshCheck", "SshData", "SshSettings"]
+
+
+class SshCheck:
+    """One observation per SSH endpoint: the declared `ssh` services and the ports the ports
+    check found speaking SSH (or open on 22)."""
+
+    name: ClassVar[str] = "ssh"
+    api_version: ClassVar[int] = API_VERSION
+    data_model: ClassVar[type[SshData]] = SshData
+    settings_model: ClassVar[type[SshSettings]] = SshSettings
+    after: ClassVar[tuple[str, ...]] = ("ports",)
+    controls = CONTROLS
+
+    def probe(self, target: Target, ctx: ProbeContext) -> Iterable[Observation]:
+        settings = ctx.settings if isinstance(ctx.settings, SshSettings) else SshSettings()
+        return [probe_endpoint(target, port, ctx, settings) for port in ssh_ports(target, ctx.prior)]

@@ -1,0 +1,366 @@
+"""The ssh controls: pure judgements over `SshData` and a rule's params."""
+
+from fnmatch import fnmatchcase
+from typing import Literal, Self
+
+from pydantic import field_validator, model_validator
+
+from checks.base import Control, NoParams, Params, Verdict, controls_of
+from checks.ssh.knowledge import distribution_suffix, known_cves, parse_openssh, profiles
+from checks.ssh.models import SshData
+from scanner.models.target import Target
+
+ListName = Literal["kex", "host_key_algorithms", "ciphers", "macs"]
+_LISTS: tuple[ListName, ...] = ("kex", "host_key_algorithms", "ciphers", "macs")
+_RSA = frozenset({"ssh-rsa", "rsa-sha2-256", "rsa-sha2-512"})
+_CERT_SUFFIX = "-cert-v01@openssh.com"
+
+
+def _offered(data: SshData, which: ListName) -> tuple[str, ...]:
+    if which == "kex":
+        return data.kex_algorithms()
+    if which == "ciphers":
+        return data.all_ciphers()
+    if which == "macs":
+        return data.all_macs()
+    return data.host_key_algorithms
+
+
+def _ssh1_only(data: SshData) -> Verdict | None:
+    if data.speaks_ssh2:
+        return None
+    return Verdict.cannot_judge(
+        f"the server speaks only SSH-{data.protocol}, so it sent no algorithm lists",
+        observed=data.banner,
+    )
+
+
+def _matching(names: tuple[str, ...], patterns: tuple[str, ...]) -> list[str]:
+    return [name for name in names if any(fnmatchcase(name, p) for p in patterns)]
+
+
+# --- ssh.protocol_2_only ---------------------------------------------------------------
+
+
+def _protocol_2_only(data: SshData, params: NoParams, target: Target) -> Verdict:
+    if data.protocol == "2.0":
+        return Verdict.passed("the server speaks SSH-2 only", observed=data.banner, expected="SSH-2.0")
+    what = "also accepts SSH-1" if data.protocol == "1.99" else "speaks only SSH-1"
+    return Verdict.failed(f"the server {what} (protocol {data.protocol})", data.banner, "SSH-2.0")
+
+
+# --- ssh.algorithms_forbidden ----------------------------------------------------------
+
+
+class ForbiddenParams(Params):
+    """Shell-style patterns (`*-cbc`, `hmac-sha1*`) of algorithms that must not be offered."""
+
+    kex: tuple[str, ...] = ()
+    host_key_algorithms: tuple[str, ...] = ()
+    ciphers: tuple[str, ...] = ()
+    macs: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _something(self) -> Self:
+        if not any(getattr(self, name) for name in _LISTS):
+            raise ValueError("give at least one of kex, host_key_algorithms, ciphers, macs")
+        return self
+
+
+def _algorithms_forbidden(data: SshData, params: ForbiddenParams, target: Target) -> Verdict:
+    if (unknown := _ssh1_only(data)) is not None:
+        return unknown
+    found = {
+        name: hits for name in _LISTS if (hits := _matching(_offered(data, name), getattr(params, name)))
+    }
+    expected = {name: list(getattr(params, name)) for name in _LISTS if getattr(params, name)}
+    if found:
+        listed = "; ".join(f"{name}: {', '.join(hits)}" for name, hits in found.items())
+        return Verdict.failed(f"forbidden algorithms offered ({listed})", found, {"none of": expected})
+    return Verdict.passed("no forbidden algorithm is offered", expected={"none of": expected})
+
+
+# --- ssh.algorithms_allowed_only -------------------------------------------------------
+
+
+class AllowedOnlyParams(Params):
+    """An allow-list: a named profile (checks/data/ssh_profiles.json), lists, or a profile
+    with some lists replaced."""
+
+    profile: str | None = None
+    kex: tuple[str, ...] | None = None
+    host_key_algorithms: tuple[str, ...] | None = None
+    ciphers: tuple[str, ...] | None = None
+    macs: tuple[str, ...] | None = None
+
+    @field_validator("profile")
+    @classmethod
+    def _known_profile(cls, value: str | None) -> str | None:
+        if value is not None and value not in profiles():
+            raise ValueError(f"unknown profile {value!r}; known: {', '.join(sorted(profiles()))}")
+        return value
+
+    @model_validator(mode="after")
+    def _something(self) -> Self:
+        if self.profile is None and all(getattr(self, name) is None for name in _LISTS):
+            raise ValueError("give a profile or at least one list")
+        return self
+
+    def allowed(self) -> dict[ListName, tuple[str, ...]]:
+        base = profiles()[self.profile].model_dump() if self.profile else {}
+        lists = {name: getattr(self, name) or base.get(name) for name in _LISTS}
+        return {name: tuple(value) for name, value in lists.items() if value is not None}
+
+
+def _algorithms_allowed_only(data: SshData, params: AllowedOnlyParams, target: Target) -> Verdict:
+    if (unknown := _ssh1_only(data)) is not None:
+        return unknown
+    allowed = params.allowed()
+    extra = {
+        name: outside
+        for name, patterns in allowed.items()
+        if (outside := [a for a in _offered(data, name) if not _matching((a,), patterns)])
+    }
+    label = f"profile {params.profile}" if params.profile else "the allow-list"
+    if extra:
+        listed = "; ".join(f"{name}: {', '.join(names)}" for name, names in extra.items())
+        return Verdict.failed(f"algorithms outside {label} are offered ({listed})", extra, allowed)
+    return Verdict.passed(f"every offered algorithm is in {label}", expected=allowed)
+
+
+# --- ssh.host_key_min_bits -------------------------------------------------------------
+
+
+class HostKeyParams(Params):
+    rsa: int = 3072
+    ecdsa: int = 256
+    allow_dsa: bool = False
+
+
+def _key_family(algorithm: str) -> str:
+    plain = algorithm.removesuffix(_CERT_SUFFIX)
+    return "ssh-rsa" if plain in _RSA else plain
+
+
+def _host_key_min_bits(data: SshData, params: HostKeyParams, target: Target) -> Verdict:
+    if (unknown := _ssh1_only(data)) is not None:
+        return unknown
+    problems: list[str] = []
+    if not params.allow_dsa and "ssh-dss" in {_key_family(a) for a in data.host_key_algorithms}:
+        problems.append("a DSA host key (ssh-dss) is offered")
+    for key in data.host_keys:
+        minimum = params.rsa if key.type == "ssh-rsa" else params.ecdsa if "ecdsa" in key.type else 0
+        if key.bits < minimum:
+            problems.append(f"{key.type} host key has {key.bits} bits (< {minimum})")
+    observed = [f"{k.type} {k.bits}" for k in data.host_keys]
+    expected = {"rsa": params.rsa, "ecdsa": params.ecdsa, "dsa": params.allow_dsa}
+    if problems:
+        return Verdict.failed("; ".join(problems), observed, expected)
+    seen = {k.type for k in data.host_keys}
+    unseen = sorted({_key_family(a) for a in data.host_key_algorithms} - seen - {"ssh-dss"})
+    if unseen or not data.host_keys:
+        return Verdict.cannot_judge(
+            f"host keys of type {', '.join(unseen) or 'any'} could not be fetched", observed, expected
+        )
+    return Verdict.passed("every host key is large enough", observed, expected)
+
+
+# --- ssh.password_auth_disabled --------------------------------------------------------
+
+
+class PasswordParams(Params):
+    keyboard_interactive_counts: bool = False
+    """keyboard-interactive is often PAM with a second factor, so by default it is only mentioned."""
+
+
+def _password_auth_disabled(data: SshData, params: PasswordParams, target: Target) -> Verdict:
+    if (unknown := _ssh1_only(data)) is not None:
+        return unknown
+    methods = data.auth_methods
+    if methods is None:
+        return Verdict.cannot_judge("the authentication methods could not be queried", expected="no password")
+    if "none" in methods:
+        return Verdict.failed("the server lets an unknown user in without authentication", methods)
+    bad = ["password"] + (["keyboard-interactive"] if params.keyboard_interactive_counts else [])
+    offered = [m for m in methods if m in bad]
+    if offered:
+        return Verdict.failed(f"password logins are offered ({', '.join(offered)})", methods, "publickey")
+    note = " (keyboard-interactive is offered)" if "keyboard-interactive" in methods else ""
+    return Verdict.passed(f"password authentication is not offered{note}", methods, "publickey")
+
+
+# --- ssh.terrapin_safe -----------------------------------------------------------------
+
+
+def _terrapin_safe(data: SshData, params: NoParams, target: Target) -> Verdict:
+    if (unknown := _ssh1_only(data)) is not None:
+        return unknown
+    ciphers, macs = data.all_ciphers(), data.all_macs()
+    chacha = [c for c in ciphers if c == "chacha20-poly1305@openssh.com"]
+    cbc = [c for c in ciphers if c.endswith("-cbc") or c == "rijndael-cbc@lysator.liu.se"]
+    etm = [m for m in macs if m.endswith("-etm@openssh.com")]
+    exposed = chacha + (cbc + etm if cbc and etm else [])
+    observed = {"strict_kex": data.strict_kex, "affected_algorithms": exposed}
+    if data.strict_kex:
+        return Verdict.passed("strict key exchange is offered (Terrapin countermeasure)", observed)
+    if exposed:
+        return Verdict.failed(
+            "no strict key exchange while offering " + ", ".join(exposed) + " (CVE-2023-48795, Terrapin)",
+            observed,
+            "kex-strict-s-v00@openssh.com, or neither chacha20-poly1305 nor CBC with EtM MACs",
+        )
+    return Verdict.passed("no cipher/MAC combination that Terrapin affects is offered", observed)
+
+
+# --- ssh.software_not_vulnerable -------------------------------------------------------
+
+
+class VulnerableParams(Params):
+    cves: tuple[str, ...] | None = None
+    """Restrict to these CVE ids from checks/data/ssh_cves.json; None means all of them."""
+
+    @field_validator("cves")
+    @classmethod
+    def _known(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        unknown = set(value or ()) - {c.id for c in known_cves()}
+        if unknown:
+            raise ValueError(f"unknown CVE ids {sorted(unknown)}; the table is checks/data/ssh_cves.json")
+        return value
+
+
+def _software_not_vulnerable(data: SshData, params: VulnerableParams, target: Target) -> Verdict:
+    version = parse_openssh(data.software)
+    if version is None:
+        return Verdict.not_applicable(f"not OpenSSH ({data.software[:60]!r}): no version table")
+    wanted = [c for c in known_cves() if params.cves is None or c.id in params.cves]
+    hits = [c for c in wanted if c.affects(version)]
+    if not hits:
+        return Verdict.passed("the version is outside every listed CVE range", data.software)
+    suffix = distribution_suffix(data.software)
+    caveat = (
+        f"; the build {suffix!r} may carry backported fixes: check the distribution's security tracker"
+        if suffix
+        else "; no distribution suffix, so a backport is unlikely but possible"
+    )
+    ids = ", ".join(c.id for c in hits)
+    return Verdict.failed(
+        f"possibly vulnerable: {data.software} is in the affected range of {ids}{caveat}",
+        observed={"software": data.software, "distribution_build": suffix, "possible": [c.id for c in hits]},
+        expected="a version outside the affected ranges",
+    )
+
+
+# --- ssh.config ------------------------------------------------------------------------
+
+
+class Expectation(Params):
+    """What one `sshd -T` keyword must hold; give one or more conditions."""
+
+    equals: str | None = None
+    one_of: tuple[str, ...] | None = None
+    at_most: int | None = None
+    at_least: int | None = None
+    excludes: tuple[str, ...] | None = None
+    """Patterns that no comma-separated item of the value may match (algorithm lists)."""
+
+    @model_validator(mode="after")
+    def _something(self) -> Self:
+        if all(v is None for v in (self.equals, self.one_of, self.at_most, self.at_least, self.excludes)):
+            raise ValueError("give equals, one_of, at_most, at_least or excludes")
+        return self
+
+    def problem(self, value: str) -> str | None:
+        """Why `value` misses the expectation, or None when it meets it."""
+        text = value.strip().lower()
+        if self.equals is not None and text != self.equals.lower():
+            return f"is {value!r}, expected {self.equals!r}"
+        if self.one_of is not None and text not in {v.lower() for v in self.one_of}:
+            return f"is {value!r}, expected one of {list(self.one_of)}"
+        if self.at_most is not None or self.at_least is not None:
+            number = _leading_int(text)
+            if number is None:
+                return f"is {value!r}, not a number"
+            if self.at_most is not None and number > self.at_most:
+                return f"is {number}, expected at most {self.at_most}"
+            if self.at_least is not None and number < self.at_least:
+                return f"is {number}, expected at least {self.at_least}"
+        if self.excludes is not None and (hits := _matching(tuple(text.split(",")), self.excludes)):
+            return f"contains {', '.join(hits)}"
+        return None
+
+
+def _leading_int(text: str) -> int | None:
+    head = text.split(":")[0].split()[0] if text.split() else ""
+    return int(head) if head.isdigit() else None
+
+
+class ConfigParams(Params):
+    expect: dict[str, Expectation]
+    """Keyed by `sshd -T` keyword, case-insensitive (e.g. `permitrootlogin`)."""
+    without_credentials: Literal["error", "not_applicable"] = "error"
+    """Verdict when no credential was given for the host: an error finding (fail closed) unless
+    the policy accepts that the setting is only checked where credentials exist."""
+
+    @field_validator("expect")
+    @classmethod
+    def _lower_keys(cls, value: dict[str, Expectation]) -> dict[str, Expectation]:
+        if not value:
+            raise ValueError("expect at least one setting")
+        return {key.lower(): expectation for key, expectation in value.items()}
+
+
+def _config(data: SshData, params: ConfigParams, target: Target) -> Verdict:
+    expected = {key: e.model_dump(exclude_none=True) for key, e in params.expect.items()}
+    if data.config is None:
+        if data.config_error is not None:
+            return Verdict.cannot_judge(
+                f"sshd -T could not be collected: {data.config_error}", None, expected
+            )
+        message = "no credential for this host, so the effective sshd configuration was not read"
+        if params.without_credentials == "not_applicable":
+            return Verdict.not_applicable(message)
+        return Verdict.cannot_judge(message, None, expected)
+    observed = {key: data.config.get(key) for key in params.expect}
+    problems: list[str] = []
+    for key, expectation in params.expect.items():
+        value = data.config.get(key)
+        problem = "is not in the sshd -T output" if value is None else expectation.problem(value)
+        if problem is not None:
+            problems.append(f"{key} {problem}")
+    if problems:
+        return Verdict.failed("; ".join(problems), observed, expected)
+    return Verdict.passed("the effective configuration meets every expectation", observed, expected)
+
+
+CONTROLS = controls_of(
+    Control("ssh.protocol_2_only", "Only SSH protocol 2 is spoken", NoParams, _protocol_2_only),
+    Control(
+        "ssh.algorithms_forbidden",
+        "No forbidden KEX, host-key, cipher or MAC algorithm is offered",
+        ForbiddenParams,
+        _algorithms_forbidden,
+    ),
+    Control(
+        "ssh.algorithms_allowed_only",
+        "Every offered algorithm is in an allow-list profile",
+        AllowedOnlyParams,
+        _algorithms_allowed_only,
+    ),
+    Control("ssh.host_key_min_bits", "Host keys are large enough", HostKeyParams, _host_key_min_bits),
+    Control(
+        "ssh.password_auth_disabled",
+        "Password authentication is not offered",
+        PasswordParams,
+        _password_auth_disabled,
+    ),
+    Control("ssh.terrapin_safe", "Not exposed to Terrapin (CVE-2023-48795)", NoParams, _terrapin_safe),
+    Control(
+        "ssh.software_not_vulnerable",
+        "The banner's OpenSSH version is outside known CVE ranges",
+        VulnerableParams,
+        _software_not_vulnerable,
+    ),
+    Control(
+        "ssh.config", "The effective sshd configuration (sshd -T) meets expectations", ConfigParams, _config
+    ),
+)

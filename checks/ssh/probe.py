@@ -1,0 +1,151 @@
+"""The ssh probe: the only I/O of the check. Per endpoint, a handful of connections:
+one plain socket for the greeting and KEXINIT, one paramiko session per distinct host key
+(the first also asks which authentication methods an unknown user may try), and, with a
+credential, one authenticated session for `sshd -T`."""
+
+import time
+from collections.abc import Iterable
+
+from checks import _paramiko
+from checks._ssh_wire import ServerHello, WireError, read_server_hello
+from checks.base import ProbeContext
+from checks.ssh.models import EXT_INFO_MARKER, STRICT_KEX_MARKER, HostKey, SshData, SshSettings
+from scanner.models.observation import Observation, bound_text
+from scanner.models.target import Target
+
+CHECK = "ssh"
+MAX_AUTH_BANNER = 2000
+MAX_NOTE = 300
+
+
+class _Budget:
+    """The probe's share of the whole-target timeout, handed out one connection at a time."""
+
+    def __init__(self, ctx: ProbeContext) -> None:
+        self._deadline = time.monotonic() + ctx.timeout
+        self._per_connection = ctx.connect_timeout
+
+    def next(self) -> float:
+        return max(0.0, min(self._per_connection, self._deadline - time.monotonic()))
+
+    @property
+    def exhausted(self) -> bool:
+        return self.next() < 0.2
+
+
+def ssh_ports(target: Target, prior: Iterable[Observation]) -> tuple[int, ...]:
+    """Ports declared as `ssh` in the inventory, plus open ports the ports check saw as ssh or 22."""
+    ports = set(target.declared_ports("ssh"))
+    for observation in prior:
+        if observation.check != "ports" or observation.status != "ok" or not observation.data:
+            continue
+        for entry in observation.data.get("open", ()):
+            if not isinstance(entry, dict) or entry.get("protocol", "tcp") != "tcp":
+                continue
+            port = entry.get("port")
+            if isinstance(port, int) and (entry.get("service") == "ssh" or port == 22):
+                ports.add(port)
+    return tuple(sorted(ports))
+
+
+def probe_endpoint(target: Target, port: int, ctx: ProbeContext, settings: SshSettings) -> Observation:
+    budget = _Budget(ctx)
+    try:
+        hello = read_server_hello(target.ip, port, budget.next())
+    except WireError as exc:
+        return Observation.failed(CHECK, target, f"no SSH greeting on port {port}: {exc}", port)
+    data = _greeting_facts(hello)
+    if hello.kexinit is None:
+        return Observation.ok(CHECK, target, SshData.model_validate(data), port)
+    notes: list[str] = []
+    data.update(_session_facts(target.ip, port, hello, settings, budget, notes))
+    if ctx.credential is not None:
+        data.update(_config_facts(target.ip, port, ctx, settings, budget))
+    data["notes"] = tuple(bound_text(n, MAX_NOTE) for n in notes)
+    ctx.logger.debug("ssh %s:%d probed (%d notes)", target.ip, port, len(notes))
+    return Observation.ok(CHECK, target, SshData.model_validate(data), port)
+
+
+def _greeting_facts(hello: ServerHello) -> dict[str, object]:
+    _, _, software = hello.identification.partition("-")[2].partition("-")
+    facts: dict[str, object] = {
+        "banner": hello.identification,
+        "protocol": hello.protocol,
+        "software": software,
+        "kex": (),
+        "host_key_algorithms": (),
+        "ciphers": (),
+        "macs": (),
+        "compression": (),
+        "strict_kex": False,
+        "ext_info": False,
+        "auth_methods": None,
+        "host_keys": (),
+    }
+    kexinit = hello.kexinit
+    if kexinit is not None:
+        facts |= {
+            "kex": kexinit.kex,
+            "host_key_algorithms": kexinit.host_key_algorithms,
+            "ciphers": kexinit.ciphers_c2s,
+            "macs": kexinit.macs_c2s,
+            "compression": kexinit.compression_c2s,
+            "ciphers_server_to_client": _if_different(kexinit.ciphers_c2s, kexinit.ciphers_s2c),
+            "macs_server_to_client": _if_different(kexinit.macs_c2s, kexinit.macs_s2c),
+            "compression_server_to_client": _if_different(kexinit.compression_c2s, kexinit.compression_s2c),
+            "strict_kex": STRICT_KEX_MARKER in kexinit.kex,
+            "ext_info": EXT_INFO_MARKER in kexinit.kex,
+        }
+    return facts
+
+
+def _if_different(c2s: tuple[str, ...], s2c: tuple[str, ...]) -> tuple[str, ...] | None:
+    return None if c2s == s2c else s2c
+
+
+def _session_facts(
+    ip: str, port: int, hello: ServerHello, settings: SshSettings, budget: _Budget, notes: list[str]
+) -> dict[str, object]:
+    assert hello.kexinit is not None
+    fetchable, unfetchable = _paramiko.fetchable_host_key_algorithms(hello.kexinit.host_key_algorithms)
+    if unfetchable:
+        notes.append(f"host keys not fetched for {', '.join(unfetchable)} (unsupported by the probe)")
+    keys: list[HostKey] = []
+    auth: _paramiko.AuthSurface | None = None
+    # With nothing fetchable, one session with paramiko's own choice still asks for auth methods.
+    for algorithm in fetchable or (None,):
+        if budget.exhausted:
+            notes.append("probe time budget exhausted before every host key was fetched")
+            break
+        try:
+            fact, surface = _paramiko.host_key(
+                ip, port, algorithm, budget.next(), settings.probe_user if auth is None else None
+            )
+        except _paramiko.ParamikoProbeError as exc:
+            notes.append(f"{algorithm or 'session'}: {exc}")
+            continue
+        auth = surface or auth
+        if algorithm is not None and all(k.sha256 != fact.sha256 for k in keys):
+            keys.append(HostKey(type=fact.type, bits=fact.bits, sha256=fact.sha256))
+    if auth is not None and auth.error is not None:
+        notes.append(auth.error)
+    return {
+        "host_keys": tuple(keys),
+        "auth_methods": auth.methods if auth else None,
+        "auth_banner": bound_text(auth.banner, MAX_AUTH_BANNER) if auth and auth.banner else None,
+    }
+
+
+def _config_facts(
+    ip: str, port: int, ctx: ProbeContext, settings: SshSettings, budget: _Budget
+) -> dict[str, object]:
+    assert ctx.credential is not None
+    if budget.exhausted:
+        return {"config_error": "probe time budget exhausted before sshd -T"}
+    try:
+        config = _paramiko.sshd_effective_config(
+            ip, port, ctx.credential, budget.next(), settings.sshd_path, settings.sshd_config
+        )
+    except _paramiko.ParamikoProbeError as exc:
+        return {"config_error": bound_text(str(exc), MAX_NOTE)}
+    return {"config": config}
