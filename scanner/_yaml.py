@@ -227,7 +227,7 @@ def _build(loader: _Loader, node: yaml.Node, loc: Loc, lines: dict[Loc, int]) ->
                 raise _Refused("mapping keys must be plain scalars", key_node.start_mark)
             if key_node.tag == _MERGE_TAG:
                 raise _Refused("merge keys (<<) are not allowed", key_node.start_mark)
-            key = _scalar(loader, key_node)
+            key = _scalar(loader, key_node, loc)
             if key in mapping:
                 raise _Refused(f"duplicate key {key!r}", key_node.start_mark)
             lines[(*loc, key)] = key_node.start_mark.line + 1
@@ -242,13 +242,14 @@ def _build(loader: _Loader, node: yaml.Node, loc: Loc, lines: dict[Loc, int]) ->
             items.append(_build(loader, item, (*loc, index), lines))
         return items
     assert isinstance(node, yaml.ScalarNode)
-    return _scalar(loader, node)
+    return _scalar(loader, node, loc)
 
 
-def _scalar(loader: _Loader, node: yaml.ScalarNode) -> Any:
+def _scalar(loader: _Loader, node: yaml.ScalarNode, loc: Loc) -> Any:
     if node.tag not in _SCALAR_TAGS:
         raise _Refused(f"tag {node.tag} is not allowed", node.start_mark)
     try:
         return loader.construct_object(node, deep=True)
     except ValueError as exc:  # e.g. an integer longer than Python converts, or a bad date
-        raise _Refused(f"bad scalar: {exc}", node.start_mark) from None
+        where = f"{dotted(loc)}: " if loc else ""
+        raise _Refused(f"{where}bad value: {exc}", node.start_mark) from None

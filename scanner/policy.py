@@ -1,0 +1,440 @@
+"""Loading policy files, resolving `extends` and `overrides`, and validating every rule against
+the controls the loaded checks provide, so that a bad policy fails before any scan.
+
+Resolution of a file that extends parents P1, P2, ...:
+1. the parents' resolved rules, in `extends` order; a later parent's rule with the same id
+   replaces an earlier one in place (each file is loaded once, however often it is named);
+2. the file's own rules; one with an inherited id replaces that rule in place;
+3. the file's overrides, applied to the rules of steps 1-2;
+4. waivers accumulate; each must name a rule of its own file's resolved view, and a waiver
+   whose rule a descendant disabled is dropped, since it waives nothing;
+5. settings merge per check, the descendant's keys winning.
+Controls, params and settings are validated on the final result only, so a descendant can
+disable a rule whose check is not installed.
+"""
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from scanner._yaml import Loc, YamlDoc, data_path, dotted, first_error, load_yaml, validate, with_more
+from scanner.errors import ConfigError
+from scanner.models.policy import (
+    PolicyFile,
+    PolicySource,
+    Reference,
+    ResolvedPolicy,
+    ResolvedRule,
+    RuleSpec,
+    Waiver,
+)
+from scanner.models.target import SystemInfo
+from scanner.registry import Registry
+
+_SUFFIXES = (".yaml", ".yml")
+
+
+def bundled_dir() -> Path:
+    """The directory of the bundled policies (the `policies` package, also when installed)."""
+    return Path(str(resources.files("policies")))
+
+
+def bundled_policy_ids() -> list[str]:
+    return sorted(p.stem for p in bundled_dir().iterdir() if p.suffix in _SUFFIXES)
+
+
+def default_policy_ref(level: int) -> str:
+    """The bundled policy for a security level, or `baseline` when there is none."""
+    ref = f"vn-level-{level}"
+    return ref if ref in bundled_policy_ids() else "baseline"
+
+
+def load_policy(ref: str, registry: Registry, *, search_dirs: Sequence[Path] = ()) -> ResolvedPolicy:
+    """Load, resolve and validate a policy given as a file path or a bundled policy id.
+
+    `extends` ids are looked up next to the file that names them, then in `search_dirs`,
+    then among the bundled policies. Every error is a one-line ConfigError with file and line.
+    """
+    resolver = _Resolver(registry, tuple(search_dirs))
+    if ref.endswith(_SUFFIXES) or "/" in ref:
+        path, name = Path(ref), ref
+    else:
+        found = resolver.find(ref, ())
+        if found is None:
+            known = ", ".join(bundled_policy_ids()) or "none"
+            raise ConfigError(f"policy {ref!r}: no such file or bundled policy (bundled: {known})")
+        path, name = found
+    layer = resolver.layer(path, name, None, ())
+    return resolver.finish(layer)
+
+
+def rule_applies(rule: ResolvedRule, system: SystemInfo) -> bool:
+    """Whether a rule judges a system: each given criterion must hold (None means any)."""
+    where = rule.applies_to
+    return (
+        (where.levels is None or system.level in where.levels)
+        and (where.tags is None or bool(set(where.tags) & set(system.tags)))
+        and (where.systems is None or system.id in where.systems)
+    )
+
+
+@dataclass(frozen=True)
+class _Origin:
+    """Where in which file a value was written, for error messages."""
+
+    doc: YamlDoc
+    loc: Loc
+
+
+@dataclass(frozen=True)
+class _Rule:
+    spec: RuleSpec
+    policy: str
+    origin: _Origin
+    params_origin: _Origin
+    """Where `params` was last written; a missing param is reported there."""
+    param_origins: Mapping[str, _Origin]
+
+
+@dataclass
+class _Layer:
+    """The resolved state of one policy file and its ancestors, before final validation."""
+
+    file: PolicyFile
+    rules: dict[str, _Rule] = field(default_factory=dict)
+    waivers: dict[tuple[str, int], tuple[Waiver, _Origin]] = field(default_factory=dict)
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    setting_origins: dict[tuple[str, str], _Origin] = field(default_factory=dict)
+    check_origins: dict[str, _Origin] = field(default_factory=dict)
+
+    def absorb(self, parent: "_Layer") -> None:
+        self.rules.update(parent.rules)
+        self.waivers.update(parent.waivers)
+        for check, values in parent.settings.items():
+            self.settings[check] = {**self.settings.get(check, {}), **values}
+        self.setting_origins.update(parent.setting_origins)
+        self.check_origins.update(parent.check_origins)
+
+
+class _Resolver:
+    def __init__(self, registry: Registry, search_dirs: tuple[Path, ...]) -> None:
+        self.registry = registry
+        self.search_dirs = search_dirs
+        self.sources: list[PolicySource] = []
+        self.loaded: dict[Path, _Layer] = {}
+
+    def find(self, policy_id: str, near: tuple[Path, ...]) -> tuple[Path, str] | None:
+        """The file of a policy id and the name errors use for it."""
+        bundled = bundled_dir()
+        for directory in (*near, *self.search_dirs, bundled):
+            for suffix in _SUFFIXES:
+                candidate = directory / f"{policy_id}{suffix}"
+                if candidate.is_file():
+                    name = f"bundled:{policy_id}" if directory == bundled else str(candidate)
+                    return candidate, name
+        return None
+
+    def layer(self, path: Path, name: str, expected_id: str | None, chain: tuple[str, ...]) -> _Layer:
+        key = path.resolve()
+        if key in self.loaded:
+            return self.loaded[key]
+        doc = load_yaml(path, name)
+        policy = validate(PolicyFile, doc)
+        if expected_id is not None and policy.id != expected_id:
+            raise doc.error(("id",), f"file is named for policy {expected_id!r} but declares {policy.id!r}")
+        chain = (*chain, policy.id)
+        layer = _Layer(policy)
+        for index, parent_id in enumerate(policy.extends):
+            if parent_id in chain:
+                cycle = " -> ".join((*chain[chain.index(parent_id) :], parent_id))
+                raise doc.error(("extends", index), f"extends cycle: {cycle}")
+            found = self.find(parent_id, (path.parent,))
+            if found is None:
+                raise doc.error(("extends", index), f"no policy {parent_id!r} next to this file or bundled")
+            layer.absorb(self.layer(*found, parent_id, chain))
+        self._own_rules(layer, doc)
+        self._overrides(layer, doc)
+        self._waivers(layer, doc)
+        self._settings(layer, doc)
+        self.loaded[key] = layer
+        self.sources.append(PolicySource(id=policy.id, version=policy.version, sha256=doc.sha256, path=name))
+        return layer
+
+    def _own_rules(self, layer: _Layer, doc: YamlDoc) -> None:
+        seen: set[str] = set()
+        for index, spec in enumerate(layer.file.rules):
+            loc = ("rules", index)
+            if spec.id in seen:
+                raise doc.error((*loc, "id"), f"rule {spec.id} is defined twice in this file")
+            seen.add(spec.id)
+            layer.rules[spec.id] = _Rule(
+                spec=spec,
+                policy=layer.file.id,
+                origin=_Origin(doc, loc),
+                params_origin=_Origin(doc, (*loc, "params")),
+                param_origins={k: _Origin(doc, (*loc, "params", k)) for k in spec.params},
+            )
+
+    def _overrides(self, layer: _Layer, doc: YamlDoc) -> None:
+        seen: set[str] = set()
+        for index, override in enumerate(layer.file.overrides):
+            loc = ("overrides", index)
+            if override.rule in seen:
+                raise doc.error((*loc, "rule"), f"rule {override.rule} is overridden twice in this file")
+            seen.add(override.rule)
+            rule = layer.rules.get(override.rule)
+            if rule is None:
+                raise doc.error(
+                    (*loc, "rule"), f"unknown rule {override.rule}: no policy in the chain defines it"
+                )
+            if not override.enabled:
+                del layer.rules[override.rule]
+                continue
+            update: dict[str, Any] = {}
+            if override.severity is not None:
+                update["severity"] = override.severity
+            if override.applies_to is not None:
+                update["applies_to"] = override.applies_to
+            params_origin, param_origins = rule.params_origin, dict(rule.param_origins)
+            if override.params is not None:
+                update["params"] = {**rule.spec.params, **override.params}
+                params_origin = _Origin(doc, (*loc, "params"))
+                param_origins.update({k: _Origin(doc, (*loc, "params", k)) for k in override.params})
+            layer.rules[override.rule] = _Rule(
+                spec=rule.spec.model_copy(update=update),
+                policy=rule.policy,
+                origin=rule.origin,
+                params_origin=params_origin,
+                param_origins=param_origins,
+            )
+
+    def _waivers(self, layer: _Layer, doc: YamlDoc) -> None:
+        for index, waiver in enumerate(layer.file.waivers):
+            loc = ("waivers", index)
+            if waiver.rule not in layer.rules:
+                raise doc.error(
+                    (*loc, "rule"), f"waiver names rule {waiver.rule}, which this policy does not have"
+                )
+            layer.waivers[(doc.name, index)] = (waiver, _Origin(doc, loc))
+
+    def _settings(self, layer: _Layer, doc: YamlDoc) -> None:
+        for check, values in layer.file.settings.items():
+            if check not in self.registry.checks:
+                known = ", ".join(sorted(self.registry.checks)) or "none"
+                raise doc.error(("settings", check), f"unknown check {check!r} (registered: {known})")
+            layer.settings[check] = {**layer.settings.get(check, {}), **values}
+            layer.check_origins[check] = _Origin(doc, ("settings", check))
+            layer.setting_origins.update({(check, k): _Origin(doc, ("settings", check, k)) for k in values})
+
+    def finish(self, layer: _Layer) -> ResolvedPolicy:
+        rules = tuple(self._resolve_rule(rule) for rule in layer.rules.values())
+        settings = {
+            check: _validated(
+                self.registry.check(check).settings_model,
+                values,
+                layer.check_origins[check],
+                {k: layer.setting_origins[(check, k)] for k in values},
+            )
+            for check, values in layer.settings.items()
+        }
+        policy = layer.file
+        digest = hashlib.sha256(json.dumps([[s.id, s.sha256] for s in self.sources]).encode()).hexdigest()
+        return ResolvedPolicy(
+            id=policy.id,
+            title=policy.title,
+            version=policy.version,
+            sha256=digest,
+            sources=tuple(self.sources),
+            rules=rules,
+            waivers=tuple(w for w, _ in layer.waivers.values() if w.rule in layer.rules),
+            settings=settings,
+        )
+
+    def _resolve_rule(self, rule: _Rule) -> ResolvedRule:
+        spec = rule.spec
+        found = self.registry.control(spec.control)
+        if found is None:
+            raise rule.origin.doc.error(
+                (*rule.origin.loc, "control"),
+                f"unknown control {spec.control!r}: no loaded check provides it",
+            )
+        check, control = found
+        params = _validated(control.params_model, spec.params, rule.params_origin, rule.param_origins)
+        return ResolvedRule(
+            id=spec.id,
+            control=spec.control,
+            check=check,
+            params=params,
+            severity=spec.severity,
+            applies_to=spec.applies_to,
+            title=spec.title,
+            remediation=spec.remediation,
+            references=spec.references,
+            policy=rule.policy,
+        )
+
+
+def _validated(
+    model: type[BaseModel], values: dict[str, Any], origin: _Origin, key_origins: Mapping[str, _Origin]
+) -> BaseModel:
+    """Validate a mapping merged from several files, blaming the file that wrote the bad key."""
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        loc, message, more = first_error(exc)
+        path = data_path(values, loc)
+        blamed = key_origins.get(path[0]) if path else None
+        where, full = (blamed, (*blamed.loc, *path[1:])) if blamed else (origin, (*origin.loc, *path))
+        raise where.doc.error(full, with_more(message, more), field=dotted(full)) from None
+
+
+_LABELS: dict[str, dict[str, str]] = {
+    "vi": {
+        "version": "Phiên bản",
+        "sources": "Nguồn",
+        "rules": "Quy tắc",
+        "severity": "Mức độ",
+        "control": "Kiểm soát",
+        "params": "Tham số",
+        "applies": "Áp dụng cho",
+        "any": "mọi hệ thống",
+        "levels": "cấp độ",
+        "tags": "nhãn",
+        "systems": "hệ thống",
+        "defined_in": "Định nghĩa tại chính sách",
+        "remediation": "Khắc phục",
+        "references": "Tham chiếu",
+        "waivers": "Miễn trừ",
+        "approved_by": "phê duyệt bởi",
+        "expires": "hết hạn",
+        "settings": "Thiết lập kiểm tra",
+        "none": "không có",
+    },
+    "en": {
+        "version": "Version",
+        "sources": "Sources",
+        "rules": "Rules",
+        "severity": "Severity",
+        "control": "Control",
+        "params": "Parameters",
+        "applies": "Applies to",
+        "any": "every system",
+        "levels": "levels",
+        "tags": "tags",
+        "systems": "systems",
+        "defined_in": "Defined in policy",
+        "remediation": "Remediation",
+        "references": "References",
+        "waivers": "Waivers",
+        "approved_by": "approved by",
+        "expires": "expires",
+        "settings": "Check settings",
+        "none": "none",
+    },
+}
+
+# Both languages in every report: an auditor must never read an unchecked clause as certain.
+CONFIDENCE_MARKERS: dict[str, str] = {
+    "verified": "(đã xác minh / verified)",
+    "secondary": "(nguồn thứ cấp / secondary source)",
+    "unverified": "(chưa xác minh / unverified)",
+}
+
+
+def reference_text(reference: Reference) -> str:
+    """`standard clause (confidence marker)`, the way every report cites a reference."""
+    parts = [reference.standard, reference.clause or "", CONFIDENCE_MARKERS[reference.confidence]]
+    text = " ".join(p for p in parts if p)
+    return f"{text} <{reference.url}>" if reference.url else text
+
+
+def policy_markdown(policy: ResolvedPolicy, lang: str = "vi") -> str:
+    """A readable rule book of the resolved policy, in Vietnamese (`vi`) or English (`en`)."""
+    label = _LABELS["vi" if lang == "vi" else "en"]
+    out = [
+        f"# {policy.title}",
+        "",
+        f"- ID: `{policy.id}`",
+        f"- {label['version']}: {policy.version}",
+        f"- SHA-256: `{policy.sha256}`",
+        f"- {label['sources']}: " + ", ".join(f"`{s.path}` ({s.id} {s.version})" for s in policy.sources),
+        "",
+        f"## {label['rules']} ({len(policy.rules)})",
+    ]
+    for rule in policy.rules:
+        out += [
+            "",
+            f"### {rule.id} — {rule.title.get(lang)}",
+            "",
+            f"- {label['severity']}: **{rule.severity.value}**",
+            f"- {label['control']}: `{rule.control}` (check `{rule.check}`)",
+            f"- {label['params']}: `{_compact_json(rule.params.model_dump(mode='json'))}`",
+            f"- {label['applies']}: {_applies_text(rule, label)}",
+            f"- {label['defined_in']}: `{rule.policy}`",
+            f"- {label['remediation']}: {rule.remediation.get(lang)}",
+            f"- {label['references']}:" + ("" if rule.references else f" {label['none']}"),
+        ]
+        out += [f"  - {reference_text(r)}" for r in rule.references]
+    out += ["", f"## {label['waivers']} ({len(policy.waivers)})", ""]
+    for waiver in policy.waivers:
+        where = " ".join(str(x) for x in (waiver.system, waiver.host, waiver.port) if x is not None)
+        decision = f" ({waiver.decision})" if waiver.decision else ""
+        out.append(
+            f"- {waiver.rule} @ {where}: {waiver.reason}; {label['approved_by']} {waiver.approved_by}"
+            f"{decision}; {label['expires']} {waiver.expires.isoformat()}"
+        )
+    out += ["", f"## {label['settings']}", ""]
+    out += [
+        f"- `{check}`: `{_compact_json(s.model_dump(mode='json'))}`" for check, s in policy.settings.items()
+    ]
+    if not policy.settings:
+        out.append(f"- {label['none']}")
+    return "\n".join(out) + "\n"
+
+
+def policy_yaml(policy: ResolvedPolicy) -> str:
+    """The resolved policy as a self-contained policy file (no `extends`), headed by its sources."""
+    header = [f"# resolved policy {policy.id} {policy.version}, sha256 {policy.sha256}"]
+    header += [f"# source: {s.path} ({s.id} {s.version}, sha256 {s.sha256})" for s in policy.sources]
+    body = {
+        "id": policy.id,
+        "title": policy.title,
+        "version": policy.version,
+        "settings": {check: s.model_dump(mode="json") for check, s in policy.settings.items()},
+        "rules": [
+            {
+                **rule.model_dump(
+                    mode="json", include={"id", "control", "severity", "title", "remediation", "references"}
+                ),
+                "params": rule.params.model_dump(mode="json"),
+                "applies_to": rule.applies_to.model_dump(mode="json", exclude_none=True),
+            }
+            for rule in policy.rules
+        ],
+        "waivers": [w.model_dump(mode="json", exclude_none=True) for w in policy.waivers],
+    }
+    dumped = yaml.safe_dump(body, allow_unicode=True, sort_keys=False, width=100)
+    return "\n".join(header) + "\n" + dumped
+
+
+def _applies_text(rule: ResolvedRule, label: Mapping[str, str]) -> str:
+    where = rule.applies_to
+    parts = []
+    if where.levels is not None:
+        parts.append(f"{label['levels']} " + ", ".join(str(x) for x in where.levels))
+    if where.tags is not None:
+        parts.append(f"{label['tags']} " + ", ".join(where.tags))
+    if where.systems is not None:
+        parts.append(f"{label['systems']} " + ", ".join(where.systems))
+    return "; ".join(parts) or label["any"]
+
+
+def _compact_json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
