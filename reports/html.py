@@ -1,0 +1,497 @@
+"""`report.html`: the auditor's report, one self-contained file in Vietnamese or English.
+
+Python builds a view model of plain, already-cleaned values (`build_view`); the templates only
+lay it out. One autoescaping environment renders everything, so a value a target sent can only
+ever reach the page as escaped text. The page's own CSS and script are the only markup marked
+safe, and a Content-Security-Policy pins them by hash: nothing else may run or load.
+"""
+
+import base64
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from importlib.resources import files
+from typing import ClassVar, Final
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
+
+from reports._i18n import strings
+from reports._text import as_text, clean
+from reports.base import Lang
+from scanner.models.base import Severity
+from scanner.models.finding import Finding, FindingStatus
+from scanner.models.observation import Observation
+from scanner.models.report import Counts, Report
+from scanner.models.target import SystemInfo
+
+SEVERITIES: Final = tuple(s.value for s in reversed(Severity))
+"""Most severe first, the order a reader wants."""
+STATUSES: Final[tuple[FindingStatus, ...]] = ("fail", "error", "waived", "pass", "not_applicable")
+_STATUS_RANK: Final[dict[str, int]] = {s: i for i, s in enumerate(STATUSES)}
+_SHOWN: Final = frozenset({"fail", "error", "waived"})
+"""Statuses listed openly per host; the others are folded away."""
+
+_ENV: Final = Environment(
+    loader=PackageLoader("reports"),
+    autoescape=select_autoescape(enabled_extensions=("html", "j2"), default_for_string=True, default=True),
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Asset:
+    """The page's own inline CSS or script, and its CSP hash."""
+
+    text: Markup
+    csp: str
+
+
+@cache
+def _asset(name: str) -> Asset:
+    text = files("reports").joinpath("templates", name).read_text("utf-8")
+    if "</" in text:
+        raise ValueError(f"{name} must not contain '</': it is inlined into the page")
+    digest = base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii")
+    return Asset(text=Markup(text), csp=f"'sha256-{digest}'")  # noqa: S704 - our own file, never target text
+
+
+@dataclass(frozen=True, slots=True)
+class CountsView:
+    by_status: Mapping[str, int]
+    by_severity: Mapping[str, int]
+    score: str
+    score_fraction: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceView:
+    standard: str
+    clause: str | None
+    confidence: str
+    url: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class WaiverView:
+    rule_id: str
+    system: str
+    host: str
+    port: int | None
+    reason: str
+    approved_by: str
+    decision: str | None
+    expires: str
+    expired: bool
+
+
+@dataclass(frozen=True, slots=True)
+class FindingView:
+    rule_id: str
+    title: str
+    status: str
+    severity: str
+    owner_index: int
+    system: str
+    host: str
+    port: int | None
+    check: str
+    control: str
+    policy: str
+    message: str
+    evidence: tuple[tuple[str, str], ...]
+    remediation: str
+    references: tuple[ReferenceView, ...]
+    waiver: WaiverView | None
+
+
+@dataclass(frozen=True, slots=True)
+class HostView:
+    address: str
+    hostname: str | None
+    ip: str | None
+    shown: tuple[FindingView, ...]
+    folded: tuple[FindingView, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SystemView:
+    id: str
+    name: str
+    level: int
+    owner: str
+    owner_index: int
+    tags: tuple[str, ...]
+    counts: CountsView
+    hosts: tuple[HostView, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class OwnerView:
+    index: int
+    name: str
+    counts: CountsView
+    systems: tuple[SystemView, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeErrorView:
+    system: str
+    host: str
+    port: int | None
+    check: str
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class ObservationView:
+    system: str
+    host: str
+    port: int | None
+    check: str
+    status: str
+    error: str | None
+    data: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeView:
+    rule_id: str
+    title: str
+    severity: str
+    system: str
+    host: str
+    port: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ChangesView:
+    previous_run: str
+    new: tuple[ChangeView, ...]
+    fixed: tuple[ChangeView, ...]
+    still: int
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyView:
+    id: str
+    version: str
+    sha256: str
+    sources: tuple[tuple[str, str, str], ...]
+    """(path, version, sha256) of every file the policy was resolved from."""
+
+
+@dataclass(frozen=True, slots=True)
+class CoverView:
+    province: str
+    run_id: str
+    started: str
+    finished: str | None
+    status: str
+    tool_version: str
+    schema_version: str
+    inventory_sha256: str
+    policies: tuple[PolicyView, ...]
+    scope: tuple[str, ...]
+    checks: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ReportView:
+    lang: Lang
+    t: Mapping[str, str]
+    cover: CoverView
+    overall: CountsView
+    chart: tuple[tuple[str, int, int], ...]
+    """(severity, failed count, bar width 0..100) for the summary chart."""
+    owners: tuple[OwnerView, ...]
+    probe_errors: tuple[ProbeErrorView, ...]
+    evaluation_errors: tuple[FindingView, ...]
+    waivers: tuple[WaiverView, ...]
+    changes: ChangesView | None
+    observations: tuple[ObservationView, ...]
+    systems: tuple[tuple[str, str], ...]
+    """(id, name) of every system, for the filter."""
+    finding_count: int
+
+
+def build_view(report: Report, lang: Lang, previous: Report | None = None) -> ReportView:
+    """Everything the templates show, cleaned and ordered; `previous` adds the change section."""
+    t = strings(lang)
+    owner_names = sorted({s.owner for s in report.systems} | set(report.summary.owners))
+    owner_index = {name: i for i, name in enumerate(owner_names)}
+    system_by_id = {s.id: s for s in report.systems}
+    findings = [_finding_view(f, owner_index.get(_owner(f, system_by_id), -1), lang) for f in report.findings]
+
+    by_host: dict[tuple[str, str], list[FindingView]] = defaultdict(list)
+    for fv in findings:
+        by_host[(fv.system, fv.host)].append(fv)
+    addresses: dict[str, dict[str, tuple[str | None, str | None]]] = defaultdict(dict)
+    for target in report.targets:
+        addresses[target.system.id][target.address] = (target.host.hostname, target.ip)
+    for fv in findings:
+        addresses[fv.system].setdefault(fv.host, (None, None))
+
+    systems_of: dict[str, list[SystemView]] = defaultdict(list)
+    for system in sorted(report.systems, key=lambda s: s.id):
+        hosts = tuple(
+            _host_view(address, *addresses[system.id][address], by_host.get((system.id, address), []))
+            for address in sorted(addresses[system.id])
+        )
+        counts = report.summary.systems.get(system.id) or Counts.of(
+            f for f in report.findings if f.system == system.id
+        )
+        systems_of[system.owner].append(
+            SystemView(
+                id=system.id,
+                name=clean(system.name),
+                level=system.level,
+                owner=clean(system.owner),
+                owner_index=owner_index[system.owner],
+                tags=system.tags,
+                counts=_counts_view(counts, lang, t),
+                hosts=hosts,
+            )
+        )
+    owners = tuple(
+        OwnerView(
+            index=owner_index[name],
+            name=clean(name),
+            counts=_counts_view(
+                report.summary.owners.get(name) or _owner_counts(report, name, system_by_id), lang, t
+            ),
+            systems=tuple(systems_of[name]),
+        )
+        for name in owner_names
+    )
+    overall = _counts_view(report.summary.overall, lang, t)
+    peak = max(report.summary.overall.by_severity.values(), default=0)
+    return ReportView(
+        lang=lang,
+        t=t,
+        cover=_cover_view(report),
+        overall=overall,
+        chart=tuple(
+            (sev, n, 0 if peak == 0 else max(1, round(100 * n / peak)) if n else 0)
+            for sev in SEVERITIES
+            for n in [report.summary.overall.by_severity.get(sev, 0)]
+        ),
+        owners=owners,
+        probe_errors=tuple(
+            ProbeErrorView(
+                system=o.system, host=clean(o.host), port=o.port, check=o.check, error=clean(o.error or "")
+            )
+            for o in sorted(report.observations, key=_observation_key)
+            if o.status == "error"
+        ),
+        evaluation_errors=tuple(sorted((fv for fv in findings if fv.status == "error"), key=_finding_place)),
+        waivers=tuple(
+            sorted(
+                (fv.waiver for fv in findings if fv.waiver is not None),
+                key=lambda w: (w.expired, w.system, w.host, w.rule_id, w.port or 0),
+            )
+        ),
+        changes=None if previous is None else _changes(report, previous, lang),
+        observations=tuple(_observation_view(o) for o in sorted(report.observations, key=_observation_key)),
+        systems=tuple((s.id, clean(s.name)) for s in sorted(report.systems, key=lambda s: s.id)),
+        finding_count=len(findings),
+    )
+
+
+def _owner(finding: Finding, systems: Mapping[str, SystemInfo]) -> str:
+    system = systems.get(finding.system)
+    return system.owner if system else ""
+
+
+def _owner_counts(report: Report, owner: str, systems: Mapping[str, SystemInfo]) -> Counts:
+    return Counts.of(f for f in report.findings if _owner(f, systems) == owner)
+
+
+def _counts_view(counts: Counts, lang: Lang, t: Mapping[str, str]) -> CountsView:
+    if counts.score is None:
+        score = t["score_none"]
+    else:
+        score = f"{counts.score * 100:.1f} %"
+        if lang == "vi":
+            score = score.replace(".", ",")
+    return CountsView(
+        by_status=counts.by_status,
+        by_severity=counts.by_severity,
+        score=score,
+        score_fraction=counts.score,
+    )
+
+
+def _finding_view(f: Finding, owner_index: int, lang: Lang) -> FindingView:
+    evidence = dict(f.evidence)
+    rows: list[tuple[str, str]] = [
+        (key, as_text(evidence.pop(key))) for key in ("observed", "expected") if key in evidence
+    ]
+    rows.extend((clean(str(key)), as_text(value)) for key, value in sorted(evidence.items()))
+    return FindingView(
+        rule_id=f.rule_id,
+        title=clean(f.title.get(lang)),
+        status=f.status,
+        severity=f.severity.value,
+        owner_index=owner_index,
+        system=f.system,
+        host=clean(f.host),
+        port=f.port,
+        check=clean(f.check),
+        control=f.control,
+        policy=f.policy,
+        message=clean(f.message),
+        evidence=tuple(rows),
+        remediation=clean(f.remediation.get(lang)),
+        references=tuple(
+            ReferenceView(
+                standard=clean(r.standard),
+                clause=None if r.clause is None else clean(r.clause),
+                confidence=r.confidence,
+                url=r.url if r.url and r.url.startswith(("https://", "http://")) else None,
+            )
+            for r in f.references
+        ),
+        waiver=None
+        if f.waiver is None
+        else WaiverView(
+            rule_id=f.rule_id,
+            system=f.system,
+            host=clean(f.host),
+            port=f.port,
+            reason=clean(f.waiver.reason),
+            approved_by=clean(f.waiver.approved_by),
+            decision=None if f.waiver.decision is None else clean(f.waiver.decision),
+            expires=f.waiver.expires.isoformat(),
+            expired=f.waiver.expired,
+        ),
+    )
+
+
+def _finding_place(fv: FindingView) -> tuple[str, str, int, str]:
+    return (fv.system, fv.host, fv.port or 0, fv.rule_id)
+
+
+def _finding_order(fv: FindingView) -> tuple[int, int, str, int]:
+    return (_STATUS_RANK[fv.status], SEVERITIES.index(fv.severity), fv.rule_id, fv.port or 0)
+
+
+def _host_view(
+    address: str, hostname: str | None, ip: str | None, findings: Iterable[FindingView]
+) -> HostView:
+    ordered = sorted(findings, key=_finding_order)
+    return HostView(
+        address=clean(address),
+        hostname=hostname,
+        ip=ip,
+        shown=tuple(fv for fv in ordered if fv.status in _SHOWN),
+        folded=tuple(fv for fv in ordered if fv.status not in _SHOWN),
+    )
+
+
+def _observation_key(o: Observation) -> tuple[str, str, str, int]:
+    return (o.system, o.host, o.check, o.port or 0)
+
+
+def _observation_view(o: Observation) -> ObservationView:
+    return ObservationView(
+        system=o.system,
+        host=clean(o.host),
+        port=o.port,
+        check=clean(o.check),
+        status=o.status,
+        error=None if o.error is None else clean(o.error),
+        data=clean(json.dumps(o.data, ensure_ascii=False, sort_keys=True, indent=1)),
+    )
+
+
+def _time(moment: datetime) -> str:
+    return moment.isoformat(sep=" ", timespec="seconds")
+
+
+def _cover_view(report: Report) -> CoverView:
+    run = report.run
+    return CoverView(
+        province=clean(run.province),
+        run_id=clean(run.id),
+        started=_time(run.started),
+        finished=None if run.finished is None else _time(run.finished),
+        status=run.status,
+        tool_version=clean(report.tool_version),
+        schema_version=report.schema_version,
+        inventory_sha256=run.inventory_sha256,
+        policies=tuple(
+            PolicyView(
+                id=p.id,
+                version=clean(p.version),
+                sha256=p.sha256,
+                sources=tuple((clean(s.path), clean(s.version), s.sha256) for s in p.sources),
+            )
+            for p in run.policies
+        ),
+        scope=tuple(clean(s) for s in run.scope),
+        checks=tuple(clean(c) for c in run.checks),
+    )
+
+
+_Key = tuple[str, str, str, int | None]
+
+
+def _failing(report: Report) -> dict[_Key, Finding]:
+    return {(f.rule_id, f.system, f.host, f.port): f for f in report.findings if f.status == "fail"}
+
+
+def _changes(report: Report, previous: Report, lang: Lang) -> ChangesView:
+    now, before = _failing(report), _failing(previous)
+
+    def view(f: Finding) -> ChangeView:
+        return ChangeView(
+            rule_id=f.rule_id,
+            title=clean(f.title.get(lang)),
+            severity=f.severity.value,
+            system=f.system,
+            host=clean(f.host),
+            port=f.port,
+        )
+
+    return ChangesView(
+        previous_run=clean(previous.run.id),
+        new=tuple(view(now[k]) for k in sorted(now.keys() - before.keys(), key=_sortable)),
+        fixed=tuple(view(before[k]) for k in sorted(before.keys() - now.keys(), key=_sortable)),
+        still=len(now.keys() & before.keys()),
+    )
+
+
+def _sortable(key: _Key) -> tuple[str, str, str, int]:
+    return (key[1], key[2], key[0], key[3] or 0)
+
+
+class HtmlRenderer:
+    format: ClassVar[str] = "html"
+    filename: ClassVar[str] = "report.html"
+
+    def render(self, report: Report, lang: Lang) -> bytes:
+        return render_html(build_view(report, lang))
+
+
+def render_html(view: ReportView) -> bytes:
+    """The page for a view; `build_view(..., previous=...)` then this adds the change section."""
+    style, script = _asset("report.css"), _asset("report.js")
+    csp = f"default-src 'none'; style-src {style.csp}; script-src {script.csp}; img-src data:"
+    template = _ENV.get_template("report.html.j2")
+    page = template.render(
+        v=view,
+        t=view.t,
+        style=style.text,
+        script=script.text,
+        csp=csp,
+        severities=SEVERITIES,
+        statuses=STATUSES,
+    )
+    return page.encode("utf-8")

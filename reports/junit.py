@@ -1,0 +1,92 @@
+"""`report.junit.xml`: one test suite per system, one test case per rule on a host (and port).
+
+CI shows failures and errors apart, so a rule that could not be evaluated is an `<error>`, never a
+`<failure>` and never a pass; waived and not-applicable rules are `<skipped>` with the reason.
+"""
+
+from collections import defaultdict
+from typing import ClassVar
+from xml.etree import ElementTree as ET
+
+from reports._i18n import strings
+from reports._text import as_text, clean, clean_line
+from reports.base import Lang
+from scanner.models.finding import Finding
+from scanner.models.report import Report
+
+
+class JunitRenderer:
+    format: ClassVar[str] = "junit"
+    filename: ClassVar[str] = "report.junit.xml"
+
+    def render(self, report: Report, lang: Lang) -> bytes:
+        by_system: dict[str, list[Finding]] = defaultdict(list)
+        for f in report.findings:
+            by_system[f.system].append(f)
+        names = {s.id: s.name for s in report.systems}
+        root = ET.Element("testsuites", name=f"attt {clean_line(report.run.id)}")
+        totals = dict.fromkeys(("tests", "failures", "errors", "skipped"), 0)
+        for system_id in sorted(by_system):
+            findings = sorted(by_system[system_id], key=lambda f: (f.host, f.port or 0, f.rule_id))
+            suite = ET.SubElement(root, "testsuite", name=system_id)
+            counts = dict.fromkeys(totals, 0)
+            counts["tests"] = len(findings)
+            properties = ET.SubElement(suite, "properties")
+            ET.SubElement(
+                properties, "property", name="system.name", value=clean_line(names.get(system_id, ""))
+            )
+            for f in findings:
+                outcome = _testcase(suite, f, lang)
+                if outcome:
+                    counts[outcome] += 1
+            for key, value in counts.items():
+                suite.set(key, str(value))
+                totals[key] += value
+            suite.set("timestamp", report.run.started.isoformat(timespec="seconds"))
+        for key, value in totals.items():
+            root.set(key, str(value))
+        ET.indent(root)
+        body: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+        return body + b"\n"
+
+
+def _testcase(suite: ET.Element, f: Finding, lang: Lang) -> str | None:
+    """Add the case of one finding; return the counter it adds to, if any."""
+    t = strings(lang)
+    place = f.host if f.port is None else f"{f.host}:{f.port}"
+    case = ET.SubElement(
+        suite,
+        "testcase",
+        name=clean_line(f"{f.rule_id} @ {place}"),
+        classname=clean_line(f"{f.system}.{f.host}"),
+    )
+    message = clean_line(f"{f.title.get(lang)}: {f.message}" if f.message else f.title.get(lang))
+    if f.status == "fail":
+        element = ET.SubElement(case, "failure", message=message, type=f.severity.value)
+        element.text = _details(f, lang)
+        return "failures"
+    if f.status == "error":
+        element = ET.SubElement(case, "error", message=message, type="cannot_evaluate")
+        element.text = _details(f, lang)
+        return "errors"
+    if f.status in ("waived", "not_applicable"):
+        reason = t["status_" + f.status]
+        if f.waiver is not None:
+            w = f.waiver
+            reason += f": {w.reason} ({t['approved_by']}: {w.approved_by}, {t['expires']}: {w.expires})"
+        ET.SubElement(case, "skipped", message=clean_line(reason))
+        return "skipped"
+    return None
+
+
+def _details(f: Finding, lang: Lang) -> str:
+    t = strings(lang)
+    lines = [clean(f.message)]
+    lines.extend(f"{t.get(key, clean_line(key))}: {as_text(value)}" for key, value in f.evidence.items())
+    lines.append(f"{t['remediation']}: {clean(f.remediation.get(lang))}")
+    lines.extend(
+        f"{t['references']}: {clean(r.standard)} {clean(r.clause or '')}"
+        + ("" if r.confidence == "verified" else f" ({t[r.confidence]})")
+        for r in f.references
+    )
+    return "\n".join(lines)

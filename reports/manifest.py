@@ -1,0 +1,168 @@
+"""The integrity record of a report directory: `manifest.json`, optionally signed.
+
+The manifest lists the SHA-256 of every file the bundle wrote; `verify_bundle` reports any file
+that changed, went missing or was added since. With an Ed25519 key the manifest is signed
+(`manifest.sig`, base64 of the signature over the manifest's exact bytes), so whoever holds
+only the public key can tell that the manifest itself was not rewritten.
+"""
+
+import base64
+import binascii
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Final, Literal
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import (
+    load_pem_private_key,
+    load_pem_public_key,
+    load_ssh_private_key,
+    load_ssh_public_key,
+)
+from pydantic import Field, ValidationError
+
+from scanner.errors import ConfigError
+from scanner.models.base import Frozen
+from scanner.models.report import Report
+
+MANIFEST: Final = "manifest.json"
+SIGNATURE: Final = "manifest.sig"
+_CHUNK: Final = 1 << 20
+
+
+class FileEntry(Frozen):
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int = Field(ge=0)
+
+
+class Manifest(Frozen):
+    format: Literal["attt-report-manifest/1"] = "attt-report-manifest/1"
+    run_id: str
+    tool_version: str
+    created: datetime
+    """When the run finished (or started, if it never did): the bundle reads no clock."""
+    files: dict[str, FileEntry]
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyResult:
+    problems: tuple[str, ...]
+    """One line per problem: a changed, missing or added file, a bad manifest or signature."""
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def file_entry(path: Path) -> FileEntry:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        while chunk := stream.read(_CHUNK):
+            digest.update(chunk)
+    return FileEntry(sha256=digest.hexdigest(), size=path.stat().st_size)
+
+
+def write_manifest(
+    report: Report, files: list[Path], out_dir: Path, sign_key: Ed25519PrivateKey | None = None
+) -> list[Path]:
+    """Write `manifest.json` over `files` (all inside `out_dir`), and `manifest.sig` when signing."""
+    manifest = Manifest(
+        run_id=report.run.id,
+        tool_version=report.tool_version,
+        created=report.run.finished or report.run.started,
+        files={p.relative_to(out_dir).as_posix(): file_entry(p) for p in sorted(files)},
+    )
+    body = manifest.model_dump_json(indent=2).encode("utf-8") + b"\n"
+    written = [out_dir / MANIFEST]
+    written[0].write_bytes(body)
+    if sign_key is not None:
+        signature = sign_key.sign(body)
+        written.append(out_dir / SIGNATURE)
+        written[1].write_bytes(base64.b64encode(signature) + b"\n")
+    return written
+
+
+def verify_bundle(out_dir: Path, public_key: Path | None = None) -> VerifyResult:
+    """Compare `out_dir` with its manifest, and the manifest with its signature if a key is given."""
+    key = None if public_key is None else _public_key(public_key)
+    manifest_path = out_dir / MANIFEST
+    if not manifest_path.is_file():
+        return VerifyResult((f"missing: {MANIFEST}",))
+    body = manifest_path.read_bytes()
+    try:
+        manifest = Manifest.model_validate_json(body)
+    except ValidationError as exc:
+        return VerifyResult((f"invalid: {MANIFEST}: {exc.errors()[0]['msg']}",))
+    problems: list[str] = []
+    if key is not None:
+        problems.extend(_signature_problems(out_dir / SIGNATURE, body, key))
+    present = {
+        p.relative_to(out_dir).as_posix(): p
+        for p in sorted(out_dir.rglob("*"))
+        if p.is_file() or p.is_symlink()
+    }
+    for name, expected in sorted(manifest.files.items()):
+        path = present.get(name)
+        if not _is_plain_name(name) or name in (MANIFEST, SIGNATURE):
+            problems.append(f"invalid: {MANIFEST}: lists a path it may not: {name!r}")
+        elif path is None:
+            problems.append(f"missing: {name}")
+        elif path.is_symlink() or file_entry(path) != expected:
+            problems.append(f"changed: {name}")
+    unlisted = present.keys() - manifest.files.keys() - {MANIFEST, SIGNATURE}
+    problems.extend(f"added: {name}" for name in sorted(unlisted))
+    return VerifyResult(tuple(problems))
+
+
+def _is_plain_name(name: str) -> bool:
+    """A relative path that stays inside the directory: a tampered manifest may not point outside."""
+    parts = name.split("/")
+    return bool(name) and not name.startswith("/") and all(p not in ("", ".", "..") for p in parts)
+
+
+def _signature_problems(path: Path, body: bytes, key: Ed25519PublicKey) -> list[str]:
+    if not path.is_file():
+        return [f"missing: {SIGNATURE} (a public key was given, so the manifest must be signed)"]
+    try:
+        key.verify(base64.b64decode(path.read_bytes().strip(), validate=True), body)
+    except (InvalidSignature, binascii.Error, ValueError):
+        return [f"bad signature: {SIGNATURE} does not match {MANIFEST} and the public key"]
+    return []
+
+
+def _read_key(path: Path, kind: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the {kind} key: {exc.strerror}") from None
+
+
+def load_signing_key(path: Path) -> Ed25519PrivateKey:
+    """An unencrypted Ed25519 private key from a PEM (PKCS#8) or OpenSSH file."""
+    data = _read_key(path, "signing")
+    try:
+        key = (
+            load_ssh_private_key(data, None)
+            if b"OPENSSH PRIVATE KEY" in data
+            else load_pem_private_key(data, None)
+        )
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{path}: not an unencrypted PEM or OpenSSH private key: {exc}") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ConfigError(f"{path}: the signing key must be Ed25519, not {type(key).__name__}")
+    return key
+
+
+def _public_key(path: Path) -> Ed25519PublicKey:
+    """An Ed25519 public key from a PEM (SubjectPublicKeyInfo) or OpenSSH `ssh-ed25519` file."""
+    data = _read_key(path, "public")
+    try:
+        key = load_ssh_public_key(data) if data.startswith(b"ssh-") else load_pem_public_key(data)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{path}: not a PEM or OpenSSH public key: {exc}") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise ConfigError(f"{path}: the public key must be Ed25519, not {type(key).__name__}")
+    return key

@@ -1,0 +1,190 @@
+"""`report.sarif`: SARIF 2.1.0 for CI code-scanning views.
+
+Every rule the run evaluated becomes a `reportingDescriptor` with its remediation as help text.
+Results are the findings a CI must see: failures (`kind: fail`), rules that could not be
+evaluated (`kind: open`, the tool could not decide) and waived failures (a `fail` with an
+accepted external suppression). Passes and not-applicable rules stay in report.json.
+Each result is located at a URI naming the service, such as `tls://host:443`, or
+`host://system/host` when no port is involved.
+"""
+
+import hashlib
+import ipaddress
+import json
+import re
+from typing import Any, ClassVar, Final
+from urllib.parse import quote
+
+from reports._text import clean, clean_json, clean_line
+from reports.base import Lang
+from scanner.models.base import Severity
+from scanner.models.finding import Finding
+from scanner.models.report import Report
+
+SARIF_SCHEMA: Final = "https://json.schemastore.org/sarif-2.1.0.json"
+_LEVEL: Final = {
+    Severity.CRITICAL: "error",
+    Severity.HIGH: "error",
+    Severity.MEDIUM: "warning",
+    Severity.LOW: "note",
+    Severity.INFO: "note",
+}
+_SCHEME_UNSAFE: Final = re.compile(r"[^a-z0-9+.-]")
+_REPORTED: Final = frozenset({"fail", "error", "waived"})
+
+
+class SarifRenderer:
+    format: ClassVar[str] = "sarif"
+    filename: ClassVar[str] = "report.sarif"
+
+    def render(self, report: Report, lang: Lang) -> bytes:
+        rules: dict[str, Finding] = {}
+        for f in sorted(report.findings, key=lambda f: f.rule_id):
+            rules.setdefault(f.rule_id, f)
+        index = {rule_id: i for i, rule_id in enumerate(rules)}
+        owner = {s.id: s.owner for s in report.systems}
+        results = [
+            _result(f, index[f.rule_id], owner.get(f.system, ""), lang)
+            for f in sorted(report.findings, key=lambda f: (f.system, f.host, f.port or 0, f.rule_id))
+            if f.status in _REPORTED
+        ]
+        log = {
+            "$schema": SARIF_SCHEMA,
+            "version": "2.1.0",
+            "runs": [
+                {
+                    "tool": {
+                        "driver": {
+                            "name": "attt",
+                            "version": report.tool_version,
+                            "semanticVersion": report.tool_version,
+                            "rules": [_rule(f, lang) for f in rules.values()],
+                        }
+                    },
+                    "automationDetails": {"id": f"attt/{clean_line(report.run.id)}"},
+                    "invocations": [
+                        {
+                            "executionSuccessful": report.run.status == "complete",
+                            "startTimeUtc": report.run.started.isoformat(),
+                            **(
+                                {"endTimeUtc": report.run.finished.isoformat()}
+                                if report.run.finished is not None
+                                else {}
+                            ),
+                            "toolExecutionNotifications": [
+                                {
+                                    "level": "error",
+                                    "message": {"text": clean(o.error or "")},
+                                    "locations": [_location(o.check, o.system, o.host, o.port)],
+                                    "descriptor": {"id": f"probe/{clean_line(o.check)}"},
+                                }
+                                for o in report.observations
+                                if o.status == "error"
+                            ],
+                        }
+                    ],
+                    "results": results,
+                    "properties": {
+                        "province": clean(report.run.province),
+                        "status": report.run.status,
+                        "inventorySha256": report.run.inventory_sha256,
+                        "policies": [
+                            {"id": p.id, "version": clean(p.version), "sha256": p.sha256}
+                            for p in report.run.policies
+                        ],
+                    },
+                }
+            ],
+        }
+        return json.dumps(log, ensure_ascii=False, indent=1).encode("utf-8") + b"\n"
+
+
+def _rule(f: Finding, lang: Lang) -> dict[str, Any]:
+    references = [
+        {"standard": clean(r.standard), "clause": clean(r.clause or ""), "confidence": r.confidence}
+        for r in f.references
+    ]
+    return {
+        "id": f.rule_id,
+        "name": f.rule_id,
+        "shortDescription": {"text": clean(f.title.get(lang))},
+        "fullDescription": {"text": clean(f.title.get(lang))},
+        "help": {"text": clean(f.remediation.get(lang))},
+        "defaultConfiguration": {"level": _LEVEL[f.severity]},
+        "properties": {
+            "control": f.control,
+            "check": f.check,
+            "policy": f.policy,
+            "severity": f.severity.value,
+            "tags": ["security", "compliance", f.check],
+            "references": references,
+        },
+    }
+
+
+def _result(f: Finding, rule_index: int, owner: str, lang: Lang) -> dict[str, Any]:
+    message = f"{f.title.get(lang)}: {f.message}" if f.message else f.title.get(lang)
+    result: dict[str, Any] = {
+        "ruleId": f.rule_id,
+        "ruleIndex": rule_index,
+        # SARIF: a result whose kind is not "fail" carries level "none".
+        "kind": "open" if f.status == "error" else "fail",
+        "level": "none" if f.status == "error" else _LEVEL[f.severity],
+        "message": {"text": clean(message)},
+        "locations": [_location(f.check, f.system, f.host, f.port)],
+        "partialFingerprints": {"attt/finding/v1": _fingerprint(f)},
+        "properties": {
+            "status": f.status,
+            "severity": f.severity.value,
+            "system": f.system,
+            "owner": clean(owner),
+            "evidence": clean_json(f.evidence),
+        },
+    }
+    if f.waiver is not None:
+        result["suppressions"] = [
+            {
+                "kind": "external",
+                "status": "rejected" if f.waiver.expired else "accepted",
+                "justification": clean(
+                    f"{f.waiver.reason} — {f.waiver.approved_by}"
+                    + (f", {f.waiver.decision}" if f.waiver.decision else "")
+                    + f", {f.waiver.expires.isoformat()}"
+                ),
+            }
+        ]
+    return result
+
+
+def _location(check: str, system: str, host: str, port: int | None) -> dict[str, Any]:
+    if port is None:
+        uri = f"host://{system}/{_uri_host(host)}"
+    else:
+        uri = f"{_scheme(check)}://{_uri_host(host)}:{port}"
+    return {
+        "physicalLocation": {"artifactLocation": {"uri": uri}},
+        "logicalLocations": [
+            {"name": clean_line(host), "fullyQualifiedName": f"{system}/{clean_line(host)}", "kind": "module"}
+        ],
+    }
+
+
+def _scheme(check: str) -> str:
+    """The check's name as a URI scheme; the ports check finds plain TCP services."""
+    if check == "ports":
+        return "tcp"
+    scheme = _SCHEME_UNSAFE.sub("-", check.lower())
+    return scheme if scheme[:1].isalpha() else "x-" + scheme
+
+
+def _uri_host(host: str) -> str:
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return quote(host, safe=".-")
+    return f"[{address}]" if address.version == 6 else str(address)
+
+
+def _fingerprint(f: Finding) -> str:
+    key = "\x1f".join((f.rule_id, f.system, f.host, str(f.port)))
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]

@@ -1,0 +1,67 @@
+// Offline filtering of the findings. No request, no storage, no dependency.
+(function () {
+  "use strict";
+  var form = document.getElementById("filters");
+  if (!form) { return; }
+  var fields = {
+    sev: document.getElementById("f-sev"),
+    status: document.getElementById("f-status"),
+    owner: document.getElementById("f-owner"),
+    system: document.getElementById("f-system"),
+    text: document.getElementById("f-text")
+  };
+  var counter = document.getElementById("f-count");
+  var empty = document.getElementById("f-empty");
+  var rows = Array.prototype.slice.call(document.querySelectorAll("#details .finding"));
+  var texts = null;
+  var containers = Array.prototype.slice.call(document.querySelectorAll("#details .host, #details .system, #details .owner"));
+  var folds = Array.prototype.slice.call(document.querySelectorAll("#details details.passes"));
+
+  function matches(row, i, want, needle) {
+    var d = row.dataset;
+    if (want.sev && d.sev !== want.sev) { return false; }
+    if (want.status && d.status !== want.status) { return false; }
+    if (want.owner && d.owner !== want.owner) { return false; }
+    if (want.system && d.system !== want.system) { return false; }
+    if (needle) {
+      if (texts === null) { texts = rows.map(function (r) { return r.textContent.toLowerCase(); }); }
+      if (texts[i].indexOf(needle) < 0) { return false; }
+    }
+    return true;
+  }
+
+  function apply() {
+    var want = { sev: fields.sev.value, status: fields.status.value, owner: fields.owner.value, system: fields.system.value };
+    var needle = fields.text.value.trim().toLowerCase();
+    var active = Boolean(want.sev || want.status || want.owner || want.system || needle);
+    var shown = 0;
+    rows.forEach(function (row, i) {
+      var ok = matches(row, i, want, needle);
+      row.hidden = !ok;
+      if (ok) { shown += 1; }
+    });
+    containers.forEach(function (box) {
+      box.hidden = active && box.querySelector(".finding:not([hidden])") === null;
+    });
+    folds.forEach(function (fold) {
+      fold.open = active && fold.querySelector(".finding:not([hidden])") !== null;
+    });
+    counter.textContent = shown + " / " + counter.dataset.total;
+    empty.hidden = shown > 0;
+  }
+
+  form.addEventListener("input", apply);
+  form.addEventListener("submit", function (event) { event.preventDefault(); });
+
+  // Printing shows folded passes and observations too: paper cannot be clicked open.
+  var opened = [];
+  window.addEventListener("beforeprint", function () {
+    opened = Array.prototype.slice.call(document.querySelectorAll("details:not([open])"));
+    opened.forEach(function (d) { d.open = true; });
+  });
+  window.addEventListener("afterprint", function () {
+    opened.forEach(function (d) { d.open = false; });
+    opened = [];
+  });
+  apply();
+}());

@@ -1,0 +1,152 @@
+"""The report directory: every format written, a manifest that catches tampering, signatures."""
+
+import json
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+)
+
+from reports.bundle import RENDERERS, write_bundle
+from reports.manifest import verify_bundle
+from scanner.errors import ConfigError
+from tests import factories as F
+
+ALL = ["html", "json", "junit", "sarif", "csv"]
+
+
+@pytest.fixture
+def report():
+    return F.report(F.all_statuses())
+
+
+@pytest.fixture
+def keys(tmp_path):
+    """An Ed25519 key pair in PEM files, and a second, unrelated public key."""
+    private = Ed25519PrivateKey.generate()
+    paths = {}
+    for name, key in (("private", private), ("other", Ed25519PrivateKey.generate())):
+        pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+        (tmp_path / f"{name}.pem").write_bytes(pem)
+        (tmp_path / f"{name}.pub").write_bytes(
+            key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+        )
+        paths[name] = tmp_path / f"{name}.pem"
+        paths[name + ".pub"] = tmp_path / f"{name}.pub"
+    return paths
+
+
+def test_renderers_cover_every_format():
+    assert set(RENDERERS) == set(ALL)
+
+
+def test_bundle_writes_every_format_and_a_manifest(tmp_path, report):
+    out = tmp_path / "out"
+    written = write_bundle(report, ALL, out, "vi")
+    names = sorted(p.name for p in written)
+    assert names == sorted([r.filename for r in RENDERERS.values()] + ["manifest.json"])
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["run_id"] == report.run.id
+    assert manifest["tool_version"] == "0.1.0"
+    assert manifest["created"] == report.run.finished.isoformat().replace("+00:00", "Z")
+    assert set(manifest["files"]) == {r.filename for r in RENDERERS.values()}
+    assert verify_bundle(out).ok
+
+
+def test_bundle_is_reproducible(tmp_path, report):
+    for name in ("a", "b"):
+        write_bundle(report, ALL, tmp_path / name, "en")
+    for path in sorted((tmp_path / "a").iterdir()):
+        assert path.read_bytes() == (tmp_path / "b" / path.name).read_bytes(), path.name
+
+
+def test_unknown_format_is_a_config_error_and_writes_nothing(tmp_path, report):
+    with pytest.raises(ConfigError, match="pdf"):
+        write_bundle(report, ["html", "pdf"], tmp_path / "out", "vi")
+    assert not (tmp_path / "out").exists()
+
+
+def test_verify_catches_a_one_byte_change(tmp_path, report):
+    write_bundle(report, ALL, tmp_path, "vi")
+    page = tmp_path / "report.html"
+    body = bytearray(page.read_bytes())
+    body[len(body) // 2] ^= 0x01
+    page.write_bytes(bytes(body))
+    result = verify_bundle(tmp_path)
+    assert not result.ok
+    assert result.problems == ("changed: report.html",)
+
+
+def test_verify_catches_missing_and_added_files(tmp_path, report):
+    write_bundle(report, ALL, tmp_path, "vi")
+    (tmp_path / "report.csv").unlink()
+    (tmp_path / "notes.txt").write_text("added later")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "x.html").write_text("added later")
+    assert verify_bundle(tmp_path).problems == (
+        "missing: report.csv",
+        "added: notes.txt",
+        "added: sub/x.html",
+    )
+
+
+def test_verify_without_manifest(tmp_path):
+    assert verify_bundle(tmp_path).problems == ("missing: manifest.json",)
+
+
+def test_verify_rejects_a_manifest_pointing_outside(tmp_path, report):
+    write_bundle(report, ["json"], tmp_path / "out", "vi")
+    manifest_path = tmp_path / "out" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["files"]["../secret"] = manifest["files"]["report.json"]
+    manifest_path.write_text(json.dumps(manifest))
+    (tmp_path / "secret").write_text("{}")
+    assert any("may not" in p for p in verify_bundle(tmp_path / "out").problems)
+
+
+def test_rerender_with_fewer_formats_leaves_a_consistent_directory(tmp_path, report, keys):
+    out = tmp_path / "out"
+    write_bundle(report, ALL, out, "vi", sign_key=keys["private"])
+    (out / "notes.txt").write_text("the user's own file")
+    write_bundle(report, ["json"], out, "vi")
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "notes.txt", "report.json"]
+    assert verify_bundle(out).problems == ("added: notes.txt",)
+
+
+def test_signing_round_trip(tmp_path, report, keys):
+    out = tmp_path / "out"
+    written = write_bundle(report, ALL, out, "vi", sign_key=keys["private"])
+    assert out / "manifest.sig" in written
+    assert verify_bundle(out, keys["private.pub"]).ok
+    # The manifest itself rewritten to match a changed file: only the signature catches it.
+    (out / "report.csv").write_bytes(b"forged")
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["files"]["report.csv"] = {
+        "sha256": "a1c50f7d6d4bd1a1c15ed8bab4b72cf3cb8ad5b5d7d3d2b09c3e7c5d6e3b9cb1",
+        "size": 6,
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    problems = verify_bundle(out, keys["private.pub"]).problems
+    assert any(p.startswith("bad signature") for p in problems)
+
+
+def test_signature_from_another_key_or_missing_is_rejected(tmp_path, report, keys):
+    write_bundle(report, ["json"], tmp_path / "signed", "vi", sign_key=keys["private"])
+    assert not verify_bundle(tmp_path / "signed", keys["other.pub"]).ok
+    write_bundle(report, ["json"], tmp_path / "unsigned", "vi")
+    assert verify_bundle(tmp_path / "unsigned").ok
+    problems = verify_bundle(tmp_path / "unsigned", keys["private.pub"]).problems
+    assert problems and problems[0].startswith("missing: manifest.sig")
+
+
+def test_a_key_that_is_not_ed25519_is_a_config_error(tmp_path, report):
+    (tmp_path / "garbage.pem").write_text("not a key")
+    with pytest.raises(ConfigError, match=r"garbage\.pem"):
+        write_bundle(report, ["json"], tmp_path / "out", "vi", sign_key=tmp_path / "garbage.pem")
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ConfigError, match="cannot read"):
+        verify_bundle(tmp_path, tmp_path / "absent.pub")

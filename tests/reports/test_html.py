@@ -1,0 +1,194 @@
+"""The HTML report: structure, languages, escaping, purity."""
+
+import re
+from html.parser import HTMLParser
+from typing import Any
+
+import pytest
+
+from reports._i18n import strings
+from reports.html import HtmlRenderer, build_view, render_html
+from scanner.models.base import Severity
+from scanner.models.report import Report
+from tests import factories as F
+
+RENDERER = HtmlRenderer()
+
+
+class _Collector(HTMLParser):
+    """Collects tags, attributes and script/style bodies as a browser's tokenizer sees them."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def parse(page: bytes) -> _Collector:
+    collector = _Collector()
+    collector.feed(page.decode("utf-8"))
+    return collector
+
+
+def full_report(**run: Any) -> Report:
+    hostile = F.hostile_report()
+    other = F.system("qlvb", name="Quản lý văn bản", owner="UBND phường Thạch Quý", level=2)
+    findings = F.all_statuses() + list(hostile.findings) + F.all_statuses("qlvb", "127.0.0.2")
+    findings.append(F.finding("TLS-CERT-EXPIRY", "fail", "qlvb", "127.0.0.2", waiver=F.waiver(expired=True)))
+    return F.report(
+        findings,
+        systems=[F.system(), other],
+        observations=[*hostile.observations, F.observation("tls", "qlvb", "127.0.0.2")],
+        targets=[F.target(), F.target(other, "127.0.0.2", hostname="qlvb.hatinh.gov.vn")],
+        **run,
+    )
+
+
+def test_interface_strings_have_the_same_keys_in_both_languages():
+    assert strings("vi").keys() == strings("en").keys()
+
+
+def test_render_is_pure():
+    report = full_report()
+    assert RENDERER.render(report, "vi") == RENDERER.render(report, "vi")
+
+
+def test_hostile_text_is_inert():
+    page = RENDERER.render(full_report(), "vi")
+    parsed = parse(page)
+    # Our one script, our one stylesheet, our images: nothing a target sent became markup.
+    assert [tag for tag, _ in parsed.tags].count("script") == 1
+    assert not [tag for tag, _ in parsed.tags if tag in ("img", "iframe", "object", "embed", "link")]
+    assert not [a for _, attrs in parsed.tags for a in attrs if a.startswith("on")]
+    text = "".join(parsed.text)
+    assert "<script>alert('x')</script>" in text  # shown, as text
+    assert '"><img src=x onerror=alert(1)>' in text
+    for raw in ("\x1b", "\x07", "\x00", "\u202e"):
+        assert raw not in page.decode("utf-8")
+    assert "\\x1b[31mRED" in text
+    assert "abc\\u202egnp.exe" in text
+
+
+def test_csp_allows_only_the_pages_own_style_and_script():
+    page = RENDERER.render(full_report(), "en").decode("utf-8")
+    csp = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', page)
+    assert csp is not None
+    policy = csp.group(1).replace("&#39;", "'")
+    assert policy.startswith("default-src 'none';")
+    assert "unsafe-inline" not in policy
+    assert policy.count("'sha256-") == 2
+
+
+@pytest.mark.parametrize("lang", ["vi", "en"])
+def test_interface_and_rule_texts_follow_the_language(lang):
+    page = RENDERER.render(full_report(), lang).decode("utf-8")
+    t = strings(lang)
+    assert f'<html lang="{lang}">' in page
+    assert t["report_title"] in page
+    assert t["unscanned"] in page
+    if lang == "vi":
+        assert "Tắt các phiên bản TLS cũ" in page
+        assert "Chỉ bật TLS 1.2 và TLS 1.3." in page
+        assert "Legacy TLS protocol versions are disabled" not in page
+    else:
+        assert "Legacy TLS protocol versions are disabled" in page
+        assert "Tắt các phiên bản TLS cũ" not in page
+
+
+def test_cover_shows_run_status_hashes_and_policies():
+    page = RENDERER.render(full_report(status="incomplete"), "en").decode("utf-8")
+    assert "rs-incomplete" in page
+    assert strings("en")["status_incomplete"] in page
+    assert "a" * 64 in page  # inventory
+    assert "b" * 64 in page and "c" * 64 in page  # policy and its source file
+    assert "vn-level-3" in page and "2026.1" in page
+    assert "127.0.0.0/8" in page
+
+
+def test_errors_are_listed_prominently_and_never_hidden():
+    report = full_report()
+    view = build_view(report, "en")
+    assert {(e.system, e.check) for e in view.probe_errors} == {("dichvucong", "ssh")}
+    assert {f.rule_id for f in view.evaluation_errors} == {"SSH-PASSWORD-AUTH", "SSH-BANNER"}
+    page = RENDERER.render(report, "en").decode("utf-8")
+    unscanned = page.index('id="unscanned"')
+    assert unscanned < page.index('id="details"')
+    assert 'class="unscanned has-errors"' in page
+
+
+def test_unscanned_section_says_so_when_everything_ran():
+    page = RENDERER.render(F.report([F.finding(status="pass")]), "en").decode("utf-8")
+    assert strings("en")["unscanned_none"] in page
+
+
+def test_findings_show_evidence_remediation_references_and_waivers():
+    view = build_view(full_report(), "en")
+    host = next(h for o in view.owners for s in o.systems if s.id == "dichvucong" for h in s.hosts)
+    failed = next(f for f in host.shown if f.rule_id == "TLS-PROTO-LEGACY")
+    assert failed.evidence[0] == ("observed", '["TLSv1.0", "TLSv1.2"]')
+    assert failed.evidence[1][0] == "expected"
+    assert {r.confidence for r in failed.references} == {"unverified", "verified"}
+    assert {f.status for f in host.shown} == {"fail", "error", "waived"}
+    assert {f.status for f in host.folded} == {"pass", "not_applicable"}
+    assert [(w.rule_id, w.expired) for w in view.waivers][-1] == ("TLS-CERT-EXPIRY", True)
+    page = RENDERER.render(full_report(), "en").decode("utf-8")
+    assert "(clause not verified)" in page
+    assert "Giám đốc Trung tâm CNTT tỉnh" in page and "2027-03-31" in page
+    assert strings("en")["waiver_expired"] in page
+
+
+def test_scores_per_owner_and_overall():
+    findings = [F.finding(status="pass"), F.finding("B-RULE", "fail")]
+    other = F.system("qlvb", owner="UBND xã Cẩm Xuyên")
+    findings.append(F.finding("C-RULE", "error", "qlvb"))
+    view = build_view(F.report(findings, systems=[F.system(), other]), "vi")
+    assert view.overall.score == "50,0 %"
+    scores = {o.name: o.counts.score for o in view.owners}
+    assert scores == {"Sở Khoa học và Công nghệ": "50,0 %", "UBND xã Cẩm Xuyên": "chưa đánh giá được"}
+
+
+def test_chart_counts_failed_rules_by_severity():
+    findings = [
+        F.finding("A-R", "fail", severity=Severity.CRITICAL),
+        F.finding("B-R", "fail"),
+        F.finding("C-R"),
+    ]
+    chart = {sev: (n, width) for sev, n, width in build_view(F.report(findings), "en").chart}
+    assert chart["critical"] == (1, 50)
+    assert chart["high"] == (2, 100)
+    assert chart["low"] == (0, 0)
+
+
+def test_change_since_previous_run():
+    previous = F.report([F.finding("OLD-FIXED", "fail"), F.finding("STILL", "fail")], id="run-1")
+    current = F.report([F.finding("OLD-FIXED", "pass"), F.finding("STILL", "fail"), F.finding("NEW", "fail")])
+    view = build_view(current, "en", previous=previous)
+    assert view.changes is not None
+    assert [c.rule_id for c in view.changes.new] == ["NEW"]
+    assert [c.rule_id for c in view.changes.fixed] == ["OLD-FIXED"]
+    assert view.changes.still == 1
+    page = render_html(view).decode("utf-8")
+    assert 'id="changes"' in page and "run-1" in page
+    assert 'id="changes"' not in RENDERER.render(current, "en").decode("utf-8")
+
+
+def test_appendix_holds_raw_observations_as_text():
+    page = RENDERER.render(full_report(), "en").decode("utf-8")
+    appendix = page[page.index('id="appendix"') :]
+    assert "&#34;subject&#34;" in appendix or "&quot;subject&quot;" in appendix or '"subject"' in appendix
+    assert "&lt;script&gt;" in appendix
+
+
+def test_filter_rows_carry_their_facets():
+    parsed = parse(RENDERER.render(full_report(), "en"))
+    rows = [attrs for tag, attrs in parsed.tags if tag == "article"]
+    assert len(rows) == len(full_report().findings)
+    assert {r["data-status"] for r in rows} == {"pass", "fail", "error", "waived", "not_applicable"}
+    assert {r["data-system"] for r in rows} == {"dichvucong", "qlvb"}
+    assert {r["data-owner"] for r in rows} == {"0", "1"}
