@@ -32,6 +32,7 @@ _MERGE_TAG = "tag:yaml.org,2002:merge"
 _SCALAR_TAGS = frozenset(
     f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "timestamp")
 )
+_QUOTE_HINT = "; quote a value that starts with * or &"
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
 
 
@@ -172,7 +173,10 @@ class _Loader(yaml.SafeLoader):
     def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         event = self.peek_event()  # type: ignore[no-untyped-call]  # untyped in types-PyYAML
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
-            raise _Refused("anchors and aliases (& and *) are not allowed", event.start_mark)
+            raise _Refused(
+                "anchors and aliases (& and *) are not allowed" + _QUOTE_HINT,
+                event.start_mark,
+            )
         if self._depth >= MAX_DEPTH:
             raise _Refused(f"nested deeper than {MAX_DEPTH} levels", event.start_mark)
         self._depth += 1
@@ -207,6 +211,8 @@ def _parse(raw: bytes, path: Path, label: str) -> YamlDoc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
         problem = ", ".join(part for part in (exc.context, exc.problem) if part) or "invalid YAML"
+        if exc.context is not None and ("alias" in exc.context or "anchor" in exc.context):
+            problem += _QUOTE_HINT
         raise ConfigError(f"{label}:{line}: {one_line(problem)}") from None
     except yaml.reader.ReaderError as exc:
         line = text[: exc.position].count("\n") + 1

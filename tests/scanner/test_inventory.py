@@ -102,6 +102,7 @@ BAD = [
     ("service kind", "        hostname: portal.hatinh.gov.vn\n",
      "        hostname: portal.hatinh.gov.vn\n        services: [{port: 22, kind: telnet}]\n", 12, "kind:"),
     ("duplicate key", "    level: 2\n", "    level: 2\n    level: 3\n", 16, "duplicate key 'level'"),
+    ("unquoted wildcard", '"*.hatinh.gov.vn"', "*.hatinh.gov.vn", 2, "quote a value that starts with *"),
     ("alias", "    tags: [web]\n", "    tags: &t [web]\n", 8, "anchors and aliases"),
     ("syntax", "    level: 2\n", "    level: [2\n", 16, "expected ',' or ']'"),
     ("top level list", None, "- a\n- b\n", 1, "top level must be a mapping"),
