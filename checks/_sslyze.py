@@ -1,0 +1,600 @@
+"""The one module that speaks sslyze: scan many TLS endpoints at once, return `TlsData` facts.
+
+sslyze's `Scanner` takes every request up front, tests connectivity for all of them, then runs
+the scan commands with a per-server connection limit. Its results are turned here into our own
+frozen models, so that nothing else in attt depends on sslyze's classes.
+"""
+
+import ipaddress
+import math
+import socket
+import ssl
+import tempfile
+import threading
+import time
+import warnings
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from traceback import TracebackException
+from typing import Any, cast
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.utils import CryptographyDeprecationWarning
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtensionOID, SignatureAlgorithmOID
+
+# sslyze's package root re-exports these implicitly, which strict typing does not accept.
+from sslyze.connection_helpers.opportunistic_tls_helpers import ProtocolWithOpportunisticTlsEnum
+from sslyze.plugins.certificate_info.implementation import CertificateInfoExtraArgument
+from sslyze.plugins.scan_commands import ScanCommand
+from sslyze.scanner.models import (
+    ScanCommandsExtraArguments,
+    ServerScanRequest,
+    ServerScanResult,
+    ServerScanStatusEnum,
+)
+from sslyze.scanner.scan_command_attempt import ScanCommandAttemptStatusEnum
+from sslyze.scanner.scanner import Scanner
+from sslyze.server_setting import ServerNetworkConfiguration, ServerNetworkLocation
+
+from checks.tls.models import (
+    MAX_NAME_CHARS,
+    MAX_SANS,
+    Certificate,
+    Hsts,
+    KeyExchange,
+    Protocol,
+    StartTls,
+    TlsData,
+    Vulnerabilities,
+)
+from scanner.models.observation import bound_text
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One TLS service: the pinned address, the port, the name to send as SNI, and STARTTLS."""
+
+    ip: str
+    port: int
+    sni: str | None = None
+    starttls: StartTls | None = None
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    connect_timeout: float
+    """Per connection and read, in seconds."""
+    deadline: float
+    """The whole scan, in seconds; endpoints not done by then are reported as failures."""
+    trust_anchors: tuple[Path, ...] = ()
+    max_connections_per_server: int = 3
+    concurrent_servers: int = 10
+
+
+@dataclass(frozen=True)
+class ScanFailure:
+    """The endpoint could not be scanned; `reason` is for people and is bounded."""
+
+    reason: str
+
+
+ScanOutcome = TlsData | ScanFailure
+
+_STARTTLS = {
+    "smtp": ProtocolWithOpportunisticTlsEnum.SMTP,
+    "imap": ProtocolWithOpportunisticTlsEnum.IMAP,
+    "pop3": ProtocolWithOpportunisticTlsEnum.POP3,
+    "ldap": ProtocolWithOpportunisticTlsEnum.LDAP,
+    "ftp": ProtocolWithOpportunisticTlsEnum.FTP,
+    "xmpp": ProtocolWithOpportunisticTlsEnum.XMPP,
+    "postgres": ProtocolWithOpportunisticTlsEnum.POSTGRES,
+    "rdp": ProtocolWithOpportunisticTlsEnum.RDP,
+}
+_SUITE_COMMANDS: dict[Protocol, tuple[Any, str]] = {
+    "SSLv2": (ScanCommand.SSL_2_0_CIPHER_SUITES, "ssl_2_0_cipher_suites"),
+    "SSLv3": (ScanCommand.SSL_3_0_CIPHER_SUITES, "ssl_3_0_cipher_suites"),
+    "TLSv1.0": (ScanCommand.TLS_1_0_CIPHER_SUITES, "tls_1_0_cipher_suites"),
+    "TLSv1.1": (ScanCommand.TLS_1_1_CIPHER_SUITES, "tls_1_1_cipher_suites"),
+    "TLSv1.2": (ScanCommand.TLS_1_2_CIPHER_SUITES, "tls_1_2_cipher_suites"),
+    "TLSv1.3": (ScanCommand.TLS_1_3_CIPHER_SUITES, "tls_1_3_cipher_suites"),
+}
+_COMMON_COMMANDS = frozenset(
+    {
+        ScanCommand.CERTIFICATE_INFO,
+        ScanCommand.ELLIPTIC_CURVES,
+        ScanCommand.HEARTBLEED,
+        ScanCommand.ROBOT,
+        ScanCommand.OPENSSL_CCS_INJECTION,
+        ScanCommand.SESSION_RENEGOTIATION,
+        ScanCommand.TLS_COMPRESSION,
+        ScanCommand.TLS_FALLBACK_SCSV,
+        ScanCommand.TLS_EXTENDED_MASTER_SECRET,
+        *(command for command, _ in _SUITE_COMMANDS.values()),
+    }
+)
+_OTHER_FIELDS = (
+    "certificate_info",
+    "elliptic_curves",
+    "heartbleed",
+    "robot",
+    "openssl_ccs_injection",
+    "session_renegotiation",
+    "tls_compression",
+    "tls_fallback_scsv",
+    "tls_extended_master_secret",
+)
+"""Fields of sslyze's results for the commands besides the suites (HTTP headers are optional)."""
+_SIGNATURE_NAMES = {
+    SignatureAlgorithmOID.RSA_WITH_MD5: "md5WithRSAEncryption",
+    SignatureAlgorithmOID.RSA_WITH_SHA1: "sha1WithRSAEncryption",
+    SignatureAlgorithmOID.RSA_WITH_SHA224: "sha224WithRSAEncryption",
+    SignatureAlgorithmOID.RSA_WITH_SHA256: "sha256WithRSAEncryption",
+    SignatureAlgorithmOID.RSA_WITH_SHA384: "sha384WithRSAEncryption",
+    SignatureAlgorithmOID.RSA_WITH_SHA512: "sha512WithRSAEncryption",
+    SignatureAlgorithmOID.RSASSA_PSS: "rsassaPss",
+    SignatureAlgorithmOID.ECDSA_WITH_SHA1: "ecdsa-with-SHA1",
+    SignatureAlgorithmOID.ECDSA_WITH_SHA224: "ecdsa-with-SHA224",
+    SignatureAlgorithmOID.ECDSA_WITH_SHA256: "ecdsa-with-SHA256",
+    SignatureAlgorithmOID.ECDSA_WITH_SHA384: "ecdsa-with-SHA384",
+    SignatureAlgorithmOID.ECDSA_WITH_SHA512: "ecdsa-with-SHA512",
+    SignatureAlgorithmOID.DSA_WITH_SHA1: "dsa-with-sha1",
+    SignatureAlgorithmOID.DSA_WITH_SHA256: "dsa-with-sha256",
+    SignatureAlgorithmOID.ED25519: "ed25519",
+    SignatureAlgorithmOID.ED448: "ed448",
+}
+# sslyze names two groups the OpenSSL way; the data speaks IANA's TLS group names.
+_GROUP_NAMES = {"X25519": "x25519", "X448": "x448"}
+# X25519 keys are 253 bits long but rank with 256-bit curves, which is how profiles size them.
+_ECDH_STRENGTH = {"X25519": 256}
+_FAILURE_TEXT = {
+    "ServerRejectedConnection": "connection refused",
+    "ConnectionToServerTimedOut": "connection timed out",
+    "TlsHandshakeTimedOut": "no answer to the TLS handshake (the port accepts connections but stays silent)",
+    "ServerTlsConfigurationNotSupported": "no TLS handshake possible (not TLS, or no protocol in common)",
+    "ServerRejectedTlsHandshake": "the server rejected every TLS handshake",
+    "ServerRejectedOpportunisticTlsNegotiation": "the server refused the STARTTLS upgrade",
+}
+MAX_REASON_CHARS = 300
+_CUSTOM_STORE_NAME = "Supplied CA file"
+"""The name sslyze gives the trust store made of the CA file a scan passes it."""
+
+
+def scan(endpoints: Sequence[Endpoint], options: ScanOptions) -> dict[Endpoint, ScanOutcome]:
+    """Scan every endpoint in one sslyze run; every endpoint gets an outcome, in time."""
+    started = time.monotonic()
+    outcomes: dict[Endpoint, ScanOutcome] = {}
+    unique = list(dict.fromkeys(endpoints))
+    if not unique:
+        return outcomes
+    with ThreadPoolExecutor(max_workers=min(16, len(unique)), thread_name_prefix="attt-tls-pre") as pool:
+        for endpoint, failure in zip(
+            unique, pool.map(lambda e: _unresponsive(e, options.connect_timeout), unique), strict=True
+        ):
+            if failure is not None:
+                outcomes[endpoint] = failure
+    unique = [endpoint for endpoint in unique if endpoint not in outcomes]
+    if not unique:
+        return outcomes
+    # sslyze's bundled trust stores hold roots that this cryptography release warns about on
+    # every load; the warning is about sslyze's data, not the scanned server.
+    warnings.filterwarnings("ignore", category=CryptographyDeprecationWarning, module=r"sslyze\.")
+    with tempfile.TemporaryDirectory(prefix="attt-tls-") as tmp:
+        try:
+            ca_file = _trust_file(options.trust_anchors, Path(tmp))
+        except (OSError, ValueError) as exc:
+            failure = ScanFailure(bound_text(f"trust anchors unusable: {exc}", MAX_REASON_CHARS))
+            return {**outcomes, **dict.fromkeys(unique, failure)}
+        requests = [_request(endpoint, options, ca_file) for endpoint in unique]
+        by_uuid = {request.uuid: endpoint for request, endpoint in zip(requests, unique, strict=True)}
+        lock = threading.Lock()
+
+        def consume() -> None:
+            scanner = Scanner(
+                per_server_concurrent_connections_limit=options.max_connections_per_server,
+                concurrent_server_scans_limit=options.concurrent_servers,
+            )
+            scanner.queue_scans(requests)
+            for result in scanner.get_results():
+                endpoint = by_uuid[result.uuid]
+                outcome = _outcome(result, endpoint)
+                with lock:
+                    outcomes[endpoint] = outcome
+
+        # sslyze's worker threads are daemons; if a server outlives the deadline we stop
+        # waiting for it and report it, rather than let one target stall the whole run.
+        worker = threading.Thread(target=consume, name="attt-sslyze", daemon=True)
+        worker.start()
+        worker.join(timeout=max(0.0, options.deadline - (time.monotonic() - started)))
+        with lock:
+            done = dict(outcomes)
+    late = ScanFailure(f"TLS scan did not finish within {options.deadline:.0f} s")
+    return {**outcomes, **{endpoint: done.get(endpoint, late) for endpoint in unique}}
+
+
+def _unresponsive(endpoint: Endpoint, timeout: float) -> ScanFailure | None:
+    """A failure when the port refuses or never answers a ClientHello, else None.
+
+    sslyze tries every protocol version in turn and waits its full network timeout on each,
+    so a silent port would cost minutes; one handshake attempt settles it in `timeout`.
+    STARTTLS services speak first, so sslyze's own dialogue handles them.
+    """
+    if endpoint.starttls is not None:
+        return None
+    # Only "does anything answer?" matters here: no certificate is judged from this handshake.
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    stage = "connect"
+    try:
+        with socket.create_connection((endpoint.ip, endpoint.port), timeout=timeout) as sock:
+            stage = "handshake"
+            with context.wrap_socket(sock, server_hostname=endpoint.sni or None):
+                return None
+    except ConnectionRefusedError:
+        return ScanFailure("connection refused")
+    except TimeoutError:
+        if stage == "connect":
+            return ScanFailure(f"connection timed out after {timeout:.0f} s")
+        return ScanFailure(
+            f"the port accepts connections but sent nothing back to a TLS ClientHello within {timeout:.0f} s"
+        )
+    except OSError as exc:
+        if stage == "connect":
+            return ScanFailure(bound_text(f"connection failed: {exc}", MAX_REASON_CHARS))
+        # The port answered, even if not with TLS we like: sslyze will tell what it speaks.
+        return None
+
+
+def _trust_file(anchors: tuple[Path, ...], tmp: Path) -> Path | None:
+    """sslyze takes one extra CA file per scan: join the configured anchors into one."""
+    if not anchors:
+        return None
+    pems: list[bytes] = []
+    for anchor in anchors:
+        certs = x509.load_pem_x509_certificates(anchor.read_bytes())
+        pems.extend(cert.public_bytes(Encoding.PEM) for cert in certs)
+    joined = tmp / "anchors.pem"
+    joined.write_bytes(b"".join(pems))
+    return joined
+
+
+def _request(endpoint: Endpoint, options: ScanOptions, ca_file: Path | None) -> ServerScanRequest:
+    # sslyze wants a host name even when it connects by IP; it never resolves it when
+    # `ip_address` is set, so the pinned address is the only one contacted.
+    location = ServerNetworkLocation(
+        hostname=endpoint.sni or endpoint.ip, port=endpoint.port, ip_address=endpoint.ip
+    )
+    network = ServerNetworkConfiguration(
+        tls_server_name_indication=endpoint.sni or endpoint.ip,
+        tls_opportunistic_encryption=_STARTTLS[endpoint.starttls] if endpoint.starttls else None,
+        network_timeout=max(1, math.ceil(options.connect_timeout)),
+        network_max_retries=1,
+    )
+    commands = set(_COMMON_COMMANDS)
+    if endpoint.starttls is None:
+        commands.add(ScanCommand.HTTP_HEADERS)
+    extra = ScanCommandsExtraArguments(
+        certificate_info=CertificateInfoExtraArgument(custom_ca_file=ca_file) if ca_file else None
+    )
+    return ServerScanRequest(
+        server_location=location,
+        network_configuration=network,
+        scan_commands=commands,
+        scan_commands_extra_arguments=extra,
+    )
+
+
+def _outcome(result: ServerScanResult, endpoint: Endpoint) -> ScanOutcome:
+    if result.scan_status != ServerScanStatusEnum.COMPLETED or result.scan_result is None:
+        return ScanFailure(_failure_reason(result.connectivity_error_trace))
+    try:
+        return _tls_data(result.scan_result, endpoint, datetime.now(UTC))
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        # A certificate too broken to describe is still a fact about the endpoint, but not one
+        # our model can hold: report it rather than pretend the endpoint was judged.
+        return ScanFailure(bound_text(f"could not interpret the scan result: {exc}", MAX_REASON_CHARS))
+
+
+def _failure_reason(trace: TracebackException | None) -> str:
+    if trace is None:
+        return "TLS scan failed for an unknown reason"
+    name = trace.exc_type.__name__ if trace.exc_type is not None else "error"
+    detail = "".join(trace.format_exception_only()).strip().rsplit("->", 1)[-1].strip(' ".')
+    text = _FAILURE_TEXT.get(name)
+    reason = f"{text}: {detail}" if text else f"{name}: {detail}"
+    return bound_text(reason, MAX_REASON_CHARS)
+
+
+def _completed(attempt: Any) -> Any:
+    """The result of a scan command attempt, or None when it did not complete."""
+    return attempt.result if attempt.status == ScanCommandAttemptStatusEnum.COMPLETED else None
+
+
+def _tls_data(attempts: Any, endpoint: Endpoint, scanned_at: datetime) -> TlsData:
+    incomplete = tuple(
+        sorted(
+            name
+            for name in (*(field for _, field in _SUITE_COMMANDS.values()), *_OTHER_FIELDS)
+            if getattr(attempts, name).status == ScanCommandAttemptStatusEnum.ERROR
+        )
+    )
+    suites: dict[Protocol, tuple[str, ...]] = {}
+    dh_bits: list[int] = []
+    ecdh_bits: list[int] = []
+    for protocol, (_, field) in _SUITE_COMMANDS.items():
+        result = _completed(getattr(attempts, field))
+        if result is None or not result.accepted_cipher_suites:
+            continue
+        suites[protocol] = tuple(accepted.cipher_suite.name for accepted in result.accepted_cipher_suites)
+        for accepted in result.accepted_cipher_suites:
+            key = accepted.ephemeral_key
+            if key is not None and key.type_name == "DH":
+                dh_bits.append(key.size)
+            elif key is not None and key.type_name == "ECDH":
+                ecdh_bits.append(_ECDH_STRENGTH.get(getattr(key, "curve_name", ""), key.size))
+    certificate, ocsp_responder, stapled = _certificate(
+        _completed(attempts.certificate_info), endpoint, scanned_at
+    )
+    http, hsts = _http(attempts, endpoint)
+    return TlsData(
+        scanned_at=scanned_at,
+        sni=endpoint.sni,
+        starttls=endpoint.starttls,
+        protocols=tuple(suites),
+        cipher_suites=suites,
+        forward_secrecy=bool(suites) and all(_ephemeral(p, s) for p, names in suites.items() for s in names),
+        key_exchange=KeyExchange(
+            dh_min_bits=min(dh_bits) if dh_bits else None, ecdh_min_bits=min(ecdh_bits) if ecdh_bits else None
+        ),
+        groups=_groups(_completed(attempts.elliptic_curves)),
+        certificate=certificate,
+        ocsp_responder=ocsp_responder,
+        ocsp_stapling=stapled,
+        vulnerabilities=_vulnerabilities(attempts),
+        http=http,
+        hsts=hsts,
+        incomplete=incomplete,
+    )
+
+
+def _ephemeral(protocol: Protocol, suite: str) -> bool:
+    # Every TLS 1.3 suite is ephemeral; before it, only (EC)DHE suites are.
+    return protocol == "TLSv1.3" or "_DHE_" in suite or "_ECDHE_" in suite
+
+
+def _groups(result: Any) -> tuple[str, ...] | None:
+    if result is None:
+        return None
+    if not result.supports_ecdh_key_exchange or not result.supported_curves:
+        return ()
+    return tuple(_GROUP_NAMES.get(curve.name, curve.name) for curve in result.supported_curves)
+
+
+def _vulnerabilities(attempts: Any) -> Vulnerabilities:
+    def fact(attempt: Any, read: Any) -> bool | None:
+        result = _completed(attempt)
+        return None if result is None else read(result)
+
+    def robot(result: Any) -> bool | None:
+        outcome = str(result.robot_result.value)
+        return None if outcome.startswith("UNKNOWN") else outcome.startswith("VULNERABLE")
+
+    renegotiation = attempts.session_renegotiation
+    return Vulnerabilities(
+        heartbleed=fact(attempts.heartbleed, lambda r: r.is_vulnerable_to_heartbleed),
+        robot=fact(attempts.robot, robot),
+        ccs_injection=fact(attempts.openssl_ccs_injection, lambda r: r.is_vulnerable_to_ccs_injection),
+        insecure_renegotiation=fact(renegotiation, lambda r: not r.supports_secure_renegotiation),
+        client_renegotiation=fact(renegotiation, lambda r: r.is_vulnerable_to_client_renegotiation_dos),
+        compression=fact(attempts.tls_compression, lambda r: r.supports_compression),
+        fallback_scsv=fact(attempts.tls_fallback_scsv, lambda r: not r.supports_fallback_scsv),
+        extended_master_secret=fact(
+            attempts.tls_extended_master_secret, lambda r: not r.supports_ems_extension
+        ),
+    )
+
+
+def _http(attempts: Any, endpoint: Endpoint) -> tuple[bool, Hsts | None]:
+    if endpoint.starttls is not None:
+        return False, None
+    result = _completed(attempts.http_headers)
+    if result is None or result.http_error_trace is not None:
+        return False, None
+    header = result.strict_transport_security_header
+    if header is None:
+        return True, None
+    return True, Hsts(
+        max_age=header.max_age, include_subdomains=header.include_subdomains, preload=header.preload
+    )
+
+
+# --- certificates -----------------------------------------------------------------------------
+
+
+def _certificate(
+    result: Any, endpoint: Endpoint, scanned_at: datetime
+) -> tuple[Certificate | None, str | None, bool]:
+    """The leaf's facts, its OCSP responder URL, and whether an OCSP response was stapled."""
+    if result is None or not result.certificate_deployments:
+        return None, None, False
+    deployment = result.certificate_deployments[0]
+    chain: list[x509.Certificate] = deployment.received_certificate_chain
+    if not chain:
+        return None, None, False
+    leaf = chain[0]
+    not_before, not_after = leaf.not_valid_before_utc, leaf.not_valid_after_utc
+    key_type, key_bits, curve = _key(leaf)
+    trusted, trust_error = _trusted(deployment, leaf, scanned_at)
+    name = endpoint.sni or endpoint.ip
+    certificate = Certificate(
+        subject=_bounded_name(leaf.subject),
+        issuer=_bounded_name(leaf.issuer),
+        sans=_sans(leaf),
+        serial=format(leaf.serial_number, "x")[:64],
+        not_before=not_before,
+        not_after=not_after,
+        key_type=key_type,
+        key_bits=key_bits,
+        curve=curve,
+        signature_algorithm=_signature_name(leaf),
+        signature_hash=_signature_hash(leaf),
+        chain_signature_hashes=_chain_hashes(chain[1:]),
+        self_signed=_is_self_signed(leaf),
+        trusted=trusted,
+        trust_error=trust_error,
+        hostname=name,
+        hostname_matches=hostname_matches(name, leaf),
+        expired=not_after < scanned_at,
+        lifetime_days=math.ceil((not_after - not_before).total_seconds() / 86400),
+    )
+    return certificate, _ocsp_url(leaf), deployment.ocsp_response is not None
+
+
+def _chain_hashes(intermediates: list[x509.Certificate]) -> tuple[str, ...]:
+    # A root sent along is trusted for itself, not for its signature: leave it out.
+    hashes = (_signature_hash(cert) for cert in intermediates if not _is_self_signed(cert))
+    return tuple(h for h in hashes if h)
+
+
+def _bounded_name(name: x509.Name) -> str:
+    try:
+        text = name.rfc4514_string()
+    except ValueError:
+        text = "<unparsable name>"
+    return bound_text(text, MAX_NAME_CHARS)
+
+
+def _san_extension(cert: x509.Certificate) -> x509.SubjectAlternativeName | None:
+    try:
+        return cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (x509.ExtensionNotFound, ValueError):
+        return None
+
+
+def _sans(cert: x509.Certificate) -> tuple[str, ...]:
+    san = _san_extension(cert)
+    if san is None:
+        return ()
+    names = [
+        *san.get_values_for_type(x509.DNSName),
+        *(str(ip) for ip in san.get_values_for_type(x509.IPAddress)),
+    ]
+    return tuple(bound_text(n, MAX_NAME_CHARS) for n in names[:MAX_SANS])
+
+
+def hostname_matches(name: str, cert: x509.Certificate) -> bool:
+    """RFC 9525 matching: subjectAltName only (no CN fallback), a wildcard only as the whole
+    left-most label; an IP address only against IP entries."""
+    san = _san_extension(cert)
+    if san is None:
+        return False
+    try:
+        ip = ipaddress.ip_address(name)
+    except ValueError:
+        ip = None
+    if ip is not None:
+        return ip in san.get_values_for_type(x509.IPAddress)
+    wanted = name.lower().rstrip(".").split(".")
+    for entry in san.get_values_for_type(x509.DNSName):
+        labels = entry.lower().rstrip(".").split(".")
+        if labels == wanted:
+            return True
+        if labels[0] == "*" and len(labels) >= 3 and len(labels) == len(wanted) and labels[1:] == wanted[1:]:
+            return True
+    return False
+
+
+def _key(cert: x509.Certificate) -> tuple[Any, int, str | None]:
+    try:
+        key = cert.public_key()
+    except (ValueError, UnsupportedAlgorithm):
+        return "unknown", 0, None
+    if isinstance(key, rsa.RSAPublicKey):
+        return "RSA", key.key_size, None
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return "EC", key.curve.key_size, key.curve.name
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return "Ed25519", 256, None
+    if isinstance(key, ed448.Ed448PublicKey):
+        return "Ed448", 456, None
+    if isinstance(key, dsa.DSAPublicKey):
+        return "DSA", key.key_size, None
+    return "unknown", 0, None
+
+
+def _signature_name(cert: x509.Certificate) -> str:
+    oid = cert.signature_algorithm_oid
+    return _SIGNATURE_NAMES.get(oid, oid.dotted_string)
+
+
+def _signature_hash(cert: x509.Certificate) -> str | None:
+    try:
+        algorithm = cert.signature_hash_algorithm
+    except UnsupportedAlgorithm:
+        return "unknown"
+    return None if algorithm is None else algorithm.name
+
+
+def _is_self_signed(cert: x509.Certificate) -> bool:
+    if cert.subject != cert.issuer:
+        return False
+    try:
+        cert.verify_directly_issued_by(cert)
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
+        return False
+    return True
+
+
+def _ocsp_url(cert: x509.Certificate) -> str | None:
+    try:
+        aia = cert.extensions.get_extension_for_oid(ExtensionOID.AUTHORITY_INFORMATION_ACCESS).value
+    except (x509.ExtensionNotFound, ValueError):
+        return None
+    for description in cast(x509.AuthorityInformationAccess, aia):
+        if description.access_method == AuthorityInformationAccessOID.OCSP and isinstance(
+            description.access_location, x509.UniformResourceIdentifier
+        ):
+            return bound_text(description.access_location.value, MAX_NAME_CHARS)
+    return None
+
+
+def _trusted(deployment: Any, leaf: x509.Certificate, scanned_at: datetime) -> tuple[bool, str | None]:
+    """Validate the chain against each trust store sslyze used, for a name the leaf itself
+    carries: trust and name are separate facts (`hostname_matches` is the other one)."""
+    subject = _own_subject(leaf)
+    if subject is None:
+        return False, "the certificate has no subjectAltName to validate"
+    pems = deployment.received_certificate_chain_as_pem
+    errors: dict[str, str] = {}
+    for path_result in deployment.path_validation_results:
+        store = path_result.trust_store
+        outcome = store.verify_certificate_chain(pems, subject, validation_time=scanned_at)
+        if outcome.was_validation_successful:
+            return True, None
+        errors[store.name] = str(outcome.validation_error)
+    # The configured anchors' verdict is the most telling one to show, then Mozilla's.
+    for name in (_CUSTOM_STORE_NAME, "Mozilla", *errors):
+        if name in errors:
+            return False, bound_text(f"{name}: {errors[name]}", MAX_REASON_CHARS)
+    return False, "no trust store available"
+
+
+def _own_subject(leaf: x509.Certificate) -> x509.DNSName | x509.IPAddress | None:
+    san = _san_extension(leaf)
+    if san is None:
+        return None
+    for dns in san.get_values_for_type(x509.DNSName):
+        try:
+            # A wildcard entry is valid for any name of that shape: validate for one of them.
+            return x509.DNSName(dns.replace("*", "attt-any", 1) if dns.startswith("*.") else dns)
+        except ValueError:
+            continue
+    for ip in san.get_values_for_type(x509.IPAddress):
+        return x509.IPAddress(ip)
+    return None

@@ -1,0 +1,29 @@
+"""The `tls` check: how every TLS endpoint of a host is configured, scanned with sslyze."""
+
+from collections.abc import Iterable
+from typing import ClassVar
+
+from checks.base import API_VERSION, ProbeContext
+from checks.tls.controls import CONTROLS
+from checks.tls.models import TlsData, TlsSettings
+from checks.tls.probe import probe_target, tls_endpoints
+from scanner.models.observation import Observation
+from scanner.models.target import Target
+
+__all__ = ["TlsCheck", "TlsData", "TlsSettings", "tls_endpoints"]
+
+
+class TlsCheck:
+    """One observation per TLS endpoint (port): the declared `tls` and mail/directory services,
+    and the open ports the ports check saw speaking TLS or sitting on a well-known TLS port."""
+
+    name: ClassVar[str] = "tls"
+    api_version: ClassVar[int] = API_VERSION
+    data_model: ClassVar[type[TlsData]] = TlsData
+    settings_model: ClassVar[type[TlsSettings]] = TlsSettings
+    after: ClassVar[tuple[str, ...]] = ("ports",)
+    controls = CONTROLS
+
+    def probe(self, target: Target, ctx: ProbeContext) -> Iterable[Observation]:
+        settings = ctx.settings if isinstance(ctx.settings, TlsSettings) else TlsSettings()
+        return probe_target(target, ctx, settings)

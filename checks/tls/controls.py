@@ -1,0 +1,465 @@
+"""The tls controls: pure judgements over `TlsData`, a rule's params and the target."""
+
+import re
+from collections.abc import Callable
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from checks.base import Control, NoParams, Params, Verdict, controls_of
+from checks.tls.models import PROTOCOLS, Certificate, Protocol, TlsData
+from checks.tls.profile import ProfileName, mozilla_guidelines
+from scanner.models.target import Target
+
+SuiteFamily = Literal["NULL", "EXPORT", "anon", "RC4", "DES", "3DES", "MD5", "static_rsa", "CBC"]
+VulnerabilityName = Literal[
+    "heartbleed",
+    "robot",
+    "ccs_injection",
+    "insecure_renegotiation",
+    "client_renegotiation",
+    "compression",
+    "fallback_scsv",
+    "extended_master_secret",
+]
+ALL_VULNERABILITIES: tuple[VulnerabilityName, ...] = (
+    "heartbleed",
+    "robot",
+    "ccs_injection",
+    "insecure_renegotiation",
+    "client_renegotiation",
+    "compression",
+    "fallback_scsv",
+    "extended_master_secret",
+)
+_SINGLE_DES = re.compile(r"_DES(?:40)?_")
+_FAMILY_TESTS: dict[SuiteFamily, Callable[[str], bool]] = {
+    "NULL": lambda s: "WITH_NULL" in s or s.startswith("TLS_NULL_"),
+    "EXPORT": lambda s: "EXPORT" in s,
+    "anon": lambda s: "_anon_" in s,
+    "RC4": lambda s: "RC4" in s,
+    "3DES": lambda s: "3DES" in s or "EDE3" in s,
+    "DES": lambda s: bool(_SINGLE_DES.search(s)) and "EDE3" not in s,
+    "MD5": lambda s: s.endswith("_MD5"),
+    # TLS_RSA_* suites, and every SSLv2 suite, carry the session key encrypted to the server's
+    # RSA key: no forward secrecy, and the ROBOT family of oracles.
+    "static_rsa": lambda s: s.startswith(("TLS_RSA_", "SSL_CK_")),
+    "CBC": lambda s: "_CBC_" in s,
+}
+
+
+def suite_families(suite: str) -> tuple[SuiteFamily, ...]:
+    """The weak families an IANA cipher suite name belongs to."""
+    return tuple(family for family, test in _FAMILY_TESTS.items() if test(suite))
+
+
+def _accepted(data: TlsData) -> list[tuple[Protocol, str]]:
+    return [(protocol, suite) for protocol, suites in data.cipher_suites.items() for suite in suites]
+
+
+def _no_protocols(data: TlsData) -> Verdict | None:
+    if data.protocols:
+        return None
+    return Verdict.cannot_judge("the scan found no accepted protocol version", observed=[], expected="any")
+
+
+def _certificate(data: TlsData) -> Certificate | Verdict:
+    if data.certificate is None:
+        missing = (
+            "the certificate scan failed" if "certificate_info" in data.incomplete else "no certificate seen"
+        )
+        return Verdict.cannot_judge(missing)
+    return data.certificate
+
+
+# --- tls.protocols_disabled ------------------------------------------------------------
+
+
+class ProtocolsParams(Params):
+    protocols: tuple[Protocol, ...] = Field(min_length=1)
+    """Versions that must not be accepted."""
+
+
+def _protocols_disabled(data: TlsData, params: ProtocolsParams, target: Target) -> Verdict:
+    if (missing := _no_protocols(data)) is not None:
+        return missing
+    enabled = [p for p in data.protocols if p in params.protocols]
+    forbidden = list(params.protocols)
+    if enabled:
+        return Verdict.failed(f"the endpoint accepts {', '.join(enabled)}", observed=enabled, expected=[])
+    return Verdict.passed(f"none of {', '.join(forbidden)} is accepted", observed=list(data.protocols))
+
+
+# --- tls.min_version -------------------------------------------------------------------
+
+
+class MinVersionParams(Params):
+    version: Protocol = "TLSv1.2"
+
+
+def _min_version(data: TlsData, params: MinVersionParams, target: Target) -> Verdict:
+    if (missing := _no_protocols(data)) is not None:
+        return missing
+    floor = PROTOCOLS.index(params.version)
+    older = [p for p in data.protocols if PROTOCOLS.index(p) < floor]
+    if older:
+        return Verdict.failed(
+            f"the endpoint accepts {', '.join(older)}, older than {params.version}",
+            observed=list(data.protocols),
+            expected=f">= {params.version}",
+        )
+    return Verdict.passed(
+        f"every accepted version is {params.version} or newer", observed=list(data.protocols)
+    )
+
+
+# --- tls.cipher_suites_forbidden -------------------------------------------------------
+
+
+class SuiteFamiliesParams(Params):
+    families: tuple[SuiteFamily, ...] = ("NULL", "EXPORT", "anon", "RC4", "DES", "3DES", "MD5")
+
+
+def _cipher_suites_forbidden(data: TlsData, params: SuiteFamiliesParams, target: Target) -> Verdict:
+    if (missing := _no_protocols(data)) is not None:
+        return missing
+    bad = {
+        f"{protocol} {suite}": [f for f in suite_families(suite) if f in params.families]
+        for protocol, suite in _accepted(data)
+    }
+    offending = {name: families for name, families in bad.items() if families}
+    if offending:
+        families = sorted({f for fs in offending.values() for f in fs})
+        return Verdict.failed(
+            f"{len(offending)} accepted suite(s) in forbidden families {', '.join(families)}",
+            observed=sorted(offending),
+            expected=f"no suite of {', '.join(params.families)}",
+        )
+    return Verdict.passed(f"no accepted suite is {', '.join(params.families)}")
+
+
+# --- tls.forward_secrecy ---------------------------------------------------------------
+
+
+def _forward_secrecy(data: TlsData, params: NoParams, target: Target) -> Verdict:
+    if (missing := _no_protocols(data)) is not None:
+        return missing
+    static = [
+        f"{protocol} {suite}"
+        for protocol, suite in _accepted(data)
+        if protocol != "TLSv1.3" and "_DHE_" not in suite and "_ECDHE_" not in suite
+    ]
+    if static or not data.forward_secrecy:
+        return Verdict.failed(
+            f"{len(static)} accepted suite(s) without an ephemeral key exchange",
+            observed=static,
+            expected="only (EC)DHE suites and TLS 1.3",
+        )
+    return Verdict.passed("every accepted suite has forward secrecy")
+
+
+# --- tls.mozilla_profile ---------------------------------------------------------------
+
+
+class MozillaParams(Params):
+    profile: ProfileName = "intermediate"
+    ocsp_stapling: bool = True
+    """Require stapling when the certificate names an OCSP responder (CAs may omit it now)."""
+    certificate_lifetime: bool = True
+
+
+def mozilla_deviations(data: TlsData, params: MozillaParams) -> list[str]:
+    """Every way the endpoint departs from the profile; empty when it conforms."""
+    profile = mozilla_guidelines().profiles[params.profile]
+    found: list[str] = []
+    if extra := [p for p in data.protocols if p not in profile.protocols]:
+        found.append(f"protocols not in the profile: {', '.join(extra)}")
+    if suites := sorted({s for _, s in _accepted(data) if s not in profile.cipher_suites}):
+        found.append(f"cipher suites not in the profile: {', '.join(suites)}")
+    if data.groups and (groups := [g for g in data.groups if g not in profile.groups]):
+        found.append(f"groups not in the profile: {', '.join(groups)}")
+    kex = data.key_exchange
+    if profile.dh_min_bits and kex.dh_min_bits is not None and kex.dh_min_bits < profile.dh_min_bits:
+        found.append(f"DH key of {kex.dh_min_bits} bits (profile: >= {profile.dh_min_bits})")
+    if profile.ecdh_min_bits and kex.ecdh_min_bits is not None and kex.ecdh_min_bits < profile.ecdh_min_bits:
+        found.append(f"ECDH key of {kex.ecdh_min_bits} bits (profile: >= {profile.ecdh_min_bits})")
+    cert = data.certificate
+    if cert is not None:
+        if cert.key_type not in profile.certificate_key_types:
+            found.append(
+                f"certificate key type {cert.key_type} (profile: {', '.join(profile.certificate_key_types)})"
+            )
+        elif cert.key_type == "EC" and cert.curve not in profile.certificate_curves:
+            found.append(f"certificate curve {cert.curve} (profile: {', '.join(profile.certificate_curves)})")
+        if cert.key_type == "RSA" and profile.rsa_key_min_bits and cert.key_bits < profile.rsa_key_min_bits:
+            found.append(f"RSA key of {cert.key_bits} bits (profile: >= {profile.rsa_key_min_bits})")
+        if cert.signature_algorithm not in profile.certificate_signatures:
+            found.append(f"certificate signature {cert.signature_algorithm}")
+        if params.certificate_lifetime and cert.lifetime_days > profile.max_certificate_lifetime_days:
+            most = profile.max_certificate_lifetime_days
+            found.append(f"certificate lifetime {cert.lifetime_days} days (profile: <= {most})")
+        if not cert.trusted:
+            found.append("certificate chain not trusted")
+    if params.ocsp_stapling and profile.ocsp_stapling and data.ocsp_responder and not data.ocsp_stapling:
+        found.append("no OCSP stapling although the certificate names an OCSP responder")
+    return found
+
+
+def _mozilla_profile(data: TlsData, params: MozillaParams, target: Target) -> Verdict:
+    if (missing := _no_protocols(data)) is not None:
+        return missing
+    if isinstance(cert := _certificate(data), Verdict):
+        return cert
+    version = mozilla_guidelines().version
+    name = f"Mozilla {params.profile} {version}"
+    deviations = mozilla_deviations(data, params)
+    if deviations:
+        return Verdict.failed(
+            f"{len(deviations)} deviation(s) from {name}", observed=deviations, expected=name
+        )
+    return Verdict.passed(f"the endpoint conforms to {name}", expected=name)
+
+
+# --- certificate controls --------------------------------------------------------------
+
+
+def _certificate_trusted(data: TlsData, params: NoParams, target: Target) -> Verdict:
+    if isinstance(cert := _certificate(data), Verdict):
+        return cert
+    if cert.trusted:
+        return Verdict.passed("the chain leads to a trusted anchor", observed=cert.issuer)
+    why = "self-signed" if cert.self_signed else (cert.trust_error or "no path to a trusted anchor")
+    return Verdict.failed(
+        f"the certificate is not trusted: {why}", observed=cert.issuer, expected="trusted chain"
+    )
+
+
+class ExpiryParams(Params):
+    min_days_left: int = Field(default=30, ge=0)
+
+
+def _days_left(cert: Certificate, at: datetime) -> float:
+    return (cert.not_after - at).total_seconds() / 86400
+
+
+def _certificate_expiry(data: TlsData, params: ExpiryParams, target: Target) -> Verdict:
+    if isinstance(cert := _certificate(data), Verdict):
+        return cert
+    left = _days_left(cert, data.scanned_at)
+    observed = cert.not_after.isoformat()
+    if left < 0:
+        return Verdict.failed(
+            f"the certificate expired {int(-left)} day(s) before the scan",
+            observed,
+            f">= {params.min_days_left} days",
+        )
+    if cert.not_before > data.scanned_at:
+        return Verdict.failed(
+            "the certificate is not valid yet", cert.not_before.isoformat(), "valid at scan time"
+        )
+    if left < params.min_days_left:
+        return Verdict.failed(
+            f"the certificate expires in {int(left)} day(s)", observed, f">= {params.min_days_left} days"
+        )
+    return Verdict.passed(f"the certificate is valid for {int(left)} more day(s)", observed)
+
+
+class LifetimeParams(Params):
+    max_days: int = Field(default=398, ge=1)
+
+
+def _certificate_lifetime(data: TlsData, params: LifetimeParams, target: Target) -> Verdict:
+    if isinstance(cert := _certificate(data), Verdict):
+        return cert
+    if cert.lifetime_days > params.max_days:
+        return Verdict.failed(
+            f"the certificate is valid for {cert.lifetime_days} days in all",
+            cert.lifetime_days,
+            f"<= {params.max_days}",
+        )
+    return Verdict.passed(
+        f"lifetime of {cert.lifetime_days} days", cert.lifetime_days, f"<= {params.max_days}"
+    )
+
+
+class KeyParams(Params):
+    rsa_min_bits: int = Field(default=2048, ge=512)
+    ec_min_bits: int = Field(default=256, ge=160)
+    allowed_types: tuple[Literal["RSA", "EC", "Ed25519", "Ed448", "DSA"], ...] = (
+        "RSA",
+        "EC",
+        "Ed25519",
+        "Ed448",
+    )
+
+
+def _certificate_key(data: TlsData, params: KeyParams, target: Target) -> Verdict:
+    if isinstance(cert := _certificate(data), Verdict):
+        return cert
+    observed = f"{cert.key_type} {cert.key_bits}" + (f" ({cert.curve})" if cert.curve else "")
+    expected = (
+        f"RSA >= {params.rsa_min_bits} or EC >= {params.ec_min_bits}, types {', '.join(params.allowed_types)}"
+    )
+    if cert.key_type not in params.allowed_types:
+        return Verdict.failed(f"key type {cert.key_type} is not allowed", observed, expected)
+    minimum = {"RSA": params.rsa_min_bits, "EC": params.ec_min_bits}.get(cert.key_type, 0)
+    if cert.key_bits < minimum:
+        return Verdict.failed(f"{cert.key_type} key of {cert.key_bits} bits is too small", observed, expected)
+    return Verdict.passed(f"{observed} key", observed, expected)
+
+
+class SignatureParams(Params):
+    forbidden_hashes: tuple[str, ...] = ("md5", "sha1")
+
+
+def _certificate_signature(data: TlsData, params: SignatureParams, target: Target) -> Verdict:
+    if isinstance(cert := _certificate(data), Verdict):
+        return cert
+    hashes = [("leaf", cert.signature_hash)] + [("intermediate", h) for h in cert.chain_signature_hashes]
+    bad = [
+        f"{where} signed with {h}"
+        for where, h in hashes
+        if h is not None and h.lower() in params.forbidden_hashes
+    ]
+    if bad:
+        return Verdict.failed(
+            "; ".join(bad), observed=cert.signature_algorithm, expected=f"not {params.forbidden_hashes}"
+        )
+    return Verdict.passed(f"signed with {cert.signature_algorithm}", observed=cert.signature_algorithm)
+
+
+def _hostname_matches(data: TlsData, params: NoParams, target: Target) -> Verdict:
+    if target.host.hostname is None:
+        return Verdict.not_applicable("the inventory gives no host name to match the certificate against")
+    if isinstance(cert := _certificate(data), Verdict):
+        return cert
+    if cert.hostname_matches:
+        return Verdict.passed(f"the certificate is valid for {cert.hostname}", observed=list(cert.sans))
+    return Verdict.failed(
+        f"the certificate is not valid for {cert.hostname}", observed=list(cert.sans), expected=cert.hostname
+    )
+
+
+# --- tls.no_known_vulnerabilities ------------------------------------------------------
+
+
+class VulnerabilitiesParams(Params):
+    checks: tuple[VulnerabilityName, ...] = ALL_VULNERABILITIES
+
+
+def _no_known_vulnerabilities(data: TlsData, params: VulnerabilitiesParams, target: Target) -> Verdict:
+    facts = {name: getattr(data.vulnerabilities, name) for name in params.checks}
+    exposed = [name for name, value in facts.items() if value is True]
+    unknown = [name for name, value in facts.items() if value is None]
+    if exposed:
+        return Verdict.failed(f"exposed to {', '.join(exposed)}", observed=exposed, expected=[])
+    if unknown:
+        return Verdict.cannot_judge(f"could not test {', '.join(unknown)}", observed=unknown)
+    return Verdict.passed(f"none of {len(facts)} known weaknesses found", observed=[])
+
+
+# --- tls.hsts --------------------------------------------------------------------------
+
+
+class HstsParams(Params):
+    min_max_age: int = Field(default=31536000, ge=0)
+    include_subdomains: bool = False
+
+
+def _hsts(data: TlsData, params: HstsParams, target: Target) -> Verdict:
+    if not data.http:
+        return Verdict.not_applicable("the endpoint does not serve HTTP")
+    expected = f"max-age >= {params.min_max_age}" + (
+        "; includeSubDomains" if params.include_subdomains else ""
+    )
+    if data.hsts is None:
+        return Verdict.failed("no Strict-Transport-Security header", observed=None, expected=expected)
+    age = data.hsts.max_age
+    if age is None or age < params.min_max_age:
+        return Verdict.failed(f"HSTS max-age is {age}", observed=age, expected=expected)
+    if params.include_subdomains and not data.hsts.include_subdomains:
+        return Verdict.failed("HSTS lacks includeSubDomains", observed=age, expected=expected)
+    return Verdict.passed(f"HSTS max-age {age}", observed=age, expected=expected)
+
+
+CONTROLS = controls_of(
+    Control(
+        "tls.protocols_disabled",
+        "The listed protocol versions are not accepted",
+        ProtocolsParams,
+        _protocols_disabled,
+    ),
+    Control(
+        "tls.min_version",
+        "No protocol older than the given version is accepted",
+        MinVersionParams,
+        _min_version,
+    ),
+    Control(
+        "tls.cipher_suites_forbidden",
+        "No accepted cipher suite belongs to a forbidden family",
+        SuiteFamiliesParams,
+        _cipher_suites_forbidden,
+    ),
+    Control(
+        "tls.forward_secrecy",
+        "Every accepted suite has an ephemeral key exchange",
+        NoParams,
+        _forward_secrecy,
+    ),
+    Control(
+        "tls.mozilla_profile",
+        "The endpoint conforms to a Mozilla Server Side TLS 6.0 profile",
+        MozillaParams,
+        _mozilla_profile,
+    ),
+    Control(
+        "tls.certificate_trusted",
+        "The certificate chain leads to a trusted anchor",
+        NoParams,
+        _certificate_trusted,
+    ),
+    Control(
+        "tls.certificate_expiry",
+        "The certificate is valid for at least N more days at scan time",
+        ExpiryParams,
+        _certificate_expiry,
+    ),
+    Control(
+        "tls.certificate_lifetime",
+        "The certificate's total validity is at most N days",
+        LifetimeParams,
+        _certificate_lifetime,
+    ),
+    Control(
+        "tls.certificate_key",
+        "The certificate key is of an allowed type and size",
+        KeyParams,
+        _certificate_key,
+    ),
+    Control(
+        "tls.certificate_signature",
+        "No certificate in the chain is signed with a forbidden hash",
+        SignatureParams,
+        _certificate_signature,
+    ),
+    Control(
+        "tls.hostname_matches",
+        "The certificate is valid for the registered host name",
+        NoParams,
+        _hostname_matches,
+    ),
+    Control(
+        "tls.no_known_vulnerabilities",
+        "No known TLS implementation weakness is present",
+        VulnerabilitiesParams,
+        _no_known_vulnerabilities,
+    ),
+    Control(
+        "tls.hsts",
+        "HTTPS endpoints send HSTS with a long enough max-age",
+        HstsParams,
+        _hsts,
+    ),
+)

@@ -1,0 +1,120 @@
+"""The `tls` observation data, the check's settings, and the names they use."""
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from scanner.models.base import Frozen
+
+Protocol = Literal["SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3"]
+PROTOCOLS: tuple[Protocol, ...] = ("SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3")
+"""Oldest first: the order `tls.min_version` compares in."""
+
+StartTls = Literal["smtp", "imap", "pop3", "ldap", "ftp", "xmpp", "postgres", "rdp"]
+
+MAX_NAME_CHARS = 300
+"""Bound on every certificate string (subject, issuer, SAN, URL): they come from the target."""
+MAX_SANS = 100
+
+
+class Certificate(Frozen):
+    """Facts about the leaf certificate the endpoint sent (with SNI), and its chain."""
+
+    subject: str
+    issuer: str
+    sans: tuple[str, ...]
+    """DNS names and IP addresses of the subjectAltName extension, at most `MAX_SANS`."""
+    serial: str
+    not_before: datetime
+    not_after: datetime
+    key_type: Literal["RSA", "EC", "Ed25519", "Ed448", "DSA", "unknown"]
+    key_bits: int
+    curve: str | None = None
+    """Named curve of an EC key (`secp256r1`, ...)."""
+    signature_algorithm: str
+    """E.g. `sha256WithRSAEncryption`, `ecdsa-with-SHA384`."""
+    signature_hash: str | None
+    """Hash of the leaf's signature (`sha1`, `sha256`, ...); None for Ed25519/Ed448."""
+    chain_signature_hashes: tuple[str, ...] = ()
+    """Signature hashes of the intermediates the server sent (the root's own is irrelevant)."""
+    self_signed: bool
+    trusted: bool
+    """The chain leads to an anchor of the trust store in use (system store plus configured
+    anchors), checked without regard to the name: `hostname_matches` says that."""
+    trust_error: str | None = None
+    hostname: str
+    """The name (or, without one, the IP address) the certificate was matched against."""
+    hostname_matches: bool
+    expired: bool
+    """As seen at `TlsData.scanned_at`; controls use `not_after` against that time."""
+    lifetime_days: int
+
+
+class Vulnerabilities(Frozen):
+    """Each field is True when the endpoint is exposed to the weakness, False when it is not,
+    None when the test could not be made (a fact that is missing, never a pass)."""
+
+    heartbleed: bool | None
+    robot: bool | None
+    """A ROBOT oracle, weak or strong."""
+    ccs_injection: bool | None
+    insecure_renegotiation: bool | None
+    """The RFC 5746 renegotiation_info extension is missing."""
+    client_renegotiation: bool | None
+    """The server honours client-initiated renegotiation (a denial-of-service lever)."""
+    compression: bool | None
+    fallback_scsv: bool | None
+    """The server ignores TLS_FALLBACK_SCSV, so a downgrade cannot be detected."""
+    extended_master_secret: bool | None
+    """The server does not support the extended master secret (RFC 7627)."""
+
+
+class Hsts(Frozen):
+    max_age: int | None
+    include_subdomains: bool
+    preload: bool
+
+
+class KeyExchange(Frozen):
+    """Smallest ephemeral keys the server chose over all accepted suites (None: none seen).
+    X25519 counts as 256 bits, the size class profiles give it (its keys are 253 bits)."""
+
+    dh_min_bits: int | None = None
+    ecdh_min_bits: int | None = None
+
+
+class TlsData(Frozen):
+    scanned_at: datetime
+    sni: str | None
+    starttls: StartTls | None = None
+    protocols: tuple[Protocol, ...]
+    cipher_suites: dict[Protocol, tuple[str, ...]]
+    """Accepted suites per protocol, IANA names."""
+    forward_secrecy: bool
+    """Every accepted suite uses an ephemeral key exchange."""
+    key_exchange: KeyExchange = KeyExchange()
+    groups: tuple[str, ...] | None
+    """Supported groups (IANA names, e.g. `x25519`, `secp256r1`); None when not tested."""
+    certificate: Certificate | None
+    ocsp_responder: str | None = None
+    """The OCSP URL of the leaf certificate, if any."""
+    ocsp_stapling: bool
+    vulnerabilities: Vulnerabilities
+    http: bool
+    """The endpoint answered an HTTP request over TLS."""
+    hsts: Hsts | None = None
+    incomplete: tuple[str, ...] = ()
+    """sslyze scan commands that failed; the facts they would give are None or empty."""
+
+
+class TlsSettings(Frozen):
+    """Per-policy settings of the `tls` check (`settings: {tls: {...}}`)."""
+
+    trust_anchors: tuple[str, ...] = ()
+    """PEM files of extra trusted CAs (provincial or government CAs missing from public stores)."""
+    starttls: dict[Annotated[int, Field(ge=1, le=65535)], StartTls] = Field(default_factory=dict)
+    """Ports that speak a plain protocol upgraded by STARTTLS, beyond the usual ones."""
+    extra_tls_ports: tuple[Annotated[int, Field(ge=1, le=65535)], ...] = ()
+    """Open ports to scan as implicit TLS besides the well-known ones."""
+    max_connections_per_server: int = Field(default=3, ge=1, le=10)

@@ -1,0 +1,109 @@
+"""Which endpoints of a target speak TLS, and the probe that scans them all at once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+# A module import, not names: `_sslyze` imports this package's models, so either may load first.
+from checks import _sslyze
+from checks.base import ProbeContext
+from checks.tls.models import StartTls, TlsSettings
+from scanner.models.observation import Observation
+from scanner.models.target import Target
+
+CHECK = "tls"
+IMPLICIT_TLS_PORTS = frozenset(
+    {443, 465, 636, 853, 989, 990, 992, 993, 994, 995, 3269, 4443, 5061, 5986, 8443, 9443}
+)
+"""Ports where TLS starts with the connection (HTTPS, SMTPS, LDAPS, FTPS, IMAPS, POP3S, ...)."""
+STARTTLS_PORTS: Mapping[int, StartTls] = {25: "smtp", 587: "smtp", 110: "pop3", 143: "imap", 389: "ldap"}
+"""Mail and directory ports scanned through STARTTLS (Circular 39/2017 items 4.4, 4.5)."""
+_STARTTLS_KINDS: Mapping[str, StartTls] = {"smtp": "smtp", "imap": "imap", "pop3": "pop3", "ldap": "ldap"}
+_TLS_SERVICE_NAMES = frozenset(
+    {"https", "https-alt", "imaps", "pop3s", "smtps", "submissions", "ldaps", "ftps"}
+)
+_DEADLINE_MARGIN = 0.9
+"""Part of the probe budget given to sslyze; the rest turns its results into observations."""
+
+
+def tls_endpoints(
+    target: Target, settings: TlsSettings, prior: Iterable[Observation]
+) -> dict[int, StartTls | None]:
+    """Port → STARTTLS protocol (None for implicit TLS), from the inventory's declared
+    services, the ports check's open ports and the settings; settings win, then the inventory."""
+    found: dict[int, StartTls | None] = {}
+    ports = next((o for o in prior if o.check == "ports" and o.status == "ok"), None)
+    for port, name in _open_ports(ports):
+        if name in _STARTTLS_KINDS:
+            found[port] = None if port in IMPLICIT_TLS_PORTS else _STARTTLS_KINDS[name]
+        elif _speaks_tls(name) or port in IMPLICIT_TLS_PORTS or port in settings.extra_tls_ports:
+            found[port] = None
+        elif port in STARTTLS_PORTS:
+            found[port] = STARTTLS_PORTS[port]
+    for service in target.host.services:
+        if service.kind == "tls":
+            found[service.port] = None
+        elif service.kind in _STARTTLS_KINDS:
+            found[service.port] = (
+                None if service.port in IMPLICIT_TLS_PORTS else _STARTTLS_KINDS[service.kind]
+            )
+    for port, protocol in settings.starttls.items():
+        if port in found or _is_open(ports, port):
+            found[port] = protocol
+    return dict(sorted(found.items()))
+
+
+def _speaks_tls(service: str) -> bool:
+    return "ssl" in service or "tls" in service or service in _TLS_SERVICE_NAMES
+
+
+def _open_ports(ports: Observation | None) -> list[tuple[int, str]]:
+    if ports is None or ports.data is None:
+        return []
+    result: list[tuple[int, str]] = []
+    for entry in ports.data.get("open", ()):
+        if not isinstance(entry, dict) or not isinstance(entry.get("port"), int):
+            continue
+        if entry.get("protocol", "tcp") != "tcp":
+            continue
+        service = str(entry.get("service") or "").lower()
+        tunnel = str(entry.get("tunnel") or "").lower()
+        result.append((entry["port"], f"ssl/{service}" if tunnel == "ssl" else service))
+    return result
+
+
+def _is_open(ports: Observation | None, port: int) -> bool:
+    return any(p == port for p, _ in _open_ports(ports))
+
+
+def probe_target(target: Target, ctx: ProbeContext, settings: TlsSettings) -> list[Observation]:
+    endpoints = tls_endpoints(target, settings, ctx.prior)
+    if not endpoints:
+        ports = [o for o in ctx.prior if o.check == "ports"]
+        if any(o.status == "error" for o in ports) or not ports:
+            # Without the ports check's view and with nothing declared, HTTPS is the one
+            # TLS service worth assuming; an error there is better than a silent "no TLS".
+            endpoints = {443: None}
+        else:
+            return []
+    sni = target.host.hostname
+    wanted = [
+        _sslyze.Endpoint(ip=target.ip, port=port, sni=sni, starttls=starttls)
+        for port, starttls in endpoints.items()
+    ]
+    options = _sslyze.ScanOptions(
+        connect_timeout=ctx.connect_timeout,
+        deadline=max(1.0, ctx.timeout * _DEADLINE_MARGIN - ctx.connect_timeout),
+        trust_anchors=tuple(Path(p) for p in settings.trust_anchors),
+        max_connections_per_server=settings.max_connections_per_server,
+    )
+    outcomes = _sslyze.scan(wanted, options)
+    return [_observation(target, endpoint, outcomes[endpoint]) for endpoint in wanted]
+
+
+def _observation(target: Target, endpoint: _sslyze.Endpoint, outcome: _sslyze.ScanOutcome) -> Observation:
+    if isinstance(outcome, _sslyze.ScanFailure):
+        where = f" (STARTTLS {endpoint.starttls})" if endpoint.starttls else ""
+        return Observation.failed(CHECK, target, f"{outcome.reason}{where}", port=endpoint.port)
+    return Observation.ok(CHECK, target, outcome, port=endpoint.port)
