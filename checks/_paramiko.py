@@ -169,6 +169,9 @@ def sshd_effective_config(
             channel.exec_command(command)
             stdout = _read_bounded(channel.makefile("rb"), MAX_CONFIG_BYTES, deadline)
             stderr = _read_bounded(channel.makefile_stderr("rb"), MAX_STDERR, deadline)
+            # The exit status can arrive just after end of output: wait for it, within the budget.
+            while not channel.exit_status_ready() and time.monotonic() < deadline:
+                time.sleep(0.02)
             status = channel.recv_exit_status() if channel.exit_status_ready() else None
         except TimeoutError:
             raise ParamikoProbeError("sshd -T did not finish in time") from None

@@ -1,10 +1,12 @@
 """The `ssh` check: SSH server hardening seen from the network, and with a credential, from
 the effective sshd configuration."""
 
-from collections.abc import Iterable
-from typing import ClassVar
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar
 
-from checks.base import API_VERSION, ProbeContext
+from pydantic import BaseModel
+
+from checks.base import API_VERSION, Control, ProbeContext
 from checks.ssh.controls import CONTROLS
 from checks.ssh.models import SshData, SshSettings
 from checks.ssh.probe import probe_endpoint, ssh_ports
@@ -20,10 +22,10 @@ class SshCheck:
 
     name: ClassVar[str] = "ssh"
     api_version: ClassVar[int] = API_VERSION
-    data_model: ClassVar[type[SshData]] = SshData
-    settings_model: ClassVar[type[SshSettings]] = SshSettings
+    data_model: ClassVar[type[BaseModel]] = SshData
+    settings_model: ClassVar[type[BaseModel]] = SshSettings
     after: ClassVar[tuple[str, ...]] = ("ports",)
-    controls = CONTROLS
+    controls: ClassVar[Mapping[str, Control[Any, Any]]] = CONTROLS
 
     def probe(self, target: Target, ctx: ProbeContext) -> Iterable[Observation]:
         settings = ctx.settings if isinstance(ctx.settings, SshSettings) else SshSettings()

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import paramiko
+import paramiko.common
 import pytest
 
 PORT = 22
@@ -33,7 +34,6 @@ UsePAM no
 PidFile none
 StrictModes no
 AuthorizedKeysFile {authorized_keys}
-LogLevel ERROR
 """
 
 _HARDENED = """\
@@ -162,7 +162,7 @@ class _TerrapinServerInterface(paramiko.ServerInterface):
         return "publickey,password"
 
     def check_auth_none(self, username: str) -> int:
-        return paramiko.AUTH_FAILED
+        return paramiko.common.AUTH_FAILED
 
 
 class _Terrapin(_Handler):
@@ -190,9 +190,9 @@ class _Terrapin(_Handler):
             transport.close()
 
 
-def _start_sshd(directory: Path, name: str, ip: str, body: str, authorized_keys: Path) -> tuple[
-    subprocess.Popen[bytes], Path
-]:
+def _start_sshd(
+    directory: Path, name: str, ip: str, body: str, authorized_keys: Path
+) -> tuple[subprocess.Popen[bytes], Path]:
     config = directory / f"sshd_{name}.conf"
     fields = {"ip": ip, "port": PORT, "dir": directory, "authorized_keys": authorized_keys}
     config.write_text(body.format(**fields) + _COMMON.format(**fields))
@@ -227,7 +227,11 @@ def sshd_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer
     threads: list[_ThreadServer] = []
     try:
         configs: dict[str, Path] = {}
-        for name, ip, body in (("hardened", HARDENED, _HARDENED), ("debian", DEBIAN, _DEBIAN), ("weak", WEAK, _WEAK)):
+        for name, ip, body in (
+            ("hardened", HARDENED, _HARDENED),
+            ("debian", DEBIAN, _DEBIAN),
+            ("weak", WEAK, _WEAK),
+        ):
             process, configs[name] = _start_sshd(directory, name, ip, body, authorized_keys)
             processes.append(process)
         terrapin_key = paramiko.Ed25519Key.from_private_key_file(str(directory / "ssh_host_ed25519_key"))

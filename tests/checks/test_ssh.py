@@ -1,0 +1,555 @@
+"""The ssh check against real servers (tests/servers/sshd.py), and its controls on factory data."""
+
+import json
+import socket
+import struct
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import paramiko
+import pytest
+from pydantic import SecretStr
+
+from checks import _paramiko
+from checks.base import Credential, ProbeContext, Verdict
+from checks.ssh import SshCheck, SshData, SshSettings
+from checks.ssh.controls import CONTROLS
+from checks.ssh.models import HostKey
+from scanner.models.observation import Observation
+from scanner.models.policy import ResolvedRule
+from scanner.models.target import Host, Service, SystemInfo, Target
+from scanner.policy import load_policy
+from scanner.registry import RegisteredCheck, Registry
+from tests.servers.sshd import SshServers
+
+POLICY = Path(__file__).parents[2] / "policies" / "baseline-ssh.yaml"
+SSH_AUDIT = Path(__file__).parents[2] / ".venv" / "bin" / "ssh-audit"
+TIMEOUT = 8.0
+SECRET = "never-stored-pw-7f3a"
+KEX_MARKERS = {"kex-strict-s-v00@openssh.com", "ext-info-s"}
+
+
+def _target(ip: str, declared: bool = True, level: int = 3) -> Target:
+    services = (Service(port=22, kind="ssh"),) if declared else ()
+    info = SystemInfo(id="test", name="Test system", owner="Sở KH&CN", level=level)
+    return Target(system=info, host=Host(address=ip, services=services), ip=ip)
+
+
+def _probe(ip: str, **ctx: Any) -> Observation:
+    observations = list(
+        SshCheck().probe(_target(ip), ProbeContext(timeout=ctx.pop("timeout", TIMEOUT), **ctx))
+    )
+    assert len(observations) == 1
+    return observations[0]
+
+
+@pytest.fixture(scope="module")
+def scans(sshd_servers: SshServers) -> dict[str, Observation]:
+    """One probe of every server; the Debian one with the root test key, for `sshd -T`."""
+    credential = Credential(user="root", key_file=str(sshd_servers.client_key))
+    settings = SshSettings(sshd_config=str(sshd_servers.debian_config))
+    return {
+        "hardened": _probe(sshd_servers.hardened),
+        "debian": _probe(sshd_servers.debian, credential=credential, settings=settings),
+        "weak": _probe(sshd_servers.weak),
+        "terrapin": _probe(sshd_servers.terrapin),
+        "ssh1": _probe(sshd_servers.ssh1),
+    }
+
+
+@pytest.fixture(scope="module")
+def rules() -> dict[str, ResolvedRule]:
+    registry = Registry.of({"ssh": RegisteredCheck(SshCheck(), "attt-scanner")})
+    return {rule.id: rule for rule in load_policy(str(POLICY), registry).rules}
+
+
+def _data(observation: Observation) -> SshData:
+    assert observation.status == "ok", observation.error
+    return SshData.model_validate(observation.data)
+
+
+def _judge(rule: ResolvedRule, observation: Observation) -> Verdict:
+    control = CONTROLS[rule.control]
+    return control.judge(_data(observation), rule.params, _target(observation.ip or ""))
+
+
+def _fingerprint(public_key: Path) -> str:
+    out = subprocess.run(
+        ["ssh-keygen", "-l", "-E", "sha256", "-f", str(public_key)],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+    return out.stdout.split()[1]
+
+
+# --- facts -----------------------------------------------------------------------------
+
+
+def test_hardened_server_facts(
+    scans: dict[str, Observation], sshd_servers: SshServers, tmp_path: Path
+) -> None:
+    data = _data(scans["hardened"])
+    assert data.banner.startswith("SSH-2.0-OpenSSH_9.2p1 Debian-")
+    assert data.software == data.banner.removeprefix("SSH-2.0-")
+    assert data.protocol == "2.0"
+    assert data.kex == (
+        "sntrup761x25519-sha512@openssh.com",
+        "curve25519-sha256",
+        "curve25519-sha256@libssh.org",
+        "kex-strict-s-v00@openssh.com",
+    )
+    assert data.ciphers == (
+        "chacha20-poly1305@openssh.com",
+        "aes256-gcm@openssh.com",
+        "aes128-gcm@openssh.com",
+    )
+    assert data.ciphers_server_to_client is None
+    assert data.macs == ("hmac-sha2-512-etm@openssh.com", "hmac-sha2-256-etm@openssh.com")
+    assert data.host_key_algorithms == ("ssh-ed25519",)
+    assert data.strict_kex is True
+    assert data.auth_methods == ("publickey",)
+    key_dir = sshd_servers.client_key.parent
+    assert data.host_keys == (
+        HostKey(type="ssh-ed25519", bits=256, sha256=_fingerprint(key_dir / "ssh_host_ed25519_key.pub")),
+    )
+    assert data.config is None and data.config_error is None and data.notes == ()
+
+
+def test_debian_default_facts_and_sshd_t(scans: dict[str, Observation], sshd_servers: SshServers) -> None:
+    data = _data(scans["debian"])
+    key_dir = sshd_servers.client_key.parent
+    assert {(k.type, k.bits, k.sha256) for k in data.host_keys} == {
+        ("ssh-rsa", 3072, _fingerprint(key_dir / "ssh_host_rsa_key.pub")),
+        ("ecdsa-sha2-nistp256", 256, _fingerprint(key_dir / "ssh_host_ecdsa_key.pub")),
+        ("ssh-ed25519", 256, _fingerprint(key_dir / "ssh_host_ed25519_key.pub")),
+    }
+    assert data.auth_methods == ("publickey", "password")
+    assert "hmac-sha1" in data.macs and "ecdh-sha2-nistp256" in data.kex
+    # The authenticated probe read the running server's effective configuration.
+    assert data.config_error is None and data.config is not None
+    assert data.config["listenaddress"] == f"{sshd_servers.debian}:22"
+    assert data.config["permitrootlogin"] == "without-password"
+    assert data.config["maxauthtries"] == "6"
+    assert data.config["passwordauthentication"] == "yes"
+    assert data.config["x11forwarding"] == "yes"
+
+
+def test_weak_server_facts(scans: dict[str, Observation]) -> None:
+    data = _data(scans["weak"])
+    assert "diffie-hellman-group14-sha1" in data.kex
+    assert {"aes128-cbc", "aes256-cbc"} <= set(data.ciphers)
+    assert "hmac-sha1" in data.macs
+    assert "ssh-rsa" in data.host_key_algorithms
+    assert [(k.type, k.bits) for k in data.host_keys] == [("ssh-rsa", 1024)]
+    assert data.auth_methods == ("publickey", "password", "keyboard-interactive")
+
+
+def test_terrapin_server_facts(scans: dict[str, Observation], sshd_servers: SshServers) -> None:
+    data = _data(scans["terrapin"])
+    assert data.software == "paramiko_" + paramiko.__version__
+    assert data.strict_kex is False
+    assert data.ciphers == ("aes128-cbc", "aes256-cbc", "aes128-ctr")
+    assert data.macs == ("hmac-sha2-256-etm@openssh.com", "hmac-sha2-256")
+    assert [k.sha256 for k in data.host_keys] == [sshd_servers.terrapin_key_sha256]
+
+
+def test_ssh1_only_server(scans: dict[str, Observation]) -> None:
+    data = _data(scans["ssh1"])
+    assert (data.protocol, data.software, data.kex, data.auth_methods) == ("1.5", "LegacyBox_1.0", (), None)
+
+
+@pytest.mark.parametrize("server", ["garbage", "silent"])
+def test_garbage_and_silent_ports_are_errors_within_budget(sshd_servers: SshServers, server: str) -> None:
+    started = time.monotonic()
+    observation = _probe(getattr(sshd_servers, server), timeout=3.0)
+    elapsed = time.monotonic() - started
+    assert observation.status == "error" and observation.data is None
+    assert observation.error is not None and observation.error.startswith("no SSH greeting on port 22")
+    assert elapsed < 4.0
+    expected = "connection closed by the server after" if server == "garbage" else "within"
+    assert expected in observation.error
+
+
+# --- verdicts of the bundled rules on the real servers ---------------------------------
+
+P, F, E, NA = "pass", "fail", "error", "not_applicable"
+VERDICTS = {
+    # rule:                    hardened debian weak terrapin ssh1
+    "SSH-PROTOCOL-2": (P, P, P, P, F),
+    "SSH-KEX-WEAK": (P, P, F, P, E),
+    "SSH-CIPHER-BROKEN": (P, P, P, P, E),
+    "SSH-CIPHER-CBC": (P, P, F, F, E),
+    "SSH-MAC-WEAK": (P, F, F, P, E),
+    "SSH-HOSTKEY-ALG-WEAK": (P, P, F, P, E),
+    "SSH-HOSTKEY-SIZE": (P, P, F, P, E),
+    "SSH-PASSWORD-AUTH": (P, F, F, F, E),
+    "SSH-TERRAPIN": (P, P, P, F, E),
+    "SSH-SOFTWARE-CVE": (F, F, F, NA, NA),
+    "SSH-ALGORITHMS-PROFILE": (P, F, F, F, E),
+    "SSH-ROOT-LOGIN": (NA, F, NA, NA, NA),
+    "SSH-CONFIG-AUTH": (NA, F, NA, NA, NA),
+    "SSH-IDLE-TIMEOUT": (NA, F, NA, NA, NA),
+    "SSH-FORWARDING": (NA, F, NA, NA, NA),
+    "SSH-LOG-LEVEL": (NA, P, NA, NA, NA),
+}
+SERVERS = ("hardened", "debian", "weak", "terrapin", "ssh1")
+
+
+def test_every_bundled_rule_has_expected_verdicts() -> None:
+    registry = Registry.of({"ssh": RegisteredCheck(SshCheck(), "attt-scanner")})
+    assert {rule.id for rule in load_policy(str(POLICY), registry).rules} == set(VERDICTS)
+
+
+@pytest.mark.parametrize("rule_id", sorted(VERDICTS))
+def test_rule_verdicts_on_real_servers(
+    scans: dict[str, Observation], rules: dict[str, ResolvedRule], rule_id: str
+) -> None:
+    got = {server: _judge(rules[rule_id], scans[server]).status for server in SERVERS}
+    assert got == dict(zip(SERVERS, VERDICTS[rule_id], strict=True))
+
+
+def test_software_cve_verdict_is_possible_and_shows_the_distribution_build(
+    scans: dict[str, Observation], rules: dict[str, ResolvedRule]
+) -> None:
+    verdict = _judge(rules["SSH-SOFTWARE-CVE"], scans["debian"])
+    assert verdict.message.startswith("possibly vulnerable: OpenSSH_9.2p1 Debian-")
+    assert "CVE-2024-6387" in verdict.observed["possible"]
+    assert verdict.observed["distribution_build"].startswith("Debian-")
+    assert "backported fixes" in verdict.message
+
+
+def test_terrapin_verdict_names_the_exposed_algorithms(
+    scans: dict[str, Observation], rules: dict[str, ResolvedRule]
+) -> None:
+    verdict = _judge(rules["SSH-TERRAPIN"], scans["terrapin"])
+    assert verdict.observed == {
+        "strict_kex": False,
+        "affected_algorithms": ["aes128-cbc", "aes256-cbc", "hmac-sha2-256-etm@openssh.com"],
+    }
+
+
+# --- credentials -----------------------------------------------------------------------
+
+
+def test_wrong_key_gives_config_error_and_an_error_verdict(
+    sshd_servers: SshServers, rules: dict[str, ResolvedRule], tmp_path: Path
+) -> None:
+    stranger = tmp_path / "stranger"
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)], check=True, timeout=30
+    )
+    observation = _probe(sshd_servers.debian, credential=Credential(user="root", key_file=str(stranger)))
+    data = _data(observation)
+    assert data.config is None
+    assert data.config_error == "authentication as 'root' failed (AuthenticationException)"
+    assert data.auth_methods == ("publickey", "password")  # the pre-auth facts are kept
+    assert _judge(rules["SSH-ROOT-LOGIN"], observation).status == "error"
+
+
+def test_password_never_reaches_the_observation(sshd_servers: SshServers) -> None:
+    credential = Credential(user="root", password=SecretStr(SECRET))
+    observation = _probe(sshd_servers.weak, credential=credential)
+    assert _data(observation).config_error is not None
+    assert SECRET not in observation.model_dump_json()
+
+
+def test_sudo_failure_is_reported_not_passed(sshd_servers: SshServers) -> None:
+    credential = Credential(user="root", key_file=str(sshd_servers.client_key), sudo=True)
+    settings = SshSettings(sshd_config=str(sshd_servers.debian_config))
+    data = _data(_probe(sshd_servers.debian, credential=credential, settings=settings))
+    if data.config is not None:  # a machine with sudo installed runs it as root
+        assert data.config["permitrootlogin"] == "without-password"
+    else:
+        assert data.config_error is not None and data.config_error.startswith("`sudo -n /usr/sbin/sshd -T -f")
+
+
+# --- endpoints -------------------------------------------------------------------------
+
+
+def _ports_observation(target: Target, open_ports: list[dict[str, Any]]) -> Observation:
+    return Observation(
+        check="ports", system=target.system.id, host=target.address, status="ok", data={"open": open_ports}
+    )
+
+
+def test_endpoints_come_from_the_ports_observation(sshd_servers: SshServers) -> None:
+    target = _target(sshd_servers.hardened, declared=False)
+    check = SshCheck()
+    assert list(check.probe(target, ProbeContext(timeout=TIMEOUT))) == []
+    prior = (_ports_observation(target, [{"port": 22, "protocol": "tcp", "service": "ssh"}]),)
+    observations = list(check.probe(target, ProbeContext(timeout=TIMEOUT, prior=prior)))
+    assert [(o.port, o.status) for o in observations] == [(22, "ok")]
+    unrelated = (_ports_observation(target, [{"port": 443, "protocol": "tcp", "service": "https"}]),)
+    assert list(check.probe(target, ProbeContext(timeout=TIMEOUT, prior=unrelated))) == []
+
+
+def test_entry_point_loads_the_check() -> None:
+    registry = Registry.load()
+    assert "ssh" in registry.checks, registry.failures
+    assert registry.check("ssh").after == ("ports",)
+
+
+def test_fetchable_host_key_algorithms_are_accepted_by_paramiko() -> None:
+    # Guards against paramiko dropping an algorithm the probe relies on (public API only).
+    with socket.socket() as sock:
+        transport = paramiko.Transport(sock)
+        try:
+            transport.get_security_options().key_types = _paramiko.FETCHABLE_HOST_KEY_ALGORITHMS
+        finally:
+            transport.close()
+
+
+# --- agreement with ssh-audit ----------------------------------------------------------
+
+
+def _ssh_audit(ip: str) -> dict[str, Any]:
+    run = subprocess.run(
+        [str(SSH_AUDIT), "-j", "--skip-rate-test", "-t", "5", ip], capture_output=True, text=True, timeout=60
+    )
+    result: dict[str, Any] = json.loads(run.stdout)
+    return result
+
+
+@pytest.mark.parametrize("server", ["hardened", "debian", "weak", "terrapin"])
+def test_algorithm_lists_agree_with_ssh_audit(
+    scans: dict[str, Observation], sshd_servers: SshServers, server: str
+) -> None:
+    data = _data(scans[server])
+    theirs = _ssh_audit(getattr(sshd_servers, server))
+
+    def names(key: str) -> list[str]:
+        return [entry["algorithm"] for entry in theirs[key] if entry["algorithm"] not in KEX_MARKERS]
+
+    assert names("kex") == list(data.kex_algorithms())
+    assert names("key") == list(data.host_key_algorithms)
+    assert names("enc") == list(data.ciphers)
+    assert names("mac") == list(data.macs)
+    sha256 = {f["hash"] for f in theirs["fingerprints"] if f["hash_alg"] == "SHA256"}
+    assert sha256 == {k.sha256.removeprefix("SHA256:") for k in data.host_keys}
+
+
+# --- hostile servers: the wire reader's bounds -----------------------------------------
+
+
+def _packet(payload: bytes) -> bytes:
+    padding = 8 - (len(payload) + 5) % 8 + 8
+    return struct.pack(">IB", len(payload) + padding + 1, padding) + payload + bytes(padding)
+
+
+def _name_lists(*lists: bytes) -> bytes:
+    return b"".join(struct.pack(">I", len(x)) + x for x in lists)
+
+
+GOOD_BANNER = b"SSH-2.0-Hostile_1.0\r\n"
+HOSTILE = {
+    "long-identification": (b"SSH-2.0-" + b"A" * 300 + b"\r\n", "identification string longer than 255"),
+    "endless-prelude": (b"hello\r\n" * 40, "no SSH identification string"),
+    "no-newline": (b"X" * 9000, "line longer than 8192 bytes"),
+    "binary-identification": (b"SSH-2.0-\x01\x02\xff\r\n", "not printable ASCII"),
+    "huge-packet": (GOOD_BANNER + struct.pack(">I", 0xFFFFFFFF), "impossible length 4294967295"),
+    "not-kexinit": (GOOD_BANNER + _packet(bytes([21]) + bytes(40)), "not a KEXINIT (message type 21"),
+    "list-overrun": (
+        GOOD_BANNER + _packet(bytes([20]) + bytes(16) + struct.pack(">I", 5000) + b"abc"),
+        "runs past the packet",
+    ),
+    "control-char-name": (
+        GOOD_BANNER
+        + _packet(bytes([20]) + bytes(16) + _name_lists(b"curve\x1b[31m", *[b"x"] * 9) + bytes(5)),
+        "malformed name-list",
+    ),
+    "truncated": (GOOD_BANNER + struct.pack(">I", 100) + b"\x04\x14", "connection closed by the server"),
+}
+
+
+@contextmanager
+def _one_shot_server(ip: str, payload: bytes) -> Iterator[None]:
+    server = socket.create_server((ip, 22))
+    server.settimeout(5)
+
+    def serve() -> None:
+        try:
+            conn, _ = server.accept()
+        except OSError:
+            return
+        with conn:
+            conn.settimeout(2)
+            try:
+                conn.sendall(payload)
+                conn.recv(256)
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        server.close()
+        thread.join(timeout=6)
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_greetings_are_errors(case: str) -> None:
+    payload, expected = HOSTILE[case]
+    ip = f"127.0.40.{20 + sorted(HOSTILE).index(case)}"
+    with _one_shot_server(ip, payload):
+        observation = _probe(ip, timeout=3.0)
+    assert observation.status == "error"
+    assert observation.error is not None and expected in observation.error
+    assert len(observation.error) <= 500
+
+
+# --- controls on factory data ----------------------------------------------------------
+
+
+def _facts(**changes: Any) -> SshData:
+    base: dict[str, Any] = {
+        "banner": "SSH-2.0-OpenSSH_9.9p2",
+        "protocol": "2.0",
+        "software": "OpenSSH_9.9p2",
+        "kex": ("curve25519-sha256", "kex-strict-s-v00@openssh.com"),
+        "host_key_algorithms": ("ssh-ed25519",),
+        "ciphers": ("aes128-ctr",),
+        "macs": ("hmac-sha2-256-etm@openssh.com",),
+        "compression": ("none",),
+        "strict_kex": True,
+        "ext_info": False,
+        "auth_methods": ("publickey",),
+        "host_keys": (HostKey(type="ssh-ed25519", bits=256, sha256="SHA256:x"),),
+    }
+    return SshData.model_validate(base | changes)
+
+
+def _verdict(control_id: str, data: SshData, **params: Any) -> Verdict:
+    control = CONTROLS[control_id]
+    return control.judge(data, control.params_model.model_validate(params), _target("127.0.40.1"))
+
+
+@pytest.mark.parametrize(
+    ("changes", "status"),
+    [
+        ({}, P),
+        ({"strict_kex": False}, P),
+        ({"strict_kex": False, "ciphers": ("chacha20-poly1305@openssh.com",)}, F),
+        ({"strict_kex": False, "ciphers": ("aes128-cbc",), "macs": ("hmac-sha2-256",)}, P),
+        ({"strict_kex": False, "ciphers": ("aes128-cbc",), "macs": ("hmac-sha2-256-etm@openssh.com",)}, F),
+        (
+            {
+                "strict_kex": False,
+                "ciphers": ("aes128-ctr",),
+                "ciphers_server_to_client": ("chacha20-poly1305@openssh.com",),
+            },
+            F,
+        ),
+        ({"ciphers": ("chacha20-poly1305@openssh.com",)}, P),
+    ],
+)
+def test_terrapin_logic(changes: dict[str, Any], status: str) -> None:
+    assert _verdict("ssh.terrapin_safe", _facts(**changes)).status == status
+
+
+@pytest.mark.parametrize(
+    ("software", "status", "cves"),
+    [
+        ("OpenSSH_9.2p1 Debian-2+deb12u3", F, {"CVE-2024-6387", "CVE-2025-32728"}),
+        ("OpenSSH_8.7", F, {"CVE-2024-6387", "CVE-2021-41617", "CVE-2025-32728"}),  # Red Hat drops pN
+        ("OpenSSH_9.8p1", F, {"CVE-2025-26466", "CVE-2025-32728"}),
+        ("OpenSSH_8.4p1", F, {"CVE-2021-41617", "CVE-2025-32728"}),
+        ("OpenSSH_10.0p2", P, set()),
+        ("dropbear_2022.83", NA, set()),
+    ],
+)
+def test_software_ranges(software: str, status: str, cves: set[str]) -> None:
+    verdict = _verdict("ssh.software_not_vulnerable", _facts(software=software))
+    assert verdict.status == status
+    if status == F:
+        assert set(verdict.observed["possible"]) == cves
+
+
+def test_software_restricted_to_named_cves() -> None:
+    data = _facts(software="OpenSSH_9.8p1")
+    assert _verdict("ssh.software_not_vulnerable", data, cves=["CVE-2024-6387"]).status == P
+
+
+@pytest.mark.parametrize(
+    ("methods", "params", "status"),
+    [
+        (("publickey",), {}, P),
+        (("publickey", "keyboard-interactive"), {}, P),
+        (("publickey", "keyboard-interactive"), {"keyboard_interactive_counts": True}, F),
+        (("none",), {}, F),
+        (None, {}, E),
+    ],
+)
+def test_password_auth_logic(methods: tuple[str, ...] | None, params: dict[str, Any], status: str) -> None:
+    assert _verdict("ssh.password_auth_disabled", _facts(auth_methods=methods), **params).status == status
+
+
+def test_host_key_sizes_and_unfetched_types() -> None:
+    rsa = HostKey(type="ssh-rsa", bits=2048, sha256="SHA256:r")
+    assert (
+        _verdict(
+            "ssh.host_key_min_bits", _facts(host_keys=(rsa,), host_key_algorithms=("rsa-sha2-512",))
+        ).status
+        == F
+    )
+    assert (
+        _verdict("ssh.host_key_min_bits", _facts(host_key_algorithms=("ssh-ed25519", "ssh-dss"))).status == F
+    )
+    # An offered key type we could not fetch must not pass silently.
+    unseen = _facts(host_key_algorithms=("ssh-ed25519", "ecdsa-sha2-nistp256"))
+    assert _verdict("ssh.host_key_min_bits", unseen).status == E
+
+
+def test_forbidden_and_allowed_lists_use_patterns_and_ignore_markers() -> None:
+    data = _facts(kex=("curve25519-sha256", "ext-info-s", "kex-strict-s-v00@openssh.com"))
+    assert _verdict("ssh.algorithms_allowed_only", data, kex=["curve25519-sha256"]).status == P
+    verdict = _verdict(
+        "ssh.algorithms_forbidden",
+        _facts(macs=("hmac-sha1-etm@openssh.com", "hmac-sha2-256")),
+        macs=["hmac-sha1*"],
+    )
+    assert (verdict.status, verdict.observed) == (F, {"macs": ["hmac-sha1-etm@openssh.com"]})
+
+
+def test_bad_params_are_rejected() -> None:
+    for control_id, params in [
+        ("ssh.algorithms_allowed_only", {"profile": "nonexistent"}),
+        ("ssh.algorithms_allowed_only", {}),
+        ("ssh.algorithms_forbidden", {}),
+        ("ssh.software_not_vulnerable", {"cves": ["CVE-1999-0001"]}),
+        ("ssh.config", {"expect": {"maxauthtries": {}}}),
+    ]:
+        with pytest.raises(ValueError, match=r".+"):
+            CONTROLS[control_id].params_model.model_validate(params)
+
+
+@pytest.mark.parametrize(
+    ("config", "error", "params", "status"),
+    [
+        ({"permitrootlogin": "no", "maxauthtries": "3"}, None, {}, P),
+        ({"permitrootlogin": "NO", "maxauthtries": "5"}, None, {}, F),
+        ({"permitrootlogin": "no"}, None, {}, F),  # a missing key fails
+        (None, None, {}, E),
+        (None, None, {"without_credentials": "not_applicable"}, NA),
+        (None, "authentication as 'root' failed", {"without_credentials": "not_applicable"}, E),
+    ],
+)
+def test_config_logic(
+    config: dict[str, str] | None, error: str | None, params: dict[str, Any], status: str
+) -> None:
+    expect = {"PermitRootLogin": {"equals": "no"}, "maxauthtries": {"at_most": 4}}
+    verdict = _verdict("ssh.config", _facts(config=config, config_error=error), expect=expect, **params)
+    assert verdict.status == status
+
+
+def test_config_excludes_items_of_a_list() -> None:
+    data = _facts(config={"ciphers": "aes128-ctr,aes128-cbc"})
+    verdict = _verdict("ssh.config", data, expect={"ciphers": {"excludes": ["*-cbc"]}})
+    assert (verdict.status, verdict.message) == (F, "ciphers contains aes128-cbc")
