@@ -109,7 +109,6 @@ def load_inventory(path: Path) -> LoadedInventory:
     doc = load_yaml(path)
     _refuse_duplicate_ids(doc)
     inventory = validate(Inventory, doc)
-    _refuse_numeric_names(doc, inventory)
     scope = Scope.of(inventory.scope)
     for s, system in enumerate(inventory.systems):
         for h, host in enumerate(system.hosts):
@@ -215,31 +214,3 @@ def _refuse_duplicate_ids(doc: YamlDoc) -> None:
         if system_id in seen:
             raise doc.error(("systems", index, "id"), f"duplicate system id {system_id!r}")
         seen.add(system_id)
-
-
-def _refuse_numeric_names(doc: YamlDoc, inventory: Inventory) -> None:
-    """Refuse names whose last label is all digits, such as `10.0.0.1-5` or `010.0.0.1`.
-
-    RFC 1123 allows them as names, but nmap reads the first as an address range and the
-    resolver reads the second as octal `8.0.0.1`; no real top-level domain is numeric.
-    """
-    for s, system in enumerate(inventory.systems):
-        for h, host in enumerate(system.hosts):
-            for field in ("address", "hostname"):
-                value = getattr(host, field)
-                if value is not None and _numeric_name(value):
-                    raise doc.error(
-                        ("systems", s, "hosts", h, field),
-                        f"{value!r} is neither an IP address nor a host name (numeric top-level label)",
-                    )
-    for index, entry in enumerate(inventory.scope):
-        if _numeric_name(entry.removeprefix("*.")):
-            raise doc.error(
-                ("scope", index), f"scope entry {entry!r} looks like an address range, not a name"
-            )
-
-
-def _numeric_name(value: str) -> bool:
-    if is_ip(value) or "/" in value:
-        return False
-    return value.rstrip(".").rsplit(".", 1)[-1].replace("-", "").isdigit()

@@ -14,6 +14,8 @@ ControlId = Annotated[str, Field(pattern=r"^[a-z0-9_]+\.[a-z0-9_]+$")]
 
 
 class Reference(Frozen):
+    model_config = ConfigDict(frozen=True, extra="forbid", coerce_numbers_to_str=True)
+
     standard: str = Field(min_length=1)
     clause: str | None = None
     confidence: Literal["verified", "secondary", "unverified"] = "unverified"
@@ -60,6 +62,8 @@ class Waiver(Frozen):
 
 
 class PolicyFile(Frozen):
+    model_config = ConfigDict(frozen=True, extra="forbid", coerce_numbers_to_str=True)
+
     id: PolicyId
     title: str = Field(min_length=1)
     version: str = "1"

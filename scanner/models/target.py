@@ -22,8 +22,13 @@ def _check_address(value: str) -> str:
 
 def _check_hostname(value: str) -> str:
     name = value.lower().rstrip(".")
-    if not name or len(name) > 253 or not all(_HOSTNAME_LABEL.match(x) for x in name.split(".")):
+    labels = name.split(".")
+    if not name or len(name) > 253 or not all(_HOSTNAME_LABEL.match(x) for x in labels):
         raise ValueError(f"not an IP address or RFC 1123 host name: {value!r}")
+    # A numeric last label is an address in disguise: nmap reads 10.0.0.1-5 as a range, and
+    # resolvers read 010.0.0.1 as octal.
+    if labels[-1].replace("-", "").isdigit():
+        raise ValueError(f"not an IP address or RFC 1123 host name (numeric top-level label): {value!r}")
     return name
 
 

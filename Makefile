@@ -1,0 +1,57 @@
+# attt — make targets. `make demo` and `make test` work on a fresh Debian machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Debian packages the checks and tests drive: nmap (ports), openssh (ssh + test sshd), openssl,
+# gnutls-bin and nginx (TLS test servers), chromium (HTML report tests).
+SYSTEM_PACKAGES := nmap openssh-server openssh-client openssl gnutls-bin nginx-light chromium iproute2
+SYSTEM_COMMANDS := nmap sshd ssh-keygen openssl gnutls-serv nginx chromium
+
+.PHONY: install system-deps demo test test-fast lint bench schema clean
+
+install: $(VENV)/.installed
+
+system-deps:
+	@missing=""; for c in $(SYSTEM_COMMANDS); do \
+	  command -v $$c >/dev/null 2>&1 || [ -x /usr/sbin/$$c ] || missing="$$missing $$c"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing system packages (missing:$$missing)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES) >/dev/null; \
+	  else \
+	    echo "missing commands:$$missing"; \
+	    echo "install them with: sudo apt-get install $(SYSTEM_PACKAGES)"; exit 1; \
+	  fi; \
+	fi
+
+# The venv is rebuilt when pyproject.toml changes: entry points are package metadata.
+$(VENV)/.installed: pyproject.toml | system-deps
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+demo: install
+	$(BIN)/python -m tests.demo
+
+lint: install
+	$(BIN)/ruff check scanner checks reports tests
+	$(BIN)/ruff format --check scanner checks reports tests
+	$(BIN)/mypy scanner checks reports
+
+test: install lint
+	$(BIN)/pytest -q
+
+test-fast: install
+	$(BIN)/pytest -q -m "not browser and not slow"
+
+bench: install
+	@for b in tests/bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+schema: install
+	$(BIN)/attt schema > docs/report.schema.json
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis attt-reports test-artifacts .demo
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

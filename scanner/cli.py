@@ -1,0 +1,371 @@
+"""The `attt` command line. Thin: each command parses options and calls the pipeline."""
+
+import json
+import os
+import signal
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import NoReturn, cast
+
+import click
+
+from checks.base import Credential
+from reports.base import Lang
+from reports.bundle import RENDERERS, write_bundle
+from scanner import __version__
+from scanner.errors import AtttError
+from scanner.evaluate import exit_code
+from scanner.exitcodes import ExitCode
+from scanner.models.base import Severity
+from scanner.models.finding import Finding
+from scanner.models.report import Report
+from scanner.models.target import Target
+from scanner.pipeline import ScanRequest, build_report, prepare, reevaluate, run_scan
+from scanner.progress import progress_for
+from scanner.registry import Registry
+from scanner.runner import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT
+from scanner.store import Store, db_path_from_url
+from scanner.terminal import safe
+
+DEFAULT_FORMATS = "html,json"
+FAIL_ON_CHOICES = [s.value for s in Severity] + ["none"]
+
+
+def _fail(message: str, code: ExitCode = ExitCode.CONFIG_ERROR) -> NoReturn:
+    click.echo(f"attt: error: {safe(message, 1000)}", err=True)
+    sys.exit(code)
+
+
+def _registry() -> Registry:
+    registry = Registry.load()
+    for failure in registry.failures:
+        click.echo(
+            f"attt: warning: check plugin {failure.name!r} ({failure.distribution}) not loaded: "
+            f"{safe(failure.reason)}",
+            err=True,
+        )
+    return registry
+
+
+def _open_store(db: str | None) -> Store:
+    return Store(db_path_from_url(db))
+
+
+def _formats(value: str) -> list[str]:
+    names = [f.strip() for f in value.split(",") if f.strip()]
+    unknown = [n for n in names if n not in RENDERERS]
+    if unknown or not names:
+        raise click.BadParameter(
+            f"unknown format {unknown[0] if unknown else value!r}; choose from {', '.join(RENDERERS)}"
+        )
+    return names
+
+
+class _Command(click.Group):
+    """Turns attt's own errors into one line and exit code 2, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except AtttError as exc:
+            _fail(str(exc))
+
+
+@click.group(cls=_Command, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="attt")
+def main() -> None:
+    """attt: compliance scanner for a province's registered information systems."""
+
+
+common_report_options: list[Callable[[Callable[..., object]], Callable[..., object]]] = [
+    click.option("--out", "out", type=click.Path(path_type=Path), help="Report directory."),
+    click.option(
+        "--format",
+        "formats",
+        default=DEFAULT_FORMATS,
+        show_default=True,
+        help=f"Comma-separated: {', '.join(['html', 'json', 'junit', 'sarif', 'csv'])}.",
+    ),
+    click.option("--lang", type=click.Choice(["vi", "en"]), default="vi", show_default=True),
+    click.option(
+        "--db", help="Run store: a path or sqlite:///PATH (default $ATTT_DB or ~/.local/share/attt/attt.db)."
+    ),
+]
+
+
+def report_options(fn: Callable[..., object]) -> Callable[..., object]:
+    for option in reversed(common_report_options):
+        fn = option(fn)
+    return fn
+
+
+@main.command()
+@click.option("-i", "--inventory", type=click.Path(path_type=Path), required=True)
+@click.option(
+    "-p",
+    "--policy",
+    "policies",
+    multiple=True,
+    help="Policy file or bundled id (repeatable). Default: each system's level policy.",
+)
+@click.option("--system", "systems", multiple=True, help="Only this system id (repeatable).")
+@click.option("--tag", "tags", multiple=True, help="Only systems with this tag (repeatable).")
+@click.option("--check", "checks", multiple=True, help="Only this check (repeatable).")
+@click.option("--fail-on", type=click.Choice(FAIL_ON_CHOICES), default="low", show_default=True)
+@click.option("--concurrency", type=click.IntRange(1, 256), default=DEFAULT_CONCURRENCY, show_default=True)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(1, 3600),
+    default=DEFAULT_TIMEOUT,
+    show_default=True,
+    help="Seconds one check may spend on one host.",
+)
+@click.option(
+    "--credentials", type=click.Path(path_type=Path), help="Credentials file (YAML, not world-readable)."
+)
+@report_options
+def scan(
+    inventory: Path,
+    policies: tuple[str, ...],
+    systems: tuple[str, ...],
+    tags: tuple[str, ...],
+    checks: tuple[str, ...],
+    fail_on: str,
+    concurrency: int,
+    timeout: float,
+    credentials: Path | None,
+    out: Path | None,
+    formats: str,
+    lang: str,
+    db: str | None,
+) -> None:
+    """Scan the systems of an inventory and write the compliance report."""
+    chosen_formats = _formats(formats)
+    registry = _registry()
+    request = ScanRequest(
+        inventory=inventory,
+        policies=policies,
+        systems=systems,
+        tags=tags,
+        checks=checks,
+        timeout=timeout,
+        concurrency=concurrency,
+        credentials=_credential_lookup(credentials),
+    )
+    prepared = prepare(request, registry)
+    store = _open_store(db)
+    interactive = sys.stderr.isatty() and not os.environ.get("CI")
+    total = len(prepared.targets) * len(prepared.checks)
+    with progress_for(total, interactive) as progress, _sigterm_as_interrupt():
+        info, interrupted = run_scan(prepared, request, store, registry, progress)
+    report = build_report(store.load(info.id))
+    out_dir = out or Path("attt-reports") / info.id
+    write_bundle(report, chosen_formats, out_dir, cast(Lang, lang))
+    _print_summary(report, out_dir)
+    if interrupted:
+        click.echo(f"attt: interrupted; run {info.id} is incomplete and keeps what was observed", err=True)
+        sys.exit(ExitCode.INTERRUPTED)
+    sys.exit(exit_code(report.findings, _severity(fail_on), info.status == "complete"))
+
+
+def _credential_lookup(path: Path | None) -> Callable[[Target], Credential | None]:
+    if path is None:
+        return lambda _target: None
+    from scanner.credentials import load_credentials  # only needed when credentials are given
+
+    return load_credentials(path).for_target
+
+
+def _severity(value: str) -> Severity | None:
+    return None if value == "none" else Severity(value)
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a scheduler stopping the job) ends the scan like Ctrl-C: nothing is lost."""
+
+    def handler(_signum: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _print_summary(report: Report, out_dir: Path) -> None:
+    overall = report.summary.overall
+    click.echo(f"run {report.run.id}  status {report.run.status}  province {safe(report.run.province)}")
+    columns = ("level", "pass", "fail", "error", "waived", "n/a", "score")
+    click.echo(f"{'system':<24} " + " ".join(f"{c:>6}" for c in columns))
+    for system in report.systems:
+        counts = report.summary.systems[system.id].by_status
+        score = report.summary.systems[system.id].score
+        cells = (system.level, *(counts[s] for s in ("pass", "fail", "error", "waived", "not_applicable")))
+        click.echo(f"{system.id:<24} " + " ".join(f"{c:>6}" for c in (*cells, _score(score))))
+    failed = ", ".join(f"{k} {v}" for k, v in overall.by_severity.items() if v) or "none"
+    click.echo(f"failed by severity: {failed}; overall score {_score(overall.score)}")
+    for path in sorted(out_dir.iterdir()):
+        click.echo(f"report: {path}")
+
+
+def _score(score: float | None) -> str:
+    return "—" if score is None else f"{score * 100:.0f}%"
+
+
+@main.command()
+@click.argument("run")
+@click.option("-p", "--policy", "policies", multiple=True, help="Evaluate the stored observations again.")
+@report_options
+def report(
+    run: str, policies: tuple[str, ...], out: Path | None, formats: str, lang: str, db: str | None
+) -> None:
+    """Render a stored run again; with -p, re-evaluate it under other policies (no network)."""
+    chosen_formats = _formats(formats)
+    stored = _open_store(db).load(run)
+    if policies:
+        stored = reevaluate(stored, policies, _registry(), datetime.now(UTC))
+    rendered = build_report(stored)
+    out_dir = out or Path("attt-reports") / stored.info.id
+    write_bundle(rendered, chosen_formats, out_dir, cast(Lang, lang))
+    _print_summary(rendered, out_dir)
+
+
+@main.command()
+@click.argument("run_a")
+@click.argument("run_b")
+@click.option("--db")
+def diff(run_a: str, run_b: str, db: str | None) -> None:
+    """Findings that are new, fixed and still failing between two runs."""
+    store = _open_store(db)
+    before, after = store.load(run_a), store.load(run_b)
+
+    def failing(findings: Sequence[Finding]) -> set[tuple[str, str, str, str, int | None]]:
+        return {(f.policy, f.rule_id, f.system, f.host, f.port) for f in findings if f.status == "fail"}
+
+    old, new = failing(before.findings), failing(after.findings)
+    sections = [("new", new - old), ("fixed", old - new), ("still failing", new & old)]
+    click.echo(f"{before.info.id} -> {after.info.id}")
+    for label, keys in sections:
+        click.echo(f"{label}: {len(keys)}")
+        for _policy, rule_id, system, host, port in sorted(keys, key=str):
+            where = f"{host}:{port}" if port is not None else str(host)
+            click.echo(f"  {rule_id:<28} {system} {safe(where)}")
+
+
+@main.command()
+@click.option("--system", help="Only runs that observed this system.")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
+@click.option("--db")
+def history(system: str | None, limit: int, db: str | None) -> None:
+    """List stored runs, newest first."""
+    runs = _open_store(db).runs(system=system, limit=limit)
+    if not runs:
+        click.echo("no runs stored yet")
+        return
+    for info in runs:
+        finished = info.finished.isoformat(timespec="seconds") if info.finished else "—"
+        policies = ",".join(p.id for p in info.policies)
+        click.echo(f"{info.id}  {info.status:<10} {finished}  {safe(info.province)}  {policies}")
+
+
+@main.group()
+def checks() -> None:
+    """Registered checks and the controls they provide."""
+
+
+@checks.command("list")
+def checks_list() -> None:
+    """Every registered check and control, and the distribution providing it."""
+    registry = _registry()
+    for name, registered in sorted(registry.checks.items()):
+        check = registered.check
+        click.echo(f"{name}  (from {registered.distribution}; after: {', '.join(check.after) or '—'})")
+        for control_id, control in sorted(check.controls.items()):
+            click.echo(f"  {control_id:<36} {control.summary}")
+    for failure in registry.failures:
+        click.echo(f"{failure.name}  (from {failure.distribution}) NOT LOADED: {safe(failure.reason)}")
+
+
+@main.group()
+def policy() -> None:
+    """Validate and show policies."""
+
+
+@policy.command("validate")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+def policy_validate(files: tuple[Path, ...]) -> None:
+    """Load each policy file, resolving extends and checking every rule's control and params."""
+    from scanner.policy import load_policy
+
+    registry = _registry()
+    failed = False
+    for file in files:
+        try:
+            resolved = load_policy(str(file), registry)
+        except AtttError as exc:
+            click.echo(f"attt: error: {safe(str(exc), 1000)}", err=True)
+            failed = True
+            continue
+        click.echo(f"{file}: ok, policy {resolved.id} with {len(resolved.rules)} rules")
+    if failed:
+        sys.exit(ExitCode.CONFIG_ERROR)
+
+
+@policy.command("show")
+@click.argument("policy_ref")
+@click.option("--format", "fmt", type=click.Choice(["md", "yaml"]), default="md", show_default=True)
+@click.option("--lang", type=click.Choice(["vi", "en"]), default="vi", show_default=True)
+def policy_show(policy_ref: str, fmt: str, lang: str) -> None:
+    """Print a resolved policy as a rule book (md) or as YAML."""
+    from scanner.policy import load_policy, policy_markdown, policy_yaml
+
+    resolved = load_policy(policy_ref, _registry())
+    click.echo(policy_markdown(resolved, lang) if fmt == "md" else policy_yaml(resolved), nl=False)
+
+
+@main.group()
+def inventory() -> None:
+    """Validate inventories."""
+
+
+@inventory.command("validate")
+@click.argument("file", type=click.Path(path_type=Path))
+def inventory_validate(file: Path) -> None:
+    """Check an inventory: schema, unique ids, addresses, and that every host is in scope."""
+    from scanner.inventory import load_inventory, resolve_targets
+
+    loaded = load_inventory(file)
+    targets = resolve_targets(loaded.inventory)
+    click.echo(
+        f"{file}: ok, {len(loaded.inventory.systems)} systems, {len(targets)} hosts, all in scope"
+        f" (sha256 {loaded.sha256[:12]})"
+    )
+
+
+@main.command()
+@click.argument("report_dir", type=click.Path(path_type=Path, file_okay=False))
+@click.option(
+    "--public-key", type=click.Path(path_type=Path), help="Ed25519 public key (PEM) to check the signature."
+)
+def verify(report_dir: Path, public_key: Path | None) -> None:
+    """Check that a report bundle is intact: no file changed, missing or added."""
+    from reports.manifest import verify_bundle
+
+    result = verify_bundle(report_dir, public_key)
+    for problem in result.problems:
+        click.echo(safe(problem, 1000))
+    if not result.ok:
+        sys.exit(ExitCode.VIOLATION)
+    click.echo(f"{report_dir}: intact")
+
+
+@main.command()
+def schema() -> None:
+    """Print the JSON Schema of report.json."""
+    click.echo(json.dumps(Report.model_json_schema(), indent=2, ensure_ascii=False))

@@ -1,0 +1,156 @@
+"""Evaluation: observations + resolved policies -> findings. Pure: no I/O, `now` is passed in."""
+
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from checks.base import Verdict
+from scanner.exitcodes import ExitCode
+from scanner.models.base import Severity
+from scanner.models.finding import Finding, FindingStatus, WaiverNote
+from scanner.models.observation import Observation
+from scanner.models.policy import ResolvedPolicy, ResolvedRule, Waiver
+from scanner.models.target import Target
+from scanner.policy import rule_applies
+from scanner.registry import Registry
+
+ObservationIndex = Mapping[tuple[str, str, str], Sequence[Observation]]
+"""(check, system, host) -> observations."""
+
+
+def index_observations(observations: Iterable[Observation]) -> ObservationIndex:
+    index: dict[tuple[str, str, str], list[Observation]] = defaultdict(list)
+    for obs in observations:
+        index[(obs.check, obs.system, obs.host)].append(obs)
+    return index
+
+
+def evaluate(
+    targets: Sequence[Target],
+    observations: Iterable[Observation],
+    policies: Mapping[str, Sequence[ResolvedPolicy]],
+    registry: Registry,
+    checks_run: Collection[str],
+    now: datetime,
+) -> list[Finding]:
+    """Judge every applicable rule of each system's policies on each of its hosts.
+
+    Rules of checks that did not run are left out (the report lists the checks that ran); a
+    rule whose check ran but saw no endpoint on the host is `not_applicable`; an `error`
+    observation gives an `error` finding, never a `pass`.
+    """
+    index = index_observations(observations)
+    findings: list[Finding] = []
+    for target in targets:
+        for policy in policies.get(target.system.id, ()):
+            for rule in policy.rules:
+                if rule.check not in checks_run:
+                    continue
+                judged = _judge_rule(rule, target, index, registry)
+                findings.extend(_apply_waivers(f, policy.waivers, now) for f in judged)
+    return findings
+
+
+def _judge_rule(
+    rule: ResolvedRule, target: Target, index: ObservationIndex, registry: Registry
+) -> list[Finding]:
+    if not rule_applies(rule, target.system):
+        return [_finding(rule, target, None, "not_applicable", "The rule does not apply to this system.")]
+    observations = index.get((rule.check, target.system.id, target.address), ())
+    if not observations:
+        return [
+            _finding(rule, target, None, "not_applicable", f"The {rule.check} check found nothing to probe.")
+        ]
+    return [_judge_observation(rule, target, obs, registry) for obs in observations]
+
+
+def _judge_observation(rule: ResolvedRule, target: Target, obs: Observation, registry: Registry) -> Finding:
+    if obs.status == "error":
+        return _finding(rule, target, obs.port, "error", f"Not evaluated: {obs.error}")
+    found = registry.control(rule.control)
+    if found is None:
+        return _finding(rule, target, obs.port, "error", f"No loaded check provides {rule.control}.")
+    _, control = found
+    try:
+        data = registry.check(rule.check).data_model.model_validate(obs.data or {})
+    except ValidationError as exc:
+        return _finding(
+            rule, target, obs.port, "error", f"Stored observation does not fit the check's model: {exc}"
+        )
+    try:
+        verdict = control.judge(data, rule.params, target)
+    except Exception as exc:  # a buggy control must not pass or crash the run: fail closed
+        return _finding(rule, target, obs.port, "error", f"Control failed: {type(exc).__name__}: {exc}")
+    return _finding(rule, target, obs.port, verdict.status, verdict.message, verdict)
+
+
+def _finding(
+    rule: ResolvedRule,
+    target: Target,
+    port: int | None,
+    status: FindingStatus,
+    message: str,
+    verdict: Verdict | None = None,
+) -> Finding:
+    evidence: dict[str, Any] = {}
+    if verdict is not None and (verdict.observed is not None or verdict.expected is not None):
+        evidence = {"observed": verdict.observed, "expected": verdict.expected}
+    return Finding(
+        rule_id=rule.id,
+        control=rule.control,
+        check=rule.check,
+        policy=rule.policy,
+        system=target.system.id,
+        host=target.address,
+        port=port,
+        status=status,
+        severity=rule.severity,
+        title=rule.title,
+        message=message,
+        evidence=evidence,
+        references=rule.references,
+        remediation=rule.remediation,
+    )
+
+
+def _apply_waivers(finding: Finding, waivers: Sequence[Waiver], now: datetime) -> Finding:
+    """A valid waiver turns a failure into `waived`; an expired one is attached but changes nothing."""
+    if finding.status != "fail":
+        return finding
+    matching = [w for w in waivers if _waiver_matches(w, finding)]
+    if not matching:
+        return finding
+    best = max(matching, key=lambda w: w.expires)
+    expired = best.expires < now.date()
+    note = WaiverNote(
+        reason=best.reason,
+        approved_by=best.approved_by,
+        decision=best.decision,
+        expires=best.expires,
+        expired=expired,
+    )
+    return finding.model_copy(update={"status": "fail" if expired else "waived", "waiver": note})
+
+
+def _waiver_matches(waiver: Waiver, finding: Finding) -> bool:
+    return (
+        waiver.rule == finding.rule_id
+        and waiver.system == finding.system
+        and waiver.host in (None, finding.host)
+        and waiver.port in (None, finding.port)
+    )
+
+
+def exit_code(findings: Iterable[Finding], fail_on: Severity | None, complete: bool) -> ExitCode:
+    """The exit code of a scan: violations first, then anything that could not be evaluated."""
+    items = list(findings)
+    if fail_on is not None and any(f.status == "fail" and f.severity.rank >= fail_on.rank for f in items):
+        return ExitCode.VIOLATION
+    if not complete or any(f.status == "error" for f in items):
+        return ExitCode.INCOMPLETE
+    if not any(f.status in ("pass", "fail", "waived") for f in items):
+        return ExitCode.INCOMPLETE  # nothing was judged: that is not compliance
+    return ExitCode.OK

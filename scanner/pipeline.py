@@ -1,0 +1,169 @@
+"""The scan pipeline: configuration (checked before any packet) -> probes -> evaluation -> report."""
+
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from checks.base import Credential
+from scanner import __version__
+from scanner.errors import ConfigError
+from scanner.evaluate import evaluate
+from scanner.inventory import LoadedInventory, load_inventory, resolve_targets, select_targets
+from scanner.models.observation import Observation
+from scanner.models.policy import ResolvedPolicy
+from scanner.models.report import PolicyRef, Report, RunInfo, Summary
+from scanner.models.target import SystemInfo, Target
+from scanner.policy import default_policy_ref, load_policy
+from scanner.registry import Registry
+from scanner.runner import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, ProgressSink, Runner, ScanPlan
+from scanner.store import Store, StoredRun
+
+
+@dataclass(frozen=True)
+class ScanRequest:
+    inventory: Path
+    policies: Sequence[str] = ()
+    """Policy files or bundled ids for every system; empty: each system's level policy."""
+    systems: Sequence[str] = ()
+    tags: Sequence[str] = ()
+    checks: Sequence[str] = ()
+    """Empty: every registered check."""
+    timeout: float = DEFAULT_TIMEOUT
+    concurrency: int = DEFAULT_CONCURRENCY
+    credentials: Callable[[Target], Credential | None] = field(default=lambda _target: None)
+
+
+@dataclass(frozen=True)
+class PreparedScan:
+    """A scan whose every input has been validated and scope-checked; nothing was sent yet."""
+
+    inventory: LoadedInventory
+    targets: tuple[Target, ...]
+    systems: tuple[SystemInfo, ...]
+    checks: tuple[str, ...]
+    policies: Mapping[str, tuple[ResolvedPolicy, ...]]
+    policy_refs: tuple[str, ...]
+
+
+def prepare(request: ScanRequest, registry: Registry) -> PreparedScan:
+    """Load and check everything a scan needs; raise ConfigError (exit 2) on any fault."""
+    inventory = load_inventory(request.inventory)
+    targets = select_targets(resolve_targets(inventory.inventory), request.systems, request.tags)
+    if not targets:
+        raise ConfigError(f"{request.inventory}: no host matches the --system/--tag selection")
+    unknown = sorted(set(request.checks) - set(registry.checks))
+    if unknown:
+        known = ", ".join(sorted(registry.checks)) or "none"
+        raise ConfigError(f"unknown check {unknown[0]!r} (registered: {known})")
+    checks = tuple(registry.ordered(request.checks or registry.checks))
+    systems = tuple(dict.fromkeys(t.system for t in targets))
+    return PreparedScan(
+        inventory=inventory,
+        targets=tuple(targets),
+        systems=systems,
+        checks=checks,
+        policies=policies_for(systems, request.policies, registry),
+        policy_refs=tuple(request.policies),
+    )
+
+
+def policies_for(
+    systems: Sequence[SystemInfo], refs: Sequence[str], registry: Registry
+) -> dict[str, tuple[ResolvedPolicy, ...]]:
+    """Every system gets the given policies, or with none given, the one for its level."""
+    cache: dict[str, ResolvedPolicy] = {}
+
+    def load(ref: str) -> ResolvedPolicy:
+        if ref not in cache:
+            cache[ref] = load_policy(ref, registry)
+        return cache[ref]
+
+    return {s.id: tuple(load(r) for r in (refs or [default_policy_ref(s.level)])) for s in systems}
+
+
+def new_run_id(now: datetime) -> str:
+    return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+def policy_refs(policies: Mapping[str, Sequence[ResolvedPolicy]]) -> tuple[PolicyRef, ...]:
+    unique = {p.sha256: p for ps in policies.values() for p in ps}
+    return tuple(
+        PolicyRef(id=p.id, version=p.version, sha256=p.sha256, sources=p.sources)
+        for p in sorted(unique.values(), key=lambda p: p.id)
+    )
+
+
+def run_scan(
+    prepared: PreparedScan,
+    request: ScanRequest,
+    store: Store,
+    registry: Registry,
+    progress: ProgressSink | None = None,
+) -> tuple[RunInfo, bool]:
+    """Probe, store each observation as it arrives, evaluate, and close the run.
+
+    Returns the run and whether it was interrupted. An interruption (KeyboardInterrupt, which
+    the CLI also raises for SIGTERM) still evaluates and stores what was observed and marks the
+    run `incomplete`.
+    """
+    started = datetime.now(UTC)
+    info = RunInfo(
+        id=new_run_id(started),
+        started=started,
+        status="running",
+        province=prepared.inventory.inventory.province,
+        scope=prepared.inventory.inventory.scope,
+        inventory_sha256=prepared.inventory.sha256,
+        policies=policy_refs(prepared.policies),
+        checks=prepared.checks,
+        options={"policies": ",".join(prepared.policy_refs), "inventory": str(prepared.inventory.path)},
+    )
+    store.create_run(info, prepared.systems, prepared.targets)
+    observations: list[Observation] = []
+
+    def keep(obs: Observation) -> None:
+        store.add_observation(info.id, obs)
+        observations.append(obs)
+
+    runner = Runner(registry, keep, progress)
+    plan = ScanPlan(
+        targets=prepared.targets,
+        checks=prepared.checks,
+        policies=prepared.policies,
+        timeout=request.timeout,
+        concurrency=request.concurrency,
+        credentials=request.credentials,
+    )
+    complete = interrupted = False
+    try:
+        complete = runner.run(plan)
+    except KeyboardInterrupt:
+        interrupted = True
+    finished = datetime.now(UTC)
+    findings = evaluate(
+        prepared.targets, observations, prepared.policies, registry, prepared.checks, finished
+    )
+    info = store.finish_run(info.id, "complete" if complete else "incomplete", finished, findings)
+    return info, interrupted
+
+
+def reevaluate(stored: StoredRun, refs: Sequence[str], registry: Registry, now: datetime) -> StoredRun:
+    """Judge a stored run's observations again under other policies, without the network."""
+    policies = policies_for(stored.systems, refs, registry)
+    findings = evaluate(stored.targets, stored.observations, policies, registry, stored.info.checks, now)
+    info = stored.info.model_copy(update={"policies": policy_refs(policies)})
+    return replace(stored, info=info, findings=tuple(findings))
+
+
+def build_report(stored: StoredRun) -> Report:
+    return Report(
+        tool_version=__version__,
+        run=stored.info,
+        systems=stored.systems,
+        targets=stored.targets,
+        observations=stored.observations,
+        findings=stored.findings,
+        summary=Summary.of(list(stored.findings), stored.systems),
+    )

@@ -1,0 +1,163 @@
+"""Runs the checks' probes against the targets: concurrent, bounded, timed out, fail-closed.
+
+Each target is one job; inside a job the checks run in dependency order (`Check.after`), so a
+check can read what an earlier one saw on the same host. A probe that raises or overruns its
+budget yields an `error` observation and never stops the others.
+"""
+
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+from checks.base import Check, Credential, NoSettings, ProbeContext
+from scanner.models.observation import Observation
+from scanner.models.policy import ResolvedPolicy, ResolvedRule
+from scanner.models.target import Target
+from scanner.policy import rule_applies
+from scanner.registry import Registry
+
+DEFAULT_CONCURRENCY = 16
+"""Hosts probed at once: a province registers a few hundred hosts; 16 keeps a night's scan
+short without flooding one network segment."""
+DEFAULT_TIMEOUT = 120.0
+"""Seconds one check may spend on one host (a full TLS scan of several ports fits)."""
+_GRACE = 5.0
+"""Extra seconds before an overrunning probe is abandoned, so probes can report their own timeout."""
+
+ObservationSink = Callable[[Observation], None]
+
+
+@dataclass(frozen=True)
+class ScanPlan:
+    targets: Sequence[Target]
+    checks: Sequence[str]
+    """Check names in dependency order."""
+    policies: Mapping[str, Sequence[ResolvedPolicy]]
+    """System id -> the policies that judge it."""
+    timeout: float = DEFAULT_TIMEOUT
+    concurrency: int = DEFAULT_CONCURRENCY
+    credentials: Callable[[Target], Credential | None] = field(default=lambda _target: None)
+
+
+class ProgressSink:
+    """Told when a probe starts and ends; the CLI turns this into a progress display."""
+
+    def started(self, target: Target, check: str) -> None:
+        """A probe began."""
+
+    def finished(self, target: Target, check: str, observations: Sequence[Observation]) -> None:
+        """A probe ended with these observations."""
+
+
+class Runner:
+    def __init__(
+        self, registry: Registry, sink: ObservationSink, progress: ProgressSink | None = None
+    ) -> None:
+        self._registry = registry
+        self._sink = sink
+        self._progress = progress or ProgressSink()
+        self.stop = threading.Event()
+        """Set to stop starting new probes (Ctrl-C, SIGTERM); what was observed is kept."""
+
+    def run(self, plan: ScanPlan) -> bool:
+        """Probe every target; return True when every planned probe ran to its end."""
+        with ThreadPoolExecutor(
+            max_workers=max(1, plan.concurrency), thread_name_prefix="attt-target"
+        ) as pool:
+            pending: set[Future[bool]] = {pool.submit(self._run_target, plan, t) for t in plan.targets}
+            complete = True
+            try:
+                while pending:
+                    done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                    complete &= all(f.result() for f in done)
+            except BaseException:
+                self.stop.set()
+                for future in pending:
+                    future.cancel()
+                raise
+        return complete and not self.stop.is_set()
+
+    def _run_target(self, plan: ScanPlan, target: Target) -> bool:
+        seen: dict[str, list[Observation]] = {}
+        for name in plan.checks:
+            if self.stop.is_set():
+                return False
+            check = self._registry.check(name)
+            ctx = self._context(plan, target, check, seen)
+            self._progress.started(target, name)
+            observations = self._probe(check, target, ctx)
+            if not observations and ctx.prior and all(o.status == "error" for o in ctx.prior):
+                # Endpoints come from a check that failed here: "nothing found" would be a lie.
+                failed = ", ".join(check.after)
+                observations = [
+                    Observation.failed(name, target, f"cannot find endpoints: {failed} check failed")
+                ]
+            for obs in observations:
+                self._sink(obs)
+            seen[name] = observations
+            self._progress.finished(target, name, observations)
+        return True
+
+    def _context(
+        self, plan: ScanPlan, target: Target, check: Check, seen: Mapping[str, list[Observation]]
+    ) -> ProbeContext:
+        policies = plan.policies.get(target.system.id, ())
+        rules: list[ResolvedRule] = [
+            r for p in policies for r in p.rules if r.check == check.name and rule_applies(r, target.system)
+        ]
+        return ProbeContext(
+            timeout=plan.timeout,
+            settings=_settings_for(check, policies),
+            rules=tuple(rules),
+            prior=tuple(o for dep in check.after for o in seen.get(dep, ())),
+            credential=plan.credentials(target),
+        )
+
+    def _probe(self, check: Check, target: Target, ctx: ProbeContext) -> list[Observation]:
+        """Run one probe in its own thread so a hung probe can be abandoned after its budget."""
+        outcome: dict[str, Any] = {}
+        started = datetime.now(UTC)
+
+        def call() -> None:
+            try:
+                outcome["observations"] = list(check.probe(target, ctx))
+            except Exception as exc:  # a crashing plugin costs its own observation, nothing else
+                outcome["error"] = f"probe crashed: {type(exc).__name__}: {exc}"
+
+        worker = threading.Thread(target=call, name=f"attt-probe-{check.name}", daemon=True)
+        worker.start()
+        deadline = time.monotonic() + ctx.timeout + _GRACE
+        while worker.is_alive() and time.monotonic() < deadline and not self.stop.is_set():
+            worker.join(0.2)
+        finished = datetime.now(UTC)
+        if self.stop.is_set() and worker.is_alive():
+            return []  # interrupted mid-probe: nothing was observed, the run is marked incomplete
+        if worker.is_alive():
+            result = [Observation.failed(check.name, target, f"timed out after {ctx.timeout:g} s")]
+        elif "error" in outcome:
+            result = [Observation.failed(check.name, target, outcome["error"])]
+        else:
+            result = [_own(obs, check.name, target) for obs in outcome["observations"]]
+        return [obs.timed(obs.started or started, obs.finished or finished) for obs in result]
+
+
+def _own(obs: Observation, check: str, target: Target) -> Observation:
+    """A plugin reports on its own target only; anything else is turned into an error."""
+    if (obs.check, obs.system, obs.host) != (check, target.system.id, target.address):
+        return Observation.failed(check, target, "probe returned an observation for another target", obs.port)
+    return obs
+
+
+def _settings_for(check: Check, policies: Sequence[ResolvedPolicy]) -> BaseModel:
+    """The first policy that configures the check wins; else the check's defaults."""
+    for policy in policies:
+        if check.name in policy.settings:
+            return policy.settings[check.name]
+    model = getattr(check, "settings_model", NoSettings)
+    return model()

@@ -1,0 +1,84 @@
+"""In-process check plugins for testing the engine itself (runner, evaluation, store).
+
+They touch no network: they exercise how the engine treats a probe that answers, hangs or
+crashes, which no real server can be made to do on cue.
+"""
+
+import time
+from collections.abc import Iterable
+from typing import ClassVar
+
+from checks.base import API_VERSION, Control, NoSettings, Params, ProbeContext, Verdict, controls_of
+from scanner.models.base import Frozen
+from scanner.models.observation import Observation
+from scanner.models.target import Host, SystemInfo, Target
+from scanner.registry import RegisteredCheck, Registry
+
+
+class CountData(Frozen):
+    count: int
+
+
+class AtMost(Params):
+    limit: int
+
+
+def _at_most(data: CountData, params: AtMost, target: Target) -> Verdict:
+    if data.count <= params.limit:
+        return Verdict.passed(f"{data.count} <= {params.limit}", data.count, params.limit)
+    return Verdict.failed(f"{data.count} > {params.limit}", data.count, params.limit)
+
+
+class CountCheck:
+    """Observes a number derived from the host address (its last octet)."""
+
+    name: ClassVar[str] = "count"
+    api_version: ClassVar[int] = API_VERSION
+    data_model = CountData
+    settings_model = NoSettings
+    after: ClassVar[tuple[str, ...]] = ()
+    controls = controls_of(Control("count.at_most", "count is small", AtMost, _at_most))
+    behaviour: ClassVar[dict[str, str]] = {}
+    """address -> "hang" | "crash" | "error" | "none" to make the probe misbehave for that host."""
+
+    def probe(self, target: Target, ctx: ProbeContext) -> Iterable[Observation]:
+        match self.behaviour.get(target.address):
+            case "hang":
+                time.sleep(ctx.timeout * 10)
+            case "crash":
+                raise RuntimeError("plugin bug")
+            case "error":
+                return [Observation.failed(self.name, target, "connection refused", 1)]
+            case "none":
+                return []
+        return [Observation.ok(self.name, target, CountData(count=int(target.ip.rsplit(".", 1)[1])), 1)]
+
+
+class EchoData(Frozen):
+    saw: tuple[int, ...]
+
+
+class EchoCheck:
+    """Reads what `count` observed on the same host, as `tls` reads `ports`."""
+
+    name: ClassVar[str] = "echo"
+    api_version: ClassVar[int] = API_VERSION
+    data_model = EchoData
+    settings_model = NoSettings
+    after: ClassVar[tuple[str, ...]] = ("count",)
+    controls = controls_of()
+
+    def probe(self, target: Target, ctx: ProbeContext) -> Iterable[Observation]:
+        seen = tuple(o.data["count"] for o in ctx.prior if o.status == "ok" and o.data)
+        return [Observation.ok(self.name, target, EchoData(saw=seen))] if seen else []
+
+
+def registry() -> Registry:
+    return Registry.of(
+        {"count": RegisteredCheck(CountCheck(), "tests"), "echo": RegisteredCheck(EchoCheck(), "tests")}
+    )
+
+
+def target(address: str, system: str = "sys-a", level: int = 3, tags: tuple[str, ...] = ()) -> Target:
+    info = SystemInfo(id=system, name=system, owner="Sở Khoa học và Công nghệ", level=level, tags=tags)
+    return Target(system=info, host=Host(address=address), ip=address)

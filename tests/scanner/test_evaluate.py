@@ -1,0 +1,158 @@
+"""Evaluation is pure: table-driven over hand-built observations, policies and `now`."""
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from scanner.evaluate import evaluate, exit_code
+from scanner.exitcodes import ExitCode
+from scanner.models.base import Severity, Text
+from scanner.models.finding import Finding
+from scanner.models.observation import Observation
+from scanner.models.policy import AppliesTo, ResolvedPolicy, ResolvedRule, Waiver
+from tests.scanner.plugins import AtMost, CountData, registry, target
+
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+
+
+def rule(limit: int = 10, applies_to: AppliesTo | None = None, rule_id: str = "COUNT-SMALL") -> ResolvedRule:
+    return ResolvedRule(
+        id=rule_id,
+        control="count.at_most",
+        check="count",
+        params=AtMost(limit=limit),
+        severity=Severity.HIGH,
+        applies_to=applies_to or AppliesTo(),
+        title=Text(vi="Số nhỏ", en="Count is small"),
+        remediation=Text(vi="Giảm số", en="Lower it"),
+        references=(),
+        policy="test",
+    )
+
+
+def policy(*rules: ResolvedRule, waivers: tuple[Waiver, ...] = ()) -> ResolvedPolicy:
+    return ResolvedPolicy(
+        id="test",
+        title="t",
+        version="1",
+        sha256="0" * 64,
+        sources=(),
+        rules=rules,
+        waivers=waivers,
+        settings={},
+    )
+
+
+def observe(address: str, count: int | None, system: str = "sys-a") -> Observation:
+    t = target(address, system)
+    if count is None:
+        return Observation.failed("count", t, "connection refused", 1)
+    return Observation.ok("count", t, CountData(count=count), 1)
+
+
+def judge(observations, policies, targets=None, checks=("count",)):
+    targets = targets or [target("127.0.0.5")]
+    return evaluate(targets, observations, {t.system.id: policies for t in targets}, registry(), checks, NOW)
+
+
+def test_pass_and_fail_carry_observed_and_expected() -> None:
+    [passed] = judge([observe("127.0.0.5", 3)], [policy(rule(limit=10))])
+    [failed] = judge([observe("127.0.0.5", 30)], [policy(rule(limit=10))])
+    assert (passed.status, failed.status) == ("pass", "fail")
+    assert failed.evidence == {"observed": 30, "expected": 10}
+    assert failed.port == 1 and failed.severity is Severity.HIGH
+
+
+def test_error_observation_gives_error_finding_never_pass() -> None:
+    [finding] = judge([observe("127.0.0.5", None)], [policy(rule())])
+    assert finding.status == "error"
+    assert "connection refused" in finding.message
+
+
+def test_missing_observation_is_not_a_pass() -> None:
+    [finding] = judge([], [policy(rule())])
+    assert finding.status == "not_applicable"
+
+
+def test_rules_of_checks_that_did_not_run_are_left_out() -> None:
+    assert judge([observe("127.0.0.5", 3)], [policy(rule())], checks=("echo",)) == []
+
+
+@pytest.mark.parametrize(
+    ("applies_to", "status"),
+    [
+        (AppliesTo(levels=(3,)), "pass"),
+        (AppliesTo(levels=(4, 5)), "not_applicable"),
+        (AppliesTo(tags=("internet-facing",)), "not_applicable"),
+        (AppliesTo(systems=("sys-a",)), "pass"),
+        (AppliesTo(systems=("other",)), "not_applicable"),
+    ],
+)
+def test_applies_to(applies_to: AppliesTo, status: str) -> None:
+    [finding] = judge([observe("127.0.0.5", 3)], [policy(rule(applies_to=applies_to))])
+    assert finding.status == status
+
+
+def waiver(expires: date, host: str | None = None) -> Waiver:
+    return Waiver(
+        rule="COUNT-SMALL",
+        system="sys-a",
+        host=host,
+        reason="legacy job",
+        approved_by="Giám đốc Trung tâm CNTT",
+        expires=expires,
+    )
+
+
+def test_valid_waiver_marks_failure_waived_and_keeps_it() -> None:
+    [finding] = judge([observe("127.0.0.5", 30)], [policy(rule(), waivers=(waiver(date(2027, 3, 31)),))])
+    assert finding.status == "waived"
+    assert finding.waiver is not None and not finding.waiver.expired
+    assert finding.evidence["observed"] == 30  # the waived failure keeps its evidence
+
+
+def test_expired_waiver_no_longer_applies_and_is_reported() -> None:
+    [finding] = judge([observe("127.0.0.5", 30)], [policy(rule(), waivers=(waiver(date(2026, 11, 26)),))])
+    assert finding.status == "fail"
+    assert finding.waiver is not None and finding.waiver.expired
+
+
+def test_waiver_for_another_host_does_not_apply() -> None:
+    pol = policy(rule(), waivers=(waiver(date(2027, 1, 1), host="127.0.0.9"),))
+    [finding] = judge([observe("127.0.0.5", 30)], [pol])
+    assert finding.status == "fail" and finding.waiver is None
+
+
+def test_waiver_never_hides_an_error() -> None:
+    [finding] = judge([observe("127.0.0.5", None)], [policy(rule(), waivers=(waiver(date(2027, 1, 1)),))])
+    assert finding.status == "error"
+
+
+def test_evaluation_is_deterministic() -> None:
+    targets = [target("127.0.0.5"), target("127.0.0.7", "sys-b")]
+    obs = [observe("127.0.0.5", 3), observe("127.0.0.7", 30, "sys-b")]
+    assert judge(obs, [policy(rule())], targets) == judge(list(reversed(obs)), [policy(rule())], targets)
+
+
+def finding(status: str, severity: Severity = Severity.HIGH) -> Finding:
+    return Finding(rule_id="R1", control="count.at_most", check="count", policy="p", system="s", host="h",
+                   status=status, severity=severity, title=Text(vi="t", en="t"), message="m", evidence={},
+                   references=(), remediation=Text(vi="r", en="r"))  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("statuses", "fail_on", "complete", "code"),
+    [
+        (["pass", "waived"], Severity.LOW, True, ExitCode.OK),
+        (["pass", "fail"], Severity.LOW, True, ExitCode.VIOLATION),
+        (["pass", "fail"], Severity.CRITICAL, True, ExitCode.OK),
+        (["pass", "fail"], None, True, ExitCode.OK),
+        (["pass", "error"], Severity.LOW, True, ExitCode.INCOMPLETE),
+        (["fail", "error"], Severity.LOW, True, ExitCode.VIOLATION),
+        (["pass"], Severity.LOW, False, ExitCode.INCOMPLETE),
+        (["not_applicable"], Severity.LOW, True, ExitCode.INCOMPLETE),
+        ([], Severity.LOW, True, ExitCode.INCOMPLETE),
+    ],
+)
+def test_exit_code(statuses, fail_on, complete, code) -> None:
+    assert exit_code([finding(s) for s in statuses], fail_on, complete) is code

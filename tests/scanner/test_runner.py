@@ -1,0 +1,74 @@
+"""The runner's guarantees: concurrency, timeouts and crashes cost only their own probe."""
+
+import time
+
+from scanner.models.observation import Observation
+from scanner.runner import Runner, ScanPlan
+from tests.scanner.plugins import CountCheck, registry, target
+
+
+def run(addresses, behaviour=None, timeout=2.0, checks=("count", "echo"), concurrency=8):
+    CountCheck.behaviour = behaviour or {}
+    seen: list[Observation] = []
+    runner = Runner(registry(), seen.append)
+    plan = ScanPlan(targets=[target(a) for a in addresses], checks=checks, policies={},
+                    timeout=timeout, concurrency=concurrency)  # fmt: skip
+    try:
+        complete = runner.run(plan)
+    finally:
+        CountCheck.behaviour = {}
+    return complete, seen
+
+
+def by_host(observations, check="count"):
+    return {o.host: o for o in observations if o.check == check}
+
+
+def test_every_target_is_observed_and_dependents_read_prior() -> None:
+    complete, seen = run(["127.0.0.1", "127.0.0.2", "127.0.0.3"])
+    assert complete
+    assert {h: o.data for h, o in by_host(seen).items()} == {
+        "127.0.0.1": {"count": 1}, "127.0.0.2": {"count": 2}, "127.0.0.3": {"count": 3}
+    }  # fmt: skip
+    assert by_host(seen, "echo")["127.0.0.2"].data == {"saw": [2]}
+
+
+def test_hanging_probe_times_out_as_error_without_holding_up_the_others() -> None:
+    started = time.monotonic()
+    complete, seen = run(["127.0.0.1", "127.0.0.2"], {"127.0.0.1": "hang"}, timeout=1.0)
+    elapsed = time.monotonic() - started
+    hung = by_host(seen)["127.0.0.1"]
+    assert hung.status == "error" and "timed out after 1 s" in (hung.error or "")
+    assert by_host(seen)["127.0.0.2"].status == "ok"
+    assert elapsed < 1.0 + 5.0 + 2.0  # budget + grace + slack
+    assert complete
+
+
+def test_crashing_probe_is_an_error_observation() -> None:
+    _, seen = run(["127.0.0.1", "127.0.0.2"], {"127.0.0.1": "crash"})
+    crashed = by_host(seen)["127.0.0.1"]
+    assert crashed.status == "error" and "RuntimeError: plugin bug" in (crashed.error or "")
+    assert by_host(seen)["127.0.0.2"].status == "ok"
+
+
+def test_dependent_check_reports_error_when_its_source_failed() -> None:
+    _, seen = run(["127.0.0.1"], {"127.0.0.1": "error"})
+    echo = by_host(seen, "echo")["127.0.0.1"]
+    assert echo.status == "error" and "count check failed" in (echo.error or "")
+
+
+def test_observations_are_timed() -> None:
+    _, seen = run(["127.0.0.1"])
+    assert all(o.started is not None and o.finished is not None and o.started <= o.finished for o in seen)
+
+
+def test_stop_abandons_remaining_work_and_reports_incomplete() -> None:
+    CountCheck.behaviour = {"127.0.0.1": "hang"}
+    seen: list[Observation] = []
+    runner = Runner(registry(), seen.append)
+    plan = ScanPlan(targets=[target("127.0.0.1")], checks=("count",), policies={}, timeout=30, concurrency=1)
+    runner.stop.set()
+    try:
+        assert runner.run(plan) is False
+    finally:
+        CountCheck.behaviour = {}

@@ -1,0 +1,95 @@
+"""The SQLite run store keeps every observation the moment it arrives."""
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from scanner.errors import StoreError
+from scanner.models.observation import Observation
+from scanner.models.report import RunInfo
+from scanner.store import Store, db_path_from_url
+from tests.scanner.plugins import CountData, target
+
+T0 = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
+
+
+def info(run_id: str, started: datetime = T0, sha: str = "a" * 64) -> RunInfo:
+    return RunInfo(id=run_id, started=started, status="running", province="Hà Tĩnh", scope=("127.0.0.0/8",),
+                   inventory_sha256=sha, policies=(), checks=("count",))  # fmt: skip
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store(tmp_path / "runs.db")
+
+
+def test_observation_survives_a_crash_before_the_run_finishes(tmp_path: Path) -> None:
+    first = Store(tmp_path / "runs.db")
+    t = target("127.0.0.4")
+    first.create_run(info("20261127T080000Z-aaaaaa"), [t.system], [t])
+    first.add_observation("20261127T080000Z-aaaaaa", Observation.ok("count", t, CountData(count=4)))
+    # No finish_run: the process died. A new process sees the observation and the running run.
+    stored = Store(tmp_path / "runs.db").load("20261127T080000Z-aaaaaa")
+    assert stored.info.status == "running"
+    assert [o.data for o in stored.observations] == [{"count": 4}]
+    assert stored.targets == (t,)
+
+
+def test_finish_records_status_and_findings(store: Store) -> None:
+    t = target("127.0.0.4")
+    store.create_run(info("r1"), [t.system], [t])
+    finished = store.finish_run("r1", "incomplete", T0 + timedelta(minutes=1), [])
+    assert finished.status == "incomplete" and store.load("r1").info.finished == T0 + timedelta(minutes=1)
+
+
+def test_run_references_resolve_by_prefix_and_latest(store: Store) -> None:
+    t = target("127.0.0.4")
+    store.create_run(info("20261127T080000Z-abc123"), [t.system], [t])
+    store.create_run(info("20261128T080000Z-def456", T0 + timedelta(days=1)), [t.system], [t])
+    assert store.load("20261127").info.id == "20261127T080000Z-abc123"
+    assert store.load("latest").info.id == "20261128T080000Z-def456"
+    with pytest.raises(StoreError, match="more than one run"):
+        store.load("2026112")
+    with pytest.raises(StoreError, match="no run"):
+        store.load("1999")
+    with pytest.raises(StoreError, match="no run"):
+        store.load("%")  # LIKE wildcards are literal
+
+
+def test_history_is_newest_first_and_filters_by_system(store: Store) -> None:
+    a, b = target("127.0.0.4", "sys-a"), target("127.0.0.5", "sys-b")
+    store.create_run(info("r1"), [a.system], [a])
+    store.add_observation("r1", Observation.ok("count", a, CountData(count=1)))
+    store.create_run(info("r2", T0 + timedelta(hours=1)), [b.system], [b])
+    store.add_observation("r2", Observation.ok("count", b, CountData(count=1)))
+    assert [r.id for r in store.runs()] == ["r2", "r1"]
+    assert [r.id for r in store.runs(system="sys-a")] == ["r1"]
+    assert [r.id for r in store.runs(limit=1)] == ["r2"]
+
+
+def test_previous_run_is_the_latest_earlier_run_of_the_same_inventory(store: Store) -> None:
+    t = target("127.0.0.4")
+    store.create_run(info("r1", T0), [t.system], [t])
+    store.create_run(info("other", T0 + timedelta(hours=1), sha="b" * 64), [t.system], [t])
+    current = info("r3", T0 + timedelta(hours=2))
+    store.create_run(current, [t.system], [t])
+    assert store.previous_run(current) == "r1"
+    assert store.previous_run(info("r1", T0)) is None
+
+
+@pytest.mark.parametrize(
+    ("url", "path"),
+    [
+        ("sqlite:////tmp/x.db", Path("/tmp/x.db")),
+        ("sqlite:///runs/a.db", Path("runs/a.db")),
+        ("runs/a.db", Path("runs/a.db")),
+    ],
+)
+def test_db_url_forms(url: str, path: Path) -> None:
+    assert db_path_from_url(url) == path
+
+
+def test_unsupported_db_url_is_a_clear_error() -> None:
+    with pytest.raises(StoreError, match="only sqlite"):
+        db_path_from_url("postgresql://db/attt")

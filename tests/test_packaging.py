@@ -1,0 +1,40 @@
+"""A plain, non-editable install from a wheel carries the checks, policies and templates."""
+
+import os
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_wheel_installs_and_runs_from_a_fresh_venv(tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    skip = shutil.ignore_patterns(".*", "*.egg-info", "build", "attt-reports", "__pycache__", "test-*")
+    shutil.copytree(ROOT, source, ignore=skip)
+    dist = tmp_path / "dist"
+    subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", dist, source],
+                   check=True, capture_output=True, timeout=300)  # fmt: skip
+    [wheel] = dist.glob("attt_scanner-*.whl")
+    env_dir = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=True).create(env_dir)
+    pip = env_dir / "bin" / "pip"
+    subprocess.run([pip, "install", "-q", wheel], check=True, capture_output=True, timeout=600)
+    attt = env_dir / "bin" / "attt"
+    # Run from an empty directory so nothing of the source tree can be imported by accident.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    listed = subprocess.run([attt, "checks", "list"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=120, check=False)  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    for name in ("ports", "tls", "ssh"):
+        assert f"{name}  (from attt-scanner" in listed.stdout
+    assert "NOT LOADED" not in listed.stdout
+    shown = subprocess.run([attt, "policy", "show", "baseline"], cwd=tmp_path, env=env, capture_output=True,
+                           text=True, timeout=120, check=False)  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    assert "baseline" in shown.stdout
