@@ -7,10 +7,10 @@ when it fails or runs out of time the open ports stand as found, named from nmap
 """
 
 import time
-from collections.abc import Iterable
-from typing import Annotated, ClassVar, Literal
+from collections.abc import Iterable, Mapping
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from checks import _nmap
 from checks.base import API_VERSION, Control, NoParams, Params, ProbeContext, Verdict, controls_of
@@ -170,10 +170,10 @@ class PortsCheck:
 
     name: ClassVar[str] = "ports"
     api_version: ClassVar[int] = API_VERSION
-    data_model: ClassVar[type[PortsData]] = PortsData
-    settings_model: ClassVar[type[PortsSettings]] = PortsSettings
+    data_model: ClassVar[type[BaseModel]] = PortsData
+    settings_model: ClassVar[type[BaseModel]] = PortsSettings
     after: ClassVar[tuple[str, ...]] = ()
-    controls = controls_of(
+    controls: ClassVar[Mapping[str, Control[Any, Any]]] = controls_of(
         Control(
             id="ports.forbidden",
             summary="None of the listed ports (or services) is open",
