@@ -25,7 +25,7 @@ from scanner.models.policy import ResolvedRule
 from scanner.models.target import Host, Service, SystemInfo, Target
 from scanner.policy import load_policy
 from scanner.registry import RegisteredCheck, Registry
-from tests.servers.sshd import SshServers
+from tests.servers.sshd import AUTH_BANNER, SshServers
 
 POLICY = Path(__file__).parents[2] / "policies" / "baseline-ssh.yaml"
 SSH_AUDIT = Path(__file__).parents[2] / ".venv" / "bin" / "ssh-audit"
@@ -118,6 +118,7 @@ def test_hardened_server_facts(
     assert data.host_keys == (
         HostKey(type="ssh-ed25519", bits=256, sha256=_fingerprint(key_dir / "ssh_host_ed25519_key.pub")),
     )
+    assert data.auth_banner == AUTH_BANNER  # kept as text; escaping is the renderers' job
     assert data.config is None and data.config_error is None and data.notes == ()
 
 
@@ -157,6 +158,13 @@ def test_terrapin_server_facts(scans: dict[str, Observation], sshd_servers: SshS
     assert data.ciphers == ("aes128-cbc", "aes256-cbc", "aes128-ctr")
     assert data.macs == ("hmac-sha2-256-etm@openssh.com", "hmac-sha2-256")
     assert [k.sha256 for k in data.host_keys] == [sshd_servers.terrapin_key_sha256]
+
+
+def test_probe_is_polite(sshd_servers: SshServers) -> None:
+    # One plain connection for the KEXINIT, one paramiko session for the host key and auth methods.
+    before = sshd_servers.terrapin_connections()
+    _probe(sshd_servers.terrapin)
+    assert sshd_servers.terrapin_connections() - before == 2
 
 
 def test_ssh1_only_server(scans: dict[str, Observation]) -> None:

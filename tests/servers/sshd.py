@@ -15,7 +15,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +26,7 @@ import pytest
 PORT = 22
 HARDENED, DEBIAN, WEAK, TERRAPIN, GARBAGE, SILENT, SSH1 = (f"127.0.40.{n}" for n in range(1, 8))
 START_TIMEOUT = 10.0
+AUTH_BANNER = "Chỉ dành cho người được phép <script>alert(1)</script>\n"
 GARBAGE_BYTES = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n\x00\xff\xfe garbage \x01\x02"
 
 _COMMON = """\
@@ -46,6 +47,7 @@ PasswordAuthentication no
 KbdInteractiveAuthentication no
 PermitRootLogin no
 MaxAuthTries 3
+Banner {dir}/banner.txt
 """
 
 _DEBIAN = """\
@@ -84,6 +86,8 @@ class SshServers:
     debian_config: Path
     """The Debian-default server's sshd_config, for `sshd -T -f`."""
     terrapin_key_sha256: str
+    terrapin_connections: Callable[[], int]
+    """How many connections the Terrapin server has accepted so far (politeness checks)."""
 
 
 def _keygen(path: Path, kind: str, bits: int | None = None) -> None:
@@ -111,6 +115,7 @@ class _ThreadServer:
         self.sock.settimeout(0.2)
         self._serve_one = serve_one
         self._stop = threading.Event()
+        self._accepted = 0
         self._thread = threading.Thread(target=self._loop, daemon=True)
         if serve_one is not None:
             self._thread.start()
@@ -124,7 +129,11 @@ class _ThreadServer:
                 continue
             except OSError:
                 return
+            self._accepted += 1
             threading.Thread(target=self._serve_one, args=(conn,), daemon=True).start()
+
+    def accepted(self) -> int:
+        return self._accepted
 
     def close(self) -> None:
         self._stop.set()
@@ -204,12 +213,9 @@ def _start_sshd(
     return process, config
 
 
-@pytest.fixture(scope="session")
-def sshd_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServers]:
-    if os.geteuid() != 0 or shutil.which("sshd", path="/usr/sbin:/usr/bin") is None:
-        pytest.skip("real sshd fixtures need root and openssh-server")
-    logging.getLogger("tests.sshd.terrapin").propagate = False
-    directory = tmp_path_factory.mktemp("sshd")
+@contextlib.contextmanager
+def running_ssh_servers(directory: Path) -> Iterator[SshServers]:
+    """Start every server with keys and configs under `directory`; stop them all on exit."""
     for name, kind, bits in (
         ("ed25519", "ed25519", None),
         ("ecdsa", "ecdsa", 256),
@@ -221,7 +227,12 @@ def sshd_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer
     _keygen(client_key, "ed25519")
     authorized_keys = directory / "authorized_keys"
     authorized_keys.write_text(client_key.with_suffix(".pub").read_text())
+    (directory / "banner.txt").write_text(AUTH_BANNER)
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+    # The Terrapin server logs every early close with a traceback; scanners close early on purpose.
+    server_log = logging.getLogger("tests.sshd.terrapin")
+    server_log.propagate = False
+    server_log.addHandler(logging.NullHandler())
 
     processes: list[subprocess.Popen[bytes]] = []
     threads: list[_ThreadServer] = []
@@ -235,8 +246,9 @@ def sshd_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer
             process, configs[name] = _start_sshd(directory, name, ip, body, authorized_keys)
             processes.append(process)
         terrapin_key = paramiko.Ed25519Key.from_private_key_file(str(directory / "ssh_host_ed25519_key"))
+        terrapin = _ThreadServer(TERRAPIN, _Terrapin(terrapin_key))
         threads += [
-            _ThreadServer(TERRAPIN, _Terrapin(terrapin_key)),
+            terrapin,
             _ThreadServer(GARBAGE, _Garbage()),
             _ThreadServer(SILENT, None),
             _ThreadServer(SSH1, _Ssh1Only()),
@@ -256,6 +268,7 @@ def sshd_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer
             client_key=client_key,
             debian_config=configs["debian"],
             terrapin_key_sha256=terrapin_key.fingerprint,
+            terrapin_connections=terrapin.accepted,
         )
     finally:
         for thread_server in threads:
@@ -268,3 +281,15 @@ def sshd_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=5)
+
+
+def can_run_sshd() -> bool:
+    return os.geteuid() == 0 and Path("/usr/sbin/sshd").is_file() and shutil.which("ssh-keygen") is not None
+
+
+@pytest.fixture(scope="session")
+def sshd_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServers]:
+    if not can_run_sshd():
+        pytest.skip("real sshd fixtures need root and openssh-server")
+    with running_ssh_servers(tmp_path_factory.mktemp("sshd")) as servers:
+        yield servers
