@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
+from functools import cache, lru_cache
 from importlib.resources import files
 from typing import ClassVar, Final
 
@@ -26,6 +26,7 @@ from reports.base import Lang
 from scanner.models.base import Severity
 from scanner.models.finding import Finding, FindingStatus
 from scanner.models.observation import Observation
+from scanner.models.policy import Reference
 from scanner.models.report import Counts, Report
 from scanner.models.target import SystemInfo
 
@@ -96,11 +97,15 @@ class FindingView:
     rule_id: str
     title: str
     status: str
+    status_label: str
     severity: str
+    severity_label: str
     owner_index: int
     system: str
     host: str
     port: int | None
+    place: str
+    """`host:port`, or the host alone."""
     check: str
     control: str
     policy: str
@@ -227,7 +232,9 @@ def build_view(report: Report, lang: Lang, previous: Report | None = None) -> Re
     owner_names = sorted({s.owner for s in report.systems} | set(report.summary.owners))
     owner_index = {name: i for i, name in enumerate(owner_names)}
     system_by_id = {s.id: s for s in report.systems}
-    findings = [_finding_view(f, owner_index.get(_owner(f, system_by_id), -1), lang) for f in report.findings]
+    findings = [
+        _finding_view(f, owner_index.get(_owner(f, system_by_id), -1), lang, t) for f in report.findings
+    ]
 
     by_host: dict[tuple[str, str], list[FindingView]] = defaultdict(list)
     for fv in findings:
@@ -328,36 +335,32 @@ def _counts_view(counts: Counts, lang: Lang, t: Mapping[str, str]) -> CountsView
     )
 
 
-def _finding_view(f: Finding, owner_index: int, lang: Lang) -> FindingView:
+def _finding_view(f: Finding, owner_index: int, lang: Lang, t: Mapping[str, str]) -> FindingView:
     evidence = dict(f.evidence)
     rows: list[tuple[str, str]] = [
         (key, as_text(evidence.pop(key))) for key in ("observed", "expected") if key in evidence
     ]
     rows.extend((clean(str(key)), as_text(value)) for key, value in sorted(evidence.items()))
+    host = clean(f.host)
     return FindingView(
         rule_id=f.rule_id,
-        title=clean(f.title.get(lang)),
+        title=_clean_policy_text(f.title.get(lang)),
         status=f.status,
+        status_label=t["status_" + f.status],
         severity=f.severity.value,
+        severity_label=t["severity_" + f.severity.value],
         owner_index=owner_index,
         system=f.system,
-        host=clean(f.host),
+        host=host,
         port=f.port,
+        place=host if f.port is None else f"{host}:{f.port}",
         check=clean(f.check),
         control=f.control,
         policy=f.policy,
         message=clean(f.message),
         evidence=tuple(rows),
-        remediation=clean(f.remediation.get(lang)),
-        references=tuple(
-            ReferenceView(
-                standard=clean(r.standard),
-                clause=None if r.clause is None else clean(r.clause),
-                confidence=r.confidence,
-                url=r.url if r.url and r.url.startswith(("https://", "http://")) else None,
-            )
-            for r in f.references
-        ),
+        remediation=_clean_policy_text(f.remediation.get(lang)),
+        references=tuple(_reference_view(r) for r in f.references),
         waiver=None
         if f.waiver is None
         else WaiverView(
@@ -371,6 +374,20 @@ def _finding_view(f: Finding, owner_index: int, lang: Lang) -> FindingView:
             expires=f.waiver.expires.isoformat(),
             expired=f.waiver.expired,
         ),
+    )
+
+
+_clean_policy_text = lru_cache(maxsize=4096)(clean)
+"""Rule texts repeat on every host a rule judged: clean each distinct one once."""
+
+
+@lru_cache(maxsize=4096)
+def _reference_view(r: Reference) -> ReferenceView:
+    return ReferenceView(
+        standard=clean(r.standard),
+        clause=None if r.clause is None else clean(r.clause),
+        confidence=r.confidence,
+        url=r.url if r.url and r.url.startswith(("https://", "http://")) else None,
     )
 
 

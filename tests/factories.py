@@ -28,6 +28,20 @@ HOSTILE = {
 """Text a hostile target might send; every renderer must show it as inert text."""
 
 
+RULE_TEXTS = {
+    "TLS-PROTO-LEGACY": ("Tắt các phiên bản TLS cũ", "Legacy TLS protocol versions are disabled"),
+    "TLS-CERT-EXPIRY": ("Chứng thư số còn hạn", "The certificate has not expired"),
+    "TLS-CERT-SUBJECT": ("Chứng thư số khớp tên miền", "The certificate matches the host name"),
+    "SSH-PASSWORD-AUTH": ("Tắt xác thực SSH bằng mật khẩu", "SSH password authentication is disabled"),
+    "SSH-BANNER": ("Banner SSH không lộ phiên bản", "The SSH banner does not reveal the version"),
+    "SSH-CBC": ("Không dùng mã hoá CBC cho SSH", "SSH does not offer CBC ciphers"),
+    "SSH-WEAK-KEX": ("Không dùng trao đổi khoá SSH yếu", "SSH offers no weak key exchange"),
+    "PORT-FORBIDDEN": ("Không mở cổng bị cấm", "No forbidden port is open"),
+    "PORT-TELNET": ("Không mở dịch vụ Telnet", "Telnet is not offered"),
+}
+"""Titles (vi, en) of the rules the tests name; other rule ids get a generic title."""
+
+
 def system(id: str = "dichvucong", **overrides: Any) -> SystemInfo:
     values: dict[str, Any] = {
         "id": id,
@@ -100,6 +114,7 @@ def finding(
     severity: Severity = Severity.HIGH,
     **overrides: Any,
 ) -> Finding:
+    vi_title, en_title = RULE_TEXTS.get(rule_id, (f"Quy tắc {rule_id}", f"Rule {rule_id}"))
     values: dict[str, Any] = {
         "rule_id": rule_id,
         "control": "tls.protocols_disabled",
@@ -110,7 +125,7 @@ def finding(
         "port": port,
         "status": status,
         "severity": severity,
-        "title": Text(vi="Tắt các phiên bản TLS cũ", en="Legacy TLS protocol versions are disabled"),
+        "title": Text(vi=vi_title, en=en_title),
         "message": "TLSv1.0 accepted" if status == "fail" else "",
         "evidence": {"observed": ["TLSv1.0", "TLSv1.2"], "expected": {"absent": ["TLSv1.0", "TLSv1.1"]}}
         if status in ("fail", "waived")
@@ -230,7 +245,7 @@ def hostile_report(texts: Iterable[str] = HOSTILE.values()) -> Report:
             evidence={"observed": payload, "expected": "CN=dichvucong.hatinh.gov.vn", payload: payload},
         ),
         finding("SSH-BANNER", "error", port=22, check="ssh", message=payload),
-        finding("PORT-FORBIDDEN", "waived", port=21, waiver=waiver(reason=payload, approved_by=payload)),
+        finding("PORT-TELNET", "waived", port=23, waiver=waiver(reason=payload, approved_by=payload)),
     ]
     observations = [
         observation("tls", data={"certificate": {"subject": payload}}),

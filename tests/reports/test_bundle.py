@@ -15,6 +15,7 @@ from reports.bundle import RENDERERS, write_bundle
 from reports.manifest import verify_bundle
 from scanner.errors import ConfigError
 from tests import factories as F
+from tests.bench import bench_report
 
 ALL = ["html", "json", "junit", "sarif", "csv"]
 
@@ -150,3 +151,22 @@ def test_a_key_that_is_not_ed25519_is_a_config_error(tmp_path, report):
     assert not (tmp_path / "out").exists()
     with pytest.raises(ConfigError, match="cannot read"):
         verify_bundle(tmp_path, tmp_path / "absent.pub")
+
+
+def test_openssh_format_keys_sign_and_verify(tmp_path, report):
+    key = Ed25519PrivateKey.generate()
+    (tmp_path / "id_ed25519").write_bytes(
+        key.private_bytes(Encoding.PEM, PrivateFormat.OpenSSH, NoEncryption())
+    )
+    (tmp_path / "id_ed25519.pub").write_bytes(
+        key.public_key().public_bytes(Encoding.OpenSSH, PublicFormat.OpenSSH)
+    )
+    write_bundle(report, ["json"], tmp_path / "out", "en", sign_key=tmp_path / "id_ed25519")
+    assert verify_bundle(tmp_path / "out", tmp_path / "id_ed25519.pub").ok
+
+
+def test_bench_runs_on_a_small_report(monkeypatch, capsys):
+    monkeypatch.setattr("sys.argv", ["bench_report", "--systems", "4", "--findings", "40"])
+    assert bench_report.main() == 0
+    out = capsys.readouterr().out
+    assert all(f"\n{name} " in out for name in RENDERERS)
