@@ -28,7 +28,6 @@ from scanner.models.finding import Finding, FindingStatus
 from scanner.models.observation import Observation
 from scanner.models.policy import Reference
 from scanner.models.report import Counts, Report
-from scanner.models.target import SystemInfo
 
 SEVERITIES: Final = tuple(s.value for s in reversed(Severity))
 """Most severe first, the order a reader wants."""
@@ -129,7 +128,8 @@ class HostView:
 class SystemView:
     id: str
     name: str
-    level: int
+    level: int | None
+    """None for a system the report's inventory does not register."""
     owner: str
     owner_index: int
     tags: tuple[str, ...]
@@ -229,12 +229,14 @@ class ReportView:
 def build_view(report: Report, lang: Lang, previous: Report | None = None) -> ReportView:
     """Everything the templates show, cleaned and ordered; `previous` adds the change section."""
     t = strings(lang)
-    owner_names = sorted({s.owner for s in report.systems} | set(report.summary.owners))
+    # A finding of a system the report does not register still shows, under an unknown owner:
+    # nothing is dropped from the report for lack of metadata.
+    registered = list(report.systems)
+    orphans = sorted({f.system for f in report.findings} - {s.id for s in registered})
+    owner_of = {s.id: s.owner for s in registered} | dict.fromkeys(orphans, t["owner_unknown"])
+    owner_names = sorted(set(owner_of.values()) | set(report.summary.owners))
     owner_index = {name: i for i, name in enumerate(owner_names)}
-    system_by_id = {s.id: s for s in report.systems}
-    findings = [
-        _finding_view(f, owner_index.get(_owner(f, system_by_id), -1), lang, t) for f in report.findings
-    ]
+    findings = [_finding_view(f, owner_index[owner_of[f.system]], lang, t) for f in report.findings]
 
     by_host: dict[tuple[str, str], list[FindingView]] = defaultdict(list)
     for fv in findings:
@@ -245,23 +247,27 @@ def build_view(report: Report, lang: Lang, previous: Report | None = None) -> Re
     for fv in findings:
         addresses[fv.system].setdefault(fv.host, (None, None))
 
+    entries: list[tuple[str, str, str, int | None, tuple[str, ...]]] = [
+        (s.id, s.name, s.owner, s.level, s.tags) for s in registered
+    ]
+    entries.extend((sid, sid, owner_of[sid], None, ()) for sid in orphans)
     systems_of: dict[str, list[SystemView]] = defaultdict(list)
-    for system in sorted(report.systems, key=lambda s: s.id):
+    for system_id, name, owner, level, tags in sorted(entries):
         hosts = tuple(
-            _host_view(address, *addresses[system.id][address], by_host.get((system.id, address), []))
-            for address in sorted(addresses[system.id])
+            _host_view(address, *addresses[system_id][address], by_host.get((system_id, address), []))
+            for address in sorted(addresses[system_id])
         )
-        counts = report.summary.systems.get(system.id) or Counts.of(
-            f for f in report.findings if f.system == system.id
+        counts = report.summary.systems.get(system_id) or Counts.of(
+            f for f in report.findings if f.system == system_id
         )
-        systems_of[system.owner].append(
+        systems_of[owner].append(
             SystemView(
-                id=system.id,
-                name=clean(system.name),
-                level=system.level,
-                owner=clean(system.owner),
-                owner_index=owner_index[system.owner],
-                tags=system.tags,
+                id=system_id,
+                name=clean(name),
+                level=level,
+                owner=clean(owner),
+                owner_index=owner_index[owner],
+                tags=tags,
                 counts=_counts_view(counts, lang, t),
                 hosts=hosts,
             )
@@ -271,7 +277,10 @@ def build_view(report: Report, lang: Lang, previous: Report | None = None) -> Re
             index=owner_index[name],
             name=clean(name),
             counts=_counts_view(
-                report.summary.owners.get(name) or _owner_counts(report, name, system_by_id), lang, t
+                report.summary.owners.get(name)
+                or Counts.of(f for f in report.findings if owner_of[f.system] == name),
+                lang,
+                t,
             ),
             systems=tuple(systems_of[name]),
         )
@@ -306,18 +315,9 @@ def build_view(report: Report, lang: Lang, previous: Report | None = None) -> Re
         ),
         changes=None if previous is None else _changes(report, previous, lang),
         observations=tuple(_observation_view(o) for o in sorted(report.observations, key=_observation_key)),
-        systems=tuple((s.id, clean(s.name)) for s in sorted(report.systems, key=lambda s: s.id)),
+        systems=tuple((s.id, s.name) for o in owners for s in o.systems),
         finding_count=len(findings),
     )
-
-
-def _owner(finding: Finding, systems: Mapping[str, SystemInfo]) -> str:
-    system = systems.get(finding.system)
-    return system.owner if system else ""
-
-
-def _owner_counts(report: Report, owner: str, systems: Mapping[str, SystemInfo]) -> Counts:
-    return Counts.of(f for f in report.findings if _owner(f, systems) == owner)
 
 
 def _counts_view(counts: Counts, lang: Lang, t: Mapping[str, str]) -> CountsView:

@@ -192,3 +192,13 @@ def test_filter_rows_carry_their_facets():
     assert {r["data-status"] for r in rows} == {"pass", "fail", "error", "waived", "not_applicable"}
     assert {r["data-system"] for r in rows} == {"dichvucong", "qlvb"}
     assert {r["data-owner"] for r in rows} == {"0", "1"}
+
+
+def test_a_finding_of_an_unregistered_system_is_still_shown():
+    findings = [F.finding(), F.finding("GHOST-RULE", sys="ghost")]
+    report = F.report(findings, systems=[F.system()])
+    view = build_view(report, "en")
+    ghost = [s for o in view.owners for s in o.systems if s.id == "ghost"]
+    assert len(ghost) == 1 and ghost[0].level is None
+    assert ghost[0].owner == strings("en")["owner_unknown"]
+    assert "GHOST-RULE" in RENDERER.render(report, "en").decode("utf-8")
