@@ -5,6 +5,7 @@ CI shows failures and errors apart, so a rule that could not be evaluated is an 
 """
 
 from collections import defaultdict
+from datetime import UTC, datetime
 from typing import ClassVar
 from xml.etree import ElementTree as ET
 
@@ -42,12 +43,17 @@ class JunitRenderer:
             for key, value in counts.items():
                 suite.set(key, str(value))
                 totals[key] += value
-            suite.set("timestamp", report.run.started.isoformat(timespec="seconds"))
+            suite.set("timestamp", _utc(report.run.started).strftime("%Y-%m-%dT%H:%M:%S"))
         for key, value in totals.items():
             root.set(key, str(value))
         ET.indent(root)
         body: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
         return body + b"\n"
+
+
+def _utc(moment: datetime) -> datetime:
+    """JUnit's timestamp carries no zone, so it is given in UTC (a naive time is taken as UTC)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _testcase(suite: ET.Element, f: Finding, lang: Lang) -> str | None:

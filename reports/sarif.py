@@ -12,6 +12,7 @@ import hashlib
 import ipaddress
 import json
 import re
+from datetime import UTC, datetime
 from typing import Any, ClassVar, Final
 from urllib.parse import quote
 
@@ -65,9 +66,9 @@ class SarifRenderer:
                     "invocations": [
                         {
                             "executionSuccessful": report.run.status == "complete",
-                            "startTimeUtc": report.run.started.isoformat(),
+                            "startTimeUtc": _utc(report.run.started),
                             **(
-                                {"endTimeUtc": report.run.finished.isoformat()}
+                                {"endTimeUtc": _utc(report.run.finished)}
                                 if report.run.finished is not None
                                 else {}
                             ),
@@ -97,6 +98,12 @@ class SarifRenderer:
             ],
         }
         return json.dumps(log, ensure_ascii=False, indent=1).encode("utf-8") + b"\n"
+
+
+def _utc(moment: datetime) -> str:
+    """SARIF times are UTC with a `Z`; a naive time is taken as UTC."""
+    utc = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return utc.isoformat().replace("+00:00", "Z")
 
 
 def _rule(f: Finding, lang: Lang) -> dict[str, Any]:

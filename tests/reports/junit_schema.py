@@ -5,6 +5,7 @@ elements may appear where, which attributes are required and allowed, integer co
 one outcome per test case, and counters that agree with the cases.
 """
 
+import re
 from xml.etree import ElementTree as ET
 
 _ATTRS = {
@@ -46,6 +47,7 @@ _CHILDREN = {
     "system-err": set(),
 }
 _COUNTERS = {"tests", "failures", "errors", "skipped", "disabled"}
+_TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}")
 _OUTCOME = {"failure": "failures", "error": "errors", "skipped": "skipped"}
 
 
@@ -85,6 +87,8 @@ def _check(element: ET.Element, problems: list[str]) -> None:
         problems.append(f"<{element.tag}> lacks {sorted(missing)}")
     if unknown := attributes - required - optional:
         problems.append(f"<{element.tag}> has unknown attributes {sorted(unknown)}")
+    if "timestamp" in attributes and not _TIMESTAMP.fullmatch(element.attrib["timestamp"]):
+        problems.append(f"<{element.tag} timestamp> is not an ISO 8601 time without zone")
     for name in attributes & _COUNTERS:
         if not element.attrib[name].isdigit():
             problems.append(f"<{element.tag} {name}> is not a non-negative integer")
