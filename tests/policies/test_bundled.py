@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from scanner._yaml import load_yaml, validate
+from scanner.inventory import load_inventory
 from scanner.models.policy import PolicyFile, ResolvedPolicy, ResolvedRule
+from scanner.pipeline import policies_for
 from scanner.policy import bundled_dir, bundled_policy_ids, default_policy_ref, load_policy
 from scanner.registry import Registry
 from tests.policies import generate_rulebooks
@@ -168,3 +170,13 @@ def test_trust_anchor_example_in_the_docs_loads(tmp_path: Path) -> None:
     anchors = policy.settings["tls"].model_dump()["trust_anchors"]
     assert anchors and all(a.endswith(".pem") for a in anchors)
     assert {r.id for r in resolved("vn-level-3").rules} <= {r.id for r in policy.rules}
+
+
+def test_the_demo_inventory_is_judged_by_each_systems_level() -> None:
+    systems = load_inventory(
+        Path(__file__).resolve().parents[1] / "demo" / "inventory.yaml"
+    ).inventory.systems
+    chosen = policies_for(systems, [], registry())
+    assert {s.id: [p.id for p in chosen[s.id]] for s in systems} == {
+        s.id: [f"vn-level-{s.level}"] for s in systems
+    }
