@@ -143,7 +143,7 @@ def run(command: NmapCommand, binary: str = "nmap") -> ScanResult:
             timeout=max(1, math.ceil(command.timeout)),
         )
     except nmap.PortScannerTimeout:
-        raise NmapFailedError(f"nmap did not finish within {command.timeout:.0f} s") from None
+        raise NmapFailedError(f"nmap did not finish within {command.timeout:g} s") from None
     except nmap.PortScannerError as exc:
         raise NmapFailedError(_short(f"nmap failed: {exc.value}")) from None
     errors = result["nmap"]["scaninfo"].get("error")

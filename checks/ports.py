@@ -207,25 +207,11 @@ class PortsCheck:
             command = _nmap.build_command(
                 target.ip, ports, timeout=ctx.timeout * share, service_detection=False
             )
-            scan = _nmap.run(command, self._binary)
+            data = connect_scan_data(_nmap.run(command, self._binary), ports)
         except ValueError as exc:
             return [Observation.failed(self.name, target, f"cannot build the nmap scan: {exc}")]
         except (_nmap.NmapMissingError, _nmap.NmapFailedError) as exc:
             return [Observation.failed(self.name, target, str(exc))]
-        if scan.count("open") + scan.count("closed") == 0:
-            # No port answered at all: a host that is down looks exactly like this.
-            return [
-                Observation.failed(
-                    self.name,
-                    target,
-                    f"no port of {len(ports)} answered (all filtered): host down or unreachable",
-                )
-            ]
-        data = PortsData(
-            scanned=ports,
-            open=tuple(_open_port(p) for p in scan.open_ports),
-            nmap_version=scan.nmap_version,
-        )
         if settings.service_detection and data.open:
             data = self._detect_services(target, data, deadline - time.monotonic(), ctx)
         return [Observation.ok(self.name, target, data)]
@@ -246,6 +232,21 @@ class PortsCheck:
             return data.model_copy(update={"service_detection_error": str(exc)})
         named = tuple(_open_port(detected[p.port]) if p.port in detected else p for p in data.open)
         return data.model_copy(update={"open": named, "service_detection": True})
+
+
+def connect_scan_data(scan: _nmap.ScanResult, ports: tuple[int, ...]) -> PortsData:
+    """The observation of a completed connect scan; raises when it proves nothing."""
+    if scan.count("open") + scan.count("closed") == 0:
+        # Not one port answered: a host that is down or unreachable looks exactly like this,
+        # so "no open port" would be a guess.
+        raise _nmap.NmapFailedError(
+            f"no port of {len(ports)} answered (all filtered): host down or unreachable"
+        )
+    return PortsData(
+        scanned=ports,
+        open=tuple(_open_port(p) for p in scan.open_ports),
+        nmap_version=scan.nmap_version,
+    )
 
 
 def _open_port(state: _nmap.PortState) -> OpenPort:
