@@ -493,12 +493,16 @@ class HtmlRenderer:
     format: ClassVar[str] = "html"
     filename: ClassVar[str] = "report.html"
 
+    def __init__(self, previous: Report | None = None) -> None:
+        self.previous = previous
+        """The previous run of the same inventory, for the change section."""
+
     def render(self, report: Report, lang: Lang) -> bytes:
-        return render_html(build_view(report, lang))
+        return render_html(build_view(report, lang, self.previous))
 
 
 def render_html(view: ReportView) -> bytes:
-    """The page for a view; `build_view(..., previous=...)` then this adds the change section."""
+    """The page for a view."""
     style, script = _asset("report.css"), _asset("report.js")
     csp = f"default-src 'none'; style-src {style.csp}; script-src {script.csp}; img-src data:"
     template = _ENV.get_template("report.html.j2")

@@ -170,3 +170,11 @@ def test_bench_runs_on_a_small_report(monkeypatch, capsys):
     assert bench_report.main() == 0
     out = capsys.readouterr().out
     assert all(f"\n{name} " in out for name in RENDERERS)
+
+
+def test_bundle_with_a_previous_run_shows_the_changes(tmp_path, report):
+    previous = F.report([F.finding("GONE-RULE", "fail")], id="run-before")
+    write_bundle(report, ["html"], tmp_path, "en", previous=previous)
+    page = (tmp_path / "report.html").read_text("utf-8")
+    assert 'id="changes"' in page and "run-before" in page and "GONE-RULE" in page
+    assert verify_bundle(tmp_path).ok
