@@ -13,7 +13,6 @@ thread never outlives `MAX_HOLD` seconds per connection, and the lab accepts at 
 """
 
 import datetime as dt
-import os
 import secrets
 import shutil
 import socket
@@ -22,7 +21,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -180,11 +179,8 @@ class Listener:
         self._sock.close()
 
     def _handle(self, conn: socket.socket) -> None:
-        with conn:
-            try:
-                self._handler(conn, self._stop)
-            except OSError:
-                pass
+        with conn, suppress(OSError):
+            self._handler(conn, self._stop)
 
     @contextmanager
     def running(self) -> Iterator["Listener"]:
@@ -211,7 +207,9 @@ def _write_pem_key(key: ec.EllipticCurvePrivateKey, path: Path) -> Path:
     return path
 
 
-def _certificate(workdir: Path, stem: str, subject: x509.Name, sans: list[x509.GeneralName]) -> tuple[Path, Path]:
+def _certificate(
+    workdir: Path, stem: str, subject: x509.Name, sans: list[x509.GeneralName]
+) -> tuple[Path, Path]:
     """A self-signed EC certificate: the lab tests what attt does with the fields, not trust."""
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.UTC)
