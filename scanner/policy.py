@@ -250,6 +250,7 @@ class _Resolver:
             id=policy.id,
             title=policy.title,
             version=policy.version,
+            description=policy.description,
             sha256=digest,
             sources=tuple(self.sources),
             rules=rules,
@@ -355,9 +356,26 @@ def reference_text(reference: Reference) -> str:
     return f"{text} <{reference.url}>" if reference.url else text
 
 
+_SEVERITY_NAMES = {
+    "vi": {
+        "info": "thông tin",
+        "low": "thấp",
+        "medium": "trung bình",
+        "high": "cao",
+        "critical": "nghiêm trọng",
+    },
+    "en": {},
+}
+
+
+def _severity_name(rule: ResolvedRule, lang: str) -> str:
+    return _SEVERITY_NAMES[lang].get(rule.severity.value, rule.severity.value)
+
+
 def policy_markdown(policy: ResolvedPolicy, lang: str = "vi") -> str:
     """A readable rule book of the resolved policy, in Vietnamese (`vi`) or English (`en`)."""
-    label = _LABELS["vi" if lang == "vi" else "en"]
+    lang = "vi" if lang == "vi" else "en"
+    label = _LABELS[lang]
     out = [
         f"# {policy.title}",
         "",
@@ -366,6 +384,7 @@ def policy_markdown(policy: ResolvedPolicy, lang: str = "vi") -> str:
         f"- SHA-256: `{policy.sha256}`",
         f"- {label['sources']}: " + ", ".join(f"`{s.path}` ({s.id} {s.version})" for s in policy.sources),
         "",
+        *([policy.description.get(lang), ""] if policy.description else []),
         f"## {label['rules']} ({len(policy.rules)})",
     ]
     for rule in policy.rules:
@@ -373,7 +392,7 @@ def policy_markdown(policy: ResolvedPolicy, lang: str = "vi") -> str:
             "",
             f"### {rule.id} — {rule.title.get(lang)}",
             "",
-            f"- {label['severity']}: **{rule.severity.value}**",
+            f"- {label['severity']}: **{_severity_name(rule, lang)}**",
             f"- {label['control']}: `{rule.control}` (check `{rule.check}`)",
             f"- {label['params']}: `{_compact_json(rule.params.model_dump(mode='json'))}`",
             f"- {label['applies']}: {_applies_text(rule, label)}",

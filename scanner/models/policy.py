@@ -107,6 +107,7 @@ class ResolvedPolicy(BaseModel):
     id: PolicyId
     title: str
     version: str
+    description: Text | None = None
     sha256: str
     """Hash over every file that went into the policy, in resolution order."""
     sources: tuple[PolicySource, ...]
