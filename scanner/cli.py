@@ -88,11 +88,16 @@ common_report_options: list[Callable[[Callable[..., object]], Callable[..., obje
         "formats",
         default=DEFAULT_FORMATS,
         show_default=True,
-        help=f"Comma-separated: {', '.join(['html', 'json', 'junit', 'sarif', 'csv'])}.",
+        help="Comma-separated: html, json, junit, sarif, csv.",
     ),
     click.option("--lang", type=click.Choice(["vi", "en"]), default="vi", show_default=True),
     click.option(
         "--db", help="Run store: a path or sqlite:///PATH (default $ATTT_DB or ~/.local/share/attt/attt.db)."
+    ),
+    click.option(
+        "--sign-key",
+        type=click.Path(path_type=Path),
+        help="Ed25519 private key: sign the report manifest (check it with attt verify --public-key).",
     ),
 ]
 
@@ -142,6 +147,7 @@ def scan(
     formats: str,
     lang: str,
     db: str | None,
+    sign_key: Path | None,
 ) -> None:
     """Scan the systems of an inventory and write the compliance report."""
     chosen_formats = _formats(formats)
@@ -163,9 +169,7 @@ def scan(
     with progress_for(total, interactive) as progress, _sigterm_as_interrupt():
         info, interrupted = run_scan(prepared, request, store, registry, progress)
     report = build_report(store.load(info.id))
-    out_dir = out or Path("attt-reports") / info.id
-    write_bundle(report, chosen_formats, out_dir, cast(Lang, lang))
-    _print_summary(report, out_dir)
+    _write_reports(store, report, out, chosen_formats, lang, sign_key)
     if interrupted:
         click.echo(f"attt: interrupted; run {info.id} is incomplete and keeps what was observed", err=True)
         sys.exit(ExitCode.INTERRUPTED)
@@ -223,17 +227,32 @@ def _score(score: float | None) -> str:
 @click.option("-p", "--policy", "policies", multiple=True, help="Evaluate the stored observations again.")
 @report_options
 def report(
-    run: str, policies: tuple[str, ...], out: Path | None, formats: str, lang: str, db: str | None
+    run: str,
+    policies: tuple[str, ...],
+    out: Path | None,
+    formats: str,
+    lang: str,
+    db: str | None,
+    sign_key: Path | None,
 ) -> None:
     """Render a stored run again; with -p, re-evaluate it under other policies (no network)."""
     chosen_formats = _formats(formats)
-    stored = _open_store(db).load(run)
+    store = _open_store(db)
+    stored = store.load(run)
     if policies:
         stored = reevaluate(stored, policies, _registry(), datetime.now(UTC))
-    rendered = build_report(stored)
-    out_dir = out or Path("attt-reports") / stored.info.id
-    write_bundle(rendered, chosen_formats, out_dir, cast(Lang, lang))
-    _print_summary(rendered, out_dir)
+    _write_reports(store, build_report(stored), out, chosen_formats, lang, sign_key)
+
+
+def _write_reports(
+    store: Store, report: Report, out: Path | None, formats: list[str], lang: str, sign_key: Path | None
+) -> None:
+    """Write the bundle, with the change since the previous run of the same inventory, and summarise."""
+    previous_id = store.previous_run(report.run)
+    previous = build_report(store.load(previous_id)) if previous_id else None
+    out_dir = out or Path("attt-reports") / report.run.id
+    write_bundle(report, formats, out_dir, cast(Lang, lang), sign_key=sign_key, previous=previous)
+    _print_summary(report, out_dir)
 
 
 @main.command()

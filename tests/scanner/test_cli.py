@@ -142,3 +142,26 @@ def test_history_report_and_diff_use_the_store(tmp_path: Path, listeners: None) 
     assert rerendered.exit_code == 0, rerendered.output
     again = json.loads((again_dir / "report.json").read_text())
     assert statuses(again)[("bad", "E2E-TELNET")] == "fail"
+
+
+def test_signed_bundle_verifies_and_a_changed_byte_is_caught(tmp_path: Path, listeners: None) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    private, public = tmp_path / "sign.pem", tmp_path / "sign.pub"
+    pem = serialization.Encoding.PEM
+    private.write_bytes(
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    public.write_bytes(key.public_key().public_bytes(pem, serialization.PublicFormat.SubjectPublicKeyInfo))
+    inv = inventory(tmp_path, ("ok", COMPLIANT, "[{port: 8080}]"))
+    assert scan(tmp_path, inv, "--format", "html,json,csv", "--sign-key", str(private))[0] == 0
+    out = tmp_path / "out"
+    runner = CliRunner()
+    assert runner.invoke(main, ["verify", str(out), "--public-key", str(public)]).exit_code == 0
+    html = out / "report.html"
+    html.write_bytes(html.read_bytes().replace(b"<html", b"<HTML", 1))
+    tampered = runner.invoke(main, ["verify", str(out), "--public-key", str(public)])
+    assert tampered.exit_code == 1
+    assert "changed: report.html" in tampered.output
