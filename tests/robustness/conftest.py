@@ -1,8 +1,16 @@
-"""Shared state of the robustness suite: how many fuzz examples each loader saw, reported at
-the end of the session and written to test-artifacts/ for the closing note."""
+"""Shared parts of the robustness suite: `run_attt` (the real CLI in a child process, with
+its exit code, output, time and peak memory), and how many fuzz examples each loader saw,
+reported at the end of the session and written to test-artifacts/ for the closing note."""
 
 import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
 from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -20,3 +28,57 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line(f"{kind:<16} {count}")
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "fuzz-counts.json").write_text(json.dumps(dict(FUZZ_COUNTS), indent=2, sort_keys=True))
+
+
+REPO = Path(__file__).resolve().parents[2]
+ATTT_ENTRY = "import sys; from scanner.cli import main; sys.exit(main())"
+
+
+@dataclass(frozen=True)
+class AtttRun:
+    """One `attt` process run to its end: what it printed, how it ended, what it cost."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+    max_rss_mib: float
+
+    @property
+    def terminal(self) -> str:
+        return self.stdout + self.stderr
+
+
+def run_attt(args: Sequence[str], *, timeout: float = 120.0, env: Mapping[str, str] | None = None) -> AtttRun:
+    """Run `attt ARGS` in a child process (from the repository, so the source tree is used) and
+    wait at most `timeout` seconds; its resource usage comes from wait4."""
+    started = time.monotonic()
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", ATTT_ENTRY, *args],
+            cwd=REPO,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+        )
+        deadline = started + timeout
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() > deadline:
+                proc.kill()
+                proc.wait(timeout=10)
+                pytest.fail(f"attt {' '.join(args)} still running after {timeout:.0f} s")
+            time.sleep(0.05)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return AtttRun(
+            returncode=proc.returncode,
+            stdout=out.read().decode("utf-8", errors="replace"),
+            stderr=err.read().decode("utf-8", errors="replace"),
+            seconds=time.monotonic() - started,
+            max_rss_mib=usage.ru_maxrss / 1024,
+        )

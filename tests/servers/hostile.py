@@ -44,6 +44,8 @@ HOSTILE_CN = '<script>alert("attt")</script>'
 HOSTILE_O = "Evil \"quoted\" 'single' & \x1b[31mRED\x1b[0m \x1b]0;pwned\x07"
 HOSTILE_OU = "\u202etxt.exe \u2066isolate\u2069"
 HOSTILE_SANS = ('<script>"x".attt.test', "bad'quote.attt.test", "\x1b[31mred.attt.test")
+"""SAN DNS names that are not host names at all: X.509 libraries may refuse to parse them."""
+HOSTILE_CERT_NAME = "hostile.attt.test"
 HOSTILE_MARKERS = ("<script>", "\x1b[", "\u202e")
 """What must never reach an output in raw form."""
 
@@ -229,7 +231,9 @@ def _certificate(
     return cert_path, _write_pem_key(key, workdir / f"{stem}.key")
 
 
-def hostile_certificate(workdir: Path) -> tuple[Path, Path]:
+def hostile_certificate(workdir: Path, *, hostile_sans: bool) -> tuple[Path, Path]:
+    """Markup, quotes, terminal escapes and bidi overrides in the subject; with `hostile_sans`
+    in the SAN names too, else a valid SAN (so the certificate can be fully described)."""
     subject = x509.Name(
         [
             x509.NameAttribute(NameOID.COMMON_NAME, HOSTILE_CN),
@@ -237,9 +241,11 @@ def hostile_certificate(workdir: Path) -> tuple[Path, Path]:
             x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, HOSTILE_OU),
         ]
     )
-    sans: list[x509.GeneralName] = [x509.DNSName(name) for name in HOSTILE_SANS]
-    sans.append(x509.RFC822Name('"<img src=x onerror=alert(1)>"@attt.test'))
-    return _certificate(workdir, "hostile", subject, sans)
+    sans: list[x509.GeneralName] = [x509.DNSName(HOSTILE_CERT_NAME)]
+    if hostile_sans:
+        sans += [x509.DNSName(name) for name in HOSTILE_SANS]
+        sans.append(x509.RFC822Name('"<img src=x onerror=alert(1)>"@attt.test'))
+    return _certificate(workdir, "hostile-sans" if hostile_sans else "hostile", subject, sans)
 
 
 def _wait_listening(endpoint: Endpoint, proc: subprocess.Popen[bytes]) -> None:
@@ -306,6 +312,7 @@ ENDPOINTS = {
     "bad_kexinit": Endpoint("bad_kexinit", f"{NET}.6", 22),
     "absurd_packet": Endpoint("absurd_packet", f"{NET}.6", 2222),
     "hostile_cert": Endpoint("hostile_cert", f"{NET}.7", 443),
+    "hostile_sans": Endpoint("hostile_sans", f"{NET}.9", 443),
     "vanishing_tls": Endpoint("vanishing_tls", f"{NET}.8", 443),
     "vanishing_ssh": Endpoint("vanishing_ssh", f"{NET}.8", 22),
     "good_tls": Endpoint("good_tls", f"{NET}.20", 443),
@@ -331,8 +338,9 @@ def hostile_lab(workdir: Path) -> Iterator[HostileLab]:
     with ExitStack() as stack:
         for name, handler in HANDLERS.items():
             stack.enter_context(Listener(e[name], handler).running())
-        cert, key = hostile_certificate(workdir)
-        stack.enter_context(_process(_s_server(e["hostile_cert"], cert, key), e["hostile_cert"]))
+        for name, hostile_sans in (("hostile_cert", False), ("hostile_sans", True)):
+            cert, key = hostile_certificate(workdir, hostile_sans=hostile_sans)
+            stack.enter_context(_process(_s_server(e[name], cert, key), e[name]))
         good_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "good.attt.test")])
         good_cert, good_key = _certificate(workdir, "good", good_name, [x509.DNSName("good.attt.test")])
         stack.enter_context(_process(_s_server(e["good_tls"], good_cert, good_key), e["good_tls"]))
