@@ -49,13 +49,23 @@ class AtttRun:
         return self.stdout + self.stderr
 
 
-def run_attt(args: Sequence[str], *, timeout: float = 120.0, env: Mapping[str, str] | None = None) -> AtttRun:
+def run_attt(
+    args: Sequence[str],
+    *,
+    timeout: float = 120.0,
+    env: Mapping[str, str] | None = None,
+    entry: str = ATTT_ENTRY,
+    wrapper: Sequence[str] = (),
+) -> AtttRun:
     """Run `attt ARGS` in a child process (from the repository, so the source tree is used) and
-    wait at most `timeout` seconds; its resource usage comes from wait4."""
+    wait at most `timeout` seconds; its resource usage comes from wait4.
+
+    `entry` is the Python code that starts the CLI; `wrapper` a command to run it under (strace).
+    """
     started = time.monotonic()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(
-            [sys.executable, "-c", ATTT_ENTRY, *args],
+            [*wrapper, sys.executable, "-c", entry, *args],
             cwd=REPO,
             stdin=subprocess.DEVNULL,
             stdout=out,
