@@ -254,12 +254,12 @@ def _sha1_rsa1024_leaf(workdir: Path, san: str, days: int) -> tuple[Path, Path]:
 # --- servers ----------------------------------------------------------------------------------
 
 
-def _wait_listening(ip: str, port: int, proc: subprocess.Popen[bytes] | None) -> None:
+def _wait_listening(ip: str, port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-            raise RuntimeError(f"server for {ip}:{port} exited with {proc.returncode}: {err[-800:]}")
+        if proc.poll() is not None:
+            err = log.read_text(errors="replace")[-800:]
+            raise RuntimeError(f"server for {ip}:{port} exited with {proc.returncode}: {err}")
         try:
             with socket.create_connection((ip, port), timeout=0.5):
                 return
@@ -269,16 +269,22 @@ def _wait_listening(ip: str, port: int, proc: subprocess.Popen[bytes] | None) ->
 
 
 @contextmanager
-def _process(argv: list[str], server: TlsServer, env: dict[str, str] | None = None) -> Iterator[None]:
-    proc = subprocess.Popen(
-        argv,
-        stdin=subprocess.PIPE,  # s_server reads commands from stdin; keep it open and silent
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env=None if env is None else {**os.environ, **env},
-    )
+def _process(
+    argv: list[str], server: TlsServer, workdir: Path, env: dict[str, str] | None = None
+) -> Iterator[None]:
+    log = workdir / f"{server.name}.log"
+    # A file, not a pipe: nobody reads a pipe while the server runs, and a chatty server
+    # (gnutls-serv) blocks for good once the pipe buffer is full.
+    with log.open("wb") as log_file:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,  # s_server reads commands from stdin; keep it open and silent
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env=None if env is None else {**os.environ, **env},
+        )
     try:
-        _wait_listening(server.ip, server.port, proc)
+        _wait_listening(server.ip, server.port, proc, log)
         yield
     finally:
         proc.terminate()
@@ -287,9 +293,8 @@ def _process(argv: list[str], server: TlsServer, env: dict[str, str] | None = No
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=5)
-        for stream in (proc.stdin, proc.stderr):
-            if stream is not None:
-                stream.close()
+        if proc.stdin is not None:
+            proc.stdin.close()
 
 
 def _s_server(server: TlsServer, cert: Path, key: Path, *flags: str) -> list[str]:
@@ -411,52 +416,35 @@ def tls_lab(workdir: Path) -> Iterator[TlsLab]:
     legacy_conf = workdir / "openssl-legacy.cnf"
     legacy_conf.write_text(OPENSSL_LEGACY_CONF)
 
+    gnutls = ["gnutls-serv", "--port", str(GNUTLS_PORT), "--http", "--quiet", "--disable-client-cert"]
+    legacy_ciphers = "ECDHE-RSA-AES128-SHA:AES128-SHA:AES256-SHA@SECLEVEL=0"
+    processes: list[tuple[list[str], TlsServer, dict[str, str] | None]] = [
+        (_s_server(s["modern"], *modern, "-tls1_3", "-groups", "X25519:P-256:P-384"), s["modern"], None),
+        (["nginx", "-c", str(_nginx_conf(workdir, s["intermediate"], *inter))], s["intermediate"], None),
+        (
+            _s_server(s["legacy"], *legacy, "-no_tls1_3", "-groups", "P-256", "-cipher", legacy_ciphers),
+            s["legacy"],
+            {"OPENSSL_CONF": str(legacy_conf)},
+        ),
+        (
+            [
+                *gnutls,
+                "--x509certfile",
+                str(tdes[0]),
+                "--x509keyfile",
+                str(tdes[1]),
+                "--priority",
+                GNUTLS_LEGACY_PRIORITY,
+            ],
+            s["tripledes"],
+            None,
+        ),
+        (_s_server(s["expired"], *expired, "-groups", "X25519:P-256"), s["expired"], None),
+        (_s_server(s["selfsigned"], *selfsigned, "-groups", "X25519:P-256"), s["selfsigned"], None),
+    ]
     with ExitStack() as stack:
-        stack.enter_context(
-            _process(_s_server(s["modern"], *modern, "-tls1_3", "-groups", "X25519:P-256:P-384"), s["modern"])
-        )
-        nginx_conf = _nginx_conf(workdir, s["intermediate"], *inter)
-        stack.enter_context(_process(["nginx", "-c", str(nginx_conf)], s["intermediate"]))
-        stack.enter_context(
-            _process(
-                _s_server(
-                    s["legacy"],
-                    *legacy,
-                    "-no_tls1_3",
-                    "-groups",
-                    "P-256",
-                    "-cipher",
-                    "ECDHE-RSA-AES128-SHA:AES128-SHA:AES256-SHA@SECLEVEL=0",
-                ),
-                s["legacy"],
-                env={"OPENSSL_CONF": str(legacy_conf)},
-            )
-        )
-        stack.enter_context(
-            _process(
-                [
-                    "gnutls-serv",
-                    "--port",
-                    str(GNUTLS_PORT),
-                    "--http",
-                    "--quiet",
-                    "--disable-client-cert",
-                    "--x509certfile",
-                    str(tdes[0]),
-                    "--x509keyfile",
-                    str(tdes[1]),
-                    "--priority",
-                    GNUTLS_LEGACY_PRIORITY,
-                ],
-                s["tripledes"],
-            )
-        )
-        stack.enter_context(
-            _process(_s_server(s["expired"], *expired, "-groups", "X25519:P-256"), s["expired"])
-        )
-        stack.enter_context(
-            _process(_s_server(s["selfsigned"], *selfsigned, "-groups", "X25519:P-256"), s["selfsigned"])
-        )
+        for argv, server, env in processes:
+            stack.enter_context(_process(argv, server, workdir, env))
         stack.enter_context(
             _SocketServer(s["plaintcp"], b"220 plain text service, no TLS here\r\n").running()
         )
