@@ -363,10 +363,3 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostileLab]:
     """The hostile lab, running for the whole session."""
     with hostile_lab(tmp_path_factory.mktemp("hostile-lab")) as lab:
         yield lab
-
-
-@pytest.fixture
-def vanishing() -> Iterator[tuple[Listener, Listener]]:
-    """A fresh vanishing host for one test (it can only vanish once)."""
-    with vanishing_host() as listeners:
-        yield listeners
