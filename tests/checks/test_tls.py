@@ -22,8 +22,9 @@ from scanner.models.observation import Observation
 from scanner.policy import load_policy
 from scanner.registry import Registry
 from tests import factories
-from tests.servers.tls import CLOSED, TlsLab, TlsServer
+from tests.servers.tls import CLOSED, SERVERS, TlsLab, TlsServer
 
+SMTP = SERVERS["smtp"]
 TLS_SERVERS = ("modern", "intermediate", "legacy", "tripledes", "expired", "selfsigned")
 
 
@@ -32,6 +33,9 @@ def lab_scan(tls_lab_servers: TlsLab) -> dict[str, _sslyze.ScanOutcome]:
     """Every lab endpoint, scanned in one sslyze run with the lab CA as trust anchor."""
     servers = [*tls_lab_servers.servers.values(), CLOSED]
     endpoints = {s.name: _sslyze.Endpoint(ip=s.ip, port=s.port, sni=s.hostname) for s in servers}
+    endpoints["smtp"] = _sslyze.Endpoint(ip=SMTP.ip, port=SMTP.port, sni=SMTP.hostname, starttls="smtp")
+    plain = tls_lab_servers.servers["plaintcp"]
+    endpoints["plaintcp-starttls"] = _sslyze.Endpoint(ip=plain.ip, port=plain.port, starttls="smtp")
     options = _sslyze.ScanOptions(connect_timeout=3, deadline=90, trust_anchors=(tls_lab_servers.ca_file,))
     outcomes = _sslyze.scan(list(endpoints.values()), options)
     return {name: outcomes[endpoint] for name, endpoint in endpoints.items()}
@@ -146,9 +150,23 @@ def test_self_signed_wrong_name(lab_scan):
     assert cert.subject == cert.issuer == "CN=wrong.attt.test,O=attt tests"
 
 
+def test_smtp_starttls(lab_scan, tls_lab_servers, baseline_tls_rules):
+    data = _data(lab_scan, "smtp")
+    assert data.starttls == "smtp"
+    assert data.protocols == ("TLSv1.2", "TLSv1.3")
+    assert data.forward_secrecy is True
+    assert (data.http, data.hsts) == (False, None)
+    cert = data.certificate
+    assert cert is not None
+    assert (cert.trusted, cert.hostname_matches, cert.sans) == (True, True, ("smtp.attt.test",))
+    rule = baseline_tls_rules["TLS-HSTS"]
+    assert CONTROLS[rule.control].judge(data, rule.params, _target(SMTP)).status == NA
+
+
 @pytest.mark.parametrize(
     ("name", "reason"),
     [
+        ("plaintcp-starttls", "refused the STARTTLS upgrade"),
         ("plaintcp", "no TLS handshake possible"),
         ("tarpit", "accepts connections but sent nothing back"),
         ("closed", "connection refused"),

@@ -10,10 +10,11 @@ import datetime as dt
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,6 +86,7 @@ SERVERS = {
     "selfsigned": TlsServer("selfsigned", f"{NET}.6", 443, f"selfsigned.{DOMAIN}"),
     "plaintcp": TlsServer("plaintcp", f"{NET}.7", 443, f"plaintcp.{DOMAIN}"),
     "tarpit": TlsServer("tarpit", f"{NET}.8", 443, f"tarpit.{DOMAIN}"),
+    "smtp": TlsServer("smtp", f"{NET}.10", 25, f"smtp.{DOMAIN}"),
 }
 CLOSED = TlsServer("closed", f"{NET}.9", 443, f"closed.{DOMAIN}")
 """Nothing listens here: connections are refused."""
@@ -341,11 +343,46 @@ http {{
     return conf
 
 
-class _SocketServer:
-    """A TCP listener in this process: answers with plain text, or accepts and stays silent."""
+Handler = Callable[[socket.socket], None]
 
-    def __init__(self, server: TlsServer, reply: bytes | None) -> None:
-        self._reply = reply
+
+def _reply_once(text: bytes) -> Handler:
+    def handle(conn: socket.socket) -> None:
+        conn.sendall(text)
+
+    return handle
+
+
+def _smtp_starttls(context: ssl.SSLContext) -> Handler:
+    """A minimal SMTP server that offers STARTTLS, then keeps answering 250 over TLS."""
+
+    def handle(conn: socket.socket) -> None:
+        plain = conn.makefile("rb")
+        conn.sendall(b"220 smtp.attt.test ESMTP attt lab\r\n")
+        for _ in range(10):
+            line = plain.readline(512).strip().upper()
+            if line.startswith((b"EHLO", b"HELO")):
+                conn.sendall(b"250-smtp.attt.test\r\n250 STARTTLS\r\n")
+            elif line == b"STARTTLS":
+                conn.sendall(b"220 ready to start TLS\r\n")
+                with context.wrap_socket(conn, server_side=True) as tls:
+                    for _ in range(10):
+                        if not tls.recv(4096):
+                            return
+                        tls.sendall(b"250 ok\r\n")
+                return
+            else:
+                return
+
+    return handle
+
+
+class _SocketServer:
+    """A TCP listener in this process. With a handler, each connection gets a thread running
+    it; without one, connections are accepted and held open in silence (a tarpit)."""
+
+    def __init__(self, server: TlsServer, handler: Handler | None) -> None:
+        self._handler = handler
         self._stop = threading.Event()
         self._held: list[socket.socket] = []
         self._sock = socket.create_server((server.ip, server.port), backlog=64)
@@ -360,11 +397,17 @@ class _SocketServer:
                 continue
             except OSError:
                 return
-            if self._reply is None:
-                self._held.append(conn)  # a tarpit: keep it open, never answer
+            if self._handler is None:
+                self._held.append(conn)
                 continue
-            with conn, suppress(OSError):  # the client may already be gone
-                conn.sendall(self._reply)
+            conn.settimeout(5)
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _handle(self, conn: socket.socket) -> None:
+        assert self._handler is not None
+        # Scanners drop connections mid-dialogue on purpose; that is not a server failure.
+        with conn, suppress(OSError):
+            self._handler(conn)
 
     @contextmanager
     def running(self) -> Iterator[None]:
@@ -413,6 +456,10 @@ def tls_lab(workdir: Path) -> Iterator[TlsLab]:
     )
     selfsigned = _leaf(workdir, "selfsigned", f"wrong.{DOMAIN}", rsa_key(), None, now - day, now + 364 * day)
     legacy = _sha1_rsa1024_leaf(workdir, s["legacy"].hostname, days=825)
+    smtp_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    smtp_context.load_cert_chain(
+        *_leaf(workdir, "smtp", s["smtp"].hostname, ec_key(), issuer, now - day, now + 89 * day)
+    )
     legacy_conf = workdir / "openssl-legacy.cnf"
     legacy_conf.write_text(OPENSSL_LEGACY_CONF)
 
@@ -446,8 +493,9 @@ def tls_lab(workdir: Path) -> Iterator[TlsLab]:
         for argv, server, env in processes:
             stack.enter_context(_process(argv, server, workdir, env))
         stack.enter_context(
-            _SocketServer(s["plaintcp"], b"220 plain text service, no TLS here\r\n").running()
+            _SocketServer(s["plaintcp"], _reply_once(b"220 plain text, no TLS here\r\n")).running()
         )
+        stack.enter_context(_SocketServer(s["smtp"], _smtp_starttls(smtp_context)).running())
         stack.enter_context(_SocketServer(s["tarpit"], None).running())
         yield TlsLab(ca_file=ca_file, servers=dict(SERVERS), now=now)
 
