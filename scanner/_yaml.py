@@ -17,7 +17,9 @@ from pydantic import BaseModel, ValidationError
 
 from scanner.errors import ConfigError
 
-MAX_BYTES = 8 * 1024 * 1024
+MAX_BYTES = 2 * 1024 * 1024
+MAX_NODES = 100_000
+"""About ten times the values of a province's whole inventory."""
 MAX_DEPTH = 50
 MAX_MESSAGE_CHARS = 300
 
@@ -163,27 +165,28 @@ class _Refused(yaml.MarkedYAMLError):
         super().__init__(problem=problem, problem_mark=mark)
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that refuses anchors and aliases and bounds nesting while composing."""
+class _Loader(yaml.CSafeLoader):
+    """libyaml's safe loader: several times faster than the pure-Python one, same node marks."""
 
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self._depth = 0
 
-    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
-        event = self.peek_event()  # type: ignore[no-untyped-call]  # untyped in types-PyYAML
+def _precheck(text: str) -> None:
+    """Refuse what no inventory or policy needs before building any node, from libyaml's
+    event stream: anchors and aliases (billion laughs), deep nesting, and more nodes than a
+    real file has (a dense file would otherwise take seconds to load)."""
+    depth = nodes = 0
+    for event in yaml.parse(text, Loader=yaml.CSafeLoader):
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
-            raise _Refused(
-                "anchors and aliases (& and *) are not allowed" + _QUOTE_HINT,
-                event.start_mark,
-            )
-        if self._depth >= MAX_DEPTH:
-            raise _Refused(f"nested deeper than {MAX_DEPTH} levels", event.start_mark)
-        self._depth += 1
-        try:
-            return super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
+            raise _Refused("anchors and aliases (& and *) are not allowed" + _QUOTE_HINT, event.start_mark)
+        if isinstance(event, yaml.NodeEvent):
+            nodes += 1
+            if nodes > MAX_NODES:
+                raise _Refused(f"more than {MAX_NODES} values; refused", event.start_mark)
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise _Refused(f"nested deeper than {MAX_DEPTH} levels", event.start_mark)
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
 
 
 def _parse(raw: bytes, path: Path, label: str) -> YamlDoc:
@@ -196,6 +199,7 @@ def _parse(raw: bytes, path: Path, label: str) -> YamlDoc:
         raise ConfigError(f"{label}:{line}: not valid UTF-8 (byte offset {exc.start})") from None
     lines: dict[Loc, int] = {}
     try:
+        _precheck(text)
         loader = _Loader(text)
         try:
             root = loader.get_single_node()

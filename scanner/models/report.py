@@ -44,19 +44,22 @@ class Counts(Frozen):
     by_severity: dict[str, int]
     """Failed findings (not waived) by severity."""
     score: float | None
-    """Share of evaluated findings (pass, fail, waived) that passed or are waived; None when
-    nothing could be evaluated, because no evaluation is not compliance."""
+    """Share of applicable findings (pass, fail, waived, error) that passed or are waived: a
+    rule that could not be evaluated counts against the score, never for it. None when nothing
+    could be judged at all, because no evaluation is not compliance."""
 
     @classmethod
     def of(cls, findings: Iterable[Finding]) -> "Counts":
         items = list(findings)
         by_status = Counter(f.status for f in items)
         failed = Counter(f.severity.value for f in items if f.status == "fail")
-        judged = by_status["pass"] + by_status["fail"] + by_status["waived"]
+        good = by_status["pass"] + by_status["waived"]
+        judged = good + by_status["fail"]
+        applicable = judged + by_status["error"]
         return cls(
             by_status={s: by_status[s] for s in _STATUSES},
             by_severity={s.value: failed[s.value] for s in Severity},
-            score=None if judged == 0 else round((judged - by_status["fail"]) / judged, 4),
+            score=None if judged == 0 else round(good / applicable, 4),
         )
 
 

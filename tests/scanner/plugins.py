@@ -5,8 +5,10 @@ crashes, which no real server can be made to do on cue.
 """
 
 import time
-from collections.abc import Iterable
-from typing import ClassVar
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar
+
+from pydantic import BaseModel
 
 from checks.base import API_VERSION, Control, NoSettings, Params, ProbeContext, Verdict, controls_of
 from scanner.models.base import Frozen
@@ -34,10 +36,12 @@ class CountCheck:
 
     name: ClassVar[str] = "count"
     api_version: ClassVar[int] = API_VERSION
-    data_model = CountData
-    settings_model = NoSettings
+    data_model: ClassVar[type[BaseModel]] = CountData
+    settings_model: ClassVar[type[BaseModel]] = NoSettings
     after: ClassVar[tuple[str, ...]] = ()
-    controls = controls_of(Control("count.at_most", "count is small", AtMost, _at_most))
+    controls: ClassVar[Mapping[str, Control[Any, Any]]] = controls_of(
+        Control("count.at_most", "count is small", AtMost, _at_most)
+    )
     behaviour: ClassVar[dict[str, str]] = {}
     """address -> "hang" | "crash" | "error" | "none" to make the probe misbehave for that host."""
 
@@ -63,10 +67,10 @@ class EchoCheck:
 
     name: ClassVar[str] = "echo"
     api_version: ClassVar[int] = API_VERSION
-    data_model = EchoData
-    settings_model = NoSettings
+    data_model: ClassVar[type[BaseModel]] = EchoData
+    settings_model: ClassVar[type[BaseModel]] = NoSettings
     after: ClassVar[tuple[str, ...]] = ("count",)
-    controls = controls_of()
+    controls: ClassVar[Mapping[str, Control[Any, Any]]] = controls_of()
 
     def probe(self, target: Target, ctx: ProbeContext) -> Iterable[Observation]:
         seen = tuple(o.data["count"] for o in ctx.prior if o.status == "ok" and o.data)

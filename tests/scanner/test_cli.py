@@ -5,6 +5,7 @@ import socket
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -53,7 +54,7 @@ def scan(
     return result.exit_code, result.output, report
 
 
-def statuses(report: dict) -> dict[tuple[str, str], str]:
+def statuses(report: dict[str, Any]) -> dict[tuple[str, str], str]:
     return {(f["system"], f["rule_id"]): f["status"] for f in report["findings"]}
 
 

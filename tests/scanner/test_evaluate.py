@@ -10,6 +10,7 @@ from scanner.models.base import Severity, Text
 from scanner.models.finding import Finding
 from scanner.models.observation import Observation
 from scanner.models.policy import AppliesTo, ResolvedPolicy, ResolvedRule, Waiver
+from scanner.models.target import Target
 from tests.scanner.plugins import AtMost, CountData, registry, target
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -50,7 +51,12 @@ def observe(address: str, count: int | None, system: str = "sys-a") -> Observati
     return Observation.ok("count", t, CountData(count=count), 1)
 
 
-def judge(observations, policies, targets=None, checks=("count",)):
+def judge(
+    observations: list[Observation],
+    policies: list[ResolvedPolicy],
+    targets: list[Target] | None = None,
+    checks: tuple[str, ...] = ("count",),
+) -> list[Finding]:
     targets = targets or [target("127.0.0.5")]
     return evaluate(targets, observations, {t.system.id: policies for t in targets}, registry(), checks, NOW)
 

@@ -7,7 +7,13 @@ from scanner.runner import Runner, ScanPlan
 from tests.scanner.plugins import CountCheck, registry, target
 
 
-def run(addresses, behaviour=None, timeout=2.0, checks=("count", "echo"), concurrency=8):
+def run(
+    addresses: list[str],
+    behaviour: dict[str, str] | None = None,
+    timeout: float = 2.0,
+    checks: tuple[str, ...] = ("count", "echo"),
+    concurrency: int = 8,
+) -> tuple[bool, list[Observation]]:
     CountCheck.behaviour = behaviour or {}
     seen: list[Observation] = []
     runner = Runner(registry(), seen.append)
@@ -20,7 +26,7 @@ def run(addresses, behaviour=None, timeout=2.0, checks=("count", "echo"), concur
     return complete, seen
 
 
-def by_host(observations, check="count"):
+def by_host(observations: list[Observation], check: str = "count") -> dict[str, Observation]:
     return {o.host: o for o in observations if o.check == check}
 
 
