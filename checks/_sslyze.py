@@ -7,6 +7,7 @@ frozen models, so that nothing else in attt depends on sslyze's classes.
 
 import ipaddress
 import math
+import shutil
 import socket
 import ssl
 import tempfile
@@ -168,53 +169,60 @@ _CUSTOM_STORE_NAME = "Supplied CA file"
 def scan(endpoints: Sequence[Endpoint], options: ScanOptions) -> dict[Endpoint, ScanOutcome]:
     """Scan every endpoint in one sslyze run; every endpoint gets an outcome, in time."""
     started = time.monotonic()
-    outcomes: dict[Endpoint, ScanOutcome] = {}
     unique = list(dict.fromkeys(endpoints))
-    if not unique:
-        return outcomes
-    with ThreadPoolExecutor(max_workers=min(16, len(unique)), thread_name_prefix="attt-tls-pre") as pool:
-        for endpoint, failure in zip(
-            unique, pool.map(lambda e: _unresponsive(e, options.connect_timeout), unique), strict=True
-        ):
-            if failure is not None:
-                outcomes[endpoint] = failure
-    unique = [endpoint for endpoint in unique if endpoint not in outcomes]
-    if not unique:
-        return outcomes
+    with ThreadPoolExecutor(
+        max_workers=max(1, min(16, len(unique))), thread_name_prefix="attt-tls-pre"
+    ) as pool:
+        checked = list(pool.map(lambda e: _unresponsive(e, options.connect_timeout), unique))
+    early: dict[Endpoint, ScanOutcome] = {e: f for e, f in zip(unique, checked, strict=True) if f is not None}
+    remaining = [endpoint for endpoint in unique if endpoint not in early]
+    if not remaining:
+        return early
     # sslyze's bundled trust stores hold roots that this cryptography release warns about on
     # every load; the warning is about sslyze's data, not the scanned server.
     warnings.filterwarnings("ignore", category=CryptographyDeprecationWarning, module=r"sslyze\.")
-    with tempfile.TemporaryDirectory(prefix="attt-tls-") as tmp:
-        try:
-            ca_file = _trust_file(options.trust_anchors, Path(tmp))
-        except (OSError, ValueError) as exc:
-            failure = ScanFailure(bound_text(f"trust anchors unusable: {exc}", MAX_REASON_CHARS))
-            return {**outcomes, **dict.fromkeys(unique, failure)}
-        requests = [_request(endpoint, options, ca_file) for endpoint in unique]
-        by_uuid = {request.uuid: endpoint for request, endpoint in zip(requests, unique, strict=True)}
-        lock = threading.Lock()
+    tmp = Path(tempfile.mkdtemp(prefix="attt-tls-"))
+    try:
+        ca_file = _trust_file(options.trust_anchors, tmp)
+    except (OSError, ValueError) as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        failure = ScanFailure(bound_text(f"trust anchors unusable: {exc}", MAX_REASON_CHARS))
+        return {**early, **dict.fromkeys(remaining, failure)}
+    requests = [_request(endpoint, options, ca_file) for endpoint in remaining]
+    by_uuid = {request.uuid: endpoint for request, endpoint in zip(requests, remaining, strict=True)}
+    scanned: dict[Endpoint, ScanOutcome] = {}
+    lock = threading.Lock()
 
-        def consume() -> None:
+    def consume() -> None:
+        try:
             scanner = Scanner(
                 per_server_concurrent_connections_limit=options.max_connections_per_server,
                 concurrent_server_scans_limit=options.concurrent_servers,
             )
             scanner.queue_scans(requests)
             for result in scanner.get_results():
-                endpoint = by_uuid[result.uuid]
-                outcome = _outcome(result, endpoint)
+                outcome = _outcome(result, by_uuid[result.uuid])
                 with lock:
-                    outcomes[endpoint] = outcome
+                    scanned[by_uuid[result.uuid]] = outcome
+        except Exception as exc:  # a crash inside sslyze must become a reason, not a stack trace
+            failure = ScanFailure(
+                bound_text(f"TLS scanner failed: {type(exc).__name__}: {exc}", MAX_REASON_CHARS)
+            )
+            with lock:
+                for endpoint in remaining:
+                    scanned.setdefault(endpoint, failure)
+        finally:
+            # The last reader of the anchors file is sslyze, possibly after the deadline.
+            shutil.rmtree(tmp, ignore_errors=True)
 
-        # sslyze's worker threads are daemons; if a server outlives the deadline we stop
-        # waiting for it and report it, rather than let one target stall the whole run.
-        worker = threading.Thread(target=consume, name="attt-sslyze", daemon=True)
-        worker.start()
-        worker.join(timeout=max(0.0, options.deadline - (time.monotonic() - started)))
-        with lock:
-            done = dict(outcomes)
+    # sslyze's worker threads are daemons; if a server outlives the deadline we stop
+    # waiting for it and report it, rather than let one target stall the whole run.
+    worker = threading.Thread(target=consume, name="attt-sslyze", daemon=True)
+    worker.start()
+    worker.join(timeout=max(0.0, options.deadline - (time.monotonic() - started)))
     late = ScanFailure(f"TLS scan did not finish within {options.deadline:.0f} s")
-    return {**outcomes, **{endpoint: done.get(endpoint, late) for endpoint in unique}}
+    with lock:
+        return {**early, **{endpoint: scanned.get(endpoint, late) for endpoint in remaining}}
 
 
 def _unresponsive(endpoint: Endpoint, timeout: float) -> ScanFailure | None:

@@ -274,6 +274,16 @@ def test_probe_failures_are_fast_error_observations(tls_lab_servers):
     assert "sent nothing back" in (observations[0].error or "")
 
 
+def test_scan_reports_endpoints_still_running_at_the_deadline(tls_lab_servers):
+    server = tls_lab_servers.servers["intermediate"]
+    endpoint = _sslyze.Endpoint(ip=server.ip, port=server.port, sni=server.hostname)
+    started = time.monotonic()
+    # No sslyze run finishes in 10 ms, even on loopback: the scan must give up, not wait.
+    outcome = _sslyze.scan([endpoint], _sslyze.ScanOptions(connect_timeout=2, deadline=0.01))[endpoint]
+    assert time.monotonic() - started < 1
+    assert outcome == _sslyze.ScanFailure("TLS scan did not finish within 0 s")
+
+
 def test_probe_with_unreadable_trust_anchor_fails_closed(tls_lab_servers, tmp_path):
     server = tls_lab_servers.servers["modern"]
     target = factories.target(address=server.ip, hostname=server.hostname, services=((443, "tls"),))
