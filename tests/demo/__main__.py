@@ -32,12 +32,12 @@ def main() -> int:
     attt = Path(sys.executable).with_name("attt")
     report_dir = WORKDIR / "report"
     with ExitStack() as stack:
-        print("starting demo targets on 127.0.30.x (TLS), 127.0.40.x (SSH), 127.0.60.x (TCP) ...")
+        print("starting demo targets on 127.0.61.x (TLS), 127.0.62.x (SSH), 127.0.60.x (TCP) ...")
         for part in ("tls", "ssh"):
             (WORKDIR / part).mkdir()
-        stack.enter_context(tls_lab((WORKDIR / "tls").resolve()))
+        stack.enter_context(tls_lab((WORKDIR / "tls").resolve(), net="127.0.61"))
         if can_run_sshd():
-            stack.enter_context(running_ssh_servers((WORKDIR / "ssh").resolve()))
+            stack.enter_context(running_ssh_servers((WORKDIR / "ssh").resolve(), net="127.0.62"))
         else:
             print("note: SSH demo targets need root and openssh-server; they will show as errors")
         stack.enter_context(tcp_listeners(LISTENERS, banner=b"220 demo service\r\n"))

@@ -24,7 +24,8 @@ import paramiko.common
 import pytest
 
 PORT = 22
-HARDENED, DEBIAN, WEAK, TERRAPIN, GARBAGE, SILENT, SSH1 = (f"127.0.40.{n}" for n in range(1, 8))
+NET = "127.0.40"
+HARDENED, DEBIAN, WEAK, TERRAPIN, GARBAGE, SILENT, SSH1 = (f"{NET}.{n}" for n in range(1, 8))
 START_TIMEOUT = 10.0
 AUTH_BANNER = "Chỉ dành cho người được phép <script>alert(1)</script>\n"
 GARBAGE_BYTES = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n\x00\xff\xfe garbage \x01\x02"
@@ -214,8 +215,9 @@ def _start_sshd(
 
 
 @contextlib.contextmanager
-def running_ssh_servers(directory: Path) -> Iterator[SshServers]:
-    """Start every server with keys and configs under `directory`; stop them all on exit."""
+def running_ssh_servers(directory: Path, net: str = NET) -> Iterator[SshServers]:
+    """Start every server on `net` with keys and configs under `directory`; stop them all on exit."""
+    hardened, debian, weak, terrapin_ip, garbage, silent, ssh1 = (f"{net}.{n}" for n in range(1, 8))
     for name, kind, bits in (
         ("ed25519", "ed25519", None),
         ("ecdsa", "ecdsa", 256),
@@ -239,31 +241,31 @@ def running_ssh_servers(directory: Path) -> Iterator[SshServers]:
     try:
         configs: dict[str, Path] = {}
         for name, ip, body in (
-            ("hardened", HARDENED, _HARDENED),
-            ("debian", DEBIAN, _DEBIAN),
-            ("weak", WEAK, _WEAK),
+            ("hardened", hardened, _HARDENED),
+            ("debian", debian, _DEBIAN),
+            ("weak", weak, _WEAK),
         ):
             process, configs[name] = _start_sshd(directory, name, ip, body, authorized_keys)
             processes.append(process)
         terrapin_key = paramiko.Ed25519Key.from_private_key_file(str(directory / "ssh_host_ed25519_key"))
-        terrapin = _ThreadServer(TERRAPIN, _Terrapin(terrapin_key))
+        terrapin = _ThreadServer(terrapin_ip, _Terrapin(terrapin_key))
         threads += [
             terrapin,
-            _ThreadServer(GARBAGE, _Garbage()),
-            _ThreadServer(SILENT, None),
-            _ThreadServer(SSH1, _Ssh1Only()),
+            _ThreadServer(garbage, _Garbage()),
+            _ThreadServer(silent, None),
+            _ThreadServer(ssh1, _Ssh1Only()),
         ]
         deadline = time.monotonic() + START_TIMEOUT
-        for ip in (HARDENED, DEBIAN, WEAK, TERRAPIN):
+        for ip in (hardened, debian, weak, terrapin_ip):
             _wait_for_banner(ip, PORT, deadline)
         yield SshServers(
-            hardened=HARDENED,
-            debian=DEBIAN,
-            weak=WEAK,
-            terrapin=TERRAPIN,
-            garbage=GARBAGE,
-            silent=SILENT,
-            ssh1=SSH1,
+            hardened=hardened,
+            debian=debian,
+            weak=weak,
+            terrapin=terrapin_ip,
+            garbage=garbage,
+            silent=silent,
+            ssh1=ssh1,
             port=PORT,
             client_key=client_key,
             debian_config=configs["debian"],

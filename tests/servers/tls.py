@@ -77,17 +77,22 @@ class TlsLab:
     """When the certificates were made: their validity dates are relative to it."""
 
 
-SERVERS = {
-    "modern": TlsServer("modern", f"{NET}.1", 443, f"modern.{DOMAIN}"),
-    "intermediate": TlsServer("intermediate", f"{NET}.2", 443, f"intermediate.{DOMAIN}"),
-    "legacy": TlsServer("legacy", f"{NET}.3", 443, f"legacy.{DOMAIN}"),
-    "tripledes": TlsServer("tripledes", f"{NET}.4", GNUTLS_PORT, f"tripledes.{DOMAIN}"),
-    "expired": TlsServer("expired", f"{NET}.5", 443, f"expired.{DOMAIN}"),
-    "selfsigned": TlsServer("selfsigned", f"{NET}.6", 443, f"selfsigned.{DOMAIN}"),
-    "plaintcp": TlsServer("plaintcp", f"{NET}.7", 443, f"plaintcp.{DOMAIN}"),
-    "tarpit": TlsServer("tarpit", f"{NET}.8", 443, f"tarpit.{DOMAIN}"),
-    "smtp": TlsServer("smtp", f"{NET}.10", 25, f"smtp.{DOMAIN}"),
-}
+def lab_servers(net: str) -> dict[str, TlsServer]:
+    """The lab's endpoints on `net` (the first three octets), so the demo can run its own copy."""
+    return {
+        "modern": TlsServer("modern", f"{net}.1", 443, f"modern.{DOMAIN}"),
+        "intermediate": TlsServer("intermediate", f"{net}.2", 443, f"intermediate.{DOMAIN}"),
+        "legacy": TlsServer("legacy", f"{net}.3", 443, f"legacy.{DOMAIN}"),
+        "tripledes": TlsServer("tripledes", f"{net}.4", GNUTLS_PORT, f"tripledes.{DOMAIN}"),
+        "expired": TlsServer("expired", f"{net}.5", 443, f"expired.{DOMAIN}"),
+        "selfsigned": TlsServer("selfsigned", f"{net}.6", 443, f"selfsigned.{DOMAIN}"),
+        "plaintcp": TlsServer("plaintcp", f"{net}.7", 443, f"plaintcp.{DOMAIN}"),
+        "tarpit": TlsServer("tarpit", f"{net}.8", 443, f"tarpit.{DOMAIN}"),
+        "smtp": TlsServer("smtp", f"{net}.10", 25, f"smtp.{DOMAIN}"),
+    }
+
+
+SERVERS = lab_servers(NET)
 CLOSED = TlsServer("closed", f"{NET}.9", 443, f"closed.{DOMAIN}")
 """Nothing listens here: connections are refused."""
 
@@ -423,7 +428,7 @@ class _SocketServer:
 
 
 @contextmanager
-def tls_lab(workdir: Path) -> Iterator[TlsLab]:
+def tls_lab(workdir: Path, net: str = NET) -> Iterator[TlsLab]:
     """Make the CA and certificates in `workdir`, start every server, stop them all on exit."""
     for tool in ("openssl", "nginx", "gnutls-serv"):
         if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
@@ -431,7 +436,7 @@ def tls_lab(workdir: Path) -> Iterator[TlsLab]:
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     day = dt.timedelta(days=1)
     issuer, ca_file = _make_ca(workdir, now)
-    s = SERVERS
+    s = lab_servers(net)
 
     def ec_key() -> ec.EllipticCurvePrivateKey:
         return ec.generate_private_key(ec.SECP256R1())
@@ -497,7 +502,7 @@ def tls_lab(workdir: Path) -> Iterator[TlsLab]:
         )
         stack.enter_context(_SocketServer(s["smtp"], _smtp_starttls(smtp_context)).running())
         stack.enter_context(_SocketServer(s["tarpit"], None).running())
-        yield TlsLab(ca_file=ca_file, servers=dict(SERVERS), now=now)
+        yield TlsLab(ca_file=ca_file, servers=s, now=now)
 
 
 @pytest.fixture(scope="session")
