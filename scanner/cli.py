@@ -24,7 +24,15 @@ from scanner.models.base import Severity
 from scanner.models.finding import Finding
 from scanner.models.report import Report
 from scanner.models.target import Target
-from scanner.pipeline import ScanRequest, build_report, prepare, reevaluate, run_scan
+from scanner.pipeline import (
+    ScanOptions,
+    ScanRequest,
+    build_report,
+    prepare,
+    prepare_resume,
+    reevaluate,
+    run_scan,
+)
 from scanner.progress import progress_for
 from scanner.registry import Registry
 from scanner.runner import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT
@@ -109,7 +117,8 @@ def report_options(fn: Callable[..., object]) -> Callable[..., object]:
 
 
 @main.command()
-@click.option("-i", "--inventory", type=click.Path(path_type=Path), required=True)
+@click.option("-i", "--inventory", type=click.Path(path_type=Path), help="The inventory (YAML).")
+@click.option("--resume", "resume", metavar="RUN", help="Finish an interrupted run instead of starting one.")
 @click.option(
     "-p",
     "--policy",
@@ -134,7 +143,8 @@ def report_options(fn: Callable[..., object]) -> Callable[..., object]:
 )
 @report_options
 def scan(
-    inventory: Path,
+    inventory: Path | None,
+    resume: str | None,
     policies: tuple[str, ...],
     systems: tuple[str, ...],
     tags: tuple[str, ...],
@@ -152,26 +162,27 @@ def scan(
     """Scan the systems of an inventory and write the compliance report."""
     chosen_formats = _formats(formats)
     registry = _registry()
-    request = ScanRequest(
-        inventory=inventory,
-        policies=policies,
-        systems=systems,
-        tags=tags,
-        checks=checks,
-        timeout=timeout,
-        concurrency=concurrency,
-        credentials=_credential_lookup(credentials),
-    )
-    prepared = prepare(request, registry)
-    store = _open_store(db)
+    if resume is not None and inventory is None:
+        store = _open_store(db)
+        prepared = prepare_resume(store.load(resume), store.probes_done(resume), registry)
+    elif inventory is not None and resume is None:
+        prepared = prepare(ScanRequest(inventory, policies, systems, tags, checks), registry)
+        store = _open_store(db)  # only now: a refused scan leaves no trace in the store
+    else:
+        raise click.UsageError("give either -i INVENTORY or --resume RUN")
+    options = ScanOptions(timeout, concurrency, _credential_lookup(credentials))
     interactive = sys.stderr.isatty() and not os.environ.get("CI")
-    total = len(prepared.targets) * len(prepared.checks)
+    total = len(prepared.targets) * len(prepared.run.checks) - len(prepared.done)
     with progress_for(total, interactive) as progress, _sigterm_as_interrupt():
-        info, interrupted = run_scan(prepared, request, store, registry, progress)
+        info, interrupted = run_scan(prepared, options, store, registry, progress)
     report = build_report(store.load(info.id))
     _write_reports(store, report, out, chosen_formats, lang, sign_key)
     if interrupted:
-        click.echo(f"attt: interrupted; run {info.id} is incomplete and keeps what was observed", err=True)
+        click.echo(
+            f"attt: interrupted; run {info.id} is incomplete and keeps what was observed"
+            f" (finish it with: attt scan --resume {info.id})",
+            err=True,
+        )
         sys.exit(ExitCode.INTERRUPTED)
     sys.exit(exit_code(report.findings, _severity(fail_on), info.status == "complete"))
 

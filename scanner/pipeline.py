@@ -1,7 +1,8 @@
 """The scan pipeline: configuration (checked before any packet) -> probes -> evaluation -> report."""
 
 import secrets
-from collections.abc import Callable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,7 +11,7 @@ from checks.base import Credential
 from scanner import __version__
 from scanner.errors import ConfigError
 from scanner.evaluate import evaluate
-from scanner.inventory import LoadedInventory, load_inventory, resolve_targets, select_targets
+from scanner.inventory import load_inventory, resolve_targets, select_targets
 from scanner.models.observation import Observation
 from scanner.models.policy import ResolvedPolicy
 from scanner.models.report import PolicyRef, Report, RunInfo, Summary
@@ -23,6 +24,8 @@ from scanner.store import Store, StoredRun
 
 @dataclass(frozen=True)
 class ScanRequest:
+    """What to scan."""
+
     inventory: Path
     policies: Sequence[str] = ()
     """Policy files or bundled ids for every system; empty: each system's level policy."""
@@ -30,43 +33,84 @@ class ScanRequest:
     tags: Sequence[str] = ()
     checks: Sequence[str] = ()
     """Empty: every registered check."""
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    """How to scan: the same for a new run and a resumed one."""
+
     timeout: float = DEFAULT_TIMEOUT
     concurrency: int = DEFAULT_CONCURRENCY
     credentials: Callable[[Target], Credential | None] = field(default=lambda _target: None)
+
+
+ProbeKey = tuple[str, str, str]
+"""(check, system id, host address): one probe of one target."""
 
 
 @dataclass(frozen=True)
 class PreparedScan:
     """A scan whose every input has been validated and scope-checked; nothing was sent yet."""
 
-    inventory: LoadedInventory
+    run: RunInfo
     targets: tuple[Target, ...]
     systems: tuple[SystemInfo, ...]
-    checks: tuple[str, ...]
     policies: Mapping[str, tuple[ResolvedPolicy, ...]]
-    policy_refs: tuple[str, ...]
+    resumed: bool = False
+    """The run exists in the store already: it was interrupted, or its process died."""
+    done: Mapping[ProbeKey, tuple[Observation, ...]] = field(default_factory=dict)
+    """Probes the earlier attempt finished, with what they saw: not repeated."""
 
 
 def prepare(request: ScanRequest, registry: Registry) -> PreparedScan:
     """Load and check everything a scan needs; raise ConfigError (exit 2) on any fault."""
-    inventory = load_inventory(request.inventory)
-    targets = select_targets(resolve_targets(inventory.inventory), request.systems, request.tags)
+    loaded = load_inventory(request.inventory)
+    targets = select_targets(resolve_targets(loaded.inventory), request.systems, request.tags)
     if not targets:
         raise ConfigError(f"{request.inventory}: no host matches the --system/--tag selection")
-    unknown = sorted(set(request.checks) - set(registry.checks))
+    checks = _known_checks(request.checks or registry.checks, registry)
+    systems = tuple(dict.fromkeys(t.system for t in targets))
+    policies = policies_for(systems, request.policies, registry)
+    started = datetime.now(UTC)
+    run = RunInfo(
+        id=new_run_id(started),
+        started=started,
+        status="running",
+        province=loaded.inventory.province,
+        scope=loaded.inventory.scope,
+        inventory_sha256=loaded.sha256,
+        policies=policy_refs(policies),
+        checks=checks,
+        options={"policies": ",".join(request.policies), "inventory": str(loaded.path)},
+    )
+    return PreparedScan(run=run, targets=tuple(targets), systems=systems, policies=policies)
+
+
+def prepare_resume(
+    stored: StoredRun, done: Mapping[ProbeKey, tuple[Observation, ...]], registry: Registry
+) -> PreparedScan:
+    """Continue an interrupted run with its own targets (addresses as pinned then), checks and
+    policies; the probes it finished are not repeated."""
+    if stored.info.status == "complete":
+        raise ConfigError(f"run {stored.info.id} is complete; there is nothing to resume")
+    _known_checks(stored.info.checks, registry)
+    refs = [r for r in stored.info.options.get("policies", "").split(",") if r]
+    return PreparedScan(
+        run=stored.info,
+        targets=stored.targets,
+        systems=stored.systems,
+        policies=policies_for(stored.systems, refs, registry),
+        resumed=True,
+        done=done,
+    )
+
+
+def _known_checks(names: Iterable[str], registry: Registry) -> tuple[str, ...]:
+    unknown = sorted(set(names) - set(registry.checks))
     if unknown:
         known = ", ".join(sorted(registry.checks)) or "none"
         raise ConfigError(f"unknown check {unknown[0]!r} (registered: {known})")
-    checks = tuple(registry.ordered(request.checks or registry.checks))
-    systems = tuple(dict.fromkeys(t.system for t in targets))
-    return PreparedScan(
-        inventory=inventory,
-        targets=tuple(targets),
-        systems=systems,
-        checks=checks,
-        policies=policies_for(systems, request.policies, registry),
-        policy_refs=tuple(request.policies),
-    )
+    return tuple(registry.ordered(names))
 
 
 def policies_for(
@@ -97,44 +141,39 @@ def policy_refs(policies: Mapping[str, Sequence[ResolvedPolicy]]) -> tuple[Polic
 
 def run_scan(
     prepared: PreparedScan,
-    request: ScanRequest,
+    options: ScanOptions,
     store: Store,
     registry: Registry,
     progress: ProgressSink | None = None,
 ) -> tuple[RunInfo, bool]:
-    """Probe, store each observation as it arrives, evaluate, and close the run.
+    """Probe, store what each probe saw as soon as it ends, evaluate, and close the run.
 
     Returns the run and whether it was interrupted. An interruption (KeyboardInterrupt, which
     the CLI also raises for SIGTERM) still evaluates and stores what was observed and marks the
-    run `incomplete`.
+    run `incomplete`, so that `attt scan --resume RUN` can finish it.
     """
-    started = datetime.now(UTC)
-    info = RunInfo(
-        id=new_run_id(started),
-        started=started,
-        status="running",
-        province=prepared.inventory.inventory.province,
-        scope=prepared.inventory.inventory.scope,
-        inventory_sha256=prepared.inventory.sha256,
-        policies=policy_refs(prepared.policies),
-        checks=prepared.checks,
-        options={"policies": ",".join(prepared.policy_refs), "inventory": str(prepared.inventory.path)},
-    )
-    store.create_run(info, prepared.systems, prepared.targets)
-    observations: list[Observation] = []
+    info = prepared.run
+    if prepared.resumed:
+        store.reopen(info.id)
+    else:
+        store.create_run(info, prepared.systems, prepared.targets)
+    observations: list[Observation] = [o for seen in prepared.done.values() for o in seen]
+    lock = threading.Lock()
 
-    def keep(obs: Observation) -> None:
-        store.add_observation(info.id, obs)
-        observations.append(obs)
+    def keep(target: Target, check: str, seen: Sequence[Observation]) -> None:
+        store.record_probe(info.id, check, target, seen)
+        with lock:
+            observations.extend(seen)
 
     runner = Runner(registry, keep, progress)
     plan = ScanPlan(
         targets=prepared.targets,
-        checks=prepared.checks,
+        checks=info.checks,
         policies=prepared.policies,
-        timeout=request.timeout,
-        concurrency=request.concurrency,
-        credentials=request.credentials,
+        timeout=options.timeout,
+        concurrency=options.concurrency,
+        credentials=options.credentials,
+        done=prepared.done,
     )
     complete = interrupted = False
     try:
@@ -142,9 +181,7 @@ def run_scan(
     except KeyboardInterrupt:
         interrupted = True
     finished = datetime.now(UTC)
-    findings = evaluate(
-        prepared.targets, observations, prepared.policies, registry, prepared.checks, finished
-    )
+    findings = evaluate(prepared.targets, observations, prepared.policies, registry, info.checks, finished)
     info = store.finish_run(info.id, "complete" if complete else "incomplete", finished, findings)
     return info, interrupted
 

@@ -30,7 +30,8 @@ DEFAULT_TIMEOUT = 120.0
 _GRACE = 5.0
 """Extra seconds before an overrunning probe is abandoned, so probes can report their own timeout."""
 
-ObservationSink = Callable[[Observation], None]
+ProbeSink = Callable[[Target, str, Sequence[Observation]], None]
+"""Told what each finished probe saw (possibly nothing), as soon as it ends."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,8 @@ class ScanPlan:
     timeout: float = DEFAULT_TIMEOUT
     concurrency: int = DEFAULT_CONCURRENCY
     credentials: Callable[[Target], Credential | None] = field(default=lambda _target: None)
+    done: Mapping[tuple[str, str, str], Sequence[Observation]] = field(default_factory=dict)
+    """(check, system, host) -> observations of probes an earlier attempt finished: not repeated."""
 
 
 class ProgressSink:
@@ -56,9 +59,7 @@ class ProgressSink:
 
 
 class Runner:
-    def __init__(
-        self, registry: Registry, sink: ObservationSink, progress: ProgressSink | None = None
-    ) -> None:
+    def __init__(self, registry: Registry, sink: ProbeSink, progress: ProgressSink | None = None) -> None:
         self._registry = registry
         self._sink = sink
         self._progress = progress or ProgressSink()
@@ -86,20 +87,25 @@ class Runner:
     def _run_target(self, plan: ScanPlan, target: Target) -> bool:
         seen: dict[str, list[Observation]] = {}
         for name in plan.checks:
+            earlier = plan.done.get((name, *target.key))
+            if earlier is not None:
+                seen[name] = list(earlier)
+                continue
             if self.stop.is_set():
                 return False
             check = self._registry.check(name)
             ctx = self._context(plan, target, check, seen)
             self._progress.started(target, name)
             observations = self._probe(check, target, ctx)
+            if observations is None:
+                return False
             if not observations and ctx.prior and all(o.status == "error" for o in ctx.prior):
                 # Endpoints come from a check that failed here: "nothing found" would be a lie.
                 failed = ", ".join(check.after)
                 observations = [
                     Observation.failed(name, target, f"cannot find endpoints: {failed} check failed")
                 ]
-            for obs in observations:
-                self._sink(obs)
+            self._sink(target, name, observations)
             seen[name] = observations
             self._progress.finished(target, name, observations)
         return True
@@ -119,8 +125,11 @@ class Runner:
             credential=plan.credentials(target),
         )
 
-    def _probe(self, check: Check, target: Target, ctx: ProbeContext) -> list[Observation]:
-        """Run one probe in its own thread so a hung probe can be abandoned after its budget."""
+    def _probe(self, check: Check, target: Target, ctx: ProbeContext) -> list[Observation] | None:
+        """Run one probe in its own thread so a hung probe can be abandoned after its budget.
+
+        None when the scan was stopped mid-probe: nothing was observed, and the probe is left
+        for a resumed run."""
         outcome: dict[str, Any] = {}
         started = datetime.now(UTC)
 
@@ -137,7 +146,7 @@ class Runner:
             worker.join(0.2)
         finished = datetime.now(UTC)
         if self.stop.is_set() and worker.is_alive():
-            return []  # interrupted mid-probe: nothing was observed, the run is marked incomplete
+            return None
         if worker.is_alive():
             result = [Observation.failed(check.name, target, f"timed out after {ctx.timeout:g} s")]
         elif "error" in outcome:

@@ -3,7 +3,7 @@
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,6 +32,13 @@ CREATE TABLE IF NOT EXISTS observations (
     system TEXT NOT NULL,
     body TEXT NOT NULL,
     PRIMARY KEY (run_id, seq)
+);
+CREATE TABLE IF NOT EXISTS probes (
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    check_name TEXT NOT NULL,
+    system TEXT NOT NULL,
+    host TEXT NOT NULL,
+    PRIMARY KEY (run_id, check_name, system, host)
 );
 CREATE TABLE IF NOT EXISTS findings (
     run_id TEXT NOT NULL REFERENCES runs(id),
@@ -116,15 +123,43 @@ class Store:
                 ),
             )
 
-    def add_observation(self, run_id: str, observation: Observation) -> None:
-        """Commit one observation at once, so an interrupted scan keeps it."""
+    def record_probe(
+        self, run_id: str, check: str, target: Target, observations: Sequence[Observation]
+    ) -> None:
+        """Commit what one probe saw, and that it ended, at once: an interrupted scan keeps it
+        and a resumed one does not repeat it."""
         with self._transaction() as db:
             (seq,) = db.execute(
                 "SELECT COALESCE(MAX(seq), -1) + 1 FROM observations WHERE run_id = ?", (run_id,)
             ).fetchone()
-            db.execute(
+            db.executemany(
                 "INSERT INTO observations (run_id, seq, system, body) VALUES (?, ?, ?, ?)",
-                (run_id, seq, observation.system, observation.model_dump_json()),
+                ((run_id, seq + i, o.system, o.model_dump_json()) for i, o in enumerate(observations)),
+            )
+            db.execute(
+                "INSERT INTO probes (run_id, check_name, system, host) VALUES (?, ?, ?, ?)",
+                (run_id, check, target.system.id, target.address),
+            )
+
+    def probes_done(self, run_ref: str) -> dict[tuple[str, str, str], tuple[Observation, ...]]:
+        """(check, system, host) -> observations, for every probe of the run that ended."""
+        stored = self.load(run_ref)
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT check_name, system, host FROM probes WHERE run_id = ?", (stored.info.id,)
+            ).fetchall()
+        by_probe: dict[tuple[str, str, str], list[Observation]] = {}
+        for obs in stored.observations:
+            by_probe.setdefault((obs.check, obs.system, obs.host), []).append(obs)
+        return {(c, s, h): tuple(by_probe.get((c, s, h), ())) for c, s, h in rows}
+
+    def reopen(self, run_id: str) -> None:
+        """Mark an interrupted run as running again, for `--resume`."""
+        with self._transaction() as db:
+            info = self._info(db, run_id).model_copy(update={"status": "running", "finished": None})
+            db.execute(
+                "UPDATE runs SET status = ?, info = ? WHERE id = ?",
+                (info.status, info.model_dump_json(), run_id),
             )
 
     def finish_run(

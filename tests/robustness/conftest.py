@@ -58,7 +58,9 @@ def run_attt(
     wrapper: Sequence[str] = (),
 ) -> AtttRun:
     """Run `attt ARGS` in a child process (from the repository, so the source tree is used) and
-    wait at most `timeout` seconds; its resource usage comes from wait4.
+    wait at most `timeout` seconds. Its peak memory is read from /proc while it runs: the
+    rusage of wait4 would also count the pytest process it was forked from, because Linux keeps
+    the high-water mark across exec.
 
     `entry` is the Python code that starts the CLI; `wrapper` a command to run it under (strace).
     """
@@ -73,8 +75,10 @@ def run_attt(
             env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
         deadline = started + timeout
+        peak_kib = 0
         while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            peak_kib = max(peak_kib, _peak_rss_kib(proc.pid))
+            pid, status, _usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
             if time.monotonic() > deadline:
@@ -90,5 +94,17 @@ def run_attt(
             stdout=out.read().decode("utf-8", errors="replace"),
             stderr=err.read().decode("utf-8", errors="replace"),
             seconds=time.monotonic() - started,
-            max_rss_mib=usage.ru_maxrss / 1024,
+            max_rss_mib=peak_kib / 1024,
         )
+
+
+def _peak_rss_kib(pid: int) -> int:
+    """VmHWM of a running process: the peak resident memory of its own program since exec."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:  # it has just exited
+        return 0
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0

@@ -36,7 +36,7 @@ FORMATS = "html,json,junit,sarif,csv"
 RAW_HOSTILE = ("\x1b", "\u202e", "\u2066", "\x07")
 """Characters that act on a terminal or reorder text: never raw in a rendered output."""
 MAX_STORED_STRING = 4000
-MAX_RSS_MIB = 400
+MAX_RSS_MIB = 256
 
 
 @dataclass(frozen=True)

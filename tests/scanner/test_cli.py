@@ -1,8 +1,14 @@
 """`attt scan` end to end against real TCP listeners on 127.0.10.x: every exit code."""
 
 import json
+import os
+import signal
 import socket
+import sqlite3
+import subprocess
+import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -166,3 +172,63 @@ def test_signed_bundle_verifies_and_a_changed_byte_is_caught(tmp_path: Path, lis
     tampered = runner.invoke(main, ["verify", str(out), "--public-key", str(public)])
     assert tampered.exit_code == 1
     assert "changed: report.html" in tampered.output
+
+
+def wait_for_probe(db: Path, check: str, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        if db.exists():
+            with sqlite3.connect(db) as conn:
+                try:
+                    if conn.execute("SELECT 1 FROM probes WHERE check_name = ?", (check,)).fetchone():
+                        return
+                except sqlite3.OperationalError:
+                    pass  # the schema is being created
+        time.sleep(0.1)
+    pytest.fail(f"no {check} probe was recorded in time")
+
+
+def test_sigterm_keeps_what_was_observed_and_resume_finishes_the_run(tmp_path: Path) -> None:
+    silent = ("127.0.10.6", 8443)
+    inv = inventory(tmp_path, ("slow", silent[0], f"[{{port: {silent[1]}, kind: tls}}]"))
+    db = tmp_path / "runs.db"
+    attt = str(Path(sys.executable).with_name("attt"))
+    args = ["-p", "baseline", "--check", "ports", "--check", "tls", "--db", str(db), "--format", "json",
+            "--timeout", "60", "--concurrency", "1"]  # fmt: skip
+    with tcp_listeners([silent]):  # accepts and never answers: the TLS probe hangs
+        scan_process = subprocess.Popen(
+            [attt, "scan", "-i", str(inv), "--out", str(tmp_path / "first"), *args],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "CI": "true"},
+        )  # fmt: skip
+        try:
+            wait_for_probe(db, "ports", time.monotonic() + 30)
+            time.sleep(0.5)  # the TLS probe is under way now
+            scan_process.send_signal(signal.SIGTERM)
+            _, stderr = scan_process.communicate(timeout=20)
+        finally:
+            scan_process.kill()
+    assert scan_process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    first = json.loads((tmp_path / "first" / "report.json").read_text())
+    assert first["run"]["status"] == "incomplete"
+    assert [o["check"] for o in first["observations"]] == ["ports"]
+    assert "pass" not in {f["status"] for f in first["findings"] if f["check"] == "tls"}
+    # The silent port is gone now: resuming probes TLS only (refused at once), not ports again.
+    resumed = subprocess.run(
+        [attt, "scan", "--resume", first["run"]["id"], "--out", str(tmp_path / "second"), *args],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "CI": "true"}, check=False,
+    )  # fmt: skip
+    assert resumed.returncode in (1, 3), resumed.stderr
+    second = json.loads((tmp_path / "second" / "report.json").read_text())
+    assert second["run"]["id"] == first["run"]["id"]
+    assert second["run"]["status"] == "complete"
+    assert [o["check"] for o in second["observations"]] == ["ports", "tls"]
+    assert second["observations"][0] == first["observations"][0]
+    assert second["observations"][1]["status"] == "error"
+
+
+def test_resume_refuses_a_complete_run(tmp_path: Path, listeners: None) -> None:
+    scan(tmp_path, inventory(tmp_path, ("ok", COMPLIANT, "[{port: 8080}]")))
+    run_id = json.loads((tmp_path / "out" / "report.json").read_text())["run"]["id"]
+    result = CliRunner().invoke(main, ["scan", "--resume", run_id, "--db", str(tmp_path / "runs.db")])
+    assert result.exit_code == 2
+    assert "nothing to resume" in result.output

@@ -4,7 +4,7 @@ import time
 
 from scanner.models.observation import Observation
 from scanner.runner import Runner, ScanPlan
-from tests.scanner.plugins import CountCheck, registry, target
+from tests.scanner.plugins import CountCheck, CountData, registry, target
 
 
 def run(
@@ -13,12 +13,13 @@ def run(
     timeout: float = 2.0,
     checks: tuple[str, ...] = ("count", "echo"),
     concurrency: int = 8,
+    done: dict[tuple[str, str, str], tuple[Observation, ...]] | None = None,
 ) -> tuple[bool, list[Observation]]:
     CountCheck.behaviour = behaviour or {}
     seen: list[Observation] = []
-    runner = Runner(registry(), seen.append)
+    runner = Runner(registry(), lambda _target, _check, observations: seen.extend(observations))
     plan = ScanPlan(targets=[target(a) for a in addresses], checks=checks, policies={},
-                    timeout=timeout, concurrency=concurrency)  # fmt: skip
+                    timeout=timeout, concurrency=concurrency, done=done or {})  # fmt: skip
     try:
         complete = runner.run(plan)
     finally:
@@ -70,11 +71,19 @@ def test_observations_are_timed() -> None:
 
 def test_stop_abandons_remaining_work_and_reports_incomplete() -> None:
     CountCheck.behaviour = {"127.0.0.1": "hang"}
-    seen: list[Observation] = []
-    runner = Runner(registry(), seen.append)
+    runner = Runner(registry(), lambda _target, _check, _observations: None)
     plan = ScanPlan(targets=[target("127.0.0.1")], checks=("count",), policies={}, timeout=30, concurrency=1)
     runner.stop.set()
     try:
         assert runner.run(plan) is False
     finally:
         CountCheck.behaviour = {}
+
+
+def test_probes_an_earlier_attempt_finished_are_not_repeated_and_feed_dependents() -> None:
+    t = target("127.0.0.1")
+    earlier = Observation.ok("count", t, CountData(count=41))
+    # The count probe would hang now; it must not run again.
+    _, seen = run(["127.0.0.1"], {"127.0.0.1": "hang"}, done={("count", *t.key): (earlier,)})
+    assert [o.check for o in seen] == ["echo"]
+    assert seen[0].data == {"saw": [41]}

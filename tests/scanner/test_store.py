@@ -28,7 +28,9 @@ def test_observation_survives_a_crash_before_the_run_finishes(tmp_path: Path) ->
     first = Store(tmp_path / "runs.db")
     t = target("127.0.0.4")
     first.create_run(info("20261127T080000Z-aaaaaa"), [t.system], [t])
-    first.add_observation("20261127T080000Z-aaaaaa", Observation.ok("count", t, CountData(count=4)))
+    first.record_probe(
+        "20261127T080000Z-aaaaaa", "count", t, [Observation.ok("count", t, CountData(count=4))]
+    )
     # No finish_run: the process died. A new process sees the observation and the running run.
     stored = Store(tmp_path / "runs.db").load("20261127T080000Z-aaaaaa")
     assert stored.info.status == "running"
@@ -60,9 +62,9 @@ def test_run_references_resolve_by_prefix_and_latest(store: Store) -> None:
 def test_history_is_newest_first_and_filters_by_system(store: Store) -> None:
     a, b = target("127.0.0.4", "sys-a"), target("127.0.0.5", "sys-b")
     store.create_run(info("r1"), [a.system], [a])
-    store.add_observation("r1", Observation.ok("count", a, CountData(count=1)))
+    store.record_probe("r1", "count", a, [Observation.ok("count", a, CountData(count=1))])
     store.create_run(info("r2", T0 + timedelta(hours=1)), [b.system], [b])
-    store.add_observation("r2", Observation.ok("count", b, CountData(count=1)))
+    store.record_probe("r2", "count", b, [Observation.ok("count", b, CountData(count=1))])
     assert [r.id for r in store.runs()] == ["r2", "r1"]
     assert [r.id for r in store.runs(system="sys-a")] == ["r1"]
     assert [r.id for r in store.runs(limit=1)] == ["r2"]
@@ -93,3 +95,19 @@ def test_db_url_forms(url: str, path: Path) -> None:
 def test_unsupported_db_url_is_a_clear_error() -> None:
     with pytest.raises(StoreError, match="only sqlite"):
         db_path_from_url("postgresql://db/attt")
+
+
+def test_finished_probes_are_known_for_resuming_even_when_they_saw_nothing(store: Store) -> None:
+    a, b = target("127.0.0.4"), target("127.0.0.5")
+    store.create_run(info("r1"), [a.system], [a, b])
+    seen = Observation.ok("count", a, CountData(count=4))
+    store.record_probe("r1", "count", a, [seen])
+    store.record_probe("r1", "echo", a, [])
+    assert store.probes_done("r1") == {
+        ("count", "sys-a", "127.0.0.4"): (seen,),
+        ("echo", "sys-a", "127.0.0.4"): (),
+    }
+    store.finish_run("r1", "incomplete", T0, [])
+    store.reopen("r1")
+    assert store.load("r1").info.status == "running"
+    assert store.load("r1").info.finished is None
