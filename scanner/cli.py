@@ -162,6 +162,7 @@ def scan(
     """Scan the systems of an inventory and write the compliance report."""
     chosen_formats = _formats(formats)
     registry = _registry()
+    options = ScanOptions(timeout, concurrency, _credential_lookup(credentials))
     if resume is not None and inventory is None:
         store = _open_store(db)
         prepared = prepare_resume(store.load(resume), store.probes_done(resume), registry)
@@ -170,7 +171,6 @@ def scan(
         store = _open_store(db)  # only now: a refused scan leaves no trace in the store
     else:
         raise click.UsageError("give either -i INVENTORY or --resume RUN")
-    options = ScanOptions(timeout, concurrency, _credential_lookup(credentials))
     interactive = sys.stderr.isatty() and not os.environ.get("CI")
     total = len(prepared.targets) * len(prepared.run.checks) - len(prepared.done)
     with progress_for(total, interactive) as progress, _sigterm_as_interrupt():
