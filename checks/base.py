@@ -11,7 +11,7 @@ from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
-from scanner.models.base import Frozen
+from scanner.models.base import Frozen, Text
 from scanner.models.observation import Observation
 from scanner.models.policy import ResolvedRule
 from scanner.models.target import Target
@@ -38,30 +38,44 @@ class Params(BaseModel):
 
 @dataclass(frozen=True)
 class Verdict:
-    """What a control concluded about one observation, with what it saw next to what it wanted."""
+    """What a control concluded about one observation, with what it saw next to what it wanted.
+
+    `message` is English; `vi` is the same sentence for Vietnamese reports. Without `vi`, a
+    Vietnamese report shows the English text (a third-party check may not translate)."""
 
     status: Literal["pass", "fail", "error", "not_applicable"]
     message: str
     observed: Any = None
     expected: Any = None
+    vi: str | None = None
+
+    @property
+    def text(self) -> Text:
+        return Text(vi=self.vi or self.message, en=self.message)
 
     @classmethod
-    def passed(cls, message: str, observed: Any = None, expected: Any = None) -> "Verdict":
-        return cls("pass", message, observed, expected)
+    def passed(
+        cls, message: str, observed: Any = None, expected: Any = None, *, vi: str | None = None
+    ) -> "Verdict":
+        return cls("pass", message, observed, expected, vi)
 
     @classmethod
-    def failed(cls, message: str, observed: Any = None, expected: Any = None) -> "Verdict":
-        return cls("fail", message, observed, expected)
+    def failed(
+        cls, message: str, observed: Any = None, expected: Any = None, *, vi: str | None = None
+    ) -> "Verdict":
+        return cls("fail", message, observed, expected, vi)
 
     @classmethod
-    def not_applicable(cls, message: str) -> "Verdict":
-        return cls("not_applicable", message)
+    def not_applicable(cls, message: str, *, vi: str | None = None) -> "Verdict":
+        return cls("not_applicable", message, vi=vi)
 
     @classmethod
-    def cannot_judge(cls, message: str, observed: Any = None, expected: Any = None) -> "Verdict":
+    def cannot_judge(
+        cls, message: str, observed: Any = None, expected: Any = None, *, vi: str | None = None
+    ) -> "Verdict":
         """The observation lacks what the rule needs (e.g. a port that was never scanned):
         an `error` finding, because a missing fact is never a pass."""
-        return cls("error", message, observed, expected)
+        return cls("error", message, observed, expected, vi)
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ COLUMNS: Final[tuple[_Column, ...]] = (
     ("title", lambda f, s, lang: f.title.get(lang)),
     ("status", lambda f, s, lang: f.status),
     ("severity", lambda f, s, lang: f.severity.value),
-    ("message", lambda f, s, lang: f.message),
+    ("message", lambda f, s, lang: f.message.get(lang)),
     ("observed", lambda f, s, lang: _json(f.evidence.get("observed", ""))),
     ("expected", lambda f, s, lang: _json(f.evidence.get("expected", ""))),
     ("remediation", lambda f, s, lang: f.remediation.get(lang)),

@@ -357,7 +357,7 @@ def _finding_view(f: Finding, owner_index: int, lang: Lang, t: Mapping[str, str]
         check=clean(f.check),
         control=f.control,
         policy=f.policy,
-        message=clean(f.message),
+        message=clean(f.message.get(lang)),
         evidence=tuple(rows),
         remediation=_clean_policy_text(f.remediation.get(lang)),
         references=tuple(_reference_view(r) for r in f.references),

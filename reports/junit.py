@@ -66,7 +66,7 @@ def _testcase(suite: ET.Element, f: Finding, lang: Lang) -> str | None:
         name=clean_line(f"{f.rule_id} @ {place}"),
         classname=clean_line(f"{f.system}.{f.host}"),
     )
-    message = clean_line(f"{f.title.get(lang)}: {f.message}" if f.message else f.title.get(lang))
+    message = clean_line(f"{f.title.get(lang)}: {f.message.get(lang)}")
     if f.status == "fail":
         element = ET.SubElement(case, "failure", message=message, type=f.severity.value)
         element.text = _details(f, lang)
@@ -87,7 +87,7 @@ def _testcase(suite: ET.Element, f: Finding, lang: Lang) -> str | None:
 
 def _details(f: Finding, lang: Lang) -> str:
     t = strings(lang)
-    lines = [clean(f.message)]
+    lines = [clean(f.message.get(lang))]
     lines.extend(f"{t.get(key, clean_line(key))}: {as_text(value)}" for key, value in f.evidence.items())
     lines.append(f"{t['remediation']}: {clean(f.remediation.get(lang))}")
     lines.extend(

@@ -130,7 +130,7 @@ def _rule(f: Finding, lang: Lang) -> dict[str, Any]:
 
 
 def _result(f: Finding, rule_index: int, owner: str, lang: Lang) -> dict[str, Any]:
-    message = f"{f.title.get(lang)}: {f.message}" if f.message else f.title.get(lang)
+    message = f"{f.title.get(lang)}: {f.message.get(lang)}"
     result: dict[str, Any] = {
         "ruleId": f.rule_id,
         "ruleIndex": rule_index,

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from checks.base import Verdict
 from scanner.exitcodes import ExitCode
-from scanner.models.base import Severity
+from scanner.models.base import Severity, Text
 from scanner.models.finding import Finding, FindingStatus, WaiverNote
 from scanner.models.observation import Observation
 from scanner.models.policy import ResolvedPolicy, ResolvedRule, Waiver
@@ -58,33 +58,50 @@ def _judge_rule(
     rule: ResolvedRule, target: Target, index: ObservationIndex, registry: Registry
 ) -> list[Finding]:
     if not rule_applies(rule, target.system):
-        return [_finding(rule, target, None, "not_applicable", "The rule does not apply to this system.")]
+        return [_finding(rule, target, None, "not_applicable", _NOT_THIS_SYSTEM)]
     observations = index.get((rule.check, target.system.id, target.address), ())
     if not observations:
-        return [
-            _finding(rule, target, None, "not_applicable", f"The {rule.check} check found nothing to probe.")
-        ]
+        message = Text(
+            vi=f"Kiểm tra {rule.check} không tìm thấy dịch vụ nào để kiểm tra trên máy chủ này.",
+            en=f"The {rule.check} check found nothing to probe on this host.",
+        )
+        return [_finding(rule, target, None, "not_applicable", message)]
     return [_judge_observation(rule, target, obs, registry) for obs in observations]
 
 
+_NOT_THIS_SYSTEM = Text(
+    vi="Quy tắc không áp dụng cho hệ thống này (cấp độ, nhãn hoặc danh sách hệ thống).",
+    en="The rule does not apply to this system (level, tags or system list).",
+)
+
+
+def _error(vi: str, en: str, detail: str) -> Text:
+    return Text(vi=f"{vi}: {detail}", en=f"{en}: {detail}")
+
+
 def _judge_observation(rule: ResolvedRule, target: Target, obs: Observation, registry: Registry) -> Finding:
+    port = obs.port
     if obs.status == "error":
-        return _finding(rule, target, obs.port, "error", f"Not evaluated: {obs.error}")
+        return _finding(
+            rule, target, port, "error", _error("Chưa đánh giá được", "Not evaluated", obs.error or "")
+        )
     found = registry.control(rule.control)
     if found is None:
-        return _finding(rule, target, obs.port, "error", f"No loaded check provides {rule.control}.")
+        missing = _error("Không có kiểm tra nào cung cấp", "No loaded check provides", rule.control)
+        return _finding(rule, target, port, "error", missing)
     _, control = found
     try:
         data = registry.check(rule.check).data_model.model_validate(obs.data or {})
     except ValidationError as exc:
-        return _finding(
-            rule, target, obs.port, "error", f"Stored observation does not fit the check's model: {exc}"
-        )
+        unfit = _error("Quan sát đã lưu không khớp mô hình dữ liệu của kiểm tra",
+                       "Stored observation does not fit the check's model", str(exc))  # fmt: skip
+        return _finding(rule, target, port, "error", unfit)
     try:
         verdict = control.judge(data, rule.params, target)
     except Exception as exc:  # a buggy control must not pass or crash the run: fail closed
-        return _finding(rule, target, obs.port, "error", f"Control failed: {type(exc).__name__}: {exc}")
-    return _finding(rule, target, obs.port, verdict.status, verdict.message, verdict)
+        crashed = _error("Kiểm soát bị lỗi", "Control failed", f"{type(exc).__name__}: {exc}")
+        return _finding(rule, target, port, "error", crashed)
+    return _finding(rule, target, port, verdict.status, verdict.text, verdict)
 
 
 def _finding(
@@ -92,7 +109,7 @@ def _finding(
     target: Target,
     port: int | None,
     status: FindingStatus,
-    message: str,
+    message: Text,
     verdict: Verdict | None = None,
 ) -> Finding:
     evidence: dict[str, Any] = {}

@@ -29,7 +29,8 @@ class Finding(Frozen):
     status: FindingStatus
     severity: Severity
     title: Text
-    message: str
+    message: Text
+    """What the control saw, in both languages (a third-party check may give English only)."""
     evidence: dict[str, Any]
     """`observed` and `expected` values, so a reader sees both side by side."""
     references: tuple[Reference, ...]

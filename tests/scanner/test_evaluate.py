@@ -72,7 +72,8 @@ def test_pass_and_fail_carry_observed_and_expected() -> None:
 def test_error_observation_gives_error_finding_never_pass() -> None:
     [finding] = judge([observe("127.0.0.5", None)], [policy(rule())])
     assert finding.status == "error"
-    assert "connection refused" in finding.message
+    assert "connection refused" in finding.message.en
+    assert finding.message.vi.startswith("Chưa đánh giá được")
 
 
 def test_missing_observation_is_not_a_pass() -> None:
@@ -141,9 +142,10 @@ def test_evaluation_is_deterministic() -> None:
 
 
 def finding(status: str, severity: Severity = Severity.HIGH) -> Finding:
+    text = Text(vi="t", en="t")
     return Finding(rule_id="R1", control="count.at_most", check="count", policy="p", system="s", host="h",
-                   status=status, severity=severity, title=Text(vi="t", en="t"), message="m", evidence={},
-                   references=(), remediation=Text(vi="r", en="r"))  # fmt: skip
+                   status=status, severity=severity, title=text, message=text, evidence={}, references=(),
+                   remediation=text)  # fmt: skip
 
 
 @pytest.mark.parametrize(
