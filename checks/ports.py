@@ -116,49 +116,85 @@ def ports_to_scan(target: Target, settings: PortsSettings, rules: Iterable[Resol
 def _judge_forbidden(data: PortsData, params: ForbiddenParams, target: Target) -> Verdict:
     unscanned = sorted(set(params.ports) - set(data.scanned))
     if unscanned:
+        listed = _list(unscanned)
         return Verdict.cannot_judge(
-            f"ports not scanned: {_list(unscanned)}", observed=unscanned, expected="scanned"
+            f"ports not scanned: {listed}",
+            observed=unscanned,
+            expected="scanned",
+            vi=f"cổng chưa được quét: {listed}",
         )
     services = set(params.services)
     found = [p for p in data.open if p.port in params.ports or p.service in services]
     if found:
         observed = [{"port": p.port, "service": p.service} for p in found]
+        listed = _list(p.port for p in found)
         return Verdict.failed(
-            f"forbidden ports open: {_list(p.port for p in found)}", observed=observed, expected="closed"
+            f"forbidden ports open: {listed}",
+            observed=observed,
+            expected="closed",
+            vi=f"cổng bị cấm đang mở: {listed}",
         )
-    return Verdict.passed(f"closed: {_list(params.ports)}", observed=[], expected="closed")
+    listed = _list(params.ports)
+    return Verdict.passed(f"closed: {listed}", observed=[], expected="closed", vi=f"cổng đang đóng: {listed}")
 
 
 def _judge_only_allowed(data: PortsData, params: OnlyAllowedParams, target: Target) -> Verdict:
     allowed = params.ports if params.ports is not None else target.system.allowed_ports
     if allowed is None:
-        return Verdict.not_applicable("no allowed_ports registered for the system")
+        return Verdict.not_applicable(
+            "no allowed_ports registered for the system",
+            vi="hệ thống chưa đăng ký danh sách cổng được phép (allowed_ports)",
+        )
     extra = sorted(data.open_ports() - set(allowed))
     expected = sorted(set(allowed))
     if extra:
-        return Verdict.failed(f"open ports not allowed: {_list(extra)}", observed=extra, expected=expected)
+        listed = _list(extra)
+        return Verdict.failed(
+            f"open ports not allowed: {listed}",
+            observed=extra,
+            expected=expected,
+            vi=f"cổng đang mở nhưng không được phép: {listed}",
+        )
+    scanned = len(data.scanned)
     return Verdict.passed(
-        f"all open ports allowed among {len(data.scanned)} scanned",
+        f"all open ports allowed among {scanned} scanned",
         observed=sorted(data.open_ports()),
         expected=expected,
+        vi=f"mọi cổng đang mở đều được phép (trong số {scanned} cổng đã quét)",
     )
 
 
 def _judge_declared_reachable(data: PortsData, params: NoParams, target: Target) -> Verdict:
     declared = sorted(set(target.declared_ports()))
     if not declared:
-        return Verdict.not_applicable("no services declared for the host")
+        return Verdict.not_applicable(
+            "no services declared for the host", vi="máy chủ chưa được khai báo dịch vụ nào"
+        )
     unscanned = sorted(set(declared) - set(data.scanned))
     if unscanned:
+        listed = _list(unscanned)
         return Verdict.cannot_judge(
-            f"declared ports not scanned: {_list(unscanned)}", observed=unscanned, expected="scanned"
+            f"declared ports not scanned: {listed}",
+            observed=unscanned,
+            expected="scanned",
+            vi=f"cổng đã khai báo chưa được quét: {listed}",
         )
     unreachable = sorted(set(declared) - data.open_ports())
     if unreachable:
+        listed = _list(unreachable)
         return Verdict.failed(
-            f"declared ports not reachable: {_list(unreachable)}", observed=unreachable, expected="open"
+            f"declared ports not reachable: {listed}",
+            observed=unreachable,
+            expected="open",
+            vi=f"cổng đã khai báo không kết nối được: {listed}",
         )
-    return Verdict.passed(f"declared ports open: {_list(declared)}", observed=declared, expected="open")
+    listed = _list(declared)
+    return Verdict.passed(
+        f"declared ports open: {listed}",
+        observed=declared,
+        expected="open",
+        vi=f"cổng đã khai báo đang mở: {listed}",
+    )
 
 
 def _list(ports: Iterable[int]) -> str:

@@ -8,6 +8,7 @@ from pydantic import field_validator, model_validator
 from checks.base import Control, NoParams, Params, Verdict, controls_of
 from checks.ssh.knowledge import distribution_suffix, known_cves, parse_openssh, profiles
 from checks.ssh.models import SshData
+from scanner.models.base import Text
 from scanner.models.target import Target
 
 ListName = Literal["kex", "host_key_algorithms", "ciphers", "macs"]
@@ -32,7 +33,16 @@ def _ssh1_only(data: SshData) -> Verdict | None:
     return Verdict.cannot_judge(
         f"the server speaks only SSH-{data.protocol}, so it sent no algorithm lists",
         observed=data.banner,
+        vi=f"máy chủ chỉ hỗ trợ SSH-{data.protocol} nên không gửi danh sách thuật toán",
     )
+
+
+def _joined(parts: list[Text]) -> Text:
+    return Text(vi="; ".join(p.vi for p in parts), en="; ".join(p.en for p in parts))
+
+
+def _listed(found: dict[ListName, list[str]]) -> str:
+    return "; ".join(f"{name}: {', '.join(names)}" for name, names in found.items())
 
 
 def _matching(names: tuple[str, ...], patterns: tuple[str, ...]) -> list[str]:
@@ -44,9 +54,23 @@ def _matching(names: tuple[str, ...], patterns: tuple[str, ...]) -> list[str]:
 
 def _protocol_2_only(data: SshData, params: NoParams, target: Target) -> Verdict:
     if data.protocol == "2.0":
-        return Verdict.passed("the server speaks SSH-2 only", observed=data.banner, expected="SSH-2.0")
-    what = "also accepts SSH-1" if data.protocol == "1.99" else "speaks only SSH-1"
-    return Verdict.failed(f"the server {what} (protocol {data.protocol})", data.banner, "SSH-2.0")
+        return Verdict.passed(
+            "the server speaks SSH-2 only",
+            observed=data.banner,
+            expected="SSH-2.0",
+            vi="máy chủ chỉ hỗ trợ SSH-2",
+        )
+    what = (
+        Text(vi="vẫn chấp nhận cả SSH-1", en="also accepts SSH-1")
+        if data.protocol == "1.99"
+        else Text(vi="chỉ hỗ trợ SSH-1", en="speaks only SSH-1")
+    )
+    return Verdict.failed(
+        f"the server {what.en} (protocol {data.protocol})",
+        data.banner,
+        "SSH-2.0",
+        vi=f"máy chủ {what.vi} (giao thức {data.protocol})",
+    )
 
 
 # --- ssh.algorithms_forbidden ----------------------------------------------------------
@@ -75,9 +99,18 @@ def _algorithms_forbidden(data: SshData, params: ForbiddenParams, target: Target
     }
     expected = {name: list(getattr(params, name)) for name in _LISTS if getattr(params, name)}
     if found:
-        listed = "; ".join(f"{name}: {', '.join(hits)}" for name, hits in found.items())
-        return Verdict.failed(f"forbidden algorithms offered ({listed})", found, {"none of": expected})
-    return Verdict.passed("no forbidden algorithm is offered", expected={"none of": expected})
+        listed = _listed(found)
+        return Verdict.failed(
+            f"forbidden algorithms offered ({listed})",
+            found,
+            {"none of": expected},
+            vi=f"máy chủ hỗ trợ thuật toán bị cấm ({listed})",
+        )
+    return Verdict.passed(
+        "no forbidden algorithm is offered",
+        expected={"none of": expected},
+        vi="máy chủ không hỗ trợ thuật toán bị cấm nào",
+    )
 
 
 # --- ssh.algorithms_allowed_only -------------------------------------------------------
@@ -121,11 +154,24 @@ def _algorithms_allowed_only(data: SshData, params: AllowedOnlyParams, target: T
         for name, patterns in allowed.items()
         if (outside := [a for a in _offered(data, name) if not _matching((a,), patterns)])
     }
-    label = f"profile {params.profile}" if params.profile else "the allow-list"
+    label = (
+        Text(vi=f"hồ sơ {params.profile}", en=f"profile {params.profile}")
+        if params.profile
+        else Text(vi="danh sách cho phép", en="the allow-list")
+    )
     if extra:
-        listed = "; ".join(f"{name}: {', '.join(names)}" for name, names in extra.items())
-        return Verdict.failed(f"algorithms outside {label} are offered ({listed})", extra, allowed)
-    return Verdict.passed(f"every offered algorithm is in {label}", expected=allowed)
+        listed = _listed(extra)
+        return Verdict.failed(
+            f"algorithms outside {label.en} are offered ({listed})",
+            extra,
+            allowed,
+            vi=f"máy chủ hỗ trợ thuật toán nằm ngoài {label.vi} ({listed})",
+        )
+    return Verdict.passed(
+        f"every offered algorithm is in {label.en}",
+        expected=allowed,
+        vi=f"mọi thuật toán máy chủ hỗ trợ đều thuộc {label.vi}",
+    )
 
 
 # --- ssh.host_key_min_bits -------------------------------------------------------------
@@ -145,24 +191,38 @@ def _key_family(algorithm: str) -> str:
 def _host_key_min_bits(data: SshData, params: HostKeyParams, target: Target) -> Verdict:
     if (unknown := _ssh1_only(data)) is not None:
         return unknown
-    problems: list[str] = []
+    problems: list[Text] = []
     if not params.allow_dsa and "ssh-dss" in {_key_family(a) for a in data.host_key_algorithms}:
-        problems.append("a DSA host key (ssh-dss) is offered")
+        problems.append(
+            Text(vi="máy chủ có cung cấp khóa host DSA (ssh-dss)", en="a DSA host key (ssh-dss) is offered")
+        )
     for key in data.host_keys:
         minimum = params.rsa if key.type == "ssh-rsa" else params.ecdsa if "ecdsa" in key.type else 0
         if key.bits < minimum:
-            problems.append(f"{key.type} host key has {key.bits} bits (< {minimum})")
+            problems.append(
+                Text(
+                    vi=f"khóa host {key.type} chỉ dài {key.bits} bit (< {minimum})",
+                    en=f"{key.type} host key has {key.bits} bits (< {minimum})",
+                )
+            )
     observed = [f"{k.type} {k.bits}" for k in data.host_keys]
     expected = {"rsa": params.rsa, "ecdsa": params.ecdsa, "dsa": params.allow_dsa}
     if problems:
-        return Verdict.failed("; ".join(problems), observed, expected)
+        both = _joined(problems)
+        return Verdict.failed(both.en, observed, expected, vi=both.vi)
     seen = {k.type for k in data.host_keys}
     unseen = sorted({_key_family(a) for a in data.host_key_algorithms} - seen - {"ssh-dss"})
     if unseen or not data.host_keys:
+        types = ", ".join(unseen)
         return Verdict.cannot_judge(
-            f"host keys of type {', '.join(unseen) or 'any'} could not be fetched", observed, expected
+            f"host keys of type {types or 'any'} could not be fetched",
+            observed,
+            expected,
+            vi=f"không lấy được khóa host loại {types}" if types else "không lấy được khóa host nào",
         )
-    return Verdict.passed("every host key is large enough", observed, expected)
+    return Verdict.passed(
+        "every host key is large enough", observed, expected, vi="mọi khóa host đều đủ độ dài"
+    )
 
 
 # --- ssh.password_auth_disabled --------------------------------------------------------
@@ -178,15 +238,38 @@ def _password_auth_disabled(data: SshData, params: PasswordParams, target: Targe
         return unknown
     methods = data.auth_methods
     if methods is None:
-        return Verdict.cannot_judge("the authentication methods could not be queried", expected="no password")
+        return Verdict.cannot_judge(
+            "the authentication methods could not be queried",
+            expected="no password",
+            vi="không truy vấn được các phương thức xác thực",
+        )
     if "none" in methods:
-        return Verdict.failed("the server lets an unknown user in without authentication", methods)
+        return Verdict.failed(
+            "the server lets an unknown user in without authentication",
+            methods,
+            vi="máy chủ cho một người dùng không xác định đăng nhập mà không cần xác thực",
+        )
     bad = ["password"] + (["keyboard-interactive"] if params.keyboard_interactive_counts else [])
     offered = [m for m in methods if m in bad]
     if offered:
-        return Verdict.failed(f"password logins are offered ({', '.join(offered)})", methods, "publickey")
-    note = " (keyboard-interactive is offered)" if "keyboard-interactive" in methods else ""
-    return Verdict.passed(f"password authentication is not offered{note}", methods, "publickey")
+        names = ", ".join(offered)
+        return Verdict.failed(
+            f"password logins are offered ({names})",
+            methods,
+            "publickey",
+            vi=f"máy chủ cho phép đăng nhập bằng mật khẩu ({names})",
+        )
+    note = (
+        Text(vi=" (có cung cấp keyboard-interactive)", en=" (keyboard-interactive is offered)")
+        if "keyboard-interactive" in methods
+        else Text(vi="", en="")
+    )
+    return Verdict.passed(
+        f"password authentication is not offered{note.en}",
+        methods,
+        "publickey",
+        vi=f"máy chủ không cho phép xác thực bằng mật khẩu{note.vi}",
+    )
 
 
 # --- ssh.terrapin_safe -----------------------------------------------------------------
@@ -202,14 +285,25 @@ def _terrapin_safe(data: SshData, params: NoParams, target: Target) -> Verdict:
     exposed = chacha + (cbc + etm if cbc and etm else [])
     observed = {"strict_kex": data.strict_kex, "affected_algorithms": exposed}
     if data.strict_kex:
-        return Verdict.passed("strict key exchange is offered (Terrapin countermeasure)", observed)
+        return Verdict.passed(
+            "strict key exchange is offered (Terrapin countermeasure)",
+            observed,
+            vi="máy chủ hỗ trợ trao đổi khóa nghiêm ngặt (strict KEX, biện pháp chống Terrapin)",
+        )
     if exposed:
+        names = ", ".join(exposed)
         return Verdict.failed(
-            "no strict key exchange while offering " + ", ".join(exposed) + " (CVE-2023-48795, Terrapin)",
+            f"no strict key exchange while offering {names} (CVE-2023-48795, Terrapin)",
             observed,
             "kex-strict-s-v00@openssh.com, or neither chacha20-poly1305 nor CBC with EtM MACs",
+            vi=f"máy chủ không hỗ trợ trao đổi khóa nghiêm ngặt (strict KEX) trong khi vẫn cung cấp"
+            f" {names} (CVE-2023-48795, Terrapin)",
         )
-    return Verdict.passed("no cipher/MAC combination that Terrapin affects is offered", observed)
+    return Verdict.passed(
+        "no cipher/MAC combination that Terrapin affects is offered",
+        observed,
+        vi="máy chủ không cung cấp tổ hợp cipher/MAC nào bị Terrapin ảnh hưởng",
+    )
 
 
 # --- ssh.software_not_vulnerable -------------------------------------------------------
@@ -231,22 +325,41 @@ class VulnerableParams(Params):
 def _software_not_vulnerable(data: SshData, params: VulnerableParams, target: Target) -> Verdict:
     version = parse_openssh(data.software)
     if version is None:
-        return Verdict.not_applicable(f"not OpenSSH ({data.software[:60]!r}): no version table")
+        shown = repr(data.software[:60])
+        return Verdict.not_applicable(
+            f"not OpenSSH ({shown}): no version table",
+            vi=f"không phải OpenSSH ({shown}): không có bảng phiên bản để đối chiếu",
+        )
     wanted = [c for c in known_cves() if params.cves is None or c.id in params.cves]
     hits = [c for c in wanted if c.affects(version)]
     if not hits:
-        return Verdict.passed("the version is outside every listed CVE range", data.software)
+        return Verdict.passed(
+            "the version is outside every listed CVE range",
+            data.software,
+            vi="phiên bản nằm ngoài mọi khoảng phiên bản bị ảnh hưởng của các CVE trong danh sách",
+        )
     suffix = distribution_suffix(data.software)
     caveat = (
-        f"; the build {suffix!r} may carry backported fixes: check the distribution's security tracker"
+        Text(
+            vi=f"; bản build {suffix!r} có thể đã được vá bổ sung (backport): cần tra cứu"
+            " trang theo dõi bảo mật của bản phân phối",
+            en=f"; the build {suffix!r} may carry backported fixes: check the distribution's"
+            " security tracker",
+        )
         if suffix
-        else "; no distribution suffix, so a backport is unlikely but possible"
+        else Text(
+            vi="; không có hậu tố của bản phân phối nên ít khả năng đã được vá bổ sung (backport),"
+            " nhưng vẫn có thể",
+            en="; no distribution suffix, so a backport is unlikely but possible",
+        )
     )
     ids = ", ".join(c.id for c in hits)
     return Verdict.failed(
-        f"possibly vulnerable: {data.software} is in the affected range of {ids}{caveat}",
+        f"possibly vulnerable: {data.software} is in the affected range of {ids}{caveat.en}",
         observed={"software": data.software, "distribution_build": suffix, "possible": [c.id for c in hits]},
         expected="a version outside the affected ranges",
+        vi=f"có thể bị ảnh hưởng: {data.software} nằm trong khoảng phiên bản bị ảnh hưởng của"
+        f" {ids}{caveat.vi}",
     )
 
 
@@ -269,23 +382,36 @@ class Expectation(Params):
             raise ValueError("give equals, one_of, at_most, at_least or excludes")
         return self
 
-    def problem(self, value: str) -> str | None:
+    def problem(self, value: str) -> Text | None:
         """Why `value` misses the expectation, or None when it meets it."""
         text = value.strip().lower()
         if self.equals is not None and text != self.equals.lower():
-            return f"is {value!r}, expected {self.equals!r}"
+            return Text(
+                vi=f"có giá trị {value!r}, yêu cầu {self.equals!r}",
+                en=f"is {value!r}, expected {self.equals!r}",
+            )
         if self.one_of is not None and text not in {v.lower() for v in self.one_of}:
-            return f"is {value!r}, expected one of {list(self.one_of)}"
+            return Text(
+                vi=f"có giá trị {value!r}, yêu cầu một trong {list(self.one_of)}",
+                en=f"is {value!r}, expected one of {list(self.one_of)}",
+            )
         if self.at_most is not None or self.at_least is not None:
             number = _leading_int(text)
             if number is None:
-                return f"is {value!r}, not a number"
+                return Text(vi=f"có giá trị {value!r}, không phải là số", en=f"is {value!r}, not a number")
             if self.at_most is not None and number > self.at_most:
-                return f"is {number}, expected at most {self.at_most}"
+                return Text(
+                    vi=f"có giá trị {number}, yêu cầu tối đa {self.at_most}",
+                    en=f"is {number}, expected at most {self.at_most}",
+                )
             if self.at_least is not None and number < self.at_least:
-                return f"is {number}, expected at least {self.at_least}"
+                return Text(
+                    vi=f"có giá trị {number}, yêu cầu tối thiểu {self.at_least}",
+                    en=f"is {number}, expected at least {self.at_least}",
+                )
         if self.excludes is not None and (hits := _matching(tuple(text.split(",")), self.excludes)):
-            return f"contains {', '.join(hits)}"
+            names = ", ".join(hits)
+            return Text(vi=f"chứa {names}", en=f"contains {names}")
         return None
 
 
@@ -314,22 +440,38 @@ def _config(data: SshData, params: ConfigParams, target: Target) -> Verdict:
     if data.config is None:
         if data.config_error is not None:
             return Verdict.cannot_judge(
-                f"sshd -T could not be collected: {data.config_error}", None, expected
+                f"sshd -T could not be collected: {data.config_error}",
+                None,
+                expected,
+                vi=f"không thu thập được kết quả sshd -T: {data.config_error}",
             )
-        message = "no credential for this host, so the effective sshd configuration was not read"
+        message = Text(
+            vi="không có thông tin xác thực cho máy chủ này nên chưa đọc được cấu hình sshd đang có hiệu lực",
+            en="no credential for this host, so the effective sshd configuration was not read",
+        )
         if params.without_credentials == "not_applicable":
-            return Verdict.not_applicable(message)
-        return Verdict.cannot_judge(message, None, expected)
+            return Verdict.not_applicable(message.en, vi=message.vi)
+        return Verdict.cannot_judge(message.en, None, expected, vi=message.vi)
     observed = {key: data.config.get(key) for key in params.expect}
-    problems: list[str] = []
+    problems: list[Text] = []
     for key, expectation in params.expect.items():
         value = data.config.get(key)
-        problem = "is not in the sshd -T output" if value is None else expectation.problem(value)
+        problem = (
+            Text(vi="không có trong kết quả sshd -T", en="is not in the sshd -T output")
+            if value is None
+            else expectation.problem(value)
+        )
         if problem is not None:
-            problems.append(f"{key} {problem}")
+            problems.append(Text(vi=f"{key} {problem.vi}", en=f"{key} {problem.en}"))
     if problems:
-        return Verdict.failed("; ".join(problems), observed, expected)
-    return Verdict.passed("the effective configuration meets every expectation", observed, expected)
+        both = _joined(problems)
+        return Verdict.failed(both.en, observed, expected, vi=both.vi)
+    return Verdict.passed(
+        "the effective configuration meets every expectation",
+        observed,
+        expected,
+        vi="cấu hình đang có hiệu lực đáp ứng mọi yêu cầu",
+    )
 
 
 CONTROLS = controls_of(

@@ -1,13 +1,16 @@
 """The ports check: nmap command building, real scans of real listeners, pure controls, and the
 bundled baseline's port rules."""
 
+import ast
+import inspect
 import re
 import time
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
-from checks import _nmap
+from checks import _nmap, ports
 from checks.base import NoParams, ProbeContext, Verdict
 from checks.ports import (
     COMMON_PORTS,
@@ -373,6 +376,45 @@ def test_declared_reachable(open_ports, declared, status, observed):
     verdict = judge("ports.declared_reachable", data_of(open_ports), {}, target)
     assert verdict.status == status
     assert verdict.observed == observed
+
+
+def verdict_calls_missing_vi(module: ModuleType) -> tuple[int, list[int]]:
+    """How many `Verdict.<x>(...)` calls the module's source makes, and the lines of those that
+    give no Vietnamese sentence (no `vi=`, or `vi=None`/`vi=""`)."""
+    calls = [
+        node
+        for node in ast.walk(ast.parse(inspect.getsource(module)))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == "Verdict"
+    ]
+
+    def translated(call: ast.Call) -> bool:
+        return any(
+            k.arg == "vi" and not (isinstance(k.value, ast.Constant) and not k.value.value)
+            for k in call.keywords
+        )
+
+    return len(calls), [call.lineno for call in calls if not translated(call)]
+
+
+def test_every_verdict_has_a_vietnamese_sentence():
+    count, untranslated = verdict_calls_missing_vi(ports)
+    assert count >= 10  # the walk still sees the calls (e.g. Verdict not imported under another name)
+    assert untranslated == [], f"checks/ports.py lines without vi=: {untranslated}"
+
+
+def test_failing_verdicts_say_the_same_ports_in_vietnamese():
+    forbidden = judge("ports.forbidden", data_of({21: "ftp", 23: "telnet"}), {"ports": [21, 23]})
+    assert forbidden.vi == "cổng bị cấm đang mở: 21, 23"
+    only = judge("ports.only_allowed", data_of({22: "ssh", 3389: "ms-wbt-server"}), {"ports": [22]})
+    declared = judge(
+        "ports.declared_reachable", data_of({443: "https"}), {}, make_target("127.0.20.9", services=(443, 22))
+    )
+    for verdict in (forbidden, only, declared):
+        assert verdict.status == "fail" and verdict.vi is not None and verdict.vi != verdict.message
+        assert re.findall(r"\d+", verdict.vi) == re.findall(r"\d+", verdict.message)
 
 
 def test_hostile_text_is_bounded_by_the_model():

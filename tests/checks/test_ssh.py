@@ -1,6 +1,7 @@
 """The ssh check against real servers (tests/servers/sshd.py), and its controls on factory data."""
 
 import json
+import re
 import socket
 import struct
 import subprocess
@@ -17,7 +18,7 @@ from pydantic import SecretStr
 
 from checks import _paramiko
 from checks.base import Credential, ProbeContext, Verdict
-from checks.ssh import SshCheck, SshData, SshSettings
+from checks.ssh import SshCheck, SshData, SshSettings, controls
 from checks.ssh.controls import CONTROLS
 from checks.ssh.models import HostKey
 from scanner.models.observation import Observation
@@ -25,6 +26,7 @@ from scanner.models.policy import ResolvedRule
 from scanner.models.target import Host, Service, SystemInfo, Target
 from scanner.policy import load_policy
 from scanner.registry import RegisteredCheck, Registry
+from tests.checks.test_ports import verdict_calls_missing_vi
 from tests.servers.sshd import AUTH_BANNER, SshServers
 
 POLICY = Path(__file__).parents[2] / "policies" / "baseline-ssh.yaml"
@@ -561,3 +563,25 @@ def test_config_excludes_items_of_a_list() -> None:
     data = _facts(config={"ciphers": "aes128-ctr,aes128-cbc"})
     verdict = _verdict("ssh.config", data, expect={"ciphers": {"excludes": ["*-cbc"]}})
     assert (verdict.status, verdict.message) == (F, "ciphers contains aes128-cbc")
+
+
+def test_every_verdict_has_a_vietnamese_sentence() -> None:
+    count, untranslated = verdict_calls_missing_vi(controls)
+    assert count >= 25  # the walk still sees the calls (e.g. Verdict not imported under another name)
+    assert untranslated == [], f"checks/ssh/controls.py lines without vi=: {untranslated}"
+
+
+def test_failing_verdicts_carry_the_same_facts_in_vietnamese() -> None:
+    rsa = HostKey(type="ssh-rsa", bits=2048, sha256="SHA256:r")
+    expect = {"maxauthtries": {"at_most": 4}, "logingracetime": {"at_least": 30}}
+    failing = [
+        _verdict("ssh.host_key_min_bits", _facts(host_keys=(rsa,), host_key_algorithms=("rsa-sha2-512",))),
+        _verdict("ssh.software_not_vulnerable", _facts(software="OpenSSH_9.2p1 Debian-2+deb12u3")),
+        _verdict("ssh.config", _facts(config={"maxauthtries": "6", "logingracetime": "20"}), expect=expect),
+        _verdict("ssh.protocol_2_only", _facts(protocol="1.99", banner="SSH-1.99-OpenSSH_3.9p1")),
+    ]
+    assert failing[0].vi == "khóa host ssh-rsa chỉ dài 2048 bit (< 3072)"
+    for verdict in failing:
+        assert verdict.status == F and verdict.vi is not None and verdict.vi != verdict.message
+        assert sorted(re.findall(r"\d+", verdict.vi)) == sorted(re.findall(r"\d+", verdict.message))
+        assert re.findall(r"CVE-\d+-\d+", verdict.vi) == re.findall(r"CVE-\d+-\d+", verdict.message)
