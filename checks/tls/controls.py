@@ -61,15 +61,19 @@ def _accepted(data: TlsData) -> list[tuple[Protocol, str]]:
 def _no_protocols(data: TlsData) -> Verdict | None:
     if data.protocols:
         return None
-    return Verdict.cannot_judge("the scan found no accepted protocol version", observed=[], expected="any")
+    return Verdict.cannot_judge(
+        "the scan found no accepted protocol version",
+        observed=[],
+        expected="any",
+        vi="lượt quét không thấy phiên bản giao thức nào được chấp nhận",
+    )
 
 
 def _certificate(data: TlsData) -> Certificate | Verdict:
     if data.certificate is None:
-        missing = (
-            "the certificate scan failed" if "certificate_info" in data.incomplete else "no certificate seen"
-        )
-        return Verdict.cannot_judge(missing)
+        if "certificate_info" in data.incomplete:
+            return Verdict.cannot_judge("the certificate scan failed", vi="quét chứng chỉ không thành công")
+        return Verdict.cannot_judge("no certificate seen", vi="không nhận được chứng chỉ nào")
     return data.certificate
 
 
@@ -85,10 +89,20 @@ def _protocols_disabled(data: TlsData, params: ProtocolsParams, target: Target) 
     if (missing := _no_protocols(data)) is not None:
         return missing
     enabled = [p for p in data.protocols if p in params.protocols]
-    forbidden = list(params.protocols)
     if enabled:
-        return Verdict.failed(f"the endpoint accepts {', '.join(enabled)}", observed=enabled, expected=[])
-    return Verdict.passed(f"none of {', '.join(forbidden)} is accepted", observed=list(data.protocols))
+        accepted = ", ".join(enabled)
+        return Verdict.failed(
+            f"the endpoint accepts {accepted}",
+            observed=enabled,
+            expected=[],
+            vi=f"máy chủ chấp nhận {accepted}",
+        )
+    forbidden = ", ".join(params.protocols)
+    return Verdict.passed(
+        f"none of {forbidden} is accepted",
+        observed=list(data.protocols),
+        vi=f"không phiên bản nào trong số {forbidden} được chấp nhận",
+    )
 
 
 # --- tls.min_version -------------------------------------------------------------------
@@ -104,13 +118,17 @@ def _min_version(data: TlsData, params: MinVersionParams, target: Target) -> Ver
     floor = PROTOCOLS.index(params.version)
     older = [p for p in data.protocols if PROTOCOLS.index(p) < floor]
     if older:
+        listed = ", ".join(older)
         return Verdict.failed(
-            f"the endpoint accepts {', '.join(older)}, older than {params.version}",
+            f"the endpoint accepts {listed}, older than {params.version}",
             observed=list(data.protocols),
             expected=f">= {params.version}",
+            vi=f"máy chủ chấp nhận {listed}, cũ hơn {params.version}",
         )
     return Verdict.passed(
-        f"every accepted version is {params.version} or newer", observed=list(data.protocols)
+        f"every accepted version is {params.version} or newer",
+        observed=list(data.protocols),
+        vi=f"mọi phiên bản được chấp nhận đều từ {params.version} trở lên",
     )
 
 
@@ -129,14 +147,19 @@ def _cipher_suites_forbidden(data: TlsData, params: SuiteFamiliesParams, target:
         for protocol, suite in _accepted(data)
     }
     offending = {name: families for name, families in bad.items() if families}
+    forbidden = ", ".join(params.families)
     if offending:
-        families = sorted({f for fs in offending.values() for f in fs})
+        found = ", ".join(sorted({f for fs in offending.values() for f in fs}))
         return Verdict.failed(
-            f"{len(offending)} accepted suite(s) in forbidden families {', '.join(families)}",
+            f"{len(offending)} accepted suite(s) in forbidden families {found}",
             observed=sorted(offending),
-            expected=f"no suite of {', '.join(params.families)}",
+            expected=f"no suite of {forbidden}",
+            vi=f"{len(offending)} cipher suite được chấp nhận thuộc nhóm bị cấm {found}",
         )
-    return Verdict.passed(f"no accepted suite is {', '.join(params.families)}")
+    return Verdict.passed(
+        f"no accepted suite is {forbidden}",
+        vi=f"không cipher suite nào được chấp nhận thuộc nhóm {forbidden}",
+    )
 
 
 # --- tls.forward_secrecy ---------------------------------------------------------------
@@ -155,8 +178,12 @@ def _forward_secrecy(data: TlsData, params: NoParams, target: Target) -> Verdict
             f"{len(static)} accepted suite(s) without an ephemeral key exchange",
             observed=static,
             expected="only (EC)DHE suites and TLS 1.3",
+            vi=f"{len(static)} cipher suite được chấp nhận không dùng trao đổi khóa tạm thời (ephemeral)",
         )
-    return Verdict.passed("every accepted suite has forward secrecy")
+    return Verdict.passed(
+        "every accepted suite has forward secrecy",
+        vi="mọi cipher suite được chấp nhận đều bảo đảm forward secrecy",
+    )
 
 
 # --- tls.mozilla_profile ---------------------------------------------------------------
@@ -216,9 +243,12 @@ def _mozilla_profile(data: TlsData, params: MozillaParams, target: Target) -> Ve
     deviations = mozilla_deviations(data, params)
     if deviations:
         return Verdict.failed(
-            f"{len(deviations)} deviation(s) from {name}", observed=deviations, expected=name
+            f"{len(deviations)} deviation(s) from {name}",
+            observed=deviations,
+            expected=name,
+            vi=f"{len(deviations)} điểm sai lệch so với {name}",
         )
-    return Verdict.passed(f"the endpoint conforms to {name}", expected=name)
+    return Verdict.passed(f"the endpoint conforms to {name}", expected=name, vi=f"máy chủ tuân thủ {name}")
 
 
 # --- certificate controls --------------------------------------------------------------
@@ -228,10 +258,23 @@ def _certificate_trusted(data: TlsData, params: NoParams, target: Target) -> Ver
     if isinstance(cert := _certificate(data), Verdict):
         return cert
     if cert.trusted:
-        return Verdict.passed("the chain leads to a trusted anchor", observed=cert.issuer)
-    why = "self-signed" if cert.self_signed else (cert.trust_error or "no path to a trusted anchor")
+        return Verdict.passed(
+            "the chain leads to a trusted anchor",
+            observed=cert.issuer,
+            vi="chuỗi chứng chỉ dẫn tới một chứng chỉ gốc tin cậy",
+        )
+    if cert.self_signed:
+        why, why_vi = "self-signed", "tự ký"
+    elif cert.trust_error:
+        # The validator's reason is library text: both languages quote it as it came.
+        why = why_vi = cert.trust_error
+    else:
+        why, why_vi = "no path to a trusted anchor", "không có đường dẫn tới chứng chỉ gốc tin cậy"
     return Verdict.failed(
-        f"the certificate is not trusted: {why}", observed=cert.issuer, expected="trusted chain"
+        f"the certificate is not trusted: {why}",
+        observed=cert.issuer,
+        expected="trusted chain",
+        vi=f"chứng chỉ không được tin cậy: {why_vi}",
     )
 
 
@@ -248,21 +291,33 @@ def _certificate_expiry(data: TlsData, params: ExpiryParams, target: Target) -> 
         return cert
     left = _days_left(cert, data.scanned_at)
     observed = cert.not_after.isoformat()
+    expected = f">= {params.min_days_left} days"
     if left < 0:
         return Verdict.failed(
             f"the certificate expired {int(-left)} day(s) before the scan",
             observed,
-            f">= {params.min_days_left} days",
+            expected,
+            vi=f"chứng chỉ đã hết hạn {int(-left)} ngày trước thời điểm quét",
         )
     if cert.not_before > data.scanned_at:
         return Verdict.failed(
-            "the certificate is not valid yet", cert.not_before.isoformat(), "valid at scan time"
+            "the certificate is not valid yet",
+            cert.not_before.isoformat(),
+            "valid at scan time",
+            vi="chứng chỉ chưa đến ngày có hiệu lực",
         )
     if left < params.min_days_left:
         return Verdict.failed(
-            f"the certificate expires in {int(left)} day(s)", observed, f">= {params.min_days_left} days"
+            f"the certificate expires in {int(left)} day(s)",
+            observed,
+            expected,
+            vi=f"chứng chỉ hết hạn sau {int(left)} ngày",
         )
-    return Verdict.passed(f"the certificate is valid for {int(left)} more day(s)", observed)
+    return Verdict.passed(
+        f"the certificate is valid for {int(left)} more day(s)",
+        observed,
+        vi=f"chứng chỉ còn hiệu lực thêm {int(left)} ngày",
+    )
 
 
 class LifetimeParams(Params):
@@ -272,14 +327,16 @@ class LifetimeParams(Params):
 def _certificate_lifetime(data: TlsData, params: LifetimeParams, target: Target) -> Verdict:
     if isinstance(cert := _certificate(data), Verdict):
         return cert
-    if cert.lifetime_days > params.max_days:
+    days = cert.lifetime_days
+    if days > params.max_days:
         return Verdict.failed(
-            f"the certificate is valid for {cert.lifetime_days} days in all",
-            cert.lifetime_days,
+            f"the certificate is valid for {days} days in all",
+            days,
             f"<= {params.max_days}",
+            vi=f"tổng thời hạn hiệu lực của chứng chỉ là {days} ngày",
         )
     return Verdict.passed(
-        f"lifetime of {cert.lifetime_days} days", cert.lifetime_days, f"<= {params.max_days}"
+        f"lifetime of {days} days", days, f"<= {params.max_days}", vi=f"thời hạn hiệu lực {days} ngày"
     )
 
 
@@ -302,11 +359,21 @@ def _certificate_key(data: TlsData, params: KeyParams, target: Target) -> Verdic
         f"RSA >= {params.rsa_min_bits} or EC >= {params.ec_min_bits}, types {', '.join(params.allowed_types)}"
     )
     if cert.key_type not in params.allowed_types:
-        return Verdict.failed(f"key type {cert.key_type} is not allowed", observed, expected)
+        return Verdict.failed(
+            f"key type {cert.key_type} is not allowed",
+            observed,
+            expected,
+            vi=f"loại khóa {cert.key_type} không được phép",
+        )
     minimum = {"RSA": params.rsa_min_bits, "EC": params.ec_min_bits}.get(cert.key_type, 0)
     if cert.key_bits < minimum:
-        return Verdict.failed(f"{cert.key_type} key of {cert.key_bits} bits is too small", observed, expected)
-    return Verdict.passed(f"{observed} key", observed, expected)
+        return Verdict.failed(
+            f"{cert.key_type} key of {cert.key_bits} bits is too small",
+            observed,
+            expected,
+            vi=f"khóa {cert.key_type} dài {cert.key_bits} bit, quá ngắn",
+        )
+    return Verdict.passed(f"{observed} key", observed, expected, vi=f"khóa {observed}")
 
 
 class SignatureParams(Params):
@@ -316,28 +383,43 @@ class SignatureParams(Params):
 def _certificate_signature(data: TlsData, params: SignatureParams, target: Target) -> Verdict:
     if isinstance(cert := _certificate(data), Verdict):
         return cert
-    hashes = [("leaf", cert.signature_hash)] + [("intermediate", h) for h in cert.chain_signature_hashes]
-    bad = [
-        f"{where} signed with {h}"
-        for where, h in hashes
-        if h is not None and h.lower() in params.forbidden_hashes
-    ]
+    leaf = ("leaf", "chứng chỉ máy chủ")
+    intermediate = ("intermediate", "chứng chỉ trung gian")
+    hashes = [(leaf, cert.signature_hash)] + [(intermediate, h) for h in cert.chain_signature_hashes]
+    bad = [(where, h) for where, h in hashes if h is not None and h.lower() in params.forbidden_hashes]
     if bad:
         return Verdict.failed(
-            "; ".join(bad), observed=cert.signature_algorithm, expected=f"not {params.forbidden_hashes}"
+            "; ".join(f"{en} signed with {h}" for (en, _), h in bad),
+            observed=cert.signature_algorithm,
+            expected=f"not {params.forbidden_hashes}",
+            vi="; ".join(f"{vi} được ký bằng {h}" for (_, vi), h in bad),
         )
-    return Verdict.passed(f"signed with {cert.signature_algorithm}", observed=cert.signature_algorithm)
+    return Verdict.passed(
+        f"signed with {cert.signature_algorithm}",
+        observed=cert.signature_algorithm,
+        vi=f"được ký bằng {cert.signature_algorithm}",
+    )
 
 
 def _hostname_matches(data: TlsData, params: NoParams, target: Target) -> Verdict:
     if target.host.hostname is None:
-        return Verdict.not_applicable("the inventory gives no host name to match the certificate against")
+        return Verdict.not_applicable(
+            "the inventory gives no host name to match the certificate against",
+            vi="danh mục hệ thống không khai báo tên máy chủ để đối chiếu với chứng chỉ",
+        )
     if isinstance(cert := _certificate(data), Verdict):
         return cert
     if cert.hostname_matches:
-        return Verdict.passed(f"the certificate is valid for {cert.hostname}", observed=list(cert.sans))
+        return Verdict.passed(
+            f"the certificate is valid for {cert.hostname}",
+            observed=list(cert.sans),
+            vi=f"chứng chỉ hợp lệ cho {cert.hostname}",
+        )
     return Verdict.failed(
-        f"the certificate is not valid for {cert.hostname}", observed=list(cert.sans), expected=cert.hostname
+        f"the certificate is not valid for {cert.hostname}",
+        observed=list(cert.sans),
+        expected=cert.hostname,
+        vi=f"chứng chỉ không hợp lệ cho {cert.hostname}",
     )
 
 
@@ -353,10 +435,20 @@ def _no_known_vulnerabilities(data: TlsData, params: VulnerabilitiesParams, targ
     exposed = [name for name, value in facts.items() if value is True]
     unknown = [name for name, value in facts.items() if value is None]
     if exposed:
-        return Verdict.failed(f"exposed to {', '.join(exposed)}", observed=exposed, expected=[])
+        listed = ", ".join(exposed)
+        return Verdict.failed(
+            f"exposed to {listed}", observed=exposed, expected=[], vi=f"bị ảnh hưởng bởi {listed}"
+        )
     if unknown:
-        return Verdict.cannot_judge(f"could not test {', '.join(unknown)}", observed=unknown)
-    return Verdict.passed(f"none of {len(facts)} known weaknesses found", observed=[])
+        listed = ", ".join(unknown)
+        return Verdict.cannot_judge(
+            f"could not test {listed}", observed=unknown, vi=f"không kiểm tra được {listed}"
+        )
+    return Verdict.passed(
+        f"none of {len(facts)} known weaknesses found",
+        observed=[],
+        vi=f"không phát hiện điểm yếu nào trong {len(facts)} điểm yếu đã biết",
+    )
 
 
 # --- tls.hsts --------------------------------------------------------------------------
@@ -369,18 +461,32 @@ class HstsParams(Params):
 
 def _hsts(data: TlsData, params: HstsParams, target: Target) -> Verdict:
     if not data.http:
-        return Verdict.not_applicable("the endpoint does not serve HTTP")
+        return Verdict.not_applicable(
+            "the endpoint does not serve HTTP", vi="máy chủ không cung cấp dịch vụ HTTP"
+        )
     expected = f"max-age >= {params.min_max_age}" + (
         "; includeSubDomains" if params.include_subdomains else ""
     )
     if data.hsts is None:
-        return Verdict.failed("no Strict-Transport-Security header", observed=None, expected=expected)
+        return Verdict.failed(
+            "no Strict-Transport-Security header",
+            observed=None,
+            expected=expected,
+            vi="không có header Strict-Transport-Security",
+        )
     age = data.hsts.max_age
     if age is None or age < params.min_max_age:
-        return Verdict.failed(f"HSTS max-age is {age}", observed=age, expected=expected)
+        return Verdict.failed(
+            f"HSTS max-age is {age}", observed=age, expected=expected, vi=f"max-age của HSTS là {age}"
+        )
     if params.include_subdomains and not data.hsts.include_subdomains:
-        return Verdict.failed("HSTS lacks includeSubDomains", observed=age, expected=expected)
-    return Verdict.passed(f"HSTS max-age {age}", observed=age, expected=expected)
+        return Verdict.failed(
+            "HSTS lacks includeSubDomains",
+            observed=age,
+            expected=expected,
+            vi="HSTS thiếu includeSubDomains",
+        )
+    return Verdict.passed(f"HSTS max-age {age}", observed=age, expected=expected, vi=f"HSTS có max-age {age}")
 
 
 CONTROLS = controls_of(

@@ -4,8 +4,11 @@ The lab is scanned once per session, all endpoints in one sslyze run; each test 
 the facts of one endpoint, and the verdict of every baseline-tls rule on it.
 """
 
+import ast
 import datetime as dt
+import re
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from checks import _sslyze
 from checks.base import NoParams, ProbeContext
 from checks.tls import TlsCheck, TlsData, TlsSettings, tls_endpoints
+from checks.tls import controls as tls_controls
 from checks.tls.controls import CONTROLS, MozillaParams, mozilla_deviations, suite_families
 from checks.tls.models import Certificate, Vulnerabilities
 from scanner.models.observation import Observation
@@ -218,11 +222,39 @@ def test_rule_verdicts(lab_scan, tls_lab_servers, baseline_tls_rules, server):
     data = _data(lab_scan, server)
     target = _target(tls_lab_servers.servers[server])
     column = TLS_SERVERS.index(server)
-    got = {
-        rule_id: CONTROLS[rule.control].judge(data, rule.params, target).status
+    verdicts = {
+        rule_id: CONTROLS[rule.control].judge(data, rule.params, target)
         for rule_id, rule in baseline_tls_rules.items()
     }
-    assert got == {rule_id: statuses[column] for rule_id, statuses in EXPECTED.items()}
+    assert {rule_id: v.status for rule_id, v in verdicts.items()} == {
+        rule_id: statuses[column] for rule_id, statuses in EXPECTED.items()
+    }
+    for verdict in verdicts.values():
+        _assert_same_facts_in_vietnamese(verdict)
+
+
+def _assert_same_facts_in_vietnamese(verdict: Any) -> None:
+    """The Vietnamese sentence exists and carries the English one's numbers, in the same order."""
+    assert verdict.vi, verdict.message
+    assert re.findall(r"\d+", verdict.vi) == re.findall(r"\d+", verdict.message), (
+        verdict.message,
+        verdict.vi,
+    )
+
+
+def test_every_verdict_in_the_controls_has_a_vietnamese_message():
+    source = Path(tls_controls.__file__).read_text(encoding="utf-8")
+    calls = [
+        node
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == "Verdict"
+    ]
+    assert len(calls) >= 30
+    untranslated = [call.lineno for call in calls if not any(kw.arg == "vi" for kw in call.keywords)]
+    assert untranslated == []
 
 
 def test_mozilla_modern(lab_scan, tls_lab_servers):
@@ -434,6 +466,8 @@ def test_expiry_counts_from_scan_time_not_the_clock():
     assert judge(_synthetic(), params(min_days_left=14), target).status == P
     verdict = judge(_synthetic(), params(min_days_left=30), target)
     assert (verdict.status, verdict.message) == (F, "the certificate expires in 20 day(s)")
+    assert verdict.vi == "chứng chỉ hết hạn sau 20 ngày"
+    assert verdict.text.vi == verdict.vi and verdict.text.en == verdict.message
 
 
 def test_missing_facts_are_never_a_pass():
@@ -452,6 +486,7 @@ def test_signature_control_looks_at_intermediates_and_hsts_needs_http():
     signature = CONTROLS["tls.certificate_signature"]
     verdict = signature.judge(_synthetic(), signature.params_model(), target)
     assert (verdict.status, verdict.message) == (F, "intermediate signed with sha1")
+    assert verdict.vi == "chứng chỉ trung gian được ký bằng sha1"
     hsts = CONTROLS["tls.hsts"]
     assert hsts.judge(_synthetic(), hsts.params_model(), target).status == NA
     hostname = CONTROLS["tls.hostname_matches"]
