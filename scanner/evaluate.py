@@ -11,18 +11,18 @@ from checks.base import Verdict
 from scanner.exitcodes import ExitCode
 from scanner.models.base import Severity, Text
 from scanner.models.finding import Finding, FindingStatus, WaiverNote
-from scanner.models.observation import Observation
+from scanner.models.observation import Observation, ProbeKey
 from scanner.models.policy import ResolvedPolicy, ResolvedRule, Waiver
 from scanner.models.target import Target
 from scanner.policy import rule_applies
 from scanner.registry import Registry
 
-ObservationIndex = Mapping[tuple[str, str, str], Sequence[Observation]]
+ObservationIndex = Mapping[ProbeKey, Sequence[Observation]]
 """(check, system, host) -> observations."""
 
 
 def index_observations(observations: Iterable[Observation]) -> ObservationIndex:
-    index: dict[tuple[str, str, str], list[Observation]] = defaultdict(list)
+    index: dict[ProbeKey, list[Observation]] = defaultdict(list)
     for obs in observations:
         index[(obs.check, obs.system, obs.host)].append(obs)
     return index

@@ -12,7 +12,7 @@ from scanner import __version__
 from scanner.errors import ConfigError
 from scanner.evaluate import evaluate
 from scanner.inventory import load_inventory, resolve_targets, select_targets
-from scanner.models.observation import Observation
+from scanner.models.observation import Observation, ProbeKey
 from scanner.models.policy import ResolvedPolicy
 from scanner.models.report import PolicyRef, Report, RunInfo, Summary
 from scanner.models.target import SystemInfo, Target
@@ -42,10 +42,6 @@ class ScanOptions:
     timeout: float = DEFAULT_TIMEOUT
     concurrency: int = DEFAULT_CONCURRENCY
     credentials: Callable[[Target], Credential | None] = field(default=lambda _target: None)
-
-
-ProbeKey = tuple[str, str, str]
-"""(check, system id, host address): one probe of one target."""
 
 
 @dataclass(frozen=True)

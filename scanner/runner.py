@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from checks.base import Check, Credential, NoSettings, ProbeContext
-from scanner.models.observation import Observation
+from scanner.models.observation import Observation, ProbeKey
 from scanner.models.policy import ResolvedPolicy, ResolvedRule
 from scanner.models.target import Target
 from scanner.policy import rule_applies
@@ -44,7 +44,7 @@ class ScanPlan:
     timeout: float = DEFAULT_TIMEOUT
     concurrency: int = DEFAULT_CONCURRENCY
     credentials: Callable[[Target], Credential | None] = field(default=lambda _target: None)
-    done: Mapping[tuple[str, str, str], Sequence[Observation]] = field(default_factory=dict)
+    done: Mapping[ProbeKey, Sequence[Observation]] = field(default_factory=dict)
     """(check, system, host) -> observations of probes an earlier attempt finished: not repeated."""
 
 

@@ -13,7 +13,7 @@ from pydantic import TypeAdapter
 
 from scanner.errors import StoreError
 from scanner.models.finding import Finding
-from scanner.models.observation import Observation
+from scanner.models.observation import Observation, ProbeKey
 from scanner.models.report import RunInfo, RunStatus
 from scanner.models.target import SystemInfo, Target
 
@@ -141,14 +141,14 @@ class Store:
                 (run_id, check, target.system.id, target.address),
             )
 
-    def probes_done(self, run_ref: str) -> dict[tuple[str, str, str], tuple[Observation, ...]]:
+    def probes_done(self, run_ref: str) -> dict[ProbeKey, tuple[Observation, ...]]:
         """(check, system, host) -> observations, for every probe of the run that ended."""
         stored = self.load(run_ref)
         with self._lock:
             rows = self._db.execute(
                 "SELECT check_name, system, host FROM probes WHERE run_id = ?", (stored.info.id,)
             ).fetchall()
-        by_probe: dict[tuple[str, str, str], list[Observation]] = {}
+        by_probe: dict[ProbeKey, list[Observation]] = {}
         for obs in stored.observations:
             by_probe.setdefault((obs.check, obs.system, obs.host), []).append(obs)
         return {(c, s, h): tuple(by_probe.get((c, s, h), ())) for c, s, h in rows}

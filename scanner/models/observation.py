@@ -11,6 +11,9 @@ from scanner.models.target import Target
 
 MAX_ERROR_CHARS = 500
 
+ProbeKey = tuple[str, str, str]
+"""(check, system id, host address): one probe of one target."""
+
 
 class Observation(Frozen):
     check: str
