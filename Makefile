@@ -5,9 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Debian packages the checks and tests drive: nmap (ports), openssh (ssh + test sshd), openssl,
 # gnutls-bin and nginx (TLS test servers), chromium (HTML report tests), strace (the test that
-# audits every connection a scan makes).
-SYSTEM_PACKAGES := nmap openssh-server openssh-client openssl gnutls-bin nginx-light chromium iproute2 strace
-SYSTEM_COMMANDS := nmap sshd ssh-keygen openssl gnutls-serv nginx chromium strace
+# audits every connection a scan makes), sudo (the authenticated SSH probe through sudo -n).
+SYSTEM_PACKAGES := nmap openssh-server openssh-client openssl gnutls-bin nginx-light chromium iproute2 strace sudo
+SYSTEM_COMMANDS := nmap sshd ssh-keygen openssl gnutls-serv nginx chromium strace sudo
 
 .PHONY: install system-deps demo test test-fast lint bench schema clean
 

@@ -268,14 +268,26 @@ def test_password_never_reaches_the_observation(sshd_servers: SshServers) -> Non
     assert SECRET not in observation.model_dump_json()
 
 
-def test_sudo_failure_is_reported_not_passed(sshd_servers: SshServers) -> None:
+def test_sudo_runs_sshd_t_as_root(sshd_servers: SshServers) -> None:
     credential = Credential(user="root", key_file=str(sshd_servers.client_key), sudo=True)
     settings = SshSettings(sshd_config=str(sshd_servers.debian_config))
     data = _data(_probe(sshd_servers.debian, credential=credential, settings=settings))
-    if data.config is not None:  # a machine with sudo installed runs it as root
-        assert data.config["permitrootlogin"] == "without-password"
-    else:
-        assert data.config_error is not None and data.config_error.startswith("`sudo -n /usr/sbin/sshd -T -f")
+    assert data.config_error is None
+    assert data.config is not None
+    assert data.config["permitrootlogin"] == "without-password"
+
+
+def test_failed_sudo_command_is_reported_not_passed(
+    sshd_servers: SshServers, rules: dict[str, ResolvedRule]
+) -> None:
+    credential = Credential(user="root", key_file=str(sshd_servers.client_key), sudo=True)
+    settings = SshSettings(sshd_path="/usr/sbin/no-such-sshd", sshd_config=str(sshd_servers.debian_config))
+    observation = _probe(sshd_servers.debian, credential=credential, settings=settings)
+    data = _data(observation)
+    assert data.config is None
+    assert data.config_error is not None
+    assert data.config_error.startswith("`sudo -n /usr/sbin/no-such-sshd -T -f")
+    assert _judge(rules["SSH-ROOT-LOGIN"], observation).status == "error"
 
 
 # --- endpoints -------------------------------------------------------------------------
