@@ -18,7 +18,7 @@ from checks import _sslyze
 from checks.base import NoParams, ProbeContext
 from checks.tls import TlsCheck, TlsData, TlsSettings, tls_endpoints
 from checks.tls.controls import CONTROLS, MozillaParams, mozilla_deviations, suite_families
-from checks.tls.models import Certificate, Vulnerabilities
+from checks.tls.models import Certificate, StartTls, Vulnerabilities
 from scanner.models.observation import Observation
 from scanner.policy import load_policy
 from scanner.registry import Registry
@@ -26,6 +26,7 @@ from tests import factories
 from tests.servers.tls import CLOSED, SERVERS, TlsLab, TlsServer
 
 SMTP = SERVERS["smtp"]
+STARTTLS_SERVERS: tuple[StartTls, ...] = ("smtp", "imap", "pop3")
 TLS_SERVERS = ("modern", "intermediate", "legacy", "tripledes", "expired", "selfsigned")
 
 
@@ -34,7 +35,11 @@ def lab_scan(tls_lab_servers: TlsLab) -> dict[str, _sslyze.ScanOutcome]:
     """Every lab endpoint, scanned in one sslyze run with the lab CA as trust anchor."""
     servers = [*tls_lab_servers.servers.values(), CLOSED]
     endpoints = {s.name: _sslyze.Endpoint(ip=s.ip, port=s.port, sni=s.hostname) for s in servers}
-    endpoints["smtp"] = _sslyze.Endpoint(ip=SMTP.ip, port=SMTP.port, sni=SMTP.hostname, starttls="smtp")
+    for protocol in STARTTLS_SERVERS:
+        mail = SERVERS[protocol]
+        endpoints[protocol] = _sslyze.Endpoint(
+            ip=mail.ip, port=mail.port, sni=mail.hostname, starttls=protocol
+        )
     plain = tls_lab_servers.servers["plaintcp"]
     endpoints["plaintcp-starttls"] = _sslyze.Endpoint(ip=plain.ip, port=plain.port, starttls="smtp")
     options = _sslyze.ScanOptions(connect_timeout=3, deadline=90, trust_anchors=(tls_lab_servers.ca_file,))
@@ -162,6 +167,17 @@ def test_smtp_starttls(lab_scan, tls_lab_servers, baseline_tls_rules):
     assert (cert.trusted, cert.hostname_matches, cert.sans) == (True, True, ("smtp.attt.test",))
     rule = baseline_tls_rules["TLS-HSTS"]
     assert CONTROLS[rule.control].judge(data, rule.params, _target(SMTP)).status == NA
+
+
+@pytest.mark.parametrize("protocol", ["imap", "pop3"])
+def test_mail_protocols_upgrade_with_starttls(lab_scan, protocol):
+    # Circular 39/2017 items 4.4 and 4.5 ask for secure mail access: IMAP and POP3 too.
+    data = _data(lab_scan, protocol)
+    assert data.starttls == protocol
+    assert data.protocols == ("TLSv1.2", "TLSv1.3")
+    cert = data.certificate
+    assert cert is not None
+    assert (cert.trusted, cert.hostname_matches, cert.sans) == (True, True, (f"{protocol}.attt.test",))
 
 
 @pytest.mark.parametrize(

@@ -89,6 +89,8 @@ def lab_servers(net: str) -> dict[str, TlsServer]:
         "plaintcp": TlsServer("plaintcp", f"{net}.7", 443, f"plaintcp.{DOMAIN}"),
         "tarpit": TlsServer("tarpit", f"{net}.8", 443, f"tarpit.{DOMAIN}"),
         "smtp": TlsServer("smtp", f"{net}.10", 25, f"smtp.{DOMAIN}"),
+        "imap": TlsServer("imap", f"{net}.11", 143, f"imap.{DOMAIN}"),
+        "pop3": TlsServer("pop3", f"{net}.12", 110, f"pop3.{DOMAIN}"),
     }
 
 
@@ -370,16 +372,41 @@ def _smtp_starttls(context: ssl.SSLContext) -> Handler:
                 conn.sendall(b"250-smtp.attt.test\r\n250 STARTTLS\r\n")
             elif line == b"STARTTLS":
                 conn.sendall(b"220 ready to start TLS\r\n")
-                with context.wrap_socket(conn, server_side=True) as tls:
-                    for _ in range(10):
-                        if not tls.recv(4096):
-                            return
-                        tls.sendall(b"250 ok\r\n")
+                _serve_tls(context, conn, b"250 ok\r\n")
                 return
             else:
                 return
 
     return handle
+
+
+def _line_starttls(context: ssl.SSLContext, greeting: bytes, command: bytes, accepted: bytes) -> Handler:
+    """A minimal IMAP or POP3 server: a greeting, then the upgrade on `command` (the line's last
+    word, after any IMAP tag), then a reply to anything said over TLS."""
+
+    def handle(conn: socket.socket) -> None:
+        plain = conn.makefile("rb")
+        conn.sendall(greeting)
+        for _ in range(10):
+            words = plain.readline(512).split()
+            if not words:
+                return
+            if words[-1].upper() == command:
+                tag = words[0] + b" " if len(words) > 1 else b""
+                conn.sendall(tag + accepted)
+                _serve_tls(context, conn, tag + b"OK\r\n")
+                return
+            conn.sendall(b"-ERR say " + command + b" first\r\n")
+
+    return handle
+
+
+def _serve_tls(context: ssl.SSLContext, conn: socket.socket, reply: bytes) -> None:
+    with context.wrap_socket(conn, server_side=True) as tls:
+        for _ in range(10):
+            if not tls.recv(4096):
+                return
+            tls.sendall(reply)
 
 
 class _SocketServer:
@@ -461,10 +488,12 @@ def tls_lab(workdir: Path, net: str = NET) -> Iterator[TlsLab]:
     )
     selfsigned = _leaf(workdir, "selfsigned", f"wrong.{DOMAIN}", rsa_key(), None, now - day, now + 364 * day)
     legacy = _sha1_rsa1024_leaf(workdir, s["legacy"].hostname, days=825)
-    smtp_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    smtp_context.load_cert_chain(
-        *_leaf(workdir, "smtp", s["smtp"].hostname, ec_key(), issuer, now - day, now + 89 * day)
-    )
+    mail = {}
+    for name in ("smtp", "imap", "pop3"):
+        mail[name] = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        mail[name].load_cert_chain(
+            *_leaf(workdir, name, s[name].hostname, ec_key(), issuer, now - day, now + 89 * day)
+        )
     legacy_conf = workdir / "openssl-legacy.cnf"
     legacy_conf.write_text(OPENSSL_LEGACY_CONF)
 
@@ -500,7 +529,11 @@ def tls_lab(workdir: Path, net: str = NET) -> Iterator[TlsLab]:
         stack.enter_context(
             _SocketServer(s["plaintcp"], _reply_once(b"220 plain text, no TLS here\r\n")).running()
         )
-        stack.enter_context(_SocketServer(s["smtp"], _smtp_starttls(smtp_context)).running())
+        stack.enter_context(_SocketServer(s["smtp"], _smtp_starttls(mail["smtp"])).running())
+        imap = _line_starttls(mail["imap"], b"* OK attt lab IMAP4rev1\r\n", b"STARTTLS", b"OK begin TLS\r\n")
+        stack.enter_context(_SocketServer(s["imap"], imap).running())
+        pop3 = _line_starttls(mail["pop3"], b"+OK attt lab POP3\r\n", b"STLS", b"+OK begin TLS\r\n")
+        stack.enter_context(_SocketServer(s["pop3"], pop3).running())
         stack.enter_context(_SocketServer(s["tarpit"], None).running())
         yield TlsLab(ca_file=ca_file, servers=s, now=now)
 
