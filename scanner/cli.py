@@ -16,6 +16,7 @@ import click
 from checks.base import Credential
 from reports.base import Lang
 from reports.bundle import RENDERERS, write_bundle
+from reports.manifest import load_signing_key
 from scanner import __version__
 from scanner.errors import AtttError
 from scanner.evaluate import exit_code
@@ -163,6 +164,8 @@ def scan(
     chosen_formats = _formats(formats)
     registry = _registry()
     options = ScanOptions(timeout, concurrency, _credential_lookup(credentials))
+    if sign_key is not None:
+        load_signing_key(sign_key)  # a bad key is a configuration error before, not after, the scan
     if resume is not None and inventory is None:
         store = _open_store(db)
         prepared = prepare_resume(store.load(resume), store.probes_done(resume), registry)

@@ -125,6 +125,17 @@ def test_host_that_does_not_answer_gives_errors_and_exits_3(tmp_path: Path) -> N
     assert report["summary"]["overall"]["score"] is None
 
 
+def test_bad_signing_key_exits_2_before_scanning(tmp_path: Path) -> None:
+    key = tmp_path / "not-a-key.pem"
+    key.write_text("hello")
+    inv = inventory(tmp_path, ("ok", COMPLIANT, "[]"))
+    code, output, report = scan(tmp_path, inv, "--sign-key", str(key))
+    assert code == 2
+    assert "not-a-key.pem" in output
+    assert report is None
+    assert not (tmp_path / "runs.db").exists()
+
+
 def test_unknown_check_exits_2(tmp_path: Path) -> None:
     code, output, _ = scan(tmp_path, inventory(tmp_path, ("ok", COMPLIANT, "[]")), "--check", "nosuch")
     assert code == 2
