@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 
 from scanner.errors import StoreError
 from scanner.models.finding import Finding
@@ -190,13 +190,19 @@ class Store:
             findings = self._db.execute(
                 "SELECT body FROM findings WHERE run_id = ? ORDER BY seq", (run_id,)
             ).fetchall()
-        return StoredRun(
-            info=RunInfo.model_validate_json(row[0]),
-            systems=_systems.validate_json(row[1]),
-            targets=_targets.validate_json(row[2]),
-            observations=tuple(Observation.model_validate_json(b) for (b,) in observations),
-            findings=tuple(Finding.model_validate_json(b) for (b,) in findings),
-        )
+        try:
+            return StoredRun(
+                info=RunInfo.model_validate_json(row[0]),
+                systems=_systems.validate_json(row[1]),
+                targets=_targets.validate_json(row[2]),
+                observations=tuple(Observation.model_validate_json(b) for (b,) in observations),
+                findings=tuple(Finding.model_validate_json(b) for (b,) in findings),
+            )
+        except ValidationError as exc:
+            raise StoreError(
+                f"run {run_id} in {self.path} cannot be read by this version of attt: "
+                f"{exc.error_count()} field(s) do not fit, first at {_where(exc)}"
+            ) from None
 
     def runs(self, system: str | None = None, limit: int = 20) -> list[RunInfo]:
         """Newest first; with `system`, only runs that observed that system."""
@@ -246,3 +252,8 @@ class Store:
         if row is None:
             raise StoreError(f"no run {run_id!r} in {self.path}")
         return RunInfo.model_validate_json(row[0])
+
+
+def _where(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    return ".".join(str(part) for part in first["loc"]) + f" ({first['msg']})"

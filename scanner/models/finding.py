@@ -3,6 +3,8 @@
 from datetime import date
 from typing import Any, Literal
 
+from pydantic import field_validator
+
 from scanner.models.base import Frozen, Severity, Text
 from scanner.models.policy import Reference
 
@@ -31,6 +33,13 @@ class Finding(Frozen):
     title: Text
     message: Text
     """What the control saw, in both languages (a third-party check may give English only)."""
+
+    @field_validator("message", mode="before")
+    @classmethod
+    def _one_text_for_both(cls, value: object) -> object:
+        """Runs stored before messages were bilingual hold one string: it serves both languages."""
+        return {"vi": value, "en": value} if isinstance(value, str) else value
+
     evidence: dict[str, Any]
     """`observed` and `expected` values, so a reader sees both side by side."""
     references: tuple[Reference, ...]

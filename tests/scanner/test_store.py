@@ -1,5 +1,7 @@
 """The SQLite run store keeps every observation the moment it arrives."""
 
+import json
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -111,3 +113,27 @@ def test_finished_probes_are_known_for_resuming_even_when_they_saw_nothing(store
     store.reopen("r1")
     assert store.load("r1").info.status == "running"
     assert store.load("r1").info.finished is None
+
+
+def test_a_run_this_version_cannot_read_is_a_clear_error(store: Store) -> None:
+    t = target("127.0.0.4")
+    store.create_run(info("r1"), [t.system], [t])
+    with sqlite3.connect(store.path) as db:
+        db.execute("INSERT INTO observations (run_id, seq, system, body) VALUES ('r1', 0, 'sys-a', '{}')")
+    with pytest.raises(
+        StoreError, match=r"run r1 .* cannot be read by this version of attt: .* first at check"
+    ):
+        store.load("r1")
+
+
+def test_findings_stored_with_one_message_string_still_load(store: Store) -> None:
+    t = target("127.0.0.4")
+    store.create_run(info("r1"), [t.system], [t])
+    text = {"vi": "t", "en": "t"}
+    old = {"rule_id": "R", "control": "count.at_most", "check": "count", "policy": "p", "system": "sys-a",
+           "host": "127.0.0.4", "status": "pass", "severity": "low", "title": text, "message": "ok",
+           "evidence": {}, "references": [], "remediation": text}  # fmt: skip
+    with sqlite3.connect(store.path) as db:
+        db.execute("INSERT INTO findings (run_id, seq, body) VALUES ('r1', 0, ?)", (json.dumps(old),))
+    [finding] = store.load("r1").findings
+    assert (finding.message.vi, finding.message.en) == ("ok", "ok")
