@@ -265,7 +265,13 @@ def _write_reports(
     previous_id = store.previous_run(report.run)
     previous = build_report(store.load(previous_id)) if previous_id else None
     out_dir = out or Path("attt-reports") / report.run.id
-    write_bundle(report, formats, out_dir, cast(Lang, lang), sign_key=sign_key, previous=previous)
+    try:
+        write_bundle(report, formats, out_dir, cast(Lang, lang), sign_key=sign_key, previous=previous)
+    except OSError as exc:
+        raise AtttError(
+            f"cannot write the report to {out_dir}: {exc.strerror or exc}; the run is stored,"
+            f" write it elsewhere with: attt report {report.run.id} --out DIR"
+        ) from None
     _print_summary(report, out_dir)
 
 

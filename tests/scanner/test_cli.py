@@ -136,6 +136,17 @@ def test_bad_signing_key_exits_2_before_scanning(tmp_path: Path) -> None:
     assert not (tmp_path / "runs.db").exists()
 
 
+def test_unwritable_report_directory_is_one_line_and_the_run_is_kept(tmp_path: Path, listeners: None) -> None:
+    blocker = tmp_path / "out"
+    blocker.write_text("a file where the report directory should go")
+    code, output, _ = scan(tmp_path, inventory(tmp_path, ("ok", COMPLIANT, "[{port: 8080}]")))
+    assert code == 2
+    assert "cannot write the report to" in output
+    assert "Traceback" not in output
+    history = CliRunner().invoke(main, ["history", "--db", str(tmp_path / "runs.db")])
+    assert "complete" in history.output
+
+
 def test_unknown_check_exits_2(tmp_path: Path) -> None:
     code, output, _ = scan(tmp_path, inventory(tmp_path, ("ok", COMPLIANT, "[]")), "--check", "nosuch")
     assert code == 2
