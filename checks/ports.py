@@ -113,16 +113,23 @@ def ports_to_scan(target: Target, settings: PortsSettings, rules: Iterable[Resol
     return tuple(sorted(ports))
 
 
+def _unscanned(wanted: Iterable[int], data: PortsData, what: str, what_vi: str) -> Verdict | None:
+    """A rule about ports nobody scanned cannot be judged: never a pass."""
+    missing = sorted(set(wanted) - set(data.scanned))
+    if not missing:
+        return None
+    listed = _list(missing)
+    return Verdict.cannot_judge(
+        f"{what} not scanned: {listed}",
+        observed=missing,
+        expected="scanned",
+        vi=f"{what_vi} chưa được quét: {listed}",
+    )
+
+
 def _judge_forbidden(data: PortsData, params: ForbiddenParams, target: Target) -> Verdict:
-    unscanned = sorted(set(params.ports) - set(data.scanned))
-    if unscanned:
-        listed = _list(unscanned)
-        return Verdict.cannot_judge(
-            f"ports not scanned: {listed}",
-            observed=unscanned,
-            expected="scanned",
-            vi=f"cổng chưa được quét: {listed}",
-        )
+    if (unscanned := _unscanned(params.ports, data, "ports", "cổng")) is not None:
+        return unscanned
     services = set(params.services)
     found = [p for p in data.open if p.port in params.ports or p.service in services]
     if found:
@@ -170,15 +177,8 @@ def _judge_declared_reachable(data: PortsData, params: NoParams, target: Target)
         return Verdict.not_applicable(
             "no services declared for the host", vi="máy chủ chưa được khai báo dịch vụ nào"
         )
-    unscanned = sorted(set(declared) - set(data.scanned))
-    if unscanned:
-        listed = _list(unscanned)
-        return Verdict.cannot_judge(
-            f"declared ports not scanned: {listed}",
-            observed=unscanned,
-            expected="scanned",
-            vi=f"cổng đã khai báo chưa được quét: {listed}",
-        )
+    if (unscanned := _unscanned(declared, data, "declared ports", "cổng đã khai báo")) is not None:
+        return unscanned
     unreachable = sorted(set(declared) - data.open_ports())
     if unreachable:
         listed = _list(unreachable)

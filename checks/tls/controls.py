@@ -3,7 +3,7 @@
 import re
 from collections.abc import Callable
 from datetime import datetime
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field
 
@@ -23,16 +23,7 @@ VulnerabilityName = Literal[
     "fallback_scsv",
     "extended_master_secret",
 ]
-ALL_VULNERABILITIES: tuple[VulnerabilityName, ...] = (
-    "heartbleed",
-    "robot",
-    "ccs_injection",
-    "insecure_renegotiation",
-    "client_renegotiation",
-    "compression",
-    "fallback_scsv",
-    "extended_master_secret",
-)
+ALL_VULNERABILITIES: tuple[VulnerabilityName, ...] = get_args(VulnerabilityName)
 _SINGLE_DES = re.compile(r"_DES(?:40)?_")
 _FAMILY_TESTS: dict[SuiteFamily, Callable[[str], bool]] = {
     "NULL": lambda s: "WITH_NULL" in s or s.startswith("TLS_NULL_"),

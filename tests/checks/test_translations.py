@@ -47,6 +47,6 @@ def test_the_builtin_control_modules_are_all_found() -> None:
 @pytest.mark.parametrize("module_name", _control_modules())
 def test_every_verdict_has_a_vietnamese_sentence(module_name: str) -> None:
     calls = verdict_calls(module_name)
-    assert len(calls) >= 10  # the walk still sees the calls (Verdict not imported under another name)
+    assert len(calls) >= 5  # the walk still sees the calls (Verdict not imported under another name)
     untranslated = [call.lineno for call in calls if not _translated(call)]
     assert untranslated == [], f"{module_name} lines without vi=: {untranslated}"
