@@ -2,7 +2,7 @@
 
 from typing import ClassVar, Literal, Protocol
 
-from scanner.models.report import Report
+from attt.scanner.models.report import Report
 
 Lang = Literal["vi", "en"]
 

@@ -4,15 +4,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
-from reports.base import Lang, Renderer
-from reports.csv import CsvRenderer
-from reports.html import HtmlRenderer
-from reports.json import JsonRenderer
-from reports.junit import JunitRenderer
-from reports.manifest import SIGNATURE, load_signing_key, write_manifest
-from reports.sarif import SarifRenderer
-from scanner.errors import ConfigError
-from scanner.models.report import Report
+from attt.reports.base import Lang, Renderer
+from attt.reports.csv import CsvRenderer
+from attt.reports.html import HtmlRenderer
+from attt.reports.json import JsonRenderer
+from attt.reports.junit import JunitRenderer
+from attt.reports.manifest import SIGNATURE, load_signing_key, write_manifest
+from attt.reports.sarif import SarifRenderer
+from attt.scanner.errors import ConfigError
+from attt.scanner.models.report import Report
 
 RENDERERS: Final[dict[str, Renderer]] = {
     r.format: r for r in (HtmlRenderer(), JsonRenderer(), JunitRenderer(), SarifRenderer(), CsvRenderer())

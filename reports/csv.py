@@ -10,12 +10,12 @@ import json
 from collections.abc import Callable
 from typing import ClassVar, Final
 
-from reports._i18n import strings
-from reports._text import spreadsheet_cell
-from reports.base import Lang
-from scanner.models.finding import Finding
-from scanner.models.report import Report
-from scanner.models.target import SystemInfo
+from attt.reports._i18n import strings
+from attt.reports._text import spreadsheet_cell
+from attt.reports.base import Lang
+from attt.scanner.models.finding import Finding
+from attt.scanner.models.report import Report
+from attt.scanner.models.target import SystemInfo
 
 _Column = tuple[str, Callable[[Finding, SystemInfo | None, Lang], str]]
 

@@ -20,14 +20,14 @@ from typing import ClassVar, Final
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
-from reports._i18n import strings
-from reports._text import as_text, clean
-from reports.base import Lang
-from scanner.models.base import Severity
-from scanner.models.finding import Finding, FindingStatus
-from scanner.models.observation import Observation
-from scanner.models.policy import Reference
-from scanner.models.report import Counts, Report
+from attt.reports._i18n import strings
+from attt.reports._text import as_text, clean
+from attt.reports.base import Lang
+from attt.scanner.models.base import Severity
+from attt.scanner.models.finding import Finding, FindingStatus
+from attt.scanner.models.observation import Observation
+from attt.scanner.models.policy import Reference
+from attt.scanner.models.report import Counts, Report
 
 SEVERITIES: Final = tuple(s.value for s in reversed(Severity))
 """Most severe first, the order a reader wants."""
@@ -37,7 +37,7 @@ _SHOWN: Final = frozenset({"fail", "error", "waived"})
 """Statuses listed openly per host; the others are folded away."""
 
 _ENV: Final = Environment(
-    loader=PackageLoader("reports"),
+    loader=PackageLoader("attt.reports"),
     autoescape=select_autoescape(enabled_extensions=("html", "j2"), default_for_string=True, default=True),
     undefined=StrictUndefined,
     trim_blocks=True,
@@ -55,7 +55,7 @@ class Asset:
 
 @cache
 def _asset(name: str) -> Asset:
-    text = files("reports").joinpath("templates", name).read_text("utf-8")
+    text = files("attt.reports").joinpath("templates", name).read_text("utf-8")
     if "</" in text:
         raise ValueError(f"{name} must not contain '</': it is inlined into the page")
     digest = base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii")

@@ -2,8 +2,8 @@
 
 from typing import ClassVar
 
-from reports.base import Lang
-from scanner.models.report import Report
+from attt.reports.base import Lang
+from attt.scanner.models.report import Report
 
 
 class JsonRenderer:

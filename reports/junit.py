@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 from typing import ClassVar
 from xml.etree import ElementTree as ET
 
-from reports._i18n import strings
-from reports._text import as_text, clean, clean_line
-from reports.base import Lang
-from scanner.models.finding import Finding
-from scanner.models.report import Report
+from attt.reports._i18n import strings
+from attt.reports._text import as_text, clean, clean_line
+from attt.reports.base import Lang
+from attt.scanner.models.finding import Finding
+from attt.scanner.models.report import Report
 
 
 class JunitRenderer:

@@ -24,9 +24,9 @@ from cryptography.hazmat.primitives.serialization import (
 )
 from pydantic import Field, ValidationError
 
-from scanner.errors import ConfigError
-from scanner.models.base import Frozen
-from scanner.models.report import Report
+from attt.scanner.errors import ConfigError
+from attt.scanner.models.base import Frozen
+from attt.scanner.models.report import Report
 
 MANIFEST: Final = "manifest.json"
 SIGNATURE: Final = "manifest.sig"

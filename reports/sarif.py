@@ -16,11 +16,11 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, Final
 from urllib.parse import quote
 
-from reports._text import clean, clean_json, clean_line
-from reports.base import Lang
-from scanner.models.base import Severity
-from scanner.models.finding import Finding
-from scanner.models.report import Report
+from attt.reports._text import clean, clean_json, clean_line
+from attt.reports.base import Lang
+from attt.scanner.models.base import Severity
+from attt.scanner.models.finding import Finding
+from attt.scanner.models.report import Report
 
 SARIF_SCHEMA: Final = "https://json.schemastore.org/sarif-2.1.0.json"
 _LEVEL: Final = {

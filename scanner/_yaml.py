@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from scanner.errors import ConfigError
+from attt.scanner.errors import ConfigError
 
 MAX_BYTES = 2 * 1024 * 1024
 MAX_NODES = 100_000

@@ -13,19 +13,18 @@ from typing import NoReturn, cast
 
 import click
 
-from checks.base import Credential
-from reports.base import Lang
-from reports.bundle import RENDERERS, write_bundle
-from reports.manifest import load_signing_key
-from scanner import __version__
-from scanner.errors import AtttError
-from scanner.evaluate import exit_code
-from scanner.exitcodes import ExitCode
-from scanner.models.base import Severity
-from scanner.models.finding import Finding
-from scanner.models.report import Report
-from scanner.models.target import Target
-from scanner.pipeline import (
+from attt import __version__
+from attt.reports.base import Lang
+from attt.reports.bundle import RENDERERS, write_bundle
+from attt.reports.manifest import load_signing_key
+from attt.scanner.errors import AtttError
+from attt.scanner.evaluate import exit_code
+from attt.scanner.exitcodes import ExitCode
+from attt.scanner.models.base import Severity
+from attt.scanner.models.finding import Finding
+from attt.scanner.models.report import Report
+from attt.scanner.models.target import Target
+from attt.scanner.pipeline import (
     ScanOptions,
     ScanRequest,
     build_report,
@@ -34,11 +33,12 @@ from scanner.pipeline import (
     reevaluate,
     run_scan,
 )
-from scanner.progress import progress_for
-from scanner.registry import Registry
-from scanner.runner import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT
-from scanner.store import Store, db_path_from_url
-from scanner.terminal import safe
+from attt.scanner.plugin import Credential
+from attt.scanner.progress import progress_for
+from attt.scanner.registry import Registry
+from attt.scanner.runner import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT
+from attt.scanner.store import Store, db_path_from_url
+from attt.scanner.terminal import safe
 
 DEFAULT_FORMATS = "html,json"
 FAIL_ON_CHOICES = [s.value for s in Severity] + ["none"]
@@ -193,7 +193,7 @@ def scan(
 def _credential_lookup(path: Path | None) -> Callable[[Target], Credential | None]:
     if path is None:
         return lambda _target: None
-    from scanner.credentials import load_credentials  # only needed when credentials are given
+    from attt.scanner.credentials import load_credentials  # only needed when credentials are given
 
     return load_credentials(path).for_target
 
@@ -340,7 +340,7 @@ def policy() -> None:
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 def policy_validate(files: tuple[Path, ...]) -> None:
     """Load each policy file, resolving extends and checking every rule's control and params."""
-    from scanner.policy import load_policy
+    from attt.scanner.policy import load_policy
 
     registry = _registry()
     failed = False
@@ -362,7 +362,8 @@ def policy_validate(files: tuple[Path, ...]) -> None:
 @click.option("--lang", type=click.Choice(["vi", "en"]), default="vi", show_default=True)
 def policy_show(policy_ref: str, fmt: str, lang: str) -> None:
     """Print a resolved policy as a rule book (md) or as YAML."""
-    from scanner.policy import load_policy, policy_markdown, policy_yaml
+    from attt.reports.rulebook import policy_markdown, policy_yaml
+    from attt.scanner.policy import load_policy
 
     resolved = load_policy(policy_ref, _registry())
     click.echo(policy_markdown(resolved, lang) if fmt == "md" else policy_yaml(resolved), nl=False)
@@ -377,7 +378,7 @@ def inventory() -> None:
 @click.argument("file", type=click.Path(path_type=Path))
 def inventory_validate(file: Path) -> None:
     """Check an inventory: schema, unique ids, addresses, and that every host is in scope."""
-    from scanner.inventory import load_inventory, resolve_targets
+    from attt.scanner.inventory import load_inventory, resolve_targets
 
     loaded = load_inventory(file)
     targets = resolve_targets(loaded.inventory)
@@ -394,7 +395,7 @@ def inventory_validate(file: Path) -> None:
 )
 def verify(report_dir: Path, public_key: Path | None) -> None:
     """Check that a report bundle is intact: no file changed, missing or added."""
-    from reports.manifest import verify_bundle
+    from attt.reports.manifest import verify_bundle
 
     result = verify_bundle(report_dir, public_key)
     for problem in result.problems:

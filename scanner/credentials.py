@@ -21,11 +21,11 @@ from typing import Self
 
 from pydantic import Field, SecretStr, model_validator
 
-from checks.base import Credential
-from scanner._yaml import YamlDoc, load_yaml, validate
-from scanner.errors import ConfigError
-from scanner.models.base import Frozen
-from scanner.models.target import Address, SystemId, Target
+from attt.scanner._yaml import YamlDoc, load_yaml, validate
+from attt.scanner.errors import ConfigError
+from attt.scanner.models.base import Frozen
+from attt.scanner.models.target import Address, SystemId, Target
+from attt.scanner.plugin import Credential
 
 _PRIVATE_MODE_BITS = stat.S_IRWXG | stat.S_IRWXO
 

@@ -7,15 +7,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from checks.base import Verdict
-from scanner.exitcodes import ExitCode
-from scanner.models.base import Severity, Text
-from scanner.models.finding import Finding, FindingStatus, WaiverNote
-from scanner.models.observation import Observation, ProbeKey
-from scanner.models.policy import ResolvedPolicy, ResolvedRule, Waiver
-from scanner.models.target import Target
-from scanner.policy import rule_applies
-from scanner.registry import Registry
+from attt.scanner.exitcodes import ExitCode
+from attt.scanner.models.base import Severity, Text
+from attt.scanner.models.finding import Finding, FindingStatus, WaiverNote
+from attt.scanner.models.observation import Observation, ProbeKey
+from attt.scanner.models.policy import ResolvedPolicy, ResolvedRule, Waiver
+from attt.scanner.models.target import Target
+from attt.scanner.plugin import Verdict
+from attt.scanner.registry import Registry
 
 ObservationIndex = Mapping[ProbeKey, Sequence[Observation]]
 """(check, system, host) -> observations."""
@@ -57,7 +56,7 @@ def evaluate(
 def _judge_rule(
     rule: ResolvedRule, target: Target, index: ObservationIndex, registry: Registry
 ) -> list[Finding]:
-    if not rule_applies(rule, target.system):
+    if not rule.applies(target.system):
         return [_finding(rule, target, None, "not_applicable", _NOT_THIS_SYSTEM)]
     observations = index.get((rule.check, target.system.id, target.address), ())
     if not observations:

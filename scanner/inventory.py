@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scanner._yaml import YamlDoc, load_yaml, validate
-from scanner.errors import ConfigError
-from scanner.models.target import Inventory, Target
+from attt.scanner._yaml import YamlDoc, load_yaml, validate
+from attt.scanner.errors import ConfigError
+from attt.scanner.models.target import Inventory, Target
 
 Resolver = Callable[[str], list[str]]
 """Maps a DNS name to its addresses (empty when it does not resolve)."""

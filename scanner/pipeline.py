@@ -7,19 +7,19 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from checks.base import Credential
-from scanner import __version__
-from scanner.errors import ConfigError
-from scanner.evaluate import evaluate
-from scanner.inventory import load_inventory, resolve_targets, select_targets
-from scanner.models.observation import Observation, ProbeKey
-from scanner.models.policy import ResolvedPolicy
-from scanner.models.report import PolicyRef, Report, RunInfo, Summary
-from scanner.models.target import SystemInfo, Target
-from scanner.policy import default_policy_ref, load_policy
-from scanner.registry import Registry
-from scanner.runner import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, ProgressSink, Runner, ScanPlan
-from scanner.store import Store, StoredRun
+from attt import __version__
+from attt.scanner.errors import ConfigError
+from attt.scanner.evaluate import evaluate
+from attt.scanner.inventory import load_inventory, resolve_targets, select_targets
+from attt.scanner.models.observation import Observation, ProbeKey
+from attt.scanner.models.policy import ResolvedPolicy
+from attt.scanner.models.report import PolicyRef, Report, RunInfo, Summary
+from attt.scanner.models.target import SystemInfo, Target
+from attt.scanner.plugin import Credential
+from attt.scanner.policy import default_policy_ref, load_policy
+from attt.scanner.registry import Registry
+from attt.scanner.runner import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, ProgressSink, Runner, ScanPlan
+from attt.scanner.store import Store, StoredRun
 
 
 @dataclass(frozen=True)

@@ -21,29 +21,26 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
-from scanner._yaml import Loc, YamlDoc, data_path, dotted, first_error, load_yaml, validate, with_more
-from scanner.errors import ConfigError
-from scanner.models.policy import (
+from attt.scanner._yaml import Loc, YamlDoc, data_path, dotted, first_error, load_yaml, validate, with_more
+from attt.scanner.errors import ConfigError
+from attt.scanner.models.policy import (
     PolicyFile,
     PolicySource,
-    Reference,
     ResolvedPolicy,
     ResolvedRule,
     RuleSpec,
     Waiver,
 )
-from scanner.models.target import SystemInfo
-from scanner.registry import Registry
+from attt.scanner.registry import Registry
 
 _SUFFIXES = (".yaml", ".yml")
 
 
 def bundled_dir() -> Path:
     """The directory of the bundled policies (the `policies` package, also when installed)."""
-    return Path(str(resources.files("policies")))
+    return Path(str(resources.files("attt.policies")))
 
 
 def bundled_policy_ids() -> list[str]:
@@ -73,16 +70,6 @@ def load_policy(ref: str, registry: Registry, *, search_dirs: Sequence[Path] = (
         path, name = found
     layer = resolver.layer(path, name, None, ())
     return resolver.finish(layer)
-
-
-def rule_applies(rule: ResolvedRule, system: SystemInfo) -> bool:
-    """Whether a rule judges a system: each given criterion must hold (None means any)."""
-    where = rule.applies_to
-    return (
-        (where.levels is None or system.level in where.levels)
-        and (where.tags is None or bool(set(where.tags) & set(system.tags)))
-        and (where.systems is None or system.id in where.systems)
-    )
 
 
 @dataclass(frozen=True)
@@ -294,166 +281,3 @@ def _validated(
         blamed = key_origins.get(path[0]) if path else None
         where, full = (blamed, (*blamed.loc, *path[1:])) if blamed else (origin, (*origin.loc, *path))
         raise where.doc.error(full, with_more(message, more), field=dotted(full)) from None
-
-
-_LABELS: dict[str, dict[str, str]] = {
-    "vi": {
-        "version": "Phiên bản",
-        "sources": "Nguồn",
-        "rules": "Quy tắc",
-        "severity": "Mức độ",
-        "control": "Kiểm soát",
-        "params": "Tham số",
-        "applies": "Áp dụng cho",
-        "any": "mọi hệ thống",
-        "levels": "cấp độ",
-        "tags": "nhãn",
-        "systems": "hệ thống",
-        "defined_in": "Định nghĩa tại chính sách",
-        "remediation": "Khắc phục",
-        "references": "Tham chiếu",
-        "waivers": "Miễn trừ",
-        "approved_by": "phê duyệt bởi",
-        "expires": "hết hạn",
-        "settings": "Thiết lập kiểm tra",
-        "none": "không có",
-    },
-    "en": {
-        "version": "Version",
-        "sources": "Sources",
-        "rules": "Rules",
-        "severity": "Severity",
-        "control": "Control",
-        "params": "Parameters",
-        "applies": "Applies to",
-        "any": "every system",
-        "levels": "levels",
-        "tags": "tags",
-        "systems": "systems",
-        "defined_in": "Defined in policy",
-        "remediation": "Remediation",
-        "references": "References",
-        "waivers": "Waivers",
-        "approved_by": "approved by",
-        "expires": "expires",
-        "settings": "Check settings",
-        "none": "none",
-    },
-}
-
-# Both languages in every report: an auditor must never read an unchecked clause as certain.
-CONFIDENCE_MARKERS: dict[str, str] = {
-    "verified": "(đã xác minh / verified)",
-    "secondary": "(nguồn thứ cấp / secondary source)",
-    "unverified": "(chưa xác minh / unverified)",
-}
-
-
-def reference_text(reference: Reference) -> str:
-    """`standard clause (confidence marker)`, the way every report cites a reference."""
-    parts = [reference.standard, reference.clause or "", CONFIDENCE_MARKERS[reference.confidence]]
-    text = " ".join(p for p in parts if p)
-    return f"{text} <{reference.url}>" if reference.url else text
-
-
-_SEVERITY_NAMES = {
-    "vi": {
-        "info": "thông tin",
-        "low": "thấp",
-        "medium": "trung bình",
-        "high": "cao",
-        "critical": "nghiêm trọng",
-    },
-    "en": {},
-}
-
-
-def _severity_name(rule: ResolvedRule, lang: str) -> str:
-    return _SEVERITY_NAMES[lang].get(rule.severity.value, rule.severity.value)
-
-
-def policy_markdown(policy: ResolvedPolicy, lang: str = "vi") -> str:
-    """A readable rule book of the resolved policy, in Vietnamese (`vi`) or English (`en`)."""
-    lang = "vi" if lang == "vi" else "en"
-    label = _LABELS[lang]
-    out = [
-        f"# {policy.title}",
-        "",
-        f"- ID: `{policy.id}`",
-        f"- {label['version']}: {policy.version}",
-        f"- SHA-256: `{policy.sha256}`",
-        f"- {label['sources']}: " + ", ".join(f"`{s.path}` ({s.id} {s.version})" for s in policy.sources),
-        "",
-        *([policy.description.get(lang), ""] if policy.description else []),
-        f"## {label['rules']} ({len(policy.rules)})",
-    ]
-    for rule in policy.rules:
-        out += [
-            "",
-            f"### {rule.id} — {rule.title.get(lang)}",
-            "",
-            f"- {label['severity']}: **{_severity_name(rule, lang)}**",
-            f"- {label['control']}: `{rule.control}` (check `{rule.check}`)",
-            f"- {label['params']}: `{_compact_json(rule.params.model_dump(mode='json'))}`",
-            f"- {label['applies']}: {_applies_text(rule, label)}",
-            f"- {label['defined_in']}: `{rule.policy}`",
-            f"- {label['remediation']}: {rule.remediation.get(lang)}",
-            f"- {label['references']}:" + ("" if rule.references else f" {label['none']}"),
-        ]
-        out += [f"  - {reference_text(r)}" for r in rule.references]
-    out += ["", f"## {label['waivers']} ({len(policy.waivers)})", ""]
-    for waiver in policy.waivers:
-        where = " ".join(str(x) for x in (waiver.system, waiver.host, waiver.port) if x is not None)
-        decision = f" ({waiver.decision})" if waiver.decision else ""
-        out.append(
-            f"- {waiver.rule} @ {where}: {waiver.reason}; {label['approved_by']} {waiver.approved_by}"
-            f"{decision}; {label['expires']} {waiver.expires.isoformat()}"
-        )
-    out += ["", f"## {label['settings']}", ""]
-    out += [
-        f"- `{check}`: `{_compact_json(s.model_dump(mode='json'))}`" for check, s in policy.settings.items()
-    ]
-    if not policy.settings:
-        out.append(f"- {label['none']}")
-    return "\n".join(out) + "\n"
-
-
-def policy_yaml(policy: ResolvedPolicy) -> str:
-    """The resolved policy as a self-contained policy file (no `extends`), headed by its sources."""
-    header = [f"# resolved policy {policy.id} {policy.version}, sha256 {policy.sha256}"]
-    header += [f"# source: {s.path} ({s.id} {s.version}, sha256 {s.sha256})" for s in policy.sources]
-    body = {
-        "id": policy.id,
-        "title": policy.title,
-        "version": policy.version,
-        "settings": {check: s.model_dump(mode="json") for check, s in policy.settings.items()},
-        "rules": [
-            {
-                **rule.model_dump(
-                    mode="json", include={"id", "control", "severity", "title", "remediation", "references"}
-                ),
-                "params": rule.params.model_dump(mode="json"),
-                "applies_to": rule.applies_to.model_dump(mode="json", exclude_none=True),
-            }
-            for rule in policy.rules
-        ],
-        "waivers": [w.model_dump(mode="json", exclude_none=True) for w in policy.waivers],
-    }
-    dumped = yaml.safe_dump(body, allow_unicode=True, sort_keys=False, width=100)
-    return "\n".join(header) + "\n" + dumped
-
-
-def _applies_text(rule: ResolvedRule, label: Mapping[str, str]) -> str:
-    where = rule.applies_to
-    parts = []
-    if where.levels is not None:
-        parts.append(f"{label['levels']} " + ", ".join(str(x) for x in where.levels))
-    if where.tags is not None:
-        parts.append(f"{label['tags']} " + ", ".join(where.tags))
-    if where.systems is not None:
-        parts.append(f"{label['systems']} " + ", ".join(where.systems))
-    return "; ".join(parts) or label["any"]
-
-
-def _compact_json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))

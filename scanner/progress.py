@@ -10,10 +10,10 @@ from typing import TextIO
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from scanner.models.observation import Observation
-from scanner.models.target import Target
-from scanner.runner import ProgressSink
-from scanner.terminal import safe
+from attt.scanner.models.observation import Observation
+from attt.scanner.models.target import Target
+from attt.scanner.runner import ProgressSink
+from attt.scanner.terminal import safe
 
 
 class LineProgress(ProgressSink):

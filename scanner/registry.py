@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
-from checks.base import API_VERSION, Check, Control
+from attt.scanner.plugin import API_VERSION, Check, Control
 
 ENTRY_POINT_GROUP = "attt.checks"
 

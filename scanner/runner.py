@@ -15,12 +15,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from checks.base import Check, Credential, NoSettings, ProbeContext
-from scanner.models.observation import Observation, ProbeKey
-from scanner.models.policy import ResolvedPolicy, ResolvedRule
-from scanner.models.target import Target
-from scanner.policy import rule_applies
-from scanner.registry import Registry
+from attt.scanner.models.observation import Observation, ProbeKey
+from attt.scanner.models.policy import ResolvedPolicy, ResolvedRule
+from attt.scanner.models.target import Target
+from attt.scanner.plugin import Check, Credential, NoSettings, ProbeContext
+from attt.scanner.registry import Registry
 
 DEFAULT_CONCURRENCY = 16
 """Hosts probed at once: a province registers a few hundred hosts; 16 keeps a night's scan
@@ -115,7 +114,7 @@ class Runner:
     ) -> ProbeContext:
         policies = plan.policies.get(target.system.id, ())
         rules: list[ResolvedRule] = [
-            r for p in policies for r in p.rules if r.check == check.name and rule_applies(r, target.system)
+            r for p in policies for r in p.rules if r.check == check.name and r.applies(target.system)
         ]
         return ProbeContext(
             timeout=plan.timeout,

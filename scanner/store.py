@@ -11,11 +11,11 @@ from pathlib import Path
 
 from pydantic import TypeAdapter, ValidationError
 
-from scanner.errors import StoreError
-from scanner.models.finding import Finding
-from scanner.models.observation import Observation, ProbeKey
-from scanner.models.report import RunInfo, RunStatus
-from scanner.models.target import SystemInfo, Target
+from attt.scanner.errors import StoreError
+from attt.scanner.models.finding import Finding
+from attt.scanner.models.observation import Observation, ProbeKey
+from attt.scanner.models.report import RunInfo, RunStatus
+from attt.scanner.models.target import SystemInfo, Target
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (

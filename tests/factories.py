@@ -7,12 +7,12 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from scanner.models.base import Severity, Text
-from scanner.models.finding import Finding, FindingStatus, WaiverNote
-from scanner.models.observation import Observation
-from scanner.models.policy import PolicySource, Reference
-from scanner.models.report import PolicyRef, Report, RunInfo, Summary
-from scanner.models.target import Host, Service, SystemInfo, Target
+from attt.scanner.models.base import Severity, Text
+from attt.scanner.models.finding import Finding, FindingStatus, WaiverNote
+from attt.scanner.models.observation import Observation
+from attt.scanner.models.policy import PolicySource, Reference
+from attt.scanner.models.report import PolicyRef, Report, RunInfo, Summary
+from attt.scanner.models.target import Host, Service, SystemInfo, Target
 
 STARTED = datetime(2026, 11, 20, 1, 0, 0, tzinfo=UTC)
 FINISHED = STARTED + timedelta(minutes=7, seconds=12)

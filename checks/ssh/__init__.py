@@ -6,12 +6,12 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
-from checks.base import API_VERSION, Control, ProbeContext
-from checks.ssh.controls import CONTROLS
-from checks.ssh.models import SshData, SshSettings
-from checks.ssh.probe import probe_endpoint, ssh_ports
-from scanner.models.observation import Observation
-from scanner.models.target import Target
+from attt.checks.ssh.controls import CONTROLS
+from attt.checks.ssh.models import SshData, SshSettings
+from attt.checks.ssh.probe import probe_endpoint, ssh_ports
+from attt.scanner.models.observation import Observation
+from attt.scanner.models.target import Target
+from attt.scanner.plugin import API_VERSION, Control, ProbeContext
 
 __all__ = ["SshCheck", "SshData", "SshSettings"]
 

@@ -5,11 +5,13 @@ from typing import Literal, Self
 
 from pydantic import field_validator, model_validator
 
-from checks.base import Control, NoParams, Params, Verdict, controls_of
-from checks.ssh.knowledge import distribution_suffix, known_cves, parse_openssh, profiles
-from checks.ssh.models import SshData
-from scanner.models.base import Text
-from scanner.models.target import Target
+from attt.checks.ssh.knowledge import distribution_suffix, known_cves, parse_openssh, profiles
+from attt.checks.ssh.models import SshData
+from attt.scanner.models.base import Text
+from attt.scanner.models.target import Target
+from attt.scanner.plugin import Controls, NoParams, Params, Verdict
+
+CONTROLS = Controls("ssh")
 
 ListName = Literal["kex", "host_key_algorithms", "ciphers", "macs"]
 _LISTS: tuple[ListName, ...] = ("kex", "host_key_algorithms", "ciphers", "macs")
@@ -52,7 +54,9 @@ def _matching(names: tuple[str, ...], patterns: tuple[str, ...]) -> list[str]:
 # --- ssh.protocol_2_only ---------------------------------------------------------------
 
 
+@CONTROLS.control("ssh.protocol_2_only")
 def _protocol_2_only(data: SshData, params: NoParams, target: Target) -> Verdict:
+    """Only SSH protocol 2 is spoken."""
     if data.protocol == "2.0":
         return Verdict.passed(
             "the server speaks SSH-2 only",
@@ -91,7 +95,9 @@ class ForbiddenParams(Params):
         return self
 
 
+@CONTROLS.control("ssh.algorithms_forbidden", ForbiddenParams)
 def _algorithms_forbidden(data: SshData, params: ForbiddenParams, target: Target) -> Verdict:
+    """No forbidden KEX, host-key, cipher or MAC algorithm is offered."""
     if (unknown := _ssh1_only(data)) is not None:
         return unknown
     found = {
@@ -145,7 +151,9 @@ class AllowedOnlyParams(Params):
         return {name: tuple(value) for name, value in lists.items() if value is not None}
 
 
+@CONTROLS.control("ssh.algorithms_allowed_only", AllowedOnlyParams)
 def _algorithms_allowed_only(data: SshData, params: AllowedOnlyParams, target: Target) -> Verdict:
+    """Every offered algorithm is in an allow-list profile."""
     if (unknown := _ssh1_only(data)) is not None:
         return unknown
     allowed = params.allowed()
@@ -188,7 +196,9 @@ def _key_family(algorithm: str) -> str:
     return "ssh-rsa" if plain in _RSA else plain
 
 
+@CONTROLS.control("ssh.host_key_min_bits", HostKeyParams)
 def _host_key_min_bits(data: SshData, params: HostKeyParams, target: Target) -> Verdict:
+    """Host keys are large enough."""
     if (unknown := _ssh1_only(data)) is not None:
         return unknown
     problems: list[Text] = []
@@ -233,7 +243,9 @@ class PasswordParams(Params):
     """keyboard-interactive is often PAM with a second factor, so by default it is only mentioned."""
 
 
+@CONTROLS.control("ssh.password_auth_disabled", PasswordParams)
 def _password_auth_disabled(data: SshData, params: PasswordParams, target: Target) -> Verdict:
+    """Password authentication is not offered."""
     if (unknown := _ssh1_only(data)) is not None:
         return unknown
     methods = data.auth_methods
@@ -275,7 +287,9 @@ def _password_auth_disabled(data: SshData, params: PasswordParams, target: Targe
 # --- ssh.terrapin_safe -----------------------------------------------------------------
 
 
+@CONTROLS.control("ssh.terrapin_safe")
 def _terrapin_safe(data: SshData, params: NoParams, target: Target) -> Verdict:
+    """Not exposed to Terrapin (CVE-2023-48795)."""
     if (unknown := _ssh1_only(data)) is not None:
         return unknown
     ciphers, macs = data.all_ciphers(), data.all_macs()
@@ -322,7 +336,9 @@ class VulnerableParams(Params):
         return value
 
 
+@CONTROLS.control("ssh.software_not_vulnerable", VulnerableParams)
 def _software_not_vulnerable(data: SshData, params: VulnerableParams, target: Target) -> Verdict:
+    """The banner's OpenSSH version is outside known CVE ranges."""
     version = parse_openssh(data.software)
     if version is None:
         shown = repr(data.software[:60])
@@ -435,7 +451,9 @@ class ConfigParams(Params):
         return {key.lower(): expectation for key, expectation in value.items()}
 
 
+@CONTROLS.control("ssh.config", ConfigParams)
 def _config(data: SshData, params: ConfigParams, target: Target) -> Verdict:
+    """The effective sshd configuration (sshd -T) meets expectations."""
     expected = {key: e.model_dump(exclude_none=True) for key, e in params.expect.items()}
     if data.config is None:
         if data.config_error is not None:
@@ -472,37 +490,3 @@ def _config(data: SshData, params: ConfigParams, target: Target) -> Verdict:
         expected,
         vi="cấu hình đang có hiệu lực đáp ứng mọi yêu cầu",
     )
-
-
-CONTROLS = controls_of(
-    Control("ssh.protocol_2_only", "Only SSH protocol 2 is spoken", NoParams, _protocol_2_only),
-    Control(
-        "ssh.algorithms_forbidden",
-        "No forbidden KEX, host-key, cipher or MAC algorithm is offered",
-        ForbiddenParams,
-        _algorithms_forbidden,
-    ),
-    Control(
-        "ssh.algorithms_allowed_only",
-        "Every offered algorithm is in an allow-list profile",
-        AllowedOnlyParams,
-        _algorithms_allowed_only,
-    ),
-    Control("ssh.host_key_min_bits", "Host keys are large enough", HostKeyParams, _host_key_min_bits),
-    Control(
-        "ssh.password_auth_disabled",
-        "Password authentication is not offered",
-        PasswordParams,
-        _password_auth_disabled,
-    ),
-    Control("ssh.terrapin_safe", "Not exposed to Terrapin (CVE-2023-48795)", NoParams, _terrapin_safe),
-    Control(
-        "ssh.software_not_vulnerable",
-        "The banner's OpenSSH version is outside known CVE ranges",
-        VulnerableParams,
-        _software_not_vulnerable,
-    ),
-    Control(
-        "ssh.config", "The effective sshd configuration (sshd -T) meets expectations", ConfigParams, _config
-    ),
-)

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from scanner.models.base import Frozen
+from attt.scanner.models.base import Frozen
 
 _OPENSSH = re.compile(r"^OpenSSH_(\d+)\.(\d+)(?:\.\d+)?(?:p(\d+))?")
 
@@ -50,7 +50,7 @@ class _Cves(Frozen):
 
 
 def _read(name: str) -> str:
-    return files("checks").joinpath("data", name).read_text(encoding="utf-8")
+    return files("attt.checks.ssh").joinpath("data", name).read_text(encoding="utf-8")
 
 
 @cache

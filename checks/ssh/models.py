@@ -5,7 +5,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
-from scanner.models.base import Frozen
+from attt.scanner.models.base import Frozen
 
 _SAFE_PATH = re.compile(r"^/[A-Za-z0-9_./-]{1,255}$")
 STRICT_KEX_MARKER = "kex-strict-s-v00@openssh.com"

@@ -6,12 +6,12 @@ credential, one authenticated session for `sshd -T`."""
 import time
 from collections.abc import Iterable
 
-from checks import _paramiko
-from checks._ssh_wire import ServerHello, WireError, read_server_hello
-from checks.base import ProbeContext
-from checks.ssh.models import EXT_INFO_MARKER, STRICT_KEX_MARKER, HostKey, SshData, SshSettings
-from scanner.models.observation import Observation, bound_text
-from scanner.models.target import Target
+from attt.checks.ssh import _paramiko
+from attt.checks.ssh.models import EXT_INFO_MARKER, STRICT_KEX_MARKER, HostKey, SshData, SshSettings
+from attt.checks.ssh.wire import ServerHello, WireError, read_server_hello
+from attt.scanner.models.observation import Observation, bound_text
+from attt.scanner.models.target import Target
+from attt.scanner.plugin import ProbeContext
 
 CHECK = "ssh"
 MAX_AUTH_BANNER = 2000

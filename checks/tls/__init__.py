@@ -3,12 +3,12 @@
 from collections.abc import Iterable
 from typing import ClassVar
 
-from checks.base import API_VERSION, ProbeContext
-from checks.tls.controls import CONTROLS
-from checks.tls.models import TlsData, TlsSettings
-from checks.tls.probe import probe_target, tls_endpoints
-from scanner.models.observation import Observation
-from scanner.models.target import Target
+from attt.checks.tls.controls import CONTROLS
+from attt.checks.tls.models import TlsData, TlsSettings
+from attt.checks.tls.probe import probe_target, tls_endpoints
+from attt.scanner.models.observation import Observation
+from attt.scanner.models.target import Target
+from attt.scanner.plugin import API_VERSION, ProbeContext
 
 __all__ = ["TlsCheck", "TlsData", "TlsSettings", "tls_endpoints"]
 

@@ -7,10 +7,12 @@ from typing import Literal, get_args
 
 from pydantic import Field
 
-from checks.base import Control, NoParams, Params, Verdict, controls_of
-from checks.tls.models import PROTOCOLS, Certificate, Protocol, TlsData
-from checks.tls.profile import ProfileName, mozilla_guidelines
-from scanner.models.target import Target
+from attt.checks.tls.models import PROTOCOLS, Certificate, Protocol, TlsData
+from attt.checks.tls.profile import ProfileName, mozilla_guidelines
+from attt.scanner.models.target import Target
+from attt.scanner.plugin import Controls, NoParams, Params, Verdict
+
+CONTROLS = Controls("tls")
 
 SuiteFamily = Literal["NULL", "EXPORT", "anon", "RC4", "DES", "3DES", "MD5", "static_rsa", "CBC"]
 VulnerabilityName = Literal[
@@ -76,7 +78,9 @@ class ProtocolsParams(Params):
     """Versions that must not be accepted."""
 
 
+@CONTROLS.control("tls.protocols_disabled", ProtocolsParams)
 def _protocols_disabled(data: TlsData, params: ProtocolsParams, target: Target) -> Verdict:
+    """The listed protocol versions are not accepted."""
     if (missing := _no_protocols(data)) is not None:
         return missing
     enabled = [p for p in data.protocols if p in params.protocols]
@@ -103,7 +107,9 @@ class MinVersionParams(Params):
     version: Protocol = "TLSv1.2"
 
 
+@CONTROLS.control("tls.min_version", MinVersionParams)
 def _min_version(data: TlsData, params: MinVersionParams, target: Target) -> Verdict:
+    """No protocol older than the given version is accepted."""
     if (missing := _no_protocols(data)) is not None:
         return missing
     floor = PROTOCOLS.index(params.version)
@@ -130,7 +136,9 @@ class SuiteFamiliesParams(Params):
     families: tuple[SuiteFamily, ...] = ("NULL", "EXPORT", "anon", "RC4", "DES", "3DES", "MD5")
 
 
+@CONTROLS.control("tls.cipher_suites_forbidden", SuiteFamiliesParams)
 def _cipher_suites_forbidden(data: TlsData, params: SuiteFamiliesParams, target: Target) -> Verdict:
+    """No accepted cipher suite belongs to a forbidden family."""
     if (missing := _no_protocols(data)) is not None:
         return missing
     bad = {
@@ -156,7 +164,9 @@ def _cipher_suites_forbidden(data: TlsData, params: SuiteFamiliesParams, target:
 # --- tls.forward_secrecy ---------------------------------------------------------------
 
 
+@CONTROLS.control("tls.forward_secrecy")
 def _forward_secrecy(data: TlsData, params: NoParams, target: Target) -> Verdict:
+    """Every accepted suite has an ephemeral key exchange."""
     if (missing := _no_protocols(data)) is not None:
         return missing
     static = [
@@ -224,7 +234,9 @@ def mozilla_deviations(data: TlsData, params: MozillaParams) -> list[str]:
     return found
 
 
+@CONTROLS.control("tls.mozilla_profile", MozillaParams)
 def _mozilla_profile(data: TlsData, params: MozillaParams, target: Target) -> Verdict:
+    """The endpoint conforms to a Mozilla Server Side TLS 6.0 profile."""
     if (missing := _no_protocols(data)) is not None:
         return missing
     if isinstance(cert := _certificate(data), Verdict):
@@ -245,7 +257,9 @@ def _mozilla_profile(data: TlsData, params: MozillaParams, target: Target) -> Ve
 # --- certificate controls --------------------------------------------------------------
 
 
+@CONTROLS.control("tls.certificate_trusted")
 def _certificate_trusted(data: TlsData, params: NoParams, target: Target) -> Verdict:
+    """The certificate chain leads to a trusted anchor."""
     if isinstance(cert := _certificate(data), Verdict):
         return cert
     if cert.trusted:
@@ -277,7 +291,9 @@ def _days_left(cert: Certificate, at: datetime) -> float:
     return (cert.not_after - at).total_seconds() / 86400
 
 
+@CONTROLS.control("tls.certificate_expiry", ExpiryParams)
 def _certificate_expiry(data: TlsData, params: ExpiryParams, target: Target) -> Verdict:
+    """The certificate is valid for at least N more days at scan time."""
     if isinstance(cert := _certificate(data), Verdict):
         return cert
     left = _days_left(cert, data.scanned_at)
@@ -315,7 +331,9 @@ class LifetimeParams(Params):
     max_days: int = Field(default=398, ge=1)
 
 
+@CONTROLS.control("tls.certificate_lifetime", LifetimeParams)
 def _certificate_lifetime(data: TlsData, params: LifetimeParams, target: Target) -> Verdict:
+    """The certificate's total validity is at most N days."""
     if isinstance(cert := _certificate(data), Verdict):
         return cert
     days = cert.lifetime_days
@@ -342,7 +360,9 @@ class KeyParams(Params):
     )
 
 
+@CONTROLS.control("tls.certificate_key", KeyParams)
 def _certificate_key(data: TlsData, params: KeyParams, target: Target) -> Verdict:
+    """The certificate key is of an allowed type and size."""
     if isinstance(cert := _certificate(data), Verdict):
         return cert
     observed = f"{cert.key_type} {cert.key_bits}" + (f" ({cert.curve})" if cert.curve else "")
@@ -371,7 +391,9 @@ class SignatureParams(Params):
     forbidden_hashes: tuple[str, ...] = ("md5", "sha1")
 
 
+@CONTROLS.control("tls.certificate_signature", SignatureParams)
 def _certificate_signature(data: TlsData, params: SignatureParams, target: Target) -> Verdict:
+    """No certificate in the chain is signed with a forbidden hash."""
     if isinstance(cert := _certificate(data), Verdict):
         return cert
     leaf = ("leaf", "chứng chỉ máy chủ")
@@ -392,7 +414,9 @@ def _certificate_signature(data: TlsData, params: SignatureParams, target: Targe
     )
 
 
+@CONTROLS.control("tls.hostname_matches")
 def _hostname_matches(data: TlsData, params: NoParams, target: Target) -> Verdict:
+    """The certificate is valid for the registered host name."""
     if target.host.hostname is None:
         return Verdict.not_applicable(
             "the inventory gives no host name to match the certificate against",
@@ -421,7 +445,9 @@ class VulnerabilitiesParams(Params):
     checks: tuple[VulnerabilityName, ...] = ALL_VULNERABILITIES
 
 
+@CONTROLS.control("tls.no_known_vulnerabilities", VulnerabilitiesParams)
 def _no_known_vulnerabilities(data: TlsData, params: VulnerabilitiesParams, target: Target) -> Verdict:
+    """No known TLS implementation weakness is present."""
     facts = {name: getattr(data.vulnerabilities, name) for name in params.checks}
     exposed = [name for name, value in facts.items() if value is True]
     unknown = [name for name, value in facts.items() if value is None]
@@ -450,7 +476,9 @@ class HstsParams(Params):
     include_subdomains: bool = False
 
 
+@CONTROLS.control("tls.hsts", HstsParams)
 def _hsts(data: TlsData, params: HstsParams, target: Target) -> Verdict:
+    """HTTPS endpoints send HSTS with a long enough max-age."""
     if not data.http:
         return Verdict.not_applicable(
             "the endpoint does not serve HTTP", vi="máy chủ không cung cấp dịch vụ HTTP"
@@ -478,85 +506,3 @@ def _hsts(data: TlsData, params: HstsParams, target: Target) -> Verdict:
             vi="HSTS thiếu includeSubDomains",
         )
     return Verdict.passed(f"HSTS max-age {age}", observed=age, expected=expected, vi=f"HSTS có max-age {age}")
-
-
-CONTROLS = controls_of(
-    Control(
-        "tls.protocols_disabled",
-        "The listed protocol versions are not accepted",
-        ProtocolsParams,
-        _protocols_disabled,
-    ),
-    Control(
-        "tls.min_version",
-        "No protocol older than the given version is accepted",
-        MinVersionParams,
-        _min_version,
-    ),
-    Control(
-        "tls.cipher_suites_forbidden",
-        "No accepted cipher suite belongs to a forbidden family",
-        SuiteFamiliesParams,
-        _cipher_suites_forbidden,
-    ),
-    Control(
-        "tls.forward_secrecy",
-        "Every accepted suite has an ephemeral key exchange",
-        NoParams,
-        _forward_secrecy,
-    ),
-    Control(
-        "tls.mozilla_profile",
-        "The endpoint conforms to a Mozilla Server Side TLS 6.0 profile",
-        MozillaParams,
-        _mozilla_profile,
-    ),
-    Control(
-        "tls.certificate_trusted",
-        "The certificate chain leads to a trusted anchor",
-        NoParams,
-        _certificate_trusted,
-    ),
-    Control(
-        "tls.certificate_expiry",
-        "The certificate is valid for at least N more days at scan time",
-        ExpiryParams,
-        _certificate_expiry,
-    ),
-    Control(
-        "tls.certificate_lifetime",
-        "The certificate's total validity is at most N days",
-        LifetimeParams,
-        _certificate_lifetime,
-    ),
-    Control(
-        "tls.certificate_key",
-        "The certificate key is of an allowed type and size",
-        KeyParams,
-        _certificate_key,
-    ),
-    Control(
-        "tls.certificate_signature",
-        "No certificate in the chain is signed with a forbidden hash",
-        SignatureParams,
-        _certificate_signature,
-    ),
-    Control(
-        "tls.hostname_matches",
-        "The certificate is valid for the registered host name",
-        NoParams,
-        _hostname_matches,
-    ),
-    Control(
-        "tls.no_known_vulnerabilities",
-        "No known TLS implementation weakness is present",
-        VulnerabilitiesParams,
-        _no_known_vulnerabilities,
-    ),
-    Control(
-        "tls.hsts",
-        "HTTPS endpoints send HSTS with a long enough max-age",
-        HstsParams,
-        _hsts,
-    ),
-)

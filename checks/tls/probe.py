@@ -6,11 +6,11 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 # A module import, not names: `_sslyze` imports this package's models, so either may load first.
-from checks import _sslyze
-from checks.base import ProbeContext
-from checks.tls.models import StartTls, TlsSettings
-from scanner.models.observation import Observation
-from scanner.models.target import Target
+from attt.checks.tls import _sslyze
+from attt.checks.tls.models import StartTls, TlsSettings
+from attt.scanner.models.observation import Observation
+from attt.scanner.models.target import Target
+from attt.scanner.plugin import ProbeContext
 
 CHECK = "tls"
 IMPLICIT_TLS_PORTS = frozenset(

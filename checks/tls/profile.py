@@ -5,8 +5,8 @@ from functools import cache
 from importlib.resources import files
 from typing import Literal
 
-from checks.tls.models import Protocol
-from scanner.models.base import Frozen
+from attt.checks.tls.models import Protocol
+from attt.scanner.models.base import Frozen
 
 ProfileName = Literal["modern", "intermediate"]
 PROFILE_FILE = "mozilla-server-side-tls-6.0.json"
@@ -36,5 +36,5 @@ class MozillaGuidelines(Frozen):
 
 @cache
 def mozilla_guidelines() -> MozillaGuidelines:
-    text = files("checks").joinpath("data", PROFILE_FILE).read_text(encoding="utf-8")
+    text = files("attt.checks.tls").joinpath("data", PROFILE_FILE).read_text(encoding="utf-8")
     return MozillaGuidelines.model_validate(json.loads(text))

@@ -5,8 +5,8 @@ from typing import Any, Literal
 
 from pydantic import field_validator
 
-from scanner.models.base import Frozen, Severity, Text
-from scanner.models.policy import Reference
+from attt.scanner.models.base import Frozen, Severity, Text
+from attt.scanner.models.policy import Reference
 
 FindingStatus = Literal["pass", "fail", "error", "waived", "not_applicable"]
 

@@ -6,8 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from scanner.models.base import Frozen
-from scanner.models.target import Target
+from attt.scanner.models.base import Frozen
+from attt.scanner.models.target import Target
 
 MAX_ERROR_CHARS = 500
 

@@ -5,8 +5,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from scanner.models.base import Frozen, Severity, Text
-from scanner.models.target import Port, SystemId
+from attt.scanner.models.base import Frozen, Severity, Text
+from attt.scanner.models.target import Port, SystemId, SystemInfo
 
 RuleId = Annotated[str, Field(pattern=r"^[A-Z0-9][A-Z0-9-]{1,63}$")]
 PolicyId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
@@ -92,6 +92,15 @@ class ResolvedRule(BaseModel):
     references: tuple[Reference, ...]
     policy: PolicyId
     """The policy file that defined the rule."""
+
+    def applies(self, system: SystemInfo) -> bool:
+        """Whether the rule judges a system: each given criterion must hold (None means any)."""
+        where = self.applies_to
+        return (
+            (where.levels is None or system.level in where.levels)
+            and (where.tags is None or bool(set(where.tags) & set(system.tags)))
+            and (where.systems is None or system.id in where.systems)
+        )
 
 
 class PolicySource(Frozen):

@@ -7,11 +7,11 @@ from typing import Literal
 
 from pydantic import Field
 
-from scanner.models.base import Frozen, Severity
-from scanner.models.finding import Finding, FindingStatus
-from scanner.models.observation import Observation
-from scanner.models.policy import PolicySource
-from scanner.models.target import SystemInfo, Target
+from attt.scanner.models.base import Frozen, Severity
+from attt.scanner.models.finding import Finding, FindingStatus
+from attt.scanner.models.observation import Observation
+from attt.scanner.models.policy import PolicySource
+from attt.scanner.models.target import SystemInfo, Target
 
 SCHEMA_VERSION = "1.0"
 

@@ -11,8 +11,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from reports.bundle import RENDERERS, write_bundle
-from reports.manifest import verify_bundle
+from attt.reports.bundle import RENDERERS, write_bundle
+from attt.reports.manifest import verify_bundle
 from tests.factories import large_report
 
 HTML_TARGET_SECONDS = 3.0

@@ -14,9 +14,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from checks.base import ProbeContext
-from checks.ssh import SshCheck
-from scanner.models.target import Host, Service, SystemInfo, Target
+from attt.checks.ssh import SshCheck
+from attt.scanner.models.target import Host, Service, SystemInfo, Target
+from attt.scanner.plugin import ProbeContext
 from tests.servers.sshd import SshServers, can_run_sshd, running_ssh_servers
 
 SSH_AUDIT = Path(sys.executable).parent / "ssh-audit"

@@ -13,8 +13,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from checks.base import ProbeContext
-from checks.tls import TlsCheck, TlsSettings
+from attt.checks.tls import TlsCheck, TlsSettings
+from attt.scanner.plugin import ProbeContext
 from tests import factories
 from tests.servers.tls import TlsServer, tls_lab
 

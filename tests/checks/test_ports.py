@@ -7,24 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from checks import _nmap
-from checks.base import NoParams, ProbeContext, Verdict
-from checks.ports import (
-    COMMON_PORTS,
-    ForbiddenParams,
-    OnlyAllowedParams,
-    OpenPort,
-    PortsCheck,
-    PortsData,
-    PortsSettings,
-    connect_scan_data,
-    ports_to_scan,
-)
-from scanner.models.base import Severity, Text
-from scanner.models.policy import AppliesTo, ResolvedRule
-from scanner.models.target import Host, Service, SystemInfo, Target
-from scanner.policy import load_policy
-from scanner.registry import Registry
+from attt.checks.ports import PortsCheck, _nmap, connect_scan_data
+from attt.checks.ports.controls import ForbiddenParams, OnlyAllowedParams, ports_to_scan
+from attt.checks.ports.models import COMMON_PORTS, OpenPort, PortsData, PortsSettings
+from attt.scanner.models.base import Severity, Text
+from attt.scanner.models.policy import AppliesTo, ResolvedRule
+from attt.scanner.models.target import Host, Service, SystemInfo, Target
+from attt.scanner.plugin import NoParams, ProbeContext, Verdict
+from attt.scanner.policy import load_policy
+from attt.scanner.registry import Registry
 from tests.servers.listeners import (
     PORTS_HOST_EMPTY,
     PORTS_HOST_MIXED,

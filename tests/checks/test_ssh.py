@@ -16,16 +16,15 @@ import paramiko
 import pytest
 from pydantic import SecretStr
 
-from checks import _paramiko
-from checks.base import Credential, ProbeContext, Verdict
-from checks.ssh import SshCheck, SshData, SshSettings
-from checks.ssh.controls import CONTROLS
-from checks.ssh.models import HostKey
-from scanner.models.observation import Observation
-from scanner.models.policy import ResolvedRule
-from scanner.models.target import Host, Service, SystemInfo, Target
-from scanner.policy import load_policy
-from scanner.registry import RegisteredCheck, Registry
+from attt.checks.ssh import SshCheck, SshData, SshSettings, _paramiko
+from attt.checks.ssh.controls import CONTROLS
+from attt.checks.ssh.models import HostKey
+from attt.scanner.models.observation import Observation
+from attt.scanner.models.policy import ResolvedRule
+from attt.scanner.models.target import Host, Service, SystemInfo, Target
+from attt.scanner.plugin import Credential, ProbeContext, Verdict
+from attt.scanner.policy import load_policy
+from attt.scanner.registry import RegisteredCheck, Registry
 from tests.servers.sshd import AUTH_BANNER, SshServers
 
 POLICY = Path(__file__).parents[2] / "policies" / "baseline-ssh.yaml"

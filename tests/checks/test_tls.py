@@ -14,14 +14,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from checks import _sslyze
-from checks.base import NoParams, ProbeContext
-from checks.tls import TlsCheck, TlsData, TlsSettings, tls_endpoints
-from checks.tls.controls import CONTROLS, MozillaParams, mozilla_deviations, suite_families
-from checks.tls.models import Certificate, StartTls, Vulnerabilities
-from scanner.models.observation import Observation
-from scanner.policy import load_policy
-from scanner.registry import Registry
+from attt.checks.tls import TlsCheck, TlsData, TlsSettings, _sslyze, tls_endpoints
+from attt.checks.tls.controls import CONTROLS, MozillaParams, mozilla_deviations, suite_families
+from attt.checks.tls.models import Certificate, StartTls, Vulnerabilities
+from attt.checks.tls.x509 import hostname_matches
+from attt.scanner.models.observation import Observation
+from attt.scanner.plugin import NoParams, ProbeContext
+from attt.scanner.policy import load_policy
+from attt.scanner.registry import Registry
 from tests import factories
 from tests.servers.tls import CLOSED, SERVERS, TlsLab, TlsServer
 
@@ -401,14 +401,14 @@ def test_hostname_matching_follows_rfc_9525():
     import ipaddress
 
     wildcard = _cert(x509.DNSName("*.attt.test"), x509.IPAddress(ipaddress.ip_address("127.0.30.9")))
-    assert _sslyze.hostname_matches("www.attt.test", wildcard)
-    assert _sslyze.hostname_matches("WWW.attt.test.", wildcard)
-    assert not _sslyze.hostname_matches("a.b.attt.test", wildcard)
-    assert not _sslyze.hostname_matches("attt.test", wildcard)
-    assert _sslyze.hostname_matches("127.0.30.9", wildcard)
-    assert not _sslyze.hostname_matches("127.0.30.8", wildcard)
+    assert hostname_matches("www.attt.test", wildcard)
+    assert hostname_matches("WWW.attt.test.", wildcard)
+    assert not hostname_matches("a.b.attt.test", wildcard)
+    assert not hostname_matches("attt.test", wildcard)
+    assert hostname_matches("127.0.30.9", wildcard)
+    assert not hostname_matches("127.0.30.8", wildcard)
     # The CN says www.attt.test, but without subjectAltName nothing matches.
-    assert not _sslyze.hostname_matches("www.attt.test", _cert())
+    assert not hostname_matches("www.attt.test", _cert())
 
 
 def _synthetic(**changes: Any) -> TlsData:

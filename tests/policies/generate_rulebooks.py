@@ -6,8 +6,9 @@ Each bundled policy gets `<id>.md` (Vietnamese, what auditors read) and `<id>.en
 
 from pathlib import Path
 
-from scanner.policy import bundled_policy_ids, load_policy, policy_markdown
-from scanner.registry import Registry
+from attt.reports.rulebook import policy_markdown
+from attt.scanner.policy import bundled_policy_ids, load_policy
+from attt.scanner.registry import Registry
 
 RULEBOOK_DIR = Path(__file__).resolve().parents[2] / "docs" / "policies"
 FILE_NAMES = {"vi": "{id}.md", "en": "{id}.en.md"}

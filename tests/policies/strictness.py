@@ -10,8 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from checks.tls.models import PROTOCOLS
-from scanner.models.policy import ResolvedRule
+from attt.checks.tls.models import PROTOCOLS
+from attt.scanner.models.policy import ResolvedRule
 
 Stricter = Callable[[Any, Any], bool]
 """(lower level's value, higher level's value) -> the higher one is at least as strict."""

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from scanner._yaml import load_yaml, validate
-from scanner.inventory import load_inventory
-from scanner.models.policy import PolicyFile, ResolvedPolicy, ResolvedRule
-from scanner.pipeline import policies_for
-from scanner.policy import bundled_dir, bundled_policy_ids, default_policy_ref, load_policy
-from scanner.registry import Registry
+from attt.scanner._yaml import load_yaml, validate
+from attt.scanner.inventory import load_inventory
+from attt.scanner.models.policy import PolicyFile, ResolvedPolicy, ResolvedRule
+from attt.scanner.pipeline import policies_for
+from attt.scanner.policy import bundled_dir, bundled_policy_ids, default_policy_ref, load_policy
+from attt.scanner.registry import Registry
 from tests.policies import generate_rulebooks
 from tests.policies.strictness import weaker_points
 

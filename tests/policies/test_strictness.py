@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from scanner.models.base import Severity, Text
-from scanner.models.policy import AppliesTo, ResolvedRule
-from scanner.registry import Registry
+from attt.scanner.models.base import Severity, Text
+from attt.scanner.models.policy import AppliesTo, ResolvedRule
+from attt.scanner.registry import Registry
 from tests.policies.strictness import FIELDS, VIEWS, weaker_points
 
 

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from reports.html import HtmlRenderer
-from scanner.models.base import Severity
-from scanner.models.report import Report
+from attt.reports.html import HtmlRenderer
+from attt.scanner.models.base import Severity
+from attt.scanner.models.report import Report
 from tests import factories as F
 
 CHROMIUM = Path("/usr/bin/chromium")

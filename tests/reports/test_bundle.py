@@ -11,9 +11,9 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
 )
 
-from reports.bundle import RENDERERS, write_bundle
-from reports.manifest import verify_bundle
-from scanner.errors import ConfigError
+from attt.reports.bundle import RENDERERS, write_bundle
+from attt.reports.manifest import verify_bundle
+from attt.scanner.errors import ConfigError
 from tests import factories as F
 from tests.bench import bench_report
 

@@ -9,11 +9,11 @@ from xml.etree import ElementTree as ET
 import jsonschema  # type: ignore[import-untyped]  # no stubs in the dev dependencies
 import pytest
 
-from reports.csv import COLUMNS, CsvRenderer
-from reports.junit import JunitRenderer
-from reports.sarif import SarifRenderer
-from scanner.models.base import Severity
-from scanner.models.report import Report
+from attt.reports.csv import COLUMNS, CsvRenderer
+from attt.reports.junit import JunitRenderer
+from attt.reports.sarif import SarifRenderer
+from attt.scanner.models.base import Severity
+from attt.scanner.models.report import Report
 from tests import factories as F
 from tests.reports.junit_schema import junit_problems
 

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from reports._i18n import strings
-from reports.html import HtmlRenderer, build_view, render_html
-from scanner.models.base import Severity
-from scanner.models.report import Report
+from attt.reports._i18n import strings
+from attt.reports.html import HtmlRenderer, build_view, render_html
+from attt.scanner.models.base import Severity
+from attt.scanner.models.report import Report
 from tests import factories as F
 
 RENDERER = HtmlRenderer()

@@ -2,7 +2,7 @@
 
 import pytest
 
-from reports._text import as_text, clean, clean_json, clean_line, spreadsheet_cell
+from attt.reports._text import as_text, clean, clean_json, clean_line, spreadsheet_cell
 
 
 @pytest.mark.parametrize(

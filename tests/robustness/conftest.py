@@ -31,7 +31,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 
 REPO = Path(__file__).resolve().parents[2]
-ATTT_ENTRY = "import sys; from scanner.cli import main; sys.exit(main())"
+ATTT_ENTRY = "import sys; from attt.scanner.cli import main; sys.exit(main())"
 
 
 @dataclass(frozen=True)

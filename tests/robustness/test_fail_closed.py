@@ -20,14 +20,14 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from checks.base import API_VERSION, Control, NoSettings, ProbeContext, controls_of
-from scanner.evaluate import evaluate, exit_code
-from scanner.exitcodes import ExitCode
-from scanner.models.base import Severity, Text
-from scanner.models.observation import Observation
-from scanner.models.policy import AppliesTo, ResolvedPolicy, ResolvedRule
-from scanner.models.target import Host, SystemInfo, Target
-from scanner.registry import RegisteredCheck, Registry
+from attt.scanner.evaluate import evaluate, exit_code
+from attt.scanner.exitcodes import ExitCode
+from attt.scanner.models.base import Severity, Text
+from attt.scanner.models.observation import Observation
+from attt.scanner.models.policy import AppliesTo, ResolvedPolicy, ResolvedRule
+from attt.scanner.models.target import Host, SystemInfo, Target
+from attt.scanner.plugin import API_VERSION, Control, NoSettings, ProbeContext
+from attt.scanner.registry import RegisteredCheck, Registry
 from tests.robustness.conftest import run_attt
 from tests.scanner import plugins
 from tests.servers.hostile import NET
@@ -151,6 +151,7 @@ def _policy(rule: ResolvedRule) -> dict[str, tuple[ResolvedPolicy, ...]]:
 
 
 def _exploding(data: plugins.CountData, params: plugins.AtMost, target: Target) -> Any:
+    """Raises instead of judging."""
     raise RuntimeError("control bug")
 
 
@@ -162,9 +163,9 @@ class _ExplodingCheck:
     data_model: ClassVar[type[BaseModel]] = plugins.CountData
     settings_model: ClassVar[type[BaseModel]] = NoSettings
     after: ClassVar[tuple[str, ...]] = ()
-    controls: ClassVar[Mapping[str, Control[Any, Any]]] = controls_of(
-        Control("boom.at_most", "explodes", plugins.AtMost, _exploding)
-    )
+    controls: ClassVar[Mapping[str, Control[Any, Any]]] = {
+        "boom.at_most": Control("boom.at_most", plugins.AtMost, _exploding)
+    }
 
     def probe(self, target: Target, ctx: ProbeContext) -> Iterable[Observation]:
         return []

@@ -21,11 +21,11 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scanner.cli import main
-from scanner.credentials import load_credentials
-from scanner.errors import ConfigError
-from scanner.inventory import load_inventory, resolve_targets
-from scanner.policy import load_policy
+from attt.scanner.cli import main
+from attt.scanner.credentials import load_credentials
+from attt.scanner.errors import ConfigError
+from attt.scanner.inventory import load_inventory, resolve_targets
+from attt.scanner.policy import load_policy
 from tests.robustness.conftest import FUZZ_COUNTS
 from tests.scanner import plugins
 
@@ -410,8 +410,8 @@ def test_yaml_bombs_are_refused_quickly(kind: str, bomb: str, tmp_path: Path) ->
 DENSE_LOAD = """
 import sys, time
 from pathlib import Path
-from scanner._yaml import load_yaml
-from scanner.errors import ConfigError
+from attt.scanner._yaml import load_yaml
+from attt.scanner.errors import ConfigError
 started = time.monotonic()
 try:
     load_yaml(Path(sys.argv[1]))

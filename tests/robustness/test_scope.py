@@ -19,7 +19,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from scanner.cli import main
+from attt.scanner.cli import main
 from tests.robustness.conftest import run_attt
 from tests.servers.hostile import NET, HostileLab
 
@@ -73,7 +73,7 @@ def _hook(event, args):
 
 socket.getaddrinfo = _getaddrinfo
 sys.addaudithook(_hook)
-from scanner.cli import main
+from attt.scanner.cli import main
 sys.exit(main())
 """
 _CONNECT = re.compile(

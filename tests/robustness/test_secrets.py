@@ -9,9 +9,9 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from scanner.cli import main
-from scanner.credentials import load_credentials
-from scanner.errors import ConfigError
+from attt.scanner.cli import main
+from attt.scanner.credentials import load_credentials
+from attt.scanner.errors import ConfigError
 from tests.robustness.conftest import run_attt
 from tests.servers.hostile import NET, HostileLab
 

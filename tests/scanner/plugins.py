@@ -10,11 +10,11 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
-from checks.base import API_VERSION, Control, NoSettings, Params, ProbeContext, Verdict, controls_of
-from scanner.models.base import Frozen
-from scanner.models.observation import Observation
-from scanner.models.target import Host, SystemInfo, Target
-from scanner.registry import RegisteredCheck, Registry
+from attt.scanner.models.base import Frozen
+from attt.scanner.models.observation import Observation
+from attt.scanner.models.target import Host, SystemInfo, Target
+from attt.scanner.plugin import API_VERSION, Control, Controls, NoSettings, Params, ProbeContext, Verdict
+from attt.scanner.registry import RegisteredCheck, Registry
 
 
 class CountData(Frozen):
@@ -25,7 +25,12 @@ class AtMost(Params):
     limit: int
 
 
+COUNT_CONTROLS = Controls("count")
+
+
+@COUNT_CONTROLS.control("count.at_most", AtMost)
 def _at_most(data: CountData, params: AtMost, target: Target) -> Verdict:
+    """The observed count is at most the rule's limit."""
     if data.count <= params.limit:
         return Verdict.passed(f"{data.count} <= {params.limit}", data.count, params.limit)
     return Verdict.failed(f"{data.count} > {params.limit}", data.count, params.limit)
@@ -39,9 +44,7 @@ class CountCheck:
     data_model: ClassVar[type[BaseModel]] = CountData
     settings_model: ClassVar[type[BaseModel]] = NoSettings
     after: ClassVar[tuple[str, ...]] = ()
-    controls: ClassVar[Mapping[str, Control[Any, Any]]] = controls_of(
-        Control("count.at_most", "count is small", AtMost, _at_most)
-    )
+    controls: ClassVar[Mapping[str, Control[Any, Any]]] = COUNT_CONTROLS
     behaviour: ClassVar[dict[str, str]] = {}
     """address -> "hang" | "crash" | "error" | "none" to make the probe misbehave for that host."""
 
@@ -70,7 +73,7 @@ class EchoCheck:
     data_model: ClassVar[type[BaseModel]] = EchoData
     settings_model: ClassVar[type[BaseModel]] = NoSettings
     after: ClassVar[tuple[str, ...]] = ("count",)
-    controls: ClassVar[Mapping[str, Control[Any, Any]]] = controls_of()
+    controls: ClassVar[Mapping[str, Control[Any, Any]]] = Controls("echo")
 
     def probe(self, target: Target, ctx: ProbeContext) -> Iterable[Observation]:
         seen = tuple(o.data["count"] for o in ctx.prior if o.status == "ok" and o.data)

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from scanner.cli import main
+from attt.scanner.cli import main
 from tests.servers.listeners import tcp_listeners
 
 E2E = Path(__file__).parent / "e2e"

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from scanner.credentials import load_credentials
-from scanner.errors import ConfigError
-from scanner.models.target import Host, SystemInfo, Target
+from attt.scanner.credentials import load_credentials
+from attt.scanner.errors import ConfigError
+from attt.scanner.models.target import Host, SystemInfo, Target
 
 SECRET = "correct-horse-battery-staple"
 

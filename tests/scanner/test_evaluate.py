@@ -4,13 +4,13 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from scanner.evaluate import evaluate, exit_code
-from scanner.exitcodes import ExitCode
-from scanner.models.base import Severity, Text
-from scanner.models.finding import Finding
-from scanner.models.observation import Observation
-from scanner.models.policy import AppliesTo, ResolvedPolicy, ResolvedRule, Waiver
-from scanner.models.target import Target
+from attt.scanner.evaluate import evaluate, exit_code
+from attt.scanner.exitcodes import ExitCode
+from attt.scanner.models.base import Severity, Text
+from attt.scanner.models.finding import Finding
+from attt.scanner.models.observation import Observation
+from attt.scanner.models.policy import AppliesTo, ResolvedPolicy, ResolvedRule, Waiver
+from attt.scanner.models.target import Target
 from tests.scanner.plugins import AtMost, CountData, registry, target
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from scanner.errors import ConfigError
-from scanner.inventory import (
+from attt.scanner.errors import ConfigError
+from attt.scanner.inventory import (
     LoadedInventory,
     Scope,
     in_scope,
@@ -15,7 +15,7 @@ from scanner.inventory import (
     select_targets,
     system_resolver,
 )
-from scanner.models.target import Inventory
+from attt.scanner.models.target import Inventory
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 

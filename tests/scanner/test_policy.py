@@ -10,24 +10,16 @@ from typing import Any, ClassVar, Literal
 import pytest
 from pydantic import BaseModel
 
-import scanner.policy
-from checks.base import API_VERSION, Control, Params, ProbeContext, Verdict, controls_of
-from scanner.errors import ConfigError
-from scanner.models.base import Frozen, Severity, Text
-from scanner.models.observation import Observation
-from scanner.models.policy import AppliesTo, ResolvedPolicy, ResolvedRule
-from scanner.models.target import SystemInfo, Target
-from scanner.policy import (
-    CONFIDENCE_MARKERS,
-    bundled_dir,
-    bundled_policy_ids,
-    default_policy_ref,
-    load_policy,
-    policy_markdown,
-    policy_yaml,
-    rule_applies,
-)
-from scanner.registry import RegisteredCheck, Registry
+import attt.scanner.policy
+from attt.reports.rulebook import CONFIDENCE_MARKERS, policy_markdown, policy_yaml
+from attt.scanner.errors import ConfigError
+from attt.scanner.models.base import Frozen, Severity, Text
+from attt.scanner.models.observation import Observation
+from attt.scanner.models.policy import AppliesTo, ResolvedPolicy, ResolvedRule
+from attt.scanner.models.target import SystemInfo, Target
+from attt.scanner.plugin import API_VERSION, Control, Params, ProbeContext, Verdict
+from attt.scanner.policy import bundled_dir, bundled_policy_ids, default_policy_ref, load_policy
+from attt.scanner.registry import RegisteredCheck, Registry
 
 POLICIES = Path(__file__).resolve().parent.parent / "data" / "policies"
 
@@ -52,6 +44,7 @@ class DemoSettings(Frozen):
 
 
 def judge_nothing(data: BaseModel, params: BaseModel, target: Target) -> Verdict:
+    """Judges nothing: the tests here are about loading policies."""
     return Verdict.not_applicable("demo")
 
 
@@ -61,12 +54,10 @@ class DemoCheck:
     data_model: ClassVar[type[BaseModel]] = DemoData
     settings_model: ClassVar[type[BaseModel]] = DemoSettings
     after: ClassVar[tuple[str, ...]] = ()
-    controls: ClassVar[Mapping[str, Control[Any, Any]]] = controls_of(
-        Control(
-            id="demo.min_version", summary="min version", params_model=VersionParams, judge=judge_nothing
-        ),
-        Control(id="demo.forbidden", summary="forbidden ports", params_model=PortParams, judge=judge_nothing),
-    )
+    controls: ClassVar[Mapping[str, Control[Any, Any]]] = {
+        "demo.min_version": Control("demo.min_version", VersionParams, judge_nothing),
+        "demo.forbidden": Control("demo.forbidden", PortParams, judge_nothing),
+    }
 
     def probe(self, target: Target, ctx: ProbeContext) -> Iterable[Observation]:
         return ()
@@ -87,7 +78,7 @@ def policies(tmp_path: Path) -> Path:
 def bundled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     directory = tmp_path / "bundled"
     directory.mkdir()
-    monkeypatch.setattr(scanner.policy, "bundled_dir", lambda: directory)
+    monkeypatch.setattr(attt.scanner.policy, "bundled_dir", lambda: directory)
     return directory
 
 
@@ -462,7 +453,7 @@ SYSTEM = SystemInfo(id="qlvb", name="Q", owner="O", level=3, tags=("internal", "
     ],
 )
 def test_rule_applies(applies_to: AppliesTo, expected: bool) -> None:
-    assert rule_applies(make_rule(applies_to), SYSTEM) is expected
+    assert make_rule(applies_to).applies(SYSTEM) is expected
 
 
 def test_markdown_rule_book_marks_confidence() -> None:

@@ -4,8 +4,8 @@ import pkgutil
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 
-import checks
-from scanner.registry import ENTRY_POINT_GROUP, Registry
+import attt.checks
+from attt.scanner.registry import ENTRY_POINT_GROUP, Registry
 
 
 def ep(name: str, value: str) -> EntryPoint:
@@ -14,11 +14,11 @@ def ep(name: str, value: str) -> EntryPoint:
 
 def test_every_builtin_check_module_is_registered_under_its_own_name() -> None:
     declared = {e.name: e.value for e in entry_points(group=ENTRY_POINT_GROUP)}
-    modules = {m.name for m in pkgutil.iter_modules([str(Path(checks.__file__).parent)])}
+    modules = {m.name for m in pkgutil.iter_modules([str(Path(attt.checks.__file__).parent)])}
     builtins = {m for m in modules if not m.startswith("_") and m != "base"}
     assert builtins <= set(declared), "a check module without an entry point is never loaded"
     for name in builtins:
-        assert declared[name].startswith(f"checks.{name}:")
+        assert declared[name].startswith(f"attt.checks.{name}:")
     registry = Registry.load()
     assert not registry.failures
     assert {name: r.distribution for name, r in registry.checks.items() if name in builtins} == dict.fromkeys(

@@ -2,8 +2,8 @@
 
 import time
 
-from scanner.models.observation import Observation
-from scanner.runner import Runner, ScanPlan
+from attt.scanner.models.observation import Observation
+from attt.scanner.runner import Runner, ScanPlan
 from tests.scanner.plugins import CountCheck, CountData, registry, target
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from scanner.cli import main
+from attt.scanner.cli import main
 
 SCHEMA = Path(__file__).resolve().parents[2] / "docs" / "report.schema.json"
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from scanner.errors import StoreError
-from scanner.models.observation import Observation
-from scanner.models.report import RunInfo
-from scanner.store import Store, db_path_from_url
+from attt.scanner.errors import StoreError
+from attt.scanner.models.observation import Observation
+from attt.scanner.models.report import RunInfo
+from attt.scanner.store import Store, db_path_from_url
 from tests.scanner.plugins import CountData, target
 
 T0 = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)

@@ -9,10 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import Field
 
-from scanner import _yaml
-from scanner._yaml import load_yaml, load_yaml_text, validate
-from scanner.errors import ConfigError
-from scanner.models.base import Frozen
+from attt.scanner import _yaml
+from attt.scanner._yaml import load_yaml, load_yaml_text, validate
+from attt.scanner.errors import ConfigError
+from attt.scanner.models.base import Frozen
 
 
 def test_values_and_lines() -> None:

@@ -21,7 +21,7 @@ from typing import Any
 
 import nmap
 
-from scanner.models.observation import bound_text
+from attt.scanner.models.observation import bound_text
 
 NMAP_MISSING = "nmap is not installed (apt-get install nmap)"
 MAX_ERROR_CHARS = 300

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import paramiko
 
-from checks.base import Credential
+from attt.scanner.plugin import Credential
 
 _LOG_CHANNEL = "attt.ssh.paramiko"
 _quiet = logging.getLogger(_LOG_CHANNEL)

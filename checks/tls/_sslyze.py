@@ -5,7 +5,6 @@ the scan commands with a per-server connection limit. Its results are turned her
 frozen models, so that nothing else in attt depends on sslyze's classes.
 """
 
-import ipaddress
 import math
 import shutil
 import socket
@@ -20,14 +19,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from traceback import TracebackException
-from typing import Any, cast
+from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.utils import CryptographyDeprecationWarning
-from cryptography.x509.oid import AuthorityInformationAccessOID, ExtensionOID, SignatureAlgorithmOID
 
 # sslyze's package root re-exports these implicitly, which strict typing does not accept.
 from sslyze.connection_helpers.opportunistic_tls_helpers import ProtocolWithOpportunisticTlsEnum
@@ -43,9 +40,8 @@ from sslyze.scanner.scan_command_attempt import ScanCommandAttemptStatusEnum
 from sslyze.scanner.scanner import Scanner
 from sslyze.server_setting import ServerNetworkConfiguration, ServerNetworkLocation
 
-from checks.tls.models import (
-    MAX_NAME_CHARS,
-    MAX_SANS,
+from attt.checks.tls import x509 as x509_facts
+from attt.checks.tls.models import (
     Certificate,
     Hsts,
     KeyExchange,
@@ -54,7 +50,7 @@ from checks.tls.models import (
     TlsData,
     Vulnerabilities,
 )
-from scanner.models.observation import bound_text
+from attt.scanner.models.observation import bound_text
 
 
 @dataclass(frozen=True)
@@ -131,24 +127,6 @@ _OTHER_FIELDS = (
     "tls_extended_master_secret",
 )
 """Fields of sslyze's results for the commands besides the suites (HTTP headers are optional)."""
-_SIGNATURE_NAMES = {
-    SignatureAlgorithmOID.RSA_WITH_MD5: "md5WithRSAEncryption",
-    SignatureAlgorithmOID.RSA_WITH_SHA1: "sha1WithRSAEncryption",
-    SignatureAlgorithmOID.RSA_WITH_SHA224: "sha224WithRSAEncryption",
-    SignatureAlgorithmOID.RSA_WITH_SHA256: "sha256WithRSAEncryption",
-    SignatureAlgorithmOID.RSA_WITH_SHA384: "sha384WithRSAEncryption",
-    SignatureAlgorithmOID.RSA_WITH_SHA512: "sha512WithRSAEncryption",
-    SignatureAlgorithmOID.RSASSA_PSS: "rsassaPss",
-    SignatureAlgorithmOID.ECDSA_WITH_SHA1: "ecdsa-with-SHA1",
-    SignatureAlgorithmOID.ECDSA_WITH_SHA224: "ecdsa-with-SHA224",
-    SignatureAlgorithmOID.ECDSA_WITH_SHA256: "ecdsa-with-SHA256",
-    SignatureAlgorithmOID.ECDSA_WITH_SHA384: "ecdsa-with-SHA384",
-    SignatureAlgorithmOID.ECDSA_WITH_SHA512: "ecdsa-with-SHA512",
-    SignatureAlgorithmOID.DSA_WITH_SHA1: "dsa-with-sha1",
-    SignatureAlgorithmOID.DSA_WITH_SHA256: "dsa-with-sha256",
-    SignatureAlgorithmOID.ED25519: "ed25519",
-    SignatureAlgorithmOID.ED448: "ed448",
-}
 # sslyze names two groups the OpenSSL way; the data speaks IANA's TLS group names.
 _GROUP_NAMES = {"X25519": "x25519", "X448": "x448"}
 # X25519 keys are 253 bits long but rank with 256-bit curves, which is how profiles size them.
@@ -437,145 +415,37 @@ def _certificate(
         return None, None, False
     leaf = chain[0]
     not_before, not_after = leaf.not_valid_before_utc, leaf.not_valid_after_utc
-    key_type, key_bits, curve = _key(leaf)
+    key_type, key_bits, curve = x509_facts.public_key_facts(leaf)
     trusted, trust_error = _trusted(deployment, leaf, scanned_at)
     name = endpoint.sni or endpoint.ip
     certificate = Certificate(
-        subject=_bounded_name(leaf.subject),
-        issuer=_bounded_name(leaf.issuer),
-        sans=_sans(leaf),
+        subject=x509_facts.bounded_name(leaf.subject),
+        issuer=x509_facts.bounded_name(leaf.issuer),
+        sans=x509_facts.sans(leaf),
         serial=format(leaf.serial_number, "x")[:64],
         not_before=not_before,
         not_after=not_after,
         key_type=key_type,
         key_bits=key_bits,
         curve=curve,
-        signature_algorithm=_signature_name(leaf),
-        signature_hash=_signature_hash(leaf),
-        chain_signature_hashes=_chain_hashes(chain[1:]),
-        self_signed=_is_self_signed(leaf),
+        signature_algorithm=x509_facts.signature_name(leaf),
+        signature_hash=x509_facts.signature_hash(leaf),
+        chain_signature_hashes=x509_facts.chain_hashes(chain[1:]),
+        self_signed=x509_facts.is_self_signed(leaf),
         trusted=trusted,
         trust_error=trust_error,
         hostname=name,
-        hostname_matches=hostname_matches(name, leaf),
+        hostname_matches=x509_facts.hostname_matches(name, leaf),
         expired=not_after < scanned_at,
         lifetime_days=math.ceil((not_after - not_before).total_seconds() / 86400),
     )
-    return certificate, _ocsp_url(leaf), deployment.ocsp_response is not None
-
-
-def _chain_hashes(intermediates: list[x509.Certificate]) -> tuple[str, ...]:
-    # A root sent along is trusted for itself, not for its signature: leave it out.
-    hashes = (_signature_hash(cert) for cert in intermediates if not _is_self_signed(cert))
-    return tuple(h for h in hashes if h)
-
-
-def _bounded_name(name: x509.Name) -> str:
-    try:
-        text = name.rfc4514_string()
-    except ValueError:
-        text = "<unparsable name>"
-    return bound_text(text, MAX_NAME_CHARS)
-
-
-def _san_extension(cert: x509.Certificate) -> x509.SubjectAlternativeName | None:
-    try:
-        return cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except (x509.ExtensionNotFound, ValueError):
-        return None
-
-
-def _sans(cert: x509.Certificate) -> tuple[str, ...]:
-    san = _san_extension(cert)
-    if san is None:
-        return ()
-    names = [
-        *san.get_values_for_type(x509.DNSName),
-        *(str(ip) for ip in san.get_values_for_type(x509.IPAddress)),
-    ]
-    return tuple(bound_text(n, MAX_NAME_CHARS) for n in names[:MAX_SANS])
-
-
-def hostname_matches(name: str, cert: x509.Certificate) -> bool:
-    """RFC 9525 matching: subjectAltName only (no CN fallback), a wildcard only as the whole
-    left-most label; an IP address only against IP entries."""
-    san = _san_extension(cert)
-    if san is None:
-        return False
-    try:
-        ip = ipaddress.ip_address(name)
-    except ValueError:
-        ip = None
-    if ip is not None:
-        return ip in san.get_values_for_type(x509.IPAddress)
-    wanted = name.lower().rstrip(".").split(".")
-    for entry in san.get_values_for_type(x509.DNSName):
-        labels = entry.lower().rstrip(".").split(".")
-        if labels == wanted:
-            return True
-        if labels[0] == "*" and len(labels) >= 3 and len(labels) == len(wanted) and labels[1:] == wanted[1:]:
-            return True
-    return False
-
-
-def _key(cert: x509.Certificate) -> tuple[Any, int, str | None]:
-    try:
-        key = cert.public_key()
-    except (ValueError, UnsupportedAlgorithm):
-        return "unknown", 0, None
-    if isinstance(key, rsa.RSAPublicKey):
-        return "RSA", key.key_size, None
-    if isinstance(key, ec.EllipticCurvePublicKey):
-        return "EC", key.curve.key_size, key.curve.name
-    if isinstance(key, ed25519.Ed25519PublicKey):
-        return "Ed25519", 256, None
-    if isinstance(key, ed448.Ed448PublicKey):
-        return "Ed448", 456, None
-    if isinstance(key, dsa.DSAPublicKey):
-        return "DSA", key.key_size, None
-    return "unknown", 0, None
-
-
-def _signature_name(cert: x509.Certificate) -> str:
-    oid = cert.signature_algorithm_oid
-    return _SIGNATURE_NAMES.get(oid, oid.dotted_string)
-
-
-def _signature_hash(cert: x509.Certificate) -> str | None:
-    try:
-        algorithm = cert.signature_hash_algorithm
-    except UnsupportedAlgorithm:
-        return "unknown"
-    return None if algorithm is None else algorithm.name
-
-
-def _is_self_signed(cert: x509.Certificate) -> bool:
-    if cert.subject != cert.issuer:
-        return False
-    try:
-        cert.verify_directly_issued_by(cert)
-    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
-        return False
-    return True
-
-
-def _ocsp_url(cert: x509.Certificate) -> str | None:
-    try:
-        aia = cert.extensions.get_extension_for_oid(ExtensionOID.AUTHORITY_INFORMATION_ACCESS).value
-    except (x509.ExtensionNotFound, ValueError):
-        return None
-    for description in cast(x509.AuthorityInformationAccess, aia):
-        if description.access_method == AuthorityInformationAccessOID.OCSP and isinstance(
-            description.access_location, x509.UniformResourceIdentifier
-        ):
-            return bound_text(description.access_location.value, MAX_NAME_CHARS)
-    return None
+    return certificate, x509_facts.ocsp_url(leaf), deployment.ocsp_response is not None
 
 
 def _trusted(deployment: Any, leaf: x509.Certificate, scanned_at: datetime) -> tuple[bool, str | None]:
     """Validate the chain against each trust store sslyze used, for a name the leaf itself
     carries: trust and name are separate facts (`hostname_matches` is the other one)."""
-    subject = _own_subject(leaf)
+    subject = x509_facts.own_subject(leaf)
     if subject is None:
         return False, "the certificate has no subjectAltName to validate"
     pems = deployment.received_certificate_chain_as_pem
@@ -591,18 +461,3 @@ def _trusted(deployment: Any, leaf: x509.Certificate, scanned_at: datetime) -> t
         if name in errors:
             return False, bound_text(f"{name}: {errors[name]}", MAX_REASON_CHARS)
     return False, "no trust store available"
-
-
-def _own_subject(leaf: x509.Certificate) -> x509.DNSName | x509.IPAddress | None:
-    san = _san_extension(leaf)
-    if san is None:
-        return None
-    for dns in san.get_values_for_type(x509.DNSName):
-        try:
-            # A wildcard entry is valid for any name of that shape: validate for one of them.
-            return x509.DNSName(dns.replace("*", "attt-any", 1) if dns.startswith("*.") else dns)
-        except ValueError:
-            continue
-    for ip in san.get_values_for_type(x509.IPAddress):
-        return x509.IPAddress(ip)
-    return None

@@ -1,20 +1,23 @@
-"""The check contract: one probe (the only I/O) plus the pure controls it provides.
+"""The plugin contract: a check is one probe (the only I/O) plus the pure controls it provides.
 
-A third-party check is a class with the attributes of `Check`, registered under the
-`attt.checks` entry-point group; see docs/writing-a-check.md.
+It lives in the engine because the engine drives it; checks, built-in or third-party, import it
+(through `attt.plugin`) and the engine never imports a check. A third-party check is a class
+with the attributes of `Check`, registered under the `attt.checks` entry-point group; see
+docs/writing-a-check.md.
 """
 
+import inspect
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
-from scanner.models.base import Frozen, Text
-from scanner.models.observation import Observation
-from scanner.models.policy import ResolvedRule
-from scanner.models.target import Target
+from attt.scanner.models.base import Frozen, Text
+from attt.scanner.models.observation import Observation
+from attt.scanner.models.policy import ResolvedRule
+from attt.scanner.models.target import Target
 
 API_VERSION = 1
 
@@ -78,15 +81,79 @@ class Verdict:
         return cls("error", message, observed, expected, vi)
 
 
+Judge = Callable[[DataT, ParamsT, Target], Verdict]
+
+
 @dataclass(frozen=True)
 class Control(Generic[DataT, ParamsT]):
     """A pure judgement: observation data + rule params + the target's registered facts."""
 
     id: str
     """Dotted id used by policies, `<check>.<name>`, e.g. `ports.forbidden`."""
-    summary: str
     params_model: type[ParamsT]
-    judge: Callable[[DataT, ParamsT, Target], Verdict]
+    judge: Judge[DataT, ParamsT]
+
+    @property
+    def doc(self) -> str:
+        """What the control checks and why: its judge's docstring."""
+        return inspect.cleandoc(self.judge.__doc__ or "")
+
+    @property
+    def summary(self) -> str:
+        """One line for listings: the docstring's first line."""
+        return self.doc.split("\n", 1)[0]
+
+    @property
+    def source(self) -> str:
+        """Where the judge is defined, `module:line`, so a rule id leads to its code."""
+        code = getattr(self.judge, "__code__", None)
+        line = f":{code.co_firstlineno}" if code is not None else ""
+        return f"{self.judge.__module__}{line}"
+
+
+class Controls(Mapping[str, Control[Any, Any]]):
+    """The controls of one check, declared where their judge functions are defined:
+
+        CONTROLS = Controls("tls")
+
+        @CONTROLS.control("tls.min_version", MinVersionParams)
+        def min_version(data: TlsData, params: MinVersionParams, target: Target) -> Verdict:
+            \"\"\"No protocol older than the given version is accepted. <why>\"\"\"
+
+    A check class then says `controls = CONTROLS`.
+    """
+
+    def __init__(self, check: str) -> None:
+        self._check = check
+        self._index: dict[str, Control[Any, Any]] = {}
+
+    def control(
+        self,
+        control_id: str,
+        params: type[ParamsT] = NoParams,  # type: ignore[assignment]
+    ) -> Callable[[Judge[DataT, ParamsT]], Judge[DataT, ParamsT]]:
+        """Register the decorated judge as control `control_id` with rule params `params`."""
+        if not control_id.startswith(f"{self._check}."):
+            raise ValueError(f"control {control_id} must be named {self._check}.<something>")
+        if control_id in self._index:
+            raise ValueError(f"duplicate control id {control_id}")
+
+        def register(judge: Judge[DataT, ParamsT]) -> Judge[DataT, ParamsT]:
+            if not (judge.__doc__ or "").strip():
+                raise ValueError(f"control {control_id}: the judge needs a docstring saying what and why")
+            self._index[control_id] = Control(control_id, params, judge)
+            return judge
+
+        return register
+
+    def __getitem__(self, control_id: str) -> Control[Any, Any]:
+        return self._index[control_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
 
 
 @dataclass(frozen=True)
@@ -139,13 +206,3 @@ class Check(Protocol):
     def probe(self, target: Target, ctx: ProbeContext) -> Iterable[Observation]:
         """Probe one target; return `error` observations rather than raise for target faults."""
         ...
-
-
-def controls_of(*controls: Control[Any, Any]) -> Mapping[str, Control[Any, Any]]:
-    """Index controls by id, refusing duplicates."""
-    index: dict[str, Control[Any, Any]] = {}
-    for control in controls:
-        if control.id in index:
-            raise ValueError(f"duplicate control id {control.id}")
-        index[control.id] = control
-    return index

@@ -1,0 +1,129 @@
+"""The ports controls: pure judgements over `PortsData`, a rule's params and the target."""
+
+from collections.abc import Iterable
+
+from pydantic import Field
+
+from attt.checks.ports.models import PortsData, PortsSettings
+from attt.scanner.models.policy import ResolvedRule
+from attt.scanner.models.target import Port, Target
+from attt.scanner.plugin import Controls, NoParams, Params, Verdict
+
+CONTROLS = Controls("ports")
+
+
+class ForbiddenParams(Params):
+    ports: tuple[Port, ...] = Field(min_length=1)
+    services: tuple[str, ...] = ()
+    """nmap service names forbidden on any port (e.g. `telnet` on 2323); reliable only with
+    service detection, since without it the name comes from the port number."""
+
+
+class OnlyAllowedParams(Params):
+    ports: tuple[Port, ...] | None = None
+    """Allowed ports; when absent, the system's registered `allowed_ports`."""
+
+
+def ports_to_scan(target: Target, settings: PortsSettings, rules: Iterable[ResolvedRule]) -> tuple[int, ...]:
+    """Settings, the inventory's declared and allowed ports, and every port a rule names."""
+    ports = {*settings.ports, *settings.extra_ports, *target.declared_ports()}
+    ports.update(target.system.allowed_ports or ())
+    for rule in rules:
+        params = rule.params
+        if isinstance(params, ForbiddenParams | OnlyAllowedParams) and params.ports:
+            ports.update(params.ports)
+    return tuple(sorted(ports))
+
+
+def _unscanned(wanted: Iterable[int], data: PortsData, what: str, what_vi: str) -> Verdict | None:
+    """A rule about ports nobody scanned cannot be judged: never a pass."""
+    missing = sorted(set(wanted) - set(data.scanned))
+    if not missing:
+        return None
+    listed = _list(missing)
+    return Verdict.cannot_judge(
+        f"{what} not scanned: {listed}",
+        observed=missing,
+        expected="scanned",
+        vi=f"{what_vi} chưa được quét: {listed}",
+    )
+
+
+@CONTROLS.control("ports.forbidden", ForbiddenParams)
+def _judge_forbidden(data: PortsData, params: ForbiddenParams, target: Target) -> Verdict:
+    """None of the listed ports (or services) is open."""
+    if (unscanned := _unscanned(params.ports, data, "ports", "cổng")) is not None:
+        return unscanned
+    services = set(params.services)
+    found = [p for p in data.open if p.port in params.ports or p.service in services]
+    if found:
+        observed = [{"port": p.port, "service": p.service} for p in found]
+        listed = _list(p.port for p in found)
+        return Verdict.failed(
+            f"forbidden ports open: {listed}",
+            observed=observed,
+            expected="closed",
+            vi=f"cổng bị cấm đang mở: {listed}",
+        )
+    listed = _list(params.ports)
+    return Verdict.passed(f"closed: {listed}", observed=[], expected="closed", vi=f"cổng đang đóng: {listed}")
+
+
+@CONTROLS.control("ports.only_allowed", OnlyAllowedParams)
+def _judge_only_allowed(data: PortsData, params: OnlyAllowedParams, target: Target) -> Verdict:
+    """Every open port is in the allowed list (or the system's allowed_ports)."""
+    allowed = params.ports if params.ports is not None else target.system.allowed_ports
+    if allowed is None:
+        return Verdict.not_applicable(
+            "no allowed_ports registered for the system",
+            vi="hệ thống chưa đăng ký danh sách cổng được phép (allowed_ports)",
+        )
+    extra = sorted(data.open_ports() - set(allowed))
+    expected = sorted(set(allowed))
+    if extra:
+        listed = _list(extra)
+        return Verdict.failed(
+            f"open ports not allowed: {listed}",
+            observed=extra,
+            expected=expected,
+            vi=f"cổng đang mở nhưng không được phép: {listed}",
+        )
+    scanned = len(data.scanned)
+    return Verdict.passed(
+        f"all open ports allowed among {scanned} scanned",
+        observed=sorted(data.open_ports()),
+        expected=expected,
+        vi=f"mọi cổng đang mở đều được phép (trong số {scanned} cổng đã quét)",
+    )
+
+
+@CONTROLS.control("ports.declared_reachable")
+def _judge_declared_reachable(data: PortsData, params: NoParams, target: Target) -> Verdict:
+    """Every port the inventory declares for the host is open."""
+    declared = sorted(set(target.declared_ports()))
+    if not declared:
+        return Verdict.not_applicable(
+            "no services declared for the host", vi="máy chủ chưa được khai báo dịch vụ nào"
+        )
+    if (unscanned := _unscanned(declared, data, "declared ports", "cổng đã khai báo")) is not None:
+        return unscanned
+    unreachable = sorted(set(declared) - data.open_ports())
+    if unreachable:
+        listed = _list(unreachable)
+        return Verdict.failed(
+            f"declared ports not reachable: {listed}",
+            observed=unreachable,
+            expected="open",
+            vi=f"cổng đã khai báo không kết nối được: {listed}",
+        )
+    listed = _list(declared)
+    return Verdict.passed(
+        f"declared ports open: {listed}",
+        observed=declared,
+        expected="open",
+        vi=f"cổng đã khai báo đang mở: {listed}",
+    )
+
+
+def _list(ports: Iterable[int]) -> str:
+    return ", ".join(str(p) for p in ports)

@@ -1,0 +1,78 @@
+"""What the ports check observes, and the settings a policy may give it."""
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from attt.scanner.models.base import Frozen
+from attt.scanner.models.target import Port
+
+MAX_SERVICE_CHARS = 64
+MAX_PRODUCT_CHARS = 200
+MAX_VERSION_CHARS = 120
+
+COMMON_PORTS: tuple[int, ...] = tuple(
+    sorted(
+        {
+            # file transfer, remote shells and terminals
+            20, 21, 22, 23, 26, 107, 512, 513, 514, 873, 989, 990, 2222, 2323,
+            # mail
+            25, 110, 143, 465, 587, 993, 995,
+            # name and directory services
+            53, 88, 389, 464, 636, 3268, 3269,
+            # Windows and Unix file sharing, RPC
+            111, 135, 139, 445, 548, 2049, 3260,
+            # web, proxies and application servers
+            80, 81, 443, 591, 1080, 3000, 3128, 4443, 4848, 5000, 7001, 7002, 8000, 8008,
+            8009, 8080, 8081, 8088, 8443, 8888, 9000, 9090, 9443,
+            # remote desktop and management consoles
+            3389, 5900, 5901, 5902, 5903, 5985, 5986, 6000, 8291, 8728, 10000, 2082, 2083,
+            2086, 2087, 7547,
+            # databases
+            1433, 1521, 3306, 5432, 5984, 6984, 7474, 8086, 9042, 27017, 27018, 50000,
+            # caches, search and dashboards
+            6379, 11211, 9200, 9300, 5601,
+            # message brokers and coordination
+            1883, 8883, 5672, 15672, 61616, 8161, 9092, 2181, 4369,
+            # container, cluster and monitoring APIs
+            2375, 2376, 2379, 2380, 6443, 10250, 9100,
+            # VPN and telephony control planes
+            1723, 5060, 5061,
+        }
+    )
+)  # fmt: skip
+"""TCP ports of common services, weighted toward those a public system must not expose."""
+
+
+class PortsSettings(Frozen):
+    ports: tuple[Port, ...] = COMMON_PORTS
+    """Scanned on every host, besides the ports rules and the inventory name."""
+    extra_ports: tuple[Port, ...] = ()
+    """Added to `ports`, so a policy can extend the default list without repeating it."""
+    service_detection: bool = False
+    """Run nmap -sV on the open ports to name the service and product; costs seconds per port,
+    a minute or more on a port that accepts and never answers."""
+
+
+class OpenPort(Frozen):
+    port: Port
+    protocol: Literal["tcp"] = "tcp"
+    service: Annotated[str, Field(max_length=MAX_SERVICE_CHARS)] = ""
+    """nmap's name for the service: probed with service detection, else from its port table."""
+    product: Annotated[str, Field(max_length=MAX_PRODUCT_CHARS)] = ""
+    version: Annotated[str, Field(max_length=MAX_VERSION_CHARS)] = ""
+
+
+class PortsData(Frozen):
+    scanned: tuple[Port, ...]
+    """Every port probed, sorted."""
+    open: tuple[OpenPort, ...]
+    scan_type: Literal["connect"] = "connect"
+    service_detection: bool = False
+    """True when service, product and version come from nmap -sV probes."""
+    service_detection_error: str | None = None
+    """Why service detection was asked for and did not complete."""
+    nmap_version: str
+
+    def open_ports(self) -> frozenset[int]:
+        return frozenset(p.port for p in self.open)

@@ -1,0 +1,158 @@
+"""Pure X.509 analysis: the facts attt records about a certificate, read with `cryptography`.
+
+No network and no sslyze here, so every rule about a certificate can be tested on
+certificates made in the test itself.
+"""
+
+import ipaddress
+from typing import Any, cast
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtensionOID, SignatureAlgorithmOID
+
+from attt.checks.tls.models import MAX_NAME_CHARS, MAX_SANS
+from attt.scanner.models.observation import bound_text
+
+_SIGNATURE_NAMES = {
+    SignatureAlgorithmOID.RSA_WITH_MD5: "md5WithRSAEncryption",
+    SignatureAlgorithmOID.RSA_WITH_SHA1: "sha1WithRSAEncryption",
+    SignatureAlgorithmOID.RSA_WITH_SHA224: "sha224WithRSAEncryption",
+    SignatureAlgorithmOID.RSA_WITH_SHA256: "sha256WithRSAEncryption",
+    SignatureAlgorithmOID.RSA_WITH_SHA384: "sha384WithRSAEncryption",
+    SignatureAlgorithmOID.RSA_WITH_SHA512: "sha512WithRSAEncryption",
+    SignatureAlgorithmOID.RSASSA_PSS: "rsassaPss",
+    SignatureAlgorithmOID.ECDSA_WITH_SHA1: "ecdsa-with-SHA1",
+    SignatureAlgorithmOID.ECDSA_WITH_SHA224: "ecdsa-with-SHA224",
+    SignatureAlgorithmOID.ECDSA_WITH_SHA256: "ecdsa-with-SHA256",
+    SignatureAlgorithmOID.ECDSA_WITH_SHA384: "ecdsa-with-SHA384",
+    SignatureAlgorithmOID.ECDSA_WITH_SHA512: "ecdsa-with-SHA512",
+    SignatureAlgorithmOID.DSA_WITH_SHA1: "dsa-with-sha1",
+    SignatureAlgorithmOID.DSA_WITH_SHA256: "dsa-with-sha256",
+    SignatureAlgorithmOID.ED25519: "ed25519",
+    SignatureAlgorithmOID.ED448: "ed448",
+}
+
+
+def chain_hashes(intermediates: list[x509.Certificate]) -> tuple[str, ...]:
+    # A root sent along is trusted for itself, not for its signature: leave it out.
+    hashes = (signature_hash(cert) for cert in intermediates if not is_self_signed(cert))
+    return tuple(h for h in hashes if h)
+
+
+def bounded_name(name: x509.Name) -> str:
+    try:
+        text = name.rfc4514_string()
+    except ValueError:
+        text = "<unparsable name>"
+    return bound_text(text, MAX_NAME_CHARS)
+
+
+def _san_extension(cert: x509.Certificate) -> x509.SubjectAlternativeName | None:
+    try:
+        return cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (x509.ExtensionNotFound, ValueError):
+        return None
+
+
+def sans(cert: x509.Certificate) -> tuple[str, ...]:
+    san = _san_extension(cert)
+    if san is None:
+        return ()
+    names = [
+        *san.get_values_for_type(x509.DNSName),
+        *(str(ip) for ip in san.get_values_for_type(x509.IPAddress)),
+    ]
+    return tuple(bound_text(n, MAX_NAME_CHARS) for n in names[:MAX_SANS])
+
+
+def hostname_matches(name: str, cert: x509.Certificate) -> bool:
+    """RFC 9525 matching: subjectAltName only (no CN fallback), a wildcard only as the whole
+    left-most label; an IP address only against IP entries."""
+    san = _san_extension(cert)
+    if san is None:
+        return False
+    try:
+        ip = ipaddress.ip_address(name)
+    except ValueError:
+        ip = None
+    if ip is not None:
+        return ip in san.get_values_for_type(x509.IPAddress)
+    wanted = name.lower().rstrip(".").split(".")
+    for entry in san.get_values_for_type(x509.DNSName):
+        labels = entry.lower().rstrip(".").split(".")
+        if labels == wanted:
+            return True
+        if labels[0] == "*" and len(labels) >= 3 and len(labels) == len(wanted) and labels[1:] == wanted[1:]:
+            return True
+    return False
+
+
+def public_key_facts(cert: x509.Certificate) -> tuple[Any, int, str | None]:
+    try:
+        key = cert.public_key()
+    except (ValueError, UnsupportedAlgorithm):
+        return "unknown", 0, None
+    if isinstance(key, rsa.RSAPublicKey):
+        return "RSA", key.key_size, None
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return "EC", key.curve.key_size, key.curve.name
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return "Ed25519", 256, None
+    if isinstance(key, ed448.Ed448PublicKey):
+        return "Ed448", 456, None
+    if isinstance(key, dsa.DSAPublicKey):
+        return "DSA", key.key_size, None
+    return "unknown", 0, None
+
+
+def signature_name(cert: x509.Certificate) -> str:
+    oid = cert.signature_algorithm_oid
+    return _SIGNATURE_NAMES.get(oid, oid.dotted_string)
+
+
+def signature_hash(cert: x509.Certificate) -> str | None:
+    try:
+        algorithm = cert.signature_hash_algorithm
+    except UnsupportedAlgorithm:
+        return "unknown"
+    return None if algorithm is None else algorithm.name
+
+
+def is_self_signed(cert: x509.Certificate) -> bool:
+    if cert.subject != cert.issuer:
+        return False
+    try:
+        cert.verify_directly_issued_by(cert)
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
+        return False
+    return True
+
+
+def ocsp_url(cert: x509.Certificate) -> str | None:
+    try:
+        aia = cert.extensions.get_extension_for_oid(ExtensionOID.AUTHORITY_INFORMATION_ACCESS).value
+    except (x509.ExtensionNotFound, ValueError):
+        return None
+    for description in cast(x509.AuthorityInformationAccess, aia):
+        if description.access_method == AuthorityInformationAccessOID.OCSP and isinstance(
+            description.access_location, x509.UniformResourceIdentifier
+        ):
+            return bound_text(description.access_location.value, MAX_NAME_CHARS)
+    return None
+
+
+def own_subject(leaf: x509.Certificate) -> x509.DNSName | x509.IPAddress | None:
+    san = _san_extension(leaf)
+    if san is None:
+        return None
+    for dns in san.get_values_for_type(x509.DNSName):
+        try:
+            # A wildcard entry is valid for any name of that shape: validate for one of them.
+            return x509.DNSName(dns.replace("*", "attt-any", 1) if dns.startswith("*.") else dns)
+        except ValueError:
+            continue
+    for ip in san.get_values_for_type(x509.IPAddress):
+        return x509.IPAddress(ip)
+    return None
