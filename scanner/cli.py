@@ -22,7 +22,7 @@ from attt.scanner.evaluate import exit_code
 from attt.scanner.exitcodes import ExitCode
 from attt.scanner.models.base import Severity
 from attt.scanner.models.finding import Finding
-from attt.scanner.models.report import Report
+from attt.scanner.models.report import Report, report_json_schema
 from attt.scanner.models.target import Target
 from attt.scanner.pipeline import (
     ScanOptions,
@@ -60,8 +60,9 @@ def _registry() -> Registry:
     return registry
 
 
-def _open_store(db: str | None) -> Store:
-    return Store(db_path_from_url(db))
+def _open_store(db: str | None, registry: Registry | None = None) -> Store:
+    """The run store; with a registry, stored observations come back typed by their checks."""
+    return Store(db_path_from_url(db), registry.data_models if registry else None)
 
 
 def _formats(value: str) -> list[str]:
@@ -167,11 +168,11 @@ def scan(
     if sign_key is not None:
         load_signing_key(sign_key)  # a bad key is a configuration error before, not after, the scan
     if resume is not None and inventory is None:
-        store = _open_store(db)
+        store = _open_store(db, registry)
         prepared = prepare_resume(store.load(resume), store.probes_done(resume), registry)
     elif inventory is not None and resume is None:
         prepared = prepare(ScanRequest(inventory, policies, systems, tags, checks), registry)
-        store = _open_store(db)  # only now: a refused scan leaves no trace in the store
+        store = _open_store(db, registry)  # only now: a refused scan leaves no trace in the store
     else:
         raise click.UsageError("give either -i INVENTORY or --resume RUN")
     interactive = sys.stderr.isatty() and not os.environ.get("CI")
@@ -407,5 +408,6 @@ def verify(report_dir: Path, public_key: Path | None) -> None:
 
 @main.command()
 def schema() -> None:
-    """Print the JSON Schema of report.json."""
-    click.echo(json.dumps(Report.model_json_schema(), indent=2, ensure_ascii=False))
+    """Print the JSON Schema of report.json, with the data of every installed check."""
+    schema = report_json_schema(_registry().data_models)
+    click.echo(json.dumps(schema, indent=2, ensure_ascii=False))
