@@ -14,6 +14,7 @@ CONTROLS = Controls("ports")
 
 class ForbiddenParams(Params):
     ports: tuple[Port, ...] = Field(min_length=1)
+    """Ports that must not be open; each is scanned even when the settings leave it out."""
     services: tuple[str, ...] = ()
     """nmap service names forbidden on any port (e.g. `telnet` on 2323); reliable only with
     service detection, since without it the name comes from the port number."""

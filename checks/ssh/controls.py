@@ -88,9 +88,13 @@ class ForbiddenParams(Params):
     """Shell-style patterns (`*-cbc`, `hmac-sha1*`) of algorithms that must not be offered."""
 
     kex: tuple[str, ...] = ()
+    """Key exchange algorithm patterns."""
     host_key_algorithms: tuple[str, ...] = ()
+    """Host key algorithm patterns."""
     ciphers: tuple[str, ...] = ()
+    """Cipher patterns (either direction)."""
     macs: tuple[str, ...] = ()
+    """MAC patterns (either direction)."""
 
     @model_validator(mode="after")
     def _something(self) -> Self:
@@ -133,14 +137,19 @@ def _algorithms_forbidden(data: SshData, params: ForbiddenParams, target: Target
 
 
 class AllowedOnlyParams(Params):
-    """An allow-list: a named profile (checks/data/ssh_profiles.json), lists, or a profile
+    """An allow-list: a named profile (checks/ssh/data/ssh_profiles.json), lists, or a profile
     with some lists replaced."""
 
     profile: str | None = None
+    """A profile name from checks/ssh/data/ssh_profiles.json."""
     kex: tuple[str, ...] | None = None
+    """Allowed key exchange patterns; replaces the profile's list."""
     host_key_algorithms: tuple[str, ...] | None = None
+    """Allowed host key algorithm patterns; replaces the profile's list."""
     ciphers: tuple[str, ...] | None = None
+    """Allowed cipher patterns; replaces the profile's list."""
     macs: tuple[str, ...] | None = None
+    """Allowed MAC patterns; replaces the profile's list."""
 
     @field_validator("profile")
     @classmethod
@@ -201,8 +210,11 @@ def _algorithms_allowed_only(data: SshData, params: AllowedOnlyParams, target: T
 
 class HostKeyParams(Params):
     rsa: int = 3072
+    """Smallest RSA host key, in bits."""
     ecdsa: int = 256
+    """Smallest ECDSA host key, in bits."""
     allow_dsa: bool = False
+    """Whether a DSA (ssh-dss) host key may be offered."""
 
 
 def _key_family(algorithm: str) -> str:
@@ -355,14 +367,14 @@ def _terrapin_safe(data: SshData, params: NoParams, target: Target) -> Verdict:
 
 class VulnerableParams(Params):
     cves: tuple[str, ...] | None = None
-    """Restrict to these CVE ids from checks/data/ssh_cves.json; None means all of them."""
+    """Restrict to these CVE ids from checks/ssh/data/ssh_cves.json; None means all of them."""
 
     @field_validator("cves")
     @classmethod
     def _known(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
         unknown = set(value or ()) - {c.id for c in known_cves()}
         if unknown:
-            raise ValueError(f"unknown CVE ids {sorted(unknown)}; the table is checks/data/ssh_cves.json")
+            raise ValueError(f"unknown CVE ids {sorted(unknown)}; the table is checks/ssh/data/ssh_cves.json")
         return value
 
 

@@ -110,6 +110,7 @@ def _protocols_disabled(data: TlsData, params: ProtocolsParams, target: Target) 
 
 class MinVersionParams(Params):
     version: Protocol = "TLSv1.2"
+    """The oldest version that may be accepted."""
 
 
 @CONTROLS.control("tls.min_version", MinVersionParams)
@@ -143,6 +144,7 @@ def _min_version(data: TlsData, params: MinVersionParams, target: Target) -> Ver
 
 class SuiteFamiliesParams(Params):
     families: tuple[SuiteFamily, ...] = ("NULL", "EXPORT", "anon", "RC4", "DES", "3DES", "MD5")
+    """Families no accepted suite may belong to."""
 
 
 @CONTROLS.control("tls.cipher_suites_forbidden", SuiteFamiliesParams)
@@ -213,9 +215,11 @@ def _forward_secrecy(data: TlsData, params: NoParams, target: Target) -> Verdict
 
 class MozillaParams(Params):
     profile: ProfileName = "intermediate"
+    """The Mozilla profile to conform to."""
     ocsp_stapling: bool = True
     """Require stapling when the certificate names an OCSP responder (CAs may omit it now)."""
     certificate_lifetime: bool = True
+    """Whether the profile's maximum certificate lifetime counts."""
 
 
 def mozilla_deviations(data: TlsData, params: MozillaParams) -> list[str]:
@@ -261,7 +265,7 @@ def _mozilla_profile(data: TlsData, params: MozillaParams, target: Target) -> Ve
 
     Mozilla's guidelines are a maintained, widely deployed baseline: one rule covers protocols,
     suites, groups, DH/ECDH and certificate key sizes, signatures, lifetime, trust and OCSP stapling
-    the way the chosen profile (modern, intermediate, old) sets them. The profile data is
+    the way the chosen profile (modern or intermediate) sets them. The profile data is
     checks/tls/data/mozilla-server-side-tls-6.0.json.
     """
     if (missing := _no_protocols(data)) is not None:
@@ -317,6 +321,7 @@ def _certificate_trusted(data: TlsData, params: NoParams, target: Target) -> Ver
 
 class ExpiryParams(Params):
     min_days_left: int = Field(default=30, ge=0)
+    """Days the certificate must still be valid after the scan."""
 
 
 def _days_left(cert: Certificate, at: datetime) -> float:
@@ -366,6 +371,7 @@ def _certificate_expiry(data: TlsData, params: ExpiryParams, target: Target) -> 
 
 class LifetimeParams(Params):
     max_days: int = Field(default=398, ge=1)
+    """Longest allowed validity period, in days."""
 
 
 @CONTROLS.control("tls.certificate_lifetime", LifetimeParams)
@@ -393,13 +399,16 @@ def _certificate_lifetime(data: TlsData, params: LifetimeParams, target: Target)
 
 class KeyParams(Params):
     rsa_min_bits: int = Field(default=2048, ge=512)
+    """Smallest RSA key, in bits."""
     ec_min_bits: int = Field(default=256, ge=160)
+    """Smallest EC key, in bits."""
     allowed_types: tuple[Literal["RSA", "EC", "Ed25519", "Ed448", "DSA"], ...] = (
         "RSA",
         "EC",
         "Ed25519",
         "Ed448",
     )
+    """Key types that may be used."""
 
 
 @CONTROLS.control("tls.certificate_key", KeyParams)
@@ -436,6 +445,7 @@ def _certificate_key(data: TlsData, params: KeyParams, target: Target) -> Verdic
 
 class SignatureParams(Params):
     forbidden_hashes: tuple[str, ...] = ("md5", "sha1")
+    """Hashes no signature in the chain may use (lower case)."""
 
 
 @CONTROLS.control("tls.certificate_signature", SignatureParams)
@@ -500,6 +510,7 @@ def _hostname_matches(data: TlsData, params: NoParams, target: Target) -> Verdic
 
 class VulnerabilitiesParams(Params):
     checks: tuple[VulnerabilityName, ...] = ALL_VULNERABILITIES
+    """The weaknesses to test for; all of them by default."""
 
 
 @CONTROLS.control("tls.no_known_vulnerabilities", VulnerabilitiesParams)
@@ -538,7 +549,9 @@ def _no_known_vulnerabilities(data: TlsData, params: VulnerabilitiesParams, targ
 
 class HstsParams(Params):
     min_max_age: int = Field(default=31536000, ge=0)
+    """Shortest allowed max-age, in seconds."""
     include_subdomains: bool = False
+    """Whether includeSubDomains is required."""
 
 
 @CONTROLS.control("tls.hsts", HstsParams)

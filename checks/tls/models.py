@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from attt.scanner.models.base import Frozen
+from attt.scanner.plugin import Settings
 
 Protocol = Literal["SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3"]
 PROTOCOLS: tuple[Protocol, ...] = ("SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3")
@@ -108,7 +109,7 @@ class TlsData(Frozen):
     """sslyze scan commands that failed; the facts they would give are None or empty."""
 
 
-class TlsSettings(Frozen):
+class TlsSettings(Settings):
     """Per-policy settings of the `tls` check (`settings: {tls: {...}}`)."""
 
     trust_anchors: tuple[str, ...] = ()
@@ -118,3 +119,4 @@ class TlsSettings(Frozen):
     extra_tls_ports: tuple[Annotated[int, Field(ge=1, le=65535)], ...] = ()
     """Open ports to scan as implicit TLS besides the well-known ones."""
     max_connections_per_server: int = Field(default=3, ge=1, le=10)
+    """Connections sslyze may hold open to one endpoint at a time."""
