@@ -3,11 +3,19 @@
 import re
 from collections.abc import Callable
 from datetime import datetime
-from typing import Literal, get_args
+from typing import Literal
 
 from pydantic import Field
 
-from attt.checks.tls.models import PROTOCOLS, Certificate, Protocol, TlsData
+from attt.checks.tls.models import (
+    ALL_VULNERABILITIES,
+    PROTOCOLS,
+    Certificate,
+    Protocol,
+    TlsData,
+    VulnerabilityName,
+    static_key_suites,
+)
 from attt.checks.tls.profile import ProfileName, mozilla_guidelines
 from attt.scanner.models.target import Target
 from attt.scanner.plugin import Controls, NoParams, Params, Verdict
@@ -15,17 +23,6 @@ from attt.scanner.plugin import Controls, NoParams, Params, Verdict
 CONTROLS = Controls("tls")
 
 SuiteFamily = Literal["NULL", "EXPORT", "anon", "RC4", "DES", "3DES", "MD5", "static_rsa", "CBC"]
-VulnerabilityName = Literal[
-    "heartbleed",
-    "robot",
-    "ccs_injection",
-    "insecure_renegotiation",
-    "client_renegotiation",
-    "compression",
-    "fallback_scsv",
-    "extended_master_secret",
-]
-ALL_VULNERABILITIES: tuple[VulnerabilityName, ...] = get_args(VulnerabilityName)
 _SINGLE_DES = re.compile(r"_DES(?:40)?_")
 _FAMILY_TESTS: dict[SuiteFamily, Callable[[str], bool]] = {
     "NULL": lambda s: "WITH_NULL" in s or s.startswith("TLS_NULL_"),
@@ -192,11 +189,8 @@ def _forward_secrecy(data: TlsData, params: NoParams, target: Target) -> Verdict
     """
     if (missing := _no_protocols(data)) is not None:
         return missing
-    static = [
-        f"{protocol} {suite}"
-        for protocol, suite in _accepted(data)
-        if protocol != "TLSv1.3" and "_DHE_" not in suite and "_ECDHE_" not in suite
-    ]
+    static = static_key_suites(data.cipher_suites)
+    # Both come from `static_key_suites`; checking both fails closed on data from elsewhere.
     if static or not data.forward_secrecy:
         return Verdict.failed(
             f"{len(static)} accepted suite(s) without an ephemeral key exchange",
