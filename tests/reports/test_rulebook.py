@@ -5,7 +5,8 @@ from typing import Any
 
 import pytest
 
-from attt.reports.rulebook import CONFIDENCE_MARKERS, policy_markdown, policy_yaml
+from attt.reports._i18n import strings
+from attt.reports.rulebook import policy_markdown, policy_yaml
 from attt.scanner.models.policy import ResolvedPolicy
 from attt.scanner.policy import load_policy
 from tests.scanner.test_policy import POLICIES, REGISTRY, bundled  # noqa: F401 - `bundled` is a fixture
@@ -17,15 +18,15 @@ def test_markdown_rule_book_marks_confidence() -> None:
     assert vi.startswith("# Demo baseline\n")
     assert policy.sha256 in vi
     assert "### DEMO-VERSION — Phiên bản TLS tối thiểu" in vi
-    assert "TCVN 14423:2026 8.3.1 (chưa xác minh / unverified)" in vi
-    assert "TT 39/2017/TT-BTTTT 4.2 (nguồn thứ cấp / secondary source)" in vi
+    assert f"TCVN 14423:2026 8.3.1 ({strings('vi')['unverified']})" in vi
+    assert f"TT 39/2017/TT-BTTTT 4.2 ({strings('vi')['secondary']})" in vi
     assert '`{"ports": [21, 23], "strict": false}`' in vi
     assert "cấp độ 2, 3" in vi
     assert "Giám đốc Trung tâm CNTT tỉnh" in vi
     en = policy_markdown(policy, "en")
     assert "### DEMO-VERSION — Minimum TLS version" in en
     assert "- Severity: **medium**" in en
-    assert CONFIDENCE_MARKERS["unverified"] in en
+    assert f"TCVN 14423:2026 8.3.1 ({strings('en')['unverified']})" in en
     assert "every system" in en
 
 
