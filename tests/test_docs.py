@@ -1,5 +1,6 @@
-"""The code in docs/writing-a-check.md is real: it imports, registers through its entry point,
-probes a live HTTP server, judges, and its policy loads against it."""
+"""The docs are real: the code in docs/writing-a-check.md imports, registers through its entry
+point, probes a live HTTP server, judges, and its policy loads; docs/architecture.md quotes the
+import contracts as .importlinter has them."""
 
 import http.server
 import re
@@ -123,3 +124,12 @@ def test_the_example_lists_with_its_reason_and_describe(registry: Registry) -> N
     assert "    requests: HEAD / on every port the inventory declares as http" in lines
     assert any("OWASP ASVS 4.0, V14.3.3" in line for line in lines)
     assert any(line.strip().startswith("source: my_attt_checks.http_headers:") for line in lines)
+
+
+def test_architecture_page_shows_the_import_contracts_as_they_are() -> None:
+    page = (DOC.parent / "architecture.md").read_text("utf-8")
+    contracts = (DOC.parents[1] / ".importlinter").read_text("utf-8")
+    sections = re.split(r"\n(?=\[importlinter:contract:)", contracts.strip())[1:]
+    assert sections, "the contracts are in .importlinter"
+    for section in sections:
+        assert section.strip() in page, f"docs/architecture.md lacks or misquotes {section.splitlines()[0]}"
