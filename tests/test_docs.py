@@ -16,7 +16,7 @@ import pytest
 
 from attt.scanner.catalog import check_lines
 from attt.scanner.models.target import Host, Service, SystemInfo, Target
-from attt.scanner.plugin import ProbeContext
+from attt.scanner.plugin import NoSettings, ProbeContext
 from attt.scanner.policy import load_policy
 from attt.scanner.registry import ENTRY_POINT_GROUP, Registry
 
@@ -96,7 +96,7 @@ def _target(*ports: int) -> Target:
 def test_the_example_probes_a_real_server_and_its_control_judges(registry: Registry, web_port: int) -> None:
     check = registry.check("headers")
     closed = web_port + 1 if web_port < 65535 else web_port - 1
-    ok, failed = check.probe(_target(web_port, closed), ProbeContext(timeout=10))
+    ok, failed = check.probe(_target(web_port, closed), ProbeContext(timeout=10, settings=NoSettings()))
     assert (ok.status, ok.port) == ("ok", web_port)
     data = check.data_model.model_validate(ok.data)
     assert data.model_dump() == {"server": "nginx/1.18.0"}

@@ -113,7 +113,7 @@ class WebCheck:
     def describe(cls) -> Iterable[str]:
         return ["requests:", "  GET / (follows redirects)"]
 
-    def probe(self, target: Target, ctx: ProbeContext) -> Iterable[Observation]:
+    def probe(self, target: Target, ctx: ProbeContext[WebSettings]) -> Iterable[Observation]:
         return ()
 
 
