@@ -1,6 +1,7 @@
 """What `attt checks list` prints: each registered check, its controls, and with `verbose` what a
 newcomer needs to go from a rule id to its code (docstring, params, settings, source line)."""
 
+import inspect
 import types
 from collections.abc import Iterable, Iterator
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
@@ -21,6 +22,8 @@ def check_lines(name: str, registered: RegisteredCheck, verbose: bool = False) -
     check = registered.check
     yield f"{name}  (from {registered.distribution}; after: {', '.join(check.after) or '—'})"
     if verbose:
+        # The check class's docstring says what one observation is (per host, per endpoint).
+        yield from _indented(inspect.cleandoc(type(check).__doc__ or "").splitlines(), 1)
         yield from _indented(_model_lines("settings", check.settings_model, NoSettings), 1)
         if isinstance(check, Described):
             yield from _indented(check.describe(), 1)

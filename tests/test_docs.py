@@ -121,6 +121,7 @@ def test_the_example_policy_loads_against_the_example_check(registry: Registry, 
 
 def test_the_example_lists_with_its_reason_and_describe(registry: Registry) -> None:
     lines = list(check_lines("headers", registry.checks["headers"], verbose=True))
+    assert lines[1].startswith("    One observation per port the inventory declares as http:")
     assert "    requests: HEAD / on every port the inventory declares as http" in lines
     assert any("OWASP ASVS 4.0, V14.3.3" in line for line in lines)
     assert any(line.strip().startswith("source: my_attt_checks.http_headers:") for line in lines)

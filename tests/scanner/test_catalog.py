@@ -73,6 +73,7 @@ def test_verbose_list_shows_reason_params_settings_and_source() -> None:
     declared = inspect.getsource(importlib.import_module(module)).splitlines()[int(line) - 1]
     assert declared == '@CONTROLS.control("tls.min_version", MinVersionParams)'
     tls = out[out.index("\ntls  (") :]
+    assert "    One observation per TLS endpoint (port)" in tls  # the check class's docstring
     assert "settings (TlsSettings):" in tls and "trust_anchors: tuple[str, ...] = ()" in tls
     assert "ports: tuple[int, ...] = (20, 21, 22" in out and "…" in out  # long defaults are cut
     assert "params: none" in out  # a control without params says so
