@@ -13,6 +13,7 @@ from attt.scanner.models.policy import ResolvedRule
 from attt.scanner.models.target import Port, Target
 from attt.scanner.plugin import (
     API_VERSION,
+    Batched,
     Check,
     Control,
     Controls,
@@ -28,6 +29,7 @@ from attt.scanner.plugin import (
 
 __all__ = [
     "API_VERSION",
+    "Batched",
     "Check",
     "Control",
     "Controls",

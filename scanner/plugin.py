@@ -8,7 +8,7 @@ docs/writing-a-check.md.
 
 import inspect
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar, runtime_checkable
 
@@ -232,3 +232,18 @@ class Described(Protocol):
     Each string is printed as one line under the check's heading."""
 
     def describe(self) -> Iterable[str]: ...
+
+
+@runtime_checkable
+class Batched(Protocol):
+    """Optional for a check with no `after`: probes many targets in one go, e.g. one nmap run
+    for many hosts. The runner then hands it up to `batch_size` targets at a time, as early in
+    the run as it can, and each target's later checks start as soon as its batch is done.
+
+    `probe_batch` returns at least one observation per target it was given (an `error` one
+    when that target's part failed); a target it says nothing about is recorded as `error`.
+    Its budget is the smallest `ProbeContext.timeout` among the batch."""
+
+    batch_size: ClassVar[int]
+
+    def probe_batch(self, jobs: Sequence[tuple[Target, ProbeContext[Any]]]) -> Iterable[Observation]: ...

@@ -3,6 +3,10 @@
 Each target is one job; inside a job the checks run in dependency order (`Check.after`), so a
 check can read what an earlier one saw on the same host. A probe that raises or overruns its
 budget yields an `error` observation and never stops the others.
+
+A check that probes many targets at once (`Batched`, e.g. one nmap run for many hosts) is run
+ahead of the jobs, in target order, a batch at a time; a job waits only for its own batch, so a
+host's later checks start as soon as its batch is done.
 """
 
 import threading
@@ -18,7 +22,7 @@ from pydantic import BaseModel
 from attt.scanner.models.observation import Observation, ProbeKey
 from attt.scanner.models.policy import ResolvedPolicy, ResolvedRule
 from attt.scanner.models.target import Target
-from attt.scanner.plugin import Check, Credential, ProbeContext
+from attt.scanner.plugin import Batched, Check, Credential, ProbeContext
 from attt.scanner.registry import Registry
 
 DEFAULT_CONCURRENCY = 16
@@ -28,6 +32,8 @@ DEFAULT_TIMEOUT = 120.0
 """Seconds one check may spend on one host (a full TLS scan of several ports fits)."""
 _GRACE = 5.0
 """Extra seconds before an overrunning probe is abandoned, so probes can report their own timeout."""
+_BATCH_WORKERS = 2
+"""Batches of one check run at once: each is a whole process over many hosts (an nmap run)."""
 
 ProbeSink = Callable[[Target, str, Sequence[Observation]], None]
 """Told what each finished probe saw (possibly nothing), as soon as it ends."""
@@ -67,23 +73,43 @@ class Runner:
 
     def run(self, plan: ScanPlan) -> bool:
         """Probe every target; return True when every planned probe ran to its end."""
-        with ThreadPoolExecutor(
-            max_workers=max(1, plan.concurrency), thread_name_prefix="attt-target"
-        ) as pool:
-            pending: set[Future[bool]] = {pool.submit(self._run_target, plan, t) for t in plan.targets}
-            complete = True
-            try:
-                while pending:
-                    done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-                    complete &= all(f.result() for f in done)
-            except BaseException:
-                self.stop.set()
-                for future in pending:
-                    future.cancel()
-                raise
+        batches = self._start_batches(plan)
+        try:
+            with ThreadPoolExecutor(
+                max_workers=max(1, plan.concurrency), thread_name_prefix="attt-target"
+            ) as pool:
+                pending = {pool.submit(self._run_target, plan, t, batches) for t in plan.targets}
+                complete = True
+                try:
+                    while pending:
+                        done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                        complete &= all(f.result() for f in done)
+                except BaseException:
+                    self.stop.set()
+                    for future in pending:
+                        future.cancel()
+                    raise
+        finally:
+            for batch in batches.values():
+                batch.close()
         return complete and not self.stop.is_set()
 
-    def _run_target(self, plan: ScanPlan, target: Target) -> bool:
+    def _start_batches(self, plan: ScanPlan) -> dict[str, "_Batches"]:
+        """Start every batched check's probes of the targets it has yet to see."""
+        batches: dict[str, _Batches] = {}
+        for name in plan.checks:
+            check = self._registry.check(name)
+            if not isinstance(check, Batched) or check.after:
+                continue
+            jobs = [
+                (t, self._context(plan, t, check, {}))
+                for t in plan.targets
+                if (name, *t.key) not in plan.done
+            ]
+            batches[name] = _Batches(self, check, jobs)
+        return batches
+
+    def _run_target(self, plan: ScanPlan, target: Target, batches: Mapping[str, "_Batches"]) -> bool:
         seen: dict[str, list[Observation]] = {}
         for name in plan.checks:
             earlier = plan.done.get((name, *target.key))
@@ -95,7 +121,8 @@ class Runner:
             check = self._registry.check(name)
             ctx = self._context(plan, target, check, seen)
             self._progress.started(target, name)
-            observations = self._probe(check, target, ctx)
+            batch = batches.get(name)
+            observations = batch.wait(target) if batch else self._probe(check, target, ctx)
             if observations is None:
                 return False
             if not observations and ctx.prior and all(o.status == "error" for o in ctx.prior):
@@ -129,30 +156,105 @@ class Runner:
 
         None when the scan was stopped mid-probe: nothing was observed, and the probe is left
         for a resumed run."""
-        outcome: dict[str, Any] = {}
         started = datetime.now(UTC)
+        outcome = self.bounded(lambda: list(check.probe(target, ctx)), ctx.timeout, check.name)
+        if outcome is None:
+            return None
+        finished = datetime.now(UTC)
+        if isinstance(outcome, str):
+            result = [Observation.failed(check.name, target, outcome)]
+        else:
+            result = [_own(obs, check.name, target) for obs in outcome]
+        return [obs.timed(obs.started or started, obs.finished or finished) for obs in result]
 
-        def call() -> None:
+    def bounded(
+        self, call: Callable[[], list[Observation]], timeout: float, name: str
+    ) -> list[Observation] | str | None:
+        """What `call` returned, or why it has nothing (it crashed or overran `timeout` plus
+        grace, and is abandoned); None when the scan was stopped while it ran."""
+        outcome: dict[str, Any] = {}
+
+        def guarded() -> None:
             try:
-                outcome["observations"] = list(check.probe(target, ctx))
+                outcome["observations"] = call()
             except Exception as exc:  # a crashing plugin costs its own observation, nothing else
                 outcome["error"] = f"probe crashed: {type(exc).__name__}: {exc}"
 
-        worker = threading.Thread(target=call, name=f"attt-probe-{check.name}", daemon=True)
+        worker = threading.Thread(target=guarded, name=f"attt-probe-{name}", daemon=True)
         worker.start()
-        deadline = time.monotonic() + ctx.timeout + _GRACE
+        deadline = time.monotonic() + timeout + _GRACE
         while worker.is_alive() and time.monotonic() < deadline and not self.stop.is_set():
             worker.join(0.2)
-        finished = datetime.now(UTC)
-        if self.stop.is_set() and worker.is_alive():
-            return None
         if worker.is_alive():
-            result = [Observation.failed(check.name, target, f"timed out after {ctx.timeout:g} s")]
-        elif "error" in outcome:
-            result = [Observation.failed(check.name, target, outcome["error"])]
-        else:
-            result = [_own(obs, check.name, target) for obs in outcome["observations"]]
-        return [obs.timed(obs.started or started, obs.finished or finished) for obs in result]
+            return None if self.stop.is_set() else f"timed out after {timeout:g} s"
+        if "error" in outcome:
+            return str(outcome["error"])
+        observations: list[Observation] = outcome["observations"]
+        return observations
+
+
+class _Batches:
+    """A batched check's probes of a whole run, `batch_size` targets at a time, in target order,
+    started at once; each target's job waits for its own batch only."""
+
+    def __init__(
+        self, runner: Runner, check: Batched, jobs: Sequence[tuple[Target, ProbeContext[Any]]]
+    ) -> None:
+        self._runner = runner
+        self._check = check
+        self._name: str = getattr(check, "name", type(check).__name__)
+        self._pool = ThreadPoolExecutor(max_workers=_BATCH_WORKERS, thread_name_prefix="attt-batch")
+        self._of: dict[tuple[str, str], Future[dict[tuple[str, str], list[Observation]] | None]] = {}
+        size = max(1, check.batch_size)
+        for first in range(0, len(jobs), size):
+            chunk = jobs[first : first + size]
+            future = self._pool.submit(self._run, chunk)
+            self._of.update((target.key, future) for target, _ in chunk)
+
+    def _run(
+        self, chunk: Sequence[tuple[Target, ProbeContext[Any]]]
+    ) -> dict[tuple[str, str], list[Observation]] | None:
+        """Each target's observations of one batch; None when the scan was stopped meanwhile."""
+        if self._runner.stop.is_set():
+            return None
+        started = datetime.now(UTC)
+        timeout = min(ctx.timeout for _, ctx in chunk)
+        outcome = self._runner.bounded(lambda: list(self._check.probe_batch(chunk)), timeout, self._name)
+        if outcome is None:
+            return None
+        finished = datetime.now(UTC)
+        targets = {target.key: target for target, _ in chunk}
+        split: dict[tuple[str, str], list[Observation]] = {key: [] for key in targets}
+        for obs in [] if isinstance(outcome, str) else outcome:
+            key = (obs.system, obs.host)
+            if key in split and obs.check == self._name:
+                split[key].append(obs)
+        for key, target in targets.items():
+            if isinstance(outcome, str):
+                split[key] = [Observation.failed(self._name, target, outcome)]
+            elif not split[key]:
+                # A batch that says nothing about a host has not shown that nothing is there.
+                split[key] = [
+                    Observation.failed(self._name, target, "the batched probe returned nothing for this host")
+                ]
+        return {
+            key: [obs.timed(obs.started or started, obs.finished or finished) for obs in observations]
+            for key, observations in split.items()
+        }
+
+    def wait(self, target: Target) -> list[Observation] | None:
+        """This target's observations once its batch is done; None when the scan was stopped."""
+        future = self._of[target.key]
+        while not self._runner.stop.is_set():
+            try:
+                result = future.result(timeout=0.2)
+            except TimeoutError:
+                continue
+            return None if result is None else result[target.key]
+        return None
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _own(obs: Observation, check: str, target: Target) -> Observation:

@@ -4,10 +4,15 @@ The set scanned always covers every port a rule or the inventory names (see `por
 so a rule is never judged on a port nobody looked at. Service detection (`-sV`) is optional
 and best-effort: it runs as a second nmap pass over the ports the connect scan found open, and
 when it fails or runs out of time the open ports stand as found, named from nmap's port table.
+
+The engine hands the check many hosts at once (`probe_batch`): one nmap run scans them all, and
+its result is split per host, each host keeping only the ports asked for it.
 """
 
+import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from pydantic import BaseModel
@@ -28,6 +33,8 @@ from attt.scanner.plugin import API_VERSION, Control, ProbeContext
 
 __all__ = ["PortsCheck", "PortsData", "PortsSettings"]
 
+_LOG = logging.getLogger("attt.checks")
+
 
 class PortsCheck:
     """One observation per host: its open TCP ports among those scanned."""
@@ -39,44 +46,108 @@ class PortsCheck:
     after: ClassVar[tuple[str, ...]] = ()
     controls: ClassVar[Mapping[str, Control[Any, Any]]] = CONTROLS
 
+    batch_size: ClassVar[int] = 128
+    """Hosts per nmap run: one process and one host group for the union of their ports."""
+
     def __init__(self, nmap_binary: str = "nmap") -> None:
         self._binary = nmap_binary
 
     def probe(self, target: Target, ctx: ProbeContext[PortsSettings]) -> Iterable[Observation]:
-        settings = ctx.settings
-        ports = ports_to_scan(target, settings, ctx.rules)
-        deadline = time.monotonic() + ctx.timeout
+        return self.probe_batch([(target, ctx)])
+
+    def probe_batch(self, jobs: Sequence[tuple[Target, ProbeContext[PortsSettings]]]) -> list[Observation]:
+        """Scan many hosts with one nmap run per address family; one observation per target."""
+        out: list[Observation] = []
+        families: dict[int, list[_Job]] = {}
+        for target, ctx in jobs:
+            try:
+                family = _nmap.scannable_ip(target.ip).version
+            except ValueError as exc:
+                out.append(Observation.failed(self.name, target, f"cannot build the nmap scan: {exc}"))
+                continue
+            ports = ports_to_scan(target, ctx.settings, ctx.rules)
+            families.setdefault(family, []).append(_Job(target, ctx.settings, ports))
+        budget = min((ctx.timeout for _, ctx in jobs), default=0.0)
+        for group in families.values():
+            out.extend(self._scan(group, budget))
+        return out
+
+    def _scan(self, jobs: list["_Job"], budget: float) -> list[Observation]:
+        deadline = time.monotonic() + budget
         # With -sV to follow, the connect scan gets part of the budget and -sV the rest.
-        share = 0.4 if settings.service_detection else 1.0
+        share = 0.4 if any(job.settings.service_detection for job in jobs) else 1.0
+        try:
+            results = self._run(jobs, {p for job in jobs for p in job.ports}, budget * share, detect=False)
+        except (_nmap.NmapMissingError, _nmap.NmapFailedError) as exc:
+            return [Observation.failed(self.name, job.target, str(exc)) for job in jobs]
+        out: list[Observation] = []
+        scanned: list[tuple[_Job, PortsData]] = []
+        for job in jobs:
+            try:
+                scanned.append((job, connect_scan_data(job.own(results[job.target.ip]), job.ports)))
+            except _nmap.NmapFailedError as exc:
+                out.append(Observation.failed(self.name, job.target, str(exc)))
+        detect = [(job, data) for job, data in scanned if job.settings.service_detection and data.open]
+        named = self._detect_services(detect, deadline - time.monotonic()) if detect else {}
+        out.extend(
+            Observation.ok(self.name, job.target, named.get(job.target.key, data)) for job, data in scanned
+        )
+        return out
+
+    def _run(
+        self, jobs: Sequence["_Job"], ports: Iterable[int], timeout: float, *, detect: bool
+    ) -> dict[str, _nmap.HostResult]:
         try:
             command = _nmap.build_command(
-                target.ip, ports, timeout=ctx.timeout * share, service_detection=False
+                [job.target.ip for job in jobs], ports, timeout=timeout, service_detection=detect
             )
-            data = connect_scan_data(_nmap.run(command, self._binary), ports)
         except ValueError as exc:
-            return [Observation.failed(self.name, target, f"cannot build the nmap scan: {exc}")]
-        except (_nmap.NmapMissingError, _nmap.NmapFailedError) as exc:
-            return [Observation.failed(self.name, target, str(exc))]
-        if settings.service_detection and data.open:
-            data = self._detect_services(target, data, deadline - time.monotonic(), ctx)
-        return [Observation.ok(self.name, target, data)]
+            raise _nmap.NmapFailedError(f"cannot build the nmap scan: {exc}") from None
+        return _nmap.run(command, self._binary)[1]
 
     def _detect_services(
-        self, target: Target, data: PortsData, budget: float, ctx: ProbeContext[PortsSettings]
-    ) -> PortsData:
-        """Name the services on the open ports; on failure keep the connect-scan result."""
+        self, found: list[tuple["_Job", PortsData]], budget: float
+    ) -> dict[tuple[str, str], PortsData]:
+        """Name the services on the open ports; where that fails keep the connect-scan result."""
         if budget < 1.0:
-            return data.model_copy(update={"service_detection_error": "no time left for service detection"})
+            why = "no time left for service detection"
+            return {
+                job.target.key: data.model_copy(update={"service_detection_error": why})
+                for job, data in found
+            }
         try:
-            command = _nmap.build_command(
-                target.ip, data.open_ports(), timeout=budget, service_detection=True
+            results = self._run(
+                [job for job, _ in found], {p for _, d in found for p in d.open_ports()}, budget, detect=True
             )
-            detected = {p.port: p for p in _nmap.run(command, self._binary).listed}
         except (_nmap.NmapMissingError, _nmap.NmapFailedError) as exc:
-            ctx.logger.warning("service detection on %s failed: %s", target.ip, exc)
-            return data.model_copy(update={"service_detection_error": str(exc)})
-        named = tuple(_open_port(detected[p.port]) if p.port in detected else p for p in data.open)
-        return data.model_copy(update={"open": named, "service_detection": True})
+            failed = _nmap.NmapFailedError(str(exc))
+            results = {job.target.ip: failed for job, _ in found}
+        named: dict[tuple[str, str], PortsData] = {}
+        for job, data in found:
+            result = results[job.target.ip]
+            if isinstance(result, Exception):
+                _LOG.warning("service detection on %s failed: %s", job.target.ip, result)
+                named[job.target.key] = data.model_copy(update={"service_detection_error": str(result)})
+                continue
+            detected = {p.port: p for p in result.ports}
+            ports = tuple(_open_port(detected[p.port]) if p.port in detected else p for p in data.open)
+            named[job.target.key] = data.model_copy(update={"open": ports, "service_detection": True})
+        return named
+
+
+@dataclass(frozen=True)
+class _Job:
+    target: Target
+    settings: PortsSettings
+    ports: tuple[int, ...]
+    """This host's ports; the nmap run may cover more (the union over its batch)."""
+
+    def own(self, result: _nmap.HostResult) -> _nmap.ScanResult:
+        """This host's ports out of a run over the union; raises when its part failed."""
+        if isinstance(result, _nmap.NmapFailedError):
+            raise result
+        mine = set(self.ports)
+        return _nmap.ScanResult(result.nmap_version, tuple(p for p in result.ports if p.port in mine))
 
 
 def connect_scan_data(scan: _nmap.ScanResult, ports: tuple[int, ...]) -> PortsData:

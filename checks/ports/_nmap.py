@@ -1,32 +1,32 @@
-"""The only module that talks to python-nmap (and through it, the nmap binary).
+"""The only module that runs the nmap binary and reads what it says.
 
-The nmap command line is built from validated values only: the pinned IP address (parsed
-again here), port numbers as integers, and fixed flags. python-nmap places the hosts string
-right after `-oX -` and splits it with shlex, so a value that is not an IP address never gets
-that far: `build_command` refuses it first.
+One nmap run scans many hosts (the union of their ports) and its XML is split per host here.
+The command line is built from validated values only: pinned IP addresses (parsed again here),
+port numbers as integers, and fixed flags; nmap is executed directly (no shell), and the
+targets come last so nothing after them can be read as an option.
 
-python-nmap drops two facts from nmap's XML that a fail-closed scan needs: the host's
-`timedout` flag (a timed-out host looks "up" with no ports, i.e. a fake all-clear) and the
-`extraports` counts (ports nmap summarises instead of listing). Both are read here from the
-same XML.
+The XML is read with the standard library: it carries what a fail-closed scan needs and
+python-nmap dropped (a host's `timedout` flag, i.e. a fake all-clear, and the ports nmap only
+counts in `extraports`), and nmap's version is read from the same output, so no extra
+`nmap -V` process is started per host.
 """
 
+import errno
 import ipaddress
 import math
+import subprocess
 import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import nmap
 
 from attt.scanner.models.observation import bound_text
 
 NMAP_MISSING = "nmap is not installed (apt-get install nmap)"
+TOO_MANY_FILES = "too many open files: raise the open-file limit (ulimit -n) or lower --concurrency"
 MAX_ERROR_CHARS = 300
 
-# -n: never resolve names (the target is already pinned; no DNS traffic).
+# -n: never resolve names (the targets are already pinned; no DNS traffic).
 # -Pn: skip host discovery; the inventory says the host exists, and ping is often filtered.
 # -sT: TCP connect scan. Works without privileges, completes real handshakes (so "open" means
 #      a client could connect), and is deterministic; slower than SYN scan but polite.
@@ -40,14 +40,14 @@ class NmapMissingError(Exception):
 
 
 class NmapFailedError(Exception):
-    """nmap ran but its result cannot be trusted as a complete scan of the host."""
+    """nmap ran but its result cannot be trusted as a complete scan of the host(s)."""
 
 
 @dataclass(frozen=True)
 class NmapCommand:
-    """One nmap run against one host, as python-nmap will execute it."""
+    """One nmap run against one or more hosts of one address family."""
 
-    ip: str
+    ips: tuple[str, ...]
     ports: tuple[int, ...]
     flags: tuple[str, ...]
     timeout: float
@@ -57,13 +57,8 @@ class NmapCommand:
     def port_spec(self) -> str:
         return port_spec(self.ports)
 
-    @property
-    def arguments(self) -> str:
-        return " ".join(self.flags)
-
     def argv(self, binary: str = "nmap") -> list[str]:
-        """The argument vector python-nmap builds from this command (see `PortScanner.scan`)."""
-        return [binary, "-oX", "-", self.ip, "-p", self.port_spec, *self.flags]
+        return [binary, "-oX", "-", *self.flags, "-p", self.port_spec, *self.ips]
 
 
 @dataclass(frozen=True)
@@ -71,31 +66,28 @@ class PortState:
     port: int
     state: str
     """open, closed, filtered, open|filtered, ..."""
-    service: str
-    product: str
-    version: str
+    service: str = ""
+    product: str = ""
+    version: str = ""
 
 
 @dataclass(frozen=True)
 class ScanResult:
+    """What nmap saw on one host: the state of every port asked for it."""
+
     nmap_version: str
-    command_line: str
-    """The command line nmap says it ran, to compare with `NmapCommand.argv`."""
-    listed: tuple[PortState, ...]
-    """Ports nmap reported one by one."""
-    summarised: dict[str, int]
-    """State -> count of the ports nmap only counted (its `extraports`)."""
+    ports: tuple[PortState, ...]
 
     @property
     def open_ports(self) -> tuple[PortState, ...]:
-        return tuple(p for p in self.listed if p.state == "open")
+        return tuple(p for p in self.ports if p.state == "open")
 
     def count(self, state: str) -> int:
-        return sum(1 for p in self.listed if p.state == state) + self.summarised.get(state, 0)
+        return sum(1 for p in self.ports if p.state == state)
 
-    @property
-    def total(self) -> int:
-        return len(self.listed) + sum(self.summarised.values())
+
+HostResult = ScanResult | NmapFailedError
+"""Per host: its ports, or why this host's part of the scan proves nothing."""
 
 
 def port_spec(ports: Iterable[int]) -> str:
@@ -110,96 +102,157 @@ def port_spec(ports: Iterable[int]) -> str:
     return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
 
 
-def build_command(ip: str, ports: Iterable[int], *, timeout: float, service_detection: bool) -> NmapCommand:
-    """Build the scan of `ports` on `ip` that must finish within `timeout` seconds."""
+def parse_port_spec(spec: str) -> list[int]:
+    out: list[int] = []
+    for part in spec.split(","):
+        low, _, high = part.partition("-")
+        out.extend(range(int(low), int(high or low) + 1))
+    return out
+
+
+def scannable_ip(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """The address nmap may be given; ValueError for anything else (a name, a scope id)."""
     address = ipaddress.ip_address(ip)
     if isinstance(address, ipaddress.IPv6Address) and address.scope_id is not None:
         raise ValueError(f"IPv6 scope ids are not scanned: {ip!r}")
+    return address
+
+
+def build_command(
+    ips: Sequence[str], ports: Iterable[int], *, timeout: float, service_detection: bool
+) -> NmapCommand:
+    """Build the scan of `ports` on every one of `ips` that must finish within `timeout` seconds.
+
+    All hosts are put in one nmap host group, so each gets its own host timeout at the same
+    time and the run ends within the budget however many hosts it holds."""
+    addresses = [scannable_ip(ip) for ip in ips]
+    if not addresses:
+        raise ValueError("no address to scan")
+    if len({a.version for a in addresses}) != 1:
+        raise ValueError("IPv4 and IPv6 addresses are scanned by separate nmap runs")
     wanted = tuple(sorted(set(ports)))
     if not wanted or not all(isinstance(p, int) and 1 <= p <= 65535 for p in wanted):
         raise ValueError("ports must be a non-empty set of integers in 1..65535")
+    unique = tuple(dict.fromkeys(str(a) for a in addresses))
     # nmap checks its host timeout only between probes and overshoots it (seconds with -sV),
     # so give it a share of the budget and keep the rest for the hard process limit.
     host_timeout_ms = max(500, math.floor(timeout * 0.6 * 1000))
     flags = [*_FIXED_FLAGS, "--host-timeout", f"{host_timeout_ms}ms"]
+    if len(unique) > 1:
+        flags += ["--min-hostgroup", str(len(unique))]
     if service_detection:
         flags.extend(_SERVICE_FLAGS)
-    if address.version == 6:
+    if addresses[0].version == 6:
         flags.append("-6")
-    return NmapCommand(ip=str(address), ports=wanted, flags=tuple(flags), timeout=timeout)
+    return NmapCommand(ips=unique, ports=wanted, flags=tuple(flags), timeout=timeout)
 
 
-def run(command: NmapCommand, binary: str = "nmap") -> ScanResult:
-    """Run the scan; raise unless nmap finished a complete scan of every requested port."""
+def run(command: NmapCommand, binary: str = "nmap") -> tuple[str, dict[str, HostResult]]:
+    """Run the scan; return nmap's version and, per IP asked, its ports or why they are unknown.
+
+    Raises when the run as a whole proves nothing (nmap missing, crashed, or out of time)."""
     try:
-        scanner = nmap.PortScanner(nmap_search_path=(binary,))
-    except nmap.PortScannerError:
-        raise NmapMissingError(NMAP_MISSING) from None
-    try:
-        result = scanner.scan(
-            hosts=command.ip,
-            ports=command.port_spec,
-            arguments=command.arguments,
+        # argv of fixed flags, parsed IP addresses and integers; no shell.
+        done = subprocess.run(
+            command.argv(binary),
+            capture_output=True,
             timeout=max(1, math.ceil(command.timeout)),
+            check=False,
+            stdin=subprocess.DEVNULL,
         )
-    except nmap.PortScannerTimeout:
+    except FileNotFoundError:
+        raise NmapMissingError(NMAP_MISSING) from None
+    except subprocess.TimeoutExpired:
         raise NmapFailedError(f"nmap did not finish within {command.timeout:g} s") from None
-    except nmap.PortScannerError as exc:
-        raise NmapFailedError(_short(f"nmap failed: {exc.value}")) from None
-    errors = result["nmap"]["scaninfo"].get("error")
-    if errors:
-        raise NmapFailedError(_short(f"nmap reported an error: {errors[0].strip()}"))
-    major, minor = scanner.nmap_version()
-    scan = _parse(command, result, scanner.get_nmap_last_output())
-    return ScanResult(
-        nmap_version=f"{major}.{minor}",
-        command_line=str(result["nmap"].get("command_line") or ""),
-        listed=scan[0],
-        summarised=scan[1],
-    )
+    except OSError as exc:
+        if exc.errno in (errno.EMFILE, errno.ENFILE):
+            raise NmapFailedError(f"cannot start nmap: {TOO_MANY_FILES}") from None
+        if exc.errno in (errno.EACCES, errno.ENOEXEC):
+            raise NmapMissingError(NMAP_MISSING) from None
+        raise NmapFailedError(_short(f"cannot start nmap: {exc.strerror or exc}")) from None
+    stderr = done.stderr.decode("utf-8", "replace")
+    if "Too many open files" in stderr:
+        raise NmapFailedError(f"nmap failed: {TOO_MANY_FILES}")
+    if done.returncode != 0 or not done.stdout.strip():
+        last = stderr.strip().splitlines()[-1] if stderr.strip() else f"exit status {done.returncode}"
+        raise NmapFailedError(_short(f"nmap failed: {last}"))
+    return parse(done.stdout, command.ips, command.ports)
 
 
-def _parse(
-    command: NmapCommand, result: dict[str, Any], xml_output: str | bytes
-) -> tuple[tuple[PortState, ...], dict[str, int]]:
-    wanted = ipaddress.ip_address(command.ip)
-    hosts = {ipaddress.ip_address(k): v for k, v in result["scan"].items()}
-    host = hosts.get(wanted)
-    if host is None:
-        raise NmapFailedError(f"nmap returned no result for {command.ip}")
-    state = host.get("status", {}).get("state")
-    if state != "up":
-        raise NmapFailedError(f"nmap reports host {command.ip} as {state or 'unknown'}")
-    timed_out, summarised = _xml_facts(xml_output)
-    if timed_out:
-        raise NmapFailedError(f"nmap gave up on {command.ip} at its host timeout")
-    listed = tuple(
-        PortState(
-            port=int(port),
-            state=str(info.get("state", "")),
-            service=str(info.get("name") or ""),
-            product=str(info.get("product") or ""),
-            version=str(info.get("version") or ""),
+def parse(
+    xml_output: bytes | str, ips: Sequence[str], ports: Sequence[int]
+) -> tuple[str, dict[str, HostResult]]:
+    """nmap's version and, for each of `ips`, the state of each of `ports` (or why not known)."""
+    try:
+        # nmap's own output; text a target sent (with -sV) reaches it only as escaped attributes.
+        root = ET.fromstring(xml_output)  # noqa: S314
+    except ET.ParseError as exc:
+        raise NmapFailedError(f"nmap output is not readable XML: {exc}") from None
+    version = root.get("version") or "unknown"
+    finished = root.find("runstats/finished")
+    if finished is not None and finished.get("exit") == "error":
+        raise NmapFailedError(_short(f"nmap reported an error: {finished.get('errormsg', '').strip()}"))
+    hosts: dict[ipaddress.IPv4Address | ipaddress.IPv6Address, ET.Element] = {}
+    for host in root.findall("host"):
+        for address in host.findall("address"):
+            if address.get("addrtype") in ("ipv4", "ipv6"):
+                hosts[ipaddress.ip_address(address.get("addr", ""))] = host
+    results: dict[str, HostResult] = {}
+    for ip in ips:
+        found = hosts.get(ipaddress.ip_address(ip))
+        results[ip] = (
+            NmapFailedError(f"nmap returned no result for {ip}")
+            if found is None
+            else _host_result(found, ip, version, ports)
         )
-        for port, info in sorted(host.get("tcp", {}).items())
-    )
-    covered = len(listed) + sum(summarised.values())
-    if covered != len(command.ports):
-        raise NmapFailedError(f"nmap reported {covered} of {len(command.ports)} requested ports")
-    return listed, summarised
+    return version, results
 
 
-def _xml_facts(xml_output: str | bytes) -> tuple[bool, dict[str, int]]:
-    # The XML is nmap's own output, which python-nmap has already parsed with this same parser;
-    # text a target sent reaches it only as escaped attribute values.
-    root = ET.fromstring(xml_output)  # noqa: S314
-    host = root.find("host")
-    if host is None:
-        raise NmapFailedError("nmap output has no host element")
-    summarised: Counter[str] = Counter()
+def _host_result(host: ET.Element, ip: str, version: str, wanted: Sequence[int]) -> HostResult:
+    status = host.find("status")
+    state = status.get("state") if status is not None else None
+    if state != "up":
+        return NmapFailedError(f"nmap reports host {ip} as {state or 'unknown'}")
+    if host.get("timedout") == "true":
+        return NmapFailedError(f"nmap gave up on {ip} at its host timeout")
+    known: dict[int, PortState] = {}
+    for port in host.findall("ports/port"):
+        if port.get("protocol") != "tcp":
+            continue
+        number = int(port.get("portid", "0"))
+        state_el, service = port.find("state"), port.find("service")
+        known[number] = PortState(
+            port=number,
+            state=state_el.get("state", "") if state_el is not None else "",
+            service=_attr(service, "name"),
+            product=_attr(service, "product"),
+            version=_attr(service, "version"),
+        )
+    # Ports nmap only counted: each count names its ports (nmap >= 7.80 lists them in
+    # `extrareasons`); when it does not, one summarised state still says what they all were.
+    unnamed: Counter[str] = Counter()
     for extra in host.findall("ports/extraports"):
-        summarised[extra.get("state", "unknown")] += int(extra.get("count", "0"))
-    return host.get("timedout") == "true", dict(summarised)
+        extra_state = extra.get("state", "unknown")
+        named = 0
+        for reason in extra.findall("extrareasons"):
+            listed = parse_port_spec(reason.get("ports", "")) if reason.get("ports") else []
+            named += len(listed)
+            for number in listed:
+                known.setdefault(number, PortState(port=number, state=extra_state))
+        if int(extra.get("count", "0")) > named:
+            unnamed[extra_state] += int(extra.get("count", "0")) - named
+    missing = [p for p in wanted if p not in known]
+    if missing and len(unnamed) == 1 and sum(unnamed.values()) == len(missing):
+        (only,) = unnamed
+        known.update((p, PortState(port=p, state=only)) for p in missing)
+        missing = []
+    if missing:
+        return NmapFailedError(f"nmap reported {len(wanted) - len(missing)} of {len(wanted)} requested ports")
+    return ScanResult(nmap_version=version, ports=tuple(known[p] for p in sorted(set(wanted))))
+
+
+def _attr(element: ET.Element | None, name: str) -> str:
+    return element.get(name, "") if element is not None else ""
 
 
 def _short(text: str) -> str:

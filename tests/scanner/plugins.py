@@ -5,7 +5,7 @@ crashes, which no real server can be made to do on cue.
 """
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from pydantic import BaseModel
@@ -80,9 +80,42 @@ class EchoCheck:
         return [Observation.ok(self.name, target, EchoData(saw=seen))] if seen else []
 
 
+class TallyCheck:
+    """A batched check (like `ports`): counts each batch it is handed and tells each host the
+    size of its batch."""
+
+    name: ClassVar[str] = "tally"
+    api_version: ClassVar[int] = API_VERSION
+    data_model: ClassVar[type[BaseModel]] = CountData
+    settings_model: ClassVar[type[BaseModel]] = NoSettings
+    after: ClassVar[tuple[str, ...]] = ()
+    controls: ClassVar[Mapping[str, Control[Any, Any]]] = Controls("tally")
+    batch_size: ClassVar[int] = 2
+    batches: ClassVar[list[tuple[str, ...]]] = []
+    behaviour: ClassVar[dict[str, str]] = {}
+    """address -> "crash" (the whole batch raises) | "skip" (the batch says nothing of it)."""
+
+    def probe(self, target: Target, ctx: ProbeContext[Any]) -> Iterable[Observation]:
+        return self.probe_batch([(target, ctx)])
+
+    def probe_batch(self, jobs: Sequence[tuple[Target, ProbeContext[Any]]]) -> list[Observation]:
+        self.batches.append(tuple(t.address for t, _ in jobs))
+        if any(self.behaviour.get(t.address) == "crash" for t, _ in jobs):
+            raise RuntimeError("batch bug")
+        return [
+            Observation.ok(self.name, t, CountData(count=len(jobs)))
+            for t, _ in jobs
+            if self.behaviour.get(t.address) != "skip"
+        ]
+
+
 def registry() -> Registry:
     return Registry.of(
-        {"count": RegisteredCheck(CountCheck(), "tests"), "echo": RegisteredCheck(EchoCheck(), "tests")}
+        {
+            "count": RegisteredCheck(CountCheck(), "tests"),
+            "echo": RegisteredCheck(EchoCheck(), "tests"),
+            "tally": RegisteredCheck(TallyCheck(), "tests"),
+        }
     )
 
 

@@ -4,7 +4,7 @@ import time
 
 from attt.scanner.models.observation import Observation
 from attt.scanner.runner import Runner, ScanPlan
-from tests.scanner.plugins import CountCheck, CountData, EchoData, registry, target
+from tests.scanner.plugins import CountCheck, CountData, EchoData, TallyCheck, registry, target
 
 
 def run(
@@ -87,3 +87,51 @@ def test_probes_an_earlier_attempt_finished_are_not_repeated_and_feed_dependents
     _, seen = run(["127.0.0.1"], {"127.0.0.1": "hang"}, done={("count", *t.key): (earlier,)})
     assert [o.check for o in seen] == ["echo"]
     assert seen[0].data == EchoData(saw=(41,))
+
+
+def run_tally(addresses: list[str], behaviour: dict[str, str]) -> list[Observation]:
+    TallyCheck.batches, TallyCheck.behaviour = [], behaviour
+    try:
+        _, seen = run(addresses, checks=("tally", "count"), concurrency=2)
+        return seen
+    finally:
+        TallyCheck.behaviour = {}
+
+
+def test_a_batched_check_gets_the_targets_in_order_a_batch_at_a_time() -> None:
+    addresses = ["127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"]
+    seen = run_tally(addresses, {})
+    assert TallyCheck.batches == [("127.0.0.1", "127.0.0.2"), ("127.0.0.3", "127.0.0.4"), ("127.0.0.5",)]
+    tallies = by_host(seen, "tally")
+    assert {h: o.data for h, o in tallies.items()} == {
+        "127.0.0.1": CountData(count=2), "127.0.0.2": CountData(count=2), "127.0.0.3": CountData(count=2),
+        "127.0.0.4": CountData(count=2), "127.0.0.5": CountData(count=1),
+    }  # fmt: skip
+    assert all(o.started and o.finished for o in tallies.values())
+    assert set(by_host(seen, "count")) == set(addresses)
+
+
+def test_a_crashing_batch_is_an_error_for_each_of_its_hosts_and_no_other() -> None:
+    seen = by_host(run_tally(["127.0.0.1", "127.0.0.2", "127.0.0.3"], {"127.0.0.2": "crash"}), "tally")
+    assert {h: o.status for h, o in seen.items()} == {
+        "127.0.0.1": "error",
+        "127.0.0.2": "error",
+        "127.0.0.3": "ok",
+    }
+    assert "RuntimeError: batch bug" in (seen["127.0.0.1"].error or "")
+
+
+def test_a_host_the_batch_says_nothing_about_is_an_error_not_an_empty_result() -> None:
+    seen = by_host(run_tally(["127.0.0.1", "127.0.0.2"], {"127.0.0.2": "skip"}), "tally")
+    assert seen["127.0.0.1"].status == "ok"
+    assert seen["127.0.0.2"].status == "error" and "returned nothing" in (seen["127.0.0.2"].error or "")
+
+
+def test_a_batched_check_done_by_an_earlier_attempt_is_not_repeated() -> None:
+    TallyCheck.batches = []
+    earlier = Observation.ok("tally", target("127.0.0.1"), CountData(count=9))
+    _, seen = run(
+        ["127.0.0.1", "127.0.0.2"], checks=("tally",), done={("tally", "sys-a", "127.0.0.1"): (earlier,)}
+    )
+    assert TallyCheck.batches == [("127.0.0.2",)]
+    assert [o.host for o in seen] == ["127.0.0.2"]

@@ -73,18 +73,32 @@ def test_port_spec_collapses_runs_and_duplicates():
 
 
 def test_command_has_fixed_flags_and_budgeted_host_timeout():
-    command = _nmap.build_command("127.0.20.1", [443, 23], timeout=10, service_detection=False)
+    command = _nmap.build_command(["127.0.20.1"], [443, 23], timeout=10, service_detection=False)
     assert command.argv("/usr/bin/nmap") == [
-        "/usr/bin/nmap", "-oX", "-", "127.0.20.1", "-p", "23,443",
+        "/usr/bin/nmap", "-oX", "-",
         "-n", "-Pn", "-sT", "-T4", "--max-retries", "1", "--host-timeout", "6000ms",
+        "-p", "23,443", "127.0.20.1",
     ]  # fmt: skip
-    detect = _nmap.build_command("127.0.20.1", [23], timeout=10, service_detection=True)
+    detect = _nmap.build_command(["127.0.20.1"], [23], timeout=10, service_detection=True)
     assert "-sV" in detect.flags
 
 
+def test_many_hosts_are_one_host_group_with_the_targets_last_and_deduplicated():
+    ips = ["127.0.20.1", "127.0.20.2", "127.0.20.1", "127.0.20.3"]
+    command = _nmap.build_command(ips, [22], timeout=10, service_detection=False)
+    argv = command.argv()
+    assert argv[-3:] == ["127.0.20.1", "127.0.20.2", "127.0.20.3"]
+    assert argv[argv.index("--min-hostgroup") + 1] == "3"
+
+
+def test_address_families_are_never_mixed_in_one_run():
+    with pytest.raises(ValueError, match="separate nmap runs"):
+        _nmap.build_command(["127.0.20.1", "::1"], [22], timeout=10, service_detection=False)
+
+
 def test_ipv6_target_adds_dash_6_and_normalises_the_address():
-    command = _nmap.build_command("0:0:0:0:0:0:0:1", [22], timeout=5, service_detection=False)
-    assert command.ip == "::1"
+    command = _nmap.build_command(["0:0:0:0:0:0:0:1"], [22], timeout=5, service_detection=False)
+    assert command.ips == ("::1",)
     assert command.flags[-1] == "-6"
 
 
@@ -94,13 +108,13 @@ def test_ipv6_target_adds_dash_6_and_normalises_the_address():
 )
 def test_anything_but_a_plain_ip_address_is_refused(ip):
     with pytest.raises(ValueError, match=r"IPv4 or IPv6 address|scope ids"):
-        _nmap.build_command(ip, [22], timeout=5, service_detection=False)
+        _nmap.build_command([ip], [22], timeout=5, service_detection=False)
 
 
 @pytest.mark.parametrize("ports", [[], [0], [65536], [-1]])
 def test_bad_port_sets_are_refused(ports):
     with pytest.raises(ValueError, match="ports must be"):
-        _nmap.build_command("127.0.20.1", ports, timeout=5, service_detection=False)
+        _nmap.build_command(["127.0.20.1"], ports, timeout=5, service_detection=False)
 
 
 def test_argv_carries_no_inventory_string_but_the_ip():
@@ -113,7 +127,7 @@ def test_argv_carries_no_inventory_string_but_the_ip():
     )
     # When the check builds its command from that target
     ports = ports_to_scan(target, PortsSettings(ports=(22,)), ())
-    argv = _nmap.build_command(target.ip, ports, timeout=30, service_detection=True).argv()
+    argv = _nmap.build_command([target.ip], ports, timeout=30, service_detection=True).argv()
     # Then every element is a fixed token, the IP, a port spec or the computed timeout
     fixed = {
         "nmap",
@@ -197,33 +211,31 @@ def test_rule_and_inventory_ports_are_scanned_even_outside_settings(port_listene
     assert data.open_ports() == {23, 8080}
 
 
-def test_python_nmap_runs_exactly_the_argv_we_built(port_listeners):
-    command = _nmap.build_command(PORTS_HOST_TLS, (443, 444), timeout=10, service_detection=False)
-    result = _nmap.run(command)
-    # nmap reports its arguments with options first and targets last (getopt's permutation):
-    # the IP must be the only target it saw, and every other token one we built.
-    argv = command.argv()
-    assert result.command_line.split() == [a for a in argv if a != PORTS_HOST_TLS] + [PORTS_HOST_TLS]
+def test_nmap_runs_exactly_the_argv_we_built(port_listeners):
+    command = _nmap.build_command([PORTS_HOST_TLS], (443, 444), timeout=10, service_detection=False)
+    version, results = _nmap.run(command)
+    assert re.fullmatch(r"\d+\.\d+", version)
+    result = results[PORTS_HOST_TLS]
+    assert isinstance(result, _nmap.ScanResult)
     assert [p.port for p in result.open_ports] == [443]
-    assert result.total == 2
+    assert [p.port for p in result.ports] == [443, 444]
 
 
 @pytest.mark.parametrize(
-    ("listed", "summarised", "open_ports"),
+    ("ports", "open_ports"),
     [
-        ((), {"filtered": 3}, None),
-        ((_nmap.PortState(22, "filtered", "ssh", "", ""),), {"filtered": 2}, None),
-        ((), {"closed": 2, "filtered": 1}, set()),
-        ((_nmap.PortState(22, "open", "ssh", "", ""),), {"filtered": 2}, {22}),
+        ((_nmap.PortState(22, "filtered"), _nmap.PortState(23, "filtered")), None),
+        ((_nmap.PortState(22, "closed"), _nmap.PortState(23, "filtered")), set()),
+        ((_nmap.PortState(22, "open", "ssh"), _nmap.PortState(23, "filtered")), {22}),
     ],
 )
-def test_scan_where_no_port_answered_proves_nothing(listed, summarised, open_ports):
-    scan = _nmap.ScanResult(nmap_version="7.93", command_line="", listed=listed, summarised=summarised)
+def test_scan_where_no_port_answered_proves_nothing(ports, open_ports):
+    scan = _nmap.ScanResult(nmap_version="7.93", ports=ports)
     if open_ports is None:
         with pytest.raises(_nmap.NmapFailedError, match="all filtered"):
-            connect_scan_data(scan, (22, 23, 80))
+            connect_scan_data(scan, (22, 23))
     else:
-        assert connect_scan_data(scan, (22, 23, 80)).open_ports() == open_ports
+        assert connect_scan_data(scan, (22, 23)).open_ports() == open_ports
 
 
 def test_silent_port_is_open_to_a_connect_scan(port_listeners):

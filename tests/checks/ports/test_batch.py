@@ -1,0 +1,167 @@
+"""The ports check over many hosts at once: one nmap run, its XML split per host, every host
+keeping its own ports, and a failure of the run (or of one host's part) never read as "nothing
+open"."""
+
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from attt.checks.ports import PortsCheck, _nmap
+from attt.checks.ports.models import PortsData, PortsSettings
+from attt.scanner.plugin import ProbeContext
+from tests.checks.ports.test_ports import make_target
+from tests.servers.listeners import PORTS_HOST_EMPTY, PORTS_HOST_MIXED, PORTS_HOST_TLS
+
+# --- reading nmap's XML (pure) --------------------------------------------------------------
+
+
+def xml(*hosts: str, version: str = "7.93") -> str:
+    stats = '<runstats><finished exit="success"/></runstats>'
+    return f'<nmaprun version="{version}">{"".join(hosts)}{stats}</nmaprun>'
+
+
+def host(ip: str, ports: str = "", extra: str = "", timedout: bool = False) -> str:
+    flag = ' timedout="true"' if timedout else ""
+    return (
+        f'<host{flag}><status state="up"/><address addr="{ip}" addrtype="ipv4"/>'
+        f"<ports>{extra}{ports}</ports></host>"
+    )
+
+
+def port(number: int, state: str, name: str = "") -> str:
+    return f'<port protocol="tcp" portid="{number}"><state state="{state}"/><service name="{name}"/></port>'
+
+
+def extra(state: str, count: int, ports: str | None = None) -> str:
+    named = f' ports="{ports}"' if ports is not None else ""
+    return f'<extraports state="{state}" count="{count}"><extrareasons count="{count}"{named}/></extraports>'
+
+
+def test_each_host_gets_every_port_of_the_run_from_listed_and_named_extraports():
+    output = xml(
+        host("10.0.0.1", port(22, "open", "ssh"), extra("closed", 3, "23,80-81")),
+        host("10.0.0.2", port(80, "open", "http"), extra("filtered", 3, "22-23,81")),
+    )
+    version, results = _nmap.parse(output, ["10.0.0.1", "10.0.0.2"], [22, 23, 80, 81])
+    assert version == "7.93"
+    first, second = results["10.0.0.1"], results["10.0.0.2"]
+    assert isinstance(first, _nmap.ScanResult) and isinstance(second, _nmap.ScanResult)
+    assert [(p.port, p.state) for p in first.ports] == [
+        (22, "open"),
+        (23, "closed"),
+        (80, "closed"),
+        (81, "closed"),
+    ]
+    assert [(p.port, p.state) for p in second.ports] == [
+        (22, "filtered"), (23, "filtered"), (80, "open"), (81, "filtered"),
+    ]  # fmt: skip
+    assert first.open_ports[0].service == "ssh"
+
+
+def test_extraports_without_port_lists_count_only_when_one_state_covers_the_rest():
+    single = xml(host("10.0.0.1", port(22, "open"), extra("closed", 2)))
+    _, results = _nmap.parse(single, ["10.0.0.1"], [22, 23, 80])
+    assert isinstance(results["10.0.0.1"], _nmap.ScanResult)
+    mixed = xml(host("10.0.0.1", port(22, "open"), extra("closed", 1) + extra("filtered", 1)))
+    _, results = _nmap.parse(mixed, ["10.0.0.1"], [22, 23, 80])
+    assert isinstance(results["10.0.0.1"], _nmap.NmapFailedError)
+    assert "1 of 3 requested ports" in str(results["10.0.0.1"])
+
+
+def test_a_timed_out_or_missing_host_fails_alone():
+    output = xml(host("10.0.0.1", port(22, "open")), host("10.0.0.2", timedout=True))
+    _, results = _nmap.parse(output, ["10.0.0.1", "10.0.0.2", "10.0.0.3"], [22])
+    assert isinstance(results["10.0.0.1"], _nmap.ScanResult)
+    assert "host timeout" in str(results["10.0.0.2"])
+    assert "no result for 10.0.0.3" in str(results["10.0.0.3"])
+
+
+def test_unreadable_output_fails_the_run():
+    with pytest.raises(_nmap.NmapFailedError, match="not readable XML"):
+        _nmap.parse("<nmaprun", ["10.0.0.1"], [22])
+
+
+# --- real scans of real listeners -----------------------------------------------------------
+
+
+def counting_nmap(tmp_path: Path) -> tuple[str, Path]:
+    """An nmap that records each invocation and then runs the real one."""
+    log = tmp_path / "runs.log"
+    wrapper = tmp_path / "nmap"
+    wrapper.write_text(f'#!/bin/sh\necho "$@" >> {log}\nexec nmap "$@"\n', encoding="utf-8")
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
+    return str(wrapper), log
+
+
+def test_one_nmap_run_scans_many_hosts_each_with_its_own_ports(port_listeners, tmp_path):
+    binary, log = counting_nmap(tmp_path)
+    jobs = [
+        (
+            make_target(PORTS_HOST_MIXED),
+            ProbeContext(timeout=20, settings=PortsSettings(ports=(22, 23, 8080))),
+        ),
+        (make_target(PORTS_HOST_TLS), ProbeContext(timeout=20, settings=PortsSettings(ports=(443, 444)))),
+        (make_target(PORTS_HOST_EMPTY), ProbeContext(timeout=20, settings=PortsSettings(ports=(23, 443)))),
+    ]
+    observations = {o.host: o for o in PortsCheck(nmap_binary=binary).probe_batch(jobs)}
+    assert len(log.read_text().splitlines()) == 1
+    data = {host: PortsData.model_validate(o.data) for host, o in observations.items()}
+    assert {h: (d.scanned, set(d.open_ports())) for h, d in data.items()} == {
+        PORTS_HOST_MIXED: ((22, 23, 8080), {23, 8080}),
+        PORTS_HOST_TLS: ((443, 444), {443}),
+        PORTS_HOST_EMPTY: ((23, 443), set()),
+    }
+
+
+def test_a_failed_run_is_an_error_for_every_host_of_the_batch(tmp_path):
+    broken = tmp_path / "nmap"
+    broken.write_text("#!/bin/sh\necho 'segfault' >&2\nexit 139\n", encoding="utf-8")
+    broken.chmod(broken.stat().st_mode | stat.S_IXUSR)
+    jobs = [
+        (make_target(ip), ProbeContext(timeout=5, settings=PortsSettings(ports=(23,))))
+        for ip in (PORTS_HOST_MIXED, PORTS_HOST_EMPTY)
+    ]
+    observations = PortsCheck(nmap_binary=str(broken)).probe_batch(jobs)
+    assert [(o.host, o.status, o.error) for o in observations] == [
+        (PORTS_HOST_MIXED, "error", "nmap failed: segfault"),
+        (PORTS_HOST_EMPTY, "error", "nmap failed: segfault"),
+    ]
+
+
+_NO_FILES_LEFT = """
+import resource, sys
+from attt.checks.ports import PortsCheck
+from attt.checks.ports.models import PortsSettings
+from attt.scanner.plugin import ProbeContext
+from tests.checks.ports.test_ports import make_target
+held = []
+resource.setrlimit(resource.RLIMIT_NOFILE, (64, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+try:
+    while True:
+        held.append(open("/dev/null"))
+except OSError:
+    pass
+ctx = ProbeContext(timeout=5, settings=PortsSettings(ports=(23,)))
+(obs,) = PortsCheck().probe(make_target(sys.argv[1]), ctx)
+print(obs.status, obs.error)
+"""
+
+
+def test_too_many_open_files_is_said_as_such_not_as_a_missing_nmap():
+    run = subprocess.run(
+        [sys.executable, "-c", _NO_FILES_LEFT, PORTS_HOST_EMPTY],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=Path(__file__).resolve().parents[3],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])},
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith("error "), run.stdout
+    assert "too many open files" in run.stdout
+    assert "not installed" not in run.stdout
