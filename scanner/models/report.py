@@ -1,6 +1,6 @@
 """The report every renderer reads, and `report.json` writes as it is."""
 
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal, Optional, Union
@@ -73,15 +73,20 @@ class Summary(Frozen):
 
     @classmethod
     def of(cls, findings: list[Finding], systems: Iterable[SystemInfo]) -> "Summary":
+        """One pass over the findings (grouped by system once), so a national run of many
+        systems and findings costs their sum, not their product."""
         system_list = list(systems)
         owner_of = {s.id: s.owner for s in system_list}
+        by_system: dict[str, list[Finding]] = defaultdict(list)
+        for finding in findings:
+            by_system[finding.system].append(finding)
+        by_owner: dict[str, list[Finding]] = {owner: [] for owner in sorted(set(owner_of.values()))}
+        for system_id, owner in owner_of.items():
+            by_owner[owner].extend(by_system.get(system_id, ()))
         return cls(
             overall=Counts.of(findings),
-            systems={s.id: Counts.of(f for f in findings if f.system == s.id) for s in system_list},
-            owners={
-                owner: Counts.of(f for f in findings if owner_of.get(f.system) == owner)
-                for owner in sorted(set(owner_of.values()))
-            },
+            systems={s.id: Counts.of(by_system.get(s.id, ())) for s in system_list},
+            owners={owner: Counts.of(group) for owner, group in by_owner.items()},
         )
 
 
