@@ -2,10 +2,11 @@
 
 from collections import Counter
 
+from attt.scanner.models.finding import FindingStatus
 from attt.scanner.models.report import Counts, Summary
 from tests.factories import finding, system
 
-STATUSES = ("pass", "fail", "error", "waived", "not_applicable")
+STATUSES: tuple[FindingStatus, ...] = ("pass", "fail", "error", "waived", "not_applicable")
 
 
 def test_summary_counts_equal_a_count_of_each_group_on_its_own():
