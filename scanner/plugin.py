@@ -193,6 +193,11 @@ class ProbeContext(Generic[SettingsT]):
     """This target's observations from the checks named in `Check.after`."""
     credential: Credential | None = None
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("attt.checks"))
+    keepalive: Callable[[], None] = field(default=lambda: None)
+    """Call while the probe waits on attt's own shared resources (a worker pool) or the target
+    is still answering: the runner abandons a probe after `timeout` (plus a grace) without a
+    call, so `timeout` bounds waiting on the network, and a probe queued behind others or a
+    healthy server that needs many handshakes is not cut off because attt was busy."""
 
     @property
     def connect_timeout(self) -> float:

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -157,7 +157,9 @@ class Runner:
         None when the scan was stopped mid-probe: nothing was observed, and the probe is left
         for a resumed run."""
         started = datetime.now(UTC)
-        outcome = self.bounded(lambda: list(check.probe(target, ctx)), ctx.timeout, check.name)
+        beat = _Heartbeat()
+        ctx = replace(ctx, keepalive=beat)
+        outcome = self.bounded(lambda: list(check.probe(target, ctx)), ctx.timeout, check.name, beat)
         if outcome is None:
             return None
         finished = datetime.now(UTC)
@@ -168,10 +170,15 @@ class Runner:
         return [obs.timed(obs.started or started, obs.finished or finished) for obs in result]
 
     def bounded(
-        self, call: Callable[[], list[Observation]], timeout: float, name: str
+        self,
+        call: Callable[[], list[Observation]],
+        timeout: float,
+        name: str,
+        beat: "_Heartbeat | None" = None,
     ) -> list[Observation] | str | None:
-        """What `call` returned, or why it has nothing (it crashed or overran `timeout` plus
-        grace, and is abandoned); None when the scan was stopped while it ran."""
+        """What `call` returned, or why it has nothing (it crashed, or went `timeout` plus grace
+        without a `beat`, and is abandoned); None when the scan was stopped while it ran."""
+        beat = beat or _Heartbeat()
         outcome: dict[str, Any] = {}
 
         def guarded() -> None:
@@ -182,8 +189,9 @@ class Runner:
 
         worker = threading.Thread(target=guarded, name=f"attt-probe-{name}", daemon=True)
         worker.start()
-        deadline = time.monotonic() + timeout + _GRACE
-        while worker.is_alive() and time.monotonic() < deadline and not self.stop.is_set():
+        while (
+            worker.is_alive() and time.monotonic() < beat.last + timeout + _GRACE and not self.stop.is_set()
+        ):
             worker.join(0.2)
         if worker.is_alive():
             return None if self.stop.is_set() else f"timed out after {timeout:g} s"
@@ -255,6 +263,16 @@ class _Batches:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+class _Heartbeat:
+    """When a probe last said it is not stuck (`ProbeContext.keepalive`)."""
+
+    def __init__(self) -> None:
+        self.last = time.monotonic()
+
+    def __call__(self) -> None:
+        self.last = time.monotonic()
 
 
 def _own(obs: Observation, check: str, target: Target) -> Observation:

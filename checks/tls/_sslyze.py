@@ -1,8 +1,8 @@
 """The one module that speaks sslyze: scan many TLS endpoints at once, return `TlsData` facts.
 
-sslyze's `Scanner` takes every request up front, tests connectivity for all of them, then runs
-the scan commands with a per-server connection limit. Its results are turned here into our own
-frozen models, so that nothing else in attt depends on sslyze's classes.
+The scans run on the process's shared job pool (`_pool.py`: one set of workers for the run, a
+per-IP connection cap, cancellation). Their results are turned here into our own frozen models,
+so that nothing else in attt depends on sslyze's classes.
 """
 
 import math
@@ -10,10 +10,9 @@ import shutil
 import socket
 import ssl
 import tempfile
-import threading
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,9 +36,9 @@ from sslyze.scanner.models import (
     ServerScanStatusEnum,
 )
 from sslyze.scanner.scan_command_attempt import ScanCommandAttemptStatusEnum
-from sslyze.scanner.scanner import Scanner
 from sslyze.server_setting import ServerNetworkConfiguration, ServerNetworkLocation
 
+from attt.checks.tls import _pool
 from attt.checks.tls import x509 as x509_facts
 from attt.checks.tls.models import (
     Certificate,
@@ -69,10 +68,13 @@ class ScanOptions:
     connect_timeout: float
     """Per connection and read, in seconds."""
     deadline: float
-    """The whole scan, in seconds; endpoints not done by then are reported as failures."""
+    """One endpoint's whole scan, in seconds from its first connection; not done by then, it is
+    reported as a failure."""
+    silence: float
+    """Seconds without any answer from the server after which its scan is given up."""
     trust_anchors: tuple[Path, ...] = ()
     max_connections_per_server: int = 3
-    concurrent_servers: int = 10
+    """Connections at once to one IP address, across all its ports."""
 
 
 @dataclass(frozen=True)
@@ -145,14 +147,20 @@ _CUSTOM_STORE_NAME = "Supplied CA file"
 """The name sslyze gives the trust store made of the CA file a scan passes it."""
 
 
-def scan(endpoints: Sequence[Endpoint], options: ScanOptions) -> dict[Endpoint, ScanOutcome]:
-    """Scan every endpoint in one sslyze run; every endpoint gets an outcome, in time."""
-    started = time.monotonic()
+def scan(
+    endpoints: Sequence[Endpoint], options: ScanOptions, keepalive: Callable[[], None] = lambda: None
+) -> dict[Endpoint, ScanOutcome]:
+    """Scan every endpoint on the run's shared job pool; every endpoint gets an outcome.
+
+    An endpoint's time counts from its first job, not while it waits for a worker; it fails
+    when the server says nothing for `options.silence` seconds or the scan overruns
+    `options.deadline`, and is then cancelled (its queued jobs never run). `keepalive` is
+    called while the scan waits for workers or the server is still answering."""
     unique = list(dict.fromkeys(endpoints))
     with ThreadPoolExecutor(
         max_workers=max(1, min(16, len(unique))), thread_name_prefix="attt-tls-pre"
-    ) as pool:
-        checked = list(pool.map(lambda e: _unresponsive(e, options.connect_timeout), unique))
+    ) as pre:
+        checked = list(pre.map(lambda e: _unresponsive(e, options.connect_timeout), unique))
     early: dict[Endpoint, ScanOutcome] = {e: f for e, f in zip(unique, checked, strict=True) if f is not None}
     remaining = [endpoint for endpoint in unique if endpoint not in early]
     if not remaining:
@@ -162,46 +170,61 @@ def scan(endpoints: Sequence[Endpoint], options: ScanOptions) -> dict[Endpoint, 
     warnings.filterwarnings("ignore", category=CryptographyDeprecationWarning, module=r"sslyze\.")
     tmp = Path(tempfile.mkdtemp(prefix="attt-tls-"))
     try:
-        ca_file = _trust_file(options.trust_anchors, tmp)
-    except (OSError, ValueError) as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        failure = ScanFailure(bound_text(f"trust anchors unusable: {exc}", MAX_REASON_CHARS))
-        return {**early, **dict.fromkeys(remaining, failure)}
-    requests = [_request(endpoint, options, ca_file) for endpoint in remaining]
-    by_uuid = {request.uuid: endpoint for request, endpoint in zip(requests, remaining, strict=True)}
-    scanned: dict[Endpoint, ScanOutcome] = {}
-    lock = threading.Lock()
-
-    def consume() -> None:
         try:
-            scanner = Scanner(
-                per_server_concurrent_connections_limit=options.max_connections_per_server,
-                concurrent_server_scans_limit=options.concurrent_servers,
+            ca_file = _trust_file(options.trust_anchors, tmp)
+        except (OSError, ValueError) as exc:
+            failure = ScanFailure(bound_text(f"trust anchors unusable: {exc}", MAX_REASON_CHARS))
+            return {**early, **dict.fromkeys(remaining, failure)}
+        jobs = _pool.pool()
+        scans = {
+            endpoint: jobs.submit(
+                _request(endpoint, options, ca_file), endpoint.ip, options.max_connections_per_server
             )
-            scanner.queue_scans(requests)
-            for result in scanner.get_results():
-                outcome = _outcome(result, by_uuid[result.uuid])
-                with lock:
-                    scanned[by_uuid[result.uuid]] = outcome
-        except Exception as exc:  # a crash inside sslyze must become a reason, not a stack trace
-            failure = ScanFailure(
-                bound_text(f"TLS scanner failed: {type(exc).__name__}: {exc}", MAX_REASON_CHARS)
-            )
-            with lock:
-                for endpoint in remaining:
-                    scanned.setdefault(endpoint, failure)
-        finally:
-            # The last reader of the anchors file is sslyze, possibly after the deadline.
-            shutil.rmtree(tmp, ignore_errors=True)
+            for endpoint in remaining
+        }
+        return {**early, **_await(scans, options, keepalive)}
+    finally:
+        # Every job that reads the anchors file has ended or been cancelled by now.
+        shutil.rmtree(tmp, ignore_errors=True)
 
-    # sslyze's worker threads are daemons; if a server outlives the deadline we stop
-    # waiting for it and report it, rather than let one target stall the whole run.
-    worker = threading.Thread(target=consume, name="attt-sslyze", daemon=True)
-    worker.start()
-    worker.join(timeout=max(0.0, options.deadline - (time.monotonic() - started)))
-    late = ScanFailure(f"TLS scan did not finish within {options.deadline:.0f} s")
-    with lock:
-        return {**early, **{endpoint: scanned.get(endpoint, late) for endpoint in remaining}}
+
+def _await(
+    scans: dict[Endpoint, _pool.EndpointScan], options: ScanOptions, keepalive: Callable[[], None]
+) -> dict[Endpoint, ScanOutcome]:
+    outcomes: dict[Endpoint, ScanOutcome] = {}
+    jobs = _pool.pool()
+    while len(outcomes) < len(scans):
+        now = time.monotonic()
+        alive = False
+        for endpoint, scan in scans.items():
+            if endpoint in outcomes:
+                continue
+            if scan.done.is_set() and scan.result is not None:
+                outcomes[endpoint] = _outcome(scan.result, endpoint)
+                continue
+            failure = _overrun(scan, options, now)
+            if failure is not None:
+                jobs.cancel(scan)
+                outcomes[endpoint] = failure
+                continue
+            # Waiting for a worker (attt is busy) or the server answered recently: not stalled.
+            alive |= scan.started is None or now - (scan.last_progress or now) < options.connect_timeout
+        if alive:
+            keepalive()
+        pending = [s for e, s in scans.items() if e not in outcomes]
+        if pending:
+            pending[0].done.wait(0.1)
+    return outcomes
+
+
+def _overrun(scan: _pool.EndpointScan, options: ScanOptions, now: float) -> ScanFailure | None:
+    if scan.started is None:
+        return None
+    if now - (scan.last_progress or scan.started) > options.silence:
+        return ScanFailure(f"the server stopped answering the TLS scan for {options.silence:g} s")
+    if now - scan.started > options.deadline:
+        return ScanFailure(f"TLS scan did not finish within {options.deadline:.0f} s of starting")
+    return None
 
 
 def _unresponsive(endpoint: Endpoint, timeout: float) -> ScanFailure | None:

@@ -148,4 +148,4 @@ class TlsSettings(Settings):
     extra_tls_ports: tuple[Annotated[int, Field(ge=1, le=65535)], ...] = ()
     """Open ports to scan as implicit TLS besides the well-known ones."""
     max_connections_per_server: int = Field(default=3, ge=1, le=10)
-    """Connections sslyze may hold open to one endpoint at a time."""
+    """Connections the TLS scan may hold open to one IP address at a time, all its ports together."""

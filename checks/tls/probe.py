@@ -26,7 +26,10 @@ _TLS_SERVICE_NAMES = frozenset(
     {"https", "https-alt", "imaps", "pop3s", "smtps", "submissions", "ldaps", "ftps"}
 )
 _DEADLINE_MARGIN = 0.9
-"""Part of the probe budget given to sslyze; the rest turns its results into observations."""
+"""Part of the probe budget given to one endpoint's scan; the rest turns results into observations."""
+_MIN_SCAN_SECONDS = 60.0
+"""An endpoint's scan is a few hundred handshakes: with a short --timeout (which bounds each
+wait on the network, see `ScanOptions.silence`) a healthy server still gets this long."""
 
 
 def tls_endpoints(
@@ -87,11 +90,12 @@ def probe_target(target: Target, ctx: ProbeContext[TlsSettings], settings: TlsSe
     ]
     options = _sslyze.ScanOptions(
         connect_timeout=ctx.connect_timeout,
-        deadline=max(1.0, ctx.timeout * _DEADLINE_MARGIN - ctx.connect_timeout),
+        deadline=max(_MIN_SCAN_SECONDS, ctx.timeout * _DEADLINE_MARGIN - ctx.connect_timeout),
+        silence=ctx.timeout,
         trust_anchors=tuple(Path(p) for p in settings.trust_anchors),
         max_connections_per_server=settings.max_connections_per_server,
     )
-    outcomes = _sslyze.scan(wanted, options)
+    outcomes = _sslyze.scan(wanted, options, ctx.keepalive)
     return [_observation(target, endpoint, outcomes[endpoint]) for endpoint in wanted]
 
 

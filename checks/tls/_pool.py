@@ -1,0 +1,236 @@
+"""One pool of sslyze jobs for the whole run, instead of one sslyze `Scanner` per host.
+
+sslyze splits a server scan into jobs of at most one connection each (a connectivity test,
+then one handshake per cipher suite, one per vulnerability test, ...). Its `Scanner` runs them
+on 10 servers x 3 threads of its own; one per host made hundreds of threads at a modest
+`--concurrency`, all competing, and a scan that gave up kept its threads busy for the others.
+Here every probe of the process feeds the same workers:
+
+- Threads are started only as work arrives, up to `MAX_WORKERS` for the whole run.
+- At most `per_ip` connections to one IP address at a time, whatever its ports.
+- Jobs run in the order their endpoints were submitted: an endpoint that has started gets the
+  workers before one submitted later, so a busy run delays whole endpoints, never starves
+  every endpoint a little.
+- An endpoint's budget starts when its first job starts, not while it waits for a worker.
+- A scan that gives up is cancelled: its queued jobs are dropped and never run.
+
+This module drives sslyze's job model (`sslyze.scanner._mass_scanner`, private in name), so
+sslyze is pinned to one major version in pyproject.toml.
+"""
+
+import heapq
+import itertools
+import threading
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from traceback import TracebackException
+from typing import Any
+
+from sslyze.errors import ConnectionToServerFailed, ConnectionToServerTimedOut, TlsHandshakeTimedOut
+from sslyze.scanner._jobs_worker_thread import CompletedScanJob
+from sslyze.scanner._mass_scanner import (
+    _generate_result_for_completed_server_scan,
+    _generate_scan_jobs_for_server_scan,
+    _OngoingServerScan,
+)
+from sslyze.scanner.models import (
+    ServerConnectivityStatusEnum,
+    ServerScanRequest,
+    ServerScanResult,
+    ServerScanStatusEnum,
+)
+from sslyze.server_connectivity import check_connectivity_to_server
+
+MAX_WORKERS = 64
+"""Worker threads for the whole run: each holds at most one connection, mostly waiting on the
+network; more would only add GIL contention on a small machine."""
+_SILENT = (ConnectionToServerTimedOut, TlsHandshakeTimedOut)
+"""Job failures that mean the server said nothing in time: not progress."""
+
+
+@dataclass
+class EndpointScan:
+    """One server scan request in the pool, with what has come back so far."""
+
+    request: ServerScanRequest
+    ip: str
+    order: int
+    started: float | None = None
+    """When its first job started (monotonic); its budget counts from there."""
+    last_progress: float | None = None
+    """When the server last answered anything (monotonic)."""
+    result: ServerScanResult | None = None
+    cancelled: bool = False
+    pending: int = 0
+    completed: list[CompletedScanJob] = field(default_factory=list)
+    ongoing: _OngoingServerScan | None = None
+    """Set once connectivity is established and the commands' jobs are queued."""
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass(order=True)
+class _Job:
+    key: tuple[int, int]
+    scan: EndpointScan = field(compare=False)
+    command: Any = field(compare=False)
+    """The sslyze ScanCommand, or None for the connectivity test."""
+    call: Callable[..., Any] = field(compare=False)
+    args: Sequence[Any] = field(compare=False)
+
+
+class JobPool:
+    """Workers shared by every TLS probe of the process; see the module docstring."""
+
+    def __init__(self, max_workers: int = MAX_WORKERS) -> None:
+        self._max_workers = max_workers
+        self._lock = threading.Condition()
+        self._ready: list[_Job] = []
+        self._blocked: defaultdict[str, deque[_Job]] = defaultdict(deque)
+        self._active: defaultdict[str, int] = defaultdict(int)
+        self._per_ip: dict[str, int] = {}
+        self._idle = 0
+        self._workers = 0
+        self._orders = itertools.count()
+        self._sequence = itertools.count()
+        self.connections = 0
+        """Jobs started so far (each opens at most one connection): for benchmarks."""
+
+    @property
+    def workers(self) -> int:
+        return self._workers
+
+    def submit(self, request: ServerScanRequest, ip: str, per_ip: int) -> EndpointScan:
+        """Queue a server scan; it starts with a connectivity test, then its commands' jobs."""
+        scan = EndpointScan(request=request, ip=ip, order=next(self._orders))
+        with self._lock:
+            self._per_ip[ip] = max(1, per_ip)
+            self._push(
+                scan,
+                None,
+                check_connectivity_to_server,
+                (request.server_location, request.network_configuration),
+            )
+        return scan
+
+    def cancel(self, scan: EndpointScan) -> None:
+        """Give up on a scan: its queued jobs are dropped as workers reach them."""
+        with self._lock:
+            scan.cancelled = True
+            scan.done.set()
+
+    def _push(self, scan: EndpointScan, command: Any, call: Callable[..., Any], args: Sequence[Any]) -> None:
+        scan.pending += 1
+        heapq.heappush(self._ready, _Job((scan.order, next(self._sequence)), scan, command, call, args))
+        if self._idle == 0 and self._workers < self._max_workers:
+            self._workers += 1
+            threading.Thread(target=self._work, name=f"attt-tls-{self._workers}", daemon=True).start()
+        else:
+            self._lock.notify()
+
+    def _take(self) -> _Job:
+        with self._lock:
+            while True:
+                while self._ready:
+                    job = heapq.heappop(self._ready)
+                    if job.scan.cancelled:
+                        continue
+                    if self._active[job.scan.ip] >= self._per_ip[job.scan.ip]:
+                        self._blocked[job.scan.ip].append(job)
+                        continue
+                    self._active[job.scan.ip] += 1
+                    self.connections += 1
+                    if job.scan.started is None:
+                        job.scan.started = job.scan.last_progress = time.monotonic()
+                    return job
+                self._idle += 1
+                self._lock.wait()
+                self._idle -= 1
+
+    def _work(self) -> None:
+        while True:
+            job = self._take()
+            try:
+                value, error = job.call(*job.args), None
+            except Exception as exc:  # sslyze reports a failed job as its exception
+                value, error = None, exc
+            with self._lock:
+                self._active[job.scan.ip] -= 1
+                blocked = self._blocked.get(job.scan.ip)
+                if blocked:
+                    heapq.heappush(self._ready, blocked.popleft())
+                    self._lock.notify()
+                finished = None if job.scan.cancelled else self._complete(job, value, error)
+            if finished is not None:
+                # Turning the jobs into sslyze's result parses certificates: outside the lock.
+                result = _generate_result_for_completed_server_scan(finished)
+                with self._lock:
+                    job.scan.result = result
+                    job.scan.done.set()
+
+    def _complete(self, job: _Job, value: Any, error: Exception | None) -> _OngoingServerScan | None:
+        """Record a finished job; the scan to turn into a result when it was the last one."""
+        scan = job.scan
+        scan.pending -= 1
+        if not isinstance(error, _SILENT):
+            scan.last_progress = time.monotonic()
+        if job.command is None:
+            if error is not None:
+                scan.result = _no_connectivity(scan.request, error)
+                scan.done.set()
+                return None
+            self._queue_commands(scan, value)
+        else:
+            scan.completed.append(CompletedScanJob(scan.request.uuid, job.command, value, error))
+        if scan.pending or scan.ongoing is None:
+            return None
+        return replace(
+            scan.ongoing, completed_scan_jobs=scan.completed, queued_scan_jobs_count=len(scan.completed)
+        )
+
+    def _queue_commands(self, scan: EndpointScan, probing: Any) -> None:
+        jobs, queuing_errors = _generate_scan_jobs_for_server_scan(scan.request, probing)
+        scan.ongoing = _OngoingServerScan(
+            server_scan_request=scan.request,
+            server_connectivity_result=probing,
+            assigned_queue=None,  # type: ignore[arg-type]  # unused: the pool dispatches jobs
+            scan_command_errors_during_queuing=queuing_errors,
+            queued_scan_jobs_count=0,
+            completed_scan_jobs=[],
+        )
+        for command, command_jobs in jobs.items():
+            for one in command_jobs:
+                self._push(scan, command, one.function_to_call, one.function_arguments)
+
+
+def _no_connectivity(request: ServerScanRequest, error: Exception) -> ServerScanResult:
+    if not isinstance(error, ConnectionToServerFailed):
+        error = ConnectionToServerFailed(
+            server_location=request.server_location,
+            network_configuration=request.network_configuration,
+            error_message=f"{type(error).__name__}: {error}",
+        )
+    return ServerScanResult(
+        uuid=request.uuid,
+        server_location=request.server_location,
+        network_configuration=request.network_configuration,
+        connectivity_status=ServerConnectivityStatusEnum.ERROR,
+        connectivity_error_trace=TracebackException.from_exception(error),
+        connectivity_result=None,
+        scan_status=ServerScanStatusEnum.ERROR_NO_CONNECTIVITY,
+        scan_result=None,
+    )
+
+
+_POOL: JobPool | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def pool() -> JobPool:
+    """The process's pool, started on first use."""
+    global _POOL  # one pool per process is the point
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = JobPool()
+        return _POOL
