@@ -43,7 +43,9 @@ def lab_scan(tls_lab_servers: TlsLab) -> dict[str, _sslyze.ScanOutcome]:
         )
     plain = tls_lab_servers.servers["plaintcp"]
     endpoints["plaintcp-starttls"] = _sslyze.Endpoint(ip=plain.ip, port=plain.port, starttls="smtp")
-    options = _sslyze.ScanOptions(connect_timeout=3, deadline=90, silence=10, trust_anchors=(tls_lab_servers.ca_file,))
+    options = _sslyze.ScanOptions(
+        connect_timeout=3, deadline=90, silence=10, trust_anchors=(tls_lab_servers.ca_file,)
+    )
     outcomes = _sslyze.scan(list(endpoints.values()), options)
     return {name: outcomes[endpoint] for name, endpoint in endpoints.items()}
 
