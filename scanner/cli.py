@@ -21,6 +21,7 @@ from attt.scanner.catalog import check_lines
 from attt.scanner.errors import AtttError
 from attt.scanner.evaluate import exit_code
 from attt.scanner.exitcodes import ExitCode
+from attt.scanner.limits import FILES_PER_TARGET, concurrency_for, raise_open_files
 from attt.scanner.models.base import Severity
 from attt.scanner.models.finding import Finding
 from attt.scanner.models.report import Report, report_json_schema
@@ -139,7 +140,8 @@ def report_options(fn: Callable[..., object]) -> Callable[..., object]:
     type=click.FloatRange(1, 3600),
     default=DEFAULT_TIMEOUT,
     show_default=True,
-    help="Seconds one check may spend on one host.",
+    help="Seconds one check may wait on one host without an answer (a check still hearing"
+    " from the host, or waiting for attt's own workers, is not cut off).",
 )
 @click.option(
     "--credentials", type=click.Path(path_type=Path), help="Credentials file (YAML, not world-readable)."
@@ -165,7 +167,7 @@ def scan(
     """Scan the systems of an inventory and write the compliance report."""
     chosen_formats = _formats(formats)
     registry = _registry()
-    options = ScanOptions(timeout, concurrency, _credential_lookup(credentials))
+    options = ScanOptions(timeout, _affordable(concurrency), _credential_lookup(credentials))
     if sign_key is not None:
         load_signing_key(sign_key)  # a bad key is a configuration error before, not after, the scan
     if resume is not None and inventory is None:
@@ -190,6 +192,19 @@ def scan(
         )
         sys.exit(ExitCode.INTERRUPTED)
     sys.exit(exit_code(report.findings, _severity(fail_on), info.status == "complete"))
+
+
+def _affordable(concurrency: int) -> int:
+    """`--concurrency`, lowered (and said so) when the open-file limit cannot carry it."""
+    files = raise_open_files()
+    allowed = concurrency_for(concurrency, files)
+    if allowed < concurrency:
+        click.echo(
+            f"attt: --concurrency {concurrency} lowered to {allowed}: the open-file limit is {files}"
+            f" (ulimit -n) and each host in flight may need {FILES_PER_TARGET}",
+            err=True,
+        )
+    return allowed
 
 
 def _credential_lookup(path: Path | None) -> Callable[[Target], Credential | None]:
