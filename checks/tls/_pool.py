@@ -135,6 +135,8 @@ class JobPool:
                 while self._ready:
                     job = heapq.heappop(self._ready)
                     if job.scan.cancelled:
+                        if self._active[job.scan.ip] < self._per_ip[job.scan.ip]:
+                            self._unblock(job.scan.ip)
                         continue
                     if self._active[job.scan.ip] >= self._per_ip[job.scan.ip]:
                         self._blocked[job.scan.ip].append(job)
@@ -157,17 +159,37 @@ class JobPool:
                 value, error = None, exc
             with self._lock:
                 self._active[job.scan.ip] -= 1
-                blocked = self._blocked.get(job.scan.ip)
-                if blocked:
-                    heapq.heappush(self._ready, blocked.popleft())
-                    self._lock.notify()
-                finished = None if job.scan.cancelled else self._complete(job, value, error)
+                self._unblock(job.scan.ip)
+                try:
+                    finished = None if job.scan.cancelled else self._complete(job, value, error)
+                except Exception as exc:  # a fault in sslyze ends that scan, never a worker
+                    self._fail(job.scan, exc)
+                    continue
             if finished is not None:
                 # Turning the jobs into sslyze's result parses certificates: outside the lock.
-                result = _generate_result_for_completed_server_scan(finished)
+                try:
+                    result = _generate_result_for_completed_server_scan(finished)
+                except Exception as exc:
+                    result = _no_connectivity(job.scan.request, exc)
                 with self._lock:
                     job.scan.result = result
                     job.scan.done.set()
+
+    def _fail(self, scan: EndpointScan, exc: Exception) -> None:
+        scan.result = _no_connectivity(scan.request, exc)
+        scan.cancelled = True  # its other queued jobs are of no use now
+        scan.done.set()
+
+    def _unblock(self, ip: str) -> None:
+        """A connection to `ip` ended: its next waiting job may go (cancelled ones are dropped
+        here, or they would take the turn and leave the live ones behind them waiting)."""
+        blocked = self._blocked.get(ip)
+        while blocked:
+            job = blocked.popleft()
+            if not job.scan.cancelled:
+                heapq.heappush(self._ready, job)
+                self._lock.notify()
+                return
 
     def _complete(self, job: _Job, value: Any, error: Exception | None) -> _OngoingServerScan | None:
         """Record a finished job; the scan to turn into a result when it was the last one."""
@@ -209,7 +231,7 @@ def _no_connectivity(request: ServerScanRequest, error: Exception) -> ServerScan
         error = ConnectionToServerFailed(
             server_location=request.server_location,
             network_configuration=request.network_configuration,
-            error_message=f"{type(error).__name__}: {error}",
+            error_message=f"TLS scanner failed: {type(error).__name__}: {error}",
         )
     return ServerScanResult(
         uuid=request.uuid,

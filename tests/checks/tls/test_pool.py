@@ -1,0 +1,92 @@
+"""The run's shared TLS job pool: per-IP connection cap, order of service, cancellation.
+
+Pure scheduling, no network: the jobs are Python callables standing in for handshakes."""
+
+import threading
+import time
+from collections import Counter
+from types import SimpleNamespace
+from typing import Any
+from uuid import uuid4
+
+from attt.checks.tls._pool import EndpointScan, JobPool
+
+
+class Recorder:
+    """Jobs that take a little while and record how many ran at once per IP, and in what order."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.now: Counter[str] = Counter()
+        self.peak: Counter[str] = Counter()
+        self.ran: list[str] = []
+
+    def job(self, ip: str, label: str) -> Any:
+        def run() -> None:
+            with self.lock:
+                self.now[ip] += 1
+                self.peak[ip] = max(self.peak[ip], self.now[ip])
+                self.ran.append(label)
+            time.sleep(0.01)
+            with self.lock:
+                self.now[ip] -= 1
+
+        return run
+
+
+def scan(ip: str, order: int) -> EndpointScan:
+    return EndpointScan(request=SimpleNamespace(uuid=uuid4()), ip=ip, order=order)  # type: ignore[arg-type]
+
+
+def queue(pool: JobPool, one: EndpointScan, count: int, recorder: Recorder, per_ip: int) -> None:
+    with pool._lock:
+        pool._per_ip[one.ip] = per_ip
+        for i in range(count):
+            pool._push(one, "command", recorder.job(one.ip, f"{one.order}:{i}"), ())
+
+
+def drain(scans: list[EndpointScan], seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while any(s.pending for s in scans if not s.cancelled) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def test_connections_to_one_ip_stay_under_its_cap_whatever_the_workers():
+    pool, recorder = JobPool(max_workers=8), Recorder()
+    scans = [scan(ip, n) for n, ip in enumerate(("10.0.0.1", "10.0.0.1", "10.0.0.2"))]
+    for one in scans:
+        queue(pool, one, 15, recorder, per_ip=2)
+    drain(scans)
+    assert all(s.pending == 0 for s in scans)
+    assert recorder.peak == {"10.0.0.1": 2, "10.0.0.2": 2}
+    assert len(recorder.ran) == 45
+    assert pool.workers <= 8
+
+
+def test_an_earlier_endpoint_is_served_before_a_later_one():
+    pool, recorder = JobPool(max_workers=1), Recorder()
+    first = scan("10.0.0.1", 0)
+    second = scan("10.0.0.2", 1)
+    queue(pool, second, 3, recorder, per_ip=3)
+    queue(pool, first, 3, recorder, per_ip=3)
+    drain([first, second])
+    # The second's first job may have started before the first endpoint arrived; after that,
+    # the earlier endpoint goes first.
+    order = [label.split(":")[0] for label in recorder.ran]
+    order = order[1:] if order[0] == "1" else order
+    assert order == sorted(order)
+
+
+def test_a_cancelled_scan_runs_no_more_jobs_and_does_not_hold_up_the_others():
+    pool, recorder = JobPool(max_workers=4), Recorder()
+    doomed = scan("10.0.0.1", 0)
+    other = scan("10.0.0.1", 1)
+    queue(pool, doomed, 200, recorder, per_ip=1)
+    queue(pool, other, 5, recorder, per_ip=1)
+    time.sleep(0.05)
+    pool.cancel(doomed)
+    ran_when_cancelled = sum(1 for label in recorder.ran if label.startswith("0:"))
+    drain([other])
+    assert other.pending == 0
+    assert sum(1 for label in recorder.ran if label.startswith("0:")) <= ran_when_cancelled + 1
+    assert sum(1 for label in recorder.ran if label.startswith("1:")) == 5
