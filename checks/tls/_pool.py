@@ -13,6 +13,8 @@ Here every probe of the process feeds the same workers:
   every endpoint a little.
 - An endpoint's budget starts when its first job starts, not while it waits for a worker.
 - A scan that gives up is cancelled: its queued jobs are dropped and never run.
+- Cipher suites are enumerated by elimination (`_elimination.py`), a few jobs per version
+  instead of one per suite, unless a scan asks to be exhaustive.
 
 This module drives sslyze's job model (`sslyze.scanner._mass_scanner`, private in name), so
 sslyze is pinned to one major version in pyproject.toml.
@@ -29,6 +31,7 @@ from traceback import TracebackException
 from typing import Any
 
 from sslyze.errors import ConnectionToServerFailed, ConnectionToServerTimedOut, TlsHandshakeTimedOut
+from sslyze.plugins.openssl_cipher_suites._test_cipher_suite import connect_with_cipher_suite
 from sslyze.scanner._jobs_worker_thread import CompletedScanJob
 from sslyze.scanner._mass_scanner import (
     _generate_result_for_completed_server_scan,
@@ -42,6 +45,8 @@ from sslyze.scanner.models import (
     ServerScanStatusEnum,
 )
 from sslyze.server_connectivity import check_connectivity_to_server
+
+from attt.checks.tls import _elimination
 
 MAX_WORKERS = 64
 """Worker threads for the whole run: each holds at most one connection, mostly waiting on the
@@ -57,6 +62,8 @@ class EndpointScan:
     request: ServerScanRequest
     ip: str
     order: int
+    exhaustive: bool = False
+    """Enumerate cipher suites one handshake each (sslyze's way), not by elimination."""
     started: float | None = None
     """When its first job started (monotonic); its budget counts from there."""
     last_progress: float | None = None
@@ -78,6 +85,8 @@ class _Job:
     """The sslyze ScanCommand, or None for the connectivity test."""
     call: Callable[..., Any] = field(compare=False)
     args: Sequence[Any] = field(compare=False)
+    answers: int = field(default=0, compare=False)
+    """For an elimination job: how many of sslyze's per-suite jobs it stands for."""
 
 
 class JobPool:
@@ -94,16 +103,18 @@ class JobPool:
         self._workers = 0
         self._orders = itertools.count()
         self._sequence = itertools.count()
-        self.connections = 0
-        """Jobs started so far (each opens at most one connection): for benchmarks."""
+        self.started = 0
+        """Jobs started so far: for tests and benchmarks."""
 
     @property
     def workers(self) -> int:
         return self._workers
 
-    def submit(self, request: ServerScanRequest, ip: str, per_ip: int) -> EndpointScan:
+    def submit(
+        self, request: ServerScanRequest, ip: str, per_ip: int, *, exhaustive: bool = False
+    ) -> EndpointScan:
         """Queue a server scan; it starts with a connectivity test, then its commands' jobs."""
-        scan = EndpointScan(request=request, ip=ip, order=next(self._orders))
+        scan = EndpointScan(request=request, ip=ip, order=next(self._orders), exhaustive=exhaustive)
         with self._lock:
             self._per_ip[ip] = max(1, per_ip)
             self._push(
@@ -120,9 +131,18 @@ class JobPool:
             scan.cancelled = True
             scan.done.set()
 
-    def _push(self, scan: EndpointScan, command: Any, call: Callable[..., Any], args: Sequence[Any]) -> None:
+    def _push(
+        self,
+        scan: EndpointScan,
+        command: Any,
+        call: Callable[..., Any],
+        args: Sequence[Any],
+        answers: int = 0,
+    ) -> None:
         scan.pending += 1
-        heapq.heappush(self._ready, _Job((scan.order, next(self._sequence)), scan, command, call, args))
+        heapq.heappush(
+            self._ready, _Job((scan.order, next(self._sequence)), scan, command, call, args, answers)
+        )
         if self._idle == 0 and self._workers < self._max_workers:
             self._workers += 1
             threading.Thread(target=self._work, name=f"attt-tls-{self._workers}", daemon=True).start()
@@ -142,7 +162,7 @@ class JobPool:
                         self._blocked[job.scan.ip].append(job)
                         continue
                     self._active[job.scan.ip] += 1
-                    self.connections += 1
+                    self.started += 1
                     if job.scan.started is None:
                         job.scan.started = job.scan.last_progress = time.monotonic()
                     return job
@@ -203,6 +223,9 @@ class JobPool:
                 scan.done.set()
                 return None
             self._queue_commands(scan, value)
+        elif job.answers:
+            entries = value if error is None else [(None, error)] * job.answers
+            scan.completed.extend(CompletedScanJob(scan.request.uuid, job.command, v, e) for v, e in entries)
         else:
             scan.completed.append(CompletedScanJob(scan.request.uuid, job.command, value, error))
         if scan.pending or scan.ongoing is None:
@@ -222,8 +245,28 @@ class JobPool:
             completed_scan_jobs=[],
         )
         for command, command_jobs in jobs.items():
+            if (
+                not scan.exhaustive
+                and command_jobs
+                and all(one.function_to_call is connect_with_cipher_suite for one in command_jobs)
+            ):
+                self._queue_elimination(scan, command, command_jobs)
+                continue
             for one in command_jobs:
                 self._push(scan, command, one.function_to_call, one.function_arguments)
+
+    def _queue_elimination(self, scan: EndpointScan, command: Any, jobs: Sequence[Any]) -> None:
+        """sslyze's one-handshake-per-suite jobs of one version, as a few elimination jobs."""
+        server, version = jobs[0].function_arguments[:2]
+        groups: dict[bool, list[Any]] = {}
+        for one in jobs:
+            suite = one.function_arguments[2]
+            groups.setdefault(_elimination.needs_legacy_openssl(version, suite), []).append(suite)
+        for legacy, suites in groups.items():
+            for chunk in _elimination.chunks(suites):
+                self._push(
+                    scan, command, _elimination.eliminate, (server, version, chunk, legacy), len(chunk)
+                )
 
 
 def _no_connectivity(request: ServerScanRequest, error: Exception) -> ServerScanResult:

@@ -75,6 +75,8 @@ class ScanOptions:
     trust_anchors: tuple[Path, ...] = ()
     max_connections_per_server: int = 3
     """Connections at once to one IP address, across all its ports."""
+    exhaustive: bool = False
+    """Cipher suites one handshake each (sslyze's way) instead of by elimination."""
 
 
 @dataclass(frozen=True)
@@ -178,7 +180,10 @@ def scan(
         jobs = _pool.pool()
         scans = {
             endpoint: jobs.submit(
-                _request(endpoint, options, ca_file), endpoint.ip, options.max_connections_per_server
+                _request(endpoint, options, ca_file),
+                endpoint.ip,
+                options.max_connections_per_server,
+                exhaustive=options.exhaustive,
             )
             for endpoint in remaining
         }

@@ -94,6 +94,7 @@ def probe_target(target: Target, ctx: ProbeContext[TlsSettings], settings: TlsSe
         silence=ctx.timeout,
         trust_anchors=tuple(Path(p) for p in settings.trust_anchors),
         max_connections_per_server=settings.max_connections_per_server,
+        exhaustive=settings.exhaustive_suites,
     )
     outcomes = _sslyze.scan(wanted, options, ctx.keepalive)
     return [_observation(target, endpoint, outcomes[endpoint]) for endpoint in wanted]

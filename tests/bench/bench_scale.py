@@ -131,24 +131,35 @@ def bench_tls(lab: Any) -> dict[str, Any]:
     from attt.checks.tls import TlsCheck, TlsSettings, _pool
     from attt.scanner.plugin import ProbeContext
     from tests import factories
+    from tests.checks.tls.test_elimination import counted_connections
 
     names = ("modern", "intermediate", "legacy", "tripledes", "expired", "selfsigned")
-    settings = TlsSettings(trust_anchors=(str(lab.ca_file),))
     check, jobs = TlsCheck(), _pool.pool()
-    per_endpoint: dict[str, dict[str, float]] = {}
+    per_endpoint: dict[str, dict[str, Any]] = {}
     for name in names:
         server = lab.servers[name]
         target = factories.target(
             address=server.ip, hostname=server.hostname, services=((server.port, "tls"),)
         )
-        before, cpu, started = jobs.connections, _self_cpu(), time.monotonic()
-        (observation,) = check.probe(target, ProbeContext(timeout=60, settings=settings))
-        per_endpoint[name] = {
-            "connections": jobs.connections - before + 1,  # + the one-handshake liveness check
-            "cpu_s": round(_self_cpu() - cpu, 2),
-            "wall_s": round(time.monotonic() - started, 2),
-            "ok": observation.status == "ok",
-        }
+        row: dict[str, Any] = {}
+        for way, exhaustive in (("fast", False), ("exhaustive", True)):
+            settings = TlsSettings(trust_anchors=(str(lab.ca_file),), exhaustive_suites=exhaustive)
+            cpu, started = _self_cpu(), time.monotonic()
+            with counted_connections() as connects:
+                (observation,) = check.probe(target, ProbeContext(timeout=60, settings=settings))
+            row[way] = {
+                "connections": connects.by_ip[server.ip],
+                "cpu_s": round(_self_cpu() - cpu, 2),
+                "wall_s": round(time.monotonic() - started, 2),
+                "ok": observation.status == "ok",
+            }
+        per_endpoint[name] = row
+        fast, full = row["fast"], row["exhaustive"]
+        print(
+            f"tls    {name:<13} fast {fast['connections']:>4} connections {fast['cpu_s']:>5.2f} CPU-s"
+            f" | exhaustive {full['connections']:>4} {full['cpu_s']:>5.2f} CPU-s",
+            flush=True,
+        )
     # All at once, as the runner would: the threads the whole run needs.
     peak = [threading.active_count()]
     stop = threading.Event()
@@ -160,6 +171,7 @@ def bench_tls(lab: Any) -> dict[str, Any]:
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
+    settings = TlsSettings(trust_anchors=(str(lab.ca_file),))
     threads = []
     for name in names:
         server = lab.servers[name]
@@ -174,12 +186,8 @@ def bench_tls(lab: Any) -> dict[str, Any]:
     for one in threads:
         one.join()
     stop.set()
-    result = {"endpoints": per_endpoint, "peak_threads_6_at_once": peak[0], "pool_workers": jobs.workers}
-    for name, row in per_endpoint.items():
-        print(f"tls    {name:<13} {row['connections']:>4.0f} connections {row['cpu_s']:>5.2f} CPU-s "
-              f"{row['wall_s']:>5.2f} s ok={row['ok']}", flush=True)  # fmt: skip
     print(f"tls    6 endpoints at once: peak {peak[0]} threads, {jobs.workers} pool workers", flush=True)
-    return result
+    return {"endpoints": per_endpoint, "peak_threads_6_at_once": peak[0], "pool_workers": jobs.workers}
 
 
 def bench_fleet(lab: Any, ssh: Any, timeout: int, concurrency: int) -> dict[str, Any]:

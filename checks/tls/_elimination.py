@@ -1,0 +1,118 @@
+"""Cipher suites by elimination: the same accepted suites as sslyze's one-handshake-per-suite
+enumeration, in a handful of handshakes.
+
+Offer every candidate suite of a version; the server picks one it accepts; drop that one and
+offer the rest again, until the server refuses them all. That costs one handshake per accepted
+suite plus one, instead of one per suite sslyze knows (about 580 over six versions). A version
+the server does not speak costs one refused handshake per group. Long ClientHellos break some
+servers, so candidates go in chunks (the technique testssl.sh documents), each eliminated on
+its own. Where a handshake fails on our side (a DH group our OpenSSL refuses, a client
+certificate request) the remaining suites of that chunk are tried one by one, exactly as sslyze
+would.
+
+Each function returns one entry per suite it was given, in order, as sslyze's per-suite jobs
+would have: (result, None), or (None, exception) for a suite our OpenSSL cannot offer (sslyze
+skips those) or a connection that failed.
+"""
+
+from collections.abc import Sequence
+from functools import cache
+from typing import Any
+
+from sslyze.connection_helpers.tls_connection import NoCiphersAvailableBugInSSlyze
+from sslyze.errors import (
+    ServerRejectedTlsHandshake,
+    TlsHandshakeTimedOut,
+)
+from sslyze.plugins.openssl_cipher_suites._test_cipher_suite import (
+    CipherSuiteAcceptedByServer,
+    CipherSuiteRejectedByServer,
+    _set_cipher_suite_string,
+    connect_with_cipher_suite,
+)
+from sslyze.plugins.openssl_cipher_suites._tls12_workaround import WorkaroundForTls12ForCipherSuites
+from sslyze.plugins.openssl_cipher_suites.cipher_suites import CipherSuite
+from sslyze.server_connectivity import ServerConnectivityInfo, TlsVersionEnum
+
+CHUNK = 48
+"""Suites per ClientHello: about 100 bytes of suites, well under the 256-byte ClientHello that
+some load balancers choke on once the other extensions are added."""
+NOT_CHOSEN = "not chosen by the server when offered with the others"
+
+Entry = tuple[Any, Exception | None]
+
+
+def needs_legacy_openssl(version: TlsVersionEnum, suite: CipherSuite) -> bool:
+    """Which of nassl's two OpenSSL builds offers `suite` at `version` (sslyze's own rule)."""
+    if version == TlsVersionEnum.TLS_1_3:
+        return False
+    if version == TlsVersionEnum.TLS_1_2:
+        return _legacy_tls12(suite.openssl_name)
+    return True
+
+
+@cache
+def _legacy_tls12(openssl_name: str) -> bool:
+    # sslyze asks a fresh legacy client every time; the answer never changes.
+    return bool(WorkaroundForTls12ForCipherSuites.requires_legacy_openssl(openssl_name))
+
+
+def chunks(suites: Sequence[CipherSuite]) -> list[list[CipherSuite]]:
+    ordered = sorted(suites, key=lambda s: s.name)
+    return [ordered[i : i + CHUNK] for i in range(0, len(ordered), CHUNK)]
+
+
+def eliminate(
+    server: ServerConnectivityInfo, version: TlsVersionEnum, suites: Sequence[CipherSuite], legacy: bool
+) -> list[Entry]:
+    """Every suite of `suites` (one OpenSSL build's, one chunk) as accepted or rejected."""
+    found: dict[str, Entry] = {}
+    left = {suite.openssl_name: suite for suite in suites}
+    while left:
+        connection = server.get_preconfigured_tls_connection(
+            override_tls_version=version, should_use_legacy_openssl=legacy
+        )
+        try:
+            try:
+                _set_cipher_suite_string(version, ":".join(left), connection.ssl_client)
+            except Exception as exc:  # our OpenSSL can offer none of them: sslyze skips each
+                return _in_order(suites, found, NoCiphersAvailableBugInSSlyze(str(exc)))
+            connection.connect()
+            chosen = connection.ssl_client.get_current_cipher_name()
+            key = connection.ssl_client.get_ephemeral_key()
+        except NoCiphersAvailableBugInSSlyze as exc:
+            return _in_order(suites, found, exc)
+        except (ServerRejectedTlsHandshake, TlsHandshakeTimedOut):
+            break
+        except Exception:
+            # Failed on our side or unclear: no telling which suite the server chose.
+            for suite in left.values():
+                found[suite.openssl_name] = _one(server, version, suite)
+            left = {}
+            break
+        finally:
+            connection.close()
+        if chosen not in left:
+            # A suite we did not offer: the server is broken; one by one tells the truth.
+            for other in left.values():
+                found[other.openssl_name] = _one(server, version, other)
+            left = {}
+            break
+        found[chosen] = (CipherSuiteAcceptedByServer(cipher_suite=left.pop(chosen), ephemeral_key=key), None)
+    for suite in left.values():
+        found[suite.openssl_name] = (
+            CipherSuiteRejectedByServer(cipher_suite=suite, error_message=NOT_CHOSEN),
+            None,
+        )
+    return [found[suite.openssl_name] for suite in suites]
+
+
+def _one(server: ServerConnectivityInfo, version: TlsVersionEnum, suite: CipherSuite) -> Entry:
+    try:
+        return connect_with_cipher_suite(server, version, suite), None
+    except Exception as exc:  # kept for sslyze's result builder, as its own job would be
+        return None, exc
+
+
+def _in_order(suites: Sequence[CipherSuite], found: dict[str, Entry], missing: Exception) -> list[Entry]:
+    return [found.get(suite.openssl_name, (None, missing)) for suite in suites]
