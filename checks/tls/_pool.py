@@ -101,6 +101,10 @@ class JobPool:
         self._per_ip: dict[str, int] = {}
         self._idle = 0
         self._workers = 0
+        self._outstanding: defaultdict[str, int] = defaultdict(int)
+        """Jobs of each IP queued, waiting or running."""
+        self._capacity = 0
+        """Connections the outstanding work could use at once: the per-IP caps of busy IPs."""
         self._orders = itertools.count()
         self._sequence = itertools.count()
         self.started = 0
@@ -116,7 +120,8 @@ class JobPool:
         """Queue a server scan; it starts with a connectivity test, then its commands' jobs."""
         scan = EndpointScan(request=request, ip=ip, order=next(self._orders), exhaustive=exhaustive)
         with self._lock:
-            self._per_ip[ip] = max(1, per_ip)
+            if self._outstanding[ip] == 0:  # the cap in force while an IP is busy stays
+                self._per_ip[ip] = max(1, per_ip)
             self._push(
                 scan,
                 None,
@@ -143,7 +148,11 @@ class JobPool:
         heapq.heappush(
             self._ready, _Job((scan.order, next(self._sequence)), scan, command, call, args, answers)
         )
-        if self._idle == 0 and self._workers < self._max_workers:
+        if self._outstanding[scan.ip] == 0:
+            self._capacity += self._per_ip[scan.ip]
+        self._outstanding[scan.ip] += 1
+        # A new thread only when every worker is busy and one more could connect somewhere.
+        if self._idle == 0 and self._workers < min(self._max_workers, self._capacity):
             self._workers += 1
             threading.Thread(target=self._work, name=f"attt-tls-{self._workers}", daemon=True).start()
         else:
@@ -155,6 +164,7 @@ class JobPool:
                 while self._ready:
                     job = heapq.heappop(self._ready)
                     if job.scan.cancelled:
+                        self._settle(job.scan.ip)
                         if self._active[job.scan.ip] < self._per_ip[job.scan.ip]:
                             self._unblock(job.scan.ip)
                         continue
@@ -179,6 +189,7 @@ class JobPool:
                 value, error = None, exc
             with self._lock:
                 self._active[job.scan.ip] -= 1
+                self._settle(job.scan.ip)
                 self._unblock(job.scan.ip)
                 try:
                     finished = None if job.scan.cancelled else self._complete(job, value, error)
@@ -210,6 +221,13 @@ class JobPool:
                 heapq.heappush(self._ready, job)
                 self._lock.notify()
                 return
+            self._settle(ip)
+
+    def _settle(self, ip: str) -> None:
+        """A job of `ip` left the pool (done or dropped)."""
+        self._outstanding[ip] -= 1
+        if self._outstanding[ip] == 0:
+            self._capacity -= self._per_ip[ip]
 
     def _complete(self, job: _Job, value: Any, error: Exception | None) -> _OngoingServerScan | None:
         """Record a finished job; the scan to turn into a result when it was the last one."""

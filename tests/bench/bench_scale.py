@@ -275,7 +275,7 @@ def main() -> int:
           "(wall times on a loaded machine: read the counts first)", flush=True)  # fmt: skip
     results: dict[str, Any] = {}
     results["ports"] = bench_ports([int(n) for n in args.hosts.split(",") if n])
-    with tempfile.TemporaryDirectory(prefix="attt-bench-") as tmp, tls_lab(Path(tmp) / "tls") as lab:
+    with tempfile.TemporaryDirectory(prefix="attt-bench-") as tmp, tls_lab(Path(tmp)) as lab:
         results["tls"] = bench_tls(lab)
         if can_run_sshd():
             (Path(tmp) / "ssh").mkdir()
