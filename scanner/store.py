@@ -1,5 +1,7 @@
 """The run store: runs, their observations (written as they arrive) and findings, in SQLite."""
 
+import hashlib
+import json
 import os
 import sqlite3
 import threading
@@ -46,7 +48,16 @@ CREATE TABLE IF NOT EXISTS findings (
     body TEXT NOT NULL,
     PRIMARY KEY (run_id, seq)
 );
+CREATE TABLE IF NOT EXISTS rule_texts (
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    key TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (run_id, key)
+);
 """
+_RULE_TEXT = frozenset({"title", "remediation", "references"})
+"""A finding's policy text: the same on every host its rule judged, so stored once per run and
+referred to by key (`rule_text`) from each finding. Rows written before hold it inline."""
 
 _systems = TypeAdapter(tuple[SystemInfo, ...])
 _targets = TypeAdapter(tuple[Target, ...])
@@ -175,9 +186,13 @@ class Store:
                 "UPDATE runs SET status = ?, info = ? WHERE id = ?", (status, info.model_dump_json(), run_id)
             )
             db.execute("DELETE FROM findings WHERE run_id = ?", (run_id,))
+            db.execute("DELETE FROM rule_texts WHERE run_id = ?", (run_id,))
+            texts: dict[str, str] = {}
+            rows = [(run_id, i, _without_rule_text(f, texts)) for i, f in enumerate(findings)]
+            db.executemany("INSERT INTO findings (run_id, seq, body) VALUES (?, ?, ?)", rows)
             db.executemany(
-                "INSERT INTO findings (run_id, seq, body) VALUES (?, ?, ?)",
-                ((run_id, i, f.model_dump_json()) for i, f in enumerate(findings)),
+                "INSERT INTO rule_texts (run_id, key, body) VALUES (?, ?, ?)",
+                ((run_id, key, body) for key, body in texts.items()),
             )
         return info
 
@@ -193,6 +208,7 @@ class Store:
             findings = self._db.execute(
                 "SELECT body FROM findings WHERE run_id = ? ORDER BY seq", (run_id,)
             ).fetchall()
+            texts = dict(self._db.execute("SELECT key, body FROM rule_texts WHERE run_id = ?", (run_id,)))
         try:
             return StoredRun(
                 info=RunInfo.model_validate_json(row[0]),
@@ -201,7 +217,7 @@ class Store:
                 observations=tuple(
                     Observation.model_validate_json(b, context=self._data_context) for (b,) in observations
                 ),
-                findings=tuple(Finding.model_validate_json(b) for (b,) in findings),
+                findings=_with_rule_text(findings, texts),
             )
         except ValidationError as exc:
             raise StoreError(
@@ -257,6 +273,28 @@ class Store:
         if row is None:
             raise StoreError(f"no run {run_id!r} in {self.path}")
         return RunInfo.model_validate_json(row[0])
+
+
+def _without_rule_text(finding: Finding, texts: dict[str, str]) -> str:
+    """The finding's row: its own facts, and the key of its rule text (added to `texts`)."""
+    body = finding.model_dump(mode="json")
+    text = json.dumps({k: body.pop(k) for k in _RULE_TEXT}, ensure_ascii=False, sort_keys=True)
+    key = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+    texts.setdefault(key, text)
+    body["rule_text"] = key
+    return json.dumps(body, ensure_ascii=False)
+
+
+def _with_rule_text(rows: Sequence[tuple[str]], texts: Mapping[str, str]) -> tuple[Finding, ...]:
+    parsed = {key: json.loads(body) for key, body in texts.items()}
+    findings = []
+    for (row,) in rows:
+        body = json.loads(row)
+        key = body.pop("rule_text", None)
+        if key is not None and key not in parsed:
+            raise StoreError(f"a finding refers to rule text {key!r}, which the store does not hold")
+        findings.append(Finding.model_validate(body if key is None else body | parsed[key]))
+    return tuple(findings)
 
 
 def _where(exc: ValidationError) -> str:

@@ -11,6 +11,7 @@ from attt.scanner.errors import StoreError
 from attt.scanner.models.observation import Observation
 from attt.scanner.models.report import RunInfo
 from attt.scanner.store import Store, db_path_from_url
+from tests import factories
 from tests.scanner.plugins import CountData, target
 
 T0 = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
@@ -140,3 +141,29 @@ def test_findings_stored_with_one_message_string_still_load(store: Store) -> Non
         db.execute("INSERT INTO findings (run_id, seq, body) VALUES ('r1', 0, ?)", (json.dumps(old),))
     [finding] = store.load("r1").findings
     assert (finding.message.vi, finding.message.en) == ("ok", "ok")
+
+
+def test_rule_text_is_stored_once_per_run_and_every_finding_gets_it_back(store: Store) -> None:
+    store.create_run(info("r1"), [], [])
+    findings = [
+        factories.finding(host=f"127.0.0.{i}", status="fail" if i % 2 else "pass") for i in range(1, 41)
+    ]
+    findings.append(factories.finding("SSH-ROOT-LOGIN", host="127.0.0.9"))
+    store.finish_run("r1", "complete", T0, findings)
+    assert store.load("r1").findings == tuple(findings)
+    db = sqlite3.connect(store.path)
+    assert db.execute("SELECT count(*) FROM rule_texts WHERE run_id = 'r1'").fetchone() == (2,)
+    row = json.loads(db.execute("SELECT body FROM findings WHERE run_id = 'r1' AND seq = 0").fetchone()[0])
+    assert "remediation" not in row and "title" not in row and "references" not in row
+
+
+def test_findings_stored_with_their_rule_text_inline_still_load(store: Store) -> None:
+    store.create_run(info("r1"), [], [])
+    store.finish_run("r1", "complete", T0, [])
+    finding = factories.finding()
+    db = sqlite3.connect(store.path)
+    with db:
+        db.execute(
+            "INSERT INTO findings (run_id, seq, body) VALUES ('r1', 0, ?)", (finding.model_dump_json(),)
+        )
+    assert store.load("r1").findings == (finding,)
