@@ -8,7 +8,14 @@ from collections.abc import Iterable
 
 from attt.checks.ports.models import ports_seen
 from attt.checks.ssh import _paramiko
-from attt.checks.ssh.models import EXT_INFO_MARKER, STRICT_KEX_MARKER, HostKey, SshData, SshSettings
+from attt.checks.ssh.models import (
+    EXT_INFO_MARKER,
+    STRICT_KEX_MARKER,
+    HostKey,
+    InstalledPackage,
+    SshData,
+    SshSettings,
+)
 from attt.checks.ssh.wire import ServerHello, WireError, read_server_hello
 from attt.scanner.models.observation import Observation, bound_text
 from attt.scanner.models.target import Target
@@ -138,13 +145,22 @@ def _session_facts(
 def _config_facts(
     ip: str, port: int, ctx: ProbeContext[SshSettings], settings: SshSettings, budget: _Budget
 ) -> dict[str, object]:
+    """`sshd -T` and the installed openssh-server package, read with the credential."""
     assert ctx.credential is not None
     if budget.exhausted:
-        return {"config_error": "probe time budget exhausted before sshd -T"}
+        reason = "probe time budget exhausted before the authenticated session"
+        return {"config_error": reason, "package_error": reason}
     try:
-        config = _paramiko.sshd_effective_config(
+        facts = _paramiko.authenticated_facts(
             ip, port, ctx.credential, budget.next(), settings.sshd_path, settings.sshd_config
         )
     except _paramiko.ParamikoProbeError as exc:
-        return {"config_error": bound_text(str(exc), MAX_NOTE)}
-    return {"config": config}
+        reason = bound_text(str(exc), MAX_NOTE)
+        return {"config_error": reason, "package_error": reason}
+    package = facts.package
+    return {
+        "config": facts.config,
+        "config_error": bound_text(facts.config_error, MAX_NOTE) if facts.config_error else None,
+        "package": InstalledPackage.model_validate(vars(package)) if package else None,
+        "package_error": bound_text(facts.package_error, MAX_NOTE) if facts.package_error else None,
+    }
