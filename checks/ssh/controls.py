@@ -19,6 +19,7 @@ ListName = Literal["kex", "host_key_algorithms", "ciphers", "macs"]
 _LISTS: tuple[ListName, ...] = ("kex", "host_key_algorithms", "ciphers", "macs")
 _RSA = frozenset({"ssh-rsa", "rsa-sha2-256", "rsa-sha2-512"})
 _CERT_SUFFIX = "-cert-v01@openssh.com"
+_CBC_SUFFIXES = ("-cbc", "-cbc@openssh.org", "-cbc@ssh.com")
 
 
 def _offered(data: SshData, which: ListName) -> tuple[str, ...]:
@@ -337,8 +338,9 @@ def _terrapin_safe(data: SshData, params: NoParams, target: Target) -> Verdict:
     if (unknown := _ssh1_only(data)) is not None:
         return unknown
     ciphers, macs = data.all_ciphers(), data.all_macs()
-    chacha = [c for c in ciphers if c == "chacha20-poly1305@openssh.com"]
-    cbc = [c for c in ciphers if c.endswith("-cbc") or c == "rijndael-cbc@lysator.liu.se"]
+    # The same tests as ssh-audit's: any ChaCha20-Poly1305 variant, and CBC under every name.
+    chacha = [c for c in ciphers if c.startswith("chacha20-poly1305")]
+    cbc = [c for c in ciphers if c.endswith(_CBC_SUFFIXES) or c == "rijndael-cbc@lysator.liu.se"]
     etm = [m for m in macs if m.endswith("-etm@openssh.com")]
     exposed = chacha + (cbc + etm if cbc and etm else [])
     observed = {"strict_kex": data.strict_kex, "affected_algorithms": exposed}

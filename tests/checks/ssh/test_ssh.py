@@ -492,6 +492,24 @@ def _verdict(control_id: str, data: SshData, **params: Any) -> Verdict:
             F,
         ),
         ({"ciphers": ("chacha20-poly1305@openssh.com",)}, P),
+        # ssh-audit's tests: every ChaCha20-Poly1305 name, and CBC under vendor suffixes too.
+        ({"strict_kex": False, "ciphers": ("chacha20-poly1305",)}, F),
+        (
+            {
+                "strict_kex": False,
+                "ciphers": ("aes128-cbc@openssh.org",),
+                "macs": ("umac-128-etm@openssh.com",),
+            },
+            F,
+        ),
+        (
+            {
+                "strict_kex": False,
+                "ciphers": ("twofish-cbc@ssh.com",),
+                "macs": ("hmac-sha2-512-etm@openssh.com",),
+            },
+            F,
+        ),
     ],
 )
 def test_terrapin_logic(changes: dict[str, Any], status: str) -> None:
