@@ -23,6 +23,7 @@ _LABELS: dict[str, dict[str, str]] = {
         "any": "mọi hệ thống",
         "levels": "cấp độ",
         "tags": "nhãn",
+        "except_roles": "trừ hệ thống có vai trò",
         "systems": "hệ thống",
         "defined_in": "Định nghĩa tại chính sách",
         "remediation": "Khắc phục",
@@ -44,6 +45,7 @@ _LABELS: dict[str, dict[str, str]] = {
         "any": "every system",
         "levels": "levels",
         "tags": "tags",
+        "except_roles": "except systems with the role",
         "systems": "systems",
         "defined_in": "Defined in policy",
         "remediation": "Remediation",
@@ -153,6 +155,8 @@ def _applies_text(rule: ResolvedRule, label: Mapping[str, str]) -> str:
         parts.append(f"{label['tags']} " + ", ".join(where.tags))
     if where.systems is not None:
         parts.append(f"{label['systems']} " + ", ".join(where.systems))
+    if where.except_roles is not None:
+        parts.append(f"{label['except_roles']} " + ", ".join(where.except_roles))
     return "; ".join(parts) or label["any"]
 
 
