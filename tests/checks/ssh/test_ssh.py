@@ -605,6 +605,31 @@ def test_post_auth_cves_have_their_own_ranges(software: str, status: str, affect
     assert set(verdict.observed["affected"]) == affected
 
 
+@pytest.mark.parametrize(
+    ("software", "status"),
+    [
+        # Debian 11: CVE-2021-41617 fixed in 1:8.4p1-5+deb11u3 (DSA-5586-1).
+        ("OpenSSH_8.4p1 Debian-5+deb11u2", F),
+        ("OpenSSH_8.4p1 Debian-5+deb11u3", P),
+        # Debian 12 shipped 9.2p1, after the fix upstream (8.8).
+        ("OpenSSH_9.2p1 Debian-2", P),
+    ],
+)
+def test_debian_11_before_and_after_its_fix(software: str, status: str) -> None:
+    data = _facts(software=software)
+    verdict = _verdict("ssh.software_not_vulnerable", data, kinds=["post-auth"], cves=["CVE-2021-41617"])
+    assert verdict.status == status, verdict.message
+
+
+def test_a_release_without_a_fix_in_the_table_cannot_be_told() -> None:
+    # CVE-2025-32728 affects Debian 11's 8.4p1 and the table has no Debian 11 fix for it.
+    verdict = _verdict(
+        "ssh.software_not_vulnerable", _facts(software="OpenSSH_8.4p1 Debian-5+deb11u3"), kinds=["post-auth"]
+    )
+    assert verdict.status == E and verdict.observed["undecided"] == ["CVE-2025-32728"]
+    assert "no fixed debian 11 revision" in verdict.message
+
+
 def test_each_kind_is_judged_by_its_own_rule() -> None:
     # A client-side CVE (CVE-2025-26465) is not a server finding, and an old build fails the
     # pre-auth rule for pre-auth CVEs only.
