@@ -621,6 +621,22 @@ def test_debian_11_before_and_after_its_fix(software: str, status: str) -> None:
     assert verdict.status == status, verdict.message
 
 
+@pytest.mark.parametrize(
+    ("software", "status"),
+    [
+        # CVE-2025-26465 (client side) fixed by USN-7270-1: Ubuntu 20.04 in 1:8.2p1-4ubuntu0.12,
+        # Debian 12 in 1:9.2p1-2+deb12u5 (DSA-5868-1). Judged only when a rule asks for client-side.
+        ("OpenSSH_8.2p1 Ubuntu-4ubuntu0.11", F),
+        ("OpenSSH_8.2p1 Ubuntu-4ubuntu0.12", P),
+        ("OpenSSH_9.2p1 Debian-2+deb12u4", F),
+        ("OpenSSH_9.2p1 Debian-2+deb12u5", P),
+    ],
+)
+def test_client_side_cves_before_and_after_their_fix(software: str, status: str) -> None:
+    verdict = _verdict("ssh.software_not_vulnerable", _facts(software=software), kinds=["client-side"])
+    assert verdict.status == status, verdict.message
+
+
 def test_a_release_without_a_fix_in_the_table_cannot_be_told() -> None:
     # CVE-2025-32728 affects Debian 11's 8.4p1 and the table has no Debian 11 fix for it.
     verdict = _verdict(
