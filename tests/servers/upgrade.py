@@ -21,6 +21,7 @@ from tests.servers.tls import (
     _process,
     _s_server,
     _SocketServer,
+    openssl_system_conf,
 )
 
 NET = "127.0.57"
@@ -32,15 +33,7 @@ SERVERS = {
     "no-ems": TlsServer("no-ems", f"{NET}.4", 443, f"no-ems.{DOMAIN}"),
 }
 # Turns off the extended master secret (RFC 7627) for one OpenSSL process.
-NO_EMS_CONF = """\
-openssl_conf = default_conf
-[default_conf]
-ssl_conf = ssl_sect
-[ssl_sect]
-system_default = system_default_sect
-[system_default_sect]
-Options = -ExtendedMasterSecret
-"""
+NO_EMS_CONF = openssl_system_conf("Options = -ExtendedMasterSecret")
 
 
 @dataclass(frozen=True)
