@@ -468,9 +468,27 @@ def _software_not_vulnerable(data: SshData, params: VulnerableParams, target: Ta
     )
 
 
+_KIND_VI = {
+    "pre-auth-remote": "từ xa, trước xác thực",
+    "post-auth": "sau xác thực",
+    "client-side": "phía máy khách",
+}
+_SEVERITY_VI = {
+    "info": "thông tin",
+    "low": "thấp",
+    "medium": "trung bình",
+    "high": "cao",
+    "critical": "nghiêm trọng",
+}
+
+
 def _exposures(found: list[Exposure]) -> Text:
+    """Each CVE with its kind and its own severity, and why it stands as it does."""
     return Text(
-        vi="; ".join(f"{e.cve.label} [{e.cve.kind}, {e.cve.severity}]: {e.why.vi}" for e in found),
+        vi="; ".join(
+            f"{e.cve.label} [{_KIND_VI[e.cve.kind]}, {_SEVERITY_VI[e.cve.severity]}]: {e.why.vi}"
+            for e in found
+        ),
         en="; ".join(f"{e.cve.label} [{e.cve.kind}, {e.cve.severity}]: {e.why.en}" for e in found),
     )
 
