@@ -33,6 +33,10 @@ _LABELS: dict[str, dict[str, str]] = {
         "expires": "hết hạn",
         "settings": "Thiết lập kiểm tra",
         "none": "không có",
+        "udp": (
+            "Phạm vi quét cổng: quét TCP (connect scan). Các dịch vụ UDP như SNMP (161), TFTP (69),"
+            " IPMI (623), NetBIOS (137–138) không được nhìn thấy và cần công cụ khác để kiểm tra."
+        ),
     },
     "en": {
         "version": "Version",
@@ -55,6 +59,10 @@ _LABELS: dict[str, dict[str, str]] = {
         "expires": "expires",
         "settings": "Check settings",
         "none": "none",
+        "udp": (
+            "Port scan scope: a TCP connect scan. UDP services such as SNMP (161), TFTP (69),"
+            " IPMI (623) and NetBIOS (137-138) are not seen and need another tool."
+        ),
     },
 }
 
@@ -88,6 +96,8 @@ def policy_markdown(policy: ResolvedPolicy, lang: str = "vi") -> str:
         f"- {label['sources']}: " + ", ".join(f"`{s.path}` ({s.id} {s.version})" for s in policy.sources),
         "",
         *([policy.description.get(lang), ""] if policy.description else []),
+        # Every rule book with port rules says what a TCP scan cannot see.
+        *([f"> {label['udp']}", ""] if any(rule.check == "ports" for rule in policy.rules) else []),
         f"## {label['rules']} ({len(policy.rules)})",
     ]
     for rule in policy.rules:

@@ -234,8 +234,10 @@ def test_ports_scanned_but_never_judged_now_have_rules() -> None:
 
 
 def test_the_rule_books_say_udp_is_not_scanned() -> None:
-    for name in ("baseline.md", "baseline.en.md"):
-        assert "UDP" in (ROOT / "docs" / "policies" / name).read_text(encoding="utf-8")
+    for policy_id in ("baseline", *(f"vn-level-{n}" for n in LEVELS)):
+        for name in (f"{policy_id}.md", f"{policy_id}.en.md"):
+            text = (ROOT / "docs" / "policies" / name).read_text(encoding="utf-8")
+            assert "UDP" in text and "SNMP (161)" in text, name
 
 
 # --- item 13: comments point to files that exist -------------------------------------------
