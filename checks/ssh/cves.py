@@ -113,8 +113,15 @@ def exposure(cve: KnownCve, software: str, build: Build | None, from_package: bo
     """How one CVE stands for a server: `software` is the banner's software field, `build` the
     distribution build (from the installed package when `from_package`, else from the banner)."""
     upstream = upstream_of(build.package_version) if from_package and build else None
-    version = parse_version_number(upstream) if upstream else parse_openssh(software)
-    if version is None or not cve.affects(version):
+    version = parse_openssh(f"OpenSSH_{upstream}") if upstream else parse_openssh(software)
+    if version is None:
+        # Never "clear" on a version nobody could read.
+        return Exposure(
+            cve,
+            "undecided",
+            Text(vi="không đọc được phiên bản OpenSSH", en="the OpenSSH version could not be read"),
+        )
+    if not cve.affects(version):
         return Exposure(
             cve,
             "clear",

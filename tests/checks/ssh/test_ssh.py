@@ -754,3 +754,10 @@ def test_failing_verdicts_carry_the_same_facts_in_vietnamese() -> None:
         assert verdict.status == F and verdict.vi is not None and verdict.vi != verdict.message
         assert sorted(re.findall(r"\d+", verdict.vi)) == sorted(re.findall(r"\d+", verdict.message))
         assert re.findall(r"CVE-\d+-\d+", verdict.vi) == re.findall(r"CVE-\d+-\d+", verdict.message)
+
+
+def test_an_unreadable_package_version_is_never_clear() -> None:
+    package = InstalledPackage(manager="dpkg", version="1:garbage", os_id="debian", os_version="12")
+    data = _facts(software="OpenSSH_9.2p1 Debian-2+deb12u3", package=package)
+    verdict = _verdict("ssh.software_not_vulnerable", data, kinds=["pre-auth-remote"])
+    assert verdict.status == E
