@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from attt.checks.tls import TlsData, TlsSettings, _sslyze, tls_endpoints
+from attt.checks.tls import TlsData, _sslyze
 from attt.checks.tls.controls import CONTROLS
 from attt.checks.tls.models import StartTls
 from attt.scanner.models.base import Severity
@@ -92,13 +92,6 @@ def test_extended_master_secret_is_tested_on_tls12(
     assert verdict.status == F and "extended_master_secret" in verdict.message
     # The FTPS server (OpenSSL defaults) does use it on TLS 1.2.
     assert _data(scanned, "ftps").vulnerabilities.extended_master_secret is False
-
-
-def test_an_ftp_port_is_scanned_through_auth_tls() -> None:
-    target = factories.target(address="127.0.57.2", services=((2121, "ftp"),))
-    open_ports = [{"port": 21, "service": "ftp"}, {"port": 990, "service": "ftps"}]
-    ports = factories.observation(check="ports", host=target.address, port=None, data={"open": open_ports})
-    assert tls_endpoints(target, TlsSettings(), [ports]) == {21: "ftp", 990: None, 2121: "ftp"}
 
 
 def test_certificate_lifetime_is_whole_days_rounded_down() -> None:

@@ -365,6 +365,13 @@ def test_endpoint_selection_merges_inventory_ports_and_settings():
     }
 
 
+def test_an_ftp_port_is_scanned_through_auth_tls():
+    # Explicit FTPS lives on port 21: the FTP rule judges the answer to AUTH TLS.
+    target = factories.target(address="127.0.30.51", services=((2121, "ftp"),))
+    prior = (_ports_observation(target, (21, "ftp"), (990, "ftps")),)
+    assert tls_endpoints(target, TlsSettings(), prior) == {21: "ftp", 990: None, 2121: "ftp"}
+
+
 def test_endpoint_selection_without_tls():
     target = factories.target(address="127.0.30.51", services=())
     prior = (_ports_observation(target, (22, "ssh"), (80, "http")),)
