@@ -300,7 +300,9 @@ def _mozilla_profile(data: TlsData, params: MozillaParams, target: Target) -> Ve
 
 class KeyExchangeParams(Params):
     dh_min_bits: int = Field(default=2048, ge=512)
+    """Smallest finite-field (DHE) key accepted, in bits."""
     ecdh_min_bits: int = Field(default=256, ge=160)
+    """Smallest elliptic-curve (ECDHE) key accepted, in bits (X25519 counts as 256)."""
 
 
 @CONTROLS.control("tls.key_exchange_min_bits", KeyExchangeParams)
