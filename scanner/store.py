@@ -78,6 +78,8 @@ class StoredRun:
     targets: tuple[Target, ...]
     observations: tuple[Observation, ...]
     findings: tuple[Finding, ...]
+    probes: frozenset[ProbeKey] = frozenset()
+    """(check, system, host) of every probe that ended: a planned probe missing here never ran."""
 
 
 class Store:
@@ -190,6 +192,9 @@ class Store:
             findings = self._db.execute(
                 "SELECT body FROM findings WHERE run_id = ? ORDER BY seq", (run_id,)
             ).fetchall()
+            probes = self._db.execute(
+                "SELECT check_name, system, host FROM probes WHERE run_id = ?", (run_id,)
+            ).fetchall()
         try:
             return StoredRun(
                 info=RunInfo.model_validate_json(row[0]),
@@ -197,6 +202,7 @@ class Store:
                 targets=_targets.validate_json(row[2]),
                 observations=tuple(Observation.model_validate_json(b) for (b,) in observations),
                 findings=tuple(Finding.model_validate_json(b) for (b,) in findings),
+                probes=frozenset((str(c), str(s), str(h)) for c, s, h in probes),
             )
         except ValidationError as exc:
             raise StoreError(
