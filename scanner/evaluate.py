@@ -127,8 +127,8 @@ class _Blocked:
                 en=f"The {check} check could not observe this endpoint",
             )
             message = Text(
-                vi=f"{self.error or 'lỗi không rõ'}; các quy tắc chưa đánh giá được: {listed}",
-                en=f"{self.error or 'unknown error'}; rules that could not be evaluated: {listed}",
+                vi=f"Chưa đánh giá được: {self.error or 'lỗi không rõ'}; các quy tắc bị chặn: {listed}",
+                en=f"Not evaluated: {self.error or 'unknown error'}; rules it blocked: {listed}",
             )
             remediation = Text(
                 vi="Kiểm tra máy chủ còn hoạt động và cho phép kết nối từ nơi quét, rồi quét lại.",
