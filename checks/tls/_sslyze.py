@@ -63,8 +63,12 @@ class Endpoint:
     port: int
     sni: str | None = None
     starttls: StartTls | None = None
-    http: bool = False
-    """Send an HTTP request over TLS (for HSTS): on HTTPS endpoints, not on mail or directory ones."""
+    http: bool = True
+    """Send an HTTP request over TLS (for HSTS); never done over STARTTLS (see `asks_http`)."""
+
+    @property
+    def asks_http(self) -> bool:
+        return self.http and self.starttls is None
 
 
 @dataclass(frozen=True)
@@ -267,7 +271,7 @@ def _request(endpoint: Endpoint, options: ScanOptions, ca_file: Path | None) -> 
         network_max_retries=1,
     )
     commands = set(_COMMON_COMMANDS)
-    if endpoint.http:
+    if endpoint.asks_http:
         commands.add(ScanCommand.HTTP_HEADERS)
     extra = ScanCommandsExtraArguments(
         certificate_info=CertificateInfoExtraArgument(custom_ca_file=ca_file) if ca_file else None
@@ -310,7 +314,7 @@ def _step_errors(attempts: Any, endpoint: Endpoint) -> dict[str, str]:
     """Every requested step (scan command) that did not complete, with why; an HTTP request
     that got no valid answer (refused, too slow, too large, not HTTP) is one of them."""
     steps = [*(field for _, field in _SUITE_COMMANDS.values()), *_OTHER_FIELDS]
-    if endpoint.http:
+    if endpoint.asks_http:
         steps.append(HTTP_STEP)
     errors: dict[str, str] = {}
     for name in steps:
@@ -367,7 +371,7 @@ def _tls_data(attempts: Any, endpoint: Endpoint, scanned_at: datetime) -> TlsDat
         ocsp_stapling=stapled,
         vulnerabilities=_vulnerabilities(attempts),
         http=http,
-        http_requested=endpoint.http,
+        http_requested=endpoint.asks_http,
         hsts=hsts,
         incomplete=tuple(sorted(step_errors)),
         step_errors=step_errors,
@@ -412,7 +416,7 @@ def _vulnerabilities(attempts: Any) -> Vulnerabilities:
 
 
 def _http(attempts: Any, endpoint: Endpoint) -> tuple[bool, Hsts | None]:
-    if not endpoint.http:
+    if not endpoint.asks_http:
         return False, None
     result = _completed(attempts.http_headers)
     if result is None or result.http_error_trace is not None:

@@ -98,7 +98,7 @@ def probe_target(target: Target, ctx: ProbeContext, settings: TlsSettings) -> li
             port=port,
             sni=sni,
             starttls=starttls,
-            http=starttls is None and port not in NOT_HTTP_TLS_PORTS,
+            http=port not in NOT_HTTP_TLS_PORTS,
         )
         for port, starttls in endpoints.items()
     ]
