@@ -11,7 +11,7 @@ T0 = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
 
 
 def run(run_id: str, hours: int, status: str = "complete", checks: tuple[str, ...] = ("count",)) -> RunInfo:
-    return RunInfo(id=run_id, started=T0 + timedelta(hours=hours), status=status,  # type: ignore[arg-type]
+    return RunInfo(id=run_id, started=T0 + timedelta(hours=hours), status=status,
                    province="Hà Tĩnh", scope=("127.0.0.0/8",), inventory_sha256="a" * 64,
                    policies=(), checks=checks)  # fmt: skip
 
