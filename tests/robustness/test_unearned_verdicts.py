@@ -14,10 +14,12 @@ a real server of the verdicts lab (tests/servers/verdicts.py), through the real 
 9. Odd SAN names are kept as inert text and the hostname mismatch is judged.
 """
 
+import contextlib
 import csv
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -25,6 +27,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from tests.robustness.conftest import run_attt
@@ -44,7 +47,7 @@ def _scan(tmp_path: Path, inventory: Path, *args: str, timeout: float = 150.0) -
     out = tmp_path / "out"
     run = run_attt(
         ["scan", "-i", str(inventory), "--out", str(out), "--db", str(tmp_path / "runs.db"),
-         "--format", "json,html,junit,sarif,csv", "--timeout", "20", *args],
+         "--format", "json,html,junit,sarif,csv", "--lang", "en", "--timeout", "20", *args],
         timeout=timeout,
     )  # fmt: skip
     assert "Traceback" not in run.terminal, run.terminal
@@ -122,9 +125,21 @@ def test_3_nothing_answering_and_failed_http_are_errors(
     assert "gone" in stdout and "score: score = " in stdout
 
 
+def _wait_for_probes(db: Path, count: int, deadline: float) -> None:
+    """Until the scan has stored `count` probes: it is under way, with most hosts still to go."""
+    while time.monotonic() < deadline:
+        if db.exists():
+            with sqlite3.connect(db) as conn, contextlib.suppress(sqlite3.OperationalError):
+                if conn.execute("SELECT COUNT(*) FROM probes").fetchone()[0] >= count:
+                    return
+        time.sleep(0.05)
+    pytest.fail("the scan stored no probe in time")
+
+
 def _sigterm_scan(tmp_path: Path, inventory: Path) -> tuple[int, str]:
     attt = str(Path(sys.executable).with_name("attt"))
-    args = ["scan", "-i", str(inventory), "--out", str(tmp_path / "out"), "--db", str(tmp_path / "runs.db"),
+    db = tmp_path / "runs.db"
+    args = ["scan", "-i", str(inventory), "--out", str(tmp_path / "out"), "--db", str(db), "--lang", "en",
             "--format", "json,html,junit,sarif,csv", "--check", "ports", "--concurrency", "1"]  # fmt: skip
     process = subprocess.Popen(
         [attt, *args],
@@ -134,7 +149,7 @@ def _sigterm_scan(tmp_path: Path, inventory: Path) -> tuple[int, str]:
         env={**os.environ, "CI": "1"},
     )
     try:
-        time.sleep(3)
+        _wait_for_probes(db, 3, time.monotonic() + 60)
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=60)
     finally:
@@ -145,7 +160,7 @@ def _sigterm_scan(tmp_path: Path, inventory: Path) -> tuple[int, str]:
 def test_4_probes_never_run_are_visible_in_every_format(
     tmp_path: Path, verdicts_servers: VerdictsLab
 ) -> None:
-    # Sixty registered hosts where nothing listens, scanned one at a time and stopped after 3 s.
+    # Sixty registered hosts where nothing listens, scanned one at a time, stopped after three.
     hosts = [{"address": f"{NET}.{n}"} for n in range(100, 160)]
     inventory = _inventory(tmp_path / "inv.yaml", {"id": "many", "allowed_ports": [443], "hosts": hosts})
     code, stderr = _sigterm_scan(tmp_path, inventory)
@@ -163,9 +178,11 @@ def test_4_probes_never_run_are_visible_in_every_format(
     assert sum(r["ruleId"] == "NOT-PROBED" for r in sarif["runs"][0]["results"]) == len(not_probed)
     with (out / "report.csv").open(encoding="utf-8-sig") as handle:
         rows = list(csv.DictReader(handle))
-    assert sum(row["rule_id"] == "NOT-PROBED" for row in rows) == len(not_probed)
+    assert sum(row["Rule"] == "NOT-PROBED" and bool(row["Rules it blocked"]) for row in rows) == len(
+        not_probed
+    )
     html = (out / "report.html").read_text()
-    assert "no score: the run did not finish" in html or "chưa có điểm: lượt quét chưa hoàn tất" in html
+    assert "no score: the run did not finish" in html
     assert "Could not be scanned (0)" not in html and "(0)</h2>" not in html.split('id="unscanned"')[1][:400]
 
 
