@@ -96,8 +96,9 @@ def test_2_only_allowed_ports_says_what_it_covered(tmp_path: Path, verdicts_serv
     assert level3["status"] == "pass"
     assert level3["title"]["en"].startswith("Among the ports scanned")
     assert level3["message"]["en"].endswith("TCP ports were not scanned)")
-    # Level 4 scans every TCP port and sees it.
-    assert (level4["status"], level4["evidence"]["observed"]) == ("fail", [31337])
+    # Level 4 scans every TCP port and sees it (and, in a full test session, gnutls-serv's port,
+    # which listens on every loopback address).
+    assert level4["status"] == "fail" and 31337 in level4["evidence"]["observed"]
     full = next(o for o in report["observations"] if o["system"] == "cap4")
     assert full["data"]["full_range"] is True
 
