@@ -97,6 +97,11 @@ def _error(vi: str, en: str, detail: str) -> Text:
     return Text(vi=f"{vi}: {detail}", en=f"{en}: {detail}")
 
 
+_CAUSE_IDS: dict[str, str] = {"not_probed": "NOT-PROBED", "probe_error": "PROBE-ERROR"}
+"""The rule id of an entry standing for blocked rules is `<CHECK>-<cause>` (`TLS-PROBE-ERROR`): one
+id per check and cause, so SARIF's rule list and a diff keep them apart."""
+
+
 @dataclass
 class _Blocked:
     """The rules one failed (or never run) probe of one endpoint kept from a verdict."""
@@ -136,7 +141,7 @@ class _Blocked:
             )
         first = self.rules[0]
         return Finding(
-            rule_id="NOT-PROBED" if self.kind == "not_probed" else "PROBE-ERROR",
+            rule_id=f"{check.upper().replace('_', '-')}-{_CAUSE_IDS[self.kind]}",
             control=f"{check}.probe",
             check=check,
             policy=first.policy,

@@ -176,10 +176,10 @@ def test_4_probes_never_run_are_visible_in_every_format(
     junit = ET.parse(out / "report.junit.xml").getroot()  # noqa: S314 (our own report)
     assert int(junit.get("errors", "0")) >= len(not_probed)
     sarif = json.loads((out / "report.sarif").read_text())
-    assert sum(r["ruleId"] == "NOT-PROBED" for r in sarif["runs"][0]["results"]) == len(not_probed)
+    assert sum(r["ruleId"] == "PORTS-NOT-PROBED" for r in sarif["runs"][0]["results"]) == len(not_probed)
     with (out / "report.csv").open(encoding="utf-8-sig") as handle:
         rows = list(csv.DictReader(handle))
-    assert sum(row["Rule"] == "NOT-PROBED" and bool(row["Rules it blocked"]) for row in rows) == len(
+    assert sum(row["Rule"] == "PORTS-NOT-PROBED" and bool(row["Rules it blocked"]) for row in rows) == len(
         not_probed
     )
     html = (out / "report.html").read_text()
