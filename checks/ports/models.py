@@ -54,8 +54,8 @@ class PortsSettings(Frozen):
     a minute or more on a port that accepts and never answers."""
     full_range: bool = False
     """Scan every TCP port, 1-65535, instead of `ports`: what a rule claiming "no other port is
-    open" needs to pass. A connect scan of one responsive host takes about a second on a LAN;
-    a firewall that drops packets silently makes it minutes (see docs/inventory.md)."""
+    open" needs to pass. A connect scan of a host that answers takes about a second (loopback);
+    a firewall that drops packets silently can make it minutes (see docs/inventory.md)."""
 
 
 class OpenPort(Frozen):
