@@ -10,7 +10,8 @@ a real server of the verdicts lab (tests/servers/verdicts.py), through the real 
 4. Probes a SIGTERM kept from running are `error` entries in every format, with no score.
 6. A TLS 1.0 server down on the next run is "not re-checked", never "fixed".
 7. One STARTTLS failure is one entry per endpoint listing the rules it blocked.
-8. An SSH server refusing the session channel loses only the `sshd -T` rules.
+8. An SSH server refusing the session channel, or dripping `sshd -T` output, loses only the
+   rules that read `sshd -T`.
 9. Odd SAN names are kept as inert text and the hostname mismatch is judged.
 """
 
@@ -215,23 +216,24 @@ def test_7_one_broken_probe_is_one_entry_per_endpoint(tmp_path: Path, verdicts_s
     assert report["summary"]["systems"]["mail"]["by_status"]["error"] == 3
 
 
-def test_8_a_refused_session_channel_costs_only_the_sshd_t_rules(
-    tmp_path: Path, verdicts_servers: VerdictsLab
+@pytest.mark.parametrize(("server", "why"), [("no_session", "session channel"), ("drip_session", "in time")])
+def test_8_a_failed_sshd_t_costs_only_the_rules_that_read_it(
+    tmp_path: Path, verdicts_servers: VerdictsLab, server: str, why: str
 ) -> None:
-    host = {"address": verdicts_servers.no_session, "services": [{"port": 22, "kind": "ssh"}]}
+    host = {"address": getattr(verdicts_servers, server), "services": [{"port": 22, "kind": "ssh"}]}
     inventory = _inventory(tmp_path / "inv.yaml", {"id": "jump", "level": 4, "hosts": [host]})
     credentials = tmp_path / "credentials.yaml"
-    credentials.write_text(
-        yaml.safe_dump({"systems": {"jump": {"user": "audit", "key_file": str(verdicts_servers.client_key)}}})
-    )
+    login = {"user": "audit", "key_file": str(verdicts_servers.client_key)}
+    credentials.write_text(yaml.safe_dump({"systems": {"jump": login}}))
     credentials.chmod(0o600)
     _, report, _ = _scan(tmp_path, inventory, "--check", "ssh", "--credentials", str(credentials))
     [obs] = report["observations"]
     assert obs["status"] == "ok" and obs["data"]["incomplete"] == ["sshd_t"]
-    assert "session channel" in obs["data"]["step_errors"]["sshd_t"]
+    assert why in obs["data"]["step_errors"]["sshd_t"]
     errors = {f["rule_id"] for f in report["findings"] if f["status"] == "error"}
     config_rules = {f["rule_id"] for f in report["findings"] if f["control"] == "ssh.config"}
     assert errors == config_rules and errors
+    # The unauthenticated facts stand and are judged.
     judged = {f["status"] for f in report["findings"] if f["control"] != "ssh.config"}
     assert judged & {"pass", "fail"}
 

@@ -58,6 +58,8 @@ class VerdictsLab:
     slow_http: str
     no_session: str
     """SSH on 22: authenticates any public key, refuses every session channel."""
+    drip_session: str
+    """SSH on 22: authenticates any public key, then drips command output a byte at a time."""
     odd_san: str
     mail_without_tls: str
     """SMTP 25, POP3 110, IMAP 143 answer, and refuse every STARTTLS."""
@@ -240,6 +242,8 @@ def _mail_without_tls(port: int) -> Handler:
 
 
 class _NoSessionInterface(paramiko.ServerInterface):
+    """Any public key logs in; no session channel ever opens."""
+
     def get_allowed_auths(self, username: str) -> str:
         return "publickey"
 
@@ -253,15 +257,35 @@ class _NoSessionInterface(paramiko.ServerInterface):
         return paramiko.common.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
 
 
-def _no_session(host_key: paramiko.PKey) -> Handler:
-    """paramiko's server side: any public key logs in, no session channel ever opens."""
+class _DripInterface(_NoSessionInterface):
+    """Opens the session and runs any command by sending one byte of output every half second."""
+
+    def check_channel_request(self, kind: str, chanid: int) -> int:
+        return paramiko.common.OPEN_SUCCEEDED
+
+    def check_channel_exec_request(self, channel: paramiko.Channel, command: bytes) -> bool:
+        threading.Thread(target=self._drip, args=(channel,), daemon=True).start()
+        return True
+
+    @staticmethod
+    def _drip(channel: paramiko.Channel) -> None:
+        with suppress(OSError, EOFError, paramiko.SSHException):
+            for byte in b"port 22\npermitrootlogin no\n" * 20:
+                if channel.closed:
+                    return
+                channel.send(bytes([byte]))
+                time.sleep(0.5)
+
+
+def _ssh_server(host_key: paramiko.PKey, interface: type[_NoSessionInterface]) -> Handler:
+    """paramiko's server side with `interface` deciding what a logged-in client may do."""
 
     def handle(conn: socket.socket) -> None:
         transport = paramiko.Transport(conn)
         transport.set_log_channel("tests.verdicts.ssh")
         try:
             transport.add_server_key(host_key)
-            transport.start_server(server=_NoSessionInterface())
+            transport.start_server(server=interface())
             deadline = time.monotonic() + MAX_HOLD
             while transport.is_active() and time.monotonic() < deadline:
                 time.sleep(0.1)
@@ -286,7 +310,7 @@ def _plain_certificate(workdir: Path) -> tuple[Path, Path]:
 def verdicts_lab(workdir: Path) -> Iterator[VerdictsLab]:
     """Make the keys and certificates in `workdir`, start every server, stop them all on exit."""
     names = ("flaky_tls10", "unscanned_port", "nothing", "huge_http", "slow_http", "no_session", "odd_san",
-             "mail_without_tls")  # fmt: skip
+             "mail_without_tls", "drip_session")  # fmt: skip
     ips = {name: f"{NET}.{n}" for n, name in enumerate(names, 1)}
     plain = _plain_certificate(workdir)
     odd = _self_signed(workdir, ODD_SAN_HOST, [x509.DNSName(name) for name in ODD_SANS])
@@ -305,7 +329,8 @@ def verdicts_lab(workdir: Path) -> Iterator[VerdictsLab]:
         _Server(ips["unscanned_port"], 31337, _accept_only),
         _Server(ips["huge_http"], 443, _https(*plain, _huge_headers)),
         _Server(ips["slow_http"], 443, _https(*plain, _slow(stop))),
-        _Server(ips["no_session"], 22, _no_session(host_key)),
+        _Server(ips["no_session"], 22, _ssh_server(host_key, _NoSessionInterface)),
+        _Server(ips["drip_session"], 22, _ssh_server(host_key, _DripInterface)),
         _Server(ips["odd_san"], 443, _https(*odd, _hsts_ok)),
         *(_Server(ips["mail_without_tls"], port, _mail_without_tls(port)) for port in _MAIL_DIALOGUE),
     ]
