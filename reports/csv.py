@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import ClassVar, Final
 
 from attt.reports._i18n import strings
+from attt.reports._reference import reference_text
 from attt.reports._text import spreadsheet_cell
 from attt.reports.base import Lang
 from attt.scanner.models.finding import Finding
@@ -45,11 +46,7 @@ COLUMNS: Final[tuple[_Column, ...]] = (
     ("remediation", lambda f, s, lang: f.remediation.get(lang)),
     (
         "references",
-        lambda f, s, lang: "; ".join(
-            f"{r.standard} {r.clause or ''}".strip()
-            + ("" if r.confidence == "verified" else f" ({r.confidence})")
-            for r in f.references
-        ),
+        lambda f, s, lang: "; ".join(reference_text(r, lang) for r in f.references),
     ),
     ("waiver", lambda f, s, lang: "" if f.waiver is None else f.waiver.reason),
     ("approved_by", lambda f, s, lang: "" if f.waiver is None else f.waiver.approved_by),

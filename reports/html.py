@@ -21,6 +21,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from markupsafe import Markup
 
 from attt.reports._i18n import strings
+from attt.reports._reference import reference_text
 from attt.reports._text import as_text, clean
 from attt.reports.base import Lang
 from attt.scanner.changes import Comparison, compare
@@ -73,8 +74,8 @@ class CountsView:
 
 @dataclass(frozen=True, slots=True)
 class ReferenceView:
-    standard: str
-    clause: str | None
+    text: str
+    """`reference_text`: standard, clause and confidence, the way every format cites them."""
     confidence: str
     url: str | None
 
@@ -373,7 +374,7 @@ def _finding_view(f: Finding, owner_index: int, lang: Lang, t: Mapping[str, str]
         message=clean(f.message.get(lang)),
         evidence=tuple(rows),
         remediation=_clean_policy_text(f.remediation.get(lang)),
-        references=tuple(_reference_view(r) for r in f.references),
+        references=tuple(_reference_view(r, lang) for r in f.references),
         waiver=None
         if f.waiver is None
         else WaiverView(
@@ -395,10 +396,9 @@ _clean_policy_text = lru_cache(maxsize=4096)(clean)
 
 
 @lru_cache(maxsize=4096)
-def _reference_view(r: Reference) -> ReferenceView:
+def _reference_view(r: Reference, lang: Lang) -> ReferenceView:
     return ReferenceView(
-        standard=clean(r.standard),
-        clause=None if r.clause is None else clean(r.clause),
+        text=clean(reference_text(r, lang)),
         confidence=r.confidence,
         url=r.url if r.url and r.url.startswith(("https://", "http://")) else None,
     )
@@ -437,7 +437,14 @@ def _observation_view(o: Observation) -> ObservationView:
         check=clean(o.check),
         status=o.status,
         error=None if o.error is None else clean(o.error),
-        data=clean(json.dumps(o.data, ensure_ascii=False, sort_keys=True, indent=1)),
+        data=clean(
+            json.dumps(
+                o.data.model_dump(mode="json") if o.data else None,
+                ensure_ascii=False,
+                sort_keys=True,
+                indent=1,
+            )
+        ),
     )
 
 

@@ -17,12 +17,13 @@ from attt import __version__
 from attt.reports.base import Lang
 from attt.reports.bundle import RENDERERS, write_bundle
 from attt.reports.manifest import load_signing_key
+from attt.scanner.catalog import check_lines
 from attt.scanner.changes import Comparison, choose_baseline, compare
 from attt.scanner.errors import AtttError
 from attt.scanner.evaluate import exit_code
 from attt.scanner.exitcodes import ExitCode
 from attt.scanner.models.base import Severity
-from attt.scanner.models.report import Report
+from attt.scanner.models.report import Report, report_json_schema
 from attt.scanner.models.target import Target
 from attt.scanner.pipeline import (
     ScanOptions,
@@ -60,8 +61,9 @@ def _registry() -> Registry:
     return registry
 
 
-def _open_store(db: str | None) -> Store:
-    return Store(db_path_from_url(db))
+def _open_store(db: str | None, registry: Registry | None = None) -> Store:
+    """The run store; with a registry, stored observations come back typed by their checks."""
+    return Store(db_path_from_url(db), registry.data_models if registry else None)
 
 
 def _formats(value: str) -> list[str]:
@@ -167,11 +169,11 @@ def scan(
     if sign_key is not None:
         load_signing_key(sign_key)  # a bad key is a configuration error before, not after, the scan
     if resume is not None and inventory is None:
-        store = _open_store(db)
+        store = _open_store(db, registry)
         prepared = prepare_resume(store.load(resume), store.probes_done(resume), registry)
     elif inventory is not None and resume is None:
         prepared = prepare(ScanRequest(inventory, policies, systems, tags, checks), registry)
-        store = _open_store(db)  # only now: a refused scan leaves no trace in the store
+        store = _open_store(db, registry)  # only now: a refused scan leaves no trace in the store
     else:
         raise click.UsageError("give either -i INVENTORY or --resume RUN")
     interactive = sys.stderr.isatty() and not os.environ.get("CI")
@@ -347,14 +349,16 @@ def checks() -> None:
 
 
 @checks.command("list")
-def checks_list() -> None:
+@click.option(
+    "--verbose", "-v", is_flag=True, help="Also what each control checks and why, its params and source."
+)
+def checks_list(verbose: bool) -> None:
     """Every registered check and control, and the distribution providing it."""
     registry = _registry()
     for name, registered in sorted(registry.checks.items()):
-        check = registered.check
-        click.echo(f"{name}  (from {registered.distribution}; after: {', '.join(check.after) or '—'})")
-        for control_id, control in sorted(check.controls.items()):
-            click.echo(f"  {control_id:<36} {control.summary}")
+        for line in check_lines(name, registered, verbose):
+            # Plugin text is third-party: printed like any other untrusted string.
+            click.echo(safe(line, 1000))
     for failure in registry.failures:
         click.echo(f"{failure.name}  (from {failure.distribution}) NOT LOADED: {safe(failure.reason)}")
 
@@ -435,5 +439,6 @@ def verify(report_dir: Path, public_key: Path | None) -> None:
 
 @main.command()
 def schema() -> None:
-    """Print the JSON Schema of report.json."""
-    click.echo(json.dumps(Report.model_json_schema(), indent=2, ensure_ascii=False))
+    """Print the JSON Schema of report.json, with the data of every installed check."""
+    schema = report_json_schema(_registry().data_models)
+    click.echo(json.dumps(schema, indent=2, ensure_ascii=False))

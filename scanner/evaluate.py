@@ -167,8 +167,10 @@ def _judge_observation(rule: ResolvedRule, target: Target, obs: Observation, reg
         missing = _error("Không có kiểm tra nào cung cấp", "No loaded check provides", rule.control)
         return _finding(rule, target, port, "error", missing)
     _, control = found
+    model = registry.check(rule.check).data_model
     try:
-        data = registry.check(rule.check).data_model.model_validate(obs.data or {})
+        # Data read back without its check's model (OpaqueData) is typed here, or refused.
+        data = obs.data if isinstance(obs.data, model) else model.model_validate(_fields(obs.data))
     except ValidationError as exc:
         unfit = _error("Quan sát đã lưu không khớp mô hình dữ liệu của kiểm tra",
                        "Stored observation does not fit the check's model", str(exc))  # fmt: skip
@@ -192,6 +194,10 @@ def _steps_incomplete(data: BaseModel, steps: Sequence[str]) -> Text:
         vi=f"Chưa đánh giá được: bước thăm dò cần thiết không hoàn tất: {listed}",
         en=f"Not evaluated: a probe step this rule needs did not complete: {listed}",
     )
+
+
+def _fields(data: BaseModel | None) -> dict[str, Any]:
+    return {} if data is None else data.model_dump()
 
 
 def _finding(

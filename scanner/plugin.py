@@ -10,7 +10,7 @@ import inspect
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
@@ -23,20 +23,30 @@ API_VERSION = 1
 
 DataT = TypeVar("DataT", bound=BaseModel)
 ParamsT = TypeVar("ParamsT", bound=BaseModel)
+SettingsT = TypeVar("SettingsT", bound=BaseModel)
 
 
 class NoParams(Frozen):
     """Params model of a control that takes none."""
 
 
-class NoSettings(Frozen):
-    """Settings model of a check that takes none."""
-
-
 class Params(BaseModel):
-    """Base for control params: closed, so a misspelt key in a policy is a load error."""
+    """Base for control params: closed, so a misspelt key in a policy is a load error.
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    A field's docstring (the string right under it) is its description, shown by
+    `attt checks list --verbose`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+
+class Settings(Frozen):
+    """Base for a check's settings model; field docstrings are descriptions, as for `Params`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+
+class NoSettings(Settings):
+    """Settings model of a check that takes none."""
 
 
 @dataclass(frozen=True)
@@ -207,13 +217,13 @@ class Credential:
 
 
 @dataclass(frozen=True)
-class ProbeContext:
-    """Everything a probe may use besides its target."""
+class ProbeContext(Generic[SettingsT]):
+    """Everything a probe may use besides its target; `SettingsT` is the check's `settings_model`."""
 
     timeout: float
     """Budget in seconds for the whole probe of one target; the runner abandons it after that."""
-    settings: BaseModel = field(default_factory=NoSettings)
-    """The check's settings from the target's policy, validated by `settings_model`."""
+    settings: SettingsT
+    """The check's settings from the target's policy: an instance of its `settings_model`."""
     rules: tuple[ResolvedRule, ...] = ()
     """The rules this target will be judged by that use this check's controls."""
     prior: tuple[Observation, ...] = ()
@@ -228,18 +238,34 @@ class ProbeContext:
 
 
 class Check(Protocol):
-    """What the registry expects of a check class (instantiated with no arguments)."""
+    """What the registry expects of a check class (instantiated with no arguments). It may also
+    have `describe` (see `Described`) for more text in `attt checks list --verbose`."""
 
     name: ClassVar[str]
     """Equals the entry-point name and, for built-ins, the module name."""
     api_version: ClassVar[int]
     data_model: ClassVar[type[BaseModel]]
-    """The model of `Observation.data` for this check's `ok` observations."""
+    """The model of `Observation.data` for this check's `ok` observations; the report's JSON
+    Schema describes it field by field. A check with free-form data may use a model with
+    `extra="allow"`."""
     settings_model: ClassVar[type[BaseModel]]
     after: ClassVar[tuple[str, ...]]
     """Checks whose observations of the same target this probe reads (`ProbeContext.prior`)."""
     controls: ClassVar[Mapping[str, Control[Any, Any]]]
 
-    def probe(self, target: Target, ctx: ProbeContext) -> Iterable[Observation]:
+    def probe(self, target: Target, ctx: ProbeContext[Any]) -> Iterable[Observation]:
         """Probe one target; return `error` observations rather than raise for target faults."""
         ...
+
+
+@runtime_checkable
+class Described(Protocol):
+    """Optional for a check: more to say in `attt checks list --verbose` than its controls and
+    settings, for example the requests a web check sends. A check has it by defining
+
+        @classmethod
+        def describe(cls) -> Iterable[str]: ...
+
+    Each string is printed as one line under the check's heading."""
+
+    def describe(self) -> Iterable[str]: ...

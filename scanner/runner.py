@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from attt.scanner.models.observation import Observation, ProbeKey
 from attt.scanner.models.policy import ResolvedPolicy, ResolvedRule
 from attt.scanner.models.target import Target
-from attt.scanner.plugin import Check, Credential, NoSettings, ProbeContext
+from attt.scanner.plugin import Check, Credential, ProbeContext
 from attt.scanner.registry import Registry
 
 DEFAULT_CONCURRENCY = 16
@@ -111,7 +111,7 @@ class Runner:
 
     def _context(
         self, plan: ScanPlan, target: Target, check: Check, seen: Mapping[str, list[Observation]]
-    ) -> ProbeContext:
+    ) -> ProbeContext[Any]:
         policies = plan.policies.get(target.system.id, ())
         rules: list[ResolvedRule] = [
             r for p in policies for r in p.rules if r.check == check.name and r.applies(target.system)
@@ -124,7 +124,7 @@ class Runner:
             credential=plan.credentials(target),
         )
 
-    def _probe(self, check: Check, target: Target, ctx: ProbeContext) -> list[Observation] | None:
+    def _probe(self, check: Check, target: Target, ctx: ProbeContext[Any]) -> list[Observation] | None:
         """Run one probe in its own thread so a hung probe can be abandoned after its budget.
 
         None when the scan was stopped mid-probe: nothing was observed, and the probe is left
@@ -163,9 +163,11 @@ def _own(obs: Observation, check: str, target: Target) -> Observation:
 
 
 def _settings_for(check: Check, policies: Sequence[ResolvedPolicy]) -> BaseModel:
-    """The first policy that configures the check wins; else the check's defaults."""
+    """The first policy that configures the check wins; else the check's defaults. Always an
+    instance of the check's own `settings_model`, whatever a policy object carries."""
+    model = check.settings_model
     for policy in policies:
         if check.name in policy.settings:
-            return policy.settings[check.name]
-    model = getattr(check, "settings_model", NoSettings)
+            settings = policy.settings[check.name]
+            return settings if isinstance(settings, model) else model.model_validate(settings.model_dump())
     return model()

@@ -3,17 +3,17 @@
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from attt.scanner.errors import StoreError
 from attt.scanner.models.finding import Finding
-from attt.scanner.models.observation import Observation, ProbeKey
+from attt.scanner.models.observation import DATA_MODELS, Observation, ProbeKey
 from attt.scanner.models.report import RunInfo, RunStatus
 from attt.scanner.models.target import SystemInfo, Target
 
@@ -85,8 +85,11 @@ class StoredRun:
 class Store:
     """One SQLite file. Safe to share between the runner's threads (one connection, one lock)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, data_models: Mapping[str, type[BaseModel]] | None = None) -> None:
+        """`data_models` (`Registry.data_models`) types each stored observation's data as its
+        check's model; data of a check not given is kept whole as `OpaqueData`."""
         self.path = path
+        self._data_context = {DATA_MODELS: dict(data_models or {})}
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
@@ -200,7 +203,9 @@ class Store:
                 info=RunInfo.model_validate_json(row[0]),
                 systems=_systems.validate_json(row[1]),
                 targets=_targets.validate_json(row[2]),
-                observations=tuple(Observation.model_validate_json(b) for (b,) in observations),
+                observations=tuple(
+                    Observation.model_validate_json(b, context=self._data_context) for (b,) in observations
+                ),
                 findings=tuple(Finding.model_validate_json(b) for (b,) in findings),
                 probes=frozenset((str(c), str(s), str(h)) for c, s, h in probes),
             )

@@ -1,11 +1,14 @@
 """What the ports check observes, and the settings a policy may give it."""
 
+from collections.abc import Iterable
 from typing import Annotated, Literal
 
 from pydantic import Field
 
 from attt.scanner.models.base import Frozen
+from attt.scanner.models.observation import Observation
 from attt.scanner.models.target import Port
+from attt.scanner.plugin import Settings
 
 MAX_SERVICE_CHARS = 64
 MAX_PRODUCT_CHARS = 200
@@ -44,7 +47,7 @@ COMMON_PORTS: tuple[int, ...] = tuple(
 """TCP ports of common services, weighted toward those a public system must not expose."""
 
 
-class PortsSettings(Frozen):
+class PortsSettings(Settings):
     ports: tuple[Port, ...] = COMMON_PORTS
     """Scanned on every host, besides the ports rules and the inventory name."""
     extra_ports: tuple[Port, ...] = ()
@@ -102,3 +105,16 @@ class PortsData(Frozen):
     @property
     def step_errors(self) -> dict[str, str]:
         return {SERVICE_DETECTION_STEP: self.service_detection_error} if self.service_detection_error else {}
+
+
+def ports_seen(prior: Iterable[Observation]) -> PortsData | None:
+    """What the ports check saw on a host, from a later probe's `ProbeContext.prior`; None when
+    it did not run or failed there."""
+    for observation in prior:
+        if (
+            observation.check == "ports"
+            and observation.status == "ok"
+            and isinstance(observation.data, PortsData)
+        ):
+            return observation.data
+    return None

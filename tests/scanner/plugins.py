@@ -48,7 +48,7 @@ class CountCheck:
     behaviour: ClassVar[dict[str, str]] = {}
     """address -> "hang" | "crash" | "error" | "none" to make the probe misbehave for that host."""
 
-    def probe(self, target: Target, ctx: ProbeContext) -> Iterable[Observation]:
+    def probe(self, target: Target, ctx: ProbeContext[Any]) -> Iterable[Observation]:
         match self.behaviour.get(target.address):
             case "hang":
                 time.sleep(ctx.timeout * 10)
@@ -75,8 +75,8 @@ class EchoCheck:
     after: ClassVar[tuple[str, ...]] = ("count",)
     controls: ClassVar[Mapping[str, Control[Any, Any]]] = Controls("echo")
 
-    def probe(self, target: Target, ctx: ProbeContext) -> Iterable[Observation]:
-        seen = tuple(o.data["count"] for o in ctx.prior if o.status == "ok" and o.data)
+    def probe(self, target: Target, ctx: ProbeContext[Any]) -> Iterable[Observation]:
+        seen = tuple(o.data.count for o in ctx.prior if isinstance(o.data, CountData))
         return [Observation.ok(self.name, target, EchoData(saw=seen))] if seen else []
 
 

@@ -4,7 +4,7 @@ import time
 
 from attt.scanner.models.observation import Observation
 from attt.scanner.runner import Runner, ScanPlan
-from tests.scanner.plugins import CountCheck, CountData, registry, target
+from tests.scanner.plugins import CountCheck, CountData, EchoData, registry, target
 
 
 def run(
@@ -35,9 +35,9 @@ def test_every_target_is_observed_and_dependents_read_prior() -> None:
     complete, seen = run(["127.0.0.1", "127.0.0.2", "127.0.0.3"])
     assert complete
     assert {h: o.data for h, o in by_host(seen).items()} == {
-        "127.0.0.1": {"count": 1}, "127.0.0.2": {"count": 2}, "127.0.0.3": {"count": 3}
+        "127.0.0.1": CountData(count=1), "127.0.0.2": CountData(count=2), "127.0.0.3": CountData(count=3)
     }  # fmt: skip
-    assert by_host(seen, "echo")["127.0.0.2"].data == {"saw": [2]}
+    assert by_host(seen, "echo")["127.0.0.2"].data == EchoData(saw=(2,))
 
 
 def test_hanging_probe_times_out_as_error_without_holding_up_the_others() -> None:
@@ -86,4 +86,4 @@ def test_probes_an_earlier_attempt_finished_are_not_repeated_and_feed_dependents
     # The count probe would hang now; it must not run again.
     _, seen = run(["127.0.0.1"], {"127.0.0.1": "hang"}, done={("count", *t.key): (earlier,)})
     assert [o.check for o in seen] == ["echo"]
-    assert seen[0].data == {"saw": [41]}
+    assert seen[0].data == EchoData(saw=(41,))
