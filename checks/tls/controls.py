@@ -123,11 +123,12 @@ class MinVersionParams(Params):
     """The oldest version that may be accepted."""
 
 
-@CONTROLS.control(
-    "tls.min_version",
-    MinVersionParams,
-    needs=lambda params, _target: _steps_of(PROTOCOLS[: PROTOCOLS.index(params.version)]),
-)
+def _older_suite_steps(params: MinVersionParams, _target: Target) -> tuple[str, ...]:
+    """The suite steps of the versions older than the floor: whether any of them is accepted."""
+    return _steps_of(PROTOCOLS[: PROTOCOLS.index(params.version)])
+
+
+@CONTROLS.control("tls.min_version", MinVersionParams, needs=_older_suite_steps)
 def _min_version(data: TlsData, params: MinVersionParams, target: Target) -> Verdict:
     """No protocol older than the given version is accepted.
 
