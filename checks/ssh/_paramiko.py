@@ -220,7 +220,13 @@ def _run(
     transport: paramiko.Transport, command: str, limit: int, deadline: float
 ) -> tuple[int | None, bytes, bytes]:
     """Run one command in a new channel: its exit status (None if it never came), stdout, stderr."""
-    channel = transport.open_session(timeout=max(0.1, deadline - time.monotonic()))
+    name = command.split(";")[0]
+    try:
+        channel = transport.open_session(timeout=max(0.1, deadline - time.monotonic()))
+    except (paramiko.SSHException, OSError, EOFError) as exc:
+        # A server may log us in and still refuse every session (a jump host, a forced
+        # command, MaxSessions 0): only what the command would read is lost.
+        raise ParamikoProbeError(f"the server refused a session channel ({type(exc).__name__})") from None
     try:
         channel.settimeout(max(0.1, deadline - time.monotonic()))
         channel.exec_command(command)
@@ -231,7 +237,9 @@ def _run(
             time.sleep(0.02)
         status = channel.recv_exit_status() if channel.exit_status_ready() else None
     except TimeoutError:
-        raise ParamikoProbeError(f"`{command.split(';')[0]}` did not finish in time") from None
+        raise ParamikoProbeError(f"`{name}` did not finish in time") from None
+    except (paramiko.SSHException, OSError, EOFError) as exc:
+        raise ParamikoProbeError(f"`{name}` could not be run ({type(exc).__name__})") from None
     finally:
         channel.close()
     return status, stdout, stderr

@@ -7,7 +7,7 @@ from pydantic import field_validator, model_validator
 
 from attt.checks.ssh.cves import Exposure, Kind, cve_table, exposure
 from attt.checks.ssh.knowledge import parse_openssh, profiles
-from attt.checks.ssh.models import SshData
+from attt.checks.ssh.models import AUTH_STEP, CONFIG_STEP, SshData
 from attt.checks.ssh.packages import Build, banner_build, package_build
 from attt.scanner.models.base import Text
 from attt.scanner.models.target import Target
@@ -278,7 +278,7 @@ class PasswordParams(Params):
     """keyboard-interactive is often PAM with a second factor, so by default it is only mentioned."""
 
 
-@CONTROLS.control("ssh.password_auth_disabled", PasswordParams)
+@CONTROLS.control("ssh.password_auth_disabled", PasswordParams, needs=(AUTH_STEP,))
 def _password_auth_disabled(data: SshData, params: PasswordParams, target: Target) -> Verdict:
     """Password authentication is not offered.
 
@@ -565,7 +565,7 @@ class ConfigParams(Params):
         return {key.lower(): expectation for key, expectation in value.items()}
 
 
-@CONTROLS.control("ssh.config", ConfigParams)
+@CONTROLS.control("ssh.config", ConfigParams, needs=(CONFIG_STEP,))
 def _config(data: SshData, params: ConfigParams, target: Target) -> Verdict:
     """The effective sshd configuration (sshd -T) meets expectations.
 

@@ -1,7 +1,7 @@
 """The tls controls: pure judgements over `TlsData`, a rule's params and the target."""
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Literal
 
@@ -9,7 +9,12 @@ from pydantic import Field
 
 from attt.checks.tls.models import (
     ALL_VULNERABILITIES,
+    CERTIFICATE_STEP,
+    GROUPS_STEP,
+    HTTP_STEP,
     PROTOCOLS,
+    SUITE_STEPS,
+    VULNERABILITY_STEPS,
     Certificate,
     Protocol,
     StartTls,
@@ -77,8 +82,6 @@ def _certificate(data: TlsData) -> Certificate | Verdict:
     if (plain := _plain_only(data)) is not None:
         return plain
     if data.certificate is None:
-        if "certificate_info" in data.incomplete:
-            return Verdict.cannot_judge("the certificate scan failed", vi="quét chứng chỉ không thành công")
         return Verdict.cannot_judge("no certificate seen", vi="không nhận được chứng chỉ nào")
     return data.certificate
 
@@ -91,7 +94,17 @@ class ProtocolsParams(Params):
     """Versions that must not be accepted."""
 
 
-@CONTROLS.control("tls.protocols_disabled", ProtocolsParams)
+def _steps_of(protocols: Iterable[Protocol]) -> tuple[str, ...]:
+    return tuple(SUITE_STEPS[p] for p in protocols)
+
+
+ALL_SUITE_STEPS = _steps_of(PROTOCOLS)
+"""Every protocol's suite step: a rule about all accepted suites needs them all."""
+
+
+@CONTROLS.control(
+    "tls.protocols_disabled", ProtocolsParams, needs=lambda params, _target: _steps_of(params.protocols)
+)
 def _protocols_disabled(data: TlsData, params: ProtocolsParams, target: Target) -> Verdict:
     """The listed protocol versions are not accepted.
 
@@ -126,7 +139,12 @@ class MinVersionParams(Params):
     """The oldest version that may be accepted."""
 
 
-@CONTROLS.control("tls.min_version", MinVersionParams)
+def _older_suite_steps(params: MinVersionParams, _target: Target) -> tuple[str, ...]:
+    """The suite steps of the versions older than the floor: whether any of them is accepted."""
+    return _steps_of(PROTOCOLS[: PROTOCOLS.index(params.version)])
+
+
+@CONTROLS.control("tls.min_version", MinVersionParams, needs=_older_suite_steps)
 def _min_version(data: TlsData, params: MinVersionParams, target: Target) -> Verdict:
     """No protocol older than the given version is accepted.
 
@@ -160,7 +178,7 @@ class SuiteFamiliesParams(Params):
     """Families no accepted suite may belong to."""
 
 
-@CONTROLS.control("tls.cipher_suites_forbidden", SuiteFamiliesParams)
+@CONTROLS.control("tls.cipher_suites_forbidden", SuiteFamiliesParams, needs=ALL_SUITE_STEPS)
 def _cipher_suites_forbidden(data: TlsData, params: SuiteFamiliesParams, target: Target) -> Verdict:
     """No accepted cipher suite belongs to a forbidden family.
 
@@ -195,7 +213,7 @@ def _cipher_suites_forbidden(data: TlsData, params: SuiteFamiliesParams, target:
 # --- tls.forward_secrecy ---------------------------------------------------------------
 
 
-@CONTROLS.control("tls.forward_secrecy")
+@CONTROLS.control("tls.forward_secrecy", needs=ALL_SUITE_STEPS)
 def _forward_secrecy(data: TlsData, params: NoParams, target: Target) -> Verdict:
     """Every accepted suite has an ephemeral key exchange.
 
@@ -269,7 +287,9 @@ def mozilla_deviations(data: TlsData, params: MozillaParams) -> list[str]:
     return found
 
 
-@CONTROLS.control("tls.mozilla_profile", MozillaParams)
+@CONTROLS.control(
+    "tls.mozilla_profile", MozillaParams, needs=(*ALL_SUITE_STEPS, CERTIFICATE_STEP, GROUPS_STEP)
+)
 def _mozilla_profile(data: TlsData, params: MozillaParams, target: Target) -> Verdict:
     """The endpoint conforms to a Mozilla Server Side TLS 6.0 profile.
 
@@ -396,7 +416,7 @@ def _starttls_offered(data: TlsData, params: StartTlsParams, target: Target) -> 
 # --- certificate controls --------------------------------------------------------------
 
 
-@CONTROLS.control("tls.certificate_trusted")
+@CONTROLS.control("tls.certificate_trusted", needs=(CERTIFICATE_STEP,))
 def _certificate_trusted(data: TlsData, params: NoParams, target: Target) -> Verdict:
     """The certificate chain leads to a trusted anchor.
 
@@ -436,7 +456,7 @@ def _days_left(cert: Certificate, at: datetime) -> float:
     return (cert.not_after - at).total_seconds() / 86400
 
 
-@CONTROLS.control("tls.certificate_expiry", ExpiryParams)
+@CONTROLS.control("tls.certificate_expiry", ExpiryParams, needs=(CERTIFICATE_STEP,))
 def _certificate_expiry(data: TlsData, params: ExpiryParams, target: Target) -> Verdict:
     """The certificate is valid for at least N more days at scan time.
 
@@ -482,7 +502,7 @@ class LifetimeParams(Params):
     """Longest allowed validity period, in days."""
 
 
-@CONTROLS.control("tls.certificate_lifetime", LifetimeParams)
+@CONTROLS.control("tls.certificate_lifetime", LifetimeParams, needs=(CERTIFICATE_STEP,))
 def _certificate_lifetime(data: TlsData, params: LifetimeParams, target: Target) -> Verdict:
     """The certificate's total validity is at most N days.
 
@@ -519,7 +539,7 @@ class KeyParams(Params):
     """Key types that may be used."""
 
 
-@CONTROLS.control("tls.certificate_key", KeyParams)
+@CONTROLS.control("tls.certificate_key", KeyParams, needs=(CERTIFICATE_STEP,))
 def _certificate_key(data: TlsData, params: KeyParams, target: Target) -> Verdict:
     """The certificate key is of an allowed type and size.
 
@@ -556,7 +576,7 @@ class SignatureParams(Params):
     """Hashes no signature in the chain may use (lower case)."""
 
 
-@CONTROLS.control("tls.certificate_signature", SignatureParams)
+@CONTROLS.control("tls.certificate_signature", SignatureParams, needs=(CERTIFICATE_STEP,))
 def _certificate_signature(data: TlsData, params: SignatureParams, target: Target) -> Verdict:
     """No certificate in the chain is signed with a forbidden hash.
 
@@ -584,7 +604,11 @@ def _certificate_signature(data: TlsData, params: SignatureParams, target: Targe
     )
 
 
-@CONTROLS.control("tls.hostname_matches")
+@CONTROLS.control(
+    "tls.hostname_matches",
+    # Without a registered name there is nothing to match: no fact of the scan is read.
+    needs=lambda _params, target: (CERTIFICATE_STEP,) if target.host.hostname else (),
+)
 def _hostname_matches(data: TlsData, params: NoParams, target: Target) -> Verdict:
     """The certificate is valid for the registered host name.
 
@@ -621,7 +645,11 @@ class VulnerabilitiesParams(Params):
     """The weaknesses to test for; all of them by default."""
 
 
-@CONTROLS.control("tls.no_known_vulnerabilities", VulnerabilitiesParams)
+@CONTROLS.control(
+    "tls.no_known_vulnerabilities",
+    VulnerabilitiesParams,
+    needs=lambda params, _target: tuple(dict.fromkeys(VULNERABILITY_STEPS[v] for v in params.checks)),
+)
 def _no_known_vulnerabilities(data: TlsData, params: VulnerabilitiesParams, target: Target) -> Verdict:
     """No known TLS implementation weakness is present.
 
@@ -665,17 +693,30 @@ class HstsParams(Params):
     """Whether includeSubDomains is required."""
 
 
-@CONTROLS.control("tls.hsts", HstsParams)
+@CONTROLS.control("tls.hsts", HstsParams, needs=(HTTP_STEP,))
 def _hsts(data: TlsData, params: HstsParams, target: Target) -> Verdict:
     """HTTPS endpoints send HSTS with a long enough max-age.
 
     Without Strict-Transport-Security a browser's first request may go over plain HTTP, where an
     attacker strips the redirect to HTTPS; a max-age of a year is what browsers' preload lists ask
-    for. Not applicable when the endpoint does not serve HTTP.
+    for. Only a STARTTLS endpoint or a port of a well-known non-HTTP TLS service (IMAPS, LDAPS,
+    ...) is "not HTTP"; anywhere else the HTTP request is a step of the probe, and an answer that
+    failed, came too late or was too large leaves the rule `error`, never not applicable.
     """
-    if not data.http:
+    if data.starttls is not None:
         return Verdict.not_applicable(
-            "the endpoint does not serve HTTP", vi="máy chủ không cung cấp dịch vụ HTTP"
+            f"the endpoint speaks {data.starttls} (STARTTLS), not HTTP",
+            vi=f"điểm dịch vụ dùng {data.starttls} (STARTTLS), không phải HTTP",
+        )
+    if not data.http_requested:
+        return Verdict.not_applicable(
+            "the port belongs to a well-known TLS service that is not HTTP; no HTTP request was sent",
+            vi="cổng thuộc một dịch vụ TLS phổ biến không phải HTTP; không gửi yêu cầu HTTP",
+        )
+    if not data.http:
+        return Verdict.cannot_judge(
+            "no HTTP answer was recorded for this endpoint",
+            vi="không ghi nhận được phản hồi HTTP nào từ điểm dịch vụ này",
         )
     expected = f"max-age >= {params.min_max_age}" + (
         "; includeSubDomains" if params.include_subdomains else ""
