@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from attt.checks.ports import _nmap
 from attt.checks.ports.controls import CONTROLS, ports_to_scan
 from attt.checks.ports.models import (
+    ALL_TCP_PORTS,
     MAX_PRODUCT_CHARS,
     MAX_SERVICE_CHARS,
     MAX_VERSION_CHARS,
@@ -84,9 +85,16 @@ class PortsCheck:
         scanned: list[tuple[_Job, PortsData]] = []
         for job in jobs:
             try:
-                scanned.append((job, connect_scan_data(job.own(results[job.target.ip]), job.ports)))
+                data = connect_scan_data(job.own(results[job.target.ip]), job.ports)
             except _nmap.NmapFailedError as exc:
                 out.append(Observation.failed(self.name, job.target, str(exc)))
+                continue
+            if not data.open:
+                # Every port refused: nothing of the registered system is in service here, and a
+                # report must not score that as a compliant host.
+                out.append(Observation.failed(self.name, job.target, nothing_answered(data.scanned_count)))
+                continue
+            scanned.append((job, data))
         detect = [(job, data) for job, data in scanned if job.settings.service_detection and data.open]
         named = self._detect_services(detect, deadline - time.monotonic()) if detect else {}
         out.extend(
@@ -150,16 +158,23 @@ class _Job:
         return _nmap.ScanResult(result.nmap_version, tuple(p for p in result.ports if p.port in mine))
 
 
+def nothing_answered(scanned: int) -> str:
+    return f"nothing answered: no port of {scanned} scanned is open; is the host still in service?"
+
+
 def connect_scan_data(scan: _nmap.ScanResult, ports: tuple[int, ...]) -> PortsData:
     """The observation of a completed connect scan; raises when it proves nothing."""
     if scan.count("open") + scan.count("closed") == 0:
         # Not one port answered: a host that is down or unreachable looks exactly like this,
         # so "no open port" would be a guess.
         raise _nmap.NmapFailedError(
-            f"no port of {len(ports)} answered (all filtered): host down or unreachable"
+            f"no port of {len(ports)} answered (all filtered): host down or unreachable;"
+            " is the host still in service?"
         )
+    full = len(ports) == ALL_TCP_PORTS
     return PortsData(
-        scanned=ports,
+        scanned=() if full else ports,
+        full_range=full,
         open=tuple(_open_port(p) for p in scan.open_ports),
         nmap_version=scan.nmap_version,
     )

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from tests.robustness.conftest import run_attt
-from tests.servers.listeners import PORTS_HOST_EMPTY, PORTS_HOST_MIXED
+from tests.servers.listeners import PORTS_HOST_MIXED
 from tests.servers.sshd import SshServers
 from tests.servers.tls import GNUTLS_PORT, TlsLab
 
@@ -39,7 +39,7 @@ def _fleet(path: Path, tls: TlsLab, ssh: SshServers) -> Path:
     for name in ("hardened", "debian", "weak"):
         host = {"address": getattr(ssh, name), "services": [{"port": ssh.port, "kind": "ssh"}]}
         systems.append({"id": f"ssh-{name}", "name": name, "owner": "Sở TT&TT", "level": 2, "hosts": [host]})
-    for address in (PORTS_HOST_MIXED, PORTS_HOST_EMPTY):
+    for address in (PORTS_HOST_MIXED,):
         host = {"address": address}
         ident = f"ports-{address.rsplit('.', 1)[1]}"
         systems.append({"id": ident, "name": ident, "owner": "UBND", "level": 1, "hosts": [host]})
