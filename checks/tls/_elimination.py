@@ -8,7 +8,7 @@ the server does not speak costs one refused handshake per group. Long ClientHell
 servers, so candidates go in chunks (the technique testssl.sh documents), each eliminated on
 its own. Where a handshake fails on our side (a DH group our OpenSSL refuses, a client
 certificate request) the remaining suites of that chunk are tried one by one, exactly as sslyze
-would.
+would; any other failure fails the step, as it fails sslyze's job for a suite.
 
 Each function returns one entry per suite it was given, in order, as sslyze's per-suite jobs
 would have: (result, None), or (None, exception) for a suite our OpenSSL cannot offer (sslyze
@@ -19,9 +19,11 @@ from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
+from nassl.ssl_client import ClientCertificateRequested
 from sslyze.connection_helpers.tls_connection import NoCiphersAvailableBugInSSlyze
 from sslyze.errors import (
     ServerRejectedTlsHandshake,
+    ServerTlsConfigurationNotSupported,
     TlsHandshakeTimedOut,
 )
 from sslyze.plugins.openssl_cipher_suites._test_cipher_suite import (
@@ -84,12 +86,18 @@ def eliminate(
             return _in_order(suites, found, exc)
         except (ServerRejectedTlsHandshake, TlsHandshakeTimedOut):
             break
-        except Exception:
-            # Failed on our side or unclear: no telling which suite the server chose.
+        except (ServerTlsConfigurationNotSupported, ClientCertificateRequested):
+            # The server accepted a suite but our side could not finish (a DH group our OpenSSL
+            # refuses, a client certificate asked for): no telling which suite it chose, so the
+            # rest are tried one by one, as sslyze does.
             for suite in left.values():
                 found[suite.openssl_name] = _one(server, version, suite)
             left = {}
             break
+        except Exception as exc:
+            # Anything else failed the step, as it fails sslyze's job for a suite: the suites
+            # not yet settled carry the error, and the step is reported incomplete.
+            return _in_order(suites, found, exc)
         finally:
             connection.close()
         if chosen not in left:
