@@ -284,8 +284,11 @@ class Batched(Protocol):
 
     `probe_batch` returns at least one observation per target it was given (an `error` one
     when that target's part failed); a target it says nothing about is recorded as `error`.
-    Its budget is the smallest `ProbeContext.timeout` among the batch."""
+    Its budget is the smallest `ProbeContext.timeout` among the batch, so a target whose probe
+    is costly on its own (`batchable` says False) goes through `probe` alone instead."""
 
     batch_size: ClassVar[int]
+
+    def batchable(self, target: Target, ctx: ProbeContext[Any]) -> bool: ...
 
     def probe_batch(self, jobs: Sequence[tuple[Target, ProbeContext[Any]]]) -> Iterable[Observation]: ...

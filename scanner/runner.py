@@ -101,12 +101,14 @@ class Runner:
             check = self._registry.check(name)
             if not isinstance(check, Batched) or check.after:
                 continue
-            jobs = [
+            contexts = [
                 (t, self._context(plan, t, check, {}))
                 for t in plan.targets
                 if (name, *t.key) not in plan.done
             ]
-            batches[name] = _Batches(self, check, jobs)
+            batches[name] = _Batches(
+                self, check, [(t, ctx) for t, ctx in contexts if check.batchable(t, ctx)]
+            )
         return batches
 
     def _run_target(self, plan: ScanPlan, target: Target, batches: Mapping[str, "_Batches"]) -> bool:
@@ -122,7 +124,10 @@ class Runner:
             ctx = self._context(plan, target, check, seen)
             self._progress.started(target, name)
             batch = batches.get(name)
-            observations = batch.wait(target) if batch else self._probe(check, target, ctx)
+            if batch is not None and batch.holds(target):
+                observations = batch.wait(target)
+            else:
+                observations = self._probe(check, target, ctx)
             if observations is None:
                 return False
             if not observations and ctx.prior and all(o.status == "error" for o in ctx.prior):
@@ -249,6 +254,9 @@ class _Batches:
             key: [obs.timed(obs.started or started, obs.finished or finished) for obs in observations]
             for key, observations in split.items()
         }
+
+    def holds(self, target: Target) -> bool:
+        return target.key in self._of
 
     def wait(self, target: Target) -> list[Observation] | None:
         """This target's observations once its batch is done; None when the scan was stopped."""

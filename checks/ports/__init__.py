@@ -56,6 +56,11 @@ class PortsCheck:
     def probe(self, target: Target, ctx: ProbeContext[PortsSettings]) -> Iterable[Observation]:
         return self.probe_batch([(target, ctx)])
 
+    def batchable(self, target: Target, ctx: ProbeContext[PortsSettings]) -> bool:
+        """Every TCP port of a host is a whole budget's work on its own: such a host gets its
+        own nmap run, or a batch would give a hundred of them one host's budget."""
+        return len(ports_to_scan(target, ctx.settings, ctx.rules)) < ALL_TCP_PORTS
+
     def probe_batch(self, jobs: Sequence[tuple[Target, ProbeContext[PortsSettings]]]) -> list[Observation]:
         """Scan many hosts with one nmap run per address family; one observation per target."""
         out: list[Observation] = []

@@ -96,7 +96,12 @@ class TallyCheck:
     """address -> "crash" (the whole batch raises) | "skip" (the batch says nothing of it)."""
 
     def probe(self, target: Target, ctx: ProbeContext[Any]) -> Iterable[Observation]:
+        if self.behaviour.get(target.address) == "alone":
+            self.batches.append((f"alone {target.address}",))
         return self.probe_batch([(target, ctx)])
+
+    def batchable(self, target: Target, ctx: ProbeContext[Any]) -> bool:
+        return self.behaviour.get(target.address) != "alone"
 
     def probe_batch(self, jobs: Sequence[tuple[Target, ProbeContext[Any]]]) -> list[Observation]:
         self.batches.append(tuple(t.address for t, _ in jobs))

@@ -116,6 +116,13 @@ def test_a_batched_check_gets_the_targets_in_order_a_batch_at_a_time() -> None:
     assert set(by_host(seen, "count")) == set(addresses)
 
 
+def test_a_target_the_check_will_not_batch_is_probed_alone() -> None:
+    seen = by_host(run_tally(["127.0.0.1", "127.0.0.2", "127.0.0.3"], {"127.0.0.2": "alone"}), "tally")
+    assert ("alone 127.0.0.2",) in TallyCheck.batches
+    assert ("127.0.0.1", "127.0.0.3") in TallyCheck.batches
+    assert {h: o.status for h, o in seen.items()} == {"127.0.0.1": "ok", "127.0.0.2": "ok", "127.0.0.3": "ok"}
+
+
 def test_a_crashing_batch_is_an_error_for_each_of_its_hosts_and_no_other() -> None:
     seen = by_host(run_tally(["127.0.0.1", "127.0.0.2", "127.0.0.3"], {"127.0.0.2": "crash"}), "tally")
     assert {h: o.status for h, o in seen.items()} == {
