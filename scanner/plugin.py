@@ -279,7 +279,8 @@ class Described(Protocol):
 @runtime_checkable
 class Batched(Protocol):
     """Optional for a check with no `after`: probes many targets in one go, e.g. one nmap run
-    for many hosts. The runner then hands it up to `batch_size` targets at a time, as early in
+    for many hosts. The runner then hands it up to `batch_size` targets (never more than
+    `--concurrency`) at a time, as early in
     the run as it can, and each target's later checks start as soon as its batch is done.
 
     `probe_batch` returns at least one observation per target it was given (an `error` one

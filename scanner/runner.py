@@ -12,7 +12,7 @@ host's later checks start as soon as its batch is done.
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -73,22 +73,36 @@ class Runner:
 
     def run(self, plan: ScanPlan) -> bool:
         """Probe every target; return True when every planned probe ran to its end."""
-        batches = self._start_batches(plan)
+        batches: dict[str, _Batches] = {}
+        complete = True
         try:
+            batches.update(self._start_batches(plan))
             with ThreadPoolExecutor(
                 max_workers=max(1, plan.concurrency), thread_name_prefix="attt-target"
             ) as pool:
-                pending = {pool.submit(self._run_target, plan, t, batches) for t in plan.targets}
-                complete = True
+                # Woken by an Event, not concurrent.futures.wait: a signal (Ctrl-C, SIGTERM)
+                # raised inside wait() can leave futures' locks held and the workers hung.
+                ended = threading.Event()
+                pending: set[Future[bool]] = set()
                 try:
+                    for target in plan.targets:
+                        future = pool.submit(self._run_target, plan, target, batches)
+                        future.add_done_callback(lambda _future: ended.set())
+                        pending.add(future)
                     while pending:
-                        done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                        ended.wait(0.5)
+                        ended.clear()
+                        done = {f for f in pending if f.done()}
+                        pending -= done
                         complete &= all(f.result() for f in done)
                 except BaseException:
                     self.stop.set()
                     for future in pending:
                         future.cancel()
                     raise
+        except BaseException:
+            self.stop.set()
+            raise
         finally:
             for batch in batches.values():
                 batch.close()
@@ -106,9 +120,8 @@ class Runner:
                 for t in plan.targets
                 if (name, *t.key) not in plan.done
             ]
-            batches[name] = _Batches(
-                self, check, [(t, ctx) for t, ctx in contexts if check.batchable(t, ctx)]
-            )
+            jobs = [(t, ctx) for t, ctx in contexts if check.batchable(t, ctx)]
+            batches[name] = _Batches(self, check, jobs, plan.concurrency)
         return batches
 
     def _run_target(self, plan: ScanPlan, target: Target, batches: Mapping[str, "_Batches"]) -> bool:
@@ -211,14 +224,19 @@ class _Batches:
     started at once; each target's job waits for its own batch only."""
 
     def __init__(
-        self, runner: Runner, check: Batched, jobs: Sequence[tuple[Target, ProbeContext[Any]]]
+        self,
+        runner: Runner,
+        check: Batched,
+        jobs: Sequence[tuple[Target, ProbeContext[Any]]],
+        concurrency: int,
     ) -> None:
         self._runner = runner
         self._check = check
         self._name: str = getattr(check, "name", type(check).__name__)
         self._pool = ThreadPoolExecutor(max_workers=_BATCH_WORKERS, thread_name_prefix="attt-batch")
         self._of: dict[tuple[str, str], Future[dict[tuple[str, str], list[Observation]] | None]] = {}
-        size = max(1, check.batch_size)
+        # --concurrency is the hosts probed at once, a batch included: a polite scan stays polite.
+        size = max(1, min(check.batch_size, concurrency))
         for first in range(0, len(jobs), size):
             chunk = jobs[first : first + size]
             future = self._pool.submit(self._run, chunk)

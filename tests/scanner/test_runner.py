@@ -89,10 +89,10 @@ def test_probes_an_earlier_attempt_finished_are_not_repeated_and_feed_dependents
     assert seen[0].data == EchoData(saw=(41,))
 
 
-def run_tally(addresses: list[str], behaviour: dict[str, str]) -> list[Observation]:
+def run_tally(addresses: list[str], behaviour: dict[str, str], concurrency: int = 2) -> list[Observation]:
     TallyCheck.batches, TallyCheck.behaviour = [], behaviour
     try:
-        _, seen = run(addresses, checks=("tally", "count"), concurrency=2)
+        _, seen = run(addresses, checks=("tally", "count"), concurrency=concurrency)
         return seen
     finally:
         TallyCheck.behaviour = {}
@@ -121,6 +121,11 @@ def test_a_target_the_check_will_not_batch_is_probed_alone() -> None:
     assert ("alone 127.0.0.2",) in TallyCheck.batches
     assert ("127.0.0.1", "127.0.0.3") in TallyCheck.batches
     assert {h: o.status for h, o in seen.items()} == {"127.0.0.1": "ok", "127.0.0.2": "ok", "127.0.0.3": "ok"}
+
+
+def test_a_batch_never_holds_more_hosts_than_the_concurrency() -> None:
+    run_tally(["127.0.0.1", "127.0.0.2", "127.0.0.3"], {}, concurrency=1)
+    assert sorted(TallyCheck.batches) == [("127.0.0.1",), ("127.0.0.2",), ("127.0.0.3",)]
 
 
 def test_a_crashing_batch_is_an_error_for_each_of_its_hosts_and_no_other() -> None:
