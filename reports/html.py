@@ -21,13 +21,14 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from markupsafe import Markup
 
 from attt.reports._i18n import strings
-from attt.reports._text import as_text, clean
+from attt.reports._text import as_text
 from attt.reports.base import Lang
 from attt.scanner.models.base import Severity
 from attt.scanner.models.finding import Finding, FindingStatus
 from attt.scanner.models.observation import Observation
 from attt.scanner.models.policy import Reference
 from attt.scanner.models.report import Counts, Report
+from attt.scanner.text import clean
 
 SEVERITIES: Final = tuple(s.value for s in reversed(Severity))
 """Most severe first, the order a reader wants."""
@@ -405,8 +406,8 @@ def _host_view(
     ordered = sorted(findings, key=_finding_order)
     return HostView(
         address=clean(address),
-        hostname=hostname,
-        ip=ip,
+        hostname=None if hostname is None else clean(hostname),
+        ip=None if ip is None else clean(ip),
         shown=tuple(fv for fv in ordered if fv.status in _SHOWN),
         folded=tuple(fv for fv in ordered if fv.status not in _SHOWN),
     )

@@ -2,24 +2,24 @@
 
 import json
 import os
-import signal
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import suppress
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 from typing import NoReturn, cast
 
 import click
 
 from attt import __version__
 from attt.reports.base import Lang
-from attt.reports.bundle import RENDERERS, write_bundle
+from attt.reports.bundle import RENDERERS, check_report_dir, default_out_dir, write_bundle
 from attt.reports.manifest import load_signing_key
-from attt.scanner.errors import AtttError
+from attt.scanner.errors import AtttError, RunBusyError, StoreError
 from attt.scanner.evaluate import exit_code
 from attt.scanner.exitcodes import ExitCode
+from attt.scanner.lifecycle import Interrupts, ResumeConflict, as_list, remember, resumed_options
 from attt.scanner.models.base import Severity
 from attt.scanner.models.finding import Finding
 from attt.scanner.models.report import Report
@@ -32,13 +32,14 @@ from attt.scanner.pipeline import (
     prepare_resume,
     reevaluate,
     run_scan,
+    stored_or_memory,
 )
 from attt.scanner.plugin import Credential
 from attt.scanner.progress import progress_for
 from attt.scanner.registry import Registry
 from attt.scanner.runner import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT
 from attt.scanner.store import Store, db_path_from_url
-from attt.scanner.terminal import safe
+from attt.scanner.text import clean, safe
 
 DEFAULT_FORMATS = "html,json"
 FAIL_ON_CHOICES = [s.value for s in Severity] + ["none"]
@@ -60,8 +61,13 @@ def _registry() -> Registry:
     return registry
 
 
-def _open_store(db: str | None) -> Store:
-    return Store(db_path_from_url(db))
+def _open_store(db: str | None, *, create: bool = True) -> Store:
+    """The run store; reading commands pass `create=False` and never create one."""
+    return Store(db_path_from_url(db), create=create, warn=_warn)
+
+
+def _warn(line: str) -> None:
+    click.echo(f"attt: warning: {safe(line, 1000)}", err=True)
 
 
 def _formats(value: str) -> list[str]:
@@ -75,11 +81,15 @@ def _formats(value: str) -> list[str]:
 
 
 class _Command(click.Group):
-    """Turns attt's own errors into one line and exit code 2, never a traceback."""
+    """Turns attt's own errors into one line and exit code 2 (4 for a busy run), never a traceback."""
 
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
+        except RunBusyError as exc:
+            _fail(str(exc), ExitCode.BUSY)
+        except ResumeConflict as exc:
+            raise click.UsageError(str(exc)) from None
         except AtttError as exc:
             _fail(str(exc))
 
@@ -161,33 +171,134 @@ def scan(
     sign_key: Path | None,
 ) -> None:
     """Scan the systems of an inventory and write the compliance report."""
-    chosen_formats = _formats(formats)
+    args = _ScanArgs(
+        policies, systems, tags, checks, timeout, concurrency, formats, lang, fail_on, out, credentials
+    )
+    ctx = click.get_current_context()
+    unset = (click.core.ParameterSource.DEFAULT, click.core.ParameterSource.DEFAULT_MAP, None)
+    given = {k: v for k, v in asdict(args).items() if ctx.get_parameter_source(k) not in unset}
+    with Interrupts() as interrupts:
+        opened: list[tuple[Store, str]] = []
+        try:
+            code = _scan(interrupts, opened, inventory, resume, args, given, db, sign_key)
+        except KeyboardInterrupt:
+            code = _abandoned(opened)
+    sys.exit(code)
+
+
+@dataclass(frozen=True)
+class _ScanArgs:
+    """The options of `attt scan` that a resumed run takes from the run itself."""
+
+    policies: tuple[str, ...]
+    systems: tuple[str, ...]
+    tags: tuple[str, ...]
+    checks: tuple[str, ...]
+    timeout: float
+    concurrency: int
+    formats: str
+    lang: str
+    fail_on: str
+    out: Path | None
+    credentials: Path | None
+
+
+def _scan(
+    interrupts: Interrupts,
+    opened: list[tuple[Store, str]],
+    inventory: Path | None,
+    resume: str | None,
+    args: _ScanArgs,
+    given: dict[str, object],
+    db: str | None,
+    sign_key: Path | None,
+) -> int:
+    """The whole scan; `opened` learns the store and run as soon as the run exists."""
     registry = _registry()
-    options = ScanOptions(timeout, concurrency, _credential_lookup(credentials))
     if sign_key is not None:
         load_signing_key(sign_key)  # a bad key is a configuration error before, not after, the scan
     if resume is not None and inventory is None:
-        store = _open_store(db)
-        prepared = prepare_resume(store.load(resume), store.probes_done(resume), registry)
+        store = _open_store(db, create=False)
+        stored = store.load(resume)
+        args = _decoded(args, resumed_options(stored.info.id, stored.info.options, given))
+        _check_out_dir(args.out, stored.info.id)
+        prepared = prepare_resume(stored, store.probes_done(stored.info.id), registry)
     elif inventory is not None and resume is None:
-        prepared = prepare(ScanRequest(inventory, policies, systems, tags, checks), registry)
+        request = ScanRequest(inventory, args.policies, args.systems, args.tags, args.checks)
+        prepared = prepare(request, registry, remember(asdict(args)))
+        _check_out_dir(args.out, prepared.run.id)
         store = _open_store(db)  # only now: a refused scan leaves no trace in the store
     else:
         raise click.UsageError("give either -i INVENTORY or --resume RUN")
+    formats = _formats(args.formats)
+    options = ScanOptions(args.timeout, args.concurrency, _credential_lookup(args.credentials))
     interactive = sys.stderr.isatty() and not os.environ.get("CI")
     total = len(prepared.targets) * len(prepared.run.checks) - len(prepared.done)
-    with progress_for(total, interactive) as progress, _sigterm_as_interrupt():
-        info, interrupted = run_scan(prepared, options, store, registry, progress)
-    report = build_report(store.load(info.id))
-    _write_reports(store, report, out, chosen_formats, lang, sign_key)
-    if interrupted:
-        click.echo(
-            f"attt: interrupted; run {info.id} is incomplete and keeps what was observed"
-            f" (finish it with: attt scan --resume {info.id})",
-            err=True,
+    with progress_for(total, interactive) as progress, interrupts.gently():
+        opened.append((store, prepared.run.id))
+        outcome = run_scan(prepared, options, store, registry, progress, interrupts.stop)
+    report = build_report(stored_or_memory(store, outcome))
+    written = _write_reports(store, report, args.out, formats, args.lang, sign_key)
+    run_id = report.run.id
+    if outcome.store_error is not None:
+        _error(
+            f"{outcome.store_error}; probing stopped, the report holds everything observed and run {run_id}"
+            f" is incomplete (once the store takes writes again: attt scan --resume {run_id})"
         )
-        sys.exit(ExitCode.INTERRUPTED)
-    sys.exit(exit_code(report.findings, _severity(fail_on), info.status == "complete"))
+    code = exit_code(report.findings, _severity(args.fail_on), report.run.status == "complete")
+    if outcome.interrupted:
+        _error(
+            f"interrupted; run {run_id} is incomplete and keeps what was observed"
+            f" (finish it with: attt scan --resume {run_id})"
+        )
+        return ExitCode.INTERRUPTED
+    if not written and code != ExitCode.VIOLATION:
+        return ExitCode.REPORT_NOT_WRITTEN
+    return code
+
+
+def _decoded(args: _ScanArgs, saved: dict[str, str]) -> _ScanArgs:
+    """`args` with a resumed run's own options, back from text to the types the command line gives."""
+    text = {name: saved.get(name) for name in asdict(args)}
+    return _ScanArgs(
+        policies=args.policies
+        if text["policies"] is None
+        else tuple(r for r in text["policies"].split(",") if r),
+        systems=args.systems if text["systems"] is None else tuple(as_list(text["systems"])),
+        tags=args.tags if text["tags"] is None else tuple(as_list(text["tags"])),
+        checks=args.checks if text["checks"] is None else tuple(as_list(text["checks"])),
+        timeout=args.timeout if text["timeout"] is None else float(text["timeout"]),
+        concurrency=args.concurrency if text["concurrency"] is None else int(text["concurrency"]),
+        formats=text["formats"] or args.formats,
+        lang=text["lang"] or args.lang,
+        fail_on=text["fail_on"] or args.fail_on,
+        out=args.out if text["out"] is None else Path(text["out"]) if text["out"] else None,
+        credentials=args.credentials,
+    )
+
+
+def _check_out_dir(out: Path | None, run_id: str) -> None:
+    """Refuse, before anything is scanned, a report directory that holds files of its own."""
+    check_report_dir(out or default_out_dir(run_id))
+
+
+def _abandoned(opened: list[tuple[Store, str]]) -> int:
+    """A signal outside the open run, or a second one: leave at once, the run marked incomplete."""
+    if not opened:
+        _error("interrupted before anything was scanned")
+        return ExitCode.INTERRUPTED
+    store, run_id = opened[0]
+    with suppress(AtttError):  # else it stays "running" with a dead lease, shown incomplete
+        store.mark(run_id, "incomplete", datetime.now(UTC))
+    _error(
+        f"interrupted; run {run_id} is incomplete and keeps what was observed"
+        f" (finish it with: attt scan --resume {run_id})"
+    )
+    return ExitCode.INTERRUPTED
+
+
+def _error(message: str) -> None:
+    click.echo(f"attt: error: {safe(message, 1000)}", err=True)
 
 
 def _credential_lookup(path: Path | None) -> Callable[[Target], Credential | None]:
@@ -202,21 +313,7 @@ def _severity(value: str) -> Severity | None:
     return None if value == "none" else Severity(value)
 
 
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM (a scheduler stopping the job) ends the scan like Ctrl-C: nothing is lost."""
-
-    def handler(_signum: int, _frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _print_summary(report: Report, out_dir: Path) -> None:
+def _print_summary(report: Report, written: Sequence[Path]) -> None:
     overall = report.summary.overall
     click.echo(f"run {report.run.id}  status {report.run.status}  province {safe(report.run.province)}")
     columns = ("level", "pass", "fail", "error", "waived", "n/a", "score")
@@ -228,8 +325,8 @@ def _print_summary(report: Report, out_dir: Path) -> None:
         click.echo(f"{system.id:<24} " + " ".join(f"{c:>6}" for c in (*cells, _score(score))))
     failed = ", ".join(f"{k} {v}" for k, v in overall.by_severity.items() if v) or "none"
     click.echo(f"failed by severity: {failed}; overall score {_score(overall.score)}")
-    for path in sorted(out_dir.iterdir()):
-        click.echo(f"report: {path}")
+    for path in sorted(written):
+        click.echo(f"report: {safe(str(path), 1000)}")
 
 
 def _score(score: float | None) -> str:
@@ -251,28 +348,43 @@ def report(
 ) -> None:
     """Render a stored run again; with -p, re-evaluate it under other policies (no network)."""
     chosen_formats = _formats(formats)
-    store = _open_store(db)
+    store = _open_store(db, create=False)
     stored = store.load(run)
     if policies:
         stored = reevaluate(stored, policies, _registry(), datetime.now(UTC))
-    _write_reports(store, build_report(stored), out, chosen_formats, lang, sign_key)
+    if not _write_reports(store, build_report(stored), out, chosen_formats, lang, sign_key):
+        sys.exit(ExitCode.REPORT_NOT_WRITTEN)
 
 
 def _write_reports(
     store: Store, report: Report, out: Path | None, formats: list[str], lang: str, sign_key: Path | None
-) -> None:
-    """Write the bundle, with the change since the previous run of the same inventory, and summarise."""
-    previous_id = store.previous_run(report.run)
-    previous = build_report(store.load(previous_id)) if previous_id else None
-    out_dir = out or Path("attt-reports") / report.run.id
+) -> bool:
+    """Write the bundle, with the change since the previous run of the same inventory, and
+    summarise. A report that cannot be written is one line (the run is stored): False."""
+    out_dir = out or default_out_dir(report.run.id)
+    written: list[Path] = []
     try:
-        write_bundle(report, formats, out_dir, cast(Lang, lang), sign_key=sign_key, previous=previous)
-    except OSError as exc:
-        raise AtttError(
-            f"cannot write the report to {out_dir}: {exc.strerror or exc}; the run is stored,"
+        written = write_bundle(
+            report, formats, out_dir, cast(Lang, lang), sign_key=sign_key, previous=_previous(store, report)
+        )
+    except (OSError, AtttError) as exc:
+        reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc)
+        _error(
+            f"cannot write the report to {out_dir}: {reason}; the run is stored,"
             f" write it elsewhere with: attt report {report.run.id} --out DIR"
-        ) from None
-    _print_summary(report, out_dir)
+        )
+    _print_summary(report, written)
+    return bool(written)
+
+
+def _previous(store: Store, report: Report) -> Report | None:
+    """The previous run of the same inventory, for the change section; none when unreadable."""
+    try:
+        previous_id = store.previous_run(report.run)
+        return build_report(store.load(previous_id)) if previous_id else None
+    except StoreError as exc:
+        click.echo(f"attt: warning: {safe(str(exc), 1000)}; the report has no change section", err=True)
+        return None
 
 
 @main.command()
@@ -281,7 +393,7 @@ def _write_reports(
 @click.option("--db")
 def diff(run_a: str, run_b: str, db: str | None) -> None:
     """Findings that are new, fixed and still failing between two runs."""
-    store = _open_store(db)
+    store = _open_store(db, create=False)
     before, after = store.load(run_a), store.load(run_b)
 
     def failing(findings: Sequence[Finding]) -> set[tuple[str, str, str, str, int | None]]:
@@ -303,7 +415,7 @@ def diff(run_a: str, run_b: str, db: str | None) -> None:
 @click.option("--db")
 def history(system: str | None, limit: int, db: str | None) -> None:
     """List stored runs, newest first."""
-    runs = _open_store(db).runs(system=system, limit=limit)
+    runs = _open_store(db, create=False).runs(system=system, limit=limit)
     if not runs:
         click.echo("no runs stored yet")
         return
@@ -366,7 +478,8 @@ def policy_show(policy_ref: str, fmt: str, lang: str) -> None:
     from attt.scanner.policy import load_policy
 
     resolved = load_policy(policy_ref, _registry())
-    click.echo(policy_markdown(resolved, lang) if fmt == "md" else policy_yaml(resolved), nl=False)
+    # Policy text is shown, never obeyed: escapes in a title must not drive the terminal.
+    click.echo(clean(policy_markdown(resolved, lang) if fmt == "md" else policy_yaml(resolved)), nl=False)
 
 
 @main.group()

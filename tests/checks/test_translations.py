@@ -41,7 +41,11 @@ def _translated(call: ast.Call) -> bool:
 
 
 def test_the_builtin_control_modules_are_all_found() -> None:
-    assert _control_modules() == ["attt.checks.ports.controls", "attt.checks.ssh.controls", "attt.checks.tls.controls"]
+    assert _control_modules() == [
+        "attt.checks.ports.controls",
+        "attt.checks.ssh.controls",
+        "attt.checks.tls.controls",
+    ]
 
 
 @pytest.mark.parametrize("module_name", _control_modules())

@@ -4,6 +4,7 @@ reported at the end of the session and written to test-artifacts/ for the closin
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -108,3 +109,17 @@ def _peak_rss_kib(pid: int) -> int:
         if line.startswith("VmHWM:"):
             return int(line.split()[1])
     return 0
+
+
+def wait_for_probe(db: Path, check: str, deadline: float) -> None:
+    """Wait until the scan writing to `db` has stored a finished probe of `check`."""
+    while time.monotonic() < deadline:
+        if db.exists():
+            with sqlite3.connect(db) as conn:
+                try:
+                    if conn.execute("SELECT 1 FROM probes WHERE check_name = ?", (check,)).fetchone():
+                        return
+                except sqlite3.OperationalError:
+                    pass  # the schema is being created
+        time.sleep(0.1)
+    pytest.fail(f"no {check} probe was recorded in time")
