@@ -14,7 +14,6 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-import textwrap
 import time
 from collections.abc import Iterator
 from contextlib import suppress
@@ -22,56 +21,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.robustness.conftest import ATTT_ENTRY, REPO, run_attt, wait_for_probe
-from tests.servers.listeners import tcp_listeners
+from tests.robustness.conftest import (
+    HOSTS,
+    REPO,
+    history,
+    inventory,
+    run_attt,
+    scan_args,
+    start,
+    wait_for_probe,
+)
 
-NET = "127.0.133"
-HOSTS = [f"{NET}.{i}" for i in range(10, 22)]
-PORT = 8443
 V1_DUMP = REPO / "tests" / "scanner" / "data" / "store-v1.sql"
-
-
-@pytest.fixture(scope="module")
-def silent_lab() -> Iterator[None]:
-    with tcp_listeners([(h, PORT) for h in HOSTS]):
-        yield
-
-
-def inventory(tmp_path: Path, hosts: list[str] = HOSTS) -> Path:
-    lines = "".join(f"      - {{address: {h}, services: [{{port: {PORT}, kind: tls}}]}}\n" for h in hosts)
-    path = tmp_path / "inventory.yaml"
-    path.write_text(
-        textwrap.dedent(f"""\
-            province: Hà Tĩnh
-            scope: [{NET}.0/24]
-            systems:
-              - id: cong-thong-tin
-                name: Cổng thông tin
-                owner: Sở Khoa học và Công nghệ
-                level: 3
-                hosts:
-            """)
-        + lines
-    )
-    return path
-
-
-def scan_args(tmp_path: Path, db: Path, out: Path) -> list[str]:
-    return ["scan", "-i", str(inventory(tmp_path)), "-p", "baseline", "--check", "tls", "--db", str(db),
-            "--out", str(out), "--format", "json", "--timeout", "4", "--concurrency", "1"]  # fmt: skip
-
-
-def start(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-c", ATTT_ENTRY, *args], cwd=REPO, text=True, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, env={**os.environ, "CI": "true", **(env or {})},
-    )  # fmt: skip
-
-
-def history(db: Path) -> list[str]:
-    run = run_attt(["history", "--db", str(db)], timeout=60)
-    assert run.returncode == 0, run.terminal
-    return run.stdout.splitlines()
 
 
 @pytest.fixture
