@@ -11,7 +11,7 @@ import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cache, lru_cache
 from importlib.resources import files
@@ -123,6 +123,8 @@ class HostView:
     ip: str | None
     shown: tuple[FindingView, ...]
     folded: tuple[FindingView, ...]
+    shared_with: tuple[str, ...] = ()
+    """Other systems that register the same host: it was probed once and judged by each."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +249,9 @@ def build_view(report: Report, lang: Lang, previous: Report | None = None) -> Re
         addresses[target.system.id][target.address] = (target.host.hostname, target.ip)
     for fv in findings:
         addresses[fv.system].setdefault(fv.host, (None, None))
+    systems_at: dict[str, set[str]] = defaultdict(set)
+    for target in report.targets:
+        systems_at[target.address].add(target.system.id)
 
     entries: list[tuple[str, str, str, int | None, tuple[str, ...]]] = [
         (s.id, s.name, s.owner, s.level, s.tags) for s in registered
@@ -255,7 +260,10 @@ def build_view(report: Report, lang: Lang, previous: Report | None = None) -> Re
     systems_of: dict[str, list[SystemView]] = defaultdict(list)
     for system_id, name, owner, level, tags in sorted(entries):
         hosts = tuple(
-            _host_view(address, *addresses[system_id][address], by_host.get((system_id, address), []))
+            replace(
+                _host_view(address, *addresses[system_id][address], by_host.get((system_id, address), [])),
+                shared_with=tuple(sorted(systems_at[address] - {system_id})),
+            )
             for address in sorted(addresses[system_id])
         )
         counts = report.summary.systems.get(system_id) or Counts.of(

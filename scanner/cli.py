@@ -325,6 +325,12 @@ def _print_summary(report: Report, written: Sequence[Path]) -> None:
         click.echo(f"{system.id:<24} " + " ".join(f"{c:>6}" for c in (*cells, _score(score))))
     failed = ", ".join(f"{k} {v}" for k, v in overall.by_severity.items() if v) or "none"
     click.echo(f"failed by severity: {failed}; overall score {_score(overall.score)}")
+    systems_at: dict[str, list[str]] = {}
+    for target in report.targets:
+        systems_at.setdefault(target.address, []).append(target.system.id)
+    for address, ids in sorted(systems_at.items()):
+        if len(ids) > 1:
+            click.echo(f"host {safe(address)} is in systems {', '.join(ids)}: probed once, judged by each")
     for path in sorted(written):
         click.echo(f"report: {safe(str(path), 1000)}")
 
