@@ -222,18 +222,7 @@ class Store:
         would interleave and double the load on every host."""
         lease = lease or Lease.mine()
         with self._transaction() as db:
-            if inventory is not None:
-                rows = db.execute(
-                    "SELECT id, lease_pid, lease_host, heartbeat FROM runs"
-                    " WHERE status = 'running' AND inventory = ?",
-                    (inventory,),
-                ).fetchall()
-                for run_id, pid, host, beat in rows:
-                    if _live(pid, host, beat):
-                        raise RunBusyError(
-                            f"run {run_id} of {inventory} is still running (process {pid} on {host});"
-                            " wait for it, or stop it first"
-                        )
+            _refuse_live_scan(db, inventory, info.id)
             db.execute(
                 "INSERT INTO runs (id, started, status, info, systems, targets, lease_pid, lease_host,"
                 " heartbeat, inventory) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -258,16 +247,17 @@ class Store:
         lease = lease or Lease.mine()
         with self._transaction() as db:
             row = db.execute(
-                "SELECT lease_pid, lease_host, heartbeat FROM runs WHERE id = ?", (run_id,)
+                "SELECT lease_pid, lease_host, heartbeat, inventory FROM runs WHERE id = ?", (run_id,)
             ).fetchone()
             if row is None:
                 raise StoreError(f"no run {run_id!r} in {self.path}")
-            pid, host, beat = row
+            pid, host, beat, inventory = row
             if (pid, host) != (lease.pid, lease.host) and _live(pid, host, beat):
                 raise RunBusyError(
                     f"run {run_id} is still running (process {pid} on {host}, heartbeat {beat});"
                     " it cannot be resumed while it runs"
                 )
+            _refuse_live_scan(db, inventory, run_id)
             for check, system, host_address in redo:
                 db.execute(
                     "DELETE FROM probes WHERE run_id = ? AND check_name = ? AND system = ? AND host = ?",
@@ -458,6 +448,23 @@ class Store:
             return RunInfo.model_validate_json(row[0])
         except ValidationError as exc:
             raise StoreError(self._unreadable(run_id, exc)) from None
+
+
+def _refuse_live_scan(db: sqlite3.Connection, inventory: str | None, run_id: str) -> None:
+    """RunBusyError when a live run other than `run_id` scans the same inventory file."""
+    if inventory is None:
+        return
+    rows = db.execute(
+        "SELECT id, lease_pid, lease_host, heartbeat FROM runs WHERE status = 'running' AND inventory = ?"
+        " AND id != ?",
+        (inventory, run_id),
+    ).fetchall()
+    for other, pid, host, beat in rows:
+        if _live(pid, host, beat):
+            raise RunBusyError(
+                f"run {other} of {inventory} is still running (process {pid} on {host});"
+                " wait for it, or stop it first"
+            )
 
 
 def _now() -> str:

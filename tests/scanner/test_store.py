@@ -257,3 +257,22 @@ def test_claim_forgets_the_probes_to_redo(store: Store) -> None:
     store.claim("r1", redo=[("count", "sys-a", "127.0.0.4")])
     assert store.probes_done("r1") == {("echo", "sys-a", "127.0.0.4"): ()}
     assert store.load("r1").observations == ()
+
+
+def test_an_interrupted_run_is_not_resumed_while_another_scan_of_its_inventory_lives(store: Store) -> None:
+    t = target("127.0.0.4")
+    store.create_run(info("old"), [t.system], [t], lease=Lease(1, "gone"), inventory="/srv/inv.yaml")
+    with sqlite3.connect(store.path) as db:
+        db.execute("UPDATE runs SET heartbeat = NULL")
+    helper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        lease = Lease(helper.pid, socket.gethostname())
+        store.create_run(
+            info("new", T0 + timedelta(hours=1)), [t.system], [t], lease=lease, inventory="/srv/inv.yaml"
+        )
+        with pytest.raises(RunBusyError, match="run new of"):
+            store.claim("old")
+    finally:
+        helper.kill()
+        helper.wait()
+    store.claim("old")
