@@ -223,22 +223,22 @@ def _scan(
         args = _decoded(args, resumed_options(stored.info.id, stored.info.options, given))
         _check_out_dir(args.out, stored.info.id)
         prepared = prepare_resume(stored, store.probes_done(stored.info.id), registry)
+        options = _scan_options(args)
     elif inventory is not None and resume is None:
         request = ScanRequest(inventory, args.policies, args.systems, args.tags, args.checks)
         prepared = prepare(request, registry, remember(asdict(args)))
         _check_out_dir(args.out, prepared.run.id)
+        options = _scan_options(args)
         store = _open_store(db)  # only now: a refused scan leaves no trace in the store
     else:
         raise click.UsageError("give either -i INVENTORY or --resume RUN")
-    formats = _formats(args.formats)
-    options = ScanOptions(args.timeout, args.concurrency, _credential_lookup(args.credentials))
     interactive = sys.stderr.isatty() and not os.environ.get("CI")
     total = len(prepared.targets) * len(prepared.run.checks) - len(prepared.done)
     with progress_for(total, interactive) as progress, interrupts.gently():
         opened.append((store, prepared.run.id))
         outcome = run_scan(prepared, options, store, registry, progress, interrupts.stop)
     report = build_report(stored_or_memory(store, outcome))
-    written = _write_reports(store, report, args.out, formats, args.lang, sign_key)
+    written = _write_reports(store, report, args.out, _formats(args.formats), args.lang, sign_key)
     run_id = report.run.id
     if outcome.store_error is not None:
         _error(
@@ -255,6 +255,12 @@ def _scan(
     if not written and code != ExitCode.VIOLATION:
         return ExitCode.REPORT_NOT_WRITTEN
     return code
+
+
+def _scan_options(args: _ScanArgs) -> ScanOptions:
+    """How to probe; the formats and the credentials file are checked here, before any packet."""
+    _formats(args.formats)
+    return ScanOptions(args.timeout, args.concurrency, _credential_lookup(args.credentials))
 
 
 def _decoded(args: _ScanArgs, saved: dict[str, str]) -> _ScanArgs:

@@ -106,17 +106,18 @@ def test_sighup_mid_scan_is_handled_like_sigterm(tmp_path: Path, silent_lab: Non
 
 def test_a_run_that_is_still_running_is_not_resumed(tmp_path: Path, silent_lab: None) -> None:
     db, out = tmp_path / "runs.db", tmp_path / "out"
-    process = start(scan_args(tmp_path, db, out))
+    process = start(scan_args(tmp_path, db, out, timeout="12"))  # 3 s per host, 24 s in all
     try:
         wait_for_probe(db, "tls", time.monotonic() + 60)
-        second = run_attt(["scan", "--resume", "latest", "--db", str(db), "--out", str(tmp_path / "second")])
-        again = run_attt(scan_args(tmp_path, db, tmp_path / "third"))
+        second = start(["scan", "--resume", "latest", "--db", str(db), "--out", str(tmp_path / "second")])
+        again = start(scan_args(tmp_path, db, tmp_path / "third"))  # the same inventory: locked
+        refused = [(p.wait(timeout=60), p.communicate()[1]) for p in (second, again)]
         _, stderr = process.communicate(timeout=90)
     finally:
         process.kill()
-    assert second.returncode == 4, second.terminal
-    assert "still running" in second.stderr and "Traceback" not in second.terminal
-    assert again.returncode == 4, again.terminal  # the same inventory is locked
+    for code, error in refused:
+        assert code == 4, error
+        assert "still running" in error and "Traceback" not in error
     assert not (tmp_path / "second").exists() and not (tmp_path / "third").exists()
     assert process.returncode == 3, stderr
     report = report_of(out)
