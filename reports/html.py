@@ -433,7 +433,14 @@ def _observation_view(o: Observation) -> ObservationView:
         check=clean(o.check),
         status=o.status,
         error=None if o.error is None else clean(o.error),
-        data=clean(json.dumps(o.data, ensure_ascii=False, sort_keys=True, indent=1)),
+        data=clean(
+            json.dumps(
+                o.data.model_dump(mode="json") if o.data else None,
+                ensure_ascii=False,
+                sort_keys=True,
+                indent=1,
+            )
+        ),
     )
 
 

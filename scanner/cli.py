@@ -22,7 +22,7 @@ from attt.scanner.exitcodes import ExitCode
 from attt.scanner.lifecycle import Interrupts, ResumeConflict, as_list, remember, resumed_options
 from attt.scanner.models.base import Severity
 from attt.scanner.models.finding import Finding
-from attt.scanner.models.report import Report
+from attt.scanner.models.report import Report, report_json_schema
 from attt.scanner.models.target import Target
 from attt.scanner.pipeline import (
     ScanOptions,
@@ -61,9 +61,11 @@ def _registry() -> Registry:
     return registry
 
 
-def _open_store(db: str | None, *, create: bool = True) -> Store:
-    """The run store; reading commands pass `create=False` and never create one."""
-    return Store(db_path_from_url(db), create=create, warn=_warn)
+def _open_store(db: str | None, registry: Registry | None = None, *, create: bool = True) -> Store:
+    """The run store; with a registry, stored observations come back typed by their checks.
+    Reading commands pass `create=False` and never create one."""
+    data_models = registry.data_models if registry else None
+    return Store(db_path_from_url(db), data_models, create=create, warn=_warn)
 
 
 def _warn(line: str) -> None:
@@ -218,7 +220,7 @@ def _scan(
     if sign_key is not None:
         load_signing_key(sign_key)  # a bad key is a configuration error before, not after, the scan
     if resume is not None and inventory is None:
-        store = _open_store(db, create=False)
+        store = _open_store(db, registry, create=False)
         stored = store.load(resume)
         args = _decoded(args, resumed_options(stored.info.id, stored.info.options, given))
         _check_out_dir(args.out, stored.info.id)
@@ -229,7 +231,7 @@ def _scan(
         prepared = prepare(request, registry, remember(asdict(args)))
         _check_out_dir(args.out, prepared.run.id)
         options = _scan_options(args)
-        store = _open_store(db)  # only now: a refused scan leaves no trace in the store
+        store = _open_store(db, registry)  # only now: a refused scan leaves no trace in the store
     else:
         raise click.UsageError("give either -i INVENTORY or --resume RUN")
     interactive = sys.stderr.isatty() and not os.environ.get("CI")
@@ -532,5 +534,6 @@ def verify(report_dir: Path, public_key: Path | None) -> None:
 
 @main.command()
 def schema() -> None:
-    """Print the JSON Schema of report.json."""
-    click.echo(json.dumps(Report.model_json_schema(), indent=2, ensure_ascii=False))
+    """Print the JSON Schema of report.json, with the data of every installed check."""
+    schema = report_json_schema(_registry().data_models)
+    click.echo(json.dumps(schema, indent=2, ensure_ascii=False))

@@ -5,7 +5,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from attt.scanner.exitcodes import ExitCode
 from attt.scanner.models.base import Severity, Text
@@ -89,8 +89,10 @@ def _judge_observation(rule: ResolvedRule, target: Target, obs: Observation, reg
         missing = _error("Không có kiểm tra nào cung cấp", "No loaded check provides", rule.control)
         return _finding(rule, target, port, "error", missing)
     _, control = found
+    model = registry.check(rule.check).data_model
     try:
-        data = registry.check(rule.check).data_model.model_validate(obs.data or {})
+        # Data read back without its check's model (OpaqueData) is typed here, or refused.
+        data = obs.data if isinstance(obs.data, model) else model.model_validate(_fields(obs.data))
     except ValidationError as exc:
         unfit = _error("Quan sát đã lưu không khớp mô hình dữ liệu của kiểm tra",
                        "Stored observation does not fit the check's model", str(exc))  # fmt: skip
@@ -101,6 +103,10 @@ def _judge_observation(rule: ResolvedRule, target: Target, obs: Observation, reg
         crashed = _error("Kiểm soát bị lỗi", "Control failed", f"{type(exc).__name__}: {exc}")
         return _finding(rule, target, port, "error", crashed)
     return _finding(rule, target, port, verdict.status, verdict.text, verdict)
+
+
+def _fields(data: BaseModel | None) -> dict[str, Any]:
+    return {} if data is None else data.model_dump()
 
 
 def _finding(

@@ -23,6 +23,7 @@ API_VERSION = 1
 
 DataT = TypeVar("DataT", bound=BaseModel)
 ParamsT = TypeVar("ParamsT", bound=BaseModel)
+SettingsT = TypeVar("SettingsT", bound=BaseModel)
 
 
 class NoParams(Frozen):
@@ -170,13 +171,13 @@ class Credential:
 
 
 @dataclass(frozen=True)
-class ProbeContext:
-    """Everything a probe may use besides its target."""
+class ProbeContext(Generic[SettingsT]):
+    """Everything a probe may use besides its target; `SettingsT` is the check's `settings_model`."""
 
     timeout: float
     """Budget in seconds for the whole probe of one target; the runner abandons it after that."""
-    settings: BaseModel = field(default_factory=NoSettings)
-    """The check's settings from the target's policy, validated by `settings_model`."""
+    settings: SettingsT
+    """The check's settings from the target's policy: an instance of its `settings_model`."""
     rules: tuple[ResolvedRule, ...] = ()
     """The rules this target will be judged by that use this check's controls."""
     prior: tuple[Observation, ...] = ()
@@ -197,12 +198,14 @@ class Check(Protocol):
     """Equals the entry-point name and, for built-ins, the module name."""
     api_version: ClassVar[int]
     data_model: ClassVar[type[BaseModel]]
-    """The model of `Observation.data` for this check's `ok` observations."""
+    """The model of `Observation.data` for this check's `ok` observations; the report's JSON
+    Schema describes it field by field. A check with free-form data may use a model with
+    `extra="allow"`."""
     settings_model: ClassVar[type[BaseModel]]
     after: ClassVar[tuple[str, ...]]
     """Checks whose observations of the same target this probe reads (`ProbeContext.prior`)."""
     controls: ClassVar[Mapping[str, Control[Any, Any]]]
 
-    def probe(self, target: Target, ctx: ProbeContext) -> Iterable[Observation]:
+    def probe(self, target: Target, ctx: ProbeContext[Any]) -> Iterable[Observation]:
         """Probe one target; return `error` observations rather than raise for target faults."""
         ...

@@ -5,6 +5,8 @@ from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
+from pydantic import BaseModel
+
 from attt.scanner.plugin import API_VERSION, Check, Control
 
 ENTRY_POINT_GROUP = "attt.checks"
@@ -78,6 +80,11 @@ class Registry:
 
     def check(self, name: str) -> Check:
         return self.checks[name].check
+
+    @property
+    def data_models(self) -> Mapping[str, type[BaseModel]]:
+        """Check name -> the model of its observations' data."""
+        return {name: registered.check.data_model for name, registered in self.checks.items()}
 
     def ordered(self, names: Iterable[str]) -> list[str]:
         """Check names with every check after the checks it reads (`Check.after`)."""

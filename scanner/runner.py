@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from attt.scanner.models.observation import Observation, ProbeKey
 from attt.scanner.models.policy import ResolvedPolicy, ResolvedRule
 from attt.scanner.models.target import Target
-from attt.scanner.plugin import Check, Credential, NoSettings, ProbeContext
+from attt.scanner.plugin import Check, Credential, ProbeContext
 from attt.scanner.registry import Registry
 
 DEFAULT_CONCURRENCY = 16
@@ -99,7 +99,7 @@ class Runner:
         seen: dict[tuple[str, str], list[Observation]] = {}  # (system, check) -> observations
         for name in plan.checks:
             check = self._registry.check(name)
-            groups: list[tuple[ProbeContext, list[Target]]] = []  # contexts are not hashable
+            groups: list[tuple[ProbeContext[Any], list[Target]]] = []  # contexts are not hashable
             for target in targets:
                 earlier = plan.done.get((name, *target.key))
                 if earlier is not None:
@@ -149,7 +149,7 @@ class Runner:
 
     def _context(
         self, plan: ScanPlan, target: Target, check: Check, seen: Mapping[tuple[str, str], list[Observation]]
-    ) -> ProbeContext:
+    ) -> ProbeContext[Any]:
         policies = plan.policies.get(target.system.id, ())
         rules: list[ResolvedRule] = [
             r for p in policies for r in p.rules if r.check == check.name and r.applies(target.system)
@@ -162,7 +162,7 @@ class Runner:
             credential=plan.credentials(target),
         )
 
-    def _probe(self, check: Check, target: Target, ctx: ProbeContext) -> list[Observation] | None:
+    def _probe(self, check: Check, target: Target, ctx: ProbeContext[Any]) -> list[Observation] | None:
         """Run one probe in its own thread so a hung probe can be abandoned after its budget.
 
         None when the scan was stopped mid-probe: nothing was observed, and the probe is left
@@ -201,7 +201,7 @@ def _by_host(targets: Sequence[Target]) -> list[list[Target]]:
     return list(hosts.values())
 
 
-def _comparable(ctx: ProbeContext) -> ProbeContext:
+def _comparable(ctx: ProbeContext[Any]) -> ProbeContext[Any]:
     """The context without whose-system-it-is: equal for two systems iff one probe serves both."""
     return replace(ctx, prior=tuple(o.model_copy(update={"system": ""}) for o in ctx.prior))
 
@@ -214,9 +214,11 @@ def _own(obs: Observation, check: str, target: Target) -> Observation:
 
 
 def _settings_for(check: Check, policies: Sequence[ResolvedPolicy]) -> BaseModel:
-    """The first policy that configures the check wins; else the check's defaults."""
+    """The first policy that configures the check wins; else the check's defaults. Always an
+    instance of the check's own `settings_model`, whatever a policy object carries."""
+    model = check.settings_model
     for policy in policies:
         if check.name in policy.settings:
-            return policy.settings[check.name]
-    model = getattr(check, "settings_model", NoSettings)
+            settings = policy.settings[check.name]
+            return settings if isinstance(settings, model) else model.model_validate(settings.model_dump())
     return model()

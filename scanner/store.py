@@ -14,18 +14,18 @@ import os
 import socket
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from attt.scanner.errors import RunBusyError, StoreError, StoreWriteError
 from attt.scanner.models.finding import Finding
-from attt.scanner.models.observation import Observation, ProbeKey
+from attt.scanner.models.observation import DATA_MODELS, Observation, ProbeKey
 from attt.scanner.models.report import RunInfo, RunStatus
 from attt.scanner.models.target import SystemInfo, Target
 
@@ -147,8 +147,18 @@ class Store:
     `create=False` (reading commands) never creates a file or a folder: a mistyped `--db` is an
     error, not a new empty store."""
 
-    def __init__(self, path: Path, *, create: bool = True, warn: Warn | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        data_models: Mapping[str, type[BaseModel]] | None = None,
+        *,
+        create: bool = True,
+        warn: Warn | None = None,
+    ) -> None:
+        """`data_models` (`Registry.data_models`) types each stored observation's data as its
+        check's model; data of a check not given is kept whole as `OpaqueData`."""
         self.path = path
+        self._data_context = {DATA_MODELS: dict(data_models or {})}
         self._warn = warn or (lambda _line: None)
         self._warned: set[str] = set()
         if not create and not path.is_file():
@@ -359,7 +369,9 @@ class Store:
                 info=_as_seen(RunInfo.model_validate_json(row[0]), *row[3:]),
                 systems=_systems.validate_json(row[1]),
                 targets=_targets.validate_json(row[2]),
-                observations=tuple(Observation.model_validate_json(b) for (b,) in observations),
+                observations=tuple(
+                    Observation.model_validate_json(b, context=self._data_context) for (b,) in observations
+                ),
                 findings=tuple(Finding.model_validate_json(b) for (b,) in findings),
             )
         except ValidationError as exc:

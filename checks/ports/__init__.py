@@ -42,8 +42,8 @@ class PortsCheck:
     def __init__(self, nmap_binary: str = "nmap") -> None:
         self._binary = nmap_binary
 
-    def probe(self, target: Target, ctx: ProbeContext) -> Iterable[Observation]:
-        settings = ctx.settings if isinstance(ctx.settings, PortsSettings) else PortsSettings()
+    def probe(self, target: Target, ctx: ProbeContext[PortsSettings]) -> Iterable[Observation]:
+        settings = ctx.settings
         ports = ports_to_scan(target, settings, ctx.rules)
         deadline = time.monotonic() + ctx.timeout
         # With -sV to follow, the connect scan gets part of the budget and -sV the rest.
@@ -62,7 +62,7 @@ class PortsCheck:
         return [Observation.ok(self.name, target, data)]
 
     def _detect_services(
-        self, target: Target, data: PortsData, budget: float, ctx: ProbeContext
+        self, target: Target, data: PortsData, budget: float, ctx: ProbeContext[PortsSettings]
     ) -> PortsData:
         """Name the services on the open ports; on failure keep the connect-scan result."""
         if budget < 1.0:

@@ -1,10 +1,12 @@
 """What the ports check observes, and the settings a policy may give it."""
 
+from collections.abc import Iterable
 from typing import Annotated, Literal
 
 from pydantic import Field
 
 from attt.scanner.models.base import Frozen
+from attt.scanner.models.observation import Observation
 from attt.scanner.models.target import Port
 
 MAX_SERVICE_CHARS = 64
@@ -76,3 +78,16 @@ class PortsData(Frozen):
 
     def open_ports(self) -> frozenset[int]:
         return frozenset(p.port for p in self.open)
+
+
+def ports_seen(prior: Iterable[Observation]) -> PortsData | None:
+    """What the ports check saw on a host, from a later probe's `ProbeContext.prior`; None when
+    it did not run or failed there."""
+    for observation in prior:
+        if (
+            observation.check == "ports"
+            and observation.status == "ok"
+            and isinstance(observation.data, PortsData)
+        ):
+            return observation.data
+    return None

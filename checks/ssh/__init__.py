@@ -27,6 +27,6 @@ class SshCheck:
     after: ClassVar[tuple[str, ...]] = ("ports",)
     controls: ClassVar[Mapping[str, Control[Any, Any]]] = CONTROLS
 
-    def probe(self, target: Target, ctx: ProbeContext) -> Iterable[Observation]:
-        settings = ctx.settings if isinstance(ctx.settings, SshSettings) else SshSettings()
+    def probe(self, target: Target, ctx: ProbeContext[SshSettings]) -> Iterable[Observation]:
+        settings = ctx.settings
         return [probe_endpoint(target, port, ctx, settings) for port in ssh_ports(target, ctx.prior)]

@@ -6,6 +6,7 @@ credential, one authenticated session for `sshd -T`."""
 import time
 from collections.abc import Iterable
 
+from attt.checks.ports.models import ports_seen
 from attt.checks.ssh import _paramiko
 from attt.checks.ssh.models import EXT_INFO_MARKER, STRICT_KEX_MARKER, HostKey, SshData, SshSettings
 from attt.checks.ssh.wire import ServerHello, WireError, read_server_hello
@@ -21,7 +22,7 @@ MAX_NOTE = 300
 class _Budget:
     """The probe's share of the whole-target timeout, handed out one connection at a time."""
 
-    def __init__(self, ctx: ProbeContext) -> None:
+    def __init__(self, ctx: ProbeContext[SshSettings]) -> None:
         self._deadline = time.monotonic() + ctx.timeout
         self._per_connection = ctx.connect_timeout
 
@@ -36,19 +37,17 @@ class _Budget:
 def ssh_ports(target: Target, prior: Iterable[Observation]) -> tuple[int, ...]:
     """Ports declared as `ssh` in the inventory, plus open ports the ports check saw as ssh or 22."""
     ports = set(target.declared_ports("ssh"))
-    for observation in prior:
-        if observation.check != "ports" or observation.status != "ok" or not observation.data:
-            continue
-        for entry in observation.data.get("open", ()):
-            if not isinstance(entry, dict) or entry.get("protocol", "tcp") != "tcp":
-                continue
-            port = entry.get("port")
-            if isinstance(port, int) and (entry.get("service") == "ssh" or port == 22):
-                ports.add(port)
+    seen = ports_seen(prior)
+    if seen is not None:
+        ports.update(
+            p.port for p in seen.open if p.protocol == "tcp" and (p.service == "ssh" or p.port == 22)
+        )
     return tuple(sorted(ports))
 
 
-def probe_endpoint(target: Target, port: int, ctx: ProbeContext, settings: SshSettings) -> Observation:
+def probe_endpoint(
+    target: Target, port: int, ctx: ProbeContext[SshSettings], settings: SshSettings
+) -> Observation:
     budget = _Budget(ctx)
     try:
         hello = read_server_hello(target.ip, port, budget.next())
@@ -137,7 +136,7 @@ def _session_facts(
 
 
 def _config_facts(
-    ip: str, port: int, ctx: ProbeContext, settings: SshSettings, budget: _Budget
+    ip: str, port: int, ctx: ProbeContext[SshSettings], settings: SshSettings, budget: _Budget
 ) -> dict[str, object]:
     assert ctx.credential is not None
     if budget.exhausted:

@@ -24,6 +24,6 @@ class TlsCheck:
     after: ClassVar[tuple[str, ...]] = ("ports",)
     controls = CONTROLS
 
-    def probe(self, target: Target, ctx: ProbeContext) -> Iterable[Observation]:
-        settings = ctx.settings if isinstance(ctx.settings, TlsSettings) else TlsSettings()
+    def probe(self, target: Target, ctx: ProbeContext[TlsSettings]) -> Iterable[Observation]:
+        settings = ctx.settings
         return probe_target(target, ctx, settings)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from attt.checks.ports.models import PortsData, ports_seen
+
 # A module import, not names: `_sslyze` imports this package's models, so either may load first.
 from attt.checks.tls import _sslyze
 from attt.checks.tls.models import StartTls, TlsSettings
@@ -33,7 +35,7 @@ def tls_endpoints(
     """Port → STARTTLS protocol (None for implicit TLS), from the inventory's declared
     services, the ports check's open ports and the settings; settings win, then the inventory."""
     found: dict[int, StartTls | None] = {}
-    ports = next((o for o in prior if o.check == "ports" and o.status == "ok"), None)
+    ports = ports_seen(prior)
     for port, name in _open_ports(ports):
         if name in _STARTTLS_KINDS:
             found[port] = None if port in IMPLICIT_TLS_PORTS else _STARTTLS_KINDS[name]
@@ -58,26 +60,17 @@ def _speaks_tls(service: str) -> bool:
     return "ssl" in service or "tls" in service or service in _TLS_SERVICE_NAMES
 
 
-def _open_ports(ports: Observation | None) -> list[tuple[int, str]]:
-    if ports is None or ports.data is None:
+def _open_ports(ports: PortsData | None) -> list[tuple[int, str]]:
+    if ports is None:
         return []
-    result: list[tuple[int, str]] = []
-    for entry in ports.data.get("open", ()):
-        if not isinstance(entry, dict) or not isinstance(entry.get("port"), int):
-            continue
-        if entry.get("protocol", "tcp") != "tcp":
-            continue
-        service = str(entry.get("service") or "").lower()
-        tunnel = str(entry.get("tunnel") or "").lower()
-        result.append((entry["port"], f"ssl/{service}" if tunnel == "ssl" else service))
-    return result
+    return [(p.port, p.service.lower()) for p in ports.open if p.protocol == "tcp"]
 
 
-def _is_open(ports: Observation | None, port: int) -> bool:
-    return any(p == port for p, _ in _open_ports(ports))
+def _is_open(ports: PortsData | None, port: int) -> bool:
+    return ports is not None and port in ports.open_ports()
 
 
-def probe_target(target: Target, ctx: ProbeContext, settings: TlsSettings) -> list[Observation]:
+def probe_target(target: Target, ctx: ProbeContext[TlsSettings], settings: TlsSettings) -> list[Observation]:
     endpoints = tls_endpoints(target, settings, ctx.prior)
     if not endpoints:
         ports = [o for o in ctx.prior if o.check == "ports"]

@@ -1,10 +1,12 @@
 """Observations: facts a probe saw, without judgement. They are stored, so a changed policy
 can be evaluated again without touching the network."""
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationInfo, WrapValidator
+from pydantic_core.core_schema import ValidatorFunctionWrapHandler
 
 from attt.scanner.models.base import Frozen
 from attt.scanner.models.target import Target
@@ -15,6 +17,27 @@ ProbeKey = tuple[str, str, str]
 """(check, system id, host address): one probe of one target."""
 
 
+class OpaqueData(BaseModel):
+    """Observation data whose check is not loaded here (a stored run read without its plugin):
+    kept whole, field for field, so nothing is lost and it can be typed again later."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+
+DATA_MODELS = "data_models"
+"""Validation-context key: check name -> data model, so stored data comes back typed."""
+
+
+def _typed_data(value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo) -> BaseModel | None:
+    """Data arriving as JSON becomes the model of the observation's check when the caller
+    passes the check models in the validation context, else `OpaqueData`."""
+    if value is None or isinstance(value, BaseModel):
+        return value
+    models: Mapping[str, type[BaseModel]] = (info.context or {}).get(DATA_MODELS, {})
+    model = models.get(info.data.get("check", ""), OpaqueData)
+    return model.model_validate(value)
+
+
 class Observation(Frozen):
     check: str
     system: str
@@ -23,8 +46,8 @@ class Observation(Frozen):
     port: int | None = None
     status: Literal["ok", "error"]
     error: str | None = None
-    data: dict[str, Any] | None = None
-    """The check's typed data model, dumped to JSON-compatible values."""
+    data: Annotated[SerializeAsAny[BaseModel] | None, WrapValidator(_typed_data)] = None
+    """The check's own data model (`Check.data_model`) for `ok` observations."""
     started: datetime | None = None
     finished: datetime | None = None
 
@@ -37,7 +60,7 @@ class Observation(Frozen):
             ip=target.ip,
             port=port,
             status="ok",
-            data=data.model_dump(mode="json"),
+            data=data,
         )
 
     @classmethod

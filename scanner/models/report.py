@@ -1,11 +1,11 @@
 """The report every renderer reads, and `report.json` writes as it is."""
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import Field
+from pydantic import BaseModel, Field, create_model
 
 from attt.scanner.models.base import Frozen, Severity
 from attt.scanner.models.finding import Finding, FindingStatus
@@ -94,3 +94,28 @@ class Report(Frozen):
     observations: tuple[Observation, ...]
     findings: tuple[Finding, ...]
     summary: Summary
+
+
+def report_json_schema(data_models: Mapping[str, type[BaseModel]]) -> dict[str, Any]:
+    """The JSON Schema of report.json, each check's observations described field by field: a
+    union of one observation model per check, told apart by `check`. It covers the checks
+    given (`Registry.data_models`): a third-party check's fields appear where it is installed."""
+    variants = tuple(_observation_model(name, model) for name, model in sorted(data_models.items()))
+    if not variants:
+        return Report.model_json_schema()
+    observation = Annotated[Union[variants], Field(discriminator="check")]  # type: ignore[valid-type]  # noqa: UP007
+    typed = create_model("Report", __base__=Report, observations=(tuple[observation, ...], ...))
+    return typed.model_json_schema()
+
+
+def _observation_model(check: str, data_model: type[BaseModel]) -> type[Observation]:
+    # Field types made at run time: typed as Any, since no static type can name them.
+    check_type: Any = Literal[check]
+    data_type: Any = Optional[data_model]  # noqa: UP045 (a runtime type, not an annotation)
+    return create_model(
+        f"{check.title().replace('_', '')}Observation",
+        __base__=Observation,
+        __doc__=f"An observation of the `{check}` check; `data` is present when `status` is ok.",
+        check=(check_type, ...),
+        data=(data_type, None),
+    )

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from attt.checks.ssh import SshCheck
+from attt.checks.ssh import SshCheck, SshSettings
 from attt.scanner.models.target import Host, Service, SystemInfo, Target
 from attt.scanner.plugin import ProbeContext
 from tests.servers.sshd import SshServers, can_run_sshd, running_ssh_servers
@@ -27,7 +27,7 @@ SERVERS = ("hardened", "debian", "weak", "terrapin", "garbage", "silent")
 def _attt(ip: str) -> None:
     info = SystemInfo(id="bench", name="Bench", owner="Bench", level=3)
     target = Target(system=info, host=Host(address=ip, services=(Service(port=22, kind="ssh"),)), ip=ip)
-    list(SshCheck().probe(target, ProbeContext(timeout=TIMEOUT)))
+    list(SshCheck().probe(target, ProbeContext(timeout=TIMEOUT, settings=SshSettings())))
 
 
 def _ssh_audit(ip: str) -> None:

@@ -16,6 +16,7 @@ import paramiko
 import pytest
 from pydantic import SecretStr
 
+from attt.checks.ports.models import OpenPort, PortsData
 from attt.checks.ssh import SshCheck, SshData, SshSettings, _paramiko
 from attt.checks.ssh.controls import CONTROLS
 from attt.checks.ssh.models import HostKey
@@ -42,7 +43,12 @@ def _target(ip: str, declared: bool = True, level: int = 3) -> Target:
 
 def _probe(ip: str, **ctx: Any) -> Observation:
     observations = list(
-        SshCheck().probe(_target(ip), ProbeContext(timeout=ctx.pop("timeout", TIMEOUT), **ctx))
+        SshCheck().probe(
+            _target(ip),
+            ProbeContext(
+                timeout=ctx.pop("timeout", TIMEOUT), settings=ctx.pop("settings", SshSettings()), **ctx
+            ),
+        )
     )
     assert len(observations) == 1
     return observations[0]
@@ -292,21 +298,25 @@ def test_failed_sudo_command_is_reported_not_passed(
 # --- endpoints -------------------------------------------------------------------------
 
 
-def _ports_observation(target: Target, open_ports: list[dict[str, Any]]) -> Observation:
-    return Observation(
-        check="ports", system=target.system.id, host=target.address, status="ok", data={"open": open_ports}
-    )
+def _ports_observation(target: Target, open_ports: list[OpenPort]) -> Observation:
+    data = PortsData(scanned=tuple(p.port for p in open_ports), open=tuple(open_ports), nmap_version="test")
+    return Observation(check="ports", system=target.system.id, host=target.address, status="ok", data=data)
 
 
 def test_endpoints_come_from_the_ports_observation(sshd_servers: SshServers) -> None:
     target = _target(sshd_servers.hardened, declared=False)
     check = SshCheck()
-    assert list(check.probe(target, ProbeContext(timeout=TIMEOUT))) == []
-    prior = (_ports_observation(target, [{"port": 22, "protocol": "tcp", "service": "ssh"}]),)
-    observations = list(check.probe(target, ProbeContext(timeout=TIMEOUT, prior=prior)))
+    assert list(check.probe(target, ProbeContext(timeout=TIMEOUT, settings=SshSettings()))) == []
+    prior = (_ports_observation(target, [OpenPort(port=22, service="ssh")]),)
+    observations = list(
+        check.probe(target, ProbeContext(timeout=TIMEOUT, settings=SshSettings(), prior=prior))
+    )
     assert [(o.port, o.status) for o in observations] == [(22, "ok")]
-    unrelated = (_ports_observation(target, [{"port": 443, "protocol": "tcp", "service": "https"}]),)
-    assert list(check.probe(target, ProbeContext(timeout=TIMEOUT, prior=unrelated))) == []
+    unrelated = (_ports_observation(target, [OpenPort(port=443, service="https")]),)
+    assert (
+        list(check.probe(target, ProbeContext(timeout=TIMEOUT, settings=SshSettings(), prior=unrelated)))
+        == []
+    )
 
 
 def test_entry_point_loads_the_check() -> None:

@@ -14,6 +14,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from attt.checks.ports.models import OpenPort, PortsData
 from attt.checks.tls import TlsCheck, TlsData, TlsSettings, _sslyze, tls_endpoints
 from attt.checks.tls.controls import CONTROLS, MozillaParams, mozilla_deviations, suite_families
 from attt.checks.tls.models import Certificate, StartTls, Vulnerabilities
@@ -276,7 +277,11 @@ def _ports_observation(target: Any, *open_ports: tuple[int, str]) -> Observation
         host=target.address,
         ip=target.ip,
         status="ok",
-        data={"open": [{"port": p, "protocol": "tcp", "service": s} for p, s in open_ports]},
+        data=PortsData(
+            scanned=tuple(p for p, _ in open_ports),
+            open=tuple(OpenPort(port=p, service=s) for p, s in open_ports),
+            nmap_version="test",
+        ),
     )
 
 
@@ -285,7 +290,9 @@ def test_probe_uses_ports_observation_and_system_trust(tls_lab_servers):
     target = _target(server)
     prior = (_ports_observation(target, (22, "ssh"), (443, "https"), (80, "http")),)
     # No trust anchor: the lab CA is in no public store, so the chain is not trusted.
-    observations = list(TlsCheck().probe(target, ProbeContext(timeout=40, prior=prior)))
+    observations = list(
+        TlsCheck().probe(target, ProbeContext(timeout=40, settings=TlsSettings(), prior=prior))
+    )
     assert [(o.port, o.status) for o in observations] == [(443, "ok")]
     data = TlsData.model_validate(observations[0].data)
     assert data.certificate is not None
@@ -297,7 +304,7 @@ def test_probe_failures_are_fast_error_observations(tls_lab_servers):
     tarpit = tls_lab_servers.servers["tarpit"]
     target = _target(tarpit, services=((443, "tls"),))
     started = time.monotonic()
-    observations = list(TlsCheck().probe(target, ProbeContext(timeout=8)))
+    observations = list(TlsCheck().probe(target, ProbeContext(timeout=8, settings=TlsSettings())))
     assert time.monotonic() - started < 6
     assert len(observations) == 1
     assert observations[0].status == "error" and observations[0].port == 443
@@ -359,7 +366,7 @@ def test_endpoint_selection_without_tls():
     target = factories.target(address="127.0.30.51", services=())
     prior = (_ports_observation(target, (22, "ssh"), (80, "http")),)
     assert tls_endpoints(target, TlsSettings(), prior) == {}
-    assert list(TlsCheck().probe(target, ProbeContext(timeout=5, prior=prior))) == []
+    assert list(TlsCheck().probe(target, ProbeContext(timeout=5, settings=TlsSettings(), prior=prior))) == []
 
 
 @pytest.mark.parametrize(

@@ -167,7 +167,7 @@ class _ExplodingCheck:
         "boom.at_most": Control("boom.at_most", plugins.AtMost, _exploding)
     }
 
-    def probe(self, target: Target, ctx: ProbeContext) -> Iterable[Observation]:
+    def probe(self, target: Target, ctx: ProbeContext[Any]) -> Iterable[Observation]:
         return []
 
 

@@ -50,7 +50,7 @@ class CountCheck:
     probed: ClassVar[list[tuple[str, str]]] = []
     """(system, address) of every probe run, in order."""
 
-    def probe(self, target: Target, ctx: ProbeContext) -> Iterable[Observation]:
+    def probe(self, target: Target, ctx: ProbeContext[Any]) -> Iterable[Observation]:
         self.probed.append(target.key)
         match self.behaviour.get(target.address):
             case "hang":
@@ -78,8 +78,8 @@ class EchoCheck:
     after: ClassVar[tuple[str, ...]] = ("count",)
     controls: ClassVar[Mapping[str, Control[Any, Any]]] = Controls("echo")
 
-    def probe(self, target: Target, ctx: ProbeContext) -> Iterable[Observation]:
-        seen = tuple(o.data["count"] for o in ctx.prior if o.status == "ok" and o.data)
+    def probe(self, target: Target, ctx: ProbeContext[Any]) -> Iterable[Observation]:
+        seen = tuple(o.data.count for o in ctx.prior if isinstance(o.data, CountData))
         return [Observation.ok(self.name, target, EchoData(saw=seen))] if seen else []
 
 

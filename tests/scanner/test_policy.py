@@ -59,7 +59,7 @@ class DemoCheck:
         "demo.forbidden": Control("demo.forbidden", PortParams, judge_nothing),
     }
 
-    def probe(self, target: Target, ctx: ProbeContext) -> Iterable[Observation]:
+    def probe(self, target: Target, ctx: ProbeContext[Any]) -> Iterable[Observation]:
         return ()
 
 

@@ -7,7 +7,7 @@ from pydantic import SecretStr
 from attt.scanner.models.observation import Observation
 from attt.scanner.plugin import Credential
 from attt.scanner.runner import Runner, ScanPlan
-from tests.scanner.plugins import CountCheck, CountData, registry, target
+from tests.scanner.plugins import CountCheck, CountData, EchoData, registry, target
 
 
 def run(
@@ -38,9 +38,9 @@ def test_every_target_is_observed_and_dependents_read_prior() -> None:
     complete, seen = run(["127.0.0.1", "127.0.0.2", "127.0.0.3"])
     assert complete
     assert {h: o.data for h, o in by_host(seen).items()} == {
-        "127.0.0.1": {"count": 1}, "127.0.0.2": {"count": 2}, "127.0.0.3": {"count": 3}
+        "127.0.0.1": CountData(count=1), "127.0.0.2": CountData(count=2), "127.0.0.3": CountData(count=3)
     }  # fmt: skip
-    assert by_host(seen, "echo")["127.0.0.2"].data == {"saw": [2]}
+    assert by_host(seen, "echo")["127.0.0.2"].data == EchoData(saw=(2,))
 
 
 def test_hanging_probe_times_out_as_error_without_holding_up_the_others() -> None:
@@ -89,7 +89,7 @@ def test_probes_an_earlier_attempt_finished_are_not_repeated_and_feed_dependents
     # The count probe would hang now; it must not run again.
     _, seen = run(["127.0.0.1"], {"127.0.0.1": "hang"}, done={("count", *t.key): (earlier,)})
     assert [o.check for o in seen] == ["echo"]
-    assert seen[0].data == {"saw": [41]}
+    assert seen[0].data == EchoData(saw=(41,))
 
 
 def test_a_host_in_two_systems_is_probed_once_and_each_system_gets_its_facts() -> None:
@@ -102,9 +102,9 @@ def test_a_host_in_two_systems_is_probed_once_and_each_system_gets_its_facts() -
     assert sorted(CountCheck.probed) == [("sys-a", "127.0.0.7"), ("sys-b", "127.0.0.8")]
     counts = {(o.system, o.host): o.data for o in seen if o.check == "count"}
     assert counts == {
-        ("sys-a", "127.0.0.7"): {"count": 7},
-        ("sys-b", "127.0.0.7"): {"count": 7},
-        ("sys-b", "127.0.0.8"): {"count": 8},
+        ("sys-a", "127.0.0.7"): CountData(count=7),
+        ("sys-b", "127.0.0.7"): CountData(count=7),
+        ("sys-b", "127.0.0.8"): CountData(count=8),
     }
     echoes = {(o.system, o.host) for o in seen if o.check == "echo"}
     assert echoes == set(counts)  # each system's dependent check read its own copy

@@ -26,3 +26,19 @@ def test_schema_names_the_stable_fields() -> None:
     finding = schema["$defs"]["Finding"]["properties"]
     assert {"rule_id", "control", "check", "system", "host", "port", "status", "severity", "title",
             "message", "evidence", "references", "remediation", "waiver"} <= set(finding)  # fmt: skip
+
+
+def test_schema_describes_each_checks_observation_data_field_by_field() -> None:
+    schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
+    items = schema["properties"]["observations"]["items"]
+    assert items["discriminator"]["propertyName"] == "check"
+    assert set(items["discriminator"]["mapping"]) == {"ports", "tls", "ssh"}
+    defs = schema["$defs"]
+    assert {"protocols", "cipher_suites", "forward_secrecy", "certificate", "vulnerabilities", "hsts"} <= set(
+        defs["TlsData"]["properties"]
+    )
+    assert {"not_before", "not_after", "key_type", "key_bits", "signature_hash", "self_signed", "trusted",
+            "hostname_matches", "expired"} <= set(defs["Certificate"]["properties"])  # fmt: skip
+    assert {"banner", "software", "kex", "host_key_algorithms", "ciphers", "macs", "compression",
+            "auth_methods", "strict_kex", "host_keys"} <= set(defs["SshData"]["properties"])  # fmt: skip
+    assert {"port", "protocol", "service", "product", "version"} <= set(defs["OpenPort"]["properties"])

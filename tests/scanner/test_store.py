@@ -26,7 +26,7 @@ def info(run_id: str, started: datetime = T0, sha: str = "a" * 64) -> RunInfo:
 
 @pytest.fixture
 def store(tmp_path: Path) -> Store:
-    return Store(tmp_path / "runs.db")
+    return Store(tmp_path / "runs.db", {"count": CountData})
 
 
 def test_observation_survives_a_crash_before_the_run_finishes(tmp_path: Path) -> None:
@@ -37,9 +37,12 @@ def test_observation_survives_a_crash_before_the_run_finishes(tmp_path: Path) ->
         "20261127T080000Z-aaaaaa", "count", t, [Observation.ok("count", t, CountData(count=4))]
     )
     # No finish_run: the process died. A new process sees the observation and the running run.
-    stored = Store(tmp_path / "runs.db").load("20261127T080000Z-aaaaaa")
+    stored = Store(tmp_path / "runs.db", {"count": CountData}).load("20261127T080000Z-aaaaaa")
     assert stored.info.status == "running"
-    assert [o.data for o in stored.observations] == [{"count": 4}]
+    assert [o.data for o in stored.observations] == [CountData(count=4)]
+    # Read without the plugin that made it, the data is kept whole, untyped.
+    untyped = Store(tmp_path / "runs.db").load("20261127T080000Z-aaaaaa")
+    assert [o.data.model_dump() for o in untyped.observations if o.data] == [{"count": 4}]
     assert stored.targets == (t,)
 
 

@@ -38,5 +38,5 @@ class BannerCheck:
     after: ClassVar[tuple[str, ...]] = ()
     controls: ClassVar[Mapping[str, Control[Any, Any]]] = CONTROLS
 
-    def probe(self, target: Target, ctx: ProbeContext) -> Iterable[Observation]:
+    def probe(self, target: Target, ctx: ProbeContext[Any]) -> Iterable[Observation]:
         return [Observation.ok(self.name, target, BannerData(declared=len(target.declared_ports())))]
