@@ -180,7 +180,8 @@ def run_scan(
     `stop` set (a signal) ends probing: what was observed is evaluated, stored and marked
     `incomplete`, so that `attt scan --resume RUN` can finish it. A store that refuses a write
     (disk full, lock held too long) also ends probing: the scan goes on in memory, evaluates what
-    it saw and tries once more to close the run. Nothing observed is dropped either way.
+    it saw and tries once more to close the run. What finished probes saw is kept either way; a
+    probe the stop cut short is left for `--resume`.
     """
     info = prepared.run
     if prepared.resumed:
