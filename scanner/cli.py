@@ -16,12 +16,13 @@ from attt import __version__
 from attt.reports.base import Lang
 from attt.reports.bundle import RENDERERS, check_report_dir, default_out_dir, write_bundle
 from attt.reports.manifest import load_signing_key
+from attt.scanner.catalog import check_lines
+from attt.scanner.changes import Comparison, choose_baseline, compare
 from attt.scanner.errors import AtttError, RunBusyError, StoreError
 from attt.scanner.evaluate import exit_code
 from attt.scanner.exitcodes import ExitCode
 from attt.scanner.lifecycle import Interrupts, ResumeConflict, as_list, remember, resumed_options
-from attt.scanner.models.base import Severity
-from attt.scanner.models.finding import Finding
+from attt.scanner.models.base import Severity, Text
 from attt.scanner.models.report import Report, report_json_schema
 from attt.scanner.models.target import Target
 from attt.scanner.pipeline import (
@@ -38,7 +39,7 @@ from attt.scanner.plugin import Credential
 from attt.scanner.progress import progress_for
 from attt.scanner.registry import Registry
 from attt.scanner.runner import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT
-from attt.scanner.store import Store, db_path_from_url
+from attt.scanner.store import Store, StoredRun, db_path_from_url
 from attt.scanner.text import clean, safe
 
 DEFAULT_FORMATS = "html,json"
@@ -333,6 +334,11 @@ def _print_summary(report: Report, written: Sequence[Path]) -> None:
         click.echo(f"{system.id:<24} " + " ".join(f"{c:>6}" for c in (*cells, _score(score))))
     failed = ", ".join(f"{k} {v}" for k, v in overall.by_severity.items() if v) or "none"
     click.echo(f"failed by severity: {failed}; overall score {_score(overall.score)}")
+    if overall.not_probed:
+        click.echo(
+            f"not probed: {overall.not_probed} planned probe(s) never ran; no score for what did not finish"
+        )
+    click.echo(f"score: {report.summary.score_formula.en}")
     systems_at: dict[str, list[str]] = {}
     for target in report.targets:
         systems_at.setdefault(target.address, []).append(target.system.id)
@@ -373,13 +379,13 @@ def report(
 def _write_reports(
     store: Store, report: Report, out: Path | None, formats: list[str], lang: str, sign_key: Path | None
 ) -> bool:
-    """Write the bundle, with the change since the previous run of the same inventory, and
-    summarise. A report that cannot be written is one line (the run is stored): False."""
+    """Write the bundle, with the change since the comparable earlier run, and summarise. A
+    report that cannot be written is one line (the run is stored): False."""
     out_dir = out or default_out_dir(report.run.id)
     written: list[Path] = []
     try:
         written = write_bundle(
-            report, formats, out_dir, cast(Lang, lang), sign_key=sign_key, previous=_previous(store, report)
+            report, formats, out_dir, cast(Lang, lang), sign_key=sign_key, baseline=_baseline(store, report)
         )
     except (OSError, AtttError) as exc:
         reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc)
@@ -391,14 +397,18 @@ def _write_reports(
     return bool(written)
 
 
-def _previous(store: Store, report: Report) -> Report | None:
-    """The previous run of the same inventory, for the change section; none when unreadable."""
+def _baseline(store: Store, report: Report) -> Comparison:
+    """The comparable earlier run for the change section; none, with a warning, when the store
+    cannot give it (a run this version cannot read is skipped by `earlier_runs` already)."""
     try:
-        previous_id = store.previous_run(report.run)
-        return build_report(store.load(previous_id)) if previous_id else None
+        previous_id, reason = choose_baseline(report.run, report.targets, store.earlier_runs(report.run))
+        return Comparison(build_report(store.load(previous_id)) if previous_id else None, reason)
     except StoreError as exc:
-        click.echo(f"attt: warning: {safe(str(exc), 1000)}; the report has no change section", err=True)
-        return None
+        _warn(f"{exc}; the report has no change section")
+        return Comparison(
+            None,
+            Text(vi=f"không đọc được lượt quét trước: {exc}", en=f"the earlier run cannot be read: {exc}"),
+        )
 
 
 @main.command()
@@ -406,21 +416,37 @@ def _previous(store: Store, report: Report) -> Report | None:
 @click.argument("run_b")
 @click.option("--db")
 def diff(run_a: str, run_b: str, db: str | None) -> None:
-    """Findings that are new, fixed and still failing between two runs."""
+    """Rules that are new, fixed, not re-checked and still failing from RUN_A to RUN_B.
+
+    A run is an id, a unique prefix of one, `latest` (the newest run) or `previous` (the run
+    `latest` is compared with: the latest earlier complete run over the same hosts with the same
+    checks). Fixed means the rule passes in RUN_B; one that could not be judged there (error,
+    not probed, endpoint gone) is "not re-checked"."""
     store = _open_store(db, create=False)
-    before, after = store.load(run_a), store.load(run_b)
-
-    def failing(findings: Sequence[Finding]) -> set[tuple[str, str, str, str, int | None]]:
-        return {(f.policy, f.rule_id, f.system, f.host, f.port) for f in findings if f.status == "fail"}
-
-    old, new = failing(before.findings), failing(after.findings)
-    sections = [("new", new - old), ("fixed", old - new), ("still failing", new & old)]
+    before, after = _diff_run(store, run_a), _diff_run(store, run_b)
+    changes = compare(before.findings, after.findings)
+    sections = [
+        ("new", changes.new),
+        ("fixed", changes.fixed),
+        ("not re-checked", changes.not_rechecked),
+        ("still failing", changes.still),
+    ]
     click.echo(f"{before.info.id} -> {after.info.id}")
-    for label, keys in sections:
-        click.echo(f"{label}: {len(keys)}")
-        for _policy, rule_id, system, host, port in sorted(keys, key=str):
-            where = f"{host}:{port}" if port is not None else str(host)
-            click.echo(f"  {rule_id:<28} {system} {safe(where)}")
+    for label, findings in sections:
+        click.echo(f"{label}: {len(findings)}")
+        for f in findings:
+            where = f"{f.host}:{f.port}" if f.port is not None else f.host
+            click.echo(f"  {f.rule_id:<28} {f.system} {safe(where)}")
+
+
+def _diff_run(store: Store, ref: str) -> StoredRun:
+    if ref != "previous":
+        return store.load(ref)
+    latest = store.load("latest")
+    previous_id, reason = choose_baseline(latest.info, latest.targets, store.earlier_runs(latest.info))
+    if previous_id is None:
+        raise AtttError(f"no run to call 'previous': {reason.en}")
+    return store.load(previous_id)
 
 
 @main.command()
@@ -445,14 +471,16 @@ def checks() -> None:
 
 
 @checks.command("list")
-def checks_list() -> None:
+@click.option(
+    "--verbose", "-v", is_flag=True, help="Also what each control checks and why, its params and source."
+)
+def checks_list(verbose: bool) -> None:
     """Every registered check and control, and the distribution providing it."""
     registry = _registry()
     for name, registered in sorted(registry.checks.items()):
-        check = registered.check
-        click.echo(f"{name}  (from {registered.distribution}; after: {', '.join(check.after) or '—'})")
-        for control_id, control in sorted(check.controls.items()):
-            click.echo(f"  {control_id:<36} {control.summary}")
+        for line in check_lines(name, registered, verbose):
+            # Plugin text is third-party: printed like any other untrusted string.
+            click.echo(safe(line, 1000))
     for failure in registry.failures:
         click.echo(f"{failure.name}  (from {failure.distribution}) NOT LOADED: {safe(failure.reason)}")
 

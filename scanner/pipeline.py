@@ -190,12 +190,14 @@ def run_scan(
         store.create_run(info, prepared.systems, prepared.targets, inventory=prepared.inventory)
     stop = stop or threading.Event()
     observations: list[Observation] = [o for seen in prepared.done.values() for o in seen]
+    probed: set[ProbeKey] = set(prepared.done)
     lock = threading.Lock()
     store_errors: list[str] = []
 
     def keep(target: Target, check: str, seen: Sequence[Observation]) -> None:
         with lock:
             observations.extend(seen)
+            probed.add((check, *target.key))
             if store_errors:
                 return
         try:
@@ -218,7 +220,9 @@ def run_scan(
     with _heartbeat(store, info.id):
         complete = runner.run(plan)
     finished = datetime.now(UTC)
-    findings = evaluate(prepared.targets, observations, prepared.policies, registry, info.checks, finished)
+    findings = evaluate(
+        prepared.targets, observations, prepared.policies, registry, info.checks, finished, probed
+    )
     # Checked after evaluation: a signal that lands while judging also leaves the run incomplete.
     interrupted = stop.is_set() and not store_errors
     status: RunStatus = "complete" if complete and not stop.is_set() else "incomplete"
@@ -227,7 +231,9 @@ def run_scan(
     except StoreWriteError as exc:
         store_errors.append(str(exc))
         info = info.model_copy(update={"status": "incomplete", "finished": finished})
-    memory = StoredRun(info, prepared.systems, prepared.targets, tuple(observations), tuple(findings))
+    memory = StoredRun(
+        info, prepared.systems, prepared.targets, tuple(observations), tuple(findings), frozenset(probed)
+    )
     return ScanOutcome(memory, interrupted, next(iter(store_errors), None))
 
 
@@ -265,7 +271,11 @@ def stored_or_memory(store: Store, outcome: ScanOutcome) -> StoredRun:
 def reevaluate(stored: StoredRun, refs: Sequence[str], registry: Registry, now: datetime) -> StoredRun:
     """Judge a stored run's observations again under other policies, without the network."""
     policies = policies_for(stored.systems, refs, registry)
-    findings = evaluate(stored.targets, stored.observations, policies, registry, stored.info.checks, now)
+    # A complete run ran every planned probe (runs stored before probes were recorded too).
+    probed = None if stored.info.status == "complete" else stored.probes
+    findings = evaluate(
+        stored.targets, stored.observations, policies, registry, stored.info.checks, now, probed
+    )
     info = stored.info.model_copy(update={"policies": policy_refs(policies)})
     return replace(stored, info=info, findings=tuple(findings))
 

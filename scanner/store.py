@@ -139,6 +139,8 @@ class StoredRun:
     targets: tuple[Target, ...]
     observations: tuple[Observation, ...]
     findings: tuple[Finding, ...]
+    probes: frozenset[ProbeKey] = frozenset()
+    """(check, system, host) of every probe that ended: a planned probe missing here never ran."""
 
 
 class Store:
@@ -364,6 +366,9 @@ class Store:
             findings = self._db.execute(
                 "SELECT body FROM findings WHERE run_id = ? ORDER BY seq", (run_id,)
             ).fetchall()
+            probes = self._db.execute(
+                "SELECT check_name, system, host FROM probes WHERE run_id = ?", (run_id,)
+            ).fetchall()
         try:
             return StoredRun(
                 info=_as_seen(RunInfo.model_validate_json(row[0]), *row[3:]),
@@ -373,6 +378,7 @@ class Store:
                     Observation.model_validate_json(b, context=self._data_context) for (b,) in observations
                 ),
                 findings=tuple(Finding.model_validate_json(b) for (b,) in findings),
+                probes=frozenset((str(c), str(s), str(h)) for c, s, h in probes),
             )
         except ValidationError as exc:
             raise StoreError(self._unreadable(run_id, exc)) from None
@@ -396,18 +402,25 @@ class Store:
                 readable.append(_as_seen(info, *lease))
         return readable
 
-    def previous_run(self, info: RunInfo) -> str | None:
-        """The latest earlier run over the same inventory, for "what changed since"."""
+    def earlier_runs(self, info: RunInfo, limit: int = 100) -> list[tuple[RunInfo, tuple[Target, ...]]]:
+        """Runs started before `info`, newest first, with the targets each scanned: the
+        candidates for the baseline a report compares itself with. Runs this version cannot
+        read are skipped, each with one warning."""
         with self._reading():
             rows = self._db.execute(
-                "SELECT id, info FROM runs WHERE started < ? ORDER BY started DESC",
-                (info.started.isoformat(),),
+                "SELECT id, info, targets FROM runs WHERE started < ? ORDER BY started DESC, id DESC LIMIT ?",
+                (info.started.isoformat(), limit),
             ).fetchall()
-        for run_id, body in rows:
-            earlier = self._readable_info(run_id, body)
-            if earlier is not None and earlier.inventory_sha256 == info.inventory_sha256:
-                return str(run_id)
-        return None
+        earlier: list[tuple[RunInfo, tuple[Target, ...]]] = []
+        for run_id, body, targets in rows:
+            readable = self._readable_info(run_id, body)
+            if readable is None:
+                continue
+            try:
+                earlier.append((readable, _targets.validate_json(targets)))
+            except ValidationError as exc:
+                self._skip(run_id, exc)
+        return earlier
 
     @contextmanager
     def _reading(self) -> Iterator[None]:
@@ -421,11 +434,14 @@ class Store:
         try:
             return RunInfo.model_validate_json(body)
         except ValidationError as exc:
-            line = self._unreadable(run_id, exc) + ": skipped"
-            if line not in self._warned:
-                self._warned.add(line)
-                self._warn(line)
+            self._skip(run_id, exc)
             return None
+
+    def _skip(self, run_id: str, exc: ValidationError) -> None:
+        line = self._unreadable(run_id, exc) + ": skipped"
+        if line not in self._warned:
+            self._warned.add(line)
+            self._warn(line)
 
     def _unreadable(self, run_id: str, exc: ValidationError) -> str:
         return (
