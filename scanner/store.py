@@ -3,11 +3,12 @@
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
@@ -48,6 +49,20 @@ CREATE TABLE IF NOT EXISTS findings (
 );
 """
 
+# The weekly cycle's own table: what was sent about each run, so a run notifies once.
+_CYCLE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS notifications (
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    channel TEXT NOT NULL,
+    recipient TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    detail TEXT NOT NULL,
+    at TEXT NOT NULL,
+    PRIMARY KEY (run_id, channel, recipient)
+);
+"""
+
 _systems = TypeAdapter(tuple[SystemInfo, ...])
 _targets = TypeAdapter(tuple[Target, ...])
 
@@ -69,6 +84,26 @@ def db_path_from_url(url: str | None) -> Path:
     if "://" in url:
         raise StoreError(f"unsupported store URL {url!r}: only sqlite:///PATH or a file path")
     return Path(url)
+
+
+@dataclass(frozen=True)
+class NotificationRecord:
+    """One message about one run: sent, or failed after every attempt (and why)."""
+
+    channel: str
+    recipient: str
+    status: Literal["sent", "failed"]
+    attempts: int
+    detail: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Pruned:
+    removed: tuple[RunInfo, ...]
+    kept_as_baseline: tuple[str, ...]
+    bytes_before: int
+    bytes_after: int
 
 
 @dataclass(frozen=True)
@@ -94,6 +129,7 @@ class Store:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA busy_timeout=5000")
             self._db.executescript(_SCHEMA)
+            self._db.executescript(_CYCLE_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the run store {path}: {exc}") from exc
         self._lock = threading.Lock()
@@ -232,6 +268,47 @@ class Store:
             if RunInfo.model_validate_json(body).inventory_sha256 == info.inventory_sha256:
                 return str(run_id)
         return None
+
+    def notifications(self, run_id: str) -> list[NotificationRecord]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT channel, recipient, status, attempts, detail, at FROM notifications"
+                " WHERE run_id = ? ORDER BY channel, recipient",
+                (run_id,),
+            ).fetchall()
+        return [NotificationRecord(c, r, s, a, d, datetime.fromisoformat(t)) for c, r, s, a, d, t in rows]
+
+    def record_notification(self, run_id: str, record: NotificationRecord) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO notifications (run_id, channel, recipient, status, attempts, detail, at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (run_id, record.channel, record.recipient, record.status, record.attempts,
+                 record.detail, record.at.isoformat()),
+            )  # fmt: skip
+
+    def prune(self, remove: Callable[[Sequence[RunInfo]], set[str]]) -> Pruned:
+        """Delete the runs `remove` picks from all runs (newest first), except any run that a kept
+        run uses as its baseline (`previous_run`) and any run still running; then VACUUM."""
+        everything = self.runs(limit=1_000_000_000)
+        chosen = remove(everything) - {r.id for r in everything if r.status == "running"}
+        kept = [r for r in everything if r.id not in chosen]
+        baselines = {b for r in kept if (b := self.previous_run(r)) is not None}
+        spared = tuple(sorted(chosen & baselines))
+        doomed = [r for r in everything if r.id in chosen and r.id not in baselines]
+        before = self._size()
+        with self._transaction() as db:
+            for table in ("notifications", "findings", "probes", "observations"):
+                db.executemany(f"DELETE FROM {table} WHERE run_id = ?", ((r.id,) for r in doomed))  # noqa: S608
+            db.executemany("DELETE FROM runs WHERE id = ?", ((r.id,) for r in doomed))
+        with self._lock:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._db.execute("VACUUM")
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return Pruned(tuple(doomed), spared, before, self._size())
+
+    def _size(self) -> int:
+        return sum(p.stat().st_size for p in (self.path, Path(f"{self.path}-wal")) if p.exists())
 
     def _resolve(self, run_ref: str) -> str:
         """A full run id, a unique prefix of one, or `latest`."""

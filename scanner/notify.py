@@ -1,0 +1,266 @@
+"""After a run: each owner agency's contact gets an email with its pack, the department a webhook.
+
+Each message carries what changed since the baseline run (new failures, new errors, fixed),
+or, when asked, every open failure. A message is sent once per run: what was sent is recorded
+in the store and never sent again (a resumed or re-notified run sends only what is missing).
+Each is tried `retries` times with doubling waits; a message that still fails is recorded with
+its reason. Nothing here changes the run, its findings or its exit code.
+"""
+
+import io
+import json
+import smtplib
+import ssl
+import time
+import zipfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import formataddr, make_msgid
+from pathlib import Path
+
+from attt.scanner.config import EmailSettings, NotifySettings, WebhookSettings, read_secret
+from attt.scanner.errors import ConfigError
+from attt.scanner.models.finding import Finding
+from attt.scanner.models.owners import PackEntry, PackIndex
+from attt.scanner.models.report import Report
+from attt.scanner.store import NotificationRecord, Store
+from attt.scanner.terminal import safe
+
+FindingKey = tuple[str, str, str, str, int | None]
+Sleep = Callable[[float], None]
+
+
+def finding_key(f: Finding) -> FindingKey:
+    """The identity of a finding across runs, as `attt diff` compares them."""
+    return (f.policy, f.rule_id, f.system, f.host, f.port)
+
+
+@dataclass(frozen=True)
+class Changes:
+    baseline: str | None
+    new_failures: tuple[Finding, ...]
+    new_errors: tuple[Finding, ...]
+    fixed: tuple[Finding, ...]
+    everything: bool = False
+    """`new_failures` and `new_errors` hold every open one, not only the new ones."""
+
+    def only(self, systems: set[str]) -> "Changes":
+        def keep(items: tuple[Finding, ...]) -> tuple[Finding, ...]:
+            return tuple(f for f in items if f.system in systems)
+
+        return Changes(
+            self.baseline, keep(self.new_failures), keep(self.new_errors), keep(self.fixed), self.everything
+        )
+
+
+def changes_since(report: Report, previous: Report | None, everything: bool = False) -> Changes:
+    """What is new in `report` against `previous` (the baseline run; None: everything is new)."""
+
+    def of(r: Report | None, status: str) -> dict[FindingKey, Finding]:
+        return {} if r is None else {finding_key(f): f for f in r.findings if f.status == status}
+
+    fails, errors = of(report, "fail"), of(report, "error")
+    old_fails, old_errors = of(previous, "fail"), of(previous, "error")
+    if everything:
+        old_fails, old_errors = {}, {}
+    return Changes(
+        baseline=None if previous is None else previous.run.id,
+        new_failures=tuple(f for k, f in fails.items() if k not in old_fails),
+        new_errors=tuple(f for k, f in errors.items() if k not in old_errors),
+        fixed=tuple(f for k, f in of(previous, "fail").items() if k not in fails),
+        everything=everything,
+    )
+
+
+def notify(
+    store: Store,
+    report: Report,
+    packs_dir: Path,
+    index: PackIndex,
+    changes: Changes,
+    settings: NotifySettings,
+    *,
+    sleep: Sleep = time.sleep,
+) -> list[NotificationRecord]:
+    """Send what this run has not sent yet; record and return every attempt's outcome.
+
+    `packs_dir` holds the packs `index` lists (`attt report RUN --per-owner`)."""
+    done = {(n.channel, n.recipient) for n in store.notifications(report.run.id) if n.status == "sent"}
+    records: list[NotificationRecord] = []
+
+    def attempt(channel: str, recipient: str, send: Callable[[], None]) -> None:
+        if (channel, recipient) in done:
+            return
+        record = _with_retries(channel, recipient, send, settings, sleep)
+        store.record_notification(report.run.id, record)
+        records.append(record)
+
+    if settings.email is not None:
+        email = settings.email
+        password = read_secret(email.password_env, email.password_file, "mail password")
+        for entry in index.packs:
+            if entry.contact is None or entry.contact.email is None:
+                continue
+            message = owner_email(report, entry, packs_dir / entry.directory, changes, email.sender)
+            attempt("email", entry.contact.email, lambda m=message: send_email(email, password, m))  # type: ignore[misc]
+    if settings.webhook is not None:
+        hook = settings.webhook
+        token = read_secret(hook.token_env, hook.token_file, "webhook token")
+        body = webhook_body(report, index, changes)
+        attempt("webhook", hook.url, lambda: post_webhook(hook, token, body))
+    return records
+
+
+def _with_retries(
+    channel: str, recipient: str, send: Callable[[], None], settings: NotifySettings, sleep: Sleep
+) -> NotificationRecord:
+    detail = ""
+    for attempt in range(1, settings.retries + 1):
+        try:
+            send()
+        except (OSError, smtplib.SMTPException, ssl.SSLError, _HttpError) as exc:
+            detail = safe(f"{type(exc).__name__}: {exc}", 300)
+            if attempt < settings.retries:
+                sleep(settings.backoff_seconds * 2 ** (attempt - 1))
+            continue
+        return NotificationRecord(channel, recipient, "sent", attempt, "", datetime.now(UTC))
+    return NotificationRecord(channel, recipient, "failed", settings.retries, detail, datetime.now(UTC))
+
+
+def _tls_context(ca_file: Path | None) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+def send_email(settings: EmailSettings, password: str | None, message: EmailMessage) -> None:
+    context = _tls_context(settings.ca_file)
+    smtp: smtplib.SMTP
+    if settings.security == "tls":
+        smtp = smtplib.SMTP_SSL(settings.host, settings.port, timeout=settings.timeout, context=context)
+    else:
+        smtp = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout)
+    with smtp:
+        if settings.security == "starttls":
+            smtp.starttls(context=context)  # refuses to go on in plain text if the server cannot
+        if settings.username is not None:
+            if password is None:
+                raise ConfigError("mail: a username is set but no password_env or password_file")
+            smtp.login(settings.username, password)
+        smtp.send_message(message)
+
+
+def owner_email(
+    report: Report, entry: PackEntry, pack_dir: Path, changes: Changes, sender: str
+) -> EmailMessage:
+    """The mail to one agency: what changed in its systems, in Vietnamese then English, its pack attached."""
+    assert entry.contact is not None and entry.contact.email is not None
+    mine = changes.only(set(entry.systems))
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = formataddr((entry.contact.name, entry.contact.email))
+    message["Subject"] = (
+        f"[attt] {report.run.province} · {entry.owner}: {len(mine.new_failures)} lỗi mới / new failures,"
+        f" {len(mine.fixed)} đã khắc phục / fixed"
+    )
+    message["Message-ID"] = make_msgid(idstring=report.run.id, domain="attt.local")
+    message.set_content(_owner_text(report, entry, mine))
+    message.add_attachment(
+        zip_directory(pack_dir), maintype="application", subtype="zip", filename=f"{entry.directory}.zip"
+    )
+    return message
+
+
+def _owner_text(report: Report, entry: PackEntry, changes: Changes) -> str:
+    score = "—" if entry.score is None else f"{entry.score * 100:.0f}%"
+    since = changes.baseline or "—"
+    lines = [
+        f"Kính gửi {entry.contact.name if entry.contact else entry.owner},",
+        "",
+        f"Kết quả rà soát an toàn thông tin lần {report.run.id} cho {entry.owner}"
+        f" ({len(entry.systems)} hệ thống): điểm tuân thủ {score}, {entry.open_critical} lỗi"
+        f" nghiêm trọng và {entry.open_high} lỗi mức cao chưa khắc phục.",
+        f"Scan {report.run.id} of {entry.owner} ({len(entry.systems)} systems): compliance score"
+        f" {score}, {entry.open_critical} critical and {entry.open_high} high failures open.",
+        "",
+    ]
+    heading = "Mọi lỗi đang mở / Every open failure" if changes.everything else f"So với / Since {since}"
+    lines.append(heading)
+    for label, items in (
+        ("Lỗi mới / New failures", changes.new_failures),
+        ("Chưa đánh giá được / Not evaluated", changes.new_errors),
+        ("Đã khắc phục / Fixed", changes.fixed),
+    ):
+        lines.append(f"{label}: {len(items)}")
+        lines.extend(f"  - {_line(f)}" for f in sorted(items, key=lambda f: (-f.severity.rank, f.rule_id)))
+    lines += [
+        "",
+        "Gói báo cáo đính kèm (kiểm tra: attt verify THƯ-MỤC) / The pack is attached (check: attt verify DIR).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _line(f: Finding) -> str:
+    where = f.host if f.port is None else f"{f.host}:{f.port}"
+    return safe(f"[{f.severity.value}] {f.rule_id} {f.system} {where}: {f.title.vi} / {f.title.en}", 400)
+
+
+def zip_directory(directory: Path) -> bytes:
+    """The pack as a zip, files in name order with a fixed time, so the same pack zips the same."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+            info = zipfile.ZipInfo(
+                f"{directory.name}/{path.relative_to(directory).as_posix()}", (1980, 1, 1, 0, 0, 0)
+            )
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, path.read_bytes())
+    return buffer.getvalue()
+
+
+def webhook_body(report: Report, index: PackIndex, changes: Changes) -> bytes:
+    def items(findings: Sequence[Finding]) -> list[dict[str, object]]:
+        return [
+            {"rule_id": f.rule_id, "severity": f.severity.value, "system": f.system, "host": f.host,
+             "port": f.port, "status": f.status}
+            for f in findings
+        ]  # fmt: skip
+
+    body = {
+        "format": "attt-run-notification/1",
+        "run": {"id": report.run.id, "status": report.run.status, "province": report.run.province},
+        "baseline": changes.baseline,
+        "everything": changes.everything,
+        "new_failures": items(changes.new_failures),
+        "new_errors": items(changes.new_errors),
+        "fixed": items(changes.fixed),
+        "packs": [p.model_dump(mode="json") for p in index.packs],
+    }
+    return json.dumps(body, ensure_ascii=False).encode("utf-8")
+
+
+class _HttpError(Exception):
+    """The department's receiver answered, but not with success."""
+
+
+def post_webhook(settings: WebhookSettings, token: str | None, body: bytes) -> None:
+    import httpx
+
+    headers = {"Content-Type": "application/json", "User-Agent": "attt"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    try:
+        response = httpx.post(
+            settings.url,
+            content=body,
+            headers=headers,
+            timeout=settings.timeout,
+            verify=_tls_context(settings.ca_file),
+            follow_redirects=False,
+        )
+    except httpx.HTTPError as exc:
+        raise _HttpError(str(exc)) from None
+    if not response.is_success:
+        raise _HttpError(f"HTTP {response.status_code}")
