@@ -7,7 +7,6 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, NoReturn, cast
@@ -18,6 +17,7 @@ from attt import __version__
 from attt.reports.base import Lang
 from attt.reports.bundle import RENDERERS, write_bundle
 from attt.reports.manifest import load_signing_key
+from attt.scanner import pipeline
 from attt.scanner.errors import AtttError
 from attt.scanner.evaluate import exit_code
 from attt.scanner.exitcodes import ExitCode
@@ -351,7 +351,7 @@ def report(
     stored = store.load(run)
     if policies or waivers:
         mode = cast(PolicyMode, policy_mode)
-        stored = reevaluate(stored, policies, _registry(), datetime.now(UTC), mode=mode, waivers=waivers)
+        stored = reevaluate(stored, policies, _registry(), pipeline.utcnow(), mode=mode, waivers=waivers)
     output = ReportOutput(chosen_formats, cast(Lang, lang), sign_key, per_owner, owner)
     _write_reports(store, build_report(stored), out, output)
 
@@ -494,9 +494,8 @@ def history(system: str | None, limit: int, db: str | None) -> None:
         )
         for note in store.notifications(info.id):
             detail = f" ({safe(note.detail, 200)})" if note.detail else ""
-            click.echo(
-                f"    notify {note.channel} {safe(note.recipient)}: {note.status}, {note.attempts} attempt(s){detail}"
-            )
+            tries = f"{note.attempts} attempt(s)"
+            click.echo(f"    notify {note.channel} {safe(note.recipient)}: {note.status}, {tries}{detail}")
 
 
 @main.command("notify")
@@ -525,7 +524,7 @@ def prune(keep_last: int | None, older_than: int | None, db: str | None) -> None
 
     if (keep_last is None) == (older_than is None):
         raise click.UsageError("give exactly one of --keep-last N or --older-than DAYS")
-    now = datetime.now(UTC)
+    now = pipeline.utcnow()
 
     def chosen(runs: Sequence[RunInfo]) -> set[str]:
         if keep_last is not None:

@@ -156,7 +156,8 @@ def owner_email(
     report: Report, entry: PackEntry, pack_dir: Path, changes: Changes, sender: str
 ) -> EmailMessage:
     """The mail to one agency: what changed in its systems, in Vietnamese then English, its pack attached."""
-    assert entry.contact is not None and entry.contact.email is not None
+    assert entry.contact is not None  # the caller mails only owners with an address
+    assert entry.contact.email is not None
     mine = changes.only(set(entry.systems))
     message = EmailMessage()
     message["From"] = sender
@@ -197,7 +198,8 @@ def _owner_text(report: Report, entry: PackEntry, changes: Changes) -> str:
         lines.extend(f"  - {_line(f)}" for f in sorted(items, key=lambda f: (-f.severity.rank, f.rule_id)))
     lines += [
         "",
-        "Gói báo cáo đính kèm (kiểm tra: attt verify THƯ-MỤC) / The pack is attached (check: attt verify DIR).",
+        "Gói báo cáo đính kèm (kiểm tra: attt verify THƯ-MỤC)."
+        " / The pack is attached (check: attt verify DIR).",
     ]
     return "\n".join(lines) + "\n"
 

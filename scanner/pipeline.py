@@ -80,7 +80,7 @@ def prepare(request: ScanRequest, registry: Registry) -> PreparedScan:
     policies = policies_for(systems, request.policies, registry, request.policy_mode)
     known = {s.id for s in loaded.inventory.systems}
     policies = with_waivers(policies, request.waivers, known)
-    started = datetime.now(UTC)
+    started = utcnow()
     run = RunInfo(
         id=new_run_id(started),
         started=started,
@@ -178,6 +178,12 @@ def stored_policies(stored: StoredRun, registry: Registry) -> dict[str, tuple[Re
     return with_waivers(policies, waivers, {s.id for s in stored.systems})
 
 
+def utcnow() -> datetime:
+    """The clock runs read (started, finished, and the day waivers are judged against): one seam,
+    so a test can play weeks of scheduled runs without waiting for them."""
+    return datetime.now(UTC)
+
+
 def new_run_id(now: datetime) -> str:
     return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
@@ -231,7 +237,7 @@ def run_scan(
         complete = runner.run(plan)
     except KeyboardInterrupt:
         interrupted = True
-    finished = datetime.now(UTC)
+    finished = utcnow()
     findings = evaluate(prepared.targets, observations, prepared.policies, registry, info.checks, finished)
     info = store.finish_run(info.id, "complete" if complete else "incomplete", finished, findings)
     return info, interrupted

@@ -48,7 +48,7 @@ _HEADERS: Mapping[str, str] = {
             "hosts",
         ),
         "address",
-    ),  # fmt: skip
+    ),
     **dict.fromkeys(("cong dich vu", "cong", "ports", "service ports", "port"), "ports"),
     **dict.fromkeys(("nguoi lien he", "contact", "contact name", "contact person"), "contact"),
     **dict.fromkeys(("email", "e-mail", "thu dien tu"), "email"),
@@ -174,8 +174,9 @@ def import_register(path: Path, province: str, scope: Sequence[str]) -> ImportRe
         if contact is not None:
             kept = contacts.setdefault(system.owner, (number, contact))
             if kept[1] != contact:
+                first = kept[0]
                 result.warnings.append(
-                    f"row {number}: contact of {system.owner!r} differs from row {kept[0]}'s; row {kept[0]}'s kept"
+                    f"row {number}: contact of {system.owner!r} differs from row {first}, whose is kept"
                 )
     if systems:
         owners = tuple(Owner(name=name, contact=c) for name, (_, c) in contacts.items())

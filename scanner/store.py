@@ -281,8 +281,8 @@ class Store:
     def record_notification(self, run_id: str, record: NotificationRecord) -> None:
         with self._transaction() as db:
             db.execute(
-                "INSERT OR REPLACE INTO notifications (run_id, channel, recipient, status, attempts, detail, at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO notifications"
+                " (run_id, channel, recipient, status, attempts, detail, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (run_id, record.channel, record.recipient, record.status, record.attempts,
                  record.detail, record.at.isoformat()),
             )  # fmt: skip

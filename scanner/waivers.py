@@ -43,9 +43,8 @@ def with_waivers(
             judging = policies.get(waiver.system)
             if judging is not None and not any(r.id == waiver.rule for p in judging for r in p.rules):
                 names = ", ".join(p.id for p in judging)
-                raise doc.error(
-                    ("waivers", index, "rule"), f"rule {waiver.rule} is not in the policy judging it ({names})"
-                )
+                message = f"rule {waiver.rule} is not in the policy judging it ({names})"
+                raise doc.error(("waivers", index, "rule"), message)
             extra.setdefault(waiver.system, []).append(waiver)
     return {
         system: tuple(p.model_copy(update={"waivers": (*p.waivers, *extra.get(system, ()))}) for p in judged)

@@ -1,0 +1,139 @@
+"""A real SMTP server (aiosmtpd: STARTTLS or implicit TLS, with login) and a real HTTP receiver
+for the department's webhook, both on 127.0.17.0/24, the weekly-cycle tests' range."""
+
+import datetime as dt
+import ipaddress
+import json
+import ssl
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+MAIL_HOST = "127.0.17.50"
+HOOK_HOST = "127.0.17.51"
+SMTP_USER, SMTP_PASSWORD = "attt@sokhcn.example.vn", "mat-khau-thu"
+
+
+def self_signed(directory: Path, address: str) -> tuple[Path, Path]:
+    """A certificate for `address` (as an IP SAN) and its key; the certificate is its own trust anchor."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "attt test mail")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(address))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "mail.crt", directory / "mail.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_path, key_path
+
+
+@dataclass
+class Mailbox:
+    """What the SMTP server accepted, as parsed messages."""
+
+    messages: list[EmailMessage] = field(default_factory=list)
+
+    async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:
+        parsed = message_from_bytes(envelope.content, policy=policy.default)
+        assert isinstance(parsed, EmailMessage)
+        self.messages.append(parsed)
+        return "250 OK"
+
+
+def _login(_server: Any, _session: Any, _envelope: Any, _mechanism: str, data: Any) -> AuthResult:
+    ok = isinstance(data, LoginPassword) and (data.login, data.password) == (
+        SMTP_USER.encode(),
+        SMTP_PASSWORD.encode(),
+    )
+    return AuthResult(success=ok, auth_data=data)
+
+
+@contextmanager
+def smtp_server(cert: Path, key: Path, port: int, implicit_tls: bool = False) -> Iterator[Mailbox]:
+    """An SMTP server that requires TLS (STARTTLS, or implicit) and a login."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    mailbox = Mailbox()
+    tls: dict[str, Any] = (
+        {"ssl_context": context} if implicit_tls else {"tls_context": context, "require_starttls": True}
+    )
+    controller = Controller(
+        mailbox,
+        hostname=MAIL_HOST,
+        port=port,
+        authenticator=_login,
+        auth_required=True,
+        ready_timeout=10,
+        **tls,
+    )
+    controller.start()
+    try:
+        yield mailbox
+    finally:
+        controller.stop()
+
+
+@dataclass
+class Hooks:
+    bodies: list[dict[str, Any]] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
+    status: int = 200
+    """What the receiver answers (set 500 to make the sender retry)."""
+    attempts: int = 0
+
+
+@contextmanager
+def webhook_receiver() -> Iterator[tuple[str, Hooks]]:
+    """An HTTP server taking JSON POSTs; yields its URL and what it received."""
+    hooks = Hooks()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            hooks.attempts += 1
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            if hooks.status == 200:
+                hooks.bodies.append(json.loads(body))
+                hooks.headers.append(dict(self.headers))
+            self.send_response(hooks.status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *_args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer((HOOK_HOST, 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://{HOOK_HOST}:{server.server_address[1]}/hooks/attt", hooks
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
