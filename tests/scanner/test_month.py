@@ -23,7 +23,15 @@ from openpyxl import Workbook
 from attt.scanner import pipeline
 from attt.scanner.cli import main
 from tests.servers.listeners import tcp_listeners
-from tests.servers.mail import MAIL_HOST, SMTP_PASSWORD, SMTP_USER, Mailbox, self_signed, smtp_server, webhook_receiver
+from tests.servers.mail import (
+    MAIL_HOST,
+    SMTP_PASSWORD,
+    SMTP_USER,
+    Mailbox,
+    self_signed,
+    smtp_server,
+    webhook_receiver,
+)
 
 SMTP_PORT = 2587
 A, B, C = "Sở Khoa học và Công nghệ", "UBND xã Thạch Hà", "UBND phường Bắc Hồng"
@@ -74,11 +82,14 @@ def register(path: Path) -> None:
     sheet = book.active
     assert sheet is not None
     sheet.append(["STT", "Tên hệ thống", "Cơ quan chủ quản", "Cấp độ", "Địa chỉ IP / Tên miền",
-                  "Cổng dịch vụ", "Người liên hệ", "Email", "Điện thoại", "Số quyết định", "Ngày quyết định"])  # fmt: skip
+                  "Cổng dịch vụ", "Người liên hệ", "Email", "Điện thoại", "Số quyết định",
+                  "Ngày quyết định"])  # fmt: skip
     sheet.append([1, "Cổng dịch vụ công", A, 3, HOSTS[A], "8080", "Nguyễn Văn A", EMAILS[A], "0239 3855 001",
                   "QĐ 123/QĐ-UBND", datetime(2025, 9, 1)])  # fmt: skip
     sheet.append([2, "Một cửa xã Thạch Hà", B, 2, HOSTS[B], 8080, "Trần Thị B", EMAILS[B], None, None, None])
-    sheet.append([3, "Cổng thông tin phường Bắc Hồng", C, "Cấp độ 2", HOSTS[C], "8080", "Lê Văn C", EMAILS[C]])
+    sheet.append(
+        [3, "Cổng thông tin phường Bắc Hồng", C, "Cấp độ 2", HOSTS[C], "8080", "Lê Văn C", EMAILS[C]]
+    )
     sheet.append([4, "Camera phường", C, 1, "127.0.17.4-9", "554", None, None])
     book.save(path)
 
@@ -210,9 +221,13 @@ def test_a_month_of_weekly_scans(
                 assert not any(form in content for form in forms(text)), (owner, text)
         assert attt(config, "verify", str(pack))[0] == 0
     assert attt(config, "verify", str(last))[0] == 0
+    page = (last / owner_dir(home, runs[-1], A) / "report.html").read_text()
+    assert "QĐ 123/QĐ-UBND, 2025-09-01" in page
+    assert "Nguyễn Văn A · vana@sokhcn.example.vn · 0239 3855 001" in page
+    assert "month" in page
     assert hooks[1]["new_failures"] == [
-        {"rule_id": "MONTH-TELNET", "severity": "high", "system": "cong-thong-tin-phuong-bac-hong", "host": HOSTS[C],
-         "port": None, "status": "fail"}
+        {"rule_id": "MONTH-TELNET", "severity": "high", "system": SYSTEMS[C], "host": HOSTS[C], "port": None,
+         "status": "fail"}
     ]  # fmt: skip
 
     # A run notifies once: asking again sends nothing more.

@@ -81,8 +81,11 @@ def smtp_server(cert: Path, key: Path, port: int, implicit_tls: bool = False) ->
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
     mailbox = Mailbox()
+    # aiosmtpd does not count an implicit-TLS connection as TLS for its AUTH guard; it is TLS.
     tls: dict[str, Any] = (
-        {"ssl_context": context} if implicit_tls else {"tls_context": context, "require_starttls": True}
+        {"ssl_context": context, "auth_require_tls": False}
+        if implicit_tls
+        else {"tls_context": context, "require_starttls": True}
     )
     controller = Controller(
         mailbox,
