@@ -1,5 +1,7 @@
 """The run store: runs, their observations (written as they arrive) and findings, in SQLite."""
 
+import hashlib
+import json
 import os
 import sqlite3
 import threading
@@ -61,7 +63,14 @@ CREATE TABLE IF NOT EXISTS notifications (
     at TEXT NOT NULL,
     PRIMARY KEY (run_id, channel, recipient)
 );
+CREATE TABLE IF NOT EXISTS rule_texts (
+    key TEXT PRIMARY KEY,
+    body TEXT NOT NULL
+);
 """
+_RULE_TEXT_FIELDS = ("title", "remediation", "references")
+"""A finding's copy of its rule's own text: the same in every finding of the rule, so a row keeps
+only a key to one stored copy (three quarters of a finding's bytes)."""
 
 _systems = TypeAdapter(tuple[SystemInfo, ...])
 _targets = TypeAdapter(tuple[Target, ...])
@@ -211,9 +220,11 @@ class Store:
                 "UPDATE runs SET status = ?, info = ? WHERE id = ?", (status, info.model_dump_json(), run_id)
             )
             db.execute("DELETE FROM findings WHERE run_id = ?", (run_id,))
+            rows, texts = _compact(findings)
+            db.executemany("INSERT OR IGNORE INTO rule_texts (key, body) VALUES (?, ?)", texts.items())
             db.executemany(
                 "INSERT INTO findings (run_id, seq, body) VALUES (?, ?, ?)",
-                ((run_id, i, f.model_dump_json()) for i, f in enumerate(findings)),
+                ((run_id, i, body) for i, body in enumerate(rows)),
             )
         return info
 
@@ -229,6 +240,13 @@ class Store:
             findings = self._db.execute(
                 "SELECT body FROM findings WHERE run_id = ? ORDER BY seq", (run_id,)
             ).fetchall()
+            texts = dict(
+                self._db.execute(
+                    "SELECT key, body FROM rule_texts WHERE key IN (SELECT json_extract(body, '$.rule_text')"
+                    " FROM findings WHERE run_id = ?)",
+                    (run_id,),
+                ).fetchall()
+            )
         try:
             return StoredRun(
                 info=RunInfo.model_validate_json(row[0]),
@@ -237,7 +255,7 @@ class Store:
                 observations=tuple(
                     Observation.model_validate_json(b, context=self._data_context) for (b,) in observations
                 ),
-                findings=tuple(Finding.model_validate_json(b) for (b,) in findings),
+                findings=tuple(_expand(b, texts) for (b,) in findings),
             )
         except ValidationError as exc:
             raise StoreError(
@@ -301,6 +319,10 @@ class Store:
             for table in ("notifications", "findings", "probes", "observations"):
                 db.executemany(f"DELETE FROM {table} WHERE run_id = ?", ((r.id,) for r in doomed))  # noqa: S608
             db.executemany("DELETE FROM runs WHERE id = ?", ((r.id,) for r in doomed))
+            db.execute(
+                "DELETE FROM rule_texts WHERE key NOT IN"
+                " (SELECT json_extract(body, '$.rule_text') FROM findings WHERE body LIKE '%rule_text%')"
+            )
         with self._lock:
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._db.execute("VACUUM")
@@ -334,6 +356,30 @@ class Store:
         if row is None:
             raise StoreError(f"no run {run_id!r} in {self.path}")
         return RunInfo.model_validate_json(row[0])
+
+
+def _compact(findings: Iterable[Finding]) -> tuple[list[str], dict[str, str]]:
+    """Each finding's row without its rule's text, and the texts by key (a hash of the text)."""
+    rows: list[str] = []
+    texts: dict[str, str] = {}
+    for finding in findings:
+        data = finding.model_dump(mode="json")
+        text = json.dumps({k: data.pop(k) for k in _RULE_TEXT_FIELDS}, ensure_ascii=False, sort_keys=True)
+        key = hashlib.sha256(text.encode()).hexdigest()[:32]
+        texts[key] = text
+        rows.append(json.dumps({**data, "rule_text": key}, ensure_ascii=False))
+    return rows, texts
+
+
+def _expand(body: str, texts: Mapping[str, str]) -> Finding:
+    """A finding from its row; a row written before rule texts were shared holds its text itself."""
+    data = json.loads(body)
+    key = data.pop("rule_text", None)
+    if key is not None:
+        if key not in texts:
+            raise StoreError(f"a stored finding refers to rule text {key}, which the store does not hold")
+        data.update(json.loads(texts[key]))
+    return Finding.model_validate(data)
 
 
 def _where(exc: ValidationError) -> str:

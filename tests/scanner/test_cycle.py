@@ -2,6 +2,7 @@
 waiver files, per-owner packs, notification retries and failures, prune."""
 
 import json
+import sqlite3
 import textwrap
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -276,3 +277,22 @@ def test_prune_keeps_the_baselines_of_kept_runs_and_reclaims_space(tmp_path: Pat
     assert result.bytes_after < result.bytes_before
     assert [r.id for r in store.runs()] == ["run-15", "run-08"]
     assert (tmp_path / "runs.db").stat().st_size == result.bytes_after
+
+
+def test_findings_share_their_rules_text_and_load_back_unchanged(tmp_path: Path) -> None:
+    store = Store(tmp_path / "runs.db")
+    findings = [
+        factories.finding(host=f"127.0.17.{i}", status=s) for i in range(1, 40) for s in ("fail", "waived")
+    ]
+    info = run_info(1)
+    store.create_run(info, [], [])
+    store.finish_run(info.id, "complete", info.started, findings)
+    assert store.load(info.id).findings == tuple(findings)
+    with sqlite3.connect(tmp_path / "runs.db") as db:
+        (texts,) = db.execute("SELECT COUNT(*) FROM rule_texts").fetchone()
+        (body,) = db.execute("SELECT body FROM findings LIMIT 1").fetchone()
+        assert texts == 1
+        assert "remediation" not in body
+        # A row written before the texts were shared holds its text itself, and still loads.
+        db.execute("UPDATE findings SET body = ? WHERE seq = 0", (findings[0].model_dump_json(),))
+    assert store.load(info.id).findings == tuple(findings)
