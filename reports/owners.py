@@ -108,10 +108,9 @@ def write_owner_packs(
     taken: set[str] = {INDEX_HTML, INDEX_JSON}
     for owner in owners_of(report):
         directory = _unique(slug(owner), taken)
-        pack = owner_report(report, owner)
-        before = _owner_previous(previous, owner)
-        files += write_bundle(pack, formats, out_dir / directory, lang, sign_key=sign_key, previous=before)
-        entries.append(_entry(pack, owner, directory))
+        pack_dir = out_dir / directory
+        files += write_one_pack(report, owner, formats, pack_dir, lang, sign_key=sign_key, previous=previous)
+        entries.append(_entry(owner_report(report, owner), owner, directory))
     index = PackIndex(run_id=report.run.id, province=report.run.province, packs=tuple(entries))
     (out_dir / INDEX_JSON).write_text(index.model_dump_json(indent=2) + "\n", encoding="utf-8")
     (out_dir / INDEX_HTML).write_bytes(render_index(index, lang))

@@ -384,14 +384,15 @@ def _write_reports(store: Store, report: Report, out: Path | None, output: Repor
     previous = build_report(store.load(previous_id)) if previous_id else None
     out_dir = out or (_config().report_dir or Path("attt-reports")) / report.run.id
     index = None
-    options = {"sign_key": output.sign_key, "previous": previous}
+    formats, lang, key = output.formats, output.lang, output.sign_key
     try:
         if output.owner is not None:
-            write_one_pack(report, output.owner, output.formats, out_dir, output.lang, **options)  # type: ignore[arg-type]
+            write_one_pack(report, output.owner, formats, out_dir, lang, sign_key=key, previous=previous)
         elif output.per_owner:
-            index = write_owner_packs(report, output.formats, out_dir, output.lang, **options).index  # type: ignore[arg-type]
+            packs = write_owner_packs(report, formats, out_dir, lang, sign_key=key, previous=previous)
+            index = packs.index
         else:
-            write_bundle(report, output.formats, out_dir, output.lang, **options)  # type: ignore[arg-type]
+            write_bundle(report, formats, out_dir, lang, sign_key=key, previous=previous)
     except OSError as exc:
         raise AtttError(
             f"cannot write the report to {out_dir}: {exc.strerror or exc}; the run is stored,"

@@ -1,7 +1,6 @@
 """A real SMTP server (aiosmtpd: STARTTLS or implicit TLS, with login) and a real HTTP receiver
 for the department's webhook, both on 127.0.17.0/24, the weekly-cycle tests' range."""
 
-import datetime as dt
 import ipaddress
 import json
 import ssl
@@ -18,9 +17,9 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from tests.servers.hostile import _certificate
 
 MAIL_HOST = "127.0.17.50"
 HOOK_HOST = "127.0.17.51"
@@ -28,30 +27,9 @@ SMTP_USER, SMTP_PASSWORD = "attt@sokhcn.example.vn", "mat-khau-thu"
 
 
 def self_signed(directory: Path, address: str) -> tuple[Path, Path]:
-    """A certificate for `address` (as an IP SAN) and its key; the certificate is its own trust anchor."""
-    key = ec.generate_private_key(ec.SECP256R1())
+    """A certificate for `address` (an IP SAN) and its key; the certificate is its own trust anchor."""
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "attt test mail")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(address))]), False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "mail.crt", directory / "mail.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return cert_path, key_path
+    return _certificate(directory, "mail", name, [x509.IPAddress(ipaddress.ip_address(address))])
 
 
 @dataclass
