@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Final
 
 from attt.reports.base import Lang
-from attt.reports.bundle import write_bundle
+from attt.reports.bundle import RENDERERS, write_bundle
 from attt.reports.html import _ENV, _asset
 from attt.reports.manifest import SIGNATURE, load_signing_key, write_manifest
 from attt.scanner.errors import ConfigError
@@ -114,7 +114,9 @@ def write_owner_packs(
     index = PackIndex(run_id=report.run.id, province=report.run.province, packs=tuple(entries))
     (out_dir / INDEX_JSON).write_text(index.model_dump_json(indent=2) + "\n", encoding="utf-8")
     (out_dir / INDEX_HTML).write_bytes(render_index(index, lang))
-    (out_dir / SIGNATURE).unlink(missing_ok=True)
+    # A whole-run bundle written here before would be files the new manifest does not list.
+    for stale in (SIGNATURE, *(r.filename for r in RENDERERS.values())):
+        (out_dir / stale).unlink(missing_ok=True)
     files += [out_dir / INDEX_JSON, out_dir / INDEX_HTML]
     written = write_manifest(report, files, out_dir, key)
     return OwnerPacks(out_dir, index, files + written)

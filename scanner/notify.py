@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import formataddr, make_msgid
+from functools import partial
 from pathlib import Path
 
 from attt.scanner.config import EmailSettings, NotifySettings, WebhookSettings, read_secret
@@ -90,27 +91,45 @@ def notify(
     done = {(n.channel, n.recipient) for n in store.notifications(report.run.id) if n.status == "sent"}
     records: list[NotificationRecord] = []
 
-    def attempt(channel: str, recipient: str, send: Callable[[], None]) -> None:
+    def attempt(channel: str, recipient: str, send: Callable[[], None], secret: _Secret) -> None:
         if (channel, recipient) in done:
             return
-        record = _with_retries(channel, recipient, send, settings, sleep)
+        if isinstance(secret, ConfigError):  # not worth retrying: recorded at once, for `attt history`
+            record = NotificationRecord(channel, recipient, "failed", 0, str(secret), datetime.now(UTC))
+        else:
+            record = _with_retries(channel, recipient, send, settings, sleep)
         store.record_notification(report.run.id, record)
         records.append(record)
 
     if settings.email is not None:
         email = settings.email
-        password = read_secret(email.password_env, email.password_file, "mail password")
+        password = _secret(email.password_env, email.password_file, "mail password")
         for entry in index.packs:
             if entry.contact is None or entry.contact.email is None:
                 continue
             message = owner_email(report, entry, packs_dir / entry.directory, changes, email.sender)
-            attempt("email", entry.contact.email, lambda m=message: send_email(email, password, m))  # type: ignore[misc]
+            send = partial(
+                send_email, email, None if isinstance(password, ConfigError) else password, message
+            )
+            attempt("email", entry.contact.email, send, password)
     if settings.webhook is not None:
         hook = settings.webhook
-        token = read_secret(hook.token_env, hook.token_file, "webhook token")
+        token = _secret(hook.token_env, hook.token_file, "webhook token")
         body = webhook_body(report, index, changes)
-        attempt("webhook", hook.url, lambda: post_webhook(hook, token, body))
+        send = partial(post_webhook, hook, None if isinstance(token, ConfigError) else token, body)
+        attempt("webhook", hook.url, send, token)
     return records
+
+
+_Secret = str | None | ConfigError
+"""A secret, none configured, or why it could not be read."""
+
+
+def _secret(env: str | None, file: Path | None, what: str) -> _Secret:
+    try:
+        return read_secret(env, file, what)
+    except ConfigError as exc:
+        return exc
 
 
 def _with_retries(

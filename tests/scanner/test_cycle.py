@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
+from attt.reports.manifest import verify_bundle
 from attt.reports.owners import owner_report, write_one_pack, write_owner_packs
 from attt.scanner.cli import main
 from attt.scanner.config import EmailSettings, NotifySettings, WebhookSettings, load_config
@@ -120,8 +123,10 @@ def test_password_file_readable_by_others_is_refused(tmp_path: Path) -> None:
     store = Store(tmp_path / "runs.db")
     report = factories.report()
     index = write_owner_packs(report, ["json"], tmp_path / "out", "vi").index
-    with pytest.raises(ConfigError, match="group or others"):
-        notify(store, report, tmp_path / "out", index, changes_since(report, None), settings)
+    (record,) = notify(store, report, tmp_path / "out", index, changes_since(report, None), settings)
+    assert (record.status, record.attempts) == ("failed", 0)
+    assert "mail password file is accessible to group or others" in record.detail
+    assert "pw" not in record.detail
 
 
 def test_config_gives_the_command_line_its_defaults(tmp_path: Path) -> None:
@@ -296,3 +301,20 @@ def test_findings_share_their_rules_text_and_load_back_unchanged(tmp_path: Path)
         # A row written before the texts were shared holds its text itself, and still loads.
         db.execute("UPDATE findings SET body = ? WHERE seq = 0", (findings[0].model_dump_json(),))
     assert store.load(info.id).findings == tuple(findings)
+
+
+def test_every_pack_and_the_index_carry_their_own_signed_manifest(tmp_path: Path) -> None:
+    key = Ed25519PrivateKey.generate()
+    (tmp_path / "sign.key").write_bytes(key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
+    (tmp_path / "sign.pub").write_bytes(
+        key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+    )
+    out = tmp_path / "out"
+    packs = write_owner_packs(two_owner_report(), ["json", "html"], out, "vi", sign_key=tmp_path / "sign.key")
+    for entry in packs.index.packs:
+        assert verify_bundle(out / entry.directory, tmp_path / "sign.pub").ok
+    assert verify_bundle(out, tmp_path / "sign.pub").ok
+    page = (out / "index.html").read_text()
+    assert "Chị A &lt;a@a.example.vn&gt;" in page
+    (out / packs.index.packs[1].directory / "report.json").write_text("{}")
+    assert not verify_bundle(out, tmp_path / "sign.pub").ok

@@ -196,6 +196,8 @@ def test_a_month_of_weekly_scans(
             assert all(name.startswith(f"{owner_dir(home, run_id, owner)}/") for name in files)
             assert {n.split("/", 1)[1] for n in files} == {"manifest.json", "report.html", "report.json"}
         texts = {owner: body(week_mail[address]) for owner, address in EMAILS.items()}
+        for address, message in week_mail.items():  # kept beside the reports, for a person to read
+            (home / f"week{week}-{address}.eml").write_bytes(message.as_bytes())
         if week == 2:
             assert "Lỗi mới / New failures: 1" in texts[C]
             assert "MONTH-TELNET cong-thong-tin-phuong-bac-hong 127.0.17.3:" in texts[C], texts[C]
