@@ -11,6 +11,7 @@ from attt.reports.json import JsonRenderer
 from attt.reports.junit import JunitRenderer
 from attt.reports.manifest import SIGNATURE, load_signing_key, write_manifest
 from attt.reports.sarif import SarifRenderer
+from attt.scanner.changes import Comparison
 from attt.scanner.errors import ConfigError
 from attt.scanner.models.report import Report
 
@@ -26,18 +27,19 @@ def write_bundle(
     lang: Lang,
     *,
     sign_key: Path | None = None,
-    previous: Report | None = None,
+    baseline: Comparison | None = None,
 ) -> list[Path]:
     """Render each format into `out_dir`, then `manifest.json` (and `manifest.sig` with a key).
 
-    `previous`, the last run of the same inventory, adds "change since the previous run" to the
-    HTML. Report files of formats not asked for this time, and a signature left by an earlier bundle,
-    are removed: the directory then holds exactly what the new manifest lists.
+    `baseline`, the comparable earlier run (or why there is none), adds "change since the
+    previous run" to the HTML. Report files of formats not asked for this time, and a signature
+    left by an earlier bundle, are removed: the directory then holds exactly what the new
+    manifest lists.
     """
     unknown = sorted(set(formats) - RENDERERS.keys())
     if unknown:
         raise ConfigError(f"--format: unknown format {', '.join(unknown)} (known: {', '.join(RENDERERS)})")
-    renderers = RENDERERS if previous is None else RENDERERS | {"html": HtmlRenderer(previous)}
+    renderers = RENDERERS if baseline is None else RENDERERS | {"html": HtmlRenderer(baseline)}
     chosen = [renderers[name] for name in dict.fromkeys(formats)]
     # Load the key and render everything before writing anything: a failure leaves the directory as it was.
     key = None if sign_key is None else load_signing_key(sign_key)

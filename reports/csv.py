@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import ClassVar, Final
 
 from attt.reports._i18n import strings
+from attt.reports._reference import reference_text
 from attt.reports._text import spreadsheet_cell
 from attt.reports.base import Lang
 from attt.scanner.models.finding import Finding
@@ -45,11 +46,7 @@ COLUMNS: Final[tuple[_Column, ...]] = (
     ("remediation", lambda f, s, lang: f.remediation.get(lang)),
     (
         "references",
-        lambda f, s, lang: "; ".join(
-            f"{r.standard} {r.clause or ''}".strip()
-            + ("" if r.confidence == "verified" else f" ({r.confidence})")
-            for r in f.references
-        ),
+        lambda f, s, lang: "; ".join(reference_text(r, lang) for r in f.references),
     ),
     ("waiver", lambda f, s, lang: "" if f.waiver is None else f.waiver.reason),
     ("approved_by", lambda f, s, lang: "" if f.waiver is None else f.waiver.approved_by),
@@ -58,6 +55,8 @@ COLUMNS: Final[tuple[_Column, ...]] = (
     ("check", lambda f, s, lang: f.check),
     ("control", lambda f, s, lang: f.control),
     ("policy", lambda f, s, lang: f.policy),
+    # A probe error or a probe that never ran is one row naming the rules it kept from a verdict.
+    ("blocked", lambda f, s, lang: " ".join(f.blocked)),
 )
 """Each column: its interface-string key (the header, in the report's language) and its value."""
 

@@ -21,8 +21,10 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from markupsafe import Markup
 
 from attt.reports._i18n import strings
+from attt.reports._reference import reference_text
 from attt.reports._text import as_text, clean
 from attt.reports.base import Lang
+from attt.scanner.changes import Comparison, compare
 from attt.scanner.models.base import Severity
 from attt.scanner.models.finding import Finding, FindingStatus
 from attt.scanner.models.observation import Observation
@@ -73,8 +75,8 @@ class CountsView:
 
 @dataclass(frozen=True, slots=True)
 class ReferenceView:
-    standard: str
-    clause: str | None
+    text: str
+    """`reference_text`: standard, clause and confidence, the way every format cites them."""
     confidence: str
     url: str | None
 
@@ -184,9 +186,13 @@ class ChangeView:
 
 @dataclass(frozen=True, slots=True)
 class ChangesView:
-    previous_run: str
+    previous_run: str | None
+    """None when no earlier run is comparable; `reason` says why."""
+    reason: str
+    """Why this run was chosen as the baseline (or why there is none)."""
     new: tuple[ChangeView, ...]
     fixed: tuple[ChangeView, ...]
+    not_rechecked: tuple[ChangeView, ...]
     still: int
 
 
@@ -227,14 +233,15 @@ class ReportView:
     evaluation_errors: tuple[FindingView, ...]
     waivers: tuple[WaiverView, ...]
     changes: ChangesView | None
+    score_formula: str
     observations: tuple[ObservationView, ...]
     systems: tuple[tuple[str, str], ...]
     """(id, name) of every system, for the filter."""
     finding_count: int
 
 
-def build_view(report: Report, lang: Lang, previous: Report | None = None) -> ReportView:
-    """Everything the templates show, cleaned and ordered; `previous` adds the change section."""
+def build_view(report: Report, lang: Lang, baseline: Comparison | None = None) -> ReportView:
+    """Everything the templates show, cleaned and ordered; `baseline` adds the change section."""
     t = strings(lang)
     # A finding of a system the report does not register still shows, under an unknown owner:
     # nothing is dropped from the report for lack of metadata.
@@ -303,6 +310,9 @@ def build_view(report: Report, lang: Lang, previous: Report | None = None) -> Re
         for name in owner_names
     )
     overall = _counts_view(report.summary.overall, lang, t)
+    entries_of_probes = {
+        (f.check, f.system, f.host, f.port) for f in report.findings if f.kind == "probe_error"
+    }
     peak = max(report.summary.overall.by_severity.values(), default=0)
     return ReportView(
         lang=lang,
@@ -320,7 +330,8 @@ def build_view(report: Report, lang: Lang, previous: Report | None = None) -> Re
                 system=o.system, host=clean(o.host), port=o.port, check=o.check, error=clean(o.error or "")
             )
             for o in sorted(report.observations, key=_observation_key)
-            if o.status == "error"
+            # A failed probe that blocked rules is listed once, with them, among the findings.
+            if o.status == "error" and (o.check, o.system, o.host, o.port) not in entries_of_probes
         ),
         evaluation_errors=tuple(sorted((fv for fv in findings if fv.status == "error"), key=_finding_place)),
         waivers=tuple(
@@ -329,7 +340,8 @@ def build_view(report: Report, lang: Lang, previous: Report | None = None) -> Re
                 key=lambda w: (w.expired, w.system, w.host, w.rule_id, w.port or 0),
             )
         ),
-        changes=None if previous is None else _changes(report, previous, lang),
+        changes=None if baseline is None else _changes(report, baseline, lang),
+        score_formula=clean(report.summary.score_formula.get(lang)),
         observations=tuple(_observation_view(o) for o in sorted(report.observations, key=_observation_key)),
         systems=tuple((s.id, s.name) for o in owners for s in o.systems),
         finding_count=len(findings),
@@ -341,7 +353,9 @@ def _contact(contact: Contact) -> str:
 
 
 def _counts_view(counts: Counts, lang: Lang, t: Mapping[str, str]) -> CountsView:
-    if counts.score is None:
+    if counts.not_probed:
+        score = t["score_not_finished"]
+    elif counts.score is None:
         score = t["score_none"]
     else:
         score = f"{counts.score * 100:.1f} %"
@@ -380,7 +394,7 @@ def _finding_view(f: Finding, owner_index: int, lang: Lang, t: Mapping[str, str]
         message=clean(f.message.get(lang)),
         evidence=tuple(rows),
         remediation=_clean_policy_text(f.remediation.get(lang)),
-        references=tuple(_reference_view(r) for r in f.references),
+        references=tuple(_reference_view(r, lang) for r in f.references),
         waiver=None
         if f.waiver is None
         else WaiverView(
@@ -402,10 +416,9 @@ _clean_policy_text = lru_cache(maxsize=4096)(clean)
 
 
 @lru_cache(maxsize=4096)
-def _reference_view(r: Reference) -> ReferenceView:
+def _reference_view(r: Reference, lang: Lang) -> ReferenceView:
     return ReferenceView(
-        standard=clean(r.standard),
-        clause=None if r.clause is None else clean(r.clause),
+        text=clean(reference_text(r, lang)),
         confidence=r.confidence,
         url=r.url if r.url and r.url.startswith(("https://", "http://")) else None,
     )
@@ -484,16 +497,7 @@ def _cover_view(report: Report) -> CoverView:
     )
 
 
-_Key = tuple[str, str, str, int | None]
-
-
-def _failing(report: Report) -> dict[_Key, Finding]:
-    return {(f.rule_id, f.system, f.host, f.port): f for f in report.findings if f.status == "fail"}
-
-
-def _changes(report: Report, previous: Report, lang: Lang) -> ChangesView:
-    now, before = _failing(report), _failing(previous)
-
+def _changes(report: Report, baseline: Comparison, lang: Lang) -> ChangesView:
     def view(f: Finding) -> ChangeView:
         return ChangeView(
             rule_id=f.rule_id,
@@ -504,28 +508,30 @@ def _changes(report: Report, previous: Report, lang: Lang) -> ChangesView:
             port=f.port,
         )
 
+    reason = clean(baseline.reason.get(lang))
+    if baseline.previous is None:
+        return ChangesView(None, reason, (), (), (), 0)
+    changes = compare(baseline.previous.findings, report.findings)
     return ChangesView(
-        previous_run=clean(previous.run.id),
-        new=tuple(view(now[k]) for k in sorted(now.keys() - before.keys(), key=_sortable)),
-        fixed=tuple(view(before[k]) for k in sorted(before.keys() - now.keys(), key=_sortable)),
-        still=len(now.keys() & before.keys()),
+        previous_run=clean(baseline.previous.run.id),
+        reason=reason,
+        new=tuple(view(f) for f in changes.new),
+        fixed=tuple(view(f) for f in changes.fixed),
+        not_rechecked=tuple(view(f) for f in changes.not_rechecked),
+        still=len(changes.still),
     )
-
-
-def _sortable(key: _Key) -> tuple[str, str, str, int]:
-    return (key[1], key[2], key[0], key[3] or 0)
 
 
 class HtmlRenderer:
     format: ClassVar[str] = "html"
     filename: ClassVar[str] = "report.html"
 
-    def __init__(self, previous: Report | None = None) -> None:
-        self.previous = previous
-        """The previous run of the same inventory, for the change section."""
+    def __init__(self, baseline: Comparison | None = None) -> None:
+        self.baseline = baseline
+        """The run to compare with (or why there is none), for the change section."""
 
     def render(self, report: Report, lang: Lang) -> bytes:
-        return render_html(build_view(report, lang, self.previous))
+        return render_html(build_view(report, lang, self.baseline))
 
 
 def render_html(view: ReportView) -> bytes:

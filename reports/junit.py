@@ -10,6 +10,7 @@ from typing import ClassVar
 from xml.etree import ElementTree as ET
 
 from attt.reports._i18n import strings
+from attt.reports._reference import reference_text
 from attt.reports._text import as_text, clean, clean_line
 from attt.reports.base import Lang
 from attt.scanner.models.finding import Finding
@@ -90,9 +91,5 @@ def _details(f: Finding, lang: Lang) -> str:
     lines = [clean(f.message.get(lang))]
     lines.extend(f"{t.get(key, clean_line(key))}: {as_text(value)}" for key, value in f.evidence.items())
     lines.append(f"{t['remediation']}: {clean(f.remediation.get(lang))}")
-    lines.extend(
-        f"{t['references']}: {clean(r.standard)} {clean(r.clause or '')}"
-        + ("" if r.confidence == "verified" else f" ({t[r.confidence]})")
-        for r in f.references
-    )
+    lines.extend(f"{t['references']}: {clean(reference_text(r, lang))}" for r in f.references)
     return "\n".join(lines)

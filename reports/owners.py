@@ -17,6 +17,7 @@ from attt.reports.base import Lang
 from attt.reports.bundle import RENDERERS, write_bundle
 from attt.reports.html import _ENV, _asset
 from attt.reports.manifest import SIGNATURE, load_signing_key, write_manifest
+from attt.scanner.changes import Comparison, choose_baseline
 from attt.scanner.errors import ConfigError
 from attt.scanner.models.owners import PackEntry, PackIndex
 from attt.scanner.models.report import Report, Summary
@@ -99,7 +100,7 @@ def write_owner_packs(
     lang: Lang,
     *,
     sign_key: Path | None = None,
-    previous: Report | None = None,
+    baseline: Comparison | None = None,
 ) -> OwnerPacks:
     """A pack per owner in `out_dir/<owner-slug>/`, then the index and the manifest over all."""
     key = None if sign_key is None else load_signing_key(sign_key)
@@ -109,7 +110,7 @@ def write_owner_packs(
     for owner in owners_of(report):
         directory = _unique(slug(owner), taken)
         pack_dir = out_dir / directory
-        files += write_one_pack(report, owner, formats, pack_dir, lang, sign_key=sign_key, previous=previous)
+        files += write_one_pack(report, owner, formats, pack_dir, lang, sign_key=sign_key, baseline=baseline)
         entries.append(_entry(owner_report(report, owner), owner, directory))
     index = PackIndex(run_id=report.run.id, province=report.run.province, packs=tuple(entries))
     (out_dir / INDEX_JSON).write_text(index.model_dump_json(indent=2) + "\n", encoding="utf-8")
@@ -130,19 +131,26 @@ def write_one_pack(
     lang: Lang,
     *,
     sign_key: Path | None = None,
-    previous: Report | None = None,
+    baseline: Comparison | None = None,
 ) -> list[Path]:
     """`--owner NAME`: that agency's pack alone, as the bundle in `out_dir`."""
     pack = owner_report(report, owner)
-    before = _owner_previous(previous, owner)
-    return write_bundle(pack, formats, out_dir, lang, sign_key=sign_key, previous=before)
+    return write_bundle(
+        pack, formats, out_dir, lang, sign_key=sign_key, baseline=_owner_baseline(report, baseline, owner)
+    )
 
 
-def _owner_previous(previous: Report | None, owner: str) -> Report | None:
-    """The previous run cut to the same agency, for the pack's change section."""
-    if previous is None or not any(s.owner == owner for s in previous.systems):
-        return None
-    return owner_report(previous, owner)
+def _owner_baseline(current: Report, baseline: Comparison | None, owner: str) -> Comparison | None:
+    """The baseline run cut to the same agency, for the pack's change section."""
+    if baseline is None or baseline.previous is None:
+        return baseline
+    previous = baseline.previous
+    if not any(s.owner == owner for s in previous.systems):
+        return Comparison(None, baseline.reason)
+    # Judged again on the agency's own hosts, so the reason counts nothing of another agency's.
+    mine, before = owner_report(current, owner), owner_report(previous, owner)
+    chosen, reason = choose_baseline(mine.run, mine.targets, [(before.run, before.targets)])
+    return Comparison(before if chosen else None, reason)
 
 
 def _entry(pack: Report, owner: str, directory: str) -> PackEntry:

@@ -18,11 +18,12 @@ from attt.reports.base import Lang
 from attt.reports.bundle import RENDERERS, write_bundle
 from attt.reports.manifest import load_signing_key
 from attt.scanner import pipeline
+from attt.scanner.catalog import check_lines
+from attt.scanner.changes import Comparison, choose_baseline, compare
 from attt.scanner.errors import AtttError
 from attt.scanner.evaluate import exit_code
 from attt.scanner.exitcodes import ExitCode
 from attt.scanner.models.base import Severity
-from attt.scanner.models.finding import Finding
 from attt.scanner.models.report import Report, RunInfo, report_json_schema
 from attt.scanner.models.target import Target
 from attt.scanner.pipeline import (
@@ -39,7 +40,7 @@ from attt.scanner.plugin import Credential
 from attt.scanner.progress import progress_for
 from attt.scanner.registry import Registry
 from attt.scanner.runner import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT
-from attt.scanner.store import Store, db_path_from_url
+from attt.scanner.store import Store, StoredRun, db_path_from_url
 from attt.scanner.terminal import safe
 
 if TYPE_CHECKING:
@@ -320,6 +321,11 @@ def _print_summary(report: Report, out_dir: Path) -> None:
         click.echo(f"{system.id:<24} " + " ".join(f"{c:>6}" for c in (*cells, _score(score))) + f"  {judged}")
     failed = ", ".join(f"{k} {v}" for k, v in overall.by_severity.items() if v) or "none"
     click.echo(f"failed by severity: {failed}; overall score {_score(overall.score)}")
+    if overall.not_probed:
+        click.echo(
+            f"not probed: {overall.not_probed} planned probe(s) never ran; no score for what did not finish"
+        )
+    click.echo(f"score: {report.summary.score_formula.en}")
     for path in sorted(out_dir.iterdir()):
         click.echo(f"report: {path}")
 
@@ -376,23 +382,24 @@ class Written:
 
 def _write_reports(store: Store, report: Report, out: Path | None, output: ReportOutput) -> Written:
     """Write the bundle (or one pack per owner, or one owner's pack), with the change since the
-    previous run of the same inventory, and summarise."""
+    comparable earlier run, and summarise."""
     from attt.reports.owners import write_one_pack, write_owner_packs
 
     # The baseline: the one function that says which earlier run "new since" compares with.
-    previous_id = store.previous_run(report.run)
+    previous_id, reason = choose_baseline(report.run, report.targets, store.earlier_runs(report.run))
     previous = build_report(store.load(previous_id)) if previous_id else None
+    baseline = Comparison(previous, reason)
     out_dir = out or (_config().report_dir or Path("attt-reports")) / report.run.id
     index = None
     formats, lang, key = output.formats, output.lang, output.sign_key
     try:
         if output.owner is not None:
-            write_one_pack(report, output.owner, formats, out_dir, lang, sign_key=key, previous=previous)
+            write_one_pack(report, output.owner, formats, out_dir, lang, sign_key=key, baseline=baseline)
         elif output.per_owner:
-            packs = write_owner_packs(report, formats, out_dir, lang, sign_key=key, previous=previous)
+            packs = write_owner_packs(report, formats, out_dir, lang, sign_key=key, baseline=baseline)
             index = packs.index
         else:
-            write_bundle(report, formats, out_dir, lang, sign_key=key, previous=previous)
+            write_bundle(report, formats, out_dir, lang, sign_key=key, baseline=baseline)
     except OSError as exc:
         raise AtttError(
             f"cannot write the report to {out_dir}: {exc.strerror or exc}; the run is stored,"
@@ -458,21 +465,37 @@ def _trigger(trigger: str) -> str:
 @click.argument("run_b")
 @click.option("--db")
 def diff(run_a: str, run_b: str, db: str | None) -> None:
-    """Findings that are new, fixed and still failing between two runs."""
+    """Rules that are new, fixed, not re-checked and still failing from RUN_A to RUN_B.
+
+    A run is an id, a unique prefix of one, `latest` (the newest run) or `previous` (the run
+    `latest` is compared with: the latest earlier complete run over the same hosts with the same
+    checks). Fixed means the rule passes in RUN_B; one that could not be judged there (error,
+    not probed, endpoint gone) is "not re-checked"."""
     store = _open_store(db)
-    before, after = store.load(run_a), store.load(run_b)
-
-    def failing(findings: Sequence[Finding]) -> set[tuple[str, str, str, str, int | None]]:
-        return {(f.policy, f.rule_id, f.system, f.host, f.port) for f in findings if f.status == "fail"}
-
-    old, new = failing(before.findings), failing(after.findings)
-    sections = [("new", new - old), ("fixed", old - new), ("still failing", new & old)]
+    before, after = _diff_run(store, run_a), _diff_run(store, run_b)
+    changes = compare(before.findings, after.findings)
+    sections = [
+        ("new", changes.new),
+        ("fixed", changes.fixed),
+        ("not re-checked", changes.not_rechecked),
+        ("still failing", changes.still),
+    ]
     click.echo(f"{before.info.id} -> {after.info.id}")
-    for label, keys in sections:
-        click.echo(f"{label}: {len(keys)}")
-        for _policy, rule_id, system, host, port in sorted(keys, key=str):
-            where = f"{host}:{port}" if port is not None else str(host)
-            click.echo(f"  {rule_id:<28} {system} {safe(where)}")
+    for label, findings in sections:
+        click.echo(f"{label}: {len(findings)}")
+        for f in findings:
+            where = f"{f.host}:{f.port}" if f.port is not None else f.host
+            click.echo(f"  {f.rule_id:<28} {f.system} {safe(where)}")
+
+
+def _diff_run(store: Store, ref: str) -> StoredRun:
+    if ref != "previous":
+        return store.load(ref)
+    latest = store.load("latest")
+    previous_id, reason = choose_baseline(latest.info, latest.targets, store.earlier_runs(latest.info))
+    if previous_id is None:
+        raise AtttError(f"no run to call 'previous': {reason.en}")
+    return store.load(previous_id)
 
 
 @main.command()
@@ -551,14 +574,16 @@ def checks() -> None:
 
 
 @checks.command("list")
-def checks_list() -> None:
+@click.option(
+    "--verbose", "-v", is_flag=True, help="Also what each control checks and why, its params and source."
+)
+def checks_list(verbose: bool) -> None:
     """Every registered check and control, and the distribution providing it."""
     registry = _registry()
     for name, registered in sorted(registry.checks.items()):
-        check = registered.check
-        click.echo(f"{name}  (from {registered.distribution}; after: {', '.join(check.after) or '—'})")
-        for control_id, control in sorted(check.controls.items()):
-            click.echo(f"  {control_id:<36} {control.summary}")
+        for line in check_lines(name, registered, verbose):
+            # Plugin text is third-party: printed like any other untrusted string.
+            click.echo(safe(line, 1000))
     for failure in registry.failures:
         click.echo(f"{failure.name}  (from {failure.distribution}) NOT LOADED: {safe(failure.reason)}")
 

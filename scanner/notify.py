@@ -21,6 +21,7 @@ from email.utils import formataddr, make_msgid
 from functools import partial
 from pathlib import Path
 
+from attt.scanner.changes import compare, finding_key
 from attt.scanner.config import EmailSettings, NotifySettings, WebhookSettings, read_secret
 from attt.scanner.errors import ConfigError
 from attt.scanner.models.finding import Finding
@@ -29,13 +30,7 @@ from attt.scanner.models.report import Report
 from attt.scanner.store import NotificationRecord, Store
 from attt.scanner.terminal import safe
 
-FindingKey = tuple[str, str, str, str, int | None]
 Sleep = Callable[[float], None]
-
-
-def finding_key(f: Finding) -> FindingKey:
-    """The identity of a finding across runs, as `attt diff` compares them."""
-    return (f.policy, f.rule_id, f.system, f.host, f.port)
 
 
 @dataclass(frozen=True)
@@ -57,20 +52,25 @@ class Changes:
 
 
 def changes_since(report: Report, previous: Report | None, everything: bool = False) -> Changes:
-    """What is new in `report` against `previous` (the baseline run; None: everything is new)."""
-
-    def of(r: Report | None, status: str) -> dict[FindingKey, Finding]:
-        return {} if r is None else {finding_key(f): f for f in r.findings if f.status == status}
-
-    fails, errors = of(report, "fail"), of(report, "error")
-    old_fails, old_errors = of(previous, "fail"), of(previous, "error")
+    """What is news in `report` against its baseline `previous` (None: there is none), by the
+    one comparison `attt diff` and the HTML use (`compare`): new failures (and failures whose
+    waiver expired since), new errors, fixed. With `everything`, every open failure and error."""
+    before = previous.findings if previous is not None else ()
+    diff = compare(before, report.findings)
+    was_waived = {finding_key(f) for f in before if f.status == "waived"}
+    old_errors = set() if everything else {finding_key(f) for f in before if f.status == "error"}
     if everything:
-        old_fails, old_errors = {}, {}
+        failures = tuple(f for f in report.findings if f.status == "fail")
+    else:
+        expired = (f for f in diff.still if f.status == "fail" and finding_key(f) in was_waived)
+        failures = (*(f for f in diff.new if f.status == "fail"), *expired)
     return Changes(
         baseline=None if previous is None else previous.run.id,
-        new_failures=tuple(f for k, f in fails.items() if k not in old_fails),
-        new_errors=tuple(f for k, f in errors.items() if k not in old_errors),
-        fixed=tuple(f for k, f in of(previous, "fail").items() if k not in fails),
+        new_failures=failures,
+        new_errors=tuple(
+            f for f in report.findings if f.status == "error" and finding_key(f) not in old_errors
+        ),
+        fixed=diff.fixed,
         everything=everything,
     )
 

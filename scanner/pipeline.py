@@ -215,12 +215,14 @@ def run_scan(
     else:
         store.create_run(info, prepared.systems, prepared.targets)
     observations: list[Observation] = [o for seen in prepared.done.values() for o in seen]
+    probed: set[ProbeKey] = set(prepared.done)
     lock = threading.Lock()
 
     def keep(target: Target, check: str, seen: Sequence[Observation]) -> None:
         store.record_probe(info.id, check, target, seen)
         with lock:
             observations.extend(seen)
+            probed.add((check, *target.key))
 
     runner = Runner(registry, keep, progress)
     plan = ScanPlan(
@@ -238,7 +240,9 @@ def run_scan(
     except KeyboardInterrupt:
         interrupted = True
     finished = utcnow()
-    findings = evaluate(prepared.targets, observations, prepared.policies, registry, info.checks, finished)
+    findings = evaluate(
+        prepared.targets, observations, prepared.policies, registry, info.checks, finished, probed
+    )
     info = store.finish_run(info.id, "complete" if complete else "incomplete", finished, findings)
     return info, interrupted
 
@@ -255,7 +259,11 @@ def reevaluate(
     """Judge a stored run's observations again under other policies and waivers, without the network."""
     known = {s.id for s in stored.systems}
     policies = with_waivers(policies_for(stored.systems, refs, registry, mode), waivers, known)
-    findings = evaluate(stored.targets, stored.observations, policies, registry, stored.info.checks, now)
+    # A complete run ran every planned probe (runs stored before probes were recorded too).
+    probed = None if stored.info.status == "complete" else stored.probes
+    findings = evaluate(
+        stored.targets, stored.observations, policies, registry, stored.info.checks, now, probed
+    )
     info = stored.info.model_copy(
         update={"policies": policy_refs(policies), "judged_by": judged_by(stored.systems, policies, mode)}
     )

@@ -10,7 +10,7 @@ import inspect
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
@@ -30,14 +30,23 @@ class NoParams(Frozen):
     """Params model of a control that takes none."""
 
 
-class NoSettings(Frozen):
-    """Settings model of a check that takes none."""
-
-
 class Params(BaseModel):
-    """Base for control params: closed, so a misspelt key in a policy is a load error."""
+    """Base for control params: closed, so a misspelt key in a policy is a load error.
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    A field's docstring (the string right under it) is its description, shown by
+    `attt checks list --verbose`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+
+class Settings(Frozen):
+    """Base for a check's settings model; field docstrings are descriptions, as for `Params`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+
+class NoSettings(Settings):
+    """Settings model of a check that takes none."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +92,25 @@ class Verdict:
 
 
 Judge = Callable[[DataT, ParamsT, Target], Verdict]
+Needs = Callable[[ParamsT, Target], Iterable[str]]
+"""The probe steps whose facts a control reads, for given params and target."""
+
+
+def _needs_nothing(_params: BaseModel, _target: Target) -> Iterable[str]:
+    return ()
+
+
+def incomplete_steps(data: BaseModel) -> tuple[str, ...]:
+    """The probe steps that did not complete, as the check's data model lists them in its
+    `incomplete` field (a data model without one claims every step completed)."""
+    steps = getattr(data, "incomplete", ())
+    return tuple(str(s) for s in steps) if isinstance(steps, tuple | list) else ()
+
+
+def step_error(data: BaseModel, step: str) -> str | None:
+    """Why a step did not complete, when the data model says so in a `step_errors` mapping."""
+    errors = getattr(data, "step_errors", None)
+    return errors.get(step) if isinstance(errors, Mapping) else None
 
 
 @dataclass(frozen=True)
@@ -93,6 +121,12 @@ class Control(Generic[DataT, ParamsT]):
     """Dotted id used by policies, `<check>.<name>`, e.g. `ports.forbidden`."""
     params_model: type[ParamsT]
     judge: Judge[DataT, ParamsT]
+    needs: Needs[ParamsT] = _needs_nothing
+    """The probe steps whose facts the judge reads: when one of them did not complete, the
+    evaluator gives `error` naming it and never calls the judge (a missing fact is no verdict)."""
+
+    def steps_needed(self, params: ParamsT, target: Target) -> tuple[str, ...]:
+        return tuple(self.needs(params, target))
 
     @property
     def doc(self) -> str:
@@ -117,10 +151,12 @@ class Controls(Mapping[str, Control[Any, Any]]):
 
         CONTROLS = Controls("tls")
 
-        @CONTROLS.control("tls.min_version", MinVersionParams)
+        @CONTROLS.control("tls.min_version", MinVersionParams, needs=older_suite_steps)
         def min_version(data: TlsData, params: MinVersionParams, target: Target) -> Verdict:
             \"\"\"No protocol older than the given version is accepted. <why>\"\"\"
 
+    `needs` names the probe steps whose facts the judge reads (a tuple, or a function of the
+    params and target); the data model lists the steps that did not complete in `incomplete`.
     A check class then says `controls = CONTROLS`.
     """
 
@@ -132,8 +168,11 @@ class Controls(Mapping[str, Control[Any, Any]]):
         self,
         control_id: str,
         params: type[ParamsT] = NoParams,  # type: ignore[assignment]
+        *,
+        needs: Iterable[str] | Needs[ParamsT] = (),
     ) -> Callable[[Judge[DataT, ParamsT]], Judge[DataT, ParamsT]]:
-        """Register the decorated judge as control `control_id` with rule params `params`."""
+        """Register the decorated judge as control `control_id` with rule params `params`,
+        reading the facts of the probe steps `needs`."""
         if not control_id.startswith(f"{self._check}."):
             raise ValueError(f"control {control_id} must be named {self._check}.<something>")
         if control_id in self._index:
@@ -142,7 +181,7 @@ class Controls(Mapping[str, Control[Any, Any]]):
         def register(judge: Judge[DataT, ParamsT]) -> Judge[DataT, ParamsT]:
             if not (judge.__doc__ or "").strip():
                 raise ValueError(f"control {control_id}: the judge needs a docstring saying what and why")
-            self._index[control_id] = Control(control_id, params, judge)
+            self._index[control_id] = Control(control_id, params, judge, _as_needs(needs))
             return judge
 
         return register
@@ -155,6 +194,13 @@ class Controls(Mapping[str, Control[Any, Any]]):
 
     def __len__(self) -> int:
         return len(self._index)
+
+
+def _as_needs(needs: Iterable[str] | Needs[ParamsT]) -> Needs[ParamsT]:
+    if callable(needs):
+        return needs
+    fixed = tuple(needs)
+    return lambda _params, _target: fixed
 
 
 @dataclass(frozen=True)
@@ -192,7 +238,8 @@ class ProbeContext(Generic[SettingsT]):
 
 
 class Check(Protocol):
-    """What the registry expects of a check class (instantiated with no arguments)."""
+    """What the registry expects of a check class (instantiated with no arguments). It may also
+    have `describe` (see `Described`) for more text in `attt checks list --verbose`."""
 
     name: ClassVar[str]
     """Equals the entry-point name and, for built-ins, the module name."""
@@ -209,3 +256,16 @@ class Check(Protocol):
     def probe(self, target: Target, ctx: ProbeContext[Any]) -> Iterable[Observation]:
         """Probe one target; return `error` observations rather than raise for target faults."""
         ...
+
+
+@runtime_checkable
+class Described(Protocol):
+    """Optional for a check: more to say in `attt checks list --verbose` than its controls and
+    settings, for example the requests a web check sends. A check has it by defining
+
+        @classmethod
+        def describe(cls) -> Iterable[str]: ...
+
+    Each string is printed as one line under the check's heading."""
+
+    def describe(self) -> Iterable[str]: ...

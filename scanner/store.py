@@ -14,6 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from attt.scanner.changes import choose_baseline
 from attt.scanner.errors import StoreError
 from attt.scanner.models.finding import Finding
 from attt.scanner.models.observation import DATA_MODELS, Observation, ProbeKey
@@ -122,6 +123,8 @@ class StoredRun:
     targets: tuple[Target, ...]
     observations: tuple[Observation, ...]
     findings: tuple[Finding, ...]
+    probes: frozenset[ProbeKey] = frozenset()
+    """(check, system, host) of every probe that ended: a planned probe missing here never ran."""
 
 
 class Store:
@@ -247,6 +250,9 @@ class Store:
                     (run_id,),
                 ).fetchall()
             )
+            probes = self._db.execute(
+                "SELECT check_name, system, host FROM probes WHERE run_id = ?", (run_id,)
+            ).fetchall()
         try:
             return StoredRun(
                 info=RunInfo.model_validate_json(row[0]),
@@ -256,6 +262,7 @@ class Store:
                     Observation.model_validate_json(b, context=self._data_context) for (b,) in observations
                 ),
                 findings=tuple(_expand(b, texts) for (b,) in findings),
+                probes=frozenset((str(c), str(s), str(h)) for c, s, h in probes),
             )
         except ValidationError as exc:
             raise StoreError(
@@ -275,17 +282,17 @@ class Store:
             rows = self._db.execute(query, (*args, limit)).fetchall()
         return [RunInfo.model_validate_json(r[0]) for r in rows]
 
-    def previous_run(self, info: RunInfo) -> str | None:
-        """The latest earlier run over the same inventory, for "what changed since"."""
+    def earlier_runs(self, info: RunInfo, limit: int = 100) -> list[tuple[RunInfo, tuple[Target, ...]]]:
+        """Runs started before `info`, newest first, with the targets each scanned: the
+        candidates for the baseline a report compares itself with."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT id, info FROM runs WHERE started < ? ORDER BY started DESC",
-                (info.started.isoformat(),),
+                "SELECT info, targets FROM runs WHERE started < ? ORDER BY started DESC, id DESC LIMIT ?",
+                (info.started.isoformat(), limit),
             ).fetchall()
-        for run_id, body in rows:
-            if RunInfo.model_validate_json(body).inventory_sha256 == info.inventory_sha256:
-                return str(run_id)
-        return None
+        return [
+            (RunInfo.model_validate_json(body), _targets.validate_json(targets)) for body, targets in rows
+        ]
 
     def notifications(self, run_id: str) -> list[NotificationRecord]:
         with self._lock:
@@ -307,11 +314,19 @@ class Store:
 
     def prune(self, remove: Callable[[Sequence[RunInfo]], set[str]]) -> Pruned:
         """Delete the runs `remove` picks from all runs (newest first), except any run that a kept
-        run uses as its baseline (`previous_run`) and any run still running; then VACUUM."""
-        everything = self.runs(limit=1_000_000_000)
+        run uses as its baseline (`choose_baseline`, as its reports do) and any run still running;
+        then VACUUM."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT info, targets FROM runs ORDER BY started DESC, id DESC"
+            ).fetchall()
+        runs = [(RunInfo.model_validate_json(i), _targets.validate_json(t)) for i, t in rows]
+        everything = [info for info, _ in runs]
         chosen = remove(everything) - {r.id for r in everything if r.status == "running"}
-        kept = [r for r in everything if r.id not in chosen]
-        baselines = {b for r in kept if (b := self.previous_run(r)) is not None}
+        kept = [(info, targets) for info, targets in runs if info.id not in chosen]
+        baselines = {
+            b for info, targets in kept if (b := choose_baseline(info, targets, self.earlier_runs(info))[0])
+        }
         spared = tuple(sorted(chosen & baselines))
         doomed = [r for r in everything if r.id in chosen and r.id not in baselines]
         before = self._size()

@@ -12,6 +12,7 @@ pytest_plugins = [
     "tests.servers.tls",
     "tests.servers.sshd",
     "tests.servers.hostile",
+    "tests.servers.verdicts",
 ]
 
 _LOCAL_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}

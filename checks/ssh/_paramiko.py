@@ -163,7 +163,12 @@ def sshd_effective_config(
     deadline = time.monotonic() + timeout
     with _transport(ip, port, timeout) as transport:
         _authenticate(transport, credential)
-        channel = transport.open_session(timeout=max(0.1, deadline - time.monotonic()))
+        try:
+            channel = transport.open_session(timeout=max(0.1, deadline - time.monotonic()))
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            # A server may log us in and still refuse every session (a jump host, a forced
+            # command, MaxSessions 0): only `sshd -T` is lost, not what was seen before.
+            raise ParamikoProbeError(f"the server refused a session channel ({type(exc).__name__})") from None
         try:
             channel.settimeout(max(0.1, deadline - time.monotonic()))
             channel.exec_command(command)
@@ -175,6 +180,8 @@ def sshd_effective_config(
             status = channel.recv_exit_status() if channel.exit_status_ready() else None
         except TimeoutError:
             raise ParamikoProbeError("sshd -T did not finish in time") from None
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise ParamikoProbeError(f"sshd -T could not be run ({type(exc).__name__})") from None
         finally:
             channel.close()
     if status != 0:

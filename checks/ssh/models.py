@@ -6,8 +6,11 @@ from typing import Annotated
 from pydantic import AfterValidator, Field
 
 from attt.scanner.models.base import Frozen
+from attt.scanner.plugin import Settings
 
 _SAFE_PATH = re.compile(r"^/[A-Za-z0-9_./-]{1,255}$")
+AUTH_STEP = "auth_methods"
+CONFIG_STEP = "sshd_t"
 STRICT_KEX_MARKER = "kex-strict-s-v00@openssh.com"
 EXT_INFO_MARKER = "ext-info-s"
 KEX_MARKERS = frozenset({STRICT_KEX_MARKER, EXT_INFO_MARKER, "ext-info-c", "kex-strict-c-v00@openssh.com"})
@@ -63,6 +66,12 @@ class SshData(Frozen):
     """Why `sshd -T` could not be collected although a credential was given."""
     notes: tuple[str, ...] = ()
     """What the probe could not see (e.g. a host key type paramiko cannot fetch)."""
+    incomplete: tuple[str, ...] = ()
+    """Probe steps that were attempted and did not complete: `auth_methods` (the `none`
+    authentication query), `sshd_t` (the credentialed `sshd -T`). A rule that needs one is
+    `error`; the facts of the other steps stand."""
+    step_errors: dict[str, str] = Field(default_factory=dict)
+    """Why each incomplete step failed."""
 
     @property
     def speaks_ssh2(self) -> bool:
@@ -83,7 +92,7 @@ def _union(first: tuple[str, ...], second: tuple[str, ...] | None) -> tuple[str,
     return first + tuple(x for x in second or () if x not in first)
 
 
-class SshSettings(Frozen):
+class SshSettings(Settings):
     """Per-policy settings of the ssh check."""
 
     probe_user: str = Field(default="attt-probe", pattern=r"^[a-z_][a-z0-9_-]{0,31}$")

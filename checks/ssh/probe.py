@@ -8,7 +8,15 @@ from collections.abc import Iterable
 
 from attt.checks.ports.models import ports_seen
 from attt.checks.ssh import _paramiko
-from attt.checks.ssh.models import EXT_INFO_MARKER, STRICT_KEX_MARKER, HostKey, SshData, SshSettings
+from attt.checks.ssh.models import (
+    AUTH_STEP,
+    CONFIG_STEP,
+    EXT_INFO_MARKER,
+    STRICT_KEX_MARKER,
+    HostKey,
+    SshData,
+    SshSettings,
+)
 from attt.checks.ssh.wire import ServerHello, WireError, read_server_hello
 from attt.scanner.models.observation import Observation, bound_text
 from attt.scanner.models.target import Target
@@ -57,10 +65,13 @@ def probe_endpoint(
     if hello.kexinit is None:
         return Observation.ok(CHECK, target, SshData.model_validate(data), port)
     notes: list[str] = []
-    data.update(_session_facts(target.ip, port, hello, settings, budget, notes))
+    failed: dict[str, str] = {}
+    data.update(_session_facts(target.ip, port, hello, settings, budget, notes, failed))
     if ctx.credential is not None:
-        data.update(_config_facts(target.ip, port, ctx, settings, budget))
+        data.update(_config_facts(target.ip, port, ctx, settings, budget, failed))
     data["notes"] = tuple(bound_text(n, MAX_NOTE) for n in notes)
+    data["incomplete"] = tuple(sorted(failed))
+    data["step_errors"] = failed
     ctx.logger.debug("ssh %s:%d probed (%d notes)", target.ip, port, len(notes))
     return Observation.ok(CHECK, target, SshData.model_validate(data), port)
 
@@ -103,7 +114,13 @@ def _if_different(c2s: tuple[str, ...], s2c: tuple[str, ...]) -> tuple[str, ...]
 
 
 def _session_facts(
-    ip: str, port: int, hello: ServerHello, settings: SshSettings, budget: _Budget, notes: list[str]
+    ip: str,
+    port: int,
+    hello: ServerHello,
+    settings: SshSettings,
+    budget: _Budget,
+    notes: list[str],
+    failed: dict[str, str],
 ) -> dict[str, object]:
     assert hello.kexinit is not None
     fetchable, unfetchable = _paramiko.fetchable_host_key_algorithms(hello.kexinit.host_key_algorithms)
@@ -126,8 +143,10 @@ def _session_facts(
         auth = surface or auth
         if algorithm is not None and all(k.sha256 != fact.sha256 for k in keys):
             keys.append(HostKey(type=fact.type, bits=fact.bits, sha256=fact.sha256))
-    if auth is not None and auth.error is not None:
-        notes.append(auth.error)
+    if auth is None or auth.methods is None:
+        failed[AUTH_STEP] = bound_text(
+            auth.error if auth is not None and auth.error else "no session reached authentication", MAX_NOTE
+        )
     return {
         "host_keys": tuple(keys),
         "auth_methods": auth.methods if auth else None,
@@ -136,15 +155,25 @@ def _session_facts(
 
 
 def _config_facts(
-    ip: str, port: int, ctx: ProbeContext[SshSettings], settings: SshSettings, budget: _Budget
+    ip: str,
+    port: int,
+    ctx: ProbeContext[SshSettings],
+    settings: SshSettings,
+    budget: _Budget,
+    failed: dict[str, str],
 ) -> dict[str, object]:
+    """`sshd -T` over an authenticated session; when it fails, only the rules that read it are lost."""
     assert ctx.credential is not None
     if budget.exhausted:
-        return {"config_error": "probe time budget exhausted before sshd -T"}
-    try:
-        config = _paramiko.sshd_effective_config(
-            ip, port, ctx.credential, budget.next(), settings.sshd_path, settings.sshd_config
-        )
-    except _paramiko.ParamikoProbeError as exc:
-        return {"config_error": bound_text(str(exc), MAX_NOTE)}
-    return {"config": config}
+        why = "probe time budget exhausted before sshd -T"
+    else:
+        try:
+            config = _paramiko.sshd_effective_config(
+                ip, port, ctx.credential, budget.next(), settings.sshd_path, settings.sshd_config
+            )
+        except _paramiko.ParamikoProbeError as exc:
+            why = bound_text(str(exc), MAX_NOTE)
+        else:
+            return {"config": config}
+    failed[CONFIG_STEP] = why
+    return {"config_error": why}

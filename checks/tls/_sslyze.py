@@ -42,6 +42,8 @@ from sslyze.server_setting import ServerNetworkConfiguration, ServerNetworkLocat
 
 from attt.checks.tls import x509 as x509_facts
 from attt.checks.tls.models import (
+    HTTP_STEP,
+    SUITE_STEPS,
     Certificate,
     Hsts,
     KeyExchange,
@@ -49,6 +51,7 @@ from attt.checks.tls.models import (
     StartTls,
     TlsData,
     Vulnerabilities,
+    static_key_suites,
 )
 from attt.scanner.models.observation import bound_text
 
@@ -61,6 +64,12 @@ class Endpoint:
     port: int
     sni: str | None = None
     starttls: StartTls | None = None
+    http: bool = True
+    """Send an HTTP request over TLS (for HSTS); never done over STARTTLS (see `asks_http`)."""
+
+    @property
+    def asks_http(self) -> bool:
+        return self.http and self.starttls is None
 
 
 @dataclass(frozen=True)
@@ -94,12 +103,12 @@ _STARTTLS = {
     "rdp": ProtocolWithOpportunisticTlsEnum.RDP,
 }
 _SUITE_COMMANDS: dict[Protocol, tuple[Any, str]] = {
-    "SSLv2": (ScanCommand.SSL_2_0_CIPHER_SUITES, "ssl_2_0_cipher_suites"),
-    "SSLv3": (ScanCommand.SSL_3_0_CIPHER_SUITES, "ssl_3_0_cipher_suites"),
-    "TLSv1.0": (ScanCommand.TLS_1_0_CIPHER_SUITES, "tls_1_0_cipher_suites"),
-    "TLSv1.1": (ScanCommand.TLS_1_1_CIPHER_SUITES, "tls_1_1_cipher_suites"),
-    "TLSv1.2": (ScanCommand.TLS_1_2_CIPHER_SUITES, "tls_1_2_cipher_suites"),
-    "TLSv1.3": (ScanCommand.TLS_1_3_CIPHER_SUITES, "tls_1_3_cipher_suites"),
+    "SSLv2": (ScanCommand.SSL_2_0_CIPHER_SUITES, SUITE_STEPS["SSLv2"]),
+    "SSLv3": (ScanCommand.SSL_3_0_CIPHER_SUITES, SUITE_STEPS["SSLv3"]),
+    "TLSv1.0": (ScanCommand.TLS_1_0_CIPHER_SUITES, SUITE_STEPS["TLSv1.0"]),
+    "TLSv1.1": (ScanCommand.TLS_1_1_CIPHER_SUITES, SUITE_STEPS["TLSv1.1"]),
+    "TLSv1.2": (ScanCommand.TLS_1_2_CIPHER_SUITES, SUITE_STEPS["TLSv1.2"]),
+    "TLSv1.3": (ScanCommand.TLS_1_3_CIPHER_SUITES, SUITE_STEPS["TLSv1.3"]),
 }
 _COMMON_COMMANDS = frozenset(
     {
@@ -263,7 +272,7 @@ def _request(endpoint: Endpoint, options: ScanOptions, ca_file: Path | None) -> 
         network_max_retries=1,
     )
     commands = set(_COMMON_COMMANDS)
-    if endpoint.starttls is None:
+    if endpoint.asks_http:
         commands.add(ScanCommand.HTTP_HEADERS)
     extra = ScanCommandsExtraArguments(
         certificate_info=CertificateInfoExtraArgument(custom_ca_file=ca_file) if ca_file else None
@@ -302,14 +311,33 @@ def _completed(attempt: Any) -> Any:
     return attempt.result if attempt.status == ScanCommandAttemptStatusEnum.COMPLETED else None
 
 
+def _step_errors(attempts: Any, endpoint: Endpoint) -> dict[str, str]:
+    """Every requested step (scan command) that did not complete, with why; an HTTP request
+    that got no valid answer (refused, too slow, too large, not HTTP) is one of them."""
+    steps = [*(field for _, field in _SUITE_COMMANDS.values()), *_OTHER_FIELDS]
+    if endpoint.asks_http:
+        steps.append(HTTP_STEP)
+    errors: dict[str, str] = {}
+    for name in steps:
+        attempt = getattr(attempts, name)
+        if attempt.status != ScanCommandAttemptStatusEnum.COMPLETED:
+            errors[name] = _trace_text(attempt.error_trace, str(attempt.status.value))
+        elif name == HTTP_STEP and attempt.result.http_error_trace is not None:
+            errors[name] = _trace_text(attempt.result.http_error_trace, "no valid HTTP answer")
+    return errors
+
+
+def _trace_text(trace: TracebackException | None, fallback: str) -> str:
+    if trace is None:
+        return fallback
+    name = trace.exc_type.__name__ if trace.exc_type is not None else "error"
+    detail = "".join(trace.format_exception_only()).strip().splitlines()[-1:]
+    text = detail[0].split(": ", 1)[-1] if detail else ""
+    return bound_text(f"{name}: {text}" if text and text != name else name, MAX_REASON_CHARS)
+
+
 def _tls_data(attempts: Any, endpoint: Endpoint, scanned_at: datetime) -> TlsData:
-    incomplete = tuple(
-        sorted(
-            name
-            for name in (*(field for _, field in _SUITE_COMMANDS.values()), *_OTHER_FIELDS)
-            if getattr(attempts, name).status == ScanCommandAttemptStatusEnum.ERROR
-        )
-    )
+    step_errors = _step_errors(attempts, endpoint)
     suites: dict[Protocol, tuple[str, ...]] = {}
     dh_bits: list[int] = []
     ecdh_bits: list[int] = []
@@ -334,7 +362,7 @@ def _tls_data(attempts: Any, endpoint: Endpoint, scanned_at: datetime) -> TlsDat
         starttls=endpoint.starttls,
         protocols=tuple(suites),
         cipher_suites=suites,
-        forward_secrecy=bool(suites) and all(_ephemeral(p, s) for p, names in suites.items() for s in names),
+        forward_secrecy=bool(suites) and not static_key_suites(suites),
         key_exchange=KeyExchange(
             dh_min_bits=min(dh_bits) if dh_bits else None, ecdh_min_bits=min(ecdh_bits) if ecdh_bits else None
         ),
@@ -344,14 +372,11 @@ def _tls_data(attempts: Any, endpoint: Endpoint, scanned_at: datetime) -> TlsDat
         ocsp_stapling=stapled,
         vulnerabilities=_vulnerabilities(attempts),
         http=http,
+        http_requested=endpoint.asks_http,
         hsts=hsts,
-        incomplete=incomplete,
+        incomplete=tuple(sorted(step_errors)),
+        step_errors=step_errors,
     )
-
-
-def _ephemeral(protocol: Protocol, suite: str) -> bool:
-    # Every TLS 1.3 suite is ephemeral; before it, only (EC)DHE suites are.
-    return protocol == "TLSv1.3" or "_DHE_" in suite or "_ECDHE_" in suite
 
 
 def _groups(result: Any) -> tuple[str, ...] | None:
@@ -387,7 +412,7 @@ def _vulnerabilities(attempts: Any) -> Vulnerabilities:
 
 
 def _http(attempts: Any, endpoint: Endpoint) -> tuple[bool, Hsts | None]:
-    if endpoint.starttls is not None:
+    if not endpoint.asks_http:
         return False, None
     result = _completed(attempts.http_headers)
     if result is None or result.http_error_trace is not None:
@@ -452,7 +477,13 @@ def _trusted(deployment: Any, leaf: x509.Certificate, scanned_at: datetime) -> t
     errors: dict[str, str] = {}
     for path_result in deployment.path_validation_results:
         store = path_result.trust_store
-        outcome = store.verify_certificate_chain(pems, subject, validation_time=scanned_at)
+        try:
+            outcome = store.verify_certificate_chain(pems, subject, validation_time=scanned_at)
+        except ValueError as exc:
+            # The validator cannot parse some part of the chain (a malformed name, say): no
+            # client that validates would accept it either.
+            errors[store.name] = f"the chain cannot be validated: {exc}"
+            continue
         if outcome.was_validation_successful:
             return True, None
         errors[store.name] = str(outcome.validation_error)

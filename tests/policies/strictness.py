@@ -66,6 +66,8 @@ FIELDS: dict[str, Stricter] = {
     "ports.forbidden.services": superset,
     # None there means the system's registered allowed_ports, not "anything": compare lists only.
     "ports.only_allowed.ports": lambda lower, higher: None not in (lower, higher) and subset(lower, higher),
+    # "all" claims every TCP port and needs a full scan to pass; "scanned" speaks of what was scanned.
+    "ports.only_allowed.coverage": ordered("scanned", "all"),
     "tls.protocols_disabled.protocols": superset,
     "tls.min_version.version": ordered(*PROTOCOLS),
     "tls.cipher_suites_forbidden.families": superset,

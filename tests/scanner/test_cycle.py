@@ -121,9 +121,9 @@ def test_password_file_readable_by_others_is_refused(tmp_path: Path) -> None:
         email=EmailSettings(host=MAIL_HOST, sender="a@b.vn", username="u", password_file=secret)
     )
     store = Store(tmp_path / "runs.db")
-    report = factories.report()
+    report = two_owner_report()
     index = write_owner_packs(report, ["json"], tmp_path / "out", "vi").index
-    (record,) = notify(store, report, tmp_path / "out", index, changes_since(report, None), settings)
+    record, _ = notify(store, report, tmp_path / "out", index, changes_since(report, None), settings)
     assert (record.status, record.attempts) == ("failed", 0)
     assert "mail password file is accessible to group or others" in record.detail
     assert "pw" not in record.detail
@@ -272,9 +272,11 @@ def run_info(day: int, inventory: str = "a") -> RunInfo:
 def test_prune_keeps_the_baselines_of_kept_runs_and_reclaims_space(tmp_path: Path) -> None:
     store = Store(tmp_path / "runs.db")
     big: list[Finding] = [factories.finding(host=f"127.0.17.{i}") for i in range(1, 200)]
+    # Two inventories on alternate days: a run's baseline is the last one over the same hosts.
+    hosts = {"a": [factories.target(address="127.0.17.1")], "b": [factories.target(address="127.0.17.2")]}
     for day, inventory in ((1, "a"), (2, "b"), (8, "a"), (9, "b"), (15, "a")):
         info = run_info(day, inventory)
-        store.create_run(info, [], [])
+        store.create_run(info, [], hosts[inventory])
         store.finish_run(info.id, "complete", info.finished or info.started, big)
     result = store.prune(lambda runs: {r.id for r in runs[1:]})
     assert [r.id for r in result.removed] == ["run-09", "run-02", "run-01"]
