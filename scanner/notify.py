@@ -225,7 +225,13 @@ def _owner_text(report: Report, entry: PackEntry, changes: Changes) -> str:
 
 def _line(f: Finding) -> str:
     where = f.host if f.port is None else f"{f.host}:{f.port}"
-    return safe(f"[{f.severity.value}] {f.rule_id} {f.system} {where}: {f.title.vi} / {f.title.en}", 400)
+    expired = ""
+    if f.waiver is not None and f.waiver.expired:
+        day = f.waiver.expires.isoformat()
+        expired = f" (miễn trừ hết hạn {day} / waiver expired {day})"
+    return safe(
+        f"[{f.severity.value}] {f.rule_id} {f.system} {where}: {f.title.vi} / {f.title.en}{expired}", 480
+    )
 
 
 def zip_directory(directory: Path) -> bytes:

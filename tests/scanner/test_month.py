@@ -205,6 +205,7 @@ def test_a_month_of_weekly_scans(
         if week == 3:
             assert "waiver of MONTH-TELNET on mot-cua-xa-thach-ha expired on 2027-03-14" in err
             assert "MONTH-TELNET mot-cua-xa-thach-ha 127.0.17.2:" in texts[B]
+            assert "(miễn trừ hết hạn 2027-03-14 / waiver expired 2027-03-14)" in texts[B]
             assert "Đã khắc phục / Fixed: 1" in texts[C]
         if week == 4:
             # The portal is down: a new error, never a pass, never "fixed".
