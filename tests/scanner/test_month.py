@@ -258,3 +258,40 @@ def test_a_month_of_weekly_scans(
 def owner_dir(home: Path, run_id: str, owner: str) -> str:
     index = json.loads((home / "reports" / run_id / "index.json").read_text())
     return next(str(p["directory"]) for p in index["packs"] if p["owner"] == owner)
+
+
+def test_a_notification_that_fails_changes_nothing_of_the_scan_and_is_in_history(tmp_path: Path) -> None:
+    (tmp_path / "month.yaml").write_text(POLICY)
+    (tmp_path / "inventory.yaml").write_text(
+        textwrap.dedent(f"""\
+            province: Hà Tĩnh
+            scope: [127.0.17.0/24]
+            owners: [{{name: "{B}", contact: {{name: Trần Thị B, email: "{EMAILS[B]}"}}}}]
+            systems:
+              - {{id: {SYSTEMS[B]}, name: Một cửa, owner: "{B}", level: 2,
+                  hosts: [{{address: "{HOSTS[B]}", services: [{{port: 8080}}]}}]}}
+        """)
+    )
+    # Nothing listens on the mail port: every attempt is refused.
+    (tmp_path / "attt.toml").write_text(
+        textwrap.dedent(f"""\
+            inventory = "inventory.yaml"
+            db = "runs.db"
+            report_dir = "reports"
+            policies = ["month.yaml"]
+            [notify]
+            retries = 2
+            backoff_seconds = 0
+            [notify.email]
+            host = "{MAIL_HOST}"
+            port = {SMTP_PORT}
+            sender = "{SMTP_USER}"
+        """)
+    )
+    config = tmp_path / "attt.toml"
+    with tcp_listeners([(HOSTS[B], 8080), (HOSTS[B], 2323)], banner=b"hello\r\n"):
+        code, out, err = attt(config, "scan", "--check", "ports", "--timeout", "20")
+    assert code == 1, out + err  # telnet is open: the scan's verdict, whatever the mail did
+    assert f"notify: email {EMAILS[B]}: FAILED after 2 attempts: ConnectionRefusedError" in out
+    _, out, _ = attt(config, "history")
+    assert f"notify email {EMAILS[B]}: failed, 2 attempt(s) (ConnectionRefusedError" in out
