@@ -88,6 +88,7 @@ class Owner(Frozen):
 
     name: str = Field(min_length=1, max_length=300)
     contact: Contact
+Role = Literal["domain-controller", "file-server", "mail-server", "web-server", "database-server"]
 
 
 class SystemInfo(Frozen):
@@ -100,6 +101,9 @@ class SystemInfo(Frozen):
     tags: tuple[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")], ...] = ()
     allowed_ports: tuple[Port, ...] | None = None
     level_decision: LevelDecision | None = None
+    role: Role | None = None
+    """What the system is for, when some rules must know (a domain controller serves LDAP,
+    Kerberos and SMB by design); rules scope themselves with `applies_to.except_roles`."""
 
 
 class System(SystemInfo):
