@@ -88,6 +88,8 @@ class Owner(Frozen):
 
     name: str = Field(min_length=1, max_length=300)
     contact: Contact
+
+
 Role = Literal["domain-controller", "file-server", "mail-server", "web-server", "database-server"]
 
 
