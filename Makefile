@@ -5,9 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Debian packages the checks and tests drive: nmap (ports), openssh (ssh + test sshd), openssl,
 # gnutls-bin and nginx (TLS test servers), chromium (HTML report tests), strace (the test that
-# audits every connection a scan makes), sudo (the authenticated SSH probe through sudo -n).
-SYSTEM_PACKAGES := nmap openssh-server openssh-client openssl gnutls-bin nginx-light chromium iproute2 strace sudo
-SYSTEM_COMMANDS := nmap sshd ssh-keygen openssl gnutls-serv nginx chromium strace sudo
+# audits every connection a scan makes), sudo (the authenticated SSH probe through sudo -n),
+# vsftpd (FTP servers with and without AUTH TLS for the FTPS tests).
+SYSTEM_PACKAGES := nmap openssh-server openssh-client openssl gnutls-bin nginx-light chromium iproute2 strace sudo vsftpd
+SYSTEM_COMMANDS := nmap sshd ssh-keygen openssl gnutls-serv nginx chromium strace sudo vsftpd
 
 .PHONY: install system-deps demo test test-fast lint bench schema clean
 

@@ -35,31 +35,38 @@ RENDERERS: Final[dict[str, Renderer]] = {
 _BUNDLE_FILES: Final = frozenset({r.filename for r in RENDERERS.values()} | {MANIFEST, SIGNATURE})
 
 
-def default_out_dir(run_id: str) -> Path:
-    """Where a run's bundle goes without `--out`: a directory of its own."""
-    return Path("attt-reports") / run_id
-
-
 def check_report_dir(out_dir: Path) -> None:
     """Refuse (ReportDirError) a report directory that is not a directory or holds anything but
-    an earlier attt bundle: another file, a folder, a symlink."""
+    an earlier attt bundle (or owner packs and their index): another file, a folder, a symlink."""
     if not out_dir.exists() and not out_dir.is_symlink():
         return
     if not out_dir.is_dir():
         raise ReportDirError(f"--out {out_dir} is not a directory")
+    from attt.reports.owners import INDEX_HTML, INDEX_JSON  # owners writes its packs with this module
+
     foreign = sorted(
         entry.name
         for entry in out_dir.iterdir()
         if entry.is_symlink()
-        or not entry.is_file()
-        or (entry.name not in _BUNDLE_FILES and not entry.name.endswith(TMP_SUFFIX))
-    )
+        or (entry.is_dir() and not _holds_only_a_bundle(entry))
+        or (entry.is_file() and entry.name not in {*_BUNDLE_FILES, INDEX_HTML, INDEX_JSON}
+            and not entry.name.endswith(TMP_SUFFIX))
+        or not (entry.is_file() or entry.is_dir())
+    )  # fmt: skip
     if foreign:
         more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
         raise ReportDirError(
             f"--out {out_dir} holds files that are not part of an attt report"
             f" ({', '.join(foreign[:3])}{more}): give a new or empty directory"
         )
+
+
+def _holds_only_a_bundle(directory: Path) -> bool:
+    """An owner's pack directory of an earlier run: bundle files only."""
+    return all(
+        e.is_file() and not e.is_symlink() and (e.name in _BUNDLE_FILES or e.name.endswith(TMP_SUFFIX))
+        for e in directory.iterdir()
+    )
 
 
 def write_bundle(

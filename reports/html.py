@@ -30,6 +30,7 @@ from attt.scanner.models.finding import Finding, FindingStatus
 from attt.scanner.models.observation import Observation
 from attt.scanner.models.policy import Reference
 from attt.scanner.models.report import Counts, Report
+from attt.scanner.models.target import Contact
 from attt.scanner.text import clean
 
 SEVERITIES: Final = tuple(s.value for s in reversed(Severity))
@@ -140,6 +141,10 @@ class SystemView:
     tags: tuple[str, ...]
     counts: CountsView
     hosts: tuple[HostView, ...]
+    level_decision: str | None
+    """The decision approving the level: number and date."""
+    judged_by: str | None
+    """The policy that judged the system (a province overlay names the level policy it lies over)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +153,8 @@ class OwnerView:
     name: str
     counts: CountsView
     systems: tuple[SystemView, ...]
+    contact: str | None
+    """Who receives the agency's pack: name, email, phone."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,6 +272,10 @@ def build_view(report: Report, lang: Lang, baseline: Comparison | None = None) -
     ]
     entries.extend((sid, sid, owner_of[sid], None, ()) for sid in orphans)
     systems_of: dict[str, list[SystemView]] = defaultdict(list)
+    decisions = {
+        s.id: f"{s.level_decision.number}, {s.level_decision.date}" for s in registered if s.level_decision
+    }
+    contacts = {o.name: _contact(o.contact) for o in report.run.owners}
     for system_id, name, owner, level, tags in sorted(entries):
         hosts = tuple(
             replace(
@@ -286,6 +297,10 @@ def build_view(report: Report, lang: Lang, baseline: Comparison | None = None) -
                 tags=tags,
                 counts=_counts_view(counts, lang, t),
                 hosts=hosts,
+                level_decision=clean(decisions[system_id]) if system_id in decisions else None,
+                judged_by=clean(report.run.judged_by[system_id])
+                if system_id in report.run.judged_by
+                else None,
             )
         )
     owners = tuple(
@@ -299,6 +314,7 @@ def build_view(report: Report, lang: Lang, baseline: Comparison | None = None) -
                 t,
             ),
             systems=tuple(systems_of[name]),
+            contact=clean(contacts[name]) if name in contacts else None,
         )
         for name in owner_names
     )
@@ -339,6 +355,10 @@ def build_view(report: Report, lang: Lang, baseline: Comparison | None = None) -
         systems=tuple((s.id, s.name) for o in owners for s in o.systems),
         finding_count=len(findings),
     )
+
+
+def _contact(contact: Contact) -> str:
+    return " · ".join(x for x in (contact.name, contact.email, contact.phone) if x)
 
 
 def _counts_view(counts: Counts, lang: Lang, t: Mapping[str, str]) -> CountsView:

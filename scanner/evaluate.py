@@ -224,7 +224,7 @@ def _finding(
         title=rule.title,
         message=message,
         evidence=evidence,
-        references=rule.references,
+        references=tuple(r for r in rule.references if r.cited_for(target.system.level)),
         remediation=rule.remediation,
     )
 

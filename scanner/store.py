@@ -10,6 +10,8 @@ process neither resumes a run that is still alive nor starts a scan of an invent
 live scan holds (SPEC exit code 4).
 """
 
+import hashlib
+import json
 import os
 import socket
 import sqlite3
@@ -19,10 +21,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Final
+from typing import Final, Literal
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from attt.scanner.changes import choose_baseline
 from attt.scanner.errors import RunBusyError, StoreError, StoreWriteError
 from attt.scanner.models.finding import Finding
 from attt.scanner.models.observation import DATA_MODELS, Observation, ProbeKey
@@ -69,6 +72,24 @@ _MIGRATIONS: Final[tuple[str, ...]] = (
     ALTER TABLE runs ADD COLUMN heartbeat TEXT;
     ALTER TABLE runs ADD COLUMN inventory TEXT;
     """,
+    # 2 -> 3: the weekly cycle's own tables: what was sent about each run, so a run notifies
+    # once; each rule's text stored once and referred to by its findings.
+    """
+    CREATE TABLE IF NOT EXISTS notifications (
+        run_id TEXT NOT NULL REFERENCES runs(id),
+        channel TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        detail TEXT NOT NULL,
+        at TEXT NOT NULL,
+        PRIMARY KEY (run_id, channel, recipient)
+    );
+    CREATE TABLE IF NOT EXISTS rule_texts (
+        key TEXT PRIMARY KEY,
+        body TEXT NOT NULL
+    );
+    """,
 )
 """Each entry migrates from version i + 1 to i + 2; never edit one, only append."""
 SCHEMA_VERSION: Final = 1 + len(_MIGRATIONS)
@@ -80,6 +101,10 @@ LEASE_SECONDS: Final = 60.0
 DEFAULT_BUSY_SECONDS: Final = 30.0
 """How long a write waits for another process's lock before the scan stops writing: long enough
 for `attt history` or a backup copying the file, short enough that a stuck lock is reported."""
+
+_RULE_TEXT_FIELDS = ("title", "remediation", "references")
+"""A finding's copy of its rule's own text: the same in every finding of the rule, so a row keeps
+only a key to one stored copy (three quarters of a finding's bytes)."""
 
 _systems = TypeAdapter(tuple[SystemInfo, ...])
 _targets = TypeAdapter(tuple[Target, ...])
@@ -130,6 +155,26 @@ class Lease:
     @classmethod
     def mine(cls) -> "Lease":
         return cls(os.getpid(), socket.gethostname())
+
+
+@dataclass(frozen=True)
+class NotificationRecord:
+    """One message about one run: sent, or failed after every attempt (and why)."""
+
+    channel: str
+    recipient: str
+    status: Literal["sent", "failed"]
+    attempts: int
+    detail: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Pruned:
+    removed: tuple[RunInfo, ...]
+    kept_as_baseline: tuple[str, ...]
+    bytes_before: int
+    bytes_after: int
 
 
 @dataclass(frozen=True)
@@ -347,9 +392,11 @@ class Store:
                 (status, info.model_dump_json(), run_id),
             )
             db.execute("DELETE FROM findings WHERE run_id = ?", (run_id,))
+            rows, texts = _compact(findings)
+            db.executemany("INSERT OR IGNORE INTO rule_texts (key, body) VALUES (?, ?)", texts.items())
             db.executemany(
                 "INSERT INTO findings (run_id, seq, body) VALUES (?, ?, ?)",
-                ((run_id, i, f.model_dump_json()) for i, f in enumerate(findings)),
+                ((run_id, i, body) for i, body in enumerate(rows)),
             )
         return info
 
@@ -366,6 +413,13 @@ class Store:
             findings = self._db.execute(
                 "SELECT body FROM findings WHERE run_id = ? ORDER BY seq", (run_id,)
             ).fetchall()
+            texts = dict(
+                self._db.execute(
+                    "SELECT key, body FROM rule_texts WHERE key IN (SELECT json_extract(body, '$.rule_text')"
+                    " FROM findings WHERE run_id = ?)",
+                    (run_id,),
+                ).fetchall()
+            )
             probes = self._db.execute(
                 "SELECT check_name, system, host FROM probes WHERE run_id = ?", (run_id,)
             ).fetchall()
@@ -377,7 +431,7 @@ class Store:
                 observations=tuple(
                     Observation.model_validate_json(b, context=self._data_context) for (b,) in observations
                 ),
-                findings=tuple(Finding.model_validate_json(b) for (b,) in findings),
+                findings=tuple(_expand(b, texts) for (b,) in findings),
                 probes=frozenset((str(c), str(s), str(h)) for c, s, h in probes),
             )
         except ValidationError as exc:
@@ -448,6 +502,64 @@ class Store:
             f"run {run_id} in {self.path} cannot be read by this version of attt: "
             f"{exc.error_count()} field(s) do not fit, first at {_where(exc)}"
         )
+
+    def notifications(self, run_id: str) -> list[NotificationRecord]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT channel, recipient, status, attempts, detail, at FROM notifications"
+                " WHERE run_id = ? ORDER BY channel, recipient",
+                (run_id,),
+            ).fetchall()
+        return [NotificationRecord(c, r, s, a, d, datetime.fromisoformat(t)) for c, r, s, a, d, t in rows]
+
+    def record_notification(self, run_id: str, record: NotificationRecord) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO notifications"
+                " (run_id, channel, recipient, status, attempts, detail, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (run_id, record.channel, record.recipient, record.status, record.attempts,
+                 record.detail, record.at.isoformat()),
+            )  # fmt: skip
+
+    def prune(self, remove: Callable[[Sequence[RunInfo]], set[str]]) -> Pruned:
+        """Delete the runs `remove` picks from all runs (newest first), except any run that a kept
+        run uses as its baseline (`choose_baseline`, as its reports do) and any run still running;
+        then VACUUM."""
+        with self._reading():
+            rows = self._db.execute(
+                "SELECT id, info, targets FROM runs ORDER BY started DESC, id DESC"
+            ).fetchall()
+        # A run this version cannot read is never pruned by it (it may be a newer attt's).
+        runs = [
+            (info, _targets.validate_json(t))
+            for run_id, i, t in rows
+            if (info := self._readable_info(run_id, i)) is not None
+        ]
+        everything = [info for info, _ in runs]
+        chosen = remove(everything) - {r.id for r in everything if r.status == "running"}
+        kept = [(info, targets) for info, targets in runs if info.id not in chosen]
+        baselines = {
+            b for info, targets in kept if (b := choose_baseline(info, targets, self.earlier_runs(info))[0])
+        }
+        spared = tuple(sorted(chosen & baselines))
+        doomed = [r for r in everything if r.id in chosen and r.id not in baselines]
+        before = self._size()
+        with self._transaction() as db:
+            for table in ("notifications", "findings", "probes", "observations"):
+                db.executemany(f"DELETE FROM {table} WHERE run_id = ?", ((r.id,) for r in doomed))  # noqa: S608
+            db.executemany("DELETE FROM runs WHERE id = ?", ((r.id,) for r in doomed))
+            db.execute(
+                "DELETE FROM rule_texts WHERE key NOT IN"
+                " (SELECT json_extract(body, '$.rule_text') FROM findings WHERE body LIKE '%rule_text%')"
+            )
+        with self._lock:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._db.execute("VACUUM")
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return Pruned(tuple(doomed), spared, before, self._size())
+
+    def _size(self) -> int:
+        return sum(p.stat().st_size for p in (self.path, Path(f"{self.path}-wal")) if p.exists())
 
     def _resolve(self, run_ref: str) -> str:
         """A full run id, a unique prefix of one, or `latest`."""
@@ -527,6 +639,30 @@ def _live(pid: int | None, host: str | None, heartbeat: str | None) -> bool:
     except PermissionError:
         return True  # it exists, under another user
     return True
+
+
+def _compact(findings: Iterable[Finding]) -> tuple[list[str], dict[str, str]]:
+    """Each finding's row without its rule's text, and the texts by key (a hash of the text)."""
+    rows: list[str] = []
+    texts: dict[str, str] = {}
+    for finding in findings:
+        data = finding.model_dump(mode="json")
+        text = json.dumps({k: data.pop(k) for k in _RULE_TEXT_FIELDS}, ensure_ascii=False, sort_keys=True)
+        key = hashlib.sha256(text.encode()).hexdigest()[:32]
+        texts[key] = text
+        rows.append(json.dumps({**data, "rule_text": key}, ensure_ascii=False))
+    return rows, texts
+
+
+def _expand(body: str, texts: Mapping[str, str]) -> Finding:
+    """A finding from its row; a row written before rule texts were shared holds its text itself."""
+    data = json.loads(body)
+    key = data.pop("rule_text", None)
+    if key is not None:
+        if key not in texts:
+            raise StoreError(f"a stored finding refers to rule text {key}, which the store does not hold")
+        data.update(json.loads(texts[key]))
+    return Finding.model_validate(data)
 
 
 def _where(exc: ValidationError) -> str:

@@ -13,6 +13,7 @@ pytest_plugins = [
     "tests.servers.sshd",
     "tests.servers.hostile",
     "tests.servers.verdicts",
+    "tests.servers.upgrade",
 ]
 
 _LOCAL_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}

@@ -14,6 +14,7 @@ from attt.checks.ssh.models import (
     EXT_INFO_MARKER,
     STRICT_KEX_MARKER,
     HostKey,
+    InstalledPackage,
     SshData,
     SshSettings,
 )
@@ -162,18 +163,31 @@ def _config_facts(
     budget: _Budget,
     failed: dict[str, str],
 ) -> dict[str, object]:
-    """`sshd -T` over an authenticated session; when it fails, only the rules that read it are lost."""
+    """`sshd -T` and the installed openssh-server package, over one authenticated session.
+
+    When `sshd -T` fails only the rules that read it are lost; when the package cannot be read the
+    CVE rule falls back to the banner and says why.
+    """
     assert ctx.credential is not None
     if budget.exhausted:
-        why = "probe time budget exhausted before sshd -T"
-    else:
-        try:
-            config = _paramiko.sshd_effective_config(
-                ip, port, ctx.credential, budget.next(), settings.sshd_path, settings.sshd_config
-            )
-        except _paramiko.ParamikoProbeError as exc:
-            why = bound_text(str(exc), MAX_NOTE)
-        else:
-            return {"config": config}
-    failed[CONFIG_STEP] = why
-    return {"config_error": why}
+        why = "probe time budget exhausted before the authenticated session"
+        failed[CONFIG_STEP] = why
+        return {"config_error": why, "package_error": why}
+    try:
+        facts = _paramiko.authenticated_facts(
+            ip, port, ctx.credential, budget.next(), settings.sshd_path, settings.sshd_config
+        )
+    except _paramiko.ParamikoProbeError as exc:
+        why = bound_text(str(exc), MAX_NOTE)
+        failed[CONFIG_STEP] = why
+        return {"config_error": why, "package_error": why}
+    package = facts.package
+    found: dict[str, object] = {
+        "package": InstalledPackage.model_validate(vars(package)) if package else None,
+        "package_error": bound_text(facts.package_error, MAX_NOTE) if facts.package_error else None,
+    }
+    if facts.config is None:
+        why = bound_text(facts.config_error or "sshd -T gave no output", MAX_NOTE)
+        failed[CONFIG_STEP] = why
+        return {**found, "config_error": why}
+    return {**found, "config": facts.config}

@@ -7,6 +7,7 @@ frozen models, so that nothing else in attt depends on sslyze's classes.
 
 import atexit
 import math
+import re
 import shutil
 import socket
 import ssl
@@ -26,6 +27,7 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.utils import CryptographyDeprecationWarning
+from nassl.ssl_client import ExtendedMasterSecretSupportEnum, SslClient
 
 # sslyze's package root re-exports these implicitly, which strict typing does not accept.
 from sslyze.connection_helpers.opportunistic_tls_helpers import ProtocolWithOpportunisticTlsEnum
@@ -39,6 +41,7 @@ from sslyze.scanner.models import (
 )
 from sslyze.scanner.scan_command_attempt import ScanCommandAttemptStatusEnum
 from sslyze.scanner.scanner import Scanner
+from sslyze.server_connectivity import ServerConnectivityInfo, TlsVersionEnum
 from sslyze.server_setting import ServerNetworkConfiguration, ServerNetworkLocation
 
 from attt.checks.tls import x509 as x509_facts
@@ -150,6 +153,11 @@ _FAILURE_TEXT = {
     "ServerRejectedOpportunisticTlsNegotiation": "the server refused the STARTTLS upgrade",
 }
 MAX_REASON_CHARS = 300
+_REFUSED = "ServerRejectedOpportunisticTlsNegotiation"
+# sslyze's own texts for a server that answered and declined the upgrade (as opposed to one that
+# broke the dialogue): "FTP AUTH TLS was rejected", "IMAP START TLS was rejected", "SMTP STARTTLS
+# rejected: ...", "Server does not support STARTTLS with SMTP".
+_REFUSAL = re.compile(r"(START ?TLS|AUTH TLS)( was)? rejected|does not support STARTTLS")
 _CUSTOM_STORE_NAME = "Supplied CA file"
 """The name sslyze gives the trust store made of the CA file a scan passes it."""
 
@@ -296,13 +304,84 @@ def _request(endpoint: Endpoint, options: ScanOptions, ca_file: Path | None) -> 
 
 def _outcome(result: ServerScanResult, endpoint: Endpoint) -> ScanOutcome:
     if result.scan_status != ServerScanStatusEnum.COMPLETED or result.scan_result is None:
+        if endpoint.starttls is not None and _upgrade_refused(result.connectivity_error_trace):
+            return _plain_service(endpoint, datetime.now(UTC))
         return ScanFailure(_failure_reason(result.connectivity_error_trace))
     try:
-        return _tls_data(result.scan_result, endpoint, datetime.now(UTC))
+        data = _tls_data(result.scan_result, endpoint, datetime.now(UTC))
+        return data.model_copy(update={"vulnerabilities": _ems_on_tls12(data, result)})
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         # A certificate too broken to describe is still a fact about the endpoint, but not one
         # our model can hold: report it rather than pretend the endpoint was judged.
         return ScanFailure(bound_text(f"could not interpret the scan result: {exc}", MAX_REASON_CHARS))
+
+
+def _upgrade_refused(trace: TracebackException | None) -> bool:
+    """The server answered its plain protocol and said no to STARTTLS / AUTH TLS, as opposed to
+    a connection that failed: only sslyze's refusal messages count."""
+    if trace is None or trace.exc_type is None or trace.exc_type.__name__ != _REFUSED:
+        return False
+    return bool(_REFUSAL.search("".join(trace.format_exception_only())))
+
+
+def _plain_service(endpoint: Endpoint, scanned_at: datetime) -> TlsData:
+    """An observed fact: this service speaks only its plain protocol."""
+    return TlsData(
+        scanned_at=scanned_at,
+        sni=endpoint.sni,
+        starttls=endpoint.starttls,
+        starttls_refused=True,
+        protocols=(),
+        cipher_suites={},
+        forward_secrecy=False,
+        groups=None,
+        certificate=None,
+        ocsp_stapling=False,
+        vulnerabilities=Vulnerabilities(**dict.fromkeys(Vulnerabilities.model_fields)),
+        http=False,
+    )
+
+
+def _ems_on_tls12(data: TlsData, result: ServerScanResult) -> Vulnerabilities:
+    """sslyze reports the extended master secret as supported whenever TLS 1.3 is offered; the
+    question only matters for TLS 1.2, so ask it on a TLS 1.2 handshake (None if that fails)."""
+    facts = data.vulnerabilities
+    if "TLSv1.2" not in data.protocols:
+        # Without TLS 1.2 (TLS 1.3 has the extended master secret built in) nothing is exposed;
+        # with only older versions sslyze's own answer stands.
+        only_tls13 = data.protocols == ("TLSv1.3",)
+        return facts.model_copy(update={"extended_master_secret": False}) if only_tls13 else facts
+    if "TLSv1.3" not in data.protocols or result.connectivity_result is None:
+        return facts
+    try:
+        info = ServerConnectivityInfo(
+            server_location=result.server_location,
+            network_configuration=result.network_configuration,
+            tls_probing_result=result.connectivity_result,
+        )
+        connection = info.get_preconfigured_tls_connection(
+            override_tls_version=TlsVersionEnum.TLS_1_2, should_use_legacy_openssl=False
+        )
+        try:
+            connection.connect()
+            client = connection.ssl_client
+            if not isinstance(client, SslClient):
+                return facts.model_copy(update={"extended_master_secret": None})
+            support = client.get_extended_master_secret_support()
+        finally:
+            connection.close()
+    except Exception:  # any failure leaves the fact unobserved, never "not exposed"
+        return facts.model_copy(update={"extended_master_secret": None})
+    if support == ExtendedMasterSecretSupportEnum.USED_IN_CURRENT_SESSION:
+        return facts.model_copy(update={"extended_master_secret": False})
+    if support == ExtendedMasterSecretSupportEnum.NOT_USED_IN_CURRENT_SESSION:
+        return facts.model_copy(update={"extended_master_secret": True})
+    return facts.model_copy(update={"extended_master_secret": None})
+
+
+def lifetime_days(not_before: datetime, not_after: datetime) -> int:
+    """Whole days of validity, rounded down as sslyze and Mozilla's checker count them."""
+    return (not_after - not_before).days
 
 
 def _failure_reason(trace: TracebackException | None) -> str:
@@ -471,7 +550,7 @@ def _certificate(
         hostname=name,
         hostname_matches=x509_facts.hostname_matches(name, leaf),
         expired=not_after < scanned_at,
-        lifetime_days=math.ceil((not_after - not_before).total_seconds() / 86400),
+        lifetime_days=lifetime_days(not_before, not_after),
     )
     return certificate, x509_facts.ocsp_url(leaf), deployment.ocsp_response is not None
 

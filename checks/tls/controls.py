@@ -17,6 +17,7 @@ from attt.checks.tls.models import (
     VULNERABILITY_STEPS,
     Certificate,
     Protocol,
+    StartTls,
     TlsData,
     VulnerabilityName,
     static_key_suites,
@@ -53,7 +54,20 @@ def _accepted(data: TlsData) -> list[tuple[Protocol, str]]:
     return [(protocol, suite) for protocol, suites in data.cipher_suites.items() for suite in suites]
 
 
+def _plain_only(data: TlsData) -> Verdict | None:
+    """A service that refused the TLS upgrade has no TLS to judge; `tls.starttls_offered` is
+    the rule that fails it."""
+    if not data.starttls_refused:
+        return None
+    return Verdict.not_applicable(
+        "the service refused the upgrade to TLS, so it has no TLS configuration to judge",
+        vi="dịch vụ từ chối nâng cấp lên TLS nên không có cấu hình TLS để đánh giá",
+    )
+
+
 def _no_protocols(data: TlsData) -> Verdict | None:
+    if (plain := _plain_only(data)) is not None:
+        return plain
     if data.protocols:
         return None
     return Verdict.cannot_judge(
@@ -65,6 +79,8 @@ def _no_protocols(data: TlsData) -> Verdict | None:
 
 
 def _certificate(data: TlsData) -> Certificate | Verdict:
+    if (plain := _plain_only(data)) is not None:
+        return plain
     if data.certificate is None:
         return Verdict.cannot_judge("no certificate seen", vi="không nhận được chứng chỉ nào")
     return data.certificate
@@ -297,6 +313,104 @@ def _mozilla_profile(data: TlsData, params: MozillaParams, target: Target) -> Ve
             vi=f"{len(deviations)} điểm sai lệch so với {name}",
         )
     return Verdict.passed(f"the endpoint conforms to {name}", expected=name, vi=f"máy chủ tuân thủ {name}")
+
+
+# --- tls.key_exchange_min_bits ---------------------------------------------------------
+
+
+class KeyExchangeParams(Params):
+    dh_min_bits: int = Field(default=2048, ge=512)
+    """Smallest finite-field (DHE) key accepted, in bits."""
+    ecdh_min_bits: int = Field(default=256, ge=160)
+    """Smallest elliptic-curve (ECDHE) key accepted, in bits (X25519 counts as 256)."""
+
+
+@CONTROLS.control("tls.key_exchange_min_bits", KeyExchangeParams)
+def _key_exchange_min_bits(data: TlsData, params: KeyExchangeParams, target: Target) -> Verdict:
+    """Every ephemeral (EC)DH key the server chose is long enough.
+
+    Finite-field DH under 2048 bits falls to precomputation (Logjam, CVE-2015-4000) and Mozilla's
+    intermediate profile asks for 2048; ECDH keys under 256 bits are below every profile's curve.
+    A DHE suite accepted without its key size observed is an error, never a pass.
+    """
+    if (missing := _no_protocols(data)) is not None:
+        return missing
+    kex = data.key_exchange
+    observed = {"dh_min_bits": kex.dh_min_bits, "ecdh_min_bits": kex.ecdh_min_bits}
+    expected = {"dh_min_bits": params.dh_min_bits, "ecdh_min_bits": params.ecdh_min_bits}
+    small = [
+        text
+        for text, bits, floor in (
+            ("DH", kex.dh_min_bits, params.dh_min_bits),
+            ("ECDH", kex.ecdh_min_bits, params.ecdh_min_bits),
+        )
+        if bits is not None and bits < floor
+    ]
+    if small:
+        listed = ", ".join(f"{name} {observed[f'{name.lower()}_min_bits']}" for name in small)
+        return Verdict.failed(
+            f"ephemeral keys below the minimum: {listed} bits",
+            observed,
+            expected,
+            vi=f"khóa trao đổi tạm thời ngắn hơn mức tối thiểu: {listed} bit",
+        )
+    dhe = any(_is_dhe(suite) for _, suite in _accepted(data))
+    if dhe and kex.dh_min_bits is None:
+        # A DHE suite was accepted but its key size never came back: not a fact to pass on.
+        return Verdict.cannot_judge(
+            "a DHE suite is accepted but the size of its key was not observed",
+            observed,
+            expected,
+            vi="máy chủ chấp nhận bộ mã hóa DHE nhưng không quan sát được độ dài khóa",
+        )
+    return Verdict.passed(
+        "every ephemeral key the server chose is long enough",
+        observed,
+        expected,
+        vi="mọi khóa trao đổi tạm thời máy chủ chọn đều đủ dài",
+    )
+
+
+def _is_dhe(suite: str) -> bool:
+    return suite.startswith("TLS_DHE_")
+
+
+# --- tls.starttls_offered --------------------------------------------------------------
+
+
+class StartTlsParams(Params):
+    protocols: tuple[StartTls, ...] = Field(min_length=1)
+    """The plain protocols this rule judges (`ftp`, `pop3`, `imap`, `smtp`, ...)."""
+
+
+@CONTROLS.control("tls.starttls_offered", StartTlsParams)
+def _starttls_offered(data: TlsData, params: StartTlsParams, target: Target) -> Verdict:
+    """A plain-protocol service (FTP, POP3, IMAP, ...) accepts the upgrade to TLS.
+
+    Explicit FTPS and STARTTLS mail share their port with the cleartext protocol, so the port
+    number says nothing: what the service answered to AUTH TLS / STARTTLS does. The TLS it then
+    speaks is judged by the other tls rules; endpoints of other protocols are out of scope.
+    Whether cleartext logins are still allowed cannot be seen without logging in.
+    """
+    names = ", ".join(p.upper() for p in params.protocols)
+    if data.starttls not in params.protocols:
+        return Verdict.not_applicable(f"not a {names} endpoint", vi=f"không phải dịch vụ {names}")
+    protocol = data.starttls.upper()
+    if data.starttls_refused:
+        return Verdict.failed(
+            f"the {protocol} service refused the upgrade to TLS: logins travel in cleartext",
+            observed="refused",
+            expected="accepted",
+            vi=f"dịch vụ {protocol} từ chối nâng cấp lên TLS: thông tin đăng nhập truyền dạng rõ",
+        )
+    return Verdict.passed(
+        f"the {protocol} service accepts the upgrade to TLS (whether it also allows cleartext"
+        " logins cannot be seen without logging in)",
+        observed="accepted",
+        expected="accepted",
+        vi=f"dịch vụ {protocol} chấp nhận nâng cấp lên TLS (việc còn cho phép đăng nhập dạng rõ hay"
+        " không thì không thấy được nếu không đăng nhập)",
+    )
 
 
 # --- certificate controls --------------------------------------------------------------
@@ -543,9 +657,12 @@ def _no_known_vulnerabilities(data: TlsData, params: VulnerabilitiesParams, targ
     exchanges; CCS injection (CVE-2014-0224) lets a man in the middle force weak keys; missing
     secure renegotiation (RFC 5746) allows prefix injection and client-initiated renegotiation a
     denial of service; TLS compression leaks secrets (CRIME); ignoring TLS_FALLBACK_SCSV allows
-    downgrades; no extended master secret (RFC 7627) allows the triple handshake attack. A test that
-    could not be made is an error, never a pass.
+    downgrades; no extended master secret (RFC 7627) allows the triple handshake attack (tested on
+    a TLS 1.2 handshake, where it matters). A test that could not be made is an error, never a
+    pass; a service that refused the upgrade to TLS has none of these to judge.
     """
+    if (plain := _plain_only(data)) is not None:
+        return plain
     facts = {name: getattr(data.vulnerabilities, name) for name in params.checks}
     exposed = [name for name, value in facts.items() if value is True]
     unknown = [name for name, value in facts.items() if value is None]

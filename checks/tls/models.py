@@ -122,7 +122,8 @@ class Vulnerabilities(Frozen):
     fallback_scsv: bool | None
     """The server ignores TLS_FALLBACK_SCSV, so a downgrade cannot be detected."""
     extended_master_secret: bool | None
-    """The server does not support the extended master secret (RFC 7627)."""
+    """The server does not support the extended master secret (RFC 7627) on TLS 1.2, tested
+    on a TLS 1.2 handshake (TLS 1.3 has it built in: a TLS 1.3-only server is not exposed)."""
 
 
 class Hsts(Frozen):
@@ -143,6 +144,9 @@ class TlsData(Frozen):
     scanned_at: datetime
     sni: str | None
     starttls: StartTls | None = None
+    starttls_refused: bool = False
+    """The service answered in its plain protocol and refused the STARTTLS / AUTH TLS upgrade:
+    it speaks no TLS, so every fact below is empty."""
     protocols: tuple[Protocol, ...]
     cipher_suites: dict[Protocol, tuple[str, ...]]
     """Accepted suites per protocol, IANA names."""
