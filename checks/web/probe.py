@@ -246,8 +246,11 @@ class _Endpoint:
         try:
             fetched = self._client.get(url, body_limit=body_limit, verify=verify)
         except FetchError as exc:
-            seconds = round(time.monotonic() - started, 3)
-            self.visit.requests.append(Request(url=shown, error=bound_text(str(exc), 300), seconds=seconds))
+            if exc.kind != "budget":  # a request the budget stopped was never sent
+                seconds = round(time.monotonic() - started, 3)
+                self.visit.requests.append(
+                    Request(url=shown, error=bound_text(str(exc), 300), seconds=seconds)
+                )
             raise
         seconds = round(time.monotonic() - started, 3)
         self.visit.requests.append(Request(url=shown, status=fetched.status, seconds=seconds))

@@ -29,7 +29,7 @@ TRAP = f"{NET}.99"
 """An address inside the loopback range but outside every test inventory's scope: a listener
 there counts the connections attt must never make."""
 
-_REDIRECT = "location / { return 301 https://$host$request_uri; }"
+_REDIRECT = "server_tokens off; location / { return 301 https://$host$request_uri; }"
 _GOOD_HEADERS = """
     server_tokens off;
     add_header Content-Security-Policy
