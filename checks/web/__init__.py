@@ -26,6 +26,11 @@ class WebCheck:
     after: ClassVar[tuple[str, ...]] = ("ports",)
     controls = CONTROLS
 
+    @staticmethod
+    def details() -> list[str]:
+        """The requests one endpoint receives, for `attt checks list --verbose`."""
+        return request_plan()
+
     def probe(self, target: Target, ctx: ProbeContext) -> Iterable[Observation]:
         settings = ctx.settings if isinstance(ctx.settings, WebSettings) else WebSettings()
         return probe_target(target, ctx, settings)

@@ -50,7 +50,10 @@ _DEADLINE_MARGIN = 0.9
 def request_plan() -> list[str]:
     """What one endpoint receives, in order: the list `attt checks list --verbose` prints."""
     files = [f"GET {p.path}  ({p.what.en}; confirmed by content)" for p in exposed_paths().paths]
+    defaults = WebSettings()
     return [
+        f"GET only, to the pinned address: at most {defaults.max_requests} requests per host, "
+        f"{defaults.min_interval} s apart (settings web.max_requests, web.min_interval)",
         "GET /  (the root: status, redirects, headers, cookies, up to "
         f"{MAX_BODY_BYTES // 1024} KiB of the page)",
         f"GET <Location>  (each redirect inside the scope, at most {MAX_REDIRECTS}; "

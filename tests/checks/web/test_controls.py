@@ -1,6 +1,8 @@
 """The web controls on observations built by hand: each verdict, and `error` wherever a needed
 fact was not observed."""
 
+from click.testing import CliRunner
+
 from attt.checks.web.controls import (
     CookiesParams,
     ExposedParams,
@@ -12,7 +14,9 @@ from attt.checks.web.controls import (
     version_disclosure,
 )
 from attt.checks.web.controls import headers as security_headers
+from attt.checks.web.exposed import exposed_paths
 from attt.checks.web.models import Disclosure, PathResult
+from attt.scanner.cli import main
 from attt.scanner.plugin import NoParams
 from tests.checks.web.builders import NAME, answer, cookie, site, web_data
 from tests.checks.web.test_observatory import GOOD
@@ -186,3 +190,14 @@ def test_a_catch_all_site_passes_on_content_and_says_so() -> None:
 def test_files_are_not_judged_on_a_redirecting_http_endpoint() -> None:
     data = web_data("http", {"Location": f"https://{NAME}/"}, 301)
     assert exposed_files(data, ExposedParams(), TARGET).status == "not_applicable"
+
+
+def test_checks_list_verbose_prints_the_docstrings_and_every_request() -> None:
+    result = CliRunner().invoke(main, ["checks", "list", "--verbose"])
+    assert result.exit_code == 0, result.output
+    web = result.output[result.output.index("\nweb  ") :]
+    assert "An HTTP-only portal sends every form" in web
+    for path in (p.path for p in exposed_paths().paths):
+        assert f"GET {path}  (" in web
+    assert "at most 40 requests per host" in web
+    assert "GET /.git/HEAD" not in CliRunner().invoke(main, ["checks", "list"]).output
