@@ -265,11 +265,14 @@ def _os_reason(exc: BaseException) -> str:
 
 
 def _unverified_context() -> ssl.SSLContext:
-    # Certificates are the tls check's business; the web check must still read the site's
-    # headers when the certificate is bad, as a visitor who clicks through would.
+    # Certificates and protocol versions are the tls check's business; the web check must still
+    # read the site's headers when the certificate is bad or the server speaks only TLS 1.0, as
+    # a visitor who clicks through (or an old browser) would.
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
+    context.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+    context.set_ciphers("ALL:@SECLEVEL=0")
     return context
 
 

@@ -144,7 +144,8 @@ class WebData(Frozen):
     page: Page | None = None
     """The root page's HTML facts; None when no body was read."""
     certificate_verified: bool | None = None
-    """HTTPS only: the certificate chain and name verified against the trust store in use."""
+    """HTTPS only: a browser's handshake succeeded (chain and name verified against the trust
+    store in use, a protocol version it accepts); False when only a lax handshake worked."""
     cookies: tuple[Cookie, ...] = ()
     disclosures: tuple[Disclosure, ...] = ()
     catch_all: bool | None = None

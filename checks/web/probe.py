@@ -176,10 +176,12 @@ class _Endpoint:
             fetched = self._get(self.visit.url, MAX_BODY_BYTES, verify=True)
             self.visit.verified = True
         except FetchError as exc:
-            if exc.kind != "certificate":
+            if exc.kind not in ("certificate", "tls"):
                 raise
-            self.visit.verified = False
+            # What a browser refuses (a bad certificate, TLS 1.0 only) is still a web site whose
+            # headers and files matter: read it without verification, and record the refusal.
             fetched = self._get(self.visit.url, MAX_BODY_BYTES)
+            self.visit.verified = False
         return fetched
 
     def _follow_redirects(self) -> None:

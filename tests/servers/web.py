@@ -25,9 +25,10 @@ from tests.servers.tls import _leaf, _make_ca, _wait_listening
 NET = "127.0.216"
 HOSTILE_NET = "127.0.217"
 DOMAIN = "web.attt.test"
-TRAP = f"{NET}.99"
-"""An address inside the loopback range but outside every test inventory's scope: a listener
-there counts the connections attt must never make."""
+TRAP_OCTET = 99
+TRAP = f"{NET}.{TRAP_OCTET}"
+"""An address of the lab's range that no test inventory registers: a listener there counts the
+connections attt must never make (the `offscope` site redirects to it)."""
 
 _REDIRECT = "server_tokens off; location / { return 301 https://$host$request_uri; }"
 _GOOD_HEADERS = """
@@ -55,7 +56,7 @@ SITES: dict[str, Site] = {
     "good": Site(2, _REDIRECT, _GOOD_HEADERS),
     "bare": Site(3, _REDIRECT, "server_tokens on;"),
     "noredirect": Site(4, "server_tokens off;", _GOOD_HEADERS),
-    "offscope": Site(5, f"location / {{ return 301 http://{TRAP}/login; }}", _GOOD_HEADERS),
+    "offscope": Site(5, "location / { return 301 http://{trap}/login; }", _GOOD_HEADERS),
     "cookies": Site(
         6, _REDIRECT, 'server_tokens off; add_header Set-Cookie "PHPSESSID=9f8e7d; Path=/" always;'
     ),
@@ -135,7 +136,8 @@ def _config(workdir: Path, net: str, names: tuple[str, ...]) -> tuple[Path, dict
                 f"ssl_certificate_key {key_file};\n{site.https}\n}}"
             )
         if site.http is not None:
-            blocks.append(f"server {{ listen {web.ip}:80; {common}\n{site.http}\n}}")
+            http = site.http.replace("{trap}", f"{net}.{TRAP_OCTET}")
+            blocks.append(f"server {{ listen {web.ip}:80; {common}\n{http}\n}}")
     conf = workdir / "nginx.conf"
     conf.write_text(
         f"""daemon off;
@@ -170,7 +172,7 @@ def web_lab(workdir: Path, net: str = NET, names: tuple[str, ...] = tuple(SITES)
     conf, sites, ca_file = _config(workdir, net, names)
     log = workdir / "nginx.log"
     with ExitStack() as stack, log.open("wb") as log_file:
-        trap = stack.enter_context(Listener(Endpoint("trap", TRAP, 80), _count).running())
+        trap = stack.enter_context(Listener(Endpoint("trap", f"{net}.{TRAP_OCTET}", 80), _count).running())
         proc = subprocess.Popen(["nginx", "-c", str(conf)], stdout=log_file, stderr=subprocess.STDOUT)
         try:
             for name, web in sites.items():
