@@ -152,7 +152,6 @@ class _Endpoint:
 
     def __init__(self, client: PinnedClient, name: str, scheme: Scheme, port: int) -> None:
         self._client = client
-        self._name = name
         self.visit = _Visit(scheme=scheme, url=_url(scheme, name, port))
 
     def run(self) -> _Visit:
