@@ -185,7 +185,8 @@ class PinnedClient:
     connects: list[tuple[str, int]] = field(default_factory=list)
     """Every (address, port) connected to: the audit trail tests assert on."""
     sent: int = 0
-    _last: float = 0.0
+    last_sent: float = 0.0
+    """When the latest request started, after its wait for the pace: what its time counts from."""
 
     def in_scope(self, host: str | None) -> bool:
         """A redirect may be followed only to the target itself: its name or its address."""
@@ -239,12 +240,12 @@ class PinnedClient:
             raise FetchError("protocol", f"not a valid HTTP answer: {exc}") from exc
 
     def _pace(self) -> None:
-        wait = self._last + self.min_interval - time.monotonic()
+        wait = self.last_sent + self.min_interval - time.monotonic()
         if wait > 0:
             if time.monotonic() + wait >= self.deadline:
                 raise FetchError("budget", "no time left for another request")
             time.sleep(wait)
-        self._last = time.monotonic()
+        self.last_sent = time.monotonic()
 
 
 def _read_body(response: httpcore.Response, limit: int) -> bytes:

@@ -245,20 +245,19 @@ class _Endpoint:
             )
 
     def _get(self, url: str, body_limit: int, *, verify: bool = False) -> Fetched:
-        started = time.monotonic()
         shown = bound_text(url, MAX_VALUE_CHARS)
         try:
             fetched = self._client.get(url, body_limit=body_limit, verify=verify)
         except FetchError as exc:
             if exc.kind != "budget":  # a request the budget stopped was never sent
-                seconds = round(time.monotonic() - started, 3)
-                self.visit.requests.append(
-                    Request(url=shown, error=bound_text(str(exc), 300), seconds=seconds)
-                )
+                error = bound_text(str(exc), 300)
+                self.visit.requests.append(Request(url=shown, error=error, seconds=self._seconds()))
             raise
-        seconds = round(time.monotonic() - started, 3)
-        self.visit.requests.append(Request(url=shown, status=fetched.status, seconds=seconds))
+        self.visit.requests.append(Request(url=shown, status=fetched.status, seconds=self._seconds()))
         return fetched
+
+    def _seconds(self) -> float:
+        return round(time.monotonic() - self._client.last_sent, 3)
 
     def _answer(self, url: str, fetched: Fetched) -> Answer:
         headers = tuple(
