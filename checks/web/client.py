@@ -15,7 +15,7 @@ import socket
 import ssl
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import httpcore
@@ -29,7 +29,11 @@ _HEADERS: list[tuple[bytes | str, bytes | str]] = [
     # One connection per request: a body read only in part is never drained to reuse it.
     ("Connection", "close"),
 ]
-FailureKind = Literal["refused", "timeout", "certificate", "tls", "protocol", "too_large", "budget", "scope"]
+FailureKind = Literal[
+    "refused", "unreachable", "timeout", "certificate", "tls", "protocol", "too_large", "budget", "scope"
+]
+"""What went wrong; `refused` is an observed closed port, `unreachable`, `timeout` and `budget`
+leave the endpoint unknown."""
 
 
 class FetchError(Exception):
@@ -51,6 +55,10 @@ class Fetched:
 
 class _Refused(httpcore.ConnectError):
     """The port refused the connection: an observed fact, unlike a timeout."""
+
+
+class _Unreachable(httpcore.ConnectError):
+    """No TCP connection for another reason than a refusal: nothing learned about the port."""
 
 
 class _CertificateRejected(httpcore.ConnectError):
@@ -132,13 +140,10 @@ class _Stream(httpcore.NetworkStream):
 
 
 class _PinnedBackend(httpcore.NetworkBackend):
-    def __init__(
-        self, ip: str, names: frozenset[str], budget: _Budget, connects: list[tuple[str, int]]
-    ) -> None:
+    def __init__(self, ip: str, names: frozenset[str], budget: _Budget) -> None:
         self._ip = ip
         self._names = names
         self._budget = budget
-        self._connects = connects
 
     def connect_tcp(
         self,
@@ -150,7 +155,6 @@ class _PinnedBackend(httpcore.NetworkBackend):
     ) -> httpcore.NetworkStream:
         if host.lower().strip("[]") not in self._names:
             raise _OutOfScope(f"{host} is not the target")
-        self._connects.append((self._ip, port))
         try:
             sock = socket.create_connection((self._ip, port), timeout=self._budget.seconds_left(timeout))
         except ConnectionRefusedError as exc:
@@ -158,7 +162,7 @@ class _PinnedBackend(httpcore.NetworkBackend):
         except TimeoutError as exc:
             raise httpcore.ConnectTimeout("no connection in time") from exc
         except OSError as exc:
-            raise httpcore.ConnectError(_os_reason(exc)) from exc
+            raise _Unreachable(_os_reason(exc)) from exc
         return _Stream(sock, self._budget)
 
     def connect_unix_socket(
@@ -182,8 +186,6 @@ class PinnedClient:
     min_interval: float
     io_timeout: float
     verifying: ssl.SSLContext
-    connects: list[tuple[str, int]] = field(default_factory=list)
-    """Every (address, port) connected to: the audit trail tests assert on."""
     sent: int = 0
     last_sent: float = 0.0
     """When the latest request started, after its wait for the pace: what its time counts from."""
@@ -199,7 +201,7 @@ class PinnedClient:
         self._pace()
         self.sent += 1
         budget = _Budget(deadline=self.deadline, limit=MAX_HEADER_BYTES)
-        backend = _PinnedBackend(self.ip, self.names, budget, self.connects)
+        backend = _PinnedBackend(self.ip, self.names, budget)
         timeouts = dict.fromkeys(("connect", "read", "write", "pool"), self.io_timeout)
         try:
             with (
@@ -228,14 +230,16 @@ class PinnedClient:
             raise FetchError("scope", str(exc)) from exc
         except _Refused as exc:
             raise FetchError("refused", str(exc)) from exc
+        except _Unreachable as exc:
+            raise FetchError("unreachable", str(exc)) from exc
         except _CertificateRejected as exc:
             raise FetchError("certificate", str(exc)) from exc
         except _TooLarge as exc:
             raise FetchError("too_large", f"headers larger than {MAX_HEADER_BYTES // 1024} KiB") from exc
         except httpcore.TimeoutException as exc:
             raise FetchError("timeout", str(exc) or "timed out") from exc
-        except httpcore.ConnectError as exc:
-            raise FetchError("tls" if url.startswith("https:") else "refused", str(exc)) from exc
+        except httpcore.ConnectError as exc:  # raised by start_tls: the handshake failed
+            raise FetchError("tls", str(exc)) from exc
         except (httpcore.ProtocolError, httpcore.NetworkError, httpcore.UnsupportedProtocol) as exc:
             raise FetchError("protocol", f"not a valid HTTP answer: {exc}") from exc
 

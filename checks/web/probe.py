@@ -43,6 +43,8 @@ WEB_TAGS = frozenset({"portal", "web", "website"})
 _HTTP_SERVICES = frozenset({"http", "http-alt", "http-proxy", "http-mgmt"})
 _HTTPS_SERVICES = frozenset({"https", "https-alt", "ssl/http", "ssl/https", "ssl/http-alt"})
 _DISCLOSING_HEADERS = ("server", "x-powered-by", "x-aspnet-version", "x-aspnetmvc-version", "x-generator")
+_UNKNOWN = frozenset({"budget", "timeout", "unreachable"})
+"""Failures that teach nothing about the endpoint: its facts stay unknown, never absent."""
 _DEADLINE_MARGIN = 0.9
 """Part of the probe budget spent on requests; the rest builds the observations."""
 
@@ -221,14 +223,14 @@ class _Endpoint:
             absent = self._get(f"{base}/attt-absent-{secrets.token_hex(6)}", 0)
             visit.catch_all = absent.status == 200
         except FetchError as exc:
-            if exc.kind in ("budget", "timeout"):
+            if exc.kind in _UNKNOWN:
                 visit.skipped = [e.id for e in entries]
                 return
         for index, entry in enumerate(entries):
             try:
                 fetched = self._get(base + entry.path, MAX_FILE_BYTES)
             except FetchError as exc:
-                if exc.kind in ("budget", "timeout"):
+                if exc.kind in _UNKNOWN:
                     visit.skipped = [e.id for e in entries[index:]]
                     return
                 visit.paths.append(PathResult(id=entry.id, path=entry.path, error=str(exc)))
@@ -343,7 +345,7 @@ def _site_facts(plan: Plan, visits: dict[int, _Visit]) -> SiteFacts:
             ok.append(port)
         elif visit.failure is not None and visit.failure.kind == "refused":
             refused.append(port)
-        elif visit.failure is None or visit.failure.kind in ("budget", "timeout"):
+        elif visit.failure is None or visit.failure.kind in _UNKNOWN:
             unknown.append(port)
         else:
             failed[port] = bound_text(str(visit.failure), 300)
