@@ -255,9 +255,6 @@ class Check(Protocol):
 
     def probe(self, target: Target, ctx: ProbeContext[Any]) -> Iterable[Observation]:
         """Probe one target; return `error` observations rather than raise for target faults."""
-
-    # Optional: `details() -> list[str]`, lines `attt checks list --verbose` prints under the
-    # check, such as the requests its probe sends (the web check lists every path it asks for).
         ...
 
 
