@@ -94,6 +94,8 @@ class WebLab:
     ca_file: Path
     trap: Listener
     """Counts connections to the out-of-scope address the `offscope` site redirects to."""
+    access_log: Path
+    """One line per request: address, port, SNI, Host, method and target, quoted."""
 
     def __getitem__(self, name: str) -> WebSite:
         return self.sites[name]
@@ -147,7 +149,9 @@ pid {workdir}/nginx.pid;
 error_log {workdir}/nginx-error.log warn;
 events {{ worker_connections 256; }}
 http {{
-    access_log {workdir}/access.log;
+    # What each request looked like on arrival: the tests check the SNI, Host and method.
+    log_format attt '$server_addr $server_port "$ssl_server_name" "$host" "$request_method" "$request_uri"';
+    access_log {workdir}/access.log attt;
     client_body_temp_path {temp}/body;
     proxy_temp_path {temp}/proxy;
     fastcgi_temp_path {temp}/fastcgi;
@@ -178,7 +182,7 @@ def web_lab(workdir: Path, net: str = NET, names: tuple[str, ...] = tuple(SITES)
             for name, web in sites.items():
                 port = 443 if SITES[name].https is not None else 80
                 _wait_listening(web.ip, port, proc, log)
-            yield WebLab(sites, ca_file, trap)
+            yield WebLab(sites, ca_file, trap, workdir / "access.log")
         finally:
             proc.terminate()
             try:

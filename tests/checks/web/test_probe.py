@@ -1,5 +1,6 @@
 """The web probe against real nginx sites on loopback, one misconfiguration per host."""
 
+import shlex
 import sys
 import time
 from collections.abc import Iterator
@@ -107,6 +108,17 @@ def test_a_well_configured_portal_passes_everything(web_servers: WebLab) -> None
     assert {ip for ip, _ in connects} == {web_servers["good"].ip} and {p for _, p in connects} == {80, 443}
     assert len(connects) == requests <= WebSettings().max_requests
     assert seconds < 10, seconds
+
+
+def test_requests_carry_the_host_name_as_sni_and_host_and_are_all_get(web_servers: WebLab) -> None:
+    site = web_servers["good"]
+    _probe(web_servers, _target(web_servers, "good"))
+    lines = [shlex.split(line) for line in web_servers.access_log.read_text().splitlines()]
+    seen = [fields for fields in lines if fields[0] == site.ip]
+    assert seen
+    # nginx logs "-" for the SNI of a plain-HTTP request.
+    assert {(port, sni) for _, port, sni, *_ in seen} == {("80", "-"), ("443", site.hostname)}
+    assert {(host, method) for _, _, _, host, method, _ in seen} == {(site.hostname, "GET")}
 
 
 @pytest.mark.parametrize(
