@@ -31,6 +31,5 @@ class WebCheck:
         """The requests one endpoint receives, for `attt checks list --verbose`."""
         return request_plan()
 
-    def probe(self, target: Target, ctx: ProbeContext) -> Iterable[Observation]:
-        settings = ctx.settings if isinstance(ctx.settings, WebSettings) else WebSettings()
-        return probe_target(target, ctx, settings)
+    def probe(self, target: Target, ctx: ProbeContext[WebSettings]) -> Iterable[Observation]:
+        return probe_target(target, ctx, ctx.settings)

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
+from attt.checks.ports.models import PortsData, ports_seen
 from attt.checks.web.client import Fetched, FetchError, PinnedClient, verifying_context
 from attt.checks.web.exposed import exposed_paths, listing_proof, proof
 from attt.checks.web.models import (
@@ -87,7 +88,7 @@ def plan_endpoints(target: Target, settings: WebSettings, prior: Iterable[Observ
         elif service.kind == "tls" and service.port in HTTPS_PORTS:
             endpoints[service.port] = "https"
             reasons.append(f"declared tls service on web port {service.port}")
-    ports = next((o for o in prior if o.check == "ports"), None)
+    ports = ports_seen(prior)
     for port, nmap_name in _open_ports(ports):
         scheme = _scheme_of(port, nmap_name, settings)
         if scheme is not None and port not in endpoints:
@@ -96,7 +97,7 @@ def plan_endpoints(target: Target, settings: WebSettings, prior: Iterable[Observ
     tags = sorted(WEB_TAGS & set(target.system.tags))
     reasons.extend(f"tag {tag}" for tag in tags)
     assumed: set[int] = set()
-    scanned = ports is not None and ports.status == "ok"
+    scanned = ports is not None
     # HTTPS is always tried on a host that serves the web: a refusal on 443 is the observed
     # fact that makes an HTTP-only portal fail web.https_required. Without a port scan, plain
     # HTTP on 80 is tried too.
@@ -110,14 +111,8 @@ def plan_endpoints(target: Target, settings: WebSettings, prior: Iterable[Observ
     return Plan(dict(sorted(endpoints.items())), tuple(reasons), frozenset(assumed))
 
 
-def _open_ports(ports: Observation | None) -> list[tuple[int, str]]:
-    if ports is None or ports.status != "ok" or ports.data is None:
-        return []
-    found: list[tuple[int, str]] = []
-    for entry in ports.data.get("open", ()):
-        if isinstance(entry, dict) and isinstance(entry.get("port"), int):
-            found.append((entry["port"], str(entry.get("service") or "").lower()))
-    return found
+def _open_ports(ports: PortsData | None) -> list[tuple[int, str]]:
+    return [] if ports is None else [(p.port, p.service.lower()) for p in ports.open if p.protocol == "tcp"]
 
 
 def _scheme_of(port: int, service: str, settings: WebSettings) -> Scheme | None:
@@ -299,7 +294,7 @@ def _url(scheme: Scheme, name: str, port: int) -> str:
     return f"{scheme}://{host}/" if port == default else f"{scheme}://{host}:{port}/"
 
 
-def probe_target(target: Target, ctx: ProbeContext, settings: WebSettings) -> list[Observation]:
+def probe_target(target: Target, ctx: ProbeContext[WebSettings], settings: WebSettings) -> list[Observation]:
     plan = plan_endpoints(target, settings, ctx.prior)
     name = target.host.hostname or target.address
     names = {name.lower(), target.address.lower(), target.ip.lower()}

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from attt.checks.ports.models import OpenPort, PortsData
 from attt.checks.web import WebCheck, WebData, WebSettings
 from attt.checks.web.controls import CookiesParams, ExposedParams, HeadersParams
 from attt.checks.web.probe import plan_endpoints
@@ -212,9 +213,8 @@ def test_requests_to_a_host_are_paced(web_servers: WebLab) -> None:
 
 def test_a_host_with_no_web_port_open_is_not_probed() -> None:
     target = Target(system=system(tags=()), host=Host(address="127.0.216.250"), ip="127.0.216.250")
-    ports = Observation(
-        check="ports", system="dichvucong", host=target.address, status="ok", data={"open": [{"port": 22}]}
-    )
+    scan = PortsData(scanned=(22, 80, 443), open=(OpenPort(port=22, service="ssh"),), nmap_version="7.93")
+    ports = Observation.ok("ports", target, scan)
     assert plan_endpoints(target, WebSettings(), [ports]).endpoints == {}
 
 
