@@ -222,3 +222,11 @@ def test_without_a_port_scan_the_usual_web_ports_are_tried() -> None:
     target = Target(system=system(tags=()), host=Host(address="127.0.216.250"), ip="127.0.216.250")
     plan = plan_endpoints(target, WebSettings(), [])
     assert plan.endpoints == {80: "http", 443: "https"} and plan.assumed == {80, 443}
+
+
+def test_a_registered_portal_where_nothing_answers_is_an_error_never_not_applicable() -> None:
+    address = "127.0.216.251"  # in the lab's range, where nothing listens
+    target = Target(system=system(tags=("portal",)), host=Host(address=address), ip=address)
+    (observation,) = WebCheck().probe(target, ProbeContext(timeout=5, settings=WebSettings()))
+    assert (observation.status, observation.port) == ("error", None)
+    assert "no web port answered" in (observation.error or "")
