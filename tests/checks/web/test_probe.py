@@ -13,7 +13,7 @@ from attt.checks.ports.models import OpenPort, PortsData
 from attt.checks.web import WebCheck, WebData, WebSettings
 from attt.checks.web.controls import CookiesParams, ExposedParams, HeadersParams
 from attt.checks.web.probe import plan_endpoints
-from attt.scanner.models.observation import Observation
+from attt.scanner.models.observation import DATA_MODELS, Observation
 from attt.scanner.models.target import Host, Service, Target
 from attt.scanner.plugin import NoParams, ProbeContext, Verdict
 from tests.factories import system
@@ -230,3 +230,11 @@ def test_a_registered_portal_where_nothing_answers_is_an_error_never_not_applica
     (observation,) = WebCheck().probe(target, ProbeContext(timeout=5, settings=WebSettings()))
     assert (observation.status, observation.port) == ("error", None)
     assert "no web port answered" in (observation.error or "")
+
+
+def test_a_stored_observation_comes_back_the_same(probed: _Probed) -> None:
+    """`attt report RUN` judges what the store gives back: the web data must survive JSON."""
+    for observation in probed["gitleak"].values():
+        stored = observation.model_dump_json()
+        back = Observation.model_validate_json(stored, context={DATA_MODELS: {"web": WebData}})
+        assert back == observation
