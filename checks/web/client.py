@@ -194,8 +194,9 @@ class PinnedClient:
         """A redirect may be followed only to the target itself: its name or its address."""
         return host is not None and host.lower() in self.names
 
-    def get(self, url: str, *, body_limit: int, verify: bool = False) -> Fetched:
-        """GET `url` and read its headers and at most `body_limit` bytes of body."""
+    def get(self, url: str, *, body_limit: int, verify: bool = False, origin: str | None = None) -> Fetched:
+        """GET `url` and read its headers and at most `body_limit` bytes of body; with `origin`,
+        as a script on that origin would ask (the `Origin` header)."""
         if self.sent >= self.max_requests:
             raise FetchError("budget", f"request budget of {self.max_requests} per host used up")
         self._pace()
@@ -211,7 +212,12 @@ class PinnedClient:
                     max_keepalive_connections=0,
                     retries=0,
                 ) as pool,
-                pool.stream("GET", url, headers=_HEADERS, extensions={"timeout": timeouts}) as response,
+                pool.stream(
+                    "GET",
+                    url,
+                    headers=_HEADERS if origin is None else [*_HEADERS, ("Origin", origin)],
+                    extensions={"timeout": timeouts},
+                ) as response,
             ):
                 # Headers are in: the body gets its own allowance of bytes and of time, so a
                 # body dripped a byte at a time costs one I/O timeout, not the whole budget.

@@ -77,6 +77,14 @@ class Page(Frozen):
     """`<script src>` elements, at most `MAX_SCRIPTS`."""
 
 
+class Cors(Frozen):
+    """The root's answer to a GET that carries a foreign `Origin`: may another site read it?"""
+
+    origin: str
+    allow_origin: str | None
+    allow_credentials: str | None
+
+
 class Disclosure(Frozen):
     """A place where the server names its software."""
 
@@ -147,6 +155,8 @@ class WebData(Frozen):
     """HTTPS only: a browser's handshake succeeded (chain and name verified against the trust
     store in use, a protocol version it accepts); False when only a lax handshake worked."""
     cookies: tuple[Cookie, ...] = ()
+    cors: Cors | None = None
+    """HTTPS only; None when the request was not made or failed."""
     disclosures: tuple[Disclosure, ...] = ()
     catch_all: bool | None = None
     """A path that cannot exist was answered 200: status codes prove nothing on this site."""

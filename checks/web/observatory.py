@@ -2,11 +2,11 @@
 published modifiers kept as versioned data (data/observatory-scoring.json).
 
 Each Observatory test is re-expressed here as a small pure function of what the web check
-observed; the numbers all come from the data file. Where attt observes less than the
-Observatory does, the gap is named in the data (`not_evaluated`) and in the grade, never
-filled in: the preload list is not consulted (no preload bonus, no preloaded-redirect pass), and
-CORS needs a request attt does not send. Multiple CSP policies are combined by intersecting the
-sources each directive allows, a simplification of the Observatory's prefix matching.
+observed; the numbers all come from the data file. A test whose facts were not observed (the
+cross-origin request failed) scores its neutral result and is named in the grade's
+`not_evaluated`, never guessed. The HSTS preload list is not consulted (no preload bonus, no
+preloaded-redirect pass). Multiple CSP policies are combined by intersecting the sources each
+directive allows, a simplification of the Observatory's prefix matching.
 """
 
 import json
@@ -15,7 +15,7 @@ from functools import cache
 from importlib.resources import files
 from urllib.parse import urljoin, urlsplit
 
-from attt.checks.web.models import Answer, Cookie, Header, WebData
+from attt.checks.web.models import Answer, Cookie, Cors, Header, WebData
 from attt.scanner.models.base import Frozen
 
 SCORING_FILE = "observatory-scoring.json"
@@ -50,7 +50,8 @@ class Scoring(Frozen):
     extra_credit_from: int
     grades: tuple[tuple[int, str], ...]
     """(lowest score, grade), best first."""
-    not_evaluated: dict[str, str]
+    when_not_observed: dict[str, str]
+    """Test -> the neutral result scored when its facts are missing."""
     modifiers: dict[str, dict[str, int]]
     """test -> result -> points."""
 
@@ -85,19 +86,16 @@ def grade(data: WebData, rules: Scoring | None = None) -> ObservatoryGrade:
     """Grade the HTTPS answer `data` as the Observatory would, as far as attt observed it."""
     rules = rules or scoring()
     results = classify(data)
-    for test in rules.not_evaluated:
-        results.setdefault(test, _NEUTRAL[test])
+    missing = sorted(set(rules.modifiers) - set(results))
+    results.update({test: rules.when_not_observed[test] for test in missing})
     total = rules.score(results)
     return ObservatoryGrade(
         algorithm_version=rules.algorithm_version,
         score=total,
         grade=rules.letter(total),
         results=results,
-        not_evaluated=tuple(sorted(rules.not_evaluated)),
+        not_evaluated=tuple(missing),
     )
-
-
-_NEUTRAL = {"cross-origin-resource-sharing": "cross-origin-resource-sharing-not-implemented"}
 
 
 def classify(data: WebData) -> dict[str, str]:
@@ -108,7 +106,7 @@ def classify(data: WebData) -> dict[str, str]:
     csp_meta = _policies(h.value for h in _meta(meta, "content-security-policy"))
     csp_result, header_csp = _csp(csp_header, csp_meta, answer, https)
     hsts = _hsts(answer, data.certificate_verified)
-    return {
+    results = {
         "content-security-policy": csp_result,
         "cookies": _cookies(data.cookies, answer, hsts in _HSTS_PASSES),
         "redirection": _redirection(data.site.http_chain, data.certificate_verified),
@@ -119,6 +117,9 @@ def classify(data: WebData) -> dict[str, str]:
         "x-frame-options": _frame_options(answer, header_csp),
         "cross-origin-resource-policy": _corp(answer, meta),
     }
+    if data.cors is not None:
+        results["cross-origin-resource-sharing"] = _cors(data.cors)
+    return results
 
 
 # --- Content-Security-Policy ----------------------------------------------------------------
@@ -341,6 +342,19 @@ def _frame_options(answer: Answer, header_csp: Csp) -> str:
     if value.startswith("allow-from"):
         return "x-frame-options-allow-from-origin"
     return "x-frame-options-header-invalid"
+
+
+def _cors(cors: Cors) -> str:
+    allowed = (cors.allow_origin or "")[:256].strip().lower()
+    if not allowed:
+        return "cross-origin-resource-sharing-not-implemented"
+    if allowed == "*":
+        return "cross-origin-resource-sharing-implemented-with-public-access"
+    credentials = (cors.allow_credentials or "").strip().lower() == "true"
+    if allowed == cors.origin.lower() and credentials:
+        # It echoes whatever origin asks, and lets it send the visitor's cookies.
+        return "cross-origin-resource-sharing-implemented-with-universal-access"
+    return "cross-origin-resource-sharing-implemented-with-restricted-access"
 
 
 def _corp(answer: Answer, meta: Sequence[Header]) -> str:

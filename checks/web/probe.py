@@ -21,6 +21,7 @@ from attt.checks.web.models import (
     MAX_VALUE_CHARS,
     Answer,
     Cookie,
+    Cors,
     Disclosure,
     Header,
     Page,
@@ -44,6 +45,8 @@ WEB_TAGS = frozenset({"portal", "web", "website"})
 _HTTP_SERVICES = frozenset({"http", "http-alt", "http-proxy", "http-mgmt"})
 _HTTPS_SERVICES = frozenset({"https", "https-alt", "ssl/http", "ssl/https", "ssl/http-alt"})
 _DISCLOSING_HEADERS = ("server", "x-powered-by", "x-aspnet-version", "x-aspnetmvc-version", "x-generator")
+CORS_ORIGIN = "https://cors-check.attt.invalid"
+"""A foreign origin (`.invalid` can never exist) for the cross-origin request."""
 _UNKNOWN = frozenset({"budget", "timeout", "unreachable"})
 """Failures that teach nothing about the endpoint: its facts stay unknown, never absent."""
 _DEADLINE_MARGIN = 0.9
@@ -61,6 +64,7 @@ def request_plan() -> list[str]:
         f"{MAX_BODY_BYTES // 1024} KiB of the page)",
         f"GET <Location>  (each redirect inside the scope, at most {MAX_REDIRECTS}; "
         "a Location outside it is recorded, never fetched)",
+        f"GET / with Origin: {CORS_ORIGIN}  (HTTPS: may any site read the page with the visitor's cookies?)",
         "GET /attt-absent-<random>  (does the site answer 200 to any path?)",
         *files,
         "(the paths are requested on HTTPS endpoints, and on plain-HTTP endpoints that serve pages "
@@ -138,6 +142,7 @@ class _Visit:
     cookies: list[Cookie] = field(default_factory=list)
     disclosures: list[Disclosure] = field(default_factory=list)
     page: Page | None = None
+    cors: Cors | None = None
     catch_all: bool | None = None
     paths: list[PathResult] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
@@ -161,6 +166,8 @@ class _Endpoint:
         visit.answer = self._answer(visit.url, root)
         visit.page = read_page(visit.answer.first("content-type"), root.body)
         self._follow_redirects()
+        if visit.scheme == "https":
+            self._cors()
         if visit.scheme == "https" or not 300 <= visit.answer.status < 400:
             self._files(root)
         return visit
@@ -205,6 +212,18 @@ class _Endpoint:
             current = self._answer(target, fetched)
             visit.redirects.append(current)
 
+    def _cors(self) -> None:
+        try:
+            fetched = self._get(self.visit.url, 0, origin=CORS_ORIGIN)
+        except FetchError:
+            return  # the grade then says CORS was not evaluated
+        headers = dict(reversed(fetched.headers))  # the first value of each header
+        self.visit.cors = Cors(
+            origin=CORS_ORIGIN,
+            allow_origin=_bounded(headers.get("access-control-allow-origin")),
+            allow_credentials=_bounded(headers.get("access-control-allow-credentials")),
+        )
+
     def _files(self, root: Fetched) -> None:
         visit = self.visit
         assert visit.answer is not None
@@ -241,10 +260,10 @@ class _Endpoint:
                 )
             )
 
-    def _get(self, url: str, body_limit: int, *, verify: bool = False) -> Fetched:
+    def _get(self, url: str, body_limit: int, *, verify: bool = False, origin: str | None = None) -> Fetched:
         shown = bound_text(url, MAX_VALUE_CHARS)
         try:
-            fetched = self._client.get(url, body_limit=body_limit, verify=verify)
+            fetched = self._client.get(url, body_limit=body_limit, verify=verify, origin=origin)
         except FetchError as exc:
             if exc.kind != "budget":  # a request the budget stopped was never sent
                 error = bound_text(str(exc), 300)
@@ -277,6 +296,10 @@ class _Endpoint:
                     Disclosure(source=f"header:{name}", value=v) for v in answer.values(name)
                 )
         return answer
+
+
+def _bounded(value: str | None) -> str | None:
+    return None if value is None else bound_text(value, MAX_VALUE_CHARS)
 
 
 def _origin(url: str) -> tuple[str, str, int]:
@@ -378,6 +401,7 @@ def _data(name: str, visit: _Visit, site: SiteFacts) -> WebData:
         page=page,
         certificate_verified=visit.verified,
         cookies=tuple(visit.cookies),
+        cors=visit.cors,
         disclosures=tuple(disclosures),
         catch_all=visit.catch_all,
         paths=tuple(visit.paths),

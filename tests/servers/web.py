@@ -57,8 +57,14 @@ SITES: dict[str, Site] = {
     "bare": Site(3, _REDIRECT, "server_tokens on;"),
     "noredirect": Site(4, "server_tokens off;", _GOOD_HEADERS),
     "offscope": Site(5, "location / { return 301 http://{trap}/login; }", _GOOD_HEADERS),
+    # Cookies without flags, and a CORS policy that echoes any origin and allows credentials.
     "cookies": Site(
-        6, _REDIRECT, 'server_tokens off; add_header Set-Cookie "PHPSESSID=9f8e7d; Path=/" always;'
+        6,
+        _REDIRECT,
+        """server_tokens off;
+    add_header Set-Cookie "PHPSESSID=9f8e7d; Path=/" always;
+    add_header Access-Control-Allow-Origin $http_origin always;
+    add_header Access-Control-Allow-Credentials true always;""",
     ),
     "gitleak": Site(
         7,

@@ -3,8 +3,9 @@
 
 import pytest
 
-from attt.checks.web.models import Header, Page, Script
+from attt.checks.web.models import Cors, Header, Page, Script
 from attt.checks.web.observatory import classify, grade, scoring
+from attt.checks.web.probe import CORS_ORIGIN as ORIGIN
 from tests.checks.web.builders import NAME, cookie, web_data
 
 # Every row of the page's tables, transcribed: result -> modifier.
@@ -156,6 +157,10 @@ def test_a_well_configured_site_gets_a_plus() -> None:
     assert rating.results["cookies"] == "cookies-secure-with-httponly-sessions-and-samesite"
     assert (rating.score, rating.grade) == (120, "A+")
     assert rating.not_evaluated == ("cross-origin-resource-sharing",)
+    answered = grade(
+        web_data(headers=GOOD, cors=Cors(origin=ORIGIN, allow_origin=None, allow_credentials=None))
+    )
+    assert (answered.score, answered.not_evaluated) == (115, ())
 
 
 def test_a_site_without_any_security_header_gets_d() -> None:
@@ -313,3 +318,24 @@ def test_subresource_integrity(scripts: tuple[Script, ...], result: str) -> None
 )
 def test_the_single_header_tests(headers: dict[str, str], test: str, result: str) -> None:
     assert classify(web_data(headers=headers))[test] == result
+
+
+@pytest.mark.parametrize(
+    ("allow_origin", "credentials", "result"),
+    [
+        (None, None, "cross-origin-resource-sharing-not-implemented"),
+        ("*", None, "cross-origin-resource-sharing-implemented-with-public-access"),
+        (
+            "https://portal.attt.test",
+            "true",
+            "cross-origin-resource-sharing-implemented-with-restricted-access",
+        ),
+        (ORIGIN, None, "cross-origin-resource-sharing-implemented-with-restricted-access"),
+        (ORIGIN, "true", "cross-origin-resource-sharing-implemented-with-universal-access"),
+    ],
+)
+def test_cross_origin_resource_sharing(
+    allow_origin: str | None, credentials: str | None, result: str
+) -> None:
+    cors = Cors(origin=ORIGIN, allow_origin=allow_origin, allow_credentials=credentials)
+    assert classify(web_data(cors=cors))["cross-origin-resource-sharing"] == result

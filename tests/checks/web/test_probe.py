@@ -12,7 +12,8 @@ import pytest
 from attt.checks.ports.models import OpenPort, PortsData
 from attt.checks.web import WebCheck, WebData, WebSettings
 from attt.checks.web.controls import CookiesParams, ExposedParams, HeadersParams
-from attt.checks.web.probe import plan_endpoints
+from attt.checks.web.observatory import grade
+from attt.checks.web.probe import CORS_ORIGIN, plan_endpoints
 from attt.scanner.models.observation import DATA_MODELS, Observation
 from attt.scanner.models.target import Host, Service, Target
 from attt.scanner.plugin import NoParams, ProbeContext, Verdict
@@ -238,3 +239,11 @@ def test_a_stored_observation_comes_back_the_same(probed: _Probed) -> None:
         stored = observation.model_dump_json()
         back = Observation.model_validate_json(stored, context={DATA_MODELS: {"web": WebData}})
         assert back == observation
+
+
+def test_a_site_letting_any_origin_read_it_with_cookies_is_graded_down(probed: _Probed) -> None:
+    data = WebData.model_validate(probed["cookies"][443].data)
+    assert data.cors is not None and data.cors.allow_origin == CORS_ORIGIN
+    rating = grade(data)
+    assert rating.results["cross-origin-resource-sharing"].endswith("universal-access")
+    assert rating.not_evaluated == ()
