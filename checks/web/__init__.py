@@ -26,10 +26,10 @@ class WebCheck:
     after: ClassVar[tuple[str, ...]] = ("ports",)
     controls = CONTROLS
 
-    @staticmethod
-    def details() -> list[str]:
+    @classmethod
+    def describe(cls) -> list[str]:
         """The requests one endpoint receives, for `attt checks list --verbose`."""
-        return request_plan()
+        return ["sends:", *(f"  {line}" for line in request_plan())]
 
     def probe(self, target: Target, ctx: ProbeContext[WebSettings]) -> Iterable[Observation]:
         return probe_target(target, ctx, ctx.settings)
