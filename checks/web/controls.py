@@ -164,8 +164,10 @@ def headers(data: WebData, params: HeadersParams, target: Target) -> Verdict:
     missing = [h for h in params.require if found[h] is not True]
     rating = grade(data)
     note = _grade_note(rating)
-    where = f" on {answer.url}" + (
-        f" (redirect to {data.off_scope_location} not followed)" if data.off_scope_location else ""
+    off_scope = data.off_scope_location
+    where = Text(
+        en=f" on {answer.url}" + (f" (redirect to {off_scope} not followed)" if off_scope else ""),
+        vi=f" trên {answer.url}" + (f" (không theo chuyển hướng tới {off_scope})" if off_scope else ""),
     )
     observed = {
         "url": answer.url,
@@ -176,16 +178,16 @@ def headers(data: WebData, params: HeadersParams, target: Target) -> Verdict:
     if missing:
         listed = ", ".join(missing)
         return Verdict.failed(
-            f"missing or weak{where}: {listed}; {note.en}",
+            f"missing or weak{where.en}: {listed}; {note.en}",
             observed,
             expected,
-            vi=f"thiếu hoặc cấu hình yếu trên {answer.url}: {listed}; {note.vi}",
+            vi=f"thiếu hoặc cấu hình yếu{where.vi}: {listed}; {note.vi}",
         )
     return Verdict.passed(
-        f"all required security headers sent{where}; {note.en}",
+        f"all required security headers sent{where.en}; {note.en}",
         observed,
         expected,
-        vi=f"đủ các header bảo mật bắt buộc trên {answer.url}; {note.vi}",
+        vi=f"đủ các header bảo mật bắt buộc{where.vi}; {note.vi}",
     )
 
 
