@@ -6,6 +6,7 @@ from pydantic import Field
 
 from attt.scanner.models.base import Frozen
 from attt.scanner.models.target import Port
+from attt.scanner.plugin import Settings
 
 Scheme = Literal["http", "https"]
 
@@ -172,7 +173,7 @@ class WebData(Frozen):
         return not 300 <= self.answer.status < 400
 
 
-class WebSettings(Frozen):
+class WebSettings(Settings):
     """Per-policy settings of the `web` check (`settings: {web: {...}}`)."""
 
     max_requests: Annotated[int, Field(ge=4, le=200)] = 40
@@ -183,4 +184,6 @@ class WebSettings(Frozen):
     """PEM files of extra trusted CAs, for `certificate_verified` (the tls check judges the
     certificate; the web check only needs to know whether a browser would accept it)."""
     extra_http_ports: tuple[Port, ...] = ()
+    """Open ports to visit as plain HTTP besides the usual web ports."""
     extra_https_ports: tuple[Port, ...] = ()
+    """Open ports to visit as HTTPS besides 443, 4443, 8443 and 9443."""
