@@ -8,7 +8,7 @@ from urllib.parse import urljoin, urlsplit
 from pydantic import Field
 
 from attt.checks.web.exposed import exposed_paths
-from attt.checks.web.models import Answer, Cookie, WebData
+from attt.checks.web.models import CORS_STEP, REDIRECTS_STEP, Answer, Cookie, WebData
 from attt.checks.web.observatory import ObservatoryGrade, grade
 from attt.scanner.models.base import Text
 from attt.scanner.models.target import Target
@@ -107,7 +107,7 @@ def https_required(data: WebData, params: NoParams, target: Target) -> Verdict:
     service, a declared TLS service on a web port, an open web port or a portal/web tag; an
     HTTPS port that could not be tried is an `error`, never a pass or a fail."""
     site = data.site
-    working = sorted({*site.https_ok, *(_port_of(a) for a in data.redirects if a.url.startswith("https:"))})
+    working = list(site.https_ok)
     if working:
         listed = _list(working)
         return Verdict.passed(
@@ -141,7 +141,7 @@ def https_required(data: WebData, params: NoParams, target: Target) -> Verdict:
     )
 
 
-@CONTROLS.control("web.headers", HeadersParams)
+@CONTROLS.control("web.headers", HeadersParams, needs=(REDIRECTS_STEP, CORS_STEP))
 def headers(data: WebData, params: HeadersParams, target: Target) -> Verdict:
     """The HTTPS answer sends the security headers the rule requires.
 
@@ -153,11 +153,6 @@ def headers(data: WebData, params: HeadersParams, target: Target) -> Verdict:
         return Verdict.not_applicable(
             "judged on the HTTPS answer (web.https_required covers a site without one)",
             vi="được đánh giá trên câu trả lời HTTPS (web.https_required xét trang không có HTTPS)",
-        )
-    if data.redirect_error is not None:
-        return Verdict.cannot_judge(
-            f"the page the root redirects to was not reached: {data.redirect_error}",
-            vi=f"không tới được trang mà địa chỉ gốc chuyển hướng đến: {data.redirect_error}",
         )
     answer = data.redirects[-1] if data.redirects else data.answer
     found = _security_headers(data, answer, params.hsts_min_age)
@@ -191,7 +186,7 @@ def headers(data: WebData, params: HeadersParams, target: Target) -> Verdict:
     )
 
 
-@CONTROLS.control("web.cookies", CookiesParams)
+@CONTROLS.control("web.cookies", CookiesParams, needs=(REDIRECTS_STEP,))
 def cookies(data: WebData, params: CookiesParams, target: Target) -> Verdict:
     """Session cookies carry Secure, HttpOnly and a valid SameSite.
 
@@ -225,7 +220,7 @@ def cookies(data: WebData, params: CookiesParams, target: Target) -> Verdict:
     )
 
 
-@CONTROLS.control("web.version_disclosure", NoParams)
+@CONTROLS.control("web.version_disclosure", NoParams, needs=(REDIRECTS_STEP,))
 def version_disclosure(data: WebData, params: NoParams, target: Target) -> Verdict:
     """No answer announces a software version.
 
@@ -366,11 +361,6 @@ def _grade_note(rating: ObservatoryGrade) -> Text:
         vi=f"xếp hạng theo cách chấm của Observatory: {rating.grade} ({rating.score}/100, "
         f"phiên bản {rating.algorithm_version}{caveat_vi})",
     )
-
-
-def _port_of(answer: Answer) -> int:
-    parts = urlsplit(answer.url)
-    return parts.port or (443 if parts.scheme == "https" else 80)
 
 
 def _list(items: Iterable[int]) -> str:

@@ -9,6 +9,11 @@ from attt.scanner.models.target import Port
 from attt.scanner.plugin import Settings
 
 Scheme = Literal["http", "https"]
+WebStep = Literal["redirects", "cors"]
+REDIRECTS_STEP: WebStep = "redirects"
+"""Fetching the in-scope redirects of the root: the page whose headers, cookies and versions count."""
+CORS_STEP: WebStep = "cors"
+"""The cross-origin request, whose answer the Observatory-style grade needs."""
 
 MAX_HEADER_BYTES = 64 * 1024
 """Bound on a response's status line and headers together; more is a failed request."""
@@ -131,7 +136,7 @@ class SiteFacts(Frozen):
     https_refused: tuple[Port, ...] = ()
     """HTTPS ports that refused the connection: observed closed."""
     https_unknown: tuple[Port, ...] = ()
-    """HTTPS ports never tried (budget or deadline): nothing is known about them."""
+    """HTTPS ports whose attempt taught nothing (timeout, unreachable, budget)."""
     http_chain: tuple[str, ...] | None = None
     """URLs of the plain-HTTP redirect chain on the first HTTP port, the first URL included;
     None when no plain-HTTP endpoint answered."""
@@ -148,8 +153,9 @@ class WebData(Frozen):
     """Answers to the redirects followed from the root (in scope, at most `MAX_REDIRECTS`)."""
     off_scope_location: str | None = None
     """A `Location` outside the inventory's scope: recorded, never fetched."""
-    redirect_error: str | None = None
-    """Why the chain stopped early (too many hops, a loop, a failed hop)."""
+    redirect_stop: str | None = None
+    """Why the chain stopped on a redirect the probe saw but did not follow (a loop, too many
+    hops): an observed fact. A hop that could not be fetched is the step `redirects` instead."""
     page: Page | None = None
     """The root page's HTML facts; None when no body was read."""
     certificate_verified: bool | None = None
@@ -166,6 +172,11 @@ class WebData(Frozen):
     """Ids of listed paths not requested (budget or deadline): not known to be absent."""
     requests: tuple[Request, ...] = ()
     site: SiteFacts
+    incomplete: tuple[WebStep, ...] = ()
+    """Probe steps that did not complete: the facts they give are missing, and every rule that
+    reads them is `error` (controls declare them with `needs`)."""
+    step_errors: dict[str, str] = Field(default_factory=dict)
+    """Why each incomplete step failed, bounded text."""
 
     @property
     def serves_content(self) -> bool:

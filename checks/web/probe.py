@@ -14,11 +14,13 @@ from attt.checks.ports.models import PortsData, ports_seen
 from attt.checks.web.client import Fetched, FetchError, PinnedClient, verifying_context
 from attt.checks.web.exposed import exposed_paths, listing_proof, proof
 from attt.checks.web.models import (
+    CORS_STEP,
     MAX_BODY_BYTES,
     MAX_FILE_BYTES,
     MAX_HEADERS_KEPT,
     MAX_REDIRECTS,
     MAX_VALUE_CHARS,
+    REDIRECTS_STEP,
     Answer,
     Cookie,
     Cors,
@@ -137,7 +139,8 @@ class _Visit:
     failure: FetchError | None = None
     redirects: list[Answer] = field(default_factory=list)
     off_scope: str | None = None
-    redirect_error: str | None = None
+    redirect_stop: str | None = None
+    step_errors: dict[str, str] = field(default_factory=dict)
     verified: bool | None = None
     cookies: list[Cookie] = field(default_factory=list)
     disclosures: list[Disclosure] = field(default_factory=list)
@@ -198,16 +201,16 @@ class _Endpoint:
                 visit.off_scope = bound_text(target, MAX_VALUE_CHARS)
                 return
             if target in seen:
-                visit.redirect_error = f"redirect loop back to {bound_text(target, 200)}"
+                visit.redirect_stop = f"redirect loop back to {bound_text(target, 200)}"
                 return
             if len(visit.redirects) >= MAX_REDIRECTS:
-                visit.redirect_error = f"more than {MAX_REDIRECTS} redirects"
+                visit.redirect_stop = f"more than {MAX_REDIRECTS} redirects"
                 return
             seen.add(target)
             try:
                 fetched = self._get(target, 0)
             except FetchError as exc:
-                visit.redirect_error = f"{bound_text(target, 200)}: {exc}"
+                visit.step_errors[REDIRECTS_STEP] = bound_text(f"{target}: {exc}", 300)
                 return
             current = self._answer(target, fetched)
             visit.redirects.append(current)
@@ -215,8 +218,9 @@ class _Endpoint:
     def _cors(self) -> None:
         try:
             fetched = self._get(self.visit.url, 0, origin=CORS_ORIGIN)
-        except FetchError:
-            return  # the grade then says CORS was not evaluated
+        except FetchError as exc:
+            self.visit.step_errors[CORS_STEP] = bound_text(str(exc), 300)
+            return
         headers = dict(reversed(fetched.headers))  # the first value of each header
         self.visit.cors = Cors(
             origin=CORS_ORIGIN,
@@ -302,13 +306,14 @@ def _bounded(value: str | None) -> str | None:
     return None if value is None else bound_text(value, MAX_VALUE_CHARS)
 
 
+def _port(url: str) -> int:
+    parts = urlsplit(url)
+    return parts.port or (443 if parts.scheme == "https" else 80)
+
+
 def _origin(url: str) -> tuple[str, str, int]:
     parts = urlsplit(url)
-    return (
-        parts.scheme,
-        (parts.hostname or "").lower(),
-        parts.port or (443 if parts.scheme == "https" else 80),
-    )
+    return parts.scheme, (parts.hostname or "").lower(), _port(url)
 
 
 def _url(scheme: Scheme, name: str, port: int) -> str:
@@ -355,7 +360,13 @@ def probe_target(target: Target, ctx: ProbeContext[WebSettings], settings: WebSe
 
 
 def _site_facts(plan: Plan, visits: dict[int, _Visit]) -> SiteFacts:
-    ok, failed, refused, unknown = [], {}, [], []
+    ok: list[int] = []
+    failed: dict[int, str] = {}
+    refused: list[int] = []
+    unknown: list[int] = []
+    for visit in visits.values():
+        # An HTTPS answer reached through a redirect (say to :8443) is working HTTPS too.
+        ok.extend(_port(a.url) for a in visit.redirects if a.url.startswith("https:"))
     for port, visit in visits.items():
         if visit.scheme != "https":
             continue
@@ -376,7 +387,7 @@ def _site_facts(plan: Plan, visits: dict[int, _Visit]) -> SiteFacts:
             chain = (*chain, first.off_scope)
     return SiteFacts(
         serves_web=plan.reasons,
-        https_ok=tuple(ok),
+        https_ok=tuple(sorted(set(ok))),
         https_failed=failed,
         https_refused=tuple(refused),
         https_unknown=tuple(unknown),
@@ -397,7 +408,7 @@ def _data(name: str, visit: _Visit, site: SiteFacts) -> WebData:
         answer=visit.answer,
         redirects=tuple(visit.redirects),
         off_scope_location=visit.off_scope,
-        redirect_error=visit.redirect_error,
+        redirect_stop=visit.redirect_stop,
         page=page,
         certificate_verified=visit.verified,
         cookies=tuple(visit.cookies),
@@ -408,4 +419,6 @@ def _data(name: str, visit: _Visit, site: SiteFacts) -> WebData:
         paths_skipped=tuple(visit.skipped),
         requests=tuple(visit.requests),
         site=site,
+        incomplete=tuple(step for step in (REDIRECTS_STEP, CORS_STEP) if step in visit.step_errors),
+        step_errors=visit.step_errors,
     )

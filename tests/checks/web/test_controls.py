@@ -4,6 +4,7 @@ fact was not observed."""
 from click.testing import CliRunner
 
 from attt.checks.web.controls import (
+    CONTROLS,
     CookiesParams,
     ExposedParams,
     HeadersParams,
@@ -105,9 +106,18 @@ def test_frame_ancestors_is_frame_protection_and_weak_hsts_fails_only_when_requi
     assert security_headers(web_data(headers=headers), HeadersParams(), TARGET).status == "fail"
 
 
-def test_headers_of_a_page_never_reached_are_an_error() -> None:
-    data = web_data(headers={}, status=302, redirect_error="https://portal.attt.test/home: timed out")
-    assert security_headers(data, HeadersParams(), TARGET).status == "error"
+def test_what_a_control_reads_from_unfinished_steps_is_declared() -> None:
+    """The evaluator turns these into `error` when the step did not complete (the property test
+    in tests/scanner/test_needs_property.py proves it on every bundled rule)."""
+    needs = {cid: set(c.steps_needed(c.params_model(), TARGET)) for cid, c in CONTROLS.items()}
+    assert needs == {
+        "web.https_redirect": set(),
+        "web.https_required": set(),
+        "web.headers": {"redirects", "cors"},
+        "web.cookies": {"redirects"},
+        "web.version_disclosure": {"redirects"},
+        "web.exposed_files": set(),
+    }
 
 
 def test_headers_are_judged_on_https_only() -> None:
