@@ -35,6 +35,7 @@ class ExposedPath(Frozen):
 
 class ExposedPaths(Frozen):
     version: str
+    source: str
     about: str
     patterns: dict[str, str]
     listing_what: Text
