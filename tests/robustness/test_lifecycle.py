@@ -164,13 +164,13 @@ def test_probes_killed_by_the_interruption_run_again_on_resume(tmp_path: Path) -
     first = report_of(out)
     assert first["run"]["status"] == "incomplete"
     assert [o for o in first["observations"] if o["status"] == "error"] == []
-    # The silent ports are closed now: nmap answers at once.
+    # The silent ports are closed now: nmap answers at once (the hosts look gone, an honest error).
     resumed = run_attt(["scan", "--resume", first["run"]["id"], "--db", str(db)], env={"CI": "true"})
-    assert resumed.returncode in (0, 1), resumed.terminal
+    assert resumed.returncode in (0, 1, 3), resumed.terminal
     second = report_of(out)
     assert second["run"]["status"] == "complete"
-    ports = {o["host"]: o["status"] for o in second["observations"] if o["check"] == "ports"}
-    assert ports == dict.fromkeys(SLOW, "ok")
+    assert {o["host"] for o in second["observations"] if o["check"] == "ports"} == set(SLOW)
+    assert not [o for o in second["observations"] if "nmap failed" in (o["error"] or "")]
 
 
 def _wait_for_run(db: Path, deadline: float) -> None:
