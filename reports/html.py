@@ -11,7 +11,7 @@ import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cache, lru_cache
 from importlib.resources import files
@@ -22,7 +22,7 @@ from markupsafe import Markup
 
 from attt.reports._i18n import strings
 from attt.reports._reference import reference_text
-from attt.reports._text import as_text, clean
+from attt.reports._text import as_text
 from attt.reports.base import Lang
 from attt.scanner.changes import Comparison, compare
 from attt.scanner.models.base import Severity
@@ -30,6 +30,8 @@ from attt.scanner.models.finding import Finding, FindingStatus
 from attt.scanner.models.observation import Observation
 from attt.scanner.models.policy import Reference
 from attt.scanner.models.report import Counts, Report
+from attt.scanner.models.target import Contact
+from attt.scanner.text import clean
 
 SEVERITIES: Final = tuple(s.value for s in reversed(Severity))
 """Most severe first, the order a reader wants."""
@@ -124,6 +126,8 @@ class HostView:
     ip: str | None
     shown: tuple[FindingView, ...]
     folded: tuple[FindingView, ...]
+    shared_with: tuple[str, ...] = ()
+    """Other systems that register the same host: it was probed once and judged by each."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +141,10 @@ class SystemView:
     tags: tuple[str, ...]
     counts: CountsView
     hosts: tuple[HostView, ...]
+    level_decision: str | None
+    """The decision approving the level: number and date."""
+    judged_by: str | None
+    """The policy that judged the system (a province overlay names the level policy it lies over)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +153,8 @@ class OwnerView:
     name: str
     counts: CountsView
     systems: tuple[SystemView, ...]
+    contact: str | None
+    """Who receives the agency's pack: name, email, phone."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,15 +263,25 @@ def build_view(report: Report, lang: Lang, baseline: Comparison | None = None) -
         addresses[target.system.id][target.address] = (target.host.hostname, target.ip)
     for fv in findings:
         addresses[fv.system].setdefault(fv.host, (None, None))
+    systems_at: dict[str, set[str]] = defaultdict(set)
+    for target in report.targets:
+        systems_at[target.address].add(target.system.id)
 
     entries: list[tuple[str, str, str, int | None, tuple[str, ...]]] = [
         (s.id, s.name, s.owner, s.level, s.tags) for s in registered
     ]
     entries.extend((sid, sid, owner_of[sid], None, ()) for sid in orphans)
     systems_of: dict[str, list[SystemView]] = defaultdict(list)
+    decisions = {
+        s.id: f"{s.level_decision.number}, {s.level_decision.date}" for s in registered if s.level_decision
+    }
+    contacts = {o.name: _contact(o.contact) for o in report.run.owners}
     for system_id, name, owner, level, tags in sorted(entries):
         hosts = tuple(
-            _host_view(address, *addresses[system_id][address], by_host.get((system_id, address), []))
+            replace(
+                _host_view(address, *addresses[system_id][address], by_host.get((system_id, address), [])),
+                shared_with=tuple(sorted(systems_at[address] - {system_id})),
+            )
             for address in sorted(addresses[system_id])
         )
         counts = report.summary.systems.get(system_id) or Counts.of(
@@ -277,6 +297,10 @@ def build_view(report: Report, lang: Lang, baseline: Comparison | None = None) -
                 tags=tags,
                 counts=_counts_view(counts, lang, t),
                 hosts=hosts,
+                level_decision=clean(decisions[system_id]) if system_id in decisions else None,
+                judged_by=clean(report.run.judged_by[system_id])
+                if system_id in report.run.judged_by
+                else None,
             )
         )
     owners = tuple(
@@ -290,6 +314,7 @@ def build_view(report: Report, lang: Lang, baseline: Comparison | None = None) -
                 t,
             ),
             systems=tuple(systems_of[name]),
+            contact=clean(contacts[name]) if name in contacts else None,
         )
         for name in owner_names
     )
@@ -330,6 +355,10 @@ def build_view(report: Report, lang: Lang, baseline: Comparison | None = None) -
         systems=tuple((s.id, s.name) for o in owners for s in o.systems),
         finding_count=len(findings),
     )
+
+
+def _contact(contact: Contact) -> str:
+    return " · ".join(x for x in (contact.name, contact.email, contact.phone) if x)
 
 
 def _counts_view(counts: Counts, lang: Lang, t: Mapping[str, str]) -> CountsView:
@@ -418,8 +447,8 @@ def _host_view(
     ordered = sorted(findings, key=_finding_order)
     return HostView(
         address=clean(address),
-        hostname=hostname,
-        ip=ip,
+        hostname=None if hostname is None else clean(hostname),
+        ip=None if ip is None else clean(ip),
         shown=tuple(fv for fv in ordered if fv.status in _SHOWN),
         folded=tuple(fv for fv in ordered if fv.status not in _SHOWN),
     )

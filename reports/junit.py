@@ -11,10 +11,11 @@ from xml.etree import ElementTree as ET
 
 from attt.reports._i18n import strings
 from attt.reports._reference import reference_text
-from attt.reports._text import as_text, clean, clean_line
+from attt.reports._text import as_text
 from attt.reports.base import Lang
 from attt.scanner.models.finding import Finding
 from attt.scanner.models.report import Report
+from attt.scanner.text import clean, clean_line
 
 
 class JunitRenderer:

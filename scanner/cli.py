@@ -2,31 +2,32 @@
 
 import json
 import os
-import signal
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
+from contextlib import suppress
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from types import FrameType
-from typing import NoReturn, cast
+from typing import TYPE_CHECKING, NoReturn, cast
 
 import click
 
 from attt import __version__
 from attt.reports.base import Lang
-from attt.reports.bundle import RENDERERS, write_bundle
+from attt.reports.bundle import RENDERERS, check_report_dir, write_bundle
 from attt.reports.manifest import load_signing_key
+from attt.scanner import pipeline
 from attt.scanner.catalog import check_lines
 from attt.scanner.changes import Comparison, choose_baseline, compare
-from attt.scanner.errors import AtttError
+from attt.scanner.errors import AtttError, RunBusyError, StoreError
 from attt.scanner.evaluate import exit_code
 from attt.scanner.exitcodes import ExitCode
+from attt.scanner.lifecycle import Interrupts, ResumeConflict, as_list, remember, resumed_options
 from attt.scanner.limits import FILES_PER_TARGET, concurrency_for, raise_open_files
-from attt.scanner.models.base import Severity
-from attt.scanner.models.report import Report, report_json_schema
+from attt.scanner.models.base import Severity, Text
+from attt.scanner.models.report import Report, RunInfo, report_json_schema
 from attt.scanner.models.target import Target
 from attt.scanner.pipeline import (
+    PolicyMode,
     ScanOptions,
     ScanRequest,
     build_report,
@@ -34,13 +35,18 @@ from attt.scanner.pipeline import (
     prepare_resume,
     reevaluate,
     run_scan,
+    stored_or_memory,
 )
 from attt.scanner.plugin import Credential
 from attt.scanner.progress import progress_for
 from attt.scanner.registry import Registry
 from attt.scanner.runner import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT
 from attt.scanner.store import Store, StoredRun, db_path_from_url
-from attt.scanner.terminal import safe
+from attt.scanner.text import clean, safe
+
+if TYPE_CHECKING:
+    from attt.scanner.config import Config
+    from attt.scanner.models.owners import PackIndex
 
 DEFAULT_FORMATS = "html,json"
 FAIL_ON_CHOICES = [s.value for s in Severity] + ["none"]
@@ -62,9 +68,15 @@ def _registry() -> Registry:
     return registry
 
 
-def _open_store(db: str | None, registry: Registry | None = None) -> Store:
-    """The run store; with a registry, stored observations come back typed by their checks."""
-    return Store(db_path_from_url(db), registry.data_models if registry else None)
+def _open_store(db: str | None, registry: Registry | None = None, *, create: bool = True) -> Store:
+    """The run store; with a registry, stored observations come back typed by their checks.
+    Reading commands pass `create=False` and never create one."""
+    data_models = registry.data_models if registry else None
+    return Store(db_path_from_url(db), data_models, create=create, warn=_warn)
+
+
+def _warn(line: str) -> None:
+    click.echo(f"attt: warning: {safe(line, 1000)}", err=True)
 
 
 def _formats(value: str) -> list[str]:
@@ -78,19 +90,52 @@ def _formats(value: str) -> list[str]:
 
 
 class _Command(click.Group):
-    """Turns attt's own errors into one line and exit code 2, never a traceback."""
+    """Turns attt's own errors into one line and exit code 2 (4 for a busy run), never a traceback."""
 
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
+        except RunBusyError as exc:
+            _fail(str(exc), ExitCode.BUSY)
+        except ResumeConflict as exc:
+            raise click.UsageError(str(exc)) from None
         except AtttError as exc:
             _fail(str(exc))
 
 
 @click.group(cls=_Command, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="attt")
-def main() -> None:
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="attt.toml (default: $ATTT_CONFIG, then attt.toml in the user's config directory).",
+)
+@click.pass_context
+def main(ctx: click.Context, config_file: Path | None) -> None:
     """attt: compliance scanner for a province's registered information systems."""
+    from attt.scanner.config import Config, config_path, load_config
+
+    path = config_path(config_file)
+    config = Config() if path is None else load_config(path)
+    ctx.obj = config
+    defaults = config.scan_defaults()
+    store_only = {"db": defaults["db"]} if "db" in defaults else {}
+    ctx.default_map = {
+        "scan": defaults,
+        "report": {k: v for k, v in defaults.items() if k not in ("inventory", "credentials", "fail_on")},
+        "notify": store_only,
+        "history": store_only,
+        "diff": store_only,
+        "prune": store_only,
+    }
+
+
+def _config() -> "Config":
+    from attt.scanner.config import Config
+
+    obj = click.get_current_context().find_root().obj
+    return obj if isinstance(obj, Config) else Config()
 
 
 common_report_options: list[Callable[[Callable[..., object]], Callable[..., object]]] = [
@@ -110,6 +155,25 @@ common_report_options: list[Callable[[Callable[..., object]], Callable[..., obje
         "--sign-key",
         type=click.Path(path_type=Path),
         help="Ed25519 private key: sign the report manifest (check it with attt verify --public-key).",
+    ),
+    click.option(
+        "--per-owner", is_flag=True, help="One self-contained pack per owner agency, and an index of them."
+    ),
+    click.option("--owner", help="Only the pack of this owner agency (its name as in the inventory)."),
+    click.option(
+        "--waivers",
+        "waivers",
+        multiple=True,
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="Waiver file, applied on top of each system's policy (repeatable).",
+    ),
+    click.option(
+        "--policy-mode",
+        type=click.Choice(["force", "overlay"]),
+        default="force",
+        show_default=True,
+        help="force: -p policies alone judge every system; overlay: each -p policy is laid over"
+        " the system's own level policy.",
     ),
 ]
 
@@ -146,6 +210,20 @@ def report_options(fn: Callable[..., object]) -> Callable[..., object]:
 @click.option(
     "--credentials", type=click.Path(path_type=Path), help="Credentials file (YAML, not world-readable)."
 )
+@click.option(
+    "--trigger",
+    type=click.Choice(["schedule", "manual"]),
+    envvar="ATTT_TRIGGER",
+    default="manual",
+    show_default=True,
+    help="What started the run, recorded with it ($ATTT_TRIGGER; the systemd unit sets schedule).",
+)
+@click.option(
+    "--notify/--no-notify",
+    default=None,
+    help="Mail each owner its pack and call the webhook (default: when attt.toml has [notify]).",
+)
+@click.option("--notify-all", is_flag=True, help="Notify every open failure, not only what is new.")
 @report_options
 def scan(
     inventory: Path | None,
@@ -158,40 +236,188 @@ def scan(
     concurrency: int,
     timeout: float,
     credentials: Path | None,
+    trigger: str,
+    notify: bool | None,
+    notify_all: bool,
     out: Path | None,
     formats: str,
     lang: str,
     db: str | None,
     sign_key: Path | None,
+    per_owner: bool,
+    owner: str | None,
+    waivers: tuple[Path, ...],
+    policy_mode: str,
 ) -> None:
     """Scan the systems of an inventory and write the compliance report."""
-    chosen_formats = _formats(formats)
+    args = _ScanArgs(
+        policies, systems, tags, checks, timeout, concurrency, formats, lang, fail_on, out, credentials
+    )
+    ctx = click.get_current_context()
+    unset = (click.core.ParameterSource.DEFAULT, click.core.ParameterSource.DEFAULT_MAP, None)
+    explicit = {**asdict(args), "waivers": waivers, "policy_mode": policy_mode}
+    given = {k: v for k, v in explicit.items() if ctx.get_parameter_source(k) not in unset}
+    request = ScanRequest(
+        inventory or Path(),
+        policies,
+        systems,
+        tags,
+        checks,
+        waivers=waivers,
+        policy_mode=cast(PolicyMode, policy_mode),
+        trigger=_trigger(trigger),
+    )
+    output = _ReportChoice(sign_key, per_owner, owner, notify, notify_all)
+    with Interrupts() as interrupts:
+        opened: list[tuple[Store, str]] = []
+        try:
+            code = _scan(interrupts, opened, request if inventory else None, resume, args, given, db, output)
+        except KeyboardInterrupt:
+            code = _abandoned(opened)
+    sys.exit(code)
+
+
+@dataclass(frozen=True)
+class _ScanArgs:
+    """The options of `attt scan` that a resumed run takes from the run itself."""
+
+    policies: tuple[str, ...]
+    systems: tuple[str, ...]
+    tags: tuple[str, ...]
+    checks: tuple[str, ...]
+    timeout: float
+    concurrency: int
+    formats: str
+    lang: str
+    fail_on: str
+    out: Path | None
+    credentials: Path | None
+
+
+@dataclass(frozen=True)
+class _ReportChoice:
+    """How `attt scan` reports, beyond the formats: signing, owner packs, notifications."""
+
+    sign_key: Path | None
+    per_owner: bool
+    owner: str | None
+    notify: bool | None
+    notify_all: bool
+
+
+def _scan(
+    interrupts: Interrupts,
+    opened: list[tuple[Store, str]],
+    request: ScanRequest | None,
+    resume: str | None,
+    args: _ScanArgs,
+    given: dict[str, object],
+    db: str | None,
+    choice: _ReportChoice,
+) -> int:
+    """The whole scan; `opened` learns the store and run as soon as the run exists."""
     registry = _registry()
-    options = ScanOptions(timeout, _affordable(concurrency), _credential_lookup(credentials))
-    if sign_key is not None:
-        load_signing_key(sign_key)  # a bad key is a configuration error before, not after, the scan
-    if resume is not None and inventory is None:
-        store = _open_store(db, registry)
-        prepared = prepare_resume(store.load(resume), store.probes_done(resume), registry)
-    elif inventory is not None and resume is None:
-        prepared = prepare(ScanRequest(inventory, policies, systems, tags, checks), registry)
+    if choice.sign_key is not None:
+        load_signing_key(choice.sign_key)  # a bad key is a configuration error before, not after, the scan
+    if resume is not None and request is None:
+        store = _open_store(db, registry, create=False)
+        stored = store.load(resume)
+        args = _decoded(args, resumed_options(stored.info.id, stored.info.options, given))
+        _check_out_dir(args.out, stored.info.id)
+        prepared = prepare_resume(stored, store.probes_done(stored.info.id), registry)
+        options = _scan_options(args)
+    elif request is not None and resume is None:
+        prepared = prepare(request, registry, remember(asdict(args)))
+        _check_out_dir(args.out, prepared.run.id)
+        options = _scan_options(args)
         store = _open_store(db, registry)  # only now: a refused scan leaves no trace in the store
     else:
         raise click.UsageError("give either -i INVENTORY or --resume RUN")
     interactive = sys.stderr.isatty() and not os.environ.get("CI")
     total = len(prepared.targets) * len(prepared.run.checks) - len(prepared.done)
-    with progress_for(total, interactive) as progress, _sigterm_as_interrupt():
-        info, interrupted = run_scan(prepared, options, store, registry, progress)
-    report = build_report(store.load(info.id))
-    _write_reports(store, report, out, chosen_formats, lang, sign_key)
-    if interrupted:
-        click.echo(
-            f"attt: interrupted; run {info.id} is incomplete and keeps what was observed"
-            f" (finish it with: attt scan --resume {info.id})",
-            err=True,
+    with progress_for(total, interactive) as progress, interrupts.gently():
+        opened.append((store, prepared.run.id))
+        outcome = run_scan(prepared, options, store, registry, progress, interrupts.stop)
+    report = build_report(stored_or_memory(store, outcome))
+    settings = _config().notify
+    whole = not outcome.interrupted and outcome.store_error is None
+    notifying = whole and (choice.notify if choice.notify is not None else settings is not None)
+    formats, lang = _formats(args.formats), cast(Lang, args.lang)
+    output = ReportOutput(formats, lang, choice.sign_key, choice.per_owner or notifying, choice.owner)
+    written = _write_reports(store, report, args.out, output)
+    if notifying and written is not None:
+        _notify(store, report, written, choice.notify_all)
+    run_id = report.run.id
+    if outcome.store_error is not None:
+        _error(
+            f"{outcome.store_error}; probing stopped, the report holds everything observed and run {run_id}"
+            f" is incomplete (once the store takes writes again: attt scan --resume {run_id})"
         )
-        sys.exit(ExitCode.INTERRUPTED)
-    sys.exit(exit_code(report.findings, _severity(fail_on), info.status == "complete"))
+    code = exit_code(report.findings, _severity(args.fail_on), report.run.status == "complete")
+    if outcome.interrupted:
+        _error(
+            f"interrupted; run {run_id} is incomplete and keeps what was observed"
+            f" (finish it with: attt scan --resume {run_id})"
+        )
+        return ExitCode.INTERRUPTED
+    if written is None and code != ExitCode.VIOLATION:
+        return ExitCode.REPORT_NOT_WRITTEN
+    return code
+
+
+def _scan_options(args: _ScanArgs) -> ScanOptions:
+    """How to probe; the formats and the credentials file are checked here, before any packet."""
+    _formats(args.formats)
+    return ScanOptions(args.timeout, _affordable(args.concurrency), _credential_lookup(args.credentials))
+
+
+def _decoded(args: _ScanArgs, saved: dict[str, str]) -> _ScanArgs:
+    """`args` with a resumed run's own options, back from text to the types the command line gives."""
+    text = {name: saved.get(name) for name in asdict(args)}
+    return _ScanArgs(
+        policies=args.policies
+        if text["policies"] is None
+        else tuple(r for r in text["policies"].split(",") if r),
+        systems=args.systems if text["systems"] is None else tuple(as_list(text["systems"])),
+        tags=args.tags if text["tags"] is None else tuple(as_list(text["tags"])),
+        checks=args.checks if text["checks"] is None else tuple(as_list(text["checks"])),
+        timeout=args.timeout if text["timeout"] is None else float(text["timeout"]),
+        concurrency=args.concurrency if text["concurrency"] is None else int(text["concurrency"]),
+        formats=text["formats"] or args.formats,
+        lang=text["lang"] or args.lang,
+        fail_on=text["fail_on"] or args.fail_on,
+        out=args.out if text["out"] is None else Path(text["out"]) if text["out"] else None,
+        credentials=args.credentials,
+    )
+
+
+def _check_out_dir(out: Path | None, run_id: str) -> None:
+    """Refuse, before anything is scanned, a report directory that holds files of its own."""
+    check_report_dir(_out_dir(out, run_id))
+
+
+def _out_dir(out: Path | None, run_id: str) -> Path:
+    """`--out`, else a directory of the run's own under the configured report directory."""
+    return out or (_config().report_dir or Path("attt-reports")) / run_id
+
+
+def _abandoned(opened: list[tuple[Store, str]]) -> int:
+    """A signal outside the open run, or a second one: leave at once, the run marked incomplete."""
+    if not opened:
+        _error("interrupted before anything was scanned")
+        return ExitCode.INTERRUPTED
+    store, run_id = opened[0]
+    with suppress(AtttError):  # else it stays "running" with a dead lease, shown incomplete
+        store.mark(run_id, "incomplete", pipeline.utcnow())
+    _error(
+        f"interrupted; run {run_id} is incomplete and keeps what was observed"
+        f" (finish it with: attt scan --resume {run_id})"
+    )
+    return ExitCode.INTERRUPTED
+
+
+def _error(message: str) -> None:
+    click.echo(f"attt: error: {safe(message, 1000)}", err=True)
 
 
 def _affordable(concurrency: int) -> int:
@@ -219,20 +445,6 @@ def _severity(value: str) -> Severity | None:
     return None if value == "none" else Severity(value)
 
 
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM (a scheduler stopping the job) ends the scan like Ctrl-C: nothing is lost."""
-
-    def handler(_signum: int, _frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def _print_summary(report: Report, out_dir: Path) -> None:
     overall = report.summary.overall
     click.echo(f"run {report.run.id}  status {report.run.status}  province {safe(report.run.province)}")
@@ -242,7 +454,8 @@ def _print_summary(report: Report, out_dir: Path) -> None:
         counts = report.summary.systems[system.id].by_status
         score = report.summary.systems[system.id].score
         cells = (system.level, *(counts[s] for s in ("pass", "fail", "error", "waived", "not_applicable")))
-        click.echo(f"{system.id:<24} " + " ".join(f"{c:>6}" for c in (*cells, _score(score))))
+        judged = safe(report.run.judged_by.get(system.id, ""))
+        click.echo(f"{system.id:<24} " + " ".join(f"{c:>6}" for c in (*cells, _score(score))) + f"  {judged}")
     failed = ", ".join(f"{k} {v}" for k, v in overall.by_severity.items() if v) or "none"
     click.echo(f"failed by severity: {failed}; overall score {_score(overall.score)}")
     if overall.not_probed:
@@ -250,8 +463,14 @@ def _print_summary(report: Report, out_dir: Path) -> None:
             f"not probed: {overall.not_probed} planned probe(s) never ran; no score for what did not finish"
         )
     click.echo(f"score: {report.summary.score_formula.en}")
+    systems_at: dict[str, list[str]] = {}
+    for target in report.targets:
+        systems_at.setdefault(target.address, []).append(target.system.id)
+    for address, ids in sorted(systems_at.items()):
+        if len(ids) > 1:
+            click.echo(f"host {safe(address)} is in systems {', '.join(ids)}: probed once, judged by each")
     for path in sorted(out_dir.iterdir()):
-        click.echo(f"report: {path}")
+        click.echo(f"report: {safe(str(path), 1000)}")
 
 
 def _score(score: float | None) -> str:
@@ -270,38 +489,135 @@ def report(
     lang: str,
     db: str | None,
     sign_key: Path | None,
+    per_owner: bool,
+    owner: str | None,
+    waivers: tuple[Path, ...],
+    policy_mode: str,
 ) -> None:
-    """Render a stored run again; with -p, re-evaluate it under other policies (no network)."""
+    """Render a stored run again; with -p or --waivers, re-evaluate it (no network)."""
     chosen_formats = _formats(formats)
-    store = _open_store(db)
+    store = _open_store(db, create=False)
     stored = store.load(run)
-    if policies:
-        stored = reevaluate(stored, policies, _registry(), datetime.now(UTC))
-    _write_reports(store, build_report(stored), out, chosen_formats, lang, sign_key)
+    if policies or waivers:
+        mode = cast(PolicyMode, policy_mode)
+        stored = reevaluate(stored, policies, _registry(), pipeline.utcnow(), mode=mode, waivers=waivers)
+    output = ReportOutput(chosen_formats, cast(Lang, lang), sign_key, per_owner, owner)
+    if _write_reports(store, build_report(stored), out, output) is None:
+        sys.exit(ExitCode.REPORT_NOT_WRITTEN)
 
 
-def _write_reports(
-    store: Store, report: Report, out: Path | None, formats: list[str], lang: str, sign_key: Path | None
-) -> None:
-    """Write the bundle, with the change since the comparable earlier run, and summarise."""
-    previous_id, reason = choose_baseline(report.run, report.targets, store.earlier_runs(report.run))
-    previous = build_report(store.load(previous_id)) if previous_id else None
-    out_dir = out or Path("attt-reports") / report.run.id
+@dataclass(frozen=True)
+class ReportOutput:
+    """What `scan` and `report` write."""
+
+    formats: list[str]
+    lang: Lang
+    sign_key: Path | None
+    per_owner: bool
+    owner: str | None
+
+
+@dataclass(frozen=True)
+class Written:
+    out_dir: Path
+    previous: Report | None
+    index: "PackIndex | None"
+
+
+def _write_reports(store: Store, report: Report, out: Path | None, output: ReportOutput) -> Written | None:
+    """Write the bundle (or one pack per owner, or one owner's pack), with the change since the
+    comparable earlier run, and summarise. A report that cannot be written is one line (the run
+    is stored) and None."""
+    from attt.reports.owners import write_one_pack, write_owner_packs
+
+    baseline = _baseline(store, report)
+    previous = baseline.previous
+    out_dir = _out_dir(out, report.run.id)
+    index = None
+    formats, lang, key = output.formats, output.lang, output.sign_key
     try:
-        write_bundle(
-            report,
-            formats,
-            out_dir,
-            cast(Lang, lang),
-            sign_key=sign_key,
-            baseline=Comparison(previous, reason),
-        )
-    except OSError as exc:
-        raise AtttError(
-            f"cannot write the report to {out_dir}: {exc.strerror or exc}; the run is stored,"
+        if output.owner is not None:
+            write_one_pack(report, output.owner, formats, out_dir, lang, sign_key=key, baseline=baseline)
+        elif output.per_owner:
+            packs = write_owner_packs(report, formats, out_dir, lang, sign_key=key, baseline=baseline)
+            index = packs.index
+        else:
+            write_bundle(report, formats, out_dir, lang, sign_key=key, baseline=baseline)
+    except (OSError, AtttError) as exc:
+        reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc)
+        _error(
+            f"cannot write the report to {out_dir}: {reason}; the run is stored,"
             f" write it elsewhere with: attt report {report.run.id} --out DIR"
-        ) from None
+        )
+        return None
     _print_summary(report, out_dir)
+    _warn_expired_waivers(report)
+    return Written(out_dir, previous, index)
+
+
+def _baseline(store: Store, report: Report) -> Comparison:
+    """The comparable earlier run for the change section (the one function that says which earlier
+    run "new since" compares with); none, with a warning, when the store cannot give it (a run this
+    version cannot read is skipped by `earlier_runs` already)."""
+    try:
+        previous_id, reason = choose_baseline(report.run, report.targets, store.earlier_runs(report.run))
+        return Comparison(build_report(store.load(previous_id)) if previous_id else None, reason)
+    except StoreError as exc:
+        _warn(f"{exc}; the report has no change section")
+        return Comparison(
+            None,
+            Text(vi=f"không đọc được lượt quét trước: {exc}", en=f"the earlier run cannot be read: {exc}"),
+        )
+
+
+def _warn_expired_waivers(report: Report) -> None:
+    """Expired waivers, named where the person running the scan looks: the terminal."""
+    expired = {
+        (f.rule_id, f.system, f.waiver.expires, f.waiver.approved_by)
+        for f in report.findings
+        if f.waiver is not None and f.waiver.expired
+    }
+    for rule_id, system, expires, approved_by in sorted(expired):
+        click.echo(
+            f"attt: warning: waiver of {rule_id} on {system} expired on {expires.isoformat()}"
+            f" (approved by {safe(approved_by)}); the rule is judged again",
+            err=True,
+        )
+
+
+def _notify(store: Store, report: Report, written: Written, everything: bool) -> None:
+    """Send the run's notifications; a failure is reported and recorded, never fatal."""
+    from attt.scanner.notify import changes_since, notify
+
+    settings = _config().notify
+    if settings is None:
+        click.echo("attt: warning: --notify, but attt.toml has no [notify] section; nothing sent", err=True)
+        return
+    if written.index is None:
+        return
+    changes = changes_since(report, written.previous, everything or settings.everything)
+    try:
+        records = notify(store, report, written.out_dir, written.index, changes, settings)
+    except AtttError as exc:  # e.g. the password variable is unset: the scan's result stands
+        click.echo(f"attt: warning: notifications not sent: {safe(str(exc), 1000)}", err=True)
+        return
+    for record in records:
+        outcome = (
+            "sent" if record.status == "sent" else f"FAILED after {record.attempts} attempts: {record.detail}"
+        )
+        click.echo(f"notify: {record.channel} {safe(record.recipient)}: {safe(outcome, 400)}")
+
+
+def _trigger(trigger: str) -> str:
+    """`schedule`, or `manual:USER`: who ran it."""
+    if trigger == "schedule":
+        return trigger
+    import getpass
+
+    try:
+        return f"manual:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "manual"
 
 
 @main.command()
@@ -315,7 +631,7 @@ def diff(run_a: str, run_b: str, db: str | None) -> None:
     `latest` is compared with: the latest earlier complete run over the same hosts with the same
     checks). Fixed means the rule passes in RUN_B; one that could not be judged there (error,
     not probed, endpoint gone) is "not re-checked"."""
-    store = _open_store(db)
+    store = _open_store(db, create=False)
     before, after = _diff_run(store, run_a), _diff_run(store, run_b)
     changes = compare(before.findings, after.findings)
     sections = [
@@ -348,14 +664,71 @@ def _diff_run(store: Store, ref: str) -> StoredRun:
 @click.option("--db")
 def history(system: str | None, limit: int, db: str | None) -> None:
     """List stored runs, newest first."""
-    runs = _open_store(db).runs(system=system, limit=limit)
+    store = _open_store(db, create=False)
+    runs = store.runs(system=system, limit=limit)
     if not runs:
         click.echo("no runs stored yet")
         return
     for info in runs:
         finished = info.finished.isoformat(timespec="seconds") if info.finished else "—"
         policies = ",".join(p.id for p in info.policies)
-        click.echo(f"{info.id}  {info.status:<10} {finished}  {safe(info.province)}  {policies}")
+        trigger = info.options.get("trigger", "—")
+        click.echo(
+            f"{info.id}  {info.status:<10} {finished}  {safe(trigger):<16} {safe(info.province)}  {policies}"
+        )
+        for note in store.notifications(info.id):
+            detail = f" ({safe(note.detail, 200)})" if note.detail else ""
+            tries = f"{note.attempts} attempt(s)"
+            click.echo(f"    notify {note.channel} {safe(note.recipient)}: {note.status}, {tries}{detail}")
+
+
+@main.command("notify")
+@click.argument("run")
+@click.option("--all", "everything", is_flag=True, help="Every open failure, not only what is new.")
+@click.option("--out", type=click.Path(path_type=Path), help="Where to write the packs mailed.")
+@click.option("--lang", type=click.Choice(["vi", "en"]), default="vi", show_default=True)
+@click.option("--db")
+def notify_command(run: str, everything: bool, out: Path | None, lang: str, db: str | None) -> None:
+    """Send a stored run's notifications that were not sent yet (each goes once per run)."""
+    store = _open_store(db, create=False)
+    report = build_report(store.load(run))
+    output = ReportOutput(["html", "json"], cast(Lang, lang), _config().sign_key, True, None)
+    written = _write_reports(store, report, out, output)
+    if written is None:
+        sys.exit(ExitCode.REPORT_NOT_WRITTEN)
+    _notify(store, report, written, everything)
+
+
+@main.command()
+@click.option("--keep-last", type=click.IntRange(1, None), help="Keep the N newest runs.")
+@click.option(
+    "--older-than", type=click.IntRange(0, None), metavar="DAYS", help="Remove runs older than DAYS."
+)
+@click.option("--db")
+def prune(keep_last: int | None, older_than: int | None, db: str | None) -> None:
+    """Remove old runs, but never one a kept run uses as its baseline; then reclaim the space."""
+    from datetime import timedelta
+
+    if (keep_last is None) == (older_than is None):
+        raise click.UsageError("give exactly one of --keep-last N or --older-than DAYS")
+    now = pipeline.utcnow()
+
+    def chosen(runs: Sequence[RunInfo]) -> set[str]:
+        if keep_last is not None:
+            return {r.id for r in runs[keep_last:]}
+        cutoff = now - timedelta(days=cast(int, older_than))
+        return {r.id for r in runs if r.started < cutoff}
+
+    result = _open_store(db, create=False).prune(chosen)
+    for info in result.removed:
+        click.echo(f"removed {info.id}  {info.status:<10} {info.started.isoformat(timespec='seconds')}")
+    for run_id in result.kept_as_baseline:
+        click.echo(f"kept {run_id}: a kept run uses it as its baseline")
+    freed = result.bytes_before - result.bytes_after
+    click.echo(
+        f"{len(result.removed)} run(s) removed; store {result.bytes_before:,} -> {result.bytes_after:,} bytes"
+        f" ({freed:,} reclaimed)"
+    )
 
 
 @main.group()
@@ -413,12 +786,54 @@ def policy_show(policy_ref: str, fmt: str, lang: str) -> None:
     from attt.scanner.policy import load_policy
 
     resolved = load_policy(policy_ref, _registry())
-    click.echo(policy_markdown(resolved, lang) if fmt == "md" else policy_yaml(resolved), nl=False)
+    # Policy text is shown, never obeyed: escapes in a title must not drive the terminal.
+    click.echo(clean(policy_markdown(resolved, lang) if fmt == "md" else policy_yaml(resolved)), nl=False)
 
 
 @main.group()
 def inventory() -> None:
-    """Validate inventories."""
+    """Validate inventories, and import them from a register spreadsheet."""
+
+
+@inventory.command("import")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--province", required=True, help="The province the inventory belongs to.")
+@click.option(
+    "--scope",
+    "scope",
+    multiple=True,
+    required=True,
+    help="CIDR or *.domain the hosts must lie in (repeatable).",
+)
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Default: stdout.")
+def inventory_import(file: Path, province: str, scope: tuple[str, ...], output: Path | None) -> None:
+    """Turn a register (.xlsx or .csv, Vietnamese or English headers) into an inventory.
+
+    Every row that cannot be used is listed with its row number and why; the inventory of the
+    usable rows is still written, and the exit code is then 2 so that a script notices.
+    """
+    from attt.scanner.inventory import load_inventory
+    from attt.scanner.register import describe, import_register, inventory_yaml
+
+    result = import_register(file, province, scope)
+    for warning in result.warnings:
+        click.echo(f"attt: warning: {file}: {safe(warning, 1000)}", err=True)
+    for line in describe(result.refused):
+        click.echo(f"attt: refused: {file}: {safe(line, 1000)}", err=True)
+    if result.inventory is None:
+        _fail(f"{file}: no usable row; nothing written")
+    text = inventory_yaml(result.inventory)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        load_inventory(output)  # what was written loads as any hand-written inventory does
+        click.echo(
+            f"{output}: {len(result.inventory.systems)} systems imported, {len(result.refused)} rows refused",
+            err=True,
+        )
+    if result.refused:
+        sys.exit(ExitCode.CONFIG_ERROR)
 
 
 @inventory.command("validate")

@@ -2,24 +2,31 @@
 
 import secrets
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 from attt import __version__
-from attt.scanner.errors import ConfigError
+from attt.scanner.errors import ConfigError, StoreError, StoreWriteError
 from attt.scanner.evaluate import evaluate
 from attt.scanner.inventory import load_inventory, resolve_targets, select_targets
 from attt.scanner.models.observation import Observation, ProbeKey
 from attt.scanner.models.policy import ResolvedPolicy
-from attt.scanner.models.report import PolicyRef, Report, RunInfo, Summary
+from attt.scanner.models.report import PolicyRef, Report, RunInfo, RunStatus, Summary
 from attt.scanner.models.target import SystemInfo, Target
 from attt.scanner.plugin import Credential
 from attt.scanner.policy import default_policy_ref, load_policy
 from attt.scanner.registry import Registry
 from attt.scanner.runner import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, ProgressSink, Runner, ScanPlan
-from attt.scanner.store import Store, StoredRun
+from attt.scanner.store import HEARTBEAT_SECONDS, Store, StoredRun
+from attt.scanner.waivers import with_waivers
+
+PolicyMode = Literal["force", "overlay"]
+"""How `-p` policies judge a system: `force` judges every system by them alone; `overlay` lays
+each over the system's own level policy (its rules, overrides and waivers on top)."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,11 @@ class ScanRequest:
     tags: Sequence[str] = ()
     checks: Sequence[str] = ()
     """Empty: every registered check."""
+    waivers: Sequence[Path] = ()
+    """Waiver files, applied on top of each system's policies."""
+    policy_mode: PolicyMode = "force"
+    trigger: str = "manual"
+    """What started the run: `schedule`, or `manual` with the user's name."""
 
 
 @dataclass(frozen=True)
@@ -56,18 +68,40 @@ class PreparedScan:
     """The run exists in the store already: it was interrupted, or its process died."""
     done: Mapping[ProbeKey, tuple[Observation, ...]] = field(default_factory=dict)
     """Probes the earlier attempt finished, with what they saw: not repeated."""
+    redo: frozenset[ProbeKey] = frozenset()
+    """Probes the earlier attempt ended in error (an interruption kills nmap or a connection
+    with the scan): they run again, and what they saw then is forgotten."""
+    inventory: str | None = None
+    """The inventory file (resolved path) a new run scans: the key of the per-inventory lock."""
 
 
-def prepare(request: ScanRequest, registry: Registry) -> PreparedScan:
-    """Load and check everything a scan needs; raise ConfigError (exit 2) on any fault."""
+@dataclass(frozen=True)
+class ScanOutcome:
+    """How a scan ended."""
+
+    run: StoredRun
+    """Everything observed and judged, as held in memory (the store may have refused some)."""
+    interrupted: bool
+    store_error: str | None = None
+    """Why the store stopped taking writes mid-scan (disk full, lock held too long), if it did."""
+
+
+def prepare(
+    request: ScanRequest, registry: Registry, remember: Mapping[str, str] | None = None
+) -> PreparedScan:
+    """Load and check everything a scan needs; raise ConfigError (exit 2) on any fault.
+
+    `remember` holds the options (no secrets) a resumed run must run with again."""
     loaded = load_inventory(request.inventory)
     targets = select_targets(resolve_targets(loaded.inventory), request.systems, request.tags)
     if not targets:
         raise ConfigError(f"{request.inventory}: no host matches the --system/--tag selection")
     checks = _known_checks(request.checks or registry.checks, registry)
     systems = tuple(dict.fromkeys(t.system for t in targets))
-    policies = policies_for(systems, request.policies, registry)
-    started = datetime.now(UTC)
+    policies = policies_for(systems, request.policies, registry, request.policy_mode)
+    known = {s.id for s in loaded.inventory.systems}
+    policies = with_waivers(policies, request.waivers, known)
+    started = utcnow()
     run = RunInfo(
         id=new_run_id(started),
         started=started,
@@ -77,28 +111,47 @@ def prepare(request: ScanRequest, registry: Registry) -> PreparedScan:
         inventory_sha256=loaded.sha256,
         policies=policy_refs(policies),
         checks=checks,
-        options={"policies": ",".join(request.policies), "inventory": str(loaded.path)},
+        options={
+            **(remember or {}),
+            "policies": ",".join(request.policies),
+            "policy_mode": request.policy_mode,
+            "waivers": ",".join(str(w) for w in request.waivers),
+            "inventory": str(loaded.path),
+            "trigger": request.trigger,
+        },
+        owners=loaded.inventory.owners,
+        judged_by=judged_by(systems, policies, request.policy_mode),
     )
-    return PreparedScan(run=run, targets=tuple(targets), systems=systems, policies=policies)
+    return PreparedScan(
+        run=run,
+        targets=tuple(targets),
+        systems=systems,
+        policies=policies,
+        inventory=str(loaded.path.resolve()),
+    )
 
 
 def prepare_resume(
     stored: StoredRun, done: Mapping[ProbeKey, tuple[Observation, ...]], registry: Registry
 ) -> PreparedScan:
     """Continue an interrupted run with its own targets (addresses as pinned then), checks and
-    policies; the probes it finished are not repeated."""
+    policies; the probes it finished are not repeated, those that ended in error run again."""
     if stored.info.status == "complete":
         raise ConfigError(f"run {stored.info.id} is complete; there is nothing to resume")
     _known_checks(stored.info.checks, registry)
-    refs = [r for r in stored.info.options.get("policies", "").split(",") if r]
     return PreparedScan(
         run=stored.info,
         targets=stored.targets,
         systems=stored.systems,
-        policies=policies_for(stored.systems, refs, registry),
+        policies=stored_policies(stored, registry),
         resumed=True,
-        done=done,
+        done={key: seen for key, seen in done.items() if not _failed(seen)},
+        redo=frozenset(key for key, seen in done.items() if _failed(seen)),
     )
+
+
+def _failed(seen: Sequence[Observation]) -> bool:
+    return any(o.status == "error" for o in seen)
 
 
 def _known_checks(names: Iterable[str], registry: Registry) -> tuple[str, ...]:
@@ -110,17 +163,58 @@ def _known_checks(names: Iterable[str], registry: Registry) -> tuple[str, ...]:
 
 
 def policies_for(
-    systems: Sequence[SystemInfo], refs: Sequence[str], registry: Registry
+    systems: Sequence[SystemInfo], refs: Sequence[str], registry: Registry, mode: PolicyMode = "force"
 ) -> dict[str, tuple[ResolvedPolicy, ...]]:
-    """Every system gets the given policies, or with none given, the one for its level."""
-    cache: dict[str, ResolvedPolicy] = {}
+    """Every system gets the given policies, or with none given, the one for its level; in
+    overlay mode each given policy is laid over the system's level policy instead."""
+    cache: dict[tuple[str, str | None], ResolvedPolicy] = {}
 
-    def load(ref: str) -> ResolvedPolicy:
-        if ref not in cache:
-            cache[ref] = load_policy(ref, registry)
-        return cache[ref]
+    def load(ref: str, base: str | None) -> ResolvedPolicy:
+        if (ref, base) not in cache:
+            cache[(ref, base)] = load_policy(ref, registry, rebase=base)
+        return cache[(ref, base)]
 
-    return {s.id: tuple(load(r) for r in (refs or [default_policy_ref(s.level)])) for s in systems}
+    if mode == "overlay":
+        for ref in refs:
+            load(ref, None)  # every name checked against the file's own chain first
+        return {
+            s.id: tuple(load(r, default_policy_ref(s.level)) for r in refs) or (load(_level(s), None),)
+            for s in systems
+        }
+    return {s.id: tuple(load(r, None) for r in (refs or [_level(s)])) for s in systems}
+
+
+def _level(system: SystemInfo) -> str:
+    return default_policy_ref(system.level)
+
+
+def judged_by(
+    systems: Sequence[SystemInfo], policies: Mapping[str, Sequence[ResolvedPolicy]], mode: PolicyMode
+) -> dict[str, str]:
+    """What the report says judged each system: `vn-level-2`, `hatinh over vn-level-2`."""
+
+    def label(system: SystemInfo) -> str:
+        ids = " + ".join(p.id for p in policies.get(system.id, ()))
+        rebased = mode == "overlay" and ids != _level(system)
+        return f"{ids} over {_level(system)}" if rebased else ids
+
+    return {s.id: label(s) for s in systems}
+
+
+def stored_policies(stored: StoredRun, registry: Registry) -> dict[str, tuple[ResolvedPolicy, ...]]:
+    """The policies a stored run was judged by, read again from the options it recorded."""
+    options = stored.info.options
+    refs = [r for r in options.get("policies", "").split(",") if r]
+    mode: PolicyMode = "overlay" if options.get("policy_mode") == "overlay" else "force"
+    waivers = [Path(w) for w in options.get("waivers", "").split(",") if w]
+    policies = policies_for(stored.systems, refs, registry, mode)
+    return with_waivers(policies, waivers, {s.id for s in stored.systems})
+
+
+def utcnow() -> datetime:
+    """The clock runs read (started, finished, and the day waivers are judged against): one seam,
+    so a test can play weeks of scheduled runs without waiting for them."""
+    return datetime.now(UTC)
 
 
 def new_run_id(now: datetime) -> str:
@@ -141,29 +235,41 @@ def run_scan(
     store: Store,
     registry: Registry,
     progress: ProgressSink | None = None,
-) -> tuple[RunInfo, bool]:
+    stop: threading.Event | None = None,
+) -> ScanOutcome:
     """Probe, store what each probe saw as soon as it ends, evaluate, and close the run.
 
-    Returns the run and whether it was interrupted. An interruption (KeyboardInterrupt, which
-    the CLI also raises for SIGTERM) still evaluates and stores what was observed and marks the
-    run `incomplete`, so that `attt scan --resume RUN` can finish it.
+    `stop` set (a signal) ends probing: what was observed is evaluated, stored and marked
+    `incomplete`, so that `attt scan --resume RUN` can finish it. A store that refuses a write
+    (disk full, lock held too long) also ends probing: the scan goes on in memory, evaluates what
+    it saw and tries once more to close the run. What finished probes saw is kept either way; a
+    probe the stop cut short is left for `--resume`.
     """
     info = prepared.run
     if prepared.resumed:
-        store.reopen(info.id)
+        store.claim(info.id, prepared.redo)
     else:
-        store.create_run(info, prepared.systems, prepared.targets)
+        store.create_run(info, prepared.systems, prepared.targets, inventory=prepared.inventory)
+    stop = stop or threading.Event()
     observations: list[Observation] = [o for seen in prepared.done.values() for o in seen]
     probed: set[ProbeKey] = set(prepared.done)
     lock = threading.Lock()
+    store_errors: list[str] = []
 
     def keep(target: Target, check: str, seen: Sequence[Observation]) -> None:
-        store.record_probe(info.id, check, target, seen)
         with lock:
             observations.extend(seen)
             probed.add((check, *target.key))
+            if store_errors:
+                return
+        try:
+            store.record_probe(info.id, check, target, seen)
+        except StoreWriteError as exc:
+            with lock:
+                store_errors.append(str(exc))
+            stop.set()
 
-    runner = Runner(registry, keep, progress)
+    runner = Runner(registry, keep, progress, stop)
     plan = ScanPlan(
         targets=prepared.targets,
         checks=info.checks,
@@ -173,28 +279,77 @@ def run_scan(
         credentials=options.credentials,
         done=prepared.done,
     )
-    complete = interrupted = False
-    try:
+    with _heartbeat(store, info.id):
         complete = runner.run(plan)
-    except KeyboardInterrupt:
-        interrupted = True
-    finished = datetime.now(UTC)
+    finished = utcnow()
     findings = evaluate(
         prepared.targets, observations, prepared.policies, registry, info.checks, finished, probed
     )
-    info = store.finish_run(info.id, "complete" if complete else "incomplete", finished, findings)
-    return info, interrupted
+    # Checked after evaluation: a signal that lands while judging also leaves the run incomplete.
+    interrupted = stop.is_set() and not store_errors
+    status: RunStatus = "complete" if complete and not stop.is_set() else "incomplete"
+    try:
+        info = store.finish_run(info.id, status, finished, findings)
+    except StoreWriteError as exc:
+        store_errors.append(str(exc))
+        info = info.model_copy(update={"status": "incomplete", "finished": finished})
+    memory = StoredRun(
+        info, prepared.systems, prepared.targets, tuple(observations), tuple(findings), frozenset(probed)
+    )
+    return ScanOutcome(memory, interrupted, next(iter(store_errors), None))
 
 
-def reevaluate(stored: StoredRun, refs: Sequence[str], registry: Registry, now: datetime) -> StoredRun:
-    """Judge a stored run's observations again under other policies, without the network."""
-    policies = policies_for(stored.systems, refs, registry)
+@contextmanager
+def _heartbeat(store: Store, run_id: str) -> Iterator[None]:
+    """Renew the run's lease while probes run; a store that cannot take a beat skips it."""
+    done = threading.Event()
+
+    def beat() -> None:
+        while not done.wait(HEARTBEAT_SECONDS):
+            try:
+                store.heartbeat(run_id)
+            except StoreError:
+                continue
+
+    thread = threading.Thread(target=beat, name="attt-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
+def stored_or_memory(store: Store, outcome: ScanOutcome) -> StoredRun:
+    """The run as the store holds it; the one in memory when the store failed during the scan."""
+    if outcome.store_error is not None:
+        return outcome.run
+    try:
+        return store.load(outcome.run.info.id)
+    except StoreError:
+        return outcome.run
+
+
+def reevaluate(
+    stored: StoredRun,
+    refs: Sequence[str],
+    registry: Registry,
+    now: datetime,
+    *,
+    mode: PolicyMode = "force",
+    waivers: Sequence[Path] = (),
+) -> StoredRun:
+    """Judge a stored run's observations again under other policies and waivers, without the network."""
+    known = {s.id for s in stored.systems}
+    policies = with_waivers(policies_for(stored.systems, refs, registry, mode), waivers, known)
     # A complete run ran every planned probe (runs stored before probes were recorded too).
     probed = None if stored.info.status == "complete" else stored.probes
     findings = evaluate(
         stored.targets, stored.observations, policies, registry, stored.info.checks, now, probed
     )
-    info = stored.info.model_copy(update={"policies": policy_refs(policies)})
+    info = stored.info.model_copy(
+        update={"policies": policy_refs(policies), "judged_by": judged_by(stored.systems, policies, mode)}
+    )
     return replace(stored, info=info, findings=tuple(findings))
 
 

@@ -2,6 +2,8 @@
 
 import ipaddress
 import re
+import unicodedata
+from datetime import date
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, model_validator
@@ -12,7 +14,13 @@ _HOSTNAME_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
 
 def _check_address(value: str) -> str:
-    """An IP address or an RFC 1123 host name; anything else (nmap or shell syntax) is refused."""
+    """An IP address or an RFC 1123 host name; anything else (nmap or shell syntax) is refused.
+
+    Addresses come back normalised (`0:0::1` is `::1`), so that one host is one address."""
+    if "%" in value:
+        # Python reads `fe80::1%eth0` as an address: the zone is free text that would travel to
+        # nmap, the terminal and every report. A scan never needs it.
+        raise ValueError(f"an IPv6 scope id (%zone) is not accepted: {value[:60]!r}")
     try:
         return str(ipaddress.ip_address(value))
     except ValueError:
@@ -24,7 +32,7 @@ def _check_hostname(value: str) -> str:
     name = value.lower().rstrip(".")
     labels = name.split(".")
     if not name or len(name) > 253 or not all(_HOSTNAME_LABEL.match(x) for x in labels):
-        raise ValueError(f"not an IP address or RFC 1123 host name: {value!r}")
+        raise ValueError(f"not an IP address or RFC 1123 host name: {value[:80]!r}")
     # A numeric last label is an address in disguise: nmap reads 10.0.0.1-5 as a range, and
     # resolvers read 010.0.0.1 as octal.
     if labels[-1].replace("-", "").isdigit():
@@ -47,7 +55,13 @@ def _check_scope_entry(value: str) -> str:
         ) from None
 
 
+def _nfc(value: str) -> str:
+    """One spelling per name: Vietnamese typed in NFD (combining marks) and in NFC compare equal."""
+    return unicodedata.normalize("NFC", value)
+
+
 Address = Annotated[str, AfterValidator(_check_address)]
+Name = Annotated[str, AfterValidator(_nfc)]
 HostName = Annotated[str, AfterValidator(_check_hostname)]
 ScopeEntry = Annotated[str, AfterValidator(_check_scope_entry)]
 Port = Annotated[int, Field(ge=1, le=65535)]
@@ -69,6 +83,26 @@ class Host(Frozen):
     services: tuple[Service, ...] = ()
 
 
+class LevelDecision(Frozen):
+    """The decision approving a system's security level (số quyết định phê duyệt cấp độ)."""
+
+    number: str = Field(min_length=1, max_length=200)
+    date: date
+
+
+class Contact(Frozen):
+    name: str = Field(min_length=1, max_length=200)
+    email: str | None = Field(default=None, pattern=r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$", max_length=254)
+    phone: str | None = Field(default=None, pattern=r"^[0-9 +().-]{3,40}$")
+
+
+class Owner(Frozen):
+    """An owner agency and who receives its pack and email."""
+
+    name: str = Field(min_length=1, max_length=300)
+    contact: Contact
+
+
 Role = Literal["domain-controller", "file-server", "mail-server", "web-server", "database-server"]
 
 
@@ -76,11 +110,13 @@ class SystemInfo(Frozen):
     """A registered information system, without its hosts."""
 
     id: SystemId
-    name: str = Field(min_length=1, max_length=300)
-    owner: str = Field(min_length=1, max_length=300)
+    name: Name = Field(min_length=1, max_length=300)
+    owner: Name = Field(min_length=1, max_length=300)
+    """The owner agency: systems of one agency are summed up under it, so its spelling is NFC."""
     level: int = Field(ge=1, le=5)
     tags: tuple[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")], ...] = ()
     allowed_ports: tuple[Port, ...] | None = None
+    level_decision: LevelDecision | None = None
     role: Role | None = None
     """What the system is for, when some rules must know (a domain controller serves LDAP,
     Kerberos and SMB by design); rules scope themselves with `applies_to.except_roles`."""
@@ -94,8 +130,10 @@ class System(SystemInfo):
 
 
 class Inventory(Frozen):
-    province: str = Field(min_length=1, max_length=200)
+    province: Name = Field(min_length=1, max_length=200)
     scope: tuple[ScopeEntry, ...] = Field(min_length=1)
+    owners: tuple[Owner, ...] = ()
+    """Contacts of owner agencies, by the name their systems give as `owner`; optional."""
     systems: tuple[System, ...] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -105,6 +143,19 @@ class Inventory(Frozen):
             if system.id in seen:
                 raise ValueError(f"duplicate system id {system.id!r}")
             seen.add(system.id)
+        return self
+
+    @model_validator(mode="after")
+    def _owners_known_once(self) -> "Inventory":
+        # A contact for an agency that owns nothing is a misspelt name: its mail would never go.
+        used = {s.owner for s in self.systems}
+        seen: set[str] = set()
+        for owner in self.owners:
+            if owner.name in seen:
+                raise ValueError(f"owner {owner.name!r} is listed twice")
+            if owner.name not in used:
+                raise ValueError(f"owner {owner.name!r} owns no system (names must match `owner` exactly)")
+            seen.add(owner.name)
         return self
 
 

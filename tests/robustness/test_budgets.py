@@ -54,7 +54,8 @@ def test_healthy_servers_never_end_as_error_at_a_short_timeout_and_wide_concurre
     inventory = _fleet(tmp_path / "fleet.yaml", tls_lab_servers, sshd_servers)
     out = tmp_path / "out"
     run = run_attt(
-        ["scan", "-i", str(inventory), "--timeout", "5", "--concurrency", "256", "--format", "json",
+        ["scan", "-i", str(inventory), "--check", "ports", "--check", "tls", "--check", "ssh",
+         "--timeout", "5", "--concurrency", "256", "--format", "json",
          "--out", str(out), "--db", str(tmp_path / "store.sqlite")],
         timeout=300,
     )  # fmt: skip
