@@ -12,7 +12,7 @@ from typing import ClassVar, Final
 
 from attt.reports._i18n import strings
 from attt.reports._text import spreadsheet_cell
-from attt.reports.base import Lang
+from attt.reports.base import DEFAULT_CONTEXT, Lang, RenderContext
 from attt.scanner.models.finding import Finding
 from attt.scanner.models.report import Report
 from attt.scanner.models.target import SystemInfo
@@ -66,7 +66,7 @@ class CsvRenderer:
     format: ClassVar[str] = "csv"
     filename: ClassVar[str] = "report.csv"
 
-    def render(self, report: Report, lang: Lang) -> bytes:
+    def render(self, report: Report, lang: Lang, context: RenderContext = DEFAULT_CONTEXT) -> bytes:
         t = strings(lang)
         systems = {s.id: s for s in report.systems}
         out = io.StringIO()

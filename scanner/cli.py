@@ -14,7 +14,7 @@ from typing import NoReturn, cast
 import click
 
 from attt import __version__
-from attt.reports.base import Lang
+from attt.reports.base import Lang, RenderContext
 from attt.reports.bundle import RENDERERS, write_bundle
 from attt.reports.manifest import load_signing_key
 from attt.scanner.errors import AtttError
@@ -22,7 +22,7 @@ from attt.scanner.evaluate import exit_code
 from attt.scanner.exitcodes import ExitCode
 from attt.scanner.models.base import Severity
 from attt.scanner.models.finding import Finding
-from attt.scanner.models.report import Report, report_json_schema
+from attt.scanner.models.report import Report, RunInfo, report_json_schema
 from attt.scanner.models.target import Target
 from attt.scanner.pipeline import (
     ScanOptions,
@@ -98,7 +98,7 @@ common_report_options: list[Callable[[Callable[..., object]], Callable[..., obje
         "formats",
         default=DEFAULT_FORMATS,
         show_default=True,
-        help="Comma-separated: html, json, junit, sarif, csv.",
+        help="Comma-separated: html, json, junit, sarif, csv, pdf.",
     ),
     click.option("--lang", type=click.Choice(["vi", "en"]), default="vi", show_default=True),
     click.option(
@@ -180,7 +180,7 @@ def scan(
     with progress_for(total, interactive) as progress, _sigterm_as_interrupt():
         info, interrupted = run_scan(prepared, options, store, registry, progress)
     report = build_report(store.load(info.id))
-    _write_reports(store, report, out, chosen_formats, lang, sign_key)
+    _write_reports(store, report, out, chosen_formats, lang, sign_key, _severity(fail_on))
     if interrupted:
         click.echo(
             f"attt: interrupted; run {info.id} is incomplete and keeps what was observed"
@@ -240,10 +240,18 @@ def _score(score: float | None) -> str:
 @main.command()
 @click.argument("run")
 @click.option("-p", "--policy", "policies", multiple=True, help="Evaluate the stored observations again.")
+@click.option(
+    "--fail-on",
+    type=click.Choice(FAIL_ON_CHOICES),
+    default="low",
+    show_default=True,
+    help="Severity from which a failure fails the verdict, JUnit and SARIF (as in scan).",
+)
 @report_options
 def report(
     run: str,
     policies: tuple[str, ...],
+    fail_on: str,
     out: Path | None,
     formats: str,
     lang: str,
@@ -256,18 +264,37 @@ def report(
     stored = store.load(run)
     if policies:
         stored = reevaluate(stored, policies, _registry(), datetime.now(UTC))
-    _write_reports(store, build_report(stored), out, chosen_formats, lang, sign_key)
+    _write_reports(store, build_report(stored), out, chosen_formats, lang, sign_key, _severity(fail_on))
+
+
+HISTORY_RUNS = 11
+"""Earlier runs a report compares with: trends show these and the current one."""
+
+
+def _history(store: Store, current: RunInfo) -> tuple[Report, ...]:
+    """The latest earlier runs over the same inventory, oldest first."""
+    earlier = [
+        info
+        for info in store.runs(limit=10 * HISTORY_RUNS)
+        if info.inventory_sha256 == current.inventory_sha256 and info.started < current.started
+    ]
+    return tuple(build_report(store.load(info.id)) for info in reversed(earlier[:HISTORY_RUNS]))
 
 
 def _write_reports(
-    store: Store, report: Report, out: Path | None, formats: list[str], lang: str, sign_key: Path | None
+    store: Store,
+    report: Report,
+    out: Path | None,
+    formats: list[str],
+    lang: str,
+    sign_key: Path | None,
+    fail_on: Severity | None,
 ) -> None:
-    """Write the bundle, with the change since the previous run of the same inventory, and summarise."""
-    previous_id = store.previous_run(report.run)
-    previous = build_report(store.load(previous_id)) if previous_id else None
+    """Write the bundle, with trends and the change since earlier runs of the same inventory, and summarise."""
+    context = RenderContext(fail_on=fail_on, history=_history(store, report.run))
     out_dir = out or Path("attt-reports") / report.run.id
     try:
-        write_bundle(report, formats, out_dir, cast(Lang, lang), sign_key=sign_key, previous=previous)
+        write_bundle(report, formats, out_dir, cast(Lang, lang), sign_key=sign_key, context=context)
     except OSError as exc:
         raise AtttError(
             f"cannot write the report to {out_dir}: {exc.strerror or exc}; the run is stored,"
