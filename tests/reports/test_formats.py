@@ -9,6 +9,7 @@ from xml.etree import ElementTree as ET
 import jsonschema  # type: ignore[import-untyped]  # no stubs in the dev dependencies
 import pytest
 
+from attt.reports.base import RenderContext
 from attt.reports.csv import COLUMNS, CsvRenderer
 from attt.reports.junit import JunitRenderer
 from attt.reports.sarif import SarifRenderer
@@ -126,17 +127,25 @@ def test_sarif_location_without_port_and_ipv6():
 
 
 @pytest.mark.parametrize(
-    ("severity", "level"),
+    ("severity", "fail_on", "level"),
     [
-        (Severity.CRITICAL, "error"),
-        (Severity.HIGH, "error"),
-        (Severity.MEDIUM, "warning"),
-        (Severity.LOW, "note"),
+        (Severity.CRITICAL, Severity.LOW, "error"),
+        (Severity.MEDIUM, Severity.LOW, "error"),
+        (Severity.LOW, Severity.LOW, "error"),
+        (Severity.CRITICAL, Severity.CRITICAL, "error"),
+        (Severity.HIGH, Severity.CRITICAL, "warning"),
+        (Severity.MEDIUM, Severity.HIGH, "warning"),
+        (Severity.LOW, Severity.HIGH, "note"),
+        (Severity.INFO, Severity.LOW, "note"),
+        (Severity.HIGH, None, "warning"),
     ],
 )
-def test_sarif_level_follows_severity(severity, level):
-    doc = json.loads(SarifRenderer().render(F.report([F.finding(severity=severity)]), "en"))
+def test_sarif_level_honours_fail_on(severity, fail_on, level):
+    """At or above --fail-on a failure is an error, as the exit code says; below it, not."""
+    report = F.report([F.finding(severity=severity)])
+    doc = json.loads(SarifRenderer().render(report, "en", RenderContext(fail_on=fail_on)))
     assert doc["runs"][0]["results"][0]["level"] == level
+    assert doc["runs"][0]["tool"]["driver"]["rules"][0]["defaultConfiguration"]["level"] == level
 
 
 def test_sarif_hostile_text_is_cleaned():

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from attt.reports._i18n import strings
+from attt.reports.base import RenderContext
 from attt.reports.html import HtmlRenderer, build_view, render_html
 from attt.scanner.models.base import Severity
 from attt.scanner.models.report import Report
@@ -101,7 +102,7 @@ def test_interface_and_rule_texts_follow_the_language(lang):
         assert "Tắt các phiên bản TLS cũ" not in page
 
 
-def test_cover_shows_run_status_hashes_and_policies():
+def test_appendix_shows_run_status_hashes_and_policies():
     page = RENDERER.render(full_report(status="incomplete"), "en").decode("utf-8")
     assert "rs-incomplete" in page
     assert strings("en")["status_incomplete"] in page
@@ -114,8 +115,11 @@ def test_cover_shows_run_status_hashes_and_policies():
 def test_errors_are_listed_prominently_and_never_hidden():
     report = full_report()
     view = build_view(report, "en")
-    assert {(e.system, e.check) for e in view.probe_errors} == {("dichvucong", "ssh")}
-    assert {f.rule_id for f in view.evaluation_errors} == {"SSH-PASSWORD-AUTH", "SSH-BANNER"}
+    probe = [e for e in view.error_groups if e.tool_said is not None]
+    assert [(e.system, e.check, e.rules) for e in probe] == [
+        ("dichvucong", "ssh", ("SSH-BANNER", "SSH-PASSWORD-AUTH"))
+    ]
+    assert {r for e in view.error_groups for r in e.rules} == {"SSH-PASSWORD-AUTH", "SSH-BANNER"}
     page = RENDERER.render(report, "en").decode("utf-8")
     unscanned = page.index('id="unscanned"')
     assert unscanned < page.index('id="details"')
@@ -134,12 +138,14 @@ def test_findings_show_evidence_remediation_references_and_waivers():
     assert failed.evidence[0] == ("observed", '["TLSv1.0", "TLSv1.2"]')
     assert failed.evidence[1][0] == "expected"
     assert {r.confidence for r in failed.references} == {"unverified", "verified"}
-    assert {f.status for f in host.shown} == {"fail", "error", "waived"}
+    assert {f.status for f in host.shown} == {"fail", "waived"}
+    assert [e.rules for e in host.errors] == [("SSH-BANNER", "SSH-PASSWORD-AUTH")]
     assert {f.status for f in host.folded} == {"pass", "not_applicable"}
     assert [(w.rule_id, w.expired) for w in view.waivers][-1] == ("TLS-CERT-EXPIRY", True)
     page = RENDERER.render(full_report(), "en").decode("utf-8")
-    assert "(clause not verified)" in page
+    assert f"({strings('en')['unverified']})" in page
     assert "Giám đốc Trung tâm CNTT tỉnh" in page and "2027-03-31" in page
+    assert "31/03/2027" in RENDERER.render(full_report(), "vi").decode("utf-8")
     assert strings("en")["waiver_expired"] in page
 
 
@@ -168,7 +174,7 @@ def test_chart_counts_failed_rules_by_severity():
 def test_change_since_previous_run():
     previous = F.report([F.finding("OLD-FIXED", "fail"), F.finding("STILL", "fail")], id="run-1")
     current = F.report([F.finding("OLD-FIXED", "pass"), F.finding("STILL", "fail"), F.finding("NEW", "fail")])
-    view = build_view(current, "en", previous=previous)
+    view = build_view(current, "en", RenderContext(history=(previous,)))
     assert view.changes is not None
     assert [c.rule_id for c in view.changes.new] == ["NEW"]
     assert [c.rule_id for c in view.changes.fixed] == ["OLD-FIXED"]
@@ -188,7 +194,9 @@ def test_appendix_holds_raw_observations_as_text():
 def test_filter_rows_carry_their_facets():
     parsed = parse(RENDERER.render(full_report(), "en"))
     rows = [attrs for tag, attrs in parsed.tags if tag == "article"]
-    assert len(rows) == len(full_report().findings)
+    report = full_report()
+    # each error group is one row: the two ssh rules of dichvucong share one failed probe
+    assert len(rows) == len(report.findings) - 1
     assert {r["data-status"] for r in rows} == {"pass", "fail", "error", "waived", "not_applicable"}
     assert {r["data-system"] for r in rows} == {"dichvucong", "qlvb"}
     assert {r["data-owner"] for r in rows} == {"0", "1"}
