@@ -55,3 +55,20 @@ def value_text(value: str, lang: Lang) -> str:
     """An evidence value as the report's language shows it: a value the glossary knows is
     translated; any other (a protocol name, a cipher suite, what a server sent) stays as written."""
     return glossary().values.get(value, value) if lang == "vi" else value
+
+
+def evidence_value(value: Any, lang: Lang) -> Any:
+    """An evidence value (JSON-like) with every string the glossary knows in the language."""
+    if isinstance(value, str):
+        return value_text(value, lang)
+    if isinstance(value, list | tuple):
+        return [evidence_value(v, lang) for v in value]
+    if isinstance(value, dict):
+        return {k: evidence_value(v, lang) for k, v in value.items()}
+    return value
+
+
+def reference_text(standard: str, clause: str | None, confidence: str, lang: Lang) -> str:
+    """A reference as every format prints it: standard, clause, and how sure the clause is."""
+    text = f"{standard} {clause or ''}".strip()
+    return text if confidence == "verified" else f"{text} ({strings(lang)[confidence]})"

@@ -26,7 +26,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from markupsafe import Markup
 
 from attt.reports import _trends
-from attt.reports._i18n import strings
+from attt.reports._i18n import evidence_value, strings
 from attt.reports._locale import day, name_key, percent, when
 from attt.reports._text import as_text, clean
 from attt.reports.base import DEFAULT_CONTEXT, Lang, RenderContext
@@ -511,7 +511,7 @@ def _finding_view(
 ) -> FindingView:
     evidence = dict(f.evidence)
     rows: list[tuple[str, str]] = [
-        (key, as_text(evidence.pop(key))) for key in ("observed", "expected") if key in evidence
+        (key, as_text(evidence_value(evidence.pop(key), lang))) for key in ("observed", "expected") if key in evidence
     ]
     rows.extend((clean(str(key)), as_text(value)) for key, value in sorted(evidence.items()))
     host = clean(f.host)

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import ClassVar
 from xml.etree import ElementTree as ET
 
-from attt.reports._i18n import strings
+from attt.reports._i18n import evidence_value, reference_text, strings
 from attt.reports._text import as_text, clean, clean_line
 from attt.reports.base import DEFAULT_CONTEXT, Lang, RenderContext
 from attt.scanner.models.base import Severity
@@ -102,11 +102,12 @@ def _testcase(suite: ET.Element, f: Finding, lang: Lang, fail_on: Severity | Non
 def _details(f: Finding, lang: Lang) -> str:
     t = strings(lang)
     lines = [clean(f.message.get(lang))]
-    lines.extend(f"{t.get(key, clean_line(key))}: {as_text(value)}" for key, value in f.evidence.items())
+    lines.extend(
+        f"{t.get(key, clean_line(key))}: {as_text(evidence_value(value, lang))}" for key, value in f.evidence.items()
+    )
     lines.append(f"{t['remediation']}: {clean(f.remediation.get(lang))}")
     lines.extend(
-        f"{t['references']}: {clean(r.standard)} {clean(r.clause or '')}"
-        + ("" if r.confidence == "verified" else f" ({t[r.confidence]})")
+        f"{t['references']}: {clean(reference_text(r.standard, r.clause, r.confidence, lang))}"
         for r in f.references
     )
     return "\n".join(lines)
