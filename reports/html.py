@@ -219,6 +219,18 @@ class TopFailureView:
 
 
 @dataclass(frozen=True, slots=True)
+class RuleView:
+    """A rule that failed somewhere, with what to do about it: printed once, not per host."""
+
+    rule_id: str
+    title: str
+    severity: str
+    remediation: str
+    references: tuple[ReferenceView, ...]
+    failed: int
+
+
+@dataclass(frozen=True, slots=True)
 class CheckedView:
     """What was checked on one host: each check's probe outcome and the verdict counts."""
 
@@ -326,6 +338,8 @@ class ReportView:
     trends_systems: tuple[TrendView, ...]
     trends_owners: tuple[TrendView, ...]
     checked: tuple[CheckedView, ...]
+    rules: tuple[RuleView, ...]
+    """Failed or waived rules, most severe first (the PDF prints remediation once per rule)."""
     observations: tuple[ObservationView, ...]
     systems: tuple[tuple[str, str], ...]
     """(id, name) of every system, for the filter."""
@@ -457,6 +471,7 @@ def build_view(
             t,
         ),
         checked=_checked(report),
+        rules=_rules(findings),
         observations=tuple(_observation_view(o) for o in sorted(report.observations, key=_observation_key)),
         systems=tuple((s.id, s.name) for o in owners for s in o.systems),
         finding_count=sum(1 for fv in findings if fv.status != "error") + len(groups),
@@ -729,6 +744,19 @@ def _trend_view(name: str, points: Sequence[_trends.Point], lang: Lang, t: Mappi
         score=_score_text(points[-1].score, lang, t),
         open_serious=points[-1].open_serious,
         runs=len(points),
+    )
+
+
+def _rules(findings: Sequence[FindingView]) -> tuple[RuleView, ...]:
+    acted = [fv for fv in findings if fv.status in _SHOWN]
+    failed: dict[str, int] = defaultdict(int)
+    first: dict[str, FindingView] = {}
+    for fv in acted:
+        first.setdefault(fv.rule_id, fv)
+        failed[fv.rule_id] += fv.status == "fail"
+    return tuple(
+        RuleView(fv.rule_id, fv.title, fv.severity, fv.remediation, fv.references, failed[fv.rule_id])
+        for fv in sorted(first.values(), key=lambda fv: (SEVERITIES.index(fv.severity), fv.rule_id))
     )
 
 
