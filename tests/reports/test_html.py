@@ -210,3 +210,79 @@ def test_a_finding_of_an_unregistered_system_is_still_shown():
     assert len(ghost) == 1 and ghost[0].level is None
     assert ghost[0].owner == strings("en")["owner_unknown"]
     assert "GHOST-RULE" in RENDERER.render(report, "en").decode("utf-8")
+
+
+def test_cover_gives_the_verdict_and_every_critical_and_high_failure_worst_first():
+    systems = [F.system("a", name="Cổng A", owner="Sở A"), F.system("b", name="Cổng B", owner="Sở B")]
+    findings = [
+        F.finding("LOW-R", "fail", "a", severity=Severity.LOW),
+        F.finding("HIGH-R", "fail", "a", severity=Severity.HIGH),
+        F.finding("CRIT-R", "fail", "b", severity=Severity.CRITICAL),
+        F.finding("WAIVED-R", "waived", "b", severity=Severity.CRITICAL),
+    ]
+    view = build_view(F.report(findings, systems), "vi")
+    assert view.verdict.key == "fail"
+    assert [(f.rule_id, f.system_name, f.owner) for f in view.verdict.top] == [
+        ("CRIT-R", "Cổng B", "Sở B"),
+        ("HIGH-R", "Cổng A", "Sở A"),
+    ]
+    page = RENDERER.render(F.report(findings, systems), "vi").decode("utf-8")
+    assert page.index('id="verdict"') < page.index('id="top-failures"') < page.index('id="summary"')
+    assert page.index('id="summary"') < page.index('id="appendix"') < page.index("b" * 64)
+    assert strings("vi")["score_formula"] in page
+
+
+def test_verdict_follows_fail_on_like_the_exit_code():
+    findings = [F.finding(severity=Severity.MEDIUM), F.finding("P", "pass")]
+    assert build_view(F.report(findings), "en", RenderContext(fail_on=Severity.HIGH)).verdict.key == "pass"
+    assert build_view(F.report(findings), "en", RenderContext(fail_on=Severity.MEDIUM)).verdict.key == "fail"
+    errors = [F.finding("P", "pass"), F.finding("E", "error")]
+    assert build_view(F.report(errors), "en").verdict.key == "incomplete"
+
+
+def test_owners_and_systems_sort_worst_first_then_in_vietnamese_order():
+    names = ["Vũ Quang", "Đức Thọ", "Can Lộc 15", "Can Lộc 5", "Dung Lư", "Ân Phú"]
+    systems = [F.system(f"s{i}", name=f"Hệ thống {n}", owner=n) for i, n in enumerate(names)]
+    findings = [F.finding(status="pass", sys=s.id) for s in systems]
+    findings.append(F.finding("BAD", "fail", "s0", severity=Severity.CRITICAL))  # Vũ Quang is the worst
+    view = build_view(F.report(findings, systems), "vi")
+    assert [o.name for o in view.owners] == ["Vũ Quang", "Ân Phú", "Can Lộc 5", "Can Lộc 15", "Dung Lư", "Đức Thọ"]
+
+
+def test_score_bars_take_their_colour_from_thresholds():
+    def band(passes: int, fails: int) -> str:
+        findings = [F.finding(f"P{i}", "pass") for i in range(passes)]
+        findings += [F.finding(f"F{i}", "fail") for i in range(fails)]
+        return build_view(F.report(findings), "en").overall.band
+
+    assert (band(9, 1), band(52, 48), band(7, 3), band(0, 0)) == ("good", "poor", "fair", "none")
+
+
+def test_times_are_vietnam_time_and_dates_dd_mm_yyyy_in_vietnamese():
+    vi = build_view(full_report(), "vi")
+    assert vi.run.started == "20/11/2026 08:00 (giờ Việt Nam)"  # 01:00 UTC
+    assert build_view(full_report(), "en").run.started == "2026-11-20 08:00 (UTC+07:00)"
+    assert [w.expires for w in vi.waivers][0] == "31/03/2027"
+
+
+def test_trends_and_failing_since_come_from_earlier_runs():
+    from datetime import timedelta
+
+    def run(day: int, statuses: dict[str, str]) -> Report:
+        findings = [F.finding(rule, status) for rule, status in statuses.items()]
+        return F.report(findings, id=f"run-{day}", started=F.STARTED + timedelta(days=day))
+
+    history = (
+        run(-60, {"OLD": "fail", "BACK": "fail", "NEW": "pass"}),
+        run(-45, {"OLD": "fail", "BACK": "pass", "NEW": "pass"}),
+        run(-30, {"BACK": "fail", "NEW": "pass"}),  # OLD not judged: its streak goes on
+    )
+    current = run(0, {"OLD": "fail", "BACK": "fail", "NEW": "fail"})
+    view = build_view(current, "vi", RenderContext(history=history))
+    since = {f.rule_id: f.open_days for o in view.owners for s in o.systems for h in s.hosts for f in h.shown}
+    assert since == {"OLD": "21/09/2026 (60 ngày)", "BACK": "21/10/2026 (30 ngày)", "NEW": "20/11/2026 (0 ngày)"}
+    (trend,) = view.trends_systems
+    assert trend.runs == 4 and trend.open_serious == 3 and trend.line.count(",") == 4
+    page = render_html(view).decode("utf-8")
+    assert 'id="trends"' in page and "<polyline" in page
+    assert 'id="trends"' not in RENDERER.render(current, "vi").decode("utf-8")
