@@ -6,11 +6,13 @@ Pure: it reads the current report and earlier ones (`RenderContext.history`), ne
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 from attt.scanner.models.base import Severity
 from attt.scanner.models.finding import Finding
 from attt.scanner.models.report import Counts, Report
 
+K = TypeVar("K")
 FindingKey = tuple[str, str, str, int | None]
 """(rule, system, host, port): the same failure in two runs."""
 
@@ -32,15 +34,19 @@ def open_serious(findings: Iterable[Finding]) -> int:
 
 
 def series(
-    runs: Sequence[Report], counts_of: Callable[[Report], Counts | None], findings_of: Callable[[Report], list[Finding]]
+    runs: Sequence[Report],
+    subject: K,
+    counts_of: Callable[[Report, K], Counts | None],
+    belongs: Callable[[Finding, K], bool],
 ) -> tuple[Point, ...]:
     """One point per run that judged the subject (a system or an owner), oldest first."""
     points = []
     for run in runs:
-        counts = counts_of(run)
+        counts = counts_of(run, subject)
         if counts is None:
             continue  # the run did not cover this subject: no point, rather than a false zero
-        points.append(Point(run.run.started, counts.score, open_serious(findings_of(run))))
+        serious = open_serious(f for f in run.findings if belongs(f, subject))
+        points.append(Point(run.run.started, counts.score, serious))
     return tuple(points)
 
 

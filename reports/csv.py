@@ -55,7 +55,12 @@ COLUMNS: Final[tuple[_Column, ...]] = (
     ("waiver", lambda f, s, lang: "" if f.waiver is None else f.waiver.reason),
     ("approved_by", lambda f, s, lang: "" if f.waiver is None else f.waiver.approved_by),
     ("expires", lambda f, s, lang: "" if f.waiver is None else day(f.waiver.expires, lang)),
-    ("expired", lambda f, s, lang: "" if f.waiver is None else strings(lang)["answer_yes" if f.waiver.expired else "answer_no"]),
+    (
+        "expired",
+        lambda f, s, lang: (
+            "" if f.waiver is None else strings(lang)["answer_yes" if f.waiver.expired else "answer_no"]
+        ),
+    ),
     ("check", lambda f, s, lang: f.check),
     ("control", lambda f, s, lang: f.control),
     ("policy", lambda f, s, lang: f.policy),

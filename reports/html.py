@@ -487,7 +487,12 @@ def _worst_first(
     def key(item: V) -> tuple[int, int, float, bytes]:
         counts = item.counts
         score = -1.0 if counts.score_fraction is None else counts.score_fraction
-        return (-counts.by_severity.get("critical", 0), -counts.by_severity.get("high", 0), score, by_name(name(item)))
+        return (
+            -counts.by_severity.get("critical", 0),
+            -counts.by_severity.get("high", 0),
+            score,
+            by_name(name(item)),
+        )
 
     return key
 
@@ -526,7 +531,9 @@ def _finding_view(
 ) -> FindingView:
     evidence = dict(f.evidence)
     rows: list[tuple[str, str]] = [
-        (key, as_text(evidence_value(evidence.pop(key), lang))) for key in ("observed", "expected") if key in evidence
+        (key, as_text(evidence_value(evidence.pop(key), lang)))
+        for key in ("observed", "expected")
+        if key in evidence
     ]
     rows.extend((clean(str(key)), as_text(value)) for key, value in sorted(evidence.items()))
     host = clean(f.host)
@@ -670,7 +677,12 @@ def _verdict(
     key = {ExitCode.VIOLATION: "fail", ExitCode.OK: "pass"}.get(code, "incomplete")
     serious = sorted(
         (fv for fv in findings if fv.status == "fail" and fv.severity in ("critical", "high")),
-        key=lambda fv: (SEVERITIES.index(fv.severity), name_key(lang)(name_of[fv.system]), fv.rule_id, fv.place),
+        key=lambda fv: (
+            SEVERITIES.index(fv.severity),
+            name_key(lang)(name_of[fv.system]),
+            fv.rule_id,
+            fv.place,
+        ),
     )
     formula = getattr(report.summary, "score_formula", None)
     return VerdictView(
@@ -710,9 +722,7 @@ def _trends_of(
     runs = [*history[-(TREND_RUNS - 1) :], report]
     views = []
     for key, label in subjects:
-        points = _trends.series(
-            runs, lambda r, k=key: counts_of(r, k), lambda r, k=key: [f for f in r.findings if belongs(f, k)]
-        )
+        points = _trends.series(runs, key, counts_of, belongs)
         if points:
             views.append(_trend_view(clean(label), points, lang, t))
     return tuple(views)

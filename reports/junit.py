@@ -77,9 +77,11 @@ def _testcase(suite: ET.Element, f: Finding, lang: Lang, fail_on: Severity | Non
     if f.status == "fail" and (fail_on is None or f.severity.rank < fail_on.rank):
         out = ET.SubElement(case, "system-out")
         threshold = t["severity_" + fail_on.value] if fail_on is not None else "—"
-        out.text = t["below_threshold"].format(
-            severity=t["severity_" + f.severity.value], threshold=threshold
-        ) + "\n" + _details(f, lang)
+        out.text = (
+            t["below_threshold"].format(severity=t["severity_" + f.severity.value], threshold=threshold)
+            + "\n"
+            + _details(f, lang)
+        )
         return None
     if f.status == "fail":
         element = ET.SubElement(case, "failure", message=message, type=f.severity.value)
@@ -103,7 +105,8 @@ def _details(f: Finding, lang: Lang) -> str:
     t = strings(lang)
     lines = [clean(f.message.get(lang))]
     lines.extend(
-        f"{t.get(key, clean_line(key))}: {as_text(evidence_value(value, lang))}" for key, value in f.evidence.items()
+        f"{t.get(key, clean_line(key))}: {as_text(evidence_value(value, lang))}"
+        for key, value in f.evidence.items()
     )
     lines.append(f"{t['remediation']}: {clean(f.remediation.get(lang))}")
     lines.extend(

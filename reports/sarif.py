@@ -36,6 +36,8 @@ _BELOW: Final = {
 def level(severity: Severity, fail_on: Severity | None) -> str:
     """`error` from the `--fail-on` severity up, as the scan's exit code; below it, warning or note."""
     return "error" if fail_on is not None and severity.rank >= fail_on.rank else _BELOW[severity]
+
+
 _SCHEME_UNSAFE: Final = re.compile(r"[^a-z0-9+.-]")
 _REPORTED: Final = frozenset({"fail", "error", "waived"})
 

@@ -290,7 +290,7 @@ def _write_reports(
     sign_key: Path | None,
     fail_on: Severity | None,
 ) -> None:
-    """Write the bundle, with trends and the change since earlier runs of the same inventory, and summarise."""
+    """Write the bundle (with trends and changes since earlier runs of the inventory), then summarise."""
     context = RenderContext(fail_on=fail_on, history=_history(store, report.run))
     out_dir = out or Path("attt-reports") / report.run.id
     try:

@@ -204,7 +204,9 @@ def _host_key_min_bits(data: SshData, params: HostKeyParams, target: Target) -> 
     problems: list[Text] = []
     if not params.allow_dsa and "ssh-dss" in {_key_family(a) for a in data.host_key_algorithms}:
         problems.append(
-            Text(vi="máy chủ có cung cấp khóa máy chủ DSA (ssh-dss)", en="a DSA host key (ssh-dss) is offered")
+            Text(
+                vi="máy chủ có cung cấp khóa máy chủ DSA (ssh-dss)", en="a DSA host key (ssh-dss) is offered"
+            )
         )
     for key in data.host_keys:
         minimum = params.rsa if key.type == "ssh-rsa" else params.ecdsa if "ecdsa" in key.type else 0

@@ -65,7 +65,9 @@ def _no_protocols(data: TlsData) -> Verdict | None:
 def _certificate(data: TlsData) -> Certificate | Verdict:
     if data.certificate is None:
         if "certificate_info" in data.incomplete:
-            return Verdict.cannot_judge("the certificate scan failed", vi="quét chứng thư số không thành công")
+            return Verdict.cannot_judge(
+                "the certificate scan failed", vi="quét chứng thư số không thành công"
+            )
         return Verdict.cannot_judge("no certificate seen", vi="không nhận được chứng thư số nào")
     return data.certificate
 

@@ -180,13 +180,15 @@ def _rules(opened: Opened) -> list[dict[str, str]]:
         opened.page.eval_on_selector_all(
             "#details article.finding",
             "rows => rows.filter(r => r.checkVisibility()).flatMap(r =>"
-            " Array.from(r.querySelectorAll('.rule')).map(c => ({rule: c.textContent, system: r.dataset.system})))",
+            " Array.from(r.querySelectorAll('.rule'))"
+            ".map(c => ({rule: c.textContent, system: r.dataset.system})))",
         )
     )
 
 
 # Text wrapped a few characters per line: three lines or more, and a line per 6 characters or less.
-NARROW = """() => Array.from(document.querySelectorAll('h1, h2, h3, h4, p, td, th, dt, dd, li, figcaption, summary'))
+NARROW = """() => Array.from(document.querySelectorAll(
+    'h1, h2, h3, h4, p, td, th, dt, dd, li, figcaption, summary'))
   .filter(e => e.checkVisibility() && e.textContent.trim().length >= 8)
   .filter(e => {
     const range = document.createRange();

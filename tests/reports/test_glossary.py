@@ -26,7 +26,9 @@ def i18n_texts() -> Iterator[tuple[str, str]]:
         yield f"reports/i18n/vi.yaml:{key}", text
 
 
-VIETNAMESE = re.compile("[ăâđêôơưĂÂĐÊÔƠƯ\u00c0-\u00c3\u00c8-\u00ca\u00cc\u00cd\u00d2-\u00d5\u00d9\u00da\u00dd\u00e0-\u00e3\u00e8-\u00ea\u00ec\u00ed\u00f2-\u00f5\u00f9\u00fa\u00fd\u0128\u0129\u0168\u0169\u1ea0-\u1ef9]")
+VIETNAMESE = re.compile(
+    "[ăâđêôơưĂÂĐÊÔƠƯ\u00c0-\u00c3\u00c8-\u00ca\u00cc\u00cd\u00d2-\u00d5\u00d9\u00da\u00dd\u00e0-\u00e3\u00e8-\u00ea\u00ec\u00ed\u00f2-\u00f5\u00f9\u00fa\u00fd\u0128\u0129\u0168\u0169\u1ea0-\u1ef9]"
+)
 
 
 def code_texts() -> Iterator[tuple[str, str]]:
@@ -61,7 +63,10 @@ def _literal(node: ast.expr) -> str | None:
 
 def policy_texts() -> Iterator[tuple[str, str]]:
     for path in sorted(ROOT.joinpath("policies").glob("*.yaml")):
-        yield from ((f"{path.relative_to(ROOT)}:{where}", text) for where, text in _vi_values(yaml.safe_load(path.read_text("utf-8")), ""))
+        yield from (
+            (f"{path.relative_to(ROOT)}:{where}", text)
+            for where, text in _vi_values(yaml.safe_load(path.read_text("utf-8")), "")
+        )
 
 
 def _vi_values(node: Any, where: str) -> Iterator[tuple[str, str]]:
@@ -82,7 +87,7 @@ SOURCES = {"i18n": i18n_texts, "code": code_texts, "policies": policy_texts}
 
 def problems(text: str) -> list[str]:
     """What is wrong with one Vietnamese text, by the glossary."""
-    found = []
+    found: list[str] = []
     prose = CODE_SPAN.sub(" ", text)
     lowered = prose.lower()
     for term in glossary().terms:
@@ -128,7 +133,10 @@ def test_the_glossary_is_consistent():
     terms = glossary().terms
     for term in terms:
         for other in terms:
-            assert not [v for v in other.forbidden if v.lower() in term.vi.lower()], (term.vi, other.forbidden)
+            assert not [v for v in other.forbidden if v.lower() in term.vi.lower()], (
+                term.vi,
+                other.forbidden,
+            )
     for english, vietnamese in glossary().values.items():
         assert not problems(vietnamese), (english, vietnamese)
 

@@ -10,6 +10,7 @@ from attt.reports._i18n import strings
 from attt.reports.base import RenderContext
 from attt.reports.html import HtmlRenderer, build_view, render_html
 from attt.scanner.models.base import Severity
+from attt.scanner.models.finding import FindingStatus
 from attt.scanner.models.report import Report
 from tests import factories as F
 
@@ -246,7 +247,14 @@ def test_owners_and_systems_sort_worst_first_then_in_vietnamese_order():
     findings = [F.finding(status="pass", sys=s.id) for s in systems]
     findings.append(F.finding("BAD", "fail", "s0", severity=Severity.CRITICAL))  # Vũ Quang is the worst
     view = build_view(F.report(findings, systems), "vi")
-    assert [o.name for o in view.owners] == ["Vũ Quang", "Ân Phú", "Can Lộc 5", "Can Lộc 15", "Dung Lư", "Đức Thọ"]
+    assert [o.name for o in view.owners] == [
+        "Vũ Quang",
+        "Ân Phú",
+        "Can Lộc 5",
+        "Can Lộc 15",
+        "Dung Lư",
+        "Đức Thọ",
+    ]
 
 
 def test_score_bars_take_their_colour_from_thresholds():
@@ -262,13 +270,13 @@ def test_times_are_vietnam_time_and_dates_dd_mm_yyyy_in_vietnamese():
     vi = build_view(full_report(), "vi")
     assert vi.run.started == "20/11/2026 08:00 (giờ Việt Nam)"  # 01:00 UTC
     assert build_view(full_report(), "en").run.started == "2026-11-20 08:00 (UTC+07:00)"
-    assert [w.expires for w in vi.waivers][0] == "31/03/2027"
+    assert next(w.expires for w in vi.waivers) == "31/03/2027"
 
 
 def test_trends_and_failing_since_come_from_earlier_runs():
     from datetime import timedelta
 
-    def run(day: int, statuses: dict[str, str]) -> Report:
+    def run(day: int, statuses: dict[str, FindingStatus]) -> Report:
         findings = [F.finding(rule, status) for rule, status in statuses.items()]
         return F.report(findings, id=f"run-{day}", started=F.STARTED + timedelta(days=day))
 
@@ -280,7 +288,11 @@ def test_trends_and_failing_since_come_from_earlier_runs():
     current = run(0, {"OLD": "fail", "BACK": "fail", "NEW": "fail"})
     view = build_view(current, "vi", RenderContext(history=history))
     since = {f.rule_id: f.open_days for o in view.owners for s in o.systems for h in s.hosts for f in h.shown}
-    assert since == {"OLD": "21/09/2026 (60 ngày)", "BACK": "21/10/2026 (30 ngày)", "NEW": "20/11/2026 (0 ngày)"}
+    assert since == {
+        "OLD": "21/09/2026 (60 ngày)",
+        "BACK": "21/10/2026 (30 ngày)",
+        "NEW": "20/11/2026 (0 ngày)",
+    }
     (trend,) = view.trends_systems
     assert trend.runs == 4 and trend.open_serious == 3 and trend.line.count(",") == 4
     page = render_html(view).decode("utf-8")

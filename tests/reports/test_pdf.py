@@ -19,12 +19,16 @@ from tests.reports.test_browser import showcase
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 POPPLER = shutil.which("pdftotext") and shutil.which("pdftoppm")
 
-pytestmark = pytest.mark.skipif(not POPPLER, reason="pdftotext/pdftoppm missing (Debian package poppler-utils)")
+pytestmark = pytest.mark.skipif(
+    not POPPLER, reason="pdftotext/pdftoppm missing (Debian package poppler-utils)"
+)
 
 
 def pages(pdf: Path) -> list[str]:
     """The text of each page."""
-    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, check=True, timeout=60)
+    text = subprocess.run(
+        ["pdftotext", "-layout", str(pdf), "-"], capture_output=True, check=True, timeout=60
+    )
     return text.stdout.decode("utf-8").split("\f")[:-1]
 
 
@@ -39,7 +43,7 @@ def write(report: Report, lang: str, name: str) -> Path:
 def test_every_page_is_numbered_and_names_its_run_and_record(lang):
     report = showcase()
     pdf = write(report, lang, f"report-{lang}.pdf")
-    record = hashlib.sha256(JsonRenderer().render(report, lang)).hexdigest()  # type: ignore[arg-type]
+    record = hashlib.sha256(JsonRenderer().render(report, lang)).hexdigest()
     text = pages(pdf)
     assert 2 <= len(text) <= 12
     for number, page in enumerate(text, 1):
@@ -49,7 +53,18 @@ def test_every_page_is_numbered_and_names_its_run_and_record(lang):
         assert re.search(rf"(?<!\d){number} ?/", flat), number  # "3 / 7", in the corner
         assert flat.endswith(str(len(text))), number
     subprocess.run(
-        ["pdftoppm", "-r", "70", "-png", "-f", "1", "-l", "2", str(pdf), str(ARTIFACTS / f"report-{lang}-pdf")],
+        [
+            "pdftoppm",
+            "-r",
+            "70",
+            "-png",
+            "-f",
+            "1",
+            "-l",
+            "2",
+            str(pdf),
+            str(ARTIFACTS / f"report-{lang}-pdf"),
+        ],
         check=True,
         timeout=60,
     )
