@@ -17,10 +17,12 @@ from attt.scanner.plugin import (
     Control,
     Controls,
     Credential,
+    Described,
     NoParams,
     NoSettings,
     Params,
     ProbeContext,
+    Settings,
     Verdict,
 )
 
@@ -30,6 +32,7 @@ __all__ = [
     "Control",
     "Controls",
     "Credential",
+    "Described",
     "Frozen",
     "NoParams",
     "NoSettings",
@@ -38,6 +41,7 @@ __all__ = [
     "Port",
     "ProbeContext",
     "ResolvedRule",
+    "Settings",
     "Target",
     "Text",
     "Verdict",

@@ -67,8 +67,3 @@ def evidence_value(value: Any, lang: Lang) -> Any:
         return {k: evidence_value(v, lang) for k, v in value.items()}
     return value
 
-
-def reference_text(standard: str, clause: str | None, confidence: str, lang: Lang) -> str:
-    """A reference as every format prints it: standard, clause, and how sure the clause is."""
-    text = f"{standard} {clause or ''}".strip()
-    return text if confidence == "verified" else f"{text} ({strings(lang)[confidence]})"

@@ -12,8 +12,9 @@ import json
 from collections.abc import Callable
 from typing import ClassVar, Final
 
-from attt.reports._i18n import evidence_value, reference_text, strings
+from attt.reports._i18n import evidence_value, strings
 from attt.reports._locale import day
+from attt.reports._reference import reference_text
 from attt.reports._text import spreadsheet_cell
 from attt.reports.base import DEFAULT_CONTEXT, Lang, RenderContext
 from attt.scanner.models.finding import Finding
@@ -48,9 +49,7 @@ COLUMNS: Final[tuple[_Column, ...]] = (
     ("remediation", lambda f, s, lang: f.remediation.get(lang)),
     (
         "references",
-        lambda f, s, lang: "; ".join(
-            reference_text(r.standard, r.clause, r.confidence, lang) for r in f.references
-        ),
+        lambda f, s, lang: "; ".join(reference_text(r, lang) for r in f.references),
     ),
     ("waiver", lambda f, s, lang: "" if f.waiver is None else f.waiver.reason),
     ("approved_by", lambda f, s, lang: "" if f.waiver is None else f.waiver.approved_by),

@@ -28,6 +28,7 @@ from markupsafe import Markup
 from attt.reports import _trends
 from attt.reports._i18n import evidence_value, strings
 from attt.reports._locale import day, name_key, percent, when
+from attt.reports._reference import reference_text
 from attt.reports._text import as_text, clean
 from attt.reports.base import DEFAULT_CONTEXT, Lang, RenderContext
 from attt.scanner.evaluate import exit_code
@@ -107,8 +108,8 @@ class CountsView:
 
 @dataclass(frozen=True, slots=True)
 class ReferenceView:
-    standard: str
-    clause: str | None
+    text: str
+    """`reference_text`: standard, clause and confidence, the way every format cites them."""
     confidence: str
     url: str | None
 
@@ -555,7 +556,7 @@ def _finding_view(
         message=clean(f.message.get(lang)),
         evidence=tuple(rows),
         remediation=_clean_policy_text(f.remediation.get(lang)),
-        references=tuple(_reference_view(r) for r in f.references),
+        references=tuple(_reference_view(r, lang) for r in f.references),
         waiver=None
         if f.waiver is None
         else WaiverView(
@@ -583,10 +584,9 @@ _clean_policy_text = lru_cache(maxsize=4096)(clean)
 
 
 @lru_cache(maxsize=4096)
-def _reference_view(r: Reference) -> ReferenceView:
+def _reference_view(r: Reference, lang: Lang) -> ReferenceView:
     return ReferenceView(
-        standard=clean(r.standard),
-        clause=None if r.clause is None else clean(r.clause),
+        text=clean(reference_text(r, lang)),
         confidence=r.confidence,
         url=r.url if r.url and r.url.startswith(("https://", "http://")) else None,
     )

@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 from typing import ClassVar
 from xml.etree import ElementTree as ET
 
-from attt.reports._i18n import evidence_value, reference_text, strings
+from attt.reports._i18n import evidence_value, strings
+from attt.reports._reference import reference_text
 from attt.reports._text import as_text, clean, clean_line
 from attt.reports.base import DEFAULT_CONTEXT, Lang, RenderContext
 from attt.scanner.models.base import Severity
@@ -109,8 +110,5 @@ def _details(f: Finding, lang: Lang) -> str:
         for key, value in f.evidence.items()
     )
     lines.append(f"{t['remediation']}: {clean(f.remediation.get(lang))}")
-    lines.extend(
-        f"{t['references']}: {clean(reference_text(r.standard, r.clause, r.confidence, lang))}"
-        for r in f.references
-    )
+    lines.extend(f"{t['references']}: {clean(reference_text(r, lang))}" for r in f.references)
     return "\n".join(lines)

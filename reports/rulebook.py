@@ -3,11 +3,13 @@ one self-contained YAML file."""
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
-from attt.scanner.models.policy import Reference, ResolvedPolicy, ResolvedRule
+from attt.reports._reference import reference_text
+from attt.reports.base import Lang
+from attt.scanner.models.policy import ResolvedPolicy, ResolvedRule
 
 _LABELS: dict[str, dict[str, str]] = {
     "vi": {
@@ -54,21 +56,6 @@ _LABELS: dict[str, dict[str, str]] = {
     },
 }
 
-# Both languages in every report: an auditor must never read an unchecked clause as certain.
-CONFIDENCE_MARKERS: dict[str, str] = {
-    "verified": "(đã xác minh / verified)",
-    "secondary": "(nguồn thứ cấp / secondary source)",
-    "unverified": "(chưa xác minh / unverified)",
-}
-
-
-def reference_text(reference: Reference) -> str:
-    """`standard clause (confidence marker)`, the way every report cites a reference."""
-    parts = [reference.standard, reference.clause or "", CONFIDENCE_MARKERS[reference.confidence]]
-    text = " ".join(p for p in parts if p)
-    return f"{text} <{reference.url}>" if reference.url else text
-
-
 _SEVERITY_NAMES = {
     "vi": {
         "info": "thông tin",
@@ -88,6 +75,7 @@ def _severity_name(rule: ResolvedRule, lang: str) -> str:
 def policy_markdown(policy: ResolvedPolicy, lang: str = "vi") -> str:
     """A readable rule book of the resolved policy, in Vietnamese (`vi`) or English (`en`)."""
     lang = "vi" if lang == "vi" else "en"
+    book_lang = cast(Lang, lang)  # what the line above just made sure of
     label = _LABELS[lang]
     out = [
         f"# {policy.title}",
@@ -113,7 +101,7 @@ def policy_markdown(policy: ResolvedPolicy, lang: str = "vi") -> str:
             f"- {label['remediation']}: {rule.remediation.get(lang)}",
             f"- {label['references']}:" + ("" if rule.references else f" {label['none']}"),
         ]
-        out += [f"  - {reference_text(r)}" for r in rule.references]
+        out += [f"  - {reference_text(r, book_lang, url=True)}" for r in rule.references]
     out += ["", f"## {label['waivers']} ({len(policy.waivers)})", ""]
     for waiver in policy.waivers:
         where = " ".join(str(x) for x in (waiver.system, waiver.host, waiver.port) if x is not None)

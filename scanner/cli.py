@@ -17,6 +17,7 @@ from attt import __version__
 from attt.reports.base import Lang, RenderContext
 from attt.reports.bundle import RENDERERS, write_bundle
 from attt.reports.manifest import load_signing_key
+from attt.scanner.catalog import check_lines
 from attt.scanner.errors import AtttError
 from attt.scanner.evaluate import exit_code
 from attt.scanner.exitcodes import ExitCode
@@ -347,14 +348,16 @@ def checks() -> None:
 
 
 @checks.command("list")
-def checks_list() -> None:
+@click.option(
+    "--verbose", "-v", is_flag=True, help="Also what each control checks and why, its params and source."
+)
+def checks_list(verbose: bool) -> None:
     """Every registered check and control, and the distribution providing it."""
     registry = _registry()
     for name, registered in sorted(registry.checks.items()):
-        check = registered.check
-        click.echo(f"{name}  (from {registered.distribution}; after: {', '.join(check.after) or '—'})")
-        for control_id, control in sorted(check.controls.items()):
-            click.echo(f"  {control_id:<36} {control.summary}")
+        for line in check_lines(name, registered, verbose):
+            # Plugin text is third-party: printed like any other untrusted string.
+            click.echo(safe(line, 1000))
     for failure in registry.failures:
         click.echo(f"{failure.name}  (from {failure.distribution}) NOT LOADED: {safe(failure.reason)}")
 

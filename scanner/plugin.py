@@ -10,7 +10,7 @@ import inspect
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
@@ -30,14 +30,23 @@ class NoParams(Frozen):
     """Params model of a control that takes none."""
 
 
-class NoSettings(Frozen):
-    """Settings model of a check that takes none."""
-
-
 class Params(BaseModel):
-    """Base for control params: closed, so a misspelt key in a policy is a load error."""
+    """Base for control params: closed, so a misspelt key in a policy is a load error.
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    A field's docstring (the string right under it) is its description, shown by
+    `attt checks list --verbose`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+
+class Settings(Frozen):
+    """Base for a check's settings model; field docstrings are descriptions, as for `Params`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+
+class NoSettings(Settings):
+    """Settings model of a check that takes none."""
 
 
 @dataclass(frozen=True)
@@ -192,7 +201,8 @@ class ProbeContext(Generic[SettingsT]):
 
 
 class Check(Protocol):
-    """What the registry expects of a check class (instantiated with no arguments)."""
+    """What the registry expects of a check class (instantiated with no arguments). It may also
+    have `describe` (see `Described`) for more text in `attt checks list --verbose`."""
 
     name: ClassVar[str]
     """Equals the entry-point name and, for built-ins, the module name."""
@@ -209,3 +219,16 @@ class Check(Protocol):
     def probe(self, target: Target, ctx: ProbeContext[Any]) -> Iterable[Observation]:
         """Probe one target; return `error` observations rather than raise for target faults."""
         ...
+
+
+@runtime_checkable
+class Described(Protocol):
+    """Optional for a check: more to say in `attt checks list --verbose` than its controls and
+    settings, for example the requests a web check sends. A check has it by defining
+
+        @classmethod
+        def describe(cls) -> Iterable[str]: ...
+
+    Each string is printed as one line under the check's heading."""
+
+    def describe(self) -> Iterable[str]: ...

@@ -14,6 +14,7 @@ CONTROLS = Controls("ports")
 
 class ForbiddenParams(Params):
     ports: tuple[Port, ...] = Field(min_length=1)
+    """Ports that must not be open; each is scanned even when the settings leave it out."""
     services: tuple[str, ...] = ()
     """nmap service names forbidden on any port (e.g. `telnet` on 2323); reliable only with
     service detection, since without it the name comes from the port number."""
@@ -51,7 +52,12 @@ def _unscanned(wanted: Iterable[int], data: PortsData, what: str, what_vi: str) 
 
 @CONTROLS.control("ports.forbidden", ForbiddenParams)
 def _judge_forbidden(data: PortsData, params: ForbiddenParams, target: Target) -> Verdict:
-    """None of the listed ports (or services) is open."""
+    """None of the listed ports (or services) is open.
+
+    Cleartext remote access (Telnet, FTP, r-services, VNC), file sharing, RPC, remote desktop and
+    databases exposed to the network are the most common way in; each open one is attack surface
+    the system does not need there. A listed port that was not scanned is an error, never a pass.
+    """
     if (unscanned := _unscanned(params.ports, data, "ports", "cổng")) is not None:
         return unscanned
     services = set(params.services)
@@ -71,7 +77,12 @@ def _judge_forbidden(data: PortsData, params: ForbiddenParams, target: Target) -
 
 @CONTROLS.control("ports.only_allowed", OnlyAllowedParams)
 def _judge_only_allowed(data: PortsData, params: OnlyAllowedParams, target: Target) -> Verdict:
-    """Every open port is in the allowed list (or the system's allowed_ports)."""
+    """Every open port is in the allowed list (or the system's allowed_ports).
+
+    An open port nobody registered is an unmanaged service (a forgotten admin console, a test
+    instance) that no other rule looks at. Not applicable when neither the rule nor the inventory
+    gives a list.
+    """
     allowed = params.ports if params.ports is not None else target.system.allowed_ports
     if allowed is None:
         return Verdict.not_applicable(
@@ -99,7 +110,12 @@ def _judge_only_allowed(data: PortsData, params: OnlyAllowedParams, target: Targ
 
 @CONTROLS.control("ports.declared_reachable")
 def _judge_declared_reachable(data: PortsData, params: NoParams, target: Target) -> Verdict:
-    """Every port the inventory declares for the host is open."""
+    """Every port the inventory declares for the host is open.
+
+    The inventory is what every other rule is checked against: a declared service that does not
+    answer means the register is wrong or the service is down, and the checks of it judged nothing.
+    A declared port that was not scanned is an error.
+    """
     declared = sorted(set(target.declared_ports()))
     if not declared:
         return Verdict.not_applicable(

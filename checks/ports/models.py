@@ -8,6 +8,7 @@ from pydantic import Field
 from attt.scanner.models.base import Frozen
 from attt.scanner.models.observation import Observation
 from attt.scanner.models.target import Port
+from attt.scanner.plugin import Settings
 
 MAX_SERVICE_CHARS = 64
 MAX_PRODUCT_CHARS = 200
@@ -46,7 +47,7 @@ COMMON_PORTS: tuple[int, ...] = tuple(
 """TCP ports of common services, weighted toward those a public system must not expose."""
 
 
-class PortsSettings(Frozen):
+class PortsSettings(Settings):
     ports: tuple[Port, ...] = COMMON_PORTS
     """Scanned on every host, besides the ports rules and the inventory name."""
     extra_ports: tuple[Port, ...] = ()

@@ -56,7 +56,11 @@ def _matching(names: tuple[str, ...], patterns: tuple[str, ...]) -> list[str]:
 
 @CONTROLS.control("ssh.protocol_2_only")
 def _protocol_2_only(data: SshData, params: NoParams, target: Target) -> Verdict:
-    """Only SSH protocol 2 is spoken."""
+    """Only SSH protocol 2 is spoken.
+
+    SSH-1 has design flaws no configuration fixes (CRC-32 compensation attack, weak integrity
+    protection) and OpenSSH removed it in 7.6; a server announcing 1.99 still lets a client pick it.
+    """
     if data.protocol == "2.0":
         return Verdict.passed(
             "the server speaks SSH-2 only",
@@ -84,9 +88,13 @@ class ForbiddenParams(Params):
     """Shell-style patterns (`*-cbc`, `hmac-sha1*`) of algorithms that must not be offered."""
 
     kex: tuple[str, ...] = ()
+    """Key exchange algorithm patterns."""
     host_key_algorithms: tuple[str, ...] = ()
+    """Host key algorithm patterns."""
     ciphers: tuple[str, ...] = ()
+    """Cipher patterns (either direction)."""
     macs: tuple[str, ...] = ()
+    """MAC patterns (either direction)."""
 
     @model_validator(mode="after")
     def _something(self) -> Self:
@@ -97,7 +105,13 @@ class ForbiddenParams(Params):
 
 @CONTROLS.control("ssh.algorithms_forbidden", ForbiddenParams)
 def _algorithms_forbidden(data: SshData, params: ForbiddenParams, target: Target) -> Verdict:
-    """No forbidden KEX, host-key, cipher or MAC algorithm is offered."""
+    """No forbidden KEX, host-key, cipher or MAC algorithm is offered.
+
+    An algorithm stays negotiable as long as it is offered, whatever the server prefers: a client
+    that prefers it, or an attacker who tampers with negotiation, gets it (SHA-1 key exchange and
+    MACs, CBC ciphers, 1024-bit DH groups within reach of Logjam-style precomputation). Patterns
+    are shell-style (`*-cbc`, `hmac-sha1*`).
+    """
     if (unknown := _ssh1_only(data)) is not None:
         return unknown
     found = {
@@ -123,14 +137,19 @@ def _algorithms_forbidden(data: SshData, params: ForbiddenParams, target: Target
 
 
 class AllowedOnlyParams(Params):
-    """An allow-list: a named profile (checks/data/ssh_profiles.json), lists, or a profile
+    """An allow-list: a named profile (checks/ssh/data/ssh_profiles.json), lists, or a profile
     with some lists replaced."""
 
     profile: str | None = None
+    """A profile name from checks/ssh/data/ssh_profiles.json."""
     kex: tuple[str, ...] | None = None
+    """Allowed key exchange patterns; replaces the profile's list."""
     host_key_algorithms: tuple[str, ...] | None = None
+    """Allowed host key algorithm patterns; replaces the profile's list."""
     ciphers: tuple[str, ...] | None = None
+    """Allowed cipher patterns; replaces the profile's list."""
     macs: tuple[str, ...] | None = None
+    """Allowed MAC patterns; replaces the profile's list."""
 
     @field_validator("profile")
     @classmethod
@@ -153,7 +172,11 @@ class AllowedOnlyParams(Params):
 
 @CONTROLS.control("ssh.algorithms_allowed_only", AllowedOnlyParams)
 def _algorithms_allowed_only(data: SshData, params: AllowedOnlyParams, target: Target) -> Verdict:
-    """Every offered algorithm is in an allow-list profile."""
+    """Every offered algorithm is in an allow-list profile.
+
+    An allow-list also catches what nobody thought to forbid: vendor-specific, experimental or
+    newly added algorithms. Named profiles are in checks/ssh/data/ssh_profiles.json.
+    """
     if (unknown := _ssh1_only(data)) is not None:
         return unknown
     allowed = params.allowed()
@@ -187,8 +210,11 @@ def _algorithms_allowed_only(data: SshData, params: AllowedOnlyParams, target: T
 
 class HostKeyParams(Params):
     rsa: int = 3072
+    """Smallest RSA host key, in bits."""
     ecdsa: int = 256
+    """Smallest ECDSA host key, in bits."""
     allow_dsa: bool = False
+    """Whether a DSA (ssh-dss) host key may be offered."""
 
 
 def _key_family(algorithm: str) -> str:
@@ -198,7 +224,13 @@ def _key_family(algorithm: str) -> str:
 
 @CONTROLS.control("ssh.host_key_min_bits", HostKeyParams)
 def _host_key_min_bits(data: SshData, params: HostKeyParams, target: Target) -> Verdict:
-    """Host keys are large enough."""
+    """Host keys are large enough.
+
+    The host key proves the server's identity to every client; RSA under 3072 bits (NIST SP 800-57
+    for use beyond 2030), small ECDSA keys, or DSA (fixed at 1024 bits, removed from OpenSSH) can be
+    broken sooner, letting an impostor pass as the server. Key types the server offers but whose
+    keys could not be fetched are an error, never a pass.
+    """
     if (unknown := _ssh1_only(data)) is not None:
         return unknown
     problems: list[Text] = []
@@ -247,7 +279,12 @@ class PasswordParams(Params):
 
 @CONTROLS.control("ssh.password_auth_disabled", PasswordParams)
 def _password_auth_disabled(data: SshData, params: PasswordParams, target: Target) -> Verdict:
-    """Password authentication is not offered."""
+    """Password authentication is not offered.
+
+    Passwords can be guessed, sprayed or phished from anywhere the port is reachable; keys cannot.
+    A server that lets an unknown user in with no authentication at all (`none`) fails.
+    keyboard-interactive is often PAM with a second factor, so it counts only when the params say so.
+    """
     if (unknown := _ssh1_only(data)) is not None:
         return unknown
     methods = data.auth_methods
@@ -291,7 +328,12 @@ def _password_auth_disabled(data: SshData, params: PasswordParams, target: Targe
 
 @CONTROLS.control("ssh.terrapin_safe")
 def _terrapin_safe(data: SshData, params: NoParams, target: Target) -> Verdict:
-    """Not exposed to Terrapin (CVE-2023-48795)."""
+    """Not exposed to Terrapin (CVE-2023-48795).
+
+    Terrapin lets an attacker in the path silently drop messages at the start of the encrypted
+    channel (e.g. the extension negotiation) when chacha20-poly1305, or CBC with an EtM MAC, is
+    used; the strict key exchange extension (OpenSSH 9.6 and later) closes it.
+    """
     if (unknown := _ssh1_only(data)) is not None:
         return unknown
     ciphers, macs = data.all_ciphers(), data.all_macs()
@@ -327,20 +369,26 @@ def _terrapin_safe(data: SshData, params: NoParams, target: Target) -> Verdict:
 
 class VulnerableParams(Params):
     cves: tuple[str, ...] | None = None
-    """Restrict to these CVE ids from checks/data/ssh_cves.json; None means all of them."""
+    """Restrict to these CVE ids from checks/ssh/data/ssh_cves.json; None means all of them."""
 
     @field_validator("cves")
     @classmethod
     def _known(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
         unknown = set(value or ()) - {c.id for c in known_cves()}
         if unknown:
-            raise ValueError(f"unknown CVE ids {sorted(unknown)}; the table is checks/data/ssh_cves.json")
+            raise ValueError(f"unknown CVE ids {sorted(unknown)}; the table is checks/ssh/data/ssh_cves.json")
         return value
 
 
 @CONTROLS.control("ssh.software_not_vulnerable", VulnerableParams)
 def _software_not_vulnerable(data: SshData, params: VulnerableParams, target: Target) -> Verdict:
-    """The banner's OpenSSH version is outside known CVE ranges."""
+    """The banner's OpenSSH version is outside known CVE ranges.
+
+    The banner is the only version fact a scan without login has. A version in an affected range is
+    reported as possibly vulnerable, because distributions backport fixes without changing the
+    upstream version number. The table is checks/ssh/data/ssh_cves.json; other SSH servers have none,
+    so the rule is not applicable to them.
+    """
     version = parse_openssh(data.software)
     if version is None:
         shown = repr(data.software[:60])
@@ -455,7 +503,13 @@ class ConfigParams(Params):
 
 @CONTROLS.control("ssh.config", ConfigParams)
 def _config(data: SshData, params: ConfigParams, target: Target) -> Verdict:
-    """The effective sshd configuration (sshd -T) meets expectations."""
+    """The effective sshd configuration (sshd -T) meets expectations.
+
+    Much of what matters (PermitRootLogin, MaxAuthTries, LoginGraceTime, ...) never crosses the
+    wire; `sshd -T` prints the configuration sshd actually uses, after includes and defaults. It
+    needs a credential: without one the verdict is an error (a missing fact is never a pass),
+    unless the params accept not_applicable.
+    """
     expected = {key: e.model_dump(exclude_none=True) for key, e in params.expect.items()}
     if data.config is None:
         if data.config_error is not None:

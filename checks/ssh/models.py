@@ -6,6 +6,7 @@ from typing import Annotated
 from pydantic import AfterValidator, Field
 
 from attt.scanner.models.base import Frozen
+from attt.scanner.plugin import Settings
 
 _SAFE_PATH = re.compile(r"^/[A-Za-z0-9_./-]{1,255}$")
 STRICT_KEX_MARKER = "kex-strict-s-v00@openssh.com"
@@ -83,7 +84,7 @@ def _union(first: tuple[str, ...], second: tuple[str, ...] | None) -> tuple[str,
     return first + tuple(x for x in second or () if x not in first)
 
 
-class SshSettings(Frozen):
+class SshSettings(Settings):
     """Per-policy settings of the ssh check."""
 
     probe_user: str = Field(default="attt-probe", pattern=r"^[a-z_][a-z0-9_-]{0,31}$")

@@ -49,6 +49,7 @@ from attt.checks.tls.models import (
     StartTls,
     TlsData,
     Vulnerabilities,
+    static_key_suites,
 )
 from attt.scanner.models.observation import bound_text
 
@@ -334,7 +335,7 @@ def _tls_data(attempts: Any, endpoint: Endpoint, scanned_at: datetime) -> TlsDat
         starttls=endpoint.starttls,
         protocols=tuple(suites),
         cipher_suites=suites,
-        forward_secrecy=bool(suites) and all(_ephemeral(p, s) for p, names in suites.items() for s in names),
+        forward_secrecy=bool(suites) and not static_key_suites(suites),
         key_exchange=KeyExchange(
             dh_min_bits=min(dh_bits) if dh_bits else None, ecdh_min_bits=min(ecdh_bits) if ecdh_bits else None
         ),
@@ -347,11 +348,6 @@ def _tls_data(attempts: Any, endpoint: Endpoint, scanned_at: datetime) -> TlsDat
         hsts=hsts,
         incomplete=incomplete,
     )
-
-
-def _ephemeral(protocol: Protocol, suite: str) -> bool:
-    # Every TLS 1.3 suite is ephemeral; before it, only (EC)DHE suites are.
-    return protocol == "TLSv1.3" or "_DHE_" in suite or "_ECDHE_" in suite
 
 
 def _groups(result: Any) -> tuple[str, ...] | None:

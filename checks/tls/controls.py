@@ -3,11 +3,19 @@
 import re
 from collections.abc import Callable
 from datetime import datetime
-from typing import Literal, get_args
+from typing import Literal
 
 from pydantic import Field
 
-from attt.checks.tls.models import PROTOCOLS, Certificate, Protocol, TlsData
+from attt.checks.tls.models import (
+    ALL_VULNERABILITIES,
+    PROTOCOLS,
+    Certificate,
+    Protocol,
+    TlsData,
+    VulnerabilityName,
+    static_key_suites,
+)
 from attt.checks.tls.profile import ProfileName, mozilla_guidelines
 from attt.scanner.models.target import Target
 from attt.scanner.plugin import Controls, NoParams, Params, Verdict
@@ -15,17 +23,6 @@ from attt.scanner.plugin import Controls, NoParams, Params, Verdict
 CONTROLS = Controls("tls")
 
 SuiteFamily = Literal["NULL", "EXPORT", "anon", "RC4", "DES", "3DES", "MD5", "static_rsa", "CBC"]
-VulnerabilityName = Literal[
-    "heartbleed",
-    "robot",
-    "ccs_injection",
-    "insecure_renegotiation",
-    "client_renegotiation",
-    "compression",
-    "fallback_scsv",
-    "extended_master_secret",
-]
-ALL_VULNERABILITIES: tuple[VulnerabilityName, ...] = get_args(VulnerabilityName)
 _SINGLE_DES = re.compile(r"_DES(?:40)?_")
 _FAMILY_TESTS: dict[SuiteFamily, Callable[[str], bool]] = {
     "NULL": lambda s: "WITH_NULL" in s or s.startswith("TLS_NULL_"),
@@ -82,7 +79,12 @@ class ProtocolsParams(Params):
 
 @CONTROLS.control("tls.protocols_disabled", ProtocolsParams)
 def _protocols_disabled(data: TlsData, params: ProtocolsParams, target: Target) -> Verdict:
-    """The listed protocol versions are not accepted."""
+    """The listed protocol versions are not accepted.
+
+    SSL 2.0 and 3.0 are broken (DROWN, POODLE) and TLS 1.0 and 1.1 are deprecated by RFC 8996:
+    while a server still accepts one of them, a client that can be pushed down to it (an old
+    client, or an attacker interfering with the handshake) talks over it.
+    """
     if (missing := _no_protocols(data)) is not None:
         return missing
     enabled = [p for p in data.protocols if p in params.protocols]
@@ -107,11 +109,16 @@ def _protocols_disabled(data: TlsData, params: ProtocolsParams, target: Target) 
 
 class MinVersionParams(Params):
     version: Protocol = "TLSv1.2"
+    """The oldest version that may be accepted."""
 
 
 @CONTROLS.control("tls.min_version", MinVersionParams)
 def _min_version(data: TlsData, params: MinVersionParams, target: Target) -> Verdict:
-    """No protocol older than the given version is accepted."""
+    """No protocol older than the given version is accepted.
+
+    A floor rather than a list, for the same reasons as `tls.protocols_disabled` (RFC 8996): the
+    policy names one version and every older one, including any it forgot, is refused.
+    """
     if (missing := _no_protocols(data)) is not None:
         return missing
     floor = PROTOCOLS.index(params.version)
@@ -136,11 +143,19 @@ def _min_version(data: TlsData, params: MinVersionParams, target: Target) -> Ver
 
 class SuiteFamiliesParams(Params):
     families: tuple[SuiteFamily, ...] = ("NULL", "EXPORT", "anon", "RC4", "DES", "3DES", "MD5")
+    """Families no accepted suite may belong to."""
 
 
 @CONTROLS.control("tls.cipher_suites_forbidden", SuiteFamiliesParams)
 def _cipher_suites_forbidden(data: TlsData, params: SuiteFamiliesParams, target: Target) -> Verdict:
-    """No accepted cipher suite belongs to a forbidden family."""
+    """No accepted cipher suite belongs to a forbidden family.
+
+    NULL suites do not encrypt, anon suites do not authenticate the server (anyone in the path can
+    pose as it), EXPORT suites were weakened on purpose (FREAK, Logjam), RC4 has keystream biases
+    (forbidden by RFC 7465), DES is brute-forceable, 3DES has 64-bit blocks (Sweet32) and MD5 MACs
+    rest on a broken hash. `static_rsa` (no forward secrecy, ROBOT) and `CBC` (padding oracles,
+    Lucky13) are families a stricter policy can add.
+    """
     if (missing := _no_protocols(data)) is not None:
         return missing
     bad = {
@@ -168,14 +183,16 @@ def _cipher_suites_forbidden(data: TlsData, params: SuiteFamiliesParams, target:
 
 @CONTROLS.control("tls.forward_secrecy")
 def _forward_secrecy(data: TlsData, params: NoParams, target: Target) -> Verdict:
-    """Every accepted suite has an ephemeral key exchange."""
+    """Every accepted suite has an ephemeral key exchange.
+
+    With a static RSA key exchange, whoever obtains the server's private key later (theft, seizure,
+    a ROBOT oracle) decrypts every session recorded before; an ephemeral (EC)DHE exchange, which
+    every TLS 1.3 suite has, keeps past sessions closed.
+    """
     if (missing := _no_protocols(data)) is not None:
         return missing
-    static = [
-        f"{protocol} {suite}"
-        for protocol, suite in _accepted(data)
-        if protocol != "TLSv1.3" and "_DHE_" not in suite and "_ECDHE_" not in suite
-    ]
+    static = static_key_suites(data.cipher_suites)
+    # Both come from `static_key_suites`; checking both fails closed on data from elsewhere.
     if static or not data.forward_secrecy:
         return Verdict.failed(
             f"{len(static)} accepted suite(s) without an ephemeral key exchange",
@@ -194,9 +211,11 @@ def _forward_secrecy(data: TlsData, params: NoParams, target: Target) -> Verdict
 
 class MozillaParams(Params):
     profile: ProfileName = "intermediate"
+    """The Mozilla profile to conform to."""
     ocsp_stapling: bool = True
     """Require stapling when the certificate names an OCSP responder (CAs may omit it now)."""
     certificate_lifetime: bool = True
+    """Whether the profile's maximum certificate lifetime counts."""
 
 
 def mozilla_deviations(data: TlsData, params: MozillaParams) -> list[str]:
@@ -238,7 +257,13 @@ def mozilla_deviations(data: TlsData, params: MozillaParams) -> list[str]:
 
 @CONTROLS.control("tls.mozilla_profile", MozillaParams)
 def _mozilla_profile(data: TlsData, params: MozillaParams, target: Target) -> Verdict:
-    """The endpoint conforms to a Mozilla Server Side TLS 6.0 profile."""
+    """The endpoint conforms to a Mozilla Server Side TLS 6.0 profile.
+
+    Mozilla's guidelines are a maintained, widely deployed baseline: one rule covers protocols,
+    suites, groups, DH/ECDH and certificate key sizes, signatures, lifetime, trust and OCSP stapling
+    the way the chosen profile (modern or intermediate) sets them. The profile data is
+    checks/tls/data/mozilla-server-side-tls-6.0.json.
+    """
     if (missing := _no_protocols(data)) is not None:
         return missing
     if isinstance(cert := _certificate(data), Verdict):
@@ -261,7 +286,12 @@ def _mozilla_profile(data: TlsData, params: MozillaParams, target: Target) -> Ve
 
 @CONTROLS.control("tls.certificate_trusted")
 def _certificate_trusted(data: TlsData, params: NoParams, target: Target) -> Verdict:
-    """The certificate chain leads to a trusted anchor."""
+    """The certificate chain leads to a trusted anchor.
+
+    A client cannot tell a self-signed or unanchored certificate from an impostor's: either it
+    refuses the connection or its users learn to click through the warning that would have
+    protected them. Provincial or government CAs count once configured as trust anchors.
+    """
     if isinstance(cert := _certificate(data), Verdict):
         return cert
     if cert.trusted:
@@ -287,6 +317,7 @@ def _certificate_trusted(data: TlsData, params: NoParams, target: Target) -> Ver
 
 class ExpiryParams(Params):
     min_days_left: int = Field(default=30, ge=0)
+    """Days the certificate must still be valid after the scan."""
 
 
 def _days_left(cert: Certificate, at: datetime) -> float:
@@ -295,7 +326,12 @@ def _days_left(cert: Certificate, at: datetime) -> float:
 
 @CONTROLS.control("tls.certificate_expiry", ExpiryParams)
 def _certificate_expiry(data: TlsData, params: ExpiryParams, target: Target) -> Verdict:
-    """The certificate is valid for at least N more days at scan time."""
+    """The certificate is valid for at least N more days at scan time.
+
+    An expired certificate breaks clients and trains users to ignore warnings; the margin leaves
+    time to renew. Judged at the scan time stored in the observation, so re-evaluating a stored run
+    later gives the same verdict.
+    """
     if isinstance(cert := _certificate(data), Verdict):
         return cert
     left = _days_left(cert, data.scanned_at)
@@ -331,11 +367,17 @@ def _certificate_expiry(data: TlsData, params: ExpiryParams, target: Target) -> 
 
 class LifetimeParams(Params):
     max_days: int = Field(default=398, ge=1)
+    """Longest allowed validity period, in days."""
 
 
 @CONTROLS.control("tls.certificate_lifetime", LifetimeParams)
 def _certificate_lifetime(data: TlsData, params: LifetimeParams, target: Target) -> Verdict:
-    """The certificate's total validity is at most N days."""
+    """The certificate's total validity is at most N days.
+
+    Browsers have refused publicly trusted certificates valid for more than 398 days since 2020
+    (now the CA/Browser Forum Baseline Requirements); a short lifetime bounds how long a stolen key
+    or a mis-issued certificate stays usable.
+    """
     if isinstance(cert := _certificate(data), Verdict):
         return cert
     days = cert.lifetime_days
@@ -353,18 +395,26 @@ def _certificate_lifetime(data: TlsData, params: LifetimeParams, target: Target)
 
 class KeyParams(Params):
     rsa_min_bits: int = Field(default=2048, ge=512)
+    """Smallest RSA key, in bits."""
     ec_min_bits: int = Field(default=256, ge=160)
+    """Smallest EC key, in bits."""
     allowed_types: tuple[Literal["RSA", "EC", "Ed25519", "Ed448", "DSA"], ...] = (
         "RSA",
         "EC",
         "Ed25519",
         "Ed448",
     )
+    """Key types that may be used."""
 
 
 @CONTROLS.control("tls.certificate_key", KeyParams)
 def _certificate_key(data: TlsData, params: KeyParams, target: Target) -> Verdict:
-    """The certificate key is of an allowed type and size."""
+    """The certificate key is of an allowed type and size.
+
+    RSA keys under 2048 bits and EC keys under 256 bits are below the strength NIST SP 800-57 and
+    SP 800-131A accept for current use, and DSA is deprecated: a key that can be broken lets anyone
+    impersonate the server and, without forward secrecy, read its traffic.
+    """
     if isinstance(cert := _certificate(data), Verdict):
         return cert
     observed = f"{cert.key_type} {cert.key_bits}" + (f" ({cert.curve})" if cert.curve else "")
@@ -391,11 +441,17 @@ def _certificate_key(data: TlsData, params: KeyParams, target: Target) -> Verdic
 
 class SignatureParams(Params):
     forbidden_hashes: tuple[str, ...] = ("md5", "sha1")
+    """Hashes no signature in the chain may use (lower case)."""
 
 
 @CONTROLS.control("tls.certificate_signature", SignatureParams)
 def _certificate_signature(data: TlsData, params: SignatureParams, target: Target) -> Verdict:
-    """No certificate in the chain is signed with a forbidden hash."""
+    """No certificate in the chain is signed with a forbidden hash.
+
+    MD5 and SHA-1 signatures can be forged with chosen-prefix collisions (a rogue CA in 2008,
+    SHAttered and later attacks on SHA-1), so they prove nothing. The intermediates the server sends
+    count; the root's own signature does not, since the root is trusted by being in the store.
+    """
     if isinstance(cert := _certificate(data), Verdict):
         return cert
     leaf = ("leaf", "chứng thư số máy chủ")
@@ -418,7 +474,12 @@ def _certificate_signature(data: TlsData, params: SignatureParams, target: Targe
 
 @CONTROLS.control("tls.hostname_matches")
 def _hostname_matches(data: TlsData, params: NoParams, target: Target) -> Verdict:
-    """The certificate is valid for the registered host name."""
+    """The certificate is valid for the registered host name.
+
+    A certificate for another name is exactly what an impostor presents: clients that check names
+    refuse the connection, clients that do not are open to interception. Not applicable when the
+    inventory registers no host name to match.
+    """
     if target.host.hostname is None:
         return Verdict.not_applicable(
             "the inventory gives no host name to match the certificate against",
@@ -445,11 +506,20 @@ def _hostname_matches(data: TlsData, params: NoParams, target: Target) -> Verdic
 
 class VulnerabilitiesParams(Params):
     checks: tuple[VulnerabilityName, ...] = ALL_VULNERABILITIES
+    """The weaknesses to test for; all of them by default."""
 
 
 @CONTROLS.control("tls.no_known_vulnerabilities", VulnerabilitiesParams)
 def _no_known_vulnerabilities(data: TlsData, params: VulnerabilitiesParams, target: Target) -> Verdict:
-    """No known TLS implementation weakness is present."""
+    """No known TLS implementation weakness is present.
+
+    Heartbleed (CVE-2014-0160) leaks server memory, keys included; a ROBOT oracle decrypts RSA key
+    exchanges; CCS injection (CVE-2014-0224) lets a man in the middle force weak keys; missing
+    secure renegotiation (RFC 5746) allows prefix injection and client-initiated renegotiation a
+    denial of service; TLS compression leaks secrets (CRIME); ignoring TLS_FALLBACK_SCSV allows
+    downgrades; no extended master secret (RFC 7627) allows the triple handshake attack. A test that
+    could not be made is an error, never a pass.
+    """
     facts = {name: getattr(data.vulnerabilities, name) for name in params.checks}
     exposed = [name for name, value in facts.items() if value is True]
     unknown = [name for name, value in facts.items() if value is None]
@@ -475,12 +545,19 @@ def _no_known_vulnerabilities(data: TlsData, params: VulnerabilitiesParams, targ
 
 class HstsParams(Params):
     min_max_age: int = Field(default=31536000, ge=0)
+    """Shortest allowed max-age, in seconds."""
     include_subdomains: bool = False
+    """Whether includeSubDomains is required."""
 
 
 @CONTROLS.control("tls.hsts", HstsParams)
 def _hsts(data: TlsData, params: HstsParams, target: Target) -> Verdict:
-    """HTTPS endpoints send HSTS with a long enough max-age."""
+    """HTTPS endpoints send HSTS with a long enough max-age.
+
+    Without Strict-Transport-Security a browser's first request may go over plain HTTP, where an
+    attacker strips the redirect to HTTPS; a max-age of a year is what browsers' preload lists ask
+    for. Not applicable when the endpoint does not serve HTTP.
+    """
     if not data.http:
         return Verdict.not_applicable(
             "the endpoint does not serve HTTP", vi="máy chủ không cung cấp dịch vụ HTTP"

@@ -1,15 +1,30 @@
 """The `tls` observation data, the check's settings, and the names they use."""
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import Field
 
 from attt.scanner.models.base import Frozen
+from attt.scanner.plugin import Settings
 
 Protocol = Literal["SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3"]
 PROTOCOLS: tuple[Protocol, ...] = ("SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3")
 """Oldest first: the order `tls.min_version` compares in."""
+
+
+def static_key_suites(cipher_suites: Mapping[Protocol, tuple[str, ...]]) -> list[str]:
+    """The accepted suites (`protocol suite`) without forward secrecy: the one definition behind
+    both `TlsData.forward_secrecy` and the `tls.forward_secrecy` control. Every TLS 1.3 suite has
+    an ephemeral key exchange; before 1.3 only the (EC)DHE suites do."""
+    return [
+        f"{protocol} {suite}"
+        for protocol, suites in cipher_suites.items()
+        for suite in suites
+        if protocol != "TLSv1.3" and "_DHE_" not in suite and "_ECDHE_" not in suite
+    ]
+
 
 StartTls = Literal["smtp", "imap", "pop3", "ldap", "ftp", "xmpp", "postgres", "rdp"]
 
@@ -49,6 +64,21 @@ class Certificate(Frozen):
     expired: bool
     """As seen at `TlsData.scanned_at`; controls use `not_after` against that time."""
     lifetime_days: int
+
+
+VulnerabilityName = Literal[
+    "heartbleed",
+    "robot",
+    "ccs_injection",
+    "insecure_renegotiation",
+    "client_renegotiation",
+    "compression",
+    "fallback_scsv",
+    "extended_master_secret",
+]
+"""The weaknesses `tls.no_known_vulnerabilities` can be asked about: exactly the fields of
+`Vulnerabilities`, in their order (a test holds the two together)."""
+ALL_VULNERABILITIES: tuple[VulnerabilityName, ...] = get_args(VulnerabilityName)
 
 
 class Vulnerabilities(Frozen):
@@ -108,7 +138,7 @@ class TlsData(Frozen):
     """sslyze scan commands that failed; the facts they would give are None or empty."""
 
 
-class TlsSettings(Frozen):
+class TlsSettings(Settings):
     """Per-policy settings of the `tls` check (`settings: {tls: {...}}`)."""
 
     trust_anchors: tuple[str, ...] = ()
@@ -118,3 +148,4 @@ class TlsSettings(Frozen):
     extra_tls_ports: tuple[Annotated[int, Field(ge=1, le=65535)], ...] = ()
     """Open ports to scan as implicit TLS besides the well-known ones."""
     max_connections_per_server: int = Field(default=3, ge=1, le=10)
+    """Connections sslyze may hold open to one endpoint at a time."""

@@ -11,11 +11,10 @@ import pytest
 from pydantic import BaseModel
 
 import attt.scanner.policy
-from attt.reports.rulebook import CONFIDENCE_MARKERS, policy_markdown, policy_yaml
 from attt.scanner.errors import ConfigError
 from attt.scanner.models.base import Frozen, Severity, Text
 from attt.scanner.models.observation import Observation
-from attt.scanner.models.policy import AppliesTo, ResolvedPolicy, ResolvedRule
+from attt.scanner.models.policy import AppliesTo, ResolvedRule
 from attt.scanner.models.target import SystemInfo, Target
 from attt.scanner.plugin import API_VERSION, Control, Params, ProbeContext, Verdict
 from attt.scanner.policy import bundled_dir, bundled_policy_ids, default_policy_ref, load_policy
@@ -454,37 +453,3 @@ SYSTEM = SystemInfo(id="qlvb", name="Q", owner="O", level=3, tags=("internal", "
 )
 def test_rule_applies(applies_to: AppliesTo, expected: bool) -> None:
     assert make_rule(applies_to).applies(SYSTEM) is expected
-
-
-def test_markdown_rule_book_marks_confidence() -> None:
-    policy = load_policy(str(POLICIES / "demo-base.yaml"), REGISTRY)
-    vi = policy_markdown(policy)
-    assert vi.startswith("# Demo baseline\n")
-    assert policy.sha256 in vi
-    assert "### DEMO-VERSION — Phiên bản TLS tối thiểu" in vi
-    assert "TCVN 14423:2026 8.3.1 (chưa xác minh / unverified)" in vi
-    assert "TT 39/2017/TT-BTTTT 4.2 (nguồn thứ cấp / secondary source)" in vi
-    assert '`{"ports": [21, 23], "strict": false}`' in vi
-    assert "cấp độ 2, 3" in vi
-    assert "Giám đốc Trung tâm CNTT tỉnh" in vi
-    en = policy_markdown(policy, "en")
-    assert "### DEMO-VERSION — Minimum TLS version" in en
-    assert "- Severity: **medium**" in en
-    assert CONFIDENCE_MARKERS["unverified"] in en
-    assert "every system" in en
-
-
-def test_resolved_yaml_loads_back_as_the_same_policy(tmp_path: Path, bundled: Path) -> None:
-    policy = load_policy(str(POLICIES / "demo-child.yaml"), REGISTRY)
-    text = policy_yaml(policy)
-    assert text.startswith(f"# resolved policy demo-child 1, sha256 {policy.sha256}\n")
-    flat = tmp_path / "flat.yaml"
-    flat.write_text(text, encoding="utf-8")
-    again = load_policy(str(flat), REGISTRY)
-
-    def essence(p: ResolvedPolicy) -> list[tuple[Any, ...]]:
-        return [(r.id, r.control, r.params, r.severity, r.applies_to, r.title, r.references) for r in p.rules]
-
-    assert essence(again) == essence(policy)
-    assert again.waivers == policy.waivers
-    assert again.settings == policy.settings

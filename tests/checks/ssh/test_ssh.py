@@ -28,8 +28,8 @@ from attt.scanner.policy import load_policy
 from attt.scanner.registry import RegisteredCheck, Registry
 from tests.servers.sshd import AUTH_BANNER, SshServers
 
-POLICY = Path(__file__).parents[2] / "policies" / "baseline-ssh.yaml"
-SSH_AUDIT = Path(__file__).parents[2] / ".venv" / "bin" / "ssh-audit"
+POLICY = Path(__file__).parents[3] / "policies" / "baseline-ssh.yaml"
+SSH_AUDIT = Path(__file__).parents[3] / ".venv" / "bin" / "ssh-audit"
 TIMEOUT = 8.0
 SECRET = "never-stored-pw-7f3a"
 KEX_MARKERS = {"kex-strict-s-v00@openssh.com", "ext-info-s"}

@@ -27,7 +27,7 @@ from tests.servers.listeners import (
 
 SCAN_PORTS = (22, 23, 443, 8080, 8443)
 SYSTEM = SystemInfo(id="cong-dvc", name="Cổng dịch vụ công", owner="Sở KH&CN", level=3)
-POLICY = Path(__file__).resolve().parents[2] / "policies" / "baseline.yaml"
+POLICY = Path(__file__).resolve().parents[3] / "policies" / "baseline.yaml"
 
 
 def make_target(
