@@ -66,4 +66,3 @@ def evidence_value(value: Any, lang: Lang) -> Any:
     if isinstance(value, dict):
         return {k: evidence_value(v, lang) for k, v in value.items()}
     return value
-

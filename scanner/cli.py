@@ -18,9 +18,10 @@ from attt.reports.base import Lang, RenderContext
 from attt.reports.bundle import RENDERERS, write_bundle
 from attt.reports.manifest import load_signing_key
 from attt.scanner.catalog import check_lines
-from attt.scanner.errors import AtttError
+from attt.scanner.errors import AtttError, ConfigError
 from attt.scanner.evaluate import exit_code
 from attt.scanner.exitcodes import ExitCode
+from attt.scanner.messages import language, problem_text, say
 from attt.scanner.models.base import Severity
 from attt.scanner.models.finding import Finding
 from attt.scanner.models.report import Report, RunInfo, report_json_schema
@@ -45,19 +46,45 @@ DEFAULT_FORMATS = "html,json"
 FAIL_ON_CHOICES = [s.value for s in Severity] + ["none"]
 
 
+_lang: list[Lang] = [language()]
+"""The language the command speaks: `--lang`, ATTT_LANG or the locale (`messages.language`)."""
+
+
+def _speak(lang: str | None) -> Lang:
+    """Settle the language from a command's `--lang` (None: the environment's) and return it."""
+    _lang[0] = language(lang)
+    return _lang[0]
+
+
+def _say(key: str, **values: object) -> str:
+    return say(_lang[0], key, **values)
+
+
 def _fail(message: str, code: ExitCode = ExitCode.CONFIG_ERROR) -> NoReturn:
-    click.echo(f"attt: error: {safe(message, 1000)}", err=True)
+    click.echo(f"{_say('error')}: {safe(message, 1000)}", err=True)
     sys.exit(code)
+
+
+def _error_lines(exc: AtttError) -> list[str]:
+    """An error as the user reads it: a file's problems one per line in their language, each
+    with file:line; any other error as its one line."""
+    if not isinstance(exc, ConfigError) or not exc.problems:
+        return [f"{_say('error')}: {safe(str(exc), 1000)}"]
+    files = sorted({p.file for p in exc.problems})
+    count = len(exc.problems) + exc.more
+    lines = [f"{_say('error')}: {_say('problems_in', file=', '.join(files), count=count)}"]
+    lines.extend(f"  {safe(problem_text(p, _lang[0]), 1000)}" for p in exc.problems)
+    if exc.more:
+        lines.append(f"  {_say('problems_more', count=exc.more)}")
+    return lines
 
 
 def _registry() -> Registry:
     registry = Registry.load()
     for failure in registry.failures:
-        click.echo(
-            f"attt: warning: check plugin {failure.name!r} ({failure.distribution}) not loaded: "
-            f"{safe(failure.reason)}",
-            err=True,
-        )
+        reason = safe(failure.reason)
+        text = _say("plugin_not_loaded", name=failure.name, distribution=failure.distribution, reason=reason)
+        click.echo(f"{_say('warning')}: {text}", err=True)
     return registry
 
 
@@ -83,13 +110,20 @@ class _Command(click.Group):
         try:
             return super().invoke(ctx)
         except AtttError as exc:
-            _fail(str(exc))
+            for line in _error_lines(exc):
+                click.echo(line, err=True)
+            sys.exit(ExitCode.CONFIG_ERROR)
+
+
+LANG_HELP = "Language of messages and reports: vi or en (default: $ATTT_LANG, else the locale, else vi)."
 
 
 @click.group(cls=_Command, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="attt")
-def main() -> None:
+@click.option("--lang", "lang", type=click.Choice(["vi", "en"]), help=LANG_HELP)
+def main(lang: str | None) -> None:
     """attt: compliance scanner for a province's registered information systems."""
+    _speak(lang)
 
 
 common_report_options: list[Callable[[Callable[..., object]], Callable[..., object]]] = [
@@ -101,7 +135,7 @@ common_report_options: list[Callable[[Callable[..., object]], Callable[..., obje
         show_default=True,
         help="Comma-separated: html, json, junit, sarif, csv, pdf.",
     ),
-    click.option("--lang", type=click.Choice(["vi", "en"]), default="vi", show_default=True),
+    click.option("--lang", type=click.Choice(["vi", "en"]), help=LANG_HELP),
     click.option(
         "--db", help="Run store: a path or sqlite:///PATH (default $ATTT_DB or ~/.local/share/attt/attt.db)."
     ),
@@ -158,11 +192,12 @@ def scan(
     credentials: Path | None,
     out: Path | None,
     formats: str,
-    lang: str,
+    lang: str | None,
     db: str | None,
     sign_key: Path | None,
 ) -> None:
     """Scan the systems of an inventory and write the compliance report."""
+    lang = _speak(lang or _lang[0])
     chosen_formats = _formats(formats)
     registry = _registry()
     options = ScanOptions(timeout, concurrency, _credential_lookup(credentials))
@@ -183,11 +218,7 @@ def scan(
     report = build_report(store.load(info.id))
     _write_reports(store, report, out, chosen_formats, lang, sign_key, _severity(fail_on))
     if interrupted:
-        click.echo(
-            f"attt: interrupted; run {info.id} is incomplete and keeps what was observed"
-            f" (finish it with: attt scan --resume {info.id})",
-            err=True,
-        )
+        click.echo(f"attt: {_say('interrupted', run=info.id)}", err=True)
         sys.exit(ExitCode.INTERRUPTED)
     sys.exit(exit_code(report.findings, _severity(fail_on), info.status == "complete"))
 
@@ -220,18 +251,19 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 def _print_summary(report: Report, out_dir: Path) -> None:
     overall = report.summary.overall
-    click.echo(f"run {report.run.id}  status {report.run.status}  province {safe(report.run.province)}")
-    columns = ("level", "pass", "fail", "error", "waived", "n/a", "score")
-    click.echo(f"{'system':<24} " + " ".join(f"{c:>6}" for c in columns))
+    status = _say(f"run_status_{report.run.status}")
+    click.echo(_say("summary_run", run=report.run.id, status=status, province=safe(report.run.province)))
+    first, *columns = _say("summary_columns").split("|")
+    click.echo(f"{first:<24} " + " ".join(f"{c:>9}" for c in columns))
     for system in report.systems:
         counts = report.summary.systems[system.id].by_status
         score = report.summary.systems[system.id].score
         cells = (system.level, *(counts[s] for s in ("pass", "fail", "error", "waived", "not_applicable")))
-        click.echo(f"{system.id:<24} " + " ".join(f"{c:>6}" for c in (*cells, _score(score))))
-    failed = ", ".join(f"{k} {v}" for k, v in overall.by_severity.items() if v) or "none"
-    click.echo(f"failed by severity: {failed}; overall score {_score(overall.score)}")
+        click.echo(f"{system.id:<24} " + " ".join(f"{c:>9}" for c in (*cells, _score(score))))
+    failed = ", ".join(f"{_say('severity_' + k)} {v}" for k, v in overall.by_severity.items() if v)
+    click.echo(_say("summary_failed", failed=failed or _say("summary_none"), score=_score(overall.score)))
     for path in sorted(out_dir.iterdir()):
-        click.echo(f"report: {path}")
+        click.echo(_say("summary_report", path=path))
 
 
 def _score(score: float | None) -> str:
@@ -255,11 +287,12 @@ def report(
     fail_on: str,
     out: Path | None,
     formats: str,
-    lang: str,
+    lang: str | None,
     db: str | None,
     sign_key: Path | None,
 ) -> None:
     """Render a stored run again; with -p, re-evaluate it under other policies (no network)."""
+    lang = _speak(lang or _lang[0])
     chosen_formats = _formats(formats)
     store = _open_store(db)
     stored = store.load(run)
@@ -334,7 +367,7 @@ def history(system: str | None, limit: int, db: str | None) -> None:
     """List stored runs, newest first."""
     runs = _open_store(db).runs(system=system, limit=limit)
     if not runs:
-        click.echo("no runs stored yet")
+        click.echo(_say("no_runs"))
         return
     for info in runs:
         finished = info.finished.isoformat(timespec="seconds") if info.finished else "—"
@@ -379,10 +412,11 @@ def policy_validate(files: tuple[Path, ...]) -> None:
         try:
             resolved = load_policy(str(file), registry)
         except AtttError as exc:
-            click.echo(f"attt: error: {safe(str(exc), 1000)}", err=True)
+            for line in _error_lines(exc):
+                click.echo(line, err=True)
             failed = True
             continue
-        click.echo(f"{file}: ok, policy {resolved.id} with {len(resolved.rules)} rules")
+        click.echo(_say("policy_ok", file=file, policy=resolved.id, rules=len(resolved.rules)))
     if failed:
         sys.exit(ExitCode.CONFIG_ERROR)
 
@@ -390,14 +424,15 @@ def policy_validate(files: tuple[Path, ...]) -> None:
 @policy.command("show")
 @click.argument("policy_ref")
 @click.option("--format", "fmt", type=click.Choice(["md", "yaml"]), default="md", show_default=True)
-@click.option("--lang", type=click.Choice(["vi", "en"]), default="vi", show_default=True)
-def policy_show(policy_ref: str, fmt: str, lang: str) -> None:
+@click.option("--lang", type=click.Choice(["vi", "en"]), help=LANG_HELP)
+def policy_show(policy_ref: str, fmt: str, lang: str | None) -> None:
     """Print a resolved policy as a rule book (md) or as YAML."""
+    chosen = _speak(lang or _lang[0])
     from attt.reports.rulebook import policy_markdown, policy_yaml
     from attt.scanner.policy import load_policy
 
     resolved = load_policy(policy_ref, _registry())
-    click.echo(policy_markdown(resolved, lang) if fmt == "md" else policy_yaml(resolved), nl=False)
+    click.echo(policy_markdown(resolved, chosen) if fmt == "md" else policy_yaml(resolved), nl=False)
 
 
 @main.group()
@@ -413,10 +448,8 @@ def inventory_validate(file: Path) -> None:
 
     loaded = load_inventory(file)
     targets = resolve_targets(loaded.inventory)
-    click.echo(
-        f"{file}: ok, {len(loaded.inventory.systems)} systems, {len(targets)} hosts, all in scope"
-        f" (sha256 {loaded.sha256[:12]})"
-    )
+    systems, sha = len(loaded.inventory.systems), loaded.sha256[:12]
+    click.echo(_say("inventory_ok", file=file, systems=systems, hosts=len(targets), sha=sha))
 
 
 @main.command()
@@ -433,7 +466,7 @@ def verify(report_dir: Path, public_key: Path | None) -> None:
         click.echo(safe(problem, 1000))
     if not result.ok:
         sys.exit(ExitCode.VIOLATION)
-    click.echo(f"{report_dir}: intact")
+    click.echo(_say("bundle_intact", dir=report_dir))
 
 
 @main.command()
