@@ -61,11 +61,13 @@ class YamlDoc:
         return best
 
     def error(self, loc: Sequence[Any], message: str, *, field: str | None = None) -> ConfigError:
-        """A one-line `file:line: field: message` error for the node at `loc`."""
-        name = field if field is not None else dotted(loc)
-        where = f"{self.name}:{self.line_of(loc)}"
-        text = one_line(message)
-        return ConfigError(f"{where}: {one_line(name)}: {text}" if name else f"{where}: {text}")
+        """A one-line `file:line: where: message` error for the node at `loc`, the place named
+        as a user names it (`place_steps`), or by `field` when given."""
+        from attt.scanner.messages import problem_text  # the catalog module imports this one's errors
+
+        place = place_steps(self.data, tuple(loc)) if field is None else (("place_field", one_line(field)),)
+        problem = Problem(self.name, self.line_of(loc), place, "other", one_line(message))
+        return ConfigError(problem_text(problem, "en"), (problem,))
 
 
 def dotted(loc: Sequence[Any]) -> str:
@@ -128,13 +130,19 @@ def problems_error(doc: YamlDoc, exc: ValidationError, value: Any, at: Loc = ())
     """A ConfigError holding every problem of a validation, its English text one per line."""
     from attt.scanner.messages import problem_text  # the catalog module imports this one's errors
 
-    errors = exc.errors(include_url=False)
+    raw = exc.errors(include_url=False)
+    # A list whose item failed is reported short of items too: the item's own error says it all.
+    errors = [e for e in raw if not any(_under(tuple(o["loc"]), tuple(e["loc"])) for o in raw)]
     problems = tuple(_problem(doc, e, value, at) for e in errors[:MAX_PROBLEMS])
     more = max(0, len(errors) - MAX_PROBLEMS)
     lines = [problem_text(p, "en") for p in problems]
     if more:
         lines.append(f"… and {more} more")
     return ConfigError("\n".join(lines), problems, more)
+
+
+def _under(loc: Loc, parent: Loc) -> bool:
+    return len(loc) > len(parent) and loc[: len(parent)] == parent
 
 
 def _problem(doc: YamlDoc, error: Any, value: Any, at: Loc) -> Problem:
