@@ -28,7 +28,12 @@ def showcase() -> Report:
     docs = F.system(
         "qlvb", name="Hệ thống quản lý văn bản và điều hành", owner="UBND phường Thành Sen", level=2
     )
-    mail = F.system("thudientu", name="Thư điện tử công vụ", owner="Sở Khoa học và Công nghệ", level=3)
+    mail = F.system(
+        "thudientu",
+        name="Hệ thống thư điện tử công vụ của Ủy ban nhân dân tỉnh và các sở, ban, ngành",
+        owner="Sở Khoa học và Công nghệ",
+        level=3,
+    )
     hostile = F.hostile_report()
     findings = [
         *F.all_statuses(),
