@@ -135,10 +135,11 @@ def problems_error(doc: YamlDoc, exc: ValidationError, value: Any, at: Loc = ())
     errors = [e for e in raw if not any(_under(tuple(o["loc"]), tuple(e["loc"])) for o in raw)]
     problems = tuple(_problem(doc, e, value, at) for e in errors[:MAX_PROBLEMS])
     more = max(0, len(errors) - MAX_PROBLEMS)
-    lines = [problem_text(p, "en") for p in problems]
-    if more:
-        lines.append(f"… and {more} more")
-    return ConfigError("\n".join(lines), problems, more)
+    # One line, as every attt error: the first problem and how many follow. The command line
+    # prints them all, one per line, in the user's language (`ConfigError.problems`).
+    others = len(problems) - 1 + more
+    suffix = f" (+{others} more problem{'s' if others > 1 else ''})" if others else ""
+    return ConfigError(problem_text(problems[0], "en") + suffix, problems, more)
 
 
 def _under(loc: Loc, parent: Loc) -> bool:

@@ -48,12 +48,17 @@ FAIL_ON_CHOICES = [s.value for s in Severity] + ["none"]
 
 _lang: list[Lang] = [language()]
 """The language the command speaks: `--lang`, ATTT_LANG or the locale (`messages.language`)."""
+_chosen: list[str | None] = [None]
+"""The `--lang` given before the command, if any."""
 
 
 def _speak(lang: str | None) -> Lang:
-    """Settle the language from a command's `--lang` (None: the environment's) and return it."""
-    _lang[0] = language(lang)
-    return _lang[0]
+    """Settle the language from a `--lang` (None: keep the one already settled); return the
+    language of the reports, which without any choice is Vietnamese, the agencies' language."""
+    if lang:
+        _chosen[0] = lang
+    _lang[0] = language(_chosen[0])
+    return language(_chosen[0], fallback="vi")
 
 
 def _say(key: str, **values: object) -> str:
@@ -70,6 +75,8 @@ def _error_lines(exc: AtttError) -> list[str]:
     with file:line; any other error as its one line."""
     if not isinstance(exc, ConfigError) or not exc.problems:
         return [f"{_say('error')}: {safe(str(exc), 1000)}"]
+    if len(exc.problems) == 1 and not exc.more:
+        return [f"{_say('error')}: {safe(problem_text(exc.problems[0], _lang[0]), 1000)}"]
     files = sorted({p.file for p in exc.problems})
     count = len(exc.problems) + exc.more
     lines = [f"{_say('error')}: {_say('problems_in', file=', '.join(files), count=count)}"]
@@ -115,7 +122,10 @@ class _Command(click.Group):
             sys.exit(ExitCode.CONFIG_ERROR)
 
 
-LANG_HELP = "Language of messages and reports: vi or en (default: $ATTT_LANG, else the locale, else vi)."
+LANG_HELP = (
+    "Language of messages and reports: vi or en (default: $ATTT_LANG, else the locale;"
+    " without either, messages are in English and reports in Vietnamese)."
+)
 
 
 @click.group(cls=_Command, context_settings={"help_option_names": ["-h", "--help"]})
@@ -123,6 +133,7 @@ LANG_HELP = "Language of messages and reports: vi or en (default: $ATTT_LANG, el
 @click.option("--lang", "lang", type=click.Choice(["vi", "en"]), help=LANG_HELP)
 def main(lang: str | None) -> None:
     """attt: compliance scanner for a province's registered information systems."""
+    _chosen[0] = None  # each command line chooses afresh (tests run many in one process)
     _speak(lang)
 
 
@@ -197,7 +208,7 @@ def scan(
     sign_key: Path | None,
 ) -> None:
     """Scan the systems of an inventory and write the compliance report."""
-    lang = _speak(lang or _lang[0])
+    lang = _speak(lang)
     chosen_formats = _formats(formats)
     registry = _registry()
     options = ScanOptions(timeout, concurrency, _credential_lookup(credentials))
@@ -292,7 +303,7 @@ def report(
     sign_key: Path | None,
 ) -> None:
     """Render a stored run again; with -p, re-evaluate it under other policies (no network)."""
-    lang = _speak(lang or _lang[0])
+    lang = _speak(lang)
     chosen_formats = _formats(formats)
     store = _open_store(db)
     stored = store.load(run)
@@ -427,7 +438,7 @@ def policy_validate(files: tuple[Path, ...]) -> None:
 @click.option("--lang", type=click.Choice(["vi", "en"]), help=LANG_HELP)
 def policy_show(policy_ref: str, fmt: str, lang: str | None) -> None:
     """Print a resolved policy as a rule book (md) or as YAML."""
-    chosen = _speak(lang or _lang[0])
+    chosen = _speak(lang)
     from attt.reports.rulebook import policy_markdown, policy_yaml
     from attt.scanner.policy import load_policy
 

@@ -1,6 +1,7 @@
 """What the command line says, in the user's language: `--lang`, else `ATTT_LANG`, else the
-locale (`LC_ALL`, `LC_MESSAGES`, `LANG`), else Vietnamese, the language of the agencies attt
-serves. The catalogs are `scanner/i18n/<lang>.yaml`, one key set in both (a test holds them to it).
+locale (`LC_ALL`, `LC_MESSAGES`, `LANG`). A locale naming neither language (`C`, `POSIX`) gets
+English messages, as gettext falls back to its message ids; reports then default to Vietnamese,
+the language of the agencies attt serves. The catalogs are `scanner/i18n/<lang>.yaml`, one key set in both (a test holds them to it).
 """
 
 import os
@@ -20,8 +21,10 @@ HINTS: Final = {r"^[a-z0-9][a-z0-9-]{0,62}$": "hint_id", r"^[a-z0-9](?:[a-z0-9-]
 """Patterns the models use, and the message that explains each in words."""
 
 
-def language(explicit: str | None = None, environ: Mapping[str, str] = os.environ) -> Lang:
-    """The language to speak: the option, else ATTT_LANG, else the locale, else Vietnamese."""
+def language(
+    explicit: str | None = None, environ: Mapping[str, str] = os.environ, fallback: Lang = "en"
+) -> Lang:
+    """The language to speak: the option, else ATTT_LANG, else the locale, else `fallback`."""
     for value in (explicit, environ.get("ATTT_LANG")):
         if value:
             code = value[:2].lower()
@@ -31,7 +34,7 @@ def language(explicit: str | None = None, environ: Mapping[str, str] = os.enviro
         code = environ.get(name, "")[:2].lower()
         if code in LANGS:
             return code
-    return "vi"
+    return fallback
 
 
 @cache

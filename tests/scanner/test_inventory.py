@@ -133,7 +133,8 @@ def test_every_error_is_listed_at_once(tmp_path: Path) -> None:
     path = write(tmp_path, BASE.replace("level: 3", "level: 9").replace("[web]", "[Web]"))
     with pytest.raises(ConfigError) as info:
         load_inventory(path)
-    assert str(info.value).splitlines() == [
+    assert str(info.value) == f"{path}:7: system 'portal', level: '9' is too large: at most 5 (+1 more problem)"
+    assert [problem_text(p, "en") for p in info.value.problems] == [
         f"{path}:7: system 'portal', level: '9' is too large: at most 5",
         f"{path}:8: system 'portal', tags item 1: 'Web' is not allowed here: use lowercase letters a-z,"
         " digits and '-', starting with a letter or digit, at most 63 characters",
@@ -152,7 +153,7 @@ def test_the_list_of_errors_is_bounded(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_inventory(path)
     assert (len(info.value.problems), info.value.more) == (20, 10)
-    assert str(info.value).splitlines()[-1] == "… and 10 more"
+    assert str(info.value).endswith("(+29 more problems)")
 
 
 def test_non_utf8_names_line(tmp_path: Path) -> None:

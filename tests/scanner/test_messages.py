@@ -41,8 +41,8 @@ def test_both_catalogs_have_the_same_keys():
         (None, {"ATTT_LANG": "en", "LANG": "vi_VN.UTF-8"}, "en"),
         (None, {"LANG": "en_US.UTF-8"}, "en"),
         (None, {"LC_ALL": "vi_VN.UTF-8", "LANG": "en_US.UTF-8"}, "vi"),
-        (None, {"LANG": "C.UTF-8"}, "vi"),
-        (None, {"ATTT_LANG": "fr"}, "vi"),
+        (None, {"LANG": "C.UTF-8"}, "en"),
+        (None, {"ATTT_LANG": "fr"}, "en"),
     ],
 )
 def test_language_comes_from_option_then_environment_then_locale(explicit, environ, expected):
@@ -82,3 +82,7 @@ def test_messages_follow_the_locale(tmp_path: Path):
     db = str(tmp_path / "attt.db")
     assert run(["history", "--db", db], {"LANG": "vi_VN.UTF-8"})[1] == "chưa lưu lượt quét nào\n"
     assert run(["history", "--db", db], {"LANG": "en_GB.UTF-8"})[1] == "no runs stored yet\n"
+
+
+def test_without_a_language_messages_are_english_and_reports_vietnamese():
+    assert language(None, {"LANG": "C.UTF-8"}, fallback="vi") == "vi"
