@@ -1,7 +1,8 @@
 """What the command line says, in the user's language: `--lang`, else `ATTT_LANG`, else the
 locale (`LC_ALL`, `LC_MESSAGES`, `LANG`). A locale naming neither language (`C`, `POSIX`) gets
 English messages, as gettext falls back to its message ids; reports then default to Vietnamese,
-the language of the agencies attt serves. The catalogs are `scanner/i18n/<lang>.yaml`, one key set in both (a test holds them to it).
+the language of the agencies attt serves. The catalogs are `scanner/i18n/<lang>.yaml`, one key
+set in both (a test holds them to it).
 """
 
 import os
