@@ -13,6 +13,10 @@ def reference_text(reference: Reference, lang: Lang, *, url: bool = False) -> st
 
     Policy text, not sanitised here: each renderer escapes it for its format."""
     text = f"{reference.standard} {reference.clause or ''}".strip()
+    if reference.levels:
+        # TCVN clauses are numbered per security level: say which levels this one speaks for.
+        levels = ", ".join(str(n) for n in reference.levels)
+        text = f"{text} ({strings(lang)['level'].lower()} {levels})"
     if reference.confidence != "verified":
         text = f"{text} ({strings(lang)[reference.confidence]})"
     return f"{text} <{reference.url}>" if url and reference.url else text

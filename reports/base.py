@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 from typing import ClassVar, Final, Literal, Protocol
 
+from attt.scanner.changes import Comparison
 from attt.scanner.models.base import Severity
 from attt.scanner.models.report import Report
 
@@ -17,12 +18,9 @@ class RenderContext:
     """`--fail-on`: failures below it are reported but do not fail a CI job (JUnit, SARIF) or the
     verdict; None fails on nothing."""
     history: tuple[Report, ...] = ()
-    """Earlier runs of the same inventory, oldest first: trends, "open since", and the change
-    since the last of them."""
-
-    @property
-    def previous(self) -> Report | None:
-        return self.history[-1] if self.history else None
+    """Earlier runs of the same inventory, oldest first: trends and "failing since"."""
+    baseline: Comparison | None = None
+    """The comparable earlier run (or why there is none): the change section."""
 
 
 DEFAULT_CONTEXT: Final = RenderContext()

@@ -32,9 +32,10 @@ def write_bundle(
 ) -> list[Path]:
     """Render each format into `out_dir`, then `manifest.json` (and `manifest.sig` with a key).
 
-    `context` carries `--fail-on` and the earlier runs of the same inventory (the change since
-    the last one, trends). Report files of formats not asked for this time, and a signature left
-    by an earlier bundle, are removed: the directory then holds exactly what the new manifest lists.
+    `context` carries `--fail-on`, the earlier runs of the same inventory (trends) and the
+    comparable earlier run (the change section). Report files of formats not asked for this
+    time, and a signature left by an earlier bundle, are removed: the directory then holds
+    exactly what the new manifest lists.
     """
     unknown = sorted(set(formats) - RENDERERS.keys())
     if unknown:

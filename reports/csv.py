@@ -63,6 +63,8 @@ COLUMNS: Final[tuple[_Column, ...]] = (
     ("check", lambda f, s, lang: f.check),
     ("control", lambda f, s, lang: f.control),
     ("policy", lambda f, s, lang: f.policy),
+    # A probe error or a probe that never ran is one row naming the rules it kept from a verdict.
+    ("blocked", lambda f, s, lang: " ".join(f.blocked)),
 )
 """Each column: its interface-string key (the header, in the report's language) and its value."""
 

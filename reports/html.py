@@ -31,6 +31,7 @@ from attt.reports._locale import day, name_key, percent, when
 from attt.reports._reference import reference_text
 from attt.reports._text import as_text, clean
 from attt.reports.base import DEFAULT_CONTEXT, Lang, RenderContext
+from attt.scanner.changes import Comparison, compare
 from attt.scanner.evaluate import exit_code
 from attt.scanner.exitcodes import ExitCode
 from attt.scanner.models.base import Severity
@@ -265,9 +266,13 @@ class ChangeView:
 
 @dataclass(frozen=True, slots=True)
 class ChangesView:
-    previous_run: str
+    previous_run: str | None
+    """None when no earlier run is comparable; `reason` says why."""
+    reason: str
+    """Why this run was chosen as the baseline (or why there is none)."""
     new: tuple[ChangeView, ...]
     fixed: tuple[ChangeView, ...]
+    not_rechecked: tuple[ChangeView, ...]
     still: int
 
 
@@ -452,7 +457,7 @@ def build_view(
                 key=lambda w: (w.expired, w.system, w.host, w.rule_id, w.port or 0),
             )
         ),
-        changes=None if context.previous is None else _changes(report, context.previous, lang),
+        changes=None if context.baseline is None else _changes(report, context.baseline, lang),
         trends_systems=_trends_of(
             report,
             context.history,
@@ -509,10 +514,12 @@ def _score_text(fraction: float | None, lang: Lang, t: Mapping[str, str]) -> str
 
 
 def _counts_view(counts: Counts, lang: Lang, t: Mapping[str, str]) -> CountsView:
+    # a score over part of the planned scan would read as the score of the whole
+    score = t["score_not_finished"] if counts.not_probed else _score_text(counts.score, lang, t)
     return CountsView(
         by_status=counts.by_status,
         by_severity=counts.by_severity,
-        score=_score_text(counts.score, lang, t),
+        score=score,
         score_fraction=counts.score,
         band=_band(counts.score),
     )
@@ -609,21 +616,31 @@ def _error_groups(
     failed_probe = {
         (o.system, o.host, o.port, o.check): o.error or "" for o in report.observations if o.status == "error"
     }
-    grouped: dict[tuple[str, str, int | None, str, str, bool], list[Finding]] = defaultdict(list)
+    grouped: dict[tuple[str, str, int | None, str, str, str], list[Finding]] = defaultdict(list)
     for f in report.findings:
         if f.status != "error":
             continue
-        tool = failed_probe.get((f.system, f.host, f.port, f.check))
-        if tool is None:
-            grouped[(f.system, f.host, f.port, f.check, f.message.get(lang), False)].append(f)
+        where = (f.system, f.host, f.port, f.check)
+        tool = failed_probe.get(where)
+        if tool is None and f.kind == "probe_error":
+            tool = str(f.evidence.get("observed") or "")
+        if tool is not None:
+            grouped[(*where, tool, "probe")].append(f)
+        elif f.kind == "not_probed":
+            grouped[(*where, "", "not_probed")].append(f)
         else:
-            grouped[(f.system, f.host, f.port, f.check, tool, True)].append(f)
+            grouped[(*where, f.message.get(lang), "rule")].append(f)
     for (system, host, port, check), tool in failed_probe.items():
-        grouped.setdefault((system, host, port, check, tool, True), [])
+        grouped.setdefault((system, host, port, check, tool, "probe"), [])
     views = []
-    for (system, host, port, check, text, from_probe), members in grouped.items():
-        rules = sorted({r for f in members for r in (f.rule_id, *getattr(f, "blocked", ()))})
+    for (system, host, port, check, text, cause), members in grouped.items():
+        # an entry standing for a failed probe lists the rules it blocked, not its own id
+        rules = sorted({r for f in members for r in (f.blocked if f.kind != "rule" else (f.rule_id,))})
         severity = max((f.severity for f in members), key=lambda s: s.rank, default=Severity.INFO).value
+        message = {
+            "probe": t["probe_failed"].format(check=clean(check)),
+            "not_probed": t["not_probed"].format(check=clean(check)),
+        }.get(cause, clean(text))
         views.append(
             ErrorGroupView(
                 owner_index=owner_index[owner_of.get(system, t["owner_unknown"])],
@@ -634,8 +651,8 @@ def _error_groups(
                 check=clean(check),
                 severity=severity,
                 severity_label=t["severity_" + severity],
-                message=t["probe_failed"].format(check=clean(check)) if from_probe else clean(text),
-                tool_said=clean(text) if from_probe else None,
+                message=message,
+                tool_said=clean(text) if cause == "probe" else None,
                 rules=tuple(rules),
             )
         )
@@ -684,11 +701,10 @@ def _verdict(
             fv.place,
         ),
     )
-    formula = getattr(report.summary, "score_formula", None)
     return VerdictView(
         key=key,
         fail_on=None if context.fail_on is None else t["severity_" + context.fail_on.value],
-        score_formula=t["score_formula"] if formula is None else clean(formula.get(lang)),
+        score_formula=clean(report.summary.score_formula.get(lang)),
         top=tuple(
             TopFailureView(
                 severity=fv.severity,
@@ -837,16 +853,7 @@ def _run_view(report: Report, lang: Lang) -> RunView:
     )
 
 
-_Key = tuple[str, str, str, int | None]
-
-
-def _failing(report: Report) -> dict[_Key, Finding]:
-    return {(f.rule_id, f.system, f.host, f.port): f for f in report.findings if f.status == "fail"}
-
-
-def _changes(report: Report, previous: Report, lang: Lang) -> ChangesView:
-    now, before = _failing(report), _failing(previous)
-
+def _changes(report: Report, baseline: Comparison, lang: Lang) -> ChangesView:
     def view(f: Finding) -> ChangeView:
         return ChangeView(
             rule_id=f.rule_id,
@@ -857,16 +864,18 @@ def _changes(report: Report, previous: Report, lang: Lang) -> ChangesView:
             port=f.port,
         )
 
+    reason = clean(baseline.reason.get(lang))
+    if baseline.previous is None:
+        return ChangesView(None, reason, (), (), (), 0)
+    changes = compare(baseline.previous.findings, report.findings)
     return ChangesView(
-        previous_run=clean(previous.run.id),
-        new=tuple(view(now[k]) for k in sorted(now.keys() - before.keys(), key=_sortable)),
-        fixed=tuple(view(before[k]) for k in sorted(before.keys() - now.keys(), key=_sortable)),
-        still=len(now.keys() & before.keys()),
+        previous_run=clean(baseline.previous.run.id),
+        reason=reason,
+        new=tuple(view(f) for f in changes.new),
+        fixed=tuple(view(f) for f in changes.fixed),
+        not_rechecked=tuple(view(f) for f in changes.not_rechecked),
+        still=len(changes.still),
     )
-
-
-def _sortable(key: _Key) -> tuple[str, str, str, int]:
-    return (key[1], key[2], key[0], key[3] or 0)
 
 
 class HtmlRenderer:

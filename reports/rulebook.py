@@ -23,6 +23,7 @@ _LABELS: dict[str, dict[str, str]] = {
         "any": "mọi hệ thống",
         "levels": "cấp độ",
         "tags": "nhãn",
+        "except_roles": "trừ hệ thống có vai trò",
         "systems": "hệ thống",
         "defined_in": "Định nghĩa tại chính sách",
         "remediation": "Khắc phục",
@@ -32,6 +33,10 @@ _LABELS: dict[str, dict[str, str]] = {
         "expires": "hết hạn",
         "settings": "Thiết lập kiểm tra",
         "none": "không có",
+        "udp": (
+            "Phạm vi quét cổng: quét TCP (connect scan). Các dịch vụ UDP như SNMP (161), TFTP (69),"
+            " IPMI (623), NetBIOS (137–138) không được nhìn thấy và cần công cụ khác để kiểm tra."
+        ),
     },
     "en": {
         "version": "Version",
@@ -44,6 +49,7 @@ _LABELS: dict[str, dict[str, str]] = {
         "any": "every system",
         "levels": "levels",
         "tags": "tags",
+        "except_roles": "except systems with the role",
         "systems": "systems",
         "defined_in": "Defined in policy",
         "remediation": "Remediation",
@@ -53,6 +59,10 @@ _LABELS: dict[str, dict[str, str]] = {
         "expires": "expires",
         "settings": "Check settings",
         "none": "none",
+        "udp": (
+            "Port scan scope: a TCP connect scan. UDP services such as SNMP (161), TFTP (69),"
+            " IPMI (623) and NetBIOS (137-138) are not seen and need another tool."
+        ),
     },
 }
 
@@ -86,6 +96,8 @@ def policy_markdown(policy: ResolvedPolicy, lang: str = "vi") -> str:
         f"- {label['sources']}: " + ", ".join(f"`{s.path}` ({s.id} {s.version})" for s in policy.sources),
         "",
         *([policy.description.get(lang), ""] if policy.description else []),
+        # Every rule book with port rules says what a TCP scan cannot see.
+        *([f"> {label['udp']}", ""] if any(rule.check == "ports" for rule in policy.rules) else []),
         f"## {label['rules']} ({len(policy.rules)})",
     ]
     for rule in policy.rules:
@@ -153,6 +165,8 @@ def _applies_text(rule: ResolvedRule, label: Mapping[str, str]) -> str:
         parts.append(f"{label['tags']} " + ", ".join(where.tags))
     if where.systems is not None:
         parts.append(f"{label['systems']} " + ", ".join(where.systems))
+    if where.except_roles is not None:
+        parts.append(f"{label['except_roles']} " + ", ".join(where.except_roles))
     return "; ".join(parts) or label["any"]
 
 

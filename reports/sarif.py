@@ -154,6 +154,8 @@ def _result(f: Finding, rule_index: int, owner: str, lang: Lang, fail_on: Severi
             "system": f.system,
             "owner": clean(owner),
             "evidence": clean_json(f.evidence),
+            "kind": f.kind,
+            "blocked": list(f.blocked),
         },
     }
     if f.waiver is not None:

@@ -4,7 +4,7 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,12 +18,12 @@ from attt.reports.base import Lang, RenderContext
 from attt.reports.bundle import RENDERERS, write_bundle
 from attt.reports.manifest import load_signing_key
 from attt.scanner.catalog import check_lines
+from attt.scanner.changes import Comparison, choose_baseline, compare
 from attt.scanner.errors import AtttError, ConfigError
 from attt.scanner.evaluate import exit_code
 from attt.scanner.exitcodes import ExitCode
 from attt.scanner.messages import language, problem_text, say
 from attt.scanner.models.base import Severity
-from attt.scanner.models.finding import Finding
 from attt.scanner.models.report import Report, RunInfo, report_json_schema
 from attt.scanner.models.target import Target
 from attt.scanner.pipeline import (
@@ -39,7 +39,7 @@ from attt.scanner.plugin import Credential
 from attt.scanner.progress import progress_for
 from attt.scanner.registry import Registry
 from attt.scanner.runner import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT
-from attt.scanner.store import Store, db_path_from_url
+from attt.scanner.store import Store, StoredRun, db_path_from_url
 from attt.scanner.terminal import safe
 
 DEFAULT_FORMATS = "html,json"
@@ -273,6 +273,9 @@ def _print_summary(report: Report, out_dir: Path) -> None:
         click.echo(f"{system.id:<24} " + " ".join(f"{c:>9}" for c in (*cells, _score(score))))
     failed = ", ".join(f"{_say('severity_' + k)} {v}" for k, v in overall.by_severity.items() if v)
     click.echo(_say("summary_failed", failed=failed or _say("summary_none"), score=_score(overall.score)))
+    if overall.not_probed:
+        click.echo(_say("summary_not_probed", count=overall.not_probed))
+    click.echo(_say("summary_formula", formula=report.summary.score_formula.get(_lang[0])))
     for path in sorted(out_dir.iterdir()):
         click.echo(_say("summary_report", path=path))
 
@@ -335,8 +338,13 @@ def _write_reports(
     sign_key: Path | None,
     fail_on: Severity | None,
 ) -> None:
-    """Write the bundle (with trends and changes since earlier runs of the inventory), then summarise."""
-    context = RenderContext(fail_on=fail_on, history=_history(store, report.run))
+    """Write the bundle (with trends over earlier runs of the inventory and the change since the
+    comparable one), then summarise."""
+    previous_id, reason = choose_baseline(report.run, report.targets, store.earlier_runs(report.run))
+    previous = build_report(store.load(previous_id)) if previous_id else None
+    context = RenderContext(
+        fail_on=fail_on, history=_history(store, report.run), baseline=Comparison(previous, reason)
+    )
     out_dir = out or Path("attt-reports") / report.run.id
     try:
         write_bundle(report, formats, out_dir, cast(Lang, lang), sign_key=sign_key, context=context)
@@ -353,21 +361,37 @@ def _write_reports(
 @click.argument("run_b")
 @click.option("--db")
 def diff(run_a: str, run_b: str, db: str | None) -> None:
-    """Findings that are new, fixed and still failing between two runs."""
+    """Rules that are new, fixed, not re-checked and still failing from RUN_A to RUN_B.
+
+    A run is an id, a unique prefix of one, `latest` (the newest run) or `previous` (the run
+    `latest` is compared with: the latest earlier complete run over the same hosts with the same
+    checks). Fixed means the rule passes in RUN_B; one that could not be judged there (error,
+    not probed, endpoint gone) is "not re-checked"."""
     store = _open_store(db)
-    before, after = store.load(run_a), store.load(run_b)
-
-    def failing(findings: Sequence[Finding]) -> set[tuple[str, str, str, str, int | None]]:
-        return {(f.policy, f.rule_id, f.system, f.host, f.port) for f in findings if f.status == "fail"}
-
-    old, new = failing(before.findings), failing(after.findings)
-    sections = [("new", new - old), ("fixed", old - new), ("still failing", new & old)]
+    before, after = _diff_run(store, run_a), _diff_run(store, run_b)
+    changes = compare(before.findings, after.findings)
+    sections = [
+        ("new", changes.new),
+        ("fixed", changes.fixed),
+        ("not re-checked", changes.not_rechecked),
+        ("still failing", changes.still),
+    ]
     click.echo(f"{before.info.id} -> {after.info.id}")
-    for label, keys in sections:
-        click.echo(f"{label}: {len(keys)}")
-        for _policy, rule_id, system, host, port in sorted(keys, key=str):
-            where = f"{host}:{port}" if port is not None else str(host)
-            click.echo(f"  {rule_id:<28} {system} {safe(where)}")
+    for label, findings in sections:
+        click.echo(f"{label}: {len(findings)}")
+        for f in findings:
+            where = f"{f.host}:{f.port}" if f.port is not None else f.host
+            click.echo(f"  {f.rule_id:<28} {f.system} {safe(where)}")
+
+
+def _diff_run(store: Store, ref: str) -> StoredRun:
+    if ref != "previous":
+        return store.load(ref)
+    latest = store.load("latest")
+    previous_id, reason = choose_baseline(latest.info, latest.targets, store.earlier_runs(latest.info))
+    if previous_id is None:
+        raise AtttError(f"no run to call 'previous': {reason.en}")
+    return store.load(previous_id)
 
 
 @main.command()

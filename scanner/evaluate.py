@@ -2,6 +2,7 @@
 
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -9,11 +10,11 @@ from pydantic import BaseModel, ValidationError
 
 from attt.scanner.exitcodes import ExitCode
 from attt.scanner.models.base import Severity, Text
-from attt.scanner.models.finding import Finding, FindingStatus, WaiverNote
+from attt.scanner.models.finding import Finding, FindingKind, FindingStatus, WaiverNote
 from attt.scanner.models.observation import Observation, ProbeKey
 from attt.scanner.models.policy import ResolvedPolicy, ResolvedRule, Waiver
 from attt.scanner.models.target import Target
-from attt.scanner.plugin import Verdict
+from attt.scanner.plugin import Verdict, incomplete_steps, step_error
 from attt.scanner.registry import Registry
 
 ObservationIndex = Mapping[ProbeKey, Sequence[Observation]]
@@ -34,38 +35,56 @@ def evaluate(
     registry: Registry,
     checks_run: Collection[str],
     now: datetime,
+    probed: Collection[ProbeKey] | None = None,
 ) -> list[Finding]:
     """Judge every applicable rule of each system's policies on each of its hosts.
 
-    Rules of checks that did not run are left out (the report lists the checks that ran); a
-    rule whose check ran but saw no endpoint on the host is `not_applicable`; an `error`
-    observation gives an `error` finding, never a `pass`.
+    Rules of checks that did not run are left out (the report lists the checks that ran). A
+    rule whose check ran but saw no endpoint on the host is `not_applicable`. A probe that
+    failed on an endpoint, or never ran (`probed`, the probes that ended, leaves it out; None
+    means every planned probe ended), is one `error` entry per endpoint and check listing the
+    rules it blocked: never a `pass`, never `not_applicable`. A rule whose control needs a
+    probe step that did not complete is `error` naming the step.
     """
     index = index_observations(observations)
     findings: list[Finding] = []
     for target in targets:
+        blocked: dict[tuple[str, int | None], _Blocked] = {}
         for policy in policies.get(target.system.id, ()):
             for rule in policy.rules:
                 if rule.check not in checks_run:
                     continue
-                judged = _judge_rule(rule, target, index, registry)
-                findings.extend(_apply_waivers(f, policy.waivers, now) for f in judged)
+                if not rule.applies(target.system):
+                    findings.append(_finding(rule, target, None, "not_applicable", _NOT_THIS_SYSTEM))
+                    continue
+                key = (rule.check, target.system.id, target.address)
+                if probed is not None and key not in probed:
+                    blocked.setdefault((rule.check, None), _Blocked("not_probed", None)).rules.append(rule)
+                    continue
+                seen = index.get(key, ())
+                if not seen:
+                    findings.append(
+                        _finding(rule, target, None, "not_applicable", _nothing_to_probe(rule.check))
+                    )
+                for obs in seen:
+                    if obs.status == "error":
+                        slot = blocked.setdefault((rule.check, obs.port), _Blocked("probe_error", obs.error))
+                        slot.rules.append(rule)
+                    else:
+                        findings.append(
+                            _apply_waivers(
+                                _judge_observation(rule, target, obs, registry), policy.waivers, now
+                            )
+                        )
+        findings.extend(b.finding(check, target, port) for (check, port), b in blocked.items())
     return findings
 
 
-def _judge_rule(
-    rule: ResolvedRule, target: Target, index: ObservationIndex, registry: Registry
-) -> list[Finding]:
-    if not rule.applies(target.system):
-        return [_finding(rule, target, None, "not_applicable", _NOT_THIS_SYSTEM)]
-    observations = index.get((rule.check, target.system.id, target.address), ())
-    if not observations:
-        message = Text(
-            vi=f"Kiểm tra {rule.check} không tìm thấy dịch vụ nào để kiểm tra trên máy chủ này.",
-            en=f"The {rule.check} check found nothing to probe on this host.",
-        )
-        return [_finding(rule, target, None, "not_applicable", message)]
-    return [_judge_observation(rule, target, obs, registry) for obs in observations]
+def _nothing_to_probe(check: str) -> Text:
+    return Text(
+        vi=f"Kiểm tra {check} không tìm thấy dịch vụ nào để kiểm tra trên máy chủ này.",
+        en=f"The {check} check found nothing to probe on this host.",
+    )
 
 
 _NOT_THIS_SYSTEM = Text(
@@ -78,12 +97,71 @@ def _error(vi: str, en: str, detail: str) -> Text:
     return Text(vi=f"{vi}: {detail}", en=f"{en}: {detail}")
 
 
+_CAUSE_IDS: dict[str, str] = {"not_probed": "NOT-PROBED", "probe_error": "PROBE-ERROR"}
+"""The rule id of an entry standing for blocked rules is `<CHECK>-<cause>` (`TLS-PROBE-ERROR`): one
+id per check and cause, so SARIF's rule list and a diff keep them apart."""
+
+
+@dataclass
+class _Blocked:
+    """The rules one failed (or never run) probe of one endpoint kept from a verdict."""
+
+    kind: FindingKind
+    error: str | None
+    rules: list[ResolvedRule] = field(default_factory=list)
+
+    def finding(self, check: str, target: Target, port: int | None) -> Finding:
+        ids = list(dict.fromkeys(r.id for r in self.rules))
+        listed = f"{', '.join(ids)} ({len(ids)})"
+        if self.kind == "not_probed":
+            title = Text(
+                vi=f"Chưa quét: lượt quét dừng trước khi kiểm tra {check} chạy trên máy chủ này",
+                en=f"Not probed: the run stopped before the {check} check ran on this host",
+            )
+            message = Text(
+                vi=f"Kiểm tra {check} chưa chạy; các quy tắc chưa được đánh giá: {listed}",
+                en=f"The {check} check never ran; rules not evaluated: {listed}",
+            )
+            remediation = Text(
+                vi="Chạy tiếp lượt quét (attt scan --resume RUN) hoặc quét lại.",
+                en="Finish the run (attt scan --resume RUN) or scan again.",
+            )
+        else:
+            title = Text(
+                vi=f"Kiểm tra {check} không quan sát được điểm dịch vụ này",
+                en=f"The {check} check could not observe this endpoint",
+            )
+            message = Text(
+                vi=f"Chưa đánh giá được: {self.error or 'lỗi không rõ'}; các quy tắc bị chặn: {listed}",
+                en=f"Not evaluated: {self.error or 'unknown error'}; rules it blocked: {listed}",
+            )
+            remediation = Text(
+                vi="Kiểm tra máy chủ còn hoạt động và cho phép kết nối từ nơi quét, rồi quét lại.",
+                en="Check that the host is in service and reachable from the scanner, then scan again.",
+            )
+        first = self.rules[0]
+        return Finding(
+            rule_id=f"{check.upper().replace('_', '-')}-{_CAUSE_IDS[self.kind]}",
+            control=f"{check}.probe",
+            check=check,
+            policy=first.policy,
+            system=target.system.id,
+            host=target.address,
+            port=port,
+            status="error",
+            severity=max((r.severity for r in self.rules), key=lambda s: s.rank),
+            title=title,
+            message=message,
+            evidence={"observed": self.error, "expected": "a completed probe"},
+            references=(),
+            remediation=remediation,
+            kind=self.kind,
+            blocked=tuple(ids),
+        )
+
+
 def _judge_observation(rule: ResolvedRule, target: Target, obs: Observation, registry: Registry) -> Finding:
     port = obs.port
-    if obs.status == "error":
-        return _finding(
-            rule, target, port, "error", _error("Chưa đánh giá được", "Not evaluated", obs.error or "")
-        )
     found = registry.control(rule.control)
     if found is None:
         missing = _error("Không có kiểm tra nào cung cấp", "No loaded check provides", rule.control)
@@ -98,11 +176,24 @@ def _judge_observation(rule: ResolvedRule, target: Target, obs: Observation, reg
                        "Stored observation does not fit the check's model", str(exc))  # fmt: skip
         return _finding(rule, target, port, "error", unfit)
     try:
+        unfinished = [s for s in control.steps_needed(rule.params, target) if s in incomplete_steps(data)]
+        if unfinished:
+            return _finding(rule, target, port, "error", _steps_incomplete(data, unfinished))
         verdict = control.judge(data, rule.params, target)
     except Exception as exc:  # a buggy control must not pass or crash the run: fail closed
         crashed = _error("Kiểm soát bị lỗi", "Control failed", f"{type(exc).__name__}: {exc}")
         return _finding(rule, target, port, "error", crashed)
     return _finding(rule, target, port, verdict.status, verdict.text, verdict)
+
+
+def _steps_incomplete(data: BaseModel, steps: Sequence[str]) -> Text:
+    """Which needed steps did not complete, and why when the data says."""
+    parts = [f"{s} ({why})" if (why := step_error(data, s)) else s for s in steps]
+    listed = "; ".join(parts)
+    return Text(
+        vi=f"Chưa đánh giá được: bước thăm dò cần thiết không hoàn tất: {listed}",
+        en=f"Not evaluated: a probe step this rule needs did not complete: {listed}",
+    )
 
 
 def _fields(data: BaseModel | None) -> dict[str, Any]:
@@ -133,7 +224,7 @@ def _finding(
         title=rule.title,
         message=message,
         evidence=evidence,
-        references=rule.references,
+        references=tuple(r for r in rule.references if r.cited_for(target.system.level)),
         remediation=rule.remediation,
     )
 

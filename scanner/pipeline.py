@@ -154,12 +154,14 @@ def run_scan(
     else:
         store.create_run(info, prepared.systems, prepared.targets)
     observations: list[Observation] = [o for seen in prepared.done.values() for o in seen]
+    probed: set[ProbeKey] = set(prepared.done)
     lock = threading.Lock()
 
     def keep(target: Target, check: str, seen: Sequence[Observation]) -> None:
         store.record_probe(info.id, check, target, seen)
         with lock:
             observations.extend(seen)
+            probed.add((check, *target.key))
 
     runner = Runner(registry, keep, progress)
     plan = ScanPlan(
@@ -177,7 +179,9 @@ def run_scan(
     except KeyboardInterrupt:
         interrupted = True
     finished = datetime.now(UTC)
-    findings = evaluate(prepared.targets, observations, prepared.policies, registry, info.checks, finished)
+    findings = evaluate(
+        prepared.targets, observations, prepared.policies, registry, info.checks, finished, probed
+    )
     info = store.finish_run(info.id, "complete" if complete else "incomplete", finished, findings)
     return info, interrupted
 
@@ -185,7 +189,11 @@ def run_scan(
 def reevaluate(stored: StoredRun, refs: Sequence[str], registry: Registry, now: datetime) -> StoredRun:
     """Judge a stored run's observations again under other policies, without the network."""
     policies = policies_for(stored.systems, refs, registry)
-    findings = evaluate(stored.targets, stored.observations, policies, registry, stored.info.checks, now)
+    # A complete run ran every planned probe (runs stored before probes were recorded too).
+    probed = None if stored.info.status == "complete" else stored.probes
+    findings = evaluate(
+        stored.targets, stored.observations, policies, registry, stored.info.checks, now, probed
+    )
     info = stored.info.model_copy(update={"policies": policy_refs(policies)})
     return replace(stored, info=info, findings=tuple(findings))
 

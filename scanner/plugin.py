@@ -92,6 +92,25 @@ class Verdict:
 
 
 Judge = Callable[[DataT, ParamsT, Target], Verdict]
+Needs = Callable[[ParamsT, Target], Iterable[str]]
+"""The probe steps whose facts a control reads, for given params and target."""
+
+
+def _needs_nothing(_params: BaseModel, _target: Target) -> Iterable[str]:
+    return ()
+
+
+def incomplete_steps(data: BaseModel) -> tuple[str, ...]:
+    """The probe steps that did not complete, as the check's data model lists them in its
+    `incomplete` field (a data model without one claims every step completed)."""
+    steps = getattr(data, "incomplete", ())
+    return tuple(str(s) for s in steps) if isinstance(steps, tuple | list) else ()
+
+
+def step_error(data: BaseModel, step: str) -> str | None:
+    """Why a step did not complete, when the data model says so in a `step_errors` mapping."""
+    errors = getattr(data, "step_errors", None)
+    return errors.get(step) if isinstance(errors, Mapping) else None
 
 
 @dataclass(frozen=True)
@@ -102,6 +121,12 @@ class Control(Generic[DataT, ParamsT]):
     """Dotted id used by policies, `<check>.<name>`, e.g. `ports.forbidden`."""
     params_model: type[ParamsT]
     judge: Judge[DataT, ParamsT]
+    needs: Needs[ParamsT] = _needs_nothing
+    """The probe steps whose facts the judge reads: when one of them did not complete, the
+    evaluator gives `error` naming it and never calls the judge (a missing fact is no verdict)."""
+
+    def steps_needed(self, params: ParamsT, target: Target) -> tuple[str, ...]:
+        return tuple(self.needs(params, target))
 
     @property
     def doc(self) -> str:
@@ -126,10 +151,12 @@ class Controls(Mapping[str, Control[Any, Any]]):
 
         CONTROLS = Controls("tls")
 
-        @CONTROLS.control("tls.min_version", MinVersionParams)
+        @CONTROLS.control("tls.min_version", MinVersionParams, needs=older_suite_steps)
         def min_version(data: TlsData, params: MinVersionParams, target: Target) -> Verdict:
             \"\"\"No protocol older than the given version is accepted. <why>\"\"\"
 
+    `needs` names the probe steps whose facts the judge reads (a tuple, or a function of the
+    params and target); the data model lists the steps that did not complete in `incomplete`.
     A check class then says `controls = CONTROLS`.
     """
 
@@ -141,8 +168,11 @@ class Controls(Mapping[str, Control[Any, Any]]):
         self,
         control_id: str,
         params: type[ParamsT] = NoParams,  # type: ignore[assignment]
+        *,
+        needs: Iterable[str] | Needs[ParamsT] = (),
     ) -> Callable[[Judge[DataT, ParamsT]], Judge[DataT, ParamsT]]:
-        """Register the decorated judge as control `control_id` with rule params `params`."""
+        """Register the decorated judge as control `control_id` with rule params `params`,
+        reading the facts of the probe steps `needs`."""
         if not control_id.startswith(f"{self._check}."):
             raise ValueError(f"control {control_id} must be named {self._check}.<something>")
         if control_id in self._index:
@@ -151,7 +181,7 @@ class Controls(Mapping[str, Control[Any, Any]]):
         def register(judge: Judge[DataT, ParamsT]) -> Judge[DataT, ParamsT]:
             if not (judge.__doc__ or "").strip():
                 raise ValueError(f"control {control_id}: the judge needs a docstring saying what and why")
-            self._index[control_id] = Control(control_id, params, judge)
+            self._index[control_id] = Control(control_id, params, judge, _as_needs(needs))
             return judge
 
         return register
@@ -164,6 +194,13 @@ class Controls(Mapping[str, Control[Any, Any]]):
 
     def __len__(self) -> int:
         return len(self._index)
+
+
+def _as_needs(needs: Iterable[str] | Needs[ParamsT]) -> Needs[ParamsT]:
+    if callable(needs):
+        return needs
+    fixed = tuple(needs)
+    return lambda _params, _target: fixed
 
 
 @dataclass(frozen=True)

@@ -78,6 +78,8 @@ class StoredRun:
     targets: tuple[Target, ...]
     observations: tuple[Observation, ...]
     findings: tuple[Finding, ...]
+    probes: frozenset[ProbeKey] = frozenset()
+    """(check, system, host) of every probe that ended: a planned probe missing here never ran."""
 
 
 class Store:
@@ -193,6 +195,9 @@ class Store:
             findings = self._db.execute(
                 "SELECT body FROM findings WHERE run_id = ? ORDER BY seq", (run_id,)
             ).fetchall()
+            probes = self._db.execute(
+                "SELECT check_name, system, host FROM probes WHERE run_id = ?", (run_id,)
+            ).fetchall()
         try:
             return StoredRun(
                 info=RunInfo.model_validate_json(row[0]),
@@ -202,6 +207,7 @@ class Store:
                     Observation.model_validate_json(b, context=self._data_context) for (b,) in observations
                 ),
                 findings=tuple(Finding.model_validate_json(b) for (b,) in findings),
+                probes=frozenset((str(c), str(s), str(h)) for c, s, h in probes),
             )
         except ValidationError as exc:
             raise StoreError(
@@ -221,17 +227,17 @@ class Store:
             rows = self._db.execute(query, (*args, limit)).fetchall()
         return [RunInfo.model_validate_json(r[0]) for r in rows]
 
-    def previous_run(self, info: RunInfo) -> str | None:
-        """The latest earlier run over the same inventory, for "what changed since"."""
+    def earlier_runs(self, info: RunInfo, limit: int = 100) -> list[tuple[RunInfo, tuple[Target, ...]]]:
+        """Runs started before `info`, newest first, with the targets each scanned: the
+        candidates for the baseline a report compares itself with."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT id, info FROM runs WHERE started < ? ORDER BY started DESC",
-                (info.started.isoformat(),),
+                "SELECT info, targets FROM runs WHERE started < ? ORDER BY started DESC, id DESC LIMIT ?",
+                (info.started.isoformat(), limit),
             ).fetchall()
-        for run_id, body in rows:
-            if RunInfo.model_validate_json(body).inventory_sha256 == info.inventory_sha256:
-                return str(run_id)
-        return None
+        return [
+            (RunInfo.model_validate_json(body), _targets.validate_json(targets)) for body, targets in rows
+        ]
 
     def _resolve(self, run_ref: str) -> str:
         """A full run id, a unique prefix of one, or `latest`."""

@@ -12,6 +12,8 @@ pytest_plugins = [
     "tests.servers.tls",
     "tests.servers.sshd",
     "tests.servers.hostile",
+    "tests.servers.verdicts",
+    "tests.servers.upgrade",
 ]
 
 _LOCAL_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}

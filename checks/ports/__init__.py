@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from attt.checks.ports import _nmap
 from attt.checks.ports.controls import CONTROLS, ports_to_scan
 from attt.checks.ports.models import (
+    ALL_TCP_PORTS,
     MAX_PRODUCT_CHARS,
     MAX_SERVICE_CHARS,
     MAX_VERSION_CHARS,
@@ -57,6 +58,10 @@ class PortsCheck:
             return [Observation.failed(self.name, target, f"cannot build the nmap scan: {exc}")]
         except (_nmap.NmapMissingError, _nmap.NmapFailedError) as exc:
             return [Observation.failed(self.name, target, str(exc))]
+        if not data.open:
+            # Every port refused: nothing of the registered system is in service here, and a
+            # report must not score that as a compliant host.
+            return [Observation.failed(self.name, target, nothing_answered(data.scanned_count))]
         if settings.service_detection and data.open:
             data = self._detect_services(target, data, deadline - time.monotonic(), ctx)
         return [Observation.ok(self.name, target, data)]
@@ -79,16 +84,23 @@ class PortsCheck:
         return data.model_copy(update={"open": named, "service_detection": True})
 
 
+def nothing_answered(scanned: int) -> str:
+    return f"nothing answered: no port of {scanned} scanned is open; is the host still in service?"
+
+
 def connect_scan_data(scan: _nmap.ScanResult, ports: tuple[int, ...]) -> PortsData:
     """The observation of a completed connect scan; raises when it proves nothing."""
     if scan.count("open") + scan.count("closed") == 0:
         # Not one port answered: a host that is down or unreachable looks exactly like this,
         # so "no open port" would be a guess.
         raise _nmap.NmapFailedError(
-            f"no port of {len(ports)} answered (all filtered): host down or unreachable"
+            f"no port of {len(ports)} answered (all filtered): host down or unreachable;"
+            " is the host still in service?"
         )
+    full = len(ports) == ALL_TCP_PORTS
     return PortsData(
-        scanned=ports,
+        scanned=() if full else ports,
+        full_range=full,
         open=tuple(_open_port(p) for p in scan.open_ports),
         nmap_version=scan.nmap_version,
     )

@@ -1,10 +1,11 @@
 """The ports controls: pure judgements over `PortsData`, a rule's params and the target."""
 
 from collections.abc import Iterable
+from typing import Literal
 
 from pydantic import Field
 
-from attt.checks.ports.models import PortsData, PortsSettings
+from attt.checks.ports.models import ALL_TCP_PORTS, SERVICE_DETECTION_STEP, PortsData, PortsSettings
 from attt.scanner.models.policy import ResolvedRule
 from attt.scanner.models.target import Port, Target
 from attt.scanner.plugin import Controls, NoParams, Params, Verdict
@@ -23,10 +24,19 @@ class ForbiddenParams(Params):
 class OnlyAllowedParams(Params):
     ports: tuple[Port, ...] | None = None
     """Allowed ports; when absent, the system's registered `allowed_ports`."""
+    coverage: Literal["all", "scanned"] = "all"
+    """What the rule claims. `all`: no TCP port outside the allowed list is open, which only a
+    full scan (settings `ports: {full_range: true}`) can show, so after a partial scan it is
+    `error` unless a disallowed port was seen open. `scanned`: no port outside the list is open
+    among those scanned, and the verdict says how many that was (give the rule a title that
+    says so)."""
 
 
 def ports_to_scan(target: Target, settings: PortsSettings, rules: Iterable[ResolvedRule]) -> tuple[int, ...]:
-    """Settings, the inventory's declared and allowed ports, and every port a rule names."""
+    """Settings, the inventory's declared and allowed ports, and every port a rule names; with
+    `full_range`, every TCP port."""
+    if settings.full_range:
+        return tuple(range(1, ALL_TCP_PORTS + 1))
     ports = {*settings.ports, *settings.extra_ports, *target.declared_ports()}
     ports.update(target.system.allowed_ports or ())
     for rule in rules:
@@ -38,7 +48,7 @@ def ports_to_scan(target: Target, settings: PortsSettings, rules: Iterable[Resol
 
 def _unscanned(wanted: Iterable[int], data: PortsData, what: str, what_vi: str) -> Verdict | None:
     """A rule about ports nobody scanned cannot be judged: never a pass."""
-    missing = sorted(set(wanted) - set(data.scanned))
+    missing = sorted(p for p in set(wanted) if not data.was_scanned(p))
     if not missing:
         return None
     listed = _list(missing)
@@ -50,7 +60,12 @@ def _unscanned(wanted: Iterable[int], data: PortsData, what: str, what_vi: str) 
     )
 
 
-@CONTROLS.control("ports.forbidden", ForbiddenParams)
+@CONTROLS.control(
+    "ports.forbidden",
+    ForbiddenParams,
+    # Service names come from -sV when it was asked for: if it failed, they are guesses.
+    needs=lambda params, _target: (SERVICE_DETECTION_STEP,) if params.services else (),
+)
 def _judge_forbidden(data: PortsData, params: ForbiddenParams, target: Target) -> Verdict:
     """None of the listed ports (or services) is open.
 
@@ -99,12 +114,30 @@ def _judge_only_allowed(data: PortsData, params: OnlyAllowedParams, target: Targ
             expected=expected,
             vi=f"cổng đang mở nhưng không được phép: {listed}",
         )
-    scanned = len(data.scanned)
+    scanned = data.scanned_count
+    if data.full_range:
+        return Verdict.passed(
+            f"no TCP port outside the allowed list is open (all {scanned} ports scanned)",
+            observed=sorted(data.open_ports()),
+            expected=expected,
+            vi=f"không cổng TCP nào ngoài danh sách được phép đang mở (đã quét đủ {scanned} cổng)",
+        )
+    if params.coverage == "all":
+        return Verdict.cannot_judge(
+            f"only {scanned} of {ALL_TCP_PORTS} TCP ports were scanned, so other ports may be open;"
+            " this rule needs a full scan (policy settings ports: {full_range: true})",
+            observed=sorted(data.open_ports()),
+            expected=expected,
+            vi=f"mới quét {scanned}/{ALL_TCP_PORTS} cổng TCP nên có thể còn cổng khác đang mở; quy tắc"
+            " này cần quét đủ mọi cổng (thiết lập ports: {full_range: true} trong chính sách)",
+        )
     return Verdict.passed(
-        f"all open ports allowed among {scanned} scanned",
+        f"every open port among the {scanned} scanned is allowed (the other"
+        f" {ALL_TCP_PORTS - scanned} TCP ports were not scanned)",
         observed=sorted(data.open_ports()),
         expected=expected,
-        vi=f"mọi cổng đang mở đều được phép (trong số {scanned} cổng đã quét)",
+        vi=f"mọi cổng đang mở trong số {scanned} cổng đã quét đều được phép ({ALL_TCP_PORTS - scanned}"
+        " cổng TCP còn lại chưa được quét)",
     )
 
 

@@ -55,6 +55,10 @@ class PortsSettings(Settings):
     service_detection: bool = False
     """Run nmap -sV on the open ports to name the service and product; costs seconds per port,
     a minute or more on a port that accepts and never answers."""
+    full_range: bool = False
+    """Scan every TCP port, 1-65535, instead of `ports`: what a rule claiming "no other port is
+    open" needs to pass. A connect scan of a host that answers takes about a second (loopback);
+    a firewall that drops packets silently can make it minutes (see docs/inventory.md)."""
 
 
 class OpenPort(Frozen):
@@ -66,9 +70,15 @@ class OpenPort(Frozen):
     version: Annotated[str, Field(max_length=MAX_VERSION_CHARS)] = ""
 
 
+ALL_TCP_PORTS = 65535
+SERVICE_DETECTION_STEP = "service_detection"
+
+
 class PortsData(Frozen):
     scanned: tuple[Port, ...]
-    """Every port probed, sorted."""
+    """Every port probed, sorted; empty when `full_range` says every port was."""
+    full_range: bool = False
+    """Every TCP port 1-65535 was scanned (not listed one by one in `scanned`)."""
     open: tuple[OpenPort, ...]
     scan_type: Literal["connect"] = "connect"
     service_detection: bool = False
@@ -79,6 +89,22 @@ class PortsData(Frozen):
 
     def open_ports(self) -> frozenset[int]:
         return frozenset(p.port for p in self.open)
+
+    def was_scanned(self, port: int) -> bool:
+        return self.full_range or port in self.scanned
+
+    @property
+    def scanned_count(self) -> int:
+        return ALL_TCP_PORTS if self.full_range else len(self.scanned)
+
+    @property
+    def incomplete(self) -> tuple[str, ...]:
+        """Probe steps that did not complete (see `attt.plugin.incomplete_steps`)."""
+        return (SERVICE_DETECTION_STEP,) if self.service_detection_error else ()
+
+    @property
+    def step_errors(self) -> dict[str, str]:
+        return {SERVICE_DETECTION_STEP: self.service_detection_error} if self.service_detection_error else {}
 
 
 def ports_seen(prior: Iterable[Observation]) -> PortsData | None:

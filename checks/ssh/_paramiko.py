@@ -147,40 +147,118 @@ def _auth_surface(transport: paramiko.Transport, user: str) -> AuthSurface:
     return AuthSurface(methods, text)
 
 
-def sshd_effective_config(
+@dataclass(frozen=True)
+class PackageFacts:
+    manager: str
+    version: str
+    os_id: str
+    os_version: str
+
+
+@dataclass(frozen=True)
+class AuthenticatedFacts:
+    """What one authenticated session read: each fact, or why it could not be read."""
+
+    config: dict[str, str] | None
+    config_error: str | None
+    package: PackageFacts | None
+    package_error: str | None
+
+
+# Fixed text, no target input: /etc/os-release and the openssh-server version from whichever
+# package manager the system has (the other one prints nothing or "not installed").
+PACKAGE_COMMAND = (
+    "cat /etc/os-release; "
+    "dpkg-query -W -f='dpkg ${Version}\\n' openssh-server 2>/dev/null; "
+    "rpm -q --qf 'rpm %{EPOCHNUM}:%{VERSION}-%{RELEASE}\\n' openssh-server 2>/dev/null; "
+    "true"
+)
+MAX_PACKAGE_BYTES = 16 * 1024
+
+
+def authenticated_facts(
     ip: str,
     port: int,
     credential: Credential,
     timeout: float,
     sshd_path: str = "/usr/sbin/sshd",
     config_path: str | None = None,
-) -> dict[str, str]:
-    """`sshd -T` run over an authenticated session, parsed into lower-case keys.
+) -> AuthenticatedFacts:
+    """`sshd -T` and the installed openssh-server package, over one authenticated session.
 
-    Errors never carry the credential's secret, only what went wrong.
+    Errors never carry the credential's secret, only what went wrong; a failure to log in is
+    raised, a failed command is reported next to the other fact.
     """
     command = _sshd_command(sshd_path, config_path, credential.sudo)
     deadline = time.monotonic() + timeout
     with _transport(ip, port, timeout) as transport:
         _authenticate(transport, credential)
-        channel = transport.open_session(timeout=max(0.1, deadline - time.monotonic()))
+        config: dict[str, str] | None = None
+        config_error: str | None = None
         try:
-            channel.settimeout(max(0.1, deadline - time.monotonic()))
-            channel.exec_command(command)
-            stdout = _read_bounded(channel.makefile("rb"), MAX_CONFIG_BYTES, deadline)
-            stderr = _read_bounded(channel.makefile_stderr("rb"), MAX_STDERR, deadline)
-            # The exit status can arrive just after end of output: wait for it, within the budget.
-            while not channel.exit_status_ready() and time.monotonic() < deadline:
-                time.sleep(0.02)
-            status = channel.recv_exit_status() if channel.exit_status_ready() else None
-        except TimeoutError:
-            raise ParamikoProbeError("sshd -T did not finish in time") from None
-        finally:
-            channel.close()
-    if status != 0:
-        detail = stderr.decode("utf-8", errors="replace").strip().splitlines()[:1]
-        raise ParamikoProbeError(f"`{command}` exited with status {status}: {' '.join(detail)[:200]}")
-    return parse_sshd_t(stdout.decode("utf-8", errors="replace"))
+            status, stdout, stderr = _run(transport, command, MAX_CONFIG_BYTES, deadline)
+            if status != 0:
+                detail = stderr.decode("utf-8", errors="replace").strip().splitlines()[:1]
+                config_error = f"`{command}` exited with status {status}: {' '.join(detail)[:200]}"
+            else:
+                config = parse_sshd_t(stdout.decode("utf-8", errors="replace"))
+        except ParamikoProbeError as exc:
+            config_error = str(exc)
+        package: PackageFacts | None = None
+        package_error: str | None = None
+        try:
+            _, stdout, _ = _run(transport, PACKAGE_COMMAND, MAX_PACKAGE_BYTES, deadline)
+            package = parse_package_facts(stdout.decode("utf-8", errors="replace"))
+            if package is None:
+                package_error = "no openssh-server package found by dpkg or rpm"
+        except ParamikoProbeError as exc:
+            package_error = str(exc)
+    return AuthenticatedFacts(config, config_error, package, package_error)
+
+
+def _run(
+    transport: paramiko.Transport, command: str, limit: int, deadline: float
+) -> tuple[int | None, bytes, bytes]:
+    """Run one command in a new channel: its exit status (None if it never came), stdout, stderr."""
+    name = command.split(";")[0]
+    try:
+        channel = transport.open_session(timeout=max(0.1, deadline - time.monotonic()))
+    except (paramiko.SSHException, OSError, EOFError) as exc:
+        # A server may log us in and still refuse every session (a jump host, a forced
+        # command, MaxSessions 0): only what the command would read is lost.
+        raise ParamikoProbeError(f"the server refused a session channel ({type(exc).__name__})") from None
+    try:
+        channel.settimeout(max(0.1, deadline - time.monotonic()))
+        channel.exec_command(command)
+        stdout = _read_bounded(channel.makefile("rb"), limit, deadline)
+        stderr = _read_bounded(channel.makefile_stderr("rb"), MAX_STDERR, deadline)
+        # The exit status can arrive just after end of output: wait for it, within the budget.
+        while not channel.exit_status_ready() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        status = channel.recv_exit_status() if channel.exit_status_ready() else None
+    except TimeoutError:
+        raise ParamikoProbeError(f"`{name}` did not finish in time") from None
+    except (paramiko.SSHException, OSError, EOFError) as exc:
+        raise ParamikoProbeError(f"`{name}` could not be run ({type(exc).__name__})") from None
+    finally:
+        channel.close()
+    return status, stdout, stderr
+
+
+def parse_package_facts(text: str) -> PackageFacts | None:
+    """The openssh-server version and os-release identity from `PACKAGE_COMMAND`'s output."""
+    release: dict[str, str] = {}
+    found: tuple[str, str] | None = None
+    for line in text.splitlines():
+        key, eq, value = line.partition("=")
+        if eq and key in ("ID", "VERSION_ID"):
+            release[key] = value.strip().strip('"')[:40]
+        manager, _, version = line.partition(" ")
+        if manager in ("dpkg", "rpm") and version.strip() and found is None:
+            found = manager, version.strip()[:120]
+    if found is None:
+        return None
+    return PackageFacts(found[0], found[1], release.get("ID", ""), release.get("VERSION_ID", ""))
 
 
 def _sshd_command(sshd_path: str, config_path: str | None, sudo: bool) -> str:

@@ -5,8 +5,10 @@ from typing import Literal, Self
 
 from pydantic import field_validator, model_validator
 
-from attt.checks.ssh.knowledge import distribution_suffix, known_cves, parse_openssh, profiles
-from attt.checks.ssh.models import SshData
+from attt.checks.ssh.cves import Exposure, Kind, cve_table, exposure
+from attt.checks.ssh.knowledge import parse_openssh, profiles
+from attt.checks.ssh.models import AUTH_STEP, CONFIG_STEP, SshData
+from attt.checks.ssh.packages import Build, banner_build, package_build
 from attt.scanner.models.base import Text
 from attt.scanner.models.target import Target
 from attt.scanner.plugin import Controls, NoParams, Params, Verdict
@@ -17,6 +19,7 @@ ListName = Literal["kex", "host_key_algorithms", "ciphers", "macs"]
 _LISTS: tuple[ListName, ...] = ("kex", "host_key_algorithms", "ciphers", "macs")
 _RSA = frozenset({"ssh-rsa", "rsa-sha2-256", "rsa-sha2-512"})
 _CERT_SUFFIX = "-cert-v01@openssh.com"
+_CBC_SUFFIXES = ("-cbc", "-cbc@openssh.org", "-cbc@ssh.com")
 
 
 def _offered(data: SshData, which: ListName) -> tuple[str, ...]:
@@ -277,7 +280,7 @@ class PasswordParams(Params):
     """keyboard-interactive is often PAM with a second factor, so by default it is only mentioned."""
 
 
-@CONTROLS.control("ssh.password_auth_disabled", PasswordParams)
+@CONTROLS.control("ssh.password_auth_disabled", PasswordParams, needs=(AUTH_STEP,))
 def _password_auth_disabled(data: SshData, params: PasswordParams, target: Target) -> Verdict:
     """Password authentication is not offered.
 
@@ -337,8 +340,9 @@ def _terrapin_safe(data: SshData, params: NoParams, target: Target) -> Verdict:
     if (unknown := _ssh1_only(data)) is not None:
         return unknown
     ciphers, macs = data.all_ciphers(), data.all_macs()
-    chacha = [c for c in ciphers if c == "chacha20-poly1305@openssh.com"]
-    cbc = [c for c in ciphers if c.endswith("-cbc") or c == "rijndael-cbc@lysator.liu.se"]
+    # The same tests as ssh-audit's: any ChaCha20-Poly1305 variant, and CBC under every name.
+    chacha = [c for c in ciphers if c.startswith("chacha20-poly1305")]
+    cbc = [c for c in ciphers if c.endswith(_CBC_SUFFIXES) or c == "rijndael-cbc@lysator.liu.se"]
     etm = [m for m in macs if m.endswith("-etm@openssh.com")]
     exposed = chacha + (cbc + etm if cbc and etm else [])
     observed = {"strict_kex": data.strict_kex, "affected_algorithms": exposed}
@@ -368,64 +372,126 @@ def _terrapin_safe(data: SshData, params: NoParams, target: Target) -> Verdict:
 
 
 class VulnerableParams(Params):
+    kinds: tuple[Kind, ...] = ("pre-auth-remote", "post-auth")
+    """Which CVEs of checks/ssh/data/ssh_cves.json the rule judges, by kind; client-side ones
+    describe the ssh client, which a server scan does not see."""
     cves: tuple[str, ...] | None = None
-    """Restrict to these CVE ids from checks/ssh/data/ssh_cves.json; None means all of them."""
+    """Restrict further to these CVE ids; None means every CVE of the kinds."""
 
     @field_validator("cves")
     @classmethod
     def _known(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
-        unknown = set(value or ()) - {c.id for c in known_cves()}
+        unknown = set(value or ()) - {c.id for c in cve_table().cves}
         if unknown:
             raise ValueError(f"unknown CVE ids {sorted(unknown)}; the table is checks/ssh/data/ssh_cves.json")
         return value
 
 
+def _build(data: SshData) -> tuple[Build | None, bool]:
+    """The distribution build to judge, and whether it is the installed package (exact) rather
+    than what the banner shows."""
+    package = data.package
+    if package is not None:
+        build = package_build(package.os_id, package.os_version, package.manager, package.version)
+        if build is not None:
+            return build, True
+    return banner_build(data.software), False
+
+
 @CONTROLS.control("ssh.software_not_vulnerable", VulnerableParams)
 def _software_not_vulnerable(data: SshData, params: VulnerableParams, target: Target) -> Verdict:
-    """The banner's OpenSSH version is outside known CVE ranges.
+    """The OpenSSH build carries a fix for every known CVE of the given kinds.
 
-    The banner is the only version fact a scan without login has. A version in an affected range is
-    reported as possibly vulnerable, because distributions backport fixes without changing the
-    upstream version number. The table is checks/ssh/data/ssh_cves.json; other SSH servers have none,
+    Distributions backport fixes without changing the upstream version, so the upstream range
+    alone fails patched servers. The distribution revision decides: Debian and Ubuntu show it in
+    the banner; with a credential the probe reads the installed package and decides exactly. A
+    banner that hides it (the Red Hat family's bare `OpenSSH_8.7`) cannot pass: the finding says
+    it cannot be told. The table is checks/ssh/data/ssh_cves.json; other SSH servers have none,
     so the rule is not applicable to them.
     """
-    version = parse_openssh(data.software)
-    if version is None:
+    if parse_openssh(data.software) is None and data.package is None:
         shown = repr(data.software[:60])
         return Verdict.not_applicable(
             f"not OpenSSH ({shown}): no version table",
             vi=f"không phải OpenSSH ({shown}): không có bảng phiên bản để đối chiếu",
         )
-    wanted = [c for c in known_cves() if params.cves is None or c.id in params.cves]
-    hits = [c for c in wanted if c.affects(version)]
-    if not hits:
-        return Verdict.passed(
-            "the version is outside every listed CVE range",
-            data.software,
-            vi="phiên bản nằm ngoài mọi khoảng phiên bản bị ảnh hưởng của các CVE trong danh sách",
-        )
-    suffix = distribution_suffix(data.software)
-    caveat = (
-        Text(
-            vi=f"; bản build {suffix!r} có thể đã được vá bổ sung (backport): cần tra cứu"
-            " trang theo dõi bảo mật của bản phân phối",
-            en=f"; the build {suffix!r} may carry backported fixes: check the distribution's"
-            " security tracker",
-        )
-        if suffix
-        else Text(
-            vi="; không có hậu tố của bản phân phối nên ít khả năng đã được vá bổ sung (backport),"
-            " nhưng vẫn có thể",
-            en="; no distribution suffix, so a backport is unlikely but possible",
-        )
+    build, from_package = _build(data)
+    wanted = [
+        c for c in cve_table().cves if c.kind in params.kinds and (params.cves is None or c.id in params.cves)
+    ]
+    found = [exposure(c, data.software, build, from_package) for c in wanted]
+    source = (
+        Text(vi=f"gói đã cài {build.package_version}", en=f"installed package {build.package_version}")
+        if from_package and build
+        else Text(vi=f"banner {data.software}", en=f"banner {data.software}")
     )
-    ids = ", ".join(c.id for c in hits)
-    return Verdict.failed(
-        f"possibly vulnerable: {data.software} is in the affected range of {ids}{caveat.en}",
-        observed={"software": data.software, "distribution_build": suffix, "possible": [c.id for c in hits]},
-        expected="a version outside the affected ranges",
-        vi=f"có thể bị ảnh hưởng: {data.software} nằm trong khoảng phiên bản bị ảnh hưởng của"
-        f" {ids}{caveat.vi}",
+    observed = {
+        "software": data.software,
+        "package": build.package_version if build else None,
+        "from_installed_package": from_package,
+        "affected": [e.cve.id for e in found if e.outcome == "affected"],
+        "undecided": [e.cve.id for e in found if e.outcome == "undecided"],
+    }
+    affected = [e for e in found if e.outcome == "affected"]
+    if affected:
+        listed = _exposures(affected)
+        return Verdict.failed(
+            f"vulnerable ({source.en}): {listed.en}",
+            observed,
+            "a build that carries every fix",
+            vi=f"có lỗ hổng ({source.vi}): {listed.vi}",
+        )
+    undecided = [e for e in found if e.outcome == "undecided"]
+    if undecided:
+        listed = _exposures(undecided)
+        hint = Text(
+            vi="; cần tài khoản kiểm tra (--credentials) để đọc phiên bản gói đã cài",
+            en="; a credential (--credentials) lets the probe read the installed package",
+        )
+        if from_package:
+            hint = Text(vi="", en="")
+        elif data.package_error:
+            hint = Text(
+                vi=f"; không đọc được gói đã cài: {data.package_error}",
+                en=f"; the installed package could not be read: {data.package_error}",
+            )
+        return Verdict.cannot_judge(
+            f"cannot be told from the {source.en}: {listed.en}{hint.en}",
+            observed,
+            "a build that carries every fix",
+            vi=f"không xác định được từ {source.vi}: {listed.vi}{hint.vi}",
+        )
+    fixed = [e for e in found if e.fix is not None]
+    note = _exposures(fixed) if fixed else Text(vi="", en="")
+    return Verdict.passed(
+        f"no known {'/'.join(params.kinds)} CVE affects the {source.en}" + (f" ({note.en})" if fixed else ""),
+        observed,
+        vi=f"không có CVE đã biết nào ảnh hưởng tới {source.vi}" + (f" ({note.vi})" if fixed else ""),
+    )
+
+
+_KIND_VI = {
+    "pre-auth-remote": "từ xa, trước xác thực",
+    "post-auth": "sau xác thực",
+    "client-side": "phía máy khách",
+}
+_SEVERITY_VI = {
+    "info": "thông tin",
+    "low": "thấp",
+    "medium": "trung bình",
+    "high": "cao",
+    "critical": "nghiêm trọng",
+}
+
+
+def _exposures(found: list[Exposure]) -> Text:
+    """Each CVE with its kind and its own severity, and why it stands as it does."""
+    return Text(
+        vi="; ".join(
+            f"{e.cve.label} [{_KIND_VI[e.cve.kind]}, {_SEVERITY_VI[e.cve.severity]}]: {e.why.vi}"
+            for e in found
+        ),
+        en="; ".join(f"{e.cve.label} [{e.cve.kind}, {e.cve.severity}]: {e.why.en}" for e in found),
     )
 
 
@@ -501,7 +567,7 @@ class ConfigParams(Params):
         return {key.lower(): expectation for key, expectation in value.items()}
 
 
-@CONTROLS.control("ssh.config", ConfigParams)
+@CONTROLS.control("ssh.config", ConfigParams, needs=(CONFIG_STEP,))
 def _config(data: SshData, params: ConfigParams, target: Target) -> Verdict:
     """The effective sshd configuration (sshd -T) meets expectations.
 

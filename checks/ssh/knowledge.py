@@ -1,7 +1,8 @@
-"""The SSH knowledge tables in checks/data/, validated once when first used."""
+"""The SSH knowledge tables in checks/ssh/data/, validated once when first used."""
 
 import json
 import re
+from datetime import date
 from functools import cache
 from importlib.resources import files
 from typing import Literal
@@ -29,24 +30,21 @@ class _Profiles(Frozen):
     profiles: dict[str, AlgorithmProfile]
 
 
-class KnownCve(Frozen):
-    id: str = Field(pattern=r"^CVE-\d{4}-\d{4,}$")
-    name: str | None = None
-    summary: str
-    ranges: tuple[tuple[str | None, str], ...]
-    """[introduced, fixed) pairs in portable numbering, e.g. `8.5p1`."""
-    confidence: Literal["verified", "secondary", "unverified"]
+class SshAuditDifference(Frozen):
+    """Algorithms ssh-audit fails that the baseline accepts on purpose, and why."""
 
-    def affects(self, version: Version) -> bool:
-        return any(
-            (low is None or parse_version_number(low) <= version) and version < parse_version_number(high)
-            for low, high in self.ranges
-        )
+    reason: str
+    kex: tuple[str, ...] = ()
+    key: tuple[str, ...] = ()
+    enc: tuple[str, ...] = ()
+    mac: tuple[str, ...] = ()
 
 
-class _Cves(Frozen):
+class _Differences(Frozen):
     comment: str = Field(alias="_comment")
-    cves: tuple[KnownCve, ...]
+    source: str
+    read: date
+    differences: tuple[SshAuditDifference, ...]
 
 
 def _read(name: str) -> str:
@@ -59,8 +57,8 @@ def profiles() -> dict[str, AlgorithmProfile]:
 
 
 @cache
-def known_cves() -> tuple[KnownCve, ...]:
-    return _Cves.model_validate(json.loads(_read("ssh_cves.json"))).cves
+def ssh_audit_differences() -> tuple[SshAuditDifference, ...]:
+    return _Differences.model_validate(json.loads(_read("ssh_audit_differences.json"))).differences
 
 
 def parse_version_number(text: str) -> Version:
@@ -81,9 +79,3 @@ def parse_openssh(software: str) -> Version | None:
         return None
     major, minor, patch = match.groups()
     return int(major), int(minor), int(patch or 1)
-
-
-def distribution_suffix(software: str) -> str | None:
-    """The comment after the version, e.g. `Debian-2+deb12u3`: the distribution's build."""
-    _, _, comment = software.partition(" ")
-    return comment.strip() or None

@@ -1,7 +1,7 @@
 """The `ssh` observation (facts only) and the check's settings."""
 
 import re
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
 
@@ -9,6 +9,8 @@ from attt.scanner.models.base import Frozen
 from attt.scanner.plugin import Settings
 
 _SAFE_PATH = re.compile(r"^/[A-Za-z0-9_./-]{1,255}$")
+AUTH_STEP = "auth_methods"
+CONFIG_STEP = "sshd_t"
 STRICT_KEX_MARKER = "kex-strict-s-v00@openssh.com"
 EXT_INFO_MARKER = "ext-info-s"
 KEX_MARKERS = frozenset({STRICT_KEX_MARKER, EXT_INFO_MARKER, "ext-info-c", "kex-strict-c-v00@openssh.com"})
@@ -30,6 +32,18 @@ class HostKey(Frozen):
     bits: int
     sha256: str
     """OpenSSH-style fingerprint, `SHA256:<base64>`."""
+
+
+class InstalledPackage(Frozen):
+    """The openssh-server package an authenticated probe found, and the system around it."""
+
+    manager: Literal["dpkg", "rpm"]
+    version: str = Field(max_length=120)
+    """As the package manager prints it: `1:9.2p1-2+deb12u3`, `0:8.7p1-38.el9_4.1`."""
+    os_id: str = Field(max_length=40)
+    """`ID` of /etc/os-release (`debian`, `ubuntu`, `rhel`, `rocky`, ...)."""
+    os_version: str = Field(max_length=40)
+    """`VERSION_ID` of /etc/os-release (`12`, `22.04`, `9.4`)."""
 
 
 class SshData(Frozen):
@@ -62,8 +76,18 @@ class SshData(Frozen):
     """Effective `sshd -T` settings (lower-case keys), or None when not collected."""
     config_error: str | None = None
     """Why `sshd -T` could not be collected although a credential was given."""
+    package: InstalledPackage | None = None
+    """The installed openssh-server, read with the credential; None without one."""
+    package_error: str | None = None
+    """Why the installed package could not be read although a credential was given."""
     notes: tuple[str, ...] = ()
     """What the probe could not see (e.g. a host key type paramiko cannot fetch)."""
+    incomplete: tuple[str, ...] = ()
+    """Probe steps that were attempted and did not complete: `auth_methods` (the `none`
+    authentication query), `sshd_t` (the credentialed `sshd -T`). A rule that needs one is
+    `error`; the facts of the other steps stand."""
+    step_errors: dict[str, str] = Field(default_factory=dict)
+    """Why each incomplete step failed."""
 
     @property
     def speaks_ssh2(self) -> bool:

@@ -8,7 +8,16 @@ from collections.abc import Iterable
 
 from attt.checks.ports.models import ports_seen
 from attt.checks.ssh import _paramiko
-from attt.checks.ssh.models import EXT_INFO_MARKER, STRICT_KEX_MARKER, HostKey, SshData, SshSettings
+from attt.checks.ssh.models import (
+    AUTH_STEP,
+    CONFIG_STEP,
+    EXT_INFO_MARKER,
+    STRICT_KEX_MARKER,
+    HostKey,
+    InstalledPackage,
+    SshData,
+    SshSettings,
+)
 from attt.checks.ssh.wire import ServerHello, WireError, read_server_hello
 from attt.scanner.models.observation import Observation, bound_text
 from attt.scanner.models.target import Target
@@ -57,10 +66,13 @@ def probe_endpoint(
     if hello.kexinit is None:
         return Observation.ok(CHECK, target, SshData.model_validate(data), port)
     notes: list[str] = []
-    data.update(_session_facts(target.ip, port, hello, settings, budget, notes))
+    failed: dict[str, str] = {}
+    data.update(_session_facts(target.ip, port, hello, settings, budget, notes, failed))
     if ctx.credential is not None:
-        data.update(_config_facts(target.ip, port, ctx, settings, budget))
+        data.update(_config_facts(target.ip, port, ctx, settings, budget, failed))
     data["notes"] = tuple(bound_text(n, MAX_NOTE) for n in notes)
+    data["incomplete"] = tuple(sorted(failed))
+    data["step_errors"] = failed
     ctx.logger.debug("ssh %s:%d probed (%d notes)", target.ip, port, len(notes))
     return Observation.ok(CHECK, target, SshData.model_validate(data), port)
 
@@ -103,7 +115,13 @@ def _if_different(c2s: tuple[str, ...], s2c: tuple[str, ...]) -> tuple[str, ...]
 
 
 def _session_facts(
-    ip: str, port: int, hello: ServerHello, settings: SshSettings, budget: _Budget, notes: list[str]
+    ip: str,
+    port: int,
+    hello: ServerHello,
+    settings: SshSettings,
+    budget: _Budget,
+    notes: list[str],
+    failed: dict[str, str],
 ) -> dict[str, object]:
     assert hello.kexinit is not None
     fetchable, unfetchable = _paramiko.fetchable_host_key_algorithms(hello.kexinit.host_key_algorithms)
@@ -126,8 +144,10 @@ def _session_facts(
         auth = surface or auth
         if algorithm is not None and all(k.sha256 != fact.sha256 for k in keys):
             keys.append(HostKey(type=fact.type, bits=fact.bits, sha256=fact.sha256))
-    if auth is not None and auth.error is not None:
-        notes.append(auth.error)
+    if auth is None or auth.methods is None:
+        failed[AUTH_STEP] = bound_text(
+            auth.error if auth is not None and auth.error else "no session reached authentication", MAX_NOTE
+        )
     return {
         "host_keys": tuple(keys),
         "auth_methods": auth.methods if auth else None,
@@ -136,15 +156,38 @@ def _session_facts(
 
 
 def _config_facts(
-    ip: str, port: int, ctx: ProbeContext[SshSettings], settings: SshSettings, budget: _Budget
+    ip: str,
+    port: int,
+    ctx: ProbeContext[SshSettings],
+    settings: SshSettings,
+    budget: _Budget,
+    failed: dict[str, str],
 ) -> dict[str, object]:
+    """`sshd -T` and the installed openssh-server package, over one authenticated session.
+
+    When `sshd -T` fails only the rules that read it are lost; when the package cannot be read the
+    CVE rule falls back to the banner and says why.
+    """
     assert ctx.credential is not None
     if budget.exhausted:
-        return {"config_error": "probe time budget exhausted before sshd -T"}
+        why = "probe time budget exhausted before the authenticated session"
+        failed[CONFIG_STEP] = why
+        return {"config_error": why, "package_error": why}
     try:
-        config = _paramiko.sshd_effective_config(
+        facts = _paramiko.authenticated_facts(
             ip, port, ctx.credential, budget.next(), settings.sshd_path, settings.sshd_config
         )
     except _paramiko.ParamikoProbeError as exc:
-        return {"config_error": bound_text(str(exc), MAX_NOTE)}
-    return {"config": config}
+        why = bound_text(str(exc), MAX_NOTE)
+        failed[CONFIG_STEP] = why
+        return {"config_error": why, "package_error": why}
+    package = facts.package
+    found: dict[str, object] = {
+        "package": InstalledPackage.model_validate(vars(package)) if package else None,
+        "package_error": bound_text(facts.package_error, MAX_NOTE) if facts.package_error else None,
+    }
+    if facts.config is None:
+        why = bound_text(facts.config_error or "sshd -T gave no output", MAX_NOTE)
+        failed[CONFIG_STEP] = why
+        return {**found, "config_error": why}
+    return {**found, "config": facts.config}

@@ -6,6 +6,7 @@ frozen models, so that nothing else in attt depends on sslyze's classes.
 """
 
 import math
+import re
 import shutil
 import socket
 import ssl
@@ -25,6 +26,7 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.utils import CryptographyDeprecationWarning
+from nassl.ssl_client import ExtendedMasterSecretSupportEnum, SslClient
 
 # sslyze's package root re-exports these implicitly, which strict typing does not accept.
 from sslyze.connection_helpers.opportunistic_tls_helpers import ProtocolWithOpportunisticTlsEnum
@@ -38,10 +40,13 @@ from sslyze.scanner.models import (
 )
 from sslyze.scanner.scan_command_attempt import ScanCommandAttemptStatusEnum
 from sslyze.scanner.scanner import Scanner
+from sslyze.server_connectivity import ServerConnectivityInfo, TlsVersionEnum
 from sslyze.server_setting import ServerNetworkConfiguration, ServerNetworkLocation
 
 from attt.checks.tls import x509 as x509_facts
 from attt.checks.tls.models import (
+    HTTP_STEP,
+    SUITE_STEPS,
     Certificate,
     Hsts,
     KeyExchange,
@@ -62,6 +67,12 @@ class Endpoint:
     port: int
     sni: str | None = None
     starttls: StartTls | None = None
+    http: bool = True
+    """Send an HTTP request over TLS (for HSTS); never done over STARTTLS (see `asks_http`)."""
+
+    @property
+    def asks_http(self) -> bool:
+        return self.http and self.starttls is None
 
 
 @dataclass(frozen=True)
@@ -95,12 +106,12 @@ _STARTTLS = {
     "rdp": ProtocolWithOpportunisticTlsEnum.RDP,
 }
 _SUITE_COMMANDS: dict[Protocol, tuple[Any, str]] = {
-    "SSLv2": (ScanCommand.SSL_2_0_CIPHER_SUITES, "ssl_2_0_cipher_suites"),
-    "SSLv3": (ScanCommand.SSL_3_0_CIPHER_SUITES, "ssl_3_0_cipher_suites"),
-    "TLSv1.0": (ScanCommand.TLS_1_0_CIPHER_SUITES, "tls_1_0_cipher_suites"),
-    "TLSv1.1": (ScanCommand.TLS_1_1_CIPHER_SUITES, "tls_1_1_cipher_suites"),
-    "TLSv1.2": (ScanCommand.TLS_1_2_CIPHER_SUITES, "tls_1_2_cipher_suites"),
-    "TLSv1.3": (ScanCommand.TLS_1_3_CIPHER_SUITES, "tls_1_3_cipher_suites"),
+    "SSLv2": (ScanCommand.SSL_2_0_CIPHER_SUITES, SUITE_STEPS["SSLv2"]),
+    "SSLv3": (ScanCommand.SSL_3_0_CIPHER_SUITES, SUITE_STEPS["SSLv3"]),
+    "TLSv1.0": (ScanCommand.TLS_1_0_CIPHER_SUITES, SUITE_STEPS["TLSv1.0"]),
+    "TLSv1.1": (ScanCommand.TLS_1_1_CIPHER_SUITES, SUITE_STEPS["TLSv1.1"]),
+    "TLSv1.2": (ScanCommand.TLS_1_2_CIPHER_SUITES, SUITE_STEPS["TLSv1.2"]),
+    "TLSv1.3": (ScanCommand.TLS_1_3_CIPHER_SUITES, SUITE_STEPS["TLSv1.3"]),
 }
 _COMMON_COMMANDS = frozenset(
     {
@@ -141,6 +152,11 @@ _FAILURE_TEXT = {
     "ServerRejectedOpportunisticTlsNegotiation": "the server refused the STARTTLS upgrade",
 }
 MAX_REASON_CHARS = 300
+_REFUSED = "ServerRejectedOpportunisticTlsNegotiation"
+# sslyze's own texts for a server that answered and declined the upgrade (as opposed to one that
+# broke the dialogue): "FTP AUTH TLS was rejected", "IMAP START TLS was rejected", "SMTP STARTTLS
+# rejected: ...", "Server does not support STARTTLS with SMTP".
+_REFUSAL = re.compile(r"(START ?TLS|AUTH TLS)( was)? rejected|does not support STARTTLS")
 _CUSTOM_STORE_NAME = "Supplied CA file"
 """The name sslyze gives the trust store made of the CA file a scan passes it."""
 
@@ -264,7 +280,7 @@ def _request(endpoint: Endpoint, options: ScanOptions, ca_file: Path | None) -> 
         network_max_retries=1,
     )
     commands = set(_COMMON_COMMANDS)
-    if endpoint.starttls is None:
+    if endpoint.asks_http:
         commands.add(ScanCommand.HTTP_HEADERS)
     extra = ScanCommandsExtraArguments(
         certificate_info=CertificateInfoExtraArgument(custom_ca_file=ca_file) if ca_file else None
@@ -279,13 +295,84 @@ def _request(endpoint: Endpoint, options: ScanOptions, ca_file: Path | None) -> 
 
 def _outcome(result: ServerScanResult, endpoint: Endpoint) -> ScanOutcome:
     if result.scan_status != ServerScanStatusEnum.COMPLETED or result.scan_result is None:
+        if endpoint.starttls is not None and _upgrade_refused(result.connectivity_error_trace):
+            return _plain_service(endpoint, datetime.now(UTC))
         return ScanFailure(_failure_reason(result.connectivity_error_trace))
     try:
-        return _tls_data(result.scan_result, endpoint, datetime.now(UTC))
+        data = _tls_data(result.scan_result, endpoint, datetime.now(UTC))
+        return data.model_copy(update={"vulnerabilities": _ems_on_tls12(data, result)})
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         # A certificate too broken to describe is still a fact about the endpoint, but not one
         # our model can hold: report it rather than pretend the endpoint was judged.
         return ScanFailure(bound_text(f"could not interpret the scan result: {exc}", MAX_REASON_CHARS))
+
+
+def _upgrade_refused(trace: TracebackException | None) -> bool:
+    """The server answered its plain protocol and said no to STARTTLS / AUTH TLS, as opposed to
+    a connection that failed: only sslyze's refusal messages count."""
+    if trace is None or trace.exc_type is None or trace.exc_type.__name__ != _REFUSED:
+        return False
+    return bool(_REFUSAL.search("".join(trace.format_exception_only())))
+
+
+def _plain_service(endpoint: Endpoint, scanned_at: datetime) -> TlsData:
+    """An observed fact: this service speaks only its plain protocol."""
+    return TlsData(
+        scanned_at=scanned_at,
+        sni=endpoint.sni,
+        starttls=endpoint.starttls,
+        starttls_refused=True,
+        protocols=(),
+        cipher_suites={},
+        forward_secrecy=False,
+        groups=None,
+        certificate=None,
+        ocsp_stapling=False,
+        vulnerabilities=Vulnerabilities(**dict.fromkeys(Vulnerabilities.model_fields)),
+        http=False,
+    )
+
+
+def _ems_on_tls12(data: TlsData, result: ServerScanResult) -> Vulnerabilities:
+    """sslyze reports the extended master secret as supported whenever TLS 1.3 is offered; the
+    question only matters for TLS 1.2, so ask it on a TLS 1.2 handshake (None if that fails)."""
+    facts = data.vulnerabilities
+    if "TLSv1.2" not in data.protocols:
+        # Without TLS 1.2 (TLS 1.3 has the extended master secret built in) nothing is exposed;
+        # with only older versions sslyze's own answer stands.
+        only_tls13 = data.protocols == ("TLSv1.3",)
+        return facts.model_copy(update={"extended_master_secret": False}) if only_tls13 else facts
+    if "TLSv1.3" not in data.protocols or result.connectivity_result is None:
+        return facts
+    try:
+        info = ServerConnectivityInfo(
+            server_location=result.server_location,
+            network_configuration=result.network_configuration,
+            tls_probing_result=result.connectivity_result,
+        )
+        connection = info.get_preconfigured_tls_connection(
+            override_tls_version=TlsVersionEnum.TLS_1_2, should_use_legacy_openssl=False
+        )
+        try:
+            connection.connect()
+            client = connection.ssl_client
+            if not isinstance(client, SslClient):
+                return facts.model_copy(update={"extended_master_secret": None})
+            support = client.get_extended_master_secret_support()
+        finally:
+            connection.close()
+    except Exception:  # any failure leaves the fact unobserved, never "not exposed"
+        return facts.model_copy(update={"extended_master_secret": None})
+    if support == ExtendedMasterSecretSupportEnum.USED_IN_CURRENT_SESSION:
+        return facts.model_copy(update={"extended_master_secret": False})
+    if support == ExtendedMasterSecretSupportEnum.NOT_USED_IN_CURRENT_SESSION:
+        return facts.model_copy(update={"extended_master_secret": True})
+    return facts.model_copy(update={"extended_master_secret": None})
+
+
+def lifetime_days(not_before: datetime, not_after: datetime) -> int:
+    """Whole days of validity, rounded down as sslyze and Mozilla's checker count them."""
+    return (not_after - not_before).days
 
 
 def _failure_reason(trace: TracebackException | None) -> str:
@@ -303,14 +390,33 @@ def _completed(attempt: Any) -> Any:
     return attempt.result if attempt.status == ScanCommandAttemptStatusEnum.COMPLETED else None
 
 
+def _step_errors(attempts: Any, endpoint: Endpoint) -> dict[str, str]:
+    """Every requested step (scan command) that did not complete, with why; an HTTP request
+    that got no valid answer (refused, too slow, too large, not HTTP) is one of them."""
+    steps = [*(field for _, field in _SUITE_COMMANDS.values()), *_OTHER_FIELDS]
+    if endpoint.asks_http:
+        steps.append(HTTP_STEP)
+    errors: dict[str, str] = {}
+    for name in steps:
+        attempt = getattr(attempts, name)
+        if attempt.status != ScanCommandAttemptStatusEnum.COMPLETED:
+            errors[name] = _trace_text(attempt.error_trace, str(attempt.status.value))
+        elif name == HTTP_STEP and attempt.result.http_error_trace is not None:
+            errors[name] = _trace_text(attempt.result.http_error_trace, "no valid HTTP answer")
+    return errors
+
+
+def _trace_text(trace: TracebackException | None, fallback: str) -> str:
+    if trace is None:
+        return fallback
+    name = trace.exc_type.__name__ if trace.exc_type is not None else "error"
+    detail = "".join(trace.format_exception_only()).strip().splitlines()[-1:]
+    text = detail[0].split(": ", 1)[-1] if detail else ""
+    return bound_text(f"{name}: {text}" if text and text != name else name, MAX_REASON_CHARS)
+
+
 def _tls_data(attempts: Any, endpoint: Endpoint, scanned_at: datetime) -> TlsData:
-    incomplete = tuple(
-        sorted(
-            name
-            for name in (*(field for _, field in _SUITE_COMMANDS.values()), *_OTHER_FIELDS)
-            if getattr(attempts, name).status == ScanCommandAttemptStatusEnum.ERROR
-        )
-    )
+    step_errors = _step_errors(attempts, endpoint)
     suites: dict[Protocol, tuple[str, ...]] = {}
     dh_bits: list[int] = []
     ecdh_bits: list[int] = []
@@ -345,8 +451,10 @@ def _tls_data(attempts: Any, endpoint: Endpoint, scanned_at: datetime) -> TlsDat
         ocsp_stapling=stapled,
         vulnerabilities=_vulnerabilities(attempts),
         http=http,
+        http_requested=endpoint.asks_http,
         hsts=hsts,
-        incomplete=incomplete,
+        incomplete=tuple(sorted(step_errors)),
+        step_errors=step_errors,
     )
 
 
@@ -383,7 +491,7 @@ def _vulnerabilities(attempts: Any) -> Vulnerabilities:
 
 
 def _http(attempts: Any, endpoint: Endpoint) -> tuple[bool, Hsts | None]:
-    if endpoint.starttls is not None:
+    if not endpoint.asks_http:
         return False, None
     result = _completed(attempts.http_headers)
     if result is None or result.http_error_trace is not None:
@@ -433,7 +541,7 @@ def _certificate(
         hostname=name,
         hostname_matches=x509_facts.hostname_matches(name, leaf),
         expired=not_after < scanned_at,
-        lifetime_days=math.ceil((not_after - not_before).total_seconds() / 86400),
+        lifetime_days=lifetime_days(not_before, not_after),
     )
     return certificate, x509_facts.ocsp_url(leaf), deployment.ocsp_response is not None
 
@@ -448,7 +556,13 @@ def _trusted(deployment: Any, leaf: x509.Certificate, scanned_at: datetime) -> t
     errors: dict[str, str] = {}
     for path_result in deployment.path_validation_results:
         store = path_result.trust_store
-        outcome = store.verify_certificate_chain(pems, subject, validation_time=scanned_at)
+        try:
+            outcome = store.verify_certificate_chain(pems, subject, validation_time=scanned_at)
+        except ValueError as exc:
+            # The validator cannot parse some part of the chain (a malformed name, say): no
+            # client that validates would accept it either.
+            errors[store.name] = f"the chain cannot be validated: {exc}"
+            continue
         if outcome.was_validation_successful:
             return True, None
         errors[store.name] = str(outcome.validation_error)

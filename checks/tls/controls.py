@@ -1,7 +1,7 @@
 """The tls controls: pure judgements over `TlsData`, a rule's params and the target."""
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Literal
 
@@ -9,9 +9,15 @@ from pydantic import Field
 
 from attt.checks.tls.models import (
     ALL_VULNERABILITIES,
+    CERTIFICATE_STEP,
+    GROUPS_STEP,
+    HTTP_STEP,
     PROTOCOLS,
+    SUITE_STEPS,
+    VULNERABILITY_STEPS,
     Certificate,
     Protocol,
+    StartTls,
     TlsData,
     VulnerabilityName,
     static_key_suites,
@@ -48,7 +54,20 @@ def _accepted(data: TlsData) -> list[tuple[Protocol, str]]:
     return [(protocol, suite) for protocol, suites in data.cipher_suites.items() for suite in suites]
 
 
+def _plain_only(data: TlsData) -> Verdict | None:
+    """A service that refused the TLS upgrade has no TLS to judge; `tls.starttls_offered` is
+    the rule that fails it."""
+    if not data.starttls_refused:
+        return None
+    return Verdict.not_applicable(
+        "the service refused the upgrade to TLS, so it has no TLS configuration to judge",
+        vi="dịch vụ từ chối nâng cấp lên TLS nên không có cấu hình TLS để đánh giá",
+    )
+
+
 def _no_protocols(data: TlsData) -> Verdict | None:
+    if (plain := _plain_only(data)) is not None:
+        return plain
     if data.protocols:
         return None
     return Verdict.cannot_judge(
@@ -60,11 +79,9 @@ def _no_protocols(data: TlsData) -> Verdict | None:
 
 
 def _certificate(data: TlsData) -> Certificate | Verdict:
+    if (plain := _plain_only(data)) is not None:
+        return plain
     if data.certificate is None:
-        if "certificate_info" in data.incomplete:
-            return Verdict.cannot_judge(
-                "the certificate scan failed", vi="quét chứng thư số không thành công"
-            )
         return Verdict.cannot_judge("no certificate seen", vi="không nhận được chứng thư số nào")
     return data.certificate
 
@@ -77,7 +94,17 @@ class ProtocolsParams(Params):
     """Versions that must not be accepted."""
 
 
-@CONTROLS.control("tls.protocols_disabled", ProtocolsParams)
+def _steps_of(protocols: Iterable[Protocol]) -> tuple[str, ...]:
+    return tuple(SUITE_STEPS[p] for p in protocols)
+
+
+ALL_SUITE_STEPS = _steps_of(PROTOCOLS)
+"""Every protocol's suite step: a rule about all accepted suites needs them all."""
+
+
+@CONTROLS.control(
+    "tls.protocols_disabled", ProtocolsParams, needs=lambda params, _target: _steps_of(params.protocols)
+)
 def _protocols_disabled(data: TlsData, params: ProtocolsParams, target: Target) -> Verdict:
     """The listed protocol versions are not accepted.
 
@@ -112,7 +139,12 @@ class MinVersionParams(Params):
     """The oldest version that may be accepted."""
 
 
-@CONTROLS.control("tls.min_version", MinVersionParams)
+def _older_suite_steps(params: MinVersionParams, _target: Target) -> tuple[str, ...]:
+    """The suite steps of the versions older than the floor: whether any of them is accepted."""
+    return _steps_of(PROTOCOLS[: PROTOCOLS.index(params.version)])
+
+
+@CONTROLS.control("tls.min_version", MinVersionParams, needs=_older_suite_steps)
 def _min_version(data: TlsData, params: MinVersionParams, target: Target) -> Verdict:
     """No protocol older than the given version is accepted.
 
@@ -146,7 +178,7 @@ class SuiteFamiliesParams(Params):
     """Families no accepted suite may belong to."""
 
 
-@CONTROLS.control("tls.cipher_suites_forbidden", SuiteFamiliesParams)
+@CONTROLS.control("tls.cipher_suites_forbidden", SuiteFamiliesParams, needs=ALL_SUITE_STEPS)
 def _cipher_suites_forbidden(data: TlsData, params: SuiteFamiliesParams, target: Target) -> Verdict:
     """No accepted cipher suite belongs to a forbidden family.
 
@@ -181,7 +213,7 @@ def _cipher_suites_forbidden(data: TlsData, params: SuiteFamiliesParams, target:
 # --- tls.forward_secrecy ---------------------------------------------------------------
 
 
-@CONTROLS.control("tls.forward_secrecy")
+@CONTROLS.control("tls.forward_secrecy", needs=ALL_SUITE_STEPS)
 def _forward_secrecy(data: TlsData, params: NoParams, target: Target) -> Verdict:
     """Every accepted suite has an ephemeral key exchange.
 
@@ -255,7 +287,9 @@ def mozilla_deviations(data: TlsData, params: MozillaParams) -> list[str]:
     return found
 
 
-@CONTROLS.control("tls.mozilla_profile", MozillaParams)
+@CONTROLS.control(
+    "tls.mozilla_profile", MozillaParams, needs=(*ALL_SUITE_STEPS, CERTIFICATE_STEP, GROUPS_STEP)
+)
 def _mozilla_profile(data: TlsData, params: MozillaParams, target: Target) -> Verdict:
     """The endpoint conforms to a Mozilla Server Side TLS 6.0 profile.
 
@@ -281,10 +315,108 @@ def _mozilla_profile(data: TlsData, params: MozillaParams, target: Target) -> Ve
     return Verdict.passed(f"the endpoint conforms to {name}", expected=name, vi=f"máy chủ tuân thủ {name}")
 
 
+# --- tls.key_exchange_min_bits ---------------------------------------------------------
+
+
+class KeyExchangeParams(Params):
+    dh_min_bits: int = Field(default=2048, ge=512)
+    """Smallest finite-field (DHE) key accepted, in bits."""
+    ecdh_min_bits: int = Field(default=256, ge=160)
+    """Smallest elliptic-curve (ECDHE) key accepted, in bits (X25519 counts as 256)."""
+
+
+@CONTROLS.control("tls.key_exchange_min_bits", KeyExchangeParams)
+def _key_exchange_min_bits(data: TlsData, params: KeyExchangeParams, target: Target) -> Verdict:
+    """Every ephemeral (EC)DH key the server chose is long enough.
+
+    Finite-field DH under 2048 bits falls to precomputation (Logjam, CVE-2015-4000) and Mozilla's
+    intermediate profile asks for 2048; ECDH keys under 256 bits are below every profile's curve.
+    A DHE suite accepted without its key size observed is an error, never a pass.
+    """
+    if (missing := _no_protocols(data)) is not None:
+        return missing
+    kex = data.key_exchange
+    observed = {"dh_min_bits": kex.dh_min_bits, "ecdh_min_bits": kex.ecdh_min_bits}
+    expected = {"dh_min_bits": params.dh_min_bits, "ecdh_min_bits": params.ecdh_min_bits}
+    small = [
+        text
+        for text, bits, floor in (
+            ("DH", kex.dh_min_bits, params.dh_min_bits),
+            ("ECDH", kex.ecdh_min_bits, params.ecdh_min_bits),
+        )
+        if bits is not None and bits < floor
+    ]
+    if small:
+        listed = ", ".join(f"{name} {observed[f'{name.lower()}_min_bits']}" for name in small)
+        return Verdict.failed(
+            f"ephemeral keys below the minimum: {listed} bits",
+            observed,
+            expected,
+            vi=f"khóa trao đổi tạm thời ngắn hơn mức tối thiểu: {listed} bit",
+        )
+    dhe = any(_is_dhe(suite) for _, suite in _accepted(data))
+    if dhe and kex.dh_min_bits is None:
+        # A DHE suite was accepted but its key size never came back: not a fact to pass on.
+        return Verdict.cannot_judge(
+            "a DHE suite is accepted but the size of its key was not observed",
+            observed,
+            expected,
+            vi="máy chủ chấp nhận bộ mã hóa DHE nhưng không quan sát được độ dài khóa",
+        )
+    return Verdict.passed(
+        "every ephemeral key the server chose is long enough",
+        observed,
+        expected,
+        vi="mọi khóa trao đổi tạm thời máy chủ chọn đều đủ dài",
+    )
+
+
+def _is_dhe(suite: str) -> bool:
+    return suite.startswith("TLS_DHE_")
+
+
+# --- tls.starttls_offered --------------------------------------------------------------
+
+
+class StartTlsParams(Params):
+    protocols: tuple[StartTls, ...] = Field(min_length=1)
+    """The plain protocols this rule judges (`ftp`, `pop3`, `imap`, `smtp`, ...)."""
+
+
+@CONTROLS.control("tls.starttls_offered", StartTlsParams)
+def _starttls_offered(data: TlsData, params: StartTlsParams, target: Target) -> Verdict:
+    """A plain-protocol service (FTP, POP3, IMAP, ...) accepts the upgrade to TLS.
+
+    Explicit FTPS and STARTTLS mail share their port with the cleartext protocol, so the port
+    number says nothing: what the service answered to AUTH TLS / STARTTLS does. The TLS it then
+    speaks is judged by the other tls rules; endpoints of other protocols are out of scope.
+    Whether cleartext logins are still allowed cannot be seen without logging in.
+    """
+    names = ", ".join(p.upper() for p in params.protocols)
+    if data.starttls not in params.protocols:
+        return Verdict.not_applicable(f"not a {names} endpoint", vi=f"không phải dịch vụ {names}")
+    protocol = data.starttls.upper()
+    if data.starttls_refused:
+        return Verdict.failed(
+            f"the {protocol} service refused the upgrade to TLS: logins travel in cleartext",
+            observed="refused",
+            expected="accepted",
+            vi=f"dịch vụ {protocol} từ chối nâng cấp lên TLS: thông tin đăng nhập truyền dạng rõ",
+        )
+    return Verdict.passed(
+        f"the {protocol} service accepts the upgrade to TLS (whether it also allows cleartext"
+        " logins cannot be seen without logging in)",
+        observed="accepted",
+        expected="accepted",
+        vi=f"dịch vụ {protocol} chấp nhận nâng cấp lên TLS (việc còn cho phép đăng nhập dạng rõ hay"
+        " không thì không thấy được nếu không đăng nhập)",
+    )
+
+
 # --- certificate controls --------------------------------------------------------------
 
 
-@CONTROLS.control("tls.certificate_trusted")
+@CONTROLS.control("tls.certificate_trusted", needs=(CERTIFICATE_STEP,))
 def _certificate_trusted(data: TlsData, params: NoParams, target: Target) -> Verdict:
     """The certificate chain leads to a trusted anchor.
 
@@ -324,7 +456,7 @@ def _days_left(cert: Certificate, at: datetime) -> float:
     return (cert.not_after - at).total_seconds() / 86400
 
 
-@CONTROLS.control("tls.certificate_expiry", ExpiryParams)
+@CONTROLS.control("tls.certificate_expiry", ExpiryParams, needs=(CERTIFICATE_STEP,))
 def _certificate_expiry(data: TlsData, params: ExpiryParams, target: Target) -> Verdict:
     """The certificate is valid for at least N more days at scan time.
 
@@ -370,7 +502,7 @@ class LifetimeParams(Params):
     """Longest allowed validity period, in days."""
 
 
-@CONTROLS.control("tls.certificate_lifetime", LifetimeParams)
+@CONTROLS.control("tls.certificate_lifetime", LifetimeParams, needs=(CERTIFICATE_STEP,))
 def _certificate_lifetime(data: TlsData, params: LifetimeParams, target: Target) -> Verdict:
     """The certificate's total validity is at most N days.
 
@@ -407,7 +539,7 @@ class KeyParams(Params):
     """Key types that may be used."""
 
 
-@CONTROLS.control("tls.certificate_key", KeyParams)
+@CONTROLS.control("tls.certificate_key", KeyParams, needs=(CERTIFICATE_STEP,))
 def _certificate_key(data: TlsData, params: KeyParams, target: Target) -> Verdict:
     """The certificate key is of an allowed type and size.
 
@@ -444,7 +576,7 @@ class SignatureParams(Params):
     """Hashes no signature in the chain may use (lower case)."""
 
 
-@CONTROLS.control("tls.certificate_signature", SignatureParams)
+@CONTROLS.control("tls.certificate_signature", SignatureParams, needs=(CERTIFICATE_STEP,))
 def _certificate_signature(data: TlsData, params: SignatureParams, target: Target) -> Verdict:
     """No certificate in the chain is signed with a forbidden hash.
 
@@ -472,7 +604,11 @@ def _certificate_signature(data: TlsData, params: SignatureParams, target: Targe
     )
 
 
-@CONTROLS.control("tls.hostname_matches")
+@CONTROLS.control(
+    "tls.hostname_matches",
+    # Without a registered name there is nothing to match: no fact of the scan is read.
+    needs=lambda _params, target: (CERTIFICATE_STEP,) if target.host.hostname else (),
+)
 def _hostname_matches(data: TlsData, params: NoParams, target: Target) -> Verdict:
     """The certificate is valid for the registered host name.
 
@@ -509,7 +645,11 @@ class VulnerabilitiesParams(Params):
     """The weaknesses to test for; all of them by default."""
 
 
-@CONTROLS.control("tls.no_known_vulnerabilities", VulnerabilitiesParams)
+@CONTROLS.control(
+    "tls.no_known_vulnerabilities",
+    VulnerabilitiesParams,
+    needs=lambda params, _target: tuple(dict.fromkeys(VULNERABILITY_STEPS[v] for v in params.checks)),
+)
 def _no_known_vulnerabilities(data: TlsData, params: VulnerabilitiesParams, target: Target) -> Verdict:
     """No known TLS implementation weakness is present.
 
@@ -517,9 +657,12 @@ def _no_known_vulnerabilities(data: TlsData, params: VulnerabilitiesParams, targ
     exchanges; CCS injection (CVE-2014-0224) lets a man in the middle force weak keys; missing
     secure renegotiation (RFC 5746) allows prefix injection and client-initiated renegotiation a
     denial of service; TLS compression leaks secrets (CRIME); ignoring TLS_FALLBACK_SCSV allows
-    downgrades; no extended master secret (RFC 7627) allows the triple handshake attack. A test that
-    could not be made is an error, never a pass.
+    downgrades; no extended master secret (RFC 7627) allows the triple handshake attack (tested on
+    a TLS 1.2 handshake, where it matters). A test that could not be made is an error, never a
+    pass; a service that refused the upgrade to TLS has none of these to judge.
     """
+    if (plain := _plain_only(data)) is not None:
+        return plain
     facts = {name: getattr(data.vulnerabilities, name) for name in params.checks}
     exposed = [name for name, value in facts.items() if value is True]
     unknown = [name for name, value in facts.items() if value is None]
@@ -550,17 +693,30 @@ class HstsParams(Params):
     """Whether includeSubDomains is required."""
 
 
-@CONTROLS.control("tls.hsts", HstsParams)
+@CONTROLS.control("tls.hsts", HstsParams, needs=(HTTP_STEP,))
 def _hsts(data: TlsData, params: HstsParams, target: Target) -> Verdict:
     """HTTPS endpoints send HSTS with a long enough max-age.
 
     Without Strict-Transport-Security a browser's first request may go over plain HTTP, where an
     attacker strips the redirect to HTTPS; a max-age of a year is what browsers' preload lists ask
-    for. Not applicable when the endpoint does not serve HTTP.
+    for. Only a STARTTLS endpoint or a port of a well-known non-HTTP TLS service (IMAPS, LDAPS,
+    ...) is "not HTTP"; anywhere else the HTTP request is a step of the probe, and an answer that
+    failed, came too late or was too large leaves the rule `error`, never not applicable.
     """
-    if not data.http:
+    if data.starttls is not None:
         return Verdict.not_applicable(
-            "the endpoint does not serve HTTP", vi="máy chủ không cung cấp dịch vụ HTTP"
+            f"the endpoint speaks {data.starttls} (STARTTLS), not HTTP",
+            vi=f"điểm dịch vụ dùng {data.starttls} (STARTTLS), không phải HTTP",
+        )
+    if not data.http_requested:
+        return Verdict.not_applicable(
+            "the port belongs to a well-known TLS service that is not HTTP; no HTTP request was sent",
+            vi="cổng thuộc một dịch vụ TLS phổ biến không phải HTTP; không gửi yêu cầu HTTP",
+        )
+    if not data.http:
+        return Verdict.cannot_judge(
+            "no HTTP answer was recorded for this endpoint",
+            vi="không ghi nhận được phản hồi HTTP nào từ điểm dịch vụ này",
         )
     expected = f"max-age >= {params.min_max_age}" + (
         "; includeSubDomains" if params.include_subdomains else ""

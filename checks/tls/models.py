@@ -13,6 +13,31 @@ Protocol = Literal["SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3"]
 PROTOCOLS: tuple[Protocol, ...] = ("SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3")
 """Oldest first: the order `tls.min_version` compares in."""
 
+SUITE_STEPS: dict[Protocol, str] = {
+    "SSLv2": "ssl_2_0_cipher_suites",
+    "SSLv3": "ssl_3_0_cipher_suites",
+    "TLSv1.0": "tls_1_0_cipher_suites",
+    "TLSv1.1": "tls_1_1_cipher_suites",
+    "TLSv1.2": "tls_1_2_cipher_suites",
+    "TLSv1.3": "tls_1_3_cipher_suites",
+}
+"""Probe step (sslyze scan command) that tells whether each protocol version is accepted, and
+with which suites: the names `TlsData.incomplete` uses."""
+CERTIFICATE_STEP = "certificate_info"
+GROUPS_STEP = "elliptic_curves"
+HTTP_STEP = "http_headers"
+VULNERABILITY_STEPS: dict[str, str] = {
+    "heartbleed": "heartbleed",
+    "robot": "robot",
+    "ccs_injection": "openssl_ccs_injection",
+    "insecure_renegotiation": "session_renegotiation",
+    "client_renegotiation": "session_renegotiation",
+    "compression": "tls_compression",
+    "fallback_scsv": "tls_fallback_scsv",
+    "extended_master_secret": "tls_extended_master_secret",
+}
+"""`Vulnerabilities` field -> the probe step that tests it."""
+
 
 def static_key_suites(cipher_suites: Mapping[Protocol, tuple[str, ...]]) -> list[str]:
     """The accepted suites (`protocol suite`) without forward secrecy: the one definition behind
@@ -97,7 +122,8 @@ class Vulnerabilities(Frozen):
     fallback_scsv: bool | None
     """The server ignores TLS_FALLBACK_SCSV, so a downgrade cannot be detected."""
     extended_master_secret: bool | None
-    """The server does not support the extended master secret (RFC 7627)."""
+    """The server does not support the extended master secret (RFC 7627) on TLS 1.2, tested
+    on a TLS 1.2 handshake (TLS 1.3 has it built in: a TLS 1.3-only server is not exposed)."""
 
 
 class Hsts(Frozen):
@@ -118,6 +144,9 @@ class TlsData(Frozen):
     scanned_at: datetime
     sni: str | None
     starttls: StartTls | None = None
+    starttls_refused: bool = False
+    """The service answered in its plain protocol and refused the STARTTLS / AUTH TLS upgrade:
+    it speaks no TLS, so every fact below is empty."""
     protocols: tuple[Protocol, ...]
     cipher_suites: dict[Protocol, tuple[str, ...]]
     """Accepted suites per protocol, IANA names."""
@@ -133,9 +162,16 @@ class TlsData(Frozen):
     vulnerabilities: Vulnerabilities
     http: bool
     """The endpoint answered an HTTP request over TLS."""
+    http_requested: bool = True
+    """An HTTP request was sent: not on STARTTLS endpoints nor on ports of well-known non-HTTP
+    TLS services (IMAPS, POP3S, SMTPS, LDAPS, ...)."""
     hsts: Hsts | None = None
     incomplete: tuple[str, ...] = ()
-    """sslyze scan commands that failed; the facts they would give are None or empty."""
+    """Probe steps (sslyze scan commands, named as in `SUITE_STEPS` and the other `*_STEP`
+    constants) that did not complete; the facts they would give are None or empty, and a rule
+    that needs one of them is `error`. A failed HTTP request counts here as `http_headers`."""
+    step_errors: dict[str, str] = Field(default_factory=dict)
+    """Why each incomplete step failed, bounded text."""
 
 
 class TlsSettings(Settings):

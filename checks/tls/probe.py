@@ -19,9 +19,27 @@ IMPLICIT_TLS_PORTS = frozenset(
     {443, 465, 636, 853, 989, 990, 992, 993, 994, 995, 3269, 4443, 5061, 5986, 8443, 9443}
 )
 """Ports where TLS starts with the connection (HTTPS, SMTPS, LDAPS, FTPS, IMAPS, POP3S, ...)."""
-STARTTLS_PORTS: Mapping[int, StartTls] = {25: "smtp", 587: "smtp", 110: "pop3", 143: "imap", 389: "ldap"}
-"""Mail and directory ports scanned through STARTTLS (Circular 39/2017 items 4.4, 4.5)."""
-_STARTTLS_KINDS: Mapping[str, StartTls] = {"smtp": "smtp", "imap": "imap", "pop3": "pop3", "ldap": "ldap"}
+NOT_HTTP_TLS_PORTS = frozenset({465, 636, 853, 989, 990, 992, 993, 994, 995, 3269, 5061})
+"""Implicit-TLS ports of well-known services that are not HTTP (SMTPS, LDAPS, DNS over TLS,
+FTPS, telnets, IMAPS, IRCS, POP3S, LDAPS global catalogue, SIPS): no HTTP request is sent there.
+Every other TLS endpoint is asked for HTTP, and a failed answer is a failed step, not "no web"."""
+STARTTLS_PORTS: Mapping[int, StartTls] = {
+    21: "ftp",
+    25: "smtp",
+    587: "smtp",
+    110: "pop3",
+    143: "imap",
+    389: "ldap",
+}
+"""FTP, mail and directory ports scanned through AUTH TLS / STARTTLS (Circular 39/2017 items
+4.3-4.5): a service that refuses the upgrade is recorded as plain, not as a failed scan."""
+_STARTTLS_KINDS: Mapping[str, StartTls] = {
+    "ftp": "ftp",
+    "smtp": "smtp",
+    "imap": "imap",
+    "pop3": "pop3",
+    "ldap": "ldap",
+}
 _TLS_SERVICE_NAMES = frozenset(
     {"https", "https-alt", "imaps", "pop3s", "smtps", "submissions", "ldaps", "ftps"}
 )
@@ -82,7 +100,13 @@ def probe_target(target: Target, ctx: ProbeContext[TlsSettings], settings: TlsSe
             return []
     sni = target.host.hostname
     wanted = [
-        _sslyze.Endpoint(ip=target.ip, port=port, sni=sni, starttls=starttls)
+        _sslyze.Endpoint(
+            ip=target.ip,
+            port=port,
+            sni=sni,
+            starttls=starttls,
+            http=port not in NOT_HTTP_TLS_PORTS,
+        )
         for port, starttls in endpoints.items()
     ]
     options = _sslyze.ScanOptions(

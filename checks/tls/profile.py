@@ -1,4 +1,4 @@
-"""Mozilla Server Side TLS 6.0, as data (checks/data/mozilla-server-side-tls-6.0.json)."""
+"""Mozilla Server Side TLS 6.0, as data (checks/tls/data/mozilla-server-side-tls-6.0.json)."""
 
 import json
 from functools import cache

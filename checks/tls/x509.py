@@ -5,6 +5,7 @@ certificates made in the test itself.
 """
 
 import ipaddress
+import re
 from typing import Any, cast
 
 from cryptography import x509
@@ -33,6 +34,24 @@ _SIGNATURE_NAMES = {
     SignatureAlgorithmOID.ED25519: "ed25519",
     SignatureAlgorithmOID.ED448: "ed448",
 }
+
+
+_HOST_NAME = re.compile(
+    r"^(?:\*\.)?(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.?$",
+    re.IGNORECASE,
+)
+"""An RFC 1123 host name, optionally a wildcard as the whole left-most label."""
+
+
+def inert(text: str) -> str:
+    """Text a certificate carries, as written but with every control or format character shown
+    as an escape (`\\x1b`), so it cannot act on a terminal or a page's layout. (A formula stays
+    as written: the CSV report neutralises those, like every other cell a target wrote.)"""
+    return "".join(c if c.isprintable() else _escape(c) for c in text)
+
+
+def _escape(c: str) -> str:
+    return f"\\x{ord(c):02x}" if ord(c) < 256 else f"\\u{ord(c):04x}"
 
 
 def chain_hashes(intermediates: list[x509.Certificate]) -> tuple[str, ...]:
@@ -64,7 +83,9 @@ def sans(cert: x509.Certificate) -> tuple[str, ...]:
         *san.get_values_for_type(x509.DNSName),
         *(str(ip) for ip in san.get_values_for_type(x509.IPAddress)),
     ]
-    return tuple(bound_text(n, MAX_NAME_CHARS) for n in names[:MAX_SANS])
+    # Entries that are not host names (markup, escape bytes, formulas) are kept, made inert:
+    # they are what the server sent, and an auditor should see them.
+    return tuple(bound_text(inert(n), MAX_NAME_CHARS) for n in names[:MAX_SANS])
 
 
 def hostname_matches(name: str, cert: x509.Certificate) -> bool:
@@ -148,6 +169,8 @@ def own_subject(leaf: x509.Certificate) -> x509.DNSName | x509.IPAddress | None:
     if san is None:
         return None
     for dns in san.get_values_for_type(x509.DNSName):
+        if not _HOST_NAME.match(dns):
+            continue  # a path validator refuses to even parse such a name
         try:
             # A wildcard entry is valid for any name of that shape: validate for one of them.
             return x509.DNSName(dns.replace("*", "attt-any", 1) if dns.startswith("*.") else dns)

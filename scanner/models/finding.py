@@ -9,6 +9,10 @@ from attt.scanner.models.base import Frozen, Severity, Text
 from attt.scanner.models.policy import Reference
 
 FindingStatus = Literal["pass", "fail", "error", "waived", "not_applicable"]
+FindingKind = Literal["rule", "probe_error", "not_probed"]
+"""`rule`: one rule judged on one endpoint. `probe_error`: the probe of an endpoint failed, and
+the rules it would have judged are listed in `blocked` (one entry, counted once).
+`not_probed`: the run ended before the probe ran (an interrupted or stopped scan)."""
 
 
 class WaiverNote(Frozen):
@@ -45,3 +49,6 @@ class Finding(Frozen):
     references: tuple[Reference, ...]
     remediation: Text
     waiver: WaiverNote | None = None
+    kind: FindingKind = "rule"
+    blocked: tuple[str, ...] = ()
+    """For a `probe_error` or `not_probed` entry: the ids of the rules it kept from a verdict."""

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from attt.scanner.models.base import Frozen, Severity, Text
-from attt.scanner.models.target import Port, SystemId, SystemInfo
+from attt.scanner.models.target import Port, Role, SystemId, SystemInfo
 
 RuleId = Annotated[str, Field(pattern=r"^[A-Z0-9][A-Z0-9-]{1,63}$")]
 PolicyId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
@@ -22,6 +22,12 @@ class Reference(Frozen):
     """How sure we are of the clause: read in the primary text, in a secondary source, or not
     checked. Reports never present an unverified clause number as certain."""
     url: str | None = None
+    levels: tuple[Annotated[int, Field(ge=1, le=5)], ...] | None = None
+    """The security levels whose systems this clause speaks for (TCVN 11930 and TCVN 14423 number
+    their sections per level); None: every level. A finding cites only its system's level."""
+
+    def cited_for(self, level: int) -> bool:
+        return self.levels is None or level in self.levels
 
 
 class AppliesTo(Frozen):
@@ -29,6 +35,9 @@ class AppliesTo(Frozen):
     tags: tuple[str, ...] | None = None
     """The rule applies when the system carries at least one of these tags."""
     systems: tuple[SystemId, ...] | None = None
+    except_roles: tuple[Role, ...] | None = None
+    """The rule does not judge systems whose inventory `role` is one of these (a domain
+    controller serves LDAP and SMB by design)."""
 
 
 class RuleSpec(Frozen):
@@ -100,6 +109,7 @@ class ResolvedRule(BaseModel):
             (where.levels is None or system.level in where.levels)
             and (where.tags is None or bool(set(where.tags) & set(system.tags)))
             and (where.systems is None or system.id in where.systems)
+            and (where.except_roles is None or system.role not in where.except_roles)
         )
 
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import BaseModel, Field, create_model
 
-from attt.scanner.models.base import Frozen, Severity
+from attt.scanner.models.base import Frozen, Severity, Text
 from attt.scanner.models.finding import Finding, FindingStatus
 from attt.scanner.models.observation import Observation
 from attt.scanner.models.policy import PolicySource
@@ -39,27 +39,57 @@ class RunInfo(Frozen):
     options: dict[str, str] = Field(default_factory=dict)
 
 
+SEVERITY_WEIGHTS: dict[Severity, int] = {
+    Severity.INFO: 1,
+    Severity.LOW: 2,
+    Severity.MEDIUM: 4,
+    Severity.HIGH: 8,
+    Severity.CRITICAL: 16,
+}
+"""Each severity weighs twice the one below: an expired certificate (high) counts as much as
+four low findings."""
+SCORE_FORMULA = Text(
+    vi="điểm = Σ trọng số các quy tắc đạt hoặc được miễn trừ ÷ Σ trọng số các quy tắc đạt, được"
+    " miễn trừ, không đạt hoặc chưa đánh giá được; trọng số: nghiêm trọng 16, cao 8, trung bình 4,"
+    " thấp 2, thông tin 1; một lỗi thăm dò tính một lần, theo mức cao nhất trong các quy tắc nó"
+    " chặn; không có điểm khi chưa đánh giá được quy tắc nào hoặc còn lượt thăm dò chưa chạy",
+    en="score = Σ weight of rules passed or waived ÷ Σ weight of rules passed, waived, failed or"
+    " not evaluated; weights: critical 16, high 8, medium 4, low 2, info 1; a probe error counts"
+    " once, at the highest severity of the rules it blocked; no score when nothing was judged or"
+    " a planned probe did not run",
+)
+
+
 class Counts(Frozen):
     by_status: dict[str, int]
+    """Entries by status; a probe error or a probe that never ran is one `error` entry."""
     by_severity: dict[str, int]
     """Failed findings (not waived) by severity."""
+    not_probed: int = 0
+    """Planned probes that never ran (the run was stopped): their rules have no verdict."""
     score: float | None
-    """Share of applicable findings (pass, fail, waived, error) that passed or are waived: a
-    rule that could not be evaluated counts against the score, never for it. None when nothing
-    could be judged at all, because no evaluation is not compliance."""
+    """Severity-weighted share of the applicable entries (pass, fail, waived, error) that passed
+    or are waived (`SCORE_FORMULA`): what could not be evaluated counts against the score, never
+    for it. None when nothing could be judged, or when a planned probe did not run, because a
+    score over a part of the scan would read as the score of the whole."""
 
     @classmethod
     def of(cls, findings: Iterable[Finding]) -> "Counts":
         items = list(findings)
         by_status = Counter(f.status for f in items)
         failed = Counter(f.severity.value for f in items if f.status == "fail")
-        good = by_status["pass"] + by_status["waived"]
-        judged = good + by_status["fail"]
-        applicable = judged + by_status["error"]
+        weights: Counter[str] = Counter()
+        for f in items:
+            weights[f.status] += SEVERITY_WEIGHTS[f.severity]
+        good = weights["pass"] + weights["waived"]
+        applicable = good + weights["fail"] + weights["error"]
+        judged = by_status["pass"] + by_status["waived"] + by_status["fail"]
+        not_probed = sum(1 for f in items if f.kind == "not_probed")
         return cls(
             by_status={s: by_status[s] for s in _STATUSES},
             by_severity={s.value: failed[s.value] for s in Severity},
-            score=None if judged == 0 else round(good / applicable, 4),
+            not_probed=not_probed,
+            score=None if judged == 0 or not_probed else round(good / applicable, 4),
         )
 
 
@@ -70,6 +100,8 @@ class Summary(Frozen):
     overall: Counts
     systems: dict[str, Counts]
     owners: dict[str, Counts]
+    score_formula: Text = SCORE_FORMULA
+    """How `score` is computed, printed in every report that shows a score."""
 
     @classmethod
     def of(cls, findings: list[Finding], systems: Iterable[SystemInfo]) -> "Summary":

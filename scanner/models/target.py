@@ -69,6 +69,9 @@ class Host(Frozen):
     services: tuple[Service, ...] = ()
 
 
+Role = Literal["domain-controller", "file-server", "mail-server", "web-server", "database-server"]
+
+
 class SystemInfo(Frozen):
     """A registered information system, without its hosts."""
 
@@ -78,6 +81,9 @@ class SystemInfo(Frozen):
     level: int = Field(ge=1, le=5)
     tags: tuple[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")], ...] = ()
     allowed_ports: tuple[Port, ...] | None = None
+    role: Role | None = None
+    """What the system is for, when some rules must know (a domain controller serves LDAP,
+    Kerberos and SMB by design); rules scope themselves with `applies_to.except_roles`."""
 
 
 class System(SystemInfo):

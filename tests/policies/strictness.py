@@ -66,6 +66,8 @@ FIELDS: dict[str, Stricter] = {
     "ports.forbidden.services": superset,
     # None there means the system's registered allowed_ports, not "anything": compare lists only.
     "ports.only_allowed.ports": lambda lower, higher: None not in (lower, higher) and subset(lower, higher),
+    # "all" claims every TCP port and needs a full scan to pass; "scanned" speaks of what was scanned.
+    "ports.only_allowed.coverage": ordered("scanned", "all"),
     "tls.protocols_disabled.protocols": superset,
     "tls.min_version.version": ordered(*PROTOCOLS),
     "tls.cipher_suites_forbidden.families": superset,
@@ -94,6 +96,10 @@ FIELDS: dict[str, Stricter] = {
     "ssh.host_key_min_bits.allow_dsa": never_enabled,
     "ssh.password_auth_disabled.keyboard_interactive_counts": never_disabled,
     "ssh.software_not_vulnerable.cves": _cves,
+    "ssh.software_not_vulnerable.kinds": superset,
+    "tls.key_exchange_min_bits.dh_min_bits": at_least,
+    "tls.key_exchange_min_bits.ecdh_min_bits": at_least,
+    "tls.starttls_offered.protocols": superset,
     "ssh.config.without_credentials": ordered("not_applicable", "error"),
 }
 """`<control>.<field>` -> how to compare it. A field missing from one side (an allow-list the
@@ -151,4 +157,6 @@ def _applies_weaker(lower: ResolvedRule, higher: ResolvedRule, lower_level: int)
         problems.append(f"narrowed to tags {high.tags}")
     if high.systems is not None and (low.systems is None or not set(high.systems) >= set(low.systems)):
         problems.append(f"narrowed to systems {high.systems}")
+    if high.except_roles is not None and not set(high.except_roles) <= set(low.except_roles or ()):
+        problems.append(f"exempts more roles: {high.except_roles}")
     return problems

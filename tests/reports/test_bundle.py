@@ -14,7 +14,9 @@ from cryptography.hazmat.primitives.serialization import (
 from attt.reports.base import RenderContext
 from attt.reports.bundle import RENDERERS, write_bundle
 from attt.reports.manifest import verify_bundle
+from attt.scanner.changes import Comparison
 from attt.scanner.errors import ConfigError
+from attt.scanner.models.base import Text
 from tests import factories as F
 from tests.bench import bench_report
 
@@ -175,7 +177,9 @@ def test_bench_runs_on_a_small_report(monkeypatch, capsys):
 
 def test_bundle_with_a_previous_run_shows_the_changes(tmp_path, report):
     previous = F.report([F.finding("GONE-RULE", "fail")], id="run-before")
-    write_bundle(report, ["html"], tmp_path, "en", context=RenderContext(history=(previous,)))
+    why = Text(vi="lý do", en="the latest comparable run")
+    write_bundle(report, ["html"], tmp_path, "en", context=RenderContext(baseline=Comparison(previous, why)))
     page = (tmp_path / "report.html").read_text("utf-8")
     assert 'id="changes"' in page and "run-before" in page and "GONE-RULE" in page
+    assert "the latest comparable run" in page
     assert verify_bundle(tmp_path).ok

@@ -9,7 +9,8 @@ import pytest
 from attt.reports._i18n import strings
 from attt.reports.base import RenderContext
 from attt.reports.html import HtmlRenderer, build_view, render_html
-from attt.scanner.models.base import Severity
+from attt.scanner.changes import Comparison
+from attt.scanner.models.base import Severity, Text
 from attt.scanner.models.finding import FindingStatus
 from attt.scanner.models.report import Report
 from tests import factories as F
@@ -173,16 +174,37 @@ def test_chart_counts_failed_rules_by_severity():
 
 
 def test_change_since_previous_run():
-    previous = F.report([F.finding("OLD-FIXED", "fail"), F.finding("STILL", "fail")], id="run-1")
-    current = F.report([F.finding("OLD-FIXED", "pass"), F.finding("STILL", "fail"), F.finding("NEW", "fail")])
-    view = build_view(current, "en", RenderContext(history=(previous,)))
+    previous = F.report(
+        [F.finding("OLD-FIXED", "fail"), F.finding("STILL", "fail"), F.finding("DOWN-NOW", "fail")],
+        id="run-1",
+    )
+    current = F.report(
+        [
+            F.finding("OLD-FIXED", "pass"),
+            F.finding("STILL", "fail"),
+            F.finding("NEW", "fail"),
+            F.finding("DOWN-NOW", "error"),
+        ]
+    )
+    why = Text(vi="lượt gần nhất", en="the latest comparable run")
+    view = build_view(current, "en", RenderContext(baseline=Comparison(previous, why)))
     assert view.changes is not None
     assert [c.rule_id for c in view.changes.new] == ["NEW"]
     assert [c.rule_id for c in view.changes.fixed] == ["OLD-FIXED"]
+    # Failing before and unknown now is not a fix.
+    assert [c.rule_id for c in view.changes.not_rechecked] == ["DOWN-NOW"]
     assert view.changes.still == 1
     page = render_html(view).decode("utf-8")
-    assert 'id="changes"' in page and "run-1" in page
+    assert 'id="changes"' in page and "run-1" in page and "the latest comparable run" in page
     assert 'id="changes"' not in RENDERER.render(current, "en").decode("utf-8")
+
+
+def test_no_comparable_run_is_said_not_silently_dropped():
+    why = Text(vi="không có", en="no earlier complete run over the same 2 host(s) with the same checks")
+    page = render_html(
+        build_view(F.report([F.finding()]), "en", RenderContext(baseline=Comparison(None, why)))
+    ).decode("utf-8")
+    assert 'id="changes"' in page and "No earlier run to compare with" in page and "same 2 host(s)" in page
 
 
 def test_appendix_holds_raw_observations_as_text():

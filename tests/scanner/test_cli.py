@@ -21,11 +21,13 @@ from tests.servers.listeners import tcp_listeners
 
 E2E = Path(__file__).parent / "e2e"
 COMPLIANT, VIOLATING, WAIVED, OUTSIDE = "127.0.10.1", "127.0.10.2", "127.0.10.3", "127.0.11.9"
+MENDED = "127.0.10.4"
+"""Serves 8080 throughout, and telnet (2323) only while a test keeps it open."""
 
 
 @pytest.fixture(scope="module")
 def listeners() -> Iterator[None]:
-    endpoints = [(COMPLIANT, 8080), (VIOLATING, 8080), (VIOLATING, 2323), (WAIVED, 2323)]
+    endpoints = [(COMPLIANT, 8080), (VIOLATING, 8080), (VIOLATING, 2323), (WAIVED, 2323), (MENDED, 8080)]
     with tcp_listeners(endpoints, banner=b"hello\r\n"):
         yield
 
@@ -155,16 +157,27 @@ def test_unknown_check_exits_2(tmp_path: Path) -> None:
 
 def test_history_report_and_diff_use_the_store(tmp_path: Path, listeners: None) -> None:
     db = str(tmp_path / "runs.db")
-    scan(tmp_path, inventory(tmp_path, ("bad", VIOLATING, "[{port: 8080}]")))
-    scan(tmp_path, inventory(tmp_path, ("bad", COMPLIANT, "[{port: 8080}]")))
+    inv = inventory(tmp_path, ("bad", MENDED, "[{port: 8080}]"))
+    with tcp_listeners([(MENDED, 2323)], banner=b"login: "):
+        scan(tmp_path, inv)
+    scan(tmp_path, inv)  # telnet closed since: the rule passes now
     runner = CliRunner()
     history = runner.invoke(main, ["history", "--db", db])
     newer, older = (line.split()[0] for line in history.output.splitlines()[:2])
     diff = runner.invoke(main, ["diff", older, newer, "--db", db])
     assert diff.exit_code == 0
     assert "new: 0" in diff.output
-    assert "fixed: 1" in diff.output
-    assert "E2E-TELNET" in diff.output
+    assert "fixed: 1\n  E2E-TELNET" in diff.output
+    # The documented names: `previous` is the run `latest` is compared with.
+    named = runner.invoke(main, ["diff", "previous", "latest", "--db", db])
+    assert named.output == diff.output
+    # The same system moved to another host: its old failure was not re-checked, not fixed.
+    scan(tmp_path, inventory(tmp_path, ("bad", VIOLATING, "[{port: 8080}]")))
+    scan(tmp_path, inventory(tmp_path, ("bad", COMPLIANT, "[{port: 8080}]")))
+    history = runner.invoke(main, ["history", "--db", db])
+    newer, older = (line.split()[0] for line in history.output.splitlines()[:2])
+    moved = runner.invoke(main, ["diff", older, newer, "--db", db])
+    assert "fixed: 0" in moved.output and "not re-checked: 1\n  E2E-TELNET" in moved.output
     again_dir = tmp_path / "again"
     args = ["report", older, "--db", db, "--out", str(again_dir), "--format", "json"]
     rerendered = runner.invoke(main, args)

@@ -75,14 +75,14 @@ def test_history_is_newest_first_and_filters_by_system(store: Store) -> None:
     assert [r.id for r in store.runs(limit=1)] == ["r2"]
 
 
-def test_previous_run_is_the_latest_earlier_run_of_the_same_inventory(store: Store) -> None:
-    t = target("127.0.0.4")
+def test_earlier_runs_come_newest_first_with_their_targets(store: Store) -> None:
+    t, u = target("127.0.0.4"), target("127.0.0.5", "sys-b")
     store.create_run(info("r1", T0), [t.system], [t])
-    store.create_run(info("other", T0 + timedelta(hours=1), sha="b" * 64), [t.system], [t])
+    store.create_run(info("r2", T0 + timedelta(hours=1)), [t.system, u.system], [t, u])
     current = info("r3", T0 + timedelta(hours=2))
     store.create_run(current, [t.system], [t])
-    assert store.previous_run(current) == "r1"
-    assert store.previous_run(info("r1", T0)) is None
+    assert [(i.id, targets) for i, targets in store.earlier_runs(current)] == [("r2", (t, u)), ("r1", (t,))]
+    assert store.earlier_runs(info("r1", T0)) == []
 
 
 @pytest.mark.parametrize(

@@ -46,17 +46,23 @@ GNUTLS_LEGACY_PRIORITY = (
     "NONE:+VERS-TLS1.2:+VERS-TLS1.1:+VERS-TLS1.0:+RSA:+ECDHE-RSA:+AES-128-CBC:+3DES-CBC"
     ":+SHA1:+SIGN-ALL:+COMP-NULL:+GROUP-SECP256R1:+CTYPE-X509"
 )
+
+
+def openssl_system_conf(*settings: str) -> str:
+    """An OPENSSL_CONF file that changes the system default TLS settings of one process."""
+    head = (
+        "openssl_conf = default_conf",
+        "[default_conf]",
+        "ssl_conf = ssl_sect",
+        "[ssl_sect]",
+        "system_default = system_default_sect",
+        "[system_default_sect]",
+    )
+    return "\n".join((*head, *settings)) + "\n"
+
+
 # Lets one OpenSSL process speak TLS 1.0 and use an RSA-1024 / SHA-1 certificate.
-OPENSSL_LEGACY_CONF = """\
-openssl_conf = default_conf
-[default_conf]
-ssl_conf = ssl_sect
-[ssl_sect]
-system_default = system_default_sect
-[system_default_sect]
-MinProtocol = TLSv1
-CipherString = DEFAULT@SECLEVEL=0
-"""
+OPENSSL_LEGACY_CONF = openssl_system_conf("MinProtocol = TLSv1", "CipherString = DEFAULT@SECLEVEL=0")
 
 
 @dataclass(frozen=True)

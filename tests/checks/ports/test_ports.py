@@ -179,12 +179,15 @@ def test_table_service_names_without_detection(port_listeners):
     assert all(p.protocol == "tcp" and p.product == "" for p in data.open)
 
 
-def test_host_without_listeners_is_ok_and_empty_because_every_port_answered(port_listeners):
+def test_host_where_nothing_listens_is_an_error_not_a_clean_host(port_listeners):
+    # Every port answered "closed": the scan is complete, but a registered host with nothing in
+    # service is a question for its owner, never a compliant host.
     observation = scan(make_target(PORTS_HOST_EMPTY))
-    assert observation.status == "ok", observation.error
-    data = PortsData.model_validate(observation.data)
-    assert data.open == ()
-    assert data.scanned == SCAN_PORTS
+    assert observation.status == "error"
+    assert (
+        observation.error
+        == f"nothing answered: no port of {len(SCAN_PORTS)} scanned is open; is the host still in service?"
+    )
 
 
 def test_rule_and_inventory_ports_are_scanned_even_outside_settings(port_listeners):
@@ -340,14 +343,35 @@ def test_forbidden_message_names_the_ports():
         ({22: "ssh", 443: "https"}, {"ports": [22, 443]}, (443,), "pass", [22, 443]),
         ({22: "ssh", 3389: "ms-wbt-server"}, {"ports": [22]}, None, "fail", [3389]),
         ({22: "ssh"}, {}, None, "not_applicable", None),
-        ({}, {}, (), "pass", []),
+        ({}, {"coverage": "scanned"}, (), "pass", []),
     ],
 )
 def test_only_allowed(open_ports, params, allowed, status, observed):
     target = make_target("127.0.20.9", allowed=allowed)
-    verdict = judge("ports.only_allowed", data_of(open_ports), params, target)
+    full = data_of(open_ports).model_copy(update={"scanned": (), "full_range": True})
+    verdict = judge("ports.only_allowed", full, params, target)
     assert verdict.status == status
     assert verdict.observed == observed
+
+
+def test_only_allowed_claims_nothing_about_ports_it_did_not_scan():
+    target = make_target("127.0.20.9", allowed=(8080,))
+    partial = data_of({8080: "http-proxy"})
+    claim_all = judge("ports.only_allowed", partial, {}, target)
+    assert claim_all.status == "error"
+    assert claim_all.message.startswith("only 7 of 65535 TCP ports were scanned")
+    spoken_of = judge("ports.only_allowed", partial, {"coverage": "scanned"}, target)
+    assert spoken_of.status == "pass"
+    assert spoken_of.message == (
+        "every open port among the 7 scanned is allowed (the other 65528 TCP ports were not scanned)"
+    )
+    # A disallowed port seen open is a failure whatever the coverage.
+    seen = judge("ports.only_allowed", data_of({8080: "http-proxy", 3389: "ms-wbt-server"}), {}, target)
+    assert (seen.status, seen.observed) == ("fail", [3389])
+    full = partial.model_copy(update={"scanned": (), "full_range": True})
+    assert judge("ports.only_allowed", full, {}, target).message == (
+        "no TCP port outside the allowed list is open (all 65535 ports scanned)"
+    )
 
 
 @pytest.mark.parametrize(
@@ -389,7 +413,11 @@ def test_hostile_text_is_bounded_by_the_model():
 def test_baseline_port_rules_load_and_are_bilingual():
     policy = load_policy(str(POLICY), Registry.load())
     rules = {r.id: r for r in policy.rules if r.check == "ports"}
-    assert {"PORT-TELNET", "PORT-FTP", "PORT-RDP", "PORT-DOCKER-API", "PORT-ONLY-ALLOWED"} <= set(rules)
+    assert {"PORT-TELNET", "PORT-RDP", "PORT-DOCKER-API", "PORT-ONLY-ALLOWED"} <= set(rules)
+    # FTP is judged on its answer to AUTH TLS (tests/checks/tls/test_tls_upgrade.py), on a port
+    # the default scan covers.
+    ftp = next(r for r in policy.rules if r.id == "PORT-FTP")
+    assert ftp.control == "tls.starttls_offered" and 21 in PortsSettings().ports
     assert rules["PORT-DOCKER-API"].severity is Severity.CRITICAL
     for rule in rules.values():
         assert rule.title.vi != rule.title.en and rule.remediation.vi != rule.remediation.en

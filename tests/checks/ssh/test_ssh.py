@@ -19,7 +19,7 @@ from pydantic import SecretStr
 from attt.checks.ports.models import OpenPort, PortsData
 from attt.checks.ssh import SshCheck, SshData, SshSettings, _paramiko
 from attt.checks.ssh.controls import CONTROLS
-from attt.checks.ssh.models import HostKey
+from attt.checks.ssh.models import HostKey, InstalledPackage
 from attt.scanner.models.observation import Observation
 from attt.scanner.models.policy import ResolvedRule
 from attt.scanner.models.target import Host, Service, SystemInfo, Target
@@ -204,7 +204,9 @@ VERDICTS = {
     "SSH-HOSTKEY-SIZE": (P, P, F, P, E),
     "SSH-PASSWORD-AUTH": (P, F, F, F, E),
     "SSH-TERRAPIN": (P, P, P, F, E),
-    "SSH-SOFTWARE-CVE": (F, F, F, NA, NA),
+    # The servers run this machine's Debian 12 sshd, which carries Debian's fixes.
+    "SSH-SOFTWARE-CVE": (P, P, P, NA, NA),
+    "SSH-SOFTWARE-CVE-POSTAUTH": (P, P, P, NA, NA),
     "SSH-ALGORITHMS-PROFILE": (P, F, F, F, E),
     "SSH-ROOT-LOGIN": (NA, F, NA, NA, NA),
     "SSH-CONFIG-AUTH": (NA, F, NA, NA, NA),
@@ -228,14 +230,26 @@ def test_rule_verdicts_on_real_servers(
     assert got == dict(zip(SERVERS, VERDICTS[rule_id], strict=True))
 
 
-def test_software_cve_verdict_is_possible_and_shows_the_distribution_build(
+def test_software_cve_verdict_reads_the_installed_package_with_a_credential(
     scans: dict[str, Observation], rules: dict[str, ResolvedRule]
 ) -> None:
+    installed = subprocess.run(
+        ["dpkg-query", "-W", "-f=${Version}", "openssh-server"], capture_output=True, text=True, timeout=10
+    ).stdout
+    data = _data(scans["debian"])
+    assert data.package is not None and data.package_error is None
+    assert (data.package.manager, data.package.version, data.package.os_id) == ("dpkg", installed, "debian")
     verdict = _judge(rules["SSH-SOFTWARE-CVE"], scans["debian"])
-    assert verdict.message.startswith("possibly vulnerable: OpenSSH_9.2p1 Debian-")
-    assert "CVE-2024-6387" in verdict.observed["possible"]
-    assert verdict.observed["distribution_build"].startswith("Debian-")
-    assert "backported fixes" in verdict.message
+    assert verdict.status == P
+    assert verdict.observed["from_installed_package"] is True
+    assert f"installed package {installed}" in verdict.message
+    assert (
+        "CVE-2024-6387 (regreSSHion) [pre-auth-remote, high]: fixed since 1:9.2p1-2+deb12u3 (DSA-5724-1)"
+        in (verdict.message)
+    )
+    # Without a credential the banner's Debian revision decides the same way.
+    banner_only = _judge(rules["SSH-SOFTWARE-CVE"], scans["hardened"])
+    assert banner_only.status == P and banner_only.observed["from_installed_package"] is False
 
 
 def test_terrapin_verdict_names_the_exposed_algorithms(
@@ -478,6 +492,24 @@ def _verdict(control_id: str, data: SshData, **params: Any) -> Verdict:
             F,
         ),
         ({"ciphers": ("chacha20-poly1305@openssh.com",)}, P),
+        # ssh-audit's tests: every ChaCha20-Poly1305 name, and CBC under vendor suffixes too.
+        ({"strict_kex": False, "ciphers": ("chacha20-poly1305",)}, F),
+        (
+            {
+                "strict_kex": False,
+                "ciphers": ("aes128-cbc@openssh.org",),
+                "macs": ("umac-128-etm@openssh.com",),
+            },
+            F,
+        ),
+        (
+            {
+                "strict_kex": False,
+                "ciphers": ("twofish-cbc@ssh.com",),
+                "macs": ("hmac-sha2-512-etm@openssh.com",),
+            },
+            F,
+        ),
     ],
 )
 def test_terrapin_logic(changes: dict[str, Any], status: str) -> None:
@@ -485,21 +517,144 @@ def test_terrapin_logic(changes: dict[str, Any], status: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("software", "status", "cves"),
+    ("software", "status", "affected"),
     [
-        ("OpenSSH_9.2p1 Debian-2+deb12u3", F, {"CVE-2024-6387", "CVE-2025-32728"}),
-        ("OpenSSH_8.7", F, {"CVE-2024-6387", "CVE-2021-41617", "CVE-2025-32728"}),  # Red Hat drops pN
-        ("OpenSSH_9.8p1", F, {"CVE-2025-26466", "CVE-2025-32728"}),
-        ("OpenSSH_8.4p1", F, {"CVE-2021-41617", "CVE-2025-32728"}),
+        # Debian 12: regreSSHion fixed in 1:9.2p1-2+deb12u3 (DSA-5724-1).
+        ("OpenSSH_9.2p1 Debian-2+deb12u2", F, {"CVE-2024-6387"}),
+        ("OpenSSH_9.2p1 Debian-2+deb12u3", P, set()),
+        ("OpenSSH_9.2p1 Debian-2+deb12u10", P, set()),
+        ("OpenSSH_9.2p1 Debian-2", F, {"CVE-2024-6387"}),  # the release names no deb12uN yet
+        # Debian 11 (8.4p1) and 13 (10.0p1) ship versions outside every pre-auth range.
+        ("OpenSSH_8.4p1 Debian-5+deb11u3", P, set()),
+        ("OpenSSH_10.0p1 Debian-5", P, set()),
+        # Ubuntu 22.04: regreSSHion fixed in 1:8.9p1-3ubuntu0.10 (USN-6859-1).
+        ("OpenSSH_8.9p1 Ubuntu-3ubuntu0.9", F, {"CVE-2024-6387"}),
+        ("OpenSSH_8.9p1 Ubuntu-3ubuntu0.10", P, set()),
+        # Ubuntu 24.04: regreSSHion fixed in 13.3 (USN-6859-1), CVE-2025-26466 in 13.8 (USN-7270-1).
+        ("OpenSSH_9.6p1 Ubuntu-3ubuntu13", F, {"CVE-2024-6387", "CVE-2025-26466"}),
+        ("OpenSSH_9.6p1 Ubuntu-3ubuntu13.3", F, {"CVE-2025-26466"}),
+        ("OpenSSH_9.6p1 Ubuntu-3ubuntu13.8", P, set()),
+        # Ubuntu 20.04 ships 8.2p1, outside every pre-auth range.
+        ("OpenSSH_8.2p1 Ubuntu-4ubuntu0.5", P, set()),
+        # An upstream build has nothing backported: its version decides.
+        ("OpenSSH_9.7p1", F, {"CVE-2024-6387", "CVE-2025-26466"}),
+        ("OpenSSH_9.9p2", P, set()),
         ("OpenSSH_10.0p2", P, set()),
+        # Red Hat 8 ships 8.0, outside every pre-auth range, even without its revision.
+        ("OpenSSH_8.0", P, set()),
         ("dropbear_2022.83", NA, set()),
     ],
 )
-def test_software_ranges(software: str, status: str, cves: set[str]) -> None:
-    verdict = _verdict("ssh.software_not_vulnerable", _facts(software=software))
-    assert verdict.status == status
-    if status == F:
-        assert set(verdict.observed["possible"]) == cves
+def test_pre_auth_cves_by_distribution_revision(software: str, status: str, affected: set[str]) -> None:
+    verdict = _verdict("ssh.software_not_vulnerable", _facts(software=software), kinds=["pre-auth-remote"])
+    assert verdict.status == status, verdict.message
+    if status != NA:
+        assert set(verdict.observed["affected"]) == affected
+
+
+@pytest.mark.parametrize(
+    "software", ["OpenSSH_8.7", "OpenSSH_9.3 FreeBSD-20230719", "OpenSSH_9.6p1 Raspbian-3"]
+)
+def test_a_banner_that_hides_the_revision_cannot_be_told(software: str) -> None:
+    verdict = _verdict("ssh.software_not_vulnerable", _facts(software=software), kinds=["pre-auth-remote"])
+    assert verdict.status == E
+    assert verdict.message.startswith(f"cannot be told from the banner {software}")
+    assert "--credentials" in verdict.message and "--credentials" in (verdict.vi or "")
+
+
+@pytest.mark.parametrize(
+    ("os_id", "os_version", "version", "status", "affected"),
+    [
+        # Red Hat 9: regreSSHion fixed in 8.7p1-38.el9_4.1 (RHSA-2024:4312), CVE-2024-6409 in el9_4.4.
+        ("rhel", "9.4", "0:8.7p1-38.el9", F, {"CVE-2024-6387", "CVE-2024-6409"}),
+        ("rhel", "9.4", "0:8.7p1-38.el9_4.1", F, {"CVE-2024-6409"}),
+        ("rocky", "9.4", "0:8.7p1-38.el9_4.4", P, set()),
+        ("almalinux", "9.6", "0:8.7p1-45.el9", P, set()),
+        ("rhel", "8.10", "0:8.0p1-25.el8_10", P, set()),
+        ("debian", "12", "1:9.2p1-2+deb12u2", F, {"CVE-2024-6387"}),
+        ("debian", "12", "1:9.2p1-2+deb12u3", P, set()),
+    ],
+)
+def test_the_installed_package_decides_exactly(
+    os_id: str, os_version: str, version: str, status: str, affected: set[str]
+) -> None:
+    manager = "dpkg" if os_id == "debian" else "rpm"
+    package = InstalledPackage(manager=manager, version=version, os_id=os_id, os_version=os_version)
+    # The Red Hat banner shows no revision; the package read with a credential does.
+    data = _facts(software="OpenSSH_8.7" if manager == "rpm" else "OpenSSH_9.2p1 Debian-2", package=package)
+    verdict = _verdict("ssh.software_not_vulnerable", data, kinds=["pre-auth-remote"])
+    assert verdict.status == status, verdict.message
+    assert set(verdict.observed["affected"]) == affected
+    assert verdict.observed["from_installed_package"] is True
+
+
+@pytest.mark.parametrize(
+    ("software", "status", "affected"),
+    [
+        # CVE-2025-32728 needs DisableForwarding, which appeared in 7.4: older builds are clear.
+        ("OpenSSH_4.0p1", P, set()),
+        ("OpenSSH_7.3p1", F, {"CVE-2021-41617"}),
+        ("OpenSSH_7.4p1", F, {"CVE-2021-41617", "CVE-2025-32728"}),
+        ("OpenSSH_9.2p1 Debian-2+deb12u5", F, {"CVE-2025-32728"}),
+        ("OpenSSH_9.2p1 Debian-2+deb12u6", P, set()),
+    ],
+)
+def test_post_auth_cves_have_their_own_ranges(software: str, status: str, affected: set[str]) -> None:
+    verdict = _verdict("ssh.software_not_vulnerable", _facts(software=software), kinds=["post-auth"])
+    assert verdict.status == status, verdict.message
+    assert set(verdict.observed["affected"]) == affected
+
+
+@pytest.mark.parametrize(
+    ("software", "status"),
+    [
+        # Debian 11: CVE-2021-41617 fixed in 1:8.4p1-5+deb11u3 (DSA-5586-1).
+        ("OpenSSH_8.4p1 Debian-5+deb11u2", F),
+        ("OpenSSH_8.4p1 Debian-5+deb11u3", P),
+        # Debian 12 shipped 9.2p1, after the fix upstream (8.8).
+        ("OpenSSH_9.2p1 Debian-2", P),
+    ],
+)
+def test_debian_11_before_and_after_its_fix(software: str, status: str) -> None:
+    data = _facts(software=software)
+    verdict = _verdict("ssh.software_not_vulnerable", data, kinds=["post-auth"], cves=["CVE-2021-41617"])
+    assert verdict.status == status, verdict.message
+
+
+@pytest.mark.parametrize(
+    ("software", "status"),
+    [
+        # CVE-2025-26465 (client side) fixed by USN-7270-1: Ubuntu 20.04 in 1:8.2p1-4ubuntu0.12,
+        # Debian 12 in 1:9.2p1-2+deb12u5 (DSA-5868-1). Judged only when a rule asks for client-side.
+        ("OpenSSH_8.2p1 Ubuntu-4ubuntu0.11", F),
+        ("OpenSSH_8.2p1 Ubuntu-4ubuntu0.12", P),
+        ("OpenSSH_9.2p1 Debian-2+deb12u4", F),
+        ("OpenSSH_9.2p1 Debian-2+deb12u5", P),
+    ],
+)
+def test_client_side_cves_before_and_after_their_fix(software: str, status: str) -> None:
+    verdict = _verdict("ssh.software_not_vulnerable", _facts(software=software), kinds=["client-side"])
+    assert verdict.status == status, verdict.message
+
+
+def test_a_release_without_a_fix_in_the_table_cannot_be_told() -> None:
+    # CVE-2025-32728 affects Debian 11's 8.4p1 and the table has no Debian 11 fix for it.
+    verdict = _verdict(
+        "ssh.software_not_vulnerable", _facts(software="OpenSSH_8.4p1 Debian-5+deb11u3"), kinds=["post-auth"]
+    )
+    assert verdict.status == E and verdict.observed["undecided"] == ["CVE-2025-32728"]
+    assert "no fixed debian 11 revision" in verdict.message
+
+
+def test_each_kind_is_judged_by_its_own_rule() -> None:
+    # A client-side CVE (CVE-2025-26465) is not a server finding, and an old build fails the
+    # pre-auth rule for pre-auth CVEs only.
+    data = _facts(software="OpenSSH_4.0p1")
+    pre = _verdict("ssh.software_not_vulnerable", data, kinds=["pre-auth-remote"])
+    assert set(pre.observed["affected"]) == {"CVE-2024-6387", "CVE-2018-15473", "CVE-2016-6210"}
+    assert "[pre-auth-remote, high]" in pre.message and "[pre-auth-remote, medium]" in pre.message
+    client = _verdict("ssh.software_not_vulnerable", _facts(software="OpenSSH_9.2p1 Debian-2+deb12u4"))
+    assert "CVE-2025-26465" not in client.observed["affected"]
 
 
 def test_software_restricted_to_named_cves() -> None:
@@ -590,7 +745,7 @@ def test_failing_verdicts_carry_the_same_facts_in_vietnamese() -> None:
     expect = {"maxauthtries": {"at_most": 4}, "logingracetime": {"at_least": 30}}
     failing = [
         _verdict("ssh.host_key_min_bits", _facts(host_keys=(rsa,), host_key_algorithms=("rsa-sha2-512",))),
-        _verdict("ssh.software_not_vulnerable", _facts(software="OpenSSH_9.2p1 Debian-2+deb12u3")),
+        _verdict("ssh.software_not_vulnerable", _facts(software="OpenSSH_9.2p1 Debian-2+deb12u2")),
         _verdict("ssh.config", _facts(config={"maxauthtries": "6", "logingracetime": "20"}), expect=expect),
         _verdict("ssh.protocol_2_only", _facts(protocol="1.99", banner="SSH-1.99-OpenSSH_3.9p1")),
     ]
@@ -599,3 +754,10 @@ def test_failing_verdicts_carry_the_same_facts_in_vietnamese() -> None:
         assert verdict.status == F and verdict.vi is not None and verdict.vi != verdict.message
         assert sorted(re.findall(r"\d+", verdict.vi)) == sorted(re.findall(r"\d+", verdict.message))
         assert re.findall(r"CVE-\d+-\d+", verdict.vi) == re.findall(r"CVE-\d+-\d+", verdict.message)
+
+
+def test_an_unreadable_package_version_is_never_clear() -> None:
+    package = InstalledPackage(manager="dpkg", version="1:garbage", os_id="debian", os_version="12")
+    data = _facts(software="OpenSSH_9.2p1 Debian-2+deb12u3", package=package)
+    verdict = _verdict("ssh.software_not_vulnerable", data, kinds=["pre-auth-remote"])
+    assert verdict.status == E

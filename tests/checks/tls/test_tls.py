@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from attt.checks.ports.models import OpenPort, PortsData
 from attt.checks.tls import TlsCheck, TlsData, TlsSettings, _sslyze, tls_endpoints
 from attt.checks.tls.controls import CONTROLS, MozillaParams, mozilla_deviations, suite_families
-from attt.checks.tls.models import Certificate, StartTls, Vulnerabilities
+from attt.checks.tls.models import Certificate, KeyExchange, StartTls, Vulnerabilities
 from attt.checks.tls.x509 import hostname_matches
 from attt.scanner.models.observation import Observation
 from attt.scanner.plugin import NoParams, ProbeContext
@@ -207,10 +207,11 @@ EXPECTED = {
     "TLS-CIPHER-STATIC-RSA": (P, P, F, F, P, F),
     "TLS-CIPHER-CBC": (P, P, F, F, F, F),
     "TLS-FORWARD-SECRECY": (P, P, F, F, P, F),
+    "TLS-DH-WEAK": (P, P, P, P, P, P),
     "TLS-MOZILLA-INTERMEDIATE": (P, P, F, F, F, F),
     "TLS-CERT-TRUSTED": (P, P, F, P, F, F),
     "TLS-CERT-EXPIRY": (P, P, P, P, F, P),
-    "TLS-CERT-LIFETIME": (P, P, F, P, P, P),
+    "TLS-CERT-LIFETIME": (P, P, F, P, F, P),  # the expired one lived 390 days
     "TLS-CERT-KEY": (P, P, F, P, P, P),
     "TLS-CERT-SIGNATURE": (P, P, F, P, P, P),
     "TLS-HOSTNAME": (P, P, P, P, P, F),
@@ -228,7 +229,9 @@ def baseline_tls_rules() -> dict[str, Any]:
 
 def test_expected_table_covers_the_policy(baseline_tls_rules):
     assert set(EXPECTED) == set(baseline_tls_rules)
-    assert {rule.control for rule in baseline_tls_rules.values()} | {"tls.mozilla_profile"} == set(CONTROLS)
+    # The FTP and mail rules (tls.starttls_offered) live in the baseline and level 2 policies.
+    others = {"tls.mozilla_profile", "tls.starttls_offered"}
+    assert {rule.control for rule in baseline_tls_rules.values()} | others == set(CONTROLS)
 
 
 @pytest.mark.parametrize("server", TLS_SERVERS)
@@ -362,6 +365,13 @@ def test_endpoint_selection_merges_inventory_ports_and_settings():
     }
 
 
+def test_an_ftp_port_is_scanned_through_auth_tls():
+    # Explicit FTPS lives on port 21: the FTP rule judges the answer to AUTH TLS.
+    target = factories.target(address="127.0.30.51", services=((2121, "ftp"),))
+    prior = (_ports_observation(target, (21, "ftp"), (990, "ftps")),)
+    assert tls_endpoints(target, TlsSettings(), prior) == {21: "ftp", 990: None, 2121: "ftp"}
+
+
 def test_endpoint_selection_without_tls():
     target = factories.target(address="127.0.30.51", services=())
     prior = (_ports_observation(target, (22, "ssh"), (80, "http")),)
@@ -493,6 +503,30 @@ def test_signature_control_looks_at_intermediates_and_hsts_needs_http():
     assert (verdict.status, verdict.message) == (F, "intermediate signed with sha1")
     assert verdict.vi == "chứng thư số trung gian được ký bằng sha1"
     hsts = CONTROLS["tls.hsts"]
-    assert hsts.judge(_synthetic(), hsts.params_model(), target).status == NA
+    # No HTTP answer recorded where one was asked for is no proof that there is no web server.
+    assert hsts.judge(_synthetic(), hsts.params_model(), target).status == "error"
+    not_http = _synthetic().model_copy(update={"http_requested": False})
+    assert hsts.judge(not_http, hsts.params_model(), target).status == NA
     hostname = CONTROLS["tls.hostname_matches"]
     assert hostname.judge(_synthetic(), NoParams(), factories.target()).status == NA
+
+
+@pytest.mark.parametrize(
+    ("suites", "kex", "status"),
+    [
+        ({"TLSv1.2": ("TLS_DHE_RSA_WITH_AES_128_GCM_SHA256",)}, {"dh_min_bits": 1024}, "fail"),
+        ({"TLSv1.2": ("TLS_DHE_RSA_WITH_AES_128_GCM_SHA256",)}, {"dh_min_bits": 2048}, "pass"),
+        ({"TLSv1.2": ("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",)}, {"ecdh_min_bits": 224}, "fail"),
+        ({"TLSv1.2": ("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",)}, {"ecdh_min_bits": 256}, "pass"),
+        # A DHE suite whose key size never came back is not a pass.
+        ({"TLSv1.2": ("TLS_DHE_RSA_WITH_AES_128_GCM_SHA256",)}, {}, "error"),
+    ],
+)
+def test_weak_diffie_hellman_fails_from_the_baseline(suites: Any, kex: Any, status: str) -> None:
+    data = _synthetic(protocols=tuple(suites), cipher_suites=suites, key_exchange=KeyExchange(**kex))
+    rule = load_policy("baseline", Registry.load()).rules
+    weak_dh = next(r for r in rule if r.id == "TLS-DH-WEAK")
+    verdict = CONTROLS[weak_dh.control].judge(data, weak_dh.params, factories.target())
+    assert verdict.status == status
+    if status == "fail":
+        _assert_same_facts_in_vietnamese(verdict)
