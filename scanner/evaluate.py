@@ -133,8 +133,8 @@ class _Blocked:
                 en=f"The {check} check could not observe this endpoint",
             )
             message = Text(
-                vi=f"Chưa đánh giá được, lần thăm dò không hoàn tất (công cụ báo: {self.error or 'không rõ'});"
-                f" các quy tắc bị chặn: {listed}",
+                vi="Chưa đánh giá được, lần thăm dò không hoàn tất"
+                f" (công cụ báo: {self.error or 'không rõ'}); các quy tắc bị chặn: {listed}",
                 en=f"Not evaluated: {self.error or 'unknown error'}; rules it blocked: {listed}",
             )
             remediation = Text(
