@@ -39,6 +39,7 @@ from attt.scanner.models.finding import Finding, FindingStatus
 from attt.scanner.models.observation import Observation
 from attt.scanner.models.policy import Reference
 from attt.scanner.models.report import Counts, Report
+from attt.scanner.models.target import Contact
 
 Medium = Literal["html", "pdf"]
 V = TypeVar("V", "OwnerView", "SystemView")
@@ -197,6 +198,10 @@ class SystemView:
     tags: tuple[str, ...]
     counts: CountsView
     hosts: tuple[HostView, ...]
+    level_decision: str | None
+    """The decision approving the level: number and date."""
+    judged_by: str | None
+    """The policy that judged the system (a province overlay names the level policy it lies over)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +210,8 @@ class OwnerView:
     name: str
     counts: CountsView
     systems: tuple[SystemView, ...]
+    contact: str | None
+    """Who receives the agency's pack: name, email, phone."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -391,6 +398,10 @@ def build_view(
     ]
     entries.extend((sid, sid, owner_of[sid], None, ()) for sid in orphans)
     systems_of: dict[str, list[SystemView]] = defaultdict(list)
+    decisions = {
+        s.id: f"{s.level_decision.number}, {s.level_decision.date}" for s in registered if s.level_decision
+    }
+    contacts = {o.name: _contact(o.contact) for o in report.run.owners}
     for system_id, name, owner, level, tags in entries:
         hosts = tuple(
             _host_view(
@@ -414,6 +425,10 @@ def build_view(
                 tags=tags,
                 counts=_counts_view(counts, lang, t),
                 hosts=hosts,
+                level_decision=clean(decisions[system_id]) if system_id in decisions else None,
+                judged_by=clean(report.run.judged_by[system_id])
+                if system_id in report.run.judged_by
+                else None,
             )
         )
     owners = tuple(
@@ -429,6 +444,7 @@ def build_view(
                         t,
                     ),
                     systems=tuple(sorted(systems_of[name], key=_worst_first(lambda s: s.name, by_name))),
+                    contact=clean(contacts[name]) if name in contacts else None,
                 )
                 for name in owner_names
             ),
@@ -511,6 +527,10 @@ def _band(fraction: float | None) -> str:
 
 def _score_text(fraction: float | None, lang: Lang, t: Mapping[str, str]) -> str:
     return t["score_none"] if fraction is None else percent(fraction, lang)
+
+
+def _contact(contact: Contact) -> str:
+    return " · ".join(x for x in (contact.name, contact.email, contact.phone) if x)
 
 
 def _counts_view(counts: Counts, lang: Lang, t: Mapping[str, str]) -> CountsView:

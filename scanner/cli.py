@@ -4,12 +4,12 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import NoReturn, cast
+from typing import TYPE_CHECKING, NoReturn, cast
 
 import click
 
@@ -17,6 +17,7 @@ from attt import __version__
 from attt.reports.base import Lang, RenderContext
 from attt.reports.bundle import RENDERERS, write_bundle
 from attt.reports.manifest import load_signing_key
+from attt.scanner import pipeline
 from attt.scanner.catalog import check_lines
 from attt.scanner.changes import Comparison, choose_baseline, compare
 from attt.scanner.errors import AtttError, ConfigError
@@ -27,6 +28,7 @@ from attt.scanner.models.base import Severity
 from attt.scanner.models.report import Report, RunInfo, report_json_schema
 from attt.scanner.models.target import Target
 from attt.scanner.pipeline import (
+    PolicyMode,
     ScanOptions,
     ScanRequest,
     build_report,
@@ -41,6 +43,10 @@ from attt.scanner.registry import Registry
 from attt.scanner.runner import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT
 from attt.scanner.store import Store, StoredRun, db_path_from_url
 from attt.scanner.terminal import safe
+
+if TYPE_CHECKING:
+    from attt.scanner.config import Config
+    from attt.scanner.models.owners import PackIndex
 
 DEFAULT_FORMATS = "html,json"
 FAIL_ON_CHOICES = [s.value for s in Severity] + ["none"]
@@ -130,11 +136,40 @@ LANG_HELP = (
 
 @click.group(cls=_Command, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="attt")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="attt.toml (default: $ATTT_CONFIG, then attt.toml in the user's config directory).",
+)
 @click.option("--lang", "lang", type=click.Choice(["vi", "en"]), help=LANG_HELP)
-def main(lang: str | None) -> None:
+@click.pass_context
+def main(ctx: click.Context, config_file: Path | None, lang: str | None) -> None:
     """attt: compliance scanner for a province's registered information systems."""
     _chosen[0] = None  # each command line chooses afresh (tests run many in one process)
     _speak(lang)
+    from attt.scanner.config import Config, config_path, load_config
+
+    path = config_path(config_file)
+    config = Config() if path is None else load_config(path)
+    ctx.obj = config
+    defaults = config.scan_defaults()
+    store_only = {"db": defaults["db"]} if "db" in defaults else {}
+    ctx.default_map = {
+        "scan": defaults,
+        "report": {k: v for k, v in defaults.items() if k not in ("inventory", "credentials", "fail_on")},
+        "notify": store_only,
+        "history": store_only,
+        "diff": store_only,
+        "prune": store_only,
+    }
+
+
+def _config() -> "Config":
+    from attt.scanner.config import Config
+
+    obj = click.get_current_context().find_root().obj
+    return obj if isinstance(obj, Config) else Config()
 
 
 common_report_options: list[Callable[[Callable[..., object]], Callable[..., object]]] = [
@@ -154,6 +189,25 @@ common_report_options: list[Callable[[Callable[..., object]], Callable[..., obje
         "--sign-key",
         type=click.Path(path_type=Path),
         help="Ed25519 private key: sign the report manifest (check it with attt verify --public-key).",
+    ),
+    click.option(
+        "--per-owner", is_flag=True, help="One self-contained pack per owner agency, and an index of them."
+    ),
+    click.option("--owner", help="Only the pack of this owner agency (its name as in the inventory)."),
+    click.option(
+        "--waivers",
+        "waivers",
+        multiple=True,
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="Waiver file, applied on top of each system's policy (repeatable).",
+    ),
+    click.option(
+        "--policy-mode",
+        type=click.Choice(["force", "overlay"]),
+        default="force",
+        show_default=True,
+        help="force: -p policies alone judge every system; overlay: each -p policy is laid over"
+        " the system's own level policy.",
     ),
 ]
 
@@ -189,6 +243,20 @@ def report_options(fn: Callable[..., object]) -> Callable[..., object]:
 @click.option(
     "--credentials", type=click.Path(path_type=Path), help="Credentials file (YAML, not world-readable)."
 )
+@click.option(
+    "--trigger",
+    type=click.Choice(["schedule", "manual"]),
+    envvar="ATTT_TRIGGER",
+    default="manual",
+    show_default=True,
+    help="What started the run, recorded with it ($ATTT_TRIGGER; the systemd unit sets schedule).",
+)
+@click.option(
+    "--notify/--no-notify",
+    default=None,
+    help="Mail each owner its pack and call the webhook (default: when attt.toml has [notify]).",
+)
+@click.option("--notify-all", is_flag=True, help="Notify every open failure, not only what is new.")
 @report_options
 def scan(
     inventory: Path | None,
@@ -201,14 +269,21 @@ def scan(
     concurrency: int,
     timeout: float,
     credentials: Path | None,
+    trigger: str,
+    notify: bool | None,
+    notify_all: bool,
     out: Path | None,
     formats: str,
     lang: str | None,
     db: str | None,
     sign_key: Path | None,
+    per_owner: bool,
+    owner: str | None,
+    waivers: tuple[Path, ...],
+    policy_mode: str,
 ) -> None:
     """Scan the systems of an inventory and write the compliance report."""
-    lang = _speak(lang)
+    report_lang = _speak(lang)
     chosen_formats = _formats(formats)
     registry = _registry()
     options = ScanOptions(timeout, concurrency, _credential_lookup(credentials))
@@ -218,7 +293,17 @@ def scan(
         store = _open_store(db, registry)
         prepared = prepare_resume(store.load(resume), store.probes_done(resume), registry)
     elif inventory is not None and resume is None:
-        prepared = prepare(ScanRequest(inventory, policies, systems, tags, checks), registry)
+        request = ScanRequest(
+            inventory,
+            policies,
+            systems,
+            tags,
+            checks,
+            waivers=waivers,
+            policy_mode=cast(PolicyMode, policy_mode),
+            trigger=_trigger(trigger),
+        )
+        prepared = prepare(request, registry)
         store = _open_store(db, registry)  # only now: a refused scan leaves no trace in the store
     else:
         raise click.UsageError("give either -i INVENTORY or --resume RUN")
@@ -227,7 +312,14 @@ def scan(
     with progress_for(total, interactive) as progress, _sigterm_as_interrupt():
         info, interrupted = run_scan(prepared, options, store, registry, progress)
     report = build_report(store.load(info.id))
-    _write_reports(store, report, out, chosen_formats, lang, sign_key, _severity(fail_on))
+    settings = _config().notify
+    notifying = not interrupted and (notify if notify is not None else settings is not None)
+    output = ReportOutput(
+        chosen_formats, report_lang, sign_key, per_owner or notifying, owner, _severity(fail_on)
+    )
+    written = _write_reports(store, report, out, output)
+    if notifying:
+        _notify(store, report, written, notify_all)
     if interrupted:
         click.echo(f"attt: {_say('interrupted', run=info.id)}", err=True)
         sys.exit(ExitCode.INTERRUPTED)
@@ -270,7 +362,9 @@ def _print_summary(report: Report, out_dir: Path) -> None:
         counts = report.summary.systems[system.id].by_status
         score = report.summary.systems[system.id].score
         cells = (system.level, *(counts[s] for s in ("pass", "fail", "error", "waived", "not_applicable")))
-        click.echo(f"{system.id:<24} " + " ".join(f"{c:>9}" for c in (*cells, _score(score))))
+        judged = safe(report.run.judged_by.get(system.id, ""))
+        cells_text = " ".join(f"{c:>9}" for c in (*cells, _score(score)))
+        click.echo(f"{system.id:<24} {cells_text}  {judged}")
     failed = ", ".join(f"{_say('severity_' + k)} {v}" for k, v in overall.by_severity.items() if v)
     click.echo(_say("summary_failed", failed=failed or _say("summary_none"), score=_score(overall.score)))
     if overall.not_probed:
@@ -304,15 +398,34 @@ def report(
     lang: str | None,
     db: str | None,
     sign_key: Path | None,
+    per_owner: bool,
+    owner: str | None,
+    waivers: tuple[Path, ...],
+    policy_mode: str,
 ) -> None:
-    """Render a stored run again; with -p, re-evaluate it under other policies (no network)."""
-    lang = _speak(lang)
+    """Render a stored run again; with -p or --waivers, re-evaluate it (no network)."""
+    report_lang = _speak(lang)
     chosen_formats = _formats(formats)
     store = _open_store(db)
     stored = store.load(run)
-    if policies:
-        stored = reevaluate(stored, policies, _registry(), datetime.now(UTC))
-    _write_reports(store, build_report(stored), out, chosen_formats, lang, sign_key, _severity(fail_on))
+    if policies or waivers:
+        mode = cast(PolicyMode, policy_mode)
+        stored = reevaluate(stored, policies, _registry(), pipeline.utcnow(), mode=mode, waivers=waivers)
+    output = ReportOutput(chosen_formats, report_lang, sign_key, per_owner, owner, _severity(fail_on))
+    _write_reports(store, build_report(stored), out, output)
+
+
+@dataclass(frozen=True)
+class ReportOutput:
+    """What `scan` and `report` write."""
+
+    formats: list[str]
+    lang: Lang
+    sign_key: Path | None
+    per_owner: bool
+    owner: str | None
+    fail_on: Severity | None = Severity.LOW
+    """`--fail-on`: what fails the verdict, JUnit and SARIF."""
 
 
 HISTORY_RUNS = 11
@@ -320,7 +433,7 @@ HISTORY_RUNS = 11
 
 
 def _history(store: Store, current: RunInfo) -> tuple[Report, ...]:
-    """The latest earlier runs over the same inventory, oldest first."""
+    """The latest earlier runs over the same inventory, oldest first: trends and "failing since"."""
     earlier = [
         info
         for info in store.runs(limit=10 * HISTORY_RUNS)
@@ -329,31 +442,92 @@ def _history(store: Store, current: RunInfo) -> tuple[Report, ...]:
     return tuple(build_report(store.load(info.id)) for info in reversed(earlier[:HISTORY_RUNS]))
 
 
-def _write_reports(
-    store: Store,
-    report: Report,
-    out: Path | None,
-    formats: list[str],
-    lang: str,
-    sign_key: Path | None,
-    fail_on: Severity | None,
-) -> None:
-    """Write the bundle (with trends over earlier runs of the inventory and the change since the
-    comparable one), then summarise."""
+@dataclass(frozen=True)
+class Written:
+    out_dir: Path
+    previous: Report | None
+    index: "PackIndex | None"
+
+
+def _write_reports(store: Store, report: Report, out: Path | None, output: ReportOutput) -> Written:
+    """Write the bundle (or one pack per owner, or one owner's pack), with the change since the
+    comparable earlier run, and summarise."""
+    from attt.reports.owners import write_one_pack, write_owner_packs
+
+    # The baseline: the one function that says which earlier run "new since" compares with.
     previous_id, reason = choose_baseline(report.run, report.targets, store.earlier_runs(report.run))
     previous = build_report(store.load(previous_id)) if previous_id else None
-    context = RenderContext(
-        fail_on=fail_on, history=_history(store, report.run), baseline=Comparison(previous, reason)
-    )
-    out_dir = out or Path("attt-reports") / report.run.id
+    baseline = Comparison(previous, reason)
+    context = RenderContext(fail_on=output.fail_on, history=_history(store, report.run), baseline=baseline)
+    out_dir = out or (_config().report_dir or Path("attt-reports")) / report.run.id
+    index = None
+    formats, lang, key = output.formats, output.lang, output.sign_key
     try:
-        write_bundle(report, formats, out_dir, cast(Lang, lang), sign_key=sign_key, context=context)
+        if output.owner is not None:
+            write_one_pack(report, output.owner, formats, out_dir, lang, sign_key=key, context=context)
+        elif output.per_owner:
+            packs = write_owner_packs(report, formats, out_dir, lang, sign_key=key, context=context)
+            index = packs.index
+        else:
+            write_bundle(report, formats, out_dir, lang, sign_key=key, context=context)
     except OSError as exc:
         raise AtttError(
             f"cannot write the report to {out_dir}: {exc.strerror or exc}; the run is stored,"
             f" write it elsewhere with: attt report {report.run.id} --out DIR"
         ) from None
     _print_summary(report, out_dir)
+    _warn_expired_waivers(report)
+    return Written(out_dir, previous, index)
+
+
+def _warn_expired_waivers(report: Report) -> None:
+    """Expired waivers, named where the person running the scan looks: the terminal."""
+    expired = {
+        (f.rule_id, f.system, f.waiver.expires, f.waiver.approved_by)
+        for f in report.findings
+        if f.waiver is not None and f.waiver.expired
+    }
+    for rule_id, system, expires, approved_by in sorted(expired):
+        click.echo(
+            f"attt: warning: waiver of {rule_id} on {system} expired on {expires.isoformat()}"
+            f" (approved by {safe(approved_by)}); the rule is judged again",
+            err=True,
+        )
+
+
+def _notify(store: Store, report: Report, written: Written, everything: bool) -> None:
+    """Send the run's notifications; a failure is reported and recorded, never fatal."""
+    from attt.scanner.notify import changes_since, notify
+
+    settings = _config().notify
+    if settings is None:
+        click.echo("attt: warning: --notify, but attt.toml has no [notify] section; nothing sent", err=True)
+        return
+    if written.index is None:
+        return
+    changes = changes_since(report, written.previous, everything or settings.everything)
+    try:
+        records = notify(store, report, written.out_dir, written.index, changes, settings)
+    except AtttError as exc:  # e.g. the password variable is unset: the scan's result stands
+        click.echo(f"attt: warning: notifications not sent: {safe(str(exc), 1000)}", err=True)
+        return
+    for record in records:
+        outcome = (
+            "sent" if record.status == "sent" else f"FAILED after {record.attempts} attempts: {record.detail}"
+        )
+        click.echo(f"notify: {record.channel} {safe(record.recipient)}: {safe(outcome, 400)}")
+
+
+def _trigger(trigger: str) -> str:
+    """`schedule`, or `manual:USER`: who ran it."""
+    if trigger == "schedule":
+        return trigger
+    import getpass
+
+    try:
+        return f"manual:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "manual"
 
 
 @main.command()
@@ -400,14 +574,68 @@ def _diff_run(store: Store, ref: str) -> StoredRun:
 @click.option("--db")
 def history(system: str | None, limit: int, db: str | None) -> None:
     """List stored runs, newest first."""
-    runs = _open_store(db).runs(system=system, limit=limit)
+    store = _open_store(db)
+    runs = store.runs(system=system, limit=limit)
     if not runs:
         click.echo(_say("no_runs"))
         return
     for info in runs:
         finished = info.finished.isoformat(timespec="seconds") if info.finished else "—"
         policies = ",".join(p.id for p in info.policies)
-        click.echo(f"{info.id}  {info.status:<10} {finished}  {safe(info.province)}  {policies}")
+        trigger = info.options.get("trigger", "—")
+        click.echo(
+            f"{info.id}  {info.status:<10} {finished}  {safe(trigger):<16} {safe(info.province)}  {policies}"
+        )
+        for note in store.notifications(info.id):
+            detail = f" ({safe(note.detail, 200)})" if note.detail else ""
+            tries = f"{note.attempts} attempt(s)"
+            click.echo(f"    notify {note.channel} {safe(note.recipient)}: {note.status}, {tries}{detail}")
+
+
+@main.command("notify")
+@click.argument("run")
+@click.option("--all", "everything", is_flag=True, help="Every open failure, not only what is new.")
+@click.option("--out", type=click.Path(path_type=Path), help="Where to write the packs mailed.")
+@click.option("--lang", type=click.Choice(["vi", "en"]), help=LANG_HELP)
+@click.option("--db")
+def notify_command(run: str, everything: bool, out: Path | None, lang: str | None, db: str | None) -> None:
+    """Send a stored run's notifications that were not sent yet (each goes once per run)."""
+    store = _open_store(db)
+    report = build_report(store.load(run))
+    output = ReportOutput(["html", "json"], _speak(lang), _config().sign_key, True, None)
+    _notify(store, report, _write_reports(store, report, out, output), everything)
+
+
+@main.command()
+@click.option("--keep-last", type=click.IntRange(1, None), help="Keep the N newest runs.")
+@click.option(
+    "--older-than", type=click.IntRange(0, None), metavar="DAYS", help="Remove runs older than DAYS."
+)
+@click.option("--db")
+def prune(keep_last: int | None, older_than: int | None, db: str | None) -> None:
+    """Remove old runs, but never one a kept run uses as its baseline; then reclaim the space."""
+    from datetime import timedelta
+
+    if (keep_last is None) == (older_than is None):
+        raise click.UsageError("give exactly one of --keep-last N or --older-than DAYS")
+    now = pipeline.utcnow()
+
+    def chosen(runs: Sequence[RunInfo]) -> set[str]:
+        if keep_last is not None:
+            return {r.id for r in runs[keep_last:]}
+        cutoff = now - timedelta(days=cast(int, older_than))
+        return {r.id for r in runs if r.started < cutoff}
+
+    result = _open_store(db).prune(chosen)
+    for info in result.removed:
+        click.echo(f"removed {info.id}  {info.status:<10} {info.started.isoformat(timespec='seconds')}")
+    for run_id in result.kept_as_baseline:
+        click.echo(f"kept {run_id}: a kept run uses it as its baseline")
+    freed = result.bytes_before - result.bytes_after
+    click.echo(
+        f"{len(result.removed)} run(s) removed; store {result.bytes_before:,} -> {result.bytes_after:,} bytes"
+        f" ({freed:,} reclaimed)"
+    )
 
 
 @main.group()
@@ -462,17 +690,57 @@ def policy_validate(files: tuple[Path, ...]) -> None:
 @click.option("--lang", type=click.Choice(["vi", "en"]), help=LANG_HELP)
 def policy_show(policy_ref: str, fmt: str, lang: str | None) -> None:
     """Print a resolved policy as a rule book (md) or as YAML."""
-    chosen = _speak(lang)
     from attt.reports.rulebook import policy_markdown, policy_yaml
     from attt.scanner.policy import load_policy
 
     resolved = load_policy(policy_ref, _registry())
-    click.echo(policy_markdown(resolved, chosen) if fmt == "md" else policy_yaml(resolved), nl=False)
+    click.echo(policy_markdown(resolved, _speak(lang)) if fmt == "md" else policy_yaml(resolved), nl=False)
 
 
 @main.group()
 def inventory() -> None:
-    """Validate inventories."""
+    """Validate inventories, and import them from a register spreadsheet."""
+
+
+@inventory.command("import")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--province", required=True, help="The province the inventory belongs to.")
+@click.option(
+    "--scope",
+    "scope",
+    multiple=True,
+    required=True,
+    help="CIDR or *.domain the hosts must lie in (repeatable).",
+)
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Default: stdout.")
+def inventory_import(file: Path, province: str, scope: tuple[str, ...], output: Path | None) -> None:
+    """Turn a register (.xlsx or .csv, Vietnamese or English headers) into an inventory.
+
+    Every row that cannot be used is listed with its row number and why; the inventory of the
+    usable rows is still written, and the exit code is then 2 so that a script notices.
+    """
+    from attt.scanner.inventory import load_inventory
+    from attt.scanner.register import describe, import_register, inventory_yaml
+
+    result = import_register(file, province, scope)
+    for warning in result.warnings:
+        click.echo(f"attt: warning: {file}: {safe(warning, 1000)}", err=True)
+    for line in describe(result.refused):
+        click.echo(f"attt: refused: {file}: {safe(line, 1000)}", err=True)
+    if result.inventory is None:
+        _fail(f"{file}: no usable row; nothing written")
+    text = inventory_yaml(result.inventory)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        load_inventory(output)  # what was written loads as any hand-written inventory does
+        click.echo(
+            f"{output}: {len(result.inventory.systems)} systems imported, {len(result.refused)} rows refused",
+            err=True,
+        )
+    if result.refused:
+        sys.exit(ExitCode.CONFIG_ERROR)
 
 
 @inventory.command("validate")

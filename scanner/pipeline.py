@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 from attt import __version__
 from attt.scanner.errors import ConfigError
@@ -20,6 +21,11 @@ from attt.scanner.policy import default_policy_ref, load_policy
 from attt.scanner.registry import Registry
 from attt.scanner.runner import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, ProgressSink, Runner, ScanPlan
 from attt.scanner.store import Store, StoredRun
+from attt.scanner.waivers import with_waivers
+
+PolicyMode = Literal["force", "overlay"]
+"""How `-p` policies judge a system: `force` judges every system by them alone; `overlay` lays
+each over the system's own level policy (its rules, overrides and waivers on top)."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,11 @@ class ScanRequest:
     tags: Sequence[str] = ()
     checks: Sequence[str] = ()
     """Empty: every registered check."""
+    waivers: Sequence[Path] = ()
+    """Waiver files, applied on top of each system's policies."""
+    policy_mode: PolicyMode = "force"
+    trigger: str = "manual"
+    """What started the run: `schedule`, or `manual` with the user's name."""
 
 
 @dataclass(frozen=True)
@@ -66,8 +77,10 @@ def prepare(request: ScanRequest, registry: Registry) -> PreparedScan:
         raise ConfigError(f"{request.inventory}: no host matches the --system/--tag selection")
     checks = _known_checks(request.checks or registry.checks, registry)
     systems = tuple(dict.fromkeys(t.system for t in targets))
-    policies = policies_for(systems, request.policies, registry)
-    started = datetime.now(UTC)
+    policies = policies_for(systems, request.policies, registry, request.policy_mode)
+    known = {s.id for s in loaded.inventory.systems}
+    policies = with_waivers(policies, request.waivers, known)
+    started = utcnow()
     run = RunInfo(
         id=new_run_id(started),
         started=started,
@@ -77,7 +90,15 @@ def prepare(request: ScanRequest, registry: Registry) -> PreparedScan:
         inventory_sha256=loaded.sha256,
         policies=policy_refs(policies),
         checks=checks,
-        options={"policies": ",".join(request.policies), "inventory": str(loaded.path)},
+        options={
+            "policies": ",".join(request.policies),
+            "policy_mode": request.policy_mode,
+            "waivers": ",".join(str(w) for w in request.waivers),
+            "inventory": str(loaded.path),
+            "trigger": request.trigger,
+        },
+        owners=loaded.inventory.owners,
+        judged_by=judged_by(systems, policies, request.policy_mode),
     )
     return PreparedScan(run=run, targets=tuple(targets), systems=systems, policies=policies)
 
@@ -90,12 +111,11 @@ def prepare_resume(
     if stored.info.status == "complete":
         raise ConfigError(f"run {stored.info.id} is complete; there is nothing to resume")
     _known_checks(stored.info.checks, registry)
-    refs = [r for r in stored.info.options.get("policies", "").split(",") if r]
     return PreparedScan(
         run=stored.info,
         targets=stored.targets,
         systems=stored.systems,
-        policies=policies_for(stored.systems, refs, registry),
+        policies=stored_policies(stored, registry),
         resumed=True,
         done=done,
     )
@@ -110,17 +130,58 @@ def _known_checks(names: Iterable[str], registry: Registry) -> tuple[str, ...]:
 
 
 def policies_for(
-    systems: Sequence[SystemInfo], refs: Sequence[str], registry: Registry
+    systems: Sequence[SystemInfo], refs: Sequence[str], registry: Registry, mode: PolicyMode = "force"
 ) -> dict[str, tuple[ResolvedPolicy, ...]]:
-    """Every system gets the given policies, or with none given, the one for its level."""
-    cache: dict[str, ResolvedPolicy] = {}
+    """Every system gets the given policies, or with none given, the one for its level; in
+    overlay mode each given policy is laid over the system's level policy instead."""
+    cache: dict[tuple[str, str | None], ResolvedPolicy] = {}
 
-    def load(ref: str) -> ResolvedPolicy:
-        if ref not in cache:
-            cache[ref] = load_policy(ref, registry)
-        return cache[ref]
+    def load(ref: str, base: str | None) -> ResolvedPolicy:
+        if (ref, base) not in cache:
+            cache[(ref, base)] = load_policy(ref, registry, rebase=base)
+        return cache[(ref, base)]
 
-    return {s.id: tuple(load(r) for r in (refs or [default_policy_ref(s.level)])) for s in systems}
+    if mode == "overlay":
+        for ref in refs:
+            load(ref, None)  # every name checked against the file's own chain first
+        return {
+            s.id: tuple(load(r, default_policy_ref(s.level)) for r in refs) or (load(_level(s), None),)
+            for s in systems
+        }
+    return {s.id: tuple(load(r, None) for r in (refs or [_level(s)])) for s in systems}
+
+
+def _level(system: SystemInfo) -> str:
+    return default_policy_ref(system.level)
+
+
+def judged_by(
+    systems: Sequence[SystemInfo], policies: Mapping[str, Sequence[ResolvedPolicy]], mode: PolicyMode
+) -> dict[str, str]:
+    """What the report says judged each system: `vn-level-2`, `hatinh over vn-level-2`."""
+
+    def label(system: SystemInfo) -> str:
+        ids = " + ".join(p.id for p in policies.get(system.id, ()))
+        rebased = mode == "overlay" and ids != _level(system)
+        return f"{ids} over {_level(system)}" if rebased else ids
+
+    return {s.id: label(s) for s in systems}
+
+
+def stored_policies(stored: StoredRun, registry: Registry) -> dict[str, tuple[ResolvedPolicy, ...]]:
+    """The policies a stored run was judged by, read again from the options it recorded."""
+    options = stored.info.options
+    refs = [r for r in options.get("policies", "").split(",") if r]
+    mode: PolicyMode = "overlay" if options.get("policy_mode") == "overlay" else "force"
+    waivers = [Path(w) for w in options.get("waivers", "").split(",") if w]
+    policies = policies_for(stored.systems, refs, registry, mode)
+    return with_waivers(policies, waivers, {s.id for s in stored.systems})
+
+
+def utcnow() -> datetime:
+    """The clock runs read (started, finished, and the day waivers are judged against): one seam,
+    so a test can play weeks of scheduled runs without waiting for them."""
+    return datetime.now(UTC)
 
 
 def new_run_id(now: datetime) -> str:
@@ -178,7 +239,7 @@ def run_scan(
         complete = runner.run(plan)
     except KeyboardInterrupt:
         interrupted = True
-    finished = datetime.now(UTC)
+    finished = utcnow()
     findings = evaluate(
         prepared.targets, observations, prepared.policies, registry, info.checks, finished, probed
     )
@@ -186,15 +247,26 @@ def run_scan(
     return info, interrupted
 
 
-def reevaluate(stored: StoredRun, refs: Sequence[str], registry: Registry, now: datetime) -> StoredRun:
-    """Judge a stored run's observations again under other policies, without the network."""
-    policies = policies_for(stored.systems, refs, registry)
+def reevaluate(
+    stored: StoredRun,
+    refs: Sequence[str],
+    registry: Registry,
+    now: datetime,
+    *,
+    mode: PolicyMode = "force",
+    waivers: Sequence[Path] = (),
+) -> StoredRun:
+    """Judge a stored run's observations again under other policies and waivers, without the network."""
+    known = {s.id for s in stored.systems}
+    policies = with_waivers(policies_for(stored.systems, refs, registry, mode), waivers, known)
     # A complete run ran every planned probe (runs stored before probes were recorded too).
     probed = None if stored.info.status == "complete" else stored.probes
     findings = evaluate(
         stored.targets, stored.observations, policies, registry, stored.info.checks, now, probed
     )
-    info = stored.info.model_copy(update={"policies": policy_refs(policies)})
+    info = stored.info.model_copy(
+        update={"policies": policy_refs(policies), "judged_by": judged_by(stored.systems, policies, mode)}
+    )
     return replace(stored, info=info, findings=tuple(findings))
 
 

@@ -53,13 +53,20 @@ def default_policy_ref(level: int) -> str:
     return ref if ref in bundled_policy_ids() else "baseline"
 
 
-def load_policy(ref: str, registry: Registry, *, search_dirs: Sequence[Path] = ()) -> ResolvedPolicy:
+def load_policy(
+    ref: str, registry: Registry, *, search_dirs: Sequence[Path] = (), rebase: str | None = None
+) -> ResolvedPolicy:
     """Load, resolve and validate a policy given as a file path or a bundled policy id.
 
     `extends` ids are looked up next to the file that names them, then in `search_dirs`,
     then among the bundled policies. Every error is a one-line ConfigError with file and line.
+
+    `rebase` (overlay mode) lays the file over that policy instead of what it `extends`: its
+    rules, overrides and waivers apply on top of, say, vn-level-1 for a level-1 system. Its
+    overrides and waivers of rules the new base does not have are dropped, since they judge
+    nothing there; load it once without `rebase` first to have every name checked.
     """
-    resolver = _Resolver(registry, tuple(search_dirs))
+    resolver = _Resolver(registry, tuple(search_dirs), rebase)
     if ref.endswith(_SUFFIXES) or "/" in ref:
         path, name = Path(ref), ref
     else:
@@ -111,9 +118,11 @@ class _Layer:
 
 
 class _Resolver:
-    def __init__(self, registry: Registry, search_dirs: tuple[Path, ...]) -> None:
+    def __init__(self, registry: Registry, search_dirs: tuple[Path, ...], rebase: str | None = None) -> None:
         self.registry = registry
         self.search_dirs = search_dirs
+        self.rebase = rebase
+        """Base policy id replacing the top file's `extends` (overlay mode)."""
         self.sources: list[PolicySource] = []
         self.loaded: dict[Path, _Layer] = {}
 
@@ -136,6 +145,9 @@ class _Resolver:
         policy = validate(PolicyFile, doc)
         if expected_id is not None and policy.id != expected_id:
             raise doc.error(("id",), f"file is named for policy {expected_id!r} but declares {policy.id!r}")
+        rebased = self.rebase is not None and not chain
+        if rebased:
+            policy = policy.model_copy(update={"extends": (self.rebase,)})
         chain = (*chain, policy.id)
         layer = _Layer(policy)
         for index, parent_id in enumerate(policy.extends):
@@ -147,8 +159,8 @@ class _Resolver:
                 raise doc.error(("extends", index), f"no policy {parent_id!r} next to this file or bundled")
             layer.absorb(self.layer(*found, parent_id, chain))
         self._own_rules(layer, doc)
-        self._overrides(layer, doc)
-        self._waivers(layer, doc)
+        self._overrides(layer, doc, lenient=rebased)
+        self._waivers(layer, doc, lenient=rebased)
         self._settings(layer, doc)
         self.loaded[key] = layer
         self.sources.append(PolicySource(id=policy.id, version=policy.version, sha256=doc.sha256, path=name))
@@ -169,7 +181,7 @@ class _Resolver:
                 param_origins={k: _Origin(doc, (*loc, "params", k)) for k in spec.params},
             )
 
-    def _overrides(self, layer: _Layer, doc: YamlDoc) -> None:
+    def _overrides(self, layer: _Layer, doc: YamlDoc, *, lenient: bool = False) -> None:
         seen: set[str] = set()
         for index, override in enumerate(layer.file.overrides):
             loc = ("overrides", index)
@@ -177,6 +189,8 @@ class _Resolver:
                 raise doc.error((*loc, "rule"), f"rule {override.rule} is overridden twice in this file")
             seen.add(override.rule)
             rule = layer.rules.get(override.rule)
+            if rule is None and lenient:
+                continue
             if rule is None:
                 raise doc.error(
                     (*loc, "rule"), f"unknown rule {override.rule}: no policy in the chain defines it"
@@ -202,9 +216,11 @@ class _Resolver:
                 param_origins=param_origins,
             )
 
-    def _waivers(self, layer: _Layer, doc: YamlDoc) -> None:
+    def _waivers(self, layer: _Layer, doc: YamlDoc, *, lenient: bool = False) -> None:
         for index, waiver in enumerate(layer.file.waivers):
             loc = ("waivers", index)
+            if waiver.rule not in layer.rules and lenient:
+                continue
             if waiver.rule not in layer.rules:
                 raise doc.error(
                     (*loc, "rule"), f"waiver names rule {waiver.rule}, which this policy does not have"

@@ -1,16 +1,20 @@
 """The run store: runs, their observations (written as they arrive) and findings, in SQLite."""
 
+import hashlib
+import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from attt.scanner.changes import choose_baseline
 from attt.scanner.errors import StoreError
 from attt.scanner.models.finding import Finding
 from attt.scanner.models.observation import DATA_MODELS, Observation, ProbeKey
@@ -48,6 +52,27 @@ CREATE TABLE IF NOT EXISTS findings (
 );
 """
 
+# The weekly cycle's own table: what was sent about each run, so a run notifies once.
+_CYCLE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS notifications (
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    channel TEXT NOT NULL,
+    recipient TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    detail TEXT NOT NULL,
+    at TEXT NOT NULL,
+    PRIMARY KEY (run_id, channel, recipient)
+);
+CREATE TABLE IF NOT EXISTS rule_texts (
+    key TEXT PRIMARY KEY,
+    body TEXT NOT NULL
+);
+"""
+_RULE_TEXT_FIELDS = ("title", "remediation", "references")
+"""A finding's copy of its rule's own text: the same in every finding of the rule, so a row keeps
+only a key to one stored copy (three quarters of a finding's bytes)."""
+
 _systems = TypeAdapter(tuple[SystemInfo, ...])
 _targets = TypeAdapter(tuple[Target, ...])
 
@@ -69,6 +94,26 @@ def db_path_from_url(url: str | None) -> Path:
     if "://" in url:
         raise StoreError(f"unsupported store URL {url!r}: only sqlite:///PATH or a file path")
     return Path(url)
+
+
+@dataclass(frozen=True)
+class NotificationRecord:
+    """One message about one run: sent, or failed after every attempt (and why)."""
+
+    channel: str
+    recipient: str
+    status: Literal["sent", "failed"]
+    attempts: int
+    detail: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Pruned:
+    removed: tuple[RunInfo, ...]
+    kept_as_baseline: tuple[str, ...]
+    bytes_before: int
+    bytes_after: int
 
 
 @dataclass(frozen=True)
@@ -96,6 +141,7 @@ class Store:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA busy_timeout=5000")
             self._db.executescript(_SCHEMA)
+            self._db.executescript(_CYCLE_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the run store {path}: {exc}") from exc
         self._lock = threading.Lock()
@@ -177,9 +223,11 @@ class Store:
                 "UPDATE runs SET status = ?, info = ? WHERE id = ?", (status, info.model_dump_json(), run_id)
             )
             db.execute("DELETE FROM findings WHERE run_id = ?", (run_id,))
+            rows, texts = _compact(findings)
+            db.executemany("INSERT OR IGNORE INTO rule_texts (key, body) VALUES (?, ?)", texts.items())
             db.executemany(
                 "INSERT INTO findings (run_id, seq, body) VALUES (?, ?, ?)",
-                ((run_id, i, f.model_dump_json()) for i, f in enumerate(findings)),
+                ((run_id, i, body) for i, body in enumerate(rows)),
             )
         return info
 
@@ -195,6 +243,13 @@ class Store:
             findings = self._db.execute(
                 "SELECT body FROM findings WHERE run_id = ? ORDER BY seq", (run_id,)
             ).fetchall()
+            texts = dict(
+                self._db.execute(
+                    "SELECT key, body FROM rule_texts WHERE key IN (SELECT json_extract(body, '$.rule_text')"
+                    " FROM findings WHERE run_id = ?)",
+                    (run_id,),
+                ).fetchall()
+            )
             probes = self._db.execute(
                 "SELECT check_name, system, host FROM probes WHERE run_id = ?", (run_id,)
             ).fetchall()
@@ -206,7 +261,7 @@ class Store:
                 observations=tuple(
                     Observation.model_validate_json(b, context=self._data_context) for (b,) in observations
                 ),
-                findings=tuple(Finding.model_validate_json(b) for (b,) in findings),
+                findings=tuple(_expand(b, texts) for (b,) in findings),
                 probes=frozenset((str(c), str(s), str(h)) for c, s, h in probes),
             )
         except ValidationError as exc:
@@ -239,6 +294,59 @@ class Store:
             (RunInfo.model_validate_json(body), _targets.validate_json(targets)) for body, targets in rows
         ]
 
+    def notifications(self, run_id: str) -> list[NotificationRecord]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT channel, recipient, status, attempts, detail, at FROM notifications"
+                " WHERE run_id = ? ORDER BY channel, recipient",
+                (run_id,),
+            ).fetchall()
+        return [NotificationRecord(c, r, s, a, d, datetime.fromisoformat(t)) for c, r, s, a, d, t in rows]
+
+    def record_notification(self, run_id: str, record: NotificationRecord) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO notifications"
+                " (run_id, channel, recipient, status, attempts, detail, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (run_id, record.channel, record.recipient, record.status, record.attempts,
+                 record.detail, record.at.isoformat()),
+            )  # fmt: skip
+
+    def prune(self, remove: Callable[[Sequence[RunInfo]], set[str]]) -> Pruned:
+        """Delete the runs `remove` picks from all runs (newest first), except any run that a kept
+        run uses as its baseline (`choose_baseline`, as its reports do) and any run still running;
+        then VACUUM."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT info, targets FROM runs ORDER BY started DESC, id DESC"
+            ).fetchall()
+        runs = [(RunInfo.model_validate_json(i), _targets.validate_json(t)) for i, t in rows]
+        everything = [info for info, _ in runs]
+        chosen = remove(everything) - {r.id for r in everything if r.status == "running"}
+        kept = [(info, targets) for info, targets in runs if info.id not in chosen]
+        baselines = {
+            b for info, targets in kept if (b := choose_baseline(info, targets, self.earlier_runs(info))[0])
+        }
+        spared = tuple(sorted(chosen & baselines))
+        doomed = [r for r in everything if r.id in chosen and r.id not in baselines]
+        before = self._size()
+        with self._transaction() as db:
+            for table in ("notifications", "findings", "probes", "observations"):
+                db.executemany(f"DELETE FROM {table} WHERE run_id = ?", ((r.id,) for r in doomed))  # noqa: S608
+            db.executemany("DELETE FROM runs WHERE id = ?", ((r.id,) for r in doomed))
+            db.execute(
+                "DELETE FROM rule_texts WHERE key NOT IN"
+                " (SELECT json_extract(body, '$.rule_text') FROM findings WHERE body LIKE '%rule_text%')"
+            )
+        with self._lock:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._db.execute("VACUUM")
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return Pruned(tuple(doomed), spared, before, self._size())
+
+    def _size(self) -> int:
+        return sum(p.stat().st_size for p in (self.path, Path(f"{self.path}-wal")) if p.exists())
+
     def _resolve(self, run_ref: str) -> str:
         """A full run id, a unique prefix of one, or `latest`."""
         if run_ref == "latest":
@@ -263,6 +371,30 @@ class Store:
         if row is None:
             raise StoreError(f"no run {run_id!r} in {self.path}")
         return RunInfo.model_validate_json(row[0])
+
+
+def _compact(findings: Iterable[Finding]) -> tuple[list[str], dict[str, str]]:
+    """Each finding's row without its rule's text, and the texts by key (a hash of the text)."""
+    rows: list[str] = []
+    texts: dict[str, str] = {}
+    for finding in findings:
+        data = finding.model_dump(mode="json")
+        text = json.dumps({k: data.pop(k) for k in _RULE_TEXT_FIELDS}, ensure_ascii=False, sort_keys=True)
+        key = hashlib.sha256(text.encode()).hexdigest()[:32]
+        texts[key] = text
+        rows.append(json.dumps({**data, "rule_text": key}, ensure_ascii=False))
+    return rows, texts
+
+
+def _expand(body: str, texts: Mapping[str, str]) -> Finding:
+    """A finding from its row; a row written before rule texts were shared holds its text itself."""
+    data = json.loads(body)
+    key = data.pop("rule_text", None)
+    if key is not None:
+        if key not in texts:
+            raise StoreError(f"a stored finding refers to rule text {key}, which the store does not hold")
+        data.update(json.loads(texts[key]))
+    return Finding.model_validate(data)
 
 
 def _where(exc: ValidationError) -> str:

@@ -11,7 +11,7 @@ from attt.scanner.models.base import Frozen, Severity, Text
 from attt.scanner.models.finding import Finding, FindingStatus
 from attt.scanner.models.observation import Observation
 from attt.scanner.models.policy import PolicySource
-from attt.scanner.models.target import SystemInfo, Target
+from attt.scanner.models.target import Owner, SystemInfo, Target
 
 SCHEMA_VERSION = "1.0"
 
@@ -37,6 +37,11 @@ class RunInfo(Frozen):
     checks: tuple[str, ...]
     """The checks that ran; rules of other checks were not evaluated."""
     options: dict[str, str] = Field(default_factory=dict)
+    owners: tuple[Owner, ...] = ()
+    """The inventory's owner contacts, for per-owner packs and their email."""
+    judged_by: dict[str, str] = Field(default_factory=dict)
+    """System id -> the policy that judged it: `vn-level-2`, or `hatinh over vn-level-2` when a
+    province overlay was laid over the system's own level policy."""
 
 
 SEVERITY_WEIGHTS: dict[Severity, int] = {

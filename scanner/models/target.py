@@ -2,6 +2,7 @@
 
 import ipaddress
 import re
+from datetime import date
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, model_validator
@@ -69,6 +70,26 @@ class Host(Frozen):
     services: tuple[Service, ...] = ()
 
 
+class LevelDecision(Frozen):
+    """The decision approving a system's security level (số quyết định phê duyệt cấp độ)."""
+
+    number: str = Field(min_length=1, max_length=200)
+    date: date
+
+
+class Contact(Frozen):
+    name: str = Field(min_length=1, max_length=200)
+    email: str | None = Field(default=None, pattern=r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$", max_length=254)
+    phone: str | None = Field(default=None, pattern=r"^[0-9 +().-]{3,40}$")
+
+
+class Owner(Frozen):
+    """An owner agency and who receives its pack and email."""
+
+    name: str = Field(min_length=1, max_length=300)
+    contact: Contact
+
+
 Role = Literal["domain-controller", "file-server", "mail-server", "web-server", "database-server"]
 
 
@@ -81,6 +102,7 @@ class SystemInfo(Frozen):
     level: int = Field(ge=1, le=5)
     tags: tuple[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")], ...] = ()
     allowed_ports: tuple[Port, ...] | None = None
+    level_decision: LevelDecision | None = None
     role: Role | None = None
     """What the system is for, when some rules must know (a domain controller serves LDAP,
     Kerberos and SMB by design); rules scope themselves with `applies_to.except_roles`."""
@@ -96,6 +118,8 @@ class System(SystemInfo):
 class Inventory(Frozen):
     province: str = Field(min_length=1, max_length=200)
     scope: tuple[ScopeEntry, ...] = Field(min_length=1)
+    owners: tuple[Owner, ...] = ()
+    """Contacts of owner agencies, by the name their systems give as `owner`; optional."""
     systems: tuple[System, ...] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -105,6 +129,19 @@ class Inventory(Frozen):
             if system.id in seen:
                 raise ValueError(f"duplicate system id {system.id!r}")
             seen.add(system.id)
+        return self
+
+    @model_validator(mode="after")
+    def _owners_known_once(self) -> "Inventory":
+        # A contact for an agency that owns nothing is a misspelt name: its mail would never go.
+        used = {s.owner for s in self.systems}
+        seen: set[str] = set()
+        for owner in self.owners:
+            if owner.name in seen:
+                raise ValueError(f"owner {owner.name!r} is listed twice")
+            if owner.name not in used:
+                raise ValueError(f"owner {owner.name!r} owns no system (names must match `owner` exactly)")
+            seen.add(owner.name)
         return self
 
 

@@ -1,0 +1,202 @@
+"""`attt.toml`: the defaults that keep a scheduled command line short.
+
+Found at `--config`, else `$ATTT_CONFIG`, else `attt.toml` in the user's configuration
+directory (platformdirs: `$XDG_CONFIG_HOME/attt/attt.toml`, usually `~/.config/attt/attt.toml`).
+An option given on the command line always wins over the file. Relative paths in the file are
+read from the file's directory. Secrets never live in it: a mail password or webhook token is
+named by the environment variable that holds it, or by a file only its owner may read.
+
+```toml
+inventory = "inventory.yaml"
+db = "/var/lib/attt/attt.db"
+report_dir = "/var/lib/attt/reports"      # each run writes into report_dir/RUN-ID
+formats = ["html", "json"]
+lang = "vi"
+policies = ["hatinh.yaml"]
+policy_mode = "overlay"
+waivers = ["waivers.yaml"]
+fail_on = "high"
+per_owner = true
+
+[notify]
+retries = 3
+backoff_seconds = 30
+
+[notify.email]
+host = "mail.hatinh.gov.vn"
+port = 587
+security = "starttls"        # or "tls" (implicit, port 465)
+username = "attt@hatinh.gov.vn"
+password_env = "ATTT_SMTP_PASSWORD"
+sender = "attt@hatinh.gov.vn"
+
+[notify.webhook]
+url = "https://soc.hatinh.gov.vn/hooks/attt"
+token_env = "ATTT_WEBHOOK_TOKEN"
+```
+"""
+
+import os
+import stat
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, ValidationError
+
+from attt.scanner.errors import ConfigError
+from attt.scanner.models.base import Frozen
+
+ENV_VAR = "ATTT_CONFIG"
+FILENAME = "attt.toml"
+_ENV_NAME = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")]
+_SECRET_KEYS = frozenset({"password", "token", "secret", "api_key"})
+
+
+class EmailSettings(Frozen):
+    host: str = Field(min_length=1, max_length=253)
+    port: int = Field(default=587, ge=1, le=65535)
+    security: Literal["starttls", "tls"] = "starttls"
+    """STARTTLS on the submission port, or implicit TLS (usually 465); never plain text."""
+    username: str | None = None
+    password_env: _ENV_NAME | None = None
+    password_file: Path | None = None
+    sender: str = Field(min_length=3, max_length=254)
+    ca_file: Path | None = None
+    """Trust anchors for the mail server's certificate; default: the system's."""
+    timeout: float = Field(default=30, gt=0, le=600)
+
+
+class WebhookSettings(Frozen):
+    url: str = Field(pattern=r"^https?://[^\s]+$", max_length=2000)
+    token_env: _ENV_NAME | None = None
+    token_file: Path | None = None
+    ca_file: Path | None = None
+    timeout: float = Field(default=30, gt=0, le=600)
+
+
+class NotifySettings(Frozen):
+    email: EmailSettings | None = None
+    webhook: WebhookSettings | None = None
+    retries: int = Field(default=3, ge=1, le=10)
+    """Attempts per message."""
+    backoff_seconds: float = Field(default=30, ge=0, le=3600)
+    """Wait before the second attempt; doubled before each further one."""
+    everything: bool = False
+    """Send every open failure, not only what changed since the baseline run."""
+
+
+class Config(Frozen):
+    inventory: Path | None = None
+    db: str | None = None
+    report_dir: Path | None = None
+    formats: tuple[str, ...] | None = None
+    lang: Literal["vi", "en"] | None = None
+    policies: tuple[str, ...] = ()
+    policy_mode: Literal["overlay", "force"] | None = None
+    waivers: tuple[Path, ...] = ()
+    fail_on: Literal["info", "low", "medium", "high", "critical", "none"] | None = None
+    per_owner: bool | None = None
+    sign_key: Path | None = None
+    credentials: Path | None = None
+    notify: NotifySettings | None = None
+
+    def scan_defaults(self) -> dict[str, Any]:
+        """Click's `default_map` entries of the scan and report commands."""
+        given: dict[str, Any] = {
+            "inventory": self.inventory,
+            "db": self.db,
+            "formats": ",".join(self.formats) if self.formats else None,
+            "lang": self.lang,
+            "policies": list(self.policies) or None,
+            "policy_mode": self.policy_mode,
+            "waivers": [str(w) for w in self.waivers] or None,
+            "fail_on": self.fail_on,
+            "per_owner": self.per_owner,
+            "sign_key": self.sign_key,
+            "credentials": self.credentials,
+        }
+        return {k: v for k, v in given.items() if v is not None}
+
+
+def config_path(given: Path | None) -> Path | None:
+    """The file to read: `--config`, `$ATTT_CONFIG`, then the user's config directory if it has one."""
+    if given is not None:
+        return given
+    if env := os.environ.get(ENV_VAR):
+        return Path(env)
+    from platformdirs import user_config_path
+
+    default = user_config_path("attt") / FILENAME
+    return default if default.is_file() else None
+
+
+def load_config(path: Path) -> Config:
+    try:
+        data = tomllib.loads(path.read_text("utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the configuration: {exc.strerror or exc}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    secret = _secret_key(data)
+    if secret:
+        raise ConfigError(
+            f"{path}: {secret}: secrets never live in the configuration; name an environment"
+            " variable (password_env, token_env) or an owner-only file (password_file, token_file)"
+        )
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"{path}: {where}: {first['msg']}") from None
+    return _relative_to(config, path.resolve().parent)
+
+
+def _secret_key(data: dict[str, Any], prefix: str = "") -> str | None:
+    for key, value in data.items():
+        if key in _SECRET_KEYS:
+            return prefix + key
+        if isinstance(value, dict) and (found := _secret_key(value, f"{prefix}{key}.")):
+            return found
+    return None
+
+
+def _relative_to(config: Config, base: Path) -> Config:
+    def fix(p: Path | None) -> Path | None:
+        return None if p is None or p.is_absolute() else base / p
+
+    def ref(r: str) -> str:
+        # A policy reference is a bundled id unless it looks like a path.
+        return str(base / r) if (r.endswith((".yaml", ".yml")) or "/" in r) and not r.startswith("/") else r
+
+    update: dict[str, Any] = {
+        name: fixed for name in ("inventory", "report_dir", "sign_key", "credentials")
+        if (fixed := fix(getattr(config, name))) is not None
+    }  # fmt: skip
+    update["waivers"] = tuple(w if w.is_absolute() else base / w for w in config.waivers)
+    update["policies"] = tuple(ref(r) for r in config.policies)
+    if config.db is not None and "://" not in config.db and not Path(config.db).is_absolute():
+        update["db"] = str(base / config.db)
+    return config.model_copy(update=update)
+
+
+def read_secret(env: str | None, file: Path | None, what: str) -> str | None:
+    """A secret from the environment variable or the owner-only file named; None if neither is."""
+    if env is not None:
+        value = os.environ.get(env)
+        if not value:
+            raise ConfigError(f"{what}: environment variable {env} is not set")
+        return value
+    if file is None:
+        return None
+    try:
+        mode = file.stat().st_mode
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise ConfigError(
+                f"{file}: {what} file is accessible to group or others"
+                f" (mode {stat.S_IMODE(mode):04o}); run `chmod 600 {file}`"
+            )
+        return file.read_text("utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read the {what} file: {exc.strerror or exc}") from None
