@@ -30,6 +30,7 @@ class Term:
     vi: str
     en: tuple[str, ...]
     forbidden: tuple[str, ...]
+    forbidden_patterns: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +45,12 @@ def glossary() -> Glossary:
     raw = _load("glossary.yaml")
     return Glossary(
         terms=tuple(
-            Term(vi=t["vi"], en=tuple(t.get("en", ())), forbidden=tuple(t.get("forbidden", ())))
+            Term(
+                vi=t["vi"],
+                en=tuple(t.get("en", ())),
+                forbidden=tuple(t.get("forbidden", ())),
+                forbidden_patterns=tuple(t.get("forbidden_patterns", ())),
+            )
             for t in raw["terms"]
         ),
         values=MappingProxyType({str(k): str(v) for k, v in raw["values"].items()}),

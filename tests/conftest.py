@@ -14,6 +14,7 @@ pytest_plugins = [
     "tests.servers.hostile",
     "tests.servers.verdicts",
     "tests.servers.upgrade",
+    "tests.servers.web",
 ]
 
 _LOCAL_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}

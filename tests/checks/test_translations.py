@@ -45,6 +45,7 @@ def test_the_builtin_control_modules_are_all_found() -> None:
         "attt.checks.ports.controls",
         "attt.checks.ssh.controls",
         "attt.checks.tls.controls",
+        "attt.checks.web.controls",
     ]
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from tests.servers.listeners import tcp_listeners
 from tests.servers.sshd import can_run_sshd, running_ssh_servers
 from tests.servers.tls import tls_lab
+from tests.servers.web import web_lab
 
 HERE = Path(__file__).resolve().parent
 WORKDIR = Path(".demo")
@@ -32,10 +33,17 @@ def main() -> int:
     attt = Path(sys.executable).with_name("attt")
     report_dir = WORKDIR / "report"
     with ExitStack() as stack:
-        print("starting demo targets on 127.0.61.x (TLS), 127.0.62.x (SSH), 127.0.60.x (TCP) ...")
+        print(
+            "starting demo targets on 127.0.61.x (TLS), 127.0.62.x (SSH), 127.0.60.x (TCP), "
+            "127.0.63.x (web) ..."
+        )
         for part in ("tls", "ssh"):
             (WORKDIR / part).mkdir()
         stack.enter_context(tls_lab((WORKDIR / "tls").resolve(), net="127.0.61"))
+        # An HTTP-only commune portal, and a department portal that serves its .git directory.
+        stack.enter_context(
+            web_lab((WORKDIR / "web").resolve(), net="127.0.63", names=("httponly", "gitleak"))
+        )
         if can_run_sshd():
             stack.enter_context(running_ssh_servers((WORKDIR / "ssh").resolve(), net="127.0.62"))
         else:

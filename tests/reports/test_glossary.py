@@ -20,8 +20,8 @@ from attt.reports._i18n import glossary, strings, value_text
 from attt.scanner.messages import catalog
 
 ROOT = Path(__file__).resolve().parents[2]
-CODE_SPAN = re.compile(r"`[^`]*`|\{[^{}]*\}")
-"""Not prose: names in backticks, and the {placeholders} a message fills in."""
+CODE_SPAN = re.compile(r"`[^`]*`|\{[^{}]*\}|\"[^\"]*\"")
+"""Not prose: names in backticks, the {placeholders} a message fills in, quoted snippets."""
 
 
 def i18n_texts() -> Iterator[tuple[str, str]]:
@@ -116,6 +116,11 @@ def problems(text: str) -> list[str]:
     for term in glossary().terms:
         found.extend(
             f"uses {variant!r} (say {term.vi!r})" for variant in term.forbidden if variant.lower() in lowered
+        )
+        found.extend(
+            f"uses the wording {pattern!r} (say {term.vi!r})"
+            for pattern in term.forbidden_patterns
+            if re.search(pattern, prose, flags=re.IGNORECASE)
         )
         found.extend(
             f"leaves the English {word!r} (say {term.vi!r})"

@@ -149,7 +149,7 @@ def test_a_name_outside_the_scope_names_is_not_even_resolved(tmp_path: Path) -> 
 @pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed (Makefile: system-deps)")
 def test_a_full_scan_contacts_only_the_pinned_registered_address(hostile: HostileLab, tmp_path: Path) -> None:
     """A name that resolves to the good host first and to another lab address afterwards: the
-    whole scan (ports, tls, ssh) must connect to the first answer only, to registered ports."""
+    whole scan (ports, tls, ssh, web) must connect to the first answer only, to registered ports."""
     name = "pinned.attt.test"
     good, rebound = f"{NET}.20", f"{NET}.21"
     inventory = _inventory(
@@ -180,6 +180,7 @@ def test_a_full_scan_contacts_only_the_pinned_registered_address(hostile: Hostil
         ("ports", "ok"),
         ("tls", "ok"),
         ("ssh", "ok"),
+        ("web", "ok"),
     }
 
     # nmap is told the pinned address only, never the name, and never resolves (-n).

@@ -151,6 +151,46 @@ def _blank_ports(data: Data, step: str) -> Data:
     return dict(data) | {"service_detection": False, "service_detection_error": "timed out"}
 
 
+def _web(weak: bool) -> Data:
+    url = "https://x.attt.test/"
+    good = {
+        "content-security-policy": "default-src 'self'; frame-ancestors 'none'",
+        "x-content-type-options": "nosniff",
+        "referrer-policy": "no-referrer",
+        "strict-transport-security": "max-age=63072000",
+    }
+    headers = {"server": "nginx/1.22.1"} if weak else good
+    answer = {
+        "url": url,
+        "status": 200,
+        "headers": tuple({"name": k, "value": v} for k, v in headers.items()),
+    }
+    flags = {"secure": False, "http_only": False, "same_site": None} if weak else {
+        "secure": True, "http_only": True, "same_site": "Lax"}  # fmt: skip
+    return {
+        "scheme": "https",
+        "name": "x.attt.test",
+        "url": url,
+        "answer": answer,
+        "redirects": (answer | {"url": url + "home"},),
+        "cookies": ({"name": "PHPSESSID", "url": url} | flags,),
+        "cors": {"origin": "https://o.invalid", "allow_origin": None, "allow_credentials": None},
+        "disclosures": ({"source": "header:server", "value": "nginx/1.22.1"},) if weak else (),
+        "certificate_verified": True,
+        "paths": ({"id": "git-head", "path": "/.git/HEAD", "status": 200, "served": weak},),
+        "site": {"serves_web": ("tag portal",), "https_ok": (443,), "http_chain": ("http://x.attt.test/",)},
+    }
+
+
+def _blank_web(data: Data, step: str) -> Data:
+    out = dict(data) | {"incomplete": (step,), "step_errors": {step: "timed out"}}
+    if step == "redirects":
+        out["redirects"] = ()
+    if step == "cors":
+        out["cors"] = None
+    return out
+
+
 SAMPLES: dict[str, tuple[Callable[[bool], Data], Callable[[Data, str], Data], tuple[str, ...]]] = {
     "tls": (
         _tls,
@@ -176,6 +216,7 @@ SAMPLES: dict[str, tuple[Callable[[bool], Data], Callable[[Data, str], Data], tu
     ),
     "ssh": (_ssh, _blank_ssh, ("auth_methods", "sshd_t")),
     "ports": (_ports, _blank_ports, ("service_detection",)),
+    "web": (_web, _blank_web, ("redirects", "cors")),
 }
 """Check -> (sample data, weak or strong; take a step's facts away; every step the probe has)."""
 

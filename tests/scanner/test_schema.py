@@ -32,7 +32,7 @@ def test_schema_describes_each_checks_observation_data_field_by_field() -> None:
     schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
     items = schema["properties"]["observations"]["items"]
     assert items["discriminator"]["propertyName"] == "check"
-    assert set(items["discriminator"]["mapping"]) == {"ports", "tls", "ssh"}
+    assert set(items["discriminator"]["mapping"]) == {"ports", "tls", "ssh", "web"}
     defs = schema["$defs"]
     assert {"protocols", "cipher_suites", "forward_secrecy", "certificate", "vulnerabilities", "hsts"} <= set(
         defs["TlsData"]["properties"]
@@ -42,3 +42,5 @@ def test_schema_describes_each_checks_observation_data_field_by_field() -> None:
     assert {"banner", "software", "kex", "host_key_algorithms", "ciphers", "macs", "compression",
             "auth_methods", "strict_kex", "host_keys"} <= set(defs["SshData"]["properties"])  # fmt: skip
     assert {"port", "protocol", "service", "product", "version"} <= set(defs["OpenPort"]["properties"])
+    assert {"scheme", "answer", "redirects", "off_scope_location", "cookies", "disclosures", "paths",
+            "requests", "site"} <= set(defs["WebData"]["properties"])  # fmt: skip

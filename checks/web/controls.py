@@ -1,0 +1,367 @@
+"""The web controls: pure judgements over one endpoint's `WebData`, a rule's params and the target."""
+
+import re
+from collections.abc import Iterable
+from typing import Literal
+from urllib.parse import urljoin, urlsplit
+
+from pydantic import Field
+
+from attt.checks.web.exposed import exposed_paths
+from attt.checks.web.models import CORS_STEP, REDIRECTS_STEP, Answer, Cookie, WebData
+from attt.checks.web.observatory import ObservatoryGrade, grade
+from attt.scanner.models.base import Text
+from attt.scanner.models.target import Target
+from attt.scanner.plugin import Controls, NoParams, Params, Verdict
+
+CONTROLS = Controls("web")
+
+SecurityHeader = Literal[
+    "content-security-policy", "x-content-type-options", "frame-protection", "referrer-policy", "hsts"
+]
+SECURITY_HEADERS: tuple[SecurityHeader, ...] = (
+    "content-security-policy",
+    "x-content-type-options",
+    "frame-protection",
+    "referrer-policy",
+    "hsts",
+)
+_UNSAFE_REFERRER = frozenset(
+    {"unsafe-url", "no-referrer-when-downgrade", "origin", "origin-when-cross-origin"}
+)
+_VALID_REFERRER = _UNSAFE_REFERRER | {
+    "no-referrer",
+    "same-origin",
+    "strict-origin",
+    "strict-origin-when-cross-origin",
+}
+_VERSION = re.compile(r"\d+\.\d+|/\s*v?\d")
+_SESSION_NAME = re.compile(r"sess|sid|login|auth|token|csrf|xsrf", re.IGNORECASE)
+
+
+class HeadersParams(Params):
+    require: tuple[SecurityHeader, ...] = SECURITY_HEADERS
+    hsts_min_age: int = Field(default=15_552_000, ge=0)
+    """Seconds; the Observatory's six months by default, Mozilla's TLS guideline asks two years."""
+
+
+class CookiesParams(Params):
+    all_cookies: bool = False
+    """Judge every cookie, not only those whose name marks a session, login or CSRF token."""
+
+
+class ExposedParams(Params):
+    ignore: tuple[str, ...] = ()
+    """Ids from data/exposed-paths.json this rule does not judge."""
+
+
+@CONTROLS.control("web.https_redirect", NoParams)
+def https_redirect(data: WebData, params: NoParams, target: Target) -> Verdict:
+    """Plain HTTP answers only with a redirect to HTTPS on the same name.
+
+    Anything else lets a visitor (and their password) stay on cleartext, and a redirect to
+    another name first means the site's HSTS header is never seen on the way in."""
+    if data.scheme == "https":
+        return Verdict.not_applicable("an HTTPS endpoint", vi="đây là điểm cuối HTTPS")
+    location = data.answer.location
+    status = data.answer.status
+    if location is None:
+        return Verdict.failed(
+            f"plain HTTP answers {status} without redirecting to HTTPS",
+            observed={"status": status},
+            expected="3xx to https://" + data.name,
+            vi=f"HTTP không mã hóa trả lời {status} mà không chuyển hướng sang HTTPS",
+        )
+    first = urljoin(data.answer.url, location)
+    parts = urlsplit(first)
+    observed = {"status": status, "location": first, "chain": [a.url for a in data.redirects]}
+    expected = "3xx to https://" + data.name
+    if parts.scheme == "https" and (parts.hostname or "").lower() == data.name.lower():
+        return Verdict.passed(
+            f"plain HTTP redirects ({status}) to {first}",
+            observed,
+            expected,
+            vi=f"HTTP không mã hóa chuyển hướng ({status}) sang {first}",
+        )
+    if parts.scheme == "https":
+        return Verdict.failed(
+            f"plain HTTP redirects to HTTPS on another name ({first}): the site's HSTS is never set",
+            observed,
+            expected,
+            vi=f"HTTP chuyển hướng sang HTTPS ở tên miền khác ({first}): HSTS của trang không được thiết lập",
+        )
+    return Verdict.failed(
+        f"plain HTTP redirects to {first}, not to HTTPS",
+        observed,
+        expected,
+        vi=f"HTTP chuyển hướng sang {first}, không phải HTTPS",
+    )
+
+
+@CONTROLS.control("web.https_required", NoParams)
+def https_required(data: WebData, params: NoParams, target: Target) -> Verdict:
+    """A host that serves the web has a working HTTPS endpoint.
+
+    Working means a TLS handshake and an HTTP answer. An HTTP-only portal sends every form,
+    cookie and password in cleartext. A host counts as serving the web by a declared http
+    service, a declared TLS service on a web port, an open web port or a portal/web tag; an
+    HTTPS port that could not be tried is an `error`, never a pass or a fail."""
+    site = data.site
+    working = list(site.https_ok)
+    if working:
+        listed = _list(working)
+        return Verdict.passed(
+            f"HTTPS answers on port {listed}",
+            observed={"https": working},
+            expected="HTTPS",
+            vi=f"HTTPS trả lời trên cổng {listed}",
+        )
+    observed = {
+        "serves_web": list(site.serves_web),
+        "refused": list(site.https_refused),
+        "failed": {str(k): v for k, v in site.https_failed.items()},
+        "not_checked": list(site.https_unknown),
+    }
+    if site.https_unknown:
+        listed = _list(site.https_unknown)
+        return Verdict.cannot_judge(
+            f"HTTPS on port {listed} could not be checked (time or request budget ran out)",
+            observed,
+            "HTTPS",
+            vi=f"chưa kiểm tra được HTTPS trên cổng {listed} (hết thời gian hoặc hết số yêu cầu cho phép)",
+        )
+    why = "; ".join(
+        [*(f"{p} refused" for p in site.https_refused), *(f"{p}: {r}" for p, r in site.https_failed.items())]
+    )
+    return Verdict.failed(
+        f"serves the web without a working HTTPS endpoint ({why or 'no HTTPS port'})",
+        observed,
+        "HTTPS",
+        vi=f"phục vụ web nhưng không có HTTPS hoạt động ({why or 'không có cổng HTTPS'})",
+    )
+
+
+@CONTROLS.control("web.headers", HeadersParams, needs=(REDIRECTS_STEP, CORS_STEP))
+def headers(data: WebData, params: HeadersParams, target: Target) -> Verdict:
+    """The HTTPS answer sends the security headers the rule requires.
+
+    Content-Security-Policy, X-Content-Type-Options: nosniff, frame protection (X-Frame-Options
+    or CSP frame-ancestors), a Referrer-Policy that does not leak URLs, and HSTS of at least
+    `hsts_min_age`: each closes a class of attack a browser would otherwise allow. The grade the
+    MDN HTTP Observatory's published scoring gives the same answer is shown next to the verdict."""
+    if data.scheme == "http":
+        return Verdict.not_applicable(
+            "judged on the HTTPS answer (web.https_required covers a site without one)",
+            vi="được đánh giá trên câu trả lời HTTPS (web.https_required xét trang không có HTTPS)",
+        )
+    answer = data.redirects[-1] if data.redirects else data.answer
+    found = _security_headers(data, answer, params.hsts_min_age)
+    missing = [h for h in params.require if found[h] is not True]
+    rating = grade(data)
+    note = _grade_note(rating)
+    off_scope = data.off_scope_location
+    where = Text(
+        en=f" on {answer.url}" + (f" (redirect to {off_scope} not followed)" if off_scope else ""),
+        vi=f" trên {answer.url}" + (f" (không theo chuyển hướng tới {off_scope})" if off_scope else ""),
+    )
+    observed = {
+        "url": answer.url,
+        "headers": {h: found[h] for h in params.require},
+        "observatory": rating.model_dump(),
+    }
+    expected = {"present": list(params.require), "hsts_min_age": params.hsts_min_age}
+    if missing:
+        listed = ", ".join(missing)
+        return Verdict.failed(
+            f"missing or weak{where.en}: {listed}; {note.en}",
+            observed,
+            expected,
+            vi=f"thiếu hoặc cấu hình yếu{where.vi}: {listed}; {note.vi}",
+        )
+    return Verdict.passed(
+        f"all required security headers sent{where.en}; {note.en}",
+        observed,
+        expected,
+        vi=f"đủ các trường tiêu đề bảo mật bắt buộc{where.vi}; {note.vi}",
+    )
+
+
+@CONTROLS.control("web.cookies", CookiesParams, needs=(REDIRECTS_STEP,))
+def cookies(data: WebData, params: CookiesParams, target: Target) -> Verdict:
+    """Session cookies carry Secure, HttpOnly and a valid SameSite.
+
+    A session cookie is one whose name holds sess, sid, login, auth, token or csrf. Without
+    Secure it can be read off the wire, without HttpOnly stolen by a script, without SameSite
+    ridden by another site."""
+    judged = [c for c in data.cookies if params.all_cookies or _SESSION_NAME.search(c.name)]
+    if not judged:
+        kind = "cookie" if params.all_cookies else "session cookie"
+        kind_vi = "cookie" if params.all_cookies else "cookie phiên"
+        return Verdict.not_applicable(
+            f"no {kind} set by the answers seen", vi=f"các câu trả lời không đặt {kind_vi} nào"
+        )
+    problems = {c.name: flaws for c in judged if (flaws := _cookie_flaws(c))}
+    observed = [c.model_dump() for c in judged]
+    expected = "Secure; HttpOnly; SameSite=Lax|Strict"
+    if problems:
+        listed = "; ".join(f"{name}: {', '.join(flaws)}" for name, flaws in problems.items())
+        return Verdict.failed(
+            f"cookies without protection: {listed}",
+            observed,
+            expected,
+            vi=f"cookie thiếu thuộc tính bảo vệ: {listed}",
+        )
+    names = ", ".join(c.name for c in judged)
+    return Verdict.passed(
+        f"Secure, HttpOnly and SameSite on: {names}",
+        observed,
+        expected,
+        vi=f"có Secure, HttpOnly và SameSite: {names}",
+    )
+
+
+@CONTROLS.control("web.version_disclosure", NoParams, needs=(REDIRECTS_STEP,))
+def version_disclosure(data: WebData, params: NoParams, target: Target) -> Verdict:
+    """No answer announces a software version.
+
+    Looked for in Server, X-Powered-By, X-AspNet-Version, X-AspNetMvc-Version, X-Generator and
+    the generator meta tag: a version tells an attacker which published exploits to try first."""
+    disclosed = [d for d in data.disclosures if _VERSION.search(d.value)]
+    observed = [d.model_dump() for d in data.disclosures]
+    if disclosed:
+        listed = "; ".join(f"{d.source.split(':', 1)[1]}: {d.value}" for d in disclosed)
+        return Verdict.failed(
+            f"software versions announced: {listed}",
+            observed,
+            "no version",
+            vi=f"phiên bản phần mềm bị công bố: {listed}",
+        )
+    return Verdict.passed(
+        "no software version announced", observed, "no version", vi="không công bố phiên bản phần mềm"
+    )
+
+
+@CONTROLS.control("web.exposed_files", ExposedParams)
+def exposed_files(data: WebData, params: ExposedParams, target: Target) -> Verdict:
+    """None of the listed paths a public site must never serve is served.
+
+    The list is data/exposed-paths.json: .git and .svn directories, .env files, server-status,
+    phpinfo, backup archives, directory listings. Each is confirmed by what the body holds, so a
+    portal answering 200 to everything neither passes nor fails by it."""
+    if data.scheme == "http" and not data.serves_content:
+        return Verdict.not_applicable(
+            "plain HTTP only redirects; the files are checked where the site is served",
+            vi="HTTP chỉ chuyển hướng; các tệp được kiểm tra nơi trang thực sự phục vụ",
+        )
+    known = exposed_paths()
+    served = [p for p in data.paths if p.served and p.id not in params.ignore]
+    observed = [p.model_dump() for p in data.paths if p.served or p.error]
+    if served:
+        listed = "; ".join(f"{p.path} ({known.what(p.id).en})" for p in served)
+        listed_vi = "; ".join(f"{p.path} ({known.what(p.id).vi})" for p in served)
+        return Verdict.failed(
+            f"served to anyone: {listed}",
+            observed,
+            "not served",
+            vi=f"đang công khai cho bất kỳ ai: {listed_vi}",
+        )
+    unknown = [
+        i for i in (*data.paths_skipped, *(p.id for p in data.paths if p.error)) if i not in params.ignore
+    ]
+    if unknown:
+        listed = ", ".join(unknown)
+        return Verdict.cannot_judge(
+            f"not checked (requests failed or the budget ran out): {listed}",
+            observed,
+            "not served",
+            vi=f"chưa kiểm tra được (yêu cầu lỗi hoặc hết số yêu cầu cho phép): {listed}",
+        )
+    checked = len([p for p in data.paths if p.id not in params.ignore])
+    tail = " (the site answers 200 to any path: each was ruled out by its content)" if data.catch_all else ""
+    tail_vi = (
+        " (trang trả lời 200 cho mọi đường dẫn: từng tệp được loại trừ theo nội dung)"
+        if data.catch_all
+        else ""
+    )
+    return Verdict.passed(
+        f"none of {checked} listed paths is served{tail}",
+        observed,
+        "not served",
+        vi=f"không đường dẫn nào trong {checked} đường dẫn bị công khai{tail_vi}",
+    )
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def _security_headers(data: WebData, answer: Answer, hsts_min_age: int) -> dict[SecurityHeader, object]:
+    """Each required header: True when present and sound, else what was seen (None: absent)."""
+    meta = data.page.meta if data.page is not None else ()
+    csp = [
+        *answer.values("content-security-policy"),
+        *(m.value for m in meta if m.name == "content-security-policy"),
+    ]
+    ancestors = [
+        p.split(None, 1)[1] if " " in p.strip() else ""
+        for v in answer.values("content-security-policy")
+        for p in v.split(";")
+        if p.strip().lower().startswith("frame-ancestors")
+    ]
+    frame = answer.first("x-frame-options")
+    referrer = [*answer.values("referrer-policy"), *(m.value for m in meta if m.name == "referrer-policy")]
+    tokens = [
+        t.strip().lower() for v in referrer for t in v.split(",") if t.strip().lower() in _VALID_REFERRER
+    ]
+    hsts = answer.first("strict-transport-security")
+    nosniff = answer.first("x-content-type-options")
+    return {
+        "content-security-policy": bool(csp) or None,
+        "x-content-type-options": True if (nosniff or "").strip().lower() == "nosniff" else nosniff,
+        "frame-protection": True
+        if any(a.strip() and "*" not in a.split() for a in ancestors)
+        or (frame or "").strip().lower() in ("deny", "sameorigin")
+        else frame,
+        "referrer-policy": True
+        if tokens and tokens[-1] not in _UNSAFE_REFERRER
+        else (referrer[-1] if referrer else None),
+        "hsts": True if (_max_age(hsts) or -1) >= hsts_min_age else hsts,
+    }
+
+
+def _max_age(value: str | None) -> int | None:
+    for part in (value or "").split(";"):
+        key, _, number = part.strip().lower().partition("=")
+        if key == "max-age" and number.strip().strip('"').isdigit():
+            return int(number.strip().strip('"'))
+    return None
+
+
+def _cookie_flaws(cookie: Cookie) -> list[str]:
+    flaws = []
+    if cookie.url.startswith("http:"):
+        flaws.append("set over plain HTTP")
+    elif not cookie.secure:
+        flaws.append("no Secure")
+    if not cookie.http_only:
+        flaws.append("no HttpOnly")
+    same_site = (cookie.same_site or "").lower()
+    if cookie.same_site is None:
+        flaws.append("no SameSite")
+    elif same_site not in ("lax", "strict") and not (same_site == "none" and cookie.secure):
+        flaws.append(f"SameSite={cookie.same_site}")
+    return flaws
+
+
+def _grade_note(rating: ObservatoryGrade) -> Text:
+    caveat = f", {', '.join(rating.not_evaluated)} not evaluated" if rating.not_evaluated else ""
+    caveat_vi = f", chưa đánh giá {', '.join(rating.not_evaluated)}" if rating.not_evaluated else ""
+    return Text(
+        en=f"Observatory-style grade {rating.grade} ({rating.score}/100, "
+        f"scoring v{rating.algorithm_version}{caveat})",
+        vi=f"xếp hạng theo cách chấm của Observatory: {rating.grade} ({rating.score}/100, "
+        f"phiên bản {rating.algorithm_version}{caveat_vi})",
+    )
+
+
+def _list(items: Iterable[int]) -> str:
+    return ", ".join(str(i) for i in items)

@@ -1,0 +1,85 @@
+"""The paths a public site must never serve (data/exposed-paths.json), and how a body proves one."""
+
+import json
+import re
+from functools import cache
+from importlib.resources import files
+
+from pydantic import Field, model_validator
+
+from attt.scanner.models.base import Frozen, Text
+
+PATHS_FILE = "exposed-paths.json"
+_HTML_START = re.compile(rb"\A\s*(<!doctype html|<html|<head|<body)", re.IGNORECASE)
+
+
+class ExposedPath(Frozen):
+    id: str = Field(pattern=r"^[a-z0-9-]+$")
+    path: str = Field(pattern=r"^/[!-~]*$")
+    what: Text
+    regex: str | None = None
+    """Searched in the body decoded as Latin-1 (so any byte sequence decodes)."""
+    pattern: str | None = None
+    """Name of a shared regex in the file's `patterns`."""
+    magic: tuple[str, ...] = ()
+    """Hex prefixes of binary formats (archives): the body must start with one."""
+    html_refutes: bool = False
+    """A body that is an HTML page is a portal's error or catch-all page, never this file."""
+
+    @model_validator(mode="after")
+    def _one_proof(self) -> "ExposedPath":
+        if sum((self.regex is not None, self.pattern is not None, bool(self.magic))) != 1:
+            raise ValueError(f"{self.id}: give exactly one of regex, pattern, magic")
+        return self
+
+
+class ExposedPaths(Frozen):
+    version: str
+    source: str
+    about: str
+    patterns: dict[str, str]
+    listing_what: Text
+    paths: tuple[ExposedPath, ...]
+
+    def regex_of(self, entry: ExposedPath) -> re.Pattern[str] | None:
+        source = entry.regex if entry.regex is not None else self.patterns.get(entry.pattern or "")
+        return re.compile(source) if source is not None else None
+
+    def what(self, path_id: str) -> Text:
+        """What the path is, in both languages; the root listing has no entry of its own."""
+        found = next((p.what for p in self.paths if p.id == path_id), None)
+        return found or self.listing_what
+
+    @property
+    def listing(self) -> re.Pattern[str]:
+        return re.compile(self.patterns["listing"])
+
+
+@cache
+def exposed_paths() -> ExposedPaths:
+    text = files("attt.checks.web").joinpath("data", PATHS_FILE).read_text(encoding="utf-8")
+    return ExposedPaths.model_validate(json.loads(text))
+
+
+def proof(entry: ExposedPath, status: int, body: bytes) -> str | None:
+    """What in the answer shows that `entry` is served (None if nothing does). A status other
+    than 200 or 206 serves nothing; a 200 proves nothing without the content."""
+    if status not in (200, 206):
+        return None
+    if entry.magic:
+        head = body[:8].hex()
+        return next((f"starts with bytes {m}" for m in entry.magic if head.startswith(m)), None)
+    if entry.html_refutes and _HTML_START.match(body):
+        return None
+    regex = exposed_paths().regex_of(entry)
+    text = body.decode("latin-1")
+    found = regex.search(text) if regex is not None else None
+    return f"contains {found.group(0)[:80]!r}" if found else None
+
+
+def listing_proof(status: int, body: bytes) -> str | None:
+    """The root page itself is a directory listing."""
+    if status not in (200, 206):
+        return None
+    found = exposed_paths().listing.search(body.decode("latin-1"))
+    return f"contains {found.group(0)[:80]!r}" if found else None

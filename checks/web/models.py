@@ -1,0 +1,200 @@
+"""The `web` observation data (one per HTTP(S) endpoint), the check's settings, and its limits."""
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from attt.scanner.models.base import Frozen
+from attt.scanner.models.target import Port
+from attt.scanner.plugin import Settings
+
+Scheme = Literal["http", "https"]
+WebStep = Literal["redirects", "cors"]
+REDIRECTS_STEP: WebStep = "redirects"
+"""Fetching the in-scope redirects of the root: the page whose headers, cookies and versions count."""
+CORS_STEP: WebStep = "cors"
+"""The cross-origin request, whose answer the Observatory-style grade needs."""
+
+MAX_HEADER_BYTES = 64 * 1024
+"""Bound on a response's status line and headers together; more is a failed request."""
+MAX_BODY_BYTES = 256 * 1024
+"""Bound on the body read from the site root (for the generator tag, meta tags and scripts)."""
+MAX_FILE_BYTES = 8 * 1024
+"""Bound on the body read from a sensitive path: enough to confirm what it is."""
+MAX_HEADERS_KEPT = 100
+MAX_VALUE_CHARS = 1024
+"""Bound on each header value, URL and cookie kept in the observation: they come from the target."""
+MAX_REDIRECTS = 5
+MAX_SCRIPTS = 50
+
+
+class Header(Frozen):
+    name: str
+    """Lower-cased."""
+    value: str
+
+
+class Answer(Frozen):
+    """One HTTP response, as far as it was read."""
+
+    url: str
+    status: int
+    headers: tuple[Header, ...]
+    headers_truncated: bool = False
+    """The response had more than `MAX_HEADERS_KEPT` headers; the rest are not kept."""
+
+    def values(self, name: str) -> tuple[str, ...]:
+        return tuple(h.value for h in self.headers if h.name == name)
+
+    def first(self, name: str) -> str | None:
+        found = self.values(name)
+        return found[0] if found else None
+
+    @property
+    def location(self) -> str | None:
+        return self.first("location") if 300 <= self.status < 400 else None
+
+
+class Cookie(Frozen):
+    name: str
+    secure: bool
+    http_only: bool
+    same_site: str | None
+    """The SameSite attribute as sent (`Lax`, `Strict`, `None`, or anything else); None if absent."""
+    url: str
+    """The answer that set it."""
+
+
+class Script(Frozen):
+    src: str
+    integrity: bool
+
+
+class Page(Frozen):
+    """What the root page's HTML says about itself, from its first `MAX_BODY_BYTES`."""
+
+    html: bool
+    """The answer is an HTML page (by Content-Type)."""
+    meta: tuple[Header, ...] = ()
+    """`<meta http-equiv>` values (content-security-policy, referrer-policy, ...)."""
+    generator: tuple[str, ...] = ()
+    """`<meta name="generator">` values."""
+    scripts: tuple[Script, ...] = ()
+    """`<script src>` elements, at most `MAX_SCRIPTS`."""
+
+
+class Cors(Frozen):
+    """The root's answer to a GET that carries a foreign `Origin`: may another site read it?"""
+
+    origin: str
+    allow_origin: str | None
+    allow_credentials: str | None
+
+
+class Disclosure(Frozen):
+    """A place where the server names its software."""
+
+    source: str
+    """`header:server`, `header:x-powered-by`, `meta:generator`, ..."""
+    value: str
+
+
+class PathResult(Frozen):
+    """One request for a path a public site must never serve, and what it proved."""
+
+    id: str
+    path: str
+    status: int | None = None
+    served: bool = False
+    """The content confirmed the file or listing (not the status code alone)."""
+    evidence: str | None = None
+    """What confirmed it: the matching start of the body, bounded."""
+    error: str | None = None
+    """The request failed: this path proves nothing either way."""
+
+
+class Request(Frozen):
+    """One request the probe sent: the audit trail, shown in the report's data."""
+
+    method: Literal["GET"] = "GET"
+    url: str
+    status: int | None = None
+    error: str | None = None
+    seconds: float
+
+
+class SiteFacts(Frozen):
+    """What the probe learned about the host's web service as a whole; the same in every
+    observation of the host, so a control can judge "has HTTPS" from any one of them."""
+
+    serves_web: tuple[str, ...]
+    """Why the host is taken to serve the web: declared services, tags, open ports."""
+    https_ok: tuple[Port, ...] = ()
+    """HTTPS ports that completed a TLS handshake and answered HTTP."""
+    https_failed: dict[Port, str] = Field(default_factory=dict)
+    """HTTPS ports tried without a working answer, with what happened."""
+    https_refused: tuple[Port, ...] = ()
+    """HTTPS ports that refused the connection: observed closed."""
+    https_unknown: tuple[Port, ...] = ()
+    """HTTPS ports whose attempt taught nothing (timeout, unreachable, budget)."""
+    http_chain: tuple[str, ...] | None = None
+    """URLs of the plain-HTTP redirect chain on the first HTTP port, the first URL included;
+    None when no plain-HTTP endpoint answered."""
+
+
+class WebData(Frozen):
+    scheme: Scheme
+    name: str
+    """The name sent as `Host` (and SNI): the inventory's host name, else the address."""
+    url: str
+    answer: Answer
+    """The endpoint's answer to `GET /`."""
+    redirects: tuple[Answer, ...] = ()
+    """Answers to the redirects followed from the root (in scope, at most `MAX_REDIRECTS`)."""
+    off_scope_location: str | None = None
+    """A `Location` outside the inventory's scope: recorded, never fetched."""
+    redirect_stop: str | None = None
+    """Why the chain stopped on a redirect the probe saw but did not follow (a loop, too many
+    hops): an observed fact. A hop that could not be fetched is the step `redirects` instead."""
+    page: Page | None = None
+    """The root page's HTML facts; None when no body was read."""
+    certificate_verified: bool | None = None
+    """HTTPS only: a browser's handshake succeeded (chain and name verified against the trust
+    store in use, a protocol version it accepts); False when only a lax handshake worked."""
+    cookies: tuple[Cookie, ...] = ()
+    cors: Cors | None = None
+    """HTTPS only; None when the request was not made or failed."""
+    disclosures: tuple[Disclosure, ...] = ()
+    catch_all: bool | None = None
+    """A path that cannot exist was answered 200: status codes prove nothing on this site."""
+    paths: tuple[PathResult, ...] = ()
+    paths_skipped: tuple[str, ...] = ()
+    """Ids of listed paths not requested (budget or deadline): not known to be absent."""
+    requests: tuple[Request, ...] = ()
+    site: SiteFacts
+    incomplete: tuple[WebStep, ...] = ()
+    """Probe steps that did not complete: the facts they give are missing, and every rule that
+    reads them is `error` (controls declare them with `needs`)."""
+    step_errors: dict[str, str] = Field(default_factory=dict)
+    """Why each incomplete step failed, bounded text."""
+
+    @property
+    def serves_content(self) -> bool:
+        """The root answers with a page rather than a redirect."""
+        return not 300 <= self.answer.status < 400
+
+
+class WebSettings(Settings):
+    """Per-policy settings of the `web` check (`settings: {web: {...}}`)."""
+
+    max_requests: Annotated[int, Field(ge=4, le=200)] = 40
+    """Requests one host receives at most in one scan, all endpoints together."""
+    min_interval: Annotated[float, Field(ge=0.0, le=10.0)] = 0.1
+    """Seconds between two requests to the same host (10 per second at most by default)."""
+    trust_anchors: tuple[str, ...] = ()
+    """PEM files of extra trusted CAs, for `certificate_verified` (the tls check judges the
+    certificate; the web check only needs to know whether a browser would accept it)."""
+    extra_http_ports: tuple[Port, ...] = ()
+    """Open ports to visit as plain HTTP besides the usual web ports."""
+    extra_https_ports: tuple[Port, ...] = ()
+    """Open ports to visit as HTTPS besides 443, 4443, 8443 and 9443."""

@@ -1,0 +1,70 @@
+"""Facts from the root page's HTML and from `Set-Cookie` headers: parsing only, no judgement."""
+
+from html.parser import HTMLParser
+
+from attt.checks.web.models import MAX_SCRIPTS, MAX_VALUE_CHARS, Cookie, Header, Page, Script
+from attt.scanner.models.observation import bound_text
+
+_MAX_META = 20
+_HTML_TYPES = ("text/html", "application/xhtml+xml")
+
+
+class _Collector(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.meta: list[Header] = []
+        self.generator: list[str] = []
+        self.scripts: list[tuple[str, bool]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {k.lower(): v or "" for k, v in attrs}
+        if tag == "meta" and len(self.meta) + len(self.generator) < _MAX_META:
+            content = bound_text(values.get("content", ""), MAX_VALUE_CHARS)
+            name = values.get("name", "").lower()
+            equiv = values.get("http-equiv", "").lower()
+            if equiv:
+                self.meta.append(Header(name=bound_text(equiv, 100), value=content))
+            elif name == "referrer":
+                self.meta.append(Header(name="referrer-policy", value=content))
+            elif name == "generator":
+                self.generator.append(content)
+        elif tag == "script" and "src" in values and len(self.scripts) < MAX_SCRIPTS:
+            self.scripts.append((bound_text(values["src"], MAX_VALUE_CHARS), bool(values.get("integrity"))))
+
+
+def read_page(content_type: str | None, body: bytes) -> Page:
+    """The meta tags and scripts of an HTML body (the start of it: the rest is not read)."""
+    html = (content_type or "").split(";")[0].strip().lower() in _HTML_TYPES
+    if not html:
+        return Page(html=False)
+    collector = _Collector()
+    # Latin-1 decodes any byte; tags and attribute names are ASCII, which is all this needs.
+    collector.feed(body.decode("latin-1"))
+    collector.close()
+    return Page(
+        html=True,
+        meta=tuple(collector.meta),
+        generator=tuple(collector.generator),
+        scripts=tuple(Script(src=src, integrity=i) for src, i in collector.scripts),
+    )
+
+
+def parse_cookie(header: str, url: str) -> Cookie | None:
+    """One `Set-Cookie` value: the cookie's name and the flags that protect it."""
+    first, *attributes = header.split(";")
+    name, sep, _value = first.partition("=")
+    if not sep or not name.strip():
+        return None
+    flags: dict[str, str | None] = {}
+    for attribute in attributes:
+        key, has_value, value = attribute.partition("=")
+        flags[key.strip().lower()] = value.strip() if has_value else None
+    # A SameSite attribute without a value is kept as "", which no browser accepts.
+    same_site = bound_text(flags["samesite"] or "", 100) if "samesite" in flags else None
+    return Cookie(
+        name=bound_text(name.strip(), 200),
+        secure="secure" in flags,
+        http_only="httponly" in flags,
+        same_site=same_site,
+        url=bound_text(url, MAX_VALUE_CHARS),
+    )

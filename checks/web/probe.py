@@ -1,0 +1,424 @@
+"""Which endpoints of a host serve the web, and the probe that visits them all.
+
+Every request is a GET sent by `PinnedClient` to the target's pinned address; the list of what
+one endpoint receives is fixed (`request_plan`), so `attt checks list --verbose` can print it.
+"""
+
+import secrets
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from urllib.parse import urljoin, urlsplit
+
+from attt.checks.ports.models import PortsData, ports_seen
+from attt.checks.web.client import Fetched, FetchError, PinnedClient, verifying_context
+from attt.checks.web.exposed import exposed_paths, listing_proof, proof
+from attt.checks.web.models import (
+    CORS_STEP,
+    MAX_BODY_BYTES,
+    MAX_FILE_BYTES,
+    MAX_HEADERS_KEPT,
+    MAX_REDIRECTS,
+    MAX_VALUE_CHARS,
+    REDIRECTS_STEP,
+    Answer,
+    Cookie,
+    Cors,
+    Disclosure,
+    Header,
+    Page,
+    PathResult,
+    Request,
+    Scheme,
+    SiteFacts,
+    WebData,
+    WebSettings,
+)
+from attt.checks.web.page import parse_cookie, read_page
+from attt.scanner.models.observation import Observation, bound_text
+from attt.scanner.models.target import Target
+from attt.scanner.plugin import ProbeContext
+
+CHECK = "web"
+HTTP_PORTS = frozenset({80, 81, 591, 8000, 8008, 8080, 8081, 8088, 8888})
+HTTPS_PORTS = frozenset({443, 4443, 8443, 9443})
+WEB_TAGS = frozenset({"portal", "web", "website"})
+"""Inventory tags that say a system serves the web even where no port says so."""
+_HTTP_SERVICES = frozenset({"http", "http-alt", "http-proxy", "http-mgmt"})
+_HTTPS_SERVICES = frozenset({"https", "https-alt", "ssl/http", "ssl/https", "ssl/http-alt"})
+_DISCLOSING_HEADERS = ("server", "x-powered-by", "x-aspnet-version", "x-aspnetmvc-version", "x-generator")
+CORS_ORIGIN = "https://cors-check.attt.invalid"
+"""A foreign origin (`.invalid` can never exist) for the cross-origin request."""
+_UNKNOWN = frozenset({"budget", "timeout", "unreachable"})
+"""Failures that teach nothing about the endpoint: its facts stay unknown, never absent."""
+_DEADLINE_MARGIN = 0.9
+"""Part of the probe budget spent on requests; the rest builds the observations."""
+
+
+def request_plan() -> list[str]:
+    """What one endpoint receives, in order: the list `attt checks list --verbose` prints."""
+    files = [f"GET {p.path}  ({p.what.en}; confirmed by content)" for p in exposed_paths().paths]
+    defaults = WebSettings()
+    return [
+        f"GET only, to the pinned address: at most {defaults.max_requests} requests per host, "
+        f"{defaults.min_interval} s apart (settings web.max_requests, web.min_interval)",
+        "GET /  (the root: status, redirects, headers, cookies, up to "
+        f"{MAX_BODY_BYTES // 1024} KiB of the page)",
+        f"GET <Location>  (each redirect inside the scope, at most {MAX_REDIRECTS}; "
+        "a Location outside it is recorded, never fetched)",
+        f"GET / with Origin: {CORS_ORIGIN}  (HTTPS: may any site read the page with the visitor's cookies?)",
+        "GET /attt-absent-<random>  (does the site answer 200 to any path?)",
+        *files,
+        "(the paths are requested on HTTPS endpoints, and on plain-HTTP endpoints that serve pages "
+        "instead of redirecting)",
+    ]
+
+
+@dataclass(frozen=True)
+class Plan:
+    endpoints: dict[int, Scheme]
+    reasons: tuple[str, ...]
+    """Why the host serves the web (empty: only assumed, for want of a port scan)."""
+    assumed: frozenset[int]
+    """Ports tried on no evidence: a refusal there is a fact, not an error."""
+
+
+def plan_endpoints(target: Target, settings: WebSettings, prior: Iterable[Observation]) -> Plan:
+    """Port → scheme, from the declared services, the ports check, the tags and the settings."""
+    endpoints: dict[int, Scheme] = {}
+    reasons: list[str] = []
+    for service in target.host.services:
+        if service.kind == "http":
+            endpoints[service.port] = "http"
+            reasons.append(f"declared http service on port {service.port}")
+        elif service.kind == "tls" and service.port in HTTPS_PORTS:
+            endpoints[service.port] = "https"
+            reasons.append(f"declared tls service on web port {service.port}")
+    ports = ports_seen(prior)
+    for port, nmap_name in _open_ports(ports):
+        scheme = _scheme_of(port, nmap_name, settings)
+        if scheme is not None and port not in endpoints:
+            endpoints[port] = scheme
+            reasons.append(f"port {port} open ({nmap_name or 'ports check'})")
+    tags = sorted(WEB_TAGS & set(target.system.tags))
+    reasons.extend(f"tag {tag}" for tag in tags)
+    assumed: set[int] = set()
+    scanned = ports is not None
+    # HTTPS is always tried on a host that serves the web: a refusal on 443 is the observed
+    # fact that makes an HTTP-only portal fail web.https_required. Without a port scan, plain
+    # HTTP on 80 is tried too.
+    candidates = [443] if (reasons or not scanned) else []
+    if not scanned:
+        candidates.append(80)
+    for port in candidates:
+        if port not in endpoints:
+            endpoints[port] = "https" if port in HTTPS_PORTS else "http"
+            assumed.add(port)
+    return Plan(dict(sorted(endpoints.items())), tuple(reasons), frozenset(assumed))
+
+
+def _open_ports(ports: PortsData | None) -> list[tuple[int, str]]:
+    return [] if ports is None else [(p.port, p.service.lower()) for p in ports.open if p.protocol == "tcp"]
+
+
+def _scheme_of(port: int, service: str, settings: WebSettings) -> Scheme | None:
+    if port in settings.extra_https_ports or service in _HTTPS_SERVICES or port in HTTPS_PORTS:
+        return "https"
+    if port in settings.extra_http_ports or service in _HTTP_SERVICES or port in HTTP_PORTS:
+        return "http"
+    return None
+
+
+@dataclass
+class _Visit:
+    """What one endpoint showed, before the host's facts are known."""
+
+    scheme: Scheme
+    url: str
+    answer: Answer | None = None
+    failure: FetchError | None = None
+    redirects: list[Answer] = field(default_factory=list)
+    off_scope: str | None = None
+    redirect_stop: str | None = None
+    step_errors: dict[str, str] = field(default_factory=dict)
+    verified: bool | None = None
+    cookies: list[Cookie] = field(default_factory=list)
+    disclosures: list[Disclosure] = field(default_factory=list)
+    page: Page | None = None
+    cors: Cors | None = None
+    catch_all: bool | None = None
+    paths: list[PathResult] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    requests: list[Request] = field(default_factory=list)
+
+
+class _Endpoint:
+    """Visits one endpoint through the host's client, logging every request."""
+
+    def __init__(self, client: PinnedClient, name: str, scheme: Scheme, port: int) -> None:
+        self._client = client
+        self.visit = _Visit(scheme=scheme, url=_url(scheme, name, port))
+
+    def run(self) -> _Visit:
+        visit = self.visit
+        try:
+            root = self._root()
+        except FetchError as exc:
+            visit.failure = exc
+            return visit
+        visit.answer = self._answer(visit.url, root)
+        visit.page = read_page(visit.answer.first("content-type"), root.body)
+        self._follow_redirects()
+        if visit.scheme == "https":
+            self._cors()
+        if visit.scheme == "https" or not 300 <= visit.answer.status < 400:
+            self._files(root)
+        return visit
+
+    def _root(self) -> Fetched:
+        if self.visit.scheme == "http":
+            return self._get(self.visit.url, MAX_BODY_BYTES)
+        try:
+            fetched = self._get(self.visit.url, MAX_BODY_BYTES, verify=True)
+            self.visit.verified = True
+        except FetchError as exc:
+            if exc.kind not in ("certificate", "tls"):
+                raise
+            # What a browser refuses (a bad certificate, TLS 1.0 only) is still a web site whose
+            # headers and files matter: read it without verification, and record the refusal.
+            fetched = self._get(self.visit.url, MAX_BODY_BYTES)
+            self.visit.verified = False
+        return fetched
+
+    def _follow_redirects(self) -> None:
+        visit = self.visit
+        assert visit.answer is not None
+        current, seen = visit.answer, {visit.url}
+        while (location := current.location) is not None:
+            target = urljoin(current.url, location.strip())
+            parts = urlsplit(target)
+            if parts.scheme not in ("http", "https") or not self._client.in_scope(parts.hostname):
+                visit.off_scope = bound_text(target, MAX_VALUE_CHARS)
+                return
+            if target in seen:
+                visit.redirect_stop = f"redirect loop back to {bound_text(target, 200)}"
+                return
+            if len(visit.redirects) >= MAX_REDIRECTS:
+                visit.redirect_stop = f"more than {MAX_REDIRECTS} redirects"
+                return
+            seen.add(target)
+            try:
+                fetched = self._get(target, 0)
+            except FetchError as exc:
+                visit.step_errors[REDIRECTS_STEP] = bound_text(f"{target}: {exc}", 300)
+                return
+            current = self._answer(target, fetched)
+            visit.redirects.append(current)
+
+    def _cors(self) -> None:
+        try:
+            fetched = self._get(self.visit.url, 0, origin=CORS_ORIGIN)
+        except FetchError as exc:
+            self.visit.step_errors[CORS_STEP] = bound_text(str(exc), 300)
+            return
+        headers = dict(reversed(fetched.headers))  # the first value of each header
+        self.visit.cors = Cors(
+            origin=CORS_ORIGIN,
+            allow_origin=_bounded(headers.get("access-control-allow-origin")),
+            allow_credentials=_bounded(headers.get("access-control-allow-credentials")),
+        )
+
+    def _files(self, root: Fetched) -> None:
+        visit = self.visit
+        assert visit.answer is not None
+        base = visit.url.rstrip("/")
+        if (found := listing_proof(root.status, root.body)) is not None:
+            visit.paths.append(
+                PathResult(id="dir-listing-root", path="/", status=root.status, served=True, evidence=found)
+            )
+        entries = list(exposed_paths().paths)
+        try:
+            absent = self._get(f"{base}/attt-absent-{secrets.token_hex(6)}", 0)
+            visit.catch_all = absent.status == 200
+        except FetchError as exc:
+            if exc.kind in _UNKNOWN:
+                visit.skipped = [e.id for e in entries]
+                return
+        for index, entry in enumerate(entries):
+            try:
+                fetched = self._get(base + entry.path, MAX_FILE_BYTES)
+            except FetchError as exc:
+                if exc.kind in _UNKNOWN:
+                    visit.skipped = [e.id for e in entries[index:]]
+                    return
+                visit.paths.append(PathResult(id=entry.id, path=entry.path, error=str(exc)))
+                continue
+            evidence = proof(entry, fetched.status, fetched.body)
+            visit.paths.append(
+                PathResult(
+                    id=entry.id,
+                    path=entry.path,
+                    status=fetched.status,
+                    served=evidence is not None,
+                    evidence=evidence,
+                )
+            )
+
+    def _get(self, url: str, body_limit: int, *, verify: bool = False, origin: str | None = None) -> Fetched:
+        shown = bound_text(url, MAX_VALUE_CHARS)
+        try:
+            fetched = self._client.get(url, body_limit=body_limit, verify=verify, origin=origin)
+        except FetchError as exc:
+            if exc.kind != "budget":  # a request the budget stopped was never sent
+                error = bound_text(str(exc), 300)
+                self.visit.requests.append(Request(url=shown, error=error, seconds=self._seconds()))
+            raise
+        self.visit.requests.append(Request(url=shown, status=fetched.status, seconds=self._seconds()))
+        return fetched
+
+    def _seconds(self) -> float:
+        return round(time.monotonic() - self._client.last_sent, 3)
+
+    def _answer(self, url: str, fetched: Fetched) -> Answer:
+        headers = tuple(
+            Header(name=bound_text(k, 100), value=bound_text(v, MAX_VALUE_CHARS))
+            for k, v in fetched.headers[:MAX_HEADERS_KEPT]
+        )
+        answer = Answer(
+            url=bound_text(url, MAX_VALUE_CHARS),
+            status=fetched.status,
+            headers=headers,
+            headers_truncated=len(fetched.headers) > MAX_HEADERS_KEPT,
+        )
+        if _origin(url) == _origin(self.visit.url):
+            # What a redirect's target sends belongs to that endpoint's own observation.
+            for value in answer.values("set-cookie"):
+                if (cookie := parse_cookie(value, answer.url)) is not None:
+                    self.visit.cookies.append(cookie)
+            for name in _DISCLOSING_HEADERS:
+                self.visit.disclosures.extend(
+                    Disclosure(source=f"header:{name}", value=v) for v in answer.values(name)
+                )
+        return answer
+
+
+def _bounded(value: str | None) -> str | None:
+    return None if value is None else bound_text(value, MAX_VALUE_CHARS)
+
+
+def _port(url: str) -> int:
+    parts = urlsplit(url)
+    return parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def _origin(url: str) -> tuple[str, str, int]:
+    parts = urlsplit(url)
+    return parts.scheme, (parts.hostname or "").lower(), _port(url)
+
+
+def _url(scheme: Scheme, name: str, port: int) -> str:
+    host = f"[{name}]" if ":" in name else name
+    default = 80 if scheme == "http" else 443
+    return f"{scheme}://{host}/" if port == default else f"{scheme}://{host}:{port}/"
+
+
+def probe_target(target: Target, ctx: ProbeContext[WebSettings], settings: WebSettings) -> list[Observation]:
+    plan = plan_endpoints(target, settings, ctx.prior)
+    name = target.host.hostname or target.address
+    names = {name.lower(), target.address.lower(), target.ip.lower()}
+    client = PinnedClient(
+        ip=target.ip,
+        names=frozenset(names),
+        deadline=time.monotonic() + ctx.timeout * _DEADLINE_MARGIN,
+        max_requests=settings.max_requests,
+        min_interval=settings.min_interval,
+        io_timeout=ctx.connect_timeout,
+        verifying=verifying_context(settings.trust_anchors),
+    )
+    # HTTPS first: whether it works is what the plain-HTTP endpoints are judged against.
+    order = sorted(plan.endpoints.items(), key=lambda item: (item[1] != "https", item[0]))
+    visits = {port: _Endpoint(client, name, scheme, port).run() for port, scheme in order}
+    site = _site_facts(plan, visits)
+    observations: list[Observation] = []
+    for port, visit in sorted(visits.items()):
+        if visit.answer is not None:
+            observations.append(Observation.ok(CHECK, target, _data(name, visit, site), port=port))
+        elif not (port in plan.assumed and visit.failure is not None and visit.failure.kind == "refused"):
+            reason = visit.failure or "not visited"
+            observations.append(Observation.failed(CHECK, target, f"{visit.url}: {reason}", port=port))
+    if not observations and plan.reasons:
+        tried = "; ".join(f"{v.url}: {v.failure}" for v in visits.values())
+        observations.append(
+            Observation.failed(
+                CHECK,
+                target,
+                f"registered as serving the web ({', '.join(plan.reasons)}) but no web port answered "
+                f"({tried}): is it still in service?",
+            )
+        )
+    return observations
+
+
+def _site_facts(plan: Plan, visits: dict[int, _Visit]) -> SiteFacts:
+    ok: list[int] = []
+    failed: dict[int, str] = {}
+    refused: list[int] = []
+    unknown: list[int] = []
+    for visit in visits.values():
+        # An HTTPS answer reached through a redirect (say to :8443) is working HTTPS too.
+        ok.extend(_port(a.url) for a in visit.redirects if a.url.startswith("https:"))
+    for port, visit in visits.items():
+        if visit.scheme != "https":
+            continue
+        if visit.answer is not None:
+            ok.append(port)
+        elif visit.failure is not None and visit.failure.kind == "refused":
+            refused.append(port)
+        elif visit.failure is None or visit.failure.kind in _UNKNOWN:
+            unknown.append(port)
+        else:
+            failed[port] = bound_text(str(visit.failure), 300)
+    chain: tuple[str, ...] | None = None
+    http = [v for v in visits.values() if v.scheme == "http" and v.answer is not None]
+    if http:
+        first = http[0]
+        chain = (first.url, *(a.url for a in first.redirects))
+        if first.off_scope is not None:
+            chain = (*chain, first.off_scope)
+    return SiteFacts(
+        serves_web=plan.reasons,
+        https_ok=tuple(sorted(set(ok))),
+        https_failed=failed,
+        https_refused=tuple(refused),
+        https_unknown=tuple(unknown),
+        http_chain=chain,
+    )
+
+
+def _data(name: str, visit: _Visit, site: SiteFacts) -> WebData:
+    assert visit.answer is not None
+    page = visit.page
+    disclosures = list(visit.disclosures)
+    if page is not None:
+        disclosures.extend(Disclosure(source="meta:generator", value=g) for g in page.generator)
+    return WebData(
+        scheme=visit.scheme,
+        name=name,
+        url=visit.url,
+        answer=visit.answer,
+        redirects=tuple(visit.redirects),
+        off_scope_location=visit.off_scope,
+        redirect_stop=visit.redirect_stop,
+        page=page,
+        certificate_verified=visit.verified,
+        cookies=tuple(visit.cookies),
+        cors=visit.cors,
+        disclosures=tuple(disclosures),
+        catch_all=visit.catch_all,
+        paths=tuple(visit.paths),
+        paths_skipped=tuple(visit.skipped),
+        requests=tuple(visit.requests),
+        site=site,
+        incomplete=tuple(step for step in (REDIRECTS_STEP, CORS_STEP) if step in visit.step_errors),
+        step_errors=visit.step_errors,
+    )
