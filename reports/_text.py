@@ -1,39 +1,13 @@
-"""Neutralising hostile text before any renderer writes it.
-
-Targets send banners, certificate fields and headers that may carry terminal escapes, bidi
-overrides (which reorder what a reader sees) or characters XML cannot hold. Escaping for HTML or
-XML is the template's or serializer's job; these functions make the *characters* safe first, by
-turning every control or formatting character into a visible `\\x..`/`\\u....` escape, so a
-reader sees that the target sent it instead of having it act on their screen.
-"""
+"""What renderers add to the one sanitiser (`attt.scanner.text`): values shown as text, and
+spreadsheet cells that are never evaluated."""
 
 import json
-import re
 from typing import Any
 
-# C0 except tab and newline, DEL, C1, bidi embeddings/overrides/isolates, zero-width and
-# direction marks, the line/paragraph separators, BOM, and the non-characters XML 1.0 forbids.
-_UNSAFE = re.compile(
-    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ufffe\uffff\ud800-\udfff]"
-)
+from attt.scanner.text import clean, clean_line
 
 # A spreadsheet treats a cell starting with one of these as a formula (or DDE) to evaluate.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _escape(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
-
-
-def clean(text: str) -> str:
-    """Text with every control and invisible formatting character shown as a visible escape."""
-    return _UNSAFE.sub(_escape, text)
-
-
-def clean_line(text: str) -> str:
-    """`clean`, and newlines too: for a value that must stay on one line (attributes, cells)."""
-    return clean(text).replace("\n", "\\n").replace("\t", "\\t")
 
 
 def as_text(value: Any) -> str:

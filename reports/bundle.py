@@ -1,4 +1,11 @@
-"""Writes the chosen formats of one report into a report directory, then its manifest."""
+"""Writes the chosen formats of one report into a report directory, then its manifest.
+
+A report directory holds one bundle and nothing else: a directory with files of its own is
+refused (before the scan, and again when writing), so `attt verify` never meets a stranger and
+the scan never lists someone else's file as its report. Every file is written to a temporary
+file in the directory and renamed into place, so a reader sees the old file or the whole new
+one, and a symlink planted in the directory is replaced, never written through.
+"""
 
 from collections.abc import Sequence
 from pathlib import Path
@@ -9,16 +16,58 @@ from attt.reports.csv import CsvRenderer
 from attt.reports.html import HtmlRenderer
 from attt.reports.json import JsonRenderer
 from attt.reports.junit import JunitRenderer
-from attt.reports.manifest import SIGNATURE, load_signing_key, write_manifest
+from attt.reports.manifest import (
+    MANIFEST,
+    SIGNATURE,
+    TMP_SUFFIX,
+    load_signing_key,
+    write_atomically,
+    write_manifest,
+)
 from attt.reports.pdf import PdfRenderer
 from attt.reports.sarif import SarifRenderer
-from attt.scanner.errors import ConfigError
+from attt.scanner.errors import ConfigError, ReportDirError
 from attt.scanner.models.report import Report
 
 RENDERERS: Final[dict[str, Renderer]] = {
     r.format: r
     for r in (HtmlRenderer(), JsonRenderer(), JunitRenderer(), SarifRenderer(), CsvRenderer(), PdfRenderer())
 }
+_BUNDLE_FILES: Final = frozenset({r.filename for r in RENDERERS.values()} | {MANIFEST, SIGNATURE})
+
+
+def check_report_dir(out_dir: Path) -> None:
+    """Refuse (ReportDirError) a report directory that is not a directory or holds anything but
+    an earlier attt bundle (or owner packs and their index): another file, a folder, a symlink."""
+    if not out_dir.exists() and not out_dir.is_symlink():
+        return
+    if not out_dir.is_dir():
+        raise ReportDirError(f"--out {out_dir} is not a directory")
+    from attt.reports.owners import INDEX_HTML, INDEX_JSON  # owners writes its packs with this module
+
+    foreign = sorted(
+        entry.name
+        for entry in out_dir.iterdir()
+        if entry.is_symlink()
+        or (entry.is_dir() and not _holds_only_a_bundle(entry))
+        or (entry.is_file() and entry.name not in {*_BUNDLE_FILES, INDEX_HTML, INDEX_JSON}
+            and not entry.name.endswith(TMP_SUFFIX))
+        or not (entry.is_file() or entry.is_dir())
+    )  # fmt: skip
+    if foreign:
+        more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
+        raise ReportDirError(
+            f"--out {out_dir} holds files that are not part of an attt report"
+            f" ({', '.join(foreign[:3])}{more}): give a new or empty directory"
+        )
+
+
+def _holds_only_a_bundle(directory: Path) -> bool:
+    """An owner's pack directory of an earlier run: bundle files only."""
+    return all(
+        e.is_file() and not e.is_symlink() and (e.name in _BUNDLE_FILES or e.name.endswith(TMP_SUFFIX))
+        for e in directory.iterdir()
+    )
 
 
 def write_bundle(
@@ -43,12 +92,12 @@ def write_bundle(
     chosen = [RENDERERS[name] for name in dict.fromkeys(formats)]
     # Load the key and render everything before writing anything: a failure leaves the directory as it was.
     key = None if sign_key is None else load_signing_key(sign_key)
-    rendered = [(out_dir / r.filename, r.render(report, lang, context)) for r in chosen]
+    rendered = [(r.filename, r.render(report, lang, context)) for r in chosen]
+    check_report_dir(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    stale = {r.filename for r in RENDERERS.values()} - {r.filename for r in chosen} | {SIGNATURE}
-    for name in sorted(stale):
-        (out_dir / name).unlink(missing_ok=True)
-    for path, body in rendered:
-        path.write_bytes(body)
-    files = [path for path, _ in rendered]
+    stale = _BUNDLE_FILES - {r.filename for r in chosen}
+    for entry in out_dir.iterdir():
+        if entry.name in stale or entry.name.endswith(TMP_SUFFIX):
+            entry.unlink(missing_ok=True)  # a symlink is removed, never followed
+    files = [write_atomically(out_dir, name, body) for name, body in rendered]
     return files + write_manifest(report, files, out_dir, key)

@@ -16,7 +16,7 @@ import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cache, lru_cache
 from importlib.resources import files
@@ -29,7 +29,7 @@ from attt.reports import _trends
 from attt.reports._i18n import evidence_value, strings
 from attt.reports._locale import day, name_key, percent, when
 from attt.reports._reference import reference_text
-from attt.reports._text import as_text, clean
+from attt.reports._text import as_text
 from attt.reports.base import DEFAULT_CONTEXT, Lang, RenderContext
 from attt.scanner.changes import Comparison, compare
 from attt.scanner.evaluate import exit_code
@@ -40,6 +40,7 @@ from attt.scanner.models.observation import Observation
 from attt.scanner.models.policy import Reference
 from attt.scanner.models.report import Counts, Report
 from attt.scanner.models.target import Contact
+from attt.scanner.text import clean
 
 Medium = Literal["html", "pdf"]
 V = TypeVar("V", "OwnerView", "SystemView")
@@ -185,6 +186,8 @@ class HostView:
     shown: tuple[FindingView, ...]
     errors: tuple[ErrorGroupView, ...]
     folded: tuple[FindingView, ...]
+    shared_with: tuple[str, ...] = ()
+    """Other systems that register the same host: it was probed once and judged by each."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -392,6 +395,9 @@ def build_view(
         addresses[target.system.id][target.address] = (target.host.hostname, target.ip)
     for fv in findings:
         addresses[fv.system].setdefault(fv.host, (None, None))
+    systems_at: dict[str, set[str]] = defaultdict(set)
+    for target in report.targets:
+        systems_at[target.address].add(target.system.id)
 
     entries: list[tuple[str, str, str, int | None, tuple[str, ...]]] = [
         (s.id, s.name, s.owner, s.level, s.tags) for s in registered
@@ -404,11 +410,14 @@ def build_view(
     contacts = {o.name: _contact(o.contact) for o in report.run.owners}
     for system_id, name, owner, level, tags in entries:
         hosts = tuple(
-            _host_view(
-                address,
-                *addresses[system_id][address],
-                by_host.get((system_id, address), []),
-                groups_by_host.get((system_id, address), []),
+            replace(
+                _host_view(
+                    address,
+                    *addresses[system_id][address],
+                    by_host.get((system_id, address), []),
+                    groups_by_host.get((system_id, address), []),
+                ),
+                shared_with=tuple(sorted(systems_at[address] - {system_id})),
             )
             for address in sorted(addresses[system_id])
         )
@@ -693,8 +702,8 @@ def _host_view(
     ordered = sorted(findings, key=_finding_order)
     return HostView(
         address=clean(address),
-        hostname=hostname,
-        ip=ip,
+        hostname=None if hostname is None else clean(hostname),
+        ip=None if ip is None else clean(ip),
         shown=tuple(fv for fv in ordered if fv.status in _SHOWN),
         errors=tuple(errors),
         folded=tuple(fv for fv in ordered if fv.status not in _SHOWN and fv.status != "error"),

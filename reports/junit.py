@@ -17,11 +17,12 @@ from xml.etree import ElementTree as ET
 
 from attt.reports._i18n import evidence_value, strings
 from attt.reports._reference import reference_text
-from attt.reports._text import as_text, clean, clean_line
+from attt.reports._text import as_text
 from attt.reports.base import DEFAULT_CONTEXT, Lang, RenderContext
 from attt.scanner.models.base import Severity
 from attt.scanner.models.finding import Finding
 from attt.scanner.models.report import Report
+from attt.scanner.text import clean, clean_line
 
 
 class JunitRenderer:

@@ -9,6 +9,8 @@ only the public key can tell that the manifest itself was not rewritten.
 import base64
 import binascii
 import hashlib
+import os
+import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -24,6 +26,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 from pydantic import Field, ValidationError
 
+from attt.scanner.credentials import refuse_shared_file
 from attt.scanner.errors import ConfigError
 from attt.scanner.models.base import Frozen
 from attt.scanner.models.report import Report
@@ -31,6 +34,8 @@ from attt.scanner.models.report import Report
 MANIFEST: Final = "manifest.json"
 SIGNATURE: Final = "manifest.sig"
 _CHUNK: Final = 1 << 20
+TMP_SUFFIX: Final = ".attt-tmp"
+"""Ends the name of a file being written; a bundle directory may hold one left by a killed write."""
 
 
 class FileEntry(Frozen):
@@ -66,7 +71,10 @@ def file_entry(path: Path) -> FileEntry:
 
 
 def write_manifest(
-    report: Report, files: list[Path], out_dir: Path, sign_key: Ed25519PrivateKey | None = None
+    report: Report,
+    files: list[Path],
+    out_dir: Path,
+    sign_key: Ed25519PrivateKey | None = None,
 ) -> list[Path]:
     """Write `manifest.json` over `files` (all inside `out_dir`), and `manifest.sig` when signing."""
     manifest = Manifest(
@@ -76,13 +84,26 @@ def write_manifest(
         files={p.relative_to(out_dir).as_posix(): file_entry(p) for p in sorted(files)},
     )
     body = manifest.model_dump_json(indent=2).encode("utf-8") + b"\n"
-    written = [out_dir / MANIFEST]
-    written[0].write_bytes(body)
+    written = [write_atomically(out_dir, MANIFEST, body)]
     if sign_key is not None:
-        signature = sign_key.sign(body)
-        written.append(out_dir / SIGNATURE)
-        written[1].write_bytes(base64.b64encode(signature) + b"\n")
+        written.append(write_atomically(out_dir, SIGNATURE, base64.b64encode(sign_key.sign(body)) + b"\n"))
     return written
+
+
+def write_atomically(out_dir: Path, name: str, body: bytes) -> Path:
+    """Write `out_dir/name` through a new temporary file (created exclusively, so never opened
+    through a link) renamed over it (rename replaces a symlink itself, not what it points to)."""
+    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{name}.", suffix=TMP_SUFFIX)
+    try:
+        with os.fdopen(fd, "wb") as stream:
+            stream.write(body)
+            stream.flush()
+            os.fsync(stream.fileno())
+        Path(tmp).replace(out_dir / name)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return out_dir / name
 
 
 def verify_bundle(out_dir: Path, public_key: Path | None = None) -> VerifyResult:
@@ -141,8 +162,10 @@ def _read_key(path: Path, kind: str) -> bytes:
 
 
 def load_signing_key(path: Path) -> Ed25519PrivateKey:
-    """An unencrypted Ed25519 private key from a PEM (PKCS#8) or OpenSSH file."""
+    """An unencrypted Ed25519 private key from a PEM (PKCS#8) or OpenSSH file that only its
+    owner may read (refused otherwise, as credentials are)."""
     data = _read_key(path, "signing")
+    refuse_shared_file(path, "the signing key")
     try:
         key = (
             load_ssh_private_key(data, None)

@@ -16,11 +16,12 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, Final
 from urllib.parse import quote
 
-from attt.reports._text import clean, clean_json, clean_line
+from attt.reports._text import clean_json
 from attt.reports.base import DEFAULT_CONTEXT, Lang, RenderContext
 from attt.scanner.models.base import Severity
 from attt.scanner.models.finding import Finding
 from attt.scanner.models.report import Report
+from attt.scanner.text import clean, clean_line
 
 SARIF_SCHEMA: Final = "https://json.schemastore.org/sarif-2.1.0.json"
 _BELOW: Final = {
@@ -199,7 +200,8 @@ def _uri_host(host: str) -> str:
         address = ipaddress.ip_address(host)
     except ValueError:
         return quote(host, safe=".-")
-    return f"[{address}]" if address.version == 6 else str(address)
+    # A scope id (`%zone`, from a run stored before they were refused) is free text: encoded.
+    return f"[{quote(str(address), safe=':')}]" if address.version == 6 else str(address)
 
 
 def _fingerprint(f: Finding) -> str:

@@ -2,29 +2,28 @@
 
 import json
 import os
-import signal
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from contextlib import suppress
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, NoReturn, cast
 
 import click
 
 from attt import __version__
 from attt.reports.base import Lang, RenderContext
-from attt.reports.bundle import RENDERERS, write_bundle
+from attt.reports.bundle import RENDERERS, check_report_dir, write_bundle
 from attt.reports.manifest import load_signing_key
 from attt.scanner import pipeline
 from attt.scanner.catalog import check_lines
 from attt.scanner.changes import Comparison, choose_baseline, compare
-from attt.scanner.errors import AtttError, ConfigError
+from attt.scanner.errors import AtttError, ConfigError, RunBusyError, StoreError
 from attt.scanner.evaluate import exit_code
 from attt.scanner.exitcodes import ExitCode
+from attt.scanner.lifecycle import Interrupts, ResumeConflict, as_list, remember, resumed_options
 from attt.scanner.messages import language, problem_text, say
-from attt.scanner.models.base import Severity
+from attt.scanner.models.base import Severity, Text
 from attt.scanner.models.report import Report, RunInfo, report_json_schema
 from attt.scanner.models.target import Target
 from attt.scanner.pipeline import (
@@ -36,13 +35,14 @@ from attt.scanner.pipeline import (
     prepare_resume,
     reevaluate,
     run_scan,
+    stored_or_memory,
 )
 from attt.scanner.plugin import Credential
 from attt.scanner.progress import progress_for
 from attt.scanner.registry import Registry
 from attt.scanner.runner import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT
 from attt.scanner.store import Store, StoredRun, db_path_from_url
-from attt.scanner.terminal import safe
+from attt.scanner.text import clean, safe
 
 if TYPE_CHECKING:
     from attt.scanner.config import Config
@@ -101,9 +101,15 @@ def _registry() -> Registry:
     return registry
 
 
-def _open_store(db: str | None, registry: Registry | None = None) -> Store:
-    """The run store; with a registry, stored observations come back typed by their checks."""
-    return Store(db_path_from_url(db), registry.data_models if registry else None)
+def _open_store(db: str | None, registry: Registry | None = None, *, create: bool = True) -> Store:
+    """The run store; with a registry, stored observations come back typed by their checks.
+    Reading commands pass `create=False` and never create one."""
+    data_models = registry.data_models if registry else None
+    return Store(db_path_from_url(db), data_models, create=create, warn=_warn)
+
+
+def _warn(line: str) -> None:
+    click.echo(f"attt: warning: {safe(line, 1000)}", err=True)
 
 
 def _formats(value: str) -> list[str]:
@@ -117,11 +123,15 @@ def _formats(value: str) -> list[str]:
 
 
 class _Command(click.Group):
-    """Turns attt's own errors into one line and exit code 2, never a traceback."""
+    """Turns attt's own errors into one line and exit code 2 (4 for a busy run), never a traceback."""
 
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
+        except RunBusyError as exc:
+            _fail(str(exc), ExitCode.BUSY)
+        except ResumeConflict as exc:
+            raise click.UsageError(str(exc)) from None
         except AtttError as exc:
             for line in _error_lines(exc):
                 click.echo(line, err=True)
@@ -283,47 +293,173 @@ def scan(
     policy_mode: str,
 ) -> None:
     """Scan the systems of an inventory and write the compliance report."""
-    report_lang = _speak(lang)
-    chosen_formats = _formats(formats)
+    args = _ScanArgs(
+        policies, systems, tags, checks, timeout, concurrency, formats, lang, fail_on, out, credentials
+    )
+    ctx = click.get_current_context()
+    unset = (click.core.ParameterSource.DEFAULT, click.core.ParameterSource.DEFAULT_MAP, None)
+    explicit = {**asdict(args), "waivers": waivers, "policy_mode": policy_mode}
+    given = {k: v for k, v in explicit.items() if ctx.get_parameter_source(k) not in unset}
+    request = ScanRequest(
+        inventory or Path(),
+        policies,
+        systems,
+        tags,
+        checks,
+        waivers=waivers,
+        policy_mode=cast(PolicyMode, policy_mode),
+        trigger=_trigger(trigger),
+    )
+    output = _ReportChoice(sign_key, per_owner, owner, notify, notify_all)
+    with Interrupts() as interrupts:
+        opened: list[tuple[Store, str]] = []
+        try:
+            code = _scan(interrupts, opened, request if inventory else None, resume, args, given, db, output)
+        except KeyboardInterrupt:
+            code = _abandoned(opened)
+    sys.exit(code)
+
+
+@dataclass(frozen=True)
+class _ScanArgs:
+    """The options of `attt scan` that a resumed run takes from the run itself."""
+
+    policies: tuple[str, ...]
+    systems: tuple[str, ...]
+    tags: tuple[str, ...]
+    checks: tuple[str, ...]
+    timeout: float
+    concurrency: int
+    formats: str
+    lang: str | None
+    fail_on: str
+    out: Path | None
+    credentials: Path | None
+
+
+@dataclass(frozen=True)
+class _ReportChoice:
+    """How `attt scan` reports, beyond the formats: signing, owner packs, notifications."""
+
+    sign_key: Path | None
+    per_owner: bool
+    owner: str | None
+    notify: bool | None
+    notify_all: bool
+
+
+def _scan(
+    interrupts: Interrupts,
+    opened: list[tuple[Store, str]],
+    request: ScanRequest | None,
+    resume: str | None,
+    args: _ScanArgs,
+    given: dict[str, object],
+    db: str | None,
+    choice: _ReportChoice,
+) -> int:
+    """The whole scan; `opened` learns the store and run as soon as the run exists."""
     registry = _registry()
-    options = ScanOptions(timeout, concurrency, _credential_lookup(credentials))
-    if sign_key is not None:
-        load_signing_key(sign_key)  # a bad key is a configuration error before, not after, the scan
-    if resume is not None and inventory is None:
-        store = _open_store(db, registry)
-        prepared = prepare_resume(store.load(resume), store.probes_done(resume), registry)
-    elif inventory is not None and resume is None:
-        request = ScanRequest(
-            inventory,
-            policies,
-            systems,
-            tags,
-            checks,
-            waivers=waivers,
-            policy_mode=cast(PolicyMode, policy_mode),
-            trigger=_trigger(trigger),
-        )
-        prepared = prepare(request, registry)
+    if choice.sign_key is not None:
+        load_signing_key(choice.sign_key)  # a bad key is a configuration error before, not after, the scan
+    if resume is not None and request is None:
+        store = _open_store(db, registry, create=False)
+        stored = store.load(resume)
+        args = _decoded(args, resumed_options(stored.info.id, stored.info.options, given))
+        _check_out_dir(args.out, stored.info.id)
+        prepared = prepare_resume(stored, store.probes_done(stored.info.id), registry)
+        options = _scan_options(args)
+    elif request is not None and resume is None:
+        prepared = prepare(request, registry, remember(asdict(args)))
+        _check_out_dir(args.out, prepared.run.id)
+        options = _scan_options(args)
         store = _open_store(db, registry)  # only now: a refused scan leaves no trace in the store
     else:
         raise click.UsageError("give either -i INVENTORY or --resume RUN")
     interactive = sys.stderr.isatty() and not os.environ.get("CI")
     total = len(prepared.targets) * len(prepared.run.checks) - len(prepared.done)
-    with progress_for(total, interactive) as progress, _sigterm_as_interrupt():
-        info, interrupted = run_scan(prepared, options, store, registry, progress)
-    report = build_report(store.load(info.id))
+    with progress_for(total, interactive) as progress, interrupts.gently():
+        opened.append((store, prepared.run.id))
+        outcome = run_scan(prepared, options, store, registry, progress, interrupts.stop)
+    report = build_report(stored_or_memory(store, outcome))
     settings = _config().notify
-    notifying = not interrupted and (notify if notify is not None else settings is not None)
+    whole = not outcome.interrupted and outcome.store_error is None
+    notifying = whole and (choice.notify if choice.notify is not None else settings is not None)
+    formats, lang = _formats(args.formats), _speak(args.lang)
     output = ReportOutput(
-        chosen_formats, report_lang, sign_key, per_owner or notifying, owner, _severity(fail_on)
+        formats, lang, choice.sign_key, choice.per_owner or notifying, choice.owner, _severity(args.fail_on)
     )
-    written = _write_reports(store, report, out, output)
-    if notifying:
-        _notify(store, report, written, notify_all)
-    if interrupted:
-        click.echo(f"attt: {_say('interrupted', run=info.id)}", err=True)
-        sys.exit(ExitCode.INTERRUPTED)
-    sys.exit(exit_code(report.findings, _severity(fail_on), info.status == "complete"))
+    written = _write_reports(store, report, args.out, output)
+    if notifying and written is not None:
+        _notify(store, report, written, choice.notify_all)
+    run_id = report.run.id
+    if outcome.store_error is not None:
+        _error(
+            f"{outcome.store_error}; probing stopped, the report holds everything observed and run {run_id}"
+            f" is incomplete (once the store takes writes again: attt scan --resume {run_id})"
+        )
+    code = exit_code(report.findings, _severity(args.fail_on), report.run.status == "complete")
+    if outcome.interrupted:
+        click.echo(f"attt: {_say('interrupted', run=run_id)}", err=True)
+        return ExitCode.INTERRUPTED
+    if written is None and code != ExitCode.VIOLATION:
+        return ExitCode.REPORT_NOT_WRITTEN
+    return code
+
+
+def _scan_options(args: _ScanArgs) -> ScanOptions:
+    """How to probe; the formats and the credentials file are checked here, before any packet."""
+    _formats(args.formats)
+    return ScanOptions(args.timeout, args.concurrency, _credential_lookup(args.credentials))
+
+
+def _decoded(args: _ScanArgs, saved: dict[str, str]) -> _ScanArgs:
+    """`args` with a resumed run's own options, back from text to the types the command line gives."""
+    text = {name: saved.get(name) for name in asdict(args)}
+    return _ScanArgs(
+        policies=args.policies
+        if text["policies"] is None
+        else tuple(r for r in text["policies"].split(",") if r),
+        systems=args.systems if text["systems"] is None else tuple(as_list(text["systems"])),
+        tags=args.tags if text["tags"] is None else tuple(as_list(text["tags"])),
+        checks=args.checks if text["checks"] is None else tuple(as_list(text["checks"])),
+        timeout=args.timeout if text["timeout"] is None else float(text["timeout"]),
+        concurrency=args.concurrency if text["concurrency"] is None else int(text["concurrency"]),
+        formats=text["formats"] or args.formats,
+        lang=text["lang"] or args.lang,
+        fail_on=text["fail_on"] or args.fail_on,
+        out=args.out if text["out"] is None else Path(text["out"]) if text["out"] else None,
+        credentials=args.credentials,
+    )
+
+
+def _check_out_dir(out: Path | None, run_id: str) -> None:
+    """Refuse, before anything is scanned, a report directory that holds files of its own."""
+    check_report_dir(_out_dir(out, run_id))
+
+
+def _out_dir(out: Path | None, run_id: str) -> Path:
+    """`--out`, else a directory of the run's own under the configured report directory."""
+    return out or (_config().report_dir or Path("attt-reports")) / run_id
+
+
+def _abandoned(opened: list[tuple[Store, str]]) -> int:
+    """A signal outside the open run, or a second one: leave at once, the run marked incomplete."""
+    if not opened:
+        _error("interrupted before anything was scanned")
+        return ExitCode.INTERRUPTED
+    store, run_id = opened[0]
+    with suppress(AtttError):  # else it stays "running" with a dead lease, shown incomplete
+        store.mark(run_id, "incomplete", pipeline.utcnow())
+    _error(
+        f"interrupted; run {run_id} is incomplete and keeps what was observed"
+        f" (finish it with: attt scan --resume {run_id})"
+    )
+    return ExitCode.INTERRUPTED
+
+
+def _error(message: str) -> None:
+    click.echo(f"{_say('error')}: {safe(message, 1000)}", err=True)
 
 
 def _credential_lookup(path: Path | None) -> Callable[[Target], Credential | None]:
@@ -336,20 +472,6 @@ def _credential_lookup(path: Path | None) -> Callable[[Target], Credential | Non
 
 def _severity(value: str) -> Severity | None:
     return None if value == "none" else Severity(value)
-
-
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM (a scheduler stopping the job) ends the scan like Ctrl-C: nothing is lost."""
-
-    def handler(_signum: int, _frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _print_summary(report: Report, out_dir: Path) -> None:
@@ -370,8 +492,14 @@ def _print_summary(report: Report, out_dir: Path) -> None:
     if overall.not_probed:
         click.echo(_say("summary_not_probed", count=overall.not_probed))
     click.echo(_say("summary_formula", formula=report.summary.score_formula.get(_lang[0])))
+    systems_at: dict[str, list[str]] = {}
+    for target in report.targets:
+        systems_at.setdefault(target.address, []).append(target.system.id)
+    for address, ids in sorted(systems_at.items()):
+        if len(ids) > 1:
+            click.echo(f"host {safe(address)} is in systems {', '.join(ids)}: probed once, judged by each")
     for path in sorted(out_dir.iterdir()):
-        click.echo(_say("summary_report", path=path))
+        click.echo(_say("summary_report", path=safe(str(path), 1000)))
 
 
 def _score(score: float | None) -> str:
@@ -406,13 +534,14 @@ def report(
     """Render a stored run again; with -p or --waivers, re-evaluate it (no network)."""
     report_lang = _speak(lang)
     chosen_formats = _formats(formats)
-    store = _open_store(db)
+    store = _open_store(db, create=False)
     stored = store.load(run)
     if policies or waivers:
         mode = cast(PolicyMode, policy_mode)
         stored = reevaluate(stored, policies, _registry(), pipeline.utcnow(), mode=mode, waivers=waivers)
     output = ReportOutput(chosen_formats, report_lang, sign_key, per_owner, owner, _severity(fail_on))
-    _write_reports(store, build_report(stored), out, output)
+    if _write_reports(store, build_report(stored), out, output) is None:
+        sys.exit(ExitCode.REPORT_NOT_WRITTEN)
 
 
 @dataclass(frozen=True)
@@ -433,13 +562,20 @@ HISTORY_RUNS = 11
 
 
 def _history(store: Store, current: RunInfo) -> tuple[Report, ...]:
-    """The latest earlier runs over the same inventory, oldest first: trends and "failing since"."""
+    """The latest earlier runs over the same inventory, oldest first: trends and "failing since".
+    A run this version cannot read leaves the trends without it, with a warning."""
     earlier = [
         info
         for info in store.runs(limit=10 * HISTORY_RUNS)
         if info.inventory_sha256 == current.inventory_sha256 and info.started < current.started
     ]
-    return tuple(build_report(store.load(info.id)) for info in reversed(earlier[:HISTORY_RUNS]))
+    history = []
+    for info in reversed(earlier[:HISTORY_RUNS]):
+        try:
+            history.append(build_report(store.load(info.id)))
+        except StoreError as exc:
+            _warn(f"{exc}; the trends leave it out")
+    return tuple(history)
 
 
 @dataclass(frozen=True)
@@ -449,17 +585,16 @@ class Written:
     index: "PackIndex | None"
 
 
-def _write_reports(store: Store, report: Report, out: Path | None, output: ReportOutput) -> Written:
+def _write_reports(store: Store, report: Report, out: Path | None, output: ReportOutput) -> Written | None:
     """Write the bundle (or one pack per owner, or one owner's pack), with the change since the
-    comparable earlier run, and summarise."""
+    comparable earlier run, and summarise. A report that cannot be written is one line (the run
+    is stored) and None."""
     from attt.reports.owners import write_one_pack, write_owner_packs
 
-    # The baseline: the one function that says which earlier run "new since" compares with.
-    previous_id, reason = choose_baseline(report.run, report.targets, store.earlier_runs(report.run))
-    previous = build_report(store.load(previous_id)) if previous_id else None
-    baseline = Comparison(previous, reason)
+    baseline = _baseline(store, report)
+    previous = baseline.previous
     context = RenderContext(fail_on=output.fail_on, history=_history(store, report.run), baseline=baseline)
-    out_dir = out or (_config().report_dir or Path("attt-reports")) / report.run.id
+    out_dir = _out_dir(out, report.run.id)
     index = None
     formats, lang, key = output.formats, output.lang, output.sign_key
     try:
@@ -470,14 +605,31 @@ def _write_reports(store: Store, report: Report, out: Path | None, output: Repor
             index = packs.index
         else:
             write_bundle(report, formats, out_dir, lang, sign_key=key, context=context)
-    except OSError as exc:
-        raise AtttError(
-            f"cannot write the report to {out_dir}: {exc.strerror or exc}; the run is stored,"
+    except (OSError, AtttError) as exc:
+        reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc)
+        _error(
+            f"cannot write the report to {out_dir}: {reason}; the run is stored,"
             f" write it elsewhere with: attt report {report.run.id} --out DIR"
-        ) from None
+        )
+        return None
     _print_summary(report, out_dir)
     _warn_expired_waivers(report)
     return Written(out_dir, previous, index)
+
+
+def _baseline(store: Store, report: Report) -> Comparison:
+    """The comparable earlier run for the change section (the one function that says which earlier
+    run "new since" compares with); none, with a warning, when the store cannot give it (a run this
+    version cannot read is skipped by `earlier_runs` already)."""
+    try:
+        previous_id, reason = choose_baseline(report.run, report.targets, store.earlier_runs(report.run))
+        return Comparison(build_report(store.load(previous_id)) if previous_id else None, reason)
+    except StoreError as exc:
+        _warn(f"{exc}; the report has no change section")
+        return Comparison(
+            None,
+            Text(vi=f"không đọc được lượt quét trước: {exc}", en=f"the earlier run cannot be read: {exc}"),
+        )
 
 
 def _warn_expired_waivers(report: Report) -> None:
@@ -541,7 +693,7 @@ def diff(run_a: str, run_b: str, db: str | None) -> None:
     `latest` is compared with: the latest earlier complete run over the same hosts with the same
     checks). Fixed means the rule passes in RUN_B; one that could not be judged there (error,
     not probed, endpoint gone) is "not re-checked"."""
-    store = _open_store(db)
+    store = _open_store(db, create=False)
     before, after = _diff_run(store, run_a), _diff_run(store, run_b)
     changes = compare(before.findings, after.findings)
     sections = [
@@ -574,7 +726,7 @@ def _diff_run(store: Store, ref: str) -> StoredRun:
 @click.option("--db")
 def history(system: str | None, limit: int, db: str | None) -> None:
     """List stored runs, newest first."""
-    store = _open_store(db)
+    store = _open_store(db, create=False)
     runs = store.runs(system=system, limit=limit)
     if not runs:
         click.echo(_say("no_runs"))
@@ -600,10 +752,13 @@ def history(system: str | None, limit: int, db: str | None) -> None:
 @click.option("--db")
 def notify_command(run: str, everything: bool, out: Path | None, lang: str | None, db: str | None) -> None:
     """Send a stored run's notifications that were not sent yet (each goes once per run)."""
-    store = _open_store(db)
+    store = _open_store(db, create=False)
     report = build_report(store.load(run))
     output = ReportOutput(["html", "json"], _speak(lang), _config().sign_key, True, None)
-    _notify(store, report, _write_reports(store, report, out, output), everything)
+    written = _write_reports(store, report, out, output)
+    if written is None:
+        sys.exit(ExitCode.REPORT_NOT_WRITTEN)
+    _notify(store, report, written, everything)
 
 
 @main.command()
@@ -626,7 +781,7 @@ def prune(keep_last: int | None, older_than: int | None, db: str | None) -> None
         cutoff = now - timedelta(days=cast(int, older_than))
         return {r.id for r in runs if r.started < cutoff}
 
-    result = _open_store(db).prune(chosen)
+    result = _open_store(db, create=False).prune(chosen)
     for info in result.removed:
         click.echo(f"removed {info.id}  {info.status:<10} {info.started.isoformat(timespec='seconds')}")
     for run_id in result.kept_as_baseline:
@@ -694,7 +849,10 @@ def policy_show(policy_ref: str, fmt: str, lang: str | None) -> None:
     from attt.scanner.policy import load_policy
 
     resolved = load_policy(policy_ref, _registry())
-    click.echo(policy_markdown(resolved, _speak(lang)) if fmt == "md" else policy_yaml(resolved), nl=False)
+    # Policy text is shown, never obeyed: escapes in a title must not drive the terminal.
+    click.echo(
+        clean(policy_markdown(resolved, _speak(lang)) if fmt == "md" else policy_yaml(resolved)), nl=False
+    )
 
 
 @main.group()

@@ -72,7 +72,7 @@ class CredentialStore:
 
 def load_credentials(path: Path) -> CredentialStore:
     """Load and resolve a credentials file; ConfigError (exit 2) for anything wrong with it."""
-    _refuse_shared_file(path)
+    refuse_shared_file(path)
     doc = load_yaml(path)
     parsed = validate(CredentialsFile, doc)
     base = path.resolve().parent
@@ -82,14 +82,16 @@ def load_credentials(path: Path) -> CredentialStore:
     )
 
 
-def _refuse_shared_file(path: Path) -> None:
+def refuse_shared_file(path: Path, what: str = "credentials file") -> None:
+    """ConfigError unless only the owner may read and write `path` (as OpenSSH treats keys): a
+    warning would scroll past in a nightly job."""
     try:
         mode = path.stat().st_mode
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
     if mode & _PRIVATE_MODE_BITS:
         raise ConfigError(
-            f"{path}: credentials file is accessible to group or others "
+            f"{path}: {what} is accessible to group or others "
             f"(mode {stat.S_IMODE(mode):04o}); run `chmod 600 {path}`"
         )
 

@@ -38,3 +38,15 @@ class ConfigError(AtttError):
 
 class StoreError(AtttError):
     """The run store cannot be opened or does not hold what was asked for."""
+
+
+class StoreWriteError(StoreError):
+    """The run store refused a write in the middle of a scan (disk full, lock held too long)."""
+
+
+class RunBusyError(AtttError):
+    """Another live process runs this run, or a scan of the same inventory (exit code 4)."""
+
+
+class ReportDirError(AtttError):
+    """The report directory cannot take this run's bundle (it holds files of its own)."""

@@ -111,10 +111,15 @@ def load_inventory(path: Path) -> LoadedInventory:
     inventory = validate(Inventory, doc)
     scope = Scope.of(inventory.scope)
     for s, system in enumerate(inventory.systems):
+        first: dict[str, int] = {}
         for h, host in enumerate(system.hosts):
             problem = _scope_problem(host.address, scope, None)
+            if problem is None and host.address in first:
+                # Addresses are normalised by then: `::1` and `0:0:0:0:0:0:0:1` are one host.
+                problem = f"{host.address} is already hosts[{first[host.address]}] of system {system.id}"
             if problem is not None:
                 raise doc.error(("systems", s, "hosts", h, "address"), problem)
+            first[host.address] = h
     return LoadedInventory(inventory, doc.sha256, path)
 
 

@@ -28,7 +28,7 @@ from attt.scanner.models.finding import Finding
 from attt.scanner.models.owners import PackEntry, PackIndex
 from attt.scanner.models.report import Report
 from attt.scanner.store import NotificationRecord, Store
-from attt.scanner.terminal import safe
+from attt.scanner.text import safe
 
 Sleep = Callable[[float], None]
 

@@ -2,25 +2,26 @@
 
 import secrets
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
 from attt import __version__
-from attt.scanner.errors import ConfigError
+from attt.scanner.errors import ConfigError, StoreError, StoreWriteError
 from attt.scanner.evaluate import evaluate
 from attt.scanner.inventory import load_inventory, resolve_targets, select_targets
 from attt.scanner.models.observation import Observation, ProbeKey
 from attt.scanner.models.policy import ResolvedPolicy
-from attt.scanner.models.report import PolicyRef, Report, RunInfo, Summary
+from attt.scanner.models.report import PolicyRef, Report, RunInfo, RunStatus, Summary
 from attt.scanner.models.target import SystemInfo, Target
 from attt.scanner.plugin import Credential
 from attt.scanner.policy import default_policy_ref, load_policy
 from attt.scanner.registry import Registry
 from attt.scanner.runner import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, ProgressSink, Runner, ScanPlan
-from attt.scanner.store import Store, StoredRun
+from attt.scanner.store import HEARTBEAT_SECONDS, Store, StoredRun
 from attt.scanner.waivers import with_waivers
 
 PolicyMode = Literal["force", "overlay"]
@@ -67,10 +68,30 @@ class PreparedScan:
     """The run exists in the store already: it was interrupted, or its process died."""
     done: Mapping[ProbeKey, tuple[Observation, ...]] = field(default_factory=dict)
     """Probes the earlier attempt finished, with what they saw: not repeated."""
+    redo: frozenset[ProbeKey] = frozenset()
+    """Probes the earlier attempt ended in error (an interruption kills nmap or a connection
+    with the scan): they run again, and what they saw then is forgotten."""
+    inventory: str | None = None
+    """The inventory file (resolved path) a new run scans: the key of the per-inventory lock."""
 
 
-def prepare(request: ScanRequest, registry: Registry) -> PreparedScan:
-    """Load and check everything a scan needs; raise ConfigError (exit 2) on any fault."""
+@dataclass(frozen=True)
+class ScanOutcome:
+    """How a scan ended."""
+
+    run: StoredRun
+    """Everything observed and judged, as held in memory (the store may have refused some)."""
+    interrupted: bool
+    store_error: str | None = None
+    """Why the store stopped taking writes mid-scan (disk full, lock held too long), if it did."""
+
+
+def prepare(
+    request: ScanRequest, registry: Registry, remember: Mapping[str, str] | None = None
+) -> PreparedScan:
+    """Load and check everything a scan needs; raise ConfigError (exit 2) on any fault.
+
+    `remember` holds the options (no secrets) a resumed run must run with again."""
     loaded = load_inventory(request.inventory)
     targets = select_targets(resolve_targets(loaded.inventory), request.systems, request.tags)
     if not targets:
@@ -91,6 +112,7 @@ def prepare(request: ScanRequest, registry: Registry) -> PreparedScan:
         policies=policy_refs(policies),
         checks=checks,
         options={
+            **(remember or {}),
             "policies": ",".join(request.policies),
             "policy_mode": request.policy_mode,
             "waivers": ",".join(str(w) for w in request.waivers),
@@ -100,14 +122,20 @@ def prepare(request: ScanRequest, registry: Registry) -> PreparedScan:
         owners=loaded.inventory.owners,
         judged_by=judged_by(systems, policies, request.policy_mode),
     )
-    return PreparedScan(run=run, targets=tuple(targets), systems=systems, policies=policies)
+    return PreparedScan(
+        run=run,
+        targets=tuple(targets),
+        systems=systems,
+        policies=policies,
+        inventory=str(loaded.path.resolve()),
+    )
 
 
 def prepare_resume(
     stored: StoredRun, done: Mapping[ProbeKey, tuple[Observation, ...]], registry: Registry
 ) -> PreparedScan:
     """Continue an interrupted run with its own targets (addresses as pinned then), checks and
-    policies; the probes it finished are not repeated."""
+    policies; the probes it finished are not repeated, those that ended in error run again."""
     if stored.info.status == "complete":
         raise ConfigError(f"run {stored.info.id} is complete; there is nothing to resume")
     _known_checks(stored.info.checks, registry)
@@ -117,8 +145,13 @@ def prepare_resume(
         systems=stored.systems,
         policies=stored_policies(stored, registry),
         resumed=True,
-        done=done,
+        done={key: seen for key, seen in done.items() if not _failed(seen)},
+        redo=frozenset(key for key, seen in done.items() if _failed(seen)),
     )
+
+
+def _failed(seen: Sequence[Observation]) -> bool:
+    return any(o.status == "error" for o in seen)
 
 
 def _known_checks(names: Iterable[str], registry: Registry) -> tuple[str, ...]:
@@ -202,29 +235,41 @@ def run_scan(
     store: Store,
     registry: Registry,
     progress: ProgressSink | None = None,
-) -> tuple[RunInfo, bool]:
+    stop: threading.Event | None = None,
+) -> ScanOutcome:
     """Probe, store what each probe saw as soon as it ends, evaluate, and close the run.
 
-    Returns the run and whether it was interrupted. An interruption (KeyboardInterrupt, which
-    the CLI also raises for SIGTERM) still evaluates and stores what was observed and marks the
-    run `incomplete`, so that `attt scan --resume RUN` can finish it.
+    `stop` set (a signal) ends probing: what was observed is evaluated, stored and marked
+    `incomplete`, so that `attt scan --resume RUN` can finish it. A store that refuses a write
+    (disk full, lock held too long) also ends probing: the scan goes on in memory, evaluates what
+    it saw and tries once more to close the run. What finished probes saw is kept either way; a
+    probe the stop cut short is left for `--resume`.
     """
     info = prepared.run
     if prepared.resumed:
-        store.reopen(info.id)
+        store.claim(info.id, prepared.redo)
     else:
-        store.create_run(info, prepared.systems, prepared.targets)
+        store.create_run(info, prepared.systems, prepared.targets, inventory=prepared.inventory)
+    stop = stop or threading.Event()
     observations: list[Observation] = [o for seen in prepared.done.values() for o in seen]
     probed: set[ProbeKey] = set(prepared.done)
     lock = threading.Lock()
+    store_errors: list[str] = []
 
     def keep(target: Target, check: str, seen: Sequence[Observation]) -> None:
-        store.record_probe(info.id, check, target, seen)
         with lock:
             observations.extend(seen)
             probed.add((check, *target.key))
+            if store_errors:
+                return
+        try:
+            store.record_probe(info.id, check, target, seen)
+        except StoreWriteError as exc:
+            with lock:
+                store_errors.append(str(exc))
+            stop.set()
 
-    runner = Runner(registry, keep, progress)
+    runner = Runner(registry, keep, progress, stop)
     plan = ScanPlan(
         targets=prepared.targets,
         checks=info.checks,
@@ -234,17 +279,55 @@ def run_scan(
         credentials=options.credentials,
         done=prepared.done,
     )
-    complete = interrupted = False
-    try:
+    with _heartbeat(store, info.id):
         complete = runner.run(plan)
-    except KeyboardInterrupt:
-        interrupted = True
     finished = utcnow()
     findings = evaluate(
         prepared.targets, observations, prepared.policies, registry, info.checks, finished, probed
     )
-    info = store.finish_run(info.id, "complete" if complete else "incomplete", finished, findings)
-    return info, interrupted
+    # Checked after evaluation: a signal that lands while judging also leaves the run incomplete.
+    interrupted = stop.is_set() and not store_errors
+    status: RunStatus = "complete" if complete and not stop.is_set() else "incomplete"
+    try:
+        info = store.finish_run(info.id, status, finished, findings)
+    except StoreWriteError as exc:
+        store_errors.append(str(exc))
+        info = info.model_copy(update={"status": "incomplete", "finished": finished})
+    memory = StoredRun(
+        info, prepared.systems, prepared.targets, tuple(observations), tuple(findings), frozenset(probed)
+    )
+    return ScanOutcome(memory, interrupted, next(iter(store_errors), None))
+
+
+@contextmanager
+def _heartbeat(store: Store, run_id: str) -> Iterator[None]:
+    """Renew the run's lease while probes run; a store that cannot take a beat skips it."""
+    done = threading.Event()
+
+    def beat() -> None:
+        while not done.wait(HEARTBEAT_SECONDS):
+            try:
+                store.heartbeat(run_id)
+            except StoreError:
+                continue
+
+    thread = threading.Thread(target=beat, name="attt-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
+def stored_or_memory(store: Store, outcome: ScanOutcome) -> StoredRun:
+    """The run as the store holds it; the one in memory when the store failed during the scan."""
+    if outcome.store_error is not None:
+        return outcome.run
+    try:
+        return store.load(outcome.run.info.id)
+    except StoreError:
+        return outcome.run
 
 
 def reevaluate(

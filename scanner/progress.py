@@ -8,12 +8,13 @@ from types import TracebackType
 from typing import TextIO
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from attt.scanner.models.observation import Observation
 from attt.scanner.models.target import Target
 from attt.scanner.runner import ProgressSink
-from attt.scanner.terminal import safe
+from attt.scanner.text import safe
 
 
 class LineProgress(ProgressSink):
@@ -38,8 +39,8 @@ class LineProgress(ProgressSink):
             outcome = f"{len(observations)} observation(s)" if not errors else f"error: {errors[0].error}"
             width = len(str(self._total))
             print(
-                f"[{self._done:>{width}}/{self._total}] {check:<6} {target.system.id} {target.address}"
-                f" {safe(outcome)} ({elapsed:.1f}s)",
+                f"[{self._done:>{width}}/{self._total}] {safe(check):<6} {target.system.id}"
+                f" {safe(target.address)} {safe(outcome)} ({elapsed:.1f}s)",
                 file=self._stream,
                 flush=True,
             )
@@ -69,7 +70,8 @@ class RichProgress(ProgressSink):
 
     def started(self, target: Target, check: str) -> None:
         with self._lock:
-            self._progress.update(self._task, current=f"{check} {target.address}")
+            # rich reads [brackets] as markup: the text is escaped for it after the sanitiser.
+            self._progress.update(self._task, current=escape(f"{safe(check)} {safe(target.address)}"))
 
     def finished(self, target: Target, check: str, observations: Sequence[Observation]) -> None:
         with self._lock:

@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -58,19 +58,28 @@ class ProgressSink:
 
 
 class Runner:
-    def __init__(self, registry: Registry, sink: ProbeSink, progress: ProgressSink | None = None) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        sink: ProbeSink,
+        progress: ProgressSink | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
         self._registry = registry
         self._sink = sink
         self._progress = progress or ProgressSink()
-        self.stop = threading.Event()
-        """Set to stop starting new probes (Ctrl-C, SIGTERM); what was observed is kept."""
+        self.stop = stop or threading.Event()
+        """Set to stop starting new probes (a signal, a store that refuses writes); probes under
+        way are abandoned, what was observed is kept."""
 
     def run(self, plan: ScanPlan) -> bool:
         """Probe every target; return True when every planned probe ran to its end."""
         with ThreadPoolExecutor(
             max_workers=max(1, plan.concurrency), thread_name_prefix="attt-target"
         ) as pool:
-            pending: set[Future[bool]] = {pool.submit(self._run_target, plan, t) for t in plan.targets}
+            pending: set[Future[bool]] = {
+                pool.submit(self._run_host, plan, ts) for ts in _by_host(plan.targets)
+            }
             complete = True
             try:
                 while pending:
@@ -83,34 +92,63 @@ class Runner:
                 raise
         return complete and not self.stop.is_set()
 
-    def _run_target(self, plan: ScanPlan, target: Target) -> bool:
-        seen: dict[str, list[Observation]] = {}
+    def _run_host(self, plan: ScanPlan, targets: Sequence[Target]) -> bool:
+        """Every check on one host, for each system that registers it. A probe whose context is
+        the same for several systems (same settings, rules, credential, earlier facts) runs
+        once; each system gets its own copy of what it saw, and is judged on it."""
+        seen: dict[tuple[str, str], list[Observation]] = {}  # (system, check) -> observations
         for name in plan.checks:
-            earlier = plan.done.get((name, *target.key))
-            if earlier is not None:
-                seen[name] = list(earlier)
-                continue
-            if self.stop.is_set():
-                return False
             check = self._registry.check(name)
-            ctx = self._context(plan, target, check, seen)
-            self._progress.started(target, name)
-            observations = self._probe(check, target, ctx)
-            if observations is None:
-                return False
-            if not observations and ctx.prior and all(o.status == "error" for o in ctx.prior):
-                # Endpoints come from a check that failed here: "nothing found" would be a lie.
-                failed = ", ".join(check.after)
-                observations = [
-                    Observation.failed(name, target, f"cannot find endpoints: {failed} check failed")
-                ]
-            self._sink(target, name, observations)
-            seen[name] = observations
-            self._progress.finished(target, name, observations)
+            groups: list[tuple[ProbeContext[Any], list[Target]]] = []  # contexts are not hashable
+            for target in targets:
+                earlier = plan.done.get((name, *target.key))
+                if earlier is not None:
+                    seen[(target.system.id, name)] = list(earlier)
+                    continue
+                ctx = _comparable(self._context(plan, target, check, seen))
+                same = next((group for other, group in groups if other == ctx), None)
+                if same is None:
+                    groups.append((ctx, [target]))
+                else:
+                    same.append(target)
+            for _ctx, group in groups:
+                if self.stop.is_set():
+                    return False
+                if not self._probe_group(check, plan, group, seen):
+                    return False
+        return True
+
+    def _probe_group(
+        self,
+        check: Check,
+        plan: ScanPlan,
+        group: Sequence[Target],
+        seen: dict[tuple[str, str], list[Observation]],
+    ) -> bool:
+        first = group[0]
+        ctx = self._context(plan, first, check, seen)
+        for target in group:
+            self._progress.started(target, check.name)
+        observations = self._probe(check, first, ctx)
+        if observations is None or (self.stop.is_set() and any(o.status == "error" for o in observations)):
+            # Cut short: a signal also kills the probe's nmap or connection, and that error
+            # is not a fact about the target. The probe is left for a resumed run.
+            return False
+        if not observations and ctx.prior and all(o.status == "error" for o in ctx.prior):
+            # Endpoints come from a check that failed here: "nothing found" would be a lie.
+            failed = ", ".join(check.after)
+            observations = [
+                Observation.failed(check.name, first, f"cannot find endpoints: {failed} check failed")
+            ]
+        for target in group:
+            mine = [o.model_copy(update={"system": target.system.id}) for o in observations]
+            self._sink(target, check.name, mine)
+            seen[(target.system.id, check.name)] = mine
+            self._progress.finished(target, check.name, mine)
         return True
 
     def _context(
-        self, plan: ScanPlan, target: Target, check: Check, seen: Mapping[str, list[Observation]]
+        self, plan: ScanPlan, target: Target, check: Check, seen: Mapping[tuple[str, str], list[Observation]]
     ) -> ProbeContext[Any]:
         policies = plan.policies.get(target.system.id, ())
         rules: list[ResolvedRule] = [
@@ -120,7 +158,7 @@ class Runner:
             timeout=plan.timeout,
             settings=_settings_for(check, policies),
             rules=tuple(rules),
-            prior=tuple(o for dep in check.after for o in seen.get(dep, ())),
+            prior=tuple(o for dep in check.after for o in seen.get((target.system.id, dep), ())),
             credential=plan.credentials(target),
         )
 
@@ -153,6 +191,19 @@ class Runner:
         else:
             result = [_own(obs, check.name, target) for obs in outcome["observations"]]
         return [obs.timed(obs.started or started, obs.finished or finished) for obs in result]
+
+
+def _by_host(targets: Sequence[Target]) -> list[list[Target]]:
+    """Targets grouped by host: the same address and pinned IP, in any number of systems."""
+    hosts: dict[tuple[str, str], list[Target]] = {}
+    for target in targets:
+        hosts.setdefault((target.address, target.ip), []).append(target)
+    return list(hosts.values())
+
+
+def _comparable(ctx: ProbeContext[Any]) -> ProbeContext[Any]:
+    """The context without whose-system-it-is: equal for two systems iff one probe serves both."""
+    return replace(ctx, prior=tuple(o.model_copy(update={"system": ""}) for o in ctx.prior))
 
 
 def _own(obs: Observation, check: str, target: Target) -> Observation:

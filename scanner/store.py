@@ -1,27 +1,38 @@
-"""The run store: runs, their observations (written as they arrive) and findings, in SQLite."""
+"""The run store: runs, their observations (written as they arrive) and findings, in SQLite.
+
+The file carries a schema version (`PRAGMA user_version`); an older store is migrated forward
+when it is opened, a newer one is refused. A row this version cannot read (a run written by a
+newer attt) is skipped with a warning wherever runs are listed, and is a one-line error only
+when that very run is asked for.
+
+A running scan holds a lease on its run (process id, host name, heartbeat), so that a second
+process neither resumes a run that is still alive nor starts a scan of an inventory that another
+live scan holds (SPEC exit code 4).
+"""
 
 import hashlib
 import json
 import os
+import socket
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from attt.scanner.changes import choose_baseline
-from attt.scanner.errors import StoreError
+from attt.scanner.errors import RunBusyError, StoreError, StoreWriteError
 from attt.scanner.models.finding import Finding
 from attt.scanner.models.observation import DATA_MODELS, Observation, ProbeKey
 from attt.scanner.models.report import RunInfo, RunStatus
 from attt.scanner.models.target import SystemInfo, Target
 
-_SCHEMA = """
+_SCHEMA_V1: Final = """
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY,
     started TEXT NOT NULL,
@@ -51,30 +62,55 @@ CREATE TABLE IF NOT EXISTS findings (
     PRIMARY KEY (run_id, seq)
 );
 """
+"""The schema of the first release, which set no version: a store without one is version 1."""
 
-# The weekly cycle's own table: what was sent about each run, so a run notifies once.
-_CYCLE_SCHEMA = """
-CREATE TABLE IF NOT EXISTS notifications (
-    run_id TEXT NOT NULL REFERENCES runs(id),
-    channel TEXT NOT NULL,
-    recipient TEXT NOT NULL,
-    status TEXT NOT NULL,
-    attempts INTEGER NOT NULL,
-    detail TEXT NOT NULL,
-    at TEXT NOT NULL,
-    PRIMARY KEY (run_id, channel, recipient)
-);
-CREATE TABLE IF NOT EXISTS rule_texts (
-    key TEXT PRIMARY KEY,
-    body TEXT NOT NULL
-);
-"""
+_MIGRATIONS: Final[tuple[str, ...]] = (
+    # 1 -> 2: the lease of the process running a run, and the inventory it scans (the lock).
+    """
+    ALTER TABLE runs ADD COLUMN lease_pid INTEGER;
+    ALTER TABLE runs ADD COLUMN lease_host TEXT;
+    ALTER TABLE runs ADD COLUMN heartbeat TEXT;
+    ALTER TABLE runs ADD COLUMN inventory TEXT;
+    """,
+    # 2 -> 3: the weekly cycle's own tables: what was sent about each run, so a run notifies
+    # once; each rule's text stored once and referred to by its findings.
+    """
+    CREATE TABLE IF NOT EXISTS notifications (
+        run_id TEXT NOT NULL REFERENCES runs(id),
+        channel TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        detail TEXT NOT NULL,
+        at TEXT NOT NULL,
+        PRIMARY KEY (run_id, channel, recipient)
+    );
+    CREATE TABLE IF NOT EXISTS rule_texts (
+        key TEXT PRIMARY KEY,
+        body TEXT NOT NULL
+    );
+    """,
+)
+"""Each entry migrates from version i + 1 to i + 2; never edit one, only append."""
+SCHEMA_VERSION: Final = 1 + len(_MIGRATIONS)
+
+HEARTBEAT_SECONDS: Final = 10.0
+"""How often a running scan renews its lease."""
+LEASE_SECONDS: Final = 60.0
+"""A lease not renewed for this long is dead, whatever process it names."""
+DEFAULT_BUSY_SECONDS: Final = 30.0
+"""How long a write waits for another process's lock before the scan stops writing: long enough
+for `attt history` or a backup copying the file, short enough that a stuck lock is reported."""
+
 _RULE_TEXT_FIELDS = ("title", "remediation", "references")
 """A finding's copy of its rule's own text: the same in every finding of the rule, so a row keeps
 only a key to one stored copy (three quarters of a finding's bytes)."""
 
 _systems = TypeAdapter(tuple[SystemInfo, ...])
 _targets = TypeAdapter(tuple[Target, ...])
+
+Warn = Callable[[str], None]
+"""Told about each row that is skipped, once, as one line."""
 
 
 def default_db_path() -> Path:
@@ -86,14 +122,39 @@ def default_db_path() -> Path:
 
 
 def db_path_from_url(url: str | None) -> Path:
-    """`--db` takes a path or an SQLAlchemy-style URL: `sqlite:///relative.db`, `sqlite:////abs.db`."""
+    """`--db` takes a path or an SQLAlchemy-style URL: `sqlite:///relative.db`, `sqlite:////abs.db`.
+
+    An in-memory database is refused: a run kept there could never be resumed, re-rendered or
+    compared, which is what the store is for."""
     if url is None:
         return default_db_path()
-    if url.startswith("sqlite:///"):
-        return Path(url.removeprefix("sqlite:///"))
-    if "://" in url:
+    path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url
+    if (url.startswith("sqlite://") and not url.startswith("sqlite:///")) or path in ("", ":memory:"):
+        raise StoreError(f"--db {url!r} keeps nothing after attt exits: give a file path")
+    if "://" in path or path.startswith("file:"):
         raise StoreError(f"unsupported store URL {url!r}: only sqlite:///PATH or a file path")
-    return Path(url)
+    return Path(path)
+
+
+def busy_seconds() -> float:
+    """`$ATTT_DB_BUSY_TIMEOUT` (seconds), else DEFAULT_BUSY_SECONDS."""
+    value = os.environ.get("ATTT_DB_BUSY_TIMEOUT", "")
+    try:
+        return max(0.0, float(value)) if value else DEFAULT_BUSY_SECONDS
+    except ValueError:
+        raise StoreError(f"$ATTT_DB_BUSY_TIMEOUT must be a number of seconds, not {value!r}") from None
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Who runs a run: this process, on this host."""
+
+    pid: int
+    host: str
+
+    @classmethod
+    def mine(cls) -> "Lease":
+        return cls(os.getpid(), socket.gethostname())
 
 
 @dataclass(frozen=True)
@@ -128,42 +189,100 @@ class StoredRun:
 
 
 class Store:
-    """One SQLite file. Safe to share between the runner's threads (one connection, one lock)."""
+    """One SQLite file. Safe to share between the runner's threads (one connection, one lock).
 
-    def __init__(self, path: Path, data_models: Mapping[str, type[BaseModel]] | None = None) -> None:
+    `create=False` (reading commands) never creates a file or a folder: a mistyped `--db` is an
+    error, not a new empty store."""
+
+    def __init__(
+        self,
+        path: Path,
+        data_models: Mapping[str, type[BaseModel]] | None = None,
+        *,
+        create: bool = True,
+        warn: Warn | None = None,
+    ) -> None:
         """`data_models` (`Registry.data_models`) types each stored observation's data as its
         check's model; data of a check not given is kept whole as `OpaqueData`."""
         self.path = path
         self._data_context = {DATA_MODELS: dict(data_models or {})}
+        self._warn = warn or (lambda _line: None)
+        self._warned: set[str] = set()
+        if not create and not path.is_file():
+            raise StoreError(f"no run store at {path} (nothing was scanned with this --db)")
+        busy = busy_seconds()
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            if create:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, timeout=busy, check_same_thread=False, isolation_level=None)
+            self._db.execute(f"PRAGMA busy_timeout={int(busy * 1000)}")
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA busy_timeout=5000")
-            self._db.executescript(_SCHEMA)
-            self._db.executescript(_CYCLE_SCHEMA)
-        except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"cannot open the run store {path}: {exc}") from exc
+            self._migrate()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the run store {path}: {exc}") from None
+        except OSError as exc:
+            raise StoreError(f"cannot open the run store {path}: {exc.strerror or exc}") from None
         self._lock = threading.Lock()
+
+    def _migrate(self) -> None:
+        """Bring the file to SCHEMA_VERSION in one transaction (another process opening the same
+        old store at the same moment waits, then finds it migrated)."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            (version,) = self._db.execute("PRAGMA user_version").fetchone()
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"the run store {self.path} was written by a newer attt (store schema {version};"
+                    f" this attt reads up to {SCHEMA_VERSION}): upgrade attt or give another --db"
+                )
+            if version < SCHEMA_VERSION:
+                steps = (_SCHEMA_V1, *_MIGRATIONS[max(version, 1) - 1 :])
+                for statement in (s for step in steps for s in step.split(";") if s.strip()):
+                    self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     def close(self) -> None:
         self._db.close()
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; a full disk or a lock held past the busy timeout is a
+        StoreWriteError naming the file, and the transaction leaves no trace."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
             try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise StoreWriteError(f"cannot write to the run store {self.path}: {exc}") from None
 
-    def create_run(self, info: RunInfo, systems: Iterable[SystemInfo], targets: Iterable[Target]) -> None:
+    def create_run(
+        self,
+        info: RunInfo,
+        systems: Iterable[SystemInfo],
+        targets: Iterable[Target],
+        lease: Lease | None = None,
+        inventory: str | None = None,
+    ) -> None:
+        """Store a new run, leased to `lease`. With `inventory`, refuse (RunBusyError) while a
+        live run of the same inventory holds its lease: two scans of one inventory at once
+        would interleave and double the load on every host."""
+        lease = lease or Lease.mine()
         with self._transaction() as db:
+            _refuse_live_scan(db, inventory, info.id)
             db.execute(
-                "INSERT INTO runs (id, started, status, info, systems, targets) VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO runs (id, started, status, info, systems, targets, lease_pid, lease_host,"
+                " heartbeat, inventory) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     info.id,
                     info.started.isoformat(),
@@ -171,7 +290,55 @@ class Store:
                     info.model_dump_json(),
                     _systems.dump_json(tuple(systems)).decode(),
                     _targets.dump_json(tuple(targets)).decode(),
+                    lease.pid,
+                    lease.host,
+                    _now(),
+                    inventory,
                 ),
+            )
+
+    def claim(self, run_id: str, redo: Iterable[ProbeKey] = (), lease: Lease | None = None) -> None:
+        """Take over an interrupted run for `--resume`: refuse (RunBusyError) while the process
+        that runs it is alive, else mark it running under `lease`, forgetting the probes in
+        `redo` (and what they saw) so that they run again."""
+        lease = lease or Lease.mine()
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT lease_pid, lease_host, heartbeat, inventory FROM runs WHERE id = ?", (run_id,)
+            ).fetchone()
+            if row is None:
+                raise StoreError(f"no run {run_id!r} in {self.path}")
+            pid, host, beat, inventory = row
+            if (pid, host) != (lease.pid, lease.host) and _live(pid, host, beat):
+                raise RunBusyError(
+                    f"run {run_id} is still running (process {pid} on {host}, heartbeat {beat});"
+                    " it cannot be resumed while it runs"
+                )
+            _refuse_live_scan(db, inventory, run_id)
+            for check, system, host_address in redo:
+                db.execute(
+                    "DELETE FROM probes WHERE run_id = ? AND check_name = ? AND system = ? AND host = ?",
+                    (run_id, check, system, host_address),
+                )
+                db.execute(
+                    "DELETE FROM observations WHERE run_id = ? AND system = ?"
+                    " AND json_extract(body, '$.check') = ? AND json_extract(body, '$.host') = ?",
+                    (run_id, system, check, host_address),
+                )
+            info = self._info(db, run_id).model_copy(update={"status": "running", "finished": None})
+            db.execute(
+                "UPDATE runs SET status = ?, info = ?, lease_pid = ?, lease_host = ?, heartbeat = ?"
+                " WHERE id = ?",
+                (info.status, info.model_dump_json(), lease.pid, lease.host, _now(), run_id),
+            )
+
+    def heartbeat(self, run_id: str, lease: Lease | None = None) -> None:
+        """Renew the lease (only if it is still ours)."""
+        lease = lease or Lease.mine()
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE runs SET heartbeat = ? WHERE id = ? AND lease_pid = ? AND lease_host = ?",
+                (_now(), run_id, lease.pid, lease.host),
             )
 
     def record_probe(
@@ -204,23 +371,25 @@ class Store:
             by_probe.setdefault((obs.check, obs.system, obs.host), []).append(obs)
         return {(c, s, h): tuple(by_probe.get((c, s, h), ())) for c, s, h in rows}
 
-    def reopen(self, run_id: str) -> None:
-        """Mark an interrupted run as running again, for `--resume`."""
+    def mark(self, run_id: str, status: RunStatus, finished: datetime) -> RunInfo:
+        """Record how the run ended, keep its findings, and release its lease."""
         with self._transaction() as db:
-            info = self._info(db, run_id).model_copy(update={"status": "running", "finished": None})
+            info = self._info(db, run_id).model_copy(update={"status": status, "finished": finished})
             db.execute(
-                "UPDATE runs SET status = ?, info = ? WHERE id = ?",
-                (info.status, info.model_dump_json(), run_id),
+                "UPDATE runs SET status = ?, info = ?, lease_pid = NULL, heartbeat = NULL WHERE id = ?",
+                (status, info.model_dump_json(), run_id),
             )
+        return info
 
     def finish_run(
         self, run_id: str, status: RunStatus, finished: datetime, findings: Iterable[Finding]
     ) -> RunInfo:
-        """Replace the run's findings and record how it ended."""
+        """Replace the run's findings, record how it ended, and release its lease."""
         with self._transaction() as db:
             info = self._info(db, run_id).model_copy(update={"status": status, "finished": finished})
             db.execute(
-                "UPDATE runs SET status = ?, info = ? WHERE id = ?", (status, info.model_dump_json(), run_id)
+                "UPDATE runs SET status = ?, info = ?, lease_pid = NULL, heartbeat = NULL WHERE id = ?",
+                (status, info.model_dump_json(), run_id),
             )
             db.execute("DELETE FROM findings WHERE run_id = ?", (run_id,))
             rows, texts = _compact(findings)
@@ -232,10 +401,11 @@ class Store:
         return info
 
     def load(self, run_ref: str) -> StoredRun:
-        with self._lock:
+        with self._reading():
             run_id = self._resolve(run_ref)
             row = self._db.execute(
-                "SELECT info, systems, targets FROM runs WHERE id = ?", (run_id,)
+                "SELECT info, systems, targets, lease_pid, lease_host, heartbeat FROM runs WHERE id = ?",
+                (run_id,),
             ).fetchone()
             observations = self._db.execute(
                 "SELECT body FROM observations WHERE run_id = ? ORDER BY seq", (run_id,)
@@ -255,7 +425,7 @@ class Store:
             ).fetchall()
         try:
             return StoredRun(
-                info=RunInfo.model_validate_json(row[0]),
+                info=_as_seen(RunInfo.model_validate_json(row[0]), *row[3:]),
                 systems=_systems.validate_json(row[1]),
                 targets=_targets.validate_json(row[2]),
                 observations=tuple(
@@ -265,34 +435,73 @@ class Store:
                 probes=frozenset((str(c), str(s), str(h)) for c, s, h in probes),
             )
         except ValidationError as exc:
-            raise StoreError(
-                f"run {run_id} in {self.path} cannot be read by this version of attt: "
-                f"{exc.error_count()} field(s) do not fit, first at {_where(exc)}"
-            ) from None
+            raise StoreError(self._unreadable(run_id, exc)) from None
 
     def runs(self, system: str | None = None, limit: int = 20) -> list[RunInfo]:
-        """Newest first; with `system`, only runs that observed that system."""
-        query = "SELECT info FROM runs"
+        """Newest first; with `system`, only runs that observed that system. Runs this version
+        cannot read are skipped, each with one warning."""
+        query = "SELECT id, info, lease_pid, lease_host, heartbeat FROM runs"
         args: tuple[object, ...] = ()
         if system is not None:
             query += " WHERE id IN (SELECT run_id FROM observations WHERE system = ?)"
             args = (system,)
-        query += " ORDER BY started DESC, id DESC LIMIT ?"
-        with self._lock:
-            rows = self._db.execute(query, (*args, limit)).fetchall()
-        return [RunInfo.model_validate_json(r[0]) for r in rows]
+        query += " ORDER BY started DESC, id DESC"
+        with self._reading():
+            rows = self._db.execute(query, args).fetchall()
+        readable: list[RunInfo] = []
+        for run_id, body, *lease in rows:
+            if len(readable) == limit:
+                break
+            if (info := self._readable_info(run_id, body)) is not None:
+                readable.append(_as_seen(info, *lease))
+        return readable
 
     def earlier_runs(self, info: RunInfo, limit: int = 100) -> list[tuple[RunInfo, tuple[Target, ...]]]:
         """Runs started before `info`, newest first, with the targets each scanned: the
-        candidates for the baseline a report compares itself with."""
-        with self._lock:
+        candidates for the baseline a report compares itself with. Runs this version cannot
+        read are skipped, each with one warning."""
+        with self._reading():
             rows = self._db.execute(
-                "SELECT info, targets FROM runs WHERE started < ? ORDER BY started DESC, id DESC LIMIT ?",
+                "SELECT id, info, targets FROM runs WHERE started < ? ORDER BY started DESC, id DESC LIMIT ?",
                 (info.started.isoformat(), limit),
             ).fetchall()
-        return [
-            (RunInfo.model_validate_json(body), _targets.validate_json(targets)) for body, targets in rows
-        ]
+        earlier: list[tuple[RunInfo, tuple[Target, ...]]] = []
+        for run_id, body, targets in rows:
+            readable = self._readable_info(run_id, body)
+            if readable is None:
+                continue
+            try:
+                earlier.append((readable, _targets.validate_json(targets)))
+            except ValidationError as exc:
+                self._skip(run_id, exc)
+        return earlier
+
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        with self._lock:
+            try:
+                yield
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot read the run store {self.path}: {exc}") from None
+
+    def _readable_info(self, run_id: str, body: str) -> RunInfo | None:
+        try:
+            return RunInfo.model_validate_json(body)
+        except ValidationError as exc:
+            self._skip(run_id, exc)
+            return None
+
+    def _skip(self, run_id: str, exc: ValidationError) -> None:
+        line = self._unreadable(run_id, exc) + ": skipped"
+        if line not in self._warned:
+            self._warned.add(line)
+            self._warn(line)
+
+    def _unreadable(self, run_id: str, exc: ValidationError) -> str:
+        return (
+            f"run {run_id} in {self.path} cannot be read by this version of attt: "
+            f"{exc.error_count()} field(s) do not fit, first at {_where(exc)}"
+        )
 
     def notifications(self, run_id: str) -> list[NotificationRecord]:
         with self._lock:
@@ -316,11 +525,16 @@ class Store:
         """Delete the runs `remove` picks from all runs (newest first), except any run that a kept
         run uses as its baseline (`choose_baseline`, as its reports do) and any run still running;
         then VACUUM."""
-        with self._lock:
+        with self._reading():
             rows = self._db.execute(
-                "SELECT info, targets FROM runs ORDER BY started DESC, id DESC"
+                "SELECT id, info, targets FROM runs ORDER BY started DESC, id DESC"
             ).fetchall()
-        runs = [(RunInfo.model_validate_json(i), _targets.validate_json(t)) for i, t in rows]
+        # A run this version cannot read is never pruned by it (it may be a newer attt's).
+        runs = [
+            (info, _targets.validate_json(t))
+            for run_id, i, t in rows
+            if (info := self._readable_info(run_id, i)) is not None
+        ]
         everything = [info for info, _ in runs]
         chosen = remove(everything) - {r.id for r in everything if r.status == "running"}
         kept = [(info, targets) for info, targets in runs if info.id not in chosen]
@@ -370,7 +584,61 @@ class Store:
         row = db.execute("SELECT info FROM runs WHERE id = ?", (run_id,)).fetchone()
         if row is None:
             raise StoreError(f"no run {run_id!r} in {self.path}")
-        return RunInfo.model_validate_json(row[0])
+        try:
+            return RunInfo.model_validate_json(row[0])
+        except ValidationError as exc:
+            raise StoreError(self._unreadable(run_id, exc)) from None
+
+
+def _refuse_live_scan(db: sqlite3.Connection, inventory: str | None, run_id: str) -> None:
+    """RunBusyError when a live run other than `run_id` scans the same inventory file."""
+    if inventory is None:
+        return
+    rows = db.execute(
+        "SELECT id, lease_pid, lease_host, heartbeat FROM runs WHERE status = 'running' AND inventory = ?"
+        " AND id != ?",
+        (inventory, run_id),
+    ).fetchall()
+    for other, pid, host, beat in rows:
+        if _live(pid, host, beat):
+            raise RunBusyError(
+                f"run {other} of {inventory} is still running (process {pid} on {host});"
+                " wait for it, or stop it first"
+            )
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _as_seen(info: RunInfo, pid: int | None, host: str | None, heartbeat: str | None) -> RunInfo:
+    """A run stored as running whose process is gone (killed, or stopped by a full disk before it
+    could say so) is shown for what it is: incomplete, and free to resume."""
+    if info.status == "running" and not _live(pid, host, heartbeat):
+        return info.model_copy(update={"status": "incomplete"})
+    return info
+
+
+def _live(pid: int | None, host: str | None, heartbeat: str | None) -> bool:
+    """Whether a lease still binds: renewed within LEASE_SECONDS and, on this host, its process
+    exists. A process killed with -9 frees its runs at once; one on another host after a minute."""
+    if pid is None or heartbeat is None:
+        return False
+    try:
+        age = datetime.now(UTC) - datetime.fromisoformat(heartbeat)
+    except ValueError:
+        return False
+    if age > timedelta(seconds=LEASE_SECONDS):
+        return False
+    if host != socket.gethostname():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    return True
 
 
 def _compact(findings: Iterable[Finding]) -> tuple[list[str], dict[str, str]]:

@@ -5,6 +5,7 @@ the scan commands with a per-server connection limit. Its results are turned her
 frozen models, so that nothing else in attt depends on sslyze's classes.
 """
 
+import atexit
 import math
 import re
 import shutil
@@ -176,11 +177,9 @@ def scan(endpoints: Sequence[Endpoint], options: ScanOptions) -> dict[Endpoint, 
     # sslyze's bundled trust stores hold roots that this cryptography release warns about on
     # every load; the warning is about sslyze's data, not the scanned server.
     warnings.filterwarnings("ignore", category=CryptographyDeprecationWarning, module=r"sslyze\.")
-    tmp = Path(tempfile.mkdtemp(prefix="attt-tls-"))
     try:
-        ca_file = _trust_file(options.trust_anchors, tmp)
+        ca_file = _trust_file(options.trust_anchors)
     except (OSError, ValueError) as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
         failure = ScanFailure(bound_text(f"trust anchors unusable: {exc}", MAX_REASON_CHARS))
         return {**early, **dict.fromkeys(remaining, failure)}
     requests = [_request(endpoint, options, ca_file) for endpoint in remaining]
@@ -206,9 +205,6 @@ def scan(endpoints: Sequence[Endpoint], options: ScanOptions) -> dict[Endpoint, 
             with lock:
                 for endpoint in remaining:
                     scanned.setdefault(endpoint, failure)
-        finally:
-            # The last reader of the anchors file is sslyze, possibly after the deadline.
-            shutil.rmtree(tmp, ignore_errors=True)
 
     # sslyze's worker threads are daemons; if a server outlives the deadline we stop
     # waiting for it and report it, rather than let one target stall the whole run.
@@ -254,17 +250,30 @@ def _unresponsive(endpoint: Endpoint, timeout: float) -> ScanFailure | None:
         return None
 
 
-def _trust_file(anchors: tuple[Path, ...], tmp: Path) -> Path | None:
-    """sslyze takes one extra CA file per scan: join the configured anchors into one."""
+def _trust_file(anchors: tuple[Path, ...]) -> Path | None:
+    """sslyze takes one extra CA file per scan: the configured anchors joined into one.
+
+    The file is made once per process, in a private temporary directory removed when attt
+    exits: a scan abandoned at its deadline may still be reading it, so no scan can remove it
+    (one directory per timed-out scan was left behind when each scan had its own)."""
     if not anchors:
         return None
-    pems: list[bytes] = []
-    for anchor in anchors:
-        certs = x509.load_pem_x509_certificates(anchor.read_bytes())
-        pems.extend(cert.public_bytes(Encoding.PEM) for cert in certs)
-    joined = tmp / "anchors.pem"
-    joined.write_bytes(b"".join(pems))
-    return joined
+    with _ANCHOR_LOCK:
+        if anchors not in _ANCHOR_FILES:
+            pems: list[bytes] = []
+            for anchor in anchors:
+                certs = x509.load_pem_x509_certificates(anchor.read_bytes())
+                pems.extend(cert.public_bytes(Encoding.PEM) for cert in certs)
+            tmp = Path(tempfile.mkdtemp(prefix="attt-tls-"))
+            atexit.register(shutil.rmtree, tmp, ignore_errors=True)
+            joined = tmp / "anchors.pem"
+            joined.write_bytes(b"".join(pems))
+            _ANCHOR_FILES[anchors] = joined
+        return _ANCHOR_FILES[anchors]
+
+
+_ANCHOR_FILES: dict[tuple[Path, ...], Path] = {}
+_ANCHOR_LOCK = threading.Lock()
 
 
 def _request(endpoint: Endpoint, options: ScanOptions, ca_file: Path | None) -> ServerScanRequest:

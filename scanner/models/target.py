@@ -2,6 +2,7 @@
 
 import ipaddress
 import re
+import unicodedata
 from datetime import date
 from typing import Annotated, Literal
 
@@ -13,7 +14,13 @@ _HOSTNAME_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
 
 def _check_address(value: str) -> str:
-    """An IP address or an RFC 1123 host name; anything else (nmap or shell syntax) is refused."""
+    """An IP address or an RFC 1123 host name; anything else (nmap or shell syntax) is refused.
+
+    Addresses come back normalised (`0:0::1` is `::1`), so that one host is one address."""
+    if "%" in value:
+        # Python reads `fe80::1%eth0` as an address: the zone is free text that would travel to
+        # nmap, the terminal and every report. A scan never needs it.
+        raise ValueError(f"an IPv6 scope id (%zone) is not accepted: {value[:60]!r}")
     try:
         return str(ipaddress.ip_address(value))
     except ValueError:
@@ -25,7 +32,7 @@ def _check_hostname(value: str) -> str:
     name = value.lower().rstrip(".")
     labels = name.split(".")
     if not name or len(name) > 253 or not all(_HOSTNAME_LABEL.match(x) for x in labels):
-        raise ValueError(f"not an IP address or RFC 1123 host name: {value!r}")
+        raise ValueError(f"not an IP address or RFC 1123 host name: {value[:80]!r}")
     # A numeric last label is an address in disguise: nmap reads 10.0.0.1-5 as a range, and
     # resolvers read 010.0.0.1 as octal.
     if labels[-1].replace("-", "").isdigit():
@@ -48,7 +55,13 @@ def _check_scope_entry(value: str) -> str:
         ) from None
 
 
+def _nfc(value: str) -> str:
+    """One spelling per name: Vietnamese typed in NFD (combining marks) and in NFC compare equal."""
+    return unicodedata.normalize("NFC", value)
+
+
 Address = Annotated[str, AfterValidator(_check_address)]
+Name = Annotated[str, AfterValidator(_nfc)]
 HostName = Annotated[str, AfterValidator(_check_hostname)]
 ScopeEntry = Annotated[str, AfterValidator(_check_scope_entry)]
 Port = Annotated[int, Field(ge=1, le=65535)]
@@ -97,8 +110,9 @@ class SystemInfo(Frozen):
     """A registered information system, without its hosts."""
 
     id: SystemId
-    name: str = Field(min_length=1, max_length=300)
-    owner: str = Field(min_length=1, max_length=300)
+    name: Name = Field(min_length=1, max_length=300)
+    owner: Name = Field(min_length=1, max_length=300)
+    """The owner agency: systems of one agency are summed up under it, so its spelling is NFC."""
     level: int = Field(ge=1, le=5)
     tags: tuple[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")], ...] = ()
     allowed_ports: tuple[Port, ...] | None = None
@@ -116,7 +130,7 @@ class System(SystemInfo):
 
 
 class Inventory(Frozen):
-    province: str = Field(min_length=1, max_length=200)
+    province: Name = Field(min_length=1, max_length=200)
     scope: tuple[ScopeEntry, ...] = Field(min_length=1)
     owners: tuple[Owner, ...] = ()
     """Contacts of owner agencies, by the name their systems give as `owner`; optional."""

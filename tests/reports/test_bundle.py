@@ -13,9 +13,9 @@ from cryptography.hazmat.primitives.serialization import (
 
 from attt.reports.base import RenderContext
 from attt.reports.bundle import RENDERERS, write_bundle
-from attt.reports.manifest import verify_bundle
+from attt.reports.manifest import verify_bundle, write_atomically
 from attt.scanner.changes import Comparison
-from attt.scanner.errors import ConfigError
+from attt.scanner.errors import ConfigError, ReportDirError
 from attt.scanner.models.base import Text
 from tests import factories as F
 from tests.bench import bench_report
@@ -36,6 +36,7 @@ def keys(tmp_path):
     for name, key in (("private", private), ("other", Ed25519PrivateKey.generate())):
         pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
         (tmp_path / f"{name}.pem").write_bytes(pem)
+        (tmp_path / f"{name}.pem").chmod(0o600)
         (tmp_path / f"{name}.pub").write_bytes(
             key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
         )
@@ -112,15 +113,6 @@ def test_verify_rejects_a_manifest_pointing_outside(tmp_path, report):
     assert any("may not" in p for p in verify_bundle(tmp_path / "out").problems)
 
 
-def test_rerender_with_fewer_formats_leaves_a_consistent_directory(tmp_path, report, keys):
-    out = tmp_path / "out"
-    write_bundle(report, ALL, out, "vi", sign_key=keys["private"])
-    (out / "notes.txt").write_text("the user's own file")
-    write_bundle(report, ["json"], out, "vi")
-    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "notes.txt", "report.json"]
-    assert verify_bundle(out).problems == ("added: notes.txt",)
-
-
 def test_signing_round_trip(tmp_path, report, keys):
     out = tmp_path / "out"
     written = write_bundle(report, ALL, out, "vi", sign_key=keys["private"])
@@ -161,6 +153,7 @@ def test_openssh_format_keys_sign_and_verify(tmp_path, report):
     (tmp_path / "id_ed25519").write_bytes(
         key.private_bytes(Encoding.PEM, PrivateFormat.OpenSSH, NoEncryption())
     )
+    (tmp_path / "id_ed25519").chmod(0o600)
     (tmp_path / "id_ed25519.pub").write_bytes(
         key.public_key().public_bytes(Encoding.OpenSSH, PublicFormat.OpenSSH)
     )
@@ -183,3 +176,50 @@ def test_bundle_with_a_previous_run_shows_the_changes(tmp_path, report):
     assert 'id="changes"' in page and "run-before" in page and "GONE-RULE" in page
     assert "the latest comparable run" in page
     assert verify_bundle(tmp_path).ok
+
+
+# --- the report directory (issue 13) ---------------------------------------------------------
+
+
+def test_a_symlink_in_the_report_directory_is_replaced_never_written_through(tmp_path, report):
+    precious = tmp_path / "precious.txt"
+    precious.write_text("keep me")
+    out = tmp_path / "out"
+    write_bundle(report, ["json"], out, "vi")
+    (out / "report.json").unlink()
+    (out / "report.json").symlink_to(precious)  # planted between two renders
+    with pytest.raises(ReportDirError, match=r"report\.json"):
+        write_bundle(report, ["json", "html"], out, "vi")
+    assert precious.read_text() == "keep me"
+    # Even when the check is raced, the file is renamed over the link, not written through it.
+    write_atomically(out, "report.json", b"{}")
+    assert precious.read_text() == "keep me"
+    assert not (out / "report.json").is_symlink()
+
+
+def test_a_directory_holding_other_files_is_refused_and_left_alone(tmp_path, report):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(ReportDirError, match=r"notes\.txt"):
+        write_bundle(report, ["json"], out, "vi")
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+
+def test_rerender_with_fewer_formats_replaces_the_bundle_whole_and_leaves_no_temporary_file(
+    tmp_path, report, keys
+):
+    out = tmp_path / "out"
+    write_bundle(report, ALL, out, "vi", sign_key=keys["private"])
+    (out / ".report.json.x.attt-tmp").write_bytes(b"left by a killed write")
+    written = write_bundle(report, ["json"], out, "en")
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "report.json"]
+    assert sorted(p.name for p in written) == ["manifest.json", "report.json"]
+    assert verify_bundle(out).ok
+
+
+def test_a_world_readable_signing_key_is_refused(tmp_path, report, keys):
+    keys["private"].chmod(0o644)
+    with pytest.raises(ConfigError, match="chmod 600"):
+        write_bundle(report, ["json"], tmp_path / "out", "vi", sign_key=keys["private"])
+    assert not (tmp_path / "out").exists()

@@ -160,6 +160,15 @@ def test_sarif_location_without_port_and_ipv6():
     assert sorted(uris) == ["host://dichvucong/127.0.0.1", "tls://[::1]:443"]
 
 
+def test_sarif_uri_of_a_scope_id_from_an_older_run_is_percent_encoded():
+    findings = [F.finding("V6-RULE", host="::1%\x1b]0;pwned\x07\u202e")]
+    doc = json.loads(SarifRenderer().render(F.report(findings), "en"))
+    [result] = doc["runs"][0]["results"]
+    assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == (
+        "tls://[::1%25%1B%5D0%3Bpwned%07%E2%80%AE]:443"
+    )
+
+
 @pytest.mark.parametrize(
     ("severity", "fail_on", "level"),
     [

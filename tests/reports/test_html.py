@@ -320,3 +320,24 @@ def test_trends_and_failing_since_come_from_earlier_runs():
     page = render_html(view).decode("utf-8")
     assert 'id="trends"' in page and "<polyline" in page
     assert 'id="trends"' not in RENDERER.render(current, "vi").decode("utf-8")
+
+
+def test_a_host_in_two_systems_says_it_was_probed_once_and_judged_by_each():
+    other = F.system("qlvb", name="Quản lý văn bản", owner="UBND phường Thạch Quý", level=2)
+    findings = F.all_statuses() + F.all_statuses("qlvb", "127.0.0.1")
+    report = F.report(findings, systems=[F.system(), other], targets=[F.target(), F.target(other)])
+    text = "".join(parse(RENDERER.render(report, "en")).text)
+    assert text.count("it was probed once and is judged by each system's own rules") == 2
+    view = build_view(report, "en")
+    shared = {s.id: h.shared_with for o in view.owners for s in o.systems for h in s.hosts}
+    assert shared == {"dichvucong": ("qlvb",), "qlvb": ("dichvucong",)}
+
+
+def test_a_pinned_address_with_a_scope_id_from_an_older_run_is_shown_inert():
+    # Stored before scope ids were refused: the model is built as the store would read it.
+    hostile = "::1%\x1b]0;pwned\x07\u202e"
+    target = F.target().model_copy(update={"ip": hostile})
+    page = RENDERER.render(F.report(F.all_statuses(), targets=[target]), "vi").decode("utf-8")
+    for raw in ("\x1b", "\x07", "\u202e"):
+        assert raw not in page
+    assert "::1%\\x1b]0;pwned\\x07\\u202e" in page

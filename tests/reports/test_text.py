@@ -2,7 +2,8 @@
 
 import pytest
 
-from attt.reports._text import as_text, clean, clean_json, clean_line, spreadsheet_cell
+from attt.reports._text import as_text, clean_json, spreadsheet_cell
+from attt.scanner.text import clean, clean_line
 
 
 @pytest.mark.parametrize(

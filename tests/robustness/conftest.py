@@ -4,16 +4,20 @@ reported at the end of the session and written to test-artifacts/ for the closin
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.servers.listeners import tcp_listeners
 
 FUZZ_COUNTS: Counter[str] = Counter()
 """Documents fed to each loader (and CLI samples) during this session."""
@@ -108,3 +112,78 @@ def _peak_rss_kib(pid: int) -> int:
         if line.startswith("VmHWM:"):
             return int(line.split()[1])
     return 0
+
+
+def wait_for_probe(db: Path, check: str, deadline: float) -> None:
+    """Wait until the scan writing to `db` has stored a finished probe of `check`."""
+    while time.monotonic() < deadline:
+        if db.exists():
+            with sqlite3.connect(db) as conn:
+                try:
+                    if conn.execute("SELECT 1 FROM probes WHERE check_name = ?", (check,)).fetchone():
+                        return
+                except sqlite3.OperationalError:
+                    pass  # the schema is being created
+        time.sleep(0.1)
+    pytest.fail(f"no {check} probe was recorded in time")
+
+
+# --- a lab of silent TLS ports, and scans of it in child processes (store faults, signals) ---
+
+NET = "127.0.133"
+HOSTS = [f"{NET}.{i}" for i in range(10, 18)]
+"""Each silent port costs its TLS probe about a second (no answer to the ClientHello), so a scan
+of these hosts one at a time lasts long enough to be hit mid-way."""
+PORT = 8443
+
+
+@pytest.fixture(scope="session")
+def silent_lab() -> Iterator[None]:
+    with tcp_listeners([(h, PORT) for h in HOSTS]):
+        yield
+
+
+def inventory(tmp_path: Path, hosts: Sequence[str] = HOSTS, extra: str = "") -> Path:
+    """One system whose hosts each declare a TLS port; `extra` is added to the system (YAML)."""
+    lines = "".join(f"      - {{address: {h}, services: [{{port: {PORT}, kind: tls}}]}}\n" for h in hosts)
+    path = tmp_path / "inventory.yaml"
+    path.write_text(
+        textwrap.dedent(f"""\
+            province: Hà Tĩnh
+            scope: [{NET}.0/24]
+            systems:
+              - id: cong-thong-tin
+                name: Cổng thông tin
+                owner: Sở Khoa học và Công nghệ
+                level: 3
+            """)
+        + extra
+        + "    hosts:\n"
+        + lines
+    )
+    return path
+
+
+def scan_args(
+    tmp_path: Path, db: Path, out: Path, hosts: Sequence[str] = HOSTS, timeout: str = "4"
+) -> list[str]:
+    """A scan of `hosts` one at a time; a silent port costs max(1, timeout / 4) seconds."""
+    return ["scan", "-i", str(inventory(tmp_path, hosts)), "-p", "baseline", "--check", "tls",
+            "--db", str(db), "--out", str(out), "--format", "json", "--timeout", timeout,
+            "--concurrency", "1"]  # fmt: skip
+
+
+def start(
+    args: Sequence[str], env: Mapping[str, str] | None = None, entry: str = ATTT_ENTRY
+) -> subprocess.Popen[str]:
+    """`attt ARGS` in a child process of its own session (a signal to its group reaches nmap too)."""
+    return subprocess.Popen(
+        [sys.executable, "-c", entry, *args], cwd=REPO, text=True, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, env={**os.environ, "CI": "true", **(env or {})}, start_new_session=True,
+    )  # fmt: skip
+
+
+def history(db: Path) -> list[str]:
+    run = run_attt(["history", "--db", str(db)], timeout=60)
+    assert run.returncode == 0, run.terminal
+    return run.stdout.splitlines()

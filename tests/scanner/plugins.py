@@ -47,8 +47,11 @@ class CountCheck:
     controls: ClassVar[Mapping[str, Control[Any, Any]]] = COUNT_CONTROLS
     behaviour: ClassVar[dict[str, str]] = {}
     """address -> "hang" | "crash" | "error" | "none" to make the probe misbehave for that host."""
+    probed: ClassVar[list[tuple[str, str]]] = []
+    """(system, address) of every probe run, in order."""
 
     def probe(self, target: Target, ctx: ProbeContext[Any]) -> Iterable[Observation]:
+        self.probed.append(target.key)
         match self.behaviour.get(target.address):
             case "hang":
                 time.sleep(ctx.timeout * 10)

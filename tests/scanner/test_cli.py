@@ -138,13 +138,32 @@ def test_bad_signing_key_exits_2_before_scanning(tmp_path: Path) -> None:
     assert not (tmp_path / "runs.db").exists()
 
 
-def test_unwritable_report_directory_is_one_line_and_the_run_is_kept(tmp_path: Path, listeners: None) -> None:
+def test_a_report_directory_that_is_a_file_is_refused_before_scanning(tmp_path: Path) -> None:
     blocker = tmp_path / "out"
     blocker.write_text("a file where the report directory should go")
     code, output, _ = scan(tmp_path, inventory(tmp_path, ("ok", COMPLIANT, "[{port: 8080}]")))
     assert code == 2
-    assert "cannot write the report to" in output
-    assert "Traceback" not in output
+    assert "is not a directory" in output and "Traceback" not in output
+    assert not (tmp_path / "runs.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("system", "code"), [(("ok", COMPLIANT, "[{port: 8080}]"), 5), (("bad", VIOLATING, "[{port: 8080}]"), 1)]
+)
+def test_a_report_that_cannot_be_written_never_hides_the_outcome(
+    tmp_path: Path, listeners: None, system: tuple[str, str, str], code: int
+) -> None:
+    # The report directory cannot be created (its parent is a file) only when the report is
+    # written: the scan ran. A violation stays exit 1; otherwise exit 5 says "no report".
+    (tmp_path / "blocker").write_text("a file")
+    out = tmp_path / "blocker" / "out"
+    args = ["scan", "-i", str(inventory(tmp_path, system)), "-p", str(E2E / "policy.yaml"), "--check",
+            "ports", "--db", str(tmp_path / "runs.db"), "--out", str(out), "--format", "json"]  # fmt: skip
+    result = CliRunner().invoke(main, args, env={"CI": "true"})
+    assert result.exit_code == code, result.output
+    [error] = [line for line in result.output.splitlines() if line.startswith("attt: error:")]
+    assert "cannot write the report to" in error and "attt report" in error
+    assert "report: " not in result.output
     history = CliRunner().invoke(main, ["history", "--db", str(tmp_path / "runs.db")])
     assert "complete" in history.output
 
@@ -196,6 +215,7 @@ def test_signed_bundle_verifies_and_a_changed_byte_is_caught(tmp_path: Path, lis
     private.write_bytes(
         key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
+    private.chmod(0o600)
     public.write_bytes(key.public_key().public_bytes(pem, serialization.PublicFormat.SubjectPublicKeyInfo))
     inv = inventory(tmp_path, ("ok", COMPLIANT, "[{port: 8080}]"))
     assert scan(tmp_path, inv, "--format", "html,json,csv", "--sign-key", str(private))[0] == 0

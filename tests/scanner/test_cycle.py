@@ -132,9 +132,10 @@ def test_password_file_readable_by_others_is_refused(tmp_path: Path) -> None:
 def test_config_gives_the_command_line_its_defaults(tmp_path: Path) -> None:
     (tmp_path / "attt.toml").write_text('db = "runs.db"\n')
     result = CliRunner().invoke(main, ["history"], env={"ATTT_CONFIG": str(tmp_path / "attt.toml")})
-    assert result.exit_code == 0, result.output
-    assert "no runs stored yet" in result.output
-    assert (tmp_path / "runs.db").exists()
+    # The configured store is the one read; a reading command never creates it (issue 13).
+    assert result.exit_code == 2, result.output
+    assert f"no run store at {tmp_path / 'runs.db'}" in result.output
+    assert not (tmp_path / "runs.db").exists()
 
 
 def systems_at(*levels: int) -> list[SystemInfo]:
@@ -310,6 +311,7 @@ def test_findings_share_their_rules_text_and_load_back_unchanged(tmp_path: Path)
 def test_every_pack_and_the_index_carry_their_own_signed_manifest(tmp_path: Path) -> None:
     key = Ed25519PrivateKey.generate()
     (tmp_path / "sign.key").write_bytes(key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
+    (tmp_path / "sign.key").chmod(0o600)  # a signing key others may read is refused
     (tmp_path / "sign.pub").write_bytes(
         key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
     )

@@ -1,6 +1,8 @@
 """Inventory loading, scope and target resolution. Pure logic: resolvers are plain functions."""
 
+import json
 import re
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -106,6 +108,13 @@ BAD = [
     ("unquoted wildcard", '"*.hatinh.gov.vn"', "*.hatinh.gov.vn", 2, "quote a value that starts with *"),
     ("alias", "    tags: [web]\n", "    tags: &t [web]\n", 8, "anchors and aliases"),
     ("syntax", "    level: 2\n", "    level: [2\n", 16, "expected ',' or ']'"),
+    ("duplicate address", "        hostname: portal.hatinh.gov.vn\n",
+     "        hostname: portal.hatinh.gov.vn\n      - address: 10.213.1.10\n", 12,
+     "hosts[1].address: 10.213.1.10 is already hosts[0] of system portal"),
+    ("duplicate name", "      - address: mail.hatinh.gov.vn\n",
+     "      - address: mail.hatinh.gov.vn\n      - address: MAIL.hatinh.gov.vn.\n", 18,
+     "is already hosts[0]"),
+    ("IPv6 scope id", "address: 10.213.1.10", "address: 'fe80::1%eth0'", 10, "IPv6 scope id"),
     ("top level list", None, "- a\n- b\n", 1, "top level must be a mapping"),
     ("empty", None, "", 1, "empty"),
 ]  # fmt: skip
@@ -300,3 +309,47 @@ def test_select_targets(targets, systems, tags, expected) -> None:
 def test_select_targets_refuses(targets, systems, tags, message) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
         select_targets(targets, systems, tags)
+
+
+def test_one_ipv6_host_written_two_ways_is_a_duplicate(tmp_path: Path) -> None:
+    source = BASE.replace("scope: [", 'scope: ["::1/128", ').replace(
+        "      - address: mail.hatinh.gov.vn\n",
+        "      - address: '::1'\n      - address: '0:0:0:0:0:0:0:1'\n",
+    )
+    with pytest.raises(
+        ConfigError, match=r":18: systems\[1\]\.hosts\[1\]\.address: ::1 is already hosts\[0\]"
+    ):
+        load_inventory(write(tmp_path, source))
+
+
+def test_the_same_host_in_two_systems_is_allowed(tmp_path: Path) -> None:
+    source = BASE.replace("address: mail.hatinh.gov.vn", "address: 10.213.1.10")
+    targets = resolve_targets(load_inventory(write(tmp_path, source)).inventory)
+    assert [t.key for t in targets] == [("portal", "10.213.1.10"), ("mail", "10.213.1.10")]
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["::1%\x1b]0;pwned\x07", "::1%;id", "::1%$(id)", "::1%\u202eevil", "::1%" + "x" * 5000, "fe80::1%1"],
+)
+def test_a_scope_id_is_refused_in_one_inert_line(tmp_path: Path, address: str) -> None:
+    source = BASE.replace("scope: [", 'scope: ["::/0", ').replace(
+        "address: 10.213.1.10", "address: " + json.dumps(address)
+    )
+    with pytest.raises(ConfigError, match="IPv6 scope id") as info:
+        load_inventory(write(tmp_path, source))
+    message = str(info.value)
+    assert "\n" not in message and len(message) < 400
+    assert not re.search("[\x00-\x1f\x7f\u202e]", message)
+
+
+def test_owner_names_typed_in_nfd_and_nfc_are_one_agency(tmp_path: Path) -> None:
+    nfc = "Sở Khoa học và Công nghệ"
+    nfd = unicodedata.normalize("NFD", nfc)
+    assert nfd != nfc
+    source = BASE.replace("owner: Sở KH&CN", f"owner: {nfc}").replace(
+        "owner: UBND xã Cẩm Xuyên", f"owner: {nfd}"
+    )
+    inventory = load_inventory(write(tmp_path, source)).inventory
+    assert {s.owner for s in inventory.systems} == {nfc}
+    assert inventory.province == unicodedata.normalize("NFC", inventory.province)

@@ -2,7 +2,10 @@
 
 import time
 
+from pydantic import SecretStr
+
 from attt.scanner.models.observation import Observation
+from attt.scanner.plugin import Credential
 from attt.scanner.runner import Runner, ScanPlan
 from tests.scanner.plugins import CountCheck, CountData, EchoData, registry, target
 
@@ -87,3 +90,33 @@ def test_probes_an_earlier_attempt_finished_are_not_repeated_and_feed_dependents
     _, seen = run(["127.0.0.1"], {"127.0.0.1": "hang"}, done={("count", *t.key): (earlier,)})
     assert [o.check for o in seen] == ["echo"]
     assert seen[0].data == EchoData(saw=(41,))
+
+
+def test_a_host_in_two_systems_is_probed_once_and_each_system_gets_its_facts() -> None:
+    CountCheck.probed.clear()
+    seen: list[Observation] = []
+    runner = Runner(registry(), lambda _target, _check, observations: seen.extend(observations))
+    shared = [target("127.0.0.7", "sys-a"), target("127.0.0.7", "sys-b"), target("127.0.0.8", "sys-b")]
+    plan = ScanPlan(targets=shared, checks=("count", "echo"), policies={}, timeout=5, concurrency=4)
+    assert runner.run(plan)
+    assert sorted(CountCheck.probed) == [("sys-a", "127.0.0.7"), ("sys-b", "127.0.0.8")]
+    counts = {(o.system, o.host): o.data for o in seen if o.check == "count"}
+    assert counts == {
+        ("sys-a", "127.0.0.7"): CountData(count=7),
+        ("sys-b", "127.0.0.7"): CountData(count=7),
+        ("sys-b", "127.0.0.8"): CountData(count=8),
+    }
+    echoes = {(o.system, o.host) for o in seen if o.check == "echo"}
+    assert echoes == set(counts)  # each system's dependent check read its own copy
+
+
+def test_a_host_judged_differently_by_two_systems_is_probed_for_each() -> None:
+    CountCheck.probed.clear()
+    runner = Runner(registry(), lambda _target, _check, _observations: None)
+    shared = [target("127.0.0.7", "sys-a"), target("127.0.0.7", "sys-b")]
+    # sys-b logs in to the host, sys-a does not: one probe cannot serve both.
+    login = Credential(user="audit", password=SecretStr("not-used"))
+    plan = ScanPlan(targets=shared, checks=("count",), policies={}, timeout=5, concurrency=4,
+                    credentials=lambda t: login if t.system.id == "sys-b" else None)  # fmt: skip
+    assert runner.run(plan)
+    assert sorted(CountCheck.probed) == [("sys-a", "127.0.0.7"), ("sys-b", "127.0.0.7")]

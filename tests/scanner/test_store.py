@@ -1,16 +1,19 @@
 """The SQLite run store keeps every observation the moment it arrives."""
 
 import json
+import socket
 import sqlite3
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from attt.scanner.errors import StoreError
+from attt.scanner.errors import RunBusyError, StoreError
 from attt.scanner.models.observation import Observation
 from attt.scanner.models.report import RunInfo
-from attt.scanner.store import Store, db_path_from_url
+from attt.scanner.store import LEASE_SECONDS, SCHEMA_VERSION, Lease, Store, db_path_from_url
 from tests.scanner.plugins import CountData, target
 
 T0 = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
@@ -113,7 +116,7 @@ def test_finished_probes_are_known_for_resuming_even_when_they_saw_nothing(store
         ("echo", "sys-a", "127.0.0.4"): (),
     }
     store.finish_run("r1", "incomplete", T0, [])
-    store.reopen("r1")
+    store.claim("r1")
     assert store.load("r1").info.status == "running"
     assert store.load("r1").info.finished is None
 
@@ -140,3 +143,139 @@ def test_findings_stored_with_one_message_string_still_load(store: Store) -> Non
         db.execute("INSERT INTO findings (run_id, seq, body) VALUES ('r1', 0, ?)", (json.dumps(old),))
     [finding] = store.load("r1").findings
     assert (finding.message.vi, finding.message.en) == ("ok", "ok")
+
+
+# --- schema versions, unreadable rows, leases (issue 13) -------------------------------------
+
+V1_DUMP = Path(__file__).parent / "data" / "store-v1.sql"
+
+
+def v1_store(path: Path) -> Path:
+    with sqlite3.connect(path) as db:
+        db.executescript(V1_DUMP.read_text(encoding="utf-8"))
+    return path
+
+
+def test_a_store_of_the_previous_release_is_migrated_and_its_run_still_loads(tmp_path: Path) -> None:
+    path = v1_store(tmp_path / "v1.db")
+    store = Store(path, create=False)
+    [run] = store.runs()
+    stored = store.load(run.id)
+    assert stored.info.status == "complete"
+    assert [f.rule_id for f in stored.findings] == ["E2E-TELNET", "E2E-DECLARED"]
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+    # A migrated store takes new runs (with their leases) like a new one.
+    t = target("127.0.0.4")
+    store.create_run(info("r-new", T0 + timedelta(days=30)), [t.system], [t])
+    assert store.runs()[0].id == "r-new"
+
+
+def test_a_store_of_a_newer_schema_is_refused_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "new.db"
+    with sqlite3.connect(path) as db:
+        db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    with pytest.raises(StoreError, match="written by a newer attt"):
+        Store(path)
+
+
+def test_a_run_row_from_a_newer_attt_is_skipped_with_one_warning(store: Store) -> None:
+    t = target("127.0.0.4")
+    store.create_run(info("r-old", T0), [t.system], [t])
+    store.create_run(info("r-future", T0 + timedelta(hours=1)), [t.system], [t])
+    with sqlite3.connect(store.path) as db:
+        (body,) = db.execute("SELECT info FROM runs WHERE id = 'r-future'").fetchone()
+        extended = json.loads(body) | {"written_by": "attt 9"}
+        db.execute("UPDATE runs SET info = ? WHERE id = 'r-future'", (json.dumps(extended),))
+    warnings: list[str] = []
+    reader = Store(store.path, warn=warnings.append)
+    assert [r.id for r in reader.runs()] == ["r-old"]
+    assert [r.id for r in reader.runs()] == ["r-old"]
+    assert [i.id for i, _ in reader.earlier_runs(info("r-now", T0 + timedelta(hours=2)))] == ["r-old"]
+    assert len(warnings) == 1 and "r-future" in warnings[0] and "skipped" in warnings[0]
+    with pytest.raises(StoreError, match=r"r-future .* cannot be read by this version"):
+        reader.load("r-future")
+
+
+def test_reading_never_creates_a_store(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="no run store at"):
+        Store(tmp_path / "typo" / "x.db", create=False)
+    assert not (tmp_path / "typo").exists()
+
+
+@pytest.mark.parametrize("url", [":memory:", "sqlite:///:memory:", "sqlite://", ""])
+def test_an_in_memory_store_is_refused(url: str) -> None:
+    with pytest.raises(StoreError, match="keeps nothing"):
+        db_path_from_url(url)
+
+
+def test_a_live_run_cannot_be_claimed_but_a_dead_one_can(store: Store) -> None:
+    t = target("127.0.0.4")
+    helper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        alive = Lease(helper.pid, socket.gethostname())
+        store.create_run(info("r1"), [t.system], [t], lease=alive)
+        with pytest.raises(RunBusyError, match=f"process {helper.pid}"):
+            store.claim("r1")
+    finally:
+        helper.kill()
+        helper.wait()
+    store.claim("r1")  # its process is gone: the run is free
+    assert store.load("r1").info.status == "running"
+
+
+def test_a_lease_not_renewed_for_a_minute_is_dead_even_on_another_host(store: Store) -> None:
+    t = target("127.0.0.4")
+    store.create_run(info("r1"), [t.system], [t], lease=Lease(1, "elsewhere"))
+    with pytest.raises(RunBusyError):
+        store.claim("r1")
+    stale = (datetime.now(UTC) - timedelta(seconds=LEASE_SECONDS + 1)).isoformat()
+    with sqlite3.connect(store.path) as db:
+        db.execute("UPDATE runs SET heartbeat = ?", (stale,))
+    store.claim("r1")
+
+
+def test_a_second_scan_of_the_same_inventory_is_refused_while_the_first_lives(store: Store) -> None:
+    t = target("127.0.0.4")
+    helper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        lease = Lease(helper.pid, socket.gethostname())
+        store.create_run(info("r1"), [t.system], [t], lease=lease, inventory="/srv/inv.yaml")
+        with pytest.raises(RunBusyError, match=r"r1 of /srv/inv\.yaml is still running"):
+            store.create_run(info("r2"), [t.system], [t], inventory="/srv/inv.yaml")
+        store.create_run(info("r3"), [t.system], [t], inventory="/srv/other.yaml")
+    finally:
+        helper.kill()
+        helper.wait()
+    store.create_run(info("r4"), [t.system], [t], inventory="/srv/inv.yaml")
+
+
+def test_claim_forgets_the_probes_to_redo(store: Store) -> None:
+    a = target("127.0.0.4")
+    store.create_run(info("r1"), [a.system], [a], lease=Lease(1, "elsewhere-long-gone"))
+    store.record_probe("r1", "count", a, [Observation.failed("count", a, "nmap failed: b''")])
+    store.record_probe("r1", "echo", a, [])
+    with sqlite3.connect(store.path) as db:
+        db.execute("UPDATE runs SET heartbeat = NULL")
+    store.claim("r1", redo=[("count", "sys-a", "127.0.0.4")])
+    assert store.probes_done("r1") == {("echo", "sys-a", "127.0.0.4"): ()}
+    assert store.load("r1").observations == ()
+
+
+def test_an_interrupted_run_is_not_resumed_while_another_scan_of_its_inventory_lives(store: Store) -> None:
+    t = target("127.0.0.4")
+    store.create_run(info("old"), [t.system], [t], lease=Lease(1, "gone"), inventory="/srv/inv.yaml")
+    with sqlite3.connect(store.path) as db:
+        db.execute("UPDATE runs SET heartbeat = NULL")
+    helper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        lease = Lease(helper.pid, socket.gethostname())
+        store.create_run(
+            info("new", T0 + timedelta(hours=1)), [t.system], [t], lease=lease, inventory="/srv/inv.yaml"
+        )
+        with pytest.raises(RunBusyError, match="run new of"):
+            store.claim("old")
+    finally:
+        helper.kill()
+        helper.wait()
+    store.claim("old")
