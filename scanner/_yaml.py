@@ -166,6 +166,11 @@ def _shown(value: Any) -> str:
     return one_line(str(value))[:80]
 
 
+def _short(text: str, limit: int = 60) -> str:
+    """An id naming a place: bounded, so a hostile one cannot crowd out the message."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def place_steps(root: Any, path: Loc) -> tuple[tuple[str, ...], ...]:
     """Where `path` points, as a user names it: ("place_system", "qlvb"), ("place_field", "tags"),
     ("place_item", "tags", "1")."""
@@ -177,7 +182,7 @@ def place_steps(root: Any, path: Loc) -> tuple[tuple[str, ...], ...]:
             item = node[part]
             named = _COLLECTIONS.get(key)
             if named and isinstance(item, dict) and item.get(named[1]) is not None:
-                steps.append((named[0], one_line(str(item[named[1]]))))
+                steps.append((named[0], _short(one_line(str(item[named[1]])))))
             else:
                 steps.append(("place_item", key, str(part + 1)))
             node = item

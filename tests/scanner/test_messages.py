@@ -8,6 +8,7 @@ from click.testing import CliRunner
 
 from attt.scanner.cli import main
 from attt.scanner.messages import catalog, language
+from attt.scanner.store import Store
 
 BAD = """\
 province: Hà Tĩnh
@@ -80,6 +81,7 @@ def test_inventory_errors_in_english_with_lang(tmp_path: Path):
 
 def test_messages_follow_the_locale(tmp_path: Path):
     db = str(tmp_path / "attt.db")
+    Store(Path(db)).close()
     assert run(["history", "--db", db], {"LANG": "vi_VN.UTF-8"})[1] == "chưa lưu lượt quét nào\n"
     assert run(["history", "--db", db], {"LANG": "en_GB.UTF-8"})[1] == "no runs stored yet\n"
 
