@@ -316,9 +316,7 @@ def test_one_ipv6_host_written_two_ways_is_a_duplicate(tmp_path: Path) -> None:
         "      - address: mail.hatinh.gov.vn\n",
         "      - address: '::1'\n      - address: '0:0:0:0:0:0:0:1'\n",
     )
-    with pytest.raises(
-        ConfigError, match=r":18: system .mail., host .*, address: ::1 is already hosts\[0\]"
-    ):
+    with pytest.raises(ConfigError, match=r":18: system .mail., host .*, address: ::1 is already hosts\[0\]"):
         load_inventory(write(tmp_path, source))
 
 
