@@ -6,9 +6,13 @@ BIN := $(VENV)/bin
 # Debian packages the checks and tests drive: nmap (ports), openssh (ssh + test sshd), openssl,
 # gnutls-bin and nginx (TLS test servers), chromium (HTML report tests), strace (the test that
 # audits every connection a scan makes), sudo (the authenticated SSH probe through sudo -n),
-# vsftpd (FTP servers with and without AUTH TLS for the FTPS tests).
-SYSTEM_PACKAGES := nmap openssh-server openssh-client openssl gnutls-bin nginx-light chromium iproute2 strace sudo vsftpd
-SYSTEM_COMMANDS := nmap sshd ssh-keygen openssl gnutls-serv nginx chromium strace sudo vsftpd
+# vsftpd (FTP servers with and without AUTH TLS for the FTPS tests), Pango (WeasyPrint lays out
+# report.pdf with it), ICU headers, pkg-config and g++ (PyICU, the Vietnamese collation, builds
+# against them), poppler-utils (tests turn PDF pages into images).
+SYSTEM_PACKAGES := nmap openssh-server openssh-client openssl gnutls-bin nginx-light chromium iproute2 strace sudo vsftpd \
+  libpango-1.0-0 libpangoft2-1.0-0 libicu-dev pkg-config g++ poppler-utils
+SYSTEM_COMMANDS := nmap sshd ssh-keygen openssl gnutls-serv nginx chromium strace sudo vsftpd pkg-config g++ pdftoppm
+SYSTEM_LIBRARIES := libpango-1.0.so.0 libpangoft2-1.0.so.0 libicui18n.so
 
 .PHONY: install system-deps demo test test-fast lint bench schema clean
 
@@ -17,6 +21,7 @@ install: $(VENV)/.installed
 system-deps:
 	@missing=""; for c in $(SYSTEM_COMMANDS); do \
 	  command -v $$c >/dev/null 2>&1 || [ -x /usr/sbin/$$c ] || missing="$$missing $$c"; done; \
+	for l in $(SYSTEM_LIBRARIES); do ldconfig -p | grep -q "/$$l$$" || missing="$$missing $$l"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing system packages (missing:$$missing)"; \

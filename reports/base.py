@@ -1,10 +1,29 @@
-"""The renderer contract: a pure function of the report and a language."""
+"""The renderer contract: a pure function of the report, a language and what the run asks of it."""
 
-from typing import ClassVar, Literal, Protocol
+from dataclasses import dataclass
+from typing import ClassVar, Final, Literal, Protocol
 
+from attt.scanner.changes import Comparison
+from attt.scanner.models.base import Severity
 from attt.scanner.models.report import Report
 
 Lang = Literal["vi", "en"]
+
+
+@dataclass(frozen=True, slots=True)
+class RenderContext:
+    """What a report shows beyond the run itself."""
+
+    fail_on: Severity | None = Severity.LOW
+    """`--fail-on`: failures below it are reported but do not fail a CI job (JUnit, SARIF) or the
+    verdict; None fails on nothing."""
+    history: tuple[Report, ...] = ()
+    """Earlier runs of the same inventory, oldest first: trends and "failing since"."""
+    baseline: Comparison | None = None
+    """The comparable earlier run (or why there is none): the change section."""
+
+
+DEFAULT_CONTEXT: Final = RenderContext()
 
 
 class Renderer(Protocol):
@@ -13,4 +32,4 @@ class Renderer(Protocol):
     filename: ClassVar[str]
     """File written into the report directory."""
 
-    def render(self, report: Report, lang: Lang) -> bytes: ...
+    def render(self, report: Report, lang: Lang, context: RenderContext = DEFAULT_CONTEXT) -> bytes: ...

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
-from attt.reports.base import Lang, Renderer
+from attt.reports.base import DEFAULT_CONTEXT, Lang, RenderContext, Renderer
 from attt.reports.csv import CsvRenderer
 from attt.reports.html import HtmlRenderer
 from attt.reports.json import JsonRenderer
@@ -24,13 +24,14 @@ from attt.reports.manifest import (
     write_atomically,
     write_manifest,
 )
+from attt.reports.pdf import PdfRenderer
 from attt.reports.sarif import SarifRenderer
-from attt.scanner.changes import Comparison
 from attt.scanner.errors import ConfigError, ReportDirError
 from attt.scanner.models.report import Report
 
 RENDERERS: Final[dict[str, Renderer]] = {
-    r.format: r for r in (HtmlRenderer(), JsonRenderer(), JunitRenderer(), SarifRenderer(), CsvRenderer())
+    r.format: r
+    for r in (HtmlRenderer(), JsonRenderer(), JunitRenderer(), SarifRenderer(), CsvRenderer(), PdfRenderer())
 }
 _BUNDLE_FILES: Final = frozenset({r.filename for r in RENDERERS.values()} | {MANIFEST, SIGNATURE})
 
@@ -76,23 +77,22 @@ def write_bundle(
     lang: Lang,
     *,
     sign_key: Path | None = None,
-    baseline: Comparison | None = None,
+    context: RenderContext = DEFAULT_CONTEXT,
 ) -> list[Path]:
     """Render each format into `out_dir`, then `manifest.json` (and `manifest.sig` with a key).
 
-    `baseline`, the comparable earlier run (or why there is none), adds "change since the
-    previous run" to the HTML. Report files of formats not asked for this time, and a signature
-    left by an earlier bundle, are removed: the directory then holds exactly what the new
-    manifest lists.
+    `context` carries `--fail-on`, the earlier runs of the same inventory (trends) and the
+    comparable earlier run (the change section). Report files of formats not asked for this
+    time, and a signature left by an earlier bundle, are removed: the directory then holds
+    exactly what the new manifest lists.
     """
     unknown = sorted(set(formats) - RENDERERS.keys())
     if unknown:
         raise ConfigError(f"--format: unknown format {', '.join(unknown)} (known: {', '.join(RENDERERS)})")
-    renderers = RENDERERS if baseline is None else RENDERERS | {"html": HtmlRenderer(baseline)}
-    chosen = [renderers[name] for name in dict.fromkeys(formats)]
+    chosen = [RENDERERS[name] for name in dict.fromkeys(formats)]
     # Load the key and render everything before writing anything: a failure leaves the directory as it was.
     key = None if sign_key is None else load_signing_key(sign_key)
-    rendered = [(r.filename, r.render(report, lang)) for r in chosen]
+    rendered = [(r.filename, r.render(report, lang, context)) for r in chosen]
     check_report_dir(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     stale = _BUNDLE_FILES - {r.filename for r in chosen}

@@ -1,7 +1,9 @@
 """`report.csv`: one row per finding for spreadsheets.
 
 UTF-8 with a byte-order mark so spreadsheet programs read the Vietnamese text correctly, and
-every cell neutralised so that nothing a target sent is evaluated as a formula.
+every cell neutralised so that nothing a target sent is evaluated as a formula. Headers and
+values are in the report's language (statuses, severities, known evidence values, dates as
+dd/mm/yyyy in Vietnamese); the rule, check and control ids stay as they are, for filtering.
 """
 
 import csv
@@ -10,10 +12,11 @@ import json
 from collections.abc import Callable
 from typing import ClassVar, Final
 
-from attt.reports._i18n import strings
+from attt.reports._i18n import evidence_value, strings
+from attt.reports._locale import day
 from attt.reports._reference import reference_text
 from attt.reports._text import spreadsheet_cell
-from attt.reports.base import Lang
+from attt.reports.base import DEFAULT_CONTEXT, Lang, RenderContext
 from attt.scanner.models.finding import Finding
 from attt.scanner.models.report import Report
 from attt.scanner.models.target import SystemInfo
@@ -38,11 +41,11 @@ COLUMNS: Final[tuple[_Column, ...]] = (
     ("port", lambda f, s, lang: "" if f.port is None else str(f.port)),
     ("rule", lambda f, s, lang: f.rule_id),
     ("title", lambda f, s, lang: f.title.get(lang)),
-    ("status", lambda f, s, lang: f.status),
-    ("severity", lambda f, s, lang: f.severity.value),
+    ("status", lambda f, s, lang: strings(lang)["status_" + f.status]),
+    ("severity", lambda f, s, lang: strings(lang)["severity_" + f.severity.value]),
     ("message", lambda f, s, lang: f.message.get(lang)),
-    ("observed", lambda f, s, lang: _json(f.evidence.get("observed", ""))),
-    ("expected", lambda f, s, lang: _json(f.evidence.get("expected", ""))),
+    ("observed", lambda f, s, lang: _json(evidence_value(f.evidence.get("observed", ""), lang))),
+    ("expected", lambda f, s, lang: _json(evidence_value(f.evidence.get("expected", ""), lang))),
     ("remediation", lambda f, s, lang: f.remediation.get(lang)),
     (
         "references",
@@ -50,8 +53,13 @@ COLUMNS: Final[tuple[_Column, ...]] = (
     ),
     ("waiver", lambda f, s, lang: "" if f.waiver is None else f.waiver.reason),
     ("approved_by", lambda f, s, lang: "" if f.waiver is None else f.waiver.approved_by),
-    ("expires", lambda f, s, lang: "" if f.waiver is None else f.waiver.expires.isoformat()),
-    ("expired", lambda f, s, lang: "" if f.waiver is None else str(f.waiver.expired).lower()),
+    ("expires", lambda f, s, lang: "" if f.waiver is None else day(f.waiver.expires, lang)),
+    (
+        "expired",
+        lambda f, s, lang: (
+            "" if f.waiver is None else strings(lang)["answer_yes" if f.waiver.expired else "answer_no"]
+        ),
+    ),
     ("check", lambda f, s, lang: f.check),
     ("control", lambda f, s, lang: f.control),
     ("policy", lambda f, s, lang: f.policy),
@@ -65,7 +73,7 @@ class CsvRenderer:
     format: ClassVar[str] = "csv"
     filename: ClassVar[str] = "report.csv"
 
-    def render(self, report: Report, lang: Lang) -> bytes:
+    def render(self, report: Report, lang: Lang, context: RenderContext = DEFAULT_CONTEXT) -> bytes:
         t = strings(lang)
         systems = {s.id: s for s in report.systems}
         out = io.StringIO()

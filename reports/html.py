@@ -4,27 +4,36 @@ Python builds a view model of plain, already-cleaned values (`build_view`); the 
 lay it out. One autoescaping environment renders everything, so a value a target sent can only
 ever reach the page as escaped text. The page's own CSS and script are the only markup marked
 safe, and a Content-Security-Policy pins them by hash: nothing else may run or load.
+
+The report reads verdict first: the cover gives the overall verdict, the score and how it is
+computed, the counts by severity and every critical and high failure; run metadata and policy
+hashes close the report in its appendix. `report.pdf` (`reports/pdf.py`) lays out the same view
+for filing: passes and raw observations there are counts, not pages.
 """
 
 import base64
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cache, lru_cache
 from importlib.resources import files
-from typing import ClassVar, Final
+from typing import ClassVar, Final, Literal, TypeVar
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
-from attt.reports._i18n import strings
+from attt.reports import _trends
+from attt.reports._i18n import evidence_value, strings
+from attt.reports._locale import day, name_key, percent, when
 from attt.reports._reference import reference_text
 from attt.reports._text import as_text
-from attt.reports.base import Lang
+from attt.reports.base import DEFAULT_CONTEXT, Lang, RenderContext
 from attt.scanner.changes import Comparison, compare
+from attt.scanner.evaluate import exit_code
+from attt.scanner.exitcodes import ExitCode
 from attt.scanner.models.base import Severity
 from attt.scanner.models.finding import Finding, FindingStatus
 from attt.scanner.models.observation import Observation
@@ -33,12 +42,36 @@ from attt.scanner.models.report import Counts, Report
 from attt.scanner.models.target import Contact
 from attt.scanner.text import clean
 
+Medium = Literal["html", "pdf"]
+V = TypeVar("V", "OwnerView", "SystemView")
+K = TypeVar("K")
+
 SEVERITIES: Final = tuple(s.value for s in reversed(Severity))
 """Most severe first, the order a reader wants."""
 STATUSES: Final[tuple[FindingStatus, ...]] = ("fail", "error", "waived", "pass", "not_applicable")
 _STATUS_RANK: Final[dict[str, int]] = {s: i for i, s in enumerate(STATUSES)}
-_SHOWN: Final = frozenset({"fail", "error", "waived"})
-"""Statuses listed openly per host; the others are folded away."""
+_SHOWN: Final = frozenset({"fail", "waived"})
+"""Statuses listed openly per host; errors are grouped per probe, the others folded away."""
+BANDS: Final = ((0.9, "good"), (0.7, "fair"), (0.0, "poor"))
+"""Score bars: green from 90 %, amber from 70 %, red below."""
+COLOURS: Final = {
+    "good": "#1a7f37",
+    "fair": "#d4731b",
+    "poor": "#c4262e",
+    "none": "#6e7781",
+    "track": "#e6e9ed",
+    "critical": "#7a0916",
+    "high": "#c4262e",
+    "medium": "#d4731b",
+    "low": "#b08800",
+    "info": "#4a6fa5",
+    "ink": "#1b1f24",
+}
+"""Fills of the inline charts, given as SVG attributes: PDF layout applies no stylesheet to SVG."""
+COVER_LIMIT: Final = 60
+"""Critical and high failures listed on the cover; the rest are counted, and all are in the details."""
+TREND_RUNS: Final = 12
+"""Runs a trend shows, the current one included."""
 
 _ENV: Final = Environment(
     loader=PackageLoader("attt.reports"),
@@ -72,6 +105,8 @@ class CountsView:
     by_severity: Mapping[str, int]
     score: str
     score_fraction: float | None
+    band: str
+    """`good`, `fair`, `poor` (BANDS) or `none`: the colour of the score bar."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +152,30 @@ class FindingView:
     remediation: str
     references: tuple[ReferenceView, ...]
     waiver: WaiverView | None
+    open_since: str | None
+    """For a failure: the first run of the streak it is in, as a date, and for how long."""
+    open_days: str | None
+    """The same, without the words around it, for a table column."""
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorGroupView:
+    """One probe (or one reason) that kept rules from a verdict, with the rules it blocked."""
+
+    owner_index: int
+    system: str
+    host: str
+    port: int | None
+    place: str
+    check: str
+    severity: str
+    """The most severe rule it blocked."""
+    severity_label: str
+    message: str
+    """What the report says, in the report's language."""
+    tool_said: str | None
+    """The probe's own error text (a library's words), shown as such, apart from the sentence."""
+    rules: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +184,7 @@ class HostView:
     hostname: str | None
     ip: str | None
     shown: tuple[FindingView, ...]
+    errors: tuple[ErrorGroupView, ...]
     folded: tuple[FindingView, ...]
     shared_with: tuple[str, ...] = ()
     """Other systems that register the same host: it was probed once and judged by each."""
@@ -158,12 +218,39 @@ class OwnerView:
 
 
 @dataclass(frozen=True, slots=True)
-class ProbeErrorView:
+class TopFailureView:
+    severity: str
+    severity_label: str
+    rule_id: str
+    title: str
+    system: str
+    system_name: str
+    owner: str
+    place: str
+    open_days: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RuleView:
+    """A rule that failed somewhere, with what to do about it: printed once, not per host."""
+
+    rule_id: str
+    title: str
+    severity: str
+    remediation: str
+    references: tuple[ReferenceView, ...]
+    failed: int
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedView:
+    """What was checked on one host: each check's probe outcome and the verdict counts."""
+
     system: str
     host: str
-    port: int | None
-    check: str
-    error: str
+    probes: tuple[tuple[str, bool], ...]
+    """(check, whether its probe completed)."""
+    by_status: Mapping[str, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +287,22 @@ class ChangesView:
 
 
 @dataclass(frozen=True, slots=True)
+class TrendView:
+    """One subject's last runs as an inline SVG: a score line over open critical/high bars."""
+
+    name: str
+    line: str
+    """The polyline's points, `x,y x,y`; empty when no run had a score."""
+    bars: tuple[tuple[float, float, float, int], ...]
+    """(x, y, height, count) per run."""
+    first: str
+    last: str
+    score: str
+    open_serious: int
+    runs: int
+
+
+@dataclass(frozen=True, slots=True)
 class PolicyView:
     id: str
     version: str
@@ -209,7 +312,7 @@ class PolicyView:
 
 
 @dataclass(frozen=True, slots=True)
-class CoverView:
+class RunView:
     province: str
     run_id: str
     started: str
@@ -224,40 +327,69 @@ class CoverView:
 
 
 @dataclass(frozen=True, slots=True)
+class VerdictView:
+    key: str
+    """`fail`, `incomplete` or `pass`: the same judgement as the scan's exit code."""
+    fail_on: str | None
+    score_formula: str
+    top: tuple[TopFailureView, ...]
+    top_more: int
+
+
+@dataclass(frozen=True, slots=True)
 class ReportView:
     lang: Lang
+    medium: Medium
     t: Mapping[str, str]
-    cover: CoverView
+    run: RunView
+    verdict: VerdictView
     overall: CountsView
     chart: tuple[tuple[str, int, int], ...]
     """(severity, failed count, bar width 0..100) for the summary chart."""
     owners: tuple[OwnerView, ...]
-    probe_errors: tuple[ProbeErrorView, ...]
-    evaluation_errors: tuple[FindingView, ...]
+    """Worst first."""
+    error_groups: tuple[ErrorGroupView, ...]
     waivers: tuple[WaiverView, ...]
     changes: ChangesView | None
-    score_formula: str
+    trends_systems: tuple[TrendView, ...]
+    trends_owners: tuple[TrendView, ...]
+    checked: tuple[CheckedView, ...]
+    rules: tuple[RuleView, ...]
+    """Failed or waived rules, most severe first (the PDF prints remediation once per rule)."""
     observations: tuple[ObservationView, ...]
     systems: tuple[tuple[str, str], ...]
     """(id, name) of every system, for the filter."""
     finding_count: int
+    """Rows the filter counts: each finding, with errors one row per group."""
 
 
-def build_view(report: Report, lang: Lang, baseline: Comparison | None = None) -> ReportView:
-    """Everything the templates show, cleaned and ordered; `baseline` adds the change section."""
+def build_view(
+    report: Report, lang: Lang, context: RenderContext = DEFAULT_CONTEXT, medium: Medium = "html"
+) -> ReportView:
+    """Everything the templates show, cleaned and ordered."""
     t = strings(lang)
+    by_name = name_key(lang)
     # A finding of a system the report does not register still shows, under an unknown owner:
     # nothing is dropped from the report for lack of metadata.
     registered = list(report.systems)
     orphans = sorted({f.system for f in report.findings} - {s.id for s in registered})
     owner_of = {s.id: s.owner for s in registered} | dict.fromkeys(orphans, t["owner_unknown"])
-    owner_names = sorted(set(owner_of.values()) | set(report.summary.owners))
+    name_of = {s.id: s.name for s in registered} | {sid: sid for sid in orphans}
+    owner_names = sorted(set(owner_of.values()) | set(report.summary.owners), key=by_name)
     owner_index = {name: i for i, name in enumerate(owner_names)}
-    findings = [_finding_view(f, owner_index[owner_of[f.system]], lang, t) for f in report.findings]
+    since = _trends.first_seen(report, context.history)
+    findings = [
+        _finding_view(f, owner_index[owner_of[f.system]], lang, t, _open_days(report, since, f, lang, t))
+        for f in report.findings
+    ]
+    groups = _error_groups(report, owner_index, owner_of, lang, t)
 
     by_host: dict[tuple[str, str], list[FindingView]] = defaultdict(list)
     for fv in findings:
         by_host[(fv.system, fv.host)].append(fv)
+    groups_by_host: dict[tuple[str, str], list[ErrorGroupView]] = defaultdict(list)
+    for g in groups:
+        groups_by_host[(g.system, g.host)].append(g)
     addresses: dict[str, dict[str, tuple[str | None, str | None]]] = defaultdict(dict)
     for target in report.targets:
         addresses[target.system.id][target.address] = (target.host.hostname, target.ip)
@@ -276,10 +408,15 @@ def build_view(report: Report, lang: Lang, baseline: Comparison | None = None) -
         s.id: f"{s.level_decision.number}, {s.level_decision.date}" for s in registered if s.level_decision
     }
     contacts = {o.name: _contact(o.contact) for o in report.run.owners}
-    for system_id, name, owner, level, tags in sorted(entries):
+    for system_id, name, owner, level, tags in entries:
         hosts = tuple(
             replace(
-                _host_view(address, *addresses[system_id][address], by_host.get((system_id, address), [])),
+                _host_view(
+                    address,
+                    *addresses[system_id][address],
+                    by_host.get((system_id, address), []),
+                    groups_by_host.get((system_id, address), []),
+                ),
                 shared_with=tuple(sorted(systems_at[address] - {system_id})),
             )
             for address in sorted(addresses[system_id])
@@ -304,29 +441,33 @@ def build_view(report: Report, lang: Lang, baseline: Comparison | None = None) -
             )
         )
     owners = tuple(
-        OwnerView(
-            index=owner_index[name],
-            name=clean(name),
-            counts=_counts_view(
-                report.summary.owners.get(name)
-                or Counts.of(f for f in report.findings if owner_of[f.system] == name),
-                lang,
-                t,
+        sorted(
+            (
+                OwnerView(
+                    index=owner_index[name],
+                    name=clean(name),
+                    counts=_counts_view(
+                        report.summary.owners.get(name)
+                        or Counts.of(f for f in report.findings if owner_of[f.system] == name),
+                        lang,
+                        t,
+                    ),
+                    systems=tuple(sorted(systems_of[name], key=_worst_first(lambda s: s.name, by_name))),
+                    contact=clean(contacts[name]) if name in contacts else None,
+                )
+                for name in owner_names
             ),
-            systems=tuple(systems_of[name]),
-            contact=clean(contacts[name]) if name in contacts else None,
+            key=_worst_first(lambda o: o.name, by_name),
         )
-        for name in owner_names
     )
     overall = _counts_view(report.summary.overall, lang, t)
-    entries_of_probes = {
-        (f.check, f.system, f.host, f.port) for f in report.findings if f.kind == "probe_error"
-    }
     peak = max(report.summary.overall.by_severity.values(), default=0)
     return ReportView(
         lang=lang,
+        medium=medium,
         t=t,
-        cover=_cover_view(report),
+        run=_run_view(report, lang),
+        verdict=_verdict(report, context, findings, owner_of, name_of, lang, t),
         overall=overall,
         chart=tuple(
             (sev, n, 0 if peak == 0 else max(1, round(100 * n / peak)) if n else 0)
@@ -334,27 +475,67 @@ def build_view(report: Report, lang: Lang, baseline: Comparison | None = None) -
             for n in [report.summary.overall.by_severity.get(sev, 0)]
         ),
         owners=owners,
-        probe_errors=tuple(
-            ProbeErrorView(
-                system=o.system, host=clean(o.host), port=o.port, check=o.check, error=clean(o.error or "")
-            )
-            for o in sorted(report.observations, key=_observation_key)
-            # A failed probe that blocked rules is listed once, with them, among the findings.
-            if o.status == "error" and (o.check, o.system, o.host, o.port) not in entries_of_probes
-        ),
-        evaluation_errors=tuple(sorted((fv for fv in findings if fv.status == "error"), key=_finding_place)),
+        error_groups=groups,
         waivers=tuple(
             sorted(
                 (fv.waiver for fv in findings if fv.waiver is not None),
                 key=lambda w: (w.expired, w.system, w.host, w.rule_id, w.port or 0),
             )
         ),
-        changes=None if baseline is None else _changes(report, baseline, lang),
-        score_formula=clean(report.summary.score_formula.get(lang)),
+        changes=None if context.baseline is None else _changes(report, context.baseline, lang),
+        trends_systems=_trends_of(
+            report,
+            context.history,
+            [(s.id, f"{s.name} ({s.id})") for o in owners for s in o.systems],
+            lambda r, sid: r.summary.systems.get(sid),
+            lambda f, sid: f.system == sid,
+            lang,
+            t,
+        ),
+        trends_owners=_trends_of(
+            report,
+            context.history,
+            [(name, name) for name in owner_names],
+            lambda r, name: r.summary.owners.get(name),
+            lambda f, name: owner_of.get(f.system) == name,
+            lang,
+            t,
+        ),
+        checked=_checked(report),
+        rules=_rules(findings),
         observations=tuple(_observation_view(o) for o in sorted(report.observations, key=_observation_key)),
         systems=tuple((s.id, s.name) for o in owners for s in o.systems),
-        finding_count=len(findings),
+        finding_count=sum(1 for fv in findings if fv.status != "error") + len(groups),
     )
+
+
+def _worst_first(
+    name: Callable[[V], str], by_name: Callable[[str], bytes]
+) -> Callable[[V], tuple[int, int, float, bytes]]:
+    """Most critical failures first, then most high ones, then the lowest score (no score at all
+    before any), then by name in the language's order."""
+
+    def key(item: V) -> tuple[int, int, float, bytes]:
+        counts = item.counts
+        score = -1.0 if counts.score_fraction is None else counts.score_fraction
+        return (
+            -counts.by_severity.get("critical", 0),
+            -counts.by_severity.get("high", 0),
+            score,
+            by_name(name(item)),
+        )
+
+    return key
+
+
+def _band(fraction: float | None) -> str:
+    if fraction is None:
+        return "none"
+    return next(band for floor, band in BANDS if fraction >= floor)
+
+
+def _score_text(fraction: float | None, lang: Lang, t: Mapping[str, str]) -> str:
+    return t["score_none"] if fraction is None else percent(fraction, lang)
 
 
 def _contact(contact: Contact) -> str:
@@ -362,26 +543,34 @@ def _contact(contact: Contact) -> str:
 
 
 def _counts_view(counts: Counts, lang: Lang, t: Mapping[str, str]) -> CountsView:
-    if counts.not_probed:
-        score = t["score_not_finished"]
-    elif counts.score is None:
-        score = t["score_none"]
-    else:
-        score = f"{counts.score * 100:.1f} %"
-        if lang == "vi":
-            score = score.replace(".", ",")
+    # a score over part of the planned scan would read as the score of the whole
+    score = t["score_not_finished"] if counts.not_probed else _score_text(counts.score, lang, t)
     return CountsView(
         by_status=counts.by_status,
         by_severity=counts.by_severity,
         score=score,
         score_fraction=counts.score,
+        band=_band(counts.score),
     )
 
 
-def _finding_view(f: Finding, owner_index: int, lang: Lang, t: Mapping[str, str]) -> FindingView:
+def _open_days(
+    report: Report, since: Mapping[_trends.FindingKey, datetime], f: Finding, lang: Lang, t: Mapping[str, str]
+) -> str | None:
+    first = since.get(_trends.finding_key(f))
+    if first is None:
+        return None
+    return t["open_days"].format(date=day(first, lang), days=(report.run.started - first).days)
+
+
+def _finding_view(
+    f: Finding, owner_index: int, lang: Lang, t: Mapping[str, str], open_days: str | None
+) -> FindingView:
     evidence = dict(f.evidence)
     rows: list[tuple[str, str]] = [
-        (key, as_text(evidence.pop(key))) for key in ("observed", "expected") if key in evidence
+        (key, as_text(evidence_value(evidence.pop(key), lang)))
+        for key in ("observed", "expected")
+        if key in evidence
     ]
     rows.extend((clean(str(key)), as_text(value)) for key, value in sorted(evidence.items()))
     host = clean(f.host)
@@ -396,7 +585,7 @@ def _finding_view(f: Finding, owner_index: int, lang: Lang, t: Mapping[str, str]
         system=f.system,
         host=host,
         port=f.port,
-        place=host if f.port is None else f"{host}:{f.port}",
+        place=_place(host, f.port),
         check=clean(f.check),
         control=f.control,
         policy=f.policy,
@@ -414,10 +603,16 @@ def _finding_view(f: Finding, owner_index: int, lang: Lang, t: Mapping[str, str]
             reason=clean(f.waiver.reason),
             approved_by=clean(f.waiver.approved_by),
             decision=None if f.waiver.decision is None else clean(f.waiver.decision),
-            expires=f.waiver.expires.isoformat(),
+            expires=day(f.waiver.expires, lang),
             expired=f.waiver.expired,
         ),
+        open_since=None if open_days is None else f"{t['open_for']} {open_days}",
+        open_days=open_days,
     )
+
+
+def _place(host: str, port: int | None) -> str:
+    return host if port is None else f"{host}:{port}"
 
 
 _clean_policy_text = lru_cache(maxsize=4096)(clean)
@@ -433,8 +628,64 @@ def _reference_view(r: Reference, lang: Lang) -> ReferenceView:
     )
 
 
-def _finding_place(fv: FindingView) -> tuple[str, str, int, str]:
-    return (fv.system, fv.host, fv.port or 0, fv.rule_id)
+def _error_groups(
+    report: Report,
+    owner_index: Mapping[str, int],
+    owner_of: Mapping[str, str],
+    lang: Lang,
+    t: Mapping[str, str],
+) -> tuple[ErrorGroupView, ...]:
+    """Error findings as one entry per failed probe (or per shared reason), listing the rules.
+
+    A probe that failed leaves its error on the observation: that text is the tool's, kept apart
+    from the report's sentence. An error from a probe that completed (a fact it could not
+    establish) is grouped by the finding's own message. A failed probe no rule depended on is
+    still listed: it is a part of the scan that did not happen.
+    """
+    failed_probe = {
+        (o.system, o.host, o.port, o.check): o.error or "" for o in report.observations if o.status == "error"
+    }
+    grouped: dict[tuple[str, str, int | None, str, str, str], list[Finding]] = defaultdict(list)
+    for f in report.findings:
+        if f.status != "error":
+            continue
+        where = (f.system, f.host, f.port, f.check)
+        tool = failed_probe.get(where)
+        if tool is None and f.kind == "probe_error":
+            tool = str(f.evidence.get("observed") or "")
+        if tool is not None:
+            grouped[(*where, tool, "probe")].append(f)
+        elif f.kind == "not_probed":
+            grouped[(*where, "", "not_probed")].append(f)
+        else:
+            grouped[(*where, f.message.get(lang), "rule")].append(f)
+    for (system, host, port, check), tool in failed_probe.items():
+        grouped.setdefault((system, host, port, check, tool, "probe"), [])
+    views = []
+    for (system, host, port, check, text, cause), members in grouped.items():
+        # an entry standing for a failed probe lists the rules it blocked, not its own id
+        rules = sorted({r for f in members for r in (f.blocked if f.kind != "rule" else (f.rule_id,))})
+        severity = max((f.severity for f in members), key=lambda s: s.rank, default=Severity.INFO).value
+        message = {
+            "probe": t["probe_failed"].format(check=clean(check)),
+            "not_probed": t["not_probed"].format(check=clean(check)),
+        }.get(cause, clean(text))
+        views.append(
+            ErrorGroupView(
+                owner_index=owner_index[owner_of.get(system, t["owner_unknown"])],
+                system=system,
+                host=clean(host),
+                port=port,
+                place=_place(clean(host), port),
+                check=clean(check),
+                severity=severity,
+                severity_label=t["severity_" + severity],
+                message=message,
+                tool_said=clean(text) if cause == "probe" else None,
+                rules=tuple(rules),
+            )
+        )
+    return tuple(sorted(views, key=lambda g: (g.system, g.host, g.port or 0, g.check, g.message)))
 
 
 def _finding_order(fv: FindingView) -> tuple[int, int, str, int]:
@@ -442,7 +693,11 @@ def _finding_order(fv: FindingView) -> tuple[int, int, str, int]:
 
 
 def _host_view(
-    address: str, hostname: str | None, ip: str | None, findings: Iterable[FindingView]
+    address: str,
+    hostname: str | None,
+    ip: str | None,
+    findings: Iterable[FindingView],
+    errors: Sequence[ErrorGroupView],
 ) -> HostView:
     ordered = sorted(findings, key=_finding_order)
     return HostView(
@@ -450,7 +705,132 @@ def _host_view(
         hostname=None if hostname is None else clean(hostname),
         ip=None if ip is None else clean(ip),
         shown=tuple(fv for fv in ordered if fv.status in _SHOWN),
-        folded=tuple(fv for fv in ordered if fv.status not in _SHOWN),
+        errors=tuple(errors),
+        folded=tuple(fv for fv in ordered if fv.status not in _SHOWN and fv.status != "error"),
+    )
+
+
+def _verdict(
+    report: Report,
+    context: RenderContext,
+    findings: Sequence[FindingView],
+    owner_of: Mapping[str, str],
+    name_of: Mapping[str, str],
+    lang: Lang,
+    t: Mapping[str, str],
+) -> VerdictView:
+    code = exit_code(report.findings, context.fail_on, report.run.status == "complete")
+    key = {ExitCode.VIOLATION: "fail", ExitCode.OK: "pass"}.get(code, "incomplete")
+    serious = sorted(
+        (fv for fv in findings if fv.status == "fail" and fv.severity in ("critical", "high")),
+        key=lambda fv: (
+            SEVERITIES.index(fv.severity),
+            name_key(lang)(name_of[fv.system]),
+            fv.rule_id,
+            fv.place,
+        ),
+    )
+    return VerdictView(
+        key=key,
+        fail_on=None if context.fail_on is None else t["severity_" + context.fail_on.value],
+        score_formula=clean(report.summary.score_formula.get(lang)),
+        top=tuple(
+            TopFailureView(
+                severity=fv.severity,
+                severity_label=fv.severity_label,
+                rule_id=fv.rule_id,
+                title=fv.title,
+                system=fv.system,
+                system_name=clean(name_of[fv.system]),
+                owner=clean(owner_of[fv.system]),
+                place=fv.place,
+                open_days=fv.open_days,
+            )
+            for fv in serious[:COVER_LIMIT]
+        ),
+        top_more=max(0, len(serious) - COVER_LIMIT),
+    )
+
+
+def _trends_of(
+    report: Report,
+    history: Sequence[Report],
+    subjects: Sequence[tuple[K, str]],
+    counts_of: Callable[[Report, K], Counts | None],
+    belongs: Callable[[Finding, K], bool],
+    lang: Lang,
+    t: Mapping[str, str],
+) -> tuple[TrendView, ...]:
+    """Trends only when there is a past to compare with."""
+    if not history:
+        return ()
+    runs = [*history[-(TREND_RUNS - 1) :], report]
+    views = []
+    for key, label in subjects:
+        points = _trends.series(runs, key, counts_of, belongs)
+        if points:
+            views.append(_trend_view(clean(label), points, lang, t))
+    return tuple(views)
+
+
+_TREND_W: Final = 240.0
+_TREND_H: Final = 48.0
+
+
+def _trend_view(name: str, points: Sequence[_trends.Point], lang: Lang, t: Mapping[str, str]) -> TrendView:
+    step = _TREND_W / max(1, len(points))
+    peak = max((p.open_serious for p in points), default=0) or 1
+    line = " ".join(
+        f"{step * i + step / 2:.1f},{_TREND_H - p.score * _TREND_H:.1f}"
+        for i, p in enumerate(points)
+        if p.score is not None
+    )
+    bars = tuple(
+        (step * i + step * 0.2, _TREND_H - h, h, p.open_serious)
+        for i, p in enumerate(points)
+        for h in [round(p.open_serious / peak * _TREND_H * 0.6, 1)]
+    )
+    return TrendView(
+        name=name,
+        line=line,
+        bars=bars,
+        first=day(points[0].started, lang),
+        last=day(points[-1].started, lang),
+        score=_score_text(points[-1].score, lang, t),
+        open_serious=points[-1].open_serious,
+        runs=len(points),
+    )
+
+
+def _rules(findings: Sequence[FindingView]) -> tuple[RuleView, ...]:
+    acted = [fv for fv in findings if fv.status in _SHOWN]
+    failed: dict[str, int] = defaultdict(int)
+    first: dict[str, FindingView] = {}
+    for fv in acted:
+        first.setdefault(fv.rule_id, fv)
+        failed[fv.rule_id] += fv.status == "fail"
+    return tuple(
+        RuleView(fv.rule_id, fv.title, fv.severity, fv.remediation, fv.references, failed[fv.rule_id])
+        for fv in sorted(first.values(), key=lambda fv: (SEVERITIES.index(fv.severity), fv.rule_id))
+    )
+
+
+def _checked(report: Report) -> tuple[CheckedView, ...]:
+    probes: dict[tuple[str, str], dict[str, bool]] = defaultdict(dict)
+    for o in report.observations:
+        done = probes[(o.system, o.host)]
+        done[o.check] = done.get(o.check, True) and o.status == "ok"
+    statuses: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: dict.fromkeys(STATUSES, 0))
+    for f in report.findings:
+        statuses[(f.system, f.host)][f.status] += 1
+    return tuple(
+        CheckedView(
+            system=system,
+            host=clean(host),
+            probes=tuple(sorted((clean(c), ok) for c, ok in probes.get((system, host), {}).items())),
+            by_status=statuses.get((system, host)) or dict.fromkeys(STATUSES, 0),
+        )
+        for system, host in sorted(probes.keys() | statuses.keys())
     )
 
 
@@ -477,17 +857,13 @@ def _observation_view(o: Observation) -> ObservationView:
     )
 
 
-def _time(moment: datetime) -> str:
-    return moment.isoformat(sep=" ", timespec="seconds")
-
-
-def _cover_view(report: Report) -> CoverView:
+def _run_view(report: Report, lang: Lang) -> RunView:
     run = report.run
-    return CoverView(
+    return RunView(
         province=clean(run.province),
         run_id=clean(run.id),
-        started=_time(run.started),
-        finished=None if run.finished is None else _time(run.finished),
+        started=when(run.started, lang),
+        finished=None if run.finished is None else when(run.finished, lang),
         status=run.status,
         tool_version=clean(report.tool_version),
         schema_version=report.schema_version,
@@ -535,16 +911,12 @@ class HtmlRenderer:
     format: ClassVar[str] = "html"
     filename: ClassVar[str] = "report.html"
 
-    def __init__(self, baseline: Comparison | None = None) -> None:
-        self.baseline = baseline
-        """The run to compare with (or why there is none), for the change section."""
-
-    def render(self, report: Report, lang: Lang) -> bytes:
-        return render_html(build_view(report, lang, self.baseline))
+    def render(self, report: Report, lang: Lang, context: RenderContext = DEFAULT_CONTEXT) -> bytes:
+        return render_html(build_view(report, lang, context))
 
 
-def render_html(view: ReportView) -> bytes:
-    """The page for a view."""
+def render_html(view: ReportView, footer: str = "") -> bytes:
+    """The page for a view; `footer` is the PDF's running footer text (empty on screen)."""
     style, script = _asset("report.css"), _asset("report.js")
     csp = f"default-src 'none'; style-src {style.csp}; script-src {script.csp}; img-src data:"
     template = _ENV.get_template("report.html.j2")
@@ -556,5 +928,7 @@ def render_html(view: ReportView) -> bytes:
         csp=csp,
         severities=SEVERITIES,
         statuses=STATUSES,
+        colours=COLOURS,
+        footer=footer,
     )
     return page.encode("utf-8")

@@ -2,6 +2,12 @@
 
 CI shows failures and errors apart, so a rule that could not be evaluated is an `<error>`, never a
 `<failure>` and never a pass; waived and not-applicable rules are `<skipped>` with the reason.
+A failure below `--fail-on` is not a `<failure>` (the scan does not fail on it either): the case
+passes and its `<system-out>` says what failed and at which severity.
+
+Names are stable across runs and safe for CI servers that split `classname` at dots into
+package and class: `classname` is the system id (which holds no dot) and `name` the rule and
+the place, `RULE @ host:port`.
 """
 
 from collections import defaultdict
@@ -9,10 +15,11 @@ from datetime import UTC, datetime
 from typing import ClassVar
 from xml.etree import ElementTree as ET
 
-from attt.reports._i18n import strings
+from attt.reports._i18n import evidence_value, strings
 from attt.reports._reference import reference_text
 from attt.reports._text import as_text
-from attt.reports.base import Lang
+from attt.reports.base import DEFAULT_CONTEXT, Lang, RenderContext
+from attt.scanner.models.base import Severity
 from attt.scanner.models.finding import Finding
 from attt.scanner.models.report import Report
 from attt.scanner.text import clean, clean_line
@@ -22,7 +29,7 @@ class JunitRenderer:
     format: ClassVar[str] = "junit"
     filename: ClassVar[str] = "report.junit.xml"
 
-    def render(self, report: Report, lang: Lang) -> bytes:
+    def render(self, report: Report, lang: Lang, context: RenderContext = DEFAULT_CONTEXT) -> bytes:
         by_system: dict[str, list[Finding]] = defaultdict(list)
         for f in report.findings:
             by_system[f.system].append(f)
@@ -39,7 +46,7 @@ class JunitRenderer:
                 properties, "property", name="system.name", value=clean_line(names.get(system_id, ""))
             )
             for f in findings:
-                outcome = _testcase(suite, f, lang)
+                outcome = _testcase(suite, f, lang, context.fail_on)
                 if outcome:
                     counts[outcome] += 1
             for key, value in counts.items():
@@ -58,7 +65,7 @@ def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def _testcase(suite: ET.Element, f: Finding, lang: Lang) -> str | None:
+def _testcase(suite: ET.Element, f: Finding, lang: Lang, fail_on: Severity | None) -> str | None:
     """Add the case of one finding; return the counter it adds to, if any."""
     t = strings(lang)
     place = f.host if f.port is None else f"{f.host}:{f.port}"
@@ -66,9 +73,18 @@ def _testcase(suite: ET.Element, f: Finding, lang: Lang) -> str | None:
         suite,
         "testcase",
         name=clean_line(f"{f.rule_id} @ {place}"),
-        classname=clean_line(f"{f.system}.{f.host}"),
+        classname=clean_line(f.system),
     )
     message = clean_line(f"{f.title.get(lang)}: {f.message.get(lang)}")
+    if f.status == "fail" and (fail_on is None or f.severity.rank < fail_on.rank):
+        out = ET.SubElement(case, "system-out")
+        threshold = t["severity_" + fail_on.value] if fail_on is not None else "—"
+        out.text = (
+            t["below_threshold"].format(severity=t["severity_" + f.severity.value], threshold=threshold)
+            + "\n"
+            + _details(f, lang)
+        )
+        return None
     if f.status == "fail":
         element = ET.SubElement(case, "failure", message=message, type=f.severity.value)
         element.text = _details(f, lang)
@@ -90,7 +106,10 @@ def _testcase(suite: ET.Element, f: Finding, lang: Lang) -> str | None:
 def _details(f: Finding, lang: Lang) -> str:
     t = strings(lang)
     lines = [clean(f.message.get(lang))]
-    lines.extend(f"{t.get(key, clean_line(key))}: {as_text(value)}" for key, value in f.evidence.items())
+    lines.extend(
+        f"{t.get(key, clean_line(key))}: {as_text(evidence_value(value, lang))}"
+        for key, value in f.evidence.items()
+    )
     lines.append(f"{t['remediation']}: {clean(f.remediation.get(lang))}")
     lines.extend(f"{t['references']}: {clean(reference_text(r, lang))}" for r in f.references)
     return "\n".join(lines)

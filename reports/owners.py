@@ -9,11 +9,11 @@ checks the lot and `attt verify DIR/PACK` one pack.
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Final
 
-from attt.reports.base import Lang
+from attt.reports.base import DEFAULT_CONTEXT, Lang, RenderContext
 from attt.reports.bundle import RENDERERS, write_bundle
 from attt.reports.html import _ENV, _asset
 from attt.reports.manifest import SIGNATURE, load_signing_key, write_manifest
@@ -100,7 +100,7 @@ def write_owner_packs(
     lang: Lang,
     *,
     sign_key: Path | None = None,
-    baseline: Comparison | None = None,
+    context: RenderContext = DEFAULT_CONTEXT,
 ) -> OwnerPacks:
     """A pack per owner in `out_dir/<owner-slug>/`, then the index and the manifest over all."""
     key = None if sign_key is None else load_signing_key(sign_key)
@@ -110,7 +110,7 @@ def write_owner_packs(
     for owner in owners_of(report):
         directory = _unique(slug(owner), taken)
         pack_dir = out_dir / directory
-        files += write_one_pack(report, owner, formats, pack_dir, lang, sign_key=sign_key, baseline=baseline)
+        files += write_one_pack(report, owner, formats, pack_dir, lang, sign_key=sign_key, context=context)
         entries.append(_entry(owner_report(report, owner), owner, directory))
     index = PackIndex(run_id=report.run.id, province=report.run.province, packs=tuple(entries))
     (out_dir / INDEX_JSON).write_text(index.model_dump_json(indent=2) + "\n", encoding="utf-8")
@@ -131,12 +131,14 @@ def write_one_pack(
     lang: Lang,
     *,
     sign_key: Path | None = None,
-    baseline: Comparison | None = None,
+    context: RenderContext = DEFAULT_CONTEXT,
 ) -> list[Path]:
-    """`--owner NAME`: that agency's pack alone, as the bundle in `out_dir`."""
+    """`--owner NAME`: that agency's pack alone, as the bundle in `out_dir` (trends and
+    "failing since" read the whole earlier runs: they only ever look up this agency's findings)."""
     pack = owner_report(report, owner)
+    baseline = _owner_baseline(report, context.baseline, owner)
     return write_bundle(
-        pack, formats, out_dir, lang, sign_key=sign_key, baseline=_owner_baseline(report, baseline, owner)
+        pack, formats, out_dir, lang, sign_key=sign_key, context=replace(context, baseline=baseline)
     )
 
 

@@ -17,20 +17,28 @@ from typing import Any, ClassVar, Final
 from urllib.parse import quote
 
 from attt.reports._text import clean_json
-from attt.reports.base import Lang
+from attt.reports.base import DEFAULT_CONTEXT, Lang, RenderContext
 from attt.scanner.models.base import Severity
 from attt.scanner.models.finding import Finding
 from attt.scanner.models.report import Report
 from attt.scanner.text import clean, clean_line
 
 SARIF_SCHEMA: Final = "https://json.schemastore.org/sarif-2.1.0.json"
-_LEVEL: Final = {
-    Severity.CRITICAL: "error",
-    Severity.HIGH: "error",
+_BELOW: Final = {
+    Severity.CRITICAL: "warning",
+    Severity.HIGH: "warning",
     Severity.MEDIUM: "warning",
     Severity.LOW: "note",
     Severity.INFO: "note",
 }
+"""The level of a failure below `--fail-on`: shown, but not one a CI gate stops on."""
+
+
+def level(severity: Severity, fail_on: Severity | None) -> str:
+    """`error` from the `--fail-on` severity up, as the scan's exit code; below it, warning or note."""
+    return "error" if fail_on is not None and severity.rank >= fail_on.rank else _BELOW[severity]
+
+
 _SCHEME_UNSAFE: Final = re.compile(r"[^a-z0-9+.-]")
 _REPORTED: Final = frozenset({"fail", "error", "waived"})
 
@@ -39,14 +47,14 @@ class SarifRenderer:
     format: ClassVar[str] = "sarif"
     filename: ClassVar[str] = "report.sarif"
 
-    def render(self, report: Report, lang: Lang) -> bytes:
+    def render(self, report: Report, lang: Lang, context: RenderContext = DEFAULT_CONTEXT) -> bytes:
         rules: dict[str, Finding] = {}
         for f in sorted(report.findings, key=lambda f: f.rule_id):
             rules.setdefault(f.rule_id, f)
         index = {rule_id: i for i, rule_id in enumerate(rules)}
         owner = {s.id: s.owner for s in report.systems}
         results = [
-            _result(f, index[f.rule_id], owner.get(f.system, ""), lang)
+            _result(f, index[f.rule_id], owner.get(f.system, ""), lang, context.fail_on)
             for f in sorted(report.findings, key=lambda f: (f.system, f.host, f.port or 0, f.rule_id))
             if f.status in _REPORTED
         ]
@@ -60,7 +68,7 @@ class SarifRenderer:
                             "name": "attt",
                             "version": report.tool_version,
                             "semanticVersion": report.tool_version,
-                            "rules": [_rule(f, lang) for f in rules.values()],
+                            "rules": [_rule(f, lang, context.fail_on) for f in rules.values()],
                         }
                     },
                     "automationDetails": {"id": f"attt/{clean_line(report.run.id)}"},
@@ -107,7 +115,7 @@ def _utc(moment: datetime) -> str:
     return utc.isoformat().replace("+00:00", "Z")
 
 
-def _rule(f: Finding, lang: Lang) -> dict[str, Any]:
+def _rule(f: Finding, lang: Lang, fail_on: Severity | None) -> dict[str, Any]:
     references = [
         {"standard": clean(r.standard), "clause": clean(r.clause or ""), "confidence": r.confidence}
         for r in f.references
@@ -118,7 +126,7 @@ def _rule(f: Finding, lang: Lang) -> dict[str, Any]:
         "shortDescription": {"text": clean(f.title.get(lang))},
         "fullDescription": {"text": clean(f.title.get(lang))},
         "help": {"text": clean(f.remediation.get(lang))},
-        "defaultConfiguration": {"level": _LEVEL[f.severity]},
+        "defaultConfiguration": {"level": level(f.severity, fail_on)},
         "properties": {
             "control": f.control,
             "check": f.check,
@@ -130,14 +138,14 @@ def _rule(f: Finding, lang: Lang) -> dict[str, Any]:
     }
 
 
-def _result(f: Finding, rule_index: int, owner: str, lang: Lang) -> dict[str, Any]:
+def _result(f: Finding, rule_index: int, owner: str, lang: Lang, fail_on: Severity | None) -> dict[str, Any]:
     message = f"{f.title.get(lang)}: {f.message.get(lang)}"
     result: dict[str, Any] = {
         "ruleId": f.rule_id,
         "ruleIndex": rule_index,
         # SARIF: a result whose kind is not "fail" carries level "none".
         "kind": "open" if f.status == "error" else "fail",
-        "level": "none" if f.status == "error" else _LEVEL[f.severity],
+        "level": "none" if f.status == "error" else level(f.severity, fail_on),
         "message": {"text": clean(message)},
         "locations": [_location(f.check, f.system, f.host, f.port)],
         "partialFingerprints": {"attt/finding/v1": _fingerprint(f)},

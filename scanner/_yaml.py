@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from attt.scanner.errors import ConfigError
+from attt.scanner.errors import ConfigError, Problem
 
 MAX_BYTES = 2 * 1024 * 1024
 MAX_NODES = 100_000
@@ -61,11 +61,13 @@ class YamlDoc:
         return best
 
     def error(self, loc: Sequence[Any], message: str, *, field: str | None = None) -> ConfigError:
-        """A one-line `file:line: field: message` error for the node at `loc`."""
-        name = field if field is not None else dotted(loc)
-        where = f"{self.name}:{self.line_of(loc)}"
-        text = one_line(message)
-        return ConfigError(f"{where}: {one_line(name)}: {text}" if name else f"{where}: {text}")
+        """A one-line `file:line: where: message` error for the node at `loc`, the place named
+        as a user names it (`place_steps`), or by `field` when given."""
+        from attt.scanner.messages import problem_text  # the catalog module imports this one's errors
+
+        place = place_steps(self.data, tuple(loc)) if field is None else (("place_field", one_line(field)),)
+        problem = Problem(self.name, self.line_of(loc), place, "other", one_line(message))
+        return ConfigError(problem_text(problem, "en"), (problem,))
 
 
 def dotted(loc: Sequence[Any]) -> str:
@@ -103,19 +105,91 @@ def load_yaml_text(text: str, name: str = "<text>") -> YamlDoc:
     return _parse(text.encode("utf-8"), Path(name), name)
 
 
+MAX_PROBLEMS = 20
+"""Problems one error lists; a file with more is mostly wrong, and the count says so."""
+_COLLECTIONS = {"systems": ("place_system", "id"), "hosts": ("place_host", "address"),
+                "services": ("place_service", "port"), "rules": ("place_rule", "id"),
+                "waivers": ("place_waiver", "rule")}  # fmt: skip
+"""Lists whose items a user knows by a field: `system 'qlvb'` rather than `systems[4]`."""
+
+
 def validate(model: type[M], doc: YamlDoc, data: Any = None, *, at: Loc = ()) -> M:
     """Validate `data` (default: the whole document) found at `at` in `doc` with `model`.
 
-    Raises ConfigError naming file, line and field of the first error, and how many more there are.
+    Raises ConfigError listing every problem (up to MAX_PROBLEMS), each with file, line, and the
+    place in the user's terms: the system, host or rule by its id, items counted from 1.
     """
     value = doc.data if data is None else data
     try:
         return model.model_validate(value)
     except ValidationError as exc:
-        loc, message, more = first_error(exc)
-        raise doc.error(
-            (*at, *loc), with_more(message, more), field=dotted((*at, *data_path(value, loc)))
-        ) from None
+        raise problems_error(doc, exc, value, at) from None
+
+
+def problems_error(doc: YamlDoc, exc: ValidationError, value: Any, at: Loc = ()) -> ConfigError:
+    """A ConfigError holding every problem of a validation, its English text one per line."""
+    from attt.scanner.messages import problem_text  # the catalog module imports this one's errors
+
+    raw = exc.errors(include_url=False)
+    # A list whose item failed is reported short of items too: the item's own error says it all.
+    errors = [e for e in raw if not any(_under(tuple(o["loc"]), tuple(e["loc"])) for o in raw)]
+    problems = tuple(_problem(doc, e, value, at) for e in errors[:MAX_PROBLEMS])
+    more = max(0, len(errors) - MAX_PROBLEMS)
+    # One line, as every attt error: the first problem and how many follow. The command line
+    # prints them all, one per line, in the user's language (`ConfigError.problems`).
+    others = len(problems) - 1 + more
+    suffix = f" (+{others} more problem{'s' if others > 1 else ''})" if others else ""
+    return ConfigError(problem_text(problems[0], "en") + suffix, problems, more)
+
+
+def _under(loc: Loc, parent: Loc) -> bool:
+    return len(loc) > len(parent) and loc[: len(parent)] == parent
+
+
+def _problem(doc: YamlDoc, error: Any, value: Any, at: Loc) -> Problem:
+    loc = tuple(error["loc"])
+    path = data_path(value, loc)
+    ctx = {k: str(v) for k, v in (error.get("ctx") or {}).items()}
+    given = error.get("input")
+    values = {"value": _shown(given), **ctx} if not isinstance(given, dict | list) else dict(ctx)
+    return Problem(
+        file=doc.name,
+        line=doc.line_of((*at, *loc)),
+        place=place_steps(doc.data, (*at, *path)),
+        kind=error["type"],
+        detail=_message(error["type"], error["msg"]),
+        values=values,
+    )
+
+
+def _shown(value: Any) -> str:
+    return one_line(str(value))[:80]
+
+
+def _short(text: str, limit: int = 60) -> str:
+    """An id naming a place: bounded, so a hostile one cannot crowd out the message."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def place_steps(root: Any, path: Loc) -> tuple[tuple[str, ...], ...]:
+    """Where `path` points, as a user names it: ("place_system", "qlvb"), ("place_field", "tags"),
+    ("place_item", "tags", "1")."""
+    steps: list[tuple[str, ...]] = []
+    node = root
+    for part in path:
+        if isinstance(part, int) and isinstance(node, list) and 0 <= part < len(node):
+            key = steps.pop()[1] if steps and steps[-1][0] == "place_field" else ""
+            item = node[part]
+            named = _COLLECTIONS.get(key)
+            if named and isinstance(item, dict) and item.get(named[1]) is not None:
+                steps.append((named[0], _short(one_line(str(item[named[1]])))))
+            else:
+                steps.append(("place_item", key, str(part + 1)))
+            node = item
+        else:
+            steps.append(("place_field", one_line(str(part))))
+            node = node.get(part) if isinstance(node, dict) else None
+    return tuple(steps)
 
 
 def first_error(exc: ValidationError) -> tuple[Loc, str, int]:

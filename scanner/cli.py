@@ -12,17 +12,18 @@ from typing import TYPE_CHECKING, NoReturn, cast
 import click
 
 from attt import __version__
-from attt.reports.base import Lang
+from attt.reports.base import Lang, RenderContext
 from attt.reports.bundle import RENDERERS, check_report_dir, write_bundle
 from attt.reports.manifest import load_signing_key
 from attt.scanner import pipeline
 from attt.scanner.catalog import check_lines
 from attt.scanner.changes import Comparison, choose_baseline, compare
-from attt.scanner.errors import AtttError, RunBusyError, StoreError
+from attt.scanner.errors import AtttError, ConfigError, RunBusyError, StoreError
 from attt.scanner.evaluate import exit_code
 from attt.scanner.exitcodes import ExitCode
 from attt.scanner.lifecycle import Interrupts, ResumeConflict, as_list, remember, resumed_options
 from attt.scanner.limits import FILES_PER_TARGET, concurrency_for, raise_open_files
+from attt.scanner.messages import language, problem_text, say
 from attt.scanner.models.base import Severity, Text
 from attt.scanner.models.report import Report, RunInfo, report_json_schema
 from attt.scanner.models.target import Target
@@ -52,19 +53,52 @@ DEFAULT_FORMATS = "html,json"
 FAIL_ON_CHOICES = [s.value for s in Severity] + ["none"]
 
 
+_lang: list[Lang] = [language()]
+"""The language the command speaks: `--lang`, ATTT_LANG or the locale (`messages.language`)."""
+_chosen: list[str | None] = [None]
+"""The `--lang` given before the command, if any."""
+
+
+def _speak(lang: str | None) -> Lang:
+    """Settle the language from a `--lang` (None: keep the one already settled); return the
+    language of the reports, which without any choice is Vietnamese, the agencies' language."""
+    if lang:
+        _chosen[0] = lang
+    _lang[0] = language(_chosen[0])
+    return language(_chosen[0], fallback="vi")
+
+
+def _say(key: str, **values: object) -> str:
+    return say(_lang[0], key, **values)
+
+
 def _fail(message: str, code: ExitCode = ExitCode.CONFIG_ERROR) -> NoReturn:
-    click.echo(f"attt: error: {safe(message, 1000)}", err=True)
+    click.echo(f"{_say('error')}: {safe(message, 1000)}", err=True)
     sys.exit(code)
+
+
+def _error_lines(exc: AtttError) -> list[str]:
+    """An error as the user reads it: a file's problems one per line in their language, each
+    with file:line; any other error as its one line."""
+    if not isinstance(exc, ConfigError) or not exc.problems:
+        return [f"{_say('error')}: {safe(str(exc), 1000)}"]
+    if len(exc.problems) == 1 and not exc.more:
+        return [f"{_say('error')}: {safe(problem_text(exc.problems[0], _lang[0]), 1000)}"]
+    files = sorted({p.file for p in exc.problems})
+    count = len(exc.problems) + exc.more
+    lines = [f"{_say('error')}: {_say('problems_in', file=', '.join(files), count=count)}"]
+    lines.extend(f"  {safe(problem_text(p, _lang[0]), 1000)}" for p in exc.problems)
+    if exc.more:
+        lines.append(f"  {_say('problems_more', count=exc.more)}")
+    return lines
 
 
 def _registry() -> Registry:
     registry = Registry.load()
     for failure in registry.failures:
-        click.echo(
-            f"attt: warning: check plugin {failure.name!r} ({failure.distribution}) not loaded: "
-            f"{safe(failure.reason)}",
-            err=True,
-        )
+        reason = safe(failure.reason)
+        text = _say("plugin_not_loaded", name=failure.name, distribution=failure.distribution, reason=reason)
+        click.echo(f"{_say('warning')}: {text}", err=True)
     return registry
 
 
@@ -100,7 +134,15 @@ class _Command(click.Group):
         except ResumeConflict as exc:
             raise click.UsageError(str(exc)) from None
         except AtttError as exc:
-            _fail(str(exc))
+            for line in _error_lines(exc):
+                click.echo(line, err=True)
+            sys.exit(ExitCode.CONFIG_ERROR)
+
+
+LANG_HELP = (
+    "Language of messages and reports: vi or en (default: $ATTT_LANG, else the locale;"
+    " without either, messages are in English and reports in Vietnamese)."
+)
 
 
 @click.group(cls=_Command, context_settings={"help_option_names": ["-h", "--help"]})
@@ -111,9 +153,12 @@ class _Command(click.Group):
     type=click.Path(path_type=Path, dir_okay=False),
     help="attt.toml (default: $ATTT_CONFIG, then attt.toml in the user's config directory).",
 )
+@click.option("--lang", "lang", type=click.Choice(["vi", "en"]), help=LANG_HELP)
 @click.pass_context
-def main(ctx: click.Context, config_file: Path | None) -> None:
+def main(ctx: click.Context, config_file: Path | None, lang: str | None) -> None:
     """attt: compliance scanner for a province's registered information systems."""
+    _chosen[0] = None  # each command line chooses afresh (tests run many in one process)
+    _speak(lang)
     from attt.scanner.config import Config, config_path, load_config
 
     path = config_path(config_file)
@@ -145,9 +190,9 @@ common_report_options: list[Callable[[Callable[..., object]], Callable[..., obje
         "formats",
         default=DEFAULT_FORMATS,
         show_default=True,
-        help="Comma-separated: html, json, junit, sarif, csv.",
+        help="Comma-separated: html, json, junit, sarif, csv, pdf.",
     ),
-    click.option("--lang", type=click.Choice(["vi", "en"]), default="vi", show_default=True),
+    click.option("--lang", type=click.Choice(["vi", "en"]), help=LANG_HELP),
     click.option(
         "--db", help="Run store: a path or sqlite:///PATH (default $ATTT_DB or ~/.local/share/attt/attt.db)."
     ),
@@ -241,7 +286,7 @@ def scan(
     notify_all: bool,
     out: Path | None,
     formats: str,
-    lang: str,
+    lang: str | None,
     db: str | None,
     sign_key: Path | None,
     per_owner: bool,
@@ -288,7 +333,7 @@ class _ScanArgs:
     timeout: float
     concurrency: int
     formats: str
-    lang: str
+    lang: str | None
     fail_on: str
     out: Path | None
     credentials: Path | None
@@ -342,8 +387,10 @@ def _scan(
     settings = _config().notify
     whole = not outcome.interrupted and outcome.store_error is None
     notifying = whole and (choice.notify if choice.notify is not None else settings is not None)
-    formats, lang = _formats(args.formats), cast(Lang, args.lang)
-    output = ReportOutput(formats, lang, choice.sign_key, choice.per_owner or notifying, choice.owner)
+    formats, lang = _formats(args.formats), _speak(args.lang)
+    output = ReportOutput(
+        formats, lang, choice.sign_key, choice.per_owner or notifying, choice.owner, _severity(args.fail_on)
+    )
     written = _write_reports(store, report, args.out, output)
     if notifying and written is not None:
         _notify(store, report, written, choice.notify_all)
@@ -355,10 +402,7 @@ def _scan(
         )
     code = exit_code(report.findings, _severity(args.fail_on), report.run.status == "complete")
     if outcome.interrupted:
-        _error(
-            f"interrupted; run {run_id} is incomplete and keeps what was observed"
-            f" (finish it with: attt scan --resume {run_id})"
-        )
+        click.echo(f"attt: {_say('interrupted', run=run_id)}", err=True)
         return ExitCode.INTERRUPTED
     if written is None and code != ExitCode.VIOLATION:
         return ExitCode.REPORT_NOT_WRITTEN
@@ -417,7 +461,7 @@ def _abandoned(opened: list[tuple[Store, str]]) -> int:
 
 
 def _error(message: str) -> None:
-    click.echo(f"attt: error: {safe(message, 1000)}", err=True)
+    click.echo(f"{_say('error')}: {safe(message, 1000)}", err=True)
 
 
 def _affordable(concurrency: int) -> int:
@@ -447,22 +491,22 @@ def _severity(value: str) -> Severity | None:
 
 def _print_summary(report: Report, out_dir: Path) -> None:
     overall = report.summary.overall
-    click.echo(f"run {report.run.id}  status {report.run.status}  province {safe(report.run.province)}")
-    columns = ("level", "pass", "fail", "error", "waived", "n/a", "score")
-    click.echo(f"{'system':<24} " + " ".join(f"{c:>6}" for c in columns))
+    status = _say(f"run_status_{report.run.status}")
+    click.echo(_say("summary_run", run=report.run.id, status=status, province=safe(report.run.province)))
+    first, *columns = _say("summary_columns").split("|")
+    click.echo(f"{first:<24} " + " ".join(f"{c:>9}" for c in columns))
     for system in report.systems:
         counts = report.summary.systems[system.id].by_status
         score = report.summary.systems[system.id].score
         cells = (system.level, *(counts[s] for s in ("pass", "fail", "error", "waived", "not_applicable")))
         judged = safe(report.run.judged_by.get(system.id, ""))
-        click.echo(f"{system.id:<24} " + " ".join(f"{c:>6}" for c in (*cells, _score(score))) + f"  {judged}")
-    failed = ", ".join(f"{k} {v}" for k, v in overall.by_severity.items() if v) or "none"
-    click.echo(f"failed by severity: {failed}; overall score {_score(overall.score)}")
+        cells_text = " ".join(f"{c:>9}" for c in (*cells, _score(score)))
+        click.echo(f"{system.id:<24} {cells_text}  {judged}")
+    failed = ", ".join(f"{_say('severity_' + k)} {v}" for k, v in overall.by_severity.items() if v)
+    click.echo(_say("summary_failed", failed=failed or _say("summary_none"), score=_score(overall.score)))
     if overall.not_probed:
-        click.echo(
-            f"not probed: {overall.not_probed} planned probe(s) never ran; no score for what did not finish"
-        )
-    click.echo(f"score: {report.summary.score_formula.en}")
+        click.echo(_say("summary_not_probed", count=overall.not_probed))
+    click.echo(_say("summary_formula", formula=report.summary.score_formula.get(_lang[0])))
     systems_at: dict[str, list[str]] = {}
     for target in report.targets:
         systems_at.setdefault(target.address, []).append(target.system.id)
@@ -470,7 +514,7 @@ def _print_summary(report: Report, out_dir: Path) -> None:
         if len(ids) > 1:
             click.echo(f"host {safe(address)} is in systems {', '.join(ids)}: probed once, judged by each")
     for path in sorted(out_dir.iterdir()):
-        click.echo(f"report: {safe(str(path), 1000)}")
+        click.echo(_say("summary_report", path=safe(str(path), 1000)))
 
 
 def _score(score: float | None) -> str:
@@ -480,13 +524,21 @@ def _score(score: float | None) -> str:
 @main.command()
 @click.argument("run")
 @click.option("-p", "--policy", "policies", multiple=True, help="Evaluate the stored observations again.")
+@click.option(
+    "--fail-on",
+    type=click.Choice(FAIL_ON_CHOICES),
+    default="low",
+    show_default=True,
+    help="Severity from which a failure fails the verdict, JUnit and SARIF (as in scan).",
+)
 @report_options
 def report(
     run: str,
     policies: tuple[str, ...],
+    fail_on: str,
     out: Path | None,
     formats: str,
-    lang: str,
+    lang: str | None,
     db: str | None,
     sign_key: Path | None,
     per_owner: bool,
@@ -495,13 +547,14 @@ def report(
     policy_mode: str,
 ) -> None:
     """Render a stored run again; with -p or --waivers, re-evaluate it (no network)."""
+    report_lang = _speak(lang)
     chosen_formats = _formats(formats)
     store = _open_store(db, create=False)
     stored = store.load(run)
     if policies or waivers:
         mode = cast(PolicyMode, policy_mode)
         stored = reevaluate(stored, policies, _registry(), pipeline.utcnow(), mode=mode, waivers=waivers)
-    output = ReportOutput(chosen_formats, cast(Lang, lang), sign_key, per_owner, owner)
+    output = ReportOutput(chosen_formats, report_lang, sign_key, per_owner, owner, _severity(fail_on))
     if _write_reports(store, build_report(stored), out, output) is None:
         sys.exit(ExitCode.REPORT_NOT_WRITTEN)
 
@@ -515,6 +568,29 @@ class ReportOutput:
     sign_key: Path | None
     per_owner: bool
     owner: str | None
+    fail_on: Severity | None = Severity.LOW
+    """`--fail-on`: what fails the verdict, JUnit and SARIF."""
+
+
+HISTORY_RUNS = 11
+"""Earlier runs a report compares with: trends show these and the current one."""
+
+
+def _history(store: Store, current: RunInfo) -> tuple[Report, ...]:
+    """The latest earlier runs over the same inventory, oldest first: trends and "failing since".
+    A run this version cannot read leaves the trends without it, with a warning."""
+    earlier = [
+        info
+        for info in store.runs(limit=10 * HISTORY_RUNS)
+        if info.inventory_sha256 == current.inventory_sha256 and info.started < current.started
+    ]
+    history = []
+    for info in reversed(earlier[:HISTORY_RUNS]):
+        try:
+            history.append(build_report(store.load(info.id)))
+        except StoreError as exc:
+            _warn(f"{exc}; the trends leave it out")
+    return tuple(history)
 
 
 @dataclass(frozen=True)
@@ -532,17 +608,18 @@ def _write_reports(store: Store, report: Report, out: Path | None, output: Repor
 
     baseline = _baseline(store, report)
     previous = baseline.previous
+    context = RenderContext(fail_on=output.fail_on, history=_history(store, report.run), baseline=baseline)
     out_dir = _out_dir(out, report.run.id)
     index = None
     formats, lang, key = output.formats, output.lang, output.sign_key
     try:
         if output.owner is not None:
-            write_one_pack(report, output.owner, formats, out_dir, lang, sign_key=key, baseline=baseline)
+            write_one_pack(report, output.owner, formats, out_dir, lang, sign_key=key, context=context)
         elif output.per_owner:
-            packs = write_owner_packs(report, formats, out_dir, lang, sign_key=key, baseline=baseline)
+            packs = write_owner_packs(report, formats, out_dir, lang, sign_key=key, context=context)
             index = packs.index
         else:
-            write_bundle(report, formats, out_dir, lang, sign_key=key, baseline=baseline)
+            write_bundle(report, formats, out_dir, lang, sign_key=key, context=context)
     except (OSError, AtttError) as exc:
         reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc)
         _error(
@@ -667,7 +744,7 @@ def history(system: str | None, limit: int, db: str | None) -> None:
     store = _open_store(db, create=False)
     runs = store.runs(system=system, limit=limit)
     if not runs:
-        click.echo("no runs stored yet")
+        click.echo(_say("no_runs"))
         return
     for info in runs:
         finished = info.finished.isoformat(timespec="seconds") if info.finished else "—"
@@ -686,13 +763,13 @@ def history(system: str | None, limit: int, db: str | None) -> None:
 @click.argument("run")
 @click.option("--all", "everything", is_flag=True, help="Every open failure, not only what is new.")
 @click.option("--out", type=click.Path(path_type=Path), help="Where to write the packs mailed.")
-@click.option("--lang", type=click.Choice(["vi", "en"]), default="vi", show_default=True)
+@click.option("--lang", type=click.Choice(["vi", "en"]), help=LANG_HELP)
 @click.option("--db")
-def notify_command(run: str, everything: bool, out: Path | None, lang: str, db: str | None) -> None:
+def notify_command(run: str, everything: bool, out: Path | None, lang: str | None, db: str | None) -> None:
     """Send a stored run's notifications that were not sent yet (each goes once per run)."""
     store = _open_store(db, create=False)
     report = build_report(store.load(run))
-    output = ReportOutput(["html", "json"], cast(Lang, lang), _config().sign_key, True, None)
+    output = ReportOutput(["html", "json"], _speak(lang), _config().sign_key, True, None)
     written = _write_reports(store, report, out, output)
     if written is None:
         sys.exit(ExitCode.REPORT_NOT_WRITTEN)
@@ -768,10 +845,11 @@ def policy_validate(files: tuple[Path, ...]) -> None:
         try:
             resolved = load_policy(str(file), registry)
         except AtttError as exc:
-            click.echo(f"attt: error: {safe(str(exc), 1000)}", err=True)
+            for line in _error_lines(exc):
+                click.echo(line, err=True)
             failed = True
             continue
-        click.echo(f"{file}: ok, policy {resolved.id} with {len(resolved.rules)} rules")
+        click.echo(_say("policy_ok", file=file, policy=resolved.id, rules=len(resolved.rules)))
     if failed:
         sys.exit(ExitCode.CONFIG_ERROR)
 
@@ -779,15 +857,17 @@ def policy_validate(files: tuple[Path, ...]) -> None:
 @policy.command("show")
 @click.argument("policy_ref")
 @click.option("--format", "fmt", type=click.Choice(["md", "yaml"]), default="md", show_default=True)
-@click.option("--lang", type=click.Choice(["vi", "en"]), default="vi", show_default=True)
-def policy_show(policy_ref: str, fmt: str, lang: str) -> None:
+@click.option("--lang", type=click.Choice(["vi", "en"]), help=LANG_HELP)
+def policy_show(policy_ref: str, fmt: str, lang: str | None) -> None:
     """Print a resolved policy as a rule book (md) or as YAML."""
     from attt.reports.rulebook import policy_markdown, policy_yaml
     from attt.scanner.policy import load_policy
 
     resolved = load_policy(policy_ref, _registry())
     # Policy text is shown, never obeyed: escapes in a title must not drive the terminal.
-    click.echo(clean(policy_markdown(resolved, lang) if fmt == "md" else policy_yaml(resolved)), nl=False)
+    click.echo(
+        clean(policy_markdown(resolved, _speak(lang)) if fmt == "md" else policy_yaml(resolved)), nl=False
+    )
 
 
 @main.group()
@@ -844,10 +924,8 @@ def inventory_validate(file: Path) -> None:
 
     loaded = load_inventory(file)
     targets = resolve_targets(loaded.inventory)
-    click.echo(
-        f"{file}: ok, {len(loaded.inventory.systems)} systems, {len(targets)} hosts, all in scope"
-        f" (sha256 {loaded.sha256[:12]})"
-    )
+    systems, sha = len(loaded.inventory.systems), loaded.sha256[:12]
+    click.echo(_say("inventory_ok", file=file, systems=systems, hosts=len(targets), sha=sha))
 
 
 @main.command()
@@ -864,7 +942,7 @@ def verify(report_dir: Path, public_key: Path | None) -> None:
         click.echo(safe(problem, 1000))
     if not result.ok:
         sys.exit(ExitCode.VIOLATION)
-    click.echo(f"{report_dir}: intact")
+    click.echo(_say("bundle_intact", dir=report_dir))
 
 
 @main.command()

@@ -94,7 +94,8 @@ _NOT_THIS_SYSTEM = Text(
 
 
 def _error(vi: str, en: str, detail: str) -> Text:
-    return Text(vi=f"{vi}: {detail}", en=f"{en}: {detail}")
+    # The detail is a library's or the tool's own words: the Vietnamese sentence labels it as such.
+    return Text(vi=f"{vi} (công cụ báo: {detail})", en=f"{en}: {detail}")
 
 
 _CAUSE_IDS: dict[str, str] = {"not_probed": "NOT-PROBED", "probe_error": "PROBE-ERROR"}
@@ -132,7 +133,8 @@ class _Blocked:
                 en=f"The {check} check could not observe this endpoint",
             )
             message = Text(
-                vi=f"Chưa đánh giá được: {self.error or 'lỗi không rõ'}; các quy tắc bị chặn: {listed}",
+                vi="Chưa đánh giá được, lần thăm dò không hoàn tất"
+                f" (công cụ báo: {self.error or 'không rõ'}); các quy tắc bị chặn: {listed}",
                 en=f"Not evaluated: {self.error or 'unknown error'}; rules it blocked: {listed}",
             )
             remediation = Text(
@@ -188,10 +190,11 @@ def _judge_observation(rule: ResolvedRule, target: Target, obs: Observation, reg
 
 def _steps_incomplete(data: BaseModel, steps: Sequence[str]) -> Text:
     """Which needed steps did not complete, and why when the data says."""
-    parts = [f"{s} ({why})" if (why := step_error(data, s)) else s for s in steps]
-    listed = "; ".join(parts)
+    why = {s: step_error(data, s) for s in steps}
+    listed = "; ".join(f"{s} ({why[s]})" if why[s] else s for s in steps)
+    listed_vi = "; ".join(f"{s} (công cụ báo: {why[s]})" if why[s] else s for s in steps)
     return Text(
-        vi=f"Chưa đánh giá được: bước thăm dò cần thiết không hoàn tất: {listed}",
+        vi=f"Chưa đánh giá được: bước thăm dò cần thiết không hoàn tất: {listed_vi}",
         en=f"Not evaluated: a probe step this rule needs did not complete: {listed}",
     )
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from attt.scanner._yaml import Loc, YamlDoc, data_path, dotted, first_error, load_yaml, validate, with_more
+from attt.scanner._yaml import Loc, YamlDoc, data_path, first_error, load_yaml, validate, with_more
 from attt.scanner.errors import ConfigError
 from attt.scanner.models.policy import (
     PolicyFile,
@@ -296,4 +296,4 @@ def _validated(
         path = data_path(values, loc)
         blamed = key_origins.get(path[0]) if path else None
         where, full = (blamed, (*blamed.loc, *path[1:])) if blamed else (origin, (*origin.loc, *path))
-        raise where.doc.error(full, with_more(message, more), field=dotted(full)) from None
+        raise where.doc.error(full, with_more(message, more)) from None

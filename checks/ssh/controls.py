@@ -239,14 +239,16 @@ def _host_key_min_bits(data: SshData, params: HostKeyParams, target: Target) -> 
     problems: list[Text] = []
     if not params.allow_dsa and "ssh-dss" in {_key_family(a) for a in data.host_key_algorithms}:
         problems.append(
-            Text(vi="máy chủ có cung cấp khóa host DSA (ssh-dss)", en="a DSA host key (ssh-dss) is offered")
+            Text(
+                vi="máy chủ có cung cấp khóa máy chủ DSA (ssh-dss)", en="a DSA host key (ssh-dss) is offered"
+            )
         )
     for key in data.host_keys:
         minimum = params.rsa if key.type == "ssh-rsa" else params.ecdsa if "ecdsa" in key.type else 0
         if key.bits < minimum:
             problems.append(
                 Text(
-                    vi=f"khóa host {key.type} chỉ dài {key.bits} bit (< {minimum})",
+                    vi=f"khóa máy chủ {key.type} chỉ dài {key.bits} bit (< {minimum})",
                     en=f"{key.type} host key has {key.bits} bits (< {minimum})",
                 )
             )
@@ -263,10 +265,10 @@ def _host_key_min_bits(data: SshData, params: HostKeyParams, target: Target) -> 
             f"host keys of type {types or 'any'} could not be fetched",
             observed,
             expected,
-            vi=f"không lấy được khóa host loại {types}" if types else "không lấy được khóa host nào",
+            vi=f"không lấy được khóa máy chủ loại {types}" if types else "không lấy được khóa máy chủ nào",
         )
     return Verdict.passed(
-        "every host key is large enough", observed, expected, vi="mọi khóa host đều đủ độ dài"
+        "every host key is large enough", observed, expected, vi="mọi khóa máy chủ đều đủ độ dài"
     )
 
 
@@ -362,7 +364,7 @@ def _terrapin_safe(data: SshData, params: NoParams, target: Target) -> Verdict:
     return Verdict.passed(
         "no cipher/MAC combination that Terrapin affects is offered",
         observed,
-        vi="máy chủ không cung cấp tổ hợp cipher/MAC nào bị Terrapin ảnh hưởng",
+        vi="máy chủ không cung cấp tổ hợp thuật toán mã hóa/MAC nào bị Terrapin ảnh hưởng",
     )
 
 

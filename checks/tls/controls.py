@@ -82,7 +82,7 @@ def _certificate(data: TlsData) -> Certificate | Verdict:
     if (plain := _plain_only(data)) is not None:
         return plain
     if data.certificate is None:
-        return Verdict.cannot_judge("no certificate seen", vi="không nhận được chứng chỉ nào")
+        return Verdict.cannot_judge("no certificate seen", vi="không nhận được chứng thư số nào")
     return data.certificate
 
 
@@ -202,11 +202,11 @@ def _cipher_suites_forbidden(data: TlsData, params: SuiteFamiliesParams, target:
             f"{len(offending)} accepted suite(s) in forbidden families {found}",
             observed=sorted(offending),
             expected=f"no suite of {forbidden}",
-            vi=f"{len(offending)} cipher suite được chấp nhận thuộc nhóm bị cấm {found}",
+            vi=f"{len(offending)} bộ mã hóa được chấp nhận thuộc nhóm bị cấm {found}",
         )
     return Verdict.passed(
         f"no accepted suite is {forbidden}",
-        vi=f"không cipher suite nào được chấp nhận thuộc nhóm {forbidden}",
+        vi=f"không bộ mã hóa nào được chấp nhận thuộc nhóm {forbidden}",
     )
 
 
@@ -230,11 +230,11 @@ def _forward_secrecy(data: TlsData, params: NoParams, target: Target) -> Verdict
             f"{len(static)} accepted suite(s) without an ephemeral key exchange",
             observed=static,
             expected="only (EC)DHE suites and TLS 1.3",
-            vi=f"{len(static)} cipher suite được chấp nhận không dùng trao đổi khóa tạm thời (ephemeral)",
+            vi=f"{len(static)} bộ mã hóa được chấp nhận không dùng trao đổi khóa tạm thời",
         )
     return Verdict.passed(
         "every accepted suite has forward secrecy",
-        vi="mọi cipher suite được chấp nhận đều bảo đảm forward secrecy",
+        vi="mọi bộ mã hóa được chấp nhận đều bảo đảm bảo mật chuyển tiếp",
     )
 
 
@@ -430,7 +430,7 @@ def _certificate_trusted(data: TlsData, params: NoParams, target: Target) -> Ver
         return Verdict.passed(
             "the chain leads to a trusted anchor",
             observed=cert.issuer,
-            vi="chuỗi chứng chỉ dẫn tới một chứng chỉ gốc tin cậy",
+            vi="chuỗi chứng thư số dẫn tới một chứng thư số gốc tin cậy",
         )
     if cert.self_signed:
         why, why_vi = "self-signed", "tự ký"
@@ -438,12 +438,12 @@ def _certificate_trusted(data: TlsData, params: NoParams, target: Target) -> Ver
         # The validator's reason is library text: both languages quote it as it came.
         why = why_vi = cert.trust_error
     else:
-        why, why_vi = "no path to a trusted anchor", "không có đường dẫn tới chứng chỉ gốc tin cậy"
+        why, why_vi = "no path to a trusted anchor", "không có đường dẫn tới chứng thư số gốc tin cậy"
     return Verdict.failed(
         f"the certificate is not trusted: {why}",
         observed=cert.issuer,
         expected="trusted chain",
-        vi=f"chứng chỉ không được tin cậy: {why_vi}",
+        vi=f"chứng thư số không được tin cậy: {why_vi}",
     )
 
 
@@ -474,26 +474,26 @@ def _certificate_expiry(data: TlsData, params: ExpiryParams, target: Target) -> 
             f"the certificate expired {int(-left)} day(s) before the scan",
             observed,
             expected,
-            vi=f"chứng chỉ đã hết hạn {int(-left)} ngày trước thời điểm quét",
+            vi=f"chứng thư số đã hết hạn {int(-left)} ngày trước thời điểm quét",
         )
     if cert.not_before > data.scanned_at:
         return Verdict.failed(
             "the certificate is not valid yet",
             cert.not_before.isoformat(),
             "valid at scan time",
-            vi="chứng chỉ chưa đến ngày có hiệu lực",
+            vi="chứng thư số chưa đến ngày có hiệu lực",
         )
     if left < params.min_days_left:
         return Verdict.failed(
             f"the certificate expires in {int(left)} day(s)",
             observed,
             expected,
-            vi=f"chứng chỉ hết hạn sau {int(left)} ngày",
+            vi=f"chứng thư số hết hạn sau {int(left)} ngày",
         )
     return Verdict.passed(
         f"the certificate is valid for {int(left)} more day(s)",
         observed,
-        vi=f"chứng chỉ còn hiệu lực thêm {int(left)} ngày",
+        vi=f"chứng thư số còn hiệu lực thêm {int(left)} ngày",
     )
 
 
@@ -518,7 +518,7 @@ def _certificate_lifetime(data: TlsData, params: LifetimeParams, target: Target)
             f"the certificate is valid for {days} days in all",
             days,
             f"<= {params.max_days}",
-            vi=f"tổng thời hạn hiệu lực của chứng chỉ là {days} ngày",
+            vi=f"tổng thời hạn hiệu lực của chứng thư số là {days} ngày",
         )
     return Verdict.passed(
         f"lifetime of {days} days", days, f"<= {params.max_days}", vi=f"thời hạn hiệu lực {days} ngày"
@@ -586,8 +586,8 @@ def _certificate_signature(data: TlsData, params: SignatureParams, target: Targe
     """
     if isinstance(cert := _certificate(data), Verdict):
         return cert
-    leaf = ("leaf", "chứng chỉ máy chủ")
-    intermediate = ("intermediate", "chứng chỉ trung gian")
+    leaf = ("leaf", "chứng thư số máy chủ")
+    intermediate = ("intermediate", "chứng thư số trung gian")
     hashes = [(leaf, cert.signature_hash)] + [(intermediate, h) for h in cert.chain_signature_hashes]
     bad = [(where, h) for where, h in hashes if h is not None and h.lower() in params.forbidden_hashes]
     if bad:
@@ -619,7 +619,7 @@ def _hostname_matches(data: TlsData, params: NoParams, target: Target) -> Verdic
     if target.host.hostname is None:
         return Verdict.not_applicable(
             "the inventory gives no host name to match the certificate against",
-            vi="danh mục hệ thống không khai báo tên máy chủ để đối chiếu với chứng chỉ",
+            vi="danh mục hệ thống không khai báo tên máy chủ để đối chiếu với chứng thư số",
         )
     if isinstance(cert := _certificate(data), Verdict):
         return cert
@@ -627,13 +627,13 @@ def _hostname_matches(data: TlsData, params: NoParams, target: Target) -> Verdic
         return Verdict.passed(
             f"the certificate is valid for {cert.hostname}",
             observed=list(cert.sans),
-            vi=f"chứng chỉ hợp lệ cho {cert.hostname}",
+            vi=f"chứng thư số hợp lệ cho {cert.hostname}",
         )
     return Verdict.failed(
         f"the certificate is not valid for {cert.hostname}",
         observed=list(cert.sans),
         expected=cert.hostname,
-        vi=f"chứng chỉ không hợp lệ cho {cert.hostname}",
+        vi=f"chứng thư số không hợp lệ cho {cert.hostname}",
     )
 
 
@@ -726,7 +726,7 @@ def _hsts(data: TlsData, params: HstsParams, target: Target) -> Verdict:
             "no Strict-Transport-Security header",
             observed=None,
             expected=expected,
-            vi="không có header Strict-Transport-Security",
+            vi="không có trường tiêu đề Strict-Transport-Security",
         )
     age = data.hsts.max_age
     if age is None or age < params.min_max_age:

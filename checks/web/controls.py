@@ -182,7 +182,7 @@ def headers(data: WebData, params: HeadersParams, target: Target) -> Verdict:
         f"all required security headers sent{where.en}; {note.en}",
         observed,
         expected,
-        vi=f"đủ các header bảo mật bắt buộc{where.vi}; {note.vi}",
+        vi=f"đủ các trường tiêu đề bảo mật bắt buộc{where.vi}; {note.vi}",
     )
 
 

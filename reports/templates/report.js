@@ -53,15 +53,5 @@
   form.addEventListener("input", apply);
   form.addEventListener("submit", function (event) { event.preventDefault(); });
 
-  // Printing shows folded passes and observations too: paper cannot be clicked open.
-  var opened = [];
-  window.addEventListener("beforeprint", function () {
-    opened = Array.prototype.slice.call(document.querySelectorAll("details:not([open])"));
-    opened.forEach(function (d) { d.open = true; });
-  });
-  window.addEventListener("afterprint", function () {
-    opened.forEach(function (d) { d.open = false; });
-    opened = [];
-  });
   apply();
 }());

@@ -50,7 +50,7 @@ def main() -> int:
             print("note: SSH demo targets need root and openssh-server; they will show as errors")
         stack.enter_context(tcp_listeners(LISTENERS, banner=b"220 demo service\r\n"))
         argv = [str(attt), "scan", "-i", str(HERE / "inventory.yaml"), "--out", str(report_dir),
-                "--db", str(WORKDIR / "attt.db"), "--format", "html,json,junit,sarif,csv"]  # fmt: skip
+                "--db", str(WORKDIR / "attt.db"), "--format", "html,json,junit,sarif,csv,pdf"]  # fmt: skip
         print("$ " + " ".join(argv[1:]))
         started = time.monotonic()
         scan = subprocess.run(argv, check=False, env={**os.environ, "CI": os.environ.get("CI", "")})
@@ -63,6 +63,7 @@ def main() -> int:
         print("demo failed: no report was written", file=sys.stderr)
         return 1
     print(f"HTML report: {html.resolve()}")
+    print(f"PDF report:  {(report_dir / 'report.pdf').resolve()}")
     return 0
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from attt.reports.html import HtmlRenderer
+from attt.reports.html import HtmlRenderer, build_view
 from attt.scanner.models.base import Severity
 from attt.scanner.models.report import Report
 from tests import factories as F
@@ -28,7 +28,12 @@ def showcase() -> Report:
     docs = F.system(
         "qlvb", name="Hệ thống quản lý văn bản và điều hành", owner="UBND phường Thành Sen", level=2
     )
-    mail = F.system("thudientu", name="Thư điện tử công vụ", owner="Sở Khoa học và Công nghệ", level=3)
+    mail = F.system(
+        "thudientu",
+        name="Hệ thống thư điện tử công vụ của Ủy ban nhân dân tỉnh và các sở, ban, ngành",
+        owner="Sở Khoa học và Công nghệ",
+        level=3,
+    )
     hostile = F.hostile_report()
     findings = [
         *F.all_statuses(),
@@ -72,11 +77,11 @@ def browser() -> Iterator[Any]:
 class Opened:
     """A report page, with every request and every console or page error it produced."""
 
-    def __init__(self, browser: Any, path: Path) -> None:
+    def __init__(self, browser: Any, path: Path, width: int = 1280) -> None:
         self.url = path.as_uri()
         self.requests: list[str] = []
         self.errors: list[str] = []
-        self.context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="vi-VN")
+        self.context = browser.new_context(viewport={"width": width, "height": 900}, locale="vi-VN")
         self.context.route("**/*", self._route)
         self.page = self.context.new_page()
         self.page.set_default_timeout(10_000)
@@ -142,7 +147,7 @@ def test_filters_hide_and_show_rows(opened: Opened) -> None:
     rows = opened.visible()
     assert rows and {r["status"] for r in rows} == {"fail"}
     assert len(rows) == sum(f.status == "fail" for f in report.findings)
-    assert page.locator("#f-count").inner_text() == f"{len(rows)} / {len(report.findings)}"
+    assert page.locator("#f-count").inner_text() == f"{len(rows)} / {build_view(report, 'vi').finding_count}"
 
     page.select_option("#f-sev", "low")
     assert [(r["system"], r["sev"]) for r in opened.visible()] == [("thudientu", "low")]
@@ -179,24 +184,52 @@ def _rules(opened: Opened) -> list[dict[str, str]]:
     return list(
         opened.page.eval_on_selector_all(
             "#details article.finding",
-            "rows => rows.filter(r => r.checkVisibility())"
-            ".map(r => ({rule: r.querySelector('.rule').textContent, system: r.dataset.system}))",
+            "rows => rows.filter(r => r.checkVisibility()).flatMap(r =>"
+            " Array.from(r.querySelectorAll('.rule'))"
+            ".map(c => ({rule: c.textContent, system: r.dataset.system})))",
         )
     )
 
 
+# Text wrapped a few characters per line: three lines or more, and a line per 6 characters or less.
+NARROW = """() => Array.from(document.querySelectorAll(
+    'h1, h2, h3, h4, p, td, th, dt, dd, li, figcaption, summary'))
+  .filter(e => e.checkVisibility() && e.textContent.trim().length >= 8)
+  .filter(e => {
+    const range = document.createRange();
+    range.selectNodeContents(e);
+    const lines = new Set(Array.from(range.getClientRects()).map(r => Math.round(r.top))).size;
+    return lines >= 3 && e.textContent.trim().length / lines <= 6;
+  })
+  .map(e => e.tagName + ': ' + e.textContent.trim().slice(0, 40))"""
+
+
+@pytest.mark.parametrize("width", [1400, 400])
 @pytest.mark.parametrize("lang", ["vi", "en"])
-def test_screenshots(browser: Any, tmp_path: Path, lang: str) -> None:
-    """Full-page screenshots kept in test-artifacts/ for a person to look at."""
+def test_screenshots_at_desk_and_phone_width(browser: Any, tmp_path: Path, lang: str, width: int) -> None:
+    """Full-page screenshots kept in test-artifacts/ for a person to look at; at 400 px the page
+    does not overflow sideways (wide tables scroll in their own box) and no text wraps a few
+    characters per line."""
     path = tmp_path / f"report-{lang}.html"
     path.write_bytes(HtmlRenderer().render(showcase(), lang))  # type: ignore[arg-type]
-    opened = Opened(browser, path)
+    opened = Opened(browser, path, width)
     try:
         ARTIFACTS.mkdir(exist_ok=True)
-        shot = ARTIFACTS / f"report-{lang}.png"
+        shot = ARTIFACTS / f"report-{lang}-{width}.png"
         opened.page.screenshot(path=str(shot), full_page=True)
-        opened.page.emulate_media(media="print")
-        opened.page.screenshot(path=str(ARTIFACTS / f"report-{lang}-print.png"), full_page=True)
+        assert opened.page.evaluate("() => document.documentElement.scrollWidth") <= width
+        narrow = opened.page.evaluate(NARROW)
+        assert narrow == []
+        boxes = opened.page.evaluate(
+            "() => Array.from(document.querySelectorAll('.scroll')).map(e => e.getBoundingClientRect().right)"
+        )
+        assert max(boxes) <= width
+        if width == 1400:
+            opened.page.emulate_media(media="print")
+            opened.page.screenshot(path=str(ARTIFACTS / f"report-{lang}-print.png"), full_page=True)
+            # paper shows passes and raw observations as counts, not pages
+            assert opened.page.locator("details.passes").first.is_hidden()
+            assert opened.page.locator("#checked").is_visible()
         assert shot.stat().st_size > 10_000
         assert opened.requests == [opened.url]
         assert opened.errors == []

@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
 )
 
+from attt.reports.base import RenderContext
 from attt.reports.bundle import RENDERERS, write_bundle
 from attt.reports.manifest import verify_bundle, write_atomically
 from attt.scanner.changes import Comparison
@@ -19,7 +20,7 @@ from attt.scanner.models.base import Text
 from tests import factories as F
 from tests.bench import bench_report
 
-ALL = ["html", "json", "junit", "sarif", "csv"]
+ALL = ["html", "json", "junit", "sarif", "csv", "pdf"]
 
 
 @pytest.fixture
@@ -69,8 +70,8 @@ def test_bundle_is_reproducible(tmp_path, report):
 
 
 def test_unknown_format_is_a_config_error_and_writes_nothing(tmp_path, report):
-    with pytest.raises(ConfigError, match="pdf"):
-        write_bundle(report, ["html", "pdf"], tmp_path / "out", "vi")
+    with pytest.raises(ConfigError, match="docx"):
+        write_bundle(report, ["html", "docx"], tmp_path / "out", "vi")
     assert not (tmp_path / "out").exists()
 
 
@@ -170,7 +171,7 @@ def test_bench_runs_on_a_small_report(monkeypatch, capsys):
 def test_bundle_with_a_previous_run_shows_the_changes(tmp_path, report):
     previous = F.report([F.finding("GONE-RULE", "fail")], id="run-before")
     why = Text(vi="lý do", en="the latest comparable run")
-    write_bundle(report, ["html"], tmp_path, "en", baseline=Comparison(previous, why))
+    write_bundle(report, ["html"], tmp_path, "en", context=RenderContext(baseline=Comparison(previous, why)))
     page = (tmp_path / "report.html").read_text("utf-8")
     assert 'id="changes"' in page and "run-before" in page and "GONE-RULE" in page
     assert "the latest comparable run" in page

@@ -7,8 +7,10 @@ from pathlib import Path
 from xml.etree import ElementTree as ET
 
 import jsonschema  # type: ignore[import-untyped]  # no stubs in the dev dependencies
+import junitparser
 import pytest
 
+from attt.reports.base import RenderContext
 from attt.reports.csv import COLUMNS, CsvRenderer
 from attt.reports.junit import JunitRenderer
 from attt.reports.sarif import SarifRenderer
@@ -62,6 +64,39 @@ def test_junit_has_a_suite_per_system_and_distinct_outcomes():
     assert failure is not None
     assert failure.get("type") == "high"
     assert "Enable only TLS 1.2 and TLS 1.3." in (failure.text or "")
+
+
+def test_junit_honours_fail_on_in_the_parser_ci_servers_use():
+    """`--fail-on critical`: the high failures are not JUnit failures (the scan exits 0 on them)."""
+    report = F.report(
+        [
+            F.finding("A-CRIT", "fail", severity=Severity.CRITICAL),
+            F.finding("B-HIGH", "fail", severity=Severity.HIGH),
+            F.finding("C-PASS", "pass"),
+        ]
+    )
+    xml = JunitRenderer().render(report, "en", RenderContext(fail_on=Severity.CRITICAL))
+    parsed = junitparser.JUnitXml.fromstring(xml.decode("utf-8"))
+    cases = {case.name: case for suite in parsed for case in suite}
+    assert [type(r).__name__ for r in cases["A-CRIT @ 127.0.0.1:443"].result] == ["Failure"]
+    assert cases["B-HIGH @ 127.0.0.1:443"].is_passed
+    assert "below the --fail-on threshold (critical)" in (cases["B-HIGH @ 127.0.0.1:443"].system_out or "")
+    assert cases["C-PASS @ 127.0.0.1:443"].is_passed
+    suite = next(iter(parsed))
+    assert (suite.tests, suite.failures, suite.errors) == (3, 1, 0)
+    with_none = JunitRenderer().render(report, "en", RenderContext(fail_on=None))
+    assert junitparser.JUnitXml.fromstring(with_none.decode("utf-8")).failures == 0
+    assert junit_problems(xml) == []
+
+
+def test_junit_names_are_stable_and_split_safe():
+    """CI servers split `classname` at dots into package and class: it holds the system id only."""
+    findings = [F.finding(host="10.20.30.40"), F.finding("SSH-CBC", host="2001:db8::1", port=22)]
+    xml = JunitRenderer().render(F.report(findings), "en")
+    cases = [case for suite in junitparser.JUnitXml.fromstring(xml.decode("utf-8")) for case in suite]
+    assert {case.classname for case in cases} == {"dichvucong"}
+    assert {case.name for case in cases} == {"TLS-PROTO-LEGACY @ 10.20.30.40:443", "SSH-CBC @ 2001:db8::1:22"}
+    assert JunitRenderer().render(F.report(findings), "en") == xml
 
 
 def test_junit_checker_catches_a_wrong_count():
@@ -135,17 +170,25 @@ def test_sarif_uri_of_a_scope_id_from_an_older_run_is_percent_encoded():
 
 
 @pytest.mark.parametrize(
-    ("severity", "level"),
+    ("severity", "fail_on", "level"),
     [
-        (Severity.CRITICAL, "error"),
-        (Severity.HIGH, "error"),
-        (Severity.MEDIUM, "warning"),
-        (Severity.LOW, "note"),
+        (Severity.CRITICAL, Severity.LOW, "error"),
+        (Severity.MEDIUM, Severity.LOW, "error"),
+        (Severity.LOW, Severity.LOW, "error"),
+        (Severity.CRITICAL, Severity.CRITICAL, "error"),
+        (Severity.HIGH, Severity.CRITICAL, "warning"),
+        (Severity.MEDIUM, Severity.HIGH, "warning"),
+        (Severity.LOW, Severity.HIGH, "note"),
+        (Severity.INFO, Severity.LOW, "note"),
+        (Severity.HIGH, None, "warning"),
     ],
 )
-def test_sarif_level_follows_severity(severity, level):
-    doc = json.loads(SarifRenderer().render(F.report([F.finding(severity=severity)]), "en"))
+def test_sarif_level_honours_fail_on(severity, fail_on, level):
+    """At or above --fail-on a failure is an error, as the exit code says; below it, not."""
+    report = F.report([F.finding(severity=severity)])
+    doc = json.loads(SarifRenderer().render(report, "en", RenderContext(fail_on=fail_on)))
     assert doc["runs"][0]["results"][0]["level"] == level
+    assert doc["runs"][0]["tool"]["driver"]["rules"][0]["defaultConfiguration"]["level"] == level
 
 
 def test_sarif_hostile_text_is_cleaned():
@@ -172,6 +215,29 @@ def test_csv_has_one_row_per_finding_with_localised_header():
     legacy = next(r for r in rows if r[header.index("Quy tắc")] == "TLS-PROTO-LEGACY")
     assert legacy[header.index("Giá trị quan sát")] == '["TLSv1.0", "TLSv1.2"]'
     assert legacy[header.index("Tiêu đề")] == "Tắt các phiên bản TLS cũ"
+
+
+def test_csv_values_follow_the_language():
+    """A Vietnamese sheet says "không đạt", "cao", "đóng": no English value between Vietnamese headers."""
+    findings = [
+        F.finding(evidence={"observed": "open", "expected": "closed"}),
+        F.finding("PORT-TELNET", "waived", port=23, waiver=F.waiver(expired=True)),
+    ]
+    rows = read_csv(CsvRenderer().render(F.report(findings), "vi"))
+    header = rows[0]
+    by_rule = {row[header.index("Quy tắc")]: row for row in rows[1:]}
+    first, waived = by_rule["TLS-PROTO-LEGACY"], by_rule["PORT-TELNET"]
+    assert first[header.index("Kết quả")] == "không đạt"
+    assert first[header.index("Mức độ")] == "cao"
+    assert (first[header.index("Giá trị quan sát")], first[header.index("Yêu cầu")]) == ("mở", "đóng")
+    assert waived[header.index("Kết quả")] == "miễn trừ"
+    assert waived[header.index("Hết hạn")] == "31/01/2025"
+    assert waived[header.index("Đã hết hạn")] == "có"
+    assert "chưa đối chiếu" in first[header.index("Căn cứ")]
+    values = {cell for row in rows[1:] for cell in row}
+    assert not values & {"fail", "waived", "high", "not_applicable", "critical", "true", "false", "closed"}
+    english = read_csv(CsvRenderer().render(F.report(findings), "en"))
+    assert {row[english[0].index("Status")] for row in english[1:]} == {"fail", "waived"}
 
 
 def test_csv_neutralises_formulas_and_control_characters():

@@ -7,9 +7,11 @@ from typing import Any
 import pytest
 
 from attt.reports._i18n import strings
+from attt.reports.base import RenderContext
 from attt.reports.html import HtmlRenderer, build_view, render_html
 from attt.scanner.changes import Comparison
 from attt.scanner.models.base import Severity, Text
+from attt.scanner.models.finding import FindingStatus
 from attt.scanner.models.report import Report
 from tests import factories as F
 
@@ -102,7 +104,7 @@ def test_interface_and_rule_texts_follow_the_language(lang):
         assert "Tắt các phiên bản TLS cũ" not in page
 
 
-def test_cover_shows_run_status_hashes_and_policies():
+def test_appendix_shows_run_status_hashes_and_policies():
     page = RENDERER.render(full_report(status="incomplete"), "en").decode("utf-8")
     assert "rs-incomplete" in page
     assert strings("en")["status_incomplete"] in page
@@ -115,8 +117,11 @@ def test_cover_shows_run_status_hashes_and_policies():
 def test_errors_are_listed_prominently_and_never_hidden():
     report = full_report()
     view = build_view(report, "en")
-    assert {(e.system, e.check) for e in view.probe_errors} == {("dichvucong", "ssh")}
-    assert {f.rule_id for f in view.evaluation_errors} == {"SSH-PASSWORD-AUTH", "SSH-BANNER"}
+    probe = [e for e in view.error_groups if e.tool_said is not None]
+    assert [(e.system, e.check, e.rules) for e in probe] == [
+        ("dichvucong", "ssh", ("SSH-BANNER", "SSH-PASSWORD-AUTH"))
+    ]
+    assert {r for e in view.error_groups for r in e.rules} == {"SSH-PASSWORD-AUTH", "SSH-BANNER"}
     page = RENDERER.render(report, "en").decode("utf-8")
     unscanned = page.index('id="unscanned"')
     assert unscanned < page.index('id="details"')
@@ -135,12 +140,14 @@ def test_findings_show_evidence_remediation_references_and_waivers():
     assert failed.evidence[0] == ("observed", '["TLSv1.0", "TLSv1.2"]')
     assert failed.evidence[1][0] == "expected"
     assert {r.confidence for r in failed.references} == {"unverified", "verified"}
-    assert {f.status for f in host.shown} == {"fail", "error", "waived"}
+    assert {f.status for f in host.shown} == {"fail", "waived"}
+    assert [e.rules for e in host.errors] == [("SSH-BANNER", "SSH-PASSWORD-AUTH")]
     assert {f.status for f in host.folded} == {"pass", "not_applicable"}
     assert [(w.rule_id, w.expired) for w in view.waivers][-1] == ("TLS-CERT-EXPIRY", True)
     page = RENDERER.render(full_report(), "en").decode("utf-8")
-    assert "(clause not verified)" in page
+    assert f"({strings('en')['unverified']})" in page
     assert "Giám đốc Trung tâm CNTT tỉnh" in page and "2027-03-31" in page
+    assert "31/03/2027" in RENDERER.render(full_report(), "vi").decode("utf-8")
     assert strings("en")["waiver_expired"] in page
 
 
@@ -180,7 +187,7 @@ def test_change_since_previous_run():
         ]
     )
     why = Text(vi="lượt gần nhất", en="the latest comparable run")
-    view = build_view(current, "en", Comparison(previous, why))
+    view = build_view(current, "en", RenderContext(baseline=Comparison(previous, why)))
     assert view.changes is not None
     assert [c.rule_id for c in view.changes.new] == ["NEW"]
     assert [c.rule_id for c in view.changes.fixed] == ["OLD-FIXED"]
@@ -194,7 +201,9 @@ def test_change_since_previous_run():
 
 def test_no_comparable_run_is_said_not_silently_dropped():
     why = Text(vi="không có", en="no earlier complete run over the same 2 host(s) with the same checks")
-    page = render_html(build_view(F.report([F.finding()]), "en", Comparison(None, why))).decode("utf-8")
+    page = render_html(
+        build_view(F.report([F.finding()]), "en", RenderContext(baseline=Comparison(None, why)))
+    ).decode("utf-8")
     assert 'id="changes"' in page and "No earlier run to compare with" in page and "same 2 host(s)" in page
 
 
@@ -208,7 +217,9 @@ def test_appendix_holds_raw_observations_as_text():
 def test_filter_rows_carry_their_facets():
     parsed = parse(RENDERER.render(full_report(), "en"))
     rows = [attrs for tag, attrs in parsed.tags if tag == "article"]
-    assert len(rows) == len(full_report().findings)
+    report = full_report()
+    # each error group is one row: the two ssh rules of dichvucong share one failed probe
+    assert len(rows) == len(report.findings) - 1
     assert {r["data-status"] for r in rows} == {"pass", "fail", "error", "waived", "not_applicable"}
     assert {r["data-system"] for r in rows} == {"dichvucong", "qlvb"}
     assert {r["data-owner"] for r in rows} == {"0", "1"}
@@ -222,6 +233,93 @@ def test_a_finding_of_an_unregistered_system_is_still_shown():
     assert len(ghost) == 1 and ghost[0].level is None
     assert ghost[0].owner == strings("en")["owner_unknown"]
     assert "GHOST-RULE" in RENDERER.render(report, "en").decode("utf-8")
+
+
+def test_cover_gives_the_verdict_and_every_critical_and_high_failure_worst_first():
+    systems = [F.system("a", name="Cổng A", owner="Sở A"), F.system("b", name="Cổng B", owner="Sở B")]
+    findings = [
+        F.finding("LOW-R", "fail", "a", severity=Severity.LOW),
+        F.finding("HIGH-R", "fail", "a", severity=Severity.HIGH),
+        F.finding("CRIT-R", "fail", "b", severity=Severity.CRITICAL),
+        F.finding("WAIVED-R", "waived", "b", severity=Severity.CRITICAL),
+    ]
+    view = build_view(F.report(findings, systems), "vi")
+    assert view.verdict.key == "fail"
+    assert [(f.rule_id, f.system_name, f.owner) for f in view.verdict.top] == [
+        ("CRIT-R", "Cổng B", "Sở B"),
+        ("HIGH-R", "Cổng A", "Sở A"),
+    ]
+    page = RENDERER.render(F.report(findings, systems), "vi").decode("utf-8")
+    assert page.index('id="verdict"') < page.index('id="top-failures"') < page.index('id="summary"')
+    assert page.index('id="summary"') < page.index('id="appendix"') < page.index("b" * 64)
+    assert F.report(findings, systems).summary.score_formula.vi in page
+
+
+def test_verdict_follows_fail_on_like_the_exit_code():
+    findings = [F.finding(severity=Severity.MEDIUM), F.finding("P", "pass")]
+    assert build_view(F.report(findings), "en", RenderContext(fail_on=Severity.HIGH)).verdict.key == "pass"
+    assert build_view(F.report(findings), "en", RenderContext(fail_on=Severity.MEDIUM)).verdict.key == "fail"
+    errors = [F.finding("P", "pass"), F.finding("E", "error")]
+    assert build_view(F.report(errors), "en").verdict.key == "incomplete"
+
+
+def test_owners_and_systems_sort_worst_first_then_in_vietnamese_order():
+    names = ["Vũ Quang", "Đức Thọ", "Can Lộc 15", "Can Lộc 5", "Dung Lư", "Ân Phú"]
+    systems = [F.system(f"s{i}", name=f"Hệ thống {n}", owner=n) for i, n in enumerate(names)]
+    findings = [F.finding(status="pass", sys=s.id) for s in systems]
+    findings.append(F.finding("BAD", "fail", "s0", severity=Severity.CRITICAL))  # Vũ Quang is the worst
+    view = build_view(F.report(findings, systems), "vi")
+    assert [o.name for o in view.owners] == [
+        "Vũ Quang",
+        "Ân Phú",
+        "Can Lộc 5",
+        "Can Lộc 15",
+        "Dung Lư",
+        "Đức Thọ",
+    ]
+
+
+def test_score_bars_take_their_colour_from_thresholds():
+    def band(passes: int, fails: int) -> str:
+        findings = [F.finding(f"P{i}", "pass") for i in range(passes)]
+        findings += [F.finding(f"F{i}", "fail") for i in range(fails)]
+        return build_view(F.report(findings), "en").overall.band
+
+    assert (band(9, 1), band(52, 48), band(7, 3), band(0, 0)) == ("good", "poor", "fair", "none")
+
+
+def test_times_are_vietnam_time_and_dates_dd_mm_yyyy_in_vietnamese():
+    vi = build_view(full_report(), "vi")
+    assert vi.run.started == "20/11/2026 08:00 (giờ Việt Nam)"  # 01:00 UTC
+    assert build_view(full_report(), "en").run.started == "2026-11-20 08:00 (UTC+07:00)"
+    assert next(w.expires for w in vi.waivers) == "31/03/2027"
+
+
+def test_trends_and_failing_since_come_from_earlier_runs():
+    from datetime import timedelta
+
+    def run(day: int, statuses: dict[str, FindingStatus]) -> Report:
+        findings = [F.finding(rule, status) for rule, status in statuses.items()]
+        return F.report(findings, id=f"run-{day}", started=F.STARTED + timedelta(days=day))
+
+    history = (
+        run(-60, {"OLD": "fail", "BACK": "fail", "NEW": "pass"}),
+        run(-45, {"OLD": "fail", "BACK": "pass", "NEW": "pass"}),
+        run(-30, {"BACK": "fail", "NEW": "pass"}),  # OLD not judged: its streak goes on
+    )
+    current = run(0, {"OLD": "fail", "BACK": "fail", "NEW": "fail"})
+    view = build_view(current, "vi", RenderContext(history=history))
+    since = {f.rule_id: f.open_days for o in view.owners for s in o.systems for h in s.hosts for f in h.shown}
+    assert since == {
+        "OLD": "21/09/2026 (60 ngày)",
+        "BACK": "21/10/2026 (30 ngày)",
+        "NEW": "20/11/2026 (0 ngày)",
+    }
+    (trend,) = view.trends_systems
+    assert trend.runs == 4 and trend.open_serious == 3 and trend.line.count(",") == 4
+    page = render_html(view).decode("utf-8")
+    assert 'id="trends"' in page and "<polyline" in page
+    assert 'id="trends"' not in RENDERER.render(current, "vi").decode("utf-8")
 
 
 def test_a_host_in_two_systems_says_it_was_probed_once_and_judged_by_each():

@@ -355,8 +355,11 @@ def test_cli_exits_2_with_one_line(kind: str, data: st.DataObject, tmp_path: Pat
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     assert result.exit_code in (0, 2), result.output
     if result.exit_code == 2:
-        lines = result.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("attt: error: "), result.stderr
+        # one line; or, for a file with several problems, a line saying how many, then one
+        # indented line per problem, each naming the file (and line)
+        first, *problems = result.stderr.strip().splitlines()
+        assert first.startswith("attt: error: "), result.stderr
+        assert all(p.startswith(f"  {path}:") or p.startswith("  … and ") for p in problems), result.stderr
 
 
 def test_scan_with_bad_inventory_exits_2_before_any_probe(tmp_path: Path) -> None:

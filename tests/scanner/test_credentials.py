@@ -84,7 +84,7 @@ def test_file_open_to_group_or_others_is_refused(tmp_path: Path, mode: int) -> N
 def test_shared_key_file_is_refused(tmp_path: Path, key_file: Path) -> None:
     key_file.chmod(0o644)
     path = _write(tmp_path, f"hosts:\n  10.0.0.5: {{user: root, key_file: {key_file}}}\n")
-    with pytest.raises(ConfigError, match=r":2: hosts.10.0.0.5.key_file: key file is accessible"):
+    with pytest.raises(ConfigError, match=r":2: hosts, 10.0.0.5, key_file: key file is accessible"):
         load_credentials(path)
 
 

@@ -185,7 +185,9 @@ def test_waiver_files_apply_on_top_and_a_typo_is_an_error_with_its_line(tmp_path
         rule=rule, system="sys-2", reason="r", approved_by="a", expires=date(2027, 1, 1)
     )
     waivers.write_text(f"waivers:\n  - {{system: sys-2, {entry}}}\n  - {{system: sys-9, {entry}}}\n")
-    with pytest.raises(ConfigError, match=r"waivers\.yaml:3: waivers\[1\]\.system: no system 'sys-9'"):
+    with pytest.raises(
+        ConfigError, match=r"waivers\.yaml:3: waiver of 'TLS-PROTO-SSL', system: no system 'sys-9'"
+    ):
         with_waivers(policies, [waivers], {"sys-2"})
     waivers.write_text(
         "waivers:\n  - {system: sys-2, rule: NO-SUCH-RULE, reason: r, approved_by: a, expires: 2027-01-01}\n"

@@ -176,7 +176,7 @@ def test_extends_cycle_is_named(tmp_path: Path, bundled: Path) -> None:
     b = write(tmp_path, "b", "id: b\ntitle: B\nextends:\n  - c\n  - a\n")
     write(tmp_path, "c", "id: c\ntitle: C\n")
     with pytest.raises(
-        ConfigError, match=rf"^{re.escape(str(b))}:5: extends\[1\]: extends cycle: a -> b -> a$"
+        ConfigError, match=rf"^{re.escape(str(b))}:5: extends item 2: extends cycle: a -> b -> a$"
     ):
         load_policy(str(tmp_path / "a.yaml"), REGISTRY)
 
@@ -249,7 +249,7 @@ BAD = [
         "control: demo.nope",
         "bad",
         9,
-        "rules[0].control: unknown control 'demo.nope'",
+        "rule 'BAD-RULE', control: unknown control 'demo.nope'",
     ),
     (
         "control of an absent check",
@@ -259,15 +259,22 @@ BAD = [
         9,
         "no loaded check provides it",
     ),
-    ("bad control id", "control: demo.forbidden", "control: Demo", "bad", 9, "rules[0].control:"),
-    ("param of wrong type", "ports: [21]", "ports: [twenty-one]", "bad", 11, "rules[0].params.ports[0]:"),
+    ("bad control id", "control: demo.forbidden", "control: Demo", "bad", 9, "rule 'BAD-RULE', control:"),
+    (
+        "param of wrong type",
+        "ports: [21]",
+        "ports: [twenty-one]",
+        "bad",
+        11,
+        "rule 'BAD-RULE', params, ports item 1:",
+    ),
     (
         "unknown param",
         "ports: [21]",
         "ports: [21]\n      prots: [1]",
         "bad",
         12,
-        "rules[0].params.prots: unknown key",
+        "rule 'BAD-RULE', params, prots: unknown key",
     ),
     (
         "missing param",
@@ -275,7 +282,7 @@ BAD = [
         "",
         "bad",
         8,
-        "rules[0].params.ports: required key is missing",
+        "rule 'BAD-RULE', params, ports: required key is missing",
     ),
     (
         "unknown rule key",
@@ -283,7 +290,7 @@ BAD = [
         "    severity: low\n    sevrity: low\n    title",
         "bad",
         13,
-        "rules[0].sevrity: unknown key",
+        "rule 'BAD-RULE', sevrity: unknown key",
     ),
     (
         "bad severity",
@@ -291,9 +298,9 @@ BAD = [
         "    severity: urgent\n    title",
         "bad",
         12,
-        "rules[0].severity:",
+        "rule 'BAD-RULE', severity: 'urgent' is not one of",
     ),
-    ("bad rule id", "id: BAD-RULE", "id: bad rule", "bad", 8, "rules[0].id:"),
+    ("bad rule id", "id: BAD-RULE", "id: bad rule", "bad", 8, "rule 'bad rule', id:"),
     (
         "duplicate rule id",
         "overrides:",
@@ -309,7 +316,7 @@ BAD = [
         "rule: DEMO-PORTZ\n    severity",
         "bad",
         16,
-        "overrides[0].rule: unknown rule DEMO-PORTZ",
+        "overrides item 1, rule: unknown rule DEMO-PORTZ",
     ),
     (
         "override with bad param",
@@ -317,7 +324,7 @@ BAD = [
         "    params: {strict: maybe}\nwaivers",
         "bad",
         17,
-        "overrides[0].params.strict:",
+        "overrides item 1, params, strict:",
     ),
     (
         "override twice",
@@ -333,7 +340,7 @@ BAD = [
         "  - rule: NOPE\n    system",
         "bad",
         19,
-        "waivers[0].rule: waiver names rule NOPE",
+        "waiver of 'NOPE', rule: waiver names rule NOPE",
     ),
     (
         "waiver of disabled rule",
@@ -341,7 +348,7 @@ BAD = [
         "    enabled: false\nwaivers",
         "bad",
         19,
-        "waivers[0].rule: waiver names rule DEMO-PORTS",
+        "waiver of 'DEMO-PORTS', rule: waiver names rule DEMO-PORTS",
     ),
     ("waiver bad date", "expires: 2027-03-31", "expires: 2027-02-30", "bad", 23, "waivers[0].expires:"),
     (
@@ -350,12 +357,19 @@ BAD = [
         "",
         "bad",
         19,
-        "waivers[0].approved_by: required key is missing",
+        "waiver of 'DEMO-PORTS', approved_by: required, but missing",
     ),
-    ("settings of unknown check", "  demo:\n", "  dmo:\n", "bad", 5, "settings.dmo: unknown check 'dmo'"),
-    ("settings bad value", "depth: 3", "depth: deep", "bad", 6, "settings.demo.depth:"),
-    ("settings unknown key", "depth: 3", "dept: 3", "bad", 6, "settings.demo.dept: unknown key"),
-    ("settings not a mapping", "  demo:\n    depth: 3\n", "  demo: 3\n", "bad", 5, "settings.demo:"),
+    ("settings of unknown check", "  demo:\n", "  dmo:\n", "bad", 5, "settings, dmo: unknown check 'dmo'"),
+    ("settings bad value", "depth: 3", "depth: deep", "bad", 6, "settings, demo, depth:"),
+    ("settings unknown key", "depth: 3", "dept: 3", "bad", 6, "settings, demo, dept: unknown key"),
+    (
+        "settings not a mapping",
+        "  demo:\n    depth: 3\n",
+        "  demo: 3\n",
+        "bad",
+        5,
+        "settings, demo: must be a mapping",
+    ),
     ("extends missing", "extends: [demo-base]", "extends: [demo-bse]", "bad", 3, "no policy 'demo-bse'"),
     ("bad policy id", "id: bad\n", "id: Bad Policy\n", "bad", 1, "id:"),
     ("unknown top key", "title: Bad\n", "title: Bad\nrulez: []\n", "bad", 3, "rulez: unknown key"),
@@ -365,7 +379,7 @@ BAD = [
         "extends: [demo-base, broken]",
         "broken",
         5,
-        "rules[0].params.version:",
+        "rule 'X-1', params, version:",
     ),
     (
         "parent's bad setting blamed on parent",
@@ -373,7 +387,7 @@ BAD = [
         "    mode: full\n",
         "demo-base",
         6,
-        "settings.demo.depth",
+        "settings, demo, depth",
     ),
 ]
 
@@ -413,7 +427,8 @@ def test_file_found_by_id_must_declare_that_id(tmp_path: Path, bundled: Path) ->
 def test_first_error_counts_the_rest(tmp_path: Path, bundled: Path) -> None:
     path = write(tmp_path, "p", "id: p\ntitle: P\nrules:\n  - id: X-1\n    control: demo.forbidden\n")
     with pytest.raises(
-        ConfigError, match=r":4: rules\[0\]\.severity: required key is missing \(\+2 more errors\)$"
+        ConfigError,
+        match=r":4: rule 'X-1', severity: required, but missing \(\+2 more problems\)$",
     ):
         load_policy(str(path), REGISTRY)
 

@@ -147,13 +147,16 @@ class Outer(Frozen):
     [
         (
             "name: x\nitems:\n  - port: 1\n  - port: 0\n",
-            "f.yaml:4: items[1].port: Input should be greater than",
+            "f.yaml:4: items item 2, port: '0' is too small: at least 1",
         ),
-        ("name: x\nitems:\n  - port: 1\n  - {}\n", "f.yaml:4: items[1].port: required key is missing"),
-        ("name: x\nitems:\n  - port: 1\n    prot: 2\n", "f.yaml:4: items[0].prot: unknown key"),
-        ("items: []\n", "f.yaml:1: name: required key is missing"),
-        ("name: x\nwhen: soon\n", "f.yaml:2: when: Input should be a valid date"),
-        ("name: [x]\nitems: [{port: 0}]\n", "f.yaml:1: name: Input should be a valid string (+1 more error)"),
+        ("name: x\nitems:\n  - port: 1\n  - {}\n", "f.yaml:4: items item 2, port: required, but missing"),
+        ("name: x\nitems:\n  - port: 1\n    prot: 2\n", "f.yaml:4: items item 1, prot: unknown key"),
+        ("items: []\n", "f.yaml:1: name: required, but missing"),
+        ("name: x\nwhen: soon\n", "f.yaml:2: when: 'soon' is not a date (YYYY-MM-DD)"),
+        (
+            "name: [x]\nitems: [{port: 0}]\n",
+            "f.yaml:1: name: must be text (+1 more problem)",
+        ),
     ],
 )
 def test_validate_names_line_and_field(text: str, expected: str) -> None:
@@ -164,7 +167,7 @@ def test_validate_names_line_and_field(text: str, expected: str) -> None:
 
 def test_validate_subtree_at_a_prefix() -> None:
     doc = load_yaml_text("x:\n  y:\n    port: 99999\n", "f.yaml")
-    with pytest.raises(ConfigError, match=r"^f\.yaml:3: x\.y\.port: "):
+    with pytest.raises(ConfigError, match=r"^f\.yaml:3: x, y, port: "):
         validate(Inner, doc, doc.data["x"]["y"], at=("x", "y"))
 
 
@@ -172,7 +175,8 @@ def test_hostile_key_stays_on_one_line() -> None:
     doc = load_yaml_text('name: x\n"evil\\nkey\\u2028": 1\n', "f.yaml")
     with pytest.raises(ConfigError) as info:
         validate(Outer, doc)
-    assert str(info.value) == "f.yaml:2: evil key: unknown key"
+    assert str(info.value).startswith("f.yaml:2: evil key: unknown key")
+    assert "\n" not in str(info.value)
 
 
 def test_date_stays_a_date_through_validation() -> None:

@@ -749,7 +749,7 @@ def test_failing_verdicts_carry_the_same_facts_in_vietnamese() -> None:
         _verdict("ssh.config", _facts(config={"maxauthtries": "6", "logingracetime": "20"}), expect=expect),
         _verdict("ssh.protocol_2_only", _facts(protocol="1.99", banner="SSH-1.99-OpenSSH_3.9p1")),
     ]
-    assert failing[0].vi == "khóa host ssh-rsa chỉ dài 2048 bit (< 3072)"
+    assert failing[0].vi == "khóa máy chủ ssh-rsa chỉ dài 2048 bit (< 3072)"
     for verdict in failing:
         assert verdict.status == F and verdict.vi is not None and verdict.vi != verdict.message
         assert sorted(re.findall(r"\d+", verdict.vi)) == sorted(re.findall(r"\d+", verdict.message))

@@ -491,7 +491,7 @@ def test_expiry_counts_from_scan_time_not_the_clock():
     assert judge(_synthetic(), params(min_days_left=14), target).status == P
     verdict = judge(_synthetic(), params(min_days_left=30), target)
     assert (verdict.status, verdict.message) == (F, "the certificate expires in 20 day(s)")
-    assert verdict.vi == "chứng chỉ hết hạn sau 20 ngày"
+    assert verdict.vi == "chứng thư số hết hạn sau 20 ngày"
     assert verdict.text.vi == verdict.vi and verdict.text.en == verdict.message
 
 
@@ -511,7 +511,7 @@ def test_signature_control_looks_at_intermediates_and_hsts_needs_http():
     signature = CONTROLS["tls.certificate_signature"]
     verdict = signature.judge(_synthetic(), signature.params_model(), target)
     assert (verdict.status, verdict.message) == (F, "intermediate signed with sha1")
-    assert verdict.vi == "chứng chỉ trung gian được ký bằng sha1"
+    assert verdict.vi == "chứng thư số trung gian được ký bằng sha1"
     hsts = CONTROLS["tls.hsts"]
     # No HTTP answer recorded where one was asked for is no proof that there is no web server.
     assert hsts.judge(_synthetic(), hsts.params_model(), target).status == "error"
