@@ -469,11 +469,10 @@ def _affordable(concurrency: int) -> int:
     files = raise_open_files()
     allowed = concurrency_for(concurrency, files)
     if allowed < concurrency:
-        click.echo(
-            f"attt: --concurrency {concurrency} lowered to {allowed}: the open-file limit is {files}"
-            f" (ulimit -n) and each host in flight may need {FILES_PER_TARGET}",
-            err=True,
+        lowered = _say(
+            "concurrency_lowered", asked=concurrency, allowed=allowed, files=files, per_host=FILES_PER_TARGET
         )
+        click.echo(f"attt: {lowered}", err=True)
     return allowed
 
 
@@ -712,10 +711,10 @@ def diff(run_a: str, run_b: str, db: str | None) -> None:
     before, after = _diff_run(store, run_a), _diff_run(store, run_b)
     changes = compare(before.findings, after.findings)
     sections = [
-        ("new", changes.new),
-        ("fixed", changes.fixed),
-        ("not re-checked", changes.not_rechecked),
-        ("still failing", changes.still),
+        (_say("diff_new"), changes.new),
+        (_say("diff_fixed"), changes.fixed),
+        (_say("diff_not_rechecked"), changes.not_rechecked),
+        (_say("diff_still"), changes.still),
     ]
     click.echo(f"{before.info.id} -> {after.info.id}")
     for label, findings in sections:
@@ -798,13 +797,13 @@ def prune(keep_last: int | None, older_than: int | None, db: str | None) -> None
 
     result = _open_store(db, create=False).prune(chosen)
     for info in result.removed:
-        click.echo(f"removed {info.id}  {info.status:<10} {info.started.isoformat(timespec='seconds')}")
+        started = info.started.isoformat(timespec="seconds")
+        click.echo(_say("prune_removed", run=info.id, status=info.status, started=started))
     for run_id in result.kept_as_baseline:
-        click.echo(f"kept {run_id}: a kept run uses it as its baseline")
-    freed = result.bytes_before - result.bytes_after
+        click.echo(_say("prune_kept", run=run_id))
+    before, after = result.bytes_before, result.bytes_after
     click.echo(
-        f"{len(result.removed)} run(s) removed; store {result.bytes_before:,} -> {result.bytes_after:,} bytes"
-        f" ({freed:,} reclaimed)"
+        _say("prune_total", count=len(result.removed), before=before, after=after, freed=before - after)
     )
 
 

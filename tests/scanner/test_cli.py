@@ -190,6 +190,9 @@ def test_history_report_and_diff_use_the_store(tmp_path: Path, listeners: None) 
     # The documented names: `previous` is the run `latest` is compared with.
     named = runner.invoke(main, ["diff", "previous", "latest", "--db", db])
     assert named.output == diff.output
+    # The user's language, as for every other command.
+    vietnamese = runner.invoke(main, ["--lang", "vi", "diff", older, newer, "--db", db])
+    assert "mới: 0" in vietnamese.output and "đã khắc phục: 1\n  E2E-TELNET" in vietnamese.output
     # The same system moved to another host: its old failure was not re-checked, not fixed.
     scan(tmp_path, inventory(tmp_path, ("bad", VIOLATING, "[{port: 8080}]")))
     scan(tmp_path, inventory(tmp_path, ("bad", COMPLIANT, "[{port: 8080}]")))
