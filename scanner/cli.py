@@ -3,9 +3,9 @@
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
-from contextlib import suppress
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, cast
 
@@ -29,6 +29,7 @@ from attt.scanner.models.report import Report, RunInfo, report_json_schema
 from attt.scanner.models.target import Target
 from attt.scanner.pipeline import (
     PolicyMode,
+    PreparedScan,
     ScanOptions,
     ScanRequest,
     build_report,
@@ -47,6 +48,7 @@ from attt.scanner.text import clean, safe
 
 if TYPE_CHECKING:
     from attt.scanner.config import Config
+    from attt.scanner.distributed import Coordinator
     from attt.scanner.models.owners import PackIndex
 
 DEFAULT_FORMATS = "html,json"
@@ -173,6 +175,7 @@ def main(ctx: click.Context, config_file: Path | None, lang: str | None) -> None
         "history": store_only,
         "diff": store_only,
         "prune": store_only,
+        "worker": config.worker_defaults(),
     }
 
 
@@ -269,6 +272,21 @@ def report_options(fn: Callable[..., object]) -> Callable[..., object]:
     help="Mail each owner its pack and call the webhook (default: when attt.toml has [notify]).",
 )
 @click.option("--notify-all", is_flag=True, help="Notify every open failure, not only what is new.")
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "celery"]),
+    default="local",
+    show_default=True,
+    help="local: probe from this machine; celery: hand each probe to a worker of the host's zone"
+    " (attt worker), see docs/distributed.md.",
+)
+@click.option(
+    "--broker",
+    envvar="ATTT_BROKER",
+    metavar="URL",
+    help="The celery engine's broker: redis://, rediss://, redis+socket:///PATH, amqp:// ($ATTT_BROKER;"
+    " its password is better given in $ATTT_BROKER_PASSWORD).",
+)
 @report_options
 def scan(
     inventory: Path | None,
@@ -284,6 +302,8 @@ def scan(
     trigger: str,
     notify: bool | None,
     notify_all: bool,
+    engine: str,
+    broker: str | None,
     out: Path | None,
     formats: str,
     lang: str | None,
@@ -312,7 +332,7 @@ def scan(
         policy_mode=cast(PolicyMode, policy_mode),
         trigger=_trigger(trigger),
     )
-    output = _ReportChoice(sign_key, per_owner, owner, notify, notify_all)
+    output = _ReportChoice(sign_key, per_owner, owner, notify, notify_all, engine, broker)
     with Interrupts() as interrupts:
         opened: list[tuple[Store, str]] = []
         try:
@@ -348,6 +368,9 @@ class _ReportChoice:
     owner: str | None
     notify: bool | None
     notify_all: bool
+    engine: str = "local"
+    """Where probes run: `local`, or `celery` (the zones' workers, through `broker`)."""
+    broker: str | None = None
 
 
 def _scan(
@@ -380,9 +403,15 @@ def _scan(
         raise click.UsageError("give either -i INVENTORY or --resume RUN")
     interactive = sys.stderr.isatty() and not os.environ.get("CI")
     total = len(prepared.targets) * len(prepared.run.checks) - len(prepared.done)
-    with progress_for(total, interactive) as progress, interrupts.gently():
+    with (
+        _remote(choice, prepared, registry, interrupts, options) as remote,
+        progress_for(total, interactive) as progress,
+        interrupts.gently(),
+    ):
         opened.append((store, prepared.run.id))
-        outcome = run_scan(prepared, options, store, registry, progress, interrupts.stop)
+        if remote is not None:
+            options = replace(options, concurrency=IN_FLIGHT)
+        outcome = run_scan(prepared, options, store, registry, progress, interrupts.stop, remote)
     report = build_report(stored_or_memory(store, outcome))
     settings = _config().notify
     whole = not outcome.interrupted and outcome.store_error is None
@@ -401,12 +430,51 @@ def _scan(
             f" is incomplete (once the store takes writes again: attt scan --resume {run_id})"
         )
     code = exit_code(report.findings, _severity(args.fail_on), report.run.status == "complete")
+    if remote is not None and remote.lost is not None:
+        _error(
+            f"{remote.lost}; run {run_id} is incomplete and keeps what was observed"
+            f" (finish it with: attt scan --resume {run_id})"
+        )
+        return ExitCode.INTERRUPTED
     if outcome.interrupted:
         click.echo(f"attt: {_say('interrupted', run=run_id)}", err=True)
         return ExitCode.INTERRUPTED
     if written is None and code != ExitCode.VIOLATION:
         return ExitCode.REPORT_NOT_WRITTEN
     return code
+
+
+IN_FLIGHT = 256
+"""Hosts the celery engine's coordinator keeps in its zones' queues at once: each worker's own
+`--concurrency` bounds what is probed at once; a deep queue only keeps the workers busy."""
+
+
+@contextmanager
+def _remote(
+    choice: _ReportChoice,
+    prepared: PreparedScan,
+    registry: Registry,
+    interrupts: Interrupts,
+    options: ScanOptions,
+) -> "Iterator[Coordinator | None]":
+    """The celery engine's coordinator for this run, or None for the local engine."""
+    if choice.engine != "celery":
+        yield None
+        return
+    from attt.scanner.distributed import Coordinator, resolve_broker
+
+    broker = resolve_broker(choice.broker, _config().broker)
+    homeless = next((t for t in prepared.targets if t.zone is None), None)
+    if homeless is not None:
+        raise ConfigError(
+            f"--engine celery: host {homeless.address} is in no zone; give the inventory `zones:`"
+            " (each zone's worker probes its hosts) or scan with --engine local"
+        )
+    run = prepared.run.id
+    with Coordinator(
+        broker, run, registry.data_models, interrupts.stop, options.timeout, prepared.redo
+    ) as coordinator:
+        yield coordinator
 
 
 def _scan_options(args: _ScanArgs) -> ScanOptions:
@@ -694,6 +762,67 @@ def _trigger(trigger: str) -> str:
         return f"manual:{getpass.getuser()}"
     except (KeyError, OSError):
         return "manual"
+
+
+@main.command()
+@click.option(
+    "--zone", required=True, help="The zone this worker serves: it consumes queue attt.zone.ZONE only."
+)
+@click.option(
+    "--networks",
+    "networks",
+    multiple=True,
+    metavar="CIDR",
+    help="An address range this worker may probe (repeatable; or [worker] networks): a task for any"
+    " other address is refused, whatever the broker says.",
+)
+@click.option(
+    "--broker", envvar="ATTT_BROKER", metavar="URL", help="As for attt scan --broker ($ATTT_BROKER)."
+)
+@click.option(
+    "--credentials",
+    type=click.Path(path_type=Path),
+    help="This worker's own credentials file (YAML, not world-readable); never sent through the broker.",
+)
+@click.option(
+    "--concurrency", type=click.IntRange(1, 256), default=4, show_default=True, help="Probes run at once."
+)
+@click.option(
+    "--max-timeout",
+    type=click.FloatRange(1, 3600),
+    default=DEFAULT_TIMEOUT,
+    show_default=True,
+    help="The largest probe budget (seconds) granted to a task; it also sets how soon a task"
+    " held by a dead worker runs elsewhere.",
+)
+def worker(
+    zone: str,
+    networks: tuple[str, ...],
+    broker: str | None,
+    credentials: Path | None,
+    concurrency: int,
+    max_timeout: float,
+) -> None:
+    """Run the probes of one zone for the celery engine (attt scan --engine celery)."""
+    import socket
+
+    from attt.scanner.distributed import WorkerScope, parse_networks, resolve_broker, serve
+
+    if not networks:
+        raise click.UsageError(
+            "give the addresses this worker may probe: --networks CIDR or [worker] networks"
+        )
+    scope = WorkerScope(
+        zone=zone,
+        networks=parse_networks(networks),
+        registry=_registry(),
+        credentials=_credential_lookup(credentials),
+        max_timeout=max_timeout,
+    )
+    settings = resolve_broker(broker, _config().broker)
+    shown = ", ".join(str(n) for n in scope.networks)
+    click.echo(f"attt worker: zone {zone}, networks {shown}, broker {settings.shown}", err=True)
+    serve(scope, settings, concurrency, f"attt-{zone}-{os.getpid()}@{socket.gethostname()}")
 
 
 @main.command()

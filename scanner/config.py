@@ -18,6 +18,16 @@ waivers = ["waivers.yaml"]
 fail_on = "high"
 per_owner = true
 
+engine = "celery"                          # or "local" (the default): see docs/distributed.md
+
+[broker]
+url = "redis://broker.hatinh.gov.vn:6379/0"
+password_env = "ATTT_BROKER_PASSWORD"
+
+[worker]                                   # read by `attt worker` on the worker's own machine
+zone = "dmz"
+networks = ["10.213.1.0/24"]
+
 [notify]
 retries = 3
 backoff_seconds = 30
@@ -86,6 +96,36 @@ class NotifySettings(Frozen):
     """Send every open failure, not only what changed since the baseline run."""
 
 
+class BrokerSettings(Frozen):
+    """`[broker]`: where the celery engine's coordinator and workers meet (docs/distributed.md)."""
+
+    url: str | None = Field(default=None, max_length=2000)
+    """redis://, rediss:// (TLS), redis+socket:///PATH, amqp:// or amqps://; $ATTT_BROKER and
+    `--broker` win over it. Its password, if any, is better named by `password_env`."""
+    password_env: _ENV_NAME | None = None
+    password_file: Path | None = None
+    ca_file: Path | None = None
+    """Trust anchors for a rediss:// or amqps:// broker's certificate; default: the system's."""
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    """A client certificate and key, for a broker that asks for one."""
+    result_backend: str | None = Field(default=None, max_length=2000)
+    """Where workers leave what they saw: a Redis URL. Default: the broker when it is Redis;
+    required with an amqp:// broker."""
+
+
+class WorkerSettings(Frozen):
+    """`[worker]`: the worker's own scope, read from its own machine, never from a message."""
+
+    zone: str | None = None
+    networks: tuple[str, ...] = ()
+    """The addresses this worker may probe (CIDRs); a task for any other address is refused."""
+    credentials: Path | None = None
+    """Logins for authenticated probes, kept on the worker (never sent through the broker)."""
+    concurrency: int | None = Field(default=None, ge=1, le=256)
+    max_timeout: float | None = Field(default=None, ge=1, le=3600)
+
+
 class Config(Frozen):
     inventory: Path | None = None
     db: str | None = None
@@ -100,6 +140,9 @@ class Config(Frozen):
     sign_key: Path | None = None
     credentials: Path | None = None
     notify: NotifySettings | None = None
+    engine: Literal["local", "celery"] | None = None
+    broker: BrokerSettings | None = None
+    worker: WorkerSettings | None = None
 
     def scan_defaults(self) -> dict[str, Any]:
         """Click's `default_map` entries of the scan and report commands."""
@@ -115,6 +158,21 @@ class Config(Frozen):
             "per_owner": self.per_owner,
             "sign_key": self.sign_key,
             "credentials": self.credentials,
+            "engine": self.engine,
+            "broker": self.broker.url if self.broker else None,
+        }
+        return {k: v for k, v in given.items() if v is not None}
+
+    def worker_defaults(self) -> dict[str, Any]:
+        """Click's `default_map` entries of `attt worker`."""
+        worker = self.worker or WorkerSettings()
+        given: dict[str, Any] = {
+            "zone": worker.zone,
+            "networks": list(worker.networks) or None,
+            "credentials": worker.credentials,
+            "concurrency": worker.concurrency,
+            "max_timeout": worker.max_timeout,
+            "broker": self.broker.url if self.broker else None,
         }
         return {k: v for k, v in given.items() if v is not None}
 
@@ -174,6 +232,12 @@ def _relative_to(config: Config, base: Path) -> Config:
         name: fixed for name in ("inventory", "report_dir", "sign_key", "credentials")
         if (fixed := fix(getattr(config, name))) is not None
     }  # fmt: skip
+    if config.worker is not None and (fixed := fix(config.worker.credentials)) is not None:
+        update["worker"] = config.worker.model_copy(update={"credentials": fixed})
+    if config.broker is not None:
+        files = ("password_file", "ca_file", "cert_file", "key_file")
+        paths = {name: fixed for name in files if (fixed := fix(getattr(config.broker, name))) is not None}
+        update["broker"] = config.broker.model_copy(update=paths)
     update["waivers"] = tuple(w if w.is_absolute() else base / w for w in config.waivers)
     update["policies"] = tuple(ref(r) for r in config.policies)
     if config.db is not None and "://" not in config.db and not Path(config.db).is_absolute():

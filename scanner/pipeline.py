@@ -20,7 +20,7 @@ from attt.scanner.models.target import SystemInfo, Target
 from attt.scanner.plugin import Credential
 from attt.scanner.policy import default_policy_ref, load_policy
 from attt.scanner.registry import Registry
-from attt.scanner.runner import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, ProgressSink, Runner, ScanPlan
+from attt.scanner.runner import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, Prober, ProgressSink, Runner, ScanPlan
 from attt.scanner.store import HEARTBEAT_SECONDS, Store, StoredRun
 from attt.scanner.waivers import with_waivers
 
@@ -236,8 +236,12 @@ def run_scan(
     registry: Registry,
     progress: ProgressSink | None = None,
     stop: threading.Event | None = None,
+    remote: Prober | None = None,
 ) -> ScanOutcome:
     """Probe, store what each probe saw as soon as it ends, evaluate, and close the run.
+
+    With `remote` (the celery engine's coordinator) the probes run on the zones' workers; the
+    plan, the order, the store and the evaluation stay here, exactly as with the local engine.
 
     `stop` set (a signal) ends probing: what was observed is evaluated, stored and marked
     `incomplete`, so that `attt scan --resume RUN` can finish it. A store that refuses a write
@@ -269,7 +273,7 @@ def run_scan(
                 store_errors.append(str(exc))
             stop.set()
 
-    runner = Runner(registry, keep, progress, stop)
+    runner = Runner(registry, keep, progress, stop, remote)
     plan = ScanPlan(
         targets=prepared.targets,
         checks=info.checks,

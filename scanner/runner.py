@@ -30,7 +30,7 @@ DEFAULT_CONCURRENCY = 16
 short without flooding one network segment."""
 DEFAULT_TIMEOUT = 120.0
 """Seconds one check may spend on one host (a full TLS scan of several ports fits)."""
-_GRACE = 5.0
+GRACE = 5.0
 """Extra seconds before an overrunning probe is abandoned, so probes can report their own timeout."""
 _BATCH_WORKERS = 2
 """Batches of one check run at once: each is a whole process over many hosts (an nmap run)."""
@@ -63,6 +63,11 @@ class ProgressSink:
         """A probe ended with these observations."""
 
 
+Prober = Callable[[Check, Target, ProbeContext[Any]], "list[Observation] | None"]
+"""Makes one probe somewhere else (a worker of the target's zone) and returns what it saw, or
+None when the scan was stopped before it answered."""
+
+
 class Runner:
     def __init__(
         self,
@@ -70,6 +75,7 @@ class Runner:
         sink: ProbeSink,
         progress: ProgressSink | None = None,
         stop: threading.Event | None = None,
+        remote: Prober | None = None,
     ) -> None:
         self._registry = registry
         self._sink = sink
@@ -77,6 +83,8 @@ class Runner:
         self.stop = stop or threading.Event()
         """Set to stop starting new probes (a signal, a store that refuses writes); probes under
         way are abandoned, what was observed is kept."""
+        self._remote = remote
+        """Where probes run when not here: the planning, order and bookkeeping stay here."""
 
     def run(self, plan: ScanPlan) -> bool:
         """Probe every target; return True when every planned probe ran to its end."""
@@ -120,7 +128,8 @@ class Runner:
         batches: dict[str, _Batches] = {}
         for name in plan.checks:
             check = self._registry.check(name)
-            if not isinstance(check, Batched) or check.after:
+            # A remote probe is one task per host: a batch would cross the hosts a task is keyed by.
+            if self._remote is not None or not isinstance(check, Batched) or check.after:
                 continue
             contexts = [
                 (t, self._context(plan, t, check, {}))
@@ -171,8 +180,10 @@ class Runner:
             self._progress.started(target, check.name)
         if batch is not None and batch.holds(first):
             observations = batch.wait(first)
+        elif self._remote is not None:
+            observations = self._remote(check, first, ctx)
         else:
-            observations = self._probe(check, first, ctx)
+            observations = probe_target(check, first, ctx, self.stop)
         if observations is None or (self.stop.is_set() and any(o.status == "error" for o in observations)):
             # Cut short: a signal also kills the probe's nmap or connection, and that error
             # is not a fact about the target. The probe is left for a resumed run.
@@ -205,54 +216,57 @@ class Runner:
             credential=plan.credentials(target),
         )
 
-    def _probe(self, check: Check, target: Target, ctx: ProbeContext[Any]) -> list[Observation] | None:
-        """Run one probe in its own thread so a hung probe can be abandoned after its budget.
 
-        None when the scan was stopped mid-probe: nothing was observed, and the probe is left
-        for a resumed run."""
-        started = datetime.now(UTC)
-        beat = _Heartbeat()
-        ctx = replace(ctx, keepalive=beat)
-        outcome = self.bounded(lambda: list(check.probe(target, ctx)), ctx.timeout, check.name, beat)
-        if outcome is None:
-            return None
-        finished = datetime.now(UTC)
-        if isinstance(outcome, str):
-            result = [Observation.failed(check.name, target, outcome)]
-        else:
-            result = [_own(obs, check.name, target) for obs in outcome]
-        return [obs.timed(obs.started or started, obs.finished or finished) for obs in result]
+def probe_target(
+    check: Check, target: Target, ctx: ProbeContext[Any], stop: threading.Event
+) -> list[Observation] | None:
+    """Run one probe in its own thread so a hung probe can be abandoned after its budget: the
+    same code wherever the probe runs (here, or on a zone's worker).
 
-    def bounded(
-        self,
-        call: Callable[[], list[Observation]],
-        timeout: float,
-        name: str,
-        beat: "_Heartbeat | None" = None,
-    ) -> list[Observation] | str | None:
-        """What `call` returned, or why it has nothing (it crashed, or went `timeout` plus grace
-        without a `beat`, and is abandoned); None when the scan was stopped while it ran."""
-        beat = beat or _Heartbeat()
-        outcome: dict[str, Any] = {}
+    None when `stop` was set mid-probe: nothing was observed, and the probe is left for a
+    resumed run."""
+    started = datetime.now(UTC)
+    beat = _Heartbeat()
+    ctx = replace(ctx, keepalive=beat)
+    outcome = bounded(lambda: list(check.probe(target, ctx)), ctx.timeout, check.name, stop, beat)
+    if outcome is None:
+        return None
+    finished = datetime.now(UTC)
+    if isinstance(outcome, str):
+        result = [Observation.failed(check.name, target, outcome)]
+    else:
+        result = [own_observation(obs, check.name, target) for obs in outcome]
+    return [obs.timed(obs.started or started, obs.finished or finished) for obs in result]
 
-        def guarded() -> None:
-            try:
-                outcome["observations"] = call()
-            except Exception as exc:  # a crashing plugin costs its own observation, nothing else
-                outcome["error"] = f"probe crashed: {type(exc).__name__}: {exc}"
 
-        worker = threading.Thread(target=guarded, name=f"attt-probe-{name}", daemon=True)
-        worker.start()
-        while (
-            worker.is_alive() and time.monotonic() < beat.last + timeout + _GRACE and not self.stop.is_set()
-        ):
-            worker.join(0.2)
-        if worker.is_alive():
-            return None if self.stop.is_set() else f"timed out after {timeout:g} s"
-        if "error" in outcome:
-            return str(outcome["error"])
-        observations: list[Observation] = outcome["observations"]
-        return observations
+def bounded(
+    call: Callable[[], list[Observation]],
+    timeout: float,
+    name: str,
+    stop: threading.Event,
+    beat: "_Heartbeat | None" = None,
+) -> list[Observation] | str | None:
+    """What `call` returned, or why it has nothing (it crashed, or went `timeout` plus grace
+    without a `beat`, and is abandoned); None when `stop` was set while it ran."""
+    beat = beat or _Heartbeat()
+    outcome: dict[str, Any] = {}
+
+    def guarded() -> None:
+        try:
+            outcome["observations"] = call()
+        except Exception as exc:  # a crashing plugin costs its own observation, nothing else
+            outcome["error"] = f"probe crashed: {type(exc).__name__}: {exc}"
+
+    worker = threading.Thread(target=guarded, name=f"attt-probe-{name}", daemon=True)
+    worker.start()
+    while worker.is_alive() and time.monotonic() < beat.last + timeout + GRACE and not stop.is_set():
+        worker.join(0.2)
+    if worker.is_alive():
+        return None if stop.is_set() else f"timed out after {timeout:g} s"
+    if "error" in outcome:
+        return str(outcome["error"])
+    observations: list[Observation] = outcome["observations"]
+    return observations
 
 
 class _Batches:
@@ -286,7 +300,9 @@ class _Batches:
             return None
         started = datetime.now(UTC)
         timeout = min(ctx.timeout for _, ctx in chunk)
-        outcome = self._runner.bounded(lambda: list(self._check.probe_batch(chunk)), timeout, self._name)
+        outcome = bounded(
+            lambda: list(self._check.probe_batch(chunk)), timeout, self._name, self._runner.stop
+        )
         if outcome is None:
             return None
         finished = datetime.now(UTC)
@@ -350,7 +366,7 @@ class _Heartbeat:
         self.last = time.monotonic()
 
 
-def _own(obs: Observation, check: str, target: Target) -> Observation:
+def own_observation(obs: Observation, check: str, target: Target) -> Observation:
     """A plugin reports on its own target only; anything else is turned into an error."""
     if (obs.check, obs.system, obs.host) != (check, target.system.id, target.address):
         return Observation.failed(check, target, "probe returned an observation for another target", obs.port)

@@ -17,6 +17,19 @@ ProbeKey = tuple[str, str, str]
 """(check, system id, host address): one probe of one target."""
 
 
+def probe_check(check: str, vantage: str | None = None) -> str:
+    """The check component of a probe key: the bare check name for a probe made inside the
+    target's zone (or without zones), `<check>@<zone>` for one made from an outside vantage
+    (`tls@internet`), a probe of its own beside the inside one."""
+    return check if vantage is None else f"{check}@{vantage}"
+
+
+def split_probe_check(component: str) -> tuple[str, str | None]:
+    """`tls@internet` -> (`tls`, `internet`); `tls` -> (`tls`, None)."""
+    check, _, vantage = component.partition("@")
+    return check, vantage or None
+
+
 class OpaqueData(BaseModel):
     """Observation data whose check is not loaded here (a stored run read without its plugin):
     kept whole, field for field, so nothing is lost and it can be typed again later."""

@@ -1,0 +1,606 @@
+"""The celery engine: probes run on workers placed in the zones, one coordinator plans and judges.
+
+The coordinator (`attt scan --engine celery`) plans exactly as the local engine does (the same
+`Runner`: per host, checks in dependency order, the host's earlier observations sent along) and
+hands each probe to `Coordinator`, which sends it as one task to its zone's queue
+(`attt.zone.<zone>`) and waits for what the zone's worker saw. Storing, evaluating and reporting
+stay with the coordinator. A worker (`attt worker --zone Z`) consumes its zone's queue only and
+runs the probe with the same check plugins and the same bounded, timed-out probe code
+(`runner.probe_target`).
+
+Safety. Messages are JSON only (no pickle: a message must never run code). A worker judges each
+task against its own scope, read from its own machine (`--networks`, `[worker] networks`): a
+task for another zone or for an address outside its networks is refused and answered with an
+`error` observation, so a compromised broker cannot turn workers into scanners of arbitrary
+hosts. Credentials for authenticated probes are read by the worker from its own file; a task
+never carries one.
+
+Delivery. A task is acknowledged late (when its probe ended) and rejected back to the queue
+when its worker dies; with Redis, a task held by a killed worker becomes visible again after
+the visibility timeout (tied to the probe budget) and runs on another worker of the zone. A task
+id is its probe key, `<run>:<check>[@vantage]:<system>:<host>`: a redelivered or re-sent task
+writes the same result, and the coordinator stores one answer per probe key.
+"""
+
+import ipaddress
+import logging
+import os
+import queue
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from celery import Celery
+from celery.backends.redis import RedisBackend
+from kombu.exceptions import KombuError
+from pydantic import BaseModel, SecretStr, ValidationError
+from redis.exceptions import RedisError
+
+from attt.scanner.config import BrokerSettings, read_secret
+from attt.scanner.errors import ConfigError
+from attt.scanner.models.base import Frozen
+from attt.scanner.models.observation import DATA_MODELS, Observation, ProbeKey, probe_check, split_probe_check
+from attt.scanner.models.policy import ResolvedRule
+from attt.scanner.models.target import Target
+from attt.scanner.plugin import Check, Credential, ProbeContext
+from attt.scanner.registry import Registry
+from attt.scanner.runner import GRACE, own_observation, probe_target
+
+QUEUE_PREFIX = "attt.zone."
+TASK_NAME = "attt.probe"
+PASSWORD_ENV = "ATTT_BROKER_PASSWORD"  # noqa: S105 (the name of a variable, not a secret)
+"""Holds the broker's password when the URL has none (and no `[broker] password_env` names one)."""
+SCHEMES = ("redis", "rediss", "redis+socket", "amqp", "amqps")
+RESTORE_SECONDS = 2
+"""How often a worker looks for tasks whose worker died (Redis): with the visibility timeout,
+it bounds how long such a task waits before it runs elsewhere."""
+LIVENESS_SECONDS = 2.0
+"""How often the coordinator asks which zones have a live worker."""
+INSPECT_SECONDS = 1.0
+"""How long it waits for the workers' answers to that question."""
+DEAD_AFTER = 2 * LIVENESS_SECONDS + INSPECT_SECONDS
+"""A zone unseen for this long has no live worker: a busy worker may miss one answer, not two."""
+_POLL_SECONDS = 0.05
+_BROKER_SECONDS = 5.0
+"""Connecting to, or waiting on, the broker: a broker gone quiet ends the run, it is not waited on."""
+_BACKEND = "attt.scanner.distributed:PolledRedisBackend"
+
+log = logging.getLogger("attt.worker")
+
+
+def queue_for(zone: str) -> str:
+    return f"{QUEUE_PREFIX}{zone}"
+
+
+def task_id(run: str, check: str, vantage: str | None, system: str, host: str) -> str:
+    """The task of one probe: re-sent or redelivered, it is still the same task."""
+    return f"{run}:{probe_check(check, vantage)}:{system}:{host}"
+
+
+def visibility_timeout(timeout: float) -> float:
+    """Seconds before a task taken by a worker that then died is handed to another: the probe's
+    budget and grace, twice, so a probe that is merely slow is not run twice."""
+    return 2 * (timeout + GRACE)
+
+
+class BrokerLost(Exception):
+    """The broker (or the result store on it) stopped answering."""
+
+
+@dataclass(frozen=True, repr=False)
+class Broker:
+    """A broker's address and secrets, resolved; its repr and `shown` never hold the password."""
+
+    url: str
+    password: SecretStr | None = None
+    results: str = ""
+    """The Redis URL workers leave what they saw at."""
+    tls: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def shown(self) -> str:
+        return redacted(self.url)
+
+    def __repr__(self) -> str:
+        return f"Broker({self.shown})"
+
+
+def redacted(url: str) -> str:
+    """The URL with any password replaced by `***`, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    user = parts.username or ""
+    return url.replace(netloc[0], f"{user}:***", 1)
+
+
+def resolve_broker(url: str | None, settings: BrokerSettings | None) -> Broker:
+    """The broker named on the command line, by $ATTT_BROKER or in attt.toml; ConfigError (exit 2)
+    for a missing or unusable one."""
+    settings = settings or BrokerSettings()
+    url = url or settings.url
+    if not url:
+        raise ConfigError("--engine celery needs a broker: --broker URL, $ATTT_BROKER or [broker] url")
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme not in SCHEMES:
+        raise ConfigError(f"broker {redacted(url)!r}: the scheme must be one of {', '.join(SCHEMES)}")
+    password = _password(url, settings)
+    tls = _tls(scheme, settings)
+    results = settings.result_backend or (url if scheme.startswith("redis") else None)
+    if results is None:
+        raise ConfigError(f"broker {redacted(url)!r}: give [broker] result_backend, a Redis URL")
+    return Broker(url, SecretStr(password) if password else None, results, tls)
+
+
+def _password(url: str, settings: BrokerSettings) -> str | None:
+    """The URL's own password, else the one `[broker]` names, else $ATTT_BROKER_PASSWORD's."""
+    if given := urlsplit(url).password:
+        return given
+    if settings.password_env is not None or settings.password_file is not None:
+        return read_secret(settings.password_env, settings.password_file, "broker password")
+    return os.environ.get(PASSWORD_ENV) or None
+
+
+def _tls(scheme: str, settings: BrokerSettings) -> dict[str, Any]:
+    if scheme not in ("rediss", "amqps"):
+        return {}
+    files = {
+        "ssl_ca_certs": settings.ca_file,
+        "ssl_certfile": settings.cert_file,
+        "ssl_keyfile": settings.key_file,
+    }
+    options: dict[str, Any] = {k: str(v) for k, v in files.items() if v is not None}
+    options["ssl_cert_reqs"] = ssl.CERT_REQUIRED  # a broker's certificate is always checked
+    return options
+
+
+def _with_password(url: str, password: str | None) -> str:
+    """The URL with the password in it, the one place kombu reads it from for every transport
+    (a unix socket's included); only the Celery app ever sees this form."""
+    scheme, sep, rest = url.partition("://")
+    if password is None or not sep or urlsplit(url).password is not None:
+        return url
+    user, at, place = rest.rpartition("@")
+    return f"{scheme}://{user if at else ''}:{quote(password, safe='')}@{place}"
+
+
+def _backend_url(results: str) -> str:
+    """Celery's own spelling of a Redis result store: `socket:///PATH` for a unix socket."""
+    if results.startswith("redis+socket://"):
+        return "socket://" + results.removeprefix("redis+socket://")
+    return results
+
+
+def celery_app(broker: Broker, visibility: float) -> Celery:
+    """The Celery application both sides use: JSON only, late acknowledgement, one task at a time."""
+    password = broker.password.get_secret_value() if broker.password else None
+    app = Celery(
+        "attt",
+        broker=_with_password(broker.url, password),
+        backend=f"{_BACKEND}+{_backend_url(_with_password(broker.results, password))}",
+        set_as_current=False,
+    )
+    transport: dict[str, Any] = {
+        "visibility_timeout": visibility,
+        "unacked_restore_interval": RESTORE_SECONDS,
+        "unacked_restore_throttle": 1,
+        "socket_timeout": _BROKER_SECONDS,
+        "socket_connect_timeout": _BROKER_SECONDS,
+    }
+    app.conf.update(
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        result_accept_content=["json"],
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        broker_transport_options=transport,
+        broker_connection_timeout=_BROKER_SECONDS,
+        broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=3,
+        task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5},
+        redis_socket_timeout=_BROKER_SECONDS,
+        redis_socket_connect_timeout=_BROKER_SECONDS,
+        redis_retry_on_timeout=False,
+        result_expires=7 * 86400,
+        result_extended=False,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+        task_send_sent_event=False,
+    )
+    if broker.tls:
+        amqp = broker.url.startswith("amqp")
+        app.conf.broker_use_ssl = _amqp_tls(broker.tls) if amqp else dict(broker.tls)
+    if broker.results.startswith("rediss://"):
+        app.conf.redis_backend_use_ssl = dict(broker.tls) or {"ssl_cert_reqs": ssl.CERT_REQUIRED}
+    return app
+
+
+def _amqp_tls(options: Mapping[str, Any]) -> dict[str, Any]:
+    names = {
+        "ssl_ca_certs": "ca_certs",
+        "ssl_certfile": "certfile",
+        "ssl_keyfile": "keyfile",
+        "ssl_cert_reqs": "cert_reqs",
+    }
+    return {names[k]: v for k, v in options.items()}
+
+
+class PolledRedisBackend(RedisBackend):  # type: ignore[misc]
+    """The Redis result store, read by polling many tasks at once (one MGET a tick, from one
+    thread): the stock one subscribes to every task sent, and nobody would read those messages."""
+
+    def on_task_call(self, producer: object, task_id: str) -> None:
+        """Nothing to subscribe to: the coordinator polls."""
+
+
+class ProbeTask(Frozen):
+    """One probe as it travels to a worker: JSON, and never a credential."""
+
+    run: str
+    check: str
+    zone: str
+    """The zone whose queue carries the task: the worker serving it must be of that zone."""
+    vantage: str | None = None
+    """An outside vantage (the zone itself, e.g. `internet`); None: probed from inside its zone."""
+    target: Target
+    timeout: float
+    settings: dict[str, Any]
+    rules: tuple[dict[str, Any], ...] = ()
+    """Each rule without its params, which travel beside it (`params`) in the same order."""
+    params: tuple[dict[str, Any], ...] = ()
+    prior: tuple[Observation, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return task_id(self.run, self.check, self.vantage, self.target.system.id, self.target.address)
+
+
+def probe_task(
+    run: str, check: Check, target: Target, ctx: ProbeContext[Any], vantage: str | None
+) -> ProbeTask:
+    zone = vantage or target.zone
+    if zone is None:
+        raise ConfigError(f"host {target.address} is in no zone: the celery engine sends probes to zones")
+    return ProbeTask(
+        run=run,
+        check=check.name,
+        zone=zone,
+        vantage=vantage,
+        target=target,
+        timeout=ctx.timeout,
+        settings=ctx.settings.model_dump(mode="json"),
+        rules=tuple(r.model_dump(mode="json", exclude={"params"}) for r in ctx.rules),
+        params=tuple(r.params.model_dump(mode="json") for r in ctx.rules),
+        prior=ctx.prior,
+    )
+
+
+# -- the worker ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WorkerScope:
+    """What a worker may do, from its own configuration only."""
+
+    zone: str
+    networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+    registry: Registry
+    credentials: Callable[[Target], Credential | None] = lambda _target: None
+    max_timeout: float = 120.0
+    """The largest probe budget it grants; a task asking for more gets this."""
+
+    def refusal(self, task: ProbeTask) -> str | None:
+        """Why this worker will not probe the task's target, or None when it may."""
+        if task.zone != self.zone:
+            return f"refused by worker {self.zone}: the task is for zone {task.zone}"
+        ip = ipaddress.ip_address(task.target.ip)
+        if not any(ip in network for network in self.networks):
+            return f"refused by worker {self.zone}: {ip} is outside its networks"
+        if task.check not in self.registry.checks:
+            return f"refused by worker {self.zone}: check {task.check} is not installed there"
+        return None
+
+
+def parse_networks(values: Iterable[str]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    networks = []
+    for value in values:
+        try:
+            networks.append(ipaddress.ip_network(value, strict=False))
+        except ValueError:
+            raise ConfigError(f"--networks {value!r}: not a network (CIDR)") from None
+    return tuple(networks)
+
+
+def run_task(scope: WorkerScope, payload: Any, stop: threading.Event) -> list[dict[str, Any]]:
+    """A worker's answer to one task: what the probe saw (JSON), each observation marked with
+    the worker's zone as its vantage, or an `error` observation saying why it was refused."""
+    try:
+        task = ProbeTask.model_validate(payload, context={DATA_MODELS: scope.registry.data_models})
+    except ValidationError as exc:
+        log.warning("refused a malformed task: %s", exc.errors()[0]["msg"])
+        raise ValueError(f"refused by worker {scope.zone}: malformed task") from None
+    refused = scope.refusal(task)
+    if refused is not None:
+        log.warning("%s (task %s)", refused, task.key)
+        return [_answer(Observation.failed(task.check, task.target, refused), scope.zone)]
+    check = scope.registry.check(task.check)
+    try:
+        ctx = ProbeContext[Any](
+            timeout=min(task.timeout, scope.max_timeout),
+            settings=check.settings_model.model_validate(task.settings),
+            rules=tuple(_rule(scope.registry, r, p) for r, p in zip(task.rules, task.params, strict=True)),
+            prior=task.prior,
+            credential=scope.credentials(task.target),
+        )
+    except (ValidationError, ValueError) as exc:
+        reason = f"the task's settings or rules do not fit check {task.check} here: {exc}"
+        return [_answer(Observation.failed(task.check, task.target, reason), scope.zone)]
+    seen = probe_target(check, task.target, ctx, stop)
+    if seen is None:
+        raise RuntimeError(f"worker {scope.zone} stopped during the probe")
+    return [_answer(o, scope.zone) for o in seen]
+
+
+def _answer(obs: Observation, zone: str) -> dict[str, Any]:
+    return obs.model_copy(update={"vantage": zone}).model_dump(mode="json")
+
+
+def _rule(registry: Registry, rule: Mapping[str, Any], params: Mapping[str, Any]) -> ResolvedRule:
+    found = registry.control(str(rule.get("control")))
+    if found is None:
+        raise ValueError(f"control {rule.get('control')} is not installed")
+    return ResolvedRule.model_validate({**rule, "params": found[1].params_model.model_validate(params)})
+
+
+def serve(scope: WorkerScope, broker: Broker, concurrency: int, hostname: str) -> None:
+    """Consume the zone's queue until the worker is told to stop (SIGTERM: warm shutdown)."""
+    app = celery_app(broker, visibility_timeout(scope.max_timeout))
+    stop = threading.Event()
+
+    @app.task(name=TASK_NAME)  # type: ignore[untyped-decorator]
+    def probe(payload: Any) -> list[dict[str, Any]]:
+        return run_task(scope, payload, stop)
+
+    worker = app.Worker(
+        hostname=hostname,
+        queues=[queue_for(scope.zone)],
+        concurrency=concurrency,
+        pool="threads",
+        quiet=True,
+        without_mingle=True,
+        without_gossip=True,
+        loglevel="WARNING",
+    )
+    try:
+        worker.start()
+    finally:
+        stop.set()
+
+
+# -- the coordinator ----------------------------------------------------------------------------
+
+
+@dataclass
+class _Pending:
+    task: ProbeTask
+    target: Target
+    answer: "Future[list[Observation] | None]"
+
+
+class Coordinator:
+    """Sends each probe to its zone's queue and hands back what the zone's worker saw.
+
+    One thread talks to Celery (sending, and polling the result store in batches); another asks
+    which zones have a live worker. A zone without one gets `error` observations, "no worker for
+    zone X", at once or as soon as its last worker is gone; a zone whose workers stop answering
+    for longer than a probe could take, redelivery included, gets them too. A broker that stops
+    answering ends the run: `lost` says why, `stop` is set, and what was stored is kept."""
+
+    def __init__(
+        self,
+        broker: Broker,
+        run: str,
+        data_models: Mapping[str, type[BaseModel]],
+        stop: threading.Event,
+        timeout: float,
+        redo: Iterable[ProbeKey] = (),
+    ) -> None:
+        self._app = celery_app(broker, visibility_timeout(timeout))
+        self._broker = broker
+        self._run = run
+        self._models = dict(data_models)
+        self.stop = stop
+        self._redo = {task_id(run, *split_probe_check(check), system, host) for check, system, host in redo}
+        self._stall = visibility_timeout(timeout) + RESTORE_SECONDS + timeout + GRACE + DEAD_AFTER
+        self._incoming: queue.Queue[_Pending] = queue.Queue()
+        self._pending: dict[str, _Pending] = {}
+        self._seen: dict[str, float] = {}
+        """Zone -> when a worker of it last answered the liveness question."""
+        self._progress: dict[str, float] = {}
+        """Zone -> when it last answered a task (or was first given one)."""
+        self._closed = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.lost: str | None = None
+
+    def __enter__(self) -> "Coordinator":
+        try:
+            self._check_liveness()
+        except BrokerLost as exc:
+            raise ConfigError(f"broker {self._broker.shown} does not answer: {exc}") from None
+        for name, loop in (("attt-dispatch", self._dispatch), ("attt-liveness", self._liveness)):
+            thread = threading.Thread(target=loop, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._closed.set()
+        for thread in self._threads:
+            thread.join(INSPECT_SECONDS + _BROKER_SECONDS)
+
+    @property
+    def live_zones(self) -> frozenset[str]:
+        now = time.monotonic()
+        return frozenset(zone for zone, seen in self._seen.items() if now - seen < DEAD_AFTER)
+
+    def __call__(self, check: Check, target: Target, ctx: ProbeContext[Any]) -> list[Observation] | None:
+        return self.probe(check, target, ctx, None)
+
+    def probe(
+        self, check: Check, target: Target, ctx: ProbeContext[Any], vantage: str | None
+    ) -> list[Observation] | None:
+        """What the zone's worker saw; None when the run stopped first (the probe is left for
+        `--resume`)."""
+        task = probe_task(self._run, check, target, ctx, vantage)
+        answer: Future[list[Observation] | None] = Future()
+        self._incoming.put(_Pending(task, target, answer))
+        while not self.stop.is_set():
+            try:
+                return answer.result(timeout=0.2)
+            except TimeoutError:
+                continue
+        return None
+
+    # The dispatcher thread: the only one that sends tasks and reads results.
+
+    def _dispatch(self) -> None:
+        backend = self._app.backend
+        try:
+            while not self._closed.is_set() and not self.stop.is_set():
+                busy = self._send_new(backend)
+                busy |= self._collect(backend)
+                self._give_up_on_silent_zones()
+                if not busy:
+                    time.sleep(_POLL_SECONDS)
+        except (KombuError, RedisError, OSError) as exc:
+            self._lose(exc)
+        finally:
+            for pending in self._pending.values():
+                pending.answer.set_result(None)
+            self._pending.clear()
+
+    def _send_new(self, backend: PolledRedisBackend) -> bool:
+        sent = False
+        while True:
+            try:
+                pending = self._incoming.get_nowait()
+            except queue.Empty:
+                return sent
+            sent = True
+            key, zone = pending.task.key, pending.task.zone
+            if zone not in self.live_zones:
+                self._answer_error(pending, f"no worker for zone {zone}")
+                continue
+            if key in self._redo:
+                backend.forget(key)  # the earlier attempt's error is not this attempt's answer
+            elif (meta := backend.get_task_meta(key))["status"] in ("SUCCESS", "FAILURE"):
+                self._resolve(pending, meta)  # answered after the earlier attempt ended: not run twice
+                continue
+            self._pending[key] = pending
+            self._progress.setdefault(zone, time.monotonic())
+            self._app.send_task(
+                TASK_NAME,
+                args=[pending.task.model_dump(mode="json")],
+                task_id=key,
+                queue=queue_for(zone),
+                retry=True,
+            )
+
+    def _collect(self, backend: PolledRedisBackend) -> bool:
+        if not self._pending:
+            return False
+        answered = False
+        ready = backend.get_many(set(self._pending), interval=0, max_iterations=1)
+        for key, meta in list(ready):
+            pending = self._pending.pop(key, None)
+            if pending is not None:
+                self._progress[pending.task.zone] = time.monotonic()
+                self._resolve(pending, meta)
+                answered = True
+        return answered
+
+    def _give_up_on_silent_zones(self) -> None:
+        now, live = time.monotonic(), self.live_zones
+        for key, pending in list(self._pending.items()):
+            zone = pending.task.zone
+            if zone not in live:
+                reason = f"no worker for zone {zone}"
+            elif now - self._progress.get(zone, now) > self._stall:
+                reason = f"no answer from the workers of zone {zone} in {self._stall:.0f} s"
+            else:
+                continue
+            del self._pending[key]
+            self._answer_error(pending, reason)
+
+    def _resolve(self, pending: _Pending, meta: Mapping[str, Any]) -> None:
+        if meta.get("status") != "SUCCESS":
+            failure = meta.get("result")
+            detail = failure.get("exc_message") if isinstance(failure, dict) else failure
+            reason = detail[0] if isinstance(detail, list | tuple) and detail else detail
+            self._answer_error(pending, f"worker of zone {pending.task.zone} failed: {reason}")
+            return
+        try:
+            seen = [
+                Observation.model_validate(raw, context={DATA_MODELS: self._models})
+                for raw in meta.get("result") or ()
+            ]
+        except (ValidationError, TypeError):
+            self._answer_error(pending, f"the answer of zone {pending.task.zone}'s worker is malformed")
+            return
+        task = pending.task
+        # A worker answers for its own probe only, made from its own zone.
+        mine = [
+            own_observation(o, task.check, pending.target)
+            if o.vantage == task.zone
+            else self._foreign(task, pending)
+            for o in seen
+        ]
+        pending.answer.set_result(mine)
+
+    def _foreign(self, task: ProbeTask, pending: _Pending) -> Observation:
+        return self._error(pending, f"the answer claims a vantage other than zone {task.zone}")
+
+    def _error(self, pending: _Pending, reason: str) -> Observation:
+        failed = Observation.failed(pending.task.check, pending.target, reason)
+        return failed.model_copy(update={"vantage": pending.task.vantage})
+
+    def _answer_error(self, pending: _Pending, reason: str) -> None:
+        pending.answer.set_result([self._error(pending, reason)])
+
+    # The liveness thread.
+
+    def _liveness(self) -> None:
+        while not self._closed.wait(LIVENESS_SECONDS) and not self.stop.is_set():
+            try:
+                self._check_liveness()
+            except BrokerLost as exc:
+                self._lose(exc)
+
+    def _check_liveness(self) -> None:
+        try:
+            replies = self._app.control.inspect(timeout=INSPECT_SECONDS).active_queues() or {}
+        except (KombuError, RedisError, OSError) as exc:
+            raise BrokerLost(_reason(exc)) from None
+        now = time.monotonic()
+        for queues in replies.values():
+            for q in queues or ():
+                name = str(q.get("name", "")) if isinstance(q, dict) else ""
+                if name.startswith(QUEUE_PREFIX):
+                    self._seen[name.removeprefix(QUEUE_PREFIX)] = now
+
+    def _lose(self, exc: BaseException) -> None:
+        if self.lost is None:
+            self.lost = f"broker {self._broker.shown} stopped answering: {_reason(exc)}"
+        self.stop.set()
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -1,0 +1,163 @@
+"""The celery engine with real parts: redis-server, two zones in two network namespaces, and
+`attt worker` processes inside them (harness.py). Each zone's hosts listen only inside its own
+namespace, so a worker can reach its own zone and nothing else; the coordinator (this process)
+reaches no host at all, only the broker's unix socket.
+
+Loopback range: 127.0.180.0/22 (dmz 127.0.180.0/24, internal 127.0.181.0/24, a zone with no
+worker 127.0.182.0/24), inside the namespaces the tests create.
+"""
+
+import json
+import sqlite3
+import subprocess
+import textwrap
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from attt.scanner.cli import main
+from attt.scanner.distributed import TASK_NAME, celery_app, queue_for, resolve_broker
+from attt.scanner.exitcodes import ExitCode
+from tests.distributed.harness import Namespace, Redis, can_run, namespace, redis_server, stop_process, wait_for_worker
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(can_run() is not None, reason=str(can_run()))]
+
+POLICY = Path(__file__).parents[1] / "scanner" / "e2e" / "policy.yaml"
+DMZ = ["127.0.180.1", "127.0.180.2", "127.0.180.3"]
+INTERNAL = ["127.0.181.1", "127.0.181.2"]
+TELNET_HOST = "127.0.180.2"
+TIMEOUT = "3"
+"""The probe budget (and the workers' --max-timeout): a task held by a killed worker runs
+elsewhere after 2 x (3 + 5) s."""
+
+
+def inventory(path: Path, zones: dict[str, list[str]]) -> Path:
+    networks = {"dmz": "127.0.180.0/24", "internal": "127.0.181.0/24", "dark": "127.0.182.0/24"}
+    zone_lines = "".join(f"  - {{id: {z}, name: Zone {z}, networks: [{networks[z]}]}}\n" for z in zones)
+    systems = ""
+    for zone, hosts in zones.items():
+        host_lines = "".join(f"      - {{address: {h}, services: [{{port: 8080, kind: http}}]}}\n" for h in hosts)
+        systems += f"  - id: sys-{zone}\n    name: System {zone}\n    owner: Agency\n    level: 2\n"
+        systems += f"    hosts:\n{host_lines}"
+    path.write_text(
+        textwrap.dedent("""\
+        province: Test
+        scope: [127.0.180.0/22]
+        zones:
+        """)
+        + zone_lines
+        + "systems:\n"
+        + systems
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Redis]:
+    with redis_server(tmp_path_factory.mktemp("redis")) as redis:
+        yield redis
+
+
+@pytest.fixture(scope="module")
+def zones(broker: Redis, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Namespace]]:
+    """Two zones, each with its hosts and one worker in its own namespace."""
+    logs = tmp_path_factory.mktemp("zones")
+    with namespace("dmz") as dmz, namespace("int") as internal:
+        for ns, hosts, zone, network in (
+            (dmz, DMZ, "dmz", "127.0.180.0/24"),
+            (internal, INTERNAL, "internal", "127.0.181.0/24"),
+        ):
+            endpoints = [(h, 8080) for h in hosts] + ([(TELNET_HOST, 2323)] if zone == "dmz" else [])
+            ns.listen(endpoints, logs / f"{zone}-listen.log")
+            ns.worker(broker, zone, [network], logs / f"{zone}-worker.log", "--max-timeout", TIMEOUT)
+        for zone in ("dmz", "internal"):
+            wait_for_worker(broker, zone)
+        yield {"dmz": dmz, "internal": internal}
+
+
+def scan(broker: Redis, tmp: Path, inv: Path, *extra: str) -> Result:
+    args = ["scan", "-i", str(inv), "-p", str(POLICY), "--check", "ports", "--timeout", TIMEOUT]
+    return _attt(broker, tmp, [*args, *extra])
+
+
+def _attt(broker: Redis, tmp: Path, args: list[str]) -> Result:
+    common = ["--engine", "celery", "--broker", broker.url, "--db", str(tmp / "attt.db"), "--format", "json"]
+    env = {"ATTT_BROKER_PASSWORD": broker.password, "ATTT_LANG": "en", "CI": "1"}
+    return CliRunner().invoke(main, [*args, *common], env=env)
+
+
+def rows(db: Path) -> list[dict[str, Any]]:
+    with sqlite3.connect(db) as conn:
+        return [json.loads(body) for (body,) in conn.execute("SELECT body FROM observations ORDER BY seq")]
+
+
+def probes(db: Path) -> list[tuple[str, str, str]]:
+    with sqlite3.connect(db) as conn:
+        return [tuple(r) for r in conn.execute("SELECT check_name, system, host FROM probes")]
+
+
+def run_status(db: Path) -> str:
+    with sqlite3.connect(db) as conn:
+        return str(conn.execute("SELECT status FROM runs").fetchone()[0])
+
+
+def test_a_run_across_two_zones_is_probed_by_each_zones_worker(
+    broker: Redis, zones: dict[str, Namespace], tmp_path: Path
+) -> None:
+    inv = inventory(tmp_path / "inventory.yaml", {"dmz": DMZ, "internal": INTERNAL})
+    result = scan(broker, tmp_path, inv, "--out", str(tmp_path / "out"))
+    assert result.exit_code == ExitCode.VIOLATION, result.output
+    seen = rows(tmp_path / "attt.db")
+    assert {(o["host"], o["vantage"], o["status"]) for o in seen} == {
+        *((h, "dmz", "ok") for h in DMZ),
+        *((h, "internal", "ok") for h in INTERNAL),
+    }
+    assert len(seen) == len(DMZ) + len(INTERNAL)
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["run"]["status"] == "complete"
+    failed = {(f["rule_id"], f["host"]) for f in report["findings"] if f["status"] == "fail"}
+    assert failed == {("E2E-TELNET", TELNET_HOST)}
+    summary = report["summary"]["systems"]
+    assert summary["sys-dmz"]["by_status"]["pass"] == 5  # 3 hosts x 2 rules, one failure
+    assert summary["sys-internal"]["by_status"]["pass"] == 4
+
+
+def test_a_zone_with_no_worker_is_an_error_in_bounded_time(
+    broker: Redis, zones: dict[str, Namespace], tmp_path: Path
+) -> None:
+    inv = inventory(tmp_path / "inventory.yaml", {"dmz": DMZ[:1], "dark": ["127.0.182.1"]})
+    started = time.monotonic()
+    result = scan(broker, tmp_path, inv)
+    assert time.monotonic() - started < 30
+    assert result.exit_code == ExitCode.INCOMPLETE, result.output
+    by_host = {o["host"]: o for o in rows(tmp_path / "attt.db")}
+    assert by_host["127.0.182.1"]["status"] == "error"
+    assert by_host["127.0.182.1"]["error"] == "no worker for zone dark"
+    assert by_host[DMZ[0]]["status"] == "ok"
+
+
+def test_a_forged_task_for_an_address_outside_the_zone_is_refused(
+    broker: Redis, zones: dict[str, Namespace], tmp_path: Path
+) -> None:
+    """A compromised broker sends the dmz worker a task for an internal host, straight to the
+    queue: the worker refuses it from its own configuration and says so."""
+    app = celery_app(resolve_broker(broker.url, None), 30)
+    target = {
+        "system": {"id": "sys-internal", "name": "x", "owner": "Agency", "level": 2},
+        "host": {"address": INTERNAL[0]},
+        "ip": INTERNAL[0],
+        "zone": "dmz",
+    }
+    payload = {"run": "forged", "check": "ports", "zone": "dmz", "target": target, "timeout": 3, "settings": {}}
+    answer = app.send_task(TASK_NAME, args=[payload], task_id="forged:ports:x:y", queue=queue_for("dmz"))
+    observations = answer.get(timeout=30)
+    assert len(observations) == 1
+    assert observations[0]["status"] == "error"
+    assert observations[0]["error"] == f"refused by worker dmz: {INTERNAL[0]} is outside its networks"
+    assert observations[0]["vantage"] == "dmz"
