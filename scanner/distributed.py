@@ -63,11 +63,13 @@ LIVENESS_SECONDS = 2.0
 """How often the coordinator asks which zones have a live worker."""
 INSPECT_SECONDS = 1.0
 """How long it waits for the workers' answers to that question."""
-DEAD_AFTER = 2 * LIVENESS_SECONDS + INSPECT_SECONDS
-"""A zone unseen for this long has no live worker: a busy worker may miss one answer, not two."""
+DEAD_AFTER = 10.0
+"""A zone unseen for this long has lost its last worker: a busy worker may miss an answer or
+two, and a worker restarted by systemd is back within it."""
 _POLL_SECONDS = 0.05
 _BROKER_SECONDS = 5.0
 """Connecting to, or waiting on, the broker: a broker gone quiet ends the run, it is not waited on."""
+_START_ATTEMPTS = 3
 _BACKEND = "attt.scanner.distributed:PolledRedisBackend"
 
 log = logging.getLogger("attt.worker")
@@ -431,10 +433,15 @@ class Coordinator:
         self.lost: str | None = None
 
     def __enter__(self) -> "Coordinator":
-        try:
-            self._check_liveness()
-        except BrokerLost as exc:
-            raise ConfigError(f"broker {self._broker.shown} does not answer: {exc}") from None
+        for attempt in range(_START_ATTEMPTS):
+            try:
+                self._check_liveness()
+                break
+            except BrokerLost as exc:
+                # A connection kept from before a broker restart fails once, then is made anew.
+                if attempt == _START_ATTEMPTS - 1:
+                    raise ConfigError(f"broker {self._broker.shown} does not answer: {exc}") from None
+                time.sleep(0.5)
         for name, loop in (("attt-dispatch", self._dispatch), ("attt-liveness", self._liveness)):
             thread = threading.Thread(target=loop, name=name, daemon=True)
             thread.start()

@@ -111,10 +111,17 @@ class Namespace:
     def command(self, argv: Sequence[str]) -> list[str]:
         return ["ip", "netns", "exec", self.name, *argv]
 
-    def spawn(self, argv: Sequence[str], log: Path, env: dict[str, str] | None = None) -> "subprocess.Popen[bytes]":
+    def spawn(
+        self, argv: Sequence[str], log: Path, env: dict[str, str] | None = None
+    ) -> "subprocess.Popen[bytes]":
         out = log.open("ab")
         process = subprocess.Popen(
-            self.command(argv), stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT, start_new_session=True
+            self.command(argv),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=ROOT,
+            start_new_session=True,
         )
         self.processes.append(process)
         return process
@@ -168,13 +175,20 @@ def namespace(label: str) -> Iterator[Namespace]:
 
 def wait_for_worker(redis: Redis, zone: str, seconds: float = 30.0) -> None:
     """Until a worker of the zone answers the liveness question the coordinator asks."""
+    from kombu.exceptions import KombuError
+    from redis.exceptions import RedisError
+
     from attt.scanner.distributed import QUEUE_PREFIX, celery_app, resolve_broker
 
     os.environ["ATTT_BROKER_PASSWORD"] = redis.password
     app = celery_app(resolve_broker(redis.url, None), 30)
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        replies = app.control.inspect(timeout=1.0).active_queues() or {}
+        try:
+            replies = app.control.inspect(timeout=1.0).active_queues() or {}
+        except (OSError, KombuError, RedisError):  # a broker that was just restarted
+            time.sleep(0.2)
+            continue
         names = {q.get("name") for queues in replies.values() for q in queues or ()}
         if f"{QUEUE_PREFIX}{zone}" in names:
             return

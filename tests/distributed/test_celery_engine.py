@@ -3,13 +3,13 @@
 namespace, so a worker can reach its own zone and nothing else; the coordinator (this process)
 reaches no host at all, only the broker's unix socket.
 
-Loopback range: 127.0.180.0/22 (dmz 127.0.180.0/24, internal 127.0.181.0/24, a zone with no
-worker 127.0.182.0/24), inside the namespaces the tests create.
+Loopback range: 127.0.180.0-127.0.184.255 (dmz 127.0.180.0/24, internal 127.0.181.0/24, a zone with no
+worker 127.0.182.0/24, the killed worker 127.0.183.0/24, the stopped broker 127.0.184.0/24), inside the namespaces the tests create.
 """
 
 import json
+import signal
 import sqlite3
-import subprocess
 import textwrap
 import threading
 import time
@@ -19,12 +19,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from click.testing import CliRunner, Result
 
 from attt.scanner.cli import main
-from attt.scanner.distributed import TASK_NAME, celery_app, queue_for, resolve_broker
+from attt.scanner.distributed import TASK_NAME, celery_app, queue_for, resolve_broker, visibility_timeout
 from attt.scanner.exitcodes import ExitCode
-from tests.distributed.harness import Namespace, Redis, can_run, namespace, redis_server, stop_process, wait_for_worker
+from tests.distributed.harness import (
+    Namespace,
+    Redis,
+    can_run,
+    namespace,
+    redis_server,
+    stop_process,
+    wait_for_worker,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(can_run() is not None, reason=str(can_run()))]
 
@@ -38,17 +47,25 @@ elsewhere after 2 x (3 + 5) s."""
 
 
 def inventory(path: Path, zones: dict[str, list[str]]) -> Path:
-    networks = {"dmz": "127.0.180.0/24", "internal": "127.0.181.0/24", "dark": "127.0.182.0/24"}
+    networks = {
+        "dmz": "127.0.180.0/24",
+        "internal": "127.0.181.0/24",
+        "dark": "127.0.182.0/24",
+        "kz": "127.0.183.0/24",
+        "bz": "127.0.184.0/24",
+    }
     zone_lines = "".join(f"  - {{id: {z}, name: Zone {z}, networks: [{networks[z]}]}}\n" for z in zones)
     systems = ""
     for zone, hosts in zones.items():
-        host_lines = "".join(f"      - {{address: {h}, services: [{{port: 8080, kind: http}}]}}\n" for h in hosts)
+        host_lines = "".join(
+            f"      - {{address: {h}, services: [{{port: 8080, kind: http}}]}}\n" for h in hosts
+        )
         systems += f"  - id: sys-{zone}\n    name: System {zone}\n    owner: Agency\n    level: 2\n"
         systems += f"    hosts:\n{host_lines}"
     path.write_text(
         textwrap.dedent("""\
         province: Test
-        scope: [127.0.180.0/22]
+        scope: [127.0.176.0/20]
         zones:
         """)
         + zone_lines
@@ -154,10 +171,136 @@ def test_a_forged_task_for_an_address_outside_the_zone_is_refused(
         "ip": INTERNAL[0],
         "zone": "dmz",
     }
-    payload = {"run": "forged", "check": "ports", "zone": "dmz", "target": target, "timeout": 3, "settings": {}}
+    payload = {
+        "run": "forged",
+        "check": "ports",
+        "zone": "dmz",
+        "target": target,
+        "timeout": 3,
+        "settings": {},
+    }
     answer = app.send_task(TASK_NAME, args=[payload], task_id="forged:ports:x:y", queue=queue_for("dmz"))
     observations = answer.get(timeout=30)
     assert len(observations) == 1
     assert observations[0]["status"] == "error"
     assert observations[0]["error"] == f"refused by worker dmz: {INTERNAL[0]} is outside its networks"
     assert observations[0]["vantage"] == "dmz"
+
+
+def _when(condition: Any, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(what)
+        time.sleep(0.05)
+
+
+def _stored(db: Path) -> int:
+    try:
+        return len(probes(db))
+    except sqlite3.Error:
+        return 0
+
+
+def _unacked(broker: Redis) -> int:
+    """Tasks a worker has taken and not yet acknowledged (kombu's Redis bookkeeping)."""
+    client = redis.Redis(unix_socket_path=str(broker.socket), password=broker.password)
+    try:
+        return int(client.hlen("unacked"))
+    finally:
+        client.close()
+
+
+def test_a_worker_killed_mid_run_has_its_task_run_by_another_with_nothing_duplicated(
+    broker: Redis, tmp_path: Path
+) -> None:
+    hosts = [f"127.0.183.{i}" for i in range(1, 7)]
+    inv = inventory(tmp_path / "inventory.yaml", {"kz": hosts})
+    db = tmp_path / "attt.db"
+    events: list[str] = []
+    with namespace("kill") as ns:
+        ns.listen([(h, 8080) for h in hosts], tmp_path / "listen.log")
+        first = ns.worker(
+            broker,
+            "kz",
+            ["127.0.183.0/24"],
+            tmp_path / "a.log",
+            "--concurrency",
+            "1",
+            "--max-timeout",
+            TIMEOUT,
+        )
+        wait_for_worker(broker, "kz")
+
+        def kill_then_replace() -> None:
+            # Killed while it holds a task it has not acknowledged: that task must run elsewhere.
+            _when(lambda: _stored(db) >= 1 and _unacked(broker) >= 1, 60, "a first probe")
+            stop_process(first, signal.SIGKILL)
+            events.append(f"killed after {_stored(db)} probe(s)")
+            ns.worker(
+                broker,
+                "kz",
+                ["127.0.183.0/24"],
+                tmp_path / "b.log",
+                "--concurrency",
+                "2",
+                "--max-timeout",
+                TIMEOUT,
+            )
+
+        killer = threading.Thread(target=kill_then_replace)
+        killer.start()
+        started = time.monotonic()
+        result = scan(broker, tmp_path, inv)
+        elapsed = time.monotonic() - started
+        killer.join(60)
+    assert events, result.output
+    assert result.exit_code == ExitCode.OK, result.output
+    assert run_status(db) == "complete"
+    assert Counter(h for _c, _s, h in probes(db)) == Counter(hosts)
+    seen = rows(db)
+    assert Counter(o["host"] for o in seen) == Counter(hosts)
+    assert {(o["status"], o["vantage"]) for o in seen} == {("ok", "kz")}
+    # The task the dead worker held waited for the visibility timeout (2 x (3 + 5) s) first.
+    assert elapsed > visibility_timeout(float(TIMEOUT)) - 1
+
+
+def test_a_broker_stopped_mid_run_leaves_the_run_incomplete_and_resumable(tmp_path: Path) -> None:
+    hosts = [f"127.0.184.{i}" for i in range(1, 7)]
+    inv = inventory(tmp_path / "inventory.yaml", {"bz": hosts})
+    db = tmp_path / "attt.db"
+    with redis_server(tmp_path / "redis") as own, namespace("brk") as ns:
+        ns.listen([(h, 8080) for h in hosts], tmp_path / "listen.log")
+        worker = ns.worker(own, "bz", ["127.0.184.0/24"], tmp_path / "a.log", "--concurrency", "1")
+        wait_for_worker(own, "bz")
+
+        def stop_broker() -> None:
+            _when(lambda: _stored(db) >= 2, 20, "two probes")
+            own.stop()
+
+        stopper = threading.Thread(target=stop_broker)
+        stopper.start()
+        started = time.monotonic()
+        result = scan(own, tmp_path, inv)
+        stopper.join(60)
+        assert time.monotonic() - started < 60, result.output
+        assert result.exit_code == ExitCode.INTERRUPTED, result.output
+        errors = [line for line in result.output.splitlines() if "error:" in line]
+        assert len(errors) == 1, result.output
+        assert "stopped answering" in errors[0] and "attt scan --resume" in errors[0]
+        assert own.password not in result.output
+        assert "Traceback" not in result.output
+        assert run_status(db) == "incomplete"
+        kept = _stored(db)
+        assert 2 <= kept < len(hosts)
+        run_id = errors[0].split("run ", 1)[1].split()[0]
+
+        own.start()  # the broker is back, empty (no persistence): the resumed run sends again
+        stop_process(worker)
+        ns.worker(own, "bz", ["127.0.184.0/24"], tmp_path / "b.log")
+        wait_for_worker(own, "bz")
+        resumed = _attt(own, tmp_path, ["scan", "--resume", run_id])
+    assert resumed.exit_code == ExitCode.OK, resumed.output
+    assert run_status(db) == "complete"
+    assert Counter(h for _c, _s, h in probes(db)) == Counter(hosts)
+    assert Counter(o["host"] for o in rows(db)) == Counter(hosts)
