@@ -458,10 +458,7 @@ class Coordinator:
         now = time.monotonic()
         return frozenset(zone for zone, seen in self._seen.items() if now - seen < DEAD_AFTER)
 
-    def __call__(self, check: Check, target: Target, ctx: ProbeContext[Any]) -> list[Observation] | None:
-        return self.probe(check, target, ctx, None)
-
-    def probe(
+    def __call__(
         self, check: Check, target: Target, ctx: ProbeContext[Any], vantage: str | None
     ) -> list[Observation] | None:
         """What the zone's worker saw; None when the run stopped first (the probe is left for

@@ -1,5 +1,6 @@
 """The scan pipeline: configuration (checked before any packet) -> probes -> evaluation -> report."""
 
+import json
 import secrets
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -16,7 +17,7 @@ from attt.scanner.inventory import load_inventory, resolve_targets, select_targe
 from attt.scanner.models.observation import Observation, ProbeKey
 from attt.scanner.models.policy import ResolvedPolicy
 from attt.scanner.models.report import PolicyRef, Report, RunInfo, RunStatus, Summary
-from attt.scanner.models.target import SystemInfo, Target
+from attt.scanner.models.target import Inventory, SystemInfo, Target
 from attt.scanner.plugin import Credential
 from attt.scanner.policy import default_policy_ref, load_policy
 from attt.scanner.registry import Registry
@@ -118,6 +119,7 @@ def prepare(
             "waivers": ",".join(str(w) for w in request.waivers),
             "inventory": str(loaded.path),
             "trigger": request.trigger,
+            **_vantages_option(loaded.inventory),
         },
         owners=loaded.inventory.owners,
         judged_by=judged_by(systems, policies, request.policy_mode),
@@ -129,6 +131,25 @@ def prepare(
         policies=policies,
         inventory=str(loaded.path.resolve()),
     )
+
+
+VANTAGES = "vantages"
+"""Run option: zone -> the outside vantages that reach it, as JSON, so a resumed run probes
+from the same places."""
+
+
+def _vantages_option(inventory: Inventory) -> dict[str, str]:
+    reached = {
+        z.id: [v.id for v in inventory.vantages_reaching(z.id)] for z in inventory.zones if not z.outside
+    }
+    reached = {zone: ids for zone, ids in reached.items() if ids}
+    return {VANTAGES: json.dumps(reached, sort_keys=True)} if reached else {}
+
+
+def vantages(info: RunInfo) -> dict[str, tuple[str, ...]]:
+    """Zone -> the outside vantages a run probes its hosts from (with the celery engine)."""
+    raw = json.loads(info.options.get(VANTAGES) or "{}")
+    return {str(zone): tuple(str(v) for v in ids) for zone, ids in raw.items()}
 
 
 def prepare_resume(
@@ -282,6 +303,7 @@ def run_scan(
         concurrency=options.concurrency,
         credentials=options.credentials,
         done=prepared.done,
+        vantages=vantages(info) if remote is not None else {},
     )
     with _heartbeat(store, info.id):
         complete = runner.run(plan)

@@ -282,6 +282,7 @@ class _Resolver:
             remediation=spec.remediation,
             references=spec.references,
             policy=rule.policy,
+            vantage=spec.vantage,
         )
 
 

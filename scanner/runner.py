@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from attt.scanner.models.observation import Observation, ProbeKey
+from attt.scanner.models.observation import Observation, ProbeKey, probe_check
 from attt.scanner.models.policy import ResolvedPolicy, ResolvedRule
 from attt.scanner.models.target import Target
 from attt.scanner.plugin import Batched, Check, Credential, ProbeContext
@@ -51,6 +51,10 @@ class ScanPlan:
     credentials: Callable[[Target], Credential | None] = field(default=lambda _target: None)
     done: Mapping[ProbeKey, Sequence[Observation]] = field(default_factory=dict)
     """(check, system, host) -> observations of probes an earlier attempt finished: not repeated."""
+    vantages: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    """Zone -> the outside vantages that reach it (`Inventory.vantages_reaching`): a host of the
+    zone is probed from each of them too, by the checks of its rules that need such a vantage.
+    Only a remote engine has workers there; the local engine probes from where it runs."""
 
 
 class ProgressSink:
@@ -63,9 +67,9 @@ class ProgressSink:
         """A probe ended with these observations."""
 
 
-Prober = Callable[[Check, Target, ProbeContext[Any]], "list[Observation] | None"]
-"""Makes one probe somewhere else (a worker of the target's zone) and returns what it saw, or
-None when the scan was stopped before it answered."""
+Prober = Callable[[Check, Target, ProbeContext[Any], str | None], "list[Observation] | None"]
+"""Makes one probe somewhere else (a worker of the target's zone, or of the outside vantage
+given) and returns what it saw, or None when the scan was stopped before it answered."""
 
 
 class Runner:
@@ -144,16 +148,17 @@ class Runner:
         """Every check on one host, for each system that registers it. A probe whose context is
         the same for several systems (same settings, rules, credential, earlier facts) runs
         once; each system gets its own copy of what it saw, and is judged on it."""
-        seen: dict[tuple[str, str], list[Observation]] = {}  # (system, check) -> observations
-        for name in plan.checks:
+        seen: dict[tuple[str, str], list[Observation]] = {}  # (system, probe check) -> observations
+        for name, vantage in self._steps(plan, targets):
             check = self._registry.check(name)
+            key = probe_check(name, vantage)
             groups: list[tuple[ProbeContext[Any], list[Target]]] = []  # contexts are not hashable
             for target in targets:
-                earlier = plan.done.get((name, *target.key))
+                earlier = plan.done.get((key, *target.key))
                 if earlier is not None:
-                    seen[(target.system.id, name)] = list(earlier)
+                    seen[(target.system.id, key)] = list(earlier)
                     continue
-                ctx = _comparable(self._context(plan, target, check, seen))
+                ctx = _comparable(self._context(plan, target, check, seen, vantage))
                 same = next((group for other, group in groups if other == ctx), None)
                 if same is None:
                     groups.append((ctx, [target]))
@@ -162,9 +167,34 @@ class Runner:
             for _ctx, group in groups:
                 if self.stop.is_set():
                     return False
-                if not self._probe_group(check, plan, group, seen, batches.get(name)):
+                batch = None if vantage else batches.get(name)
+                if not self._probe_group(check, plan, group, seen, batch, vantage):
                     return False
         return True
+
+    def _steps(self, plan: ScanPlan, targets: Sequence[Target]) -> list[tuple[str, str | None]]:
+        """(check, vantage) in the order a host is probed: every check from inside its zone,
+        then, from each outside vantage that reaches the zone, the checks of the rules that
+        must be judged from outside (`vantage: internet`) and the checks they read."""
+        steps: list[tuple[str, str | None]] = [(name, None) for name in plan.checks]
+        zone = targets[0].zone
+        outside = plan.vantages.get(zone, ()) if zone is not None else ()
+        if not outside:
+            return steps
+        wanted = {
+            r.check
+            for t in targets
+            for p in plan.policies.get(t.system.id, ())
+            for r in p.rules
+            if r.vantage is not None and r.applies(t.system)
+        }
+        needed: set[str] = set()
+        while wanted - needed:
+            name = (wanted - needed).pop()
+            needed.add(name)
+            wanted.update(self._registry.check(name).after if name in self._registry.checks else ())
+        chosen = [name for name in plan.checks if name in needed]
+        return steps + [(name, vantage) for vantage in outside for name in chosen]
 
     def _probe_group(
         self,
@@ -173,15 +203,17 @@ class Runner:
         group: Sequence[Target],
         seen: dict[tuple[str, str], list[Observation]],
         batch: "_Batches | None" = None,
+        vantage: str | None = None,
     ) -> bool:
         first = group[0]
-        ctx = self._context(plan, first, check, seen)
+        key = probe_check(check.name, vantage)
+        ctx = self._context(plan, first, check, seen, vantage)
         for target in group:
-            self._progress.started(target, check.name)
+            self._progress.started(target, key)
         if batch is not None and batch.holds(first):
             observations = batch.wait(first)
         elif self._remote is not None:
-            observations = self._remote(check, first, ctx)
+            observations = self._remote(check, first, ctx, vantage)
         else:
             observations = probe_target(check, first, ctx, self.stop)
         if observations is None or (self.stop.is_set() and any(o.status == "error" for o in observations)):
@@ -196,13 +228,18 @@ class Runner:
             ]
         for target in group:
             mine = [o.model_copy(update={"system": target.system.id}) for o in observations]
-            self._sink(target, check.name, mine)
-            seen[(target.system.id, check.name)] = mine
-            self._progress.finished(target, check.name, mine)
+            self._sink(target, key, mine)
+            seen[(target.system.id, key)] = mine
+            self._progress.finished(target, key, mine)
         return True
 
     def _context(
-        self, plan: ScanPlan, target: Target, check: Check, seen: Mapping[tuple[str, str], list[Observation]]
+        self,
+        plan: ScanPlan,
+        target: Target,
+        check: Check,
+        seen: Mapping[tuple[str, str], list[Observation]],
+        vantage: str | None = None,
     ) -> ProbeContext[Any]:
         policies = plan.policies.get(target.system.id, ())
         rules: list[ResolvedRule] = [
@@ -212,7 +249,9 @@ class Runner:
             timeout=plan.timeout,
             settings=_settings_for(check, policies),
             rules=tuple(rules),
-            prior=tuple(o for dep in check.after for o in seen.get((target.system.id, dep), ())),
+            prior=tuple(
+                o for dep in check.after for o in seen.get((target.system.id, probe_check(dep, vantage)), ())
+            ),
             credential=plan.credentials(target),
         )
 

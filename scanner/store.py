@@ -28,7 +28,13 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from attt.scanner.changes import choose_baseline
 from attt.scanner.errors import RunBusyError, StoreError, StoreWriteError
 from attt.scanner.models.finding import Finding
-from attt.scanner.models.observation import DATA_MODELS, Observation, ProbeKey
+from attt.scanner.models.observation import (
+    DATA_MODELS,
+    Observation,
+    ProbeKey,
+    observed_by,
+    split_probe_check,
+)
 from attt.scanner.models.report import RunInfo, RunStatus
 from attt.scanner.models.target import SystemInfo, Target
 
@@ -304,11 +310,13 @@ class Store:
         lease = lease or Lease.mine()
         with self._transaction() as db:
             row = db.execute(
-                "SELECT lease_pid, lease_host, heartbeat, inventory FROM runs WHERE id = ?", (run_id,)
+                "SELECT lease_pid, lease_host, heartbeat, inventory, targets FROM runs WHERE id = ?",
+                (run_id,),
             ).fetchone()
             if row is None:
                 raise StoreError(f"no run {run_id!r} in {self.path}")
-            pid, host, beat, inventory = row
+            pid, host, beat, inventory, targets = row
+            zones = {t.key: t.zone for t in _targets.validate_json(targets)}
             if (pid, host) != (lease.pid, lease.host) and _live(pid, host, beat):
                 raise RunBusyError(
                     f"run {run_id} is still running (process {pid} on {host}, heartbeat {beat});"
@@ -320,10 +328,18 @@ class Store:
                     "DELETE FROM probes WHERE run_id = ? AND check_name = ? AND system = ? AND host = ?",
                     (run_id, check, system, host_address),
                 )
-                db.execute(
-                    "DELETE FROM observations WHERE run_id = ? AND system = ?"
-                    " AND json_extract(body, '$.check') = ? AND json_extract(body, '$.host') = ?",
-                    (run_id, system, check, host_address),
+                # The probe from an outside vantage (`tls@internet`) and the one from inside the
+                # host's zone observe the same check: each forgets only its own observations.
+                bare, _vantage = split_probe_check(check)
+                rows = db.execute(
+                    "SELECT seq, json_extract(body, '$.vantage') FROM observations WHERE run_id = ? AND"
+                    " system = ? AND json_extract(body, '$.check') = ? AND json_extract(body, '$.host') = ?",
+                    (run_id, system, bare, host_address),
+                ).fetchall()
+                zone = zones.get((system, host_address))
+                db.executemany(
+                    "DELETE FROM observations WHERE run_id = ? AND seq = ?",
+                    ((run_id, seq) for seq, vantage in rows if observed_by(bare, vantage, zone) == check),
                 )
             info = self._info(db, run_id).model_copy(update={"status": "running", "finished": None})
             db.execute(
@@ -367,8 +383,10 @@ class Store:
                 "SELECT check_name, system, host FROM probes WHERE run_id = ?", (stored.info.id,)
             ).fetchall()
         by_probe: dict[ProbeKey, list[Observation]] = {}
+        zones = {t.key: t.zone for t in stored.targets}
         for obs in stored.observations:
-            by_probe.setdefault((obs.check, obs.system, obs.host), []).append(obs)
+            key = observed_by(obs.check, obs.vantage, zones.get((obs.system, obs.host)))
+            by_probe.setdefault((key, obs.system, obs.host), []).append(obs)
         return {(c, s, h): tuple(by_probe.get((c, s, h), ())) for c, s, h in rows}
 
     def mark(self, run_id: str, status: RunStatus, finished: datetime) -> RunInfo:

@@ -30,6 +30,12 @@ def split_probe_check(component: str) -> tuple[str, str | None]:
     return check, vantage or None
 
 
+def observed_by(check: str, vantage: str | None, zone: str | None) -> str:
+    """The check component of the probe an observation of `check` made from `vantage` belongs
+    to, for a host in `zone`: a worker of the host's own zone makes the inside probe."""
+    return probe_check(check, vantage if vantage not in (None, zone) else None)
+
+
 class OpaqueData(BaseModel):
     """Observation data whose check is not loaded here (a stored run read without its plugin):
     kept whole, field for field, so nothing is lost and it can be typed again later."""

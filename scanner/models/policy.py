@@ -49,6 +49,8 @@ class RuleSpec(Frozen):
     title: Text
     remediation: Text
     references: tuple[Reference, ...] = ()
+    vantage: Literal["internet"] | None = None
+    """Judged on observations made from an outside vantage (a zone with `outside: true`)."""
 
 
 class Override(Frozen):
@@ -101,6 +103,7 @@ class ResolvedRule(BaseModel):
     references: tuple[Reference, ...]
     policy: PolicyId
     """The policy file that defined the rule."""
+    vantage: Literal["internet"] | None = None
 
     def applies(self, system: SystemInfo) -> bool:
         """Whether the rule judges a system: each given criterion must hold (None means any)."""

@@ -3,8 +3,9 @@
 namespace, so a worker can reach its own zone and nothing else; the coordinator (this process)
 reaches no host at all, only the broker's unix socket.
 
-Loopback range: 127.0.180.0-127.0.184.255 (dmz 127.0.180.0/24, internal 127.0.181.0/24, a zone with no
-worker 127.0.182.0/24, the killed worker 127.0.183.0/24, the stopped broker 127.0.184.0/24), inside the namespaces the tests create.
+Loopback ranges, inside the namespaces the tests create: dmz 127.0.180.0/24, internal
+127.0.181.0/24, a zone with no worker 127.0.182.0/24, the killed worker's zone 127.0.183.0/24,
+the stopped broker's 127.0.184.0/24.
 """
 
 import json
