@@ -47,7 +47,7 @@ TIMEOUT = "3"
 elsewhere after 2 x (3 + 5) s."""
 
 
-def inventory(path: Path, zones: dict[str, list[str]]) -> Path:
+def inventory(path: Path, zones: dict[str, list[str]], outside: str = "") -> Path:
     networks = {
         "dmz": "127.0.180.0/24",
         "internal": "127.0.181.0/24",
@@ -56,6 +56,8 @@ def inventory(path: Path, zones: dict[str, list[str]]) -> Path:
         "bz": "127.0.184.0/24",
     }
     zone_lines = "".join(f"  - {{id: {z}, name: Zone {z}, networks: [{networks[z]}]}}\n" for z in zones)
+    if outside:
+        zone_lines += f"  - {{id: internet, name: Internet, outside: true, reaches: [{outside}]}}\n"
     systems = ""
     for zone, hosts in zones.items():
         host_lines = "".join(
@@ -83,9 +85,15 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Redis]:
 
 
 @pytest.fixture(scope="module")
-def zones(broker: Redis, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Namespace]]:
-    """Two zones, each with its hosts and one worker in its own namespace."""
-    logs = tmp_path_factory.mktemp("zones")
+def logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("zones")
+
+
+@pytest.fixture(scope="module")
+def zones(broker: Redis, logs: Path) -> Iterator[dict[str, Namespace]]:
+    """Two zones, each with its hosts and one worker in its own namespace; and a worker of the
+    outside vantage `internet` placed where it sees the dmz (in its namespace), as a machine
+    outside the province's network would."""
     with namespace("dmz") as dmz, namespace("int") as internal:
         for ns, hosts, zone, network in (
             (dmz, DMZ, "dmz", "127.0.180.0/24"),
@@ -94,7 +102,10 @@ def zones(broker: Redis, tmp_path_factory: pytest.TempPathFactory) -> Iterator[d
             endpoints = [(h, 8080) for h in hosts] + ([(TELNET_HOST, 2323)] if zone == "dmz" else [])
             ns.listen(endpoints, logs / f"{zone}-listen.log")
             ns.worker(broker, zone, [network], logs / f"{zone}-worker.log", "--max-timeout", TIMEOUT)
-        for zone in ("dmz", "internal"):
+        dmz.worker(
+            broker, "internet", ["127.0.180.0/24"], logs / "internet-worker.log", "--max-timeout", TIMEOUT
+        )
+        for zone in ("dmz", "internal", "internet"):
             wait_for_worker(broker, zone)
         yield {"dmz": dmz, "internal": internal}
 
@@ -161,7 +172,7 @@ def test_a_zone_with_no_worker_is_an_error_in_bounded_time(
 
 
 def test_a_forged_task_for_an_address_outside_the_zone_is_refused(
-    broker: Redis, zones: dict[str, Namespace], tmp_path: Path
+    broker: Redis, zones: dict[str, Namespace], logs: Path, tmp_path: Path
 ) -> None:
     """A compromised broker sends the dmz worker a task for an internal host, straight to the
     queue: the worker refuses it from its own configuration and says so."""
@@ -186,6 +197,10 @@ def test_a_forged_task_for_an_address_outside_the_zone_is_refused(
     assert observations[0]["status"] == "error"
     assert observations[0]["error"] == f"refused by worker dmz: {INTERNAL[0]} is outside its networks"
     assert observations[0]["vantage"] == "dmz"
+    assert (
+        f"refused by worker dmz: {INTERNAL[0]} is outside its networks"
+        in (logs / "dmz-worker.log").read_text()
+    )
 
 
 def _when(condition: Any, seconds: float, what: str) -> None:
@@ -305,3 +320,36 @@ def test_a_broker_stopped_mid_run_leaves_the_run_incomplete_and_resumable(tmp_pa
     assert run_status(db) == "complete"
     assert Counter(h for _c, _s, h in probes(db)) == Counter(hosts)
     assert Counter(o["host"] for o in rows(db)) == Counter(hosts)
+
+
+def test_a_host_reached_from_an_outside_vantage_is_probed_from_there_too(
+    broker: Redis, zones: dict[str, Namespace], tmp_path: Path
+) -> None:
+    """A rule with `vantage: internet` has its check run again by the internet zone's worker:
+    a probe of its own (`ports@internet`), its observations marked with that vantage."""
+    outside_rule = """\
+  - id: E2E-INTERNET-TELNET
+    control: ports.forbidden
+    params: {ports: [2323]}
+    severity: high
+    vantage: internet
+    title: {vi: "Telnet không mở ra Internet", en: "Telnet is not open to the Internet"}
+    remediation: {vi: "Chặn Telnet ở tường lửa.", en: "Block Telnet at the firewall."}
+"""
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(POLICY.read_text().replace("rules:\n", "rules:\n" + outside_rule, 1))
+    inv = inventory(tmp_path / "inventory.yaml", {"dmz": DMZ[:2], "internal": INTERNAL[:1]}, outside="dmz")
+    args = ["scan", "-i", str(inv), "-p", str(policy), "--check", "ports", "--timeout", TIMEOUT]
+    result = _attt(broker, tmp_path, args)
+    assert result.exit_code in (ExitCode.OK, ExitCode.VIOLATION), result.output
+    db = tmp_path / "attt.db"
+    assert Counter(c for c, _s, _h in probes(db)) == {"ports": 3, "ports@internet": 2}
+    seen = {(o["host"], o["vantage"]) for o in rows(db)}
+    assert seen == {
+        (DMZ[0], "dmz"),
+        (DMZ[1], "dmz"),
+        (INTERNAL[0], "internal"),
+        (DMZ[0], "internet"),
+        (DMZ[1], "internet"),
+    }
+    assert all(o["check"] == "ports" and o["status"] == "ok" for o in rows(db))
