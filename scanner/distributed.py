@@ -22,6 +22,7 @@ id is its probe key, `<run>:<check>[@vantage]:<system>:<host>`: a redelivered or
 writes the same result, and the coordinator stores one answer per probe key.
 """
 
+import hashlib
 import ipaddress
 import logging
 import os
@@ -32,13 +33,13 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 from celery import Celery
 from celery.backends.redis import RedisBackend
 from kombu.exceptions import KombuError
-from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 from redis.exceptions import RedisError
 
 from attt.scanner.config import BrokerSettings, read_secret
@@ -47,12 +48,13 @@ from attt.scanner.models.base import Frozen
 from attt.scanner.models.observation import DATA_MODELS, Observation, ProbeKey, probe_check, split_probe_check
 from attt.scanner.models.policy import ResolvedRule
 from attt.scanner.models.target import Target
-from attt.scanner.plugin import Check, Credential, ProbeContext
+from attt.scanner.plugin import Batched, Check, Credential, ProbeContext
 from attt.scanner.registry import Registry
-from attt.scanner.runner import GRACE, own_observation, probe_target
+from attt.scanner.runner import GRACE, Chunk, Split, own_observation, probe_target, run_batch, split_batch
 
 QUEUE_PREFIX = "attt.zone."
 TASK_NAME = "attt.probe"
+BATCH_TASK_NAME = "attt.probe_batch"
 PASSWORD_ENV = "ATTT_BROKER_PASSWORD"  # noqa: S105 (the name of a variable, not a secret)
 """Holds the broker's password when the URL has none (and no `[broker] password_env` names one)."""
 SCHEMES = ("redis", "rediss", "redis+socket", "amqp", "amqps")
@@ -73,6 +75,7 @@ _START_ATTEMPTS = 3
 _BACKEND = "attt.scanner.distributed:PolledRedisBackend"
 
 log = logging.getLogger("attt.worker")
+_T = TypeVar("_T", bound=BaseModel)
 
 
 def queue_for(zone: str) -> str:
@@ -266,14 +269,14 @@ class ProbeTask(Frozen):
 
 
 def probe_task(
-    run: str, check: Check, target: Target, ctx: ProbeContext[Any], vantage: str | None
+    run: str, check: str, target: Target, ctx: ProbeContext[Any], vantage: str | None
 ) -> ProbeTask:
     zone = vantage or target.zone
     if zone is None:
         raise ConfigError(f"host {target.address} is in no zone: the celery engine sends probes to zones")
     return ProbeTask(
         run=run,
-        check=check.name,
+        check=check,
         zone=zone,
         vantage=vantage,
         target=target,
@@ -283,6 +286,30 @@ def probe_task(
         params=tuple(r.params.model_dump(mode="json") for r in ctx.rules),
         prior=ctx.prior,
     )
+
+
+class BatchTask(Frozen):
+    """A batched check's probes of many hosts of one zone (one nmap run for them all): the hosts
+    share the process a batch starts, so they travel, and are redelivered, together."""
+
+    tasks: tuple[ProbeTask, ...] = Field(min_length=1, max_length=1024)
+
+    @model_validator(mode="after")
+    def _one_batch(self) -> "BatchTask":
+        first = self.tasks[0]
+        if any(
+            (t.run, t.check, t.zone, t.vantage) != (first.run, first.check, first.zone, None)
+            for t in self.tasks
+        ):
+            raise ValueError("a batch is one run's check in one zone, from inside it")
+        return self
+
+    @property
+    def key(self) -> str:
+        """`<run>:<check>:batch:<hash of its probe keys>`: the same hosts, the same task."""
+        first = self.tasks[0]
+        probes = "\n".join(sorted(t.key for t in self.tasks)).encode()
+        return f"{first.run}:{first.check}:batch:{hashlib.sha256(probes).hexdigest()[:16]}"
 
 
 # -- the worker ---------------------------------------------------------------------------------
@@ -310,6 +337,26 @@ class WorkerScope:
             return f"refused by worker {self.zone}: check {task.check} is not installed there"
         return None
 
+    def job(self, task: ProbeTask) -> ProbeContext[Any] | Observation:
+        """The probe's context, built here (with this worker's own credential), or an `error`
+        observation saying why the task is refused."""
+        refused = self.refusal(task)
+        if refused is not None:
+            log.warning("%s (task %s)", refused, task.key)
+            return Observation.failed(task.check, task.target, refused)
+        check = self.registry.check(task.check)
+        try:
+            return ProbeContext[Any](
+                timeout=min(task.timeout, self.max_timeout),
+                settings=check.settings_model.model_validate(task.settings),
+                rules=tuple(_rule(self.registry, r, p) for r, p in zip(task.rules, task.params, strict=True)),
+                prior=task.prior,
+                credential=self.credentials(task.target),
+            )
+        except (ValidationError, ValueError) as exc:
+            reason = f"the task's settings or rules do not fit check {task.check} here: {exc}"
+            return Observation.failed(task.check, task.target, reason)
+
 
 def parse_networks(values: Iterable[str]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     networks = []
@@ -321,34 +368,51 @@ def parse_networks(values: Iterable[str]) -> tuple[ipaddress.IPv4Network | ipadd
     return tuple(networks)
 
 
-def run_task(scope: WorkerScope, payload: Any, stop: threading.Event) -> list[dict[str, Any]]:
-    """A worker's answer to one task: what the probe saw (JSON), each observation marked with
-    the worker's zone as its vantage, or an `error` observation saying why it was refused."""
+def _task(model: type[_T], scope: WorkerScope, payload: Any) -> _T:
     try:
-        task = ProbeTask.model_validate(payload, context={DATA_MODELS: scope.registry.data_models})
+        return model.model_validate(payload, context={DATA_MODELS: scope.registry.data_models})
     except ValidationError as exc:
         log.warning("refused a malformed task: %s", exc.errors()[0]["msg"])
         raise ValueError(f"refused by worker {scope.zone}: malformed task") from None
-    refused = scope.refusal(task)
-    if refused is not None:
-        log.warning("%s (task %s)", refused, task.key)
-        return [_answer(Observation.failed(task.check, task.target, refused), scope.zone)]
-    check = scope.registry.check(task.check)
-    try:
-        ctx = ProbeContext[Any](
-            timeout=min(task.timeout, scope.max_timeout),
-            settings=check.settings_model.model_validate(task.settings),
-            rules=tuple(_rule(scope.registry, r, p) for r, p in zip(task.rules, task.params, strict=True)),
-            prior=task.prior,
-            credential=scope.credentials(task.target),
-        )
-    except (ValidationError, ValueError) as exc:
-        reason = f"the task's settings or rules do not fit check {task.check} here: {exc}"
-        return [_answer(Observation.failed(task.check, task.target, reason), scope.zone)]
-    seen = probe_target(check, task.target, ctx, stop)
+
+
+def run_task(scope: WorkerScope, payload: Any, stop: threading.Event) -> list[dict[str, Any]]:
+    """A worker's answer to one task: what the probe saw (JSON), each observation marked with
+    the worker's zone as its vantage, or an `error` observation saying why it was refused."""
+    task = _task(ProbeTask, scope, payload)
+    job = scope.job(task)
+    if isinstance(job, Observation):
+        return [_answer(job, scope.zone)]
+    seen = probe_target(scope.registry.check(task.check), task.target, job, stop)
     if seen is None:
         raise RuntimeError(f"worker {scope.zone} stopped during the probe")
     return [_answer(o, scope.zone) for o in seen]
+
+
+def run_batch_task(scope: WorkerScope, payload: Any, stop: threading.Event) -> list[dict[str, Any]]:
+    """A worker's answer to a batch: every host's observations, refused hosts' included."""
+    batch = _task(BatchTask, scope, payload)
+    answers: list[Observation] = []
+    chunk: list[tuple[Target, ProbeContext[Any]]] = []
+    for task in batch.tasks:
+        job = scope.job(task)
+        if isinstance(job, Observation):
+            answers.append(job)
+        else:
+            chunk.append((task.target, job))
+    name = batch.tasks[0].check
+    check = scope.registry.check(name) if chunk else None
+    if check is not None and not isinstance(check, Batched):
+        answers += [
+            Observation.failed(name, t, f"check {name} probes no batch on worker {scope.zone}")
+            for t, _ in chunk
+        ]
+    elif check is not None:
+        split = run_batch(check, name, chunk, stop)
+        if split is None:
+            raise RuntimeError(f"worker {scope.zone} stopped during the batch")
+        answers += [o for seen in split.values() for o in seen]
+    return [_answer(o, scope.zone) for o in answers]
 
 
 def _answer(obs: Observation, zone: str) -> dict[str, Any]:
@@ -371,6 +435,10 @@ def serve(scope: WorkerScope, broker: Broker, concurrency: int, hostname: str) -
     def probe(payload: Any) -> list[dict[str, Any]]:
         return run_task(scope, payload, stop)
 
+    @app.task(name=BATCH_TASK_NAME)  # type: ignore[untyped-decorator]
+    def probe_batch(payload: Any) -> list[dict[str, Any]]:
+        return run_batch_task(scope, payload, stop)
+
     worker = app.Worker(
         hostname=hostname,
         queues=[queue_for(scope.zone)],
@@ -390,11 +458,21 @@ def serve(scope: WorkerScope, broker: Broker, concurrency: int, hostname: str) -
 # -- the coordinator ----------------------------------------------------------------------------
 
 
+Answer = list[Observation] | str | None
+"""What a zone's worker saw; or why there is nothing (an error for each target); or None when
+the run stopped first."""
+
+
 @dataclass
 class _Pending:
-    task: ProbeTask
-    target: Target
-    answer: "Future[list[Observation] | None]"
+    key: str
+    zone: str
+    task: str
+    """The Celery task's name: one probe, or a batch."""
+    payload: dict[str, Any]
+    check: str
+    vantage: str | None
+    answer: "Future[Answer]" = field(default_factory=Future)
 
 
 class Coordinator:
@@ -458,20 +536,48 @@ class Coordinator:
         now = time.monotonic()
         return frozenset(zone for zone, seen in self._seen.items() if now - seen < DEAD_AFTER)
 
-    def __call__(
+    def probe(
         self, check: Check, target: Target, ctx: ProbeContext[Any], vantage: str | None
     ) -> list[Observation] | None:
         """What the zone's worker saw; None when the run stopped first (the probe is left for
         `--resume`)."""
-        task = probe_task(self._run, check, target, ctx, vantage)
-        answer: Future[list[Observation] | None] = Future()
-        self._incoming.put(_Pending(task, target, answer))
+        task = probe_task(self._run, check.name, target, ctx, vantage)
+        pending = _Pending(task.key, task.zone, TASK_NAME, task.model_dump(mode="json"), check.name, vantage)
+        answer = self._ask(pending)
+        if answer is None:
+            return None
+        if isinstance(answer, str):
+            return [self._failed(pending, target, answer)]
+        # A worker answers for its own probe only.
+        return [own_observation(o, check.name, target) for o in answer]
+
+    def probe_batch(self, check: Batched, name: str, chunk: Chunk) -> Split | None:
+        """What a batch of one zone's hosts saw, each host's part; None when the run stopped."""
+        batch = BatchTask(tasks=tuple(probe_task(self._run, name, t, ctx, None) for t, ctx in chunk))
+        zone = batch.tasks[0].zone
+        pending = _Pending(batch.key, zone, BATCH_TASK_NAME, batch.model_dump(mode="json"), name, None)
+        answer = self._ask(pending)
+        if answer is None:
+            return None
+        targets = [target for target, _ in chunk]
+        if isinstance(answer, str):
+            return {t.key: [self._failed(pending, t, answer)] for t in targets}
+        return split_batch(name, targets, answer)
+
+    def _ask(self, pending: _Pending) -> Answer:
+        self._incoming.put(pending)
         while not self.stop.is_set():
             try:
-                return answer.result(timeout=0.2)
+                return pending.answer.result(timeout=0.2)
             except TimeoutError:
                 continue
         return None
+
+    @staticmethod
+    def _failed(pending: _Pending, target: Target, reason: str) -> Observation:
+        # Made from where it was asked for: an outside vantage's failure stays its own probe's.
+        failed = Observation.failed(pending.check, target, reason)
+        return failed.model_copy(update={"vantage": pending.vantage})
 
     # The dispatcher thread: the only one that sends tasks and reads results.
 
@@ -499,34 +605,28 @@ class Coordinator:
             except queue.Empty:
                 return sent
             sent = True
-            key, zone = pending.task.key, pending.task.zone
-            if zone not in self.live_zones:
-                self._answer_error(pending, f"no worker for zone {zone}")
+            if pending.zone not in self.live_zones:
+                pending.answer.set_result(f"no worker for zone {pending.zone}")
                 continue
-            if key in self._redo:
-                backend.forget(key)  # the earlier attempt's error is not this attempt's answer
-            elif (meta := backend.get_task_meta(key))["status"] in ("SUCCESS", "FAILURE"):
+            if pending.key in self._redo:
+                backend.forget(pending.key)  # the earlier attempt's error is not this attempt's answer
+            elif (meta := backend.get_task_meta(pending.key))["status"] in ("SUCCESS", "FAILURE"):
                 self._resolve(pending, meta)  # answered after the earlier attempt ended: not run twice
                 continue
-            self._pending[key] = pending
-            self._progress.setdefault(zone, time.monotonic())
+            self._pending[pending.key] = pending
+            self._progress.setdefault(pending.zone, time.monotonic())
             self._app.send_task(
-                TASK_NAME,
-                args=[pending.task.model_dump(mode="json")],
-                task_id=key,
-                queue=queue_for(zone),
-                retry=True,
+                pending.task, args=[pending.payload], task_id=pending.key, queue=queue_for(pending.zone)
             )
 
     def _collect(self, backend: PolledRedisBackend) -> bool:
         if not self._pending:
             return False
         answered = False
-        ready = backend.get_many(set(self._pending), interval=0, max_iterations=1)
-        for key, meta in list(ready):
+        for key, meta in list(backend.get_many(set(self._pending), interval=0, max_iterations=1)):
             pending = self._pending.pop(key, None)
             if pending is not None:
-                self._progress[pending.task.zone] = time.monotonic()
+                self._progress[pending.zone] = time.monotonic()
                 self._resolve(pending, meta)
                 answered = True
         return answered
@@ -534,7 +634,7 @@ class Coordinator:
     def _give_up_on_silent_zones(self) -> None:
         now, live = time.monotonic(), self.live_zones
         for key, pending in list(self._pending.items()):
-            zone = pending.task.zone
+            zone = pending.zone
             if zone not in live:
                 reason = f"no worker for zone {zone}"
             elif now - self._progress.get(zone, now) > self._stall:
@@ -542,42 +642,27 @@ class Coordinator:
             else:
                 continue
             del self._pending[key]
-            self._answer_error(pending, reason)
+            pending.answer.set_result(reason)
 
     def _resolve(self, pending: _Pending, meta: Mapping[str, Any]) -> None:
+        pending.answer.set_result(self._read(pending, meta))
+
+    def _read(self, pending: _Pending, meta: Mapping[str, Any]) -> list[Observation] | str:
         if meta.get("status") != "SUCCESS":
             failure = meta.get("result")
             detail = failure.get("exc_message") if isinstance(failure, dict) else failure
             reason = detail[0] if isinstance(detail, list | tuple) and detail else detail
-            self._answer_error(pending, f"worker of zone {pending.task.zone} failed: {reason}")
-            return
+            return f"worker of zone {pending.zone} failed: {reason}"
         try:
             seen = [
                 Observation.model_validate(raw, context={DATA_MODELS: self._models})
                 for raw in meta.get("result") or ()
             ]
         except (ValidationError, TypeError):
-            self._answer_error(pending, f"the answer of zone {pending.task.zone}'s worker is malformed")
-            return
-        task = pending.task
-        # A worker answers for its own probe only, made from its own zone.
-        mine = [
-            own_observation(o, task.check, pending.target)
-            if o.vantage == task.zone
-            else self._foreign(task, pending)
-            for o in seen
-        ]
-        pending.answer.set_result(mine)
-
-    def _foreign(self, task: ProbeTask, pending: _Pending) -> Observation:
-        return self._error(pending, f"the answer claims a vantage other than zone {task.zone}")
-
-    def _error(self, pending: _Pending, reason: str) -> Observation:
-        failed = Observation.failed(pending.task.check, pending.target, reason)
-        return failed.model_copy(update={"vantage": pending.task.vantage})
-
-    def _answer_error(self, pending: _Pending, reason: str) -> None:
-        pending.answer.set_result([self._error(pending, reason)])
+            return f"the answer of zone {pending.zone}'s worker is malformed"
+        if any(o.vantage != pending.zone for o in seen):
+            return f"the answer of zone {pending.zone}'s worker claims another vantage"
+        return seen
 
     # The liveness thread.
 

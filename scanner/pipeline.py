@@ -21,7 +21,7 @@ from attt.scanner.models.target import Inventory, SystemInfo, Target
 from attt.scanner.plugin import Credential
 from attt.scanner.policy import default_policy_ref, load_policy
 from attt.scanner.registry import Registry
-from attt.scanner.runner import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, Prober, ProgressSink, Runner, ScanPlan
+from attt.scanner.runner import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, ProgressSink, Remote, Runner, ScanPlan
 from attt.scanner.store import HEARTBEAT_SECONDS, Store, StoredRun
 from attt.scanner.waivers import with_waivers
 
@@ -257,7 +257,7 @@ def run_scan(
     registry: Registry,
     progress: ProgressSink | None = None,
     stop: threading.Event | None = None,
-    remote: Prober | None = None,
+    remote: Remote | None = None,
 ) -> ScanOutcome:
     """Probe, store what each probe saw as soon as it ends, evaluate, and close the run.
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel
 
@@ -34,6 +34,12 @@ GRACE = 5.0
 """Extra seconds before an overrunning probe is abandoned, so probes can report their own timeout."""
 _BATCH_WORKERS = 2
 """Batches of one check run at once: each is a whole process over many hosts (an nmap run)."""
+_REMOTE_BATCH_HOSTS = 16
+"""Hosts in one batch sent to a zone's workers: one process start for 16 hosts is most of what a
+batch saves, and a zone of 200 hosts still makes 13 tasks for its workers to share."""
+_REMOTE_BATCHES = 16
+"""Batches of one check sent to the zones' workers at once: each zone's workers' own
+`--concurrency` bounds how many of them run."""
 
 ProbeSink = Callable[[Target, str, Sequence[Observation]], None]
 """Told what each finished probe saw (possibly nothing), as soon as it ends."""
@@ -67,9 +73,23 @@ class ProgressSink:
         """A probe ended with these observations."""
 
 
-Prober = Callable[[Check, Target, ProbeContext[Any], str | None], "list[Observation] | None"]
-"""Makes one probe somewhere else (a worker of the target's zone, or of the outside vantage
-given) and returns what it saw, or None when the scan was stopped before it answered."""
+Split = dict[tuple[str, str], list[Observation]]
+"""(system, host) -> what a batch saw of each of its targets."""
+Chunk = Sequence[tuple[Target, ProbeContext[Any]]]
+
+
+class Remote(Protocol):
+    """Where probes run when not here (the celery engine's zone workers): the plan, the order
+    and the bookkeeping stay with the runner."""
+
+    def probe(
+        self, check: Check, target: Target, ctx: ProbeContext[Any], vantage: str | None
+    ) -> list[Observation] | None:
+        """What one probe saw, made from the target's zone or the outside vantage given; None
+        when the scan was stopped before it answered."""
+
+    def probe_batch(self, check: Batched, name: str, chunk: Chunk) -> Split | None:
+        """What one batch of a zone's targets saw, each target's part (`split_batch`)."""
 
 
 class Runner:
@@ -79,7 +99,7 @@ class Runner:
         sink: ProbeSink,
         progress: ProgressSink | None = None,
         stop: threading.Event | None = None,
-        remote: Prober | None = None,
+        remote: Remote | None = None,
     ) -> None:
         self._registry = registry
         self._sink = sink
@@ -88,7 +108,6 @@ class Runner:
         """Set to stop starting new probes (a signal, a store that refuses writes); probes under
         way are abandoned, what was observed is kept."""
         self._remote = remote
-        """Where probes run when not here: the planning, order and bookkeeping stay here."""
 
     def run(self, plan: ScanPlan) -> bool:
         """Probe every target; return True when every planned probe ran to its end."""
@@ -132,8 +151,7 @@ class Runner:
         batches: dict[str, _Batches] = {}
         for name in plan.checks:
             check = self._registry.check(name)
-            # A remote probe is one task per host: a batch would cross the hosts a task is keyed by.
-            if self._remote is not None or not isinstance(check, Batched) or check.after:
+            if not isinstance(check, Batched) or check.after:
                 continue
             contexts = [
                 (t, self._context(plan, t, check, {}))
@@ -141,7 +159,7 @@ class Runner:
                 if (name, *t.key) not in plan.done
             ]
             jobs = [(t, ctx) for t, ctx in contexts if check.batchable(t, ctx)]
-            batches[name] = _Batches(self, check, jobs, plan.concurrency)
+            batches[name] = _Batches(self, check, jobs, plan.concurrency, self._remote)
         return batches
 
     def _run_host(self, plan: ScanPlan, targets: Sequence[Target], batches: Mapping[str, "_Batches"]) -> bool:
@@ -213,7 +231,7 @@ class Runner:
         if batch is not None and batch.holds(first):
             observations = batch.wait(first)
         elif self._remote is not None:
-            observations = self._remote(check, first, ctx, vantage)
+            observations = self._remote.probe(check, first, ctx, vantage)
         else:
             observations = probe_target(check, first, ctx, self.stop)
         if observations is None or (self.stop.is_set() and any(o.status == "error" for o in observations)):
@@ -316,53 +334,34 @@ class _Batches:
         self,
         runner: Runner,
         check: Batched,
-        jobs: Sequence[tuple[Target, ProbeContext[Any]]],
+        jobs: Chunk,
         concurrency: int,
+        remote: Remote | None = None,
     ) -> None:
         self._runner = runner
         self._check = check
         self._name: str = getattr(check, "name", type(check).__name__)
-        self._pool = ThreadPoolExecutor(max_workers=_BATCH_WORKERS, thread_name_prefix="attt-batch")
-        self._of: dict[tuple[str, str], Future[dict[tuple[str, str], list[Observation]] | None]] = {}
+        self._remote = remote
+        # A remote batch waits on a zone's workers, not on this machine: more may be under way.
+        pool = _BATCH_WORKERS if remote is None else _REMOTE_BATCHES
+        self._pool = ThreadPoolExecutor(max_workers=pool, thread_name_prefix="attt-batch")
+        self._of: dict[tuple[str, str], Future[Split | None]] = {}
         # --concurrency is the hosts probed at once, a batch included: a polite scan stays polite.
-        size = max(1, min(check.batch_size, concurrency))
-        for first in range(0, len(jobs), size):
-            chunk = jobs[first : first + size]
-            future = self._pool.submit(self._run, chunk)
-            self._of.update((target.key, future) for target, _ in chunk)
+        # Sent to workers, smaller batches spread over every worker of a zone and its slots.
+        size = max(1, min(check.batch_size, concurrency, _REMOTE_BATCH_HOSTS if remote else concurrency))
+        for zone_jobs in _by_zone(jobs) if remote is not None else [jobs]:
+            for first in range(0, len(zone_jobs), size):
+                chunk = zone_jobs[first : first + size]
+                future = self._pool.submit(self._run, chunk)
+                self._of.update((target.key, future) for target, _ in chunk)
 
-    def _run(
-        self, chunk: Sequence[tuple[Target, ProbeContext[Any]]]
-    ) -> dict[tuple[str, str], list[Observation]] | None:
+    def _run(self, chunk: Chunk) -> Split | None:
         """Each target's observations of one batch; None when the scan was stopped meanwhile."""
         if self._runner.stop.is_set():
             return None
-        started = datetime.now(UTC)
-        timeout = min(ctx.timeout for _, ctx in chunk)
-        outcome = bounded(
-            lambda: list(self._check.probe_batch(chunk)), timeout, self._name, self._runner.stop
-        )
-        if outcome is None:
-            return None
-        finished = datetime.now(UTC)
-        targets = {target.key: target for target, _ in chunk}
-        split: dict[tuple[str, str], list[Observation]] = {key: [] for key in targets}
-        for obs in [] if isinstance(outcome, str) else outcome:
-            key = (obs.system, obs.host)
-            if key in split and obs.check == self._name:
-                split[key].append(obs)
-        for key, target in targets.items():
-            if isinstance(outcome, str):
-                split[key] = [Observation.failed(self._name, target, outcome)]
-            elif not split[key]:
-                # A batch that says nothing about a host has not shown that nothing is there.
-                split[key] = [
-                    Observation.failed(self._name, target, "the batched probe returned nothing for this host")
-                ]
-        return {
-            key: [obs.timed(obs.started or started, obs.finished or finished) for obs in observations]
-            for key, observations in split.items()
-        }
+        if self._remote is not None:
+            return self._remote.probe_batch(self._check, self._name, chunk)
+        return run_batch(self._check, self._name, chunk, self._runner.stop)
 
     def holds(self, target: Target) -> bool:
         return target.key in self._of
@@ -380,6 +379,50 @@ class _Batches:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def run_batch(check: Batched, name: str, chunk: Chunk, stop: threading.Event) -> Split | None:
+    """One batch, bounded like a probe: each target's observations; None when `stop` was set
+    meanwhile. The same code wherever the batch runs (here, or on a zone's worker)."""
+    started = datetime.now(UTC)
+    timeout = min(ctx.timeout for _, ctx in chunk)
+    outcome = bounded(lambda: list(check.probe_batch(chunk)), timeout, name, stop)
+    if outcome is None:
+        return None
+    finished = datetime.now(UTC)
+    split = split_batch(name, [target for target, _ in chunk], outcome)
+    return {
+        key: [obs.timed(obs.started or started, obs.finished or finished) for obs in observations]
+        for key, observations in split.items()
+    }
+
+
+def split_batch(name: str, targets: Sequence[Target], outcome: Sequence[Observation] | str) -> Split:
+    """What a batch said of each of its targets: its observations of check `name` about that
+    target, or an `error` one when it failed (`outcome` is then why) or said nothing of it."""
+    of = {target.key: target for target in targets}
+    split: Split = {key: [] for key in of}
+    for obs in [] if isinstance(outcome, str) else outcome:
+        key = (obs.system, obs.host)
+        if key in split and obs.check == name:
+            split[key].append(obs)
+    for key, target in of.items():
+        if isinstance(outcome, str):
+            split[key] = [Observation.failed(name, target, outcome)]
+        elif not split[key]:
+            # A batch that says nothing about a host has not shown that nothing is there.
+            split[key] = [
+                Observation.failed(name, target, "the batched probe returned nothing for this host")
+            ]
+    return split
+
+
+def _by_zone(jobs: Chunk) -> list[Chunk]:
+    """Jobs by the zone of their target, in order: a remote batch goes to one zone's workers."""
+    zones: dict[str | None, list[tuple[Target, ProbeContext[Any]]]] = {}
+    for target, ctx in jobs:
+        zones.setdefault(target.zone, []).append((target, ctx))
+    return list(zones.values())
 
 
 def _by_host(targets: Sequence[Target]) -> list[list[Target]]:

@@ -208,8 +208,9 @@ def main() -> int:
         print(f"{row['engine']:<8} {row['workers']:>7} {row['wall_s']:>7.2f} {row['probes_per_s']:>9.1f}"
               f" {row['slot_idle_per_probe_ms']:>14.0f} {row['errors']:>6}")  # fmt: skip
     one = next(r for r in rows if r["workers"] == 1)
+    ratio = one["wall_s"] / rows[0]["wall_s"]
     print(f"broker round trip (a task answered without a probe): {1000 * one['round_trip_s']:.1f} ms;"
-          f" celery with 1 worker takes {one['wall_s'] / rows[0]['wall_s']:.2f}x the local engine's wall time")  # fmt: skip
+          f" celery with 1 worker takes {ratio:.2f}x the local engine's wall time")  # fmt: skip
     if not args.no_save:
         _save(rows, load, hosts, concurrency)
     return 0

@@ -230,7 +230,8 @@ def _unacked(broker: Redis) -> int:
 def test_a_worker_killed_mid_run_has_its_task_run_by_another_with_nothing_duplicated(
     broker: Redis, tmp_path: Path
 ) -> None:
-    hosts = [f"127.0.183.{i}" for i in range(1, 7)]
+    # 40 hosts: three batches of the ports check (16 hosts a task), run one after the other.
+    hosts = [f"127.0.183.{i}" for i in range(1, 41)]
     inv = inventory(tmp_path / "inventory.yaml", {"kz": hosts})
     db = tmp_path / "attt.db"
     events: list[str] = []
@@ -282,7 +283,7 @@ def test_a_worker_killed_mid_run_has_its_task_run_by_another_with_nothing_duplic
 
 
 def test_a_broker_stopped_mid_run_leaves_the_run_incomplete_and_resumable(tmp_path: Path) -> None:
-    hosts = [f"127.0.184.{i}" for i in range(1, 7)]
+    hosts = [f"127.0.184.{i}" for i in range(1, 41)]  # three batches, one after the other
     inv = inventory(tmp_path / "inventory.yaml", {"bz": hosts})
     db = tmp_path / "attt.db"
     with redis_server(tmp_path / "redis") as own, namespace("brk") as ns:

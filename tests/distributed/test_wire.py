@@ -108,7 +108,7 @@ def _task(registry: Registry, target: Target, check: str = "ports") -> ProbeTask
     runner = Runner(registry, lambda *_: None)
     plan = ScanPlan(targets=[target], checks=[check], policies={"web": (policy,)}, timeout=5)
     ctx = runner._context(plan, target, registry.check(check), {})
-    task = probe_task("RUN", registry.check(check), target, ctx, None)
+    task = probe_task("RUN", check, target, ctx, None)
     # What travels is JSON, and comes back the same.
     wire = json.loads(json.dumps(task.model_dump(mode="json")))
     assert ProbeTask.model_validate(wire, context={DATA_MODELS: registry.data_models}) == task
