@@ -822,7 +822,7 @@ def worker(
     settings = resolve_broker(broker, _config().broker)
     shown = ", ".join(str(n) for n in scope.networks)
     click.echo(f"attt worker: zone {zone}, networks {shown}, broker {settings.shown}", err=True)
-    serve(scope, settings, concurrency, f"attt-{zone}-{os.getpid()}@{socket.gethostname()}")
+    sys.exit(serve(scope, settings, concurrency, f"attt-{zone}-{os.getpid()}@{socket.gethostname()}"))
 
 
 @main.command()

@@ -38,6 +38,8 @@ from urllib.parse import quote, urlsplit
 
 from celery import Celery
 from celery.backends.redis import RedisBackend
+from celery.exceptions import Reject
+from celery.signals import worker_shutting_down
 from kombu.exceptions import KombuError
 from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 from redis.exceptions import RedisError
@@ -384,9 +386,7 @@ def run_task(scope: WorkerScope, payload: Any, stop: threading.Event) -> list[di
     if isinstance(job, Observation):
         return [_answer(job, scope.zone)]
     seen = probe_target(scope.registry.check(task.check), task.target, job, stop)
-    if seen is None:
-        raise RuntimeError(f"worker {scope.zone} stopped during the probe")
-    return [_answer(o, scope.zone) for o in seen]
+    return [_answer(o, scope.zone) for o in _kept(seen, stop, scope.zone)]
 
 
 def run_batch_task(scope: WorkerScope, payload: Any, stop: threading.Event) -> list[dict[str, Any]]:
@@ -409,10 +409,19 @@ def run_batch_task(scope: WorkerScope, payload: Any, stop: threading.Event) -> l
         ]
     elif check is not None:
         split = run_batch(check, name, chunk, stop)
-        if split is None:
-            raise RuntimeError(f"worker {scope.zone} stopped during the batch")
-        answers += [o for seen in split.values() for o in seen]
+        answers += _kept(
+            None if split is None else [o for seen in split.values() for o in seen], stop, scope.zone
+        )
     return [_answer(o, scope.zone) for o in answers]
+
+
+def _kept(seen: list[Observation] | None, stop: threading.Event, zone: str) -> list[Observation]:
+    """What a probe saw, unless the worker is shutting down: then its probe was cut short (the
+    signal that stops a worker also stops its nmap), which is no fact about the target, and the
+    task goes back to the queue for another worker of the zone."""
+    if seen is None or (stop.is_set() and any(o.status == "error" for o in seen)):
+        raise Reject(f"worker {zone} is shutting down", requeue=True)
+    return seen
 
 
 def _answer(obs: Observation, zone: str) -> dict[str, Any]:
@@ -426,10 +435,20 @@ def _rule(registry: Registry, rule: Mapping[str, Any], params: Mapping[str, Any]
     return ResolvedRule.model_validate({**rule, "params": found[1].params_model.model_validate(params)})
 
 
-def serve(scope: WorkerScope, broker: Broker, concurrency: int, hostname: str) -> None:
-    """Consume the zone's queue until the worker is told to stop (SIGTERM: warm shutdown)."""
+def serve(scope: WorkerScope, broker: Broker, concurrency: int, hostname: str) -> int:
+    """Consume the zone's queue until the worker is told to stop (SIGTERM: warm shutdown);
+    return its exit code. A broker that does not answer at the start is a ConfigError."""
     app = celery_app(broker, visibility_timeout(scope.max_timeout))
+    try:
+        with app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=2, interval_start=0.5, interval_step=0.5)
+    except (KombuError, RedisError, OSError) as exc:
+        raise ConfigError(f"broker {broker.shown} does not answer: {_reason(exc)}") from None
+    # Once serving, a worker waits out a broker restart instead of exiting (systemd would
+    # restart it anyway, but each restart drops the probes under way).
+    app.conf.broker_connection_max_retries = None
     stop = threading.Event()
+    worker_shutting_down.connect(lambda **_: stop.set(), weak=False)
 
     @app.task(name=TASK_NAME)  # type: ignore[untyped-decorator]
     def probe(payload: Any) -> list[dict[str, Any]]:
@@ -453,6 +472,7 @@ def serve(scope: WorkerScope, broker: Broker, concurrency: int, hostname: str) -
         worker.start()
     finally:
         stop.set()
+    return int(worker.exitcode or 0)
 
 
 # -- the coordinator ----------------------------------------------------------------------------
@@ -528,8 +548,9 @@ class Coordinator:
 
     def __exit__(self, *exc: object) -> None:
         self._closed.set()
-        for thread in self._threads:
-            thread.join(INSPECT_SECONDS + _BROKER_SECONDS)
+        # The dispatcher answers every question still open; the liveness thread holds nothing
+        # (a daemon, it ends with its current question).
+        self._threads[0].join(INSPECT_SECONDS + _BROKER_SECONDS)
 
     @property
     def live_zones(self) -> frozenset[str]:
@@ -608,11 +629,13 @@ class Coordinator:
             if pending.zone not in self.live_zones:
                 pending.answer.set_result(f"no worker for zone {pending.zone}")
                 continue
-            if pending.key in self._redo:
-                backend.forget(pending.key)  # the earlier attempt's error is not this attempt's answer
-            elif (meta := backend.get_task_meta(pending.key))["status"] in ("SUCCESS", "FAILURE"):
+            meta = backend.get_task_meta(pending.key)
+            if meta["status"] == "SUCCESS" and pending.key not in self._redo:
                 self._resolve(pending, meta)  # answered after the earlier attempt ended: not run twice
                 continue
+            if meta["status"] != "PENDING":
+                # An earlier attempt's error or a worker's failure is no answer for this attempt.
+                backend.forget(pending.key)
             self._pending[pending.key] = pending
             self._progress.setdefault(pending.zone, time.monotonic())
             self._app.send_task(
@@ -686,6 +709,8 @@ class Coordinator:
                     self._seen[name.removeprefix(QUEUE_PREFIX)] = now
 
     def _lose(self, exc: BaseException) -> None:
+        if self._closed.is_set():
+            return  # the run is over: nothing is waiting on the broker any more
         if self.lost is None:
             self.lost = f"broker {self._broker.shown} stopped answering: {_reason(exc)}"
         self.stop.set()

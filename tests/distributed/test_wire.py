@@ -196,3 +196,23 @@ def test_a_worker_needs_its_own_networks(tmp_path: Path) -> None:
     assert "--networks" in result.output
     bad = CliRunner().invoke(main, ["worker", "--zone", "dmz", "--networks", "nonsense"])
     assert bad.exit_code == ExitCode.CONFIG_ERROR and "not a network" in bad.output
+
+
+def test_a_worker_whose_broker_does_not_answer_says_so_in_one_line(tmp_path: Path) -> None:
+    broker = f"redis+socket://{tmp_path}/no-broker.sock"
+    args = ["worker", "--zone", "dmz", "--networks", "127.0.185.0/24", "--broker", broker]
+    result = CliRunner().invoke(main, args, env={"ATTT_BROKER_PASSWORD": "never-shown"})
+    assert result.exit_code == ExitCode.CONFIG_ERROR, result.output
+    errors = [line for line in result.output.splitlines() if "error" in line]
+    assert len(errors) == 1 and errors[0].startswith(f"attt: error: broker {broker} does not answer: ")
+    assert "never-shown" not in result.output and "Traceback" not in result.output
+
+
+def test_the_engine_and_broker_come_from_attt_toml(tmp_path: Path) -> None:
+    config = tmp_path / "attt.toml"
+    config.write_text('engine = "celery"\n[broker]\nurl = "redis://broker.example/0"\n')
+    inventory = _inventory(tmp_path, "")
+    args = ["--config", str(config), "scan", "-i", str(inventory), "--db", str(tmp_path / "db")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == ExitCode.CONFIG_ERROR
+    assert "--engine celery: host 127.0.185.1 is in no zone" in result.output
