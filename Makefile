@@ -5,10 +5,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Debian packages the checks and tests drive: nmap (ports), openssh (ssh + test sshd), openssl,
 # gnutls-bin and nginx (TLS test servers), chromium (HTML report tests), strace (the test that
-# audits every connection a scan makes), redis-server (the broker the distributed tests start), sudo (the authenticated SSH probe through sudo -n),
-# vsftpd (FTP servers with and without AUTH TLS for the FTPS tests), Pango (WeasyPrint lays out
-# report.pdf with it), ICU headers, pkg-config and g++ (PyICU, the Vietnamese collation, builds
-# against them), poppler-utils (tests turn PDF pages into images).
+# audits every connection a scan makes), redis-server (the broker the celery engine's tests
+# start), sudo (the authenticated SSH probe through sudo -n), vsftpd (FTP servers with and
+# without AUTH TLS for the FTPS tests), Pango (WeasyPrint lays out report.pdf with it), ICU
+# headers, pkg-config and g++ (PyICU, the Vietnamese collation, builds against them),
+# poppler-utils (tests turn PDF pages into images).
 SYSTEM_PACKAGES := nmap redis-server openssh-server openssh-client openssl gnutls-bin nginx-light chromium iproute2 strace sudo vsftpd \
   libpango-1.0-0 libpangoft2-1.0-0 libicu-dev pkg-config g++ poppler-utils
 SYSTEM_COMMANDS := nmap redis-server sshd ssh-keygen openssl gnutls-serv nginx chromium strace sudo vsftpd pkg-config g++ pdftoppm
