@@ -45,6 +45,8 @@ class ScanRequest:
     policy_mode: PolicyMode = "force"
     trigger: str = "manual"
     """What started the run: `schedule`, or `manual` with the user's name."""
+    vantage: str | None = None
+    """The inventory zone the machine running the scan sits in (`--vantage`); None: not said."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,10 @@ def prepare(
     policies = policies_for(systems, request.policies, registry, request.policy_mode)
     known = {s.id for s in loaded.inventory.systems}
     policies = with_waivers(policies, request.waivers, known)
+    zones = loaded.inventory.zones
+    if request.vantage is not None and request.vantage not in {zone.id for zone in zones}:
+        listed = ", ".join(zone.id for zone in zones) or "none: the inventory has no zones"
+        raise ConfigError(f"--vantage {request.vantage}: not a zone of {request.inventory} ({listed})")
     started = utcnow()
     run = RunInfo(
         id=new_run_id(started),
@@ -121,6 +127,8 @@ def prepare(
         },
         owners=loaded.inventory.owners,
         judged_by=judged_by(systems, policies, request.policy_mode),
+        zones=zones,
+        vantage=request.vantage,
     )
     return PreparedScan(
         run=run,
@@ -278,12 +286,14 @@ def run_scan(
         concurrency=options.concurrency,
         credentials=options.credentials,
         done=prepared.done,
+        vantage=info.vantage,
     )
     with _heartbeat(store, info.id):
         complete = runner.run(plan)
     finished = utcnow()
+    outside = info.outside()
     findings = evaluate(
-        prepared.targets, observations, prepared.policies, registry, info.checks, finished, probed
+        prepared.targets, observations, prepared.policies, registry, info.checks, finished, probed, outside
     )
     # Checked after evaluation: a signal that lands while judging also leaves the run incomplete.
     interrupted = stop.is_set() and not store_errors
@@ -344,8 +354,9 @@ def reevaluate(
     policies = with_waivers(policies_for(stored.systems, refs, registry, mode), waivers, known)
     # A complete run ran every planned probe (runs stored before probes were recorded too).
     probed = None if stored.info.status == "complete" else stored.probes
+    outside = stored.info.outside()
     findings = evaluate(
-        stored.targets, stored.observations, policies, registry, stored.info.checks, now, probed
+        stored.targets, stored.observations, policies, registry, stored.info.checks, now, probed, outside
     )
     info = stored.info.model_copy(
         update={"policies": policy_refs(policies), "judged_by": judged_by(stored.systems, policies, mode)}
