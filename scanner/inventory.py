@@ -14,7 +14,8 @@ from typing import Any
 
 from attt.scanner._yaml import YamlDoc, load_yaml, validate
 from attt.scanner.errors import ConfigError
-from attt.scanner.models.target import Host, Inventory, Target
+from attt.scanner.models.base import Frozen
+from attt.scanner.models.target import Host, Inventory, Target, Zone, host_zone_problem, zone_conflicts
 
 Resolver = Callable[[str], list[str]]
 """Maps a DNS name to its addresses (empty when it does not resolve)."""
@@ -116,6 +117,7 @@ def load_inventory(path: Path) -> LoadedInventory:
     """
     doc = load_yaml(path)
     _refuse_duplicate_ids(doc)
+    _refuse_zone_conflicts(doc)
     inventory = validate(Inventory, doc)
     scope = Scope.of(inventory.scope)
     for z, zone in enumerate(inventory.zones):
@@ -257,3 +259,23 @@ def _refuse_duplicate_ids(doc: YamlDoc) -> None:
         if system_id in seen:
             raise doc.error(("systems", index, "id"), f"duplicate system id {system_id!r}")
         seen.add(system_id)
+
+
+class _Zones(Frozen):
+    zones: tuple[Zone, ...] = ()
+
+
+def _refuse_zone_conflicts(doc: YamlDoc) -> None:
+    """Point at the zone, network or host zone that breaks the partition into zones (the
+    inventory model refuses the same, without a line to show)."""
+    zones = validate(_Zones, doc, {"zones": doc.data.get("zones") or ()}).zones
+    for place, conflict in zone_conflicts(zones):
+        raise doc.error(place, conflict)
+    systems = doc.data.get("systems")
+    for s, system in enumerate(systems if isinstance(systems, list) else ()):
+        hosts = system.get("hosts") if isinstance(system, dict) else None
+        for h, host in enumerate(hosts if isinstance(hosts, list) else ()):
+            named = host.get("zone") if isinstance(host, dict) else None
+            problem = host_zone_problem(zones, named) if isinstance(named, str) else None
+            if problem is not None:
+                raise doc.error(("systems", s, "hosts", h, "zone"), problem)

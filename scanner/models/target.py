@@ -3,6 +3,7 @@
 import ipaddress
 import re
 import unicodedata
+from collections.abc import Iterator, Sequence
 from datetime import date
 from typing import Annotated, Literal
 
@@ -128,6 +129,49 @@ class Zone(Frozen):
         return any(ip in ipaddress.ip_network(network) for network in self.networks)
 
 
+ZonePlace = tuple[str | int, ...]
+"""Where in the inventory a zone problem is: ("zones", 1, "networks", 0)."""
+
+
+def zone_conflicts(zones: Sequence[Zone]) -> Iterator[tuple[ZonePlace, str]]:
+    """What keeps zones from partitioning the hosts' networks, each where it is written: a
+    duplicate id, a zone reaching one that is not an inside zone, overlapping networks."""
+    first: dict[str, int] = {}
+    for z, zone in enumerate(zones):
+        if zone.id in first:
+            yield ("zones", z, "id"), f"duplicate zone id {zone.id!r} (also zones[{first[zone.id]}])"
+        first.setdefault(zone.id, z)
+    inside = {zone.id for zone in zones if not zone.outside}
+    for z, zone in enumerate(zones):
+        for r, reached in enumerate(zone.reaches):
+            if reached not in inside:
+                what = "an outside vantage" if reached in first else "no zone of this inventory"
+                yield ("zones", z, "reaches", r), f"zone {zone.id!r} reaches {reached!r}, which is {what}"
+    networks = [
+        (ipaddress.ip_network(network), zone.id, (z, n))
+        for z, zone in enumerate(zones)
+        for n, network in enumerate(zone.networks)
+    ]
+    for i, (network, zone_id, _) in enumerate(networks):
+        for other, other_id, (z, n) in networks[i + 1 :]:
+            if network.version == other.version and network.overlaps(other):
+                place: ZonePlace = ("zones", z, "networks", n)
+                yield place, f"zones {zone_id!r} and {other_id!r} overlap: {network} and {other}"
+
+
+def host_zone_problem(zones: Sequence[Zone], zone_id: str | None) -> str | None:
+    """Why a host cannot name this zone as its own, or None."""
+    if zone_id is None:
+        return None
+    zone = next((zone for zone in zones if zone.id == zone_id), None)
+    if zone is None:
+        known = ", ".join(zone.id for zone in zones) or "none"
+        return f"unknown zone {zone_id!r} (zones: {known})"
+    if zone.outside:
+        return f"zone {zone_id!r} is an outside vantage: it holds no host"
+    return None
+
+
 class LevelDecision(Frozen):
     """The decision approving a system's security level (số quyết định phê duyệt cấp độ)."""
 
@@ -185,29 +229,13 @@ class Inventory(Frozen):
 
     @model_validator(mode="after")
     def _zones_consistent(self) -> "Inventory":
-        ids = [zone.id for zone in self.zones]
-        for zone_id in ids:
-            if ids.count(zone_id) > 1:
-                raise ValueError(f"duplicate zone id {zone_id!r}")
-        inside = {zone.id for zone in self.zones if not zone.outside}
-        for zone in self.zones:
-            unknown = [z for z in zone.reaches if z not in inside]
-            if unknown:
-                raise ValueError(f"zone {zone.id!r} reaches {unknown[0]!r}, which is not an inside zone")
-        networks = [(ipaddress.ip_network(n), zone.id) for zone in self.zones for n in zone.networks]
-        for i, (network, zone_id) in enumerate(networks):
-            for other, other_id in networks[i + 1 :]:
-                if network.version == other.version and network.overlaps(other):
-                    raise ValueError(f"zones {zone_id!r} and {other_id!r} overlap: {network} and {other}")
-        known = set(ids)
+        for _place, conflict in zone_conflicts(self.zones):
+            raise ValueError(conflict)
         for system in self.systems:
             for host in system.hosts:
-                if host.zone is not None and host.zone not in known:
-                    raise ValueError(f"system {system.id}: host {host.address}: unknown zone {host.zone!r}")
-                if host.zone is not None and host.zone not in inside:
-                    raise ValueError(
-                        f"system {system.id}: host {host.address}: zone {host.zone!r} is an outside vantage"
-                    )
+                problem = host_zone_problem(self.zones, host.zone)
+                if problem is not None:
+                    raise ValueError(f"system {system.id}: host {host.address}: {problem}")
         return self
 
     def zone(self, zone_id: str) -> Zone:
