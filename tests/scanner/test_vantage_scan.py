@@ -2,12 +2,15 @@
 127.0.181.x: the local engine records where it probed from, and the Internet rule is judged
 accordingly."""
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from attt.scanner.cli import main
 from tests.scanner.test_cli import scan
 from tests.servers.listeners import tcp_listeners
 
@@ -111,3 +114,34 @@ def test_an_unknown_vantage_is_refused_before_any_probe(tmp_path: Path) -> None:
     assert (code, report) == (2, None)
     assert f"--vantage cloud: not a zone of {inventory} (dmz, servers, internet)" in output
     assert len(output.strip().splitlines()) == 1
+
+
+def test_a_resumed_run_keeps_the_vantage_it_started_with(tmp_path: Path, listeners: None) -> None:
+    inventory, policy = files(tmp_path)
+    _, _, report = scan(tmp_path, inventory, "--vantage", "dmz", policy=policy)
+    args = [
+        "scan",
+        "--resume",
+        report["run"]["id"],
+        "--vantage",
+        "internet",
+        "--db",
+        str(tmp_path / "runs.db"),
+    ]
+    result = CliRunner().invoke(main, args, env={"CI": "true"})
+    assert result.exit_code == 2
+    assert "--vantage internet conflicts with run" in result.output
+    assert "own (dmz): a resumed run is probed from where it started" in result.output
+
+
+def test_the_configuration_file_can_say_where_the_machine_sits(tmp_path: Path, listeners: None) -> None:
+    inventory, policy = files(tmp_path)
+    config = tmp_path / "attt.toml"
+    config.write_text('vantage = "internet"\n', encoding="utf-8")
+    out = tmp_path / "out"
+    args = ["--config", str(config), "scan", "-i", str(inventory), "-p", policy, "--check", "ports",
+            "--db", str(tmp_path / "runs.db"), "--out", str(out), "--format", "json"]  # fmt: skip
+    result = CliRunner().invoke(main, args, env={"CI": "true"})
+    assert result.exit_code == 1, result.output
+    report = json.loads((out / "report.json").read_text("utf-8"))
+    assert report["run"]["vantage"] == "internet"
