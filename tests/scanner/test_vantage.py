@@ -4,6 +4,7 @@ Pure: observations are built here, nothing is probed."""
 
 from collections.abc import Collection
 from datetime import UTC, datetime
+from pathlib import Path
 
 from attt.scanner.evaluate import evaluate
 from attt.scanner.models.base import Severity, Text
@@ -11,6 +12,8 @@ from attt.scanner.models.finding import Finding
 from attt.scanner.models.observation import Observation, ProbeKey, probe_check
 from attt.scanner.models.policy import AppliesTo, ResolvedPolicy, ResolvedRule, Vantage
 from attt.scanner.models.target import Target
+from attt.scanner.policy import load_policy
+from attt.scanner.registry import Registry
 from tests.scanner.plugins import AtMost, CountData, registry, target
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -138,3 +141,20 @@ def test_a_stopped_run_leaves_unjudged_what_its_ended_probes_cannot_speak_for() 
 def test_probe_keys_of_another_vantage_name_it() -> None:
     assert probe_check("tls", None) == "tls"
     assert probe_check("tls", "internet") == "tls@internet"
+
+
+def test_an_override_sets_or_takes_away_a_rules_vantage(tmp_path: Path) -> None:
+    policy = tmp_path / "province.yaml"
+    policy.write_text(
+        "id: province\ntitle: Province\nextends: [vn-level-1]\noverrides:\n"
+        "  - {rule: VN-SSH-INTERNET, vantage: inside}\n  - {rule: PORT-TELNET, vantage: internet}\n",
+        encoding="utf-8",
+    )
+    base = {r.id: r.vantage for r in load_policy("vn-level-1", Registry.load()).rules}
+    assert (base["VN-SSH-INTERNET"], base["PORT-TELNET"], base["PORT-RDP"]) == ("internet", None, "internet")
+    rules = {r.id: r.vantage for r in load_policy(str(policy), Registry.load()).rules}
+    assert (rules["VN-SSH-INTERNET"], rules["PORT-TELNET"], rules["PORT-RDP"]) == (
+        None,
+        "internet",
+        "internet",
+    )
