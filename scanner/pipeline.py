@@ -16,7 +16,7 @@ from attt.scanner.inventory import load_inventory, resolve_targets, select_targe
 from attt.scanner.models.observation import Observation, ProbeKey
 from attt.scanner.models.policy import ResolvedPolicy
 from attt.scanner.models.report import PolicyRef, Report, RunInfo, RunStatus, Summary
-from attt.scanner.models.target import SystemInfo, Target
+from attt.scanner.models.target import SystemInfo, Target, Zone
 from attt.scanner.plugin import Credential
 from attt.scanner.policy import default_policy_ref, load_policy
 from attt.scanner.registry import Registry
@@ -104,9 +104,8 @@ def prepare(
     known = {s.id for s in loaded.inventory.systems}
     policies = with_waivers(policies, request.waivers, known)
     zones = loaded.inventory.zones
-    if request.vantage is not None and request.vantage not in {zone.id for zone in zones}:
-        listed = ", ".join(zone.id for zone in zones) or "none: the inventory has no zones"
-        raise ConfigError(f"--vantage {request.vantage}: not a zone of {request.inventory} ({listed})")
+    if request.vantage is not None:
+        _check_vantage(request.vantage, zones, targets, request.inventory)
     started = utcnow()
     run = RunInfo(
         id=new_run_id(started),
@@ -137,6 +136,25 @@ def prepare(
         policies=policies,
         inventory=str(loaded.path.resolve()),
     )
+
+
+def _check_vantage(vantage: str, zones: Sequence[Zone], targets: Sequence[Target], inventory: Path) -> None:
+    """Refuse a vantage the inventory does not know, and an outside vantage asked to probe a
+    host of a zone it does not reach: the firewall would show that host closed, and rules would
+    pass on what the Internet cannot see."""
+    zone = next((z for z in zones if z.id == vantage), None)
+    if zone is None:
+        listed = ", ".join(z.id for z in zones) or "none: the inventory has no zones"
+        raise ConfigError(f"--vantage {vantage}: not a zone of {inventory} ({listed})")
+    unreached = [t for t in targets if zone.outside and t.zone not in zone.reaches]
+    if unreached:
+        first = unreached[0]
+        more = f" (+{len(unreached) - 1} more)" if len(unreached) > 1 else ""
+        raise ConfigError(
+            f"--vantage {vantage}: host {first.address} of system {first.system.id} is in zone {first.zone},"
+            f" which {vantage} does not reach (it reaches: {', '.join(zone.reaches) or 'none'}){more};"
+            " leave such hosts out with --system or --tag"
+        )
 
 
 def prepare_resume(
