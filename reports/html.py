@@ -584,7 +584,7 @@ class _Vantages:
         self._outside = report.run.outside()
         seen: dict[tuple[str, str], set[str | None]] = defaultdict(set)
         for o in report.observations:
-            seen[(o.system, o.host)].add(o.vantage)
+            seen[(o.system, o.host)].add(o.zone)
         self._seen = seen
 
     def _name(self, vantage: str | None) -> str:
@@ -697,7 +697,7 @@ def _error_groups(
     still listed: it is a part of the scan that did not happen.
     """
     failed_probe = {
-        (o.system, o.host, o.port, o.check, o.vantage): o.error or ""
+        (o.system, o.host, o.port, o.check, o.zone): o.error or ""
         for o in report.observations
         if o.status == "error"
     }

@@ -277,7 +277,7 @@ def report_options(fn: Callable[..., object]) -> Callable[..., object]:
     "--vantage",
     metavar="ZONE",
     help="The inventory zone this machine sits in: every observation records it, and rules that"
-    " ask for the Internet are judged on what a zone with `outside: true` saw.",
+    " ask for the Internet are judged on what a zone with `vantage: outside` saw.",
 )
 @report_options
 def scan(
@@ -958,7 +958,7 @@ def _zone_lines(
     zone_of = {target.address: target.zone for target in targets}
     seen: dict[str | None, Counter[str | None]] = defaultdict(Counter)
     for obs in observations or ():
-        seen[zone_of.get(obs.host)][obs.vantage] += 1
+        seen[zone_of.get(obs.host)][obs.zone] += 1
     lines = []
     for zone in zones:
         name = safe(zone.name)

@@ -47,7 +47,7 @@ def evaluate(
     rules it blocked: never a `pass`, never `not_applicable`. A rule whose control needs a
     probe step that did not complete is `error` naming the step.
 
-    `outside` names the outside vantages (zones with `outside: true`). A rule with `vantage:
+    `outside` names the outside vantages (zones with `vantage: outside`). A rule with `vantage:
     internet` is judged on what was seen from an outside vantage when the host was seen from one,
     else on what was seen from inside, and the finding says so; any other rule is judged on what
     was seen from inside whenever the host was seen from there (`_judged_on`).
@@ -76,8 +76,8 @@ def evaluate(
                     )
                 for obs in seen:
                     if obs.status == "error":
-                        where = (rule.check, obs.port, obs.vantage)
-                        slot = blocked.setdefault(where, _Blocked("probe_error", obs.error, obs.vantage))
+                        where = (rule.check, obs.port, obs.zone)
+                        slot = blocked.setdefault(where, _Blocked("probe_error", obs.error, obs.zone))
                         slot.rules.append(rule)
                     else:
                         judged = _judge_observation(rule, target, obs, registry)
@@ -106,8 +106,8 @@ def _judged_on(
     from inside for want of an outside observation. Never the reverse: a rule without a vantage
     judges what was seen from outside only when the host was not seen from inside at all (a local
     scan run from the Internet side), since a firewall hides from outside what is open inside."""
-    out = [o for o in seen if o.vantage in outside]
-    inside = [o for o in seen if o.vantage not in outside]
+    out = [o for o in seen if o.zone in outside]
+    inside = [o for o in seen if o.zone not in outside]
     if rule.vantage == "internet":
         return (out, False) if out else (inside, bool(inside))
     return (inside, False) if inside else (out, False)
@@ -210,7 +210,7 @@ class _Blocked:
 
 
 def _judge_observation(rule: ResolvedRule, target: Target, obs: Observation, registry: Registry) -> Finding:
-    port, vantage = obs.port, obs.vantage
+    port, vantage = obs.port, obs.zone
     found = registry.control(rule.control)
     if found is None:
         missing = _error("Không có kiểm tra nào cung cấp", "No loaded check provides", rule.control)

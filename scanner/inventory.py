@@ -121,9 +121,9 @@ def load_inventory(path: Path) -> LoadedInventory:
     inventory = validate(Inventory, doc)
     scope = Scope.of(inventory.scope)
     for z, zone in enumerate(inventory.zones):
-        for n, network in enumerate(zone.networks):
+        for n, network in enumerate(zone.cidrs):
             if not scope.has_network(network):
-                raise doc.error(("zones", z, "networks", n), f"{network} is not inside the scope")
+                raise doc.error(("zones", z, "cidrs", n), f"{network} is not inside the scope")
     for s, system in enumerate(inventory.systems):
         first: dict[str, int] = {}
         for h, host in enumerate(system.hosts):
@@ -217,7 +217,7 @@ def _zone_problem(inventory: Inventory, host: Host, addresses: Sequence[str]) ->
     for address in addresses:
         holder = next((zone.id for zone in inventory.zones if zone.holds(address)), None)
         if holder is None:
-            return f"{address} lies in no zone's networks"
+            return f"{address} lies in no zone's cidrs"
         if host.zone is not None and holder != host.zone:
             return f"{address} lies in zone {holder!r}, not in the zone {host.zone!r} the host names"
     return None

@@ -187,8 +187,7 @@ class Runner:
             ]
         for target in group:
             mine = [
-                o.model_copy(update={"system": target.system.id, "vantage": plan.vantage})
-                for o in observations
+                o.model_copy(update={"system": target.system.id, "zone": plan.vantage}) for o in observations
             ]
             self._sink(target, check.name, mine)
             seen[(target.system.id, check.name)] = mine

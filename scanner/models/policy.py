@@ -13,7 +13,7 @@ PolicyId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
 ControlId = Annotated[str, Field(pattern=r"^[a-z0-9_]+\.[a-z0-9_]+$")]
 Vantage = Literal["internet"]
 """Where a rule must be judged from. `internet`: from an outside vantage (a zone with
-`outside: true`) when the run has observations from one, else from inside, and the finding says so."""
+`vantage: outside`) when the run has observations from one, else from inside, and the finding says so."""
 
 
 class Reference(Frozen):

@@ -50,7 +50,7 @@ class RunInfo(Frozen):
     observation it made records it. None: not said (or each worker says its own)."""
 
     def outside(self) -> frozenset[str]:
-        """The ids of the outside vantages (`outside: true`), for `evaluate`."""
+        """The ids of the outside vantages (`vantage: outside`), for `evaluate`."""
         return frozenset(zone.id for zone in self.zones if zone.outside)
 
     def zone_name(self, zone_id: str | None) -> str | None:

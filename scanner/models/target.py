@@ -5,7 +5,7 @@ import re
 import unicodedata
 from collections.abc import Iterator, Sequence
 from datetime import date
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
@@ -84,7 +84,7 @@ class Host(Frozen):
     """Name for SNI and certificate matching."""
     services: tuple[Service, ...] = ()
     zone: ZoneId | None = None
-    """The zone the host sits in; None: the zone whose networks hold its address."""
+    """The zone the host sits in; None: the zone whose cidrs hold its address."""
 
 
 def _check_network(value: str) -> str:
@@ -103,20 +103,32 @@ class Zone(Frozen):
 
     id: ZoneId
     name: Name = Field(min_length=1, max_length=200)
-    networks: tuple[Network, ...] = ()
+    """Shown in reports; the id when not given."""
+    cidrs: tuple[Network, ...] = ()
     """The addresses of the zone, inside the scope; an outside vantage holds no host."""
-    outside: bool = False
-    """An outside vantage (the Internet): it holds no host and sees the zones it `reaches` as
-    an attacker outside the province would."""
+    vantage: Literal["inside", "outside"] = "inside"
+    """`outside`: an outside vantage (the Internet). It holds no host and sees the zones it
+    `reaches` as an attacker outside the province would."""
     reaches: tuple[ZoneId, ...] = ()
     """For an outside vantage: the zones whose hosts it can probe (the DMZ, say)."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _named_by_id(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "name" not in data and "id" in data:
+            return {**data, "name": data["id"]}
+        return data
+
+    @property
+    def outside(self) -> bool:
+        return self.vantage == "outside"
+
     @model_validator(mode="after")
-    def _outside_or_networks(self) -> "Zone":
-        if self.outside and self.networks:
-            raise ValueError(f"zone {self.id!r}: an outside vantage holds no networks")
-        if not self.outside and not self.networks:
-            raise ValueError(f"zone {self.id!r}: needs at least one network (or `outside: true`)")
+    def _outside_or_cidrs(self) -> "Zone":
+        if self.outside and self.cidrs:
+            raise ValueError(f"zone {self.id!r}: an outside vantage holds no cidrs")
+        if not self.outside and not self.cidrs:
+            raise ValueError(f"zone {self.id!r}: needs `cidrs`, or `vantage: outside`")
         if self.reaches and not self.outside:
             raise ValueError(f"zone {self.id!r}: only an outside vantage `reaches` other zones")
         return self
@@ -126,11 +138,11 @@ class Zone(Frozen):
             ip = ipaddress.ip_address(address)
         except ValueError:
             return False
-        return any(ip in ipaddress.ip_network(network) for network in self.networks)
+        return any(ip in ipaddress.ip_network(network) for network in self.cidrs)
 
 
 ZonePlace = tuple[str | int, ...]
-"""Where in the inventory a zone problem is: ("zones", 1, "networks", 0)."""
+"""Where in the inventory a zone problem is: ("zones", 1, "cidrs", 0)."""
 
 
 def zone_conflicts(zones: Sequence[Zone]) -> Iterator[tuple[ZonePlace, str]]:
@@ -150,12 +162,12 @@ def zone_conflicts(zones: Sequence[Zone]) -> Iterator[tuple[ZonePlace, str]]:
     networks = [
         (ipaddress.ip_network(network), zone.id, (z, n))
         for z, zone in enumerate(zones)
-        for n, network in enumerate(zone.networks)
+        for n, network in enumerate(zone.cidrs)
     ]
     for i, (network, zone_id, _) in enumerate(networks):
         for other, other_id, (z, n) in networks[i + 1 :]:
             if network.version == other.version and network.overlaps(other):
-                place: ZonePlace = ("zones", z, "networks", n)
+                place: ZonePlace = ("zones", z, "cidrs", n)
                 yield place, f"zones {zone_id!r} and {other_id!r} overlap: {network} and {other}"
 
 

@@ -22,9 +22,9 @@ from tests.scanner.plugins import CountData, registry, target
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 ZONES = (
-    Zone(id="dmz", name="DMZ", networks=("127.0.40.0/24",)),
-    Zone(id="servers", name="Vùng máy chủ", networks=("127.0.41.0/24",)),
-    Zone(id="internet", name="Internet", outside=True, reaches=("dmz",)),
+    Zone(id="dmz", name="DMZ", cidrs=("127.0.40.0/24",)),
+    Zone(id="servers", name="Vùng máy chủ", cidrs=("127.0.41.0/24",)),
+    Zone(id="internet", name="Internet", vantage="outside", reaches=("dmz",)),
 )
 PORTAL = target("127.0.40.10", "portal").model_copy(update={"zone": "dmz"})
 ARCHIVE = target("127.0.41.10", "archive").model_copy(update={"zone": "servers"})
@@ -51,7 +51,7 @@ rules:
 
 def seen(where: Target, count: int, vantage: str) -> Observation:
     obs = Observation.ok("count", where, CountData(count=count), 1)
-    return obs.model_copy(update={"vantage": vantage})
+    return obs.model_copy(update={"zone": vantage})
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +90,7 @@ def by_rule(report: Report, system: str) -> dict[str, tuple[str, str | None, boo
 
 
 def test_each_rule_is_judged_from_its_side_and_the_store_keeps_the_vantages(report: Report) -> None:
-    assert {o.vantage for o in report.observations} == {"dmz", "internet", "servers"}
+    assert {o.zone for o in report.observations} == {"dmz", "internet", "servers"}
     assert report.run.outside() == frozenset({"internet"})  # known from the run, not the inventory
     assert by_rule(report, "portal") == {
         "COUNT-EXPOSED": ("pass", "internet", False),  # the Internet sees 3

@@ -334,9 +334,9 @@ def test_a_failed_outside_probe_is_error_for_a_rule_asking_for_the_internet(rule
     """Even when the inside probe saw a strong host: the rule is about the Internet's view."""
     rule = rule.model_copy(update={"vantage": "internet"})
     target = _target(rule, "x.attt.test").model_copy(update={"zone": "dmz"})
-    inside = _observation(rule, target, SAMPLES[rule.check][0](False)).model_copy(update={"vantage": "dmz"})
+    inside = _observation(rule, target, SAMPLES[rule.check][0](False)).model_copy(update={"zone": "dmz"})
     failed = Observation.failed(rule.check, target, "connection timed out", port=443)
-    outside = failed.model_copy(update={"vantage": "internet"})
+    outside = failed.model_copy(update={"zone": "internet"})
     policy = ResolvedPolicy(id="prop", title="prop", version="1", sha256="0", sources=(), rules=(rule,),
                             waivers=(), settings={})  # fmt: skip
     keys = {(rule.check, *target.key), (probe_check(rule.check, "internet"), *target.key)}

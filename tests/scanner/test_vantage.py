@@ -48,7 +48,7 @@ def seen(count: int | None, vantage: str | None, target: Target = HOST) -> Obser
         if count is None
         else Observation.ok("count", target, CountData(count=count), 1)
     )
-    return obs.model_copy(update={"vantage": vantage})
+    return obs.model_copy(update={"zone": vantage})
 
 
 def judge(

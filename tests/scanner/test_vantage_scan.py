@@ -20,9 +20,9 @@ INVENTORY = """\
 province: Hà Tĩnh
 scope: [127.0.180.0/23]
 zones:
-  - {id: dmz, name: DMZ, networks: [127.0.180.0/24]}
-  - {id: servers, name: Vùng máy chủ, networks: [127.0.181.0/24]}
-  - {id: internet, name: Internet, outside: true, reaches: [dmz]}
+  - {id: dmz, name: DMZ, cidrs: [127.0.180.0/24]}
+  - {id: servers, name: Vùng máy chủ, cidrs: [127.0.181.0/24]}
+  - {id: internet, name: Internet, vantage: outside, reaches: [dmz]}
 systems:
   - id: portal
     name: Cổng thông tin
@@ -84,7 +84,7 @@ def test_a_scan_from_the_internet_side_judges_the_internet_rule_on_what_it_saw(
     args = ("--vantage", "internet", "--system", "portal", "--lang", "en")
     code, output, report = scan(tmp_path, inventory, *args, policy=policy)
     assert code == 1, output  # telnet answers: the Internet rule fails, seen from outside
-    assert {o["vantage"] for o in report["observations"]} == {"internet"}
+    assert {o["zone"] for o in report["observations"]} == {"internet"}
     assert report["run"]["vantage"] == "internet"
     assert [z["id"] for z in report["run"]["zones"]] == ["dmz", "servers", "internet"]
     assert findings(report) == {

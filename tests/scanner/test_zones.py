@@ -19,13 +19,13 @@ scope: [10.213.0.0/16, "*.hatinh.gov.vn"]
 zones:
   - id: dmz
     name: DMZ
-    networks: [10.213.1.0/24]
+    cidrs: [10.213.1.0/24]
   - id: servers
     name: Vùng máy chủ nội bộ
-    networks: [10.213.2.0/24, 10.213.3.0/24]
+    cidrs: [10.213.2.0/24, 10.213.3.0/24]
   - id: internet
     name: Internet
-    outside: true
+    vantage: outside
     reaches: [dmz]
 systems:
   - id: portal
@@ -74,18 +74,18 @@ BAD_ZONES = [
     ("not a network", "[10.213.1.0/24]", "[dmz.hatinh.gov.vn]", 6, "not a CIDR network"),
     ("duplicate zone id", "  - id: servers\n", "  - id: dmz\n", 7, "duplicate zone id 'dmz' (also zones[0])"),
     ("outside vantage with networks",
-     "    outside: true\n", "    outside: true\n    networks: [10.213.9.0/24]\n",
-     10, "an outside vantage holds no networks"),
-    ("inside zone without networks", "    networks: [10.213.1.0/24]\n", "", 4, "needs at least one network"),
-    ("inside zone reaching", "    networks: [10.213.1.0/24]\n",
-     "    networks: [10.213.1.0/24]\n    reaches: [dmz]\n",
+     "    vantage: outside\n", "    vantage: outside\n    cidrs: [10.213.9.0/24]\n",
+     10, "an outside vantage holds no cidrs"),
+    ("inside zone without networks", "    cidrs: [10.213.1.0/24]\n", "", 4, "needs `cidrs`"),
+    ("inside zone reaching", "    cidrs: [10.213.1.0/24]\n",
+     "    cidrs: [10.213.1.0/24]\n    reaches: [dmz]\n",
      4, "only an outside vantage `reaches` other zones"),
     ("reaches an unknown zone", "reaches: [dmz]", "reaches: [dmz, db]",
      13, "reaches 'db', which is no zone of this"),
     ("reaches an outside zone", "reaches: [dmz]", "reaches: [internet]",
      13, "'internet', which is an outside vantage"),
     ("host in no zone", "address: 10.213.1.10", "address: 10.213.7.10",
-     20, "10.213.7.10 lies in no zone's networks"),
+     20, "10.213.7.10 lies in no zone's cidrs"),
     ("explicit zone not holding the address", "        zone: servers\n", "        zone: dmz\n",
      21, "10.213.2.20 lies in zone 'servers', not in the zone 'dmz' the host names"),
     ("host names an unknown zone", "        zone: servers\n", "        zone: db\n",
@@ -115,7 +115,7 @@ def test_a_bad_zone_is_one_line_naming_file_and_line(
     [
         (["10.213.1.5"], "10.213.1.5 lies in zone 'dmz', not in the zone 'servers' the host names"),
         (["10.213.3.5", "10.213.1.5"], "10.213.1.5 lies in zone 'dmz', not in the zone 'servers'"),
-        (["10.213.200.5"], "10.213.200.5 lies in no zone's networks"),
+        (["10.213.200.5"], "10.213.200.5 lies in no zone's cidrs"),
     ],
 )
 def test_a_name_resolving_outside_its_zone_is_refused_before_any_probe(
@@ -151,3 +151,11 @@ def test_validate_prints_the_zones_and_their_hosts(tmp_path: Path, monkeypatch: 
     ]
     result = CliRunner().invoke(main, ["--lang", "vi", "inventory", "validate", str(path)])
     assert "vùng dmz (DMZ): 1 máy chủ" in result.output
+
+
+def test_the_spec_short_form_names_a_zone_by_its_id(tmp_path: Path) -> None:
+    short = ZONED.replace("  - id: internet\n    name: Internet\n", "  - id: internet\n")
+    inventory = load_inventory(write(tmp_path, short)).inventory
+    internet = inventory.zones[-1]
+    assert (internet.name, internet.vantage, internet.outside) == ("internet", "outside", True)
+    assert [z.outside for z in inventory.zones] == [False, False, True]
