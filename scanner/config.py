@@ -17,6 +17,7 @@ policy_mode = "overlay"
 waivers = ["waivers.yaml"]
 fail_on = "high"
 per_owner = true
+vantage = "dmz"                   # the inventory zone this machine sits in (attt scan --vantage)
 
 engine = "celery"                          # or "local" (the default): see docs/distributed.md
 
@@ -139,6 +140,7 @@ class Config(Frozen):
     per_owner: bool | None = None
     sign_key: Path | None = None
     credentials: Path | None = None
+    vantage: str | None = None
     notify: NotifySettings | None = None
     engine: Literal["local", "celery"] | None = None
     broker: BrokerSettings | None = None
@@ -158,6 +160,7 @@ class Config(Frozen):
             "per_owner": self.per_owner,
             "sign_key": self.sign_key,
             "credentials": self.credentials,
+            "vantage": self.vantage,
             "engine": self.engine,
             "broker": self.broker.url if self.broker else None,
         }

@@ -425,7 +425,7 @@ def _kept(seen: list[Observation] | None, stop: threading.Event, zone: str) -> l
 
 
 def _answer(obs: Observation, zone: str) -> dict[str, Any]:
-    return obs.model_copy(update={"vantage": zone}).model_dump(mode="json")
+    return obs.model_copy(update={"zone": zone}).model_dump(mode="json")
 
 
 def _rule(registry: Registry, rule: Mapping[str, Any], params: Mapping[str, Any]) -> ResolvedRule:
@@ -598,7 +598,7 @@ class Coordinator:
     def _failed(pending: _Pending, target: Target, reason: str) -> Observation:
         # Made from where it was asked for: an outside vantage's failure stays its own probe's.
         failed = Observation.failed(pending.check, target, reason)
-        return failed.model_copy(update={"vantage": pending.vantage})
+        return failed.model_copy(update={"zone": pending.vantage})
 
     # The dispatcher thread: the only one that sends tasks and reads results.
 
@@ -683,7 +683,7 @@ class Coordinator:
             ]
         except (ValidationError, TypeError):
             return f"the answer of zone {pending.zone}'s worker is malformed"
-        if any(o.vantage != pending.zone for o in seen):
+        if any(o.zone != pending.zone for o in seen):
             return f"the answer of zone {pending.zone}'s worker claims another vantage"
         return seen
 

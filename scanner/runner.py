@@ -57,6 +57,8 @@ class ScanPlan:
     credentials: Callable[[Target], Credential | None] = field(default=lambda _target: None)
     done: Mapping[ProbeKey, Sequence[Observation]] = field(default_factory=dict)
     """(check, system, host) -> observations of probes an earlier attempt finished: not repeated."""
+    vantage: str | None = None
+    """The zone this machine probes from, recorded on every observation; None: not said."""
     vantages: Mapping[str, Sequence[str]] = field(default_factory=dict)
     """Zone -> the outside vantages that reach it (`Inventory.vantages_reaching`): a host of the
     zone is probed from each of them too, by the checks of its rules that need such a vantage.
@@ -245,7 +247,11 @@ class Runner:
                 Observation.failed(check.name, first, f"cannot find endpoints: {failed} check failed")
             ]
         for target in group:
-            mine = [o.model_copy(update={"system": target.system.id}) for o in observations]
+            # A local scan says where it ran (`--vantage`); a worker's answer where it was made.
+            mine = [
+                o.model_copy(update={"system": target.system.id, "zone": plan.vantage or o.zone})
+                for o in observations
+            ]
             self._sink(target, key, mine)
             seen[(target.system.id, key)] = mine
             self._progress.finished(target, key, mine)

@@ -317,6 +317,7 @@ class Store:
                 raise StoreError(f"no run {run_id!r} in {self.path}")
             pid, host, beat, inventory, targets = row
             zones = {t.key: t.zone for t in _targets.validate_json(targets)}
+            local = self._info(db, run_id).vantage
             if (pid, host) != (lease.pid, lease.host) and _live(pid, host, beat):
                 raise RunBusyError(
                     f"run {run_id} is still running (process {pid} on {host}, heartbeat {beat});"
@@ -332,14 +333,14 @@ class Store:
                 # host's zone observe the same check: each forgets only its own observations.
                 bare, _vantage = split_probe_check(check)
                 rows = db.execute(
-                    "SELECT seq, json_extract(body, '$.vantage') FROM observations WHERE run_id = ? AND"
+                    "SELECT seq, json_extract(body, '$.zone') FROM observations WHERE run_id = ? AND"
                     " system = ? AND json_extract(body, '$.check') = ? AND json_extract(body, '$.host') = ?",
                     (run_id, system, bare, host_address),
                 ).fetchall()
-                zone = zones.get((system, host_address))
+                home = zones.get((system, host_address))
                 db.executemany(
                     "DELETE FROM observations WHERE run_id = ? AND seq = ?",
-                    ((run_id, seq) for seq, vantage in rows if observed_by(bare, vantage, zone) == check),
+                    ((run_id, seq) for seq, zone in rows if observed_by(bare, zone, home, local) == check),
                 )
             info = self._info(db, run_id).model_copy(update={"status": "running", "finished": None})
             db.execute(
@@ -385,7 +386,7 @@ class Store:
         by_probe: dict[ProbeKey, list[Observation]] = {}
         zones = {t.key: t.zone for t in stored.targets}
         for obs in stored.observations:
-            key = observed_by(obs.check, obs.vantage, zones.get((obs.system, obs.host)))
+            key = observed_by(obs.check, obs.zone, zones.get((obs.system, obs.host)), stored.info.vantage)
             by_probe.setdefault((key, obs.system, obs.host), []).append(obs)
         return {(c, s, h): tuple(by_probe.get((c, s, h), ())) for c, s, h in rows}
 

@@ -14,13 +14,14 @@ from attt.scanner.models.target import Target
 MAX_ERROR_CHARS = 500
 
 ProbeKey = tuple[str, str, str]
-"""(check, system id, host address): one probe of one target."""
+"""(check, system id, host address): one probe of one target. A probe made from a vantage other
+than the host's own zone (an outside vantage) names it: `tls@internet` (`probe_check`)."""
 
 
-def probe_check(check: str, vantage: str | None = None) -> str:
-    """The check component of a probe key: the bare check name for a probe made inside the
-    target's zone (or without zones), `<check>@<zone>` for one made from an outside vantage
-    (`tls@internet`), a probe of its own beside the inside one."""
+def probe_check(check: str, vantage: str | None) -> str:
+    """The check component of a probe key: the bare check for a probe from the host's own zone
+    or from where attt runs (callers pass None then), `check@vantage` for one made from another
+    vantage, so both probes of one host are kept, resumed and counted apart."""
     return check if vantage is None else f"{check}@{vantage}"
 
 
@@ -30,10 +31,12 @@ def split_probe_check(component: str) -> tuple[str, str | None]:
     return check, vantage or None
 
 
-def observed_by(check: str, vantage: str | None, zone: str | None) -> str:
-    """The check component of the probe an observation of `check` made from `vantage` belongs
-    to, for a host in `zone`: a worker of the host's own zone makes the inside probe."""
-    return probe_check(check, vantage if vantage not in (None, zone) else None)
+def observed_by(check: str, zone: str | None, home: str | None, local: str | None = None) -> str:
+    """The check component of the probe an observation of `check` made from `zone` belongs to,
+    for a host whose own zone is `home`, in a run whose machine sat in zone `local`
+    (`attt scan --vantage`): a probe from the host's own zone, or from where a local scan ran,
+    is the host's own probe; one from any other zone (an outside vantage's worker) its own."""
+    return probe_check(check, zone if zone not in (None, home, local) else None)
 
 
 class OpaqueData(BaseModel):
@@ -69,8 +72,8 @@ class Observation(Frozen):
     """The check's own data model (`Check.data_model`) for `ok` observations."""
     started: datetime | None = None
     finished: datetime | None = None
-    vantage: str | None = None
-    """The zone the probe was made from; None: from where attt ran, without zones."""
+    zone: str | None = None
+    """The zone the probe was made from (its vantage); None: from where attt ran, without zones."""
 
     @classmethod
     def ok(cls, check: str, target: Target, data: BaseModel, port: int | None = None) -> "Observation":

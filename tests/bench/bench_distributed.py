@@ -49,7 +49,7 @@ def _inventory(path: Path, addresses: list[str]) -> None:
         "province: Bench",
         f"scope: [{NETWORK}]",
         "zones:",
-        f"  - {{id: fleet, name: Fleet, networks: [{NETWORK}]}}",
+        f"  - {{id: fleet, name: Fleet, cidrs: [{NETWORK}]}}",
     ]
     lines.append("systems:")
     for i, address in enumerate(addresses):

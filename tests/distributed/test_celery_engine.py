@@ -55,9 +55,9 @@ def inventory(path: Path, zones: dict[str, list[str]], outside: str = "") -> Pat
         "kz": "127.0.183.0/24",
         "bz": "127.0.184.0/24",
     }
-    zone_lines = "".join(f"  - {{id: {z}, name: Zone {z}, networks: [{networks[z]}]}}\n" for z in zones)
+    zone_lines = "".join(f"  - {{id: {z}, name: Zone {z}, cidrs: [{networks[z]}]}}\n" for z in zones)
     if outside:
-        zone_lines += f"  - {{id: internet, name: Internet, outside: true, reaches: [{outside}]}}\n"
+        zone_lines += f"  - {{id: internet, name: Internet, vantage: outside, reaches: [{outside}]}}\n"
     systems = ""
     for zone, hosts in zones.items():
         host_lines = "".join(
@@ -143,7 +143,7 @@ def test_a_run_across_two_zones_is_probed_by_each_zones_worker(
     result = scan(broker, tmp_path, inv, "--out", str(tmp_path / "out"))
     assert result.exit_code == ExitCode.VIOLATION, result.output
     seen = rows(tmp_path / "attt.db")
-    assert {(o["host"], o["vantage"], o["status"]) for o in seen} == {
+    assert {(o["host"], o["zone"], o["status"]) for o in seen} == {
         *((h, "dmz", "ok") for h in DMZ),
         *((h, "internal", "ok") for h in INTERNAL),
     }
@@ -196,7 +196,7 @@ def test_a_forged_task_for_an_address_outside_the_zone_is_refused(
     assert len(observations) == 1
     assert observations[0]["status"] == "error"
     assert observations[0]["error"] == f"refused by worker dmz: {INTERNAL[0]} is outside its networks"
-    assert observations[0]["vantage"] == "dmz"
+    assert observations[0]["zone"] == "dmz"
     assert (
         f"refused by worker dmz: {INTERNAL[0]} is outside its networks"
         in (logs / "dmz-worker.log").read_text()
@@ -282,7 +282,7 @@ def test_a_worker_killed_mid_run_has_its_task_run_by_another_with_nothing_duplic
     assert Counter(h for _c, _s, h in probes(db)) == Counter(hosts)
     seen = rows(db)
     assert Counter(o["host"] for o in seen) == Counter(hosts)
-    assert {(o["status"], o["vantage"]) for o in seen} == {("ok", "kz")}
+    assert {(o["status"], o["zone"]) for o in seen} == {("ok", "kz")}
     if sig == signal.SIGKILL:
         # The task the dead worker held waited for the visibility timeout (2 x (3 + 5) s) first.
         assert elapsed > visibility_timeout(float(TIMEOUT)) - 1
@@ -355,7 +355,7 @@ def test_a_host_reached_from_an_outside_vantage_is_probed_from_there_too(
     assert result.exit_code in (ExitCode.OK, ExitCode.VIOLATION), result.output
     db = tmp_path / "attt.db"
     assert Counter(c for c, _s, _h in probes(db)) == {"ports": 3, "ports@internet": 2}
-    seen = {(o["host"], o["vantage"]) for o in rows(db)}
+    seen = {(o["host"], o["zone"]) for o in rows(db)}
     assert seen == {
         (DMZ[0], "dmz"),
         (DMZ[1], "dmz"),

@@ -54,7 +54,7 @@ def _inventory(tmp_path: Path, zones: str) -> Path:
 
 
 def _target(
-    tmp_path: Path, zones: str = "zones:\n  - {id: dmz, name: DMZ, networks: [127.0.185.0/24]}\n"
+    tmp_path: Path, zones: str = "zones:\n  - {id: dmz, name: DMZ, cidrs: [127.0.185.0/24]}\n"
 ) -> Target:
     return resolve_targets(load_inventory(_inventory(tmp_path, zones)).inventory)[0]
 
@@ -94,13 +94,15 @@ def test_a_tls_broker_always_checks_the_certificate(tmp_path: Path) -> None:
 
 
 def test_probe_keys_of_outside_vantages_are_probes_of_their_own() -> None:
-    assert probe_check("tls") == "tls"
+    assert probe_check("tls", None) == "tls"
     assert probe_check("tls", "internet") == "tls@internet"
     assert task_id("RUN", "tls", "internet", "web", "10.0.0.1") == "RUN:tls@internet:web:10.0.0.1"
     # A worker of the host's own zone makes the inside probe; any other vantage its own one.
     assert observed_by("tls", "dmz", "dmz") == "tls"
     assert observed_by("tls", None, "dmz") == "tls"
     assert observed_by("tls", "internet", "dmz") == "tls@internet"
+    # A local scan run from the Internet side (`--vantage internet`) makes the host's own probe.
+    assert observed_by("tls", "internet", "dmz", local="internet") == "tls"
 
 
 def _task(registry: Registry, target: Target, check: str = "ports") -> ProbeTask:
@@ -132,7 +134,7 @@ def test_the_worker_probes_a_task_in_its_scope_and_marks_its_vantage(
     with tcp_listeners([(HOST, 8080)]):
         answer = run_task(scope, json.loads(json.dumps(task.model_dump(mode="json"))), threading.Event())
     seen = [Observation.model_validate(a, context={DATA_MODELS: registry.data_models}) for a in answer]
-    assert [(o.check, o.host, o.status, o.vantage) for o in seen] == [("ports", HOST, "ok", "dmz")]
+    assert [(o.check, o.host, o.status, o.zone) for o in seen] == [("ports", HOST, "ok", "dmz")]
     data = seen[0].data
     assert isinstance(data, registry.data_models["ports"])  # typed again by the check, as the store does
     assert [p["port"] for p in data.model_dump()["open"]] == [8080]
@@ -151,7 +153,7 @@ def test_the_worker_refuses_from_its_own_scope(
     task = _task(registry, _target(tmp_path), check)
     scope = WorkerScope(zone, parse_networks(networks), registry)
     answer = run_task(scope, task.model_dump(mode="json"), threading.Event())
-    assert [(a["status"], a["error"], a["vantage"]) for a in answer] == [("error", refusal, zone)]
+    assert [(a["status"], a["error"], a["zone"]) for a in answer] == [("error", refusal, zone)]
 
 
 def test_a_malformed_task_is_refused(registry: Registry) -> None:
@@ -216,3 +218,14 @@ def test_the_engine_and_broker_come_from_attt_toml(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, args)
     assert result.exit_code == ExitCode.CONFIG_ERROR
     assert "--engine celery: host 127.0.185.1 is in no zone" in result.output
+
+
+def test_the_celery_engine_refuses_a_vantage(tmp_path: Path) -> None:
+    """With workers, each observation carries its worker's zone: a `--vantage` would overwrite it."""
+    inventory = _inventory(tmp_path, "zones:\n  - {id: dmz, cidrs: [127.0.185.0/24]}\n")
+    args = ["scan", "-i", str(inventory), "--engine", "celery", "--vantage", "dmz", "--check", "ports"]
+    result = CliRunner().invoke(
+        main, [*args, "--broker", "redis://broker.example/0", "--db", str(tmp_path / "db")]
+    )
+    assert result.exit_code == ExitCode.CONFIG_ERROR, result.output
+    assert "--engine celery with --vantage dmz" in result.output
