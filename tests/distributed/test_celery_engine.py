@@ -351,8 +351,8 @@ def test_a_host_reached_from_an_outside_vantage_is_probed_from_there_too(
     policy.write_text(POLICY.read_text().replace("rules:\n", "rules:\n" + outside_rule, 1))
     inv = inventory(tmp_path / "inventory.yaml", {"dmz": DMZ[:2], "internal": INTERNAL[:1]}, outside="dmz")
     args = ["scan", "-i", str(inv), "-p", str(policy), "--check", "ports", "--timeout", TIMEOUT]
-    result = _attt(broker, tmp_path, args)
-    assert result.exit_code in (ExitCode.OK, ExitCode.VIOLATION), result.output
+    result = _attt(broker, tmp_path, [*args, "--out", str(tmp_path / "out")])
+    assert result.exit_code == ExitCode.VIOLATION, result.output
     db = tmp_path / "attt.db"
     assert Counter(c for c, _s, _h in probes(db)) == {"ports": 3, "ports@internet": 2}
     seen = {(o["host"], o["zone"]) for o in rows(db)}
@@ -364,3 +364,9 @@ def test_a_host_reached_from_an_outside_vantage_is_probed_from_there_too(
         (DMZ[1], "internet"),
     }
     assert all(o["check"] == "ports" and o["status"] == "ok" for o in rows(db))
+    # Judged centrally: the Internet rule on what the internet worker saw, the others from inside.
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    judged = {(f["rule_id"], f["host"]): (f["status"], f.get("vantage")) for f in report["findings"]}
+    assert judged[("E2E-INTERNET-TELNET", TELNET_HOST)] == ("fail", "internet")
+    assert judged[("E2E-INTERNET-TELNET", DMZ[0])] == ("pass", "internet")
+    assert judged[("E2E-TELNET", TELNET_HOST)] == ("fail", "dmz")
