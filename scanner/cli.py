@@ -35,6 +35,7 @@ from attt.scanner.pipeline import (
     ScanOptions,
     ScanRequest,
     build_report,
+    planned_probes,
     prepare,
     prepare_resume,
     reevaluate,
@@ -419,7 +420,7 @@ def _scan(
     else:
         raise click.UsageError("give either -i INVENTORY or --resume RUN")
     interactive = sys.stderr.isatty() and not os.environ.get("CI")
-    total = len(prepared.targets) * len(prepared.run.checks) - len(prepared.done)
+    total = planned_probes(prepared, registry, remote=choice.engine == "celery")
     with (
         _remote(choice, prepared, registry, interrupts, options) as remote,
         progress_for(total, interactive) as progress,

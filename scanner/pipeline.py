@@ -310,17 +310,7 @@ def run_scan(
             stop.set()
 
     runner = Runner(registry, keep, progress, stop, remote)
-    plan = ScanPlan(
-        targets=prepared.targets,
-        checks=info.checks,
-        policies=prepared.policies,
-        timeout=options.timeout,
-        concurrency=options.concurrency,
-        credentials=options.credentials,
-        done=prepared.done,
-        vantage=info.vantage,
-        vantages=vantages(info) if remote is not None else {},
-    )
+    plan = scan_plan(prepared, options, remote is not None)
     with _heartbeat(store, info.id):
         complete = runner.run(plan)
     finished = utcnow()
@@ -340,6 +330,28 @@ def run_scan(
         info, prepared.systems, prepared.targets, tuple(observations), tuple(findings), frozenset(probed)
     )
     return ScanOutcome(memory, interrupted, next(iter(store_errors), None))
+
+
+def scan_plan(prepared: PreparedScan, options: ScanOptions, remote: bool) -> ScanPlan:
+    """What the runner is to probe; `remote`: the zones' workers probe (the celery engine),
+    from the outside vantages that reach a zone too."""
+    info = prepared.run
+    return ScanPlan(
+        targets=prepared.targets,
+        checks=info.checks,
+        policies=prepared.policies,
+        timeout=options.timeout,
+        concurrency=options.concurrency,
+        credentials=options.credentials,
+        done=prepared.done,
+        vantage=info.vantage,
+        vantages=vantages(info) if remote else {},
+    )
+
+
+def planned_probes(prepared: PreparedScan, registry: Registry, remote: bool) -> int:
+    """The probes a scan has yet to run: the total its progress counts up to."""
+    return Runner(registry, lambda *_: None).planned(scan_plan(prepared, ScanOptions(), remote))
 
 
 @contextmanager

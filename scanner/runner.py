@@ -169,7 +169,7 @@ class Runner:
         the same for several systems (same settings, rules, credential, earlier facts) runs
         once; each system gets its own copy of what it saw, and is judged on it."""
         seen: dict[tuple[str, str], list[Observation]] = {}  # (system, probe check) -> observations
-        for name, vantage in self._steps(plan, targets):
+        for name, vantage in self.steps(plan, targets):
             check = self._registry.check(name)
             key = probe_check(name, vantage)
             groups: list[tuple[ProbeContext[Any], list[Target]]] = []  # contexts are not hashable
@@ -192,7 +192,17 @@ class Runner:
                     return False
         return True
 
-    def _steps(self, plan: ScanPlan, targets: Sequence[Target]) -> list[tuple[str, str | None]]:
+    def planned(self, plan: ScanPlan) -> int:
+        """The probes the plan has yet to run, one per target and step (what progress counts)."""
+        return sum(
+            1
+            for targets in _by_host(plan.targets)
+            for name, vantage in self.steps(plan, targets)
+            for target in targets
+            if (probe_check(name, vantage), *target.key) not in plan.done
+        )
+
+    def steps(self, plan: ScanPlan, targets: Sequence[Target]) -> list[tuple[str, str | None]]:
         """(check, vantage) in the order a host is probed: every check from inside its zone,
         then, from each outside vantage that reaches the zone, the checks of the rules that
         must be judged from outside (`vantage: internet`) and the checks they read."""

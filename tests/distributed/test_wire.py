@@ -177,9 +177,10 @@ def test_outside_vantages_probe_the_checks_of_their_rules_after_the_inside_ones(
         policies={"web": (outside,)},
         vantages={"dmz": ("internet",)},
     )
-    assert runner._steps(plan, [target]) == [("ports", None), ("tls", None), ("ports", "internet")]
+    assert runner.steps(plan, [target]) == [("ports", None), ("tls", None), ("ports", "internet")]
+    assert runner.planned(plan) == 3  # what the progress counts up to
     inside_only = ScanPlan(targets=[target], checks=["ports", "tls"], policies={"web": (policy,)})
-    assert runner._steps(inside_only, [target]) == [("ports", None), ("tls", None)]
+    assert runner.steps(inside_only, [target]) == [("ports", None), ("tls", None)]
 
 
 def test_the_celery_engine_refuses_an_inventory_without_zones(tmp_path: Path) -> None:
