@@ -479,6 +479,7 @@ def _remote(
     if choice.engine != "celery":
         yield None
         return
+    _require_celery()
     from attt.scanner.distributed import Coordinator, resolve_broker
 
     if prepared.run.vantage is not None:
@@ -498,6 +499,16 @@ def _remote(
         broker, run, registry.data_models, interrupts.stop, options.timeout, prepared.redo
     ) as coordinator:
         yield coordinator
+
+
+def _require_celery() -> None:
+    """A one-line error when Celery, an extra the local engine does without, is not installed."""
+    from importlib.util import find_spec
+
+    if find_spec("celery") is None:
+        raise ConfigError(
+            "the celery engine needs Celery, which is not installed: pip install 'attt-scanner[celery]'"
+        )
 
 
 def _scan_options(args: _ScanArgs) -> ScanOptions:
@@ -831,6 +842,7 @@ def worker(
     """Run the probes of one zone for the celery engine (attt scan --engine celery)."""
     import socket
 
+    _require_celery()
     from attt.scanner.distributed import WorkerScope, parse_networks, resolve_broker, serve
 
     if not networks:
