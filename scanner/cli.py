@@ -42,7 +42,7 @@ from attt.scanner.plugin import Credential
 from attt.scanner.progress import progress_for
 from attt.scanner.registry import Registry
 from attt.scanner.runner import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT
-from attt.scanner.store import Store, StoredRun, db_path_from_url
+from attt.scanner.store import Store, StoredRun, locate
 from attt.scanner.text import clean, safe
 
 if TYPE_CHECKING:
@@ -106,7 +106,7 @@ def _open_store(db: str | None, registry: Registry | None = None, *, create: boo
     """The run store; with a registry, stored observations come back typed by their checks.
     Reading commands pass `create=False` and never create one."""
     data_models = registry.data_models if registry else None
-    return Store(db_path_from_url(db), data_models, create=create, warn=_warn)
+    return Store(locate(db), data_models, create=create, warn=_warn)
 
 
 def _warn(line: str) -> None:

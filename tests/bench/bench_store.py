@@ -1,0 +1,77 @@
+"""The run store on a province-sized run: what `attt report` waits for before it renders.
+
+    python -m tests.bench.bench_store [--systems 1500] [--findings 60000] [--db PATH|URL]
+
+Writes one run (every probe's observations as a scan does, then the findings) and times the
+reads `attt report RUN` makes: `load` of the run, the run list, the earlier runs a baseline is
+chosen from. Without `--db`, a fresh SQLite file; `--db postgresql://...` measures a server.
+Prints the best of three reads, since a shared machine's noise only ever adds time.
+"""
+
+import argparse
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+
+from attt.scanner.models.observation import Observation
+from attt.scanner.store import Store
+from tests.factories import large_report
+
+REPEATS = 3
+
+
+def _best(action: Callable[[], object]) -> float:
+    times = []
+    for _ in range(REPEATS):
+        started = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def bench(store: Store, systems: int, findings: int) -> dict[str, float]:
+    report = large_report(systems, findings)
+    run = report.run.model_copy(update={"status": "running", "finished": None})
+    by_probe: dict[tuple[str, str, str], list[Observation]] = defaultdict(list)
+    for obs in report.observations:
+        by_probe[(obs.check, obs.system, obs.host)].append(obs)
+    targets = {(t.system.id, t.address): t for t in report.targets}
+    seconds: dict[str, float] = {}
+    started = time.perf_counter()
+    store.create_run(run, report.systems, report.targets)
+    for (check, system, host), seen in by_probe.items():
+        store.record_probe(run.id, check, targets[(system, host)], seen)
+    seconds["write probes"] = time.perf_counter() - started
+    started = time.perf_counter()
+    store.finish_run(run.id, "complete", report.run.started, report.findings)
+    seconds["write findings"] = time.perf_counter() - started
+    loaded = store.load(run.id)
+    assert len(loaded.findings) == len(report.findings), "the store lost findings"
+    seconds["load"] = _best(lambda: store.load(run.id))
+    seconds["runs"] = _best(store.runs)
+    seconds["earlier runs"] = _best(lambda: store.earlier_runs(loaded.info))
+    return seconds
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--systems", type=int, default=1500)
+    parser.add_argument("--findings", type=int, default=60_000)
+    parser.add_argument("--db", help="a store URL or path (default: a new SQLite file)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store(Path(args.db or Path(tmp) / "bench.db"))
+        seconds = bench(store, args.systems, args.findings)
+        store.close()
+    print(f"store: {args.systems} systems, {args.findings} findings")
+    print(f"{'step':<16}{'seconds':>10}")
+    for step, value in seconds.items():
+        print(f"{step:<16}{value:>10.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
