@@ -194,7 +194,9 @@ common_report_options: list[Callable[[Callable[..., object]], Callable[..., obje
     ),
     click.option("--lang", type=click.Choice(["vi", "en"]), help=LANG_HELP),
     click.option(
-        "--db", help="Run store: a path or sqlite:///PATH (default $ATTT_DB or ~/.local/share/attt/attt.db)."
+        "--db",
+        help="Run store: a path, sqlite:///PATH or postgresql://USER@HOST:PORT/DBNAME"
+        " (default $ATTT_DB or ~/.local/share/attt/attt.db).",
     ),
     click.option(
         "--sign-key",

@@ -30,7 +30,6 @@ from typing import Any, Final, Literal
 
 import sqlalchemy as sa
 from pydantic import BaseModel, TypeAdapter, ValidationError
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from attt.scanner.changes import choose_baseline
@@ -391,8 +390,13 @@ class Store:
                 raise StoreError(f"cannot read the run store {self.where}: {_cause(exc)}") from None
 
     def _insert(self, table: sa.Table) -> Any:
-        """INSERT with the dialect's ON CONFLICT clause available."""
-        return (postgresql.insert if self._postgres else sqlite.insert)(table)
+        """INSERT with the dialect's ON CONFLICT clause available (each dialect's module is loaded
+        only by a store of its kind)."""
+        if self._postgres:
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+        return insert(table)
 
     def create_run(
         self,
@@ -812,7 +816,8 @@ def _cause(exc: sa.exc.SQLAlchemyError) -> str:
     """What the database or its driver said, on one line (libpq's messages span several), without
     the statement or its parameters."""
     said = str(exc.orig) if isinstance(exc, sa.exc.DBAPIError) else str(exc)
-    return "; ".join(" ".join(line.split()) for line in said.splitlines() if line.strip()) or type(exc).__name__
+    lines = [" ".join(line.split()) for line in said.splitlines() if line.strip()]
+    return "; ".join(lines) or type(exc).__name__
 
 
 def _refuse_live_scan(db: Connection, inventory: str | None, run_id: str) -> None:

@@ -4,8 +4,10 @@
 
 Writes one run (every probe's observations as a scan does, then the findings) and times the
 reads `attt report RUN` makes: `load` of the run, the run list, the earlier runs a baseline is
-chosen from. Without `--db`, a fresh SQLite file; `--db postgresql://...` measures a server.
-Prints the best of three reads, since a shared machine's noise only ever adds time.
+chosen from. Without `--db`, a fresh SQLite file and a fresh PostgreSQL server (started as the
+tests start one, but with fsync on, as SQLite's commits are synchronous); `--db URL|PATH`
+measures that store alone. Prints the best of three reads, since a shared machine's noise only
+ever adds time.
 """
 
 import argparse
@@ -19,6 +21,7 @@ from pathlib import Path
 from attt.scanner.models.observation import Observation
 from attt.scanner.store import Store
 from tests.factories import large_report
+from tests.servers.postgres import postgres_bin, running_postgres
 
 REPEATS = 3
 
@@ -62,15 +65,30 @@ def main() -> int:
     parser.add_argument("--findings", type=int, default=60_000)
     parser.add_argument("--db", help="a store URL or path (default: a new SQLite file)")
     args = parser.parse_args()
+    results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        store = Store(Path(args.db or Path(tmp) / "bench.db"))
-        seconds = bench(store, args.systems, args.findings)
-        store.close()
+        if args.db:
+            results[args.db] = _measure(args.db, args)
+        else:
+            results["sqlite"] = _measure(Path(tmp) / "bench.db", args)
+            if postgres_bin() is None:
+                print("PostgreSQL is not installed: measured SQLite only")
+            else:
+                with running_postgres(durable=True) as pg:
+                    results["postgresql"] = _measure(pg.url(pg.database("bench")), args)
     print(f"store: {args.systems} systems, {args.findings} findings")
-    print(f"{'step':<16}{'seconds':>10}")
-    for step, value in seconds.items():
-        print(f"{step:<16}{value:>10.3f}")
+    print(f"{'step':<16}" + "".join(f"{name:>14}" for name in results))
+    for step in next(iter(results.values())):
+        print(f"{step:<16}" + "".join(f"{seconds[step]:>14.3f}" for seconds in results.values()))
     return 0
+
+
+def _measure(where: Path | str, args: argparse.Namespace) -> dict[str, float]:
+    store = Store(where)
+    try:
+        return bench(store, args.systems, args.findings)
+    finally:
+        store.close()
 
 
 if __name__ == "__main__":
