@@ -10,7 +10,6 @@ import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -20,7 +19,7 @@ from attt.scanner.models.observation import Observation
 from attt.scanner.models.report import RunInfo
 from attt.scanner.store import LEASE_SECONDS, MIGRATIONS, SCHEMA_HEAD, Lease, Store, locate
 from tests.scanner.plugins import CountData, target
-from tests.servers.postgres import Postgres
+from tests.servers.postgres import Postgres, raw
 
 T0 = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
 
@@ -30,13 +29,9 @@ def info(run_id: str, started: datetime = T0, sha: str = "a" * 64) -> RunInfo:
                    inventory_sha256=sha, policies=(), checks=("count",))  # fmt: skip
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def location(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
-    """Where a new, empty store goes: a SQLite file, or a new PostgreSQL database's URL."""
-    if request.param == "sqlite":
-        return tmp_path / "runs.db"
-    pg: Postgres = request.getfixturevalue("postgres")
-    return pg.url(pg.database())
+@pytest.fixture
+def location(store_location: Path | str) -> Path | str:
+    return store_location
 
 
 @pytest.fixture
@@ -44,17 +39,6 @@ def store(location: Path | str) -> Iterator[Store]:
     opened = Store(location, {"count": CountData})
     yield opened
     opened.close()
-
-
-def raw(where: Store | Path | str, statement: str, **params: Any) -> list[Any]:
-    """One SQL statement through a connection of its own, as another process would run it."""
-    engine = sa.create_engine((where.location if isinstance(where, Store) else locate(where)).url)
-    try:
-        with engine.begin() as conn:
-            result = conn.execute(sa.text(statement), params)
-            return list(result) if result.returns_rows else []
-    finally:
-        engine.dispose()
 
 
 def test_observation_survives_a_crash_before_the_run_finishes(location: Path | str) -> None:

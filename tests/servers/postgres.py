@@ -7,6 +7,9 @@ listening on 127.0.0.1 at a free port and on a unix socket inside the folder. Th
 password (scram-sha-256), as a real deployment would. Each test that wants a store gets a new
 database owned by `attt`. Without the binaries the tests skip, except under CI=true, where that
 is a failure: CI must prove the PostgreSQL store.
+
+`store_location` parametrizes a test over both kinds of store (a SQLite file, a new database of
+this server); `raw` runs one SQL statement on either, as another process would.
 """
 
 import contextlib
@@ -21,9 +24,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import count
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
+import sqlalchemy as sa
+
+from attt.scanner.store import Store, locate
 
 START_TIMEOUT = 30.0
 ROLE = "attt"
@@ -142,3 +149,23 @@ def _tail(log: Path) -> str:
 def postgres() -> Iterator[Postgres]:
     with running_postgres() as pg:
         yield pg
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """Where a new, empty store goes: a SQLite file, or a new PostgreSQL database's URL."""
+    if request.param == "sqlite":
+        return tmp_path / "runs.db"
+    pg: Postgres = request.getfixturevalue("postgres")
+    return pg.url(pg.database())
+
+
+def raw(where: Store | Path | str, statement: str, **params: Any) -> list[Any]:
+    """One SQL statement through a connection of its own, as another process would run it."""
+    engine = sa.create_engine((where.location if isinstance(where, Store) else locate(where)).url)
+    try:
+        with engine.begin() as conn:
+            result = conn.execute(sa.text(statement), params)
+            return list(result) if result.returns_rows else []
+    finally:
+        engine.dispose()
