@@ -579,10 +579,16 @@ HISTORY_RUNS = 11
 
 def _history(store: Store, current: RunInfo) -> tuple[Report, ...]:
     """The latest earlier runs over the same inventory, oldest first: trends and "failing since".
-    A run this version cannot read leaves the trends without it, with a warning."""
+    A run this version cannot read leaves the trends without it, with a warning; a store that
+    cannot be read at all (its server went away mid-scan) leaves the report without trends."""
+    try:
+        listed = store.runs(limit=10 * HISTORY_RUNS)
+    except StoreError as exc:
+        _warn(f"{exc}; the report has no trends")
+        return ()
     earlier = [
         info
-        for info in store.runs(limit=10 * HISTORY_RUNS)
+        for info in listed
         if info.inventory_sha256 == current.inventory_sha256 and info.started < current.started
     ]
     history = []

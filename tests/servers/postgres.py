@@ -49,7 +49,19 @@ class Postgres:
     port: int
     socket_dir: Path
     password: str
+    server: subprocess.Popen[bytes]
     _names: Iterator[int] = field(default_factory=count)
+
+    def stop(self) -> None:
+        """Stop the server now (fast shutdown: clients are disconnected), as a crash or a
+        maintenance window would."""
+        if self.server.poll() is None:
+            self.server.terminate()
+            try:
+                self.server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.server.kill()
+                self.server.wait()
 
     def url(self, database: str, *, password: bool = True, host: str = "127.0.0.1") -> str:
         secret = f":{self.password}" if password else ""
@@ -111,26 +123,21 @@ def running_postgres(durable: bool = False) -> Iterator[Postgres]:
         [*user, str(bin_dir / "postgres"), "-D", str(data), "-p", str(port), *settings],
         stdout=log, stderr=subprocess.STDOUT, cwd=root,
     )  # fmt: skip
-    pg = Postgres(port, socket_dir, password)
+    pg = Postgres(port, socket_dir, password, server)
     try:
-        _wait_until_ready(pg, server, root / "postgres.log")
+        _wait_until_ready(pg, root / "postgres.log")
         pg.admin(f"CREATE ROLE {ROLE} LOGIN PASSWORD '{password}'")
         yield pg
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        pg.stop()
         log.close()
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _wait_until_ready(pg: Postgres, server: subprocess.Popen[bytes], log: Path) -> None:
+def _wait_until_ready(pg: Postgres, log: Path) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     while True:
-        if server.poll() is not None:
+        if pg.server.poll() is not None:
             raise RuntimeError(f"postgres exited: {_tail(log)}")
         try:
             pg.admin("SELECT 1")
