@@ -50,6 +50,8 @@ class Observation(Frozen):
     """The check's own data model (`Check.data_model`) for `ok` observations."""
     started: datetime | None = None
     finished: datetime | None = None
+    vantage: str | None = None
+    """The zone the probe was made from; None: from where attt ran, without zones."""
 
     @classmethod
     def ok(cls, check: str, target: Target, data: BaseModel, port: int | None = None) -> "Observation":

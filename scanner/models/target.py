@@ -66,6 +66,7 @@ HostName = Annotated[str, AfterValidator(_check_hostname)]
 ScopeEntry = Annotated[str, AfterValidator(_check_scope_entry)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 SystemId = Annotated[str, Field(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")]
+ZoneId = Annotated[str, Field(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")]
 ServiceKind = Literal["tls", "ssh", "http", "tcp", "smtp", "imap", "pop3", "ldap", "ftp", "rdp", "db"]
 
 
@@ -81,6 +82,50 @@ class Host(Frozen):
     hostname: HostName | None = None
     """Name for SNI and certificate matching."""
     services: tuple[Service, ...] = ()
+    zone: ZoneId | None = None
+    """The zone the host sits in; None: the zone whose networks hold its address."""
+
+
+def _check_network(value: str) -> str:
+    try:
+        return str(ipaddress.ip_network(value, strict=False))
+    except ValueError:
+        raise ValueError(f"not a CIDR network: {value[:80]!r}") from None
+
+
+Network = Annotated[str, AfterValidator(_check_network)]
+
+
+class Zone(Frozen):
+    """A network zone (TCVN 11930 / TCVN 14423: DMZ, server zone, database zone, management
+    zone, ...), or an outside vantage such as the Internet, from which probes are made."""
+
+    id: ZoneId
+    name: Name = Field(min_length=1, max_length=200)
+    networks: tuple[Network, ...] = ()
+    """The addresses of the zone, inside the scope; an outside vantage holds no host."""
+    outside: bool = False
+    """An outside vantage (the Internet): it holds no host and sees the zones it `reaches` as
+    an attacker outside the province would."""
+    reaches: tuple[ZoneId, ...] = ()
+    """For an outside vantage: the zones whose hosts it can probe (the DMZ, say)."""
+
+    @model_validator(mode="after")
+    def _outside_or_networks(self) -> "Zone":
+        if self.outside and self.networks:
+            raise ValueError(f"zone {self.id!r}: an outside vantage holds no networks")
+        if not self.outside and not self.networks:
+            raise ValueError(f"zone {self.id!r}: needs at least one network (or `outside: true`)")
+        if self.reaches and not self.outside:
+            raise ValueError(f"zone {self.id!r}: only an outside vantage `reaches` other zones")
+        return self
+
+    def holds(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in ipaddress.ip_network(network) for network in self.networks)
 
 
 class LevelDecision(Frozen):
@@ -134,7 +179,43 @@ class Inventory(Frozen):
     scope: tuple[ScopeEntry, ...] = Field(min_length=1)
     owners: tuple[Owner, ...] = ()
     """Contacts of owner agencies, by the name their systems give as `owner`; optional."""
+    zones: tuple[Zone, ...] = ()
+    """Optional: without zones, every host is probed from where attt runs."""
     systems: tuple[System, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _zones_consistent(self) -> "Inventory":
+        ids = [zone.id for zone in self.zones]
+        for zone_id in ids:
+            if ids.count(zone_id) > 1:
+                raise ValueError(f"duplicate zone id {zone_id!r}")
+        inside = {zone.id for zone in self.zones if not zone.outside}
+        for zone in self.zones:
+            unknown = [z for z in zone.reaches if z not in inside]
+            if unknown:
+                raise ValueError(f"zone {zone.id!r} reaches {unknown[0]!r}, which is not an inside zone")
+        networks = [(ipaddress.ip_network(n), zone.id) for zone in self.zones for n in zone.networks]
+        for i, (network, zone_id) in enumerate(networks):
+            for other, other_id in networks[i + 1 :]:
+                if network.version == other.version and network.overlaps(other):
+                    raise ValueError(f"zones {zone_id!r} and {other_id!r} overlap: {network} and {other}")
+        known = set(ids)
+        for system in self.systems:
+            for host in system.hosts:
+                if host.zone is not None and host.zone not in known:
+                    raise ValueError(f"system {system.id}: host {host.address}: unknown zone {host.zone!r}")
+                if host.zone is not None and host.zone not in inside:
+                    raise ValueError(
+                        f"system {system.id}: host {host.address}: zone {host.zone!r} is an outside vantage"
+                    )
+        return self
+
+    def zone(self, zone_id: str) -> Zone:
+        return next(zone for zone in self.zones if zone.id == zone_id)
+
+    def vantages_reaching(self, zone_id: str) -> tuple[Zone, ...]:
+        """The outside vantages that see the hosts of a zone."""
+        return tuple(zone for zone in self.zones if zone.outside and zone_id in zone.reaches)
 
     @model_validator(mode="after")
     def _unique_system_ids(self) -> "Inventory":
@@ -166,6 +247,8 @@ class Target(Frozen):
     host: Host
     ip: str
     """The pinned IP address every probe connects to."""
+    zone: ZoneId | None = None
+    """The zone the host sits in (its probes run there); None when the inventory has no zones."""
 
     @property
     def address(self) -> str:
