@@ -3,6 +3,7 @@
 import json
 import os
 import sys
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import asdict, dataclass
@@ -25,8 +26,9 @@ from attt.scanner.lifecycle import Interrupts, ResumeConflict, as_list, remember
 from attt.scanner.limits import FILES_PER_TARGET, concurrency_for, raise_open_files
 from attt.scanner.messages import language, problem_text, say
 from attt.scanner.models.base import Severity, Text
+from attt.scanner.models.observation import Observation
 from attt.scanner.models.report import Report, RunInfo, report_json_schema
-from attt.scanner.models.target import Target
+from attt.scanner.models.target import Target, Zone
 from attt.scanner.pipeline import (
     PolicyMode,
     ScanOptions,
@@ -168,7 +170,9 @@ def main(ctx: click.Context, config_file: Path | None, lang: str | None) -> None
     store_only = {"db": defaults["db"]} if "db" in defaults else {}
     ctx.default_map = {
         "scan": defaults,
-        "report": {k: v for k, v in defaults.items() if k not in ("inventory", "credentials", "fail_on")},
+        "report": {
+            k: v for k, v in defaults.items() if k not in ("inventory", "credentials", "fail_on", "vantage")
+        },
         "notify": store_only,
         "history": store_only,
         "diff": store_only,
@@ -271,6 +275,12 @@ def report_options(fn: Callable[..., object]) -> Callable[..., object]:
     help="Mail each owner its pack and call the webhook (default: when attt.toml has [notify]).",
 )
 @click.option("--notify-all", is_flag=True, help="Notify every open failure, not only what is new.")
+@click.option(
+    "--vantage",
+    metavar="ZONE",
+    help="The inventory zone this machine sits in: every observation records it, and rules that"
+    " ask for the Internet are judged on what a zone with `vantage: outside` saw.",
+)
 @report_options
 def scan(
     inventory: Path | None,
@@ -286,6 +296,7 @@ def scan(
     trigger: str,
     notify: bool | None,
     notify_all: bool,
+    vantage: str | None,
     out: Path | None,
     formats: str,
     lang: str | None,
@@ -302,7 +313,7 @@ def scan(
     )
     ctx = click.get_current_context()
     unset = (click.core.ParameterSource.DEFAULT, click.core.ParameterSource.DEFAULT_MAP, None)
-    explicit = {**asdict(args), "waivers": waivers, "policy_mode": policy_mode}
+    explicit = {**asdict(args), "waivers": waivers, "policy_mode": policy_mode, "vantage": vantage}
     given = {k: v for k, v in explicit.items() if ctx.get_parameter_source(k) not in unset}
     request = ScanRequest(
         inventory or Path(),
@@ -313,6 +324,7 @@ def scan(
         waivers=waivers,
         policy_mode=cast(PolicyMode, policy_mode),
         trigger=_trigger(trigger),
+        vantage=vantage,
     )
     output = _ReportChoice(sign_key, per_owner, owner, notify, notify_all)
     with Interrupts() as interrupts:
@@ -369,6 +381,11 @@ def _scan(
     if resume is not None and request is None:
         store = _open_store(db, registry, create=False)
         stored = store.load(resume)
+        if "vantage" in given and given["vantage"] != stored.info.vantage:
+            raise ResumeConflict(
+                f"--vantage {given['vantage']} conflicts with run {resume}'s own"
+                f" ({stored.info.vantage or 'none'}): a resumed run is probed from where it started"
+            )
         args = _decoded(args, resumed_options(stored.info.id, stored.info.options, given))
         _check_out_dir(args.out, stored.info.id)
         prepared = prepare_resume(stored, store.probes_done(stored.info.id), registry)
@@ -508,6 +525,8 @@ def _print_summary(report: Report, out_dir: Path) -> None:
     if overall.not_probed:
         click.echo(_say("summary_not_probed", count=overall.not_probed))
     click.echo(_say("summary_formula", formula=report.summary.score_formula.get(_lang[0])))
+    for line in _zone_lines(report.run.zones, report.targets, report.observations):
+        click.echo(line)
     systems_at: dict[str, list[str]] = {}
     for target in report.targets:
         systems_at.setdefault(target.address, []).append(target.system.id)
@@ -933,6 +952,40 @@ def inventory_validate(file: Path) -> None:
     targets = resolve_targets(loaded.inventory)
     systems, sha = len(loaded.inventory.systems), loaded.sha256[:12]
     click.echo(_say("inventory_ok", file=file, systems=systems, hosts=len(targets), sha=sha))
+    if loaded.inventory.zones:
+        click.echo(_say("inventory_zones", count=len(loaded.inventory.zones)))
+        for line in _zone_lines(loaded.inventory.zones, targets):
+            click.echo(f"  {line}")
+
+
+def _zone_lines(
+    zones: Sequence[Zone], targets: Sequence[Target], observations: Sequence[Observation] | None = None
+) -> list[str]:
+    """One line per zone: its hosts and, after a scan, the observations of them by the vantage
+    each was made from; for an outside vantage, the zones it reaches and what it observed."""
+    zone_of = {target.address: target.zone for target in targets}
+    seen: dict[str | None, Counter[str | None]] = defaultdict(Counter)
+    for obs in observations or ():
+        seen[zone_of.get(obs.host)][obs.zone] += 1
+    lines = []
+    for zone in zones:
+        name = safe(zone.name)
+        if zone.outside:
+            line = _say("zone_outside", zone=zone.id, name=name, reaches=", ".join(zone.reaches) or "—")
+            made = sum(by_vantage[zone.id] for by_vantage in seen.values())
+            lines.append(line + (_say("zone_made", count=made) if observations is not None else ""))
+            continue
+        hosts = sum(1 for target in targets if target.zone == zone.id)
+        line = _say("zone_line", zone=zone.id, name=name, hosts=hosts)
+        if observations is not None:
+            by_vantage = seen[zone.id]
+            sources = ", ".join(
+                _say("zone_from", zone=vantage or _say("zone_here"), count=count)
+                for vantage, count in sorted(by_vantage.items(), key=lambda item: item[0] or "")
+            )
+            line += _say("zone_seen", count=sum(by_vantage.values()), sources=sources or "—")
+        lines.append(line)
+    return lines
 
 
 @main.command()

@@ -14,7 +14,8 @@ from typing import Any
 
 from attt.scanner._yaml import YamlDoc, load_yaml, validate
 from attt.scanner.errors import ConfigError
-from attt.scanner.models.target import Host, Inventory, Target
+from attt.scanner.models.base import Frozen
+from attt.scanner.models.target import Host, Inventory, Target, Zone, host_zone_problem, zone_conflicts
 
 Resolver = Callable[[str], list[str]]
 """Maps a DNS name to its addresses (empty when it does not resolve)."""
@@ -116,12 +117,13 @@ def load_inventory(path: Path) -> LoadedInventory:
     """
     doc = load_yaml(path)
     _refuse_duplicate_ids(doc)
+    _refuse_zone_conflicts(doc)
     inventory = validate(Inventory, doc)
     scope = Scope.of(inventory.scope)
     for z, zone in enumerate(inventory.zones):
-        for n, network in enumerate(zone.networks):
+        for n, network in enumerate(zone.cidrs):
             if not scope.has_network(network):
-                raise doc.error(("zones", z, "networks", n), f"{network} is not inside the scope")
+                raise doc.error(("zones", z, "cidrs", n), f"{network} is not inside the scope")
     for s, system in enumerate(inventory.systems):
         first: dict[str, int] = {}
         for h, host in enumerate(system.hosts):
@@ -215,7 +217,7 @@ def _zone_problem(inventory: Inventory, host: Host, addresses: Sequence[str]) ->
     for address in addresses:
         holder = next((zone.id for zone in inventory.zones if zone.holds(address)), None)
         if holder is None:
-            return f"{address} lies in no zone's networks"
+            return f"{address} lies in no zone's cidrs"
         if host.zone is not None and holder != host.zone:
             return f"{address} lies in zone {holder!r}, not in the zone {host.zone!r} the host names"
     return None
@@ -257,3 +259,23 @@ def _refuse_duplicate_ids(doc: YamlDoc) -> None:
         if system_id in seen:
             raise doc.error(("systems", index, "id"), f"duplicate system id {system_id!r}")
         seen.add(system_id)
+
+
+class _Zones(Frozen):
+    zones: tuple[Zone, ...] = ()
+
+
+def _refuse_zone_conflicts(doc: YamlDoc) -> None:
+    """Point at the zone, network or host zone that breaks the partition into zones (the
+    inventory model refuses the same, without a line to show)."""
+    zones = validate(_Zones, doc, {"zones": doc.data.get("zones") or ()}).zones
+    for place, conflict in zone_conflicts(zones):
+        raise doc.error(place, conflict)
+    systems = doc.data.get("systems")
+    for s, system in enumerate(systems if isinstance(systems, list) else ()):
+        hosts = system.get("hosts") if isinstance(system, dict) else None
+        for h, host in enumerate(hosts if isinstance(hosts, list) else ()):
+            named = host.get("zone") if isinstance(host, dict) else None
+            problem = host_zone_problem(zones, named) if isinstance(named, str) else None
+            if problem is not None:
+                raise doc.error(("systems", s, "hosts", h, "zone"), problem)
