@@ -15,8 +15,9 @@ from attt.scanner.store import Lease, Store
 from tests.factories import STARTED, target
 from tests.factories import system as system_info
 from tests.robustness.conftest import AtttRun, run_attt
+from tests.servers import postgres as postgres_server
 from tests.servers.listeners import tcp_listeners
-from tests.servers.postgres import Postgres
+from tests.servers.postgres import Postgres, running_postgres
 
 NET = "127.0.178"
 HOSTS = {f"{NET}.1": (8080,), f"{NET}.2": (8080, 2323)}
@@ -140,3 +141,15 @@ def test_libpq_supplies_the_password_from_pgpassword_or_pgpass(tmp_path: Path, p
     passfile.chmod(0o600)
     listed = run_attt(["history", "--db", bare], env={"PGPASSFILE": str(passfile)})
     assert listed.returncode == 0, listed.terminal
+
+
+def test_without_postgresql_the_tests_fail_under_ci_and_skip_elsewhere(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(postgres_server, "postgres_bin", lambda: None)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="PostgreSQL is not installed"), running_postgres():
+        pass
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="PostgreSQL is not installed"), running_postgres():
+        pass
