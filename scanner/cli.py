@@ -46,7 +46,7 @@ from attt.scanner.plugin import Credential
 from attt.scanner.progress import progress_for
 from attt.scanner.registry import Registry
 from attt.scanner.runner import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT
-from attt.scanner.store import Store, StoredRun, db_path_from_url
+from attt.scanner.store import Store, StoredRun, locate
 from attt.scanner.text import clean, safe
 
 if TYPE_CHECKING:
@@ -111,7 +111,7 @@ def _open_store(db: str | None, registry: Registry | None = None, *, create: boo
     """The run store; with a registry, stored observations come back typed by their checks.
     Reading commands pass `create=False` and never create one."""
     data_models = registry.data_models if registry else None
-    return Store(db_path_from_url(db), data_models, create=create, warn=_warn)
+    return Store(locate(db), data_models, create=create, warn=_warn)
 
 
 def _warn(line: str) -> None:
@@ -202,7 +202,9 @@ common_report_options: list[Callable[[Callable[..., object]], Callable[..., obje
     ),
     click.option("--lang", type=click.Choice(["vi", "en"]), help=LANG_HELP),
     click.option(
-        "--db", help="Run store: a path or sqlite:///PATH (default $ATTT_DB or ~/.local/share/attt/attt.db)."
+        "--db",
+        help="Run store: a path, sqlite:///PATH or postgresql://USER@HOST:PORT/DBNAME"
+        " (default $ATTT_DB or ~/.local/share/attt/attt.db).",
     ),
     click.option(
         "--sign-key",
@@ -681,10 +683,16 @@ HISTORY_RUNS = 11
 
 def _history(store: Store, current: RunInfo) -> tuple[Report, ...]:
     """The latest earlier runs over the same inventory, oldest first: trends and "failing since".
-    A run this version cannot read leaves the trends without it, with a warning."""
+    A run this version cannot read leaves the trends without it, with a warning; a store that
+    cannot be read at all (its server went away mid-scan) leaves the report without trends."""
+    try:
+        listed = store.runs(limit=10 * HISTORY_RUNS)
+    except StoreError as exc:
+        _warn(f"{exc}; the report has no trends")
+        return ()
     earlier = [
         info
-        for info in store.runs(limit=10 * HISTORY_RUNS)
+        for info in listed
         if info.inventory_sha256 == current.inventory_sha256 and info.started < current.started
     ]
     history = []
