@@ -117,6 +117,8 @@ def scan(broker: Redis, tmp: Path, inv: Path, *extra: str) -> Result:
 
 def _attt(broker: Redis, tmp: Path, args: list[str]) -> Result:
     common = ["--engine", "celery", "--broker", broker.url, "--db", str(tmp / "attt.db"), "--format", "json"]
+    if "--out" not in args:
+        common += ["--out", str(tmp / f"out-{len(list(tmp.glob('out-*')))}")]
     env = {"ATTT_BROKER_PASSWORD": broker.password, "ATTT_LANG": "en", "CI": "1"}
     return CliRunner().invoke(main, [*args, *common], env=env)
 
