@@ -813,11 +813,11 @@ def _trigger(trigger: str) -> str:
     "--zone", required=True, help="The zone this worker serves: it consumes queue attt.zone.ZONE only."
 )
 @click.option(
-    "--networks",
+    "--scope",
     "networks",
     multiple=True,
     metavar="CIDR",
-    help="An address range this worker may probe (repeatable; or [worker] networks): a task for any"
+    help="An address range this worker may probe (repeatable; or [worker] scope): a task for any"
     " other address is refused, whatever the broker says.",
 )
 @click.option(
@@ -854,9 +854,7 @@ def worker(
     from attt.scanner.distributed import WorkerScope, parse_networks, resolve_broker, serve
 
     if not networks:
-        raise click.UsageError(
-            "give the addresses this worker may probe: --networks CIDR or [worker] networks"
-        )
+        raise click.UsageError("give the addresses this worker may probe: --scope CIDR or [worker] scope")
     scope = WorkerScope(
         zone=zone,
         networks=parse_networks(networks),

@@ -27,7 +27,7 @@ password_env = "ATTT_BROKER_PASSWORD"
 
 [worker]                                   # read by `attt worker` on the worker's own machine
 zone = "dmz"
-networks = ["10.213.1.0/24"]
+scope = ["10.213.1.0/24"]
 
 [notify]
 retries = 3
@@ -119,7 +119,7 @@ class WorkerSettings(Frozen):
     """`[worker]`: the worker's own scope, read from its own machine, never from a message."""
 
     zone: str | None = None
-    networks: tuple[str, ...] = ()
+    scope: tuple[str, ...] = ()
     """The addresses this worker may probe (CIDRs); a task for any other address is refused."""
     credentials: Path | None = None
     """Logins for authenticated probes, kept on the worker (never sent through the broker)."""
@@ -171,7 +171,7 @@ class Config(Frozen):
         worker = self.worker or WorkerSettings()
         given: dict[str, Any] = {
             "zone": worker.zone,
-            "networks": list(worker.networks) or None,
+            "networks": list(worker.scope) or None,
             "credentials": worker.credentials,
             "concurrency": worker.concurrency,
             "max_timeout": worker.max_timeout,

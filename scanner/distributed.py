@@ -9,8 +9,8 @@ runs the probe with the same check plugins and the same bounded, timed-out probe
 (`runner.probe_target`).
 
 Safety. Messages are JSON only (no pickle: a message must never run code). A worker judges each
-task against its own scope, read from its own machine (`--networks`, `[worker] networks`): a
-task for another zone or for an address outside its networks is refused and answered with an
+task against its own scope, read from its own machine (`--scope`, `[worker] scope`): a
+task for another zone or for an address outside its scope is refused and answered with an
 `error` observation, so a compromised broker cannot turn workers into scanners of arbitrary
 hosts. Credentials for authenticated probes are read by the worker from its own file; a task
 never carries one.
@@ -334,7 +334,7 @@ class WorkerScope:
             return f"refused by worker {self.zone}: the task is for zone {task.zone}"
         ip = ipaddress.ip_address(task.target.ip)
         if not any(ip in network for network in self.networks):
-            return f"refused by worker {self.zone}: {ip} is outside its networks"
+            return f"refused by worker {self.zone}: {ip} is outside its scope"
         if task.check not in self.registry.checks:
             return f"refused by worker {self.zone}: check {task.check} is not installed there"
         return None
@@ -366,7 +366,7 @@ def parse_networks(values: Iterable[str]) -> tuple[ipaddress.IPv4Network | ipadd
         try:
             networks.append(ipaddress.ip_network(value, strict=False))
         except ValueError:
-            raise ConfigError(f"--networks {value!r}: not a network (CIDR)") from None
+            raise ConfigError(f"--scope {value!r}: not a network (CIDR)") from None
     return tuple(networks)
 
 

@@ -11,7 +11,7 @@ socket. Measured: wall time of `attt scan`, probes per second, and the broker's 
 
 - slot idle per probe: (wall x probe slots - the probes' own durations) / probes, i.e. what a
   probe costs beyond probing (queueing, sending, waiting for the answer, storing);
-- round trip: a task the worker answers without probing (refused: outside its networks), sent
+- round trip: a task the worker answers without probing (refused: outside its scope), sent
   and awaited one after the other: the broker and result store alone.
 
 The local engine runs nmap for many hosts at once (a batch); the celery engine one nmap per host

@@ -143,7 +143,7 @@ class Namespace:
     ) -> "subprocess.Popen[bytes]":
         argv = [ATTT, "worker", "--zone", zone, "--broker", redis.url]
         for network in networks:
-            argv += ["--networks", network]
+            argv += ["--scope", network]
         return self.spawn([*argv, *extra], log, env=redis.env)
 
 

@@ -197,11 +197,10 @@ def test_a_forged_task_for_an_address_outside_the_zone_is_refused(
     observations = answer.get(timeout=30)
     assert len(observations) == 1
     assert observations[0]["status"] == "error"
-    assert observations[0]["error"] == f"refused by worker dmz: {INTERNAL[0]} is outside its networks"
+    assert observations[0]["error"] == f"refused by worker dmz: {INTERNAL[0]} is outside its scope"
     assert observations[0]["zone"] == "dmz"
     assert (
-        f"refused by worker dmz: {INTERNAL[0]} is outside its networks"
-        in (logs / "dmz-worker.log").read_text()
+        f"refused by worker dmz: {INTERNAL[0]} is outside its scope" in (logs / "dmz-worker.log").read_text()
     )
 
 

@@ -143,7 +143,7 @@ def test_the_worker_probes_a_task_in_its_scope_and_marks_its_vantage(
 @pytest.mark.parametrize(
     ("zone", "networks", "check", "refusal"),
     [
-        ("dmz", ["10.0.0.0/8"], "ports", f"refused by worker dmz: {HOST} is outside its networks"),
+        ("dmz", ["10.0.0.0/8"], "ports", f"refused by worker dmz: {HOST} is outside its scope"),
         ("internal", ["127.0.185.0/24"], "ports", "refused by worker internal: the task is for zone dmz"),
     ],
 )
@@ -193,17 +193,17 @@ def test_the_celery_engine_refuses_an_inventory_without_zones(tmp_path: Path) ->
     assert "Traceback" not in result.output
 
 
-def test_a_worker_needs_its_own_networks(tmp_path: Path) -> None:
+def test_a_worker_needs_its_own_scope(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["worker", "--zone", "dmz", "--broker", "redis://broker.example/0"])
     assert result.exit_code == ExitCode.CONFIG_ERROR
-    assert "--networks" in result.output
-    bad = CliRunner().invoke(main, ["worker", "--zone", "dmz", "--networks", "nonsense"])
+    assert "--scope" in result.output
+    bad = CliRunner().invoke(main, ["worker", "--zone", "dmz", "--scope", "nonsense"])
     assert bad.exit_code == ExitCode.CONFIG_ERROR and "not a network" in bad.output
 
 
 def test_a_worker_whose_broker_does_not_answer_says_so_in_one_line(tmp_path: Path) -> None:
     broker = f"redis+socket://{tmp_path}/no-broker.sock"
-    args = ["worker", "--zone", "dmz", "--networks", "127.0.185.0/24", "--broker", broker]
+    args = ["worker", "--zone", "dmz", "--scope", "127.0.185.0/24", "--broker", broker]
     result = CliRunner().invoke(main, args, env={"ATTT_BROKER_PASSWORD": "never-shown"})
     assert result.exit_code == ExitCode.CONFIG_ERROR, result.output
     errors = [line for line in result.output.splitlines() if "error" in line]
