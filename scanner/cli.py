@@ -5,7 +5,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from contextlib import suppress
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, cast
 
@@ -39,6 +39,7 @@ from attt.scanner.pipeline import (
     stored_or_memory,
 )
 from attt.scanner.plugin import Credential
+from attt.scanner.policy import with_settings
 from attt.scanner.progress import progress_for
 from attt.scanner.registry import Registry
 from attt.scanner.runner import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT
@@ -50,6 +51,8 @@ if TYPE_CHECKING:
     from attt.scanner.models.owners import PackIndex
 
 DEFAULT_FORMATS = "html,json"
+_EXHAUSTIVE_TLS = {"tls": {"exhaustive_suites": True}}
+"""What --tls-exhaustive lays over every policy's settings (the tls check's, named, not imported)."""
 FAIL_ON_CHOICES = [s.value for s in Severity] + ["none"]
 
 
@@ -269,6 +272,12 @@ def report_options(fn: Callable[..., object]) -> Callable[..., object]:
     help="Mail each owner its pack and call the webhook (default: when attt.toml has [notify]).",
 )
 @click.option("--notify-all", is_flag=True, help="Notify every open failure, not only what is new.")
+@click.option(
+    "--tls-exhaustive",
+    is_flag=True,
+    help="Enumerate TLS cipher suites one handshake per suite, as sslyze does, instead of by"
+    " elimination (the same answer in far fewer connections); recorded with the run.",
+)
 @report_options
 def scan(
     inventory: Path | None,
@@ -284,6 +293,7 @@ def scan(
     trigger: str,
     notify: bool | None,
     notify_all: bool,
+    tls_exhaustive: bool,
     out: Path | None,
     formats: str,
     lang: str | None,
@@ -296,7 +306,18 @@ def scan(
 ) -> None:
     """Scan the systems of an inventory and write the compliance report."""
     args = _ScanArgs(
-        policies, systems, tags, checks, timeout, concurrency, formats, lang, fail_on, out, credentials
+        policies,
+        systems,
+        tags,
+        checks,
+        timeout,
+        concurrency,
+        formats,
+        lang,
+        fail_on,
+        out,
+        credentials,
+        tls_exhaustive,
     )
     ctx = click.get_current_context()
     unset = (click.core.ParameterSource.DEFAULT, click.core.ParameterSource.DEFAULT_MAP, None)
@@ -337,6 +358,7 @@ class _ScanArgs:
     fail_on: str
     out: Path | None
     credentials: Path | None
+    tls_exhaustive: bool = False
 
 
 @dataclass(frozen=True)
@@ -378,6 +400,8 @@ def _scan(
         store = _open_store(db, registry)  # only now: a refused scan leaves no trace in the store
     else:
         raise click.UsageError("give either -i INVENTORY or --resume RUN")
+    if args.tls_exhaustive:
+        prepared = replace(prepared, policies=with_settings(prepared.policies, _EXHAUSTIVE_TLS, registry))
     interactive = sys.stderr.isatty() and not os.environ.get("CI")
     total = len(prepared.targets) * len(prepared.run.checks) - len(prepared.done)
     with progress_for(total, interactive) as progress, interrupts.gently():
@@ -432,6 +456,9 @@ def _decoded(args: _ScanArgs, saved: dict[str, str]) -> _ScanArgs:
         fail_on=text["fail_on"] or args.fail_on,
         out=args.out if text["out"] is None else Path(text["out"]) if text["out"] else None,
         credentials=args.credentials,
+        tls_exhaustive=args.tls_exhaustive
+        if text["tls_exhaustive"] is None
+        else text["tls_exhaustive"] == str(True),
     )
 
 
