@@ -36,7 +36,6 @@ from attt.scanner.pipeline import (
     prepare_resume,
     reevaluate,
     run_scan,
-    stored_or_memory,
 )
 from attt.scanner.plugin import Credential
 from attt.scanner.policy import with_settings
@@ -407,7 +406,7 @@ def _scan(
     with progress_for(total, interactive) as progress, interrupts.gently():
         opened.append((store, prepared.run.id))
         outcome = run_scan(prepared, options, store, registry, progress, interrupts.stop)
-    report = build_report(stored_or_memory(store, outcome))
+    report = build_report(outcome.run)
     settings = _config().notify
     whole = not outcome.interrupted and outcome.store_error is None
     notifying = whole and (choice.notify if choice.notify is not None else settings is not None)

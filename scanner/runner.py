@@ -11,6 +11,7 @@ host's later checks start as soon as its batch is done.
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -89,19 +90,28 @@ class Runner:
             ) as pool:
                 # Woken by an Event, not concurrent.futures.wait: a signal (Ctrl-C, SIGTERM)
                 # raised inside wait() can leave futures' locks held and the workers hung.
+                # Each future hands itself over as it ends, so a wake-up costs what ended, not
+                # a look at every host still pending (quadratic over a province).
                 ended = threading.Event()
+                finished: deque[Future[bool]] = deque()
                 pending: set[Future[bool]] = set()
+
+                def hand_over(future: Future[bool]) -> None:
+                    finished.append(future)
+                    ended.set()
+
                 try:
                     for targets in _by_host(plan.targets):
                         future = pool.submit(self._run_host, plan, targets, batches)
-                        future.add_done_callback(lambda _future: ended.set())
                         pending.add(future)
+                        future.add_done_callback(hand_over)
                     while pending:
                         ended.wait(0.5)
                         ended.clear()
-                        done = {f for f in pending if f.done()}
-                        pending -= done
-                        complete &= all(f.result() for f in done)
+                        while finished:
+                            future = finished.popleft()
+                            pending.discard(future)
+                            complete &= future.result()
                 except BaseException:
                     self.stop.set()
                     for future in pending:
