@@ -23,7 +23,7 @@ from pydantic import BaseModel
 from attt.scanner.models.observation import Observation, ProbeKey
 from attt.scanner.models.policy import ResolvedPolicy, ResolvedRule
 from attt.scanner.models.target import Target
-from attt.scanner.plugin import Batched, Check, Credential, ProbeContext
+from attt.scanner.plugin import Batched, Check, Credential, ProbeContext, batch_budget
 from attt.scanner.registry import Registry
 
 DEFAULT_CONCURRENCY = 16
@@ -138,7 +138,7 @@ class Runner:
                 if (name, *t.key) not in plan.done
             ]
             jobs = [(t, ctx) for t, ctx in contexts if check.batchable(t, ctx)]
-            batches[name] = _Batches(self, check, jobs, plan.concurrency)
+            batches[name] = _Batches(self, check, jobs)
         return batches
 
     def _run_host(self, plan: ScanPlan, targets: Sequence[Target], batches: Mapping[str, "_Batches"]) -> bool:
@@ -213,6 +213,7 @@ class Runner:
             rules=tuple(rules),
             prior=tuple(o for dep in check.after for o in seen.get((target.system.id, dep), ())),
             credential=plan.credentials(target),
+            concurrency=plan.concurrency,
         )
 
     def _probe(self, check: Check, target: Target, ctx: ProbeContext[Any]) -> list[Observation] | None:
@@ -274,15 +275,15 @@ class _Batches:
         runner: Runner,
         check: Batched,
         jobs: Sequence[tuple[Target, ProbeContext[Any]]],
-        concurrency: int,
     ) -> None:
         self._runner = runner
         self._check = check
         self._name: str = getattr(check, "name", type(check).__name__)
         self._pool = ThreadPoolExecutor(max_workers=_BATCH_WORKERS, thread_name_prefix="attt-batch")
         self._of: dict[tuple[str, str], Future[dict[tuple[str, str], list[Observation]] | None]] = {}
-        # --concurrency is the hosts probed at once, a batch included: a polite scan stays polite.
-        size = max(1, min(check.batch_size, concurrency))
+        # --concurrency is the hosts probed at once, a batch included: the batch probes its
+        # hosts that many at a time (ProbeContext.concurrency), so a polite scan stays polite.
+        size = max(1, check.batch_size)
         for first in range(0, len(jobs), size):
             chunk = jobs[first : first + size]
             future = self._pool.submit(self._run, chunk)
@@ -295,8 +296,9 @@ class _Batches:
         if self._runner.stop.is_set():
             return None
         started = datetime.now(UTC)
-        timeout = min(ctx.timeout for _, ctx in chunk)
-        outcome = self._runner.bounded(lambda: list(self._check.probe_batch(chunk)), timeout, self._name)
+        outcome = self._runner.bounded(
+            lambda: list(self._check.probe_batch(chunk)), batch_budget(chunk), self._name
+        )
         if outcome is None:
             return None
         finished = datetime.now(UTC)

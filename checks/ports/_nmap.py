@@ -51,7 +51,8 @@ class NmapCommand:
     ports: tuple[int, ...]
     flags: tuple[str, ...]
     timeout: float
-    """Hard limit for the nmap process, in seconds (nmap's own --host-timeout is shorter)."""
+    """Hard limit for the nmap process, in seconds: the budget of a host group times the groups
+    (nmap's own --host-timeout is shorter)."""
 
     @property
     def port_spec(self) -> str:
@@ -119,12 +120,19 @@ def scannable_ip(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
 
 
 def build_command(
-    ips: Sequence[str], ports: Iterable[int], *, timeout: float, service_detection: bool
+    ips: Sequence[str],
+    ports: Iterable[int],
+    *,
+    timeout: float,
+    service_detection: bool,
+    at_once: int | None = None,
 ) -> NmapCommand:
-    """Build the scan of `ports` on every one of `ips` that must finish within `timeout` seconds.
+    """Build the scan of `ports` on every one of `ips`, `at_once` hosts at a time (all of them
+    when None), each group within `timeout` seconds.
 
-    All hosts are put in one nmap host group, so each gets its own host timeout at the same
-    time and the run ends within the budget however many hosts it holds."""
+    The hosts go in host groups of exactly `at_once` (the last one smaller), scanned one after
+    another by one process: each host gets its own host timeout when its group starts, and the
+    run ends within `timeout` per group however many hosts it holds."""
     addresses = [scannable_ip(ip) for ip in ips]
     if not addresses:
         raise ValueError("no address to scan")
@@ -134,17 +142,19 @@ def build_command(
     if not wanted or not all(isinstance(p, int) and 1 <= p <= 65535 for p in wanted):
         raise ValueError("ports must be a non-empty set of integers in 1..65535")
     unique = tuple(dict.fromkeys(str(a) for a in addresses))
+    group = len(unique) if at_once is None else max(1, min(at_once, len(unique)))
     # nmap checks its host timeout only between probes and overshoots it (seconds with -sV),
     # so give it a share of the budget and keep the rest for the hard process limit.
     host_timeout_ms = max(500, math.floor(timeout * 0.6 * 1000))
     flags = [*_FIXED_FLAGS, "--host-timeout", f"{host_timeout_ms}ms"]
     if len(unique) > 1:
-        flags += ["--min-hostgroup", str(len(unique))]
+        flags += ["--min-hostgroup", str(group), "--max-hostgroup", str(group)]
     if service_detection:
         flags.extend(_SERVICE_FLAGS)
     if addresses[0].version == 6:
         flags.append("-6")
-    return NmapCommand(ips=unique, ports=wanted, flags=tuple(flags), timeout=timeout)
+    groups = -(-len(unique) // group)
+    return NmapCommand(ips=unique, ports=wanted, flags=tuple(flags), timeout=timeout * groups)
 
 
 def run(command: NmapCommand, binary: str = "nmap") -> tuple[str, dict[str, HostResult]]:
