@@ -19,6 +19,7 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from attt.scanner.models.observation import bound_text
 
@@ -245,20 +246,33 @@ def _host_result(host: ET.Element, ip: str, version: str, wanted: Sequence[int])
         extra_state = extra.get("state", "unknown")
         named = 0
         for reason in extra.findall("extrareasons"):
-            listed = parse_port_spec(reason.get("ports", "")) if reason.get("ports") else []
+            listed = _listed(reason.get("ports", ""))
             named += len(listed)
             for number in listed:
-                known.setdefault(number, PortState(port=number, state=extra_state))
+                if number not in known:
+                    known[number] = _plain(number, extra_state)
         if int(extra.get("count", "0")) > named:
             unnamed[extra_state] += int(extra.get("count", "0")) - named
     missing = [p for p in wanted if p not in known]
     if missing and len(unnamed) == 1 and sum(unnamed.values()) == len(missing):
         (only,) = unnamed
-        known.update((p, PortState(port=p, state=only)) for p in missing)
+        known.update((p, _plain(p, only)) for p in missing)
         missing = []
     if missing:
         return NmapFailedError(f"nmap reported {len(wanted) - len(missing)} of {len(wanted)} requested ports")
     return ScanResult(nmap_version=version, ports=tuple(known[p] for p in sorted(set(wanted))))
+
+
+@lru_cache(maxsize=1024)
+def _listed(spec: str) -> tuple[int, ...]:
+    """The ports an `extrareasons` element names: the same few specs on every host of a run."""
+    return tuple(parse_port_spec(spec)) if spec else ()
+
+
+@lru_cache(maxsize=65536)
+def _plain(port: int, state: str) -> PortState:
+    """A port nmap only counted (no service): shared, since a run holds the same few on every host."""
+    return PortState(port=port, state=state)
 
 
 def _attr(element: ET.Element | None, name: str) -> str:
