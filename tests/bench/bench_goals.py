@@ -64,7 +64,7 @@ class Row:
         ratio = "—" if not self.peer else f"{self.attt / self.peer:.2f}x"
         met = "—" if self.met is None else ("yes" if self.met else "NO")
         return (
-            f"{self.name:<44}{self.unit:>6}{self.attt:>10.2f}{peer:>10}{ratio:>9}  {self.goal:<14}{met:<5}"
+            f"{self.name:<54}{self.unit:>6}{self.attt:>10.2f}{peer:>10}{ratio:>9}  {self.goal:<14}{met:<5}"
             f"{self.note}"
         )
 
@@ -385,7 +385,7 @@ def main() -> int:
             rows.append(row)
             print(row.line(), flush=True)
     print()
-    print(f"{'row':<44}{'unit':>6}{'attt':>10}{'peer':>10}{'ratio':>9}  {'goal':<14}{'met':<5}note")
+    print(f"{'row':<54}{'unit':>6}{'attt':>10}{'peer':>10}{'ratio':>9}  {'goal':<14}{'met':<5}note")
     for row in rows:
         print(row.line())
     for reason in skipped:
