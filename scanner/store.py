@@ -650,11 +650,20 @@ def _compact(findings: Iterable[Finding]) -> tuple[list[str], dict[str, str]]:
     """Each finding's row without its rule's text, and the texts by key (a hash of the text)."""
     rows: list[str] = []
     texts: dict[str, str] = {}
+    # A province's findings share a few hundred rule texts: each is dumped and hashed once.
+    keys: dict[tuple[object, ...], str] = {}
     for finding in findings:
-        data = finding.model_dump(mode="json")
-        text = json.dumps({k: data.pop(k) for k in _RULE_TEXT_FIELDS}, ensure_ascii=False, sort_keys=True)
-        key = hashlib.sha256(text.encode()).hexdigest()[:32]
-        texts[key] = text
+        own = tuple(getattr(finding, k) for k in _RULE_TEXT_FIELDS)
+        key = keys.get(own)
+        if key is None:
+            text = json.dumps(
+                finding.model_dump(mode="json", include=set(_RULE_TEXT_FIELDS)),
+                ensure_ascii=False,
+                sort_keys=True,
+            )
+            key = keys[own] = hashlib.sha256(text.encode()).hexdigest()[:32]
+            texts[key] = text
+        data = finding.model_dump(mode="json", exclude=set(_RULE_TEXT_FIELDS))
         rows.append(json.dumps({**data, "rule_text": key}, ensure_ascii=False))
     return rows, texts
 
