@@ -71,6 +71,8 @@ COLOURS: Final = {
 """Fills of the inline charts, given as SVG attributes: PDF layout applies no stylesheet to SVG."""
 COVER_LIMIT: Final = 60
 """Critical and high failures listed on the cover; the rest are counted, and all are in the details."""
+LARGE_REPORT: Final = 100
+"""Systems from which the browser lays out only the systems near the screen (report.css)."""
 TREND_RUNS: Final = 12
 """Runs a trend shows, the current one included."""
 
@@ -906,5 +908,6 @@ def render_html(view: ReportView, footer: str = "") -> bytes:
         statuses=STATUSES,
         colours=COLOURS,
         footer=footer,
+        large=len(view.systems) >= LARGE_REPORT,
     )
     return page.encode("utf-8")

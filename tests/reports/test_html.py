@@ -9,7 +9,7 @@ import pytest
 
 from attt.reports._i18n import strings
 from attt.reports.base import RenderContext
-from attt.reports.html import HtmlRenderer, build_view, render_html
+from attt.reports.html import LARGE_REPORT, HtmlRenderer, build_view, render_html
 from attt.reports.json import JsonRenderer
 from attt.scanner.changes import Comparison
 from attt.scanner.models.base import Severity, Text
@@ -370,3 +370,12 @@ def test_a_pinned_address_with_a_scope_id_from_an_older_run_is_shown_inert():
     for raw in ("\x1b", "\x07", "\u202e"):
         assert raw not in page
     assert "::1%\\x1b]0;pwned\\x07\\u202e" in page
+
+
+def test_a_province_sized_page_is_laid_out_near_the_screen_only_and_a_small_one_whole():
+    small = RENDERER.render(full_report(), "en").decode("utf-8")
+    assert "<body>" in small
+    systems = [F.system(f"s{i:03d}") for i in range(LARGE_REPORT)]
+    large = RENDERER.render(F.report([F.finding(sys=s.id) for s in systems], systems=systems), "en")
+    assert '<body class="large">' in large.decode("utf-8")
+    assert "body.large .system { content-visibility: auto;" in large.decode("utf-8")
