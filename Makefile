@@ -8,11 +8,14 @@ BIN := $(VENV)/bin
 # audits every connection a scan makes), sudo (the authenticated SSH probe through sudo -n),
 # vsftpd (FTP servers with and without AUTH TLS for the FTPS tests), Pango (WeasyPrint lays out
 # report.pdf with it), ICU headers, pkg-config and g++ (PyICU, the Vietnamese collation, builds
-# against them), poppler-utils (tests turn PDF pages into images).
+# against them), poppler-utils (tests turn PDF pages into images), postgresql (the tests start a
+# real server for the shared run store; its binaries live in /usr/lib/postgresql/N/bin, off PATH,
+# hence SYSTEM_FILES).
 SYSTEM_PACKAGES := nmap openssh-server openssh-client openssl gnutls-bin nginx-light chromium iproute2 strace sudo vsftpd \
-  libpango-1.0-0 libpangoft2-1.0-0 libicu-dev pkg-config g++ poppler-utils
+  libpango-1.0-0 libpangoft2-1.0-0 libicu-dev pkg-config g++ poppler-utils postgresql
 SYSTEM_COMMANDS := nmap sshd ssh-keygen openssl gnutls-serv nginx chromium strace sudo vsftpd pkg-config g++ pdftoppm
 SYSTEM_LIBRARIES := libpango-1.0.so.0 libpangoft2-1.0.so.0 libicui18n.so
+SYSTEM_FILES := /usr/lib/postgresql/*/bin/initdb /usr/lib/postgresql/*/bin/postgres
 
 .PHONY: install system-deps demo test test-fast lint bench schema clean
 
@@ -22,6 +25,7 @@ system-deps:
 	@missing=""; for c in $(SYSTEM_COMMANDS); do \
 	  command -v $$c >/dev/null 2>&1 || [ -x /usr/sbin/$$c ] || missing="$$missing $$c"; done; \
 	for l in $(SYSTEM_LIBRARIES); do ldconfig -p | grep -q "/$$l$$" || missing="$$missing $$l"; done; \
+	for f in $(SYSTEM_FILES); do [ -x "$$f" ] || missing="$$missing $$f"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing system packages (missing:$$missing)"; \

@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from attt.reports.base import Lang
+from attt.scanner.models.finding import Finding
 
 
 def _load(name: str) -> Any:
@@ -72,3 +73,12 @@ def evidence_value(value: Any, lang: Lang) -> Any:
     if isinstance(value, dict):
         return {k: evidence_value(v, lang) for k, v in value.items()}
     return value
+
+
+def vantage_text(f: Finding, lang: Lang) -> str:
+    """Where a finding was judged from, for the flat formats: the zone id, the words `judged from
+    inside` when a rule asking for the Internet had to do without; empty without zones."""
+    t = strings(lang)
+    if f.judged_from_inside:
+        return t["vantage_inside"].format(zone=f.vantage or t["vantage_here"])
+    return f.vantage or ""

@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable
 from typing import ClassVar, Final
 
-from attt.reports._i18n import evidence_value, strings
+from attt.reports._i18n import evidence_value, strings, vantage_text
 from attt.reports._locale import day
 from attt.reports._reference import reference_text
 from attt.reports._text import spreadsheet_cell
@@ -39,6 +39,7 @@ COLUMNS: Final[tuple[_Column, ...]] = (
     ("level", lambda f, s, lang: str(s.level) if s else ""),
     ("host", lambda f, s, lang: f.host),
     ("port", lambda f, s, lang: "" if f.port is None else str(f.port)),
+    ("vantage", lambda f, s, lang: vantage_text(f, lang)),
     ("rule", lambda f, s, lang: f.rule_id),
     ("title", lambda f, s, lang: f.title.get(lang)),
     ("status", lambda f, s, lang: strings(lang)["status_" + f.status]),

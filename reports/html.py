@@ -159,6 +159,9 @@ class FindingView:
     """For a failure: the first run of the streak it is in, as a date, and for how long."""
     open_days: str | None
     """The same, without the words around it, for a table column."""
+    vantage: str | None = None
+    """`from: Internet (outside)` for what an outside vantage saw; `judged from inside: DMZ` for a
+    rule asking for the Internet that had to do without; None for the usual inside view."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +182,8 @@ class ErrorGroupView:
     tool_said: str | None
     """The probe's own error text (a library's words), shown as such, apart from the sentence."""
     rules: tuple[str, ...]
+    vantage: str | None = None
+    """As `FindingView.vantage`: an outside probe that failed says where it was made from."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +196,8 @@ class HostView:
     folded: tuple[FindingView, ...]
     shared_with: tuple[str, ...] = ()
     """Other systems that register the same host: it was probed once and judged by each."""
+    vantages: str | None = None
+    """Where the host was seen from, when from more than one zone: `DMZ, Internet (outside)`."""
 
     @property
     def passed(self) -> tuple[FindingView, ...]:
@@ -324,6 +331,8 @@ class RunView:
     policies: tuple[PolicyView, ...]
     scope: tuple[str, ...]
     checks: tuple[str, ...]
+    zones: tuple[str, ...] = ()
+    """The inventory's zones: `dmz (DMZ)`, `internet (Internet, outside)`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,11 +388,14 @@ def build_view(
     owner_names = sorted(set(owner_of.values()) | set(report.summary.owners), key=by_name)
     owner_index = {name: i for i, name in enumerate(owner_names)}
     since = _trends.first_seen(report, context.history)
+    vantage = _Vantages(report, t)
     findings = [
-        _finding_view(f, owner_index[owner_of[f.system]], lang, t, _open_days(report, since, f, lang, t))
+        _finding_view(
+            f, owner_index[owner_of[f.system]], lang, t, _open_days(report, since, f, lang, t), vantage.of(f)
+        )
         for f in report.findings
     ]
-    groups = _error_groups(report, owner_index, owner_of, lang, t)
+    groups = _error_groups(report, owner_index, owner_of, lang, t, vantage)
 
     by_host: dict[tuple[str, str], list[FindingView]] = defaultdict(list)
     for fv in findings:
@@ -419,6 +431,7 @@ def build_view(
                     groups_by_host.get((system_id, address), []),
                 ),
                 shared_with=tuple(sorted(systems_at[address] - {system_id})),
+                vantages=vantage.of_host(system_id, address),
             )
             for address in sorted(addresses[system_id])
         )
@@ -564,8 +577,47 @@ def _open_days(
     return t["open_days"].format(date=day(first, lang), days=(report.run.started - first).days)
 
 
+class _Vantages:
+    """Labels saying where something was seen from, by the zone names the run recorded."""
+
+    def __init__(self, report: Report, t: Mapping[str, str]) -> None:
+        self._run, self._t = report.run, t
+        self._outside = report.run.outside()
+        seen: dict[tuple[str, str], set[str | None]] = defaultdict(set)
+        for o in report.observations:
+            seen[(o.system, o.host)].add(o.zone)
+        self._seen = seen
+
+    def _name(self, vantage: str | None) -> str:
+        if vantage is None:
+            return self._t["vantage_here"]
+        name = clean(self._run.zone_name(vantage) or vantage)
+        return self._t["vantage_outside"].format(zone=name) if vantage in self._outside else name
+
+    def of(self, f: Finding) -> str | None:
+        if f.judged_from_inside:
+            return self._t["vantage_inside"].format(zone=self._name(f.vantage))
+        return self.seen_from(f.vantage)
+
+    def seen_from(self, vantage: str | None) -> str | None:
+        if vantage not in self._outside:
+            return None
+        return f"{self._t['vantage_from']}: {self._name(vantage)}"
+
+    def of_host(self, system: str, host: str) -> str | None:
+        vantages = self._seen.get((system, host), set())
+        if len(vantages) < 2:
+            return None
+        return ", ".join(sorted(self._name(v) for v in vantages))
+
+
 def _finding_view(
-    f: Finding, owner_index: int, lang: Lang, t: Mapping[str, str], open_days: str | None
+    f: Finding,
+    owner_index: int,
+    lang: Lang,
+    t: Mapping[str, str],
+    open_days: str | None,
+    vantage: str | None = None,
 ) -> FindingView:
     evidence = dict(f.evidence)
     rows: list[tuple[str, str]] = [
@@ -609,6 +661,7 @@ def _finding_view(
         ),
         open_since=None if open_days is None else f"{t['open_for']} {open_days}",
         open_days=open_days,
+        vantage=vantage,
     )
 
 
@@ -635,6 +688,7 @@ def _error_groups(
     owner_of: Mapping[str, str],
     lang: Lang,
     t: Mapping[str, str],
+    vantages: _Vantages,
 ) -> tuple[ErrorGroupView, ...]:
     """Error findings as one entry per failed probe (or per shared reason), listing the rules.
 
@@ -644,13 +698,15 @@ def _error_groups(
     still listed: it is a part of the scan that did not happen.
     """
     failed_probe = {
-        (o.system, o.host, o.port, o.check): o.error or "" for o in report.observations if o.status == "error"
+        (o.system, o.host, o.port, o.check, o.zone): o.error or ""
+        for o in report.observations
+        if o.status == "error"
     }
-    grouped: dict[tuple[str, str, int | None, str, str, str], list[Finding]] = defaultdict(list)
+    grouped: dict[tuple[str, str, int | None, str, str | None, str, str], list[Finding]] = defaultdict(list)
     for f in report.findings:
         if f.status != "error":
             continue
-        where = (f.system, f.host, f.port, f.check)
+        where = (f.system, f.host, f.port, f.check, f.vantage)
         tool = failed_probe.get(where)
         if tool is None and f.kind == "probe_error":
             tool = str(f.evidence.get("observed") or "")
@@ -660,10 +716,10 @@ def _error_groups(
             grouped[(*where, "", "not_probed")].append(f)
         else:
             grouped[(*where, f.message.get(lang), "rule")].append(f)
-    for (system, host, port, check), tool in failed_probe.items():
-        grouped.setdefault((system, host, port, check, tool, "probe"), [])
+    for (system, host, port, check, vantage), tool in failed_probe.items():
+        grouped.setdefault((system, host, port, check, vantage, tool, "probe"), [])
     views = []
-    for (system, host, port, check, text, cause), members in grouped.items():
+    for (system, host, port, check, vantage, text, cause), members in grouped.items():
         # an entry standing for a failed probe lists the rules it blocked, not its own id
         rules = sorted({r for f in members for r in (f.blocked if f.kind != "rule" else (f.rule_id,))})
         severity = max((f.severity for f in members), key=lambda s: s.rank, default=Severity.INFO).value
@@ -684,6 +740,7 @@ def _error_groups(
                 message=message,
                 tool_said=clean(text) if cause == "probe" else None,
                 rules=tuple(rules),
+                vantage=vantages.seen_from(vantage),
             )
         )
     return tuple(sorted(views, key=lambda g: (g.system, g.host, g.port or 0, g.check, g.message)))
@@ -836,7 +893,7 @@ def _checked(report: Report) -> tuple[CheckedView, ...]:
 
 
 def _run_view(report: Report, lang: Lang) -> RunView:
-    run = report.run
+    run, t = report.run, strings(lang)
     return RunView(
         province=clean(run.province),
         run_id=clean(run.id),
@@ -857,6 +914,9 @@ def _run_view(report: Report, lang: Lang) -> RunView:
         ),
         scope=tuple(clean(s) for s in run.scope),
         checks=tuple(clean(c) for c in run.checks),
+        zones=tuple(
+            f"{z.id} ({clean(z.name)}{', ' + t['zone_outside'] if z.outside else ''})" for z in run.zones
+        ),
     )
 
 

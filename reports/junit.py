@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import ClassVar
 from xml.etree import ElementTree as ET
 
-from attt.reports._i18n import evidence_value, strings
+from attt.reports._i18n import evidence_value, strings, vantage_text
 from attt.reports._reference import reference_text
 from attt.reports._text import as_text
 from attt.reports.base import DEFAULT_CONTEXT, Lang, RenderContext
@@ -106,6 +106,8 @@ def _testcase(suite: ET.Element, f: Finding, lang: Lang, fail_on: Severity | Non
 def _details(f: Finding, lang: Lang) -> str:
     t = strings(lang)
     lines = [clean(f.message.get(lang))]
+    if vantage := vantage_text(f, lang):
+        lines.append(f"{t['vantage']}: {clean_line(vantage)}")
     lines.extend(
         f"{t.get(key, clean_line(key))}: {as_text(evidence_value(value, lang))}"
         for key, value in f.evidence.items()

@@ -26,6 +26,10 @@ _LABELS: dict[str, dict[str, str]] = {
         "except_roles": "trừ hệ thống có vai trò",
         "systems": "hệ thống",
         "defined_in": "Định nghĩa tại chính sách",
+        "vantage": (
+            "Đánh giá từ: Internet (điểm quan sát bên ngoài) khi lượt quét có quan sát từ đó;"
+            " nếu không, đánh giá từ bên trong và kết quả ghi rõ điều đó"
+        ),
         "remediation": "Khắc phục",
         "references": "Tham chiếu",
         "waivers": "Miễn trừ",
@@ -52,6 +56,10 @@ _LABELS: dict[str, dict[str, str]] = {
         "except_roles": "except systems with the role",
         "systems": "systems",
         "defined_in": "Defined in policy",
+        "vantage": (
+            "Judged from: the Internet (an outside vantage) when the run saw the host from there;"
+            " else from inside, and the finding says so"
+        ),
         "remediation": "Remediation",
         "references": "References",
         "waivers": "Waivers",
@@ -109,6 +117,7 @@ def policy_markdown(policy: ResolvedPolicy, lang: str = "vi") -> str:
             f"- {label['control']}: `{rule.control}` (check `{rule.check}`)",
             f"- {label['params']}: `{_compact_json(rule.params.model_dump(mode='json'))}`",
             f"- {label['applies']}: {_applies_text(rule, label)}",
+            *([f"- {label['vantage']}"] if rule.vantage == "internet" else []),
             f"- {label['defined_in']}: `{rule.policy}`",
             f"- {label['remediation']}: {rule.remediation.get(lang)}",
             f"- {label['references']}:" + ("" if rule.references else f" {label['none']}"),
@@ -147,6 +156,7 @@ def policy_yaml(policy: ResolvedPolicy) -> str:
                 ),
                 "params": rule.params.model_dump(mode="json"),
                 "applies_to": rule.applies_to.model_dump(mode="json", exclude_none=True),
+                **({"vantage": rule.vantage} if rule.vantage else {}),
             }
             for rule in policy.rules
         ],

@@ -157,6 +157,9 @@ def _result(f: Finding, rule_index: int, owner: str, lang: Lang, fail_on: Severi
             "evidence": clean_json(f.evidence),
             "kind": f.kind,
             "blocked": list(f.blocked),
+            # Where the verdict was seen from, once a run has zones or a rule asks for the Internet.
+            **({"vantage": f.vantage} if f.vantage is not None else {}),
+            **({"judgedFromInside": True} if f.judged_from_inside else {}),
         },
     }
     if f.waiver is not None:

@@ -3,6 +3,7 @@
 import json
 import os
 import sys
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import asdict, dataclass, replace
@@ -25,8 +26,9 @@ from attt.scanner.lifecycle import Interrupts, ResumeConflict, as_list, remember
 from attt.scanner.limits import FILES_PER_TARGET, concurrency_for, raise_open_files
 from attt.scanner.messages import language, problem_text, say
 from attt.scanner.models.base import Severity, Text
+from attt.scanner.models.observation import Observation
 from attt.scanner.models.report import Report, RunInfo, report_json_schema
-from attt.scanner.models.target import Target
+from attt.scanner.models.target import Target, Zone
 from attt.scanner.pipeline import (
     PolicyMode,
     ScanOptions,
@@ -42,7 +44,7 @@ from attt.scanner.policy import with_settings
 from attt.scanner.progress import progress_for
 from attt.scanner.registry import Registry
 from attt.scanner.runner import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT
-from attt.scanner.store import Store, StoredRun, db_path_from_url
+from attt.scanner.store import Store, StoredRun, locate
 from attt.scanner.text import clean, safe
 
 if TYPE_CHECKING:
@@ -108,7 +110,7 @@ def _open_store(db: str | None, registry: Registry | None = None, *, create: boo
     """The run store; with a registry, stored observations come back typed by their checks.
     Reading commands pass `create=False` and never create one."""
     data_models = registry.data_models if registry else None
-    return Store(db_path_from_url(db), data_models, create=create, warn=_warn)
+    return Store(locate(db), data_models, create=create, warn=_warn)
 
 
 def _warn(line: str) -> None:
@@ -170,7 +172,9 @@ def main(ctx: click.Context, config_file: Path | None, lang: str | None) -> None
     store_only = {"db": defaults["db"]} if "db" in defaults else {}
     ctx.default_map = {
         "scan": defaults,
-        "report": {k: v for k, v in defaults.items() if k not in ("inventory", "credentials", "fail_on")},
+        "report": {
+            k: v for k, v in defaults.items() if k not in ("inventory", "credentials", "fail_on", "vantage")
+        },
         "notify": store_only,
         "history": store_only,
         "diff": store_only,
@@ -196,7 +200,9 @@ common_report_options: list[Callable[[Callable[..., object]], Callable[..., obje
     ),
     click.option("--lang", type=click.Choice(["vi", "en"]), help=LANG_HELP),
     click.option(
-        "--db", help="Run store: a path or sqlite:///PATH (default $ATTT_DB or ~/.local/share/attt/attt.db)."
+        "--db",
+        help="Run store: a path, sqlite:///PATH or postgresql://USER@HOST:PORT/DBNAME"
+        " (default $ATTT_DB or ~/.local/share/attt/attt.db).",
     ),
     click.option(
         "--sign-key",
@@ -272,6 +278,12 @@ def report_options(fn: Callable[..., object]) -> Callable[..., object]:
 )
 @click.option("--notify-all", is_flag=True, help="Notify every open failure, not only what is new.")
 @click.option(
+    "--vantage",
+    metavar="ZONE",
+    help="The inventory zone this machine sits in: every observation records it, and rules that"
+    " ask for the Internet are judged on what a zone with `vantage: outside` saw.",
+)
+@click.option(
     "--tls-exhaustive",
     is_flag=True,
     help="Enumerate TLS cipher suites one handshake per suite, as sslyze does, instead of by"
@@ -292,6 +304,7 @@ def scan(
     trigger: str,
     notify: bool | None,
     notify_all: bool,
+    vantage: str | None,
     tls_exhaustive: bool,
     out: Path | None,
     formats: str,
@@ -320,7 +333,7 @@ def scan(
     )
     ctx = click.get_current_context()
     unset = (click.core.ParameterSource.DEFAULT, click.core.ParameterSource.DEFAULT_MAP, None)
-    explicit = {**asdict(args), "waivers": waivers, "policy_mode": policy_mode}
+    explicit = {**asdict(args), "waivers": waivers, "policy_mode": policy_mode, "vantage": vantage}
     given = {k: v for k, v in explicit.items() if ctx.get_parameter_source(k) not in unset}
     request = ScanRequest(
         inventory or Path(),
@@ -331,6 +344,7 @@ def scan(
         waivers=waivers,
         policy_mode=cast(PolicyMode, policy_mode),
         trigger=_trigger(trigger),
+        vantage=vantage,
     )
     output = _ReportChoice(sign_key, per_owner, owner, notify, notify_all)
     with Interrupts() as interrupts:
@@ -388,6 +402,11 @@ def _scan(
     if resume is not None and request is None:
         store = _open_store(db, registry, create=False)
         stored = store.load(resume)
+        if "vantage" in given and given["vantage"] != stored.info.vantage:
+            raise ResumeConflict(
+                f"--vantage {given['vantage']} conflicts with run {resume}'s own"
+                f" ({stored.info.vantage or 'none'}): a resumed run is probed from where it started"
+            )
         args = _decoded(args, resumed_options(stored.info.id, stored.info.options, given))
         _check_out_dir(args.out, stored.info.id)
         prepared = prepare_resume(stored, store.probes_done(stored.info.id), registry)
@@ -532,6 +551,8 @@ def _print_summary(report: Report, out_dir: Path) -> None:
     if overall.not_probed:
         click.echo(_say("summary_not_probed", count=overall.not_probed))
     click.echo(_say("summary_formula", formula=report.summary.score_formula.get(_lang[0])))
+    for line in _zone_lines(report.run.zones, report.targets, report.observations):
+        click.echo(line)
     systems_at: dict[str, list[str]] = {}
     for target in report.targets:
         systems_at.setdefault(target.address, []).append(target.system.id)
@@ -603,10 +624,16 @@ HISTORY_RUNS = 11
 
 def _history(store: Store, current: RunInfo) -> tuple[Report, ...]:
     """The latest earlier runs over the same inventory, oldest first: trends and "failing since".
-    A run this version cannot read leaves the trends without it, with a warning."""
+    A run this version cannot read leaves the trends without it, with a warning; a store that
+    cannot be read at all (its server went away mid-scan) leaves the report without trends."""
+    try:
+        listed = store.runs(limit=10 * HISTORY_RUNS)
+    except StoreError as exc:
+        _warn(f"{exc}; the report has no trends")
+        return ()
     earlier = [
         info
-        for info in store.runs(limit=10 * HISTORY_RUNS)
+        for info in listed
         if info.inventory_sha256 == current.inventory_sha256 and info.started < current.started
     ]
     history = []
@@ -951,6 +978,40 @@ def inventory_validate(file: Path) -> None:
     targets = resolve_targets(loaded.inventory)
     systems, sha = len(loaded.inventory.systems), loaded.sha256[:12]
     click.echo(_say("inventory_ok", file=file, systems=systems, hosts=len(targets), sha=sha))
+    if loaded.inventory.zones:
+        click.echo(_say("inventory_zones", count=len(loaded.inventory.zones)))
+        for line in _zone_lines(loaded.inventory.zones, targets):
+            click.echo(f"  {line}")
+
+
+def _zone_lines(
+    zones: Sequence[Zone], targets: Sequence[Target], observations: Sequence[Observation] | None = None
+) -> list[str]:
+    """One line per zone: its hosts and, after a scan, the observations of them by the vantage
+    each was made from; for an outside vantage, the zones it reaches and what it observed."""
+    zone_of = {target.address: target.zone for target in targets}
+    seen: dict[str | None, Counter[str | None]] = defaultdict(Counter)
+    for obs in observations or ():
+        seen[zone_of.get(obs.host)][obs.zone] += 1
+    lines = []
+    for zone in zones:
+        name = safe(zone.name)
+        if zone.outside:
+            line = _say("zone_outside", zone=zone.id, name=name, reaches=", ".join(zone.reaches) or "—")
+            made = sum(by_vantage[zone.id] for by_vantage in seen.values())
+            lines.append(line + (_say("zone_made", count=made) if observations is not None else ""))
+            continue
+        hosts = sum(1 for target in targets if target.zone == zone.id)
+        line = _say("zone_line", zone=zone.id, name=name, hosts=hosts)
+        if observations is not None:
+            by_vantage = seen[zone.id]
+            sources = ", ".join(
+                _say("zone_from", zone=vantage or _say("zone_here"), count=count)
+                for vantage, count in sorted(by_vantage.items(), key=lambda item: item[0] or "")
+            )
+            line += _say("zone_seen", count=sum(by_vantage.values()), sources=sources or "—")
+        lines.append(line)
+    return lines
 
 
 @main.command()

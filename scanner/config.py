@@ -17,6 +17,7 @@ policy_mode = "overlay"
 waivers = ["waivers.yaml"]
 fail_on = "high"
 per_owner = true
+vantage = "dmz"                   # the inventory zone this machine sits in (attt scan --vantage)
 
 [notify]
 retries = 3
@@ -99,6 +100,7 @@ class Config(Frozen):
     per_owner: bool | None = None
     sign_key: Path | None = None
     credentials: Path | None = None
+    vantage: str | None = None
     notify: NotifySettings | None = None
 
     def scan_defaults(self) -> dict[str, Any]:
@@ -115,6 +117,7 @@ class Config(Frozen):
             "per_owner": self.per_owner,
             "sign_key": self.sign_key,
             "credentials": self.credentials,
+            "vantage": self.vantage,
         }
         return {k: v for k, v in given.items() if v is not None}
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ValidationError
 from attt.scanner.exitcodes import ExitCode
 from attt.scanner.models.base import Severity, Text
 from attt.scanner.models.finding import Finding, FindingKind, FindingStatus, WaiverNote
-from attt.scanner.models.observation import Observation, ProbeKey
+from attt.scanner.models.observation import Observation, ProbeKey, probe_check
 from attt.scanner.models.policy import ResolvedPolicy, ResolvedRule, Waiver
 from attt.scanner.models.target import Target
 from attt.scanner.plugin import Verdict, incomplete_steps, step_error
@@ -36,6 +36,7 @@ def evaluate(
     checks_run: Collection[str],
     now: datetime,
     probed: Collection[ProbeKey] | None = None,
+    outside: Collection[str] = frozenset(),
 ) -> list[Finding]:
     """Judge every applicable rule of each system's policies on each of its hosts.
 
@@ -45,11 +46,17 @@ def evaluate(
     means every planned probe ended), is one `error` entry per endpoint and check listing the
     rules it blocked: never a `pass`, never `not_applicable`. A rule whose control needs a
     probe step that did not complete is `error` naming the step.
+
+    `outside` names the outside vantages (zones with `vantage: outside`). A rule with `vantage:
+    internet` is judged on what was seen from an outside vantage when the host was seen from one,
+    else on what was seen from inside, and the finding says so; any other rule is judged on what
+    was seen from inside whenever the host was seen from there (`_judged_on`).
     """
     index = index_observations(observations)
     findings: list[Finding] = []
     for target in targets:
-        blocked: dict[tuple[str, int | None], _Blocked] = {}
+        # (check, port, vantage) -> the rules a failed or missing probe kept from a verdict.
+        blocked: dict[tuple[str, int | None, str | None], _Blocked] = {}
         for policy in policies.get(target.system.id, ()):
             for rule in policy.rules:
                 if rule.check not in checks_run:
@@ -58,26 +65,64 @@ def evaluate(
                     findings.append(_finding(rule, target, None, "not_applicable", _NOT_THIS_SYSTEM))
                     continue
                 key = (rule.check, target.system.id, target.address)
-                if probed is not None and key not in probed:
-                    blocked.setdefault((rule.check, None), _Blocked("not_probed", None)).rules.append(rule)
+                if probed is not None and not _ended(rule, key, probed, outside):
+                    slot = blocked.setdefault((rule.check, None, None), _Blocked("not_probed", None))
+                    slot.rules.append(rule)
                     continue
-                seen = index.get(key, ())
+                seen, inside_instead = _judged_on(rule, index.get(key, ()), outside)
                 if not seen:
                     findings.append(
                         _finding(rule, target, None, "not_applicable", _nothing_to_probe(rule.check))
                     )
                 for obs in seen:
                     if obs.status == "error":
-                        slot = blocked.setdefault((rule.check, obs.port), _Blocked("probe_error", obs.error))
+                        where = (rule.check, obs.port, obs.zone)
+                        slot = blocked.setdefault(where, _Blocked("probe_error", obs.error, obs.zone))
                         slot.rules.append(rule)
                     else:
-                        findings.append(
-                            _apply_waivers(
-                                _judge_observation(rule, target, obs, registry), policy.waivers, now
-                            )
-                        )
-        findings.extend(b.finding(check, target, port) for (check, port), b in blocked.items())
+                        judged = _judge_observation(rule, target, obs, registry)
+                        if inside_instead:
+                            judged = _from_inside(judged)
+                        findings.append(_apply_waivers(judged, policy.waivers, now))
+        findings.extend(b.finding(check, target, port) for (check, port, _), b in blocked.items())
     return findings
+
+
+def _ended(rule: ResolvedRule, key: ProbeKey, probed: Collection[ProbeKey], outside: Collection[str]) -> bool:
+    """Whether a probe the rule may be judged on ended. Any rule may be judged on the host's own
+    probe (the bare key); a rule asking for the Internet also on a probe from an outside vantage."""
+    if key in probed:
+        return True
+    check, system, host = key
+    return rule.vantage == "internet" and any(
+        (probe_check(check, v), system, host) in probed for v in outside
+    )
+
+
+def _judged_on(
+    rule: ResolvedRule, seen: Sequence[Observation], outside: Collection[str]
+) -> tuple[Sequence[Observation], bool]:
+    """The observations a rule is judged on, and whether a rule asking for the Internet is judged
+    from inside for want of an outside observation. Never the reverse: a rule without a vantage
+    judges what was seen from outside only when the host was not seen from inside at all (a local
+    scan run from the Internet side), since a firewall hides from outside what is open inside."""
+    out = [o for o in seen if o.zone in outside]
+    inside = [o for o in seen if o.zone not in outside]
+    if rule.vantage == "internet":
+        return (out, False) if out else (inside, bool(inside))
+    return (inside, False) if inside else (out, False)
+
+
+def _from_inside(finding: Finding) -> Finding:
+    where_vi = f"vùng {finding.vantage}" if finding.vantage else "nơi chạy attt"
+    where_en = f"zone {finding.vantage}" if finding.vantage else "where attt ran"
+    message = Text(
+        vi=f"{finding.message.vi} (Đánh giá từ bên trong, {where_vi}: lượt quét không có quan sát"
+        " nào từ Internet đối với máy chủ này)",
+        en=f"{finding.message.en} (Judged from inside, {where_en}: this run did not see the host"
+        " from the Internet)",
+    )
+    return finding.model_copy(update={"message": message, "judged_from_inside": True})
 
 
 def _nothing_to_probe(check: str) -> Text:
@@ -109,6 +154,7 @@ class _Blocked:
 
     kind: FindingKind
     error: str | None
+    vantage: str | None = None
     rules: list[ResolvedRule] = field(default_factory=list)
 
     def finding(self, check: str, target: Target, port: int | None) -> Finding:
@@ -159,15 +205,16 @@ class _Blocked:
             remediation=remediation,
             kind=self.kind,
             blocked=tuple(ids),
+            vantage=self.vantage,
         )
 
 
 def _judge_observation(rule: ResolvedRule, target: Target, obs: Observation, registry: Registry) -> Finding:
-    port = obs.port
+    port, vantage = obs.port, obs.zone
     found = registry.control(rule.control)
     if found is None:
         missing = _error("Không có kiểm tra nào cung cấp", "No loaded check provides", rule.control)
-        return _finding(rule, target, port, "error", missing)
+        return _finding(rule, target, port, "error", missing, vantage=vantage)
     _, control = found
     model = registry.check(rule.check).data_model
     try:
@@ -176,16 +223,16 @@ def _judge_observation(rule: ResolvedRule, target: Target, obs: Observation, reg
     except ValidationError as exc:
         unfit = _error("Quan sát đã lưu không khớp mô hình dữ liệu của kiểm tra",
                        "Stored observation does not fit the check's model", str(exc))  # fmt: skip
-        return _finding(rule, target, port, "error", unfit)
+        return _finding(rule, target, port, "error", unfit, vantage=vantage)
     try:
         unfinished = [s for s in control.steps_needed(rule.params, target) if s in incomplete_steps(data)]
         if unfinished:
-            return _finding(rule, target, port, "error", _steps_incomplete(data, unfinished))
+            return _finding(rule, target, port, "error", _steps_incomplete(data, unfinished), vantage=vantage)
         verdict = control.judge(data, rule.params, target)
     except Exception as exc:  # a buggy control must not pass or crash the run: fail closed
         crashed = _error("Kiểm soát bị lỗi", "Control failed", f"{type(exc).__name__}: {exc}")
-        return _finding(rule, target, port, "error", crashed)
-    return _finding(rule, target, port, verdict.status, verdict.text, verdict)
+        return _finding(rule, target, port, "error", crashed, vantage=vantage)
+    return _finding(rule, target, port, verdict.status, verdict.text, verdict, vantage=vantage)
 
 
 def _steps_incomplete(data: BaseModel, steps: Sequence[str]) -> Text:
@@ -210,6 +257,7 @@ def _finding(
     status: FindingStatus,
     message: Text,
     verdict: Verdict | None = None,
+    vantage: str | None = None,
 ) -> Finding:
     evidence: dict[str, Any] = {}
     if verdict is not None and (verdict.observed is not None or verdict.expected is not None):
@@ -229,6 +277,7 @@ def _finding(
         evidence=evidence,
         references=tuple(r for r in rule.references if r.cited_for(target.system.level)),
         remediation=rule.remediation,
+        vantage=vantage,
     )
 
 

@@ -14,7 +14,8 @@ from typing import Any
 
 from attt.scanner._yaml import YamlDoc, load_yaml, validate
 from attt.scanner.errors import ConfigError
-from attt.scanner.models.target import Inventory, Target
+from attt.scanner.models.base import Frozen
+from attt.scanner.models.target import Host, Inventory, Target, Zone, host_zone_problem, zone_conflicts
 
 Resolver = Callable[[str], list[str]]
 """Maps a DNS name to its addresses (empty when it does not resolve)."""
@@ -63,6 +64,14 @@ class Scope:
             return False
         return any(ip in network for network in self.networks)
 
+    def has_network(self, network: str) -> bool:
+        """Whether every address of a CIDR network is in scope."""
+        inner = ipaddress.ip_network(network)
+        return any(
+            inner.version == outer.version and inner.subnet_of(outer)  # type: ignore[arg-type]
+            for outer in self.networks
+        )
+
     def has_name(self, name: str) -> bool:
         """Whether a DNS name matches a name entry; its addresses must be checked separately."""
         name = name.lower().rstrip(".")
@@ -108,8 +117,13 @@ def load_inventory(path: Path) -> LoadedInventory:
     """
     doc = load_yaml(path)
     _refuse_duplicate_ids(doc)
+    _refuse_zone_conflicts(doc)
     inventory = validate(Inventory, doc)
     scope = Scope.of(inventory.scope)
+    for z, zone in enumerate(inventory.zones):
+        for n, network in enumerate(zone.cidrs):
+            if not scope.has_network(network):
+                raise doc.error(("zones", z, "cidrs", n), f"{network} is not inside the scope")
     for s, system in enumerate(inventory.systems):
         first: dict[str, int] = {}
         for h, host in enumerate(system.hosts):
@@ -117,6 +131,8 @@ def load_inventory(path: Path) -> LoadedInventory:
             if problem is None and host.address in first:
                 # Addresses are normalised by then: `::1` and `0:0:0:0:0:0:0:1` are one host.
                 problem = f"{host.address} is already hosts[{first[host.address]}] of system {system.id}"
+            if problem is None and is_ip(host.address):
+                problem = _zone_problem(inventory, host, [host.address])
             if problem is not None:
                 raise doc.error(("systems", s, "hosts", h, "address"), problem)
             first[host.address] = h
@@ -143,11 +159,14 @@ def resolve_targets(inventory: Inventory, resolve: Resolver = system_resolver) -
                 if host.address not in resolved:
                     resolved[host.address] = resolve(host.address)
                 addresses = resolved[host.address]
-            problem = _scope_problem(host.address, scope, addresses)
+            problem = _scope_problem(host.address, scope, addresses) or _zone_problem(
+                inventory, host, addresses
+            )
             if problem is not None:
                 problems.append(f"system {system.id}: host {host.address}: {problem}")
                 continue
-            targets.append(Target(system=info, host=host, ip=str(ipaddress.ip_address(addresses[0]))))
+            ip = str(ipaddress.ip_address(addresses[0]))
+            targets.append(Target(system=info, host=host, ip=ip, zone=zone_of(inventory, host, ip)))
     if problems:
         more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
         raise ConfigError(f"out of scope: {problems[0]}{more}")
@@ -181,6 +200,27 @@ def select_targets(
     if not chosen:
         raise ConfigError("--system/--tag: no host matches the selection")
     return chosen
+
+
+def zone_of(inventory: Inventory, host: Host, ip: str) -> str | None:
+    """The zone a host sits in: the one it names, else the one whose networks hold its address."""
+    if host.zone is not None or not inventory.zones:
+        return host.zone
+    return next((zone.id for zone in inventory.zones if zone.holds(ip)), None)
+
+
+def _zone_problem(inventory: Inventory, host: Host, addresses: Sequence[str]) -> str | None:
+    """Why a host's addresses do not place it in exactly one zone, or None. Zones never overlap,
+    so an address lies in at most one."""
+    if not inventory.zones:
+        return None
+    for address in addresses:
+        holder = next((zone.id for zone in inventory.zones if zone.holds(address)), None)
+        if holder is None:
+            return f"{address} lies in no zone's cidrs"
+        if host.zone is not None and holder != host.zone:
+            return f"{address} lies in zone {holder!r}, not in the zone {host.zone!r} the host names"
+    return None
 
 
 def _as_scope(scope: Scope | Sequence[str]) -> Scope:
@@ -219,3 +259,23 @@ def _refuse_duplicate_ids(doc: YamlDoc) -> None:
         if system_id in seen:
             raise doc.error(("systems", index, "id"), f"duplicate system id {system_id!r}")
         seen.add(system_id)
+
+
+class _Zones(Frozen):
+    zones: tuple[Zone, ...] = ()
+
+
+def _refuse_zone_conflicts(doc: YamlDoc) -> None:
+    """Point at the zone, network or host zone that breaks the partition into zones (the
+    inventory model refuses the same, without a line to show)."""
+    zones = validate(_Zones, doc, {"zones": doc.data.get("zones") or ()}).zones
+    for place, conflict in zone_conflicts(zones):
+        raise doc.error(place, conflict)
+    systems = doc.data.get("systems")
+    for s, system in enumerate(systems if isinstance(systems, list) else ()):
+        hosts = system.get("hosts") if isinstance(system, dict) else None
+        for h, host in enumerate(hosts if isinstance(hosts, list) else ()):
+            named = host.get("zone") if isinstance(host, dict) else None
+            problem = host_zone_problem(zones, named) if isinstance(named, str) else None
+            if problem is not None:
+                raise doc.error(("systems", s, "hosts", h, "zone"), problem)

@@ -16,7 +16,7 @@ from attt.scanner.inventory import load_inventory, resolve_targets, select_targe
 from attt.scanner.models.observation import Observation, ProbeKey
 from attt.scanner.models.policy import ResolvedPolicy
 from attt.scanner.models.report import PolicyRef, Report, RunInfo, RunStatus, Summary
-from attt.scanner.models.target import SystemInfo, Target
+from attt.scanner.models.target import SystemInfo, Target, Zone
 from attt.scanner.plugin import Credential
 from attt.scanner.policy import default_policy_ref, load_policy
 from attt.scanner.registry import Registry
@@ -45,6 +45,8 @@ class ScanRequest:
     policy_mode: PolicyMode = "force"
     trigger: str = "manual"
     """What started the run: `schedule`, or `manual` with the user's name."""
+    vantage: str | None = None
+    """The inventory zone the machine running the scan sits in (`--vantage`); None: not said."""
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,9 @@ def prepare(
     policies = policies_for(systems, request.policies, registry, request.policy_mode)
     known = {s.id for s in loaded.inventory.systems}
     policies = with_waivers(policies, request.waivers, known)
+    zones = loaded.inventory.zones
+    if request.vantage is not None:
+        _check_vantage(request.vantage, zones, targets, request.inventory)
     started = utcnow()
     run = RunInfo(
         id=new_run_id(started),
@@ -123,6 +128,8 @@ def prepare(
         },
         owners=loaded.inventory.owners,
         judged_by=judged_by(systems, policies, request.policy_mode),
+        zones=zones,
+        vantage=request.vantage,
     )
     return PreparedScan(
         run=run,
@@ -131,6 +138,25 @@ def prepare(
         policies=policies,
         inventory=str(loaded.path.resolve()),
     )
+
+
+def _check_vantage(vantage: str, zones: Sequence[Zone], targets: Sequence[Target], inventory: Path) -> None:
+    """Refuse a vantage the inventory does not know, and an outside vantage asked to probe a
+    host of a zone it does not reach: the firewall would show that host closed, and rules would
+    pass on what the Internet cannot see."""
+    zone = next((z for z in zones if z.id == vantage), None)
+    if zone is None:
+        listed = ", ".join(z.id for z in zones) or "none: the inventory has no zones"
+        raise ConfigError(f"--vantage {vantage}: not a zone of {inventory} ({listed})")
+    unreached = [t for t in targets if zone.outside and t.zone not in zone.reaches]
+    if unreached:
+        first = unreached[0]
+        more = f" (+{len(unreached) - 1} more)" if len(unreached) > 1 else ""
+        raise ConfigError(
+            f"--vantage {vantage}: host {first.address} of system {first.system.id} is in zone {first.zone},"
+            f" which {vantage} does not reach (it reaches: {', '.join(zone.reaches) or 'none'}){more};"
+            " leave such hosts out with --system or --tag"
+        )
 
 
 def prepare_resume(
@@ -280,12 +306,14 @@ def run_scan(
         concurrency=options.concurrency,
         credentials=options.credentials,
         done=prepared.done,
+        vantage=info.vantage,
     )
     with _heartbeat(store, info.id):
         complete = runner.run(plan)
     finished = utcnow()
+    outside = info.outside()
     findings = evaluate(
-        prepared.targets, observations, prepared.policies, registry, info.checks, finished, probed
+        prepared.targets, observations, prepared.policies, registry, info.checks, finished, probed, outside
     )
     # Checked after evaluation: a signal that lands while judging also leaves the run incomplete.
     interrupted = stop.is_set() and not store_errors
@@ -336,8 +364,9 @@ def reevaluate(
     policies = with_waivers(policies_for(stored.systems, refs, registry, mode), waivers, known)
     # A complete run ran every planned probe (runs stored before probes were recorded too).
     probed = None if stored.info.status == "complete" else stored.probes
+    outside = stored.info.outside()
     findings = evaluate(
-        stored.targets, stored.observations, policies, registry, stored.info.checks, now, probed
+        stored.targets, stored.observations, policies, registry, stored.info.checks, now, probed, outside
     )
     info = stored.info.model_copy(
         update={"policies": policy_refs(policies), "judged_by": judged_by(stored.systems, policies, mode)}

@@ -203,6 +203,8 @@ class _Resolver:
                 update["severity"] = override.severity
             if override.applies_to is not None:
                 update["applies_to"] = override.applies_to
+            if override.vantage is not None:
+                update["vantage"] = None if override.vantage == "inside" else override.vantage
             params_origin, param_origins = rule.params_origin, dict(rule.param_origins)
             if override.params is not None:
                 update["params"] = {**rule.spec.params, **override.params}
@@ -282,6 +284,7 @@ class _Resolver:
             remediation=spec.remediation,
             references=spec.references,
             policy=rule.policy,
+            vantage=spec.vantage,
         )
 
 

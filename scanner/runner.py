@@ -52,6 +52,8 @@ class ScanPlan:
     credentials: Callable[[Target], Credential | None] = field(default=lambda _target: None)
     done: Mapping[ProbeKey, Sequence[Observation]] = field(default_factory=dict)
     """(check, system, host) -> observations of probes an earlier attempt finished: not repeated."""
+    vantage: str | None = None
+    """The zone this machine probes from, recorded on every observation; None: not said."""
 
 
 class ProgressSink:
@@ -194,7 +196,9 @@ class Runner:
                 Observation.failed(check.name, first, f"cannot find endpoints: {failed} check failed")
             ]
         for target in group:
-            mine = [o.model_copy(update={"system": target.system.id}) for o in observations]
+            mine = [
+                o.model_copy(update={"system": target.system.id, "zone": plan.vantage}) for o in observations
+            ]
             self._sink(target, check.name, mine)
             seen[(target.system.id, check.name)] = mine
             self._progress.finished(target, check.name, mine)

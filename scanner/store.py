@@ -1,29 +1,36 @@
-"""The run store: runs, their observations (written as they arrive) and findings, in SQLite.
+"""The run store: runs, their observations (written as they arrive) and findings, kept in a SQLite
+file (the embedded default) or a PostgreSQL database that several machines share.
 
-The file carries a schema version (`PRAGMA user_version`); an older store is migrated forward
-when it is opened, a newer one is refused. A row this version cannot read (a run written by a
-newer attt) is skipped with a warning wherever runs are listed, and is a one-line error only
-when that very run is asked for.
+Both hold one schema, written here with SQLAlchemy Core (`_metadata`) and built by one chain of
+Alembic migrations (`scanner/migrations/`), which run when a store is opened, under a lock (the
+SQLite file's write lock; a PostgreSQL advisory lock), so two processes opening a new store at
+once build it once. A newer store than this attt knows is refused. A SQLite file of the scheme
+before Alembic (`PRAGMA user_version` 1 to 3) is stamped at its revision and carried forward.
+
+A row this version cannot read (a run written by a newer attt) is skipped with a warning wherever
+runs are listed, and is a one-line error only when that very run is asked for.
 
 A running scan holds a lease on its run (process id, host name, heartbeat), so that a second
 process neither resumes a run that is still alive nor starts a scan of an inventory that another
-live scan holds (SPEC exit code 4).
+live scan holds (SPEC exit code 4), on this machine or, through a shared database, any other.
 """
 
 import hashlib
 import json
 import os
+import re
 import socket
-import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
+import sqlalchemy as sa
 from pydantic import BaseModel, TypeAdapter, ValidationError
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from attt.scanner.changes import choose_baseline
 from attt.scanner.errors import RunBusyError, StoreError, StoreWriteError
@@ -32,67 +39,90 @@ from attt.scanner.models.observation import DATA_MODELS, Observation, ProbeKey
 from attt.scanner.models.report import RunInfo, RunStatus
 from attt.scanner.models.target import SystemInfo, Target
 
-_SCHEMA_V1: Final = """
-CREATE TABLE IF NOT EXISTS runs (
-    id TEXT PRIMARY KEY,
-    started TEXT NOT NULL,
-    status TEXT NOT NULL,
-    info TEXT NOT NULL,
-    systems TEXT NOT NULL,
-    targets TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS observations (
-    run_id TEXT NOT NULL REFERENCES runs(id),
-    seq INTEGER NOT NULL,
-    system TEXT NOT NULL,
-    body TEXT NOT NULL,
-    PRIMARY KEY (run_id, seq)
-);
-CREATE TABLE IF NOT EXISTS probes (
-    run_id TEXT NOT NULL REFERENCES runs(id),
-    check_name TEXT NOT NULL,
-    system TEXT NOT NULL,
-    host TEXT NOT NULL,
-    PRIMARY KEY (run_id, check_name, system, host)
-);
-CREATE TABLE IF NOT EXISTS findings (
-    run_id TEXT NOT NULL REFERENCES runs(id),
-    seq INTEGER NOT NULL,
-    body TEXT NOT NULL,
-    PRIMARY KEY (run_id, seq)
-);
-"""
-"""The schema of the first release, which set no version: a store without one is version 1."""
-
-_MIGRATIONS: Final[tuple[str, ...]] = (
-    # 1 -> 2: the lease of the process running a run, and the inventory it scans (the lock).
-    """
-    ALTER TABLE runs ADD COLUMN lease_pid INTEGER;
-    ALTER TABLE runs ADD COLUMN lease_host TEXT;
-    ALTER TABLE runs ADD COLUMN heartbeat TEXT;
-    ALTER TABLE runs ADD COLUMN inventory TEXT;
-    """,
-    # 2 -> 3: the weekly cycle's own tables: what was sent about each run, so a run notifies
-    # once; each rule's text stored once and referred to by its findings.
-    """
-    CREATE TABLE IF NOT EXISTS notifications (
-        run_id TEXT NOT NULL REFERENCES runs(id),
-        channel TEXT NOT NULL,
-        recipient TEXT NOT NULL,
-        status TEXT NOT NULL,
-        attempts INTEGER NOT NULL,
-        detail TEXT NOT NULL,
-        at TEXT NOT NULL,
-        PRIMARY KEY (run_id, channel, recipient)
-    );
-    CREATE TABLE IF NOT EXISTS rule_texts (
-        key TEXT PRIMARY KEY,
-        body TEXT NOT NULL
-    );
-    """,
+_metadata = sa.MetaData()
+runs_table = sa.Table(
+    "runs",
+    _metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("started", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("info", sa.Text, nullable=False),
+    sa.Column("systems", sa.Text, nullable=False),
+    sa.Column("targets", sa.Text, nullable=False),
+    sa.Column("lease_pid", sa.Integer),
+    sa.Column("lease_host", sa.Text),
+    sa.Column("heartbeat", sa.Text),
+    sa.Column("inventory", sa.Text),
 )
-"""Each entry migrates from version i + 1 to i + 2; never edit one, only append."""
-SCHEMA_VERSION: Final = 1 + len(_MIGRATIONS)
+observations_table = sa.Table(
+    "observations",
+    _metadata,
+    sa.Column("run_id", sa.Text, sa.ForeignKey("runs.id"), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("system", sa.Text, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+)
+probes_table = sa.Table(
+    "probes",
+    _metadata,
+    sa.Column("run_id", sa.Text, sa.ForeignKey("runs.id"), primary_key=True),
+    sa.Column("check_name", sa.Text, primary_key=True),
+    sa.Column("system", sa.Text, primary_key=True),
+    sa.Column("host", sa.Text, primary_key=True),
+)
+findings_table = sa.Table(
+    "findings",
+    _metadata,
+    sa.Column("run_id", sa.Text, sa.ForeignKey("runs.id"), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("rule_text", sa.Text),
+)
+notifications_table = sa.Table(
+    "notifications",
+    _metadata,
+    sa.Column("run_id", sa.Text, sa.ForeignKey("runs.id"), primary_key=True),
+    sa.Column("channel", sa.Text, primary_key=True),
+    sa.Column("recipient", sa.Text, primary_key=True),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Column("at", sa.Text, nullable=False),
+)
+rule_texts_table = sa.Table(
+    "rule_texts",
+    _metadata,
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("body", sa.Text, nullable=False),
+)
+# Short names for the queries below.
+_runs, _obs, _probes, _findings = runs_table, observations_table, probes_table, findings_table
+_notes, _texts = notifications_table, rule_texts_table
+
+# The statements a scan runs once per probe, built once: building a Core statement costs more
+# than SQLite takes to run it (a 1,500-system scan records about 3,000 probes).
+_NEXT_SEQ: Final = sa.select(sa.func.coalesce(sa.func.max(_obs.c.seq), -1) + 1).where(
+    _obs.c.run_id == sa.bindparam("run_id")
+)
+_INSERT_OBSERVATION: Final = _obs.insert()
+_INSERT_PROBE: Final = _probes.insert()
+
+MIGRATIONS: Final = Path(__file__).with_name("migrations")
+SCHEMA_HEAD: Final = "0004"
+"""The newest Alembic revision in MIGRATIONS (a test checks they agree): a store already there is
+opened without loading Alembic at all."""
+_LEGACY_REVISIONS: Final = {1: "0001", 2: "0002", 3: "0003"}
+"""`PRAGMA user_version` of a SQLite store before Alembic -> the revision that built the same schema
+(the first release set no version: 0 with a `runs` table is 1)."""
+_ALEMBIC_ERA: Final = 4
+"""The `user_version` every migrated SQLite store carries, so that an attt from before Alembic
+(which reads up to 3) refuses it as newer instead of writing rows without their new columns."""
+_MIGRATION_LOCK: Final = 0x61747474_6D696772
+"""PostgreSQL advisory lock key ("atttmigr") held while a store is migrated."""
+_LEASE_LOCK: Final = 0x61747474_6C656173
+"""PostgreSQL advisory lock key ("atttleas") held while a run is created or claimed: the check
+that no live scan holds the inventory and the insert of the new lease are one step for every
+machine sharing the database, as SQLite's write lock makes them for every process on one."""
 
 HEARTBEAT_SECONDS: Final = 10.0
 """How often a running scan renews its lease."""
@@ -101,6 +131,9 @@ LEASE_SECONDS: Final = 60.0
 DEFAULT_BUSY_SECONDS: Final = 30.0
 """How long a write waits for another process's lock before the scan stops writing: long enough
 for `attt history` or a backup copying the file, short enough that a stuck lock is reported."""
+CONNECT_SECONDS: Final = 10
+"""How long opening a PostgreSQL store waits for the server (unless the URL's connect_timeout
+says otherwise): an address that drops packets is an error, not a hang."""
 
 _RULE_TEXT_FIELDS = ("title", "remediation", "references")
 """A finding's copy of its rule's own text: the same in every finding of the rule, so a row keeps
@@ -113,27 +146,89 @@ Warn = Callable[[str], None]
 """Told about each row that is skipped, once, as one line."""
 
 
+@dataclass(frozen=True)
+class Location:
+    """Where a store lives: a SQLite file or a PostgreSQL database. `str()` is how it is shown,
+    never with a password."""
+
+    url: URL
+    """The SQLAlchemy URL to connect with (a password given in `--db` is in it: never print it)."""
+
+    @property
+    def path(self) -> Path | None:
+        """The SQLite file; None for PostgreSQL."""
+        return Path(self.url.database or "") if self.url.get_backend_name() == "sqlite" else None
+
+    def __str__(self) -> str:
+        if (path := self.path) is not None:
+            return str(path)
+        shown = URL.create(
+            "postgresql",
+            self.url.username,
+            None,
+            self.url.host,
+            self.url.port,
+            self.url.database,
+            {k: v for k, v in self.url.query.items() if k != "password"},
+        )
+        return shown.render_as_string(hide_password=False)
+
+
 def default_db_path() -> Path:
-    """`$ATTT_DB`, else `$XDG_DATA_HOME/attt/attt.db` (`~/.local/share/attt/attt.db`)."""
-    if env := os.environ.get("ATTT_DB"):
-        return Path(env)
+    """`$XDG_DATA_HOME/attt/attt.db` (`~/.local/share/attt/attt.db`)."""
     data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(data_home) / "attt" / "attt.db"
 
 
-def db_path_from_url(url: str | None) -> Path:
-    """`--db` takes a path or an SQLAlchemy-style URL: `sqlite:///relative.db`, `sqlite:////abs.db`.
+def locate(db: str | Path | None) -> Location:
+    """`--db` (else `$ATTT_DB`, else the default file): a path, `sqlite:///PATH`, or
+    `postgresql://[USER[:PASSWORD]@][HOST][:PORT]/DBNAME[?...]` (libpq's PGPASSWORD, .pgpass and
+    other environment apply to what the URL leaves out).
 
     An in-memory database is refused: a run kept there could never be resumed, re-rendered or
     compared, which is what the store is for."""
-    if url is None:
-        return default_db_path()
-    path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url
-    if (url.startswith("sqlite://") and not url.startswith("sqlite:///")) or path in ("", ":memory:"):
-        raise StoreError(f"--db {url!r} keeps nothing after attt exits: give a file path")
+    if isinstance(db, Path):
+        return _sqlite(db)
+    value = db if db is not None else os.environ.get("ATTT_DB")
+    if value is None:
+        return _sqlite(default_db_path())
+    scheme = value.split("://", 1)[0] if "://" in value else ""
+    if scheme.startswith(("postgresql", "postgres")):
+        return _postgresql(value, scheme)
+    path = value.removeprefix("sqlite:///") if value.startswith("sqlite:///") else value
+    if (scheme == "sqlite" and not value.startswith("sqlite:///")) or path in ("", ":memory:"):
+        raise StoreError(f"--db {value!r} keeps nothing after attt exits: give a file path")
     if "://" in path or path.startswith("file:"):
-        raise StoreError(f"unsupported store URL {url!r}: only sqlite:///PATH or a file path")
-    return Path(path)
+        raise StoreError(
+            f"unsupported store URL {_redacted(value)!r}: give a file path, sqlite:///PATH"
+            " or postgresql://USER@HOST:PORT/DBNAME"
+        )
+    return _sqlite(Path(path))
+
+
+def _sqlite(path: Path) -> Location:
+    return Location(URL.create("sqlite+pysqlite", database=str(path)))
+
+
+def _postgresql(value: str, scheme: str) -> Location:
+    if scheme not in ("postgresql", "postgres", "postgresql+psycopg"):
+        raise StoreError(
+            f"unsupported store URL scheme {scheme!r}: attt reaches PostgreSQL through psycopg 3,"
+            " write postgresql://USER@HOST:PORT/DBNAME"
+        )
+    try:
+        url = make_url("postgresql+psycopg://" + value.split("://", 1)[1])
+    except (sa.exc.ArgumentError, ValueError) as exc:
+        raise StoreError(f"--db {_redacted(value)!r} is not a PostgreSQL URL: {exc}") from None
+    if not url.database:
+        raise StoreError(f"--db {Location(url)} names no database: end it with /DBNAME")
+    return Location(url)
+
+
+def _redacted(value: str) -> str:
+    """A URL as the user wrote it, with anything that may be a password starred out."""
+    value = re.sub(r"(://[^/?#@:]*):[^/?#@]*@", r"\1:***@", value)
+    return re.sub(r"(?i)(password=)[^&]*", r"\1***", value)
 
 
 def busy_seconds() -> float:
@@ -189,14 +284,15 @@ class StoredRun:
 
 
 class Store:
-    """One SQLite file. Safe to share between the runner's threads (one connection, one lock).
+    """One SQLite file or PostgreSQL database. Safe to share between the runner's threads (one
+    lock around every use).
 
-    `create=False` (reading commands) never creates a file or a folder: a mistyped `--db` is an
-    error, not a new empty store."""
+    `create=False` (reading commands) never creates a store: a mistyped `--db` is an error, not a
+    new empty store (a PostgreSQL database itself is never created by attt, only its tables)."""
 
     def __init__(
         self,
-        path: Path,
+        where: Location | Path | str,
         data_models: Mapping[str, type[BaseModel]] | None = None,
         *,
         create: bool = True,
@@ -204,72 +300,112 @@ class Store:
     ) -> None:
         """`data_models` (`Registry.data_models`) types each stored observation's data as its
         check's model; data of a check not given is kept whole as `OpaqueData`."""
-        self.path = path
+        self.location = where if isinstance(where, Location) else locate(where)
+        self.path = self.location.path
+        self.where = str(self.location)
         self._data_context = {DATA_MODELS: dict(data_models or {})}
         self._warn = warn or (lambda _line: None)
         self._warned: set[str] = set()
-        if not create and not path.is_file():
-            raise StoreError(f"no run store at {path} (nothing was scanned with this --db)")
+        self._lock = threading.Lock()
+        self._postgres = self.path is None
+        if self.path is not None and not create and not self.path.is_file():
+            raise StoreError(f"no run store at {self.path} (nothing was scanned with this --db)")
         busy = busy_seconds()
         try:
-            if create:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, timeout=busy, check_same_thread=False, isolation_level=None)
-            self._db.execute(f"PRAGMA busy_timeout={int(busy * 1000)}")
-            self._db.execute("PRAGMA journal_mode=WAL")
-            # Each probe commits as it ends; a sync per commit made the store the scan's
-            # bottleneck (about 4 ms each, one at a time: 4 s per 1,000 hosts). In WAL mode a
-            # killed attt still keeps every commit and the file stays consistent; only a power
-            # loss may drop the last ones, and `attt scan --resume` probes those again.
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._migrate()
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open the run store {path}: {exc}") from None
+            if self.path is not None and create:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._engine = (
+                _postgresql_engine(self.location, busy)
+                if self._postgres
+                else _sqlite_engine(self.location, busy)
+            )
+            self._migrate(create)
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(f"cannot open the run store {self.where}: {_cause(exc)}") from None
         except OSError as exc:
-            raise StoreError(f"cannot open the run store {path}: {exc.strerror or exc}") from None
-        self._lock = threading.Lock()
+            raise StoreError(f"cannot open the run store {self.where}: {exc.strerror or exc}") from None
 
-    def _migrate(self) -> None:
-        """Bring the file to SCHEMA_VERSION in one transaction (another process opening the same
-        old store at the same moment waits, then finds it migrated)."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            (version,) = self._db.execute("PRAGMA user_version").fetchone()
-            if version > SCHEMA_VERSION:
-                raise StoreError(
-                    f"the run store {self.path} was written by a newer attt (store schema {version};"
-                    f" this attt reads up to {SCHEMA_VERSION}): upgrade attt or give another --db"
-                )
-            if version < SCHEMA_VERSION:
-                steps = (_SCHEMA_V1, *_MIGRATIONS[max(version, 1) - 1 :])
-                for statement in (s for step in steps for s in step.split(";") if s.strip()):
-                    self._db.execute(statement)
-                self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+    def _migrate(self, create: bool) -> None:
+        """Bring the store to SCHEMA_HEAD. A look without the lock first: a store at the head (the
+        common case) costs a few small queries and never loads Alembic. Otherwise, under the
+        migration lock, look again (another process may have just done it) and migrate in the same
+        transaction."""
+        with self._engine.connect() as conn:
+            with conn.begin():
+                if self._revision(conn, create) == SCHEMA_HEAD:
+                    return
+            conn.execution_options(attt_write=True)
+            with conn.begin():
+                if self._postgres:
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+                revision = self._revision(conn, create)
+                if revision != SCHEMA_HEAD:
+                    _upgrade(conn, revision, self._newer)
+                if not self._postgres:
+                    conn.exec_driver_sql(f"PRAGMA user_version={_ALEMBIC_ERA}")
+
+    def _revision(self, conn: Connection, create: bool) -> str | None:
+        """The store's revision: from Alembic's table, else from the scheme before it (SQLite); None
+        for an empty store. Refuses a store of a newer attt, and an empty one when not creating."""
+        tables = set(sa.inspect(conn).get_table_names())
+        legacy = 0
+        if not self._postgres:
+            legacy = conn.exec_driver_sql("PRAGMA user_version").scalar_one()
+            if legacy > _ALEMBIC_ERA:
+                raise StoreError(self._newer(f"store schema {legacy}"))
+        if "alembic_version" in tables:
+            revision = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+            if revision is not None:
+                return str(revision)
+        if legacy == 0 and "runs" in tables:
+            legacy = 1  # the first release set no version
+        if legacy == 0 and not create:
+            raise StoreError(f"no run store in {self.where} (nothing was scanned with this --db)")
+        return _LEGACY_REVISIONS.get(legacy)
+
+    def _newer(self, what: str) -> str:
+        return (
+            f"the run store {self.where} was written by a newer attt ({what}; this attt knows up to"
+            f" revision {SCHEMA_HEAD}): upgrade attt or give another --db"
+        )
 
     def close(self) -> None:
-        self._db.close()
+        self._engine.dispose()
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction; a full disk or a lock held past the busy timeout is a
-        StoreWriteError naming the file, and the transaction leaves no trace."""
+    def _transaction(self, lease_lock: bool = False) -> Iterator[Connection]:
+        """One write transaction; a full disk, a lock held past the busy timeout or a lost server is
+        a StoreWriteError naming the store, and the transaction leaves no trace. With `lease_lock`,
+        every process sharing the store takes its turn (leases are checked and taken at once)."""
         with self._lock:
             try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield self._db
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                raise StoreWriteError(f"cannot write to the run store {self.path}: {exc}") from None
+                with self._engine.connect() as conn:
+                    conn.execution_options(attt_write=True)
+                    with conn.begin():
+                        if lease_lock and self._postgres:
+                            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LEASE_LOCK})
+                        yield conn
+            except sa.exc.SQLAlchemyError as exc:
+                raise StoreWriteError(f"cannot write to the run store {self.where}: {_cause(exc)}") from None
+
+    @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        """One read transaction: the queries inside see one state of the store."""
+        with self._lock:
+            try:
+                with self._engine.connect() as conn, conn.begin():
+                    yield conn
+            except sa.exc.SQLAlchemyError as exc:
+                raise StoreError(f"cannot read the run store {self.where}: {_cause(exc)}") from None
+
+    def _insert(self, table: sa.Table) -> Any:
+        """INSERT with the dialect's ON CONFLICT clause available (each dialect's module is loaded
+        only by a store of its kind)."""
+        if self._postgres:
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+        return insert(table)
 
     def create_run(
         self,
@@ -283,23 +419,21 @@ class Store:
         live run of the same inventory holds its lease: two scans of one inventory at once
         would interleave and double the load on every host."""
         lease = lease or Lease.mine()
-        with self._transaction() as db:
+        with self._transaction(lease_lock=True) as db:
             _refuse_live_scan(db, inventory, info.id)
             db.execute(
-                "INSERT INTO runs (id, started, status, info, systems, targets, lease_pid, lease_host,"
-                " heartbeat, inventory) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    info.id,
-                    info.started.isoformat(),
-                    info.status,
-                    info.model_dump_json(),
-                    _systems.dump_json(tuple(systems)).decode(),
-                    _targets.dump_json(tuple(targets)).decode(),
-                    lease.pid,
-                    lease.host,
-                    _now(),
-                    inventory,
-                ),
+                _runs.insert().values(
+                    id=info.id,
+                    started=info.started.isoformat(),
+                    status=info.status,
+                    info=info.model_dump_json(),
+                    systems=_systems.dump_json(tuple(systems)).decode(),
+                    targets=_targets.dump_json(tuple(targets)).decode(),
+                    lease_pid=lease.pid,
+                    lease_host=lease.host,
+                    heartbeat=_now(),
+                    inventory=inventory,
+                )
             )
 
     def claim(self, run_id: str, redo: Iterable[ProbeKey] = (), lease: Lease | None = None) -> None:
@@ -307,12 +441,14 @@ class Store:
         that runs it is alive, else mark it running under `lease`, forgetting the probes in
         `redo` (and what they saw) so that they run again."""
         lease = lease or Lease.mine()
-        with self._transaction() as db:
+        with self._transaction(lease_lock=True) as db:
             row = db.execute(
-                "SELECT lease_pid, lease_host, heartbeat, inventory FROM runs WHERE id = ?", (run_id,)
-            ).fetchone()
+                sa.select(_runs.c.lease_pid, _runs.c.lease_host, _runs.c.heartbeat, _runs.c.inventory).where(
+                    _runs.c.id == run_id
+                )
+            ).first()
             if row is None:
-                raise StoreError(f"no run {run_id!r} in {self.path}")
+                raise StoreError(f"no run {run_id!r} in {self.where}")
             pid, host, beat, inventory = row
             if (pid, host) != (lease.pid, lease.host) and _live(pid, host, beat):
                 raise RunBusyError(
@@ -320,30 +456,23 @@ class Store:
                     " it cannot be resumed while it runs"
                 )
             _refuse_live_scan(db, inventory, run_id)
-            for check, system, host_address in redo:
-                db.execute(
-                    "DELETE FROM probes WHERE run_id = ? AND check_name = ? AND system = ? AND host = ?",
-                    (run_id, check, system, host_address),
-                )
-                db.execute(
-                    "DELETE FROM observations WHERE run_id = ? AND system = ?"
-                    " AND json_extract(body, '$.check') = ? AND json_extract(body, '$.host') = ?",
-                    (run_id, system, check, host_address),
-                )
+            _forget(db, run_id, set(redo))
             info = self._info(db, run_id).model_copy(update={"status": "running", "finished": None})
             db.execute(
-                "UPDATE runs SET status = ?, info = ?, lease_pid = ?, lease_host = ?, heartbeat = ?"
-                " WHERE id = ?",
-                (info.status, info.model_dump_json(), lease.pid, lease.host, _now(), run_id),
-            )
+                _runs.update()
+                .where(_runs.c.id == run_id)
+                .values(status=info.status, info=info.model_dump_json(), lease_pid=lease.pid,
+                        lease_host=lease.host, heartbeat=_now())
+            )  # fmt: skip
 
     def heartbeat(self, run_id: str, lease: Lease | None = None) -> None:
         """Renew the lease (only if it is still ours)."""
         lease = lease or Lease.mine()
         with self._transaction() as db:
             db.execute(
-                "UPDATE runs SET heartbeat = ? WHERE id = ? AND lease_pid = ? AND lease_host = ?",
-                (_now(), run_id, lease.pid, lease.host),
+                _runs.update()
+                .where(_runs.c.id == run_id, _runs.c.lease_pid == lease.pid, _runs.c.lease_host == lease.host)
+                .values(heartbeat=_now())
             )
 
     def record_probe(
@@ -352,91 +481,97 @@ class Store:
         """Commit what one probe saw, and that it ended, at once: an interrupted scan keeps it
         and a resumed one does not repeat it."""
         with self._transaction() as db:
-            (seq,) = db.execute(
-                "SELECT COALESCE(MAX(seq), -1) + 1 FROM observations WHERE run_id = ?", (run_id,)
-            ).fetchone()
-            db.executemany(
-                "INSERT INTO observations (run_id, seq, system, body) VALUES (?, ?, ?, ?)",
-                ((run_id, seq + i, o.system, o.model_dump_json()) for i, o in enumerate(observations)),
-            )
+            if observations:
+                seq = db.execute(_NEXT_SEQ, {"run_id": run_id}).scalar_one()
+                db.execute(
+                    _INSERT_OBSERVATION,
+                    [
+                        {"run_id": run_id, "seq": seq + i, "system": o.system, "body": o.model_dump_json()}
+                        for i, o in enumerate(observations)
+                    ],
+                )
             db.execute(
-                "INSERT INTO probes (run_id, check_name, system, host) VALUES (?, ?, ?, ?)",
-                (run_id, check, target.system.id, target.address),
+                _INSERT_PROBE,
+                {"run_id": run_id, "check_name": check, "system": target.system.id, "host": target.address},
             )
 
     def probes_done(self, run_ref: str) -> dict[ProbeKey, tuple[Observation, ...]]:
         """(check, system, host) -> observations, for every probe of the run that ended."""
         stored = self.load(run_ref)
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT check_name, system, host FROM probes WHERE run_id = ?", (stored.info.id,)
-            ).fetchall()
         by_probe: dict[ProbeKey, list[Observation]] = {}
         for obs in stored.observations:
             by_probe.setdefault((obs.check, obs.system, obs.host), []).append(obs)
-        return {(c, s, h): tuple(by_probe.get((c, s, h), ())) for c, s, h in rows}
+        return {key: tuple(by_probe.get(key, ())) for key in stored.probes}
 
     def mark(self, run_id: str, status: RunStatus, finished: datetime) -> RunInfo:
         """Record how the run ended, keep its findings, and release its lease."""
         with self._transaction() as db:
-            info = self._info(db, run_id).model_copy(update={"status": status, "finished": finished})
-            db.execute(
-                "UPDATE runs SET status = ?, info = ?, lease_pid = NULL, heartbeat = NULL WHERE id = ?",
-                (status, info.model_dump_json(), run_id),
-            )
-        return info
+            return self._end(db, run_id, status, finished)
 
     def finish_run(
         self, run_id: str, status: RunStatus, finished: datetime, findings: Iterable[Finding]
     ) -> RunInfo:
         """Replace the run's findings, record how it ended, and release its lease."""
         with self._transaction() as db:
-            info = self._info(db, run_id).model_copy(update={"status": status, "finished": finished})
-            db.execute(
-                "UPDATE runs SET status = ?, info = ?, lease_pid = NULL, heartbeat = NULL WHERE id = ?",
-                (status, info.model_dump_json(), run_id),
-            )
-            db.execute("DELETE FROM findings WHERE run_id = ?", (run_id,))
+            info = self._end(db, run_id, status, finished)
+            db.execute(_findings.delete().where(_findings.c.run_id == run_id))
             rows, texts = _compact(findings)
-            db.executemany("INSERT OR IGNORE INTO rule_texts (key, body) VALUES (?, ?)", texts.items())
-            db.executemany(
-                "INSERT INTO findings (run_id, seq, body) VALUES (?, ?, ?)",
-                ((run_id, i, body) for i, body in enumerate(rows)),
-            )
+            if texts:
+                db.execute(
+                    self._insert(_texts).on_conflict_do_nothing(index_elements=["key"]),
+                    [{"key": key, "body": body} for key, body in texts.items()],
+                )
+            if rows:
+                db.execute(
+                    _findings.insert(),
+                    [{"run_id": run_id, "seq": i, "body": body, "rule_text": key}
+                     for i, (body, key) in enumerate(rows)],
+                )  # fmt: skip
+        return info
+
+    def _end(self, db: Connection, run_id: str, status: RunStatus, finished: datetime) -> RunInfo:
+        info = self._info(db, run_id).model_copy(update={"status": status, "finished": finished})
+        db.execute(
+            _runs.update()
+            .where(_runs.c.id == run_id)
+            .values(status=status, info=info.model_dump_json(), lease_pid=None, heartbeat=None)
+        )
         return info
 
     def load(self, run_ref: str) -> StoredRun:
-        with self._reading():
-            run_id = self._resolve(run_ref)
-            row = self._db.execute(
-                "SELECT info, systems, targets, lease_pid, lease_host, heartbeat FROM runs WHERE id = ?",
-                (run_id,),
-            ).fetchone()
-            observations = self._db.execute(
-                "SELECT body FROM observations WHERE run_id = ? ORDER BY seq", (run_id,)
-            ).fetchall()
-            findings = self._db.execute(
-                "SELECT body FROM findings WHERE run_id = ? ORDER BY seq", (run_id,)
-            ).fetchall()
-            texts = dict(
-                self._db.execute(
-                    "SELECT key, body FROM rule_texts WHERE key IN (SELECT json_extract(body, '$.rule_text')"
-                    " FROM findings WHERE run_id = ?)",
-                    (run_id,),
-                ).fetchall()
+        with self._reading() as db:
+            run_id = self._resolve(db, run_ref)
+            row = db.execute(
+                sa.select(_runs.c.info, _runs.c.systems, _runs.c.targets, _runs.c.lease_pid,
+                          _runs.c.lease_host, _runs.c.heartbeat).where(_runs.c.id == run_id)
+            ).one()  # fmt: skip
+            observations = (
+                db.execute(sa.select(_obs.c.body).where(_obs.c.run_id == run_id).order_by(_obs.c.seq))
+                .scalars()
+                .all()
             )
-            probes = self._db.execute(
-                "SELECT check_name, system, host FROM probes WHERE run_id = ?", (run_id,)
-            ).fetchall()
+            findings = db.execute(
+                sa.select(_findings.c.body, _findings.c.rule_text)
+                .where(_findings.c.run_id == run_id)
+                .order_by(_findings.c.seq)
+            ).all()
+            used = sa.select(_findings.c.rule_text).where(_findings.c.run_id == run_id)
+            text_rows = db.execute(sa.select(_texts.c.key, _texts.c.body).where(_texts.c.key.in_(used))).all()
+            probes = db.execute(
+                sa.select(_probes.c.check_name, _probes.c.system, _probes.c.host).where(
+                    _probes.c.run_id == run_id
+                )
+            ).all()
+        texts = {key: json.loads(body) for key, body in text_rows}
         try:
             return StoredRun(
                 info=_as_seen(RunInfo.model_validate_json(row[0]), *row[3:]),
                 systems=_systems.validate_json(row[1]),
                 targets=_targets.validate_json(row[2]),
                 observations=tuple(
-                    Observation.model_validate_json(b, context=self._data_context) for (b,) in observations
+                    Observation.model_validate_json(b, context=self._data_context) for b in observations
                 ),
-                findings=tuple(_expand(b, texts) for (b,) in findings),
+                findings=tuple(_expand(body, key, texts) for body, key in findings),
                 probes=frozenset((str(c), str(s), str(h)) for c, s, h in probes),
             )
         except ValidationError as exc:
@@ -445,14 +580,11 @@ class Store:
     def runs(self, system: str | None = None, limit: int = 20) -> list[RunInfo]:
         """Newest first; with `system`, only runs that observed that system. Runs this version
         cannot read are skipped, each with one warning."""
-        query = "SELECT id, info, lease_pid, lease_host, heartbeat FROM runs"
-        args: tuple[object, ...] = ()
+        query = sa.select(_runs.c.id, _runs.c.info, _runs.c.lease_pid, _runs.c.lease_host, _runs.c.heartbeat)
         if system is not None:
-            query += " WHERE id IN (SELECT run_id FROM observations WHERE system = ?)"
-            args = (system,)
-        query += " ORDER BY started DESC, id DESC"
-        with self._reading():
-            rows = self._db.execute(query, args).fetchall()
+            query = query.where(_runs.c.id.in_(sa.select(_obs.c.run_id).where(_obs.c.system == system)))
+        with self._reading() as db:
+            rows = db.execute(query.order_by(_runs.c.started.desc(), _runs.c.id.desc())).all()
         readable: list[RunInfo] = []
         for run_id, body, *lease in rows:
             if len(readable) == limit:
@@ -465,11 +597,13 @@ class Store:
         """Runs started before `info`, newest first, with the targets each scanned: the
         candidates for the baseline a report compares itself with. Runs this version cannot
         read are skipped, each with one warning."""
-        with self._reading():
-            rows = self._db.execute(
-                "SELECT id, info, targets FROM runs WHERE started < ? ORDER BY started DESC, id DESC LIMIT ?",
-                (info.started.isoformat(), limit),
-            ).fetchall()
+        with self._reading() as db:
+            rows = db.execute(
+                sa.select(_runs.c.id, _runs.c.info, _runs.c.targets)
+                .where(_runs.c.started < info.started.isoformat())
+                .order_by(_runs.c.started.desc(), _runs.c.id.desc())
+                .limit(limit)
+            ).all()
         earlier: list[tuple[RunInfo, tuple[Target, ...]]] = []
         for run_id, body, targets in rows:
             readable = self._readable_info(run_id, body)
@@ -480,14 +614,6 @@ class Store:
             except ValidationError as exc:
                 self._skip(run_id, exc)
         return earlier
-
-    @contextmanager
-    def _reading(self) -> Iterator[None]:
-        with self._lock:
-            try:
-                yield
-            except sqlite3.Error as exc:
-                raise StoreError(f"cannot read the run store {self.path}: {exc}") from None
 
     def _readable_info(self, run_id: str, body: str) -> RunInfo | None:
         try:
@@ -504,36 +630,40 @@ class Store:
 
     def _unreadable(self, run_id: str, exc: ValidationError) -> str:
         return (
-            f"run {run_id} in {self.path} cannot be read by this version of attt: "
+            f"run {run_id} in {self.where} cannot be read by this version of attt: "
             f"{exc.error_count()} field(s) do not fit, first at {_where(exc)}"
         )
 
     def notifications(self, run_id: str) -> list[NotificationRecord]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT channel, recipient, status, attempts, detail, at FROM notifications"
-                " WHERE run_id = ? ORDER BY channel, recipient",
-                (run_id,),
-            ).fetchall()
+        with self._reading() as db:
+            rows = db.execute(
+                sa.select(_notes.c.channel, _notes.c.recipient, _notes.c.status, _notes.c.attempts,
+                          _notes.c.detail, _notes.c.at)
+                .where(_notes.c.run_id == run_id)
+                .order_by(_notes.c.channel, _notes.c.recipient)
+            ).all()  # fmt: skip
         return [NotificationRecord(c, r, s, a, d, datetime.fromisoformat(t)) for c, r, s, a, d, t in rows]
 
     def record_notification(self, run_id: str, record: NotificationRecord) -> None:
+        values = {"status": record.status, "attempts": record.attempts, "detail": record.detail,
+                  "at": record.at.isoformat()}  # fmt: skip
         with self._transaction() as db:
             db.execute(
-                "INSERT OR REPLACE INTO notifications"
-                " (run_id, channel, recipient, status, attempts, detail, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (run_id, record.channel, record.recipient, record.status, record.attempts,
-                 record.detail, record.at.isoformat()),
-            )  # fmt: skip
+                self._insert(_notes)
+                .values(run_id=run_id, channel=record.channel, recipient=record.recipient, **values)
+                .on_conflict_do_update(index_elements=["run_id", "channel", "recipient"], set_=values)
+            )
 
     def prune(self, remove: Callable[[Sequence[RunInfo]], set[str]]) -> Pruned:
         """Delete the runs `remove` picks from all runs (newest first), except any run that a kept
         run uses as its baseline (`choose_baseline`, as its reports do) and any run still running;
-        then VACUUM."""
-        with self._reading():
-            rows = self._db.execute(
-                "SELECT id, info, targets FROM runs ORDER BY started DESC, id DESC"
-            ).fetchall()
+        then give the space back (VACUUM)."""
+        with self._reading() as db:
+            rows = db.execute(
+                sa.select(_runs.c.id, _runs.c.info, _runs.c.targets).order_by(
+                    _runs.c.started.desc(), _runs.c.id.desc()
+                )
+            ).all()
         # A run this version cannot read is never pruned by it (it may be a newer attt's).
         runs = [
             (info, _targets.validate_json(t))
@@ -547,69 +677,202 @@ class Store:
             b for info, targets in kept if (b := choose_baseline(info, targets, self.earlier_runs(info))[0])
         }
         spared = tuple(sorted(chosen & baselines))
-        doomed = [r for r in everything if r.id in chosen and r.id not in baselines]
+        doomed = [r.id for r in everything if r.id in chosen and r.id not in baselines]
         before = self._size()
         with self._transaction() as db:
-            for table in ("notifications", "findings", "probes", "observations"):
-                db.executemany(f"DELETE FROM {table} WHERE run_id = ?", ((r.id,) for r in doomed))  # noqa: S608
-            db.executemany("DELETE FROM runs WHERE id = ?", ((r.id,) for r in doomed))
-            db.execute(
-                "DELETE FROM rule_texts WHERE key NOT IN"
-                " (SELECT json_extract(body, '$.rule_text') FROM findings WHERE body LIKE '%rule_text%')"
-            )
+            for table in (_notes, _findings, _probes, _obs):
+                db.execute(table.delete().where(table.c.run_id.in_(doomed)))
+            db.execute(_runs.delete().where(_runs.c.id.in_(doomed)))
+            in_use = sa.select(_findings.c.rule_text).where(_findings.c.rule_text.is_not(None))
+            db.execute(_texts.delete().where(_texts.c.key.not_in(in_use)))
+        self._vacuum()
+        return Pruned(tuple(r for r in everything if r.id in doomed), spared, before, self._size())
+
+    def _vacuum(self) -> None:
+        """VACUUM runs outside any transaction, on both databases."""
+        statements = (
+            ["PRAGMA wal_checkpoint(TRUNCATE)", "VACUUM", "PRAGMA wal_checkpoint(TRUNCATE)"]
+            if not self._postgres
+            else ["VACUUM " + ", ".join(t.name for t in _metadata.sorted_tables)]
+        )
         with self._lock:
-            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            self._db.execute("VACUUM")
-            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        return Pruned(tuple(doomed), spared, before, self._size())
+            try:
+                with self._engine.connect() as conn:
+                    conn.execution_options(isolation_level="AUTOCOMMIT")
+                    for statement in statements:
+                        conn.exec_driver_sql(statement)
+            except sa.exc.SQLAlchemyError as exc:
+                raise StoreWriteError(f"cannot write to the run store {self.where}: {_cause(exc)}") from None
 
     def _size(self) -> int:
-        return sum(p.stat().st_size for p in (self.path, Path(f"{self.path}-wal")) if p.exists())
+        if self.path is not None:
+            return sum(p.stat().st_size for p in (self.path, Path(f"{self.path}-wal")) if p.exists())
+        sizes = " + ".join(f"pg_total_relation_size('{t.name}')" for t in _metadata.sorted_tables)
+        with self._reading() as db:
+            return int(db.execute(sa.text(f"SELECT {sizes}")).scalar_one())
 
-    def _resolve(self, run_ref: str) -> str:
+    def _resolve(self, db: Connection, run_ref: str) -> str:
         """A full run id, a unique prefix of one, or `latest`."""
         if run_ref == "latest":
-            row = self._db.execute("SELECT id FROM runs ORDER BY started DESC, id DESC LIMIT 1").fetchone()
-            if row is None:
-                raise StoreError(f"the run store {self.path} holds no runs yet")
-            return str(row[0])
-        rows = self._db.execute(
-            "SELECT id FROM runs WHERE id = ? OR id LIKE ? ESCAPE '\\' LIMIT 2",
-            (run_ref, run_ref.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"),
-        ).fetchall()
-        exact = [r[0] for r in rows if r[0] == run_ref]
-        if exact:
-            return str(exact[0])
-        if len(rows) != 1:
-            what = "no run" if not rows else "more than one run"
-            raise StoreError(f"{what} matches {run_ref!r} in {self.path}")
-        return str(rows[0][0])
+            latest = db.execute(
+                sa.select(_runs.c.id).order_by(_runs.c.started.desc(), _runs.c.id.desc()).limit(1)
+            ).scalar()
+            if latest is None:
+                raise StoreError(f"the run store {self.where} holds no runs yet")
+            return str(latest)
+        ids = (
+            db.execute(
+                sa.select(_runs.c.id)
+                .where(sa.or_(_runs.c.id == run_ref, _runs.c.id.startswith(run_ref, autoescape=True)))
+                .limit(2)
+            )
+            .scalars()
+            .all()
+        )
+        if run_ref in ids:
+            return run_ref
+        if len(ids) != 1:
+            what = "no run" if not ids else "more than one run"
+            raise StoreError(f"{what} matches {run_ref!r} in {self.where}")
+        return str(ids[0])
 
-    def _info(self, db: sqlite3.Connection, run_id: str) -> RunInfo:
-        row = db.execute("SELECT info FROM runs WHERE id = ?", (run_id,)).fetchone()
-        if row is None:
-            raise StoreError(f"no run {run_id!r} in {self.path}")
+    def _info(self, db: Connection, run_id: str) -> RunInfo:
+        body = db.execute(sa.select(_runs.c.info).where(_runs.c.id == run_id)).scalar()
+        if body is None:
+            raise StoreError(f"no run {run_id!r} in {self.where}")
         try:
-            return RunInfo.model_validate_json(row[0])
+            return RunInfo.model_validate_json(body)
         except ValidationError as exc:
             raise StoreError(self._unreadable(run_id, exc)) from None
 
 
-def _refuse_live_scan(db: sqlite3.Connection, inventory: str | None, run_id: str) -> None:
+def _sqlite_engine(location: Location, busy: float) -> Engine:
+    """One file, in WAL mode; attt says BEGIN itself, IMMEDIATE for a write (the file's write lock
+    from the start, so a write never fails half-way on a lock) and deferred for a read."""
+    engine = sa.create_engine(
+        location.url,
+        connect_args={"timeout": busy, "check_same_thread": False},
+        hide_parameters=True,
+    )
+
+    @sa.event.listens_for(engine, "connect")
+    def _connected(dbapi: Any, _record: object) -> None:
+        dbapi.isolation_level = None  # no transactions begun by the driver behind attt's back
+        dbapi.execute(f"PRAGMA busy_timeout={int(busy * 1000)}")
+        dbapi.execute("PRAGMA journal_mode=WAL")
+        # Each probe commits as it ends; a sync per commit made the store the scan's bottleneck
+        # (about 4 ms each, one at a time: 4 s per 1,000 hosts). In WAL mode a killed attt still
+        # keeps every commit and the file stays consistent; only a power loss may drop the last
+        # ones, and `attt scan --resume` probes those again.
+        dbapi.execute("PRAGMA synchronous=NORMAL")
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        options = conn.get_execution_options()
+        if options.get("isolation_level") != "AUTOCOMMIT":
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("attt_write") else "BEGIN")
+
+    return engine
+
+
+def _postgresql_engine(location: Location, busy: float) -> Engine:
+    """psycopg 3; what the URL leaves out comes from libpq's environment (PGPASSWORD, .pgpass,
+    PGSSLMODE...). A lock (another scan's lease step, a migration) is waited for as long as
+    `$ATTT_DB_BUSY_TIMEOUT`, as SQLite's file lock is."""
+    args: dict[str, object] = {"application_name": "attt"}
+    if "connect_timeout" not in location.url.query:
+        args["connect_timeout"] = CONNECT_SECONDS
+    engine = sa.create_engine(location.url, connect_args=args, hide_parameters=True, pool_size=2)
+
+    @sa.event.listens_for(engine, "connect")
+    def _connected(dbapi: Any, _record: object) -> None:
+        with dbapi.cursor() as cursor:
+            cursor.execute(f"SET lock_timeout = {int(busy * 1000)}")
+        dbapi.commit()
+
+    return engine
+
+
+def _upgrade(conn: Connection, revision: str | None, newer: Callable[[str], str]) -> None:
+    """Alembic, on the store's connection, inside its transaction: stamp a store from before
+    Alembic at the revision of its schema, then upgrade to the head."""
+    from alembic import command
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = conn
+    script = ScriptDirectory.from_config(config)
+    if revision is not None:
+        try:
+            script.get_revision(revision)
+        except CommandError:
+            raise StoreError(newer(f"revision {revision}")) from None
+        current = (
+            conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+            if sa.inspect(conn).has_table("alembic_version")
+            else None
+        )
+        if current is None:
+            command.stamp(config, revision)
+    command.upgrade(config, "head")
+
+
+def _cause(exc: sa.exc.SQLAlchemyError) -> str:
+    """What the database or its driver said, on one line (libpq's messages span several), without
+    the statement or its parameters."""
+    said = str(exc.orig) if isinstance(exc, sa.exc.DBAPIError) else str(exc)
+    lines = [" ".join(line.split()) for line in said.splitlines() if line.strip()]
+    return "; ".join(lines) or type(exc).__name__
+
+
+def _refuse_live_scan(db: Connection, inventory: str | None, run_id: str) -> None:
     """RunBusyError when a live run other than `run_id` scans the same inventory file."""
     if inventory is None:
         return
     rows = db.execute(
-        "SELECT id, lease_pid, lease_host, heartbeat FROM runs WHERE status = 'running' AND inventory = ?"
-        " AND id != ?",
-        (inventory, run_id),
-    ).fetchall()
+        sa.select(_runs.c.id, _runs.c.lease_pid, _runs.c.lease_host, _runs.c.heartbeat).where(
+            _runs.c.status == "running", _runs.c.inventory == inventory, _runs.c.id != run_id
+        )
+    ).all()
     for other, pid, host, beat in rows:
         if _live(pid, host, beat):
             raise RunBusyError(
                 f"run {other} of {inventory} is still running (process {pid} on {host});"
                 " wait for it, or stop it first"
             )
+
+
+def _forget(db: Connection, run_id: str, redo: set[ProbeKey]) -> None:
+    """Delete the probes in `redo` and what they saw. The check and host of an observation live
+    in its JSON body, read here rather than in SQL (the two databases spell JSON differently)."""
+    if not redo:
+        return
+    for check, system, host in redo:
+        db.execute(
+            _probes.delete().where(
+                _probes.c.run_id == run_id,
+                _probes.c.check_name == check,
+                _probes.c.system == system,
+                _probes.c.host == host,
+            )
+        )
+    systems = {system for _, system, _ in redo}
+    rows = db.execute(
+        sa.select(_obs.c.seq, _obs.c.system, _obs.c.body).where(
+            _obs.c.run_id == run_id, _obs.c.system.in_(systems)
+        )
+    ).all()
+    doomed = [seq for seq, system, body in rows if _probe_of(body, system) in redo]
+    if doomed:
+        db.execute(_obs.delete().where(_obs.c.run_id == run_id, _obs.c.seq.in_(doomed)))
+
+
+def _probe_of(body: str, system: str) -> ProbeKey:
+    data = json.loads(body)
+    return (str(data.get("check")), system, str(data.get("host")))
 
 
 def _now() -> str:
@@ -626,7 +889,9 @@ def _as_seen(info: RunInfo, pid: int | None, host: str | None, heartbeat: str | 
 
 def _live(pid: int | None, host: str | None, heartbeat: str | None) -> bool:
     """Whether a lease still binds: renewed within LEASE_SECONDS and, on this host, its process
-    exists. A process killed with -9 frees its runs at once; one on another host after a minute."""
+    exists. A process killed with -9 frees its runs at once; one on another host after a minute
+    (whether a process lives can only be asked on its own host; clocks must agree, as NTP keeps
+    them)."""
     if pid is None or heartbeat is None:
         return False
     try:
@@ -646,9 +911,10 @@ def _live(pid: int | None, host: str | None, heartbeat: str | None) -> bool:
     return True
 
 
-def _compact(findings: Iterable[Finding]) -> tuple[list[str], dict[str, str]]:
-    """Each finding's row without its rule's text, and the texts by key (a hash of the text)."""
-    rows: list[str] = []
+def _compact(findings: Iterable[Finding]) -> tuple[list[tuple[str, str]], dict[str, str]]:
+    """Each finding's row without its rule's text (and the key of that text: a hash of it), and
+    the texts by key."""
+    rows: list[tuple[str, str]] = []
     texts: dict[str, str] = {}
     # A province's findings share a few hundred rule texts: each is dumped and hashed once.
     keys: dict[tuple[object, ...], str] = {}
@@ -664,18 +930,20 @@ def _compact(findings: Iterable[Finding]) -> tuple[list[str], dict[str, str]]:
             key = keys[own] = hashlib.sha256(text.encode()).hexdigest()[:32]
             texts[key] = text
         data = finding.model_dump(mode="json", exclude=set(_RULE_TEXT_FIELDS))
-        rows.append(json.dumps({**data, "rule_text": key}, ensure_ascii=False))
+        rows.append((json.dumps(data, ensure_ascii=False), key))
     return rows, texts
 
 
-def _expand(body: str, texts: Mapping[str, str]) -> Finding:
-    """A finding from its row; a row written before rule texts were shared holds its text itself."""
+def _expand(body: str, key: str | None, texts: Mapping[str, dict[str, Any]]) -> Finding:
+    """A finding from its row and the run's rule texts (each parsed once, not once per finding). A
+    row of schema 0003 also names its key inside the body; a row written before rule texts were
+    shared holds its text itself."""
     data = json.loads(body)
-    key = data.pop("rule_text", None)
+    data.pop("rule_text", None)
     if key is not None:
         if key not in texts:
             raise StoreError(f"a stored finding refers to rule text {key}, which the store does not hold")
-        data.update(json.loads(texts[key]))
+        data.update(texts[key])
     return Finding.model_validate(data)
 
 

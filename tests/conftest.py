@@ -15,6 +15,7 @@ pytest_plugins = [
     "tests.servers.verdicts",
     "tests.servers.upgrade",
     "tests.servers.web",
+    "tests.servers.postgres",
 ]
 
 _LOCAL_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}

@@ -55,3 +55,9 @@ def test_wheel_installs_and_runs_from_a_fresh_venv(tmp_path: Path) -> None:
                            text=True, timeout=120, check=False)  # fmt: skip
     assert shown.returncode == 0, shown.stderr
     assert "baseline" in shown.stdout
+    # The store's migrations ship in the wheel and build a new store from there.
+    assert "attt/scanner/migrations/versions/rev0001_first_release.py" in names
+    create = "import sys; from attt.scanner.store import Store; Store(sys.argv[1]).close()"
+    made = subprocess.run([env_dir / "bin" / "python", "-c", create, tmp_path / "fresh.db"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert made.returncode == 0, made.stderr

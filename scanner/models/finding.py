@@ -52,3 +52,8 @@ class Finding(Frozen):
     kind: FindingKind = "rule"
     blocked: tuple[str, ...] = ()
     """For a `probe_error` or `not_probed` entry: the ids of the rules it kept from a verdict."""
+    vantage: str | None = None
+    """The zone the judged observations were made from; None: from where attt ran, without zones."""
+    judged_from_inside: bool = False
+    """The rule asks to be judged from outside (`vantage: internet`) but the run saw the host from
+    no outside vantage, so it was judged on what was seen from inside, and says so."""

@@ -14,7 +14,15 @@ from attt.scanner.models.target import Target
 MAX_ERROR_CHARS = 500
 
 ProbeKey = tuple[str, str, str]
-"""(check, system id, host address): one probe of one target."""
+"""(check, system id, host address): one probe of one target. A probe made from a vantage other
+than the host's own zone (an outside vantage) names it: `tls@internet` (`probe_check`)."""
+
+
+def probe_check(check: str, vantage: str | None) -> str:
+    """The check component of a probe key: the bare check for a probe from the host's own zone
+    or from where attt runs (callers pass None then), `check@vantage` for one made from another
+    vantage, so both probes of one host are kept, resumed and counted apart."""
+    return check if vantage is None else f"{check}@{vantage}"
 
 
 class OpaqueData(BaseModel):
@@ -50,6 +58,8 @@ class Observation(Frozen):
     """The check's own data model (`Check.data_model`) for `ok` observations."""
     started: datetime | None = None
     finished: datetime | None = None
+    zone: str | None = None
+    """The zone the probe was made from (its vantage); None: from where attt ran, without zones."""
 
     @classmethod
     def ok(cls, check: str, target: Target, data: BaseModel, port: int | None = None) -> "Observation":

@@ -11,6 +11,9 @@ from attt.scanner.models.target import Port, Role, SystemId, SystemInfo
 RuleId = Annotated[str, Field(pattern=r"^[A-Z0-9][A-Z0-9-]{1,63}$")]
 PolicyId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
 ControlId = Annotated[str, Field(pattern=r"^[a-z0-9_]+\.[a-z0-9_]+$")]
+Vantage = Literal["internet"]
+"""Where a rule must be judged from. `internet`: from an outside vantage (a zone with
+`vantage: outside`) when the run has observations from one, else from inside, and the finding says so."""
 
 
 class Reference(Frozen):
@@ -49,6 +52,8 @@ class RuleSpec(Frozen):
     title: Text
     remediation: Text
     references: tuple[Reference, ...] = ()
+    vantage: Vantage | None = None
+    """None: judged on observations made from inside (or from where attt ran)."""
 
 
 class Override(Frozen):
@@ -56,6 +61,9 @@ class Override(Frozen):
     severity: Severity | None = None
     params: dict[str, Any] | None = None
     applies_to: AppliesTo | None = None
+    vantage: Vantage | Literal["inside"] | None = None
+    """`inside` takes a base rule's `vantage: internet` away (a province whose scans never run
+    from outside); None keeps the rule's own."""
     enabled: bool = True
 
 
@@ -101,6 +109,7 @@ class ResolvedRule(BaseModel):
     references: tuple[Reference, ...]
     policy: PolicyId
     """The policy file that defined the rule."""
+    vantage: Vantage | None = None
 
     def applies(self, system: SystemInfo) -> bool:
         """Whether the rule judges a system: each given criterion must hold (None means any)."""

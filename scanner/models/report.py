@@ -11,7 +11,7 @@ from attt.scanner.models.base import Frozen, Severity, Text
 from attt.scanner.models.finding import Finding, FindingStatus
 from attt.scanner.models.observation import Observation
 from attt.scanner.models.policy import PolicySource
-from attt.scanner.models.target import Owner, SystemInfo, Target
+from attt.scanner.models.target import Owner, SystemInfo, Target, Zone, ZoneId
 
 SCHEMA_VERSION = "1.0"
 
@@ -42,6 +42,20 @@ class RunInfo(Frozen):
     judged_by: dict[str, str] = Field(default_factory=dict)
     """System id -> the policy that judged it: `vn-level-2`, or `hatinh over vn-level-2` when a
     province overlay was laid over the system's own level policy."""
+    zones: tuple[Zone, ...] = ()
+    """The inventory's zones, so a stored run is judged and reported knowing which vantages are
+    outside ones without the inventory file."""
+    vantage: ZoneId | None = None
+    """The zone the machine running a local scan sits in (`attt scan --vantage`); every
+    observation it made records it. None: not said (or each worker says its own)."""
+
+    def outside(self) -> frozenset[str]:
+        """The ids of the outside vantages (`vantage: outside`), for `evaluate`."""
+        return frozenset(zone.id for zone in self.zones if zone.outside)
+
+    def zone_name(self, zone_id: str | None) -> str | None:
+        """A zone's display name; None for None or a zone the run does not know."""
+        return next((zone.name for zone in self.zones if zone.id == zone_id), None)
 
 
 SEVERITY_WEIGHTS: dict[Severity, int] = {

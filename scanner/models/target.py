@@ -3,8 +3,9 @@
 import ipaddress
 import re
 import unicodedata
+from collections.abc import Iterator, Sequence
 from datetime import date
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
@@ -66,6 +67,7 @@ HostName = Annotated[str, AfterValidator(_check_hostname)]
 ScopeEntry = Annotated[str, AfterValidator(_check_scope_entry)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 SystemId = Annotated[str, Field(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")]
+ZoneId = Annotated[str, Field(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")]
 ServiceKind = Literal["tls", "ssh", "http", "tcp", "smtp", "imap", "pop3", "ldap", "ftp", "rdp", "db"]
 
 
@@ -81,6 +83,105 @@ class Host(Frozen):
     hostname: HostName | None = None
     """Name for SNI and certificate matching."""
     services: tuple[Service, ...] = ()
+    zone: ZoneId | None = None
+    """The zone the host sits in; None: the zone whose cidrs hold its address."""
+
+
+def _check_network(value: str) -> str:
+    try:
+        return str(ipaddress.ip_network(value, strict=False))
+    except ValueError:
+        raise ValueError(f"not a CIDR network: {value[:80]!r}") from None
+
+
+Network = Annotated[str, AfterValidator(_check_network)]
+
+
+class Zone(Frozen):
+    """A network zone (TCVN 11930 / TCVN 14423: DMZ, server zone, database zone, management
+    zone, ...), or an outside vantage such as the Internet, from which probes are made."""
+
+    id: ZoneId
+    name: Name = Field(min_length=1, max_length=200)
+    """Shown in reports; the id when not given."""
+    cidrs: tuple[Network, ...] = ()
+    """The addresses of the zone, inside the scope; an outside vantage holds no host."""
+    vantage: Literal["inside", "outside"] = "inside"
+    """`outside`: an outside vantage (the Internet). It holds no host and sees the zones it
+    `reaches` as an attacker outside the province would."""
+    reaches: tuple[ZoneId, ...] = ()
+    """For an outside vantage: the zones whose hosts it can probe (the DMZ, say)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _named_by_id(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "name" not in data and "id" in data:
+            return {**data, "name": data["id"]}
+        return data
+
+    @property
+    def outside(self) -> bool:
+        return self.vantage == "outside"
+
+    @model_validator(mode="after")
+    def _outside_or_cidrs(self) -> "Zone":
+        if self.outside and self.cidrs:
+            raise ValueError(f"zone {self.id!r}: an outside vantage holds no cidrs")
+        if not self.outside and not self.cidrs:
+            raise ValueError(f"zone {self.id!r}: needs `cidrs`, or `vantage: outside`")
+        if self.reaches and not self.outside:
+            raise ValueError(f"zone {self.id!r}: only an outside vantage `reaches` other zones")
+        return self
+
+    def holds(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in ipaddress.ip_network(network) for network in self.cidrs)
+
+
+ZonePlace = tuple[str | int, ...]
+"""Where in the inventory a zone problem is: ("zones", 1, "cidrs", 0)."""
+
+
+def zone_conflicts(zones: Sequence[Zone]) -> Iterator[tuple[ZonePlace, str]]:
+    """What keeps zones from partitioning the hosts' networks, each where it is written: a
+    duplicate id, a zone reaching one that is not an inside zone, overlapping networks."""
+    first: dict[str, int] = {}
+    for z, zone in enumerate(zones):
+        if zone.id in first:
+            yield ("zones", z, "id"), f"duplicate zone id {zone.id!r} (also zones[{first[zone.id]}])"
+        first.setdefault(zone.id, z)
+    inside = {zone.id for zone in zones if not zone.outside}
+    for z, zone in enumerate(zones):
+        for r, reached in enumerate(zone.reaches):
+            if reached not in inside:
+                what = "an outside vantage" if reached in first else "no zone of this inventory"
+                yield ("zones", z, "reaches", r), f"zone {zone.id!r} reaches {reached!r}, which is {what}"
+    networks = [
+        (ipaddress.ip_network(network), zone.id, (z, n))
+        for z, zone in enumerate(zones)
+        for n, network in enumerate(zone.cidrs)
+    ]
+    for i, (network, zone_id, _) in enumerate(networks):
+        for other, other_id, (z, n) in networks[i + 1 :]:
+            if network.version == other.version and network.overlaps(other):
+                place: ZonePlace = ("zones", z, "cidrs", n)
+                yield place, f"zones {zone_id!r} and {other_id!r} overlap: {network} and {other}"
+
+
+def host_zone_problem(zones: Sequence[Zone], zone_id: str | None) -> str | None:
+    """Why a host cannot name this zone as its own, or None."""
+    if zone_id is None:
+        return None
+    zone = next((zone for zone in zones if zone.id == zone_id), None)
+    if zone is None:
+        known = ", ".join(zone.id for zone in zones) or "none"
+        return f"unknown zone {zone_id!r} (zones: {known})"
+    if zone.outside:
+        return f"zone {zone_id!r} is an outside vantage: it holds no host"
+    return None
 
 
 class LevelDecision(Frozen):
@@ -134,7 +235,27 @@ class Inventory(Frozen):
     scope: tuple[ScopeEntry, ...] = Field(min_length=1)
     owners: tuple[Owner, ...] = ()
     """Contacts of owner agencies, by the name their systems give as `owner`; optional."""
+    zones: tuple[Zone, ...] = ()
+    """Optional: without zones, every host is probed from where attt runs."""
     systems: tuple[System, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _zones_consistent(self) -> "Inventory":
+        for _place, conflict in zone_conflicts(self.zones):
+            raise ValueError(conflict)
+        for system in self.systems:
+            for host in system.hosts:
+                problem = host_zone_problem(self.zones, host.zone)
+                if problem is not None:
+                    raise ValueError(f"system {system.id}: host {host.address}: {problem}")
+        return self
+
+    def zone(self, zone_id: str) -> Zone:
+        return next(zone for zone in self.zones if zone.id == zone_id)
+
+    def vantages_reaching(self, zone_id: str) -> tuple[Zone, ...]:
+        """The outside vantages that see the hosts of a zone."""
+        return tuple(zone for zone in self.zones if zone.outside and zone_id in zone.reaches)
 
     @model_validator(mode="after")
     def _unique_system_ids(self) -> "Inventory":
@@ -166,6 +287,8 @@ class Target(Frozen):
     host: Host
     ip: str
     """The pinned IP address every probe connects to."""
+    zone: ZoneId | None = None
+    """The zone the host sits in (its probes run there); None when the inventory has no zones."""
 
     @property
     def address(self) -> str:

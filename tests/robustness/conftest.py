@@ -165,7 +165,7 @@ def inventory(tmp_path: Path, hosts: Sequence[str] = HOSTS, extra: str = "") -> 
 
 
 def scan_args(
-    tmp_path: Path, db: Path, out: Path, hosts: Sequence[str] = HOSTS, timeout: str = "4"
+    tmp_path: Path, db: Path | str, out: Path, hosts: Sequence[str] = HOSTS, timeout: str = "4"
 ) -> list[str]:
     """A scan of `hosts` one at a time; a silent port costs max(1, timeout / 4) seconds."""
     return ["scan", "-i", str(inventory(tmp_path, hosts)), "-p", "baseline", "--check", "tls",

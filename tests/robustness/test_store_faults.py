@@ -1,5 +1,6 @@
 """Fault injection for the run store: a file system that fills up mid-scan, a lock another
-process holds, a row written by a newer attt, a store written by the previous release.
+process holds, a PostgreSQL server that goes away mid-scan, a row written by a newer attt, a store
+written by the previous release.
 
 Each case runs the real `attt scan` in a child process against silent TLS listeners on
 127.0.133.0/24 (each TLS probe then waits about a second for a ClientHello answer, so a scan
@@ -20,6 +21,7 @@ from contextlib import suppress
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from tests.robustness.conftest import (
     HOSTS,
@@ -31,6 +33,7 @@ from tests.robustness.conftest import (
     start,
     wait_for_probe,
 )
+from tests.servers.postgres import raw, running_postgres
 
 V1_DUMP = REPO / "tests" / "scanner" / "data" / "store-v1.sql"
 
@@ -181,3 +184,37 @@ def test_a_store_of_the_previous_release_reads_and_takes_new_runs(tmp_path: Path
             str(db), "--out", str(tmp_path / "new"), "--format", "json", "--timeout", "4"]  # fmt: skip
     assert run_attt(args, env={"CI": "true"}).returncode == 3
     assert len(history(db)) == 2
+
+
+def test_a_postgresql_server_lost_mid_scan_stops_the_scan_cleanly(tmp_path: Path, silent_lab: None) -> None:
+    """The shared store's server stops (a crash, a maintenance window) while a scan writes to it:
+    as for a full disk, probing stops, the report is written from memory, one line names the
+    store (never its password)."""
+    out = tmp_path / "out"
+    with running_postgres() as pg:
+        db = pg.url(pg.database())
+        process = start(scan_args(tmp_path, db, out))
+        try:
+            deadline = time.monotonic() + 60
+            while not _probed(db):
+                assert time.monotonic() < deadline, "no tls probe was recorded in time"
+                time.sleep(0.2)
+            pg.stop()
+            _, stderr = process.communicate(timeout=90)
+        finally:
+            process.kill()
+    assert process.returncode == 3, stderr
+    assert "Traceback" not in stderr and pg.password not in stderr
+    [error] = [line for line in stderr.splitlines() if line.startswith("attt: error:")]
+    assert f"cannot write to the run store postgresql://attt@127.0.0.1:{pg.port}/" in error
+    assert "probing stopped" in error
+    report = json.loads((out / "report.json").read_text())
+    assert report["run"]["status"] == "incomplete"
+    assert 1 <= len({o["host"] for o in report["observations"]}) < len(HOSTS)
+
+
+def _probed(db: str) -> bool:
+    try:
+        return bool(raw(db, "SELECT 1 FROM probes WHERE check_name = 'tls'"))
+    except sa.exc.ProgrammingError:  # the scan has not created the tables yet
+        return False

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from attt.scanner.evaluate import evaluate
 from attt.scanner.models.finding import Finding
-from attt.scanner.models.observation import Observation
+from attt.scanner.models.observation import Observation, probe_check
 from attt.scanner.models.policy import AppliesTo, ResolvedPolicy, ResolvedRule
 from attt.scanner.models.target import Host, SystemInfo, Target
 from attt.scanner.policy import bundled_policy_ids, load_policy
@@ -327,3 +327,19 @@ def test_a_failed_or_missing_probe_is_error_never_pass_nor_not_applicable(rule: 
     assert (probe_error.status, probe_error.kind, probe_error.blocked) == ("error", "probe_error", (rule.id,))
     never_ran = _judge(rule, target, None, probed=False)
     assert (never_ran.status, never_ran.kind, never_ran.blocked) == ("error", "not_probed", (rule.id,))
+
+
+@pytest.mark.parametrize("rule", RULES, ids=[f"{r.id}:{r.control}" for r in RULES])
+def test_a_failed_outside_probe_is_error_for_a_rule_asking_for_the_internet(rule: ResolvedRule) -> None:
+    """Even when the inside probe saw a strong host: the rule is about the Internet's view."""
+    rule = rule.model_copy(update={"vantage": "internet"})
+    target = _target(rule, "x.attt.test").model_copy(update={"zone": "dmz"})
+    inside = _observation(rule, target, SAMPLES[rule.check][0](False)).model_copy(update={"zone": "dmz"})
+    failed = Observation.failed(rule.check, target, "connection timed out", port=443)
+    outside = failed.model_copy(update={"zone": "internet"})
+    policy = ResolvedPolicy(id="prop", title="prop", version="1", sha256="0", sources=(), rules=(rule,),
+                            waivers=(), settings={})  # fmt: skip
+    keys = {(rule.check, *target.key), (probe_check(rule.check, "internet"), *target.key)}
+    [finding] = evaluate([target], [inside, outside], {target.system.id: [policy]}, REGISTRY, [rule.check],
+                         NOW, keys, outside={"internet"})  # fmt: skip
+    assert (finding.status, finding.kind, finding.vantage) == ("error", "probe_error", "internet")

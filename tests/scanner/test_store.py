@@ -1,20 +1,25 @@
-"""The SQLite run store keeps every observation the moment it arrives."""
+"""The run store keeps every observation the moment it arrives, in SQLite or in PostgreSQL: every
+test of its behaviour runs on both (`location` is a SQLite file or a new database of the real
+server that tests/servers/postgres.py starts)."""
 
 import json
 import socket
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from attt.scanner.errors import RunBusyError, StoreError
 from attt.scanner.models.observation import Observation
 from attt.scanner.models.report import RunInfo
-from attt.scanner.store import LEASE_SECONDS, SCHEMA_VERSION, Lease, Store, db_path_from_url
+from attt.scanner.store import LEASE_SECONDS, MIGRATIONS, SCHEMA_HEAD, Lease, Store, locate
 from tests.scanner.plugins import CountData, target
+from tests.servers.postgres import Postgres, raw
 
 T0 = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
 
@@ -25,23 +30,30 @@ def info(run_id: str, started: datetime = T0, sha: str = "a" * 64) -> RunInfo:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store(tmp_path / "runs.db", {"count": CountData})
+def location(store_location: Path | str) -> Path | str:
+    return store_location
 
 
-def test_observation_survives_a_crash_before_the_run_finishes(tmp_path: Path) -> None:
-    first = Store(tmp_path / "runs.db")
+@pytest.fixture
+def store(location: Path | str) -> Iterator[Store]:
+    opened = Store(location, {"count": CountData})
+    yield opened
+    opened.close()
+
+
+def test_observation_survives_a_crash_before_the_run_finishes(location: Path | str) -> None:
+    first = Store(location)
     t = target("127.0.0.4")
     first.create_run(info("20261127T080000Z-aaaaaa"), [t.system], [t])
     first.record_probe(
         "20261127T080000Z-aaaaaa", "count", t, [Observation.ok("count", t, CountData(count=4))]
     )
     # No finish_run: the process died. A new process sees the observation and the running run.
-    stored = Store(tmp_path / "runs.db", {"count": CountData}).load("20261127T080000Z-aaaaaa")
+    stored = Store(location, {"count": CountData}).load("20261127T080000Z-aaaaaa")
     assert stored.info.status == "running"
     assert [o.data for o in stored.observations] == [CountData(count=4)]
     # Read without the plugin that made it, the data is kept whole, untyped.
-    untyped = Store(tmp_path / "runs.db").load("20261127T080000Z-aaaaaa")
+    untyped = Store(location).load("20261127T080000Z-aaaaaa")
     assert [o.data.model_dump() for o in untyped.observations if o.data] == [{"count": 4}]
     assert stored.targets == (t,)
 
@@ -97,12 +109,46 @@ def test_earlier_runs_come_newest_first_with_their_targets(store: Store) -> None
     ],
 )
 def test_db_url_forms(url: str, path: Path) -> None:
-    assert db_path_from_url(url) == path
+    assert locate(url).path == path
 
 
-def test_unsupported_db_url_is_a_clear_error() -> None:
-    with pytest.raises(StoreError, match="only sqlite"):
-        db_path_from_url("postgresql://db/attt")
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://attt:s3cret@db.example:5433/attt", "postgresql://attt@db.example:5433/attt"),
+        ("postgres://attt@db/attt", "postgresql://attt@db/attt"),
+        ("postgresql+psycopg://db/attt?sslmode=require", "postgresql://db/attt?sslmode=require"),
+        (
+            "postgresql:///attt?host=/run/postgresql&password=s3cret",
+            "postgresql:///attt?host=%2Frun%2Fpostgresql",
+        ),
+    ],
+)
+def test_postgresql_urls_are_shown_without_their_password(url: str, shown: str) -> None:
+    where = locate(url)
+    assert where.path is None and where.url.drivername == "postgresql+psycopg"
+    assert str(where) == shown and "s3cret" not in str(where)
+
+
+@pytest.mark.parametrize(
+    ("url", "error"),
+    [
+        ("mysql://attt:s3cret@db/attt", "unsupported store URL 'mysql://attt:\\*\\*\\*@db/attt'"),
+        ("postgresql+psycopg2://attt:s3cret@db/attt", "through psycopg 3"),
+        ("postgresql://attt:s3cret@db:port/attt", "is not a PostgreSQL URL"),
+        ("postgresql://attt:s3cret@db:5432", "names no database"),
+    ],
+)
+def test_unsupported_db_urls_are_clear_errors_without_the_password(url: str, error: str) -> None:
+    with pytest.raises(StoreError, match=error) as raised:
+        locate(url)
+    assert "s3cret" not in str(raised.value)
+
+
+def test_atttdb_may_name_a_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ATTT_DB", "postgresql://attt@db/attt")
+    assert str(locate(None)) == "postgresql://attt@db/attt"
+    assert str(locate("x.db")) == "x.db"
 
 
 def test_finished_probes_are_known_for_resuming_even_when_they_saw_nothing(store: Store) -> None:
@@ -124,8 +170,7 @@ def test_finished_probes_are_known_for_resuming_even_when_they_saw_nothing(store
 def test_a_run_this_version_cannot_read_is_a_clear_error(store: Store) -> None:
     t = target("127.0.0.4")
     store.create_run(info("r1"), [t.system], [t])
-    with sqlite3.connect(store.path) as db:
-        db.execute("INSERT INTO observations (run_id, seq, system, body) VALUES ('r1', 0, 'sys-a', '{}')")
+    raw(store, "INSERT INTO observations (run_id, seq, system, body) VALUES ('r1', 0, 'sys-a', '{}')")
     with pytest.raises(
         StoreError, match=r"run r1 .* cannot be read by this version of attt: .* first at check"
     ):
@@ -139,56 +184,126 @@ def test_findings_stored_with_one_message_string_still_load(store: Store) -> Non
     old = {"rule_id": "R", "control": "count.at_most", "check": "count", "policy": "p", "system": "sys-a",
            "host": "127.0.0.4", "status": "pass", "severity": "low", "title": text, "message": "ok",
            "evidence": {}, "references": [], "remediation": text}  # fmt: skip
-    with sqlite3.connect(store.path) as db:
-        db.execute("INSERT INTO findings (run_id, seq, body) VALUES ('r1', 0, ?)", (json.dumps(old),))
+    raw(store, "INSERT INTO findings (run_id, seq, body) VALUES ('r1', 0, :body)", body=json.dumps(old))
     [finding] = store.load("r1").findings
     assert (finding.message.vi, finding.message.en) == ("ok", "ok")
 
 
-# --- schema versions, unreadable rows, leases (issue 13) -------------------------------------
+# --- schema revisions, unreadable rows, leases (issues 13 and 18) ----------------------------
 
-V1_DUMP = Path(__file__).parent / "data" / "store-v1.sql"
+DATA = Path(__file__).parent / "data"
+V1_DUMP = DATA / "store-v1.sql"
+V3_DUMP = DATA / "store-v3.sql"
+"""SQLite stores of the scheme before Alembic: the first release (no version) and schema 3."""
 
 
-def v1_store(path: Path) -> Path:
+def old_store(path: Path, dump: Path = V1_DUMP) -> Path:
     with sqlite3.connect(path) as db:
-        db.executescript(V1_DUMP.read_text(encoding="utf-8"))
+        db.executescript(dump.read_text(encoding="utf-8"))
     return path
 
 
-def test_a_store_of_the_previous_release_is_migrated_and_its_run_still_loads(tmp_path: Path) -> None:
-    path = v1_store(tmp_path / "v1.db")
+def test_a_store_of_the_first_release_is_migrated_and_its_run_still_loads(tmp_path: Path) -> None:
+    path = old_store(tmp_path / "v1.db")
     store = Store(path, create=False)
     [run] = store.runs()
     stored = store.load(run.id)
     assert stored.info.status == "complete"
     assert [f.rule_id for f in stored.findings] == ["E2E-TELNET", "E2E-DECLARED"]
-    with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+    assert raw(path, "SELECT version_num FROM alembic_version") == [(SCHEMA_HEAD,)]
     # A migrated store takes new runs (with their leases) like a new one.
     t = target("127.0.0.4")
     store.create_run(info("r-new", T0 + timedelta(days=30)), [t.system], [t])
     assert store.runs()[0].id == "r-new"
 
 
-def test_a_store_of_a_newer_schema_is_refused_in_one_line(tmp_path: Path) -> None:
-    path = tmp_path / "new.db"
-    with sqlite3.connect(path) as db:
-        db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+def test_a_store_of_schema_3_keeps_its_runs_texts_and_notifications(tmp_path: Path) -> None:
+    path = old_store(tmp_path / "v3.db", V3_DUMP)
+    store = Store(path, create=False)
+    [run] = store.runs()
+    stored = store.load(run.id)
+    assert (run.id, stored.info.status, len(stored.findings), len(stored.observations)) == (
+        "20261130T010000Z-c0ffee", "complete", 4, 5,
+    )  # fmt: skip
+    assert all(f.title.en and f.remediation.en for f in stored.findings)
+    assert [n.recipient for n in store.notifications(run.id)] == ["so-1@example.invalid"]
+    assert raw(path, "SELECT count(*) FROM findings WHERE rule_text IS NULL") == [(0,)]
+    # An attt from before Alembic reads user_version up to 3: it refuses this store as newer.
+    assert raw(path, "PRAGMA user_version") == [(4,)]
+    # Texts still referred to survive a prune; the run is removed with everything it had.
+    assert store.prune(lambda runs: set()).removed == ()
+    assert len(store.load(run.id).findings) == 4
+    assert [r.id for r in store.prune(lambda runs: {r.id for r in runs}).removed] == [run.id]
+    assert raw(path, "SELECT count(*) FROM rule_texts") == [(0,)]
+
+
+def test_the_migrations_build_the_schema_the_code_declares(location: Path | str) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    from attt.scanner.store import _metadata
+
+    assert ScriptDirectory(str(MIGRATIONS)).get_current_head() == SCHEMA_HEAD
+    store = Store(location)
+    engine = sa.create_engine(store.location.url)
+    with engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), _metadata) == []
+    engine.dispose()
+
+
+def test_migrations_ship_inside_the_package() -> None:
+    assert {p.name for p in (MIGRATIONS / "versions").glob("rev*.py")} >= {"rev0001_first_release.py"}
+    assert (MIGRATIONS / "env.py").is_file()
+
+
+def test_a_store_of_a_newer_schema_is_refused_in_one_line(location: Path | str, tmp_path: Path) -> None:
+    Store(location).close()
+    raw(location, "UPDATE alembic_version SET version_num = '0999'")
+    with pytest.raises(StoreError, match=r"written by a newer attt \(revision 0999;") as raised:
+        Store(location)
+    assert "\n" not in str(raised.value)
+    future = tmp_path / "future.db"
+    with sqlite3.connect(future) as db:
+        db.execute("PRAGMA user_version=5")
     with pytest.raises(StoreError, match="written by a newer attt"):
-        Store(path)
+        Store(future)
+
+
+_OPEN_AT = """
+import sys, time
+from attt.scanner.store import Store
+start = float(sys.argv[2])
+time.sleep(max(0.0, start - time.time()))
+Store(sys.argv[1]).close()
+print("opened")
+"""
+
+
+def test_two_processes_opening_a_new_store_at_once_both_open_it(location: Path | str) -> None:
+    """The migration lock: the second waits for the first's migration, then finds the head."""
+    import time
+
+    start = str(time.time() + 2)
+    children = [
+        subprocess.Popen([sys.executable, "-c", _OPEN_AT, str(location), start], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]  # fmt: skip
+    results = [child.communicate(timeout=60) for child in children]
+    assert [child.returncode for child in children] == [0, 0], results
+    assert raw(location, "SELECT version_num FROM alembic_version") == [(SCHEMA_HEAD,)]
 
 
 def test_a_run_row_from_a_newer_attt_is_skipped_with_one_warning(store: Store) -> None:
     t = target("127.0.0.4")
     store.create_run(info("r-old", T0), [t.system], [t])
     store.create_run(info("r-future", T0 + timedelta(hours=1)), [t.system], [t])
-    with sqlite3.connect(store.path) as db:
-        (body,) = db.execute("SELECT info FROM runs WHERE id = 'r-future'").fetchone()
-        extended = json.loads(body) | {"written_by": "attt 9"}
-        db.execute("UPDATE runs SET info = ? WHERE id = 'r-future'", (json.dumps(extended),))
+    [(body,)] = raw(store, "SELECT info FROM runs WHERE id = 'r-future'")
+    extended = json.loads(body) | {"written_by": "attt 9"}
+    raw(store, "UPDATE runs SET info = :info WHERE id = 'r-future'", info=json.dumps(extended))
     warnings: list[str] = []
-    reader = Store(store.path, warn=warnings.append)
+    reader = Store(store.location, warn=warnings.append)
     assert [r.id for r in reader.runs()] == ["r-old"]
     assert [r.id for r in reader.runs()] == ["r-old"]
     assert [i.id for i, _ in reader.earlier_runs(info("r-now", T0 + timedelta(hours=2)))] == ["r-old"]
@@ -203,10 +318,17 @@ def test_reading_never_creates_a_store(tmp_path: Path) -> None:
     assert not (tmp_path / "typo").exists()
 
 
+def test_reading_never_creates_tables_in_an_empty_database(postgres: Postgres) -> None:
+    url = postgres.url(postgres.database())
+    with pytest.raises(StoreError, match=r"no run store in postgresql://attt@127\.0\.0\.1:"):
+        Store(url, create=False)
+    assert raw(url, "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'") == [(0,)]
+
+
 @pytest.mark.parametrize("url", [":memory:", "sqlite:///:memory:", "sqlite://", ""])
 def test_an_in_memory_store_is_refused(url: str) -> None:
     with pytest.raises(StoreError, match="keeps nothing"):
-        db_path_from_url(url)
+        locate(url)
 
 
 def test_a_live_run_cannot_be_claimed_but_a_dead_one_can(store: Store) -> None:
@@ -230,8 +352,7 @@ def test_a_lease_not_renewed_for_a_minute_is_dead_even_on_another_host(store: St
     with pytest.raises(RunBusyError):
         store.claim("r1")
     stale = (datetime.now(UTC) - timedelta(seconds=LEASE_SECONDS + 1)).isoformat()
-    with sqlite3.connect(store.path) as db:
-        db.execute("UPDATE runs SET heartbeat = ?", (stale,))
+    raw(store, "UPDATE runs SET heartbeat = :stale", stale=stale)
     store.claim("r1")
 
 
@@ -255,8 +376,7 @@ def test_claim_forgets_the_probes_to_redo(store: Store) -> None:
     store.create_run(info("r1"), [a.system], [a], lease=Lease(1, "elsewhere-long-gone"))
     store.record_probe("r1", "count", a, [Observation.failed("count", a, "nmap failed: b''")])
     store.record_probe("r1", "echo", a, [])
-    with sqlite3.connect(store.path) as db:
-        db.execute("UPDATE runs SET heartbeat = NULL")
+    raw(store, "UPDATE runs SET heartbeat = NULL")
     store.claim("r1", redo=[("count", "sys-a", "127.0.0.4")])
     assert store.probes_done("r1") == {("echo", "sys-a", "127.0.0.4"): ()}
     assert store.load("r1").observations == ()
@@ -265,8 +385,7 @@ def test_claim_forgets_the_probes_to_redo(store: Store) -> None:
 def test_an_interrupted_run_is_not_resumed_while_another_scan_of_its_inventory_lives(store: Store) -> None:
     t = target("127.0.0.4")
     store.create_run(info("old"), [t.system], [t], lease=Lease(1, "gone"), inventory="/srv/inv.yaml")
-    with sqlite3.connect(store.path) as db:
-        db.execute("UPDATE runs SET heartbeat = NULL")
+    raw(store, "UPDATE runs SET heartbeat = NULL")
     helper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
         lease = Lease(helper.pid, socket.gethostname())
