@@ -63,10 +63,11 @@ test: install lint
 test-fast: install
 	$(BIN)/pytest -q -m "not browser and not slow"
 
-# Speed goals live here, never in timed tests: each benchmark prints a table and ratios.
+# Speed goals live here, never in timed tests: one table of issue 14's goals, each row attt
+# against its peer (medians of 3 alternating runs), appended to tests/bench/results.json. The
+# other tests/bench/bench_*.py modules measure one part in more detail, run on their own.
 bench: install
-	@for b in tests/bench/bench_*.py; do m=$$(basename $$b .py); echo "== $$m"; \
-	  $(BIN)/python -m tests.bench.$$m || exit 1; done
+	$(BIN)/python -m tests.bench.bench_goals
 
 schema: install
 	$(BIN)/attt schema > docs/report.schema.json

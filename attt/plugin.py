@@ -25,6 +25,7 @@ from attt.scanner.plugin import (
     ProbeContext,
     Settings,
     Verdict,
+    batch_budget,
 )
 
 __all__ = [
@@ -47,5 +48,6 @@ __all__ = [
     "Target",
     "Text",
     "Verdict",
+    "batch_budget",
     "bound_text",
 ]

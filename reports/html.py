@@ -7,13 +7,15 @@ safe, and a Content-Security-Policy pins them by hash: nothing else may run or l
 
 The report reads verdict first: the cover gives the overall verdict, the score and how it is
 computed, the counts by severity and every critical and high failure; run metadata and policy
-hashes close the report in its appendix. `report.pdf` (`reports/pdf.py`) lays out the same view
-for filing: passes and raw observations there are counts, not pages.
+hashes close the report in its appendix. It carries what an auditor reads, so a province's page
+stays small enough to open: failures, errors and waivers in full; passes and not-applicable
+rules as counts and one line each; each failed rule's remediation and references once, in the
+rules section the findings link to; the raw observations only in report.json, which the page
+names. `report.pdf` (`reports/pdf.py`) lays out the same view for filing, with passes as counts.
 """
 
 import base64
 import hashlib
-import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -36,7 +38,6 @@ from attt.scanner.evaluate import exit_code
 from attt.scanner.exitcodes import ExitCode
 from attt.scanner.models.base import Severity
 from attt.scanner.models.finding import Finding, FindingStatus
-from attt.scanner.models.observation import Observation
 from attt.scanner.models.policy import Reference
 from attt.scanner.models.report import Counts, Report
 from attt.scanner.models.target import Contact
@@ -70,6 +71,8 @@ COLOURS: Final = {
 """Fills of the inline charts, given as SVG attributes: PDF layout applies no stylesheet to SVG."""
 COVER_LIMIT: Final = 60
 """Critical and high failures listed on the cover; the rest are counted, and all are in the details."""
+LARGE_REPORT: Final = 100
+"""Systems from which the browser lays out only the systems near the screen (report.css)."""
 TREND_RUNS: Final = 12
 """Runs a trend shows, the current one included."""
 
@@ -196,6 +199,14 @@ class HostView:
     vantages: str | None = None
     """Where the host was seen from, when from more than one zone: `DMZ, Internet (outside)`."""
 
+    @property
+    def passed(self) -> tuple[FindingView, ...]:
+        return tuple(fv for fv in self.folded if fv.status == "pass")
+
+    @property
+    def not_applicable(self) -> tuple[FindingView, ...]:
+        return tuple(fv for fv in self.folded if fv.status == "not_applicable")
+
 
 @dataclass(frozen=True, slots=True)
 class SystemView:
@@ -258,17 +269,6 @@ class CheckedView:
     probes: tuple[tuple[str, bool], ...]
     """(check, whether its probe completed)."""
     by_status: Mapping[str, int]
-
-
-@dataclass(frozen=True, slots=True)
-class ObservationView:
-    system: str
-    host: str
-    port: int | None
-    check: str
-    status: str
-    error: str | None
-    data: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -365,7 +365,8 @@ class ReportView:
     checked: tuple[CheckedView, ...]
     rules: tuple[RuleView, ...]
     """Failed or waived rules, most severe first (the PDF prints remediation once per rule)."""
-    observations: tuple[ObservationView, ...]
+    observation_count: int
+    """Raw observations stay in report.json: the page says how many and where, never repeats them."""
     systems: tuple[tuple[str, str], ...]
     """(id, name) of every system, for the filter."""
     finding_count: int
@@ -516,7 +517,7 @@ def build_view(
         ),
         checked=_checked(report),
         rules=_rules(findings),
-        observations=tuple(_observation_view(o) for o in sorted(report.observations, key=_observation_key)),
+        observation_count=len(report.observations),
         systems=tuple((s.id, s.name) for o in owners for s in o.systems),
         finding_count=sum(1 for fv in findings if fv.status != "error") + len(groups),
     )
@@ -891,29 +892,6 @@ def _checked(report: Report) -> tuple[CheckedView, ...]:
     )
 
 
-def _observation_key(o: Observation) -> tuple[str, str, str, int]:
-    return (o.system, o.host, o.check, o.port or 0)
-
-
-def _observation_view(o: Observation) -> ObservationView:
-    return ObservationView(
-        system=o.system,
-        host=clean(o.host),
-        port=o.port,
-        check=clean(o.check),
-        status=o.status,
-        error=None if o.error is None else clean(o.error),
-        data=clean(
-            json.dumps(
-                o.data.model_dump(mode="json") if o.data else None,
-                ensure_ascii=False,
-                sort_keys=True,
-                indent=1,
-            )
-        ),
-    )
-
-
 def _run_view(report: Report, lang: Lang) -> RunView:
     run, t = report.run, strings(lang)
     return RunView(
@@ -990,5 +968,6 @@ def render_html(view: ReportView, footer: str = "") -> bytes:
         statuses=STATUSES,
         colours=COLOURS,
         footer=footer,
+        large=len(view.systems) >= LARGE_REPORT,
     )
     return page.encode("utf-8")

@@ -40,9 +40,9 @@ from attt.scanner.pipeline import (
     prepare_resume,
     reevaluate,
     run_scan,
-    stored_or_memory,
 )
 from attt.scanner.plugin import Credential
+from attt.scanner.policy import with_settings
 from attt.scanner.progress import progress_for
 from attt.scanner.registry import Registry
 from attt.scanner.runner import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT
@@ -55,6 +55,8 @@ if TYPE_CHECKING:
     from attt.scanner.models.owners import PackIndex
 
 DEFAULT_FORMATS = "html,json"
+_EXHAUSTIVE_TLS = {"tls": {"exhaustive_suites": True}}
+"""What --tls-exhaustive lays over every policy's settings (the tls check's, named, not imported)."""
 FAIL_ON_CHOICES = [s.value for s in Severity] + ["none"]
 
 
@@ -300,6 +302,12 @@ def report_options(fn: Callable[..., object]) -> Callable[..., object]:
     help="The inventory zone this machine sits in: every observation records it, and rules that"
     " ask for the Internet are judged on what a zone with `vantage: outside` saw.",
 )
+@click.option(
+    "--tls-exhaustive",
+    is_flag=True,
+    help="Enumerate TLS cipher suites one handshake per suite, as sslyze does, instead of by"
+    " elimination (the same answer in far fewer connections); recorded with the run.",
+)
 @report_options
 def scan(
     inventory: Path | None,
@@ -318,6 +326,7 @@ def scan(
     engine: str,
     broker: str | None,
     vantage: str | None,
+    tls_exhaustive: bool,
     out: Path | None,
     formats: str,
     lang: str | None,
@@ -330,7 +339,18 @@ def scan(
 ) -> None:
     """Scan the systems of an inventory and write the compliance report."""
     args = _ScanArgs(
-        policies, systems, tags, checks, timeout, concurrency, formats, lang, fail_on, out, credentials
+        policies,
+        systems,
+        tags,
+        checks,
+        timeout,
+        concurrency,
+        formats,
+        lang,
+        fail_on,
+        out,
+        credentials,
+        tls_exhaustive,
     )
     ctx = click.get_current_context()
     unset = (click.core.ParameterSource.DEFAULT, click.core.ParameterSource.DEFAULT_MAP, None)
@@ -372,6 +392,7 @@ class _ScanArgs:
     fail_on: str
     out: Path | None
     credentials: Path | None
+    tls_exhaustive: bool = False
 
 
 @dataclass(frozen=True)
@@ -421,6 +442,8 @@ def _scan(
         store = _open_store(db, registry)  # only now: a refused scan leaves no trace in the store
     else:
         raise click.UsageError("give either -i INVENTORY or --resume RUN")
+    if args.tls_exhaustive:
+        prepared = replace(prepared, policies=with_settings(prepared.policies, _EXHAUSTIVE_TLS, registry))
     interactive = sys.stderr.isatty() and not os.environ.get("CI")
     total = planned_probes(prepared, registry, remote=choice.engine == "celery")
     with (
@@ -432,7 +455,7 @@ def _scan(
         if remote is not None:
             options = replace(options, concurrency=IN_FLIGHT)
         outcome = run_scan(prepared, options, store, registry, progress, interrupts.stop, remote)
-    report = build_report(stored_or_memory(store, outcome))
+    report = build_report(outcome.run)
     settings = _config().notify
     whole = not outcome.interrupted and outcome.store_error is None
     notifying = whole and (choice.notify if choice.notify is not None else settings is not None)
@@ -536,6 +559,9 @@ def _decoded(args: _ScanArgs, saved: dict[str, str]) -> _ScanArgs:
         fail_on=text["fail_on"] or args.fail_on,
         out=args.out if text["out"] is None else Path(text["out"]) if text["out"] else None,
         credentials=args.credentials,
+        tls_exhaustive=args.tls_exhaustive
+        if text["tls_exhaustive"] is None
+        else text["tls_exhaustive"] == str(True),
     )
 
 

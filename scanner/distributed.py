@@ -259,6 +259,8 @@ class ProbeTask(Frozen):
     """An outside vantage (the zone itself, e.g. `internet`); None: probed from inside its zone."""
     target: Target
     timeout: float
+    concurrency: int = Field(default=1, ge=1, le=1024)
+    """Hosts the run probes at once: a batch probes that many of its hosts at a time."""
     settings: dict[str, Any]
     rules: tuple[dict[str, Any], ...] = ()
     """Each rule without its params, which travel beside it (`params`) in the same order."""
@@ -283,6 +285,7 @@ def probe_task(
         vantage=vantage,
         target=target,
         timeout=ctx.timeout,
+        concurrency=ctx.concurrency,
         settings=ctx.settings.model_dump(mode="json"),
         rules=tuple(r.model_dump(mode="json", exclude={"params"}) for r in ctx.rules),
         params=tuple(r.params.model_dump(mode="json") for r in ctx.rules),
@@ -351,6 +354,7 @@ class WorkerScope:
             return ProbeContext[Any](
                 timeout=min(task.timeout, self.max_timeout),
                 settings=check.settings_model.model_validate(task.settings),
+                concurrency=task.concurrency,
                 rules=tuple(_rule(self.registry, r, p) for r, p in zip(task.rules, task.params, strict=True)),
                 prior=task.prior,
                 credential=self.credentials(task.target),

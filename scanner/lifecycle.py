@@ -36,6 +36,7 @@ REMEMBERED: Final = {
     "fail_on": "--fail-on",
     "out": "--out",
     "credentials": "--credentials",
+    "tls_exhaustive": "--tls-exhaustive",
 }
 """Option (as stored with the run) -> its flag."""
 _REPORTING: Final = frozenset({"formats", "lang", "fail_on", "out"})

@@ -82,7 +82,9 @@ class ScanOutcome:
     """How a scan ended."""
 
     run: StoredRun
-    """Everything observed and judged, as held in memory (the store may have refused some)."""
+    """Everything observed and judged, as held in memory: what the store holds too, unless it
+    refused a write (`store_error`). The report is built from it, not from the store read back,
+    which at a province's scale would cost as much as the scan's own bookkeeping."""
     interrupted: bool
     store_error: str | None = None
     """Why the store stopped taking writes mid-scan (disk full, lock held too long), if it did."""
@@ -373,16 +375,6 @@ def _heartbeat(store: Store, run_id: str) -> Iterator[None]:
     finally:
         done.set()
         thread.join()
-
-
-def stored_or_memory(store: Store, outcome: ScanOutcome) -> StoredRun:
-    """The run as the store holds it; the one in memory when the store failed during the scan."""
-    if outcome.store_error is not None:
-        return outcome.run
-    try:
-        return store.load(outcome.run.info.id)
-    except StoreError:
-        return outcome.run
 
 
 def reevaluate(

@@ -230,6 +230,9 @@ class ProbeContext(Generic[SettingsT]):
     """This target's observations from the checks named in `Check.after`."""
     credential: Credential | None = None
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("attt.checks"))
+    concurrency: int = 1
+    """Hosts the run probes at once (`--concurrency`): a batched probe (`Batched`) never
+    probes more of its targets than this at the same time."""
     keepalive: Callable[[], None] = field(default=lambda: None)
     """Call while the probe waits on attt's own shared resources (a worker pool) or the target
     is still answering: the runner abandons a probe after `timeout` (plus a grace) without a
@@ -279,17 +282,30 @@ class Described(Protocol):
 @runtime_checkable
 class Batched(Protocol):
     """Optional for a check with no `after`: probes many targets in one go, e.g. one nmap run
-    for many hosts. The runner then hands it up to `batch_size` targets (never more than
-    `--concurrency`) at a time, as early in
+    for many hosts. The runner then hands it up to `batch_size` targets at a time, as early in
     the run as it can, and each target's later checks start as soon as its batch is done.
 
-    `probe_batch` returns at least one observation per target it was given (an `error` one
-    when that target's part failed); a target it says nothing about is recorded as `error`.
-    Its budget is the smallest `ProbeContext.timeout` among the batch, so a target whose probe
-    is costly on its own (`batchable` says False) goes through `probe` alone instead."""
+    `probe_batch` probes at most `ProbeContext.concurrency` of its targets at once (groups of
+    them one after another: one process for many groups costs far less than a process each),
+    and returns at least one observation per target it was given (an `error` one when that
+    target's part failed); a target it says nothing about is recorded as `error`. Its budget is
+    the smallest `ProbeContext.timeout` among the batch for each group (`batch_budget`), so a
+    target whose probe is costly on its own (`batchable` says False) goes through `probe` alone
+    instead."""
 
     batch_size: ClassVar[int]
 
     def batchable(self, target: Target, ctx: ProbeContext[Any]) -> bool: ...
 
     def probe_batch(self, jobs: Sequence[tuple[Target, ProbeContext[Any]]]) -> Iterable[Observation]: ...
+
+
+def batch_groups(jobs: Sequence[tuple[Target, ProbeContext[Any]]]) -> int:
+    """How many groups of at most `--concurrency` targets a batch probes one after another."""
+    at_once = max(1, min((ctx.concurrency for _, ctx in jobs), default=1))
+    return max(1, -(-len(jobs) // at_once))
+
+
+def batch_budget(jobs: Sequence[tuple[Target, ProbeContext[Any]]]) -> float:
+    """Seconds a batch may take: each of its groups gets the smallest budget among its targets."""
+    return min((ctx.timeout for _, ctx in jobs), default=0.0) * batch_groups(jobs)

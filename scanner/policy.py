@@ -300,3 +300,26 @@ def _validated(
         blamed = key_origins.get(path[0]) if path else None
         where, full = (blamed, (*blamed.loc, *path[1:])) if blamed else (origin, (*origin.loc, *path))
         raise where.doc.error(full, with_more(message, more)) from None
+
+
+def with_settings(
+    policies: Mapping[str, tuple[ResolvedPolicy, ...]],
+    forced: Mapping[str, Mapping[str, Any]],
+    registry: Registry,
+) -> dict[str, tuple[ResolvedPolicy, ...]]:
+    """Each system's policies with `forced` (check -> settings) laid over their check settings.
+
+    A choice made on the command line for one run (`--tls-exhaustive`) wins over every policy's;
+    the policies' hashes stay those of their files, so the run's options record the choice."""
+    if not forced:
+        return dict(policies)
+
+    def laid(policy: ResolvedPolicy) -> ResolvedPolicy:
+        settings = dict(policy.settings)
+        for check, values in forced.items():
+            own = settings.get(check)
+            base = own.model_dump() if own is not None else {}
+            settings[check] = registry.check(check).settings_model.model_validate({**base, **values})
+        return policy.model_copy(update={"settings": settings})
+
+    return {system: tuple(laid(p) for p in chosen) for system, chosen in policies.items()}

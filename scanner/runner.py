@@ -11,6 +11,7 @@ host's later checks start as soon as its batch is done.
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -22,7 +23,7 @@ from pydantic import BaseModel
 from attt.scanner.models.observation import Observation, ProbeKey, probe_check
 from attt.scanner.models.policy import ResolvedPolicy, ResolvedRule
 from attt.scanner.models.target import Target
-from attt.scanner.plugin import Batched, Check, Credential, ProbeContext
+from attt.scanner.plugin import Batched, Check, Credential, ProbeContext, batch_budget
 from attt.scanner.registry import Registry
 
 DEFAULT_CONCURRENCY = 16
@@ -122,19 +123,28 @@ class Runner:
             ) as pool:
                 # Woken by an Event, not concurrent.futures.wait: a signal (Ctrl-C, SIGTERM)
                 # raised inside wait() can leave futures' locks held and the workers hung.
+                # Each future hands itself over as it ends, so a wake-up costs what ended, not
+                # a look at every host still pending (quadratic over a province).
                 ended = threading.Event()
+                finished: deque[Future[bool]] = deque()
                 pending: set[Future[bool]] = set()
+
+                def hand_over(future: Future[bool]) -> None:
+                    finished.append(future)
+                    ended.set()
+
                 try:
                     for targets in _by_host(plan.targets):
                         future = pool.submit(self._run_host, plan, targets, batches)
-                        future.add_done_callback(lambda _future: ended.set())
                         pending.add(future)
+                        future.add_done_callback(hand_over)
                     while pending:
                         ended.wait(0.5)
                         ended.clear()
-                        done = {f for f in pending if f.done()}
-                        pending -= done
-                        complete &= all(f.result() for f in done)
+                        while finished:
+                            future = finished.popleft()
+                            pending.discard(future)
+                            complete &= future.result()
                 except BaseException:
                     self.stop.set()
                     for future in pending:
@@ -161,7 +171,7 @@ class Runner:
                 if (name, *t.key) not in plan.done
             ]
             jobs = [(t, ctx) for t, ctx in contexts if check.batchable(t, ctx)]
-            batches[name] = _Batches(self, check, jobs, plan.concurrency, self._remote)
+            batches[name] = _Batches(self, check, jobs, self._remote)
         return batches
 
     def _run_host(self, plan: ScanPlan, targets: Sequence[Target], batches: Mapping[str, "_Batches"]) -> bool:
@@ -287,6 +297,7 @@ class Runner:
                 o for dep in check.after for o in seen.get((target.system.id, probe_check(dep, vantage)), ())
             ),
             credential=plan.credentials(target),
+            concurrency=plan.concurrency,
         )
 
 
@@ -351,7 +362,6 @@ class _Batches:
         runner: Runner,
         check: Batched,
         jobs: Chunk,
-        concurrency: int,
         remote: Remote | None = None,
     ) -> None:
         self._runner = runner
@@ -362,9 +372,10 @@ class _Batches:
         pool = _BATCH_WORKERS if remote is None else _REMOTE_BATCHES
         self._pool = ThreadPoolExecutor(max_workers=pool, thread_name_prefix="attt-batch")
         self._of: dict[tuple[str, str], Future[Split | None]] = {}
-        # --concurrency is the hosts probed at once, a batch included: a polite scan stays polite.
-        # Sent to workers, smaller batches spread over every worker of a zone and its slots.
-        size = max(1, min(check.batch_size, concurrency, _REMOTE_BATCH_HOSTS if remote else concurrency))
+        # --concurrency is the hosts probed at once, a batch included: the batch probes its hosts
+        # that many at a time (ProbeContext.concurrency), so a polite scan stays polite. Sent to
+        # workers, smaller batches spread over every worker of a zone and its slots.
+        size = max(1, min(check.batch_size, _REMOTE_BATCH_HOSTS) if remote is not None else check.batch_size)
         for zone_jobs in _by_zone(jobs) if remote is not None else [jobs]:
             for first in range(0, len(zone_jobs), size):
                 chunk = zone_jobs[first : first + size]
@@ -401,8 +412,7 @@ def run_batch(check: Batched, name: str, chunk: Chunk, stop: threading.Event) ->
     """One batch, bounded like a probe: each target's observations; None when `stop` was set
     meanwhile. The same code wherever the batch runs (here, or on a zone's worker)."""
     started = datetime.now(UTC)
-    timeout = min(ctx.timeout for _, ctx in chunk)
-    outcome = bounded(lambda: list(check.probe_batch(chunk)), timeout, name, stop)
+    outcome = bounded(lambda: list(check.probe_batch(chunk)), batch_budget(chunk), name, stop)
     if outcome is None:
         return None
     finished = datetime.now(UTC)

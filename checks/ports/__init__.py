@@ -5,8 +5,9 @@ so a rule is never judged on a port nobody looked at. Service detection (`-sV`) 
 and best-effort: it runs as a second nmap pass over the ports the connect scan found open, and
 when it fails or runs out of time the open ports stand as found, named from nmap's port table.
 
-The engine hands the check many hosts at once (`probe_batch`): one nmap run scans them all, and
-its result is split per host, each host keeping only the ports asked for it.
+The engine hands the check many hosts at once (`probe_batch`): one nmap run scans them all, at
+most `--concurrency` at a time (nmap host groups), and its result is split per host, each host
+keeping only the ports asked for it.
 """
 
 import logging
@@ -73,17 +74,20 @@ class PortsCheck:
                 continue
             ports = ports_to_scan(target, ctx.settings, ctx.rules)
             families.setdefault(family, []).append(_Job(target, ctx.settings, ports))
+        # Each host group (at most --concurrency hosts probed at once) gets the budget.
         budget = min((ctx.timeout for _, ctx in jobs), default=0.0)
-        for group in families.values():
-            out.extend(self._scan(group, budget))
+        at_once = max(1, min((ctx.concurrency for _, ctx in jobs), default=1))
+        for same_family in families.values():
+            out.extend(self._scan(same_family, budget, at_once))
         return out
 
-    def _scan(self, jobs: list["_Job"], budget: float) -> list[Observation]:
-        deadline = time.monotonic() + budget
+    def _scan(self, jobs: list["_Job"], budget: float, at_once: int) -> list[Observation]:
+        deadline = time.monotonic() + budget * -(-len(jobs) // at_once)
         # With -sV to follow, the connect scan gets part of the budget and -sV the rest.
         share = 0.4 if any(job.settings.service_detection for job in jobs) else 1.0
+        ports = {p for job in jobs for p in job.ports}
         try:
-            results = self._run(jobs, {p for job in jobs for p in job.ports}, budget * share, detect=False)
+            results = self._run(jobs, ports, budget * share, at_once, detect=False)
         except (_nmap.NmapMissingError, _nmap.NmapFailedError) as exc:
             return [Observation.failed(self.name, job.target, str(exc)) for job in jobs]
         out: list[Observation] = []
@@ -101,27 +105,34 @@ class PortsCheck:
                 continue
             scanned.append((job, data))
         detect = [(job, data) for job, data in scanned if job.settings.service_detection and data.open]
-        named = self._detect_services(detect, deadline - time.monotonic()) if detect else {}
+        named = self._detect_services(detect, deadline - time.monotonic(), at_once) if detect else {}
         out.extend(
             Observation.ok(self.name, job.target, named.get(job.target.key, data)) for job, data in scanned
         )
         return out
 
     def _run(
-        self, jobs: Sequence["_Job"], ports: Iterable[int], timeout: float, *, detect: bool
+        self, jobs: Sequence["_Job"], ports: Iterable[int], timeout: float, at_once: int, *, detect: bool
     ) -> dict[str, _nmap.HostResult]:
+        """One nmap run over `jobs`' hosts, `at_once` at a time, `timeout` seconds per group."""
         try:
             command = _nmap.build_command(
-                [job.target.ip for job in jobs], ports, timeout=timeout, service_detection=detect
+                [job.target.ip for job in jobs],
+                ports,
+                timeout=timeout,
+                service_detection=detect,
+                at_once=at_once,
             )
         except ValueError as exc:
             raise _nmap.NmapFailedError(f"cannot build the nmap scan: {exc}") from None
         return _nmap.run(command, self._binary)[1]
 
     def _detect_services(
-        self, found: list[tuple["_Job", PortsData]], budget: float
+        self, found: list[tuple["_Job", PortsData]], budget: float, at_once: int
     ) -> dict[tuple[str, str], PortsData]:
-        """Name the services on the open ports; where that fails keep the connect-scan result."""
+        """Name the services on the open ports within `budget` seconds in all; where that fails
+        keep the connect-scan result."""
+        budget /= -(-len(found) // at_once)  # per host group
         if budget < 1.0:
             why = "no time left for service detection"
             return {
@@ -130,7 +141,11 @@ class PortsCheck:
             }
         try:
             results = self._run(
-                [job for job, _ in found], {p for _, d in found for p in d.open_ports()}, budget, detect=True
+                [job for job, _ in found],
+                {p for _, d in found for p in d.open_ports()},
+                budget,
+                at_once,
+                detect=True,
             )
         except (_nmap.NmapMissingError, _nmap.NmapFailedError) as exc:
             failed = _nmap.NmapFailedError(str(exc))

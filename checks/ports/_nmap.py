@@ -19,6 +19,7 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from attt.scanner.models.observation import bound_text
 
@@ -51,7 +52,8 @@ class NmapCommand:
     ports: tuple[int, ...]
     flags: tuple[str, ...]
     timeout: float
-    """Hard limit for the nmap process, in seconds (nmap's own --host-timeout is shorter)."""
+    """Hard limit for the nmap process, in seconds: the budget of a host group times the groups
+    (nmap's own --host-timeout is shorter)."""
 
     @property
     def port_spec(self) -> str:
@@ -119,12 +121,19 @@ def scannable_ip(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
 
 
 def build_command(
-    ips: Sequence[str], ports: Iterable[int], *, timeout: float, service_detection: bool
+    ips: Sequence[str],
+    ports: Iterable[int],
+    *,
+    timeout: float,
+    service_detection: bool,
+    at_once: int | None = None,
 ) -> NmapCommand:
-    """Build the scan of `ports` on every one of `ips` that must finish within `timeout` seconds.
+    """Build the scan of `ports` on every one of `ips`, `at_once` hosts at a time (all of them
+    when None), each group within `timeout` seconds.
 
-    All hosts are put in one nmap host group, so each gets its own host timeout at the same
-    time and the run ends within the budget however many hosts it holds."""
+    The hosts go in host groups of exactly `at_once` (the last one smaller), scanned one after
+    another by one process: each host gets its own host timeout when its group starts, and the
+    run ends within `timeout` per group however many hosts it holds."""
     addresses = [scannable_ip(ip) for ip in ips]
     if not addresses:
         raise ValueError("no address to scan")
@@ -134,17 +143,19 @@ def build_command(
     if not wanted or not all(isinstance(p, int) and 1 <= p <= 65535 for p in wanted):
         raise ValueError("ports must be a non-empty set of integers in 1..65535")
     unique = tuple(dict.fromkeys(str(a) for a in addresses))
+    group = len(unique) if at_once is None else max(1, min(at_once, len(unique)))
     # nmap checks its host timeout only between probes and overshoots it (seconds with -sV),
     # so give it a share of the budget and keep the rest for the hard process limit.
     host_timeout_ms = max(500, math.floor(timeout * 0.6 * 1000))
     flags = [*_FIXED_FLAGS, "--host-timeout", f"{host_timeout_ms}ms"]
     if len(unique) > 1:
-        flags += ["--min-hostgroup", str(len(unique))]
+        flags += ["--min-hostgroup", str(group), "--max-hostgroup", str(group)]
     if service_detection:
         flags.extend(_SERVICE_FLAGS)
     if addresses[0].version == 6:
         flags.append("-6")
-    return NmapCommand(ips=unique, ports=wanted, flags=tuple(flags), timeout=timeout)
+    groups = -(-len(unique) // group)
+    return NmapCommand(ips=unique, ports=wanted, flags=tuple(flags), timeout=timeout * groups)
 
 
 def run(command: NmapCommand, binary: str = "nmap") -> tuple[str, dict[str, HostResult]]:
@@ -235,20 +246,33 @@ def _host_result(host: ET.Element, ip: str, version: str, wanted: Sequence[int])
         extra_state = extra.get("state", "unknown")
         named = 0
         for reason in extra.findall("extrareasons"):
-            listed = parse_port_spec(reason.get("ports", "")) if reason.get("ports") else []
+            listed = _listed(reason.get("ports", ""))
             named += len(listed)
             for number in listed:
-                known.setdefault(number, PortState(port=number, state=extra_state))
+                if number not in known:
+                    known[number] = _plain(number, extra_state)
         if int(extra.get("count", "0")) > named:
             unnamed[extra_state] += int(extra.get("count", "0")) - named
     missing = [p for p in wanted if p not in known]
     if missing and len(unnamed) == 1 and sum(unnamed.values()) == len(missing):
         (only,) = unnamed
-        known.update((p, PortState(port=p, state=only)) for p in missing)
+        known.update((p, _plain(p, only)) for p in missing)
         missing = []
     if missing:
         return NmapFailedError(f"nmap reported {len(wanted) - len(missing)} of {len(wanted)} requested ports")
     return ScanResult(nmap_version=version, ports=tuple(known[p] for p in sorted(set(wanted))))
+
+
+@lru_cache(maxsize=1024)
+def _listed(spec: str) -> tuple[int, ...]:
+    """The ports an `extrareasons` element names: the same few specs on every host of a run."""
+    return tuple(parse_port_spec(spec)) if spec else ()
+
+
+@lru_cache(maxsize=65536)
+def _plain(port: int, state: str) -> PortState:
+    """A port nmap only counted (no service): shared, since a run holds the same few on every host."""
+    return PortState(port=port, state=state)
 
 
 def _attr(element: ET.Element | None, name: str) -> str:

@@ -7,7 +7,6 @@ import time
 from collections.abc import Iterable
 
 from attt.checks.ports.models import ports_seen
-from attt.checks.ssh import _paramiko
 from attt.checks.ssh.models import (
     AUTH_STEP,
     CONFIG_STEP,
@@ -123,6 +122,8 @@ def _session_facts(
     notes: list[str],
     failed: dict[str, str],
 ) -> dict[str, object]:
+    from attt.checks.ssh import _paramiko  # paramiko loads only when an SSH probe runs
+
     assert hello.kexinit is not None
     fetchable, unfetchable = _paramiko.fetchable_host_key_algorithms(hello.kexinit.host_key_algorithms)
     if unfetchable:
@@ -168,6 +169,8 @@ def _config_facts(
     When `sshd -T` fails only the rules that read it are lost; when the package cannot be read the
     CVE rule falls back to the banner and says why.
     """
+    from attt.checks.ssh import _paramiko  # paramiko loads only when an SSH probe runs
+
     assert ctx.credential is not None
     if budget.exhausted:
         why = "probe time budget exhausted before the authenticated session"

@@ -15,7 +15,7 @@ would have: (result, None), or (None, exception) for a suite our OpenSSL cannot 
 skips those) or a connection that failed.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cache
 from typing import Any
 
@@ -65,9 +65,16 @@ def chunks(suites: Sequence[CipherSuite]) -> list[list[CipherSuite]]:
 
 
 def eliminate(
-    server: ServerConnectivityInfo, version: TlsVersionEnum, suites: Sequence[CipherSuite], legacy: bool
+    server: ServerConnectivityInfo,
+    version: TlsVersionEnum,
+    suites: Sequence[CipherSuite],
+    legacy: bool,
+    answered: Callable[[], None] = lambda: None,
 ) -> list[Entry]:
-    """Every suite of `suites` (one OpenSSL build's, one chunk) as accepted or rejected."""
+    """Every suite of `suites` (one OpenSSL build's, one chunk) as accepted or rejected.
+
+    `answered` is called after each handshake the server completed: one step is many
+    handshakes, and a busy machine must not take a server that keeps answering for silent."""
     found: dict[str, Entry] = {}
     left = {suite.openssl_name: suite for suite in suites}
     while left:
@@ -107,6 +114,7 @@ def eliminate(
             left = {}
             break
         found[chosen] = (CipherSuiteAcceptedByServer(cipher_suite=left.pop(chosen), ephemeral_key=key), None)
+        answered()
     for suite in left.values():
         found[suite.openssl_name] = (
             CipherSuiteRejectedByServer(cipher_suite=suite, error_message=NOT_CHOSEN),

@@ -11,7 +11,11 @@ Here every probe of the process feeds the same workers:
 - Jobs run in the order their endpoints were submitted: an endpoint that has started gets the
   workers before one submitted later, so a busy run delays whole endpoints, never starves
   every endpoint a little.
-- An endpoint's budget starts when its first job starts, not while it waits for a worker.
+- An endpoint's budget starts when its first job starts, not while it waits for a worker;
+  its silence counts only while one of its jobs is on the wire.
+- Handshakes are CPU work done under the GIL (nassl holds it through a handshake): jobs are
+  admitted only as fast as the process can finish them (`Admission`), so a busy run queues
+  whole jobs instead of stretching every handshake in flight past its server's silence budget.
 - A scan that gives up is cancelled: its queued jobs are dropped and never run.
 - Cipher suites are enumerated by elimination (`_elimination.py`), a few jobs per version
   instead of one per suite, unless a scan asks to be exhaustive.
@@ -27,6 +31,7 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from traceback import TracebackException
 from typing import Any
 
@@ -51,6 +56,8 @@ from attt.checks.tls import _elimination
 MAX_WORKERS = 64
 """Worker threads for the whole run: each holds at most one connection, mostly waiting on the
 network; more would only add GIL contention on a small machine."""
+ADMISSION_FLOOR = 4
+"""Jobs always admitted at once, however busy the process: progress for a few endpoints."""
 _SILENT = (ConnectionToServerTimedOut, TlsHandshakeTimedOut)
 """Job failures that mean the server said nothing in time: not progress."""
 
@@ -75,6 +82,58 @@ class EndpointScan:
     ongoing: _OngoingServerScan | None = None
     """Set once connectivity is established and the commands' jobs are queued."""
     done: threading.Event = field(default_factory=threading.Event)
+    running: int = 0
+    """Its jobs on the wire now."""
+    held: float = 0.0
+    """Seconds since it started that it had no job on the wire: attt held it back (a worker,
+    its turn, admission), so they count toward neither its silence nor its deadline."""
+    held_since: float | None = None
+
+    def active(self, now: float) -> float:
+        """Seconds since its first job started that one of its jobs was on the wire."""
+        if self.started is None:
+            return 0.0
+        holding = now - self.held_since if self.held_since is not None else 0.0
+        return now - self.started - self.held - holding
+
+
+class Admission:
+    """How many jobs may run at once: fewer while the process is saturated, more while it idles.
+
+    Measured over windows of `window` seconds of the process's CPU time against the clock: a
+    process whose threads hold the GIL (handshakes) tops out near one core, and past that point
+    more jobs in flight only make each one slower. The limit shrinks by a quarter per saturated
+    window (down to `floor`) and grows by two per idle one (up to `ceiling`)."""
+
+    SATURATED = 0.85
+    """CPU-seconds per second at which the process counts as saturated (the GIL's one core)."""
+    IDLE = 0.5
+
+    def __init__(
+        self,
+        ceiling: int,
+        floor: int = ADMISSION_FLOOR,
+        window: float = 0.5,
+        cpu: Callable[[], float] = time.process_time,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ceiling, self.floor, self.window = ceiling, min(floor, ceiling), window
+        self.limit = min(ceiling, 2 * self.floor)  # grows while the process idles
+        self._cpu, self._clock = cpu, clock
+        self._since, self._cpu_since = clock(), cpu()
+
+    def tick(self) -> int:
+        """Re-measure when a window has passed; the limit now in force."""
+        now = self._clock()
+        if now - self._since >= self.window:
+            used = self._cpu()
+            load = (used - self._cpu_since) / (now - self._since)
+            if load >= self.SATURATED:
+                self.limit = max(self.floor, self.limit * 3 // 4)
+            elif load < self.IDLE:
+                self.limit = min(self.ceiling, self.limit + 2)
+            self._since, self._cpu_since = now, used
+        return self.limit
 
 
 @dataclass(order=True)
@@ -105,6 +164,8 @@ class JobPool:
         """Jobs of each IP queued, waiting or running."""
         self._capacity = 0
         """Connections the outstanding work could use at once: the per-IP caps of busy IPs."""
+        self._running = 0
+        self._admission = Admission(max_workers)
         self._orders = itertools.count()
         self._sequence = itertools.count()
         self.started = 0
@@ -161,7 +222,7 @@ class JobPool:
     def _take(self) -> _Job:
         with self._lock:
             while True:
-                while self._ready:
+                while self._ready and self._running < self._admission.limit:
                     job = heapq.heappop(self._ready)
                     if job.scan.cancelled:
                         self._settle(job.scan.ip)
@@ -172,9 +233,18 @@ class JobPool:
                         self._blocked[job.scan.ip].append(job)
                         continue
                     self._active[job.scan.ip] += 1
+                    self._running += 1
                     self.started += 1
+                    now = time.monotonic()
                     if job.scan.started is None:
-                        job.scan.started = job.scan.last_progress = time.monotonic()
+                        job.scan.started = now
+                    if job.scan.running == 0:
+                        # It waited on attt (a worker, its turn, admission), not on its server.
+                        job.scan.last_progress = now
+                        if job.scan.held_since is not None:
+                            job.scan.held += now - job.scan.held_since
+                            job.scan.held_since = None
+                    job.scan.running += 1
                     return job
                 self._idle += 1
                 self._lock.wait()
@@ -189,6 +259,12 @@ class JobPool:
                 value, error = None, exc
             with self._lock:
                 self._active[job.scan.ip] -= 1
+                self._running -= 1
+                job.scan.running -= 1
+                if job.scan.running == 0:
+                    job.scan.held_since = time.monotonic()
+                self._admission.tick()
+                self._lock.notify()  # a worker held back by admission may go
                 self._settle(job.scan.ip)
                 self._unblock(job.scan.ip)
                 try:
@@ -283,8 +359,17 @@ class JobPool:
         for legacy, suites in groups.items():
             for chunk in _elimination.chunks(suites):
                 self._push(
-                    scan, command, _elimination.eliminate, (server, version, chunk, legacy), len(chunk)
+                    scan,
+                    command,
+                    _elimination.eliminate,
+                    (server, version, chunk, legacy, partial(_answered, scan)),
+                    len(chunk),
                 )
+
+
+def _answered(scan: EndpointScan) -> None:
+    """The server completed a handshake inside a longer job: it is not silent."""
+    scan.last_progress = time.monotonic()
 
 
 def _no_connectivity(request: ServerScanRequest, error: Exception) -> ServerScanResult:

@@ -227,7 +227,11 @@ def _await(
                 outcomes[endpoint] = failure
                 continue
             # Waiting for a worker (attt is busy) or the server answered recently: not stalled.
-            alive |= scan.started is None or now - (scan.last_progress or now) < options.connect_timeout
+            alive |= (
+                scan.started is None
+                or scan.running == 0
+                or now - (scan.last_progress or now) < options.connect_timeout
+            )
         if alive:
             keepalive()
         pending = [s for e, s in scans.items() if e not in outcomes]
@@ -237,11 +241,13 @@ def _await(
 
 
 def _overrun(scan: _pool.EndpointScan, options: ScanOptions, now: float) -> ScanFailure | None:
-    if scan.started is None:
+    """Why the scan is given up, judged on the time its jobs were on the wire: none while attt
+    held all of them back (silence is a server's, not attt's)."""
+    if scan.started is None or scan.running == 0:
         return None
     if now - (scan.last_progress or scan.started) > options.silence:
         return ScanFailure(f"the server stopped answering the TLS scan for {options.silence:g} s")
-    if now - scan.started > options.deadline:
+    if scan.active(now) > options.deadline:
         return ScanFailure(f"TLS scan did not finish within {options.deadline:.0f} s of starting")
     return None
 

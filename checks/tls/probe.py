@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from attt.checks.ports.models import PortsData, ports_seen
 
 # A module import, not names: `_sslyze` imports this package's models, so either may load first.
-from attt.checks.tls import _sslyze
 from attt.checks.tls.models import StartTls, TlsSettings
 from attt.scanner.models.observation import Observation
 from attt.scanner.models.target import Target
 from attt.scanner.plugin import ProbeContext
+
+if TYPE_CHECKING:  # sslyze loads only when a TLS probe runs: a ports-only scan starts faster
+    from attt.checks.tls import _sslyze
 
 CHECK = "tls"
 IMPLICIT_TLS_PORTS = frozenset(
@@ -101,6 +104,8 @@ def probe_target(target: Target, ctx: ProbeContext[TlsSettings], settings: TlsSe
             endpoints = {443: None}
         else:
             return []
+    from attt.checks.tls import _sslyze
+
     sni = target.host.hostname
     wanted = [
         _sslyze.Endpoint(
@@ -125,6 +130,8 @@ def probe_target(target: Target, ctx: ProbeContext[TlsSettings], settings: TlsSe
 
 
 def _observation(target: Target, endpoint: _sslyze.Endpoint, outcome: _sslyze.ScanOutcome) -> Observation:
+    from attt.checks.tls import _sslyze
+
     if isinstance(outcome, _sslyze.ScanFailure):
         where = f" (STARTTLS {endpoint.starttls})" if endpoint.starttls else ""
         return Observation.failed(CHECK, target, f"{outcome.reason}{where}", port=endpoint.port)

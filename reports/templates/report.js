@@ -12,7 +12,11 @@
   };
   var counter = document.getElementById("f-count");
   var empty = document.getElementById("f-empty");
-  var rows = Array.prototype.slice.call(document.querySelectorAll("#details .finding"));
+  var rows = Array.prototype.slice.call(document.querySelectorAll("#details .finding, #details .folded > li"));
+  // A row's owner and system are its system section's, a folded line's status is its list's:
+  // read once, so the page does not repeat them on every row.
+  var where = rows.map(function (row) { return row.closest(".system").dataset; });
+  var status = rows.map(function (row) { return row.dataset.status || row.parentNode.dataset.status; });
   var texts = null;
   var containers = Array.prototype.slice.call(document.querySelectorAll("#details .host, #details .system, #details .owner"));
   var folds = Array.prototype.slice.call(document.querySelectorAll("#details details.passes"));
@@ -20,9 +24,9 @@
   function matches(row, i, want, needle) {
     var d = row.dataset;
     if (want.sev && d.sev !== want.sev) { return false; }
-    if (want.status && d.status !== want.status) { return false; }
-    if (want.owner && d.owner !== want.owner) { return false; }
-    if (want.system && d.system !== want.system) { return false; }
+    if (want.status && status[i] !== want.status) { return false; }
+    if (want.owner && where[i].owner !== want.owner) { return false; }
+    if (want.system && where[i].system !== want.system) { return false; }
     if (needle) {
       if (texts === null) { texts = rows.map(function (r) { return r.textContent.toLowerCase(); }); }
       if (texts[i].indexOf(needle) < 0) { return false; }
@@ -41,10 +45,10 @@
       if (ok) { shown += 1; }
     });
     containers.forEach(function (box) {
-      box.hidden = active && box.querySelector(".finding:not([hidden])") === null;
+      box.hidden = active && box.querySelector(".finding:not([hidden]), .folded > li:not([hidden])") === null;
     });
     folds.forEach(function (fold) {
-      fold.open = active && fold.querySelector(".finding:not([hidden])") !== null;
+      fold.open = active && fold.querySelector(".finding:not([hidden]), .folded > li:not([hidden])") !== null;
     });
     counter.textContent = shown + " / " + counter.dataset.total;
     empty.hidden = shown > 0;

@@ -74,6 +74,10 @@ def browser() -> Iterator[Any]:
         chromium.close()
 
 
+ROWS = "#details article.finding, #details .folded > li"
+"""What the filter shows and hides: findings in full, and one line per pass or not-applicable rule."""
+
+
 class Opened:
     """A report page, with every request and every console or page error it produced."""
 
@@ -103,11 +107,14 @@ class Opened:
         else:
             route.abort()
 
-    def visible(self, selector: str = "#details article.finding") -> list[dict[str, str]]:
+    def visible(self, selector: str = ROWS) -> list[dict[str, str]]:
+        """The facets of each visible row: its own, its list's (a folded line's status) and its
+        system section's (owner and system)."""
         return list(
             self.page.eval_on_selector_all(
                 selector,
-                "rows => rows.filter(r => r.checkVisibility()).map(r => ({...r.dataset}))",
+                "rows => rows.filter(r => r.checkVisibility()).map(r =>"
+                " ({...r.closest('.system').dataset, ...r.parentNode.dataset, ...r.dataset}))",
             )
         )
 
@@ -186,7 +193,7 @@ def _rules(opened: Opened) -> list[dict[str, str]]:
             "#details article.finding",
             "rows => rows.filter(r => r.checkVisibility()).flatMap(r =>"
             " Array.from(r.querySelectorAll('.rule'))"
-            ".map(c => ({rule: c.textContent, system: r.dataset.system})))",
+            ".map(c => ({rule: c.textContent, system: r.closest('.system').dataset.system})))",
         )
     )
 

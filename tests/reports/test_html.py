@@ -1,5 +1,6 @@
 """The HTML report: structure, languages, escaping, purity."""
 
+import json
 import re
 from html.parser import HTMLParser
 from typing import Any
@@ -8,7 +9,8 @@ import pytest
 
 from attt.reports._i18n import strings
 from attt.reports.base import RenderContext
-from attt.reports.html import HtmlRenderer, build_view, render_html
+from attt.reports.html import LARGE_REPORT, HtmlRenderer, build_view, render_html
+from attt.reports.json import JsonRenderer
 from attt.scanner.changes import Comparison
 from attt.scanner.models.base import Severity, Text
 from attt.scanner.models.finding import FindingStatus
@@ -207,22 +209,49 @@ def test_no_comparable_run_is_said_not_silently_dropped():
     assert 'id="changes"' in page and "No earlier run to compare with" in page and "same 2 host(s)" in page
 
 
-def test_appendix_holds_raw_observations_as_text():
-    page = RENDERER.render(full_report(), "en").decode("utf-8")
+def test_raw_observations_stay_in_report_json_and_the_page_says_where():
+    report = full_report()
+    page = RENDERER.render(report, "en").decode("utf-8")
     appendix = page[page.index('id="appendix"') :]
-    assert "&#34;subject&#34;" in appendix or "&quot;subject&quot;" in appendix or '"subject"' in appendix
-    assert "&lt;script&gt;" in appendix
+    assert f"{strings('en')['appendix']} ({len(report.observations)})" in appendix
+    assert "report.json" in appendix
+    assert "subject" not in page  # the TLS observation's raw data is not on the page...
+    stored = json.loads(JsonRenderer().render(report, "en"))
+    assert any("subject" in json.dumps(o["data"]) for o in stored["observations"])  # ...but in JSON
+
+
+def test_each_rules_remediation_and_references_are_printed_once_and_linked():
+    findings = [F.finding(status="fail"), F.finding(status="fail", host="127.0.0.2")]
+    page = RENDERER.render(F.report(findings), "en").decode("utf-8")
+    rule = findings[0]
+    assert page.count(rule.remediation.en) == 1
+    assert page.count(f'id="rule-{rule.rule_id}"') == 1
+    assert page.count(f'href="#rule-{rule.rule_id}"') == 2
+
+
+def test_passes_are_a_count_and_one_line_each_without_evidence():
+    passed = F.finding(status="pass", evidence={"observed": "OBSERVED-VALUE"}, message="PASS-MESSAGE")
+    page = RENDERER.render(F.report([passed]), "en").decode("utf-8")
+    parsed = parse(page.encode())
+    lines = [attrs for tag, attrs in parsed.tags if tag == "li" and "data-sev" in attrs]
+    assert len(lines) == 1 and passed.rule_id in page and passed.title.en in page
+    assert "OBSERVED-VALUE" not in page and "PASS-MESSAGE" not in page
+    assert f"{strings('en')['status_pass']}: 1" in page  # the system's count
 
 
 def test_filter_rows_carry_their_facets():
     parsed = parse(RENDERER.render(full_report(), "en"))
-    rows = [attrs for tag, attrs in parsed.tags if tag == "article"]
+    rows = [attrs for tag, attrs in parsed.tags if tag == "article" and "finding" in (attrs["class"] or "")]
+    lines = [attrs for tag, attrs in parsed.tags if tag == "li" and "data-sev" in attrs]
+    lists = [attrs for tag, attrs in parsed.tags if tag == "ul" and "data-status" in attrs]
+    sections = [attrs for tag, attrs in parsed.tags if tag == "section" and attrs.get("class") == "system"]
     report = full_report()
     # each error group is one row: the two ssh rules of dichvucong share one failed probe
-    assert len(rows) == len(report.findings) - 1
-    assert {r["data-status"] for r in rows} == {"pass", "fail", "error", "waived", "not_applicable"}
-    assert {r["data-system"] for r in rows} == {"dichvucong", "qlvb"}
-    assert {r["data-owner"] for r in rows} == {"0", "1"}
+    assert len(rows) + len(lines) == len(report.findings) - 1
+    assert {r["data-status"] for r in rows + lists} == {"pass", "fail", "error", "waived", "not_applicable"}
+    # a row's owner and system are its section's
+    assert {s["data-system"] for s in sections} == {"dichvucong", "qlvb"}
+    assert {s["data-owner"] for s in sections} == {"0", "1"}
 
 
 def test_a_finding_of_an_unregistered_system_is_still_shown():
@@ -341,3 +370,12 @@ def test_a_pinned_address_with_a_scope_id_from_an_older_run_is_shown_inert():
     for raw in ("\x1b", "\x07", "\u202e"):
         assert raw not in page
     assert "::1%\\x1b]0;pwned\\x07\\u202e" in page
+
+
+def test_a_province_sized_page_is_laid_out_near_the_screen_only_and_a_small_one_whole():
+    small = RENDERER.render(full_report(), "en").decode("utf-8")
+    assert "<body>" in small
+    systems = [F.system(f"s{i:03d}") for i in range(LARGE_REPORT)]
+    large = RENDERER.render(F.report([F.finding(sys=s.id) for s in systems], systems=systems), "en")
+    assert '<body class="large">' in large.decode("utf-8")
+    assert "body.large .system { content-visibility: auto;" in large.decode("utf-8")

@@ -97,6 +97,8 @@ class TallyCheck:
     batches: ClassVar[list[tuple[str, ...]]] = []
     behaviour: ClassVar[dict[str, str]] = {}
     """address -> "crash" (the whole batch raises) | "skip" (the batch says nothing of it)."""
+    at_once: ClassVar[set[int]] = set()
+    """The `ProbeContext.concurrency` each batch was given."""
 
     def probe(self, target: Target, ctx: ProbeContext[Any]) -> Iterable[Observation]:
         if self.behaviour.get(target.address) == "alone":
@@ -108,6 +110,7 @@ class TallyCheck:
 
     def probe_batch(self, jobs: Sequence[tuple[Target, ProbeContext[Any]]]) -> list[Observation]:
         self.batches.append(tuple(t.address for t, _ in jobs))
+        self.at_once.update(ctx.concurrency for _, ctx in jobs)
         if any(self.behaviour.get(t.address) == "crash" for t, _ in jobs):
             raise RuntimeError("batch bug")
         return [

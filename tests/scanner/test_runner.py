@@ -5,7 +5,7 @@ import time
 from pydantic import SecretStr
 
 from attt.scanner.models.observation import Observation
-from attt.scanner.plugin import Credential
+from attt.scanner.plugin import Credential, NoSettings, ProbeContext, batch_budget, batch_groups
 from attt.scanner.runner import Runner, ScanPlan
 from tests.scanner.plugins import CountCheck, CountData, EchoData, TallyCheck, registry, target
 
@@ -93,7 +93,7 @@ def test_probes_an_earlier_attempt_finished_are_not_repeated_and_feed_dependents
 
 
 def run_tally(addresses: list[str], behaviour: dict[str, str], concurrency: int = 2) -> list[Observation]:
-    TallyCheck.batches, TallyCheck.behaviour = [], behaviour
+    TallyCheck.batches, TallyCheck.behaviour, TallyCheck.at_once = [], behaviour, set()
     try:
         _, seen = run(addresses, checks=("tally", "count"), concurrency=concurrency)
         return seen
@@ -126,9 +126,16 @@ def test_a_target_the_check_will_not_batch_is_probed_alone() -> None:
     assert {h: o.status for h, o in seen.items()} == {"127.0.0.1": "ok", "127.0.0.2": "ok", "127.0.0.3": "ok"}
 
 
-def test_a_batch_never_holds_more_hosts_than_the_concurrency() -> None:
+def test_a_batch_is_told_how_many_hosts_it_may_probe_at_once_and_budgeted_per_group() -> None:
     run_tally(["127.0.0.1", "127.0.0.2", "127.0.0.3"], {}, concurrency=1)
-    assert sorted(TallyCheck.batches) == [("127.0.0.1",), ("127.0.0.2",), ("127.0.0.3",)]
+    # batches of batch_size, each told to probe its hosts one at a time (TallyCheck records it)
+    assert sorted(TallyCheck.batches) == [("127.0.0.1", "127.0.0.2"), ("127.0.0.3",)]
+    assert TallyCheck.at_once == {1}
+    jobs = [
+        (target(f"127.0.0.{i}"), ProbeContext(timeout=10, settings=NoSettings(), concurrency=2))
+        for i in (1, 2, 3)
+    ]
+    assert batch_groups(jobs) == 2 and batch_budget(jobs) == 20
 
 
 def test_a_crashing_batch_is_an_error_for_each_of_its_hosts_and_no_other() -> None:

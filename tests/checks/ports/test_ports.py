@@ -89,6 +89,16 @@ def test_many_hosts_are_one_host_group_with_the_targets_last_and_deduplicated():
     argv = command.argv()
     assert argv[-3:] == ["127.0.20.1", "127.0.20.2", "127.0.20.3"]
     assert argv[argv.index("--min-hostgroup") + 1] == "3"
+    assert command.timeout == 10
+
+
+def test_a_batch_probes_at_most_the_concurrency_at_once_each_group_with_its_budget():
+    ips = [f"127.0.20.{i}" for i in range(1, 6)]
+    command = _nmap.build_command(ips, [22], timeout=10, service_detection=False, at_once=2)
+    argv = command.argv()
+    assert argv[argv.index("--min-hostgroup") + 1] == argv[argv.index("--max-hostgroup") + 1] == "2"
+    assert argv[argv.index("--host-timeout") + 1] == "6000ms"  # each host: its group's budget
+    assert command.timeout == 30  # three groups, one after another
 
 
 def test_address_families_are_never_mixed_in_one_run():

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 from typing import Any
 from uuid import uuid4
 
-from attt.checks.tls._pool import EndpointScan, JobPool
+from attt.checks.tls._pool import Admission, EndpointScan, JobPool
 
 
 class Recorder:
@@ -90,3 +90,50 @@ def test_a_cancelled_scan_runs_no_more_jobs_and_does_not_hold_up_the_others():
     assert other.pending == 0
     assert sum(1 for label in recorder.ran if label.startswith("0:")) <= ran_when_cancelled + 1
     assert sum(1 for label in recorder.ran if label.startswith("1:")) == 5
+
+
+class Clocks:
+    """A clock and a CPU-time counter the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = self.cpu = 0.0
+
+    def run(self, seconds: float, cpu_per_second: float) -> None:
+        self.now += seconds
+        self.cpu += seconds * cpu_per_second
+
+
+def test_admission_shrinks_while_the_process_is_saturated_and_grows_while_it_idles():
+    clocks = Clocks()
+    admission = Admission(ceiling=64, floor=4, window=0.5, cpu=lambda: clocks.cpu, clock=lambda: clocks.now)
+    assert admission.limit == 8  # starts low, like a slow start
+    for _ in range(40):
+        clocks.run(0.5, 0.3)  # mostly waiting on the network
+        admission.tick()
+    assert admission.limit == 64
+    for _ in range(40):
+        clocks.run(0.5, 0.95)  # the GIL's one core, busy
+        admission.tick()
+    assert admission.limit == 4
+    clocks.run(0.1, 0.3)
+    assert admission.tick() == 4  # within a window, nothing is re-measured
+
+
+def test_a_scan_held_back_by_attt_is_not_silent_and_its_held_time_is_not_spent():
+    pool, recorder = JobPool(max_workers=1), Recorder()
+    first, second = scan("10.0.0.1", 0), scan("10.0.0.2", 1)
+    gate = threading.Event()
+    with pool._lock:
+        pool._per_ip.update({first.ip: 1, second.ip: 1})
+        pool._push(second, "command", recorder.job(second.ip, "1:0"), ())
+        pool._push(second, "command", gate.wait, ())  # holds the only worker
+    time.sleep(0.05)
+    queue(pool, second, 1, recorder, per_ip=1)
+    time.sleep(0.2)  # second: one job on the wire (the gate), one waiting for the worker
+    assert second.running == 1
+    gate.set()
+    drain([second])
+    assert second.running == 0 and second.held_since is not None
+    time.sleep(0.1)
+    assert second.active(time.monotonic()) < time.monotonic() - (second.started or 0) - 0.09
+    assert first.active(time.monotonic()) == 0.0  # never started

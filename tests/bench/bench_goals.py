@@ -1,0 +1,416 @@
+"""The goals of issue 14, each against its peer: one table, ratios against the goals.
+
+    python -m tests.bench.bench_goals [--rounds 3] [--no-save]
+
+Runs in its own network namespace (re-executing itself under `unshare -n`), on local servers
+only. Each row runs attt and its peer alternately, `--rounds` times, and keeps the medians:
+
+- tls: attt's TLS probe of the six HTTPS lab servers against `python -m sslyze` on them;
+- ssh: attt's SSH probe of the three healthy lab servers against `ssh-audit` on each;
+- ports: `attt scan --check ports` of 1,000 hosts x 113 ports against one `nmap -sT` over them,
+  at the default `--concurrency` and at 256 (one nmap sizes its own host groups, hundreds of
+  hosts at once: 256 is the like-for-like comparison);
+- scan: `attt scan` (ports, tls, ssh) of a dozen healthy systems at `--timeout 5` against
+  sslyze, ssh-audit and nmap run one after another over the same endpoints; attt must also
+  leave no endpoint in `error`;
+- report: the HTML of a province (500 and 1,500 systems): render time, size, and how long
+  headless Chromium takes to load it;
+- rss: peak memory of `attt scan` (ports + TLS) of 1,000 systems, each with a TLS server
+  (one run: it takes minutes).
+
+Appends the table to tests/bench/results.json with the commit, the date and the load average
+(wall times on a shared machine say little on their own).
+"""
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from attt.scanner.runner import DEFAULT_CONCURRENCY
+from tests.bench.bench_scale import OPEN_PORTS, RESULTS, _addresses
+
+REPO = Path(__file__).resolve().parents[2]
+ATTT = Path(sys.executable).with_name("attt")
+SSH_AUDIT = Path(sys.executable).with_name("ssh-audit")
+HTTPS = ("modern", "intermediate", "legacy", "tripledes", "expired", "selfsigned")
+STARTTLS = ("smtp", "imap", "pop3")
+SSH = ("hardened", "debian", "weak")
+
+
+@dataclass
+class Row:
+    name: str
+    unit: str
+    attt: float
+    peer: float | None
+    goal: str
+    """The goal as text, e.g. `<= 0.30x` or `< 10 MB`."""
+    met: bool | None
+    note: str = ""
+
+    def line(self) -> str:
+        peer = "—" if self.peer is None else f"{self.peer:.2f}"
+        ratio = "—" if not self.peer else f"{self.attt / self.peer:.2f}x"
+        met = "—" if self.met is None else ("yes" if self.met else "NO")
+        return (
+            f"{self.name:<66}{self.unit:>5}{self.attt:>10.2f}{peer:>10}{ratio:>9}  {self.goal:<14}{met:<5}"
+            f"{self.note}"
+        )
+
+
+def _median_pair(ours: Callable[[], float], theirs: Callable[[], float], rounds: int) -> tuple[float, float]:
+    """Medians of `rounds` alternating runs (attt first, then the peer, and again)."""
+    a, b = [], []
+    for _ in range(rounds):
+        a.append(ours())
+        b.append(theirs())
+    return statistics.median(a), statistics.median(b)
+
+
+def _timed(call: Callable[[], Any]) -> float:
+    started = time.monotonic()
+    call()
+    return time.monotonic() - started
+
+
+def _each(call: Callable[[str], None], ips: list[str]) -> None:
+    for ip in ips:
+        call(ip)
+
+
+def _run(argv: list[str], timeout: float = 900) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        argv, capture_output=True, timeout=timeout, check=False, env={**os.environ, "CI": "true"}, cwd=REPO
+    )
+
+
+def _attt_scan(work: Path, inventory: Path, *extra: str) -> tuple[float, dict[str, Any], int]:
+    """Wall seconds, the report, peak RSS (MiB) of one `attt scan`."""
+    out = work / f"out-{time.monotonic_ns()}"
+    argv = [str(ATTT), "scan", "-i", str(inventory), "--format", "json", "--out", str(out),
+            "--db", str(work / f"db-{time.monotonic_ns()}.sqlite"), *extra]  # fmt: skip
+    started = time.monotonic()
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env={**os.environ, "CI": "true"}, cwd=REPO)  # fmt: skip
+    peak = 0
+    while process.poll() is None:
+        peak = max(peak, _peak_kib(process.pid))
+        time.sleep(0.05)
+    wall = time.monotonic() - started
+    return wall, json.loads((out / "report.json").read_text(encoding="utf-8")), peak // 1024
+
+
+def _peak_kib(pid: int) -> int:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:  # it has just exited
+        return 0
+    return next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), 0)
+
+
+def _errors(report: dict[str, Any]) -> list[str]:
+    return [f"{o['system']}/{o['check']}:{o['port']}: {o['error']}" for o in report["observations"]
+            if o["status"] == "error"]  # fmt: skip
+
+
+def _inventory(path: Path, systems: list[dict[str, Any]]) -> Path:
+    path.write_text(yaml.safe_dump({"province": "bench", "scope": ["127.0.0.0/8"], "systems": systems}))
+    return path
+
+
+def row_tls(lab: Any, rounds: int) -> Row:
+    from tests.bench.bench_tls import attt_scan, sslyze_cli_scan
+
+    servers = [lab.servers[name] for name in HTTPS]
+    ours, theirs = _median_pair(
+        lambda: _timed(lambda: attt_scan(servers, lab.ca_file)),
+        lambda: _timed(lambda: sslyze_cli_scan(servers, lab.ca_file)),
+        rounds,
+    )
+    return Row(
+        "tls: 6 lab endpoints vs python -m sslyze", "s", ours, theirs, "<= 0.30x", ours <= 0.3 * theirs
+    )
+
+
+def row_ssh(ssh: Any, rounds: int) -> Row:
+    from tests.bench.bench_ssh import _attt, _ssh_audit
+
+    ips = [getattr(ssh, name) for name in SSH]
+    ours, theirs = _median_pair(
+        lambda: _timed(lambda: _each(_attt, ips)),
+        lambda: _timed(lambda: _each(_ssh_audit, ips)),
+        rounds,
+    )
+    return Row("ssh: 3 lab servers vs ssh-audit", "s", ours, theirs, "(none)", None)
+
+
+def row_ports(work: Path, rounds: int, concurrency: int, hosts: int = 1000) -> Row:
+    from tests.servers.listeners import tcp_listeners
+
+    addresses = _addresses(hosts)
+    systems = [{"id": f"s{i:04d}", "name": f"s{i}", "owner": f"o{i % 20}", "level": 1 + i % 3,
+                "hosts": [{"address": a}]} for i, a in enumerate(addresses)]  # fmt: skip
+    inventory = _inventory(work / "ports.yaml", systems)
+    with tcp_listeners([(a, p) for a in addresses for p in OPEN_PORTS]):
+        _, report, _ = _attt_scan(work, inventory, "--check", "ports")
+        spec = ",".join(str(p) for p in sorted({p for o in report["observations"] if o["data"]
+                                                for p in o["data"]["scanned"]}))  # fmt: skip
+        errors: list[str] = []
+
+        def ours() -> float:
+            wall, seen, _ = _attt_scan(work, inventory, "--check", "ports", "--concurrency", str(concurrency))
+            errors.extend(_errors(seen))
+            return wall
+
+        def theirs() -> float:
+            argv = [
+                "nmap",
+                "-oX",
+                "-",
+                "-n",
+                "-Pn",
+                "-sT",
+                "-T4",
+                "--max-retries",
+                "1",
+                "-p",
+                spec,
+                *addresses,
+            ]
+            return _timed(lambda: _run(argv))
+
+        a, b = _median_pair(ours, theirs, rounds)
+    name = f"ports: {hosts} hosts x {spec.count(',') + 1} ports, --concurrency {concurrency} vs one nmap"
+    return Row(name, "s", a, b, "<= 2.00x",
+               a <= 2 * b and not errors, f"{len(errors)} in error" if errors else "")  # fmt: skip
+
+
+def _fleet(lab: Any, ssh: Any) -> list[dict[str, Any]]:
+    from tests.servers.tls import GNUTLS_PORT
+
+    systems: list[dict[str, Any]] = []
+    for name in (*HTTPS, *STARTTLS):
+        server = lab.servers[name]
+        services = [{"port": GNUTLS_PORT, "kind": "tls"}] if server.port == GNUTLS_PORT else []
+        systems.append({"id": f"tls-{name}", "name": name, "owner": "o", "level": 2,
+                        "hosts": [{"address": server.ip, "services": services}]})  # fmt: skip
+    for name in SSH:
+        systems.append({"id": f"ssh-{name}", "name": name, "owner": "o", "level": 2,
+                        "hosts": [{"address": getattr(ssh, name)}]})  # fmt: skip
+    return systems
+
+
+def row_scan(work: Path, lab: Any, ssh: Any, rounds: int) -> Row:
+    from tests.bench.bench_ssh import _ssh_audit
+
+    systems = _fleet(lab, ssh)
+    inventory = _inventory(work / "fleet.yaml", systems)
+    checks = ("--check", "ports", "--check", "tls", "--check", "ssh", "--timeout", "5")
+    _, report, _ = _attt_scan(work, inventory, *checks)
+    scanned = {
+        p for o in report["observations"] if o["check"] == "ports" and o["data"] for p in o["data"]["scanned"]
+    }
+    spec = ",".join(str(p) for p in sorted(scanned))
+    ips = sorted({h["address"] for s in systems for h in s["hosts"]})
+    errors: list[str] = []
+
+    def ours() -> float:
+        wall, seen, _ = _attt_scan(work, inventory, *checks)
+        errors.extend(_errors(seen))
+        return wall
+
+    def theirs() -> float:
+        started = time.monotonic()
+        https = [lab.servers[name] for name in HTTPS]
+        _run([sys.executable, "-m", "sslyze", f"--certinfo_ca_file={lab.ca_file}",
+              *(f"{s.hostname}:{s.port}{{{s.ip}}}" for s in https)])  # fmt: skip
+        for name in STARTTLS:
+            server = lab.servers[name]
+            _run([sys.executable, "-m", "sslyze", f"--certinfo_ca_file={lab.ca_file}", f"--starttls={name}",
+                  f"{server.hostname}:{server.port}{{{server.ip}}}"])  # fmt: skip
+        for name in SSH:
+            _ssh_audit(getattr(ssh, name))
+        _run(["nmap", "-oX", "-", "-n", "-Pn", "-sT", "-T4", "--max-retries", "1", "-p", spec, *ips])
+        return time.monotonic() - started
+
+    a, b = _median_pair(ours, theirs, rounds)
+    note = f"{len(errors)} endpoint(s) in error: {errors[:2]}" if errors else "no endpoint in error"
+    return Row(f"scan: {len(systems)} systems vs sslyze+ssh-audit+nmap", "s", a, b, "<= 0.50x",
+               a <= 0.5 * b and not errors, note)  # fmt: skip
+
+
+def rows_report(work: Path, rounds: int) -> list[Row]:
+    from playwright.sync_api import sync_playwright
+
+    from attt.reports.html import HtmlRenderer
+    from tests.factories import large_report
+
+    rows: list[Row] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"], timeout=60_000
+        )
+        for systems in (500, 1500):
+            report = large_report(systems, 40 * systems)
+            builds, loads = [], []
+            body = b""
+            for _ in range(rounds):
+                started = time.monotonic()
+                body = HtmlRenderer().render(report, "vi")
+                builds.append(time.monotonic() - started)
+                page_file = work / f"report-{systems}.html"
+                page_file.write_bytes(body)
+                context = browser.new_context(viewport={"width": 1280, "height": 900})
+                page = context.new_page()
+                page.set_default_timeout(300_000)
+                started = time.monotonic()
+                page.goto(page_file.as_uri(), wait_until="load")
+                page.evaluate("() => new Promise(r => requestAnimationFrame(() => setTimeout(r, 0)))")
+                loads.append(time.monotonic() - started)
+                context.close()
+            build, load, size = statistics.median(builds), statistics.median(loads), len(body) / 1e6
+            label = f"report: {systems} systems, {40 * systems} findings"
+            rows += [
+                Row(f"{label}, HTML build", "s", build, None, "< 10 s", build < 10),
+                Row(f"{label}, HTML size", "MB", size, None, "< 10 MB", size < 10),
+                Row(f"{label}, Chromium load", "s", load, None, "< 5 s", load < 5),
+            ]
+        browser.close()
+    return rows
+
+
+@contextmanager
+def _nginx_everywhere(work: Path) -> Iterator[None]:
+    """One nginx serving TLS on port 443 of every loopback address of the namespace."""
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-keyout", str(work / "k.pem"), "-out", str(work / "c.pem"),
+                    "-subj", "/CN=fleet.attt.test", "-days", "30"],
+                   capture_output=True, check=True)  # fmt: skip
+    temp = work / "nginx-temp"
+    temp.mkdir()
+    conf = work / "nginx.conf"
+    conf.write_text(
+        f"daemon off; master_process off; worker_processes 1; pid {work}/nginx.pid;"
+        f" error_log {work}/nginx.log warn; events {{ worker_connections 4096; }}"
+        f" http {{ access_log off; client_body_temp_path {temp}/b; proxy_temp_path {temp}/p;"
+        f" fastcgi_temp_path {temp}/f; uwsgi_temp_path {temp}/u; scgi_temp_path {temp}/s;"
+        f" server {{ listen 443 ssl default_server; ssl_certificate {work}/c.pem;"
+        f" ssl_certificate_key {work}/k.pem; ssl_protocols TLSv1.2 TLSv1.3; return 200 ok; }} }}\n"
+    )
+    nginx = subprocess.Popen(["nginx", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)
+        yield
+    finally:
+        nginx.terminate()
+        nginx.wait(timeout=10)
+
+
+def row_rss(work: Path, systems: int = 1000) -> list[Row]:
+    addresses = [f"127.0.{200 + i // 250}.{1 + i % 250}" for i in range(systems)]
+    inventory = _inventory(work / "rss.yaml", [
+        {"id": f"r{i:04d}", "name": f"r{i}", "owner": f"o{i % 20}", "level": 1 + i % 3,
+         "hosts": [{"address": a, "services": [{"port": 443, "kind": "tls"}]}]}
+        for i, a in enumerate(addresses)
+    ])  # fmt: skip
+    with _nginx_everywhere(work):
+        wall, report, peak = _attt_scan(work, inventory, "--check", "ports", "--check", "tls",
+                                        "--timeout", "5", "--concurrency", "256")  # fmt: skip
+    errors = _errors(report)
+    note = f"1 run, --concurrency 256; {len(errors)} in error" + (f": {errors[:1]}" if errors else "")
+    label = f"scale: {systems} systems, ports + TLS"
+    return [
+        Row(f"{label}, peak RSS", "MB", peak, None, "<= 1024 MB", peak <= 1024 and not errors, note),
+        Row(f"{label}, wall", "s", wall, None, "<= 900 s", wall <= 900 and not errors),
+    ]
+
+
+def _in_own_netns() -> bool:
+    if os.environ.get("ATTT_BENCH_NETNS") == "1":
+        return True
+    if shutil.which("unshare") is None:
+        return False
+    command = f"ip link set lo up && exec {sys.executable} -m tests.bench.bench_goals " + " ".join(
+        sys.argv[1:]
+    )
+    done = subprocess.run(["unshare", "-n", "--", "sh", "-c", command],
+                          env={**os.environ, "ATTT_BENCH_NETNS": "1"}, check=False, cwd=REPO)  # fmt: skip
+    sys.exit(done.returncode)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-save", action="store_true")
+    args = parser.parse_args()
+    if not _in_own_netns():
+        print("bench_goals: needs `unshare -n` (root) for its own loopback", file=sys.stderr)
+        return 0
+    from tests.servers.sshd import can_run_sshd, running_ssh_servers
+    from tests.servers.tls import tls_lab
+
+    resource.setrlimit(resource.RLIMIT_NOFILE, (resource.getrlimit(resource.RLIMIT_NOFILE)[1],) * 2)
+    load = os.getloadavg()
+    print(f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} on {os.cpu_count()} CPUs; medians of "
+          f"{args.rounds} alternating runs", flush=True)  # fmt: skip
+    rows: list[Row] = []
+    skipped: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="attt-bench-") as tmp:
+        work = Path(tmp)
+        (work / "tls").mkdir()
+        with tls_lab(work / "tls") as lab:
+            rows.append(row_tls(lab, args.rounds))
+            print(rows[-1].line(), flush=True)
+            if can_run_sshd() and SSH_AUDIT.is_file():
+                (work / "ssh").mkdir()
+                with running_ssh_servers(work / "ssh") as ssh:
+                    for row in (row_ssh(ssh, args.rounds), row_scan(work, lab, ssh, args.rounds)):
+                        rows.append(row)
+                        print(row.line(), flush=True)
+            else:
+                skipped.append("ssh and whole-scan rows: need root, openssh-server and ssh-audit in the venv")
+        # The default --concurrency probes 16 hosts at once; one nmap sizes its own host groups
+        # (up to hundreds of hosts): 256 is the like-for-like comparison.
+        for concurrency in (DEFAULT_CONCURRENCY, 256):
+            rows.append(row_ports(work, args.rounds, concurrency))
+            print(rows[-1].line(), flush=True)
+        for row in (*rows_report(work, args.rounds), *row_rss(work)):
+            rows.append(row)
+            print(row.line(), flush=True)
+    print()
+    print(f"{'row':<66}{'unit':>5}{'attt':>10}{'peer':>10}{'ratio':>9}  {'goal':<14}{'met':<5}note")
+    for row in rows:
+        print(row.line())
+    for reason in skipped:
+        print(f"skipped: {reason}")
+    if not args.no_save:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                cwd=REPO, check=False).stdout.strip()  # fmt: skip
+        saved: dict[str, Any] = json.loads(RESULTS.read_text(encoding="utf-8"))
+        saved["runs"].append({
+            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "commit": commit,
+            "cpus": os.cpu_count(), "load_average": [round(x, 1) for x in load],
+            "results": {"goals": {"rounds": args.rounds, "rows": [asdict(r) for r in rows],
+                                  "skipped": skipped}},
+        })  # fmt: skip
+        RESULTS.write_text(json.dumps(saved, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        print(f"appended to {RESULTS.relative_to(REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
