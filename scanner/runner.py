@@ -35,6 +35,9 @@ _GRACE = 5.0
 """Extra seconds before an overrunning probe is abandoned, so probes can report their own timeout."""
 _BATCH_WORKERS = 2
 """Batches of one check run at once: each is a whole process over many hosts (an nmap run)."""
+_GROUPS_PER_BATCH = 8
+"""Host groups (of --concurrency hosts) one batch holds at most: one process for several groups
+costs far less than a process each, and a stopped scan loses no more than that much work."""
 
 ProbeSink = Callable[[Target, str, Sequence[Observation]], None]
 """Told what each finished probe saw (possibly nothing), as soon as it ends."""
@@ -140,7 +143,7 @@ class Runner:
                 if (name, *t.key) not in plan.done
             ]
             jobs = [(t, ctx) for t, ctx in contexts if check.batchable(t, ctx)]
-            batches[name] = _Batches(self, check, jobs)
+            batches[name] = _Batches(self, check, jobs, plan.concurrency)
         return batches
 
     def _run_host(self, plan: ScanPlan, targets: Sequence[Target], batches: Mapping[str, "_Batches"]) -> bool:
@@ -279,6 +282,7 @@ class _Batches:
         runner: Runner,
         check: Batched,
         jobs: Sequence[tuple[Target, ProbeContext[Any]]],
+        concurrency: int,
     ) -> None:
         self._runner = runner
         self._check = check
@@ -287,7 +291,7 @@ class _Batches:
         self._of: dict[tuple[str, str], Future[dict[tuple[str, str], list[Observation]] | None]] = {}
         # --concurrency is the hosts probed at once, a batch included: the batch probes its
         # hosts that many at a time (ProbeContext.concurrency), so a polite scan stays polite.
-        size = max(1, check.batch_size)
+        size = max(1, min(check.batch_size, concurrency * _GROUPS_PER_BATCH))
         for first in range(0, len(jobs), size):
             chunk = jobs[first : first + size]
             future = self._pool.submit(self._run, chunk)
