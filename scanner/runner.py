@@ -35,6 +35,9 @@ GRACE = 5.0
 """Extra seconds before an overrunning probe is abandoned, so probes can report their own timeout."""
 _BATCH_WORKERS = 2
 """Batches of one check run at once: each is a whole process over many hosts (an nmap run)."""
+_GROUPS_PER_BATCH = 8
+"""Host groups (of --concurrency hosts) one batch holds at most: one process for several groups
+costs far less than a process each, and a stopped scan loses no more than that much work."""
 _REMOTE_BATCH_HOSTS = 16
 """Hosts in one batch sent to a zone's workers: one process start for 16 hosts is most of what a
 batch saves, and a zone of 200 hosts still makes 13 tasks for its workers to share."""
@@ -171,7 +174,7 @@ class Runner:
                 if (name, *t.key) not in plan.done
             ]
             jobs = [(t, ctx) for t, ctx in contexts if check.batchable(t, ctx)]
-            batches[name] = _Batches(self, check, jobs, self._remote)
+            batches[name] = _Batches(self, check, jobs, plan.concurrency, self._remote)
         return batches
 
     def _run_host(self, plan: ScanPlan, targets: Sequence[Target], batches: Mapping[str, "_Batches"]) -> bool:
@@ -362,6 +365,7 @@ class _Batches:
         runner: Runner,
         check: Batched,
         jobs: Chunk,
+        concurrency: int,
         remote: Remote | None = None,
     ) -> None:
         self._runner = runner
@@ -375,7 +379,8 @@ class _Batches:
         # --concurrency is the hosts probed at once, a batch included: the batch probes its hosts
         # that many at a time (ProbeContext.concurrency), so a polite scan stays polite. Sent to
         # workers, smaller batches spread over every worker of a zone and its slots.
-        size = max(1, min(check.batch_size, _REMOTE_BATCH_HOSTS) if remote is not None else check.batch_size)
+        most = _REMOTE_BATCH_HOSTS if remote is not None else concurrency * _GROUPS_PER_BATCH
+        size = max(1, min(check.batch_size, most))
         for zone_jobs in _by_zone(jobs) if remote is not None else [jobs]:
             for first in range(0, len(zone_jobs), size):
                 chunk = zone_jobs[first : first + size]
