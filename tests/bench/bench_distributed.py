@@ -22,7 +22,6 @@ tests/bench/results.json.
 import argparse
 import json
 import os
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -32,6 +31,8 @@ from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from tests.bench import in_own_netns
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = Path(__file__).with_name("results.json")
@@ -129,23 +130,6 @@ def _round_trip(redis: Any, samples: int) -> float:
     return (time.monotonic() - started) / samples
 
 
-def _in_own_netns() -> bool:
-    if os.environ.get("ATTT_BENCH_NETNS") == "1":
-        return True
-    if shutil.which("unshare") is None or os.geteuid() != 0:
-        return False
-    command = f"ip link set lo up && exec {sys.executable} -m tests.bench.bench_distributed " + " ".join(
-        sys.argv[1:]
-    )
-    done = subprocess.run(
-        ["unshare", "-n", "--", "sh", "-c", command],
-        env={**os.environ, "ATTT_BENCH_NETNS": "1"},
-        check=False,
-        cwd=REPO,
-    )
-    sys.exit(done.returncode)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--hosts", type=int, default=200)
@@ -154,7 +138,7 @@ def main() -> int:
     args = parser.parse_args()
     from tests.distributed.harness import can_run
 
-    if (why := can_run()) is not None or not _in_own_netns():
+    if (why := can_run()) is not None or not in_own_netns("bench_distributed"):
         print(f"bench_distributed: skipped ({why or 'needs `unshare -n` (root)'})", file=sys.stderr)
         return 0
     from tests.distributed.harness import namespace, redis_server, stop_process, wait_for_worker

@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import resource
-import shutil
 import statistics
 import subprocess
 import sys
@@ -41,6 +40,7 @@ from typing import Any
 import yaml
 
 from attt.scanner.runner import DEFAULT_CONCURRENCY
+from tests.bench import in_own_netns
 from tests.bench.bench_scale import OPEN_PORTS, RESULTS, _addresses
 
 REPO = Path(__file__).resolve().parents[2]
@@ -339,25 +339,12 @@ def row_rss(work: Path, systems: int = 1000) -> list[Row]:
     ]
 
 
-def _in_own_netns() -> bool:
-    if os.environ.get("ATTT_BENCH_NETNS") == "1":
-        return True
-    if shutil.which("unshare") is None:
-        return False
-    command = f"ip link set lo up && exec {sys.executable} -m tests.bench.bench_goals " + " ".join(
-        sys.argv[1:]
-    )
-    done = subprocess.run(["unshare", "-n", "--", "sh", "-c", command],
-                          env={**os.environ, "ATTT_BENCH_NETNS": "1"}, check=False, cwd=REPO)  # fmt: skip
-    sys.exit(done.returncode)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-save", action="store_true")
     args = parser.parse_args()
-    if not _in_own_netns():
+    if not in_own_netns("bench_goals"):
         print("bench_goals: needs `unshare -n` (root) for its own loopback", file=sys.stderr)
         return 0
     from tests.servers.sshd import can_run_sshd, running_ssh_servers

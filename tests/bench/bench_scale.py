@@ -31,6 +31,8 @@ from typing import Any
 
 import yaml
 
+from tests.bench import in_own_netns
+
 RESULTS = Path(__file__).with_name("results.json")
 RESULTS_SCHEMA = 1
 OPEN_PORTS = (22, 443)
@@ -247,25 +249,12 @@ def bench_summary(systems: int, findings: int) -> dict[str, Any]:
     return {"systems": systems, "findings": findings, "cpu_s": round(seconds, 3)}
 
 
-def _in_own_netns() -> bool:
-    if os.environ.get("ATTT_BENCH_NETNS") == "1":
-        return True
-    if shutil.which("unshare") is None:
-        return False
-    command = f"ip link set lo up && exec {sys.executable} -m tests.bench.bench_scale " + " ".join(
-        sys.argv[1:]
-    )
-    done = subprocess.run(["unshare", "-n", "--", "sh", "-c", command],
-                          env={**os.environ, "ATTT_BENCH_NETNS": "1"}, check=False, cwd=REPO)  # fmt: skip
-    sys.exit(done.returncode)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--hosts", default="200,1000")
     parser.add_argument("--no-save", action="store_true")
     args = parser.parse_args()
-    if not _in_own_netns():
+    if not in_own_netns("bench_scale"):
         print("bench_scale: needs `unshare -n` (root) for its own loopback", file=sys.stderr)
         return 0
     from tests.servers.sshd import can_run_sshd, running_ssh_servers
