@@ -20,7 +20,9 @@ import json
 import os
 import re
 import socket
+import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -773,7 +775,7 @@ def _sqlite_engine(location: Location, busy: float) -> Engine:
     def _connected(dbapi: Any, _record: object) -> None:
         dbapi.isolation_level = None  # no transactions begun by the driver behind attt's back
         dbapi.execute(f"PRAGMA busy_timeout={int(busy * 1000)}")
-        dbapi.execute("PRAGMA journal_mode=WAL")
+        _switch_to_wal(dbapi, busy)
         # Each probe commits as it ends; a sync per commit made the store the scan's bottleneck
         # (about 4 ms each, one at a time: 4 s per 1,000 hosts). In WAL mode a killed attt still
         # keeps every commit and the file stays consistent; only a power loss may drop the last
@@ -787,6 +789,22 @@ def _sqlite_engine(location: Location, busy: float) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("attt_write") else "BEGIN")
 
     return engine
+
+
+def _switch_to_wal(dbapi: sqlite3.Connection, busy: float) -> None:
+    """Put the file in WAL mode (it stays so). The switch needs the file to itself, and SQLite
+    answers "database is locked" at once, without waiting out busy_timeout, while another process
+    opens the same new file: two scans started together must both get in, so the switch is tried
+    again until the busy budget is spent."""
+    deadline = time.monotonic() + busy
+    while True:
+        try:
+            dbapi.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)
 
 
 def _postgresql_engine(location: Location, busy: float) -> Engine:
