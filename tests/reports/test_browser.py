@@ -74,8 +74,9 @@ def browser() -> Iterator[Any]:
         chromium.close()
 
 
-ROWS = "#details article.finding, #details .folded > li"
-"""What the filter shows and hides: findings in full, and one line per pass or not-applicable rule."""
+ROWS = "#details [data-sev]"
+"""What the filter shows and hides: a row per failure or waiver, a block per error group, and one
+line per pass or not-applicable rule; each carries its severity."""
 
 
 class Opened:
@@ -108,8 +109,8 @@ class Opened:
             route.abort()
 
     def visible(self, selector: str = ROWS) -> list[dict[str, str]]:
-        """The facets of each visible row: its own, its list's (a folded line's status) and its
-        system section's (owner and system)."""
+        """The facets of each visible row: its own, its group's (the status of a table body or a
+        list of passes) and its system section's (owner and system)."""
         return list(
             self.page.eval_on_selector_all(
                 selector,
@@ -137,7 +138,7 @@ def test_page_loads_offline_without_errors_or_requests(opened: Opened) -> None:
 
 
 def test_hostile_text_is_shown_as_text(opened: Opened) -> None:
-    message = opened.page.locator("#details .finding.st-fail .message").first.inner_text()
+    message = opened.page.locator("#details tbody.st-fail td:nth-child(3)").first.inner_text()
     assert "<script>alert('x')</script>" in message
     assert '"><img src=x onerror=alert(1)>' in message
 
@@ -190,10 +191,11 @@ def test_filters_hide_and_show_rows(opened: Opened) -> None:
 def _rules(opened: Opened) -> list[dict[str, str]]:
     return list(
         opened.page.eval_on_selector_all(
-            "#details article.finding",
+            "#details tr[data-sev], #details .err",
             "rows => rows.filter(r => r.checkVisibility()).flatMap(r =>"
-            " Array.from(r.querySelectorAll('.rule'))"
-            ".map(c => ({rule: c.textContent, system: r.closest('.system').dataset.system})))",
+            " (r.matches('.err') ? (r.querySelector('.rules')?.textContent.split(', ') ?? [])"
+            " : [r.querySelector('a').textContent])"
+            ".map(rule => ({rule, system: r.closest('.system').dataset.system})))",
         )
     )
 
