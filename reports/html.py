@@ -166,6 +166,7 @@ class FindingView:
     policy: str
     message: str
     evidence: tuple[tuple[str, str], ...]
+    """(key, text), observed and expected first; empty unless the finding failed or is waived."""
     remediation: str
     references: tuple[ReferenceView, ...]
     waiver: WaiverView | None
@@ -653,14 +654,10 @@ def _finding_view(
     vantage: str | None = None,
     waiver: WaiverView | None = None,
 ) -> FindingView:
-    evidence = dict(f.evidence)
-    rows: list[tuple[str, str]] = [
-        (key, as_text(evidence_value(evidence.pop(key), lang)))
-        for key in ("observed", "expected")
-        if key in evidence
-    ]
-    rows.extend((clean(str(key)), as_text(value)) for key, value in sorted(evidence.items()))
     host = clean(f.host)
+    # Only a failure or a waiver shows its evidence and its rule's references (these once, in the
+    # rules section): a pass's stay in report.json, and a province has tens of thousands of passes.
+    full = f.status in _SHOWN
     return FindingView(
         rule_id=f.rule_id,
         title=_clean_policy_text(f.title.get(lang)),
@@ -677,14 +674,26 @@ def _finding_view(
         control=f.control,
         policy=f.policy,
         message=clean(f.message.get(lang)),
-        evidence=tuple(rows),
+        evidence=_evidence_rows(f, lang) if full else (),
         remediation=_clean_policy_text(f.remediation.get(lang)),
-        references=tuple(_reference_view(r, lang) for r in f.references),
+        references=tuple(_reference_view(r, lang) for r in f.references) if full else (),
         waiver=waiver,
         open_since=None if open_days is None else f"{t['open_for']} {open_days}",
         open_days=open_days,
         vantage=vantage,
     )
+
+
+def _evidence_rows(f: Finding, lang: Lang) -> tuple[tuple[str, str], ...]:
+    """Observed and expected first, in the report's language, then the rest by name."""
+    evidence = dict(f.evidence)
+    rows: list[tuple[str, str]] = [
+        (key, as_text(evidence_value(evidence.pop(key), lang)))
+        for key in ("observed", "expected")
+        if key in evidence
+    ]
+    rows.extend((clean(str(key)), as_text(value)) for key, value in sorted(evidence.items()))
+    return tuple(rows)
 
 
 _WaiverKey = tuple[str, str, str, str, str | None, date, bool]
