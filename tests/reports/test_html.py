@@ -414,3 +414,25 @@ def test_a_province_page_stays_small_per_finding():
             for j in range(0, 40, 8)
         ]
         assert (size(extra) - whole) / len(extra) <= bound, status
+
+
+def test_every_finding_reaches_its_rule_and_its_waiver_on_the_page():
+    report = full_report()
+    parsed = parse(RENDERER.render(report, "en"))
+    ids = {attrs["id"] for _, attrs in parsed.tags if attrs.get("id")}
+    links = {
+        attrs["href"][1:]
+        for tag, attrs in parsed.tags
+        if tag == "a" and (attrs["href"] or "").startswith("#")
+    }
+    assert links <= ids  # no link leads nowhere
+    # each failure or waiver links to its rule (title, remediation, references) and, waived or
+    # with an expired waiver, to that waiver (reason, approver, decision, expiry)
+    for f in report.findings:
+        if f.status in ("fail", "waived"):
+            assert f"rule-{f.rule_id}" in links, f.rule_id
+    view = build_view(report, "en")
+    assert {w.anchor for w in view.waivers} <= links
+    assert len(view.waivers) == sum(f.waiver is not None for f in report.findings)
+    # a rule only passed still has its title on the page, under its id
+    assert "rule-SSH-CBC" in ids
