@@ -152,7 +152,6 @@ class FindingView:
     rule_id: str
     title: str
     status: str
-    status_label: str
     severity: str
     severity_label: str
     owner_index: int
@@ -170,10 +169,8 @@ class FindingView:
     remediation: str
     references: tuple[ReferenceView, ...]
     waiver: WaiverView | None
-    open_since: str | None
-    """For a failure: the first run of the streak it is in, as a date, and for how long."""
     open_days: str | None
-    """The same, without the words around it, for a table column."""
+    """For a failure: the first run of the streak it is in, as a date, and for how long."""
     vantage: str | None = None
     """`from: Internet (outside)` for what an outside vantage saw; `judged from inside: DMZ` for a
     rule asking for the Internet that had to do without; None for the usual inside view."""
@@ -662,7 +659,6 @@ def _finding_view(
         rule_id=f.rule_id,
         title=_clean_policy_text(f.title.get(lang)),
         status=f.status,
-        status_label=t["status_" + f.status],
         severity=f.severity.value,
         severity_label=t["severity_" + f.severity.value],
         owner_index=owner_index,
@@ -678,7 +674,6 @@ def _finding_view(
         remediation=_clean_policy_text(f.remediation.get(lang)),
         references=tuple(_reference_view(r, lang) for r in f.references) if full else (),
         waiver=waiver,
-        open_since=None if open_days is None else f"{t['open_for']} {open_days}",
         open_days=open_days,
         vantage=vantage,
     )
