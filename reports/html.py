@@ -8,10 +8,13 @@ safe, and a Content-Security-Policy pins them by hash: nothing else may run or l
 The report reads verdict first: the cover gives the overall verdict, the score and how it is
 computed, the counts by severity and every critical and high failure; run metadata and policy
 hashes close the report in its appendix. It carries what an auditor reads, so a province's page
-stays small enough to open: failures, errors and waivers in full; passes and not-applicable
-rules as counts and one line each; each failed rule's remediation and references once, in the
-rules section the findings link to; the raw observations only in report.json, which the page
-names. `report.pdf` (`reports/pdf.py`) lays out the same view for filing, with passes as counts.
+stays small enough to open: failures, errors and waivers in full, a compact row each with the
+facts of that finding (where, what was observed, since when), referring by link to what is the
+same for many rows: its rule's title, remediation and references, printed once in the rules
+section, and its waiver's reason, approver and decision, printed once in the waivers section;
+passes and not-applicable rules as counts and their ids; the raw observations only in
+report.json, which the page names. `report.pdf` (`reports/pdf.py`) lays out the same view for
+filing, with passes and waived findings as counts.
 """
 
 import base64
