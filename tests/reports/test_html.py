@@ -388,7 +388,7 @@ def test_a_province_sized_page_is_laid_out_near_the_screen_only_and_a_small_one_
 
 
 PAGE_BYTES_PER_FINDING: Final = 190
-ROW_BYTES: Final = {"fail": 250, "waived": 450, "pass": 45}
+ROW_BYTES: Final[dict[FindingStatus, int]] = {"fail": 250, "waived": 450, "pass": 45}
 """Bounds on what the Vietnamese page costs, measured on a 300-system province with about 25 %
 margin: 154 bytes a finding over the whole page; for one more finding, 197 bytes a failure, 365 a
 waiver (its row and its line in the waivers table), 34 a pass. Before the page referred to rule and
@@ -420,11 +420,8 @@ def test_every_finding_reaches_its_rule_and_its_waiver_on_the_page():
     report = full_report()
     parsed = parse(RENDERER.render(report, "en"))
     ids = {attrs["id"] for _, attrs in parsed.tags if attrs.get("id")}
-    links = {
-        attrs["href"][1:]
-        for tag, attrs in parsed.tags
-        if tag == "a" and (attrs["href"] or "").startswith("#")
-    }
+    hrefs = [attrs.get("href") or "" for tag, attrs in parsed.tags if tag == "a"]
+    links = {href[1:] for href in hrefs if href.startswith("#")}
     assert links <= ids  # no link leads nowhere
     # each failure or waiver links to its rule (title, remediation, references) and, waived or
     # with an expired waiver, to that waiver (reason, approver, decision, expiry)
