@@ -433,3 +433,20 @@ def test_every_finding_reaches_its_rule_and_its_waiver_on_the_page():
     assert len(view.waivers) == sum(f.waiver is not None for f in report.findings)
     # a rule only passed still has its title on the page, under its id
     assert "rule-SSH-CBC" in ids
+
+
+def test_a_waiver_is_listed_once_with_every_place_it_covers():
+    findings = [
+        F.finding("PORT-TELNET", "waived", host="127.0.0.1", port=23, waiver=F.waiver()),
+        F.finding("PORT-TELNET", "waived", host="127.0.0.2", port=23, waiver=F.waiver()),
+        F.finding("PORT-TELNET", "fail", host="127.0.0.3", port=23, waiver=F.waiver(True, reason="Cũ")),
+    ]
+    view = build_view(F.report(findings), "en")
+    assert [(w.places, w.expired) for w in view.waivers] == [
+        (("127.0.0.1:23", "127.0.0.2:23"), False),
+        (("127.0.0.3:23",), True),
+    ]
+    page = render_html(view).decode("utf-8")
+    active, expired = view.waivers
+    assert page.count(f'href="#{active.anchor}"') == 2 and page.count(f'href="#{expired.anchor}"') == 1
+    assert page.count(active.reason) == 1  # the reason once, in the waivers section
