@@ -17,8 +17,13 @@ Here every probe of the process feeds the same workers:
   admitted only as fast as the process can finish them (`Admission`), so a busy run queues
   whole jobs instead of stretching every handshake in flight past its server's silence budget.
 - A scan that gives up is cancelled: its queued jobs are dropped and never run.
-- Cipher suites are enumerated by elimination (`_elimination.py`), a few jobs per version
-  instead of one per suite, unless a scan asks to be exhaustive.
+- Cipher suites and curves are enumerated by elimination (`_elimination.py`), a few jobs per
+  version instead of one per suite, one job instead of one per curve, unless a scan asks to be
+  exhaustive.
+- The client-renegotiation test goes last, alone: it is the one job that asks the server for
+  something it may punish (OpenSSL's own `s_server` sleeps a second after refusing it, with
+  every other connection queued behind), so no other job of the scan waits behind it.
+- A scan may carry extra probes of its own (`extras`), run as jobs alongside sslyze's.
 
 This module drives sslyze's job model (`sslyze.scanner._mass_scanner`, private in name), so
 sslyze is pinned to one major version in pyproject.toml.
@@ -36,7 +41,9 @@ from traceback import TracebackException
 from typing import Any
 
 from sslyze.errors import ConnectionToServerFailed, ConnectionToServerTimedOut, TlsHandshakeTimedOut
+from sslyze.plugins.elliptic_curves_plugin import _test_curve
 from sslyze.plugins.openssl_cipher_suites._test_cipher_suite import connect_with_cipher_suite
+from sslyze.plugins.session_renegotiation_plugin import _test_client_renegotiation
 from sslyze.scanner._jobs_worker_thread import CompletedScanJob
 from sslyze.scanner._mass_scanner import (
     _generate_result_for_completed_server_scan,
@@ -49,7 +56,7 @@ from sslyze.scanner.models import (
     ServerScanResult,
     ServerScanStatusEnum,
 )
-from sslyze.server_connectivity import check_connectivity_to_server
+from sslyze.server_connectivity import ServerConnectivityInfo, check_connectivity_to_server
 
 from attt.checks.tls import _elimination
 
@@ -60,6 +67,18 @@ ADMISSION_FLOOR = 4
 """Jobs always admitted at once, however busy the process: progress for a few endpoints."""
 _SILENT = (ConnectionToServerTimedOut, TlsHandshakeTimedOut)
 """Job failures that mean the server said nothing in time: not progress."""
+_LAST = (_test_client_renegotiation,)
+"""Jobs run only once every other job of their scan has finished (see the module docstring)."""
+
+Extra = Callable[[ServerConnectivityInfo], Any]
+"""A probe of attt's own for one endpoint, given what sslyze's connectivity test found."""
+
+
+@dataclass(frozen=True)
+class _ExtraCommand:
+    """Stands for the command of an extra probe's job: its result goes to `extras`, not sslyze."""
+
+    name: str
 
 
 @dataclass
@@ -70,7 +89,12 @@ class EndpointScan:
     ip: str
     order: int
     exhaustive: bool = False
-    """Enumerate cipher suites one handshake each (sslyze's way), not by elimination."""
+    """Enumerate cipher suites and curves one handshake each (sslyze's way), not by elimination."""
+    extra_probes: dict[str, Extra] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
+    """Each extra probe's value, or the exception it raised; absent when it never ran."""
+    last: list[tuple[Any, Callable[..., Any], Sequence[Any]]] = field(default_factory=list)
+    """Jobs held back until every other job of the scan has finished."""
     started: float | None = None
     """When its first job started (monotonic); its budget counts from there."""
     last_progress: float | None = None
@@ -176,10 +200,19 @@ class JobPool:
         return self._workers
 
     def submit(
-        self, request: ServerScanRequest, ip: str, per_ip: int, *, exhaustive: bool = False
+        self,
+        request: ServerScanRequest,
+        ip: str,
+        per_ip: int,
+        *,
+        exhaustive: bool = False,
+        extras: dict[str, Extra] | None = None,
     ) -> EndpointScan:
-        """Queue a server scan; it starts with a connectivity test, then its commands' jobs."""
-        scan = EndpointScan(request=request, ip=ip, order=next(self._orders), exhaustive=exhaustive)
+        """Queue a server scan; it starts with a connectivity test, then its commands' jobs and
+        the `extras` probes."""
+        scan = EndpointScan(
+            request=request, ip=ip, order=next(self._orders), exhaustive=exhaustive, extra_probes=extras or {}
+        )
         with self._lock:
             if self._outstanding[ip] == 0:  # the cap in force while an IP is busy stays
                 self._per_ip[ip] = max(1, per_ip)
@@ -317,12 +350,19 @@ class JobPool:
                 scan.done.set()
                 return None
             self._queue_commands(scan, value)
+        elif isinstance(job.command, _ExtraCommand):
+            scan.extras[job.command.name] = value if error is None else error
         elif job.answers:
             entries = value if error is None else [(None, error)] * job.answers
             scan.completed.extend(CompletedScanJob(scan.request.uuid, job.command, v, e) for v, e in entries)
         else:
             scan.completed.append(CompletedScanJob(scan.request.uuid, job.command, value, error))
         if scan.pending or scan.ongoing is None:
+            return None
+        if scan.last:
+            for command, call, args in scan.last:
+                self._push(scan, command, call, args)
+            scan.last.clear()
             return None
         return replace(
             scan.ongoing, completed_scan_jobs=scan.completed, queued_scan_jobs_count=len(scan.completed)
@@ -339,15 +379,33 @@ class JobPool:
             completed_scan_jobs=[],
         )
         for command, command_jobs in jobs.items():
-            if (
-                not scan.exhaustive
-                and command_jobs
-                and all(one.function_to_call is connect_with_cipher_suite for one in command_jobs)
-            ):
+            calls = {one.function_to_call for one in command_jobs}
+            if not scan.exhaustive and calls == {connect_with_cipher_suite}:
                 self._queue_elimination(scan, command, command_jobs)
-                continue
-            for one in command_jobs:
-                self._push(scan, command, one.function_to_call, one.function_arguments)
+            elif not scan.exhaustive and calls == {_test_curve}:
+                curves = [one.function_arguments[1] for one in command_jobs]
+                server = command_jobs[0].function_arguments[0]
+                self._push(
+                    scan,
+                    command,
+                    _elimination.eliminate_groups,
+                    (server, curves, partial(_answered, scan)),
+                    len(curves),
+                )
+            else:
+                for one in command_jobs:
+                    if one.function_to_call in _LAST:
+                        scan.last.append((command, one.function_to_call, one.function_arguments))
+                    else:
+                        self._push(scan, command, one.function_to_call, one.function_arguments)
+        if scan.extra_probes:
+            server = ServerConnectivityInfo(
+                server_location=scan.request.server_location,
+                network_configuration=scan.request.network_configuration,
+                tls_probing_result=probing,
+            )
+            for name, probe in scan.extra_probes.items():
+                self._push(scan, _ExtraCommand(name), probe, (server,))
 
     def _queue_elimination(self, scan: EndpointScan, command: Any, jobs: Sequence[Any]) -> None:
         """sslyze's one-handshake-per-suite jobs of one version, as a few elimination jobs."""
