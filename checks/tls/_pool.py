@@ -357,12 +357,14 @@ class JobPool:
             scan.completed.extend(CompletedScanJob(scan.request.uuid, job.command, v, e) for v, e in entries)
         else:
             scan.completed.append(CompletedScanJob(scan.request.uuid, job.command, value, error))
-        if scan.pending or scan.ongoing is None:
+        if scan.pending:
             return None
         if scan.last:
             for command, call, args in scan.last:
                 self._push(scan, command, call, args)
             scan.last.clear()
+            return None
+        if scan.ongoing is None:
             return None
         return replace(
             scan.ongoing, completed_scan_jobs=scan.completed, queued_scan_jobs_count=len(scan.completed)

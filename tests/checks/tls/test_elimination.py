@@ -1,6 +1,6 @@
-"""The fast path (suites by elimination) against sslyze's full enumeration (one handshake per
-suite), on every TLS server of the lab: the same versions, suites, key exchange, groups and
-verdicts, in a fraction of the connections."""
+"""The fast path (suites and curves by elimination) against sslyze's full enumeration (one
+handshake per suite, one per curve), on every TLS server of the lab: the same versions, suites,
+key exchange, groups and verdicts, in a fraction of the connections."""
 
 import socket
 import threading
@@ -125,4 +125,6 @@ def test_the_fast_path_stays_under_the_connection_targets(both_ways, tls_lab_ser
     legacy = tls_lab_servers.servers["legacy"].ip  # every version the lab's OpenSSL still speaks
     assert fast[modern] <= 100, fast
     assert fast[legacy] <= 200, fast
+    # Measured: 41-44 and 63 (curves by elimination: ~4 handshakes instead of sslyze's 30).
+    assert fast[modern] <= 50 and fast[legacy] <= 75, fast
     assert sum(fast.values()) * 3 < sum(full.values()), (fast, full)
