@@ -23,6 +23,9 @@ Here every probe of the process feeds the same workers:
 - The client-renegotiation test goes last, alone: it is the one job that asks the server for
   something it may punish (OpenSSL's own `s_server` sleeps a second after refusing it, with
   every other connection queued behind), so no other job of the scan waits behind it.
+- ROBOT waits for the cipher suites (fast path only): a server that accepted no RSA key
+  exchange suite at any version cannot complete sslyze's ROBOT handshakes (they offer only
+  those suites), so ROBOT's answer is sslyze's "RSA not supported" without its 6 connections.
 - A scan may carry extra probes of its own (`extras`), run as jobs alongside sslyze's.
 
 This module drives sslyze's job model (`sslyze.scanner._mass_scanner`, private in name), so
@@ -40,9 +43,15 @@ from functools import partial
 from traceback import TracebackException
 from typing import Any
 
+from sslyze.connection_helpers.tls_connection import NoCiphersAvailableBugInSSlyze
 from sslyze.errors import ConnectionToServerFailed, ConnectionToServerTimedOut, TlsHandshakeTimedOut
 from sslyze.plugins.elliptic_curves_plugin import _test_curve
-from sslyze.plugins.openssl_cipher_suites._test_cipher_suite import connect_with_cipher_suite
+from sslyze.plugins.openssl_cipher_suites._test_cipher_suite import (
+    CipherSuiteAcceptedByServer,
+    connect_with_cipher_suite,
+)
+from sslyze.plugins.robot._robot_tester import ServerDoesNotSupportRsa, test_robot
+from sslyze.plugins.scan_commands import ScanCommand
 from sslyze.plugins.session_renegotiation_plugin import _test_client_renegotiation
 from sslyze.scanner._jobs_worker_thread import CompletedScanJob
 from sslyze.scanner._mass_scanner import (
@@ -69,6 +78,19 @@ _SILENT = (ConnectionToServerTimedOut, TlsHandshakeTimedOut)
 """Job failures that mean the server said nothing in time: not progress."""
 _LAST = (_test_client_renegotiation,)
 """Jobs run only once every other job of their scan has finished (see the module docstring)."""
+_SUITE_COMMANDS = frozenset(
+    {
+        ScanCommand.SSL_2_0_CIPHER_SUITES,
+        ScanCommand.SSL_3_0_CIPHER_SUITES,
+        ScanCommand.TLS_1_0_CIPHER_SUITES,
+        ScanCommand.TLS_1_1_CIPHER_SUITES,
+        ScanCommand.TLS_1_2_CIPHER_SUITES,
+        ScanCommand.TLS_1_3_CIPHER_SUITES,
+    }
+)
+_RSA_KEY_EXCHANGE = "TLS_RSA_"
+"""How the names of the suites with RSA key exchange begin (TLS_RSA_WITH_*, TLS_RSA_EXPORT_*, and
+TLS_RSA_PSK_*, which ROBOT never offers: counting them only makes ROBOT run more often)."""
 
 Extra = Callable[[ServerConnectivityInfo], Any]
 """A probe of attt's own for one endpoint, given what sslyze's connectivity test found."""
@@ -95,6 +117,12 @@ class EndpointScan:
     """Each extra probe's value, or the exception it raised; absent when it never ran."""
     last: list[tuple[Any, Callable[..., Any], Sequence[Any]]] = field(default_factory=list)
     """Jobs held back until every other job of the scan has finished."""
+    robot: list[tuple[Any, Callable[..., Any], Sequence[Any]]] = field(default_factory=list)
+    """ROBOT's jobs, held back until the cipher suites are known (`suite_jobs` is 0)."""
+    suite_jobs: int = 0
+    """Cipher-suite elimination jobs not finished yet."""
+    robot_needed: bool = False
+    """Some suite with RSA key exchange was accepted, or a suite's answer is unknown."""
     started: float | None = None
     """When its first job started (monotonic); its budget counts from there."""
     last_progress: float | None = None
@@ -355,6 +383,11 @@ class JobPool:
         elif job.answers:
             entries = value if error is None else [(None, error)] * job.answers
             scan.completed.extend(CompletedScanJob(scan.request.uuid, job.command, v, e) for v, e in entries)
+            if job.call is _elimination.eliminate:
+                scan.robot_needed |= any(_robot_may_connect(v, e) for v, e in entries)
+                scan.suite_jobs -= 1
+                if scan.suite_jobs == 0:
+                    self._release_robot(scan)
         else:
             scan.completed.append(CompletedScanJob(scan.request.uuid, job.command, value, error))
         if scan.pending:
@@ -380,9 +413,14 @@ class JobPool:
             queued_scan_jobs_count=0,
             completed_scan_jobs=[],
         )
+        eliminated = set()
         for command, command_jobs in jobs.items():
             calls = {one.function_to_call for one in command_jobs}
+            if not scan.exhaustive and calls == {test_robot}:
+                scan.robot = [(command, one.function_to_call, one.function_arguments) for one in command_jobs]
+                continue
             if not scan.exhaustive and calls == {connect_with_cipher_suite}:
+                eliminated.add(command)
                 self._queue_elimination(scan, command, command_jobs)
             elif not scan.exhaustive and calls == {_test_curve}:
                 curves = [one.function_arguments[1] for one in command_jobs]
@@ -400,6 +438,10 @@ class JobPool:
                         scan.last.append((command, one.function_to_call, one.function_arguments))
                     else:
                         self._push(scan, command, one.function_to_call, one.function_arguments)
+        # Every version's suites must come from elimination for their answers to settle ROBOT.
+        scan.robot_needed = not _SUITE_COMMANDS.issubset(eliminated)
+        if scan.suite_jobs == 0:
+            self._release_robot(scan)
         if scan.extra_probes:
             server = ServerConnectivityInfo(
                 server_location=scan.request.server_location,
@@ -418,6 +460,7 @@ class JobPool:
             groups.setdefault(_elimination.needs_legacy_openssl(version, suite), []).append(suite)
         for legacy, suites in groups.items():
             for chunk in _elimination.chunks(suites):
+                scan.suite_jobs += 1
                 self._push(
                     scan,
                     command,
@@ -425,6 +468,27 @@ class JobPool:
                     (server, version, chunk, legacy, partial(_answered, scan)),
                     len(chunk),
                 )
+
+    def _release_robot(self, scan: EndpointScan) -> None:
+        """The suites are known: ROBOT's jobs run, or get sslyze's own "RSA not supported"."""
+        for command, call, args in scan.robot:
+            if scan.robot_needed:
+                self._push(scan, command, call, args)
+            else:
+                skipped = CompletedScanJob(scan.request.uuid, command, None, ServerDoesNotSupportRsa())
+                scan.completed.append(skipped)
+        scan.robot.clear()
+
+
+def _robot_may_connect(value: Any, error: Exception | None) -> bool:
+    """Whether one suite's answer leaves ROBOT's handshakes a chance: an accepted suite with RSA
+    key exchange, or no answer at all (a suite our OpenSSL cannot offer, which sslyze skips, is
+    no chance: ROBOT's client cannot offer it either)."""
+    if error is not None:
+        return not isinstance(error, NoCiphersAvailableBugInSSlyze)
+    return isinstance(value, CipherSuiteAcceptedByServer) and value.cipher_suite.name.startswith(
+        _RSA_KEY_EXCHANGE
+    )
 
 
 def _answered(scan: EndpointScan) -> None:
