@@ -118,7 +118,8 @@ class EndpointScan:
     last: list[tuple[Any, Callable[..., Any], Sequence[Any]]] = field(default_factory=list)
     """Jobs held back until every other job of the scan has finished."""
     robot: list[tuple[Any, Callable[..., Any], Sequence[Any]]] = field(default_factory=list)
-    """ROBOT's jobs, held back until the cipher suites are known (`suite_jobs` is 0)."""
+    """ROBOT's jobs, held back until the cipher suites are known (`suite_jobs` is 0) or one of
+    them makes ROBOT necessary (`robot_needed`)."""
     suite_jobs: int = 0
     """Cipher-suite elimination jobs not finished yet."""
     robot_needed: bool = False
@@ -386,7 +387,7 @@ class JobPool:
             if job.call is _elimination.eliminate:
                 scan.robot_needed |= any(_robot_may_connect(v, e) for v, e in entries)
                 scan.suite_jobs -= 1
-                if scan.suite_jobs == 0:
+                if scan.suite_jobs == 0 or scan.robot_needed:  # settled: no need to wait for the rest
                     self._release_robot(scan)
         else:
             scan.completed.append(CompletedScanJob(scan.request.uuid, job.command, value, error))
@@ -440,7 +441,7 @@ class JobPool:
                         self._push(scan, command, one.function_to_call, one.function_arguments)
         # Every version's suites must come from elimination for their answers to settle ROBOT.
         scan.robot_needed = not _SUITE_COMMANDS.issubset(eliminated)
-        if scan.suite_jobs == 0:
+        if scan.suite_jobs == 0 or scan.robot_needed:
             self._release_robot(scan)
         if scan.extra_probes:
             server = ServerConnectivityInfo(
