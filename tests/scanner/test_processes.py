@@ -1,0 +1,240 @@
+"""CPU-heavy probes in worker processes (scanner/processes.py): the same facts and verdicts as
+in threads; a worker killed mid-probe costs its own probes an `error` that says so, never the
+run; Ctrl-C to the whole process group stops the workers and leaves a resumable run.
+
+The real `attt scan` runs in a child process against the TLS and SSH labs (127.0.30.x,
+127.0.40.x) and silent TLS ports on 127.0.152.x, which hold a probe for about a quarter of its
+`--timeout`: long enough to kill its worker under it.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from attt.scanner.plugin import cpu_heavy
+from attt.scanner.processes import MIN_PROBES, workers_for
+from attt.scanner.registry import Registry
+from attt.scanner.runner import Runner, ScanPlan
+from tests import factories
+from tests.robustness.conftest import history, start
+from tests.robustness.test_budgets import _fleet
+from tests.servers.listeners import tcp_listeners
+from tests.servers.sshd import SshServers
+from tests.servers.tls import TlsLab
+
+SILENT = [f"127.0.152.{i}" for i in range(10, 16)]
+SILENT_PORT = 8443
+WAIT_SECONDS = 240.0
+
+
+@pytest.fixture(scope="module")
+def silent_ports() -> Iterator[None]:
+    with tcp_listeners([(ip, SILENT_PORT) for ip in SILENT]):
+        yield
+
+
+def _workers(pid: int) -> set[int]:
+    """The worker processes of the scan `pid`: children of its fork server, a child of its own."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue  # it has just exited
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    children = {p for p, parent in parents.items() if parent == pid}
+    return {p for p, parent in parents.items() if parent in children}
+
+
+def _scan(
+    args: Sequence[str], during: Callable[[subprocess.Popen[str]], None] = lambda _: None
+) -> tuple[int, set[int], str]:
+    """Run `attt ARGS`; its exit code, every worker process seen while it ran, its stderr."""
+    proc = start(args)
+    seen: set[int] = set()
+    during(proc)
+    deadline = time.monotonic() + WAIT_SECONDS
+    while proc.poll() is None:
+        seen |= _workers(proc.pid)
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"attt {' '.join(args)} still running after {WAIT_SECONDS:.0f} s")
+        time.sleep(0.05)
+    _, err = proc.communicate(timeout=10)
+    return proc.returncode, seen, err
+
+
+def _report(out: Path) -> dict[str, Any]:
+    return dict(json.loads((out / "report.json").read_text(encoding="utf-8")))
+
+
+def _scan_args(tmp_path: Path, inventory: Path, name: str, *extra: str) -> list[str]:
+    return ["scan", "-i", str(inventory), "--format", "json", "--out", str(tmp_path / name),
+            "--db", str(tmp_path / f"{name}.sqlite"), *extra]  # fmt: skip
+
+
+def _facts(report: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """Observations without their times (the only thing two scans of a server may differ in)."""
+    untimed = [
+        {k: v for k, v in (o["data"] or {}).items() if k != "scanned_at"} for o in report["observations"]
+    ]
+    return sorted(
+        (
+            o["check"],
+            o["system"],
+            o["host"],
+            o["port"],
+            o["status"],
+            o["error"],
+            json.dumps(data, sort_keys=True),
+        )
+        for o, data in zip(report["observations"], untimed, strict=True)
+    )
+
+
+def _verdicts(report: dict[str, Any]) -> list[tuple[Any, ...]]:
+    return sorted((f["rule_id"], f["system"], f["host"], f["port"], f["status"]) for f in report["findings"])
+
+
+def test_two_worker_processes_see_and_judge_what_one_process_does(
+    tls_lab_servers: TlsLab, sshd_servers: SshServers, port_listeners: object, tmp_path: Path
+) -> None:
+    # Given a dozen healthy TLS, STARTTLS and SSH servers and a host of plain ports
+    inventory = _fleet(tmp_path / "fleet.yaml", tls_lab_servers, sshd_servers)
+    checks = ("--check", "ports", "--check", "tls", "--check", "ssh", "--timeout", "10")
+    reports, workers = [], []
+    for processes in ("1", "2"):
+        # When it is scanned in this process, then with two worker processes
+        code, seen, err = _scan(
+            _scan_args(tmp_path, inventory, f"p{processes}", *checks, "--processes", processes)
+        )
+        assert code in (0, 1), err[-3000:]
+        reports.append(_report(tmp_path / f"p{processes}"))
+        workers.append(seen)
+    # Then the workers ran only when asked for, and the facts and verdicts are the same
+    assert workers[0] == set()
+    assert len(workers[1]) == 2
+    assert _facts(reports[1]) == _facts(reports[0])
+    assert _verdicts(reports[1]) == _verdicts(reports[0])
+    assert [o for o in reports[1]["observations"] if o["status"] == "error"] == []
+
+
+def _silent_inventory(path: Path, lab: TlsLab) -> Path:
+    """The silent ports first (one system each), then two healthy lab servers."""
+    hosts = [(ip, SILENT_PORT) for ip in SILENT] + [
+        (lab.servers[n].ip, 443) for n in ("modern", "intermediate")
+    ]
+    systems = [
+        {"id": f"s{i}", "name": f"s{i}", "owner": "Sở KH&CN", "level": 2,
+         "hosts": [{"address": ip, "services": [{"port": port, "kind": "tls"}]}]}
+        for i, (ip, port) in enumerate(hosts)
+    ]  # fmt: skip
+    inventory = {"province": "Hà Tĩnh", "scope": ["127.0.0.0/8"], "systems": systems}
+    path.write_text(yaml.safe_dump(inventory, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def _when_workers_hold_probes(
+    action: Callable[[subprocess.Popen[str], set[int]], None],
+) -> Callable[[subprocess.Popen[str]], None]:
+    """Wait until the scan's two workers serve and have had time to take the silent probes."""
+
+    def during(proc: subprocess.Popen[str]) -> None:
+        deadline = time.monotonic() + 60
+        while len(workers := _workers(proc.pid)) < 2:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                pytest.fail("the scan started no worker processes")
+            time.sleep(0.05)
+        time.sleep(2.0)  # ready, and handed the probes in flight
+        action(proc, workers)
+
+    return during
+
+
+def test_a_killed_worker_turns_its_probes_into_errors_and_the_run_completes(
+    tls_lab_servers: TlsLab, silent_ports: None, tmp_path: Path
+) -> None:
+    # Given a scan whose two workers each hold silent ports' probes (about 10 s each)
+    inventory = _silent_inventory(tmp_path / "inventory.yaml", tls_lab_servers)
+    args = _scan_args(tmp_path, inventory, "out", "--check", "tls", "-p", "baseline", "--timeout", "40",
+                      "--concurrency", "4", "--processes", "2")  # fmt: skip
+    killed: list[int] = []
+
+    def kill_one(_proc: subprocess.Popen[str], workers: set[int]) -> None:
+        victim = min(workers)
+        os.kill(victim, signal.SIGKILL)
+        killed.append(victim)
+
+    # When one worker is killed under its probes
+    code, seen, err = _scan(args, _when_workers_hold_probes(kill_one))
+    # Then the run completes: the dead worker's probes are errors that say why, the others'
+    # (and the healthy servers', run by the survivor or the worker that took its place) are not
+    assert code in (1, 3), err[-3000:]  # failed or unjudged rules: the run ended on its own
+    report = _report(tmp_path / "out")
+    assert report["run"]["status"] == "complete"
+    by_system = {o["system"]: o for o in report["observations"] if o["check"] == "tls"}
+    assert sorted(by_system) == [f"s{i}" for i in range(len(SILENT) + 2)]
+    lost = [o for o in by_system.values() if "killed by SIGKILL" in (o["error"] or "")]
+    assert lost
+    assert all(f"pid {killed[0]}" in o["error"] for o in lost)
+    assert len(lost) < len(SILENT)  # the other worker's probes ended their own way
+    assert by_system[f"s{len(SILENT)}"]["status"] == by_system[f"s{len(SILENT) + 1}"]["status"] == "ok"
+    assert len(seen) == 3  # a worker took the dead one's place
+
+
+def test_ctrl_c_stops_the_workers_and_leaves_a_resumable_run(
+    tls_lab_servers: TlsLab, silent_ports: None, tmp_path: Path
+) -> None:
+    # Given a scan whose workers hold silent ports' probes
+    inventory = _silent_inventory(tmp_path / "inventory.yaml", tls_lab_servers)
+    args = _scan_args(tmp_path, inventory, "out", "--check", "tls", "-p", "baseline", "--timeout", "40",
+                      "--concurrency", "4", "--processes", "2")  # fmt: skip
+    workers: list[int] = []
+
+    def ctrl_c(proc: subprocess.Popen[str], serving: set[int]) -> None:
+        workers.extend(serving)
+        os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the whole group
+
+    # When Ctrl-C reaches the scan and its workers
+    started = time.monotonic()
+    code, _, err = _scan(args, _when_workers_hold_probes(ctrl_c))
+    # Then the scan ends at once with 130, its workers with it, and the run is incomplete
+    assert code == 130, err[-3000:]
+    assert time.monotonic() - started < 30
+    assert "Traceback" not in err
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
+    [line] = [line for line in history(tmp_path / "out.sqlite") if "incomplete" in line]
+    run_id = line.split()[0]
+    # And --resume finishes it, probing what the interruption left
+    code, _, err = _scan(["scan", "--resume", run_id, "--db", str(tmp_path / "out.sqlite"),
+                          "--out", str(tmp_path / "resumed"), "--timeout", "40"])  # fmt: skip
+    assert code in (1, 3), err[-3000:]  # failed or unjudged rules: the run ended on its own
+    report = _report(tmp_path / "resumed")
+    assert report["run"]["status"] == "complete"
+    assert len({o["system"] for o in report["observations"] if o["check"] == "tls"}) == len(SILENT) + 2
+
+
+def test_workers_start_on_their_own_only_for_enough_cpu_heavy_probes() -> None:
+    registry = Registry.load()
+    assert cpu_heavy(registry.check("tls")) and cpu_heavy(registry.check("ssh"))
+    assert not cpu_heavy(registry.check("ports"))
+    runner = Runner(registry, lambda *_: None)
+    targets = [factories.target(address=f"127.0.152.{i}") for i in range(1, 4)]
+    assert runner.heavy_probes(ScanPlan(targets=targets, checks=["ports", "tls", "ssh"], policies={})) == 6
+    assert runner.heavy_probes(ScanPlan(targets=targets, checks=["ports"], policies={})) == 0
+    # A few endpoints never pay for starting workers; many do, one per core; asked for, always.
+    assert workers_for(None, 6, machine=2) == 0
+    assert workers_for(None, MIN_PROBES, machine=2) == 2
+    assert workers_for(None, 1000, machine=1) == 0
+    assert workers_for(1, 1000, machine=8) == 0
+    assert workers_for(4, 3, machine=2) == 3
+    assert workers_for(2, 0, machine=2) == 0
