@@ -77,7 +77,7 @@ def cores() -> int:
     narrow), else the machine's count."""
     try:
         return len(os.sched_getaffinity(0))
-    except AttributeError:  # not every platform has affinity
+    except (AttributeError, OSError):  # not every platform (or sandbox) tells the affinity
         return os.cpu_count() or 1
 
 
