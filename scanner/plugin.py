@@ -273,7 +273,7 @@ def cpu_heavy(check: Check) -> bool:
     worker processes, one per core, instead of threads that share one core; a check without
     the attribute runs in threads. Such a check's probe must need nothing but its target and
     `ProbeContext` (it runs in a fresh process of the same installation), and its class must be
-    importable by its module and name."""
+    importable by its module and name. A `Batched` check's batches still run in this process."""
     return getattr(check, "cpu_heavy", False) is True
 
 

@@ -125,6 +125,8 @@ class ProcessPool:
         self._workers: list[_Worker] = []
         self._ids = 0
         self._started = threading.Event()
+        self._loaded: frozenset[str] | None = None
+        """The checks the workers could load (the first to start says)."""
         self._broken: str | None = None
         """Why the workers cannot serve: probes then run in the scan's own process."""
         self._closed = False
@@ -147,6 +149,8 @@ class ProcessPool:
         """What one probe saw, run in a worker; None when the scan was stopped first."""
         if not self._wait_started():
             return None
+        if self._loaded is not None and check.name not in self._loaded:
+            return probe_target(check, target, ctx, self._stop)  # its class cannot be loaded there
         job = ProbeJob.of(check.name, target, ctx)
         message = {"job": job.model_dump(mode="json"), "credential": _credential(ctx.credential)}
         future = self._send(target.ip, message)
@@ -176,7 +180,7 @@ class ProcessPool:
             worker.process.join(max(0.0, deadline - time.monotonic()))
             if worker.process.is_alive():
                 worker.process.kill()
-                worker.process.join(1.0)
+                worker.process.join(_STOP_SECONDS)
         with self._lock:
             for worker in workers:
                 self._lose(worker, "the scan was stopped")
@@ -268,12 +272,12 @@ class ProcessPool:
         if not workers:
             self._give_up("every worker process died as it started")
             return False
-        watched = [w.conn for w in workers] + [w.process.sentinel for w in workers]
-        ready = wait([*watched, self._wake_read], timeout=BEAT_SECONDS / 2)
+        # A worker's end of its pipe closes when it dies, however it dies: its pipe is watched,
+        # not its exit (the fork server reports that, and may itself be gone, e.g. SIGTERM to
+        # the whole service).
+        ready = wait([*(w.conn for w in workers), self._wake_read], timeout=BEAT_SECONDS / 2)
         for worker in workers:
-            if worker.conn in ready:
-                self._read(worker)
-            if worker.process.sentinel in ready:
+            if worker.conn in ready and not self._read(worker):
                 self._died(worker)
         self._kill_silent(workers)
         return True
@@ -300,22 +304,32 @@ class ProcessPool:
         )
         process.start()
         theirs.close()
+        worker = _Worker(process, mine)
         with self._lock:
-            self._workers.append(_Worker(process, mine))
+            closed = self._closed
+            if not closed:
+                self._workers.append(worker)
+        if closed:  # started while the scan ended
+            self._hang_up(worker)
+            process.kill()
+            process.join(_STOP_SECONDS)
 
-    def _read(self, worker: _Worker) -> None:
-        """Every message the worker has sent (none is lost when it dies just after)."""
+    def _read(self, worker: _Worker) -> bool:
+        """Take every message the worker has sent (all of them, when it died just after);
+        False once it is gone."""
         try:
             while worker.conn.poll():
                 self._take(worker, json.loads(worker.conn.recv_bytes()))
         except (EOFError, OSError):
-            return  # it is gone; its sentinel says so
+            return False
+        return True
 
     def _take(self, worker: _Worker, message: dict[str, Any]) -> None:
         worker.heard = time.monotonic()
         if "ready" in message:
             with self._lock:
                 worker.ready = True
+                self._loaded = self._loaded or frozenset(message.get("checks", ()))
             self._started.set()
             return
         with self._lock:
@@ -324,14 +338,14 @@ class ProcessPool:
             future.set_result(message)
 
     def _died(self, worker: _Worker) -> None:
-        self._read(worker)
-        worker.process.join(0)
+        worker.process.join(1.0)  # its pipe closed as it died: its exit is known a moment later
         code = worker.process.exitcode
-        how = (
-            f"was killed by {signal.Signals(-code).name}"
-            if code is not None and code < 0
-            else f"exited ({code})"
-        )
+        if code is None:
+            how = "ended"
+        elif code < 0:
+            how = f"was killed by {signal.Signals(-code).name}"
+        else:
+            how = f"exited with code {code}"
         self._replace(worker, f"the worker process running this probe (pid {worker.process.pid}) {how}")
 
     def _kill_silent(self, workers: list[_Worker]) -> None:
@@ -339,7 +353,7 @@ class ProcessPool:
         for worker in workers:
             if worker.lost is None and worker.pending and now - worker.heard > self._stall:
                 worker.process.kill()
-                worker.process.join(1.0)
+                worker.process.join(_STOP_SECONDS)
                 reason = (
                     f"the worker process running this probe (pid {worker.process.pid}) stopped"
                     f" answering for {self._stall:.0f} s and was killed"
@@ -428,7 +442,7 @@ def serve(conn: Connection, classes: Mapping[str, tuple[str, str]]) -> None:
             except (OSError, ValueError):
                 return
 
-    send({"ready": os.getpid()})
+    send({"ready": os.getpid(), "checks": sorted(registry.checks)})
     threading.Thread(target=beat, name="attt-beat", daemon=True).start()
     while True:
         try:

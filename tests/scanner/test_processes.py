@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -18,9 +19,11 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import SecretStr
 
-from attt.scanner.plugin import cpu_heavy
-from attt.scanner.processes import MIN_PROBES, workers_for
+from attt.checks.ssh import SshData, SshSettings
+from attt.scanner.plugin import Credential, ProbeContext, cpu_heavy
+from attt.scanner.processes import MIN_PROBES, ProcessPool, workers_for
 from attt.scanner.registry import Registry
 from attt.scanner.runner import Runner, ScanPlan
 from tests import factories
@@ -33,6 +36,7 @@ from tests.servers.tls import TlsLab
 SILENT = [f"127.0.152.{i}" for i in range(10, 16)]
 SILENT_PORT = 8443
 WAIT_SECONDS = 240.0
+SECRET = "mật-khẩu-không-được-lộ"
 
 
 @pytest.fixture(scope="module")
@@ -108,9 +112,11 @@ def _verdicts(report: dict[str, Any]) -> list[tuple[Any, ...]]:
 def test_two_worker_processes_see_and_judge_what_one_process_does(
     tls_lab_servers: TlsLab, sshd_servers: SshServers, port_listeners: object, tmp_path: Path
 ) -> None:
-    # Given a dozen healthy TLS, STARTTLS and SSH servers and a host of plain ports
+    # Given a dozen healthy TLS, STARTTLS and SSH servers and a host of plain ports, scanned
+    # within issue 14's budgets (none of them may end as `error`)
     inventory = _fleet(tmp_path / "fleet.yaml", tls_lab_servers, sshd_servers)
-    checks = ("--check", "ports", "--check", "tls", "--check", "ssh", "--timeout", "10")
+    checks = ("--check", "ports", "--check", "tls", "--check", "ssh")
+    checks += ("--timeout", "5", "--concurrency", "256")
     reports, workers = [], []
     for processes in ("1", "2"):
         # When it is scanned in this process, then with two worker processes
@@ -238,3 +244,41 @@ def test_workers_start_on_their_own_only_for_enough_cpu_heavy_probes() -> None:
     assert workers_for(1, 1000, machine=8) == 0
     assert workers_for(4, 3, machine=2) == 3
     assert workers_for(2, 0, machine=2) == 0
+
+
+def test_a_worker_logs_in_with_the_credential_and_keeps_it_out_of_sight(
+    sshd_servers: SshServers, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # Given a worker process and two logins: the test key (root on the Debian-like server) and
+    # a password the weak server refuses
+    registry = Registry.load()
+    check = registry.check("ssh")
+    stop = threading.Event()
+    pool = ProcessPool(registry, 1, timeout=10, stop=stop)
+    pool.start()
+    try:
+        key = Credential(user="root", key_file=str(sshd_servers.client_key))
+        settings = SshSettings(sshd_config=str(sshd_servers.debian_config))
+        target = factories.target(address=sshd_servers.debian, services=((22, "ssh"),))
+        # When the worker probes with each
+        [logged_in] = (
+            pool.probe(check, target, ProbeContext(timeout=10, settings=settings, credential=key)) or []
+        )
+        password = Credential(user="root", password=SecretStr(SECRET))
+        target = factories.target(address=sshd_servers.weak, services=((22, "ssh"),))
+        [refused] = (
+            pool.probe(check, target, ProbeContext(timeout=10, settings=SshSettings(), credential=password))
+            or []
+        )
+        workers = pool.pids
+    finally:
+        pool.close()
+    # Then it read the server's effective configuration with the key, and the password is in
+    # neither the observation nor anything printed
+    assert len(workers) == 1 and workers[0] != os.getpid()
+    assert isinstance(logged_in.data, SshData) and logged_in.data.config is not None
+    assert logged_in.data.config["permitrootlogin"] == "without-password"
+    assert isinstance(refused.data, SshData) and refused.data.config_error is not None
+    assert SECRET not in refused.model_dump_json()
+    printed = capfd.readouterr()
+    assert SECRET not in printed.out + printed.err
