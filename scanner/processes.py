@@ -330,7 +330,7 @@ class ProcessPool:
             with self._lock:
                 worker.ready = True
                 self._loaded = self._loaded or frozenset(message.get("checks", ()))
-            self._started.set()
+                self._all_ready()
             return
         with self._lock:
             future = worker.pending.pop(message.get("id", -1), None)
@@ -379,6 +379,13 @@ class ProcessPool:
         pending, worker.pending = worker.pending, {}
         for future in pending.values():
             future.set_result(reason)
+        self._all_ready()
+
+    def _all_ready(self) -> None:
+        """Probes go out once no worker is still starting, so that the first probes of a run
+        are spread over every worker, not given to the first one up (lock held)."""
+        if any(w.ready for w in self._workers) and all(w.ready for w in self._workers):
+            self._started.set()
 
     @staticmethod
     def _hang_up(worker: _Worker) -> None:
