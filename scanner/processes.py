@@ -39,6 +39,7 @@ import threading
 import time
 from collections.abc import Mapping
 from concurrent.futures import Future
+from contextlib import suppress
 from dataclasses import dataclass, field
 from importlib import import_module
 from multiprocessing import get_context
@@ -174,13 +175,14 @@ class ProcessPool:
         with self._lock:
             workers = list(self._workers)
         for worker in workers:
-            self._hang_up(worker)  # a closed pipe tells a worker to clean up and exit
+            self._tell(worker, {"exit": 1})  # a worker cleans up (the TLS trust file), then exits
         deadline = time.monotonic() + _STOP_SECONDS
         for worker in workers:
-            worker.process.join(max(0.0, deadline - time.monotonic()))
-            if worker.process.is_alive():
-                worker.process.kill()
-                worker.process.join(_STOP_SECONDS)
+            if not _ended(worker, deadline):
+                _kill(worker)
+                _ended(worker, time.monotonic() + _STOP_SECONDS)
+            self._hang_up(worker)
+            worker.process.join(0.1)  # reaped by the fork server, while it lives
         with self._lock:
             for worker in workers:
                 self._lose(worker, "the scan was stopped")
@@ -210,13 +212,17 @@ class ProcessPool:
             worker.pending[number] = future
             worker.ips[ip] = worker.ips.get(ip, 0) + 1
         future.add_done_callback(lambda _: self._settled(worker, ip))
-        body = json.dumps({"id": number, **message}).encode()
+        self._tell(worker, {"id": number, **message})
+        return future
+
+    @staticmethod
+    def _tell(worker: _Worker, message: dict[str, Any]) -> None:
+        body = json.dumps(message).encode()
         try:
             with worker.send_lock:
                 worker.conn.send_bytes(body)
         except (OSError, ValueError):
-            pass  # it is dying: its death, seen by the serving thread, answers this probe too
-        return future
+            pass  # it is dying: its death, seen by the serving thread, answers its probes
 
     def _choose(self, ip: str) -> _Worker | None:
         """The worker holding `ip`'s probes in flight, else the least busy one (lock held)."""
@@ -295,7 +301,7 @@ class ProcessPool:
         if first:
             log.warning("%s: CPU-heavy probes run in this process", reason)
         for worker in workers:
-            worker.process.kill()
+            _kill(worker)
 
     def _spawn(self) -> None:
         mine, theirs = self._context.Pipe()
@@ -310,8 +316,8 @@ class ProcessPool:
             if not closed:
                 self._workers.append(worker)
         if closed:  # started while the scan ended
+            _kill(worker)
             self._hang_up(worker)
-            process.kill()
             process.join(_STOP_SECONDS)
 
     def _read(self, worker: _Worker) -> bool:
@@ -352,8 +358,8 @@ class ProcessPool:
         now = time.monotonic()
         for worker in workers:
             if worker.lost is None and worker.pending and now - worker.heard > self._stall:
-                worker.process.kill()
-                worker.process.join(_STOP_SECONDS)
+                _kill(worker)
+                _ended(worker, time.monotonic() + _STOP_SECONDS)
                 reason = (
                     f"the worker process running this probe (pid {worker.process.pid}) stopped"
                     f" answering for {self._stall:.0f} s and was killed"
@@ -392,12 +398,32 @@ class ProcessPool:
         """Close the pipe to a worker; a sender blocked on a full pipe to a stuck worker is
         freed by killing it first."""
         if not worker.send_lock.acquire(timeout=1.0):
-            worker.process.kill()
+            _kill(worker)
             worker.send_lock.acquire()
         try:
             worker.conn.close()
         finally:
             worker.send_lock.release()
+
+
+def _kill(worker: _Worker) -> None:
+    """SIGKILL a worker whose pipe is still open (so it lives, and its pid is its own). Not
+    through its `Process`: when the fork server is gone (SIGTERM to the whole service), the
+    `Process` counts the worker as ended and would signal nothing."""
+    if worker.process.pid is not None:
+        with suppress(ProcessLookupError):
+            os.kill(worker.process.pid, signal.SIGKILL)
+
+
+def _ended(worker: _Worker, deadline: float) -> bool:
+    """Whether the worker's end of its pipe closed (it exited) by `deadline`; what it still
+    said is dropped (nobody waits for it any more)."""
+    try:
+        while worker.conn.poll(max(0.0, deadline - time.monotonic())):
+            worker.conn.recv_bytes()
+    except (EOFError, OSError):
+        return True
+    return False
 
 
 def _credential(credential: Credential | None) -> dict[str, Any] | None:
@@ -430,7 +456,7 @@ def _from_json(given: Mapping[str, Any] | None) -> Credential | None:
 
 def serve(conn: Connection, classes: Mapping[str, tuple[str, str]]) -> None:
     """A worker process: run each probe the scan sends, in a thread of its own, and answer it;
-    exit when the scan closes the pipe (or dies)."""
+    exit when the scan says so or is gone."""
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, signal.SIG_IGN)  # the scan stops its workers, not the terminal
     registry = _registry(classes)
@@ -455,6 +481,8 @@ def serve(conn: Connection, classes: Mapping[str, tuple[str, str]]) -> None:
         try:
             body = conn.recv_bytes()
         except (EOFError, OSError):
+            break  # the scan is gone
+        if body.startswith(b'{"exit"'):
             break
         threading.Thread(target=_answer, args=(registry, body, send, stop), daemon=True).start()
     stop.set()
