@@ -116,7 +116,7 @@ class ProcessPool:
     """Worker processes running the probes of CPU-heavy checks; see the module docstring."""
 
     def __init__(self, registry: Registry, size: int, timeout: float, stop: threading.Event) -> None:
-        self._registry = registry
+        self._models = registry.data_models
         self._classes = {name: (class_path(r.check), r.distribution) for name, r in registry.checks.items()}
         self._size = max(1, size)
         self._stall = timeout + GRACE + 2 * BEAT_SECONDS
@@ -246,7 +246,7 @@ class ProcessPool:
             return [Observation.failed(check, target, str(answer["error"]))]
         try:
             seen = [
-                Observation.model_validate(o, context={DATA_MODELS: self._registry.data_models})
+                Observation.model_validate(o, context={DATA_MODELS: self._models})
                 for o in answer["observations"]
             ]
         except (ValueError, KeyError, TypeError):  # ValidationError is a ValueError
@@ -304,6 +304,9 @@ class ProcessPool:
             _kill(worker)
 
     def _spawn(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
         mine, theirs = self._context.Pipe()
         process = self._context.Process(
             target=serve, args=(theirs, self._classes), name="attt-worker", daemon=True
