@@ -22,13 +22,15 @@ import yaml
 from pydantic import SecretStr
 
 from attt.checks.ssh import SshData, SshSettings
-from attt.scanner.plugin import Credential, ProbeContext, cpu_heavy
+from attt.scanner.models.observation import Observation
+from attt.scanner.plugin import Check, Credential, ProbeContext, cpu_heavy
 from attt.scanner.processes import MIN_PROBES, ProcessPool, workers_for
-from attt.scanner.registry import Registry
-from attt.scanner.runner import Runner, ScanPlan
+from attt.scanner.registry import RegisteredCheck, Registry
+from attt.scanner.runner import GRACE, Runner, ScanPlan
 from tests import factories
 from tests.robustness.conftest import history, start
 from tests.robustness.test_budgets import _fleet
+from tests.scanner import plugins
 from tests.servers.listeners import tcp_listeners
 from tests.servers.sshd import SshServers
 from tests.servers.tls import TlsLab
@@ -208,6 +210,31 @@ def test_a_killed_worker_turns_its_probes_into_errors_and_the_run_completes(
     assert seen - first, err[-3000:]  # a worker took the dead one's place
 
 
+def test_a_stuck_worker_is_killed_and_its_probes_are_errors(
+    tls_lab_servers: TlsLab, silent_ports: None, tmp_path: Path
+) -> None:
+    # Given a scan whose two workers each hold silent ports' probes (about 2 s each)
+    inventory = _silent_inventory(tmp_path / "inventory.yaml", tls_lab_servers)
+    args = _scan_args(tmp_path, inventory, "out", "--check", "tls", "-p", "baseline", "--timeout", "8",
+                      "--concurrency", "4", "--processes", "2")  # fmt: skip
+    stuck: list[int] = []
+
+    def freeze_one(_proc: subprocess.Popen[str], workers: set[int]) -> None:
+        stuck.append(min(workers))
+        os.kill(stuck[0], signal.SIGSTOP)  # as stuck as a library call that never lets go
+
+    # When one of them stops answering altogether
+    code, _, err = _scan(args, _when_workers_hold_probes(freeze_one))
+    # Then it is killed once silent for longer than a probe may take, its probes are errors
+    # that say so, and the run completes
+    assert code in (1, 3), err[-3000:]  # failed or unjudged rules: the run ended on its own
+    report = _report(tmp_path / "out")
+    assert report["run"]["status"] == "complete"
+    errors = [o["error"] or "" for o in report["observations"]]
+    assert any(f"(pid {stuck[0]}) stopped answering for" in e and "was killed" in e for e in errors)
+    assert not _running(stuck[0])
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=lambda s: signal.Signals(s).name)
 def test_ctrl_c_stops_the_workers_and_leaves_a_resumable_run(
     tls_lab_servers: TlsLab, silent_ports: None, tmp_path: Path, signum: int
@@ -295,3 +322,51 @@ def test_a_worker_logs_in_with_the_credential_and_keeps_it_out_of_sight(
     assert SECRET not in refused.model_dump_json()
     printed = capfd.readouterr()
     assert SECRET not in printed.out + printed.err
+
+
+def _run_workers(
+    addresses: list[str], processes: int, check: Check | None = None, timeout: float = 2.0
+) -> dict[str, Observation]:
+    """The `worker` check's observation of each host, after `count`, with `processes` workers."""
+    checks = {"count": RegisteredCheck(plugins.CountCheck(), "tests")}
+    checks["worker"] = RegisteredCheck(check or plugins.WorkerCheck(), "tests")
+    seen: list[Observation] = []
+    runner = Runner(Registry.of(checks), lambda _target, _check, observations: seen.extend(observations))
+    plan = ScanPlan(targets=[plugins.target(a) for a in addresses], checks=("count", "worker"), policies={},
+                    timeout=timeout, processes=processes)  # fmt: skip
+    assert runner.run(plan)
+    return {o.host: o for o in seen if o.check == "worker"}
+
+
+def test_a_heavy_probe_runs_in_a_worker_and_reads_what_the_host_showed_before() -> None:
+    addresses = ["127.0.152.1", "127.0.152.2", "127.0.152.3"]
+    here = _run_workers(addresses, processes=1)
+    there = _run_workers(addresses, processes=2)
+    assert {o.data.pid for o in here.values() if isinstance(o.data, plugins.WorkerData)} == {os.getpid()}
+    pids = {o.data.pid for o in there.values() if isinstance(o.data, plugins.WorkerData)}
+    assert len(pids) == 2 and os.getpid() not in pids
+    assert {h: o.data.saw for h, o in there.items() if isinstance(o.data, plugins.WorkerData)} == {
+        "127.0.152.1": (1,), "127.0.152.2": (2,), "127.0.152.3": (3,)
+    }  # fmt: skip
+
+
+def test_a_hanging_or_crashing_probe_in_a_worker_costs_only_itself() -> None:
+    started = time.monotonic()
+    seen = _run_workers(
+        ["127.0.152.66", "127.0.152.67", "127.0.152.2", "127.0.152.3"], processes=2, timeout=1.0
+    )
+    elapsed = time.monotonic() - started
+    assert seen["127.0.152.66"].status == "error" and "timed out after 1 s" in (
+        seen["127.0.152.66"].error or ""
+    )
+    assert "probe crashed: RuntimeError: plugin bug" in (seen["127.0.152.67"].error or "")
+    assert seen["127.0.152.2"].status == seen["127.0.152.3"].status == "ok"
+    assert elapsed < 1.0 + GRACE + 10.0  # budget + grace + the workers' start and slack
+
+
+def test_a_heavy_check_a_worker_cannot_load_runs_here() -> None:
+    class Unimportable(plugins.WorkerCheck):
+        """Defined in a function: no worker process can import it by module and name."""
+
+    seen = _run_workers(["127.0.152.1", "127.0.152.2"], processes=2, check=Unimportable())
+    assert {o.data.pid for o in seen.values() if isinstance(o.data, plugins.WorkerData)} == {os.getpid()}
