@@ -28,9 +28,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.bench import in_own_netns
+from tests.bench import append_results, started
 from tests.bench.bench_goals import ATTT, REPO, _errors, _fleet, _inventory, _nginx_everywhere
-from tests.bench.bench_scale import RESULTS
 
 _TICK = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -145,15 +144,12 @@ def main() -> int:
     parser.add_argument("--no-save", action="store_true")
     parser.add_argument("--skip-scale", action="store_true")
     args = parser.parse_args()
-    if not in_own_netns("bench_processes"):
-        print("bench_processes: needs `unshare -n` (root) for its own loopback", file=sys.stderr)
+    load = started("bench_processes")
+    if load is None:
         return 0
     from tests.servers.sshd import running_ssh_servers
     from tests.servers.tls import tls_lab
 
-    resource.setrlimit(resource.RLIMIT_NOFILE, (resource.getrlimit(resource.RLIMIT_NOFILE)[1],) * 2)
-    load = os.getloadavg()
-    print(f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} on {os.cpu_count()} CPUs", flush=True)
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="attt-bench-") as tmp:
         work = Path(tmp)
@@ -171,16 +167,7 @@ def main() -> int:
             for setting, measured_one in scale(work, ["1", args.processes]).items():
                 results[f"scale 1000 --processes {setting}"] = asdict(measured_one)
     if not args.no_save:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                cwd=REPO, check=False).stdout.strip()  # fmt: skip
-        saved: dict[str, Any] = json.loads(RESULTS.read_text(encoding="utf-8"))
-        saved["runs"].append({
-            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "commit": commit,
-            "cpus": os.cpu_count(), "load_average": [round(x, 1) for x in load],
-            "results": {"processes": {"rounds": args.rounds, "rows": results}},
-        })  # fmt: skip
-        RESULTS.write_text(json.dumps(saved, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-        print(f"appended to {RESULTS.relative_to(REPO)}")
+        append_results(load, {"processes": {"rounds": args.rounds, "rows": results}})
     return 0
 
 

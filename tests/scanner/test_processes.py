@@ -22,6 +22,8 @@ import yaml
 from pydantic import SecretStr
 
 from attt.checks.ssh import SshData, SshSettings
+from attt.scanner.config import load_config
+from attt.scanner.errors import ConfigError
 from attt.scanner.models.observation import Observation
 from attt.scanner.plugin import Check, Credential, ProbeContext, cpu_heavy
 from attt.scanner.processes import MIN_PROBES, ProcessPool, workers_for
@@ -160,6 +162,14 @@ def _silent_inventory(path: Path, lab: TlsLab) -> Path:
     return path
 
 
+def _silent_scan(tmp_path: Path, lab: TlsLab, timeout: str) -> list[str]:
+    """A TLS scan of the silent ports and two healthy servers, four at once, on two workers:
+    each silent port holds its probe for a quarter of `timeout`."""
+    inventory = _silent_inventory(tmp_path / "inventory.yaml", lab)
+    return _scan_args(tmp_path, inventory, "out", "--check", "tls", "-p", "baseline", "--timeout", timeout,
+                      "--concurrency", "4", "--processes", "2")  # fmt: skip
+
+
 def _when_workers_hold_probes(
     action: Callable[[subprocess.Popen[str], set[int]], None],
 ) -> Callable[[subprocess.Popen[str]], None]:
@@ -181,9 +191,7 @@ def test_a_killed_worker_turns_its_probes_into_errors_and_the_run_completes(
     tls_lab_servers: TlsLab, silent_ports: None, tmp_path: Path
 ) -> None:
     # Given a scan whose two workers each hold silent ports' probes (about 10 s each)
-    inventory = _silent_inventory(tmp_path / "inventory.yaml", tls_lab_servers)
-    args = _scan_args(tmp_path, inventory, "out", "--check", "tls", "-p", "baseline", "--timeout", "40",
-                      "--concurrency", "4", "--processes", "2")  # fmt: skip
+    args = _silent_scan(tmp_path, tls_lab_servers, timeout="40")
     killed: list[int] = []
     first: set[int] = set()
 
@@ -214,9 +222,7 @@ def test_a_stuck_worker_is_killed_and_its_probes_are_errors(
     tls_lab_servers: TlsLab, silent_ports: None, tmp_path: Path
 ) -> None:
     # Given a scan whose two workers each hold silent ports' probes (about 2 s each)
-    inventory = _silent_inventory(tmp_path / "inventory.yaml", tls_lab_servers)
-    args = _scan_args(tmp_path, inventory, "out", "--check", "tls", "-p", "baseline", "--timeout", "8",
-                      "--concurrency", "4", "--processes", "2")  # fmt: skip
+    args = _silent_scan(tmp_path, tls_lab_servers, timeout="8")
     stuck: list[int] = []
 
     def freeze_one(_proc: subprocess.Popen[str], workers: set[int]) -> None:
@@ -240,9 +246,7 @@ def test_ctrl_c_stops_the_workers_and_leaves_a_resumable_run(
     tls_lab_servers: TlsLab, silent_ports: None, tmp_path: Path, signum: int
 ) -> None:
     # Given a scan whose workers hold silent ports' probes
-    inventory = _silent_inventory(tmp_path / "inventory.yaml", tls_lab_servers)
-    args = _scan_args(tmp_path, inventory, "out", "--check", "tls", "-p", "baseline", "--timeout", "40",
-                      "--concurrency", "4", "--processes", "2")  # fmt: skip
+    args = _silent_scan(tmp_path, tls_lab_servers, timeout="40")
     workers: list[int] = []
 
     def ctrl_c(proc: subprocess.Popen[str], serving: set[int]) -> None:
@@ -370,3 +374,12 @@ def test_a_heavy_check_a_worker_cannot_load_runs_here() -> None:
 
     seen = _run_workers(["127.0.152.1", "127.0.152.2"], processes=2, check=Unimportable())
     assert {o.data.pid for o in seen.values() if isinstance(o.data, plugins.WorkerData)} == {os.getpid()}
+
+
+def test_the_configuration_sets_the_workers_and_refuses_nonsense(tmp_path: Path) -> None:
+    config = tmp_path / "attt.toml"
+    config.write_text("[scan]\nprocesses = 3\n", encoding="utf-8")
+    assert load_config(config).scan_defaults()["processes"] == 3
+    config.write_text("[scan]\nprocesses = 0\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="processes"):
+        load_config(config)
