@@ -9,6 +9,7 @@ The real `attt scan` runs in a child process against the TLS and SSH labs (127.0
 
 import json
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -130,7 +131,7 @@ def test_two_worker_processes_see_and_judge_what_one_process_does(
     inventory = _fleet(tmp_path / "fleet.yaml", tls_lab_servers, sshd_servers)
     checks = ("--check", "ports", "--check", "tls", "--check", "ssh")
     budgets = ("--timeout", "5", "--concurrency", "256")
-    reports, workers = [], []
+    reports, workers, progress = [], [], []
     for processes in ("1", "2"):
         # When it is scanned in this process, then with two worker processes
         code, seen, err = _scan(
@@ -139,9 +140,13 @@ def test_two_worker_processes_see_and_judge_what_one_process_does(
         assert code in (0, 1), err[-3000:]
         reports.append(_report(tmp_path / f"p{processes}"))
         workers.append(seen)
-    # Then the workers ran only when asked for, and the facts and verdicts are the same
+        counted = re.findall(r"^\[\s*(\d+)/\d+\]", err, re.MULTILINE)
+        progress.append(sorted(int(done) for done in counted))
+    # Then the workers ran only when asked for, every probe was counted as it ended, and the
+    # facts and verdicts are the same
     assert workers[0] == set()
     assert len(workers[1]) == 2
+    assert progress[1] == progress[0] == list(range(1, len(progress[0]) + 1)) and progress[0]
     assert _facts(reports[1]) == _facts(reports[0])
     assert _verdicts(reports[1]) == _verdicts(reports[0])
     assert [o for o in reports[1]["observations"] if o["status"] == "error"] == []
