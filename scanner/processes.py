@@ -15,7 +15,7 @@ light checks, storing each observation as it arrives, progress.
 - Started only when it pays. The processes come from a fork server that imports attt and the
   checks once (about 0.5 CPU-s), then forks each worker in milliseconds; they start in the
   background while the ports are scanned, and only when the plan holds enough CPU-heavy probes
-  (`MIN_PROBES`) or `--processes` was given. Probes that arrive before the workers are ready
+  (`runner.MIN_PROBES`) or `--processes` was given. Probes that arrive before the workers are ready
   wait for them (at most `START_SECONDS`, then they run here).
 - Spread and polite. A probe goes to the worker with the fewest probes in flight, except that
   the probes of one IP address go to the same worker while any is in flight, so the per-IP
@@ -55,10 +55,6 @@ from attt.scanner.plugin import Check, Credential, ProbeContext
 from attt.scanner.registry import RegisteredCheck, Registry
 from attt.scanner.runner import GRACE, ProbeJob, own_observation, probe_target
 
-MIN_PROBES = 32
-"""CPU-heavy probes a plan must hold before workers are started on its own account: starting
-them costs about 0.5 CPU-s (the fork server's imports), which a few TLS probes (0.06-0.08 CPU-s
-each, measured on the lab servers) do not repay."""
 START_SECONDS = 30.0
 """How long a probe waits for the workers to start before it runs in the scan's own process."""
 BEAT_SECONDS = 1.0
@@ -71,24 +67,6 @@ log = logging.getLogger("attt.processes")
 
 Answer = dict[str, Any] | str
 """A worker's answer to one probe as it came (parsed JSON), or why there is none."""
-
-
-def cores() -> int:
-    """The cores this process may run on (its CPU affinity, which a container or `taskset` may
-    narrow), else the machine's count."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not every platform (or sandbox) tells the affinity
-        return os.cpu_count() or 1
-
-
-def workers_for(asked: int | None, heavy: int, machine: int) -> int:
-    """Worker processes for a plan with `heavy` CPU-heavy probes on a machine of `machine`
-    cores, `asked` for by `--processes` (None: not said); 0: none, the probes run in threads."""
-    size = machine if asked is None else asked
-    if size <= 1 or not heavy or (asked is None and heavy < MIN_PROBES):
-        return 0
-    return min(size, heavy)
 
 
 def class_path(check: Check) -> str:

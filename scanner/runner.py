@@ -13,6 +13,7 @@ processes, one per core, when the plan holds enough of them (scanner/processes.p
 of the run, storing and progress included, stays here.
 """
 
+import os
 import threading
 import time
 from collections import deque
@@ -41,6 +42,10 @@ DEFAULT_TIMEOUT = 120.0
 """Seconds one check may spend on one host (a full TLS scan of several ports fits)."""
 GRACE = 5.0
 """Extra seconds before an overrunning probe is abandoned, so probes can report their own timeout."""
+MIN_PROBES = 32
+"""CPU-heavy probes a plan must hold before worker processes are started on its own account:
+starting them costs about 0.5 CPU-s (the fork server's imports), which a few TLS probes
+(0.06-0.08 CPU-s each, measured on the lab servers) do not repay."""
 _BATCH_WORKERS = 2
 """Batches of one check run at once: each is a whole process over many hosts (an nmap run)."""
 _GROUPS_PER_BATCH = 8
@@ -79,7 +84,7 @@ class ScanPlan:
     """Worker processes for the probes of CPU-heavy checks (`cpu_heavy`, scanner/processes.py):
     1, none (threads of this process, as for every other check); N, N of them whenever the plan
     has such probes; None, one per core when the plan holds enough of them to repay starting
-    them (`processes.MIN_PROBES`)."""
+    them (`MIN_PROBES`)."""
 
 
 class ProgressSink:
@@ -182,14 +187,15 @@ class Runner:
     def _process_pool(self, plan: ScanPlan) -> "ProcessPool | None":
         """Worker processes for the plan's CPU-heavy probes, starting; None when those run in
         threads here (`ScanPlan.processes`)."""
-        # Imported here: the pool runs probes with this module's code, so it imports it.
-        from attt.scanner.processes import ProcessPool, cores, workers_for
-
-        if self._remote is not None:
-            return None
-        size = workers_for(plan.processes, self.heavy_probes(plan), cores())
+        size = (
+            0 if self._remote is not None else workers_for(plan.processes, self.heavy_probes(plan), cores())
+        )
         if not size:
             return None
+        # Imported only now (a small scan never needs it), and here: the pool runs probes with
+        # this module's code, so it imports it.
+        from attt.scanner.processes import ProcessPool
+
         pool = ProcessPool(self._registry, size, plan.timeout, self.stop)
         pool.start()
         return pool
@@ -349,6 +355,24 @@ class Runner:
             credential=plan.credentials(target),
             concurrency=plan.concurrency,
         )
+
+
+def cores() -> int:
+    """The cores this process may run on (its CPU affinity, which a container or `taskset` may
+    narrow), else the machine's count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not every platform (or sandbox) tells the affinity
+        return os.cpu_count() or 1
+
+
+def workers_for(asked: int | None, heavy: int, machine: int) -> int:
+    """Worker processes for a plan with `heavy` CPU-heavy probes on a machine of `machine`
+    cores, `asked` for by `--processes` (None: not said); 0: none, the probes run in threads."""
+    size = machine if asked is None else asked
+    if size <= 1 or not heavy or (asked is None and heavy < MIN_PROBES):
+        return 0
+    return min(size, heavy)
 
 
 def probe_target(

@@ -27,9 +27,9 @@ from attt.scanner.config import load_config
 from attt.scanner.errors import ConfigError
 from attt.scanner.models.observation import Observation
 from attt.scanner.plugin import Check, Credential, ProbeContext, cpu_heavy
-from attt.scanner.processes import MIN_PROBES, ProcessPool, workers_for
+from attt.scanner.processes import ProcessPool
 from attt.scanner.registry import RegisteredCheck, Registry
-from attt.scanner.runner import GRACE, Runner, ScanPlan
+from attt.scanner.runner import GRACE, MIN_PROBES, Runner, ScanPlan, workers_for
 from tests import factories
 from tests.robustness.conftest import history, start
 from tests.robustness.test_budgets import _fleet
