@@ -37,7 +37,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -472,7 +472,9 @@ def serve(conn: Connection, classes: Mapping[str, tuple[str, str]]) -> None:
     atexit._run_exitfuncs()
 
 
-def _answer(registry: Registry, body: bytes, send: Any, stop: threading.Event) -> None:
+def _answer(
+    registry: Registry, body: bytes, send: Callable[[Mapping[str, Any]], None], stop: threading.Event
+) -> None:
     """Run one probe and answer it: with what it saw, or why it could not run (a probe the scan
     waits for is always answered)."""
     number = -1
@@ -499,8 +501,8 @@ def _answer(registry: Registry, body: bytes, send: Any, stop: threading.Event) -
 
 
 def _registry(classes: Mapping[str, tuple[str, str]]) -> Registry:
-    """The scan's checks, made here from their classes (a check that fails to load is left out:
-    its probes are answered with an error, and only a CPU-heavy check's come here)."""
+    """The scan's checks, made here from their classes; one that fails to load is left out (the
+    scan, told which loaded, runs its probes itself)."""
     checks: dict[str, RegisteredCheck] = {}
     for name, (path, distribution) in classes.items():
         module, _, qualified = path.partition(":")
