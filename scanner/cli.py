@@ -314,7 +314,7 @@ def report_options(fn: Callable[..., object]) -> Callable[..., object]:
     "--processes",
     type=click.IntRange(1, 64),
     help="Worker processes for CPU-heavy probes (TLS, SSH); 1: all in this process. Default:"
-    " one per core, started when the scan holds enough such probes to repay them.",
+    " one per core (at most 4), started when the scan holds enough such probes to repay them.",
 )
 @report_options
 def scan(

@@ -43,6 +43,9 @@ DEFAULT_TIMEOUT = 120.0
 GRACE = 5.0
 """Extra seconds before an overrunning probe is abandoned, so probes can report their own timeout."""
 MIN_PROBES = 32
+# Unasked, no more workers than this: each holds 100-200 MiB at a province's scale, and a scan of
+# 1,000 systems must stay within 1 GB on a many-core machine too; `--processes` may ask for more.
+DEFAULT_MAX_WORKERS = 4
 """CPU-heavy probes a plan must hold before worker processes are started on its own account:
 starting them costs about 0.5 CPU-s (the fork server's imports), which a few TLS probes
 (0.06-0.08 CPU-s each, measured on the lab servers) do not repay."""
@@ -369,7 +372,7 @@ def cores() -> int:
 def workers_for(asked: int | None, heavy: int, machine: int) -> int:
     """Worker processes for a plan with `heavy` CPU-heavy probes on a machine of `machine`
     cores, `asked` for by `--processes` (None: not said); 0: none, the probes run in threads."""
-    size = machine if asked is None else asked
+    size = min(machine, DEFAULT_MAX_WORKERS) if asked is None else asked
     if size <= 1 or not heavy or (asked is None and heavy < MIN_PROBES):
         return 0
     return min(size, heavy)

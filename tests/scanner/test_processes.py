@@ -29,7 +29,7 @@ from attt.scanner.models.observation import Observation
 from attt.scanner.plugin import Check, Credential, ProbeContext, cpu_heavy
 from attt.scanner.processes import ProcessPool
 from attt.scanner.registry import RegisteredCheck, Registry
-from attt.scanner.runner import GRACE, MIN_PROBES, Runner, ScanPlan, workers_for
+from attt.scanner.runner import DEFAULT_MAX_WORKERS, GRACE, MIN_PROBES, Runner, ScanPlan, workers_for
 from tests import factories
 from tests.robustness.conftest import history, start
 from tests.robustness.test_budgets import _fleet
@@ -293,6 +293,8 @@ def test_workers_start_on_their_own_only_for_enough_cpu_heavy_probes() -> None:
     assert workers_for(1, 1000, machine=8) == 0
     assert workers_for(4, 3, machine=2) == 3
     assert workers_for(2, 0, machine=2) == 0
+    assert workers_for(None, 1000, machine=64) == DEFAULT_MAX_WORKERS
+    assert workers_for(16, 1000, machine=64) == 16
 
 
 def test_a_worker_logs_in_with_the_credential_and_keeps_it_out_of_sight(
