@@ -18,10 +18,10 @@ from attt.scanner.models.policy import ResolvedPolicy
 from attt.scanner.models.report import PolicyRef, Report, RunInfo, RunStatus, Summary
 from attt.scanner.models.target import SystemInfo, Target, Zone
 from attt.scanner.plugin import Credential
-from attt.scanner.policy import default_policy_ref, load_policy
+from attt.scanner.policy import Read, default_policy_ref, load_policy
 from attt.scanner.registry import Registry
 from attt.scanner.runner import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, ProgressSink, Remote, Runner, ScanPlan
-from attt.scanner.store import HEARTBEAT_SECONDS, Store, StoredRun
+from attt.scanner.store import HEARTBEAT_SECONDS, EndedProbe, Store, StoredRun
 from attt.scanner.waivers import with_waivers
 
 PolicyMode = Literal["force", "overlay"]
@@ -206,10 +206,11 @@ def policies_for(
     """Every system gets the given policies, or with none given, the one for its level; in
     overlay mode each given policy is laid over the system's level policy instead."""
     cache: dict[tuple[str, str | None], ResolvedPolicy] = {}
+    read: Read = {}
 
     def load(ref: str, base: str | None) -> ResolvedPolicy:
         if (ref, base) not in cache:
-            cache[(ref, base)] = load_policy(ref, registry, rebase=base)
+            cache[(ref, base)] = load_policy(ref, registry, rebase=base, read=read)
         return cache[(ref, base)]
 
     if mode == "overlay":
@@ -297,24 +298,18 @@ def run_scan(
     probed: set[ProbeKey] = set(prepared.done)
     lock = threading.Lock()
     store_errors: list[str] = []
-
-    def keep(target: Target, check: str, seen: Sequence[Observation]) -> None:
-        with lock:
-            observations.extend(seen)
-            probed.add((check, *target.key))
-            if store_errors:
-                return
-        try:
-            store.record_probe(info.id, check, target, seen)
-        except StoreWriteError as exc:
-            with lock:
-                store_errors.append(str(exc))
-            stop.set()
-
-    runner = Runner(registry, keep, progress, stop, remote)
     plan = scan_plan(prepared, options, remote is not None)
-    with _heartbeat(store, info.id):
-        complete = runner.run(plan)
+    with _heartbeat(store, info.id), _Recorder(store, info.id, stop) as recorder:
+
+        def keep(target: Target, check: str, seen: Sequence[Observation]) -> None:
+            with lock:
+                observations.extend(seen)
+                probed.add((check, *target.key))
+            recorder.add(check, target, seen)
+
+        complete = Runner(registry, keep, progress, stop, remote).run(plan)
+    if recorder.error is not None:
+        store_errors.append(recorder.error)
     finished = utcnow()
     outside = info.outside()
     findings = evaluate(
@@ -354,6 +349,57 @@ def scan_plan(prepared: PreparedScan, options: ScanOptions, remote: bool) -> Sca
 def planned_probes(prepared: PreparedScan, registry: Registry, remote: bool) -> int:
     """The probes a scan has yet to run: the total its progress counts up to."""
     return Runner(registry, lambda *_: None).planned(scan_plan(prepared, ScanOptions(), remote))
+
+
+class _Recorder:
+    """Stores what each probe saw as it ends, from one thread: each write commits every probe
+    that ended while the previous one was written (`Store.record_probes`), so a thousand hosts
+    finishing one nmap run cost a few commits, not a thousand. The runner's threads only hand
+    their probes over. Leaving the block writes what is still pending. A store that refuses a
+    write stops the scan (`stop`), says why in `error`, and is written no more."""
+
+    def __init__(self, store: Store, run_id: str, stop: threading.Event) -> None:
+        self._store = store
+        self._run_id = run_id
+        self._stop = stop
+        self._pending: list[EndedProbe] = []
+        self._more = threading.Condition()
+        self._closed = False
+        self.error: str | None = None
+        self._thread = threading.Thread(target=self._write, name="attt-recorder", daemon=True)
+
+    def __enter__(self) -> "_Recorder":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._more:
+            self._closed = True
+            self._more.notify()
+        self._thread.join()
+
+    def add(self, check: str, target: Target, seen: Sequence[Observation]) -> None:
+        with self._more:
+            if self.error is None:
+                self._pending.append((check, target, seen))
+                self._more.notify()
+
+    def _write(self) -> None:
+        while True:
+            with self._more:
+                while not self._pending and not self._closed:
+                    self._more.wait()
+                if not self._pending:
+                    return
+                ended, self._pending = self._pending, []
+            try:
+                self._store.record_probes(self._run_id, ended)
+            except StoreWriteError as exc:
+                with self._more:
+                    self.error = str(exc)
+                    self._pending.clear()
+                self._stop.set()
+                return
 
 
 @contextmanager
