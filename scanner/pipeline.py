@@ -351,6 +351,10 @@ def planned_probes(prepared: PreparedScan, registry: Registry, remote: bool) -> 
     return Runner(registry, lambda *_: None).planned(scan_plan(prepared, ScanOptions(), remote))
 
 
+_JUDGED_AT_ONCE = 32
+"""Hosts the judge waits for before judging them (fewer when the scan is over)."""
+
+
 class _Judge:
     """Judges each host as soon as every check has probed it, on a thread of its own, while the
     runner still waits on the other hosts' probes (nmap's runs): the judging of a province then
@@ -404,12 +408,15 @@ class _Judge:
             left.discard(check)
             if not left:
                 self._ready.append(self._targets[target.key])
-                self._more.notify()
+                if len(self._ready) >= _JUDGED_AT_ONCE:
+                    self._more.notify()
 
     def _judge(self) -> None:
         while True:
             with self._more:
-                while not self._ready and not self._closed:
+                # Judged by the dozen: hosts end a batch at a time, and each `evaluate` works out
+                # its rules' references afresh.
+                while len(self._ready) < _JUDGED_AT_ONCE and not self._closed:
                     self._more.wait()
                 if not self._ready:
                     return
