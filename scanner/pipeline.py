@@ -475,6 +475,7 @@ class _Recorder:
         self._more = threading.Condition()
         self._closed = False
         self.error: str | None = None
+        self._crash: BaseException | None = None
         self._thread = threading.Thread(target=self._write, name="attt-recorder", daemon=True)
 
     def __enter__(self) -> "_Recorder":
@@ -486,6 +487,8 @@ class _Recorder:
             self._closed = True
             self._more.notify()
         self._thread.join()
+        if self._crash is not None:
+            raise self._crash  # a bug, not a refused write: the scan fails as if it had written itself
 
     def add(self, check: str, target: Target, seen: Sequence[Observation]) -> None:
         with self._more:
@@ -507,6 +510,10 @@ class _Recorder:
                 with self._more:
                     self.error = str(exc)
                     self._pending.clear()
+                self._stop.set()
+                return
+            except BaseException as exc:
+                self._crash = exc
                 self._stop.set()
                 return
 

@@ -86,3 +86,24 @@ def test_a_run_ending_on_the_next_day_judges_waivers_as_of_its_end(
     small = [f for f in stored.findings if f.rule_id == "COUNT-SMALL"]
     assert [(f.status, f.waiver.expired if f.waiver else None) for f in small] == [("fail", True)]
     assert stored.info.finished == later
+
+
+class _BrokenStore(Store):
+    """A store whose writing of probes has a bug (not a refused write)."""
+
+    def record_probes(self, run_id: str, probes: object) -> None:
+        raise RuntimeError("bug in the store")
+
+
+def test_a_bug_while_storing_probes_fails_the_scan_instead_of_losing_them(
+    hosts: list[Target], tmp_path: Path
+) -> None:
+    """Probes are stored from a thread of their own: a bug there must still end the scan, as it
+    did when each probe was stored by the thread that ran it."""
+    with pytest.raises(RuntimeError, match="bug in the store"):
+        run_scan(
+            prepared(hosts),
+            ScanOptions(timeout=5, concurrency=2),
+            _BrokenStore(tmp_path / "s.db"),
+            registry(),
+        )
