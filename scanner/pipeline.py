@@ -214,18 +214,20 @@ def policies_for(
             cache[(ref, base)] = load_policy(ref, registry, rebase=base, read=read)
         return cache[(ref, base)]
 
+    level = _levels(systems)
     if mode == "overlay":
         for ref in refs:
             load(ref, None)  # every name checked against the file's own chain first
         return {
-            s.id: tuple(load(r, default_policy_ref(s.level)) for r in refs) or (load(_level(s), None),)
+            s.id: tuple(load(r, level[s.level]) for r in refs) or (load(level[s.level], None),)
             for s in systems
         }
-    return {s.id: tuple(load(r, None) for r in (refs or [_level(s)])) for s in systems}
+    return {s.id: tuple(load(r, None) for r in (refs or [level[s.level]])) for s in systems}
 
 
-def _level(system: SystemInfo) -> str:
-    return default_policy_ref(system.level)
+def _levels(systems: Iterable[SystemInfo]) -> dict[int, str]:
+    """Each level's policy, looked up once per level: each look lists the bundled policies."""
+    return {level: default_policy_ref(level) for level in {s.level for s in systems}}
 
 
 def judged_by(
@@ -233,10 +235,12 @@ def judged_by(
 ) -> dict[str, str]:
     """What the report says judged each system: `vn-level-2`, `hatinh over vn-level-2`."""
 
+    level = _levels(systems)
+
     def label(system: SystemInfo) -> str:
         ids = " + ".join(p.id for p in policies.get(system.id, ()))
-        rebased = mode == "overlay" and ids != _level(system)
-        return f"{ids} over {_level(system)}" if rebased else ids
+        rebased = mode == "overlay" and ids != level[system.level]
+        return f"{ids} over {level[system.level]}" if rebased else ids
 
     return {s.id: label(s) for s in systems}
 

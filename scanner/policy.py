@@ -17,7 +17,6 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -45,19 +44,13 @@ def bundled_dir() -> Path:
 
 
 def bundled_policy_ids() -> list[str]:
-    return list(_bundled_ids())
-
-
-@cache
-def _bundled_ids() -> tuple[str, ...]:
-    """Read once: the bundled policies ship with attt, and a province asks for each system's."""
-    return tuple(sorted(p.stem for p in bundled_dir().iterdir() if p.suffix in _SUFFIXES))
+    return sorted(p.stem for p in bundled_dir().iterdir() if p.suffix in _SUFFIXES)
 
 
 def default_policy_ref(level: int) -> str:
     """The bundled policy for a security level, or `baseline` when there is none."""
     ref = f"vn-level-{level}"
-    return ref if ref in _bundled_ids() else "baseline"
+    return ref if ref in bundled_policy_ids() else "baseline"
 
 
 Read = dict[tuple[Path, str], tuple[YamlDoc, PolicyFile]]
