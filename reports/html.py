@@ -8,10 +8,13 @@ safe, and a Content-Security-Policy pins them by hash: nothing else may run or l
 The report reads verdict first: the cover gives the overall verdict, the score and how it is
 computed, the counts by severity and every critical and high failure; run metadata and policy
 hashes close the report in its appendix. It carries what an auditor reads, so a province's page
-stays small enough to open: failures, errors and waivers in full; passes and not-applicable
-rules as counts and one line each; each failed rule's remediation and references once, in the
-rules section the findings link to; the raw observations only in report.json, which the page
-names. `report.pdf` (`reports/pdf.py`) lays out the same view for filing, with passes as counts.
+stays small enough to open: failures, errors and waivers in full, a compact row each with the
+facts of that finding (where, what was observed, since when), referring by link to what is the
+same for many rows: its rule's title, remediation and references, printed once in the rules
+section, and its waiver's reason, approver and decision, printed once in the waivers section;
+passes and not-applicable rules as counts and their ids; the raw observations only in
+report.json, which the page names. `report.pdf` (`reports/pdf.py`) lays out the same view for
+filing, with passes and waived findings as counts.
 """
 
 import base64
@@ -19,13 +22,13 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import date, datetime
 from functools import cache, lru_cache
 from importlib.resources import files
 from typing import ClassVar, Final, Literal, TypeVar
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from attt.reports import _trends
 from attt.reports._i18n import evidence_value, strings
@@ -37,7 +40,7 @@ from attt.scanner.changes import Comparison, compare
 from attt.scanner.evaluate import exit_code
 from attt.scanner.exitcodes import ExitCode
 from attt.scanner.models.base import Severity
-from attt.scanner.models.finding import Finding, FindingStatus
+from attt.scanner.models.finding import Finding, FindingStatus, WaiverNote
 from attt.scanner.models.policy import Reference
 from attt.scanner.models.report import Counts, Report
 from attt.scanner.models.target import Contact
@@ -85,6 +88,16 @@ _ENV: Final = Environment(
 )
 
 
+def _element_text(value: str) -> Markup:
+    """`value` escaped for an element's content, where quotes are inert: evidence is JSON, full of
+    quotes that `&#34;` would make five bytes each. Only ever for text between tags, never for an
+    attribute value (autoescaping does those)."""
+    return Markup(str(escape(value)).replace("&#34;", '"').replace("&#39;", "'"))  # noqa: S704 - escaped above
+
+
+_ENV.filters["text"] = _element_text
+
+
 @dataclass(frozen=True, slots=True)
 class Asset:
     """The page's own inline CSS or script, and its CSP hash."""
@@ -122,10 +135,14 @@ class ReferenceView:
 
 @dataclass(frozen=True, slots=True)
 class WaiverView:
+    """One waiver as a policy grants it (a rule on a system), with every place it covers: the
+    findings it covers link to it (`anchor`) instead of repeating its text."""
+
+    anchor: str
     rule_id: str
     system: str
-    host: str
-    port: int | None
+    places: tuple[str, ...]
+    """`host:port` of each finding it covers."""
     reason: str
     approved_by: str
     decision: str | None
@@ -138,7 +155,6 @@ class FindingView:
     rule_id: str
     title: str
     status: str
-    status_label: str
     severity: str
     severity_label: str
     owner_index: int
@@ -152,16 +168,28 @@ class FindingView:
     policy: str
     message: str
     evidence: tuple[tuple[str, str], ...]
+    """(key, text), observed and expected first; empty unless the finding failed or is waived."""
     remediation: str
     references: tuple[ReferenceView, ...]
     waiver: WaiverView | None
-    open_since: str | None
-    """For a failure: the first run of the streak it is in, as a date, and for how long."""
     open_days: str | None
-    """The same, without the words around it, for a table column."""
+    """For a failure: the first run of the streak it is in, as a date, and for how long."""
     vantage: str | None = None
     """`from: Internet (outside)` for what an outside vantage saw; `judged from inside: DMZ` for a
     rule asking for the Internet that had to do without; None for the usual inside view."""
+
+    @property
+    def observed(self) -> str:
+        return next((text for key, text in self.evidence if key == "observed"), "")
+
+    @property
+    def expected(self) -> str:
+        return next((text for key, text in self.evidence if key == "expected"), "")
+
+    @property
+    def other_evidence(self) -> tuple[tuple[str, str], ...]:
+        """Evidence a check gave beyond what it observed and expected, by name."""
+        return tuple((key, text) for key, text in self.evidence if key not in ("observed", "expected"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -365,6 +393,9 @@ class ReportView:
     checked: tuple[CheckedView, ...]
     rules: tuple[RuleView, ...]
     """Failed or waived rules, most severe first (the PDF prints remediation once per rule)."""
+    other_rules: tuple[tuple[str, str], ...]
+    """(id, title) of every other rule the page names by id alone (passed, not applicable, no
+    verdict), so each id the details show has its title in the rules section."""
     observation_count: int
     """Raw observations stay in report.json: the page says how many and where, never repeats them."""
     systems: tuple[tuple[str, str], ...]
@@ -389,9 +420,16 @@ def build_view(
     owner_index = {name: i for i, name in enumerate(owner_names)}
     since = _trends.first_seen(report, context.history)
     vantage = _Vantages(report, t)
+    waivers = _waivers(report, lang)
     findings = [
         _finding_view(
-            f, owner_index[owner_of[f.system]], lang, t, _open_days(report, since, f, lang, t), vantage.of(f)
+            f,
+            owner_index[owner_of[f.system]],
+            lang,
+            t,
+            _open_days(report, since, f, lang, t),
+            vantage.of(f),
+            None if f.waiver is None else waivers[_waiver_key(f, f.waiver)],
         )
         for f in report.findings
     ]
@@ -490,12 +528,7 @@ def build_view(
         ),
         owners=owners,
         error_groups=groups,
-        waivers=tuple(
-            sorted(
-                (fv.waiver for fv in findings if fv.waiver is not None),
-                key=lambda w: (w.expired, w.system, w.host, w.rule_id, w.port or 0),
-            )
-        ),
+        waivers=tuple(waivers.values()),
         changes=None if context.baseline is None else _changes(report, context.baseline, lang),
         trends_systems=_trends_of(
             report,
@@ -517,6 +550,7 @@ def build_view(
         ),
         checked=_checked(report),
         rules=_rules(findings),
+        other_rules=_other_rules(findings),
         observation_count=len(report.observations),
         systems=tuple((s.id, s.name) for o in owners for s in o.systems),
         finding_count=sum(1 for fv in findings if fv.status != "error") + len(groups),
@@ -618,20 +652,16 @@ def _finding_view(
     t: Mapping[str, str],
     open_days: str | None,
     vantage: str | None = None,
+    waiver: WaiverView | None = None,
 ) -> FindingView:
-    evidence = dict(f.evidence)
-    rows: list[tuple[str, str]] = [
-        (key, as_text(evidence_value(evidence.pop(key), lang)))
-        for key in ("observed", "expected")
-        if key in evidence
-    ]
-    rows.extend((clean(str(key)), as_text(value)) for key, value in sorted(evidence.items()))
     host = clean(f.host)
+    # Only a failure or a waiver shows its evidence and its rule's references (these once, in the
+    # rules section): a pass's stay in report.json, and a province has tens of thousands of passes.
+    full = f.status in _SHOWN
     return FindingView(
         rule_id=f.rule_id,
         title=_clean_policy_text(f.title.get(lang)),
         status=f.status,
-        status_label=t["status_" + f.status],
         severity=f.severity.value,
         severity_label=t["severity_" + f.severity.value],
         owner_index=owner_index,
@@ -643,26 +673,57 @@ def _finding_view(
         control=f.control,
         policy=f.policy,
         message=clean(f.message.get(lang)),
-        evidence=tuple(rows),
+        evidence=_evidence_rows(f, lang) if full else (),
         remediation=_clean_policy_text(f.remediation.get(lang)),
-        references=tuple(_reference_view(r, lang) for r in f.references),
-        waiver=None
-        if f.waiver is None
-        else WaiverView(
-            rule_id=f.rule_id,
-            system=f.system,
-            host=clean(f.host),
-            port=f.port,
-            reason=clean(f.waiver.reason),
-            approved_by=clean(f.waiver.approved_by),
-            decision=None if f.waiver.decision is None else clean(f.waiver.decision),
-            expires=day(f.waiver.expires, lang),
-            expired=f.waiver.expired,
-        ),
-        open_since=None if open_days is None else f"{t['open_for']} {open_days}",
+        references=tuple(_reference_view(r, lang) for r in f.references) if full else (),
+        waiver=waiver,
         open_days=open_days,
         vantage=vantage,
     )
+
+
+def _evidence_rows(f: Finding, lang: Lang) -> tuple[tuple[str, str], ...]:
+    """Observed and expected first, in the report's language, then the rest by name."""
+    evidence = dict(f.evidence)
+    rows: list[tuple[str, str]] = [
+        (key, as_text(evidence_value(evidence.pop(key), lang)))
+        for key in ("observed", "expected")
+        if key in evidence
+    ]
+    rows.extend((clean(str(key)), as_text(value)) for key, value in sorted(evidence.items()))
+    return tuple(rows)
+
+
+_WaiverKey = tuple[str, str, str, str, str | None, date, bool]
+
+
+def _waiver_key(f: Finding, w: WaiverNote) -> _WaiverKey:
+    """What makes two findings covered by the same waiver: its rule and system, and its words."""
+    return (f.system, f.rule_id, w.reason, w.approved_by, w.decision, w.expires, w.expired)
+
+
+def _waivers(report: Report, lang: Lang) -> dict[_WaiverKey, WaiverView]:
+    """Each waiver once, expired ones last, with the places it covers; in page order."""
+    places: dict[_WaiverKey, set[str]] = defaultdict(set)
+    for f in report.findings:
+        if f.waiver is not None:
+            places[_waiver_key(f, f.waiver)].add(_place(clean(f.host), f.port))
+    ordered = sorted(places.items(), key=lambda kv: (kv[0][6], kv[0][0], min(kv[1]), kv[0][1]))
+    return {
+        key: WaiverView(
+            anchor=f"w{i}",
+            rule_id=rule_id,
+            system=system,
+            places=tuple(sorted(where)),
+            reason=clean(reason),
+            approved_by=clean(approved_by),
+            decision=None if decision is None else clean(decision),
+            expires=day(expires, lang),
+            expired=expired,
+        )
+        for i, (key, where) in enumerate(ordered)
+        for system, rule_id, reason, approved_by, decision, expires, expired in [key]
+    }
 
 
 def _place(host: str, port: int | None) -> str:
@@ -871,6 +932,12 @@ def _rules(findings: Sequence[FindingView]) -> tuple[RuleView, ...]:
         RuleView(fv.rule_id, fv.title, fv.severity, fv.remediation, fv.references, failed[fv.rule_id])
         for fv in sorted(first.values(), key=lambda fv: (SEVERITIES.index(fv.severity), fv.rule_id))
     )
+
+
+def _other_rules(findings: Sequence[FindingView]) -> tuple[tuple[str, str], ...]:
+    acted = {fv.rule_id for fv in findings if fv.status in _SHOWN}
+    titles = {fv.rule_id: fv.title for fv in findings if fv.rule_id not in acted}
+    return tuple(sorted(titles.items()))
 
 
 def _checked(report: Report) -> tuple[CheckedView, ...]:

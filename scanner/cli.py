@@ -185,7 +185,9 @@ def main(ctx: click.Context, config_file: Path | None, lang: str | None) -> None
     ctx.default_map = {
         "scan": defaults,
         "report": {
-            k: v for k, v in defaults.items() if k not in ("inventory", "credentials", "fail_on", "vantage")
+            k: v
+            for k, v in defaults.items()
+            if k not in ("inventory", "credentials", "fail_on", "vantage", "processes")
         },
         "notify": store_only,
         "history": store_only,
@@ -317,6 +319,12 @@ def report_options(fn: Callable[..., object]) -> Callable[..., object]:
     help="Enumerate TLS cipher suites one handshake per suite, as sslyze does, instead of by"
     " elimination (the same answer in far fewer connections); recorded with the run.",
 )
+@click.option(
+    "--processes",
+    type=click.IntRange(1, 64),
+    help="Worker processes for CPU-heavy probes (TLS, SSH); 1: all in this process. Default:"
+    " one per core, started when the scan holds enough such probes to repay them.",
+)
 @report_options
 def scan(
     inventory: Path | None,
@@ -336,6 +344,7 @@ def scan(
     broker: str | None,
     vantage: str | None,
     tls_exhaustive: bool,
+    processes: int | None,
     out: Path | None,
     formats: str,
     lang: str | None,
@@ -360,6 +369,7 @@ def scan(
         out,
         credentials,
         tls_exhaustive,
+        processes,
     )
     ctx = click.get_current_context()
     unset = (click.core.ParameterSource.DEFAULT, click.core.ParameterSource.DEFAULT_MAP, None)
@@ -402,6 +412,8 @@ class _ScanArgs:
     out: Path | None
     credentials: Path | None
     tls_exhaustive: bool = False
+    processes: int | None = None
+    """How, not what: never remembered with the run."""
 
 
 @dataclass(frozen=True)
@@ -548,7 +560,9 @@ def _require_celery() -> None:
 def _scan_options(args: _ScanArgs) -> ScanOptions:
     """How to probe; the formats and the credentials file are checked here, before any packet."""
     _formats(args.formats)
-    return ScanOptions(args.timeout, _affordable(args.concurrency), _credential_lookup(args.credentials))
+    return ScanOptions(
+        args.timeout, _affordable(args.concurrency), _credential_lookup(args.credentials), args.processes
+    )
 
 
 def _decoded(args: _ScanArgs, saved: dict[str, str]) -> _ScanArgs:
@@ -571,6 +585,7 @@ def _decoded(args: _ScanArgs, saved: dict[str, str]) -> _ScanArgs:
         tls_exhaustive=args.tls_exhaustive
         if text["tls_exhaustive"] is None
         else text["tls_exhaustive"] == str(True),
+        processes=args.processes,
     )
 
 

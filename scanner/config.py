@@ -21,6 +21,9 @@ vantage = "dmz"                   # the inventory zone this machine sits in (att
 
 engine = "celery"                          # or "local" (the default): see docs/distributed.md
 
+[scan]
+processes = 2       # worker processes for TLS and SSH probes (default: one per core, when it pays)
+
 [broker]
 url = "redis://broker.hatinh.gov.vn:6379/0"
 password_env = "ATTT_BROKER_PASSWORD"
@@ -115,6 +118,13 @@ class BrokerSettings(Frozen):
     required with an amqp:// broker."""
 
 
+class ScanSettings(Frozen):
+    """`[scan]`: how the local engine uses this machine."""
+
+    processes: int | None = Field(default=None, ge=1, le=64)
+    """Worker processes for CPU-heavy probes (`attt scan --processes`)."""
+
+
 class WorkerSettings(Frozen):
     """`[worker]`: the worker's own scope, read from its own machine, never from a message."""
 
@@ -143,6 +153,7 @@ class Config(Frozen):
     vantage: str | None = None
     notify: NotifySettings | None = None
     engine: Literal["local", "celery"] | None = None
+    scan: ScanSettings | None = None
     broker: BrokerSettings | None = None
     worker: WorkerSettings | None = None
 
@@ -162,6 +173,7 @@ class Config(Frozen):
             "credentials": self.credentials,
             "vantage": self.vantage,
             "engine": self.engine,
+            "processes": self.scan.processes if self.scan else None,
             "broker": self.broker.url if self.broker else None,
         }
         return {k: v for k, v in given.items() if v is not None}

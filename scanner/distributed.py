@@ -48,11 +48,19 @@ from attt.scanner.config import BrokerSettings, read_secret
 from attt.scanner.errors import ConfigError
 from attt.scanner.models.base import Frozen
 from attt.scanner.models.observation import DATA_MODELS, Observation, ProbeKey, probe_check, split_probe_check
-from attt.scanner.models.policy import ResolvedRule
 from attt.scanner.models.target import Target
 from attt.scanner.plugin import Batched, Check, Credential, ProbeContext
 from attt.scanner.registry import Registry
-from attt.scanner.runner import GRACE, Chunk, Split, own_observation, probe_target, run_batch, split_batch
+from attt.scanner.runner import (
+    GRACE,
+    Chunk,
+    ProbeJob,
+    Split,
+    own_observation,
+    probe_target,
+    run_batch,
+    split_batch,
+)
 
 QUEUE_PREFIX = "attt.zone."
 TASK_NAME = "attt.probe"
@@ -248,24 +256,14 @@ class PolledRedisBackend(RedisBackend):  # type: ignore[misc]
         """Nothing to subscribe to: the coordinator polls."""
 
 
-class ProbeTask(Frozen):
-    """One probe as it travels to a worker: JSON, and never a credential."""
+class ProbeTask(ProbeJob):
+    """One probe as it travels to a zone's worker: the job, and the run and zone it is of."""
 
     run: str
-    check: str
     zone: str
     """The zone whose queue carries the task: the worker serving it must be of that zone."""
     vantage: str | None = None
     """An outside vantage (the zone itself, e.g. `internet`); None: probed from inside its zone."""
-    target: Target
-    timeout: float
-    concurrency: int = Field(default=1, ge=1, le=1024)
-    """Hosts the run probes at once: a batch probes that many of its hosts at a time."""
-    settings: dict[str, Any]
-    rules: tuple[dict[str, Any], ...] = ()
-    """Each rule without its params, which travel beside it (`params`) in the same order."""
-    params: tuple[dict[str, Any], ...] = ()
-    prior: tuple[Observation, ...] = ()
 
     @property
     def key(self) -> str:
@@ -278,19 +276,7 @@ def probe_task(
     zone = vantage or target.zone
     if zone is None:
         raise ConfigError(f"host {target.address} is in no zone: the celery engine sends probes to zones")
-    return ProbeTask(
-        run=run,
-        check=check,
-        zone=zone,
-        vantage=vantage,
-        target=target,
-        timeout=ctx.timeout,
-        concurrency=ctx.concurrency,
-        settings=ctx.settings.model_dump(mode="json"),
-        rules=tuple(r.model_dump(mode="json", exclude={"params"}) for r in ctx.rules),
-        params=tuple(r.params.model_dump(mode="json") for r in ctx.rules),
-        prior=ctx.prior,
-    )
+    return ProbeTask.of(check, target, ctx, run=run, zone=zone, vantage=vantage)
 
 
 class BatchTask(Frozen):
@@ -349,16 +335,8 @@ class WorkerScope:
         if refused is not None:
             log.warning("%s (task %s)", refused, task.key)
             return Observation.failed(task.check, task.target, refused)
-        check = self.registry.check(task.check)
         try:
-            return ProbeContext[Any](
-                timeout=min(task.timeout, self.max_timeout),
-                settings=check.settings_model.model_validate(task.settings),
-                concurrency=task.concurrency,
-                rules=tuple(_rule(self.registry, r, p) for r, p in zip(task.rules, task.params, strict=True)),
-                prior=task.prior,
-                credential=self.credentials(task.target),
-            )
+            return task.context(self.registry, self.credentials(task.target), self.max_timeout)
         except (ValidationError, ValueError) as exc:
             reason = f"the task's settings or rules do not fit check {task.check} here: {exc}"
             return Observation.failed(task.check, task.target, reason)
@@ -430,13 +408,6 @@ def _kept(seen: list[Observation] | None, stop: threading.Event, zone: str) -> l
 
 def _answer(obs: Observation, zone: str) -> dict[str, Any]:
     return obs.model_copy(update={"zone": zone}).model_dump(mode="json")
-
-
-def _rule(registry: Registry, rule: Mapping[str, Any], params: Mapping[str, Any]) -> ResolvedRule:
-    found = registry.control(str(rule.get("control")))
-    if found is None:
-        raise ValueError(f"control {rule.get('control')} is not installed")
-    return ResolvedRule.model_validate({**rule, "params": found[1].params_model.model_validate(params)})
 
 
 def serve(scope: WorkerScope, broker: Broker, concurrency: int, hostname: str) -> int:

@@ -57,6 +57,8 @@ class ScanOptions:
     timeout: float = DEFAULT_TIMEOUT
     concurrency: int = DEFAULT_CONCURRENCY
     credentials: Callable[[Target], Credential | None] = field(default=lambda _target: None)
+    processes: int | None = None
+    """Worker processes for CPU-heavy probes (`ScanPlan.processes`); None: one per core, when it pays."""
 
 
 @dataclass(frozen=True)
@@ -344,6 +346,7 @@ def scan_plan(prepared: PreparedScan, options: ScanOptions, remote: bool) -> Sca
         timeout=options.timeout,
         concurrency=options.concurrency,
         credentials=options.credentials,
+        processes=options.processes,
         done=prepared.done,
         vantage=info.vantage,
         vantages=vantages(info) if remote else {},

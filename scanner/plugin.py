@@ -247,7 +247,8 @@ class ProbeContext(Generic[SettingsT]):
 
 class Check(Protocol):
     """What the registry expects of a check class (instantiated with no arguments). It may also
-    have `describe` (see `Described`) for more text in `attt checks list --verbose`."""
+    have `describe` (see `Described`) for more text in `attt checks list --verbose`, and
+    `cpu_heavy = True` to have its probes run in worker processes (see `cpu_heavy`)."""
 
     name: ClassVar[str]
     """Equals the entry-point name and, for built-ins, the module name."""
@@ -264,6 +265,16 @@ class Check(Protocol):
     def probe(self, target: Target, ctx: ProbeContext[Any]) -> Iterable[Observation]:
         """Probe one target; return `error` observations rather than raise for target faults."""
         ...
+
+
+def cpu_heavy(check: Check) -> bool:
+    """Whether a check says its probes are CPU work done under the GIL (TLS handshakes, key
+    exchanges), with `cpu_heavy: ClassVar[bool] = True`. The local engine then runs them in
+    worker processes, one per core, instead of threads that share one core; a check without
+    the attribute runs in threads. Such a check's probe must need nothing but its target and
+    `ProbeContext` (it runs in a fresh process of the same installation), and its class must be
+    importable by its module and name. A `Batched` check's batches still run in this process."""
+    return getattr(check, "cpu_heavy", False) is True
 
 
 @runtime_checkable

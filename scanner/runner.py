@@ -7,8 +7,13 @@ budget yields an `error` observation and never stops the others.
 A check that probes many targets at once (`Batched`, e.g. one nmap run for many hosts) is run
 ahead of the jobs, in target order, a batch at a time; a job waits only for its own batch, so a
 host's later checks start as soon as its batch is done.
+
+A check whose probes are CPU work under the GIL (`cpu_heavy`: TLS, SSH) has them run in worker
+processes, one per core, when the plan holds enough of them (scanner/processes.py); the rest
+of the run, storing and progress included, stays here.
 """
 
+import os
 import threading
 import time
 from collections import deque
@@ -16,15 +21,19 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
+from attt.scanner.models.base import Frozen
 from attt.scanner.models.observation import Observation, ProbeKey, probe_check
 from attt.scanner.models.policy import ResolvedPolicy, ResolvedRule
 from attt.scanner.models.target import Target
-from attt.scanner.plugin import Batched, Check, Credential, ProbeContext, batch_budget
+from attt.scanner.plugin import Batched, Check, Credential, ProbeContext, batch_budget, cpu_heavy
 from attt.scanner.registry import Registry
+
+if TYPE_CHECKING:
+    from attt.scanner.processes import ProcessPool
 
 DEFAULT_CONCURRENCY = 16
 """Hosts probed at once: a province registers a few hundred hosts; 16 keeps a night's scan
@@ -33,6 +42,10 @@ DEFAULT_TIMEOUT = 120.0
 """Seconds one check may spend on one host (a full TLS scan of several ports fits)."""
 GRACE = 5.0
 """Extra seconds before an overrunning probe is abandoned, so probes can report their own timeout."""
+MIN_PROBES = 32
+"""CPU-heavy probes a plan must hold before worker processes are started on its own account:
+starting them costs about 0.5 CPU-s (the fork server's imports), which a few TLS probes
+(0.06-0.08 CPU-s each, measured on the lab servers) do not repay."""
 _BATCH_WORKERS = 2
 """Batches of one check run at once: each is a whole process over many hosts (an nmap run)."""
 _GROUPS_PER_BATCH = 8
@@ -67,6 +80,11 @@ class ScanPlan:
     """Zone -> the outside vantages that reach it (`Inventory.vantages_reaching`): a host of the
     zone is probed from each of them too, by the checks of its rules that need such a vantage.
     Only a remote engine has workers there; the local engine probes from where it runs."""
+    processes: int | None = None
+    """Worker processes for the probes of CPU-heavy checks (`cpu_heavy`, scanner/processes.py):
+    1, none (threads of this process, as for every other check); N, N of them whenever the plan
+    has such probes; None, one per core when the plan holds enough of them to repay starting
+    them (`MIN_PROBES`)."""
 
 
 class ProgressSink:
@@ -114,12 +132,14 @@ class Runner:
         """Set to stop starting new probes (a signal, a store that refuses writes); probes under
         way are abandoned, what was observed is kept."""
         self._remote = remote
+        self._workers: ProcessPool | None = None
 
     def run(self, plan: ScanPlan) -> bool:
         """Probe every target; return True when every planned probe ran to its end."""
         batches: dict[str, _Batches] = {}
         complete = True
         try:
+            self._workers = self._process_pool(plan)
             batches.update(self._start_batches(plan))
             with ThreadPoolExecutor(
                 max_workers=max(1, plan.concurrency), thread_name_prefix="attt-target"
@@ -159,7 +179,38 @@ class Runner:
         finally:
             for batch in batches.values():
                 batch.close()
+            if self._workers is not None:
+                self._workers.close()
+                self._workers = None
         return complete and not self.stop.is_set()
+
+    def _process_pool(self, plan: ScanPlan) -> "ProcessPool | None":
+        """Worker processes for the plan's CPU-heavy probes, starting; None when those run in
+        threads here (`ScanPlan.processes`)."""
+        size = (
+            0 if self._remote is not None else workers_for(plan.processes, self.heavy_probes(plan), cores())
+        )
+        if not size:
+            return None
+        # Imported only now (a small scan never needs it), and here: the pool runs probes with
+        # this module's code, so it imports it.
+        from attt.scanner.processes import ProcessPool
+
+        pool = ProcessPool(self._registry, size, plan.timeout, self.stop)
+        pool.start()
+        return pool
+
+    def heavy_probes(self, plan: ScanPlan) -> int:
+        """Hosts times CPU-heavy checks the plan has yet to probe (several systems registering
+        one host mostly share its probe)."""
+        return sum(
+            1
+            for targets in _by_host(plan.targets)
+            for name, vantage in self.steps(plan, targets)
+            if vantage is None
+            and cpu_heavy(self._registry.check(name))
+            and any((name, *t.key) not in plan.done for t in targets)
+        )
 
     def _start_batches(self, plan: ScanPlan) -> dict[str, "_Batches"]:
         """Start every batched check's probes of the targets it has yet to see."""
@@ -257,6 +308,8 @@ class Runner:
             observations = batch.wait(first)
         elif self._remote is not None:
             observations = self._remote.probe(check, first, ctx, vantage)
+        elif self._workers is not None and cpu_heavy(check):
+            observations = self._workers.probe(check, first, ctx)
         else:
             observations = probe_target(check, first, ctx, self.stop)
         if observations is None or (self.stop.is_set() and any(o.status == "error" for o in observations)):
@@ -304,6 +357,24 @@ class Runner:
         )
 
 
+def cores() -> int:
+    """The cores this process may run on (its CPU affinity, which a container or `taskset` may
+    narrow), else the machine's count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not every platform (or sandbox) tells the affinity
+        return os.cpu_count() or 1
+
+
+def workers_for(asked: int | None, heavy: int, machine: int) -> int:
+    """Worker processes for a plan with `heavy` CPU-heavy probes on a machine of `machine`
+    cores, `asked` for by `--processes` (None: not said); 0: none, the probes run in threads."""
+    size = machine if asked is None else asked
+    if size <= 1 or not heavy or (asked is None and heavy < MIN_PROBES):
+        return 0
+    return min(size, heavy)
+
+
 def probe_target(
     check: Check, target: Target, ctx: ProbeContext[Any], stop: threading.Event
 ) -> list[Observation] | None:
@@ -324,6 +395,62 @@ def probe_target(
     else:
         result = [own_observation(obs, check.name, target) for obs in outcome]
     return [obs.timed(obs.started or started, obs.finished or finished) for obs in result]
+
+
+class ProbeJob(Frozen):
+    """One probe as it travels away from the runner, to a zone's worker (`ProbeTask`, the celery
+    engine) or to a worker process of this machine (scanner/processes.py): JSON, and never a
+    credential. Where it arrives, `context` makes the probe's context again and `probe_target`
+    runs it: one way to run a probe elsewhere."""
+
+    check: str
+    target: Target
+    timeout: float
+    concurrency: int = Field(default=1, ge=1, le=1024)
+    """Hosts the run probes at once: a batch probes that many of its hosts at a time."""
+    settings: dict[str, Any]
+    rules: tuple[dict[str, Any], ...] = ()
+    """Each rule without its params, which travel beside it (`params`) in the same order."""
+    params: tuple[dict[str, Any], ...] = ()
+    prior: tuple[Observation, ...] = ()
+
+    @classmethod
+    def of(cls, check: str, target: Target, ctx: ProbeContext[Any], **more: Any) -> Self:
+        """The job of one probe (`more`: the fields of a subclass)."""
+        return cls(
+            check=check,
+            target=target,
+            timeout=ctx.timeout,
+            concurrency=ctx.concurrency,
+            settings=ctx.settings.model_dump(mode="json"),
+            rules=tuple(r.model_dump(mode="json", exclude={"params"}) for r in ctx.rules),
+            params=tuple(r.params.model_dump(mode="json") for r in ctx.rules),
+            prior=ctx.prior,
+            **more,
+        )
+
+    def context(
+        self, registry: Registry, credential: Credential | None, max_timeout: float | None = None
+    ) -> ProbeContext[Any]:
+        """The probe's context, made here with the check installed here and this machine's
+        credential; ValueError (pydantic's ValidationError is one) when the job's settings or
+        rules do not fit that check."""
+        check = registry.check(self.check)
+        return ProbeContext[Any](
+            timeout=self.timeout if max_timeout is None else min(self.timeout, max_timeout),
+            settings=check.settings_model.model_validate(self.settings),
+            concurrency=self.concurrency,
+            rules=tuple(_rule(registry, r, p) for r, p in zip(self.rules, self.params, strict=True)),
+            prior=self.prior,
+            credential=credential,
+        )
+
+
+def _rule(registry: Registry, rule: Mapping[str, Any], params: Mapping[str, Any]) -> ResolvedRule:
+    found = registry.control(str(rule.get("control")))
+    if found is None:
+        raise ValueError(f"control {rule.get('control')} is not installed")
+    return ResolvedRule.model_validate({**rule, "params": found[1].params_model.model_validate(params)})
 
 
 def bounded(

@@ -25,6 +25,7 @@ class SshCheck:
     data_model: ClassVar[type[BaseModel]] = SshData
     settings_model: ClassVar[type[BaseModel]] = SshSettings
     after: ClassVar[tuple[str, ...]] = ("ports",)
+    cpu_heavy: ClassVar[bool] = True  # key exchanges (paramiko) are CPU work under the GIL
     controls: ClassVar[Mapping[str, Control[Any, Any]]] = CONTROLS
 
     def probe(self, target: Target, ctx: ProbeContext[SshSettings]) -> Iterable[Observation]:

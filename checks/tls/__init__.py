@@ -22,6 +22,7 @@ class TlsCheck:
     data_model: ClassVar[type[TlsData]] = TlsData
     settings_model: ClassVar[type[TlsSettings]] = TlsSettings
     after: ClassVar[tuple[str, ...]] = ("ports",)
+    cpu_heavy: ClassVar[bool] = True  # nassl holds the GIL through each handshake
     controls = CONTROLS
 
     def probe(self, target: Target, ctx: ProbeContext[TlsSettings]) -> Iterable[Observation]:

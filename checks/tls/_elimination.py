@@ -1,5 +1,5 @@
-"""Cipher suites by elimination: the same accepted suites as sslyze's one-handshake-per-suite
-enumeration, in a handful of handshakes.
+"""Cipher suites and groups by elimination: the same accepted suites and curves as sslyze's
+one-handshake-per-suite (and per-curve) enumeration, in a handful of handshakes.
 
 Offer every candidate suite of a version; the server picks one it accepts; drop that one and
 offer the rest again, until the server refuses them all. That costs one handshake per accepted
@@ -10,22 +10,27 @@ its own. Where a handshake fails on our side (a DH group our OpenSSL refuses, a 
 certificate request) the remaining suites of that chunk are tried one by one, exactly as sslyze
 would; any other failure fails the step, as it fails sslyze's job for a suite.
 
-Each function returns one entry per suite it was given, in order, as sslyze's per-suite jobs
-would have: (result, None), or (None, exception) for a suite our OpenSSL cannot offer (sslyze
-skips those) or a connection that failed.
+Elliptic curves go the same way (`eliminate_groups`): sslyze offers each of its ~30 curves
+alone; here all of them are offered and the one the server picks is removed.
+
+Each function returns one entry per suite (curve) it was given, in order, as sslyze's per-suite
+(per-curve) jobs would have: (result, None), or (None, exception) for a suite our OpenSSL cannot
+offer (sslyze skips those) or a connection that failed.
 """
 
 from collections.abc import Callable, Sequence
 from functools import cache
 from typing import Any
 
-from nassl.ssl_client import ClientCertificateRequested
+from nassl.ephemeral_key_info import _OPENSSL_NID_TO_SECG_ANSI_X9_62, EcDhEphemeralKeyInfo, OpenSslEcNidEnum
+from nassl.ssl_client import ClientCertificateRequested, SslClient
 from sslyze.connection_helpers.tls_connection import NoCiphersAvailableBugInSSlyze
 from sslyze.errors import (
     ServerRejectedTlsHandshake,
     ServerTlsConfigurationNotSupported,
     TlsHandshakeTimedOut,
 )
+from sslyze.plugins.elliptic_curves_plugin import EllipticCurve, _EllipticCurveResult, _test_curve
 from sslyze.plugins.openssl_cipher_suites._test_cipher_suite import (
     CipherSuiteAcceptedByServer,
     CipherSuiteRejectedByServer,
@@ -34,7 +39,7 @@ from sslyze.plugins.openssl_cipher_suites._test_cipher_suite import (
 )
 from sslyze.plugins.openssl_cipher_suites._tls12_workaround import WorkaroundForTls12ForCipherSuites
 from sslyze.plugins.openssl_cipher_suites.cipher_suites import CipherSuite
-from sslyze.server_connectivity import ServerConnectivityInfo, TlsVersionEnum
+from sslyze.server_connectivity import ServerConnectivityInfo, TlsVersionEnum, enable_ecdh_cipher_suites
 
 CHUNK = 48
 """Suites per ClientHello: about 100 bytes of suites, well under the 256-byte ClientHello that
@@ -132,3 +137,82 @@ def _one(server: ServerConnectivityInfo, version: TlsVersionEnum, suite: CipherS
 
 def _in_order(suites: Sequence[CipherSuite], found: dict[str, Entry], missing: Exception) -> list[Entry]:
     return [found.get(suite.openssl_name, (None, missing)) for suite in suites]
+
+
+def eliminate_groups(
+    server: ServerConnectivityInfo,
+    curves: Sequence[OpenSslEcNidEnum],
+    answered: Callable[[], None] = lambda: None,
+) -> list[Entry]:
+    """Every curve of `curves` as accepted or rejected, on sslyze's terms: ECDH suites at the
+    server's highest version, our modern OpenSSL, the curves offered in `supported_groups`.
+
+    Below TLS 1.3 the server's certificate may need a curve in the offer too (an ECDSA key's
+    own curve): a curve picked from the whole offer is then confirmed alone, as sslyze tests
+    it, so that "accepted" means what it means in sslyze's answer. TLS 1.3 separates the two,
+    and the server's pick from the offer is the fact."""
+    version = server.tls_probing_result.highest_tls_version_supported
+    confirm = version != TlsVersionEnum.TLS_1_3
+    found: dict[OpenSslEcNidEnum, Entry] = {}
+    left = list(curves)
+    while left:
+        connection = server.get_preconfigured_tls_connection(
+            override_tls_version=version, should_use_legacy_openssl=False
+        )
+        client = connection.ssl_client
+        try:
+            if not isinstance(client, SslClient):
+                raise TypeError("sslyze gave the legacy client where the modern one was asked for")
+            enable_ecdh_cipher_suites(version, client)
+            client.set_groups(left)
+            connection.connect()
+            key = connection.ssl_client.get_ephemeral_key()
+        except ClientCertificateRequested:
+            key = connection.ssl_client.get_ephemeral_key()
+        except (ServerRejectedTlsHandshake, TlsHandshakeTimedOut):
+            key = None
+        except Exception:
+            # sslyze reads some errors of one curve as "rejected" and fails on the others; with
+            # many curves offered, no telling which one caused it: one by one, as sslyze does.
+            key, left = None, _each_curve(server, left, found)
+        finally:
+            connection.close()
+        if key is None:
+            break
+        # nassl reports the curve as a bare number: the offered member it equals, if any.
+        offered = key.curve if isinstance(key, EcDhEphemeralKeyInfo) else None
+        chosen = next((curve for curve in left if curve == offered), None)
+        if chosen is None:
+            # Not an ECDH key exchange, or a curve we did not offer: one by one tells the truth.
+            left = _each_curve(server, left, found)
+            break
+        left.remove(chosen)
+        found[chosen] = _one_curve(server, chosen) if confirm else (_curve(chosen, True), None)
+        answered()
+    for curve in left:
+        found[curve] = (_curve(curve, False), None)
+    return [found[curve] for curve in curves]
+
+
+def _each_curve(
+    server: ServerConnectivityInfo, curves: Sequence[OpenSslEcNidEnum], found: dict[OpenSslEcNidEnum, Entry]
+) -> list[OpenSslEcNidEnum]:
+    """sslyze's own test for each curve still open; none are left open after it."""
+    for curve in curves:
+        found[curve] = _one_curve(server, curve)
+    return []
+
+
+def _one_curve(server: ServerConnectivityInfo, curve: OpenSslEcNidEnum) -> Entry:
+    try:
+        return _test_curve(server, curve), None
+    except Exception as exc:  # kept for sslyze's result builder, as its own job would be
+        return None, exc
+
+
+def _curve(curve: OpenSslEcNidEnum, accepted: bool) -> _EllipticCurveResult:
+    """sslyze's record of one curve's answer, named as sslyze names it."""
+    name = _OPENSSL_NID_TO_SECG_ANSI_X9_62.get(curve, f"unknown-curve-with-openssl-id-{curve.value}")
+    return _EllipticCurveResult(
+        curve=EllipticCurve(name=name, openssl_nid=curve.value), was_accepted_by_server=accepted
+    )

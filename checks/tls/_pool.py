@@ -17,8 +17,17 @@ Here every probe of the process feeds the same workers:
   admitted only as fast as the process can finish them (`Admission`), so a busy run queues
   whole jobs instead of stretching every handshake in flight past its server's silence budget.
 - A scan that gives up is cancelled: its queued jobs are dropped and never run.
-- Cipher suites are enumerated by elimination (`_elimination.py`), a few jobs per version
-  instead of one per suite, unless a scan asks to be exhaustive.
+- Cipher suites and curves are enumerated by elimination (`_elimination.py`), a few jobs per
+  version instead of one per suite, one job instead of one per curve, unless a scan asks to be
+  exhaustive.
+- The client-renegotiation test goes last, alone: it is the one job that asks the server for
+  something it may punish (OpenSSL's own `s_server` sleeps a second after refusing it, with
+  every other connection queued behind), so no other job of the scan waits behind it.
+- ROBOT waits for the cipher suites (fast path only): a server that accepted no RSA key
+  exchange suite at any version cannot complete sslyze's ROBOT handshakes (they offer only
+  those suites), so ROBOT's answer is sslyze's "RSA not supported" without its 6 connections.
+- A scan may carry extra probes of its own (`extras`), run as jobs alongside sslyze's.
+- sslyze's connections go out with Nagle's algorithm off (`_open_socket_without_delay`).
 
 This module drives sslyze's job model (`sslyze.scanner._mass_scanner`, private in name), so
 sslyze is pinned to one major version in pyproject.toml.
@@ -26,6 +35,7 @@ sslyze is pinned to one major version in pyproject.toml.
 
 import heapq
 import itertools
+import socket
 import threading
 import time
 from collections import defaultdict, deque
@@ -35,8 +45,17 @@ from functools import partial
 from traceback import TracebackException
 from typing import Any
 
+from sslyze.connection_helpers import tls_connection
+from sslyze.connection_helpers.tls_connection import NoCiphersAvailableBugInSSlyze
 from sslyze.errors import ConnectionToServerFailed, ConnectionToServerTimedOut, TlsHandshakeTimedOut
-from sslyze.plugins.openssl_cipher_suites._test_cipher_suite import connect_with_cipher_suite
+from sslyze.plugins.elliptic_curves_plugin import _test_curve
+from sslyze.plugins.openssl_cipher_suites._test_cipher_suite import (
+    CipherSuiteAcceptedByServer,
+    connect_with_cipher_suite,
+)
+from sslyze.plugins.robot._robot_tester import ServerDoesNotSupportRsa, test_robot
+from sslyze.plugins.scan_commands import ScanCommand
+from sslyze.plugins.session_renegotiation_plugin import _test_client_renegotiation
 from sslyze.scanner._jobs_worker_thread import CompletedScanJob
 from sslyze.scanner._mass_scanner import (
     _generate_result_for_completed_server_scan,
@@ -49,7 +68,8 @@ from sslyze.scanner.models import (
     ServerScanResult,
     ServerScanStatusEnum,
 )
-from sslyze.server_connectivity import check_connectivity_to_server
+from sslyze.server_connectivity import ServerConnectivityInfo, check_connectivity_to_server
+from sslyze.server_setting import ServerNetworkLocation
 
 from attt.checks.tls import _elimination
 
@@ -60,6 +80,51 @@ ADMISSION_FLOOR = 4
 """Jobs always admitted at once, however busy the process: progress for a few endpoints."""
 _SILENT = (ConnectionToServerTimedOut, TlsHandshakeTimedOut)
 """Job failures that mean the server said nothing in time: not progress."""
+_LAST = (_test_client_renegotiation,)
+"""Jobs run only once every other job of their scan has finished (see the module docstring)."""
+_SUITE_COMMANDS = frozenset(
+    {
+        ScanCommand.SSL_2_0_CIPHER_SUITES,
+        ScanCommand.SSL_3_0_CIPHER_SUITES,
+        ScanCommand.TLS_1_0_CIPHER_SUITES,
+        ScanCommand.TLS_1_1_CIPHER_SUITES,
+        ScanCommand.TLS_1_2_CIPHER_SUITES,
+        ScanCommand.TLS_1_3_CIPHER_SUITES,
+    }
+)
+_RSA_KEY_EXCHANGE = "TLS_RSA_"
+"""How the names of the suites with RSA key exchange begin (TLS_RSA_WITH_*, TLS_RSA_EXPORT_*, and
+TLS_RSA_PSK_*, which ROBOT never offers: counting them only makes ROBOT run more often)."""
+
+_SSLYZE_OPEN_SOCKET = tls_connection._open_socket
+
+
+def _open_socket_without_delay(server_location: ServerNetworkLocation, network_timeout: int) -> socket.socket:
+    """sslyze's own socket for every connection it makes, with Nagle's algorithm off.
+
+    ROBOT (15 connections per RSA server) and the Heartbleed test write one flight as several
+    small records, a send each; with Nagle the later records wait for the server's delayed ACK
+    (40 ms on Linux), and a server that serves one connection at a time (OpenSSL's s_server)
+    holds every other connection behind that wait: 0.6 s per RSA endpoint. The bytes sent are
+    the same, only not held back."""
+    sock = _SSLYZE_OPEN_SOCKET(server_location, network_timeout)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+# sslyze has no setting for it: its one function that opens a connection is swapped, for the
+# process (every sslyze connection of attt goes through this pool's jobs).
+tls_connection._open_socket = _open_socket_without_delay
+
+Extra = Callable[[ServerConnectivityInfo], Any]
+"""A probe of attt's own for one endpoint, given what sslyze's connectivity test found."""
+
+
+@dataclass(frozen=True)
+class _ExtraCommand:
+    """Stands for the command of an extra probe's job: its result goes to `extras`, not sslyze."""
+
+    name: str
 
 
 @dataclass
@@ -70,7 +135,19 @@ class EndpointScan:
     ip: str
     order: int
     exhaustive: bool = False
-    """Enumerate cipher suites one handshake each (sslyze's way), not by elimination."""
+    """Enumerate cipher suites and curves one handshake each (sslyze's way), not by elimination."""
+    extra_probes: dict[str, Extra] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
+    """Each extra probe's value, or the exception it raised; absent when it never ran."""
+    last: list[tuple[Any, Callable[..., Any], Sequence[Any]]] = field(default_factory=list)
+    """Jobs held back until every other job of the scan has finished."""
+    robot: list[tuple[Any, Callable[..., Any], Sequence[Any]]] = field(default_factory=list)
+    """ROBOT's jobs, held back until the cipher suites are known (`suite_jobs` is 0) or one of
+    them makes ROBOT necessary (`robot_needed`)."""
+    suite_jobs: int = 0
+    """Cipher-suite elimination jobs not finished yet."""
+    robot_needed: bool = False
+    """Some suite with RSA key exchange was accepted, or a suite's answer is unknown."""
     started: float | None = None
     """When its first job started (monotonic); its budget counts from there."""
     last_progress: float | None = None
@@ -176,10 +253,19 @@ class JobPool:
         return self._workers
 
     def submit(
-        self, request: ServerScanRequest, ip: str, per_ip: int, *, exhaustive: bool = False
+        self,
+        request: ServerScanRequest,
+        ip: str,
+        per_ip: int,
+        *,
+        exhaustive: bool = False,
+        extras: dict[str, Extra] | None = None,
     ) -> EndpointScan:
-        """Queue a server scan; it starts with a connectivity test, then its commands' jobs."""
-        scan = EndpointScan(request=request, ip=ip, order=next(self._orders), exhaustive=exhaustive)
+        """Queue a server scan; it starts with a connectivity test, then its commands' jobs and
+        the `extras` probes."""
+        scan = EndpointScan(
+            request=request, ip=ip, order=next(self._orders), exhaustive=exhaustive, extra_probes=extras or {}
+        )
         with self._lock:
             if self._outstanding[ip] == 0:  # the cap in force while an IP is busy stays
                 self._per_ip[ip] = max(1, per_ip)
@@ -317,12 +403,26 @@ class JobPool:
                 scan.done.set()
                 return None
             self._queue_commands(scan, value)
+        elif isinstance(job.command, _ExtraCommand):
+            scan.extras[job.command.name] = value if error is None else error
         elif job.answers:
             entries = value if error is None else [(None, error)] * job.answers
             scan.completed.extend(CompletedScanJob(scan.request.uuid, job.command, v, e) for v, e in entries)
+            if job.call is _elimination.eliminate:
+                scan.robot_needed |= any(_robot_may_connect(v, e) for v, e in entries)
+                scan.suite_jobs -= 1
+                if scan.suite_jobs == 0 or scan.robot_needed:  # settled: no need to wait for the rest
+                    self._release_robot(scan)
         else:
             scan.completed.append(CompletedScanJob(scan.request.uuid, job.command, value, error))
-        if scan.pending or scan.ongoing is None:
+        if scan.pending:
+            return None
+        if scan.last:
+            for command, call, args in scan.last:
+                self._push(scan, command, call, args)
+            scan.last.clear()
+            return None
+        if scan.ongoing is None:
             return None
         return replace(
             scan.ongoing, completed_scan_jobs=scan.completed, queued_scan_jobs_count=len(scan.completed)
@@ -338,16 +438,43 @@ class JobPool:
             queued_scan_jobs_count=0,
             completed_scan_jobs=[],
         )
+        eliminated = set()
         for command, command_jobs in jobs.items():
-            if (
-                not scan.exhaustive
-                and command_jobs
-                and all(one.function_to_call is connect_with_cipher_suite for one in command_jobs)
-            ):
-                self._queue_elimination(scan, command, command_jobs)
+            calls = {one.function_to_call for one in command_jobs}
+            if not scan.exhaustive and calls == {test_robot}:
+                scan.robot = [(command, one.function_to_call, one.function_arguments) for one in command_jobs]
                 continue
-            for one in command_jobs:
-                self._push(scan, command, one.function_to_call, one.function_arguments)
+            if not scan.exhaustive and calls == {connect_with_cipher_suite}:
+                eliminated.add(command)
+                self._queue_elimination(scan, command, command_jobs)
+            elif not scan.exhaustive and calls == {_test_curve}:
+                curves = [one.function_arguments[1] for one in command_jobs]
+                server = command_jobs[0].function_arguments[0]
+                self._push(
+                    scan,
+                    command,
+                    _elimination.eliminate_groups,
+                    (server, curves, partial(_answered, scan)),
+                    len(curves),
+                )
+            else:
+                for one in command_jobs:
+                    if one.function_to_call in _LAST:
+                        scan.last.append((command, one.function_to_call, one.function_arguments))
+                    else:
+                        self._push(scan, command, one.function_to_call, one.function_arguments)
+        # Every version's suites must come from elimination for their answers to settle ROBOT.
+        scan.robot_needed = not _SUITE_COMMANDS.issubset(eliminated)
+        if scan.suite_jobs == 0 or scan.robot_needed:
+            self._release_robot(scan)
+        if scan.extra_probes:
+            server = ServerConnectivityInfo(
+                server_location=scan.request.server_location,
+                network_configuration=scan.request.network_configuration,
+                tls_probing_result=probing,
+            )
+            for name, probe in scan.extra_probes.items():
+                self._push(scan, _ExtraCommand(name), probe, (server,))
 
     def _queue_elimination(self, scan: EndpointScan, command: Any, jobs: Sequence[Any]) -> None:
         """sslyze's one-handshake-per-suite jobs of one version, as a few elimination jobs."""
@@ -358,6 +485,7 @@ class JobPool:
             groups.setdefault(_elimination.needs_legacy_openssl(version, suite), []).append(suite)
         for legacy, suites in groups.items():
             for chunk in _elimination.chunks(suites):
+                scan.suite_jobs += 1
                 self._push(
                     scan,
                     command,
@@ -365,6 +493,27 @@ class JobPool:
                     (server, version, chunk, legacy, partial(_answered, scan)),
                     len(chunk),
                 )
+
+    def _release_robot(self, scan: EndpointScan) -> None:
+        """The suites are known: ROBOT's jobs run, or get sslyze's own "RSA not supported"."""
+        for command, call, args in scan.robot:
+            if scan.robot_needed:
+                self._push(scan, command, call, args)
+            else:
+                skipped = CompletedScanJob(scan.request.uuid, command, None, ServerDoesNotSupportRsa())
+                scan.completed.append(skipped)
+        scan.robot.clear()
+
+
+def _robot_may_connect(value: Any, error: Exception | None) -> bool:
+    """Whether one suite's answer leaves ROBOT's handshakes a chance: an accepted suite with RSA
+    key exchange, or no answer at all (a suite our OpenSSL cannot offer, which sslyze skips, is
+    no chance: ROBOT's client cannot offer it either)."""
+    if error is not None:
+        return not isinstance(error, NoCiphersAvailableBugInSSlyze)
+    return isinstance(value, CipherSuiteAcceptedByServer) and value.cipher_suite.name.startswith(
+        _RSA_KEY_EXCHANGE
+    )
 
 
 def _answered(scan: EndpointScan) -> None:

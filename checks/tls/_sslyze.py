@@ -201,6 +201,7 @@ def scan(
             endpoint.ip,
             options.max_connections_per_server,
             exhaustive=options.exhaustive,
+            extras={_EMS_TLS12: _tls12_ems},
         )
         for endpoint in remaining
     }
@@ -219,7 +220,7 @@ def _await(
             if endpoint in outcomes:
                 continue
             if scan.done.is_set() and scan.result is not None:
-                outcomes[endpoint] = _outcome(scan.result, endpoint)
+                outcomes[endpoint] = _outcome(scan.result, endpoint, scan.extras)
                 continue
             failure = _overrun(scan, options, now)
             if failure is not None:
@@ -338,14 +339,14 @@ def _request(endpoint: Endpoint, options: ScanOptions, ca_file: Path | None) -> 
     )
 
 
-def _outcome(result: ServerScanResult, endpoint: Endpoint) -> ScanOutcome:
+def _outcome(result: ServerScanResult, endpoint: Endpoint, extras: dict[str, Any]) -> ScanOutcome:
     if result.scan_status != ServerScanStatusEnum.COMPLETED or result.scan_result is None:
         if endpoint.starttls is not None and _upgrade_refused(result.connectivity_error_trace):
             return _plain_service(endpoint, datetime.now(UTC))
         return ScanFailure(_failure_reason(result.connectivity_error_trace))
     try:
         data = _tls_data(result.scan_result, endpoint, datetime.now(UTC))
-        return data.model_copy(update={"vulnerabilities": _ems_on_tls12(data, result)})
+        return data.model_copy(update={"vulnerabilities": _ems_on_tls12(data, extras.get(_EMS_TLS12))})
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         # A certificate too broken to describe is still a fact about the endpoint, but not one
         # our model can hold: report it rather than pretend the endpoint was judged.
@@ -378,36 +379,42 @@ def _plain_service(endpoint: Endpoint, scanned_at: datetime) -> TlsData:
     )
 
 
-def _ems_on_tls12(data: TlsData, result: ServerScanResult) -> Vulnerabilities:
+_EMS_TLS12 = "ems_tls12"
+"""The extra probe (`_pool.EndpointScan.extras`) asking for the extended master secret on TLS 1.2."""
+
+
+def _tls12_ems(server: ServerConnectivityInfo) -> ExtendedMasterSecretSupportEnum | None:
+    """Whether a TLS 1.2 handshake uses the extended master secret, asked only of a server whose
+    highest version is TLS 1.3 (sslyze's own test answers for the others); None when not asked.
+    It runs on the pool as one of the scan's jobs, not after them on a connection of its own."""
+    if server.tls_probing_result.highest_tls_version_supported != TlsVersionEnum.TLS_1_3:
+        return None
+    connection = server.get_preconfigured_tls_connection(
+        override_tls_version=TlsVersionEnum.TLS_1_2, should_use_legacy_openssl=False
+    )
+    try:
+        connection.connect()
+        client = connection.ssl_client
+        if not isinstance(client, SslClient):
+            raise TypeError("sslyze gave the legacy client where the modern one was asked for")
+        return client.get_extended_master_secret_support()
+    finally:
+        connection.close()
+
+
+def _ems_on_tls12(data: TlsData, support: object) -> Vulnerabilities:
     """sslyze reports the extended master secret as supported whenever TLS 1.3 is offered; the
-    question only matters for TLS 1.2, so ask it on a TLS 1.2 handshake (None if that fails)."""
+    question only matters for TLS 1.2, so it is asked on a TLS 1.2 handshake (`_tls12_ems`,
+    whose answer or exception is `support`; None if that fails)."""
     facts = data.vulnerabilities
     if "TLSv1.2" not in data.protocols:
         # Without TLS 1.2 (TLS 1.3 has the extended master secret built in) nothing is exposed;
         # with only older versions sslyze's own answer stands.
         only_tls13 = data.protocols == ("TLSv1.3",)
         return facts.model_copy(update={"extended_master_secret": False}) if only_tls13 else facts
-    if "TLSv1.3" not in data.protocols or result.connectivity_result is None:
+    if "TLSv1.3" not in data.protocols:
         return facts
-    try:
-        info = ServerConnectivityInfo(
-            server_location=result.server_location,
-            network_configuration=result.network_configuration,
-            tls_probing_result=result.connectivity_result,
-        )
-        connection = info.get_preconfigured_tls_connection(
-            override_tls_version=TlsVersionEnum.TLS_1_2, should_use_legacy_openssl=False
-        )
-        try:
-            connection.connect()
-            client = connection.ssl_client
-            if not isinstance(client, SslClient):
-                return facts.model_copy(update={"extended_master_secret": None})
-            support = client.get_extended_master_secret_support()
-        finally:
-            connection.close()
-    except Exception:  # any failure leaves the fact unobserved, never "not exposed"
-        return facts.model_copy(update={"extended_master_secret": None})
+    # Any failure (an exception, the probe never run) leaves the fact unobserved, never "not exposed".
     if support == ExtendedMasterSecretSupportEnum.USED_IN_CURRENT_SESSION:
         return facts.model_copy(update={"extended_master_secret": False})
     if support == ExtendedMasterSecretSupportEnum.NOT_USED_IN_CURRENT_SESSION:

@@ -186,7 +186,8 @@ class TlsSettings(Settings):
     max_connections_per_server: int = Field(default=3, ge=1, le=10)
     """Connections the TLS scan may hold open to one IP address at a time, all its ports together."""
     exhaustive_suites: bool = False
-    """Enumerate cipher suites one handshake per suite, as sslyze does (about 580 connections
-    per endpoint), instead of by elimination (one per accepted suite, plus one per group): the
-    same answer, which tests/checks/tls/test_elimination.py proves on every lab server; for an
-    auditor who wants the brute-force path."""
+    """Enumerate cipher suites one handshake per suite and curves one per curve, and run ROBOT
+    everywhere, as sslyze does (hundreds of connections per endpoint), instead of by elimination
+    (one per accepted suite or curve, plus one per group) with ROBOT skipped where no suite with
+    RSA key exchange was accepted: the same answer, which tests/checks/tls/test_elimination.py
+    proves on every lab server; for an auditor who wants the brute-force path."""

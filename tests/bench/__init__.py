@@ -1,12 +1,17 @@
 """Benchmarks (`make bench`): speed goals live here, never in timed tests."""
 
+import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
+RESULTS = Path(__file__).with_name("results.json")
 SOURCES = ("attt", "scanner", "checks", "reports", "policies")
 """The folders of attt's modules (`attt/` links the other four, which compileall does not follow)."""
 
@@ -35,3 +40,29 @@ def in_own_netns(module: str) -> bool:
     done = subprocess.run(["unshare", "-n", "--", "sh", "-c", command],
                           env={**os.environ, "ATTT_BENCH_NETNS": "1"}, check=False, cwd=REPO)  # fmt: skip
     sys.exit(done.returncode)
+
+
+def started(module: str) -> tuple[float, ...] | None:
+    """A benchmark's start: in its own network namespace (`in_own_netns`), with the open-file
+    limit raised as far as it goes, the load average printed and returned; None where no
+    namespace can be made (said on stderr)."""
+    if not in_own_netns(module):
+        print(f"{module}: needs `unshare -n` (root) for its own loopback", file=sys.stderr)
+        return None
+    resource.setrlimit(resource.RLIMIT_NOFILE, (resource.getrlimit(resource.RLIMIT_NOFILE)[1],) * 2)
+    load = os.getloadavg()
+    print(f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} on {os.cpu_count()} CPUs", flush=True)
+    return load
+
+
+def append_results(load: tuple[float, ...], results: dict[str, Any]) -> None:
+    """Add one run's results to tests/bench/results.json, with the commit, date and load."""
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=REPO, check=False).stdout.strip()  # fmt: skip
+    saved: dict[str, Any] = json.loads(RESULTS.read_text(encoding="utf-8"))
+    saved["runs"].append({
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "commit": commit,
+        "cpus": os.cpu_count(), "load_average": [round(x, 1) for x in load], "results": results,
+    })  # fmt: skip
+    RESULTS.write_text(json.dumps(saved, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"appended to {RESULTS.relative_to(REPO)}")

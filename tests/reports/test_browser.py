@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from attt.reports.html import HtmlRenderer, build_view
+from attt.reports.html import LARGE_REPORT, HtmlRenderer, build_view
 from attt.scanner.models.base import Severity
 from attt.scanner.models.report import Report
 from tests import factories as F
@@ -74,8 +74,9 @@ def browser() -> Iterator[Any]:
         chromium.close()
 
 
-ROWS = "#details article.finding, #details .folded > li"
-"""What the filter shows and hides: findings in full, and one line per pass or not-applicable rule."""
+ROWS = "#details [data-sev]"
+"""What the filter shows and hides: a row per failure or waiver, a block per error group, and one
+line per pass or not-applicable rule; each carries its severity."""
 
 
 class Opened:
@@ -108,8 +109,8 @@ class Opened:
             route.abort()
 
     def visible(self, selector: str = ROWS) -> list[dict[str, str]]:
-        """The facets of each visible row: its own, its list's (a folded line's status) and its
-        system section's (owner and system)."""
+        """The facets of each visible row: its own, its group's (the status of a table body or a
+        list of passes) and its system section's (owner and system)."""
         return list(
             self.page.eval_on_selector_all(
                 selector,
@@ -137,7 +138,7 @@ def test_page_loads_offline_without_errors_or_requests(opened: Opened) -> None:
 
 
 def test_hostile_text_is_shown_as_text(opened: Opened) -> None:
-    message = opened.page.locator("#details .finding.st-fail .message").first.inner_text()
+    message = opened.page.locator("#details tbody.st-fail td:nth-child(3)").first.inner_text()
     assert "<script>alert('x')</script>" in message
     assert '"><img src=x onerror=alert(1)>' in message
 
@@ -190,10 +191,11 @@ def test_filters_hide_and_show_rows(opened: Opened) -> None:
 def _rules(opened: Opened) -> list[dict[str, str]]:
     return list(
         opened.page.eval_on_selector_all(
-            "#details article.finding",
+            "#details tr[data-sev], #details .err",
             "rows => rows.filter(r => r.checkVisibility()).flatMap(r =>"
-            " Array.from(r.querySelectorAll('.rule'))"
-            ".map(c => ({rule: c.textContent, system: r.closest('.system').dataset.system})))",
+            " (r.matches('.err') ? (r.querySelector('.rules')?.textContent.split(', ') ?? [])"
+            " : [r.querySelector('a').textContent])"
+            ".map(rule => ({rule, system: r.closest('.system').dataset.system})))",
         )
     )
 
@@ -239,6 +241,42 @@ def test_screenshots_at_desk_and_phone_width(browser: Any, tmp_path: Path, lang:
             assert opened.page.locator("#checked").is_visible()
         assert shot.stat().st_size > 10_000
         assert opened.requests == [opened.url]
+        assert opened.errors == []
+    finally:
+        opened.context.close()
+
+
+def test_a_province_page_leads_from_a_finding_to_its_waiver_and_its_remediation(
+    browser: Any, tmp_path: Path
+) -> None:
+    """On a page laid out near the screen only, following a row's links shows the waiver's reason
+    and approver and the rule's remediation, however far down the page they are."""
+    report = F.large_report(n_systems=LARGE_REPORT, n_findings=40 * LARGE_REPORT, n_owners=10)
+    path = tmp_path / "province.html"
+    path.write_bytes(HtmlRenderer().render(report, "en"))
+    opened = Opened(browser, path)
+    try:
+        page = opened.page
+        # on the screen, and not under the sticky filter: what is at its middle is part of it
+        in_view = (
+            "e => { const r = e.getBoundingClientRect();"
+            " return r.top >= 0 && r.bottom <= innerHeight"
+            " && e.contains(document.elementFromPoint(r.left + 8, (r.top + r.bottom) / 2)) }"
+        )
+        waived = page.locator("#details tbody.st-waived a[href^='#w']").first
+        waived.scroll_into_view_if_needed()
+        waived.click()
+        target = page.locator(waived.get_attribute("href") or "")
+        assert target.evaluate(in_view)
+        waiver = next(f.waiver for f in report.findings if f.waiver is not None)
+        assert waiver.reason in target.inner_text() and waiver.approved_by in target.inner_text()
+        page.go_back()
+        rule = page.locator("#details tbody.st-fail a[href^='#rule-']").first
+        rule.scroll_into_view_if_needed()
+        rule.click()
+        target = page.locator(rule.get_attribute("href") or "")
+        assert target.evaluate(in_view)
+        assert report.findings[0].remediation.en in target.inner_text()
         assert opened.errors == []
     finally:
         opened.context.close()

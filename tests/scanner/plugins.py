@@ -4,6 +4,7 @@ They touch no network: they exercise how the engine treats a probe that answers,
 crashes, which no real server can be made to do on cue.
 """
 
+import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar
@@ -81,6 +82,34 @@ class EchoCheck:
     def probe(self, target: Target, ctx: ProbeContext[Any]) -> Iterable[Observation]:
         seen = tuple(o.data.count for o in ctx.prior if isinstance(o.data, CountData))
         return [Observation.ok(self.name, target, EchoData(saw=seen))] if seen else []
+
+
+class WorkerData(Frozen):
+    pid: int
+    saw: tuple[int, ...]
+
+
+class WorkerCheck:
+    """CPU-heavy (`cpu_heavy`): run in a worker process when the scan has them. Says which
+    process probed and what `count` saw on the host. Its misbehaviour travels with the target,
+    as a worker shares no memory with the scan: a host whose last octet is 66 hangs, 67 crashes."""
+
+    name: ClassVar[str] = "worker"
+    api_version: ClassVar[int] = API_VERSION
+    data_model: ClassVar[type[BaseModel]] = WorkerData
+    settings_model: ClassVar[type[BaseModel]] = NoSettings
+    after: ClassVar[tuple[str, ...]] = ("count",)
+    cpu_heavy: ClassVar[bool] = True
+    controls: ClassVar[Mapping[str, Control[Any, Any]]] = Controls("worker")
+
+    def probe(self, target: Target, ctx: ProbeContext[Any]) -> Iterable[Observation]:
+        match target.ip.rsplit(".", 1)[1]:
+            case "66":
+                time.sleep(ctx.timeout * 10)
+            case "67":
+                raise RuntimeError("plugin bug")
+        seen = tuple(o.data.count for o in ctx.prior if isinstance(o.data, CountData))
+        return [Observation.ok(self.name, target, WorkerData(pid=os.getpid(), saw=seen))]
 
 
 class TallyCheck:

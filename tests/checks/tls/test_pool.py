@@ -92,6 +92,24 @@ def test_a_cancelled_scan_runs_no_more_jobs_and_does_not_hold_up_the_others():
     assert sum(1 for label in recorder.ran if label.startswith("1:")) == 5
 
 
+def test_a_job_held_for_last_runs_alone_once_every_other_job_of_its_scan_is_done():
+    pool, recorder = JobPool(max_workers=4), Recorder()
+    one = scan("10.0.0.1", 0)
+    alone: list[int] = []
+
+    def last() -> None:
+        with recorder.lock:
+            alone.append(recorder.now[one.ip])
+            recorder.ran.append("0:last")
+
+    one.last.append(("command", last, ()))
+    queue(pool, one, 9, recorder, per_ip=3)
+    drain([one])
+    assert recorder.ran[-1] == "0:last" and len(recorder.ran) == 10
+    assert alone == [0]  # no other connection of its IP was open when it started
+    assert recorder.peak[one.ip] == 3 and not one.last
+
+
 class Clocks:
     """A clock and a CPU-time counter the test moves by hand."""
 
