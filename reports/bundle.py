@@ -7,15 +7,12 @@ file in the directory and renamed into place, so a reader sees the old file or t
 one, and a symlink planted in the directory is replaced, never written through.
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from importlib import import_module
 from pathlib import Path
-from typing import Final
+from typing import Final, cast
 
 from attt.reports.base import DEFAULT_CONTEXT, Lang, RenderContext, Renderer
-from attt.reports.csv import CsvRenderer
-from attt.reports.html import HtmlRenderer
-from attt.reports.json import JsonRenderer
-from attt.reports.junit import JunitRenderer
 from attt.reports.manifest import (
     MANIFEST,
     SIGNATURE,
@@ -24,16 +21,46 @@ from attt.reports.manifest import (
     write_atomically,
     write_manifest,
 )
-from attt.reports.pdf import PdfRenderer
-from attt.reports.sarif import SarifRenderer
 from attt.scanner.errors import ConfigError, ReportDirError
 from attt.scanner.models.report import Report
 
-RENDERERS: Final[dict[str, Renderer]] = {
-    r.format: r
-    for r in (HtmlRenderer(), JsonRenderer(), JunitRenderer(), SarifRenderer(), CsvRenderer(), PdfRenderer())
+FORMATS: Final = {
+    "html": ("attt.reports.html", "HtmlRenderer", "report.html"),
+    "json": ("attt.reports.json", "JsonRenderer", "report.json"),
+    "junit": ("attt.reports.junit", "JunitRenderer", "report.junit.xml"),
+    "sarif": ("attt.reports.sarif", "SarifRenderer", "report.sarif"),
+    "csv": ("attt.reports.csv", "CsvRenderer", "report.csv"),
+    "pdf": ("attt.reports.pdf", "PdfRenderer", "report.pdf"),
 }
-_BUNDLE_FILES: Final = frozenset({r.filename for r in RENDERERS.values()} | {MANIFEST, SIGNATURE})
+"""`--format` -> (module, renderer class, file it writes), each renderer imported when first used:
+the HTML templates and the spreadsheet code are a fifth of the start-up of a scan that writes
+JSON only. A test checks each class says the same format and file."""
+
+
+class _Renderers(Mapping[str, Renderer]):
+    """The renderers by format, made on first use."""
+
+    def __init__(self) -> None:
+        self._made: dict[str, Renderer] = {}
+
+    def __getitem__(self, name: str) -> Renderer:
+        if name not in self._made:
+            module, renderer, _ = FORMATS[name]
+            self._made[name] = cast(Renderer, getattr(import_module(module), renderer)())
+        return self._made[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in FORMATS  # without importing it
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(FORMATS)
+
+    def __len__(self) -> int:
+        return len(FORMATS)
+
+
+RENDERERS: Final[Mapping[str, Renderer]] = _Renderers()
+_BUNDLE_FILES: Final = frozenset({file for _, _, file in FORMATS.values()} | {MANIFEST, SIGNATURE})
 
 
 def check_report_dir(out_dir: Path) -> None:

@@ -12,7 +12,7 @@ from attt.scanner.exitcodes import ExitCode
 from attt.scanner.models.base import Severity, Text
 from attt.scanner.models.finding import Finding, FindingKind, FindingStatus, WaiverNote
 from attt.scanner.models.observation import Observation, ProbeKey, probe_check
-from attt.scanner.models.policy import ResolvedPolicy, ResolvedRule, Waiver
+from attt.scanner.models.policy import Reference, ResolvedPolicy, ResolvedRule, Waiver
 from attt.scanner.models.target import Target
 from attt.scanner.plugin import Verdict, incomplete_steps, step_error
 from attt.scanner.registry import Registry
@@ -54,6 +54,7 @@ def evaluate(
     """
     index = index_observations(observations)
     findings: list[Finding] = []
+    cite = _Citations()
     for target in targets:
         # (check, port, vantage) -> the rules a failed or missing probe kept from a verdict.
         blocked: dict[tuple[str, int | None, str | None], _Blocked] = {}
@@ -62,7 +63,7 @@ def evaluate(
                 if rule.check not in checks_run:
                     continue
                 if not rule.applies(target.system):
-                    findings.append(_finding(rule, target, None, "not_applicable", _NOT_THIS_SYSTEM))
+                    findings.append(_finding(rule, target, None, "not_applicable", _NOT_THIS_SYSTEM, cite))
                     continue
                 key = (rule.check, target.system.id, target.address)
                 if probed is not None and not _ended(rule, key, probed, outside):
@@ -72,7 +73,7 @@ def evaluate(
                 seen, inside_instead = _judged_on(rule, index.get(key, ()), outside)
                 if not seen:
                     findings.append(
-                        _finding(rule, target, None, "not_applicable", _nothing_to_probe(rule.check))
+                        _finding(rule, target, None, "not_applicable", _nothing_to_probe(rule.check), cite)
                     )
                 for obs in seen:
                     if obs.status == "error":
@@ -80,7 +81,7 @@ def evaluate(
                         slot = blocked.setdefault(where, _Blocked("probe_error", obs.error, obs.zone))
                         slot.rules.append(rule)
                     else:
-                        judged = _judge_observation(rule, target, obs, registry)
+                        judged = _judge_observation(rule, target, obs, registry, cite)
                         if inside_instead:
                             judged = _from_inside(judged)
                         findings.append(_apply_waivers(judged, policy.waivers, now))
@@ -209,12 +210,14 @@ class _Blocked:
         )
 
 
-def _judge_observation(rule: ResolvedRule, target: Target, obs: Observation, registry: Registry) -> Finding:
+def _judge_observation(
+    rule: ResolvedRule, target: Target, obs: Observation, registry: Registry, cite: "_Citations"
+) -> Finding:
     port, vantage = obs.port, obs.zone
     found = registry.control(rule.control)
     if found is None:
         missing = _error("Không có kiểm tra nào cung cấp", "No loaded check provides", rule.control)
-        return _finding(rule, target, port, "error", missing, vantage=vantage)
+        return _finding(rule, target, port, "error", missing, cite, vantage=vantage)
     _, control = found
     model = registry.check(rule.check).data_model
     try:
@@ -223,16 +226,18 @@ def _judge_observation(rule: ResolvedRule, target: Target, obs: Observation, reg
     except ValidationError as exc:
         unfit = _error("Quan sát đã lưu không khớp mô hình dữ liệu của kiểm tra",
                        "Stored observation does not fit the check's model", str(exc))  # fmt: skip
-        return _finding(rule, target, port, "error", unfit, vantage=vantage)
+        return _finding(rule, target, port, "error", unfit, cite, vantage=vantage)
     try:
         unfinished = [s for s in control.steps_needed(rule.params, target) if s in incomplete_steps(data)]
         if unfinished:
-            return _finding(rule, target, port, "error", _steps_incomplete(data, unfinished), vantage=vantage)
+            return _finding(
+                rule, target, port, "error", _steps_incomplete(data, unfinished), cite, vantage=vantage
+            )
         verdict = control.judge(data, rule.params, target)
     except Exception as exc:  # a buggy control must not pass or crash the run: fail closed
         crashed = _error("Kiểm soát bị lỗi", "Control failed", f"{type(exc).__name__}: {exc}")
-        return _finding(rule, target, port, "error", crashed, vantage=vantage)
-    return _finding(rule, target, port, verdict.status, verdict.text, verdict, vantage=vantage)
+        return _finding(rule, target, port, "error", crashed, cite, vantage=vantage)
+    return _finding(rule, target, port, verdict.status, verdict.text, cite, verdict, vantage=vantage)
 
 
 def _steps_incomplete(data: BaseModel, steps: Sequence[str]) -> Text:
@@ -250,12 +255,25 @@ def _fields(data: BaseModel | None) -> dict[str, Any]:
     return {} if data is None else data.model_dump()
 
 
+class _Citations(dict[tuple[int, int], tuple[Reference, ...]]):
+    """A rule's references cited for a level, worked out once per rule and level: every finding
+    of the rule on a system of that level shares them (`store._compact` keeps one copy)."""
+
+    def of(self, rule: ResolvedRule, level: int) -> tuple[Reference, ...]:
+        key = (id(rule), level)  # the rules live in the policies for the whole evaluation
+        cited = self.get(key)
+        if cited is None:
+            cited = self[key] = tuple(r for r in rule.references if r.cited_for(level))
+        return cited
+
+
 def _finding(
     rule: ResolvedRule,
     target: Target,
     port: int | None,
     status: FindingStatus,
     message: Text,
+    cite: _Citations,
     verdict: Verdict | None = None,
     vantage: str | None = None,
 ) -> Finding:
@@ -275,7 +293,7 @@ def _finding(
         title=rule.title,
         message=message,
         evidence=evidence,
-        references=tuple(r for r in rule.references if r.cited_for(target.system.level)),
+        references=cite.of(rule, target.system.level),
         remediation=rule.remediation,
         vantage=vantage,
     )

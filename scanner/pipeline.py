@@ -2,7 +2,7 @@
 
 import secrets
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -13,15 +13,16 @@ from attt import __version__
 from attt.scanner.errors import ConfigError, StoreError, StoreWriteError
 from attt.scanner.evaluate import evaluate
 from attt.scanner.inventory import load_inventory, resolve_targets, select_targets
+from attt.scanner.models.finding import Finding
 from attt.scanner.models.observation import Observation, ProbeKey
 from attt.scanner.models.policy import ResolvedPolicy
 from attt.scanner.models.report import PolicyRef, Report, RunInfo, RunStatus, Summary
 from attt.scanner.models.target import SystemInfo, Target, Zone
 from attt.scanner.plugin import Credential
-from attt.scanner.policy import default_policy_ref, load_policy
+from attt.scanner.policy import Read, default_policy_ref, load_policy
 from attt.scanner.registry import Registry
 from attt.scanner.runner import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, ProgressSink, Remote, Runner, ScanPlan
-from attt.scanner.store import HEARTBEAT_SECONDS, Store, StoredRun
+from attt.scanner.store import HEARTBEAT_SECONDS, EndedProbe, Store, StoredRun
 from attt.scanner.waivers import with_waivers
 
 PolicyMode = Literal["force", "overlay"]
@@ -208,24 +209,27 @@ def policies_for(
     """Every system gets the given policies, or with none given, the one for its level; in
     overlay mode each given policy is laid over the system's level policy instead."""
     cache: dict[tuple[str, str | None], ResolvedPolicy] = {}
+    read: Read = {}
 
     def load(ref: str, base: str | None) -> ResolvedPolicy:
         if (ref, base) not in cache:
-            cache[(ref, base)] = load_policy(ref, registry, rebase=base)
+            cache[(ref, base)] = load_policy(ref, registry, rebase=base, read=read)
         return cache[(ref, base)]
 
+    level = _levels(systems)
     if mode == "overlay":
         for ref in refs:
             load(ref, None)  # every name checked against the file's own chain first
         return {
-            s.id: tuple(load(r, default_policy_ref(s.level)) for r in refs) or (load(_level(s), None),)
+            s.id: tuple(load(r, level[s.level]) for r in refs) or (load(level[s.level], None),)
             for s in systems
         }
-    return {s.id: tuple(load(r, None) for r in (refs or [_level(s)])) for s in systems}
+    return {s.id: tuple(load(r, None) for r in (refs or [level[s.level]])) for s in systems}
 
 
-def _level(system: SystemInfo) -> str:
-    return default_policy_ref(system.level)
+def _levels(systems: Iterable[SystemInfo]) -> dict[int, str]:
+    """Each level's policy, looked up once per level: each look lists the bundled policies."""
+    return {level: default_policy_ref(level) for level in {s.level for s in systems}}
 
 
 def judged_by(
@@ -233,10 +237,12 @@ def judged_by(
 ) -> dict[str, str]:
     """What the report says judged each system: `vn-level-2`, `hatinh over vn-level-2`."""
 
+    level = _levels(systems)
+
     def label(system: SystemInfo) -> str:
         ids = " + ".join(p.id for p in policies.get(system.id, ()))
-        rebased = mode == "overlay" and ids != _level(system)
-        return f"{ids} over {_level(system)}" if rebased else ids
+        rebased = mode == "overlay" and ids != level[system.level]
+        return f"{ids} over {level[system.level]}" if rebased else ids
 
     return {s.id: label(s) for s in systems}
 
@@ -299,29 +305,22 @@ def run_scan(
     probed: set[ProbeKey] = set(prepared.done)
     lock = threading.Lock()
     store_errors: list[str] = []
-
-    def keep(target: Target, check: str, seen: Sequence[Observation]) -> None:
-        with lock:
-            observations.extend(seen)
-            probed.add((check, *target.key))
-            if store_errors:
-                return
-        try:
-            store.record_probe(info.id, check, target, seen)
-        except StoreWriteError as exc:
-            with lock:
-                store_errors.append(str(exc))
-            stop.set()
-
-    runner = Runner(registry, keep, progress, stop, remote)
     plan = scan_plan(prepared, options, remote is not None)
-    with _heartbeat(store, info.id):
-        complete = runner.run(plan)
+    judge = _Judge(prepared, registry, early=not plan.vantages)
+    with _heartbeat(store, info.id), _Recorder(store, info.id, stop) as recorder, judge:
+
+        def keep(target: Target, check: str, seen: Sequence[Observation]) -> None:
+            with lock:
+                observations.extend(seen)
+                probed.add((check, *target.key))
+            recorder.add(check, target, seen)
+            judge.ended(target, check, seen)
+
+        complete = Runner(registry, keep, progress, stop, remote).run(plan)
+    if recorder.error is not None:
+        store_errors.append(recorder.error)
     finished = utcnow()
-    outside = info.outside()
-    findings = evaluate(
-        prepared.targets, observations, prepared.policies, registry, info.checks, finished, probed, outside
-    )
+    findings = judge.findings(observations, probed, finished)
     # Checked after evaluation: a signal that lands while judging also leaves the run incomplete.
     interrupted = stop.is_set() and not store_errors
     status: RunStatus = "complete" if complete and not stop.is_set() else "incomplete"
@@ -357,6 +356,173 @@ def scan_plan(prepared: PreparedScan, options: ScanOptions, remote: bool) -> Sca
 def planned_probes(prepared: PreparedScan, registry: Registry, remote: bool) -> int:
     """The probes a scan has yet to run: the total its progress counts up to."""
     return Runner(registry, lambda *_: None).planned(scan_plan(prepared, ScanOptions(), remote))
+
+
+_JUDGED_AT_ONCE = 32
+"""Hosts the judge waits for before judging them (fewer when the scan is over)."""
+
+
+class _Judge:
+    """Judges each host as soon as every check has probed it, on a thread of its own, while the
+    runner still waits on the other hosts' probes (nmap's runs): the judging of a province then
+    mostly overlaps the scan instead of following it. `findings` judges the rest at the end.
+
+    The findings are those one `evaluate` of every target at the end gives, in the same order:
+    `evaluate` judges each target on its own observations and probes only. Its `now` serves only
+    to tell which waivers have expired, by the day: hosts judged early are judged again at the
+    end when the run ends on another day. `early=False` (a run probing from outside vantages too,
+    whose steps vary by host) judges everything at the end."""
+
+    def __init__(self, prepared: PreparedScan, registry: Registry, *, early: bool) -> None:
+        self._prepared = prepared
+        self._registry = registry
+        self._checks = prepared.run.checks
+        self._outside = prepared.run.outside()
+        self._seen: dict[tuple[str, str], list[Observation]] = {t.key: [] for t in prepared.targets}
+        for (_, system, host), seen in prepared.done.items():
+            self._seen.setdefault((system, host), []).extend(seen)
+        # Hosts waiting for a check; those that all ran before (a resumed run) wait for the end.
+        self._left = {
+            t.key: {c for c in self._checks if (c, *t.key) not in prepared.done}
+            for t in prepared.targets
+            if early
+        }
+        self._targets = {t.key: t for t in prepared.targets}
+        self._now = utcnow()
+        self._judged: dict[tuple[str, str], list[Finding]] = {}
+        self._ready: list[Target] = []
+        self._more = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._judge, name="attt-judge", daemon=True)
+
+    def __enter__(self) -> "_Judge":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._more:
+            self._closed = True
+            self._more.notify()
+        self._thread.join()
+
+    def ended(self, target: Target, check: str, seen: Sequence[Observation]) -> None:
+        """A probe of `target` ended with `seen`."""
+        with self._more:
+            self._seen[target.key].extend(seen)
+            left = self._left.get(target.key)
+            if left is None or check not in left:
+                return
+            left.discard(check)
+            if not left:
+                self._ready.append(self._targets[target.key])
+                if len(self._ready) >= _JUDGED_AT_ONCE:
+                    self._more.notify()
+
+    def _judge(self) -> None:
+        while True:
+            with self._more:
+                # Judged by the dozen: hosts end a batch at a time, and each `evaluate` works out
+                # its rules' references afresh.
+                while len(self._ready) < _JUDGED_AT_ONCE and not self._closed:
+                    self._more.wait()
+                if not self._ready:
+                    return
+                ready, self._ready = self._ready, []
+                seen = [o for t in ready for o in self._seen[t.key]]
+            # Each host's probes all ended: those are the only ones `evaluate` asks about.
+            probed = {(c, *t.key) for t in ready for c in self._checks}
+            try:
+                found = self._evaluate(ready, seen, probed, self._now)
+            except Exception:
+                # Left to the end: judged again in the scan's own thread, the error surfaces there.
+                found = {}
+            with self._more:
+                self._judged.update(found)
+
+    def _evaluate(
+        self,
+        targets: Sequence[Target],
+        seen: Iterable[Observation],
+        probed: Collection[ProbeKey],
+        now: datetime,
+    ) -> dict[tuple[str, str], list[Finding]]:
+        """The findings of each of `targets`, by target."""
+        prepared = self._prepared
+        found: dict[tuple[str, str], list[Finding]] = {t.key: [] for t in targets}
+        for finding in evaluate(
+            targets, seen, prepared.policies, self._registry, self._checks, now, probed, self._outside
+        ):
+            found[(finding.system, finding.host)].append(finding)
+        return found
+
+    def findings(
+        self, observations: Sequence[Observation], probed: Collection[ProbeKey], finished: datetime
+    ) -> list[Finding]:
+        """Every target's findings, in target order: judged early, or now (as of `finished`)."""
+        judged = self._judged if finished.date() == self._now.date() else {}
+        rest = [t for t in self._prepared.targets if t.key not in judged]
+        late = self._evaluate(rest, observations, probed, finished) if rest else {}
+        return [
+            f for t in self._prepared.targets for f in (judged[t.key] if t.key in judged else late[t.key])
+        ]
+
+
+class _Recorder:
+    """Stores what each probe saw as it ends, from one thread: each write commits every probe
+    that ended while the previous one was written (`Store.record_probes`), so a thousand hosts
+    finishing one nmap run cost a few commits, not a thousand. The runner's threads only hand
+    their probes over. Leaving the block writes what is still pending. A store that refuses a
+    write stops the scan (`stop`), says why in `error`, and is written no more."""
+
+    def __init__(self, store: Store, run_id: str, stop: threading.Event) -> None:
+        self._store = store
+        self._run_id = run_id
+        self._stop = stop
+        self._pending: list[EndedProbe] = []
+        self._more = threading.Condition()
+        self._closed = False
+        self.error: str | None = None
+        self._crash: BaseException | None = None
+        self._thread = threading.Thread(target=self._write, name="attt-recorder", daemon=True)
+
+    def __enter__(self) -> "_Recorder":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._more:
+            self._closed = True
+            self._more.notify()
+        self._thread.join()
+        if self._crash is not None:
+            raise self._crash  # a bug, not a refused write: the scan fails as if it had written itself
+
+    def add(self, check: str, target: Target, seen: Sequence[Observation]) -> None:
+        with self._more:
+            if self.error is None:
+                self._pending.append((check, target, seen))
+                self._more.notify()
+
+    def _write(self) -> None:
+        while True:
+            with self._more:
+                while not self._pending and not self._closed:
+                    self._more.wait()
+                if not self._pending:
+                    return
+                ended, self._pending = self._pending, []
+            try:
+                self._store.record_probes(self._run_id, ended)
+            except StoreWriteError as exc:
+                with self._more:
+                    self.error = str(exc)
+                    self._pending.clear()
+                self._stop.set()
+                return
+            except BaseException as exc:
+                self._crash = exc
+                self._stop.set()
+                return
 
 
 @contextmanager

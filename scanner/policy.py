@@ -53,8 +53,18 @@ def default_policy_ref(level: int) -> str:
     return ref if ref in bundled_policy_ids() else "baseline"
 
 
+Read = dict[tuple[Path, str], tuple[YamlDoc, PolicyFile]]
+"""(resolved path, name) -> the file parsed and validated: what several policies loaded in one
+run share (every level policy extends `baseline`, which is read once)."""
+
+
 def load_policy(
-    ref: str, registry: Registry, *, search_dirs: Sequence[Path] = (), rebase: str | None = None
+    ref: str,
+    registry: Registry,
+    *,
+    search_dirs: Sequence[Path] = (),
+    rebase: str | None = None,
+    read: Read | None = None,
 ) -> ResolvedPolicy:
     """Load, resolve and validate a policy given as a file path or a bundled policy id.
 
@@ -65,8 +75,10 @@ def load_policy(
     rules, overrides and waivers apply on top of, say, vn-level-1 for a level-1 system. Its
     overrides and waivers of rules the new base does not have are dropped, since they judge
     nothing there; load it once without `rebase` first to have every name checked.
+
+    `read` keeps the files read, for the next policies loaded in the same run.
     """
-    resolver = _Resolver(registry, tuple(search_dirs), rebase)
+    resolver = _Resolver(registry, tuple(search_dirs), rebase, {} if read is None else read)
     if ref.endswith(_SUFFIXES) or "/" in ref:
         path, name = Path(ref), ref
     else:
@@ -118,13 +130,16 @@ class _Layer:
 
 
 class _Resolver:
-    def __init__(self, registry: Registry, search_dirs: tuple[Path, ...], rebase: str | None = None) -> None:
+    def __init__(
+        self, registry: Registry, search_dirs: tuple[Path, ...], rebase: str | None, read: Read
+    ) -> None:
         self.registry = registry
         self.search_dirs = search_dirs
         self.rebase = rebase
         """Base policy id replacing the top file's `extends` (overlay mode)."""
         self.sources: list[PolicySource] = []
         self.loaded: dict[Path, _Layer] = {}
+        self.read = read
 
     def find(self, policy_id: str, near: tuple[Path, ...]) -> tuple[Path, str] | None:
         """The file of a policy id and the name errors use for it."""
@@ -141,8 +156,10 @@ class _Resolver:
         key = path.resolve()
         if key in self.loaded:
             return self.loaded[key]
-        doc = load_yaml(path, name)
-        policy = validate(PolicyFile, doc)
+        if (key, name) not in self.read:
+            doc = load_yaml(path, name)
+            self.read[(key, name)] = (doc, validate(PolicyFile, doc))
+        doc, policy = self.read[(key, name)]
         if expected_id is not None and policy.id != expected_id:
             raise doc.error(("id",), f"file is named for policy {expected_id!r} but declares {policy.id!r}")
         rebased = self.rebase is not None and not chain

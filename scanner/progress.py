@@ -7,10 +7,6 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import TextIO
 
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
 from attt.scanner.models.observation import Observation
 from attt.scanner.models.target import Target
 from attt.scanner.runner import ProgressSink
@@ -56,6 +52,12 @@ class RichProgress(ProgressSink):
     """A live bar on an interactive terminal."""
 
     def __init__(self, total: int) -> None:
+        # Imported here: only a terminal shows the bar, and rich costs a scan in CI or cron
+        # a tenth of its start-up.
+        from rich.console import Console
+        from rich.markup import escape
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
         self._progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -66,12 +68,13 @@ class RichProgress(ProgressSink):
             transient=False,
         )
         self._task = self._progress.add_task("scanning", total=total, current="")
+        self._escape = escape
         self._lock = threading.Lock()
 
     def started(self, target: Target, check: str) -> None:
         with self._lock:
             # rich reads [brackets] as markup: the text is escaped for it after the sanitiser.
-            self._progress.update(self._task, current=escape(f"{safe(check)} {safe(target.address)}"))
+            self._progress.update(self._task, current=self._escape(f"{safe(check)} {safe(target.address)}"))
 
     def finished(self, target: Target, check: str, observations: Sequence[Observation]) -> None:
         with self._lock:

@@ -1,11 +1,13 @@
 """The run store: runs, their observations (written as they arrive) and findings, kept in a SQLite
 file (the embedded default) or a PostgreSQL database that several machines share.
 
-Both hold one schema, written here with SQLAlchemy Core (`_metadata`) and built by one chain of
-Alembic migrations (`scanner/migrations/`), which run when a store is opened, under a lock (the
-SQLite file's write lock; a PostgreSQL advisory lock), so two processes opening a new store at
-once build it once. A newer store than this attt knows is refused. A SQLite file of the scheme
-before Alembic (`PRAGMA user_version` 1 to 3) is stamped at its revision and carried forward.
+Both hold one schema, written here with SQLAlchemy Core (`_metadata`) and carried forward by one
+chain of Alembic migrations (`scanner/migrations/`), which run when a store is opened, under a lock
+(the SQLite file's write lock; a PostgreSQL advisory lock), so two processes opening a new store at
+once build it once. A new store is built from `_metadata` and stamped at the head, which is what
+the chain builds from nothing (a test compares the two). A newer store than this attt knows is
+refused. A SQLite file of the scheme before Alembic (`PRAGMA user_version` 1 to 3) is stamped at
+its revision and carried forward.
 
 A row this version cannot read (a run written by a newer attt) is skipped with a warning wherever
 runs are listed, and is a one-line error only when that very run is asked for.
@@ -102,6 +104,13 @@ rule_texts_table = sa.Table(
     sa.Column("key", sa.Text, primary_key=True),
     sa.Column("body", sa.Text, nullable=False),
 )
+_alembic_version = sa.Table(
+    "alembic_version",
+    sa.MetaData(),
+    sa.Column("version_num", sa.String(32), nullable=False),
+    sa.PrimaryKeyConstraint("version_num", name="alembic_version_pkc"),
+)
+"""Alembic's own table, as Alembic creates it, for a new store stamped without Alembic (`_create`)."""
 # Short names for the queries below.
 _runs, _obs, _probes, _findings = runs_table, observations_table, probes_table, findings_table
 _notes, _texts = notifications_table, rule_texts_table
@@ -145,9 +154,13 @@ says otherwise): an address that drops packets is an error, not a hang."""
 _RULE_TEXT_FIELDS = ("title", "remediation", "references")
 """A finding's copy of its rule's own text: the same in every finding of the rule, so a row keeps
 only a key to one stored copy (three quarters of a finding's bytes)."""
+_RULE_TEXT_SET: Final = set(_RULE_TEXT_FIELDS)
 
 _systems = TypeAdapter(tuple[SystemInfo, ...])
 _targets = TypeAdapter(tuple[Target, ...])
+
+EndedProbe = tuple[str, Target, Sequence[Observation]]
+"""(probe check, target, what it saw): one probe that ended."""
 
 Warn = Callable[[str], None]
 """Told about each row that is skipped, once, as one line."""
@@ -346,7 +359,9 @@ class Store:
                 if self._postgres:
                     conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
                 revision = self._revision(conn, create)
-                if revision != SCHEMA_HEAD:
+                if revision is None:
+                    _create(conn)
+                elif revision != SCHEMA_HEAD:
                     _upgrade(conn, revision, self._newer)
                 if not self._postgres:
                     conn.exec_driver_sql(f"PRAGMA user_version={_ALEMBIC_ERA}")
@@ -494,19 +509,36 @@ class Store:
     ) -> None:
         """Commit what one probe saw, and that it ended, at once: an interrupted scan keeps it
         and a resumed one does not repeat it."""
+        self.record_probes(run_id, [(check, target, observations)])
+
+    def record_probes(self, run_id: str, probes: Sequence[EndedProbe]) -> None:
+        """Commit what several probes saw, and that each ended, in one transaction: each probe's
+        observations and its end are kept or lost together, as with `record_probe`, for the cost
+        of one commit (a scan commits the probes that ended while it wrote the previous ones)."""
+        if not probes:
+            return
         with self._transaction() as db:
-            if observations:
+            seen = [o for _, _, observations in probes for o in observations]
+            if seen:
                 seq = db.execute(_NEXT_SEQ, {"run_id": run_id}).scalar_one()
                 db.execute(
                     _INSERT_OBSERVATION,
                     [
                         {"run_id": run_id, "seq": seq + i, "system": o.system, "body": o.model_dump_json()}
-                        for i, o in enumerate(observations)
+                        for i, o in enumerate(seen)
                     ],
                 )
             db.execute(
                 _INSERT_PROBE,
-                {"run_id": run_id, "check_name": check, "system": target.system.id, "host": target.address},
+                [
+                    {
+                        "run_id": run_id,
+                        "check_name": check,
+                        "system": target.system.id,
+                        "host": target.address,
+                    }
+                    for check, target, _ in probes
+                ],
             )
 
     def probes_done(self, run_ref: str) -> dict[ProbeKey, tuple[Observation, ...]]:
@@ -531,7 +563,7 @@ class Store:
         with self._transaction() as db:
             info = self._end(db, run_id, status, finished)
             db.execute(_findings.delete().where(_findings.c.run_id == run_id))
-            rows, texts = _compact(findings)
+            rows, texts = _compact(list(findings))
             if texts:
                 db.execute(
                     self._insert(_texts).on_conflict_do_nothing(index_elements=["key"]),
@@ -825,6 +857,15 @@ def _postgresql_engine(location: Location, busy: float) -> Engine:
     return engine
 
 
+def _create(conn: Connection) -> None:
+    """A new store: the schema the code declares, stamped at the head as Alembic stamps it. The
+    migrations build the same from nothing (a test compares them); this way a scan with a new
+    store does not load Alembic, a tenth of a second of its start."""
+    _metadata.create_all(conn)
+    _alembic_version.create(conn, checkfirst=True)
+    conn.execute(_alembic_version.insert().values(version_num=SCHEMA_HEAD))
+
+
 def _upgrade(conn: Connection, revision: str | None, newer: Callable[[str], str]) -> None:
     """Alembic, on the store's connection, inside its transaction: stamp a store from before
     Alembic at the revision of its schema, then upgrade to the head."""
@@ -954,26 +995,32 @@ def _live(pid: int | None, host: str | None, heartbeat: str | None) -> bool:
     return True
 
 
-def _compact(findings: Iterable[Finding]) -> tuple[list[tuple[str, str]], dict[str, str]]:
+def _compact(findings: Sequence[Finding]) -> tuple[list[tuple[str, str]], dict[str, str]]:
     """Each finding's row without its rule's text (and the key of that text: a hash of it), and
     the texts by key."""
     rows: list[tuple[str, str]] = []
     texts: dict[str, str] = {}
-    # A province's findings share a few hundred rule texts: each is dumped and hashed once.
+    # A province's findings share a few hundred rule texts: each is dumped and hashed once. The
+    # evaluator hands every finding of a rule the same text objects, so most are known by
+    # identity (all alive in `findings` meanwhile) before being compared field by field.
+    known: dict[tuple[int, ...], str] = {}
     keys: dict[tuple[object, ...], str] = {}
     for finding in findings:
-        own = tuple(getattr(finding, k) for k in _RULE_TEXT_FIELDS)
-        key = keys.get(own)
+        same = (id(finding.title), id(finding.remediation), *map(id, finding.references))
+        key = known.get(same)
         if key is None:
-            text = json.dumps(
-                finding.model_dump(mode="json", include=set(_RULE_TEXT_FIELDS)),
-                ensure_ascii=False,
-                sort_keys=True,
-            )
-            key = keys[own] = hashlib.sha256(text.encode()).hexdigest()[:32]
-            texts[key] = text
-        data = finding.model_dump(mode="json", exclude=set(_RULE_TEXT_FIELDS))
-        rows.append((json.dumps(data, ensure_ascii=False), key))
+            own = tuple(getattr(finding, k) for k in _RULE_TEXT_FIELDS)
+            key = keys.get(own)
+            if key is None:
+                text = json.dumps(
+                    finding.model_dump(mode="json", include=_RULE_TEXT_SET),
+                    ensure_ascii=False,
+                    sort_keys=True,
+                )
+                key = keys[own] = hashlib.sha256(text.encode()).hexdigest()[:32]
+                texts[key] = text
+            known[same] = key
+        rows.append((finding.model_dump_json(exclude=_RULE_TEXT_SET), key))
     return rows, texts
 
 

@@ -174,6 +174,8 @@ class _Job:
         """This host's ports out of a run over the union; raises when its part failed."""
         if isinstance(result, _nmap.NmapFailedError):
             raise result
+        if len(result.ports) == len(self.ports):
+            return result  # the run's ports (one state each) are this host's: most batches' case
         mine = set(self.ports)
         return _nmap.ScanResult(result.nmap_version, tuple(p for p in result.ports if p.port in mine))
 
@@ -184,7 +186,7 @@ def nothing_answered(scanned: int) -> str:
 
 def connect_scan_data(scan: _nmap.ScanResult, ports: tuple[int, ...]) -> PortsData:
     """The observation of a completed connect scan; raises when it proves nothing."""
-    if scan.count("open") + scan.count("closed") == 0:
+    if not any(p.state in ("open", "closed") for p in scan.ports):
         # Not one port answered: a host that is down or unreachable looks exactly like this,
         # so "no open port" would be a guess.
         raise _nmap.NmapFailedError(

@@ -209,17 +209,19 @@ def parse(
             if address.get("addrtype") in ("ipv4", "ipv6"):
                 hosts[ipaddress.ip_address(address.get("addr", ""))] = host
     results: dict[str, HostResult] = {}
+    wanted = sorted(set(ports))
     for ip in ips:
         found = hosts.get(ipaddress.ip_address(ip))
         results[ip] = (
             NmapFailedError(f"nmap returned no result for {ip}")
             if found is None
-            else _host_result(found, ip, version, ports)
+            else _host_result(found, ip, version, wanted)
         )
     return version, results
 
 
-def _host_result(host: ET.Element, ip: str, version: str, wanted: Sequence[int]) -> HostResult:
+def _host_result(host: ET.Element, ip: str, version: str, wanted: list[int]) -> HostResult:
+    """One host's part of the run; `wanted`: the run's ports, sorted and unique."""
     status = host.find("status")
     state = status.get("state") if status is not None else None
     if state != "up":
@@ -260,7 +262,7 @@ def _host_result(host: ET.Element, ip: str, version: str, wanted: Sequence[int])
         missing = []
     if missing:
         return NmapFailedError(f"nmap reported {len(wanted) - len(missing)} of {len(wanted)} requested ports")
-    return ScanResult(nmap_version=version, ports=tuple(known[p] for p in sorted(set(wanted))))
+    return ScanResult(nmap_version=version, ports=tuple(known[p] for p in wanted))
 
 
 @lru_cache(maxsize=1024)

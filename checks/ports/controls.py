@@ -48,7 +48,7 @@ def ports_to_scan(target: Target, settings: PortsSettings, rules: Iterable[Resol
 
 def _unscanned(wanted: Iterable[int], data: PortsData, what: str, what_vi: str) -> Verdict | None:
     """A rule about ports nobody scanned cannot be judged: never a pass."""
-    missing = sorted(p for p in set(wanted) if not data.was_scanned(p))
+    missing = data.unscanned(wanted)
     if not missing:
         return None
     listed = _list(missing)

@@ -1,6 +1,6 @@
 """The goals of issue 14, each against its peer: one table, ratios against the goals.
 
-    python -m tests.bench.bench_goals [--rounds 3] [--no-save]
+    python -m tests.bench.bench_goals [--rounds 3] [--no-save] [--only ports [--only ...]]
 
 Runs in its own network namespace (re-executing itself under `unshare -n`), on local servers
 only. Each row runs attt and its peer alternately, `--rounds` times, and keeps the medians:
@@ -20,6 +20,10 @@ only. Each row runs attt and its peer alternately, `--rounds` times, and keeps t
 
 Appends the table to tests/bench/results.json with the commit, the date and the load average
 (wall times on a shared machine say little on their own).
+
+attt's modules are compiled to bytecode before anything is timed (`byte_compile`), as an
+installed attt is: timing its start-up with every module compiled anew would charge attt for a
+step nmap, a compiled binary, never takes.
 """
 
 import argparse
@@ -32,7 +36,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -40,12 +44,14 @@ from typing import Any
 import yaml
 
 from attt.scanner.runner import DEFAULT_CONCURRENCY
-from tests.bench import in_own_netns
+from tests.bench import byte_compile, in_own_netns
 from tests.bench.bench_scale import OPEN_PORTS, RESULTS, _addresses
 
 REPO = Path(__file__).resolve().parents[2]
 ATTT = Path(sys.executable).with_name("attt")
 SSH_AUDIT = Path(sys.executable).with_name("ssh-audit")
+ROWS = ("tls", "ssh", "scan", "ports", "report", "rss")
+"""The rows `--only` can choose."""
 HTTPS = ("modern", "intermediate", "legacy", "tripledes", "expired", "selfsigned")
 STARTTLS = ("smtp", "imap", "pop3")
 SSH = ("hardened", "debian", "weak")
@@ -343,7 +349,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-save", action="store_true")
+    parser.add_argument("--only", action="append", choices=ROWS, help="these rows only (default: all)")
     args = parser.parse_args()
+    only = set(args.only or ROWS)
     if not in_own_netns("bench_goals"):
         print("bench_goals: needs `unshare -n` (root) for its own loopback", file=sys.stderr)
         return 0
@@ -351,6 +359,7 @@ def main() -> int:
     from tests.servers.tls import tls_lab
 
     resource.setrlimit(resource.RLIMIT_NOFILE, (resource.getrlimit(resource.RLIMIT_NOFILE)[1],) * 2)
+    byte_compile()
     load = os.getloadavg()
     print(f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} on {os.cpu_count()} CPUs; medians of "
           f"{args.rounds} alternating runs", flush=True)  # fmt: skip
@@ -359,23 +368,31 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="attt-bench-") as tmp:
         work = Path(tmp)
         (work / "tls").mkdir()
-        with tls_lab(work / "tls") as lab:
-            rows.append(row_tls(lab, args.rounds))
-            print(rows[-1].line(), flush=True)
-            if can_run_sshd() and SSH_AUDIT.is_file():
+        with tls_lab(work / "tls") if only & {"tls", "ssh", "scan"} else nullcontext() as lab:
+            if "tls" in only:
+                rows.append(row_tls(lab, args.rounds))
+                print(rows[-1].line(), flush=True)
+            sshd = only & {"ssh", "scan"}
+            if sshd and can_run_sshd() and SSH_AUDIT.is_file():
                 (work / "ssh").mkdir()
                 with running_ssh_servers(work / "ssh") as ssh:
-                    for row in (row_ssh(ssh, args.rounds), row_scan(work, lab, ssh, args.rounds)):
+                    for row in (
+                        *([row_ssh(ssh, args.rounds)] if "ssh" in only else []),
+                        *([row_scan(work, lab, ssh, args.rounds)] if "scan" in only else []),
+                    ):
                         rows.append(row)
                         print(row.line(), flush=True)
-            else:
+            elif sshd:
                 skipped.append("ssh and whole-scan rows: need root, openssh-server and ssh-audit in the venv")
         # The default --concurrency probes 16 hosts at once; one nmap sizes its own host groups
         # (up to hundreds of hosts): 256 is the like-for-like comparison.
-        for concurrency in (DEFAULT_CONCURRENCY, 256):
+        for concurrency in (DEFAULT_CONCURRENCY, 256) if "ports" in only else ():
             rows.append(row_ports(work, args.rounds, concurrency))
             print(rows[-1].line(), flush=True)
-        for row in (*rows_report(work, args.rounds), *row_rss(work)):
+        for row in (
+            *(rows_report(work, args.rounds) if "report" in only else []),
+            *(row_rss(work) if "rss" in only else []),
+        ):
             rows.append(row)
             print(row.line(), flush=True)
     print()

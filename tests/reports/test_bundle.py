@@ -223,3 +223,13 @@ def test_a_world_readable_signing_key_is_refused(tmp_path, report, keys):
     with pytest.raises(ConfigError, match="chmod 600"):
         write_bundle(report, ["json"], tmp_path / "out", "vi", sign_key=keys["private"])
     assert not (tmp_path / "out").exists()
+
+
+def test_each_format_names_the_renderer_that_writes_it_and_its_file() -> None:
+    """The bundle knows each renderer's file without importing it (`FORMATS`): it must be the one
+    the renderer itself declares."""
+    from attt.reports.bundle import FORMATS
+
+    assert list(RENDERERS) == list(FORMATS)
+    for name, (_, _, file) in FORMATS.items():
+        assert (RENDERERS[name].format, RENDERERS[name].filename) == (name, file)

@@ -238,18 +238,53 @@ def test_a_store_of_schema_3_keeps_its_runs_texts_and_notifications(tmp_path: Pa
 
 
 def test_the_migrations_build_the_schema_the_code_declares(location: Path | str) -> None:
+    """The chain run from nothing builds `_metadata`, which is what a new store is given at once
+    (`_create`); both end stamped at the head."""
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
 
-    from attt.scanner.store import _metadata
+    from attt.scanner.store import _metadata, _upgrade
 
     assert ScriptDirectory(str(MIGRATIONS)).get_current_head() == SCHEMA_HEAD
-    store = Store(location)
-    engine = sa.create_engine(store.location.url)
+    engine = sa.create_engine(locate(location).url)
+    with engine.begin() as conn:
+        _upgrade(conn, None, str)
     with engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), _metadata) == []
+        chain = _schema(conn)
+    with engine.begin() as conn:
+        for table in (
+            "findings",
+            "probes",
+            "observations",
+            "notifications",
+            "rule_texts",
+            "runs",
+            "alembic_version",
+        ):
+            conn.execute(sa.text(f"DROP TABLE {table}"))
+    Store(location).close()
+    with engine.connect() as conn:
+        assert _schema(conn) == chain
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == SCHEMA_HEAD
     engine.dispose()
+
+
+def _schema(conn: sa.Connection) -> dict[str, object]:
+    """Every table's columns (name, type, nullable, key), primary key and foreign keys."""
+    seen = sa.inspect(conn)
+    return {
+        table: (
+            [
+                (c["name"], str(c["type"]), c["nullable"], c.get("primary_key"))
+                for c in seen.get_columns(table)
+            ],
+            seen.get_pk_constraint(table),
+            seen.get_foreign_keys(table),
+        )
+        for table in sorted(seen.get_table_names())
+    }
 
 
 def test_migrations_ship_inside_the_package() -> None:

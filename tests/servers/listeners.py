@@ -54,7 +54,10 @@ class _Server:
                 assert isinstance(sock, socket.socket)
                 if sock in self._listening:
                     self._accept(sock)
-                else:
+                elif sock.fileno() != -1:
+                    # Not evicted by an accept earlier in this same round (the round's events
+                    # were read before): draining a closed one would kill this thread, and
+                    # then every listener with it.
                     self._drain(sock)
 
     def _accept(self, listening: socket.socket) -> None:
