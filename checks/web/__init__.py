@@ -7,12 +7,11 @@ from typing import ClassVar
 
 from attt.checks.web.controls import CONTROLS
 from attt.checks.web.models import WebData, WebSettings
-from attt.checks.web.probe import probe_target, request_plan
 from attt.scanner.models.observation import Observation
 from attt.scanner.models.target import Target
 from attt.scanner.plugin import API_VERSION, ProbeContext
 
-__all__ = ["WebCheck", "WebData", "WebSettings", "request_plan"]
+__all__ = ["WebCheck", "WebData", "WebSettings"]
 
 
 class WebCheck:
@@ -29,7 +28,13 @@ class WebCheck:
     @classmethod
     def describe(cls) -> list[str]:
         """The requests one endpoint receives, for `attt checks list --verbose`."""
+        # The probe module (and its HTTP client) loads when first used: every command loads the
+        # checks, and most never send a request.
+        from attt.checks.web.probe import request_plan
+
         return ["sends:", *(f"  {line}" for line in request_plan())]
 
     def probe(self, target: Target, ctx: ProbeContext[WebSettings]) -> Iterable[Observation]:
+        from attt.checks.web.probe import probe_target
+
         return probe_target(target, ctx, ctx.settings)
