@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
 from attt import __version__
 from attt.scanner.errors import ConfigError, StoreError, StoreWriteError
@@ -362,7 +362,27 @@ _JUDGED_AT_ONCE = 32
 """Hosts the judge waits for before judging them (fewer when the scan is over)."""
 
 
-class _Judge:
+class _Worker:
+    """A thread fed under one condition (`_more`) until the block ends: leaving it marks the
+    feed closed, wakes the thread and waits for it to drain what was handed over."""
+
+    def __init__(self, name: str, work: Callable[[], None]) -> None:
+        self._more = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=work, name=name, daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._more:
+            self._closed = True
+            self._more.notify()
+        self._thread.join()
+
+
+class _Judge(_Worker):
     """Judges each host as soon as every check has probed it, on a thread of its own, while the
     runner still waits on the other hosts' probes (nmap's runs): the judging of a province then
     mostly overlaps the scan instead of following it. `findings` judges the rest at the end.
@@ -391,19 +411,7 @@ class _Judge:
         self._now = utcnow()
         self._judged: dict[tuple[str, str], list[Finding]] = {}
         self._ready: list[Target] = []
-        self._more = threading.Condition()
-        self._closed = False
-        self._thread = threading.Thread(target=self._judge, name="attt-judge", daemon=True)
-
-    def __enter__(self) -> "_Judge":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        with self._more:
-            self._closed = True
-            self._more.notify()
-        self._thread.join()
+        super().__init__("attt-judge", self._judge)
 
     def ended(self, target: Target, check: str, seen: Sequence[Observation]) -> None:
         """A probe of `target` ended with `seen`."""
@@ -467,7 +475,7 @@ class _Judge:
         ]
 
 
-class _Recorder:
+class _Recorder(_Worker):
     """Stores what each probe saw as it ends, from one thread: each write commits every probe
     that ended while the previous one was written (`Store.record_probes`), so a thousand hosts
     finishing one nmap run cost a few commits, not a thousand. The runner's threads only hand
@@ -479,21 +487,12 @@ class _Recorder:
         self._run_id = run_id
         self._stop = stop
         self._pending: list[EndedProbe] = []
-        self._more = threading.Condition()
-        self._closed = False
         self.error: str | None = None
         self._crash: BaseException | None = None
-        self._thread = threading.Thread(target=self._write, name="attt-recorder", daemon=True)
-
-    def __enter__(self) -> "_Recorder":
-        self._thread.start()
-        return self
+        super().__init__("attt-recorder", self._write)
 
     def __exit__(self, *exc: object) -> None:
-        with self._more:
-            self._closed = True
-            self._more.notify()
-        self._thread.join()
+        super().__exit__(*exc)
         if self._crash is not None:
             raise self._crash  # a bug, not a refused write: the scan fails as if it had written itself
 
