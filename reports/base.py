@@ -5,6 +5,7 @@ from typing import ClassVar, Final, Literal, Protocol
 
 from attt.scanner.changes import Comparison
 from attt.scanner.models.base import Severity
+from attt.scanner.models.finding import FindingCodec
 from attt.scanner.models.report import Report
 
 Lang = Literal["vi", "en"]
@@ -21,6 +22,8 @@ class RenderContext:
     """Earlier runs of the same inventory, oldest first: trends and "failing since"."""
     baseline: Comparison | None = None
     """The comparable earlier run (or why there is none): the change section."""
+    codec: FindingCodec | None = None
+    """The findings as the scan already serialised them for the store (report.json reuses them)."""
 
 
 DEFAULT_CONTEXT: Final = RenderContext()

@@ -27,6 +27,7 @@ from attt.scanner.lifecycle import Interrupts, ResumeConflict, as_list, remember
 from attt.scanner.limits import FILES_PER_TARGET, concurrency_for, raise_open_files
 from attt.scanner.messages import language, problem_text, say
 from attt.scanner.models.base import Severity, Text
+from attt.scanner.models.finding import FindingCodec
 from attt.scanner.models.observation import Observation
 from attt.scanner.models.report import Report, RunInfo, report_json_schema
 from attt.scanner.models.target import Target, Zone
@@ -484,7 +485,7 @@ def _scan(
     output = ReportOutput(
         formats, lang, choice.sign_key, choice.per_owner or notifying, choice.owner, _severity(args.fail_on)
     )
-    written = _write_reports(store, report, args.out, output)
+    written = _write_reports(store, report, args.out, output, outcome.codec)
     if notifying and written is not None:
         _notify(store, report, written, choice.notify_all)
     run_id = report.run.id
@@ -761,7 +762,9 @@ class Written:
     index: "PackIndex | None"
 
 
-def _write_reports(store: Store, report: Report, out: Path | None, output: ReportOutput) -> Written | None:
+def _write_reports(
+    store: Store, report: Report, out: Path | None, output: ReportOutput, codec: FindingCodec | None = None
+) -> Written | None:
     """Write the bundle (or one pack per owner, or one owner's pack), with the change since the
     comparable earlier run, and summarise. A report that cannot be written is one line (the run
     is stored) and None."""
@@ -769,7 +772,8 @@ def _write_reports(store: Store, report: Report, out: Path | None, output: Repor
 
     baseline = _baseline(store, report)
     previous = baseline.previous
-    context = RenderContext(fail_on=output.fail_on, history=_history(store, report.run), baseline=baseline)
+    history = _history(store, report.run)
+    context = RenderContext(fail_on=output.fail_on, history=history, baseline=baseline, codec=codec)
     out_dir = _out_dir(out, report.run.id)
     index = None
     formats, lang, key = output.formats, output.lang, output.sign_key

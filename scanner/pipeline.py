@@ -13,7 +13,7 @@ from attt import __version__
 from attt.scanner.errors import ConfigError, StoreError, StoreWriteError
 from attt.scanner.evaluate import evaluate
 from attt.scanner.inventory import load_inventory, resolve_targets, select_targets
-from attt.scanner.models.finding import Finding
+from attt.scanner.models.finding import Finding, FindingCodec
 from attt.scanner.models.observation import Observation, ProbeKey
 from attt.scanner.models.policy import ResolvedPolicy
 from attt.scanner.models.report import PolicyRef, Report, RunInfo, RunStatus, Summary
@@ -91,6 +91,8 @@ class ScanOutcome:
     interrupted: bool
     store_error: str | None = None
     """Why the store stopped taking writes mid-scan (disk full, lock held too long), if it did."""
+    codec: FindingCodec | None = None
+    """The findings as serialised for the store, for report.json to reuse."""
 
 
 def prepare(
@@ -325,14 +327,14 @@ def run_scan(
     interrupted = stop.is_set() and not store_errors
     status: RunStatus = "complete" if complete and not stop.is_set() else "incomplete"
     try:
-        info = store.finish_run(info.id, status, finished, findings)
+        info = store.finish_run(info.id, status, finished, findings, judge.codec)
     except StoreWriteError as exc:
         store_errors.append(str(exc))
         info = info.model_copy(update={"status": "incomplete", "finished": finished})
     memory = StoredRun(
         info, prepared.systems, prepared.targets, tuple(observations), tuple(findings), frozenset(probed)
     )
-    return ScanOutcome(memory, interrupted, next(iter(store_errors), None))
+    return ScanOutcome(memory, interrupted, next(iter(store_errors), None), judge.codec)
 
 
 def scan_plan(prepared: PreparedScan, options: ScanOptions, remote: bool) -> ScanPlan:
@@ -410,6 +412,8 @@ class _Judge(_Worker):
         self._targets = {t.key: t for t in prepared.targets}
         self._now = utcnow()
         self._judged: dict[tuple[str, str], list[Finding]] = {}
+        self.codec = FindingCodec()
+        """What was judged, serialised on this thread too, while the probes still run."""
         self._ready: list[Target] = []
         super().__init__("attt-judge", self._judge)
 
@@ -441,6 +445,7 @@ class _Judge(_Worker):
             probed = {(c, *t.key) for t in ready for c in self._checks}
             try:
                 found = self._evaluate(ready, seen, probed, self._now)
+                self.codec.encode(f for judged in found.values() for f in judged)
             except Exception:
                 # Left to the end: judged again in the scan's own thread, the error surfaces there.
                 found = {}

@@ -17,7 +17,6 @@ process neither resumes a run that is still alive nor starts a scan of an invent
 live scan holds (SPEC exit code 4), on this machine or, through a shared database, any other.
 """
 
-import hashlib
 import json
 import os
 import re
@@ -38,7 +37,7 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from attt.scanner.changes import choose_baseline
 from attt.scanner.errors import RunBusyError, StoreError, StoreWriteError
-from attt.scanner.models.finding import Finding
+from attt.scanner.models.finding import Finding, FindingCodec
 from attt.scanner.models.observation import (
     DATA_MODELS,
     Observation,
@@ -151,10 +150,6 @@ CONNECT_SECONDS: Final = 10
 """How long opening a PostgreSQL store waits for the server (unless the URL's connect_timeout
 says otherwise): an address that drops packets is an error, not a hang."""
 
-_RULE_TEXT_FIELDS = ("title", "remediation", "references")
-"""A finding's copy of its rule's own text: the same in every finding of the rule, so a row keeps
-only a key to one stored copy (three quarters of a finding's bytes)."""
-_RULE_TEXT_SET: Final = set(_RULE_TEXT_FIELDS)
 
 _systems = TypeAdapter(tuple[SystemInfo, ...])
 _targets = TypeAdapter(tuple[Target, ...])
@@ -557,23 +552,31 @@ class Store:
             return self._end(db, run_id, status, finished)
 
     def finish_run(
-        self, run_id: str, status: RunStatus, finished: datetime, findings: Iterable[Finding]
+        self,
+        run_id: str,
+        status: RunStatus,
+        finished: datetime,
+        findings: Iterable[Finding],
+        codec: FindingCodec | None = None,
     ) -> RunInfo:
-        """Replace the run's findings, record how it ended, and release its lease."""
+        """Replace the run's findings, record how it ended, and release its lease. `codec` holds
+        the findings already serialised (the scan's judge encodes them as it goes)."""
+        codec = codec or FindingCodec()
+        rows = codec.encode(findings)
+        texts = {row.text for row in rows}
         with self._transaction() as db:
             info = self._end(db, run_id, status, finished)
             db.execute(_findings.delete().where(_findings.c.run_id == run_id))
-            rows, texts = _compact(list(findings))
             if texts:
                 db.execute(
                     self._insert(_texts).on_conflict_do_nothing(index_elements=["key"]),
-                    [{"key": key, "body": body} for key, body in texts.items()],
+                    [{"key": key, "body": codec.texts[key].stored} for key in sorted(texts)],
                 )
             if rows:
                 db.execute(
                     _findings.insert(),
-                    [{"run_id": run_id, "seq": i, "body": body, "rule_text": key}
-                     for i, (body, key) in enumerate(rows)],
+                    [{"run_id": run_id, "seq": i, "body": row, "rule_text": text}
+                     for i, (row, text, _) in enumerate(rows)],
                 )  # fmt: skip
         return info
 
@@ -993,35 +996,6 @@ def _live(pid: int | None, host: str | None, heartbeat: str | None) -> bool:
     except PermissionError:
         return True  # it exists, under another user
     return True
-
-
-def _compact(findings: Sequence[Finding]) -> tuple[list[tuple[str, str]], dict[str, str]]:
-    """Each finding's row without its rule's text (and the key of that text: a hash of it), and
-    the texts by key."""
-    rows: list[tuple[str, str]] = []
-    texts: dict[str, str] = {}
-    # A province's findings share a few hundred rule texts: each is dumped and hashed once. The
-    # evaluator hands every finding of a rule the same text objects, so most are known by
-    # identity (all alive in `findings` meanwhile) before being compared field by field.
-    known: dict[tuple[int, ...], str] = {}
-    keys: dict[tuple[object, ...], str] = {}
-    for finding in findings:
-        same = (id(finding.title), id(finding.remediation), *map(id, finding.references))
-        key = known.get(same)
-        if key is None:
-            own = tuple(getattr(finding, k) for k in _RULE_TEXT_FIELDS)
-            key = keys.get(own)
-            if key is None:
-                text = json.dumps(
-                    finding.model_dump(mode="json", include=_RULE_TEXT_SET),
-                    ensure_ascii=False,
-                    sort_keys=True,
-                )
-                key = keys[own] = hashlib.sha256(text.encode()).hexdigest()[:32]
-                texts[key] = text
-            known[same] = key
-        rows.append((finding.model_dump_json(exclude=_RULE_TEXT_SET), key))
-    return rows, texts
 
 
 def _expand(body: str, key: str | None, texts: Mapping[str, dict[str, Any]]) -> Finding:

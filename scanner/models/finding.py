@@ -1,7 +1,10 @@
 """Findings: the judgement of one rule on one host (and port)."""
 
+import hashlib
+import json
+from collections.abc import Iterable
 from datetime import date
-from typing import Any, Literal
+from typing import Any, Final, Literal, NamedTuple
 
 from pydantic import field_validator
 
@@ -57,3 +60,85 @@ class Finding(Frozen):
     judged_from_inside: bool = False
     """The rule asks to be judged from outside (`vantage: internet`) but the run saw the host from
     no outside vantage, so it was judged on what was seen from inside, and says so."""
+
+
+RULE_TEXT_FIELDS: Final = ("title", "remediation", "references")
+"""A finding's copy of its rule's own text: the same in every finding of the rule, so the store
+keeps one copy of it per rule (three quarters of a finding's bytes), and report.json writes it
+once per rule before copying it into each row."""
+_RULE_TEXT_SET: Final[set[str]] = set(RULE_TEXT_FIELDS)
+
+
+class RuleText(NamedTuple):
+    stored: str
+    """The text as the store keeps it (keys sorted); its hash is the text's key."""
+    fields: bytes
+    """The same text's three fields as report.json writes them, without braces."""
+
+
+class EncodedFinding(NamedTuple):
+    row: str
+    """The finding's JSON without its rule's text: the store's row."""
+    text: str
+    """The key of its rule's text (`FindingCodec.texts`)."""
+    head: bytes
+    """The row as report.json starts it, open for the text's fields."""
+
+
+class FindingCodec:
+    """Findings serialised once for both the store and report.json.
+
+    A 1,000-host scan has tens of thousands of findings sharing a few hundred rule texts:
+    serialising every finding whole for report.json and again for the store was a fifth of the
+    scan's own time. Each finding is serialised once here without its rule's text, and each text
+    once; the scan's judge does it while probes still run. Findings are looked up by identity
+    (each is kept alive here, so that an identity is never reused); one not seen before is
+    encoded when asked for."""
+
+    def __init__(self) -> None:
+        self.texts: dict[str, RuleText] = {}
+        self._encoded: dict[int, tuple[Finding, EncodedFinding]] = {}
+        # The evaluator hands every finding of a rule the same text objects: most texts are
+        # known by identity (the finding kept beside the key holds those objects alive) before
+        # being compared field by field.
+        self._by_identity: dict[tuple[int, ...], tuple[Finding, str]] = {}
+        self._by_value: dict[tuple[object, ...], str] = {}
+
+    def encode(self, findings: Iterable[Finding]) -> list[EncodedFinding]:
+        return [self._one(finding) for finding in findings]
+
+    def report_json(self, findings: Iterable[Finding]) -> bytes:
+        """The findings as report.json's array: each row with its rule's text spliced back in
+        (the same object as `Finding`'s own JSON, with the text's three fields last)."""
+        parts = [b"["]
+        for finding in findings:
+            encoded = self._one(finding)
+            parts += (encoded.head, self.texts[encoded.text].fields, b",")
+        if len(parts) == 1:
+            return b"[]"
+        parts[-1] = b"]"
+        return b"".join(parts)
+
+    def _one(self, finding: Finding) -> EncodedFinding:
+        known = self._encoded.get(id(finding))
+        if known is not None and known[0] is finding:
+            return known[1]
+        row = finding.__pydantic_serializer__.to_json(finding, exclude=_RULE_TEXT_SET)
+        encoded = EncodedFinding(row.decode(), self._text_key(finding), row[:-1] + b",")
+        self._encoded[id(finding)] = (finding, encoded)
+        return encoded
+
+    def _text_key(self, finding: Finding) -> str:
+        same = (id(finding.title), id(finding.remediation), *map(id, finding.references))
+        known = self._by_identity.get(same)
+        if known is not None:
+            return known[1]
+        own = tuple(getattr(finding, field) for field in RULE_TEXT_FIELDS)
+        key = self._by_value.get(own)
+        if key is None:
+            fragment = finding.__pydantic_serializer__.to_json(finding, include=_RULE_TEXT_SET)
+            stored = json.dumps(json.loads(fragment), ensure_ascii=False, sort_keys=True)
+            key = self._by_value[own] = hashlib.sha256(stored.encode()).hexdigest()[:32]
+            self.texts[key] = RuleText(stored, fragment[1:])
+        self._by_identity[same] = (finding, key)
+        return key
