@@ -267,6 +267,13 @@ class Check(Protocol):
         ...
 
 
+def streams(check: "Batched") -> bool:
+    """Whether a batched check yields one observation per target as soon as it has it
+    (`streams: ClassVar[bool] = True`); one without the attribute has its batch's observations
+    handed over when the batch ends."""
+    return getattr(check, "streams", False) is True
+
+
 def cpu_heavy(check: Check) -> bool:
     """Whether a check says its probes are CPU work done under the GIL (TLS handshakes, key
     exchanges), with `cpu_heavy: ClassVar[bool] = True`. The local engine then runs them in
@@ -302,7 +309,12 @@ class Batched(Protocol):
     target's part failed); a target it says nothing about is recorded as `error`. Its budget is
     the smallest `ProbeContext.timeout` among the batch for each group (`batch_budget`), so a
     target whose probe is costly on its own (`batchable` says False) goes through `probe` alone
-    instead."""
+    instead.
+
+    A check that says it `streams` (`streams: ClassVar[bool] = True`, see `streams`) yields
+    exactly one observation per target, as soon as it has it: the runner hands the target over
+    at once (its later checks start, it is judged and stored), so one process for a thousand
+    hosts delays none of them. A second observation of a target is dropped, with a warning."""
 
     batch_size: ClassVar[int]
 

@@ -13,11 +13,12 @@ processes, one per core, when the plan holds enough of them (scanner/processes.p
 of the run, storing and progress included, stays here.
 """
 
+import logging
 import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -29,7 +30,7 @@ from attt.scanner.models.base import Frozen
 from attt.scanner.models.observation import Observation, ProbeKey, probe_check
 from attt.scanner.models.policy import ResolvedPolicy, ResolvedRule
 from attt.scanner.models.target import Target
-from attt.scanner.plugin import Batched, Check, Credential, ProbeContext, batch_budget, cpu_heavy
+from attt.scanner.plugin import Batched, Check, Credential, ProbeContext, batch_budget, cpu_heavy, streams
 from attt.scanner.registry import Registry
 
 if TYPE_CHECKING:
@@ -60,6 +61,8 @@ batch saves, and a zone of 200 hosts still makes 13 tasks for its workers to sha
 _REMOTE_BATCHES = 16
 """Batches of one check sent to the zones' workers at once: each zone's workers' own
 `--concurrency` bounds how many of them run."""
+
+_LOG = logging.getLogger("attt.runner")
 
 ProbeSink = Callable[[Target, str, Sequence[Observation]], None]
 """Told what each finished probe saw (possibly nothing), as soon as it ends."""
@@ -488,7 +491,8 @@ def bounded(
 
 class _Batches:
     """A batched check's probes of a whole run, `batch_size` targets at a time, in target order,
-    started at once; each target's job waits for its own batch only."""
+    started at once; each target's job waits for its own part only: its batch's end, or, from a
+    check that `streams`, the moment the check yields it."""
 
     def __init__(
         self,
@@ -502,60 +506,149 @@ class _Batches:
         self._check = check
         self._name: str = getattr(check, "name", type(check).__name__)
         self._remote = remote
+        self._streams = remote is None and streams(check)
         # A remote batch waits on a zone's workers, not on this machine: more may be under way.
         pool = _BATCH_WORKERS if remote is None else _REMOTE_BATCHES
         self._pool = ThreadPoolExecutor(max_workers=pool, thread_name_prefix="attt-batch")
-        self._of: dict[tuple[str, str], Future[Split | None]] = {}
+        self._parts: dict[tuple[str, str], _Part] = {}
         # --concurrency is the hosts probed at once, a batch included: the batch probes its hosts
         # that many at a time (ProbeContext.concurrency), so a polite scan stays polite. Sent to
-        # workers, smaller batches spread over every worker of a zone and its slots.
+        # workers, smaller batches spread over every worker of a zone and its slots. A batch
+        # that streams hands each host over as it ends, so its size delays no host.
         most = _REMOTE_BATCH_HOSTS if remote is not None else concurrency * _GROUPS_PER_BATCH
-        size = max(1, min(check.batch_size, most))
+        size = max(1, check.batch_size if self._streams else min(check.batch_size, most))
         for zone_jobs in _by_zone(jobs) if remote is not None else [jobs]:
             for first in range(0, len(zone_jobs), size):
                 chunk = zone_jobs[first : first + size]
-                future = self._pool.submit(self._run, chunk)
-                self._of.update((target.key, future) for target, _ in chunk)
+                self._parts.update((target.key, _Part()) for target, _ in chunk)
+                self._pool.submit(self._run, chunk)
 
-    def _run(self, chunk: Chunk) -> Split | None:
-        """Each target's observations of one batch; None when the scan was stopped meanwhile."""
-        if self._runner.stop.is_set():
-            return None
-        if self._remote is not None:
-            return self._remote.probe_batch(self._check, self._name, chunk)
-        return run_batch(self._check, self._name, chunk, self._runner.stop)
+    def _run(self, chunk: Chunk) -> None:
+        """Probe one batch and hand each target its part (None when the scan was stopped)."""
+        try:
+            if self._runner.stop.is_set():
+                split = None
+            elif self._remote is not None:
+                split = self._remote.probe_batch(self._check, self._name, chunk)
+            else:
+                hand_over = self._hand_over if self._streams else None
+                split = run_batch(self._check, self._name, chunk, self._runner.stop, hand_over)
+        except BaseException as exc:  # a bug: each waiting target raises it, as its own probe would
+            for target, _ in chunk:
+                self._parts[target.key].fail(exc)
+            raise
+        for target, _ in chunk:
+            self._parts[target.key].give(None if split is None else split.get(target.key))
+
+    def _hand_over(self, key: tuple[str, str], observations: list[Observation]) -> None:
+        self._parts[key].give(observations)
 
     def holds(self, target: Target) -> bool:
-        return target.key in self._of
+        return target.key in self._parts
 
     def wait(self, target: Target) -> list[Observation] | None:
-        """This target's observations once its batch is done; None when the scan was stopped."""
-        future = self._of[target.key]
+        """This target's observations once its part is known; None when the scan was stopped."""
+        part = self._parts[target.key]
         while not self._runner.stop.is_set():
-            try:
-                result = future.result(timeout=0.2)
-            except TimeoutError:
-                continue
-            return None if result is None else result[target.key]
+            if part.ready.wait(0.2):
+                return part.result()
         return None
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-def run_batch(check: Batched, name: str, chunk: Chunk, stop: threading.Event) -> Split | None:
+class _Part:
+    """One target's part of a batch: given once (a part handed over early is not replaced)."""
+
+    def __init__(self) -> None:
+        self.ready = threading.Event()
+        self._observations: list[Observation] | None = None
+        self._error: BaseException | None = None
+        self._lock = threading.Lock()
+
+    def give(self, observations: list[Observation] | None) -> None:
+        with self._lock:
+            if not self.ready.is_set():
+                self._observations = observations
+                self.ready.set()
+
+    def fail(self, error: BaseException) -> None:
+        with self._lock:
+            if not self.ready.is_set():
+                self._error = error
+                self.ready.set()
+
+    def result(self) -> list[Observation] | None:
+        if self._error is not None:
+            raise self._error
+        return self._observations
+
+
+HandOver = Callable[[tuple[str, str], list[Observation]], None]
+"""Told a target's observations as soon as a streaming batch has them."""
+
+
+def run_batch(
+    check: Batched, name: str, chunk: Chunk, stop: threading.Event, hand_over: HandOver | None = None
+) -> Split | None:
     """One batch, bounded like a probe: each target's observations; None when `stop` was set
-    meanwhile. The same code wherever the batch runs (here, or on a zone's worker)."""
+    meanwhile. The same code wherever the batch runs (here, or on a zone's worker).
+
+    With `hand_over`, the observation of each target of a check that `streams` is handed over as
+    soon as the check yields it; the split returned then holds the targets not handed over
+    (those the batch's failure, time limit or silence left)."""
     started = datetime.now(UTC)
-    outcome = bounded(lambda: list(check.probe_batch(chunk)), batch_budget(chunk), name, stop)
+    stream = _Stream(name, chunk, started, hand_over)
+    outcome = bounded(lambda: stream.read(check.probe_batch(chunk)), batch_budget(chunk), name, stop)
+    rest = stream.close()
     if outcome is None:
         return None
     finished = datetime.now(UTC)
-    split = split_batch(name, [target for target, _ in chunk], outcome)
+    split = split_batch(name, rest, outcome)
     return {
         key: [obs.timed(obs.started or started, obs.finished or finished) for obs in observations]
         for key, observations in split.items()
     }
+
+
+class _Stream:
+    """A batch's observations as they come. With `hand_over` (a check that streams), each one is
+    handed over at once, as its target's whole part; `close` stops that (the batch ended or was
+    abandoned: a probe thread left running hands over nothing more) and says which targets are
+    left."""
+
+    def __init__(self, name: str, chunk: Chunk, started: datetime, hand_over: HandOver | None) -> None:
+        self._name = name
+        self._left = {target.key: target for target, _ in chunk}
+        self._started = started
+        self._hand_over = hand_over
+        self._lock = threading.Lock()
+
+    def read(self, observations: Iterable[Observation]) -> list[Observation]:
+        """The observations not handed over: all of them from a check that does not stream."""
+        if self._hand_over is None:
+            return list(observations)
+        for obs in observations:
+            self._give(obs)
+        return []
+
+    def _give(self, obs: Observation) -> None:
+        key = (obs.system, obs.host)
+        with self._lock:
+            if self._hand_over is None:
+                return  # abandoned: its targets already have their errors
+            if self._left.pop(key, None) is None:
+                # Not a target of this batch, or one already handed over: a check breaking its
+                # word to stream one observation per target. Said, never given to another target.
+                _LOG.warning("batched check %s: a second observation of %s was dropped", self._name, key)
+                return
+            self._hand_over(key, [obs.timed(obs.started or self._started, obs.finished or datetime.now(UTC))])
+
+    def close(self) -> list[Target]:
+        with self._lock:
+            self._hand_over = None
+            return list(self._left.values())
 
 
 def split_batch(name: str, targets: Sequence[Target], outcome: Sequence[Observation] | str) -> Split:

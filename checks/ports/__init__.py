@@ -12,7 +12,7 @@ keeping only the ports asked for it.
 
 import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -48,8 +48,10 @@ class PortsCheck:
     after: ClassVar[tuple[str, ...]] = ()
     controls: ClassVar[Mapping[str, Control[Any, Any]]] = CONTROLS
 
-    batch_size: ClassVar[int] = 128
-    """Hosts per nmap run: one process and one host group for the union of their ports."""
+    batch_size: ClassVar[int] = 1024
+    """Hosts per nmap run (the union of their ports), host group after host group."""
+    streams: ClassVar[bool] = True
+    """Each host's observation is handed over as soon as nmap has written it."""
 
     def __init__(self, nmap_binary: str = "nmap") -> None:
         self._binary = nmap_binary
@@ -62,15 +64,17 @@ class PortsCheck:
         own nmap run, or a batch would give a hundred of them one host's budget."""
         return len(ports_to_scan(target, ctx.settings, ctx.rules)) < ALL_TCP_PORTS
 
-    def probe_batch(self, jobs: Sequence[tuple[Target, ProbeContext[PortsSettings]]]) -> list[Observation]:
-        """Scan many hosts with one nmap run per address family; one observation per target."""
-        out: list[Observation] = []
+    def probe_batch(
+        self, jobs: Sequence[tuple[Target, ProbeContext[PortsSettings]]]
+    ) -> Iterator[Observation]:
+        """Scan many hosts with one nmap run per address family; one observation per target,
+        each as soon as nmap has finished its host (`streams`)."""
         families: dict[int, list[_Job]] = {}
         for target, ctx in jobs:
             try:
                 family = _nmap.scannable_ip(target.ip).version
             except ValueError as exc:
-                out.append(Observation.failed(self.name, target, f"cannot build the nmap scan: {exc}"))
+                yield Observation.failed(self.name, target, f"cannot build the nmap scan: {exc}")
                 continue
             ports = ports_to_scan(target, ctx.settings, ctx.rules)
             families.setdefault(family, []).append(_Job(target, ctx.settings, ports))
@@ -78,45 +82,49 @@ class PortsCheck:
         budget = min((ctx.timeout for _, ctx in jobs), default=0.0)
         at_once = max(1, min((ctx.concurrency for _, ctx in jobs), default=1))
         for same_family in families.values():
-            out.extend(self._scan(same_family, budget, at_once))
-        return out
+            yield from self._scan(same_family, budget, at_once)
 
-    def _scan(self, jobs: list["_Job"], budget: float, at_once: int) -> list[Observation]:
+    def _scan(self, jobs: list["_Job"], budget: float, at_once: int) -> Iterator[Observation]:
         deadline = time.monotonic() + budget * -(-len(jobs) // at_once)
         # With -sV to follow, the connect scan gets part of the budget and -sV the rest.
         share = 0.4 if any(job.settings.service_detection for job in jobs) else 1.0
-        ports = {p for job in jobs for p in job.ports}
-        try:
-            results = self._run(jobs, ports, budget * share, at_once, detect=False)
-        except (_nmap.NmapMissingError, _nmap.NmapFailedError) as exc:
-            return [Observation.failed(self.name, job.target, str(exc)) for job in jobs]
-        out: list[Observation] = []
-        scanned: list[tuple[_Job, PortsData]] = []
+        by_ip: dict[str, list[_Job]] = {}
         for job in jobs:
-            try:
-                data = connect_scan_data(job.own(results[job.target.ip]), job.ports)
-            except _nmap.NmapFailedError as exc:
-                out.append(Observation.failed(self.name, job.target, str(exc)))
-                continue
-            if not data.open:
-                # Every port refused: nothing of the registered system is in service here, and a
-                # report must not score that as a compliant host.
-                out.append(Observation.failed(self.name, job.target, nothing_answered(data.scanned_count)))
-                continue
-            scanned.append((job, data))
-        detect = [(job, data) for job, data in scanned if job.settings.service_detection and data.open]
+            by_ip.setdefault(job.target.ip, []).append(job)
+        ports = {p for job in jobs for p in job.ports}
+        detect: list[tuple[_Job, PortsData]] = []
+        try:
+            command = self._command(jobs, ports, budget * share, at_once, detect=False)
+            for ip, result in _nmap.stream(command, self._binary):
+                for job in by_ip[ip]:
+                    try:
+                        data = connect_scan_data(job.own(result), job.ports)
+                    except _nmap.NmapFailedError as exc:
+                        yield Observation.failed(self.name, job.target, str(exc))
+                        continue
+                    if not data.open:
+                        # Every port refused: nothing of the registered system is in service here,
+                        # and a report must not score that as a compliant host.
+                        yield Observation.failed(self.name, job.target, nothing_answered(data.scanned_count))
+                    elif job.settings.service_detection:
+                        detect.append((job, data))
+                    else:
+                        yield Observation.ok(self.name, job.target, data)
+        except (_nmap.NmapMissingError, _nmap.NmapFailedError) as exc:
+            # Raised before nmap said anything: every host's scan proves nothing.
+            yield from (Observation.failed(self.name, job.target, str(exc)) for job in jobs)
+            return
         named = self._detect_services(detect, deadline - time.monotonic(), at_once) if detect else {}
-        out.extend(
-            Observation.ok(self.name, job.target, named.get(job.target.key, data)) for job, data in scanned
+        yield from (
+            Observation.ok(self.name, job.target, named.get(job.target.key, data)) for job, data in detect
         )
-        return out
 
-    def _run(
+    def _command(
         self, jobs: Sequence["_Job"], ports: Iterable[int], timeout: float, at_once: int, *, detect: bool
-    ) -> dict[str, _nmap.HostResult]:
+    ) -> _nmap.NmapCommand:
         """One nmap run over `jobs`' hosts, `at_once` at a time, `timeout` seconds per group."""
         try:
-            command = _nmap.build_command(
+            return _nmap.build_command(
                 [job.target.ip for job in jobs],
                 ports,
                 timeout=timeout,
@@ -125,7 +133,6 @@ class PortsCheck:
             )
         except ValueError as exc:
             raise _nmap.NmapFailedError(f"cannot build the nmap scan: {exc}") from None
-        return _nmap.run(command, self._binary)[1]
 
     def _detect_services(
         self, found: list[tuple["_Job", PortsData]], budget: float, at_once: int
@@ -140,13 +147,14 @@ class PortsCheck:
                 for job, data in found
             }
         try:
-            results = self._run(
+            command = self._command(
                 [job for job, _ in found],
                 {p for _, d in found for p in d.open_ports()},
                 budget,
                 at_once,
                 detect=True,
             )
+            results = _nmap.run(command, self._binary)[1]
         except (_nmap.NmapMissingError, _nmap.NmapFailedError) as exc:
             failed = _nmap.NmapFailedError(str(exc))
             results = {job.target.ip: failed for job, _ in found}

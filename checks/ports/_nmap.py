@@ -14,18 +14,25 @@ counts in `extraports`), and nmap's version is read from the same output, so no 
 import errno
 import ipaddress
 import math
+import os
+import selectors
 import subprocess
+import time
 import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import cast
 
 from attt.scanner.models.observation import bound_text
 
 NMAP_MISSING = "nmap is not installed (apt-get install nmap)"
 TOO_MANY_FILES = "too many open files: raise the open-file limit (ulimit -n) or lower --concurrency"
 MAX_ERROR_CHARS = 300
+_STDERR_KEPT = 1 << 16
+"""The end of nmap's stderr kept: its last line is the reason of a failure, and a run that
+writes megabytes of warnings is not held in memory whole."""
 
 # -n: never resolve names (the targets are already pinned; no DNS traffic).
 # -Pn: skip host discovery; the inventory says the host exists, and ping is often filtered.
@@ -159,65 +166,181 @@ def build_command(
 
 
 def run(command: NmapCommand, binary: str = "nmap") -> tuple[str, dict[str, HostResult]]:
-    """Run the scan; return nmap's version and, per IP asked, its ports or why they are unknown.
+    """The whole scan at once: nmap's version and, per IP asked, its ports or why they are
+    unknown (`stream`, collected)."""
+    results = dict(stream(command, binary))
+    version = next((r.nmap_version for r in results.values() if isinstance(r, ScanResult)), "unknown")
+    return version, results
 
-    Raises when the run as a whole proves nothing (nmap missing, crashed, or out of time)."""
+
+def stream(command: NmapCommand, binary: str = "nmap") -> Iterator[tuple[str, HostResult]]:
+    """Run the scan; yield every IP asked exactly once, with its ports or why they are unknown,
+    as soon as nmap has written its host (nmap writes each host group as it finishes it).
+
+    Raises before the first host when nmap cannot be started. Whatever ends the run early (a
+    crash, the time limit, unreadable output, nmap's own error) fails the hosts not yet yielded;
+    those yielded were complete before it. nmap says "Too many open files" on stderr when it runs
+    out, before it writes any later host: what stderr holds is read before what stdout brings,
+    and once it says so no further host is believed (their ports would read closed)."""
+    deadline = time.monotonic() + max(1, math.ceil(command.timeout))
+    reader = _Reader(command.ips, command.ports)
     try:
         # argv of fixed flags, parsed IP addresses and integers; no shell.
-        done = subprocess.run(
-            command.argv(binary),
-            capture_output=True,
-            timeout=max(1, math.ceil(command.timeout)),
-            check=False,
-            stdin=subprocess.DEVNULL,
+        process = subprocess.Popen(
+            command.argv(binary), stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
         )
-    except FileNotFoundError:
-        raise NmapMissingError(NMAP_MISSING) from None
-    except subprocess.TimeoutExpired:
-        raise NmapFailedError(f"nmap did not finish within {command.timeout:g} s") from None
     except OSError as exc:
-        if exc.errno in (errno.EMFILE, errno.ENFILE):
-            raise NmapFailedError(f"cannot start nmap: {TOO_MANY_FILES}") from None
-        if exc.errno in (errno.EACCES, errno.ENOEXEC):
-            raise NmapMissingError(NMAP_MISSING) from None
-        raise NmapFailedError(_short(f"cannot start nmap: {exc.strerror or exc}")) from None
-    stderr = done.stderr.decode("utf-8", "replace")
-    if "Too many open files" in stderr:
-        raise NmapFailedError(f"nmap failed: {TOO_MANY_FILES}")
-    if done.returncode != 0 or not done.stdout.strip():
-        last = stderr.strip().splitlines()[-1] if stderr.strip() else f"exit status {done.returncode}"
-        raise NmapFailedError(_short(f"nmap failed: {last}"))
-    return parse(done.stdout, command.ips, command.ports)
+        raise _cannot_start(exc) from None
+    with process:
+        try:
+            why = yield from _Run(process, deadline, command.timeout).hosts(reader)
+        finally:
+            if process.poll() is None:
+                process.kill()  # abandoned (time limit, a stopped scan): a leftover nmap goes on sending
+    for ip in reader.unseen():
+        yield ip, NmapFailedError(why or f"nmap returned no result for {ip}")
+
+
+class _Run:
+    """One nmap process's two outputs, read as they come, stderr first."""
+
+    def __init__(self, process: "subprocess.Popen[bytes]", deadline: float, limit: float) -> None:
+        assert process.stdout is not None
+        assert process.stderr is not None
+        self._process = process
+        self._out, self._err = process.stdout.fileno(), process.stderr.fileno()
+        self._deadline = deadline
+        self._late = f"nmap did not finish within {limit:g} s"
+        self.said = b""
+        """Everything nmap wrote on stderr so far."""
+
+    def hosts(self, reader: "_Reader") -> Generator[tuple[str, HostResult], None, str | None]:
+        """Yield hosts as nmap writes them; return why the rest have no result (None: not said)."""
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._out, selectors.EVENT_READ)
+            selector.register(self._err, selectors.EVENT_READ)
+            while True:
+                ready = {key.fd for key, _ in selector.select(max(0.0, self._deadline - time.monotonic()))}
+                if not ready:
+                    return self._late
+                if self._err in ready and not self._take_stderr():
+                    selector.unregister(self._err)
+                if self._out_of_files():
+                    return f"nmap failed: {TOO_MANY_FILES}"
+                if self._out in ready:
+                    chunk = os.read(self._out, 1 << 16)
+                    if not chunk:
+                        break
+                    try:
+                        yield from reader.feed(chunk)
+                    except NmapFailedError as exc:
+                        return str(exc)
+        try:
+            code = self._process.wait(max(0.0, self._deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            return self._late
+        while self._take_stderr():
+            pass
+        if self._out_of_files():
+            return f"nmap failed: {TOO_MANY_FILES}"
+        if code != 0 or not reader.started:
+            said = self.said.decode("utf-8", "replace").strip()
+            return _short(f"nmap failed: {said.splitlines()[-1] if said else f'exit status {code}'}")
+        try:
+            yield from reader.close()
+        except NmapFailedError as exc:
+            return str(exc)
+        return reader.error
+
+    def _take_stderr(self) -> bool:
+        """Read what stderr holds; False at its end."""
+        data = os.read(self._err, 1 << 16)
+        self.said = (self.said + data)[-_STDERR_KEPT:]
+        return bool(data)
+
+    def _out_of_files(self) -> bool:
+        return b"Too many open files" in self.said
+
+
+def _cannot_start(exc: OSError) -> Exception:
+    if isinstance(exc, FileNotFoundError) or exc.errno in (errno.EACCES, errno.ENOEXEC):
+        return NmapMissingError(NMAP_MISSING)
+    if exc.errno in (errno.EMFILE, errno.ENFILE):
+        return NmapFailedError(f"cannot start nmap: {TOO_MANY_FILES}")
+    return NmapFailedError(_short(f"cannot start nmap: {exc.strerror or exc}"))
 
 
 def parse(
     xml_output: bytes | str, ips: Sequence[str], ports: Sequence[int]
 ) -> tuple[str, dict[str, HostResult]]:
-    """nmap's version and, for each of `ips`, the state of each of `ports` (or why not known)."""
-    try:
+    """nmap's version and, for each of `ips`, the state of each of `ports` (or why not known),
+    from a whole run's XML (`stream` reads it as it comes)."""
+    reader = _Reader(ips, ports)
+    data = xml_output.encode() if isinstance(xml_output, str) else xml_output
+    results = dict(reader.feed(data))
+    results.update(reader.close())
+    if reader.error is not None:
+        raise NmapFailedError(reader.error)
+    results.update((ip, NmapFailedError(f"nmap returned no result for {ip}")) for ip in reader.unseen())
+    return reader.version, results
+
+
+class _Reader:
+    """nmap's XML, read as it arrives: each asked host's result as soon as its element ends."""
+
+    def __init__(self, ips: Sequence[str], ports: Sequence[int]) -> None:
+        self._asked = {ipaddress.ip_address(ip): ip for ip in ips}
+        self._wanted = sorted(set(ports))
         # nmap's own output; text a target sent (with -sV) reaches it only as escaped attributes.
-        root = ET.fromstring(xml_output)  # noqa: S314
-    except ET.ParseError as exc:
-        raise NmapFailedError(f"nmap output is not readable XML: {exc}") from None
-    version = root.get("version") or "unknown"
-    finished = root.find("runstats/finished")
-    if finished is not None and finished.get("exit") == "error":
-        raise NmapFailedError(_short(f"nmap reported an error: {finished.get('errormsg', '').strip()}"))
-    hosts: dict[ipaddress.IPv4Address | ipaddress.IPv6Address, ET.Element] = {}
-    for host in root.findall("host"):
+        self._parser: ET.XMLPullParser[ET.Element] = ET.XMLPullParser(events=("start", "end"))
+        self._root: ET.Element | None = None
+        self.version = "unknown"
+        self.error: str | None = None
+        """nmap's own word that the run failed (its `finished` element), if it said so."""
+
+    @property
+    def started(self) -> bool:
+        return self._root is not None
+
+    def feed(self, data: bytes) -> list[tuple[str, HostResult]]:
+        try:
+            self._parser.feed(data)
+        except ET.ParseError as exc:
+            raise NmapFailedError(f"nmap output is not readable XML: {exc}") from None
+        return self._read()
+
+    def close(self) -> list[tuple[str, HostResult]]:
+        try:
+            self._parser.close()
+        except ET.ParseError as exc:
+            raise NmapFailedError(f"nmap output is not readable XML: {exc}") from None
+        return self._read()
+
+    def unseen(self) -> list[str]:
+        return list(self._asked.values())
+
+    def _read(self) -> list[tuple[str, HostResult]]:
+        found: list[tuple[str, HostResult]] = []
+        # Asked for "start" and "end" events only: each is (event, element).
+        for event, element in cast(Iterator[tuple[str, ET.Element]], self._parser.read_events()):
+            if event == "start" and self._root is None:
+                self._root = element
+                self.version = element.get("version") or "unknown"
+            elif event == "end" and element.tag == "host":
+                found.extend(self._host(element))
+                if self._root is not None:
+                    self._root.remove(element)  # a province's run is read without holding it whole
+            elif event == "end" and element.tag == "finished" and element.get("exit") == "error":
+                self.error = _short(f"nmap reported an error: {element.get('errormsg', '').strip()}")
+        return found
+
+    def _host(self, host: ET.Element) -> list[tuple[str, HostResult]]:
         for address in host.findall("address"):
             if address.get("addrtype") in ("ipv4", "ipv6"):
-                hosts[ipaddress.ip_address(address.get("addr", ""))] = host
-    results: dict[str, HostResult] = {}
-    wanted = sorted(set(ports))
-    for ip in ips:
-        found = hosts.get(ipaddress.ip_address(ip))
-        results[ip] = (
-            NmapFailedError(f"nmap returned no result for {ip}")
-            if found is None
-            else _host_result(found, ip, version, wanted)
-        )
-    return version, results
+                ip = self._asked.pop(ipaddress.ip_address(address.get("addr", "")), None)
+                if ip is not None:
+                    return [(ip, _host_result(host, ip, self.version, self._wanted))]
+        return []
 
 
 def _host_result(host: ET.Element, ip: str, version: str, wanted: list[int]) -> HostResult:

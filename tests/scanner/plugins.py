@@ -5,8 +5,9 @@ crashes, which no real server can be made to do on cue.
 """
 
 import os
+import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 from pydantic import BaseModel
@@ -149,12 +150,48 @@ class TallyCheck:
         ]
 
 
+class StreamCheck:
+    """A batched check that `streams` (like `ports`): yields one observation per target in turn.
+    After the first target it waits (5 s at most) for `handed`, which a test sets once the
+    runner has handed that target over, and says in `waited` whether it came."""
+
+    name: ClassVar[str] = "stream"
+    api_version: ClassVar[int] = API_VERSION
+    data_model: ClassVar[type[BaseModel]] = CountData
+    settings_model: ClassVar[type[BaseModel]] = NoSettings
+    after: ClassVar[tuple[str, ...]] = ()
+    controls: ClassVar[Mapping[str, Control[Any, Any]]] = Controls("stream")
+    batch_size: ClassVar[int] = 10
+    streams: ClassVar[bool] = True
+    handed: ClassVar[threading.Event] = threading.Event()
+    waited: ClassVar[list[bool]] = []
+    behaviour: ClassVar[str] = ""
+    """"crash": raise after the first target; "apart": the first target's observations again at the end."""
+
+    def probe(self, target: Target, ctx: ProbeContext[Any]) -> Iterable[Observation]:
+        return self.probe_batch([(target, ctx)])
+
+    def batchable(self, target: Target, ctx: ProbeContext[Any]) -> bool:
+        return True
+
+    def probe_batch(self, jobs: Sequence[tuple[Target, ProbeContext[Any]]]) -> Iterator[Observation]:
+        for i, (target, _) in enumerate(jobs):
+            yield Observation.ok(self.name, target, CountData(count=i + 1))
+            if i == 0:
+                self.waited.append(self.handed.wait(5))
+                if self.behaviour == "crash":
+                    raise RuntimeError("batch bug")
+        if self.behaviour == "apart":
+            yield Observation.ok(self.name, jobs[0][0], CountData(count=99))
+
+
 def registry() -> Registry:
     return Registry.of(
         {
             "count": RegisteredCheck(CountCheck(), "tests"),
             "echo": RegisteredCheck(EchoCheck(), "tests"),
             "tally": RegisteredCheck(TallyCheck(), "tests"),
+            "stream": RegisteredCheck(StreamCheck(), "tests"),
         }
     )
 

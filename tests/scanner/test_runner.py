@@ -7,7 +7,7 @@ from pydantic import SecretStr
 from attt.scanner.models.observation import Observation
 from attt.scanner.plugin import Credential, NoSettings, ProbeContext, batch_budget, batch_groups
 from attt.scanner.runner import Runner, ScanPlan
-from tests.scanner.plugins import CountCheck, CountData, EchoData, TallyCheck, registry, target
+from tests.scanner.plugins import CountCheck, CountData, EchoData, StreamCheck, TallyCheck, registry, target
 
 
 def run(
@@ -162,6 +162,51 @@ def test_a_batched_check_done_by_an_earlier_attempt_is_not_repeated() -> None:
     )
     assert TallyCheck.batches == [("127.0.0.2",)]
     assert [o.host for o in seen] == ["127.0.0.2"]
+
+
+def run_stream(behaviour: str = "") -> dict[str, list[Observation]]:
+    """Three hosts through `StreamCheck`; the sink lets the check go on once it has the first."""
+    StreamCheck.behaviour, StreamCheck.waited = behaviour, []
+    StreamCheck.handed.clear()
+    seen: dict[str, list[Observation]] = {}
+
+    def sink(target: object, check: str, observations: list[Observation]) -> None:
+        for obs in observations:
+            seen.setdefault(obs.host, []).append(obs)
+        if "127.0.0.1" in seen:
+            StreamCheck.handed.set()
+
+    runner = Runner(registry(), sink)  # type: ignore[arg-type]
+    plan = ScanPlan(targets=[target(f"127.0.0.{i}") for i in (1, 2, 3)], checks=("stream",), policies={},
+                    timeout=10, concurrency=8)  # fmt: skip
+    try:
+        runner.run(plan)
+    finally:
+        StreamCheck.behaviour = ""
+    return seen
+
+
+def test_a_streaming_batch_hands_each_target_over_before_the_batch_ends() -> None:
+    seen = run_stream()
+    assert StreamCheck.waited == [True]  # the first host was handed over while the batch ran on
+    assert {h: [o.data.count for o in obs] for h, obs in seen.items()} == {  # type: ignore[union-attr]
+        "127.0.0.1": [1], "127.0.0.2": [2], "127.0.0.3": [3]
+    }  # fmt: skip
+    assert all(o.started and o.finished for obs in seen.values() for o in obs)
+
+
+def test_a_streaming_batch_that_fails_midway_keeps_what_it_handed_over() -> None:
+    seen = run_stream("crash")
+    assert [(o.status, o.data) for o in seen["127.0.0.1"]] == [("ok", CountData(count=1))]
+    for host in ("127.0.0.2", "127.0.0.3"):
+        (failed,) = seen[host]
+        assert failed.status == "error" and "RuntimeError: batch bug" in (failed.error or "")
+
+
+def test_observations_of_a_target_already_handed_over_are_dropped_not_given_to_another() -> None:
+    seen = run_stream("apart")
+    assert [o.data for o in seen["127.0.0.1"]] == [CountData(count=1)]
+    assert [o.data for o in seen["127.0.0.3"]] == [CountData(count=3)]
 
 
 def test_a_host_in_two_systems_is_probed_once_and_each_system_gets_its_facts() -> None:

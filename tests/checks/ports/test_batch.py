@@ -167,3 +167,62 @@ def test_too_many_open_files_is_said_as_such_not_as_a_missing_nmap():
     assert run.stdout.startswith("error "), run.stdout
     assert "too many open files" in run.stdout
     assert "not installed" not in run.stdout
+
+
+# --- hosts as nmap writes them (a scripted nmap: no network) --------------------------------
+
+
+def scripted_nmap(tmp_path: Path, body: str) -> _nmap.NmapCommand:
+    """An `nmap` that runs `body` (sh) in place of a scan; the command asks for 10.0.0.1-2."""
+    script = tmp_path / "nmap"
+    script.write_text(f"#!/bin/sh\n{body}\n", encoding="utf-8")
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    return _nmap.NmapCommand(ips=("10.0.0.1", "10.0.0.2"), ports=(22,), flags=(), timeout=5)
+
+
+def first_and_second(between: str = "") -> str:
+    """Host 1, then (once the reader has it) `between`, then host 2."""
+    head = '<nmaprun version="7.93">'
+    first, second = host("10.0.0.1", port(22, "closed")), host("10.0.0.2", port(22, "closed"))
+    # Written only once the first host was read: a reader waiting for the end of the run would
+    # never see it (the script gives up after 5 s and exits in error).
+    wait = 'for i in $(seq 50); do [ -e "$0.seen" ] && break; sleep 0.1; done; [ -e "$0.seen" ] || exit 3'
+    return f"printf '%s' '{head}{first}'\n{wait}\n{between}\nprintf '%s' '{second}</nmaprun>'"
+
+
+def read_first_then_the_rest(tmp_path: Path, command: _nmap.NmapCommand) -> dict[str, _nmap.HostResult]:
+    results = _nmap.stream(command, str(tmp_path / "nmap"))
+    ip, first = next(results)
+    (tmp_path / "nmap.seen").touch()
+    return {ip: first, **dict(results)}
+
+
+def test_each_host_comes_out_as_soon_as_nmap_writes_it(tmp_path):
+    results = read_first_then_the_rest(tmp_path, scripted_nmap(tmp_path, first_and_second()))
+    assert list(results) == ["10.0.0.1", "10.0.0.2"]
+    assert all(isinstance(r, _nmap.ScanResult) for r in results.values())
+
+
+@pytest.mark.parametrize(
+    ("between", "why"),
+    [
+        # nmap says it ran out of sockets: what it writes after that reads as "closed".
+        ("echo 'socket troubles: Too many open files (24)' >&2", "too many open files"),
+        ("echo 'Segmentation fault' >&2; exit 139", "nmap failed: Segmentation fault"),
+        ("exit 1", "nmap failed: exit status 1"),
+        ("sleep 30", "did not finish within 5 s"),
+    ],
+)
+def test_a_run_that_breaks_midway_keeps_the_hosts_written_before(tmp_path, between, why):
+    results = read_first_then_the_rest(tmp_path, scripted_nmap(tmp_path, first_and_second(between)))
+    assert isinstance(results["10.0.0.1"], _nmap.ScanResult)
+    second = results["10.0.0.2"]
+    assert isinstance(second, _nmap.NmapFailedError) and why in str(second)
+
+
+def test_out_of_files_said_with_a_host_in_the_same_read_fails_that_host_too(tmp_path):
+    # Both outputs ready at once: which came first is unknown, so the host is not believed.
+    head, first = '<nmaprun version="7.93">', host("10.0.0.1", port(22, "closed"))
+    body = f"echo 'socket troubles: Too many open files (24)' >&2\nprintf '%s' '{head}{first}'\nsleep 1"
+    results = dict(_nmap.stream(scripted_nmap(tmp_path, body), str(tmp_path / "nmap")))
+    assert all("too many open files" in str(r) for r in results.values())
