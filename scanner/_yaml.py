@@ -31,6 +31,7 @@ M = TypeVar("M", bound=BaseModel)
 _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_STR_TAG = "tag:yaml.org,2002:str"
 _SCALAR_TAGS = frozenset(
     f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "timestamp")
 )
@@ -330,6 +331,8 @@ def _build(loader: _Loader, node: yaml.Node, loc: Loc, lines: dict[Loc, int]) ->
 
 
 def _scalar(loader: _Loader, node: yaml.ScalarNode, loc: Loc) -> Any:
+    if node.tag == _STR_TAG:
+        return node.value  # what the constructor gives a string, without its bookkeeping per node
     if node.tag not in _SCALAR_TAGS:
         raise _Refused(f"tag {node.tag} is not allowed", node.start_mark)
     try:

@@ -768,8 +768,6 @@ def _write_reports(
     """Write the bundle (or one pack per owner, or one owner's pack), with the change since the
     comparable earlier run, and summarise. A report that cannot be written is one line (the run
     is stored) and None."""
-    from attt.reports.owners import write_one_pack, write_owner_packs
-
     baseline = _baseline(store, report)
     previous = baseline.previous
     history = _history(store, report.run)
@@ -778,6 +776,10 @@ def _write_reports(
     index = None
     formats, lang, key = output.formats, output.lang, output.sign_key
     try:
+        if output.owner is not None or output.per_owner:
+            # Imported for packs only: the owners' index is HTML, and its templates (jinja2) are
+            # what a JSON-only scan would otherwise load for nothing.
+            from attt.reports.owners import write_one_pack, write_owner_packs
         if output.owner is not None:
             write_one_pack(report, output.owner, formats, out_dir, lang, sign_key=key, context=context)
         elif output.per_owner:

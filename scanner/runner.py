@@ -549,8 +549,11 @@ class _Batches:
     def wait(self, target: Target) -> list[Observation] | None:
         """This target's observations once its part is known; None when the scan was stopped."""
         part = self._parts[target.key]
+        # A stopped batch gives its parts None at once; the stop is looked at here too, seldom:
+        # at --concurrency 256 as many threads wait here, and each wake-up takes the GIL from
+        # the thread reading nmap's output.
         while not self._runner.stop.is_set():
-            if part.ready.wait(0.2):
+            if part.ready.wait(1.0):
                 return part.result()
         return None
 

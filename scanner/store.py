@@ -573,11 +573,8 @@ class Store:
                     [{"key": key, "body": codec.texts[key].stored} for key in sorted(texts)],
                 )
             if rows:
-                db.execute(
-                    _findings.insert(),
-                    [{"run_id": run_id, "seq": i, "body": row, "rule_text": text}
-                     for i, (row, text, _) in enumerate(rows)],
-                )  # fmt: skip
+                _insert_many(db, _findings, ("run_id", "seq", "body", "rule_text"),
+                             [(run_id, i, row, text) for i, (row, text, _) in enumerate(rows)])  # fmt: skip
         return info
 
     def _end(self, db: Connection, run_id: str, status: RunStatus, finished: datetime) -> RunInfo:
@@ -996,6 +993,22 @@ def _live(pid: int | None, host: str | None, heartbeat: str | None) -> bool:
     except PermissionError:
         return True  # it exists, under another user
     return True
+
+
+def _insert_many(
+    db: Connection, table: sa.Table, columns: Sequence[str], rows: list[tuple[Any, ...]]
+) -> None:
+    """Rows of `columns` through the driver's own executemany, with the statement SQLAlchemy
+    compiles for the table: its parameter handling, row by row, was a third of the time taken
+    to store a province's findings."""
+    compiled = table.insert().compile(dialect=db.dialect, column_keys=list(columns))
+    if not compiled.positional:
+        db.exec_driver_sql(str(compiled), [dict(zip(columns, row, strict=True)) for row in rows])
+        return
+    order = [list(columns).index(key) for key in compiled.positiontup or ()]
+    if order != list(range(len(columns))):
+        rows = [tuple(row[i] for i in order) for row in rows]
+    db.exec_driver_sql(str(compiled), rows)
 
 
 def _expand(body: str, key: str | None, texts: Mapping[str, dict[str, Any]]) -> Finding:

@@ -79,6 +79,14 @@ SCORE_FORMULA = Text(
 )
 
 
+_Kind = tuple[str, Severity, str]
+"""What a finding counts as: its status, severity and kind."""
+
+
+def _kind(finding: Finding) -> _Kind:
+    return finding.status, finding.severity, finding.kind
+
+
 class Counts(Frozen):
     by_status: dict[str, int]
     """Entries by status; a probe error or a probe that never ran is one `error` entry."""
@@ -94,16 +102,25 @@ class Counts(Frozen):
 
     @classmethod
     def of(cls, findings: Iterable[Finding]) -> "Counts":
-        items = list(findings)
-        by_status = Counter(f.status for f in items)
-        failed = Counter(f.severity.value for f in items if f.status == "fail")
+        return cls.tally(Counter(_kind(f) for f in findings))
+
+    @classmethod
+    def tally(cls, kinds: Mapping[_Kind, int]) -> "Counts":
+        """The counts of findings tallied by (status, severity, kind)."""
+        by_status: Counter[str] = Counter()
+        failed: Counter[str] = Counter()
         weights: Counter[str] = Counter()
-        for f in items:
-            weights[f.status] += SEVERITY_WEIGHTS[f.severity]
+        not_probed = 0
+        for (status, severity, kind), n in kinds.items():
+            by_status[status] += n
+            weights[status] += SEVERITY_WEIGHTS[severity] * n
+            if status == "fail":
+                failed[severity.value] += n
+            if kind == "not_probed":
+                not_probed += n
         good = weights["pass"] + weights["waived"]
         applicable = good + weights["fail"] + weights["error"]
         judged = by_status["pass"] + by_status["waived"] + by_status["fail"]
-        not_probed = sum(1 for f in items if f.kind == "not_probed")
         return cls(
             by_status={s: by_status[s] for s in _STATUSES},
             by_severity={s.value: failed[s.value] for s in Severity},
@@ -123,21 +140,25 @@ class Summary(Frozen):
     """How `score` is computed, printed in every report that shows a score."""
 
     @classmethod
-    def of(cls, findings: list[Finding], systems: Iterable[SystemInfo]) -> "Summary":
-        """One pass over the findings (grouped by system once), so a national run of many
-        systems and findings costs their sum, not their product."""
+    def of(cls, findings: Iterable[Finding], systems: Iterable[SystemInfo]) -> "Summary":
+        """One pass over the findings, tallied by system (a national run costs the number of its
+        findings, not that times its systems); the overall and owners' counts add tallies up."""
         system_list = list(systems)
-        owner_of = {s.id: s.owner for s in system_list}
-        by_system: dict[str, list[Finding]] = defaultdict(list)
+        tallies: dict[str, Counter[_Kind]] = defaultdict(Counter)
         for finding in findings:
-            by_system[finding.system].append(finding)
-        by_owner: dict[str, list[Finding]] = {owner: [] for owner in sorted(set(owner_of.values()))}
-        for system_id, owner in owner_of.items():
-            by_owner[owner].extend(by_system.get(system_id, ()))
+            tallies[finding.system][_kind(finding)] += 1
+        overall: Counter[_Kind] = Counter()
+        for tally in tallies.values():
+            overall.update(tally)
+        by_owner: dict[str, Counter[_Kind]] = {
+            owner: Counter() for owner in sorted({s.owner for s in system_list})
+        }
+        for system in system_list:
+            by_owner[system.owner].update(tallies.get(system.id, {}))
         return cls(
-            overall=Counts.of(findings),
-            systems={s.id: Counts.of(by_system.get(s.id, ())) for s in system_list},
-            owners={owner: Counts.of(group) for owner, group in by_owner.items()},
+            overall=Counts.tally(overall),
+            systems={s.id: Counts.tally(tallies.get(s.id, {})) for s in system_list},
+            owners={owner: Counts.tally(tally) for owner, tally in by_owner.items()},
         )
 
 
