@@ -139,11 +139,15 @@ class Runner:
         way are abandoned, what was observed is kept."""
         self._remote = remote
         self._workers: ProcessPool | None = None
+        # (system, check) -> the check's rules and settings for that system in the plan being run:
+        # the same for each of a system's hosts, and asked for several times per host.
+        self._rules_of: dict[tuple[str, str], tuple[tuple[ResolvedRule, ...], BaseModel]] = {}
 
     def run(self, plan: ScanPlan) -> bool:
         """Probe every target; return True when every planned probe ran to its end."""
         batches: dict[str, _Batches] = {}
         complete = True
+        self._rules_of = {}
         try:
             self._workers = self._process_pool(plan)
             batches.update(self._start_batches(plan))
@@ -347,14 +351,19 @@ class Runner:
         seen: Mapping[tuple[str, str], list[Observation]],
         vantage: str | None = None,
     ) -> ProbeContext[Any]:
-        policies = plan.policies.get(target.system.id, ())
-        rules: list[ResolvedRule] = [
-            r for p in policies for r in p.rules if r.check == check.name and r.applies(target.system)
-        ]
+        key = (target.system.id, check.name)
+        known = self._rules_of.get(key)
+        if known is None:
+            policies = plan.policies.get(target.system.id, ())
+            rules = tuple(
+                r for p in policies for r in p.rules if r.check == check.name and r.applies(target.system)
+            )
+            known = self._rules_of[key] = (rules, _settings_for(check, policies))
+        rules, settings = known
         return ProbeContext(
             timeout=plan.timeout,
-            settings=_settings_for(check, policies),
-            rules=tuple(rules),
+            settings=settings,
+            rules=rules,
             prior=tuple(
                 o for dep in check.after for o in seen.get((target.system.id, probe_check(dep, vantage)), ())
             ),
