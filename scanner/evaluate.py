@@ -37,6 +37,7 @@ def evaluate(
     now: datetime,
     probed: Collection[ProbeKey] | None = None,
     outside: Collection[str] = frozenset(),
+    reaching: Mapping[str, Collection[str]] | None = None,
 ) -> list[Finding]:
     """Judge every applicable rule of each system's policies on each of its hosts.
 
@@ -51,6 +52,12 @@ def evaluate(
     internet` is judged on what was seen from an outside vantage when the host was seen from one,
     else on what was seen from inside, and the finding says so; any other rule is judged on what
     was seen from inside whenever the host was seen from there (`_judged_on`).
+
+    `reaching` is the run's plan of outside probes: zone -> the outside vantages its hosts were
+    to be probed from (the runner's `ScanPlan.vantages`; none with the local engine). In a run
+    that stopped (`probed` given), a rule asking for the Internet on a host of such a zone waits
+    for every planned outside probe of its check: the run meant to see the host from outside,
+    so what was seen from inside does not stand in for a probe that never ran.
     """
     index = index_observations(observations)
     findings: list[Finding] = []
@@ -58,6 +65,7 @@ def evaluate(
     for target in targets:
         # (check, port, vantage) -> the rules a failed or missing probe kept from a verdict.
         blocked: dict[tuple[str, int | None, str | None], _Blocked] = {}
+        planned = (reaching or {}).get(target.zone, ()) if target.zone is not None else ()
         for policy in policies.get(target.system.id, ()):
             for rule in policy.rules:
                 if rule.check not in checks_run:
@@ -66,7 +74,7 @@ def evaluate(
                     findings.append(_finding(rule, target, None, "not_applicable", _NOT_THIS_SYSTEM, cite))
                     continue
                 key = (rule.check, target.system.id, target.address)
-                if probed is not None and not _ended(rule, key, probed, outside):
+                if probed is not None and not _ended(rule, key, probed, outside, planned):
                     slot = blocked.setdefault((rule.check, None, None), _Blocked("not_probed", None))
                     slot.rules.append(rule)
                     continue
@@ -89,12 +97,23 @@ def evaluate(
     return findings
 
 
-def _ended(rule: ResolvedRule, key: ProbeKey, probed: Collection[ProbeKey], outside: Collection[str]) -> bool:
-    """Whether a probe the rule may be judged on ended. Any rule may be judged on the host's own
-    probe (the bare key); a rule asking for the Internet also on a probe from an outside vantage."""
+def _ended(
+    rule: ResolvedRule,
+    key: ProbeKey,
+    probed: Collection[ProbeKey],
+    outside: Collection[str],
+    planned: Collection[str],
+) -> bool:
+    """Whether the probes the rule is to be judged on ended. Any rule may be judged on the host's
+    own probe (the bare key); a rule asking for the Internet also on a probe from an outside
+    vantage, and only on those when the plan probed the host from outside vantages (`planned`):
+    then each of them must have ended, or the verdict would stand on a view the run meant to
+    replace (judged from inside) or on one vantage's view where another's was planned too."""
+    check, system, host = key
+    if rule.vantage == "internet" and planned:
+        return all((probe_check(check, v), system, host) in probed for v in planned)
     if key in probed:
         return True
-    check, system, host = key
     return rule.vantage == "internet" and any(
         (probe_check(check, v), system, host) in probed for v in outside
     )

@@ -2,7 +2,7 @@
 saw, and says so when it had to be judged from inside; other rules keep to the inside view.
 Pure: observations are built here, nothing is probed."""
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -56,12 +56,21 @@ def judge(
     *rules: ResolvedRule,
     probed: Collection[ProbeKey] | None = None,
     outside: Collection[str] = OUTSIDE,
+    reaching: Mapping[str, Collection[str]] | None = None,
 ) -> dict[str, Finding]:
     policy = ResolvedPolicy(
         id="test", title="t", version="1", sha256="0" * 64, sources=(), rules=rules, waivers=(), settings={}
     )
     findings = evaluate(
-        [HOST], observations, {HOST.system.id: [policy]}, registry(), ("count",), NOW, probed, outside
+        [HOST],
+        observations,
+        {HOST.system.id: [policy]},
+        registry(),
+        ("count",),
+        NOW,
+        probed,
+        outside,
+        reaching,
     )
     by_id = {f.rule_id: f for f in findings}
     assert len(by_id) == len(findings), "one finding per rule: each is judged from one side"
@@ -133,9 +142,58 @@ def test_a_stopped_run_leaves_unjudged_what_its_ended_probes_cannot_speak_for() 
     # Nothing ended: neither is judged.
     [never] = judge([], EXPOSED, PLAIN, probed=set()).values()
     assert (never.status, never.blocked) == ("error", ("COUNT-EXPOSED", "COUNT-SMALL"))
-    # Only the inside probe ended: the Internet rule is judged from inside, and says so.
+    # Only the inside probe ended, and no outside probe of the host was planned (the local
+    # engine): the Internet rule is judged from inside, and says so.
     found = judge([seen(3, "dmz")], EXPOSED, probed={bare})
     assert found["COUNT-EXPOSED"].judged_from_inside
+
+
+BARE: ProbeKey = ("count", *HOST.key)
+FROM_INTERNET: ProbeKey = (probe_check("count", "internet"), *HOST.key)
+FROM_ISP: ProbeKey = (probe_check("count", "isp"), *HOST.key)
+PLANNED = {"dmz": ("internet",)}
+"""The celery engine's plan: the Internet vantage reaches the DMZ, so the host is probed from there."""
+
+
+def test_a_planned_outside_probe_that_never_ran_leaves_the_internet_rule_unjudged() -> None:
+    # The run stopped after the inside probe; the outside one was planned but never ran.
+    found = judge([seen(3, "dmz")], EXPOSED, PLAIN, probed={BARE}, reaching=PLANNED)
+    blocked = found["COUNT-NOT-PROBED"]
+    assert (blocked.status, blocked.kind, blocked.blocked) == ("error", "not_probed", ("COUNT-EXPOSED",))
+    assert "COUNT-EXPOSED" not in found  # no verdict from inside standing in for the Internet's
+    assert (found["COUNT-SMALL"].status, found["COUNT-SMALL"].vantage) == ("pass", "dmz")
+    # Two vantages planned, one ran: the other's view is missing too, so still no verdict.
+    two, outside = {"dmz": ("internet", "isp")}, {"internet", "isp"}
+    observed = [seen(30, "dmz"), seen(3, "internet")]
+    found = judge(observed, EXPOSED, probed={BARE, FROM_INTERNET}, reaching=two, outside=outside)
+    assert (found["COUNT-NOT-PROBED"].blocked, set(found)) == (("COUNT-EXPOSED",), {"COUNT-NOT-PROBED"})
+    # Once the other ended too (it saw nothing from there), the rule is judged on what was seen.
+    found = judge(observed, EXPOSED, probed={BARE, FROM_INTERNET, FROM_ISP}, reaching=two, outside=outside)
+    assert (set(found), found["COUNT-EXPOSED"].vantage) == ({"COUNT-EXPOSED"}, "internet")
+
+
+def test_a_planned_outside_probe_that_ran_judges_the_internet_rule_on_what_it_saw() -> None:
+    # Inside 30 answer, from the Internet 3: the rule passes on the outside view, not from inside.
+    found = judge(
+        [seen(30, "dmz"), seen(3, "internet")], EXPOSED, probed={BARE, FROM_INTERNET}, reaching=PLANNED
+    )
+    [exposed] = found.values()
+    assert (exposed.status, exposed.vantage, exposed.judged_from_inside) == ("pass", "internet", False)
+    assert exposed.evidence["observed"] == 3
+    # The inside probe need not have ended: the rule is not judged on it.
+    found = judge([seen(3, "internet")], EXPOSED, probed={FROM_INTERNET}, reaching=PLANNED)
+    assert (found["COUNT-EXPOSED"].status, found["COUNT-EXPOSED"].vantage) == ("pass", "internet")
+
+
+def test_a_host_no_outside_vantage_reaches_is_judged_from_inside_and_says_so() -> None:
+    # The Internet reaches another zone, not the DMZ: no outside probe of this host was planned.
+    elsewhere = {"servers": ("internet",)}
+    [finding] = judge([seen(30, "dmz")], EXPOSED, probed={BARE}, reaching=elsewhere).values()
+    assert (finding.status, finding.vantage, finding.judged_from_inside) == ("fail", "dmz", True)
+    assert "Judged from inside, zone dmz" in finding.message.en
+    # A complete run (every planned probe ended) is judged as before, whatever was planned.
+    [complete] = judge([seen(30, "dmz")], EXPOSED, reaching=PLANNED).values()
+    assert (complete.status, complete.judged_from_inside) == ("fail", True)
 
 
 def test_probe_keys_of_another_vantage_name_it() -> None:

@@ -9,7 +9,18 @@ from types import SimpleNamespace
 from typing import Any
 from uuid import uuid4
 
-from attt.checks.tls._pool import Admission, EndpointScan, JobPool
+import pytest
+from sslyze.connection_helpers.tls_connection import NoCiphersAvailableBugInSSlyze
+from sslyze.errors import ConnectionToServerTimedOut, ServerRejectedConnection
+from sslyze.plugins.openssl_cipher_suites._test_cipher_suite import (
+    CipherSuiteAcceptedByServer,
+    CipherSuiteRejectedByServer,
+)
+from sslyze.plugins.openssl_cipher_suites.cipher_suites import CipherSuitesRepository
+from sslyze.server_connectivity import TlsVersionEnum
+from sslyze.server_setting import ServerNetworkConfiguration, ServerNetworkLocation
+
+from attt.checks.tls._pool import Admission, EndpointScan, JobPool, _robot_may_connect
 
 
 class Recorder:
@@ -155,3 +166,46 @@ def test_a_scan_held_back_by_attt_is_not_silent_and_its_held_time_is_not_spent()
     time.sleep(0.1)
     assert second.active(time.monotonic()) < time.monotonic() - (second.started or 0) - 0.09
     assert first.active(time.monotonic()) == 0.0  # never started
+
+
+def suite(openssl_name: str) -> Any:
+    return CipherSuitesRepository.get_cipher_suite_with_openssl_name(TlsVersionEnum.TLS_1_2, openssl_name)
+
+
+# An address given, so sslyze resolves nothing: these objects are built, never connected.
+LOCATION = ServerNetworkLocation(hostname="robot.test", port=443, ip_address="127.0.0.1")
+CONFIGURATION = ServerNetworkConfiguration.default_for_server_location(LOCATION)
+RSA_KEX = suite("AES128-GCM-SHA256")  # TLS_RSA_WITH_AES_128_GCM_SHA256: what ROBOT offers
+# RSA in their names but not their key exchange: ROBOT's handshakes cannot use them.
+ECDHE = suite("ECDHE-RSA-AES128-GCM-SHA256")
+DHE = suite("DHE-RSA-AES128-GCM-SHA256")
+
+
+@pytest.mark.parametrize(
+    ("value", "error", "may_connect"),
+    [
+        (CipherSuiteAcceptedByServer(cipher_suite=RSA_KEX, ephemeral_key=None), None, True),
+        (CipherSuiteAcceptedByServer(cipher_suite=ECDHE, ephemeral_key=None), None, False),
+        (CipherSuiteAcceptedByServer(cipher_suite=DHE, ephemeral_key=None), None, False),
+        (CipherSuiteRejectedByServer(cipher_suite=RSA_KEX, error_message="handshake failure"), None, False),
+        # No answer about the suite: ROBOT must still run, or a server whose RSA suites were
+        # never answered is reported "not vulnerable" (sslyze's "RSA not supported") unearned.
+        (None, ConnectionToServerTimedOut(LOCATION, CONFIGURATION, "timed out"), True),
+        (None, ServerRejectedConnection(LOCATION, CONFIGURATION, "connection refused"), True),
+        (None, ConnectionResetError("reset by peer"), True),
+        # Our OpenSSL cannot offer the suite (sslyze skips it): neither can ROBOT's client.
+        (None, NoCiphersAvailableBugInSSlyze("no cipher match"), False),
+    ],
+    ids=[
+        "accepted-rsa-kex",
+        "accepted-ecdhe",
+        "accepted-dhe",
+        "rejected-rsa-kex",
+        "timed-out",
+        "refused",
+        "reset",
+        "not-offerable",
+    ],
+)
+def test_robot_runs_after_an_accepted_rsa_key_exchange_suite_or_an_unanswered_one(value, error, may_connect):
+    assert _robot_may_connect(value, error) is may_connect
