@@ -308,7 +308,7 @@ def run_scan(
     lock = threading.Lock()
     store_errors: list[str] = []
     plan = scan_plan(prepared, options, remote is not None)
-    judge = _Judge(prepared, registry, early=not plan.vantages)
+    judge = _Judge(prepared, registry, plan.vantages)
     with _heartbeat(store, info.id), _Recorder(store, info.id, stop) as recorder, judge:
 
         def keep(target: Target, check: str, seen: Sequence[Observation]) -> None:
@@ -392,14 +392,19 @@ class _Judge(_Worker):
     The findings are those one `evaluate` of every target at the end gives, in the same order:
     `evaluate` judges each target on its own observations and probes only. Its `now` serves only
     to tell which waivers have expired, by the day: hosts judged early are judged again at the
-    end when the run ends on another day. `early=False` (a run probing from outside vantages too,
-    whose steps vary by host) judges everything at the end."""
+    end when the run ends on another day. A run probing from outside vantages too (`vantages`, the
+    plan's, whose steps vary by host) judges everything at the end, knowing which hosts were to be
+    probed from outside."""
 
-    def __init__(self, prepared: PreparedScan, registry: Registry, *, early: bool) -> None:
+    def __init__(
+        self, prepared: PreparedScan, registry: Registry, vantages: Mapping[str, Sequence[str]]
+    ) -> None:
         self._prepared = prepared
         self._registry = registry
         self._checks = prepared.run.checks
         self._outside = prepared.run.outside()
+        self._reaching = vantages
+        early = not vantages
         self._seen: dict[tuple[str, str], list[Observation]] = {t.key: [] for t in prepared.targets}
         for (_, system, host), seen in prepared.done.items():
             self._seen.setdefault((system, host), []).extend(seen)
@@ -463,7 +468,15 @@ class _Judge(_Worker):
         prepared = self._prepared
         found: dict[tuple[str, str], list[Finding]] = {t.key: [] for t in targets}
         for finding in evaluate(
-            targets, seen, prepared.policies, self._registry, self._checks, now, probed, self._outside
+            targets,
+            seen,
+            prepared.policies,
+            self._registry,
+            self._checks,
+            now,
+            probed,
+            self._outside,
+            self._reaching,
         ):
             found[(finding.system, finding.host)].append(finding)
         return found
