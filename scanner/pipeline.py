@@ -297,9 +297,12 @@ def run_scan(
     it saw and tries once more to close the run. What finished probes saw is kept either way; a
     probe the stop cut short is left for `--resume`.
     """
-    info = prepared.run
+    plan = scan_plan(prepared, options, remote is not None)
+    # The outside probes planned by this attempt and any earlier one: a rule waits for them all.
+    planned = _merged(prepared.run.probed_from, plan.vantages)
+    info = prepared.run.model_copy(update={"probed_from": planned})
     if prepared.resumed:
-        store.claim(info.id, prepared.redo)
+        store.claim(info.id, prepared.redo, probed_from=planned)
     else:
         store.create_run(info, prepared.systems, prepared.targets, inventory=prepared.inventory)
     stop = stop or threading.Event()
@@ -307,8 +310,7 @@ def run_scan(
     probed: set[ProbeKey] = set(prepared.done)
     lock = threading.Lock()
     store_errors: list[str] = []
-    plan = scan_plan(prepared, options, remote is not None)
-    judge = _Judge(prepared, registry, plan.vantages)
+    judge = _Judge(prepared, registry, planned)
     with _heartbeat(store, info.id), _Recorder(store, info.id, stop) as recorder, judge:
 
         def keep(target: Target, check: str, seen: Sequence[Observation]) -> None:
@@ -335,6 +337,15 @@ def run_scan(
         info, prepared.systems, prepared.targets, tuple(observations), tuple(findings), frozenset(probed)
     )
     return ScanOutcome(memory, interrupted, next(iter(store_errors), None), judge.codec)
+
+
+def _merged(*plans: Mapping[str, Sequence[str]]) -> dict[str, tuple[str, ...]]:
+    """Zone -> every vantage any of `plans` probes it from."""
+    zones: dict[str, tuple[str, ...]] = {}
+    for plan in plans:
+        for zone, vantages in plan.items():
+            zones[zone] = tuple(dict.fromkeys((*zones.get(zone, ()), *vantages)))
+    return zones
 
 
 def scan_plan(prepared: PreparedScan, options: ScanOptions, remote: bool) -> ScanPlan:
@@ -579,7 +590,15 @@ def reevaluate(
     probed = None if stored.info.status == "complete" else stored.probes
     outside = stored.info.outside()
     findings = evaluate(
-        stored.targets, stored.observations, policies, registry, stored.info.checks, now, probed, outside
+        stored.targets,
+        stored.observations,
+        policies,
+        registry,
+        stored.info.checks,
+        now,
+        probed,
+        outside,
+        stored.info.probed_from,
     )
     info = stored.info.model_copy(
         update={"policies": policy_refs(policies), "judged_by": judged_by(stored.systems, policies, mode)}

@@ -453,10 +453,17 @@ class Store:
                 )
             )
 
-    def claim(self, run_id: str, redo: Iterable[ProbeKey] = (), lease: Lease | None = None) -> None:
+    def claim(
+        self,
+        run_id: str,
+        redo: Iterable[ProbeKey] = (),
+        lease: Lease | None = None,
+        probed_from: Mapping[str, tuple[str, ...]] | None = None,
+    ) -> None:
         """Take over an interrupted run for `--resume`: refuse (RunBusyError) while the process
         that runs it is alive, else mark it running under `lease`, forgetting the probes in
-        `redo` (and what they saw) so that they run again."""
+        `redo` (and what they saw) so that they run again. `probed_from` replaces the run's
+        planned outside probes (`RunInfo.probed_from`) when given."""
         lease = lease or Lease.mine()
         with self._transaction(lease_lock=True) as db:
             row = db.execute(
@@ -481,7 +488,10 @@ class Store:
             # the same check: each forgets only its own observations.
             zones = {t.key: t.zone for t in _targets.validate_json(targets)}
             _forget(db, run_id, set(redo), zones, self._info(db, run_id).vantage)
-            info = self._info(db, run_id).model_copy(update={"status": "running", "finished": None})
+            update: dict[str, Any] = {"status": "running", "finished": None}
+            if probed_from is not None:
+                update["probed_from"] = dict(probed_from)
+            info = self._info(db, run_id).model_copy(update=update)
             db.execute(
                 _runs.update()
                 .where(_runs.c.id == run_id)

@@ -48,6 +48,10 @@ class RunInfo(Frozen):
     vantage: ZoneId | None = None
     """The zone the machine running a local scan sits in (`attt scan --vantage`); every
     observation it made records it. None: not said (or each worker says its own)."""
+    probed_from: dict[ZoneId, tuple[ZoneId, ...]] = Field(default_factory=dict)
+    """Zone -> the outside vantages the run was to probe its hosts from (the celery engine's
+    plan), so that a stopped run judged again later knows which outside probes never ran. Empty:
+    none was planned."""
 
     def outside(self) -> frozenset[str]:
         """The ids of the outside vantages (`vantage: outside`), for `evaluate`."""

@@ -139,3 +139,29 @@ def test_csv_sarif_and_junit_carry_the_vantage_beside_the_host(report: Report) -
     assert properties[("archive", "COUNT-EXPOSED")]["judgedFromInside"] is True
     junit = JunitRenderer().render(report, "en").decode("utf-8")
     assert "Vantage: judged from inside: servers" in junit
+
+
+def test_a_stopped_run_judged_again_waits_for_the_outside_probes_it_planned(tmp_path) -> None:
+    policy = tmp_path / "zoned.yaml"
+    policy.write_text(POLICY, encoding="utf-8")
+    store = Store(tmp_path / "runs.db", {"count": CountData})
+    planned = {"dmz": ("internet",)}
+    info = RunInfo(id="20261201T110000Z-zoned2", started=NOW, status="running", province="Hà Tĩnh",
+                   scope=("127.0.40.0/23",), inventory_sha256="a" * 64, policies=(), checks=("count",),
+                   zones=ZONES, probed_from=planned)  # fmt: skip
+    store.create_run(info, (PORTAL.system,), (PORTAL,))
+    # Stopped after the inside probe: the probe from the Internet was planned and never ran.
+    store.record_probe(info.id, "count", PORTAL, [seen(PORTAL, 3, "dmz")])
+    store.finish_run(info.id, "incomplete", NOW, [])
+    stored = store.load(info.id)
+    assert stored.info.probed_from == planned
+    found = {f.rule_id: f for f in reevaluate(stored, [str(policy)], registry(), NOW).findings}
+    assert (found["COUNT-NOT-PROBED"].status, found["COUNT-NOT-PROBED"].blocked) == (
+        "error",
+        ("COUNT-EXPOSED",),
+    )
+    assert "COUNT-EXPOSED" not in found  # no pass from inside standing in for the Internet's view
+    assert found["COUNT-SMALL"].status == "pass"
+    # A resume that plans another vantage records it too.
+    store.claim(info.id, probed_from={"dmz": ("internet", "isp")})
+    assert store.load(info.id).info.probed_from == {"dmz": ("internet", "isp")}

@@ -15,7 +15,7 @@ from attt.scanner.models.observation import Observation
 from attt.scanner.models.policy import Waiver
 from attt.scanner.models.report import RunInfo
 from attt.scanner.models.target import Target
-from attt.scanner.pipeline import PreparedScan, ScanOptions, run_scan
+from attt.scanner.pipeline import PreparedScan, ScanOptions, _merged, run_scan
 from attt.scanner.store import Store
 from tests.scanner.plugins import CountCheck, CountData, registry, target
 from tests.scanner.test_evaluate import policy, rule
@@ -107,3 +107,9 @@ def test_a_bug_while_storing_probes_fails_the_scan_instead_of_losing_them(
             _BrokenStore(tmp_path / "s.db"),
             registry(),
         )
+
+
+def test_the_outside_probes_planned_by_each_attempt_add_up() -> None:
+    earlier, now = {"dmz": ("internet",)}, {"dmz": ("isp", "internet"), "web": ("internet",)}
+    assert _merged(earlier, now) == {"dmz": ("internet", "isp"), "web": ("internet",)}
+    assert _merged({}, {}) == {}
