@@ -403,9 +403,9 @@ class _Judge(_Worker):
     The findings are those one `evaluate` of every target at the end gives, in the same order:
     `evaluate` judges each target on its own observations and probes only. Its `now` serves only
     to tell which waivers have expired, by the day: hosts judged early are judged again at the
-    end when the run ends on another day. A run probing from outside vantages too (`vantages`, the
-    plan's, whose steps vary by host) judges everything at the end, knowing which hosts were to be
-    probed from outside."""
+    end when the run ends on another day. A run with outside probes planned (`vantages`: zone ->
+    vantages, by this attempt or an earlier one; its steps vary by host) judges everything at the
+    end, knowing which hosts were to be probed from outside."""
 
     def __init__(
         self, prepared: PreparedScan, registry: Registry, vantages: Mapping[str, Sequence[str]]

@@ -650,10 +650,12 @@ class _Stream:
         with self._lock:
             if self._hand_over is None:
                 return  # abandoned: its targets already have their errors
-            if self._left.pop(key, None) is None:
-                # Not a target of this batch, or one already handed over: a check breaking its
-                # word to stream one observation per target. Said, never given to another target.
-                _LOG.warning("batched check %s: a second observation of %s was dropped", self._name, key)
+            if obs.check != self._name or self._left.pop(key, None) is None:
+                # Another check's, not a target of this batch, or one already handed over: a check
+                # breaking its word to stream one observation per target. Said, never given away.
+                _LOG.warning(
+                    "batched check %s: an observation of %s it cannot hand over was dropped", self._name, key
+                )
                 return
             self._hand_over(key, [obs.timed(obs.started or self._started, obs.finished or datetime.now(UTC))])
 

@@ -12,6 +12,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = Path(__file__).with_name("results.json")
+RESULTS_SCHEMA = 1
 SOURCES = ("attt", "scanner", "checks", "reports", "policies")
 """The folders of attt's modules (`attt/` links the other four, which compileall does not follow)."""
 
@@ -59,7 +60,9 @@ def append_results(load: tuple[float, ...], results: dict[str, Any]) -> None:
     """Add one run's results to tests/bench/results.json, with the commit, date and load."""
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                             cwd=REPO, check=False).stdout.strip()  # fmt: skip
-    saved: dict[str, Any] = json.loads(RESULTS.read_text(encoding="utf-8"))
+    saved: dict[str, Any] = {"schema": RESULTS_SCHEMA, "runs": []}
+    if RESULTS.exists():
+        saved = json.loads(RESULTS.read_text(encoding="utf-8"))
     saved["runs"].append({
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "commit": commit,
         "cpus": os.cpu_count(), "load_average": [round(x, 1) for x in load], "results": results,

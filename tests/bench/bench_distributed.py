@@ -32,10 +32,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tests.bench import in_own_netns
+from tests.bench import append_results, in_own_netns
 
 REPO = Path(__file__).resolve().parents[2]
-RESULTS = Path(__file__).with_name("results.json")
 POLICY = REPO / "tests" / "scanner" / "e2e" / "policy.yaml"
 ATTT = str(Path(sys.executable).with_name("attt"))
 NETWORK = "127.0.190.0/24"
@@ -201,19 +200,8 @@ def main() -> int:
 
 
 def _save(rows: list[dict[str, Any]], load: tuple[float, float, float], hosts: int, concurrency: int) -> None:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO,
-                            check=False).stdout.strip()  # fmt: skip
-    saved: dict[str, Any] = {"schema": 1, "runs": []}
-    if RESULTS.exists():
-        saved = json.loads(RESULTS.read_text(encoding="utf-8"))
     rounded = [{k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()} for row in rows]
-    saved["runs"].append({
-        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "commit": commit, "cpus": os.cpu_count(),
-        "load_average": [round(x, 1) for x in load],
-        "results": {"distributed": {"hosts": hosts, "concurrency": concurrency, "runs": rounded}},
-    })  # fmt: skip
-    RESULTS.write_text(json.dumps(saved, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(f"appended to {RESULTS.relative_to(REPO)}")
+    append_results(load, {"distributed": {"hosts": hosts, "concurrency": concurrency, "runs": rounded}})
 
 
 if __name__ == "__main__":

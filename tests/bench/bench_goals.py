@@ -44,8 +44,8 @@ from typing import Any
 import yaml
 
 from attt.scanner.runner import DEFAULT_CONCURRENCY
-from tests.bench import byte_compile, in_own_netns
-from tests.bench.bench_scale import OPEN_PORTS, RESULTS, _addresses
+from tests.bench import append_results, byte_compile, in_own_netns
+from tests.bench.bench_scale import OPEN_PORTS, _addresses
 
 REPO = Path(__file__).resolve().parents[2]
 ATTT = Path(sys.executable).with_name("attt")
@@ -326,13 +326,19 @@ def _nginx_everywhere(work: Path) -> Iterator[None]:
         nginx.wait(timeout=10)
 
 
-def row_rss(work: Path, systems: int = 1000) -> list[Row]:
+def tls_fleet(path: Path, systems: int) -> Path:
+    """The inventory of `systems` systems, each a host with a TLS service on 443 (served by
+    `_nginx_everywhere`)."""
     addresses = [f"127.0.{200 + i // 250}.{1 + i % 250}" for i in range(systems)]
-    inventory = _inventory(work / "rss.yaml", [
+    return _inventory(path, [
         {"id": f"r{i:04d}", "name": f"r{i}", "owner": f"o{i % 20}", "level": 1 + i % 3,
          "hosts": [{"address": a, "services": [{"port": 443, "kind": "tls"}]}]}
         for i, a in enumerate(addresses)
     ])  # fmt: skip
+
+
+def row_rss(work: Path, systems: int = 1000) -> list[Row]:
+    inventory = tls_fleet(work / "rss.yaml", systems)
     with _nginx_everywhere(work):
         wall, report, peak = _attt_scan(work, inventory, "--check", "ports", "--check", "tls",
                                         "--timeout", "5", "--concurrency", "256")  # fmt: skip
@@ -402,17 +408,8 @@ def main() -> int:
     for reason in skipped:
         print(f"skipped: {reason}")
     if not args.no_save:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                cwd=REPO, check=False).stdout.strip()  # fmt: skip
-        saved: dict[str, Any] = json.loads(RESULTS.read_text(encoding="utf-8"))
-        saved["runs"].append({
-            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "commit": commit,
-            "cpus": os.cpu_count(), "load_average": [round(x, 1) for x in load],
-            "results": {"goals": {"rounds": args.rounds, "rows": [asdict(r) for r in rows],
-                                  "skipped": skipped}},
-        })  # fmt: skip
-        RESULTS.write_text(json.dumps(saved, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-        print(f"appended to {RESULTS.relative_to(REPO)}")
+        goals = {"rounds": args.rounds, "rows": [asdict(r) for r in rows], "skipped": skipped}
+        append_results(load, {"goals": goals})
     return 0
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.bench import append_results, started
-from tests.bench.bench_goals import ATTT, REPO, _errors, _fleet, _inventory, _nginx_everywhere
+from tests.bench.bench_goals import ATTT, REPO, _errors, _fleet, _inventory, _nginx_everywhere, tls_fleet
 
 _TICK = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -99,12 +99,7 @@ def measured_scan(work: Path, inventory: Path, *extra: str) -> Measured:
 
 
 def scale(work: Path, processes: list[str], systems: int = 1000) -> dict[str, Measured]:
-    addresses = [f"127.0.{200 + i // 250}.{1 + i % 250}" for i in range(systems)]
-    inventory = _inventory(work / "scale.yaml", [
-        {"id": f"r{i:04d}", "name": f"r{i}", "owner": f"o{i % 20}", "level": 1 + i % 3,
-         "hosts": [{"address": a, "services": [{"port": 443, "kind": "tls"}]}]}
-        for i, a in enumerate(addresses)
-    ])  # fmt: skip
+    inventory = tls_fleet(work / "scale.yaml", systems)
     runs: dict[str, Measured] = {}
     with _nginx_everywhere(work):
         for setting in processes:

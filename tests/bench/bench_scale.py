@@ -31,10 +31,8 @@ from typing import Any
 
 import yaml
 
-from tests.bench import in_own_netns
+from tests.bench import append_results, in_own_netns
 
-RESULTS = Path(__file__).with_name("results.json")
-RESULTS_SCHEMA = 1
 OPEN_PORTS = (22, 443)
 REPO = Path(__file__).resolve().parents[2]
 
@@ -276,17 +274,7 @@ def main() -> int:
             results["fleet"] = [bench_fleet(lab, None, 5, 256)]
     results["summary"] = [bench_summary(500, 20_000), bench_summary(1500, 60_000)]
     if not args.no_save:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                cwd=REPO, check=False).stdout.strip()  # fmt: skip
-        saved: dict[str, Any] = {"schema": RESULTS_SCHEMA, "runs": []}
-        if RESULTS.exists():
-            saved = json.loads(RESULTS.read_text(encoding="utf-8"))
-        saved["runs"].append({
-            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "commit": commit,
-            "cpus": os.cpu_count(), "load_average": [round(x, 1) for x in load], "results": results,
-        })  # fmt: skip
-        RESULTS.write_text(json.dumps(saved, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-        print(f"appended to {RESULTS.relative_to(REPO)}")
+        append_results(load, results)
     return 0
 
 

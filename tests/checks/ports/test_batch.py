@@ -173,17 +173,17 @@ def test_too_many_open_files_is_said_as_such_not_as_a_missing_nmap():
 
 
 def scripted_nmap(tmp_path: Path, body: str) -> _nmap.NmapCommand:
-    """An `nmap` that runs `body` (sh) in place of a scan; the command asks for 10.0.0.1-2."""
+    """An `nmap` that runs `body` (sh) in place of a scan; the command asks for 127.0.99.1-2."""
     script = tmp_path / "nmap"
     script.write_text(f"#!/bin/sh\n{body}\n", encoding="utf-8")
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
-    return _nmap.NmapCommand(ips=("10.0.0.1", "10.0.0.2"), ports=(22,), flags=(), timeout=5)
+    return _nmap.NmapCommand(ips=("127.0.99.1", "127.0.99.2"), ports=(22,), flags=(), timeout=5)
 
 
 def first_and_second(between: str = "") -> str:
     """Host 1, then (once the reader has it) `between`, then host 2."""
     head = '<nmaprun version="7.93">'
-    first, second = host("10.0.0.1", port(22, "closed")), host("10.0.0.2", port(22, "closed"))
+    first, second = host("127.0.99.1", port(22, "closed")), host("127.0.99.2", port(22, "closed"))
     # Written only once the first host was read: a reader waiting for the end of the run would
     # never see it (the script gives up after 5 s and exits in error).
     wait = 'for i in $(seq 50); do [ -e "$0.seen" ] && break; sleep 0.1; done; [ -e "$0.seen" ] || exit 3'
@@ -199,7 +199,7 @@ def read_first_then_the_rest(tmp_path: Path, command: _nmap.NmapCommand) -> dict
 
 def test_each_host_comes_out_as_soon_as_nmap_writes_it(tmp_path):
     results = read_first_then_the_rest(tmp_path, scripted_nmap(tmp_path, first_and_second()))
-    assert list(results) == ["10.0.0.1", "10.0.0.2"]
+    assert list(results) == ["127.0.99.1", "127.0.99.2"]
     assert all(isinstance(r, _nmap.ScanResult) for r in results.values())
 
 
@@ -215,14 +215,14 @@ def test_each_host_comes_out_as_soon_as_nmap_writes_it(tmp_path):
 )
 def test_a_run_that_breaks_midway_keeps_the_hosts_written_before(tmp_path, between, why):
     results = read_first_then_the_rest(tmp_path, scripted_nmap(tmp_path, first_and_second(between)))
-    assert isinstance(results["10.0.0.1"], _nmap.ScanResult)
-    second = results["10.0.0.2"]
+    assert isinstance(results["127.0.99.1"], _nmap.ScanResult)
+    second = results["127.0.99.2"]
     assert isinstance(second, _nmap.NmapFailedError) and why in str(second)
 
 
 def test_out_of_files_said_with_a_host_in_the_same_read_fails_that_host_too(tmp_path):
     # Both outputs ready at once: which came first is unknown, so the host is not believed.
-    head, first = '<nmaprun version="7.93">', host("10.0.0.1", port(22, "closed"))
+    head, first = '<nmaprun version="7.93">', host("127.0.99.1", port(22, "closed"))
     body = f"echo 'socket troubles: Too many open files (24)' >&2\nprintf '%s' '{head}{first}'\nsleep 1"
     results = dict(_nmap.stream(scripted_nmap(tmp_path, body), str(tmp_path / "nmap")))
     assert all("too many open files" in str(r) for r in results.values())
