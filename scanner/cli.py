@@ -1211,3 +1211,13 @@ def schema() -> None:
     """Print the JSON Schema of report.json, with the data of every installed check."""
     schema = report_json_schema(_registry().data_models)
     click.echo(json.dumps(schema, indent=2, ensure_ascii=False))
+
+
+def run() -> None:
+    """The `attt` program: `main` in a process of its own."""
+    # What exists once the command is imported (modules, classes, their schemas) lives until the
+    # process exits: frozen, no collection walks it again, nor does the one at exit (a tenth of
+    # a second after a province's scan). Only here: a process running many commands (the tests)
+    # must not keep each one's garbage for good.
+    gc.freeze()
+    main()

@@ -38,6 +38,7 @@ def evaluate(
     probed: Collection[ProbeKey] | None = None,
     outside: Collection[str] = frozenset(),
     reaching: Mapping[str, Collection[str]] | None = None,
+    inapplicable: "Inapplicable | None" = None,
 ) -> list[Finding]:
     """Judge every applicable rule of each system's policies on each of its hosts.
 
@@ -58,10 +59,14 @@ def evaluate(
     that stopped (`probed` given), a rule asking for the Internet on a host of such a zone waits
     for every planned outside probe of its check: the run meant to see the host from outside,
     so what was seen from inside does not stand in for a probe that never ran.
+
+    `inapplicable` holds the findings of rules on systems they do not apply to, made ahead (the
+    scan's judge makes them while the first probes run); without it they are made here.
     """
     index = index_observations(observations)
     findings: list[Finding] = []
     cite = _Citations()
+    inapplicable = inapplicable or Inapplicable(policies, checks_run)
     for target in targets:
         # (check, port, vantage) -> the rules a failed or missing probe kept from a verdict.
         blocked: dict[tuple[str, int | None, str | None], _Blocked] = {}
@@ -71,7 +76,7 @@ def evaluate(
                 if rule.check not in checks_run:
                     continue
                 if not rule.applies(target.system):
-                    findings.append(_finding(rule, target, None, "not_applicable", _NOT_THIS_SYSTEM, cite))
+                    findings.append(inapplicable.of(rule, target))
                     continue
                 key = (rule.check, target.system.id, target.address)
                 if probed is not None and not _ended(rule, key, probed, outside, planned):
@@ -95,6 +100,47 @@ def evaluate(
                         findings.append(_apply_waivers(judged, policy.waivers, now))
         findings.extend(b.finding(check, target, port) for (check, port, _), b in blocked.items())
     return findings
+
+
+class Inapplicable:
+    """The findings of rules on the systems they do not apply to (level, tags, system list).
+
+    They rest on the inventory and the policies alone, never on a probe: the scan's judge makes
+    them while the first probes run (`made`), and `evaluate` takes them from here. Two thirds of a
+    province's findings are of this kind, and all those of a rule on the systems of one level are
+    alike but for system and host: each is a copy of one made per rule and level."""
+
+    def __init__(self, policies: Mapping[str, Sequence[ResolvedPolicy]], checks_run: Collection[str]) -> None:
+        self._policies = policies
+        self._checks = checks_run
+        self._cite = _Citations()
+        self._alike: dict[tuple[int, int], Finding] = {}  # (rule, level) -> the first one made
+        self._made: dict[tuple[int, str, str], Finding] = {}  # (rule, system, host) -> its finding
+
+    def made(self, targets: Iterable[Target]) -> list[Finding]:
+        """Make every one of `targets`' findings of this kind."""
+        return [
+            self.of(rule, target)
+            for target in targets
+            for policy in self._policies.get(target.system.id, ())
+            for rule in policy.rules
+            if rule.check in self._checks and not rule.applies(target.system)
+        ]
+
+    def of(self, rule: ResolvedRule, target: Target) -> Finding:
+        # The rules live in the policies as long as this does: their identity is their key.
+        key = (id(rule), *target.key)
+        found = self._made.get(key)
+        if found is not None:
+            return found
+        alike = self._alike.get((id(rule), target.system.level))
+        if alike is None:
+            found = _finding(rule, target, None, "not_applicable", _NOT_THIS_SYSTEM, self._cite)
+            self._alike[(id(rule), target.system.level)] = found
+        else:
+            found = alike.model_copy(update={"system": target.system.id, "host": target.address})
+        self._made[key] = found
+        return found
 
 
 def _ended(

@@ -5,6 +5,7 @@ but the addresses a name resolves to must lie in scope too, so that a mistaken o
 DNS record never sends a probe outside the province's address space.
 """
 
+import functools
 import ipaddress
 import socket
 from collections.abc import Callable, Iterable, Sequence
@@ -58,11 +59,8 @@ class Scope:
         return cls(tuple(networks), frozenset(names), tuple(suffixes))
 
     def has_ip(self, address: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            return False
-        return any(ip in network for network in self.networks)
+        ip = _ip(address)
+        return ip is not None and any(ip in network for network in self.networks)
 
     def has_network(self, network: str) -> bool:
         """Whether every address of a CIDR network is in scope."""
@@ -79,11 +77,17 @@ class Scope:
 
 
 def is_ip(address: str) -> bool:
+    return _ip(address) is not None
+
+
+@functools.lru_cache(maxsize=4096)
+def _ip(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address parsed, or None for a name: parsed once, though each host's address is asked
+    about several times while an inventory is checked and its targets made."""
     try:
-        ipaddress.ip_address(address)
+        return ipaddress.ip_address(address)
     except ValueError:
-        return False
-    return True
+        return None
 
 
 def system_resolver(name: str) -> list[str]:
@@ -165,7 +169,7 @@ def resolve_targets(inventory: Inventory, resolve: Resolver = system_resolver) -
             if problem is not None:
                 problems.append(f"system {system.id}: host {host.address}: {problem}")
                 continue
-            ip = str(ipaddress.ip_address(addresses[0]))
+            ip = str(_ip(addresses[0]))
             targets.append(Target(system=info, host=host, ip=ip, zone=zone_of(inventory, host, ip)))
     if problems:
         more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""

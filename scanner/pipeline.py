@@ -3,7 +3,7 @@
 import secrets
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,7 +11,7 @@ from typing import Literal, Self
 
 from attt import __version__
 from attt.scanner.errors import ConfigError, StoreError, StoreWriteError
-from attt.scanner.evaluate import evaluate
+from attt.scanner.evaluate import Inapplicable, evaluate
 from attt.scanner.inventory import load_inventory, resolve_targets, select_targets
 from attt.scanner.models.finding import Finding, FindingCodec
 from attt.scanner.models.observation import Observation, ProbeKey
@@ -430,6 +430,7 @@ class _Judge(_Worker):
         self._judged: dict[tuple[str, str], list[Finding]] = {}
         self.codec = FindingCodec()
         """What was judged, serialised on this thread too, while the probes still run."""
+        self._inapplicable = Inapplicable(prepared.policies, self._checks)
         self._ready: list[Target] = []
         super().__init__("attt-judge", self._judge)
 
@@ -447,6 +448,10 @@ class _Judge(_Worker):
                     self._more.notify()
 
     def _judge(self) -> None:
+        # Findings that need no probe first: the first hosts' probes take a while to end (nmap
+        # ends a whole group of hosts at once).
+        with suppress(Exception):  # left to the end: made again in the scan's own thread
+            self.codec.encode(self._inapplicable.made(self._prepared.targets))
         while True:
             with self._more:
                 # Judged by the dozen: hosts end a batch at a time, and each `evaluate` works out
@@ -488,6 +493,7 @@ class _Judge(_Worker):
             probed,
             self._outside,
             self._reaching,
+            self._inapplicable,
         ):
             found[(finding.system, finding.host)].append(finding)
         return found

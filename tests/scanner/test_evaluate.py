@@ -4,7 +4,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from attt.scanner.evaluate import evaluate, exit_code
+from attt.scanner.evaluate import Inapplicable, evaluate, exit_code
 from attt.scanner.exitcodes import ExitCode
 from attt.scanner.models.base import Severity, Text
 from attt.scanner.models.finding import Finding
@@ -98,6 +98,30 @@ def test_rules_of_checks_that_did_not_run_are_left_out() -> None:
 def test_applies_to(applies_to: AppliesTo, status: str) -> None:
     [finding] = judge([observe("127.0.0.5", 3)], [policy(rule(applies_to=applies_to))])
     assert finding.status == status
+
+
+def test_a_rule_that_does_not_apply_names_each_system_and_host_made_ahead_or_not() -> None:
+    """Such findings are copies of one made per rule and level: each still names its own system
+    and host, and the findings made ahead (the scan's judge) are those `evaluate` gives."""
+    inapplicable_rule = rule(applies_to=AppliesTo(levels=(4, 5)))
+    targets = [
+        target("127.0.0.5", "sys-a"),
+        target("127.0.0.6", "sys-b"),
+        target("127.0.0.7", "sys-c", level=2),
+    ]
+    policies = {t.system.id: [policy(inapplicable_rule)] for t in targets}
+    fresh = evaluate(targets, [], policies, registry(), ("count",), NOW)
+    assert [(f.system, f.host, f.status) for f in fresh] == [
+        ("sys-a", "127.0.0.5", "not_applicable"),
+        ("sys-b", "127.0.0.6", "not_applicable"),
+        ("sys-c", "127.0.0.7", "not_applicable"),
+    ]
+    ahead = Inapplicable(policies, ("count",))
+    made = ahead.made(targets)
+    again = evaluate(targets, [], policies, registry(), ("count",), NOW, inapplicable=ahead)
+    assert made == fresh == again
+    assert all(a is b for a, b in zip(made, again, strict=True))  # not made twice
+    assert ahead.made(targets[:1]) == fresh[:1] and Inapplicable(policies, ("echo",)).made(targets) == []
 
 
 def waiver(expires: date, host: str | None = None) -> Waiver:
