@@ -320,7 +320,7 @@ def run_scan(
             recorder.add(check, target, seen)
             judge.ended(target, check, seen)
 
-        complete = Runner(registry, keep, progress, stop, remote).run(plan)
+        complete = Runner(registry, keep, progress, stop, remote).run(plan, judge.under_way)
     if recorder.error is not None:
         store_errors.append(recorder.error)
     finished = utcnow()
@@ -431,6 +431,7 @@ class _Judge(_Worker):
         self.codec = FindingCodec()
         """What was judged, serialised on this thread too, while the probes still run."""
         self._inapplicable = Inapplicable(prepared.policies, self._checks)
+        self._probing = False
         self._ready: list[Target] = []
         super().__init__("attt-judge", self._judge)
 
@@ -447,9 +448,19 @@ class _Judge(_Worker):
                 if len(self._ready) >= _JUDGED_AT_ONCE:
                     self._more.notify()
 
+    def under_way(self) -> None:
+        """The probes have started: findings that need none may be made now."""
+        with self._more:
+            self._probing = True
+            self._more.notify()
+
     def _judge(self) -> None:
-        # Findings that need no probe first: the first hosts' probes take a while to end (nmap
-        # ends a whole group of hosts at once).
+        # Findings that need no probe first, once the probes are under way (made earlier, they
+        # would delay nmap's start): the first hosts' probes take a while to end, nmap ending a
+        # whole group of hosts at once.
+        with self._more:
+            while not self._probing and not self._closed:
+                self._more.wait()
         with suppress(Exception):  # left to the end: made again in the scan's own thread
             self.codec.encode(self._inapplicable.made(self._prepared.targets))
         while True:
