@@ -648,14 +648,15 @@ def _print_summary(report: Report, out_dir: Path) -> None:
     status = _say(f"run_status_{report.run.status}")
     click.echo(_say("summary_run", run=report.run.id, status=status, province=safe(report.run.province)))
     first, *columns = _say("summary_columns").split("|")
-    click.echo(f"{first:<24} " + " ".join(f"{c:>9}" for c in columns))
+    table = [f"{first:<24} " + " ".join(f"{c:>9}" for c in columns)]
     for system in report.systems:
         counts = report.summary.systems[system.id].by_status
         score = report.summary.systems[system.id].score
         cells = (system.level, *(counts[s] for s in ("pass", "fail", "error", "waived", "not_applicable")))
         judged = safe(report.run.judged_by.get(system.id, ""))
         cells_text = " ".join(f"{c:>9}" for c in (*cells, _score(score)))
-        click.echo(f"{system.id:<24} {cells_text}  {judged}")
+        table.append(f"{system.id:<24} {cells_text}  {judged}")
+    click.echo("\n".join(table))  # one write: a province's table is a thousand lines
     failed = ", ".join(f"{_say('severity_' + k)} {v}" for k, v in overall.by_severity.items() if v)
     click.echo(_say("summary_failed", failed=failed or _say("summary_none"), score=_score(overall.score)))
     if overall.not_probed:
