@@ -1,7 +1,10 @@
 """What `attt checks list` prints: each registered check, its controls, and with `verbose` what a
 newcomer needs to go from a rule id to its code (docstring, params, settings, source line)."""
 
+import ast
 import inspect
+import itertools
+import textwrap
 import types
 from collections.abc import Iterable, Iterator
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
@@ -48,10 +51,36 @@ def _model_lines(label: str, model: type[BaseModel], empty: type[BaseModel]) -> 
         yield f"{label}: none"
         return
     yield f"{label} ({model.__name__}):"
+    docs = field_docs(model)
     for field_name, info in model.model_fields.items():
         yield f"{_INDENT}{field_name}: {type_name(info.annotation)}{_default(info)}"
-        if info.description:
-            yield from (f"{_INDENT * 2}{line}" for line in info.description.splitlines())
+        if described := info.description or docs.get(field_name):
+            yield from (f"{_INDENT * 2}{line}" for line in described.splitlines())
+
+
+def field_docs(model: type[BaseModel]) -> dict[str, str]:
+    """Each field's docstring (the string right under it), from the source of the model and of
+    its bases. Read here, when a listing asks: pydantic's `use_attribute_docstrings` reads the
+    source of every model as it is defined, a tenth of every command's start-up."""
+    docs: dict[str, str] = {}
+    for cls in reversed(model.__mro__):
+        if not issubclass(cls, BaseModel) or cls is BaseModel:
+            continue
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+        except (OSError, TypeError, SyntaxError):  # no source at hand: the listing goes without
+            continue
+        body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+        for field, under in itertools.pairwise(body):
+            if (
+                isinstance(field, ast.AnnAssign)
+                and isinstance(field.target, ast.Name)
+                and isinstance(under, ast.Expr)
+                and isinstance(under.value, ast.Constant)
+                and isinstance(under.value.value, str)
+            ):
+                docs[field.target.id] = inspect.cleandoc(under.value.value)
+    return docs
 
 
 def type_name(annotation: Any) -> str:

@@ -34,15 +34,15 @@ class Params(BaseModel):
     """Base for control params: closed, so a misspelt key in a policy is a load error.
 
     A field's docstring (the string right under it) is its description, shown by
-    `attt checks list --verbose`."""
+    `attt checks list --verbose` (`catalog.field_docs`)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class Settings(Frozen):
     """Base for a check's settings model; field docstrings are descriptions, as for `Params`."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class NoSettings(Settings):

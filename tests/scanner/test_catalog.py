@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from pydantic import BaseModel, Field
 
 from attt.checks.tls.controls import MinVersionParams
-from attt.scanner.catalog import check_lines, type_name
+from attt.scanner.catalog import check_lines, field_docs, type_name
 from attt.scanner.cli import main
 from attt.scanner.models.observation import Observation
 from attt.scanner.models.target import Target
@@ -45,7 +45,12 @@ def test_every_built_in_control_says_what_and_why(control: Control[Any, Any]) ->
 def test_every_built_in_param_and_setting_is_described(name: str) -> None:
     check = Registry.load().check(name)
     models = [check.settings_model, *(c.params_model for c in check.controls.values())]
-    bare = [f"{m.__name__}.{f}" for m in models for f, info in m.model_fields.items() if not info.description]
+    bare = [
+        f"{m.__name__}.{f}"
+        for m in models
+        for f, info in m.model_fields.items()
+        if not (info.description or field_docs(m).get(f))
+    ]
     assert bare == []
 
 
@@ -66,7 +71,7 @@ def test_verbose_list_shows_reason_params_settings_and_source() -> None:
     assert (
         "version: Literal['SSLv2', 'SSLv3', 'TLSv1.0', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'] = 'TLSv1.2'" in block
     )
-    assert str(MinVersionParams.model_fields["version"].description) in block
+    assert field_docs(MinVersionParams)["version"] in block
     module, line = Registry.load().check("tls").controls["tls.min_version"].source.split(":")
     assert f"source: {module}:{line}" in block
     # The line is where the control is declared: its decorator names the id.
@@ -151,3 +156,25 @@ def test_a_check_adds_its_own_lines_through_describe() -> None:
 )
 def test_types_read_as_written(annotation: Any, shown: str) -> None:
     assert type_name(annotation) == shown
+
+
+class _Base(Params):
+    first: int = 1
+    """Said in the base."""
+    bare: int = 2
+
+
+class _Derived(_Base):
+    second: str = "x"
+    """Said in the subclass,
+    over two lines."""
+    first: int = 3
+    """Said again, closer."""
+
+
+def test_field_docs_read_the_model_and_its_bases() -> None:
+    assert field_docs(_Derived) == {
+        "first": "Said again, closer.",
+        "second": "Said in the subclass,\nover two lines.",
+    }
+    assert field_docs(Params) == {}
