@@ -117,15 +117,16 @@ class Inapplicable:
         self._alike: dict[tuple[int, int], Finding] = {}  # (rule, level) -> the first one made
         self._made: dict[tuple[int, str, str], Finding] = {}  # (rule, system, host) -> its finding
 
-    def made(self, targets: Iterable[Target]) -> list[Finding]:
-        """Make every one of `targets`' findings of this kind."""
-        return [
-            self.of(rule, target)
-            for target in targets
-            for policy in self._policies.get(target.system.id, ())
-            for rule in policy.rules
-            if rule.check in self._checks and not rule.applies(target.system)
-        ]
+    def made(self, targets: Iterable[Target]) -> list[tuple[Finding, list[Finding]]]:
+        """Make every one of `targets`' findings of this kind; each with those it is alike, as
+        (the first made of them, all of them)."""
+        alike: dict[tuple[int, int], list[Finding]] = {}
+        for target in targets:
+            for policy in self._policies.get(target.system.id, ()):
+                for rule in policy.rules:
+                    if rule.check in self._checks and not rule.applies(target.system):
+                        alike.setdefault((id(rule), target.system.level), []).append(self.of(rule, target))
+        return [(self._alike[key], findings) for key, findings in alike.items()]
 
     def of(self, rule: ResolvedRule, target: Target) -> Finding:
         # The rules live in the policies as long as this does: their identity is their key.

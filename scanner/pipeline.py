@@ -462,7 +462,8 @@ class _Judge(_Worker):
             while not self._probing and not self._closed:
                 self._more.wait()
         with suppress(Exception):  # left to the end: made again in the scan's own thread
-            self.codec.encode(self._inapplicable.made(self._prepared.targets))
+            for first, alike in self._inapplicable.made(self._prepared.targets):
+                self.codec.encode_alike(first, alike)
         while True:
             with self._more:
                 # Judged by the dozen: hosts end a batch at a time, and each `evaluate` works out

@@ -7,6 +7,7 @@ from datetime import date
 from typing import Any, Final, Literal, NamedTuple
 
 from pydantic import field_validator
+from pydantic_core import to_json
 
 from attt.scanner.models.base import Frozen, Severity, Text
 from attt.scanner.models.policy import Reference
@@ -67,6 +68,11 @@ RULE_TEXT_FIELDS: Final = ("title", "remediation", "references")
 keeps one copy of it per rule (three quarters of a finding's bytes), and report.json writes it
 once per rule before copying it into each row."""
 _RULE_TEXT_SET: Final[set[str]] = set(RULE_TEXT_FIELDS)
+_SYSTEM_SLOT: Final = "\x00system\x00"
+_HOST_SLOT: Final = "\x00host\x00"
+# A string field's JSON is the same on its own as within the model (one serializer, pydantic-core).
+_SYSTEM_JSON: Final = to_json(_SYSTEM_SLOT)
+_HOST_JSON: Final = to_json(_HOST_SLOT)
 
 
 class RuleText(NamedTuple):
@@ -106,6 +112,22 @@ class FindingCodec:
 
     def encode(self, findings: Iterable[Finding]) -> list[EncodedFinding]:
         return [self._one(finding) for finding in findings]
+
+    def encode_alike(self, template: Finding, findings: Iterable[Finding]) -> None:
+        """Serialise `findings`, each the same as `template` but for its system and host, from
+        the template's own row with their two values put in (a province's not-applicable
+        findings, two thirds of them, cost a quarter as much this way)."""
+        slotted = template.model_copy(update={"system": _SYSTEM_SLOT, "host": _HOST_SLOT})
+        row = slotted.__pydantic_serializer__.to_json(slotted, exclude=_RULE_TEXT_SET)
+        head, _, rest = row.partition(_SYSTEM_JSON)
+        middle, _, tail = rest.partition(_HOST_JSON)
+        if row.count(_SYSTEM_JSON) != 1 or row.count(_HOST_JSON) != 1:  # never seen: a slot in a text
+            self.encode(findings)
+            return
+        text = self._text_key(template)
+        for finding in findings:
+            alike = b"".join((head, to_json(finding.system), middle, to_json(finding.host), tail))
+            self._encoded[id(finding)] = (finding, EncodedFinding(alike.decode(), text, alike[:-1] + b","))
 
     def report_json(self, findings: Iterable[Finding]) -> bytes:
         """The findings as report.json's array: each row with its rule's text spliced back in

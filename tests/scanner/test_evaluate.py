@@ -117,11 +117,12 @@ def test_a_rule_that_does_not_apply_names_each_system_and_host_made_ahead_or_not
         ("sys-c", "127.0.0.7", "not_applicable"),
     ]
     ahead = Inapplicable(policies, ("count",))
-    made = ahead.made(targets)
+    (level_3, at_3), (level_2, at_2) = ahead.made(targets)  # alike: a rule's findings on one level
+    assert (level_3, level_2) == (at_3[0], at_2[0]) and len(at_3) == 2 and len(at_2) == 1
     again = evaluate(targets, [], policies, registry(), ("count",), NOW, inapplicable=ahead)
-    assert made == fresh == again
-    assert all(a is b for a, b in zip(made, again, strict=True))  # not made twice
-    assert ahead.made(targets[:1]) == fresh[:1] and Inapplicable(policies, ("echo",)).made(targets) == []
+    assert [*at_3, *at_2] == fresh == again
+    assert all(a is b for a, b in zip([*at_3, *at_2], again, strict=True))  # not made twice
+    assert Inapplicable(policies, ("echo",)).made(targets) == []
 
 
 def waiver(expires: date, host: str | None = None) -> Waiver:

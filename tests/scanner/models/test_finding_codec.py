@@ -58,3 +58,21 @@ def test_rows_leave_the_rule_text_out_and_its_key_is_the_hash_earlier_stores_use
 def test_no_findings_is_an_empty_array():
     report = factories.report([])
     assert json.loads(JsonRenderer().render(report, "en"))["findings"] == []
+
+
+def test_findings_alike_are_encoded_exactly_as_each_on_its_own():
+    template = factories.finding(rule_id="R-SHARED", status="not_applicable", port=None)
+    # Names that must be escaped, and some that look like the codec's own slots.
+    names = ['sys "quoted"', "back\\slash", "tab\there", "\x00system\x00", "Hà Tĩnh\u2028", "\x7f\x01"]
+    alike = [template, *(template.model_copy(update={"system": n, "host": n[::-1]}) for n in names)]
+    codec = FindingCodec()
+    codec.encode_alike(template, alike)
+    assert codec.encode(alike) == FindingCodec().encode(alike)
+
+
+def test_a_template_holding_a_slot_falls_back_to_encoding_each():
+    template = factories.finding(rule_id="R-SHARED", message={"vi": "\x00host\x00", "en": "\x00host\x00"})
+    alike = [template, template.model_copy(update={"system": "other", "host": "127.0.0.9"})]
+    codec = FindingCodec()
+    codec.encode_alike(template, alike)
+    assert codec.encode(alike) == FindingCodec().encode(alike)
