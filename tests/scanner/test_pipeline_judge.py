@@ -3,7 +3,8 @@ exactly those one evaluation of every host at the end gives, in the same order, 
 early, failed, or was done by an earlier attempt; and a run that ends on another day than it
 began judges waivers as of its end."""
 
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from attt.scanner.models.policy import Waiver
 from attt.scanner.models.report import RunInfo
 from attt.scanner.models.target import Target
 from attt.scanner.pipeline import PreparedScan, ScanOptions, _merged, run_scan
-from attt.scanner.store import Store
+from attt.scanner.store import EndedProbe, Store
 from tests.scanner.plugins import CountCheck, CountData, registry, target
 from tests.scanner.test_evaluate import policy, rule
 
@@ -113,3 +114,25 @@ def test_the_outside_probes_planned_by_each_attempt_add_up() -> None:
     earlier, now = {"dmz": ("internet",)}, {"dmz": ("isp", "internet"), "web": ("internet",)}
     assert _merged(earlier, now) == {"dmz": ("internet", "isp"), "web": ("internet",)}
     assert _merged({}, {}) == {}
+
+
+class _CountingStore(Store):
+    """Counts the commits of ended probes."""
+
+    commits = 0
+
+    def record_probes(self, run_id: str, probes: Sequence[EndedProbe]) -> None:
+        self.commits += 1
+        super().record_probes(run_id, probes)
+
+
+def test_probes_that_end_close_together_are_committed_together(tmp_path: Path) -> None:
+    """A commit at most every `_COMMIT_EVERY` (and one more when the scan ends), each holding
+    every probe that ended since the one before: none is lost."""
+    hosts = [target(f"127.0.1.{i}") for i in range(1, 101)]
+    store = _CountingStore(tmp_path / "s.db")
+    started = time.monotonic()
+    outcome = run_scan(prepared(hosts), ScanOptions(timeout=5, concurrency=50), store, registry())
+    elapsed = time.monotonic() - started
+    assert len(store.probes_done(outcome.run.info.id)) == 2 * len(hosts)  # the count and echo checks
+    assert store.commits <= 2 + elapsed / pipeline._COMMIT_EVERY
