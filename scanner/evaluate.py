@@ -106,9 +106,10 @@ class Inapplicable:
     """The findings of rules on the systems they do not apply to (level, tags, system list).
 
     They rest on the inventory and the policies alone, never on a probe: the scan's judge makes
-    them while the first probes run (`made`), and `evaluate` takes them from here. Two thirds of a
-    province's findings are of this kind, and all those of a rule on the systems of one level are
-    alike but for system and host: each is a copy of one made per rule and level."""
+    them while the first probes run (`made`), and `evaluate` takes them from here. More than half of
+    a province's findings are of this kind (12,335 of 21,999 for the bench's 1,000 hosts), and all
+    those of a rule on the systems of one level are alike but for system and host: each is a copy
+    of one made per rule and level."""
 
     def __init__(self, policies: Mapping[str, Sequence[ResolvedPolicy]], checks_run: Collection[str]) -> None:
         self._policies = policies

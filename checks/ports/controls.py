@@ -181,6 +181,6 @@ def _list(ports: Iterable[int]) -> str:
 
 @functools.lru_cache(maxsize=256)
 def _rule_list(ports: tuple[int, ...]) -> str:
-    """A rule's own list of ports, written once: every host of a province that passes the rule
-    says it (a tenth of the time a scan spends judging)."""
+    """A rule's own list of ports, written once, not once for each host of a province that
+    passes the rule."""
     return _list(ports)

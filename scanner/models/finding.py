@@ -116,7 +116,7 @@ class FindingCodec:
     def encode_alike(self, template: Finding, findings: Iterable[Finding]) -> None:
         """Serialise `findings`, each the same as `template` but for its system and host, from
         the template's own row with their two values put in (a province's not-applicable
-        findings, two thirds of them, cost a quarter as much this way)."""
+        findings, more than half of them, cost a quarter as much this way)."""
         slotted = template.model_copy(update={"system": _SYSTEM_SLOT, "host": _HOST_SLOT})
         row = slotted.__pydantic_serializer__.to_json(slotted, exclude=_RULE_TEXT_SET)
         head, _, rest = row.partition(_SYSTEM_JSON)
