@@ -61,6 +61,10 @@ class _Renderers(Mapping[str, Renderer]):
 
 RENDERERS: Final[Mapping[str, Renderer]] = _Renderers()
 _BUNDLE_FILES: Final = frozenset({file for _, _, file in FORMATS.values()} | {MANIFEST, SIGNATURE})
+INDEX_HTML: Final = "index.html"
+INDEX_JSON: Final = "index.json"
+"""The owners' index beside their packs (`attt.reports.owners`): named here, so that checking a
+report directory before the scan does not import the HTML templates the owners' index needs."""
 
 
 def check_report_dir(out_dir: Path) -> None:
@@ -70,8 +74,6 @@ def check_report_dir(out_dir: Path) -> None:
         return
     if not out_dir.is_dir():
         raise ReportDirError(f"--out {out_dir} is not a directory")
-    from attt.reports.owners import INDEX_HTML, INDEX_JSON  # owners writes its packs with this module
-
     foreign = sorted(
         entry.name
         for entry in out_dir.iterdir()

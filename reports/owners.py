@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Final
 
 from attt.reports.base import DEFAULT_CONTEXT, Lang, RenderContext
-from attt.reports.bundle import RENDERERS, write_bundle
+from attt.reports.bundle import INDEX_HTML, INDEX_JSON, RENDERERS, write_bundle
 from attt.reports.html import _ENV, _asset
 from attt.reports.manifest import SIGNATURE, load_signing_key, write_manifest
 from attt.scanner.changes import Comparison, choose_baseline
@@ -22,9 +22,6 @@ from attt.scanner.errors import ConfigError
 from attt.scanner.models.owners import PackEntry, PackIndex
 from attt.scanner.models.report import Report, Summary
 from attt.scanner.register import slug
-
-INDEX_HTML: Final = "index.html"
-INDEX_JSON: Final = "index.json"
 
 _LABELS: Final = {
     "vi": {

@@ -1,6 +1,8 @@
 """The report directory: every format written, a manifest that catches tampering, signatures."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -233,3 +235,19 @@ def test_each_format_names_the_renderer_that_writes_it_and_its_file() -> None:
     assert list(RENDERERS) == list(FORMATS)
     for name, (_, _, file) in FORMATS.items():
         assert (RENDERERS[name].format, RENDERERS[name].filename) == (name, file)
+
+
+def test_checking_a_directory_that_holds_a_bundle_loads_no_html_renderer(tmp_path, report):
+    """A scan checks its `--out` before any packet; a JSON scan into last week's directory must
+    not pay there for the HTML templates it never writes (the owners' index is named in bundle)."""
+    out = tmp_path / "out"
+    write_bundle(report, ["json"], out, "vi")
+    (out / "index.json").write_text("{}")
+    code = (
+        "import sys; from pathlib import Path; from attt.reports.bundle import check_report_dir;"
+        f" check_report_dir(Path({str(out)!r}));"
+        " print(sorted(m for m in ('attt.reports.html', 'attt.reports.owners', 'jinja2')"
+        " if m in sys.modules))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "[]"
