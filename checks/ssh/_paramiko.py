@@ -78,12 +78,13 @@ class AuthSurface:
 def fetchable_host_key_algorithms(offered: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """One algorithm per distinct host key among those offered, and those paramiko cannot fetch.
 
-    RSA keys answer to several signature algorithms; one of them is enough to see the key.
+    RSA keys answer to several signature algorithms; one of them is enough to see the key. A name
+    the server lists twice is fetched once: each fetch is a full key exchange.
     """
     chosen: list[str] = []
     unsupported: list[str] = []
     rsa = next((alg for alg in _RSA_ALGORITHMS if alg in offered), None)
-    for alg in offered:
+    for alg in dict.fromkeys(offered):
         if alg in _RSA_ALGORITHMS or (alg == "ssh-rsa" and rsa is not None):
             if rsa is not None and rsa not in chosen:
                 chosen.append(rsa)

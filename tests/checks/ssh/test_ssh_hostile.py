@@ -76,3 +76,9 @@ def test_lines_before_the_identification_string_are_skipped(hostile_ssh: Hostile
     data = _data(observation)
     assert data.banner == "SSH-2.0-OpenSSH_9.9 attt-hostile"
     assert data.kex == KEX
+
+
+def test_a_host_key_algorithm_listed_twice_is_fetched_once() -> None:
+    # Each fetch is a key exchange: a KEXINIT repeating a name must not multiply connections.
+    offered = ("ssh-ed25519", "ssh-ed25519", "rsa-sha2-512", "ssh-rsa", "rsa-sha2-512", "x-new", "x-new")
+    assert _paramiko.fetchable_host_key_algorithms(offered) == (("ssh-ed25519", "rsa-sha2-512"), ("x-new",))
