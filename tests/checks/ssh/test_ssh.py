@@ -565,6 +565,14 @@ def test_a_banner_that_hides_the_revision_cannot_be_told(software: str) -> None:
     assert "--credentials" in verdict.message and "--credentials" in (verdict.vi or "")
 
 
+def test_a_banner_that_names_no_software_is_not_called_another_product() -> None:
+    # `SSH-2.0-` alone hides what the server runs: it may be OpenSSH, so not_applicable is unearned.
+    data = _facts(banner="SSH-2.0-", software="")
+    verdict = _verdict("ssh.software_not_vulnerable", data, kinds=["pre-auth-remote"])
+    assert verdict.status == E
+    assert "names no software" in verdict.message and verdict.vi
+
+
 @pytest.mark.parametrize(
     ("os_id", "os_version", "version", "status", "affected"),
     [
