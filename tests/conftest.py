@@ -12,6 +12,7 @@ pytest_plugins = [
     "tests.servers.tls",
     "tests.servers.sshd",
     "tests.servers.hostile",
+    "tests.servers.ssh_hostile",
     "tests.servers.verdicts",
     "tests.servers.upgrade",
     "tests.servers.web",

@@ -8,7 +8,7 @@ from pydantic import BaseModel
 
 from attt.checks.ssh.controls import CONTROLS
 from attt.checks.ssh.models import SshData, SshSettings
-from attt.checks.ssh.probe import probe_endpoint, ssh_ports
+from attt.checks.ssh.probe import probe_target
 from attt.scanner.models.observation import Observation
 from attt.scanner.models.target import Target
 from attt.scanner.plugin import API_VERSION, Control, ProbeContext
@@ -29,5 +29,4 @@ class SshCheck:
     controls: ClassVar[Mapping[str, Control[Any, Any]]] = CONTROLS
 
     def probe(self, target: Target, ctx: ProbeContext[SshSettings]) -> Iterable[Observation]:
-        settings = ctx.settings
-        return [probe_endpoint(target, port, ctx, settings) for port in ssh_ports(target, ctx.prior)]
+        return probe_target(target, ctx)

@@ -4,9 +4,12 @@ Three uses: the authentication methods a server offers (`auth_none` with a neutr
 name, never a password), the server's host key for one host-key algorithm, and the
 effective configuration printed by `sshd -T` over an authenticated session.
 
-Two paramiko traps shape this module: `start_client(timeout=...)` can return without a
-finished key exchange (so we wait on our own event and check the result), and paramiko
-logs failed handshakes with tracebacks (so its transports log to a channel we silence).
+Three paramiko traps shape this module: `start_client(timeout=...)` can return without a
+finished key exchange (so we wait on our own event and check the result); paramiko logs
+failed handshakes with tracebacks (so its transports log to a channel we silence); and a
+call that waits on the server (authentication, opening a channel) re-raises whatever its
+reader thread hit, of any type: a connection reset, or a UnicodeDecodeError on a name-list
+that is not UTF-8 (so those calls catch every exception as the server's failure).
 """
 
 import logging
@@ -45,6 +48,8 @@ FETCHABLE_HOST_KEY_ALGORITHMS = (
 """Host-key algorithms paramiko can negotiate (it dropped `ssh-rsa` and `ssh-dss`); a test
 checks each against paramiko's public `SecurityOptions`."""
 _SAFE_PATH = re.compile(r"^/[A-Za-z0-9_./-]{1,255}$")
+_MIN_WAIT = 0.1
+"""Seconds a step is given when its connection's budget is spent, so it fails rather than hangs."""
 
 
 class ParamikoProbeError(Exception):
@@ -73,12 +78,13 @@ class AuthSurface:
 def fetchable_host_key_algorithms(offered: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """One algorithm per distinct host key among those offered, and those paramiko cannot fetch.
 
-    RSA keys answer to several signature algorithms; one of them is enough to see the key.
+    RSA keys answer to several signature algorithms; one of them is enough to see the key. A name
+    the server lists twice is fetched once: each fetch is a full key exchange.
     """
     chosen: list[str] = []
     unsupported: list[str] = []
     rsa = next((alg for alg in _RSA_ALGORITHMS if alg in offered), None)
-    for alg in offered:
+    for alg in dict.fromkeys(offered):
         if alg in _RSA_ALGORITHMS or (alg == "ssh-rsa" and rsa is not None):
             if rsa is not None and rsa not in chosen:
                 chosen.append(rsa)
@@ -124,21 +130,31 @@ def host_key(
     ip: str, port: int, algorithm: str | None, timeout: float, probe_user: str | None = None
 ) -> tuple[HostKeyFact, AuthSurface | None]:
     """The host key the server presents for `algorithm` (None: paramiko's choice) and, when
-    `probe_user` is given, its authentication surface read over the same connection."""
+    `probe_user` is given, its authentication surface read over the same connection; both
+    within `timeout`."""
+    deadline = time.monotonic() + timeout
     with _transport(ip, port, timeout, algorithm) as transport:
         key = transport.get_remote_server_key()
         fact = HostKeyFact(algorithm or key.get_name(), key.get_name(), key.get_bits(), key.fingerprint)
-        return fact, None if probe_user is None else _auth_surface(transport, probe_user)
+        return fact, None if probe_user is None else _auth_surface(transport, probe_user, deadline)
 
 
-def _auth_surface(transport: paramiko.Transport, user: str) -> AuthSurface:
+def _auth_until(transport: paramiko.Transport, deadline: float) -> None:
+    """Bound the next authentication request by the connection's deadline: paramiko counts
+    `auth_timeout` from the request, so what the key exchange used would otherwise be given again."""
+    transport.auth_timeout = max(_MIN_WAIT, deadline - time.monotonic())
+
+
+def _auth_surface(transport: paramiko.Transport, user: str, deadline: float) -> AuthSurface:
     """What the server lets an unknown user try; sends only a `none` request."""
+    _auth_until(transport, deadline)
     try:
         remaining = transport.auth_none(user)
     except paramiko.BadAuthenticationType as exc:
         methods = tuple(str(m) for m in exc.allowed_types)
-    except paramiko.SSHException as exc:
-        return AuthSurface(None, None, f"authentication query failed: {exc}"[:300])
+    except Exception as exc:  # any type: see the module docstring
+        # It loses this step only, never the host key read over the same connection.
+        return AuthSurface(None, None, f"authentication query failed: {type(exc).__name__}: {exc}"[:300])
     else:
         # The server accepted `none`: no authentication at all, or more steps to come.
         methods = ("none",) if transport.is_authenticated() else tuple(str(m) for m in remaining)
@@ -192,6 +208,7 @@ def authenticated_facts(
     command = _sshd_command(sshd_path, config_path, credential.sudo)
     deadline = time.monotonic() + timeout
     with _transport(ip, port, timeout) as transport:
+        _auth_until(transport, deadline)
         _authenticate(transport, credential)
         config: dict[str, str] | None = None
         config_error: str | None = None
@@ -223,7 +240,7 @@ def _run(
     name = command.split(";")[0]
     try:
         channel = transport.open_session(timeout=max(0.1, deadline - time.monotonic()))
-    except (paramiko.SSHException, OSError, EOFError) as exc:
+    except Exception as exc:  # any type: see the module docstring
         # A server may log us in and still refuse every session (a jump host, a forced
         # command, MaxSessions 0): only what the command would read is lost.
         raise ParamikoProbeError(f"the server refused a session channel ({type(exc).__name__})") from None
@@ -272,15 +289,15 @@ def _sshd_command(sshd_path: str, config_path: str | None, sudo: bool) -> str:
 
 
 def _authenticate(transport: paramiko.Transport, credential: Credential) -> None:
+    if credential.key_file is None and credential.password is None:
+        raise ParamikoProbeError("the credential has neither a key file nor a password")
     try:
         if credential.key_file is not None:
             key = paramiko.PKey.from_path(credential.key_file)
             transport.auth_publickey(credential.user, key)
         elif credential.password is not None:
             transport.auth_password(credential.user, credential.password.get_secret_value())
-        else:
-            raise ParamikoProbeError("the credential has neither a key file nor a password")
-    except (paramiko.SSHException, OSError, ValueError) as exc:
+    except Exception as exc:  # any type: see the module docstring; a bad key file is ValueError
         # The exception text may quote a key path but never the secret; keep only its kind.
         raise ParamikoProbeError(
             f"authentication as {credential.user!r} failed ({type(exc).__name__})"

@@ -409,6 +409,13 @@ def _software_not_vulnerable(data: SshData, params: VulnerableParams, target: Ta
     it cannot be told. The table is checks/ssh/data/ssh_cves.json; other SSH servers have none,
     so the rule is not applicable to them.
     """
+    if not data.software.strip() and data.package is None:
+        # `SSH-2.0-` alone: the server did not say what it is, so "not OpenSSH" is not known either.
+        return Verdict.cannot_judge(
+            f"the identification string {data.banner!r} names no software",
+            observed=data.banner,
+            vi=f"chuỗi định danh {data.banner!r} không cho biết phần mềm máy chủ",
+        )
     if parse_openssh(data.software) is None and data.package is None:
         shown = repr(data.software[:60])
         return Verdict.not_applicable(

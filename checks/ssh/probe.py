@@ -28,11 +28,11 @@ MAX_NOTE = 300
 
 
 class _Budget:
-    """The probe's share of the whole-target timeout, handed out one connection at a time."""
+    """One endpoint's share of the whole-target timeout, handed out one connection at a time."""
 
-    def __init__(self, ctx: ProbeContext[SshSettings]) -> None:
-        self._deadline = time.monotonic() + ctx.timeout
-        self._per_connection = ctx.connect_timeout
+    def __init__(self, seconds: float, per_connection: float) -> None:
+        self._deadline = time.monotonic() + seconds
+        self._per_connection = per_connection
 
     def next(self) -> float:
         return max(0.0, min(self._per_connection, self._deadline - time.monotonic()))
@@ -53,10 +53,22 @@ def ssh_ports(target: Target, prior: Iterable[Observation]) -> tuple[int, ...]:
     return tuple(sorted(ports))
 
 
-def probe_endpoint(
-    target: Target, port: int, ctx: ProbeContext[SshSettings], settings: SshSettings
+def probe_target(target: Target, ctx: ProbeContext[SshSettings]) -> list[Observation]:
+    """One observation per SSH endpoint, all within the target's `ctx.timeout`."""
+    ports = ssh_ports(target, ctx.prior)
+    deadline = time.monotonic() + ctx.timeout
+    observations: list[Observation] = []
+    for index, port in enumerate(ports):
+        # Each endpoint gets an equal part of what is left: one whose key exchanges stall
+        # cannot take the others' time, and what a quick one leaves goes to those after it.
+        share = (deadline - time.monotonic()) / (len(ports) - index)
+        observations.append(_probe_endpoint(target, port, ctx, _Budget(share, ctx.connect_timeout)))
+    return observations
+
+
+def _probe_endpoint(
+    target: Target, port: int, ctx: ProbeContext[SshSettings], budget: _Budget
 ) -> Observation:
-    budget = _Budget(ctx)
     try:
         hello = read_server_hello(target.ip, port, budget.next())
     except WireError as exc:
@@ -66,9 +78,9 @@ def probe_endpoint(
         return Observation.ok(CHECK, target, SshData.model_validate(data), port)
     notes: list[str] = []
     failed: dict[str, str] = {}
-    data.update(_session_facts(target.ip, port, hello, settings, budget, notes, failed))
+    data.update(_session_facts(target.ip, port, hello, ctx.settings, budget, notes, failed))
     if ctx.credential is not None:
-        data.update(_config_facts(target.ip, port, ctx, settings, budget, failed))
+        data.update(_config_facts(target.ip, port, ctx, ctx.settings, budget, failed))
     data["notes"] = tuple(bound_text(n, MAX_NOTE) for n in notes)
     data["incomplete"] = tuple(sorted(failed))
     data["step_errors"] = failed

@@ -16,9 +16,13 @@ CLIENT_IDENTIFICATION = b"SSH-2.0-attt_probe\r\n"
 
 MAX_IDENTIFICATION = 255
 """RFC 4253 §4.2: the identification string, CR LF included, is at most 255 characters."""
-MAX_PRELUDE_LINES = 32
-"""Lines a server may send before its identification string (§4.2); more is not an SSH server."""
-MAX_PRELUDE_BYTES = 8192
+MAX_PRELUDE_LINES = 1024
+"""Lines a server may send before its identification string (§4.2 sets no limit): OpenSSH's
+client accepts this many, so a server that needs no more is reachable by it."""
+MAX_LINE_BYTES = 8192
+"""The longest line OpenSSH's client reads before the identification string."""
+MAX_PRELUDE_BYTES = 64 * 1024
+"""All lines before the identification string together: enough for any notice a server prints."""
 MAX_PACKET = 35000
 """§6.1: implementations must handle packets of this total size; a KEXINIT never needs more."""
 MAX_NAMES = 256
@@ -87,6 +91,8 @@ class _Reader:
         self._sock = sock
         self._deadline = deadline
         self._buffer = b""
+        self._last = b""
+        """The last bytes received, to show when the peer closes (the buffer may be consumed)."""
 
     def _fill(self) -> None:
         remaining = self._deadline - time.monotonic()
@@ -95,8 +101,9 @@ class _Reader:
         self._sock.settimeout(remaining)
         chunk = self._sock.recv(4096)
         if not chunk:
-            raise WireError(_closed_message(self._buffer))
+            raise WireError(_closed_message(self._buffer or self._last))
         self._buffer += chunk
+        self._last = chunk
 
     def line(self, limit: int) -> bytes:
         """One line without its terminator (LF, optionally preceded by CR)."""
@@ -128,7 +135,7 @@ def _show(data: bytes) -> str:
 def _read_identification(reader: _Reader) -> str:
     prelude = 0
     for _ in range(MAX_PRELUDE_LINES + 1):
-        line = reader.line(MAX_PRELUDE_BYTES)
+        line = reader.line(MAX_LINE_BYTES)
         if line.startswith(b"SSH-"):
             if len(line) + 2 > MAX_IDENTIFICATION:
                 raise WireError(f"identification string longer than {MAX_IDENTIFICATION} bytes")

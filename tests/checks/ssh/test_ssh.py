@@ -20,6 +20,7 @@ from attt.checks.ports.models import OpenPort, PortsData
 from attt.checks.ssh import SshCheck, SshData, SshSettings, _paramiko
 from attt.checks.ssh.controls import CONTROLS
 from attt.checks.ssh.models import HostKey, InstalledPackage
+from attt.checks.ssh.wire import MAX_PRELUDE_LINES
 from attt.scanner.models.observation import Observation
 from attt.scanner.models.policy import ResolvedRule
 from attt.scanner.models.target import Host, Service, SystemInfo, Target
@@ -393,7 +394,9 @@ def _name_lists(*lists: bytes) -> bytes:
 GOOD_BANNER = b"SSH-2.0-Hostile_1.0\r\n"
 HOSTILE = {
     "long-identification": (b"SSH-2.0-" + b"A" * 300 + b"\r\n", "identification string longer than 255"),
-    "endless-prelude": (b"hello\r\n" * 40, "no SSH identification string"),
+    "endless-prelude": (b"hello\r\n" * (MAX_PRELUDE_LINES + 1), "no SSH identification string"),
+    "huge-prelude": ((b"x" * 8000 + b"\r\n") * 9, "no SSH identification string"),
+    "prelude-then-close": (b"hello\r\n" * 40, "connection closed by the server after 'hello"),
     "no-newline": (b"X" * 9000, "line longer than 8192 bytes"),
     "binary-identification": (b"SSH-2.0-\x01\x02\xff\r\n", "not printable ASCII"),
     "huge-packet": (GOOD_BANNER + struct.pack(">I", 0xFFFFFFFF), "impossible length 4294967295"),
@@ -560,6 +563,14 @@ def test_a_banner_that_hides_the_revision_cannot_be_told(software: str) -> None:
     assert verdict.status == E
     assert verdict.message.startswith(f"cannot be told from the banner {software}")
     assert "--credentials" in verdict.message and "--credentials" in (verdict.vi or "")
+
+
+def test_a_banner_that_names_no_software_is_not_called_another_product() -> None:
+    # `SSH-2.0-` alone hides what the server runs: it may be OpenSSH, so not_applicable is unearned.
+    data = _facts(banner="SSH-2.0-", software="")
+    verdict = _verdict("ssh.software_not_vulnerable", data, kinds=["pre-auth-remote"])
+    assert verdict.status == E
+    assert "names no software" in verdict.message and verdict.vi
 
 
 @pytest.mark.parametrize(
