@@ -1,5 +1,6 @@
 """A real SMTP server (aiosmtpd: STARTTLS or implicit TLS, with login) and a real HTTP receiver
-for the department's webhook, both on 127.0.17.0/24, the weekly-cycle tests' range."""
+for the department's webhook, both on 127.0.17.0/24, the weekly-cycle tests' range (the mail
+server may be put elsewhere, e.g. on the notification-hardening tests' 127.0.206.0/24)."""
 
 import ipaddress
 import json
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
+from aiosmtpd.smtp import MISSING, AuthResult, LoginPassword
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
@@ -37,12 +38,21 @@ class Mailbox:
     """What the SMTP server accepted, as parsed messages."""
 
     messages: list[EmailMessage] = field(default_factory=list)
+    refuse: set[str] = field(default_factory=set)
+    """A message whose subject holds one of these is answered "451, try again later" and dropped."""
+    quit_reply: str | None = None
+    """What QUIT is answered, once a message was taken (None: the usual 221)."""
 
     async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:
         parsed = message_from_bytes(envelope.content, policy=policy.default)
         assert isinstance(parsed, EmailMessage)
+        if any(word in str(parsed["Subject"]) for word in self.refuse):
+            return "451 4.3.0 try again later"
         self.messages.append(parsed)
         return "250 OK"
+
+    async def handle_QUIT(self, _server: Any, _session: Any, _envelope: Any) -> object:
+        return self.quit_reply or MISSING
 
 
 def _login(_server: Any, _session: Any, _envelope: Any, _mechanism: str, data: Any) -> AuthResult:
@@ -54,7 +64,9 @@ def _login(_server: Any, _session: Any, _envelope: Any, _mechanism: str, data: A
 
 
 @contextmanager
-def smtp_server(cert: Path, key: Path, port: int, implicit_tls: bool = False) -> Iterator[Mailbox]:
+def smtp_server(
+    cert: Path, key: Path, port: int, implicit_tls: bool = False, host: str = MAIL_HOST
+) -> Iterator[Mailbox]:
     """An SMTP server that requires TLS (STARTTLS, or implicit) and a login."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
@@ -67,7 +79,7 @@ def smtp_server(cert: Path, key: Path, port: int, implicit_tls: bool = False) ->
     )
     controller = Controller(
         mailbox,
-        hostname=MAIL_HOST,
+        hostname=host,
         port=port,
         authenticator=_login,
         auth_required=True,

@@ -1,0 +1,128 @@
+"""Notifications against a mail server that misbehaves, and runs that must not be announced.
+
+Each case once sent a mail twice, lost one, or announced a run that had not ended. The SMTP
+server is the weekly-cycle fixture's (aiosmtpd, STARTTLS and a login), here on 127.0.206.0/24."""
+
+import textwrap
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from attt.reports.owners import write_owner_packs
+from attt.scanner.cli import main
+from attt.scanner.config import EmailSettings, NotifySettings
+from attt.scanner.models.report import Report
+from attt.scanner.models.target import Contact, Owner
+from attt.scanner.notify import changes_since, notify
+from attt.scanner.store import Store
+from tests import factories
+from tests.servers.mail import SMTP_PASSWORD, SMTP_USER, Mailbox, self_signed, smtp_server
+
+HOST = "127.0.206.50"
+PORT = 2588
+SHARED = "cntt@hatinh.example.vn"
+"""One office's address, the contact of two agencies (a province's IT office often is)."""
+A, B = "Sở A", "UBND xã B"
+
+
+def shared_contact_report() -> Report:
+    findings = [
+        factories.finding(sys="a-portal", host="127.0.206.1"),
+        factories.finding(sys="b-mail", host="127.0.206.2"),
+    ]
+    owners = (
+        Owner(name=A, contact=Contact(name="Phòng CNTT", email=SHARED)),
+        Owner(name=B, contact=Contact(name="Phòng CNTT", email=SHARED)),
+    )
+    systems = [factories.system("a-portal", owner=A), factories.system("b-mail", owner=B)]
+    return factories.report(findings, systems, owners=owners, judged_by={"a-portal": "x", "b-mail": "x"})
+
+
+def mail_settings(cert: Path, retries: int) -> NotifySettings:
+    email = EmailSettings(host=HOST, port=PORT, username=SMTP_USER, password_env="ATTT_SMTP_PASSWORD",
+                          sender=SMTP_USER, ca_file=cert, timeout=5)  # fmt: skip
+    return NotifySettings(email=email, retries=retries, backoff_seconds=0)
+
+
+def subjects(mailbox: Mailbox) -> list[str]:
+    return sorted(str(m["Subject"]).split(": ", 1)[0] for m in mailbox.messages)
+
+
+@pytest.fixture
+def mail(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Report, Store]:
+    monkeypatch.setenv("ATTT_SMTP_PASSWORD", SMTP_PASSWORD)
+    report = shared_contact_report()
+    store = Store(tmp_path / "runs.db")
+    store.create_run(report.run, report.systems, report.targets)
+    return tmp_path, report, store
+
+
+def test_two_agencies_sharing_a_contact_each_get_their_mail_exactly_once_across_retries(
+    mail: tuple[Path, Report, Store],
+) -> None:
+    tmp_path, report, store = mail
+    cert, key = self_signed(tmp_path, HOST)
+    index = write_owner_packs(report, ["json"], tmp_path / "out", "en").index
+    changes = changes_since(report, None)
+    prefix = "[attt] Hà Tĩnh · "
+    with smtp_server(cert, key, PORT, host=HOST) as mailbox:
+        mailbox.refuse = {A}  # the server is busy for A's mail only: 451, every time
+        records = notify(store, report, tmp_path / "out", index, changes, mail_settings(cert, 2))
+        assert sorted(r.status for r in records) == ["failed", "sent"]
+        assert subjects(mailbox) == [prefix + B]
+        mailbox.refuse = set()
+        # `attt notify RUN` later: A's mail goes, B's is not sent again.
+        again = notify(store, report, tmp_path / "out", index, changes, mail_settings(cert, 2))
+        assert [r.status for r in again] == ["sent"]
+        assert notify(store, report, tmp_path / "out", index, changes, mail_settings(cert, 2)) == []
+    assert subjects(mailbox) == [prefix + A, prefix + B]
+    assert [n.status for n in store.notifications(report.run.id)] == ["sent", "sent"]
+    assert all(SHARED in n.recipient for n in store.notifications(report.run.id))
+
+
+def test_a_mail_the_server_took_is_not_sent_again_when_it_answers_quit_with_an_error(
+    mail: tuple[Path, Report, Store],
+) -> None:
+    tmp_path, report, store = mail
+    cert, key = self_signed(tmp_path, HOST)
+    index = write_owner_packs(report, ["json"], tmp_path / "out", "en").index
+    index = index.model_copy(update={"packs": index.packs[:1]})
+    with smtp_server(cert, key, PORT, host=HOST) as mailbox:
+        mailbox.quit_reply = "421 4.3.2 shutting down"  # after "250 OK" to the message itself
+        (record,) = notify(store, report, tmp_path / "out", index, changes_since(report, None),
+                           mail_settings(cert, 3))  # fmt: skip
+    assert (record.status, record.attempts) == ("sent", 1)
+    assert len(mailbox.messages) == 1
+
+
+def test_an_incomplete_run_is_not_announced_by_attt_notify(mail: tuple[Path, Report, Store]) -> None:
+    tmp_path, report, store = mail
+    cert, key = self_signed(tmp_path, HOST)
+    run = report.run.id
+    store.finish_run(run, "incomplete", report.run.finished or report.run.started, report.findings)
+    (tmp_path / "attt.toml").write_text(
+        textwrap.dedent(f"""\
+            db = "runs.db"
+            [notify]
+            retries = 1
+            [notify.email]
+            host = "{HOST}"
+            port = {PORT}
+            username = "{SMTP_USER}"
+            password_env = "ATTT_SMTP_PASSWORD"
+            sender = "{SMTP_USER}"
+            ca_file = "{cert}"
+        """)
+    )
+    with smtp_server(cert, key, PORT, host=HOST) as mailbox:
+        result = CliRunner().invoke(
+            main, ["--config", str(tmp_path / "attt.toml"), "notify", run, "--out", str(tmp_path / "out")]
+        )
+    assert mailbox.messages == []
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    (line,) = result.stderr.splitlines()
+    assert f"run {run} is incomplete" in line
+    assert f"attt scan --resume {run}" in line
+    assert store.notifications(run) == []
