@@ -997,6 +997,13 @@ def notify_command(run: str, everything: bool, out: Path | None, lang: str | Non
     """Send a stored run's notifications that were not sent yet (each goes once per run)."""
     store = _open_store(db, create=False)
     report = build_report(store.load(run))
+    if report.run.status != "complete":
+        # `attt scan` notifies only a run that ended; mailed now, a half-probed run's packs would
+        # read as the agencies' whole result.
+        raise ConfigError(
+            f"run {run} is {report.run.status}: it is not announced before it ends"
+            f" (finish it: attt scan --resume {run})"
+        )
     output = ReportOutput(["html", "json"], _speak(lang), _config().sign_key, True, None)
     written = _write_reports(store, report, out, output)
     if written is None:

@@ -13,6 +13,7 @@ import smtplib
 import ssl
 import time
 import zipfile
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -104,14 +105,17 @@ def notify(
     if settings.email is not None:
         email = settings.email
         password = _secret(email.password_env, email.password_file, "mail password")
-        for entry in index.packs:
-            if entry.contact is None or entry.contact.email is None:
-                continue
+        mailed = [(e, e.contact.email) for e in index.packs if e.contact is not None and e.contact.email]
+        shared = Counter(address for _, address in mailed)
+        for entry, address in mailed:
             message = owner_email(report, entry, packs_dir / entry.directory, changes, email.sender)
             send = partial(
                 send_email, email, None if isinstance(password, ConfigError) else password, message
             )
-            attempt("email", entry.contact.email, send, password)
+            # A message is recorded under its recipient; an address that is several agencies'
+            # contact gets one message per agency, each recorded (and so sent once) on its own.
+            recipient = address if shared[address] == 1 else f"{address} ({entry.owner})"
+            attempt("email", recipient, send, password)
     if settings.webhook is not None:
         hook = settings.webhook
         token = _secret(hook.token_env, hook.token_file, "webhook token")
@@ -161,7 +165,7 @@ def send_email(settings: EmailSettings, password: str | None, message: EmailMess
         smtp = smtplib.SMTP_SSL(settings.host, settings.port, timeout=settings.timeout, context=context)
     else:
         smtp = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout)
-    with smtp:
+    try:
         if settings.security == "starttls":
             smtp.starttls(context=context)  # refuses to go on in plain text if the server cannot
         if settings.username is not None:
@@ -169,6 +173,17 @@ def send_email(settings: EmailSettings, password: str | None, message: EmailMess
                 raise ConfigError("mail: a username is set but no password_env or password_file")
             smtp.login(settings.username, password)
         smtp.send_message(message)
+    finally:
+        _hang_up(smtp)
+
+
+def _hang_up(smtp: smtplib.SMTP) -> None:
+    """Says QUIT and closes. Once the server has taken the message, its answer to QUIT (a 421,
+    a dropped connection) changes nothing: taken as a failure, the retry would mail it twice."""
+    try:
+        smtp.quit()
+    except (OSError, smtplib.SMTPException):
+        smtp.close()
 
 
 def owner_email(
