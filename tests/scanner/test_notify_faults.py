@@ -11,7 +11,8 @@ from click.testing import CliRunner
 
 from attt.reports.owners import write_owner_packs
 from attt.scanner.cli import main
-from attt.scanner.config import EmailSettings, NotifySettings
+from attt.scanner.config import EmailSettings, NotifySettings, load_config
+from attt.scanner.errors import ConfigError
 from attt.scanner.models.report import Report
 from attt.scanner.models.target import Contact, Owner
 from attt.scanner.notify import changes_since, notify
@@ -126,3 +127,14 @@ def test_an_incomplete_run_is_not_announced_by_attt_notify(mail: tuple[Path, Rep
     assert f"run {run} is incomplete" in line
     assert f"attt scan --resume {run}" in line
     assert store.notifications(run) == []
+
+
+def test_a_webhook_url_holding_a_password_is_refused_without_showing_it(tmp_path: Path) -> None:
+    # Shown as the recipient on every run's output and in `attt history`, it would leak there.
+    config = tmp_path / "attt.toml"
+    config.write_text('[notify.webhook]\nurl = "https://so:mat-khau-hook@127.0.206.51/hooks"\n')
+    with pytest.raises(ConfigError, match=r"notify\.webhook\.url: .*secrets never live") as refused:
+        load_config(config)
+    assert "mat-khau-hook" not in str(refused.value)
+    config.write_text('[notify.webhook]\nurl = "https://so@127.0.206.51/hooks"\ntoken_env = "HOOK_TOKEN"\n')
+    assert load_config(config).notify is not None
