@@ -55,8 +55,9 @@ import stat
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 
 from attt.scanner.errors import ConfigError
 from attt.scanner.models.base import Frozen
@@ -87,6 +88,17 @@ class WebhookSettings(Frozen):
     token_file: Path | None = None
     ca_file: Path | None = None
     timeout: float = Field(default=30, gt=0, le=600)
+
+    @field_validator("url")
+    @classmethod
+    def _no_password(cls, url: str) -> str:
+        # The URL is the recipient every run prints and `attt history` shows.
+        if urlsplit(url).password is not None:
+            raise ValueError(
+                "secrets never live in the configuration: the URL holds a password;"
+                " name the receiver's token by token_env or token_file"
+            )
+        return url
 
 
 class NotifySettings(Frozen):
