@@ -11,14 +11,14 @@ from click.testing import CliRunner
 
 from attt.reports.owners import write_owner_packs
 from attt.scanner.cli import main
-from attt.scanner.config import EmailSettings, NotifySettings, load_config
+from attt.scanner.config import EmailSettings, NotifySettings, WebhookSettings, load_config
 from attt.scanner.errors import ConfigError
 from attt.scanner.models.report import Report
 from attt.scanner.models.target import Contact, Owner
 from attt.scanner.notify import changes_since, notify
 from attt.scanner.store import Store
 from tests import factories
-from tests.servers.mail import SMTP_PASSWORD, SMTP_USER, Mailbox, self_signed, smtp_server
+from tests.servers.mail import SMTP_PASSWORD, SMTP_USER, Mailbox, self_signed, smtp_server, webhook_receiver
 
 HOST = "127.0.206.50"
 PORT = 2588
@@ -138,3 +138,22 @@ def test_a_webhook_url_holding_a_password_is_refused_without_showing_it(tmp_path
     assert "mat-khau-hook" not in str(refused.value)
     config.write_text('[notify.webhook]\nurl = "https://so@127.0.206.51/hooks"\ntoken_env = "HOOK_TOKEN"\n')
     assert load_config(config).notify is not None
+
+
+def test_a_mail_login_without_a_password_is_recorded_unsent_and_the_webhook_still_goes(
+    mail: tuple[Path, Report, Store],
+) -> None:
+    tmp_path, report, store = mail
+    cert, key = self_signed(tmp_path, HOST)
+    index = write_owner_packs(report, ["json"], tmp_path / "out", "en").index
+    email = EmailSettings(host=HOST, port=PORT, username=SMTP_USER, sender=SMTP_USER, ca_file=cert, timeout=5)
+    with smtp_server(cert, key, PORT, host=HOST) as mailbox, webhook_receiver("127.0.206.51") as (url, hooks):
+        settings = NotifySettings(email=email, webhook=WebhookSettings(url=url), retries=2, backoff_seconds=0)
+        records = notify(store, report, tmp_path / "out", index, changes_since(report, None), settings)
+    assert mailbox.messages == []
+    assert len(hooks.bodies) == 1
+    by_channel = {(r.channel, r.status, r.attempts) for r in records}
+    assert by_channel == {("email", "failed", 0), ("webhook", "sent", 1)}
+    assert all("a username is set but no password_env or password_file" in r.detail
+               for r in records if r.channel == "email")  # fmt: skip
+    assert len(store.notifications(report.run.id)) == 3

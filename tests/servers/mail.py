@@ -1,5 +1,5 @@
 """A real SMTP server (aiosmtpd: STARTTLS or implicit TLS, with login) and a real HTTP receiver
-for the department's webhook, both on 127.0.17.0/24, the weekly-cycle tests' range (the mail
+for the department's webhook, both on 127.0.17.0/24, the weekly-cycle tests' range (either
 server may be put elsewhere, e.g. on the notification-hardening tests' 127.0.206.0/24)."""
 
 import ipaddress
@@ -103,7 +103,7 @@ class Hooks:
 
 
 @contextmanager
-def webhook_receiver() -> Iterator[tuple[str, Hooks]]:
+def webhook_receiver(host: str = HOOK_HOST) -> Iterator[tuple[str, Hooks]]:
     """An HTTP server taking JSON POSTs; yields its URL and what it received."""
     hooks = Hooks()
 
@@ -121,11 +121,11 @@ def webhook_receiver() -> Iterator[tuple[str, Hooks]]:
         def log_message(self, *_args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer((HOOK_HOST, 0), Handler)
+    server = ThreadingHTTPServer((host, 0), Handler)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
-        yield f"http://{HOOK_HOST}:{server.server_address[1]}/hooks/attt", hooks
+        yield f"http://{host}:{server.server_address[1]}/hooks/attt", hooks
     finally:
         server.shutdown()
         server.server_close()
