@@ -105,6 +105,9 @@ def notify(
     if settings.email is not None:
         email = settings.email
         password = _secret(email.password_env, email.password_file, "mail password")
+        if password is None and email.username is not None:
+            # Known before any connection: each mail is recorded unsent, the webhook still goes.
+            password = ConfigError(_LOGIN_WITHOUT_SECRET)
         mailed = [(e, e.contact.email) for e in index.packs if e.contact is not None and e.contact.email]
         shared = Counter(address for _, address in mailed)
         for entry, address in mailed:
@@ -125,6 +128,7 @@ def notify(
     return records
 
 
+_LOGIN_WITHOUT_SECRET = "mail: a username is set but no password_env or password_file"  # noqa: S105 (a message)
 _Secret = str | None | ConfigError
 """A secret, none configured, or why it could not be read."""
 
@@ -170,7 +174,7 @@ def send_email(settings: EmailSettings, password: str | None, message: EmailMess
             smtp.starttls(context=context)  # refuses to go on in plain text if the server cannot
         if settings.username is not None:
             if password is None:
-                raise ConfigError("mail: a username is set but no password_env or password_file")
+                raise ConfigError(_LOGIN_WITHOUT_SECRET)
             smtp.login(settings.username, password)
         smtp.send_message(message)
     finally:
