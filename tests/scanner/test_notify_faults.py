@@ -157,3 +157,26 @@ def test_a_mail_login_without_a_password_is_recorded_unsent_and_the_webhook_stil
     assert all("a username is set but no password_env or password_file" in r.detail
                for r in records if r.channel == "email")  # fmt: skip
     assert len(store.notifications(report.run.id)) == 3
+
+
+def test_an_agency_name_on_two_lines_is_mailed_with_a_one_line_subject(
+    mail: tuple[Path, Report, Store],
+) -> None:
+    # A register's cell broken with Alt+Enter keeps its line break through `inventory import`.
+    tmp_path, _, store = mail
+    cert, key = self_signed(tmp_path, HOST)
+    owner = "Sở Khoa học\nvà Công nghệ"
+    report = factories.report(
+        [factories.finding(sys="a-portal", host="127.0.206.1")],
+        [factories.system("a-portal", owner=owner)],
+        owners=(Owner(name=owner, contact=Contact(name="Phòng\r\nCNTT", email=SHARED)),),
+        judged_by={"a-portal": "x"},
+    )
+    index = write_owner_packs(report, ["json"], tmp_path / "out", "en").index
+    with smtp_server(cert, key, PORT, host=HOST) as mailbox:
+        (record,) = notify(store, report, tmp_path / "out", index, changes_since(report, None),
+                           mail_settings(cert, 1))  # fmt: skip
+    assert record.status == "sent", record.detail
+    (message,) = mailbox.messages
+    assert str(message["Subject"]).startswith("[attt] Hà Tĩnh · Sở Khoa học và Công nghệ: 1 lỗi mới")
+    assert str(message["To"]) == f"Phòng CNTT <{SHARED}>"
