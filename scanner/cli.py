@@ -995,16 +995,14 @@ def history(system: str | None, limit: int, db: str | None) -> None:
 @click.option("--db")
 def notify_command(run: str, everything: bool, out: Path | None, lang: str | None, db: str | None) -> None:
     """Send a stored run's notifications that were not sent yet (each goes once per run)."""
+    speaks = _speak(lang)
     store = _open_store(db, create=False)
     report = build_report(store.load(run))
     if report.run.status != "complete":
         # `attt scan` notifies only a run that ended; mailed now, a half-probed run's packs would
         # read as the agencies' whole result.
-        raise ConfigError(
-            f"run {run} is {report.run.status}: it is not announced before it ends"
-            f" (finish it: attt scan --resume {run})"
-        )
-    output = ReportOutput(["html", "json"], _speak(lang), _config().sign_key, True, None)
+        _fail(_say("notify_unfinished", run=run, status=_say(f"run_status_{report.run.status}")))
+    output = ReportOutput(["html", "json"], speaks, _config().sign_key, True, None)
     written = _write_reports(store, report, out, output)
     if written is None:
         sys.exit(ExitCode.REPORT_NOT_WRITTEN)

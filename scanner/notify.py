@@ -29,7 +29,7 @@ from attt.scanner.models.finding import Finding
 from attt.scanner.models.owners import PackEntry, PackIndex
 from attt.scanner.models.report import Report
 from attt.scanner.store import NotificationRecord, Store
-from attt.scanner.text import safe
+from attt.scanner.text import clean_line, safe
 
 Sleep = Callable[[float], None]
 
@@ -199,10 +199,10 @@ def owner_email(
     mine = changes.only(set(entry.systems))
     message = EmailMessage()
     message["From"] = sender
-    message["To"] = formataddr((entry.contact.name, entry.contact.email))
+    message["To"] = formataddr((_header(entry.contact.name), entry.contact.email))
     message["Subject"] = (
-        f"[attt] {report.run.province} · {entry.owner}: {len(mine.new_failures)} lỗi mới / new failures,"
-        f" {len(mine.fixed)} đã khắc phục / fixed"
+        f"[attt] {_header(report.run.province)} · {_header(entry.owner)}: {len(mine.new_failures)}"
+        f" lỗi mới / new failures, {len(mine.fixed)} đã khắc phục / fixed"
     )
     message["Message-ID"] = make_msgid(idstring=report.run.id, domain="attt.local")
     message.set_content(_owner_text(report, entry, mine))
@@ -210,6 +210,12 @@ def owner_email(
         zip_directory(pack_dir), maintype="application", subtype="zip", filename=f"{entry.directory}.zip"
     )
     return message
+
+
+def _header(text: str) -> str:
+    """A name as a mail header holds it: on one line. A register's cell broken over two lines
+    (Alt+Enter) keeps its break up to here, and a header with one is refused outright."""
+    return clean_line(" ".join(text.split()))
 
 
 def _owner_text(report: Report, entry: PackEntry, changes: Changes) -> str:

@@ -116,17 +116,17 @@ def test_an_incomplete_run_is_not_announced_by_attt_notify(mail: tuple[Path, Rep
             ca_file = "{cert}"
         """)
     )
+    command = ["--config", str(tmp_path / "attt.toml"), "notify", run, "--out", str(tmp_path / "out")]
     with smtp_server(cert, key, PORT, host=HOST) as mailbox:
-        result = CliRunner().invoke(
-            main, ["--config", str(tmp_path / "attt.toml"), "notify", run, "--out", str(tmp_path / "out")]
-        )
+        results = {lang: CliRunner().invoke(main, [*command, "--lang", lang]) for lang in ("en", "vi")}
     assert mailbox.messages == []
-    assert result.exit_code == 2, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit)
-    (line,) = result.stderr.splitlines()
-    assert f"run {run} is incomplete" in line
-    assert f"attt scan --resume {run}" in line
     assert store.notifications(run) == []
+    for lang, said in (("en", f"run {run} is incomplete"), ("vi", f"lượt quét {run} chưa hoàn tất")):
+        result = results[lang]
+        assert (result.exit_code, result.exception.__class__) == (2, SystemExit), result.output
+        (line,) = result.stderr.splitlines()
+        assert said in line
+        assert f"attt scan --resume {run}" in line
 
 
 def test_a_webhook_url_holding_a_password_is_refused_without_showing_it(tmp_path: Path) -> None:
