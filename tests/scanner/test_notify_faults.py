@@ -180,3 +180,32 @@ def test_an_agency_name_on_two_lines_is_mailed_with_a_one_line_subject(
     (message,) = mailbox.messages
     assert str(message["Subject"]).startswith("[attt] Hà Tĩnh · Sở Khoa học và Công nghệ: 1 lỗi mới")
     assert str(message["To"]) == f"Phòng CNTT <{SHARED}>"
+
+
+def test_an_address_a_mail_header_cannot_hold_as_written_is_recorded_unsent_not_misdirected(
+    mail: tuple[Path, Report, Store],
+) -> None:
+    # The inventory takes these; as a header, the first would become <cntt> (another mailbox)
+    # and the second cannot be written at all.
+    tmp_path, _, store = mail
+    cert, key = self_signed(tmp_path, HOST)
+    contacts = {"Sở A": "cntt:so@hatinh.example.vn", "UBND xã B": "cntt@tỉnh.example.vn", "Sở C": SHARED}
+    systems = [factories.system(f"s{n}", owner=owner) for n, owner in enumerate(contacts)]
+    report = factories.report(
+        [factories.finding(sys=s.id, host=f"127.0.206.{n}") for n, s in enumerate(systems, start=1)],
+        systems,
+        owners=tuple(Owner(name=o, contact=Contact(name="CNTT", email=e)) for o, e in contacts.items()),
+        judged_by={s.id: "x" for s in systems},
+    )
+    index = write_owner_packs(report, ["json"], tmp_path / "out", "en").index
+    with smtp_server(cert, key, PORT, host=HOST) as mailbox:
+        records = notify(store, report, tmp_path / "out", index, changes_since(report, None),
+                         mail_settings(cert, 2))  # fmt: skip
+    assert [str(m["To"]) for m in mailbox.messages] == [f"CNTT <{SHARED}>"]
+    outcome = {r.recipient: (r.status, r.attempts, r.detail) for r in records}
+    assert outcome[SHARED] == ("sent", 1, "")
+    for address in (contacts["Sở A"], contacts["UBND xã B"]):
+        assert outcome[address] == (
+            "failed", 0, f"mail: {address!r} is not an address a mail can be sent to as written"
+            " (an internationalised domain goes in its xn-- form)"
+        )  # fmt: skip
