@@ -9,6 +9,7 @@ its reason. Nothing here changes the run, its findings or its exit code.
 
 import io
 import json
+import re
 import smtplib
 import ssl
 import time
@@ -92,11 +93,12 @@ def notify(
     done = {(n.channel, n.recipient) for n in store.notifications(report.run.id) if n.status == "sent"}
     records: list[NotificationRecord] = []
 
-    def attempt(channel: str, recipient: str, send: Callable[[], None], secret: _Secret) -> None:
+    def attempt(channel: str, recipient: str, send: Callable[[], None] | ConfigError) -> None:
+        """`send` sends it, or says why it cannot be sent at all."""
         if (channel, recipient) in done:
             return
-        if isinstance(secret, ConfigError):  # not worth retrying: recorded at once, for `attt history`
-            record = NotificationRecord(channel, recipient, "failed", 0, str(secret), datetime.now(UTC))
+        if isinstance(send, ConfigError):  # not worth retrying: recorded at once, for `attt history`
+            record = NotificationRecord(channel, recipient, "failed", 0, str(send), datetime.now(UTC))
         else:
             record = _with_retries(channel, recipient, send, settings, sleep)
         store.record_notification(report.run.id, record)
@@ -111,24 +113,41 @@ def notify(
         mailed = [(e, e.contact.email) for e in index.packs if e.contact is not None and e.contact.email]
         shared = Counter(address for _, address in mailed)
         for entry, address in mailed:
-            message = owner_email(report, entry, packs_dir / entry.directory, changes, email.sender)
-            send = partial(
-                send_email, email, None if isinstance(password, ConfigError) else password, message
-            )
+            send: Callable[[], None] | ConfigError
+            if isinstance(password, ConfigError):
+                send = password
+            elif not _MAILBOX.fullmatch(address):
+                send = ConfigError(
+                    f"mail: {address!r} is not an address a mail can be sent to as written"
+                    " (an internationalised domain goes in its xn-- form)"
+                )
+            else:
+                message = owner_email(report, entry, packs_dir / entry.directory, changes, email.sender)
+                send = partial(send_email, email, password, message)
             # A message is recorded under its recipient; an address that is several agencies'
             # contact gets one message per agency, each recorded (and so sent once) on its own.
             recipient = address if shared[address] == 1 else f"{address} ({entry.owner})"
-            attempt("email", recipient, send, password)
+            attempt("email", recipient, send)
     if settings.webhook is not None:
         hook = settings.webhook
         token = _secret(hook.token_env, hook.token_file, "webhook token")
         body = webhook_body(report, index, changes)
-        send = partial(post_webhook, hook, None if isinstance(token, ConfigError) else token, body)
-        attempt("webhook", hook.url, send, token)
+        attempt(
+            "webhook",
+            hook.url,
+            token if isinstance(token, ConfigError) else partial(post_webhook, hook, token, body),
+        )
     return records
 
 
 _LOGIN_WITHOUT_SECRET = "mail: a username is set but no password_env or password_file"  # noqa: S105 (a message)
+_MAILBOX = re.compile(
+    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+)
+"""An address as a mail header holds it unchanged: the inventory's looser pattern lets through
+some (`so:cntt@…` reads as a group named `so`; a non-ASCII one cannot be written) that would go
+to another mailbox or not at all."""
 _Secret = str | None | ConfigError
 """A secret, none configured, or why it could not be read."""
 
