@@ -209,3 +209,34 @@ def test_an_address_a_mail_header_cannot_hold_as_written_is_recorded_unsent_not_
             "failed", 0, f"mail: {address!r} is not an address a mail can be sent to as written"
             " (an internationalised domain goes in its xn-- form)"
         )  # fmt: skip
+
+
+# A server that offers no TLS: aiosmtpd warns that it would take a login in clear text.
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_a_server_without_starttls_gets_neither_the_login_nor_the_mail(
+    mail: tuple[Path, Report, Store],
+) -> None:
+    tmp_path, report, store = mail
+    cert, key = self_signed(tmp_path, HOST)
+    index = write_owner_packs(report, ["json"], tmp_path / "out", "en").index
+    with smtp_server(cert, key, PORT, host=HOST, plain=True) as mailbox:
+        records = notify(store, report, tmp_path / "out", index, changes_since(report, None),
+                         mail_settings(cert, 2))  # fmt: skip
+    assert mailbox.messages == []
+    detail = "SMTPNotSupportedError: STARTTLS extension not supported by server."
+    assert {(r.status, r.attempts, r.detail) for r in records} == {("failed", 2, detail)}
+
+
+def test_a_connection_cut_after_mail_from_is_retried_and_the_mail_goes_once(
+    mail: tuple[Path, Report, Store],
+) -> None:
+    tmp_path, report, store = mail
+    cert, key = self_signed(tmp_path, HOST)
+    index = write_owner_packs(report, ["json"], tmp_path / "out", "en").index
+    index = index.model_copy(update={"packs": index.packs[:1]})
+    with smtp_server(cert, key, PORT, host=HOST) as mailbox:
+        mailbox.drops = 1
+        (record,) = notify(store, report, tmp_path / "out", index, changes_since(report, None),
+                           mail_settings(cert, 3))  # fmt: skip
+    assert (record.status, record.attempts) == ("sent", 2)
+    assert len(mailbox.messages) == 1

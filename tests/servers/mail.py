@@ -42,6 +42,8 @@ class Mailbox:
     """A message whose subject holds one of these is answered "451, try again later" and dropped."""
     quit_reply: str | None = None
     """What QUIT is answered, once a message was taken (None: the usual 221)."""
+    drops: int = 0
+    """How many connections, from now, are cut just after MAIL FROM."""
 
     async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:
         parsed = message_from_bytes(envelope.content, policy=policy.default)
@@ -50,6 +52,14 @@ class Mailbox:
             return "451 4.3.0 try again later"
         self.messages.append(parsed)
         return "250 OK"
+
+    async def handle_MAIL(
+        self, server: Any, _session: Any, _envelope: Any, _address: str, _options: Any
+    ) -> object:
+        if self.drops:
+            self.drops -= 1
+            server.transport.abort()
+        return MISSING
 
     async def handle_QUIT(self, _server: Any, _session: Any, _envelope: Any) -> object:
         return self.quit_reply or MISSING
@@ -65,15 +75,18 @@ def _login(_server: Any, _session: Any, _envelope: Any, _mechanism: str, data: A
 
 @contextmanager
 def smtp_server(
-    cert: Path, key: Path, port: int, implicit_tls: bool = False, host: str = MAIL_HOST
+    cert: Path, key: Path, port: int, implicit_tls: bool = False, host: str = MAIL_HOST, plain: bool = False
 ) -> Iterator[Mailbox]:
-    """An SMTP server that requires TLS (STARTTLS, or implicit) and a login."""
+    """An SMTP server that requires TLS (STARTTLS, or implicit) and a login; with `plain`, one
+    that offers no TLS at all (and so would take a login in clear text)."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
     mailbox = Mailbox()
     # aiosmtpd does not count an implicit-TLS connection as TLS for its AUTH guard; it is TLS.
     tls: dict[str, Any] = (
-        {"ssl_context": context, "auth_require_tls": False}
+        {"auth_require_tls": False}
+        if plain
+        else {"ssl_context": context, "auth_require_tls": False}
         if implicit_tls
         else {"tls_context": context, "require_starttls": True}
     )
