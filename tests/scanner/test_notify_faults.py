@@ -15,7 +15,7 @@ from attt.scanner.config import EmailSettings, NotifySettings, WebhookSettings, 
 from attt.scanner.errors import ConfigError
 from attt.scanner.models.report import Report
 from attt.scanner.models.target import Contact, Owner
-from attt.scanner.notify import changes_since, notify
+from attt.scanner.notify import changes_since, notify, owner_email
 from attt.scanner.store import Store
 from tests import factories
 from tests.servers.mail import SMTP_PASSWORD, SMTP_USER, Mailbox, self_signed, smtp_server, webhook_receiver
@@ -240,3 +240,20 @@ def test_a_connection_cut_after_mail_from_is_retried_and_the_mail_goes_once(
                            mail_settings(cert, 3))  # fmt: skip
     assert (record.status, record.attempts) == ("sent", 2)
     assert len(mailbox.messages) == 1
+
+
+def test_a_subject_never_reads_clean_when_hosts_could_not_be_evaluated(tmp_path: Path) -> None:
+    # The agency's only host was unreachable from its zone's worker: nothing failed, nothing judged.
+    report = factories.report(
+        [factories.finding(sys="a-portal", host="127.0.206.1", status="error")],
+        [factories.system("a-portal", owner=A)],
+        owners=(Owner(name=A, contact=Contact(name="CNTT", email=SHARED)),),
+        judged_by={"a-portal": "x"},
+    )
+    index = write_owner_packs(report, ["json"], tmp_path / "out", "en").index
+    (entry,) = index.packs
+    message = owner_email(report, entry, tmp_path / "out" / entry.directory, changes_since(report, None), SHARED)
+    assert str(message["Subject"]) == (
+        f"[attt] Hà Tĩnh · {A}: 0 lỗi mới / new failures, 1 chưa đánh giá được / not evaluated,"
+        " 0 đã khắc phục / fixed"
+    )
