@@ -219,9 +219,12 @@ def owner_email(
     message = EmailMessage()
     message["From"] = sender
     message["To"] = formataddr((_header(entry.contact.name), entry.contact.email))
+    # What the run could not judge is said up front: without it, an agency whose hosts were all
+    # out of reach would read "0 new failures" as a clean week.
+    unjudged = f" {entry.errors} chưa đánh giá được / not evaluated," if entry.errors else ""
     message["Subject"] = (
         f"[attt] {_header(report.run.province)} · {_header(entry.owner)}: {len(mine.new_failures)}"
-        f" lỗi mới / new failures, {len(mine.fixed)} đã khắc phục / fixed"
+        f" lỗi mới / new failures,{unjudged} {len(mine.fixed)} đã khắc phục / fixed"
     )
     message["Message-ID"] = make_msgid(idstring=report.run.id, domain="attt.local")
     message.set_content(_owner_text(report, entry, mine))

@@ -252,7 +252,8 @@ def test_a_subject_never_reads_clean_when_hosts_could_not_be_evaluated(tmp_path:
     )
     index = write_owner_packs(report, ["json"], tmp_path / "out", "en").index
     (entry,) = index.packs
-    message = owner_email(report, entry, tmp_path / "out" / entry.directory, changes_since(report, None), SHARED)
+    changes = changes_since(report, None)
+    message = owner_email(report, entry, tmp_path / "out" / entry.directory, changes, SHARED)
     assert str(message["Subject"]) == (
         f"[attt] Hà Tĩnh · {A}: 0 lỗi mới / new failures, 1 chưa đánh giá được / not evaluated,"
         " 0 đã khắc phục / fixed"
