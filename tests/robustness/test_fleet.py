@@ -3,7 +3,7 @@ what each system is owed from the probe it shares or not.
 
 1. Two systems of the same level register one address under different names and services: the
    probe of one system's registration must not stand for the other's (its SNI, its certificate
-   name, its declared TLS port).
+   name, its declared TLS port), and the summary does not claim one probe served both.
 
 Servers run on 127.0.203.0/24 and are started by the tests.
 """
@@ -80,7 +80,7 @@ def _inventory(path: Path, *systems: dict[str, Any]) -> Path:
     return path
 
 
-def _scan(tmp_path: Path, inventory: Path, *args: str) -> tuple[int, Report]:
+def _scan(tmp_path: Path, inventory: Path, *args: str) -> tuple[int, Report, str]:
     out = tmp_path / "out"
     run = run_attt(
         ["scan", "-i", str(inventory), "--out", str(out), "--db", str(tmp_path / "runs.db"),
@@ -89,7 +89,7 @@ def _scan(tmp_path: Path, inventory: Path, *args: str) -> tuple[int, Report]:
     )  # fmt: skip
     assert "Traceback" not in run.terminal, run.terminal
     assert (out / "report.json").exists(), run.terminal
-    return run.returncode, json.loads((out / "report.json").read_text())
+    return run.returncode, json.loads((out / "report.json").read_text()), run.stdout
 
 
 def _finding(report: Report, system: str, rule: str, port: int | None = None) -> dict[str, Any]:
@@ -109,7 +109,7 @@ def test_1_one_address_two_registrations_each_probed_as_registered(tmp_path: Pat
                                    "services": [{"port": 10443, "kind": "tls"}]}]},
     )  # fmt: skip
     with _tls_servers(tmp_path, SHARED, (443, 10443), "a.attt.test"):
-        code, report = _scan(tmp_path, inventory, "--check", "ports", "--check", "tls")
+        code, report, stdout = _scan(tmp_path, inventory, "--check", "ports", "--check", "tls")
     tls = {(o["system"], o["port"]): o for o in report["observations"] if o["check"] == "tls"}
     assert set(tls) == {("sys-a", 443), ("sys-b", 443), ("sys-b", 10443)}
     assert all(o["status"] == "ok" for o in tls.values()), tls
@@ -124,3 +124,6 @@ def test_1_one_address_two_registrations_each_probed_as_registered(tmp_path: Pat
     assert _finding(report, "sys-a", "PORT-DECLARED-REACHABLE")["status"] == "not_applicable"
     assert report["summary"]["systems"]["sys-b"]["by_status"]["error"] == 0
     assert code == 1  # self-signed certificates fail their rules
+    # Nothing was probed once for both, and the summary does not say it was.
+    assert f"host {SHARED} is in systems sys-a, sys-b: each judges it by its own rules" in stdout
+    assert "probed once" not in stdout
