@@ -4,11 +4,15 @@ what each system is owed from the probe it shares or not.
 1. Two systems of the same level register one address under different names and services: the
    probe of one system's registration must not stand for the other's (its SNI, its certificate
    name, its declared TLS port), and the summary does not claim one probe served both.
+2. A host where every port is filtered (packets vanish, nothing answers, not even a refusal)
+   gives no `pass` and no score: in a network namespace the test makes, whose only route to the
+   host leads into a link where nobody listens.
 
 Servers run on 127.0.203.0/24 and are started by the tests.
 """
 
 import json
+import shutil
 import socket
 import subprocess
 import time
@@ -127,3 +131,72 @@ def test_1_one_address_two_registrations_each_probed_as_registered(tmp_path: Pat
     # Nothing was probed once for both, and the summary does not say it was.
     assert f"host {SHARED} is in systems sys-a, sys-b: each judges it by its own rules" in stdout
     assert "probed once" not in stdout
+
+
+SILENT_NET = "198.18.203"
+"""Only inside the test's own network namespace (see `_SILENT_LINK`): nothing routes it anywhere else."""
+_SILENT_LINK = f"""
+set -e
+ip link set lo up
+ip link add attt-v0 type veth peer name attt-v1
+ip addr add {SILENT_NET}.1/24 dev attt-v0
+ip link set attt-v0 up
+ip link set attt-v1 up
+for h in 2 3; do ip neigh add {SILENT_NET}.$h lladdr 02:00:00:00:cb:0$h dev attt-v0 nud permanent; done
+ip route get {SILENT_NET}.2 | grep -q 'dev attt-v0'
+exec "$@"
+"""
+"""A fresh namespace whose hosts .2 and .3 sit behind a link that drops every frame: the
+frames carry a hardware address no interface owns, so each SYN vanishes unanswered (a firewall's
+DROP, without needing one). `set -e` stops before any packet if the link cannot be made."""
+
+
+def _can_make_links() -> bool:
+    if shutil.which("unshare") is None or shutil.which("ip") is None:
+        return False
+    trial = subprocess.run(
+        ["unshare", "-n", "sh", "-c", "ip link add t0 type veth peer name t1"],
+        capture_output=True,
+        timeout=10,
+    )
+    return trial.returncode == 0
+
+
+@pytest.mark.skipif(not _can_make_links(), reason="needs `unshare -n` and veth links (root, iproute2)")
+def test_2_a_host_where_every_port_is_filtered_is_error_never_pass(tmp_path: Path) -> None:
+    system = {"level": 3, "tags": ["internet-facing", "portal"], "allowed_ports": [443]}
+    inventory = tmp_path / "inv.yaml"
+    inventory.write_text(json.dumps({
+        "province": "Hà Tĩnh", "scope": [f"{SILENT_NET}.0/24"],
+        "systems": [
+            {"id": "dropped", "name": "H", "owner": "UBND xã Thạch Hà", **system,
+             "hosts": [{"address": f"{SILENT_NET}.2", "services": [{"port": 443, "kind": "tls"}]}]},
+            {"id": "dropped-bare", "name": "H", "owner": "UBND xã Thạch Hà", **system,
+             "hosts": [{"address": f"{SILENT_NET}.3"}]},
+        ],
+    }, ensure_ascii=False))  # fmt: skip
+    out = tmp_path / "out"
+    run = run_attt(
+        ["scan", "-i", str(inventory), "--out", str(out), "--db", str(tmp_path / "runs.db"),
+         "--format", "json", "--lang", "en", "--timeout", "4", "--check", "ports", "--check", "tls"],
+        wrapper=["unshare", "-n", "sh", "-c", _SILENT_LINK, "sh"], timeout=90,
+    )  # fmt: skip
+    assert "Traceback" not in run.terminal, run.terminal
+    report: Report = json.loads((out / "report.json").read_text())
+    ports = {o["system"]: o for o in report["observations"] if o["check"] == "ports"}
+    assert set(ports) == {"dropped", "dropped-bare"}
+    for obs in ports.values():
+        assert obs["status"] == "error" and obs["data"] is None, obs
+        assert "host timeout" in obs["error"] or "all filtered" in obs["error"], obs["error"]
+    [tls] = [o for o in report["observations"] if o["check"] == "tls" and o["system"] == "dropped"]
+    assert (tls["port"], tls["status"]) == (443, "error")
+    statuses = {f["status"] for f in report["findings"]}
+    assert statuses <= {"error", "not_applicable"} and "error" in statuses
+    # Not one port rule is judged: neither "closed" nor "only allowed ports open".
+    ports_findings = [f for f in report["findings"] if f["check"] == "ports"]
+    assert [f["rule_id"] for f in ports_findings] == ["PORTS-PROBE-ERROR"] * 2
+    assert all("PORT-ONLY-ALLOWED" in f["blocked"] and "PORT-TELNET" in f["blocked"] for f in ports_findings)
+    for system in ("dropped", "dropped-bare"):
+        assert report["summary"]["systems"][system]["score"] is None
+    assert report["summary"]["overall"]["score"] is None
+    assert run.returncode == 3, run.terminal
