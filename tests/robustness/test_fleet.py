@@ -7,6 +7,8 @@ what each system is owed from the probe it shares or not.
 2. A host where every port is filtered (packets vanish, nothing answers, not even a refusal)
    gives no `pass` and no score: in a network namespace the test makes, whose only route to the
    host leads into a link where nobody listens.
+3. One system declaring thirty thousand ports on its host does not cost another system's hosts
+   their port scans (one nmap run scans its hosts' union of ports, within each one's budget).
 
 Servers run on 127.0.203.0/24 and are started by the tests.
 """
@@ -24,6 +26,7 @@ from typing import Any
 import pytest
 
 from tests.robustness.conftest import run_attt
+from tests.servers.listeners import tcp_listeners
 
 NET = "127.0.203"
 SHARED = f"{NET}.1"
@@ -200,3 +203,27 @@ def test_2_a_host_where_every_port_is_filtered_is_error_never_pass(tmp_path: Pat
         assert report["summary"]["systems"][system]["score"] is None
     assert report["summary"]["overall"]["score"] is None
     assert run.returncode == 3, run.terminal
+
+
+def test_3_a_host_with_thousands_of_declared_ports_leaves_its_neighbours_their_scans(tmp_path: Path) -> None:
+    neighbours = [f"{NET}.{i}" for i in range(20, 36)]
+    crowded = f"{NET}.40"
+    inventory = _inventory(
+        tmp_path / "inv.yaml",
+        {"id": "fleet", "hosts": [{"address": a} for a in neighbours]},
+        # Thirty thousand ports as plain TCP services: as many as an inventory may hold.
+        {
+            "id": "crowded",
+            "hosts": [{"address": crowded, "services": [{"port": p} for p in range(1, 30001)]}],
+        },
+    )
+    with tcp_listeners([(a, 8080) for a in [*neighbours, crowded]]):
+        # A budget ample for a host's own ports, and far short of the crowded host's thirty thousand.
+        _, report, _ = _scan(tmp_path, inventory, "--check", "ports", "--concurrency", "16", "--timeout", "3")
+    ports = {o["host"]: o for o in report["observations"]}
+    assert set(ports) == {*neighbours, crowded}
+    for address in neighbours:
+        obs = ports[address]
+        assert obs["status"] == "ok", obs["error"]
+        assert len(obs["data"]["scanned"]) < 200 and [p["port"] for p in obs["data"]["open"]] == [8080]
+    assert report["summary"]["systems"]["fleet"]["by_status"]["error"] == 0
