@@ -103,7 +103,7 @@ def _finding(report: Report, system: str, rule: str, port: int | None = None) ->
     [finding] = [
         f for f in report["findings"] if (f["system"], f["rule_id"]) == (system, rule) and f["port"] == port
     ]
-    return finding
+    return dict(finding)
 
 
 def test_1_one_address_two_registrations_each_probed_as_registered(tmp_path: Path) -> None:
@@ -167,14 +167,14 @@ def _can_make_links() -> bool:
 
 @pytest.mark.skipif(not _can_make_links(), reason="needs `unshare -n` and veth links (root, iproute2)")
 def test_2_a_host_where_every_port_is_filtered_is_error_never_pass(tmp_path: Path) -> None:
-    system = {"level": 3, "tags": ["internet-facing", "portal"], "allowed_ports": [443]}
+    registered: dict[str, Any] = {"level": 3, "tags": ["internet-facing", "portal"], "allowed_ports": [443]}
     inventory = tmp_path / "inv.yaml"
     inventory.write_text(json.dumps({
         "province": "Hà Tĩnh", "scope": [f"{SILENT_NET}.0/24"],
         "systems": [
-            {"id": "dropped", "name": "H", "owner": "UBND xã Thạch Hà", **system,
+            {"id": "dropped", "name": "H", "owner": "UBND xã Thạch Hà", **registered,
              "hosts": [{"address": f"{SILENT_NET}.2", "services": [{"port": 443, "kind": "tls"}]}]},
-            {"id": "dropped-bare", "name": "H", "owner": "UBND xã Thạch Hà", **system,
+            {"id": "dropped-bare", "name": "H", "owner": "UBND xã Thạch Hà", **registered,
              "hosts": [{"address": f"{SILENT_NET}.3"}]},
         ],
     }, ensure_ascii=False))  # fmt: skip
