@@ -9,6 +9,8 @@ what each system is owed from the probe it shares or not.
    host leads into a link where nobody listens.
 3. One system declaring thirty thousand ports on its host does not cost another system's hosts
    their port scans (one nmap run scans its hosts' union of ports, within each one's budget).
+4. A host registered by its DNS name alone (no separate `hostname`) is reached under that name:
+   it is the SNI and the name its certificate must carry, never "no host name to match".
 
 Servers run on 127.0.203.0/24 and are started by the tests.
 """
@@ -25,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from tests.robustness.conftest import run_attt
+from tests.robustness.conftest import ATTT_ENTRY, run_attt
 from tests.servers.listeners import tcp_listeners
 
 NET = "127.0.203"
@@ -87,12 +89,12 @@ def _inventory(path: Path, *systems: dict[str, Any]) -> Path:
     return path
 
 
-def _scan(tmp_path: Path, inventory: Path, *args: str) -> tuple[int, Report, str]:
+def _scan(tmp_path: Path, inventory: Path, *args: str, entry: str = ATTT_ENTRY) -> tuple[int, Report, str]:
     out = tmp_path / "out"
     run = run_attt(
         ["scan", "-i", str(inventory), "--out", str(out), "--db", str(tmp_path / "runs.db"),
          "--format", "json", "--lang", "en", "--timeout", "10", *args],
-        timeout=120,
+        timeout=120, entry=entry,
     )  # fmt: skip
     assert "Traceback" not in run.terminal, run.terminal
     assert (out / "report.json").exists(), run.terminal
@@ -227,3 +229,39 @@ def test_3_a_host_with_thousands_of_declared_ports_leaves_its_neighbours_their_s
         assert obs["status"] == "ok", obs["error"]
         assert len(obs["data"]["scanned"]) < 200 and [p["port"] for p in obs["data"]["open"]] == [8080]
     assert report["summary"]["systems"]["fleet"]["by_status"]["error"] == 0
+
+
+NAMED = f"{NET}.7"
+_DNS_ENTRY = f"""
+import socket, sys
+_real_getaddrinfo = socket.getaddrinfo
+
+
+def _getaddrinfo(host, port, *args, **kwargs):
+    # The test's own DNS: portal.attt.test is {NAMED}; every other name as the system says.
+    if host == "portal.attt.test":
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("{NAMED}", port or 0))]
+    return _real_getaddrinfo(host, port, *args, **kwargs)
+
+
+socket.getaddrinfo = _getaddrinfo
+from attt.scanner.cli import main
+sys.exit(main())
+"""
+
+
+def test_4_a_host_registered_by_name_is_reached_and_matched_under_that_name(tmp_path: Path) -> None:
+    host = {"address": "portal.attt.test", "services": [{"port": 443, "kind": "tls"}]}
+    inventory = tmp_path / "inv.yaml"
+    system = {"id": "by-name", "name": "H", "owner": "UBND xã Thạch Hà", "level": 3, "hosts": [host]}
+    body = {"province": "Hà Tĩnh", "scope": [f"{NET}.0/24", "*.attt.test"], "systems": [system]}
+    inventory.write_text(json.dumps(body, ensure_ascii=False))
+    # The server's certificate names another host.
+    with _tls_servers(tmp_path, NAMED, (443,), "other.attt.test"):
+        _, report, _ = _scan(tmp_path, inventory, "--check", "tls", entry=_DNS_ENTRY)
+    [obs] = report["observations"]
+    assert (obs["host"], obs["status"], obs["data"]["sni"]) == ("portal.attt.test", "ok", "portal.attt.test")
+    assert obs["data"]["certificate"]["hostname_matches"] is False
+    hostname = _finding(report, "by-name", "TLS-HOSTNAME", 443)
+    assert hostname["status"] == "fail", hostname["message"]
+    assert hostname["message"]["en"] == "the certificate is not valid for portal.attt.test"
