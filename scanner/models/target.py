@@ -316,5 +316,17 @@ class Target(Frozen):
     def key(self) -> tuple[str, str]:
         return (self.system.id, self.host.address)
 
+    @property
+    def server_name(self) -> str | None:
+        """The name the host is reached under (TLS SNI, the name its certificate must carry): its
+        `hostname`, else its address when that is a DNS name; None for a bare IP address."""
+        if self.host.hostname is not None:
+            return self.host.hostname
+        try:
+            ipaddress.ip_address(self.host.address)
+        except ValueError:
+            return self.host.address
+        return None
+
     def declared_ports(self, kind: ServiceKind | None = None) -> tuple[int, ...]:
         return tuple(s.port for s in self.host.services if kind is None or s.kind == kind)
