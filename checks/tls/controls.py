@@ -610,12 +610,12 @@ def _certificate_signature(data: TlsData, params: SignatureParams, target: Targe
     needs=lambda _params, target: (CERTIFICATE_STEP,) if target.server_name else (),
 )
 def _hostname_matches(data: TlsData, params: NoParams, target: Target) -> Verdict:
-    """The certificate is valid for the registered host name (`hostname`, else the address when
-    it is a DNS name).
+    """The certificate is valid for the registered host name.
 
     A certificate for another name is exactly what an impostor presents: clients that check names
-    refuse the connection, clients that do not are open to interception. Not applicable when the
-    inventory registers the host by IP address and gives no host name to match.
+    refuse the connection, clients that do not are open to interception. The name is the host's
+    `hostname`, else its address when that is a DNS name; not applicable when the inventory
+    registers the host by IP address and gives no host name to match.
     """
     name = target.server_name
     if name is None:
