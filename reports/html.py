@@ -223,7 +223,7 @@ class HostView:
     errors: tuple[ErrorGroupView, ...]
     folded: tuple[FindingView, ...]
     shared_with: tuple[str, ...] = ()
-    """Other systems that register the same host: it was probed once and judged by each."""
+    """Other systems that register the same host, each judging it by its own rules."""
     vantages: str | None = None
     """Where the host was seen from, when from more than one zone: `DMZ, Internet (outside)`."""
 

@@ -669,7 +669,7 @@ def _print_summary(report: Report, out_dir: Path) -> None:
         systems_at.setdefault(target.address, []).append(target.system.id)
     for address, ids in sorted(systems_at.items()):
         if len(ids) > 1:
-            click.echo(f"host {safe(address)} is in systems {', '.join(ids)}: probed once, judged by each")
+            click.echo(_say("summary_shared_host", host=safe(address), systems=", ".join(ids)))
     for path in sorted(out_dir.iterdir()):
         click.echo(_say("summary_report", path=safe(str(path), 1000)))
 

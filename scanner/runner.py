@@ -244,25 +244,30 @@ class Runner:
 
     def _run_host(self, plan: ScanPlan, targets: Sequence[Target], batches: Mapping[str, "_Batches"]) -> bool:
         """Every check on one host, for each system that registers it. A probe whose context is
-        the same for several systems (same settings, rules, credential, earlier facts) runs
-        once; each system gets its own copy of what it saw, and is judged on it."""
+        the same for several systems (same settings, rules, credential, earlier facts, and the
+        same registration of the host) runs once; each system gets its own copy of what it saw,
+        and is judged on it."""
         seen: dict[tuple[str, str], list[Observation]] = {}  # (system, probe check) -> observations
+        views = [_as_probed(target) for target in targets]
         for name, vantage in self.steps(plan, targets):
             check = self._registry.check(name)
             key = probe_check(name, vantage)
-            groups: list[tuple[ProbeContext[Any], list[Target]]] = []  # contexts are not hashable
-            for target in targets:
+            # (context, the target as the probe sees it, targets): contexts are not hashable
+            groups: list[tuple[ProbeContext[Any], Target, list[Target]]] = []
+            for target, view in zip(targets, views, strict=True):
                 earlier = plan.done.get((key, *target.key))
                 if earlier is not None:
                     seen[(target.system.id, key)] = list(earlier)
                     continue
                 ctx = _comparable(self._context(plan, target, check, seen, vantage))
-                same = next((group for other, group in groups if other == ctx), None)
+                same = next(
+                    (group for other, seen_as, group in groups if other == ctx and seen_as == view), None
+                )
                 if same is None:
-                    groups.append((ctx, [target]))
+                    groups.append((ctx, view, [target]))
                 else:
                     same.append(target)
-            for _ctx, group in groups:
+            for _ctx, _view, group in groups:
                 if self.stop.is_set():
                     return False
                 batch = None if vantage else batches.get(name)
@@ -703,6 +708,15 @@ def _by_host(targets: Sequence[Target]) -> list[list[Target]]:
     for target in targets:
         hosts.setdefault((target.address, target.ip), []).append(target)
     return list(hosts.values())
+
+
+def _as_probed(target: Target) -> Target:
+    """The target without whose system it is: what one probe may serve several systems with.
+    A probe reads the host's registration (its name for SNI and certificates, its declared
+    services) and the system's tags and allowed ports, and two systems may register one
+    address differently; only the system's identity and paperwork are left out."""
+    anonymous = target.system.model_copy(update={"id": "", "name": "", "owner": "", "level_decision": None})
+    return target.model_copy(update={"system": anonymous})
 
 
 def _comparable(ctx: ProbeContext[Any]) -> ProbeContext[Any]:

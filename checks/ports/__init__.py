@@ -59,10 +59,14 @@ class PortsCheck:
     def probe(self, target: Target, ctx: ProbeContext[PortsSettings]) -> Iterable[Observation]:
         return self.probe_batch([(target, ctx)])
 
+    max_batched_ports: ClassVar[int] = 1024
+    """A host with more ports to scan than this gets its own nmap run."""
+
     def batchable(self, target: Target, ctx: ProbeContext[PortsSettings]) -> bool:
-        """Every TCP port of a host is a whole budget's work on its own: such a host gets its
-        own nmap run, or a batch would give a hundred of them one host's budget."""
-        return len(ports_to_scan(target, ctx.settings, ctx.rules)) < ALL_TCP_PORTS
+        """A batch scans the union of its hosts' ports on each of them, within each host's budget:
+        one host's long list (every TCP port, or thousands declared as services) would be every
+        other host's work, and they would run out of time. Such a host is scanned alone."""
+        return len(ports_to_scan(target, ctx.settings, ctx.rules)) <= self.max_batched_ports
 
     def probe_batch(
         self, jobs: Sequence[tuple[Target, ProbeContext[PortsSettings]]]

@@ -607,22 +607,33 @@ def _certificate_signature(data: TlsData, params: SignatureParams, target: Targe
 @CONTROLS.control(
     "tls.hostname_matches",
     # Without a registered name there is nothing to match: no fact of the scan is read.
-    needs=lambda _params, target: (CERTIFICATE_STEP,) if target.host.hostname else (),
+    needs=lambda _params, target: (CERTIFICATE_STEP,) if target.server_name else (),
 )
 def _hostname_matches(data: TlsData, params: NoParams, target: Target) -> Verdict:
     """The certificate is valid for the registered host name.
 
     A certificate for another name is exactly what an impostor presents: clients that check names
-    refuse the connection, clients that do not are open to interception. Not applicable when the
-    inventory registers no host name to match.
+    refuse the connection, clients that do not are open to interception. The name is the host's
+    `hostname`, else its address when that is a DNS name; not applicable when the inventory
+    registers the host by IP address and gives no host name to match.
     """
-    if target.host.hostname is None:
+    name = target.server_name
+    if name is None:
         return Verdict.not_applicable(
             "the inventory gives no host name to match the certificate against",
             vi="danh mục hệ thống không khai báo tên máy chủ để đối chiếu với chứng thư số",
         )
     if isinstance(cert := _certificate(data), Verdict):
         return cert
+    if cert.hostname != name:
+        # Matched against another name (a run stored before the host's name was used): the
+        # match says nothing about this one.
+        return Verdict.cannot_judge(
+            f"the certificate was matched against {cert.hostname}, not against {name}",
+            observed=list(cert.sans),
+            expected=name,
+            vi=f"chứng thư số được đối chiếu với {cert.hostname}, không phải với {name}",
+        )
     if cert.hostname_matches:
         return Verdict.passed(
             f"the certificate is valid for {cert.hostname}",

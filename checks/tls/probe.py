@@ -106,7 +106,7 @@ def probe_target(target: Target, ctx: ProbeContext[TlsSettings], settings: TlsSe
             return []
     from attt.checks.tls import _sslyze
 
-    sni = target.host.hostname
+    sni = target.server_name
     wanted = [
         _sslyze.Endpoint(
             ip=target.ip,

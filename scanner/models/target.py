@@ -23,10 +23,28 @@ def _check_address(value: str) -> str:
         # nmap, the terminal and every report. A scan never needs it.
         raise ValueError(f"an IPv6 scope id (%zone) is not accepted: {value[:60]!r}")
     try:
-        return str(ipaddress.ip_address(value))
+        address = ipaddress.ip_address(value)
     except ValueError:
-        pass
-    return _check_hostname(value)
+        return _check_hostname(value)
+    # `::ffff:10.0.0.1` is 10.0.0.1 (a dual-stack socket reaches it there): one host, one spelling.
+    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+    return str(mapped or address)
+
+
+_IPV4_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
+
+
+def _network(value: str) -> str:
+    """A CIDR network in its normal form; an IPv4-mapped one as the IPv4 network it stands for,
+    as its addresses are written (`_check_address`)."""
+    network = ipaddress.ip_network(value, strict=False)
+    if (
+        isinstance(network, ipaddress.IPv6Network)
+        and network.prefixlen >= 96
+        and network.subnet_of(_IPV4_MAPPED)
+    ):
+        return str(ipaddress.IPv4Network((int(network.network_address) & 0xFFFFFFFF, network.prefixlen - 96)))
+    return str(network)
 
 
 def _check_hostname(value: str) -> str:
@@ -45,7 +63,7 @@ def _check_scope_entry(value: str) -> str:
     if value.startswith("*."):
         return "*." + _check_hostname(value[2:])
     try:
-        return str(ipaddress.ip_network(value, strict=False))
+        return _network(value)
     except ValueError:
         pass
     try:
@@ -89,7 +107,7 @@ class Host(Frozen):
 
 def _check_network(value: str) -> str:
     try:
-        return str(ipaddress.ip_network(value, strict=False))
+        return _network(value)
     except ValueError:
         raise ValueError(f"not a CIDR network: {value[:80]!r}") from None
 
@@ -297,6 +315,18 @@ class Target(Frozen):
     @property
     def key(self) -> tuple[str, str]:
         return (self.system.id, self.host.address)
+
+    @property
+    def server_name(self) -> str | None:
+        """The name the host is reached under (TLS SNI, the name its certificate must carry): its
+        `hostname`, else its address when that is a DNS name; None for a bare IP address."""
+        if self.host.hostname is not None:
+            return self.host.hostname
+        try:
+            ipaddress.ip_address(self.host.address)
+        except ValueError:
+            return self.host.address
+        return None
 
     def declared_ports(self, kind: ServiceKind | None = None) -> tuple[int, ...]:
         return tuple(s.port for s in self.host.services if kind is None or s.kind == kind)

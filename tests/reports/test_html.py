@@ -357,12 +357,13 @@ def test_trends_and_failing_since_come_from_earlier_runs():
     assert 'id="trends"' not in RENDERER.render(current, "vi").decode("utf-8")
 
 
-def test_a_host_in_two_systems_says_it_was_probed_once_and_judged_by_each():
+def test_a_host_in_two_systems_says_each_judges_it_by_its_own_rules():
     other = F.system("qlvb", name="Quản lý văn bản", owner="UBND phường Thạch Quý", level=2)
     findings = F.all_statuses() + F.all_statuses("qlvb", "127.0.0.1")
     report = F.report(findings, systems=[F.system(), other], targets=[F.target(), F.target(other)])
     text = "".join(parse(RENDERER.render(report, "en")).text)
-    assert text.count("it was probed once and is judged by each system's own rules") == 2
+    # Levels 3 and 2: two policies, so two probes; the page never claims one served both.
+    assert text.count("each judges it by its own rules, on one shared probe where") == 2
     view = build_view(report, "en")
     shared = {s.id: h.shared_with for o in view.owners for s in o.systems for h in s.hosts}
     assert shared == {"dichvucong": ("qlvb",), "qlvb": ("dichvucong",)}

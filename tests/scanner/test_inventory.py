@@ -320,6 +320,23 @@ def test_one_ipv6_host_written_two_ways_is_a_duplicate(tmp_path: Path) -> None:
         load_inventory(write(tmp_path, source))
 
 
+def test_an_ipv4_host_written_as_an_ipv4_mapped_ipv6_address_is_the_same_host(tmp_path: Path) -> None:
+    # `::ffff:10.213.1.10` is 10.213.1.10 (a dual-stack socket reaches it there): one host, in the
+    # IPv4 scope, and once per system.
+    mapped = BASE.replace("address: mail.hatinh.gov.vn", "address: '::ffff:10.213.1.10'")
+    targets = resolve_targets(load_inventory(write(tmp_path, mapped)).inventory)
+    assert [(t.key, t.ip) for t in targets][-1] == (("mail", "10.213.1.10"), "10.213.1.10")
+    twice = BASE.replace(
+        "      - address: mail.hatinh.gov.vn\n",
+        "      - address: 10.213.1.10\n      - address: '::FFFF:10.213.1.10'\n",
+    )
+    with pytest.raises(ConfigError, match=r":18: .*address: 10.213.1.10 is already hosts\[0\]"):
+        load_inventory(write(tmp_path, twice))
+    # A scope written in the mapped form is the IPv4 network it stands for.
+    scoped = mapped.replace("scope: [", 'scope: ["::ffff:10.213.0.0/112", ')
+    assert "10.213.0.0/16" in load_inventory(write(tmp_path, scoped)).inventory.scope
+
+
 def test_the_same_host_in_two_systems_is_allowed(tmp_path: Path) -> None:
     source = BASE.replace("address: mail.hatinh.gov.vn", "address: 10.213.1.10")
     targets = resolve_targets(load_inventory(write(tmp_path, source)).inventory)

@@ -237,3 +237,24 @@ def test_a_host_judged_differently_by_two_systems_is_probed_for_each() -> None:
                     credentials=lambda t: login if t.system.id == "sys-b" else None)  # fmt: skip
     assert runner.run(plan)
     assert sorted(CountCheck.probed) == [("sys-a", "127.0.0.7"), ("sys-b", "127.0.0.7")]
+
+
+def test_a_host_two_systems_register_differently_is_probed_as_each_registers_it() -> None:
+    CountCheck.probed.clear()
+    runner = Runner(registry(), lambda _target, _check, _observations: None)
+    plain = target("127.0.0.7", "sys-a")
+    named = target("127.0.0.7", "sys-b")
+    named = named.model_copy(update={"host": named.host.model_copy(update={"hostname": "b.attt.test"})})
+    tagged = target("127.0.0.7", "sys-c", tags=("portal",))
+    # Another agency's system, registering the host exactly as sys-a does: one probe serves both.
+    alike = target("127.0.0.7", "sys-d")
+    alike = alike.model_copy(update={"system": alike.system.model_copy(update={"owner": "UBND xã Thạch Hà"})})
+    plan = ScanPlan(
+        targets=[plain, named, tagged, alike], checks=("count",), policies={}, timeout=5, concurrency=4
+    )
+    assert runner.run(plan)
+    assert sorted(CountCheck.probed) == [
+        ("sys-a", "127.0.0.7"),
+        ("sys-b", "127.0.0.7"),
+        ("sys-c", "127.0.0.7"),
+    ]

@@ -521,6 +521,26 @@ def test_signature_control_looks_at_intermediates_and_hsts_needs_http():
     assert hostname.judge(_synthetic(), NoParams(), factories.target()).status == NA
 
 
+def test_the_certificate_name_is_judged_against_the_name_the_host_is_registered_under():
+    hostname = CONTROLS["tls.hostname_matches"]
+    matched_for_x = _synthetic()  # matched against x.attt.test, and valid for it
+    # Registered by its DNS name alone: that name is the one to match.
+    by_name = factories.target(address="x.attt.test", ip="127.0.0.1")
+    assert by_name.server_name == "x.attt.test"
+    assert hostname.judge(matched_for_x, NoParams(), by_name).status == P
+    # A match made against another name (a run stored before the address was used as the name)
+    # says nothing about this one.
+    other = factories.target(address="y.attt.test", ip="127.0.0.1")
+    verdict = hostname.judge(matched_for_x, NoParams(), other)
+    assert (verdict.status, verdict.message) == (
+        "error",
+        "the certificate was matched against x.attt.test, not against y.attt.test",
+    )
+    assert verdict.vi == "chứng thư số được đối chiếu với x.attt.test, không phải với y.attt.test"
+    # A bare IP address and no hostname: no name to match.
+    assert factories.target().server_name is None
+
+
 @pytest.mark.parametrize(
     ("suites", "kex", "status"),
     [
