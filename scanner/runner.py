@@ -248,7 +248,8 @@ class Runner:
         same registration of the host) runs once; each system gets its own copy of what it saw,
         and is judged on it."""
         seen: dict[tuple[str, str], list[Observation]] = {}  # (system, probe check) -> observations
-        views = [_as_probed(target) for target in targets]
+        # Most hosts are registered once: nothing to share, nothing to compare.
+        views = [_as_probed(target) for target in targets] if len(targets) > 1 else list(targets)
         for name, vantage in self.steps(plan, targets):
             check = self._registry.check(name)
             key = probe_check(name, vantage)
