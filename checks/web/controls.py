@@ -3,13 +3,13 @@
 import re
 from collections.abc import Iterable
 from typing import Literal
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 from pydantic import Field
 
 from attt.checks.web.exposed import exposed_paths
-from attt.checks.web.models import CORS_STEP, REDIRECTS_STEP, Answer, Cookie, WebData
-from attt.checks.web.observatory import ObservatoryGrade, grade
+from attt.checks.web.models import CORS_STEP, REDIRECTS_STEP, Answer, Cookie, WebData, resolve_location
+from attt.checks.web.observatory import ObservatoryGrade, grade, hsts_max_age
 from attt.scanner.models.base import Text
 from attt.scanner.models.target import Target
 from attt.scanner.plugin import Controls, NoParams, Params, Verdict
@@ -72,10 +72,17 @@ def https_redirect(data: WebData, params: NoParams, target: Target) -> Verdict:
             expected="3xx to https://" + data.name,
             vi=f"HTTP không mã hóa trả lời {status} mà không chuyển hướng sang HTTPS",
         )
-    first = urljoin(data.answer.url, location)
+    first = resolve_location(data.answer.url, location)
+    expected = "3xx to https://" + data.name
+    if first is None:
+        return Verdict.failed(
+            f"plain HTTP redirects ({status}) to a Location that is not a valid URL: {location}",
+            observed={"status": status, "location": location},
+            expected=expected,
+            vi=f"HTTP không mã hóa chuyển hướng ({status}) tới Location không phải URL hợp lệ: {location}",
+        )
     parts = urlsplit(first)
     observed = {"status": status, "location": first, "chain": [a.url for a in data.redirects]}
-    expected = "3xx to https://" + data.name
     if parts.scheme == "https" and (parts.hostname or "").lower() == data.name.lower():
         return Verdict.passed(
             f"plain HTTP redirects ({status}) to {first}",
@@ -297,9 +304,14 @@ def exposed_files(data: WebData, params: ExposedParams, target: Target) -> Verdi
 def _security_headers(data: WebData, answer: Answer, hsts_min_age: int) -> dict[SecurityHeader, object]:
     """Each required header: True when present and sound, else what was seen (None: absent)."""
     meta = data.page.meta if data.page is not None else ()
+    # An empty value (or one of separators only) is no policy at all.
     csp = [
-        *answer.values("content-security-policy"),
-        *(m.value for m in meta if m.name == "content-security-policy"),
+        v
+        for v in (
+            *answer.values("content-security-policy"),
+            *(m.value for m in meta if m.name == "content-security-policy"),
+        )
+        if v.strip(" \t;,")
     ]
     ancestors = [
         p.split(None, 1)[1] if " " in p.strip() else ""
@@ -313,6 +325,8 @@ def _security_headers(data: WebData, answer: Answer, hsts_min_age: int) -> dict[
         t.strip().lower() for v in referrer for t in v.split(",") if t.strip().lower() in _VALID_REFERRER
     ]
     hsts = answer.first("strict-transport-security")
+    if urlsplit(answer.url).scheme != "https":
+        hsts = "not over HTTPS (a browser ignores it there)"
     nosniff = answer.first("x-content-type-options")
     return {
         "content-security-policy": bool(csp) or None,
@@ -324,16 +338,8 @@ def _security_headers(data: WebData, answer: Answer, hsts_min_age: int) -> dict[
         "referrer-policy": True
         if tokens and tokens[-1] not in _UNSAFE_REFERRER
         else (referrer[-1] if referrer else None),
-        "hsts": True if (_max_age(hsts) or -1) >= hsts_min_age else hsts,
+        "hsts": True if hsts is not None and (hsts_max_age(hsts) or -1) >= hsts_min_age else hsts,
     }
-
-
-def _max_age(value: str | None) -> int | None:
-    for part in (value or "").split(";"):
-        key, _, number = part.strip().lower().partition("=")
-        if key == "max-age" and number.strip().strip('"').isdigit():
-            return int(number.strip().strip('"'))
-    return None
 
 
 def _cookie_flaws(cookie: Cookie) -> list[str]:

@@ -1,6 +1,7 @@
 """The `web` observation data (one per HTTP(S) endpoint), the check's settings, and its limits."""
 
 from typing import Annotated, Literal
+from urllib.parse import urljoin, urlsplit
 
 from pydantic import Field
 
@@ -28,6 +29,17 @@ MAX_REDIRECTS = 5
 MAX_SCRIPTS = 50
 
 
+def resolve_location(base: str, location: str) -> str | None:
+    """The URL a `Location` sends a visitor to from `base`; None when it is no URL at all (a
+    bracket left open, a port past 65535), which a browser refuses to follow too."""
+    try:
+        target = urljoin(base, location.strip())
+        _ = urlsplit(target).port  # raises on a port that is not a number below 65536
+    except ValueError:
+        return None
+    return target
+
+
 class Header(Frozen):
     name: str
     """Lower-cased."""
@@ -41,7 +53,8 @@ class Answer(Frozen):
     status: int
     headers: tuple[Header, ...]
     headers_truncated: bool = False
-    """The response had more than `MAX_HEADERS_KEPT` headers; the rest are not kept."""
+    """The response had more than `MAX_HEADERS_KEPT` headers that no rule reads; the rest of
+    those are not kept (every header a rule reads is)."""
 
     def values(self, name: str) -> tuple[str, ...]:
         return tuple(h.value for h in self.headers if h.name == name)
@@ -157,7 +170,8 @@ class WebData(Frozen):
     """Why the chain stopped on a redirect the probe saw but did not follow (a loop, too many
     hops): an observed fact. A hop that could not be fetched is the step `redirects` instead."""
     page: Page | None = None
-    """The root page's HTML facts; None when no body was read."""
+    """The HTML facts of the answer the chain ends on (the one `web.headers` judges); None when
+    no body was read or that answer is a redirect, whose body a browser never renders."""
     certificate_verified: bool | None = None
     """HTTPS only: a browser's handshake succeeded (chain and name verified against the trust
     store in use, a protocol version it accepts); False when only a lax handshake worked."""

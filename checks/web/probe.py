@@ -8,7 +8,7 @@ import secrets
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 from attt.checks.ports.models import PortsData, ports_seen
 from attt.checks.web.client import Fetched, FetchError, PinnedClient, verifying_context
@@ -33,6 +33,7 @@ from attt.checks.web.models import (
     SiteFacts,
     WebData,
     WebSettings,
+    resolve_location,
 )
 from attt.checks.web.page import parse_cookie, read_page
 from attt.scanner.models.observation import Observation, bound_text
@@ -47,6 +48,23 @@ WEB_TAGS = frozenset({"portal", "web", "website"})
 _HTTP_SERVICES = frozenset({"http", "http-alt", "http-proxy", "http-mgmt"})
 _HTTPS_SERVICES = frozenset({"https", "https-alt", "ssl/http", "ssl/https", "ssl/http-alt"})
 _DISCLOSING_HEADERS = ("server", "x-powered-by", "x-aspnet-version", "x-aspnetmvc-version", "x-generator")
+_JUDGED_HEADERS = frozenset(
+    {
+        "content-security-policy",
+        "content-security-policy-report-only",
+        "x-content-type-options",
+        "x-frame-options",
+        "referrer-policy",
+        "strict-transport-security",
+        "cross-origin-resource-policy",
+        "set-cookie",
+        "location",
+        "content-type",
+        *_DISCLOSING_HEADERS,
+    }
+)
+"""Headers a control or the grade reads: never among those cut when an answer has too many."""
+_MAX_DISCLOSURES = 200
 CORS_ORIGIN = "https://cors-check.attt.invalid"
 """A foreign origin (`.invalid` can never exist) for the cross-origin request."""
 _UNKNOWN = frozenset({"budget", "timeout", "unreachable"})
@@ -163,12 +181,17 @@ class _Endpoint:
         visit = self.visit
         try:
             root = self._root()
+            visit.answer = self._answer(visit.url, root)
         except FetchError as exc:
             visit.failure = exc
             return visit
-        visit.answer = self._answer(visit.url, root)
-        visit.page = read_page(visit.answer.first("content-type"), root.body)
-        self._follow_redirects()
+        last, fetched = self._follow_redirects(root)
+        if last.location is None:  # a browser renders no body of a redirect, nor its meta tags
+            visit.page = read_page(last.first("content-type"), fetched.body)
+            if _origin(last.url) == _origin(visit.url):
+                visit.disclosures.extend(
+                    Disclosure(source="meta:generator", value=g) for g in visit.page.generator
+                )
         if visit.scheme == "https":
             self._cors()
         if visit.scheme == "https" or not 300 <= visit.answer.status < 400:
@@ -190,30 +213,36 @@ class _Endpoint:
             self.visit.verified = False
         return fetched
 
-    def _follow_redirects(self) -> None:
+    def _follow_redirects(self, root: Fetched) -> tuple[Answer, Fetched]:
+        """Follow the root's redirects inside the scope; the chain's last answer, and what it sent."""
         visit = self.visit
         assert visit.answer is not None
-        current, seen = visit.answer, {visit.url}
+        current, fetched, seen = visit.answer, root, {visit.url}
         while (location := current.location) is not None:
-            target = urljoin(current.url, location.strip())
+            target = resolve_location(current.url, location)
+            if target is None:
+                visit.redirect_stop = f"the Location is not a valid URL: {bound_text(location, 200)}"
+                break
             parts = urlsplit(target)
             if parts.scheme not in ("http", "https") or not self._client.in_scope(parts.hostname):
                 visit.off_scope = bound_text(target, MAX_VALUE_CHARS)
-                return
+                break
             if target in seen:
                 visit.redirect_stop = f"redirect loop back to {bound_text(target, 200)}"
-                return
+                break
             if len(visit.redirects) >= MAX_REDIRECTS:
                 visit.redirect_stop = f"more than {MAX_REDIRECTS} redirects"
-                return
+                break
             seen.add(target)
             try:
-                fetched = self._get(target, 0)
+                # The body too: the page a redirect leads to is the one whose meta tags count.
+                fetched = self._get(target, MAX_BODY_BYTES)
+                current = self._answer(target, fetched)
             except FetchError as exc:
                 visit.step_errors[REDIRECTS_STEP] = bound_text(f"{target}: {exc}", 300)
-                return
-            current = self._answer(target, fetched)
+                break
             visit.redirects.append(current)
+        return current, fetched
 
     def _cors(self) -> None:
         try:
@@ -274,31 +303,53 @@ class _Endpoint:
                 self.visit.requests.append(Request(url=shown, error=error, seconds=self._seconds()))
             raise
         self.visit.requests.append(Request(url=shown, status=fetched.status, seconds=self._seconds()))
+        if _origin(url) == _origin(self.visit.url):
+            # Any answer of this endpoint may name the software (an error page often does).
+            self._disclosures(fetched)
         return fetched
+
+    def _disclosures(self, fetched: Fetched) -> None:
+        known = self.visit.disclosures
+        for name, value in fetched.headers:
+            if name in _DISCLOSING_HEADERS and len(known) < _MAX_DISCLOSURES:
+                found = Disclosure(source=f"header:{name}", value=bound_text(value, MAX_VALUE_CHARS))
+                if found not in known:
+                    known.append(found)
 
     def _seconds(self) -> float:
         return round(time.monotonic() - self._client.last_sent, 3)
 
     def _answer(self, url: str, fetched: Fetched) -> Answer:
-        headers = tuple(
-            Header(name=bound_text(k, 100), value=bound_text(v, MAX_VALUE_CHARS))
-            for k, v in fetched.headers[:MAX_HEADERS_KEPT]
-        )
+        """The answer as kept: every header a rule reads (more than `MAX_HEADERS_KEPT` of them is
+        a FetchError, never a cut that could drop the one cookie that fails), and the first
+        `MAX_HEADERS_KEPT` of the others."""
+        kept: list[tuple[str, str]] = []
+        judged = others = 0
+        for name, value in fetched.headers:
+            if name in _JUDGED_HEADERS:
+                judged += 1
+                if judged > MAX_HEADERS_KEPT:
+                    raise FetchError(
+                        "too_large",
+                        f"more than {MAX_HEADERS_KEPT} cookies and security headers in one answer",
+                    )
+                kept.append((name, value))
+            elif others < MAX_HEADERS_KEPT:
+                others += 1
+                kept.append((name, value))
         answer = Answer(
             url=bound_text(url, MAX_VALUE_CHARS),
             status=fetched.status,
-            headers=headers,
-            headers_truncated=len(fetched.headers) > MAX_HEADERS_KEPT,
+            headers=tuple(
+                Header(name=bound_text(k, 100), value=bound_text(v, MAX_VALUE_CHARS)) for k, v in kept
+            ),
+            headers_truncated=len(kept) < len(fetched.headers),
         )
         if _origin(url) == _origin(self.visit.url):
             # What a redirect's target sends belongs to that endpoint's own observation.
             for value in answer.values("set-cookie"):
                 if (cookie := parse_cookie(value, answer.url)) is not None:
                     self.visit.cookies.append(cookie)
-            for name in _DISCLOSING_HEADERS:
-                self.visit.disclosures.extend(
-                    Disclosure(source=f"header:{name}", value=v) for v in answer.values(name)
-                )
         return answer
 
 
@@ -397,10 +448,6 @@ def _site_facts(plan: Plan, visits: dict[int, _Visit]) -> SiteFacts:
 
 def _data(name: str, visit: _Visit, site: SiteFacts) -> WebData:
     assert visit.answer is not None
-    page = visit.page
-    disclosures = list(visit.disclosures)
-    if page is not None:
-        disclosures.extend(Disclosure(source="meta:generator", value=g) for g in page.generator)
     return WebData(
         scheme=visit.scheme,
         name=name,
@@ -409,11 +456,11 @@ def _data(name: str, visit: _Visit, site: SiteFacts) -> WebData:
         redirects=tuple(visit.redirects),
         off_scope_location=visit.off_scope,
         redirect_stop=visit.redirect_stop,
-        page=page,
+        page=visit.page,
         certificate_verified=visit.verified,
         cookies=tuple(visit.cookies),
         cors=visit.cors,
-        disclosures=tuple(disclosures),
+        disclosures=tuple(visit.disclosures),
         catch_all=visit.catch_all,
         paths=tuple(visit.paths),
         paths_skipped=tuple(visit.skipped),
