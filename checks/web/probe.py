@@ -282,6 +282,13 @@ class _Endpoint:
                     return
                 visit.paths.append(PathResult(id=entry.id, path=entry.path, error=str(exc)))
                 continue
+            if fetched.undecoded is not None and fetched.status in (200, 206):
+                # Only a 200 could prove the file; its content is what is unknown here.
+                error = f"the body is encoded as {fetched.undecoded}, which attt cannot decode"
+                visit.paths.append(
+                    PathResult(id=entry.id, path=entry.path, status=fetched.status, error=error)
+                )
+                continue
             evidence = proof(entry, fetched.status, fetched.body)
             visit.paths.append(
                 PathResult(

@@ -5,7 +5,8 @@ depends on the path asked for, nothing else. The trick of each host: a Location 
 accepts, an HSTS header a browser ignores (non-ASCII digits, a repeated directive), a redirect
 from HTTPS down to plain HTTP, a meta CSP in the body of a redirect, an empty CSP, the cookie
 and version after the 100th header, a version sent only on the answers to other paths, and a
-.env file served gzip-encoded. Every handler reads one request and writes one answer.
+.env file served gzip-encoded or in a coding attt cannot decode. Every handler reads one
+request and writes one answer.
 """
 
 import datetime as dt
@@ -85,6 +86,14 @@ def _gzip_env(path: str) -> bytes:
     return answer(404 if path != "/" else 200, GOOD_HEADERS, PAGE)
 
 
+def _brotli_env(path: str) -> bytes:
+    # A coding attt cannot undo, on a 200 for .env only: what the file holds is unknown.
+    if path == "/.env":
+        encoded = (*_without("Content-Type"), ("Content-Type", "text/plain"), ("Content-Encoding", "br"))
+        return answer(200, encoded, b"\x1b\x2f\x00\xf8" + ENV_FILE[:16])
+    return answer(404 if path != "/" else 200, (*GOOD_HEADERS, ("Content-Encoding", "br")), b"")
+
+
 def _cases(ip_of: Callable[[str], str]) -> dict[str, Responder]:
     meta_csp = (
         b'<html><head><meta http-equiv="Content-Security-Policy" '
@@ -106,6 +115,7 @@ def _cases(ip_of: Callable[[str], str]) -> dict[str, Responder]:
         "late cookie and version": _many_headers,
         "version on other paths": _version_elsewhere,
         "gzip env": _gzip_env,
+        "brotli env": _brotli_env,
     }
 
 

@@ -82,3 +82,11 @@ def test_a_location_no_parser_accepts_stops_the_chain_and_costs_nothing_else(
 def test_each_trick_fails_the_rule_it_defeats(probed: _Probed, case: str, control: str, text: str) -> None:
     verdict = _verdict(probed, case, control)
     assert (verdict.status, text in verdict.message) == ("fail", True), verdict.message
+
+
+def test_a_file_in_a_coding_attt_cannot_undo_is_unknown_never_absent(probed: _Probed) -> None:
+    verdict = _verdict(probed, "brotli env", "web.exposed_files")
+    assert (verdict.status, "env-file" in verdict.message) == ("error", True), verdict.message
+    data = WebData.model_validate(probed["brotli env"][1].data)
+    # The 404s carry the same coding: they prove nothing either way and are not errors.
+    assert [p.id for p in data.paths if p.error] == ["env-file"]
