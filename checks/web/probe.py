@@ -282,14 +282,15 @@ class _Endpoint:
                     return
                 visit.paths.append(PathResult(id=entry.id, path=entry.path, error=str(exc)))
                 continue
-            if fetched.undecoded is not None and fetched.status in (200, 206):
-                # Only a 200 could prove the file; its content is what is unknown here.
+            bodies = (fetched.body,) if fetched.raw is None else (fetched.body, fetched.raw)
+            evidence = next(filter(None, (proof(entry, fetched.status, b) for b in bodies)), None)
+            if evidence is None and fetched.undecoded is not None and fetched.status in (200, 206):
+                # Only a 200 could prove the file, and its content is what is unknown here.
                 error = f"the body is encoded as {fetched.undecoded}, which attt cannot decode"
                 visit.paths.append(
                     PathResult(id=entry.id, path=entry.path, status=fetched.status, error=error)
                 )
                 continue
-            evidence = proof(entry, fetched.status, fetched.body)
             visit.paths.append(
                 PathResult(
                     id=entry.id,

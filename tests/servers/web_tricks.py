@@ -94,6 +94,20 @@ def _brotli_env(path: str) -> bytes:
     return answer(404 if path != "/" else 200, (*GOOD_HEADERS, ("Content-Encoding", "br")), b"")
 
 
+def _encoded_backup(path: str) -> bytes:
+    # A .tar.gz sent as `Content-Encoding: gzip` (the way Apache's `AddEncoding x-gzip .gz`
+    # serves it): decoded, it is a tar, but what was sent is the archive all the same.
+    if path == "/backup.tar.gz":
+        tar = b"www/index.php" + bytes(500)
+        encoded = (
+            *_without("Content-Type"),
+            ("Content-Type", "application/x-tar"),
+            ("Content-Encoding", "gzip"),
+        )
+        return answer(200, encoded, gzip.compress(tar))
+    return answer(404 if path != "/" else 200, GOOD_HEADERS, PAGE)
+
+
 def _cases(ip_of: Callable[[str], str]) -> dict[str, Responder]:
     meta_csp = (
         b'<html><head><meta http-equiv="Content-Security-Policy" '
@@ -116,6 +130,7 @@ def _cases(ip_of: Callable[[str], str]) -> dict[str, Responder]:
         "version on other paths": _version_elsewhere,
         "gzip env": _gzip_env,
         "brotli env": _brotli_env,
+        "gzip-encoded backup": _encoded_backup,
     }
 
 

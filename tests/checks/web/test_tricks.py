@@ -77,6 +77,7 @@ def test_a_location_no_parser_accepts_stops_the_chain_and_costs_nothing_else(
         ("late cookie and version", "web.version_disclosure", "Apache/2.4.1"),
         ("version on other paths", "web.version_disclosure", "PHP/7.4.3"),
         ("gzip env", "web.exposed_files", "/.env"),
+        ("gzip-encoded backup", "web.exposed_files", "/backup.tar.gz"),
     ],
 )
 def test_each_trick_fails_the_rule_it_defeats(probed: _Probed, case: str, control: str, text: str) -> None:
