@@ -56,9 +56,8 @@ class Fetched:
     undecoded: str | None = None
     """A Content-Encoding that could not be undone: `body` is then the bytes as sent, which say
     nothing of what the content is."""
-    raw: bytes | None = None
-    """The body as sent, when a Content-Encoding was undone: a .tar.gz labelled `gzip` is still
-    the archive (its magic bytes are in what was sent, not in the decoded tar)."""
+    decoded: str | None = None
+    """The Content-Encoding undone to get `body`, if any."""
 
 
 class _Refused(httpcore.ConnectError):
@@ -240,8 +239,12 @@ class PinnedClient:
                 decoded = _decoded(body, encoding, body_limit) if body else body
                 if decoded is None:
                     return Fetched(response.status, headers, body, undecoded=encoding[:100])
-                raw = body if decoded is not body else None
-                return Fetched(status=response.status, headers=headers, body=decoded, raw=raw)
+                return Fetched(
+                    status=response.status,
+                    headers=headers,
+                    body=decoded,
+                    decoded=encoding[:100] if decoded is not body else None,
+                )
         except _OutOfScope as exc:
             raise FetchError("scope", str(exc)) from exc
         except _Refused as exc:

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from attt.checks.ports.models import PortsData, ports_seen
 from attt.checks.web.client import Fetched, FetchError, PinnedClient, verifying_context
-from attt.checks.web.exposed import exposed_paths, listing_proof, proof
+from attt.checks.web.exposed import decoded_proof, exposed_paths, listing_proof, proof
 from attt.checks.web.models import (
     CORS_STEP,
     MAX_BODY_BYTES,
@@ -282,8 +282,9 @@ class _Endpoint:
                     return
                 visit.paths.append(PathResult(id=entry.id, path=entry.path, error=str(exc)))
                 continue
-            bodies = (fetched.body,) if fetched.raw is None else (fetched.body, fetched.raw)
-            evidence = next(filter(None, (proof(entry, fetched.status, b) for b in bodies)), None)
+            evidence = proof(entry, fetched.status, fetched.body)
+            if evidence is None and fetched.decoded is not None and "gzip" in fetched.decoded:
+                evidence = decoded_proof(entry, fetched.status, fetched.body)
             if evidence is None and fetched.undecoded is not None and fetched.status in (200, 206):
                 # Only a 200 could prove the file, and its content is what is unknown here.
                 error = f"the body is encoded as {fetched.undecoded}, which attt cannot decode"

@@ -11,8 +11,10 @@ request and writes one answer.
 
 import datetime as dt
 import gzip
+import io
 import socket
 import ssl
+import tarfile
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -94,11 +96,25 @@ def _brotli_env(path: str) -> bytes:
     return answer(404 if path != "/" else 200, (*GOOD_HEADERS, ("Content-Encoding", "br")), b"")
 
 
+def _tar() -> bytes:
+    member = tarfile.TarInfo("www/index.php")
+    member.size = len(PAGE)
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as archive:
+        archive.addfile(member, io.BytesIO(PAGE))
+    return out.getvalue()
+
+
+def _all_gzip(path: str) -> bytes:
+    # Every answer gzip-encoded, a catch-all page included: none of them is an archive.
+    return answer(200, (*GOOD_HEADERS, ("Content-Encoding", "gzip")), gzip.compress(PAGE))
+
+
 def _encoded_backup(path: str) -> bytes:
     # A .tar.gz sent as `Content-Encoding: gzip` (the way Apache's `AddEncoding x-gzip .gz`
     # serves it): decoded, it is a tar, but what was sent is the archive all the same.
     if path == "/backup.tar.gz":
-        tar = b"www/index.php" + bytes(500)
+        tar = _tar()
         encoded = (
             *_without("Content-Type"),
             ("Content-Type", "application/x-tar"),
@@ -131,6 +147,7 @@ def _cases(ip_of: Callable[[str], str]) -> dict[str, Responder]:
         "gzip env": _gzip_env,
         "brotli env": _brotli_env,
         "gzip-encoded backup": _encoded_backup,
+        "everything gzip-encoded": _all_gzip,
     }
 
 

@@ -91,3 +91,8 @@ def test_a_file_in_a_coding_attt_cannot_undo_is_unknown_never_absent(probed: _Pr
     data = WebData.model_validate(probed["brotli env"][1].data)
     # The 404s carry the same coding: they prove nothing either way and are not errors.
     assert [p.id for p in data.paths if p.error] == ["env-file"]
+
+
+def test_a_site_that_gzip_encodes_every_answer_serves_no_archive(probed: _Probed) -> None:
+    verdict = _verdict(probed, "everything gzip-encoded", "web.exposed_files")
+    assert verdict.status == "pass", verdict.message
