@@ -148,13 +148,47 @@ def _cases(ip_of: Callable[[str], str]) -> dict[str, Responder]:
         "brotli env": _brotli_env,
         "gzip-encoded backup": _encoded_backup,
         "everything gzip-encoded": _all_gzip,
+        "hsts sent twice": lambda path: answer(
+            200, (*GOOD_HEADERS, ("Strict-Transport-Security", "max-age=0")), PAGE
+        ),
+        "cookies being deleted": lambda path: answer(
+            200,
+            (
+                *GOOD_HEADERS,
+                ("Set-Cookie", "sessionid=deleted; expires=Thu, 01 Jan 1970 00:00:00 GMT; path=/"),
+                ("Set-Cookie", "auth_token=; Max-Age=0"),
+            ),
+            PAGE,
+        ),
+        **dict.fromkeys(HTTP_CASES, lambda path: answer(200, GOOD_HEADERS, PAGE)),
+    }
+
+
+HTTP_CASES = ("backslash location", "300 without location")
+"""Cases that answer plain HTTP on port 80 too (their HTTPS is a good page)."""
+
+
+def _http_cases(ip_of: Callable[[str], str]) -> dict[str, Responder]:
+    def multiple_choices(path: str) -> bytes:
+        if path == "/.git/HEAD":
+            return answer(200, (("Content-Type", "text/plain"),), b"ref: refs/heads/main\n")
+        return answer(300 if path == "/" else 404, (("Content-Type", "text/html"),), PAGE)
+
+    return {
+        # A browser reads a backslash as a slash: this sends it to evil.example, not to the site.
+        "backslash location": lambda path: answer(
+            301, (("Location", f"https://evil.example\\@{ip_of('backslash location')}/"),)
+        ),
+        # A 3xx without a Location redirects nowhere: the browser shows the page, served in clear.
+        "300 without location": multiple_choices,
     }
 
 
 @dataclass(frozen=True)
 class TrickyWeb:
     hosts: dict[str, str]
-    """Case → address of its HTTPS server on port 443."""
+    """Case → address of its HTTPS server on port 443 (and of its HTTP server on port 80 for
+    `HTTP_CASES`)."""
 
 
 def _handler(respond: Responder, tls: ssl.SSLContext) -> Callable[[socket.socket, threading.Event], None]:
@@ -192,4 +226,6 @@ def tricky_web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrickyWeb]:
     with ExitStack() as stack:
         for case, respond in _cases(hosts.__getitem__).items():
             stack.enter_context(Listener(Endpoint(case, hosts[case], 443), _handler(respond, tls)).running())
+        for case, respond in _http_cases(hosts.__getitem__).items():
+            stack.enter_context(Listener(Endpoint(case, hosts[case], 80), _handler(respond, tls)).running())
         yield TrickyWeb(hosts)

@@ -11,7 +11,7 @@ from attt.scanner.models.observation import Observation
 from attt.scanner.models.target import Host, Service, Target
 from attt.scanner.plugin import NoParams, ProbeContext, Verdict
 from tests.factories import system
-from tests.servers.web_tricks import TrickyWeb
+from tests.servers.web_tricks import HTTP_CASES, TrickyWeb
 
 PARAMS: dict[str, Any] = {
     "web.headers": HeadersParams(),
@@ -20,20 +20,22 @@ PARAMS: dict[str, Any] = {
 }
 
 
-class _Probed(dict[str, tuple[Target, Observation]]):
-    """Each case probed once, on first use: its target and its HTTPS observation."""
+class _Probed(dict[str, tuple[Target, dict[int | None, Observation]]]):
+    """Each case probed once, on first use: its target and its observations by port."""
 
     def __init__(self, web: TrickyWeb) -> None:
         super().__init__()
         self._web = web
 
-    def __missing__(self, case: str) -> tuple[Target, Observation]:
+    def __missing__(self, case: str) -> tuple[Target, dict[int | None, Observation]]:
         ip = self._web.hosts[case]
-        host = Host(address=ip, services=(Service(port=443, kind="tls"),))
+        services = [Service(port=443, kind="tls")]
+        if case in HTTP_CASES:
+            services.append(Service(port=80, kind="http"))
+        host = Host(address=ip, services=tuple(services))
         target = Target(system=system(id="tricks", tags=("portal",)), host=host, ip=ip)
         context = ProbeContext(timeout=10, settings=WebSettings(min_interval=0))
-        (observation,) = [o for o in WebCheck().probe(target, context) if o.port == 443]
-        self[case] = (target, observation)
+        self[case] = (target, {o.port: o for o in WebCheck().probe(target, context)})
         return self[case]
 
 
@@ -42,8 +44,13 @@ def probed(tricky_web: TrickyWeb) -> _Probed:
     return _Probed(tricky_web)
 
 
-def _verdict(probed: _Probed, case: str, control: str) -> Verdict:
-    target, observation = probed[case]
+def _data(probed: _Probed, case: str, port: int = 443) -> WebData:
+    return WebData.model_validate(probed[case][1][port].data)
+
+
+def _verdict(probed: _Probed, case: str, control: str, port: int = 443) -> Verdict:
+    target, observations = probed[case]
+    observation = observations[port]
     assert observation.status == "ok", observation.error
     data = WebData.model_validate(observation.data)
     rule = WebCheck.controls[control]
@@ -56,7 +63,7 @@ def _verdict(probed: _Probed, case: str, control: str) -> Verdict:
 def test_a_location_no_parser_accepts_stops_the_chain_and_costs_nothing_else(
     probed: _Probed, case: str
 ) -> None:
-    data = WebData.model_validate(probed[case][1].data)
+    data = _data(probed, case)
     assert data.redirects == () and "not a valid URL" in (data.redirect_stop or "")
     assert _verdict(probed, case, "web.headers").status == "pass"
 
@@ -88,7 +95,7 @@ def test_each_trick_fails_the_rule_it_defeats(probed: _Probed, case: str, contro
 def test_a_file_in_a_coding_attt_cannot_undo_is_unknown_never_absent(probed: _Probed) -> None:
     verdict = _verdict(probed, "brotli env", "web.exposed_files")
     assert (verdict.status, "env-file" in verdict.message) == ("error", True), verdict.message
-    data = WebData.model_validate(probed["brotli env"][1].data)
+    data = _data(probed, "brotli env")
     # The 404s carry the same coding: they prove nothing either way and are not errors.
     assert [p.id for p in data.paths if p.error] == ["env-file"]
 
@@ -96,3 +103,21 @@ def test_a_file_in_a_coding_attt_cannot_undo_is_unknown_never_absent(probed: _Pr
 def test_a_site_that_gzip_encodes_every_answer_serves_no_archive(probed: _Probed) -> None:
     verdict = _verdict(probed, "everything gzip-encoded", "web.exposed_files")
     assert verdict.status == "pass", verdict.message
+
+
+@pytest.mark.parametrize(
+    ("case", "port", "control", "status", "text"),
+    [
+        # Two HSTS headers: browsers (and the Observatory) ignore both.
+        ("hsts sent twice", 443, "web.headers", "fail", "hsts"),
+        # A cookie sent only to delete it (expired, Max-Age=0) holds nothing to protect.
+        ("cookies being deleted", 443, "web.cookies", "not_applicable", "no session cookie"),
+        ("backslash location", 80, "web.https_redirect", "fail", "evil.example"),
+        ("300 without location", 80, "web.exposed_files", "fail", "/.git/HEAD"),
+    ],
+)
+def test_what_a_browser_does_is_what_is_judged(
+    probed: _Probed, case: str, port: int, control: str, status: str, text: str
+) -> None:
+    verdict = _verdict(probed, case, control, port)
+    assert (verdict.status, text in verdict.message) == (status, True), verdict.message
