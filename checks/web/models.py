@@ -32,8 +32,13 @@ MAX_SCRIPTS = 50
 def resolve_location(base: str, location: str) -> str | None:
     """The URL a `Location` sends a visitor to from `base`; None when it is no URL at all (a
     bracket left open, a port past 65535), which a browser refuses to follow too."""
+    location = location.strip()
+    # A browser reads a backslash before the query as a slash: `https://evil\@site/` goes to
+    # evil, and `/\evil` is `//evil`, another host; urllib would take both for the site.
+    cut = min((i for i in (location.find("?"), location.find("#")) if i >= 0), default=len(location))
+    location = location[:cut].replace("\\", "/") + location[cut:]
     try:
-        target = urljoin(base, location.strip())
+        target = urljoin(base, location)
         _ = urlsplit(target).port  # raises on a port that is not a number below 65536
     except ValueError:
         return None
@@ -194,8 +199,9 @@ class WebData(Frozen):
 
     @property
     def serves_content(self) -> bool:
-        """The root answers with a page rather than a redirect."""
-        return not 300 <= self.answer.status < 400
+        """The root answers with a page rather than a redirect (a 3xx without a Location
+        redirects nowhere: the browser shows its body)."""
+        return self.answer.location is None
 
 
 class WebSettings(Settings):

@@ -233,8 +233,10 @@ _HSTS_PASSES = ("hsts-implemented-max-age-at-least-six-months", "hsts-preloaded"
 
 def hsts_max_age(value: str) -> int | None:
     """The max-age a browser reads from a Strict-Transport-Security value (RFC 6797 section
-    6.1); None when it ignores the header: no max-age, a value other than ASCII digits, or a
-    directive given twice."""
+    6.1); None when it ignores the header: no max-age, a value other than ASCII digits, a
+    directive given twice, or the header sent twice (joined with a comma)."""
+    if "," in value:
+        return None
     directives = [part.partition("=") for part in value.split(";") if part.strip()]
     names = [name.strip().lower() for name, _, _ in directives]
     if len(set(names)) != len(names):
@@ -249,12 +251,10 @@ def _hsts(answer: Answer, verified: bool | None) -> str:
         return "hsts-not-implemented-no-https"  # a browser ignores HSTS sent over plain HTTP
     if verified is False:
         return "hsts-invalid-cert"
-    value = answer.first("strict-transport-security")
-    if value is None:
+    values = answer.values("strict-transport-security")
+    if not values:
         return "hsts-not-implemented"
-    if "," in value:
-        return "hsts-header-invalid"  # sent twice
-    max_age = hsts_max_age(value)
+    max_age = hsts_max_age(", ".join(values))  # a browser ignores the header sent twice
     if max_age is None:
         return "hsts-header-invalid"
     return (

@@ -4,6 +4,7 @@ Every request is a GET sent by `PinnedClient` to the target's pinned address; th
 one endpoint receives is fixed (`request_plan`), so `attt checks list --verbose` can print it.
 """
 
+import datetime as dt
 import secrets
 import time
 from collections.abc import Iterable
@@ -194,7 +195,7 @@ class _Endpoint:
                 )
         if visit.scheme == "https":
             self._cors()
-        if visit.scheme == "https" or not 300 <= visit.answer.status < 400:
+        if visit.scheme == "https" or visit.answer.location is None:
             self._files(root)
         return visit
 
@@ -357,7 +358,7 @@ class _Endpoint:
         if _origin(url) == _origin(self.visit.url):
             # What a redirect's target sends belongs to that endpoint's own observation.
             for value in answer.values("set-cookie"):
-                if (cookie := parse_cookie(value, answer.url)) is not None:
+                if (cookie := parse_cookie(value, answer.url, now=dt.datetime.now(dt.UTC))) is not None:
                     self.visit.cookies.append(cookie)
         return answer
 
