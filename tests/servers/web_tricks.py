@@ -161,6 +161,9 @@ def _cases(ip_of: Callable[[str], str]) -> dict[str, Responder]:
             PAGE,
         ),
         **dict.fromkeys(HTTP_CASES, lambda path: answer(200, GOOD_HEADERS, PAGE)),
+        "redirect to an unlisted port": lambda path: answer(
+            302, (*GOOD_HEADERS, ("Location", f"https://{ip_of('redirect to an unlisted port')}:8444/app/"))
+        ),
     }
 
 
@@ -168,7 +171,9 @@ HTTP_CASES = ("backslash location", "300 without location")
 """Cases that answer plain HTTP on port 80 too (their HTTPS is a good page)."""
 
 
-def _http_cases(ip_of: Callable[[str], str]) -> dict[str, Responder]:
+def _other_ports(ip_of: Callable[[str], str]) -> dict[tuple[str, int], Responder]:
+    """(case, port) → what that port answers, HTTP or HTTPS (the handler serves both)."""
+
     def multiple_choices(path: str) -> bytes:
         if path == "/.git/HEAD":
             return answer(200, (("Content-Type", "text/plain"),), b"ref: refs/heads/main\n")
@@ -176,11 +181,15 @@ def _http_cases(ip_of: Callable[[str], str]) -> dict[str, Responder]:
 
     return {
         # A browser reads a backslash as a slash: this sends it to evil.example, not to the site.
-        "backslash location": lambda path: answer(
+        ("backslash location", 80): lambda path: answer(
             301, (("Location", f"https://evil.example\\@{ip_of('backslash location')}/"),)
         ),
         # A 3xx without a Location redirects nowhere: the browser shows the page, served in clear.
-        "300 without location": multiple_choices,
+        ("300 without location", 80): multiple_choices,
+        # Where the site really lives, on a port no inventory lists: what it sends is the site's.
+        ("redirect to an unlisted port", 8444): lambda path: answer(
+            200, (*GOOD_HEADERS, ("Set-Cookie", "sessionid=a1b2; Path=/"), ("Server", "Apache/2.4.1")), PAGE
+        ),
     }
 
 
@@ -226,6 +235,6 @@ def tricky_web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrickyWeb]:
     with ExitStack() as stack:
         for case, respond in _cases(hosts.__getitem__).items():
             stack.enter_context(Listener(Endpoint(case, hosts[case], 443), _handler(respond, tls)).running())
-        for case, respond in _http_cases(hosts.__getitem__).items():
-            stack.enter_context(Listener(Endpoint(case, hosts[case], 80), _handler(respond, tls)).running())
+        for (case, port), respond in _other_ports(hosts.__getitem__).items():
+            stack.enter_context(Listener(Endpoint(case, hosts[case], port), _handler(respond, tls)).running())
         yield TrickyWeb(hosts)
