@@ -174,9 +174,17 @@ class _Visit:
 class _Endpoint:
     """Visits one endpoint through the host's client, logging every request."""
 
-    def __init__(self, client: PinnedClient, name: str, scheme: Scheme, port: int) -> None:
+    def __init__(
+        self, client: PinnedClient, name: str, scheme: Scheme, port: int, others: frozenset[tuple[str, int]]
+    ) -> None:
         self._client = client
+        self._others = others
         self.visit = _Visit(scheme=scheme, url=_url(scheme, name, port))
+
+    def _mine(self, url: str) -> bool:
+        """What `url` sends belongs to this endpoint's observation, unless another endpoint of
+        the host is observed there (a redirect to a port no inventory lists is still the site)."""
+        return (urlsplit(url).scheme, _port(url)) not in self._others
 
     def run(self) -> _Visit:
         visit = self.visit
@@ -189,7 +197,7 @@ class _Endpoint:
         last, fetched = self._follow_redirects(root)
         if last.location is None:  # a browser renders no body of a redirect, nor its meta tags
             visit.page = read_page(last.first("content-type"), fetched.body)
-            if _origin(last.url) == _origin(visit.url):
+            if self._mine(last.url):
                 visit.disclosures.extend(
                     Disclosure(source="meta:generator", value=g) for g in visit.page.generator
                 )
@@ -313,7 +321,7 @@ class _Endpoint:
                 self.visit.requests.append(Request(url=shown, error=error, seconds=self._seconds()))
             raise
         self.visit.requests.append(Request(url=shown, status=fetched.status, seconds=self._seconds()))
-        if _origin(url) == _origin(self.visit.url):
+        if self._mine(url):
             # Any answer of this endpoint may name the software (an error page often does).
             self._disclosures(fetched)
         return fetched
@@ -355,8 +363,7 @@ class _Endpoint:
             ),
             headers_truncated=len(kept) < len(fetched.headers),
         )
-        if _origin(url) == _origin(self.visit.url):
-            # What a redirect's target sends belongs to that endpoint's own observation.
+        if self._mine(url):
             for value in answer.values("set-cookie"):
                 if (cookie := parse_cookie(value, answer.url, now=dt.datetime.now(dt.UTC))) is not None:
                     self.visit.cookies.append(cookie)
@@ -370,11 +377,6 @@ def _bounded(value: str | None) -> str | None:
 def _port(url: str) -> int:
     parts = urlsplit(url)
     return parts.port or (443 if parts.scheme == "https" else 80)
-
-
-def _origin(url: str) -> tuple[str, str, int]:
-    parts = urlsplit(url)
-    return parts.scheme, (parts.hostname or "").lower(), _port(url)
 
 
 def _url(scheme: Scheme, name: str, port: int) -> str:
@@ -398,7 +400,11 @@ def probe_target(target: Target, ctx: ProbeContext[WebSettings], settings: WebSe
     )
     # HTTPS first: whether it works is what the plain-HTTP endpoints are judged against.
     order = sorted(plan.endpoints.items(), key=lambda item: (item[1] != "https", item[0]))
-    visits = {port: _Endpoint(client, name, scheme, port).run() for port, scheme in order}
+    planned = frozenset((scheme, port) for port, scheme in plan.endpoints.items())
+    visits = {
+        port: _Endpoint(client, name, scheme, port, planned - {(scheme, port)}).run()
+        for port, scheme in order
+    }
     site = _site_facts(plan, visits)
     observations: list[Observation] = []
     for port, visit in sorted(visits.items()):
