@@ -38,11 +38,11 @@ def resolve_location(base: str, location: str) -> str | None:
     cut = min((i for i in (location.find("?"), location.find("#")) if i >= 0), default=len(location))
     location = location[:cut].replace("\\", "/") + location[cut:]
     try:
-        target = urljoin(base, location)
-        _ = urlsplit(target).port  # raises on a port that is not a number below 65536
+        parts = urlsplit(urljoin(base, location))
+        _ = parts.port  # raises on a port that is not a number below 65536
     except ValueError:
         return None
-    return target
+    return parts.geturl()  # the scheme in lower case: `HTTPS://` is HTTPS too
 
 
 class Header(Frozen):

@@ -7,6 +7,7 @@ import pytest
 
 from attt.checks.web import WebCheck, WebData, WebSettings
 from attt.checks.web.controls import CookiesParams, ExposedParams, HeadersParams
+from attt.checks.web.models import resolve_location
 from attt.scanner.models.observation import Observation
 from attt.scanner.models.target import Host, Service, Target
 from attt.scanner.plugin import NoParams, ProbeContext, Verdict
@@ -111,3 +112,17 @@ def test_a_file_in_a_coding_attt_cannot_undo_is_unknown_never_absent(probed: _Pr
     data = _data(probed, "brotli env")
     # The 404s carry the same coding: they prove nothing either way and are not errors.
     assert [p.id for p in data.paths if p.error] == ["env-file"]
+
+
+@pytest.mark.parametrize(
+    ("location", "url"),
+    [
+        ("HTTPS://portal.attt.test:8443/a", "https://portal.attt.test:8443/a"),
+        ("/\\evil.attt.test/", "http://evil.attt.test/"),
+        ("https://evil.attt.test\\@portal.attt.test/?q=\\", "https://evil.attt.test/@portal.attt.test/?q=\\"),
+        ("https://[/home", None),
+        ("https://portal.attt.test:99999/", None),
+    ],
+)
+def test_a_location_leads_where_a_browser_goes(location: str, url: str | None) -> None:
+    assert resolve_location("http://portal.attt.test/", location) == url
