@@ -161,6 +161,18 @@ def _cases(ip_of: Callable[[str], str]) -> dict[str, Responder]:
             PAGE,
         ),
         **dict.fromkeys(HTTP_CASES, lambda path: answer(200, GOOD_HEADERS, PAGE)),
+        # With frame-ancestors in the CSP a browser ignores X-Frame-Options: any site may frame.
+        "frame-ancestors overrides xfo": lambda path: answer(
+            200,
+            (
+                *_without("Content-Security-Policy"),
+                (
+                    "Content-Security-Policy",
+                    "default-src 'self'; frame-ancestors https:; frame-ancestors 'none'",
+                ),
+            ),
+            PAGE,
+        ),
         "redirect to an unlisted port": lambda path: answer(
             302, (*GOOD_HEADERS, ("Location", f"https://{ip_of('redirect to an unlisted port')}:8444/app/"))
         ),

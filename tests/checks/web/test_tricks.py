@@ -83,6 +83,7 @@ def test_a_location_no_parser_accepts_stops_the_chain_and_costs_nothing_else(
         # A browser never renders the body of a redirect: its meta tags set no policy.
         ("meta csp on a redirect", 443, "web.headers", "fail", "content-security-policy"),
         ("empty csp", 443, "web.headers", "fail", "content-security-policy"),
+        ("frame-ancestors overrides xfo", 443, "web.headers", "fail", "frame-protection"),
         ("late cookie and version", 443, "web.cookies", "fail", "sessionid: no Secure"),
         ("late cookie and version", 443, "web.version_disclosure", "fail", "Apache/2.4.1"),
         ("version on other paths", 443, "web.version_disclosure", "fail", "PHP/7.4.3"),
