@@ -36,6 +36,8 @@ _VALID_REFERRER = _UNSAFE_REFERRER | {
     "strict-origin-when-cross-origin",
 }
 _VERSION = re.compile(r"\d+\.\d+|/\s*v?\d")
+_ANY_SITE = re.compile(r"\*|[a-z][a-z0-9+.-]*:(//\*)?/?")
+"""A frame-ancestors source any site matches: `*`, a bare scheme (`https:`), `https://*`."""
 _SESSION_NAME = re.compile(r"sess|sid|login|auth|token|csrf|xsrf", re.IGNORECASE)
 
 
@@ -313,13 +315,6 @@ def _security_headers(data: WebData, answer: Answer, hsts_min_age: int) -> dict[
         )
         if v.strip(" \t;,")
     ]
-    ancestors = [
-        p.split(None, 1)[1] if " " in p.strip() else ""
-        for v in answer.values("content-security-policy")
-        for p in v.split(";")
-        if p.strip().lower().startswith("frame-ancestors")
-    ]
-    frame = answer.first("x-frame-options")
     referrer = [*answer.values("referrer-policy"), *(m.value for m in meta if m.name == "referrer-policy")]
     tokens = [
         t.strip().lower() for v in referrer for t in v.split(",") if t.strip().lower() in _VALID_REFERRER
@@ -332,15 +327,32 @@ def _security_headers(data: WebData, answer: Answer, hsts_min_age: int) -> dict[
     return {
         "content-security-policy": bool(csp) or None,
         "x-content-type-options": True if (nosniff or "").strip().lower() == "nosniff" else nosniff,
-        "frame-protection": True
-        if any(a.strip() and "*" not in a.split() for a in ancestors)
-        or (frame or "").strip().lower() in ("deny", "sameorigin")
-        else frame,
+        "frame-protection": _frame_protection(answer),
         "referrer-policy": True
         if tokens and tokens[-1] not in _UNSAFE_REFERRER
         else (referrer[-1] if referrer else None),
         "hsts": True if hsts is not None and (hsts_max_age(hsts) or -1) >= hsts_min_age else hsts,
     }
+
+
+def _frame_protection(answer: Answer) -> object:
+    """True when no other site may frame the page. With a frame-ancestors directive in the
+    CSP header a browser ignores X-Frame-Options, so `frame-ancestors *` with `DENY` is no
+    protection; every policy is enforced, so one that names only some ancestors is enough."""
+    ancestors: list[list[str]] = []
+    for value in answer.values("content-security-policy"):
+        for policy in value.split(","):
+            directives = [d.split() for d in policy.split(";") if d.split()]
+            # A directive repeated in one policy: the browser keeps the first.
+            found = next((d[1:] for d in directives if d[0].lower() == "frame-ancestors"), None)
+            if found is not None:
+                ancestors.append(found)
+    if ancestors:
+        if any(not any(_ANY_SITE.fullmatch(s.lower()) for s in sources) for sources in ancestors):
+            return True
+        return "; ".join("frame-ancestors " + " ".join(sources) for sources in ancestors)
+    frame = answer.first("x-frame-options")
+    return True if (frame or "").strip().lower() in ("deny", "sameorigin") else frame
 
 
 def _cookie_flaws(cookie: Cookie) -> list[str]:
