@@ -76,9 +76,11 @@ def _many_headers(path: str) -> bytes:
 
 
 def _version_elsewhere(path: str) -> bytes:
+    # A static root; every other path answered by PHP, which names itself and starts a session.
     if path == "/":
         return answer(200, GOOD_HEADERS, PAGE)
-    return answer(404, (*GOOD_HEADERS, ("X-Powered-By", "PHP/7.4.3")), b"<html>not found</html>")
+    php = (("X-Powered-By", "PHP/7.4.3"), ("Set-Cookie", "PHPSESSID=9f8e7d; path=/"))
+    return answer(404, (*GOOD_HEADERS, *php), b"<html>not found</html>")
 
 
 def _gzip_env(path: str) -> bytes:

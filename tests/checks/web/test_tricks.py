@@ -87,6 +87,7 @@ def test_a_location_no_parser_accepts_stops_the_chain_and_costs_nothing_else(
         ("late cookie and version", 443, "web.cookies", "fail", "sessionid: no Secure"),
         ("late cookie and version", 443, "web.version_disclosure", "fail", "Apache/2.4.1"),
         ("version on other paths", 443, "web.version_disclosure", "fail", "PHP/7.4.3"),
+        ("version on other paths", 443, "web.cookies", "fail", "PHPSESSID: no Secure"),
         ("gzip env", 443, "web.exposed_files", "fail", "/.env"),
         ("gzip-encoded backup", 443, "web.exposed_files", "fail", "/backup.tar.gz"),
         ("everything gzip-encoded", 443, "web.exposed_files", "pass", "none of"),
