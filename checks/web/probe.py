@@ -65,7 +65,6 @@ _JUDGED_HEADERS = frozenset(
     }
 )
 """Headers a control or the grade reads: never among those cut when an answer has too many."""
-_MAX_DISCLOSURES = 200
 CORS_ORIGIN = "https://cors-check.attt.invalid"
 """A foreign origin (`.invalid` can never exist) for the cross-origin request."""
 _UNKNOWN = frozenset({"budget", "timeout", "unreachable"})
@@ -315,6 +314,7 @@ class _Endpoint:
         shown = bound_text(url, MAX_VALUE_CHARS)
         try:
             fetched = self._client.get(url, body_limit=body_limit, verify=verify, origin=origin)
+            _judged_within_bounds(fetched)
         except FetchError as exc:
             if exc.kind != "budget":  # a request the budget stopped was never sent
                 error = bound_text(str(exc), 300)
@@ -322,40 +322,46 @@ class _Endpoint:
             raise
         self.visit.requests.append(Request(url=shown, status=fetched.status, seconds=self._seconds()))
         if self._mine(url):
-            # Any answer of this endpoint may name the software (an error page often does).
+            # Any answer of this endpoint may name the software or start a session (an error
+            # page, a path the application answers rather than the static root).
             self._disclosures(fetched)
+            self._cookies(fetched, shown)
         return fetched
 
     def _disclosures(self, fetched: Fetched) -> None:
         known = self.visit.disclosures
         for name, value in fetched.headers:
-            if name in _DISCLOSING_HEADERS and len(known) < _MAX_DISCLOSURES:
+            if name in _DISCLOSING_HEADERS:
                 found = Disclosure(source=f"header:{name}", value=bound_text(value, MAX_VALUE_CHARS))
                 if found not in known:
                     known.append(found)
+
+    def _cookies(self, fetched: Fetched, url: str) -> None:
+        """Each cookie once per set of flags (every answer may set the same one)."""
+        known = {(c.name, c.secure, c.http_only, c.same_site) for c in self.visit.cookies}
+        now = dt.datetime.now(dt.UTC)
+        parsed = (parse_cookie(v, url, now=now) for k, v in fetched.headers if k == "set-cookie")
+        for cookie in (c for c in parsed if c is not None):
+            key = (cookie.name, cookie.secure, cookie.http_only, cookie.same_site)
+            if key not in known:
+                known.add(key)
+                self.visit.cookies.append(cookie)
 
     def _seconds(self) -> float:
         return round(time.monotonic() - self._client.last_sent, 3)
 
     def _answer(self, url: str, fetched: Fetched) -> Answer:
-        """The answer as kept: every header a rule reads (more than `MAX_HEADERS_KEPT` of them is
-        a FetchError, never a cut that could drop the one cookie that fails), and the first
-        `MAX_HEADERS_KEPT` of the others."""
+        """The answer as kept: every header a rule reads (`_judged_within_bounds` held), and the
+        first `MAX_HEADERS_KEPT` of the others."""
         kept: list[tuple[str, str]] = []
-        judged = others = 0
+        others = 0
         for name, value in fetched.headers:
             if name in _JUDGED_HEADERS:
-                judged += 1
-                if judged > MAX_HEADERS_KEPT:
-                    raise FetchError(
-                        "too_large",
-                        f"more than {MAX_HEADERS_KEPT} cookies and security headers in one answer",
-                    )
                 kept.append((name, value))
             elif others < MAX_HEADERS_KEPT:
                 others += 1
                 kept.append((name, value))
-        answer = Answer(
+        return Answer(
             url=bound_text(url, MAX_VALUE_CHARS),
             status=fetched.status,
             headers=tuple(
@@ -363,11 +369,15 @@ class _Endpoint:
             ),
             headers_truncated=len(kept) < len(fetched.headers),
         )
-        if self._mine(url):
-            for value in answer.values("set-cookie"):
-                if (cookie := parse_cookie(value, answer.url, now=dt.datetime.now(dt.UTC))) is not None:
-                    self.visit.cookies.append(cookie)
-        return answer
+
+
+def _judged_within_bounds(fetched: Fetched) -> None:
+    """More than `MAX_HEADERS_KEPT` headers a rule reads in one answer is a failed request,
+    never a cut that could drop the one cookie or version that fails (or keep thousands)."""
+    if sum(1 for name, _ in fetched.headers if name in _JUDGED_HEADERS) > MAX_HEADERS_KEPT:
+        raise FetchError(
+            "too_large", f"more than {MAX_HEADERS_KEPT} cookies and security headers in one answer"
+        )
 
 
 def _bounded(value: str | None) -> str | None:
