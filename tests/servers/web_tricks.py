@@ -181,7 +181,7 @@ def _cases(ip_of: Callable[[str], str]) -> dict[str, Responder]:
     }
 
 
-HTTP_CASES = ("backslash location", "300 without location")
+HTTP_CASES = ("backslash location", "300 without location", "300 with location")
 """Cases that answer plain HTTP on port 80 too (their HTTPS is a good page)."""
 
 
@@ -200,6 +200,10 @@ def _other_ports(ip_of: Callable[[str], str]) -> dict[tuple[str, int], Responder
         ),
         # A 3xx without a Location redirects nowhere: the browser shows the page, served in clear.
         ("300 without location", 80): multiple_choices,
+        # A browser follows 301, 302, 303, 307 and 308 only: this page stays in clear text.
+        ("300 with location", 80): lambda path: answer(
+            300, (("Location", f"https://{ip_of('300 with location')}/"), ("Content-Type", "text/html")), PAGE
+        ),
         # Where the site really lives, on a port no inventory lists: what it sends is the site's.
         ("redirect to an unlisted port", 8444): lambda path: answer(
             200, (*GOOD_HEADERS, ("Set-Cookie", "sessionid=a1b2; Path=/"), ("Server", "Apache/2.4.1")), PAGE

@@ -95,6 +95,7 @@ def test_a_location_no_parser_accepts_stops_the_chain_and_costs_nothing_else(
         ("cookies being deleted", 443, "web.cookies", "not_applicable", "no session cookie"),
         ("backslash location", 80, "web.https_redirect", "fail", "evil.example"),
         ("300 without location", 80, "web.exposed_files", "fail", "/.git/HEAD"),
+        ("300 with location", 80, "web.https_redirect", "fail", "without redirecting"),
         # The root sends the visitor to a port that is no endpoint of its own: its cookie and
         # version are the site's, not nobody's.
         ("redirect to an unlisted port", 443, "web.cookies", "fail", "sessionid"),
