@@ -45,6 +45,10 @@ def resolve_location(base: str, location: str) -> str | None:
     return parts.geturl()  # the scheme in lower case: `HTTPS://` is HTTPS too
 
 
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+"""The Fetch standard's redirect statuses: the only ones a browser follows."""
+
+
 class Header(Frozen):
     name: str
     """Lower-cased."""
@@ -70,7 +74,9 @@ class Answer(Frozen):
 
     @property
     def location(self) -> str | None:
-        return self.first("location") if 300 <= self.status < 400 else None
+        """Where a browser is sent next; None when it is not (it follows only 301, 302, 303, 307
+        and 308: a 300 or 304 with a Location shows its body where it is)."""
+        return self.first("location") if self.status in _REDIRECT_STATUSES else None
 
 
 class Cookie(Frozen):
@@ -199,8 +205,8 @@ class WebData(Frozen):
 
     @property
     def serves_content(self) -> bool:
-        """The root answers with a page rather than a redirect (a 3xx without a Location
-        redirects nowhere: the browser shows its body)."""
+        """The root answers with a page rather than a redirect (a 3xx a browser does not follow,
+        without a Location or a 300, shows its body)."""
         return self.answer.location is None
 
 
