@@ -16,6 +16,7 @@ pytest_plugins = [
     "tests.servers.verdicts",
     "tests.servers.upgrade",
     "tests.servers.web",
+    "tests.servers.web_tricks",
     "tests.servers.postgres",
 ]
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import socket
 import ssl
 import time
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -50,7 +51,13 @@ class Fetched:
     headers: tuple[tuple[str, str], ...]
     """(lower-cased name, value), in the order sent; values decoded as UTF-8, bad bytes replaced."""
     body: bytes
-    """The start of the body, at most the limit the caller asked for."""
+    """The start of the body, at most the limit the caller asked for, its Content-Encoding
+    (gzip, deflate) undone."""
+    undecoded: str | None = None
+    """A Content-Encoding that could not be undone: `body` is then the bytes as sent, which say
+    nothing of what the content is."""
+    decoded: str | None = None
+    """The Content-Encoding undone to get `body`, if any."""
 
 
 class _Refused(httpcore.ConnectError):
@@ -224,13 +231,19 @@ class PinnedClient:
                 budget.limit = budget.received + body_limit
                 budget.deadline = min(budget.deadline, time.monotonic() + self.io_timeout)
                 body = _read_body(response, body_limit)
+                headers = tuple(
+                    (k.decode("latin-1").lower(), v.decode("utf-8", "replace")) for k, v in response.headers
+                )
+                # Sent though not asked for (no Accept-Encoding): a browser decodes it, so must we.
+                encoding = ", ".join(v for k, v in headers if k == "content-encoding")
+                decoded = _decoded(body, encoding, body_limit) if body else body
+                if decoded is None:
+                    return Fetched(response.status, headers, body, undecoded=encoding[:100])
                 return Fetched(
                     status=response.status,
-                    headers=tuple(
-                        (k.decode("latin-1").lower(), v.decode("utf-8", "replace"))
-                        for k, v in response.headers
-                    ),
-                    body=body,
+                    headers=headers,
+                    body=decoded,
+                    decoded=encoding[:100] if decoded is not body else None,
                 )
         except _OutOfScope as exc:
             raise FetchError("scope", str(exc)) from exc
@@ -269,6 +282,32 @@ def _read_body(response: httpcore.Response, limit: int) -> bytes:
     except (httpcore.ReadError, httpcore.RemoteProtocolError, httpcore.TimeoutException):
         pass  # the headers are what matter; a cut-off body is still evidence of what it holds
     return bytes(body[:limit])
+
+
+def _decoded(body: bytes, encoding: str, limit: int) -> bytes | None:
+    """`body` with the codings of `encoding` undone, last applied first, at most `limit` bytes
+    of it (a small body may inflate to gigabytes); None for a coding this cannot undo."""
+    codings = [c.strip().lower() for c in encoding.split(",") if c.strip().lower() not in ("", "identity")]
+    for coding in reversed(codings):
+        if coding not in _WBITS:
+            return None
+        for wbits in _WBITS[coding]:
+            try:
+                body = zlib.decompressobj(wbits).decompress(body, limit)
+                break
+            except zlib.error:
+                continue
+        else:
+            return None
+    return body
+
+
+_WBITS = {
+    "gzip": (16 + zlib.MAX_WBITS,),
+    "x-gzip": (16 + zlib.MAX_WBITS,),
+    # deflate is meant to carry a zlib header; some servers send the raw stream.
+    "deflate": (zlib.MAX_WBITS, -zlib.MAX_WBITS),
+}
 
 
 def _os_reason(exc: BaseException) -> str:

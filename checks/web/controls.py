@@ -3,13 +3,13 @@
 import re
 from collections.abc import Iterable
 from typing import Literal
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 from pydantic import Field
 
 from attt.checks.web.exposed import exposed_paths
-from attt.checks.web.models import CORS_STEP, REDIRECTS_STEP, Answer, Cookie, WebData
-from attt.checks.web.observatory import ObservatoryGrade, grade
+from attt.checks.web.models import CORS_STEP, REDIRECTS_STEP, Answer, Cookie, WebData, resolve_location
+from attt.checks.web.observatory import ObservatoryGrade, grade, hsts_max_age
 from attt.scanner.models.base import Text
 from attt.scanner.models.target import Target
 from attt.scanner.plugin import Controls, NoParams, Params, Verdict
@@ -36,6 +36,8 @@ _VALID_REFERRER = _UNSAFE_REFERRER | {
     "strict-origin-when-cross-origin",
 }
 _VERSION = re.compile(r"\d+\.\d+|/\s*v?\d")
+_ANY_SITE = re.compile(r"\*|[a-z][a-z0-9+.-]*:(//\*)?/?")
+"""A frame-ancestors source any site matches: `*`, a bare scheme (`https:`), `https://*`."""
 _SESSION_NAME = re.compile(r"sess|sid|login|auth|token|csrf|xsrf", re.IGNORECASE)
 
 
@@ -72,10 +74,17 @@ def https_redirect(data: WebData, params: NoParams, target: Target) -> Verdict:
             expected="3xx to https://" + data.name,
             vi=f"HTTP không mã hóa trả lời {status} mà không chuyển hướng sang HTTPS",
         )
-    first = urljoin(data.answer.url, location)
+    first = resolve_location(data.answer.url, location)
+    expected = "3xx to https://" + data.name
+    if first is None:
+        return Verdict.failed(
+            f"plain HTTP redirects ({status}) to a Location that is not a valid URL: {location}",
+            observed={"status": status, "location": location},
+            expected=expected,
+            vi=f"HTTP không mã hóa chuyển hướng ({status}) tới Location không phải URL hợp lệ: {location}",
+        )
     parts = urlsplit(first)
     observed = {"status": status, "location": first, "chain": [a.url for a in data.redirects]}
-    expected = "3xx to https://" + data.name
     if parts.scheme == "https" and (parts.hostname or "").lower() == data.name.lower():
         return Verdict.passed(
             f"plain HTTP redirects ({status}) to {first}",
@@ -297,43 +306,53 @@ def exposed_files(data: WebData, params: ExposedParams, target: Target) -> Verdi
 def _security_headers(data: WebData, answer: Answer, hsts_min_age: int) -> dict[SecurityHeader, object]:
     """Each required header: True when present and sound, else what was seen (None: absent)."""
     meta = data.page.meta if data.page is not None else ()
+    # An empty value (or one of separators only) is no policy at all.
     csp = [
-        *answer.values("content-security-policy"),
-        *(m.value for m in meta if m.name == "content-security-policy"),
+        v
+        for v in (
+            *answer.values("content-security-policy"),
+            *(m.value for m in meta if m.name == "content-security-policy"),
+        )
+        if v.strip(" \t;,")
     ]
-    ancestors = [
-        p.split(None, 1)[1] if " " in p.strip() else ""
-        for v in answer.values("content-security-policy")
-        for p in v.split(";")
-        if p.strip().lower().startswith("frame-ancestors")
-    ]
-    frame = answer.first("x-frame-options")
     referrer = [*answer.values("referrer-policy"), *(m.value for m in meta if m.name == "referrer-policy")]
     tokens = [
         t.strip().lower() for v in referrer for t in v.split(",") if t.strip().lower() in _VALID_REFERRER
     ]
-    hsts = answer.first("strict-transport-security")
+    # Sent twice, the values join with a comma, which makes the header one a browser ignores.
+    hsts = ", ".join(answer.values("strict-transport-security")) or None
+    if urlsplit(answer.url).scheme != "https":
+        hsts = "not over HTTPS (a browser ignores it there)"
     nosniff = answer.first("x-content-type-options")
     return {
         "content-security-policy": bool(csp) or None,
         "x-content-type-options": True if (nosniff or "").strip().lower() == "nosniff" else nosniff,
-        "frame-protection": True
-        if any(a.strip() and "*" not in a.split() for a in ancestors)
-        or (frame or "").strip().lower() in ("deny", "sameorigin")
-        else frame,
+        "frame-protection": _frame_protection(answer),
         "referrer-policy": True
         if tokens and tokens[-1] not in _UNSAFE_REFERRER
         else (referrer[-1] if referrer else None),
-        "hsts": True if (_max_age(hsts) or -1) >= hsts_min_age else hsts,
+        "hsts": True if hsts is not None and (hsts_max_age(hsts) or -1) >= hsts_min_age else hsts,
     }
 
 
-def _max_age(value: str | None) -> int | None:
-    for part in (value or "").split(";"):
-        key, _, number = part.strip().lower().partition("=")
-        if key == "max-age" and number.strip().strip('"').isdigit():
-            return int(number.strip().strip('"'))
-    return None
+def _frame_protection(answer: Answer) -> object:
+    """True when no other site may frame the page. With a frame-ancestors directive in the
+    CSP header a browser ignores X-Frame-Options, so `frame-ancestors *` with `DENY` is no
+    protection; every policy is enforced, so one that names only some ancestors is enough."""
+    ancestors: list[list[str]] = []
+    for value in answer.values("content-security-policy"):
+        for policy in value.split(","):
+            directives = [d.split() for d in policy.split(";") if d.split()]
+            # A directive repeated in one policy: the browser keeps the first.
+            found = next((d[1:] for d in directives if d[0].lower() == "frame-ancestors"), None)
+            if found is not None:
+                ancestors.append(found)
+    if ancestors:
+        if any(not any(_ANY_SITE.fullmatch(s.lower()) for s in sources) for sources in ancestors):
+            return True
+        return "; ".join("frame-ancestors " + " ".join(sources) for sources in ancestors)
+    frame = answer.first("x-frame-options")
+    return True if (frame or "").strip().lower() in ("deny", "sameorigin") else frame
 
 
 def _cookie_flaws(cookie: Cookie) -> list[str]:

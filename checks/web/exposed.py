@@ -11,6 +11,9 @@ from attt.scanner.models.base import Frozen, Text
 
 PATHS_FILE = "exposed-paths.json"
 _HTML_START = re.compile(rb"\A\s*(<!doctype html|<html|<head|<body)", re.IGNORECASE)
+_GZIP_MAGIC = "1f8b08"
+_TAR = re.compile(rb"\A.{257}ustar", re.DOTALL)
+"""A tar archive: `ustar` at offset 257 of its first header."""
 
 
 class ExposedPath(Frozen):
@@ -75,6 +78,15 @@ def proof(entry: ExposedPath, status: int, body: bytes) -> str | None:
     text = body.decode("latin-1")
     found = regex.search(text) if regex is not None else None
     return f"contains {found.group(0)[:80]!r}" if found else None
+
+
+def decoded_proof(entry: ExposedPath, status: int, body: bytes) -> str | None:
+    """What proves a gzip archive sent with its compression as `Content-Encoding: gzip` (the
+    way Apache's `AddEncoding x-gzip .gz` serves it): `body`, decoded, is a tar. Gzip magic in
+    what was sent proves nothing then: any answer so encoded starts with it."""
+    if status not in (200, 206) or _GZIP_MAGIC not in entry.magic:
+        return None
+    return "sent as Content-Encoding: gzip, a tar archive once decoded" if _TAR.match(body) else None
 
 
 def listing_proof(status: int, body: bytes) -> str | None:

@@ -1,6 +1,7 @@
 """The `web` observation data (one per HTTP(S) endpoint), the check's settings, and its limits."""
 
 from typing import Annotated, Literal
+from urllib.parse import urljoin, urlsplit
 
 from pydantic import Field
 
@@ -28,6 +29,26 @@ MAX_REDIRECTS = 5
 MAX_SCRIPTS = 50
 
 
+def resolve_location(base: str, location: str) -> str | None:
+    """The URL a `Location` sends a visitor to from `base`; None when it is no URL at all (a
+    bracket left open, a port past 65535), which a browser refuses to follow too."""
+    location = location.strip()
+    # A browser reads a backslash before the query as a slash: `https://evil\@site/` goes to
+    # evil, and `/\evil` is `//evil`, another host; urllib would take both for the site.
+    cut = min((i for i in (location.find("?"), location.find("#")) if i >= 0), default=len(location))
+    location = location[:cut].replace("\\", "/") + location[cut:]
+    try:
+        parts = urlsplit(urljoin(base, location))
+        _ = parts.port  # raises on a port that is not a number below 65536
+    except ValueError:
+        return None
+    return parts.geturl()  # the scheme in lower case: `HTTPS://` is HTTPS too
+
+
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+"""The Fetch standard's redirect statuses: the only ones a browser follows."""
+
+
 class Header(Frozen):
     name: str
     """Lower-cased."""
@@ -41,7 +62,8 @@ class Answer(Frozen):
     status: int
     headers: tuple[Header, ...]
     headers_truncated: bool = False
-    """The response had more than `MAX_HEADERS_KEPT` headers; the rest are not kept."""
+    """The response had more than `MAX_HEADERS_KEPT` headers that no rule reads; the rest of
+    those are not kept (every header a rule reads is)."""
 
     def values(self, name: str) -> tuple[str, ...]:
         return tuple(h.value for h in self.headers if h.name == name)
@@ -52,7 +74,9 @@ class Answer(Frozen):
 
     @property
     def location(self) -> str | None:
-        return self.first("location") if 300 <= self.status < 400 else None
+        """Where a browser is sent next; None when it is not (it follows only 301, 302, 303, 307
+        and 308: a 300 or 304 with a Location shows its body where it is)."""
+        return self.first("location") if self.status in _REDIRECT_STATUSES else None
 
 
 class Cookie(Frozen):
@@ -157,7 +181,8 @@ class WebData(Frozen):
     """Why the chain stopped on a redirect the probe saw but did not follow (a loop, too many
     hops): an observed fact. A hop that could not be fetched is the step `redirects` instead."""
     page: Page | None = None
-    """The root page's HTML facts; None when no body was read."""
+    """The HTML facts of the answer the chain ends on (the one `web.headers` judges); None when
+    no body was read or that answer is a redirect, whose body a browser never renders."""
     certificate_verified: bool | None = None
     """HTTPS only: a browser's handshake succeeded (chain and name verified against the trust
     store in use, a protocol version it accepts); False when only a lax handshake worked."""
@@ -180,8 +205,9 @@ class WebData(Frozen):
 
     @property
     def serves_content(self) -> bool:
-        """The root answers with a page rather than a redirect."""
-        return not 300 <= self.answer.status < 400
+        """The root answers with a page rather than a redirect (a 3xx a browser does not follow,
+        without a Location or a 300, shows its body)."""
+        return self.answer.location is None
 
 
 class WebSettings(Settings):

@@ -10,6 +10,7 @@ directive allows, a simplification of the Observatory's prefix matching.
 """
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from functools import cache
 from importlib.resources import files
@@ -27,6 +28,8 @@ _PASSIVE = ("img-src", "media-src")
 _NOT_IN_META = ("frame-ancestors", "report-uri", "sandbox")
 _REPEATABLE = frozenset({"report-uri", "report-to"})
 _MIN_POLICY_CHARS = 6
+_DELTA_SECONDS = re.compile(r'"?([0-9]+)"?')
+"""RFC 6797's max-age value: ASCII digits (`[0-9]`, not `\\d`, which takes any script's digits)."""
 _SIX_MONTHS = 15_552_000
 """The Observatory's six months: 180 days, the value most sites use, not 182.5."""
 _PRIVATE_REFERRER = ("no-referrer", "same-origin", "strict-origin", "strict-origin-when-cross-origin")
@@ -228,23 +231,30 @@ def _insecure(sources: Iterable[str]) -> bool:
 _HSTS_PASSES = ("hsts-implemented-max-age-at-least-six-months", "hsts-preloaded")
 
 
+def hsts_max_age(value: str) -> int | None:
+    """The max-age a browser reads from a Strict-Transport-Security value (RFC 6797 section
+    6.1); None when it ignores the header: no max-age, a value other than ASCII digits, a
+    directive given twice, or the header sent twice (joined with a comma)."""
+    if "," in value:
+        return None
+    directives = [part.partition("=") for part in value.split(";") if part.strip()]
+    names = [name.strip().lower() for name, _, _ in directives]
+    if len(set(names)) != len(names):
+        return None
+    ages = [number.strip() for name, _, number in directives if name.strip().lower() == "max-age"]
+    found = _DELTA_SECONDS.fullmatch(ages[0]) if ages else None
+    return int(found.group(1)) if found else None
+
+
 def _hsts(answer: Answer, verified: bool | None) -> str:
+    if urlsplit(answer.url).scheme != "https":
+        return "hsts-not-implemented-no-https"  # a browser ignores HSTS sent over plain HTTP
     if verified is False:
         return "hsts-invalid-cert"
-    value = answer.first("strict-transport-security")
-    if value is None:
+    values = answer.values("strict-transport-security")
+    if not values:
         return "hsts-not-implemented"
-    value = value[:1024]
-    if "," in value:
-        return "hsts-header-invalid"  # sent twice
-    max_age: int | None = None
-    for part in value.split(";"):
-        key, _, number = part.strip().lower().partition("=")
-        if key == "max-age":
-            try:
-                max_age = int(number.strip().strip('"')[:128])
-            except ValueError:
-                return "hsts-header-invalid"
+    max_age = hsts_max_age(", ".join(values))  # a browser ignores the header sent twice
     if max_age is None:
         return "hsts-header-invalid"
     return (

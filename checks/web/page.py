@@ -1,5 +1,8 @@
 """Facts from the root page's HTML and from `Set-Cookie` headers: parsing only, no judgement."""
 
+import datetime as dt
+import re
+from email.utils import parsedate_to_datetime
 from html.parser import HTMLParser
 
 from attt.checks.web.models import MAX_SCRIPTS, MAX_VALUE_CHARS, Cookie, Header, Page, Script
@@ -49,8 +52,9 @@ def read_page(content_type: str | None, body: bytes) -> Page:
     )
 
 
-def parse_cookie(header: str, url: str) -> Cookie | None:
-    """One `Set-Cookie` value: the cookie's name and the flags that protect it."""
+def parse_cookie(header: str, url: str, *, now: dt.datetime) -> Cookie | None:
+    """One `Set-Cookie` value: the cookie's name and the flags that protect it; None when it
+    sets nothing (no name, or sent only to delete the cookie)."""
     first, *attributes = header.split(";")
     name, sep, _value = first.partition("=")
     if not sep or not name.strip():
@@ -59,6 +63,8 @@ def parse_cookie(header: str, url: str) -> Cookie | None:
     for attribute in attributes:
         key, has_value, value = attribute.partition("=")
         flags[key.strip().lower()] = value.strip() if has_value else None
+    if _deleted(flags, now):
+        return None
     # A SameSite attribute without a value is kept as "", which no browser accepts.
     same_site = bound_text(flags["samesite"] or "", 100) if "samesite" in flags else None
     return Cookie(
@@ -68,3 +74,19 @@ def parse_cookie(header: str, url: str) -> Cookie | None:
         same_site=same_site,
         url=bound_text(url, MAX_VALUE_CHARS),
     )
+
+
+_MAX_AGE = re.compile(r"-?[0-9]+")
+
+
+def _deleted(flags: dict[str, str | None], now: dt.datetime) -> bool:
+    """The cookie expires on arrival (RFC 6265 5.2.1-2: Max-Age before Expires): a site sends it
+    to remove the cookie, and a browser stores nothing there is to protect."""
+    max_age = flags.get("max-age")
+    if max_age is not None and _MAX_AGE.fullmatch(max_age):
+        return int(max_age) <= 0
+    try:
+        expires = parsedate_to_datetime(flags.get("expires") or "")
+    except (TypeError, ValueError):
+        return False  # a date Python cannot read: judged as a cookie that stays
+    return (expires if expires.tzinfo else expires.replace(tzinfo=dt.UTC)) < now

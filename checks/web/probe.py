@@ -4,15 +4,16 @@ Every request is a GET sent by `PinnedClient` to the target's pinned address; th
 one endpoint receives is fixed (`request_plan`), so `attt checks list --verbose` can print it.
 """
 
+import datetime as dt
 import secrets
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 from attt.checks.ports.models import PortsData, ports_seen
 from attt.checks.web.client import Fetched, FetchError, PinnedClient, verifying_context
-from attt.checks.web.exposed import exposed_paths, listing_proof, proof
+from attt.checks.web.exposed import decoded_proof, exposed_paths, listing_proof, proof
 from attt.checks.web.models import (
     CORS_STEP,
     MAX_BODY_BYTES,
@@ -33,6 +34,7 @@ from attt.checks.web.models import (
     SiteFacts,
     WebData,
     WebSettings,
+    resolve_location,
 )
 from attt.checks.web.page import parse_cookie, read_page
 from attt.scanner.models.observation import Observation, bound_text
@@ -47,6 +49,22 @@ WEB_TAGS = frozenset({"portal", "web", "website"})
 _HTTP_SERVICES = frozenset({"http", "http-alt", "http-proxy", "http-mgmt"})
 _HTTPS_SERVICES = frozenset({"https", "https-alt", "ssl/http", "ssl/https", "ssl/http-alt"})
 _DISCLOSING_HEADERS = ("server", "x-powered-by", "x-aspnet-version", "x-aspnetmvc-version", "x-generator")
+_JUDGED_HEADERS = frozenset(
+    {
+        "content-security-policy",
+        "content-security-policy-report-only",
+        "x-content-type-options",
+        "x-frame-options",
+        "referrer-policy",
+        "strict-transport-security",
+        "cross-origin-resource-policy",
+        "set-cookie",
+        "location",
+        "content-type",
+        *_DISCLOSING_HEADERS,
+    }
+)
+"""Headers a control or the grade reads: never among those cut when an answer has too many."""
 CORS_ORIGIN = "https://cors-check.attt.invalid"
 """A foreign origin (`.invalid` can never exist) for the cross-origin request."""
 _UNKNOWN = frozenset({"budget", "timeout", "unreachable"})
@@ -155,23 +173,36 @@ class _Visit:
 class _Endpoint:
     """Visits one endpoint through the host's client, logging every request."""
 
-    def __init__(self, client: PinnedClient, name: str, scheme: Scheme, port: int) -> None:
+    def __init__(
+        self, client: PinnedClient, name: str, scheme: Scheme, port: int, others: frozenset[tuple[str, int]]
+    ) -> None:
         self._client = client
+        self._others = others
         self.visit = _Visit(scheme=scheme, url=_url(scheme, name, port))
+
+    def _mine(self, url: str) -> bool:
+        """What `url` sends belongs to this endpoint's observation, unless another endpoint of
+        the host is observed there (a redirect to a port no inventory lists is still the site)."""
+        return (urlsplit(url).scheme, _port(url)) not in self._others
 
     def run(self) -> _Visit:
         visit = self.visit
         try:
             root = self._root()
+            visit.answer = self._answer(visit.url, root)
         except FetchError as exc:
             visit.failure = exc
             return visit
-        visit.answer = self._answer(visit.url, root)
-        visit.page = read_page(visit.answer.first("content-type"), root.body)
-        self._follow_redirects()
+        last, fetched = self._follow_redirects(root)
+        if last.location is None:  # a browser renders no body of a redirect, nor its meta tags
+            visit.page = read_page(last.first("content-type"), fetched.body)
+            if self._mine(last.url):
+                visit.disclosures.extend(
+                    Disclosure(source="meta:generator", value=g) for g in visit.page.generator
+                )
         if visit.scheme == "https":
             self._cors()
-        if visit.scheme == "https" or not 300 <= visit.answer.status < 400:
+        if visit.scheme == "https" or visit.answer.location is None:
             self._files(root)
         return visit
 
@@ -190,30 +221,36 @@ class _Endpoint:
             self.visit.verified = False
         return fetched
 
-    def _follow_redirects(self) -> None:
+    def _follow_redirects(self, root: Fetched) -> tuple[Answer, Fetched]:
+        """Follow the root's redirects inside the scope; the chain's last answer, and what it sent."""
         visit = self.visit
         assert visit.answer is not None
-        current, seen = visit.answer, {visit.url}
+        current, fetched, seen = visit.answer, root, {visit.url}
         while (location := current.location) is not None:
-            target = urljoin(current.url, location.strip())
+            target = resolve_location(current.url, location)
+            if target is None:
+                visit.redirect_stop = f"the Location is not a valid URL: {bound_text(location, 200)}"
+                break
             parts = urlsplit(target)
             if parts.scheme not in ("http", "https") or not self._client.in_scope(parts.hostname):
                 visit.off_scope = bound_text(target, MAX_VALUE_CHARS)
-                return
+                break
             if target in seen:
                 visit.redirect_stop = f"redirect loop back to {bound_text(target, 200)}"
-                return
+                break
             if len(visit.redirects) >= MAX_REDIRECTS:
                 visit.redirect_stop = f"more than {MAX_REDIRECTS} redirects"
-                return
+                break
             seen.add(target)
             try:
-                fetched = self._get(target, 0)
+                # The body too: the page a redirect leads to is the one whose meta tags count.
+                fetched = self._get(target, MAX_BODY_BYTES)
+                current = self._answer(target, fetched)
             except FetchError as exc:
                 visit.step_errors[REDIRECTS_STEP] = bound_text(f"{target}: {exc}", 300)
-                return
-            current = self._answer(target, fetched)
+                break
             visit.redirects.append(current)
+        return current, fetched
 
     def _cors(self) -> None:
         try:
@@ -254,6 +291,15 @@ class _Endpoint:
                 visit.paths.append(PathResult(id=entry.id, path=entry.path, error=str(exc)))
                 continue
             evidence = proof(entry, fetched.status, fetched.body)
+            if evidence is None and fetched.decoded is not None and "gzip" in fetched.decoded:
+                evidence = decoded_proof(entry, fetched.status, fetched.body)
+            if evidence is None and fetched.undecoded is not None and fetched.status in (200, 206):
+                # Only a 200 could prove the file, and its content is what is unknown here.
+                error = f"the body is encoded as {fetched.undecoded}, which attt cannot decode"
+                visit.paths.append(
+                    PathResult(id=entry.id, path=entry.path, status=fetched.status, error=error)
+                )
+                continue
             visit.paths.append(
                 PathResult(
                     id=entry.id,
@@ -268,38 +314,70 @@ class _Endpoint:
         shown = bound_text(url, MAX_VALUE_CHARS)
         try:
             fetched = self._client.get(url, body_limit=body_limit, verify=verify, origin=origin)
+            _judged_within_bounds(fetched)
         except FetchError as exc:
             if exc.kind != "budget":  # a request the budget stopped was never sent
                 error = bound_text(str(exc), 300)
                 self.visit.requests.append(Request(url=shown, error=error, seconds=self._seconds()))
             raise
         self.visit.requests.append(Request(url=shown, status=fetched.status, seconds=self._seconds()))
+        if self._mine(url):
+            # Any answer of this endpoint may name the software or start a session (an error
+            # page, a path the application answers rather than the static root).
+            self._disclosures(fetched)
+            self._cookies(fetched, shown)
         return fetched
+
+    def _disclosures(self, fetched: Fetched) -> None:
+        known = self.visit.disclosures
+        for name, value in fetched.headers:
+            if name in _DISCLOSING_HEADERS:
+                found = Disclosure(source=f"header:{name}", value=bound_text(value, MAX_VALUE_CHARS))
+                if found not in known:
+                    known.append(found)
+
+    def _cookies(self, fetched: Fetched, url: str) -> None:
+        """Each cookie once per set of flags (every answer may set the same one)."""
+        known = {(c.name, c.secure, c.http_only, c.same_site) for c in self.visit.cookies}
+        now = dt.datetime.now(dt.UTC)
+        parsed = (parse_cookie(v, url, now=now) for k, v in fetched.headers if k == "set-cookie")
+        for cookie in (c for c in parsed if c is not None):
+            key = (cookie.name, cookie.secure, cookie.http_only, cookie.same_site)
+            if key not in known:
+                known.add(key)
+                self.visit.cookies.append(cookie)
 
     def _seconds(self) -> float:
         return round(time.monotonic() - self._client.last_sent, 3)
 
     def _answer(self, url: str, fetched: Fetched) -> Answer:
-        headers = tuple(
-            Header(name=bound_text(k, 100), value=bound_text(v, MAX_VALUE_CHARS))
-            for k, v in fetched.headers[:MAX_HEADERS_KEPT]
-        )
-        answer = Answer(
+        """The answer as kept: every header a rule reads (`_judged_within_bounds` held), and the
+        first `MAX_HEADERS_KEPT` of the others."""
+        kept: list[tuple[str, str]] = []
+        others = 0
+        for name, value in fetched.headers:
+            if name in _JUDGED_HEADERS:
+                kept.append((name, value))
+            elif others < MAX_HEADERS_KEPT:
+                others += 1
+                kept.append((name, value))
+        return Answer(
             url=bound_text(url, MAX_VALUE_CHARS),
             status=fetched.status,
-            headers=headers,
-            headers_truncated=len(fetched.headers) > MAX_HEADERS_KEPT,
+            headers=tuple(
+                Header(name=bound_text(k, 100), value=bound_text(v, MAX_VALUE_CHARS)) for k, v in kept
+            ),
+            headers_truncated=len(kept) < len(fetched.headers),
         )
-        if _origin(url) == _origin(self.visit.url):
-            # What a redirect's target sends belongs to that endpoint's own observation.
-            for value in answer.values("set-cookie"):
-                if (cookie := parse_cookie(value, answer.url)) is not None:
-                    self.visit.cookies.append(cookie)
-            for name in _DISCLOSING_HEADERS:
-                self.visit.disclosures.extend(
-                    Disclosure(source=f"header:{name}", value=v) for v in answer.values(name)
-                )
-        return answer
+
+
+def _judged_within_bounds(fetched: Fetched) -> None:
+    """More than `MAX_HEADERS_KEPT` headers a rule reads in one answer is a failed request,
+    never a cut that could drop the one cookie or version that fails (or keep thousands)."""
+    if sum(1 for name, _ in fetched.headers if name in _JUDGED_HEADERS) > MAX_HEADERS_KEPT:
+        raise FetchError(
+            "too_large", f"more than {MAX_HEADERS_KEPT} cookies and security headers in one answer"
+        )
 
 
 def _bounded(value: str | None) -> str | None:
@@ -309,11 +387,6 @@ def _bounded(value: str | None) -> str | None:
 def _port(url: str) -> int:
     parts = urlsplit(url)
     return parts.port or (443 if parts.scheme == "https" else 80)
-
-
-def _origin(url: str) -> tuple[str, str, int]:
-    parts = urlsplit(url)
-    return parts.scheme, (parts.hostname or "").lower(), _port(url)
 
 
 def _url(scheme: Scheme, name: str, port: int) -> str:
@@ -337,7 +410,11 @@ def probe_target(target: Target, ctx: ProbeContext[WebSettings], settings: WebSe
     )
     # HTTPS first: whether it works is what the plain-HTTP endpoints are judged against.
     order = sorted(plan.endpoints.items(), key=lambda item: (item[1] != "https", item[0]))
-    visits = {port: _Endpoint(client, name, scheme, port).run() for port, scheme in order}
+    planned = frozenset((scheme, port) for port, scheme in plan.endpoints.items())
+    visits = {
+        port: _Endpoint(client, name, scheme, port, planned - {(scheme, port)}).run()
+        for port, scheme in order
+    }
     site = _site_facts(plan, visits)
     observations: list[Observation] = []
     for port, visit in sorted(visits.items()):
@@ -397,10 +474,6 @@ def _site_facts(plan: Plan, visits: dict[int, _Visit]) -> SiteFacts:
 
 def _data(name: str, visit: _Visit, site: SiteFacts) -> WebData:
     assert visit.answer is not None
-    page = visit.page
-    disclosures = list(visit.disclosures)
-    if page is not None:
-        disclosures.extend(Disclosure(source="meta:generator", value=g) for g in page.generator)
     return WebData(
         scheme=visit.scheme,
         name=name,
@@ -409,11 +482,11 @@ def _data(name: str, visit: _Visit, site: SiteFacts) -> WebData:
         redirects=tuple(visit.redirects),
         off_scope_location=visit.off_scope,
         redirect_stop=visit.redirect_stop,
-        page=page,
+        page=visit.page,
         certificate_verified=visit.verified,
         cookies=tuple(visit.cookies),
         cors=visit.cors,
-        disclosures=tuple(disclosures),
+        disclosures=tuple(visit.disclosures),
         catch_all=visit.catch_all,
         paths=tuple(visit.paths),
         paths_skipped=tuple(visit.skipped),
