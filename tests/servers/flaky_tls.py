@@ -1,6 +1,7 @@
-"""TLS servers that give no answer to some handshakes, on 127.0.201.0/24.
+"""Servers that leave a TLS fact unobserved, on 127.0.201.0/24: TLS servers that give no
+answer to some handshakes, and an SMTP server that lists STARTTLS and then declines it.
 
-Each accepts TLS 1.0 to 1.2 with one TLS 1.0 suite, ECDHE-ECDSA-AES128-SHA (0xC009), and
+Each TLS server accepts TLS 1.0 to 1.2 with one TLS 1.0 suite, ECDHE-ECDSA-AES128-SHA (0xC009), and
 misbehaves on the ClientHellos that offer it at TLS 1.0 (the handshakes that tell whether
 TLS 1.0 is accepted): it stays silent until the client hangs up (`stall`), or closes the
 connection without a TLS alert (`drop`), on the first such handshake only (`once`) or on
@@ -14,7 +15,7 @@ import ssl
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,21 +77,15 @@ class FlakyTls:
     """ClientHellos it answered with silence or a dropped connection."""
 
 
-class _Server:
-    def __init__(self, flaky: FlakyTls, cert: Path, key: Path) -> None:
-        self.flaky = flaky
-        self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            self._context.minimum_version = ssl.TLSVersion.TLSv1
-            self._context.maximum_version = ssl.TLSVersion.TLSv1_2
-        self._context.set_ciphers("ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES128-GCM-SHA256:@SECLEVEL=0")
-        self._context.load_cert_chain(cert, key)
-        self._lock = threading.Lock()
+class _Listener:
+    """A TCP listener whose connections each get a thread running `handler`, bounded in count."""
+
+    def __init__(self, ip: str, port: int, handler: Callable[[socket.socket], None]) -> None:
+        self._handler = handler
         self._stop = threading.Event()
-        self._sock = socket.create_server((flaky.ip, PORT), backlog=64)
+        self._sock = socket.create_server((ip, port), backlog=64)
         self._sock.settimeout(0.2)
-        self._thread = threading.Thread(target=self._serve, name=f"flaky-tls-{flaky.ip}", daemon=True)
+        self._thread = threading.Thread(target=self._serve, name=f"flaky-{ip}:{port}", daemon=True)
 
     def _serve(self) -> None:
         for _ in range(MAX_CONNECTIONS):
@@ -103,25 +98,10 @@ class _Server:
             conn.settimeout(MAX_HOLD)
             threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
 
-    def _misbehaves(self, hello: bytes) -> bool:
-        if not offers_target_at_tls10(hello):
-            return False
-        with self._lock:
-            if self.flaky.once and self.flaky.misbehaved:
-                return False
-            self.flaky.misbehaved += 1
-            return True
-
     def _handle(self, conn: socket.socket) -> None:
         # Scanners drop connections mid-dialogue on purpose; that is not a server failure.
         with conn, suppress(OSError):
-            if self._misbehaves(_client_hello(conn)):
-                if self.flaky.misbehaviour == "stall":
-                    _silence(conn)
-                return
-            with self._context.wrap_socket(conn, server_side=True) as tls:
-                if tls.recv(4096):
-                    tls.sendall(b"HTTP/1.0 200 OK\r\nStrict-Transport-Security: max-age=63072000\r\n\r\nok\n")
+            self._handler(conn)
 
     @contextmanager
     def running(self) -> Iterator[None]:
@@ -134,11 +114,79 @@ class _Server:
             self._sock.close()
 
 
+class _Flaky:
+    """The TLS server's handler: `flaky`'s misbehaviour on its handshakes, TLS on the others."""
+
+    def __init__(self, flaky: FlakyTls, cert: Path, key: Path) -> None:
+        self.flaky = flaky
+        self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self._context.minimum_version = ssl.TLSVersion.TLSv1
+            self._context.maximum_version = ssl.TLSVersion.TLSv1_2
+        self._context.set_ciphers("ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES128-GCM-SHA256:@SECLEVEL=0")
+        self._context.load_cert_chain(cert, key)
+        self._lock = threading.Lock()
+
+    def _misbehaves(self, hello: bytes) -> bool:
+        if not offers_target_at_tls10(hello):
+            return False
+        with self._lock:
+            if self.flaky.once and self.flaky.misbehaved:
+                return False
+            self.flaky.misbehaved += 1
+            return True
+
+    def __call__(self, conn: socket.socket) -> None:
+        if self._misbehaves(_client_hello(conn)):
+            if self.flaky.misbehaviour == "stall":
+                _silence(conn)
+            return
+        with self._context.wrap_socket(conn, server_side=True) as tls:
+            if tls.recv(4096):
+                tls.sendall(b"HTTP/1.0 200 OK\r\nStrict-Transport-Security: max-age=63072000\r\n\r\nok\n")
+
+
 @contextmanager
 def flaky_tls_servers(workdir: Path, servers: list[FlakyTls]) -> Iterator[list[FlakyTls]]:
     with ExitStack() as stack:
         for flaky in servers:
             (workdir / flaky.ip).mkdir()
             cert, key = self_signed(workdir / flaky.ip, flaky.ip)
-            stack.enter_context(_Server(flaky, cert, key).running())
+            stack.enter_context(_Listener(flaky.ip, PORT, _Flaky(flaky, cert, key)).running())
         yield servers
+
+
+SMTP_PORT = 25
+SMTP_DECLINES = f"{NET}.20"
+"""Lists STARTTLS in its EHLO reply, then answers the command with RFC 3207's 454."""
+SMTP_WITHOUT_TLS = f"{NET}.21"
+"""Does not list STARTTLS: a mail server without TLS."""
+
+
+def _smtp(advertises: bool) -> Callable[[socket.socket], None]:
+    def handle(conn: socket.socket) -> None:
+        reader = conn.makefile("rb")
+        conn.sendall(b"220 mail.attt.test ESMTP\r\n")
+        for _ in range(10):
+            line = reader.readline(512).strip().upper()
+            if line.startswith(b"EHLO"):
+                conn.sendall(
+                    b"250-mail.attt.test\r\n250 STARTTLS\r\n" if advertises else b"250 mail.attt.test\r\n"
+                )
+            elif line == b"STARTTLS":
+                conn.sendall(b"454 4.7.0 TLS not available due to temporary reason\r\n")
+            else:
+                conn.sendall(b"221 bye\r\n")
+                return
+
+    return handle
+
+
+@contextmanager
+def smtp_servers() -> Iterator[None]:
+    with (
+        _Listener(SMTP_DECLINES, SMTP_PORT, _smtp(advertises=True)).running(),
+        _Listener(SMTP_WITHOUT_TLS, SMTP_PORT, _smtp(advertises=False)).running(),
+    ):
+        yield
