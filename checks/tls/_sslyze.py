@@ -161,9 +161,13 @@ _FAILURE_TEXT = {
 MAX_REASON_CHARS = 300
 _REFUSED = "ServerRejectedOpportunisticTlsNegotiation"
 # sslyze's own texts for a server that answered and declined the upgrade (as opposed to one that
-# broke the dialogue): "FTP AUTH TLS was rejected", "IMAP START TLS was rejected", "SMTP STARTTLS
-# rejected: ...", "Server does not support STARTTLS with SMTP".
-_REFUSAL = re.compile(r"(START ?TLS|AUTH TLS)( was)? rejected|does not support STARTTLS")
+# broke the dialogue): "FTP AUTH TLS was rejected", "IMAP START TLS was rejected", "Server does
+# not support STARTTLS with SMTP" (its EHLO reply does not list it).
+_REFUSAL = re.compile(r"(START ?TLS|AUTH TLS) was rejected|does not support STARTTLS")
+_DECLINED = "SMTP STARTTLS rejected: "
+"""sslyze's text for an SMTP server that listed STARTTLS in its EHLO reply and then answered the
+command with something other than 220 (RFC 3207's 454 "TLS not available due to temporary
+reason", say): a service with TLS that this scan did not see, not a service without it."""
 _CUSTOM_STORE_NAME = "Supplied CA file"
 """The name sslyze gives the trust store made of the CA file a scan passes it."""
 
@@ -434,6 +438,11 @@ def _failure_reason(trace: TracebackException | None) -> str:
     detail = "".join(trace.format_exception_only()).strip().rsplit("->", 1)[-1].strip(' ".')
     text = _FAILURE_TEXT.get(name)
     reason = f"{text}: {detail}" if text else f"{name}: {detail}"
+    if detail.startswith(_DECLINED):
+        reply = detail.removeprefix(_DECLINED)
+        reason = (
+            f"the SMTP server lists STARTTLS but declined to start it ({reply}): its TLS was not observed"
+        )
     return bound_text(reason, MAX_REASON_CHARS)
 
 

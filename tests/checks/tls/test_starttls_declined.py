@@ -6,6 +6,7 @@ is a mail server without TLS, an observed fact."""
 import pytest
 
 from attt.checks.tls import _sslyze
+from attt.checks.tls.models import TlsData
 from tests.servers.flaky_tls import SMTP_DECLINES, SMTP_PORT, SMTP_WITHOUT_TLS, smtp_servers
 
 
@@ -31,4 +32,4 @@ def test_starttls_listed_then_declined_is_an_error_with_the_reply(outcomes):
 
 def test_starttls_not_listed_is_a_mail_server_without_tls(outcomes):
     outcome = outcomes[SMTP_WITHOUT_TLS]
-    assert isinstance(outcome, _sslyze.TlsData) and outcome.starttls_refused
+    assert isinstance(outcome, TlsData) and outcome.starttls_refused
