@@ -1,5 +1,6 @@
 """Servers that leave a TLS fact unobserved, on 127.0.201.0/24: TLS servers that give no
-answer to some handshakes, and an SMTP server that lists STARTTLS and then declines it.
+answer to some handshakes, an SMTP server that lists STARTTLS and then declines it, and mail
+servers that hang up before answering STARTTLS.
 
 Each TLS server accepts TLS 1.0 to 1.2 with one TLS 1.0 suite, ECDHE-ECDSA-AES128-SHA (0xC009), and
 misbehaves on the ClientHellos that offer it at TLS 1.0 (the handshakes that tell whether
@@ -183,10 +184,25 @@ def _smtp(advertises: bool) -> Callable[[socket.socket], None]:
     return handle
 
 
+IMAP_BUSY = f"{NET}.22"
+"""Greets with IMAP's BYE (too many connections) and hangs up."""
+POP3_HANGS_UP = f"{NET}.23"
+"""Greets and hangs up before any command."""
+
+
+def _hang_up(greeting: bytes) -> Callable[[socket.socket], None]:
+    def handle(conn: socket.socket) -> None:
+        conn.sendall(greeting)
+
+    return handle
+
+
 @contextmanager
-def smtp_servers() -> Iterator[None]:
+def mail_servers() -> Iterator[None]:
     with (
         _Listener(SMTP_DECLINES, SMTP_PORT, _smtp(advertises=True)).running(),
         _Listener(SMTP_WITHOUT_TLS, SMTP_PORT, _smtp(advertises=False)).running(),
+        _Listener(IMAP_BUSY, 143, _hang_up(b"* BYE Too many connections from your address\r\n")).running(),
+        _Listener(POP3_HANGS_UP, 110, _hang_up(b"+OK POP3 ready\r\n")).running(),
     ):
         yield
