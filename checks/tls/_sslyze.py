@@ -209,7 +209,7 @@ def scan(
         )
         for endpoint in remaining
     }
-    return {**early, **_await(scans, options, keepalive)}
+    return _confirm_refusals({**early, **_await(scans, options, keepalive)}, options.connect_timeout)
 
 
 def _await(
@@ -363,6 +363,97 @@ def _upgrade_refused(trace: TracebackException | None) -> bool:
     if trace is None or trace.exc_type is None or trace.exc_type.__name__ != _REFUSED:
         return False
     return bool(_REFUSAL.search("".join(trace.format_exception_only())))
+
+
+@dataclass(frozen=True)
+class _Upgrade:
+    """How a plain protocol asks for TLS, and how its greeting and its "no" begin."""
+
+    command: bytes
+    greeting: tuple[bytes, ...]
+    refusal: tuple[bytes, ...]
+    ends_greeting: Callable[[bytes], bool]
+    ends_reply: Callable[[bytes], bool]
+
+
+def _first_line(_line: bytes) -> bool:
+    return True
+
+
+def _ftp_last_line(line: bytes) -> bool:
+    """The last line of an FTP reply: its code and a space ("220-" lines continue it)."""
+    return line[:3].isdigit() and line[3:4] != b"-"
+
+
+_UPGRADES: dict[StartTls, _Upgrade] = {
+    "imap": _Upgrade(
+        b"a STARTTLS\r\n",
+        (b"* OK", b"* PREAUTH"),
+        (b"a NO", b"a BAD"),
+        _first_line,
+        lambda line: line[:2] == b"a ",
+    ),
+    "pop3": _Upgrade(b"STLS\r\n", (b"+OK",), (b"-ERR",), _first_line, _first_line),
+    # 5yz is a permanent no; 4yz (421 busy, 431 unavailable) is for now only.
+    "ftp": _Upgrade(b"AUTH TLS\r\n", (b"220",), (b"5",), _ftp_last_line, _ftp_last_line),
+}
+_REPLY_LINES = 20
+_LINE_BYTES = 1024
+
+
+def _confirm_refusals(outcomes: dict[Endpoint, ScanOutcome], timeout: float) -> dict[Endpoint, ScanOutcome]:
+    """Every refused upgrade of `outcomes`, heard once more before it stands (`_refusal_heard`)."""
+    refused = [e for e, o in outcomes.items() if isinstance(o, TlsData) and o.starttls_refused]
+    if not refused:
+        return outcomes
+    with ThreadPoolExecutor(max_workers=min(16, len(refused)), thread_name_prefix="attt-tls-refusal") as pool:
+        heard = dict(zip(refused, pool.map(lambda e: _refusal_heard(e, timeout), refused), strict=True))
+    return {
+        endpoint: outcome if heard.get(endpoint, True) else ScanFailure(_unheard(endpoint))
+        for endpoint, outcome in outcomes.items()
+    }
+
+
+def _unheard(endpoint: Endpoint) -> str:
+    protocol = (endpoint.starttls or "").upper()
+    return (
+        f"no answer to the upgrade to TLS: the {protocol} service hung up, or greeted with an error"
+        " or a busy reply, instead of refusing it, so whether it speaks TLS was not observed"
+    )
+
+
+def _refusal_heard(endpoint: Endpoint, timeout: float) -> bool:
+    """Whether the service, on a connection of its own, greets as its protocol does and answers
+    the upgrade command with its protocol's "no". sslyze reports a refusal also for a service
+    that hung up, or greeted with IMAP's BYE or FTP's 421 (too many connections): that is no
+    refusal, and failing a busy mail server for cleartext logins would be a verdict never earned.
+    A protocol without a dialogue here keeps sslyze's word."""
+    upgrade = _UPGRADES.get(endpoint.starttls) if endpoint.starttls else None
+    if upgrade is None:
+        return True
+    deadline = time.monotonic() + 2 * timeout
+    try:
+        with (
+            socket.create_connection((endpoint.ip, endpoint.port), timeout=timeout) as sock,
+            sock.makefile("rb") as reader,
+        ):
+            if not _reply(sock, reader, upgrade.ends_greeting, deadline).startswith(upgrade.greeting):
+                return False
+            sock.sendall(upgrade.command)
+            return _reply(sock, reader, upgrade.ends_reply, deadline).startswith(upgrade.refusal)
+    except OSError:
+        return False
+
+
+def _reply(sock: socket.socket, reader: Any, ends: Callable[[bytes], bool], deadline: float) -> bytes:
+    """The line that ends a reply, or b"" when the server hangs up; bounded in lines, bytes and
+    time (a timeout raises)."""
+    for _ in range(_REPLY_LINES):
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        line: bytes = reader.readline(_LINE_BYTES)
+        if not line or ends(line):
+            return line
+    return b""
 
 
 def _plain_service(endpoint: Endpoint, scanned_at: datetime) -> TlsData:
