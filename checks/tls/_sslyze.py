@@ -417,8 +417,9 @@ def _confirm_refusals(outcomes: dict[Endpoint, ScanOutcome], timeout: float) -> 
 def _unheard(endpoint: Endpoint) -> str:
     protocol = (endpoint.starttls or "").upper()
     return (
-        f"no answer to the upgrade to TLS: the {protocol} service hung up, or greeted with an error"
-        " or a busy reply, instead of refusing it, so whether it speaks TLS was not observed"
+        f"no answer to the upgrade to TLS: the {protocol} service did not refuse it for good (it hung"
+        " up, greeted with an error or a busy reply, or declined for now), so whether it speaks TLS"
+        " was not observed"
     )
 
 
