@@ -2,50 +2,35 @@
 answer to some handshakes, an SMTP server that lists STARTTLS and then declines it, and mail
 servers that hang up before answering STARTTLS.
 
-Each TLS server accepts TLS 1.0 to 1.2 with one TLS 1.0 suite, ECDHE-ECDSA-AES128-SHA (0xC009), and
-misbehaves on the ClientHellos that offer it at TLS 1.0 (the handshakes that tell whether
-TLS 1.0 is accepted): it stays silent until the client hangs up (`stall`), or closes the
-connection without a TLS alert (`drop`), on the first such handshake only (`once`) or on
-every one. Fallback probes (TLS_FALLBACK_SCSV) are served normally.
+Each TLS server is the verdicts lab's TLS 1.0 to 1.2 server (one TLS 1.0 suite,
+ECDHE-ECDSA-AES128-SHA, 0xC009) behind a front that misbehaves on the ClientHellos offering
+that suite at TLS 1.0 (the handshakes that tell whether TLS 1.0 is accepted): it stays silent
+until the client hangs up (`stall`), or closes the connection without a TLS alert (`drop`), on
+the first such handshake only (`once`) or on every one. Fallback probes (TLS_FALLBACK_SCSV)
+are served normally.
 
-Every server stops with its `with` block; every loop is bounded in count and time.
+Every server stops with its `with` block; every loop is bounded in count and time (the
+hostile lab's `Listener`).
 """
 
 import socket
-import ssl
 import threading
-import time
-import warnings
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager, suppress
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from tests.servers.hostile import MAX_HOLD, Endpoint, Handler, Listener, tarpit
 from tests.servers.mail import self_signed
+from tests.servers.verdicts import Tls10, client_hello
 
 NET = "127.0.201"
 PORT = 443
-MAX_CONNECTIONS = 500
-"""Connections one server accepts in a session (one scan makes a few dozen)."""
-MAX_HOLD = 20.0
-"""Seconds a stalled connection is held at most (the client gives up long before)."""
 TARGET_SUITE = b"\xc0\x09"
 FALLBACK_SCSV = b"\x56\x00"
 
 Misbehaviour = Literal["stall", "drop"]
-
-
-def _client_hello(conn: socket.socket) -> bytes:
-    """The client's first record, left unread for the TLS layer (MSG_PEEK)."""
-    deadline = time.monotonic() + 5
-    seen = b""
-    while time.monotonic() < deadline:
-        seen = conn.recv(4096, socket.MSG_PEEK)
-        if not seen or len(seen) >= 5 + int.from_bytes(seen[3:5], "big"):
-            return seen
-        time.sleep(0.01)
-    return seen
 
 
 def offers_target_at_tls10(hello: bytes) -> bool:
@@ -60,13 +45,6 @@ def offers_target_at_tls10(hello: bytes) -> bool:
     return TARGET_SUITE in suites and FALLBACK_SCSV not in suites
 
 
-def _silence(conn: socket.socket) -> None:
-    """Read and ignore everything until the client hangs up, MAX_HOLD at most."""
-    deadline = time.monotonic() + MAX_HOLD
-    while time.monotonic() < deadline and conn.recv(4096):
-        pass
-
-
 @dataclass
 class FlakyTls:
     """One server's behaviour and what it did."""
@@ -78,55 +56,12 @@ class FlakyTls:
     """ClientHellos it answered with silence or a dropped connection."""
 
 
-class _Listener:
-    """A TCP listener whose connections each get a thread running `handler`, bounded in count."""
-
-    def __init__(self, ip: str, port: int, handler: Callable[[socket.socket], None]) -> None:
-        self._handler = handler
-        self._stop = threading.Event()
-        self._sock = socket.create_server((ip, port), backlog=64)
-        self._sock.settimeout(0.2)
-        self._thread = threading.Thread(target=self._serve, name=f"flaky-{ip}:{port}", daemon=True)
-
-    def _serve(self) -> None:
-        for _ in range(MAX_CONNECTIONS):
-            conn = None
-            while conn is None and not self._stop.is_set():
-                with suppress(TimeoutError):
-                    conn, _ = self._sock.accept()
-            if conn is None:
-                return
-            conn.settimeout(MAX_HOLD)
-            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
-
-    def _handle(self, conn: socket.socket) -> None:
-        # Scanners drop connections mid-dialogue on purpose; that is not a server failure.
-        with conn, suppress(OSError):
-            self._handler(conn)
-
-    @contextmanager
-    def running(self) -> Iterator[None]:
-        self._thread.start()
-        try:
-            yield
-        finally:
-            self._stop.set()
-            self._thread.join(timeout=5)
-            self._sock.close()
-
-
 class _Flaky:
-    """The TLS server's handler: `flaky`'s misbehaviour on its handshakes, TLS on the others."""
+    """`flaky`'s misbehaviour on its handshakes, the TLS server on the others."""
 
     def __init__(self, flaky: FlakyTls, cert: Path, key: Path) -> None:
         self.flaky = flaky
-        self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            self._context.minimum_version = ssl.TLSVersion.TLSv1
-            self._context.maximum_version = ssl.TLSVersion.TLSv1_2
-        self._context.set_ciphers("ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES128-GCM-SHA256:@SECLEVEL=0")
-        self._context.load_cert_chain(cert, key)
+        self._tls = Tls10(cert, key, flaky=False)
         self._lock = threading.Lock()
 
     def _misbehaves(self, hello: bytes) -> bool:
@@ -138,14 +73,12 @@ class _Flaky:
             self.flaky.misbehaved += 1
             return True
 
-    def __call__(self, conn: socket.socket) -> None:
-        if self._misbehaves(_client_hello(conn)):
-            if self.flaky.misbehaviour == "stall":
-                _silence(conn)
-            return
-        with self._context.wrap_socket(conn, server_side=True) as tls:
-            if tls.recv(4096):
-                tls.sendall(b"HTTP/1.0 200 OK\r\nStrict-Transport-Security: max-age=63072000\r\n\r\nok\n")
+    def __call__(self, conn: socket.socket, stop: threading.Event) -> None:
+        conn.settimeout(MAX_HOLD)
+        if not self._misbehaves(client_hello(conn)):
+            self._tls(conn)
+        elif self.flaky.misbehaviour == "stall":
+            tarpit(conn, stop)
 
 
 @contextmanager
@@ -153,8 +86,8 @@ def flaky_tls_servers(workdir: Path, servers: list[FlakyTls]) -> Iterator[list[F
     with ExitStack() as stack:
         for flaky in servers:
             (workdir / flaky.ip).mkdir()
-            cert, key = self_signed(workdir / flaky.ip, flaky.ip)
-            stack.enter_context(_Listener(flaky.ip, PORT, _Flaky(flaky, cert, key)).running())
+            handler = _Flaky(flaky, *self_signed(workdir / flaky.ip, flaky.ip))
+            stack.enter_context(Listener(Endpoint(f"flaky-{flaky.ip}", flaky.ip, PORT), handler).running())
         yield servers
 
 
@@ -163,10 +96,15 @@ SMTP_DECLINES = f"{NET}.20"
 """Lists STARTTLS in its EHLO reply, then answers the command with RFC 3207's 454."""
 SMTP_WITHOUT_TLS = f"{NET}.21"
 """Does not list STARTTLS: a mail server without TLS."""
+IMAP_BUSY = f"{NET}.22"
+"""Greets with IMAP's BYE (too many connections) and hangs up."""
+POP3_HANGS_UP = f"{NET}.23"
+"""Greets and hangs up before any command."""
 
 
-def _smtp(advertises: bool) -> Callable[[socket.socket], None]:
-    def handle(conn: socket.socket) -> None:
+def _smtp(advertises: bool) -> Handler:
+    def handle(conn: socket.socket, _stop: threading.Event) -> None:
+        conn.settimeout(MAX_HOLD)
         reader = conn.makefile("rb")
         conn.sendall(b"220 mail.attt.test ESMTP\r\n")
         for _ in range(10):
@@ -184,14 +122,8 @@ def _smtp(advertises: bool) -> Callable[[socket.socket], None]:
     return handle
 
 
-IMAP_BUSY = f"{NET}.22"
-"""Greets with IMAP's BYE (too many connections) and hangs up."""
-POP3_HANGS_UP = f"{NET}.23"
-"""Greets and hangs up before any command."""
-
-
-def _hang_up(greeting: bytes) -> Callable[[socket.socket], None]:
-    def handle(conn: socket.socket) -> None:
+def _hang_up(greeting: bytes) -> Handler:
+    def handle(conn: socket.socket, _stop: threading.Event) -> None:
         conn.sendall(greeting)
 
     return handle
@@ -199,10 +131,13 @@ def _hang_up(greeting: bytes) -> Callable[[socket.socket], None]:
 
 @contextmanager
 def mail_servers() -> Iterator[None]:
-    with (
-        _Listener(SMTP_DECLINES, SMTP_PORT, _smtp(advertises=True)).running(),
-        _Listener(SMTP_WITHOUT_TLS, SMTP_PORT, _smtp(advertises=False)).running(),
-        _Listener(IMAP_BUSY, 143, _hang_up(b"* BYE Too many connections from your address\r\n")).running(),
-        _Listener(POP3_HANGS_UP, 110, _hang_up(b"+OK POP3 ready\r\n")).running(),
-    ):
+    servers = {
+        SMTP_DECLINES: (SMTP_PORT, _smtp(advertises=True)),
+        SMTP_WITHOUT_TLS: (SMTP_PORT, _smtp(advertises=False)),
+        IMAP_BUSY: (143, _hang_up(b"* BYE Too many connections from your address\r\n")),
+        POP3_HANGS_UP: (110, _hang_up(b"+OK POP3 ready\r\n")),
+    }
+    with ExitStack() as stack:
+        for ip, (port, handler) in servers.items():
+            stack.enter_context(Listener(Endpoint(f"mail-{ip}", ip, port), handler).running())
         yield
