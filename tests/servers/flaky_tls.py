@@ -1,6 +1,6 @@
 """Servers that leave a TLS fact unobserved, on 127.0.201.0/24: TLS servers that give no
-answer to some handshakes, an SMTP server that lists STARTTLS and then declines it, and mail
-servers that hang up before answering STARTTLS.
+answer to some handshakes, an SMTP server that lists STARTTLS and then declines it, and mail and
+directory servers that hang up before answering STARTTLS.
 
 Each TLS server is the verdicts lab's TLS 1.0 to 1.2 server (one TLS 1.0 suite,
 ECDHE-ECDSA-AES128-SHA, 0xC009) behind a front that misbehaves on the ClientHellos offering
@@ -100,6 +100,8 @@ IMAP_BUSY = f"{NET}.22"
 """Greets with IMAP's BYE (too many connections) and hangs up."""
 POP3_HANGS_UP = f"{NET}.23"
 """Greets and hangs up before any command."""
+LDAP_HANGS_UP = f"{NET}.24"
+"""Reads the StartTLS request and hangs up without a response."""
 
 
 def _smtp(advertises: bool) -> Handler:
@@ -129,6 +131,11 @@ def _hang_up(greeting: bytes) -> Handler:
     return handle
 
 
+def _read_and_hang_up(conn: socket.socket, _stop: threading.Event) -> None:
+    conn.settimeout(MAX_HOLD)
+    conn.recv(4096)
+
+
 @contextmanager
 def mail_servers() -> Iterator[None]:
     servers = {
@@ -136,6 +143,7 @@ def mail_servers() -> Iterator[None]:
         SMTP_WITHOUT_TLS: (SMTP_PORT, _smtp(advertises=False)),
         IMAP_BUSY: (143, _hang_up(b"* BYE Too many connections from your address\r\n")),
         POP3_HANGS_UP: (110, _hang_up(b"+OK POP3 ready\r\n")),
+        LDAP_HANGS_UP: (389, _read_and_hang_up),
     }
     with ExitStack() as stack:
         for ip, (port, handler) in servers.items():

@@ -2,8 +2,9 @@
 454 "TLS not available due to temporary reason") has TLS that this scan did not see: an error,
 never "a service without TLS" (every TLS rule not applicable). One that does not list STARTTLS
 is a mail server without TLS, an observed fact. An IMAP server too busy to talk (BYE) or a POP3
-server that hangs up before any command did not refuse STARTTLS either: `VN-MAIL-CLEARTEXT`
-failed them for "logins travel in cleartext"."""
+server that hangs up before any command (or an LDAP server before its StartTLS response) did
+not refuse STARTTLS either: `VN-MAIL-CLEARTEXT` failed the mail servers for "logins travel in
+cleartext", and every TLS rule was not applicable."""
 
 import pytest
 
@@ -11,6 +12,7 @@ from attt.checks.tls import _sslyze
 from attt.checks.tls.models import TlsData
 from tests.servers.flaky_tls import (
     IMAP_BUSY,
+    LDAP_HANGS_UP,
     POP3_HANGS_UP,
     SMTP_DECLINES,
     SMTP_PORT,
@@ -26,6 +28,7 @@ def outcomes() -> dict[str, _sslyze.ScanOutcome]:
         SMTP_WITHOUT_TLS: _sslyze.Endpoint(ip=SMTP_WITHOUT_TLS, port=SMTP_PORT, starttls="smtp"),
         IMAP_BUSY: _sslyze.Endpoint(ip=IMAP_BUSY, port=143, starttls="imap"),
         POP3_HANGS_UP: _sslyze.Endpoint(ip=POP3_HANGS_UP, port=110, starttls="pop3"),
+        LDAP_HANGS_UP: _sslyze.Endpoint(ip=LDAP_HANGS_UP, port=389, starttls="ldap"),
     }
     with mail_servers():
         scanned = _sslyze.scan(
@@ -46,7 +49,7 @@ def test_starttls_not_listed_is_a_mail_server_without_tls(outcomes):
     assert isinstance(outcome, TlsData) and outcome.starttls_refused
 
 
-@pytest.mark.parametrize("ip", [IMAP_BUSY, POP3_HANGS_UP])
+@pytest.mark.parametrize("ip", [IMAP_BUSY, POP3_HANGS_UP, LDAP_HANGS_UP])
 def test_a_service_that_hangs_up_did_not_refuse_the_upgrade(outcomes, ip):
     outcome = outcomes[ip]
     # Whether the upgrade command meets a closed socket or a reset is a race: either is an error.
