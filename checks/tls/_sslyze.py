@@ -156,14 +156,17 @@ _FAILURE_TEXT = {
     "TlsHandshakeTimedOut": "no answer to the TLS handshake (the port accepts connections but stays silent)",
     "ServerTlsConfigurationNotSupported": "no TLS handshake possible (not TLS, or no protocol in common)",
     "ServerRejectedTlsHandshake": "the server rejected every TLS handshake",
-    "ServerRejectedOpportunisticTlsNegotiation": "the server refused the STARTTLS upgrade",
+    # A refusal in the protocol's own words is a plain service (`_upgrade_refused`); what is left
+    # is a dialogue that broke off (a hang-up, an error reply) before any upgrade.
+    "ServerRejectedOpportunisticTlsNegotiation": "the STARTTLS dialogue ended without an upgrade",
 }
 MAX_REASON_CHARS = 300
 _REFUSED = "ServerRejectedOpportunisticTlsNegotiation"
 # sslyze's own texts for a server that answered and declined the upgrade (as opposed to one that
 # broke the dialogue): "FTP AUTH TLS was rejected", "IMAP START TLS was rejected", "Server does
-# not support STARTTLS with SMTP" (its EHLO reply does not list it).
-_REFUSAL = re.compile(r"(START ?TLS|AUTH TLS) was rejected|does not support STARTTLS")
+# not support STARTTLS with SMTP" (its EHLO reply does not list it), "LDAP AUTH TLS was rejected;
+# returned: b'...'" unless nothing was returned (the server hung up: no answer at all).
+_REFUSAL = re.compile(r"(START ?TLS|AUTH TLS) was rejected(?!; returned: b'')|does not support STARTTLS")
 _DECLINED = "SMTP STARTTLS rejected: "
 """sslyze's text for an SMTP server that listed STARTTLS in its EHLO reply and then answered the
 command with something other than 220 (RFC 3207's 454 "TLS not available due to temporary
