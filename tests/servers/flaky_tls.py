@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from tests.servers.hostile import MAX_HOLD, Endpoint, Handler, Listener, tarpit
+from tests.servers.hostile import MAX_HOLD, Endpoint, Handler, Listener, _process, _s_server, tarpit
 from tests.servers.mail import self_signed
 from tests.servers.verdicts import Tls10, client_hello
 
@@ -148,4 +148,17 @@ def mail_servers() -> Iterator[None]:
     with ExitStack() as stack:
         for ip, (port, handler) in servers.items():
             stack.enter_context(Listener(Endpoint(f"mail-{ip}", ip, port), handler).running())
+        yield
+
+
+CLIENT_AUTH = f"{NET}.30"
+"""OpenSSL's s_server (one connection at a time), TLS 1.2 and 1.3, asking every client for a
+certificate and refusing those without one."""
+
+
+@contextmanager
+def client_auth_server(workdir: Path) -> Iterator[None]:
+    cert, key = self_signed(workdir, CLIENT_AUTH)
+    endpoint = Endpoint("client-auth", CLIENT_AUTH, PORT)
+    with _process([*_s_server(endpoint, cert, key), "-Verify", "1", "-CAfile", str(cert)], endpoint):
         yield

@@ -9,12 +9,15 @@ that stalls or resets on what it does not speak), through the real CLI.
 """
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from attt.checks.tls import _sslyze
+from attt.checks.tls.models import TlsData
 from tests.robustness.conftest import run_attt
-from tests.servers.flaky_tls import NET, PORT, FlakyTls, flaky_tls_servers
+from tests.servers.flaky_tls import CLIENT_AUTH, NET, PORT, FlakyTls, client_auth_server, flaky_tls_servers
 
 TIMEOUT = 8.0
 """--timeout: each silent handshake costs max(1, TIMEOUT / 4) seconds."""
@@ -79,3 +82,19 @@ def test_a_version_never_answered_twice_is_not_accepted_and_costs_little(scanned
     assert data["protocols"] == ["TLSv1.1", "TLSv1.2"] and "tls_1_0_cipher_suites" not in data["incomplete"]
     assert _floor(report, name)["evidence"]["observed"] == ["TLSv1.1", "TLSv1.2"]
     assert seconds < 6 * TIMEOUT
+
+
+def test_a_server_asking_for_a_client_certificate_is_scanned_one_connection_at_a_time(
+    tmp_path: Path,
+) -> None:
+    """A handshake that met a certificate request is closed before the suites it offered are
+    tried one by one: held open, it kept a server that serves one connection at a time waiting
+    for the certificate, every later handshake timed out, and TLS 1.3 read as not accepted."""
+    endpoint = _sslyze.Endpoint(ip=CLIENT_AUTH, port=PORT)
+    with client_auth_server(tmp_path):
+        outcome = _sslyze.scan([endpoint], _sslyze.ScanOptions(connect_timeout=2, deadline=60, silence=8))[
+            endpoint
+        ]
+    assert isinstance(outcome, TlsData), outcome
+    assert outcome.protocols == ("TLSv1.2", "TLSv1.3")
+    assert outcome.groups is not None and "x25519" in outcome.groups
