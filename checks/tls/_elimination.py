@@ -102,6 +102,7 @@ def eliminate(
         connection = server.get_preconfigured_tls_connection(
             override_tls_version=version, should_use_legacy_openssl=legacy
         )
+        chosen: str | None = None
         try:
             try:
                 _set_cipher_suite_string(version, ":".join(left), connection.ssl_client)
@@ -120,11 +121,9 @@ def eliminate(
         except (ServerTlsConfigurationNotSupported, ClientCertificateRequested):
             # The server accepted a suite but our side could not finish (a DH group our OpenSSL
             # refuses, a client certificate asked for): no telling which suite it chose, so the
-            # rest are tried one by one, as sslyze does.
-            for suite in left.values():
-                found[suite.openssl_name] = _one(server, version, suite)
-            left = {}
-            break
+            # rest are tried one by one, as sslyze does (below, once this connection is closed:
+            # a server that serves one connection at a time would wait on it for a certificate).
+            pass
         except Exception as exc:
             # Anything else failed the step, as it fails sslyze's job for a suite: the suites
             # not yet settled carry the error, and the step is reported incomplete.
@@ -132,7 +131,8 @@ def eliminate(
         finally:
             connection.close()
         if chosen not in left:
-            # A suite we did not offer: the server is broken; one by one tells the truth.
+            # No suite told (see above), or one we did not offer (a broken server): one by one
+            # tells the truth.
             for other in left.values():
                 found[other.openssl_name] = _one(server, version, other)
             left = {}
@@ -188,6 +188,7 @@ def eliminate_groups(
             override_tls_version=version, should_use_legacy_openssl=False
         )
         client = connection.ssl_client
+        each = False
         try:
             if not isinstance(client, SslClient):
                 raise TypeError("sslyze gave the legacy client where the modern one was asked for")
@@ -204,10 +205,13 @@ def eliminate_groups(
             key = None
         except Exception:
             # sslyze reads some errors of one curve as "rejected" and fails on the others; with
-            # many curves offered, no telling which one caused it: one by one, as sslyze does.
-            key, left = None, _each_curve(server, left, found)
+            # many curves offered, no telling which one caused it: one by one, as sslyze does,
+            # once this connection is closed.
+            key, each = None, True
         finally:
             connection.close()
+        if each:
+            left = _each_curve(server, left, found)
         if key is None:
             break
         # nassl reports the curve as a bare number: the offered member it equals, if any.
