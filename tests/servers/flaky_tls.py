@@ -1,6 +1,7 @@
 """Servers that leave a TLS fact unobserved, on 127.0.201.0/24: TLS servers that give no
-answer to some handshakes, an SMTP server that lists STARTTLS and then declines it, and mail and
-directory servers that hang up before answering STARTTLS.
+answer to some handshakes, an SMTP server that lists STARTTLS and then declines it, one that
+accepts it and never answers the ClientHello, and mail and directory servers that hang up
+before answering STARTTLS.
 
 Each TLS server is the verdicts lab's TLS 1.0 to 1.2 server (one TLS 1.0 suite,
 ECDHE-ECDSA-AES128-SHA, 0xC009) behind a front that misbehaves on the ClientHellos offering
@@ -96,6 +97,8 @@ SMTP_DECLINES = f"{NET}.20"
 """Lists STARTTLS in its EHLO reply, then answers the command with RFC 3207's 454."""
 SMTP_WITHOUT_TLS = f"{NET}.21"
 """Does not list STARTTLS: a mail server without TLS."""
+SMTP_NEVER_HELLO = f"{NET}.25"
+"""Accepts STARTTLS (220), then never answers the ClientHello."""
 IMAP_BUSY = f"{NET}.22"
 """Greets with IMAP's BYE (too many connections) and hangs up."""
 POP3_HANGS_UP = f"{NET}.23"
@@ -104,8 +107,8 @@ LDAP_HANGS_UP = f"{NET}.24"
 """Reads the StartTLS request and hangs up without a response."""
 
 
-def _smtp(advertises: bool) -> Handler:
-    def handle(conn: socket.socket, _stop: threading.Event) -> None:
+def _smtp(advertises: bool, upgrades: bool = False) -> Handler:
+    def handle(conn: socket.socket, stop: threading.Event) -> None:
         conn.settimeout(MAX_HOLD)
         reader = conn.makefile("rb")
         conn.sendall(b"220 mail.attt.test ESMTP\r\n")
@@ -115,6 +118,10 @@ def _smtp(advertises: bool) -> Handler:
                 conn.sendall(
                     b"250-mail.attt.test\r\n250 STARTTLS\r\n" if advertises else b"250 mail.attt.test\r\n"
                 )
+            elif line == b"STARTTLS" and upgrades:
+                conn.sendall(b"220 ready to start TLS\r\n")
+                tarpit(conn, stop)
+                return
             elif line == b"STARTTLS":
                 conn.sendall(b"454 4.7.0 TLS not available due to temporary reason\r\n")
             else:
@@ -141,6 +148,7 @@ def mail_servers() -> Iterator[None]:
     servers = {
         SMTP_DECLINES: (SMTP_PORT, _smtp(advertises=True)),
         SMTP_WITHOUT_TLS: (SMTP_PORT, _smtp(advertises=False)),
+        SMTP_NEVER_HELLO: (SMTP_PORT, _smtp(advertises=True, upgrades=True)),
         IMAP_BUSY: (143, _hang_up(b"* BYE Too many connections from your address\r\n")),
         POP3_HANGS_UP: (110, _hang_up(b"+OK POP3 ready\r\n")),
         LDAP_HANGS_UP: (389, _read_and_hang_up),

@@ -6,6 +6,8 @@ server that hangs up before any command (or an LDAP server before its StartTLS r
 not refuse STARTTLS either: `VN-MAIL-CLEARTEXT` failed the mail servers for "logins travel in
 cleartext", and every TLS rule was not applicable."""
 
+import time
+
 import pytest
 
 from attt.checks.tls import _sslyze
@@ -15,6 +17,7 @@ from tests.servers.flaky_tls import (
     LDAP_HANGS_UP,
     POP3_HANGS_UP,
     SMTP_DECLINES,
+    SMTP_NEVER_HELLO,
     SMTP_PORT,
     SMTP_WITHOUT_TLS,
     mail_servers,
@@ -54,3 +57,16 @@ def test_a_service_that_hangs_up_did_not_refuse_the_upgrade(outcomes, ip):
     outcome = outcomes[ip]
     # Whether the upgrade command meets a closed socket or a reset is a race: either is an error.
     assert isinstance(outcome, _sslyze.ScanFailure), outcome
+
+
+def test_an_upgrade_never_followed_by_a_server_hello_ends_within_the_silence_budget():
+    endpoint = _sslyze.Endpoint(ip=SMTP_NEVER_HELLO, port=SMTP_PORT, starttls="smtp")
+    silence = 3.0
+    with mail_servers():
+        started = time.monotonic()
+        outcome = _sslyze.scan(
+            [endpoint], _sslyze.ScanOptions(connect_timeout=1, deadline=30, silence=silence)
+        )
+        seconds = time.monotonic() - started
+    assert isinstance(outcome[endpoint], _sslyze.ScanFailure), outcome
+    assert seconds < silence + 1
