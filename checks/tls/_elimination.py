@@ -10,6 +10,12 @@ its own. Where a handshake fails on our side (a DH group our OpenSSL refuses, a 
 certificate request) the remaining suites of that chunk are tried one by one, exactly as sslyze
 would; any other failure fails the step, as it fails sslyze's job for a suite.
 
+The handshake that ends an elimination settles every suite still open as rejected, where
+sslyze's enumeration loses one suite to one bad connection. So a handshake that got no answer
+(silence, or the connection dropped without a TLS alert) is asked again once on a fresh
+connection before it counts: a server that does not speak those suites does the same again
+(some stall, some reset, as they do for every version they refuse), a flaky one answers.
+
 Elliptic curves go the same way (`eliminate_groups`): sslyze offers each of its ~30 curves
 alone; here all of them are offered and the one the server picks is removed.
 
@@ -45,6 +51,15 @@ CHUNK = 48
 """Suites per ClientHello: about 100 bytes of suites, well under the 256-byte ClientHello that
 some load balancers choke on once the other extensions are added."""
 NOT_CHOSEN = "not chosen by the server when offered with the others"
+_DROPPED = frozenset(
+    {
+        "Server closed the connection during the TLS handshake",
+        "Server rejected the connection",
+        "Server interrupted the TLS handshake",
+    }
+)
+"""sslyze's texts for a handshake the server ended by closing or resetting the connection,
+with no TLS alert: not an answer about the suites offered."""
 
 Entry = tuple[Any, Exception | None]
 
@@ -82,10 +97,12 @@ def eliminate(
     handshakes, and a busy machine must not take a server that keeps answering for silent."""
     found: dict[str, Entry] = {}
     left = {suite.openssl_name: suite for suite in suites}
+    retried = False
     while left:
         connection = server.get_preconfigured_tls_connection(
             override_tls_version=version, should_use_legacy_openssl=legacy
         )
+        chosen: str | None = None
         try:
             try:
                 _set_cipher_suite_string(version, ":".join(left), connection.ssl_client)
@@ -96,16 +113,17 @@ def eliminate(
             key = connection.ssl_client.get_ephemeral_key()
         except NoCiphersAvailableBugInSSlyze as exc:
             return _in_order(suites, found, exc)
-        except (ServerRejectedTlsHandshake, TlsHandshakeTimedOut):
+        except (ServerRejectedTlsHandshake, TlsHandshakeTimedOut) as exc:
+            if _unanswered(exc) and not retried:
+                retried = True  # once: see the module docstring
+                continue
             break
         except (ServerTlsConfigurationNotSupported, ClientCertificateRequested):
             # The server accepted a suite but our side could not finish (a DH group our OpenSSL
             # refuses, a client certificate asked for): no telling which suite it chose, so the
-            # rest are tried one by one, as sslyze does.
-            for suite in left.values():
-                found[suite.openssl_name] = _one(server, version, suite)
-            left = {}
-            break
+            # rest are tried one by one, as sslyze does (below, once this connection is closed:
+            # a server that serves one connection at a time would wait on it for a certificate).
+            pass
         except Exception as exc:
             # Anything else failed the step, as it fails sslyze's job for a suite: the suites
             # not yet settled carry the error, and the step is reported incomplete.
@@ -113,12 +131,14 @@ def eliminate(
         finally:
             connection.close()
         if chosen not in left:
-            # A suite we did not offer: the server is broken; one by one tells the truth.
+            # No suite told (see above), or one we did not offer (a broken server): one by one
+            # tells the truth.
             for other in left.values():
                 found[other.openssl_name] = _one(server, version, other)
             left = {}
             break
         found[chosen] = (CipherSuiteAcceptedByServer(cipher_suite=left.pop(chosen), ephemeral_key=key), None)
+        retried = False
         answered()
     for suite in left.values():
         found[suite.openssl_name] = (
@@ -126,6 +146,13 @@ def eliminate(
             None,
         )
     return [found[suite.openssl_name] for suite in suites]
+
+
+def _unanswered(exc: Exception) -> bool:
+    """The server said nothing about the offer: it stayed silent, or dropped the connection."""
+    if isinstance(exc, TlsHandshakeTimedOut):
+        return True
+    return isinstance(exc, ServerRejectedTlsHandshake) and exc.error_message in _DROPPED
 
 
 def _one(server: ServerConnectivityInfo, version: TlsVersionEnum, suite: CipherSuite) -> Entry:
@@ -155,11 +182,13 @@ def eliminate_groups(
     confirm = version != TlsVersionEnum.TLS_1_3
     found: dict[OpenSslEcNidEnum, Entry] = {}
     left = list(curves)
+    retried = False
     while left:
         connection = server.get_preconfigured_tls_connection(
             override_tls_version=version, should_use_legacy_openssl=False
         )
         client = connection.ssl_client
+        each = False
         try:
             if not isinstance(client, SslClient):
                 raise TypeError("sslyze gave the legacy client where the modern one was asked for")
@@ -169,14 +198,20 @@ def eliminate_groups(
             key = connection.ssl_client.get_ephemeral_key()
         except ClientCertificateRequested:
             key = connection.ssl_client.get_ephemeral_key()
-        except (ServerRejectedTlsHandshake, TlsHandshakeTimedOut):
+        except (ServerRejectedTlsHandshake, TlsHandshakeTimedOut) as exc:
+            if _unanswered(exc) and not retried:
+                retried = True  # asked again once, as a suite's offer is
+                continue
             key = None
         except Exception:
             # sslyze reads some errors of one curve as "rejected" and fails on the others; with
-            # many curves offered, no telling which one caused it: one by one, as sslyze does.
-            key, left = None, _each_curve(server, left, found)
+            # many curves offered, no telling which one caused it: one by one, as sslyze does,
+            # once this connection is closed.
+            key, each = None, True
         finally:
             connection.close()
+        if each:
+            left = _each_curve(server, left, found)
         if key is None:
             break
         # nassl reports the curve as a bare number: the offered member it equals, if any.
@@ -188,6 +223,7 @@ def eliminate_groups(
             break
         left.remove(chosen)
         found[chosen] = _one_curve(server, chosen) if confirm else (_curve(chosen, True), None)
+        retried = False
         answered()
     for curve in left:
         found[curve] = (_curve(curve, False), None)

@@ -42,7 +42,7 @@ from collections import defaultdict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
-from traceback import TracebackException
+from traceback import TracebackException, clear_frames
 from typing import Any
 
 from sslyze.connection_helpers import tls_connection
@@ -342,7 +342,7 @@ class JobPool:
             try:
                 value, error = job.call(*job.args), None
             except Exception as exc:  # sslyze reports a failed job as its exception
-                value, error = None, exc
+                value, error = None, _released(exc)
             with self._lock:
                 self._active[job.scan.ip] -= 1
                 self._running -= 1
@@ -407,6 +407,9 @@ class JobPool:
             scan.extras[job.command.name] = value if error is None else error
         elif job.answers:
             entries = value if error is None else [(None, error)] * job.answers
+            for _, failed in entries:
+                if failed is not None:
+                    _released(failed)
             scan.completed.extend(CompletedScanJob(scan.request.uuid, job.command, v, e) for v, e in entries)
             if job.call is _elimination.eliminate:
                 scan.robot_needed |= any(_robot_may_connect(v, e) for v, e in entries)
@@ -514,6 +517,15 @@ def _robot_may_connect(value: Any, error: Exception | None) -> bool:
     return isinstance(value, CipherSuiteAcceptedByServer) and value.cipher_suite.name.startswith(
         _RSA_KEY_EXCHANGE
     )
+
+
+def _released(error: Exception) -> Exception:
+    """`error` without the local variables of the frames it went through. A job's exception is
+    kept until its scan ends, and with its frames the connection it failed on: sslyze's HTTP
+    request leaves a handshake that met a certificate request unclosed, and a server that serves
+    one connection at a time then waits on it, every later handshake of the scan timing out."""
+    clear_frames(error.__traceback__)
+    return error
 
 
 def _answered(scan: EndpointScan) -> None:

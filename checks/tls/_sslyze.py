@@ -156,14 +156,21 @@ _FAILURE_TEXT = {
     "TlsHandshakeTimedOut": "no answer to the TLS handshake (the port accepts connections but stays silent)",
     "ServerTlsConfigurationNotSupported": "no TLS handshake possible (not TLS, or no protocol in common)",
     "ServerRejectedTlsHandshake": "the server rejected every TLS handshake",
-    "ServerRejectedOpportunisticTlsNegotiation": "the server refused the STARTTLS upgrade",
+    # A refusal in the protocol's own words is a plain service (`_upgrade_refused`); what is left
+    # is a dialogue that broke off (a hang-up, an error reply) before any upgrade.
+    "ServerRejectedOpportunisticTlsNegotiation": "the STARTTLS dialogue ended without an upgrade",
 }
 MAX_REASON_CHARS = 300
 _REFUSED = "ServerRejectedOpportunisticTlsNegotiation"
 # sslyze's own texts for a server that answered and declined the upgrade (as opposed to one that
-# broke the dialogue): "FTP AUTH TLS was rejected", "IMAP START TLS was rejected", "SMTP STARTTLS
-# rejected: ...", "Server does not support STARTTLS with SMTP".
-_REFUSAL = re.compile(r"(START ?TLS|AUTH TLS)( was)? rejected|does not support STARTTLS")
+# broke the dialogue): "FTP AUTH TLS was rejected", "IMAP START TLS was rejected", "Server does
+# not support STARTTLS with SMTP" (its EHLO reply does not list it), "LDAP AUTH TLS was rejected;
+# returned: b'...'" unless nothing was returned (the server hung up: no answer at all).
+_REFUSAL = re.compile(r"(START ?TLS|AUTH TLS) was rejected(?!; returned: b'')|does not support STARTTLS")
+_DECLINED = "SMTP STARTTLS rejected: "
+"""sslyze's text for an SMTP server that listed STARTTLS in its EHLO reply and then answered the
+command with something other than 220 (RFC 3207's 454 "TLS not available due to temporary
+reason", say): a service with TLS that this scan did not see, not a service without it."""
 _CUSTOM_STORE_NAME = "Supplied CA file"
 """The name sslyze gives the trust store made of the CA file a scan passes it."""
 
@@ -205,7 +212,7 @@ def scan(
         )
         for endpoint in remaining
     }
-    return {**early, **_await(scans, options, keepalive)}
+    return _confirm_refusals({**early, **_await(scans, options, keepalive)}, options.connect_timeout)
 
 
 def _await(
@@ -361,6 +368,98 @@ def _upgrade_refused(trace: TracebackException | None) -> bool:
     return bool(_REFUSAL.search("".join(trace.format_exception_only())))
 
 
+@dataclass(frozen=True)
+class _Upgrade:
+    """How a plain protocol asks for TLS, and how its greeting and its "no" begin."""
+
+    command: bytes
+    greeting: tuple[bytes, ...]
+    refusal: tuple[bytes, ...]
+    ends_greeting: Callable[[bytes], bool]
+    ends_reply: Callable[[bytes], bool]
+
+
+def _first_line(_line: bytes) -> bool:
+    return True
+
+
+def _ftp_last_line(line: bytes) -> bool:
+    """The last line of an FTP reply: its code and a space ("220-" lines continue it)."""
+    return line[:3].isdigit() and line[3:4] != b"-"
+
+
+_UPGRADES: dict[StartTls, _Upgrade] = {
+    "imap": _Upgrade(
+        b"a STARTTLS\r\n",
+        (b"* OK", b"* PREAUTH"),
+        (b"a NO", b"a BAD"),
+        _first_line,
+        lambda line: line[:2] == b"a ",
+    ),
+    "pop3": _Upgrade(b"STLS\r\n", (b"+OK",), (b"-ERR",), _first_line, _first_line),
+    # 5yz is a permanent no; 4yz (421 busy, 431 unavailable) is for now only.
+    "ftp": _Upgrade(b"AUTH TLS\r\n", (b"220",), (b"5",), _ftp_last_line, _ftp_last_line),
+}
+_REPLY_LINES = 20
+_LINE_BYTES = 1024
+
+
+def _confirm_refusals(outcomes: dict[Endpoint, ScanOutcome], timeout: float) -> dict[Endpoint, ScanOutcome]:
+    """Every refused upgrade of `outcomes`, heard once more before it stands (`_refusal_heard`)."""
+    refused = [e for e, o in outcomes.items() if isinstance(o, TlsData) and o.starttls_refused]
+    if not refused:
+        return outcomes
+    with ThreadPoolExecutor(max_workers=min(16, len(refused)), thread_name_prefix="attt-tls-refusal") as pool:
+        heard = dict(zip(refused, pool.map(lambda e: _refusal_heard(e, timeout), refused), strict=True))
+    return {
+        endpoint: outcome if heard.get(endpoint, True) else ScanFailure(_unheard(endpoint))
+        for endpoint, outcome in outcomes.items()
+    }
+
+
+def _unheard(endpoint: Endpoint) -> str:
+    protocol = (endpoint.starttls or "").upper()
+    return (
+        f"no answer to the upgrade to TLS: the {protocol} service did not refuse it for good (it hung"
+        " up, greeted with an error or a busy reply, or declined for now), so whether it speaks TLS"
+        " was not observed"
+    )
+
+
+def _refusal_heard(endpoint: Endpoint, timeout: float) -> bool:
+    """Whether the service, on a connection of its own, greets as its protocol does and answers
+    the upgrade command with its protocol's "no". sslyze reports a refusal also for a service
+    that hung up, or greeted with IMAP's BYE or FTP's 421 (too many connections): that is no
+    refusal, and failing a busy mail server for cleartext logins would be a verdict never earned.
+    A protocol without a dialogue here keeps sslyze's word."""
+    upgrade = _UPGRADES.get(endpoint.starttls) if endpoint.starttls else None
+    if upgrade is None:
+        return True
+    deadline = time.monotonic() + 2 * timeout
+    try:
+        with (
+            socket.create_connection((endpoint.ip, endpoint.port), timeout=timeout) as sock,
+            sock.makefile("rb") as reader,
+        ):
+            if not _reply(sock, reader, upgrade.ends_greeting, deadline).startswith(upgrade.greeting):
+                return False
+            sock.sendall(upgrade.command)
+            return _reply(sock, reader, upgrade.ends_reply, deadline).startswith(upgrade.refusal)
+    except OSError:
+        return False
+
+
+def _reply(sock: socket.socket, reader: Any, ends: Callable[[bytes], bool], deadline: float) -> bytes:
+    """The line that ends a reply, or b"" when the server hangs up; bounded in lines, bytes and
+    time (a timeout raises)."""
+    for _ in range(_REPLY_LINES):
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        line: bytes = reader.readline(_LINE_BYTES)
+        if not line or ends(line):
+            return line
+    return b""
+
+
 def _plain_service(endpoint: Endpoint, scanned_at: datetime) -> TlsData:
     """An observed fact: this service speaks only its plain protocol."""
     return TlsData(
@@ -434,6 +533,11 @@ def _failure_reason(trace: TracebackException | None) -> str:
     detail = "".join(trace.format_exception_only()).strip().rsplit("->", 1)[-1].strip(' ".')
     text = _FAILURE_TEXT.get(name)
     reason = f"{text}: {detail}" if text else f"{name}: {detail}"
+    if detail.startswith(_DECLINED):
+        reply = detail.removeprefix(_DECLINED)
+        reason = (
+            f"the SMTP server lists STARTTLS but declined to start it ({reply}): its TLS was not observed"
+        )
     return bound_text(reason, MAX_REASON_CHARS)
 
 

@@ -136,7 +136,7 @@ def _accept_only(conn: socket.socket) -> None:
     conn.recv(16)
 
 
-def _client_hello(conn: socket.socket) -> bytes:
+def client_hello(conn: socket.socket) -> bytes:
     """The first bytes the client sent, left unread for the TLS layer (MSG_PEEK)."""
     deadline = time.monotonic() + 5
     seen = b""
@@ -158,7 +158,7 @@ def _is_tls10_hello(hello: bytes) -> bool:
     return b"\x56\x00" not in [suites[i : i + 2] for i in range(0, len(suites), 2)]
 
 
-class _Tls10:
+class Tls10:
     """Accepts TLS 1.0 to 1.2. With `flaky`, answers the first plain TLS 1.0 ClientHello with a
     fatal access_denied alert, which sslyze does not read as "suite rejected": its TLS 1.0 step
     fails, while every later TLS 1.0 handshake succeeds."""
@@ -176,7 +176,7 @@ class _Tls10:
         self.alerts = 0
 
     def __call__(self, conn: socket.socket) -> None:
-        if self._flaky and _is_tls10_hello(_client_hello(conn)):
+        if self._flaky and _is_tls10_hello(client_hello(conn)):
             with self._lock:
                 first = self.alerts == 0
                 self.alerts += 1 if first else 0
@@ -298,7 +298,7 @@ def _ssh_server(host_key: paramiko.PKey, interface: type[_NoSessionInterface]) -
 @contextmanager
 def legacy_tls_server(workdir: Path, ip: str) -> Iterator[None]:
     """A TLS 1.0-1.2 server on ip:443 with a self-signed certificate, for as long as the block runs."""
-    with _Server(ip, 443, _Tls10(*_plain_certificate(workdir), flaky=False)).running():
+    with _Server(ip, 443, Tls10(*_plain_certificate(workdir), flaky=False)).running():
         yield
 
 
@@ -321,7 +321,7 @@ def verdicts_lab(workdir: Path) -> Iterator[VerdictsLab]:
     server_log = logging.getLogger("tests.verdicts.ssh")
     server_log.propagate = False
     server_log.addHandler(logging.NullHandler())
-    flaky = _Tls10(*plain, flaky=True)
+    flaky = Tls10(*plain, flaky=True)
     stop = threading.Event()
     servers = [
         _Server(ips["flaky_tls10"], 443, flaky),
