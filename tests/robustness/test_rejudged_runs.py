@@ -1,0 +1,142 @@
+"""A stored run judged again, by `attt scan --resume` or `attt report RUN`: it is judged by the
+policies the report names. A resumed run whose policy files changed since it started is refused
+(its report would name the policy it started with and judge by another); `attt report RUN
+--waivers FILE` lays the waivers over the run's own policies, not over the level policies.
+
+The run is a real scan (the ports check) of one listener on 127.0.205.10, stored, then made to
+look as if its process died after its last probe ended: resuming it probes nothing again.
+"""
+
+import json
+import sqlite3
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from attt.scanner.cli import main
+from tests.servers.listeners import tcp_listeners
+
+HOST = "127.0.205.10"
+OPEN = 8080
+
+POLICY = """\
+id: mine
+title: Mine
+version: "1"
+rules:
+  - id: PORT-OPEN-8080
+    control: ports.forbidden
+    params: {ports: [%d]}
+    severity: high
+    title: {vi: "Không mở cổng %d", en: "Port %d is closed"}
+    remediation: {vi: "Đóng cổng.", en: "Close the port."}
+"""
+
+WAIVERS = """\
+waivers:
+  - rule: PORT-OPEN-8080
+    system: he-thong
+    reason: "Cổng quản trị tạm thời / temporary admin port"
+    approved_by: "Giám đốc Sở"
+    expires: 2099-12-31
+"""
+
+
+def attt(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args), env={"CI": "true", "ATTT_LANG": "en"})
+
+
+def report_of(out: Path) -> dict[str, Any]:
+    return dict(json.loads((out / "report.json").read_text()))
+
+
+@pytest.fixture(scope="module")
+def listener() -> Iterator[None]:
+    with tcp_listeners([(HOST, OPEN)]):
+        yield
+
+
+@pytest.fixture
+def scanned(tmp_path: Path, listener: None) -> tuple[Path, Path, str]:
+    """(store, policy file, run id) of a finished scan that found the forbidden port open."""
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(
+        textwrap.dedent(f"""\
+            province: Hà Tĩnh
+            scope: [127.0.205.0/24]
+            systems:
+              - id: he-thong
+                name: Hệ thống
+                owner: Sở Khoa học và Công nghệ
+                level: 3
+                hosts:
+                  - {{address: {HOST}}}
+            """)
+    )
+    policy = tmp_path / "mine.yaml"
+    policy.write_text(POLICY % (OPEN, OPEN, OPEN))
+    db = tmp_path / "runs.db"
+    first = attt("scan", "-i", str(inventory), "-p", str(policy), "--check", "ports", "--db", str(db),
+                 "--out", str(tmp_path / "first"), "--format", "json")  # fmt: skip
+    assert first.exit_code == 1, first.output
+    return db, policy, report_of(tmp_path / "first")["run"]["id"]
+
+
+def died_after_its_last_probe(db: Path) -> None:
+    """The run as a process killed between its last probe and its end leaves it."""
+    with sqlite3.connect(db) as conn:
+        (body,) = conn.execute("SELECT info FROM runs").fetchone()
+        info = json.loads(body) | {"status": "running", "finished": None}
+        conn.execute("UPDATE runs SET status = 'running', info = ?, lease_pid = NULL", (json.dumps(info),))
+
+
+def test_a_run_whose_policy_file_changed_is_not_resumed_under_the_new_one(
+    tmp_path: Path, scanned: tuple[Path, Path, str]
+) -> None:
+    db, policy, run_id = scanned
+    died_after_its_last_probe(db)
+    started_with = policy.read_text()
+    policy.write_text(started_with.replace("severity: high", "severity: info"))
+    out = tmp_path / "resumed"
+    resumed = attt("scan", "--resume", run_id, "--db", str(db), "--out", str(out))
+    assert resumed.exit_code == 2, resumed.output
+    assert "mine.yaml" in resumed.output and "changed since run" in resumed.output
+    assert "Traceback" not in resumed.output
+    assert not out.exists()
+    # Nothing was touched: with the policy it started with, the run resumes and ends.
+    policy.write_text(started_with)
+    again = attt("scan", "--resume", run_id, "--db", str(db), "--out", str(out), "--format", "json")
+    assert again.exit_code == 1, again.output
+    report = report_of(out)
+    assert report["run"]["status"] == "complete"
+    assert [(f["rule_id"], f["status"], f["severity"]) for f in report["findings"]] == [
+        ("PORT-OPEN-8080", "fail", "high")
+    ]
+
+
+def test_a_resumed_run_says_in_vietnamese_which_policy_changed(scanned: tuple[Path, Path, str]) -> None:
+    db, policy, run_id = scanned
+    died_after_its_last_probe(db)
+    policy.write_text(policy.read_text() + "\n# edited\n")
+    resumed = CliRunner().invoke(main, ["--lang", "vi", "scan", "--resume", run_id, "--db", str(db)])
+    assert resumed.exit_code == 2, resumed.output
+    assert "mine.yaml" in resumed.output and "đã thay đổi" in resumed.output
+
+
+def test_report_with_waivers_only_keeps_the_policies_the_run_was_judged_by(
+    tmp_path: Path, scanned: tuple[Path, Path, str]
+) -> None:
+    db, _policy, run_id = scanned
+    waivers = tmp_path / "waivers.yaml"
+    waivers.write_text(WAIVERS)
+    out = tmp_path / "waived"
+    rendered = attt("report", run_id, "--db", str(db), "--waivers", str(waivers), "--out", str(out),
+                    "--format", "json")  # fmt: skip
+    assert rendered.exit_code == 0, rendered.output
+    report = report_of(out)
+    assert report["run"]["judged_by"] == {"he-thong": "mine"}
+    assert [(f["rule_id"], f["status"]) for f in report["findings"]] == [("PORT-OPEN-8080", "waived")]
