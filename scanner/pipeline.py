@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal, Self
 
 from attt import __version__
-from attt.scanner.errors import ConfigError, StoreError, StoreWriteError
+from attt.scanner.errors import ConfigError, Problem, StoreError, StoreWriteError
 from attt.scanner.evaluate import Inapplicable, evaluate
 from attt.scanner.inventory import load_inventory, resolve_targets, select_targets
 from attt.scanner.models.finding import Finding, FindingCodec
@@ -183,15 +183,37 @@ def prepare_resume(
     if stored.info.status == "complete":
         raise ConfigError(f"run {stored.info.id} is complete; there is nothing to resume")
     _known_checks(stored.info.checks, registry)
+    policies = stored_policies(stored, registry)
+    _judged_as_started(stored.info, policies)
     return PreparedScan(
         run=stored.info,
         targets=stored.targets,
         systems=stored.systems,
-        policies=stored_policies(stored, registry),
+        policies=policies,
         resumed=True,
         done={key: seen for key, seen in done.items() if not _failed(seen)},
         redo=frozenset(key for key, seen in done.items() if _failed(seen)),
     )
+
+
+def _judged_as_started(run: RunInfo, policies: Mapping[str, Sequence[ResolvedPolicy]]) -> None:
+    """Refuse to resume `run` under policies other than those it started with (a file edited, or
+    attt upgraded, in between): its report names the policies it started with, by version and
+    sha256, and would judge by others."""
+    now = policy_refs(policies)
+    if {(p.id, p.sha256) for p in now} == {(p.id, p.sha256) for p in run.policies}:
+        return
+    then_files = {s.path: s.sha256 for p in run.policies for s in p.sources}
+    now_files = {s.path: s.sha256 for p in now for s in p.sources}
+    changed = sorted(f for f in then_files.keys() | now_files.keys() if then_files.get(f) != now_files.get(f))
+    # A run stored before its policies' files were recorded: the policy is named by its id.
+    where = changed[0] if changed else ", ".join(p.id for p in run.policies)
+    values = {"run": run.id, "then": then_files.get(where, "-")[:12], "now": now_files.get(where, "-")[:12]}
+    detail = (
+        f"changed since run {run.id} started (sha256 {values['then']} then, {values['now']} now): a resumed"
+        " run is judged by the policies it started with; restore them, or start a new scan"
+    )
+    raise ConfigError(detail, (Problem(where, 1, (), "policy_changed", detail, values),))
 
 
 def _failed(seen: Sequence[Observation]) -> bool:
