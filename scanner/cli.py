@@ -37,6 +37,7 @@ from attt.scanner.pipeline import (
     ScanOptions,
     ScanRequest,
     build_report,
+    own_policies,
     planned_probes,
     prepare,
     prepare_resume,
@@ -703,14 +704,15 @@ def report(
     waivers: tuple[Path, ...],
     policy_mode: str,
 ) -> None:
-    """Render a stored run again; with -p or --waivers, re-evaluate it (no network)."""
+    """Render a stored run again; with -p or --waivers, re-evaluate it (no network): --waivers
+    alone lays the waivers over the policies the run was judged by."""
     report_lang = _speak(lang)
     chosen_formats = _formats(formats)
     store = _open_store(db, create=False)
     stored = store.load(run)
     if policies or waivers:
-        mode = cast(PolicyMode, policy_mode)
-        stored = reevaluate(stored, policies, _registry(), pipeline.utcnow(), mode=mode, waivers=waivers)
+        refs, mode = (policies, cast(PolicyMode, policy_mode)) if policies else own_policies(stored.info)
+        stored = reevaluate(stored, refs, _registry(), pipeline.utcnow(), mode=mode, waivers=waivers)
     output = ReportOutput(chosen_formats, report_lang, sign_key, per_owner, owner, _severity(fail_on))
     if _write_reports(store, build_report(stored), out, output) is None:
         sys.exit(ExitCode.REPORT_NOT_WRITTEN)

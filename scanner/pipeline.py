@@ -274,12 +274,16 @@ def judged_by(
 
 def stored_policies(stored: StoredRun, registry: Registry) -> dict[str, tuple[ResolvedPolicy, ...]]:
     """The policies a stored run was judged by, read again from the options it recorded."""
-    options = stored.info.options
-    refs = [r for r in options.get("policies", "").split(",") if r]
-    mode: PolicyMode = "overlay" if options.get("policy_mode") == "overlay" else "force"
-    waivers = [Path(w) for w in options.get("waivers", "").split(",") if w]
+    refs, mode = own_policies(stored.info)
+    waivers = [Path(w) for w in stored.info.options.get("waivers", "").split(",") if w]
     policies = policies_for(stored.systems, refs, registry, mode)
     return with_waivers(policies, waivers, {s.id for s in stored.systems})
+
+
+def own_policies(info: RunInfo) -> tuple[list[str], PolicyMode]:
+    """The `-p` policies (none: each system's level policy) and policy mode a run was started with."""
+    refs = [r for r in info.options.get("policies", "").split(",") if r]
+    return refs, "overlay" if info.options.get("policy_mode") == "overlay" else "force"
 
 
 def utcnow() -> datetime:
