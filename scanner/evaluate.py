@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from attt.scanner.exitcodes import ExitCode
-from attt.scanner.models.base import Severity, Text
+from attt.scanner.models.base import Severity, Text, vietnam_day
 from attt.scanner.models.finding import Finding, FindingKind, FindingStatus, WaiverNote
 from attt.scanner.models.observation import Observation, ProbeKey, probe_check
 from attt.scanner.models.policy import Reference, ResolvedPolicy, ResolvedRule, Waiver
@@ -374,7 +374,7 @@ def _apply_waivers(finding: Finding, waivers: Sequence[Waiver], now: datetime) -
     if not matching:
         return finding
     best = max(matching, key=lambda w: w.expires)
-    expired = best.expires < now.date()
+    expired = best.expires < vietnam_day(now)
     note = WaiverNote(
         reason=best.reason,
         approved_by=best.approved_by,

@@ -14,6 +14,7 @@ from attt import __version__
 from attt.scanner.errors import ConfigError, Problem, StoreError, StoreWriteError
 from attt.scanner.evaluate import Inapplicable, evaluate
 from attt.scanner.inventory import load_inventory, resolve_targets, select_targets
+from attt.scanner.models.base import vietnam_day
 from attt.scanner.models.finding import Finding, FindingCodec
 from attt.scanner.models.observation import Observation, ProbeKey
 from attt.scanner.models.policy import ResolvedPolicy
@@ -541,7 +542,7 @@ class _Judge(_Worker):
         self, observations: Sequence[Observation], probed: Collection[ProbeKey], finished: datetime
     ) -> list[Finding]:
         """Every target's findings, in target order: judged early, or now (as of `finished`)."""
-        judged = self._judged if finished.date() == self._now.date() else {}
+        judged = self._judged if vietnam_day(finished) == vietnam_day(self._now) else {}
         rest = [t for t in self._prepared.targets if t.key not in judged]
         late = self._evaluate(rest, observations, probed, finished) if rest else {}
         return [
