@@ -1,12 +1,16 @@
 """A stored run judged again, by `attt scan --resume` or `attt report RUN`: it is judged by the
 policies the report names. A resumed run whose policy files changed since it started is refused
 (its report would name the policy it started with and judge by another); `attt report RUN
---waivers FILE` lays the waivers over the run's own policies, not over the level policies.
+--waivers FILE` lays the waivers over the run's own policies, not over the level policies; a
+policy whose probe settings differ from those the run probed with (trust anchors) cannot judge
+that check's observations: its rules are `error`, never a pass resting on another policy's trust.
 
-The run is a real scan (the ports check) of one listener on 127.0.205.10, stored, then made to
-look as if its process died after its last probe ended: resuming it probes nothing again.
+The runs are real scans: the ports check of one listener on 127.0.205.10 (stored, then made to
+look as if its process died after its last probe ended: resuming it probes nothing again), and
+the tls check of `openssl s_server` on 127.0.205.20 with a certificate of a private CA.
 """
 
+import datetime as dt
 import json
 import sqlite3
 import textwrap
@@ -16,9 +20,11 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from attt.scanner.cli import main
 from tests.servers.listeners import tcp_listeners
+from tests.servers.tls import TlsServer, _leaf, _make_ca, _process, _s_server
 
 HOST = "127.0.205.10"
 OPEN = 8080
@@ -43,6 +49,22 @@ waivers:
     reason: "Cổng quản trị tạm thời / temporary admin port"
     approved_by: "Giám đốc Sở"
     expires: 2099-12-31
+"""
+
+
+PORTAL = TlsServer("portal", "127.0.205.20", 8443, "portal.test")
+
+TRUST_POLICY = """\
+id: trust
+title: Trust
+version: "1"
+%s
+rules:
+  - id: CERT-TRUSTED
+    control: tls.certificate_trusted
+    severity: high
+    title: {vi: "Chứng thư số được tin cậy", en: "The certificate is trusted"}
+    remediation: {vi: "Dùng chứng thư số của CA tin cậy.", en: "Use a certificate from a trusted CA."}
 """
 
 
@@ -140,3 +162,57 @@ def test_report_with_waivers_only_keeps_the_policies_the_run_was_judged_by(
     report = report_of(out)
     assert report["run"]["judged_by"] == {"he-thong": "mine"}
     assert [(f["rule_id"], f["status"]) for f in report["findings"]] == [("PORT-OPEN-8080", "waived")]
+
+
+@pytest.fixture(scope="module")
+def private_ca_portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A TLS server whose certificate only the CA it yields (a PEM file) anchors."""
+    workdir = tmp_path_factory.mktemp("private-ca")
+    now = dt.datetime.now(dt.UTC)
+    issuer, ca = _make_ca(workdir, now)
+    cert, key = _leaf(workdir, "portal", PORTAL.hostname, ec.generate_private_key(ec.SECP256R1()), issuer,
+                      now - dt.timedelta(days=1), now + dt.timedelta(days=90))  # fmt: skip
+    with _process(_s_server(PORTAL, cert, key), PORTAL, workdir):
+        yield ca
+
+
+def test_a_policy_with_other_trust_anchors_does_not_judge_trust_seen_through_the_runs(
+    tmp_path: Path, private_ca_portal: Path
+) -> None:
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(
+        textwrap.dedent(f"""\
+            province: Hà Tĩnh
+            scope: [127.0.205.0/24]
+            systems:
+              - id: cong
+                name: Cổng
+                owner: Sở Khoa học và Công nghệ
+                level: 3
+                hosts:
+                  - address: {PORTAL.ip}
+                    hostname: {PORTAL.hostname}
+                    services: [{{port: {PORTAL.port}, kind: tls}}]
+            """)
+    )
+    anchored, bare = tmp_path / "anchored.yaml", tmp_path / "bare.yaml"
+    anchored.write_text(TRUST_POLICY % f"settings: {{tls: {{trust_anchors: [{private_ca_portal}]}}}}")
+    bare.write_text(TRUST_POLICY % "")
+    db = tmp_path / "runs.db"
+    scanned = attt("scan", "-i", str(inventory), "-p", str(anchored), "--check", "tls", "--db", str(db),
+                   "--out", str(tmp_path / "scan"), "--format", "json")  # fmt: skip
+    assert scanned.exit_code == 0, scanned.output
+    run_id = report_of(tmp_path / "scan")["run"]["id"]
+    # The same anchors again: the trust the probe saw is the policy's own.
+    same = attt("report", run_id, "--db", str(db), "-p", str(anchored), "--out", str(tmp_path / "same"),
+                "--format", "json")  # fmt: skip
+    assert same.exit_code == 0, same.output
+    assert [f["status"] for f in report_of(tmp_path / "same")["findings"]] == ["pass"]
+    # Without them, a scan would find the chain untrusted: the stored `trusted` is not this policy's fact.
+    rendered = attt("report", run_id, "--db", str(db), "-p", str(bare), "--out", str(tmp_path / "bare"),
+                    "--format", "json")  # fmt: skip
+    assert rendered.exit_code == 0, rendered.output
+    [finding] = report_of(tmp_path / "bare")["findings"]
+    assert (finding["status"], finding["blocked"]) == ("error", ["CERT-TRUSTED"])
+    assert "trust_anchors" in finding["message"]["en"] and "trust_anchors" in finding["message"]["vi"]
+    assert "scan again" in finding["remediation"]["en"]
