@@ -39,6 +39,7 @@ def evaluate(
     outside: Collection[str] = frozenset(),
     reaching: Mapping[str, Collection[str]] | None = None,
     inapplicable: "Inapplicable | None" = None,
+    resettled: Mapping[tuple[str, str], Sequence[str]] | None = None,
 ) -> list[Finding]:
     """Judge every applicable rule of each system's policies on each of its hosts.
 
@@ -62,6 +63,10 @@ def evaluate(
 
     `inapplicable` holds the findings of rules on systems they do not apply to, made ahead (the
     scan's judge makes them while the first probes run); without it they are made here.
+
+    `resettled`: (system, check) -> the settings of the check that the judging policies set
+    otherwise than the policies the observations were made under (a stored run judged again):
+    that check's rules on that system are one `error` entry per host, like a failed probe.
     """
     index = index_observations(observations)
     findings: list[Finding] = []
@@ -77,6 +82,12 @@ def evaluate(
                     continue
                 if not rule.applies(target.system):
                     findings.append(inapplicable.of(rule, target))
+                    continue
+                changed = (resettled or {}).get((target.system.id, rule.check))
+                if changed:
+                    slot = blocked.setdefault((rule.check, None, None), _Blocked("probe_error", None))
+                    slot.resettled = tuple(changed)
+                    slot.rules.append(rule)
                     continue
                 key = (rule.check, target.system.id, target.address)
                 if probed is not None and not _ended(rule, key, probed, outside, planned):
@@ -224,11 +235,35 @@ class _Blocked:
     error: str | None
     vantage: str | None = None
     rules: list[ResolvedRule] = field(default_factory=list)
+    resettled: tuple[str, ...] = ()
+    """The check's settings the judging policy sets otherwise than the run's probes ran with."""
 
     def finding(self, check: str, target: Target, port: int | None) -> Finding:
         ids = list(dict.fromkeys(r.id for r in self.rules))
         listed = f"{', '.join(ids)} ({len(ids)})"
-        if self.kind == "not_probed":
+        cause = _CAUSE_IDS[self.kind]
+        evidence: dict[str, Any] = {"observed": self.error, "expected": "a completed probe"}
+        if self.resettled:
+            settings = ", ".join(self.resettled)
+            cause = "SETTINGS-CHANGED"
+            evidence = {"observed": list(self.resettled), "expected": "the settings the probe ran with"}
+            title = Text(
+                vi=f"Kiểm tra {check} đã quan sát máy chủ này với thiết lập khác của chính sách",
+                en=f"The {check} check observed this host under other policy settings",
+            )
+            message = Text(
+                vi=f"Chưa đánh giá được: chính sách đánh giá lại đặt {settings} của kiểm tra {check} khác"
+                f" với lúc thăm dò, nên các quan sát đã lưu không phải là sự thật theo chính sách này;"
+                f" các quy tắc chưa được đánh giá: {listed}",
+                en=f"Not evaluated: the policy judging the run again sets the {check} check's {settings}"
+                f" otherwise than the probe ran with, so the stored observations are not facts under"
+                f" it; rules not evaluated: {listed}",
+            )
+            remediation = Text(
+                vi="Quét lại theo chính sách này (attt scan -p ...) để quan sát với đúng thiết lập của nó.",
+                en="Scan again with this policy (attt scan -p ...) to observe under its own settings.",
+            )
+        elif self.kind == "not_probed":
             title = Text(
                 vi=f"Chưa quét: lượt quét dừng trước khi kiểm tra {check} chạy trên máy chủ này",
                 en=f"Not probed: the run stopped before the {check} check ran on this host",
@@ -257,7 +292,7 @@ class _Blocked:
             )
         first = self.rules[0]
         return Finding(
-            rule_id=f"{check.upper().replace('_', '-')}-{_CAUSE_IDS[self.kind]}",
+            rule_id=f"{check.upper().replace('_', '-')}-{cause}",
             control=f"{check}.probe",
             check=check,
             policy=first.policy,
@@ -268,7 +303,7 @@ class _Blocked:
             severity=max((r.severity for r in self.rules), key=lambda s: s.rank),
             title=title,
             message=message,
-            evidence={"observed": self.error, "expected": "a completed probe"},
+            evidence=evidence,
             references=(),
             remediation=remediation,
             kind=self.kind,

@@ -8,7 +8,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 from attt import __version__
 from attt.scanner.errors import ConfigError, Problem, StoreError, StoreWriteError
@@ -20,10 +20,18 @@ from attt.scanner.models.observation import Observation, ProbeKey
 from attt.scanner.models.policy import ResolvedPolicy
 from attt.scanner.models.report import PolicyRef, Report, RunInfo, RunStatus, Summary
 from attt.scanner.models.target import SystemInfo, Target, Zone
-from attt.scanner.plugin import Credential
+from attt.scanner.plugin import Credential, observing_settings
 from attt.scanner.policy import Read, default_policy_ref, load_policy
 from attt.scanner.registry import Registry
-from attt.scanner.runner import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, ProgressSink, Remote, Runner, ScanPlan
+from attt.scanner.runner import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_TIMEOUT,
+    ProgressSink,
+    Remote,
+    Runner,
+    ScanPlan,
+    settings_for,
+)
 from attt.scanner.store import HEARTBEAT_SECONDS, EndedProbe, Store, StoredRun
 from attt.scanner.waivers import with_waivers
 
@@ -116,6 +124,7 @@ def prepare(
     if request.vantage is not None:
         _check_vantage(request.vantage, zones, targets, request.inventory)
     started = utcnow()
+    labels = judged_by(systems, policies, request.policy_mode)
     run = RunInfo(
         id=new_run_id(started),
         started=started,
@@ -134,7 +143,8 @@ def prepare(
             "trigger": request.trigger,
         },
         owners=loaded.inventory.owners,
-        judged_by=judged_by(systems, policies, request.policy_mode),
+        judged_by=labels,
+        probed_with=probed_with(systems, policies, labels, checks, registry),
         zones=zones,
         vantage=request.vantage,
     )
@@ -271,6 +281,46 @@ def judged_by(
         return f"{ids} over {level[system.level]}" if rebased else ids
 
     return {s.id: label(s) for s in systems}
+
+
+def probed_with(
+    systems: Iterable[SystemInfo],
+    policies: Mapping[str, Sequence[ResolvedPolicy]],
+    labels: Mapping[str, str],
+    checks: Iterable[str],
+    registry: Registry,
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """What `RunInfo.probed_with` records: for each judging policy (`labels`, as `judged_by`
+    gives them: systems with one label have the same policies), each check's settings that shape
+    what it observes."""
+    recorded: dict[str, dict[str, dict[str, Any]]] = {}
+    for system in systems:
+        label = labels[system.id]
+        if label not in recorded:
+            judging = policies.get(system.id, ())
+            recorded[label] = {
+                check: observing_settings(settings_for(registry.check(check), judging)) for check in checks
+            }
+    return recorded
+
+
+def _resettled(
+    stored: StoredRun, policies: Mapping[str, Sequence[ResolvedPolicy]], registry: Registry
+) -> dict[tuple[str, str], tuple[str, ...]]:
+    """(system, check) -> the settings of the check that `policies` set otherwise than the run's
+    probes ran with, where they differ (`evaluate`'s `resettled`). A run stored before its
+    settings were recorded has none to compare."""
+    changed: dict[tuple[str, str], tuple[str, ...]] = {}
+    for system in stored.systems:
+        then = stored.info.probed_with.get(stored.info.judged_by.get(system.id, ""), {})
+        for check, was in then.items():
+            if check not in registry.checks:
+                continue  # its rules are not judged without it (evaluate says so)
+            now = observing_settings(settings_for(registry.check(check), policies.get(system.id, ())))
+            differ = tuple(sorted(k for k in was.keys() | now.keys() if was.get(k) != now.get(k)))
+            if differ:
+                changed[(system.id, check)] = differ
+    return changed
 
 
 def stored_policies(stored: StoredRun, registry: Registry) -> dict[str, tuple[ResolvedPolicy, ...]]:
@@ -655,6 +705,7 @@ def reevaluate(
         probed,
         outside,
         stored.info.probed_from,
+        resettled=_resettled(stored, policies, registry),
     )
     info = stored.info.model_copy(
         update={"policies": policy_refs(policies), "judged_by": judged_by(stored.systems, policies, mode)}

@@ -210,9 +210,9 @@ def test_a_policy_with_other_trust_anchors_does_not_judge_trust_seen_through_the
     assert [f["status"] for f in report_of(tmp_path / "same")["findings"]] == ["pass"]
     # Without them, a scan would find the chain untrusted: the stored `trusted` is not this policy's fact.
     rendered = attt("report", run_id, "--db", str(db), "-p", str(bare), "--out", str(tmp_path / "bare"),
-                    "--format", "json")  # fmt: skip
+                    "--format", "json,html,csv,sarif,junit")  # fmt: skip
     assert rendered.exit_code == 0, rendered.output
     [finding] = report_of(tmp_path / "bare")["findings"]
     assert (finding["status"], finding["blocked"]) == ("error", ["CERT-TRUSTED"])
     assert "trust_anchors" in finding["message"]["en"] and "trust_anchors" in finding["message"]["vi"]
-    assert "scan again" in finding["remediation"]["en"]
+    assert "Scan again" in finding["remediation"]["en"]
