@@ -216,3 +216,31 @@ def test_a_policy_with_other_trust_anchors_does_not_judge_trust_seen_through_the
     assert (finding["status"], finding["blocked"]) == ("error", ["CERT-TRUSTED"])
     assert "trust_anchors" in finding["message"]["en"] and "trust_anchors" in finding["message"]["vi"]
     assert "Scan again" in finding["remediation"]["en"]
+
+
+def test_a_run_killed_before_it_was_judged_is_judged_when_rendered(
+    tmp_path: Path, scanned: tuple[Path, Path, str]
+) -> None:
+    # kill -9, a power cut or a second Ctrl-C while probing: what the probes saw is stored, no
+    # finding is. Its report judges what was seen by the run's own policy and names what never ran.
+    db, _policy, run_id = scanned
+    died_after_its_last_probe(db)
+    with sqlite3.connect(db) as conn:
+        conn.execute("DELETE FROM findings")
+    rendered = attt(
+        "report", run_id, "--db", str(db), "--out", str(tmp_path / "seen"), "--format", "json,csv"
+    )
+    assert rendered.exit_code == 0, rendered.output
+    report = report_of(tmp_path / "seen")
+    assert report["run"]["status"] == "incomplete"
+    assert [(f["rule_id"], f["status"]) for f in report["findings"]] == [("PORT-OPEN-8080", "fail")]
+    with sqlite3.connect(db) as conn:
+        conn.execute("DELETE FROM probes")
+        conn.execute("DELETE FROM observations")
+    rendered = attt("report", run_id, "--db", str(db), "--out", str(tmp_path / "none"), "--format", "json")
+    assert rendered.exit_code == 0, rendered.output
+    report = report_of(tmp_path / "none")
+    assert [(f["rule_id"], f["status"], f["kind"]) for f in report["findings"]] == [
+        ("PORTS-NOT-PROBED", "error", "not_probed")
+    ]
+    assert report["summary"]["overall"]["not_probed"] == 1
