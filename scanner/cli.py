@@ -37,6 +37,7 @@ from attt.scanner.pipeline import (
     ScanOptions,
     ScanRequest,
     build_report,
+    judge_unjudged,
     own_policies,
     planned_probes,
     prepare,
@@ -705,7 +706,8 @@ def report(
     policy_mode: str,
 ) -> None:
     """Render a stored run again; with -p or --waivers, re-evaluate it (no network): --waivers
-    alone lays the waivers over the policies the run was judged by."""
+    alone lays the waivers over the policies the run was judged by. A run that ended before it
+    was judged (killed while probing) is judged now, by its own policies and waivers."""
     report_lang = _speak(lang)
     chosen_formats = _formats(formats)
     store = _open_store(db, create=False)
@@ -713,6 +715,8 @@ def report(
     if policies or waivers:
         refs, mode = (policies, cast(PolicyMode, policy_mode)) if policies else own_policies(stored.info)
         stored = reevaluate(stored, refs, _registry(), pipeline.utcnow(), mode=mode, waivers=waivers)
+    elif stored.info.status != "complete" and not stored.findings:
+        stored = judge_unjudged(stored, _registry(), pipeline.utcnow())
     output = ReportOutput(chosen_formats, report_lang, sign_key, per_owner, owner, _severity(fail_on))
     if _write_reports(store, build_report(stored), out, output) is None:
         sys.exit(ExitCode.REPORT_NOT_WRITTEN)

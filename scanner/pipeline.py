@@ -326,7 +326,7 @@ def _resettled(
 def stored_policies(stored: StoredRun, registry: Registry) -> dict[str, tuple[ResolvedPolicy, ...]]:
     """The policies a stored run was judged by, read again from the options it recorded."""
     refs, mode = own_policies(stored.info)
-    waivers = [Path(w) for w in stored.info.options.get("waivers", "").split(",") if w]
+    waivers = own_waivers(stored.info)
     policies = policies_for(stored.systems, refs, registry, mode)
     return with_waivers(policies, waivers, {s.id for s in stored.systems})
 
@@ -335,6 +335,11 @@ def own_policies(info: RunInfo) -> tuple[list[str], PolicyMode]:
     """The `-p` policies (none: each system's level policy) and policy mode a run was started with."""
     refs = [r for r in info.options.get("policies", "").split(",") if r]
     return refs, "overlay" if info.options.get("policy_mode") == "overlay" else "force"
+
+
+def own_waivers(info: RunInfo) -> list[Path]:
+    """The waiver files (`--waivers`) a run was started with."""
+    return [Path(w) for w in info.options.get("waivers", "").split(",") if w]
 
 
 def utcnow() -> datetime:
@@ -711,6 +716,14 @@ def reevaluate(
         update={"policies": policy_refs(policies), "judged_by": judged_by(stored.systems, policies, mode)}
     )
     return replace(stored, info=info, findings=tuple(findings))
+
+
+def judge_unjudged(stored: StoredRun, registry: Registry, now: datetime) -> StoredRun:
+    """A run that ended before it was judged (killed while probing: its findings are written
+    when it ends), judged by its own policies and waivers: what its probes saw, and each probe
+    that never ran as such. Never a report without findings that reads as nothing found."""
+    refs, mode = own_policies(stored.info)
+    return reevaluate(stored, refs, registry, now, mode=mode, waivers=own_waivers(stored.info))
 
 
 def build_report(stored: StoredRun) -> Report:
