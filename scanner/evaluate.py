@@ -66,7 +66,7 @@ def evaluate(
 
     `resettled`: (system, check) -> the settings of the check that the judging policies set
     otherwise than the policies the observations were made under (a stored run judged again):
-    that check's rules on that system are one `error` entry per host, like a failed probe.
+    each of that check's rules on that system is `error`, saying which settings differ.
     """
     index = index_observations(observations)
     findings: list[Finding] = []
@@ -85,9 +85,9 @@ def evaluate(
                     continue
                 changed = (resettled or {}).get((target.system.id, rule.check))
                 if changed:
-                    slot = blocked.setdefault((rule.check, None, None), _Blocked("probe_error", None))
-                    slot.resettled = tuple(changed)
-                    slot.rules.append(rule)
+                    findings.append(
+                        _finding(rule, target, None, "error", _resettled(rule.check, changed), cite)
+                    )
                     continue
                 key = (rule.check, target.system.id, target.address)
                 if probed is not None and not _ended(rule, key, probed, outside, planned):
@@ -204,6 +204,18 @@ def _from_inside(finding: Finding) -> Finding:
     return finding.model_copy(update={"message": message, "judged_from_inside": True})
 
 
+def _resettled(check: str, settings: Sequence[str]) -> Text:
+    listed = ", ".join(settings)
+    return Text(
+        vi=f"Chưa đánh giá được: chính sách đánh giá lại đặt {listed} của kiểm tra {check} khác với lúc"
+        " thăm dò, nên các quan sát đã lưu không phải là sự thật theo chính sách này; hãy quét lại theo"
+        " chính sách này (attt scan -p ...)",
+        en=f"Not evaluated: the policy judging the run again sets the {check} check's {listed} otherwise"
+        " than the probe ran with, so the stored observations are not facts under it; scan again with"
+        " this policy (attt scan -p ...)",
+    )
+
+
 def _nothing_to_probe(check: str) -> Text:
     return Text(
         vi=f"Kiểm tra {check} không tìm thấy dịch vụ nào để kiểm tra trên máy chủ này.",
@@ -235,35 +247,11 @@ class _Blocked:
     error: str | None
     vantage: str | None = None
     rules: list[ResolvedRule] = field(default_factory=list)
-    resettled: tuple[str, ...] = ()
-    """The check's settings the judging policy sets otherwise than the run's probes ran with."""
 
     def finding(self, check: str, target: Target, port: int | None) -> Finding:
         ids = list(dict.fromkeys(r.id for r in self.rules))
         listed = f"{', '.join(ids)} ({len(ids)})"
-        cause = _CAUSE_IDS[self.kind]
-        evidence: dict[str, Any] = {"observed": self.error, "expected": "a completed probe"}
-        if self.resettled:
-            settings = ", ".join(self.resettled)
-            cause = "SETTINGS-CHANGED"
-            evidence = {"observed": list(self.resettled), "expected": "the settings the probe ran with"}
-            title = Text(
-                vi=f"Kiểm tra {check} đã quan sát máy chủ này với thiết lập khác của chính sách",
-                en=f"The {check} check observed this host under other policy settings",
-            )
-            message = Text(
-                vi=f"Chưa đánh giá được: chính sách đánh giá lại đặt {settings} của kiểm tra {check} khác"
-                f" với lúc thăm dò, nên các quan sát đã lưu không phải là sự thật theo chính sách này;"
-                f" các quy tắc chưa được đánh giá: {listed}",
-                en=f"Not evaluated: the policy judging the run again sets the {check} check's {settings}"
-                f" otherwise than the probe ran with, so the stored observations are not facts under"
-                f" it; rules not evaluated: {listed}",
-            )
-            remediation = Text(
-                vi="Quét lại theo chính sách này (attt scan -p ...) để quan sát với đúng thiết lập của nó.",
-                en="Scan again with this policy (attt scan -p ...) to observe under its own settings.",
-            )
-        elif self.kind == "not_probed":
+        if self.kind == "not_probed":
             title = Text(
                 vi=f"Chưa quét: lượt quét dừng trước khi kiểm tra {check} chạy trên máy chủ này",
                 en=f"Not probed: the run stopped before the {check} check ran on this host",
@@ -292,7 +280,7 @@ class _Blocked:
             )
         first = self.rules[0]
         return Finding(
-            rule_id=f"{check.upper().replace('_', '-')}-{cause}",
+            rule_id=f"{check.upper().replace('_', '-')}-{_CAUSE_IDS[self.kind]}",
             control=f"{check}.probe",
             check=check,
             policy=first.policy,
@@ -303,7 +291,7 @@ class _Blocked:
             severity=max((r.severity for r in self.rules), key=lambda s: s.rank),
             title=title,
             message=message,
-            evidence=evidence,
+            evidence={"observed": self.error, "expected": "a completed probe"},
             references=(),
             remediation=remediation,
             kind=self.kind,
