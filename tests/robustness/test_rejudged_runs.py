@@ -244,3 +244,27 @@ def test_a_run_killed_before_it_was_judged_is_judged_when_rendered(
         ("PORTS-NOT-PROBED", "error", "not_probed")
     ]
     assert report["summary"]["overall"]["not_probed"] == 1
+
+
+def test_scan_for_the_pack_of_an_owner_the_inventory_lacks_scans_nothing(tmp_path: Path) -> None:
+    # A typo in --owner used to cost the whole scan and then its report.
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(
+        textwrap.dedent(f"""\
+            province: Hà Tĩnh
+            scope: [127.0.205.0/24]
+            systems:
+              - id: he-thong
+                name: Hệ thống
+                owner: Sở Khoa học và Công nghệ
+                level: 3
+                hosts:
+                  - {{address: {HOST}}}
+            """)
+    )
+    db = tmp_path / "runs.db"
+    refused = attt("scan", "-i", str(inventory), "--check", "ports", "--db", str(db),
+                   "--owner", "Sở Khoa học", "--out", str(tmp_path / "out"))  # fmt: skip
+    assert refused.exit_code == 2, refused.output
+    assert "Sở Khoa học và Công nghệ" in refused.output  # the owners it could have meant
+    assert not db.exists() and not (tmp_path / "out").exists()
