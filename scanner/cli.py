@@ -30,7 +30,7 @@ from attt.scanner.models.base import Severity, Text
 from attt.scanner.models.finding import FindingCodec
 from attt.scanner.models.observation import Observation
 from attt.scanner.models.report import Report, RunInfo, report_json_schema
-from attt.scanner.models.target import Target, Zone
+from attt.scanner.models.target import SystemInfo, Target, Zone
 from attt.scanner.pipeline import (
     PolicyMode,
     PreparedScan,
@@ -458,10 +458,12 @@ def _scan(
         args = _decoded(args, resumed_options(stored.info.id, stored.info.options, given))
         _check_out_dir(args.out, stored.info.id)
         prepared = prepare_resume(stored, store.probes_done(stored.info.id), registry)
+        _check_owner(choice.owner, prepared.systems)
         options = _scan_options(args)
     elif request is not None and resume is None:
         prepared = prepare(request, registry, remember(asdict(args)))
         _check_out_dir(args.out, prepared.run.id)
+        _check_owner(choice.owner, prepared.systems)
         options = _scan_options(args)
         store = _open_store(db, registry)  # only now: a refused scan leaves no trace in the store
     else:
@@ -595,6 +597,14 @@ def _decoded(args: _ScanArgs, saved: dict[str, str]) -> _ScanArgs:
 def _check_out_dir(out: Path | None, run_id: str) -> None:
     """Refuse, before anything is scanned, a report directory that holds files of its own."""
     check_report_dir(_out_dir(out, run_id))
+
+
+def _check_owner(owner: str | None, systems: Sequence[SystemInfo]) -> None:
+    """`--owner NAME` names an owner of a system the scan covers: else nothing is scanned (its
+    pack could not be written once the scan ends)."""
+    known = sorted({s.owner for s in systems})
+    if owner is not None and owner not in known:
+        raise ConfigError(f"--owner {owner!r}: no system to scan belongs to it (owners: {'; '.join(known)})")
 
 
 def _out_dir(out: Path | None, run_id: str) -> Path:
