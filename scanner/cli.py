@@ -37,7 +37,7 @@ from attt.scanner.pipeline import (
     ScanOptions,
     ScanRequest,
     build_report,
-    judge_unjudged,
+    judged_run,
     own_policies,
     planned_probes,
     prepare,
@@ -725,8 +725,8 @@ def report(
     if policies or waivers:
         refs, mode = (policies, cast(PolicyMode, policy_mode)) if policies else own_policies(stored.info)
         stored = reevaluate(stored, refs, _registry(), pipeline.utcnow(), mode=mode, waivers=waivers)
-    elif stored.info.status != "complete" and not stored.findings:
-        stored = judge_unjudged(stored, _registry(), pipeline.utcnow())
+    else:
+        stored = judged_run(stored, _registry(), pipeline.utcnow())
     output = ReportOutput(chosen_formats, report_lang, sign_key, per_owner, owner, _severity(fail_on))
     if _write_reports(store, build_report(stored), out, output) is None:
         sys.exit(ExitCode.REPORT_NOT_WRITTEN)
@@ -1012,7 +1012,7 @@ def history(system: str | None, limit: int, db: str | None) -> None:
 def notify_command(run: str, everything: bool, out: Path | None, lang: str | None, db: str | None) -> None:
     """Send a stored run's notifications that were not sent yet (each goes once per run)."""
     store = _open_store(db, create=False)
-    report = build_report(store.load(run))
+    report = build_report(judged_run(store.load(run), _registry(), pipeline.utcnow()))
     output = ReportOutput(["html", "json"], _speak(lang), _config().sign_key, True, None)
     written = _write_reports(store, report, out, output)
     if written is None:

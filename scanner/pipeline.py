@@ -718,10 +718,12 @@ def reevaluate(
     return replace(stored, info=info, findings=tuple(findings))
 
 
-def judge_unjudged(stored: StoredRun, registry: Registry, now: datetime) -> StoredRun:
-    """A run that ended before it was judged (killed while probing: its findings are written
-    when it ends), judged by its own policies and waivers: what its probes saw, and each probe
-    that never ran as such. Never a report without findings that reads as nothing found."""
+def judged_run(stored: StoredRun, registry: Registry, now: datetime) -> StoredRun:
+    """`stored`, judged by its own policies and waivers if it ended before it was judged (killed
+    while probing: a run's findings are written when it ends): what its probes saw, and each
+    probe that never ran as such. Never a report without findings that reads as nothing found."""
+    if stored.info.status == "complete" or stored.findings:
+        return stored
     refs, mode = own_policies(stored.info)
     return reevaluate(stored, refs, registry, now, mode=mode, waivers=own_waivers(stored.info))
 
