@@ -766,9 +766,12 @@ def _history(store: Store, current: RunInfo) -> tuple[Report, ...]:
     history = []
     for info in reversed(earlier[:HISTORY_RUNS]):
         try:
-            history.append(build_report(store.load(info.id)))
+            run = store.load(info.id)
         except StoreError as exc:
             _warn(f"{exc}; the trends leave it out")
+            continue
+        if run.judged:  # else a point with no finding would read "nothing open" that day
+            history.append(build_report(run))
     return tuple(history)
 
 

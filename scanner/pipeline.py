@@ -722,7 +722,7 @@ def judged_run(stored: StoredRun, registry: Registry, now: datetime) -> StoredRu
     """`stored`, judged by its own policies and waivers if it ended before it was judged (killed
     while probing: a run's findings are written when it ends): what its probes saw, and each
     probe that never ran as such. Never a report without findings that reads as nothing found."""
-    if stored.info.status == "complete" or stored.findings:
+    if stored.judged:
         return stored
     refs, mode = own_policies(stored.info)
     return reevaluate(stored, refs, registry, now, mode=mode, waivers=own_waivers(stored.info))
