@@ -268,3 +268,12 @@ def test_scan_for_the_pack_of_an_owner_the_inventory_lacks_scans_nothing(tmp_pat
     assert refused.exit_code == 2, refused.output
     assert "Sở Khoa học và Công nghệ" in refused.output  # the owners it could have meant
     assert not db.exists() and not (tmp_path / "out").exists()
+
+
+def test_report_for_the_pack_of_an_owner_the_run_lacks_is_a_usage_error(
+    tmp_path: Path, scanned: tuple[Path, Path, str]
+) -> None:
+    db, _policy, run_id = scanned
+    refused = attt("report", run_id, "--db", str(db), "--owner", "UBND xã Không Có", "--out", str(tmp_path))
+    assert refused.exit_code == 2, refused.output
+    assert "Sở Khoa học và Công nghệ" in refused.output and "write it elsewhere" not in refused.output
