@@ -600,11 +600,11 @@ def _check_out_dir(out: Path | None, run_id: str) -> None:
 
 
 def _check_owner(owner: str | None, systems: Sequence[SystemInfo]) -> None:
-    """`--owner NAME` names an owner of a system the scan covers: else nothing is scanned (its
-    pack could not be written once the scan ends)."""
+    """`--owner NAME` names an owner of a system the run covers: else it is a usage error, found
+    before anything is scanned or written (the pack could not be written)."""
     known = sorted({s.owner for s in systems})
     if owner is not None and owner not in known:
-        raise ConfigError(f"--owner {owner!r}: no system to scan belongs to it (owners: {'; '.join(known)})")
+        raise ConfigError(f"--owner {owner!r} owns no system of the run (owners: {'; '.join(known)})")
 
 
 def _out_dir(out: Path | None, run_id: str) -> Path:
@@ -722,6 +722,7 @@ def report(
     chosen_formats = _formats(formats)
     store = _open_store(db, create=False)
     stored = store.load(run)
+    _check_owner(owner, stored.systems)
     if policies or waivers:
         refs, mode = (policies, cast(PolicyMode, policy_mode)) if policies else own_policies(stored.info)
         stored = reevaluate(stored, refs, _registry(), pipeline.utcnow(), mode=mode, waivers=waivers)
