@@ -8,16 +8,13 @@ ISO 8601 as recorded.
 """
 
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from functools import cache
-from typing import Final
-from zoneinfo import ZoneInfo
 
 import icu
 
 from attt.reports.base import Lang
-
-VIETNAM: Final = ZoneInfo("Asia/Ho_Chi_Minh")
+from attt.scanner.models.base import in_vietnam, vietnam_day
 
 
 @cache
@@ -33,15 +30,9 @@ def name_key(lang: Lang) -> Callable[[str], bytes]:
     return lambda text: bytes(collator.getSortKey(text))
 
 
-def local(moment: datetime) -> datetime:
-    """The moment in Vietnam time (a naive time is taken as UTC, as the store records it)."""
-    aware = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-    return aware.astimezone(VIETNAM)
-
-
 def when(moment: datetime, lang: Lang) -> str:
     """Date and time to the minute, Vietnam time: `20/11/2026 08:00` in Vietnamese."""
-    at = local(moment)
+    at = in_vietnam(moment)
     if lang == "vi":
         return at.strftime("%d/%m/%Y %H:%M (giờ Việt Nam)")
     return at.strftime("%Y-%m-%d %H:%M (UTC+07:00)")
@@ -49,7 +40,7 @@ def when(moment: datetime, lang: Lang) -> str:
 
 def day(value: date | datetime, lang: Lang) -> str:
     """A date alone: dd/mm/yyyy in Vietnamese, ISO in English."""
-    d = local(value).date() if isinstance(value, datetime) else value
+    d = vietnam_day(value) if isinstance(value, datetime) else value
     return d.strftime("%d/%m/%Y") if lang == "vi" else d.isoformat()
 
 

@@ -120,10 +120,11 @@ def verify_bundle(out_dir: Path, public_key: Path | None = None) -> VerifyResult
     problems: list[str] = []
     if key is not None:
         problems.extend(_signature_problems(out_dir / SIGNATURE, body, key))
+    # Everything but directories: a named pipe or a device is a file added too.
     present = {
         p.relative_to(out_dir).as_posix(): p
         for p in sorted(out_dir.rglob("*"))
-        if p.is_file() or p.is_symlink()
+        if p.is_symlink() or not p.is_dir()
     }
     for name, expected in sorted(manifest.files.items()):
         path = present.get(name)
@@ -131,7 +132,7 @@ def verify_bundle(out_dir: Path, public_key: Path | None = None) -> VerifyResult
             problems.append(f"invalid: {MANIFEST}: lists a path it may not: {name!r}")
         elif path is None:
             problems.append(f"missing: {name}")
-        elif path.is_symlink() or file_entry(path) != expected:
+        elif path.is_symlink() or not path.is_file() or file_entry(path) != expected:
             problems.append(f"changed: {name}")
     unlisted = present.keys() - manifest.files.keys() - {MANIFEST, SIGNATURE}
     problems.extend(f"added: {name}" for name in sorted(unlisted))

@@ -30,13 +30,15 @@ from attt.scanner.models.base import Severity, Text
 from attt.scanner.models.finding import FindingCodec
 from attt.scanner.models.observation import Observation
 from attt.scanner.models.report import Report, RunInfo, report_json_schema
-from attt.scanner.models.target import Target, Zone
+from attt.scanner.models.target import SystemInfo, Target, Zone
 from attt.scanner.pipeline import (
     PolicyMode,
     PreparedScan,
     ScanOptions,
     ScanRequest,
     build_report,
+    judged_run,
+    own_policies,
     planned_probes,
     prepare,
     prepare_resume,
@@ -456,10 +458,12 @@ def _scan(
         args = _decoded(args, resumed_options(stored.info.id, stored.info.options, given))
         _check_out_dir(args.out, stored.info.id)
         prepared = prepare_resume(stored, store.probes_done(stored.info.id), registry)
+        _check_owner(choice.owner, prepared.systems)
         options = _scan_options(args)
     elif request is not None and resume is None:
         prepared = prepare(request, registry, remember(asdict(args)))
         _check_out_dir(args.out, prepared.run.id)
+        _check_owner(choice.owner, prepared.systems)
         options = _scan_options(args)
         store = _open_store(db, registry)  # only now: a refused scan leaves no trace in the store
     else:
@@ -595,6 +599,14 @@ def _check_out_dir(out: Path | None, run_id: str) -> None:
     check_report_dir(_out_dir(out, run_id))
 
 
+def _check_owner(owner: str | None, systems: Sequence[SystemInfo]) -> None:
+    """`--owner NAME` names an owner of a system the run covers: else it is a usage error, found
+    before anything is scanned or written (the pack could not be written)."""
+    known = sorted({s.owner for s in systems})
+    if owner is not None and owner not in known:
+        raise ConfigError(f"--owner {owner!r} owns no system of the run (owners: {'; '.join(known)})")
+
+
 def _out_dir(out: Path | None, run_id: str) -> Path:
     """`--out`, else a directory of the run's own under the configured report directory."""
     return out or (_config().report_dir or Path("attt-reports")) / run_id
@@ -703,14 +715,19 @@ def report(
     waivers: tuple[Path, ...],
     policy_mode: str,
 ) -> None:
-    """Render a stored run again; with -p or --waivers, re-evaluate it (no network)."""
+    """Render a stored run again; with -p or --waivers, re-evaluate it (no network): --waivers
+    alone lays the waivers over the policies the run was judged by. A run that ended before it
+    was judged (killed while probing) is judged now, by its own policies and waivers."""
     report_lang = _speak(lang)
     chosen_formats = _formats(formats)
     store = _open_store(db, create=False)
     stored = store.load(run)
+    _check_owner(owner, stored.systems)
     if policies or waivers:
-        mode = cast(PolicyMode, policy_mode)
-        stored = reevaluate(stored, policies, _registry(), pipeline.utcnow(), mode=mode, waivers=waivers)
+        refs, mode = (policies, cast(PolicyMode, policy_mode)) if policies else own_policies(stored.info)
+        stored = reevaluate(stored, refs, _registry(), pipeline.utcnow(), mode=mode, waivers=waivers)
+    else:
+        stored = judged_run(stored, _registry(), pipeline.utcnow())
     output = ReportOutput(chosen_formats, report_lang, sign_key, per_owner, owner, _severity(fail_on))
     if _write_reports(store, build_report(stored), out, output) is None:
         sys.exit(ExitCode.REPORT_NOT_WRITTEN)
@@ -750,9 +767,12 @@ def _history(store: Store, current: RunInfo) -> tuple[Report, ...]:
     history = []
     for info in reversed(earlier[:HISTORY_RUNS]):
         try:
-            history.append(build_report(store.load(info.id)))
+            run = store.load(info.id)
         except StoreError as exc:
             _warn(f"{exc}; the trends leave it out")
+            continue
+        if run.judged:  # else a point with no finding would read "nothing open" that day
+            history.append(build_report(run))
     return tuple(history)
 
 
@@ -997,7 +1017,7 @@ def notify_command(run: str, everything: bool, out: Path | None, lang: str | Non
     """Send a stored run's notifications that were not sent yet (each goes once per run)."""
     speaks = _speak(lang)
     store = _open_store(db, create=False)
-    report = build_report(store.load(run))
+    report = build_report(judged_run(store.load(run), _registry(), pipeline.utcnow()))
     if report.run.status != "complete":
         # `attt scan` notifies only a run that ended; mailed now, a half-probed run's packs would
         # read as the agencies' whole result.

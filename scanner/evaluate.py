@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from attt.scanner.exitcodes import ExitCode
-from attt.scanner.models.base import Severity, Text
+from attt.scanner.models.base import Severity, Text, vietnam_day
 from attt.scanner.models.finding import Finding, FindingKind, FindingStatus, WaiverNote
 from attt.scanner.models.observation import Observation, ProbeKey, probe_check
 from attt.scanner.models.policy import Reference, ResolvedPolicy, ResolvedRule, Waiver
@@ -39,6 +39,7 @@ def evaluate(
     outside: Collection[str] = frozenset(),
     reaching: Mapping[str, Collection[str]] | None = None,
     inapplicable: "Inapplicable | None" = None,
+    resettled: Mapping[tuple[str, str], Sequence[str]] | None = None,
 ) -> list[Finding]:
     """Judge every applicable rule of each system's policies on each of its hosts.
 
@@ -62,6 +63,10 @@ def evaluate(
 
     `inapplicable` holds the findings of rules on systems they do not apply to, made ahead (the
     scan's judge makes them while the first probes run); without it they are made here.
+
+    `resettled`: (system, check) -> the settings of the check that the judging policies set
+    otherwise than the policies the observations were made under (a stored run judged again):
+    each of that check's rules on that system is `error`, saying which settings differ.
     """
     index = index_observations(observations)
     findings: list[Finding] = []
@@ -77,6 +82,12 @@ def evaluate(
                     continue
                 if not rule.applies(target.system):
                     findings.append(inapplicable.of(rule, target))
+                    continue
+                changed = (resettled or {}).get((target.system.id, rule.check))
+                if changed:
+                    findings.append(
+                        _finding(rule, target, None, "error", _resettled(rule.check, changed), cite)
+                    )
                     continue
                 key = (rule.check, target.system.id, target.address)
                 if probed is not None and not _ended(rule, key, probed, outside, planned):
@@ -191,6 +202,18 @@ def _from_inside(finding: Finding) -> Finding:
         " from the Internet)",
     )
     return finding.model_copy(update={"message": message, "judged_from_inside": True})
+
+
+def _resettled(check: str, settings: Sequence[str]) -> Text:
+    listed = ", ".join(settings)
+    return Text(
+        vi=f"Chưa đánh giá được: chính sách đánh giá lại đặt {listed} của kiểm tra {check} khác với lúc"
+        " thăm dò, nên các quan sát đã lưu không phải là sự thật theo chính sách này; hãy quét lại theo"
+        " chính sách này (attt scan -p ...)",
+        en=f"Not evaluated: the policy judging the run again sets the {check} check's {listed} otherwise"
+        " than the probe ran with, so the stored observations are not facts under it; scan again with"
+        " this policy (attt scan -p ...)",
+    )
 
 
 def _nothing_to_probe(check: str) -> Text:
@@ -374,7 +397,7 @@ def _apply_waivers(finding: Finding, waivers: Sequence[Waiver], now: datetime) -
     if not matching:
         return finding
     best = max(matching, key=lambda w: w.expires)
-    expired = best.expires < now.date()
+    expired = best.expires < vietnam_day(now)
     note = WaiverNote(
         reason=best.reason,
         approved_by=best.approved_by,

@@ -8,21 +8,30 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 from attt import __version__
-from attt.scanner.errors import ConfigError, StoreError, StoreWriteError
+from attt.scanner.errors import ConfigError, Problem, StoreError, StoreWriteError
 from attt.scanner.evaluate import Inapplicable, evaluate
 from attt.scanner.inventory import load_inventory, resolve_targets, select_targets
+from attt.scanner.models.base import vietnam_day
 from attt.scanner.models.finding import Finding, FindingCodec
 from attt.scanner.models.observation import Observation, ProbeKey
 from attt.scanner.models.policy import ResolvedPolicy
 from attt.scanner.models.report import PolicyRef, Report, RunInfo, RunStatus, Summary
 from attt.scanner.models.target import SystemInfo, Target, Zone
-from attt.scanner.plugin import Credential
+from attt.scanner.plugin import Credential, observing_settings
 from attt.scanner.policy import Read, default_policy_ref, load_policy
 from attt.scanner.registry import Registry
-from attt.scanner.runner import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, ProgressSink, Remote, Runner, ScanPlan
+from attt.scanner.runner import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_TIMEOUT,
+    ProgressSink,
+    Remote,
+    Runner,
+    ScanPlan,
+    settings_for,
+)
 from attt.scanner.store import HEARTBEAT_SECONDS, EndedProbe, Store, StoredRun
 from attt.scanner.waivers import with_waivers
 
@@ -115,6 +124,7 @@ def prepare(
     if request.vantage is not None:
         _check_vantage(request.vantage, zones, targets, request.inventory)
     started = utcnow()
+    labels = judged_by(systems, policies, request.policy_mode)
     run = RunInfo(
         id=new_run_id(started),
         started=started,
@@ -133,7 +143,8 @@ def prepare(
             "trigger": request.trigger,
         },
         owners=loaded.inventory.owners,
-        judged_by=judged_by(systems, policies, request.policy_mode),
+        judged_by=labels,
+        probed_with=probed_with(systems, policies, labels, checks, registry),
         zones=zones,
         vantage=request.vantage,
     )
@@ -183,15 +194,37 @@ def prepare_resume(
     if stored.info.status == "complete":
         raise ConfigError(f"run {stored.info.id} is complete; there is nothing to resume")
     _known_checks(stored.info.checks, registry)
+    policies = stored_policies(stored, registry)
+    _judged_as_started(stored.info, policies)
     return PreparedScan(
         run=stored.info,
         targets=stored.targets,
         systems=stored.systems,
-        policies=stored_policies(stored, registry),
+        policies=policies,
         resumed=True,
         done={key: seen for key, seen in done.items() if not _failed(seen)},
         redo=frozenset(key for key, seen in done.items() if _failed(seen)),
     )
+
+
+def _judged_as_started(run: RunInfo, policies: Mapping[str, Sequence[ResolvedPolicy]]) -> None:
+    """Refuse to resume `run` under policies other than those it started with (a file edited, or
+    attt upgraded, in between): its report names the policies it started with, by version and
+    sha256, and would judge by others."""
+    now = policy_refs(policies)
+    if {(p.id, p.sha256) for p in now} == {(p.id, p.sha256) for p in run.policies}:
+        return
+    then_files = {s.path: s.sha256 for p in run.policies for s in p.sources}
+    now_files = {s.path: s.sha256 for p in now for s in p.sources}
+    changed = sorted(f for f in then_files.keys() | now_files.keys() if then_files.get(f) != now_files.get(f))
+    # A run stored before its policies' files were recorded: the policy is named by its id.
+    where = changed[0] if changed else ", ".join(p.id for p in run.policies)
+    values = {"run": run.id, "then": then_files.get(where, "-")[:12], "now": now_files.get(where, "-")[:12]}
+    detail = (
+        f"changed since run {run.id} started (sha256 {values['then']} then, {values['now']} now): a resumed"
+        " run is judged by the policies it started with; restore them, or start a new scan"
+    )
+    raise ConfigError(detail, (Problem(where, 1, (), "policy_changed", detail, values),))
 
 
 def _failed(seen: Sequence[Observation]) -> bool:
@@ -250,14 +283,63 @@ def judged_by(
     return {s.id: label(s) for s in systems}
 
 
+def probed_with(
+    systems: Iterable[SystemInfo],
+    policies: Mapping[str, Sequence[ResolvedPolicy]],
+    labels: Mapping[str, str],
+    checks: Iterable[str],
+    registry: Registry,
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """What `RunInfo.probed_with` records: for each judging policy (`labels`, as `judged_by`
+    gives them: systems with one label have the same policies), each check's settings that shape
+    what it observes."""
+    recorded: dict[str, dict[str, dict[str, Any]]] = {}
+    for system in systems:
+        label = labels[system.id]
+        if label not in recorded:
+            judging = policies.get(system.id, ())
+            recorded[label] = {
+                check: observing_settings(settings_for(registry.check(check), judging)) for check in checks
+            }
+    return recorded
+
+
+def _resettled(
+    stored: StoredRun, policies: Mapping[str, Sequence[ResolvedPolicy]], registry: Registry
+) -> dict[tuple[str, str], tuple[str, ...]]:
+    """(system, check) -> the settings of the check that `policies` set otherwise than the run's
+    probes ran with, where they differ (`evaluate`'s `resettled`). A run stored before its
+    settings were recorded has none to compare."""
+    changed: dict[tuple[str, str], tuple[str, ...]] = {}
+    for system in stored.systems:
+        then = stored.info.probed_with.get(stored.info.judged_by.get(system.id, ""), {})
+        for check, was in then.items():
+            if check not in registry.checks:
+                continue  # its rules are not judged without it (evaluate says so)
+            now = observing_settings(settings_for(registry.check(check), policies.get(system.id, ())))
+            differ = tuple(sorted(k for k in was.keys() | now.keys() if was.get(k) != now.get(k)))
+            if differ:
+                changed[(system.id, check)] = differ
+    return changed
+
+
 def stored_policies(stored: StoredRun, registry: Registry) -> dict[str, tuple[ResolvedPolicy, ...]]:
     """The policies a stored run was judged by, read again from the options it recorded."""
-    options = stored.info.options
-    refs = [r for r in options.get("policies", "").split(",") if r]
-    mode: PolicyMode = "overlay" if options.get("policy_mode") == "overlay" else "force"
-    waivers = [Path(w) for w in options.get("waivers", "").split(",") if w]
+    refs, mode = own_policies(stored.info)
+    waivers = own_waivers(stored.info)
     policies = policies_for(stored.systems, refs, registry, mode)
     return with_waivers(policies, waivers, {s.id for s in stored.systems})
+
+
+def own_policies(info: RunInfo) -> tuple[list[str], PolicyMode]:
+    """The `-p` policies (none: each system's level policy) and policy mode a run was started with."""
+    refs = [r for r in info.options.get("policies", "").split(",") if r]
+    return refs, "overlay" if info.options.get("policy_mode") == "overlay" else "force"
+
+
+def own_waivers(info: RunInfo) -> list[Path]:
+    """The waiver files (`--waivers`) a run was started with."""
+    return [Path(w) for w in info.options.get("waivers", "").split(",") if w]
 
 
 def utcnow() -> datetime:
@@ -515,7 +597,7 @@ class _Judge(_Worker):
         self, observations: Sequence[Observation], probed: Collection[ProbeKey], finished: datetime
     ) -> list[Finding]:
         """Every target's findings, in target order: judged early, or now (as of `finished`)."""
-        judged = self._judged if finished.date() == self._now.date() else {}
+        judged = self._judged if vietnam_day(finished) == vietnam_day(self._now) else {}
         rest = [t for t in self._prepared.targets if t.key not in judged]
         late = self._evaluate(rest, observations, probed, finished) if rest else {}
         return [
@@ -628,11 +710,22 @@ def reevaluate(
         probed,
         outside,
         stored.info.probed_from,
+        resettled=_resettled(stored, policies, registry),
     )
     info = stored.info.model_copy(
         update={"policies": policy_refs(policies), "judged_by": judged_by(stored.systems, policies, mode)}
     )
     return replace(stored, info=info, findings=tuple(findings))
+
+
+def judged_run(stored: StoredRun, registry: Registry, now: datetime) -> StoredRun:
+    """`stored`, judged by its own policies and waivers if it ended before it was judged (killed
+    while probing: a run's findings are written when it ends): what its probes saw, and each
+    probe that never ran as such. Never a report without findings that reads as nothing found."""
+    if stored.judged:
+        return stored
+    refs, mode = own_policies(stored.info)
+    return reevaluate(stored, refs, registry, now, mode=mode, waivers=own_waivers(stored.info))
 
 
 def build_report(stored: StoredRun) -> Report:

@@ -44,6 +44,20 @@ class Settings(Frozen):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    neutral: ClassVar[frozenset[str]] = frozenset()
+    """The settings that leave what an observation means unchanged: how fast or how many
+    connections, or what the observation records itself (the ports it scanned). A stored run
+    judged again by a policy that differs from the run's in any other setting of the check is
+    `error` for that check's rules: its facts were observed under other settings (other trust
+    anchors, other ports visited)."""
+
+
+def observing_settings(settings: BaseModel) -> dict[str, Any]:
+    """The settings that shape what a probe observes (a settings model may be any pydantic
+    model: a third-party check's plain one has no neutral setting)."""
+    neutral: frozenset[str] = getattr(type(settings), "neutral", frozenset())
+    return settings.model_dump(mode="json", exclude=set(neutral))
+
 
 class NoSettings(Settings):
     """Settings model of a check that takes none."""

@@ -368,7 +368,7 @@ class Runner:
             rules = tuple(
                 r for p in policies for r in p.rules if r.check == check.name and r.applies(target.system)
             )
-            known = self._rules_of[key] = (rules, _settings_for(check, policies))
+            known = self._rules_of[key] = (rules, settings_for(check, policies))
         rules, settings = known
         return ProbeContext(
             timeout=plan.timeout,
@@ -742,7 +742,7 @@ def own_observation(obs: Observation, check: str, target: Target) -> Observation
     return obs
 
 
-def _settings_for(check: Check, policies: Sequence[ResolvedPolicy]) -> BaseModel:
+def settings_for(check: Check, policies: Sequence[ResolvedPolicy]) -> BaseModel:
     """The first policy that configures the check wins; else the check's defaults. Always an
     instance of the check's own `settings_model`, whatever a policy object carries."""
     model = check.settings_model

@@ -297,6 +297,12 @@ class StoredRun:
     probes: frozenset[ProbeKey] = frozenset()
     """(check, system, host) of every probe that ended: a planned probe missing here never ran."""
 
+    @property
+    def judged(self) -> bool:
+        """Whether the run's findings were written: a run's end writes them, so a run killed
+        while probing (kill -9, a power cut, a second Ctrl-C) has observations and no finding."""
+        return self.info.status == "complete" or bool(self.findings)
+
 
 class Store:
     """One SQLite file or PostgreSQL database. Safe to share between the runner's threads (one

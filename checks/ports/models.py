@@ -1,7 +1,7 @@
 """What the ports check observes, and the settings a policy may give it."""
 
 from collections.abc import Iterable
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
@@ -48,6 +48,10 @@ COMMON_PORTS: tuple[int, ...] = tuple(
 
 
 class PortsSettings(Settings):
+    # The observation records the ports scanned and whether all were: the controls judge
+    # coverage from it. Service detection is not recorded as asked, only as done.
+    neutral: ClassVar[frozenset[str]] = frozenset({"ports", "extra_ports", "full_range"})
+
     ports: tuple[Port, ...] = COMMON_PORTS
     """Scanned on every host, besides the ports rules and the inventory name."""
     extra_ports: tuple[Port, ...] = ()

@@ -2,7 +2,7 @@
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Annotated, Literal, get_args
+from typing import Annotated, ClassVar, Literal, get_args
 
 from pydantic import Field
 
@@ -176,6 +176,9 @@ class TlsData(Frozen):
 
 class TlsSettings(Settings):
     """Per-policy settings of the `tls` check (`settings: {tls: {...}}`)."""
+
+    # Pace and method: the same facts (exhaustive_suites gives the same answer by brute force).
+    neutral: ClassVar[frozenset[str]] = frozenset({"max_connections_per_server", "exhaustive_suites"})
 
     trust_anchors: tuple[str, ...] = ()
     """PEM files of extra trusted CAs (provincial or government CAs missing from public stores)."""

@@ -1,6 +1,6 @@
 """The `web` observation data (one per HTTP(S) endpoint), the check's settings, and its limits."""
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 from urllib.parse import urljoin, urlsplit
 
 from pydantic import Field
@@ -212,6 +212,8 @@ class WebData(Frozen):
 
 class WebSettings(Settings):
     """Per-policy settings of the `web` check (`settings: {web: {...}}`)."""
+
+    neutral: ClassVar[frozenset[str]] = frozenset({"max_requests", "min_interval"})
 
     max_requests: Annotated[int, Field(ge=4, le=200)] = 40
     """Requests one host receives at most in one scan, all endpoints together."""

@@ -1,7 +1,9 @@
 """Shared model configuration and small value types."""
 
+from datetime import UTC, date, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict
 
@@ -38,3 +40,19 @@ class Text(Frozen):
 
 
 JsonDict = dict[str, Any]
+
+
+VIETNAM: Final = ZoneInfo("Asia/Ho_Chi_Minh")
+"""The provinces' time zone: their days are the days of waivers' expiry dates and of reports."""
+
+
+def in_vietnam(moment: datetime) -> datetime:
+    """The moment in Vietnam time (a naive time is taken as UTC, as the store records it)."""
+    aware = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+    return aware.astimezone(VIETNAM)
+
+
+def vietnam_day(moment: datetime) -> date:
+    """The date in Vietnam at `moment`: a waiver approved until 31 March ends at midnight in
+    Hà Tĩnh, 17:00 UTC, whatever zone the machine running attt is set to."""
+    return in_vietnam(moment).date()

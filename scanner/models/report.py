@@ -52,6 +52,11 @@ class RunInfo(Frozen):
     """Zone -> the outside vantages the run was to probe its hosts from (the celery engine's
     plan), so that a stopped run judged again later knows which outside probes never ran. Empty:
     none was planned."""
+    probed_with: dict[str, dict[str, dict[str, Any]]] = Field(default_factory=dict)
+    """Policy that judged a system (a value of `judged_by`) -> check -> the settings its probes
+    ran with, those that shape what they observe (`attt.plugin.Settings.neutral` left out): a
+    policy judging the run again with other ones cannot judge that check's observations. Empty
+    for runs stored before it was recorded."""
 
     def outside(self) -> frozenset[str]:
         """The ids of the outside vantages (`vantage: outside`), for `evaluate`."""

@@ -1,6 +1,7 @@
 """The report directory: every format written, a manifest that catches tampering, signatures."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -99,6 +100,16 @@ def test_verify_catches_missing_and_added_files(tmp_path, report):
         "added: notes.txt",
         "added: sub/x.html",
     )
+
+
+def test_verify_names_a_fifo_added_or_put_in_a_files_place_and_never_reads_it(tmp_path, report):
+    # A named pipe is a file of the directory like any other: added, it is named; in a listed
+    # file's place, that file changed (and reading it would wait for a writer forever).
+    write_bundle(report, ["json", "csv"], tmp_path, "vi")
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "report.csv").unlink()
+    os.mkfifo(tmp_path / "report.csv")
+    assert verify_bundle(tmp_path).problems == ("changed: report.csv", "added: pipe")
 
 
 def test_verify_without_manifest(tmp_path):

@@ -45,3 +45,22 @@ def test_report_shows_trends_and_failing_since_from_the_store(tmp_path: Path):
     assert "06/10/2026 (45 ngày)" in page  # failing since the run 45 days before, not 60
     assert "(4 lượt quét)" in page  # the other inventory's run is not in the trend
     assert 'id="changes"' in page  # the baseline is chosen by main's rule (same hosts and checks)
+
+
+def test_a_run_killed_before_it_was_judged_adds_no_point_to_the_trends(tmp_path: Path):
+    # Its findings were never written: as a point it would read "nothing serious open" that day.
+    db = tmp_path / "attt.db"
+    store = Store(db)
+    stored(store, -60, "fail")
+    killed = F.report([], id="run--030", started=F.STARTED - timedelta(days=30), inventory_sha256="a" * 64)
+    store.create_run(killed.run.model_copy(update={"status": "running"}), killed.systems, killed.targets)
+    store.mark(killed.run.id, "incomplete", killed.run.started + timedelta(minutes=1))
+    stored(store, 0, "fail")
+    store.close()
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        main, ["report", "run-+000", "--db", str(db), "--out", str(out), "--format", "html", "--lang", "vi"]
+    )
+    assert result.exit_code == 0, result.output
+    page = (out / "report.html").read_text("utf-8")
+    assert "(2 lượt quét)" in page

@@ -149,6 +149,26 @@ def test_expired_waiver_no_longer_applies_and_is_reported() -> None:
     assert finding.waiver is not None and finding.waiver.expired
 
 
+@pytest.mark.parametrize(
+    ("now", "expired"),
+    [
+        (datetime(2027, 3, 31, 16, 59, tzinfo=UTC), False),  # 23:59 on 31 March in Hà Tĩnh
+        (datetime(2027, 3, 31, 17, 0, tzinfo=UTC), True),  # 00:00 on 1 April there, still 31 March in UTC
+        (datetime(2027, 3, 31, 19, 0, tzinfo=UTC), True),  # a nightly 02:00 scan on 1 April
+    ],
+)
+def test_a_waiver_expires_at_the_end_of_its_day_in_vietnam_not_in_utc(now: datetime, expired: bool) -> None:
+    # The approving decision's date is a Vietnamese date: a scan at 02:00 on 1 April (19:00 UTC
+    # on 31 March) no longer accepts a failure whose waiver ended on 31 March.
+    pol = policy(rule(), waivers=(waiver(date(2027, 3, 31)),))
+    targets = [target("127.0.0.5")]
+    [finding] = evaluate(targets, [observe("127.0.0.5", 30)], {"sys-a": [pol]}, registry(), ("count",), now)
+    assert (finding.status, finding.waiver and finding.waiver.expired) == (
+        "fail" if expired else "waived",
+        expired,
+    )
+
+
 def test_waiver_for_another_host_does_not_apply() -> None:
     pol = policy(rule(), waivers=(waiver(date(2027, 1, 1), host="127.0.0.9"),))
     [finding] = judge([observe("127.0.0.5", 30)], [pol])

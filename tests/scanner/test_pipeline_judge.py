@@ -21,7 +21,8 @@ from attt.scanner.store import EndedProbe, Store
 from tests.scanner.plugins import CountCheck, CountData, registry, target
 from tests.scanner.test_evaluate import policy, rule
 
-DAY = datetime(2026, 11, 27, 23, 59, 59, tzinfo=UTC)
+DAY = datetime(2026, 11, 27, 16, 59, 59, tzinfo=UTC)
+"""23:59:59 in Hà Tĩnh: waivers expire by the Vietnamese day (UTC+7), whatever zone attt runs in."""
 
 
 def prepared(
@@ -34,7 +35,7 @@ def prepared(
         )
     judged_by = policy(rule(limit=3), rule(limit=3, rule_id="COUNT-NEVER"), waivers=waivers)
     info = RunInfo(
-        id="20261127T235959Z-abcdef", started=DAY, status="running", province="p", scope=("127.0.0.0/8",),
+        id="20261127T165959Z-abcdef", started=DAY, status="running", province="p", scope=("127.0.0.0/8",),
         inventory_sha256="0" * 64, policies=(), checks=("count", "echo"),
     )  # fmt: skip
     first = targets[0]
@@ -76,8 +77,8 @@ def test_hosts_judged_as_they_end_are_judged_as_at_the_end(
 def test_a_run_ending_on_the_next_day_judges_waivers_as_of_its_end(
     hosts: list[Target], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The waiver holds on the day the hosts ended and expired by the day the run ended: the
-    failure it waived is a failure again."""
+    """The waiver holds on the day the hosts ended and expired by the day the run ended (in
+    Vietnam; it is still the same day in UTC): the failure it waived is a failure again."""
     later = DAY + timedelta(seconds=2)
     times = [DAY]  # the scan's start; every later reading is the next day
     monkeypatch.setattr(pipeline, "utcnow", lambda: times.pop() if times else later)
