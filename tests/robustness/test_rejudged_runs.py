@@ -82,10 +82,9 @@ def listener() -> Iterator[None]:
         yield
 
 
-@pytest.fixture
-def scanned(tmp_path: Path, listener: None) -> tuple[Path, Path, str]:
-    """(store, policy file, run id) of a finished scan that found the forbidden port open."""
-    inventory = tmp_path / "inventory.yaml"
+def one_system_inventory(directory: Path) -> Path:
+    """One level-3 system of one host, HOST."""
+    inventory = directory / "inventory.yaml"
     inventory.write_text(
         textwrap.dedent(f"""\
             province: Hà Tĩnh
@@ -99,6 +98,13 @@ def scanned(tmp_path: Path, listener: None) -> tuple[Path, Path, str]:
                   - {{address: {HOST}}}
             """)
     )
+    return inventory
+
+
+@pytest.fixture
+def scanned(tmp_path: Path, listener: None) -> tuple[Path, Path, str]:
+    """(store, policy file, run id) of a finished scan that found the forbidden port open."""
+    inventory = one_system_inventory(tmp_path)
     policy = tmp_path / "mine.yaml"
     policy.write_text(POLICY % (OPEN, OPEN, OPEN))
     db = tmp_path / "runs.db"
@@ -248,20 +254,7 @@ def test_a_run_killed_before_it_was_judged_is_judged_when_rendered(
 
 def test_scan_for_the_pack_of_an_owner_the_inventory_lacks_scans_nothing(tmp_path: Path) -> None:
     # A typo in --owner used to cost the whole scan and then its report.
-    inventory = tmp_path / "inventory.yaml"
-    inventory.write_text(
-        textwrap.dedent(f"""\
-            province: Hà Tĩnh
-            scope: [127.0.205.0/24]
-            systems:
-              - id: he-thong
-                name: Hệ thống
-                owner: Sở Khoa học và Công nghệ
-                level: 3
-                hosts:
-                  - {{address: {HOST}}}
-            """)
-    )
+    inventory = one_system_inventory(tmp_path)
     db = tmp_path / "runs.db"
     refused = attt("scan", "-i", str(inventory), "--check", "ports", "--db", str(db),
                    "--owner", "Sở Khoa học", "--out", str(tmp_path / "out"))  # fmt: skip

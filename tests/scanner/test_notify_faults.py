@@ -13,10 +13,11 @@ from attt.reports.owners import write_owner_packs
 from attt.scanner.cli import main
 from attt.scanner.config import EmailSettings, NotifySettings, WebhookSettings, load_config
 from attt.scanner.errors import ConfigError
+from attt.scanner.models.owners import PackIndex
 from attt.scanner.models.report import Report
 from attt.scanner.models.target import Contact, Owner
 from attt.scanner.notify import changes_since, notify, owner_email
-from attt.scanner.store import Store
+from attt.scanner.store import NotificationRecord, Store
 from tests import factories
 from tests.servers.mail import SMTP_PASSWORD, SMTP_USER, Mailbox, self_signed, smtp_server, webhook_receiver
 
@@ -46,6 +47,19 @@ def mail_settings(cert: Path, retries: int) -> NotifySettings:
     return NotifySettings(email=email, retries=retries, backoff_seconds=0)
 
 
+def packs(report: Report, out: Path, *, first_only: bool = False) -> PackIndex:
+    """The owners' packs of `report`, written under `out`; with `first_only`, one agency's."""
+    index = write_owner_packs(report, ["json"], out, "en").index
+    return index.model_copy(update={"packs": index.packs[:1]}) if first_only else index
+
+
+def mailed(
+    store: Store, report: Report, out: Path, index: PackIndex, cert: Path, retries: int
+) -> list[NotificationRecord]:
+    """Send the run's notifications by mail, `retries` attempts each."""
+    return notify(store, report, out, index, changes_since(report, None), mail_settings(cert, retries))
+
+
 def subjects(mailbox: Mailbox) -> list[str]:
     return sorted(str(m["Subject"]).split(": ", 1)[0] for m in mailbox.messages)
 
@@ -64,19 +78,18 @@ def test_two_agencies_sharing_a_contact_each_get_their_mail_exactly_once_across_
 ) -> None:
     tmp_path, report, store = mail
     cert, key = self_signed(tmp_path, HOST)
-    index = write_owner_packs(report, ["json"], tmp_path / "out", "en").index
-    changes = changes_since(report, None)
+    index = packs(report, tmp_path / "out")
     prefix = "[attt] Hà Tĩnh · "
     with smtp_server(cert, key, PORT, host=HOST) as mailbox:
         mailbox.refuse = {A}  # the server is busy for A's mail only: 451, every time
-        records = notify(store, report, tmp_path / "out", index, changes, mail_settings(cert, 2))
+        records = mailed(store, report, tmp_path / "out", index, cert, 2)
         assert sorted(r.status for r in records) == ["failed", "sent"]
         assert subjects(mailbox) == [prefix + B]
         mailbox.refuse = set()
         # `attt notify RUN` later: A's mail goes, B's is not sent again.
-        again = notify(store, report, tmp_path / "out", index, changes, mail_settings(cert, 2))
+        again = mailed(store, report, tmp_path / "out", index, cert, 2)
         assert [r.status for r in again] == ["sent"]
-        assert notify(store, report, tmp_path / "out", index, changes, mail_settings(cert, 2)) == []
+        assert mailed(store, report, tmp_path / "out", index, cert, 2) == []
     assert subjects(mailbox) == [prefix + A, prefix + B]
     assert [n.status for n in store.notifications(report.run.id)] == ["sent", "sent"]
     assert all(SHARED in n.recipient for n in store.notifications(report.run.id))
@@ -87,12 +100,10 @@ def test_a_mail_the_server_took_is_not_sent_again_when_it_answers_quit_with_an_e
 ) -> None:
     tmp_path, report, store = mail
     cert, key = self_signed(tmp_path, HOST)
-    index = write_owner_packs(report, ["json"], tmp_path / "out", "en").index
-    index = index.model_copy(update={"packs": index.packs[:1]})
+    index = packs(report, tmp_path / "out", first_only=True)
     with smtp_server(cert, key, PORT, host=HOST) as mailbox:
         mailbox.quit_reply = "421 4.3.2 shutting down"  # after "250 OK" to the message itself
-        (record,) = notify(store, report, tmp_path / "out", index, changes_since(report, None),
-                           mail_settings(cert, 3))  # fmt: skip
+        (record,) = mailed(store, report, tmp_path / "out", index, cert, 3)
     assert (record.status, record.attempts) == ("sent", 1)
     assert len(mailbox.messages) == 1
 
@@ -145,7 +156,7 @@ def test_a_mail_login_without_a_password_is_recorded_unsent_and_the_webhook_stil
 ) -> None:
     tmp_path, report, store = mail
     cert, key = self_signed(tmp_path, HOST)
-    index = write_owner_packs(report, ["json"], tmp_path / "out", "en").index
+    index = packs(report, tmp_path / "out")
     email = EmailSettings(host=HOST, port=PORT, username=SMTP_USER, sender=SMTP_USER, ca_file=cert, timeout=5)
     with smtp_server(cert, key, PORT, host=HOST) as mailbox, webhook_receiver("127.0.206.51") as (url, hooks):
         settings = NotifySettings(email=email, webhook=WebhookSettings(url=url), retries=2, backoff_seconds=0)
@@ -172,10 +183,9 @@ def test_an_agency_name_on_two_lines_is_mailed_with_a_one_line_subject(
         owners=(Owner(name=owner, contact=Contact(name="Phòng\r\nCNTT", email=SHARED)),),
         judged_by={"a-portal": "x"},
     )
-    index = write_owner_packs(report, ["json"], tmp_path / "out", "en").index
+    index = packs(report, tmp_path / "out")
     with smtp_server(cert, key, PORT, host=HOST) as mailbox:
-        (record,) = notify(store, report, tmp_path / "out", index, changes_since(report, None),
-                           mail_settings(cert, 1))  # fmt: skip
+        (record,) = mailed(store, report, tmp_path / "out", index, cert, 1)
     assert record.status == "sent", record.detail
     (message,) = mailbox.messages
     assert str(message["Subject"]).startswith("[attt] Hà Tĩnh · Sở Khoa học và Công nghệ: 1 lỗi mới")
@@ -197,10 +207,9 @@ def test_an_address_a_mail_header_cannot_hold_as_written_is_recorded_unsent_not_
         owners=tuple(Owner(name=o, contact=Contact(name="CNTT", email=e)) for o, e in contacts.items()),
         judged_by={s.id: "x" for s in systems},
     )
-    index = write_owner_packs(report, ["json"], tmp_path / "out", "en").index
+    index = packs(report, tmp_path / "out")
     with smtp_server(cert, key, PORT, host=HOST) as mailbox:
-        records = notify(store, report, tmp_path / "out", index, changes_since(report, None),
-                         mail_settings(cert, 2))  # fmt: skip
+        records = mailed(store, report, tmp_path / "out", index, cert, 2)
     assert [str(m["To"]) for m in mailbox.messages] == [f"CNTT <{SHARED}>"]
     outcome = {r.recipient: (r.status, r.attempts, r.detail) for r in records}
     assert outcome[SHARED] == ("sent", 1, "")
@@ -218,10 +227,9 @@ def test_a_server_without_starttls_gets_neither_the_login_nor_the_mail(
 ) -> None:
     tmp_path, report, store = mail
     cert, key = self_signed(tmp_path, HOST)
-    index = write_owner_packs(report, ["json"], tmp_path / "out", "en").index
+    index = packs(report, tmp_path / "out")
     with smtp_server(cert, key, PORT, host=HOST, plain=True) as mailbox:
-        records = notify(store, report, tmp_path / "out", index, changes_since(report, None),
-                         mail_settings(cert, 2))  # fmt: skip
+        records = mailed(store, report, tmp_path / "out", index, cert, 2)
     assert mailbox.messages == []
     detail = "SMTPNotSupportedError: STARTTLS extension not supported by server."
     assert {(r.status, r.attempts, r.detail) for r in records} == {("failed", 2, detail)}
@@ -232,12 +240,10 @@ def test_a_connection_cut_after_mail_from_is_retried_and_the_mail_goes_once(
 ) -> None:
     tmp_path, report, store = mail
     cert, key = self_signed(tmp_path, HOST)
-    index = write_owner_packs(report, ["json"], tmp_path / "out", "en").index
-    index = index.model_copy(update={"packs": index.packs[:1]})
+    index = packs(report, tmp_path / "out", first_only=True)
     with smtp_server(cert, key, PORT, host=HOST) as mailbox:
         mailbox.drops = 1
-        (record,) = notify(store, report, tmp_path / "out", index, changes_since(report, None),
-                           mail_settings(cert, 3))  # fmt: skip
+        (record,) = mailed(store, report, tmp_path / "out", index, cert, 3)
     assert (record.status, record.attempts) == ("sent", 2)
     assert len(mailbox.messages) == 1
 
@@ -250,7 +256,7 @@ def test_a_subject_never_reads_clean_when_hosts_could_not_be_evaluated(tmp_path:
         owners=(Owner(name=A, contact=Contact(name="CNTT", email=SHARED)),),
         judged_by={"a-portal": "x"},
     )
-    index = write_owner_packs(report, ["json"], tmp_path / "out", "en").index
+    index = packs(report, tmp_path / "out")
     (entry,) = index.packs
     changes = changes_since(report, None)
     message = owner_email(report, entry, tmp_path / "out" / entry.directory, changes, SHARED)

@@ -73,7 +73,7 @@ class HostileLab:
 # --- connection handlers: each is bounded in bytes and in time ---------------------------------
 
 
-def _hold(conn: socket.socket, stop: threading.Event) -> None:
+def hold(conn: socket.socket, stop: threading.Event) -> None:
     """Read and discard what the client sends until it leaves, the lab stops, or MAX_HOLD passes."""
     conn.settimeout(0.2)
     deadline = time.monotonic() + MAX_HOLD
@@ -88,7 +88,7 @@ def _hold(conn: socket.socket, stop: threading.Event) -> None:
 
 
 def tarpit(conn: socket.socket, stop: threading.Event) -> None:
-    _hold(conn, stop)
+    hold(conn, stop)
 
 
 def reset(conn: socket.socket, stop: threading.Event) -> None:
@@ -101,7 +101,7 @@ def random_bytes(conn: socket.socket, stop: threading.Event) -> None:
         conn.sendall(secrets.token_bytes(16 * 1024))
     except OSError:
         return
-    _hold(conn, stop)
+    hold(conn, stop)
 
 
 def megabanner(conn: socket.socket, stop: threading.Event) -> None:
@@ -110,7 +110,7 @@ def megabanner(conn: socket.socket, stop: threading.Event) -> None:
         conn.sendall(b"SSH-2.0-" + b"A" * BANNER_BYTES + b"\r\n")
     except OSError:
         return
-    _hold(conn, stop)
+    hold(conn, stop)
 
 
 def drip(conn: socket.socket, stop: threading.Event) -> None:
@@ -133,7 +133,7 @@ def bad_kexinit(conn: socket.socket, stop: threading.Event) -> None:
         conn.sendall(b"SSH-2.0-OpenSSH_9.9 hostile\r\n" + packet + secrets.token_bytes(64))
     except OSError:
         return
-    _hold(conn, stop)
+    hold(conn, stop)
 
 
 def absurd_packet(conn: socket.socket, stop: threading.Event) -> None:
@@ -142,7 +142,7 @@ def absurd_packet(conn: socket.socket, stop: threading.Event) -> None:
         conn.sendall(b"SSH-2.0-OpenSSH_9.9 hostile\r\n" + struct.pack(">IB", 0x7FFFFFF0, 4) + bytes(60))
     except OSError:
         return
-    _hold(conn, stop)
+    hold(conn, stop)
 
 
 # --- listeners -------------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from tests.servers.hostile import MAX_HOLD, Endpoint, Handler, Listener
+from tests.servers.hostile import MAX_HOLD, Endpoint, Handler, Listener, hold
 
 NET = "127.0.202"
 STALL, PRELUDE, RESET_ON_AUTH, GARBLED_AUTH, SLOW_KEX = (f"{NET}.{n}" for n in range(1, 6))
@@ -63,27 +63,15 @@ def kexinit_packet() -> bytes:
     return struct.pack(">IB", len(payload) + padding + 1, padding) + payload + bytes(padding)
 
 
-def _drain(conn: socket.socket, stop: threading.Event) -> None:
-    """Read and discard until the client leaves, the lab stops, or MAX_HOLD passes."""
-    conn.settimeout(0.2)
-    deadline = time.monotonic() + MAX_HOLD
-    while not stop.is_set() and time.monotonic() < deadline:
-        try:
-            if not conn.recv(4096):
-                return
-        except TimeoutError:
-            continue
-
-
 def _stall(conn: socket.socket, stop: threading.Event) -> None:
     conn.sendall(BANNER + kexinit_packet())
-    _drain(conn, stop)
+    hold(conn, stop)
 
 
 def _prelude(conn: socket.socket, stop: threading.Event) -> None:
     lines = b"".join(b"Authorised use only. Line %d of the notice.\r\n" % n for n in range(PRELUDE_LINES))
     conn.sendall(lines + BANNER + kexinit_packet())
-    _drain(conn, stop)
+    hold(conn, stop)
 
 
 class _ResetOnAuth(paramiko.ServerInterface):
