@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 
 from tests.robustness.conftest import ATTT_ENTRY, run_attt
+from tests.servers import stop_process
 from tests.servers.listeners import tcp_listeners
 
 NET = "127.0.203"
@@ -66,20 +67,9 @@ def _tls_servers(workdir: Path, ip: str, ports: tuple[int, ...], name: str) -> I
                  "-www", "-quiet", "-naccept", "10000"],
                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
-            stack.callback(_stop, proc)
+            stack.callback(stop_process, proc)
             _wait_listening(ip, port, proc)
         yield
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=5)
-    if proc.stdin is not None:
-        proc.stdin.close()
 
 
 def _inventory(path: Path, *systems: dict[str, Any]) -> Path:

@@ -31,6 +31,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests.servers import stop_process
+
 NET = "127.0.50"
 START_TIMEOUT = 15.0
 MAX_HOLD = 30.0
@@ -269,15 +271,7 @@ def _process(argv: list[str], endpoint: Endpoint) -> Iterator[None]:
         _wait_listening(endpoint, proc)
         yield
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-        for stream in (proc.stdin, proc.stderr):
-            if stream is not None:
-                stream.close()
+        stop_process(proc)
 
 
 def _s_server(endpoint: Endpoint, cert: Path, key: Path) -> list[str]:

@@ -25,6 +25,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
+from tests.servers import stop_process
+
 NET = "127.0.30"
 DOMAIN = "attt.test"
 START_TIMEOUT = 15.0
@@ -302,14 +304,7 @@ def _process(
         _wait_listening(server.ip, server.port, proc, log)
         yield
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-        if proc.stdin is not None:
-            proc.stdin.close()
+        stop_process(proc)
 
 
 def _s_server(server: TlsServer, cert: Path, key: Path, *flags: str) -> list[str]:

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from tests.servers import stop_process
 from tests.servers.hostile import MAX_HOLD, Endpoint, Listener
 from tests.servers.tls import _leaf, _make_ca, _wait_listening
 
@@ -190,12 +191,7 @@ def web_lab(workdir: Path, net: str = NET, names: tuple[str, ...] = tuple(SITES)
                 _wait_listening(web.ip, port, proc, log)
             yield WebLab(sites, ca_file, trap, workdir / "access.log")
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+            stop_process(proc)
 
 
 @pytest.fixture(scope="session")
