@@ -26,6 +26,15 @@ def stored(store: Store, day: int, status: FindingStatus, inventory: str = "a" *
     return report
 
 
+def latest_report_page(db: Path, out: Path) -> str:
+    """The HTML, in Vietnamese, that `attt report` renders of the latest run (`run-+000`)."""
+    result = CliRunner().invoke(
+        main, ["report", "run-+000", "--db", str(db), "--out", str(out), "--format", "html", "--lang", "vi"]
+    )
+    assert result.exit_code == 0, result.output
+    return (out / "report.html").read_text("utf-8")
+
+
 def test_report_shows_trends_and_failing_since_from_the_store(tmp_path: Path):
     db = tmp_path / "attt.db"
     store = Store(db)
@@ -35,12 +44,7 @@ def test_report_shows_trends_and_failing_since_from_the_store(tmp_path: Path):
     stored(store, -20, "fail", inventory="f" * 64)  # another inventory: not this one's history
     stored(store, 0, "fail")
     store.close()
-    out = tmp_path / "out"
-    result = CliRunner().invoke(
-        main, ["report", "run-+000", "--db", str(db), "--out", str(out), "--format", "html", "--lang", "vi"]
-    )
-    assert result.exit_code == 0, result.output
-    page = (out / "report.html").read_text("utf-8")
+    page = latest_report_page(db, tmp_path / "out")
     assert 'id="trends"' in page and "<polyline" in page
     assert "06/10/2026 (45 ngày)" in page  # failing since the run 45 days before, not 60
     assert "(4 lượt quét)" in page  # the other inventory's run is not in the trend
@@ -57,10 +61,5 @@ def test_a_run_killed_before_it_was_judged_adds_no_point_to_the_trends(tmp_path:
     store.mark(killed.run.id, "incomplete", killed.run.started + timedelta(minutes=1))
     stored(store, 0, "fail")
     store.close()
-    out = tmp_path / "out"
-    result = CliRunner().invoke(
-        main, ["report", "run-+000", "--db", str(db), "--out", str(out), "--format", "html", "--lang", "vi"]
-    )
-    assert result.exit_code == 0, result.output
-    page = (out / "report.html").read_text("utf-8")
+    page = latest_report_page(db, tmp_path / "out")
     assert "(2 lượt quét)" in page
