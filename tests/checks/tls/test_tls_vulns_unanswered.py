@@ -1,0 +1,79 @@
+"""A vulnerability test the server never answered is no "not exposed".
+
+sslyze's fallback-SCSV, Heartbleed and CCS-injection tests (and ROBOT's, and the renegotiation
+and compression tests on a TLS 1.3 server) make one handshake and read a connection the server
+closed, reset or left silent as "protected". The servers of tests/servers/flaky_vulns.py leave
+that one handshake unanswered, once (asked again, the fact stands) or every time (the fact is
+not observed: the step is incomplete, its rules `error`, never `pass`).
+"""
+
+from pathlib import Path
+
+import pytest
+
+from attt.checks.tls import _sslyze
+from attt.checks.tls.models import TlsData
+from tests.servers.flaky_vulns import NET, PORT, FlakyProbe, flaky_probe_servers
+
+SERVERS = {
+    "fallback-drop-once": FlakyProbe(f"{NET}.1", "fallback", "drop", once=True),
+    "fallback-drop-always": FlakyProbe(f"{NET}.2", "fallback", "drop", once=False),
+    "fallback-stall-always": FlakyProbe(f"{NET}.3", "fallback", "stall", once=False),
+    "heartbeat-stall-once": FlakyProbe(f"{NET}.4", "heartbeat", "stall", once=True),
+    "heartbeat-stall-always": FlakyProbe(f"{NET}.5", "heartbeat", "stall", once=False),
+    "no-sni-drop-always": FlakyProbe(f"{NET}.6", "no-sni", "drop", once=False),
+}
+OPTIONS = _sslyze.ScanOptions(connect_timeout=1, deadline=60, silence=8)
+
+
+@pytest.fixture(scope="module")
+def scanned(tmp_path_factory: pytest.TempPathFactory) -> dict[str, TlsData]:
+    endpoints = {name: _sslyze.Endpoint(ip=s.ip, port=PORT, http=False) for name, s in SERVERS.items()}
+    with flaky_probe_servers(tmp_path_factory.mktemp("flaky-probes"), list(SERVERS.values())):
+        outcomes = _sslyze.scan(list(endpoints.values()), OPTIONS)
+    found: dict[str, TlsData] = {}
+    for name, endpoint in endpoints.items():
+        outcome = outcomes[endpoint]
+        assert isinstance(outcome, TlsData), (name, outcome)
+        found[name] = outcome
+    return found
+
+
+def test_a_fallback_probe_dropped_once_is_asked_again(scanned: dict[str, TlsData]) -> None:
+    data = scanned["fallback-drop-once"]
+    assert SERVERS["fallback-drop-once"].misbehaved == 1
+    assert data.vulnerabilities.fallback_scsv is False  # the second ask met the server's alert
+    assert "tls_fallback_scsv" not in data.incomplete
+
+
+@pytest.mark.parametrize("name", ["fallback-drop-always", "fallback-stall-always"])
+def test_a_fallback_probe_never_answered_is_not_observed(scanned: dict[str, TlsData], name: str) -> None:
+    data = scanned[name]
+    assert data.vulnerabilities.fallback_scsv is None
+    assert SERVERS[name].misbehaved == 2  # asked once more, no further
+    assert "tls_fallback_scsv" in data.incomplete
+    assert "not observed" in data.step_errors["tls_fallback_scsv"]
+    assert data.protocols == ("TLSv1.0", "TLSv1.1", "TLSv1.2")  # the rest of the scan stands
+
+
+def test_a_heartbleed_probe_left_silent_once_is_asked_again(scanned: dict[str, TlsData]) -> None:
+    data = scanned["heartbeat-stall-once"]
+    assert SERVERS["heartbeat-stall-once"].misbehaved == 1
+    assert data.vulnerabilities.heartbleed is False
+    assert "heartbleed" not in data.incomplete
+
+
+def test_a_heartbleed_probe_never_answered_is_not_observed(scanned: dict[str, TlsData]) -> None:
+    data = scanned["heartbeat-stall-always"]
+    assert data.vulnerabilities.heartbleed is None
+    assert SERVERS["heartbeat-stall-always"].misbehaved == 2
+    assert "heartbleed" in data.incomplete
+    assert data.vulnerabilities.ccs_injection is False  # its own handshake was answered
+
+
+def test_a_ccs_injection_probe_never_answered_is_not_observed(scanned: dict[str, TlsData]) -> None:
+    """A dropped CCS probe: sslyze reads the closed connection as "not vulnerable"."""
+    data = scanned["no-sni-drop-always"]
+    assert data.vulnerabilities.ccs_injection is None
+    assert "openssl_ccs_injection" in data.incomplete
+    assert data.vulnerabilities.fallback_scsv is False  # answered with its alert: judged as before
