@@ -7,7 +7,6 @@ that one handshake unanswered, once (asked again, the fact stands) or every time
 not observed: the step is incomplete, its rules `error`, never `pass`).
 """
 
-from pathlib import Path
 
 import pytest
 
