@@ -8,16 +8,21 @@ hangs up (`stall`), on the ClientHellos of one test, the first one only (`once`)
 - `heartbeat`: a ClientHello followed at once by a heartbeat record (sslyze's Heartbleed probe);
 - `no-sni`: a ClientHello without the server_name and supported_versions extensions: the
   Heartbleed and CCS injection probes (and the certificate fetched without SNI); attt's own
-  "does anything answer?" handshake offers TLS 1.3 and is served.
+  "does anything answer?" handshake offers TLS 1.3 and is served;
+- `legacy`: a ClientHello offering DEFLATE compression, as the legacy OpenSSL client sslyze
+  uses for the renegotiation, compression and fallback tests does. Its server speaks TLS 1.2
+  and 1.3 (`Tls13`), where sslyze reads a refused TLS 1.2 handshake as "secure renegotiation",
+  "renegotiation refused" and "no compression".
 
 Every server stops with its `with` block; every loop is bounded in count and time (the
 hostile lab's `Listener`).
 """
 
 import socket
+import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,30 +42,47 @@ _FOLLOW_UP = 0.3
 """Seconds to wait for a record after a ClientHello without SNI: sslyze writes its heartbeat
 right behind the hello, before reading anything."""
 
-Test = Literal["fallback", "heartbeat", "no-sni"]
+DEFLATE = 0x01
+Test = Literal["fallback", "heartbeat", "no-sni", "legacy"]
 
 
-def _suites_and_extensions(hello: bytes) -> tuple[set[bytes], set[int]]:
-    """The cipher suites and extension types of a ClientHello record (empty if it is none)."""
+class Tls13:
+    """Accepts TLS 1.2 and 1.3, and answers one request."""
+
+    def __init__(self, cert: Path, key: Path) -> None:
+        self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self._context.minimum_version = ssl.TLSVersion.TLSv1_2
+        self._context.load_cert_chain(cert, key)
+
+    def __call__(self, conn: socket.socket) -> None:
+        with self._context.wrap_socket(conn, server_side=True) as tls:
+            if tls.recv(4096):
+                tls.sendall(b"HTTP/1.0 200 OK\r\n\r\nok\n")
+
+
+def _offers(hello: bytes) -> tuple[set[bytes], set[int], set[int]]:
+    """The cipher suites, compression methods and extension types of a ClientHello record
+    (empty if it is none)."""
     if len(hello) < 44 or hello[0] != 0x16 or hello[5] != 0x01:
-        return set(), set()
+        return set(), set(), set()
     at = 44 + hello[43]
     length = int.from_bytes(hello[at : at + 2], "big")
     body = hello[at + 2 : at + 2 + length]
     suites = {body[i : i + 2] for i in range(0, len(body) - 1, 2)}
     at += 2 + length
-    at += 1 + hello[at]  # compression methods
+    compressions = set(hello[at + 1 : at + 1 + hello[at]])
+    at += 1 + hello[at]
     end = at + 2 + int.from_bytes(hello[at : at + 2], "big")
     extensions: set[int] = set()
     at += 2
     while at + 4 <= min(end, len(hello)):
         extensions.add(int.from_bytes(hello[at : at + 2], "big"))
         at += 4 + int.from_bytes(hello[at + 2 : at + 4], "big")
-    return suites, extensions
+    return suites, compressions, extensions
 
 
 def _without_sni(hello: bytes) -> bool:
-    suites, extensions = _suites_and_extensions(hello)
+    suites, _, extensions = _offers(hello)
     return bool(suites) and not extensions & {SERVER_NAME, SUPPORTED_VERSIONS}
 
 
@@ -82,7 +104,9 @@ def _followed_by_heartbeat(conn: socket.socket, hello: bytes) -> bool:
 
 def _is_test(test: Test, conn: socket.socket, hello: bytes) -> bool:
     if test == "fallback":
-        return FALLBACK_SCSV in _suites_and_extensions(hello)[0]
+        return FALLBACK_SCSV in _offers(hello)[0]
+    if test == "legacy":
+        return DEFLATE in _offers(hello)[1]
     if not _without_sni(hello):
         return False
     return test == "no-sni" or _followed_by_heartbeat(conn, hello)
@@ -102,7 +126,9 @@ class FlakyProbe:
 class _Front:
     def __init__(self, flaky: FlakyProbe, cert: Path, key: Path) -> None:
         self.flaky = flaky
-        self._tls = Tls10(cert, key, flaky=False)
+        self._tls: Callable[[socket.socket], None] = (
+            Tls13(cert, key) if flaky.test == "legacy" else Tls10(cert, key, flaky=False)
+        )
         self._lock = threading.Lock()
 
     def _misbehaves(self, conn: socket.socket, hello: bytes) -> bool:

@@ -7,7 +7,6 @@ that one handshake unanswered, once (asked again, the fact stands) or every time
 not observed: the step is incomplete, its rules `error`, never `pass`).
 """
 
-
 import pytest
 
 from attt.checks.tls import _sslyze
@@ -21,6 +20,7 @@ SERVERS = {
     "heartbeat-stall-once": FlakyProbe(f"{NET}.4", "heartbeat", "stall", once=True),
     "heartbeat-stall-always": FlakyProbe(f"{NET}.5", "heartbeat", "stall", once=False),
     "no-sni-drop-always": FlakyProbe(f"{NET}.6", "no-sni", "drop", once=False),
+    "legacy-drop-always": FlakyProbe(f"{NET}.7", "legacy", "drop", once=False),
 }
 OPTIONS = _sslyze.ScanOptions(connect_timeout=1, deadline=60, silence=8)
 
@@ -76,3 +76,18 @@ def test_a_ccs_injection_probe_never_answered_is_not_observed(scanned: dict[str,
     assert data.vulnerabilities.ccs_injection is None
     assert "openssl_ccs_injection" in data.incomplete
     assert data.vulnerabilities.fallback_scsv is False  # answered with its alert: judged as before
+
+
+def test_renegotiation_and_compression_probes_never_answered_are_not_observed(
+    scanned: dict[str, TlsData],
+) -> None:
+    """A TLS 1.3 server that dropped the legacy client's TLS 1.2 handshakes: sslyze read them
+    as "secure renegotiation", "client renegotiation refused", "no compression" and
+    "downgrade protected"."""
+    data = scanned["legacy-drop-always"]
+    facts = data.vulnerabilities
+    assert (facts.insecure_renegotiation, facts.client_renegotiation) == (None, None)
+    assert (facts.compression, facts.fallback_scsv) == (None, None)
+    assert {"session_renegotiation", "tls_compression", "tls_fallback_scsv"} <= set(data.incomplete)
+    assert data.protocols == ("TLSv1.2", "TLSv1.3")
+    assert facts.heartbleed is False and facts.ccs_injection is False  # sslyze: none at TLS 1.3
