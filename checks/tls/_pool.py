@@ -168,16 +168,27 @@ def _open_socket_without_delay(server_location: ServerNetworkLocation, network_t
     return heard
 
 
+def _judged(test: Callable[..., Any], value: Any, connections: list[_Heard]) -> list[_Heard]:
+    """The connections `test`'s answer `value` rests on. ROBOT's answer is the server's reply
+    to each of its payloads, one connection each and the last ones it made: the handshakes
+    before them only fetch the RSA key, and one refused with a cipher list is tried with
+    another (with no RSA key from any, every one of them is the answer)."""
+    if test is test_robot and isinstance(value, dict) and value:
+        return connections[-len(value) :]
+    return connections
+
+
 class Unanswered(Exception):
     """A vulnerability test met a connection the server never answered, twice."""
 
 
 def _earned(test: Callable[..., Any], *args: Any) -> Any:
     """sslyze's `test`, whose answer stands only if the server sent something on every
-    connection the test made: one that was closed, reset or left silent before any byte came
-    back is asked again once on fresh connections (a flaky server answers then), and a second
-    such non-answer fails the test (its fact not observed) instead of reading as "protected".
-    A healthy server answers every time: no connection more than sslyze's own."""
+    connection the answer rests on (`_judged`): one that was closed, reset or left silent
+    before any byte came back is asked again once on fresh connections (a flaky server answers
+    then), and a second such non-answer fails the test (its fact not observed) instead of
+    reading as "protected". A healthy server answers every time: no connection more than
+    sslyze's own."""
     for _ in range(2):
         connections: list[_Heard] = []
         _LISTENING.connections = connections
@@ -187,7 +198,7 @@ def _earned(test: Callable[..., Any], *args: Any) -> Any:
             value, refused = None, exc
         finally:
             _LISTENING.connections = None
-        if all(connection.heard for connection in connections):
+        if all(connection.heard for connection in _judged(test, value, connections)):
             if refused is not None:
                 raise refused
             return value

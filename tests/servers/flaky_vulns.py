@@ -12,7 +12,15 @@ hangs up (`stall`), on the ClientHellos of one test, the first one only (`once`)
 - `legacy`: a ClientHello offering DEFLATE compression, as the legacy OpenSSL client sslyze
   uses for the renegotiation, compression and fallback tests does. Its server speaks TLS 1.2
   and 1.3 (`Tls13`), where sslyze reads a refused TLS 1.2 handshake as "secure renegotiation",
-  "renegotiation refused" and "no compression".
+  "renegotiation refused" and "no compression";
+- `robot`: a TLS 1.2 ClientHello offering DEFLATE and AES128-GCM-SHA256 (0x009C) and no
+  0xC0xx suite, as ROBOT's legacy handshakes that fetch the RSA key do (cipher lists
+  "AES128-GCM-SHA256:AES256-GCM-SHA384", then "RSA"); the legacy client's elimination of TLS
+  1.2 suites offers anonymous ECDH suites (0xC015...) with them, and ROBOT's payloads go out
+  from the modern client. Its server speaks TLS 1.2 and 1.3 with an RSA key, AES128-GCM-SHA256
+  and ECDHE-RSA-AES128-GCM-SHA256 (`Tls13`);
+- `robot-gcm`: only the first of those (AES128-GCM-SHA256 and AES256-GCM-SHA384 alone), as a
+  server that resets a handshake offering no suite it has would; same server.
 
 Every server stops with its `with` block; every loop is bounded in count and time (the
 hostile lab's `Listener`).
@@ -20,6 +28,7 @@ hostile lab's `Listener`).
 
 import socket
 import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -43,21 +52,37 @@ _FOLLOW_UP = 0.3
 right behind the hello, before reading anything."""
 
 DEFLATE = 0x01
-Test = Literal["fallback", "heartbeat", "no-sni", "legacy"]
+RSA_GCM = b"\x00\x9c"
+ROBOT_GCM = {RSA_GCM, b"\x00\x9d", b"\x00\xff"}
+Test = Literal["fallback", "heartbeat", "no-sni", "legacy", "robot", "robot-gcm"]
 
 
 class Tls13:
-    """Accepts TLS 1.2 and 1.3, and answers one request."""
+    """Accepts TLS 1.2 and 1.3, and answers one request; with `rsa` (its key is RSA) TLS 1.2
+    offers AES128-GCM-SHA256 (RSA key exchange) and ECDHE-RSA-AES128-GCM-SHA256 only."""
 
-    def __init__(self, cert: Path, key: Path) -> None:
+    def __init__(self, cert: Path, key: Path, *, rsa: bool = False) -> None:
         self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self._context.minimum_version = ssl.TLSVersion.TLSv1_2
+        if rsa:
+            self._context.set_ciphers("AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256")
         self._context.load_cert_chain(cert, key)
 
     def __call__(self, conn: socket.socket) -> None:
         with self._context.wrap_socket(conn, server_side=True) as tls:
             if tls.recv(4096):
                 tls.sendall(b"HTTP/1.0 200 OK\r\n\r\nok\n")
+
+
+def rsa_self_signed(directory: Path, address: str) -> tuple[Path, Path]:
+    """An RSA certificate for `address` (an IP SAN) and its key."""
+    cert, key = directory / "rsa.pem", directory / "rsa.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+         "-days", "2", "-subj", "/CN=attt flaky probe", "-addext", f"subjectAltName=IP:{address}"],
+        check=True, capture_output=True, timeout=30,
+    )  # fmt: skip
+    return cert, key
 
 
 def _offers(hello: bytes) -> tuple[set[bytes], set[int], set[int]]:
@@ -107,6 +132,13 @@ def _is_test(test: Test, conn: socket.socket, hello: bytes) -> bool:
         return FALLBACK_SCSV in _offers(hello)[0]
     if test == "legacy":
         return DEFLATE in _offers(hello)[1]
+    if test == "robot-gcm":
+        return _offers(hello)[0] == ROBOT_GCM
+    if test == "robot":
+        suites, compressions, _ = _offers(hello)
+        tls12 = hello[9:11] == b"\x03\x03"
+        rsa_only = RSA_GCM in suites and all(suite[0] != 0xC0 for suite in suites)
+        return tls12 and DEFLATE in compressions and rsa_only
     if not _without_sni(hello):
         return False
     return test == "no-sni" or _followed_by_heartbeat(conn, hello)
@@ -126,9 +158,11 @@ class FlakyProbe:
 class _Front:
     def __init__(self, flaky: FlakyProbe, cert: Path, key: Path) -> None:
         self.flaky = flaky
-        self._tls: Callable[[socket.socket], None] = (
-            Tls13(cert, key) if flaky.test == "legacy" else Tls10(cert, key, flaky=False)
-        )
+        self._tls: Callable[[socket.socket], None] = Tls10(cert, key, flaky=False)
+        if flaky.test == "legacy":
+            self._tls = Tls13(cert, key)
+        elif flaky.test.startswith("robot"):
+            self._tls = Tls13(cert, key, rsa=True)
         self._lock = threading.Lock()
 
     def _misbehaves(self, conn: socket.socket, hello: bytes) -> bool:
@@ -155,6 +189,7 @@ def flaky_probe_servers(workdir: Path, servers: list[FlakyProbe]) -> Iterator[li
     with ExitStack() as stack:
         for flaky in servers:
             (workdir / flaky.ip).mkdir()
-            front = _Front(flaky, *self_signed(workdir / flaky.ip, flaky.ip))
+            keys = rsa_self_signed if flaky.test.startswith("robot") else self_signed
+            front = _Front(flaky, *keys(workdir / flaky.ip, flaky.ip))
             stack.enter_context(Listener(Endpoint(f"probe-{flaky.ip}", flaky.ip, PORT), front).running())
         yield servers

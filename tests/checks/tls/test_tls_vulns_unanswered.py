@@ -21,6 +21,9 @@ SERVERS = {
     "heartbeat-stall-always": FlakyProbe(f"{NET}.5", "heartbeat", "stall", once=False),
     "no-sni-drop-always": FlakyProbe(f"{NET}.6", "no-sni", "drop", once=False),
     "legacy-drop-always": FlakyProbe(f"{NET}.7", "legacy", "drop", once=False),
+    "robot-drop-once": FlakyProbe(f"{NET}.8", "robot", "drop", once=True),
+    "robot-drop-always": FlakyProbe(f"{NET}.9", "robot", "drop", once=False),
+    "robot-gcm-drop-always": FlakyProbe(f"{NET}.10", "robot-gcm", "drop", once=False),
 }
 OPTIONS = _sslyze.ScanOptions(connect_timeout=1, deadline=60, silence=8)
 
@@ -91,3 +94,28 @@ def test_renegotiation_and_compression_probes_never_answered_are_not_observed(
     assert {"session_renegotiation", "tls_compression", "tls_fallback_scsv"} <= set(data.incomplete)
     assert data.protocols == ("TLSv1.2", "TLSv1.3")
     assert facts.heartbleed is False and facts.ccs_injection is False  # sslyze: none at TLS 1.3
+
+
+def test_a_robot_test_dropped_once_is_asked_again(scanned: dict[str, TlsData]) -> None:
+    data = scanned["robot-drop-once"]
+    assert SERVERS["robot-drop-once"].misbehaved == 1
+    assert data.vulnerabilities.robot is False
+    assert "robot" not in data.incomplete
+
+
+def test_robot_stands_on_its_payloads_not_on_a_refused_key_probe(scanned: dict[str, TlsData]) -> None:
+    """ROBOT tries a second cipher list when the first fetches no RSA key; its answer rests on
+    its payloads' connections, all answered, so a server that drops the first is judged."""
+    data = scanned["robot-gcm-drop-always"]
+    assert SERVERS["robot-gcm-drop-always"].misbehaved >= 3  # each of ROBOT's three runs
+    assert data.vulnerabilities.robot is False
+    assert "robot" not in data.incomplete
+
+
+def test_a_robot_test_never_answered_is_not_observed(scanned: dict[str, TlsData]) -> None:
+    """Every handshake for the RSA key dropped: sslyze read "RSA not supported", not vulnerable,
+    from a server whose RSA key exchange suite the scan had just seen accepted."""
+    data = scanned["robot-drop-always"]
+    assert "TLS_RSA_WITH_AES_128_GCM_SHA256" in data.cipher_suites["TLSv1.2"]
+    assert data.vulnerabilities.robot is None
+    assert "robot" in data.incomplete
