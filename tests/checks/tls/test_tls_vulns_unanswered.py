@@ -7,10 +7,14 @@ that one handshake unanswered, once (asked again, the fact stands) or every time
 not observed: the step is incomplete, its rules `error`, never `pass`).
 """
 
+import json
+from pathlib import Path
+
 import pytest
 
 from attt.checks.tls import _sslyze
 from attt.checks.tls.models import TlsData
+from tests.robustness.conftest import run_attt
 from tests.servers.flaky_vulns import NET, PORT, FlakyProbe, flaky_probe_servers
 
 SERVERS = {
@@ -119,3 +123,34 @@ def test_a_robot_test_never_answered_is_not_observed(scanned: dict[str, TlsData]
     assert "TLS_RSA_WITH_AES_128_GCM_SHA256" in data.cipher_suites["TLSv1.2"]
     assert data.vulnerabilities.robot is None
     assert "robot" in data.incomplete
+
+
+def test_the_rules_of_tests_never_answered_are_errors_not_passes(tmp_path: Path) -> None:
+    """Through the CLI: the rule reading a dropped fallback probe, and the one reading a dropped
+    CCS probe, are `error` naming the test, where they passed."""
+    servers = [
+        FlakyProbe(f"{NET}.11", "fallback", "drop", once=False),
+        FlakyProbe(f"{NET}.12", "no-sni", "drop", once=False),
+    ]
+    hosts = [{"address": s.ip, "services": [{"port": PORT, "kind": "tls"}]} for s in servers]
+    body = {
+        "province": "Hà Tĩnh",
+        "scope": [f"{NET}.0/24"],
+        "systems": [{"id": "flaky", "name": "Flaky", "owner": "Sở KH&CN", "level": 3, "hosts": hosts}],
+    }
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(json.dumps(body, ensure_ascii=False))  # JSON is YAML
+    with flaky_probe_servers(tmp_path, servers):
+        run = run_attt(
+            ["scan", "-i", str(inventory), "--check", "tls", "--out", str(tmp_path / "out"),
+             "--db", str(tmp_path / "runs.db"), "--format", "json", "--timeout", "8"],
+            timeout=90,
+        )  # fmt: skip
+    assert "Traceback" not in run.terminal, run.terminal
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    status = {(f["host"], f["rule_id"]): f for f in report["findings"]}
+    protocol = status[(servers[0].ip, "TLS-VULN-PROTOCOL")]
+    critical = status[(servers[1].ip, "TLS-VULN-CRITICAL")]
+    assert (protocol["status"], critical["status"]) == ("error", "error")
+    assert "tls_fallback_scsv" in json.dumps(protocol, ensure_ascii=False)
+    assert "openssl_ccs_injection" in json.dumps(critical, ensure_ascii=False)
