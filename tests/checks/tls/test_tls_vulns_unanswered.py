@@ -1,9 +1,9 @@
 """A vulnerability test the server never answered is no "not exposed".
 
-sslyze's fallback-SCSV, Heartbleed and CCS-injection tests (and ROBOT's, and the renegotiation
-and compression tests on a TLS 1.3 server) make one handshake and read a connection the server
+sslyze's fallback-SCSV, Heartbleed and CCS-injection tests, ROBOT's handshakes for the RSA key,
+and the renegotiation and compression tests of a TLS 1.3 server read a connection the server
 closed, reset or left silent as "protected". The servers of tests/servers/flaky_vulns.py leave
-that one handshake unanswered, once (asked again, the fact stands) or every time (the fact is
+those handshakes unanswered, once (asked again, the fact stands) or every time (the fact is
 not observed: the step is incomplete, its rules `error`, never `pass`).
 """
 
