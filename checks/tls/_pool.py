@@ -28,6 +28,9 @@ Here every probe of the process feeds the same workers:
   those suites), so ROBOT's answer is sslyze's "RSA not supported" without its 6 connections.
 - A scan may carry extra probes of its own (`extras`), run as jobs alongside sslyze's.
 - sslyze's connections go out with Nagle's algorithm off (`_open_socket_without_delay`).
+- A vulnerability test whose verdict sslyze may draw from a connection the server never
+  answered is asked again once, and then fails rather than read as "not vulnerable"
+  (`_earned`).
 
 This module drives sslyze's job model (`sslyze.scanner._mass_scanner`, private in name), so
 sslyze is pinned to one major version in pyproject.toml.
@@ -48,14 +51,18 @@ from typing import Any
 from sslyze.connection_helpers import tls_connection
 from sslyze.connection_helpers.tls_connection import NoCiphersAvailableBugInSSlyze
 from sslyze.errors import ConnectionToServerFailed, ConnectionToServerTimedOut, TlsHandshakeTimedOut
+from sslyze.plugins.compression_plugin import _test_compression_support
 from sslyze.plugins.elliptic_curves_plugin import _test_curve
+from sslyze.plugins.fallback_scsv_plugin import _test_scsv
+from sslyze.plugins.heartbleed_plugin import _test_heartbleed
+from sslyze.plugins.openssl_ccs_injection_plugin import _test_for_ccs_injection
 from sslyze.plugins.openssl_cipher_suites._test_cipher_suite import (
     CipherSuiteAcceptedByServer,
     connect_with_cipher_suite,
 )
 from sslyze.plugins.robot._robot_tester import ServerDoesNotSupportRsa, test_robot
 from sslyze.plugins.scan_commands import ScanCommand
-from sslyze.plugins.session_renegotiation_plugin import _test_client_renegotiation
+from sslyze.plugins.session_renegotiation_plugin import _test_client_renegotiation, _test_secure_renegotiation
 from sslyze.scanner._jobs_worker_thread import CompletedScanJob
 from sslyze.scanner._mass_scanner import (
     _generate_result_for_completed_server_scan,
@@ -96,7 +103,49 @@ _RSA_KEY_EXCHANGE = "TLS_RSA_"
 """How the names of the suites with RSA key exchange begin (TLS_RSA_WITH_*, TLS_RSA_EXPORT_*, and
 TLS_RSA_PSK_*, which ROBOT never offers: counting them only makes ROBOT run more often)."""
 
+_ONE_ANSWER = (
+    _test_scsv,
+    _test_heartbleed,
+    _test_for_ccs_injection,
+    test_robot,
+    _test_secure_renegotiation,
+    _test_client_renegotiation,
+    _test_compression_support,
+)
+"""sslyze's tests that read a connection the server closed, reset or left silent as its answer:
+"protected" for the fallback SCSV, "not vulnerable" for Heartbleed, CCS injection and ROBOT (no
+RSA, or the same non-answer to every payload), "secure", "refused" and "no compression" for the
+renegotiation and compression tests of a TLS 1.3 server. Each runs through `_earned`."""
+
 _SSLYZE_OPEN_SOCKET = tls_connection._open_socket
+_LISTENING = threading.local()
+"""`connections`: the list every connection a job opens is added to while `_earned` listens on
+its thread (None otherwise)."""
+
+
+class _Heard(socket.socket):
+    """A connection that notes whether the server sent anything once the client's TLS began
+    (a STARTTLS dialogue before it is not an answer to the test)."""
+
+    tls = False
+    heard = False
+
+    def send(self, data: Any, flags: int = 0) -> int:
+        self.tls = self.tls or bytes(data[:1]) == _TLS_HANDSHAKE
+        return super().send(data, flags)
+
+    def sendall(self, data: Any, flags: int = 0) -> None:
+        self.tls = self.tls or bytes(data[:1]) == _TLS_HANDSHAKE
+        super().sendall(data, flags)
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        data = super().recv(bufsize, flags)
+        self.heard = self.heard or (self.tls and bool(data))
+        return data
+
+
+_TLS_HANDSHAKE = b"\x16"
+"""The first byte of a TLS handshake record: the ClientHello that starts a test's TLS."""
 
 
 def _open_socket_without_delay(server_location: ServerNetworkLocation, network_timeout: int) -> socket.socket:
@@ -109,7 +158,54 @@ def _open_socket_without_delay(server_location: ServerNetworkLocation, network_t
     the same, only not held back."""
     sock = _SSLYZE_OPEN_SOCKET(server_location, network_timeout)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return sock
+    connections: list[_Heard] | None = getattr(_LISTENING, "connections", None)
+    if connections is None:
+        return sock
+    timeout = sock.gettimeout()
+    heard = _Heard(sock.family, sock.type, sock.proto, fileno=sock.detach())
+    heard.settimeout(timeout)
+    connections.append(heard)
+    return heard
+
+
+def _judged(test: Callable[..., Any], value: Any, connections: list[_Heard]) -> list[_Heard]:
+    """The connections `test`'s answer `value` rests on. ROBOT's answer is the server's reply
+    to each of its payloads, one connection each and the last ones it made: the handshakes
+    before them only fetch the RSA key, and one refused with a cipher list is tried with
+    another (with no RSA key from any, every one of them is the answer)."""
+    if test is test_robot and isinstance(value, dict) and value:
+        return connections[-len(value) :]
+    return connections
+
+
+class Unanswered(Exception):
+    """A vulnerability test met a connection the server never answered, twice."""
+
+
+def _earned(test: Callable[..., Any], *args: Any) -> Any:
+    """sslyze's `test`, whose answer stands only if the server sent something on every
+    connection the answer rests on (`_judged`): one that was closed, reset or left silent
+    before any byte came back is asked again once on fresh connections (a flaky server answers
+    then), and a second such non-answer fails the test (its fact not observed) instead of
+    reading as "protected". A healthy server answers every time: no connection more than
+    sslyze's own."""
+    for _ in range(2):
+        connections: list[_Heard] = []
+        _LISTENING.connections = connections
+        try:
+            value, refused = test(*args), None
+        except ServerDoesNotSupportRsa as exc:  # ROBOT's "not vulnerable": earned as any answer
+            value, refused = None, exc
+        finally:
+            _LISTENING.connections = None
+        if all(connection.heard for connection in _judged(test, value, connections)):
+            if refused is not None:
+                raise refused
+            return value
+    raise Unanswered(
+        "the server closed, reset or left silent this test's connection twice, without a TLS"
+        " answer: whether it is exposed was not observed"
+    )
 
 
 # sslyze has no setting for it: its one function that opens a connection is swapped, for the
@@ -445,7 +541,9 @@ class JobPool:
         for command, command_jobs in jobs.items():
             calls = {one.function_to_call for one in command_jobs}
             if not scan.exhaustive and calls == {test_robot}:
-                scan.robot = [(command, one.function_to_call, one.function_arguments) for one in command_jobs]
+                scan.robot = [
+                    (command, *_guarded(one.function_to_call, one.function_arguments)) for one in command_jobs
+                ]
                 continue
             if not scan.exhaustive and calls == {connect_with_cipher_suite}:
                 eliminated.add(command)
@@ -462,10 +560,11 @@ class JobPool:
                 )
             else:
                 for one in command_jobs:
+                    call, args = _guarded(one.function_to_call, one.function_arguments)
                     if one.function_to_call in _LAST:
-                        scan.last.append((command, one.function_to_call, one.function_arguments))
+                        scan.last.append((command, call, args))
                     else:
-                        self._push(scan, command, one.function_to_call, one.function_arguments)
+                        self._push(scan, command, call, args)
         # Every version's suites must come from elimination for their answers to settle ROBOT.
         scan.robot_needed = not _SUITE_COMMANDS.issubset(eliminated)
         if scan.suite_jobs == 0 or scan.robot_needed:
@@ -506,6 +605,11 @@ class JobPool:
                 skipped = CompletedScanJob(scan.request.uuid, command, None, ServerDoesNotSupportRsa())
                 scan.completed.append(skipped)
         scan.robot.clear()
+
+
+def _guarded(call: Callable[..., Any], args: Sequence[Any]) -> tuple[Callable[..., Any], Sequence[Any]]:
+    """A job's function and arguments, through `_earned` when it is one of `_ONE_ANSWER`."""
+    return (_earned, (call, *args)) if call in _ONE_ANSWER else (call, args)
 
 
 def _robot_may_connect(value: Any, error: Exception | None) -> bool:
