@@ -594,7 +594,7 @@ def _certificate_signature(data: TlsData, params: SignatureParams, target: Targe
         return Verdict.failed(
             "; ".join(f"{en} signed with {h}" for (en, _), h in bad),
             observed=cert.signature_algorithm,
-            expected=f"not {params.forbidden_hashes}",
+            expected=f"not signed with {', '.join(params.forbidden_hashes)}",
             vi="; ".join(f"{vi} được ký bằng {h}" for (_, vi), h in bad),
         )
     return Verdict.passed(
