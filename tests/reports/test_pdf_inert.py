@@ -121,3 +121,16 @@ def test_rendering_the_pdf_connects_nowhere(listener: tuple[socket.socket, list[
     pdf = PdfRenderer().render(everywhere(payload(port), port), "en")
     assert pdf.startswith(b"%PDF")
     assert seen == []
+
+
+def test_markup_that_escaped_would_still_load_nothing(listener: tuple[socket.socket, list[bytes]]) -> None:
+    """Defence in depth: with `base_url=None` WeasyPrint's own fetcher still loads absolute URLs
+    (http, file, data); attt's refuses every one, the page needing nothing beyond itself."""
+    from weasyprint import HTML
+
+    from attt.reports.pdf import fetch_nothing
+
+    server, seen = listener
+    page = f"<p>x</p>{payload(server.getsockname()[1])}"
+    assert HTML(string=page, base_url=None, url_fetcher=fetch_nothing()).write_pdf().startswith(b"%PDF")
+    assert seen == []
