@@ -181,3 +181,22 @@ def test_nothing_is_written_unless_the_whole_inventory_is(case: str, tmp_path: P
     code, _, err = attt_import(path, "-o", str(output))
     assert_one_line_error(code, err, str(output))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["register.csv"]
+
+
+NOT_WHAT_IT_SAYS = {
+    # an .xls, and an encrypted (password) .xlsx: both are OLE compound files, not zip archives
+    "ole-compound-file.xlsx": (
+        bytes.fromhex("D0CF11E0A1B11AE1") + bytes(504),
+        "not a readable .xlsx workbook",
+    ),
+    "csv-named.xlsx": (",".join(HEADER).encode() + b"\n", "not a readable .xlsx workbook"),
+    "utf-16.csv": (",".join(HEADER).encode("utf-16"), "cannot read as UTF-8 text"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NOT_WHAT_IT_SAYS))
+def test_a_file_that_is_not_what_its_suffix_says_is_one_line(name: str, tmp_path: Path) -> None:
+    content, words = NOT_WHAT_IT_SAYS[name]
+    (tmp_path / name).write_bytes(content)
+    code, _, err = attt_import(tmp_path / name)
+    assert_one_line_error(code, err, name, words)
