@@ -10,6 +10,7 @@ so does a level that is not a single number from 1 to 5.
 import csv
 import io
 import re
+import stat
 import unicodedata
 import zipfile
 import zlib
@@ -109,10 +110,12 @@ def read_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
             f"{path}: a register must be .xlsx or .csv, not {suffix or 'a file without suffix'}"
         )
     try:
-        size = path.stat().st_size
+        info = path.stat()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the register: {exc.strerror or exc}") from None
-    if size > MAX_BYTES:
+    if not stat.S_ISREG(info.st_mode):  # a FIFO would block for ever, /dev/zero never end
+        raise ConfigError(f"{path}: not a regular file")
+    if info.st_size > MAX_BYTES:
         raise ConfigError(f"{path}: larger than {MAX_BYTES >> 20} MiB; not a register")
     yield from _xlsx_rows(path) if suffix == ".xlsx" else _csv_rows(path)
 

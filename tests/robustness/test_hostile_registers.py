@@ -2,6 +2,7 @@
 workbooks and CSV files end in one line and exit 2 (no traceback), in bounded time and memory,
 and nothing is written unless the whole import loads as an inventory."""
 
+import os
 import zipfile
 from pathlib import Path
 
@@ -200,3 +201,12 @@ def test_a_file_that_is_not_what_its_suffix_says_is_one_line(name: str, tmp_path
     (tmp_path / name).write_bytes(content)
     code, _, err = attt_import(tmp_path / name)
     assert_one_line_error(code, err, name, words)
+
+
+def test_a_fifo_named_like_a_register_is_refused_unread(tmp_path: Path) -> None:
+    fifo = tmp_path / "register.csv"
+    os.mkfifo(fifo)
+    ran = run_attt(
+        ["inventory", "import", str(fifo), "--province", "X", "--scope", "10.213.0.0/16"], timeout=20
+    )
+    assert ran.returncode == 2 and ran.stderr.splitlines() == [f"attt: error: {fifo}: not a regular file"]
