@@ -12,6 +12,7 @@ import io
 import re
 import stat
 import unicodedata
+import warnings
 import zipfile
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -125,6 +126,9 @@ def _xlsx_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
     from openpyxl.utils.exceptions import InvalidFileException
 
     _refuse_bomb(path)
+    # openpyxl warns of the Excel features it drops (drop-down lists, conditional formats), naming
+    # its own source file: only cell values matter here.
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"openpyxl\.")
     # What openpyxl raises on a damaged or hostile workbook, while opening it and while reading
     # its rows (an XML ParseError is a SyntaxError; a cell's bad number a ValueError).
     unreadable = (OSError, zipfile.BadZipFile, InvalidFileException, SyntaxError, LookupError, ValueError,

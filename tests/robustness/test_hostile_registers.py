@@ -210,3 +210,18 @@ def test_a_fifo_named_like_a_register_is_refused_unread(tmp_path: Path) -> None:
         ["inventory", "import", str(fifo), "--province", "X", "--scope", "10.213.0.0/16"], timeout=20
     )
     assert ran.returncode == 2 and ran.stderr.splitlines() == [f"attt: error: {fifo}: not a regular file"]
+
+
+def test_a_register_with_excel_features_openpyxl_drops_reads_quietly(tmp_path: Path) -> None:
+    """A drop-down list for the level (a data validation extension) is common in a register
+    template; openpyxl's warning about it, with its own source path, is not the user's concern."""
+    ext = (
+        '<extLst><ext uri="{CCE6A557-97BC-4b89-ADB6-D9C93CAAB3DF}"'
+        ' xmlns:x14="http://schemas.microsoft.com/office/spreadsheetml/2009/9/main">'
+        '<x14:dataValidations count="0"/></ext></extLst>'
+    )
+    part = sheet(system_rows(1), "A1:D2").replace(b"</worksheet>", ext.encode() + b"</worksheet>")
+    path = workbook(tmp_path / "register.xlsx", {SHEET: part})
+    ran = run_attt(["inventory", "import", str(path), "--province", "X", "--scope", "10.213.0.0/16"])
+    assert (ran.returncode, ran.stderr) == (0, ""), ran.terminal
+    assert "address: 10.213.1.2" in ran.stdout
