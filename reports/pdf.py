@@ -16,6 +16,16 @@ from attt.reports.json import JsonRenderer
 from attt.scanner.models.report import Report
 
 
+def fetch_nothing() -> object:
+    """WeasyPrint's URL fetcher for the report: it refuses every URL. The page is whole in itself
+    (inline style, no image or font by URL), and even with no base URL WeasyPrint's default
+    fetcher would load an absolute http:// or file:// reference, were target or inventory text
+    ever to become markup."""
+    from weasyprint.urls import URLFetcher
+
+    return URLFetcher(allowed_protocols=())
+
+
 class PdfRenderer:
     format: ClassVar[str] = "pdf"
     filename: ClassVar[str] = "report.pdf"
@@ -28,7 +38,7 @@ class PdfRenderer:
         record = hashlib.sha256(JsonRenderer().render(report, lang, context)).hexdigest()
         footer = f"attt · {view.run.run_id} · {view.t['report_json_sha']}: {record}"
         page = render_html(view, footer=footer)
-        pdf: bytes = HTML(string=page.decode("utf-8"), base_url=None).write_pdf(
+        pdf: bytes = HTML(string=page.decode("utf-8"), base_url=None, url_fetcher=fetch_nothing()).write_pdf(
             metadata={"title": f"{view.t['report_title']} — {view.run.province} — {view.run.run_id}"}
         )
         return pdf

@@ -1145,7 +1145,8 @@ def inventory_import(file: Path, province: str, scope: tuple[str, ...], output: 
     Every row that cannot be used is listed with its row number and why; the inventory of the
     usable rows is still written, and the exit code is then 2 so that a script notices.
     """
-    from attt.scanner.inventory import load_inventory
+    from attt.scanner._yaml import load_yaml_text
+    from attt.scanner.inventory import inventory_of
     from attt.scanner.register import describe, import_register, inventory_yaml
 
     result = import_register(file, province, scope)
@@ -1156,17 +1157,33 @@ def inventory_import(file: Path, province: str, scope: tuple[str, ...], output: 
     if result.inventory is None:
         _fail(f"{file}: no usable row; nothing written")
     text = inventory_yaml(result.inventory)
+    # What is written loads as any hand-written inventory does: checked before a byte is
+    # written, so a refused import leaves no file behind.
+    try:
+        inventory_of(load_yaml_text(text, str(output or "<stdout>")))
+    except ConfigError as exc:
+        _fail(f"{file}: the imported inventory would not load; nothing written: {exc}")
     if output is None:
         click.echo(text, nl=False)
     else:
-        output.write_text(text, encoding="utf-8")
-        load_inventory(output)  # what was written loads as any hand-written inventory does
+        _write_whole(output, text)
         click.echo(
             f"{output}: {len(result.inventory.systems)} systems imported, {len(result.refused)} rows refused",
             err=True,
         )
     if result.refused:
         sys.exit(ExitCode.CONFIG_ERROR)
+
+
+def _write_whole(path: Path, text: str) -> None:
+    """Write `path` whole or not at all (a full disk leaves the old file, or none)."""
+    part = path.with_name(f".{path.name}.part")
+    try:
+        part.write_text(text, encoding="utf-8")
+        part.replace(path)
+    except OSError as exc:
+        part.unlink(missing_ok=True)
+        _fail(f"{path}: cannot write: {exc.strerror or exc}")
 
 
 @inventory.command("validate")

@@ -64,6 +64,10 @@ from attt.scanner.models.base import Frozen
 
 ENV_VAR = "ATTT_CONFIG"
 FILENAME = "attt.toml"
+MAX_BYTES = 1 << 20
+"""A configuration is a few dozen lines; a bigger file is not one."""
+MAX_SECRET_BYTES = 64 << 10
+"""A password or token file; more is not a secret but a mistake (a key pasted whole, a log)."""
 _ENV_NAME = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")]
 _SECRET_KEYS = frozenset({"password", "token", "secret", "api_key"})
 
@@ -218,12 +222,22 @@ def config_path(given: Path | None) -> Path | None:
 
 def load_config(path: Path) -> Config:
     try:
-        data = tomllib.loads(path.read_text("utf-8"))
+        # Only a regular file: a FIFO would block a nightly job for ever, /dev/zero fill memory.
+        if path.exists() and not path.is_file():
+            raise ConfigError(f"{path}: not a regular file")
+        with path.open("rb") as stream:
+            raw = stream.read(MAX_BYTES + 1)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the configuration: {exc.strerror or exc}") from None
+    if len(raw) > MAX_BYTES:
+        raise ConfigError(f"{path}: larger than {MAX_BYTES >> 20} MiB; not a configuration")
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+        secret = _secret_key(data)
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    secret = _secret_key(data)
+    except RecursionError:  # both descend once per nested array, table or dotted key
+        raise ConfigError(f"{path}: not valid TOML: nested too deeply") from None
     if secret:
         raise ConfigError(
             f"{path}: {secret}: secrets never live in the configuration; name an environment"
@@ -288,6 +302,14 @@ def read_secret(env: str | None, file: Path | None, what: str) -> str | None:
                 f"{file}: {what} file is accessible to group or others"
                 f" (mode {stat.S_IMODE(mode):04o}); run `chmod 600 {file}`"
             )
-        return file.read_text("utf-8").strip()
+        if not stat.S_ISREG(mode):
+            raise ConfigError(f"{file}: the {what} file is not a regular file")
+        with file.open("rb") as stream:
+            raw = stream.read(MAX_SECRET_BYTES + 1)
+        if len(raw) > MAX_SECRET_BYTES:
+            raise ConfigError(f"{file}: the {what} file is larger than {MAX_SECRET_BYTES >> 10} KiB")
+        return raw.decode("utf-8").strip()
     except OSError as exc:
         raise ConfigError(f"{file}: cannot read the {what} file: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:  # its bytes are the secret: never shown
+        raise ConfigError(f"{file}: the {what} file is not UTF-8 text") from None

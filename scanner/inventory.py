@@ -119,7 +119,11 @@ def load_inventory(path: Path) -> LoadedInventory:
     Hosts are checked against the scope here as far as possible without resolving names;
     `resolve_targets` completes the check with the resolved addresses.
     """
-    doc = load_yaml(path)
+    return inventory_of(load_yaml(path))
+
+
+def inventory_of(doc: YamlDoc) -> LoadedInventory:
+    """The inventory a parsed YAML document holds, checked as `load_inventory` checks a file."""
     _refuse_duplicate_ids(doc)
     _refuse_zone_conflicts(doc)
     inventory = validate(Inventory, doc)
@@ -140,7 +144,7 @@ def load_inventory(path: Path) -> LoadedInventory:
             if problem is not None:
                 raise doc.error(("systems", s, "hosts", h, "address"), problem)
             first[host.address] = h
-    return LoadedInventory(inventory, doc.sha256, path)
+    return LoadedInventory(inventory, doc.sha256, doc.path)
 
 
 def resolve_targets(inventory: Inventory, resolve: Resolver = system_resolver) -> list[Target]:

@@ -8,8 +8,13 @@ so does a level that is not a single number from 1 to 5.
 """
 
 import csv
+import io
 import re
+import stat
 import unicodedata
+import warnings
+import zipfile
+import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -24,6 +29,12 @@ from attt.scanner.models.target import Contact, Host, Inventory, LevelDecision, 
 
 MAX_ROWS = 10_000
 """Far above any province's register; a bigger sheet is not a register."""
+MAX_COLUMNS = 256
+"""Columns read from a sheet (a register has about fifteen); cells further right are not read."""
+MAX_BYTES = 32 << 20
+"""The largest register file: a province's 10,000 rows are a few MiB as CSV, less as .xlsx."""
+MAX_UNPACKED_BYTES = 128 << 20
+"""The most a workbook's parts may unpack to: a zip bomb stops here, before openpyxl reads it."""
 
 # Header (folded: no diacritics, lower case, single spaces) -> field.
 _HEADERS: Mapping[str, str] = {
@@ -95,33 +106,69 @@ def slug(text: str, limit: int = 63) -> str:
 def read_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
     """(spreadsheet row number, cell texts) of the first sheet or the CSV, header row included."""
     suffix = path.suffix.lower()
-    if suffix == ".xlsx":
-        yield from _xlsx_rows(path)
-    elif suffix == ".csv":
-        yield from _csv_rows(path)
-    else:
+    if suffix not in (".xlsx", ".csv"):
         raise ConfigError(
             f"{path}: a register must be .xlsx or .csv, not {suffix or 'a file without suffix'}"
         )
+    try:
+        info = path.stat()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the register: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(info.st_mode):  # a FIFO would block for ever, /dev/zero never end
+        raise ConfigError(f"{path}: not a regular file")
+    if info.st_size > MAX_BYTES:
+        raise ConfigError(f"{path}: larger than {MAX_BYTES >> 20} MiB; not a register")
+    yield from _xlsx_rows(path) if suffix == ".xlsx" else _csv_rows(path)
 
 
 def _xlsx_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
-    import zipfile
-
     from openpyxl import load_workbook  # only this command needs it
+    from openpyxl.utils.exceptions import InvalidFileException
 
+    _refuse_bomb(path)
+    # openpyxl warns of the Excel features it drops (drop-down lists, conditional formats), naming
+    # its own source file: only cell values matter here.
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"openpyxl\.")
+    # What openpyxl raises on a damaged or hostile workbook, while opening it and while reading
+    # its rows (an XML ParseError is a SyntaxError; a cell's bad number a ValueError).
+    unreadable = (OSError, zipfile.BadZipFile, InvalidFileException, SyntaxError, LookupError, ValueError,
+                  TypeError, AttributeError, ArithmeticError, EOFError, zlib.error)  # fmt: skip
     try:
         book = load_workbook(path, read_only=True, data_only=True)
-    except (OSError, zipfile.BadZipFile, KeyError, ValueError) as exc:
+    except unreadable as exc:
         raise ConfigError(f"{path}: not a readable .xlsx workbook: {exc}") from None
     try:
+        if not book.worksheets:
+            raise ConfigError(f"{path}: the workbook has no worksheet")
         sheet = book.worksheets[0]
-        for number, row in enumerate(sheet.iter_rows(values_only=True), start=1):
+        # The sheet's own claim of its size is not trusted: a stale one drops rows silently
+        # (openpyxl stops at its last row), a huge one pads every row to 16,384 cells.
+        sheet.reset_dimensions()
+        rows = sheet.iter_rows(max_col=MAX_COLUMNS, values_only=True)
+        for number, row in enumerate(rows, start=1):
             if number > MAX_ROWS + 1:
                 raise ConfigError(f"{path}: more than {MAX_ROWS} rows; not a register")
             yield number, [_cell(v) for v in row]
+    except unreadable as exc:
+        raise ConfigError(f"{path}: not a readable .xlsx workbook: {exc}") from None
     finally:
         book.close()
+
+
+def _refuse_bomb(path: Path) -> None:
+    """ConfigError when the workbook's parts unpack to more than MAX_UNPACKED_BYTES. zipfile
+    never unpacks a part beyond the size its directory declares, so the sum of those bounds
+    what openpyxl reads (its shared strings are held in memory whole)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise ConfigError(f"{path}: not a readable .xlsx workbook: {exc}") from None
+    if unpacked > MAX_UNPACKED_BYTES:
+        raise ConfigError(
+            f"{path}: its parts unpack to {unpacked >> 20} MiB, more than {MAX_UNPACKED_BYTES >> 20} MiB;"
+            " not a register"
+        )
 
 
 def _cell(value: object) -> str:
@@ -141,10 +188,16 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
         raise ConfigError(f"{path}: cannot read as UTF-8 text: {exc}") from None
     first = text.split("\n", 1)[0]
     delimiter = ";" if first.count(";") > first.count(",") else ","
-    for number, row in enumerate(csv.reader(text.splitlines(), delimiter=delimiter), start=1):
-        if number > MAX_ROWS + 1:
-            raise ConfigError(f"{path}: more than {MAX_ROWS} rows; not a register")
-        yield number, [c.strip() for c in row]
+    # The csv module splits the lines itself: a quoted cell may hold a line break, and only
+    # \r, \n and \r\n end a row (str.splitlines also splits at U+2028 and form feeds).
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        for number, row in enumerate(reader, start=1):
+            if number > MAX_ROWS + 1:
+                raise ConfigError(f"{path}: more than {MAX_ROWS} rows; not a register")
+            yield number, [c.strip() for c in row]
+    except csv.Error as exc:
+        raise ConfigError(f"{path}: row {reader.line_num}: not readable as CSV: {exc}") from None
 
 
 def import_register(path: Path, province: str, scope: Sequence[str]) -> ImportResult:
@@ -262,6 +315,7 @@ def _hosts(text: str, services: tuple[Service, ...], scope: Scope) -> list[Host]
     if not addresses:
         raise _RowError("no address (địa chỉ IP / tên miền)")
     hosts: list[Host] = []
+    seen: set[str] = set()
     for address in addresses:
         if "://" in address or "/" in address:
             raise _RowError(f"address {address!r} is a URL or a network, not one host; write the host alone")
@@ -272,6 +326,10 @@ def _hosts(text: str, services: tuple[Service, ...], scope: Scope) -> list[Host]
         problem = _scope_problem(host.address, scope, None)
         if problem is not None:
             raise _RowError(f"address {address!r} is out of scope: {problem}")
+        if host.address in seen:
+            # Normalised: `::1` and `0::1` are one host, which an inventory lists once.
+            raise _RowError(f"address {address!r} is written twice (địa chỉ IP / tên miền trùng)")
+        seen.add(host.address)
         hosts.append(host)
     return hosts
 
