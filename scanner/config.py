@@ -85,6 +85,15 @@ class EmailSettings(Frozen):
     """Trust anchors for the mail server's certificate; default: the system's."""
     timeout: float = Field(default=30, gt=0, le=600)
 
+    @field_validator("sender")
+    @classmethod
+    def _one_line(cls, sender: str) -> str:
+        # It becomes the From header: a line break would end the header there, and the mail
+        # library refuses it only when the first message is being written, after the scan.
+        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in sender):
+            raise ValueError("the sender must be one line of printable text, e.g. attt@hatinh.gov.vn")
+        return sender
+
 
 class WebhookSettings(Frozen):
     url: str = Field(pattern=r"^https?://[^\s]+$", max_length=2000)

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from attt.scanner.cli import main
-from attt.scanner.config import read_secret
+from attt.scanner.config import load_config, read_secret
 from attt.scanner.errors import ConfigError
 from tests.robustness.conftest import run_attt
 
@@ -67,3 +67,19 @@ def test_a_secret_file_that_is_not_utf8_names_the_file_not_its_bytes(tmp_path: P
     secret.write_bytes(b"x" * (1 << 20))
     with pytest.raises(ConfigError, match="the mail password file is larger than 64 KiB"):
         read_secret(None, secret, "mail password")
+
+
+def test_a_sender_on_two_lines_is_refused_when_the_config_is_read(tmp_path: Path) -> None:
+    # It becomes the From header; the mail library refused it only while writing the first mail,
+    # after the scan, with a traceback.
+    config = tmp_path / "attt.toml"
+    two_lines = "attt@hatinh.gov.vn\\nBcc: ngoai@example.com"  # TOML's own escape: a line break
+    config.write_text(f'[notify.email]\nhost = "mail"\nsender = "{two_lines}"\n')
+    code, err = history_with(config)
+    assert code == 2, err
+    (line,) = err.splitlines()
+    assert "notify.email.sender" in line and "one line of printable text" in line
+    named = "Trung tâm CNTT <attt@hatinh.gov.vn>"
+    config.write_text(f'[notify.email]\nhost = "mail"\nsender = "{named}"\n')
+    settings = load_config(config).notify
+    assert settings is not None and settings.email is not None and settings.email.sender == named
