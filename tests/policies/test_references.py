@@ -103,6 +103,17 @@ def test_rules_citing_bsi_ask_for_its_rsa_size() -> None:
             assert rule.params.model_dump()["rsa_min_bits"] >= 3000, f"{policy_id}/{rule.id}"
 
 
+def test_a_certificate_key_floor_above_nists_does_not_rest_on_nist() -> None:
+    # NIST SP 800-52r2 3.2 accepts RSA-2048: a stricter floor must name the standard it follows,
+    # and its NIST reference must not read as if NIST asked for it.
+    for policy_id, rule in _all_rules():
+        if rule.control != "tls.certificate_key" or rule.params.model_dump()["rsa_min_bits"] <= 2048:
+            continue
+        assert _cites(rule, "BSI TR-02102-2"), f"{policy_id}/{rule.id}"
+        for reference in _cites(rule, "NIST SP 800-52"):
+            assert "2048" in reference.clause, f"{policy_id}/{rule.id}: {reference.clause}"
+
+
 def test_ssh_host_key_sizes_agree_with_ssh_audit() -> None:
     hardened = BUILTIN_POLICIES[HARDENED]["hostkey_sizes"]["rsa-sha2-512"]["hostkey_size"]
     good = re.search(r"hostkey_min_good = cakey_min_good = (\d+)", inspect.getsource(hostkeytest))
