@@ -13,6 +13,7 @@ them ends as one line (`PdfLimitError`) instead of the scan being killed by the 
 """
 
 import hashlib
+import os
 import resource
 import signal
 import subprocess
@@ -22,13 +23,13 @@ from typing import ClassVar, Final
 from attt.reports.base import DEFAULT_CONTEXT, Lang, RenderContext, RenderLimitError
 from attt.reports.html import build_view, render_html
 from attt.reports.json import JsonRenderer
+from attt.scanner.errors import ConfigError
 from attt.scanner.models.report import Report
 
-MEMORY_LIMIT: Final = 2 << 30
-"""Address space of the layout process, in bytes: a 1,500-system province needs under 1 GB."""
+MEMORY_LIMIT_MB: Final = 2048
+"""Address space of the layout process, unless `$ATTT_PDF_MEMORY_MB` says otherwise."""
 TIME_LIMIT: Final = 600
-"""Seconds of wall time (and of CPU) for the layout: a 1,500-system province takes about 2 minutes
-on one core."""
+"""Seconds of wall time (and of CPU) for the layout, unless `$ATTT_PDF_SECONDS` says otherwise."""
 _OUT_OF_MEMORY: Final = 3
 """The layout process's exit code when it ran out of its memory."""
 
@@ -51,7 +52,8 @@ class PdfRenderer:
     format: ClassVar[str] = "pdf"
     filename: ClassVar[str] = "report.pdf"
 
-    def __init__(self, memory_limit: int = MEMORY_LIMIT, time_limit: float = TIME_LIMIT) -> None:
+    def __init__(self, memory_limit: int | None = None, time_limit: float | None = None) -> None:
+        """Limits in bytes and seconds; None reads them from the environment when rendering."""
         self.memory_limit = memory_limit
         self.time_limit = time_limit
 
@@ -60,15 +62,30 @@ class PdfRenderer:
         record = hashlib.sha256(JsonRenderer().render(report, lang, context)).hexdigest()
         footer = f"attt · {view.run.run_id} · {view.t['report_json_sha']}: {record}"
         title = f"{view.t['report_title']} — {view.run.province} — {view.run.run_id}"
-        return lay_out(render_html(view, footer=footer), title, self.memory_limit, self.time_limit)
+        memory = self.memory_limit or _limit("ATTT_PDF_MEMORY_MB", MEMORY_LIMIT_MB) << 20
+        return lay_out(
+            render_html(view, footer=footer),
+            title,
+            memory,
+            self.time_limit or _limit("ATTT_PDF_SECONDS", TIME_LIMIT),
+        )
+
+
+def _limit(variable: str, default: int) -> int:
+    value = os.environ.get(variable, "")
+    if not value:
+        return default
+    if not value.isdigit() or int(value) == 0:
+        raise ConfigError(f"${variable} must be a positive whole number, not {value!r}")
+    return int(value)
 
 
 def lay_out(page: bytes, title: str, memory_limit: int, time_limit: float) -> bytes:
     """The PDF of `page`, laid out by a child process within `memory_limit` bytes of address space
     and `time_limit` seconds; PdfLimitError past either, or if the layout fails otherwise."""
-    too_long = f"report.pdf: the layout took longer than its limit of {time_limit:g} s"
+    too_long = f"report.pdf: the layout took longer than its limit of {time_limit:g} s ($ATTT_PDF_SECONDS)"
     try:
-        done = subprocess.run(  # noqa: S603 - our own interpreter and module, no shell
+        done = subprocess.run(  # our own interpreter and module, no shell
             [sys.executable, "-m", "attt.reports.pdf", str(memory_limit), str(int(time_limit) + 1), title],
             input=page,
             capture_output=True,
@@ -81,7 +98,7 @@ def lay_out(page: bytes, title: str, memory_limit: int, time_limit: float) -> by
         return done.stdout
     if done.returncode in (-signal.SIGXCPU, -signal.SIGKILL):
         raise PdfLimitError(too_long)
-    memory = f"{memory_limit >> 20} MB"
+    memory = f"{memory_limit >> 20} MB ($ATTT_PDF_MEMORY_MB)"
     if done.returncode == _OUT_OF_MEMORY:
         raise PdfLimitError(f"report.pdf: the layout needed more than its limit of {memory} of memory")
     if done.returncode < 0:
@@ -105,7 +122,9 @@ def _child(memory_limit: int, cpu_seconds: int, title: str) -> int:
         from weasyprint import HTML
 
         page = sys.stdin.buffer.read().decode("utf-8")
-        pdf = HTML(string=page, base_url=None, url_fetcher=fetch_nothing()).write_pdf(metadata={"title": title})
+        pdf = HTML(string=page, base_url=None, url_fetcher=fetch_nothing()).write_pdf(
+            metadata={"title": title}
+        )
     except MemoryError:
         return _OUT_OF_MEMORY
     sys.stdout.buffer.write(pdf)

@@ -10,6 +10,7 @@ from attt.reports.bundle import RENDERERS, write_bundle
 from attt.reports.html import build_view, render_html
 from attt.reports.manifest import verify_bundle
 from attt.reports.pdf import PdfLimitError, PdfRenderer
+from attt.scanner.errors import ConfigError
 from attt.scanner.models.base import Severity
 from attt.scanner.models.report import Report
 from tests import factories as F
@@ -64,7 +65,7 @@ def test_the_pdf_page_counts_passes_and_prints_each_failure_and_error_once():
 def test_a_pdf_over_its_memory_limit_is_one_line_and_the_rest_of_the_bundle_is_written(tmp_path, monkeypatch):
     report = F.report(F.all_statuses())
     (tmp_path / "report.pdf").write_bytes(b"%PDF an earlier run's")
-    monkeypatch.setattr(RENDERERS["pdf"], "memory_limit", 48 << 20)
+    monkeypatch.setenv("ATTT_PDF_MEMORY_MB", "48")
     with pytest.raises(RenderLimitError) as raised:
         write_bundle(report, ["html", "json", "pdf"], tmp_path, "en")
     message = str(raised.value)
@@ -79,9 +80,16 @@ def test_a_pdf_over_its_memory_limit_is_one_line_and_the_rest_of_the_bundle_is_w
 
 def test_a_pdf_over_its_time_limit_is_one_line():
     with pytest.raises(
-        PdfLimitError, match=r"^report\.pdf: the layout took longer than its limit of 0\.05 s$"
+        PdfLimitError,
+        match=r"^report\.pdf: the layout took longer than its limit of 0\.05 s \(\$ATTT_PDF_SECONDS\)$",
     ):
         PdfRenderer(time_limit=0.05).render(F.report(F.all_statuses()), "vi")
+
+
+def test_a_limit_that_is_not_a_number_is_a_config_error(monkeypatch):
+    monkeypatch.setenv("ATTT_PDF_SECONDS", "ten")
+    with pytest.raises(ConfigError, match=r"^\$ATTT_PDF_SECONDS must be a positive whole number, not 'ten'$"):
+        PdfRenderer().render(F.report(F.all_statuses()), "en")
 
 
 def test_a_bundle_of_the_pdf_alone_over_its_limit_writes_nothing(tmp_path, monkeypatch):
