@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Final, Literal, Protocol
 
 from attt.scanner.changes import Comparison
+from attt.scanner.errors import AtttError
 from attt.scanner.models.base import Severity
 from attt.scanner.models.finding import FindingCodec
 from attt.scanner.models.report import Report
@@ -27,6 +28,11 @@ class RenderContext:
 
 
 DEFAULT_CONTEXT: Final = RenderContext()
+
+
+class RenderLimitError(AtttError):
+    """One format could not be rendered within the limits set for it (a PDF past its memory or
+    time): the bundle still writes the other formats, and says which one is missing and why."""
 
 
 class Renderer(Protocol):

@@ -12,7 +12,7 @@ from importlib import import_module
 from pathlib import Path
 from typing import Final, cast
 
-from attt.reports.base import DEFAULT_CONTEXT, Lang, RenderContext, Renderer
+from attt.reports.base import DEFAULT_CONTEXT, Lang, RenderContext, Renderer, RenderLimitError
 from attt.reports.manifest import (
     MANIFEST,
     SIGNATURE,
@@ -114,6 +114,10 @@ def write_bundle(
     comparable earlier run (the change section). Report files of formats not asked for this
     time, and a signature left by an earlier bundle, are removed: the directory then holds
     exactly what the new manifest lists.
+
+    A format that cannot be rendered within its limits (RenderLimitError: a PDF too large for
+    the machine) does not cost the others: they and the manifest are written, then the error is
+    raised, naming what is missing and what was written.
     """
     unknown = sorted(set(formats) - RENDERERS.keys())
     if unknown:
@@ -121,12 +125,28 @@ def write_bundle(
     chosen = [RENDERERS[name] for name in dict.fromkeys(formats)]
     # Load the key and render everything before writing anything: a failure leaves the directory as it was.
     key = None if sign_key is None else load_signing_key(sign_key)
-    rendered = [(r.filename, r.render(report, lang, context)) for r in chosen]
+    rendered: list[tuple[str, bytes]] = []
+    over: list[RenderLimitError] = []
+    for renderer in chosen:
+        try:
+            rendered.append((renderer.filename, renderer.render(report, lang, context)))
+        except RenderLimitError as exc:
+            over.append(exc)
+    if not rendered:
+        raise over[0]
     check_report_dir(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    stale = _BUNDLE_FILES - {r.filename for r in chosen}
+    # A format over its limit is written by none, listed by none: an earlier run's file of it
+    # goes too, so the directory holds exactly what the new manifest lists and `attt verify` holds.
+    stale = _BUNDLE_FILES - {name for name, _ in rendered}
     for entry in out_dir.iterdir():
         if entry.name in stale or entry.name.endswith(TMP_SUFFIX):
             entry.unlink(missing_ok=True)  # a symlink is removed, never followed
     files = [write_atomically(out_dir, name, body) for name, body in rendered]
-    return files + write_manifest(report, files, out_dir, key)
+    written = files + write_manifest(report, files, out_dir, key)
+    if over:
+        raise RenderLimitError(
+            f"{'; '.join(str(exc) for exc in over)}; not written, the rest of the bundle is"
+            f" ({', '.join(path.name for path in written)})"
+        )
+    return written
