@@ -12,6 +12,7 @@ the page in a child process with a memory ceiling (RLIMIT_AS) and a time limit, 
 them ends as one line (`PdfLimitError`) instead of the scan being killed by the machine.
 """
 
+import errno
 import hashlib
 import os
 import resource
@@ -127,6 +128,11 @@ def _child(memory_limit: int, cpu_seconds: int, title: str) -> int:
         )
     except MemoryError:
         return _OUT_OF_MEMORY
+    except OSError as exc:
+        # Under RLIMIT_AS an import can fail to map a file (ENOMEM) before any layout starts.
+        if exc.errno == errno.ENOMEM:
+            return _OUT_OF_MEMORY
+        raise
     sys.stdout.buffer.write(pdf)
     return 0
 
