@@ -14,7 +14,7 @@ BIN := $(VENV)/bin
 # SYSTEM_FILES).
 SYSTEM_PACKAGES := nmap redis-server openssh-server openssh-client openssl gnutls-bin nginx-light chromium iproute2 strace sudo vsftpd \
   libpango-1.0-0 libpangoft2-1.0-0 libicu-dev pkg-config g++ poppler-utils postgresql
-SYSTEM_COMMANDS := nmap redis-server sshd ssh-keygen openssl gnutls-serv nginx chromium strace sudo vsftpd pkg-config g++ pdftoppm
+SYSTEM_COMMANDS := nmap ip redis-server sshd ssh-keygen openssl gnutls-serv nginx chromium strace sudo vsftpd pkg-config g++ pdftoppm
 SYSTEM_LIBRARIES := libpango-1.0.so.0 libpangoft2-1.0.so.0 libicui18n.so
 SYSTEM_FILES := /usr/lib/postgresql/*/bin/initdb /usr/lib/postgresql/*/bin/postgres
 
@@ -57,8 +57,12 @@ lint: install
 	$(BIN)/mypy attt tests
 	$(BIN)/lint-imports
 
+# The tests wait on servers and timeouts far more than they compute: as root they run in three
+# workers, each in a network namespace of its own (tests/isolation.py); otherwise one at a time.
+TEST_WORKERS ?= $(if $(filter 0,$(shell id -u)),3,0)
+
 test: install lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 test-fast: install
 	$(BIN)/pytest -q -m "not browser and not slow"

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.isolation import in_machine_network
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -35,7 +37,8 @@ def test_wheel_installs_and_runs_from_a_fresh_venv(tmp_path: Path) -> None:
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
     pip = env_dir / "bin" / "pip"
-    subprocess.run([pip, "install", "-q", wheel], check=True, capture_output=True, timeout=600)
+    subprocess.run([pip, "install", "-q", wheel], check=True, capture_output=True, timeout=600,
+                   preexec_fn=in_machine_network)  # fmt: skip
     third_party = source / "tests" / "plugin_example"
     subprocess.run(
         [pip, "install", "-q", "--no-deps", third_party], check=True, capture_output=True, timeout=600

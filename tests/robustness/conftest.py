@@ -1,8 +1,6 @@
 """Shared parts of the robustness suite: `run_attt` (the real CLI in a child process, with
-its exit code, output, time and peak memory), and how many fuzz examples each loader saw,
-reported at the end of the session and written to test-artifacts/ for the closing note."""
+its exit code, output, time and peak memory), the silent TLS lab and scans of it."""
 
-import json
 import os
 import sqlite3
 import subprocess
@@ -10,7 +8,6 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,21 +15,6 @@ from pathlib import Path
 import pytest
 
 from tests.servers.listeners import tcp_listeners
-
-FUZZ_COUNTS: Counter[str] = Counter()
-"""Documents fed to each loader (and CLI samples) during this session."""
-ARTIFACTS = Path("test-artifacts")
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if not FUZZ_COUNTS:
-        return
-    terminalreporter.section("robustness: fuzz examples per loader")
-    for kind, count in sorted(FUZZ_COUNTS.items()):
-        terminalreporter.write_line(f"{kind:<16} {count}")
-    ARTIFACTS.mkdir(exist_ok=True)
-    (ARTIFACTS / "fuzz-counts.json").write_text(json.dumps(dict(FUZZ_COUNTS), indent=2, sort_keys=True))
-
 
 REPO = Path(__file__).resolve().parents[2]
 ATTT_ENTRY = "import sys; from attt.scanner.cli import main; sys.exit(main())"

@@ -26,7 +26,7 @@ from attt.scanner.credentials import load_credentials
 from attt.scanner.errors import ConfigError
 from attt.scanner.inventory import load_inventory, resolve_targets
 from attt.scanner.policy import load_policy
-from tests.robustness.conftest import FUZZ_COUNTS
+from tests.conftest import FUZZ_COUNTS
 from tests.scanner import plugins
 
 EXAMPLES = int(os.environ.get("ATTT_FUZZ_EXAMPLES", "300"))
