@@ -65,7 +65,7 @@ test: install lint
 	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 test-fast: install
-	$(BIN)/pytest -q -m "not browser and not slow"
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not browser and not slow"
 
 # Speed goals live here, never in timed tests: one table of issue 14's goals, each row attt
 # against its peer (medians of 3 alternating runs), appended to tests/bench/results.json. The
