@@ -6,13 +6,19 @@ before and passes now; when it cannot be judged now (the host is down, the probe
 never ran, the endpoint is gone) it is *not re-checked*, never fixed. Runs are compared only
 when they are alike: the baseline of a run is the latest earlier complete run that scanned the
 same hosts of the same systems with the same checks (`choose_baseline`).
+
+A verdict that changed while the policy judging it changed too (another policy, or the same
+policy id with other content: a rule loosened, tightened, added or dropped) is not earned as new
+or fixed: the server may not have changed at all. Such a change is *judged otherwise*, listed
+apart with both verdicts, and the outputs name the policies that changed (`rejudging`).
 """
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from attt.scanner.models.base import Text
-from attt.scanner.models.finding import Finding
+from attt.scanner.models.finding import Finding, FindingStatus
 from attt.scanner.models.report import Report, RunInfo
 from attt.scanner.models.target import Target
 
@@ -27,6 +33,38 @@ def finding_key(finding: Finding) -> FindingKey:
     return (finding.policy, finding.rule_id, finding.system, finding.host, finding.port)
 
 
+_WORST: dict[FindingStatus, int] = {"pass": 0, "not_applicable": 1, "error": 2, "waived": 3, "fail": 4}
+"""When several findings share a key (one rule judged from several vantages), the worst stands:
+failing when any fails, passing only when all pass."""
+
+
+@dataclass(frozen=True)
+class Rejudged:
+    """A verdict that changed while the policy judging the system changed too."""
+
+    finding: Finding
+    """The current finding; the baseline's when the policy no longer judges the rule."""
+    was: FindingStatus | None
+    """The baseline's verdict; None: the baseline did not judge the rule."""
+    now: FindingStatus | None
+    """The current verdict; None: the current policy no longer judges the rule."""
+
+
+@dataclass(frozen=True)
+class Rejudging:
+    """How the judging differs between two runs."""
+
+    systems: frozenset[str]
+    """Systems judged by another policy, or by a policy whose content changed."""
+    notes: tuple[Text, ...]
+    """What changed, for the reader: each policy changed, each system judged by another one."""
+    everywhere: bool = False
+    """Every system: the runs do not say which policy judged which system, and theirs differ."""
+
+    def covers(self, system: str) -> bool:
+        return self.everywhere or system in self.systems
+
+
 @dataclass(frozen=True)
 class Changes:
     new: tuple[Finding, ...]
@@ -38,24 +76,155 @@ class Changes:
     (the baseline's finding)."""
     still: tuple[Finding, ...]
     """Failing in both (the current finding)."""
+    rejudged: tuple[Rejudged, ...] = ()
+    """Would be new or fixed (or dropped), but the policy judging the system changed."""
+    notes: tuple[Text, ...] = ()
+    """How the judging changed between the runs (`Rejudging.notes`); empty when it did not."""
 
 
-def compare(before: Iterable[Finding], after: Iterable[Finding]) -> Changes:
-    """Sort every rule that fails in either run into new, fixed, not re-checked or still failing."""
-    old = {finding_key(f): f for f in before if f.status in _FAILING}
-    now = {finding_key(f): f for f in after if f.kind == "rule"}
+def compare(
+    before: Iterable[Finding], after: Iterable[Finding], rejudging: "Rejudging | None" = None
+) -> Changes:
+    """Sort every rule that fails in either run into new, fixed, not re-checked or still failing;
+    on the systems `rejudging` names, a verdict that changed is judged otherwise instead."""
+    current = list(after)
+    judged = rejudging or Rejudging(frozenset(), ())
+    now = _verdicts(current)
+    was = _matched(_verdicts(before), now, judged)
+    old = {k: f for k, f in was.items() if f.status in _FAILING}
     failing = {k for k, f in now.items() if f.status in _FAILING}
     passing = {k for k, f in now.items() if f.status == "pass"}
+    unjudged = old.keys() - failing - passing
+    dropped = {k for k in unjudged if judged.covers(k[2]) and _no_longer_judged(k, current)}
+    moved = {k for k in (failing - old.keys()) | (passing & old.keys()) if judged.covers(k[2])}
     return Changes(
-        new=_ordered(now[k] for k in failing - old.keys()),
-        fixed=_ordered(now[k] for k in passing & old.keys()),
-        not_rechecked=_ordered(old[k] for k in old.keys() - failing - passing),
+        new=_ordered(now[k] for k in failing - old.keys() - moved),
+        fixed=_ordered(now[k] for k in passing & old.keys() - moved),
+        not_rechecked=_ordered(old[k] for k in unjudged - dropped),
         still=_ordered(now[k] for k in failing & old.keys()),
+        rejudged=tuple(
+            sorted(
+                (
+                    *(Rejudged(now[k], was[k].status if k in was else None, now[k].status) for k in moved),
+                    *(Rejudged(old[k], old[k].status, None) for k in dropped),
+                ),
+                key=lambda r: _order(r.finding),
+            )
+        ),
+        notes=judged.notes,
     )
 
 
+def _verdicts(findings: Iterable[Finding]) -> dict[FindingKey, Finding]:
+    """Each rule's verdict on each endpoint (`_WORST` where several share it); entries standing
+    for blocked rules (`kind` other than `rule`) are no rule's verdict."""
+    verdicts: dict[FindingKey, Finding] = {}
+    for f in findings:
+        if f.kind != "rule":
+            continue
+        held = verdicts.setdefault(finding_key(f), f)
+        if _WORST[f.status] > _WORST[held.status]:
+            verdicts[finding_key(f)] = f
+    return verdicts
+
+
+def _matched(
+    was: dict[FindingKey, Finding], now: dict[FindingKey, Finding], rejudging: Rejudging
+) -> dict[FindingKey, Finding]:
+    """`was`, where a system judged otherwise has a rule judged now under another policy id (the
+    system's level changed, `attt report -p`): keyed as now, so it is the same rule on the same
+    endpoint, not one dropped and another new. Only a rule the current run judges once."""
+    elsewhere: dict[tuple[str, str, str, int | None], list[FindingKey]] = {}
+    for key in now:
+        elsewhere.setdefault(key[1:], []).append(key)
+    matched = dict(was)
+    for key, finding in was.items():
+        found = elsewhere.get(key[1:], [])
+        if key not in now and len(found) == 1 and found[0] not in was and rejudging.covers(key[2]):
+            del matched[key]
+            matched[found[0]] = finding
+    return matched
+
+
+def _no_longer_judged(key: FindingKey, after: Sequence[Finding]) -> bool:
+    """The host is in the current run, but no finding of it judges the rule, on any port, nor
+    lists it as blocked: the current policy does not have it (rather than: it could not be judged)."""
+    _, rule_id, system, host, _ = key
+    mine = [f for f in after if f.system == system and f.host == host]
+    return bool(mine) and not any(f.rule_id == rule_id or rule_id in f.blocked for f in mine)
+
+
+def _order(f: Finding) -> tuple[str, str, int, str, str]:
+    return (f.system, f.host, f.port or 0, f.rule_id, f.policy)
+
+
 def _ordered(findings: Iterable[Finding]) -> tuple[Finding, ...]:
-    return tuple(sorted(findings, key=lambda f: (f.system, f.host, f.port or 0, f.rule_id, f.policy)))
+    return tuple(sorted(findings, key=_order))
+
+
+def compare_runs(
+    before: RunInfo, before_findings: Iterable[Finding], after: RunInfo, after_findings: Iterable[Finding]
+) -> Changes:
+    """`compare`, knowing how each run was judged: the one comparison of `attt diff`, the HTML
+    report's change section and the notifications."""
+    return compare(before_findings, after_findings, rejudging(before, after))
+
+
+_POLICY_NAMES = re.compile(r" \+ | over ")
+"""How `RunInfo.judged_by` joins the ids of a system's policies: `a + b`, `hatinh over vn-level-2`."""
+
+
+def _hashes(info: RunInfo) -> dict[str, frozenset[str]]:
+    """Policy id -> the content hashes it had in the run (an overlay laid over two levels has two)."""
+    found: dict[str, set[str]] = {}
+    for ref in info.policies:
+        found.setdefault(ref.id, set()).add(ref.sha256)
+    return {pid: frozenset(hashes) for pid, hashes in found.items()}
+
+
+def _short(hashes: frozenset[str]) -> str:
+    return ", ".join(sorted(h[:12] for h in hashes))
+
+
+def rejudging(before: RunInfo, after: RunInfo) -> Rejudging:
+    """Which systems the two runs judged otherwise, and what changed. A system is judged
+    otherwise when its policies have other ids (`judged_by`: another level, `attt report -p`) or
+    one of them other content; runs stored before `judged_by` was recorded are judged otherwise
+    everywhere as soon as their policies differ at all."""
+    old, new = _hashes(before), _hashes(after)
+    changed = sorted(pid for pid in old.keys() & new.keys() if old[pid] != new[pid])
+    notes = [
+        Text(
+            vi=f"chính sách {pid} đã thay đổi nội dung giữa hai lượt quét (sha256 {_short(old[pid])}"
+            f" → {_short(new[pid])})",
+            en=f"policy {pid} changed between the runs (sha256 {_short(old[pid])} → {_short(new[pid])})",
+        )
+        for pid in changed
+    ]
+    if not before.judged_by or not after.judged_by:
+        if old != new and not changed:
+            was, now = ", ".join(sorted(old)) or "—", ", ".join(sorted(new)) or "—"
+            notes.append(
+                Text(
+                    vi=f"chính sách đánh giá: {was} trước đó, {now} lần này",
+                    en=f"judged by {was} before, by {now} now",
+                )
+            )
+        return Rejudging(frozenset(), tuple(notes), everywhere=old != new)
+    systems: set[str] = set()
+    for system in sorted(before.judged_by.keys() & after.judged_by.keys()):
+        was, now = before.judged_by[system], after.judged_by[system]
+        if was != now:
+            systems.add(system)
+            notes.append(
+                Text(
+                    vi=f"hệ thống {system}: đánh giá theo {was} trước đó, theo {now} lần này",
+                    en=f"system {system}: judged by {was} before, by {now} now",
+                )
+            )
+        elif set(_POLICY_NAMES.split(now)) & set(changed):
+            systems.add(system)
+    return Rejudging(frozenset(systems), tuple(notes))
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,8 @@
 
 from datetime import UTC, datetime, timedelta
 
-from attt.scanner.changes import choose_baseline, compare
-from attt.scanner.models.report import RunInfo
+from attt.scanner.changes import choose_baseline, compare, compare_runs
+from attt.scanner.models.report import PolicyRef, RunInfo
 from tests import factories as F
 from tests.scanner.plugins import target
 
@@ -59,3 +59,78 @@ def test_no_comparable_run_says_why():
         "no earlier complete run over the same 1 host(s) with the same checks"
         " (newer runs passed over: 1 incomplete)"
     )
+
+
+def judged(run_id: str, hours: int, sha: str, judged_by: dict[str, str] | None = None) -> RunInfo:
+    """A run of system `dichvucong` judged by vn-level-3 whose content hashes to `sha`."""
+    ref = PolicyRef(id="vn-level-3", version="1", sha256=sha * 64)
+    by = {"dichvucong": "vn-level-3"} if judged_by is None else judged_by
+    return run(run_id, hours).model_copy(update={"policies": (ref,), "judged_by": by})
+
+
+def test_a_policy_that_changed_makes_no_fix_and_no_new_problem_and_says_so():
+    # The server did not change: rule A was loosened (passes now), C was added (fails now).
+    before = [F.finding("A", "fail"), F.finding("B", "fail"), F.finding("D", "pass")]
+    after = [F.finding("A", "pass"), F.finding("B", "fail"), F.finding("C", "fail"), F.finding("D", "pass")]
+    changes = compare_runs(judged("old", 1, "a"), before, judged("now", 2, "b"), after)
+    assert changes.new == () and changes.fixed == ()
+    assert [(r.finding.rule_id, r.was, r.now) for r in changes.rejudged] == [
+        ("A", "fail", "pass"),
+        ("C", None, "fail"),
+    ]
+    assert [f.rule_id for f in changes.still] == ["B"]
+    [note] = changes.notes
+    assert note.en == f"policy vn-level-3 changed between the runs (sha256 {'a' * 12} → {'b' * 12})"
+    assert note.vi.startswith("chính sách vn-level-3 đã thay đổi nội dung")
+    # The same policy, the same content: a fix is a fix, with nothing to note.
+    same = compare_runs(judged("old", 1, "a"), before, judged("now", 2, "a"), after)
+    assert [f.rule_id for f in same.fixed] == ["A"] and [f.rule_id for f in same.new] == ["C"]
+    assert same.rejudged == () and same.notes == ()
+
+
+def test_a_system_judged_by_another_policy_keeps_its_rules_matched():
+    # Its level went from 2 to 3: the same rule under the other policy id is the same rule.
+    level2 = judged("old", 1, "a", {"dichvucong": "vn-level-2"}).model_copy(
+        update={"policies": (PolicyRef(id="vn-level-2", version="1", sha256="c" * 64),)}
+    )
+    before = [F.finding(r, "fail", policy="vn-level-2") for r in ("A", "B", "GONE")]
+    after = [F.finding("A", "fail"), F.finding("B", "pass"), F.finding("NEW", "fail")]
+    changes = compare_runs(level2, before, judged("now", 2, "a"), after)
+    assert [f.rule_id for f in changes.still] == ["A"]
+    assert (changes.new, changes.fixed, changes.not_rechecked) == ((), (), ())
+    assert [(r.finding.rule_id, r.was, r.now) for r in changes.rejudged] == [
+        ("B", "fail", "pass"),
+        ("GONE", "fail", None),
+        ("NEW", None, "fail"),
+    ]
+    [note] = changes.notes
+    assert note.en == "system dichvucong: judged by vn-level-2 before, by vn-level-3 now"
+
+
+def test_runs_that_do_not_say_which_policy_judged_which_system_are_judged_otherwise_everywhere():
+    old = judged("old", 1, "a", {})
+    new = judged("now", 2, "a", {}).model_copy(
+        update={"policies": (PolicyRef(id="hatinh", version="1", sha256="d" * 64),)}
+    )
+    changes = compare_runs(old, [F.finding("A", "fail")], new, [F.finding("A", "pass", policy="hatinh")])
+    assert changes.fixed == () and [r.now for r in changes.rejudged] == ["pass"]
+    assert [n.en for n in changes.notes] == ["judged by vn-level-3 before, by hatinh now"]
+
+
+def test_a_rule_still_failing_from_one_vantage_is_not_fixed():
+    before = [F.finding("A", "fail", vantage="dmz")]
+    after = [F.finding("A", "fail", vantage="dmz"), F.finding("A", "pass", vantage="internal")]
+    changes = compare(before, after)
+    assert changes.fixed == () and [f.rule_id for f in changes.still] == ["A"]
+    # Passing from one vantage and not judged from the other is not a fix either.
+    after = [F.finding("A", "error", vantage="dmz"), F.finding("A", "pass", vantage="internal")]
+    assert compare(before, after).fixed == ()
+
+
+def test_entries_standing_for_blocked_rules_are_no_verdict_and_an_error_is_never_a_fix():
+    blocked = F.finding("TLS-PROBE-ERROR", "error", kind="probe_error", blocked=("A",))
+    changes = compare([F.finding("A", "fail"), F.finding("E", "error")], [blocked, F.finding("E", "pass")])
+    assert [f.rule_id for f in changes.not_rechecked] == ["A"]
+    # error -> pass: nothing failed before, so nothing is fixed; pass -> error is no new failure.
+    assert changes.fixed == () and changes.new == ()
+    assert compare([F.finding("E", "pass")], [F.finding("E", "error")]) == compare([], [])
