@@ -290,3 +290,35 @@ def test_resume_refuses_a_complete_run(tmp_path: Path, listeners: None) -> None:
     result = CliRunner().invoke(main, ["scan", "--resume", run_id, "--db", str(tmp_path / "runs.db")])
     assert result.exit_code == 2
     assert "nothing to resume" in result.output
+
+
+def test_a_policy_loosened_between_runs_fixes_nothing_and_diff_says_why(
+    tmp_path: Path, listeners: None
+) -> None:
+    # The server does not change (telnet stays open); the rule is loosened to another port.
+    db, runner = str(tmp_path / "runs.db"), CliRunner()
+    strict = (E2E / "policy.yaml").read_text()
+    policy = tmp_path / "e2e.yaml"
+    policy.write_text(strict)
+    inv = inventory(tmp_path, ("bad", VIOLATING, "[{port: 8080}]"))
+    assert scan(tmp_path, inv, policy=str(policy))[0] == 1
+    policy.write_text(strict.replace("params: {ports: [2323]}", "params: {ports: [23]}"))
+    code, output, _ = scan(tmp_path, inv, "--format", "json,html", policy=str(policy))
+    assert code == 0, output
+    diff = runner.invoke(main, ["diff", "previous", "latest", "--db", db])
+    assert diff.exit_code == 0, diff.output
+    assert "fixed: 0" in diff.output and "new: 0" in diff.output
+    assert "! policy e2e changed between the runs (sha256 " in diff.output
+    assert "judged otherwise (the policy changed; the server may not have): 1\n  E2E-TELNET" in diff.output
+    assert "fail -> pass" in diff.output
+    vietnamese = runner.invoke(main, ["--lang", "vi", "diff", "previous", "latest", "--db", db])
+    assert "đã khắc phục: 0" in vietnamese.output
+    assert "! chính sách e2e đã thay đổi nội dung giữa hai lượt quét" in vietnamese.output
+    assert "không đạt -> đạt" in vietnamese.output
+    # The report's change section: nothing fixed, the change of policy named.
+    html = (tmp_path / "out" / "report.html").read_text()
+    changes = html[html.index('<section id="changes">') :]
+    changes = changes[: changes.index("</section>")]
+    assert "policy e2e changed between the runs" in changes or "chính sách e2e đã thay đổi" in changes
+    assert "Đã khắc phục: <strong>0</strong>" in changes or "Fixed: <strong>0</strong>" in changes
+    assert "E2E-TELNET" in changes
