@@ -23,9 +23,10 @@ from email.utils import formataddr, make_msgid
 from functools import partial
 from pathlib import Path
 
-from attt.scanner.changes import compare, finding_key
+from attt.scanner.changes import Rejudged, compare_runs, finding_key
 from attt.scanner.config import EmailSettings, NotifySettings, WebhookSettings, read_secret
 from attt.scanner.errors import ConfigError
+from attt.scanner.models.base import Text
 from attt.scanner.models.finding import Finding
 from attt.scanner.models.owners import PackEntry, PackIndex
 from attt.scanner.models.report import Report
@@ -43,22 +44,35 @@ class Changes:
     fixed: tuple[Finding, ...]
     everything: bool = False
     """`new_failures` and `new_errors` hold every open one, not only the new ones."""
+    rejudged: tuple[Rejudged, ...] = ()
+    """Verdicts that changed while the policy judging the system changed: neither new nor fixed."""
+    policy_changes: tuple[Text, ...] = ()
+    """How the judging changed since the baseline (`changes.Rejudging.notes`)."""
 
     def only(self, systems: set[str]) -> "Changes":
         def keep(items: tuple[Finding, ...]) -> tuple[Finding, ...]:
             return tuple(f for f in items if f.system in systems)
 
         return Changes(
-            self.baseline, keep(self.new_failures), keep(self.new_errors), keep(self.fixed), self.everything
+            self.baseline,
+            keep(self.new_failures),
+            keep(self.new_errors),
+            keep(self.fixed),
+            self.everything,
+            tuple(r for r in self.rejudged if r.finding.system in systems),
+            self.policy_changes,
         )
 
 
 def changes_since(report: Report, previous: Report | None, everything: bool = False) -> Changes:
     """What is news in `report` against its baseline `previous` (None: there is none), by the
-    one comparison `attt diff` and the HTML use (`compare`): new failures (and failures whose
-    waiver expired since), new errors, fixed. With `everything`, every open failure and error."""
+    one comparison `attt diff` and the HTML use (`compare_runs`): new failures (and failures whose
+    waiver expired since), new errors, fixed, and what changed with a changed policy (neither new
+    nor fixed). With `everything`, every open failure and error."""
     before = previous.findings if previous is not None else ()
-    diff = compare(before, report.findings)
+    diff = compare_runs(
+        previous.run if previous is not None else report.run, before, report.run, report.findings
+    )
     was_waived = {finding_key(f) for f in before if f.status == "waived"}
     old_errors = set() if everything else {finding_key(f) for f in before if f.status == "error"}
     if everything:
@@ -74,6 +88,8 @@ def changes_since(report: Report, previous: Report | None, everything: bool = Fa
         ),
         fixed=diff.fixed,
         everything=everything,
+        rejudged=diff.rejudged,
+        policy_changes=diff.notes,
     )
 
 
@@ -262,12 +278,33 @@ def _owner_text(report: Report, entry: PackEntry, changes: Changes) -> str:
     ):
         lines.append(f"{label}: {len(items)}")
         lines.extend(f"  - {_line(f)}" for f in sorted(items, key=lambda f: (-f.severity.rank, f.rule_id)))
+    if changes.policy_changes:
+        # Without this, a rule loosened since the baseline would read as the agency's fix.
+        lines += [
+            "",
+            "Chính sách đánh giá đã thay đổi: kết quả thay đổi theo đó không tính là lỗi mới hay đã"
+            " khắc phục. / The policy changed: a verdict that changed with it counts neither as new"
+            " nor as fixed.",
+            *(f"  * {safe(n.vi, 480)} / {safe(n.en, 480)}" for n in changes.policy_changes),
+            f"Đánh giá theo chính sách khác / Judged otherwise: {len(changes.rejudged)}",
+            *(f"  - {_line(r.finding)} ({_VERDICTS[r.was]} → {_VERDICTS[r.now]})" for r in changes.rejudged),
+        ]
     lines += [
         "",
         "Gói báo cáo đính kèm (kiểm tra: attt verify THƯ-MỤC)."
         " / The pack is attached (check: attt verify DIR).",
     ]
     return "\n".join(lines) + "\n"
+
+
+_VERDICTS: dict[str | None, str] = {
+    "pass": "đạt / pass",
+    "fail": "không đạt / fail",
+    "waived": "miễn trừ / waived",
+    "error": "chưa đánh giá được / not evaluated",
+    "not_applicable": "không áp dụng / not applicable",
+    None: "không được đánh giá / not judged",
+}
 
 
 def _line(f: Finding) -> str:
@@ -310,6 +347,8 @@ def webhook_body(report: Report, index: PackIndex, changes: Changes) -> bytes:
         "new_failures": items(changes.new_failures),
         "new_errors": items(changes.new_errors),
         "fixed": items(changes.fixed),
+        "rejudged": [{**items([r.finding])[0], "was": r.was, "now": r.now} for r in changes.rejudged],
+        "policy_changes": [{"vi": n.vi, "en": n.en} for n in changes.policy_changes],
         "packs": [p.model_dump(mode="json") for p in index.packs],
     }
     return json.dumps(body, ensure_ascii=False).encode("utf-8")
