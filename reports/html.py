@@ -36,7 +36,7 @@ from attt.reports._locale import day, name_key, percent, when
 from attt.reports._reference import reference_text
 from attt.reports._text import as_text
 from attt.reports.base import DEFAULT_CONTEXT, Lang, RenderContext
-from attt.scanner.changes import Comparison, compare_runs
+from attt.scanner.changes import Comparison, Side, compare_runs
 from attt.scanner.evaluate import exit_code
 from attt.scanner.exitcodes import ExitCode
 from attt.scanner.models.base import Severity
@@ -1014,7 +1014,7 @@ def _changes(report: Report, baseline: Comparison, lang: Lang) -> ChangesView:
     if baseline.previous is None:
         return ChangesView(None, reason, (), (), (), 0)
     previous = baseline.previous
-    changes = compare_runs(previous.run, previous.findings, report.run, report.findings)
+    changes = compare_runs(*(Side(r.run, r.targets, r.findings) for r in (previous, report)))
     return ChangesView(
         previous_run=clean(previous.run.id),
         reason=reason,

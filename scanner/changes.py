@@ -16,6 +16,7 @@ apart with both verdicts, and the outputs name the policies that changed (`rejud
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from attt.scanner.models.base import Text
 from attt.scanner.models.finding import Finding, FindingStatus
@@ -40,7 +41,8 @@ failing when any fails, passing only when all pass."""
 
 @dataclass(frozen=True)
 class Rejudged:
-    """A verdict that changed while the policy judging the system changed too."""
+    """A verdict that changed while what judged it changed too: the policy, the system's or the
+    host's registration, or the vantage it was seen from."""
 
     finding: Finding
     """The current finding; the baseline's when the policy no longer judges the rule."""
@@ -55,14 +57,19 @@ class Rejudging:
     """How the judging differs between two runs."""
 
     systems: frozenset[str]
-    """Systems judged by another policy, or by a policy whose content changed."""
+    """Systems judged by another policy, by a policy whose content changed, or registered
+    otherwise (level, tags, role, allowed ports: what the rules read)."""
     notes: tuple[Text, ...]
     """What changed, for the reader: each policy changed, each system judged by another one."""
     everywhere: bool = False
-    """Every system: the runs do not say which policy judged which system, and theirs differ."""
+    """Every system: the runs do not say which policy judged which system, and theirs differ;
+    or the runs probed from other vantages."""
+    hosts: frozenset[tuple[str, str]] = frozenset()
+    """(system, address) of hosts registered otherwise (name, services, zone) or that answered
+    at another IP address: another machine may have answered."""
 
-    def covers(self, system: str) -> bool:
-        return self.everywhere or system in self.systems
+    def covers(self, system: str, host: str) -> bool:
+        return self.everywhere or system in self.systems or (system, host) in self.hosts
 
 
 @dataclass(frozen=True)
@@ -95,8 +102,19 @@ def compare(
     failing = {k for k, f in now.items() if f.status in _FAILING}
     passing = {k for k, f in now.items() if f.status == "pass"}
     unjudged = old.keys() - failing - passing
-    dropped = {k for k in unjudged if judged.covers(k[2]) and _no_longer_judged(k, current)}
-    moved = {k for k in (failing - old.keys()) | (passing & old.keys()) if judged.covers(k[2])}
+    dropped = {k for k in unjudged if judged.covers(k[2], k[3]) and _no_longer_judged(k, current)}
+    seen_elsewhere = {k for k in was.keys() & now.keys() if was[k].vantage != now[k].vantage}
+    changed = (failing - old.keys()) | (passing & old.keys())
+    moved = {k for k in changed if judged.covers(k[2], k[3]) or k in seen_elsewhere}
+    notes = judged.notes
+    if moved & seen_elsewhere:
+        count = len(moved & seen_elsewhere)
+        notes += (
+            Text(
+                vi=f"{count} kết quả được quan sát từ vùng khác với lượt quét trước",
+                en=f"{count} verdict(s) rest on what was seen from another vantage than in the baseline",
+            ),
+        )
     return Changes(
         new=_ordered(now[k] for k in failing - old.keys() - moved),
         fixed=_ordered(now[k] for k in passing & old.keys() - moved),
@@ -111,7 +129,7 @@ def compare(
                 key=lambda r: _order(r.finding),
             )
         ),
-        notes=judged.notes,
+        notes=notes,
     )
 
 
@@ -140,7 +158,7 @@ def _matched(
     matched = dict(was)
     for key, finding in was.items():
         found = elsewhere.get(key[1:], [])
-        if key not in now and len(found) == 1 and found[0] not in was and rejudging.covers(key[2]):
+        if key not in now and len(found) == 1 and found[0] not in was and rejudging.covers(key[2], key[3]):
             del matched[key]
             matched[found[0]] = finding
     return matched
@@ -162,12 +180,90 @@ def _ordered(findings: Iterable[Finding]) -> tuple[Finding, ...]:
     return tuple(sorted(findings, key=_order))
 
 
-def compare_runs(
-    before: RunInfo, before_findings: Iterable[Finding], after: RunInfo, after_findings: Iterable[Finding]
-) -> Changes:
-    """`compare`, knowing how each run was judged: the one comparison of `attt diff`, the HTML
-    report's change section and the notifications."""
-    return compare(before_findings, after_findings, rejudging(before, after))
+class Side(NamedTuple):
+    """One of the two runs compared: how it was run, what it scanned, what it found."""
+
+    info: RunInfo
+    targets: Sequence[Target]
+    findings: Iterable[Finding]
+
+
+def compare_runs(before: Side, after: Side) -> Changes:
+    """`compare`, knowing how each run was judged, registered and probed: the one comparison of
+    `attt diff`, the HTML report's change section and the notifications."""
+    judged = rejudging(before.info, after.info)
+    registered = _registration(before.targets, after.targets)
+    probed = _vantages(before.info, after.info)
+    combined = Rejudging(
+        systems=judged.systems | registered.systems,
+        notes=judged.notes + registered.notes + probed.notes,
+        everywhere=judged.everywhere or probed.everywhere,
+        hosts=registered.hosts,
+    )
+    return compare(before.findings, after.findings, combined)
+
+
+_RULES_READ = {"level", "tags", "allowed_ports", "role"}
+"""The fields of a system's registration that rules read (`applies_to`, allowed ports)."""
+
+
+def _registration(before: Sequence[Target], after: Sequence[Target]) -> Rejudging:
+    """Systems and hosts the inventory registered otherwise between the runs, and hosts that
+    answered at another IP address (a DNS name that moved): their verdicts may have changed
+    with the registration or the machine, not with the server's configuration."""
+    was = {t.key: t for t in before}
+    systems: set[str] = set()
+    hosts: set[tuple[str, str]] = set()
+    notes: list[Text] = []
+    for target in after:
+        old = was.get(target.key)
+        if old is None:
+            continue
+        system = target.system.id
+        if system not in systems and old.system.model_dump(include=_RULES_READ) != target.system.model_dump(
+            include=_RULES_READ
+        ):
+            systems.add(system)
+            notes.append(
+                Text(
+                    vi=f"hệ thống {system} được khai báo khác (cấp độ, thẻ, vai trò hoặc cổng được phép)",
+                    en=f"system {system} is registered otherwise (level, tags, role or allowed ports)",
+                )
+            )
+        where = target.address
+        if old.ip != target.ip:
+            hosts.add(target.key)
+            notes.append(
+                Text(
+                    vi=f"máy chủ {where} ({system}) trả lời ở địa chỉ {old.ip} trước đó, {target.ip} lần này",
+                    en=f"host {where} ({system}) answered at {old.ip} before, at {target.ip} now",
+                )
+            )
+        elif (old.host.hostname, old.host.services, old.zone) != (
+            target.host.hostname,
+            target.host.services,
+            target.zone,
+        ):
+            hosts.add(target.key)
+            notes.append(
+                Text(
+                    vi=f"máy chủ {where} ({system}) được khai báo khác (tên, dịch vụ hoặc vùng)",
+                    en=f"host {where} ({system}) is registered otherwise (name, services or zone)",
+                )
+            )
+    return Rejudging(frozenset(systems), tuple(notes), hosts=frozenset(hosts))
+
+
+def _vantages(before: RunInfo, after: RunInfo) -> Rejudging:
+    """Runs probed from other vantages see other things (a firewall shows the inside more)."""
+    if (before.vantage, before.probed_from) == (after.vantage, after.probed_from):
+        return Rejudging(frozenset(), ())
+    was, now = before.vantage or "—", after.vantage or "—"
+    note = Text(
+        vi=f"hai lượt quét thăm dò từ các vùng khác nhau (trước đó: {was}, lần này: {now})",
+        en=f"the runs probed from other vantages (before: {was}, now: {now})",
+    )
+    return Rejudging(frozenset(), (note,), everywhere=True)
 
 
 _POLICY_NAMES = re.compile(r" \+ | over ")

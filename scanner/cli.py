@@ -19,7 +19,7 @@ from attt.reports.bundle import RENDERERS, check_report_dir, write_bundle
 from attt.reports.manifest import load_signing_key
 from attt.scanner import pipeline
 from attt.scanner.catalog import check_lines
-from attt.scanner.changes import Comparison, choose_baseline, compare_runs
+from attt.scanner.changes import Comparison, Side, choose_baseline, compare_runs
 from attt.scanner.errors import AtttError, ConfigError, RunBusyError, StoreError
 from attt.scanner.evaluate import exit_code
 from attt.scanner.exitcodes import ExitCode
@@ -960,7 +960,7 @@ def diff(run_a: str, run_b: str, db: str | None) -> None:
     store = _open_store(db, create=False)
     registry, now = _registry(), pipeline.utcnow()
     before, after = (judged_run(_diff_run(store, ref), registry, now) for ref in (run_a, run_b))
-    changes = compare_runs(before.info, before.findings, after.info, after.findings)
+    changes = compare_runs(*(Side(r.info, r.targets, r.findings) for r in (before, after)))
     click.echo(f"{before.info.id} -> {after.info.id}")
     for info in (before.info, after.info):
         if info.status != "complete":

@@ -23,7 +23,7 @@ from email.utils import formataddr, make_msgid
 from functools import partial
 from pathlib import Path
 
-from attt.scanner.changes import Rejudged, compare_runs, finding_key
+from attt.scanner.changes import Rejudged, Side, compare_runs, finding_key
 from attt.scanner.config import EmailSettings, NotifySettings, WebhookSettings, read_secret
 from attt.scanner.errors import ConfigError
 from attt.scanner.models.base import Text
@@ -70,9 +70,8 @@ def changes_since(report: Report, previous: Report | None, everything: bool = Fa
     waiver expired since), new errors, fixed, and what changed with a changed policy (neither new
     nor fixed). With `everything`, every open failure and error."""
     before = previous.findings if previous is not None else ()
-    diff = compare_runs(
-        previous.run if previous is not None else report.run, before, report.run, report.findings
-    )
+    was = previous or report  # without a baseline, nothing is before: how it ran is moot
+    diff = compare_runs(Side(was.run, was.targets, before), Side(report.run, report.targets, report.findings))
     was_waived = {finding_key(f) for f in before if f.status == "waived"}
     old_errors = set() if everything else {finding_key(f) for f in before if f.status == "error"}
     if everything:
@@ -282,11 +281,12 @@ def _owner_text(report: Report, entry: PackEntry, changes: Changes) -> str:
         # Without this, a rule loosened since the baseline would read as the agency's fix.
         lines += [
             "",
-            "Chính sách đánh giá đã thay đổi: kết quả thay đổi theo đó không tính là lỗi mới hay đã"
-            " khắc phục. / The policy changed: a verdict that changed with it counts neither as new"
+            "Điều kiện đánh giá đã thay đổi (chính sách, khai báo hoặc vùng quét): kết quả thay đổi"
+            " theo đó không tính là lỗi mới hay đã khắc phục. / What judged it changed (the policy,"
+            " the registration or the vantage): a verdict that changed with it counts neither as new"
             " nor as fixed.",
             *(f"  * {safe(n.vi, 480)} / {safe(n.en, 480)}" for n in changes.policy_changes),
-            f"Đánh giá theo chính sách khác / Judged otherwise: {len(changes.rejudged)}",
+            f"Đánh giá trong điều kiện khác / Judged otherwise: {len(changes.rejudged)}",
             *(f"  - {_line(r.finding)} ({_VERDICTS[r.was]} → {_VERDICTS[r.now]})" for r in changes.rejudged),
         ]
     lines += [

@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 
-from attt.scanner.changes import choose_baseline, compare, compare_runs
+from attt.scanner.changes import Side, choose_baseline, compare, compare_runs
 from attt.scanner.models.report import PolicyRef, RunInfo
 from tests import factories as F
 from tests.scanner.plugins import target
@@ -72,7 +72,7 @@ def test_a_policy_that_changed_makes_no_fix_and_no_new_problem_and_says_so():
     # The server did not change: rule A was loosened (passes now), C was added (fails now).
     before = [F.finding("A", "fail"), F.finding("B", "fail"), F.finding("D", "pass")]
     after = [F.finding("A", "pass"), F.finding("B", "fail"), F.finding("C", "fail"), F.finding("D", "pass")]
-    changes = compare_runs(judged("old", 1, "a"), before, judged("now", 2, "b"), after)
+    changes = compare_runs(Side(judged("old", 1, "a"), (), before), Side(judged("now", 2, "b"), (), after))
     assert changes.new == () and changes.fixed == ()
     assert [(r.finding.rule_id, r.was, r.now) for r in changes.rejudged] == [
         ("A", "fail", "pass"),
@@ -83,7 +83,7 @@ def test_a_policy_that_changed_makes_no_fix_and_no_new_problem_and_says_so():
     assert note.en == f"policy vn-level-3 changed between the runs (sha256 {'a' * 12} → {'b' * 12})"
     assert note.vi.startswith("chính sách vn-level-3 đã thay đổi nội dung")
     # The same policy, the same content: a fix is a fix, with nothing to note.
-    same = compare_runs(judged("old", 1, "a"), before, judged("now", 2, "a"), after)
+    same = compare_runs(Side(judged("old", 1, "a"), (), before), Side(judged("now", 2, "a"), (), after))
     assert [f.rule_id for f in same.fixed] == ["A"] and [f.rule_id for f in same.new] == ["C"]
     assert same.rejudged == () and same.notes == ()
 
@@ -95,7 +95,7 @@ def test_a_system_judged_by_another_policy_keeps_its_rules_matched():
     )
     before = [F.finding(r, "fail", policy="vn-level-2") for r in ("A", "B", "GONE")]
     after = [F.finding("A", "fail"), F.finding("B", "pass"), F.finding("NEW", "fail")]
-    changes = compare_runs(level2, before, judged("now", 2, "a"), after)
+    changes = compare_runs(Side(level2, (), before), Side(judged("now", 2, "a"), (), after))
     assert [f.rule_id for f in changes.still] == ["A"]
     assert (changes.new, changes.fixed, changes.not_rechecked) == ((), (), ())
     assert [(r.finding.rule_id, r.was, r.now) for r in changes.rejudged] == [
@@ -112,7 +112,9 @@ def test_runs_that_do_not_say_which_policy_judged_which_system_are_judged_otherw
     new = judged("now", 2, "a", {}).model_copy(
         update={"policies": (PolicyRef(id="hatinh", version="1", sha256="d" * 64),)}
     )
-    changes = compare_runs(old, [F.finding("A", "fail")], new, [F.finding("A", "pass", policy="hatinh")])
+    changes = compare_runs(
+        Side(old, (), [F.finding("A", "fail")]), Side(new, (), [F.finding("A", "pass", policy="hatinh")])
+    )
     assert changes.fixed == () and [r.now for r in changes.rejudged] == ["pass"]
     assert [n.en for n in changes.notes] == ["judged by vn-level-3 before, by hatinh now"]
 
@@ -134,3 +136,38 @@ def test_entries_standing_for_blocked_rules_are_no_verdict_and_an_error_is_never
     # error -> pass: nothing failed before, so nothing is fixed; pass -> error is no new failure.
     assert changes.fixed == () and changes.new == ()
     assert compare([F.finding("E", "pass")], [F.finding("E", "error")]) == compare([], [])
+
+
+def test_a_host_that_answered_elsewhere_or_was_registered_otherwise_is_judged_otherwise():
+    # The inventory's DNS name now resolves to another machine; the other system may open 2323 now.
+    web, ports = target("127.0.0.4", "dichvucong"), target("127.0.0.5", "qlvb")
+    moved = web.model_copy(update={"ip": "127.0.0.9"})
+    allowed = ports.model_copy(update={"system": ports.system.model_copy(update={"allowed_ports": (2323,)})})
+    before = [F.finding("A", "fail", host="127.0.0.4"), F.finding("P", "fail", sys="qlvb", host="127.0.0.5")]
+    after = [F.finding("A", "pass", host="127.0.0.4"), F.finding("P", "pass", sys="qlvb", host="127.0.0.5")]
+    info = judged("old", 1, "a", {"dichvucong": "vn-level-3", "qlvb": "vn-level-3"})
+    changes = compare_runs(Side(info, (web, ports), before), Side(info, (moved, allowed), after))
+    assert changes.fixed == ()
+    assert [r.finding.rule_id for r in changes.rejudged] == ["A", "P"]
+    assert [n.en for n in changes.notes] == [
+        "host 127.0.0.4 (dichvucong) answered at 127.0.0.4 before, at 127.0.0.9 now",
+        "system qlvb is registered otherwise (level, tags, role or allowed ports)",
+    ]
+    # Registered alike: the same findings are a fix.
+    alike = compare_runs(Side(info, (web, ports), before), Side(info, (web, ports), after))
+    assert [f.rule_id for f in alike.fixed] == ["A", "P"] and alike.notes == ()
+
+
+def test_what_was_seen_from_another_vantage_is_neither_new_nor_fixed():
+    # A firewall shows the inside more: the same server passes from outside.
+    changes = compare([F.finding("A", "fail")], [F.finding("A", "pass", vantage="internet")])
+    assert changes.fixed == () and [(r.was, r.now) for r in changes.rejudged] == [("fail", "pass")]
+    assert (
+        changes.notes[0].en == "1 verdict(s) rest on what was seen from another vantage than in the baseline"
+    )
+    inside, outside = judged("old", 1, "a"), judged("now", 2, "a").model_copy(update={"vantage": "internet"})
+    changes = compare_runs(
+        Side(inside, (), [F.finding("B", "pass")]), Side(outside, (), [F.finding("B", "fail")])
+    )
+    assert changes.new == () and [r.now for r in changes.rejudged] == ["fail"]
+    assert changes.notes[0].en == "the runs probed from other vantages (before: —, now: internet)"
