@@ -321,6 +321,8 @@ class ChangesView:
     fixed: tuple[ChangeView, ...]
     not_rechecked: tuple[ChangeView, ...]
     still: int
+    unverified: tuple[ChangeView, ...] = ()
+    """Passing in the baseline and not judged now: no longer shown compliant."""
     rejudged: tuple[ChangeView, ...] = ()
     """Verdicts that changed while the policy judging the system changed: neither new nor fixed."""
     notes: tuple[str, ...] = ()
@@ -1022,6 +1024,7 @@ def _changes(report: Report, baseline: Comparison, lang: Lang) -> ChangesView:
         fixed=tuple(view(f) for f in changes.fixed),
         not_rechecked=tuple(view(f) for f in changes.not_rechecked),
         still=len(changes.still),
+        unverified=tuple(view(f) for f in changes.unverified),
         rejudged=tuple(view(r.finding, f"{verdict(r.was)} → {verdict(r.now)}") for r in changes.rejudged),
         notes=tuple(clean(n.get(lang)) for n in changes.notes),
     )

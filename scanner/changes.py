@@ -85,6 +85,9 @@ class Changes:
     """Failing in both (the current finding)."""
     rejudged: tuple[Rejudged, ...] = ()
     """Would be new or fixed (or dropped), but the policy judging the system changed."""
+    unverified: tuple[Finding, ...] = ()
+    """Passing in the baseline and not judged now (error, not probed, no longer observed): no
+    longer shown compliant, though nothing failed (the baseline's finding)."""
     notes: tuple[Text, ...] = ()
     """How the judging changed between the runs (`Rejudging.notes`); empty when it did not."""
 
@@ -102,6 +105,12 @@ def compare(
     failing = {k for k, f in now.items() if f.status in _FAILING}
     passing = {k for k, f in now.items() if f.status == "pass"}
     unjudged = old.keys() - failing - passing
+    passed = {k for k, f in was.items() if f.status == "pass"}
+    lost = {
+        k
+        for k in passed - failing - passing
+        if not (judged.covers(k[2], k[3]) and _no_longer_judged(k, current))
+    }
     dropped = {k for k in unjudged if judged.covers(k[2], k[3]) and _no_longer_judged(k, current)}
     seen_elsewhere = {k for k in was.keys() & now.keys() if was[k].vantage != now[k].vantage}
     changed = (failing - old.keys()) | (passing & old.keys())
@@ -130,6 +139,7 @@ def compare(
             )
         ),
         notes=notes,
+        unverified=_ordered(was[k] for k in lost),
     )
 
 

@@ -972,6 +972,7 @@ def diff(run_a: str, run_b: str, db: str | None) -> None:
         (_say("diff_new"), changes.new),
         (_say("diff_fixed"), changes.fixed),
         (_say("diff_not_rechecked"), changes.not_rechecked),
+        (_say("diff_unverified"), changes.unverified),
         (_say("diff_still"), changes.still),
     ]
     for label, findings in sections:

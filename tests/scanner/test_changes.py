@@ -135,7 +135,9 @@ def test_entries_standing_for_blocked_rules_are_no_verdict_and_an_error_is_never
     assert [f.rule_id for f in changes.not_rechecked] == ["A"]
     # error -> pass: nothing failed before, so nothing is fixed; pass -> error is no new failure.
     assert changes.fixed == () and changes.new == ()
-    assert compare([F.finding("E", "pass")], [F.finding("E", "error")]) == compare([], [])
+    lost = compare([F.finding("E", "pass")], [F.finding("E", "error")])
+    assert (lost.new, lost.fixed, lost.not_rechecked) == ((), (), ())
+    assert [f.rule_id for f in lost.unverified] == ["E"]  # compliant before, not shown compliant now
 
 
 def test_a_host_that_answered_elsewhere_or_was_registered_otherwise_is_judged_otherwise():
