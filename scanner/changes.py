@@ -355,6 +355,8 @@ def why_not_comparable(
         return "other_hosts"
     if set(earlier.checks) != set(current.checks):
         return "other_checks"
+    if (earlier.vantage, earlier.probed_from) != (current.vantage, current.probed_from):
+        return "other_vantage"
     return None
 
 
@@ -362,6 +364,7 @@ _SKIPPED = {
     "incomplete": ("chưa hoàn tất", "incomplete"),
     "other_hosts": ("quét tập máy chủ khác", "other hosts"),
     "other_checks": ("chạy bộ kiểm tra khác", "other checks"),
+    "other_vantage": ("thăm dò từ vùng khác", "probed from other vantages"),
 }
 
 

@@ -173,3 +173,12 @@ def test_what_was_seen_from_another_vantage_is_neither_new_nor_fixed():
     )
     assert changes.new == () and [r.now for r in changes.rejudged] == ["fail"]
     assert changes.notes[0].en == "the runs probed from other vantages (before: —, now: internet)"
+
+
+def test_a_run_probed_from_another_vantage_is_no_baseline():
+    a = target("127.0.0.4")
+    outside = run("outside", 5).model_copy(update={"vantage": "internet"})
+    chosen, why = choose_baseline(run("now", 10), (a,), [(run("inside", 1), (a,)), (outside, (a,))])
+    assert chosen == "inside"
+    assert why.en.endswith("(newer runs passed over: 1 probed from other vantages)")
+    assert why.vi.endswith("(bỏ qua các lượt mới hơn: 1 lượt thăm dò từ vùng khác)")
