@@ -1015,7 +1015,9 @@ def history(system: str | None, limit: int, db: str | None) -> None:
         return
     for info in runs:
         finished = info.finished.isoformat(timespec="seconds") if info.finished else "—"
-        policies = ",".join(p.id for p in info.policies)
+        # With its content's hash: a policy edited between two runs keeps its id, and its rules'
+        # verdicts may change with it rather than with the servers.
+        policies = ",".join(f"{p.id}@{p.sha256[:8]}" for p in info.policies)
         trigger = info.options.get("trigger", "—")
         click.echo(
             f"{info.id}  {info.status:<10} {finished}  {safe(trigger):<16} {safe(info.province)}  {policies}"

@@ -322,3 +322,18 @@ def test_a_policy_loosened_between_runs_fixes_nothing_and_diff_says_why(
     assert "policy e2e changed between the runs" in changes or "chính sách e2e đã thay đổi" in changes
     assert "Đã khắc phục: <strong>0</strong>" in changes or "Fixed: <strong>0</strong>" in changes
     assert "E2E-TELNET" in changes
+    # History shows each run's policy with its content's hash: the two runs' differ.
+    history = runner.invoke(main, ["history", "--db", db]).output.splitlines()
+    judged_by = [line.split()[-1] for line in history]
+    assert all(p.startswith("e2e@") for p in judged_by) and judged_by[0] != judged_by[1]
+    # The latest run judged again by the strict policy (`attt report -p`): the same content as its
+    # baseline's, so the comparison is like for like again: still failing, nothing to note.
+    policy.write_text(strict)
+    again = tmp_path / "again"
+    args = ["--lang", "en", "report", "latest", "-p", str(policy), "--db", db, "--out", str(again)]
+    assert runner.invoke(main, [*args, "--format", "html"]).exit_code == 0
+    rejudged = (again / "report.html").read_text()
+    section = rejudged[rejudged.index('<section id="changes">') :]
+    section = section[: section.index("</section>")]
+    assert "Fixed: <strong>0</strong>" in section and "Still failing: <strong>1</strong>" in section
+    assert "changed between the runs" not in section
