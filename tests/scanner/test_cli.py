@@ -337,3 +337,36 @@ def test_a_policy_loosened_between_runs_fixes_nothing_and_diff_says_why(
     section = section[: section.index("</section>")]
     assert "Fixed: <strong>0</strong>" in section and "Still failing: <strong>1</strong>" in section
     assert "changed between the runs" not in section
+
+
+def test_diff_of_a_latest_run_cut_short_says_so_and_fixes_nothing(tmp_path: Path, listeners: None) -> None:
+    from datetime import timedelta
+
+    from attt.scanner.store import Store, locate
+
+    db = tmp_path / "runs.db"
+    inv = inventory(tmp_path, ("bad", VIOLATING, "[{port: 8080}]"))
+    assert scan(tmp_path, inv)[0] == 1
+    # The next run was killed before its first probe ended: stored, never judged.
+    store = Store(locate(db))
+    first = store.load("latest")
+    info = first.info.model_copy(
+        update={
+            "id": "20991231T000000Z-cut",
+            "started": first.info.started + timedelta(hours=1),
+            "status": "running",
+        }
+    )
+    store.create_run(info, first.systems, first.targets)
+    store.mark(info.id, "incomplete", info.started + timedelta(minutes=1))
+    store.close()
+    for lang, unfinished, fixed, not_rechecked in (
+        ("en", "! run 20991231T000000Z-cut is incomplete: a rule it did not reach", "fixed: 0",
+         "not re-checked: 1\n  E2E-TELNET"),
+        ("vi", "! lượt quét 20991231T000000Z-cut chưa hoàn tất", "đã khắc phục: 0",
+         "chưa kiểm tra lại được: 1\n  E2E-TELNET"),
+    ):  # fmt: skip
+        result = CliRunner().invoke(main, ["--lang", lang, "diff", "previous", "latest", "--db", str(db)])
+        assert result.exit_code == 0, result.output
+        assert result.output.startswith(f"{first.info.id} -> 20991231T000000Z-cut\n")
+        assert unfinished in result.output and fixed in result.output and not_rechecked in result.output
