@@ -321,6 +321,8 @@ class ChangesView:
     fixed: tuple[ChangeView, ...]
     not_rechecked: tuple[ChangeView, ...]
     still: int
+    first_judged: tuple[ChangeView, ...] = ()
+    """Failing now and not judged in the previous run: not called new."""
     unverified: tuple[ChangeView, ...] = ()
     """Passing in the baseline and not judged now: no longer shown compliant."""
     rejudged: tuple[ChangeView, ...] = ()
@@ -1024,6 +1026,7 @@ def _changes(report: Report, baseline: Comparison, lang: Lang) -> ChangesView:
         fixed=tuple(view(f) for f in changes.fixed),
         not_rechecked=tuple(view(f) for f in changes.not_rechecked),
         still=len(changes.still),
+        first_judged=tuple(view(f) for f in changes.first_judged),
         unverified=tuple(view(f) for f in changes.unverified),
         rejudged=tuple(view(r.finding, f"{verdict(r.was)} → {verdict(r.now)}") for r in changes.rejudged),
         notes=tuple(clean(n.get(lang)) for n in changes.notes),

@@ -75,7 +75,8 @@ class Rejudging:
 @dataclass(frozen=True)
 class Changes:
     new: tuple[Finding, ...]
-    """Failing now and not in the baseline (the current finding)."""
+    """Failing now where the baseline judged the rule and it did not fail, or its check observed
+    the host without this endpoint (the current finding)."""
     fixed: tuple[Finding, ...]
     """Failing in the baseline and passing now (the current, passing finding)."""
     not_rechecked: tuple[Finding, ...]
@@ -85,6 +86,9 @@ class Changes:
     """Failing in both (the current finding)."""
     rejudged: tuple[Rejudged, ...] = ()
     """Would be new or fixed (or dropped), but the policy judging the system changed."""
+    first_judged: tuple[Finding, ...] = ()
+    """Failing now, and not judged in the baseline (error, not probed, host or check not in it):
+    it may have failed then too, so it is not called new (the current finding)."""
     unverified: tuple[Finding, ...] = ()
     """Passing in the baseline and not judged now (error, not probed, no longer observed): no
     longer shown compliant, though nothing failed (the baseline's finding)."""
@@ -97,10 +101,10 @@ def compare(
 ) -> Changes:
     """Sort every rule that fails in either run into new, fixed, not re-checked or still failing;
     on the systems `rejudging` names, a verdict that changed is judged otherwise instead."""
-    current = list(after)
+    current, before_list = list(after), list(before)
     judged = rejudging or Rejudging(frozenset(), ())
     now = _verdicts(current)
-    was = _matched(_verdicts(before), now, judged)
+    was = _matched(_verdicts(before_list), now, judged)
     old = {k: f for k, f in was.items() if f.status in _FAILING}
     failing = {k for k, f in now.items() if f.status in _FAILING}
     passing = {k for k, f in now.items() if f.status == "pass"}
@@ -124,8 +128,12 @@ def compare(
                 en=f"{count} verdict(s) rest on what was seen from another vantage than in the baseline",
             ),
         )
+    unseen = {
+        k for k in failing - old.keys() - moved if not _judged_before(k, now[k].check, was, before_list)
+    }
     return Changes(
-        new=_ordered(now[k] for k in failing - old.keys() - moved),
+        new=_ordered(now[k] for k in failing - old.keys() - moved - unseen),
+        first_judged=_ordered(now[k] for k in unseen),
         fixed=_ordered(now[k] for k in passing & old.keys() - moved),
         not_rechecked=_ordered(old[k] for k in unjudged - dropped),
         still=_ordered(now[k] for k in failing & old.keys()),
@@ -172,6 +180,19 @@ def _matched(
             del matched[key]
             matched[found[0]] = finding
     return matched
+
+
+def _judged_before(
+    key: FindingKey, check: str, was: dict[FindingKey, Finding], before: Sequence[Finding]
+) -> bool:
+    """Whether the baseline judged the rule on this endpoint, or its check observed the host (and
+    the endpoint was not there): only then is a failure now a change."""
+    if key in was:
+        return was[key].status != "error"
+    _, rule_id, system, host, _ = key
+    mine = [f for f in before if f.system == system and f.host == host]
+    blocked = any(rule_id in f.blocked for f in mine if f.kind != "rule")
+    return not blocked and any(f.check == check and f.kind == "rule" and f.status != "error" for f in mine)
 
 
 def _no_longer_judged(key: FindingKey, after: Sequence[Finding]) -> bool:

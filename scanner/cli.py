@@ -970,6 +970,7 @@ def diff(run_a: str, run_b: str, db: str | None) -> None:
         click.echo(f"! {_say('diff_policy_changed', change=safe(note.get(_lang[0])))}")
     sections = [
         (_say("diff_new"), changes.new),
+        (_say("diff_first_judged"), changes.first_judged),
         (_say("diff_fixed"), changes.fixed),
         (_say("diff_not_rechecked"), changes.not_rechecked),
         (_say("diff_unverified"), changes.unverified),

@@ -46,6 +46,9 @@ class Changes:
     """`new_failures` and `new_errors` hold every open one, not only the new ones."""
     rejudged: tuple[Rejudged, ...] = ()
     """Verdicts that changed while the policy judging the system changed: neither new nor fixed."""
+    first_judged: tuple[Finding, ...] = ()
+    """Failures the baseline could not judge (its probe failed, the host was not in it): news to
+    the agency, but not shown as new, since they may have been there before."""
     policy_changes: tuple[Text, ...] = ()
     """How the judging changed since the baseline (`changes.Rejudging.notes`)."""
 
@@ -60,6 +63,7 @@ class Changes:
             keep(self.fixed),
             self.everything,
             tuple(r for r in self.rejudged if r.finding.system in systems),
+            keep(self.first_judged),
             self.policy_changes,
         )
 
@@ -74,7 +78,7 @@ def changes_since(report: Report, previous: Report | None, everything: bool = Fa
     diff = compare_runs(Side(was.run, was.targets, before), Side(report.run, report.targets, report.findings))
     was_waived = {finding_key(f) for f in before if f.status == "waived"}
     old_errors = set() if everything else {finding_key(f) for f in before if f.status == "error"}
-    if everything:
+    if everything or previous is None:  # without a baseline, every failure is news
         failures = tuple(f for f in report.findings if f.status == "fail")
     else:
         expired = (f for f in diff.still if f.status == "fail" and finding_key(f) in was_waived)
@@ -88,6 +92,7 @@ def changes_since(report: Report, previous: Report | None, everything: bool = Fa
         fixed=diff.fixed,
         everything=everything,
         rejudged=diff.rejudged,
+        first_judged=() if everything or previous is None else diff.first_judged,
         policy_changes=diff.notes,
     )
 
@@ -237,9 +242,11 @@ def owner_email(
     # What the run could not judge is said up front: without it, an agency whose hosts were all
     # out of reach would read "0 new failures" as a clean week.
     unjudged = f" {entry.errors} chưa đánh giá được / not evaluated," if entry.errors else ""
+    # A failure the last run could not see is not new, but an agency must not read "0" as calm.
+    first = f" {len(mine.first_judged)} lỗi lần đầu thấy / first seen," if mine.first_judged else ""
     message["Subject"] = (
         f"[attt] {_header(report.run.province)} · {_header(entry.owner)}: {len(mine.new_failures)}"
-        f" lỗi mới / new failures,{unjudged} {len(mine.fixed)} đã khắc phục / fixed"
+        f" lỗi mới / new failures,{first}{unjudged} {len(mine.fixed)} đã khắc phục / fixed"
     )
     message["Message-ID"] = make_msgid(idstring=report.run.id, domain="attt.local")
     message.set_content(_owner_text(report, entry, mine))
@@ -272,6 +279,10 @@ def _owner_text(report: Report, entry: PackEntry, changes: Changes) -> str:
     lines.append(heading)
     for label, items in (
         ("Lỗi mới / New failures", changes.new_failures),
+        (
+            "Lỗi lần đầu thấy, lượt trước chưa đánh giá được / First seen, not judged last time",
+            changes.first_judged,
+        ),
         ("Chưa đánh giá được / Not evaluated", changes.new_errors),
         ("Đã khắc phục / Fixed", changes.fixed),
     ):
@@ -345,6 +356,7 @@ def webhook_body(report: Report, index: PackIndex, changes: Changes) -> bytes:
         "baseline": changes.baseline,
         "everything": changes.everything,
         "new_failures": items(changes.new_failures),
+        "first_judged": items(changes.first_judged),
         "new_errors": items(changes.new_errors),
         "fixed": items(changes.fixed),
         "rejudged": [{**items([r.finding])[0], "was": r.was, "now": r.now} for r in changes.rejudged],

@@ -182,3 +182,21 @@ def test_a_run_probed_from_another_vantage_is_no_baseline():
     assert chosen == "inside"
     assert why.en.endswith("(newer runs passed over: 1 probed from other vantages)")
     assert why.vi.endswith("(bỏ qua các lượt mới hơn: 1 lượt thăm dò từ vùng khác)")
+
+
+def test_a_failure_the_baseline_could_not_judge_is_first_judged_not_new():
+    blocked = F.finding("TLS-PROBE-ERROR", "error", kind="probe_error", blocked=("A",), port=None)
+    cases = {
+        "probe failed": [blocked],
+        "rule error": [F.finding("A", "error")],
+        "host not scanned": [F.finding("B", "pass", host="127.0.0.2")],
+        "check did not run": [F.finding("B", "pass", check="ssh", port=22)],
+    }
+    for why, before in cases.items():
+        changes = compare(before, [F.finding("A", "fail")])
+        assert changes.new == (), why
+        assert [f.rule_id for f in changes.first_judged] == ["A"], why
+    # The baseline judged it and it passed, or its check saw the host without this endpoint: new.
+    for before in ([F.finding("A", "pass")], [F.finding("B", "pass", port=8443)]):
+        changes = compare(before, [F.finding("A", "fail")])
+        assert [f.rule_id for f in changes.new] == ["A"] and changes.first_judged == ()

@@ -14,7 +14,7 @@ from attt.reports.owners import write_owner_packs
 from attt.scanner.cli import main
 from attt.scanner.config import EmailSettings, NotifySettings, WebhookSettings, load_config
 from attt.scanner.errors import ConfigError
-from attt.scanner.models.finding import FindingStatus
+from attt.scanner.models.finding import Finding, FindingStatus
 from attt.scanner.models.owners import PackIndex
 from attt.scanner.models.report import PolicyRef, Report
 from attt.scanner.models.target import Contact, Owner
@@ -299,3 +299,35 @@ def test_a_rule_loosened_since_the_baseline_is_not_mailed_as_the_agencys_fix(tmp
         ("TLS-PROTO-LEGACY", "fail", "pass")
     ]
     assert body["policy_changes"][0]["en"].startswith("policy vn-level-3 changed")
+
+
+def test_a_failure_last_weeks_run_could_not_see_is_mailed_as_first_seen_not_new(tmp_path: Path) -> None:
+    # Last week the host did not answer; this week it answers and fails a rule.
+    def run(run_id: str, finding: Finding) -> Report:
+        return factories.report(
+            [finding],
+            [factories.system("a-portal", owner=A)],
+            owners=(Owner(name=A, contact=Contact(name="CNTT", email=SHARED)),),
+            judged_by={"a-portal": "vn-level-3"},
+            id=run_id,
+        )
+
+    down = factories.finding(
+        "TLS-PROBE-ERROR",
+        "error",
+        sys="a-portal",
+        host="127.0.206.1",
+        kind="probe_error",
+        blocked=("TLS-PROTO-LEGACY",),
+    )
+    previous, report = run("run-1", down), run("run-2", factories.finding(sys="a-portal", host="127.0.206.1"))
+    changes = changes_since(report, previous)
+    assert changes.new_failures == () and len(changes.first_judged) == 1
+    index = packs(report, tmp_path / "out")
+    (entry,) = index.packs
+    message = owner_email(report, entry, tmp_path / "out" / entry.directory, changes, SHARED)
+    assert str(message["Subject"]).endswith(
+        ": 0 lỗi mới / new failures, 1 lỗi lần đầu thấy / first seen, 0 đã khắc phục / fixed"
+    )
+    body = json.loads(webhook_body(report, index, changes))
+    assert body["new_failures"] == [] and [f["rule_id"] for f in body["first_judged"]] == ["TLS-PROTO-LEGACY"]
