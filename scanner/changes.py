@@ -372,6 +372,14 @@ def why_not_comparable(
     """None when `earlier` can be the baseline of `current`; else the reason, as a short key."""
     if earlier.status != "complete":
         return "incomplete"
+    return unlike(current, targets, earlier, earlier_targets)
+
+
+def unlike(
+    current: RunInfo, targets: Sequence[Target], earlier: RunInfo, earlier_targets: Sequence[Target]
+) -> str | None:
+    """None when the two runs looked at the same things the same way (hosts, checks, vantages);
+    else the first difference, as a short key (`REASONS`)."""
     if _hosts(earlier_targets) != _hosts(targets):
         return "other_hosts"
     if set(earlier.checks) != set(current.checks):
@@ -381,7 +389,7 @@ def why_not_comparable(
     return None
 
 
-_SKIPPED = {
+REASONS = {
     "incomplete": ("chưa hoàn tất", "incomplete"),
     "other_hosts": ("quét tập máy chủ khác", "other hosts"),
     "other_checks": ("chạy bộ kiểm tra khác", "other checks"),
@@ -421,6 +429,6 @@ def choose_baseline(
 def _passed_over(skipped: dict[str, int]) -> Text:
     if not skipped:
         return Text(vi="", en="")
-    vi = ", ".join(f"{n} lượt {_SKIPPED[k][0]}" for k, n in sorted(skipped.items()))
-    en = ", ".join(f"{n} {_SKIPPED[k][1]}" for k, n in sorted(skipped.items()))
+    vi = ", ".join(f"{n} lượt {REASONS[k][0]}" for k, n in sorted(skipped.items()))
+    en = ", ".join(f"{n} {REASONS[k][1]}" for k, n in sorted(skipped.items()))
     return Text(vi=f" (bỏ qua các lượt mới hơn: {vi})", en=f" (newer runs passed over: {en})")

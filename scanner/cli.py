@@ -19,7 +19,7 @@ from attt.reports.bundle import RENDERERS, check_report_dir, write_bundle
 from attt.reports.manifest import load_signing_key
 from attt.scanner import pipeline
 from attt.scanner.catalog import check_lines
-from attt.scanner.changes import Comparison, Side, choose_baseline, compare_runs
+from attt.scanner.changes import REASONS, Comparison, Side, choose_baseline, compare_runs, unlike
 from attt.scanner.errors import AtttError, ConfigError, RunBusyError, StoreError
 from attt.scanner.evaluate import exit_code
 from attt.scanner.exitcodes import ExitCode
@@ -966,6 +966,11 @@ def diff(run_a: str, run_b: str, db: str | None) -> None:
         if info.status != "complete":
             status = _say(f"run_status_{info.status}")
             click.echo(f"! {_say('diff_unfinished', run=info.id, status=status)}")
+    if before.info.started > after.info.started:
+        click.echo(f"! {_say('diff_reversed', a=before.info.id, b=after.info.id)}")
+    why = unlike(after.info, after.targets, before.info, before.targets)
+    if why in ("other_hosts", "other_checks"):  # other vantages: a note of `changes` says so
+        click.echo(f"! {_say('diff_unlike', why=REASONS[why][0 if _lang[0] == 'vi' else 1])}")
     for note in changes.notes:
         click.echo(f"! {_say('diff_policy_changed', change=safe(note.get(_lang[0])))}")
     sections = [

@@ -200,6 +200,14 @@ def test_history_report_and_diff_use_the_store(tmp_path: Path, listeners: None) 
     newer, older = (line.split()[0] for line in history.output.splitlines()[:2])
     moved = runner.invoke(main, ["diff", older, newer, "--db", db])
     assert "fixed: 0" in moved.output and "not re-checked: 1\n  E2E-TELNET" in moved.output
+    assert (
+        "! the runs are not alike (other hosts): a failure on what only one of them scanned" in moved.output
+    )
+    vi_moved = runner.invoke(main, ["--lang", "vi", "diff", older, newer, "--db", db])
+    assert "! hai lượt quét không tương đồng (quét tập máy chủ khác)" in vi_moved.output
+    # Asked the wrong way round: said, not silently read as the reverse.
+    backwards = runner.invoke(main, ["diff", newer, older, "--db", db])
+    assert f"! {newer} started after {older}: the changes read from the later run back" in backwards.output
     again_dir = tmp_path / "again"
     args = ["report", older, "--db", db, "--out", str(again_dir), "--format", "json"]
     rerendered = runner.invoke(main, args)
