@@ -323,8 +323,10 @@ class ChangesView:
     still: int
     first_judged: tuple[ChangeView, ...] = ()
     """Failing now and not judged in the previous run: not called new."""
-    unverified: tuple[ChangeView, ...] = ()
-    """Passing in the baseline and not judged now: no longer shown compliant."""
+    unverified: int = 0
+    """Rules passing in the baseline and not judged now: no longer shown compliant. A count: the
+    hosts that could not be judged are listed where the report lists what it could not scan, and
+    one host down would list every rule it was judged on."""
     rejudged: tuple[ChangeView, ...] = ()
     """Verdicts that changed while the policy judging the system changed: neither new nor fixed."""
     notes: tuple[str, ...] = ()
@@ -1027,7 +1029,7 @@ def _changes(report: Report, baseline: Comparison, lang: Lang) -> ChangesView:
         not_rechecked=tuple(view(f) for f in changes.not_rechecked),
         still=len(changes.still),
         first_judged=tuple(view(f) for f in changes.first_judged),
-        unverified=tuple(view(f) for f in changes.unverified),
+        unverified=len(changes.unverified),
         rejudged=tuple(view(r.finding, f"{verdict(r.was)} → {verdict(r.now)}") for r in changes.rejudged),
         notes=tuple(clean(n.get(lang)) for n in changes.notes),
     )
