@@ -102,6 +102,7 @@ def compare(
     """Sort every rule that fails in either run into new, fixed, not re-checked or still failing;
     on the systems `rejudging` names, a verdict that changed is judged otherwise instead."""
     current, before_list = list(after), list(before)
+    hosts_now, hosts_before = _by_host(current), _by_host(before_list)
     judged = rejudging or Rejudging(frozenset(), ())
     now = _verdicts(current)
     was = _matched(_verdicts(before_list), now, judged)
@@ -113,9 +114,9 @@ def compare(
     lost = {
         k
         for k in passed - failing - passing
-        if not (judged.covers(k[2], k[3]) and _no_longer_judged(k, current))
+        if not (judged.covers(k[2], k[3]) and _no_longer_judged(k, hosts_now))
     }
-    dropped = {k for k in unjudged if judged.covers(k[2], k[3]) and _no_longer_judged(k, current)}
+    dropped = {k for k in unjudged if judged.covers(k[2], k[3]) and _no_longer_judged(k, hosts_now)}
     seen_elsewhere = {k for k in was.keys() & now.keys() if was[k].vantage != now[k].vantage}
     changed = (failing - old.keys()) | (passing & old.keys())
     moved = {k for k in changed if judged.covers(k[2], k[3]) or k in seen_elsewhere}
@@ -129,7 +130,7 @@ def compare(
             ),
         )
     unseen = {
-        k for k in failing - old.keys() - moved if not _judged_before(k, now[k].check, was, before_list)
+        k for k in failing - old.keys() - moved if not _judged_before(k, now[k].check, was, hosts_before)
     }
     return Changes(
         new=_ordered(now[k] for k in failing - old.keys() - moved - unseen),
@@ -182,24 +183,33 @@ def _matched(
     return matched
 
 
-def _judged_before(
-    key: FindingKey, check: str, was: dict[FindingKey, Finding], before: Sequence[Finding]
-) -> bool:
+_ByHost = dict[tuple[str, str], list[Finding]]
+"""A run's findings by (system, host): what one host's findings say is looked up once per key."""
+
+
+def _by_host(findings: Iterable[Finding]) -> _ByHost:
+    grouped: _ByHost = {}
+    for f in findings:
+        grouped.setdefault((f.system, f.host), []).append(f)
+    return grouped
+
+
+def _judged_before(key: FindingKey, check: str, was: dict[FindingKey, Finding], before: _ByHost) -> bool:
     """Whether the baseline judged the rule on this endpoint, or its check observed the host (and
     the endpoint was not there): only then is a failure now a change."""
     if key in was:
         return was[key].status != "error"
     _, rule_id, system, host, _ = key
-    mine = [f for f in before if f.system == system and f.host == host]
+    mine = before.get((system, host), [])
     blocked = any(rule_id in f.blocked for f in mine if f.kind != "rule")
     return not blocked and any(f.check == check and f.kind == "rule" and f.status != "error" for f in mine)
 
 
-def _no_longer_judged(key: FindingKey, after: Sequence[Finding]) -> bool:
+def _no_longer_judged(key: FindingKey, after: _ByHost) -> bool:
     """The host is in the current run, but no finding of it judges the rule, on any port, nor
     lists it as blocked: the current policy does not have it (rather than: it could not be judged)."""
     _, rule_id, system, host, _ = key
-    mine = [f for f in after if f.system == system and f.host == host]
+    mine = after.get((system, host), [])
     return bool(mine) and not any(f.rule_id == rule_id or rule_id in f.blocked for f in mine)
 
 
