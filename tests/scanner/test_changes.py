@@ -200,3 +200,19 @@ def test_a_failure_the_baseline_could_not_judge_is_first_judged_not_new():
     for before in ([F.finding("A", "pass")], [F.finding("B", "pass", port=8443)]):
         changes = compare(before, [F.finding("A", "fail")])
         assert [f.rule_id for f in changes.new] == ["A"] and changes.first_judged == ()
+
+
+def test_a_waiver_added_or_ended_is_still_failing_never_fixed_or_new():
+    waived, failing = F.finding("A", "waived"), F.finding("A", "fail")
+    for before, after in ((failing, waived), (waived, failing)):
+        changes = compare([before], [after])
+        assert (changes.new, changes.fixed) == ((), ()) and [f.status for f in changes.still] == [
+            after.status
+        ]
+    # The rule passes under its waiver: the server was mended, a fix.
+    assert [f.rule_id for f in compare([waived], [F.finding("A", "pass")]).fixed] == ["A"]
+
+
+def test_a_service_that_moved_port_leaves_its_old_failure_not_rechecked():
+    changes = compare([F.finding("A", "fail", port=443)], [F.finding("A", "pass", port=8443)])
+    assert changes.fixed == () and [f.port for f in changes.not_rechecked] == [443]
