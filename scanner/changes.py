@@ -1,16 +1,19 @@
 """What changed between two runs, and which earlier run a run is compared with. Pure.
 
-This is the one definition of "the same finding in another run" (`finding_key`): `attt diff`
-and the HTML report's change section both use `compare`. A rule is *fixed* only when it failed
-before and passes now; when it cannot be judged now (the host is down, the probe failed or
-never ran, the endpoint is gone) it is *not re-checked*, never fixed. Runs are compared only
+This is the one definition of "the same finding in another run" (`finding_key`): `attt diff`,
+the HTML report's change section and the notifications all use `compare_runs`. A rule is
+*fixed* only when it failed before and passes now; when it cannot be judged now (the host is
+down, the probe failed or never ran, the endpoint is gone) it is *not re-checked*, never fixed.
+A failure is *new* only when the baseline judged the rule and it did not fail (or its check saw
+the host without that endpoint); one the baseline could not judge is *first judged*. Runs are compared only
 when they are alike: the baseline of a run is the latest earlier complete run that scanned the
 same hosts of the same systems with the same checks (`choose_baseline`).
 
-A verdict that changed while the policy judging it changed too (another policy, or the same
-policy id with other content: a rule loosened, tightened, added or dropped) is not earned as new
-or fixed: the server may not have changed at all. Such a change is *judged otherwise*, listed
-apart with both verdicts, and the outputs name the policies that changed (`rejudging`).
+A verdict that changed while what judged it changed too (another policy, or the same policy id
+with other content: a rule loosened, tightened, added or dropped; the system or host registered
+otherwise; another machine answering at the address; another vantage) is not earned as new or
+fixed: the server may not have changed at all. Such a change is *judged otherwise*, listed apart
+with both verdicts, and the outputs name what changed (`compare_runs`).
 """
 
 import re
@@ -99,8 +102,9 @@ class Changes:
 def compare(
     before: Iterable[Finding], after: Iterable[Finding], rejudging: "Rejudging | None" = None
 ) -> Changes:
-    """Sort every rule that fails in either run into new, fixed, not re-checked or still failing;
-    on the systems `rejudging` names, a verdict that changed is judged otherwise instead."""
+    """Sort every rule that fails in either run into new, first judged, fixed, not re-checked or
+    still failing, and list what passed before and cannot be judged now; on the systems and hosts
+    `rejudging` covers, a verdict that changed is judged otherwise instead."""
     current, before_list = list(after), list(before)
     hosts_now, hosts_before = _by_host(current), _by_host(before_list)
     judged = rejudging or Rejudging(frozenset(), ())
@@ -111,12 +115,12 @@ def compare(
     passing = {k for k, f in now.items() if f.status == "pass"}
     unjudged = old.keys() - failing - passing
     passed = {k for k, f in was.items() if f.status == "pass"}
-    lost = {
-        k
-        for k in passed - failing - passing
-        if not (judged.covers(k[2], k[3]) and _no_longer_judged(k, hosts_now))
-    }
-    dropped = {k for k in unjudged if judged.covers(k[2], k[3]) and _no_longer_judged(k, hosts_now)}
+
+    def dropped_by_policy(k: FindingKey) -> bool:
+        return judged.covers(k[2], k[3]) and _no_longer_judged(k, hosts_now)
+
+    lost = {k for k in passed - failing - passing if not dropped_by_policy(k)}
+    dropped = {k for k in unjudged if dropped_by_policy(k)}
     seen_elsewhere = {k for k in was.keys() & now.keys() if was[k].vantage != now[k].vantage}
     changed = (failing - old.keys()) | (passing & old.keys())
     moved = {k for k in changed if judged.covers(k[2], k[3]) or k in seen_elsewhere}
