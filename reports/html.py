@@ -36,7 +36,7 @@ from attt.reports._locale import day, name_key, percent, when
 from attt.reports._reference import reference_text
 from attt.reports._text import as_text
 from attt.reports.base import DEFAULT_CONTEXT, Lang, RenderContext
-from attt.scanner.changes import Comparison, compare
+from attt.scanner.changes import Comparison, Side, compare_runs
 from attt.scanner.evaluate import exit_code
 from attt.scanner.exitcodes import ExitCode
 from attt.scanner.models.base import Severity
@@ -307,6 +307,8 @@ class ChangeView:
     system: str
     host: str
     port: int | None
+    verdicts: str = ""
+    """For a rule judged otherwise: its verdict then and now (`fail → pass`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,6 +321,16 @@ class ChangesView:
     fixed: tuple[ChangeView, ...]
     not_rechecked: tuple[ChangeView, ...]
     still: int
+    first_judged: tuple[ChangeView, ...] = ()
+    """Failing now and not judged in the previous run: not called new."""
+    unverified: int = 0
+    """Rules passing in the baseline and not judged now: no longer shown compliant. A count: the
+    hosts that could not be judged are listed where the report lists what it could not scan, and
+    one host down would list every rule it was judged on."""
+    rejudged: tuple[ChangeView, ...] = ()
+    """Verdicts that changed while the policy judging the system changed: neither new nor fixed."""
+    notes: tuple[str, ...] = ()
+    """How the judging changed between the two runs (which policy, which system)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -988,7 +1000,9 @@ def _run_view(report: Report, lang: Lang) -> RunView:
 
 
 def _changes(report: Report, baseline: Comparison, lang: Lang) -> ChangesView:
-    def view(f: Finding) -> ChangeView:
+    t = strings(lang)
+
+    def view(f: Finding, verdicts: str = "") -> ChangeView:
         return ChangeView(
             rule_id=f.rule_id,
             title=clean(f.title.get(lang)),
@@ -996,19 +1010,28 @@ def _changes(report: Report, baseline: Comparison, lang: Lang) -> ChangesView:
             system=f.system,
             host=clean(f.host),
             port=f.port,
+            verdicts=verdicts,
         )
+
+    def verdict(status: str | None) -> str:
+        return t[f"status_{status}"] if status is not None else t["changes_not_judged"]
 
     reason = clean(baseline.reason.get(lang))
     if baseline.previous is None:
         return ChangesView(None, reason, (), (), (), 0)
-    changes = compare(baseline.previous.findings, report.findings)
+    previous = baseline.previous
+    changes = compare_runs(*(Side(r.run, r.targets, r.findings) for r in (previous, report)))
     return ChangesView(
-        previous_run=clean(baseline.previous.run.id),
+        previous_run=clean(previous.run.id),
         reason=reason,
         new=tuple(view(f) for f in changes.new),
         fixed=tuple(view(f) for f in changes.fixed),
         not_rechecked=tuple(view(f) for f in changes.not_rechecked),
         still=len(changes.still),
+        first_judged=tuple(view(f) for f in changes.first_judged),
+        unverified=len(changes.unverified),
+        rejudged=tuple(view(r.finding, f"{verdict(r.was)} → {verdict(r.now)}") for r in changes.rejudged),
+        notes=tuple(clean(n.get(lang)) for n in changes.notes),
     )
 
 

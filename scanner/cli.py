@@ -19,7 +19,7 @@ from attt.reports.bundle import RENDERERS, check_report_dir, write_bundle
 from attt.reports.manifest import load_signing_key
 from attt.scanner import pipeline
 from attt.scanner.catalog import check_lines
-from attt.scanner.changes import Comparison, choose_baseline, compare
+from attt.scanner.changes import REASONS, Comparison, Side, choose_baseline, compare_runs, unlike
 from attt.scanner.errors import AtttError, ConfigError, RunBusyError, StoreError
 from attt.scanner.evaluate import exit_code
 from attt.scanner.exitcodes import ExitCode
@@ -27,7 +27,7 @@ from attt.scanner.lifecycle import Interrupts, ResumeConflict, as_list, remember
 from attt.scanner.limits import FILES_PER_TARGET, concurrency_for, raise_open_files
 from attt.scanner.messages import language, problem_text, say
 from attt.scanner.models.base import Severity, Text
-from attt.scanner.models.finding import FindingCodec
+from attt.scanner.models.finding import Finding, FindingCodec
 from attt.scanner.models.observation import Observation
 from attt.scanner.models.report import Report, RunInfo, report_json_schema
 from attt.scanner.models.target import SystemInfo, Target, Zone
@@ -955,22 +955,47 @@ def diff(run_a: str, run_b: str, db: str | None) -> None:
     A run is an id, a unique prefix of one, `latest` (the newest run) or `previous` (the run
     `latest` is compared with: the latest earlier complete run over the same hosts with the same
     checks). Fixed means the rule passes in RUN_B; one that could not be judged there (error,
-    not probed, endpoint gone) is "not re-checked"."""
+    not probed, endpoint gone) is "not re-checked". A verdict that changed while the policy
+    judging its system changed too is "judged otherwise", never new or fixed."""
     store = _open_store(db, create=False)
-    before, after = _diff_run(store, run_a), _diff_run(store, run_b)
-    changes = compare(before.findings, after.findings)
+    registry, now = _registry(), pipeline.utcnow()
+    before, after = (judged_run(_diff_run(store, ref), registry, now) for ref in (run_a, run_b))
+    changes = compare_runs(*(Side(r.info, r.targets, r.findings) for r in (before, after)))
+    click.echo(f"{before.info.id} -> {after.info.id}")
+    for info in (before.info, after.info):
+        if info.status != "complete":
+            status = _say(f"run_status_{info.status}")
+            click.echo(f"! {_say('diff_unfinished', run=info.id, status=status)}")
+    if before.info.started > after.info.started:
+        click.echo(f"! {_say('diff_reversed', a=before.info.id, b=after.info.id)}")
+    why = unlike(after.info, after.targets, before.info, before.targets)
+    if why in ("other_hosts", "other_checks"):  # other vantages: a note of `changes` says so
+        click.echo(f"! {_say('diff_unlike', why=REASONS[why][0 if _lang[0] == 'vi' else 1])}")
+    for note in changes.notes:
+        click.echo(f"! {_say('diff_policy_changed', change=safe(note.get(_lang[0])))}")
     sections = [
         (_say("diff_new"), changes.new),
+        (_say("diff_first_judged"), changes.first_judged),
         (_say("diff_fixed"), changes.fixed),
         (_say("diff_not_rechecked"), changes.not_rechecked),
+        (_say("diff_unverified"), changes.unverified),
         (_say("diff_still"), changes.still),
     ]
-    click.echo(f"{before.info.id} -> {after.info.id}")
     for label, findings in sections:
         click.echo(f"{label}: {len(findings)}")
         for f in findings:
-            where = f"{f.host}:{f.port}" if f.port is not None else f.host
-            click.echo(f"  {f.rule_id:<28} {f.system} {safe(where)}")
+            click.echo(f"  {f.rule_id:<28} {f.system} {safe(_where(f))}")
+    if changes.rejudged:
+        click.echo(f"{_say('diff_rejudged')}: {len(changes.rejudged)}")
+        for r in changes.rejudged:
+            was, verdict = (_say(f"verdict_{s or 'none'}") for s in (r.was, r.now))
+            click.echo(
+                f"  {r.finding.rule_id:<28} {r.finding.system} {safe(_where(r.finding))}  {was} -> {verdict}"
+            )
+
+
+def _where(f: Finding) -> str:
+    return f"{f.host}:{f.port}" if f.port is not None else f.host
 
 
 def _diff_run(store: Store, ref: str) -> StoredRun:
@@ -996,7 +1021,9 @@ def history(system: str | None, limit: int, db: str | None) -> None:
         return
     for info in runs:
         finished = info.finished.isoformat(timespec="seconds") if info.finished else "—"
-        policies = ",".join(p.id for p in info.policies)
+        # With its content's hash: a policy edited between two runs keeps its id, and its rules'
+        # verdicts may change with it rather than with the servers.
+        policies = ",".join(f"{p.id}@{p.sha256[:8]}" for p in info.policies)
         trigger = info.options.get("trigger", "—")
         click.echo(
             f"{info.id}  {info.status:<10} {finished}  {safe(trigger):<16} {safe(info.province)}  {policies}"

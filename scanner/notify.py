@@ -23,9 +23,10 @@ from email.utils import formataddr, make_msgid
 from functools import partial
 from pathlib import Path
 
-from attt.scanner.changes import compare, finding_key
+from attt.scanner.changes import Rejudged, Side, compare_runs, finding_key
 from attt.scanner.config import EmailSettings, NotifySettings, WebhookSettings, read_secret
 from attt.scanner.errors import ConfigError
+from attt.scanner.models.base import Text
 from attt.scanner.models.finding import Finding
 from attt.scanner.models.owners import PackEntry, PackIndex
 from attt.scanner.models.report import Report
@@ -43,25 +44,41 @@ class Changes:
     fixed: tuple[Finding, ...]
     everything: bool = False
     """`new_failures` and `new_errors` hold every open one, not only the new ones."""
+    rejudged: tuple[Rejudged, ...] = ()
+    """Verdicts that changed while the policy judging the system changed: neither new nor fixed."""
+    first_judged: tuple[Finding, ...] = ()
+    """Failures the baseline could not judge (its probe failed, the host was not in it): news to
+    the agency, but not shown as new, since they may have been there before."""
+    policy_changes: tuple[Text, ...] = ()
+    """How the judging changed since the baseline (`changes.Rejudging.notes`)."""
 
     def only(self, systems: set[str]) -> "Changes":
         def keep(items: tuple[Finding, ...]) -> tuple[Finding, ...]:
             return tuple(f for f in items if f.system in systems)
 
         return Changes(
-            self.baseline, keep(self.new_failures), keep(self.new_errors), keep(self.fixed), self.everything
+            self.baseline,
+            keep(self.new_failures),
+            keep(self.new_errors),
+            keep(self.fixed),
+            self.everything,
+            tuple(r for r in self.rejudged if r.finding.system in systems),
+            keep(self.first_judged),
+            self.policy_changes,
         )
 
 
 def changes_since(report: Report, previous: Report | None, everything: bool = False) -> Changes:
     """What is news in `report` against its baseline `previous` (None: there is none), by the
-    one comparison `attt diff` and the HTML use (`compare`): new failures (and failures whose
-    waiver expired since), new errors, fixed. With `everything`, every open failure and error."""
+    one comparison `attt diff` and the HTML use (`compare_runs`): new failures (and failures whose
+    waiver expired since), new errors, fixed, and what changed with a changed policy (neither new
+    nor fixed). With `everything`, every open failure and error."""
     before = previous.findings if previous is not None else ()
-    diff = compare(before, report.findings)
+    was = previous or report  # without a baseline, nothing is before: how it ran is moot
+    diff = compare_runs(Side(was.run, was.targets, before), Side(report.run, report.targets, report.findings))
     was_waived = {finding_key(f) for f in before if f.status == "waived"}
     old_errors = set() if everything else {finding_key(f) for f in before if f.status == "error"}
-    if everything:
+    if everything or previous is None:  # without a baseline, every failure is news
         failures = tuple(f for f in report.findings if f.status == "fail")
     else:
         expired = (f for f in diff.still if f.status == "fail" and finding_key(f) in was_waived)
@@ -74,6 +91,9 @@ def changes_since(report: Report, previous: Report | None, everything: bool = Fa
         ),
         fixed=diff.fixed,
         everything=everything,
+        rejudged=diff.rejudged,
+        first_judged=() if everything or previous is None else diff.first_judged,
+        policy_changes=diff.notes,
     )
 
 
@@ -222,9 +242,11 @@ def owner_email(
     # What the run could not judge is said up front: without it, an agency whose hosts were all
     # out of reach would read "0 new failures" as a clean week.
     unjudged = f" {entry.errors} chưa đánh giá được / not evaluated," if entry.errors else ""
+    # A failure the last run could not see is not new, but an agency must not read "0" as calm.
+    first = f" {len(mine.first_judged)} lỗi lần đầu thấy / first seen," if mine.first_judged else ""
     message["Subject"] = (
         f"[attt] {_header(report.run.province)} · {_header(entry.owner)}: {len(mine.new_failures)}"
-        f" lỗi mới / new failures,{unjudged} {len(mine.fixed)} đã khắc phục / fixed"
+        f" lỗi mới / new failures,{first}{unjudged} {len(mine.fixed)} đã khắc phục / fixed"
     )
     message["Message-ID"] = make_msgid(idstring=report.run.id, domain="attt.local")
     message.set_content(_owner_text(report, entry, mine))
@@ -257,17 +279,43 @@ def _owner_text(report: Report, entry: PackEntry, changes: Changes) -> str:
     lines.append(heading)
     for label, items in (
         ("Lỗi mới / New failures", changes.new_failures),
+        (
+            "Lỗi lần đầu thấy, lượt trước chưa đánh giá được / First seen, not judged last time",
+            changes.first_judged,
+        ),
         ("Chưa đánh giá được / Not evaluated", changes.new_errors),
         ("Đã khắc phục / Fixed", changes.fixed),
     ):
         lines.append(f"{label}: {len(items)}")
         lines.extend(f"  - {_line(f)}" for f in sorted(items, key=lambda f: (-f.severity.rank, f.rule_id)))
+    if changes.policy_changes:
+        # Without this, a rule loosened since the baseline would read as the agency's fix.
+        lines += [
+            "",
+            "Điều kiện đánh giá đã thay đổi (chính sách, khai báo hoặc vùng quét): kết quả thay đổi"
+            " theo đó không tính là lỗi mới hay đã khắc phục. / What judged it changed (the policy,"
+            " the registration or the vantage): a verdict that changed with it counts neither as new"
+            " nor as fixed.",
+            *(f"  * {safe(n.vi, 480)} / {safe(n.en, 480)}" for n in changes.policy_changes),
+            f"Đánh giá trong điều kiện khác / Judged otherwise: {len(changes.rejudged)}",
+            *(f"  - {_line(r.finding)} ({_VERDICTS[r.was]} → {_VERDICTS[r.now]})" for r in changes.rejudged),
+        ]
     lines += [
         "",
         "Gói báo cáo đính kèm (kiểm tra: attt verify THƯ-MỤC)."
         " / The pack is attached (check: attt verify DIR).",
     ]
     return "\n".join(lines) + "\n"
+
+
+_VERDICTS: dict[str | None, str] = {
+    "pass": "đạt / pass",
+    "fail": "không đạt / fail",
+    "waived": "miễn trừ / waived",
+    "error": "chưa đánh giá được / not evaluated",
+    "not_applicable": "không áp dụng / not applicable",
+    None: "không được đánh giá / not judged",
+}
 
 
 def _line(f: Finding) -> str:
@@ -308,8 +356,11 @@ def webhook_body(report: Report, index: PackIndex, changes: Changes) -> bytes:
         "baseline": changes.baseline,
         "everything": changes.everything,
         "new_failures": items(changes.new_failures),
+        "first_judged": items(changes.first_judged),
         "new_errors": items(changes.new_errors),
         "fixed": items(changes.fixed),
+        "rejudged": [{**items([r.finding])[0], "was": r.was, "now": r.now} for r in changes.rejudged],
+        "policy_changes": [{"vi": n.vi, "en": n.en} for n in changes.policy_changes],
         "packs": [p.model_dump(mode="json") for p in index.packs],
     }
     return json.dumps(body, ensure_ascii=False).encode("utf-8")

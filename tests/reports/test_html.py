@@ -3,18 +3,18 @@
 import json
 import re
 from html.parser import HTMLParser
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import pytest
 
 from attt.reports._i18n import strings
-from attt.reports.base import RenderContext
+from attt.reports.base import Lang, RenderContext
 from attt.reports.html import LARGE_REPORT, HtmlRenderer, build_view, render_html
 from attt.reports.json import JsonRenderer
 from attt.scanner.changes import Comparison
 from attt.scanner.models.base import Severity, Text
 from attt.scanner.models.finding import Finding, FindingStatus
-from attt.scanner.models.report import Report
+from attt.scanner.models.report import PolicyRef, Report
 from tests import factories as F
 
 RENDERER = HtmlRenderer()
@@ -451,3 +451,34 @@ def test_a_waiver_is_listed_once_with_every_place_it_covers():
     active, expired = view.waivers
     assert page.count(f'href="#{active.anchor}"') == 2 and page.count(f'href="#{expired.anchor}"') == 1
     assert page.count(active.reason) == 1  # the reason once, in the waivers section
+
+
+def test_change_section_names_a_changed_policy_and_counts_nothing_it_moved_as_fixed():
+    def run(sha: str, run_id: str, *findings: Finding) -> Report:
+        policy = PolicyRef(id="vn-level-3", version="2026.1", sha256=sha * 64)
+        return F.report(list(findings), id=run_id, policies=(policy,), judged_by={"dichvucong": "vn-level-3"})
+
+    previous = run("1", "run-1", F.finding("LOOSENED", "fail"), F.finding("DARK", "pass"))
+    current = run("2", "run-2", F.finding("LOOSENED", "pass"), F.finding("DARK", "error"))
+    why = Text(vi="lượt gần nhất", en="the latest comparable run")
+    for lang, policy_note, verdicts, unverified in (
+        (
+            "en",
+            "policy vn-level-3 changed between the runs",
+            "fail → pass",
+            "Passed before, could not be re-checked",
+        ),
+        (
+            "vi",
+            "chính sách vn-level-3 đã thay đổi nội dung",
+            "không đạt → đạt",
+            "Đạt trước đó, nay chưa kiểm tra lại được",
+        ),
+    ):
+        view = build_view(current, cast(Lang, lang), RenderContext(baseline=Comparison(previous, why)))
+        assert view.changes is not None and view.changes.fixed == ()
+        assert [(c.rule_id, c.verdicts) for c in view.changes.rejudged] == [("LOOSENED", verdicts)]
+        assert view.changes.unverified == 1  # DARK: passed before, not judged now
+        page = render_html(view).decode("utf-8")
+        section = page[page.index('id="changes"') : page.index("</section>", page.index('id="changes"'))]
+        assert policy_note in section and verdicts in section and unverified in section

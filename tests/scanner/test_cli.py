@@ -200,6 +200,14 @@ def test_history_report_and_diff_use_the_store(tmp_path: Path, listeners: None) 
     newer, older = (line.split()[0] for line in history.output.splitlines()[:2])
     moved = runner.invoke(main, ["diff", older, newer, "--db", db])
     assert "fixed: 0" in moved.output and "not re-checked: 1\n  E2E-TELNET" in moved.output
+    assert (
+        "! the runs are not alike (other hosts): a failure on what only one of them scanned" in moved.output
+    )
+    vi_moved = runner.invoke(main, ["--lang", "vi", "diff", older, newer, "--db", db])
+    assert "! hai lượt quét không tương đồng (quét tập máy chủ khác)" in vi_moved.output
+    # Asked the wrong way round: said, not silently read as the reverse.
+    backwards = runner.invoke(main, ["diff", newer, older, "--db", db])
+    assert f"! {newer} started after {older}: the changes read from the later run back" in backwards.output
     again_dir = tmp_path / "again"
     args = ["report", older, "--db", db, "--out", str(again_dir), "--format", "json"]
     rerendered = runner.invoke(main, args)
@@ -290,3 +298,83 @@ def test_resume_refuses_a_complete_run(tmp_path: Path, listeners: None) -> None:
     result = CliRunner().invoke(main, ["scan", "--resume", run_id, "--db", str(tmp_path / "runs.db")])
     assert result.exit_code == 2
     assert "nothing to resume" in result.output
+
+
+def test_a_policy_loosened_between_runs_fixes_nothing_and_diff_says_why(
+    tmp_path: Path, listeners: None
+) -> None:
+    # The server does not change (telnet stays open); the rule is loosened to another port.
+    db, runner = str(tmp_path / "runs.db"), CliRunner()
+    strict = (E2E / "policy.yaml").read_text()
+    policy = tmp_path / "e2e.yaml"
+    policy.write_text(strict)
+    inv = inventory(tmp_path, ("bad", VIOLATING, "[{port: 8080}]"))
+    assert scan(tmp_path, inv, policy=str(policy))[0] == 1
+    policy.write_text(strict.replace("params: {ports: [2323]}", "params: {ports: [23]}"))
+    code, output, _ = scan(tmp_path, inv, "--format", "json,html", policy=str(policy))
+    assert code == 0, output
+    diff = runner.invoke(main, ["diff", "previous", "latest", "--db", db])
+    assert diff.exit_code == 0, diff.output
+    assert "fixed: 0" in diff.output and "new: 0" in diff.output
+    assert "! policy e2e changed between the runs (sha256 " in diff.output
+    assert "the server may not have): 1\n  E2E-TELNET" in diff.output
+    assert "fail -> pass" in diff.output
+    vietnamese = runner.invoke(main, ["--lang", "vi", "diff", "previous", "latest", "--db", db])
+    assert "đã khắc phục: 0" in vietnamese.output
+    assert "! chính sách e2e đã thay đổi nội dung giữa hai lượt quét" in vietnamese.output
+    assert "không đạt -> đạt" in vietnamese.output
+    # The report's change section: nothing fixed, the change of policy named.
+    html = (tmp_path / "out" / "report.html").read_text()
+    changes = html[html.index('<section id="changes">') :]
+    changes = changes[: changes.index("</section>")]
+    assert "policy e2e changed between the runs" in changes or "chính sách e2e đã thay đổi" in changes
+    assert "Đã khắc phục: <strong>0</strong>" in changes or "Fixed: <strong>0</strong>" in changes
+    assert "E2E-TELNET" in changes
+    # History shows each run's policy with its content's hash: the two runs' differ.
+    history = runner.invoke(main, ["history", "--db", db]).output.splitlines()
+    judged_by = [line.split()[-1] for line in history]
+    assert all(p.startswith("e2e@") for p in judged_by) and judged_by[0] != judged_by[1]
+    # The latest run judged again by the strict policy (`attt report -p`): the same content as its
+    # baseline's, so the comparison is like for like again: still failing, nothing to note.
+    policy.write_text(strict)
+    again = tmp_path / "again"
+    args = ["--lang", "en", "report", "latest", "-p", str(policy), "--db", db, "--out", str(again)]
+    assert runner.invoke(main, [*args, "--format", "html"]).exit_code == 0
+    rejudged = (again / "report.html").read_text()
+    section = rejudged[rejudged.index('<section id="changes">') :]
+    section = section[: section.index("</section>")]
+    assert "Fixed: <strong>0</strong>" in section and "Still failing: <strong>1</strong>" in section
+    assert "changed between the runs" not in section
+
+
+def test_diff_of_a_latest_run_cut_short_says_so_and_fixes_nothing(tmp_path: Path, listeners: None) -> None:
+    from datetime import timedelta
+
+    from attt.scanner.store import Store, locate
+
+    db = tmp_path / "runs.db"
+    inv = inventory(tmp_path, ("bad", VIOLATING, "[{port: 8080}]"))
+    assert scan(tmp_path, inv)[0] == 1
+    # The next run was killed before its first probe ended: stored, never judged.
+    store = Store(locate(db))
+    first = store.load("latest")
+    info = first.info.model_copy(
+        update={
+            "id": "20991231T000000Z-cut",
+            "started": first.info.started + timedelta(hours=1),
+            "status": "running",
+        }
+    )
+    store.create_run(info, first.systems, first.targets)
+    store.mark(info.id, "incomplete", info.started + timedelta(minutes=1))
+    store.close()
+    for lang, unfinished, fixed, not_rechecked in (
+        ("en", "! run 20991231T000000Z-cut is incomplete: a rule it did not reach", "fixed: 0",
+         "not re-checked: 1\n  E2E-TELNET"),
+        ("vi", "! lượt quét 20991231T000000Z-cut chưa hoàn tất", "đã khắc phục: 0",
+         "chưa kiểm tra lại được: 1\n  E2E-TELNET"),
+    ):  # fmt: skip
+        result = CliRunner().invoke(main, ["--lang", lang, "diff", "previous", "latest", "--db", str(db)])
+        assert result.exit_code == 0, result.output
+        assert result.output.startswith(f"{first.info.id} -> 20991231T000000Z-cut\n")
+        assert unfinished in result.output and fixed in result.output and not_rechecked in result.output

@@ -3,6 +3,7 @@
 Each case once sent a mail twice, lost one, or announced a run that had not ended. The SMTP
 server is the weekly-cycle fixture's (aiosmtpd, STARTTLS and a login), here on 127.0.206.0/24."""
 
+import json
 import textwrap
 from pathlib import Path
 
@@ -13,10 +14,11 @@ from attt.reports.owners import write_owner_packs
 from attt.scanner.cli import main
 from attt.scanner.config import EmailSettings, NotifySettings, WebhookSettings, load_config
 from attt.scanner.errors import ConfigError
+from attt.scanner.models.finding import Finding, FindingStatus
 from attt.scanner.models.owners import PackIndex
-from attt.scanner.models.report import Report
+from attt.scanner.models.report import PolicyRef, Report
 from attt.scanner.models.target import Contact, Owner
-from attt.scanner.notify import changes_since, notify, owner_email
+from attt.scanner.notify import changes_since, notify, owner_email, webhook_body
 from attt.scanner.store import NotificationRecord, Store
 from tests import factories
 from tests.servers.mail import SMTP_PASSWORD, SMTP_USER, Mailbox, self_signed, smtp_server, webhook_receiver
@@ -264,3 +266,68 @@ def test_a_subject_never_reads_clean_when_hosts_could_not_be_evaluated(tmp_path:
         f"[attt] Hà Tĩnh · {A}: 0 lỗi mới / new failures, 1 chưa đánh giá được / not evaluated,"
         " 0 đã khắc phục / fixed"
     )
+
+
+def test_a_rule_loosened_since_the_baseline_is_not_mailed_as_the_agencys_fix(tmp_path: Path) -> None:
+    # The server did not change: the baseline's failure passes under the new content of the policy.
+    def run(status: FindingStatus, sha: str, run_id: str) -> Report:
+        policy = PolicyRef(id="vn-level-3", version="2026.1", sha256=sha * 64)
+        finding = factories.finding(sys="a-portal", host="127.0.206.1", status=status)
+        return factories.report(
+            [finding],
+            [factories.system("a-portal", owner=A)],
+            owners=(Owner(name=A, contact=Contact(name="CNTT", email=SHARED)),),
+            judged_by={"a-portal": "vn-level-3"},
+            policies=(policy,),
+            id=run_id,
+        )
+
+    previous, report = run("fail", "1", "run-1"), run("pass", "2", "run-2")
+    changes = changes_since(report, previous)
+    assert changes.fixed == () and changes.new_failures == ()
+    index = packs(report, tmp_path / "out")
+    (entry,) = index.packs
+    message = owner_email(report, entry, tmp_path / "out" / entry.directory, changes, SHARED)
+    assert "0 đã khắc phục / fixed" in str(message["Subject"])
+    text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert f"policy vn-level-3 changed between the runs (sha256 {'1' * 12} → {'2' * 12})" in text
+    assert "chính sách vn-level-3 đã thay đổi nội dung" in text
+    assert "Judged otherwise: 1\n" in text and "(không đạt / fail → đạt / pass)" in text
+    body = json.loads(webhook_body(report, index, changes))
+    assert body["fixed"] == []
+    assert [(r["rule_id"], r["was"], r["now"]) for r in body["rejudged"]] == [
+        ("TLS-PROTO-LEGACY", "fail", "pass")
+    ]
+    assert body["policy_changes"][0]["en"].startswith("policy vn-level-3 changed")
+
+
+def test_a_failure_last_weeks_run_could_not_see_is_mailed_as_first_seen_not_new(tmp_path: Path) -> None:
+    # Last week the host did not answer; this week it answers and fails a rule.
+    def run(run_id: str, finding: Finding) -> Report:
+        return factories.report(
+            [finding],
+            [factories.system("a-portal", owner=A)],
+            owners=(Owner(name=A, contact=Contact(name="CNTT", email=SHARED)),),
+            judged_by={"a-portal": "vn-level-3"},
+            id=run_id,
+        )
+
+    down = factories.finding(
+        "TLS-PROBE-ERROR",
+        "error",
+        sys="a-portal",
+        host="127.0.206.1",
+        kind="probe_error",
+        blocked=("TLS-PROTO-LEGACY",),
+    )
+    previous, report = run("run-1", down), run("run-2", factories.finding(sys="a-portal", host="127.0.206.1"))
+    changes = changes_since(report, previous)
+    assert changes.new_failures == () and len(changes.first_judged) == 1
+    index = packs(report, tmp_path / "out")
+    (entry,) = index.packs
+    message = owner_email(report, entry, tmp_path / "out" / entry.directory, changes, SHARED)
+    assert str(message["Subject"]).endswith(
+        ": 0 lỗi mới / new failures, 1 lỗi lần đầu thấy / first seen, 0 đã khắc phục / fixed"
+    )
+    body = json.loads(webhook_body(report, index, changes))
+    assert body["new_failures"] == [] and [f["rule_id"] for f in body["first_judged"]] == ["TLS-PROTO-LEGACY"]
