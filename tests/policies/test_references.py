@@ -275,3 +275,44 @@ def test_data_files_name_their_source_and_date() -> None:
     for path in (ROOT / "checks").glob("*/data/*.json"):
         data = json.loads(path.read_text(encoding="utf-8"))
         assert data.get("_comment") or data.get("source"), path.name
+
+
+# --- TT 12/2022: each annex speaks for one security level ----------------------------------
+
+_ANNEX = re.compile(r"Phụ lục ((?:[IV]+(?:[/,] ?)?)+)")
+_ROMAN = {"I": 1, "II": 2, "III": 3, "IV": 4, "V": 5}
+
+
+def _annex_levels(clause: str) -> set[int]:
+    """The levels of every annex a TT 12/2022 clause names (`Phụ lục II/III, mục II.1.b.i`)."""
+    return {_ROMAN[n] for m in _ANNEX.finditer(clause) for n in re.split(r"[/,] ?", m.group(1)) if n}
+
+
+def test_tt12_annex_clauses_belong_to_the_levels_they_are_cited_for() -> None:
+    # TT 12/2022 Art. 10 puts level N's requirements in Annex N: a level-1 finding citing
+    # Annex III (the level-3 database zone) claims a clause its system is not held to.
+    for policy_id, rule in _all_rules():
+        rule_levels = set(rule.applies_to.levels or LEVELS)
+        for ref in _cites(rule, "TT 12/2022"):
+            annexes = _annex_levels(ref.clause or "")
+            if not annexes:
+                continue
+            where = f"{policy_id}/{rule.id}: {ref.clause}"
+            assert ref.levels is not None, f"{where}: no levels"
+            assert len(ref.levels) == 1 and annexes == set(ref.levels), where
+            assert set(ref.levels) <= rule_levels, f"{where}: cited for a level the rule does not judge"
+
+
+def test_tt12_annexes_standards_md_did_not_read_are_marked_unverified() -> None:
+    # standards.md read the network design items of Annexes II and III only.
+    for policy_id, rule in _all_rules():
+        for ref in _cites(rule, "TT 12/2022"):
+            if _annex_levels(ref.clause or "") - {2, 3}:
+                assert ref.confidence == "unverified", f"{policy_id}/{rule.id}: {ref.clause}"
+
+
+def test_annex_parsing() -> None:
+    assert _annex_levels("Phụ lục II/III, mục II.1.b.i") == {2, 3}
+    assert _annex_levels("Phụ lục II, III, mục II.1.b.i; Phụ lục III mục II.1") == {2, 3}
+    assert _annex_levels("Phụ lục IV, mục II.1") == {4}
+    assert _annex_levels("Điều 12.3") == set()
