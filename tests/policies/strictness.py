@@ -61,6 +61,17 @@ def _cves(lower: Any, higher: Any) -> bool:
     return higher is None or (lower is not None and set(higher) >= set(lower))
 
 
+def _caps(lower: Any, higher: Any) -> bool:
+    # Schedules of lifetime caps by issue date: at every date either one changes, the higher
+    # level's cap in force is no longer than the lower's (no step in force: no cap of its own).
+    def cap(steps: list[dict[str, Any]], day: str) -> float:
+        in_force = [s for s in steps if s["issued_from"] <= day]
+        return max(in_force, key=lambda s: str(s["issued_from"]))["max_days"] if in_force else float("inf")
+
+    days = {str(s["issued_from"]) for s in (*lower, *higher)}
+    return all(cap(higher, day) <= cap(lower, day) for day in days)
+
+
 FIELDS: dict[str, Stricter] = {
     "ports.forbidden.ports": superset,
     "ports.forbidden.services": superset,
@@ -76,6 +87,7 @@ FIELDS: dict[str, Stricter] = {
     "tls.mozilla_profile.certificate_lifetime": never_disabled,
     "tls.certificate_expiry.min_days_left": at_least,
     "tls.certificate_lifetime.max_days": at_most,
+    "tls.certificate_lifetime.schedule": _caps,
     "tls.certificate_key.rsa_min_bits": at_least,
     "tls.certificate_key.ec_min_bits": at_least,
     "tls.certificate_key.allowed_types": subset,

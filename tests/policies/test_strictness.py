@@ -40,6 +40,16 @@ STRICTER = [
     ("tls.min_version", {"version": "TLSv1.2"}, {"version": "TLSv1.3"}),
     ("tls.certificate_key", {"rsa_min_bits": 2048}, {"rsa_min_bits": 3072}),
     ("tls.certificate_lifetime", {"max_days": 398}, {"max_days": 200}),
+    (
+        "tls.certificate_lifetime",
+        {"schedule": [{"issued_from": "2026-03-15", "max_days": 200}]},
+        {
+            "schedule": [
+                {"issued_from": "2026-03-15", "max_days": 200},
+                {"issued_from": "2027-03-15", "max_days": 100},
+            ]
+        },
+    ),
     ("ports.forbidden", {"ports": [23]}, {"ports": [23, 21]}),
     ("ssh.host_key_min_bits", {"rsa": 3072}, {"rsa": 4096}),
     (
