@@ -316,3 +316,22 @@ def test_annex_parsing() -> None:
     assert _annex_levels("Phụ lục II, III, mục II.1.b.i; Phụ lục III mục II.1") == {2, 3}
     assert _annex_levels("Phụ lục IV, mục II.1") == {4}
     assert _annex_levels("Điều 12.3") == set()
+
+
+# --- thresholds no cited source sets say they are attt's own ------------------------------
+
+OWN_THRESHOLDS = {
+    # standards.md B5: "warn before expiry (30/14 days, local policy)".
+    "TLS-CERT-EXPIRY": "min_days_left",
+    # TCVN 14423 4.12.2.4 d / 5.12.2.4 c ask for idle sessions to be cut but name no duration.
+    "SSH-IDLE-TIMEOUT": "expect",
+}
+
+
+@pytest.mark.parametrize("rule_id", sorted(OWN_THRESHOLDS))
+def test_a_threshold_of_our_own_says_so(rule_id: str) -> None:
+    for n in LEVELS:
+        rule = _rules(n)[rule_id]
+        assert "do attt chọn" in rule.title.vi, f"level {n}: {rule.title.vi}"
+        assert "attt's own" in rule.title.en, f"level {n}: {rule.title.en}"
+        assert OWN_THRESHOLDS[rule_id] in rule.params.model_dump()
