@@ -48,6 +48,14 @@ EXPOSURE_ORDER: dict[str, list[tuple[str, str]]] = {
     ],
     "SSH software": [("SSH-SOFTWARE-CVE-POSTAUTH", "SSH-SOFTWARE-CVE")],
     "data stores": [("PORT-DB-EXPOSED", "PORT-DATASTORE-EXPOSED")],
+    # A service open inside the data centre is a weaker exposure than the same service open to
+    # the Internet.
+    "zone and Internet": [
+        ("PORT-SMB-ZONE", "PORT-SMB"),
+        ("PORT-MSRPC-ZONE", "PORT-MSRPC"),
+        ("PORT-DIRECTORY-ZONE", "PORT-LDAP"),
+        ("PORT-DIRECTORY-ZONE", "PORT-KERBEROS"),
+    ],
     "monitoring": [("PORT-MONITORING-EXPOSED", "PORT-MIDDLEWARE-EXPOSED")],
 }
 PAIRS = [(family, weaker, stronger) for family, pairs in EXPOSURE_ORDER.items() for weaker, stronger in pairs]
