@@ -343,3 +343,22 @@ def test_a_threshold_of_our_own_says_so(rule_id: str) -> None:
         assert "do attt chọn" in rule.title.vi, f"level {n}: {rule.title.vi}"
         assert "attt's own" in rule.title.en, f"level {n}: {rule.title.en}"
         assert OWN_THRESHOLDS[rule_id] in rule.params.model_dump()
+
+
+def test_nist_is_not_cited_as_forbidding_tls_1_0_for_citizen_facing_servers() -> None:
+    # standards.md B2: SP 800-52r2 3.1 forbids TLS 1.0/1.1 on government-only servers and only
+    # discourages them on citizen-facing ones, which most provincial portals are.
+    for policy_id, rule in _all_rules():
+        if rule.control != "tls.min_version":
+            continue
+        for ref in _cites(rule, "NIST SP 800-52"):
+            assert "người dân" in (ref.clause or ""), f"{policy_id}/{rule.id}: {ref.clause}"
+
+
+def test_accepting_the_nist_p_curves_in_ssh_rests_on_a_source_standards_md_read() -> None:
+    # standards.md C3: Mozilla's OpenSSH guidelines list ecdh-sha2-nistp256/384/521.
+    for policy_id, rule in _all_rules():
+        if "NIST P-256/384/521" in rule.title.en:
+            assert any(r.confidence == "verified" for r in _cites(rule, "Mozilla OpenSSH")), (
+                f"{policy_id}/{rule.id}"
+            )
