@@ -141,6 +141,9 @@ def weaker_points(lower: ResolvedRule, higher: ResolvedRule, lower_level: int) -
     if higher.severity.rank < lower.severity.rank:
         problems.append(f"severity lowered from {lower.severity} to {higher.severity}")
     problems += _applies_weaker(lower, higher, lower_level)
+    if higher.vantage is not None and lower.vantage is None:
+        # The inside view sees the most; judging only what the Internet sees can miss an open port.
+        problems.append(f"judged from the {higher.vantage} vantage instead of every vantage")
     view: Callable[[Any], dict[str, Any]] = VIEWS.get(lower.control, _fields)
     low, high = view(lower.params), view(higher.params)
     for name in sorted(set(low) | set(high)):

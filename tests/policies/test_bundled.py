@@ -226,3 +226,18 @@ def test_vulnerability_rules_name_each_weakness_in_both_languages(policy_id: str
         for check in rule.params.model_dump()["checks"]:
             vi, en = words[check]
             assert vi in rule.title.vi and en in rule.title.en, f"{rule.id}: {check}"
+
+
+@pytest.mark.parametrize("level", LEVELS[:-1])
+def test_a_higher_level_never_probes_less(level: int) -> None:
+    # Probe settings decide what the rules can see: a higher level keeps every setting of the one
+    # below, except that it may widen the port scan to every TCP port.
+    lower, higher = resolved(f"vn-level-{level}").settings, resolved(f"vn-level-{level + 1}").settings
+    for check, settings in lower.items():
+        assert check in higher, f"level {level + 1} drops the {check} settings"
+        before, after = settings.model_dump(), higher[check].model_dump()
+        for key, value in before.items():
+            if (check, key) == ("ports", "full_range"):
+                assert after[key] or not value, f"level {level + 1} stops scanning every TCP port"
+            else:
+                assert after[key] == value, f"level {level + 1} changes {check}.{key}"

@@ -106,3 +106,11 @@ def test_every_param_of_the_bundled_controls_is_in_the_table() -> None:
             for name in control.params_model.model_fields:
                 key = f"{control_id}.{name}"
                 assert key in FIELDS or key in known_opaque or control_id in VIEWS, key
+
+
+def test_judging_from_the_internet_only_is_weaker() -> None:
+    # `vantage: internet` judges what an outside vantage saw, which is less than the inside view.
+    inside = rule("ports.forbidden", {"ports": [3389]})
+    outside = rule("ports.forbidden", {"ports": [3389]}, vantage="internet")
+    assert weaker_points(inside, outside, 3)
+    assert weaker_points(outside, inside, 3) == []
