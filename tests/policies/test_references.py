@@ -362,3 +362,39 @@ def test_accepting_the_nist_p_curves_in_ssh_rests_on_a_source_standards_md_read(
             assert any(r.confidence == "verified" for r in _cites(rule, "Mozilla OpenSSH")), (
                 f"{policy_id}/{rule.id}"
             )
+
+
+# --- both regimes at every level a Vietnamese clause is cited for -------------------------
+
+LEGACY_REGIME = ("TT 12/2022", "TCVN 11930:2017", "NĐ 85/2016")
+CURRENT_REGIME = ("NĐ 331/2026", "TCVN 14423:2026", "Luật An ninh mạng 116/2025")
+ONE_REGIME_ONLY = {
+    # standards.md A2 names an item of one regime only for these ("—" in the other column, or no
+    # row): citing the other regime would invent a clause.
+    "SSH-SOFTWARE-CVE": "TCVN 14423 5.7.2.2 (EOL, unpatched software); TT 12/TCVN 11930: —",
+    "SSH-SOFTWARE-CVE-POSTAUTH": "as SSH-SOFTWARE-CVE",
+    "WEB-VERSION-DISCLOSURE": "as SSH-SOFTWARE-CVE",
+    "SSH-IDLE-TIMEOUT": "TCVN 14423 x.12.2.4 (idle sessions); TCVN 11930: —",
+    "SSH-FORWARDING": "TCVN 14423 x.5.2.1 c (unused services); no TCVN 11930 row",
+    "SSH-ROOT-LOGIN": "TCVN 11930 x.2.2.2 (server access control); no TCVN 14423 row",
+    "SSH-LOG-LEVEL": "TCVN 11930 x.2.2.3 (server logs); the TCVN 14423 log clause is not named",
+    "WEB-EXPOSED-FILES": "TCVN 11930 x.2.4.2 (data confidentiality); no TCVN 14423 row",
+}
+
+
+@pytest.mark.parametrize("n", LEVELS[2:])
+def test_a_vietnamese_clause_comes_with_the_other_regimes(n: int) -> None:
+    # standards.md section 0: auditors in 2026-27 meet both regimes, so a finding that cites the
+    # legacy clause of its level also cites the 2026 one, and the reverse. Levels 1-2 are left
+    # out: TCVN 11930 has no communications-confidentiality item there (A2).
+    problems = []
+    for rule in level(n).rules:
+        system = SystemInfo(id="x", name="x", owner="x", level=n, tags=("internet-facing",))
+        if not rule.applies(system) or rule.id in ONE_REGIME_ONLY:
+            continue
+        cited = [r.standard for r in rule.references if r.cited_for(n)]
+        legacy = any(s.startswith(LEGACY_REGIME) for s in cited)
+        current = any(s.startswith(CURRENT_REGIME) for s in cited)
+        if legacy != current:
+            problems.append(f"{rule.id}: {'legacy' if legacy else '2026'} regime only")
+    assert not problems, f"level {n}:\n" + "\n".join(problems)
