@@ -398,3 +398,11 @@ def test_a_vietnamese_clause_comes_with_the_other_regimes(n: int) -> None:
         if legacy != current:
             problems.append(f"{rule.id}: {'legacy' if legacy else '2026'} regime only")
     assert not problems, f"level {n}:\n" + "\n".join(problems)
+
+
+def test_level_5_reads_every_sshd_setting_with_a_credential() -> None:
+    # Its description says every sshd configuration rule needs a credential: none may be
+    # not_applicable for want of one.
+    for rule in level(5).rules:
+        if rule.control == "ssh.config":
+            assert rule.params.model_dump()["without_credentials"] == "error", rule.id
