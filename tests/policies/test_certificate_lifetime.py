@@ -1,17 +1,19 @@
 """The level-4 certificate-lifetime rule holds a certificate to the CA/Browser Forum cap that was
 in force when it was issued (SC-081v3 lowers the cap in steps, each for certificates issued from
-its date on), and never to less than Mozilla's 366 days that levels 1-3 apply."""
+its date on), and never to less than Mozilla's 366 days that levels 1-3 apply. The endpoint is
+the TLS tests' synthetic one; only its certificate's dates change."""
 
 import datetime as dt
 
 import pytest
 
 from attt.checks.tls.controls import CONTROLS
-from attt.checks.tls.models import Certificate, TlsData, Vulnerabilities
+from attt.checks.tls.models import TlsData
 from attt.scanner.models.policy import ResolvedRule
 from attt.scanner.policy import load_policy
 from attt.scanner.registry import Registry
 from tests import factories
+from tests.checks.tls.test_tls import _synthetic
 
 SCANNED = dt.datetime(2027, 6, 1, tzinfo=dt.UTC)
 
@@ -23,46 +25,12 @@ def _rule(level: int) -> ResolvedRule:
 
 def _data(issued: dt.date, days: int) -> TlsData:
     start = dt.datetime.combine(issued, dt.time(12), tzinfo=dt.UTC)
-    cert = Certificate(
-        subject="CN=x",
-        issuer="CN=ca",
-        sans=("x.attt.test",),
-        serial="1",
-        not_before=start,
-        not_after=start + dt.timedelta(days=days),
-        key_type="EC",
-        key_bits=256,
-        curve="secp256r1",
-        signature_algorithm="ecdsa-with-SHA256",
-        signature_hash="sha256",
-        self_signed=False,
-        trusted=True,
-        hostname="x.attt.test",
-        hostname_matches=True,
-        expired=False,
-        lifetime_days=days,
+    endpoint = _synthetic(scanned_at=SCANNED)
+    assert endpoint.certificate is not None
+    cert = endpoint.certificate.model_copy(
+        update={"not_before": start, "not_after": start + dt.timedelta(days=days), "lifetime_days": days}
     )
-    return TlsData(
-        scanned_at=SCANNED,
-        sni="x.attt.test",
-        protocols=("TLSv1.3",),
-        cipher_suites={"TLSv1.3": ("TLS_AES_128_GCM_SHA256",)},
-        forward_secrecy=True,
-        groups=("x25519",),
-        certificate=cert,
-        ocsp_stapling=False,
-        vulnerabilities=Vulnerabilities(
-            heartbleed=False,
-            robot=None,
-            ccs_injection=False,
-            insecure_renegotiation=False,
-            client_renegotiation=False,
-            compression=False,
-            fallback_scsv=False,
-            extended_master_secret=False,
-        ),
-        http=False,
-    )
+    return endpoint.model_copy(update={"certificate": cert})
 
 
 def _status(level: int, issued: dt.date, days: int) -> str:
