@@ -2,7 +2,7 @@
 
 import re
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
 from pydantic import Field
@@ -497,9 +497,20 @@ def _certificate_expiry(data: TlsData, params: ExpiryParams, target: Target) -> 
     )
 
 
+class LifetimeStep(Params):
+    issued_from: date
+    """The day from which certificates issued (notBefore) are held to this cap."""
+    max_days: int = Field(ge=1)
+    """Longest allowed validity period, in days, of a certificate issued from that day on."""
+
+
 class LifetimeParams(Params):
     max_days: int = Field(default=398, ge=1)
     """Longest allowed validity period, in days."""
+    schedule: tuple[LifetimeStep, ...] = ()
+    """Caps that hold for certificates issued from a date on: the CA/Browser Forum lowers its cap
+    in steps, each for certificates issued after its date, so a certificate is held to the step in
+    force on its notBefore (when lower than `max_days`), not to a later one."""
 
 
 @CONTROLS.control("tls.certificate_lifetime", LifetimeParams, needs=(CERTIFICATE_STEP,))
@@ -508,20 +519,33 @@ def _certificate_lifetime(data: TlsData, params: LifetimeParams, target: Target)
 
     Browsers have refused publicly trusted certificates valid for more than 398 days since 2020
     (now the CA/Browser Forum Baseline Requirements); a short lifetime bounds how long a stolen key
-    or a mis-issued certificate stays usable.
+    or a mis-issued certificate stays usable. Ballot SC-081v3 lowers that cap in steps (200 days
+    from 15 March 2026, then 100, then 47), each for certificates issued from its date on: judging
+    an older certificate by a later step would fail it for a rule it was never under.
     """
     if isinstance(cert := _certificate(data), Verdict):
         return cert
     days = cert.lifetime_days
-    if days > params.max_days:
+    issued = cert.not_before.date()
+    step = max(
+        (s for s in params.schedule if s.issued_from <= issued), key=lambda s: s.issued_from, default=None
+    )
+    if step is not None and step.max_days < params.max_days:
+        limit, expected = step.max_days, f"<= {step.max_days} (issued on or after {step.issued_from})"
+    else:
+        limit, expected = params.max_days, f"<= {params.max_days}"
+    if days > limit:
         return Verdict.failed(
-            f"the certificate is valid for {days} days in all",
+            f"the certificate, issued {issued}, is valid for {days} days in all",
             days,
-            f"<= {params.max_days}",
-            vi=f"tổng thời hạn hiệu lực của chứng thư số là {days} ngày",
+            expected,
+            vi=f"chứng thư số cấp ngày {issued} có tổng thời hạn hiệu lực {days} ngày",
         )
     return Verdict.passed(
-        f"lifetime of {days} days", days, f"<= {params.max_days}", vi=f"thời hạn hiệu lực {days} ngày"
+        f"lifetime of {days} days (issued {issued})",
+        days,
+        expected,
+        vi=f"thời hạn hiệu lực {days} ngày (cấp ngày {issued})",
     )
 
 

@@ -61,6 +61,17 @@ def _cves(lower: Any, higher: Any) -> bool:
     return higher is None or (lower is not None and set(higher) >= set(lower))
 
 
+def _caps(lower: Any, higher: Any) -> bool:
+    # Schedules of lifetime caps by issue date: at every date either one changes, the higher
+    # level's cap in force is no longer than the lower's (no step in force: no cap of its own).
+    def cap(steps: list[dict[str, Any]], day: str) -> float:
+        in_force = [s for s in steps if s["issued_from"] <= day]
+        return max(in_force, key=lambda s: str(s["issued_from"]))["max_days"] if in_force else float("inf")
+
+    days = {str(s["issued_from"]) for s in (*lower, *higher)}
+    return all(cap(higher, day) <= cap(lower, day) for day in days)
+
+
 FIELDS: dict[str, Stricter] = {
     "ports.forbidden.ports": superset,
     "ports.forbidden.services": superset,
@@ -76,6 +87,7 @@ FIELDS: dict[str, Stricter] = {
     "tls.mozilla_profile.certificate_lifetime": never_disabled,
     "tls.certificate_expiry.min_days_left": at_least,
     "tls.certificate_lifetime.max_days": at_most,
+    "tls.certificate_lifetime.schedule": _caps,
     "tls.certificate_key.rsa_min_bits": at_least,
     "tls.certificate_key.ec_min_bits": at_least,
     "tls.certificate_key.allowed_types": subset,
@@ -129,6 +141,9 @@ def weaker_points(lower: ResolvedRule, higher: ResolvedRule, lower_level: int) -
     if higher.severity.rank < lower.severity.rank:
         problems.append(f"severity lowered from {lower.severity} to {higher.severity}")
     problems += _applies_weaker(lower, higher, lower_level)
+    if higher.vantage is not None and lower.vantage is None:
+        # The inside view sees the most; judging only what the Internet sees can miss an open port.
+        problems.append(f"judged from the {higher.vantage} vantage instead of every vantage")
     view: Callable[[Any], dict[str, Any]] = VIEWS.get(lower.control, _fields)
     low, high = view(lower.params), view(higher.params)
     for name in sorted(set(low) | set(high)):

@@ -2,6 +2,7 @@
 cites its sources honestly, a higher security level is never weaker, and the rule books in
 docs/policies/ are current."""
 
+import calendar
 import re
 from functools import cache
 from pathlib import Path
@@ -180,3 +181,63 @@ def test_the_demo_inventory_is_judged_by_each_systems_level() -> None:
     assert {s.id: [p.id for p in chosen[s.id]] for s in systems} == {
         s.id: [f"vn-level-{s.level}"] for s in systems
     }
+
+
+_VI_DATE = re.compile(r"\b(\d{1,2})/(\d{1,2})/(\d{4})\b")
+_EN_WORDS = {"one": "1", "two": "2"}
+
+
+def _numbers(text: str, *, vi: bool) -> set[str]:
+    """The numbers a text states (ports, days, bits, clause numbers), dates written as in English."""
+    if vi:
+        text = _VI_DATE.sub(lambda m: f"{int(m[1])} {calendar.month_name[int(m[2])]} {m[3]}", text)
+    else:
+        # Vietnamese writes durations in digits ("2 năm"), English in words ("two years").
+        text = re.sub(r"\b(one|two)(?= years?\b)", lambda m: _EN_WORDS[m[1]], text)
+    return set(re.findall(r"\d+(?:[.,]\d+)*", text))
+
+
+def test_both_languages_state_the_same_numbers() -> None:
+    # A port, a key size or a clause number in one language only is a translation that says
+    # something else.
+    for policy_id in bundled_policy_ids():
+        policy = resolved(policy_id)
+        texts = [(policy_id, policy.description)] if policy.description else []
+        texts += [(f"{policy_id}/{r.id}", t) for r in policy.rules for t in (r.title, r.remediation)]
+        for where, text in texts:
+            assert _numbers(text.vi, vi=True) == _numbers(text.en, vi=False), f"{where}: {text.en}"
+
+
+@pytest.mark.parametrize("policy_id", bundled_policy_ids())
+def test_vulnerability_rules_name_each_weakness_in_both_languages(policy_id: str) -> None:
+    words = {
+        "heartbleed": ("Heartbleed", "Heartbleed"),
+        "ccs_injection": ("CCS injection", "CCS injection"),
+        "robot": ("ROBOT", "ROBOT"),
+        "insecure_renegotiation": ("tái thương lượng không an toàn", "insecure"),
+        "client_renegotiation": ("do máy khách khởi tạo", "client-initiated"),
+        "compression": ("nén TLS", "TLS compression"),
+        "fallback_scsv": ("TLS_FALLBACK_SCSV", "TLS_FALLBACK_SCSV"),
+        "extended_master_secret": ("extended master secret", "extended master secret"),
+    }
+    for rule in resolved(policy_id).rules:
+        if rule.control != "tls.no_known_vulnerabilities":
+            continue
+        for check in rule.params.model_dump()["checks"]:
+            vi, en = words[check]
+            assert vi in rule.title.vi and en in rule.title.en, f"{rule.id}: {check}"
+
+
+@pytest.mark.parametrize("level", LEVELS[:-1])
+def test_a_higher_level_never_probes_less(level: int) -> None:
+    # Probe settings decide what the rules can see: a higher level keeps every setting of the one
+    # below, except that it may widen the port scan to every TCP port.
+    lower, higher = resolved(f"vn-level-{level}").settings, resolved(f"vn-level-{level + 1}").settings
+    for check, settings in lower.items():
+        assert check in higher, f"level {level + 1} drops the {check} settings"
+        before, after = settings.model_dump(), higher[check].model_dump()
+        for key, value in before.items():
+            if (check, key) == ("ports", "full_range"):
+                assert after[key] or not value, f"level {level + 1} stops scanning every TCP port"
+            else:
+                assert after[key] == value, f"level {level + 1} changes {check}.{key}"

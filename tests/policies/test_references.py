@@ -48,6 +48,14 @@ EXPOSURE_ORDER: dict[str, list[tuple[str, str]]] = {
     ],
     "SSH software": [("SSH-SOFTWARE-CVE-POSTAUTH", "SSH-SOFTWARE-CVE")],
     "data stores": [("PORT-DB-EXPOSED", "PORT-DATASTORE-EXPOSED")],
+    # A service open inside the data centre is a weaker exposure than the same service open to
+    # the Internet.
+    "zone and Internet": [
+        ("PORT-SMB-ZONE", "PORT-SMB"),
+        ("PORT-MSRPC-ZONE", "PORT-MSRPC"),
+        ("PORT-DIRECTORY-ZONE", "PORT-LDAP"),
+        ("PORT-DIRECTORY-ZONE", "PORT-KERBEROS"),
+    ],
     "monitoring": [("PORT-MONITORING-EXPOSED", "PORT-MIDDLEWARE-EXPOSED")],
 }
 PAIRS = [(family, weaker, stronger) for family, pairs in EXPOSURE_ORDER.items() for weaker, stronger in pairs]
@@ -275,3 +283,126 @@ def test_data_files_name_their_source_and_date() -> None:
     for path in (ROOT / "checks").glob("*/data/*.json"):
         data = json.loads(path.read_text(encoding="utf-8"))
         assert data.get("_comment") or data.get("source"), path.name
+
+
+# --- TT 12/2022: each annex speaks for one security level ----------------------------------
+
+_ANNEX = re.compile(r"Phụ lục ((?:[IV]+(?:[/,] ?)?)+)")
+_ROMAN = {"I": 1, "II": 2, "III": 3, "IV": 4, "V": 5}
+
+
+def _annex_levels(clause: str) -> set[int]:
+    """The levels of every annex a TT 12/2022 clause names (`Phụ lục II/III, mục II.1.b.i`)."""
+    return {_ROMAN[n] for m in _ANNEX.finditer(clause) for n in re.split(r"[/,] ?", m.group(1)) if n}
+
+
+def test_tt12_annex_clauses_belong_to_the_levels_they_are_cited_for() -> None:
+    # TT 12/2022 Art. 10 puts level N's requirements in Annex N: a level-1 finding citing
+    # Annex III (the level-3 database zone) claims a clause its system is not held to.
+    for policy_id, rule in _all_rules():
+        rule_levels = set(rule.applies_to.levels or LEVELS)
+        for ref in _cites(rule, "TT 12/2022"):
+            annexes = _annex_levels(ref.clause or "")
+            if not annexes:
+                continue
+            where = f"{policy_id}/{rule.id}: {ref.clause}"
+            assert ref.levels is not None, f"{where}: no levels"
+            assert len(ref.levels) == 1 and annexes == set(ref.levels), where
+            assert set(ref.levels) <= rule_levels, f"{where}: cited for a level the rule does not judge"
+
+
+def test_tt12_annexes_standards_md_did_not_read_are_marked_unverified() -> None:
+    # standards.md read the network design items of Annexes II and III only.
+    for policy_id, rule in _all_rules():
+        for ref in _cites(rule, "TT 12/2022"):
+            if _annex_levels(ref.clause or "") - {2, 3}:
+                assert ref.confidence == "unverified", f"{policy_id}/{rule.id}: {ref.clause}"
+
+
+def test_annex_parsing() -> None:
+    assert _annex_levels("Phụ lục II/III, mục II.1.b.i") == {2, 3}
+    assert _annex_levels("Phụ lục II, III, mục II.1.b.i; Phụ lục III mục II.1") == {2, 3}
+    assert _annex_levels("Phụ lục IV, mục II.1") == {4}
+    assert _annex_levels("Điều 12.3") == set()
+
+
+# --- thresholds no cited source sets say they are attt's own ------------------------------
+
+OWN_THRESHOLDS = {
+    # standards.md B5: "warn before expiry (30/14 days, local policy)".
+    "TLS-CERT-EXPIRY": "min_days_left",
+    # TCVN 14423 4.12.2.4 d / 5.12.2.4 c ask for idle sessions to be cut but name no duration.
+    "SSH-IDLE-TIMEOUT": "expect",
+}
+
+
+@pytest.mark.parametrize("rule_id", sorted(OWN_THRESHOLDS))
+def test_a_threshold_of_our_own_says_so(rule_id: str) -> None:
+    for n in LEVELS:
+        rule = _rules(n)[rule_id]
+        assert "do attt chọn" in rule.title.vi, f"level {n}: {rule.title.vi}"
+        assert "attt's own" in rule.title.en, f"level {n}: {rule.title.en}"
+        assert OWN_THRESHOLDS[rule_id] in rule.params.model_dump()
+
+
+def test_nist_is_not_cited_as_forbidding_tls_1_0_for_citizen_facing_servers() -> None:
+    # standards.md B2: SP 800-52r2 3.1 forbids TLS 1.0/1.1 on government-only servers and only
+    # discourages them on citizen-facing ones, which most provincial portals are.
+    for policy_id, rule in _all_rules():
+        if rule.control != "tls.min_version":
+            continue
+        for ref in _cites(rule, "NIST SP 800-52"):
+            assert "người dân" in (ref.clause or ""), f"{policy_id}/{rule.id}: {ref.clause}"
+
+
+def test_accepting_the_nist_p_curves_in_ssh_rests_on_a_source_standards_md_read() -> None:
+    # standards.md C3: Mozilla's OpenSSH guidelines list ecdh-sha2-nistp256/384/521.
+    for policy_id, rule in _all_rules():
+        if "NIST P-256/384/521" in rule.title.en:
+            assert any(r.confidence == "verified" for r in _cites(rule, "Mozilla OpenSSH")), (
+                f"{policy_id}/{rule.id}"
+            )
+
+
+# --- both regimes at every level a Vietnamese clause is cited for -------------------------
+
+LEGACY_REGIME = ("TT 12/2022", "TCVN 11930:2017", "NĐ 85/2016")
+CURRENT_REGIME = ("NĐ 331/2026", "TCVN 14423:2026", "Luật An ninh mạng 116/2025")
+ONE_REGIME_ONLY = {
+    # standards.md A2 names an item of one regime only for these ("—" in the other column, or no
+    # row): citing the other regime would invent a clause.
+    "SSH-SOFTWARE-CVE": "TCVN 14423 5.7.2.2 (EOL, unpatched software); TT 12/TCVN 11930: —",
+    "SSH-SOFTWARE-CVE-POSTAUTH": "as SSH-SOFTWARE-CVE",
+    "WEB-VERSION-DISCLOSURE": "as SSH-SOFTWARE-CVE",
+    "SSH-IDLE-TIMEOUT": "TCVN 14423 x.12.2.4 (idle sessions); TCVN 11930: —",
+    "SSH-FORWARDING": "TCVN 14423 x.5.2.1 c (unused services); no TCVN 11930 row",
+    "SSH-ROOT-LOGIN": "TCVN 11930 x.2.2.2 (server access control); no TCVN 14423 row",
+    "SSH-LOG-LEVEL": "TCVN 11930 x.2.2.3 (server logs); the TCVN 14423 log clause is not named",
+    "WEB-EXPOSED-FILES": "TCVN 11930 x.2.4.2 (data confidentiality); no TCVN 14423 row",
+}
+
+
+@pytest.mark.parametrize("n", LEVELS[2:])
+def test_a_vietnamese_clause_comes_with_the_other_regimes(n: int) -> None:
+    # standards.md section 0: auditors in 2026-27 meet both regimes, so a finding that cites the
+    # legacy clause of its level also cites the 2026 one, and the reverse. Levels 1-2 are left
+    # out: TCVN 11930 has no communications-confidentiality item there (A2).
+    problems = []
+    for rule in level(n).rules:
+        system = SystemInfo(id="x", name="x", owner="x", level=n, tags=("internet-facing",))
+        if not rule.applies(system) or rule.id in ONE_REGIME_ONLY:
+            continue
+        cited = [r.standard for r in rule.references if r.cited_for(n)]
+        legacy = any(s.startswith(LEGACY_REGIME) for s in cited)
+        current = any(s.startswith(CURRENT_REGIME) for s in cited)
+        if legacy != current:
+            problems.append(f"{rule.id}: {'legacy' if legacy else '2026'} regime only")
+    assert not problems, f"level {n}:\n" + "\n".join(problems)
+
+
+def test_level_5_reads_every_sshd_setting_with_a_credential() -> None:
+    # Its description says every sshd configuration rule needs a credential: none may be
+    # not_applicable for want of one.
+    for rule in level(5).rules:
+        if rule.control == "ssh.config":
+            assert rule.params.model_dump()["without_credentials"] == "error", rule.id

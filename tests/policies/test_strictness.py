@@ -40,6 +40,16 @@ STRICTER = [
     ("tls.min_version", {"version": "TLSv1.2"}, {"version": "TLSv1.3"}),
     ("tls.certificate_key", {"rsa_min_bits": 2048}, {"rsa_min_bits": 3072}),
     ("tls.certificate_lifetime", {"max_days": 398}, {"max_days": 200}),
+    (
+        "tls.certificate_lifetime",
+        {"schedule": [{"issued_from": "2026-03-15", "max_days": 200}]},
+        {
+            "schedule": [
+                {"issued_from": "2026-03-15", "max_days": 200},
+                {"issued_from": "2027-03-15", "max_days": 100},
+            ]
+        },
+    ),
     ("ports.forbidden", {"ports": [23]}, {"ports": [23, 21]}),
     ("ssh.host_key_min_bits", {"rsa": 3072}, {"rsa": 4096}),
     (
@@ -96,3 +106,11 @@ def test_every_param_of_the_bundled_controls_is_in_the_table() -> None:
             for name in control.params_model.model_fields:
                 key = f"{control_id}.{name}"
                 assert key in FIELDS or key in known_opaque or control_id in VIEWS, key
+
+
+def test_judging_from_the_internet_only_is_weaker() -> None:
+    # `vantage: internet` judges what an outside vantage saw, which is less than the inside view.
+    inside = rule("ports.forbidden", {"ports": [3389]})
+    outside = rule("ports.forbidden", {"ports": [3389]}, vantage="internet")
+    assert weaker_points(inside, outside, 3)
+    assert weaker_points(outside, inside, 3) == []
