@@ -205,13 +205,28 @@ def connect_scan_data(scan: _nmap.ScanResult, ports: tuple[int, ...]) -> PortsDa
             f"no port of {len(ports)} answered (all filtered): host down or unreachable;"
             " is the host still in service?"
         )
+    # A connect scan knows three answers; any other word (or none) says nothing about the port,
+    # and read as "not open" it would pass a forbidden-port rule.
+    odd = next((p for p in scan.ports if p.state not in _CONNECT_STATES), None)
+    if odd is not None:
+        raise _nmap.NmapFailedError(
+            bound_text(
+                f"nmap reported port {odd.port} as {odd.state!r}, not open, closed or filtered",
+                _nmap.MAX_ERROR_CHARS,
+            )
+        )
     full = len(ports) == ALL_TCP_PORTS
     return PortsData(
         scanned=() if full else ports,
         full_range=full,
         open=tuple(_open_port(p) for p in scan.open_ports),
+        filtered=_nmap.port_spec(p.port for p in scan.ports if p.state == "filtered"),
         nmap_version=scan.nmap_version,
     )
+
+
+_CONNECT_STATES = frozenset({"open", "closed", "filtered"})
+"""open: the handshake completed; closed: refused; filtered: no answer at all."""
 
 
 def _open_port(state: _nmap.PortState) -> OpenPort:

@@ -352,10 +352,19 @@ class _Reader:
     def _host(self, host: ET.Element) -> list[tuple[str, HostResult]]:
         for address in host.findall("address"):
             if address.get("addrtype") in ("ipv4", "ipv6"):
-                ip = self._asked.pop(ipaddress.ip_address(address.get("addr", "")), None)
-                if ip is not None:
-                    return [(ip, _host_result(host, ip, self.version, self._wanted))]
+                with suppress(ValueError):  # not an address: not a host we asked for
+                    ip = self._asked.pop(ipaddress.ip_address(address.get("addr", "")), None)
+                    if ip is not None:
+                        return [(ip, _readable_host_result(host, ip, self.version, self._wanted))]
         return []
+
+
+def _readable_host_result(host: ET.Element, ip: str, version: str, wanted: list[int]) -> HostResult:
+    """`_host_result`, or this host's failure when nmap wrote a number that is not one."""
+    try:
+        return _host_result(host, ip, version, wanted)
+    except ValueError as exc:
+        return NmapFailedError(_short(f"nmap's result for {ip} is not readable: {exc}"))
 
 
 def _host_result(host: ET.Element, ip: str, version: str, wanted: list[int]) -> HostResult:

@@ -1,10 +1,12 @@
 """What the ports check observes, and the settings a policy may give it."""
 
+import functools
 from collections.abc import Iterable
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
+from attt.checks.ports._nmap import parse_port_spec
 from attt.scanner.models.base import Frozen
 from attt.scanner.models.observation import Observation
 from attt.scanner.models.target import Port
@@ -84,6 +86,11 @@ class PortsData(Frozen):
     full_range: bool = False
     """Every TCP port 1-65535 was scanned (not listed one by one in `scanned`)."""
     open: tuple[OpenPort, ...]
+    filtered: Annotated[str, Field(pattern=r"^(\d+(-\d+)?(,\d+(-\d+)?)*)?$")] | None = None
+    """The scanned ports that gave no answer at all (nmap's `filtered`), as a port spec
+    (`23,5900-5903`; ranges keep a firewalled full scan small); every other scanned port that is
+    not open refused the connection. None in runs recorded before the difference was kept: their
+    ports that are not open may have been either."""
     scan_type: Literal["connect"] = "connect"
     service_detection: bool = False
     """True when service, product and version come from nmap -sV probes."""
@@ -93,6 +100,17 @@ class PortsData(Frozen):
 
     def open_ports(self) -> frozenset[int]:
         return frozenset(p.port for p in self.open)
+
+    def unanswered(self, ports: Iterable[int]) -> list[int]:
+        """Those of `ports` that gave no answer (filtered), in order; [] when not recorded."""
+        if not self.filtered:
+            return []
+        silent = _spec_ports(self.filtered)
+        return sorted(p for p in set(ports) if p in silent)
+
+    @property
+    def unanswered_count(self) -> int:
+        return len(_spec_ports(self.filtered)) if self.filtered else 0
 
     def unscanned(self, ports: Iterable[int]) -> list[int]:
         """Those of `ports` nobody scanned, in order (one set operation: `scanned` is a tuple of
@@ -111,6 +129,12 @@ class PortsData(Frozen):
     @property
     def step_errors(self) -> dict[str, str]:
         return {SERVICE_DETECTION_STEP: self.service_detection_error} if self.service_detection_error else {}
+
+
+@functools.lru_cache(maxsize=64)
+def _spec_ports(spec: str) -> frozenset[int]:
+    """The ports of a port spec; a province's hosts share the same few specs."""
+    return frozenset(parse_port_spec(spec))
 
 
 def ports_seen(prior: Iterable[Observation]) -> PortsData | None:

@@ -1,0 +1,225 @@
+"""What each ports verdict rests on, scanned by real nmap against real listeners that answer in
+every way a port can: a connection completed, refused, reset right after it was accepted, or
+no answer at all (a listener whose queue of connections is full drops new ones, exactly as a
+firewall's DROP does). And nmap's XML as a run really wrote it, cut or bent.
+
+Servers run on 127.0.223.0/24 and are started by the tests.
+"""
+
+import socket
+import struct
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+
+import pytest
+
+from attt.checks.ports import PortsCheck, _Job, _nmap, connect_scan_data
+from attt.checks.ports.controls import ForbiddenParams
+from attt.checks.ports.models import PortsData, PortsSettings
+from attt.scanner.models.observation import Observation
+from attt.scanner.models.target import Target
+from attt.scanner.plugin import NoParams, ProbeContext, Verdict
+from tests.checks.ports.test_ports import make_rule, make_target
+from tests.servers.listeners import tcp_listeners
+
+HOST = "127.0.223.1"
+OPEN, CLOSED, SILENT, RESET = 8080, 23, 2323, 8888
+"""On HOST: a listener that accepts; nothing (refused); a listener whose queue is full (no
+answer); a listener that accepts and resets at once."""
+PORTS = (CLOSED, SILENT, OPEN, RESET)
+XML_PORTS = tuple(sorted({*PORTS, *range(3001, 3041)}))
+
+
+@contextmanager
+def _full_queue(ip: str, port: int) -> Iterator[None]:
+    """A listener that never accepts, its queue already full: new SYNs vanish unanswered."""
+    with ExitStack() as stack:
+        server = stack.enter_context(socket.socket())
+        server.bind((ip, port))
+        server.listen(0)
+        for _ in range(3):
+            client = stack.enter_context(socket.socket())
+            client.setblocking(False)
+            client.connect_ex((ip, port))
+        time.sleep(0.2)  # the handshakes complete and fill the queue
+        yield
+
+
+@contextmanager
+def _resetting(ip: str, port: int) -> Iterator[None]:
+    """Accepts every connection and aborts it at once (an RST right after the handshake)."""
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind((ip, port))
+    server.listen(16)
+    server.settimeout(0.1)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(5)
+        server.close()
+
+
+@pytest.fixture(scope="module")
+def answering_host() -> Iterator[None]:
+    with tcp_listeners([(HOST, OPEN)]), _full_queue(HOST, SILENT), _resetting(HOST, RESET):
+        yield
+
+
+def _scan(target: Target, ports: tuple[int, ...] = PORTS, **settings: object) -> Observation:
+    ctx = ProbeContext(timeout=20, settings=PortsSettings(ports=ports, **settings))
+    (observation,) = PortsCheck().probe(target, ctx)
+    return observation
+
+
+def _judge(control_id: str, observation: Observation, params: object, target: Target) -> Verdict:
+    assert observation.status == "ok", observation.error
+    control = PortsCheck.controls[control_id]
+    return control.judge(observation.data, control.params_model.model_validate(params), target)
+
+
+def test_the_scan_records_which_ports_gave_no_answer(answering_host: None) -> None:
+    data = _scan(make_target(HOST)).data
+    assert isinstance(data, PortsData)
+    assert data.open_ports() == {OPEN, RESET}  # a reset after the handshake: still open
+    assert data.filtered == str(SILENT)
+    assert data.unanswered(PORTS) == [SILENT]
+
+
+def test_a_forbidden_port_that_gave_no_answer_is_not_called_closed(answering_host: None) -> None:
+    # A listener is there; the scanner could not reach it. The pass says what was seen.
+    target = make_target(HOST)
+    verdict = _judge("ports.forbidden", _scan(target), {"ports": [CLOSED, SILENT]}, target)
+    assert verdict.status == "pass"
+    assert (
+        verdict.message == f"closed: {CLOSED}; no answer (filtered, not reachable from the scanner): {SILENT}"
+    )
+    assert (
+        verdict.vi is not None
+        and f"không phản hồi (bị lọc, không kết nối được từ máy quét): {SILENT}" in verdict.vi
+    )
+    assert verdict.observed == {"filtered": [SILENT]}
+
+
+def test_a_forbidden_port_that_accepts_and_resets_is_open(answering_host: None) -> None:
+    target = make_target(HOST)
+    verdict = _judge("ports.forbidden", _scan(target), {"ports": [RESET]}, target)
+    assert (verdict.status, verdict.message) == ("fail", f"forbidden ports open: {RESET}")
+
+
+def test_a_declared_port_that_gave_no_answer_is_an_error_not_a_failed_service(answering_host: None) -> None:
+    # Nothing shows the service down: only that the scanner got no answer.
+    target = make_target(HOST, services=(OPEN, SILENT))
+    verdict = _judge("ports.declared_reachable", _scan(target), {}, target)
+    assert verdict.status == "error"
+    assert verdict.message.startswith(f"declared ports gave no answer (filtered): {SILENT};")
+    assert verdict.vi is not None and verdict.vi.startswith(
+        f"cổng đã khai báo không phản hồi (bị lọc): {SILENT};"
+    )
+
+
+def test_a_declared_port_that_refused_fails_and_says_which_gave_no_answer(answering_host: None) -> None:
+    target = make_target(HOST, services=(OPEN, CLOSED, SILENT))
+    verdict = _judge("ports.declared_reachable", _scan(target), NoParams(), target)
+    assert verdict.status == "fail"
+    assert verdict.message == f"declared ports not reachable: {CLOSED}; no answer (filtered): {SILENT}"
+    assert verdict.observed == [CLOSED, SILENT]
+
+
+def test_only_allowed_counts_the_ports_that_gave_no_answer(answering_host: None) -> None:
+    target = make_target(HOST, allowed=(OPEN, RESET))
+    verdict = _judge("ports.only_allowed", _scan(target), {"coverage": "scanned"}, target)
+    assert verdict.status == "pass"
+    assert verdict.message.endswith("TCP ports were not scanned; 1 gave no answer (filtered))")
+
+
+def test_a_run_recorded_before_filtered_was_kept_claims_no_refusal() -> None:
+    # Old runs' data have no `filtered`: a not-open declared port fails as it did then.
+    old = PortsData(scanned=(22, 443), open=(), nmap_version="7.93")
+    assert old.filtered is None and old.unanswered([22]) == []
+    target = make_target(HOST, services=(22,))
+    control = PortsCheck.controls["ports.declared_reachable"]
+    verdict = control.judge(old, NoParams(), target)
+    assert (verdict.status, verdict.message) == ("fail", "declared ports not reachable: 22")
+
+
+# --- nmap's XML as a real run wrote it, then cut or bent ----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def real_xml(answering_host: None) -> bytes:
+    """One real run over two hosts (the second refuses everything); enough closed ports that nmap
+    only counts them (`extraports`)."""
+    command = _nmap.build_command([HOST, "127.0.223.2"], XML_PORTS, timeout=20, service_detection=False)
+    done = subprocess.run(command.argv(), capture_output=True, timeout=60, check=True)
+    assert done.stdout.count(b"</host>") == 2
+    return done.stdout
+
+
+def _parse(xml: bytes) -> dict[str, _nmap.HostResult]:
+    return _nmap.parse(xml, [HOST, "127.0.223.2"], XML_PORTS)[1]
+
+
+def test_a_run_cut_inside_its_second_host_keeps_the_first_and_fails_the_second(real_xml: bytes) -> None:
+    cut = real_xml[: real_xml.index(b"</host>") + len(b"</host>") + 40]
+    reader = _nmap._Reader([HOST, "127.0.223.2"], XML_PORTS)
+    first = reader.feed(cut)
+    assert [ip for ip, _ in first] == [HOST]
+    with pytest.raises(_nmap.NmapFailedError, match="not readable XML"):
+        reader.close()
+    assert reader.unseen() == ["127.0.223.2"]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "why"),
+    [
+        (b'portid="8080"', b'portid="http"', "nmap's result for 127.0.223.1 is not readable"),
+        (b'<extraports state="closed" count="', b'<extraports state="closed" count="x', "not readable"),
+        (b'<state state="open" reason="syn-ack"', b'<status reason="syn-ack"', "port 8080 as ''"),
+        (
+            b'<state state="open" reason="syn-ack"',
+            b'<state state="unfiltered" reason="syn-ack"',
+            "'unfiltered'",
+        ),
+    ],
+)
+def test_a_host_whose_xml_makes_no_sense_is_an_error_never_a_traceback_or_a_pass(
+    real_xml: bytes, old: bytes, new: bytes, why: str
+) -> None:
+    assert old in real_xml
+    result = _parse(real_xml.replace(old, new, 1))[HOST]
+    with pytest.raises(_nmap.NmapFailedError) as failed:
+        connect_scan_data(_Job(make_target(HOST), PortsSettings(), XML_PORTS).own(result), XML_PORTS)
+    assert why in str(failed.value)
+
+
+def test_an_address_that_is_no_address_is_skipped_not_a_traceback(real_xml: bytes) -> None:
+    bent = real_xml.replace(f'addr="{HOST}"'.encode(), b'addr="not-an-ip"', 1)
+    results = _parse(bent)
+    assert "no result for 127.0.223.1" in str(results[HOST])
+    assert isinstance(results["127.0.223.2"], _nmap.ScanResult)
+
+
+def test_rule_ports_reach_the_scan_of_a_forbidden_rule(answering_host: None) -> None:
+    rule = make_rule("PORT-X", "ports.forbidden", ForbiddenParams(ports=(SILENT,)))
+    ctx = ProbeContext(timeout=20, settings=PortsSettings(ports=(OPEN,)), rules=(rule,))
+    (observation,) = PortsCheck().probe(make_target(HOST), ctx)
+    assert isinstance(observation.data, PortsData)
+    assert observation.data.filtered == str(SILENT)
