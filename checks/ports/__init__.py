@@ -94,7 +94,7 @@ class PortsCheck:
         share = 0.4 if any(job.settings.service_detection for job in jobs) else 1.0
         by_ip: dict[str, list[_Job]] = {}
         for job in jobs:
-            by_ip.setdefault(job.target.ip, []).append(job)
+            by_ip.setdefault(job.address, []).append(job)
         ports = {p for job in jobs for p in job.ports}
         detect: list[tuple[_Job, PortsData]] = []
         try:
@@ -161,10 +161,10 @@ class PortsCheck:
             results = _nmap.run(command, self._binary)[1]
         except (_nmap.NmapMissingError, _nmap.NmapFailedError) as exc:
             failed = _nmap.NmapFailedError(str(exc))
-            results = {job.target.ip: failed for job, _ in found}
+            results = {job.address: failed for job, _ in found}
         named: dict[tuple[str, str], PortsData] = {}
         for job, data in found:
-            result = results[job.target.ip]
+            result = results[job.address]
             if isinstance(result, Exception):
                 _LOG.warning("service detection on %s failed: %s", job.target.ip, result)
                 named[job.target.key] = data.model_copy(update={"service_detection_error": str(result)})
@@ -181,6 +181,11 @@ class _Job:
     settings: PortsSettings
     ports: tuple[int, ...]
     """This host's ports; the nmap run may cover more (the union over its batch)."""
+
+    @property
+    def address(self) -> str:
+        """The target's IP as nmap is given it and names it back (`0:0::1` is `::1`)."""
+        return str(_nmap.scannable_ip(self.target.ip))
 
     def own(self, result: _nmap.HostResult) -> _nmap.ScanResult:
         """This host's ports out of a run over the union; raises when its part failed."""

@@ -223,3 +223,25 @@ def test_rule_ports_reach_the_scan_of_a_forbidden_rule(answering_host: None) -> 
     (observation,) = PortsCheck().probe(make_target(HOST), ctx)
     assert isinstance(observation.data, PortsData)
     assert observation.data.filtered == str(SILENT)
+
+
+# --- one host, registered twice, written two ways ------------------------------------------------
+
+
+def test_one_ipv6_host_registered_twice_under_two_spellings_keeps_each_its_own_ports() -> None:
+    # nmap names the host back as `::1`, whatever spelling it was given.
+    first = make_target("::1", services=(OPEN,))
+    second = make_target("0:0:0:0:0:0:0:1", services=(RESET,)).model_copy(
+        update={"system": first.system.model_copy(update={"id": "other"})}
+    )
+    jobs = [
+        (first, ProbeContext(timeout=20, settings=PortsSettings(ports=(CLOSED,)))),
+        (second, ProbeContext(timeout=20, settings=PortsSettings(ports=(SILENT,)))),
+    ]
+    with tcp_listeners([("::1", OPEN), ("::1", RESET)]):
+        observations = {o.system: o for o in PortsCheck().probe_batch(jobs)}
+    assert set(observations) == {first.system.id, "other"}
+    mine, theirs = observations[first.system.id].data, observations["other"].data
+    assert isinstance(mine, PortsData) and isinstance(theirs, PortsData)
+    assert (mine.scanned, mine.open_ports()) == ((CLOSED, OPEN), {OPEN})
+    assert (theirs.scanned, theirs.open_ports()) == ((SILENT, RESET), {RESET})
