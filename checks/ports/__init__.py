@@ -170,6 +170,12 @@ class PortsCheck:
                 named[job.target.key] = data.model_copy(update={"service_detection_error": str(result)})
                 continue
             detected = {p.port: p for p in result.ports}
+            gone = [p.port for p in data.open if p.port in detected and detected[p.port].state != "open"]
+            if gone:
+                # nmap names a port it could not probe from its port table: no service was seen.
+                why = f"no longer open when service detection probed it: port {_nmap.port_spec(gone)}"
+                named[job.target.key] = data.model_copy(update={"service_detection_error": why})
+                continue
             ports = tuple(_open_port(detected[p.port]) if p.port in detected else p for p in data.open)
             named[job.target.key] = data.model_copy(update={"open": ports, "service_detection": True})
         return named

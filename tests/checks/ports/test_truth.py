@@ -12,7 +12,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 
 import pytest
 
@@ -21,7 +21,7 @@ from attt.checks.ports.controls import ForbiddenParams
 from attt.checks.ports.models import PortsData, PortsSettings
 from attt.scanner.models.observation import Observation
 from attt.scanner.models.target import Target
-from attt.scanner.plugin import NoParams, ProbeContext, Verdict
+from attt.scanner.plugin import NoParams, ProbeContext, Verdict, incomplete_steps
 from tests.checks.ports.test_ports import make_rule, make_target
 from tests.servers.listeners import tcp_listeners
 
@@ -245,3 +245,49 @@ def test_one_ipv6_host_registered_twice_under_two_spellings_keeps_each_its_own_p
     assert isinstance(mine, PortsData) and isinstance(theirs, PortsData)
     assert (mine.scanned, mine.open_ports()) == ((CLOSED, OPEN), {OPEN})
     assert (theirs.scanned, theirs.open_ports()) == ((SILENT, RESET), {RESET})
+
+
+# --- service detection after the connect scan ----------------------------------------------------
+
+
+@contextmanager
+def _one_shot(ip: str, port: int) -> Iterator[None]:
+    """Listens until its first connection, then stops listening (a service that went down between
+    the connect scan and service detection)."""
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind((ip, port))
+    server.listen(1)
+    server.settimeout(20)
+
+    def serve() -> None:
+        with suppress(OSError):
+            server.accept()[0].close()
+        server.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        server.close()
+        thread.join(5)
+
+
+def test_a_port_gone_before_service_detection_names_no_service_as_probed() -> None:
+    # Open to the connect scan, refused to -sV: nmap then names it from its port table only, and a
+    # rule that forbids a service by name has nothing probed to judge that port by.
+    target = make_target("127.0.223.3")
+    with (
+        tcp_listeners([("127.0.223.3", OPEN)], banner=b"SSH-2.0-OpenSSH_9.2p1\r\n"),
+        _one_shot("127.0.223.3", 8023),
+    ):
+        observation = _scan(target, ports=(OPEN, 8023), service_detection=True)
+    data = observation.data
+    assert isinstance(data, PortsData)
+    assert data.open_ports() == {OPEN, 8023}
+    assert data.service_detection_error == "no longer open when service detection probed it: port 8023"
+    # So a rule that forbids a service by name is error (the evaluator never judges it).
+    control = PortsCheck.controls["ports.forbidden"]
+    needed = control.steps_needed(ForbiddenParams(ports=(23,), services=("telnet",)), target)
+    assert set(needed) & set(incomplete_steps(data))
