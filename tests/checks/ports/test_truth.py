@@ -243,8 +243,8 @@ def test_one_ipv6_host_registered_twice_under_two_spellings_keeps_each_its_own_p
     assert set(observations) == {first.system.id, "other"}
     mine, theirs = observations[first.system.id].data, observations["other"].data
     assert isinstance(mine, PortsData) and isinstance(theirs, PortsData)
-    assert (mine.scanned, mine.open_ports()) == ((CLOSED, OPEN), {OPEN})
-    assert (theirs.scanned, theirs.open_ports()) == ((SILENT, RESET), {RESET})
+    assert mine.scanned == (CLOSED, OPEN) and mine.open_ports() == {OPEN}
+    assert theirs.scanned == (SILENT, RESET) and theirs.open_ports() == {RESET}
 
 
 # --- service detection after the connect scan ----------------------------------------------------
