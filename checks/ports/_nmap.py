@@ -116,11 +116,16 @@ def port_spec(ports: Iterable[int]) -> str:
 
 
 def parse_port_spec(spec: str) -> list[int]:
-    out: list[int] = []
+    return [port for low, high in port_runs(spec) for port in range(low, high + 1)]
+
+
+def port_runs(spec: str) -> list[tuple[int, int]]:
+    """A port spec's runs of ports, (first, last), in the spec's order."""
+    runs: list[tuple[int, int]] = []
     for part in spec.split(","):
         low, _, high = part.partition("-")
-        out.extend(range(int(low), int(high or low) + 1))
-    return out
+        runs.append((int(low), int(high or low)))
+    return runs
 
 
 def scannable_ip(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:

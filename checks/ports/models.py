@@ -1,12 +1,13 @@
 """What the ports check observes, and the settings a policy may give it."""
 
+import bisect
 import functools
 from collections.abc import Iterable
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
-from attt.checks.ports._nmap import parse_port_spec
+from attt.checks.ports._nmap import port_runs
 from attt.scanner.models.base import Frozen
 from attt.scanner.models.observation import Observation
 from attt.scanner.models.target import Port
@@ -105,12 +106,18 @@ class PortsData(Frozen):
         """Those of `ports` that gave no answer (filtered), in order; [] when not recorded."""
         if not self.filtered:
             return []
-        silent = _spec_ports(self.filtered)
-        return sorted(p for p in set(ports) if p in silent)
+        runs = _runs(self.filtered)
+        lows = [low for low, _ in runs]
+        silent = []
+        for port in sorted(set(ports)):
+            at = bisect.bisect_right(lows, port) - 1
+            if at >= 0 and port <= runs[at][1]:
+                silent.append(port)
+        return silent
 
     @property
     def unanswered_count(self) -> int:
-        return len(_spec_ports(self.filtered)) if self.filtered else 0
+        return sum(high - low + 1 for low, high in _runs(self.filtered)) if self.filtered else 0
 
     def unscanned(self, ports: Iterable[int]) -> list[int]:
         """Those of `ports` nobody scanned, in order (one set operation: `scanned` is a tuple of
@@ -131,10 +138,11 @@ class PortsData(Frozen):
         return {SERVICE_DETECTION_STEP: self.service_detection_error} if self.service_detection_error else {}
 
 
-@functools.lru_cache(maxsize=64)
-def _spec_ports(spec: str) -> frozenset[int]:
-    """The ports of a port spec; a province's hosts share the same few specs."""
-    return frozenset(parse_port_spec(spec))
+@functools.lru_cache(maxsize=256)
+def _runs(spec: str) -> tuple[tuple[int, int], ...]:
+    """A `filtered` spec's runs, in order (written sorted): a firewalled host's names tens of
+    thousands of ports in a few runs, never spelled out port by port."""
+    return tuple(port_runs(spec))
 
 
 def ports_seen(prior: Iterable[Observation]) -> PortsData | None:

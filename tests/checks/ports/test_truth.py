@@ -291,3 +291,10 @@ def test_a_port_gone_before_service_detection_names_no_service_as_probed() -> No
     control = PortsCheck.controls["ports.forbidden"]
     needed = control.steps_needed(ForbiddenParams(ports=(23,), services=("telnet",)), target)
     assert set(needed) & set(incomplete_steps(data))
+
+
+def test_a_firewalled_full_scan_keeps_its_silent_ports_as_a_few_runs() -> None:
+    # Every port but 443 dropped: the observation stays small, and each rule reads it by runs.
+    data = PortsData(scanned=(), full_range=True, open=(), filtered="1-442,444-65535", nmap_version="7.93")
+    assert data.unanswered([22, 443, 65535, 444]) == [22, 444, 65535]
+    assert data.unanswered_count == 65534
