@@ -298,3 +298,31 @@ def test_a_firewalled_full_scan_keeps_its_silent_ports_as_a_few_runs() -> None:
     data = PortsData(scanned=(), full_range=True, open=(), filtered="1-442,444-65535", nmap_version="7.93")
     assert data.unanswered([22, 443, 65535, 444]) == [22, 444, 65535]
     assert data.unanswered_count == 65534
+
+
+@pytest.mark.slow
+def test_a_host_timeout_that_hits_one_host_of_a_group_leaves_the_other_its_names() -> None:
+    # Service detection waits on a port that never speaks until nmap's host timeout; the other
+    # host of the same host group is named in time and keeps its names.
+    silent, speaking = make_target("127.0.223.6"), make_target("127.0.223.7")
+    jobs = [
+        (
+            t,
+            ProbeContext(
+                timeout=8, concurrency=2, settings=PortsSettings(ports=(OPEN,), service_detection=True)
+            ),
+        )
+        for t in (silent, speaking)
+    ]
+    with (
+        tcp_listeners([("127.0.223.6", OPEN)]),
+        tcp_listeners([("127.0.223.7", OPEN)], banner=b"SSH-2.0-OpenSSH_9.2p1\r\n"),
+    ):
+        started = time.monotonic()
+        observations = {o.host: o for o in PortsCheck().probe_batch(jobs)}
+    assert time.monotonic() - started < 20
+    waited, named = observations["127.0.223.6"].data, observations["127.0.223.7"].data
+    assert isinstance(waited, PortsData) and isinstance(named, PortsData)
+    assert waited.open_ports() == {OPEN} and not waited.service_detection
+    assert waited.service_detection_error is not None and "host timeout" in waited.service_detection_error
+    assert named.service_detection and [p.service for p in named.open] == ["ssh"]
