@@ -136,8 +136,8 @@ def _judge_only_allowed(data: PortsData, params: OnlyAllowedParams, target: Targ
     # Ports that gave no answer count as not open (not reachable from the scanner), and the
     # verdict says how many they were.
     silent = data.unanswered_count
-    silent_en = f"; {silent} gave no answer (filtered)" if silent else ""
-    silent_vi = f"; {silent} cổng không phản hồi (bị lọc)" if silent else ""
+    silent_en = f"; {silent} filtered: no answer" if silent else ""
+    silent_vi = f"; {silent} cổng bị lọc: không phản hồi" if silent else ""
     if data.full_range:
         return Verdict.passed(
             f"no TCP port outside the allowed list is open (all {scanned} ports scanned{silent_en})",

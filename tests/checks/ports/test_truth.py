@@ -147,7 +147,7 @@ def test_only_allowed_counts_the_ports_that_gave_no_answer(answering_host: None)
     target = make_target(HOST, allowed=(OPEN, RESET))
     verdict = _judge("ports.only_allowed", _scan(target), {"coverage": "scanned"}, target)
     assert verdict.status == "pass"
-    assert verdict.message.endswith("TCP ports were not scanned; 1 gave no answer (filtered))")
+    assert verdict.message.endswith("TCP ports were not scanned; 1 filtered: no answer)")
 
 
 def test_a_run_recorded_before_filtered_was_kept_claims_no_refusal() -> None:
