@@ -34,6 +34,9 @@ TOO_MANY_FILES = "too many open files: raise the open-file limit (ulimit -n) or 
 MAX_ERROR_CHARS = 300
 _PIPE_BYTES = 1 << 20
 """Linux's default ceiling for a pipe an unprivileged process may ask for."""
+_MAX_SPEC_CHARS = 100_000
+"""Linux refuses to start a program with one argument longer than 128 KiB (MAX_ARG_STRLEN):
+thousands of scattered ports (every other port is 180 KB) would be a host that is never scanned."""
 _STDERR_KEPT = 1 << 16
 """The end of nmap's stderr kept: its last line is the reason of a failure, and a run that
 writes megabytes of warnings is not held in memory whole."""
@@ -68,7 +71,10 @@ class NmapCommand:
 
     @property
     def port_spec(self) -> str:
-        return port_spec(self.ports)
+        """The ports for nmap's `-p`: the list, or when the list is too long for one argument,
+        the range that covers it (the reader keeps only the ports asked for)."""
+        listed = port_spec(self.ports)
+        return listed if len(listed) <= _MAX_SPEC_CHARS else f"{min(self.ports)}-{max(self.ports)}"
 
     def argv(self, binary: str = "nmap") -> list[str]:
         return [binary, "-oX", "-", *self.flags, "-p", self.port_spec, *self.ips]

@@ -326,3 +326,19 @@ def test_a_host_timeout_that_hits_one_host_of_a_group_leaves_the_other_its_names
     assert waited.open_ports() == {OPEN} and not waited.service_detection
     assert waited.service_detection_error is not None and "host timeout" in waited.service_detection_error
     assert named.service_detection and [p.service for p in named.open] == ["ssh"]
+
+
+# --- very long port lists ------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_thousands_of_scattered_ports_are_scanned_not_refused_by_the_kernel(answering_host: None) -> None:
+    # Every other port spelled out is 180 KB: more than one argument may hold (128 KiB).
+    scattered = tuple(range(2, 65536, 2))
+    observation = _scan(make_target(HOST), ports=scattered)
+    assert observation.status == "ok", observation.error
+    data = observation.data
+    assert isinstance(data, PortsData)
+    assert data.scanned == scattered  # only the ports asked, though nmap covered the range
+    assert data.open_ports() == {OPEN, RESET}
+    assert data.filtered == ""  # 2323 gave no answer, but it was not asked for
