@@ -395,7 +395,7 @@ def _host_result(host: ET.Element, ip: str, version: str, wanted: list[int]) -> 
         known[number] = PortState(
             port=number,
             state=state_el.get("state", "") if state_el is not None else "",
-            service=_attr(service, "name"),
+            service=_service_name(service),
             product=_attr(service, "product"),
             version=_attr(service, "version"),
         )
@@ -433,6 +433,14 @@ def _listed(spec: str) -> tuple[int, ...]:
 def _plain(port: int, state: str) -> PortState:
     """A port nmap only counted (no service): shared, since a run holds the same few on every host."""
     return PortState(port=port, state=state)
+
+
+def _service_name(service: ET.Element | None) -> str:
+    """nmap's name for the service, `ssl/http` when it found HTTP inside TLS (its XML says
+    `name="http" tunnel="ssl"`): the name its own reports print, and the one that tells the TLS
+    and web checks that the port speaks TLS."""
+    name = _attr(service, "name")
+    return f"ssl/{name}" if name and _attr(service, "tunnel") == "ssl" else name
 
 
 def _attr(element: ET.Element | None, name: str) -> str:

@@ -77,7 +77,8 @@ def _judge_forbidden(data: PortsData, params: ForbiddenParams, target: Target) -
     if (unscanned := _unscanned(params.ports, data, "ports", "cổng")) is not None:
         return unscanned
     services = set(params.services)
-    found = [p for p in data.open if p.port in params.ports or p.service in services]
+    # A forbidden service is forbidden inside TLS too (nmap's `ssl/vnc`).
+    found = [p for p in data.open if p.port in params.ports or p.service.removeprefix("ssl/") in services]
     if found:
         observed = [{"port": p.port, "service": p.service} for p in found]
         listed = _list(p.port for p in found)

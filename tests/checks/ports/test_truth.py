@@ -6,7 +6,9 @@ firewall's DROP does). And nmap's XML as a run really wrote it, cut or bent.
 Servers run on 127.0.223.0/24 and are started by the tests.
 """
 
+import http.server
 import socket
+import ssl
 import struct
 import subprocess
 import threading
@@ -18,7 +20,9 @@ import pytest
 
 from attt.checks.ports import PortsCheck, _Job, _nmap, connect_scan_data
 from attt.checks.ports.controls import ForbiddenParams
-from attt.checks.ports.models import PortsData, PortsSettings
+from attt.checks.ports.models import OpenPort, PortsData, PortsSettings
+from attt.checks.tls.models import TlsSettings
+from attt.checks.tls.probe import tls_endpoints
 from attt.scanner.models.observation import Observation
 from attt.scanner.models.target import Target
 from attt.scanner.plugin import NoParams, ProbeContext, Verdict, incomplete_steps
@@ -83,8 +87,10 @@ def answering_host() -> Iterator[None]:
         yield
 
 
-def _scan(target: Target, ports: tuple[int, ...] = PORTS, **settings: object) -> Observation:
-    ctx = ProbeContext(timeout=20, settings=PortsSettings(ports=ports, **settings))
+def _scan(
+    target: Target, ports: tuple[int, ...] = PORTS, timeout: float = 20, **settings: object
+) -> Observation:
+    ctx = ProbeContext(timeout=timeout, settings=PortsSettings(ports=ports, **settings))
     (observation,) = PortsCheck().probe(target, ctx)
     return observation
 
@@ -342,3 +348,67 @@ def test_thousands_of_scattered_ports_are_scanned_not_refused_by_the_kernel(answ
     assert data.scanned == scattered  # only the ports asked, though nmap covered the range
     assert data.open_ports() == {OPEN, RESET}
     assert data.filtered == ""  # 2323 gave no answer, but it was not asked for
+
+
+# --- what service detection names ----------------------------------------------------------------
+
+
+class _Page(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.end_headers()
+        self.wfile.write(b"<html>attt</html>")
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def tls_on_an_odd_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+    """HTTP inside TLS on a port no list knows as TLS (a thread per connection, so that nmap's
+    parallel probes do not queue)."""
+    workdir = tmp_path_factory.mktemp("tls-odd")
+    cert, key = workdir / "c.pem", workdir / "k.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+         "-keyout", str(key), "-out", str(cert), "-days", "3", "-subj", "/CN=odd.attt.test"],
+        check=True, capture_output=True, timeout=30,
+    )  # fmt: skip
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server = http.server.ThreadingHTTPServer(("127.0.223.8", 10443), _Page)
+    server.socket = context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
+    server.handle_error = lambda *_: None  # type: ignore[method-assign]  # probes that are not TLS
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield "127.0.223.8", 10443
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+@pytest.mark.slow
+def test_a_service_inside_tls_is_named_as_nmap_says_it_ssl_slash_name(
+    tls_on_an_odd_port: tuple[str, int],
+) -> None:
+    # nmap's XML says name="http" tunnel="ssl"; read as plain "http", the port was never probed
+    # for TLS and the web check would speak cleartext HTTP to it.
+    ip, port = tls_on_an_odd_port
+    target = make_target(ip)
+    observation = _scan(target, ports=(port,), timeout=40, service_detection=True)
+    data = observation.data
+    assert isinstance(data, PortsData) and data.service_detection, observation.error
+    assert [(p.port, p.service) for p in data.open] == [(port, "ssl/http")]
+    assert tls_endpoints(target, TlsSettings(), [observation]) == {port: None}
+
+
+def test_a_service_forbidden_by_name_is_forbidden_inside_tls_too() -> None:
+    data = PortsData(
+        scanned=(5900,), open=(OpenPort(port=15900, service="ssl/vnc"),), filtered="", nmap_version="7.93"
+    )
+    control = PortsCheck.controls["ports.forbidden"]
+    verdict = control.judge(data, ForbiddenParams(ports=(5900,), services=("vnc",)), make_target(HOST))
+    assert (verdict.status, verdict.observed) == ("fail", [{"port": 15900, "service": "ssl/vnc"}])
