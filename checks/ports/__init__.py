@@ -177,7 +177,15 @@ class PortsCheck:
                 named[job.target.key] = data.model_copy(update={"service_detection_error": why})
                 continue
             ports = tuple(_open_port(detected[p.port]) if p.port in detected else p for p in data.open)
-            named[job.target.key] = data.model_copy(update={"open": ports, "service_detection": True})
+            update: dict[str, object] = {"open": ports, "service_detection": True}
+            guessed = [p.port for p in data.open if p.port in detected and not detected[p.port].probed]
+            if guessed:
+                # No probe matched: the name is nmap's guess from the number, and the service
+                # there (a Telnet server on a port of its own) is unknown.
+                update["service_detection_error"] = (
+                    f"no service identified on port {_nmap.port_spec(guessed)} (nmap guessed from the number)"
+                )
+            named[job.target.key] = data.model_copy(update=update)
         return named
 
 

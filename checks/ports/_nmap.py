@@ -88,6 +88,9 @@ class PortState:
     service: str = ""
     product: str = ""
     version: str = ""
+    probed: bool = False
+    """The service was identified by -sV's probes; otherwise its name is nmap's guess from the
+    port number (its table)."""
 
 
 @dataclass(frozen=True)
@@ -398,6 +401,7 @@ def _host_result(host: ET.Element, ip: str, version: str, wanted: list[int]) -> 
             service=_service_name(service),
             product=_attr(service, "product"),
             version=_attr(service, "version"),
+            probed=_attr(service, "method") == "probed",
         )
     # Ports nmap only counted: each count names its ports (nmap >= 7.80 lists them in
     # `extrareasons`); when it does not, one summarised state still says what they all were.

@@ -96,7 +96,8 @@ class PortsData(Frozen):
     service_detection: bool = False
     """True when service, product and version come from nmap -sV probes."""
     service_detection_error: str | None = None
-    """Why service detection was asked for and did not complete."""
+    """Why service detection was asked for and did not complete, or named a port only by nmap's
+    guess from its number (no probe matched): rules that judge service names are then `error`."""
     nmap_version: str
 
     def open_ports(self) -> frozenset[int]:

@@ -412,3 +412,49 @@ def test_a_service_forbidden_by_name_is_forbidden_inside_tls_too() -> None:
     control = PortsCheck.controls["ports.forbidden"]
     verdict = control.judge(data, ForbiddenParams(ports=(5900,), services=("vnc",)), make_target(HOST))
     assert (verdict.status, verdict.observed) == ("fail", [{"port": 15900, "service": "ssl/vnc"}])
+
+
+@contextmanager
+def _unidentifiable(ip: str, port: int) -> Iterator[None]:
+    """Sends bytes no service speaks, then hangs up: nmap's probes match nothing."""
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind((ip, port))
+    server.listen(16)
+    server.settimeout(0.1)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            with suppress(OSError):
+                conn.send(b"\x00\x01zz\xff\r\n")
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(5)
+        server.close()
+
+
+@pytest.mark.slow
+def test_a_port_service_detection_could_not_identify_is_no_name_for_a_rule_to_judge() -> None:
+    # nmap then names it from its port table (method="table"): a guess from the number, which
+    # could be a Telnet server on a port of its own. A rule forbidding telnet by name cannot pass.
+    target = make_target("127.0.223.10")
+    with _unidentifiable("127.0.223.10", 8023):
+        observation = _scan(target, ports=(8023,), timeout=40, service_detection=True)
+    data = observation.data
+    assert isinstance(data, PortsData), observation.error
+    assert data.open_ports() == {8023}
+    assert data.service_detection_error == "no service identified on port 8023 (nmap guessed from the number)"
+    control = PortsCheck.controls["ports.forbidden"]
+    needed = control.steps_needed(ForbiddenParams(ports=(23,), services=("telnet",)), target)
+    assert set(needed) & set(incomplete_steps(data))
