@@ -94,7 +94,7 @@ class PortsCheck:
         share = 0.4 if any(job.settings.service_detection for job in jobs) else 1.0
         by_ip: dict[str, list[_Job]] = {}
         for job in jobs:
-            by_ip.setdefault(job.target.ip, []).append(job)
+            by_ip.setdefault(job.address, []).append(job)
         ports = {p for job in jobs for p in job.ports}
         detect: list[tuple[_Job, PortsData]] = []
         try:
@@ -161,17 +161,31 @@ class PortsCheck:
             results = _nmap.run(command, self._binary)[1]
         except (_nmap.NmapMissingError, _nmap.NmapFailedError) as exc:
             failed = _nmap.NmapFailedError(str(exc))
-            results = {job.target.ip: failed for job, _ in found}
+            results = {job.address: failed for job, _ in found}
         named: dict[tuple[str, str], PortsData] = {}
         for job, data in found:
-            result = results[job.target.ip]
+            result = results[job.address]
             if isinstance(result, Exception):
                 _LOG.warning("service detection on %s failed: %s", job.target.ip, result)
                 named[job.target.key] = data.model_copy(update={"service_detection_error": str(result)})
                 continue
             detected = {p.port: p for p in result.ports}
+            gone = [p.port for p in data.open if p.port in detected and detected[p.port].state != "open"]
+            if gone:
+                # nmap names a port it could not probe from its port table: no service was seen.
+                why = f"no longer open when service detection probed it: port {_nmap.port_spec(gone)}"
+                named[job.target.key] = data.model_copy(update={"service_detection_error": why})
+                continue
             ports = tuple(_open_port(detected[p.port]) if p.port in detected else p for p in data.open)
-            named[job.target.key] = data.model_copy(update={"open": ports, "service_detection": True})
+            update: dict[str, object] = {"open": ports, "service_detection": True}
+            guessed = [p.port for p in data.open if p.port in detected and not detected[p.port].probed]
+            if guessed:
+                # No probe matched: the name is nmap's guess from the number, and the service
+                # there (a Telnet server on a port of its own) is unknown.
+                update["service_detection_error"] = (
+                    f"no service identified on port {_nmap.port_spec(guessed)} (nmap guessed from the number)"
+                )
+            named[job.target.key] = data.model_copy(update=update)
         return named
 
 
@@ -181,6 +195,11 @@ class _Job:
     settings: PortsSettings
     ports: tuple[int, ...]
     """This host's ports; the nmap run may cover more (the union over its batch)."""
+
+    @property
+    def address(self) -> str:
+        """The target's IP as nmap is given it and names it back (`0:0::1` is `::1`)."""
+        return str(_nmap.scannable_ip(self.target.ip))
 
     def own(self, result: _nmap.HostResult) -> _nmap.ScanResult:
         """This host's ports out of a run over the union; raises when its part failed."""
@@ -205,13 +224,28 @@ def connect_scan_data(scan: _nmap.ScanResult, ports: tuple[int, ...]) -> PortsDa
             f"no port of {len(ports)} answered (all filtered): host down or unreachable;"
             " is the host still in service?"
         )
+    # A connect scan knows three answers; any other word (or none) says nothing about the port,
+    # and read as "not open" it would pass a forbidden-port rule.
+    odd = next((p for p in scan.ports if p.state not in _CONNECT_STATES), None)
+    if odd is not None:
+        raise _nmap.NmapFailedError(
+            bound_text(
+                f"nmap reported port {odd.port} as {odd.state!r}, not open, closed or filtered",
+                _nmap.MAX_ERROR_CHARS,
+            )
+        )
     full = len(ports) == ALL_TCP_PORTS
     return PortsData(
         scanned=() if full else ports,
         full_range=full,
         open=tuple(_open_port(p) for p in scan.open_ports),
+        filtered=_nmap.port_spec(p.port for p in scan.ports if p.state == "filtered"),
         nmap_version=scan.nmap_version,
     )
+
+
+_CONNECT_STATES = frozenset({"open", "closed", "filtered"})
+"""open: the handshake completed; closed: refused; filtered: no answer at all."""
 
 
 def _open_port(state: _nmap.PortState) -> OpenPort:

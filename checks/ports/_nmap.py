@@ -34,6 +34,9 @@ TOO_MANY_FILES = "too many open files: raise the open-file limit (ulimit -n) or 
 MAX_ERROR_CHARS = 300
 _PIPE_BYTES = 1 << 20
 """Linux's default ceiling for a pipe an unprivileged process may ask for."""
+_MAX_SPEC_CHARS = 100_000
+"""Linux refuses to start a program with one argument longer than 128 KiB (MAX_ARG_STRLEN):
+thousands of scattered ports (every other port is 180 KB) would be a host that is never scanned."""
 _STDERR_KEPT = 1 << 16
 """The end of nmap's stderr kept: its last line is the reason of a failure, and a run that
 writes megabytes of warnings is not held in memory whole."""
@@ -68,7 +71,10 @@ class NmapCommand:
 
     @property
     def port_spec(self) -> str:
-        return port_spec(self.ports)
+        """The ports for nmap's `-p`: the list, or when the list is too long for one argument,
+        the range that covers it (the reader keeps only the ports asked for)."""
+        listed = port_spec(self.ports)
+        return listed if len(listed) <= _MAX_SPEC_CHARS else f"{min(self.ports)}-{max(self.ports)}"
 
     def argv(self, binary: str = "nmap") -> list[str]:
         return [binary, "-oX", "-", *self.flags, "-p", self.port_spec, *self.ips]
@@ -82,6 +88,9 @@ class PortState:
     service: str = ""
     product: str = ""
     version: str = ""
+    probed: bool = False
+    """The service was identified by -sV's probes; otherwise its name is nmap's guess from the
+    port number (its table)."""
 
 
 @dataclass(frozen=True)
@@ -116,11 +125,16 @@ def port_spec(ports: Iterable[int]) -> str:
 
 
 def parse_port_spec(spec: str) -> list[int]:
-    out: list[int] = []
+    return [port for low, high in port_runs(spec) for port in range(low, high + 1)]
+
+
+def port_runs(spec: str) -> list[tuple[int, int]]:
+    """A port spec's runs of ports, (first, last), in the spec's order."""
+    runs: list[tuple[int, int]] = []
     for part in spec.split(","):
         low, _, high = part.partition("-")
-        out.extend(range(int(low), int(high or low) + 1))
-    return out
+        runs.append((int(low), int(high or low)))
+    return runs
 
 
 def scannable_ip(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
@@ -352,10 +366,19 @@ class _Reader:
     def _host(self, host: ET.Element) -> list[tuple[str, HostResult]]:
         for address in host.findall("address"):
             if address.get("addrtype") in ("ipv4", "ipv6"):
-                ip = self._asked.pop(ipaddress.ip_address(address.get("addr", "")), None)
-                if ip is not None:
-                    return [(ip, _host_result(host, ip, self.version, self._wanted))]
+                with suppress(ValueError):  # not an address: not a host we asked for
+                    ip = self._asked.pop(ipaddress.ip_address(address.get("addr", "")), None)
+                    if ip is not None:
+                        return [(ip, _readable_host_result(host, ip, self.version, self._wanted))]
         return []
+
+
+def _readable_host_result(host: ET.Element, ip: str, version: str, wanted: list[int]) -> HostResult:
+    """`_host_result`, or this host's failure when nmap wrote a number that is not one."""
+    try:
+        return _host_result(host, ip, version, wanted)
+    except ValueError as exc:
+        return NmapFailedError(_short(f"nmap's result for {ip} is not readable: {exc}"))
 
 
 def _host_result(host: ET.Element, ip: str, version: str, wanted: list[int]) -> HostResult:
@@ -375,9 +398,10 @@ def _host_result(host: ET.Element, ip: str, version: str, wanted: list[int]) -> 
         known[number] = PortState(
             port=number,
             state=state_el.get("state", "") if state_el is not None else "",
-            service=_attr(service, "name"),
+            service=_service_name(service),
             product=_attr(service, "product"),
             version=_attr(service, "version"),
+            probed=_attr(service, "method") == "probed",
         )
     # Ports nmap only counted: each count names its ports (nmap >= 7.80 lists them in
     # `extrareasons`); when it does not, one summarised state still says what they all were.
@@ -413,6 +437,14 @@ def _listed(spec: str) -> tuple[int, ...]:
 def _plain(port: int, state: str) -> PortState:
     """A port nmap only counted (no service): shared, since a run holds the same few on every host."""
     return PortState(port=port, state=state)
+
+
+def _service_name(service: ET.Element | None) -> str:
+    """nmap's name for the service, `ssl/http` when it found HTTP inside TLS (its XML says
+    `name="http" tunnel="ssl"`): the name its own reports print, and the one that tells the TLS
+    and web checks that the port speaks TLS."""
+    name = _attr(service, "name")
+    return f"ssl/{name}" if name and _attr(service, "tunnel") == "ssl" else name
 
 
 def _attr(element: ET.Element | None, name: str) -> str:

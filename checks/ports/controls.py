@@ -77,7 +77,8 @@ def _judge_forbidden(data: PortsData, params: ForbiddenParams, target: Target) -
     if (unscanned := _unscanned(params.ports, data, "ports", "cổng")) is not None:
         return unscanned
     services = set(params.services)
-    found = [p for p in data.open if p.port in params.ports or p.service in services]
+    # A forbidden service is forbidden inside TLS too (nmap's `ssl/vnc`).
+    found = [p for p in data.open if p.port in params.ports or p.service.removeprefix("ssl/") in services]
     if found:
         observed = [{"port": p.port, "service": p.service} for p in found]
         listed = _list(p.port for p in found)
@@ -87,8 +88,25 @@ def _judge_forbidden(data: PortsData, params: ForbiddenParams, target: Target) -
             expected="closed",
             vi=f"cổng bị cấm đang mở: {listed}",
         )
-    listed = _rule_list(params.ports)
-    return Verdict.passed(f"closed: {listed}", observed=[], expected="closed", vi=f"cổng đang đóng: {listed}")
+    silent = data.unanswered(params.ports)
+    if not silent:
+        listed = _rule_list(params.ports)
+        return Verdict.passed(
+            f"closed: {listed}", observed=[], expected="closed", vi=f"cổng đang đóng: {listed}"
+        )
+    # No answer at all is how a firewall that drops the port looks from the scanner: the port is
+    # not reachable from here, which is what the rule asks. The verdict says so rather than
+    # "closed", since a listener too busy to accept looks the same (see docs/inventory.md).
+    refused = sorted(set(params.ports).difference(silent))
+    closed, closed_vi = (
+        (f"closed: {_list(refused)}; ", f"cổng đang đóng: {_list(refused)}; ") if refused else ("", "")
+    )
+    return Verdict.passed(
+        f"{closed}no answer (filtered, not reachable from the scanner): {_list(silent)}",
+        observed={"filtered": silent},
+        expected="closed",
+        vi=f"{closed_vi}không phản hồi (bị lọc, không kết nối được từ máy quét): {_list(silent)}",
+    )
 
 
 @CONTROLS.control("ports.only_allowed", OnlyAllowedParams)
@@ -116,12 +134,17 @@ def _judge_only_allowed(data: PortsData, params: OnlyAllowedParams, target: Targ
             vi=f"cổng đang mở nhưng không được phép: {listed}",
         )
     scanned = data.scanned_count
+    # Ports that gave no answer count as not open (not reachable from the scanner), and the
+    # verdict says how many they were.
+    silent = data.unanswered_count
+    silent_en = f"; {silent} filtered: no answer" if silent else ""
+    silent_vi = f"; {silent} cổng bị lọc: không phản hồi" if silent else ""
     if data.full_range:
         return Verdict.passed(
-            f"no TCP port outside the allowed list is open (all {scanned} ports scanned)",
+            f"no TCP port outside the allowed list is open (all {scanned} ports scanned{silent_en})",
             observed=sorted(data.open_ports()),
             expected=expected,
-            vi=f"không cổng TCP nào ngoài danh sách được phép đang mở (đã quét đủ {scanned} cổng)",
+            vi=f"không cổng TCP nào ngoài danh sách được phép đang mở (đã quét đủ {scanned} cổng{silent_vi})",
         )
     if params.coverage == "all":
         return Verdict.cannot_judge(
@@ -134,11 +157,11 @@ def _judge_only_allowed(data: PortsData, params: OnlyAllowedParams, target: Targ
         )
     return Verdict.passed(
         f"every open port among the {scanned} scanned is allowed (the other"
-        f" {ALL_TCP_PORTS - scanned} TCP ports were not scanned)",
+        f" {ALL_TCP_PORTS - scanned} TCP ports were not scanned{silent_en})",
         observed=sorted(data.open_ports()),
         expected=expected,
         vi=f"mọi cổng đang mở trong số {scanned} cổng đã quét đều được phép ({ALL_TCP_PORTS - scanned}"
-        " cổng TCP còn lại chưa được quét)",
+        f" cổng TCP còn lại chưa được quét{silent_vi})",
     )
 
 
@@ -158,13 +181,35 @@ def _judge_declared_reachable(data: PortsData, params: NoParams, target: Target)
     if (unscanned := _unscanned(declared, data, "declared ports", "cổng đã khai báo")) is not None:
         return unscanned
     unreachable = sorted(set(declared) - data.open_ports())
-    if unreachable:
-        listed = _list(unreachable)
+    silent = data.unanswered(unreachable)
+    refused = [p for p in unreachable if p not in silent]
+    if refused:
+        # Refused (or, in runs recorded before "filtered" was kept, not open): the host said
+        # nothing listens there, so the service is down or the register wrong.
+        listed = _list(refused)
+        also, also_vi = (
+            (f"; no answer (filtered): {_list(silent)}", f"; không phản hồi (bị lọc): {_list(silent)}")
+            if silent
+            else ("", "")
+        )
         return Verdict.failed(
-            f"declared ports not reachable: {listed}",
+            f"declared ports not reachable: {listed}{also}",
             observed=unreachable,
             expected="open",
-            vi=f"cổng đã khai báo không kết nối được: {listed}",
+            vi=f"cổng đã khai báo không kết nối được: {listed}{also_vi}",
+        )
+    if silent:
+        # No answer at all: a firewall between the scanner and the host, a service too busy to
+        # accept, or a host that stopped answering. None of these shows the service down or the
+        # register wrong, which is what a failure would say.
+        listed = _list(silent)
+        return Verdict.cannot_judge(
+            f"declared ports gave no answer (filtered): {listed}; whether the service is up was not"
+            " observed (a firewall between the scanner and the host, or the host stopped answering)",
+            observed={"filtered": silent},
+            expected="open",
+            vi=f"cổng đã khai báo không phản hồi (bị lọc): {listed}; chưa quan sát được dịch vụ có"
+            " đang chạy hay không (tường lửa giữa máy quét và máy chủ, hoặc máy chủ ngừng phản hồi)",
         )
     listed = _list(declared)
     return Verdict.passed(

@@ -1,10 +1,13 @@
 """What the ports check observes, and the settings a policy may give it."""
 
+import bisect
+import functools
 from collections.abc import Iterable
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
+from attt.checks.ports._nmap import port_runs
 from attt.scanner.models.base import Frozen
 from attt.scanner.models.observation import Observation
 from attt.scanner.models.target import Port
@@ -84,15 +87,38 @@ class PortsData(Frozen):
     full_range: bool = False
     """Every TCP port 1-65535 was scanned (not listed one by one in `scanned`)."""
     open: tuple[OpenPort, ...]
+    filtered: Annotated[str, Field(pattern=r"^(\d+(-\d+)?(,\d+(-\d+)?)*)?$")] | None = None
+    """The scanned ports that gave no answer at all (nmap's `filtered`), as a port spec
+    (`23,5900-5903`; ranges keep a firewalled full scan small); every other scanned port that is
+    not open refused the connection. None in runs recorded before the difference was kept: their
+    ports that are not open may have been either."""
     scan_type: Literal["connect"] = "connect"
     service_detection: bool = False
     """True when service, product and version come from nmap -sV probes."""
     service_detection_error: str | None = None
-    """Why service detection was asked for and did not complete."""
+    """Why service detection was asked for and did not complete, or named a port only by nmap's
+    guess from its number (no probe matched): rules that judge service names are then `error`."""
     nmap_version: str
 
     def open_ports(self) -> frozenset[int]:
         return frozenset(p.port for p in self.open)
+
+    def unanswered(self, ports: Iterable[int]) -> list[int]:
+        """Those of `ports` that gave no answer (filtered), in order; [] when not recorded."""
+        if not self.filtered:
+            return []
+        runs = _runs(self.filtered)
+        lows = [low for low, _ in runs]
+        silent = []
+        for port in sorted(set(ports)):
+            at = bisect.bisect_right(lows, port) - 1
+            if at >= 0 and port <= runs[at][1]:
+                silent.append(port)
+        return silent
+
+    @property
+    def unanswered_count(self) -> int:
+        return sum(high - low + 1 for low, high in _runs(self.filtered)) if self.filtered else 0
 
     def unscanned(self, ports: Iterable[int]) -> list[int]:
         """Those of `ports` nobody scanned, in order (one set operation: `scanned` is a tuple of
@@ -111,6 +137,13 @@ class PortsData(Frozen):
     @property
     def step_errors(self) -> dict[str, str]:
         return {SERVICE_DETECTION_STEP: self.service_detection_error} if self.service_detection_error else {}
+
+
+@functools.lru_cache(maxsize=256)
+def _runs(spec: str) -> tuple[tuple[int, int], ...]:
+    """A `filtered` spec's runs, in order (written sorted): a firewalled host's names tens of
+    thousands of ports in a few runs, never spelled out port by port."""
+    return tuple(port_runs(spec))
 
 
 def ports_seen(prior: Iterable[Observation]) -> PortsData | None:
