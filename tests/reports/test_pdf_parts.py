@@ -1,0 +1,129 @@
+"""A long report.pdf is laid out in parts and joined: every system's failures are there, in the
+order of the report, every page is numbered out of the whole, and the bundle still verifies."""
+
+import hashlib
+import re
+import shutil
+import subprocess
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from attt.reports.bundle import RENDERERS, write_bundle
+from attt.reports.html import SECTIONS, build_view, render_html
+from attt.reports.json import JsonRenderer
+from attt.reports.manifest import verify_bundle
+from attt.reports.pdf import PdfLimitError, PdfRenderer, parts
+from attt.scanner.models.report import Report
+from tests import factories as F
+
+LINES = 40
+"""A part's budget small enough that eight systems of two owners take several parts, and an
+owner's systems are cut across two."""
+
+
+def long_report() -> Report:
+    return F.large_report(8, 8 * 25, n_owners=2)
+
+
+def test_a_short_report_is_one_part_with_every_section():
+    view = build_view(F.report(F.all_statuses()), "en", medium="pdf")
+    [whole] = parts(view)
+    assert whole.view is view and whole.sections == SECTIONS and whole.continued is None
+
+
+def test_the_parts_keep_every_system_once_in_order_within_the_budget():
+    view = build_view(long_report(), "en", medium="pdf")
+    laid = parts(view, LINES)
+    assert [p.sections for p in laid] == [{"front"}] + [{"details"}] * (len(laid) - 2) + [{"back"}]
+    details = laid[1:-1]
+    assert len(details) >= 3
+    assert [(o.index, s.id) for p in details for o in p.view.owners for s in o.systems] == [
+        (o.index, s.id) for o in view.owners for s in o.systems
+    ]
+    # the details begin in the first part; a later part says which owners carry on from before it
+    assert details[0].continued is None
+    seen = {o.index for o in details[0].view.owners}
+    for part in details[1:]:
+        assert part.continued is not None
+        assert part.continued == {o.index for o in part.view.owners} & seen
+        seen |= {o.index for o in part.view.owners}
+    assert any(part.continued for part in details[1:]), "an owner is cut across parts"
+    for part in details:
+        systems = [s for o in part.view.owners for s in o.systems]
+        assert len(systems) == 1 or sum(1 + sum(2 + len(h.shown) for h in s.hosts) for s in systems) <= LINES
+
+
+def test_no_anchor_is_named_by_two_parts():
+    view = build_view(long_report(), "en", medium="pdf")
+    ids = Counter(
+        name
+        for p in parts(view, LINES)
+        for name in re.findall(r' id="([^"]+)"', render_html(p.view, "", p.sections, p.continued).decode())
+    )
+    assert ids and max(ids.values()) == 1, [name for name, n in ids.items() if n > 1]
+    whole = render_html(view).decode()
+    assert set(ids) == set(re.findall(r' id="([^"]+)"', whole)) - {"filters", "f-sev", "f-status", "f-owner",
+                                                                  "f-system", "f-text", "f-count", "f-empty"}
+
+
+POPPLER = shutil.which("pdftotext") and shutil.which("pdfinfo")
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    if not POPPLER:
+        pytest.skip("pdftotext/pdfinfo missing (Debian package poppler-utils)")
+    out = tmp_path_factory.mktemp("bundle")
+    renderer = RENDERERS["pdf"]
+    assert isinstance(renderer, PdfRenderer)
+    renderer.part_lines, before = LINES, renderer.part_lines
+    try:
+        write_bundle(long_report(), ["json", "pdf"], out, "vi")
+    finally:
+        renderer.part_lines = before
+    yield out
+
+
+def page_texts(pdf: Path) -> list[str]:
+    done = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, check=True, timeout=60)
+    return done.stdout.decode("utf-8").split("\f")[:-1]
+
+
+def test_every_page_of_the_joined_pdf_is_numbered_out_of_all_and_names_its_record(bundle: Path):
+    report = long_report()
+    record = hashlib.sha256((bundle / "report.json").read_bytes()).hexdigest()
+    assert record == hashlib.sha256(JsonRenderer().render(report, "vi")).hexdigest()
+    texts = page_texts(bundle / "report.pdf")
+    assert len(texts) >= 6
+    for number, page in enumerate(texts, 1):
+        flat = " ".join(page.split())
+        assert re.search(rf"(?<!\d){number} / {len(texts)}(?!\d)", flat), number
+        assert report.run.id in flat and record in flat.replace(" ", ""), number
+    info = subprocess.run(["pdfinfo", str(bundle / "report.pdf")], capture_output=True, check=True, timeout=60)
+    assert f"Title: Báo cáo đánh giá tuân thủ an toàn thông tin — Hà Tĩnh — {report.run.id}" in " ".join(
+        info.stdout.decode().split()
+    ).replace(" :", ":")
+    assert verify_bundle(bundle).ok
+
+
+def test_the_joined_pdf_has_every_systems_failures_in_the_order_of_the_report(bundle: Path):
+    report = long_report()
+    view = build_view(report, "vi", medium="pdf")
+    text = "\n".join(page_texts(bundle / "report.pdf"))
+    details = text[: text.rindex(view.t["rules_section"])]
+    headings = list(re.finditer(r"^\s*Hệ thống thông tin số \d+ (sys-\d{4})\s*$", details, re.M))
+    assert [h.group(1) for h in headings] == [s.id for o in view.owners for s in o.systems]
+    for heading, following in zip(headings, [*headings[1:], None], strict=True):
+        block = details[heading.end() : None if following is None else following.start()]
+        failed = {f.rule_id for f in report.findings if f.system == heading.group(1) and f.status == "fail"}
+        assert failed and set(re.findall(r"RULE-\d{3}", block)) == failed, heading.group(1)
+    # a cut owner is headed again where its systems carry on, said so
+    assert re.search(r"số \d+ \(tiếp theo\)", details)
+
+
+def test_a_long_report_past_its_time_limit_is_still_one_line():
+    with pytest.raises(PdfLimitError, match=r"^report\.pdf: the layout took longer than its limit of 1 s"):
+        PdfRenderer(time_limit=1, part_lines=LINES).render(long_report(), "en")
