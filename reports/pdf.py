@@ -20,6 +20,7 @@ import errno
 import hashlib
 import io
 import os
+import re
 import resource
 import signal
 import subprocess
@@ -43,9 +44,9 @@ TIME_LIMIT: Final = 600
 """Seconds of wall time (and of CPU) for the layout, unless `$ATTT_PDF_SECONDS` says otherwise."""
 _OUT_OF_MEMORY: Final = 3
 """The layout process's exit code when it ran out of its memory."""
-PART_LINES: Final = 500
-"""Lines of the details one part lays out at most (`_lines`): about 100 systems of two hosts and
-three failures each, some 400 MB and 30 CPU-seconds. A report of no more is laid out whole."""
+PART_LINES: Final = 1500
+"""Lines of the details one part lays out at most (`_lines`): about 135 systems of two hosts and
+six failures or waivers each. A report of no more is laid out whole."""
 _NO_NUMBER: Final = "@page { @bottom-right { content: none !important } }"
 """A part's own page numbers would restart at 1: the join prints them instead (a user sheet, so
 it must be important to beat the report's own)."""
@@ -154,8 +155,26 @@ def lay_out(pages: Sequence[bytes], title: str, memory_limit: int, time_limit: f
         files = []
         for number, page in enumerate(pages):
             files.append(Path(scratch, f"part-{number:04d}.pdf"))
+            page, stubs = _stubbed(page)
+            files[-1].with_suffix(STUBS).write_text("\n".join(stubs), encoding="utf-8")
             files[-1].write_bytes(_child_run(["part", title], page, memory_limit, deadline, time_limit))
         return _child_run(["join", title, *map(str, files)], b"", memory_limit, deadline, time_limit)
+
+
+STUBS: Final = ".stubs"
+"""Beside each part's PDF: the anchors it only stands in for, one a line."""
+
+
+def _stubbed(page: bytes) -> tuple[bytes, list[str]]:
+    """The part's page with an empty anchor for each link to another part, and those anchors.
+
+    WeasyPrint drops a link whose anchor is not in the page: standing in for it keeps the link
+    (to the name), and the join points the name at the part that has it."""
+    text = page.decode("utf-8")
+    # Our own markup, attribute values escaped alike in `href` and `id`: the same text is the same anchor.
+    stubs = sorted(set(re.findall(r' href="#([^"]+)"', text)) - set(re.findall(r' id="([^"]+)"', text)))
+    anchors = "".join(f'<div id="{name}"></div>' for name in stubs)
+    return text.replace("</body>", f"{anchors}</body>", 1).encode("utf-8"), stubs
 
 
 def _child_run(args: list[str], page: bytes, memory_limit: int, deadline: float, time_limit: float) -> bytes:
@@ -208,10 +227,25 @@ def _pdf(page: str, title: str, numbered: bool) -> bytes:
 def _join(files: Sequence[str], title: str) -> bytes:
     """The parts as one PDF, each page numbered out of all, as the report's own style numbers them."""
     from pypdf import PdfReader, PdfWriter
+    from pypdf.generic import ArrayObject, NameObject, NumberObject, TextStringObject
 
     joined = PdfWriter()
+    anchors: dict[str, ArrayObject] = {}
     for file in files:
-        joined.append(file)  # with its bookmarks
+        part = PdfReader(file)
+        first = len(joined.pages)
+        joined.append(part)  # with its bookmarks, and its links while some part names their anchors
+        stubs = set(Path(file).with_suffix(STUBS).read_text(encoding="utf-8").split("\n"))
+        for name, dest in part.named_destinations.items():
+            at = part.get_destination_page_number(dest)
+            if name not in stubs and at is not None:
+                where = joined.pages[first + at].indirect_reference
+                anchors[name] = ArrayObject([where, NameObject("/XYZ"), dest.left, dest.top, NumberObject(0)])
+    # Each name as the part that has it places it (pypdf keeps the first part's, maybe a stub's).
+    names = joined.get_named_dest_root()
+    del names[:]
+    for name in sorted(anchors):
+        names.extend([TextStringObject(name), anchors[name]])
     total = len(joined.pages)
     # Pages empty but for the report's page rule, whose footer corner numbers them "n / total",
     # and transparent, to lie over the parts' pages without hiding them.
@@ -223,6 +257,7 @@ def _join(files: Sequence[str], title: str) -> bytes:
         raise RuntimeError(f"the page numbers came to {len(numbers)} pages, not {total}")
     for sheet, number in zip(joined.pages, numbers, strict=True):
         sheet.merge_page(number)
+        sheet.compress_content_streams()  # merged, the drawing is left uncompressed: ten times the bytes
     joined.add_metadata({**(PdfReader(files[0]).metadata or {}), "/Title": title})
     out = io.BytesIO()
     joined.write(out)

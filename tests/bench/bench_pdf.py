@@ -51,7 +51,8 @@ def main() -> int:
     if args.one is not None:
         _one(args.one, args.lang)
         return 0
-    print(f"{'systems':>8}{'findings':>10}{'wall s':>9}{'cpu s':>8}{'peak MB':>9}{'parts':>7}{'pages':>7}{'PDF MB':>8}")
+    columns = (("systems", 8), ("findings", 10), ("wall s", 9), ("cpu s", 8), ("peak MB", 9), ("parts", 7))
+    print("".join(f"{name:>{width}}" for name, width in (*columns, ("pages", 7), ("PDF MB", 8))))
     for systems in args.systems:
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
@@ -65,7 +66,11 @@ def main() -> int:
         cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
         # ru_maxrss of the children is the largest of any process waited for so far: sizes ascend
         result = json.loads(done.stdout.decode().strip().splitlines()[-1])
-        shown = f"  {result['error']}" if "error" in result else f"{result['parts']:>7}{result['pages']:>7}{result['mb']:>8.1f}"
+        shown = (
+            f"  {result['error']}"
+            if "error" in result
+            else f"{result['parts']:>7}{result['pages']:>7}{result['mb']:>8.1f}"
+        )
         peak = after.ru_maxrss / 1024
         print(f"{systems:>8}{systems * FINDINGS_PER_SYSTEM:>10}{wall:>9.1f}{cpu:>8.1f}{peak:>9.0f}{shown}")
     return 0

@@ -6,7 +6,6 @@ import re
 import shutil
 import subprocess
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -65,15 +64,14 @@ def test_no_anchor_is_named_by_two_parts():
     )
     assert ids and max(ids.values()) == 1, [name for name, n in ids.items() if n > 1]
     whole = render_html(view).decode()
-    assert set(ids) == set(re.findall(r' id="([^"]+)"', whole)) - {"filters", "f-sev", "f-status", "f-owner",
-                                                                  "f-system", "f-text", "f-count", "f-empty"}
+    assert set(ids) == set(re.findall(r' id="([^"]+)"', whole))
 
 
 POPPLER = shutil.which("pdftotext") and shutil.which("pdfinfo")
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not POPPLER:
         pytest.skip("pdftotext/pdfinfo missing (Debian package poppler-utils)")
     out = tmp_path_factory.mktemp("bundle")
@@ -84,11 +82,13 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         write_bundle(long_report(), ["json", "pdf"], out, "vi")
     finally:
         renderer.part_lines = before
-    yield out
+    return out
 
 
 def page_texts(pdf: Path) -> list[str]:
-    done = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, check=True, timeout=60)
+    done = subprocess.run(
+        ["pdftotext", "-layout", str(pdf), "-"], capture_output=True, check=True, timeout=60
+    )
     return done.stdout.decode("utf-8").split("\f")[:-1]
 
 
@@ -102,7 +102,9 @@ def test_every_page_of_the_joined_pdf_is_numbered_out_of_all_and_names_its_recor
         flat = " ".join(page.split())
         assert re.search(rf"(?<!\d){number} / {len(texts)}(?!\d)", flat), number
         assert report.run.id in flat and record in flat.replace(" ", ""), number
-    info = subprocess.run(["pdfinfo", str(bundle / "report.pdf")], capture_output=True, check=True, timeout=60)
+    info = subprocess.run(
+        ["pdfinfo", str(bundle / "report.pdf")], capture_output=True, check=True, timeout=60
+    )
     assert f"Title: Báo cáo đánh giá tuân thủ an toàn thông tin — Hà Tĩnh — {report.run.id}" in " ".join(
         info.stdout.decode().split()
     ).replace(" :", ":")
@@ -127,3 +129,35 @@ def test_the_joined_pdf_has_every_systems_failures_in_the_order_of_the_report(bu
 def test_a_long_report_past_its_time_limit_is_still_one_line():
     with pytest.raises(PdfLimitError, match=r"^report\.pdf: the layout took longer than its limit of 1 s"):
         PdfRenderer(time_limit=1, part_lines=LINES).render(long_report(), "en")
+
+
+def test_the_joined_pdfs_links_reach_their_anchors_across_parts(bundle: Path):
+    from pypdf import PdfReader
+
+    pdf = PdfReader(bundle / "report.pdf")
+    anchors = pdf.named_destinations
+    links = {
+        str(note["/Dest"])
+        for sheet in pdf.pages
+        for ref in sheet.get("/Annots") or ()
+        if "/Dest" in (note := ref.get_object())
+    }
+    # the summary (front) reaches each owner (details), a failure its rule (back); every link
+    # has its anchor
+    assert {"owner-0", "owner-1"} <= links
+    assert any(name.startswith("rule-") for name in links)
+    assert links <= anchors.keys()
+    # and each anchor is where the part that has it put it, not where another stood in for it
+    view = build_view(long_report(), "vi", medium="pdf")
+
+    def page(name: str) -> int:
+        number = pdf.get_destination_page_number(anchors[name])
+        assert number is not None, name
+        return number
+
+    for name, heading in (("rules", "rules_section"), ("details", "details"), ("waivers", "waivers")):
+        assert view.t[heading] in pdf.pages[page(name)].extract_text(), name
+    # the front and the details only stood in for these: the names lead to the details and the back
+    rule = min(name for name in links if name.startswith("rule-"))
+    assert page("details") <= page("owner-0") < page("rules") <= page(rule) < page("waivers")
+    assert rule.removeprefix("rule-") in pdf.pages[page(rule)].extract_text()
