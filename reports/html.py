@@ -1020,8 +1020,8 @@ class HtmlRenderer:
         return render_html(build_view(report, lang, context))
 
 
-SECTIONS: Final = frozenset({"front", "details", "back"})
-"""The page's three runs of sections: cover to trends, the details, rules to the appendix."""
+SECTIONS: Final = frozenset({"front", "details", "rules", "waivers", "appendix"})
+"""The page's runs of sections: cover to trends, the details, the rules, the waivers, the appendix."""
 
 
 def render_html(

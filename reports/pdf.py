@@ -46,7 +46,8 @@ _OUT_OF_MEMORY: Final = 3
 """The layout process's exit code when it ran out of its memory."""
 PART_LINES: Final = 1500
 """Lines of the details one part lays out at most (`_lines`): about 135 systems of two hosts and
-six failures or waivers each. A report of no more is laid out whole."""
+six failures or waivers each. A report of twice as many lines in all (its errors and waivers
+counted too; some 500 MB laid out whole) is laid out whole: a part costs a process and a page break."""
 _NO_NUMBER: Final = "@page { @bottom-right { content: none !important } }"
 """A part's own page numbers would restart at 1: the join prints them instead (a user sheet, so
 it must be important to beat the report's own)."""
@@ -107,9 +108,9 @@ def _lines(system: SystemView) -> int:
 
 
 def parts(view: ReportView, budget: int = PART_LINES) -> list[Part]:
-    """The parts to lay out, in the order of the report: the whole page if it is within `budget`;
-    otherwise the front, the details in runs of at most `budget` lines (a system is never cut),
-    and the back. The front's tables of errors and waivers go whole into their part."""
+    """The parts to lay out, in the order of the report: the whole page if it is within twice the
+    `budget`; otherwise the front, the details in runs of at most `budget` lines (a system is never
+    cut), the rules, the waivers and the appendix, each table whole in its part."""
     runs: list[list[tuple[OwnerView, SystemView | None]]] = [[]]
     load = 0
     for owner in view.owners:
@@ -120,7 +121,10 @@ def parts(view: ReportView, budget: int = PART_LINES) -> list[Part]:
                 load = 0
             runs[-1].append((owner, system))
             load += lines
-    if len(runs) == 1 and load + len(view.error_groups) + len(view.waivers) <= budget:
+    lines = (
+        sum(_lines(s) for o in view.owners for s in o.systems) + len(view.error_groups) + len(view.waivers)
+    )
+    if lines <= 2 * budget:
         return [Part(view, SECTIONS)]
     details: list[Part] = []
     begun: set[int] = set()
@@ -132,7 +136,11 @@ def parts(view: ReportView, budget: int = PART_LINES) -> list[Part]:
         begun |= owners.keys()
         subset = tuple(replace(owner, systems=tuple(systems)) for owner, systems in owners.values())
         details.append(Part(replace(view, owners=subset), {"details"}, continued))
-    return [Part(view, {"front"}), *details, Part(view, {"back"})]
+    return [
+        Part(view, {"front"}),
+        *details,
+        *(Part(view, {section}) for section in ("rules", "waivers", "appendix")),
+    ]
 
 
 def _limit(variable: str, default: int) -> int:
