@@ -20,7 +20,7 @@ filing, with passes and waived findings as counts.
 import base64
 import hashlib
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from functools import cache, lru_cache
@@ -1043,8 +1043,21 @@ class HtmlRenderer:
         return render_html(build_view(report, lang, context))
 
 
-def render_html(view: ReportView, footer: str = "") -> bytes:
-    """The page for a view; `footer` is the PDF's running footer text (empty on screen)."""
+SECTIONS: Final = frozenset({"front", "details", "rules", "waivers", "appendix"})
+"""The page's runs of sections: cover to trends, the details, the rules, the waivers, the appendix."""
+
+
+def render_html(
+    view: ReportView,
+    footer: str = "",
+    sections: Collection[str] = SECTIONS,
+    continued: Collection[int] | None = None,
+) -> bytes:
+    """The page for a view; `footer` is the PDF's running footer text (empty on screen).
+
+    A long PDF is laid out in parts (`attt.reports.pdf`), each a page of some of the `sections`;
+    `continued` marks a part whose details carry on from the part before: the owners (by index)
+    whose systems began there are headed as continued, and no anchor is named twice."""
     style, script = _asset("report.css"), _asset("report.js")
     csp = f"default-src 'none'; style-src {style.csp}; script-src {script.csp}; img-src data:"
     template = _ENV.get_template("report.html.j2")
@@ -1058,6 +1071,8 @@ def render_html(view: ReportView, footer: str = "") -> bytes:
         statuses=STATUSES,
         colours=COLOURS,
         footer=footer,
+        sections=sections,
+        continued=continued,
         large=len(view.systems) >= LARGE_REPORT,
     )
     return page.encode("utf-8")
