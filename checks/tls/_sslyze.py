@@ -171,6 +171,8 @@ _DECLINED = "SMTP STARTTLS rejected: "
 """sslyze's text for an SMTP server that listed STARTTLS in its EHLO reply and then answered the
 command with something other than 220 (RFC 3207's 454 "TLS not available due to temporary
 reason", say): a service with TLS that this scan did not see, not a service without it."""
+_ROBOT_NO_RSA = "NOT_VULNERABLE_RSA_NOT_SUPPORTED"
+"""sslyze's ROBOT answer when its handshakes found no RSA key exchange."""
 _CUSTOM_STORE_NAME = "Supplied CA file"
 """The name sslyze gives the trust store made of the CA file a scan passes it."""
 
@@ -591,6 +593,11 @@ def _tls_data(attempts: Any, endpoint: Endpoint, scanned_at: datetime) -> TlsDat
         _completed(attempts.certificate_info), endpoint, scanned_at
     )
     http, hsts = _http(attempts, endpoint)
+    vulnerabilities = _vulnerabilities(attempts)
+    unearned = _robot_without_rsa(attempts, suites)
+    if unearned is not None:
+        vulnerabilities = vulnerabilities.model_copy(update={"robot": None})
+        step_errors["robot"] = unearned
     return TlsData(
         scanned_at=scanned_at,
         sni=endpoint.sni,
@@ -605,7 +612,7 @@ def _tls_data(attempts: Any, endpoint: Endpoint, scanned_at: datetime) -> TlsDat
         certificate=certificate,
         ocsp_responder=ocsp_responder,
         ocsp_stapling=stapled,
-        vulnerabilities=_vulnerabilities(attempts),
+        vulnerabilities=vulnerabilities,
         http=http,
         http_requested=endpoint.asks_http,
         hsts=hsts,
@@ -643,6 +650,25 @@ def _vulnerabilities(attempts: Any) -> Vulnerabilities:
         extended_master_secret=fact(
             attempts.tls_extended_master_secret, lambda r: not r.supports_ems_extension
         ),
+    )
+
+
+def _robot_without_rsa(attempts: Any, suites: dict[Protocol, tuple[str, ...]]) -> str | None:
+    """Why ROBOT's "RSA not supported" is no answer, or None when it is one (or was not given).
+
+    sslyze says so when its handshakes for the RSA key, at one version with its own cipher
+    lists, all came back without one; if the same scan saw a suite with RSA key exchange
+    accepted, the server does speak it and ROBOT was never run against it."""
+    result = _completed(attempts.robot)
+    if result is None or str(result.robot_result.value) != _ROBOT_NO_RSA:
+        return None
+    seen = [name for names in suites.values() for name in names if _pool.rsa_key_exchange(name)]
+    if not seen:
+        return None
+    return bound_text(
+        f"ROBOT found no RSA key exchange to test, yet {seen[0]} was accepted: the server's answers"
+        " to ROBOT's payloads were not observed",
+        MAX_REASON_CHARS,
     )
 
 

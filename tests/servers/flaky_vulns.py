@@ -21,6 +21,11 @@ hangs up (`stall`), on the ClientHellos of one test, the first one only (`once`)
   and ECDHE-RSA-AES128-GCM-SHA256 (`Tls13`);
 - `robot-gcm`: only the first of those (AES128-GCM-SHA256 and AES256-GCM-SHA384 alone), as a
   server that resets a handshake offering no suite it has would; same server.
+- `robot-payload`: the ClientHello of a ROBOT payload's connection (the modern client, the same
+  two suites, no DEFLATE), answered with a fatal handshake_failure alert (`alert`): the payload
+  is then never sent, yet sslyze records the empty text as the server's answer to it. With
+  `positions`, only the payload connections at those places of each run of five (the scan must
+  then make one connection at a time for the places to be ROBOT's payloads); same server.
 
 Every server stops with its `with` block; every loop is bounded in count and time (the
 hostile lab's `Listener`).
@@ -54,7 +59,11 @@ right behind the hello, before reading anything."""
 DEFLATE = 0x01
 RSA_GCM = b"\x00\x9c"
 ROBOT_GCM = {RSA_GCM, b"\x00\x9d", b"\x00\xff"}
-Test = Literal["fallback", "heartbeat", "no-sni", "legacy", "robot", "robot-gcm"]
+ROBOT_PAYLOADS = 5
+"""Connections of one ROBOT run that carry a payload, one each, in sslyze's order."""
+HANDSHAKE_FAILURE = b"\x15\x03\x03\x00\x02\x02\x28"
+"""A fatal handshake_failure alert record."""
+Test = Literal["fallback", "heartbeat", "no-sni", "legacy", "robot", "robot-gcm", "robot-payload"]
 
 
 class Tls13:
@@ -134,6 +143,9 @@ def _is_test(test: Test, conn: socket.socket, hello: bytes) -> bool:
         return DEFLATE in _offers(hello)[1]
     if test == "robot-gcm":
         return _offers(hello)[0] == ROBOT_GCM
+    if test == "robot-payload":
+        suites, compressions, _ = _offers(hello)
+        return suites == ROBOT_GCM and DEFLATE not in compressions
     if test == "robot":
         suites, compressions, _ = _offers(hello)
         tls12 = hello[9:11] == b"\x03\x03"
@@ -150,9 +162,13 @@ class FlakyProbe:
 
     ip: str
     test: Test
-    misbehaviour: Misbehaviour
+    misbehaviour: Misbehaviour | Literal["alert"]
     once: bool
+    positions: frozenset[int] | None = None
+    """`robot-payload` only: the places (0 to 4) in each run of five payloads it misbehaves on."""
     misbehaved: int = 0
+    seen: int = 0
+    """ClientHellos of its test seen so far."""
 
 
 class _Front:
@@ -169,6 +185,10 @@ class _Front:
         if not _is_test(self.flaky.test, conn, hello):
             return False
         with self._lock:
+            place = self.flaky.seen % ROBOT_PAYLOADS
+            self.flaky.seen += 1
+            if self.flaky.positions is not None and place not in self.flaky.positions:
+                return False
             if self.flaky.once and self.flaky.misbehaved:
                 return False
             self.flaky.misbehaved += 1
@@ -176,12 +196,16 @@ class _Front:
 
     def __call__(self, conn: socket.socket, stop: threading.Event) -> None:
         conn.settimeout(MAX_HOLD)
-        misbehaves = self._misbehaves(conn, client_hello(conn))
+        hello = client_hello(conn)
+        misbehaves = self._misbehaves(conn, hello)
         conn.settimeout(MAX_HOLD)
         if not misbehaves:
             self._tls(conn)
         elif self.flaky.misbehaviour == "stall":
             tarpit(conn, stop)
+        elif self.flaky.misbehaviour == "alert":
+            conn.recv(len(hello))  # the ClientHello read, as a server refusing it would
+            conn.sendall(HANDSHAKE_FAILURE)
 
 
 @contextmanager
