@@ -42,6 +42,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from attt.checks.tls._sslyze import Endpoint as ScanEndpoint
+from attt.checks.tls._sslyze import ScanOptions, scan
+from attt.checks.tls.models import TlsData
 from tests.servers.flaky_tls import FALLBACK_SCSV, Misbehaviour
 from tests.servers.hostile import MAX_HOLD, Endpoint, Listener, tarpit
 from tests.servers.mail import self_signed
@@ -217,3 +220,18 @@ def flaky_probe_servers(workdir: Path, servers: list[FlakyProbe]) -> Iterator[li
             front = _Front(flaky, *keys(workdir / flaky.ip, flaky.ip))
             stack.enter_context(Listener(Endpoint(f"probe-{flaky.ip}", flaky.ip, PORT), front).running())
         yield servers
+
+
+def scan_flaky_probes(
+    workdir: Path, servers: dict[str, FlakyProbe], options: ScanOptions
+) -> dict[str, TlsData]:
+    """Each named server's facts, scanned together while they run; every one must be scanned."""
+    endpoints = {name: ScanEndpoint(ip=s.ip, port=PORT, http=False) for name, s in servers.items()}
+    with flaky_probe_servers(workdir, list(servers.values())):
+        outcomes = scan(list(endpoints.values()), options)
+    found: dict[str, TlsData] = {}
+    for name, endpoint in endpoints.items():
+        outcome = outcomes[endpoint]
+        assert isinstance(outcome, TlsData), (name, outcome)
+        found[name] = outcome
+    return found

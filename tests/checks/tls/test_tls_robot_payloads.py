@@ -12,7 +12,7 @@ import pytest
 
 from attt.checks.tls import _sslyze
 from attt.checks.tls.models import TlsData
-from tests.servers.flaky_vulns import PORT, FlakyProbe, flaky_probe_servers
+from tests.servers.flaky_vulns import FlakyProbe, scan_flaky_probes
 
 NET = "127.0.222"
 SECOND = frozenset({1})
@@ -29,15 +29,7 @@ OPTIONS = _sslyze.ScanOptions(connect_timeout=1, deadline=90, silence=8, max_con
 
 @pytest.fixture(scope="module")
 def scanned(tmp_path_factory: pytest.TempPathFactory) -> dict[str, TlsData]:
-    endpoints = {name: _sslyze.Endpoint(ip=s.ip, port=PORT, http=False) for name, s in SERVERS.items()}
-    with flaky_probe_servers(tmp_path_factory.mktemp("robot-payloads"), list(SERVERS.values())):
-        outcomes = _sslyze.scan(list(endpoints.values()), OPTIONS)
-    found: dict[str, TlsData] = {}
-    for name, endpoint in endpoints.items():
-        outcome = outcomes[endpoint]
-        assert isinstance(outcome, TlsData), (name, outcome)
-        found[name] = outcome
-    return found
+    return scan_flaky_probes(tmp_path_factory.mktemp("robot-payloads"), SERVERS, OPTIONS)
 
 
 @pytest.mark.parametrize("name", ["every-payload", "second-payload"])
