@@ -6,6 +6,7 @@ so that nothing else in attt depends on sslyze's classes.
 """
 
 import atexit
+import functools
 import math
 import re
 import shutil
@@ -50,6 +51,7 @@ from attt.checks.tls.models import (
     SUITE_STEPS,
     Certificate,
     Hsts,
+    IssuerKey,
     KeyExchange,
     Protocol,
     StartTls,
@@ -196,8 +198,11 @@ def scan(
     if not remaining:
         return early
     # sslyze's bundled trust stores hold roots that this cryptography release warns about on
-    # every load; the warning is about sslyze's data, not the scanned server.
-    warnings.filterwarnings("ignore", category=CryptographyDeprecationWarning, module=r"sslyze\.")
+    # every load (by sslyze, and by `_anchors` here); the warning is about sslyze's data, not
+    # the scanned server.
+    warnings.filterwarnings(
+        "ignore", category=CryptographyDeprecationWarning, module=r"(sslyze|attt\.checks\.tls\._sslyze)\b"
+    )
     try:
         ca_file = _trust_file(options.trust_anchors)
     except (OSError, ValueError) as exc:
@@ -703,6 +708,10 @@ def _certificate(
     not_before, not_after = leaf.not_valid_before_utc, leaf.not_valid_after_utc
     key_type, key_bits, curve = x509_facts.public_key_facts(leaf)
     trusted, trust_error = _trusted(deployment, leaf, scanned_at)
+    anchors = [
+        cert for result in deployment.path_validation_results for cert in _anchors(result.trust_store.path)
+    ]
+    path, missing = x509_facts.issuer_path(leaf, chain[1:], anchors)
     name = endpoint.sni or endpoint.ip
     certificate = Certificate(
         subject=x509_facts.bounded_name(leaf.subject),
@@ -716,7 +725,9 @@ def _certificate(
         curve=curve,
         signature_algorithm=x509_facts.signature_name(leaf),
         signature_hash=x509_facts.signature_hash(leaf),
-        chain_signature_hashes=x509_facts.chain_hashes(chain[1:]),
+        chain_signature_hashes=x509_facts.path_hashes(path),
+        chain_keys=tuple(_issuer_key(cert) for cert in path),
+        chain_missing=missing,
         self_signed=x509_facts.is_self_signed(leaf),
         trusted=trusted,
         trust_error=trust_error,
@@ -726,6 +737,20 @@ def _certificate(
         lifetime_days=lifetime_days(not_before, not_after),
     )
     return certificate, x509_facts.ocsp_url(leaf), deployment.ocsp_response is not None
+
+
+def _issuer_key(cert: x509.Certificate) -> IssuerKey:
+    key_type, key_bits, curve = x509_facts.public_key_facts(cert)
+    return IssuerKey(
+        subject=x509_facts.bounded_name(cert.subject), key_type=key_type, key_bits=key_bits, curve=curve
+    )
+
+
+@functools.cache
+def _anchors(store: Path) -> list[x509.Certificate]:
+    """The certificates of a trust store's PEM file (sslyze's own or the configured anchors),
+    read once per process."""
+    return x509.load_pem_x509_certificates(store.read_bytes())
 
 
 def _trusted(deployment: Any, leaf: x509.Certificate, scanned_at: datetime) -> tuple[bool, str | None]:

@@ -527,48 +527,97 @@ def _certificate_lifetime(data: TlsData, params: LifetimeParams, target: Target)
 
 class KeyParams(Params):
     rsa_min_bits: int = Field(default=2048, ge=512)
-    """Smallest RSA key, in bits."""
+    """Smallest RSA key of the leaf, in bits."""
     ec_min_bits: int = Field(default=256, ge=160)
-    """Smallest EC key, in bits."""
+    """Smallest EC key of the leaf, in bits."""
+    issuer_rsa_min_bits: int = Field(default=2048, ge=512)
+    """Smallest RSA key of a certificate between the leaf and its root (CAs choose those)."""
+    issuer_ec_min_bits: int = Field(default=256, ge=160)
+    """Smallest EC key of a certificate between the leaf and its root."""
     allowed_types: tuple[Literal["RSA", "EC", "Ed25519", "Ed448", "DSA"], ...] = (
         "RSA",
         "EC",
         "Ed25519",
         "Ed448",
     )
-    """Key types that may be used."""
+    """Key types that may be used, at every level."""
+
+
+_LEAF = ("the leaf", "chứng thư số máy chủ")
+
+
+def _chain_unobserved(cert: Certificate, what: str, what_vi: str) -> Verdict | None:
+    """An error when part of the path from the leaf to its root was not observed (for `what`,
+    the fact a rule reads of each certificate on it), else None."""
+    if cert.chain_missing is None:
+        return None
+    missing = cert.chain_missing
+    return Verdict.cannot_judge(
+        f"the certificate of {missing} (an issuer on the path to the root) was neither sent by the"
+        f" server nor a trust anchor: its {what} was not observed",
+        observed=missing,
+        vi=f"chứng thư số của {missing} (một bên cấp trên đường tới chứng thư số gốc) không được máy"
+        f" chủ gửi và cũng không phải chứng thư số gốc tin cậy: không quan sát được {what_vi} của nó",
+    )
 
 
 @CONTROLS.control("tls.certificate_key", KeyParams, needs=(CERTIFICATE_STEP,))
 def _certificate_key(data: TlsData, params: KeyParams, target: Target) -> Verdict:
-    """The certificate key is of an allowed type and size.
+    """Every key from the leaf up to its root is of an allowed type and size.
 
     RSA keys under 2048 bits and EC keys under 256 bits are below the strength NIST SP 800-57 and
-    SP 800-131A accept for current use, and DSA is deprecated: a key that can be broken lets anyone
-    impersonate the server and, without forward secrecy, read its traffic.
+    SP 800-131A accept for current use, and DSA is deprecated: a leaf key that can be broken lets
+    anyone impersonate the server and, without forward secrecy, read its traffic; an
+    intermediate's lets anyone issue certificates for any name. The root's own key is the trust
+    store's choice; the certificates between are judged against the `issuer_` sizes.
     """
     if isinstance(cert := _certificate(data), Verdict):
         return cert
-    observed = f"{cert.key_type} {cert.key_bits}" + (f" ({cert.curve})" if cert.curve else "")
+    levels = [(_LEAF, cert.key_type, cert.key_bits, cert.curve, params.rsa_min_bits, params.ec_min_bits)]
+    for key in cert.chain_keys or ():
+        where = (f"the intermediate {key.subject}", f"chứng thư số trung gian {key.subject}")
+        levels.append(
+            (
+                where,
+                key.key_type,
+                key.key_bits,
+                key.curve,
+                params.issuer_rsa_min_bits,
+                params.issuer_ec_min_bits,
+            )
+        )
+    observed = [f"{kind} {bits}" + (f" ({curve})" if curve else "") for _, kind, bits, curve, _, _ in levels]
     expected = (
-        f"RSA >= {params.rsa_min_bits} or EC >= {params.ec_min_bits}, types {', '.join(params.allowed_types)}"
+        f"RSA >= {params.rsa_min_bits} or EC >= {params.ec_min_bits} (intermediates: RSA >="
+        f" {params.issuer_rsa_min_bits} or EC >= {params.issuer_ec_min_bits}),"
+        f" types {', '.join(params.allowed_types)}"
     )
-    if cert.key_type not in params.allowed_types:
+    bad: list[tuple[str, str]] = []
+    for (place, place_vi), kind, bits, _, rsa_min, ec_min in levels:
+        if kind not in params.allowed_types:
+            bad.append(
+                (f"{place}: key type {kind} is not allowed", f"{place_vi}: loại khóa {kind} không được phép")
+            )
+        elif bits < {"RSA": rsa_min, "EC": ec_min}.get(kind, 0):
+            bad.append(
+                (f"{place}: key {kind} {bits} is too small", f"{place_vi}: khóa {kind} {bits} quá ngắn")
+            )
+    if bad:
         return Verdict.failed(
-            f"key type {cert.key_type} is not allowed",
+            "; ".join(en for en, _ in bad), observed, expected, vi="; ".join(vi for _, vi in bad)
+        )
+    if cert.chain_keys is None:
+        return Verdict.cannot_judge(
+            "the keys of the certificates above the leaf were not recorded (a run stored by an older attt)",
             observed,
             expected,
-            vi=f"loại khóa {cert.key_type} không được phép",
+            vi="khóa của các chứng thư số phía trên chứng thư số máy chủ chưa được ghi nhận (lượt quét lưu"
+            " bởi phiên bản attt cũ hơn)",
         )
-    minimum = {"RSA": params.rsa_min_bits, "EC": params.ec_min_bits}.get(cert.key_type, 0)
-    if cert.key_bits < minimum:
-        return Verdict.failed(
-            f"{cert.key_type} key of {cert.key_bits} bits is too small",
-            observed,
-            expected,
-            vi=f"khóa {cert.key_type} dài {cert.key_bits} bit, quá ngắn",
-        )
-    return Verdict.passed(f"{observed} key", observed, expected, vi=f"khóa {observed}")
+    if (unobserved := _chain_unobserved(cert, "key", "khóa")) is not None:
+        return unobserved
+    listed = ", ".join(observed)
+    return Verdict.passed(f"keys {listed}", observed, expected, vi=f"các khóa {listed}")
 
 
 class SignatureParams(Params):
@@ -581,8 +630,10 @@ def _certificate_signature(data: TlsData, params: SignatureParams, target: Targe
     """No certificate in the chain is signed with a forbidden hash.
 
     MD5 and SHA-1 signatures can be forged with chosen-prefix collisions (a rogue CA in 2008,
-    SHAttered and later attacks on SHA-1), so they prove nothing. The intermediates the server sends
-    count; the root's own signature does not, since the root is trusted by being in the store.
+    SHAttered and later attacks on SHA-1), so they prove nothing. Every certificate on the path
+    from the leaf to its root counts (a certificate sent but off that path does not); the root's
+    own signature does not, since the root is trusted by being in the store. An issuer on the
+    path that the server did not send and no anchor holds leaves the rule `error`.
     """
     if isinstance(cert := _certificate(data), Verdict):
         return cert
@@ -597,6 +648,8 @@ def _certificate_signature(data: TlsData, params: SignatureParams, target: Targe
             expected=f"not signed with {', '.join(params.forbidden_hashes)}",
             vi="; ".join(f"{vi} được ký bằng {h}" for (_, vi), h in bad),
         )
+    if (unobserved := _chain_unobserved(cert, "signature", "chữ ký")) is not None:
+        return unobserved
     return Verdict.passed(
         f"signed with {cert.signature_algorithm}",
         observed=cert.signature_algorithm,
