@@ -50,7 +50,13 @@ from typing import Any
 
 from sslyze.connection_helpers import tls_connection
 from sslyze.connection_helpers.tls_connection import NoCiphersAvailableBugInSSlyze
-from sslyze.errors import ConnectionToServerFailed, ConnectionToServerTimedOut, TlsHandshakeTimedOut
+from sslyze.errors import (
+    ConnectionToServerFailed,
+    ConnectionToServerTimedOut,
+    TlsHandshakeFailed,
+    TlsHandshakeTimedOut,
+)
+from sslyze.plugins.certificate_info._get_cert_chain import get_certificate_chain
 from sslyze.plugins.compression_plugin import _test_compression_support
 from sslyze.plugins.elliptic_curves_plugin import _test_curve
 from sslyze.plugins.fallback_scsv_plugin import _test_scsv
@@ -111,11 +117,21 @@ _ONE_ANSWER = (
     _test_secure_renegotiation,
     _test_client_renegotiation,
     _test_compression_support,
+    get_certificate_chain,
 )
 """sslyze's tests that read a connection the server closed, reset or left silent as its answer:
 "protected" for the fallback SCSV, "not vulnerable" for Heartbleed, CCS injection and ROBOT (no
 RSA, or the same non-answer to every payload), "secure", "refused" and "no compression" for the
-renegotiation and compression tests of a TLS 1.3 server. Each runs through `_earned`."""
+renegotiation and compression tests of a TLS 1.3 server, "no such certificate" for the
+handshakes that fetch each certificate the server deploys. Each runs through `_earned`."""
+_REFUSALS: dict[Callable[..., Any], type[Exception]] = {
+    test_robot: ServerDoesNotSupportRsa,
+    get_certificate_chain: TlsHandshakeFailed,
+}
+"""The exception that is a test's answer when the server refused what it asked: ROBOT's "no RSA
+key exchange", or no certificate for a client of one kind (sslyze leaves that deployment out).
+Earned, as any answer, only where the server answered (`_all_answered`)."""
+
 
 _SSLYZE_OPEN_SOCKET = tls_connection._open_socket
 _LISTENING = threading.local()
@@ -210,7 +226,9 @@ def _earned(test: Callable[..., Any], *args: Any) -> Any:
         _LISTENING.connections = connections
         try:
             value, refused = test(*args), None
-        except ServerDoesNotSupportRsa as exc:  # ROBOT's "not vulnerable": earned as any answer
+        except Exception as exc:
+            if not isinstance(exc, _REFUSALS.get(test, ())):
+                raise
             value, refused = None, exc
         finally:
             _LISTENING.connections = None
@@ -218,6 +236,11 @@ def _earned(test: Callable[..., Any], *args: Any) -> Any:
             if refused is not None:
                 raise refused
             return value
+    if test is get_certificate_chain:
+        raise Unanswered(
+            "the server closed, reset or left silent the handshake for one of its certificates (the"
+            " one sent to clients of one kind), twice: which certificates it deploys was not observed"
+        )
     if test is test_robot:
         raise Unanswered(
             "the server refused, closed or left silent a connection of ROBOT before its payload"

@@ -594,7 +594,7 @@ def _tls_data(attempts: Any, endpoint: Endpoint, scanned_at: datetime) -> TlsDat
                 dh_bits.append(key.size)
             elif key is not None and key.type_name == "ECDH":
                 ecdh_bits.append(_ECDH_STRENGTH.get(getattr(key, "curve_name", ""), key.size))
-    certificate, ocsp_responder, stapled = _certificate(
+    certificate, other_certificates, ocsp_responder, stapled = _certificates(
         _completed(attempts.certificate_info), endpoint, scanned_at
     )
     http, hsts = _http(attempts, endpoint)
@@ -615,6 +615,7 @@ def _tls_data(attempts: Any, endpoint: Endpoint, scanned_at: datetime) -> TlsDat
         ),
         groups=_groups(_completed(attempts.elliptic_curves)),
         certificate=certificate,
+        other_certificates=other_certificates,
         ocsp_responder=ocsp_responder,
         ocsp_stapling=stapled,
         vulnerabilities=vulnerabilities,
@@ -694,16 +695,25 @@ def _http(attempts: Any, endpoint: Endpoint) -> tuple[bool, Hsts | None]:
 # --- certificates -----------------------------------------------------------------------------
 
 
-def _certificate(
+def _certificates(
     result: Any, endpoint: Endpoint, scanned_at: datetime
-) -> tuple[Certificate | None, str | None, bool]:
-    """The leaf's facts, its OCSP responder URL, and whether an OCSP response was stapled."""
+) -> tuple[Certificate | None, tuple[Certificate, ...], str | None, bool]:
+    """The first deployment's leaf facts, the other deployments' (a server may hold an RSA and
+    an ECDSA certificate, each sent to the clients that can use it), and the first one's OCSP
+    responder URL and whether an OCSP response was stapled."""
     if result is None or not result.certificate_deployments:
-        return None, None, False
-    deployment = result.certificate_deployments[0]
+        return None, (), None, False
+    deployments = [d for d in result.certificate_deployments if d.received_certificate_chain]
+    if not deployments:
+        return None, (), None, False
+    first, *others = (_certificate(deployment, endpoint, scanned_at) for deployment in deployments)
+    leaf = deployments[0].received_certificate_chain[0]
+    return first, tuple(others), x509_facts.ocsp_url(leaf), deployments[0].ocsp_response is not None
+
+
+def _certificate(deployment: Any, endpoint: Endpoint, scanned_at: datetime) -> Certificate:
+    """The facts of one deployment's leaf and its path to a root."""
     chain: list[x509.Certificate] = deployment.received_certificate_chain
-    if not chain:
-        return None, None, False
     leaf = chain[0]
     not_before, not_after = leaf.not_valid_before_utc, leaf.not_valid_after_utc
     key_type, key_bits, curve = x509_facts.public_key_facts(leaf)
@@ -713,7 +723,7 @@ def _certificate(
     ]
     path, missing = x509_facts.issuer_path(leaf, chain[1:], anchors)
     name = endpoint.sni or endpoint.ip
-    certificate = Certificate(
+    return Certificate(
         subject=x509_facts.bounded_name(leaf.subject),
         issuer=x509_facts.bounded_name(leaf.issuer),
         sans=x509_facts.sans(leaf),
@@ -736,7 +746,6 @@ def _certificate(
         expired=not_after < scanned_at,
         lifetime_days=lifetime_days(not_before, not_after),
     )
-    return certificate, x509_facts.ocsp_url(leaf), deployment.ocsp_response is not None
 
 
 def _issuer_key(cert: x509.Certificate) -> IssuerKey:

@@ -1,9 +1,11 @@
 """The tls controls: pure judgements over `TlsData`, a rule's params and the target."""
 
+import functools
 import re
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import datetime
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import Field
 
@@ -22,11 +24,12 @@ from attt.checks.tls.models import (
     VulnerabilityName,
     static_key_suites,
 )
-from attt.checks.tls.profile import ProfileName, mozilla_guidelines
+from attt.checks.tls.profile import MozillaProfile, ProfileName, mozilla_guidelines
 from attt.scanner.models.target import Target
 from attt.scanner.plugin import Controls, NoParams, Params, Verdict
 
 CONTROLS = Controls("tls")
+P = TypeVar("P")
 
 SuiteFamily = Literal["NULL", "EXPORT", "anon", "RC4", "DES", "3DES", "MD5", "static_rsa", "CBC"]
 _SINGLE_DES = re.compile(r"_DES(?:40)?_")
@@ -76,6 +79,34 @@ def _no_protocols(data: TlsData) -> Verdict | None:
         expected="any",
         vi="lượt quét không thấy phiên bản giao thức nào được chấp nhận",
     )
+
+
+OneCertificate = Callable[[TlsData, Certificate, P, Target], Verdict]
+_WORST = {"fail": 0, "error": 1, "pass": 2, "not_applicable": 3}
+
+
+def _every_certificate(judge: OneCertificate[P]) -> Callable[[TlsData, P, Target], Verdict]:
+    """A control judging each certificate the server deploys (`certificate`, then
+    `other_certificates`) with `judge`: the worst verdict stands, naming the certificate when it
+    is not the first one."""
+
+    @functools.wraps(judge)
+    def control(data: TlsData, params: P, target: Target) -> Verdict:
+        if isinstance(first := _certificate(data), Verdict):
+            return first
+        worst = judge(data, first, params, target)
+        for other in data.other_certificates:
+            verdict = judge(data, other, params, target)
+            if _WORST[verdict.status] < _WORST[worst.status]:
+                which = f"{other.key_type} ({other.subject})"
+                worst = replace(
+                    verdict,
+                    message=f"the {which} certificate: {verdict.message}",
+                    vi=f"chứng thư số {which}: {verdict.vi or verdict.message}",
+                )
+        return worst
+
+    return control
 
 
 def _certificate(data: TlsData) -> Certificate | Verdict:
@@ -265,25 +296,34 @@ def mozilla_deviations(data: TlsData, params: MozillaParams) -> list[str]:
         found.append(f"DH key of {kex.dh_min_bits} bits (profile: >= {profile.dh_min_bits})")
     if profile.ecdh_min_bits and kex.ecdh_min_bits is not None and kex.ecdh_min_bits < profile.ecdh_min_bits:
         found.append(f"ECDH key of {kex.ecdh_min_bits} bits (profile: >= {profile.ecdh_min_bits})")
-    cert = data.certificate
-    if cert is not None:
-        if cert.key_type not in profile.certificate_key_types:
-            found.append(
-                f"certificate key type {cert.key_type} (profile: {', '.join(profile.certificate_key_types)})"
-            )
-        elif cert.key_type == "EC" and cert.curve not in profile.certificate_curves:
-            found.append(f"certificate curve {cert.curve} (profile: {', '.join(profile.certificate_curves)})")
-        if cert.key_type == "RSA" and profile.rsa_key_min_bits and cert.key_bits < profile.rsa_key_min_bits:
-            found.append(f"RSA key of {cert.key_bits} bits (profile: >= {profile.rsa_key_min_bits})")
-        if cert.signature_algorithm not in profile.certificate_signatures:
-            found.append(f"certificate signature {cert.signature_algorithm}")
-        if params.certificate_lifetime and cert.lifetime_days > profile.max_certificate_lifetime_days:
-            most = profile.max_certificate_lifetime_days
-            found.append(f"certificate lifetime {cert.lifetime_days} days (profile: <= {most})")
-        if not cert.trusted:
-            found.append("certificate chain not trusted")
+    if data.certificate is not None:
+        found += _certificate_deviations(data.certificate, profile, params)
+    for other in data.other_certificates:
+        which = f"{other.key_type} certificate ({other.subject})"
+        found += [f"{which}: {deviation}" for deviation in _certificate_deviations(other, profile, params)]
     if params.ocsp_stapling and profile.ocsp_stapling and data.ocsp_responder and not data.ocsp_stapling:
         found.append("no OCSP stapling although the certificate names an OCSP responder")
+    return found
+
+
+def _certificate_deviations(cert: Certificate, profile: MozillaProfile, params: MozillaParams) -> list[str]:
+    """How one certificate departs from the profile."""
+    found: list[str] = []
+    if cert.key_type not in profile.certificate_key_types:
+        found.append(
+            f"certificate key type {cert.key_type} (profile: {', '.join(profile.certificate_key_types)})"
+        )
+    elif cert.key_type == "EC" and cert.curve not in profile.certificate_curves:
+        found.append(f"certificate curve {cert.curve} (profile: {', '.join(profile.certificate_curves)})")
+    if cert.key_type == "RSA" and profile.rsa_key_min_bits and cert.key_bits < profile.rsa_key_min_bits:
+        found.append(f"RSA key of {cert.key_bits} bits (profile: >= {profile.rsa_key_min_bits})")
+    if cert.signature_algorithm not in profile.certificate_signatures:
+        found.append(f"certificate signature {cert.signature_algorithm}")
+    if params.certificate_lifetime and cert.lifetime_days > profile.max_certificate_lifetime_days:
+        most = profile.max_certificate_lifetime_days
+        found.append(f"certificate lifetime {cert.lifetime_days} days (profile: <= {most})")
+    if not cert.trusted:
+        found.append("certificate chain not trusted")
     return found
 
 
@@ -417,15 +457,14 @@ def _starttls_offered(data: TlsData, params: StartTlsParams, target: Target) -> 
 
 
 @CONTROLS.control("tls.certificate_trusted", needs=(CERTIFICATE_STEP,))
-def _certificate_trusted(data: TlsData, params: NoParams, target: Target) -> Verdict:
+@_every_certificate
+def _certificate_trusted(data: TlsData, cert: Certificate, params: NoParams, target: Target) -> Verdict:
     """The certificate chain leads to a trusted anchor.
 
     A client cannot tell a self-signed or unanchored certificate from an impostor's: either it
     refuses the connection or its users learn to click through the warning that would have
     protected them. Provincial or government CAs count once configured as trust anchors.
     """
-    if isinstance(cert := _certificate(data), Verdict):
-        return cert
     if cert.trusted:
         return Verdict.passed(
             "the chain leads to a trusted anchor",
@@ -457,15 +496,14 @@ def _days_left(cert: Certificate, at: datetime) -> float:
 
 
 @CONTROLS.control("tls.certificate_expiry", ExpiryParams, needs=(CERTIFICATE_STEP,))
-def _certificate_expiry(data: TlsData, params: ExpiryParams, target: Target) -> Verdict:
+@_every_certificate
+def _certificate_expiry(data: TlsData, cert: Certificate, params: ExpiryParams, target: Target) -> Verdict:
     """The certificate is valid for at least N more days at scan time.
 
     An expired certificate breaks clients and trains users to ignore warnings; the margin leaves
     time to renew. Judged at the scan time stored in the observation, so re-evaluating a stored run
     later gives the same verdict.
     """
-    if isinstance(cert := _certificate(data), Verdict):
-        return cert
     left = _days_left(cert, data.scanned_at)
     observed = cert.not_after.isoformat()
     expected = f">= {params.min_days_left} days"
@@ -503,15 +541,16 @@ class LifetimeParams(Params):
 
 
 @CONTROLS.control("tls.certificate_lifetime", LifetimeParams, needs=(CERTIFICATE_STEP,))
-def _certificate_lifetime(data: TlsData, params: LifetimeParams, target: Target) -> Verdict:
+@_every_certificate
+def _certificate_lifetime(
+    data: TlsData, cert: Certificate, params: LifetimeParams, target: Target
+) -> Verdict:
     """The certificate's total validity is at most N days.
 
     Browsers have refused publicly trusted certificates valid for more than 398 days since 2020
     (now the CA/Browser Forum Baseline Requirements); a short lifetime bounds how long a stolen key
     or a mis-issued certificate stays usable.
     """
-    if isinstance(cert := _certificate(data), Verdict):
-        return cert
     days = cert.lifetime_days
     if days > params.max_days:
         return Verdict.failed(
@@ -562,7 +601,8 @@ def _chain_unobserved(cert: Certificate, what: str, what_vi: str) -> Verdict | N
 
 
 @CONTROLS.control("tls.certificate_key", KeyParams, needs=(CERTIFICATE_STEP,))
-def _certificate_key(data: TlsData, params: KeyParams, target: Target) -> Verdict:
+@_every_certificate
+def _certificate_key(data: TlsData, cert: Certificate, params: KeyParams, target: Target) -> Verdict:
     """Every key from the leaf up to its root is of an allowed type and size.
 
     RSA keys under 2048 bits and EC keys under 256 bits are below the strength NIST SP 800-57 and
@@ -571,8 +611,6 @@ def _certificate_key(data: TlsData, params: KeyParams, target: Target) -> Verdic
     intermediate's lets anyone issue certificates for any name. The root's own key is the trust
     store's choice; the certificates between are judged against the `issuer_` sizes.
     """
-    if isinstance(cert := _certificate(data), Verdict):
-        return cert
     levels = [(_LEAF, cert.key_type, cert.key_bits, cert.curve, params.rsa_min_bits, params.ec_min_bits)]
     for key in cert.chain_keys or ():
         where = (f"the intermediate {key.subject}", f"chứng thư số trung gian {key.subject}")
@@ -626,7 +664,10 @@ class SignatureParams(Params):
 
 
 @CONTROLS.control("tls.certificate_signature", SignatureParams, needs=(CERTIFICATE_STEP,))
-def _certificate_signature(data: TlsData, params: SignatureParams, target: Target) -> Verdict:
+@_every_certificate
+def _certificate_signature(
+    data: TlsData, cert: Certificate, params: SignatureParams, target: Target
+) -> Verdict:
     """No certificate in the chain is signed with a forbidden hash.
 
     MD5 and SHA-1 signatures can be forged with chosen-prefix collisions (a rogue CA in 2008,
@@ -635,8 +676,6 @@ def _certificate_signature(data: TlsData, params: SignatureParams, target: Targe
     own signature does not, since the root is trusted by being in the store. An issuer on the
     path that the server did not send and no anchor holds leaves the rule `error`.
     """
-    if isinstance(cert := _certificate(data), Verdict):
-        return cert
     leaf = ("leaf", "chứng thư số máy chủ")
     intermediate = ("intermediate", "chứng thư số trung gian")
     hashes = [(leaf, cert.signature_hash)] + [(intermediate, h) for h in cert.chain_signature_hashes]
@@ -676,8 +715,11 @@ def _hostname_matches(data: TlsData, params: NoParams, target: Target) -> Verdic
             "the inventory gives no host name to match the certificate against",
             vi="danh mục hệ thống không khai báo tên máy chủ để đối chiếu với chứng thư số",
         )
-    if isinstance(cert := _certificate(data), Verdict):
-        return cert
+    return _every_certificate(_hostname_matches_one)(data, params, target)
+
+
+def _hostname_matches_one(data: TlsData, cert: Certificate, params: NoParams, target: Target) -> Verdict:
+    name = target.server_name
     if cert.hostname != name:
         # Matched against another name (a run stored before the host's name was used): the
         # match says nothing about this one.

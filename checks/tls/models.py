@@ -176,6 +176,10 @@ class TlsData(Frozen):
     groups: tuple[str, ...] | None
     """Supported groups (IANA names, e.g. `x25519`, `secp256r1`); None when not tested."""
     certificate: Certificate | None
+    other_certificates: tuple[Certificate, ...] = ()
+    """The server's other certificates (sent with SNI to a client that offers only RSA, or only
+    ECDSA, authentication), each judged as `certificate` is; empty in runs stored before attt
+    recorded them."""
     ocsp_responder: str | None = None
     """The OCSP URL of the leaf certificate, if any."""
     ocsp_stapling: bool

@@ -26,6 +26,10 @@ hangs up (`stall`), on the ClientHellos of one test, the first one only (`once`)
   is then never sent, yet sslyze records the empty text as the server's answer to it. With
   `positions`, only the payload connections at those places of each run of five (the scan must
   then make one connection at a time for the places to be ROBOT's payloads); same server.
+- `rsa-certificate`: sslyze's handshake for the certificate sent to clients that offer only RSA
+  authentication (TLS 1.2, the OCSP status_request extension, ECDHE-RSA-AES128-GCM-SHA256 and no
+  ECDSA suite). Its server speaks TLS 1.2 and 1.3 and holds an ECDSA and an RSA certificate
+  (`Tls13`, `dual`).
 
 Every server stops with its `with` block; every loop is bounded in count and time (the
 hostile lab's `Listener`).
@@ -66,19 +70,29 @@ ROBOT_PAYLOADS = 5
 """Connections of one ROBOT run that carry a payload, one each, in sslyze's order."""
 HANDSHAKE_FAILURE = b"\x15\x03\x03\x00\x02\x02\x28"
 """A fatal handshake_failure alert record."""
-Test = Literal["fallback", "heartbeat", "no-sni", "legacy", "robot", "robot-gcm", "robot-payload"]
+STATUS_REQUEST = 0x0005
+ECDHE_RSA_GCM = b"\xc0\x2f"
+ECDHE_ECDSA_GCM = b"\xc0\x2b"
+Test = Literal[
+    "fallback", "heartbeat", "no-sni", "legacy", "robot", "robot-gcm", "robot-payload", "rsa-certificate"
+]
 
 
 class Tls13:
     """Accepts TLS 1.2 and 1.3, and answers one request; with `rsa` (its key is RSA) TLS 1.2
-    offers AES128-GCM-SHA256 (RSA key exchange) and ECDHE-RSA-AES128-GCM-SHA256 only."""
+    offers AES128-GCM-SHA256 (RSA key exchange) and ECDHE-RSA-AES128-GCM-SHA256 only. `second`
+    is one more certificate and key (of the other key type: OpenSSL keeps one of each)."""
 
-    def __init__(self, cert: Path, key: Path, *, rsa: bool = False) -> None:
+    def __init__(
+        self, cert: Path, key: Path, *, rsa: bool = False, second: tuple[Path, Path] | None = None
+    ) -> None:
         self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self._context.minimum_version = ssl.TLSVersion.TLSv1_2
         if rsa:
             self._context.set_ciphers("AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256")
         self._context.load_cert_chain(cert, key)
+        if second is not None:
+            self._context.load_cert_chain(*second)
 
     def __call__(self, conn: socket.socket) -> None:
         with self._context.wrap_socket(conn, server_side=True) as tls:
@@ -146,6 +160,10 @@ def _is_test(test: Test, conn: socket.socket, hello: bytes) -> bool:
         return DEFLATE in _offers(hello)[1]
     if test == "robot-gcm":
         return _offers(hello)[0] == ROBOT_GCM
+    if test == "rsa-certificate":
+        suites, _, extensions = _offers(hello)
+        asks_status = STATUS_REQUEST in extensions and hello[9:11] == b"\x03\x03"
+        return asks_status and ECDHE_RSA_GCM in suites and ECDHE_ECDSA_GCM not in suites
     if test == "robot-payload":
         suites, compressions, _ = _offers(hello)
         return suites == ROBOT_GCM and DEFLATE not in compressions
@@ -182,6 +200,8 @@ class _Front:
             self._tls = Tls13(cert, key)
         elif flaky.test.startswith("robot"):
             self._tls = Tls13(cert, key, rsa=True)
+        elif flaky.test == "rsa-certificate":
+            self._tls = Tls13(cert, key, second=rsa_self_signed(cert.parent, flaky.ip))
         self._lock = threading.Lock()
 
     def _misbehaves(self, conn: socket.socket, hello: bytes) -> bool:

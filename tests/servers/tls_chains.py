@@ -4,7 +4,8 @@ A test CA (an EC root, never installed anywhere: scans get it as a trust anchor)
 intermediates: a sound one (EC P-256, SHA-256), one with an RSA-1024 key, and one whose own
 signature uses SHA-1 (made with the openssl command line: `cryptography` refuses to sign with
 SHA-1). Each server is an `openssl s_server` sending one leaf (ECDSA P-256, SHA-256) and some of
-the chain (`CHAINS`). Every server stops with its `with` block.
+the chain (`CHAINS`); one has a second leaf, RSA and expired, which only a client offering no
+ECDSA suite is sent. Every server stops with its `with` block.
 """
 
 import datetime as dt
@@ -36,6 +37,8 @@ class Chain:
     issuer: str
     send_issuer: bool = True
     root_first: bool = False
+    expired_rsa_too: bool = False
+    """A second leaf, RSA-2048 and expired, for clients that offer only RSA authentication."""
 
 
 CHAINS: dict[str, Chain] = {
@@ -44,6 +47,7 @@ CHAINS: dict[str, Chain] = {
     "weak-key-intermediate": Chain("rsa1024"),
     "sha1-intermediate": Chain("sha1"),
     "sha1-intermediate-missing": Chain("sha1", send_issuer=False),
+    "expired-rsa-beside-ecdsa": Chain("sound", expired_rsa_too=True),
 }
 
 
@@ -106,6 +110,30 @@ def _sha1_intermediate(workdir: Path, root: Path, root_key: Path, now: dt.dateti
     return cert, key
 
 
+def _leaf(
+    workdir: Path, stem: str, host: str, key: Key, issuer: tuple[x509.Certificate, Key], now: dt.datetime
+) -> tuple[Path, Path]:
+    """A server certificate for `host`, valid from a day before `now` for 60 days, and its key."""
+    day = dt.timedelta(days=1)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(host))
+        .issuer_name(issuer[0].subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - day)
+        .not_valid_after(now + 60 * day)
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer[1].public_key()), critical=False
+        )
+        .sign(issuer[1], hashes.SHA256())
+    )
+    return _write(cert, workdir / f"{stem}-leaf.pem"), _write_key(key, workdir / f"{stem}-leaf.key")
+
+
 @contextmanager
 def chain_lab(workdir: Path) -> Iterator[ChainLab]:
     """Make the CA, intermediates and leaves in `workdir`; start one server per `CHAINS` entry."""
@@ -136,32 +164,26 @@ def chain_lab(workdir: Path) -> Iterator[ChainLab]:
         for name, chain in CHAINS.items():
             issuer_path, issuer_key = intermediates[chain.issuer]
             issuer = x509.load_pem_x509_certificate(issuer_path.read_bytes())
-            leaf_key = ec.generate_private_key(ec.SECP256R1())
-            leaf_cert = (
-                x509.CertificateBuilder()
-                .subject_name(_name(servers[name].hostname))
-                .issuer_name(issuer.subject)
-                .public_key(leaf_key.public_key())
-                .serial_number(x509.random_serial_number())
-                .not_valid_before(now - day)
-                .not_valid_after(now + 60 * day)
-                .add_extension(x509.SubjectAlternativeName([x509.DNSName(servers[name].hostname)]), False)
-                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-                .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-                .add_extension(
-                    x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()),
-                    critical=False,
-                )
-                .sign(issuer_key, hashes.SHA256())
+            issuer_cert = (issuer, issuer_key)
+            host = servers[name].hostname
+            leaf, leaf_key = _leaf(
+                workdir, name, host, ec.generate_private_key(ec.SECP256R1()), issuer_cert, now
             )
-            leaf = _write(leaf_cert, workdir / f"{name}-leaf.pem")
             sent = [root] if chain.root_first else []
             sent += [issuer_path] if chain.send_issuer else []
-            flags = ["-no_tls1_3", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256@SECLEVEL=0"]
+            flags = [
+                "-no_tls1_3",
+                "-cipher",
+                "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256@SECLEVEL=0",
+            ]
+            if chain.expired_rsa_too:
+                rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+                expired = _leaf(workdir, f"{name}-rsa", host, rsa_key, issuer_cert, now - 100 * day)
+                flags += ["-dcert", str(expired[0]), "-dkey", str(expired[1])]
             if sent:
                 bundle = workdir / f"{name}-chain.pem"
                 bundle.write_bytes(b"".join(path.read_bytes() for path in sent))
                 flags += ["-cert_chain", str(bundle)]
-            argv = _s_server(servers[name], leaf, _write_key(leaf_key, workdir / f"{name}-leaf.key"), *flags)
+            argv = _s_server(servers[name], leaf, leaf_key, *flags)
             stack.enter_context(_process(argv, servers[name], workdir, {"OPENSSL_CONF": str(conf)}))
         yield ChainLab(ca_file=root, servers=servers)

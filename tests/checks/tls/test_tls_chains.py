@@ -5,7 +5,14 @@ observed; a certificate of that path never observed makes them `error`, never `p
 import pytest
 
 from attt.checks.tls import _sslyze
-from attt.checks.tls.controls import CONTROLS, KeyParams, SignatureParams
+from attt.checks.tls.controls import (
+    CONTROLS,
+    ExpiryParams,
+    KeyParams,
+    MozillaParams,
+    SignatureParams,
+    mozilla_deviations,
+)
 from attt.checks.tls.models import TlsData
 from attt.scanner.plugin import Verdict
 from tests import factories
@@ -86,3 +93,18 @@ def test_an_intermediate_not_sent_is_not_observed(lab: dict[str, TlsData]) -> No
         assert verdict.status == "error", (control, verdict.message)
         assert "SHA-1 intermediate" in verdict.message, verdict.message
         assert "SHA-1 intermediate" in (verdict.vi or "")
+
+
+def test_every_certificate_the_server_deploys_is_judged(lab: dict[str, TlsData]) -> None:
+    """A client offering only RSA authentication gets an expired RSA certificate; the ECDSA one
+    the others get is sound. The expiry rule fails, naming the RSA certificate."""
+    data = lab["expired-rsa-beside-ecdsa"]
+    assert data.certificate is not None and data.certificate.key_type == "EC"
+    assert [other.key_type for other in data.other_certificates] == ["RSA"]
+    verdict = CONTROLS["tls.certificate_expiry"].judge(
+        data, ExpiryParams(), factories.target(address="127.0.222.1", hostname=data.sni)
+    )
+    assert verdict.status == "fail", verdict.message
+    assert "RSA" in verdict.message and "RSA" in (verdict.vi or "")
+    deviations = mozilla_deviations(data, MozillaParams())
+    assert any(d.startswith("RSA certificate (") and "not trusted" in d for d in deviations), deviations
