@@ -28,6 +28,7 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.utils import CryptographyDeprecationWarning
+from cryptography.x509.ocsp import OCSPResponseStatus
 from nassl.ssl_client import ExtendedMasterSecretSupportEnum, SslClient
 
 # sslyze's package root re-exports these implicitly, which strict typing does not accept.
@@ -175,6 +176,17 @@ command with something other than 220 (RFC 3207's 454 "TLS not available due to 
 reason", say): a service with TLS that this scan did not see, not a service without it."""
 _ROBOT_NO_RSA = "NOT_VULNERABLE_RSA_NOT_SUPPORTED"
 """sslyze's ROBOT answer when its handshakes found no RSA key exchange."""
+_OCSP_SUCCESSFUL = "successful"
+_OCSP_STATUS = {
+    OCSPResponseStatus.SUCCESSFUL: _OCSP_SUCCESSFUL,
+    OCSPResponseStatus.MALFORMED_REQUEST: "malformedRequest",
+    OCSPResponseStatus.INTERNAL_ERROR: "internalError",
+    OCSPResponseStatus.TRY_LATER: "tryLater",
+    OCSPResponseStatus.SIG_REQUIRED: "sigRequired",
+    OCSPResponseStatus.UNAUTHORIZED: "unauthorized",
+}
+"""RFC 6960's names of an OCSP response's status: only a successful one carries the certificate's
+status, which is what stapling is for."""
 _CUSTOM_STORE_NAME = "Supplied CA file"
 """The name sslyze gives the trust store made of the CA file a scan passes it."""
 
@@ -617,7 +629,8 @@ def _tls_data(attempts: Any, endpoint: Endpoint, scanned_at: datetime) -> TlsDat
         certificate=certificate,
         other_certificates=other_certificates,
         ocsp_responder=ocsp_responder,
-        ocsp_stapling=stapled,
+        ocsp_stapling=stapled == _OCSP_SUCCESSFUL,
+        ocsp_stapled_status=stapled,
         vulnerabilities=vulnerabilities,
         http=http,
         http_requested=endpoint.asks_http,
@@ -697,18 +710,20 @@ def _http(attempts: Any, endpoint: Endpoint) -> tuple[bool, Hsts | None]:
 
 def _certificates(
     result: Any, endpoint: Endpoint, scanned_at: datetime
-) -> tuple[Certificate | None, tuple[Certificate, ...], str | None, bool]:
+) -> tuple[Certificate | None, tuple[Certificate, ...], str | None, str | None]:
     """The first deployment's leaf facts, the other deployments' (a server may hold an RSA and
     an ECDSA certificate, each sent to the clients that can use it), and the first one's OCSP
-    responder URL and whether an OCSP response was stapled."""
+    responder URL and the status of the OCSP response stapled (None: none was)."""
     if result is None or not result.certificate_deployments:
-        return None, (), None, False
+        return None, (), None, None
     deployments = [d for d in result.certificate_deployments if d.received_certificate_chain]
     if not deployments:
-        return None, (), None, False
+        return None, (), None, None
     first, *others = (_certificate(deployment, endpoint, scanned_at) for deployment in deployments)
     leaf = deployments[0].received_certificate_chain[0]
-    return first, tuple(others), x509_facts.ocsp_url(leaf), deployments[0].ocsp_response is not None
+    stapled = deployments[0].ocsp_response
+    status = None if stapled is None else _OCSP_STATUS.get(stapled.response_status, "unknown")
+    return first, tuple(others), x509_facts.ocsp_url(leaf), status
 
 
 def _certificate(deployment: Any, endpoint: Endpoint, scanned_at: datetime) -> Certificate:

@@ -302,7 +302,10 @@ def mozilla_deviations(data: TlsData, params: MozillaParams) -> list[str]:
         which = f"{other.key_type} certificate ({other.subject})"
         found += [f"{which}: {deviation}" for deviation in _certificate_deviations(other, profile, params)]
     if params.ocsp_stapling and profile.ocsp_stapling and data.ocsp_responder and not data.ocsp_stapling:
-        found.append("no OCSP stapling although the certificate names an OCSP responder")
+        if data.ocsp_stapled_status is not None:
+            found.append(f"the stapled OCSP response is {data.ocsp_stapled_status}, not a successful one")
+        else:
+            found.append("no OCSP stapling although the certificate names an OCSP responder")
     return found
 
 

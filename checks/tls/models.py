@@ -183,6 +183,11 @@ class TlsData(Frozen):
     ocsp_responder: str | None = None
     """The OCSP URL of the leaf certificate, if any."""
     ocsp_stapling: bool
+    """A successful OCSP response was stapled to the handshake (in runs stored before attt read
+    its status: any response)."""
+    ocsp_stapled_status: str | None = None
+    """The status of the OCSP response stapled (`successful`, `tryLater`, ...); None when none
+    was."""
     vulnerabilities: Vulnerabilities
     http: bool
     """The endpoint answered an HTTP request over TLS."""

@@ -18,7 +18,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
 from tests.servers.tls import OPENSSL_LEGACY_CONF, TlsServer, _process, _s_server, _write_key
 
@@ -27,6 +27,9 @@ PORT = 443
 DOMAIN = "chains.attt.test"
 
 Key = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+OCSP_TRY_LATER = b"\x30\x03\x0a\x01\x03"
+"""An OCSPResponse whose status is tryLater (3), with no response bytes: what a server staples
+when it passes on its responder's error (Apache does by default)."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,8 @@ class Chain:
     root_first: bool = False
     expired_rsa_too: bool = False
     """A second leaf, RSA-2048 and expired, for clients that offer only RSA authentication."""
+    stapled: bytes | None = None
+    """An OCSP response (DER) stapled to every handshake; the leaf then names a responder."""
 
 
 CHAINS: dict[str, Chain] = {
@@ -48,6 +53,7 @@ CHAINS: dict[str, Chain] = {
     "sha1-intermediate": Chain("sha1"),
     "sha1-intermediate-missing": Chain("sha1", send_issuer=False),
     "expired-rsa-beside-ecdsa": Chain("sound", expired_rsa_too=True),
+    "ocsp-try-later-stapled": Chain("sound", stapled=OCSP_TRY_LATER),
 }
 
 
@@ -111,11 +117,18 @@ def _sha1_intermediate(workdir: Path, root: Path, root_key: Path, now: dt.dateti
 
 
 def _leaf(
-    workdir: Path, stem: str, host: str, key: Key, issuer: tuple[x509.Certificate, Key], now: dt.datetime
+    workdir: Path,
+    stem: str,
+    host: str,
+    key: Key,
+    issuer: tuple[x509.Certificate, Key],
+    now: dt.datetime,
+    ocsp: bool = False,
 ) -> tuple[Path, Path]:
-    """A server certificate for `host`, valid from a day before `now` for 60 days, and its key."""
+    """A server certificate for `host`, valid from a day before `now` for 60 days (naming an OCSP
+    responder with `ocsp`), and its key."""
     day = dt.timedelta(days=1)
-    cert = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(_name(host))
         .issuer_name(issuer[0].subject)
@@ -129,8 +142,12 @@ def _leaf(
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer[1].public_key()), critical=False
         )
-        .sign(issuer[1], hashes.SHA256())
     )
+    if ocsp:
+        responder = x509.UniformResourceIdentifier(f"http://ocsp.{DOMAIN}/")
+        access = x509.AccessDescription(AuthorityInformationAccessOID.OCSP, responder)
+        builder = builder.add_extension(x509.AuthorityInformationAccess([access]), critical=False)
+    cert = builder.sign(issuer[1], hashes.SHA256())
     return _write(cert, workdir / f"{stem}-leaf.pem"), _write_key(key, workdir / f"{stem}-leaf.key")
 
 
@@ -166,9 +183,9 @@ def chain_lab(workdir: Path) -> Iterator[ChainLab]:
             issuer = x509.load_pem_x509_certificate(issuer_path.read_bytes())
             issuer_cert = (issuer, issuer_key)
             host = servers[name].hostname
-            leaf, leaf_key = _leaf(
-                workdir, name, host, ec.generate_private_key(ec.SECP256R1()), issuer_cert, now
-            )
+            leaf_key = ec.generate_private_key(ec.SECP256R1())
+            ocsp = chain.stapled is not None
+            leaf, leaf_key_path = _leaf(workdir, name, host, leaf_key, issuer_cert, now, ocsp=ocsp)
             sent = [root] if chain.root_first else []
             sent += [issuer_path] if chain.send_issuer else []
             flags = [
@@ -184,6 +201,9 @@ def chain_lab(workdir: Path) -> Iterator[ChainLab]:
                 bundle = workdir / f"{name}-chain.pem"
                 bundle.write_bytes(b"".join(path.read_bytes() for path in sent))
                 flags += ["-cert_chain", str(bundle)]
-            argv = _s_server(servers[name], leaf, leaf_key, *flags)
+            if chain.stapled is not None:
+                (workdir / f"{name}.ocsp").write_bytes(chain.stapled)
+                flags += ["-status_file", str(workdir / f"{name}.ocsp")]
+            argv = _s_server(servers[name], leaf, leaf_key_path, *flags)
             stack.enter_context(_process(argv, servers[name], workdir, {"OPENSSL_CONF": str(conf)}))
         yield ChainLab(ca_file=root, servers=servers)

@@ -108,3 +108,14 @@ def test_every_certificate_the_server_deploys_is_judged(lab: dict[str, TlsData])
     assert "RSA" in verdict.message and "RSA" in (verdict.vi or "")
     deviations = mozilla_deviations(data, MozillaParams())
     assert any(d.startswith("RSA certificate (") and "not trusted" in d for d in deviations), deviations
+
+
+def test_a_stapled_ocsp_error_is_no_stapling(lab: dict[str, TlsData]) -> None:
+    """The server staples its responder's "try later": no status of the certificate reaches the
+    client, which is what stapling is for."""
+    data = lab["ocsp-try-later-stapled"]
+    assert data.ocsp_responder is not None
+    assert data.ocsp_stapling is False
+    assert data.ocsp_stapled_status == "tryLater"
+    deviations = mozilla_deviations(data, MozillaParams())
+    assert any("OCSP" in d and "tryLater" in d for d in deviations), deviations
