@@ -26,9 +26,10 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.utils import CryptographyDeprecationWarning
-from cryptography.x509.ocsp import OCSPResponseStatus
+from cryptography.x509.ocsp import OCSPCertStatus, OCSPResponse, OCSPResponseStatus
 from nassl.ssl_client import ExtendedMasterSecretSupportEnum, SslClient
 
 # sslyze's package root re-exports these implicitly, which strict typing does not accept.
@@ -51,6 +52,7 @@ from attt.checks.tls.models import (
     HTTP_STEP,
     SUITE_STEPS,
     Certificate,
+    CertificateStatus,
     Hsts,
     IssuerKey,
     KeyExchange,
@@ -716,7 +718,12 @@ def _certificates(
     responder URL and the status of the OCSP response stapled (None: none was)."""
     if result is None or not result.certificate_deployments:
         return None, (), None, None
-    deployments = [d for d in result.certificate_deployments if d.received_certificate_chain]
+    # sslyze lists them in the order its handshakes finished: sorted, the same server gives the
+    # same facts every run (an ECDSA certificate first, as most clients get it).
+    deployments = sorted(
+        (d for d in result.certificate_deployments if d.received_certificate_chain),
+        key=lambda d: _deployment_order(d.received_certificate_chain[0]),
+    )
     if not deployments:
         return None, (), None, None
     first, *others = (_certificate(deployment, endpoint, scanned_at) for deployment in deployments)
@@ -724,6 +731,11 @@ def _certificates(
     stapled = deployments[0].ocsp_response
     status = None if stapled is None else _OCSP_STATUS.get(stapled.response_status, "unknown")
     return first, tuple(others), x509_facts.ocsp_url(leaf), status
+
+
+def _deployment_order(leaf: x509.Certificate) -> tuple[bool, str, bytes]:
+    key_type = x509_facts.public_key_facts(leaf)[0]
+    return key_type != "EC", key_type, leaf.fingerprint(hashes.SHA256())
 
 
 def _certificate(deployment: Any, endpoint: Endpoint, scanned_at: datetime) -> Certificate:
@@ -756,11 +768,29 @@ def _certificate(deployment: Any, endpoint: Endpoint, scanned_at: datetime) -> C
         self_signed=x509_facts.is_self_signed(leaf),
         trusted=trusted,
         trust_error=trust_error,
+        stapled_status=_stapled_status(deployment.ocsp_response, leaf),
         hostname=name,
         hostname_matches=x509_facts.hostname_matches(name, leaf),
         expired=not_after < scanned_at,
         lifetime_days=lifetime_days(not_before, not_after),
     )
+
+
+def _stapled_status(response: OCSPResponse | None, leaf: x509.Certificate) -> CertificateStatus | None:
+    """The leaf's status in a successful stapled OCSP response, if it speaks of the leaf."""
+    if response is None or response.response_status != OCSPResponseStatus.SUCCESSFUL:
+        return None
+    for single in response.responses:
+        if single.serial_number == leaf.serial_number:
+            return _CERTIFICATE_STATUS[single.certificate_status]
+    return None
+
+
+_CERTIFICATE_STATUS: dict[OCSPCertStatus, CertificateStatus] = {
+    OCSPCertStatus.GOOD: "good",
+    OCSPCertStatus.REVOKED: "revoked",
+    OCSPCertStatus.UNKNOWN: "unknown",
+}
 
 
 def _issuer_key(cert: x509.Certificate) -> IssuerKey:

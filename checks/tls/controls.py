@@ -466,8 +466,17 @@ def _certificate_trusted(data: TlsData, cert: Certificate, params: NoParams, tar
 
     A client cannot tell a self-signed or unanchored certificate from an impostor's: either it
     refuses the connection or its users learn to click through the warning that would have
-    protected them. Provincial or government CAs count once configured as trust anchors.
+    protected them. Provincial or government CAs count once configured as trust anchors. A
+    certificate the server's own stapled OCSP response calls revoked is refused by every client
+    that reads it, whatever its chain.
     """
+    if cert.stapled_status == "revoked":
+        return Verdict.failed(
+            "the certificate is revoked: the OCSP response the server staples says so",
+            observed="revoked",
+            expected="trusted chain",
+            vi="chứng thư số đã bị thu hồi: phản hồi OCSP máy chủ gửi kèm cho biết như vậy",
+        )
     if cert.trusted:
         return Verdict.passed(
             "the chain leads to a trusted anchor",

@@ -59,6 +59,8 @@ MAX_SANS = 100
 
 
 KeyType = Literal["RSA", "EC", "Ed25519", "Ed448", "DSA", "unknown"]
+CertificateStatus = Literal["good", "revoked", "unknown"]
+"""A certificate's status in an OCSP response (RFC 6960)."""
 
 
 class IssuerKey(Frozen):
@@ -103,6 +105,9 @@ class Certificate(Frozen):
     """The chain leads to an anchor of the trust store in use (system store plus configured
     anchors), checked without regard to the name: `hostname_matches` says that."""
     trust_error: str | None = None
+    stapled_status: CertificateStatus | None = None
+    """The certificate's status in the successful OCSP response the server stapled with it (the
+    one for its serial number); None when there was none."""
     hostname: str
     """The name (or, without one, the IP address) the certificate was matched against."""
     hostname_matches: bool

@@ -14,10 +14,12 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
 from tests.servers.tls import OPENSSL_LEGACY_CONF, TlsServer, _process, _s_server, _write_key
@@ -42,8 +44,9 @@ class Chain:
     root_first: bool = False
     expired_rsa_too: bool = False
     """A second leaf, RSA-2048 and expired, for clients that offer only RSA authentication."""
-    stapled: bytes | None = None
-    """An OCSP response (DER) stapled to every handshake; the leaf then names a responder."""
+    stapled: bytes | Literal["revoked"] | None = None
+    """An OCSP response (DER) stapled to every handshake, or `revoked`: one the issuer signed
+    saying the leaf is revoked; the leaf then names a responder."""
 
 
 CHAINS: dict[str, Chain] = {
@@ -54,6 +57,7 @@ CHAINS: dict[str, Chain] = {
     "sha1-intermediate-missing": Chain("sha1", send_issuer=False),
     "expired-rsa-beside-ecdsa": Chain("sound", expired_rsa_too=True),
     "ocsp-try-later-stapled": Chain("sound", stapled=OCSP_TRY_LATER),
+    "ocsp-revoked-stapled": Chain("sound", stapled="revoked"),
 }
 
 
@@ -151,6 +155,20 @@ def _leaf(
     return _write(cert, workdir / f"{stem}-leaf.pem"), _write_key(key, workdir / f"{stem}-leaf.key")
 
 
+def _revoked(leaf: Path, issuer: tuple[x509.Certificate, Key], now: dt.datetime) -> bytes:
+    """A successful OCSP response, signed by the leaf's issuer, saying the leaf is revoked."""
+    cert = x509.load_pem_x509_certificate(leaf.read_bytes())
+    single = ocsp.OCSPResponseBuilder().add_response(
+        cert=cert, issuer=issuer[0], algorithm=hashes.SHA256(), cert_status=ocsp.OCSPCertStatus.REVOKED,
+        this_update=now, next_update=now + dt.timedelta(days=1), revocation_time=now - dt.timedelta(hours=1),
+        revocation_reason=x509.ReasonFlags.key_compromise,
+    )  # fmt: skip
+    response = single.responder_id(ocsp.OCSPResponderEncoding.HASH, issuer[0]).sign(
+        issuer[1], hashes.SHA256()
+    )
+    return response.public_bytes(serialization.Encoding.DER)
+
+
 @contextmanager
 def chain_lab(workdir: Path) -> Iterator[ChainLab]:
     """Make the CA, intermediates and leaves in `workdir`; start one server per `CHAINS` entry."""
@@ -202,7 +220,8 @@ def chain_lab(workdir: Path) -> Iterator[ChainLab]:
                 bundle.write_bytes(b"".join(path.read_bytes() for path in sent))
                 flags += ["-cert_chain", str(bundle)]
             if chain.stapled is not None:
-                (workdir / f"{name}.ocsp").write_bytes(chain.stapled)
+                staple = _revoked(leaf, issuer_cert, now) if chain.stapled == "revoked" else chain.stapled
+                (workdir / f"{name}.ocsp").write_bytes(staple)
                 flags += ["-status_file", str(workdir / f"{name}.ocsp")]
             argv = _s_server(servers[name], leaf, leaf_key_path, *flags)
             stack.enter_context(_process(argv, servers[name], workdir, {"OPENSSL_CONF": str(conf)}))

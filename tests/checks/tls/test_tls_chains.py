@@ -14,7 +14,7 @@ from attt.checks.tls.controls import (
     mozilla_deviations,
 )
 from attt.checks.tls.models import TlsData
-from attt.scanner.plugin import Verdict
+from attt.scanner.plugin import NoParams, Verdict
 from tests import factories
 from tests.servers.tls_chains import CHAINS, ChainLab, chain_lab
 
@@ -119,3 +119,15 @@ def test_a_stapled_ocsp_error_is_no_stapling(lab: dict[str, TlsData]) -> None:
     assert data.ocsp_stapled_status == "tryLater"
     deviations = mozilla_deviations(data, MozillaParams())
     assert any("OCSP" in d and "tryLater" in d for d in deviations), deviations
+
+
+def test_a_certificate_its_own_staple_says_is_revoked_is_not_trusted(lab: dict[str, TlsData]) -> None:
+    """The chain validates, but the OCSP response the server staples (signed by the issuer)
+    says the certificate is revoked: every client that reads it refuses the connection."""
+    data = lab["ocsp-revoked-stapled"]
+    assert data.certificate is not None and data.certificate.stapled_status == "revoked"
+    verdict = CONTROLS["tls.certificate_trusted"].judge(
+        data, NoParams(), factories.target(address="127.0.222.1", hostname=data.sni)
+    )
+    assert verdict.status == "fail", verdict.message
+    assert "revoked" in verdict.message
