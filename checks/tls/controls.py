@@ -374,7 +374,7 @@ def _key_exchange_min_bits(data: TlsData, params: KeyExchangeParams, target: Tar
 
     Finite-field DH under 2048 bits falls to precomputation (Logjam, CVE-2015-4000) and Mozilla's
     intermediate profile asks for 2048; ECDH keys under 256 bits are below every profile's curve.
-    A DHE suite accepted without its key size observed is an error, never a pass.
+    A DHE, ECDHE or TLS 1.3 suite accepted without its key size observed is an error, never a pass.
     """
     if (missing := _no_protocols(data)) is not None:
         return missing
@@ -397,14 +397,19 @@ def _key_exchange_min_bits(data: TlsData, params: KeyExchangeParams, target: Tar
             expected,
             vi=f"khóa trao đổi tạm thời ngắn hơn mức tối thiểu: {listed} bit",
         )
-    dhe = any(_is_dhe(suite) for _, suite in _accepted(data))
-    if dhe and kex.dh_min_bits is None:
-        # A DHE suite was accepted but its key size never came back: not a fact to pass on.
+    accepted = [suite for _, suite in _accepted(data)]
+    dhe = any(suite.startswith("TLS_DHE_") for suite in accepted)
+    ecdhe = any(suite.startswith("TLS_ECDHE_") for suite in accepted)
+    # A TLS 1.3 key share is ECDH or finite-field DH: either size seen will do.
+    tls13 = "TLSv1.3" in data.cipher_suites and kex.dh_min_bits is None and kex.ecdh_min_bits is None
+    if (dhe and kex.dh_min_bits is None) or (ecdhe and kex.ecdh_min_bits is None) or tls13:
+        # A suite with an ephemeral key was accepted but the key's size never came back: not a
+        # fact to pass on.
         return Verdict.cannot_judge(
-            "a DHE suite is accepted but the size of its key was not observed",
+            "a suite with an ephemeral key exchange is accepted but the size of its key was not observed",
             observed,
             expected,
-            vi="máy chủ chấp nhận bộ mã hóa DHE nhưng không quan sát được độ dài khóa",
+            vi="máy chủ chấp nhận bộ mã hóa có trao đổi khóa tạm thời nhưng không quan sát được độ dài khóa",
         )
     return Verdict.passed(
         "every ephemeral key the server chose is long enough",
@@ -412,10 +417,6 @@ def _key_exchange_min_bits(data: TlsData, params: KeyExchangeParams, target: Tar
         expected,
         vi="mọi khóa trao đổi tạm thời máy chủ chọn đều đủ dài",
     )
-
-
-def _is_dhe(suite: str) -> bool:
-    return suite.startswith("TLS_DHE_")
 
 
 # --- tls.starttls_offered --------------------------------------------------------------
