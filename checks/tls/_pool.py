@@ -50,7 +50,13 @@ from typing import Any
 
 from sslyze.connection_helpers import tls_connection
 from sslyze.connection_helpers.tls_connection import NoCiphersAvailableBugInSSlyze
-from sslyze.errors import ConnectionToServerFailed, ConnectionToServerTimedOut, TlsHandshakeTimedOut
+from sslyze.errors import (
+    ConnectionToServerFailed,
+    ConnectionToServerTimedOut,
+    TlsHandshakeFailed,
+    TlsHandshakeTimedOut,
+)
+from sslyze.plugins.certificate_info._get_cert_chain import get_certificate_chain
 from sslyze.plugins.compression_plugin import _test_compression_support
 from sslyze.plugins.elliptic_curves_plugin import _test_curve
 from sslyze.plugins.fallback_scsv_plugin import _test_scsv
@@ -111,11 +117,21 @@ _ONE_ANSWER = (
     _test_secure_renegotiation,
     _test_client_renegotiation,
     _test_compression_support,
+    get_certificate_chain,
 )
 """sslyze's tests that read a connection the server closed, reset or left silent as its answer:
 "protected" for the fallback SCSV, "not vulnerable" for Heartbleed, CCS injection and ROBOT (no
 RSA, or the same non-answer to every payload), "secure", "refused" and "no compression" for the
-renegotiation and compression tests of a TLS 1.3 server. Each runs through `_earned`."""
+renegotiation and compression tests of a TLS 1.3 server, "no such certificate" for the
+handshakes that fetch each certificate the server deploys. Each runs through `_earned`."""
+_REFUSALS: dict[Callable[..., Any], type[Exception]] = {
+    test_robot: ServerDoesNotSupportRsa,
+    get_certificate_chain: TlsHandshakeFailed,
+}
+"""The exception that is a test's answer when the server refused what it asked: ROBOT's "no RSA
+key exchange", or no certificate for a client of one kind (sslyze leaves that deployment out).
+Earned, as any answer, only where the server answered (`_all_answered`)."""
+
 
 _SSLYZE_OPEN_SOCKET = tls_connection._open_socket
 _LISTENING = threading.local()
@@ -125,17 +141,26 @@ its thread (None otherwise)."""
 
 class _Heard(socket.socket):
     """A connection that notes whether the server sent anything once the client's TLS began
-    (a STARTTLS dialogue before it is not an answer to the test)."""
+    (a STARTTLS dialogue before it is not an answer to the test), and whether a client key
+    exchange went out on it (ROBOT's payload)."""
 
     tls = False
     heard = False
+    key_exchange_sent = False
+
+    def _sending(self, data: Any) -> None:
+        head = bytes(data[:6])
+        self.tls = self.tls or head[:1] == _TLS_HANDSHAKE
+        self.key_exchange_sent = self.key_exchange_sent or (
+            head[:1] == _TLS_HANDSHAKE and head[5:6] == _CLIENT_KEY_EXCHANGE
+        )
 
     def send(self, data: Any, flags: int = 0) -> int:
-        self.tls = self.tls or bytes(data[:1]) == _TLS_HANDSHAKE
+        self._sending(data)
         return super().send(data, flags)
 
     def sendall(self, data: Any, flags: int = 0) -> None:
-        self.tls = self.tls or bytes(data[:1]) == _TLS_HANDSHAKE
+        self._sending(data)
         super().sendall(data, flags)
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
@@ -146,6 +171,9 @@ class _Heard(socket.socket):
 
 _TLS_HANDSHAKE = b"\x16"
 """The first byte of a TLS handshake record: the ClientHello that starts a test's TLS."""
+_CLIENT_KEY_EXCHANGE = b"\x10"
+"""The handshake type, right after a record's 5-byte header, of the record that carries ROBOT's
+payload (sslyze writes it as a record of its own)."""
 
 
 def _open_socket_without_delay(server_location: ServerNetworkLocation, network_timeout: int) -> socket.socket:
@@ -168,14 +196,18 @@ def _open_socket_without_delay(server_location: ServerNetworkLocation, network_t
     return heard
 
 
-def _judged(test: Callable[..., Any], value: Any, connections: list[_Heard]) -> list[_Heard]:
-    """The connections `test`'s answer `value` rests on. ROBOT's answer is the server's reply
-    to each of its payloads, one connection each and the last ones it made: the handshakes
-    before them only fetch the RSA key, and one refused with a cipher list is tried with
-    another (with no RSA key from any, every one of them is the answer)."""
+def _all_answered(test: Callable[..., Any], value: Any, connections: list[_Heard]) -> bool:
+    """Whether the server answered every connection `test`'s answer `value` rests on.
+
+    ROBOT's answer is the server's reply to each of its payloads, one connection each and the
+    last ones it made; a reply counts only once the payload went out (the server asked for the
+    key exchange): a connection refused or dropped before it is recorded by sslyze as an empty
+    reply, which would read as the server's answer to a payload it never received. The
+    handshakes before them only fetch the RSA key, and one refused with a cipher list is tried
+    with another; with no RSA key from any, every one of them is the answer."""
     if test is test_robot and isinstance(value, dict) and value:
-        return connections[-len(value) :]
-    return connections
+        return all(connection.key_exchange_sent for connection in connections[-len(value) :])
+    return all(connection.heard for connection in connections)
 
 
 class Unanswered(Exception):
@@ -184,7 +216,7 @@ class Unanswered(Exception):
 
 def _earned(test: Callable[..., Any], *args: Any) -> Any:
     """sslyze's `test`, whose answer stands only if the server sent something on every
-    connection the answer rests on (`_judged`): one that was closed, reset or left silent
+    connection the answer rests on (`_all_answered`): one that was closed, reset or left silent
     before any byte came back is asked again once on fresh connections (a flaky server answers
     then), and a second such non-answer fails the test (its fact not observed) instead of
     reading as "protected". A healthy server answers every time: no connection more than
@@ -194,14 +226,27 @@ def _earned(test: Callable[..., Any], *args: Any) -> Any:
         _LISTENING.connections = connections
         try:
             value, refused = test(*args), None
-        except ServerDoesNotSupportRsa as exc:  # ROBOT's "not vulnerable": earned as any answer
+        except Exception as exc:
+            if not isinstance(exc, _REFUSALS.get(test, ())):
+                raise
             value, refused = None, exc
         finally:
             _LISTENING.connections = None
-        if all(connection.heard for connection in _judged(test, value, connections)):
+        if _all_answered(test, value, connections):
             if refused is not None:
                 raise refused
             return value
+    if test is get_certificate_chain:
+        raise Unanswered(
+            "the server closed, reset or left silent the handshake for one of its certificates (the"
+            " one sent to clients of one kind), twice: which certificates it deploys was not observed"
+        )
+    if test is test_robot:
+        raise Unanswered(
+            "the server refused, closed or left silent a connection of ROBOT before its payload"
+            " went out (or every handshake for the RSA key), twice: its answer to each payload was"
+            " not observed"
+        )
     raise Unanswered(
         "the server closed, reset or left silent this test's connection twice, without a TLS"
         " answer: whether it is exposed was not observed"
@@ -618,9 +663,12 @@ def _robot_may_connect(value: Any, error: Exception | None) -> bool:
     no chance: ROBOT's client cannot offer it either)."""
     if error is not None:
         return not isinstance(error, NoCiphersAvailableBugInSSlyze)
-    return isinstance(value, CipherSuiteAcceptedByServer) and value.cipher_suite.name.startswith(
-        _RSA_KEY_EXCHANGE
-    )
+    return isinstance(value, CipherSuiteAcceptedByServer) and rsa_key_exchange(value.cipher_suite.name)
+
+
+def rsa_key_exchange(suite: str) -> bool:
+    """Whether the suite (IANA name) has RSA key exchange, the kind ROBOT's payloads need."""
+    return suite.startswith(_RSA_KEY_EXCHANGE)
 
 
 def _released(error: Exception) -> Exception:

@@ -6,6 +6,7 @@ so that nothing else in attt depends on sslyze's classes.
 """
 
 import atexit
+import functools
 import math
 import re
 import shutil
@@ -25,8 +26,10 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.utils import CryptographyDeprecationWarning
+from cryptography.x509.ocsp import OCSPCertStatus, OCSPResponse, OCSPResponseStatus
 from nassl.ssl_client import ExtendedMasterSecretSupportEnum, SslClient
 
 # sslyze's package root re-exports these implicitly, which strict typing does not accept.
@@ -49,7 +52,9 @@ from attt.checks.tls.models import (
     HTTP_STEP,
     SUITE_STEPS,
     Certificate,
+    CertificateStatus,
     Hsts,
+    IssuerKey,
     KeyExchange,
     Protocol,
     StartTls,
@@ -171,6 +176,19 @@ _DECLINED = "SMTP STARTTLS rejected: "
 """sslyze's text for an SMTP server that listed STARTTLS in its EHLO reply and then answered the
 command with something other than 220 (RFC 3207's 454 "TLS not available due to temporary
 reason", say): a service with TLS that this scan did not see, not a service without it."""
+_ROBOT_NO_RSA = "NOT_VULNERABLE_RSA_NOT_SUPPORTED"
+"""sslyze's ROBOT answer when its handshakes found no RSA key exchange."""
+_OCSP_SUCCESSFUL = "successful"
+_OCSP_STATUS = {
+    OCSPResponseStatus.SUCCESSFUL: _OCSP_SUCCESSFUL,
+    OCSPResponseStatus.MALFORMED_REQUEST: "malformedRequest",
+    OCSPResponseStatus.INTERNAL_ERROR: "internalError",
+    OCSPResponseStatus.TRY_LATER: "tryLater",
+    OCSPResponseStatus.SIG_REQUIRED: "sigRequired",
+    OCSPResponseStatus.UNAUTHORIZED: "unauthorized",
+}
+"""RFC 6960's names of an OCSP response's status: only a successful one carries the certificate's
+status, which is what stapling is for."""
 _CUSTOM_STORE_NAME = "Supplied CA file"
 """The name sslyze gives the trust store made of the CA file a scan passes it."""
 
@@ -194,8 +212,11 @@ def scan(
     if not remaining:
         return early
     # sslyze's bundled trust stores hold roots that this cryptography release warns about on
-    # every load; the warning is about sslyze's data, not the scanned server.
-    warnings.filterwarnings("ignore", category=CryptographyDeprecationWarning, module=r"sslyze\.")
+    # every load (by sslyze, and by `_anchors` here); the warning is about sslyze's data, not
+    # the scanned server.
+    warnings.filterwarnings(
+        "ignore", category=CryptographyDeprecationWarning, module=r"(sslyze|attt\.checks\.tls\._sslyze)\b"
+    )
     try:
         ca_file = _trust_file(options.trust_anchors)
     except (OSError, ValueError) as exc:
@@ -587,10 +608,15 @@ def _tls_data(attempts: Any, endpoint: Endpoint, scanned_at: datetime) -> TlsDat
                 dh_bits.append(key.size)
             elif key is not None and key.type_name == "ECDH":
                 ecdh_bits.append(_ECDH_STRENGTH.get(getattr(key, "curve_name", ""), key.size))
-    certificate, ocsp_responder, stapled = _certificate(
+    certificate, other_certificates, ocsp_responder, stapled = _certificates(
         _completed(attempts.certificate_info), endpoint, scanned_at
     )
     http, hsts = _http(attempts, endpoint)
+    vulnerabilities = _vulnerabilities(attempts)
+    unearned = _robot_without_rsa(attempts, suites)
+    if unearned is not None:
+        vulnerabilities = vulnerabilities.model_copy(update={"robot": None})
+        step_errors["robot"] = unearned
     return TlsData(
         scanned_at=scanned_at,
         sni=endpoint.sni,
@@ -603,9 +629,11 @@ def _tls_data(attempts: Any, endpoint: Endpoint, scanned_at: datetime) -> TlsDat
         ),
         groups=_groups(_completed(attempts.elliptic_curves)),
         certificate=certificate,
+        other_certificates=other_certificates,
         ocsp_responder=ocsp_responder,
-        ocsp_stapling=stapled,
-        vulnerabilities=_vulnerabilities(attempts),
+        ocsp_stapling=stapled == _OCSP_SUCCESSFUL,
+        ocsp_stapled_status=stapled,
+        vulnerabilities=vulnerabilities,
         http=http,
         http_requested=endpoint.asks_http,
         hsts=hsts,
@@ -646,6 +674,25 @@ def _vulnerabilities(attempts: Any) -> Vulnerabilities:
     )
 
 
+def _robot_without_rsa(attempts: Any, suites: dict[Protocol, tuple[str, ...]]) -> str | None:
+    """Why ROBOT's "RSA not supported" is no answer, or None when it is one (or was not given).
+
+    sslyze says so when its handshakes for the RSA key, at one version with its own cipher
+    lists, all came back without one; if the same scan saw a suite with RSA key exchange
+    accepted, the server does speak it and ROBOT was never run against it."""
+    result = _completed(attempts.robot)
+    if result is None or str(result.robot_result.value) != _ROBOT_NO_RSA:
+        return None
+    seen = [name for names in suites.values() for name in names if _pool.rsa_key_exchange(name)]
+    if not seen:
+        return None
+    return bound_text(
+        f"ROBOT found no RSA key exchange to test, yet {seen[0]} was accepted: the server's answers"
+        " to ROBOT's payloads were not observed",
+        MAX_REASON_CHARS,
+    )
+
+
 def _http(attempts: Any, endpoint: Endpoint) -> tuple[bool, Hsts | None]:
     if not endpoint.asks_http:
         return False, None
@@ -663,22 +710,47 @@ def _http(attempts: Any, endpoint: Endpoint) -> tuple[bool, Hsts | None]:
 # --- certificates -----------------------------------------------------------------------------
 
 
-def _certificate(
+def _certificates(
     result: Any, endpoint: Endpoint, scanned_at: datetime
-) -> tuple[Certificate | None, str | None, bool]:
-    """The leaf's facts, its OCSP responder URL, and whether an OCSP response was stapled."""
+) -> tuple[Certificate | None, tuple[Certificate, ...], str | None, str | None]:
+    """The first deployment's leaf facts, the other deployments' (a server may hold an RSA and
+    an ECDSA certificate, each sent to the clients that can use it), and the first one's OCSP
+    responder URL and the status of the OCSP response stapled (None: none was)."""
     if result is None or not result.certificate_deployments:
-        return None, None, False
-    deployment = result.certificate_deployments[0]
+        return None, (), None, None
+    # sslyze lists them in the order its handshakes finished: sorted, the same server gives the
+    # same facts every run (an ECDSA certificate first, as most clients get it).
+    deployments = sorted(
+        (d for d in result.certificate_deployments if d.received_certificate_chain),
+        key=lambda d: _deployment_order(d.received_certificate_chain[0]),
+    )
+    if not deployments:
+        return None, (), None, None
+    first, *others = (_certificate(deployment, endpoint, scanned_at) for deployment in deployments)
+    leaf = deployments[0].received_certificate_chain[0]
+    stapled = deployments[0].ocsp_response
+    status = None if stapled is None else _OCSP_STATUS.get(stapled.response_status, "unknown")
+    return first, tuple(others), x509_facts.ocsp_url(leaf), status
+
+
+def _deployment_order(leaf: x509.Certificate) -> tuple[bool, str, bytes]:
+    key_type = x509_facts.public_key_facts(leaf)[0]
+    return key_type != "EC", key_type, leaf.fingerprint(hashes.SHA256())
+
+
+def _certificate(deployment: Any, endpoint: Endpoint, scanned_at: datetime) -> Certificate:
+    """The facts of one deployment's leaf and its path to a root."""
     chain: list[x509.Certificate] = deployment.received_certificate_chain
-    if not chain:
-        return None, None, False
     leaf = chain[0]
     not_before, not_after = leaf.not_valid_before_utc, leaf.not_valid_after_utc
     key_type, key_bits, curve = x509_facts.public_key_facts(leaf)
     trusted, trust_error = _trusted(deployment, leaf, scanned_at)
+    anchors = [
+        cert for result in deployment.path_validation_results for cert in _anchors(result.trust_store.path)
+    ]
+    path, missing = x509_facts.issuer_path(leaf, chain[1:], anchors)
     name = endpoint.sni or endpoint.ip
-    certificate = Certificate(
+    return Certificate(
         subject=x509_facts.bounded_name(leaf.subject),
         issuer=x509_facts.bounded_name(leaf.issuer),
         sans=x509_facts.sans(leaf),
@@ -690,16 +762,49 @@ def _certificate(
         curve=curve,
         signature_algorithm=x509_facts.signature_name(leaf),
         signature_hash=x509_facts.signature_hash(leaf),
-        chain_signature_hashes=x509_facts.chain_hashes(chain[1:]),
+        chain_signature_hashes=x509_facts.path_hashes(path),
+        chain_keys=tuple(_issuer_key(cert) for cert in path),
+        chain_missing=missing,
         self_signed=x509_facts.is_self_signed(leaf),
         trusted=trusted,
         trust_error=trust_error,
+        stapled_status=_stapled_status(deployment.ocsp_response, leaf),
         hostname=name,
         hostname_matches=x509_facts.hostname_matches(name, leaf),
         expired=not_after < scanned_at,
         lifetime_days=lifetime_days(not_before, not_after),
     )
-    return certificate, x509_facts.ocsp_url(leaf), deployment.ocsp_response is not None
+
+
+def _stapled_status(response: OCSPResponse | None, leaf: x509.Certificate) -> CertificateStatus | None:
+    """The leaf's status in a successful stapled OCSP response, if it speaks of the leaf."""
+    if response is None or response.response_status != OCSPResponseStatus.SUCCESSFUL:
+        return None
+    for single in response.responses:
+        if single.serial_number == leaf.serial_number:
+            return _CERTIFICATE_STATUS[single.certificate_status]
+    return None
+
+
+_CERTIFICATE_STATUS: dict[OCSPCertStatus, CertificateStatus] = {
+    OCSPCertStatus.GOOD: "good",
+    OCSPCertStatus.REVOKED: "revoked",
+    OCSPCertStatus.UNKNOWN: "unknown",
+}
+
+
+def _issuer_key(cert: x509.Certificate) -> IssuerKey:
+    key_type, key_bits, curve = x509_facts.public_key_facts(cert)
+    return IssuerKey(
+        subject=x509_facts.bounded_name(cert.subject), key_type=key_type, key_bits=key_bits, curve=curve
+    )
+
+
+@functools.cache
+def _anchors(store: Path) -> list[x509.Certificate]:
+    """The certificates of a trust store's PEM file (sslyze's own or the configured anchors),
+    read once per process."""
+    return x509.load_pem_x509_certificates(store.read_bytes())
 
 
 def _trusted(deployment: Any, leaf: x509.Certificate, scanned_at: datetime) -> tuple[bool, str | None]:

@@ -1,9 +1,11 @@
 """The tls controls: pure judgements over `TlsData`, a rule's params and the target."""
 
+import functools
 import re
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import date, datetime
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import Field
 
@@ -22,11 +24,12 @@ from attt.checks.tls.models import (
     VulnerabilityName,
     static_key_suites,
 )
-from attt.checks.tls.profile import ProfileName, mozilla_guidelines
+from attt.checks.tls.profile import MozillaProfile, ProfileName, mozilla_guidelines
 from attt.scanner.models.target import Target
 from attt.scanner.plugin import Controls, NoParams, Params, Verdict
 
 CONTROLS = Controls("tls")
+P = TypeVar("P")
 
 SuiteFamily = Literal["NULL", "EXPORT", "anon", "RC4", "DES", "3DES", "MD5", "static_rsa", "CBC"]
 _SINGLE_DES = re.compile(r"_DES(?:40)?_")
@@ -76,6 +79,34 @@ def _no_protocols(data: TlsData) -> Verdict | None:
         expected="any",
         vi="lượt quét không thấy phiên bản giao thức nào được chấp nhận",
     )
+
+
+OneCertificate = Callable[[TlsData, Certificate, P, Target], Verdict]
+_WORST = {"fail": 0, "error": 1, "pass": 2, "not_applicable": 3}
+
+
+def _every_certificate(judge: OneCertificate[P]) -> Callable[[TlsData, P, Target], Verdict]:
+    """A control judging each certificate the server deploys (`certificate`, then
+    `other_certificates`) with `judge`: the worst verdict stands, naming the certificate when it
+    is not the first one."""
+
+    @functools.wraps(judge)
+    def control(data: TlsData, params: P, target: Target) -> Verdict:
+        if isinstance(first := _certificate(data), Verdict):
+            return first
+        worst = judge(data, first, params, target)
+        for other in data.other_certificates:
+            verdict = judge(data, other, params, target)
+            if _WORST[verdict.status] < _WORST[worst.status]:
+                which = f"{other.key_type} ({other.subject})"
+                worst = replace(
+                    verdict,
+                    message=f"the {which} certificate: {verdict.message}",
+                    vi=f"chứng thư số {which}: {verdict.vi or verdict.message}",
+                )
+        return worst
+
+    return control
 
 
 def _certificate(data: TlsData) -> Certificate | Verdict:
@@ -265,25 +296,37 @@ def mozilla_deviations(data: TlsData, params: MozillaParams) -> list[str]:
         found.append(f"DH key of {kex.dh_min_bits} bits (profile: >= {profile.dh_min_bits})")
     if profile.ecdh_min_bits and kex.ecdh_min_bits is not None and kex.ecdh_min_bits < profile.ecdh_min_bits:
         found.append(f"ECDH key of {kex.ecdh_min_bits} bits (profile: >= {profile.ecdh_min_bits})")
-    cert = data.certificate
-    if cert is not None:
-        if cert.key_type not in profile.certificate_key_types:
-            found.append(
-                f"certificate key type {cert.key_type} (profile: {', '.join(profile.certificate_key_types)})"
-            )
-        elif cert.key_type == "EC" and cert.curve not in profile.certificate_curves:
-            found.append(f"certificate curve {cert.curve} (profile: {', '.join(profile.certificate_curves)})")
-        if cert.key_type == "RSA" and profile.rsa_key_min_bits and cert.key_bits < profile.rsa_key_min_bits:
-            found.append(f"RSA key of {cert.key_bits} bits (profile: >= {profile.rsa_key_min_bits})")
-        if cert.signature_algorithm not in profile.certificate_signatures:
-            found.append(f"certificate signature {cert.signature_algorithm}")
-        if params.certificate_lifetime and cert.lifetime_days > profile.max_certificate_lifetime_days:
-            most = profile.max_certificate_lifetime_days
-            found.append(f"certificate lifetime {cert.lifetime_days} days (profile: <= {most})")
-        if not cert.trusted:
-            found.append("certificate chain not trusted")
+    if data.certificate is not None:
+        found += _certificate_deviations(data.certificate, profile, params)
+    for other in data.other_certificates:
+        which = f"{other.key_type} certificate ({other.subject})"
+        found += [f"{which}: {deviation}" for deviation in _certificate_deviations(other, profile, params)]
     if params.ocsp_stapling and profile.ocsp_stapling and data.ocsp_responder and not data.ocsp_stapling:
-        found.append("no OCSP stapling although the certificate names an OCSP responder")
+        if data.ocsp_stapled_status is not None:
+            found.append(f"the stapled OCSP response is {data.ocsp_stapled_status}, not a successful one")
+        else:
+            found.append("no OCSP stapling although the certificate names an OCSP responder")
+    return found
+
+
+def _certificate_deviations(cert: Certificate, profile: MozillaProfile, params: MozillaParams) -> list[str]:
+    """How one certificate departs from the profile."""
+    found: list[str] = []
+    if cert.key_type not in profile.certificate_key_types:
+        found.append(
+            f"certificate key type {cert.key_type} (profile: {', '.join(profile.certificate_key_types)})"
+        )
+    elif cert.key_type == "EC" and cert.curve not in profile.certificate_curves:
+        found.append(f"certificate curve {cert.curve} (profile: {', '.join(profile.certificate_curves)})")
+    if cert.key_type == "RSA" and profile.rsa_key_min_bits and cert.key_bits < profile.rsa_key_min_bits:
+        found.append(f"RSA key of {cert.key_bits} bits (profile: >= {profile.rsa_key_min_bits})")
+    if cert.signature_algorithm not in profile.certificate_signatures:
+        found.append(f"certificate signature {cert.signature_algorithm}")
+    if params.certificate_lifetime and cert.lifetime_days > profile.max_certificate_lifetime_days:
+        most = profile.max_certificate_lifetime_days
+        found.append(f"certificate lifetime {cert.lifetime_days} days (profile: <= {most})")
+    if not cert.trusted:
+        found.append("certificate chain not trusted")
     return found
 
 
@@ -331,7 +374,7 @@ def _key_exchange_min_bits(data: TlsData, params: KeyExchangeParams, target: Tar
 
     Finite-field DH under 2048 bits falls to precomputation (Logjam, CVE-2015-4000) and Mozilla's
     intermediate profile asks for 2048; ECDH keys under 256 bits are below every profile's curve.
-    A DHE suite accepted without its key size observed is an error, never a pass.
+    A DHE, ECDHE or TLS 1.3 suite accepted without its key size observed is an error, never a pass.
     """
     if (missing := _no_protocols(data)) is not None:
         return missing
@@ -354,14 +397,19 @@ def _key_exchange_min_bits(data: TlsData, params: KeyExchangeParams, target: Tar
             expected,
             vi=f"khóa trao đổi tạm thời ngắn hơn mức tối thiểu: {listed} bit",
         )
-    dhe = any(_is_dhe(suite) for _, suite in _accepted(data))
-    if dhe and kex.dh_min_bits is None:
-        # A DHE suite was accepted but its key size never came back: not a fact to pass on.
+    accepted = [suite for _, suite in _accepted(data)]
+    dhe = any(suite.startswith("TLS_DHE_") for suite in accepted)
+    ecdhe = any(suite.startswith("TLS_ECDHE_") for suite in accepted)
+    # A TLS 1.3 key share is ECDH or finite-field DH: either size seen will do.
+    tls13 = "TLSv1.3" in data.cipher_suites and kex.dh_min_bits is None and kex.ecdh_min_bits is None
+    if (dhe and kex.dh_min_bits is None) or (ecdhe and kex.ecdh_min_bits is None) or tls13:
+        # A suite with an ephemeral key was accepted but the key's size never came back: not a
+        # fact to pass on.
         return Verdict.cannot_judge(
-            "a DHE suite is accepted but the size of its key was not observed",
+            "a suite with an ephemeral key exchange is accepted but the size of its key was not observed",
             observed,
             expected,
-            vi="máy chủ chấp nhận bộ mã hóa DHE nhưng không quan sát được độ dài khóa",
+            vi="máy chủ chấp nhận bộ mã hóa có trao đổi khóa tạm thời nhưng không quan sát được độ dài khóa",
         )
     return Verdict.passed(
         "every ephemeral key the server chose is long enough",
@@ -369,10 +417,6 @@ def _key_exchange_min_bits(data: TlsData, params: KeyExchangeParams, target: Tar
         expected,
         vi="mọi khóa trao đổi tạm thời máy chủ chọn đều đủ dài",
     )
-
-
-def _is_dhe(suite: str) -> bool:
-    return suite.startswith("TLS_DHE_")
 
 
 # --- tls.starttls_offered --------------------------------------------------------------
@@ -417,15 +461,23 @@ def _starttls_offered(data: TlsData, params: StartTlsParams, target: Target) -> 
 
 
 @CONTROLS.control("tls.certificate_trusted", needs=(CERTIFICATE_STEP,))
-def _certificate_trusted(data: TlsData, params: NoParams, target: Target) -> Verdict:
+@_every_certificate
+def _certificate_trusted(data: TlsData, cert: Certificate, params: NoParams, target: Target) -> Verdict:
     """The certificate chain leads to a trusted anchor.
 
     A client cannot tell a self-signed or unanchored certificate from an impostor's: either it
     refuses the connection or its users learn to click through the warning that would have
-    protected them. Provincial or government CAs count once configured as trust anchors.
+    protected them. Provincial or government CAs count once configured as trust anchors. A
+    certificate the server's own stapled OCSP response calls revoked is refused by every client
+    that reads it, whatever its chain.
     """
-    if isinstance(cert := _certificate(data), Verdict):
-        return cert
+    if cert.stapled_status == "revoked":
+        return Verdict.failed(
+            "the certificate is revoked: the OCSP response the server staples says so",
+            observed="revoked",
+            expected="trusted chain",
+            vi="chứng thư số đã bị thu hồi: phản hồi OCSP máy chủ gửi kèm cho biết như vậy",
+        )
     if cert.trusted:
         return Verdict.passed(
             "the chain leads to a trusted anchor",
@@ -457,15 +509,14 @@ def _days_left(cert: Certificate, at: datetime) -> float:
 
 
 @CONTROLS.control("tls.certificate_expiry", ExpiryParams, needs=(CERTIFICATE_STEP,))
-def _certificate_expiry(data: TlsData, params: ExpiryParams, target: Target) -> Verdict:
+@_every_certificate
+def _certificate_expiry(data: TlsData, cert: Certificate, params: ExpiryParams, target: Target) -> Verdict:
     """The certificate is valid for at least N more days at scan time.
 
     An expired certificate breaks clients and trains users to ignore warnings; the margin leaves
     time to renew. Judged at the scan time stored in the observation, so re-evaluating a stored run
     later gives the same verdict.
     """
-    if isinstance(cert := _certificate(data), Verdict):
-        return cert
     left = _days_left(cert, data.scanned_at)
     observed = cert.not_after.isoformat()
     expected = f">= {params.min_days_left} days"
@@ -514,7 +565,10 @@ class LifetimeParams(Params):
 
 
 @CONTROLS.control("tls.certificate_lifetime", LifetimeParams, needs=(CERTIFICATE_STEP,))
-def _certificate_lifetime(data: TlsData, params: LifetimeParams, target: Target) -> Verdict:
+@_every_certificate
+def _certificate_lifetime(
+    data: TlsData, cert: Certificate, params: LifetimeParams, target: Target
+) -> Verdict:
     """The certificate's total validity is at most N days.
 
     Browsers have refused publicly trusted certificates valid for more than 398 days since 2020
@@ -523,8 +577,6 @@ def _certificate_lifetime(data: TlsData, params: LifetimeParams, target: Target)
     from 15 March 2026, then 100, then 47), each for certificates issued from its date on: judging
     an older certificate by a later step would fail it for a rule it was never under.
     """
-    if isinstance(cert := _certificate(data), Verdict):
-        return cert
     days = cert.lifetime_days
     issued = cert.not_before.date()
     step = max(
@@ -551,48 +603,96 @@ def _certificate_lifetime(data: TlsData, params: LifetimeParams, target: Target)
 
 class KeyParams(Params):
     rsa_min_bits: int = Field(default=2048, ge=512)
-    """Smallest RSA key, in bits."""
+    """Smallest RSA key of the leaf, in bits."""
     ec_min_bits: int = Field(default=256, ge=160)
-    """Smallest EC key, in bits."""
+    """Smallest EC key of the leaf, in bits."""
+    issuer_rsa_min_bits: int = Field(default=2048, ge=512)
+    """Smallest RSA key of a certificate between the leaf and its root (CAs choose those)."""
+    issuer_ec_min_bits: int = Field(default=256, ge=160)
+    """Smallest EC key of a certificate between the leaf and its root."""
     allowed_types: tuple[Literal["RSA", "EC", "Ed25519", "Ed448", "DSA"], ...] = (
         "RSA",
         "EC",
         "Ed25519",
         "Ed448",
     )
-    """Key types that may be used."""
+    """Key types that may be used, at every level."""
+
+
+_LEAF = ("the leaf", "chứng thư số máy chủ")
+
+
+def _chain_unobserved(cert: Certificate, what: str, what_vi: str) -> Verdict | None:
+    """An error when part of the path from the leaf to its root was not observed (for `what`,
+    the fact a rule reads of each certificate on it), else None."""
+    if cert.chain_missing is None:
+        return None
+    missing = cert.chain_missing
+    return Verdict.cannot_judge(
+        f"the certificate of {missing} (an issuer on the path to the root) was neither sent by the"
+        f" server nor a trust anchor: its {what} was not observed",
+        observed=missing,
+        vi=f"chứng thư số của {missing} (một bên cấp trên đường tới chứng thư số gốc) không được máy"
+        f" chủ gửi và cũng không phải chứng thư số gốc tin cậy: không quan sát được {what_vi} của nó",
+    )
 
 
 @CONTROLS.control("tls.certificate_key", KeyParams, needs=(CERTIFICATE_STEP,))
-def _certificate_key(data: TlsData, params: KeyParams, target: Target) -> Verdict:
-    """The certificate key is of an allowed type and size.
+@_every_certificate
+def _certificate_key(data: TlsData, cert: Certificate, params: KeyParams, target: Target) -> Verdict:
+    """Every key from the leaf up to its root is of an allowed type and size.
 
     RSA keys under 2048 bits and EC keys under 256 bits are below the strength NIST SP 800-57 and
-    SP 800-131A accept for current use, and DSA is deprecated: a key that can be broken lets anyone
-    impersonate the server and, without forward secrecy, read its traffic.
+    SP 800-131A accept for current use, and DSA is deprecated: a leaf key that can be broken lets
+    anyone impersonate the server and, without forward secrecy, read its traffic; an
+    intermediate's lets anyone issue certificates for any name. The root's own key is the trust
+    store's choice; the certificates between are judged against the `issuer_` sizes.
     """
-    if isinstance(cert := _certificate(data), Verdict):
-        return cert
-    observed = f"{cert.key_type} {cert.key_bits}" + (f" ({cert.curve})" if cert.curve else "")
+    levels = [(_LEAF, cert.key_type, cert.key_bits, cert.curve, params.rsa_min_bits, params.ec_min_bits)]
+    for key in cert.chain_keys or ():
+        where = (f"the intermediate {key.subject}", f"chứng thư số trung gian {key.subject}")
+        levels.append(
+            (
+                where,
+                key.key_type,
+                key.key_bits,
+                key.curve,
+                params.issuer_rsa_min_bits,
+                params.issuer_ec_min_bits,
+            )
+        )
+    observed = [f"{kind} {bits}" + (f" ({curve})" if curve else "") for _, kind, bits, curve, _, _ in levels]
     expected = (
-        f"RSA >= {params.rsa_min_bits} or EC >= {params.ec_min_bits}, types {', '.join(params.allowed_types)}"
+        f"RSA >= {params.rsa_min_bits} or EC >= {params.ec_min_bits} (intermediates: RSA >="
+        f" {params.issuer_rsa_min_bits} or EC >= {params.issuer_ec_min_bits}),"
+        f" types {', '.join(params.allowed_types)}"
     )
-    if cert.key_type not in params.allowed_types:
+    bad: list[tuple[str, str]] = []
+    for (place, place_vi), kind, bits, _, rsa_min, ec_min in levels:
+        if kind not in params.allowed_types:
+            bad.append(
+                (f"{place}: key type {kind} is not allowed", f"{place_vi}: loại khóa {kind} không được phép")
+            )
+        elif bits < {"RSA": rsa_min, "EC": ec_min}.get(kind, 0):
+            bad.append(
+                (f"{place}: key {kind} {bits} is too small", f"{place_vi}: khóa {kind} {bits} quá ngắn")
+            )
+    if bad:
         return Verdict.failed(
-            f"key type {cert.key_type} is not allowed",
+            "; ".join(en for en, _ in bad), observed, expected, vi="; ".join(vi for _, vi in bad)
+        )
+    if cert.chain_keys is None:
+        return Verdict.cannot_judge(
+            "the keys of the certificates above the leaf were not recorded (a run stored by an older attt)",
             observed,
             expected,
-            vi=f"loại khóa {cert.key_type} không được phép",
+            vi="khóa của các chứng thư số phía trên chứng thư số máy chủ chưa được ghi nhận (lượt quét lưu"
+            " bởi phiên bản attt cũ hơn)",
         )
-    minimum = {"RSA": params.rsa_min_bits, "EC": params.ec_min_bits}.get(cert.key_type, 0)
-    if cert.key_bits < minimum:
-        return Verdict.failed(
-            f"{cert.key_type} key of {cert.key_bits} bits is too small",
-            observed,
-            expected,
-            vi=f"khóa {cert.key_type} dài {cert.key_bits} bit, quá ngắn",
-        )
-    return Verdict.passed(f"{observed} key", observed, expected, vi=f"khóa {observed}")
+    if (unobserved := _chain_unobserved(cert, "key", "khóa")) is not None:
+        return unobserved
+    listed = ", ".join(observed)
+    return Verdict.passed(f"keys {listed}", observed, expected, vi=f"các khóa {listed}")
 
 
 class SignatureParams(Params):
@@ -601,15 +701,18 @@ class SignatureParams(Params):
 
 
 @CONTROLS.control("tls.certificate_signature", SignatureParams, needs=(CERTIFICATE_STEP,))
-def _certificate_signature(data: TlsData, params: SignatureParams, target: Target) -> Verdict:
+@_every_certificate
+def _certificate_signature(
+    data: TlsData, cert: Certificate, params: SignatureParams, target: Target
+) -> Verdict:
     """No certificate in the chain is signed with a forbidden hash.
 
     MD5 and SHA-1 signatures can be forged with chosen-prefix collisions (a rogue CA in 2008,
-    SHAttered and later attacks on SHA-1), so they prove nothing. The intermediates the server sends
-    count; the root's own signature does not, since the root is trusted by being in the store.
+    SHAttered and later attacks on SHA-1), so they prove nothing. Every certificate on the path
+    from the leaf to its root counts (a certificate sent but off that path does not); the root's
+    own signature does not, since the root is trusted by being in the store. An issuer on the
+    path that the server did not send and no anchor holds leaves the rule `error`.
     """
-    if isinstance(cert := _certificate(data), Verdict):
-        return cert
     leaf = ("leaf", "chứng thư số máy chủ")
     intermediate = ("intermediate", "chứng thư số trung gian")
     hashes = [(leaf, cert.signature_hash)] + [(intermediate, h) for h in cert.chain_signature_hashes]
@@ -621,6 +724,8 @@ def _certificate_signature(data: TlsData, params: SignatureParams, target: Targe
             expected=f"not signed with {', '.join(params.forbidden_hashes)}",
             vi="; ".join(f"{vi} được ký bằng {h}" for (_, vi), h in bad),
         )
+    if (unobserved := _chain_unobserved(cert, "signature", "chữ ký")) is not None:
+        return unobserved
     return Verdict.passed(
         f"signed with {cert.signature_algorithm}",
         observed=cert.signature_algorithm,
@@ -647,8 +752,11 @@ def _hostname_matches(data: TlsData, params: NoParams, target: Target) -> Verdic
             "the inventory gives no host name to match the certificate against",
             vi="danh mục hệ thống không khai báo tên máy chủ để đối chiếu với chứng thư số",
         )
-    if isinstance(cert := _certificate(data), Verdict):
-        return cert
+    return _every_certificate(_hostname_matches_one)(data, params, target)
+
+
+def _hostname_matches_one(data: TlsData, cert: Certificate, params: NoParams, target: Target) -> Verdict:
+    name = target.server_name
     if cert.hostname != name:
         # Matched against another name (a run stored before the host's name was used): the
         # match says nothing about this one.

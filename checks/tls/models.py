@@ -58,6 +58,20 @@ MAX_NAME_CHARS = 300
 MAX_SANS = 100
 
 
+KeyType = Literal["RSA", "EC", "Ed25519", "Ed448", "DSA", "unknown"]
+CertificateStatus = Literal["good", "revoked", "unknown"]
+"""A certificate's status in an OCSP response (RFC 6960)."""
+
+
+class IssuerKey(Frozen):
+    """The key of one certificate between the leaf and its root."""
+
+    subject: str
+    key_type: KeyType
+    key_bits: int
+    curve: str | None = None
+
+
 class Certificate(Frozen):
     """Facts about the leaf certificate the endpoint sent (with SNI), and its chain."""
 
@@ -68,7 +82,7 @@ class Certificate(Frozen):
     serial: str
     not_before: datetime
     not_after: datetime
-    key_type: Literal["RSA", "EC", "Ed25519", "Ed448", "DSA", "unknown"]
+    key_type: KeyType
     key_bits: int
     curve: str | None = None
     """Named curve of an EC key (`secp256r1`, ...)."""
@@ -77,12 +91,23 @@ class Certificate(Frozen):
     signature_hash: str | None
     """Hash of the leaf's signature (`sha1`, `sha256`, ...); None for Ed25519/Ed448."""
     chain_signature_hashes: tuple[str, ...] = ()
-    """Signature hashes of the intermediates the server sent (the root's own is irrelevant)."""
+    """Signature hashes of the certificates between the leaf and its root, as far as observed
+    (`chain_missing`); the root's own is irrelevant, it is trusted by being in the store. (Runs
+    stored before attt followed the path hold those of every intermediate the server sent.)"""
+    chain_keys: tuple[IssuerKey, ...] | None = None
+    """Keys of the same certificates, leaf's issuer first; None in runs stored before attt
+    recorded them."""
+    chain_missing: str | None = None
+    """The issuer whose certificate was neither sent by the server nor a trust anchor: the path
+    stops under it, and nothing above it (its signature, its key) was observed."""
     self_signed: bool
     trusted: bool
     """The chain leads to an anchor of the trust store in use (system store plus configured
     anchors), checked without regard to the name: `hostname_matches` says that."""
     trust_error: str | None = None
+    stapled_status: CertificateStatus | None = None
+    """The certificate's status in the successful OCSP response the server stapled with it (the
+    one for its serial number); None when there was none."""
     hostname: str
     """The name (or, without one, the IP address) the certificate was matched against."""
     hostname_matches: bool
@@ -156,9 +181,18 @@ class TlsData(Frozen):
     groups: tuple[str, ...] | None
     """Supported groups (IANA names, e.g. `x25519`, `secp256r1`); None when not tested."""
     certificate: Certificate | None
+    other_certificates: tuple[Certificate, ...] = ()
+    """The server's other certificates (sent with SNI to a client that offers only RSA, or only
+    ECDSA, authentication), each judged as `certificate` is; empty in runs stored before attt
+    recorded them."""
     ocsp_responder: str | None = None
     """The OCSP URL of the leaf certificate, if any."""
     ocsp_stapling: bool
+    """A successful OCSP response was stapled to the handshake (in runs stored before attt read
+    its status: any response)."""
+    ocsp_stapled_status: str | None = None
+    """The status of the OCSP response stapled (`successful`, `tryLater`, ...); None when none
+    was."""
     vulnerabilities: Vulnerabilities
     http: bool
     """The endpoint answered an HTTP request over TLS."""

@@ -54,9 +54,45 @@ def _escape(c: str) -> str:
     return f"\\x{ord(c):02x}" if ord(c) < 256 else f"\\u{ord(c):04x}"
 
 
-def chain_hashes(intermediates: list[x509.Certificate]) -> tuple[str, ...]:
-    # A root sent along is trusted for itself, not for its signature: leave it out.
-    hashes = (signature_hash(cert) for cert in intermediates if not is_self_signed(cert))
+MAX_PATH = 10
+"""Certificates above the leaf followed at most: a longer path is reported as not observed."""
+
+
+def issuer_path(
+    leaf: x509.Certificate, sent: list[x509.Certificate], anchors: list[x509.Certificate]
+) -> tuple[list[x509.Certificate], str | None]:
+    """The certificates between `leaf` and its root, leaf's issuer first, as a client builds the
+    path: an anchor ends it (whatever else was sent), then a certificate the server sent, in
+    any order, that names and signs the one below. The second value is the issuer none of them
+    is (the path stops under it, unobserved), or None when the path reached a root."""
+    path: list[x509.Certificate] = []
+    current = leaf
+    for _ in range(MAX_PATH + 1):
+        if is_self_signed(current) or any(_issued(current, anchor) for anchor in anchors):
+            return path, None
+        issuer = next((cert for cert in sent if cert is not current and _issued(current, cert)), None)
+        if issuer is None or len(path) == MAX_PATH:
+            return path, bounded_name(current.issuer)
+        if is_self_signed(issuer):  # a root sent along: trusted or not, not judged for itself
+            return path, None
+        path.append(issuer)
+        current = issuer
+    return path, bounded_name(current.issuer)
+
+
+def _issued(child: x509.Certificate, parent: x509.Certificate) -> bool:
+    """Whether `parent` names and signed `child`."""
+    if child.issuer != parent.subject:
+        return False
+    try:
+        child.verify_directly_issued_by(parent)
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
+        return False
+    return True
+
+
+def path_hashes(path: list[x509.Certificate]) -> tuple[str, ...]:
+    hashes = (signature_hash(cert) for cert in path)
     return tuple(h for h in hashes if h)
 
 
@@ -142,13 +178,7 @@ def signature_hash(cert: x509.Certificate) -> str | None:
 
 
 def is_self_signed(cert: x509.Certificate) -> bool:
-    if cert.subject != cert.issuer:
-        return False
-    try:
-        cert.verify_directly_issued_by(cert)
-    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
-        return False
-    return True
+    return _issued(cert, cert)
 
 
 def ocsp_url(cert: x509.Certificate) -> str | None:

@@ -90,6 +90,8 @@ FIELDS: dict[str, Stricter] = {
     "tls.certificate_lifetime.schedule": _caps,
     "tls.certificate_key.rsa_min_bits": at_least,
     "tls.certificate_key.ec_min_bits": at_least,
+    "tls.certificate_key.issuer_rsa_min_bits": at_least,
+    "tls.certificate_key.issuer_ec_min_bits": at_least,
     "tls.certificate_key.allowed_types": subset,
     "tls.certificate_signature.forbidden_hashes": superset,
     "tls.no_known_vulnerabilities.checks": superset,

@@ -40,6 +40,7 @@ def _certificate(weak: bool) -> Data:
         "curve": None if weak else "secp256r1",
         "signature_algorithm": "sha1WithRSAEncryption" if weak else "ecdsa-with-SHA256",
         "signature_hash": "sha1" if weak else "sha256",
+        "chain_keys": (),
         "self_signed": weak,
         "trusted": not weak,
         "hostname": "x.attt.test",

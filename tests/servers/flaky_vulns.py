@@ -21,6 +21,15 @@ hangs up (`stall`), on the ClientHellos of one test, the first one only (`once`)
   and ECDHE-RSA-AES128-GCM-SHA256 (`Tls13`);
 - `robot-gcm`: only the first of those (AES128-GCM-SHA256 and AES256-GCM-SHA384 alone), as a
   server that resets a handshake offering no suite it has would; same server.
+- `robot-payload`: the ClientHello of a ROBOT payload's connection (the modern client, the same
+  two suites, no DEFLATE), answered with a fatal handshake_failure alert (`alert`): the payload
+  is then never sent, yet sslyze records the empty text as the server's answer to it. With
+  `positions`, only the payload connections at those places of each run of five (the scan must
+  then make one connection at a time for the places to be ROBOT's payloads); same server.
+- `rsa-certificate`: sslyze's handshake for the certificate sent to clients that offer only RSA
+  authentication (TLS 1.2, the OCSP status_request extension, ECDHE-RSA-AES128-GCM-SHA256 and no
+  ECDSA suite). Its server speaks TLS 1.2 and 1.3 and holds an ECDSA and an RSA certificate
+  (`Tls13`, `dual`).
 
 Every server stops with its `with` block; every loop is bounded in count and time (the
 hostile lab's `Listener`).
@@ -37,6 +46,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from attt.checks.tls._sslyze import Endpoint as ScanEndpoint
+from attt.checks.tls._sslyze import ScanOptions, scan
+from attt.checks.tls.models import TlsData
 from tests.servers.flaky_tls import FALLBACK_SCSV, Misbehaviour
 from tests.servers.hostile import MAX_HOLD, Endpoint, Listener, tarpit
 from tests.servers.mail import self_signed
@@ -54,19 +66,33 @@ right behind the hello, before reading anything."""
 DEFLATE = 0x01
 RSA_GCM = b"\x00\x9c"
 ROBOT_GCM = {RSA_GCM, b"\x00\x9d", b"\x00\xff"}
-Test = Literal["fallback", "heartbeat", "no-sni", "legacy", "robot", "robot-gcm"]
+ROBOT_PAYLOADS = 5
+"""Connections of one ROBOT run that carry a payload, one each, in sslyze's order."""
+HANDSHAKE_FAILURE = b"\x15\x03\x03\x00\x02\x02\x28"
+"""A fatal handshake_failure alert record."""
+STATUS_REQUEST = 0x0005
+ECDHE_RSA_GCM = b"\xc0\x2f"
+ECDHE_ECDSA_GCM = b"\xc0\x2b"
+Test = Literal[
+    "fallback", "heartbeat", "no-sni", "legacy", "robot", "robot-gcm", "robot-payload", "rsa-certificate"
+]
 
 
 class Tls13:
     """Accepts TLS 1.2 and 1.3, and answers one request; with `rsa` (its key is RSA) TLS 1.2
-    offers AES128-GCM-SHA256 (RSA key exchange) and ECDHE-RSA-AES128-GCM-SHA256 only."""
+    offers AES128-GCM-SHA256 (RSA key exchange) and ECDHE-RSA-AES128-GCM-SHA256 only. `second`
+    is one more certificate and key (of the other key type: OpenSSL keeps one of each)."""
 
-    def __init__(self, cert: Path, key: Path, *, rsa: bool = False) -> None:
+    def __init__(
+        self, cert: Path, key: Path, *, rsa: bool = False, second: tuple[Path, Path] | None = None
+    ) -> None:
         self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self._context.minimum_version = ssl.TLSVersion.TLSv1_2
         if rsa:
             self._context.set_ciphers("AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256")
         self._context.load_cert_chain(cert, key)
+        if second is not None:
+            self._context.load_cert_chain(*second)
 
     def __call__(self, conn: socket.socket) -> None:
         with self._context.wrap_socket(conn, server_side=True) as tls:
@@ -134,6 +160,13 @@ def _is_test(test: Test, conn: socket.socket, hello: bytes) -> bool:
         return DEFLATE in _offers(hello)[1]
     if test == "robot-gcm":
         return _offers(hello)[0] == ROBOT_GCM
+    if test == "rsa-certificate":
+        suites, _, extensions = _offers(hello)
+        asks_status = STATUS_REQUEST in extensions and hello[9:11] == b"\x03\x03"
+        return asks_status and ECDHE_RSA_GCM in suites and ECDHE_ECDSA_GCM not in suites
+    if test == "robot-payload":
+        suites, compressions, _ = _offers(hello)
+        return suites == ROBOT_GCM and DEFLATE not in compressions
     if test == "robot":
         suites, compressions, _ = _offers(hello)
         tls12 = hello[9:11] == b"\x03\x03"
@@ -150,9 +183,13 @@ class FlakyProbe:
 
     ip: str
     test: Test
-    misbehaviour: Misbehaviour
+    misbehaviour: Misbehaviour | Literal["alert"]
     once: bool
+    positions: frozenset[int] | None = None
+    """`robot-payload` only: the places (0 to 4) in each run of five payloads it misbehaves on."""
     misbehaved: int = 0
+    seen: int = 0
+    """ClientHellos of its test seen so far."""
 
 
 class _Front:
@@ -163,12 +200,18 @@ class _Front:
             self._tls = Tls13(cert, key)
         elif flaky.test.startswith("robot"):
             self._tls = Tls13(cert, key, rsa=True)
+        elif flaky.test == "rsa-certificate":
+            self._tls = Tls13(cert, key, second=rsa_self_signed(cert.parent, flaky.ip))
         self._lock = threading.Lock()
 
     def _misbehaves(self, conn: socket.socket, hello: bytes) -> bool:
         if not _is_test(self.flaky.test, conn, hello):
             return False
         with self._lock:
+            place = self.flaky.seen % ROBOT_PAYLOADS
+            self.flaky.seen += 1
+            if self.flaky.positions is not None and place not in self.flaky.positions:
+                return False
             if self.flaky.once and self.flaky.misbehaved:
                 return False
             self.flaky.misbehaved += 1
@@ -176,12 +219,16 @@ class _Front:
 
     def __call__(self, conn: socket.socket, stop: threading.Event) -> None:
         conn.settimeout(MAX_HOLD)
-        misbehaves = self._misbehaves(conn, client_hello(conn))
+        hello = client_hello(conn)
+        misbehaves = self._misbehaves(conn, hello)
         conn.settimeout(MAX_HOLD)
         if not misbehaves:
             self._tls(conn)
         elif self.flaky.misbehaviour == "stall":
             tarpit(conn, stop)
+        elif self.flaky.misbehaviour == "alert":
+            conn.recv(len(hello))  # the ClientHello read, as a server refusing it would
+            conn.sendall(HANDSHAKE_FAILURE)
 
 
 @contextmanager
@@ -193,3 +240,18 @@ def flaky_probe_servers(workdir: Path, servers: list[FlakyProbe]) -> Iterator[li
             front = _Front(flaky, *keys(workdir / flaky.ip, flaky.ip))
             stack.enter_context(Listener(Endpoint(f"probe-{flaky.ip}", flaky.ip, PORT), front).running())
         yield servers
+
+
+def scan_flaky_probes(
+    workdir: Path, servers: dict[str, FlakyProbe], options: ScanOptions
+) -> dict[str, TlsData]:
+    """Each named server's facts, scanned together while they run; every one must be scanned."""
+    endpoints = {name: ScanEndpoint(ip=s.ip, port=PORT, http=False) for name, s in servers.items()}
+    with flaky_probe_servers(workdir, list(servers.values())):
+        outcomes = scan(list(endpoints.values()), options)
+    found: dict[str, TlsData] = {}
+    for name, endpoint in endpoints.items():
+        outcome = outcomes[endpoint]
+        assert isinstance(outcome, TlsData), (name, outcome)
+        found[name] = outcome
+    return found

@@ -550,6 +550,11 @@ def test_the_certificate_name_is_judged_against_the_name_the_host_is_registered_
         ({"TLSv1.2": ("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",)}, {"ecdh_min_bits": 256}, "pass"),
         # A DHE suite whose key size never came back is not a pass.
         ({"TLSv1.2": ("TLS_DHE_RSA_WITH_AES_128_GCM_SHA256",)}, {}, "error"),
+        # Nor an ECDHE suite, nor a TLS 1.3 one (its key share may be ECDH or finite-field DH).
+        ({"TLSv1.2": ("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",)}, {}, "error"),
+        ({"TLSv1.3": ("TLS_AES_128_GCM_SHA256",)}, {}, "error"),
+        ({"TLSv1.3": ("TLS_AES_128_GCM_SHA256",)}, {"dh_min_bits": 2048}, "pass"),
+        ({"TLSv1.2": ("TLS_RSA_WITH_AES_128_GCM_SHA256",)}, {}, "pass"),
     ],
 )
 def test_weak_diffie_hellman_fails_from_the_baseline(suites: Any, kex: Any, status: str) -> None:

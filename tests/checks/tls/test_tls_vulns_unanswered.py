@@ -15,7 +15,7 @@ import pytest
 from attt.checks.tls import _sslyze
 from attt.checks.tls.models import TlsData
 from tests.robustness.conftest import run_attt
-from tests.servers.flaky_vulns import NET, PORT, FlakyProbe, flaky_probe_servers
+from tests.servers.flaky_vulns import NET, PORT, FlakyProbe, flaky_probe_servers, scan_flaky_probes
 
 SERVERS = {
     "fallback-drop-once": FlakyProbe(f"{NET}.1", "fallback", "drop", once=True),
@@ -34,15 +34,7 @@ OPTIONS = _sslyze.ScanOptions(connect_timeout=1, deadline=60, silence=8)
 
 @pytest.fixture(scope="module")
 def scanned(tmp_path_factory: pytest.TempPathFactory) -> dict[str, TlsData]:
-    endpoints = {name: _sslyze.Endpoint(ip=s.ip, port=PORT, http=False) for name, s in SERVERS.items()}
-    with flaky_probe_servers(tmp_path_factory.mktemp("flaky-probes"), list(SERVERS.values())):
-        outcomes = _sslyze.scan(list(endpoints.values()), OPTIONS)
-    found: dict[str, TlsData] = {}
-    for name, endpoint in endpoints.items():
-        outcome = outcomes[endpoint]
-        assert isinstance(outcome, TlsData), (name, outcome)
-        found[name] = outcome
-    return found
+    return scan_flaky_probes(tmp_path_factory.mktemp("flaky-probes"), SERVERS, OPTIONS)
 
 
 def test_a_fallback_probe_dropped_once_is_asked_again(scanned: dict[str, TlsData]) -> None:
