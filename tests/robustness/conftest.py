@@ -28,6 +28,9 @@ class AtttRun:
     stdout: str
     stderr: str
     seconds: float
+    cpu_seconds: float
+    """User and system time of the process itself: what a test bounding work (not waiting)
+    asserts on, unmoved by the machine's load."""
     max_rss_mib: float
 
     @property
@@ -64,7 +67,7 @@ def run_attt(
         peak_kib = 0
         while True:
             peak_kib = max(peak_kib, _peak_rss_kib(proc.pid))
-            pid, status, _usage = os.wait4(proc.pid, os.WNOHANG)
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
             if time.monotonic() > deadline:
@@ -80,6 +83,7 @@ def run_attt(
             stdout=out.read().decode("utf-8", errors="replace"),
             stderr=err.read().decode("utf-8", errors="replace"),
             seconds=time.monotonic() - started,
+            cpu_seconds=usage.ru_utime + usage.ru_stime,
             max_rss_mib=peak_kib / 1024,
         )
 
