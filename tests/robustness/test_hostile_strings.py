@@ -1,0 +1,77 @@
+"""Inventory text on its way into the outputs that the hostile-target lab does not read: the
+department's index of owner packs and the mail each agency gets.
+
+People write inventories (and `inventory import` copies spreadsheet cells), so an owner or a
+contact name can hold a NUL, a terminal escape, a bidi override or a line break. Each must reach
+a reader as visible, inert text on the line it belongs to; the mail goes through a real SMTP
+server on 127.0.221.0/24.
+"""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from attt.reports.owners import write_owner_packs
+from attt.scanner.config import EmailSettings, NotifySettings
+from attt.scanner.models.report import Report
+from attt.scanner.models.target import Contact, Owner
+from attt.scanner.notify import changes_since, notify
+from attt.scanner.store import Store
+from tests import factories
+from tests.servers.mail import SMTP_PASSWORD, SMTP_USER, smtp_server
+from tests.servers.mail import self_signed as mail_cert
+
+HOST = "127.0.221.25"
+PORT = 2589
+RAW = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069]")
+"""Characters that act on a terminal or a mail reader, or reorder what it shows."""
+OWNER = "Sở A\x00\x1b[2J\u202e<script>alert(1)</script>"
+CONTACT = "Phòng CNTT\n\nĐã khắc phục / Fixed: 99\x1b]0;pwn\x07"
+"""A contact name that, taken as written, forges a line of the mail's body."""
+EMAIL = "cntt@hatinh.example.vn"
+
+
+def hostile_owner_report() -> Report:
+    owners = (Owner(name=OWNER, contact=Contact(name=CONTACT, email=EMAIL)),)
+    findings = [factories.finding(sys="a-portal", host="127.0.221.1")]
+    systems = [factories.system("a-portal", owner=OWNER)]
+    return factories.report(
+        findings, systems, owners=owners, judged_by={"a-portal": "x"}, province="Hà\x1bTĩnh"
+    )
+
+
+def test_the_owner_index_shows_owner_and_contact_as_inert_text(tmp_path: Path) -> None:
+    write_owner_packs(hostile_owner_report(), ["html"], tmp_path, "en")
+    page = (tmp_path / "index.html").read_text("utf-8")
+    assert not RAW.findall(page)
+    assert "<script>alert" not in page
+    assert "Sở A\\x00\\x1b[2J\\u202e&lt;script&gt;" in page
+    assert "Hà\\x1bTĩnh" in page
+
+
+def test_the_owners_mail_body_keeps_each_name_on_its_line_and_inert(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ATTT_SMTP_PASSWORD", SMTP_PASSWORD)
+    report = hostile_owner_report()
+    store = Store(tmp_path / "runs.db")
+    store.create_run(report.run, report.systems, report.targets)
+    index = write_owner_packs(report, ["json"], tmp_path / "out", "en").index
+    cert, key = mail_cert(tmp_path, HOST)
+    email = EmailSettings(host=HOST, port=PORT, username=SMTP_USER, password_env="ATTT_SMTP_PASSWORD",
+                          sender=SMTP_USER, ca_file=cert, timeout=5)  # fmt: skip
+    settings = NotifySettings(email=email, retries=1, backoff_seconds=0)
+    with smtp_server(cert, key, PORT, host=HOST) as mailbox:
+        (record,) = notify(store, report, tmp_path / "out", index, changes_since(report, None), settings)
+    assert record.status == "sent", record.detail
+    (message,) = mailbox.messages
+    body = message.get_body(("plain",))
+    assert body is not None
+    text = body.get_content()
+    assert not RAW.findall(text)
+    assert not RAW.findall(str(message["Subject"]))
+    # The forged line is not a line of its own: the name stays on the greeting's line.
+    assert not any(line.startswith("Đã khắc phục / Fixed: 99") for line in text.splitlines())
+    assert "Kính gửi Phòng CNTT Đã khắc phục / Fixed: 99\\x1b]0;pwn\\x07," in text
+    assert "Sở A\\x00\\x1b[2J\\u202e<script>" in text
