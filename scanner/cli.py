@@ -25,6 +25,7 @@ from attt.scanner.evaluate import exit_code
 from attt.scanner.exitcodes import ExitCode
 from attt.scanner.lifecycle import Interrupts, ResumeConflict, as_list, remember, resumed_options
 from attt.scanner.limits import FILES_PER_TARGET, concurrency_for, raise_open_files
+from attt.scanner.logs import log_to_terminal
 from attt.scanner.messages import language, problem_text, say
 from attt.scanner.models.base import Severity, Text
 from attt.scanner.models.finding import FindingCodec
@@ -176,6 +177,7 @@ def main(ctx: click.Context, config_file: Path | None, lang: str | None) -> None
     # again and again, a third of the time a 1,000-host scan spends judging and writing. It still
     # runs, less often.
     gc.set_threshold(*_GC_THRESHOLDS)
+    log_to_terminal()
     _chosen[0] = None  # each command line chooses afresh (tests run many in one process)
     _speak(lang)
     from attt.scanner.config import Config, config_path, load_config

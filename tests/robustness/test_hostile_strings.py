@@ -8,6 +8,11 @@ server on 127.0.221.0/24.
 """
 
 import re
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,10 +24,12 @@ from attt.scanner.models.target import Contact, Owner
 from attt.scanner.notify import changes_since, notify
 from attt.scanner.store import Store
 from tests import factories
+from tests.robustness.conftest import run_attt
 from tests.servers.mail import SMTP_PASSWORD, SMTP_USER, smtp_server
 from tests.servers.mail import self_signed as mail_cert
 
-HOST = "127.0.221.25"
+NET = "127.0.221"
+HOST = f"{NET}.25"
 PORT = 2589
 RAW = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069]")
 """Characters that act on a terminal or a mail reader, or reorder what it shows."""
@@ -75,3 +82,76 @@ def test_the_owners_mail_body_keeps_each_name_on_its_line_and_inert(
     assert not any(line.startswith("Đã khắc phục / Fixed: 99") for line in text.splitlines())
     assert "Kính gửi Phòng CNTT Đã khắc phục / Fixed: 99\\x1b]0;pwn\\x07," in text
     assert "Sở A\\x00\\x1b[2J\\u202e<script>" in text
+
+
+TLS_HOST = f"{NET}.26"
+HSTS = b"max-age=31536000; \x1b[2J\x1b]0;pwn\x07=1; " + b"A" * 1500 + b"; \xe2\x80\xaepreload"
+"""An HSTS header whose directives sslyze does not know: it logs each one it meets, as sent."""
+MAX_TERMINAL_LINE = 1100
+
+
+@pytest.fixture(scope="module")
+def hostile_hsts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An HTTPS server on TLS_HOST:443 answering every request with the HSTS header above; it
+    takes at most 200 connections and stops with the module."""
+    cert, key = mail_cert(tmp_path_factory.mktemp("hsts"), TLS_HOST)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    listener = socket.create_server((TLS_HOST, 443))
+    listener.settimeout(0.2)
+    stop = threading.Event()
+    reply = b"HTTP/1.1 200 OK\r\nStrict-Transport-Security: " + HSTS + b"\r\nContent-Length: 2\r\n"
+    reply += b"Connection: close\r\n\r\nok"
+
+    def answer(conn: socket.socket) -> None:
+        conn.settimeout(5)
+        try:
+            with context.wrap_socket(conn, server_side=True) as tls:
+                tls.recv(4096)
+                tls.sendall(reply)
+        except OSError:
+            pass  # a scanner's probe hangs up mid-handshake on purpose
+
+    def serve() -> None:
+        for _ in range(200):
+            while not stop.is_set():
+                try:
+                    conn, _ = listener.accept()
+                    break
+                except TimeoutError:
+                    continue
+            else:
+                return
+            threading.Thread(target=answer, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield TLS_HOST
+    stop.set()
+    thread.join(5)
+    listener.close()
+
+
+def test_what_a_library_logs_of_a_hostile_header_reaches_the_terminal_bounded_and_as_attts(
+    hostile_hsts: str, tmp_path: Path
+) -> None:
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(
+        f"province: Hà Tĩnh\nscope: [{NET}.0/24]\nsystems:\n  - id: hsts\n    name: HSTS\n"
+        f"    owner: Sở A\n    level: 3\n    hosts:\n      - address: {hostile_hsts}\n"
+        "        services: [{port: 443, kind: tls}]\n"
+    )
+    started = time.monotonic()
+    run = run_attt(
+        ["scan", "-i", str(inventory), "--check", "tls", "--out", str(tmp_path / "out"), "--format", "json",
+         "--timeout", "20", "--db", f"sqlite:///{tmp_path / 'runs.db'}"],
+        timeout=120,
+    )  # fmt: skip
+    assert run.returncode in (1, 3), run.terminal
+    assert time.monotonic() - started < 120
+    assert "Traceback" not in run.terminal
+    assert not RAW.findall(run.terminal)
+    for line in run.stderr.splitlines():
+        assert line.startswith(("attt", "[")), line[:200]
+        assert len(line) <= MAX_TERMINAL_LINE, line[:200]
+    assert "attt: warning: sslyze" in run.stderr  # said, as attt's, not dropped
