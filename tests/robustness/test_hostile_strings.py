@@ -7,6 +7,7 @@ a reader as visible, inert text on the line it belongs to; the mail goes through
 server on 127.0.221.0/24.
 """
 
+import json
 import re
 import socket
 import ssl
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from attt.reports.owners import write_owner_packs
+from attt.reports.sarif import SarifRenderer
 from attt.scanner.config import EmailSettings, NotifySettings
 from attt.scanner.models.report import Report
 from attt.scanner.models.target import Contact, Owner
@@ -155,3 +157,54 @@ def test_what_a_library_logs_of_a_hostile_header_reaches_the_terminal_bounded_an
         assert line.startswith(("attt", "[")), line[:200]
         assert len(line) <= MAX_TERMINAL_LINE, line[:200]
     assert "attt: warning: sslyze" in run.stderr  # said, as attt's, not dropped
+
+
+LINK = "[open the fix](https://evil.example/x) \\[0](javascript:alert(1))"
+"""Text that, in a SARIF message, is an embedded link (SARIF 2.1.0 §3.11.6) a viewer renders as
+one; the second hides its bracket behind a backslash of its own."""
+
+
+def _has_link(text: str) -> bool:
+    """Whether `text` holds an embedded link as SARIF reads one: an unescaped `[`, then an
+    unescaped `]` followed at once by `(`; a backslash escapes the character after it."""
+    opened, escaped = False, False
+    for i, char in enumerate(text):
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == "[":
+            opened = True
+        elif char == "]" and opened and text[i + 1 : i + 2] == "(":
+            return True
+    return False
+
+
+def _messages(node: object) -> list[str]:
+    """Every SARIF message object's text in `node`."""
+    if isinstance(node, dict):
+        found = [node["text"]] if set(node) >= {"text"} and isinstance(node["text"], str) else []
+        return found + [t for v in node.values() for t in _messages(v)]
+    if isinstance(node, list):
+        return [t for v in node for t in _messages(v)]
+    return []
+
+
+def test_sarif_messages_never_carry_a_link_a_target_wrote() -> None:
+    findings = [
+        factories.finding("TLS-CERT-SUBJECT", "fail", message=LINK, evidence={"observed": LINK}),
+        factories.finding("SSH-BANNER", "error", port=22, check="ssh", message=LINK),
+    ]
+    observations = [factories.observation("ssh", port=22, error=LINK)]
+    report = factories.report(findings, observations=observations)
+    log = json.loads(SarifRenderer().render(report, "en"))
+    texts = _messages(log["runs"][0])
+    assert _has_link(LINK)
+    assert any("open the fix" in t for t in texts)
+    for text in texts:
+        assert not _has_link(text), text
+    result = log["runs"][0]["results"][0]
+    # Unescaped as the standard says a viewer does, the message reads as the target sent it.
+    assert re.sub(r"\\(.)", r"\1", result["message"]["text"]).endswith(LINK)
+    notification = log["runs"][0]["invocations"][0]["toolExecutionNotifications"][0]
+    assert re.sub(r"\\(.)", r"\1", notification["message"]["text"]) == LINK
