@@ -52,7 +52,7 @@ from attt.scanner.progress import progress_for
 from attt.scanner.registry import Registry
 from attt.scanner.runner import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT
 from attt.scanner.store import Store, StoredRun, locate
-from attt.scanner.text import clean, safe
+from attt.scanner.text import clean, os_text, safe
 
 if TYPE_CHECKING:
     from attt.scanner.config import Config
@@ -361,6 +361,8 @@ def scan(
     policy_mode: str,
 ) -> None:
     """Scan the systems of an inventory and write the compliance report."""
+    ctx = click.get_current_context()
+    _refuse_undecodable(ctx.params)
     args = _ScanArgs(
         policies,
         systems,
@@ -376,7 +378,6 @@ def scan(
         tls_exhaustive,
         processes,
     )
-    ctx = click.get_current_context()
     unset = (click.core.ParameterSource.DEFAULT, click.core.ParameterSource.DEFAULT_MAP, None)
     explicit = {**asdict(args), "waivers": waivers, "policy_mode": policy_mode, "vantage": vantage}
     given = {k: v for k, v in explicit.items() if ctx.get_parameter_source(k) not in unset}
@@ -875,6 +876,15 @@ def _notify(store: Store, report: Report, written: Written, everything: bool) ->
         click.echo(f"notify: {record.channel} {safe(record.recipient)}: {safe(outcome, 400)}")
 
 
+def _refuse_undecodable(params: dict[str, object]) -> None:
+    """A scan records its options with the run: one that is not UTF-8 (a Latin-1 file name)
+    could be stored nowhere, and the scan would end in a traceback after its first probes."""
+    for value in params.values():
+        for item in value if isinstance(value, tuple) else (value,):
+            if item is not None and os_text(str(item)) != str(item):
+                _fail(f"not valid UTF-8 text, which attt records with the run: {os_text(str(item))}")
+
+
 def _trigger(trigger: str) -> str:
     """`schedule`, or `manual:USER`: who ran it."""
     if trigger == "schedule":
@@ -882,7 +892,7 @@ def _trigger(trigger: str) -> str:
     import getpass
 
     try:
-        return f"manual:{getpass.getuser()}"
+        return f"manual:{os_text(getpass.getuser())}"
     except (KeyError, OSError):
         return "manual"
 

@@ -208,3 +208,42 @@ def test_sarif_messages_never_carry_a_link_a_target_wrote() -> None:
     assert re.sub(r"\\(.)", r"\1", result["message"]["text"]).endswith(LINK)
     notification = log["runs"][0]["invocations"][0]["toolExecutionNotifications"][0]
     assert re.sub(r"\\(.)", r"\1", notification["message"]["text"]) == LINK
+
+
+def _unreachable_inventory(path: Path) -> Path:
+    """One system whose TLS port nobody listens on: the scan ends at once, with `error`."""
+    path.write_text(
+        f"province: Hà Tĩnh\nscope: [{NET}.0/24]\nsystems:\n  - id: gone\n    name: Gone\n"
+        f"    owner: Sở A\n    level: 3\n    hosts:\n      - address: {NET}.27\n"
+        "        services: [{port: 443, kind: tls}]\n"
+    )
+    return path
+
+
+@pytest.mark.parametrize("where", ["inventory", "out"])
+def test_a_path_that_is_not_utf8_is_a_one_line_usage_error(tmp_path: Path, where: str) -> None:
+    # What `os.fsdecode` makes of a Latin-1 file name: the run could store it nowhere.
+    odd = tmp_path / "h\udcf4-so.yaml"
+    inventory = _unreachable_inventory(tmp_path / "inventory.yaml")
+    args = ["--check", "tls", "--timeout", "3", "--db", f"sqlite:///{tmp_path / 'runs.db'}"]
+    if where == "inventory":
+        args += ["-i", str(odd), "--out", str(tmp_path / "out")]
+        odd.write_bytes(inventory.read_bytes())
+    else:
+        args += ["-i", str(inventory), "--out", str(odd)]
+    run = run_attt(["scan", *args], timeout=60)
+    assert run.returncode == 2, run.terminal
+    assert "Traceback" not in run.terminal
+    assert len(run.stderr.splitlines()) == 1 and "UTF-8" in run.stderr, run.stderr
+    assert "h\\xf4-so.yaml" in run.stderr
+
+
+def test_a_login_name_that_is_not_utf8_is_recorded_as_visible_text(tmp_path: Path) -> None:
+    inventory = _unreachable_inventory(tmp_path / "inventory.yaml")
+    args = ["-i", str(inventory), "--check", "tls", "--timeout", "3", "--out", str(tmp_path / "out"),
+            "--format", "json", "--db", f"sqlite:///{tmp_path / 'runs.db'}"]  # fmt: skip
+    run = run_attt(["scan", *args], timeout=60, env={"USER": "ng\udcf4\x1b[2J", "LOGNAME": "ng\udcf4\x1b[2J"})
+    assert run.returncode == 3, run.terminal
+    assert "Traceback" not in run.terminal
+    history = run_attt(["history", "--db", f"sqlite:///{tmp_path / 'runs.db'}"], timeout=60)
+    assert "manual:ng\\xf4\\x1b[2J" in history.stdout, history.terminal
