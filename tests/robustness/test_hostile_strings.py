@@ -7,6 +7,8 @@ a reader as visible, inert text on the line it belongs to; the mail goes through
 server on 127.0.221.0/24.
 """
 
+import csv
+import io
 import json
 import re
 import socket
@@ -18,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from attt.reports.csv import CsvRenderer
 from attt.reports.owners import write_owner_packs
 from attt.reports.sarif import SarifRenderer
 from attt.scanner.config import EmailSettings, NotifySettings
@@ -247,3 +250,18 @@ def test_a_login_name_that_is_not_utf8_is_recorded_as_visible_text(tmp_path: Pat
     assert "Traceback" not in run.terminal
     history = run_attt(["history", "--db", f"sqlite:///{tmp_path / 'runs.db'}"], timeout=60)
     assert "manual:ng\\xf4\\x1b[2J" in history.stdout, history.terminal
+
+
+SPREADSHEET_CELL_CHARS = 32_767
+"""The most a cell of Excel or LibreOffice Calc holds; past it their import cuts or refuses."""
+
+
+def test_a_csv_cell_never_outgrows_what_a_spreadsheet_holds_and_says_where_the_rest_is() -> None:
+    # A hostile web server's hundred long cookies, as the cookie rule's evidence lists them.
+    cookies = [{"name": f"c{i}" + "x" * 1000, "secure": False} for i in range(100)]
+    report = factories.report([factories.finding("WEB-COOKIES", "fail", evidence={"observed": cookies})])
+    rows = list(csv.reader(io.StringIO(CsvRenderer().render(report, "en").decode("utf-8-sig"), newline="")))
+    cells = [cell for row in rows for cell in row]
+    assert max(len(cell) for cell in cells) <= SPREADSHEET_CELL_CHARS
+    (observed,) = [cell for cell in cells if cell.startswith('[{"name": "c0')]
+    assert observed.endswith("report.json)")
