@@ -13,6 +13,7 @@ import json
 import re
 import socket
 import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ import pytest
 
 from attt.reports.csv import CsvRenderer
 from attt.reports.owners import write_owner_packs
+from attt.reports.pdf import PdfRenderer
 from attt.reports.sarif import SarifRenderer
 from attt.scanner.config import EmailSettings, NotifySettings
 from attt.scanner.models.report import Report
@@ -265,3 +267,38 @@ def test_a_csv_cell_never_outgrows_what_a_spreadsheet_holds_and_says_where_the_r
     assert max(len(cell) for cell in cells) <= SPREADSHEET_CELL_CHARS
     (observed,) = [cell for cell in cells if cell.startswith('[{"name": "c0')]
     assert observed.endswith("report.json)")
+
+
+A4_WIDTH_PT = 595.28
+RIGHT_MARGIN_PT = 12 / 25.4 * 72
+"""report.css: `@page { size: A4; margin: 16mm 12mm 20mm }`."""
+
+
+def _long_texts_report() -> Report:
+    """Inventory and target text of the longest length attt keeps, none with a place to break."""
+    name, owner = "N" + "x" * 298 + "Z", "O" + "o" * 298 + "W"
+    findings = [
+        factories.finding("TLS-CERT-SUBJECT", "fail", sys="a-portal", message="M" + "m" * 1000,
+                          evidence={"observed": "E" + "y" * 1022, "expected": "CN=a"}),
+        factories.finding("PORT-TELNET", "waived", sys="a-portal", port=23,
+                          waiver=factories.waiver(reason="R" + "r" * 600, approved_by="A" + "a" * 300)),
+        factories.finding("SSH-BANNER", "error", sys="a-portal", port=22, check="ssh", message="B" * 500),
+    ]  # fmt: skip
+    observations = [factories.observation("ssh", sys="a-portal", port=22, error="T" + "t" * 290)]
+    return factories.report(
+        findings, [factories.system("a-portal", name=name, owner=owner)], observations=observations
+    )
+
+
+def test_the_pdf_keeps_long_unbroken_names_and_texts_inside_the_page(tmp_path: Path) -> None:
+    pdf = tmp_path / "report.pdf"
+    pdf.write_bytes(PdfRenderer().render(_long_texts_report(), "en"))
+    boxes = tmp_path / "boxes.html"
+    subprocess.run(["pdftotext", "-bbox", str(pdf), str(boxes)], check=True, timeout=60)
+    right = [
+        float(x)
+        for x in re.findall(r'<word xMin="[0-9.]+" yMin="[0-9.]+" xMax="([0-9.]+)"', boxes.read_text())
+    ]
+    assert right, "pdftotext found no words"
+    # A word past the right margin is cut off where the page ends, on paper and on screen.
+    assert max(right) <= A4_WIDTH_PT - RIGHT_MARGIN_PT + 1
