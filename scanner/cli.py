@@ -101,7 +101,7 @@ def _error_lines(exc: AtttError) -> list[str]:
         return [f"{_say('error')}: {safe(problem_text(exc.problems[0], _lang[0]), 1000)}"]
     files = sorted({p.file for p in exc.problems})
     count = len(exc.problems) + exc.more
-    lines = [f"{_say('error')}: {_say('problems_in', file=', '.join(files), count=count)}"]
+    lines = [f"{_say('error')}: {_say('problems_in', file=safe(', '.join(files), 1000), count=count)}"]
     lines.extend(f"  {safe(problem_text(p, _lang[0]), 1000)}" for p in exc.problems)
     if exc.more:
         lines.append(f"  {_say('problems_more', count=exc.more)}")
@@ -1114,7 +1114,9 @@ def policy_validate(files: tuple[Path, ...]) -> None:
                 click.echo(line, err=True)
             failed = True
             continue
-        click.echo(_say("policy_ok", file=file, policy=resolved.id, rules=len(resolved.rules)))
+        click.echo(
+            _say("policy_ok", file=safe(str(file), 1000), policy=resolved.id, rules=len(resolved.rules))
+        )
     if failed:
         sys.exit(ExitCode.CONFIG_ERROR)
 
@@ -1207,7 +1209,7 @@ def inventory_validate(file: Path) -> None:
     loaded = load_inventory(file)
     targets = resolve_targets(loaded.inventory)
     systems, sha = len(loaded.inventory.systems), loaded.sha256[:12]
-    click.echo(_say("inventory_ok", file=file, systems=systems, hosts=len(targets), sha=sha))
+    click.echo(_say("inventory_ok", file=safe(str(file), 1000), systems=systems, hosts=len(targets), sha=sha))
     if loaded.inventory.zones:
         click.echo(_say("inventory_zones", count=len(loaded.inventory.zones)))
         for line in _zone_lines(loaded.inventory.zones, targets):
@@ -1258,7 +1260,7 @@ def verify(report_dir: Path, public_key: Path | None) -> None:
         click.echo(safe(problem, 1000))
     if not result.ok:
         sys.exit(ExitCode.VIOLATION)
-    click.echo(_say("bundle_intact", dir=report_dir))
+    click.echo(_say("bundle_intact", dir=safe(str(report_dir), 1000)))
 
 
 @main.command()

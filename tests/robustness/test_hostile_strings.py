@@ -302,3 +302,18 @@ def test_the_pdf_keeps_long_unbroken_names_and_texts_inside_the_page(tmp_path: P
     assert right, "pdftotext found no words"
     # A word past the right margin is cut off where the page ends, on paper and on screen.
     assert max(right) <= A4_WIDTH_PT - RIGHT_MARGIN_PT + 1
+
+
+def test_file_names_are_shown_inert_by_the_commands_that_name_them(tmp_path: Path) -> None:
+    # A name as a file manager lets anyone save it: an escape that clears the screen, a bidi override.
+    odd = "\x1b[2J\u202eiv.yaml"
+    inventory = _unreachable_inventory(tmp_path / odd)
+    policy = tmp_path / f"{odd}-policy.yaml"
+    policy.write_text("id: p\ntitle: P\nextends: [vn-level-1]\n")
+    bad = tmp_path / f"{odd}-bad.yaml"
+    bad.write_text("id: p\ntitle: P\nrules: 3\nwaivers: 4\n")
+    for args in (["inventory", "validate", str(inventory)], ["policy", "validate", str(policy), str(bad)]):
+        run = run_attt(args, timeout=60)
+        assert run.returncode in (0, 2) and "Traceback" not in run.terminal, run.terminal
+        assert not RAW.findall(run.terminal), run.terminal
+        assert "\\x1b[2J\\u202eiv.yaml" in run.terminal
