@@ -177,7 +177,8 @@ def main(ctx: click.Context, config_file: Path | None, lang: str | None) -> None
     # again and again, a third of the time a 1,000-host scan spends judging and writing. It still
     # runs, less often.
     gc.set_threshold(*_GC_THRESHOLDS)
-    log_to_terminal()
+    if ctx.invoked_subcommand != "worker":  # a celery worker writes its own log, as celery sets it
+        log_to_terminal()
     _chosen[0] = None  # each command line chooses afresh (tests run many in one process)
     _speak(lang)
     from attt.scanner.config import Config, config_path, load_config
