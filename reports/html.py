@@ -96,6 +96,8 @@ def _element_text(value: str) -> Markup:
 
 
 _ENV.filters["text"] = _element_text
+# For a page that renders models as they are (the owners' index), not a view already cleaned.
+_ENV.filters["clean"] = clean
 
 
 @dataclass(frozen=True, slots=True)

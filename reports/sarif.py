@@ -40,6 +40,7 @@ def level(severity: Severity, fail_on: Severity | None) -> str:
 
 
 _SCHEME_UNSAFE: Final = re.compile(r"[^a-z0-9+.-]")
+_LINK_SYNTAX: Final = re.compile(r"([\\\[\]])")
 _REPORTED: Final = frozenset({"fail", "error", "waived"})
 
 
@@ -84,7 +85,7 @@ class SarifRenderer:
                             "toolExecutionNotifications": [
                                 {
                                     "level": "error",
-                                    "message": {"text": clean(o.error or "")},
+                                    "message": _message(o.error or ""),
                                     "locations": [_location(o.check, o.system, o.host, o.port)],
                                     "descriptor": {"id": f"probe/{clean_line(o.check)}"},
                                 }
@@ -109,6 +110,13 @@ class SarifRenderer:
         return json.dumps(log, ensure_ascii=False, indent=1).encode("utf-8") + b"\n"
 
 
+def _message(text: str) -> dict[str, str]:
+    """A plain-text SARIF message. In one, `[text](target)` is an embedded link that a viewer
+    renders and follows (SARIF 2.1.0 §3.11.6): every `[`, `]` and `\\` is escaped with a
+    backslash, as the standard asks of literal ones, so no text a target sent becomes a link."""
+    return {"text": _LINK_SYNTAX.sub(r"\\\1", clean(text))}
+
+
 def _utc(moment: datetime) -> str:
     """SARIF times are UTC with a `Z`; a naive time is taken as UTC."""
     utc = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
@@ -123,9 +131,9 @@ def _rule(f: Finding, lang: Lang, fail_on: Severity | None) -> dict[str, Any]:
     return {
         "id": f.rule_id,
         "name": f.rule_id,
-        "shortDescription": {"text": clean(f.title.get(lang))},
-        "fullDescription": {"text": clean(f.title.get(lang))},
-        "help": {"text": clean(f.remediation.get(lang))},
+        "shortDescription": _message(f.title.get(lang)),
+        "fullDescription": _message(f.title.get(lang)),
+        "help": _message(f.remediation.get(lang)),
         "defaultConfiguration": {"level": level(f.severity, fail_on)},
         "properties": {
             "control": f.control,
@@ -146,7 +154,7 @@ def _result(f: Finding, rule_index: int, owner: str, lang: Lang, fail_on: Severi
         # SARIF: a result whose kind is not "fail" carries level "none".
         "kind": "open" if f.status == "error" else "fail",
         "level": "none" if f.status == "error" else level(f.severity, fail_on),
-        "message": {"text": clean(message)},
+        "message": _message(message),
         "locations": [_location(f.check, f.system, f.host, f.port)],
         "partialFingerprints": {"attt/finding/v1": _fingerprint(f)},
         "properties": {

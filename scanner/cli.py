@@ -25,6 +25,7 @@ from attt.scanner.evaluate import exit_code
 from attt.scanner.exitcodes import ExitCode
 from attt.scanner.lifecycle import Interrupts, ResumeConflict, as_list, remember, resumed_options
 from attt.scanner.limits import FILES_PER_TARGET, concurrency_for, raise_open_files
+from attt.scanner.logs import log_to_terminal
 from attt.scanner.messages import language, problem_text, say
 from attt.scanner.models.base import Severity, Text
 from attt.scanner.models.finding import Finding, FindingCodec
@@ -51,7 +52,7 @@ from attt.scanner.progress import progress_for
 from attt.scanner.registry import Registry
 from attt.scanner.runner import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT
 from attt.scanner.store import Store, StoredRun, locate
-from attt.scanner.text import clean, safe
+from attt.scanner.text import clean, os_text, safe
 
 if TYPE_CHECKING:
     from attt.scanner.config import Config
@@ -100,7 +101,7 @@ def _error_lines(exc: AtttError) -> list[str]:
         return [f"{_say('error')}: {safe(problem_text(exc.problems[0], _lang[0]), 1000)}"]
     files = sorted({p.file for p in exc.problems})
     count = len(exc.problems) + exc.more
-    lines = [f"{_say('error')}: {_say('problems_in', file=', '.join(files), count=count)}"]
+    lines = [f"{_say('error')}: {_say('problems_in', file=safe(', '.join(files), 1000), count=count)}"]
     lines.extend(f"  {safe(problem_text(p, _lang[0]), 1000)}" for p in exc.problems)
     if exc.more:
         lines.append(f"  {_say('problems_more', count=exc.more)}")
@@ -176,6 +177,8 @@ def main(ctx: click.Context, config_file: Path | None, lang: str | None) -> None
     # again and again, a third of the time a 1,000-host scan spends judging and writing. It still
     # runs, less often.
     gc.set_threshold(*_GC_THRESHOLDS)
+    if ctx.invoked_subcommand != "worker":  # a celery worker writes its own log, as celery sets it
+        log_to_terminal()
     _chosen[0] = None  # each command line chooses afresh (tests run many in one process)
     _speak(lang)
     from attt.scanner.config import Config, config_path, load_config
@@ -359,6 +362,8 @@ def scan(
     policy_mode: str,
 ) -> None:
     """Scan the systems of an inventory and write the compliance report."""
+    ctx = click.get_current_context()
+    _refuse_undecodable(ctx.params)
     args = _ScanArgs(
         policies,
         systems,
@@ -374,7 +379,6 @@ def scan(
         tls_exhaustive,
         processes,
     )
-    ctx = click.get_current_context()
     unset = (click.core.ParameterSource.DEFAULT, click.core.ParameterSource.DEFAULT_MAP, None)
     explicit = {**asdict(args), "waivers": waivers, "policy_mode": policy_mode, "vantage": vantage}
     given = {k: v for k, v in explicit.items() if ctx.get_parameter_source(k) not in unset}
@@ -873,6 +877,15 @@ def _notify(store: Store, report: Report, written: Written, everything: bool) ->
         click.echo(f"notify: {record.channel} {safe(record.recipient)}: {safe(outcome, 400)}")
 
 
+def _refuse_undecodable(params: dict[str, object]) -> None:
+    """A scan records its options with the run: one that is not UTF-8 (a Latin-1 file name)
+    could be stored nowhere, and the scan would end in a traceback after its first probes."""
+    for value in params.values():
+        for item in value if isinstance(value, tuple) else (value,):
+            if item is not None and os_text(str(item)) != str(item):
+                _fail(f"not valid UTF-8 text, which attt records with the run: {os_text(str(item))}")
+
+
 def _trigger(trigger: str) -> str:
     """`schedule`, or `manual:USER`: who ran it."""
     if trigger == "schedule":
@@ -880,7 +893,7 @@ def _trigger(trigger: str) -> str:
     import getpass
 
     try:
-        return f"manual:{getpass.getuser()}"
+        return f"manual:{os_text(getpass.getuser())}"
     except (KeyError, OSError):
         return "manual"
 
@@ -1129,7 +1142,9 @@ def policy_validate(files: tuple[Path, ...]) -> None:
                 click.echo(line, err=True)
             failed = True
             continue
-        click.echo(_say("policy_ok", file=file, policy=resolved.id, rules=len(resolved.rules)))
+        click.echo(
+            _say("policy_ok", file=safe(str(file), 1000), policy=resolved.id, rules=len(resolved.rules))
+        )
     if failed:
         sys.exit(ExitCode.CONFIG_ERROR)
 
@@ -1222,7 +1237,7 @@ def inventory_validate(file: Path) -> None:
     loaded = load_inventory(file)
     targets = resolve_targets(loaded.inventory)
     systems, sha = len(loaded.inventory.systems), loaded.sha256[:12]
-    click.echo(_say("inventory_ok", file=file, systems=systems, hosts=len(targets), sha=sha))
+    click.echo(_say("inventory_ok", file=safe(str(file), 1000), systems=systems, hosts=len(targets), sha=sha))
     if loaded.inventory.zones:
         click.echo(_say("inventory_zones", count=len(loaded.inventory.zones)))
         for line in _zone_lines(loaded.inventory.zones, targets):
@@ -1273,7 +1288,7 @@ def verify(report_dir: Path, public_key: Path | None) -> None:
         click.echo(safe(problem, 1000))
     if not result.ok:
         sys.exit(ExitCode.VIOLATION)
-    click.echo(_say("bundle_intact", dir=report_dir))
+    click.echo(_say("bundle_intact", dir=safe(str(report_dir), 1000)))
 
 
 @main.command()

@@ -257,21 +257,23 @@ def owner_email(
 
 
 def _header(text: str) -> str:
-    """A name as a mail header holds it: on one line. A register's cell broken over two lines
-    (Alt+Enter) keeps its break up to here, and a header with one is refused outright."""
+    """A name as a mail header, or a line of the body, holds it: on one line and inert. A
+    register's cell broken over two lines (Alt+Enter) keeps its break up to here, a header with
+    one is refused outright, and in the body it would start a line the name forged."""
     return clean_line(" ".join(text.split()))
 
 
 def _owner_text(report: Report, entry: PackEntry, changes: Changes) -> str:
     score = "—" if entry.score is None else f"{entry.score * 100:.0f}%"
     since = changes.baseline or "—"
+    owner = _header(entry.owner)
     lines = [
-        f"Kính gửi {entry.contact.name if entry.contact else entry.owner},",
+        f"Kính gửi {_header(entry.contact.name) if entry.contact else owner},",
         "",
-        f"Kết quả rà soát an toàn thông tin lần {report.run.id} cho {entry.owner}"
+        f"Kết quả rà soát an toàn thông tin lần {report.run.id} cho {owner}"
         f" ({len(entry.systems)} hệ thống): điểm tuân thủ {score}, {entry.open_critical} lỗi"
         f" nghiêm trọng và {entry.open_high} lỗi mức cao chưa khắc phục.",
-        f"Scan {report.run.id} of {entry.owner} ({len(entry.systems)} systems): compliance score"
+        f"Scan {report.run.id} of {owner} ({len(entry.systems)} systems): compliance score"
         f" {score}, {entry.open_critical} critical and {entry.open_high} high failures open.",
         "",
     ]

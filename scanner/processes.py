@@ -49,6 +49,7 @@ from typing import Any
 
 from pydantic import SecretStr, ValidationError
 
+from attt.scanner.logs import log_to_terminal
 from attt.scanner.models.observation import DATA_MODELS, Observation
 from attt.scanner.models.target import Target
 from attt.scanner.plugin import Check, Credential, ProbeContext
@@ -440,6 +441,7 @@ def serve(conn: Connection, classes: Mapping[str, tuple[str, str]]) -> None:
     exit when the scan says so or is gone."""
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, signal.SIG_IGN)  # the scan stops its workers, not the terminal
+    log_to_terminal()  # a fork server's child starts without the scan's logging
     registry = _registry(classes)
     send_lock = threading.Lock()
     stop = threading.Event()

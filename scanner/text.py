@@ -37,3 +37,10 @@ def safe(text: str, limit: int = 300) -> str:
     """One terminal line: `clean_line`, cut to `limit` characters."""
     line = clean_line(text)
     return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def os_text(text: str) -> str:
+    """Text the operating system handed over (an argument, a variable, a file name) as valid
+    UTF-8: Python keeps bytes it could not decode as lone surrogates, which no JSON, database or
+    page can hold; each such byte becomes a visible `\\xNN`."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
