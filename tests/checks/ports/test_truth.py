@@ -13,8 +13,8 @@ import struct
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager, suppress
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager, suppress
 
 import pytest
 
@@ -53,8 +53,8 @@ def _full_queue(ip: str, port: int) -> Iterator[None]:
 
 
 @contextmanager
-def _resetting(ip: str, port: int) -> Iterator[None]:
-    """Accepts every connection and aborts it at once (an RST right after the handshake)."""
+def _serving(ip: str, port: int, answer: Callable[[socket.socket], None]) -> Iterator[None]:
+    """A listener that hands every connection it accepts to `answer`, then closes it."""
     server = socket.socket()
     server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     server.bind((ip, port))
@@ -68,7 +68,8 @@ def _resetting(ip: str, port: int) -> Iterator[None]:
                 conn, _ = server.accept()
             except OSError:
                 continue
-            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            with suppress(OSError):
+                answer(conn)
             conn.close()
 
     thread = threading.Thread(target=serve, daemon=True)
@@ -79,6 +80,15 @@ def _resetting(ip: str, port: int) -> Iterator[None]:
         stop.set()
         thread.join(5)
         server.close()
+
+
+def _reset(conn: socket.socket) -> None:
+    """Abort at once: an RST right after the handshake."""
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+def _resetting(ip: str, port: int) -> "AbstractContextManager[None]":
+    return _serving(ip, port, _reset)
 
 
 @pytest.fixture(scope="module")
@@ -414,34 +424,13 @@ def test_a_service_forbidden_by_name_is_forbidden_inside_tls_too() -> None:
     assert (verdict.status, verdict.observed) == ("fail", [{"port": 15900, "service": "ssl/vnc"}])
 
 
-@contextmanager
-def _unidentifiable(ip: str, port: int) -> Iterator[None]:
+def _speak_nonsense(conn: socket.socket) -> None:
+    conn.send(b"\x00\x01zz\xff\r\n")
+
+
+def _unidentifiable(ip: str, port: int) -> "AbstractContextManager[None]":
     """Sends bytes no service speaks, then hangs up: nmap's probes match nothing."""
-    server = socket.socket()
-    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    server.bind((ip, port))
-    server.listen(16)
-    server.settimeout(0.1)
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                continue
-            with suppress(OSError):
-                conn.send(b"\x00\x01zz\xff\r\n")
-            conn.close()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(5)
-        server.close()
+    return _serving(ip, port, _speak_nonsense)
 
 
 @pytest.mark.slow
