@@ -47,7 +47,8 @@ HTTPS_PORTS = frozenset({443, 4443, 8443, 9443})
 WEB_TAGS = frozenset({"portal", "web", "website"})
 """Inventory tags that say a system serves the web even where no port says so."""
 _HTTP_SERVICES = frozenset({"http", "http-alt", "http-proxy", "http-mgmt"})
-_HTTPS_SERVICES = frozenset({"https", "https-alt", "ssl/http", "ssl/https", "ssl/http-alt"})
+# nmap names a service it found behind TLS ssl/NAME: every web service so wrapped is HTTPS.
+_HTTPS_SERVICES = frozenset({"https", "https-alt", *(f"ssl/{name}" for name in (*_HTTP_SERVICES, "https"))})
 _DISCLOSING_HEADERS = ("server", "x-powered-by", "x-aspnet-version", "x-aspnetmvc-version", "x-generator")
 _JUDGED_HEADERS = frozenset(
     {

@@ -219,6 +219,16 @@ def test_a_host_with_no_web_port_open_is_not_probed() -> None:
     assert plan_endpoints(target, WebSettings(), [ports]).endpoints == {}
 
 
+def test_every_web_service_nmap_finds_behind_tls_is_probed_over_https() -> None:
+    # nmap names a TLS-wrapped service ssl/NAME: an HTTPS admin console on a port of its own
+    # (ssl/http-proxy, ssl/http-mgmt) is a web endpoint like any other, never one left unprobed.
+    target = Target(system=system(tags=()), host=Host(address="127.0.216.250"), ip="127.0.216.250")
+    found = (OpenPort(port=18081, service="ssl/http-proxy"), OpenPort(port=19091, service="ssl/http-mgmt"))
+    scan = PortsData(scanned=(18081, 19091), open=found, nmap_version="7.93")
+    plan = plan_endpoints(target, WebSettings(), [Observation.ok("ports", target, scan)])
+    assert {18081: "https", 19091: "https"}.items() <= plan.endpoints.items()
+
+
 def test_without_a_port_scan_the_usual_web_ports_are_tried() -> None:
     target = Target(system=system(tags=()), host=Host(address="127.0.216.250"), ip="127.0.216.250")
     plan = plan_endpoints(target, WebSettings(), [])
