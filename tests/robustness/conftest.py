@@ -1,6 +1,7 @@
 """Shared parts of the robustness suite: `run_attt` (the real CLI in a child process, with
 its exit code, output, time and peak memory), the silent TLS lab and scans of it."""
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -11,6 +12,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -86,6 +88,28 @@ def run_attt(
             cpu_seconds=usage.ru_utime + usage.ru_stime,
             max_rss_mib=peak_kib / 1024,
         )
+
+
+def scan_tls_hosts(
+    workdir: Path, net: str, ips: Sequence[str], port: int, timeout: float
+) -> tuple[dict[str, Any], AtttRun]:
+    """`attt scan --check tls` of one level-3 system whose hosts (in `net`.0/24) each declare a
+    TLS `port`, run while the caller's servers run: the report, and the run (never a traceback)."""
+    hosts = [{"address": ip, "services": [{"port": port, "kind": "tls"}]} for ip in ips]
+    body = {
+        "province": "Hà Tĩnh",
+        "scope": [f"{net}.0/24"],
+        "systems": [{"id": "flaky", "name": "Flaky", "owner": "Sở KH&CN", "level": 3, "hosts": hosts}],
+    }
+    inventory = workdir / "inventory.yaml"
+    inventory.write_text(json.dumps(body, ensure_ascii=False))  # JSON is YAML
+    run = run_attt(
+        ["scan", "-i", str(inventory), "--check", "tls", "--out", str(workdir / "out"),
+         "--db", str(workdir / "runs.db"), "--format", "json", "--timeout", f"{timeout:g}"],
+        timeout=90,
+    )  # fmt: skip
+    assert "Traceback" not in run.terminal, run.terminal
+    return json.loads((workdir / "out" / "report.json").read_text()), run
 
 
 def _peak_rss_kib(pid: int) -> int:

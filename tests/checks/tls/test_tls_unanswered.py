@@ -8,7 +8,6 @@ tests/servers/flaky_tls.py do exactly that once, and the same on every such hand
 that stalls or resets on what it does not speak), through the real CLI.
 """
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ import pytest
 
 from attt.checks.tls import _sslyze
 from attt.checks.tls.models import TlsData
-from tests.robustness.conftest import run_attt
+from tests.robustness.conftest import scan_tls_hosts
 from tests.servers.flaky_tls import CLIENT_AUTH, NET, PORT, FlakyTls, client_auth_server, flaky_tls_servers
 
 TIMEOUT = 8.0
@@ -33,22 +32,9 @@ SERVERS = {
 def scanned(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], float]:
     """One scan of the four servers: the report, and how long it took."""
     workdir = tmp_path_factory.mktemp("flaky-tls")
-    hosts = [{"address": s.ip, "services": [{"port": PORT, "kind": "tls"}]} for s in SERVERS.values()]
-    body = {
-        "province": "Hà Tĩnh",
-        "scope": [f"{NET}.0/24"],
-        "systems": [{"id": "flaky", "name": "Flaky", "owner": "Sở KH&CN", "level": 3, "hosts": hosts}],
-    }
-    inventory = workdir / "inventory.yaml"
-    inventory.write_text(json.dumps(body, ensure_ascii=False))  # JSON is YAML
     with flaky_tls_servers(workdir, list(SERVERS.values())):
-        run = run_attt(
-            ["scan", "-i", str(inventory), "--check", "tls", "--out", str(workdir / "out"),
-             "--db", str(workdir / "runs.db"), "--format", "json", "--timeout", f"{TIMEOUT:g}"],
-            timeout=90,
-        )  # fmt: skip
-    assert "Traceback" not in run.terminal, run.terminal
-    return json.loads((workdir / "out" / "report.json").read_text()), run.seconds
+        report, run = scan_tls_hosts(workdir, NET, [s.ip for s in SERVERS.values()], PORT, TIMEOUT)
+    return report, run.seconds
 
 
 def _observation(report: dict[str, Any], name: str) -> Any:

@@ -14,7 +14,7 @@ import pytest
 
 from attt.checks.tls import _sslyze
 from attt.checks.tls.models import TlsData
-from tests.robustness.conftest import run_attt
+from tests.robustness.conftest import scan_tls_hosts
 from tests.servers.flaky_vulns import NET, PORT, FlakyProbe, flaky_probe_servers, scan_flaky_probes
 
 SERVERS = {
@@ -124,22 +124,8 @@ def test_the_rules_of_tests_never_answered_are_errors_not_passes(tmp_path: Path)
         FlakyProbe(f"{NET}.11", "fallback", "drop", once=False),
         FlakyProbe(f"{NET}.12", "no-sni", "drop", once=False),
     ]
-    hosts = [{"address": s.ip, "services": [{"port": PORT, "kind": "tls"}]} for s in servers]
-    body = {
-        "province": "Hà Tĩnh",
-        "scope": [f"{NET}.0/24"],
-        "systems": [{"id": "flaky", "name": "Flaky", "owner": "Sở KH&CN", "level": 3, "hosts": hosts}],
-    }
-    inventory = tmp_path / "inventory.yaml"
-    inventory.write_text(json.dumps(body, ensure_ascii=False))  # JSON is YAML
     with flaky_probe_servers(tmp_path, servers):
-        run = run_attt(
-            ["scan", "-i", str(inventory), "--check", "tls", "--out", str(tmp_path / "out"),
-             "--db", str(tmp_path / "runs.db"), "--format", "json", "--timeout", "8"],
-            timeout=90,
-        )  # fmt: skip
-    assert "Traceback" not in run.terminal, run.terminal
-    report = json.loads((tmp_path / "out" / "report.json").read_text())
+        report, _ = scan_tls_hosts(tmp_path, NET, [s.ip for s in servers], PORT, 8)
     status = {(f["host"], f["rule_id"]): f for f in report["findings"]}
     protocol = status[(servers[0].ip, "TLS-VULN-PROTOCOL")]
     critical = status[(servers[1].ip, "TLS-VULN-CRITICAL")]
