@@ -178,15 +178,44 @@ class PortsCheck:
                 continue
             ports = tuple(_open_port(detected[p.port]) if p.port in detected else p for p in data.open)
             update: dict[str, object] = {"open": ports, "service_detection": True}
-            guessed = [p.port for p in data.open if p.port in detected and not detected[p.port].probed]
-            if guessed:
-                # No probe matched: the name is nmap's guess from the number, and the service
-                # there (a Telnet server on a port of its own) is unknown.
-                update["service_detection_error"] = (
-                    f"no service identified on port {_nmap.port_spec(guessed)} (nmap guessed from the number)"
-                )
+            if unknown := _unidentified(data, detected):
+                update["service_detection_error"] = unknown
             named[job.target.key] = data.model_copy(update=update)
         return named
+
+
+_TCPWRAPPED = "tcpwrapped"
+"""nmap's name for a port that closed the connection before any probe got an answer (`ssl/`
+in front when it did so inside TLS)."""
+
+
+def _unidentified(data: PortsData, detected: Mapping[int, _nmap.PortState]) -> str | None:
+    """Why some open ports have no identified service, or None when every one has.
+
+    Two names say "unknown" although nmap writes them like any other. A name no probe matched is
+    nmap's guess from the port number (a Telnet server on a port of its own would be named after
+    the number). `tcpwrapped` is marked "probed", but it means the service hung up before it said
+    anything: a TCP wrapper refusing the scanner, or any service that does, Telnet included. Either
+    way only rules that judge by service name (`ports.forbidden` with `services`) are affected: they
+    need the name to decide, so they are `error`. The port itself accepted the connection and is
+    open for every rule that judges by port number."""
+    guessed = [p.port for p in data.open if p.port in detected and not detected[p.port].probed]
+    wrapped = [
+        p.port
+        for p in data.open
+        if p.port in detected
+        and detected[p.port].probed
+        and detected[p.port].service.removeprefix("ssl/") == _TCPWRAPPED
+    ]
+    why = []
+    if guessed:
+        why.append(f"no service identified on port {_nmap.port_spec(guessed)} (nmap guessed from the number)")
+    if wrapped:
+        why.append(
+            f"no service identified on port {_nmap.port_spec(wrapped)}"
+            " (tcpwrapped: it closed the connection before answering a probe)"
+        )
+    return "; ".join(why) or None
 
 
 @dataclass(frozen=True)
