@@ -81,6 +81,9 @@ class PortsCheck:
                 yield Observation.failed(self.name, target, f"cannot build the nmap scan: {exc}")
                 continue
             ports = ports_to_scan(target, ctx.settings, ctx.rules)
+            if not ports:
+                yield Observation.failed(self.name, target, NO_PORT_TO_SCAN)
+                continue
             families.setdefault(family, []).append(_Job(target, ctx.settings, ports))
         # Each host group (at most --concurrency hosts probed at once) gets the budget.
         budget = min((ctx.timeout for _, ctx in jobs), default=0.0)
@@ -238,6 +241,12 @@ class _Job:
             return result  # the run's ports (one state each) are this host's: most batches' case
         mine = set(self.ports)
         return _nmap.ScanResult(result.nmap_version, tuple(p for p in result.ports if p.port in mine))
+
+
+NO_PORT_TO_SCAN = (
+    "no port to scan: the policy's port list is empty, the inventory declares no service for the host"
+    " and allows no port for its system, and no rule names one"
+)
 
 
 def nothing_answered(scanned: int) -> str:

@@ -175,8 +175,15 @@ def _judge_declared_reachable(data: PortsData, params: NoParams, target: Target)
     """
     declared = sorted(set(target.declared_ports()))
     if not declared:
+        # Nothing to hold reachable is a fact of the inventory; what the scan found open is said
+        # too, so that the verdict is not read as a host with nothing on it.
+        found = sorted(data.open_ports())
+        scanned = data.scanned_count
         return Verdict.not_applicable(
-            "no services declared for the host", vi="máy chủ chưa được khai báo dịch vụ nào"
+            f"no service is declared for the host; open among the {scanned} ports scanned:"
+            f" {_list(found) or 'none'}",
+            vi=f"máy chủ chưa được khai báo dịch vụ nào; cổng đang mở trong {scanned} cổng đã quét:"
+            f" {_list(found) or 'không có'}",
         )
     if (unscanned := _unscanned(declared, data, "declared ports", "cổng đã khai báo")) is not None:
         return unscanned

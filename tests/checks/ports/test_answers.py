@@ -8,11 +8,12 @@ Servers run on 127.0.232.0/24 and are started by the tests.
 import socket
 
 from attt.checks.ports import PortsCheck
-from attt.checks.ports.controls import ForbiddenParams
-from attt.checks.ports.models import PortsData
-from attt.scanner.plugin import incomplete_steps
-from tests.checks.ports.test_ports import make_target
+from attt.checks.ports.controls import ForbiddenParams, OnlyAllowedParams
+from attt.checks.ports.models import PortsData, PortsSettings
+from attt.scanner.plugin import ProbeContext, incomplete_steps
+from tests.checks.ports.test_ports import make_rule, make_target
 from tests.checks.ports.test_truth import _judge, _scan, _serving
+from tests.servers.listeners import tcp_listeners
 
 
 def _hang_up(_conn: socket.socket) -> None:
@@ -38,3 +39,37 @@ def test_a_service_that_hangs_up_at_once_is_not_identified_and_a_rule_on_names_c
     # A rule that forbids the port by number needs no name: the port accepted, so it fails.
     verdict = _judge("ports.forbidden", observation, {"ports": [8023]}, target)
     assert (verdict.status, verdict.message) == ("fail", "forbidden ports open: 8023")
+
+
+# --- a host that declares no port -----------------------------------------------------------
+
+
+def test_a_host_that_declares_no_service_is_told_so_with_what_was_open() -> None:
+    # `services: []`: nothing to hold reachable, which is a fact of the inventory; the scan still
+    # found two ports open, and the verdict says so rather than read as an empty host.
+    target = make_target("127.0.232.2", services=())
+    with tcp_listeners([("127.0.232.2", 8080), ("127.0.232.2", 8443)]):
+        observation = _scan(target, ports=(23, 8080, 8443))
+    verdict = _judge("ports.declared_reachable", observation, {}, target)
+    assert verdict.status == "not_applicable"
+    assert (
+        verdict.message == "no service is declared for the host; open among the 3 ports scanned: 8080, 8443"
+    )
+    assert (
+        verdict.vi == "máy chủ chưa được khai báo dịch vụ nào; cổng đang mở trong 3 cổng đã quét: 8080, 8443"
+    )
+
+
+def test_a_host_with_no_port_to_scan_says_why_not_that_nmap_was_given_bad_ports() -> None:
+    # The policy's list emptied (`ports: []`), no service declared, `allowed_ports: []`, and the only
+    # rule names no port: nothing is scanned, so "only allowed ports are open" was not observed.
+    target = make_target("127.0.232.3", services=(), allowed=())
+    rule = make_rule("PORT-ONLY", "ports.only_allowed", OnlyAllowedParams(coverage="scanned"))
+    ctx = ProbeContext(timeout=20, settings=PortsSettings(ports=()), rules=(rule,))
+    with tcp_listeners([("127.0.232.3", 8080)]):
+        (observation,) = PortsCheck().probe(target, ctx)
+    assert observation.status == "error"
+    assert observation.error == (
+        "no port to scan: the policy's port list is empty, the inventory declares no service for"
+        " the host and allows no port for its system, and no rule names one"
+    )
