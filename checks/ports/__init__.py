@@ -82,7 +82,7 @@ class PortsCheck:
                 continue
             ports = ports_to_scan(target, ctx.settings, ctx.rules)
             if not ports:
-                yield Observation.failed(self.name, target, NO_PORT_TO_SCAN)
+                yield Observation.failed(self.name, target, _NO_PORT_TO_SCAN)
                 continue
             families.setdefault(family, []).append(_Job(target, ctx.settings, ports))
         # Each host group (at most --concurrency hosts probed at once) gets the budget.
@@ -113,6 +113,8 @@ class PortsCheck:
                         # Every port refused: nothing of the registered system is in service here,
                         # and a report must not score that as a compliant host.
                         yield Observation.failed(self.name, job.target, nothing_answered(data.scanned_count))
+                    elif (answered_for := _answers_for_everything(data, job.target)) is not None:
+                        yield Observation.failed(self.name, job.target, answered_for)
                     elif job.settings.service_detection:
                         detect.append((job, data))
                     else:
@@ -243,7 +245,7 @@ class _Job:
         return _nmap.ScanResult(result.nmap_version, tuple(p for p in result.ports if p.port in mine))
 
 
-NO_PORT_TO_SCAN = (
+_NO_PORT_TO_SCAN = (
     "no port to scan: the policy's port list is empty, the inventory declares no service for the host"
     " and allows no port for its system, and no rule names one"
 )
@@ -251,6 +253,31 @@ NO_PORT_TO_SCAN = (
 
 def nothing_answered(scanned: int) -> str:
     return f"nothing answered: no port of {scanned} scanned is open; is the host still in service?"
+
+
+_IMPLAUSIBLY_MANY = 20
+"""Unregistered ports that, all open with every other probed port, no real host serves: a real
+one refuses somewhere. Fewer prove nothing (a small scan list can be exactly a host's services)."""
+
+
+def _answers_for_everything(data: PortsData, target: Target) -> str | None:
+    """Why the open ports are not the host's own, or None when they may be.
+
+    A SYN proxy (or a tarpit) in front of a host completes the handshake of a connect scan on
+    every port, whether anything listens behind it or not. Each of those ports would then be an
+    open forbidden port, a `fail` resting on nothing the host does: when every probed port
+    accepted and many of them are registered for nothing, the observation is an error."""
+    if len(data.open) != data.scanned_count:
+        return None
+    registered = {*target.declared_ports(), *(target.system.allowed_ports or ())}
+    unregistered = len(data.open_ports() - registered)
+    if unregistered < _IMPLAUSIBLY_MANY:
+        return None
+    return (
+        f"every probed port accepted ({len(data.open)} of {data.scanned_count}, {unregistered} of them"
+        " registered for no service): a SYN proxy or tarpit answers for the host, so which ports really"
+        " listen was not observed"
+    )
 
 
 def connect_scan_data(scan: _nmap.ScanResult, ports: tuple[int, ...]) -> PortsData:

@@ -73,3 +73,35 @@ def test_a_host_with_no_port_to_scan_says_why_not_that_nmap_was_given_bad_ports(
         "no port to scan: the policy's port list is empty, the inventory declares no service for"
         " the host and allows no port for its system, and no rule names one"
     )
+
+
+# --- a host that accepts on every port ------------------------------------------------------
+
+EVERYWHERE = "127.0.232.4"
+MANY = tuple(range(20001, 20201))
+"""200 ports, each with a listener that accepts and says nothing: what a SYN proxy or a tarpit
+in front of a host looks like to a connect scan."""
+
+
+def test_a_host_that_accepts_on_every_port_probed_is_no_list_of_open_ports() -> None:
+    # Every handshake completes, so every port would be open and every forbidden one a failure;
+    # but no host serves 200 unregistered ports: something in front answers for all of them.
+    target = make_target(EVERYWHERE, services=(20080,), allowed=(20200,))
+    rule = make_rule("PORT-X", "ports.forbidden", ForbiddenParams(ports=(20023,)))
+    ctx = ProbeContext(timeout=20, settings=PortsSettings(ports=MANY), rules=(rule,))
+    with tcp_listeners([(EVERYWHERE, p) for p in MANY]):
+        (observation,) = PortsCheck().probe(target, ctx)
+    assert observation.status == "error"
+    assert observation.error == (
+        "every probed port accepted (200 of 200, 198 of them registered for no service): a SYN proxy"
+        " or tarpit answers for the host, so which ports really listen was not observed"
+    )
+
+
+def test_a_host_whose_every_probed_port_is_registered_is_believed() -> None:
+    # The same 200 open ports, each declared: the register says the host serves them.
+    target = make_target(EVERYWHERE, services=MANY)
+    with tcp_listeners([(EVERYWHERE, p) for p in MANY]):
+        observation = _scan(target, ports=MANY)
+    assert isinstance(observation.data, PortsData), observation.error
+    assert observation.data.open_ports() == set(MANY)
