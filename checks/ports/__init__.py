@@ -201,9 +201,9 @@ def _unidentified(data: PortsData, detected: Mapping[int, _nmap.PortState]) -> s
     nmap's guess from the port number (a Telnet server on a port of its own would be named after
     the number). `tcpwrapped` is marked "probed", but it means the service hung up before it said
     anything: a TCP wrapper refusing the scanner, or any service that does, Telnet included. Either
-    way only rules that judge by service name (`ports.forbidden` with `services`) are affected: they
-    need the name to decide, so they are `error`. The port itself accepted the connection and is
-    open for every rule that judges by port number."""
+    way the step that names services is incomplete, so a rule that needs names to decide
+    (`ports.forbidden` with `services`) is `error` rather than a pass resting on a name nobody
+    saw. The port itself accepted the connection: a rule on port numbers alone judges it open."""
     guessed = [p.port for p in data.open if p.port in detected and not detected[p.port].probed]
     wrapped = [
         p.port
