@@ -14,22 +14,17 @@ import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import (
-    load_pem_private_key,
-    load_pem_public_key,
-    load_ssh_private_key,
-    load_ssh_public_key,
-)
 from pydantic import Field, ValidationError
 
 from attt.scanner.credentials import refuse_shared_file
 from attt.scanner.errors import ConfigError
 from attt.scanner.models.base import Frozen
 from attt.scanner.models.report import Report
+
+if TYPE_CHECKING:  # cryptography is imported where a key is read: an unsigned bundle never needs it
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 MANIFEST: Final = "manifest.json"
 SIGNATURE: Final = "manifest.sig"
@@ -74,7 +69,7 @@ def write_manifest(
     report: Report,
     files: list[Path],
     out_dir: Path,
-    sign_key: Ed25519PrivateKey | None = None,
+    sign_key: "Ed25519PrivateKey | None" = None,
 ) -> list[Path]:
     """Write `manifest.json` over `files` (all inside `out_dir`), and `manifest.sig` when signing."""
     manifest = Manifest(
@@ -145,7 +140,9 @@ def _is_plain_name(name: str) -> bool:
     return bool(name) and not name.startswith("/") and all(p not in ("", ".", "..") for p in parts)
 
 
-def _signature_problems(path: Path, body: bytes, key: Ed25519PublicKey) -> list[str]:
+def _signature_problems(path: Path, body: bytes, key: "Ed25519PublicKey") -> list[str]:
+    from cryptography.exceptions import InvalidSignature
+
     if not path.is_file():
         return [f"missing: {SIGNATURE} (a public key was given, so the manifest must be signed)"]
     try:
@@ -162,9 +159,12 @@ def _read_key(path: Path, kind: str) -> bytes:
         raise ConfigError(f"{path}: cannot read the {kind} key: {exc.strerror}") from None
 
 
-def load_signing_key(path: Path) -> Ed25519PrivateKey:
+def load_signing_key(path: Path) -> "Ed25519PrivateKey":
     """An unencrypted Ed25519 private key from a PEM (PKCS#8) or OpenSSH file that only its
     owner may read (refused otherwise, as credentials are)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key, load_ssh_private_key
+
     data = _read_key(path, "signing")
     refuse_shared_file(path, "the signing key")
     try:
@@ -180,8 +180,11 @@ def load_signing_key(path: Path) -> Ed25519PrivateKey:
     return key
 
 
-def _public_key(path: Path) -> Ed25519PublicKey:
+def _public_key(path: Path) -> "Ed25519PublicKey":
     """An Ed25519 public key from a PEM (SubjectPublicKeyInfo) or OpenSSH `ssh-ed25519` file."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key, load_ssh_public_key
+
     data = _read_key(path, "public")
     try:
         key = load_ssh_public_key(data) if data.startswith(b"ssh-") else load_pem_public_key(data)
