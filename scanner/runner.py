@@ -13,6 +13,7 @@ processes, one per core, when the plan holds enough of them (scanner/processes.p
 of the run, storing and progress included, stays here.
 """
 
+import itertools
 import logging
 import os
 import threading
@@ -160,17 +161,23 @@ class Runner:
                 # Woken by an Event, not concurrent.futures.wait: a signal (Ctrl-C, SIGTERM)
                 # raised inside wait() can leave futures' locks held and the workers hung.
                 # Each future hands itself over as it ends, so a wake-up costs what ended, not
-                # a look at every host still pending (quadratic over a province).
+                # a look at every host still pending (quadratic over a province). Only what
+                # changes the loop's course wakes it: a host that failed or stopped, or the last
+                # one (a wake-up per host took the GIL from the thread reading nmap's output).
                 ended = threading.Event()
                 finished: deque[Future[bool]] = deque()
                 pending: set[Future[bool]] = set()
+                hosts = _by_host(plan.targets)
+                ends = itertools.count(1)  # next() is atomic: callbacks run on the hosts' threads
 
                 def hand_over(future: Future[bool]) -> None:
                     finished.append(future)
-                    ended.set()
+                    last = next(ends) == len(hosts)
+                    if last or future.cancelled() or future.exception() is not None or not future.result():
+                        ended.set()
 
                 try:
-                    for targets in _by_host(plan.targets):
+                    for targets in hosts:
                         future = pool.submit(self._run_host, plan, targets, batches)
                         pending.add(future)
                         future.add_done_callback(hand_over)
