@@ -11,6 +11,7 @@ from typing import Any, cast
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtensionOID, SignatureAlgorithmOID
 
 from attt.checks.tls.models import MAX_NAME_CHARS, MAX_SANS
@@ -68,7 +69,9 @@ def issuer_path(
     path: list[x509.Certificate] = []
     current = leaf
     for _ in range(MAX_PATH + 1):
-        if is_self_signed(current) or any(_issued(current, anchor) for anchor in anchors):
+        if is_self_signed(current) or any(
+            is_anchor(current, anchor) or _issued(current, anchor) for anchor in anchors
+        ):
             return path, None
         issuer = next((cert for cert in sent if cert is not current and _issued(current, cert)), None)
         if issuer is None or len(path) == MAX_PATH:
@@ -89,6 +92,21 @@ def _issued(child: x509.Certificate, parent: x509.Certificate) -> bool:
     except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
         return False
     return True
+
+
+def is_anchor(cert: x509.Certificate, anchor: x509.Certificate) -> bool:
+    """Whether `cert` is the trust anchor `anchor` itself: the same subject and public key, which
+    is all an anchor is (RFC 5914), whatever the dates, serial or extensions of either copy."""
+    if cert.subject != anchor.subject:
+        return False
+    try:
+        return _key_info(cert) == _key_info(anchor)
+    except (ValueError, UnsupportedAlgorithm):
+        return False
+
+
+def _key_info(cert: x509.Certificate) -> bytes:
+    return cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
 
 
 def path_hashes(path: list[x509.Certificate]) -> tuple[str, ...]:

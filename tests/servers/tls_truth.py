@@ -1,0 +1,85 @@
+"""Servers on 127.0.231.0/24 whose TLS facts attt once read wrong.
+
+- `PINNED`: OpenSSL's s_server with a self-signed certificate that the scan is given as a trust
+  anchor (an operator trusting it); `STRANGER`: the same with one the scan does not know.
+- `WILDCARD`: a certificate of the test CA for `*.gov.vn` only, a wildcard over a public suffix.
+- `BIG_HEADERS`: HTTPS answers whose head is over 4 KB, sent as one TLS record: a 6 KB
+  Content-Security-Policy, a 6 KB HSTS of unknown directives (RFC 6797 says to ignore them).
+
+Every server stops with its `with` block; the scripted ones are bounded as the hostile lab's
+`Listener` is.
+"""
+
+import datetime as dt
+import ssl
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from tests.servers.hostile import Endpoint, Listener
+from tests.servers.tls import TlsServer, _leaf, _make_ca, _process, _s_server
+from tests.servers.web_tricks import _handler, answer
+
+NET = "127.0.231"
+PINNED = TlsServer("pinned", f"{NET}.1", 443, "pinned.attt.test")
+STRANGER = TlsServer("stranger", f"{NET}.2", 443, "stranger.attt.test")
+WILDCARD = TlsServer("wildcard", f"{NET}.3", 443, "hatinh.gov.vn")
+HSTS = "max-age=63072000; includeSubDomains"
+BIG_HEADERS = {
+    "csp": (
+        TlsServer("big-csp", f"{NET}.4", 443, "big-csp.attt.test"),
+        (
+            (
+                "Content-Security-Policy",
+                "default-src 'self' " + " ".join(f"https://cdn{i}.attt.test" for i in range(260)),
+            ),
+            ("Strict-Transport-Security", HSTS),
+        ),
+    ),
+    "hsts": (
+        TlsServer("big-hsts", f"{NET}.5", 443, "big-hsts.attt.test"),
+        (("Strict-Transport-Security", HSTS + "".join(f"; x-attt-{i}=padding" for i in range(300))),),
+    ),
+}
+"""Case → the server, and the headers of its answer (each over 6 KB long)."""
+
+
+def _answering(headers: tuple[tuple[str, str], ...]) -> Callable[[str], bytes]:
+    return lambda _path: answer(200, headers)
+
+
+@dataclass(frozen=True)
+class TruthLab:
+    ca_file: Path
+    pinned: Path
+    """The certificate `PINNED` serves: the anchor a scan is given."""
+
+
+@contextmanager
+def truth_lab(workdir: Path) -> Iterator[TruthLab]:
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    day = dt.timedelta(days=1)
+    issuer, ca_file = _make_ca(workdir, now)
+
+    def leaf(server: TlsServer, san: str, signed: bool) -> tuple[Path, Path]:
+        key = ec.generate_private_key(ec.SECP256R1())
+        return _leaf(workdir, server.name, san, key, issuer if signed else None, now - day, now + 80 * day)
+
+    pinned = leaf(PINNED, PINNED.hostname, signed=False)
+    certificates = {
+        PINNED: pinned,
+        STRANGER: leaf(STRANGER, STRANGER.hostname, signed=False),
+        WILDCARD: leaf(WILDCARD, "*.gov.vn", signed=True),
+    }
+    with ExitStack() as stack:
+        for server, (cert, key) in certificates.items():
+            stack.enter_context(_process(_s_server(server, cert, key), server, workdir))
+        for server, headers in BIG_HEADERS.values():
+            tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            tls.load_cert_chain(*leaf(server, server.hostname, signed=True))
+            handler = _handler(_answering((*headers, ("Content-Type", "text/html"))), tls)
+            stack.enter_context(Listener(Endpoint(server.name, server.ip, server.port), handler).running())
+        yield TruthLab(ca_file=ca_file, pinned=pinned[0])
