@@ -56,3 +56,14 @@ def test_a_self_signed_certificate_nobody_configured_is_not_trusted(scanned):
     verdict = _judge(scanned[STRANGER], "tls.certificate_trusted", STRANGER)
     assert verdict.status == "fail", verdict.message
     assert "self-signed" in verdict.message
+
+
+def test_a_wildcard_over_a_public_suffix_matches_no_name(scanned):
+    """`*.gov.vn` has the shape of hatinh.gov.vn, but gov.vn is a registry's: no CA may issue
+    that wildcard and no browser accepts it."""
+    cert = scanned[WILDCARD].certificate
+    assert cert is not None and cert.trusted and cert.sans == ("*.gov.vn",)
+    verdict = _judge(scanned[WILDCARD], "tls.hostname_matches", WILDCARD)
+    assert verdict.status == "fail", verdict.message
+    assert "*.gov.vn" in verdict.message and "public suffix" in verdict.message
+    assert "hậu tố công cộng" in (verdict.vi or "")
