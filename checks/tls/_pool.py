@@ -30,7 +30,8 @@ Here every probe of the process feeds the same workers:
 - sslyze's connections go out with Nagle's algorithm off (`_open_socket_without_delay`).
 - A vulnerability test whose verdict sslyze may draw from a connection the server never
   answered is asked again once, and then fails rather than read as "not vulnerable"
-  (`_earned`).
+  (`_earned`). A suite's own handshake on the exhaustive path that got no answer is asked
+  again once before it reads as rejected (`_elimination.one_suite`), as an elimination's is.
 
 This module drives sslyze's job model (`sslyze.scanner._mass_scanner`, private in name), so
 sslyze is pinned to one major version in pyproject.toml.
@@ -653,7 +654,11 @@ class JobPool:
 
 
 def _guarded(call: Callable[..., Any], args: Sequence[Any]) -> tuple[Callable[..., Any], Sequence[Any]]:
-    """A job's function and arguments, through `_earned` when it is one of `_ONE_ANSWER`."""
+    """A job's function and arguments, through `_earned` when it is one of `_ONE_ANSWER`; a
+    suite's own handshake (the exhaustive path) through `_elimination.one_suite`, which asks a
+    silent server again before it reads "rejected"."""
+    if call is connect_with_cipher_suite:
+        return _elimination.one_suite, args
     return (_earned, (call, *args)) if call in _ONE_ANSWER else (call, args)
 
 

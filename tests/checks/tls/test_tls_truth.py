@@ -12,8 +12,10 @@ from attt.checks.tls.controls import CONTROLS
 from attt.checks.tls.models import TlsData
 from attt.scanner.plugin import NoParams, Verdict
 from tests import factories
+from tests.robustness.conftest import scan_tls_hosts
+from tests.servers.flaky_tls import PORT, FlakyTls, flaky_tls_servers
 from tests.servers.tls import TlsServer
-from tests.servers.tls_truth import BIG_HEADERS, PINNED, STRANGER, WILDCARD, truth_lab
+from tests.servers.tls_truth import BIG_HEADERS, NET, PINNED, STRANGER, WILDCARD, truth_lab
 
 
 @pytest.fixture(scope="module")
@@ -67,3 +69,46 @@ def test_a_wildcard_over_a_public_suffix_matches_no_name(scanned):
     assert verdict.status == "fail", verdict.message
     assert "*.gov.vn" in verdict.message and "public suffix" in verdict.message
     assert "hậu tố công cộng" in (verdict.vi or "")
+
+
+EXHAUSTIVE = {
+    "stall-once": FlakyTls(f"{NET}.11", "stall", once=True),
+    "drop-once": FlakyTls(f"{NET}.12", "drop", once=True),
+    "stall-always": FlakyTls(f"{NET}.13", "stall", once=False),
+}
+TIMEOUT = 8.0
+
+
+@pytest.fixture(scope="module")
+def exhaustive(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One `--tls-exhaustive` scan of servers that leave the handshake offering their TLS 1.0
+    suite alone unanswered: once, or every time."""
+    workdir = tmp_path_factory.mktemp("exhaustive")
+    with flaky_tls_servers(workdir, list(EXHAUSTIVE.values()), accept_limit=1000):
+        report, _ = scan_tls_hosts(
+            workdir, NET, [s.ip for s in EXHAUSTIVE.values()], PORT, TIMEOUT, "--tls-exhaustive"
+        )
+    return report
+
+
+def _finding(report: dict[str, Any], name: str, rule: str) -> Any:
+    [finding] = [f for f in report["findings"] if f["rule_id"] == rule and f["host"] == EXHAUSTIVE[name].ip]
+    return finding
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["stall-once", "drop-once"])
+def test_exhaustive_asks_an_unanswered_suite_again(exhaustive, name):
+    [obs] = [o for o in exhaustive["observations"] if o["host"] == EXHAUSTIVE[name].ip]
+    assert EXHAUSTIVE[name].misbehaved == 1
+    assert obs["data"]["cipher_suites"].get("TLSv1.0") == ["TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA"]
+    assert _finding(exhaustive, name, "TLS-MIN-TLS12")["status"] == "fail"
+
+
+@pytest.mark.slow
+def test_exhaustive_reads_a_suite_never_answered_as_the_fast_path_does(exhaustive):
+    """Asked twice and never answered, the suite stands refused, as an elimination's offer does:
+    servers refuse what they do not speak that way (every SSL 2.0 handshake here ends so)."""
+    [obs] = [o for o in exhaustive["observations"] if o["host"] == EXHAUSTIVE["stall-always"].ip]
+    assert EXHAUSTIVE["stall-always"].misbehaved == 2
+    assert obs["data"]["protocols"] == ["TLSv1.1", "TLSv1.2"] and not obs["data"]["incomplete"]
