@@ -46,10 +46,14 @@ from collections import defaultdict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
+from http.client import HTTPResponse
 from traceback import TracebackException, clear_frames
 from typing import Any
 
+from nassl._nassl import WantReadError
+from nassl.ssl_client import BaseSslClient
 from sslyze.connection_helpers import tls_connection
+from sslyze.connection_helpers.http_response_parser import HttpResponseParser
 from sslyze.connection_helpers.tls_connection import NoCiphersAvailableBugInSSlyze
 from sslyze.errors import (
     ConnectionToServerFailed,
@@ -254,9 +258,30 @@ def _earned(test: Callable[..., Any], *args: Any) -> Any:
     )
 
 
-# sslyze has no setting for it: its one function that opens a connection is swapped, for the
-# process (every sslyze connection of attt goes through this pool's jobs).
+def _http_response(client: BaseSslClient) -> HTTPResponse:
+    """sslyze's parse of the HTTP answer to its request, reading what the TLS engine already
+    holds before waiting on the network.
+
+    sslyze reads 4 KB at a time through nassl, whose `read` always waits for new bytes from the
+    socket first: the rest of a record read in part stayed unread once the server had sent it
+    all. A response head over 4 KB (one 6 KB header does it) sent as one record ended in "peer
+    closed the connection", or a timeout, on a healthy server, and its HSTS went unobserved."""
+
+    def read(size: int) -> bytes:
+        try:
+            held: bytes = client._ssl.read(size)
+        except WantReadError:  # nothing decrypted or received is left: the network's turn
+            return client.read(size)
+        return held or client.read(size)
+
+    return HttpResponseParser._parse(read)
+
+
+# sslyze has no setting for either: its one function that opens a connection, and its reading
+# of an HTTP answer, are swapped for the process (every sslyze connection of attt goes through
+# this pool's jobs).
 tls_connection._open_socket = _open_socket_without_delay
+HttpResponseParser.parse_from_ssl_connection = staticmethod(_http_response)  # type: ignore[method-assign,assignment]
 
 Extra = Callable[[ServerConnectivityInfo], Any]
 """A probe of attt's own for one endpoint, given what sslyze's connectivity test found."""

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from attt.checks.tls import _sslyze
-from attt.checks.tls.controls import CONTROLS
+from attt.checks.tls.controls import CONTROLS, HstsParams
 from attt.checks.tls.models import TlsData
 from attt.scanner.plugin import NoParams, Verdict
 from tests import factories
@@ -69,6 +69,17 @@ def test_a_wildcard_over_a_public_suffix_matches_no_name(scanned):
     assert verdict.status == "fail", verdict.message
     assert "*.gov.vn" in verdict.message and "public suffix" in verdict.message
     assert "hậu tố công cộng" in (verdict.vi or "")
+
+
+@pytest.mark.parametrize("case", list(BIG_HEADERS))
+def test_an_http_answer_over_4_kb_is_read(scanned, case):
+    """A 6 KB header put the answer's head past sslyze's first 4 KB read of one TLS record: the
+    rest was never read, and the HSTS rule was `error` on a healthy server."""
+    server, _ = BIG_HEADERS[case]
+    data = scanned[server]
+    assert "http_headers" not in data.incomplete, data.step_errors
+    assert data.hsts is not None and data.hsts.max_age == 63072000 and data.hsts.include_subdomains
+    assert _judge(data, "tls.hsts", server, HstsParams(include_subdomains=True)).status == "pass"
 
 
 EXHAUSTIVE = {
