@@ -61,11 +61,13 @@ from sslyze.errors import (
     TlsHandshakeFailed,
     TlsHandshakeTimedOut,
 )
+from sslyze.plugins import http_headers_plugin
 from sslyze.plugins.certificate_info._get_cert_chain import get_certificate_chain
 from sslyze.plugins.compression_plugin import _test_compression_support
 from sslyze.plugins.elliptic_curves_plugin import _test_curve
 from sslyze.plugins.fallback_scsv_plugin import _test_scsv
 from sslyze.plugins.heartbleed_plugin import _test_heartbleed
+from sslyze.plugins.http_headers_plugin import StrictTransportSecurityHeader
 from sslyze.plugins.openssl_ccs_injection_plugin import _test_for_ccs_injection
 from sslyze.plugins.openssl_cipher_suites._test_cipher_suite import (
     CipherSuiteAcceptedByServer,
@@ -90,6 +92,8 @@ from sslyze.server_connectivity import ServerConnectivityInfo, check_connectivit
 from sslyze.server_setting import ServerNetworkLocation
 
 from attt.checks.tls import _elimination
+from attt.checks.web.observatory import hsts_max_age
+from attt.scanner.models.observation import bound_text
 
 MAX_WORKERS = 64
 """Worker threads for the whole run: each holds at most one connection, mostly waiting on the
@@ -277,11 +281,36 @@ def _http_response(client: BaseSslClient) -> HTTPResponse:
     return HttpResponseParser._parse(read)
 
 
-# sslyze has no setting for either: its one function that opens a connection, and its reading
-# of an HTTP answer, are swapped for the process (every sslyze connection of attt goes through
-# this pool's jobs).
+class MalformedHsts(ValueError):
+    """The server's Strict-Transport-Security header gives no max-age a browser reads."""
+
+
+def _hsts_header(response: HTTPResponse) -> StrictTransportSecurityHeader | None:
+    """sslyze's reading of the Strict-Transport-Security header, by RFC 6797's grammar (6.1):
+    sslyze's own failed the whole HTTP step, with a bare "invalid literal for int()", on a
+    max-age written as the grammar's quoted string (`max-age="31536000"`). Only the first such
+    header counts (8.1, as a browser does); one that has no max-age a browser reads fails the
+    step, naming the header."""
+    values = response.msg.get_all("strict-transport-security") or []
+    if not values:
+        return None
+    max_age = hsts_max_age(values[0])
+    if max_age is None:
+        raise MalformedHsts(
+            f"malformed Strict-Transport-Security header, which browsers ignore: {bound_text(values[0], 120)}"
+        )
+    names = {directive.partition("=")[0].strip().lower() for directive in values[0].split(";")}
+    return StrictTransportSecurityHeader(
+        max_age=max_age, preload="preload" in names, include_subdomains="includesubdomains" in names
+    )
+
+
+# sslyze has no setting for any of them: its one function that opens a connection, its reading
+# of an HTTP answer and of its HSTS header are swapped for the process (every sslyze connection
+# of attt goes through this pool's jobs).
 tls_connection._open_socket = _open_socket_without_delay
 HttpResponseParser.parse_from_ssl_connection = staticmethod(_http_response)  # type: ignore[method-assign,assignment]
+http_headers_plugin._parse_hsts_header_from_http_response = _hsts_header
 
 Extra = Callable[[ServerConnectivityInfo], Any]
 """A probe of attt's own for one endpoint, given what sslyze's connectivity test found."""

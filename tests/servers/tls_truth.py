@@ -5,6 +5,7 @@
 - `WILDCARD`: a certificate of the test CA for `*.gov.vn` only, a wildcard over a public suffix.
 - `BIG_HEADERS`: HTTPS answers whose head is over 4 KB, sent as one TLS record: a 6 KB
   Content-Security-Policy, a 6 KB HSTS of unknown directives (RFC 6797 says to ignore them).
+- `HSTS_CASES`: an HSTS max-age quoted as RFC 6797's grammar allows, and one no browser reads.
 
 Every server stops with its `with` block; the scripted ones are bounded as the hostile lab's
 `Listener` is.
@@ -45,6 +46,18 @@ BIG_HEADERS = {
     ),
 }
 """Case → the server, and the headers of its answer (each over 6 KB long)."""
+HSTS_CASES = {
+    # RFC 6797's grammar allows the value as a quoted string.
+    "quoted": (
+        TlsServer("quoted-hsts", f"{NET}.6", 443, "quoted-hsts.attt.test"),
+        (("Strict-Transport-Security", 'max-age="63072000"; includeSubDomains'),),
+    ),
+    "malformed": (
+        TlsServer("malformed-hsts", f"{NET}.7", 443, "malformed-hsts.attt.test"),
+        (("Strict-Transport-Security", "max-age=two-years; includeSubDomains"),),
+    ),
+}
+"""Case → the server, and the HSTS header of its answer."""
 
 
 def _answering(headers: tuple[tuple[str, str], ...]) -> Callable[[str], bytes]:
@@ -77,7 +90,7 @@ def truth_lab(workdir: Path) -> Iterator[TruthLab]:
     with ExitStack() as stack:
         for server, (cert, key) in certificates.items():
             stack.enter_context(_process(_s_server(server, cert, key), server, workdir))
-        for server, headers in BIG_HEADERS.values():
+        for server, headers in (*BIG_HEADERS.values(), *HSTS_CASES.values()):
             tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             tls.load_cert_chain(*leaf(server, server.hostname, signed=True))
             handler = _handler(_answering((*headers, ("Content-Type", "text/html"))), tls)

@@ -15,7 +15,7 @@ from tests import factories
 from tests.robustness.conftest import scan_tls_hosts
 from tests.servers.flaky_tls import PORT, FlakyTls, flaky_tls_servers
 from tests.servers.tls import TlsServer
-from tests.servers.tls_truth import BIG_HEADERS, NET, PINNED, STRANGER, WILDCARD, truth_lab
+from tests.servers.tls_truth import BIG_HEADERS, HSTS_CASES, NET, PINNED, STRANGER, WILDCARD, truth_lab
 
 
 @pytest.fixture(scope="module")
@@ -23,10 +23,10 @@ def scanned(tmp_path_factory: pytest.TempPathFactory) -> dict[TlsServer, TlsData
     """One scan of every server of the lab, given the test CA and the pinned certificate as
     anchors; the observations as stored."""
     with truth_lab(tmp_path_factory.mktemp("truth")) as lab:
-        servers = [PINNED, STRANGER, WILDCARD, *(server for server, _ in BIG_HEADERS.values())]
+        answering = [server for server, _ in (*BIG_HEADERS.values(), *HSTS_CASES.values())]
         endpoints = {
-            s: _sslyze.Endpoint(ip=s.ip, port=s.port, sni=s.hostname, http=s.name.startswith("big"))
-            for s in servers
+            s: _sslyze.Endpoint(ip=s.ip, port=s.port, sni=s.hostname, http=s in answering)
+            for s in [PINNED, STRANGER, WILDCARD, *answering]
         }
         options = _sslyze.ScanOptions(
             connect_timeout=2, deadline=90, silence=10, trust_anchors=(lab.pinned, lab.ca_file)
@@ -80,6 +80,21 @@ def test_an_http_answer_over_4_kb_is_read(scanned, case):
     assert "http_headers" not in data.incomplete, data.step_errors
     assert data.hsts is not None and data.hsts.max_age == 63072000 and data.hsts.include_subdomains
     assert _judge(data, "tls.hsts", server, HstsParams(include_subdomains=True)).status == "pass"
+
+
+def test_an_hsts_max_age_quoted_as_the_grammar_allows_is_read(scanned):
+    server, _ = HSTS_CASES["quoted"]
+    data = scanned[server]
+    assert data.hsts is not None and data.hsts.max_age == 63072000, data.step_errors
+    assert _judge(data, "tls.hsts", server, HstsParams(include_subdomains=True)).status == "pass"
+
+
+def test_an_hsts_header_no_browser_reads_is_named_in_the_error(scanned):
+    server, _ = HSTS_CASES["malformed"]
+    data = scanned[server]
+    assert "http_headers" in data.incomplete
+    assert "malformed Strict-Transport-Security header" in data.step_errors["http_headers"]
+    assert "two-years" in data.step_errors["http_headers"]
 
 
 EXHAUSTIVE = {
