@@ -1,4 +1,4 @@
-"""Servers on 127.0.231.0/24 whose TLS facts attt once read wrong.
+"""Servers on 127.0.231.0/24 whose TLS and web facts attt once read wrong.
 
 - `PINNED`: OpenSSL's s_server with a self-signed certificate that the scan is given as a trust
   anchor (an operator trusting it); `STRANGER`: the same with one the scan does not know.
@@ -6,6 +6,8 @@
 - `BIG_HEADERS`: HTTPS answers whose head is over 4 KB, sent as one TLS record: a 6 KB
   Content-Security-Policy, a 6 KB HSTS of unknown directives (RFC 6797 says to ignore them).
 - `HSTS_CASES`: an HSTS max-age quoted as RFC 6797's grammar allows, and one no browser reads.
+- `GENERATOR_PAGES`: root pages whose generator meta tag is Vietnamese, their charset declared
+  in the Content-Type, in a meta tag, or nowhere.
 
 Every server stops with its `with` block; the scripted ones are bounded as the hostile lab's
 `Listener` is.
@@ -60,8 +62,45 @@ HSTS_CASES = {
 """Case → the server, and the HSTS header of its answer."""
 
 
-def _answering(headers: tuple[tuple[str, str], ...]) -> Callable[[str], bytes]:
-    return lambda _path: answer(200, headers)
+GENERATOR = "Cổng thông tin điện tử Hà Tĩnh – Portal 2.1"
+"""What the generator pages name themselves, in Vietnamese."""
+
+
+def _page(charset_tag: str, encoding: str) -> bytes:
+    return (
+        f'<!doctype html><html><head>{charset_tag}<meta name="generator" content="{GENERATOR}">'
+        "<title>Hà Tĩnh</title></head><body></body></html>"
+    ).encode(encoding)
+
+
+GENERATOR_PAGES = {
+    "http charset": (
+        TlsServer("gen-http", f"{NET}.20", 443, "gen-http.attt.test"),
+        (("Content-Type", "text/html; charset=UTF-8"),),
+        _page("", "utf-8"),
+    ),
+    "meta charset": (
+        TlsServer("gen-meta", f"{NET}.21", 443, "gen-meta.attt.test"),
+        (("Content-Type", "text/html"),),
+        _page('<meta charset="utf-8">', "utf-8"),
+    ),
+    "undeclared": (
+        TlsServer("gen-none", f"{NET}.22", 443, "gen-none.attt.test"),
+        (("Content-Type", "text/html"),),
+        _page("", "utf-8"),
+    ),
+    # The HTTP header wins over the meta tag, as in a browser.
+    "utf-16 over meta": (
+        TlsServer("gen-utf16", f"{NET}.23", 443, "gen-utf16.attt.test"),
+        (("Content-Type", 'text/html; charset="utf-16"'),),
+        _page('<meta charset="iso-8859-1">', "utf-16"),
+    ),
+}
+"""Case → the server, the headers and the body of its root page."""
+
+
+def _answering(headers: tuple[tuple[str, str], ...], body: bytes = b"") -> Callable[[str], bytes]:
+    return lambda _path: answer(200, headers, body)
 
 
 @dataclass(frozen=True)
@@ -90,9 +129,10 @@ def truth_lab(workdir: Path) -> Iterator[TruthLab]:
     with ExitStack() as stack:
         for server, (cert, key) in certificates.items():
             stack.enter_context(_process(_s_server(server, cert, key), server, workdir))
-        for server, headers in (*BIG_HEADERS.values(), *HSTS_CASES.values()):
+        pages = [(server, headers, b"") for server, headers in (*BIG_HEADERS.values(), *HSTS_CASES.values())]
+        for server, headers, body in (*pages, *GENERATOR_PAGES.values()):
             tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             tls.load_cert_chain(*leaf(server, server.hostname, signed=True))
-            handler = _handler(_answering((*headers, ("Content-Type", "text/html"))), tls)
+            handler = _handler(_answering(headers, body), tls)
             stack.enter_context(Listener(Endpoint(server.name, server.ip, server.port), handler).running())
         yield TruthLab(ca_file=ca_file, pinned=pinned[0])
