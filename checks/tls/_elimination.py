@@ -60,6 +60,9 @@ _DROPPED = frozenset(
 )
 """sslyze's texts for a handshake the server ended by closing or resetting the connection,
 with no TLS alert: not an answer about the suites offered."""
+_NO_ANSWER = _DROPPED | {"Connection to server timed out during the TLS handshake"}
+"""The same, and sslyze's text for a handshake the server left silent, as sslyze's one-suite
+test records them in a "rejected" suite."""
 
 Entry = tuple[Any, Exception | None]
 
@@ -155,9 +158,24 @@ def _unanswered(exc: Exception) -> bool:
     return isinstance(exc, ServerRejectedTlsHandshake) and exc.error_message in _DROPPED
 
 
+def one_suite(
+    server: ServerConnectivityInfo, version: TlsVersionEnum, suite: CipherSuite
+) -> CipherSuiteAcceptedByServer | CipherSuiteRejectedByServer:
+    """sslyze's handshake offering `suite` alone (the exhaustive path's, and `_one`'s), asked
+    again once on a fresh connection when the server gave no answer: sslyze records a handshake
+    that timed out, or that the server dropped without a TLS alert, as "rejected", and one
+    flaky connection hid an accepted suite. A second non-answer stands as the refusal, as it
+    does for an elimination's offer (see the module docstring): servers refuse what they do not
+    speak that way, SSL 2.0 above all (OpenSSL's s_server drops every such ClientHello)."""
+    result = connect_with_cipher_suite(server, version, suite)
+    if isinstance(result, CipherSuiteRejectedByServer) and result.error_message in _NO_ANSWER:
+        result = connect_with_cipher_suite(server, version, suite)
+    return result
+
+
 def _one(server: ServerConnectivityInfo, version: TlsVersionEnum, suite: CipherSuite) -> Entry:
     try:
-        return connect_with_cipher_suite(server, version, suite), None
+        return one_suite(server, version, suite), None
     except Exception as exc:  # kept for sslyze's result builder, as its own job would be
         return None, exc
 

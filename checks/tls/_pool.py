@@ -30,7 +30,8 @@ Here every probe of the process feeds the same workers:
 - sslyze's connections go out with Nagle's algorithm off (`_open_socket_without_delay`).
 - A vulnerability test whose verdict sslyze may draw from a connection the server never
   answered is asked again once, and then fails rather than read as "not vulnerable"
-  (`_earned`).
+  (`_earned`). A suite's own handshake on the exhaustive path that got no answer is asked
+  again once before it reads as rejected (`_elimination.one_suite`), as an elimination's is.
 
 This module drives sslyze's job model (`sslyze.scanner._mass_scanner`, private in name), so
 sslyze is pinned to one major version in pyproject.toml.
@@ -45,10 +46,14 @@ from collections import defaultdict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
+from http.client import HTTPResponse
 from traceback import TracebackException, clear_frames
 from typing import Any
 
+from nassl._nassl import WantReadError
+from nassl.ssl_client import BaseSslClient
 from sslyze.connection_helpers import tls_connection
+from sslyze.connection_helpers.http_response_parser import HttpResponseParser
 from sslyze.connection_helpers.tls_connection import NoCiphersAvailableBugInSSlyze
 from sslyze.errors import (
     ConnectionToServerFailed,
@@ -56,11 +61,13 @@ from sslyze.errors import (
     TlsHandshakeFailed,
     TlsHandshakeTimedOut,
 )
+from sslyze.plugins import http_headers_plugin
 from sslyze.plugins.certificate_info._get_cert_chain import get_certificate_chain
 from sslyze.plugins.compression_plugin import _test_compression_support
 from sslyze.plugins.elliptic_curves_plugin import _test_curve
 from sslyze.plugins.fallback_scsv_plugin import _test_scsv
 from sslyze.plugins.heartbleed_plugin import _test_heartbleed
+from sslyze.plugins.http_headers_plugin import StrictTransportSecurityHeader
 from sslyze.plugins.openssl_ccs_injection_plugin import _test_for_ccs_injection
 from sslyze.plugins.openssl_cipher_suites._test_cipher_suite import (
     CipherSuiteAcceptedByServer,
@@ -85,6 +92,8 @@ from sslyze.server_connectivity import ServerConnectivityInfo, check_connectivit
 from sslyze.server_setting import ServerNetworkLocation
 
 from attt.checks.tls import _elimination
+from attt.checks.web.observatory import hsts_max_age
+from attt.scanner.models.observation import bound_text
 
 MAX_WORKERS = 64
 """Worker threads for the whole run: each holds at most one connection, mostly waiting on the
@@ -253,9 +262,55 @@ def _earned(test: Callable[..., Any], *args: Any) -> Any:
     )
 
 
-# sslyze has no setting for it: its one function that opens a connection is swapped, for the
-# process (every sslyze connection of attt goes through this pool's jobs).
+def _http_response(client: BaseSslClient) -> HTTPResponse:
+    """sslyze's parse of the HTTP answer to its request, reading what the TLS engine already
+    holds before waiting on the network.
+
+    sslyze reads 4 KB at a time through nassl, whose `read` always waits for new bytes from the
+    socket first: the rest of a record read in part stayed unread once the server had sent it
+    all. A response head over 4 KB (one 6 KB header does it) sent as one record ended in "peer
+    closed the connection", or a timeout, on a healthy server, and its HSTS went unobserved."""
+
+    def read(size: int) -> bytes:
+        try:
+            held: bytes = client._ssl.read(size)
+        except WantReadError:  # nothing decrypted or received is left: the network's turn
+            return client.read(size)
+        return held or client.read(size)
+
+    return HttpResponseParser._parse(read)
+
+
+class MalformedHsts(ValueError):
+    """The server's Strict-Transport-Security header gives no max-age a browser reads."""
+
+
+def _hsts_header(response: HTTPResponse) -> StrictTransportSecurityHeader | None:
+    """sslyze's reading of the Strict-Transport-Security header, by RFC 6797's grammar (6.1):
+    sslyze's own failed the whole HTTP step, with a bare "invalid literal for int()", on a
+    max-age written as the grammar's quoted string (`max-age="31536000"`). Only the first such
+    header counts (8.1, as a browser does); one that has no max-age a browser reads fails the
+    step, naming the header."""
+    values = response.msg.get_all("strict-transport-security") or []
+    if not values:
+        return None
+    max_age = hsts_max_age(values[0])
+    if max_age is None:
+        raise MalformedHsts(
+            f"malformed Strict-Transport-Security header, which browsers ignore: {bound_text(values[0], 120)}"
+        )
+    names = {directive.partition("=")[0].strip().lower() for directive in values[0].split(";")}
+    return StrictTransportSecurityHeader(
+        max_age=max_age, preload="preload" in names, include_subdomains="includesubdomains" in names
+    )
+
+
+# sslyze has no setting for any of them: its one function that opens a connection, its reading
+# of an HTTP answer and of its HSTS header are swapped for the process (every sslyze connection
+# of attt goes through this pool's jobs).
 tls_connection._open_socket = _open_socket_without_delay
+HttpResponseParser.parse_from_ssl_connection = staticmethod(_http_response)  # type: ignore[method-assign,assignment]
+http_headers_plugin._parse_hsts_header_from_http_response = _hsts_header
 
 Extra = Callable[[ServerConnectivityInfo], Any]
 """A probe of attt's own for one endpoint, given what sslyze's connectivity test found."""
@@ -653,7 +708,11 @@ class JobPool:
 
 
 def _guarded(call: Callable[..., Any], args: Sequence[Any]) -> tuple[Callable[..., Any], Sequence[Any]]:
-    """A job's function and arguments, through `_earned` when it is one of `_ONE_ANSWER`."""
+    """A job's function and arguments, through `_earned` when it is one of `_ONE_ANSWER`; a
+    suite's own handshake (the exhaustive path) through `_elimination.one_suite`, which asks a
+    silent server again before it reads "rejected"."""
+    if call is connect_with_cipher_suite:
+        return _elimination.one_suite, args
     return (_earned, (call, *args)) if call in _ONE_ANSWER else (call, args)
 
 

@@ -809,7 +809,18 @@ def _anchors(store: Path) -> list[x509.Certificate]:
 
 def _trusted(deployment: Any, leaf: x509.Certificate, scanned_at: datetime) -> tuple[bool, str | None]:
     """Validate the chain against each trust store sslyze used, for a name the leaf itself
-    carries: trust and name are separate facts (`hostname_matches` is the other one)."""
+    carries: trust and name are separate facts (`hostname_matches` is the other one).
+
+    A leaf that is itself one of the configured anchors is trusted by that configuration: it is
+    how an operator trusts a self-signed certificate (a client pinning it does the same), and
+    the validator, which wants an anchor to be a CA above the leaf, refuses it."""
+    if any(
+        x509_facts.is_anchor(leaf, anchor)
+        for result in deployment.path_validation_results
+        if result.trust_store.name == _CUSTOM_STORE_NAME
+        for anchor in _anchors(result.trust_store.path)
+    ):
+        return True, None
     subject = x509_facts.own_subject(leaf)
     if subject is None:
         return False, "the certificate has no subjectAltName to validate"

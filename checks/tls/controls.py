@@ -9,6 +9,7 @@ from typing import Literal, TypeVar
 
 from pydantic import Field
 
+from attt.checks.tls import x509 as x509_facts
 from attt.checks.tls.models import (
     ALL_VULNERABILITIES,
     CERTIFICATE_STEP,
@@ -744,7 +745,8 @@ def _hostname_matches(data: TlsData, params: NoParams, target: Target) -> Verdic
     A certificate for another name is exactly what an impostor presents: clients that check names
     refuse the connection, clients that do not are open to interception. The name is the host's
     `hostname`, else its address when that is a DNS name; not applicable when the inventory
-    registers the host by IP address and gives no host name to match.
+    registers the host by IP address and gives no host name to match. A wildcard over a public
+    suffix (`*.gov.vn`, `*.co.uk`) matches no name: browsers refuse it, and the verdict says why.
     """
     name = target.server_name
     if name is None:
@@ -772,11 +774,20 @@ def _hostname_matches_one(data: TlsData, cert: Certificate, params: NoParams, ta
             observed=list(cert.sans),
             vi=f"chứng thư số hợp lệ cho {cert.hostname}",
         )
+    wildcard = x509_facts.wildcard_over_suffix(cert.hostname, cert.sans)
+    why = why_vi = ""
+    if wildcard is not None:
+        suffix = wildcard.partition(".")[2]
+        why = f": its wildcard {wildcard} stands over {suffix}, a public suffix, where no wildcard is valid"
+        why_vi = (
+            f": ký tự đại diện {wildcard} phủ lên {suffix}, một hậu tố công cộng, nơi không ký tự đại diện"
+            " nào hợp lệ"
+        )
     return Verdict.failed(
-        f"the certificate is not valid for {cert.hostname}",
+        f"the certificate is not valid for {cert.hostname}{why}",
         observed=list(cert.sans),
         expected=cert.hostname,
-        vi=f"chứng thư số không hợp lệ cho {cert.hostname}",
+        vi=f"chứng thư số không hợp lệ cho {cert.hostname}{why_vi}",
     )
 
 

@@ -1,5 +1,6 @@
 """Facts from the root page's HTML and from `Set-Cookie` headers: parsing only, no judgement."""
 
+import codecs
 import datetime as dt
 import re
 from email.utils import parsedate_to_datetime
@@ -41,8 +42,7 @@ def read_page(content_type: str | None, body: bytes) -> Page:
     if not html:
         return Page(html=False)
     collector = _Collector()
-    # Latin-1 decodes any byte; tags and attribute names are ASCII, which is all this needs.
-    collector.feed(body.decode("latin-1"))
+    collector.feed(_text(content_type, body))
     collector.close()
     return Page(
         html=True,
@@ -50,6 +50,38 @@ def read_page(content_type: str | None, body: bytes) -> Page:
         generator=tuple(collector.generator),
         scripts=tuple(Script(src=src, integrity=i) for src, i in collector.scripts),
     )
+
+
+_META_CHARSET = re.compile(rb"""<meta\s[^>]*?charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.IGNORECASE)
+_PRESCAN_BYTES = 1024
+"""How far into the body a browser looks for a meta charset (WHATWG HTML's prescan)."""
+
+
+def _text(content_type: str | None, body: bytes) -> str:
+    """The body as the text a browser reads, so that a meta value (a generator's name in
+    Vietnamese) is what the page says: a UTF-8 byte order mark, else the Content-Type's
+    charset, else a meta charset near the top (`<meta charset>` or its http-equiv form), else
+    UTF-8; bytes the encoding cannot read are replaced, and a charset Python does not know as a
+    text encoding is passed over."""
+    if body.startswith(codecs.BOM_UTF8):
+        return body[len(codecs.BOM_UTF8) :].decode("utf-8", "replace")
+    found = _META_CHARSET.search(body[:_PRESCAN_BYTES])
+    meta = found.group(1).decode("ascii") if found else None
+    for charset in (_charset_param(content_type), meta):
+        if charset:
+            try:
+                return body.decode(charset, "replace")
+            except LookupError:
+                continue
+    return body.decode("utf-8", "replace")
+
+
+def _charset_param(content_type: str | None) -> str | None:
+    for parameter in (content_type or "").split(";")[1:]:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset":
+            return value.strip().strip('"') or None
+    return None
 
 
 def parse_cookie(header: str, url: str, *, now: dt.datetime) -> Cookie | None:

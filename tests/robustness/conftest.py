@@ -91,10 +91,11 @@ def run_attt(
 
 
 def scan_tls_hosts(
-    workdir: Path, net: str, ips: Sequence[str], port: int, timeout: float
+    workdir: Path, net: str, ips: Sequence[str], port: int, timeout: float, *options: str
 ) -> tuple[dict[str, Any], AtttRun]:
-    """`attt scan --check tls` of one level-3 system whose hosts (in `net`.0/24) each declare a
-    TLS `port`, run while the caller's servers run: the report, and the run (never a traceback)."""
+    """`attt scan --check tls` (and `options`) of one level-3 system whose hosts (in `net`.0/24)
+    each declare a TLS `port`, run while the caller's servers run: the report, and the run
+    (never a traceback)."""
     hosts = [{"address": ip, "services": [{"port": port, "kind": "tls"}]} for ip in ips]
     body = {
         "province": "Hà Tĩnh",
@@ -105,7 +106,7 @@ def scan_tls_hosts(
     inventory.write_text(json.dumps(body, ensure_ascii=False))  # JSON is YAML
     run = run_attt(
         ["scan", "-i", str(inventory), "--check", "tls", "--out", str(workdir / "out"),
-         "--db", str(workdir / "runs.db"), "--format", "json", "--timeout", f"{timeout:g}"],
+         "--db", str(workdir / "runs.db"), "--format", "json", "--timeout", f"{timeout:g}", *options],
         timeout=90,
     )  # fmt: skip
     assert "Traceback" not in run.terminal, run.terminal

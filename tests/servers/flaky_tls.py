@@ -83,12 +83,17 @@ class _Flaky:
 
 
 @contextmanager
-def flaky_tls_servers(workdir: Path, servers: list[FlakyTls]) -> Iterator[list[FlakyTls]]:
+def flaky_tls_servers(
+    workdir: Path, servers: list[FlakyTls], accept_limit: int | None = None
+) -> Iterator[list[FlakyTls]]:
+    """The servers, each accepting `accept_limit` connections (the `Listener`'s bound if None;
+    sslyze's exhaustive enumeration makes about 600)."""
     with ExitStack() as stack:
         for flaky in servers:
             (workdir / flaky.ip).mkdir()
             handler = _Flaky(flaky, *self_signed(workdir / flaky.ip, flaky.ip))
-            stack.enter_context(Listener(Endpoint(f"flaky-{flaky.ip}", flaky.ip, PORT), handler).running())
+            listener = Listener(Endpoint(f"flaky-{flaky.ip}", flaky.ip, PORT), handler, accept_limit)
+            stack.enter_context(listener.running())
         yield servers
 
 

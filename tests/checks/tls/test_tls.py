@@ -438,6 +438,24 @@ def test_hostname_matching_follows_rfc_9525():
     assert not hostname_matches("www.attt.test", _cert())
 
 
+@pytest.mark.parametrize(
+    ("wildcard", "name", "matches"),
+    [
+        ("*.com", "example.com", False),
+        ("*.co.uk", "example.co.uk", False),
+        ("*.gov.vn", "hatinh.gov.vn", False),
+        ("*.com.vn", "shop.com.vn", False),
+        ("*.edu.vn", "hust.edu.vn", False),
+        ("*.hatinh.gov.vn", "dichvucong.hatinh.gov.vn", True),
+        ("*.example.co.uk", "www.example.co.uk", True),
+        # The list's private section (hosting providers) binds no CA: browsers accept these.
+        ("*.github.io", "attt.github.io", True),
+    ],
+)
+def test_no_wildcard_stands_over_a_public_suffix(wildcard: str, name: str, matches: bool) -> None:
+    assert hostname_matches(name, _cert(x509.DNSName(wildcard))) is matches
+
+
 def _synthetic(**changes: Any) -> TlsData:
     at = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
     cert = Certificate(
