@@ -71,7 +71,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Sshd
 def _probe(server: Sshd) -> SshData:
     credential = Credential(user="root", key_file=str(server.client_key))
     context = ProbeContext(
-        timeout=8.0, settings=SshSettings(sshd_config=str(server.config)), credential=credential
+        timeout=20.0, settings=SshSettings(sshd_config=str(server.config)), credential=credential
     )
     [observation] = SshCheck().probe(_target(server.ip), context)
     assert observation.status == "ok", observation.error
@@ -98,7 +98,7 @@ def test_disable_forwarding_passes_on_a_build_that_honours_it(
 ) -> None:
     server = servers["disabled"]
     data = _probe(server)
-    assert data.config is not None and data.package is not None
+    assert data.config is not None
     # What sshd -T says, and what the server does: the two lines say yes, the switch wins.
     assert (data.config["x11forwarding"], data.config["allowagentforwarding"]) == ("yes", "yes")
     assert data.config["disableforwarding"] == "yes"

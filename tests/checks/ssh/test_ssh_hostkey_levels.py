@@ -39,7 +39,7 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> dict[int, SshData]:
             directory / str(bits), ip, "HostKeyAlgorithms rsa-sha2-512,rsa-sha2-256", {"rsa": ("rsa", bits)}
         ):
             [observation] = SshCheck().probe(
-                _target(ip, 5), ProbeContext(timeout=8.0, settings=SshSettings())
+                _target(ip, 5), ProbeContext(timeout=20.0, settings=SshSettings())
             )
         assert observation.status == "ok", observation.error
         found[bits] = SshData.model_validate(observation.data)
