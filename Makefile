@@ -11,10 +11,11 @@ BIN := $(VENV)/bin
 # headers, pkg-config and g++ (PyICU, the Vietnamese collation, builds against them),
 # poppler-utils (tests turn PDF pages into images), postgresql (the tests start a real server
 # for the shared run store; its binaries live in /usr/lib/postgresql/N/bin, off PATH, hence
-# SYSTEM_FILES).
+# SYSTEM_FILES), xauth (sshd grants X11 forwarding only with it: the forwarding tests ask a real
+# sshd for it; openssh-server merely recommends it).
 SYSTEM_PACKAGES := nmap redis-server openssh-server openssh-client openssl gnutls-bin nginx-light chromium iproute2 strace sudo vsftpd \
-  libpango-1.0-0 libpangoft2-1.0-0 libicu-dev pkg-config g++ poppler-utils postgresql
-SYSTEM_COMMANDS := nmap ip redis-server sshd ssh-keygen openssl gnutls-serv nginx chromium strace sudo vsftpd pkg-config g++ pdftoppm
+  libpango-1.0-0 libpangoft2-1.0-0 libicu-dev pkg-config g++ poppler-utils postgresql xauth
+SYSTEM_COMMANDS := nmap ip redis-server sshd ssh-keygen openssl gnutls-serv nginx chromium strace sudo vsftpd pkg-config g++ pdftoppm xauth
 SYSTEM_LIBRARIES := libpango-1.0.so.0 libpangoft2-1.0.so.0 libicui18n.so
 SYSTEM_FILES := /usr/lib/postgresql/*/bin/initdb /usr/lib/postgresql/*/bin/postgres
 

@@ -559,10 +559,32 @@ def _leading_int(text: str) -> int | None:
     return int(head) if head.isdigit() else None
 
 
+WithoutCredentials = Literal["error", "not_applicable"]
+
+
+def _config_unread(data: SshData, without_credentials: WithoutCredentials, expected: object) -> Verdict:
+    """The verdict of a rule on `sshd -T` when its output is missing: an error, unless no credential
+    was given and the policy accepts that the setting is only checked where credentials exist."""
+    if data.config_error is not None:
+        return Verdict.cannot_judge(
+            f"sshd -T could not be collected: {data.config_error}",
+            None,
+            expected,
+            vi=f"không thu thập được kết quả sshd -T: {data.config_error}",
+        )
+    message = Text(
+        vi="không có thông tin xác thực cho máy chủ này nên chưa đọc được cấu hình sshd đang có hiệu lực",
+        en="no credential for this host, so the effective sshd configuration was not read",
+    )
+    if without_credentials == "not_applicable":
+        return Verdict.not_applicable(message.en, vi=message.vi)
+    return Verdict.cannot_judge(message.en, None, expected, vi=message.vi)
+
+
 class ConfigParams(Params):
     expect: dict[str, Expectation]
     """Keyed by `sshd -T` keyword, case-insensitive (e.g. `permitrootlogin`)."""
-    without_credentials: Literal["error", "not_applicable"] = "error"
+    without_credentials: WithoutCredentials = "error"
     """Verdict when no credential was given for the host: an error finding (fail closed) unless
     the policy accepts that the setting is only checked where credentials exist."""
 
@@ -585,20 +607,7 @@ def _config(data: SshData, params: ConfigParams, target: Target) -> Verdict:
     """
     expected = {key: e.model_dump(exclude_none=True) for key, e in params.expect.items()}
     if data.config is None:
-        if data.config_error is not None:
-            return Verdict.cannot_judge(
-                f"sshd -T could not be collected: {data.config_error}",
-                None,
-                expected,
-                vi=f"không thu thập được kết quả sshd -T: {data.config_error}",
-            )
-        message = Text(
-            vi="không có thông tin xác thực cho máy chủ này nên chưa đọc được cấu hình sshd đang có hiệu lực",
-            en="no credential for this host, so the effective sshd configuration was not read",
-        )
-        if params.without_credentials == "not_applicable":
-            return Verdict.not_applicable(message.en, vi=message.vi)
-        return Verdict.cannot_judge(message.en, None, expected, vi=message.vi)
+        return _config_unread(data, params.without_credentials, expected)
     observed = {key: data.config.get(key) for key in params.expect}
     problems: list[Text] = []
     for key, expectation in params.expect.items():
@@ -619,3 +628,101 @@ def _config(data: SshData, params: ConfigParams, target: Target) -> Verdict:
         expected,
         vi="cấu hình đang có hiệu lực đáp ứng mọi yêu cầu",
     )
+
+
+# --- ssh.forwarding_disabled -----------------------------------------------------------
+
+
+class ForwardingParams(Params):
+    without_credentials: WithoutCredentials = "error"
+    """As for `ssh.config`: the verdict when no credential was given for the host."""
+
+
+_FORWARDINGS = ("x11forwarding", "allowagentforwarding")
+_DISABLE_FORWARDING = "disableforwarding"
+_DISABLE_FORWARDING_BUG = "CVE-2025-32728"
+"""Before OpenSSH 10.0 sshd ignored DisableForwarding for X11 and agent forwarding."""
+
+
+@CONTROLS.control("ssh.forwarding_disabled", ForwardingParams, needs=(CONFIG_STEP,))
+def _forwarding_disabled(data: SshData, params: ForwardingParams, target: Target) -> Verdict:
+    """X11 and agent forwarding are off in the effective sshd configuration.
+
+    Forwarded X11 displays and agents let a compromised server reach back into the administrator's
+    workstation. `sshd -T` prints X11Forwarding and AllowAgentForwarding as configured even when
+    `DisableForwarding yes` overrides them, so those two lines alone fail a server that turned
+    everything off with the one switch. Whether the switch really covers X11 and agent forwarding
+    depends on the build: from OpenSSH 10.0 it does; before, it did not (CVE-2025-32728) unless the
+    distribution backported the fix, which checks/ssh/data/ssh_cves.json records per release (the
+    installed package decides when a credential read it, else the banner).
+    """
+    expected = {
+        **dict.fromkeys(_FORWARDINGS, "no"),
+        "or": f"{_DISABLE_FORWARDING} yes, honoured by the build",
+    }
+    if data.config is None:
+        return _config_unread(data, params.without_credentials, expected)
+    observed = {key: data.config.get(key) for key in (*_FORWARDINGS, _DISABLE_FORWARDING)}
+    unseen = [key for key, value in observed.items() if value is None]
+    enabled = [key for key in _FORWARDINGS if (observed[key] or "no").strip().lower() != "no"]
+    if not enabled and not any(key in unseen for key in _FORWARDINGS):
+        return Verdict.passed(
+            "X11 and agent forwarding are off",
+            observed,
+            expected,
+            vi="chuyển tiếp X11 và agent đều đã tắt",
+        )
+    honoured: Exposure | None = None
+    if (observed[_DISABLE_FORWARDING] or "").strip().lower() == "yes":
+        honoured = _disable_forwarding_honoured(data)
+        if honoured.outcome == "clear":
+            return Verdict.passed(
+                "DisableForwarding yes turns X11 and agent forwarding off on this build"
+                f" ({_DISABLE_FORWARDING_BUG}: {honoured.why.en})",
+                observed,
+                expected,
+                vi="DisableForwarding yes tắt chuyển tiếp X11 và agent trên bản build này"
+                f" ({_DISABLE_FORWARDING_BUG}: {honoured.why.vi})",
+            )
+        if honoured.outcome == "undecided":
+            return Verdict.cannot_judge(
+                f"DisableForwarding yes is set, but whether this build honours it for X11 and agent"
+                f" forwarding ({_DISABLE_FORWARDING_BUG}) cannot be told: {honoured.why.en}",
+                observed,
+                expected,
+                vi=f"DisableForwarding yes đã được đặt nhưng không xác định được bản build này có áp dụng"
+                f" nó cho chuyển tiếp X11 và agent hay không ({_DISABLE_FORWARDING_BUG}): {honoured.why.vi}",
+            )
+    # Here a forwarding line is missing, or one is on: judged only if the switch that could
+    # override it was seen.
+    if not enabled or observed[_DISABLE_FORWARDING] is None:
+        names = ", ".join(unseen)
+        return Verdict.cannot_judge(
+            f"{names} not in the sshd -T output, so whether forwarding is off cannot be told",
+            observed,
+            expected,
+            vi=f"kết quả sshd -T không có {names} nên không xác định được chuyển tiếp đã tắt hay chưa",
+        )
+    names = ", ".join(f"{key} {observed[key]}" for key in enabled)
+    ignored = Text(vi="", en="")
+    if honoured is not None:
+        ignored = Text(
+            vi=f"; bản build này bỏ qua DisableForwarding yes đối với chúng ({_DISABLE_FORWARDING_BUG}:"
+            f" {honoured.why.vi})",
+            en=f"; this build ignores DisableForwarding yes for them ({_DISABLE_FORWARDING_BUG}:"
+            f" {honoured.why.en})",
+        )
+    return Verdict.failed(
+        f"forwarding is on ({names}){ignored.en}",
+        observed,
+        expected,
+        vi=f"chuyển tiếp đang bật ({names}){ignored.vi}",
+    )
+
+
+def _disable_forwarding_honoured(data: SshData) -> Exposure:
+    """Whether this build carries the fix that makes DisableForwarding cover X11 and agent
+    forwarding: `clear` of the bug that ignored it."""
+    [bug] = [c for c in cve_table().cves if c.id == _DISABLE_FORWARDING_BUG]
+    build, from_package = _build(data)
+    return exposure(bug, data.software, build, from_package)

@@ -26,6 +26,7 @@ from attt.checks.tls.models import (
     static_key_suites,
 )
 from attt.checks.tls.profile import MozillaProfile, ProfileName, mozilla_guidelines
+from attt.scanner.models.base import Text
 from attt.scanner.models.target import Target
 from attt.scanner.plugin import Controls, NoParams, Params, Verdict
 
@@ -442,11 +443,17 @@ def _starttls_offered(data: TlsData, params: StartTlsParams, target: Target) -> 
         return Verdict.not_applicable(f"not a {names} endpoint", vi=f"không phải dịch vụ {names}")
     protocol = data.starttls.upper()
     if data.starttls_refused:
+        # SMTP carries the mail itself (server to server on 25), not only logins.
+        exposed = (
+            Text(vi="thư và thông tin đăng nhập", en="mail and logins")
+            if data.starttls == "smtp"
+            else Text(vi="thông tin đăng nhập", en="logins")
+        )
         return Verdict.failed(
-            f"the {protocol} service refused the upgrade to TLS: logins travel in cleartext",
+            f"the {protocol} service refused the upgrade to TLS: {exposed.en} travel in cleartext",
             observed="refused",
             expected="accepted",
-            vi=f"dịch vụ {protocol} từ chối nâng cấp lên TLS: thông tin đăng nhập truyền dạng rõ",
+            vi=f"dịch vụ {protocol} từ chối nâng cấp lên TLS: {exposed.vi} truyền dạng rõ",
         )
     return Verdict.passed(
         f"the {protocol} service accepts the upgrade to TLS (whether it also allows cleartext"

@@ -115,6 +115,7 @@ FIELDS: dict[str, Stricter] = {
     "tls.key_exchange_min_bits.ecdh_min_bits": at_least,
     "tls.starttls_offered.protocols": superset,
     "ssh.config.without_credentials": ordered("not_applicable", "error"),
+    "ssh.forwarding_disabled.without_credentials": ordered("not_applicable", "error"),
 }
 """`<control>.<field>` -> how to compare it. A field missing from one side (an allow-list the
 lower level did not restrict) compares against None."""

@@ -57,6 +57,7 @@ STRICTER = [
         {"expect": {"x": {"equals": "no"}}, "without_credentials": "not_applicable"},
         {"expect": {"x": {"equals": "no"}}, "without_credentials": "error"},
     ),
+    ("ssh.forwarding_disabled", {"without_credentials": "not_applicable"}, {"without_credentials": "error"}),
     (
         "ssh.algorithms_allowed_only",
         {"profile": "mozilla-modern"},

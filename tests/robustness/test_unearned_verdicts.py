@@ -221,6 +221,10 @@ def test_7_one_broken_probe_is_one_entry_per_endpoint(tmp_path: Path, verdicts_s
     assert mail == {110: "fail", 143: "fail"}
 
 
+READS_SSHD_T = frozenset({"ssh.config", "ssh.forwarding_disabled"})
+"""The ssh controls that judge the effective configuration `sshd -T` printed."""
+
+
 @pytest.mark.parametrize(("server", "why"), [("no_session", "session channel"), ("drip_session", "in time")])
 def test_8_a_failed_sshd_t_costs_only_the_rules_that_read_it(
     tmp_path: Path, verdicts_servers: VerdictsLab, server: str, why: str
@@ -236,10 +240,10 @@ def test_8_a_failed_sshd_t_costs_only_the_rules_that_read_it(
     assert obs["status"] == "ok" and obs["data"]["incomplete"] == ["sshd_t"]
     assert why in obs["data"]["step_errors"]["sshd_t"]
     errors = {f["rule_id"] for f in report["findings"] if f["status"] == "error"}
-    config_rules = {f["rule_id"] for f in report["findings"] if f["control"] == "ssh.config"}
+    config_rules = {f["rule_id"] for f in report["findings"] if f["control"] in READS_SSHD_T}
     assert errors == config_rules and errors
     # The unauthenticated facts stand and are judged.
-    judged = {f["status"] for f in report["findings"] if f["control"] != "ssh.config"}
+    judged = {f["status"] for f in report["findings"] if f["control"] not in READS_SSHD_T}
     assert judged & {"pass", "fail"}
 
 

@@ -275,14 +275,55 @@ def running_ssh_servers(directory: Path, net: str = NET) -> Iterator[SshServers]
     finally:
         for thread_server in threads:
             thread_server.close()
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
+        _stop(processes)
+
+
+def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+@dataclass(frozen=True)
+class Sshd:
+    """One real sshd started by `one_sshd`."""
+
+    ip: str
+    port: int
+    config: Path
+    """Its sshd_config, for `sshd -T -f`."""
+    client_key: Path
+    """Private key (ed25519) authorised for root."""
+
+
+@contextlib.contextmanager
+def one_sshd(
+    directory: Path, ip: str, settings: str, host_keys: dict[str, tuple[str, int | None]]
+) -> Iterator[Sshd]:
+    """One sshd on `ip`:22 with `settings` (sshd_config lines) and the host keys named in
+    `host_keys` (name -> ssh-keygen type and bits), made under `directory`; stopped on exit."""
+    directory.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for name, (kind, bits) in host_keys.items():
+        _keygen(directory / f"ssh_host_{name}_key", kind, bits)
+        lines.append(f"HostKey {directory}/ssh_host_{name}_key")
+    client_key = directory / "client_ed25519"
+    _keygen(client_key, "ed25519")
+    authorized_keys = directory / "authorized_keys"
+    authorized_keys.write_text(client_key.with_suffix(".pub").read_text())
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+    body = "\n".join([*lines, settings, ""])
+    process, config = _start_sshd(directory, "one", ip, body, authorized_keys)
+    try:
+        _wait_for_banner(ip, PORT, time.monotonic() + START_TIMEOUT)
+        yield Sshd(ip=ip, port=PORT, config=config, client_key=client_key)
+    finally:
+        _stop([process])
 
 
 def can_run_sshd() -> bool:
