@@ -9,7 +9,6 @@ from typing import Literal, TypeVar
 
 from pydantic import Field
 
-from attt.checks.tls import x509 as x509_facts
 from attt.checks.tls.models import (
     ALL_VULNERABILITIES,
     CERTIFICATE_STEP,
@@ -25,6 +24,7 @@ from attt.checks.tls.models import (
     VulnerabilityName,
     static_key_suites,
 )
+from attt.checks.tls.names import wildcard_over_suffix
 from attt.checks.tls.profile import MozillaProfile, ProfileName, mozilla_guidelines
 from attt.scanner.models.base import Text
 from attt.scanner.models.target import Target
@@ -781,7 +781,7 @@ def _hostname_matches_one(data: TlsData, cert: Certificate, params: NoParams, ta
             observed=list(cert.sans),
             vi=f"chứng thư số hợp lệ cho {cert.hostname}",
         )
-    wildcard = x509_facts.wildcard_over_suffix(cert.hostname, cert.sans)
+    wildcard = wildcard_over_suffix(cert.hostname, cert.sans)
     why = why_vi = ""
     if wildcard is not None:
         suffix = wildcard.partition(".")[2]

@@ -4,10 +4,8 @@ No network and no sslyze here, so every rule about a certificate can be tested o
 certificates made in the test itself.
 """
 
-import functools
 import ipaddress
 import re
-from collections.abc import Iterable
 from typing import Any, cast
 
 from cryptography import x509
@@ -15,9 +13,9 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtensionOID, SignatureAlgorithmOID
-from publicsuffixlist import PublicSuffixList
 
 from attt.checks.tls.models import MAX_NAME_CHARS, MAX_SANS
+from attt.checks.tls.names import labels, public_suffix, wildcard_fits
 from attt.scanner.models.observation import bound_text
 
 _SIGNATURE_NAMES = {
@@ -158,50 +156,12 @@ def hostname_matches(name: str, cert: x509.Certificate) -> bool:
         ip = None
     if ip is not None:
         return ip in san.get_values_for_type(x509.IPAddress)
-    wanted = _labels(name)
+    wanted = labels(name)
     for entry in san.get_values_for_type(x509.DNSName):
-        labels = _labels(entry)
-        if labels == wanted or (_wildcard_fits(labels, wanted) and _public_suffix(labels[1:]) is None):
+        written = labels(entry)
+        if written == wanted or (wildcard_fits(written, wanted) and public_suffix(written[1:]) is None):
             return True
     return False
-
-
-def wildcard_over_suffix(name: str, entries: Iterable[str]) -> str | None:
-    """The first wildcard of `entries` that has the shape of `name` but stands over a public
-    suffix (`*.gov.vn` for `hatinh.gov.vn`), as written; None when there is none.
-
-    The CA/Browser Forum's Baseline Requirements (3.2.2.6) forbid such a wildcard and browsers
-    refuse it: a name under a registry belongs to whoever registered it, so no one certificate
-    may speak for all of them."""
-    wanted = _labels(name)
-    for entry in entries:
-        labels = _labels(entry)
-        if _wildcard_fits(labels, wanted) and _public_suffix(labels[1:]) is not None:
-            return entry
-    return None
-
-
-def _labels(name: str) -> list[str]:
-    return name.lower().rstrip(".").split(".")
-
-
-def _wildcard_fits(labels: list[str], wanted: list[str]) -> bool:
-    return labels[0] == "*" and len(labels) == len(wanted) and labels[1:] == wanted[1:]
-
-
-def _public_suffix(labels: list[str]) -> str | None:
-    """`labels` joined, when they are a public suffix of the ICANN section of the Public Suffix
-    List (the registries: `com`, `gov.vn`, `co.uk`; any single label, whose TLD the list may not
-    know, counts); None otherwise. The section of private domains (`github.io`) is left out, as
-    browsers leave it out for wildcards."""
-    suffix = ".".join(labels)
-    return suffix if len(labels) < 2 or _suffix_list().is_public(suffix) else None
-
-
-@functools.cache
-def _suffix_list() -> PublicSuffixList:
-    # The package's own copy of the list, read from disk once: it never fetches one.
-    return PublicSuffixList(only_icann=True)
 
 
 def public_key_facts(cert: x509.Certificate) -> tuple[Any, int, str | None]:
