@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from attt.scanner.cli import _GC_THRESHOLDS
 
 _PROGRAM = """
@@ -14,12 +16,28 @@ try:
 except SystemExit as exc:
     code = exc.code
 print(code, gc.isenabled(), gc.get_threshold()[0], gc.get_freeze_count() > 0)
+probes = ("cryptography", "sslyze", "nassl", "paramiko", "jinja2")
+print(*sorted(name for name in probes if name in sys.modules))
 """
 
 
-def test_the_program_imports_with_the_collector_off_then_runs_a_command_with_it_on() -> None:
-    # Left off after the import, a long scan would never free reference cycles.
+@pytest.fixture(scope="module")
+def last_lines() -> list[str]:
+    """`attt checks list` run as the program runs it; the two lines the snippet prints last."""
     done = subprocess.run(
         [sys.executable, "-c", _PROGRAM], capture_output=True, text=True, timeout=60, check=True
     )
-    assert done.stdout.splitlines()[-1] == f"0 True {_GC_THRESHOLDS[0]} True"
+    return done.stdout.splitlines()[-2:]
+
+
+def test_the_program_imports_with_the_collector_off_then_runs_a_command_with_it_on(
+    last_lines: list[str],
+) -> None:
+    # Left off after the import, a long scan would never free reference cycles.
+    assert last_lines[0] == f"0 True {_GC_THRESHOLDS[0]} True"
+
+
+def test_loading_every_check_loads_none_of_their_probe_libraries(last_lines: list[str]) -> None:
+    # The registry imports each check's controls, so every scan's start (a ports scan's too) pays
+    # for what those import: the probes' libraries are loaded by the probes that use them.
+    assert last_lines[1] == ""
