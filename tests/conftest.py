@@ -23,6 +23,7 @@ pytest_plugins = [
     "tests.servers.upgrade",
     "tests.servers.web",
     "tests.servers.web_tricks",
+    "tests.servers.web_odd",
     "tests.servers.postgres",
 ]
 

@@ -35,7 +35,8 @@ _VALID_REFERRER = _UNSAFE_REFERRER | {
     "strict-origin",
     "strict-origin-when-cross-origin",
 }
-_VERSION = re.compile(r"\d+\.\d+|/\s*v?\d")
+_VERSION = re.compile(r"\d+\.\d+|/\s*v?\d|[a-z]\s+v?\d+(\s|\(|$)", re.IGNORECASE)
+"""A version: 2.4, Apache/2, or a name and its major version (`Drupal 10 (https://...)`)."""
 _ANY_SITE = re.compile(r"\*|[a-z][a-z0-9+.-]*:(//\*)?/?")
 """A frame-ancestors source any site matches: `*`, a bare scheme (`https:`), `https://*`."""
 _SESSION_NAME = re.compile(r"sess|sid|login|auth|token|csrf|xsrf", re.IGNORECASE)
@@ -233,7 +234,8 @@ def cookies(data: WebData, params: CookiesParams, target: Target) -> Verdict:
 def version_disclosure(data: WebData, params: NoParams, target: Target) -> Verdict:
     """No answer announces a software version.
 
-    Looked for in Server, X-Powered-By, X-AspNet-Version, X-AspNetMvc-Version, X-Generator and
+    Looked for in Server, X-Powered-By, X-AspNet-Version, X-AspNetMvc-Version, X-Generator, the
+    headers Liferay, Exchange, SharePoint, Jenkins and mod_pagespeed announce themselves in, and
     the generator meta tag: a version tells an attacker which published exploits to try first."""
     disclosed = [d for d in data.disclosures if _VERSION.search(d.value)]
     observed = [d.model_dump() for d in data.disclosures]

@@ -49,7 +49,22 @@ WEB_TAGS = frozenset({"portal", "web", "website"})
 _HTTP_SERVICES = frozenset({"http", "http-alt", "http-proxy", "http-mgmt"})
 # nmap names a service it found behind TLS ssl/NAME: every web service so wrapped is HTTPS.
 _HTTPS_SERVICES = frozenset({"https", "https-alt", *(f"ssl/{name}" for name in (*_HTTP_SERVICES, "https"))})
-_DISCLOSING_HEADERS = ("server", "x-powered-by", "x-aspnet-version", "x-aspnetmvc-version", "x-generator")
+_DISCLOSING_HEADERS = (
+    "server",
+    "x-powered-by",
+    "x-aspnet-version",
+    "x-aspnetmvc-version",
+    "x-generator",
+    # Products that announce themselves in a header of their own, by default: Liferay (many
+    # provincial portals), Exchange's web mail, SharePoint, Jenkins, mod_pagespeed.
+    "liferay-portal",
+    "x-owa-version",
+    "microsoftsharepointteamservices",
+    "x-jenkins",
+    "x-hudson",
+    "x-mod-pagespeed",
+    "x-page-speed",
+)
 _JUDGED_HEADERS = frozenset(
     {
         "content-security-policy",

@@ -17,7 +17,7 @@ import ssl
 import tarfile
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -215,7 +215,9 @@ def _other_ports(ip_of: Callable[[str], str]) -> dict[tuple[str, int], Responder
 class TrickyWeb:
     hosts: dict[str, str]
     """Case → address of its HTTPS server on port 443 (and of its HTTP server on port 80 for
-    `HTTP_CASES`)."""
+    `http_cases`)."""
+    http_cases: tuple[str, ...] = ()
+    """Cases whose inventory declares plain HTTP on port 80 too."""
 
 
 def _handler(respond: Responder, tls: ssl.SSLContext) -> Callable[[socket.socket, threading.Event], None]:
@@ -232,9 +234,15 @@ def _handler(respond: Responder, tls: ssl.SSLContext) -> Callable[[socket.socket
     return handle
 
 
-@pytest.fixture(scope="session")
-def tricky_web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrickyWeb]:
-    workdir: Path = tmp_path_factory.mktemp("web-tricks")
+@contextmanager
+def serving(
+    workdir: Path,
+    net: str,
+    cases: Callable[[Callable[[str], str]], dict[str, Responder]],
+    other_ports: Callable[[Callable[[str], str]], dict[tuple[str, int], Responder]],
+) -> Iterator[dict[str, str]]:
+    """Each case's responder on port 443 of its own address in `net` (from .10 up), and the
+    other ports named by `other_ports`; yields case → address."""
     now = dt.datetime.now(dt.UTC)
     issuer, _ = _make_ca(workdir, now)
     cert, key = _leaf(
@@ -248,11 +256,17 @@ def tricky_web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrickyWeb]:
     )
     tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     tls.load_cert_chain(cert, key)
-    names = list(_cases(lambda case: ""))
-    hosts = {case: f"{NET}.{octet}" for octet, case in enumerate(names, start=10)}
+    names = list(cases(lambda case: ""))
+    hosts = {case: f"{net}.{octet}" for octet, case in enumerate(names, start=10)}
     with ExitStack() as stack:
-        for case, respond in _cases(hosts.__getitem__).items():
+        for case, respond in cases(hosts.__getitem__).items():
             stack.enter_context(Listener(Endpoint(case, hosts[case], 443), _handler(respond, tls)).running())
-        for (case, port), respond in _other_ports(hosts.__getitem__).items():
+        for (case, port), respond in other_ports(hosts.__getitem__).items():
             stack.enter_context(Listener(Endpoint(case, hosts[case], port), _handler(respond, tls)).running())
-        yield TrickyWeb(hosts)
+        yield hosts
+
+
+@pytest.fixture(scope="session")
+def tricky_web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrickyWeb]:
+    with serving(tmp_path_factory.mktemp("web-tricks"), NET, _cases, _other_ports) as hosts:
+        yield TrickyWeb(hosts, HTTP_CASES)

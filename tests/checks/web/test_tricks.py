@@ -1,72 +1,25 @@
 """The web check against servers that answer in ways a careless reading of HTTP gets wrong
 (tests/servers/web_tricks.py): each must end in an observation and an earned verdict."""
 
-from typing import Any
-
 import pytest
 
-from attt.checks.web import WebCheck, WebData, WebSettings
-from attt.checks.web.controls import CookiesParams, ExposedParams, HeadersParams
 from attt.checks.web.models import resolve_location
-from attt.scanner.models.observation import Observation
-from attt.scanner.models.target import Host, Service, Target
-from attt.scanner.plugin import NoParams, ProbeContext, Verdict
-from tests.factories import system
-from tests.servers.web_tricks import HTTP_CASES, TrickyWeb
-
-PARAMS: dict[str, Any] = {
-    "web.headers": HeadersParams(),
-    "web.cookies": CookiesParams(),
-    "web.exposed_files": ExposedParams(),
-}
-
-
-class _Probed(dict[str, tuple[Target, dict[int | None, Observation]]]):
-    """Each case probed once, on first use: its target and its observations by port."""
-
-    def __init__(self, web: TrickyWeb) -> None:
-        super().__init__()
-        self._web = web
-
-    def __missing__(self, case: str) -> tuple[Target, dict[int | None, Observation]]:
-        ip = self._web.hosts[case]
-        services = [Service(port=443, kind="tls")]
-        if case in HTTP_CASES:
-            services.append(Service(port=80, kind="http"))
-        host = Host(address=ip, services=tuple(services))
-        target = Target(system=system(id="tricks", tags=("portal",)), host=host, ip=ip)
-        context = ProbeContext(timeout=10, settings=WebSettings(min_interval=0))
-        self[case] = (target, {o.port: o for o in WebCheck().probe(target, context)})
-        return self[case]
+from tests.checks.web.probing import Probed
+from tests.servers.web_tricks import TrickyWeb
 
 
 @pytest.fixture(scope="module")
-def probed(tricky_web: TrickyWeb) -> _Probed:
-    return _Probed(tricky_web)
-
-
-def _data(probed: _Probed, case: str, port: int = 443) -> WebData:
-    return WebData.model_validate(probed[case][1][port].data)
-
-
-def _verdict(probed: _Probed, case: str, control: str, port: int = 443) -> Verdict:
-    target, observations = probed[case]
-    observation = observations[port]
-    assert observation.status == "ok", observation.error
-    data = WebData.model_validate(observation.data)
-    rule = WebCheck.controls[control]
-    params = PARAMS.get(control, NoParams())
-    assert not set(rule.steps_needed(params, target)) & set(data.incomplete), data.step_errors
-    return rule.judge(data, params, target)
+def probed(tricky_web: TrickyWeb) -> Probed:
+    return Probed(tricky_web)
 
 
 @pytest.mark.parametrize("case", ["unparsable location", "port out of range"])
 def test_a_location_no_parser_accepts_stops_the_chain_and_costs_nothing_else(
-    probed: _Probed, case: str
+    probed: Probed, case: str
 ) -> None:
-    data = _data(probed, case)
+    data = probed.data(case)
     assert data.redirects == () and "not a valid URL" in (data.redirect_stop or "")
-    assert _verdict(probed, case, "web.headers").status == "pass"
+    assert probed.verdict(case, "web.headers").status == "pass"
 
 
 @pytest.mark.parametrize(
@@ -103,16 +56,16 @@ def test_a_location_no_parser_accepts_stops_the_chain_and_costs_nothing_else(
     ],
 )
 def test_what_a_browser_does_is_what_is_judged(
-    probed: _Probed, case: str, port: int, control: str, status: str, text: str
+    probed: Probed, case: str, port: int, control: str, status: str, text: str
 ) -> None:
-    verdict = _verdict(probed, case, control, port)
+    verdict = probed.verdict(case, control, port)
     assert (verdict.status, text in verdict.message) == (status, True), verdict.message
 
 
-def test_a_file_in_a_coding_attt_cannot_undo_is_unknown_never_absent(probed: _Probed) -> None:
-    verdict = _verdict(probed, "brotli env", "web.exposed_files")
+def test_a_file_in_a_coding_attt_cannot_undo_is_unknown_never_absent(probed: Probed) -> None:
+    verdict = probed.verdict("brotli env", "web.exposed_files")
     assert (verdict.status, "env-file" in verdict.message) == ("error", True), verdict.message
-    data = _data(probed, "brotli env")
+    data = probed.data("brotli env")
     # The 404s carry the same coding: they prove nothing either way and are not errors.
     assert [p.id for p in data.paths if p.error] == ["env-file"]
 
