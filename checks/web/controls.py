@@ -325,10 +325,13 @@ def _security_headers(data: WebData, answer: Answer, hsts_min_age: int) -> dict[
     hsts = ", ".join(answer.values("strict-transport-security")) or None
     if urlsplit(answer.url).scheme != "https":
         hsts = "not over HTTPS (a browser ignores it there)"
-    nosniff = answer.first("x-content-type-options")
+    nosniff = _split(answer.values("x-content-type-options"))
     return {
         "content-security-policy": bool(csp) or None,
-        "x-content-type-options": True if (nosniff or "").strip().lower() == "nosniff" else nosniff,
+        # Fetch's "determine nosniff": the first value, once the lines are joined and split.
+        "x-content-type-options": True
+        if nosniff[:1] == ["nosniff"]
+        else answer.first("x-content-type-options"),
         "frame-protection": _frame_protection(answer),
         "referrer-policy": True
         if tokens and tokens[-1] not in _UNSAFE_REFERRER
@@ -353,8 +356,19 @@ def _frame_protection(answer: Answer) -> object:
         if any(not any(_ANY_SITE.fullmatch(s.lower()) for s in sources) for sources in ancestors):
             return True
         return "; ".join("frame-ancestors " + " ".join(sources) for sources in ancestors)
-    frame = answer.first("x-frame-options")
-    return True if (frame or "").strip().lower() in ("deny", "sameorigin") else frame
+    # HTML's X-Frame-Options processing: values split at commas (one line may carry the value
+    # twice when two layers add it); several different ones that include a known value make a
+    # browser refuse every frame.
+    frame = set(_split(answer.values("x-frame-options")))
+    protecting = {"deny", "sameorigin"} if len(frame) == 1 else {"deny", "sameorigin", "allowall"}
+    if frame & protecting:
+        return True
+    return ", ".join(answer.values("x-frame-options")) or None
+
+
+def _split(values: Iterable[str]) -> list[str]:
+    """A header's values as a browser reads a list: every line split at commas, trimmed, lower case."""
+    return [v.strip().lower() for line in values for v in line.split(",")]
 
 
 def _cookie_flaws(cookie: Cookie) -> list[str]:

@@ -27,6 +27,8 @@ VERSION_HEADERS = {
     "drupal": ("X-Generator", "Drupal 10 (https://www.drupal.org)"),
 }
 """Case → a header that names the software and its version, as that software sends it."""
+NO_FRAME_ANCESTORS = ("Content-Security-Policy", "default-src 'self'")
+"""A CSP that leaves framing to X-Frame-Options."""
 
 
 def _with(*extra: tuple[str, str], drop: tuple[str, ...] = ()) -> tuple[tuple[str, str], ...]:
@@ -72,6 +74,7 @@ def _cases(ip_of: Callable[[str], str]) -> dict[str, Responder]:
             _with(
                 ("X-Frame-Options", "SAMEORIGIN, SAMEORIGIN"),
                 ("X-Content-Type-Options", "nosniff, nosniff"),
+                NO_FRAME_ANCESTORS,
                 drop=("X-Frame-Options", "X-Content-Type-Options", "Content-Security-Policy"),
             )
         ),
@@ -79,6 +82,7 @@ def _cases(ip_of: Callable[[str], str]) -> dict[str, Responder]:
             _with(
                 ("X-Frame-Options", "ALLOWALL"),
                 ("X-Frame-Options", "DENY"),
+                NO_FRAME_ANCESTORS,
                 drop=("X-Frame-Options", "Content-Security-Policy"),
             )
         ),
