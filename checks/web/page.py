@@ -11,6 +11,14 @@ from attt.scanner.models.observation import bound_text
 
 _MAX_META = 20
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
+_UNKNOWN_TYPES = ("", "unknown/unknown", "application/unknown", "*/*")
+"""Types a browser replaces with what it sniffs from the body (MIME Sniffing, section 7)."""
+_SNIFFED_HTML = re.compile(
+    rb"\A[\t\n\x0c\r ]*<(!doctype html|html|head|script|iframe|h1|div|font|table|a|style|title|b|body|br|p|"
+    rb"!--)[ >]",
+    re.IGNORECASE,
+)
+"""The MIME Sniffing standard's HTML signatures: what makes a browser render an untyped body as HTML."""
 
 
 class _Collector(HTMLParser):
@@ -36,9 +44,12 @@ class _Collector(HTMLParser):
             self.scripts.append((bound_text(values["src"], MAX_VALUE_CHARS), bool(values.get("integrity"))))
 
 
-def read_page(content_type: str | None, body: bytes) -> Page:
-    """The meta tags and scripts of an HTML body (the start of it: the rest is not read)."""
-    html = (content_type or "").split(";")[0].strip().lower() in _HTML_TYPES
+def read_page(content_type: str | None, body: bytes, *, nosniff: bool = False) -> Page:
+    """The meta tags and scripts of an HTML body (the start of it: the rest is not read); a
+    body without a type is HTML when a browser would sniff it so (unless `nosniff`)."""
+    essence = (content_type or "").split(";")[0].strip().lower()
+    sniffed = essence in _UNKNOWN_TYPES and not nosniff and _SNIFFED_HTML.match(body) is not None
+    html = essence in _HTML_TYPES or sniffed
     if not html:
         return Page(html=False)
     collector = _Collector()

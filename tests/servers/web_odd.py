@@ -86,7 +86,7 @@ def _cases(ip_of: Callable[[str], str]) -> dict[str, Responder]:
                 drop=("X-Frame-Options", "Content-Security-Policy"),
             )
         ),
-        "no content type": _page(_with(drop=("Content-Type",)), _GENERATOR.encode()),
+        "no content type": _page(_with(drop=("Content-Type", "X-Content-Type-Options")), _GENERATOR.encode()),
         "utf-16 page": _page(_with(), ("\ufeff" + _GENERATOR).encode("utf-16-le")),
         "long redirect chain": _chain,
         "files moved": lambda path: answer(

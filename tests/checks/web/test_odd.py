@@ -3,6 +3,7 @@
 
 import pytest
 
+from attt.checks.web.page import read_page
 from tests.checks.web.probing import Probed
 from tests.servers.web_odd import NO_FRAME_ANCESTORS, VERSION_HEADERS
 from tests.servers.web_tricks import TrickyWeb
@@ -33,3 +34,24 @@ def test_frame_options_and_nosniff_are_read_as_a_browser_splits_them(probed: Pro
     assert probed.data(case).answer.first("content-security-policy") == NO_FRAME_ANCESTORS[1]
     verdict = probed.verdict(case, "web.headers")
     assert verdict.status == "pass", verdict.message
+
+
+def test_a_page_sent_without_a_content_type_is_read_as_the_html_a_browser_sniffs(probed: Probed) -> None:
+    verdict = probed.verdict("no content type", "web.version_disclosure")
+    assert (verdict.status, "WordPress 5.2.1" in verdict.message) == ("fail", True), verdict.message
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "nosniff", "html"),
+    [
+        (None, b"\n <HTML><body>", False, True),
+        ("unknown/unknown", b"<!-- x -->", False, True),
+        (None, b"<html>", True, False),  # nosniff: a browser renders no HTML it was not told of
+        ("text/plain", b"<html>", False, False),  # only an untyped body is sniffed as HTML
+        (None, b"<htmlx>", False, False),
+    ],
+)
+def test_which_untyped_bodies_a_browser_renders_as_html(
+    content_type: str | None, body: bytes, nosniff: bool, html: bool
+) -> None:
+    assert read_page(content_type, body, nosniff=nosniff).html is html
