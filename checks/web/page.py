@@ -66,6 +66,8 @@ def read_page(content_type: str | None, body: bytes, *, nosniff: bool = False) -
 _META_CHARSET = re.compile(rb"""<meta\s[^>]*?charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.IGNORECASE)
 _PRESCAN_BYTES = 1024
 """How far into the body a browser looks for a meta charset (WHATWG HTML's prescan)."""
+_BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_BE, "utf-16-be"), (codecs.BOM_UTF16_LE, "utf-16-le"))
+_UTF_16 = {"utf-16": "utf-16-le", "utf-16le": "utf-16-le", "utf-16be": "utf-16-be"}
 
 
 def _text(content_type: str | None, body: bytes) -> str:
@@ -73,13 +75,17 @@ def _text(content_type: str | None, body: bytes) -> str:
     Vietnamese) is what the page says: a UTF-8 byte order mark, else the Content-Type's
     charset, else a meta charset near the top (`<meta charset>` or its http-equiv form), else
     UTF-8; bytes the encoding cannot read are replaced, and a charset Python does not know as a
-    text encoding is passed over."""
-    if body.startswith(codecs.BOM_UTF8):
-        return body[len(codecs.BOM_UTF8) :].decode("utf-8", "replace")
+    text encoding is passed over. A UTF-16 byte order mark counts as a UTF-8 one does (read as
+    UTF-8, such a page shows no tag at all), and `utf-16` without one means little-endian, as
+    in WHATWG's Encoding standard."""
+    for bom, encoding in _BOMS:
+        if body.startswith(bom):
+            return body[len(bom) :].decode(encoding, "replace")
     found = _META_CHARSET.search(body[:_PRESCAN_BYTES])
     meta = found.group(1).decode("ascii") if found else None
-    for charset in (_charset_param(content_type), meta):
-        if charset:
+    for label in (_charset_param(content_type), meta):
+        if label:
+            charset = _UTF_16.get(label.lower(), label)
             try:
                 return body.decode(charset, "replace")
             except LookupError:

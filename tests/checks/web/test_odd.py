@@ -55,3 +55,24 @@ def test_which_untyped_bodies_a_browser_renders_as_html(
     content_type: str | None, body: bytes, nosniff: bool, html: bool
 ) -> None:
     assert read_page(content_type, body, nosniff=nosniff).html is html
+
+
+def test_a_page_in_utf_16_is_read_in_utf_16(probed: Probed) -> None:
+    verdict = probed.verdict("utf-16 page", "web.version_disclosure")
+    assert (verdict.status, "WordPress 5.2.1" in verdict.message) == ("fail", True), verdict.message
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("text/html", "\ufeff<meta name=generator content=X>".encode("utf-16-be")),
+        ("text/html; charset=UTF-16", "<meta name=generator content=X>".encode("utf-16-le")),
+        ("text/html; charset=utf-16be", "<meta name=generator content=X>".encode("utf-16-be")),
+        ("text/html; charset=utf-8", "\ufeff<meta name=generator content=X>".encode()),
+    ],
+    ids=["bom-be", "charset-utf-16", "charset-utf-16be", "utf-8-bom"],
+)
+def test_the_encoding_of_a_page_is_its_byte_order_mark_then_its_charset(
+    content_type: str, body: bytes
+) -> None:
+    assert read_page(content_type, body).generator == ("X",)
