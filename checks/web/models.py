@@ -178,8 +178,9 @@ class WebData(Frozen):
     off_scope_location: str | None = None
     """A `Location` outside the inventory's scope: recorded, never fetched."""
     redirect_stop: str | None = None
-    """Why the chain stopped on a redirect the probe saw but did not follow (a loop, too many
-    hops): an observed fact. A hop that could not be fetched is the step `redirects` instead."""
+    """Why the chain stopped on a redirect the probe saw but did not follow (a loop, a Location
+    that is no URL): an observed fact. A hop that could not be fetched, or more hops than the
+    probe follows, is the step `redirects` instead."""
     page: Page | None = None
     """The HTML facts of the answer the chain ends on (the one `web.headers` judges); None when
     no body was read or that answer is a redirect, whose body a browser never renders."""

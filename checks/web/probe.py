@@ -256,7 +256,11 @@ class _Endpoint:
                 visit.redirect_stop = f"redirect loop back to {bound_text(target, 200)}"
                 break
             if len(visit.redirects) >= MAX_REDIRECTS:
-                visit.redirect_stop = f"more than {MAX_REDIRECTS} redirects"
+                # A browser follows 20: the page it lands on, whose headers, cookies and
+                # versions count, is further on and was never seen.
+                visit.step_errors[REDIRECTS_STEP] = (
+                    f"more than {MAX_REDIRECTS} redirects: the page they lead to was not reached"
+                )
                 break
             seen.add(target)
             try:

@@ -76,3 +76,13 @@ def test_the_encoding_of_a_page_is_its_byte_order_mark_then_its_charset(
     content_type: str, body: bytes
 ) -> None:
     assert read_page(content_type, body).generator == ("X",)
+
+
+@pytest.mark.parametrize("control", ["web.headers", "web.cookies", "web.version_disclosure"])
+def test_a_chain_longer_than_the_probe_follows_leaves_the_page_unjudged(probed: Probed, control: str) -> None:
+    # Every hop sends good headers; the page a browser lands on, after CHAIN_HOPS, sends none,
+    # a bare session cookie and a version. The probe never saw it.
+    data = probed.data("long redirect chain")
+    assert data.incomplete == ("redirects",) and "more than 5 redirects" in data.step_errors["redirects"]
+    verdict = probed.verdict("long redirect chain", control)
+    assert verdict.status == "error", verdict.message
