@@ -45,7 +45,7 @@ def resolve_location(base: str, location: str) -> str | None:
     return parts.geturl()  # the scheme in lower case: `HTTPS://` is HTTPS too
 
 
-_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 """The Fetch standard's redirect statuses: the only ones a browser follows."""
 
 
@@ -76,7 +76,7 @@ class Answer(Frozen):
     def location(self) -> str | None:
         """Where a browser is sent next; None when it is not (it follows only 301, 302, 303, 307
         and 308: a 300 or 304 with a Location shows its body where it is)."""
-        return self.first("location") if self.status in _REDIRECT_STATUSES else None
+        return self.first("location") if self.status in REDIRECT_STATUSES else None
 
 
 class Cookie(Frozen):

@@ -21,6 +21,7 @@ from attt.checks.web.models import (
     MAX_HEADERS_KEPT,
     MAX_REDIRECTS,
     MAX_VALUE_CHARS,
+    REDIRECT_STATUSES,
     REDIRECTS_STEP,
     Answer,
     Cookie,
@@ -311,6 +312,12 @@ class _Endpoint:
                     return
                 visit.paths.append(PathResult(id=entry.id, path=entry.path, error=str(exc)))
                 continue
+            if (elsewhere := self._moved(base + entry.path, fetched)) is not None:
+                error = f"redirected to {bound_text(elsewhere, 300)}, where it was not requested"
+                visit.paths.append(
+                    PathResult(id=entry.id, path=entry.path, status=fetched.status, error=error)
+                )
+                continue
             evidence = proof(entry, fetched.status, fetched.body)
             if evidence is None and fetched.decoded is not None and "gzip" in fetched.decoded:
                 evidence = decoded_proof(entry, fetched.status, fetched.body)
@@ -330,6 +337,21 @@ class _Endpoint:
                     evidence=evidence,
                 )
             )
+
+    def _moved(self, url: str, fetched: Fetched) -> str | None:
+        """Where a redirect sends the request for the same path on another origin that no
+        endpoint of the host observes (another port, host or scheme): the file may be served
+        there, so this answer proves nothing about it."""
+        location = next((v for k, v in fetched.headers if k == "location"), None)
+        if fetched.status not in REDIRECT_STATUSES or location is None:
+            return None
+        target = resolve_location(url, location)
+        if target is None:
+            return None
+        if urlsplit(target).path != urlsplit(url).path or _origin(target) == _origin(url):
+            return None
+        # Another endpoint of the host requests the path itself.
+        return None if self._client.in_scope(urlsplit(target).hostname) and not self._mine(target) else target
 
     def _get(self, url: str, body_limit: int, *, verify: bool = False, origin: str | None = None) -> Fetched:
         shown = bound_text(url, MAX_VALUE_CHARS)
@@ -408,6 +430,11 @@ def _bounded(value: str | None) -> str | None:
 def _port(url: str) -> int:
     parts = urlsplit(url)
     return parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def _origin(url: str) -> tuple[str, str, int]:
+    parts = urlsplit(url)
+    return parts.scheme, (parts.hostname or "").lower(), _port(url)
 
 
 def _url(scheme: Scheme, name: str, port: int) -> str:

@@ -86,3 +86,12 @@ def test_a_chain_longer_than_the_probe_follows_leaves_the_page_unjudged(probed: 
     assert data.incomplete == ("redirects",) and "more than 5 redirects" in data.step_errors["redirects"]
     verdict = probed.verdict("long redirect chain", control)
     assert verdict.status == "error", verdict.message
+
+
+def test_a_file_redirected_to_where_the_site_lives_is_unknown_never_absent(probed: Probed) -> None:
+    # Every path of :443 is redirected to the same path on :8444, no endpoint of the host,
+    # where /.env is served.
+    verdict = probed.verdict("files moved", "web.exposed_files")
+    assert (verdict.status, "env-file" in verdict.message) == ("error", True), verdict.message
+    (env,) = [p for p in probed.data("files moved").paths if p.id == "env-file"]
+    assert env.status == 301 and ":8444/.env" in (env.error or "")
