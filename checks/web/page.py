@@ -21,19 +21,33 @@ _SNIFFED_HTML = re.compile(
 """The MIME Sniffing standard's HTML signatures: what makes a browser render an untyped body as HTML."""
 
 
+_TEXT_TAGS = frozenset({"title", "script", "style", "noscript", "template", "noframes"})
+"""Head elements whose content is text, never the body's."""
+_HEAD_TAGS = _TEXT_TAGS | {"html", "head", "base", "basefont", "bgsound", "link", "meta"}
+"""Start tags an HTML parser keeps in the head; any other (or text) opens the body."""
+
+
 class _Collector(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.meta: list[Header] = []
         self.generator: list[str] = []
         self.scripts: list[tuple[str, bool]] = []
+        self._in_head = True
+        self._in_text: str | None = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         values = {k.lower(): v or "" for k, v in attrs}
+        if tag not in _HEAD_TAGS:
+            self._in_head = False
+        elif tag in _TEXT_TAGS:
+            self._in_text = tag
         if tag == "meta" and len(self.meta) + len(self.generator) < _MAX_META:
             content = bound_text(values.get("content", ""), MAX_VALUE_CHARS)
             name = values.get("name", "").lower()
             equiv = values.get("http-equiv", "").lower()
+            if equiv == "content-security-policy" and not self._in_head:
+                return  # HTML enforces a policy from a meta tag in the head only
             if equiv:
                 self.meta.append(Header(name=bound_text(equiv, 100), value=content))
             elif name == "referrer":
@@ -42,6 +56,14 @@ class _Collector(HTMLParser):
                 self.generator.append(content)
         elif tag == "script" and "src" in values and len(self.scripts) < MAX_SCRIPTS:
             self.scripts.append((bound_text(values["src"], MAX_VALUE_CHARS), bool(values.get("integrity"))))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == self._in_text:
+            self._in_text = None
+
+    def handle_data(self, data: str) -> None:
+        if self._in_text is None and data.strip():
+            self._in_head = False
 
 
 def read_page(content_type: str | None, body: bytes, *, nosniff: bool = False) -> Page:

@@ -95,3 +95,25 @@ def test_a_file_redirected_to_where_the_site_lives_is_unknown_never_absent(probe
     assert (verdict.status, "env-file" in verdict.message) == ("error", True), verdict.message
     (env,) = [p for p in probed.data("files moved").paths if p.id == "env-file"]
     assert env.status == 301 and ":8444/.env" in (env.error or "")
+
+
+def test_a_csp_meta_tag_outside_the_head_sets_no_policy(probed: Probed) -> None:
+    verdict = probed.verdict("csp meta in the body", "web.headers")
+    assert (verdict.status, "content-security-policy" in verdict.message) == ("fail", True), verdict.message
+
+
+@pytest.mark.parametrize(
+    ("html", "counted"),
+    [
+        ("<html><head><title>a, b</title><META HTTP-EQUIV=content-security-policy content=x></head>", True),
+        ("<meta http-equiv=content-security-policy content=x>", True),  # the head is implied
+        # After </head> and before the body a parser still puts the meta tag in the head.
+        ("<html><head></head> <meta http-equiv=content-security-policy content=x>", True),
+        ("<head></head><body><meta http-equiv=content-security-policy content=x>", False),
+        ("<title>t</title><div></div><meta http-equiv=content-security-policy content=x>", False),
+        ("<title>t</title>text<meta http-equiv=content-security-policy content=x>", False),
+    ],
+)
+def test_a_csp_meta_tag_counts_in_the_head_only(html: str, counted: bool) -> None:
+    meta = read_page("text/html", html.encode()).meta
+    assert bool(meta) is counted
