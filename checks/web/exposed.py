@@ -11,6 +11,9 @@ from attt.scanner.models.base import Frozen, Text
 
 PATHS_FILE = "exposed-paths.json"
 _HTML_START = re.compile(rb"\A\s*(<!doctype html|<html|<head|<body)", re.IGNORECASE)
+_PROLOGUE = ((b"<?xml", b">"), (b"<!--", b"-->"))
+"""What may come before an HTML page's first tag (with a byte order mark and white space): an
+XML declaration and comments."""
 _GZIP_MAGIC = "1f8b08"
 _TAR = re.compile(rb"\A.{257}ustar", re.DOTALL)
 """A tar archive: `ustar` at offset 257 of its first header."""
@@ -72,12 +75,22 @@ def proof(entry: ExposedPath, status: int, body: bytes) -> str | None:
     if entry.magic:
         head = body[:8].hex()
         return next((f"starts with bytes {m}" for m in entry.magic if head.startswith(m)), None)
-    if entry.html_refutes and _HTML_START.match(body):
+    if entry.html_refutes and _HTML_START.match(_without_prologue(body)):
         return None
     regex = exposed_paths().regex_of(entry)
     text = body.decode("latin-1")
     found = regex.search(text) if regex is not None else None
     return f"contains {found.group(0)[:80]!r}" if found else None
+
+
+def _without_prologue(body: bytes) -> bytes:
+    body = body.removeprefix(b"\xef\xbb\xbf").lstrip()
+    while (start := next((p for p in _PROLOGUE if body[: len(p[0])].lower() == p[0]), None)) is not None:
+        end = body.find(start[1], len(start[0]))
+        if end < 0:
+            break
+        body = body[end + len(start[1]) :].lstrip()
+    return body
 
 
 def decoded_proof(entry: ExposedPath, status: int, body: bytes) -> str | None:

@@ -3,6 +3,7 @@
 
 import pytest
 
+from attt.checks.web.exposed import exposed_paths, proof
 from attt.checks.web.page import read_page
 from tests.checks.web.probing import Probed
 from tests.servers.web_odd import NO_FRAME_ANCESTORS, VERSION_HEADERS
@@ -117,3 +118,18 @@ def test_a_csp_meta_tag_outside_the_head_sets_no_policy(probed: Probed) -> None:
 def test_a_csp_meta_tag_counts_in_the_head_only(html: str, counted: bool) -> None:
     meta = read_page("text/html", html.encode()).meta
     assert bool(meta) is counted
+
+
+def test_a_catch_all_page_with_a_byte_order_mark_is_still_a_page(probed: Probed) -> None:
+    # Its inline script has two lines that read like an environment file.
+    verdict = probed.verdict("catch-all with a bom", "web.exposed_files")
+    assert verdict.status == "pass", verdict.message
+
+
+@pytest.mark.parametrize(
+    "start",
+    [b"\xef\xbb\xbf<html>", b'<?xml version="1.0"?>\n<!DOCTYPE html>', b"<!-- cms -->\n<html>", b" <BODY>"],
+)
+def test_what_starts_an_html_page_refutes_a_file(start: bytes) -> None:
+    (env,) = [p for p in exposed_paths().paths if p.id == "env-file"]
+    assert proof(env, 200, start + b"\nAPP_URL=1\nSITE_ID=2\n") is None
