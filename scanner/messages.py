@@ -40,7 +40,9 @@ def language(
 
 @cache
 def catalog(lang: Lang) -> MappingProxyType[str, str]:
-    raw: Any = yaml.safe_load(files("attt.scanner").joinpath("i18n", f"{lang}.yaml").read_text("utf-8"))
+    # libyaml's loader, as for every other YAML file: eight times faster than the pure-Python one.
+    text = files("attt.scanner").joinpath("i18n", f"{lang}.yaml").read_text("utf-8")
+    raw: Any = yaml.load(text, Loader=yaml.CSafeLoader)
     return MappingProxyType({str(k): str(v) for k, v in raw.items()})
 
 
