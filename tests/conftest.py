@@ -24,6 +24,7 @@ pytest_plugins = [
     "tests.servers.web",
     "tests.servers.web_tricks",
     "tests.servers.web_odd",
+    "tests.servers.web_truth",
     "tests.servers.postgres",
 ]
 

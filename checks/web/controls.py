@@ -321,8 +321,8 @@ def _security_headers(data: WebData, answer: Answer, hsts_min_age: int) -> dict[
     tokens = [
         t.strip().lower() for v in referrer for t in v.split(",") if t.strip().lower() in _VALID_REFERRER
     ]
-    # Sent twice, the values join with a comma, which makes the header one a browser ignores.
-    hsts = ", ".join(answer.values("strict-transport-security")) or None
+    # Sent twice, only the first header counts (RFC 6797 8.1; Chromium and Firefox do so).
+    hsts = answer.first("strict-transport-security")
     if urlsplit(answer.url).scheme != "https":
         hsts = "not over HTTPS (a browser ignores it there)"
     nosniff = _split(answer.values("x-content-type-options"))

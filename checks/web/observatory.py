@@ -233,8 +233,9 @@ _HSTS_PASSES = ("hsts-implemented-max-age-at-least-six-months", "hsts-preloaded"
 
 def hsts_max_age(value: str) -> int | None:
     """The max-age a browser reads from a Strict-Transport-Security value (RFC 6797 section
-    6.1); None when it ignores the header: no max-age, a value other than ASCII digits, a
-    directive given twice, or the header sent twice (joined with a comma)."""
+    6.1) in one header's value; None when it ignores the header: no max-age, a value other than
+    ASCII digits, a directive given twice, or a comma (two values in one line, which the grammar
+    has no room for)."""
     if "," in value:
         return None
     directives = [part.partition("=") for part in value.split(";") if part.strip()]
@@ -254,7 +255,9 @@ def _hsts(answer: Answer, verified: bool | None) -> str:
     values = answer.values("strict-transport-security")
     if not values:
         return "hsts-not-implemented"
-    max_age = hsts_max_age(", ".join(values))  # a browser ignores the header sent twice
+    # The Observatory's HTTP client (Node's) joins a header sent twice with a comma, and so reads
+    # it as invalid; a browser reads the first (RFC 6797 8.1): this grade follows the Observatory.
+    max_age = hsts_max_age(", ".join(values))
     if max_age is None:
         return "hsts-header-invalid"
     return (

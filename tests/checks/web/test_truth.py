@@ -1,0 +1,19 @@
+"""The web check against servers whose answers a browser reads by a rule easy to miss
+(tests/servers/web_truth.py): each verdict is the one a browser's reading earns."""
+
+import pytest
+
+from tests.checks.web.probing import Probed
+from tests.servers.web_truth import CLOSED_PORT
+from tests.servers.web_tricks import TrickyWeb
+
+
+@pytest.fixture(scope="module")
+def probed(truth_web: TrickyWeb) -> Probed:
+    return Probed(truth_web)
+
+
+def test_of_two_hsts_headers_the_first_is_judged(probed: Probed) -> None:
+    # max-age=0 then a sound max-age: a browser processes the first only (RFC 6797 8.1).
+    verdict = probed.verdict("hsts weak first", "web.headers")
+    assert (verdict.status, "hsts" in verdict.message) == ("fail", True), verdict.message
