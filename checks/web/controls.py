@@ -86,7 +86,10 @@ def https_redirect(data: WebData, params: NoParams, target: Target) -> Verdict:
         )
     parts = urlsplit(first)
     observed = {"status": status, "location": first, "chain": [a.url for a in data.redirects]}
-    if parts.scheme == "https" and (parts.hostname or "").lower() == data.name.lower():
+    same_name = (parts.hostname or "").lower() == data.name.lower()
+    if parts.scheme == "https" and same_name and all(a.url != first for a in data.redirects):
+        return _https_not_reached(data, first, observed, expected)
+    if parts.scheme == "https" and same_name:
         return Verdict.passed(
             f"plain HTTP redirects ({status}) to {first}",
             observed,
@@ -105,6 +108,27 @@ def https_redirect(data: WebData, params: NoParams, target: Target) -> Verdict:
         observed,
         expected,
         vi=f"HTTP chuyển hướng sang {first}, không phải HTTPS",
+    )
+
+
+def _https_not_reached(data: WebData, first: str, observed: dict[str, object], expected: str) -> Verdict:
+    """The redirect names HTTPS on the same name, but no answer came from there. A refusal is
+    observed: the visitor the redirect sends there lands on a closed port and never on HTTPS,
+    a `fail`. Anything else (a timeout, the request budget) taught nothing about the target:
+    the redirect is not known to work, an `error`."""
+    if data.redirect_refused == first:
+        return Verdict.failed(
+            f"plain HTTP redirects to {first}, which refused the connection: no visitor reaches HTTPS",
+            observed,
+            expected,
+            vi=f"HTTP chuyển hướng sang {first} nhưng kết nối bị từ chối: không ai tới được HTTPS",
+        )
+    why = data.step_errors.get(REDIRECTS_STEP, "not requested")
+    return Verdict.cannot_judge(
+        f"plain HTTP redirects to {first}, which was not reached ({why})",
+        observed,
+        expected,
+        vi=f"HTTP chuyển hướng sang {first} nhưng chưa tới được địa chỉ đó ({why})",
     )
 
 

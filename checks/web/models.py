@@ -181,6 +181,8 @@ class WebData(Frozen):
     """Why the chain stopped on a redirect the probe saw but did not follow (a loop, a Location
     that is no URL): an observed fact. A hop that could not be fetched, or more hops than the
     probe follows, is the step `redirects` instead."""
+    redirect_refused: str | None = None
+    """A redirect's target (in scope) whose port refused the connection: observed closed."""
     page: Page | None = None
     """The HTML facts of the answer the chain ends on (the one `web.headers` judges); None when
     no body was read or that answer is a redirect, whose body a browser never renders."""

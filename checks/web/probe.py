@@ -175,6 +175,7 @@ class _Visit:
     redirects: list[Answer] = field(default_factory=list)
     off_scope: str | None = None
     redirect_stop: str | None = None
+    redirect_refused: str | None = None
     step_errors: dict[str, str] = field(default_factory=dict)
     verified: bool | None = None
     cookies: list[Cookie] = field(default_factory=list)
@@ -270,6 +271,8 @@ class _Endpoint:
                 current = self._answer(target, fetched)
             except FetchError as exc:
                 visit.step_errors[REDIRECTS_STEP] = bound_text(f"{target}: {exc}", 300)
+                if exc.kind == "refused":
+                    visit.redirect_refused = bound_text(target, MAX_VALUE_CHARS)
                 break
             visit.redirects.append(current)
         return current, fetched
@@ -530,6 +533,7 @@ def _data(name: str, visit: _Visit, site: SiteFacts) -> WebData:
         redirects=tuple(visit.redirects),
         off_scope_location=visit.off_scope,
         redirect_stop=visit.redirect_stop,
+        redirect_refused=visit.redirect_refused,
         page=visit.page,
         certificate_verified=visit.verified,
         cookies=tuple(visit.cookies),

@@ -28,9 +28,19 @@ NONE = NoParams()
 
 
 def test_plain_http_that_redirects_to_https_on_the_same_name_passes() -> None:
-    data = web_data("http", {"Location": f"https://{NAME}/"}, 301)
+    data = web_data("http", {"Location": f"https://{NAME}/"}, 301, redirects=(answer(),))
     verdict = https_redirect(data, NONE, TARGET)
     assert verdict.status == "pass" and verdict.vi
+
+
+def test_a_redirect_to_https_never_reached_is_unjudged() -> None:
+    # A timeout at the target taught nothing: the redirect is not known to lead anywhere.
+    failed = {"redirects": f"https://{NAME}/: timed out"}
+    data = web_data(
+        "http", {"Location": f"https://{NAME}/"}, 301, step_errors=failed, incomplete=("redirects",)
+    )
+    verdict = https_redirect(data, NONE, TARGET)
+    assert (verdict.status, "timed out" in verdict.message) == ("error", True), verdict.message
 
 
 def test_plain_http_that_serves_the_page_fails() -> None:

@@ -4,8 +4,8 @@
 import pytest
 
 from tests.checks.web.probing import Probed
-from tests.servers.web_truth import CLOSED_PORT
 from tests.servers.web_tricks import TrickyWeb
+from tests.servers.web_truth import CLOSED_PORT
 
 
 @pytest.fixture(scope="module")
@@ -17,3 +17,9 @@ def test_of_two_hsts_headers_the_first_is_judged(probed: Probed) -> None:
     # max-age=0 then a sound max-age: a browser processes the first only (RFC 6797 8.1).
     verdict = probed.verdict("hsts weak first", "web.headers")
     assert (verdict.status, "hsts" in verdict.message) == ("fail", True), verdict.message
+
+
+def test_a_redirect_to_an_https_port_that_refuses_is_no_pass(probed: Probed) -> None:
+    verdict = probed.verdict("redirect to a closed port", "web.https_redirect", port=80)
+    assert (verdict.status, "refused" in verdict.message) == ("fail", True), verdict.message
+    assert f":{CLOSED_PORT}/" in verdict.message
