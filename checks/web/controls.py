@@ -75,8 +75,16 @@ def https_redirect(data: WebData, params: NoParams, target: Target) -> Verdict:
             expected="3xx to https://" + data.name,
             vi=f"HTTP không mã hóa trả lời {status} mà không chuyển hướng sang HTTPS",
         )
-    first = resolve_location(data.answer.url, location)
     expected = "3xx to https://" + data.name
+    if (refused := data.answer.refused_redirect) is not None:
+        return Verdict.failed(
+            f"plain HTTP answers {status} with {refused}: no visitor reaches HTTPS",
+            observed={"status": status, "location": list(data.answer.values("location"))},
+            expected=expected,
+            vi=f"HTTP không mã hóa trả lời {status} với hai header Location khác nhau, trình duyệt từ chối "
+            "chuyển hướng: không ai tới được HTTPS",
+        )
+    first = resolve_location(data.answer.url, location)
     if first is None:
         return Verdict.failed(
             f"plain HTTP redirects ({status}) to a Location that is not a valid URL: {location}",

@@ -6,6 +6,7 @@ from urllib.parse import urljoin, urlsplit
 from pydantic import Field
 
 from attt.scanner.models.base import Frozen
+from attt.scanner.models.observation import bound_text
 from attt.scanner.models.target import Port
 from attt.scanner.plugin import Settings
 
@@ -77,6 +78,16 @@ class Answer(Frozen):
         """Where a browser is sent next; None when it is not (it follows only 301, 302, 303, 307
         and 308: a 300 or 304 with a Location shows its body where it is)."""
         return self.first("location") if self.status in REDIRECT_STATUSES else None
+
+    @property
+    def refused_redirect(self) -> str | None:
+        """Why a browser follows this redirect nowhere, or None. Different Location values make
+        Fetch's "location URL" a failure, a network error; Chromium and Firefox refuse them
+        too (both follow copies of one value)."""
+        if self.location is None or len({v.strip() for v in self.values("location")}) < 2:
+            return None
+        shown = " and ".join(bound_text(v, 100) for v in self.values("location")[:2])
+        return f"two different Location headers ({shown}): browsers refuse the redirect"
 
 
 class Cookie(Frozen):

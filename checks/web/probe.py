@@ -246,6 +246,9 @@ class _Endpoint:
         assert visit.answer is not None
         current, fetched, seen = visit.answer, root, {visit.url}
         while (location := current.location) is not None:
+            if (refused := current.refused_redirect) is not None:
+                visit.redirect_stop = refused
+                break
             target = resolve_location(current.url, location)
             if target is None:
                 visit.redirect_stop = f"the Location is not a valid URL: {bound_text(location, 200)}"

@@ -23,3 +23,20 @@ def test_a_redirect_to_an_https_port_that_refuses_is_no_pass(probed: Probed) -> 
     verdict = probed.verdict("redirect to a closed port", "web.https_redirect", port=80)
     assert (verdict.status, "refused" in verdict.message) == ("fail", True), verdict.message
     assert f":{CLOSED_PORT}/" in verdict.message
+
+
+def test_a_redirect_with_two_different_locations_is_followed_nowhere(probed: Probed) -> None:
+    # Fetch makes it a network error, and Chromium and Firefox refuse it: neither /a nor /b is
+    # where a visitor lands.
+    data = probed.data("two locations")
+    assert data.redirects == () and "two different Location" in (data.redirect_stop or "")
+
+
+def test_one_location_sent_twice_is_followed(probed: Probed) -> None:
+    # Chromium and Firefox follow copies of the same value.
+    assert [a.url for a in probed.data("one location sent twice").redirects][-1].endswith("/a")
+
+
+def test_a_plain_http_redirect_with_two_different_locations_leads_to_no_https(probed: Probed) -> None:
+    verdict = probed.verdict("two locations over http", "web.https_redirect", port=80)
+    assert (verdict.status, "two different Location" in verdict.message) == ("fail", True), verdict.message
