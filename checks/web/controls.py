@@ -1,7 +1,7 @@
 """The web controls: pure judgements over one endpoint's `WebData`, a rule's params and the target."""
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -35,6 +35,14 @@ _VALID_REFERRER = _UNSAFE_REFERRER | {
     "strict-origin",
     "strict-origin-when-cross-origin",
 }
+_LEGACY_REFERRER = {
+    "never": "no-referrer",
+    "default": "strict-origin-when-cross-origin",
+    "always": "unsafe-url",
+    "origin-when-crossorigin": "origin-when-cross-origin",
+}
+"""Keywords `<meta name="referrer">` still takes (HTML's meta referrer algorithm); the header
+takes none of them."""
 _VERSION = re.compile(r"\d+\.\d+|/\s*v?\d|[a-z]\s+v?\d+(\s|\(|$)", re.IGNORECASE)
 """A version: 2.4, Apache/2, or a name and its major version (`Drupal 10 (https://...)`)."""
 _ANY_SITE = re.compile(r"\*|[a-z][a-z0-9+.-]*:(//\*)?/?")
@@ -349,10 +357,10 @@ def _security_headers(data: WebData, answer: Answer, hsts_min_age: int) -> dict[
         )
         if v.strip(" \t;,")
     ]
-    referrer = [*answer.values("referrer-policy"), *(m.value for m in meta if m.name == "referrer-policy")]
-    tokens = [
-        t.strip().lower() for v in referrer for t in v.split(",") if t.strip().lower() in _VALID_REFERRER
-    ]
+    referrer = [*answer.values("referrer-policy"), *(m.value for m in meta if m.name == "referrer")]
+    policy = _referrer_policy(
+        answer.values("referrer-policy"), [m.value for m in meta if m.name == "referrer"]
+    )
     # Sent twice, only the first header counts (RFC 6797 8.1; Chromium and Firefox do so).
     hsts = answer.first("strict-transport-security")
     if urlsplit(answer.url).scheme != "https":
@@ -366,10 +374,24 @@ def _security_headers(data: WebData, answer: Answer, hsts_min_age: int) -> dict[
         else answer.first("x-content-type-options"),
         "frame-protection": _frame_protection(answer),
         "referrer-policy": True
-        if tokens and tokens[-1] not in _UNSAFE_REFERRER
+        if policy is not None and policy not in _UNSAFE_REFERRER
         else (referrer[-1] if referrer else None),
         "hsts": True if hsts is not None and (hsts_max_age(hsts) or -1) >= hsts_min_age else hsts,
     }
+
+
+def _referrer_policy(header: Sequence[str], meta: Sequence[str]) -> str | None:
+    """The policy a browser applies: the header's last policy token (Referrer Policy, "parse a
+    referrer policy from a Referrer-Policy header"), then each `<meta name="referrer">` whose
+    value, legacy keywords mapped, is a policy (HTML's meta referrer algorithm); None: no
+    policy set. A `<meta http-equiv="Referrer-Policy">` is read by no browser."""
+    tokens = [t.strip().lower() for v in header for t in v.split(",")]
+    policy = next((t for t in reversed(tokens) if t in _VALID_REFERRER), None)
+    for value in meta:
+        value = value.lower()  # HTML neither strips it nor splits it at commas
+        value = _LEGACY_REFERRER.get(value, value)
+        policy = value if value in _VALID_REFERRER else policy
+    return policy
 
 
 def _frame_protection(answer: Answer) -> object:

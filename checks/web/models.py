@@ -111,7 +111,8 @@ class Page(Frozen):
     html: bool
     """The answer is an HTML page (by Content-Type)."""
     meta: tuple[Header, ...] = ()
-    """`<meta http-equiv>` values (content-security-policy, referrer-policy, ...)."""
+    """`<meta http-equiv>` values by that name (content-security-policy, ...), and
+    `<meta name="referrer">` values as `referrer`."""
     generator: tuple[str, ...] = ()
     """`<meta name="generator">` values."""
     scripts: tuple[Script, ...] = ()

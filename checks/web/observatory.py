@@ -324,7 +324,9 @@ def _redirection(chain: tuple[str, ...] | None, verified: bool | None) -> str:
 
 
 def _referrer(answer: Answer, meta: Sequence[Header]) -> str:
-    values = [*answer.values("referrer-policy"), *(h.value for h in _meta(meta, "referrer-policy"))]
+    # The Observatory's reading, which counts a Referrer-Policy http-equiv (no browser does).
+    tags = [h.value for h in meta if h.name in ("referrer-policy", "referrer")]
+    values = [*answer.values("referrer-policy"), *tags]
     if not values:
         return "referrer-policy-not-implemented"
     tokens = [t.strip().lower() for v in values for t in v.split(",")]

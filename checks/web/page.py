@@ -51,7 +51,7 @@ class _Collector(HTMLParser):
             if equiv:
                 self.meta.append(Header(name=bound_text(equiv, 100), value=content))
             elif name == "referrer":
-                self.meta.append(Header(name="referrer-policy", value=content))
+                self.meta.append(Header(name="referrer", value=content))
             elif name == "generator":
                 self.generator.append(content)
         elif tag == "script" and "src" in values and len(self.scripts) < MAX_SCRIPTS:

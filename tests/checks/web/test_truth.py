@@ -40,3 +40,25 @@ def test_one_location_sent_twice_is_followed(probed: Probed) -> None:
 def test_a_plain_http_redirect_with_two_different_locations_leads_to_no_https(probed: Probed) -> None:
     verdict = probed.verdict("two locations over http", "web.https_redirect", port=80)
     assert (verdict.status, "two different Location" in verdict.message) == ("fail", True), verdict.message
+
+
+@pytest.mark.parametrize(
+    ("case", "status"),
+    [
+        # The header takes the policy tokens only: a legacy keyword there sets nothing.
+        ("referrer header never", "fail"),
+        # In <meta name="referrer"> HTML maps the legacy keywords, in any case of letters.
+        ("referrer meta never", "pass"),
+        ("referrer meta default", "pass"),  # the default policy, strict-origin-when-cross-origin
+        ("referrer meta always", "fail"),  # unsafe-url
+        ("referrer meta crossorigin", "fail"),  # origin-when-cross-origin
+        # The meta tag, read after the header, sets the document's policy last.
+        ("referrer meta overrides header", "fail"),
+        # No browser reads a Referrer-Policy http-equiv: the page sets no policy.
+        ("referrer http-equiv", "fail"),
+    ],
+)
+def test_the_referrer_policy_is_the_one_a_browser_applies(probed: Probed, case: str, status: str) -> None:
+    verdict = probed.verdict(case, "web.headers")
+    failed = "referrer-policy" in verdict.message
+    assert (verdict.status, failed) == (status, status == "fail"), verdict.message
