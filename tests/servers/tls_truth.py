@@ -5,7 +5,8 @@
 - `WILDCARD`: a certificate of the test CA for `*.gov.vn` only, a wildcard over a public suffix.
 - `BIG_HEADERS`: HTTPS answers whose head is over 4 KB, sent as one TLS record: a 6 KB
   Content-Security-Policy, a 6 KB HSTS of unknown directives (RFC 6797 says to ignore them).
-- `HSTS_CASES`: an HSTS max-age quoted as RFC 6797's grammar allows, and one no browser reads.
+- `HSTS_CASES`: an HSTS max-age quoted as RFC 6797's grammar allows, one no browser reads, and
+  HSTS sent twice (these two on 127.0.235.200-201).
 - `GENERATOR_PAGES`: root pages whose generator meta tag is Vietnamese, their charset declared
   in the Content-Type, in a meta tag, or nowhere.
 
@@ -58,8 +59,17 @@ HSTS_CASES = {
         TlsServer("malformed-hsts", f"{NET}.7", 443, "malformed-hsts.attt.test"),
         (("Strict-Transport-Security", "max-age=two-years; includeSubDomains"),),
     ),
+    # Sent twice: a browser processes the first only (RFC 6797 8.1). On web-truth-4's range.
+    "twice, sound first": (
+        TlsServer("hsts-sound-first", "127.0.235.200", 443, "hsts-sound-first.attt.test"),
+        (("Strict-Transport-Security", HSTS), ("Strict-Transport-Security", "max-age=0")),
+    ),
+    "twice, weak first": (
+        TlsServer("hsts-weak-first", "127.0.235.201", 443, "hsts-weak-first.attt.test"),
+        (("Strict-Transport-Security", "max-age=0"), ("Strict-Transport-Security", HSTS)),
+    ),
 }
-"""Case → the server, and the HSTS header of its answer."""
+"""Case → the server, and the HSTS headers of its answer."""
 
 
 GENERATOR = "Cổng thông tin điện tử Hà Tĩnh – Portal 2.1"

@@ -89,6 +89,16 @@ def test_an_hsts_max_age_quoted_as_the_grammar_allows_is_read(scanned):
     assert _judge(data, "tls.hsts", server, HstsParams(include_subdomains=True)).status == "pass"
 
 
+@pytest.mark.parametrize(
+    ("case", "age", "status"), [("twice, sound first", 63072000, "pass"), ("twice, weak first", 0, "fail")]
+)
+def test_of_two_hsts_headers_the_first_is_judged(scanned, case, age, status):
+    server, _ = HSTS_CASES[case]
+    data = scanned[server]
+    assert data.hsts is not None and data.hsts.max_age == age, data.step_errors
+    assert _judge(data, "tls.hsts", server, HstsParams()).status == status
+
+
 def test_an_hsts_header_no_browser_reads_is_named_in_the_error(scanned):
     server, _ = HSTS_CASES["malformed"]
     data = scanned[server]
