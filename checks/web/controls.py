@@ -89,8 +89,8 @@ def https_redirect(data: WebData, params: NoParams, target: Target) -> Verdict:
             f"plain HTTP answers {status} with {refused}: no visitor reaches HTTPS",
             observed={"status": status, "location": list(data.answer.values("location"))},
             expected=expected,
-            vi=f"HTTP không mã hóa trả lời {status} với hai header Location khác nhau, trình duyệt từ chối "
-            "chuyển hướng: không ai tới được HTTPS",
+            vi=f"HTTP không mã hóa trả lời {status} với hai trường tiêu đề Location khác nhau, "
+            "trình duyệt từ chối chuyển hướng: không ai tới được HTTPS",
         )
     first = resolve_location(data.answer.url, location)
     if first is None:
