@@ -1,7 +1,8 @@
 """The renderer contract: a pure function of the report, a language and what the run asks of it."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Final, Literal, Protocol
+from typing import ClassVar, Final, Literal, Protocol, runtime_checkable
 
 from attt.scanner.changes import Comparison
 from attt.scanner.errors import AtttError
@@ -42,3 +43,12 @@ class Renderer(Protocol):
     """File written into the report directory."""
 
     def render(self, report: Report, lang: Lang, context: RenderContext = DEFAULT_CONTEXT) -> bytes: ...
+
+
+@runtime_checkable
+class PieceRenderer(Renderer, Protocol):
+    """A renderer whose output the bundle may write in the pieces it was made of."""
+
+    def pieces(self, report: Report, lang: Lang, context: RenderContext = DEFAULT_CONTEXT) -> Sequence[bytes]:
+        """The same bytes as `render`, not joined."""
+        ...

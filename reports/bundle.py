@@ -12,7 +12,7 @@ from importlib import import_module
 from pathlib import Path
 from typing import Final, cast
 
-from attt.reports.base import DEFAULT_CONTEXT, Lang, RenderContext, Renderer, RenderLimitError
+from attt.reports.base import DEFAULT_CONTEXT, Lang, PieceRenderer, RenderContext, Renderer, RenderLimitError
 from attt.reports.manifest import (
     MANIFEST,
     SIGNATURE,
@@ -125,11 +125,11 @@ def write_bundle(
     chosen = [RENDERERS[name] for name in dict.fromkeys(formats)]
     # Load the key and render everything before writing anything: a failure leaves the directory as it was.
     key = None if sign_key is None else load_signing_key(sign_key)
-    rendered: list[tuple[str, bytes]] = []
+    rendered: list[tuple[str, bytes | Sequence[bytes]]] = []
     over: list[RenderLimitError] = []
     for renderer in chosen:
         try:
-            rendered.append((renderer.filename, renderer.render(report, lang, context)))
+            rendered.append((renderer.filename, _rendered(renderer, report, lang, context)))
         except RenderLimitError as exc:
             over.append(exc)
     if not rendered:
@@ -142,11 +142,19 @@ def write_bundle(
     for entry in out_dir.iterdir():
         if entry.name in stale or entry.name.endswith(TMP_SUFFIX):
             entry.unlink(missing_ok=True)  # a symlink is removed, never followed
-    files = [write_atomically(out_dir, name, body) for name, body in rendered]
-    written = files + write_manifest(report, files, out_dir, key)
+    files = {out_dir / name: write_atomically(out_dir, name, body) for name, body in rendered}
+    written = [*files, *write_manifest(report, files, out_dir, key)]
     if over:
         raise RenderLimitError(
             f"{'; '.join(str(exc) for exc in over)}; not written, the rest of the bundle is"
             f" ({', '.join(path.name for path in written)})"
         )
     return written
+
+
+def _rendered(
+    renderer: Renderer, report: Report, lang: Lang, context: RenderContext
+) -> bytes | Sequence[bytes]:
+    if isinstance(renderer, PieceRenderer):
+        return renderer.pieces(report, lang, context)
+    return renderer.render(report, lang, context)

@@ -21,7 +21,10 @@ class JsonRenderer:
     filename: ClassVar[str] = "report.json"
 
     def render(self, report: Report, lang: Lang, context: RenderContext = DEFAULT_CONTEXT) -> bytes:
+        return b"".join(self.pieces(report, lang, context))
+
+    def pieces(self, report: Report, lang: Lang, context: RenderContext = DEFAULT_CONTEXT) -> list[bytes]:
         head = report.__pydantic_serializer__.to_json(report, exclude=_SPLICED)
         summary = report.summary.__pydantic_serializer__.to_json(report.summary)
         findings = (context.codec or FindingCodec()).report_json(report.findings)
-        return b"".join((head[:-1], b',"findings":', findings, b',"summary":', summary, b"}\n"))
+        return [head[:-1], b',"findings":', *findings, b',"summary":', summary, b"}\n"]

@@ -11,6 +11,7 @@ import binascii
 import hashlib
 import os
 import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -67,38 +68,54 @@ def file_entry(path: Path) -> FileEntry:
 
 def write_manifest(
     report: Report,
-    files: list[Path],
+    files: Mapping[Path, FileEntry | None],
     out_dir: Path,
     sign_key: "Ed25519PrivateKey | None" = None,
 ) -> list[Path]:
-    """Write `manifest.json` over `files` (all inside `out_dir`), and `manifest.sig` when signing."""
+    """Write `manifest.json` over `files` (all inside `out_dir`; each with its entry when it is
+    known from writing it, else None and read here), and `manifest.sig` when signing."""
     manifest = Manifest(
         run_id=report.run.id,
         tool_version=report.tool_version,
         created=report.run.finished or report.run.started,
-        files={p.relative_to(out_dir).as_posix(): file_entry(p) for p in sorted(files)},
+        files={
+            path.relative_to(out_dir).as_posix(): entry or file_entry(path)
+            for path, entry in sorted(files.items())
+        },
     )
     body = manifest.model_dump_json(indent=2).encode("utf-8") + b"\n"
-    written = [write_atomically(out_dir, MANIFEST, body)]
+    write_atomically(out_dir, MANIFEST, body)
+    written = [out_dir / MANIFEST]
     if sign_key is not None:
-        written.append(write_atomically(out_dir, SIGNATURE, base64.b64encode(sign_key.sign(body)) + b"\n"))
+        write_atomically(out_dir, SIGNATURE, base64.b64encode(sign_key.sign(body)) + b"\n")
+        written.append(out_dir / SIGNATURE)
     return written
 
 
-def write_atomically(out_dir: Path, name: str, body: bytes) -> Path:
+def write_atomically(out_dir: Path, name: str, body: bytes | Sequence[bytes]) -> FileEntry:
     """Write `out_dir/name` through a new temporary file (created exclusively, so never opened
-    through a link) renamed over it (rename replaces a symlink itself, not what it points to)."""
+    through a link) renamed over it (rename replaces a symlink itself, not what it points to).
+
+    `body` may come in pieces (report.json: the findings as the scan serialised them, tens of
+    MB for a province), written as they are: joined, they were copied twice more in memory. The
+    returned entry (digest and size) is of the bytes written, so the manifest needs no re-read."""
+    pieces = (body,) if isinstance(body, bytes) else body
+    digest = hashlib.sha256()
+    size = 0
     fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{name}.", suffix=TMP_SUFFIX)
     try:
-        with os.fdopen(fd, "wb") as stream:
-            stream.write(body)
+        with os.fdopen(fd, "wb", buffering=_CHUNK) as stream:
+            for piece in pieces:
+                stream.write(piece)
+                digest.update(piece)
+                size += len(piece)
             stream.flush()
             os.fsync(stream.fileno())
         Path(tmp).replace(out_dir / name)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return out_dir / name
+    return FileEntry(sha256=digest.hexdigest(), size=size)
 
 
 def verify_bundle(out_dir: Path, public_key: Path | None = None) -> VerifyResult:

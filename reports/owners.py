@@ -116,7 +116,7 @@ def write_owner_packs(
     for stale in (SIGNATURE, *(r.filename for r in RENDERERS.values())):
         (out_dir / stale).unlink(missing_ok=True)
     files += [out_dir / INDEX_JSON, out_dir / INDEX_HTML]
-    written = write_manifest(report, files, out_dir, key)
+    written = write_manifest(report, dict.fromkeys(files), out_dir, key)
     return OwnerPacks(out_dir, index, files + written)
 
 
