@@ -76,7 +76,7 @@ def test_a_signal_while_the_report_is_written_gives_130_and_resume_finishes(
     tmp_path: Path, silent_lab: None, signum: int
 ) -> None:
     db, out = tmp_path / "runs.db", tmp_path / "out"
-    entry = signalling_at("attt.reports.json:JsonRenderer.render", signum)
+    entry = signalling_at("attt.reports.json:JsonRenderer.pieces", signum)
     run = run_attt(scan_args(tmp_path, db, out, HOSTS[:1]), env={"CI": "true"}, entry=entry)
     assert run.returncode == 130, run.terminal
     assert "Traceback" not in run.terminal
