@@ -9,7 +9,7 @@ from pydantic import Field
 
 from attt.checks.web.exposed import exposed_paths
 from attt.checks.web.models import CORS_STEP, REDIRECTS_STEP, Answer, Cookie, WebData, resolve_location
-from attt.checks.web.observatory import ObservatoryGrade, grade, hsts_max_age
+from attt.checks.web.observatory import ObservatoryGrade, frame_protection, grade, hsts_max_age
 from attt.scanner.models.base import Text
 from attt.scanner.models.target import Target
 from attt.scanner.plugin import Controls, NoParams, Params, Verdict
@@ -45,8 +45,6 @@ _LEGACY_REFERRER = {
 takes none of them."""
 _VERSION = re.compile(r"\d+\.\d+|/\s*v?\d|[a-z]\s+v?\d+(\s|\(|$)", re.IGNORECASE)
 """A version: 2.4, Apache/2, or a name and its major version (`Drupal 10 (https://...)`)."""
-_ANY_SITE = re.compile(r"\*|[a-z][a-z0-9+.-]*:(//\*)?/?")
-"""A frame-ancestors source any site matches: `*`, a bare scheme (`https:`), `https://*`."""
 _SESSION_NAME = re.compile(r"sess|sid|login|auth|token|csrf|xsrf", re.IGNORECASE)
 
 
@@ -365,14 +363,10 @@ def _security_headers(data: WebData, answer: Answer, hsts_min_age: int) -> dict[
     hsts = answer.first("strict-transport-security")
     if urlsplit(answer.url).scheme != "https":
         hsts = "not over HTTPS (a browser ignores it there)"
-    nosniff = _split(answer.values("x-content-type-options"))
     return {
         "content-security-policy": bool(csp) or None,
-        # Fetch's "determine nosniff": the first value, once the lines are joined and split.
-        "x-content-type-options": True
-        if nosniff[:1] == ["nosniff"]
-        else answer.first("x-content-type-options"),
-        "frame-protection": _frame_protection(answer),
+        "x-content-type-options": answer.nosniff or answer.first("x-content-type-options"),
+        "frame-protection": frame_protection(answer),
         "referrer-policy": True
         if policy is not None and policy not in _UNSAFE_REFERRER
         else (referrer[-1] if referrer else None),
@@ -392,37 +386,6 @@ def _referrer_policy(header: Sequence[str], meta: Sequence[str]) -> str | None:
         value = _LEGACY_REFERRER.get(value, value)
         policy = value if value in _VALID_REFERRER else policy
     return policy
-
-
-def _frame_protection(answer: Answer) -> object:
-    """True when no other site may frame the page. With a frame-ancestors directive in the
-    CSP header a browser ignores X-Frame-Options, so `frame-ancestors *` with `DENY` is no
-    protection; every policy is enforced, so one that names only some ancestors is enough."""
-    ancestors: list[list[str]] = []
-    for value in answer.values("content-security-policy"):
-        for policy in value.split(","):
-            directives = [d.split() for d in policy.split(";") if d.split()]
-            # A directive repeated in one policy: the browser keeps the first.
-            found = next((d[1:] for d in directives if d[0].lower() == "frame-ancestors"), None)
-            if found is not None:
-                ancestors.append(found)
-    if ancestors:
-        if any(not any(_ANY_SITE.fullmatch(s.lower()) for s in sources) for sources in ancestors):
-            return True
-        return "; ".join("frame-ancestors " + " ".join(sources) for sources in ancestors)
-    # HTML's X-Frame-Options processing: values split at commas (one line may carry the value
-    # twice when two layers add it); several different ones that include a known value make a
-    # browser refuse every frame.
-    frame = set(_split(answer.values("x-frame-options")))
-    protecting = {"deny", "sameorigin"} if len(frame) == 1 else {"deny", "sameorigin", "allowall"}
-    if frame & protecting:
-        return True
-    return ", ".join(answer.values("x-frame-options")) or None
-
-
-def _split(values: Iterable[str]) -> list[str]:
-    """A header's values as a browser reads a list: every line split at commas, trimmed, lower case."""
-    return [v.strip().lower() for line in values for v in line.split(",")]
 
 
 def _cookie_flaws(cookie: Cookie) -> list[str]:

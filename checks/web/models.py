@@ -73,6 +73,27 @@ class Answer(Frozen):
         found = self.values(name)
         return found[0] if found else None
 
+    def split(self, name: str) -> tuple[str, ...]:
+        """A header's values as a browser reads a list (Fetch's "get, decode, and split"):
+        every line split at commas, trimmed, lower case; the lines of a repeated header count
+        as one list, as if joined by a comma."""
+        return tuple(v.strip().lower() for line in self.values(name) for v in line.split(","))
+
+    @property
+    def nosniff(self) -> bool:
+        """Fetch's "determine nosniff": the first value of X-Content-Type-Options is nosniff."""
+        return self.split("x-content-type-options")[:1] == ("nosniff",)
+
+    @property
+    def frame_options_deny(self) -> bool:
+        """HTML's X-Frame-Options processing refuses framing by another site (a CSP
+        frame-ancestors directive, which overrides it, aside). Several different values that
+        include a known one make a browser refuse every frame; one line may carry the value
+        twice when two layers add it."""
+        frame = set(self.split("x-frame-options"))
+        protecting = {"deny", "sameorigin"} if len(frame) == 1 else {"deny", "sameorigin", "allowall"}
+        return bool(frame & protecting)
+
     @property
     def location(self) -> str | None:
         """Where a browser is sent next; None when it is not (it follows only 301, 302, 303, 307
