@@ -45,7 +45,6 @@ _LEGACY_REFERRER = {
 takes none of them."""
 _VERSION = re.compile(r"\d+\.\d+|/\s*v?\d|[a-z]\s+v?\d+(\s|\(|$)", re.IGNORECASE)
 """A version: 2.4, Apache/2, or a name and its major version (`Drupal 10 (https://...)`)."""
-_SESSION_NAME = re.compile(r"sess|sid|login|auth|token|csrf|xsrf", re.IGNORECASE)
 
 
 class HeadersParams(Params):
@@ -238,10 +237,12 @@ def headers(data: WebData, params: HeadersParams, target: Target) -> Verdict:
 def cookies(data: WebData, params: CookiesParams, target: Target) -> Verdict:
     """Session cookies carry Secure, HttpOnly and a valid SameSite.
 
-    A session cookie is one whose name holds sess, sid, login, auth, token or csrf. Without
+    A session cookie is one whose name holds sess, sid, login, auth, token, csrf or xsrf, or
+    one a framework names its own way (ASP.NET Core's `.AspNetCore.Antiforgery.<id>`,
+    WordPress's `wordpress_logged_in_<hash>`). Without
     Secure it can be read off the wire, without HttpOnly stolen by a script, without SameSite
     ridden by another site."""
-    judged = [c for c in data.cookies if params.all_cookies or _SESSION_NAME.search(c.name)]
+    judged = [c for c in data.cookies if params.all_cookies or c.session]
     if not judged:
         kind = "cookie" if params.all_cookies else "session cookie"
         kind_vi = "cookie" if params.all_cookies else "cookie phiên"

@@ -1,5 +1,6 @@
 """The `web` observation data (one per HTTP(S) endpoint), the check's settings, and its limits."""
 
+import re
 from typing import Annotated, ClassVar, Literal
 from urllib.parse import urljoin, urlsplit
 
@@ -111,6 +112,19 @@ class Answer(Frozen):
         return f"two different Location headers ({shown}): browsers refuse the redirect"
 
 
+_SESSION_WORD = re.compile(r"sess|sid|login|auth|token|csrf|xsrf", re.IGNORECASE)
+FRAMEWORK_SESSION = re.compile(
+    # ASP.NET Core: the antiforgery token (a suffix per application), cookie authentication's
+    # default name, Identity's `.AspNetCore.Identity.Application`; OWIN's for ASP.NET 4.
+    r"\.AspNetCore\.(Antiforgery\.|Cookies$|Identity\.)|\.AspNet\.ApplicationCookie$"
+    # WordPress: the login cookies, the site's hash as suffix (`wordpress_<hash>` over plain HTTP).
+    r"|wordpress_(logged_in_|sec_|[0-9a-f]{32}$)",
+    re.IGNORECASE,
+)
+"""Names frameworks give their session, login and anti-forgery cookies that hold none of the
+words a session cookie's name is known by; matched from the start of the name."""
+
+
 class Cookie(Frozen):
     name: str
     secure: bool
@@ -119,6 +133,13 @@ class Cookie(Frozen):
     """The SameSite attribute as sent (`Lax`, `Strict`, `None`, or anything else); None if absent."""
     url: str
     """The answer that set it."""
+
+    @property
+    def session(self) -> bool:
+        """Its name marks a session, login or anti-CSRF cookie: it holds sess, sid, login, auth,
+        token, csrf or xsrf (PHPSESSID, JSESSIONID, ASP.NET_SessionId, laravel_session,
+        connect.sid), or is a framework's own (`FRAMEWORK_SESSION`)."""
+        return bool(_SESSION_WORD.search(self.name) or FRAMEWORK_SESSION.match(self.name))
 
 
 class Script(Frozen):

@@ -21,7 +21,7 @@ from functools import cache
 from importlib.resources import files
 from urllib.parse import urljoin, urlsplit
 
-from attt.checks.web.models import Answer, Cookie, Cors, Header, WebData
+from attt.checks.web.models import FRAMEWORK_SESSION, Answer, Cookie, Cors, Header, WebData
 from attt.scanner.models.base import Frozen
 
 SCORING_FILE = "observatory-scoring.json"
@@ -285,7 +285,9 @@ def _cookies(cookies: Sequence[Cookie], answer: Answer, hsts: bool) -> str:
 
     for cookie in cookies:
         name = cookie.name.lower()
-        session = "login" in name or "sess" in name
+        # The Observatory's words, and the names frameworks give theirs (`wordpress_logged_in_`),
+        # which the web.cookies rule judges as session cookies too: the grade is no kinder.
+        session = "login" in name or "sess" in name or bool(FRAMEWORK_SESSION.match(cookie.name))
         same_site = (cookie.same_site or "").lower()
         if cookie.same_site is not None and same_site not in ("lax", "strict", "none"):
             seen("cookies-samesite-flag-invalid")

@@ -1,6 +1,7 @@
 """The web controls on observations built by hand: each verdict, and `error` wherever a needed
 fact was not observed."""
 
+import pytest
 from click.testing import CliRunner
 
 from attt.checks.web.controls import (
@@ -158,6 +159,46 @@ def test_protected_session_cookies_pass() -> None:
 
 def test_no_session_cookie_is_not_applicable() -> None:
     assert cookies(web_data(cookies=(cookie("lang"),)), CookiesParams(), TARGET).status == "not_applicable"
+
+
+# Session cookie names by family, as the frameworks send them.
+SESSION_COOKIES = {
+    "ASP.NET Core antiforgery": (
+        ".AspNetCore.Antiforgery.9fXoN5jHCXs",
+        ".AspNetCore.Antiforgery.w5W7x28NAIs",
+    ),
+    "ASP.NET Core session": (".AspNetCore.Session",),
+    "ASP.NET Core authentication": (".AspNetCore.Cookies", ".AspNetCore.Identity.Application"),
+    "ASP.NET OWIN": (".AspNet.ApplicationCookie",),
+    "ASP.NET": ("ASP.NET_SessionId", ".ASPXAUTH"),
+    "WordPress": (
+        "wordpress_logged_in_8d1a4c6e2b9f0d3a7c5e1b2f4a6d8c0e",
+        "wordpress_sec_8d1a4c6e2b9f0d3a7c5e1b2f4a6d8c0e",
+        "wordpress_8d1a4c6e2b9f0d3a7c5e1b2f4a6d8c0e",
+    ),
+    "Laravel": ("laravel_session",),
+    "CodeIgniter": ("ci_session",),
+    "Express": ("connect.sid",),
+    "Java servlets": ("JSESSIONID",),
+    "PHP": ("PHPSESSID",),
+}
+NOT_SESSION_COOKIES = ("lang", "_ga", "wordpress_test_cookie", "wp-settings-1", ".AspNetCore.Culture")
+
+
+@pytest.mark.parametrize("family", list(SESSION_COOKIES))
+def test_each_family_of_session_cookie_is_judged_on_its_flags(family: str) -> None:
+    names = SESSION_COOKIES[family]
+    bare = cookies(web_data(cookies=tuple(cookie(n) for n in names)), CookiesParams(), TARGET)
+    assert bare.status == "fail"
+    assert all(f"{n}: no Secure, no HttpOnly, no SameSite" in bare.message for n in names), bare.message
+    protected = tuple(cookie(n, "secure", "httponly", same_site="Lax") for n in names)
+    assert cookies(web_data(cookies=protected), CookiesParams(), TARGET).status == "pass"
+
+
+@pytest.mark.parametrize("name", NOT_SESSION_COOKIES)
+def test_a_cookie_named_like_no_session_is_not_judged(name: str) -> None:
+    verdict = cookies(web_data(cookies=(cookie(name),)), CookiesParams(), TARGET)
+    assert verdict.status == "not_applicable", verdict.message
 
 
 def _disclosing(*pairs: tuple[str, str]) -> object:
