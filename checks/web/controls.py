@@ -43,8 +43,12 @@ _LEGACY_REFERRER = {
 }
 """Keywords `<meta name="referrer">` still takes (HTML's meta referrer algorithm); the header
 takes none of them."""
-_VERSION = re.compile(r"\d+\.\d+|/\s*v?\d|[a-z]\s+v?\d+(\s|\(|$)", re.IGNORECASE)
-"""A version: 2.4, Apache/2, or a name and its major version (`Drupal 10 (https://...)`)."""
+_VERSION = re.compile(r"\d+\.\d+|/\s*v?\d|[a-z]\s+v?\d+(\s|$)", re.IGNORECASE)
+"""A version outside comments: a dotted number (`2.4`, a bare `X-AspNet-Version`), a product
+token's version (RFC 9110 `product = token ["/" product-version]`: `Apache/2`), or a name and its
+major version (`Drupal 10`)."""
+_RELEASE = re.compile(r"\d+\.\d+")
+"""A version inside a comment: a dotted release number only (`Jetty(9.4.44.v20210927)`)."""
 
 
 class HeadersParams(Params):
@@ -275,8 +279,10 @@ def version_disclosure(data: WebData, params: NoParams, target: Target) -> Verdi
 
     Looked for in Server, X-Powered-By, X-AspNet-Version, X-AspNetMvc-Version, X-Generator, the
     headers Liferay, Exchange, SharePoint, Jenkins and mod_pagespeed announce themselves in, and
-    the generator meta tag: a version tells an attacker which published exploits to try first."""
-    disclosed = [d for d in data.disclosures if _VERSION.search(d.value)]
+    the generator meta tag: a version tells an attacker which published exploits to try first.
+    A version is a product's (`nginx/1.25.3`) or a dotted release number; a CDN's node id in a
+    comment (`ECS (dcb/7F84)`) is none."""
+    disclosed = [d for d in data.disclosures if discloses_version(d.value)]
     observed = [d.model_dump() for d in data.disclosures]
     if disclosed:
         listed = "; ".join(f"{d.source.split(':', 1)[1]}: {d.value}" for d in disclosed)
@@ -373,6 +379,35 @@ def _security_headers(data: WebData, answer: Answer, hsts_min_age: int) -> dict[
         else (referrer[-1] if referrer else None),
         "hsts": True if hsts is not None and (hsts_max_age(hsts) or -1) >= hsts_min_age else hsts,
     }
+
+
+def discloses_version(value: str) -> bool:
+    """The value names a software version: a product token with a version (`nginx/1.25.3`,
+    `Apache/2.4.57 (Debian)`, `PHP/8.1.2`) or a dotted release number anywhere.
+
+    A comment in parentheses (RFC 9110 section 5.6.5) is free text: a CDN's node id there
+    (`ECS (dcb/7F84)`) is no version, so a slash or digit inside one does not count; a dotted
+    release number does (`Apache (Ubuntu/22.04)`, `Jetty(9.4.44.v20210927)`), because a
+    distribution's release pins the versions of the packages it ships (Ubuntu 22.04's Apache is
+    2.4.52), which tells an attacker as much as the product's own version."""
+    parts: tuple[list[str], list[str]] = ([], [])  # outside comments, inside them
+    depth = 0
+    pair = False
+    for char in value:
+        if pair:
+            pair = False
+        elif char == "\\" and depth:
+            pair = True
+            continue
+        elif char == "(":
+            depth += 1
+            char = " "
+        elif char == ")" and depth:
+            depth -= 1
+            char = " "
+        parts[depth > 0].append(char)
+    outside, inside = ("".join(p) for p in parts)
+    return bool(_VERSION.search(outside) or _RELEASE.search(inside))
 
 
 def _referrer_policy(header: Sequence[str], meta: Sequence[str]) -> str | None:

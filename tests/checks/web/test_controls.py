@@ -10,6 +10,7 @@ from attt.checks.web.controls import (
     ExposedParams,
     HeadersParams,
     cookies,
+    discloses_version,
     exposed_files,
     https_redirect,
     https_required,
@@ -221,6 +222,45 @@ def test_product_names_without_versions_pass() -> None:
         ("header:server", "nginx"), ("header:x-powered-by", "ASP.NET"), ("meta:generator", "Joomla!")
     )
     assert version_disclosure(data, NONE, TARGET).status == "pass"  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("value", "disclosed"),
+    [
+        ("Apache/2.4.57 (Ubuntu)", True),
+        ("Apache/2.4.57 (Debian)", True),
+        ("PHP/8.1.2", True),
+        ("nginx/1.18.0", True),
+        ("nginx/1.25.3", True),
+        ("Microsoft-IIS/10.0", True),
+        ("Apache/2.4.41 (Win64) OpenSSL/1.1.1c PHP/7.3.10", True),
+        ("Apache/2", True),
+        ("4.0.30319", True),  # X-AspNet-Version: the value is the version
+        ("Drupal 10 (https://www.drupal.org)", True),
+        ("WordPress 6.4.2", True),
+        # A release number in a comment: the distribution pins the packaged version.
+        ("Apache (Ubuntu/22.04)", True),
+        ("Jetty(9.4.44.v20210927)", True),
+        # A CDN's node id in a comment is no version; nor are names alone.
+        ("ECS (dcb/7F84)", False),
+        ("ECAcc (lac/55B6)", False),
+        ("cloudflare", False),
+        ("nginx", False),
+        ("AmazonS3", False),
+        ("Apache (Debian GNU/Linux)", False),
+        ("Kestrel", False),
+        ("ASP.NET", False),
+        # Nested and escaped parentheses stay inside the comment.
+        ("ECS (dcb (x) b/7F84)", False),
+        (r"ECS (a\) b/7)", False),
+        ("Apache (unclosed/7F84", False),
+    ],
+)
+def test_a_version_is_a_product_version_or_a_release_number(value: str, disclosed: bool) -> None:
+    assert discloses_version(value) is disclosed
+    for header in ("header:server", "header:x-powered-by"):
+        verdict = version_disclosure(_disclosing((header, value)), NONE, TARGET)  # type: ignore[arg-type]
+        assert verdict.status == ("fail" if disclosed else "pass"), verdict.message
 
 
 def test_a_served_file_fails_with_what_it_is() -> None:
