@@ -97,17 +97,7 @@ def _judge_forbidden(data: PortsData, params: ForbiddenParams, target: Target) -
             vi=f"cổng bị cấm đang mở: {listed}",
         )
     if unnamed:
-        # Any of them may run a forbidden service under another port number.
-        listed = _list(unnamed)
-        why = data.service_detection_error
-        return Verdict.cannot_judge(
-            f"no service identified on open port {listed}, which may be a forbidden one"
-            f" ({SERVICE_DETECTION_STEP} incomplete: {why})",
-            observed={"unidentified": unnamed},
-            expected="closed",
-            vi=f"chưa xác định được dịch vụ trên cổng đang mở {listed}, có thể là dịch vụ bị cấm"
-            f" (bước {SERVICE_DETECTION_STEP} chưa hoàn tất: {why})",
-        )
+        return _unnamed(unnamed, data.service_detection_error)
     silent = data.unanswered(params.ports)
     if not silent:
         listed = _rule_list(params.ports)
@@ -134,6 +124,17 @@ def _judge_forbidden(data: PortsData, params: ForbiddenParams, target: Target) -
         vi=f"{closed_vi}không phản hồi, không kết nối được từ máy quét (tường lửa chặn, hoặc dịch vụ quá"
         f" tải không nhận kết nối; chưa xác nhận là đóng): {_list(silent)}",
     )
+
+
+def _unnamed(ports: list[int], why: str | None) -> Verdict:
+    """Open ports no probe named, under a rule on service names with nothing forbidden seen:
+    any of them may run a forbidden service under a port number of its own."""
+    listed = _list(ports)
+    step = f"{SERVICE_DETECTION_STEP} incomplete: {why}"
+    step_vi = f"bước {SERVICE_DETECTION_STEP} chưa hoàn tất: {why}"
+    en = f"no service identified on open port {listed}, which may be a forbidden one ({step})"
+    vi = f"chưa xác định được dịch vụ trên cổng đang mở {listed}, có thể là dịch vụ bị cấm ({step_vi})"
+    return Verdict.cannot_judge(en, {"unidentified": ports}, "closed", vi=vi)
 
 
 @CONTROLS.control("ports.only_allowed", OnlyAllowedParams)
