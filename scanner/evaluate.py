@@ -48,7 +48,8 @@ def evaluate(
     failed on an endpoint, or never ran (`probed`, the probes that ended, leaves it out; None
     means every planned probe ended), is one `error` entry per endpoint and check listing the
     rules it blocked: never a `pass`, never `not_applicable`. A rule whose control needs a
-    probe step that did not complete is `error` naming the step.
+    probe step that did not complete is `error` naming the step, unless its judge takes partial
+    facts (`Control.partial`) and fails on what was observed.
 
     `outside` names the outside vantages (zones with `vantage: outside`). A rule with `vantage:
     internet` is judged on what was seen from an outside vantage when the host was seen from one,
@@ -319,7 +320,7 @@ def _judge_observation(
         return _finding(rule, target, port, "error", unfit, cite, vantage=vantage)
     try:
         unfinished = [s for s in control.steps_needed(rule.params, target) if s in incomplete_steps(data)]
-        if unfinished:
+        if unfinished and not control.partial:
             return _finding(
                 rule, target, port, "error", _steps_incomplete(data, unfinished), cite, vantage=vantage
             )

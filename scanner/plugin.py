@@ -137,7 +137,13 @@ class Control(Generic[DataT, ParamsT]):
     judge: Judge[DataT, ParamsT]
     needs: Needs[ParamsT] = _needs_nothing
     """The probe steps whose facts the judge reads: when one of them did not complete, the
-    evaluator gives `error` naming it and never calls the judge (a missing fact is no verdict)."""
+    evaluator gives `error` naming it and never calls the judge (a missing fact is no verdict),
+    unless the judge takes `partial` facts."""
+    partial: bool = False
+    """The judge is called even when a step it needs did not complete, and judges what was
+    observed: a `fail` on facts seen elsewhere stands (a forbidden port open whatever another
+    port runs), an `error` naming the step wherever the missing facts could change the verdict;
+    never a `pass` or `not_applicable` resting on them."""
 
     def steps_needed(self, params: ParamsT, target: Target) -> tuple[str, ...]:
         return tuple(self.needs(params, target))
@@ -184,9 +190,10 @@ class Controls(Mapping[str, Control[Any, Any]]):
         params: type[ParamsT] = NoParams,  # type: ignore[assignment]
         *,
         needs: Iterable[str] | Needs[ParamsT] = (),
+        partial: bool = False,
     ) -> Callable[[Judge[DataT, ParamsT]], Judge[DataT, ParamsT]]:
         """Register the decorated judge as control `control_id` with rule params `params`,
-        reading the facts of the probe steps `needs`."""
+        reading the facts of the probe steps `needs` (see `Control.partial`)."""
         if not control_id.startswith(f"{self._check}."):
             raise ValueError(f"control {control_id} must be named {self._check}.<something>")
         if control_id in self._index:
@@ -195,7 +202,7 @@ class Controls(Mapping[str, Control[Any, Any]]):
         def register(judge: Judge[DataT, ParamsT]) -> Judge[DataT, ParamsT]:
             if not (judge.__doc__ or "").strip():
                 raise ValueError(f"control {control_id}: the judge needs a docstring saying what and why")
-            self._index[control_id] = Control(control_id, params, judge, _as_needs(needs))
+            self._index[control_id] = Control(control_id, params, judge, _as_needs(needs), partial)
             return judge
 
         return register

@@ -183,8 +183,9 @@ class PortsCheck:
                 continue
             ports = tuple(_open_port(detected[p.port]) if p.port in detected else p for p in data.open)
             update: dict[str, object] = {"open": ports, "service_detection": True}
-            if unknown := _unidentified(data, detected):
-                update["service_detection_error"] = unknown
+            unidentified, why = _unidentified(data, detected)
+            if unidentified:
+                update |= {"service_detection_error": why, "unidentified": unidentified}
             named[job.target.key] = data.model_copy(update=update)
         return named
 
@@ -194,16 +195,17 @@ _TCPWRAPPED = "tcpwrapped"
 in front when it did so inside TLS)."""
 
 
-def _unidentified(data: PortsData, detected: Mapping[int, _nmap.PortState]) -> str | None:
-    """Why some open ports have no identified service, or None when every one has.
+def _unidentified(data: PortsData, detected: Mapping[int, _nmap.PortState]) -> tuple[tuple[int, ...], str]:
+    """The open ports without an identified service (none: every one has), and why.
 
     Two names say "unknown" although nmap writes them like any other. A name no probe matched is
     nmap's guess from the port number (a Telnet server on a port of its own would be named after
     the number). `tcpwrapped` is marked "probed", but it means the service hung up before it said
     anything: a TCP wrapper refusing the scanner, or any service that does, Telnet included. Either
     way the step that names services is incomplete, so a rule that needs names to decide
-    (`ports.forbidden` with `services`) is `error` rather than a pass resting on a name nobody
-    saw. The port itself accepted the connection: a rule on port numbers alone judges it open."""
+    (`ports.forbidden` with `services`) cannot pass on a name nobody saw: it is `error` unless
+    what was seen fails it. The port itself accepted the connection: a rule on port numbers
+    alone judges it open."""
     guessed = [p.port for p in data.open if p.port in detected and not detected[p.port].probed]
     wrapped = [
         p.port
@@ -220,7 +222,7 @@ def _unidentified(data: PortsData, detected: Mapping[int, _nmap.PortState]) -> s
             f"no service identified on port {_nmap.port_spec(wrapped)}"
             " (tcpwrapped: it closed the connection before answering a probe)"
         )
-    return "; ".join(why) or None
+    return tuple(sorted({*guessed, *wrapped})), "; ".join(why)
 
 
 @dataclass(frozen=True)

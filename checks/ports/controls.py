@@ -64,8 +64,10 @@ def _unscanned(wanted: Iterable[int], data: PortsData, what: str, what_vi: str) 
 @CONTROLS.control(
     "ports.forbidden",
     ForbiddenParams,
-    # Service names come from -sV when it was asked for: if it failed, they are guesses.
+    # Service names come from -sV when it was asked for: if it failed, they are guesses. A port
+    # the rule lists is forbidden whatever runs there, so it fails on what was seen (partial).
     needs=lambda params, _target: (SERVICE_DETECTION_STEP,) if params.services else (),
+    partial=True,
 )
 def _judge_forbidden(data: PortsData, params: ForbiddenParams, target: Target) -> Verdict:
     """None of the listed ports (or services) is open.
@@ -77,8 +79,14 @@ def _judge_forbidden(data: PortsData, params: ForbiddenParams, target: Target) -
     if (unscanned := _unscanned(params.ports, data, "ports", "cổng")) is not None:
         return unscanned
     services = set(params.services)
-    # A forbidden service is forbidden inside TLS too (nmap's `ssl/vnc`).
-    found = [p for p in data.open if p.port in params.ports or p.service.removeprefix("ssl/") in services]
+    # Only a name a probe gave counts; a listed port is forbidden whatever runs on it.
+    unnamed = data.unnamed() if services else []
+    found = [
+        p
+        for p in data.open
+        # A forbidden service is forbidden inside TLS too (nmap's `ssl/vnc`).
+        if p.port in params.ports or (p.port not in unnamed and p.service.removeprefix("ssl/") in services)
+    ]
     if found:
         observed = [{"port": p.port, "service": p.service} for p in found]
         listed = _list(p.port for p in found)
@@ -88,6 +96,8 @@ def _judge_forbidden(data: PortsData, params: ForbiddenParams, target: Target) -
             expected="closed",
             vi=f"cổng bị cấm đang mở: {listed}",
         )
+    if unnamed:
+        return _unnamed(unnamed, data.service_detection_error)
     silent = data.unanswered(params.ports)
     if not silent:
         listed = _rule_list(params.ports)
@@ -114,6 +124,17 @@ def _judge_forbidden(data: PortsData, params: ForbiddenParams, target: Target) -
         vi=f"{closed_vi}không phản hồi, không kết nối được từ máy quét (tường lửa chặn, hoặc dịch vụ quá"
         f" tải không nhận kết nối; chưa xác nhận là đóng): {_list(silent)}",
     )
+
+
+def _unnamed(ports: list[int], why: str | None) -> Verdict:
+    """Open ports no probe named, under a rule on service names with nothing forbidden seen:
+    any of them may run a forbidden service under a port number of its own."""
+    listed = _list(ports)
+    step = f"{SERVICE_DETECTION_STEP} incomplete: {why}"
+    step_vi = f"bước {SERVICE_DETECTION_STEP} chưa hoàn tất: {why}"
+    en = f"no service identified on open port {listed}, which may be a forbidden one ({step})"
+    vi = f"chưa xác định được dịch vụ trên cổng đang mở {listed}, có thể là dịch vụ bị cấm ({step_vi})"
+    return Verdict.cannot_judge(en, {"unidentified": ports}, "closed", vi=vi)
 
 
 @CONTROLS.control("ports.only_allowed", OnlyAllowedParams)

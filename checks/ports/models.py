@@ -97,11 +97,26 @@ class PortsData(Frozen):
     """True when service, product and version come from nmap -sV probes."""
     service_detection_error: str | None = None
     """Why service detection was asked for and did not complete, or named a port only by nmap's
-    guess from its number (no probe matched): rules that judge service names are then `error`."""
+    guess from its number (no probe matched): rules that judge service names are then `error`
+    wherever a port without a name could change the verdict."""
+    unidentified: tuple[Port, ...] = ()
+    """Open ports service detection probed without naming the service (`tcpwrapped`, or only
+    nmap's guess from the number), when it probed the others; see `unnamed`."""
     nmap_version: str
 
     def open_ports(self) -> frozenset[int]:
         return frozenset(p.port for p in self.open)
+
+    def unnamed(self) -> list[int]:
+        """Open ports whose service no probe named although service detection was asked for:
+        those it could not identify, or every open port when the step failed as a whole (or in
+        runs recorded before `unidentified` was kept). [] when every service was named, or when
+        detection was not asked for (names then come from the port table, as the rule says)."""
+        if self.service_detection_error is None:
+            return []
+        if self.service_detection and self.unidentified:
+            return sorted(self.unidentified)
+        return sorted(self.open_ports())
 
     def unanswered(self, ports: Iterable[int]) -> list[int]:
         """Those of `ports` that gave no answer (filtered), in order; [] when not recorded."""

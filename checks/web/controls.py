@@ -9,7 +9,7 @@ from pydantic import Field
 
 from attt.checks.web.exposed import exposed_paths
 from attt.checks.web.models import CORS_STEP, REDIRECTS_STEP, Answer, Cookie, WebData, resolve_location
-from attt.checks.web.observatory import ObservatoryGrade, grade, hsts_max_age
+from attt.checks.web.observatory import ObservatoryGrade, frame_protection, grade, hsts_max_age
 from attt.scanner.models.base import Text
 from attt.scanner.models.target import Target
 from attt.scanner.plugin import Controls, NoParams, Params, Verdict
@@ -43,11 +43,12 @@ _LEGACY_REFERRER = {
 }
 """Keywords `<meta name="referrer">` still takes (HTML's meta referrer algorithm); the header
 takes none of them."""
-_VERSION = re.compile(r"\d+\.\d+|/\s*v?\d|[a-z]\s+v?\d+(\s|\(|$)", re.IGNORECASE)
-"""A version: 2.4, Apache/2, or a name and its major version (`Drupal 10 (https://...)`)."""
-_ANY_SITE = re.compile(r"\*|[a-z][a-z0-9+.-]*:(//\*)?/?")
-"""A frame-ancestors source any site matches: `*`, a bare scheme (`https:`), `https://*`."""
-_SESSION_NAME = re.compile(r"sess|sid|login|auth|token|csrf|xsrf", re.IGNORECASE)
+_VERSION = re.compile(r"\d+\.\d+|/\s*v?\d|[a-z]\s+v?\d+(\s|$)", re.IGNORECASE)
+"""A version outside comments: a dotted number (`2.4`, a bare `X-AspNet-Version`), a product
+token's version (RFC 9110 `product = token ["/" product-version]`: `Apache/2`), or a name and its
+major version (`Drupal 10`)."""
+_RELEASE = re.compile(r"\d+\.\d+")
+"""A version inside a comment: a dotted release number only (`Jetty(9.4.44.v20210927)`)."""
 
 
 class HeadersParams(Params):
@@ -240,10 +241,12 @@ def headers(data: WebData, params: HeadersParams, target: Target) -> Verdict:
 def cookies(data: WebData, params: CookiesParams, target: Target) -> Verdict:
     """Session cookies carry Secure, HttpOnly and a valid SameSite.
 
-    A session cookie is one whose name holds sess, sid, login, auth, token or csrf. Without
+    A session cookie is one whose name holds sess, sid, login, auth, token, csrf or xsrf, or
+    one a framework names its own way (ASP.NET Core's `.AspNetCore.Antiforgery.<id>`,
+    WordPress's `wordpress_logged_in_<hash>`). Without
     Secure it can be read off the wire, without HttpOnly stolen by a script, without SameSite
     ridden by another site."""
-    judged = [c for c in data.cookies if params.all_cookies or _SESSION_NAME.search(c.name)]
+    judged = [c for c in data.cookies if params.all_cookies or c.session]
     if not judged:
         kind = "cookie" if params.all_cookies else "session cookie"
         kind_vi = "cookie" if params.all_cookies else "cookie phiên"
@@ -276,8 +279,10 @@ def version_disclosure(data: WebData, params: NoParams, target: Target) -> Verdi
 
     Looked for in Server, X-Powered-By, X-AspNet-Version, X-AspNetMvc-Version, X-Generator, the
     headers Liferay, Exchange, SharePoint, Jenkins and mod_pagespeed announce themselves in, and
-    the generator meta tag: a version tells an attacker which published exploits to try first."""
-    disclosed = [d for d in data.disclosures if _VERSION.search(d.value)]
+    the generator meta tag: a version tells an attacker which published exploits to try first.
+    A version is a product's (`nginx/1.25.3`) or a dotted release number; a CDN's node id in a
+    comment (`ECS (dcb/7F84)`) is none."""
+    disclosed = [d for d in data.disclosures if discloses_version(d.value)]
     observed = [d.model_dump() for d in data.disclosures]
     if disclosed:
         listed = "; ".join(f"{d.source.split(':', 1)[1]}: {d.value}" for d in disclosed)
@@ -365,19 +370,44 @@ def _security_headers(data: WebData, answer: Answer, hsts_min_age: int) -> dict[
     hsts = answer.first("strict-transport-security")
     if urlsplit(answer.url).scheme != "https":
         hsts = "not over HTTPS (a browser ignores it there)"
-    nosniff = _split(answer.values("x-content-type-options"))
     return {
         "content-security-policy": bool(csp) or None,
-        # Fetch's "determine nosniff": the first value, once the lines are joined and split.
-        "x-content-type-options": True
-        if nosniff[:1] == ["nosniff"]
-        else answer.first("x-content-type-options"),
-        "frame-protection": _frame_protection(answer),
+        "x-content-type-options": answer.nosniff or answer.first("x-content-type-options"),
+        "frame-protection": frame_protection(answer),
         "referrer-policy": True
         if policy is not None and policy not in _UNSAFE_REFERRER
         else (referrer[-1] if referrer else None),
         "hsts": True if hsts is not None and (hsts_max_age(hsts) or -1) >= hsts_min_age else hsts,
     }
+
+
+def discloses_version(value: str) -> bool:
+    """The value names a software version: a product token with a version (`nginx/1.25.3`,
+    `Apache/2.4.57 (Debian)`, `PHP/8.1.2`) or a dotted release number anywhere.
+
+    A comment in parentheses (RFC 9110 section 5.6.5) is free text: a CDN's node id there
+    (`ECS (dcb/7F84)`) is no version, so a slash or digit inside one does not count; a dotted
+    release number does (`Apache (Ubuntu/22.04)`, `Jetty(9.4.44.v20210927)`), because a
+    distribution's release pins the versions of the packages it ships (Ubuntu 22.04's Apache is
+    2.4.52), which tells an attacker as much as the product's own version."""
+    parts: tuple[list[str], list[str]] = ([], [])  # outside comments, inside them
+    depth = 0
+    pair = False
+    for char in value:
+        if pair:
+            pair = False
+        elif char == "\\" and depth:
+            pair = True
+            continue
+        elif char == "(":
+            depth += 1
+            char = " "
+        elif char == ")" and depth:
+            depth -= 1
+            char = " "
+        parts[depth > 0].append(char)
+    outside, inside = ("".join(p) for p in parts)
+    return bool(_VERSION.search(outside) or _RELEASE.search(inside))
 
 
 def _referrer_policy(header: Sequence[str], meta: Sequence[str]) -> str | None:
@@ -392,37 +422,6 @@ def _referrer_policy(header: Sequence[str], meta: Sequence[str]) -> str | None:
         value = _LEGACY_REFERRER.get(value, value)
         policy = value if value in _VALID_REFERRER else policy
     return policy
-
-
-def _frame_protection(answer: Answer) -> object:
-    """True when no other site may frame the page. With a frame-ancestors directive in the
-    CSP header a browser ignores X-Frame-Options, so `frame-ancestors *` with `DENY` is no
-    protection; every policy is enforced, so one that names only some ancestors is enough."""
-    ancestors: list[list[str]] = []
-    for value in answer.values("content-security-policy"):
-        for policy in value.split(","):
-            directives = [d.split() for d in policy.split(";") if d.split()]
-            # A directive repeated in one policy: the browser keeps the first.
-            found = next((d[1:] for d in directives if d[0].lower() == "frame-ancestors"), None)
-            if found is not None:
-                ancestors.append(found)
-    if ancestors:
-        if any(not any(_ANY_SITE.fullmatch(s.lower()) for s in sources) for sources in ancestors):
-            return True
-        return "; ".join("frame-ancestors " + " ".join(sources) for sources in ancestors)
-    # HTML's X-Frame-Options processing: values split at commas (one line may carry the value
-    # twice when two layers add it); several different ones that include a known value make a
-    # browser refuse every frame.
-    frame = set(_split(answer.values("x-frame-options")))
-    protecting = {"deny", "sameorigin"} if len(frame) == 1 else {"deny", "sameorigin", "allowall"}
-    if frame & protecting:
-        return True
-    return ", ".join(answer.values("x-frame-options")) or None
-
-
-def _split(values: Iterable[str]) -> list[str]:
-    """A header's values as a browser reads a list: every line split at commas, trimmed, lower case."""
-    return [v.strip().lower() for line in values for v in line.split(",")]
 
 
 def _cookie_flaws(cookie: Cookie) -> list[str]:

@@ -1,5 +1,6 @@
 """The `web` observation data (one per HTTP(S) endpoint), the check's settings, and its limits."""
 
+import re
 from typing import Annotated, ClassVar, Literal
 from urllib.parse import urljoin, urlsplit
 
@@ -73,6 +74,27 @@ class Answer(Frozen):
         found = self.values(name)
         return found[0] if found else None
 
+    def split(self, name: str) -> tuple[str, ...]:
+        """A header's values as a browser reads a list (Fetch's "get, decode, and split"):
+        every line split at commas, trimmed, lower case; the lines of a repeated header count
+        as one list, as if joined by a comma."""
+        return tuple(v.strip().lower() for line in self.values(name) for v in line.split(","))
+
+    @property
+    def nosniff(self) -> bool:
+        """Fetch's "determine nosniff": the first value of X-Content-Type-Options is nosniff."""
+        return self.split("x-content-type-options")[:1] == ("nosniff",)
+
+    @property
+    def frame_options_deny(self) -> bool:
+        """HTML's X-Frame-Options processing refuses framing by another site (a CSP
+        frame-ancestors directive, which overrides it, aside). Several different values that
+        include a known one make a browser refuse every frame; one line may carry the value
+        twice when two layers add it."""
+        frame = set(self.split("x-frame-options"))
+        protecting = {"deny", "sameorigin"} if len(frame) == 1 else {"deny", "sameorigin", "allowall"}
+        return bool(frame & protecting)
+
     @property
     def location(self) -> str | None:
         """Where a browser is sent next; None when it is not (it follows only 301, 302, 303, 307
@@ -90,6 +112,19 @@ class Answer(Frozen):
         return f"two different Location headers ({shown}): browsers refuse the redirect"
 
 
+_SESSION_WORD = re.compile(r"sess|sid|login|auth|token|csrf|xsrf", re.IGNORECASE)
+FRAMEWORK_SESSION = re.compile(
+    # ASP.NET Core: the antiforgery token (a suffix per application), cookie authentication's
+    # default name, Identity's `.AspNetCore.Identity.Application`; OWIN's for ASP.NET 4.
+    r"\.AspNetCore\.(Antiforgery\.|Cookies$|Identity\.)|\.AspNet\.ApplicationCookie$"
+    # WordPress: the login cookies, the site's hash as suffix (`wordpress_<hash>` over plain HTTP).
+    r"|wordpress_(logged_in_|sec_|[0-9a-f]{32}$)",
+    re.IGNORECASE,
+)
+"""Names frameworks give their session, login and anti-forgery cookies that hold none of the
+words a session cookie's name is known by; matched from the start of the name."""
+
+
 class Cookie(Frozen):
     name: str
     secure: bool
@@ -98,6 +133,13 @@ class Cookie(Frozen):
     """The SameSite attribute as sent (`Lax`, `Strict`, `None`, or anything else); None if absent."""
     url: str
     """The answer that set it."""
+
+    @property
+    def session(self) -> bool:
+        """Its name marks a session, login or anti-CSRF cookie: it holds sess, sid, login, auth,
+        token, csrf or xsrf (PHPSESSID, JSESSIONID, ASP.NET_SessionId, laravel_session,
+        connect.sid), or is a framework's own (`FRAMEWORK_SESSION`)."""
+        return bool(_SESSION_WORD.search(self.name) or FRAMEWORK_SESSION.match(self.name))
 
 
 class Script(Frozen):

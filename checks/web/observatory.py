@@ -7,6 +7,11 @@ cross-origin request failed) scores its neutral result and is named in the grade
 `not_evaluated`, never guessed. The HSTS preload list is not consulted (no preload bonus, no
 preloaded-redirect pass). Multiple CSP policies are combined by intersecting the sources each
 directive allows, a simplification of the Observatory's prefix matching.
+
+X-Frame-Options and X-Content-Type-Options are read as a browser and the web.headers rule read
+them (the lines of a repeated header joined, then split at commas), and a passing result needs
+what the rule needs: the grade is never better than the rule's own conclusion on the same
+headers, where the Observatory passes ALLOW-FROM and any frame-ancestors.
 """
 
 import json
@@ -16,7 +21,7 @@ from functools import cache
 from importlib.resources import files
 from urllib.parse import urljoin, urlsplit
 
-from attt.checks.web.models import Answer, Cookie, Cors, Header, WebData
+from attt.checks.web.models import FRAMEWORK_SESSION, Answer, Cookie, Cors, Header, WebData
 from attt.scanner.models.base import Frozen
 
 SCORING_FILE = "observatory-scoring.json"
@@ -28,6 +33,8 @@ _PASSIVE = ("img-src", "media-src")
 _NOT_IN_META = ("frame-ancestors", "report-uri", "sandbox")
 _REPEATABLE = frozenset({"report-uri", "report-to"})
 _MIN_POLICY_CHARS = 6
+_ANY_SITE = re.compile(r"\*|[a-z][a-z0-9+.-]*:(//\*)?/?")
+"""A frame-ancestors source any site matches: `*`, a bare scheme (`https:`), `https://*`."""
 _DELTA_SECONDS = re.compile(r'"?([0-9]+)"?')
 """RFC 6797's max-age value: ASCII digits (`[0-9]`, not `\\d`, which takes any script's digits)."""
 _SIX_MONTHS = 15_552_000
@@ -278,7 +285,9 @@ def _cookies(cookies: Sequence[Cookie], answer: Answer, hsts: bool) -> str:
 
     for cookie in cookies:
         name = cookie.name.lower()
-        session = "login" in name or "sess" in name
+        # The Observatory's words, and the names frameworks give theirs (`wordpress_logged_in_`),
+        # which the web.cookies rule judges as session cookies too: the grade is no kinder.
+        session = "login" in name or "sess" in name or bool(FRAMEWORK_SESSION.match(cookie.name))
         same_site = (cookie.same_site or "").lower()
         if cookie.same_site is not None and same_site not in ("lax", "strict", "none"):
             seen("cookies-samesite-flag-invalid")
@@ -337,26 +346,48 @@ def _referrer(answer: Answer, meta: Sequence[Header]) -> str:
 
 
 def _nosniff(answer: Answer) -> str:
-    value = answer.first("x-content-type-options")
-    if value is None:
+    # Read as a browser and the rules read it (the first value of the lines joined and split),
+    # not as the Observatory's Node client does: the grade is never better than what the
+    # web.headers rule concludes, and `nosniff, nosniff` (two layers adding it) is nosniff.
+    if not answer.values("x-content-type-options"):
         return "x-content-type-options-not-implemented"
-    if value[:256].strip().lower() == "nosniff":
-        return "x-content-type-options-nosniff"
-    return "x-content-type-options-header-invalid"
+    return "x-content-type-options-nosniff" if answer.nosniff else "x-content-type-options-header-invalid"
 
 
 def _frame_options(answer: Answer, header_csp: Csp) -> str:
+    # Each passing result only where the web.headers rule (a browser's reading) finds framing
+    # refused: `frame-ancestors *` is no CSP protection, and ALLOW-FROM, which browsers no
+    # longer read, leaves the page open to any site (the Observatory passes both).
+    protected = frame_protection(answer) is True
     if "frame-ancestors" in header_csp:
-        return "x-frame-options-implemented-via-csp"
-    value = answer.first("x-frame-options")
-    if value is None:
+        return "x-frame-options-implemented-via-csp" if protected else "x-frame-options-header-invalid"
+    if not answer.values("x-frame-options"):
         return "x-frame-options-not-implemented"
-    value = value[:1024].strip().lower()
-    if value in ("deny", "sameorigin"):
+    if protected and answer.frame_options_deny:
         return "x-frame-options-sameorigin-or-deny"
-    if value.startswith("allow-from"):
-        return "x-frame-options-allow-from-origin"
     return "x-frame-options-header-invalid"
+
+
+def frame_protection(answer: Answer) -> object:
+    """True when no other site may frame the page, else what was seen (None: nothing). With a
+    frame-ancestors directive in the CSP header a browser ignores X-Frame-Options, so
+    `frame-ancestors *` with `DENY` is no protection; every policy is enforced, so one that
+    names only some ancestors is enough."""
+    ancestors: list[list[str]] = []
+    for value in answer.values("content-security-policy"):
+        for policy in value.split(","):
+            directives = [d.split() for d in policy.split(";") if d.split()]
+            # A directive repeated in one policy: the browser keeps the first.
+            found = next((d[1:] for d in directives if d[0].lower() == "frame-ancestors"), None)
+            if found is not None:
+                ancestors.append(found)
+    if ancestors:
+        if any(not any(_ANY_SITE.fullmatch(s.lower()) for s in sources) for sources in ancestors):
+            return True
+        return "; ".join("frame-ancestors " + " ".join(sources) for sources in ancestors)
+    if answer.frame_options_deny:
+        return True
+    return ", ".join(answer.values("x-frame-options")) or None
 
 
 def _cors(cors: Cors) -> str:

@@ -213,8 +213,7 @@ class _Endpoint:
             return visit
         last, fetched = self._follow_redirects(root)
         if last.location is None:  # a browser renders no body of a redirect, nor its meta tags
-            nosniff = (last.first("x-content-type-options") or "").split(",")[0].strip().lower() == "nosniff"
-            visit.page = read_page(last.first("content-type"), fetched.body, nosniff=nosniff)
+            visit.page = read_page(last.first("content-type"), fetched.body, nosniff=last.nosniff)
             if self._mine(last.url):
                 visit.disclosures.extend(
                     Disclosure(source="meta:generator", value=g) for g in visit.page.generator

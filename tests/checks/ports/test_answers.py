@@ -2,7 +2,7 @@
 hangs up before saying a word (nmap's `tcpwrapped`), a host that names no port at all, and a host
 that accepts on every port (a SYN proxy or tarpit in front of it).
 
-Servers run on 127.0.232.0/24 and are started by the tests.
+Servers run on 127.0.232.0/24 (and 127.0.242.0/24) and are started by the tests.
 """
 
 import socket
@@ -11,6 +11,7 @@ from attt.checks.ports import PortsCheck
 from attt.checks.ports.controls import ForbiddenParams, OnlyAllowedParams
 from attt.checks.ports.models import PortsData, PortsSettings
 from attt.scanner.plugin import ProbeContext, incomplete_steps
+from tests.checks.ports.test_controls import judge_forbidden
 from tests.checks.ports.test_ports import make_rule, make_target
 from tests.checks.ports.test_truth import _judge, _scan, _serving
 from tests.servers.listeners import tcp_listeners
@@ -33,12 +34,39 @@ def test_a_service_that_hangs_up_at_once_is_not_identified_and_a_rule_on_names_c
     assert data.service_detection_error == (
         "no service identified on port 8023 (tcpwrapped: it closed the connection before answering a probe)"
     )
+    assert data.unidentified == (8023,)
     control = PortsCheck.controls["ports.forbidden"]
     needed = control.steps_needed(ForbiddenParams(ports=(23,), services=("telnet",)), target)
     assert set(needed) & set(incomplete_steps(data))
     # A rule that forbids the port by number needs no name: the port accepted, so it fails.
     verdict = _judge("ports.forbidden", observation, {"ports": [8023]}, target)
     assert (verdict.status, verdict.message) == ("fail", "forbidden ports open: 8023")
+
+
+def test_a_forbidden_service_seen_is_a_fail_and_a_hung_up_port_is_an_error_only_where_it_could_matter() -> (
+    None
+):
+    # SSH named by its banner on 8022; 8023 hangs up before a word (tcpwrapped). What was seen on
+    # 8022 stands; 8023 only leaves open whether Telnet runs there.
+    ip = "127.0.242.1"
+    with tcp_listeners([(ip, 8022)], banner=b"SSH-2.0-OpenSSH_9.2p1\r\n"), _serving(ip, 8023, _hang_up):
+        observation = _scan(make_target(ip), ports=(8022, 8023, 8024), timeout=40, service_detection=True)
+    data = observation.data
+    assert isinstance(data, PortsData), observation.error
+    assert ({p.port: p.service for p in data.open}, data.unidentified) == (
+        {8022: "ssh", 8023: "tcpwrapped"},
+        (8023,),
+    )
+    by_port = judge_forbidden(data, ForbiddenParams(ports=(8022,), services=("ssh",)))
+    by_name = judge_forbidden(data, ForbiddenParams(ports=(8024,), services=("ssh",)))
+    assert [(f.status, f.message.en) for f in (by_port, by_name)] == [
+        ("fail", "forbidden ports open: 8022")
+    ] * 2
+    unknown = judge_forbidden(data, ForbiddenParams(ports=(8024,), services=("telnet",)))
+    assert unknown.status == "error"
+    assert unknown.message.en.startswith(
+        "no service identified on open port 8023, which may be a forbidden one"
+    )
 
 
 # --- a host that declares no port -----------------------------------------------------------

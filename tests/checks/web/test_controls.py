@@ -1,6 +1,7 @@
 """The web controls on observations built by hand: each verdict, and `error` wherever a needed
 fact was not observed."""
 
+import pytest
 from click.testing import CliRunner
 
 from attt.checks.web.controls import (
@@ -9,6 +10,7 @@ from attt.checks.web.controls import (
     ExposedParams,
     HeadersParams,
     cookies,
+    discloses_version,
     exposed_files,
     https_redirect,
     https_required,
@@ -160,6 +162,46 @@ def test_no_session_cookie_is_not_applicable() -> None:
     assert cookies(web_data(cookies=(cookie("lang"),)), CookiesParams(), TARGET).status == "not_applicable"
 
 
+# Session cookie names by family, as the frameworks send them.
+SESSION_COOKIES = {
+    "ASP.NET Core antiforgery": (
+        ".AspNetCore.Antiforgery.9fXoN5jHCXs",
+        ".AspNetCore.Antiforgery.w5W7x28NAIs",
+    ),
+    "ASP.NET Core session": (".AspNetCore.Session",),
+    "ASP.NET Core authentication": (".AspNetCore.Cookies", ".AspNetCore.Identity.Application"),
+    "ASP.NET OWIN": (".AspNet.ApplicationCookie",),
+    "ASP.NET": ("ASP.NET_SessionId", ".ASPXAUTH"),
+    "WordPress": (
+        "wordpress_logged_in_8d1a4c6e2b9f0d3a7c5e1b2f4a6d8c0e",
+        "wordpress_sec_8d1a4c6e2b9f0d3a7c5e1b2f4a6d8c0e",
+        "wordpress_8d1a4c6e2b9f0d3a7c5e1b2f4a6d8c0e",
+    ),
+    "Laravel": ("laravel_session",),
+    "CodeIgniter": ("ci_session",),
+    "Express": ("connect.sid",),
+    "Java servlets": ("JSESSIONID",),
+    "PHP": ("PHPSESSID",),
+}
+NOT_SESSION_COOKIES = ("lang", "_ga", "wordpress_test_cookie", "wp-settings-1", ".AspNetCore.Culture")
+
+
+@pytest.mark.parametrize("family", list(SESSION_COOKIES))
+def test_each_family_of_session_cookie_is_judged_on_its_flags(family: str) -> None:
+    names = SESSION_COOKIES[family]
+    bare = cookies(web_data(cookies=tuple(cookie(n) for n in names)), CookiesParams(), TARGET)
+    assert bare.status == "fail"
+    assert all(f"{n}: no Secure, no HttpOnly, no SameSite" in bare.message for n in names), bare.message
+    protected = tuple(cookie(n, "secure", "httponly", same_site="Lax") for n in names)
+    assert cookies(web_data(cookies=protected), CookiesParams(), TARGET).status == "pass"
+
+
+@pytest.mark.parametrize("name", NOT_SESSION_COOKIES)
+def test_a_cookie_named_like_no_session_is_not_judged(name: str) -> None:
+    verdict = cookies(web_data(cookies=(cookie(name),)), CookiesParams(), TARGET)
+    assert verdict.status == "not_applicable", verdict.message
+
+
 def _disclosing(*pairs: tuple[str, str]) -> object:
     return web_data(disclosures=tuple(Disclosure(source=s, value=v) for s, v in pairs))
 
@@ -180,6 +222,45 @@ def test_product_names_without_versions_pass() -> None:
         ("header:server", "nginx"), ("header:x-powered-by", "ASP.NET"), ("meta:generator", "Joomla!")
     )
     assert version_disclosure(data, NONE, TARGET).status == "pass"  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("value", "disclosed"),
+    [
+        ("Apache/2.4.57 (Ubuntu)", True),
+        ("Apache/2.4.57 (Debian)", True),
+        ("PHP/8.1.2", True),
+        ("nginx/1.18.0", True),
+        ("nginx/1.25.3", True),
+        ("Microsoft-IIS/10.0", True),
+        ("Apache/2.4.41 (Win64) OpenSSL/1.1.1c PHP/7.3.10", True),
+        ("Apache/2", True),
+        ("4.0.30319", True),  # X-AspNet-Version: the value is the version
+        ("Drupal 10 (https://www.drupal.org)", True),
+        ("WordPress 6.4.2", True),
+        # A release number in a comment: the distribution pins the packaged version.
+        ("Apache (Ubuntu/22.04)", True),
+        ("Jetty(9.4.44.v20210927)", True),
+        # A CDN's node id in a comment is no version; nor are names alone.
+        ("ECS (dcb/7F84)", False),
+        ("ECAcc (lac/55B6)", False),
+        ("cloudflare", False),
+        ("nginx", False),
+        ("AmazonS3", False),
+        ("Apache (Debian GNU/Linux)", False),
+        ("Kestrel", False),
+        ("ASP.NET", False),
+        # Nested and escaped parentheses stay inside the comment.
+        ("ECS (dcb (x) b/7F84)", False),
+        (r"ECS (a\) b/7)", False),
+        ("Apache (unclosed/7F84", False),
+    ],
+)
+def test_a_version_is_a_product_version_or_a_release_number(value: str, disclosed: bool) -> None:
+    assert discloses_version(value) is disclosed
+    for header in ("header:server", "header:x-powered-by"):
+        verdict = version_disclosure(_disclosing((header, value)), NONE, TARGET)  # type: ignore[arg-type]
+        assert verdict.status == ("fail" if disclosed else "pass"), verdict.message
 
 
 def test_a_served_file_fails_with_what_it_is() -> None:

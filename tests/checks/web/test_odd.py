@@ -35,6 +35,10 @@ def test_frame_options_and_nosniff_are_read_as_a_browser_splits_them(probed: Pro
     assert probed.data(case).answer.first("content-security-policy") == NO_FRAME_ANCESTORS[1]
     verdict = probed.verdict(case, "web.headers")
     assert verdict.status == "pass", verdict.message
+    # The grade shown with the verdict reads them the same way.
+    results = verdict.observed["observatory"]["results"]
+    assert results["x-frame-options"] == "x-frame-options-sameorigin-or-deny"
+    assert results["x-content-type-options"] == "x-content-type-options-nosniff"
 
 
 def test_a_page_sent_without_a_content_type_is_read_as_the_html_a_browser_sniffs(probed: Probed) -> None:
