@@ -325,6 +325,12 @@ def _judge_observation(
                 rule, target, port, "error", _steps_incomplete(data, unfinished), cite, vantage=vantage
             )
         verdict = control.judge(data, rule.params, target)
+        if unfinished and verdict.status not in ("fail", "error"):
+            # Held by the engine, not left to each partial judge: facts were missing, so only a
+            # failure on what was seen stands.
+            return _finding(
+                rule, target, port, "error", _steps_incomplete(data, unfinished), cite, vantage=vantage
+            )
     except Exception as exc:  # a buggy control must not pass or crash the run: fail closed
         crashed = _error("Kiểm soát bị lỗi", "Control failed", f"{type(exc).__name__}: {exc}")
         return _finding(rule, target, port, "error", crashed, cite, vantage=vantage)

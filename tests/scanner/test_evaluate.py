@@ -1,16 +1,21 @@
 """Evaluation is pure: table-driven over hand-built observations, policies and `now`."""
 
+from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
+from typing import Any, ClassVar
 
 import pytest
+from pydantic import BaseModel
 
 from attt.scanner.evaluate import Inapplicable, evaluate, exit_code
 from attt.scanner.exitcodes import ExitCode
-from attt.scanner.models.base import Severity, Text
+from attt.scanner.models.base import Frozen, Severity, Text
 from attt.scanner.models.finding import Finding
 from attt.scanner.models.observation import Observation
 from attt.scanner.models.policy import AppliesTo, ResolvedPolicy, ResolvedRule, Waiver
 from attt.scanner.models.target import Target
+from attt.scanner.plugin import API_VERSION, Control, Controls, NoSettings, ProbeContext, Verdict
+from attt.scanner.registry import RegisteredCheck, Registry
 from tests.scanner.plugins import AtMost, CountData, registry, target
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -209,3 +214,45 @@ def finding(status: str, severity: Severity = Severity.HIGH) -> Finding:
 )
 def test_exit_code(statuses, fail_on, complete, code) -> None:
     assert exit_code([finding(s) for s in statuses], fail_on, complete) is code
+
+
+class _StepsData(Frozen):
+    count: int
+    incomplete: tuple[str, ...] = ()
+
+
+_PARTIAL = Controls("steps")
+
+
+@_PARTIAL.control("steps.claims", AtMost, needs=("detail",), partial=True)
+def _claims(data: _StepsData, params: AtMost, target: Target) -> Verdict:
+    """A partial judge with a bug: it passes or fails on the count alone, whatever `detail` saw."""
+    if data.count <= params.limit:
+        return Verdict.passed("small", data.count, params.limit)
+    return Verdict.failed("large", data.count, params.limit)
+
+
+class _StepsCheck:
+    name: ClassVar[str] = "steps"
+    api_version: ClassVar[int] = API_VERSION
+    data_model: ClassVar[type[BaseModel]] = _StepsData
+    settings_model: ClassVar[type[BaseModel]] = NoSettings
+    after: ClassVar[tuple[str, ...]] = ()
+    controls: ClassVar[Mapping[str, Control[Any, Any]]] = _PARTIAL
+
+    def probe(self, target: Target, ctx: ProbeContext[Any]) -> Iterable[Observation]:
+        return ()
+
+
+@pytest.mark.parametrize(("count", "status"), [(1, "error"), (99, "fail")])
+def test_a_partial_judge_missing_a_step_may_fail_on_what_was_seen_but_never_pass(
+    count: int, status: str
+) -> None:
+    host = target("127.0.0.1")
+    claims = rule(limit=10).model_copy(update={"control": "steps.claims", "check": "steps"})
+    seen = Observation.ok("steps", host, _StepsData(count=count, incomplete=("detail",)), 1)
+    checks = Registry.of({"steps": RegisteredCheck(_StepsCheck(), "tests")})
+    [finding] = evaluate([host], [seen], {"sys-a": (policy(claims),)}, checks, ["steps"], NOW)
+    assert finding.status == status
+    if status == "error":
+        assert "detail" in finding.message.en
