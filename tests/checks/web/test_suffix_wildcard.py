@@ -30,6 +30,12 @@ def ca_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         yield ca
 
 
+@pytest.fixture(scope="module")
+def web(ca_file: Path) -> dict[str, WebData]:
+    """The web check's HTTPS observation of each server."""
+    return {name: _web(ca_file, name) for name in SERVERS}
+
+
 def _web(ca: Path, name: str) -> WebData:
     server = SERVERS[name].server
     host = Host(address=server.ip, hostname=server.hostname, services=(Service(port=443, kind="tls"),))
@@ -52,8 +58,8 @@ def test_python_ssl_alone_accepts_the_wildcard_over_a_public_suffix(ca_file: Pat
     assert cert is not None and cert["subjectAltName"] == (("DNS", "*.gov.vn"),)
 
 
-def test_the_web_check_does_not_verify_it_and_says_why(ca_file: Path) -> None:
-    data = _web(ca_file, "suffix")
+def test_the_web_check_does_not_verify_it_and_says_why(web: dict[str, WebData]) -> None:
+    data = web["suffix"]
     assert data.certificate_verified is False
     assert data.certificate_refusal is not None
     assert "*.gov.vn" in data.certificate_refusal and "public suffix" in data.certificate_refusal
@@ -63,13 +69,14 @@ def test_the_web_check_does_not_verify_it_and_says_why(ca_file: Path) -> None:
 
 
 @pytest.mark.parametrize("name", ["suffix and name", "province"])
-def test_a_valid_name_is_verified_as_before(ca_file: Path, name: str) -> None:
-    data = _web(ca_file, name)
+def test_a_valid_name_is_verified_as_before(web: dict[str, WebData], name: str) -> None:
+    data = web[name]
     assert data.certificate_verified is True and data.certificate_refusal is None
     assert grade(data).results["strict-transport-security"] == "hsts-not-implemented"
 
 
-def test_the_tls_check_reads_each_name_the_same_way(ca_file: Path) -> None:
+@pytest.mark.slow
+def test_the_tls_check_reads_each_name_the_same_way(ca_file: Path, web: dict[str, WebData]) -> None:
     endpoints = {
         name: _sslyze.Endpoint(ip=named.server.ip, port=named.server.port, sni=named.server.hostname)
         for name, named in SERVERS.items()
@@ -81,4 +88,4 @@ def test_the_tls_check_reads_each_name_the_same_way(ca_file: Path) -> None:
         assert isinstance(outcome, TlsData) and outcome.certificate is not None, outcome
         assert outcome.certificate.trusted, name
         assert outcome.certificate.hostname_matches == (name != "suffix"), name
-        assert outcome.certificate.hostname_matches == _web(ca_file, name).certificate_verified, name
+        assert outcome.certificate.hostname_matches == web[name].certificate_verified, name
