@@ -114,17 +114,17 @@ class _Front:
 
 def _relay(client: socket.socket, backend: socket.socket, stop: threading.Event) -> None:
     """Bytes both ways until either side hangs up, the lab stops, or MAX_HOLD passes."""
-    peers = {client: backend, backend: client}
     deadline = time.monotonic() + MAX_HOLD
     with selectors.DefaultSelector() as selector:
-        for sock in peers:
-            selector.register(sock, selectors.EVENT_READ)
+        selector.register(client, selectors.EVENT_READ, (client, backend))
+        selector.register(backend, selectors.EVENT_READ, (backend, client))
         while not stop.is_set() and time.monotonic() < deadline:
             for key, _ in selector.select(timeout=0.2):
-                data = key.fileobj.recv(65536)  # type: ignore[union-attr]
+                source, target = key.data
+                data = source.recv(65536)
                 if not data:
                     return
-                peers[key.fileobj].sendall(data)  # type: ignore[index]
+                target.sendall(data)
 
 
 @contextmanager
