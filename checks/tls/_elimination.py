@@ -17,7 +17,11 @@ connection before it counts: a server that does not speak those suites does the 
 (some stall, some reset, as they do for every version they refuse), a flaky one answers.
 
 Elliptic curves go the same way (`eliminate_groups`): sslyze offers each of its ~30 curves
-alone; here all of them are offered and the one the server picks is removed.
+alone; here all of them are offered and the one the server picks is removed. Curves are offered
+at a version the server speaks, which answers a curve it lacks with an alert (some stacks reset
+the connection instead, which stands as the refusal once asked again): a handshake left silent
+twice is no answer about its curves, and they are not observed (`Unanswered`), where sslyze's
+one-curve test reads every timeout as "rejected".
 
 Each function returns one entry per suite (curve) it was given, in order, as sslyze's per-suite
 (per-curve) jobs would have: (result, None), or (None, exception) for a suite our OpenSSL cannot
@@ -25,6 +29,7 @@ offer (sslyze skips those) or a connection that failed.
 """
 
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from functools import cache
 from typing import Any
 
@@ -65,6 +70,10 @@ _NO_ANSWER = _DROPPED | {"Connection to server timed out during the TLS handshak
 test records them in a "rejected" suite."""
 
 Entry = tuple[Any, Exception | None]
+
+
+class Unanswered(Exception):
+    """The server never answered what a test asked, twice: its answer was not observed."""
 
 
 def needs_legacy_openssl(version: TlsVersionEnum, suite: CipherSuite) -> bool:
@@ -200,37 +209,20 @@ def eliminate_groups(
     confirm = version != TlsVersionEnum.TLS_1_3
     found: dict[OpenSslEcNidEnum, Entry] = {}
     left = list(curves)
-    retried = False
     while left:
-        connection = server.get_preconfigured_tls_connection(
-            override_tls_version=version, should_use_legacy_openssl=False
-        )
-        client = connection.ssl_client
-        each = False
         try:
-            if not isinstance(client, SslClient):
-                raise TypeError("sslyze gave the legacy client where the modern one was asked for")
-            enable_ecdh_cipher_suites(version, client)
-            client.set_groups(left)
-            connection.connect()
-            key = connection.ssl_client.get_ephemeral_key()
-        except ClientCertificateRequested:
-            key = connection.ssl_client.get_ephemeral_key()
-        except (ServerRejectedTlsHandshake, TlsHandshakeTimedOut) as exc:
-            if _unanswered(exc) and not retried:
-                retried = True  # asked again once, as a suite's offer is
-                continue
-            key = None
+            key = _offer_twice(server, version, left)
+        except TlsHandshakeTimedOut:
+            silent = _silent_twice(left)
+            found.update((curve, (None, silent)) for curve in left)
+            left = []
+            break
+        except ServerRejectedTlsHandshake:
+            break
         except Exception:
             # sslyze reads some errors of one curve as "rejected" and fails on the others; with
-            # many curves offered, no telling which one caused it: one by one, as sslyze does,
-            # once this connection is closed.
-            key, each = None, True
-        finally:
-            connection.close()
-        if each:
+            # many curves offered, no telling which one caused it: one by one, as sslyze does.
             left = _each_curve(server, left, found)
-        if key is None:
             break
         # nassl reports the curve as a bare number: the offered member it equals, if any.
         offered = key.curve if isinstance(key, EcDhEphemeralKeyInfo) else None
@@ -241,17 +233,84 @@ def eliminate_groups(
             break
         left.remove(chosen)
         found[chosen] = _one_curve(server, chosen) if confirm else (_curve(chosen, True), None)
-        retried = False
         answered()
     for curve in left:
         found[curve] = (_curve(curve, False), None)
     return [found[curve] for curve in curves]
 
 
+def _offer_groups(
+    server: ServerConnectivityInfo, version: TlsVersionEnum, curves: Sequence[OpenSslEcNidEnum]
+) -> Any:
+    """One handshake offering ECDH suites at `version` and `curves` in `supported_groups`, on
+    our modern OpenSSL (sslyze's one-curve test, with more curves): the server's ephemeral key,
+    or the exception the handshake ended in."""
+    connection = server.get_preconfigured_tls_connection(
+        override_tls_version=version, should_use_legacy_openssl=False
+    )
+    client = connection.ssl_client
+    try:
+        if not isinstance(client, SslClient):
+            raise TypeError("sslyze gave the legacy client where the modern one was asked for")
+        enable_ecdh_cipher_suites(version, client)
+        client.set_groups(list(curves))
+        # The key exchange is over by the time the server asks for a certificate.
+        with suppress(ClientCertificateRequested):
+            connection.connect()
+        return client.get_ephemeral_key()
+    finally:
+        connection.close()
+
+
+def _offer_twice(
+    server: ServerConnectivityInfo, version: TlsVersionEnum, curves: Sequence[OpenSslEcNidEnum]
+) -> Any:
+    """`_offer_groups`, asked again once on a fresh connection when the server gave no answer
+    (silence, or the connection dropped without a TLS alert), as a suite's offer is."""
+    try:
+        return _offer_groups(server, version, curves)
+    except (ServerRejectedTlsHandshake, TlsHandshakeTimedOut) as exc:
+        if not _unanswered(exc):
+            raise
+    return _offer_groups(server, version, curves)
+
+
+def one_curve(server: ServerConnectivityInfo, curve: OpenSslEcNidEnum) -> _EllipticCurveResult:
+    """sslyze's test of `curve` offered alone (the exhaustive path's, and the confirmation of a
+    curve an elimination found below TLS 1.3), where sslyze reads a handshake that timed out as
+    "rejected". Asked again once when unanswered (`_offer_twice`): silent again, the curve is
+    not observed (see the module docstring); dropped again, that stands as the refusal, as it
+    does for a suite. Other failures are sslyze's to read (some OpenSSL errors mean "rejected"):
+    its own test, on a fresh connection."""
+    try:
+        key = _offer_twice(server, server.tls_probing_result.highest_tls_version_supported, [curve])
+    except TlsHandshakeTimedOut:
+        raise _silent_twice([curve]) from None
+    except ServerRejectedTlsHandshake:
+        return _curve(curve, False)
+    except Exception:
+        return _test_curve(server, curve)
+    accepted = isinstance(key, EcDhEphemeralKeyInfo)
+    if accepted and key.curve != curve:
+        raise RuntimeError(f"the server answered an offer of {_name(curve)} alone with another curve")
+    return _curve(curve, accepted)
+
+
+def _silent_twice(curves: Sequence[OpenSslEcNidEnum]) -> Unanswered:
+    if len(curves) == 1:
+        offer, which = f"the curve {_name(curves[0])} alone", "it"
+    else:
+        offer, which = f"{len(curves)} curves ({', '.join(_name(curve) for curve in curves)})", "any of them"
+    return Unanswered(
+        f"the server left silent, twice, the handshake offering {offer}: whether it accepts {which}"
+        " was not observed"
+    )
+
+
 def _each_curve(
     server: ServerConnectivityInfo, curves: Sequence[OpenSslEcNidEnum], found: dict[OpenSslEcNidEnum, Entry]
 ) -> list[OpenSslEcNidEnum]:
-    """sslyze's own test for each curve still open; none are left open after it."""
+    """The one-curve test for each curve still open; none are left open after it."""
     for curve in curves:
         found[curve] = _one_curve(server, curve)
     return []
@@ -259,14 +318,18 @@ def _each_curve(
 
 def _one_curve(server: ServerConnectivityInfo, curve: OpenSslEcNidEnum) -> Entry:
     try:
-        return _test_curve(server, curve), None
+        return one_curve(server, curve), None
     except Exception as exc:  # kept for sslyze's result builder, as its own job would be
         return None, exc
 
 
 def _curve(curve: OpenSslEcNidEnum, accepted: bool) -> _EllipticCurveResult:
-    """sslyze's record of one curve's answer, named as sslyze names it."""
-    name = _OPENSSL_NID_TO_SECG_ANSI_X9_62.get(curve, f"unknown-curve-with-openssl-id-{curve.value}")
+    """sslyze's record of one curve's answer."""
     return _EllipticCurveResult(
-        curve=EllipticCurve(name=name, openssl_nid=curve.value), was_accepted_by_server=accepted
+        curve=EllipticCurve(name=_name(curve), openssl_nid=curve.value), was_accepted_by_server=accepted
     )
+
+
+def _name(curve: OpenSslEcNidEnum) -> str:
+    """The curve's name as sslyze names it."""
+    return _OPENSSL_NID_TO_SECG_ANSI_X9_62.get(curve, f"unknown-curve-with-openssl-id-{curve.value}")

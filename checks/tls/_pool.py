@@ -31,7 +31,9 @@ Here every probe of the process feeds the same workers:
 - A vulnerability test whose verdict sslyze may draw from a connection the server never
   answered is asked again once, and then fails rather than read as "not vulnerable"
   (`_earned`). A suite's own handshake on the exhaustive path that got no answer is asked
-  again once before it reads as rejected (`_elimination.one_suite`), as an elimination's is.
+  again once before it reads as rejected (`_elimination.one_suite`), as an elimination's is;
+  a curve's, before it reads as rejected or, left silent again, as not observed
+  (`_elimination.one_curve`).
 
 This module drives sslyze's job model (`sslyze.scanner._mass_scanner`, private in name), so
 sslyze is pinned to one major version in pyproject.toml.
@@ -219,10 +221,6 @@ def _all_answered(test: Callable[..., Any], value: Any, connections: list[_Heard
     return all(connection.heard for connection in connections)
 
 
-class Unanswered(Exception):
-    """A vulnerability test met a connection the server never answered, twice."""
-
-
 def _earned(test: Callable[..., Any], *args: Any) -> Any:
     """sslyze's `test`, whose answer stands only if the server sent something on every
     connection the answer rests on (`_all_answered`): one that was closed, reset or left silent
@@ -246,17 +244,17 @@ def _earned(test: Callable[..., Any], *args: Any) -> Any:
                 raise refused
             return value
     if test is get_certificate_chain:
-        raise Unanswered(
+        raise _elimination.Unanswered(
             "the server closed, reset or left silent the handshake for one of its certificates (the"
             " one sent to clients of one kind), twice: which certificates it deploys was not observed"
         )
     if test is test_robot:
-        raise Unanswered(
+        raise _elimination.Unanswered(
             "the server refused, closed or left silent a connection of ROBOT before its payload"
             " went out (or every handshake for the RSA key), twice: its answer to each payload was"
             " not observed"
         )
-    raise Unanswered(
+    raise _elimination.Unanswered(
         "the server closed, reset or left silent this test's connection twice, without a TLS"
         " answer: whether it is exposed was not observed"
     )
@@ -709,10 +707,12 @@ class JobPool:
 
 def _guarded(call: Callable[..., Any], args: Sequence[Any]) -> tuple[Callable[..., Any], Sequence[Any]]:
     """A job's function and arguments, through `_earned` when it is one of `_ONE_ANSWER`; a
-    suite's own handshake (the exhaustive path) through `_elimination.one_suite`, which asks a
-    silent server again before it reads "rejected"."""
+    suite's or a curve's own handshake (the exhaustive path) through `_elimination.one_suite`
+    or `one_curve`, which ask a silent server again before they read "rejected"."""
     if call is connect_with_cipher_suite:
         return _elimination.one_suite, args
+    if call is _test_curve:
+        return _elimination.one_curve, args
     return (_earned, (call, *args)) if call in _ONE_ANSWER else (call, args)
 
 

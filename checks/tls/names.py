@@ -1,7 +1,9 @@
 """Host names against a certificate's name entries: what a wildcard may stand for.
 
 Kept out of x509.py, which reads certificates with cryptography: the controls use these too,
-and every scan imports the controls, while only a TLS probe needs cryptography.
+and every scan imports the controls, while only a TLS probe needs cryptography. The web check
+uses them too (its own HTTPS client verifies with Python's `ssl`, which knows no public suffix):
+one reading of a certificate's names for both checks.
 """
 
 import functools
@@ -23,6 +25,18 @@ def wildcard_over_suffix(name: str, entries: Iterable[str]) -> str | None:
         if wildcard_fits(written, wanted) and public_suffix(written[1:]) is not None:
             return entry
     return None
+
+
+def name_matches(name: str, entries: Iterable[str]) -> bool:
+    """RFC 9525 matching of a DNS name against a certificate's DNS name entries: one equal to
+    it, or a wildcard as the whole left-most label that does not stand over a public suffix
+    (`wildcard_over_suffix`)."""
+    wanted = labels(name)
+    for entry in entries:
+        written = labels(entry)
+        if written == wanted or (wildcard_fits(written, wanted) and public_suffix(written[1:]) is None):
+            return True
+    return False
 
 
 def labels(name: str) -> list[str]:

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtensionOID, SignatureAlgorithmOID
 
 from attt.checks.tls.models import MAX_NAME_CHARS, MAX_SANS
-from attt.checks.tls.names import labels, public_suffix, wildcard_fits
+from attt.checks.tls.names import name_matches
 from attt.scanner.models.observation import bound_text
 
 _SIGNATURE_NAMES = {
@@ -156,12 +156,7 @@ def hostname_matches(name: str, cert: x509.Certificate) -> bool:
         ip = None
     if ip is not None:
         return ip in san.get_values_for_type(x509.IPAddress)
-    wanted = labels(name)
-    for entry in san.get_values_for_type(x509.DNSName):
-        written = labels(entry)
-        if written == wanted or (wildcard_fits(written, wanted) and public_suffix(written[1:]) is None):
-            return True
-    return False
+    return name_matches(name, san.get_values_for_type(x509.DNSName))
 
 
 def public_key_facts(cert: x509.Certificate) -> tuple[Any, int, str | None]:

@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 import httpcore
 
+from attt.checks.tls.names import name_matches, wildcard_over_suffix
 from attt.checks.web.models import MAX_HEADER_BYTES
 
 USER_AGENT = "attt-scanner (compliance scan; GET only)"
@@ -138,6 +139,11 @@ class _Stream(httpcore.NetworkStream):
             raise httpcore.ConnectTimeout("TLS handshake not finished in time") from exc
         except (ssl.SSLError, OSError) as exc:
             raise httpcore.ConnectError(f"TLS handshake failed: {_os_reason(exc)}") from exc
+        if ssl_context.check_hostname and server_hostname is not None:
+            refusal = _suffix_wildcard_only(tls.getpeercert() or {}, server_hostname)
+            if refusal is not None:
+                tls.close()
+                raise _CertificateRejected(refusal)
         return _Stream(tls, self._budget)
 
     def get_extra_info(self, info: str) -> Any:
@@ -308,6 +314,23 @@ _WBITS = {
     # deflate is meant to carry a zlib header; some servers send the raw stream.
     "deflate": (zlib.MAX_WBITS, -zlib.MAX_WBITS),
 }
+
+
+def _suffix_wildcard_only(cert: dict[str, Any], host: str) -> str | None:
+    """Why a browser refuses the certificate for `host` that OpenSSL verified: its only entry
+    for `host` is a wildcard over a public suffix (`*.gov.vn` for `x.gov.vn`), which OpenSSL's
+    matching accepts (it knows no public suffix) and browsers refuse; None otherwise."""
+    entries = [value for kind, value in cert.get("subjectAltName", ()) if kind == "DNS"]
+    if not entries:  # OpenSSL then matched the subject's common name, as Python lets it
+        entries = [value for rdn in cert.get("subject", ()) for key, value in rdn if key == "commonName"]
+    wildcard = wildcard_over_suffix(host, entries)
+    if wildcard is None or name_matches(host, entries):
+        return None
+    suffix = wildcard.partition(".")[2]
+    return (
+        f"Hostname mismatch: the certificate's only name for {host} is the wildcard {wildcard}, over"
+        f" {suffix}, a public suffix, where browsers accept no wildcard"
+    )
 
 
 def _os_reason(exc: BaseException) -> str:

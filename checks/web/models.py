@@ -243,6 +243,10 @@ class WebData(Frozen):
     certificate_verified: bool | None = None
     """HTTPS only: a browser's handshake succeeded (chain and name verified against the trust
     store in use, a protocol version it accepts); False when only a lax handshake worked."""
+    certificate_refusal: str | None = None
+    """Why a browser's handshake failed, when `certificate_verified` is False: the chain, the
+    name (a wildcard over a public suffix among them), or no protocol version or suite a browser
+    accepts."""
     cookies: tuple[Cookie, ...] = ()
     cors: Cors | None = None
     """HTTPS only; None when the request was not made or failed."""

@@ -178,6 +178,7 @@ class _Visit:
     redirect_refused: str | None = None
     step_errors: dict[str, str] = field(default_factory=dict)
     verified: bool | None = None
+    refusal: str | None = None
     cookies: list[Cookie] = field(default_factory=list)
     disclosures: list[Disclosure] = field(default_factory=list)
     page: Page | None = None
@@ -237,6 +238,7 @@ class _Endpoint:
             # headers and files matter: read it without verification, and record the refusal.
             fetched = self._get(self.visit.url, MAX_BODY_BYTES)
             self.visit.verified = False
+            self.visit.refusal = bound_text(str(exc), 300)
         return fetched
 
     def _follow_redirects(self, root: Fetched) -> tuple[Answer, Fetched]:
@@ -538,6 +540,7 @@ def _data(name: str, visit: _Visit, site: SiteFacts) -> WebData:
         redirect_refused=visit.redirect_refused,
         page=visit.page,
         certificate_verified=visit.verified,
+        certificate_refusal=visit.refusal,
         cookies=tuple(visit.cookies),
         cors=visit.cors,
         disclosures=tuple(visit.disclosures),

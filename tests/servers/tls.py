@@ -180,8 +180,9 @@ def _leaf(
     not_before: dt.datetime,
     not_after: dt.datetime,
     ocsp_url: str | None = None,
+    more_sans: tuple[str, ...] = (),
 ) -> tuple[Path, Path]:
-    """A server certificate for `san`; self-signed when `issuer` is None."""
+    """A server certificate for `san` (and `more_sans`); self-signed when `issuer` is None."""
     subject = _name(san)
     signer_name, signer_key = (subject, key) if issuer is None else (issuer.name, issuer.key)
     builder = (
@@ -192,7 +193,9 @@ def _leaf(
         .serial_number(x509.random_serial_number())
         .not_valid_before(not_before)
         .not_valid_after(not_after)
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(san)]), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(name) for name in (san, *more_sans)]), critical=False
+        )
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
     )
