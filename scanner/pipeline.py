@@ -1,6 +1,8 @@
 """The scan pipeline: configuration (checked before any packet) -> probes -> evaluation -> report."""
 
+import os
 import secrets
+import sys
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
@@ -481,7 +483,9 @@ class _Worker:
 class _Judge(_Worker):
     """Judges each host as soon as every check has probed it, on a thread of its own, while the
     runner still waits on the other hosts' probes (nmap's runs): the judging of a province then
-    mostly overlaps the scan instead of following it. `findings` judges the rest at the end.
+    mostly overlaps the scan instead of following it, at a lower CPU priority than the probes
+    (`_yield_to_probes`). `findings` judges the rest at the end, what the thread had not begun
+    when the probes ended included.
 
     The findings are those one `evaluate` of every target at the end gives, in the same order:
     `evaluate` judges each target on its own observations and probes only. Its `now` serves only
@@ -538,12 +542,15 @@ class _Judge(_Worker):
             self._more.notify()
 
     def _judge(self) -> None:
+        _yield_to_probes()
         # Findings that need no probe first, once the probes are under way (made earlier, they
         # would delay nmap's start): the first hosts' probes take a while to end, nmap ending a
         # whole group of hosts at once.
         with self._more:
             while not self._probing and not self._closed:
                 self._more.wait()
+            if self._closed:
+                return
         with suppress(Exception):  # left to the end: made again in the scan's own thread
             for first, alike in self._inapplicable.made(self._prepared.targets):
                 self.codec.encode_alike(first, alike)
@@ -553,8 +560,8 @@ class _Judge(_Worker):
                 # its rules' references afresh.
                 while len(self._ready) < _JUDGED_AT_ONCE and not self._closed:
                     self._more.wait()
-                if not self._ready:
-                    return
+                if self._closed:
+                    return  # the rest is judged at the scan's own priority (`findings`)
                 ready, self._ready = self._ready, []
                 seen = [o for t in ready for o in self._seen[t.key]]
             # Each host's probes all ended: those are the only ones `evaluate` asks about.
@@ -603,6 +610,27 @@ class _Judge(_Worker):
         return [
             f for t in self._prepared.targets for f in (judged[t.key] if t.key in judged else late[t.key])
         ]
+
+
+_JUDGE_NICENESS = 10
+"""How much less CPU the judge asks for than the probes: about a tenth of a core's share when both
+want one (the kernel's weight for nice 10 against nice 0)."""
+
+
+def _yield_to_probes() -> None:
+    """Lower the calling thread's CPU priority, so that judging while probes run never delays
+    them: on two cores, the judge competing on equal terms with nmap (a thousand hosts' findings
+    judged as their groups end) made nmap take a third longer, and every probe's budget runs
+    meanwhile. The judge has no deadline and takes the cycles the probes leave. Linux keeps a
+    nice value per thread; elsewhere `setpriority` would slow the whole process, so it is left
+    alone. A thread cannot raise its priority again without privilege: the judge stops when the
+    probes end and the scan's own thread judges what is left."""
+    if sys.platform != "linux":
+        return
+    with suppress(OSError):
+        thread = threading.get_native_id()
+        niceness = os.getpriority(os.PRIO_PROCESS, thread)
+        os.setpriority(os.PRIO_PROCESS, thread, min(19, niceness + _JUDGE_NICENESS))
 
 
 _COMMIT_EVERY = 0.2

@@ -3,6 +3,9 @@ exactly those one evaluation of every host at the end gives, in the same order, 
 early, failed, or was done by an earlier attempt; and a run that ends on another day than it
 began judges waivers as of its end."""
 
+import os
+import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -137,3 +140,22 @@ def test_probes_that_end_close_together_are_committed_together(tmp_path: Path) -
     elapsed = time.monotonic() - started
     assert len(store.probes_done(outcome.run.info.id)) == 2 * len(hosts)  # the count and echo checks
     assert store.commits <= 2 + elapsed / pipeline._COMMIT_EVERY
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a nice value per thread is Linux's")
+def test_the_judge_thread_yields_the_cpu_to_probes_and_the_scan_thread_keeps_its_priority() -> None:
+    def niceness() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    before = niceness()
+    seen: list[int] = []
+
+    def judge() -> None:
+        pipeline._yield_to_probes()
+        seen.append(niceness())
+
+    thread = threading.Thread(target=judge)
+    thread.start()
+    thread.join()
+    assert seen == [min(19, before + pipeline._JUDGE_NICENESS)]
+    assert niceness() == before
