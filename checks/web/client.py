@@ -11,6 +11,7 @@ keeps the system's host name, so SNI, `Host` and certificate name checks all use
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import ssl
 import time
@@ -140,7 +141,7 @@ class _Stream(httpcore.NetworkStream):
         except (ssl.SSLError, OSError) as exc:
             raise httpcore.ConnectError(f"TLS handshake failed: {_os_reason(exc)}") from exc
         if ssl_context.check_hostname and server_hostname is not None:
-            refusal = _suffix_wildcard_only(tls.getpeercert() or {}, server_hostname)
+            refusal = _browser_refusal(tls.getpeercert() or {}, server_hostname)
             if refusal is not None:
                 tls.close()
                 raise _CertificateRejected(refusal)
@@ -316,13 +317,26 @@ _WBITS = {
 }
 
 
-def _suffix_wildcard_only(cert: dict[str, Any], host: str) -> str | None:
-    """Why a browser refuses the certificate for `host` that OpenSSL verified: its only entry
-    for `host` is a wildcard over a public suffix (`*.gov.vn` for `x.gov.vn`), which OpenSSL's
-    matching accepts (it knows no public suffix) and browsers refuse; None otherwise."""
+def _browser_refusal(cert: dict[str, Any], host: str) -> str | None:
+    """Why a browser refuses, for `host`, the certificate OpenSSL verified; None when it does not.
+
+    OpenSSL's name check (Python's `ssl`) is laxer than a browser's in two ways. With no DNS name
+    among the subjectAltName entries, it matches the subject's common name, which browsers
+    (Chrome since 58, Firefox since 48) and RFC 9525 ignore. It knows no public suffix, so it
+    accepts a wildcard over one (`*.gov.vn` for `x.gov.vn`), which browsers refuse."""
+    if _is_address(host):
+        return None  # matched against address entries only, by OpenSSL as by browsers
     entries = [value for kind, value in cert.get("subjectAltName", ()) if kind == "DNS"]
-    if not entries:  # OpenSSL then matched the subject's common name, as Python lets it
-        entries = [value for rdn in cert.get("subject", ()) for key, value in rdn if key == "commonName"]
+    if not entries:
+        where = (
+            "has no subjectAltName"
+            if "subjectAltName" not in cert
+            else "has no DNS name in its subjectAltName"
+        )
+        return (
+            f"Hostname mismatch: the certificate {where}, so only its subject CN names {host};"
+            " browsers ignore the CN"
+        )
     wildcard = wildcard_over_suffix(host, entries)
     if wildcard is None or name_matches(host, entries):
         return None
@@ -331,6 +345,14 @@ def _suffix_wildcard_only(cert: dict[str, Any], host: str) -> str | None:
         f"Hostname mismatch: the certificate's only name for {host} is the wildcard {wildcard}, over"
         f" {suffix}, a public suffix, where browsers accept no wildcard"
     )
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
 
 
 def _os_reason(exc: BaseException) -> str:
@@ -353,6 +375,11 @@ _UNVERIFIED = _unverified_context()
 
 
 def verifying_context(trust_anchors: Iterable[str]) -> ssl.SSLContext:
+    """A browser's handshake, as far as OpenSSL goes: the chain to the trust store and the name.
+
+    Its name check keeps OpenSSL's fallback on the subject CN (`hostname_checks_common_name`):
+    turning it off would refuse a CN-only certificate without a word on why. A handshake that
+    succeeds is then held to what browsers accept (`_browser_refusal`), which can say why."""
     context = ssl.create_default_context()
     for anchor in trust_anchors:
         context.load_verify_locations(cafile=anchor)

@@ -245,8 +245,8 @@ class WebData(Frozen):
     store in use, a protocol version it accepts); False when only a lax handshake worked."""
     certificate_refusal: str | None = None
     """Why a browser's handshake failed, when `certificate_verified` is False: the chain, the
-    name (a wildcard over a public suffix among them), or no protocol version or suite a browser
-    accepts."""
+    name (a wildcard over a public suffix, or a name in the subject CN alone, among them), or no
+    protocol version or suite a browser accepts."""
     cookies: tuple[Cookie, ...] = ()
     cors: Cors | None = None
     """HTTPS only; None when the request was not made or failed."""

@@ -7,6 +7,7 @@ outside pytest; the `tls_lab` fixture wraps it for the test session.
 """
 
 import datetime as dt
+import ipaddress
 import os
 import shutil
 import socket
@@ -181,8 +182,11 @@ def _leaf(
     not_after: dt.datetime,
     ocsp_url: str | None = None,
     more_sans: tuple[str, ...] = (),
+    cn_only: bool = False,
 ) -> tuple[Path, Path]:
-    """A server certificate for `san` (and `more_sans`); self-signed when `issuer` is None."""
+    """A server certificate for `san` (and `more_sans`, names or addresses); self-signed when
+    `issuer` is None. With `cn_only`, `san` is in the subject's CN alone, as before browsers
+    required a subjectAltName: the extension holds `more_sans` only, and is left out without them."""
     subject = _name(san)
     signer_name, signer_key = (subject, key) if issuer is None else (issuer.name, issuer.key)
     builder = (
@@ -193,12 +197,12 @@ def _leaf(
         .serial_number(x509.random_serial_number())
         .not_valid_before(not_before)
         .not_valid_after(not_after)
-        .add_extension(
-            x509.SubjectAlternativeName([x509.DNSName(name) for name in (san, *more_sans)]), critical=False
-        )
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
     )
+    alt_names = [_general_name(name) for name in (more_sans if cn_only else (san, *more_sans))]
+    if alt_names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
     if issuer is not None:
         builder = builder.add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()), critical=False
@@ -218,6 +222,13 @@ def _leaf(
     cert_path = workdir / f"{stem}.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return cert_path, _write_key(key, workdir / f"{stem}.key")
+
+
+def _general_name(name: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)
 
 
 def _sha1_rsa1024_leaf(workdir: Path, san: str, days: int) -> tuple[Path, Path]:
