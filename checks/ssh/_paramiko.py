@@ -218,7 +218,10 @@ def authenticated_facts(
                 detail = stderr.decode("utf-8", errors="replace").strip().splitlines()[:1]
                 config_error = f"`{command}` exited with status {status}: {' '.join(detail)[:200]}"
             else:
-                config = parse_sshd_t(stdout.decode("utf-8", errors="replace"))
+                config = parse_sshd_t(stdout.decode("utf-8", errors="replace")) or None
+                if config is None:
+                    # A forced command or a wrapper can exit 0 and print nothing: no setting was seen.
+                    config_error = f"`{command}` printed no settings"
         except ParamikoProbeError as exc:
             config_error = str(exc)
         package: PackageFacts | None = None

@@ -418,6 +418,15 @@ def _software_not_vulnerable(data: SshData, params: VulnerableParams, target: Ta
         )
     if parse_openssh(data.software) is None and data.package is None:
         shown = repr(data.software[:60])
+        if "openssh" in data.software.lower():
+            # `OpenSSH_for_Windows_7.7`, a bare `OpenSSH`: OpenSSH whose version the table cannot place.
+            return Verdict.cannot_judge(
+                f"OpenSSH in a form whose version attt cannot read ({shown}), so the CVE table cannot"
+                " be applied",
+                observed=data.software,
+                vi=f"máy chủ là OpenSSH nhưng attt không đọc được phiên bản ({shown}) nên không đối chiếu"
+                " được với bảng CVE",
+            )
         return Verdict.not_applicable(
             f"not OpenSSH ({shown}): no version table",
             vi=f"không phải OpenSSH ({shown}): không có bảng phiên bản để đối chiếu",
@@ -612,16 +621,27 @@ def _config(data: SshData, params: ConfigParams, target: Target) -> Verdict:
     problems: list[Text] = []
     for key, expectation in params.expect.items():
         value = data.config.get(key)
-        problem = (
-            Text(vi="không có trong kết quả sshd -T", en="is not in the sshd -T output")
-            if value is None
-            else expectation.problem(value)
-        )
+        problem = None if value is None else expectation.problem(value)
         if problem is not None:
             problems.append(Text(vi=f"{key} {problem.vi}", en=f"{key} {problem.en}"))
+    # A keyword sshd -T did not print is a setting nobody saw: it alone never fails the server.
+    unseen = ", ".join(key for key, value in observed.items() if value is None)
     if problems:
+        if unseen:
+            problems.append(
+                Text(vi=f"{unseen} không có trong kết quả sshd -T", en=f"{unseen} not in the sshd -T output")
+            )
         both = _joined(problems)
         return Verdict.failed(both.en, observed, expected, vi=both.vi)
+    if unseen:
+        return Verdict.cannot_judge(
+            f"{unseen} not in the sshd -T output, so whether the configuration meets expectations"
+            " cannot be told",
+            observed,
+            expected,
+            vi=f"kết quả sshd -T không có {unseen} nên không xác định được cấu hình có đáp ứng yêu cầu"
+            " hay không",
+        )
     return Verdict.passed(
         "the effective configuration meets every expectation",
         observed,

@@ -75,6 +75,11 @@ def _probe_endpoint(
         return Observation.failed(CHECK, target, f"no SSH greeting on port {port}: {exc}", port)
     data = _greeting_facts(hello)
     if hello.kexinit is None:
+        if ctx.credential is not None:
+            # The credential was given, not refused: "no credential" would excuse the sshd -T rules.
+            why = f"the server speaks only SSH-{hello.protocol}; the authenticated session needs SSH-2"
+            data |= {"config_error": why, "package_error": why}
+            data |= {"incomplete": (CONFIG_STEP,), "step_errors": {CONFIG_STEP: why}}
         return Observation.ok(CHECK, target, SshData.model_validate(data), port)
     notes: list[str] = []
     failed: dict[str, str] = {}

@@ -19,7 +19,7 @@ from pydantic import SecretStr
 from attt.checks.ports.models import OpenPort, PortsData
 from attt.checks.ssh import SshCheck, SshData, SshSettings, _paramiko
 from attt.checks.ssh.controls import CONTROLS
-from attt.checks.ssh.models import HostKey, InstalledPackage
+from attt.checks.ssh.models import CONFIG_STEP, HostKey, InstalledPackage
 from attt.checks.ssh.wire import MAX_PRELUDE_LINES
 from attt.scanner.models.observation import Observation
 from attt.scanner.models.policy import ResolvedRule
@@ -310,6 +310,36 @@ def test_failed_sudo_command_is_reported_not_passed(
     assert _judge(rules["SSH-ROOT-LOGIN"], observation).status == "error"
 
 
+@pytest.mark.parametrize("program", ["/usr/bin/true", "/usr/bin/echo"])
+def test_sshd_t_output_without_the_settings_is_an_error_not_a_fail(
+    sshd_servers: SshServers, rules: dict[str, ResolvedRule], program: str
+) -> None:
+    # A wrapper or forced command that exits 0 without printing sshd's settings: what it did not
+    # print was never seen, so no rule on it may fail (or pass) the server.
+    credential = Credential(user="root", key_file=str(sshd_servers.client_key))
+    observation = _probe(sshd_servers.debian, credential=credential, settings=SshSettings(sshd_path=program))
+    data = _data(observation)
+    if program.endswith("true"):
+        assert data.config is None and data.config_error == f"`{program} -T` printed no settings"
+    rule_ids = ("SSH-ROOT-LOGIN", "SSH-CONFIG-AUTH", "SSH-IDLE-TIMEOUT", "SSH-FORWARDING", "SSH-LOG-LEVEL")
+    for rule_id in rule_ids:
+        assert _judge(rules[rule_id], observation).status == E, rule_id
+
+
+def test_a_credential_for_an_ssh1_only_server_is_not_called_missing(
+    sshd_servers: SshServers, rules: dict[str, ResolvedRule]
+) -> None:
+    # The rules on sshd -T are not_applicable without a credential; one was given here, and the
+    # SSH-1 server could not be logged into.
+    credential = Credential(user="root", key_file=str(sshd_servers.client_key))
+    observation = _probe(sshd_servers.ssh1, credential=credential)
+    data = _data(observation)
+    assert data.incomplete == (CONFIG_STEP,)
+    assert data.config_error == "the server speaks only SSH-1.5; the authenticated session needs SSH-2"
+    for rule_id in ("SSH-ROOT-LOGIN", "SSH-FORWARDING"):
+        assert _judge(rules[rule_id], observation).status == E, rule_id
+
+
 # --- endpoints -------------------------------------------------------------------------
 
 
@@ -573,6 +603,14 @@ def test_a_banner_that_names_no_software_is_not_called_another_product() -> None
     assert "names no software" in verdict.message and verdict.vi
 
 
+@pytest.mark.parametrize("software", ["OpenSSH_for_Windows_7.7", "OpenSSH", "OpenSSH_X"])
+def test_openssh_whose_version_cannot_be_read_is_not_called_another_product(software: str) -> None:
+    # Windows Server 2019 sends `OpenSSH_for_Windows_7.7`, inside CVE-2018-15473's range.
+    verdict = _verdict("ssh.software_not_vulnerable", _facts(software=software), kinds=["pre-auth-remote"])
+    assert verdict.status == E
+    assert verdict.message.startswith("OpenSSH in a form whose version attt cannot read") and verdict.vi
+
+
 @pytest.mark.parametrize(
     ("os_id", "os_version", "version", "status", "affected"),
     [
@@ -731,7 +769,9 @@ def test_bad_params_are_rejected() -> None:
     [
         ({"permitrootlogin": "no", "maxauthtries": "3"}, None, {}, P),
         ({"permitrootlogin": "NO", "maxauthtries": "5"}, None, {}, F),
-        ({"permitrootlogin": "no"}, None, {}, F),  # a missing key fails
+        # A keyword sshd -T did not print was never seen: an error, unless another one fails.
+        ({"permitrootlogin": "no"}, None, {}, E),
+        ({"permitrootlogin": "yes"}, None, {}, F),
         (None, None, {}, E),
         (None, None, {"without_credentials": "not_applicable"}, NA),
         (None, "authentication as 'root' failed", {"without_credentials": "not_applicable"}, E),
