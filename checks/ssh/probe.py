@@ -17,12 +17,13 @@ from attt.checks.ssh.models import (
     SshData,
     SshSettings,
 )
-from attt.checks.ssh.wire import ServerHello, WireError, read_server_hello
+from attt.checks.ssh.wire import ConnectionRefused, ServerHello, WireError, read_server_hello
 from attt.scanner.models.observation import Observation, bound_text
 from attt.scanner.models.target import Target
 from attt.scanner.plugin import ProbeContext
 
 CHECK = "ssh"
+DEFAULT_PORT = 22
 MAX_AUTH_BANNER = 2000
 MAX_NOTE = 300
 
@@ -42,36 +43,48 @@ class _Budget:
         return self.next() < 0.2
 
 
-def ssh_ports(target: Target, prior: Iterable[Observation]) -> tuple[int, ...]:
-    """Ports declared as `ssh` in the inventory, plus open ports the ports check saw as ssh or 22."""
+def ssh_ports(target: Target, prior: Iterable[Observation]) -> tuple[tuple[int, ...], int | None]:
+    """Ports declared as `ssh` in the inventory, plus open ports the ports check saw as ssh or 22;
+    and port 22 as an assumption when no port scan of the host is known (else None)."""
     ports = set(target.declared_ports("ssh"))
     seen = ports_seen(prior)
+    assumed = None
     if seen is not None:
         ports.update(
             p.port for p in seen.open if p.protocol == "tcp" and (p.service == "ssh" or p.port == 22)
         )
-    return tuple(sorted(ports))
+    elif DEFAULT_PORT not in ports:
+        # Without a port scan "nothing to probe" would rest on a port nobody looked at.
+        assumed = DEFAULT_PORT
+        ports.add(DEFAULT_PORT)
+    return tuple(sorted(ports)), assumed
 
 
 def probe_target(target: Target, ctx: ProbeContext[SshSettings]) -> list[Observation]:
     """One observation per SSH endpoint, all within the target's `ctx.timeout`."""
-    ports = ssh_ports(target, ctx.prior)
+    ports, assumed = ssh_ports(target, ctx.prior)
     deadline = time.monotonic() + ctx.timeout
     observations: list[Observation] = []
     for index, port in enumerate(ports):
         # Each endpoint gets an equal part of what is left: one whose key exchanges stall
         # cannot take the others' time, and what a quick one leaves goes to those after it.
         share = (deadline - time.monotonic()) / (len(ports) - index)
-        observations.append(_probe_endpoint(target, port, ctx, _Budget(share, ctx.connect_timeout)))
+        budget = _Budget(share, ctx.connect_timeout)
+        observation = _probe_endpoint(target, port, ctx, budget, refused_is_absent=port == assumed)
+        if observation is not None:
+            observations.append(observation)
     return observations
 
 
 def _probe_endpoint(
-    target: Target, port: int, ctx: ProbeContext[SshSettings], budget: _Budget
-) -> Observation:
+    target: Target, port: int, ctx: ProbeContext[SshSettings], budget: _Budget, refused_is_absent: bool
+) -> Observation | None:
+    """The endpoint's observation; None when it was only assumed and the host refused it."""
     try:
         hello = read_server_hello(target.ip, port, budget.next())
     except WireError as exc:
+        if refused_is_absent and isinstance(exc, ConnectionRefused):
+            return None
         return Observation.failed(CHECK, target, f"no SSH greeting on port {port}: {exc}", port)
     data = _greeting_facts(hello)
     if hello.kexinit is None:

@@ -38,6 +38,10 @@ class WireError(Exception):
     """The peer did not speak SSH as expected; the message says what was seen (bounded)."""
 
 
+class ConnectionRefused(WireError):
+    """Nothing listens on the port: the host answered the connection with a reset."""
+
+
 @dataclass(frozen=True)
 class KexInit:
     """The server's algorithm name-lists, in the server's order of preference."""
@@ -80,6 +84,8 @@ def read_server_hello(ip: str, port: int, timeout: float) -> ServerHello:
             return ServerHello(identification, protocol, _read_kexinit(reader))
     except TimeoutError:
         raise WireError(f"no complete SSH greeting within {timeout:.1f} s") from None
+    except ConnectionRefusedError:
+        raise ConnectionRefused("connection refused") from None
     except OSError as exc:
         raise WireError(f"connection failed: {exc.strerror or type(exc).__name__}") from None
 

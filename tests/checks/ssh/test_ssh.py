@@ -34,6 +34,8 @@ SSH_AUDIT = Path(__file__).parents[3] / ".venv" / "bin" / "ssh-audit"
 TIMEOUT = 8.0
 SECRET = "never-stored-pw-7f3a"
 KEX_MARKERS = {"kex-strict-s-v00@openssh.com", "ext-info-s"}
+UNUSED = "127.0.243.250"
+"""An address of this test's range where nothing listens: connections to it are refused."""
 
 
 def _target(ip: str, declared: bool = True, level: int = 3) -> Target:
@@ -351,7 +353,6 @@ def _ports_observation(target: Target, open_ports: list[OpenPort]) -> Observatio
 def test_endpoints_come_from_the_ports_observation(sshd_servers: SshServers) -> None:
     target = _target(sshd_servers.hardened, declared=False)
     check = SshCheck()
-    assert list(check.probe(target, ProbeContext(timeout=TIMEOUT, settings=SshSettings()))) == []
     prior = (_ports_observation(target, [OpenPort(port=22, service="ssh")]),)
     observations = list(
         check.probe(target, ProbeContext(timeout=TIMEOUT, settings=SshSettings(), prior=prior))
@@ -362,6 +363,25 @@ def test_endpoints_come_from_the_ports_observation(sshd_servers: SshServers) -> 
         list(check.probe(target, ProbeContext(timeout=TIMEOUT, settings=SshSettings(), prior=unrelated)))
         == []
     )
+
+
+@pytest.mark.parametrize("ports_check", ["not run", "failed"])
+def test_without_a_port_scan_port_22_is_looked_at(sshd_servers: SshServers, ports_check: str) -> None:
+    # "Nothing to probe" (not_applicable) would otherwise rest on a port nobody looked at.
+    prior: tuple[Observation, ...] = ()
+    if ports_check == "failed":
+        prior = (Observation.failed("ports", _target(sshd_servers.hardened), "nmap failed"),)
+    for ip, found in ((sshd_servers.hardened, [(22, "ok")]), (UNUSED, [])):
+        # A refused connection is the observed absence of SSH there; a silent port is an error.
+        target = _target(ip, declared=False)
+        observations = SshCheck().probe(
+            target, ProbeContext(timeout=TIMEOUT, settings=SshSettings(), prior=prior)
+        )
+        assert [(o.port, o.status) for o in observations] == found
+    [silent] = SshCheck().probe(
+        _target(sshd_servers.silent, declared=False), ProbeContext(timeout=1.0, settings=SshSettings())
+    )
+    assert silent.status == "error"
 
 
 def test_entry_point_loads_the_check() -> None:
