@@ -160,6 +160,11 @@ def _auth_surface(transport: paramiko.Transport, user: str, deadline: float) -> 
         methods = ("none",) if transport.is_authenticated() else tuple(str(m) for m in remaining)
     banner = transport.get_banner()
     text = banner.decode("utf-8", errors="replace") if isinstance(banner, bytes) else banner
+    # paramiko reads an empty name-list as [""]. A server that names no method at all to the probe
+    # user (one that tells unknown users apart, unlike OpenSSH) said nothing of what real users get.
+    methods = tuple(m for m in methods if m)
+    if not methods:
+        return AuthSurface(None, text, "the server named no authentication method for the probe user")
     return AuthSurface(methods, text)
 
 

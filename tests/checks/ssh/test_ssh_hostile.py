@@ -43,6 +43,16 @@ def test_a_broken_auth_answer_costs_only_the_auth_step(hostile_ssh: HostileSsh, 
     assert data.step_errors[AUTH_STEP].startswith("authentication query failed")
 
 
+def test_an_empty_method_list_is_not_an_observed_absence_of_passwords(hostile_ssh: HostileSsh) -> None:
+    # A server that names no method to an unknown user has said nothing of what its users get:
+    # "password authentication is not offered" would rest on that silence.
+    [observation] = _probe(hostile_ssh.empty_auth)
+    data = _data(observation)
+    assert [k.sha256 for k in data.host_keys] == [hostile_ssh.host_key_sha256]
+    assert data.auth_methods is None and data.incomplete == (AUTH_STEP,)
+    assert data.step_errors[AUTH_STEP] == "the server named no authentication method for the probe user"
+
+
 def test_the_auth_query_ends_with_its_connection_budget(hostile_ssh: HostileSsh) -> None:
     # The key exchange takes most of the budget; the unanswered query may only have the rest.
     budget = SLOW_SIGN + 0.4
