@@ -29,6 +29,9 @@ MAX_NAMES = 256
 MAX_NAME_LENGTH = 64
 """§6: algorithm names are at most 64 characters."""
 SSH_MSG_KEXINIT = 20
+_ANY_TIME = frozenset({2, 4})
+"""SSH_MSG_IGNORE and SSH_MSG_DEBUG: §11 lets either side send them at any time, even first."""
+MAX_PACKETS_BEFORE_KEXINIT = 16
 
 _NAME = re.compile(r"^[\x21-\x7e]{1,64}$")
 _PROTOCOL = re.compile(r"^SSH-([0-9]+\.[0-9]+)-")
@@ -163,17 +166,27 @@ def _parse_protocol(identification: str) -> str:
 
 
 def _read_kexinit(reader: _Reader) -> KexInit:
+    for _ in range(MAX_PACKETS_BEFORE_KEXINIT + 1):
+        payload = _read_packet(reader)
+        if payload[0] not in _ANY_TIME:
+            break
+    if len(payload) < 17 or payload[0] != SSH_MSG_KEXINIT:
+        raise WireError(f"first packet is not a KEXINIT (message type {payload[0]})")
+    lists = _NameLists(payload, offset=17).read(10)
+    return KexInit(*lists[:8])
+
+
+def _read_packet(reader: _Reader) -> bytes:
+    """The payload of one unencrypted packet (§6), never empty."""
     (packet_length,) = struct.unpack(">I", reader.exactly(4))
     if not 16 <= packet_length <= MAX_PACKET:
-        raise WireError(f"first packet has an impossible length {packet_length}")
+        raise WireError(f"packet has an impossible length {packet_length}")
     packet = reader.exactly(packet_length)
     padding = packet[0]
     payload = packet[1 : packet_length - padding]
-    if padding < 4 or len(payload) < 17 or payload[0] != SSH_MSG_KEXINIT:
-        kind = payload[0] if payload else None
-        raise WireError(f"first packet is not a KEXINIT (message type {kind}, padding {padding})")
-    lists = _NameLists(payload, offset=17).read(10)
-    return KexInit(*lists[:8])
+    if padding < 4 or not payload:
+        raise WireError(f"malformed packet before the KEXINIT (padding {padding})")
+    return payload
 
 
 class _NameLists:

@@ -20,13 +20,14 @@ from attt.checks.ports.models import OpenPort, PortsData
 from attt.checks.ssh import SshCheck, SshData, SshSettings, _paramiko
 from attt.checks.ssh.controls import CONTROLS
 from attt.checks.ssh.models import CONFIG_STEP, HostKey, InstalledPackage
-from attt.checks.ssh.wire import MAX_PRELUDE_LINES
+from attt.checks.ssh.wire import MAX_PACKETS_BEFORE_KEXINIT, MAX_PRELUDE_LINES
 from attt.scanner.models.observation import Observation
 from attt.scanner.models.policy import ResolvedRule
 from attt.scanner.models.target import Host, Service, SystemInfo, Target
 from attt.scanner.plugin import Credential, ProbeContext, Verdict
 from attt.scanner.policy import load_policy
 from attt.scanner.registry import RegisteredCheck, Registry
+from tests.servers.ssh_hostile import KEX, kexinit_packet
 from tests.servers.sshd import AUTH_BANNER, SshServers
 
 POLICY = Path(__file__).parents[3] / "policies" / "baseline-ssh.yaml"
@@ -500,6 +501,21 @@ def test_hostile_greetings_are_errors(case: str) -> None:
     assert observation.status == "error"
     assert observation.error is not None and expected in observation.error
     assert len(observation.error) <= 500
+
+
+IGNORE = _packet(bytes([2]) + struct.pack(">I", 4) + b"abcd")
+DEBUG = _packet(bytes([4, 1]) + struct.pack(">I", 2) + b"hi" + struct.pack(">I", 0))
+
+
+def test_ignore_and_debug_messages_before_the_kexinit_are_skipped() -> None:
+    # RFC 4253 §11: a server may send them at any time, before its KEXINIT too; they do not make
+    # the server broken, and at most MAX_PACKETS_BEFORE_KEXINIT of them are read.
+    ip = "127.0.243.2"
+    with _one_shot_server(ip, GOOD_BANNER + IGNORE + DEBUG + kexinit_packet()):
+        assert _data(_probe(ip, timeout=1.0)).kex == KEX
+    with _one_shot_server(ip, GOOD_BANNER + IGNORE * (MAX_PACKETS_BEFORE_KEXINIT + 1) + kexinit_packet()):
+        observation = _probe(ip, timeout=1.0)
+    assert observation.error is not None and "not a KEXINIT (message type 2)" in observation.error
 
 
 # --- controls on factory data ----------------------------------------------------------
