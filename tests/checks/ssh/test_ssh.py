@@ -666,11 +666,22 @@ def test_the_installed_package_decides_exactly(
     manager = "dpkg" if os_id == "debian" else "rpm"
     package = InstalledPackage(manager=manager, version=version, os_id=os_id, os_version=os_version)
     # The Red Hat banner shows no revision; the package read with a credential does.
-    data = _facts(software="OpenSSH_8.7" if manager == "rpm" else "OpenSSH_9.2p1 Debian-2", package=package)
+    banner = "OpenSSH_8.7" if manager == "rpm" else f"OpenSSH_9.2p1 Debian-{version.partition('-')[2]}"
+    data = _facts(software=banner, package=package)
     verdict = _verdict("ssh.software_not_vulnerable", data, kinds=["pre-auth-remote"])
     assert verdict.status == status, verdict.message
     assert set(verdict.observed["affected"]) == affected
     assert verdict.observed["from_installed_package"] is True
+
+
+def test_a_running_sshd_older_than_its_installed_package_is_judged_as_it_runs() -> None:
+    # The package was updated and sshd not restarted: the banner names the build still running.
+    package = InstalledPackage(manager="dpkg", version="1:9.2p1-2+deb12u3", os_id="debian", os_version="12")
+    data = _facts(software="OpenSSH_9.2p1 Debian-2+deb12u2", package=package)
+    verdict = _verdict("ssh.software_not_vulnerable", data, kinds=["pre-auth-remote"])
+    assert verdict.status == F and verdict.observed["affected"] == ["CVE-2024-6387"]
+    assert "and banner OpenSSH_9.2p1 Debian-2+deb12u2 of the running sshd" in verdict.message
+    assert "của sshd đang chạy" in (verdict.vi or "")
 
 
 @pytest.mark.parametrize(
