@@ -5,6 +5,7 @@ credential, one authenticated session for `sshd -T`."""
 
 import time
 from collections.abc import Iterable
+from typing import cast
 
 from attt.checks.ports.models import ports_seen
 from attt.checks.ssh.models import (
@@ -96,9 +97,11 @@ def _probe_endpoint(
         return Observation.ok(CHECK, target, SshData.model_validate(data), port)
     notes: list[str] = []
     failed: dict[str, str] = {}
-    data.update(_session_facts(target.ip, port, hello, ctx.settings, budget, notes, failed))
+    session = _session_facts(target.ip, port, hello, ctx.settings, budget, notes, failed)
+    data.update(session)
     if ctx.credential is not None:
-        data.update(_config_facts(target.ip, port, ctx, ctx.settings, budget, failed))
+        presented = frozenset(key.sha256 for key in cast(tuple[HostKey, ...], session["host_keys"]))
+        data.update(_config_facts(target.ip, port, ctx, ctx.settings, budget, failed, presented))
     data["notes"] = tuple(bound_text(n, MAX_NOTE) for n in notes)
     data["incomplete"] = tuple(sorted(failed))
     data["step_errors"] = failed
@@ -193,11 +196,14 @@ def _config_facts(
     settings: SshSettings,
     budget: _Budget,
     failed: dict[str, str],
+    presented: frozenset[str],
 ) -> dict[str, object]:
     """`sshd -T` and the installed openssh-server package, over one authenticated session.
 
     When `sshd -T` fails only the rules that read it are lost; when the package cannot be read the
-    CVE rule falls back to the banner and says why.
+    CVE rule falls back to the banner and says why. `sshd -T` reads a configuration file, not the
+    daemon that answered: it counts only when one of the host keys it names is one this endpoint
+    presented (a second sshd on another port, or another `-f` file, has other keys).
     """
     from attt.checks.ssh import _paramiko  # paramiko loads only when an SSH probe runs
 
@@ -221,6 +227,16 @@ def _config_facts(
     }
     if facts.config is None:
         why = bound_text(facts.config_error or "sshd -T gave no output", MAX_NOTE)
+        failed[CONFIG_STEP] = why
+        return {**found, "config_error": why}
+    if not presented & facts.config_host_keys:
+        why = (
+            "none of the host keys sshd -T names is one this endpoint presented, so the configuration"
+            " read may be another sshd's"
+            if presented and facts.config_host_keys
+            else "whether sshd -T describes this endpoint cannot be told (no host key to compare"
+            f" {'from the endpoint' if not presented else 'readable from the hostkey files'})"
+        )
         failed[CONFIG_STEP] = why
         return {**found, "config_error": why}
     return {**found, "config": facts.config}

@@ -329,6 +329,21 @@ def test_sshd_t_output_without_the_settings_is_an_error_not_a_fail(
         assert _judge(rules[rule_id], observation).status == E, rule_id
 
 
+def test_sshd_t_of_another_daemon_is_not_this_endpoints_configuration(
+    sshd_servers: SshServers, rules: dict[str, ResolvedRule]
+) -> None:
+    # The login lands on the weak server (its one host key, RSA-1024), but `-f` names the Debian
+    # server's file: sshd -T prints that file's settings, which are not what this endpoint runs.
+    credential = Credential(user="root", key_file=str(sshd_servers.client_key))
+    settings = SshSettings(sshd_config=str(sshd_servers.debian_config))
+    observation = _probe(sshd_servers.weak, credential=credential, settings=settings)
+    data = _data(observation)
+    assert data.config is None and data.incomplete == (CONFIG_STEP,)
+    assert data.config_error is not None and data.config_error.startswith("none of the host keys sshd -T")
+    for rule_id in ("SSH-ROOT-LOGIN", "SSH-LOG-LEVEL"):
+        assert _judge(rules[rule_id], observation).status == E, rule_id
+
+
 def test_a_credential_for_an_ssh1_only_server_is_not_called_missing(
     sshd_servers: SshServers, rules: dict[str, ResolvedRule]
 ) -> None:
