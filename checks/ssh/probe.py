@@ -46,7 +46,7 @@ class _Budget:
 
 def ssh_ports(target: Target, prior: Iterable[Observation]) -> tuple[tuple[int, ...], int | None]:
     """Ports declared as `ssh` in the inventory, plus open ports the ports check saw as ssh or 22;
-    and port 22 as an assumption when no port scan of the host is known (else None)."""
+    and port 22 as an assumption when no port scan of the host looked at it (else None)."""
     ports = set(target.declared_ports("ssh"))
     seen = ports_seen(prior)
     assumed = None
@@ -54,8 +54,8 @@ def ssh_ports(target: Target, prior: Iterable[Observation]) -> tuple[tuple[int, 
         ports.update(
             p.port for p in seen.open if p.protocol == "tcp" and (p.service == "ssh" or p.port == 22)
         )
-    elif DEFAULT_PORT not in ports:
-        # Without a port scan "nothing to probe" would rest on a port nobody looked at.
+    if (seen is None or seen.unscanned((DEFAULT_PORT,))) and DEFAULT_PORT not in ports:
+        # "Nothing to probe" would otherwise rest on a port nobody looked at.
         assumed = DEFAULT_PORT
         ports.add(DEFAULT_PORT)
     return tuple(sorted(ports)), assumed

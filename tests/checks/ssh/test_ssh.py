@@ -361,8 +361,11 @@ def test_a_credential_for_an_ssh1_only_server_is_not_called_missing(
 # --- endpoints -------------------------------------------------------------------------
 
 
-def _ports_observation(target: Target, open_ports: list[OpenPort]) -> Observation:
-    data = PortsData(scanned=tuple(p.port for p in open_ports), open=tuple(open_ports), nmap_version="test")
+def _ports_observation(
+    target: Target, open_ports: list[OpenPort], also_scanned: tuple[int, ...] = (22,)
+) -> Observation:
+    scanned = tuple(sorted({*also_scanned, *(p.port for p in open_ports)}))
+    data = PortsData(scanned=scanned, open=tuple(open_ports), nmap_version="test")
     return Observation(check="ports", system=target.system.id, host=target.address, status="ok", data=data)
 
 
@@ -381,12 +384,15 @@ def test_endpoints_come_from_the_ports_observation(sshd_servers: SshServers) -> 
     )
 
 
-@pytest.mark.parametrize("ports_check", ["not run", "failed"])
+@pytest.mark.parametrize("ports_check", ["not run", "failed", "scanned other ports"])
 def test_without_a_port_scan_port_22_is_looked_at(sshd_servers: SshServers, ports_check: str) -> None:
     # "Nothing to probe" (not_applicable) would otherwise rest on a port nobody looked at.
     prior: tuple[Observation, ...] = ()
     if ports_check == "failed":
         prior = (Observation.failed("ports", _target(sshd_servers.hardened), "nmap failed"),)
+    elif ports_check == "scanned other ports":
+        https = [OpenPort(port=443, service="https")]
+        prior = (_ports_observation(_target(sshd_servers.hardened), https, also_scanned=()),)
     for ip, found in ((sshd_servers.hardened, [(22, "ok")]), (UNUSED, [])):
         # A refused connection is the observed absence of SSH there; a silent port is an error.
         target = _target(ip, declared=False)
