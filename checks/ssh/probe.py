@@ -18,13 +18,15 @@ from attt.checks.ssh.models import (
     SshData,
     SshSettings,
 )
-from attt.checks.ssh.wire import ConnectionRefused, ServerHello, WireError, read_server_hello
+from attt.checks.ssh.wire import NoSshHere, ServerHello, WireError, read_server_hello
 from attt.scanner.models.observation import Observation, bound_text
 from attt.scanner.models.target import Target
 from attt.scanner.plugin import ProbeContext
 
 CHECK = "ssh"
 DEFAULT_PORT = 22
+ALTERNATE_PORTS = frozenset({2222})
+"""Where SSH often runs besides 22; nmap's port table names 2222 otherwise (EtherNetIP-1)."""
 MAX_AUTH_BANNER = 2000
 MAX_NOTE = 300
 
@@ -44,26 +46,29 @@ class _Budget:
         return self.next() < 0.2
 
 
-def ssh_ports(target: Target, prior: Iterable[Observation]) -> tuple[tuple[int, ...], int | None]:
+def ssh_ports(target: Target, prior: Iterable[Observation]) -> tuple[tuple[int, ...], frozenset[int]]:
     """Ports declared as `ssh` in the inventory, plus open ports the ports check saw as ssh or 22;
-    and port 22 as an assumption when no port scan of the host looked at it (else None)."""
+    and the ports that may hold SSH without anyone having seen it: 22 when no port scan of the
+    host covered it, an open 2222 whose service nobody identified. Those count only if SSH answers."""
     ports = set(target.declared_ports("ssh"))
     seen = ports_seen(prior)
-    assumed = None
+    maybe: set[int] = set()
     if seen is not None:
-        ports.update(
-            p.port for p in seen.open if p.protocol == "tcp" and (p.service == "ssh" or p.port == 22)
-        )
-    if (seen is None or seen.unscanned((DEFAULT_PORT,))) and DEFAULT_PORT not in ports:
+        for p in seen.open:
+            if p.protocol == "tcp" and (p.service == "ssh" or p.port == DEFAULT_PORT):
+                ports.add(p.port)
+            elif p.protocol == "tcp" and p.port in ALTERNATE_PORTS and not seen.service_detection:
+                maybe.add(p.port)
+    if seen is None or seen.unscanned((DEFAULT_PORT,)):
         # "Nothing to probe" would otherwise rest on a port nobody looked at.
-        assumed = DEFAULT_PORT
-        ports.add(DEFAULT_PORT)
-    return tuple(sorted(ports)), assumed
+        maybe.add(DEFAULT_PORT)
+    maybe -= ports
+    return tuple(sorted(ports | maybe)), frozenset(maybe)
 
 
 def probe_target(target: Target, ctx: ProbeContext[SshSettings]) -> list[Observation]:
     """One observation per SSH endpoint, all within the target's `ctx.timeout`."""
-    ports, assumed = ssh_ports(target, ctx.prior)
+    ports, maybe = ssh_ports(target, ctx.prior)
     deadline = time.monotonic() + ctx.timeout
     observations: list[Observation] = []
     for index, port in enumerate(ports):
@@ -71,20 +76,20 @@ def probe_target(target: Target, ctx: ProbeContext[SshSettings]) -> list[Observa
         # cannot take the others' time, and what a quick one leaves goes to those after it.
         share = (deadline - time.monotonic()) / (len(ports) - index)
         budget = _Budget(share, ctx.connect_timeout)
-        observation = _probe_endpoint(target, port, ctx, budget, refused_is_absent=port == assumed)
+        observation = _probe_endpoint(target, port, ctx, budget, maybe_ssh=port in maybe)
         if observation is not None:
             observations.append(observation)
     return observations
 
 
 def _probe_endpoint(
-    target: Target, port: int, ctx: ProbeContext[SshSettings], budget: _Budget, refused_is_absent: bool
+    target: Target, port: int, ctx: ProbeContext[SshSettings], budget: _Budget, maybe_ssh: bool
 ) -> Observation | None:
-    """The endpoint's observation; None when it was only assumed and the host refused it."""
+    """The endpoint's observation; None when SSH was only possible there and is seen absent."""
     try:
         hello = read_server_hello(target.ip, port, budget.next())
     except WireError as exc:
-        if refused_is_absent and isinstance(exc, ConnectionRefused):
+        if maybe_ssh and isinstance(exc, NoSshHere):
             return None
         return Observation.failed(CHECK, target, f"no SSH greeting on port {port}: {exc}", port)
     data = _greeting_facts(hello)

@@ -41,8 +41,9 @@ class WireError(Exception):
     """The peer did not speak SSH as expected; the message says what was seen (bounded)."""
 
 
-class ConnectionRefused(WireError):
-    """Nothing listens on the port: the host answered the connection with a reset."""
+class NoSshHere(WireError):
+    """The port refused the connection, or the peer spoke and what it sent before its
+    identification string was not SSH: an observed absence, unlike silence or a broken SSH server."""
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,15 @@ def read_server_hello(ip: str, port: int, timeout: float) -> ServerHello:
         with socket.create_connection((ip, port), timeout=timeout) as sock:
             reader = _Reader(sock, deadline)
             sock.sendall(CLIENT_IDENTIFICATION)
-            identification = _read_identification(reader)
+            try:
+                identification = _read_identification(reader)
+            except (WireError, OSError) as exc:
+                if not reader.spoke_not_ssh:
+                    raise
+                if isinstance(exc, WireError):
+                    raise NoSshHere(str(exc)) from None
+                cut = exc.strerror or type(exc).__name__
+                raise NoSshHere(f"the server sent {_show(reader.last)}, then {cut}") from None
             protocol = _parse_protocol(identification)
             if not speaks_ssh2(protocol):
                 return ServerHello(identification, protocol, None)
@@ -88,7 +97,7 @@ def read_server_hello(ip: str, port: int, timeout: float) -> ServerHello:
     except TimeoutError:
         raise WireError(f"no complete SSH greeting within {timeout:.1f} s") from None
     except ConnectionRefusedError:
-        raise ConnectionRefused("connection refused") from None
+        raise NoSshHere("connection refused") from None
     except OSError as exc:
         raise WireError(f"connection failed: {exc.strerror or type(exc).__name__}") from None
 
@@ -102,6 +111,7 @@ class _Reader:
         self._buffer = b""
         self._last = b""
         """The last bytes received, to show when the peer closes (the buffer may be consumed)."""
+        self._ssh_seen = False
 
     def _fill(self) -> None:
         remaining = self._deadline - time.monotonic()
@@ -113,6 +123,16 @@ class _Reader:
             raise WireError(_closed_message(self._buffer or self._last))
         self._buffer += chunk
         self._last = chunk
+        self._ssh_seen = self._ssh_seen or b"SSH-" in chunk
+
+    @property
+    def last(self) -> bytes:
+        return self._last[:60]
+
+    @property
+    def spoke_not_ssh(self) -> bool:
+        """The peer sent bytes, none of them the start of an SSH identification string."""
+        return bool(self._last) and not self._ssh_seen
 
     def line(self, limit: int) -> bytes:
         """One line without its terminator (LF, optionally preceded by CR)."""

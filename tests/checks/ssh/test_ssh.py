@@ -393,8 +393,9 @@ def test_without_a_port_scan_port_22_is_looked_at(sshd_servers: SshServers, port
     elif ports_check == "scanned other ports":
         https = [OpenPort(port=443, service="https")]
         prior = (_ports_observation(_target(sshd_servers.hardened), https, also_scanned=()),)
-    for ip, found in ((sshd_servers.hardened, [(22, "ok")]), (UNUSED, [])):
-        # A refused connection is the observed absence of SSH there; a silent port is an error.
+    for ip, found in ((sshd_servers.hardened, [(22, "ok")]), (UNUSED, []), (sshd_servers.garbage, [])):
+        # A refusal, or an answer that is not SSH, is the observed absence of SSH there; silence
+        # is an error.
         target = _target(ip, declared=False)
         observations = SshCheck().probe(
             target, ProbeContext(timeout=TIMEOUT, settings=SshSettings(), prior=prior)
