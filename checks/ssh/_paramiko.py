@@ -12,6 +12,8 @@ reader thread hit, of any type: a connection reset, or a UnicodeDecodeError on a
 that is not UTF-8 (so those calls catch every exception as the server's failure).
 """
 
+import base64
+import hashlib
 import logging
 import re
 import shlex
@@ -160,6 +162,11 @@ def _auth_surface(transport: paramiko.Transport, user: str, deadline: float) -> 
         methods = ("none",) if transport.is_authenticated() else tuple(str(m) for m in remaining)
     banner = transport.get_banner()
     text = banner.decode("utf-8", errors="replace") if isinstance(banner, bytes) else banner
+    # paramiko reads an empty name-list as [""]. A server that names no method at all to the probe
+    # user (one that tells unknown users apart, unlike OpenSSH) said nothing of what real users get.
+    methods = tuple(m for m in methods if m)
+    if not methods:
+        return AuthSurface(None, text, "the server named no authentication method for the probe user")
     return AuthSurface(methods, text)
 
 
@@ -179,6 +186,8 @@ class AuthenticatedFacts:
     config_error: str | None
     package: PackageFacts | None
     package_error: str | None
+    config_host_keys: frozenset[str]
+    """SHA-256 fingerprints of the public halves of the `hostkey` files sshd -T names."""
 
 
 # Fixed text, no target input: /etc/os-release and the openssh-server version from whichever
@@ -200,7 +209,8 @@ def authenticated_facts(
     sshd_path: str = "/usr/sbin/sshd",
     config_path: str | None = None,
 ) -> AuthenticatedFacts:
-    """`sshd -T` and the installed openssh-server package, over one authenticated session.
+    """`sshd -T`, the public halves of the host keys it names, and the installed openssh-server
+    package, over one authenticated session.
 
     Errors never carry the credential's secret, only what went wrong; a failure to log in is
     raised, a failed command is reported next to the other fact.
@@ -218,7 +228,10 @@ def authenticated_facts(
                 detail = stderr.decode("utf-8", errors="replace").strip().splitlines()[:1]
                 config_error = f"`{command}` exited with status {status}: {' '.join(detail)[:200]}"
             else:
-                config = parse_sshd_t(stdout.decode("utf-8", errors="replace"))
+                config = parse_sshd_t(stdout.decode("utf-8", errors="replace")) or None
+                if config is None:
+                    # A forced command or a wrapper can exit 0 and print nothing: no setting was seen.
+                    config_error = f"`{command}` printed no settings"
         except ParamikoProbeError as exc:
             config_error = str(exc)
         package: PackageFacts | None = None
@@ -230,7 +243,41 @@ def authenticated_facts(
                 package_error = "no openssh-server package found by dpkg or rpm"
         except ParamikoProbeError as exc:
             package_error = str(exc)
-    return AuthenticatedFacts(config, config_error, package, package_error)
+        host_keys = _config_host_keys(transport, config, deadline) if config else frozenset()
+    return AuthenticatedFacts(config, config_error, package, package_error, host_keys)
+
+
+MAX_HOST_KEY_FILES = 16
+
+
+def _config_host_keys(
+    transport: paramiko.Transport, config: dict[str, str], deadline: float
+) -> frozenset[str]:
+    """Fingerprints of the `<hostkey>.pub` files of sshd -T's `hostkey` lines (world-readable
+    beside each private key); empty when none could be read."""
+    paths = [p for p in config.get("hostkey", "").split(",") if _SAFE_PATH.match(p)][:MAX_HOST_KEY_FILES]
+    if not paths:
+        return frozenset()
+    command = shlex.join(["cat", "--", *(f"{p}.pub" for p in paths)])
+    try:
+        _, stdout, _ = _run(transport, command, MAX_PACKAGE_BYTES, deadline)
+    except ParamikoProbeError:
+        return frozenset()
+    return frozenset(
+        filter(None, map(_public_key_fingerprint, stdout.decode("ascii", "replace").splitlines()))
+    )
+
+
+def _public_key_fingerprint(line: str) -> str | None:
+    """`SHA256:<base64>` of an OpenSSH public key line (`type base64 [comment]`), as paramiko prints it."""
+    fields = line.split()
+    if len(fields) < 2:
+        return None
+    try:
+        blob = base64.b64decode(fields[1], validate=True)
+    except ValueError:
+        return None
+    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
 
 
 def _run(

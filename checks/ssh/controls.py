@@ -5,7 +5,7 @@ from typing import Literal, Self
 
 from pydantic import field_validator, model_validator
 
-from attt.checks.ssh.cves import Exposure, Kind, cve_table, exposure
+from attt.checks.ssh.cves import Exposure, Kind, KnownCve, cve_table, exposure
 from attt.checks.ssh.knowledge import parse_openssh, profiles
 from attt.checks.ssh.models import AUTH_STEP, CONFIG_STEP, SshData
 from attt.checks.ssh.packages import Build, banner_build, package_build
@@ -387,15 +387,30 @@ class VulnerableParams(Params):
         return value
 
 
-def _build(data: SshData) -> tuple[Build | None, bool]:
-    """The distribution build to judge, and whether it is the installed package (exact) rather
-    than what the banner shows."""
+def _builds(data: SshData) -> list[tuple[Build | None, bool]]:
+    """The distribution builds to judge, each with whether it is the installed package (exact)
+    rather than what the banner shows: the package when it was read, else the banner's build.
+
+    A Debian or Ubuntu banner names the build of the running sshd; when the installed package is
+    another one (updated, sshd not restarted), both are judged and the worse outcome stands.
+    """
+    running = banner_build(data.software)
     package = data.package
     if package is not None:
         build = package_build(package.os_id, package.os_version, package.manager, package.version)
         if build is not None:
-            return build, True
-    return banner_build(data.software), False
+            if running is None or running.package_version == build.package_version:
+                return [(build, True)]
+            return [(build, True), (running, False)]
+    return [(running, False)]
+
+
+_WORSE = {"clear": 0, "undecided": 1, "affected": 2}
+
+
+def _exposure(cve: KnownCve, data: SshData) -> Exposure:
+    judged = [exposure(cve, data.software, build, from_package) for build, from_package in _builds(data)]
+    return max(judged, key=lambda e: _WORSE[e.outcome])
 
 
 @CONTROLS.control("ssh.software_not_vulnerable", VulnerableParams)
@@ -418,20 +433,35 @@ def _software_not_vulnerable(data: SshData, params: VulnerableParams, target: Ta
         )
     if parse_openssh(data.software) is None and data.package is None:
         shown = repr(data.software[:60])
+        if "openssh" in data.software.lower():
+            # `OpenSSH_for_Windows_7.7`, a bare `OpenSSH`: OpenSSH whose version the table cannot place.
+            return Verdict.cannot_judge(
+                f"OpenSSH in a form whose version attt cannot read ({shown}), so the CVE table cannot"
+                " be applied",
+                observed=data.software,
+                vi=f"máy chủ là OpenSSH nhưng attt không đọc được phiên bản ({shown}) nên không đối chiếu"
+                " được với bảng CVE",
+            )
         return Verdict.not_applicable(
             f"not OpenSSH ({shown}): no version table",
             vi=f"không phải OpenSSH ({shown}): không có bảng phiên bản để đối chiếu",
         )
-    build, from_package = _build(data)
+    builds = _builds(data)
+    build, from_package = builds[0]
     wanted = [
         c for c in cve_table().cves if c.kind in params.kinds and (params.cves is None or c.id in params.cves)
     ]
-    found = [exposure(c, data.software, build, from_package) for c in wanted]
+    found = [_exposure(c, data) for c in wanted]
     source = (
         Text(vi=f"gói đã cài {build.package_version}", en=f"installed package {build.package_version}")
         if from_package and build
         else Text(vi=f"banner {data.software}", en=f"banner {data.software}")
     )
+    if len(builds) > 1:
+        source = Text(
+            vi=f"{source.vi} và banner {data.software} của sshd đang chạy",
+            en=f"{source.en} and banner {data.software} of the running sshd",
+        )
     observed = {
         "software": data.software,
         "package": build.package_version if build else None,
@@ -612,16 +642,27 @@ def _config(data: SshData, params: ConfigParams, target: Target) -> Verdict:
     problems: list[Text] = []
     for key, expectation in params.expect.items():
         value = data.config.get(key)
-        problem = (
-            Text(vi="không có trong kết quả sshd -T", en="is not in the sshd -T output")
-            if value is None
-            else expectation.problem(value)
-        )
+        problem = None if value is None else expectation.problem(value)
         if problem is not None:
             problems.append(Text(vi=f"{key} {problem.vi}", en=f"{key} {problem.en}"))
+    # A keyword sshd -T did not print is a setting nobody saw: it alone never fails the server.
+    unseen = ", ".join(key for key, value in observed.items() if value is None)
     if problems:
+        if unseen:
+            problems.append(
+                Text(vi=f"{unseen} không có trong kết quả sshd -T", en=f"{unseen} not in the sshd -T output")
+            )
         both = _joined(problems)
         return Verdict.failed(both.en, observed, expected, vi=both.vi)
+    if unseen:
+        return Verdict.cannot_judge(
+            f"{unseen} not in the sshd -T output, so whether the configuration meets expectations"
+            " cannot be told",
+            observed,
+            expected,
+            vi=f"kết quả sshd -T không có {unseen} nên không xác định được cấu hình có đáp ứng yêu cầu"
+            " hay không",
+        )
     return Verdict.passed(
         "the effective configuration meets every expectation",
         observed,
@@ -724,5 +765,4 @@ def _disable_forwarding_honoured(data: SshData) -> Exposure:
     """Whether this build carries the fix that makes DisableForwarding cover X11 and agent
     forwarding: `clear` of the bug that ignored it."""
     [bug] = [c for c in cve_table().cves if c.id == _DISABLE_FORWARDING_BUG]
-    build, from_package = _build(data)
-    return exposure(bug, data.software, build, from_package)
+    return _exposure(bug, data)

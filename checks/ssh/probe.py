@@ -5,6 +5,7 @@ credential, one authenticated session for `sshd -T`."""
 
 import time
 from collections.abc import Iterable
+from typing import cast
 
 from attt.checks.ports.models import ports_seen
 from attt.checks.ssh.models import (
@@ -17,12 +18,15 @@ from attt.checks.ssh.models import (
     SshData,
     SshSettings,
 )
-from attt.checks.ssh.wire import ServerHello, WireError, read_server_hello
+from attt.checks.ssh.wire import NoSshHere, ServerHello, WireError, read_server_hello
 from attt.scanner.models.observation import Observation, bound_text
 from attt.scanner.models.target import Target
 from attt.scanner.plugin import ProbeContext
 
 CHECK = "ssh"
+DEFAULT_PORT = 22
+ALTERNATE_PORTS = frozenset({2222})
+"""Where SSH often runs besides 22; nmap's port table names 2222 otherwise (EtherNetIP-1)."""
 MAX_AUTH_BANNER = 2000
 MAX_NOTE = 300
 
@@ -42,45 +46,67 @@ class _Budget:
         return self.next() < 0.2
 
 
-def ssh_ports(target: Target, prior: Iterable[Observation]) -> tuple[int, ...]:
-    """Ports declared as `ssh` in the inventory, plus open ports the ports check saw as ssh or 22."""
+def ssh_ports(target: Target, prior: Iterable[Observation]) -> tuple[tuple[int, ...], frozenset[int]]:
+    """Ports declared as `ssh` in the inventory, plus open ports the ports check saw as ssh or 22;
+    and the ports that may hold SSH without anyone having seen it: 22 when no port scan of the
+    host covered it, an open 2222 whose service nobody identified. Those count only if SSH answers."""
     ports = set(target.declared_ports("ssh"))
     seen = ports_seen(prior)
+    maybe: set[int] = set()
     if seen is not None:
-        ports.update(
-            p.port for p in seen.open if p.protocol == "tcp" and (p.service == "ssh" or p.port == 22)
-        )
-    return tuple(sorted(ports))
+        for p in seen.open:
+            if p.protocol == "tcp" and (p.service == "ssh" or p.port == DEFAULT_PORT):
+                ports.add(p.port)
+            elif p.protocol == "tcp" and p.port in ALTERNATE_PORTS and not seen.service_detection:
+                maybe.add(p.port)
+    if seen is None or seen.unscanned((DEFAULT_PORT,)):
+        # "Nothing to probe" would otherwise rest on a port nobody looked at.
+        maybe.add(DEFAULT_PORT)
+    maybe -= ports
+    return tuple(sorted(ports | maybe)), frozenset(maybe)
 
 
 def probe_target(target: Target, ctx: ProbeContext[SshSettings]) -> list[Observation]:
     """One observation per SSH endpoint, all within the target's `ctx.timeout`."""
-    ports = ssh_ports(target, ctx.prior)
+    ports, maybe = ssh_ports(target, ctx.prior)
     deadline = time.monotonic() + ctx.timeout
     observations: list[Observation] = []
     for index, port in enumerate(ports):
         # Each endpoint gets an equal part of what is left: one whose key exchanges stall
         # cannot take the others' time, and what a quick one leaves goes to those after it.
         share = (deadline - time.monotonic()) / (len(ports) - index)
-        observations.append(_probe_endpoint(target, port, ctx, _Budget(share, ctx.connect_timeout)))
+        budget = _Budget(share, ctx.connect_timeout)
+        observation = _probe_endpoint(target, port, ctx, budget, maybe_ssh=port in maybe)
+        if observation is not None:
+            observations.append(observation)
     return observations
 
 
 def _probe_endpoint(
-    target: Target, port: int, ctx: ProbeContext[SshSettings], budget: _Budget
-) -> Observation:
+    target: Target, port: int, ctx: ProbeContext[SshSettings], budget: _Budget, maybe_ssh: bool
+) -> Observation | None:
+    """The endpoint's observation; None when SSH was only possible there and is seen absent."""
     try:
         hello = read_server_hello(target.ip, port, budget.next())
     except WireError as exc:
+        if maybe_ssh and isinstance(exc, NoSshHere):
+            return None
         return Observation.failed(CHECK, target, f"no SSH greeting on port {port}: {exc}", port)
     data = _greeting_facts(hello)
     if hello.kexinit is None:
+        if ctx.credential is not None:
+            # The credential was given, not refused: "no credential" would excuse the sshd -T rules.
+            why = f"the server speaks only SSH-{hello.protocol}; the authenticated session needs SSH-2"
+            data |= {"config_error": why, "package_error": why}
+            data |= {"incomplete": (CONFIG_STEP,), "step_errors": {CONFIG_STEP: why}}
         return Observation.ok(CHECK, target, SshData.model_validate(data), port)
     notes: list[str] = []
     failed: dict[str, str] = {}
-    data.update(_session_facts(target.ip, port, hello, ctx.settings, budget, notes, failed))
+    session = _session_facts(target.ip, port, hello, ctx.settings, budget, notes, failed)
+    data.update(session)
     if ctx.credential is not None:
-        data.update(_config_facts(target.ip, port, ctx, ctx.settings, budget, failed))
+        presented = frozenset(key.sha256 for key in cast(tuple[HostKey, ...], session["host_keys"]))
+        data.update(_config_facts(target.ip, port, ctx, ctx.settings, budget, failed, presented))
     data["notes"] = tuple(bound_text(n, MAX_NOTE) for n in notes)
     data["incomplete"] = tuple(sorted(failed))
     data["step_errors"] = failed
@@ -175,11 +201,14 @@ def _config_facts(
     settings: SshSettings,
     budget: _Budget,
     failed: dict[str, str],
+    presented: frozenset[str],
 ) -> dict[str, object]:
     """`sshd -T` and the installed openssh-server package, over one authenticated session.
 
     When `sshd -T` fails only the rules that read it are lost; when the package cannot be read the
-    CVE rule falls back to the banner and says why.
+    CVE rule falls back to the banner and says why. `sshd -T` reads a configuration file, not the
+    daemon that answered: it counts only when one of the host keys it names is one this endpoint
+    presented (a second sshd on another port, or another `-f` file, has other keys).
     """
     from attt.checks.ssh import _paramiko  # paramiko loads only when an SSH probe runs
 
@@ -203,6 +232,16 @@ def _config_facts(
     }
     if facts.config is None:
         why = bound_text(facts.config_error or "sshd -T gave no output", MAX_NOTE)
+        failed[CONFIG_STEP] = why
+        return {**found, "config_error": why}
+    if not presented & facts.config_host_keys:
+        why = (
+            "none of the host keys sshd -T names is one this endpoint presented, so the configuration"
+            " read may be another sshd's"
+            if presented and facts.config_host_keys
+            else "whether sshd -T describes this endpoint cannot be told (no host key to compare"
+            f" {'from the endpoint' if not presented else 'readable from the hostkey files'})"
+        )
         failed[CONFIG_STEP] = why
         return {**found, "config_error": why}
     return {**found, "config": facts.config}

@@ -29,6 +29,9 @@ MAX_NAMES = 256
 MAX_NAME_LENGTH = 64
 """§6: algorithm names are at most 64 characters."""
 SSH_MSG_KEXINIT = 20
+_ANY_TIME = frozenset({2, 4})
+"""SSH_MSG_IGNORE and SSH_MSG_DEBUG: §11 lets either side send them at any time, even first."""
+MAX_PACKETS_BEFORE_KEXINIT = 16
 
 _NAME = re.compile(r"^[\x21-\x7e]{1,64}$")
 _PROTOCOL = re.compile(r"^SSH-([0-9]+\.[0-9]+)-")
@@ -36,6 +39,11 @@ _PROTOCOL = re.compile(r"^SSH-([0-9]+\.[0-9]+)-")
 
 class WireError(Exception):
     """The peer did not speak SSH as expected; the message says what was seen (bounded)."""
+
+
+class NoSshHere(WireError):
+    """The port refused the connection, or the peer spoke and what it sent before its
+    identification string was not SSH: an observed absence, unlike silence or a broken SSH server."""
 
 
 @dataclass(frozen=True)
@@ -73,13 +81,23 @@ def read_server_hello(ip: str, port: int, timeout: float) -> ServerHello:
         with socket.create_connection((ip, port), timeout=timeout) as sock:
             reader = _Reader(sock, deadline)
             sock.sendall(CLIENT_IDENTIFICATION)
-            identification = _read_identification(reader)
+            try:
+                identification = _read_identification(reader)
+            except (WireError, OSError) as exc:
+                if not reader.spoke_not_ssh:
+                    raise
+                if isinstance(exc, WireError):
+                    raise NoSshHere(str(exc)) from None
+                cut = exc.strerror or type(exc).__name__
+                raise NoSshHere(f"the server sent {_show(reader.last)}, then {cut}") from None
             protocol = _parse_protocol(identification)
             if not speaks_ssh2(protocol):
                 return ServerHello(identification, protocol, None)
             return ServerHello(identification, protocol, _read_kexinit(reader))
     except TimeoutError:
         raise WireError(f"no complete SSH greeting within {timeout:.1f} s") from None
+    except ConnectionRefusedError:
+        raise NoSshHere("connection refused") from None
     except OSError as exc:
         raise WireError(f"connection failed: {exc.strerror or type(exc).__name__}") from None
 
@@ -93,6 +111,7 @@ class _Reader:
         self._buffer = b""
         self._last = b""
         """The last bytes received, to show when the peer closes (the buffer may be consumed)."""
+        self._ssh_seen = False
 
     def _fill(self) -> None:
         remaining = self._deadline - time.monotonic()
@@ -104,6 +123,16 @@ class _Reader:
             raise WireError(_closed_message(self._buffer or self._last))
         self._buffer += chunk
         self._last = chunk
+        self._ssh_seen = self._ssh_seen or b"SSH-" in chunk
+
+    @property
+    def last(self) -> bytes:
+        return self._last[:60]
+
+    @property
+    def spoke_not_ssh(self) -> bool:
+        """The peer sent bytes, none of them the start of an SSH identification string."""
+        return bool(self._last) and not self._ssh_seen
 
     def line(self, limit: int) -> bytes:
         """One line without its terminator (LF, optionally preceded by CR)."""
@@ -157,17 +186,27 @@ def _parse_protocol(identification: str) -> str:
 
 
 def _read_kexinit(reader: _Reader) -> KexInit:
+    for _ in range(MAX_PACKETS_BEFORE_KEXINIT + 1):
+        payload = _read_packet(reader)
+        if payload[0] not in _ANY_TIME:
+            break
+    if len(payload) < 17 or payload[0] != SSH_MSG_KEXINIT:
+        raise WireError(f"first packet is not a KEXINIT (message type {payload[0]})")
+    lists = _NameLists(payload, offset=17).read(10)
+    return KexInit(*lists[:8])
+
+
+def _read_packet(reader: _Reader) -> bytes:
+    """The payload of one unencrypted packet (§6), never empty."""
     (packet_length,) = struct.unpack(">I", reader.exactly(4))
     if not 16 <= packet_length <= MAX_PACKET:
-        raise WireError(f"first packet has an impossible length {packet_length}")
+        raise WireError(f"packet has an impossible length {packet_length}")
     packet = reader.exactly(packet_length)
     padding = packet[0]
     payload = packet[1 : packet_length - padding]
-    if padding < 4 or len(payload) < 17 or payload[0] != SSH_MSG_KEXINIT:
-        kind = payload[0] if payload else None
-        raise WireError(f"first packet is not a KEXINIT (message type {kind}, padding {padding})")
-    lists = _NameLists(payload, offset=17).read(10)
-    return KexInit(*lists[:8])
+    if padding < 4 or not payload:
+        raise WireError(f"malformed packet before the KEXINIT (padding {padding})")
+    return payload
 
 
 class _NameLists:

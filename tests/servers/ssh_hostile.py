@@ -12,6 +12,10 @@ Each one is correct up to a point and then misbehaves in one way:
   that is not UTF-8, which paramiko's client fails to decode in its reader thread.
 - `slow_kex`: paramiko's server side; its host key takes `SLOW_SIGN` seconds to sign the
   exchange hash, and it never answers the authentication request.
+- `empty_auth` (on 127.0.243.1): paramiko's server side; it answers `none` authentication with
+  an empty method list, as a server that tells unknown users apart may.
+- `alt_ssh` and `alt_http` (on 127.0.243.3 and .4, port 2222): the stalling SSH server, and an
+  HTTP server as a hosting panel runs there.
 
 Every handler is bounded in time by `MAX_HOLD` (tests/servers/hostile.py) or by the lab's stop.
 """
@@ -38,6 +42,9 @@ from tests.servers.hostile import MAX_HOLD, Endpoint, Handler, Listener, hold
 
 NET = "127.0.202"
 STALL, PRELUDE, RESET_ON_AUTH, GARBLED_AUTH, SLOW_KEX = (f"{NET}.{n}" for n in range(1, 6))
+EMPTY_AUTH = "127.0.243.1"
+ALT_SSH, ALT_HTTP = "127.0.243.3", "127.0.243.4"
+ALT_PORT = 2222
 STALL_PORTS = (22, 2222)
 PRELUDE_LINES = 40
 SLOW_SIGN = 0.8
@@ -68,6 +75,10 @@ def _stall(conn: socket.socket, stop: threading.Event) -> None:
     hold(conn, stop)
 
 
+def _http(conn: socket.socket, stop: threading.Event) -> None:
+    conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+
+
 def _prelude(conn: socket.socket, stop: threading.Event) -> None:
     lines = b"".join(b"Authorised use only. Line %d of the notice.\r\n" % n for n in range(PRELUDE_LINES))
     conn.sendall(lines + BANNER + kexinit_packet())
@@ -92,6 +103,11 @@ class _GarbledAuth(paramiko.ServerInterface):
     def get_allowed_auths(self, username: str) -> str:
         # paramiko sends whatever this returns as an SSH string; bytes pass through unchanged.
         return b"publickey,\xff\xfe"  # type: ignore[return-value]
+
+
+class _EmptyAuth(paramiko.ServerInterface):
+    def get_allowed_auths(self, username: str) -> str:
+        return ""
 
 
 class _SilentAuth(paramiko.ServerInterface):
@@ -141,6 +157,9 @@ class HostileSsh:
     reset_on_auth: str
     garbled_auth: str
     slow_kex: str
+    empty_auth: str
+    alt_ssh: str
+    alt_http: str
     host_key_sha256: str
     """The fingerprint of the paramiko servers' ed25519 host key."""
 
@@ -166,12 +185,24 @@ def running_hostile_ssh() -> Iterator[HostileSsh]:
         (RESET_ON_AUTH, 22, _paramiko_server(plain, lambda conn, _: _ResetOnAuth(conn))),
         (GARBLED_AUTH, 22, _paramiko_server(plain, lambda *_: _GarbledAuth())),
         (SLOW_KEX, 22, _paramiko_server(slow, lambda _, stop: _SilentAuth(stop))),
+        (EMPTY_AUTH, 22, _paramiko_server(plain, lambda *_: _EmptyAuth())),
+        (ALT_SSH, ALT_PORT, _stall),
+        (ALT_HTTP, ALT_PORT, _http),
     ]
     with ExitStack() as stack:
         for ip, port, handler in handlers:
             stack.enter_context(Listener(Endpoint(f"{ip}:{port}", ip, port), handler).running())
         yield HostileSsh(
-            STALL, STALL_PORTS, PRELUDE, RESET_ON_AUTH, GARBLED_AUTH, SLOW_KEX, plain.fingerprint
+            STALL,
+            STALL_PORTS,
+            PRELUDE,
+            RESET_ON_AUTH,
+            GARBLED_AUTH,
+            SLOW_KEX,
+            EMPTY_AUTH,
+            ALT_SSH,
+            ALT_HTTP,
+            plain.fingerprint,
         )
 
 

@@ -19,14 +19,15 @@ from pydantic import SecretStr
 from attt.checks.ports.models import OpenPort, PortsData
 from attt.checks.ssh import SshCheck, SshData, SshSettings, _paramiko
 from attt.checks.ssh.controls import CONTROLS
-from attt.checks.ssh.models import HostKey, InstalledPackage
-from attt.checks.ssh.wire import MAX_PRELUDE_LINES
+from attt.checks.ssh.models import CONFIG_STEP, HostKey, InstalledPackage
+from attt.checks.ssh.wire import MAX_PACKETS_BEFORE_KEXINIT, MAX_PRELUDE_LINES
 from attt.scanner.models.observation import Observation
 from attt.scanner.models.policy import ResolvedRule
 from attt.scanner.models.target import Host, Service, SystemInfo, Target
 from attt.scanner.plugin import Credential, ProbeContext, Verdict
 from attt.scanner.policy import load_policy
 from attt.scanner.registry import RegisteredCheck, Registry
+from tests.servers.ssh_hostile import KEX, kexinit_packet
 from tests.servers.sshd import AUTH_BANNER, SshServers
 
 POLICY = Path(__file__).parents[3] / "policies" / "baseline-ssh.yaml"
@@ -34,6 +35,8 @@ SSH_AUDIT = Path(__file__).parents[3] / ".venv" / "bin" / "ssh-audit"
 TIMEOUT = 8.0
 SECRET = "never-stored-pw-7f3a"
 KEX_MARKERS = {"kex-strict-s-v00@openssh.com", "ext-info-s"}
+UNUSED = "127.0.243.250"
+"""An address of this test's range where nothing listens: connections to it are refused."""
 
 
 def _target(ip: str, declared: bool = True, level: int = 3) -> Target:
@@ -310,18 +313,65 @@ def test_failed_sudo_command_is_reported_not_passed(
     assert _judge(rules["SSH-ROOT-LOGIN"], observation).status == "error"
 
 
+@pytest.mark.parametrize("program", ["/usr/bin/true", "/usr/bin/echo"])
+def test_sshd_t_output_without_the_settings_is_an_error_not_a_fail(
+    sshd_servers: SshServers, rules: dict[str, ResolvedRule], program: str
+) -> None:
+    # A wrapper or forced command that exits 0 without printing sshd's settings: what it did not
+    # print was never seen, so no rule on it may fail (or pass) the server.
+    credential = Credential(user="root", key_file=str(sshd_servers.client_key))
+    observation = _probe(sshd_servers.debian, credential=credential, settings=SshSettings(sshd_path=program))
+    data = _data(observation)
+    if program.endswith("true"):
+        assert data.config is None and data.config_error == f"`{program} -T` printed no settings"
+    rule_ids = ("SSH-ROOT-LOGIN", "SSH-CONFIG-AUTH", "SSH-IDLE-TIMEOUT", "SSH-FORWARDING", "SSH-LOG-LEVEL")
+    for rule_id in rule_ids:
+        assert _judge(rules[rule_id], observation).status == E, rule_id
+
+
+def test_sshd_t_of_another_daemon_is_not_this_endpoints_configuration(
+    sshd_servers: SshServers, rules: dict[str, ResolvedRule]
+) -> None:
+    # The login lands on the weak server (its one host key, RSA-1024), but `-f` names the Debian
+    # server's file: sshd -T prints that file's settings, which are not what this endpoint runs.
+    credential = Credential(user="root", key_file=str(sshd_servers.client_key))
+    settings = SshSettings(sshd_config=str(sshd_servers.debian_config))
+    observation = _probe(sshd_servers.weak, credential=credential, settings=settings)
+    data = _data(observation)
+    assert data.config is None and data.incomplete == (CONFIG_STEP,)
+    assert data.config_error is not None and data.config_error.startswith("none of the host keys sshd -T")
+    for rule_id in ("SSH-ROOT-LOGIN", "SSH-LOG-LEVEL"):
+        assert _judge(rules[rule_id], observation).status == E, rule_id
+
+
+def test_a_credential_for_an_ssh1_only_server_is_not_called_missing(
+    sshd_servers: SshServers, rules: dict[str, ResolvedRule]
+) -> None:
+    # The rules on sshd -T are not_applicable without a credential; one was given here, and the
+    # SSH-1 server could not be logged into.
+    credential = Credential(user="root", key_file=str(sshd_servers.client_key))
+    observation = _probe(sshd_servers.ssh1, credential=credential)
+    data = _data(observation)
+    assert data.incomplete == (CONFIG_STEP,)
+    assert data.config_error == "the server speaks only SSH-1.5; the authenticated session needs SSH-2"
+    for rule_id in ("SSH-ROOT-LOGIN", "SSH-FORWARDING"):
+        assert _judge(rules[rule_id], observation).status == E, rule_id
+
+
 # --- endpoints -------------------------------------------------------------------------
 
 
-def _ports_observation(target: Target, open_ports: list[OpenPort]) -> Observation:
-    data = PortsData(scanned=tuple(p.port for p in open_ports), open=tuple(open_ports), nmap_version="test")
+def _ports_observation(
+    target: Target, open_ports: list[OpenPort], also_scanned: tuple[int, ...] = (22,)
+) -> Observation:
+    scanned = tuple(sorted({*also_scanned, *(p.port for p in open_ports)}))
+    data = PortsData(scanned=scanned, open=tuple(open_ports), nmap_version="test")
     return Observation(check="ports", system=target.system.id, host=target.address, status="ok", data=data)
 
 
 def test_endpoints_come_from_the_ports_observation(sshd_servers: SshServers) -> None:
     target = _target(sshd_servers.hardened, declared=False)
     check = SshCheck()
-    assert list(check.probe(target, ProbeContext(timeout=TIMEOUT, settings=SshSettings()))) == []
     prior = (_ports_observation(target, [OpenPort(port=22, service="ssh")]),)
     observations = list(
         check.probe(target, ProbeContext(timeout=TIMEOUT, settings=SshSettings(), prior=prior))
@@ -332,6 +382,29 @@ def test_endpoints_come_from_the_ports_observation(sshd_servers: SshServers) -> 
         list(check.probe(target, ProbeContext(timeout=TIMEOUT, settings=SshSettings(), prior=unrelated)))
         == []
     )
+
+
+@pytest.mark.parametrize("ports_check", ["not run", "failed", "scanned other ports"])
+def test_without_a_port_scan_port_22_is_looked_at(sshd_servers: SshServers, ports_check: str) -> None:
+    # "Nothing to probe" (not_applicable) would otherwise rest on a port nobody looked at.
+    prior: tuple[Observation, ...] = ()
+    if ports_check == "failed":
+        prior = (Observation.failed("ports", _target(sshd_servers.hardened), "nmap failed"),)
+    elif ports_check == "scanned other ports":
+        https = [OpenPort(port=443, service="https")]
+        prior = (_ports_observation(_target(sshd_servers.hardened), https, also_scanned=()),)
+    for ip, found in ((sshd_servers.hardened, [(22, "ok")]), (UNUSED, []), (sshd_servers.garbage, [])):
+        # A refusal, or an answer that is not SSH, is the observed absence of SSH there; silence
+        # is an error.
+        target = _target(ip, declared=False)
+        observations = SshCheck().probe(
+            target, ProbeContext(timeout=TIMEOUT, settings=SshSettings(), prior=prior)
+        )
+        assert [(o.port, o.status) for o in observations] == found
+    [silent] = SshCheck().probe(
+        _target(sshd_servers.silent, declared=False), ProbeContext(timeout=1.0, settings=SshSettings())
+    )
+    assert silent.status == "error"
 
 
 def test_entry_point_loads_the_check() -> None:
@@ -450,6 +523,21 @@ def test_hostile_greetings_are_errors(case: str) -> None:
     assert observation.status == "error"
     assert observation.error is not None and expected in observation.error
     assert len(observation.error) <= 500
+
+
+IGNORE = _packet(bytes([2]) + struct.pack(">I", 4) + b"abcd")
+DEBUG = _packet(bytes([4, 1]) + struct.pack(">I", 2) + b"hi" + struct.pack(">I", 0))
+
+
+def test_ignore_and_debug_messages_before_the_kexinit_are_skipped() -> None:
+    # RFC 4253 §11: a server may send them at any time, before its KEXINIT too; they do not make
+    # the server broken, and at most MAX_PACKETS_BEFORE_KEXINIT of them are read.
+    ip = "127.0.243.2"
+    with _one_shot_server(ip, GOOD_BANNER + IGNORE + DEBUG + kexinit_packet()):
+        assert _data(_probe(ip, timeout=1.0)).kex == KEX
+    with _one_shot_server(ip, GOOD_BANNER + IGNORE * (MAX_PACKETS_BEFORE_KEXINIT + 1) + kexinit_packet()):
+        observation = _probe(ip, timeout=1.0)
+    assert observation.error is not None and "not a KEXINIT (message type 2)" in observation.error
 
 
 # --- controls on factory data ----------------------------------------------------------
@@ -573,6 +661,14 @@ def test_a_banner_that_names_no_software_is_not_called_another_product() -> None
     assert "names no software" in verdict.message and verdict.vi
 
 
+@pytest.mark.parametrize("software", ["OpenSSH_for_Windows_7.7", "OpenSSH", "OpenSSH_X"])
+def test_openssh_whose_version_cannot_be_read_is_not_called_another_product(software: str) -> None:
+    # Windows Server 2019 sends `OpenSSH_for_Windows_7.7`, inside CVE-2018-15473's range.
+    verdict = _verdict("ssh.software_not_vulnerable", _facts(software=software), kinds=["pre-auth-remote"])
+    assert verdict.status == E
+    assert verdict.message.startswith("OpenSSH in a form whose version attt cannot read") and verdict.vi
+
+
 @pytest.mark.parametrize(
     ("os_id", "os_version", "version", "status", "affected"),
     [
@@ -592,11 +688,22 @@ def test_the_installed_package_decides_exactly(
     manager = "dpkg" if os_id == "debian" else "rpm"
     package = InstalledPackage(manager=manager, version=version, os_id=os_id, os_version=os_version)
     # The Red Hat banner shows no revision; the package read with a credential does.
-    data = _facts(software="OpenSSH_8.7" if manager == "rpm" else "OpenSSH_9.2p1 Debian-2", package=package)
+    banner = "OpenSSH_8.7" if manager == "rpm" else f"OpenSSH_9.2p1 Debian-{version.partition('-')[2]}"
+    data = _facts(software=banner, package=package)
     verdict = _verdict("ssh.software_not_vulnerable", data, kinds=["pre-auth-remote"])
     assert verdict.status == status, verdict.message
     assert set(verdict.observed["affected"]) == affected
     assert verdict.observed["from_installed_package"] is True
+
+
+def test_a_running_sshd_older_than_its_installed_package_is_judged_as_it_runs() -> None:
+    # The package was updated and sshd not restarted: the banner names the build still running.
+    package = InstalledPackage(manager="dpkg", version="1:9.2p1-2+deb12u3", os_id="debian", os_version="12")
+    data = _facts(software="OpenSSH_9.2p1 Debian-2+deb12u2", package=package)
+    verdict = _verdict("ssh.software_not_vulnerable", data, kinds=["pre-auth-remote"])
+    assert verdict.status == F and verdict.observed["affected"] == ["CVE-2024-6387"]
+    assert "and banner OpenSSH_9.2p1 Debian-2+deb12u2 of the running sshd" in verdict.message
+    assert "của sshd đang chạy" in (verdict.vi or "")
 
 
 @pytest.mark.parametrize(
@@ -731,7 +838,9 @@ def test_bad_params_are_rejected() -> None:
     [
         ({"permitrootlogin": "no", "maxauthtries": "3"}, None, {}, P),
         ({"permitrootlogin": "NO", "maxauthtries": "5"}, None, {}, F),
-        ({"permitrootlogin": "no"}, None, {}, F),  # a missing key fails
+        # A keyword sshd -T did not print was never seen: an error, unless another one fails.
+        ({"permitrootlogin": "no"}, None, {}, E),
+        ({"permitrootlogin": "yes"}, None, {}, F),
         (None, None, {}, E),
         (None, None, {"without_credentials": "not_applicable"}, NA),
         (None, "authentication as 'root' failed", {"without_credentials": "not_applicable"}, E),

@@ -6,23 +6,28 @@ import time
 
 import pytest
 
+from attt.checks.ports.models import OpenPort, PortsData
 from attt.checks.ssh import SshCheck, SshData, SshSettings, _paramiko
 from attt.checks.ssh.models import AUTH_STEP
 from attt.checks.ssh.wire import MAX_PRELUDE_LINES
 from attt.scanner.models.observation import Observation
 from attt.scanner.models.target import Host, Service, SystemInfo, Target
 from attt.scanner.plugin import ProbeContext
-from tests.servers.ssh_hostile import HOST_KEY_ALGORITHMS, KEX, PRELUDE_LINES, SLOW_SIGN, HostileSsh
+from tests.servers.ssh_hostile import ALT_PORT, HOST_KEY_ALGORITHMS, KEX, PRELUDE_LINES, SLOW_SIGN, HostileSsh
 
 SLACK = 0.5
 """What closing sockets and paramiko's threads may add to a time budget on a loaded machine."""
 
 
-def _probe(ip: str, ports: tuple[int, ...] = (22,), timeout: float = 4.0) -> list[Observation]:
+def _target(ip: str, ports: tuple[int, ...]) -> Target:
     info = SystemInfo(id="test", name="Test system", owner="Sở KH&CN", level=3)
     services = tuple(Service(port=port, kind="ssh") for port in ports)
-    target = Target(system=info, host=Host(address=ip, services=services), ip=ip)
-    return list(SshCheck().probe(target, ProbeContext(timeout=timeout, settings=SshSettings())))
+    return Target(system=info, host=Host(address=ip, services=services), ip=ip)
+
+
+def _probe(ip: str, ports: tuple[int, ...] = (22,), timeout: float = 4.0) -> list[Observation]:
+    context = ProbeContext(timeout=timeout, settings=SshSettings())
+    return list(SshCheck().probe(_target(ip, ports), context))
 
 
 def _data(observation: Observation) -> SshData:
@@ -41,6 +46,37 @@ def test_a_broken_auth_answer_costs_only_the_auth_step(hostile_ssh: HostileSsh, 
     assert data.auth_methods is None
     assert data.incomplete == (AUTH_STEP,)
     assert data.step_errors[AUTH_STEP].startswith("authentication query failed")
+
+
+def test_an_empty_method_list_is_not_an_observed_absence_of_passwords(hostile_ssh: HostileSsh) -> None:
+    # A server that names no method to an unknown user has said nothing of what its users get:
+    # "password authentication is not offered" would rest on that silence.
+    [observation] = _probe(hostile_ssh.empty_auth)
+    data = _data(observation)
+    assert [k.sha256 for k in data.host_keys] == [hostile_ssh.host_key_sha256]
+    assert data.auth_methods is None and data.incomplete == (AUTH_STEP,)
+    assert data.step_errors[AUTH_STEP] == "the server named no authentication method for the probe user"
+
+
+@pytest.mark.parametrize("service_detection", [False, True])
+def test_an_open_2222_counts_only_if_it_speaks_ssh(hostile_ssh: HostileSsh, service_detection: bool) -> None:
+    # nmap's port table names 2222 EtherNetIP-1: SSH there was left unprobed, and its rules were
+    # not_applicable on a host whose only SSH server it is. A hosting panel's HTTP there is no SSH.
+    expected = {hostile_ssh.alt_ssh: [(ALT_PORT, "ok")], hostile_ssh.alt_http: []}
+    for ip, found in expected.items():
+        target = _target(ip, ())
+        service = "ssh" if service_detection and ip == hostile_ssh.alt_ssh else "EtherNetIP-1"
+        if service_detection and ip == hostile_ssh.alt_http:
+            service = "http"
+        data = PortsData(
+            scanned=(22, ALT_PORT),
+            open=(OpenPort(port=ALT_PORT, service=service),),
+            service_detection=service_detection,
+            nmap_version="test",
+        )
+        prior = (Observation(check="ports", system="test", host=ip, status="ok", data=data),)
+        context = ProbeContext(timeout=1.0, settings=SshSettings(), prior=prior)
+        assert [(o.port, o.status) for o in SshCheck().probe(target, context)] == found
 
 
 def test_the_auth_query_ends_with_its_connection_budget(hostile_ssh: HostileSsh) -> None:
