@@ -15,9 +15,19 @@ import pytest
 import sqlalchemy as sa
 
 from attt.scanner.errors import RunBusyError, StoreError
+from attt.scanner.models.base import Severity, Text
+from attt.scanner.models.finding import Finding
 from attt.scanner.models.observation import Observation
 from attt.scanner.models.report import RunInfo
-from attt.scanner.store import LEASE_SECONDS, MIGRATIONS, SCHEMA_HEAD, Lease, Store, locate
+from attt.scanner.store import (
+    LEASE_SECONDS,
+    MIGRATIONS,
+    SCHEMA_HEAD,
+    Lease,
+    Store,
+    _await_checkpoints,
+    locate,
+)
 from tests.scanner.plugins import CountData, target
 from tests.servers.postgres import Postgres, raw
 
@@ -63,6 +73,46 @@ def test_finish_records_status_and_findings(store: Store) -> None:
     store.create_run(info("r1"), [t.system], [t])
     finished = store.finish_run("r1", "incomplete", T0 + timedelta(minutes=1), [])
     assert finished.status == "incomplete" and store.load("r1").info.finished == T0 + timedelta(minutes=1)
+
+
+def test_a_province_of_findings_reaches_the_database_file_before_the_process_exits(tmp_path: Path) -> None:
+    """The findings' commit leaves the write-ahead log to a thread of its own (the report is
+    written meanwhile); the process waits for it at exit, so the file itself holds the run."""
+    path = tmp_path / "runs.sqlite"
+    store = Store(path, {"count": CountData})
+    hosts = [target(f"127.0.{i // 250}.{1 + i % 250}") for i in range(500)]
+    store.create_run(info("r1"), [t.system for t in hosts], hosts)
+    text = Text(vi="t" * 200, en="t" * 200)
+    findings = [
+        Finding(
+            rule_id=f"R{i % 40}",
+            control="count.at_most",
+            check="count",
+            policy="p",
+            system=t.system.id,
+            host=t.address,
+            status="pass",
+            severity=Severity.LOW,
+            title=text,
+            message=text,
+            evidence={},
+            references=(),
+            remediation=text,
+        )
+        for t in hosts
+        for i in range(20)
+    ]
+    before = path.stat().st_size
+    store.finish_run("r1", "complete", T0, findings)
+    _await_checkpoints()
+    assert (tmp_path / "runs.sqlite-wal").stat().st_size > 1000 * 4096  # past SQLite's own checkpoint
+    assert path.stat().st_size > before + 3_000_000  # the findings, in the file itself
+    # Nothing left in the log that the file lacks.
+    with sqlite3.connect(path) as conn:
+        busy, logged, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    assert (busy, logged) == (0, copied)
+    assert len(Store(path).load("r1").findings) == 10_000
+    store.close()
 
 
 def test_run_references_resolve_by_prefix_and_latest(store: Store) -> None:
