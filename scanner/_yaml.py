@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -244,26 +244,6 @@ class _Loader(yaml.CSafeLoader):
     """libyaml's safe loader: several times faster than the pure-Python one, same node marks."""
 
 
-def _precheck(text: str) -> None:
-    """Refuse what no inventory or policy needs before building any node, from libyaml's
-    event stream: anchors and aliases (billion laughs), deep nesting, and more nodes than a
-    real file has (a dense file would otherwise take seconds to load)."""
-    depth = nodes = 0
-    for event in yaml.parse(text, Loader=yaml.CSafeLoader):
-        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
-            raise _Refused("anchors and aliases (& and *) are not allowed" + _QUOTE_HINT, event.start_mark)
-        if isinstance(event, yaml.NodeEvent):
-            nodes += 1
-            if nodes > MAX_NODES:
-                raise _Refused(f"more than {MAX_NODES} values; refused", event.start_mark)
-        if isinstance(event, yaml.CollectionStartEvent):
-            depth += 1
-            if depth > MAX_DEPTH:
-                raise _Refused(f"nested deeper than {MAX_DEPTH} levels", event.start_mark)
-        elif isinstance(event, yaml.CollectionEndEvent):
-            depth -= 1
-
-
 def _parse(raw: bytes, path: Path, label: str) -> YamlDoc:
     if len(raw) > MAX_BYTES:
         raise ConfigError(f"{label}: larger than {MAX_BYTES // (1024 * 1024)} MiB; refused")
@@ -274,16 +254,9 @@ def _parse(raw: bytes, path: Path, label: str) -> YamlDoc:
         raise ConfigError(f"{label}:{line}: not valid UTF-8 (byte offset {exc.start})") from None
     lines: dict[Loc, int] = {}
     try:
-        _precheck(text)
         loader = _Loader(text)
         try:
-            root = loader.get_single_node()
-            if root is None:
-                raise ConfigError(f"{label}:1: the file is empty; expected a mapping")
-            if not isinstance(root, yaml.MappingNode):
-                raise ConfigError(f"{label}:{root.start_mark.line + 1}: the top level must be a mapping")
-            lines[()] = root.start_mark.line + 1
-            data = _build(loader, root, (), lines)
+            data = _Builder(loader, lines, label).document()
         finally:
             loader.dispose()
     except yaml.MarkedYAMLError as exc:
@@ -301,42 +274,118 @@ def _parse(raw: bytes, path: Path, label: str) -> YamlDoc:
     return YamlDoc(data, path, label, hashlib.sha256(raw).hexdigest(), lines)
 
 
-def _build(loader: _Loader, node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> Any:
-    """Plain Python values from the node tree, recording the line of every key and item."""
-    if isinstance(node, yaml.MappingNode):
-        if node.tag != _MAP_TAG:
-            raise _Refused(f"tag {node.tag} is not allowed", node.start_mark)
-        mapping: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            if not isinstance(key_node, yaml.ScalarNode):
-                raise _Refused("mapping keys must be plain scalars", key_node.start_mark)
-            if key_node.tag == _MERGE_TAG:
-                raise _Refused("merge keys (<<) are not allowed", key_node.start_mark)
-            key = _scalar(loader, key_node, loc)
-            if key in mapping:
-                raise _Refused(f"duplicate key {key!r}", key_node.start_mark)
-            lines[(*loc, key)] = key_node.start_mark.line + 1
-            mapping[key] = _build(loader, value_node, (*loc, key), lines)
-        return mapping
-    if isinstance(node, yaml.SequenceNode):
-        if node.tag != _SEQ_TAG:
-            raise _Refused(f"tag {node.tag} is not allowed", node.start_mark)
+class _Builder:
+    """Plain Python values straight from libyaml's event stream, in one pass, recording the line
+    of every key and item; no node tree is built. What no inventory or policy needs is refused
+    as soon as its event arrives: anchors and aliases (billion laughs), tags other than the plain
+    ones, merge keys, keys that are not scalars, duplicate keys, deep nesting, and more nodes than
+    a real file has (a dense file would otherwise take seconds to load). Building PyYAML's node
+    tree first, after a pass over the events to refuse those, read a province's inventory three
+    times over (0.13 s for 1,000 systems, against 0.05 s in one pass)."""
+
+    def __init__(self, loader: _Loader, lines: dict[Loc, int], label: str) -> None:
+        self._loader = loader
+        self._lines = lines
+        self._label = label
+        self._nodes = 0
+        self._tags: dict[str, str] = {}
+        """Plain scalar -> its resolved tag: a province's file repeats the same few keys."""
+
+    def document(self) -> dict[str, Any]:
+        """The one document of the stream, a mapping."""
+        loader = self._loader
+        self._next()  # the stream's start
+        if loader.check_event(yaml.StreamEndEvent):
+            raise ConfigError(f"{self._label}:1: the file is empty; expected a mapping")
+        start = self._next()  # the document's start
+        if not loader.check_event(yaml.MappingStartEvent):
+            line = self._peek().start_mark.line + 1
+            raise ConfigError(f"{self._label}:{line}: the top level must be a mapping")
+        data = self._value((), 0)
+        self._next()  # the document's end
+        if not loader.check_event(yaml.StreamEndEvent):
+            raise yaml.composer.ComposerError(
+                "expected a single document in the stream",
+                start.start_mark,
+                "but found another document",
+                self._next().start_mark,
+            )
+        return cast(dict[str, Any], data)
+
+    def _value(self, loc: Loc, depth: int) -> Any:
+        """The node whose first event comes next, at `loc`, with `depth` collections around it."""
+        event = self._next()
+        if isinstance(event, yaml.AliasEvent) or event.anchor is not None:
+            raise _Refused("anchors and aliases (& and *) are not allowed" + _QUOTE_HINT, event.start_mark)
+        self._nodes += 1
+        if self._nodes > MAX_NODES:
+            raise _Refused(f"more than {MAX_NODES} values; refused", event.start_mark)
+        if isinstance(event, yaml.ScalarEvent):
+            return self._scalar(event, loc)
+        if depth + 1 > MAX_DEPTH:
+            raise _Refused(f"nested deeper than {MAX_DEPTH} levels", event.start_mark)
+        if not loc:
+            self._lines[()] = event.start_mark.line + 1
+        if isinstance(event, yaml.MappingStartEvent):
+            self._collection_tag(event, _MAP_TAG)
+            return self._mapping(loc, depth + 1)
+        self._collection_tag(event, _SEQ_TAG)
         items: list[Any] = []
-        for index, item in enumerate(node.value):
-            lines[(*loc, index)] = item.start_mark.line + 1
-            items.append(_build(loader, item, (*loc, index), lines))
+        while not self._loader.check_event(yaml.SequenceEndEvent):
+            self._lines[(*loc, len(items))] = self._peek().start_mark.line + 1
+            items.append(self._value((*loc, len(items)), depth + 1))
+        self._next()
         return items
-    assert isinstance(node, yaml.ScalarNode)
-    return _scalar(loader, node, loc)
 
+    def _mapping(self, loc: Loc, depth: int) -> dict[Any, Any]:
+        mapping: dict[Any, Any] = {}
+        while not self._loader.check_event(yaml.MappingEndEvent):
+            key_event = self._peek()
+            at = key_event.start_mark
+            if not isinstance(key_event, yaml.ScalarEvent):
+                raise _Refused("mapping keys must be plain scalars", at)
+            if self._tag(key_event) == _MERGE_TAG:
+                raise _Refused("merge keys (<<) are not allowed", at)
+            key = self._value(loc, depth)
+            if key in mapping:
+                raise _Refused(f"duplicate key {key!r}", at)
+            self._lines[(*loc, key)] = at.line + 1
+            mapping[key] = self._value((*loc, key), depth)
+        self._next()
+        return mapping
 
-def _scalar(loader: _Loader, node: yaml.ScalarNode, loc: Loc) -> Any:
-    if node.tag == _STR_TAG:
-        return node.value  # what the constructor gives a string, without its bookkeeping per node
-    if node.tag not in _SCALAR_TAGS:
-        raise _Refused(f"tag {node.tag} is not allowed", node.start_mark)
-    try:
-        return loader.construct_object(node, deep=True)
-    except ValueError as exc:  # e.g. an integer longer than Python converts, or a bad date
-        where = f"{dotted(loc)}: " if loc else ""
-        raise _Refused(f"{where}bad value: {exc}", node.start_mark) from None
+    # The stubs type an event as optional and its marks as either of two classes; the stream
+    # checked with `check_event` always has one, and both classes have the same fields.
+    def _next(self) -> Any:
+        return self._loader.get_event()
+
+    def _peek(self) -> Any:
+        return self._loader.peek_event()
+
+    def _collection_tag(self, event: Any, plain: str) -> None:
+        if event.tag not in (None, "!", plain):
+            raise _Refused(f"tag {event.tag} is not allowed", event.start_mark)
+
+    def _tag(self, event: Any) -> str:
+        if event.tag not in (None, "!"):
+            return str(event.tag)
+        if not event.implicit[0]:
+            return _STR_TAG  # quoted: a string whatever it spells
+        tag = self._tags.get(event.value)
+        if tag is None:
+            resolved: str = self._loader.resolve(yaml.ScalarNode, event.value, (True, False))  # type: ignore[no-untyped-call]
+            tag = self._tags[event.value] = resolved
+        return tag
+
+    def _scalar(self, event: Any, loc: Loc) -> Any:
+        tag = self._tag(event)
+        if tag == _STR_TAG:
+            return event.value  # what the constructor gives a string, without its bookkeeping per node
+        if tag not in _SCALAR_TAGS:
+            raise _Refused(f"tag {tag} is not allowed", event.start_mark)
+        node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
+        try:
+            return self._loader.construct_object(node, deep=True)
+        except ValueError as exc:  # e.g. an integer longer than Python converts, or a bad date
+            where = f"{dotted(loc)}: " if loc else ""
+            raise _Refused(f"{where}bad value: {exc}", event.start_mark) from None
