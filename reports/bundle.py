@@ -8,21 +8,26 @@ one, and a symlink planted in the directory is replaced, never written through.
 """
 
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
-from typing import Final, cast
+from typing import TYPE_CHECKING, Final, cast
 
 from attt.reports.base import DEFAULT_CONTEXT, Lang, PieceRenderer, RenderContext, Renderer, RenderLimitError
 from attt.reports.manifest import (
     MANIFEST,
     SIGNATURE,
     TMP_SUFFIX,
+    StagedFile,
     load_signing_key,
-    write_atomically,
+    stage_file,
     write_manifest,
 )
 from attt.scanner.errors import ConfigError, ReportDirError
 from attt.scanner.models.report import Report
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 FORMATS: Final = {
     "html": ("attt.reports.html", "HtmlRenderer", "report.html"),
@@ -108,7 +113,8 @@ def write_bundle(
     sign_key: Path | None = None,
     context: RenderContext = DEFAULT_CONTEXT,
 ) -> list[Path]:
-    """Render each format into `out_dir`, then `manifest.json` (and `manifest.sig` with a key).
+    """Render each format into `out_dir`, then `manifest.json` (and `manifest.sig` with a key):
+    `render_bundle`, then `RenderedBundle.write`.
 
     `context` carries `--fail-on`, the earlier runs of the same inventory (trends) and the
     comparable earlier run (the change section). Report files of formats not asked for this
@@ -119,11 +125,94 @@ def write_bundle(
     the machine) does not cost the others: they and the manifest are written, then the error is
     raised, naming what is missing and what was written.
     """
+    return render_bundle(report, formats, lang, sign_key=sign_key, context=context).write(out_dir)
+
+
+@dataclass(frozen=True)
+class RenderedBundle:
+    """A bundle rendered in memory, not written yet: `attt scan` renders while the store writes
+    the run, and writes the files once the store holds it."""
+
+    report: Report
+    files: tuple[tuple[str, bytes | Sequence[bytes]], ...]
+    over: tuple[RenderLimitError, ...]
+    """Formats that could not be rendered within their limits."""
+    key: "Ed25519PrivateKey | None"
+
+    def write(self, out_dir: Path) -> list[Path]:
+        """Write the files into `out_dir`, then the manifest (`stage`, then `StagedBundle.publish`)."""
+        return self.stage(out_dir).publish()
+
+    def stage(self, out_dir: Path) -> "StagedBundle":
+        """Write every file under a temporary name in `out_dir`, none in place yet: `attt scan`
+        writes while the store closes the run, and puts them in place once it has."""
+        check_report_dir(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        staged: list[StagedFile] = []
+        try:
+            for name, body in self.files:
+                staged.append(stage_file(out_dir, name, body))
+        except BaseException:
+            for file in staged:
+                file.discard()
+            raise
+        return StagedBundle(self, out_dir, tuple(staged))
+
+
+@dataclass(frozen=True)
+class StagedBundle:
+    """A rendered bundle's files written in its directory under temporary names."""
+
+    rendered: RenderedBundle
+    out_dir: Path
+    files: tuple[StagedFile, ...]
+
+    def publish(self) -> list[Path]:
+        """Put the files in place, then write the manifest; raise RenderLimitError after, when a
+        format was over its limit."""
+        out_dir = self.out_dir
+        # A format over its limit is written by none, listed by none: an earlier run's file of it
+        # goes too, so the directory holds exactly what the new manifest lists and `attt verify`
+        # holds; so do temporary files a killed write left (not this bundle's own).
+        stale = _BUNDLE_FILES - {file.target.name for file in self.files}
+        own = {file.temporary.name for file in self.files}
+        for entry in out_dir.iterdir():
+            if entry.name in stale or (entry.name.endswith(TMP_SUFFIX) and entry.name not in own):
+                entry.unlink(missing_ok=True)  # a symlink is removed, never followed
+        try:
+            for file in self.files:
+                file.publish()
+        except BaseException:
+            self.discard()
+            raise
+        files = {file.target: file.entry for file in self.files}
+        written = [*files, *write_manifest(self.rendered.report, files, out_dir, self.rendered.key)]
+        if self.rendered.over:
+            raise RenderLimitError(
+                f"{'; '.join(str(exc) for exc in self.rendered.over)}; not written, the rest of the"
+                f" bundle is ({', '.join(path.name for path in written)})"
+            )
+        return written
+
+    def discard(self) -> None:
+        for file in self.files:
+            file.discard()
+
+
+def render_bundle(
+    report: Report,
+    formats: Sequence[str],
+    lang: Lang,
+    *,
+    sign_key: Path | None = None,
+    context: RenderContext = DEFAULT_CONTEXT,
+) -> RenderedBundle:
+    """Load the key and render every format, writing nothing: a failure leaves a report directory
+    as it was. Raises the first format's RenderLimitError when none could be rendered."""
     unknown = sorted(set(formats) - RENDERERS.keys())
     if unknown:
         raise ConfigError(f"--format: unknown format {', '.join(unknown)} (known: {', '.join(RENDERERS)})")
     chosen = [RENDERERS[name] for name in dict.fromkeys(formats)]
-    # Load the key and render everything before writing anything: a failure leaves the directory as it was.
     key = None if sign_key is None else load_signing_key(sign_key)
     rendered: list[tuple[str, bytes | Sequence[bytes]]] = []
     over: list[RenderLimitError] = []
@@ -134,22 +223,7 @@ def write_bundle(
             over.append(exc)
     if not rendered:
         raise over[0]
-    check_report_dir(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    # A format over its limit is written by none, listed by none: an earlier run's file of it
-    # goes too, so the directory holds exactly what the new manifest lists and `attt verify` holds.
-    stale = _BUNDLE_FILES - {name for name, _ in rendered}
-    for entry in out_dir.iterdir():
-        if entry.name in stale or entry.name.endswith(TMP_SUFFIX):
-            entry.unlink(missing_ok=True)  # a symlink is removed, never followed
-    files = {out_dir / name: write_atomically(out_dir, name, body) for name, body in rendered}
-    written = [*files, *write_manifest(report, files, out_dir, key)]
-    if over:
-        raise RenderLimitError(
-            f"{'; '.join(str(exc) for exc in over)}; not written, the rest of the bundle is"
-            f" ({', '.join(path.name for path in written)})"
-        )
-    return written
+    return RenderedBundle(report, tuple(rendered), tuple(over), key)
 
 
 def _rendered(

@@ -93,12 +93,41 @@ def write_manifest(
 
 
 def write_atomically(out_dir: Path, name: str, body: bytes | Sequence[bytes]) -> FileEntry:
-    """Write `out_dir/name` through a new temporary file (created exclusively, so never opened
-    through a link) renamed over it (rename replaces a symlink itself, not what it points to).
+    """Write `out_dir/name` through a new temporary file renamed over it (`stage_file`, then
+    `StagedFile.publish`)."""
+    staged = stage_file(out_dir, name, body)
+    staged.publish()
+    return staged.entry
+
+
+@dataclass(frozen=True)
+class StagedFile:
+    """A file written and synced in its directory under a temporary name, not yet in place."""
+
+    temporary: Path
+    target: Path
+    entry: FileEntry
+    """Digest and size of the bytes written."""
+
+    def publish(self) -> None:
+        """Rename it into place (rename replaces a symlink itself, not what it points to)."""
+        try:
+            self.temporary.replace(self.target)
+        except BaseException:
+            self.discard()
+            raise
+
+    def discard(self) -> None:
+        self.temporary.unlink(missing_ok=True)
+
+
+def stage_file(out_dir: Path, name: str, body: bytes | Sequence[bytes]) -> StagedFile:
+    """Write what is to become `out_dir/name` to a new temporary file beside it (created
+    exclusively, so never opened through a link), synced to disk.
 
     `body` may come in pieces (report.json: the findings as the scan serialised them, tens of
     MB for a province), written as they are: joined, they were copied twice more in memory. The
-    returned entry (digest and size) is of the bytes written, so the manifest needs no re-read."""
+    entry (digest and size) is of the bytes written, so the manifest needs no re-read."""
     pieces = (body,) if isinstance(body, bytes) else body
     digest = hashlib.sha256()
     size = 0
@@ -111,11 +140,10 @@ def write_atomically(out_dir: Path, name: str, body: bytes | Sequence[bytes]) ->
                 size += len(piece)
             stream.flush()
             os.fsync(stream.fileno())
-        Path(tmp).replace(out_dir / name)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return FileEntry(sha256=digest.hexdigest(), size=size)
+    return StagedFile(Path(tmp), out_dir / name, FileEntry(sha256=digest.hexdigest(), size=size))
 
 
 def verify_bundle(out_dir: Path, public_key: Path | None = None) -> VerifyResult:

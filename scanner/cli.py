@@ -6,6 +6,7 @@ import os
 import sys
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -15,7 +16,7 @@ import click
 
 from attt import __version__
 from attt.reports.base import Lang, RenderContext
-from attt.reports.bundle import RENDERERS, check_report_dir, write_bundle
+from attt.reports.bundle import RENDERERS, StagedBundle, check_report_dir, render_bundle, write_bundle
 from attt.reports.manifest import load_signing_key
 from attt.scanner import pipeline
 from attt.scanner.catalog import check_lines
@@ -36,8 +37,10 @@ from attt.scanner.pipeline import (
     PolicyMode,
     PreparedScan,
     ScanOptions,
+    ScanOutcome,
     ScanRequest,
     build_report,
+    close_run,
     judged_run,
     own_policies,
     planned_probes,
@@ -488,16 +491,28 @@ def _scan(
         opened.append((store, prepared.run.id))
         if remote is not None:
             options = replace(options, concurrency=IN_FLIGHT)
-        outcome = run_scan(prepared, options, store, registry, progress, interrupts.stop, remote)
-    report = build_report(outcome.run)
+        outcome = run_scan(prepared, options, store, registry, progress, interrupts.stop, remote, close=False)
     settings = _config().notify
-    whole = not outcome.interrupted and outcome.store_error is None
-    notifying = whole and (choice.notify if choice.notify is not None else settings is not None)
+
+    def notifying_of(outcome: ScanOutcome) -> bool:
+        whole = not outcome.interrupted and outcome.store_error is None
+        return whole and (choice.notify if choice.notify is not None else settings is not None)
+
+    # Owners' packs (sent with notifications too) are cut from the closed run; a bundle is
+    # rendered while the store closes it.
+    packs = choice.per_owner or choice.owner is not None or notifying_of(outcome)
+    if packs:
+        outcome = close_run(store, outcome)
+    notifying = notifying_of(outcome)
     formats, lang = _formats(args.formats), _speak(args.lang)
     output = ReportOutput(
         formats, lang, choice.sign_key, choice.per_owner or notifying, choice.owner, _severity(args.fail_on)
     )
-    written = _write_reports(store, report, args.out, output, outcome.codec)
+    if packs:
+        report = build_report(outcome.run)
+        written = _write_reports(store, report, args.out, output, outcome.codec)
+    else:
+        outcome, report, written = _closed_while_rendering(store, outcome, args.out, output)
     if notifying and written is not None:
         _notify(store, report, written, choice.notify_all)
     run_id = report.run.id
@@ -805,17 +820,85 @@ class Written:
     index: "PackIndex | None"
 
 
+@dataclass(frozen=True)
+class _Reporting:
+    """Where a report goes and what it is compared with (read from the store)."""
+
+    out_dir: Path
+    context: RenderContext
+
+    @property
+    def previous(self) -> Report | None:
+        return self.context.baseline.previous if self.context.baseline else None
+
+
+def _reporting(
+    store: Store, report: Report, out: Path | None, output: ReportOutput, codec: FindingCodec | None
+) -> _Reporting:
+    baseline = _baseline(store, report)
+    history = _history(store, report.run)
+    context = RenderContext(fail_on=output.fail_on, history=history, baseline=baseline, codec=codec)
+    return _Reporting(_out_dir(out, report.run.id), context)
+
+
+def _closed_while_rendering(
+    store: Store, outcome: ScanOutcome, out: Path | None, output: ReportOutput
+) -> tuple[ScanOutcome, Report, Written | None]:
+    """Close the run in the store (`close_run`) while its bundle is rendered and written under
+    temporary names: at a province's scale each side takes about a fifth of a second. The files
+    are put in place once the store holds the run; if the store refused it, the bundle is made
+    again as the incomplete run it then is. What the report is compared with is read first,
+    before the store is busy writing."""
+    report = build_report(outcome.run)
+    reporting = _reporting(store, report, out, output, outcome.codec)
+
+    def staged(report: Report) -> StagedBundle | OSError | AtttError:
+        try:
+            rendered = render_bundle(
+                report, output.formats, output.lang, sign_key=output.sign_key, context=reporting.context
+            )
+            return rendered.stage(reporting.out_dir)
+        except (OSError, AtttError) as exc:
+            return exc
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="attt-close") as closing:
+        closed = closing.submit(close_run, store, outcome)
+        bundle = staged(report)
+        # A second interrupt raises here: leaving the block waits for the store first.
+        outcome = closed.result()
+    if outcome.run.info != report.run:
+        if isinstance(bundle, StagedBundle):
+            bundle.discard()
+        report = build_report(outcome.run)
+        bundle = staged(report)
+    try:
+        if not isinstance(bundle, StagedBundle):
+            raise bundle
+        bundle.publish()
+    except (OSError, AtttError) as exc:
+        _cannot_write(reporting.out_dir, report.run.id, exc)
+        return outcome, report, None
+    _print_summary(report, reporting.out_dir)
+    _warn_expired_waivers(report)
+    return outcome, report, Written(reporting.out_dir, reporting.previous, None)
+
+
+def _cannot_write(out_dir: Path, run_id: str, exc: OSError | AtttError) -> None:
+    reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc)
+    _error(
+        f"cannot write the report to {out_dir}: {reason}; the run is stored,"
+        f" write it elsewhere with: attt report {run_id} --out DIR"
+    )
+
+
 def _write_reports(
     store: Store, report: Report, out: Path | None, output: ReportOutput, codec: FindingCodec | None = None
 ) -> Written | None:
     """Write the bundle (or one pack per owner, or one owner's pack), with the change since the
     comparable earlier run, and summarise. A report that cannot be written is one line (the run
     is stored) and None."""
-    baseline = _baseline(store, report)
-    previous = baseline.previous
-    history = _history(store, report.run)
-    context = RenderContext(fail_on=output.fail_on, history=history, baseline=baseline, codec=codec)
-    out_dir = _out_dir(out, report.run.id)
+    reporting = _reporting(store, report, out, output, codec)
+    context, out_dir = reporting.context, reporting.out_dir
     index = None
     formats, lang, key = output.formats, output.lang, output.sign_key
     try:
@@ -831,15 +914,11 @@ def _write_reports(
         else:
             write_bundle(report, formats, out_dir, lang, sign_key=key, context=context)
     except (OSError, AtttError) as exc:
-        reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc)
-        _error(
-            f"cannot write the report to {out_dir}: {reason}; the run is stored,"
-            f" write it elsewhere with: attt report {report.run.id} --out DIR"
-        )
+        _cannot_write(out_dir, report.run.id, exc)
         return None
     _print_summary(report, out_dir)
     _warn_expired_waivers(report)
-    return Written(out_dir, previous, index)
+    return Written(out_dir, reporting.previous, index)
 
 
 def _baseline(store: Store, report: Report) -> Comparison:

@@ -370,8 +370,11 @@ def run_scan(
     progress: ProgressSink | None = None,
     stop: threading.Event | None = None,
     remote: Remote | None = None,
+    *,
+    close: bool = True,
 ) -> ScanOutcome:
-    """Probe, store what each probe saw as soon as it ends, evaluate, and close the run.
+    """Probe, store what each probe saw as soon as it ends, evaluate, and close the run (with
+    `close=False`, the caller closes it with `close_run`, rendering its report meanwhile).
 
     With `remote` (the celery engine's coordinator) the probes run on the zones' workers; the
     plan, the order, the store and the evaluation stay here, exactly as with the local engine.
@@ -413,15 +416,27 @@ def run_scan(
     # Checked after evaluation: a signal that lands while judging also leaves the run incomplete.
     interrupted = stop.is_set() and not store_errors
     status: RunStatus = "complete" if complete and not stop.is_set() else "incomplete"
-    try:
-        info = store.finish_run(info.id, status, finished, findings, judge.codec)
-    except StoreWriteError as exc:
-        store_errors.append(str(exc))
-        info = info.model_copy(update={"status": "incomplete", "finished": finished})
+    info = info.model_copy(update={"status": status, "finished": finished})
     memory = StoredRun(
         info, prepared.systems, prepared.targets, tuple(observations), tuple(findings), frozenset(probed)
     )
-    return ScanOutcome(memory, interrupted, next(iter(store_errors), None), judge.codec)
+    outcome = ScanOutcome(memory, interrupted, next(iter(store_errors), None), judge.codec)
+    return close_run(store, outcome) if close else outcome
+
+
+def close_run(store: Store, outcome: ScanOutcome) -> ScanOutcome:
+    """Store the findings of a run `run_scan` left open and how it ended, and release its lease.
+    A store that refuses (disk full, lock held too long) leaves the run `incomplete`, saying why."""
+    info = outcome.run.info
+    assert info.finished is not None, "close_run takes what run_scan judged"
+    try:
+        stored = store.finish_run(info.id, info.status, info.finished, outcome.run.findings, outcome.codec)
+    except StoreWriteError as exc:
+        refused = info.model_copy(update={"status": "incomplete"})
+        return replace(
+            outcome, run=replace(outcome.run, info=refused), store_error=outcome.store_error or str(exc)
+        )
+    return replace(outcome, run=replace(outcome.run, info=stored))
 
 
 def _merged(*plans: Mapping[str, Sequence[str]]) -> dict[str, tuple[str, ...]]:

@@ -15,8 +15,8 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from attt.reports.base import RenderContext
-from attt.reports.bundle import RENDERERS, write_bundle
-from attt.reports.manifest import verify_bundle, write_atomically
+from attt.reports.bundle import RENDERERS, render_bundle, write_bundle
+from attt.reports.manifest import TMP_SUFFIX, verify_bundle, write_atomically
 from attt.scanner.changes import Comparison
 from attt.scanner.errors import ConfigError, ReportDirError
 from attt.scanner.models.base import Text
@@ -192,6 +192,28 @@ def test_bundle_with_a_previous_run_shows_the_changes(tmp_path, report):
 
 
 # --- the report directory (issue 13) ---------------------------------------------------------
+
+
+def test_a_staged_bundle_is_in_place_only_once_published(tmp_path, report):
+    """`attt scan` stages its bundle while the store closes the run: until then the directory
+    shows the earlier bundle whole, and a temporary file a killed write left goes at publishing."""
+    out = tmp_path / "out"
+    write_bundle(report, ["json", "csv"], out, "vi")
+    earlier = {p.name: p.read_bytes() for p in out.iterdir()}
+    (out / f".report.json.left{TMP_SUFFIX}").write_bytes(b"half")
+    newer = F.report(F.all_statuses()[:2])
+    staged = render_bundle(newer, ["json"], "vi").stage(out)
+    assert {p.name: p.read_bytes() for p in out.iterdir() if not p.name.endswith(TMP_SUFFIX)} == earlier
+    staged.publish()
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "report.json"]
+    assert verify_bundle(out).ok
+    assert (
+        json.loads((out / "report.json").read_text())["findings"]
+        == json.loads(newer.model_dump_json())["findings"]
+    )
+    # A staged bundle given up leaves nothing behind.
+    render_bundle(report, ["json"], "vi").stage(out).discard()
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "report.json"]
 
 
 def test_a_symlink_in_the_report_directory_is_replaced_never_written_through(tmp_path, report):
