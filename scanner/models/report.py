@@ -1,7 +1,9 @@
 """The report every renderer reads, and `report.json` writes as it is."""
 
+import itertools
+import operator
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal, Optional, Union
 
@@ -92,8 +94,8 @@ _Kind = tuple[str, Severity, str]
 """What a finding counts as: its status, severity and kind."""
 
 
-def _kind(finding: Finding) -> _Kind:
-    return finding.status, finding.severity, finding.kind
+_KIND_OF: Callable[[Finding], _Kind] = operator.attrgetter("status", "severity", "kind")
+_SYSTEM_OF: Callable[[Finding], str] = operator.attrgetter("system")
 
 
 class Counts(Frozen):
@@ -111,7 +113,7 @@ class Counts(Frozen):
 
     @classmethod
     def of(cls, findings: Iterable[Finding]) -> "Counts":
-        return cls.tally(Counter(_kind(f) for f in findings))
+        return cls.tally(Counter(map(_KIND_OF, findings)))
 
     @classmethod
     def tally(cls, kinds: Mapping[_Kind, int]) -> "Counts":
@@ -154,8 +156,10 @@ class Summary(Frozen):
         findings, not that times its systems); the overall and owners' counts add tallies up."""
         system_list = list(systems)
         tallies: dict[str, Counter[_Kind]] = defaultdict(Counter)
-        for finding in findings:
-            tallies[finding.system][_kind(finding)] += 1
+        # A system's findings mostly come one after another: each run of them is counted by
+        # `Counter` itself, without a Python call per finding.
+        for system_id, run in itertools.groupby(findings, key=_SYSTEM_OF):
+            tallies[system_id].update(map(_KIND_OF, run))
         overall: Counter[_Kind] = Counter()
         for tally in tallies.values():
             overall.update(tally)
@@ -164,10 +168,20 @@ class Summary(Frozen):
         }
         for system in system_list:
             by_owner[system.owner].update(tallies.get(system.id, {}))
+        # Systems of one level mostly tally alike: their counts (immutable) are made once.
+        made: dict[frozenset[tuple[_Kind, int]], Counts] = {}
+
+        def counts(tally: Mapping[_Kind, int]) -> Counts:
+            key = frozenset(tally.items())
+            known = made.get(key)
+            if known is None:
+                known = made[key] = Counts.tally(tally)
+            return known
+
         return cls(
             overall=Counts.tally(overall),
-            systems={s.id: Counts.tally(tallies.get(s.id, {})) for s in system_list},
-            owners={owner: Counts.tally(tally) for owner, tally in by_owner.items()},
+            systems={s.id: counts(tallies.get(s.id, {})) for s in system_list},
+            owners={owner: counts(tally) for owner, tally in by_owner.items()},
         )
 
 

@@ -18,6 +18,8 @@ def test_summary_counts_equal_a_count_of_each_group_on_its_own():
     ]
     # A finding of a system the report does not register counts overall only.
     findings.append(finding(status="fail", sys="unregistered"))
+    # A system's findings counted in several runs (an earlier attempt's, a resumed run's) too.
+    findings += [finding(rule_id="LATE", status="fail", sys=f"s{i}", host="127.0.0.99") for i in (2, 5)]
     summary = Summary.of(findings, systems)
     assert summary.overall == Counts.of(findings)
     assert summary.systems == {s.id: Counts.of(f for f in findings if f.system == s.id) for s in systems}
