@@ -1,5 +1,6 @@
 """The `web` observation data (one per HTTP(S) endpoint), the check's settings, and its limits."""
 
+import ipaddress
 import re
 from typing import Annotated, ClassVar, Literal
 from urllib.parse import urljoin, urlsplit
@@ -47,6 +48,22 @@ def resolve_location(base: str, location: str) -> str | None:
     return parts.geturl()  # the scheme in lower case: `HTTPS://` is HTTPS too
 
 
+def url_origin(url: str) -> tuple[str, str, int]:
+    """The URL's origin: scheme, host name in lower case, port (the scheme's default if none)."""
+    parts = urlsplit(url)
+    default = 443 if parts.scheme == "https" else 80
+    return parts.scheme, (parts.hostname or "").lower(), parts.port or default
+
+
+def is_address(host: str) -> bool:
+    """`host` is an IP address (brackets around an IPv6 one allowed), not a name."""
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 """The Fetch standard's redirect statuses: the only ones a browser follows."""
 
@@ -66,6 +83,13 @@ class Answer(Frozen):
     headers_truncated: bool = False
     """The response had more than `MAX_HEADERS_KEPT` headers that no rule reads; the rest of
     those are not kept (every header a rule reads is)."""
+    certificate_verified: bool | None = None
+    """An HTTPS redirect's answer from another origin than the endpoint's (another name or
+    port): a browser's handshake succeeded there; False when only a lax one did (`refusal`
+    says why); None when no browser's handshake was tried. Unset on the endpoint's own
+    answers, which `WebData.certificate_verified` covers."""
+    certificate_refusal: str | None = None
+    """Why a browser's handshake with that other origin failed."""
 
     def values(self, name: str) -> tuple[str, ...]:
         return tuple(h.value for h in self.headers if h.name == name)
@@ -247,6 +271,9 @@ class WebData(Frozen):
     """Why a browser's handshake failed, when `certificate_verified` is False: the chain, the
     name (a wildcard over a public suffix, or a name in the subject CN alone, among them), or no
     protocol version or suite a browser accepts."""
+    certificate_unknown: str | None = None
+    """HTTPS only, when `certificate_verified` is None: why no browser's handshake was tried
+    (the configured trust anchors could not be read, or the trust store holds no CA at all)."""
     cookies: tuple[Cookie, ...] = ()
     cors: Cors | None = None
     """HTTPS only; None when the request was not made or failed."""
