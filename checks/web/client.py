@@ -42,9 +42,12 @@ leave the endpoint unknown."""
 class FetchError(Exception):
     """A request that did not produce a complete status line and headers."""
 
-    def __init__(self, kind: FailureKind, message: str) -> None:
+    def __init__(self, kind: FailureKind, message: str, *, broken: bool = False) -> None:
         super().__init__(message)
         self.kind: FailureKind = kind
+        self.broken = broken
+        """A `tls` failure where the connection broke off (reset, closed mid-handshake) rather
+        than the server refusing what was offered: nothing learned about what it accepts."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,10 @@ class _Unreachable(httpcore.ConnectError):
 
 class _CertificateRejected(httpcore.ConnectError):
     """The TLS handshake failed certificate verification."""
+
+
+class _HandshakeBroken(httpcore.ConnectError):
+    """The connection broke off during the TLS handshake (a reset, an unexpected close)."""
 
 
 class _TooLarge(httpcore.ReadError):
@@ -138,6 +145,8 @@ class _Stream(httpcore.NetworkStream):
             raise _CertificateRejected(exc.verify_message or "certificate rejected") from exc
         except TimeoutError as exc:
             raise httpcore.ConnectTimeout("TLS handshake not finished in time") from exc
+        except (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError, ConnectionError) as exc:
+            raise _HandshakeBroken(f"TLS handshake broken off: {_os_reason(exc)}") from exc
         except (ssl.SSLError, OSError) as exc:
             raise httpcore.ConnectError(f"TLS handshake failed: {_os_reason(exc)}") from exc
         if ssl_context.check_hostname and server_hostname is not None:
@@ -269,6 +278,8 @@ class PinnedClient:
             raise FetchError("too_large", f"headers larger than {MAX_HEADER_BYTES // 1024} KiB") from exc
         except httpcore.TimeoutException as exc:
             raise FetchError("timeout", str(exc) or "timed out") from exc
+        except _HandshakeBroken as exc:
+            raise FetchError("tls", str(exc), broken=True) from exc
         except httpcore.ConnectError as exc:  # raised by start_tls: the handshake failed
             raise FetchError("tls", str(exc)) from exc
         except (httpcore.ProtocolError, httpcore.NetworkError, httpcore.UnsupportedProtocol) as exc:

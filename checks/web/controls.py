@@ -219,7 +219,7 @@ def headers(data: WebData, params: HeadersParams, target: Target) -> Verdict:
     # with is one they refuse (RFC 6797 8.1). No other header depends on the certificate.
     ignored = hsts_ignored(data, answer) if "hsts" in params.require and found["hsts"] is True else None
     if ignored is not None:
-        found["hsts"] = ("ignored: " if ignored.observed else "not known to be kept: ") + ignored.why.en
+        found["hsts"] = ignored.why.en
     unknown = ignored is not None and not ignored.observed
     missing = [h for h in params.require if found[h] is not True and not (h == "hsts" and unknown)]
     rating = grade(data)

@@ -85,11 +85,12 @@ class Answer(Frozen):
     those are not kept (every header a rule reads is)."""
     certificate_verified: bool | None = None
     """An HTTPS redirect's answer from another origin than the endpoint's (another name or
-    port): a browser's handshake succeeded there; False when only a lax one did (`refusal`
-    says why); None when no browser's handshake was tried. Unset on the endpoint's own
+    port): a browser's handshake succeeded there; False when only a lax one did
+    (`certificate_refusal` says why); None when that is not known. Unset on the endpoint's own
     answers, which `WebData.certificate_verified` covers."""
     certificate_refusal: str | None = None
-    """Why a browser's handshake with that other origin failed."""
+    """Why a browser's handshake with that other origin failed; with `certificate_verified`
+    None, why it is not known (the handshake broke off)."""
 
     def values(self, name: str) -> tuple[str, ...]:
         return tuple(h.value for h in self.headers if h.name == name)
@@ -266,14 +267,16 @@ class WebData(Frozen):
     no body was read or that answer is a redirect, whose body a browser never renders."""
     certificate_verified: bool | None = None
     """HTTPS only: a browser's handshake succeeded (chain and name verified against the trust
-    store in use, a protocol version it accepts); False when only a lax handshake worked."""
+    store in use, a protocol version it accepts); False when only a lax handshake worked; None
+    when that is not known (`certificate_unknown` says why)."""
     certificate_refusal: str | None = None
     """Why a browser's handshake failed, when `certificate_verified` is False: the chain, the
     name (a wildcard over a public suffix, or a name in the subject CN alone, among them), or no
     protocol version or suite a browser accepts."""
     certificate_unknown: str | None = None
-    """HTTPS only, when `certificate_verified` is None: why no browser's handshake was tried
-    (the configured trust anchors could not be read, or the trust store holds no CA at all)."""
+    """HTTPS only, when `certificate_verified` is None: why whether a browser accepts the
+    certificate is not known (the configured trust anchors could not be read, the trust store
+    holds no certificate at all, or the browser's handshake broke off)."""
     cookies: tuple[Cookie, ...] = ()
     cors: Cors | None = None
     """HTTPS only; None when the request was not made or failed."""

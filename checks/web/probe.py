@@ -234,20 +234,25 @@ class _Endpoint:
         if self._client.verifying is None:
             self.visit.unknown = self._client.unverifiable
             return self._get(self.visit.url, MAX_BODY_BYTES)
-        fetched, self.visit.verified, self.visit.refusal = self._as_browser(self.visit.url)
+        fetched, self.visit.verified, why = self._as_browser(self.visit.url)
+        if self.visit.verified is None:
+            self.visit.unknown = f"a browser's handshake broke off ({why}); a lax one then worked"
+        else:
+            self.visit.refusal = why
         return fetched
 
-    def _as_browser(self, url: str) -> tuple[Fetched, bool, str | None]:
+    def _as_browser(self, url: str) -> tuple[Fetched, bool | None, str | None]:
         """GET `url` as a browser would ask (chain, name, protocol version): what it answered,
-        whether the browser's handshake worked, and why not. What a browser refuses (a bad
-        certificate, TLS 1.0 only) is still a web site whose headers and files matter: it is
-        read again without verification, and the refusal recorded."""
+        whether the browser's handshake worked (None: it broke off, which proves nothing), and
+        why not. What a browser refuses (a bad certificate, TLS 1.0 only) is still a web site
+        whose headers and files matter: it is read again without verification."""
         try:
             return self._get(url, MAX_BODY_BYTES, verify=True), True, None
         except FetchError as exc:
             if exc.kind not in ("certificate", "tls"):
                 raise
-            return self._get(url, MAX_BODY_BYTES), False, bound_text(str(exc), 300)
+            why = bound_text(str(exc), 300)
+            return self._get(url, MAX_BODY_BYTES), None if exc.broken else False, why
 
     def _follow_redirects(self, root: Fetched) -> tuple[Answer, Fetched]:
         """Follow the root's redirects inside the scope; the chain's last answer, and what it sent."""

@@ -202,7 +202,9 @@ def _other_ports(name_of: Callable[[str], str]) -> dict[tuple[str, int], Respond
         ("300 without location", 80): multiple_choices,
         # A browser follows 301, 302, 303, 307 and 308 only: this page stays in clear text.
         ("300 with location", 80): lambda path: answer(
-            300, (("Location", f"https://{name_of('300 with location')}/"), ("Content-Type", "text/html")), PAGE
+            300,
+            (("Location", f"https://{name_of('300 with location')}/"), ("Content-Type", "text/html")),
+            PAGE,
         ),
         # Where the site really lives, on a port no inventory lists: what it sends is the site's.
         ("redirect to an unlisted port", 8444): lambda path: answer(
