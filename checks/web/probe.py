@@ -284,7 +284,7 @@ class _Endpoint:
             seen.add(target)
             try:
                 # The body too: the page a redirect leads to is the one whose meta tags count.
-                if parts.scheme == "https" and not self._same_connection(target):
+                if self._own_handshake(target):
                     # Another origin's certificate: whether browsers keep its HSTS.
                     fetched, verified, refusal = self._as_browser(target)
                     current = self._answer(target, fetched, verified, refusal)
@@ -299,10 +299,14 @@ class _Endpoint:
             visit.redirects.append(current)
         return current, fetched
 
-    def _same_connection(self, url: str) -> bool:
-        """`url` is reached as the endpoint is (same scheme, name and port), or no browser's
-        handshake can be judged: a handshake there would teach nothing new."""
-        return url_origin(url) == url_origin(self.visit.url) or self._client.verifying is None
+    def _own_handshake(self, url: str) -> bool:
+        """A browser's handshake with `url` would teach something the endpoint's did not: it is
+        HTTPS on another origin (another name or port), and such a handshake can be judged."""
+        return (
+            urlsplit(url).scheme == "https"
+            and url_origin(url) != url_origin(self.visit.url)
+            and self._client.verifying is not None
+        )
 
     def _cors(self) -> None:
         try:

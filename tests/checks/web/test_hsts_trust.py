@@ -3,12 +3,14 @@
 The judge alone on built observations first, then the probe against nginx sites that differ
 by their certificate only (tests/servers/web.py `hsts_web`)."""
 
+import ssl
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from attt.checks.web import WebCheck, WebData, WebSettings
+from attt.checks.web.client import verifying_context
 from attt.checks.web.controls import HeadersParams
 from attt.checks.web.controls import headers as security_headers
 from attt.checks.web.observatory import grade
@@ -205,3 +207,21 @@ def test_a_self_signed_certificate_declared_as_an_anchor_is_trusted(hsts_web: We
     found, data = _probe(hsts_web, "selfsigned", str(pinned))
     assert data.certificate_verified is True
     assert _headers(found, data).status == "pass", _headers(found, data).message
+
+
+def test_a_trust_store_with_no_certificate_judges_no_chain(
+    hsts_web: WebLab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No system store (a minimal container without ca-certificates) and no anchors: every chain
+    # would look untrusted, whatever browsers think of it; that is not a refusal observed.
+    empty = tmp_path / "no-store"
+    empty.mkdir()
+    monkeypatch.setenv("SSL_CERT_FILE", str(empty / "none.pem"))
+    monkeypatch.setenv("SSL_CERT_DIR", str(empty))
+    assert (
+        verifying_context(()) == "the trust store holds no certificate (no system CA store, no trust_anchors)"
+    )
+    assert isinstance(verifying_context((str(hsts_web.ca_file),)), ssl.SSLContext)
+    found, data = _probe(hsts_web, "trusted")
+    assert data.certificate_verified is None and "holds no certificate" in (data.certificate_unknown or "")
+    assert _headers(found, data).status == "error"
