@@ -854,14 +854,20 @@ class HstsParams(Params):
     """Whether includeSubDomains is required."""
 
 
-@CONTROLS.control("tls.hsts", HstsParams, needs=(HTTP_STEP,))
+# The certificate too: browsers keep HSTS only over one they accept.
+@CONTROLS.control("tls.hsts", HstsParams, needs=(HTTP_STEP, CERTIFICATE_STEP))
 def _hsts(data: TlsData, params: HstsParams, target: Target) -> Verdict:
     """HTTPS endpoints send HSTS with a long enough max-age.
 
     Without Strict-Transport-Security a browser's first request may go over plain HTTP, where an
     attacker strips the redirect to HTTPS; a max-age of a year is what browsers' preload lists ask
-    for. Only a STARTTLS endpoint or a port of a well-known non-HTTP TLS service (IMAPS, LDAPS,
-    ...) is "not HTTP"; anywhere else the HTTP request is a step of the probe, and an answer that
+    for. A sound header counts only where browsers keep it: sent with a certificate they
+    refuse (untrusted chain, expired, another name, revoked), it is ignored (RFC 6797 8.1), a
+    `fail` that says why; on a host registered by IP address alone (8.1.1), or when the
+    certificate was not judged, an `error`.
+
+    Only a STARTTLS endpoint or a port of a well-known non-HTTP TLS service (IMAPS, LDAPS, ...)
+    is "not HTTP"; anywhere else the HTTP request is a step of the probe, and an answer that
     failed, came too late or was too large leaves the rule `error`, never not applicable.
     """
     if data.starttls is not None:
@@ -901,4 +907,68 @@ def _hsts(data: TlsData, params: HstsParams, target: Target) -> Verdict:
             expected=expected,
             vi="HSTS thiếu includeSubDomains",
         )
+    if (ignored := _hsts_ignored(data, target)) is not None:
+        status, why = ignored
+        return Verdict(
+            status,
+            f"HSTS max-age {age} is sent, {why.en}",
+            age,
+            expected,
+            vi=f"HSTS có max-age {age} nhưng {why.vi}",
+        )
     return Verdict.passed(f"HSTS max-age {age}", observed=age, expected=expected, vi=f"HSTS có max-age {age}")
+
+
+def _hsts_ignored(data: TlsData, target: Target) -> tuple[Literal["fail", "error"], Text] | None:
+    """Why browsers ignore the HSTS header (`fail`) or may (`error`); None when they keep it.
+
+    RFC 6797 section 8.1: a browser processes Strict-Transport-Security only when it came over a
+    secure transport with no certificate error (section 8.4), else it MUST ignore it; section
+    8.1.1: a host reached by an IP address is never a Known HSTS Host. The certificate is the one
+    sent with SNI to a default client, the one a browser and the HTTP request get; it is judged
+    as tls.certificate_trusted, tls.certificate_expiry and tls.hostname_matches judge it, with
+    the trust anchors of `settings.tls.trust_anchors`."""
+    name = target.server_name
+    if name is None:
+        return "error", Text(
+            en="but the inventory registers the host by its IP address only: browsers keep no HSTS"
+            " for an address (RFC 6797 8.1.1), and the certificate of the name visitors use was not"
+            " matched; register that name as the host's hostname",
+            vi="danh mục chỉ khai báo địa chỉ IP của máy chủ: trình duyệt không ghi nhận HSTS cho địa chỉ"
+            " IP (RFC 6797 8.1.1), và chứng thư số chưa được đối chiếu với tên miền người dùng truy cập;"
+            " hãy khai báo tên đó ở trường hostname",
+        )
+    cert = data.certificate
+    if cert is None or cert.hostname != name:
+        return "error", Text(
+            en=f"but the certificate it came with was not judged for {name}: whether browsers keep it"
+            " (RFC 6797 8.1) is unknown",
+            vi=f"chứng thư số đi kèm chưa được đánh giá cho {name}: chưa biết trình duyệt có ghi nhận"
+            " HSTS hay không (RFC 6797 8.1)",
+        )
+    if cert.stapled_status == "revoked":
+        refusal = Text(
+            en="it is revoked (its stapled OCSP response says so)", vi="chứng thư số đã bị thu hồi"
+        )
+    elif _days_left(cert, data.scanned_at) < 0 or cert.not_before > data.scanned_at:
+        refusal = Text(
+            en=f"it is not valid at scan time ({cert.not_before:%Y-%m-%d} to {cert.not_after:%Y-%m-%d})",
+            vi=f"chứng thư số không có hiệu lực tại thời điểm quét ({cert.not_before:%Y-%m-%d} đến"
+            f" {cert.not_after:%Y-%m-%d})",
+        )
+    elif not cert.trusted:
+        reason = "self-signed" if cert.self_signed else (cert.trust_error or "no path to a trusted anchor")
+        refusal = Text(
+            en=f"its chain leads to no trusted anchor ({reason}; a CA the province's browsers trust is"
+            " declared in settings.tls.trust_anchors)",
+            vi=f"chuỗi chứng thư số không dẫn tới chứng thư số gốc tin cậy ({reason}; CA mà trình duyệt"
+            " trong tỉnh tin cậy được khai báo ở settings.tls.trust_anchors)",
+        )
+    elif not cert.hostname_matches:
+        refusal = Text(en=f"it is not valid for {name}", vi=f"chứng thư số không hợp lệ cho {name}")
+    else:
+        return None
+    return "fail", Text(
+        en=f"but browsers ignore it: it comes with a certificate they refuse (RFC 6797 8.1): {refusal.en}",
+        vi=f"trình duyệt bỏ qua vì nó đi kèm chứng thư số bị từ chối (RFC 6797 8.1): {refusal.vi}",
+    )

@@ -11,19 +11,19 @@ keeps the system's host name, so SNI, `Host` and certificate name checks all use
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 import ssl
 import time
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import httpcore
 
 from attt.checks.tls.names import name_matches, wildcard_over_suffix
-from attt.checks.web.models import MAX_HEADER_BYTES
+from attt.checks.web.models import MAX_HEADER_BYTES, is_address
 
 USER_AGENT = "attt-scanner (compliance scan; GET only)"
 _HEADERS: list[tuple[bytes | str, bytes | str]] = [
@@ -42,9 +42,12 @@ leave the endpoint unknown."""
 class FetchError(Exception):
     """A request that did not produce a complete status line and headers."""
 
-    def __init__(self, kind: FailureKind, message: str) -> None:
+    def __init__(self, kind: FailureKind, message: str, *, broken: bool = False) -> None:
         super().__init__(message)
         self.kind: FailureKind = kind
+        self.broken = broken
+        """A `tls` failure where the connection broke off (reset, closed mid-handshake) rather
+        than the server refusing what was offered: nothing learned about what it accepts."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,10 @@ class _Unreachable(httpcore.ConnectError):
 
 class _CertificateRejected(httpcore.ConnectError):
     """The TLS handshake failed certificate verification."""
+
+
+class _HandshakeBroken(httpcore.ConnectError):
+    """The connection broke off during the TLS handshake (a reset, an unexpected close)."""
 
 
 class _TooLarge(httpcore.ReadError):
@@ -138,6 +145,8 @@ class _Stream(httpcore.NetworkStream):
             raise _CertificateRejected(exc.verify_message or "certificate rejected") from exc
         except TimeoutError as exc:
             raise httpcore.ConnectTimeout("TLS handshake not finished in time") from exc
+        except (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError, ConnectionError) as exc:
+            raise _HandshakeBroken(f"TLS handshake broken off: {_os_reason(exc)}") from exc
         except (ssl.SSLError, OSError) as exc:
             raise httpcore.ConnectError(f"TLS handshake failed: {_os_reason(exc)}") from exc
         if ssl_context.check_hostname and server_hostname is not None:
@@ -199,7 +208,10 @@ class PinnedClient:
     max_requests: int
     min_interval: float
     io_timeout: float
-    verifying: ssl.SSLContext
+    verifying: ssl.SSLContext | None
+    """A browser's handshake (`verifying_context`); None when none can be judged, for
+    `unverifiable`'s reason: no request then asks for verification."""
+    unverifiable: str | None = None
     sent: int = 0
     last_sent: float = 0.0
     """When the latest request started, after its wait for the pace: what its time counts from."""
@@ -211,6 +223,8 @@ class PinnedClient:
     def get(self, url: str, *, body_limit: int, verify: bool = False, origin: str | None = None) -> Fetched:
         """GET `url` and read its headers and at most `body_limit` bytes of body; with `origin`,
         as a script on that origin would ask (the `Origin` header)."""
+        if verify and self.verifying is None:
+            raise ValueError(f"no browser's handshake can be judged: {self.unverifiable}")
         if self.sent >= self.max_requests:
             raise FetchError("budget", f"request budget of {self.max_requests} per host used up")
         self._pace()
@@ -264,6 +278,8 @@ class PinnedClient:
             raise FetchError("too_large", f"headers larger than {MAX_HEADER_BYTES // 1024} KiB") from exc
         except httpcore.TimeoutException as exc:
             raise FetchError("timeout", str(exc) or "timed out") from exc
+        except _HandshakeBroken as exc:
+            raise FetchError("tls", str(exc), broken=True) from exc
         except httpcore.ConnectError as exc:  # raised by start_tls: the handshake failed
             raise FetchError("tls", str(exc)) from exc
         except (httpcore.ProtocolError, httpcore.NetworkError, httpcore.UnsupportedProtocol) as exc:
@@ -324,7 +340,7 @@ def _browser_refusal(cert: dict[str, Any], host: str) -> str | None:
     among the subjectAltName entries, it matches the subject's common name, which browsers
     (Chrome since 58, Firefox since 48) and RFC 9525 ignore. It knows no public suffix, so it
     accepts a wildcard over one (`*.gov.vn` for `x.gov.vn`), which browsers refuse."""
-    if _is_address(host):
+    if is_address(host):
         return None  # matched against address entries only, by OpenSSL as by browsers
     entries = [value for kind, value in cert.get("subjectAltName", ()) if kind == "DNS"]
     if not entries:
@@ -347,14 +363,6 @@ def _browser_refusal(cert: dict[str, Any], host: str) -> str | None:
     )
 
 
-def _is_address(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return True
-
-
 def _os_reason(exc: BaseException) -> str:
     return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
 
@@ -374,13 +382,30 @@ def _unverified_context() -> ssl.SSLContext:
 _UNVERIFIED = _unverified_context()
 
 
-def verifying_context(trust_anchors: Iterable[str]) -> ssl.SSLContext:
-    """A browser's handshake, as far as OpenSSL goes: the chain to the trust store and the name.
+def verifying_context(trust_anchors: Iterable[str]) -> ssl.SSLContext | str:
+    """A browser's handshake, as far as OpenSSL goes: the chain to the trust store and the name;
+    or, when none can be judged, why: an anchor file that cannot be read (or holds no
+    certificate), or a trust store with no certificate at all (no system store, no anchors),
+    where every chain would look untrusted whatever browsers think of it.
 
     Its name check keeps OpenSSL's fallback on the subject CN (`hostname_checks_common_name`):
     turning it off would refuse a CN-only certificate without a word on why. A handshake that
     succeeds is then held to what browsers accept (`_browser_refusal`), which can say why."""
     context = ssl.create_default_context()
     for anchor in trust_anchors:
-        context.load_verify_locations(cafile=anchor)
+        try:
+            context.load_verify_locations(cafile=anchor)
+        except (OSError, ssl.SSLError) as exc:
+            return f"the trust anchor file {anchor} could not be read ({_os_reason(exc)})"
+    if not context.cert_store_stats()["x509"] and not _system_directory_holds_certificates():
+        return "the trust store holds no certificate (no system CA store, no trust_anchors)"
     return context
+
+
+def _system_directory_holds_certificates() -> bool:
+    """OpenSSL's CA directory (read lazily, so not counted in the store) holds a file."""
+    directory = ssl.get_default_verify_paths().capath
+    try:
+        return directory is not None and any(Path(directory).iterdir())
+    except OSError:
+        return False

@@ -10,6 +10,7 @@ from pydantic import Field
 from attt.checks.web.exposed import exposed_paths
 from attt.checks.web.models import CORS_STEP, REDIRECTS_STEP, Answer, Cookie, WebData, resolve_location
 from attt.checks.web.observatory import ObservatoryGrade, frame_protection, grade, hsts_max_age
+from attt.checks.web.trust import hsts_ignored
 from attt.scanner.models.base import Text
 from attt.scanner.models.target import Target
 from attt.scanner.plugin import Controls, NoParams, Params, Verdict
@@ -199,7 +200,14 @@ def headers(data: WebData, params: HeadersParams, target: Target) -> Verdict:
     Content-Security-Policy, X-Content-Type-Options: nosniff, frame protection (X-Frame-Options
     or CSP frame-ancestors), a Referrer-Policy that does not leak URLs, and HSTS of at least
     `hsts_min_age`: each closes a class of attack a browser would otherwise allow. The grade the
-    MDN HTTP Observatory's published scoring gives the same answer is shown next to the verdict."""
+    MDN HTTP Observatory's published scoring gives the same answer is shown next to the verdict.
+
+    HSTS counts only where browsers keep it (RFC 6797 8.1, `checks/web/trust.py`): sent with a
+    certificate or handshake a browser refuses (an untrusted chain, expired, another name), it
+    is ignored, a `fail` that says why; where whether browsers accept the certificate was not
+    established (the trust anchors unreadable, the site reached by an IP address), `error`,
+    unless another header fails. A province's own CA counts as trusted once declared in
+    `settings.web.trust_anchors`."""
     if data.scheme == "http":
         return Verdict.not_applicable(
             "judged on the HTTPS answer (web.https_required covers a site without one)",
@@ -207,7 +215,13 @@ def headers(data: WebData, params: HeadersParams, target: Target) -> Verdict:
         )
     answer = data.redirects[-1] if data.redirects else data.answer
     found = _security_headers(data, answer, params.hsts_min_age)
-    missing = [h for h in params.require if found[h] is not True]
+    # A sound HSTS header counts only if browsers keep it: not when the certificate it came
+    # with is one they refuse (RFC 6797 8.1). No other header depends on the certificate.
+    ignored = hsts_ignored(data, answer) if "hsts" in params.require and found["hsts"] is True else None
+    if ignored is not None:
+        found["hsts"] = ignored.why.en
+    unknown = ignored is not None and not ignored.observed
+    missing = [h for h in params.require if found[h] is not True and not (h == "hsts" and unknown)]
     rating = grade(data)
     note = _grade_note(rating)
     off_scope = data.off_scope_location
@@ -221,13 +235,23 @@ def headers(data: WebData, params: HeadersParams, target: Target) -> Verdict:
         "observatory": rating.model_dump(),
     }
     expected = {"present": list(params.require), "hsts_min_age": params.hsts_min_age}
+    hsts = Text(en="", vi="")
+    if ignored is not None:
+        hsts = Text(en=f"; HSTS {ignored.why.en}", vi=f"; HSTS: {ignored.why.vi}")
     if missing:
         listed = ", ".join(missing)
         return Verdict.failed(
-            f"missing or weak{where.en}: {listed}; {note.en}",
+            f"missing or weak{where.en}: {listed}{hsts.en}; {note.en}",
             observed,
             expected,
-            vi=f"thiếu hoặc cấu hình yếu{where.vi}: {listed}; {note.vi}",
+            vi=f"thiếu hoặc cấu hình yếu{where.vi}: {listed}{hsts.vi}; {note.vi}",
+        )
+    if unknown:
+        return Verdict.cannot_judge(
+            f"the other required security headers are sent{where.en}{hsts.en}; {note.en}",
+            observed,
+            expected,
+            vi=f"các trường tiêu đề bảo mật bắt buộc khác đã có{where.vi}{hsts.vi}; {note.vi}",
         )
     return Verdict.passed(
         f"all required security headers sent{where.en}; {note.en}",

@@ -1,5 +1,6 @@
 """The `web` observation data (one per HTTP(S) endpoint), the check's settings, and its limits."""
 
+import ipaddress
 import re
 from typing import Annotated, ClassVar, Literal
 from urllib.parse import urljoin, urlsplit
@@ -47,6 +48,22 @@ def resolve_location(base: str, location: str) -> str | None:
     return parts.geturl()  # the scheme in lower case: `HTTPS://` is HTTPS too
 
 
+def url_origin(url: str) -> tuple[str, str, int]:
+    """The URL's origin: scheme, host name in lower case, port (the scheme's default if none)."""
+    parts = urlsplit(url)
+    default = 443 if parts.scheme == "https" else 80
+    return parts.scheme, (parts.hostname or "").lower(), parts.port or default
+
+
+def is_address(host: str) -> bool:
+    """`host` is an IP address (brackets around an IPv6 one allowed), not a name."""
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 """The Fetch standard's redirect statuses: the only ones a browser follows."""
 
@@ -66,6 +83,14 @@ class Answer(Frozen):
     headers_truncated: bool = False
     """The response had more than `MAX_HEADERS_KEPT` headers that no rule reads; the rest of
     those are not kept (every header a rule reads is)."""
+    certificate_verified: bool | None = None
+    """An HTTPS redirect's answer from another origin than the endpoint's (another name or
+    port): a browser's handshake succeeded there; False when only a lax one did
+    (`certificate_refusal` says why); None when that is not known. Unset on the endpoint's own
+    answers, which `WebData.certificate_verified` covers."""
+    certificate_refusal: str | None = None
+    """Why a browser's handshake with that other origin failed; with `certificate_verified`
+    None, why it is not known (the handshake broke off)."""
 
     def values(self, name: str) -> tuple[str, ...]:
         return tuple(h.value for h in self.headers if h.name == name)
@@ -242,11 +267,16 @@ class WebData(Frozen):
     no body was read or that answer is a redirect, whose body a browser never renders."""
     certificate_verified: bool | None = None
     """HTTPS only: a browser's handshake succeeded (chain and name verified against the trust
-    store in use, a protocol version it accepts); False when only a lax handshake worked."""
+    store in use, a protocol version it accepts); False when only a lax handshake worked; None
+    when that is not known (`certificate_unknown` says why)."""
     certificate_refusal: str | None = None
     """Why a browser's handshake failed, when `certificate_verified` is False: the chain, the
     name (a wildcard over a public suffix, or a name in the subject CN alone, among them), or no
     protocol version or suite a browser accepts."""
+    certificate_unknown: str | None = None
+    """HTTPS only, when `certificate_verified` is None: why whether a browser accepts the
+    certificate is not known (the configured trust anchors could not be read, the trust store
+    holds no certificate at all, or the browser's handshake broke off)."""
     cookies: tuple[Cookie, ...] = ()
     cors: Cors | None = None
     """HTTPS only; None when the request was not made or failed."""

@@ -22,6 +22,7 @@ from importlib.resources import files
 from urllib.parse import urljoin, urlsplit
 
 from attt.checks.web.models import FRAMEWORK_SESSION, Answer, Cookie, Cors, Header, WebData
+from attt.checks.web.trust import hsts_ignored
 from attt.scanner.models.base import Frozen
 
 SCORING_FILE = "observatory-scoring.json"
@@ -115,7 +116,7 @@ def classify(data: WebData) -> dict[str, str]:
     csp_header = _policies(answer.values("content-security-policy"))
     csp_meta = _policies(h.value for h in _meta(meta, "content-security-policy"))
     csp_result, header_csp = _csp(csp_header, csp_meta, answer, https)
-    hsts = _hsts(answer, data.certificate_verified)
+    hsts = _hsts(data, answer)
     results = {
         "content-security-policy": csp_result,
         "cookies": _cookies(data.cookies, answer, hsts in _HSTS_PASSES),
@@ -254,10 +255,11 @@ def hsts_max_age(value: str) -> int | None:
     return int(found.group(1)) if found else None
 
 
-def _hsts(answer: Answer, verified: bool | None) -> str:
+def _hsts(data: WebData, answer: Answer) -> str:
     if urlsplit(answer.url).scheme != "https":
         return "hsts-not-implemented-no-https"  # a browser ignores HSTS sent over plain HTTP
-    if verified is False:
+    ignored = hsts_ignored(data, answer)
+    if ignored is not None and ignored.observed:
         return "hsts-invalid-cert"
     values = answer.values("strict-transport-security")
     if not values:

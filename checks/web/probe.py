@@ -6,6 +6,7 @@ one endpoint receives is fixed (`request_plan`), so `attt checks list --verbose`
 
 import datetime as dt
 import secrets
+import ssl
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from attt.checks.web.models import (
     WebData,
     WebSettings,
     resolve_location,
+    url_origin,
 )
 from attt.checks.web.page import parse_cookie, read_page
 from attt.scanner.models.observation import Observation, bound_text
@@ -179,6 +181,7 @@ class _Visit:
     step_errors: dict[str, str] = field(default_factory=dict)
     verified: bool | None = None
     refusal: str | None = None
+    unknown: str | None = None
     cookies: list[Cookie] = field(default_factory=list)
     disclosures: list[Disclosure] = field(default_factory=list)
     page: Page | None = None
@@ -228,18 +231,28 @@ class _Endpoint:
     def _root(self) -> Fetched:
         if self.visit.scheme == "http":
             return self._get(self.visit.url, MAX_BODY_BYTES)
+        if self._client.verifying is None:
+            self.visit.unknown = self._client.unverifiable
+            return self._get(self.visit.url, MAX_BODY_BYTES)
+        fetched, self.visit.verified, why = self._as_browser(self.visit.url)
+        if self.visit.verified is None:
+            self.visit.unknown = f"a browser's handshake broke off ({why}); a lax one then worked"
+        else:
+            self.visit.refusal = why
+        return fetched
+
+    def _as_browser(self, url: str) -> tuple[Fetched, bool | None, str | None]:
+        """GET `url` as a browser would ask (chain, name, protocol version): what it answered,
+        whether the browser's handshake worked (None: it broke off, which proves nothing), and
+        why not. What a browser refuses (a bad certificate, TLS 1.0 only) is still a web site
+        whose headers and files matter: it is read again without verification."""
         try:
-            fetched = self._get(self.visit.url, MAX_BODY_BYTES, verify=True)
-            self.visit.verified = True
+            return self._get(url, MAX_BODY_BYTES, verify=True), True, None
         except FetchError as exc:
             if exc.kind not in ("certificate", "tls"):
                 raise
-            # What a browser refuses (a bad certificate, TLS 1.0 only) is still a web site whose
-            # headers and files matter: read it without verification, and record the refusal.
-            fetched = self._get(self.visit.url, MAX_BODY_BYTES)
-            self.visit.verified = False
-            self.visit.refusal = bound_text(str(exc), 300)
-        return fetched
+            why = bound_text(str(exc), 300)
+            return self._get(url, MAX_BODY_BYTES), None if exc.broken else False, why
 
     def _follow_redirects(self, root: Fetched) -> tuple[Answer, Fetched]:
         """Follow the root's redirects inside the scope; the chain's last answer, and what it sent."""
@@ -271,8 +284,13 @@ class _Endpoint:
             seen.add(target)
             try:
                 # The body too: the page a redirect leads to is the one whose meta tags count.
-                fetched = self._get(target, MAX_BODY_BYTES)
-                current = self._answer(target, fetched)
+                if self._own_handshake(target):
+                    # Another origin's certificate: whether browsers keep its HSTS.
+                    fetched, verified, refusal = self._as_browser(target)
+                    current = self._answer(target, fetched, verified, refusal)
+                else:
+                    fetched = self._get(target, MAX_BODY_BYTES)
+                    current = self._answer(target, fetched)
             except FetchError as exc:
                 visit.step_errors[REDIRECTS_STEP] = bound_text(f"{target}: {exc}", 300)
                 if exc.kind == "refused":
@@ -280,6 +298,15 @@ class _Endpoint:
                 break
             visit.redirects.append(current)
         return current, fetched
+
+    def _own_handshake(self, url: str) -> bool:
+        """A browser's handshake with `url` would teach something the endpoint's did not: it is
+        HTTPS on another origin (another name or port), and such a handshake can be judged."""
+        return (
+            urlsplit(url).scheme == "https"
+            and url_origin(url) != url_origin(self.visit.url)
+            and self._client.verifying is not None
+        )
 
     def _cors(self) -> None:
         try:
@@ -355,7 +382,7 @@ class _Endpoint:
         target = resolve_location(url, location)
         if target is None:
             return None
-        if urlsplit(target).path != urlsplit(url).path or _origin(target) == _origin(url):
+        if urlsplit(target).path != urlsplit(url).path or url_origin(target) == url_origin(url):
             return None
         # Another endpoint of the host requests the path itself.
         return None if self._client.in_scope(urlsplit(target).hostname) and not self._mine(target) else target
@@ -400,7 +427,9 @@ class _Endpoint:
     def _seconds(self) -> float:
         return round(time.monotonic() - self._client.last_sent, 3)
 
-    def _answer(self, url: str, fetched: Fetched) -> Answer:
+    def _answer(
+        self, url: str, fetched: Fetched, verified: bool | None = None, refusal: str | None = None
+    ) -> Answer:
         """The answer as kept: every header a rule reads (`_judged_within_bounds` held), and the
         first `MAX_HEADERS_KEPT` of the others."""
         kept: list[tuple[str, str]] = []
@@ -418,6 +447,8 @@ class _Endpoint:
                 Header(name=bound_text(k, 100), value=bound_text(v, MAX_VALUE_CHARS)) for k, v in kept
             ),
             headers_truncated=len(kept) < len(fetched.headers),
+            certificate_verified=verified,
+            certificate_refusal=refusal,
         )
 
 
@@ -439,11 +470,6 @@ def _port(url: str) -> int:
     return parts.port or (443 if parts.scheme == "https" else 80)
 
 
-def _origin(url: str) -> tuple[str, str, int]:
-    parts = urlsplit(url)
-    return parts.scheme, (parts.hostname or "").lower(), _port(url)
-
-
 def _url(scheme: Scheme, name: str, port: int) -> str:
     host = f"[{name}]" if ":" in name else name
     default = 80 if scheme == "http" else 443
@@ -454,6 +480,7 @@ def probe_target(target: Target, ctx: ProbeContext[WebSettings], settings: WebSe
     plan = plan_endpoints(target, settings, ctx.prior)
     name = target.host.hostname or target.address
     names = {name.lower(), target.address.lower(), target.ip.lower()}
+    trust = verifying_context(settings.trust_anchors)
     client = PinnedClient(
         ip=target.ip,
         names=frozenset(names),
@@ -461,7 +488,8 @@ def probe_target(target: Target, ctx: ProbeContext[WebSettings], settings: WebSe
         max_requests=settings.max_requests,
         min_interval=settings.min_interval,
         io_timeout=ctx.connect_timeout,
-        verifying=verifying_context(settings.trust_anchors),
+        verifying=trust if isinstance(trust, ssl.SSLContext) else None,
+        unverifiable=trust if isinstance(trust, str) else None,
     )
     # HTTPS first: whether it works is what the plain-HTTP endpoints are judged against.
     order = sorted(plan.endpoints.items(), key=lambda item: (item[1] != "https", item[0]))
@@ -541,6 +569,7 @@ def _data(name: str, visit: _Visit, site: SiteFacts) -> WebData:
         page=visit.page,
         certificate_verified=visit.verified,
         certificate_refusal=visit.refusal,
+        certificate_unknown=visit.unknown,
         cookies=tuple(visit.cookies),
         cors=visit.cors,
         disclosures=tuple(visit.disclosures),

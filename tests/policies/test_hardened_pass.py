@@ -63,6 +63,8 @@ def report(tmp_path_factory: pytest.TempPathFactory, lab: HardenedLab) -> dict[s
     policy = tmp_path / "policy.yaml"
     settings = {
         "tls": {"trust_anchors": [str(lab.ca_file)]},
+        # The web check's own list: HSTS counts only over a certificate browsers accept.
+        "web": {"trust_anchors": [str(lab.ca_file)]},
         "ssh": {"sshd_config": str(lab.sshd_config)},
         # Levels 4-5 scan every TCP port; what listens here is known, and the port rules judge the
         # same ports either way. The common-port scan keeps the test within its time budget.

@@ -1,5 +1,6 @@
-"""The web lab: nginx sites on 127.0.216.0/24, one misconfiguration per host, and hostile HTTP
-servers on 127.0.217.0/24, for the web check's tests and the demo.
+"""The web lab: nginx sites on 127.0.216.0/24, one misconfiguration per host, hostile HTTP
+servers on 127.0.217.0/24, and sites on 127.0.245.0/24 that differ by their certificate only,
+for the web check's tests and the demo.
 
 One nginx process serves every site (each site its own loopback address, hence its own host to
 attt); the certificates come from the test CA of tests/servers/tls.py. The hostile servers are
@@ -11,20 +12,22 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.servers import stop_process
 from tests.servers.hostile import MAX_HOLD, Endpoint, Listener
-from tests.servers.tls import _leaf, _make_ca, _wait_listening
+from tests.servers.tls import _Issuer, _leaf, _make_ca, _wait_listening
 
 NET = "127.0.216"
 HOSTILE_NET = "127.0.217"
+HSTS_NET = "127.0.245"
 DOMAIN = "web.attt.test"
 TRAP_OCTET = 99
 TRAP = f"{NET}.{TRAP_OCTET}"
@@ -43,6 +46,9 @@ _GOOD_HEADERS = """
     add_header Set-Cookie "SESSIONID=a1b2c3; Path=/; Secure; HttpOnly; SameSite=Lax" always;"""
 
 
+CertKind = Literal["valid", "expired", "other name", "self-signed"]
+
+
 @dataclass(frozen=True)
 class Site:
     octet: int
@@ -51,6 +57,8 @@ class Site:
     https: str | None
     """nginx directives of the port-443 server block; None: nothing listens on 443."""
     files: tuple[tuple[str, bytes], ...] = ()
+    cert: CertKind = "valid"
+    """The certificate its HTTPS serves, from the lab's CA unless self-signed."""
 
 
 SITES: dict[str, Site] = {
@@ -88,6 +96,16 @@ SITES: dict[str, Site] = {
 }
 
 
+HSTS_SITES: dict[str, Site] = {
+    "trusted": Site(2, _REDIRECT, _GOOD_HEADERS),
+    "expired": Site(3, _REDIRECT, _GOOD_HEADERS, cert="expired"),
+    "mismatch": Site(4, _REDIRECT, _GOOD_HEADERS, cert="other name"),
+    "selfsigned": Site(5, _REDIRECT, _GOOD_HEADERS, cert="self-signed"),
+}
+"""Sound headers, HSTS of two years among them, each with another certificate: whether a
+browser keeps HSTS (RFC 6797 8.1) is all that differs. Served on `HSTS_NET` by `hsts_web`."""
+
+
 @dataclass(frozen=True)
 class WebSite:
     name: str
@@ -108,7 +126,9 @@ class WebLab:
         return self.sites[name]
 
 
-def _config(workdir: Path, net: str, names: tuple[str, ...]) -> tuple[Path, dict[str, WebSite], Path]:
+def _config(
+    workdir: Path, net: str, names: tuple[str, ...], catalog: Mapping[str, Site]
+) -> tuple[Path, dict[str, WebSite], Path]:
     now = dt.datetime.now(dt.UTC)
     issuer, ca_file = _make_ca(workdir, now)
     temp = workdir / "nginx-temp"
@@ -116,7 +136,7 @@ def _config(workdir: Path, net: str, names: tuple[str, ...]) -> tuple[Path, dict
     blocks: list[str] = []
     sites: dict[str, WebSite] = {}
     for name in names:
-        site = SITES[name]
+        site = catalog[name]
         web = WebSite(name, f"{net}.{site.octet}", f"{name}.{DOMAIN}")
         sites[name] = web
         root = workdir / name
@@ -130,16 +150,7 @@ def _config(workdir: Path, net: str, names: tuple[str, ...]) -> tuple[Path, dict
             path.write_bytes(content)
         common = f"server_name {web.hostname}; root {root};"
         if site.https is not None:
-            key = ec.generate_private_key(ec.SECP256R1())
-            cert, key_file = _leaf(
-                workdir,
-                name,
-                web.hostname,
-                key,
-                issuer,
-                now - dt.timedelta(days=1),
-                now + dt.timedelta(days=90),
-            )
+            cert, key_file = _certificate(workdir, web, site.cert, issuer, now)
             blocks.append(
                 f"server {{ listen {web.ip}:443 ssl; {common} ssl_certificate {cert}; "
                 f"ssl_certificate_key {key_file};\n{site.https}\n}}"
@@ -172,22 +183,36 @@ http {{
     return conf, sites, ca_file
 
 
+def _certificate(
+    workdir: Path, web: WebSite, kind: CertKind, issuer: _Issuer, now: dt.datetime
+) -> tuple[Path, Path]:
+    day = dt.timedelta(days=1)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = f"other.{DOMAIN}" if kind == "other name" else web.hostname
+    signer = None if kind == "self-signed" else issuer
+    start, end = (now - 100 * day, now - 10 * day) if kind == "expired" else (now - day, now + 90 * day)
+    return _leaf(workdir, web.name, name, key, signer, start, end)
+
+
 def _count(conn: socket.socket, stop: threading.Event) -> None:
     """The trap answers nothing: what matters is that nobody ever connects."""
 
 
 @contextmanager
-def web_lab(workdir: Path, net: str = NET, names: tuple[str, ...] = tuple(SITES)) -> Iterator[WebLab]:
-    """Start nginx with the named sites; stop it when the block ends."""
+def web_lab(
+    workdir: Path, net: str = NET, names: tuple[str, ...] | None = None, catalog: Mapping[str, Site] = SITES
+) -> Iterator[WebLab]:
+    """Start nginx with the named sites of `catalog` (all of them by default); stop it when the
+    block ends."""
     workdir.mkdir(parents=True, exist_ok=True)
-    conf, sites, ca_file = _config(workdir, net, names)
+    conf, sites, ca_file = _config(workdir, net, tuple(catalog) if names is None else names, catalog)
     log = workdir / "nginx.log"
     with ExitStack() as stack, log.open("wb") as log_file:
         trap = stack.enter_context(Listener(Endpoint("trap", f"{net}.{TRAP_OCTET}", 80), _count).running())
         proc = subprocess.Popen(["nginx", "-c", str(conf)], stdout=log_file, stderr=subprocess.STDOUT)
         try:
             for name, web in sites.items():
-                port = 443 if SITES[name].https is not None else 80
+                port = 443 if catalog[name].https is not None else 80
                 _wait_listening(web.ip, port, proc, log)
             yield WebLab(sites, ca_file, trap, workdir / "access.log")
         finally:
@@ -294,3 +319,9 @@ def hostile_web() -> Iterator[HostileWeb]:
         yield HostileWeb(
             {case: f"{HOSTILE_NET}.{octet}" for case, (octet, _) in HOSTILE_HANDLERS.items()}, listeners
         )
+
+
+@pytest.fixture(scope="session")
+def hsts_web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebLab]:
+    with web_lab(tmp_path_factory.mktemp("web-hsts"), HSTS_NET, catalog=HSTS_SITES) as lab:
+        yield lab

@@ -57,7 +57,7 @@ def _chain(path: str) -> bytes:
     return answer(200 if hop == str(CHAIN_HOPS) else 404, page, PAGE)
 
 
-def _cases(ip_of: Callable[[str], str]) -> dict[str, Responder]:
+def _cases(name_of: Callable[[str], str]) -> dict[str, Responder]:
     body_csp = (
         b"<!doctype html><html><head><title>t</title></head><body><p>news</p>"
         b'<meta http-equiv="Content-Security-Policy" content="default-src \'self\'"></body></html>'
@@ -90,14 +90,14 @@ def _cases(ip_of: Callable[[str], str]) -> dict[str, Responder]:
         "utf-16 page": _page(_with(), ("\ufeff" + _GENERATOR).encode("utf-16-le")),
         "long redirect chain": _chain,
         "files moved": lambda path: answer(
-            301, (("Location", f"https://{ip_of('files moved')}:8444{path}"),)
+            301, (("Location", f"https://{name_of('files moved')}:8444{path}"),)
         ),
         "csp meta in the body": _page(_with(drop=("Content-Security-Policy",)), body_csp),
         "catch-all with a bom": lambda path: answer(200, GOOD_HEADERS, soft_404),
     }
 
 
-def _other_ports(ip_of: Callable[[str], str]) -> dict[tuple[str, int], Responder]:
+def _other_ports(name_of: Callable[[str], str]) -> dict[tuple[str, int], Responder]:
     def lives_here(path: str) -> bytes:
         if path == "/.env":
             return answer(200, (("Content-Type", "text/plain"),), ENV_FILE)
@@ -108,5 +108,5 @@ def _other_ports(ip_of: Callable[[str], str]) -> dict[tuple[str, int], Responder
 
 @pytest.fixture(scope="session")
 def odd_web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrickyWeb]:
-    with serving(tmp_path_factory.mktemp("web-odd"), NET, _cases, _other_ports) as hosts:
-        yield TrickyWeb(hosts)
+    with serving(tmp_path_factory.mktemp("web-odd"), NET, _cases, _other_ports) as web:
+        yield web

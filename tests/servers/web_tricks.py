@@ -126,7 +126,7 @@ def _encoded_backup(path: str) -> bytes:
     return answer(404 if path != "/" else 200, GOOD_HEADERS, PAGE)
 
 
-def _cases(ip_of: Callable[[str], str]) -> dict[str, Responder]:
+def _cases(name_of: Callable[[str], str]) -> dict[str, Responder]:
     meta_csp = (
         b'<html><head><meta http-equiv="Content-Security-Policy" '
         b"content=\"default-src 'self'\"></head></html>"
@@ -134,12 +134,12 @@ def _cases(ip_of: Callable[[str], str]) -> dict[str, Responder]:
     return {
         "unparsable location": lambda path: answer(301, (*GOOD_HEADERS, ("Location", "https://[/home"))),
         "port out of range": lambda path: answer(
-            301, (*GOOD_HEADERS, ("Location", f"https://{ip_of('port out of range')}:99999/"))
+            301, (*GOOD_HEADERS, ("Location", f"https://{name_of('port out of range')}:99999/"))
         ),
         "hsts in arabic digits": _hsts("max-age=\u0666\u0663\u0660\u0667\u0662\u0660\u0660\u0660"),
         "hsts superscript": _hsts("max-age=\u00b2"),
         "hsts max-age twice": _hsts("max-age=63072000; max-age=0"),
-        "downgrade": _redirect_then_page(f"http://{ip_of('downgrade')}:443/home", b"", GOOD_HEADERS),
+        "downgrade": _redirect_then_page(f"http://{name_of('downgrade')}:443/home", b"", GOOD_HEADERS),
         "meta csp on a redirect": _redirect_then_page("/home", meta_csp, _without("Content-Security-Policy")),
         "empty csp": lambda path: answer(
             200, (*_without("Content-Security-Policy"), ("Content-Security-Policy", "")), PAGE
@@ -176,7 +176,7 @@ def _cases(ip_of: Callable[[str], str]) -> dict[str, Responder]:
             PAGE,
         ),
         "redirect to an unlisted port": lambda path: answer(
-            302, (*GOOD_HEADERS, ("Location", f"https://{ip_of('redirect to an unlisted port')}:8444/app/"))
+            302, (*GOOD_HEADERS, ("Location", f"https://{name_of('redirect to an unlisted port')}:8444/app/"))
         ),
     }
 
@@ -185,7 +185,7 @@ HTTP_CASES = ("backslash location", "300 without location", "300 with location")
 """Cases that answer plain HTTP on port 80 too (their HTTPS is a good page)."""
 
 
-def _other_ports(ip_of: Callable[[str], str]) -> dict[tuple[str, int], Responder]:
+def _other_ports(name_of: Callable[[str], str]) -> dict[tuple[str, int], Responder]:
     """(case, port) → what that port answers, HTTP or HTTPS (the handler serves both)."""
 
     def multiple_choices(path: str) -> bytes:
@@ -196,13 +196,15 @@ def _other_ports(ip_of: Callable[[str], str]) -> dict[tuple[str, int], Responder
     return {
         # A browser reads a backslash as a slash: this sends it to evil.example, not to the site.
         ("backslash location", 80): lambda path: answer(
-            301, (("Location", f"https://evil.example\\@{ip_of('backslash location')}/"),)
+            301, (("Location", f"https://evil.example\\@{name_of('backslash location')}/"),)
         ),
         # A 3xx without a Location redirects nowhere: the browser shows the page, served in clear.
         ("300 without location", 80): multiple_choices,
         # A browser follows 301, 302, 303, 307 and 308 only: this page stays in clear text.
         ("300 with location", 80): lambda path: answer(
-            300, (("Location", f"https://{ip_of('300 with location')}/"), ("Content-Type", "text/html")), PAGE
+            300,
+            (("Location", f"https://{name_of('300 with location')}/"), ("Content-Type", "text/html")),
+            PAGE,
         ),
         # Where the site really lives, on a port no inventory lists: what it sends is the site's.
         ("redirect to an unlisted port", 8444): lambda path: answer(
@@ -211,11 +213,19 @@ def _other_ports(ip_of: Callable[[str], str]) -> dict[tuple[str, int], Responder
     }
 
 
+DOMAIN = "tricks.attt.test"
+
+
 @dataclass(frozen=True)
 class TrickyWeb:
     hosts: dict[str, str]
     """Case → address of its HTTPS server on port 443 (and of its HTTP server on port 80 for
     `http_cases`)."""
+    names: dict[str, str]
+    """Case → its host name (the inventory's `hostname`, what its Locations name)."""
+    ca_file: Path
+    """The CA of every case's certificate, which carries each case's name and address: the
+    probe trusts it as a user would (`settings.web.trust_anchors`)."""
     http_cases: tuple[str, ...] = ()
     """Cases whose inventory declares plain HTTP on port 80 too."""
 
@@ -240,33 +250,37 @@ def serving(
     net: str,
     cases: Callable[[Callable[[str], str]], dict[str, Responder]],
     other_ports: Callable[[Callable[[str], str]], dict[tuple[str, int], Responder]],
-) -> Iterator[dict[str, str]]:
-    """Each case's responder on port 443 of its own address in `net` (from .10 up), and the
-    other ports named by `other_ports`; yields case → address."""
+    http_cases: tuple[str, ...] = (),
+) -> Iterator[TrickyWeb]:
+    """Each case's responder on port 443 of its own address in `net` (from .10 up), under its
+    own name (`site<octet>.tricks.attt.test`, which its Locations use), and the other ports
+    named by `other_ports`. One certificate from a test CA carries every name and address."""
     now = dt.datetime.now(dt.UTC)
-    issuer, _ = _make_ca(workdir, now)
+    issuer, ca_file = _make_ca(workdir, now)
+    octets = {case: octet for octet, case in enumerate(cases(lambda case: ""), start=10)}
+    hosts = {case: f"{net}.{octet}" for case, octet in octets.items()}
+    names = {case: f"site{octet}.{DOMAIN}" for case, octet in octets.items()}
     cert, key = _leaf(
         workdir,
         "tricks",
-        "tricks.attt.test",
+        DOMAIN,
         ec.generate_private_key(ec.SECP256R1()),
         issuer,
-        now,
+        now - dt.timedelta(hours=1),
         now + dt.timedelta(days=9),
+        more_sans=(*names.values(), *hosts.values()),
     )
     tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     tls.load_cert_chain(cert, key)
-    names = list(cases(lambda case: ""))
-    hosts = {case: f"{net}.{octet}" for octet, case in enumerate(names, start=10)}
     with ExitStack() as stack:
-        for case, respond in cases(hosts.__getitem__).items():
+        for case, respond in cases(names.__getitem__).items():
             stack.enter_context(Listener(Endpoint(case, hosts[case], 443), _handler(respond, tls)).running())
-        for (case, port), respond in other_ports(hosts.__getitem__).items():
+        for (case, port), respond in other_ports(names.__getitem__).items():
             stack.enter_context(Listener(Endpoint(case, hosts[case], port), _handler(respond, tls)).running())
-        yield hosts
+        yield TrickyWeb(hosts, names, ca_file, http_cases)
 
 
 @pytest.fixture(scope="session")
 def tricky_web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrickyWeb]:
-    with serving(tmp_path_factory.mktemp("web-tricks"), NET, _cases, _other_ports) as hosts:
-        yield TrickyWeb(hosts, HTTP_CASES)
+    with serving(tmp_path_factory.mktemp("web-tricks"), NET, _cases, _other_ports, HTTP_CASES) as web:
+        yield web

@@ -37,7 +37,7 @@ def _two_locations(first: str, second: str) -> Responder:
     return respond
 
 
-def _cases(ip_of: Callable[[str], str]) -> dict[str, Responder]:
+def _cases(name_of: Callable[[str], str]) -> dict[str, Responder]:
     return {
         # RFC 6797 8.1: only the first header counts, and it says max-age=0.
         "hsts weak first": _page(
@@ -71,16 +71,16 @@ HTTP_CASES = ("redirect to a closed port", "two locations over http")
 """Cases that answer plain HTTP on port 80 too (their HTTPS is a good page)."""
 
 
-def _other_ports(ip_of: Callable[[str], str]) -> dict[tuple[str, int], Responder]:
+def _other_ports(name_of: Callable[[str], str]) -> dict[tuple[str, int], Responder]:
     return {
         ("redirect to a closed port", 80): lambda path: answer(
-            301, (("Location", f"https://{ip_of('redirect to a closed port')}:{CLOSED_PORT}/"),)
+            301, (("Location", f"https://{name_of('redirect to a closed port')}:{CLOSED_PORT}/"),)
         ),
         ("two locations over http", 80): lambda path: answer(
             301,
             (
-                ("Location", f"https://{ip_of('two locations over http')}/"),
-                ("Location", f"https://{ip_of('two locations over http')}/b"),
+                ("Location", f"https://{name_of('two locations over http')}/"),
+                ("Location", f"https://{name_of('two locations over http')}/b"),
             ),
         ),
     }
@@ -88,5 +88,5 @@ def _other_ports(ip_of: Callable[[str], str]) -> dict[tuple[str, int], Responder
 
 @pytest.fixture(scope="session")
 def truth_web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrickyWeb]:
-    with serving(tmp_path_factory.mktemp("web-truth"), NET, _cases, _other_ports) as hosts:
-        yield TrickyWeb(hosts, HTTP_CASES)
+    with serving(tmp_path_factory.mktemp("web-truth"), NET, _cases, _other_ports, HTTP_CASES) as web:
+        yield web

@@ -16,6 +16,7 @@ from attt.checks.tls.controls import (
 from attt.checks.tls.models import TlsData
 from attt.scanner.plugin import NoParams, Verdict
 from tests import factories
+from tests.checks.tls.scanning import scan_stored
 from tests.servers.tls_chains import CHAINS, ChainLab, chain_lab
 
 
@@ -33,14 +34,7 @@ def _scan(running: ChainLab) -> dict[str, TlsData]:
     options = _sslyze.ScanOptions(
         connect_timeout=2, deadline=90, silence=10, trust_anchors=(running.ca_file,)
     )
-    outcomes = _sslyze.scan(list(endpoints.values()), options)
-    found: dict[str, TlsData] = {}
-    for name, endpoint in endpoints.items():
-        outcome = outcomes[endpoint]
-        assert isinstance(outcome, TlsData), (name, outcome)
-        # What controls see on re-evaluation: the stored form.
-        found[name] = TlsData.model_validate(outcome.model_dump(mode="json"))
-    return found
+    return scan_stored(endpoints, options)
 
 
 def _judge(data: TlsData, control: str, params: KeyParams | SignatureParams) -> Verdict:

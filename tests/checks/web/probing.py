@@ -30,9 +30,11 @@ class Probed(dict[str, tuple[Target, dict[int | None, Observation]]]):
         services = [Service(port=443, kind="tls")]
         if case in self._web.http_cases:
             services.append(Service(port=80, kind="http"))
-        host = Host(address=ip, services=tuple(services))
+        host = Host(address=ip, hostname=self._web.names[case], services=tuple(services))
         target = Target(system=system(id="tricks", tags=("portal",)), host=host, ip=ip)
-        context = ProbeContext(timeout=10, settings=WebSettings(min_interval=0))
+        # The test CA, trusted the way a user declares a province's own CA.
+        settings = WebSettings(min_interval=0, trust_anchors=(str(self._web.ca_file),))
+        context = ProbeContext(timeout=10, settings=settings)
         self[case] = (target, {o.port: o for o in WebCheck().probe(target, context)})
         return self[case]
 
