@@ -780,18 +780,52 @@ def test_software_restricted_to_named_cves() -> None:
     assert _verdict("ssh.software_not_vulnerable", data, cves=["CVE-2024-6387"]).status == P
 
 
+KI = ("publickey", "keyboard-interactive")
+NO_PAM = {"usepam": "no", "passwordauthentication": "no"}
+ALICE = {"passwordauthentication": ("/etc/ssh/sshd_config:40 under Match User alice",)}
+
+
 @pytest.mark.parametrize(
-    ("methods", "params", "status"),
+    ("changes", "params", "status"),
     [
-        (("publickey",), {}, P),
-        (("publickey", "keyboard-interactive"), {}, P),
-        (("publickey", "keyboard-interactive"), {"keyboard_interactive_counts": True}, F),
-        (("none",), {}, F),
-        (None, {}, E),
+        ({"auth_methods": ("publickey",)}, {}, P),
+        # keyboard-interactive is PAM, usually a password: a pass needs UsePAM no seen in sshd -T.
+        ({"auth_methods": KI}, {}, E),
+        ({"auth_methods": KI, "config": {"usepam": "yes"}}, {}, E),
+        ({"auth_methods": KI, "config": NO_PAM, "config_match": {}}, {}, P),
+        ({"auth_methods": KI, "config": NO_PAM}, {"keyboard_interactive_counts": True}, F),
+        ({"auth_methods": ("none",)}, {}, F),
+        ({"auth_methods": None}, {}, E),
+        # A Match block that re-enables passwords for some users: the unknown user's view is partial.
+        ({"config": NO_PAM, "config_match": ALICE}, {}, E),
+        ({"auth_methods": ("password",), "config": NO_PAM, "config_match": ALICE}, {}, F),
+        ({"config": NO_PAM, "config_match": {"x11forwarding": ("f:1 under Match all",)}}, {}, P),
     ],
 )
-def test_password_auth_logic(methods: tuple[str, ...] | None, params: dict[str, Any], status: str) -> None:
-    assert _verdict("ssh.password_auth_disabled", _facts(auth_methods=methods), **params).status == status
+def test_password_auth_logic(changes: dict[str, Any], params: dict[str, Any], status: str) -> None:
+    verdict = _verdict("ssh.password_auth_disabled", _facts(**changes), **params)
+    assert verdict.status == status, verdict.message
+    if "config_match" in changes and status == E:
+        assert "/etc/ssh/sshd_config:40 under Match User alice" in verdict.message
+
+
+@pytest.mark.parametrize(
+    ("value", "match", "status"),
+    [
+        ("no", {}, P),
+        ("no", {"permitrootlogin": ("/etc/ssh/sshd_config.d/x.conf:3 under Match Address 10.0.0.0/8",)}, E),
+        ("yes", {"permitrootlogin": ("/etc/ssh/sshd_config.d/x.conf:3 under Match Address 10.0.0.0/8",)}, F),
+        ("no", {"maxauthtries": ("f:9 under Match Group admins",)}, P),
+    ],
+)
+def test_config_rule_under_match_blocks(value: str, match: dict[str, Any], status: str) -> None:
+    # sshd -T shows what connections outside every Match block get: a Match block that sets the
+    # judged keyword leaves a pass unearned; a failing value still fails (some connections get it).
+    data = _facts(config={"permitrootlogin": value}, config_match=match)
+    verdict = _verdict("ssh.config", data, expect={"permitrootlogin": {"equals": "no"}})
+    assert verdict.status == status, verdict.message
+    if match and status != P:
+        assert "x.conf:3 under Match Address 10.0.0.0/8" in verdict.message
 
 
 def test_host_key_sizes_and_unfetched_types() -> None:
