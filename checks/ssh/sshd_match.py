@@ -14,12 +14,14 @@ import re
 MAX_FILES = 32
 MAX_PLACES = 8
 """Places kept per keyword: enough to name them, bounded whatever the file holds."""
+MAX_KEYWORDS = 64
 MAX_PLACE = 200
 MAX_DEPTH = 16
 """sshd's own limit on nested Include."""
 
 _LOADED = re.compile(r"^debug2: load_server_config: filename (/\S+)$")
 _INCLUDED = re.compile(r"^debug2: (/\S+) line (\d+): including (/\S+)$")
+_KEYWORD = re.compile(r"^[a-z0-9]{1,64}$")
 _ALIASES = {
     "challengeresponseauthentication": "kbdinteractiveauthentication",
     "pubkeyacceptedkeytypes": "pubkeyacceptedalgorithms",
@@ -99,10 +101,14 @@ def conditional_settings(
                 continue
             for included in includes.get((path, number), ()):
                 walk(included, block, depth + 1)
-            if block is not None and keyword != "include":
-                places = found.setdefault(keyword, [])
-                if len(places) < MAX_PLACES:
-                    places.append(f"{path}:{number} under {block}"[:MAX_PLACE])
+            if block is None or keyword == "include" or not _KEYWORD.match(keyword):
+                continue
+            if keyword not in found and len(found) >= MAX_KEYWORDS:
+                raise MatchReadError(f"Match blocks set more than {MAX_KEYWORDS} keywords")
+            places = found.setdefault(keyword, [])
+            if len(places) < MAX_PLACES:
+                place = f"{path}:{number} under {block}"[:MAX_PLACE]
+                places.append("".join(c if c.isprintable() else "?" for c in place))
 
     walk(files[0], None, 0)
     return {keyword: tuple(places) for keyword, places in found.items()}
