@@ -2,7 +2,8 @@
 
 Three uses: the authentication methods a server offers (`auth_none` with a neutral user
 name, never a password), the server's host key for one host-key algorithm, and the
-effective configuration printed by `sshd -T` over an authenticated session.
+effective configuration printed by `sshd -T` (and what its Match blocks change) over an
+authenticated session.
 
 Three paramiko traps shape this module: `start_client(timeout=...)` can return without a
 finished key exchange (so we wait on our own event and check the result); paramiko logs
@@ -216,8 +217,9 @@ def authenticated_facts(
     sshd_path: str = "/usr/sbin/sshd",
     config_path: str | None = None,
 ) -> AuthenticatedFacts:
-    """`sshd -T`, the public halves of the host keys it names, and the installed openssh-server
-    package, over one authenticated session.
+    """`sshd -T`, the public halves of the host keys it names, the settings its Match blocks
+    change (`sshd -ddd -T` and the files it names), and the installed openssh-server package,
+    over one authenticated session.
 
     Errors never carry the credential's secret, only what went wrong; a failure to log in is
     raised, a failed command is reported next to the other fact.
