@@ -60,6 +60,21 @@ def _within_match(verdict: Verdict, data: SshData, keywords: Iterable[str]) -> V
     what a connection no Match block catches gets, not what the users or addresses a Match block
     names get. A pass then rests on part of the configuration and is an error naming the blocks;
     a failure stands (some connections do get the failing value) and names them too."""
+    if data.config is not None and data.config_match is None and verdict.status in ("pass", "error"):
+        # sshd -T was read and its Match blocks not (the step failed, or a run stored before
+        # attt read them): a pass would rest on part of the configuration.
+        why = f"probe step {MATCH_STEP}: {data.step_errors.get(MATCH_STEP) or 'not part of this observation'}"
+        before = Text(vi="", en="")
+        if verdict.status == "error":
+            before = Text(vi=f"{verdict.text.vi}; ", en=f"{verdict.message}; ")
+        return Verdict.cannot_judge(
+            f"{before.en}the Match blocks of the sshd configuration could not be read ({why}), so"
+            " whether one changes the settings judged for some users or addresses cannot be told",
+            verdict.observed,
+            verdict.expected,
+            vi=f"{before.vi}không đọc được các khối Match của cấu hình sshd ({why}) nên không xác định được"
+            " có khối nào thay đổi các thiết lập được đánh giá cho một số người dùng hoặc địa chỉ hay không",
+        )
     found = {
         key: data.config_match[key] for key in keywords if data.config_match and key in data.config_match
     }
@@ -333,10 +348,11 @@ def _password_auth_disabled(data: SshData, params: PasswordParams, target: Targe
         return unknown
     methods = data.auth_methods
     if methods is None:
+        why = f"probe step {AUTH_STEP}: {data.step_errors.get(AUTH_STEP) or 'not completed'}"
         return Verdict.cannot_judge(
-            "the authentication methods could not be queried",
+            f"the authentication methods could not be queried ({why})",
             expected="no password",
-            vi="không truy vấn được các phương thức xác thực",
+            vi=f"không truy vấn được các phương thức xác thực ({why})",
         )
     if "none" in methods:
         return Verdict.failed(
@@ -664,10 +680,10 @@ def _config_unread(data: SshData, without_credentials: WithoutCredentials, expec
     was given and the policy accepts that the setting is only checked where credentials exist."""
     if data.config_error is not None:
         return Verdict.cannot_judge(
-            f"sshd -T could not be collected: {data.config_error}",
+            f"sshd -T could not be collected (probe step {CONFIG_STEP}): {data.config_error}",
             None,
             expected,
-            vi=f"không thu thập được kết quả sshd -T: {data.config_error}",
+            vi=f"không thu thập được kết quả sshd -T (bước thăm dò {CONFIG_STEP}): {data.config_error}",
         )
     message = Text(
         vi="không có thông tin xác thực cho máy chủ này nên chưa đọc được cấu hình sshd đang có hiệu lực",

@@ -558,6 +558,9 @@ def _facts(**changes: Any) -> SshData:
         "auth_methods": ("publickey",),
         "host_keys": (HostKey(type="ssh-ed25519", bits=256, sha256="SHA256:x"),),
     }
+    if changes.get("config") is not None:
+        # sshd -T read comes with its Match blocks read (none here), unless a test says otherwise.
+        base["config_match"] = {}
     return SshData.model_validate(base | changes)
 
 
@@ -793,7 +796,15 @@ ALICE = {"passwordauthentication": ("/etc/ssh/sshd_config:40 under Match User al
         ({"auth_methods": KI}, {}, E),
         ({"auth_methods": KI, "config": {"usepam": "yes"}}, {}, E),
         ({"auth_methods": KI, "config": NO_PAM, "config_match": {}}, {}, P),
+        # sshd -T read, its Match blocks not (a run stored before attt read them): no pass.
+        ({"auth_methods": KI, "config": NO_PAM, "config_match": None}, {}, E),
+        ({"config": NO_PAM, "config_match": None}, {}, E),
         ({"auth_methods": KI, "config": NO_PAM}, {"keyboard_interactive_counts": True}, F),
+        (
+            {"auth_methods": KI, "config": NO_PAM, "config_match": None},
+            {"keyboard_interactive_counts": True},
+            F,
+        ),
         ({"auth_methods": ("none",)}, {}, F),
         ({"auth_methods": None}, {}, E),
         # A Match block that re-enables passwords for some users: the unknown user's view is partial.
@@ -805,7 +816,7 @@ ALICE = {"passwordauthentication": ("/etc/ssh/sshd_config:40 under Match User al
 def test_password_auth_logic(changes: dict[str, Any], params: dict[str, Any], status: str) -> None:
     verdict = _verdict("ssh.password_auth_disabled", _facts(**changes), **params)
     assert verdict.status == status, verdict.message
-    if "config_match" in changes and status == E:
+    if changes.get("config_match") and status == E:
         assert "/etc/ssh/sshd_config:40 under Match User alice" in verdict.message
 
 
@@ -816,9 +827,11 @@ def test_password_auth_logic(changes: dict[str, Any], params: dict[str, Any], st
         ("no", {"permitrootlogin": ("/etc/ssh/sshd_config.d/x.conf:3 under Match Address 10.0.0.0/8",)}, E),
         ("yes", {"permitrootlogin": ("/etc/ssh/sshd_config.d/x.conf:3 under Match Address 10.0.0.0/8",)}, F),
         ("no", {"maxauthtries": ("f:9 under Match Group admins",)}, P),
+        ("no", None, E),
+        ("yes", None, F),
     ],
 )
-def test_config_rule_under_match_blocks(value: str, match: dict[str, Any], status: str) -> None:
+def test_config_rule_under_match_blocks(value: str, match: dict[str, Any] | None, status: str) -> None:
     # sshd -T shows what connections outside every Match block get: a Match block that sets the
     # judged keyword leaves a pass unearned; a failing value still fails (some connections get it).
     data = _facts(config={"permitrootlogin": value}, config_match=match)

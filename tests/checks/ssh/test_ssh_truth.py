@@ -198,11 +198,18 @@ def test_unread_match_blocks_leave_no_pass(servers: TruthServers) -> None:
     # The Match reading failed (here: sshd -ddd -T cannot run as that path): the rules that would
     # pass on sshd -T are errors naming the step; the facts of sshd -T stand.
     data = _data(_probe(servers.match_all)).model_dump()
-    unread = data | {"config_match": None, "incomplete": (MATCH_STEP,), "step_errors": {MATCH_STEP: "x"}}
+    why = "`sudo -n /usr/sbin/sshd -ddd -T` exited with status 1"
+    unread = data | {"config_match": None, "incomplete": (MATCH_STEP,), "step_errors": {MATCH_STEP: why}}
     observation = _probe(servers.match_all).model_copy(update={"data": SshData.model_validate(unread)})
     findings = _findings(observation)
     for rule in ("SSH-CONFIG-AUTH", "SSH-PASSWORD-AUTH", "SSH-LOG-LEVEL"):
-        assert findings[rule].status == "error" and MATCH_STEP in findings[rule].message.en, rule
+        finding = findings[rule]
+        assert finding.status == "error" and "Match blocks" in finding.message.en, rule
+        assert why in finding.message.en, rule
+    # A run stored before attt read Match blocks: sshd -T without them is no pass either.
+    older = data | {"config_match": None}
+    observation = observation.model_copy(update={"data": SshData.model_validate(older)})
+    assert _findings(observation)["SSH-LOG-LEVEL"].status == "error"
 
 
 # --- identification string and budget ---------------------------------------------------
