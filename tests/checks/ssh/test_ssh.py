@@ -298,6 +298,8 @@ def test_sudo_runs_sshd_t_as_root(sshd_servers: SshServers) -> None:
     assert data.config_error is None
     assert data.config is not None
     assert data.config["permitrootlogin"] == "without-password"
+    # The Match blocks were read through sudo as well (sshd -ddd -T, then grep over its files).
+    assert data.config_match == {} and data.incomplete == ()
 
 
 def test_failed_sudo_command_is_reported_not_passed(
