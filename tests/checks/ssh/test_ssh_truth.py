@@ -24,7 +24,8 @@ from tests.servers.sshd import Sshd, can_run_sshd, one_sshd
 
 POLICY = Path(__file__).parents[3] / "policies" / "baseline-ssh.yaml"
 NET = "127.0.247"
-TIMEOUT = 12.0
+TIMEOUT = 40.0
+"""Ten seconds per connection: the authenticated session runs five commands, on a loaded machine."""
 KEYS: dict[str, tuple[str, int | None]] = {"ed25519": ("ed25519", None)}
 
 MATCH_FILE = """\
@@ -144,7 +145,7 @@ def test_keyboard_interactive_with_pam_is_an_error(servers: TruthServers) -> Non
 
 def test_match_blocks_are_read_with_the_files_sshd_includes(servers: TruthServers) -> None:
     data = _data(_probe(servers.match))
-    assert data.incomplete == () and data.config is not None
+    assert data.incomplete == () and data.config is not None, data.step_errors
     # sshd -T alone shows the settings outside every Match block: the ones the blocks change are seen.
     assert data.config["permitrootlogin"] == "no"
     assert data.config["passwordauthentication"] == "no"
