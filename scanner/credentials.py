@@ -36,7 +36,10 @@ class CredentialEntry(Frozen):
     password: SecretStr | None = None
     password_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
     sudo: bool = False
-    """Run privileged commands through `sudo -n` (never prompts; the sudoers rule must allow it)."""
+    """Run privileged commands through `sudo -n` (never prompts; the sudoers rule must allow it):
+    `sshd -T`, `sshd -ddd -T` (which names the files sshd reads) and `grep -H -n -e '' --` over
+    those files (their Match blocks); without the last two, rules on settings pass only where
+    the Match blocks were read."""
 
     @model_validator(mode="after")
     def _one_secret(self) -> Self:

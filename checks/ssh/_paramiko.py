@@ -2,7 +2,8 @@
 
 Three uses: the authentication methods a server offers (`auth_none` with a neutral user
 name, never a password), the server's host key for one host-key algorithm, and the
-effective configuration printed by `sshd -T` over an authenticated session.
+effective configuration printed by `sshd -T` (and what its Match blocks change) over an
+authenticated session.
 
 Three paramiko traps shape this module: `start_client(timeout=...)` can return without a
 finished key exchange (so we wait on our own event and check the result); paramiko logs
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 
 import paramiko
 
+from attt.checks.ssh import sshd_match
 from attt.scanner.plugin import Credential
 
 _LOG_CHANNEL = "attt.ssh.paramiko"
@@ -188,6 +190,12 @@ class AuthenticatedFacts:
     package_error: str | None
     config_host_keys: frozenset[str]
     """SHA-256 fingerprints of the public halves of the `hostkey` files sshd -T names."""
+    config_host_keys_error: str | None = None
+    """Why those files could not be read, when a command failed or ran out of time."""
+    match_settings: dict[str, tuple[str, ...]] | None = None
+    """Keywords set inside `Match` blocks, with where (see `sshd_match`); None when not read."""
+    match_error: str | None = None
+    """Why the Match blocks could not be read."""
 
 
 # Fixed text, no target input: /etc/os-release and the openssh-server version from whichever
@@ -209,17 +217,25 @@ def authenticated_facts(
     sshd_path: str = "/usr/sbin/sshd",
     config_path: str | None = None,
 ) -> AuthenticatedFacts:
-    """`sshd -T`, the public halves of the host keys it names, and the installed openssh-server
-    package, over one authenticated session.
+    """`sshd -T`, the public halves of the host keys it names, the settings its Match blocks
+    change (`sshd -ddd -T` and the files it names), and the installed openssh-server package,
+    over one authenticated session.
 
     Errors never carry the credential's secret, only what went wrong; a failure to log in is
     raised, a failed command is reported next to the other fact.
     """
     command = _sshd_command(sshd_path, config_path, credential.sudo)
+    debug_command = f"{_sshd_command(sshd_path, config_path, credential.sudo, debug=True)} 2>&1 >/dev/null"
     deadline = time.monotonic() + timeout
     with _transport(ip, port, timeout) as transport:
         _auth_until(transport, deadline)
-        _authenticate(transport, credential)
+        _authenticate(transport, credential, deadline)
+        # Started now, read after sshd -T: the two run at the same time.
+        debug: paramiko.Channel | ParamikoProbeError
+        try:
+            debug = _start(transport, debug_command, deadline)
+        except ParamikoProbeError as exc:
+            debug = exc
         config: dict[str, str] | None = None
         config_error: str | None = None
         try:
@@ -243,8 +259,49 @@ def authenticated_facts(
                 package_error = "no openssh-server package found by dpkg or rpm"
         except ParamikoProbeError as exc:
             package_error = str(exc)
-        host_keys = _config_host_keys(transport, config, deadline) if config else frozenset()
-    return AuthenticatedFacts(config, config_error, package, package_error, host_keys)
+        if config is None:
+            if isinstance(debug, paramiko.Channel):
+                debug.close()
+            return AuthenticatedFacts(config, config_error, package, package_error, frozenset())
+        host_keys, host_keys_error = _config_host_keys(transport, config, deadline)
+        match, match_error = _match_settings(transport, debug, debug_command, credential.sudo, deadline)
+    return AuthenticatedFacts(
+        config, config_error, package, package_error, host_keys, host_keys_error, match, match_error
+    )
+
+
+def _match_settings(
+    transport: paramiko.Transport,
+    debug: paramiko.Channel | ParamikoProbeError,
+    debug_command: str,
+    sudo: bool,
+    deadline: float,
+) -> tuple[dict[str, tuple[str, ...]] | None, str | None]:
+    """The keywords `Match` blocks set (see `sshd_match`), or why they could not be read: the files
+    sshd reads, as the started `sshd -ddd -T` names them, then their lines."""
+    try:
+        if isinstance(debug, ParamikoProbeError):
+            raise debug
+        status, stdout, _ = _collect(debug, debug_command, MAX_CONFIG_BYTES, deadline)
+        if status != 0 or len(stdout) >= MAX_CONFIG_BYTES:
+            why = f"exited with status {status}" if status != 0 else "printed too much"
+            return None, f"`{debug_command}` {why}, so the files sshd reads are unknown"
+        files, includes = sshd_match.loaded_files(stdout.decode("utf-8", errors="replace"))
+        unusual = next((path for path in files if not _SAFE_PATH.match(path)), None)
+        if unusual is not None:
+            return (
+                None,
+                f"sshd reads a file with an unusual path ({unusual[:80]!r}), which attt does not read",
+            )
+        words = [*(["sudo", "-n"] if sudo else []), "grep", "-H", "-n", "-e", "", "--", *files]
+        status, stdout, stderr = _run(transport, shlex.join(words), MAX_CONFIG_BYTES, deadline)
+        if status not in (0, 1) or len(stdout) >= MAX_CONFIG_BYTES:
+            detail = " ".join(stderr.decode("utf-8", errors="replace").strip().splitlines()[:1])[:200]
+            return None, f"the configuration files could not be read (status {status}): {detail}"
+        lines = sshd_match.file_lines(stdout.decode("utf-8", errors="replace"), files)
+        return sshd_match.conditional_settings(files, includes, lines), None
+    except (ParamikoProbeError, sshd_match.MatchReadError) as exc:
+        return None, str(exc)
 
 
 MAX_HOST_KEY_FILES = 16
@@ -252,20 +309,19 @@ MAX_HOST_KEY_FILES = 16
 
 def _config_host_keys(
     transport: paramiko.Transport, config: dict[str, str], deadline: float
-) -> frozenset[str]:
+) -> tuple[frozenset[str], str | None]:
     """Fingerprints of the `<hostkey>.pub` files of sshd -T's `hostkey` lines (world-readable
-    beside each private key); empty when none could be read."""
+    beside each private key), empty when none could be read; and why, when `cat` itself failed."""
     paths = [p for p in config.get("hostkey", "").split(",") if _SAFE_PATH.match(p)][:MAX_HOST_KEY_FILES]
     if not paths:
-        return frozenset()
+        return frozenset(), None
     command = shlex.join(["cat", "--", *(f"{p}.pub" for p in paths)])
     try:
         _, stdout, _ = _run(transport, command, MAX_PACKAGE_BYTES, deadline)
-    except ParamikoProbeError:
-        return frozenset()
-    return frozenset(
-        filter(None, map(_public_key_fingerprint, stdout.decode("ascii", "replace").splitlines()))
-    )
+    except ParamikoProbeError as exc:
+        return frozenset(), f"the host key files sshd -T names could not be read: {exc}"
+    keys = filter(None, map(_public_key_fingerprint, stdout.decode("ascii", "replace").splitlines()))
+    return frozenset(keys), None
 
 
 def _public_key_fingerprint(line: str) -> str | None:
@@ -284,7 +340,12 @@ def _run(
     transport: paramiko.Transport, command: str, limit: int, deadline: float
 ) -> tuple[int | None, bytes, bytes]:
     """Run one command in a new channel: its exit status (None if it never came), stdout, stderr."""
-    name = command.split(";")[0]
+    return _collect(_start(transport, command, deadline), command, limit, deadline)
+
+
+def _start(transport: paramiko.Transport, command: str, deadline: float) -> paramiko.Channel:
+    """A channel running `command`; its output waits in paramiko's buffers until `_collect`, so
+    commands started together run at the same time."""
     try:
         channel = transport.open_session(timeout=max(0.1, deadline - time.monotonic()))
     except Exception as exc:  # any type: see the module docstring
@@ -294,6 +355,20 @@ def _run(
     try:
         channel.settimeout(max(0.1, deadline - time.monotonic()))
         channel.exec_command(command)
+    except Exception as exc:  # any type: see the module docstring
+        channel.close()
+        name = command.split(";")[0]
+        raise ParamikoProbeError(f"`{name}` could not be run ({type(exc).__name__})") from None
+    return channel
+
+
+def _collect(
+    channel: paramiko.Channel, command: str, limit: int, deadline: float
+) -> tuple[int | None, bytes, bytes]:
+    """What a `_start`ed command printed and its exit status; the channel is closed."""
+    name = command.split(";")[0]
+    try:
+        channel.settimeout(max(0.1, deadline - time.monotonic()))
         stdout = _read_bounded(channel.makefile("rb"), limit, deadline)
         stderr = _read_bounded(channel.makefile_stderr("rb"), MAX_STDERR, deadline)
         # The exit status can arrive just after end of output: wait for it, within the budget.
@@ -325,17 +400,18 @@ def parse_package_facts(text: str) -> PackageFacts | None:
     return PackageFacts(found[0], found[1], release.get("ID", ""), release.get("VERSION_ID", ""))
 
 
-def _sshd_command(sshd_path: str, config_path: str | None, sudo: bool) -> str:
+def _sshd_command(sshd_path: str, config_path: str | None, sudo: bool, debug: bool = False) -> str:
+    """`sshd -T` (with `debug`, `sshd -ddd -T`: it also logs each file it reads)."""
     for path in (sshd_path, config_path):
         if path is not None and not _SAFE_PATH.match(path):
             raise ParamikoProbeError(f"refusing unusual path {path[:80]!r} in the sshd command")
-    words = [*(["sudo", "-n"] if sudo else []), sshd_path, "-T"]
+    words = [*(["sudo", "-n"] if sudo else []), sshd_path, *(["-ddd"] if debug else []), "-T"]
     if config_path is not None:
         words += ["-f", config_path]
     return shlex.join(words)
 
 
-def _authenticate(transport: paramiko.Transport, credential: Credential) -> None:
+def _authenticate(transport: paramiko.Transport, credential: Credential, deadline: float) -> None:
     if credential.key_file is None and credential.password is None:
         raise ParamikoProbeError("the credential has neither a key file nor a password")
     try:
@@ -345,6 +421,10 @@ def _authenticate(transport: paramiko.Transport, credential: Credential) -> None
         elif credential.password is not None:
             transport.auth_password(credential.user, credential.password.get_secret_value())
     except Exception as exc:  # any type: see the module docstring; a bad key file is ValueError
+        if time.monotonic() >= deadline - _MIN_WAIT:
+            raise ParamikoProbeError(
+                f"probe time budget exhausted during authentication as {credential.user!r}"
+            ) from None
         # The exception text may quote a key path but never the secret; keep only its kind.
         raise ParamikoProbeError(
             f"authentication as {credential.user!r} failed ({type(exc).__name__})"

@@ -1,5 +1,6 @@
 """The ssh controls: pure judgements over `SshData` and a rule's params."""
 
+from collections.abc import Iterable
 from fnmatch import fnmatchcase
 from typing import Literal, Self
 
@@ -7,7 +8,7 @@ from pydantic import field_validator, model_validator
 
 from attt.checks.ssh.cves import Exposure, Kind, KnownCve, cve_table, exposure
 from attt.checks.ssh.knowledge import parse_openssh, profiles
-from attt.checks.ssh.models import AUTH_STEP, CONFIG_STEP, SshData
+from attt.checks.ssh.models import AUTH_STEP, CONFIG_STEP, MATCH_STEP, SshData
 from attt.checks.ssh.packages import Build, banner_build, package_build
 from attt.scanner.models.base import Text
 from attt.scanner.models.target import Target
@@ -52,6 +53,50 @@ def _listed(found: dict[ListName, list[str]]) -> str:
 
 def _matching(names: tuple[str, ...], patterns: tuple[str, ...]) -> list[str]:
     return [name for name in names if any(fnmatchcase(name, p) for p in patterns)]
+
+
+def _within_match(verdict: Verdict, data: SshData, keywords: Iterable[str]) -> Verdict:
+    """`verdict`, unless a Match block sets one of `keywords`: `sshd -T` and the `none` query show
+    what a connection no Match block catches gets, not what the users or addresses a Match block
+    names get. A pass then rests on part of the configuration and is an error naming the blocks;
+    a failure stands (some connections do get the failing value) and names them too."""
+    if data.config is not None and data.config_match is None and verdict.status in ("pass", "error"):
+        # sshd -T was read and its Match blocks not (the step failed, or a run stored before
+        # attt read them): a pass would rest on part of the configuration.
+        why = f"probe step {MATCH_STEP}: {data.step_errors.get(MATCH_STEP) or 'not part of this observation'}"
+        before = Text(vi="", en="")
+        if verdict.status == "error":
+            before = Text(vi=f"{verdict.text.vi}; ", en=f"{verdict.message}; ")
+        return Verdict.cannot_judge(
+            f"{before.en}the Match blocks of the sshd configuration could not be read ({why}), so"
+            " whether one changes the settings judged for some users or addresses cannot be told",
+            verdict.observed,
+            verdict.expected,
+            vi=f"{before.vi}không đọc được các khối Match của cấu hình sshd ({why}) nên không xác định được"
+            " có khối nào thay đổi các thiết lập được đánh giá cho một số người dùng hoặc địa chỉ hay không",
+        )
+    found = {
+        key: data.config_match[key] for key in keywords if data.config_match and key in data.config_match
+    }
+    if not found or verdict.status not in ("pass", "fail"):
+        return verdict
+    where = "; ".join(f"{key} at {', '.join(places)}" for key, places in found.items())
+    names = ", ".join(found)
+    if verdict.status == "fail":
+        return Verdict.failed(
+            f"{verdict.message} (Match blocks also set {where})",
+            verdict.observed,
+            verdict.expected,
+            vi=f"{verdict.text.vi} (khối Match cũng đặt {where})",
+        )
+    return Verdict.cannot_judge(
+        f"a Match block sets {names} ({where}): the value judged is what connections outside every"
+        " Match block get, so what the users or addresses it names get was not judged",
+        {"match_blocks": found, "outside_match": verdict.observed},
+        verdict.expected,
+        vi=f"khối Match đặt {names} ({where}): giá trị được đánh giá chỉ áp dụng cho kết nối không khớp"
+        " khối Match nào, nên giá trị áp dụng cho người dùng hoặc địa chỉ mà khối đó nêu chưa được đánh giá",
+    )
 
 
 # --- ssh.protocol_2_only ---------------------------------------------------------------
@@ -277,25 +322,37 @@ def _host_key_min_bits(data: SshData, params: HostKeyParams, target: Target) -> 
 
 class PasswordParams(Params):
     keyboard_interactive_counts: bool = False
-    """keyboard-interactive is often PAM with a second factor, so by default it is only mentioned."""
+    """keyboard-interactive counts as password authentication outright. By default it is judged:
+    not a password where `sshd -T` shows UsePAM no, an error where that was not seen."""
 
 
-@CONTROLS.control("ssh.password_auth_disabled", PasswordParams, needs=(AUTH_STEP,))
+_PASSWORD_KEYWORDS = ("passwordauthentication", "kbdinteractiveauthentication", "authenticationmethods")
+"""The settings that decide which methods a user is offered, and that a Match block may change."""
+_KI = "keyboard-interactive"
+
+
+@CONTROLS.control("ssh.password_auth_disabled", PasswordParams, needs=(AUTH_STEP, MATCH_STEP), partial=True)
 def _password_auth_disabled(data: SshData, params: PasswordParams, target: Target) -> Verdict:
     """Password authentication is not offered.
 
     Passwords can be guessed, sprayed or phished from anywhere the port is reachable; keys cannot.
     A server that lets an unknown user in with no authentication at all (`none`) fails.
-    keyboard-interactive is often PAM with a second factor, so it counts only when the params say so.
+    keyboard-interactive is how OpenSSH asks PAM, and PAM usually asks for the password
+    (pam_unix), sometimes only for a one-time code: it is not a password only where `sshd -T`
+    shows UsePAM no (no PAM stack behind it), and an error where that was not seen, since neither
+    a pass nor a fail would rest on a fact. `keyboard_interactive_counts` makes it a password
+    outright. With a credential, a Match block that changes the authentication settings for some
+    users or addresses makes a pass an error: the query saw what an unknown user is offered.
     """
     if (unknown := _ssh1_only(data)) is not None:
         return unknown
     methods = data.auth_methods
     if methods is None:
+        why = f"probe step {AUTH_STEP}: {data.step_errors.get(AUTH_STEP) or 'not completed'}"
         return Verdict.cannot_judge(
-            "the authentication methods could not be queried",
+            f"the authentication methods could not be queried ({why})",
             expected="no password",
-            vi="không truy vấn được các phương thức xác thực",
+            vi=f"không truy vấn được các phương thức xác thực ({why})",
         )
     if "none" in methods:
         return Verdict.failed(
@@ -303,27 +360,53 @@ def _password_auth_disabled(data: SshData, params: PasswordParams, target: Targe
             methods,
             vi="máy chủ cho một người dùng không xác định đăng nhập mà không cần xác thực",
         )
-    bad = ["password"] + (["keyboard-interactive"] if params.keyboard_interactive_counts else [])
+    bad = ["password"] + ([_KI] if params.keyboard_interactive_counts else [])
     offered = [m for m in methods if m in bad]
     if offered:
         names = ", ".join(offered)
-        return Verdict.failed(
+        verdict = Verdict.failed(
             f"password logins are offered ({names})",
             methods,
             "publickey",
             vi=f"máy chủ cho phép đăng nhập bằng mật khẩu ({names})",
         )
-    note = (
-        Text(vi=" (có cung cấp keyboard-interactive)", en=" (keyboard-interactive is offered)")
-        if "keyboard-interactive" in methods
-        else Text(vi="", en="")
-    )
-    return Verdict.passed(
-        f"password authentication is not offered{note.en}",
-        methods,
-        "publickey",
-        vi=f"máy chủ không cho phép xác thực bằng mật khẩu{note.vi}",
-    )
+    elif _KI not in methods:
+        verdict = Verdict.passed(
+            "password authentication is not offered to an unknown user",
+            methods,
+            "publickey",
+            vi="máy chủ không cho người dùng không xác định đăng nhập bằng mật khẩu",
+        )
+    elif data.config is not None and (data.config.get("usepam") or "").strip().lower() == "no":
+        verdict = Verdict.passed(
+            "password authentication is not offered to an unknown user; keyboard-interactive is,"
+            " but sshd -T shows UsePAM no, so no PAM stack can ask for a password through it",
+            {"auth_methods": methods, "usepam": "no"},
+            "publickey",
+            vi="máy chủ không cho người dùng không xác định đăng nhập bằng mật khẩu; có cung cấp"
+            " keyboard-interactive nhưng sshd -T cho thấy UsePAM no nên không có PAM nào hỏi mật khẩu qua đó",
+        )
+    else:
+        pam = data.config.get("usepam") if data.config is not None else None
+        seen = Text(
+            vi=f"sshd -T cho thấy UsePAM {pam}, và attt không đọc cấu hình PAM"
+            if pam
+            else "chưa đọc được sshd -T (cần tài khoản kiểm tra) để biết UsePAM",
+            en=f"sshd -T shows UsePAM {pam}, and attt does not read the PAM stack"
+            if pam
+            else "sshd -T (which needs a credential) was not read to see UsePAM",
+        )
+        verdict = Verdict.cannot_judge(
+            "keyboard-interactive is offered, and whether it asks for a password (PAM, usually"
+            f" pam_unix) or only for a one-time code cannot be told: {seen.en}; set"
+            " keyboard_interactive_counts to count it as a password",
+            {"auth_methods": methods, "usepam": pam},
+            "publickey",
+            vi="máy chủ có cung cấp keyboard-interactive, và không xác định được nó hỏi mật khẩu (qua PAM,"
+            f" thường là pam_unix) hay chỉ hỏi mã dùng một lần: {seen.vi}; đặt keyboard_interactive_counts"
+            " để tính nó là mật khẩu",
+        )
+    return _within_match(verdict, data, _PASSWORD_KEYWORDS)
 
 
 # --- ssh.terrapin_safe -----------------------------------------------------------------
@@ -597,10 +680,10 @@ def _config_unread(data: SshData, without_credentials: WithoutCredentials, expec
     was given and the policy accepts that the setting is only checked where credentials exist."""
     if data.config_error is not None:
         return Verdict.cannot_judge(
-            f"sshd -T could not be collected: {data.config_error}",
+            f"sshd -T could not be collected (probe step {CONFIG_STEP}): {data.config_error}",
             None,
             expected,
-            vi=f"không thu thập được kết quả sshd -T: {data.config_error}",
+            vi=f"không thu thập được kết quả sshd -T (bước thăm dò {CONFIG_STEP}): {data.config_error}",
         )
     message = Text(
         vi="không có thông tin xác thực cho máy chủ này nên chưa đọc được cấu hình sshd đang có hiệu lực",
@@ -626,15 +709,21 @@ class ConfigParams(Params):
         return {key.lower(): expectation for key, expectation in value.items()}
 
 
-@CONTROLS.control("ssh.config", ConfigParams, needs=(CONFIG_STEP,))
+@CONTROLS.control("ssh.config", ConfigParams, needs=(CONFIG_STEP, MATCH_STEP), partial=True)
 def _config(data: SshData, params: ConfigParams, target: Target) -> Verdict:
     """The effective sshd configuration (sshd -T) meets expectations.
 
     Much of what matters (PermitRootLogin, MaxAuthTries, LoginGraceTime, ...) never crosses the
     wire; `sshd -T` prints the configuration sshd actually uses, after includes and defaults. It
     needs a credential: without one the verdict is an error (a missing fact is never a pass),
-    unless the params accept not_applicable.
+    unless the params accept not_applicable. `sshd -T` shows what connections outside every
+    `Match` block get: a setting a Match block changes for some users or addresses is never
+    passed on it (an error naming the block); a failing value still fails.
     """
+    return _within_match(_config_verdict(data, params), data, params.expect)
+
+
+def _config_verdict(data: SshData, params: ConfigParams) -> Verdict:
     expected = {key: e.model_dump(exclude_none=True) for key, e in params.expect.items()}
     if data.config is None:
         return _config_unread(data, params.without_credentials, expected)
@@ -685,7 +774,7 @@ _DISABLE_FORWARDING_BUG = "CVE-2025-32728"
 """Before OpenSSH 10.0 sshd ignored DisableForwarding for X11 and agent forwarding."""
 
 
-@CONTROLS.control("ssh.forwarding_disabled", ForwardingParams, needs=(CONFIG_STEP,))
+@CONTROLS.control("ssh.forwarding_disabled", ForwardingParams, needs=(CONFIG_STEP, MATCH_STEP), partial=True)
 def _forwarding_disabled(data: SshData, params: ForwardingParams, target: Target) -> Verdict:
     """X11 and agent forwarding are off in the effective sshd configuration.
 
@@ -695,8 +784,14 @@ def _forwarding_disabled(data: SshData, params: ForwardingParams, target: Target
     everything off with the one switch. Whether the switch really covers X11 and agent forwarding
     depends on the build: from OpenSSH 10.0 it does; before, it did not (CVE-2025-32728) unless the
     distribution backported the fix, which checks/ssh/data/ssh_cves.json records per release (the
-    installed package decides when a credential read it, else the banner).
+    installed package decides when a credential read it, else the banner). A Match block that
+    sets one of the three for some users or addresses makes a pass an error, as for `ssh.config`.
     """
+    verdict = _forwarding_verdict(data, params)
+    return _within_match(verdict, data, (*_FORWARDINGS, _DISABLE_FORWARDING))
+
+
+def _forwarding_verdict(data: SshData, params: ForwardingParams) -> Verdict:
     expected = {
         **dict.fromkeys(_FORWARDINGS, "no"),
         "or": f"{_DISABLE_FORWARDING} yes, honoured by the build",

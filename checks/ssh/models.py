@@ -11,6 +11,7 @@ from attt.scanner.plugin import Settings
 _SAFE_PATH = re.compile(r"^/[A-Za-z0-9_./-]{1,255}$")
 AUTH_STEP = "auth_methods"
 CONFIG_STEP = "sshd_t"
+MATCH_STEP = "sshd_match"
 STRICT_KEX_MARKER = "kex-strict-s-v00@openssh.com"
 EXT_INFO_MARKER = "ext-info-s"
 KEX_MARKERS = frozenset({STRICT_KEX_MARKER, EXT_INFO_MARKER, "ext-info-c", "kex-strict-c-v00@openssh.com"})
@@ -76,6 +77,10 @@ class SshData(Frozen):
     """Effective `sshd -T` settings (lower-case keys), or None when not collected."""
     config_error: str | None = None
     """Why `sshd -T` could not be collected although a credential was given."""
+    config_match: dict[str, tuple[str, ...]] | None = None
+    """Keywords (as `sshd -T` names them) that a `Match` block other than `Match all` sets, each
+    with where (`file:line under Match User alice`): for some users or addresses they differ from
+    what `config` shows. Empty when no Match block sets anything; None when not read."""
     package: InstalledPackage | None = None
     """The installed openssh-server, read with the credential; None without one."""
     package_error: str | None = None
@@ -84,8 +89,9 @@ class SshData(Frozen):
     """What the probe could not see (e.g. a host key type paramiko cannot fetch)."""
     incomplete: tuple[str, ...] = ()
     """Probe steps that were attempted and did not complete: `auth_methods` (the `none`
-    authentication query), `sshd_t` (the credentialed `sshd -T`). A rule that needs one is
-    `error`; the facts of the other steps stand."""
+    authentication query), `sshd_t` (the credentialed `sshd -T`), `sshd_match` (the Match blocks
+    of the configuration it read). A rule that needs one is `error`; the facts of the other
+    steps stand."""
     step_errors: dict[str, str] = Field(default_factory=dict)
     """Why each incomplete step failed."""
 

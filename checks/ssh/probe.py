@@ -12,6 +12,7 @@ from attt.checks.ssh.models import (
     AUTH_STEP,
     CONFIG_STEP,
     EXT_INFO_MARKER,
+    MATCH_STEP,
     STRICT_KEX_MARKER,
     HostKey,
     InstalledPackage,
@@ -184,9 +185,12 @@ def _session_facts(
         if algorithm is not None and all(k.sha256 != fact.sha256 for k in keys):
             keys.append(HostKey(type=fact.type, bits=fact.bits, sha256=fact.sha256))
     if auth is None or auth.methods is None:
-        failed[AUTH_STEP] = bound_text(
-            auth.error if auth is not None and auth.error else "no session reached authentication", MAX_NOTE
-        )
+        why = "no session reached authentication"
+        if auth is not None and auth.error:
+            why = auth.error
+        elif budget.exhausted:
+            why = "probe time budget exhausted before the authentication query"
+        failed[AUTH_STEP] = bound_text(why, MAX_NOTE)
     return {
         "host_keys": tuple(keys),
         "auth_methods": auth.methods if auth else None,
@@ -242,6 +246,10 @@ def _config_facts(
             else "whether sshd -T describes this endpoint cannot be told (no host key to compare"
             f" {'from the endpoint' if not presented else 'readable from the hostkey files'})"
         )
+        if presented and facts.config_host_keys_error:
+            why = bound_text(facts.config_host_keys_error, MAX_NOTE)
         failed[CONFIG_STEP] = why
         return {**found, "config_error": why}
-    return {**found, "config": facts.config}
+    if facts.match_settings is None:
+        failed[MATCH_STEP] = bound_text(facts.match_error or "the Match blocks were not read", MAX_NOTE)
+    return {**found, "config": facts.config, "config_match": facts.match_settings}

@@ -126,6 +126,7 @@ def _ssh(weak: bool) -> Data:
         if weak
         else ({"type": "ssh-ed25519", "bits": 256, "sha256": "SHA256:y"},),
         "config": {"permitrootlogin": "yes" if weak else "no", "maxauthtries": "6" if weak else "3"},
+        "config_match": {},
     }
 
 
@@ -134,7 +135,9 @@ def _blank_ssh(data: Data, step: str) -> Data:
     if step == "auth_methods":
         out["auth_methods"] = None
     if step == "sshd_t":
-        out["config"], out["config_error"] = None, "refused"
+        out["config"], out["config_error"], out["config_match"] = None, "refused", None
+    if step == "sshd_match":
+        out["config_match"] = None
     return out
 
 
@@ -216,7 +219,7 @@ SAMPLES: dict[str, tuple[Callable[[bool], Data], Callable[[Data, str], Data], tu
             "http_headers",
         ),
     ),
-    "ssh": (_ssh, _blank_ssh, ("auth_methods", "sshd_t")),
+    "ssh": (_ssh, _blank_ssh, ("auth_methods", "sshd_t", "sshd_match")),
     "ports": (_ports, _blank_ports, ("service_detection",)),
     "web": (_web, _blank_web, ("redirects", "cors")),
 }

@@ -115,12 +115,16 @@ class _SilentAuth(paramiko.ServerInterface):
         self._stop = stop
 
     def get_allowed_auths(self, username: str) -> str:
-        return "publickey"
+        return "publickey,password"
 
     def check_auth_none(self, username: str) -> int:
         # Blocks the server's transport thread: the authentication request is never answered.
         self._stop.wait(MAX_HOLD)
         return paramiko.common.AUTH_FAILED
+
+    def check_auth_password(self, username: str, password: str) -> int:
+        # A login is never answered either: the probe's time runs out while it waits.
+        return self.check_auth_none(username)
 
 
 class _SlowKey(paramiko.Ed25519Key):

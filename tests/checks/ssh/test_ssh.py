@@ -298,6 +298,8 @@ def test_sudo_runs_sshd_t_as_root(sshd_servers: SshServers) -> None:
     assert data.config_error is None
     assert data.config is not None
     assert data.config["permitrootlogin"] == "without-password"
+    # The Match blocks were read through sudo as well (sshd -ddd -T, then grep over its files).
+    assert data.config_match == {} and data.incomplete == ()
 
 
 def test_failed_sudo_command_is_reported_not_passed(
@@ -558,6 +560,9 @@ def _facts(**changes: Any) -> SshData:
         "auth_methods": ("publickey",),
         "host_keys": (HostKey(type="ssh-ed25519", bits=256, sha256="SHA256:x"),),
     }
+    if changes.get("config") is not None:
+        # sshd -T read comes with its Match blocks read (none here), unless a test says otherwise.
+        base["config_match"] = {}
     return SshData.model_validate(base | changes)
 
 
@@ -780,18 +785,62 @@ def test_software_restricted_to_named_cves() -> None:
     assert _verdict("ssh.software_not_vulnerable", data, cves=["CVE-2024-6387"]).status == P
 
 
+KI = ("publickey", "keyboard-interactive")
+NO_PAM = {"usepam": "no", "passwordauthentication": "no"}
+ALICE = {"passwordauthentication": ("/etc/ssh/sshd_config:40 under Match User alice",)}
+
+
 @pytest.mark.parametrize(
-    ("methods", "params", "status"),
+    ("changes", "params", "status"),
     [
-        (("publickey",), {}, P),
-        (("publickey", "keyboard-interactive"), {}, P),
-        (("publickey", "keyboard-interactive"), {"keyboard_interactive_counts": True}, F),
-        (("none",), {}, F),
-        (None, {}, E),
+        ({"auth_methods": ("publickey",)}, {}, P),
+        # keyboard-interactive is PAM, usually a password: a pass needs UsePAM no seen in sshd -T.
+        ({"auth_methods": KI}, {}, E),
+        ({"auth_methods": KI, "config": {"usepam": "yes"}}, {}, E),
+        ({"auth_methods": KI, "config": NO_PAM, "config_match": {}}, {}, P),
+        # sshd -T read, its Match blocks not (a run stored before attt read them): no pass.
+        ({"auth_methods": KI, "config": NO_PAM, "config_match": None}, {}, E),
+        ({"config": NO_PAM, "config_match": None}, {}, E),
+        ({"auth_methods": KI, "config": NO_PAM}, {"keyboard_interactive_counts": True}, F),
+        (
+            {"auth_methods": KI, "config": NO_PAM, "config_match": None},
+            {"keyboard_interactive_counts": True},
+            F,
+        ),
+        ({"auth_methods": ("none",)}, {}, F),
+        ({"auth_methods": None}, {}, E),
+        # A Match block that re-enables passwords for some users: the unknown user's view is partial.
+        ({"config": NO_PAM, "config_match": ALICE}, {}, E),
+        ({"auth_methods": ("password",), "config": NO_PAM, "config_match": ALICE}, {}, F),
+        ({"config": NO_PAM, "config_match": {"x11forwarding": ("f:1 under Match all",)}}, {}, P),
     ],
 )
-def test_password_auth_logic(methods: tuple[str, ...] | None, params: dict[str, Any], status: str) -> None:
-    assert _verdict("ssh.password_auth_disabled", _facts(auth_methods=methods), **params).status == status
+def test_password_auth_logic(changes: dict[str, Any], params: dict[str, Any], status: str) -> None:
+    verdict = _verdict("ssh.password_auth_disabled", _facts(**changes), **params)
+    assert verdict.status == status, verdict.message
+    if changes.get("config_match") and status == E:
+        assert "/etc/ssh/sshd_config:40 under Match User alice" in verdict.message
+
+
+@pytest.mark.parametrize(
+    ("value", "match", "status"),
+    [
+        ("no", {}, P),
+        ("no", {"permitrootlogin": ("/etc/ssh/sshd_config.d/x.conf:3 under Match Address 10.0.0.0/8",)}, E),
+        ("yes", {"permitrootlogin": ("/etc/ssh/sshd_config.d/x.conf:3 under Match Address 10.0.0.0/8",)}, F),
+        ("no", {"maxauthtries": ("f:9 under Match Group admins",)}, P),
+        ("no", None, E),
+        ("yes", None, F),
+    ],
+)
+def test_config_rule_under_match_blocks(value: str, match: dict[str, Any] | None, status: str) -> None:
+    # sshd -T shows what connections outside every Match block get: a Match block that sets the
+    # judged keyword leaves a pass unearned; a failing value still fails (some connections get it).
+    data = _facts(config={"permitrootlogin": value}, config_match=match)
+    verdict = _verdict("ssh.config", data, expect={"permitrootlogin": {"equals": "no"}})
+    assert verdict.status == status, verdict.message
+    if match and status != P:
+        assert "x.conf:3 under Match Address 10.0.0.0/8" in verdict.message
 
 
 def test_host_key_sizes_and_unfetched_types() -> None:

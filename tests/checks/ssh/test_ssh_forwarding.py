@@ -151,6 +151,7 @@ def _facts(software: str, config: dict[str, str] | None, **changes: Any) -> SshD
         "auth_methods": ("publickey",),
         "host_keys": (),
         "config": config,
+        "config_match": None if config is None else {},
     }
     return SshData.model_validate(base | changes)
 

@@ -5,6 +5,7 @@ to its time budget."""
 import time
 
 import pytest
+from pydantic import SecretStr
 
 from attt.checks.ports.models import OpenPort, PortsData
 from attt.checks.ssh import SshCheck, SshData, SshSettings, _paramiko
@@ -12,7 +13,7 @@ from attt.checks.ssh.models import AUTH_STEP
 from attt.checks.ssh.wire import MAX_PRELUDE_LINES
 from attt.scanner.models.observation import Observation
 from attt.scanner.models.target import Host, Service, SystemInfo, Target
-from attt.scanner.plugin import ProbeContext
+from attt.scanner.plugin import Credential, ProbeContext
 from tests.servers.ssh_hostile import ALT_PORT, HOST_KEY_ALGORITHMS, KEX, PRELUDE_LINES, SLOW_SIGN, HostileSsh
 
 SLACK = 0.5
@@ -90,6 +91,14 @@ def test_the_auth_query_ends_with_its_connection_budget(hostile_ssh: HostileSsh)
     assert elapsed < budget + SLACK, elapsed
 
 
+def test_a_login_cut_by_the_budget_says_so(hostile_ssh: HostileSsh) -> None:
+    # The server never answers the login: the time ran out, the credential was not refused.
+    credential = Credential(user="root", password=SecretStr("unused-pw"))
+    with pytest.raises(_paramiko.ParamikoProbeError) as cut:
+        _paramiko.authenticated_facts(hostile_ssh.slow_kex, 22, credential, SLOW_SIGN + 0.4)
+    assert str(cut.value) == "probe time budget exhausted during authentication as 'root'"
+
+
 def test_endpoints_of_one_target_share_its_budget(hostile_ssh: HostileSsh) -> None:
     # Two endpoints whose key exchanges never finish: each could use the whole budget alone.
     timeout = 3.0
@@ -104,6 +113,8 @@ def test_endpoints_of_one_target_share_its_budget(hostile_ssh: HostileSsh) -> No
         assert data.kex == KEX and data.host_key_algorithms == HOST_KEY_ALGORITHMS
         assert data.host_keys == () and data.auth_methods is None
         assert data.incomplete == (AUTH_STEP,)
+        # The step that was never reached says the time ran out, not that the server refused.
+        assert data.step_errors[AUTH_STEP] == "probe time budget exhausted before the authentication query"
 
 
 def test_lines_before_the_identification_string_are_skipped(hostile_ssh: HostileSsh) -> None:
