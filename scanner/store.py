@@ -18,6 +18,7 @@ live scan holds (SPEC exit code 4), on this machine or, through a shared databas
 """
 
 import atexit
+import itertools
 import json
 import os
 import re
@@ -1071,7 +1072,20 @@ def _insert_many(
     order = [list(columns).index(key) for key in compiled.positiontup or ()]
     if order != list(range(len(columns))):
         rows = [tuple(row[i] for i in order) for row in rows]
-    db.exec_driver_sql(str(compiled), rows)
+    statement = str(compiled)
+    row = f" VALUES ({', '.join('?' * len(columns))})"
+    if db.dialect.name != "sqlite" or not statement.endswith(row):
+        db.exec_driver_sql(statement, rows)
+        return
+    # SQLite's driver binds and steps each row of an executemany on its own: many rows to a
+    # statement stored a province's findings in two thirds of the time (0.06 s for 22,000, was
+    # 0.1). At most 999 values each, the limit of SQLite before 3.32.
+    per = max(1, 999 // len(columns))
+    head = statement.removesuffix(row) + " VALUES "
+    for first in range(0, len(rows), per):
+        part = rows[first : first + per]
+        values = tuple(itertools.chain.from_iterable(part))
+        db.exec_driver_sql(head + ", ".join([row.removeprefix(" VALUES ")] * len(part)), values)
 
 
 def _expand(body: str, key: str | None, texts: Mapping[str, dict[str, Any]]) -> Finding:
