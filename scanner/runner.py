@@ -373,7 +373,7 @@ class Runner:
         if known is None:
             policies = plan.policies.get(target.system.id, ())
             rules = tuple(
-                r for p in policies for r in p.rules if r.check == check.name and r.applies(target.system)
+                r for p in policies for r in p.rules_by_check.get(check.name, ()) if r.applies(target.system)
             )
             known = self._rules_of[key] = (rules, settings_for(check, policies))
         rules, settings = known

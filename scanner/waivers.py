@@ -46,7 +46,10 @@ def with_waivers(
                 message = f"rule {waiver.rule} is not in the policy judging it ({names})"
                 raise doc.error(("waivers", index, "rule"), message)
             extra.setdefault(waiver.system, []).append(waiver)
+    # A system without waivers of its own keeps the policies it shares with the others.
     return {
-        system: tuple(p.model_copy(update={"waivers": (*p.waivers, *extra.get(system, ()))}) for p in judged)
+        system: tuple(p.model_copy(update={"waivers": (*p.waivers, *extra[system])}) for p in judged)
+        if system in extra
+        else tuple(judged)
         for system, judged in policies.items()
     }

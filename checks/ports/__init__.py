@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel
 
 from attt.checks.ports import _nmap
-from attt.checks.ports.controls import CONTROLS, ports_to_scan
+from attt.checks.ports.controls import CONTROLS, ports_named, ports_to_scan
 from attt.checks.ports.models import (
     ALL_TCP_PORTS,
     MAX_PRODUCT_CHARS,
@@ -66,6 +66,8 @@ class PortsCheck:
         """A batch scans the union of its hosts' ports on each of them, within each host's budget:
         one host's long list (every TCP port, or thousands declared as services) would be every
         other host's work, and they would run out of time. Such a host is scanned alone."""
+        if ports_named(target, ctx.settings, ctx.rules) <= self.max_batched_ports:
+            return True  # at most that many without working the set out (a province's hosts, each)
         return len(ports_to_scan(target, ctx.settings, ctx.rules)) <= self.max_batched_ports
 
     def probe_batch(

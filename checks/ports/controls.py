@@ -1,7 +1,7 @@
 """The ports controls: pure judgements over `PortsData`, a rule's params and the target."""
 
 import functools
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Iterator
 from typing import Literal
 
 from pydantic import Field
@@ -33,18 +33,29 @@ class OnlyAllowedParams(Params):
     says so)."""
 
 
+def ports_named(target: Target, settings: PortsSettings, rules: Iterable[ResolvedRule]) -> int:
+    """How many ports the settings, the inventory and the rules name, counted with repeats: at
+    least as many as `ports_to_scan` gives (every TCP port with `full_range`)."""
+    return ALL_TCP_PORTS if settings.full_range else sum(map(len, _port_lists(target, settings, rules)))
+
+
 def ports_to_scan(target: Target, settings: PortsSettings, rules: Iterable[ResolvedRule]) -> tuple[int, ...]:
     """Settings, the inventory's declared and allowed ports, and every port a rule names; with
     `full_range`, every TCP port."""
     if settings.full_range:
         return tuple(range(1, ALL_TCP_PORTS + 1))
-    ports = {*settings.ports, *settings.extra_ports, *target.declared_ports()}
-    ports.update(target.system.allowed_ports or ())
+    return tuple(sorted(set().union(*_port_lists(target, settings, rules))))
+
+
+def _port_lists(
+    target: Target, settings: PortsSettings, rules: Iterable[ResolvedRule]
+) -> Iterator[Collection[int]]:
+    yield from (settings.ports, settings.extra_ports, target.declared_ports())
+    yield target.system.allowed_ports or ()
     for rule in rules:
         params = rule.params
         if isinstance(params, ForbiddenParams | OnlyAllowedParams) and params.ports:
-            ports.update(params.ports)
-    return tuple(sorted(ports))
+            yield params.ports
 
 
 def _unscanned(wanted: Iterable[int], data: PortsData, what: str, what_vi: str) -> Verdict | None:

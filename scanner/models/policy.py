@@ -1,6 +1,8 @@
 """Policy files as written (`PolicyFile`) and as resolved for evaluation (`ResolvedPolicy`)."""
 
+from collections.abc import Mapping
 from datetime import date
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -142,3 +144,12 @@ class ResolvedPolicy(BaseModel):
     rules: tuple[ResolvedRule, ...]
     waivers: tuple[Waiver, ...]
     settings: dict[str, BaseModel]
+
+    @cached_property
+    def rules_by_check(self) -> Mapping[str, tuple[ResolvedRule, ...]]:
+        """Each check's rules, in the policy's order: the runner asks for them per system and
+        check, a thousand systems' worth at the start of a province's scan."""
+        by_check: dict[str, list[ResolvedRule]] = {}
+        for rule in self.rules:
+            by_check.setdefault(rule.check, []).append(rule)
+        return {check: tuple(rules) for check, rules in by_check.items()}
