@@ -537,15 +537,20 @@ class _Batches:
         pool = _BATCH_WORKERS if remote is None else _REMOTE_BATCHES
         self._pool = ThreadPoolExecutor(max_workers=pool, thread_name_prefix="attt-batch")
         self._parts: dict[tuple[str, str], _Part] = {}
-        # --concurrency is the hosts probed at once, a batch included: the batch probes its hosts
-        # that many at a time (ProbeContext.concurrency), so a polite scan stays polite. Sent to
-        # workers, smaller batches spread over every worker of a zone and its slots. A batch
-        # that streams hands each host over as it ends, so its size delays no host.
+        # Sent to workers, smaller batches spread over every worker of a zone and its slots. A
+        # batch that streams hands each host over as it ends, so its size delays no host. (Its
+        # hosts split over two nmap runs at once, one per core, made a 1,000-host scan slower:
+        # nmap was done sooner, but this process's share of the work, under one interpreter
+        # lock, then had one core fewer.)
         most = _REMOTE_BATCH_HOSTS if remote is not None else concurrency * _GROUPS_PER_BATCH
         size = max(1, check.batch_size if self._streams else min(check.batch_size, most))
+        # --concurrency is the hosts probed at once, batches included: each batch running at the
+        # same time here probes its share of them at a time (ProbeContext.concurrency), so a
+        # polite scan stays polite. A zone's workers keep to their own --concurrency.
+        at_once = 1 if remote is not None else min(pool, -(-len(jobs) // size))
         for zone_jobs in _by_zone(jobs) if remote is not None else [jobs]:
             for first in range(0, len(zone_jobs), size):
-                chunk = zone_jobs[first : first + size]
+                chunk = [(target, _share(ctx, at_once)) for target, ctx in zone_jobs[first : first + size]]
                 self._parts.update((target.key, _Part()) for target, _ in chunk)
                 self._pool.submit(self._run, chunk)
 
@@ -585,6 +590,11 @@ class _Batches:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _share(ctx: ProbeContext[Any], batches: int) -> ProbeContext[Any]:
+    """The context of a target in one of `batches` batches probing at the same time."""
+    return ctx if batches <= 1 else replace(ctx, concurrency=max(1, ctx.concurrency // batches))
 
 
 class _Part:

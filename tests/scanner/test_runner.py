@@ -117,6 +117,15 @@ def test_a_batched_check_gets_the_targets_in_order_a_batch_at_a_time() -> None:
     }  # fmt: skip
     assert all(o.started and o.finished for o in tallies.values())
     assert set(by_host(seen, "count")) == set(addresses)
+    # Two batches at a time share --concurrency 2: each probes one host at a time.
+    assert TallyCheck.at_once == {1}
+
+
+def test_batches_running_at_the_same_time_share_the_concurrency() -> None:
+    run_tally([f"127.0.0.{i}" for i in range(1, 6)], {}, concurrency=8)
+    assert TallyCheck.at_once == {4}
+    run_tally(["127.0.0.1", "127.0.0.2"], {}, concurrency=8)  # one batch: all of it
+    assert TallyCheck.at_once == {8}
 
 
 def test_a_target_the_check_will_not_batch_is_probed_alone() -> None:
