@@ -826,8 +826,8 @@ def test_password_auth_logic(changes: dict[str, Any], params: dict[str, Any], st
     ("value", "match", "status"),
     [
         ("no", {}, P),
-        ("no", {"permitrootlogin": ("/etc/ssh/sshd_config.d/x.conf:3 under Match Address 10.0.0.0/8",)}, E),
-        ("yes", {"permitrootlogin": ("/etc/ssh/sshd_config.d/x.conf:3 under Match Address 10.0.0.0/8",)}, F),
+        ("no", {"permitrootlogin": ("/etc/ssh/sshd_config.d/x.conf:3 under Match Address 127.0.0.0/8",)}, E),
+        ("yes", {"permitrootlogin": ("/etc/ssh/sshd_config.d/x.conf:3 under Match Address 127.0.0.0/8",)}, F),
         ("no", {"maxauthtries": ("f:9 under Match Group admins",)}, P),
         ("no", None, E),
         ("yes", None, F),
@@ -840,7 +840,7 @@ def test_config_rule_under_match_blocks(value: str, match: dict[str, Any] | None
     verdict = _verdict("ssh.config", data, expect={"permitrootlogin": {"equals": "no"}})
     assert verdict.status == status, verdict.message
     if match and status != P:
-        assert "x.conf:3 under Match Address 10.0.0.0/8" in verdict.message
+        assert "x.conf:3 under Match Address 127.0.0.0/8" in verdict.message
 
 
 def test_host_key_sizes_and_unfetched_types() -> None:

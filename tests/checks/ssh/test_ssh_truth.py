@@ -261,7 +261,7 @@ LISTING = """\
 /etc/ssh/sshd_config:6:Match all
 /etc/ssh/sshd_config:7:MaxAuthTries 3
 /etc/ssh/sshd_config.d/a.conf:1:X11Forwarding no
-/etc/ssh/sshd_config.d/a.conf:2:match address 10.0.0.0/8
+/etc/ssh/sshd_config.d/a.conf:2:match address 127.0.0.0/8
 /etc/ssh/sshd_config.d/a.conf:3:\tChallengeResponseAuthentication=yes
 /etc/ssh/admins.conf:1:PasswordAuthentication yes
 /etc/ssh/admins.conf:2:Match all
@@ -275,7 +275,7 @@ def test_match_blocks_from_sshd_debug_and_file_lines() -> None:
     found = sshd_match.conditional_settings(files, includes, sshd_match.file_lines(LISTING, files))
     assert found == {
         # A Match block ends with its file; an old keyword name is read as sshd -T prints it.
-        "kbdinteractiveauthentication": ("/etc/ssh/sshd_config.d/a.conf:3 under Match address 10.0.0.0/8",),
+        "kbdinteractiveauthentication": ("/etc/ssh/sshd_config.d/a.conf:3 under Match address 127.0.0.0/8",),
         # An Include inside a Match block makes the whole file conditional, `Match all` in it too.
         "passwordauthentication": ("/etc/ssh/admins.conf:1 under Match Group admins",),
         "permitrootlogin": ("/etc/ssh/admins.conf:3 under Match Group admins",),

@@ -88,9 +88,9 @@ def test_a_refused_certificate_changes_nothing_for_a_rule_that_does_not_require_
 
 def test_a_site_reached_by_its_address_keeps_no_hsts() -> None:
     # RFC 6797 8.1.1: a host named by an IP literal is never a Known HSTS Host.
-    url = "https://192.0.2.10/"
-    data = web_data(headers=GOOD, name="192.0.2.10", url=url, answer=answer(url, 200, GOOD))
-    verdict = security_headers(data, HeadersParams(), target(address="192.0.2.10"))
+    url = "https://127.0.246.10/"
+    data = web_data(headers=GOOD, name="127.0.246.10", url=url, answer=answer(url, 200, GOOD))
+    verdict = security_headers(data, HeadersParams(), target(address="127.0.246.10"))
     assert verdict.status == "error" and "RFC 6797 8.1.1" in verdict.message, verdict.message
 
 
