@@ -65,7 +65,9 @@ def scans(sshd_servers: SshServers) -> dict[str, Observation]:
     settings = SshSettings(sshd_config=str(sshd_servers.debian_config))
     return {
         "hardened": _probe(sshd_servers.hardened),
-        "debian": _probe(sshd_servers.debian, credential=credential, settings=settings),
+        # Five commands over the session, sshd -ddd -T among them: ten seconds each (timeout / 4),
+        # so that a loaded machine does not cut the Match step (a pass would then be an error).
+        "debian": _probe(sshd_servers.debian, credential=credential, settings=settings, timeout=40),
         "weak": _probe(sshd_servers.weak),
         "terrapin": _probe(sshd_servers.terrapin),
         "ssh1": _probe(sshd_servers.ssh1),
