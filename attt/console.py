@@ -21,6 +21,9 @@ from typing import NoReturn
 
 def run() -> NoReturn:
     gc.disable()
+    from attt.scanner import storeprocess
+
+    storeprocess.start_early(sys.argv[1:])
     from attt.scanner.cli import run as run_command
 
     try:

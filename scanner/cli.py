@@ -54,13 +54,15 @@ from attt.scanner.policy import with_settings
 from attt.scanner.progress import progress_for
 from attt.scanner.registry import Registry
 from attt.scanner.runner import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT
-from attt.scanner.store import Store, StoredRun, locate
+from attt.scanner.stored import RunStore, StoredRun
+from attt.scanner.storehost import StoreHost
 from attt.scanner.text import clean, os_text, safe
 
 if TYPE_CHECKING:
     from attt.scanner.config import Config
     from attt.scanner.distributed import Coordinator
     from attt.scanner.models.owners import PackIndex
+    from attt.scanner.store import Store
 
 _GC_THRESHOLDS = (500_000, 20, 100)
 """Allocations before a young collection (default 700), young collections before a middle one,
@@ -124,11 +126,22 @@ def _registry() -> Registry:
     return registry
 
 
-def _open_store(db: str | None, registry: Registry | None = None, *, create: bool = True) -> Store:
+def _open_store(db: str | None, registry: Registry | None = None, *, create: bool = True) -> "Store":
     """The run store; with a registry, stored observations come back typed by their checks.
     Reading commands pass `create=False` and never create one."""
+    from attt.scanner.store import Store, locate  # SQLAlchemy: a scan leaves it to its store's process
+
     data_models = registry.data_models if registry else None
     return Store(locate(db), data_models, create=create, warn=_warn)
+
+
+def _store_host(db: str | None) -> StoreHost | None:
+    """A new scan's store, in a process of its own (`attt.scanner.storehost`), starting now; None
+    where no process can be started (the scan then opens the store itself)."""
+    try:
+        return StoreHost(db, _warn)
+    except OSError:
+        return None
 
 
 def _warn(line: str) -> None:
@@ -402,11 +415,17 @@ def scan(
     )
     output = _ReportChoice(sign_key, per_owner, owner, notify, notify_all, engine, broker)
     with Interrupts() as interrupts:
-        opened: list[tuple[Store, str]] = []
+        opened: list[tuple[RunStore, str]] = []
+        hosts: list[StoreHost] = []
         try:
-            code = _scan(interrupts, opened, request if inventory else None, resume, args, given, db, output)
+            code = _scan(
+                interrupts, opened, hosts, request if inventory else None, resume, args, given, db, output
+            )
         except KeyboardInterrupt:
             code = _abandoned(opened)
+        finally:
+            for host in hosts:
+                host.close()
     sys.exit(code)
 
 
@@ -446,7 +465,8 @@ class _ReportChoice:
 
 def _scan(
     interrupts: Interrupts,
-    opened: list[tuple[Store, str]],
+    opened: list[tuple[RunStore, str]],
+    hosts: list[StoreHost],
     request: ScanRequest | None,
     resume: str | None,
     args: _ScanArgs,
@@ -454,8 +474,13 @@ def _scan(
     db: str | None,
     choice: _ReportChoice,
 ) -> int:
-    """The whole scan; `opened` learns the store and run as soon as the run exists."""
+    """The whole scan; `opened` learns the store and run as soon as the run exists, `hosts` the
+    store's process as soon as it starts (closed by the caller, after a Ctrl-C's last write)."""
+    host = _store_host(db) if request is not None and resume is None else None
+    if host is not None:
+        hosts.append(host)
     registry = _registry()
+    store: Store | StoreHost
     if choice.sign_key is not None:
         load_signing_key(choice.sign_key)  # a bad key is a configuration error before, not after, the scan
     if resume is not None and request is None:
@@ -476,7 +501,10 @@ def _scan(
         _check_out_dir(args.out, prepared.run.id)
         _check_owner(choice.owner, prepared.systems)
         options = _scan_options(args)
-        store = _open_store(db, registry)  # only now: a refused scan leaves no trace in the store
+        # Opened only now: a refused scan leaves no trace in the store. Its process opens it, or
+        # this one where none could start.
+        opened_there = host is not None and host.open(registry.data_models)
+        store = host if host is not None and opened_there else _open_store(db, registry)
     else:
         raise click.UsageError("give either -i INVENTORY or --resume RUN")
     if args.tls_exhaustive:
@@ -649,7 +677,7 @@ def _out_dir(out: Path | None, run_id: str) -> Path:
     return out or (_config().report_dir or Path("attt-reports")) / run_id
 
 
-def _abandoned(opened: list[tuple[Store, str]]) -> int:
+def _abandoned(opened: list[tuple[RunStore, str]]) -> int:
     """A signal outside the open run, or a second one: leave at once, the run marked incomplete."""
     if not opened:
         _error("interrupted before anything was scanned")
@@ -787,7 +815,7 @@ HISTORY_RUNS = 11
 """Earlier runs a report compares with: trends show these and the current one."""
 
 
-def _history(store: Store, current: RunInfo) -> tuple[Report, ...]:
+def _history(store: RunStore, current: RunInfo) -> tuple[Report, ...]:
     """The latest earlier runs over the same inventory, oldest first: trends and "failing since".
     A run this version cannot read leaves the trends without it, with a warning; a store that
     cannot be read at all (its server went away mid-scan) leaves the report without trends."""
@@ -833,7 +861,7 @@ class _Reporting:
 
 
 def _reporting(
-    store: Store, report: Report, out: Path | None, output: ReportOutput, codec: FindingCodec | None
+    store: RunStore, report: Report, out: Path | None, output: ReportOutput, codec: FindingCodec | None
 ) -> _Reporting:
     baseline = _baseline(store, report)
     history = _history(store, report.run)
@@ -842,7 +870,7 @@ def _reporting(
 
 
 def _closed_while_rendering(
-    store: Store, outcome: ScanOutcome, out: Path | None, output: ReportOutput
+    store: RunStore, outcome: ScanOutcome, out: Path | None, output: ReportOutput
 ) -> tuple[ScanOutcome, Report, Written | None]:
     """Close the run in the store (`close_run`) while its bundle is rendered and written under
     temporary names: at a province's scale each side takes about a fifth of a second. The files
@@ -892,7 +920,7 @@ def _cannot_write(out_dir: Path, run_id: str, exc: OSError | AtttError) -> None:
 
 
 def _write_reports(
-    store: Store, report: Report, out: Path | None, output: ReportOutput, codec: FindingCodec | None = None
+    store: RunStore, report: Report, out: Path | None, output: ReportOutput, codec: FindingCodec | None = None
 ) -> Written | None:
     """Write the bundle (or one pack per owner, or one owner's pack), with the change since the
     comparable earlier run, and summarise. A report that cannot be written is one line (the run
@@ -921,7 +949,7 @@ def _write_reports(
     return Written(out_dir, reporting.previous, index)
 
 
-def _baseline(store: Store, report: Report) -> Comparison:
+def _baseline(store: RunStore, report: Report) -> Comparison:
     """The comparable earlier run for the change section (the one function that says which earlier
     run "new since" compares with); none, with a warning, when the store cannot give it (a run this
     version cannot read is skipped by `earlier_runs` already)."""
@@ -951,9 +979,11 @@ def _warn_expired_waivers(report: Report) -> None:
         )
 
 
-def _notify(store: Store, report: Report, written: Written, everything: bool) -> None:
+def _notify(store: "Store | StoreHost", report: Report, written: Written, everything: bool) -> None:
     """Send the run's notifications; a failure is reported and recorded, never fatal."""
     from attt.scanner.notify import changes_since, notify
+
+    store = store.reader() if isinstance(store, StoreHost) else store
 
     settings = _config().notify
     if settings is None:
@@ -1108,7 +1138,7 @@ def _where(f: Finding) -> str:
     return f"{f.host}:{f.port}" if f.port is not None else f.host
 
 
-def _diff_run(store: Store, ref: str) -> StoredRun:
+def _diff_run(store: "Store", ref: str) -> StoredRun:
     if ref != "previous":
         return store.load(ref)
     latest = store.load("latest")

@@ -34,7 +34,7 @@ from attt.scanner.runner import (
     ScanPlan,
     settings_for,
 )
-from attt.scanner.store import HEARTBEAT_SECONDS, EndedProbe, Store, StoredRun
+from attt.scanner.stored import HEARTBEAT_SECONDS, EndedProbe, RunStore, StoredRun
 from attt.scanner.waivers import with_waivers
 
 PolicyMode = Literal["force", "overlay"]
@@ -365,7 +365,7 @@ def policy_refs(policies: Mapping[str, Sequence[ResolvedPolicy]]) -> tuple[Polic
 def run_scan(
     prepared: PreparedScan,
     options: ScanOptions,
-    store: Store,
+    store: RunStore,
     registry: Registry,
     progress: ProgressSink | None = None,
     stop: threading.Event | None = None,
@@ -424,7 +424,7 @@ def run_scan(
     return close_run(store, outcome) if close else outcome
 
 
-def close_run(store: Store, outcome: ScanOutcome) -> ScanOutcome:
+def close_run(store: RunStore, outcome: ScanOutcome) -> ScanOutcome:
     """Store the findings of a run `run_scan` left open and how it ended, and release its lease.
     A store that refuses (disk full, lock held too long) leaves the run `incomplete`, saying why."""
     info = outcome.run.info
@@ -662,7 +662,7 @@ class _Recorder(_Worker):
     A store that refuses a write stops the scan (`stop`), says why in `error`, and is written no
     more."""
 
-    def __init__(self, store: Store, run_id: str, stop: threading.Event) -> None:
+    def __init__(self, store: RunStore, run_id: str, stop: threading.Event) -> None:
         self._store = store
         self._run_id = run_id
         self._stop = stop
@@ -708,7 +708,7 @@ class _Recorder(_Worker):
 
 
 @contextmanager
-def _heartbeat(store: Store, run_id: str) -> Iterator[None]:
+def _heartbeat(store: RunStore, run_id: str) -> Iterator[None]:
     """Renew the run's lease while probes run; a store that cannot take a beat skips it."""
     done = threading.Event()
 

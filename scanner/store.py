@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 import sqlalchemy as sa
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from attt.scanner.changes import choose_baseline
@@ -48,6 +48,18 @@ from attt.scanner.models.observation import (
 )
 from attt.scanner.models.report import RunInfo, RunStatus
 from attt.scanner.models.target import SystemInfo, Target
+from attt.scanner.stored import (
+    SYSTEMS,
+    TARGETS,
+    EndedProbe,
+    Lease,
+    SerialisedProbe,
+    SerialisedRun,
+    StoredRun,
+    serialise_findings,
+    serialise_probes,
+    serialise_run,
+)
 
 _metadata = sa.MetaData()
 runs_table = sa.Table(
@@ -141,8 +153,6 @@ _LEASE_LOCK: Final = 0x61747474_6C656173
 that no live scan holds the inventory and the insert of the new lease are one step for every
 machine sharing the database, as SQLite's write lock makes them for every process on one."""
 
-HEARTBEAT_SECONDS: Final = 10.0
-"""How often a running scan renews its lease."""
 LEASE_SECONDS: Final = 60.0
 """A lease not renewed for this long is dead, whatever process it names."""
 DEFAULT_BUSY_SECONDS: Final = 30.0
@@ -152,12 +162,6 @@ CONNECT_SECONDS: Final = 10
 """How long opening a PostgreSQL store waits for the server (unless the URL's connect_timeout
 says otherwise): an address that drops packets is an error, not a hang."""
 
-
-_systems = TypeAdapter(tuple[SystemInfo, ...])
-_targets = TypeAdapter(tuple[Target, ...])
-
-EndedProbe = tuple[str, Target, Sequence[Observation]]
-"""(probe check, target, what it saw): one probe that ended."""
 
 Warn = Callable[[str], None]
 """Told about each row that is skipped, once, as one line."""
@@ -258,18 +262,6 @@ def busy_seconds() -> float:
 
 
 @dataclass(frozen=True)
-class Lease:
-    """Who runs a run: this process, on this host."""
-
-    pid: int
-    host: str
-
-    @classmethod
-    def mine(cls) -> "Lease":
-        return cls(os.getpid(), socket.gethostname())
-
-
-@dataclass(frozen=True)
 class NotificationRecord:
     """One message about one run: sent, or failed after every attempt (and why)."""
 
@@ -287,23 +279,6 @@ class Pruned:
     kept_as_baseline: tuple[str, ...]
     bytes_before: int
     bytes_after: int
-
-
-@dataclass(frozen=True)
-class StoredRun:
-    info: RunInfo
-    systems: tuple[SystemInfo, ...]
-    targets: tuple[Target, ...]
-    observations: tuple[Observation, ...]
-    findings: tuple[Finding, ...]
-    probes: frozenset[ProbeKey] = frozenset()
-    """(check, system, host) of every probe that ended: a planned probe missing here never ran."""
-
-    @property
-    def judged(self) -> bool:
-        """Whether the run's findings were written: a run's end writes them, so a run killed
-        while probing (kill -9, a power cut, a second Ctrl-C) has observations and no finding."""
-        return self.info.status == "complete" or bool(self.findings)
 
 
 class Store:
@@ -444,17 +419,20 @@ class Store:
         """Store a new run, leased to `lease`. With `inventory`, refuse (RunBusyError) while a
         live run of the same inventory holds its lease: two scans of one inventory at once
         would interleave and double the load on every host."""
-        lease = lease or Lease.mine()
+        self.create_serialised(serialise_run(info, systems, targets), lease or Lease.mine(), inventory)
+
+    def create_serialised(self, run: SerialisedRun, lease: Lease, inventory: str | None = None) -> None:
+        """`create_run`, the run already in its stored form (`serialise_run`)."""
         with self._transaction(lease_lock=True) as db:
-            _refuse_live_scan(db, inventory, info.id)
+            _refuse_live_scan(db, inventory, run.id)
             db.execute(
                 _runs.insert().values(
-                    id=info.id,
-                    started=info.started.isoformat(),
-                    status=info.status,
-                    info=info.model_dump_json(),
-                    systems=_systems.dump_json(tuple(systems)).decode(),
-                    targets=_targets.dump_json(tuple(targets)).decode(),
+                    id=run.id,
+                    started=run.started,
+                    status=run.status,
+                    info=run.info,
+                    systems=run.systems,
+                    targets=run.targets,
                     lease_pid=lease.pid,
                     lease_host=lease.host,
                     heartbeat=_now(),
@@ -495,7 +473,7 @@ class Store:
             _refuse_live_scan(db, inventory, run_id)
             # The probe from an outside vantage (`tls@internet`) and the host's own probe observe
             # the same check: each forgets only its own observations.
-            zones = {t.key: t.zone for t in _targets.validate_json(targets)}
+            zones = {t.key: t.zone for t in TARGETS.validate_json(targets)}
             _forget(db, run_id, set(redo), zones, self._info(db, run_id).vantage)
             update: dict[str, Any] = {"status": "running", "finished": None}
             if probed_from is not None:
@@ -529,29 +507,28 @@ class Store:
         """Commit what several probes saw, and that each ended, in one transaction: each probe's
         observations and its end are kept or lost together, as with `record_probe`, for the cost
         of one commit (a scan commits the probes that ended while it wrote the previous ones)."""
+        self.record_serialised(run_id, serialise_probes(probes))
+
+    def record_serialised(self, run_id: str, probes: Sequence["SerialisedProbe"]) -> None:
+        """`record_probes`, each observation already in its stored form (`serialise_probes`)."""
         if not probes:
             return
         with self._transaction() as db:
-            seen = [o for _, _, observations in probes for o in observations]
+            seen = [o for _, _, _, observations in probes for o in observations]
             if seen:
                 seq = db.execute(_NEXT_SEQ, {"run_id": run_id}).scalar_one()
                 db.execute(
                     _INSERT_OBSERVATION,
                     [
-                        {"run_id": run_id, "seq": seq + i, "system": o.system, "body": o.model_dump_json()}
-                        for i, o in enumerate(seen)
+                        {"run_id": run_id, "seq": seq + i, "system": system, "body": body}
+                        for i, (system, body) in enumerate(seen)
                     ],
                 )
             db.execute(
                 _INSERT_PROBE,
                 [
-                    {
-                        "run_id": run_id,
-                        "check_name": check,
-                        "system": target.system.id,
-                        "host": target.address,
-                    }
-                    for check, target, _ in probes
+                    {"run_id": run_id, "check_name": check, "system": system, "host": host}
+                    for check, system, host, _ in probes
                 ],
             )
 
@@ -580,20 +557,28 @@ class Store:
     ) -> RunInfo:
         """Replace the run's findings, record how it ended, and release its lease. `codec` holds
         the findings already serialised (the scan's judge encodes them as it goes)."""
-        codec = codec or FindingCodec()
-        rows = codec.encode(findings)
-        texts = {row.text for row in rows}
+        return self.finish_serialised(run_id, status, finished, *serialise_findings(findings, codec))
+
+    def finish_serialised(
+        self,
+        run_id: str,
+        status: RunStatus,
+        finished: datetime,
+        rows: Sequence[tuple[str, str]],
+        texts: Mapping[str, str],
+    ) -> RunInfo:
+        """`finish_run`, the findings already in their stored form (`serialise_findings`)."""
         with self._transaction(checkpoint_later=True) as db:
             info = self._end(db, run_id, status, finished)
             db.execute(_findings.delete().where(_findings.c.run_id == run_id))
             if texts:
                 db.execute(
                     self._insert(_texts).on_conflict_do_nothing(index_elements=["key"]),
-                    [{"key": key, "body": codec.texts[key].stored} for key in sorted(texts)],
+                    [{"key": key, "body": texts[key]} for key in sorted(texts)],
                 )
             if rows:
                 _insert_many(db, _findings, ("run_id", "seq", "body", "rule_text"),
-                             [(run_id, i, row, text) for i, (row, text, _) in enumerate(rows)])  # fmt: skip
+                             [(run_id, i, row, text) for i, (row, text) in enumerate(rows)])  # fmt: skip
         self._checkpoint_soon()
         return info
 
@@ -658,8 +643,8 @@ class Store:
         try:
             return StoredRun(
                 info=_as_seen(RunInfo.model_validate_json(row[0]), *row[3:]),
-                systems=_systems.validate_json(row[1]),
-                targets=_targets.validate_json(row[2]),
+                systems=SYSTEMS.validate_json(row[1]),
+                targets=TARGETS.validate_json(row[2]),
                 observations=tuple(
                     Observation.model_validate_json(b, context=self._data_context) for b in observations
                 ),
@@ -702,7 +687,7 @@ class Store:
             if readable is None:
                 continue
             try:
-                earlier.append((readable, _targets.validate_json(targets)))
+                earlier.append((readable, TARGETS.validate_json(targets)))
             except ValidationError as exc:
                 self._skip(run_id, exc)
         return earlier
@@ -758,7 +743,7 @@ class Store:
             ).all()
         # A run this version cannot read is never pruned by it (it may be a newer attt's).
         runs = [
-            (info, _targets.validate_json(t))
+            (info, TARGETS.validate_json(t))
             for run_id, i, t in rows
             if (info := self._readable_info(run_id, i)) is not None
         ]

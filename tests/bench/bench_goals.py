@@ -36,7 +36,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -121,11 +121,30 @@ def _attt_scan(work: Path, inventory: Path, *extra: str) -> tuple[float, dict[st
 
 
 def _peak_kib(pid: int) -> int:
+    """The peak resident memory of attt's process and of the process keeping its store
+    (`attt.scanner.storehost`), added: at most what the two held at once."""
+    return _vmhwm_kib(pid) + sum(_vmhwm_kib(child) for child in _store_processes(pid))
+
+
+def _vmhwm_kib(pid: int) -> int:
     try:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:  # it has just exited
         return 0
     return next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), 0)
+
+
+def _store_processes(pid: int) -> list[int]:
+    children: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with suppress(OSError):
+            children += [int(c) for c in (task / "children").read_text().split()]
+    found = []
+    for child in children:
+        with suppress(OSError):
+            if b"attt.scanner.storehost" in Path(f"/proc/{child}/cmdline").read_bytes():
+                found.append(child)
+    return found
 
 
 def _errors(report: dict[str, Any]) -> list[str]:

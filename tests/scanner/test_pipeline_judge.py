@@ -20,7 +20,8 @@ from attt.scanner.models.policy import Waiver
 from attt.scanner.models.report import RunInfo
 from attt.scanner.models.target import Target
 from attt.scanner.pipeline import PreparedScan, ScanOptions, _merged, run_scan
-from attt.scanner.store import EndedProbe, Store
+from attt.scanner.store import Store
+from attt.scanner.stored import EndedProbe
 from tests.scanner.plugins import CountCheck, CountData, registry, target
 from tests.scanner.test_evaluate import policy, rule
 

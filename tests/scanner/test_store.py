@@ -23,11 +23,11 @@ from attt.scanner.store import (
     LEASE_SECONDS,
     MIGRATIONS,
     SCHEMA_HEAD,
-    Lease,
     Store,
     _await_checkpoints,
     locate,
 )
+from attt.scanner.stored import Lease
 from tests.scanner.plugins import CountData, target
 from tests.servers.postgres import Postgres, raw
 

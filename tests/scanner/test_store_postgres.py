@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from attt.scanner.store import Lease, Store
+from attt.scanner.store import Store
+from attt.scanner.stored import Lease
 from tests.factories import STARTED, target
 from tests.factories import system as system_info
 from tests.robustness.conftest import AtttRun, run_attt
