@@ -54,8 +54,8 @@ from attt.scanner.policy import with_settings
 from attt.scanner.progress import progress_for
 from attt.scanner.registry import Registry
 from attt.scanner.runner import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT
-from attt.scanner.stored import RunStore, StoredRun
-from attt.scanner.storehost import StoreHost
+from attt.scanner.stored import StoredRun
+from attt.scanner.storehost import RunStore, StoreHost
 from attt.scanner.text import clean, os_text, safe
 
 if TYPE_CHECKING:
@@ -480,7 +480,7 @@ def _scan(
     if host is not None:
         hosts.append(host)
     registry = _registry()
-    store: Store | StoreHost
+    store: RunStore
     if choice.sign_key is not None:
         load_signing_key(choice.sign_key)  # a bad key is a configuration error before, not after, the scan
     if resume is not None and request is None:
@@ -979,7 +979,7 @@ def _warn_expired_waivers(report: Report) -> None:
         )
 
 
-def _notify(store: "Store | StoreHost", report: Report, written: Written, everything: bool) -> None:
+def _notify(store: RunStore, report: Report, written: Written, everything: bool) -> None:
     """Send the run's notifications; a failure is reported and recorded, never fatal."""
     from attt.scanner.notify import changes_since, notify
 

@@ -34,7 +34,8 @@ from attt.scanner.runner import (
     ScanPlan,
     settings_for,
 )
-from attt.scanner.stored import HEARTBEAT_SECONDS, EndedProbe, RunStore, StoredRun
+from attt.scanner.stored import HEARTBEAT_SECONDS, EndedProbe, StoredRun
+from attt.scanner.storehost import RunStore
 from attt.scanner.waivers import with_waivers
 
 PolicyMode = Literal["force", "overlay"]

@@ -1,19 +1,18 @@
-"""What the run store keeps and does, as a scan sees it, without the database code: importing this
-loads no SQLAlchemy, so a scan can start probing while the store lives in a process of its own
-(`attt.scanner.storehost`). The store itself is `attt.scanner.store.Store`."""
+"""What the run store keeps, and the form it writes it in, without the database code: importing this
+loads no SQLAlchemy, so a scan can keep its store in a process of its own (`attt.scanner.storehost`).
+The store itself is `attt.scanner.store.Store`."""
 
 import os
 import socket
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Final, Protocol
+from typing import Final
 
 from pydantic import TypeAdapter
 
 from attt.scanner.models.finding import Finding, FindingCodec
 from attt.scanner.models.observation import Observation, ProbeKey
-from attt.scanner.models.report import RunInfo, RunStatus
+from attt.scanner.models.report import RunInfo
 from attt.scanner.models.target import SystemInfo, Target
 
 HEARTBEAT_SECONDS: Final = 10.0
@@ -69,49 +68,6 @@ class StoredRun:
         """Whether the run's findings were written: a run's end writes them, so a run killed
         while probing (kill -9, a power cut, a second Ctrl-C) has observations and no finding."""
         return self.info.status == "complete" or bool(self.findings)
-
-
-class RunStore(Protocol):
-    """What a scan asks of the run store, from its start to its report (`Store` in this process,
-    `StoreHost` in a process of its own); see `Store` for each."""
-
-    def create_run(
-        self,
-        info: RunInfo,
-        systems: Iterable[SystemInfo],
-        targets: Iterable[Target],
-        lease: Lease | None = None,
-        inventory: str | None = None,
-    ) -> None: ...
-
-    def claim(
-        self,
-        run_id: str,
-        redo: Iterable[ProbeKey] = (),
-        lease: Lease | None = None,
-        probed_from: Mapping[str, tuple[str, ...]] | None = None,
-    ) -> None: ...
-
-    def heartbeat(self, run_id: str, lease: Lease | None = None) -> None: ...
-
-    def record_probes(self, run_id: str, probes: Sequence[EndedProbe]) -> None: ...
-
-    def mark(self, run_id: str, status: RunStatus, finished: datetime) -> RunInfo: ...
-
-    def finish_run(
-        self,
-        run_id: str,
-        status: RunStatus,
-        finished: datetime,
-        findings: Iterable[Finding],
-        codec: FindingCodec | None = None,
-    ) -> RunInfo: ...
-
-    def runs(self, system: str | None = None, limit: int = 20) -> list[RunInfo]: ...
-
-    def earlier_runs(self, info: RunInfo, limit: int = 100) -> list[tuple[RunInfo, tuple[Target, ...]]]: ...
-
-    def load(self, run_ref: str) -> StoredRun: ...
 
 
 def serialise_probes(probes: Sequence[EndedProbe]) -> list[SerialisedProbe]:

@@ -29,7 +29,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from multiprocessing.connection import Connection
-from typing import TYPE_CHECKING, Any, Final, NoReturn
+from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeAlias
 
 from pydantic import BaseModel
 
@@ -51,6 +51,9 @@ from attt.scanner.stored import (
 if TYPE_CHECKING:
     from attt.scanner.store import Store
 
+RunStore: TypeAlias = "Store | StoreHost"
+"""Where a scan keeps its run: a `Store` in its own process, or one kept by a `StoreHost`."""
+
 _WRITES: Final = frozenset(
     {"create_serialised", "claim", "heartbeat", "record_serialised", "mark", "finish_serialised", "runs"}
 )
@@ -60,7 +63,8 @@ _LEAVE_SECONDS: Final = 30.0
 
 
 class StoreHost:
-    """The run store of one scan, kept by a child process (see the module); a `RunStore`."""
+    """The run store of one scan, kept by a child process (see the module): what the scan asks
+    of a `Store`, with the same arguments, answers and errors."""
 
     def __init__(self, db: str | None, warn: Callable[[str], None]) -> None:
         """Start the child: it imports the store's code now, and opens nothing until `open`.
