@@ -15,9 +15,9 @@ anyway). Reads that return whole runs (a baseline, trends) are made in the scan'
 Each call waits for its answer, so the order and the errors are the store's own: a refused write is
 a `StoreWriteError` here as there, and a child that is gone is one too (the scan goes on in memory
 and reports the run incomplete). The lease names the scan's process, not the child. The child is in
-a session of its own (Ctrl-C at a terminal reaches only the scan, which then closes the run through
-it) and leaves when its requests end, whoever ends them (the scan closing it, or dying), once its
-last write is in the store's file.
+a process group of its own and ignores SIGINT and SIGTERM (the scan handles them and closes its
+run through it); it leaves when its requests end, whoever ends them (the scan closing it, or
+dying), once its last write is in the store's file.
 """
 
 import atexit

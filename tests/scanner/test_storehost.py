@@ -118,3 +118,18 @@ def test_a_scan_whose_store_process_is_gone_before_opening_opens_the_store_itsel
         assert host.open({}) is False
     finally:
         host.close()
+
+
+def test_signals_are_the_scans_to_handle_not_its_store_process(tmp_path: Path) -> None:
+    """Ctrl-C at a terminal (the foreground process group) and a service manager's SIGTERM reach
+    the scan, which closes its run through its store process: that process must outlive them."""
+    host = StoreHost(str(tmp_path / "runs.db"), lambda _line: None)
+    try:
+        assert os.getpgid(host.pid) == host.pid != os.getpgid(0)
+        assert os.getsid(host.pid) == os.getsid(0)  # one session: the kernel schedules it with the scan
+        assert host.open({}) is True
+        for sent in (signal.SIGINT, signal.SIGTERM):
+            os.kill(host.pid, sent)
+        assert host.runs() == []
+    finally:
+        host.close()
