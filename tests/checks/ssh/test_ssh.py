@@ -296,7 +296,9 @@ def test_password_never_reaches_the_observation(sshd_servers: SshServers) -> Non
 def test_sudo_runs_sshd_t_as_root(sshd_servers: SshServers) -> None:
     credential = Credential(user="root", key_file=str(sshd_servers.client_key), sudo=True)
     settings = SshSettings(sshd_config=str(sshd_servers.debian_config))
-    data = _data(_probe(sshd_servers.debian, credential=credential, settings=settings))
+    # Ten seconds per command (timeout / 4): a loaded machine must not cut the Match step, whose
+    # cut would rightly leave config_match unread (and every sshd-config pass an error).
+    data = _data(_probe(sshd_servers.debian, credential=credential, settings=settings, timeout=40))
     assert data.config_error is None
     assert data.config is not None
     assert data.config["permitrootlogin"] == "without-password"
