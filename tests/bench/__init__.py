@@ -6,7 +6,10 @@ import resource
 import shutil
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -69,3 +72,45 @@ def append_results(load: tuple[float, ...], results: dict[str, Any]) -> None:
     })  # fmt: skip
     RESULTS.write_text(json.dumps(saved, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"appended to {RESULTS.relative_to(REPO)}")
+
+
+@contextmanager
+def peak_memory(pid: int) -> Iterator[list[int]]:
+    """The peak resident memory (KiB) of attt's process and of the process keeping its store
+    (`attt.scanner.storehost`), added: at most what the two held at once; read when the block
+    ends. Sampled every 50 ms on a thread of its own."""
+    peak = [0]
+    done = threading.Event()
+
+    def sample() -> None:
+        store: list[int] = []
+        while not done.wait(0.05):
+            store = store or _store_processes(pid)
+            peak[0] = max(peak[0], _vmhwm_kib(pid) + sum(_vmhwm_kib(child) for child in store))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        yield peak
+    finally:
+        done.set()
+        sampler.join()
+
+
+def _vmhwm_kib(pid: int) -> int:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:  # it has just exited
+        return 0
+    return next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), 0)
+
+
+def _store_processes(pid: int) -> list[int]:
+    """attt's store process, once started (by its main thread, first thing)."""
+    found = []
+    with suppress(OSError):
+        for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+            with suppress(OSError):
+                if b"attt.scanner.storehost" in Path(f"/proc/{child}/cmdline").read_bytes():
+                    found.append(int(child))
+    return found

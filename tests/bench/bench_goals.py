@@ -36,7 +36,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext, suppress
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -44,7 +44,7 @@ from typing import Any
 import yaml
 
 from attt.scanner.runner import DEFAULT_CONCURRENCY
-from tests.bench import append_results, byte_compile, in_own_netns
+from tests.bench import append_results, byte_compile, in_own_netns, peak_memory
 from tests.bench.bench_scale import OPEN_PORTS, _addresses
 
 REPO = Path(__file__).resolve().parents[2]
@@ -104,47 +104,25 @@ def _run(argv: list[str], timeout: float = 900) -> subprocess.CompletedProcess[b
     )
 
 
-def _attt_scan(work: Path, inventory: Path, *extra: str) -> tuple[float, dict[str, Any], int]:
-    """Wall seconds, the report, peak RSS (MiB) of one `attt scan`."""
+def _attt_scan(
+    work: Path, inventory: Path, *extra: str, memory: bool = False
+) -> tuple[float, dict[str, Any], int]:
+    """Wall seconds, the report and, with `memory`, the peak RSS (MiB; else 0) of one `attt scan`.
+
+    The wall is the process's own, from start to `wait()`. Memory is sampled only for the row that
+    reports it, on a thread: polling every 50 ms in the timing loop rounded each wall up to the
+    next poll, and reading /proc for each of attt's 270 threads at --concurrency 256 took CPU from
+    the scan it measured, on a 2-core machine."""
     out = work / f"out-{time.monotonic_ns()}"
     argv = [str(ATTT), "scan", "-i", str(inventory), "--format", "json", "--out", str(out),
             "--db", str(work / f"db-{time.monotonic_ns()}.sqlite"), *extra]  # fmt: skip
     started = time.monotonic()
     process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                env={**os.environ, "CI": "true"}, cwd=REPO)  # fmt: skip
-    peak = 0
-    while process.poll() is None:
-        peak = max(peak, _peak_kib(process.pid))
-        time.sleep(0.05)
-    wall = time.monotonic() - started
-    return wall, json.loads((out / "report.json").read_text(encoding="utf-8")), peak // 1024
-
-
-def _peak_kib(pid: int) -> int:
-    """The peak resident memory of attt's process and of the process keeping its store
-    (`attt.scanner.storehost`), added: at most what the two held at once."""
-    return _vmhwm_kib(pid) + sum(_vmhwm_kib(child) for child in _store_processes(pid))
-
-
-def _vmhwm_kib(pid: int) -> int:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:  # it has just exited
-        return 0
-    return next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), 0)
-
-
-def _store_processes(pid: int) -> list[int]:
-    children: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        with suppress(OSError):
-            children += [int(c) for c in (task / "children").read_text().split()]
-    found = []
-    for child in children:
-        with suppress(OSError):
-            if b"attt.scanner.storehost" in Path(f"/proc/{child}/cmdline").read_bytes():
-                found.append(child)
-    return found
+    with peak_memory(process.pid) if memory else nullcontext([0]) as peak:
+        process.wait()
+        wall = time.monotonic() - started
+    return wall, json.loads((out / "report.json").read_text(encoding="utf-8")), peak[0] // 1024
 
 
 def _errors(report: dict[str, Any]) -> list[str]:
@@ -360,7 +338,7 @@ def row_rss(work: Path, systems: int = 1000) -> list[Row]:
     inventory = tls_fleet(work / "rss.yaml", systems)
     with _nginx_everywhere(work):
         wall, report, peak = _attt_scan(work, inventory, "--check", "ports", "--check", "tls",
-                                        "--timeout", "5", "--concurrency", "256")  # fmt: skip
+                                        "--timeout", "5", "--concurrency", "256", memory=True)  # fmt: skip
     errors = _errors(report)
     note = f"1 run, --concurrency 256; {len(errors)} in error" + (f": {errors[:1]}" if errors else "")
     label = f"scale: {systems} systems, ports + TLS"

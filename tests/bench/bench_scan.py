@@ -15,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.bench import peak_memory
 from tests.servers.listeners import tcp_listeners
 
 OPEN_PORTS = (80, 443)
@@ -41,7 +42,7 @@ def _inventory(path: Path, addresses: list[str]) -> None:
 
 
 def _scan(workdir: Path, concurrency: int) -> tuple[float, float, int]:
-    """Seconds, peak MiB of the attt process (VmHWM), exit code."""
+    """Seconds, peak MiB of the attt process and its store process (VmHWM, added), exit code."""
     attt = Path(sys.executable).with_name("attt")
     argv = [str(attt), "scan", "-i", str(workdir / "inventory.yaml"), "--check", "ports",
             "--concurrency", str(concurrency), "--db", str(workdir / f"runs-{concurrency}.db"),
@@ -49,25 +50,10 @@ def _scan(workdir: Path, concurrency: int) -> tuple[float, float, int]:
     started = time.monotonic()
     process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                env={**os.environ, "CI": "true"})  # fmt: skip
-    peak_kib = 0
-    while process.poll() is None:
-        try:
-            status = Path(f"/proc/{process.pid}/status").read_text()
-            peak_kib = max(
-                peak_kib, *(int(x.split()[1]) for x in status.splitlines() if x.startswith("VmHWM:"))
-            )
-        except OSError:
-            pass
-        time.sleep(0.05)
-    return time.monotonic() - started, peak_kib / 1024, process.returncode
-
-
-def _peak_kib(pid: int) -> int:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:  # it has just exited
-        return 0
-    return next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), 0)
+    with peak_memory(process.pid) as peak_kib:
+        process.wait()
+        wall = time.monotonic() - started
+    return wall, peak_kib[0] / 1024, process.returncode
 
 
 def main() -> int:
