@@ -23,6 +23,7 @@ dying), once its last write is in the store's file.
 import atexit
 import gc
 import os
+import select
 import subprocess
 import sys
 import threading
@@ -172,11 +173,9 @@ class StoreHost:
         with self._lock:
             self._requests.close()
             self._replies.close()
-        try:
-            self._process.wait(_LEAVE_SECONDS)
-        except subprocess.TimeoutExpired:
+        if not _exited(self._process, _LEAVE_SECONDS):
             self._process.kill()
-            self._process.wait()
+        self._process.wait()
         if self._reader is not None:
             self._reader.close()
 
@@ -192,6 +191,26 @@ class StoreHost:
         if outcome == "error":
             raise result
         return result
+
+
+def _exited(process: "subprocess.Popen[bytes]", timeout: float) -> bool:
+    """Whether `process` ends within `timeout` seconds, told the moment it does. `Popen.wait` with
+    a timeout polls, sleeping longer each time up to 50 ms: a child ending 30 ms after the last
+    write was seen 60 ms after it, at the end of every scan. A pidfd (Linux 5.3) wakes the wait
+    when it ends; elsewhere `Popen.wait` polls."""
+    try:
+        pidfd = os.pidfd_open(process.pid)  # never reused before it is reaped: it is this process's child
+    except (AttributeError, OSError):
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+    try:
+        ended, _, _ = select.select([pidfd], [], [], timeout)
+    finally:
+        os.close(pidfd)
+    return bool(ended)
 
 
 class _Gone(StoreWriteError):

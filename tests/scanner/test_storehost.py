@@ -16,7 +16,7 @@ from attt.scanner.errors import RunBusyError, StoreError, StoreWriteError
 from attt.scanner.models.finding import FindingCodec
 from attt.scanner.models.observation import Observation
 from attt.scanner.store import Store
-from attt.scanner.storehost import StoreHost
+from attt.scanner.storehost import StoreHost, _exited
 from tests.factories import finding
 from tests.scanner.plugins import CountData, target
 from tests.scanner.test_store import T0, info
@@ -133,3 +133,15 @@ def test_signals_are_the_scans_to_handle_not_its_store_process(tmp_path: Path) -
         assert host.runs() == []
     finally:
         host.close()
+
+
+def test_closing_is_told_when_the_store_process_ends_and_not_before() -> None:
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    assert _exited(ended, 30)
+    assert ended.wait() == 0
+    lingering = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        assert not _exited(lingering, 0.2)
+    finally:
+        lingering.kill()
+        lingering.wait()
