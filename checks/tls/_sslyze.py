@@ -745,9 +745,7 @@ def _certificate(deployment: Any, endpoint: Endpoint, scanned_at: datetime) -> C
     not_before, not_after = leaf.not_valid_before_utc, leaf.not_valid_after_utc
     key_type, key_bits, curve = x509_facts.public_key_facts(leaf)
     trusted, trust_error = _trusted(deployment, leaf, scanned_at)
-    anchors = [
-        cert for result in deployment.path_validation_results for cert in _anchors(result.trust_store.path)
-    ]
+    anchors = _anchor_index(tuple(result.trust_store.path for result in deployment.path_validation_results))
     path, missing = x509_facts.issuer_path(leaf, chain[1:], anchors)
     name = endpoint.sni or endpoint.ip
     return Certificate(
@@ -805,6 +803,12 @@ def _anchors(store: Path) -> list[x509.Certificate]:
     """The certificates of a trust store's PEM file (sslyze's own or the configured anchors),
     read once per process."""
     return x509.load_pem_x509_certificates(store.read_bytes())
+
+
+@functools.cache
+def _anchor_index(stores: tuple[Path, ...]) -> x509_facts.Anchors:
+    """Every anchor of `stores` by subject name, made once per process for each set of stores."""
+    return x509_facts.Anchors(cert for store in stores for cert in _anchors(store))
 
 
 def _trusted(deployment: Any, leaf: x509.Certificate, scanned_at: datetime) -> tuple[bool, str | None]:
