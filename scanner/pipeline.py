@@ -1,5 +1,6 @@
 """The scan pipeline: configuration (checked before any packet) -> probes -> evaluation -> report."""
 
+import functools
 import os
 import secrets
 import sys
@@ -399,7 +400,7 @@ def run_scan(
     probed: set[ProbeKey] = set(prepared.done)
     lock = threading.Lock()
     store_errors: list[str] = []
-    judge = _Judge(prepared, registry, planned)
+    judge = _Judge(prepared, registry, planned, functools.partial(store.stage_findings, info.id))
     with _heartbeat(store, info.id), _Recorder(store, info.id, stop) as recorder, judge:
 
         def keep(target: Target, check: str, seen: Sequence[Observation]) -> None:
@@ -511,9 +512,16 @@ class _Judge(_Worker):
     end, knowing which hosts were to be probed from outside."""
 
     def __init__(
-        self, prepared: PreparedScan, registry: Registry, vantages: Mapping[str, Sequence[str]]
+        self,
+        prepared: PreparedScan,
+        registry: Registry,
+        vantages: Mapping[str, Sequence[str]],
+        stage: Callable[[Sequence[Finding], FindingCodec], None] = lambda *_: None,
     ) -> None:
+        """`stage` is handed the findings of each dozen hosts judged, serialised in `codec`
+        (`RunStore.stage_findings`)."""
         self._prepared = prepared
+        self._stage = stage
         self._registry = registry
         self._checks = prepared.run.checks
         self._outside = prepared.run.outside()
@@ -584,12 +592,17 @@ class _Judge(_Worker):
             probed = {(c, *t.key) for t in ready for c in self._checks}
             try:
                 found = self._evaluate(ready, seen, probed, self._now)
-                self.codec.encode(f for judged in found.values() for f in judged)
+                made = [f for judged in found.values() for f in judged]
+                self.codec.encode(made)
             except Exception:
                 # Left to the end: judged again in the scan's own thread, the error surfaces there.
-                found = {}
+                found, made = {}, []
             with self._more:
                 self._judged.update(found)
+            try:
+                self._stage(made, self.codec)
+            except StoreError:
+                self._stage = lambda *_: None  # the store refused: closing the run will say so
 
     def _evaluate(
         self,

@@ -559,6 +559,10 @@ class Store:
         the findings already serialised (the scan's judge encodes them as it goes)."""
         return self.finish_serialised(run_id, status, finished, *serialise_findings(findings, codec))
 
+    def stage_findings(self, run_id: str, findings: Sequence[Finding], codec: FindingCodec) -> None:
+        """Nothing: a store kept in the scan's own process takes a run's findings when it ends
+        (`finish_run`); `StoreHost` sends them ahead to its process."""
+
     def finish_serialised(
         self,
         run_id: str,

@@ -66,6 +66,35 @@ def test_a_run_written_through_the_store_process_reads_back_whole(
     assert stored.findings == tuple(judged)
 
 
+def test_findings_sent_ahead_are_stored_in_the_order_the_run_ends_with_those_judged_late(
+    location: Path | str, host: StoreHost
+) -> None:
+    targets = [target(f"127.0.0.{i}") for i in (21, 22, 23)]
+    host.create_run(info(RUN), [t.system for t in targets], targets)
+    codec = FindingCodec()
+    early = [
+        finding(sys=t.system.id, host=t.address, rule_id=rule)
+        for t in targets[:2]
+        for rule in ("TLS-PROTO-LEGACY", "SSH-WEAK-KEX")
+    ]
+    codec.encode(early)
+    host.stage_findings(RUN, early[:2], codec)
+    host.stage_findings(RUN, early[2:], codec)
+    # The end: the last host judged late, and the first judged again (another day's waivers).
+    again = finding(status="pass", sys=targets[0].system.id, host=targets[0].address)
+    late = finding(status="error", sys=targets[2].system.id, host=targets[2].address, rule_id="NEW-RULE")
+    ended = [again, early[1], early[2], early[3], late]
+    host.finish_run(RUN, "complete", T0, ended, codec)
+
+    reader = Store(location, {"count": CountData}, create=False)
+    try:
+        stored = reader.load(RUN)
+    finally:
+        reader.close()
+    assert stored.findings == tuple(ended)
+    assert raw(location, "SELECT count(*) FROM findings") == [(5,)]
+
+
 def test_the_lease_names_the_scans_process_not_the_store_process(
     location: Path | str, host: StoreHost
 ) -> None:
