@@ -503,8 +503,7 @@ def _scan(
         options = _scan_options(args)
         # Opened only now: a refused scan leaves no trace in the store. Its process opens it, or
         # this one where none could start.
-        opened_there = host is not None and host.open(registry.data_models)
-        store = host if host is not None and opened_there else _open_store(db, registry)
+        store = host if host is not None and host.open(registry.data_models) else _open_store(db, registry)
     else:
         raise click.UsageError("give either -i INVENTORY or --resume RUN")
     if args.tls_exhaustive:
