@@ -78,6 +78,7 @@ class StoreHost:
         # Findings sent ahead (`stage_findings`): each by identity, with its place among the rows
         # the child holds for the run, and the rule texts the child holds already.
         self._staged: dict[int, tuple[Finding, int]] = {}
+        self._rows_sent = 0
         self._texts_sent: set[str] = set()
         self._process = storeprocess.take()
         assert self._process.stdin is not None
@@ -143,7 +144,8 @@ class StoreHost:
         rows, texts = serialise_findings(findings, codec)
         new_texts = {key: text for key, text in texts.items() if key not in self._texts_sent}
         self._call("stage", run_id, rows, new_texts)
-        first = len(self._staged)
+        # Placed as the child appends them, one row per finding, whatever they are.
+        first, self._rows_sent = self._rows_sent, self._rows_sent + len(rows)
         self._staged.update((id(finding), (finding, first + i)) for i, finding in enumerate(findings))
         self._texts_sent.update(new_texts)
 

@@ -79,7 +79,8 @@ def test_findings_sent_ahead_are_stored_in_the_order_the_run_ends_with_those_jud
     ]
     codec.encode(early)
     host.stage_findings(RUN, early[:2], codec)
-    host.stage_findings(RUN, early[2:], codec)
+    host.stage_findings(RUN, early[1:3], codec)  # one of them twice: the places still line up
+    host.stage_findings(RUN, early[3:], codec)
     # The end: the last host judged late, and the first judged again (another day's waivers).
     again = finding(status="pass", sys=targets[0].system.id, host=targets[0].address)
     late = finding(status="error", sys=targets[2].system.id, host=targets[2].address, rule_id="NEW-RULE")
