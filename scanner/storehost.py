@@ -55,9 +55,7 @@ if TYPE_CHECKING:
 RunStore: TypeAlias = "Store | StoreHost"
 """Where a scan keeps its run: a `Store` in its own process, or one kept by a `StoreHost`."""
 
-_WRITES: Final = frozenset(
-    {"create_serialised", "claim", "heartbeat", "record_serialised", "mark", "finish_serialised", "runs"}
-)
+_WRITES: Final = frozenset({"create_serialised", "claim", "heartbeat", "record_serialised", "mark", "runs"})
 """What the child does for the scan (`runs` too: a short list, asked by every report)."""
 _LEAVE_SECONDS: Final = 30.0
 """How long closing waits for the child to copy its last writes into the store's file and leave."""
@@ -142,7 +140,7 @@ class StoreHost:
         rows (serialised, pickled, unpickled: 0.06 s of CPU, beside the report being rendered)
         were the last thing a scan waited for."""
         rows, texts = serialise_findings(findings, codec)
-        new_texts = {key: text for key, text in texts.items() if key not in self._texts_sent}
+        new_texts = self._unsent(texts)
         self._call("stage", run_id, rows, new_texts)
         # Placed as the child appends them, one row per finding, whatever they are.
         first, self._rows_sent = self._rows_sent, self._rows_sent + len(rows)
@@ -157,20 +155,15 @@ class StoreHost:
         findings: Iterable[Finding],
         codec: FindingCodec | None = None,
     ) -> RunInfo:
-        if not self._staged:
-            info: RunInfo = self._call(
-                "finish_serialised", run_id, status, finished, *serialise_findings(findings, codec)
-            )
-        else:
-            info = self._call("finish_staged", run_id, status, finished, *self._placed(findings, codec))
+        info: RunInfo = self._call("finish", run_id, status, finished, *self._placed(findings, codec))
         return info
 
     def _placed(
         self, findings: Iterable[Finding], codec: FindingCodec | None
     ) -> tuple[list[int], list[tuple[str, str]], dict[str, str]]:
         """Each finding by its place among the staged rows (0, 1, ...) or among the rows sent now
-        (-1, -2, ...: judged again at the end, or never staged), those rows, and the texts the
-        child does not hold yet."""
+        (-1, -2, ...: judged again at the end, or never staged; all of them when none was), those
+        rows, and the texts the child does not hold yet."""
         places: list[int] = []
         late: list[Finding] = []
         for finding in findings:
@@ -181,7 +174,10 @@ class StoreHost:
                 late.append(finding)
                 places.append(-len(late))
         rows, texts = serialise_findings(late, codec)
-        return places, rows, {key: text for key, text in texts.items() if key not in self._texts_sent}
+        return places, rows, self._unsent(texts)
+
+    def _unsent(self, texts: Mapping[str, str]) -> dict[str, str]:
+        return {key: text for key, text in texts.items() if key not in self._texts_sent}
 
     def runs(self, system: str | None = None, limit: int = 20) -> list[RunInfo]:
         listed: list[RunInfo] = self._call("runs", system, limit)
@@ -279,7 +275,7 @@ def _serve(requests: Connection, replies: Connection) -> None:
             elif store is not None and method == "stage":
                 staged.setdefault(args[0], _Staged()).add(*args[1:])
                 result = None
-            elif store is not None and method == "finish_staged":
+            elif store is not None and method == "finish":
                 run_id, status, finished, places, rows, texts = args
                 held = staged.get(run_id, _Staged()).finished(places, rows, texts)
                 result = store.finish_serialised(run_id, status, finished, *held)
