@@ -636,6 +636,10 @@ class _Judge(_Worker):
         judged = self._judged if vietnam_day(finished) == vietnam_day(self._now) else {}
         rest = [t for t in self._prepared.targets if t.key not in judged]
         late = self._evaluate(rest, observations, probed, finished) if rest else {}
+        # Serialised now, in this thread: the report is rendered while the store closes the run on
+        # another (`attt scan`), and both read the codec; two threads encoding the same finding at
+        # once could each see a rule text's key before the other had kept its text.
+        self.codec.encode(f for made in late.values() for f in made)
         return [
             f for t in self._prepared.targets for f in (judged[t.key] if t.key in judged else late[t.key])
         ]

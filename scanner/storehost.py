@@ -243,10 +243,12 @@ def _exited(process: "subprocess.Popen[bytes]", timeout: float) -> bool:
             return False
         return True
     try:
-        ended, _, _ = select.select([pidfd], [], [], timeout)
+        # poll, not select: a scan at wide concurrency may hold descriptors past select's 1,024.
+        waiting = select.poll()
+        waiting.register(pidfd, select.POLLIN)
+        return bool(waiting.poll(timeout * 1000))
     finally:
         os.close(pidfd)
-    return bool(ended)
 
 
 class _Gone(StoreWriteError):

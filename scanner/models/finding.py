@@ -99,7 +99,8 @@ class FindingCodec:
     scan's own time. Each finding is serialised once here without its rule's text, and each text
     once; the scan's judge does it while probes still run. Findings are looked up by identity
     (each is kept alive here, so that an identity is never reused); one not seen before is
-    encoded when asked for."""
+    encoded when asked for. Encoding is one thread's at a time; findings encoded already may be
+    read from several at once."""
 
     def __init__(self) -> None:
         self.texts: dict[str, RuleText] = {}
@@ -161,7 +162,8 @@ class FindingCodec:
         if key is None:
             fragment = finding.__pydantic_serializer__.to_json(finding, include=_RULE_TEXT_SET)
             stored = json.dumps(json.loads(fragment), ensure_ascii=False, sort_keys=True)
-            key = self._by_value[own] = hashlib.sha256(stored.encode()).hexdigest()[:32]
-            self.texts[key] = RuleText(stored, fragment[1:])
+            key = hashlib.sha256(stored.encode()).hexdigest()[:32]
+            self.texts[key] = RuleText(stored, fragment[1:])  # kept before its key can be found
+            self._by_value[own] = key
         self._by_identity[same] = (finding, key)
         return key

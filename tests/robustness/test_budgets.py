@@ -60,6 +60,7 @@ def test_healthy_servers_never_end_as_error_at_a_short_timeout_and_wide_concurre
         timeout=300,
     )  # fmt: skip
     assert run.returncode in (0, 1), run.terminal[-3000:]
+    assert (out / "report.json").is_file(), run.terminal[-3000:]
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     errors = [
         (o["system"], o["check"], o["port"], o["error"])

@@ -15,6 +15,7 @@ import pytest
 
 from attt.scanner import pipeline
 from attt.scanner.evaluate import evaluate
+from attt.scanner.models.finding import FindingCodec
 from attt.scanner.models.observation import Observation
 from attt.scanner.models.policy import Waiver
 from attt.scanner.models.report import RunInfo
@@ -92,6 +93,31 @@ def test_a_run_ending_on_the_next_day_judges_waivers_as_of_its_end(
     small = [f for f in stored.findings if f.rule_id == "COUNT-SMALL"]
     assert [(f.status, f.waiver.expired if f.waiver else None) for f in small] == [("fail", True)]
     assert stored.info.finished == later
+
+
+def test_every_finding_is_serialised_before_the_report_and_the_store_read_them_at_once(
+    hosts: list[Target], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`attt scan` renders the report while another thread closes the run in the store, both
+    reading the judge's codec: nothing may be left to encode then, judged late included (here
+    every host, the run ending on the next day)."""
+    later = DAY + timedelta(seconds=2)
+    times = [DAY]
+    monkeypatch.setattr(pipeline, "utcnow", lambda: times.pop() if times else later)
+    outcome = run_scan(
+        prepared(hosts),
+        ScanOptions(timeout=5, concurrency=3),
+        Store(tmp_path / "s.db"),
+        registry(),
+        close=False,
+    )
+    assert outcome.codec is not None
+
+    def encoded_anew(*_: object) -> str:
+        raise AssertionError("a finding was left to encode after the scan")
+
+    monkeypatch.setattr(FindingCodec, "_text_key", encoded_anew)
+    assert len(outcome.codec.report_json(outcome.run.findings)) == 1 + 3 * len(outcome.run.findings)
 
 
 class _BrokenStore(Store):
