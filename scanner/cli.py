@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, NoReturn, cast
 
 import click
 
-from attt import __version__
+import attt
 from attt.reports.base import Lang, RenderContext
 from attt.reports.bundle import RENDERERS, StagedBundle, check_report_dir, render_bundle, write_bundle
 from attt.reports.manifest import load_signing_key
@@ -180,8 +180,22 @@ LANG_HELP = (
 )
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, asked: bool) -> None:
+    """`--version`: the package's version is looked up only when asked for (`attt.__version__`)."""
+    if asked and not ctx.resilient_parsing:
+        click.echo(f"attt, version {attt.__version__}")
+        ctx.exit()
+
+
 @click.group(cls=_Command, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="attt")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="Show the version and exit.",
+)
 @click.option(
     "--config",
     "config_file",
