@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Self
 
-from attt import __version__
+import attt
 from attt.scanner.errors import ConfigError, Problem, StoreError, StoreWriteError
 from attt.scanner.evaluate import Inapplicable, evaluate
 from attt.scanner.inventory import load_inventory, resolve_targets, select_targets
@@ -791,7 +791,7 @@ def judged_run(stored: StoredRun, registry: Registry, now: datetime) -> StoredRu
 
 def build_report(stored: StoredRun) -> Report:
     return Report(
-        tool_version=__version__,
+        tool_version=attt.__version__,
         run=stored.info,
         systems=stored.systems,
         targets=stored.targets,
