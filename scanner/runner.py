@@ -144,11 +144,8 @@ class Runner:
         # the same for each of a system's hosts, and asked for several times per host.
         self._rules_of: dict[tuple[str, str], tuple[tuple[ResolvedRule, ...], BaseModel]] = {}
 
-    def run(self, plan: ScanPlan, under_way: Callable[[], None] = lambda: None) -> bool:
-        """Probe every target; return True when every planned probe ran to its end.
-
-        `under_way` is told once every probe has been started or queued, so that work which can
-        wait (judging what needs no probe) does not slow their start."""
+    def run(self, plan: ScanPlan) -> bool:
+        """Probe every target; return True when every planned probe ran to its end."""
         batches: dict[str, _Batches] = {}
         complete = True
         self._rules_of = {}
@@ -181,7 +178,6 @@ class Runner:
                         future = pool.submit(self._run_host, plan, targets, batches)
                         pending.add(future)
                         future.add_done_callback(hand_over)
-                    under_way()
                     while pending:
                         ended.wait(0.5)
                         ended.clear()
