@@ -13,7 +13,7 @@ from attt.scanner.models.base import Severity, Text, vietnam_day
 from attt.scanner.models.finding import Finding, FindingKind, FindingStatus, WaiverNote
 from attt.scanner.models.observation import Observation, ProbeKey, probe_check
 from attt.scanner.models.policy import Reference, ResolvedPolicy, ResolvedRule, Waiver
-from attt.scanner.models.target import Target
+from attt.scanner.models.target import SystemInfo, Target
 from attt.scanner.plugin import Verdict, incomplete_steps, step_error
 from attt.scanner.registry import Registry
 
@@ -77,39 +77,34 @@ def evaluate(
         # (check, port, vantage) -> the rules a failed or missing probe kept from a verdict.
         blocked: dict[tuple[str, int | None, str | None], _Blocked] = {}
         planned = (reaching or {}).get(target.zone, ()) if target.zone is not None else ()
-        for policy in policies.get(target.system.id, ()):
-            for rule in policy.rules:
-                if rule.check not in checks_run:
-                    continue
-                if not rule.applies(target.system):
-                    findings.append(inapplicable.of(rule, target))
-                    continue
-                changed = (resettled or {}).get((target.system.id, rule.check))
-                if changed:
-                    findings.append(
-                        _finding(rule, target, None, "error", _resettled(rule.check, changed), cite)
-                    )
-                    continue
-                key = (rule.check, target.system.id, target.address)
-                if probed is not None and not _ended(rule, key, probed, outside, planned):
-                    slot = blocked.setdefault((rule.check, None, None), _Blocked("not_probed", None))
+        for policy, rule, applies in inapplicable.rules(target.system):
+            if not applies:
+                findings.append(inapplicable.of(rule, target))
+                continue
+            changed = (resettled or {}).get((target.system.id, rule.check))
+            if changed:
+                findings.append(_finding(rule, target, None, "error", _resettled(rule.check, changed), cite))
+                continue
+            key = (rule.check, target.system.id, target.address)
+            if probed is not None and not _ended(rule, key, probed, outside, planned):
+                slot = blocked.setdefault((rule.check, None, None), _Blocked("not_probed", None))
+                slot.rules.append(rule)
+                continue
+            seen, inside_instead = _judged_on(rule, index.get(key, ()), outside)
+            if not seen:
+                findings.append(
+                    _finding(rule, target, None, "not_applicable", _nothing_to_probe(rule.check), cite)
+                )
+            for obs in seen:
+                if obs.status == "error":
+                    where = (rule.check, obs.port, obs.zone)
+                    slot = blocked.setdefault(where, _Blocked("probe_error", obs.error, obs.zone))
                     slot.rules.append(rule)
-                    continue
-                seen, inside_instead = _judged_on(rule, index.get(key, ()), outside)
-                if not seen:
-                    findings.append(
-                        _finding(rule, target, None, "not_applicable", _nothing_to_probe(rule.check), cite)
-                    )
-                for obs in seen:
-                    if obs.status == "error":
-                        where = (rule.check, obs.port, obs.zone)
-                        slot = blocked.setdefault(where, _Blocked("probe_error", obs.error, obs.zone))
-                        slot.rules.append(rule)
-                    else:
-                        judged = _judge_observation(rule, target, obs, registry, cite)
-                        if inside_instead:
-                            judged = _from_inside(judged)
-                        findings.append(_apply_waivers(judged, policy.waivers, now))
+                else:
+                    judged = _judge_observation(rule, target, obs, registry, cite)
+                    if inside_instead:
+                        judged = _from_inside(judged)
+                    findings.append(_apply_waivers(judged, policy.waivers, now))
         findings.extend(b.finding(check, target, port) for (check, port, _), b in blocked.items())
     return findings
 
@@ -129,16 +124,29 @@ class Inapplicable:
         self._cite = _Citations()
         self._alike: dict[tuple[int, int], Finding] = {}  # (rule, level) -> the first one made
         self._made: dict[tuple[int, str, str], Finding] = {}  # (rule, system, host) -> its finding
+        self._rules: dict[str, list[tuple[ResolvedPolicy, ResolvedRule, bool]]] = {}
+
+    def rules(self, system: SystemInfo) -> list[tuple[ResolvedPolicy, ResolvedRule, bool]]:
+        """The rules of `system`'s policies whose check ran, in order, each with whether it applies
+        to the system: worked out once per system, for `made` and `evaluate` alike."""
+        known = self._rules.get(system.id)
+        if known is None:
+            known = self._rules[system.id] = [
+                (policy, rule, rule.applies(system))
+                for policy in self._policies.get(system.id, ())
+                for rule in policy.rules
+                if rule.check in self._checks
+            ]
+        return known
 
     def made(self, targets: Iterable[Target]) -> list[tuple[Finding, list[Finding]]]:
         """Make every one of `targets`' findings of this kind; each with those it is alike, as
         (the first made of them, all of them)."""
         alike: dict[tuple[int, int], list[Finding]] = {}
         for target in targets:
-            for policy in self._policies.get(target.system.id, ()):
-                for rule in policy.rules:
-                    if rule.check in self._checks and not rule.applies(target.system):
-                        alike.setdefault((id(rule), target.system.level), []).append(self.of(rule, target))
+            for _, rule, applies in self.rules(target.system):
+                if not applies:
+                    alike.setdefault((id(rule), target.system.level), []).append(self.of(rule, target))
         return [(self._alike[key], findings) for key, findings in alike.items()]
 
     def of(self, rule: ResolvedRule, target: Target) -> Finding:
