@@ -21,10 +21,11 @@ import subprocess
 import time
 import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import Generator, Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from functools import lru_cache
+from types import MappingProxyType
 from typing import cast
 
 from attt.scanner.models.observation import bound_text
@@ -389,7 +390,20 @@ def _host_result(host: ET.Element, ip: str, version: str, wanted: list[int]) -> 
         return NmapFailedError(f"nmap reports host {ip} as {state or 'unknown'}")
     if host.get("timedout") == "true":
         return NmapFailedError(f"nmap gave up on {ip} at its host timeout")
+    # Ports nmap only counted: each count names its ports (nmap >= 7.80 lists them in
+    # `extrareasons`); when it does not, one summarised state still says what they all were.
+    # A port it also lists on its own is read from there.
     known: dict[int, PortState] = {}
+    unnamed: Counter[str] = Counter()
+    for extra in host.findall("ports/extraports"):
+        extra_state = extra.get("state", "unknown")
+        named = 0
+        for reason in extra.findall("extrareasons"):
+            listed = _plain(reason.get("ports", ""), extra_state)
+            named += len(listed)
+            known.update(listed)
+        if int(extra.get("count", "0")) > named:
+            unnamed[extra_state] += int(extra.get("count", "0")) - named
     for port in host.findall("ports/port"):
         if port.get("protocol") != "tcp":
             continue
@@ -403,40 +417,37 @@ def _host_result(host: ET.Element, ip: str, version: str, wanted: list[int]) -> 
             version=_attr(service, "version"),
             probed=_attr(service, "method") == "probed",
         )
-    # Ports nmap only counted: each count names its ports (nmap >= 7.80 lists them in
-    # `extrareasons`); when it does not, one summarised state still says what they all were.
-    unnamed: Counter[str] = Counter()
-    for extra in host.findall("ports/extraports"):
-        extra_state = extra.get("state", "unknown")
-        named = 0
-        for reason in extra.findall("extrareasons"):
-            listed = _listed(reason.get("ports", ""))
-            named += len(listed)
-            for number in listed:
-                if number not in known:
-                    known[number] = _plain(number, extra_state)
-        if int(extra.get("count", "0")) > named:
-            unnamed[extra_state] += int(extra.get("count", "0")) - named
     missing = [p for p in wanted if p not in known]
     if missing and len(unnamed) == 1 and sum(unnamed.values()) == len(missing):
         (only,) = unnamed
-        known.update((p, _plain(p, only)) for p in missing)
+        known.update((p, PortState(port=p, state=only)) for p in missing)
         missing = []
     if missing:
         return NmapFailedError(f"nmap reported {len(wanted) - len(missing)} of {len(wanted)} requested ports")
-    return ScanResult(nmap_version=version, ports=tuple(known[p] for p in wanted))
+    return ScanResult(nmap_version=version, ports=tuple(map(known.__getitem__, wanted)))
 
 
-@lru_cache(maxsize=1024)
-def _listed(spec: str) -> tuple[int, ...]:
-    """The ports an `extrareasons` element names: the same few specs on every host of a run."""
-    return tuple(parse_port_spec(spec)) if spec else ()
+def _plain(spec: str, state: str) -> Mapping[int, PortState]:
+    """The ports an `extrareasons` element names, each in the state nmap only counted it in (no
+    service). A run's hosts repeat the same few short lists, each read once and shared (a thousand
+    hosts' closed ports were a third of the time reading nmap's output); a long one (a full-range
+    scan's) is read for its host alone, so that what is kept stays small."""
+    shared = _shared_plain(spec, state)
+    return shared if shared is not None else _plain_states(parse_port_spec(spec), state)
 
 
-@lru_cache(maxsize=65536)
-def _plain(port: int, state: str) -> PortState:
-    """A port nmap only counted (no service): shared, since a run holds the same few on every host."""
-    return PortState(port=port, state=state)
+_SHARED_LIST_PORTS = 2048
+"""At most this many ports in a list kept for the run's other hosts (a few hundred KB each)."""
+
+
+@lru_cache(maxsize=256)
+def _shared_plain(spec: str, state: str) -> Mapping[int, PortState] | None:
+    ports = parse_port_spec(spec) if spec else []
+    return MappingProxyType(_plain_states(ports, state)) if len(ports) <= _SHARED_LIST_PORTS else None
+
+
+def _plain_states(ports: Iterable[int], state: str) -> dict[int, PortState]:
+    return {port: PortState(port=port, state=state) for port in ports}
 
 
 def _service_name(service: ET.Element | None) -> str:

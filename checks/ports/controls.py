@@ -50,6 +50,7 @@ def ports_to_scan(target: Target, settings: PortsSettings, rules: Iterable[Resol
 def _port_lists(
     target: Target, settings: PortsSettings, rules: Iterable[ResolvedRule]
 ) -> Iterator[Collection[int]]:
+    # What this reads of the target is what `PortsCheck.probe_batch` tells hosts' lists apart by.
     yield from (settings.ports, settings.extra_ports, target.declared_ports())
     yield target.system.allowed_ports or ()
     for rule in rules:

@@ -225,7 +225,7 @@ def test_a_host_whose_xml_makes_no_sense_is_an_error_never_a_traceback_or_a_pass
     assert old in real_xml
     result = _parse(real_xml.replace(old, new, 1))[HOST]
     with pytest.raises(_nmap.NmapFailedError) as failed:
-        connect_scan_data(_Job(make_target(HOST), PortsSettings(), XML_PORTS).own(result), XML_PORTS)
+        connect_scan_data(_Job(make_target(HOST), PortsSettings(), XML_PORTS, HOST).own(result), XML_PORTS)
     assert why in str(failed.value)
 
 
