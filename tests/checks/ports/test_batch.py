@@ -119,6 +119,46 @@ def test_one_nmap_run_scans_many_hosts_each_with_its_own_ports(port_listeners, t
     }
 
 
+def test_hosts_sharing_a_policy_still_scan_the_ports_their_own_registration_adds(port_listeners, tmp_path):
+    # One settings object and one rule list for every host, as a province's hosts of one level
+    # share them: the ports each host's registration adds must still be its own.
+    binary, _ = counting_nmap(tmp_path)
+    ctx = ProbeContext(timeout=20, settings=PortsSettings(ports=(22, 23)))
+    jobs = [
+        (make_target(PORTS_HOST_MIXED, services=(8080,)), ctx),
+        (make_target(PORTS_HOST_TLS, allowed=(443,)), ctx),
+        (make_target(PORTS_HOST_EMPTY), ctx),
+    ]
+    observations = {o.host: o for o in PortsCheck(nmap_binary=binary).probe_batch(jobs)}
+    mixed, tls = (PortsData.model_validate(observations[h].data) for h in (PORTS_HOST_MIXED, PORTS_HOST_TLS))
+    assert (mixed.scanned, set(mixed.open_ports())) == ((22, 23, 8080), {23, 8080})
+    assert (tls.scanned, set(tls.open_ports())) == ((22, 23, 443), {443})
+    assert observations[PORTS_HOST_EMPTY].status == "error"  # (22, 23): nothing answered
+
+
+def test_a_port_listed_on_its_own_is_read_from_there_not_from_a_count():
+    # nmap counts a port in `extraports` and lists it too: the port's own element says what it is.
+    output = xml(host("10.0.0.1", port(80, "open", "http"), extra("closed", 2, "22,80")))
+    _, results = _nmap.parse(output, ["10.0.0.1"], [22, 80])
+    read = results["10.0.0.1"]
+    assert isinstance(read, _nmap.ScanResult)
+    assert [(p.port, p.state, p.service) for p in read.ports] == [(22, "closed", ""), (80, "open", "http")]
+
+
+def test_a_full_range_of_counted_ports_is_read_for_each_host():
+    # Lists too long to keep for the run's other hosts are read anew, each host its own.
+    wanted = list(range(1, 65536))
+    output = xml(
+        host("10.0.0.1", port(22, "open"), extra("closed", 65534, "1-21,23-65535")),
+        host("10.0.0.2", port(80, "open"), extra("filtered", 65534, "1-79,81-65535")),
+    )
+    _, results = _nmap.parse(output, ["10.0.0.1", "10.0.0.2"], wanted)
+    first, second = results["10.0.0.1"], results["10.0.0.2"]
+    assert isinstance(first, _nmap.ScanResult) and isinstance(second, _nmap.ScanResult)
+    assert [p.port for p in first.open_ports] == [22] and first.count("closed") == 65534
+    assert [p.port for p in second.open_ports] == [80] and second.count("filtered") == 65534
+
+
 def test_a_failed_run_is_an_error_for_every_host_of_the_batch(tmp_path):
     broken = tmp_path / "nmap"
     broken.write_text("#!/bin/sh\necho 'segfault' >&2\nexit 139\n", encoding="utf-8")
