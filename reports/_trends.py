@@ -3,6 +3,7 @@
 Pure: it reads the current report and earlier ones (`RenderContext.history`), never the store.
 """
 
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,25 +30,31 @@ class Point:
     """Open (failed, not waived) critical and high findings."""
 
 
-def open_serious(findings: Iterable[Finding]) -> int:
-    return sum(1 for f in findings if f.status == "fail" and f.severity.rank >= Severity.HIGH.rank)
+def _serious(f: Finding) -> bool:
+    return f.status == "fail" and f.severity.rank >= Severity.HIGH.rank
 
 
 def series(
     runs: Sequence[Report],
-    subject: K,
+    subjects: Iterable[K],
     counts_of: Callable[[Report, K], Counts | None],
-    belongs: Callable[[Finding, K], bool],
-) -> tuple[Point, ...]:
-    """One point per run that judged the subject (a system or an owner), oldest first."""
-    points = []
-    for run in runs:
-        counts = counts_of(run, subject)
-        if counts is None:
-            continue  # the run did not cover this subject: no point, rather than a false zero
-        serious = open_serious(f for f in run.findings if belongs(f, subject))
-        points.append(Point(run.run.started, counts.score, serious))
-    return tuple(points)
+    subject_of: Callable[[Finding], K | None],
+) -> dict[K, tuple[Point, ...]]:
+    """Each subject's points (a system's or an owner's), one per run that judged it, oldest first.
+    `subject_of` names the subject a finding belongs to, so that each run's findings are counted
+    in one pass: asked, for each system, about every finding of every earlier run, the report of
+    a 1,000-system province with four weekly runs behind it took a minute and a half."""
+    serious_of = [Counter(subject_of(f) for f in run.findings if _serious(f)) for run in runs]
+    points: dict[K, tuple[Point, ...]] = {}
+    for subject in subjects:
+        judged = []
+        for run, serious in zip(runs, serious_of, strict=True):
+            counts = counts_of(run, subject)
+            if counts is None:
+                continue  # the run did not cover this subject: no point, rather than a false zero
+            judged.append(Point(run.run.started, counts.score, serious[subject]))
+        points[subject] = tuple(judged)
+    return points
 
 
 def first_seen(current: Report, history: Sequence[Report]) -> dict[FindingKey, datetime]:

@@ -549,7 +549,7 @@ def build_view(
             context.history,
             [(s.id, f"{s.name} ({s.id})") for o in owners for s in o.systems],
             lambda r, sid: r.summary.systems.get(sid),
-            lambda f, sid: f.system == sid,
+            lambda f: f.system,
             lang,
             t,
         ),
@@ -558,7 +558,7 @@ def build_view(
             context.history,
             [(name, name) for name in owner_names],
             lambda r, name: r.summary.owners.get(name),
-            lambda f, name: owner_of.get(f.system) == name,
+            lambda f: owner_of.get(f.system),
             lang,
             t,
         ),
@@ -890,7 +890,7 @@ def _trends_of(
     history: Sequence[Report],
     subjects: Sequence[tuple[K, str]],
     counts_of: Callable[[Report, K], Counts | None],
-    belongs: Callable[[Finding, K], bool],
+    subject_of: Callable[[Finding], K | None],
     lang: Lang,
     t: Mapping[str, str],
 ) -> tuple[TrendView, ...]:
@@ -898,9 +898,10 @@ def _trends_of(
     if not history:
         return ()
     runs = [*history[-(TREND_RUNS - 1) :], report]
+    series = _trends.series(runs, [key for key, _ in subjects], counts_of, subject_of)
     views = []
     for key, label in subjects:
-        points = _trends.series(runs, key, counts_of, belongs)
+        points = series[key]
         if points:
             views.append(_trend_view(clean(label), points, lang, t))
     return tuple(views)
