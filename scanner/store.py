@@ -39,7 +39,7 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from attt.scanner.changes import choose_baseline
 from attt.scanner.errors import RunBusyError, StoreError, StoreWriteError
-from attt.scanner.models.finding import Finding, FindingCodec
+from attt.scanner.models.finding import Finding, FindingCodec, SharedText
 from attt.scanner.models.observation import (
     DATA_MODELS,
     Observation,
@@ -643,8 +643,8 @@ class Store:
                     _probes.c.run_id == run_id
                 )
             ).all()
-        texts = {key: json.loads(body) for key, body in text_rows}
         try:
+            texts = {key: dict(SharedText.model_validate_json(body)) for key, body in text_rows}
             return StoredRun(
                 info=_as_seen(RunInfo.model_validate_json(row[0]), *row[3:]),
                 systems=SYSTEMS.validate_json(row[1]),
@@ -1078,7 +1078,7 @@ def _insert_many(
 
 
 def _expand(body: str, key: str | None, texts: Mapping[str, dict[str, Any]]) -> Finding:
-    """A finding from its row and the run's rule texts (each parsed once, not once per finding). A
+    """A finding from its row and the run's rule texts (each validated once, not once per finding). A
     row of schema 0003 also names its key inside the body; a row written before rule texts were
     shared holds its text itself."""
     data = json.loads(body)

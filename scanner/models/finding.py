@@ -68,6 +68,16 @@ RULE_TEXT_FIELDS: Final = ("title", "remediation", "references")
 keeps one copy of it per rule (three quarters of a finding's bytes), and report.json writes it
 once per rule before copying it into each row."""
 _RULE_TEXT_SET: Final[set[str]] = set(RULE_TEXT_FIELDS)
+
+
+class SharedText(Frozen):
+    """A rule's text (`RULE_TEXT_FIELDS`) as the store keeps it once for all the rule's findings:
+    read back, it is validated once and its objects shared by each of them (validated again in
+    every finding, a stored 1,000-system run took a third longer to load)."""
+
+    title: Text
+    remediation: Text
+    references: tuple[Reference, ...]
 _SYSTEM_SLOT: Final = "\x00system\x00"
 _HOST_SLOT: Final = "\x00host\x00"
 # A string field's JSON is the same on its own as within the model (one serializer, pydantic-core).
