@@ -1,5 +1,6 @@
 """The `attt` command line. Thin: each command parses options and calls the pipeline."""
 
+import functools
 import gc
 import json
 import os
@@ -828,7 +829,7 @@ HISTORY_RUNS = 11
 """Earlier runs a report compares with: trends show these and the current one."""
 
 
-def _history(store: RunStore, current: RunInfo) -> tuple[Report, ...]:
+def _history(store: RunStore, current: RunInfo, load: Callable[[str], StoredRun]) -> tuple[Report, ...]:
     """The latest earlier runs over the same inventory, oldest first: trends and "failing since".
     A run this version cannot read leaves the trends without it, with a warning; a store that
     cannot be read at all (its server went away mid-scan) leaves the report without trends."""
@@ -845,7 +846,7 @@ def _history(store: RunStore, current: RunInfo) -> tuple[Report, ...]:
     history = []
     for info in reversed(earlier[:HISTORY_RUNS]):
         try:
-            run = store.load(info.id)
+            run = load(info.id)
         except StoreError as exc:
             _warn(f"{exc}; the trends leave it out")
             continue
@@ -876,8 +877,11 @@ class _Reporting:
 def _reporting(
     store: RunStore, report: Report, out: Path | None, output: ReportOutput, codec: FindingCodec | None
 ) -> _Reporting:
-    baseline = _baseline(store, report)
-    history = _history(store, report.run)
+    # The earlier run compared with is most often the newest of the trends': read once (a stored
+    # run of 1,000 systems takes most of a second to read).
+    load = functools.cache(store.load)
+    baseline = _baseline(store, report, load)
+    history = _history(store, report.run, load)
     context = RenderContext(fail_on=output.fail_on, history=history, baseline=baseline, codec=codec)
     return _Reporting(_out_dir(out, report.run.id), context)
 
@@ -962,13 +966,13 @@ def _write_reports(
     return Written(out_dir, reporting.previous, index)
 
 
-def _baseline(store: RunStore, report: Report) -> Comparison:
+def _baseline(store: RunStore, report: Report, load: Callable[[str], StoredRun]) -> Comparison:
     """The comparable earlier run for the change section (the one function that says which earlier
     run "new since" compares with); none, with a warning, when the store cannot give it (a run this
     version cannot read is skipped by `earlier_runs` already)."""
     try:
         previous_id, reason = choose_baseline(report.run, report.targets, store.earlier_runs(report.run))
-        return Comparison(build_report(store.load(previous_id)) if previous_id else None, reason)
+        return Comparison(build_report(load(previous_id)) if previous_id else None, reason)
     except StoreError as exc:
         _warn(f"{exc}; the report has no change section")
         return Comparison(
