@@ -16,7 +16,9 @@ only. Each row runs attt and its peer alternately, `--rounds` times, and keeps t
 - report: the HTML of a province (500 and 1,500 systems): render time, size, and how long
   headless Chromium takes to load it;
 - rss: peak memory of `attt scan` (ports + TLS) of 1,000 systems, each with a TLS server
-  (one run: it takes minutes).
+  (one run: it takes minutes);
+- weekly: four scans of the 1,000 port hosts into one store, each with the HTML report, whose
+  trends and change section read the runs before: the fourth against the first (one series).
 
 Appends the table to tests/bench/results.json with the commit, the date and the load average
 (wall times on a shared machine say little on their own).
@@ -50,7 +52,7 @@ from tests.bench.bench_scale import OPEN_PORTS, _addresses
 REPO = Path(__file__).resolve().parents[2]
 ATTT = Path(sys.executable).with_name("attt")
 SSH_AUDIT = Path(sys.executable).with_name("ssh-audit")
-ROWS = ("tls", "ssh", "scan", "ports", "report", "rss")
+ROWS = ("tls", "ssh", "scan", "ports", "report", "rss", "weekly")
 """The rows `--only` can choose."""
 HTTPS = ("modern", "intermediate", "legacy", "tripledes", "expired", "selfsigned")
 STARTTLS = ("smtp", "imap", "pop3")
@@ -105,7 +107,12 @@ def _run(argv: list[str], timeout: float = 900) -> subprocess.CompletedProcess[b
 
 
 def _attt_scan(
-    work: Path, inventory: Path, *extra: str, memory: bool = False
+    work: Path,
+    inventory: Path,
+    *extra: str,
+    memory: bool = False,
+    db: Path | None = None,
+    formats: str = "json",
 ) -> tuple[float, dict[str, Any], int]:
     """Wall seconds, the report and, with `memory`, the peak RSS (MiB; else 0) of one `attt scan`.
 
@@ -114,8 +121,8 @@ def _attt_scan(
     next poll, and reading /proc for each of attt's 270 threads at --concurrency 256 took CPU from
     the scan it measured, on a 2-core machine."""
     out = work / f"out-{time.monotonic_ns()}"
-    argv = [str(ATTT), "scan", "-i", str(inventory), "--format", "json", "--out", str(out),
-            "--db", str(work / f"db-{time.monotonic_ns()}.sqlite"), *extra]  # fmt: skip
+    argv = [str(ATTT), "scan", "-i", str(inventory), "--format", formats, "--out", str(out),
+            "--db", str(db or work / f"db-{time.monotonic_ns()}.sqlite"), *extra]  # fmt: skip
     started = time.monotonic()
     process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                env={**os.environ, "CI": "true"}, cwd=REPO)  # fmt: skip
@@ -161,13 +168,17 @@ def row_ssh(ssh: Any, rounds: int) -> Row:
     return Row("ssh: 3 lab servers vs ssh-audit", "s", ours, theirs, "(none)", None)
 
 
-def row_ports(work: Path, rounds: int, concurrency: int, hosts: int = 1000) -> Row:
-    from tests.servers.listeners import tcp_listeners
-
+def _port_fleet(work: Path, hosts: int) -> tuple[Path, list[str]]:
     addresses = _addresses(hosts)
     systems = [{"id": f"s{i:04d}", "name": f"s{i}", "owner": f"o{i % 20}", "level": 1 + i % 3,
                 "hosts": [{"address": a}]} for i, a in enumerate(addresses)]  # fmt: skip
-    inventory = _inventory(work / "ports.yaml", systems)
+    return _inventory(work / "ports.yaml", systems), addresses
+
+
+def row_ports(work: Path, rounds: int, concurrency: int, hosts: int = 1000) -> Row:
+    from tests.servers.listeners import tcp_listeners
+
+    inventory, addresses = _port_fleet(work, hosts)
     with tcp_listeners([(a, p) for a in addresses for p in OPEN_PORTS]):
         _, report, _ = _attt_scan(work, inventory, "--check", "ports")
         spec = ",".join(str(p) for p in sorted({p for o in report["observations"] if o["data"]
@@ -200,6 +211,21 @@ def row_ports(work: Path, rounds: int, concurrency: int, hosts: int = 1000) -> R
     name = f"ports: {hosts} hosts x {spec.count(',') + 1} ports, --concurrency {concurrency} vs one nmap"
     return Row(name, "s", a, b, "<= 2.00x",
                a <= 2 * b and not errors, f"{len(errors)} in error" if errors else "")  # fmt: skip
+
+
+def row_weekly(work: Path, scans: int = 4, hosts: int = 1000) -> Row:
+    """A province's weekly cycle: the same fleet scanned `scans` times into one store, each
+    report with the trends and the change since the runs before it."""
+    from tests.servers.listeners import tcp_listeners
+
+    inventory, addresses = _port_fleet(work, hosts)
+    db = work / "weekly.sqlite"
+    with tcp_listeners([(a, p) for a in addresses for p in OPEN_PORTS]):
+        walls = [_attt_scan(work, inventory, "--check", "ports", db=db, formats="html,json")[0]
+                 for _ in range(scans)]  # fmt: skip
+    name = f"weekly: scan {scans} of {hosts} systems ({scans - 1} runs before it) vs scan 1"
+    note = "1 series; walls " + ", ".join(f"{w:.1f}" for w in walls) + " s"
+    return Row(name, "s", walls[-1], walls[0], "(none)", None, note)
 
 
 def _fleet(lab: Any, ssh: Any) -> list[dict[str, Any]]:
@@ -395,6 +421,7 @@ def main() -> int:
         for row in (
             *(rows_report(work, args.rounds) if "report" in only else []),
             *(row_rss(work) if "rss" in only else []),
+            *([row_weekly(work)] if "weekly" in only else []),
         ):
             rows.append(row)
             print(row.line(), flush=True)
