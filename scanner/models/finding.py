@@ -78,6 +78,8 @@ class SharedText(Frozen):
     title: Text
     remediation: Text
     references: tuple[Reference, ...]
+
+
 _SYSTEM_SLOT: Final = "\x00system\x00"
 _HOST_SLOT: Final = "\x00host\x00"
 # A string field's JSON is the same on its own as within the model (one serializer, pydantic-core).
