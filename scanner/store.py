@@ -645,6 +645,7 @@ class Store:
             ).all()
         try:
             texts = {key: dict(SharedText.model_validate_json(body)) for key, body in text_rows}
+            alike: dict[str, Finding] = {}
             return StoredRun(
                 info=_as_seen(RunInfo.model_validate_json(row[0]), *row[3:]),
                 systems=SYSTEMS.validate_json(row[1]),
@@ -652,7 +653,7 @@ class Store:
                 observations=tuple(
                     Observation.model_validate_json(b, context=self._data_context) for b in observations
                 ),
-                findings=tuple(_expand(body, key, texts) for body, key in findings),
+                findings=tuple(_expand(body, key, texts, alike) for body, key in findings),
                 probes=frozenset((str(c), str(s), str(h)) for c, s, h in probes),
             )
         except ValidationError as exc:
@@ -1077,17 +1078,43 @@ def _insert_many(
         db.exec_driver_sql(head + ", ".join([row.removeprefix(" VALUES ")] * len(part)), values)
 
 
-def _expand(body: str, key: str | None, texts: Mapping[str, dict[str, Any]]) -> Finding:
+_SYSTEM_AND_HOST: Final = re.compile(r'"system":("(?:[^"\\]|\\.)*"),"host":("(?:[^"\\]|\\.)*")')
+"""A stored finding's system and host, as its row spells them (the fields' order in `Finding`)."""
+
+
+def _expand(
+    body: str, key: str | None, texts: Mapping[str, dict[str, Any]], alike: dict[str, Finding]
+) -> Finding:
     """A finding from its row and the run's rule texts (each validated once, not once per finding). A
     row of schema 0003 also names its key inside the body; a row written before rule texts were
-    shared holds its text itself."""
+    shared holds its text itself.
+
+    Most of a province's findings are alike but for system and host (a rule not applying to the
+    systems of a level, a port closed everywhere): `alike` keeps the first finding of each such
+    shape, and the others are copies of it with their own system and host (validated one by one,
+    reading a stored run of 1,000 systems took three times as long)."""
+    slots = _SYSTEM_AND_HOST.search(body)
+    shape = ""
+    if slots is not None:
+        shape = f"{key}\0{body[: slots.start(1)]}{body[slots.end(1) : slots.start(2)]}{body[slots.end(2) :]}"
+        first = alike.get(shape)
+        if first is not None:
+            return first.model_copy(update={"system": _json_text(slots[1]), "host": _json_text(slots[2])})
     data = json.loads(body)
     data.pop("rule_text", None)
     if key is not None:
         if key not in texts:
             raise StoreError(f"a stored finding refers to rule text {key}, which the store does not hold")
         data.update(texts[key])
-    return Finding.model_validate(data)
+    finding = Finding.model_validate(data)
+    if slots is not None:
+        alike[shape] = finding
+    return finding
+
+
+def _json_text(spelled: str) -> str:
+    """A JSON string's value: most spell it plainly, between their quotes."""
+    return spelled[1:-1] if "\\" not in spelled else str(json.loads(spelled))
 
 
 def _where(exc: ValidationError) -> str:

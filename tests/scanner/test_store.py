@@ -16,9 +16,10 @@ import sqlalchemy as sa
 
 from attt.scanner.errors import RunBusyError, StoreError
 from attt.scanner.models.base import Severity, Text
-from attt.scanner.models.finding import Finding
+from attt.scanner.models.finding import Finding, FindingStatus
 from attt.scanner.models.observation import Observation
 from attt.scanner.models.report import RunInfo
+from attt.scanner.models.target import Target
 from attt.scanner.store import (
     LEASE_SECONDS,
     MIGRATIONS,
@@ -237,6 +238,30 @@ def test_findings_stored_with_one_message_string_still_load(store: Store) -> Non
     raw(store, "INSERT INTO findings (run_id, seq, body) VALUES ('r1', 0, :body)", body=json.dumps(old))
     [finding] = store.load("r1").findings
     assert (finding.message.vi, finding.message.en) == ("ok", "ok")
+
+
+def test_findings_alike_but_for_system_and_host_each_load_back_as_stored(store: Store) -> None:
+    # Read back, findings that differ only by system and host are copies of the first of them:
+    # each must keep its own system and host, and anything else that differs is not a copy.
+    a, b = target("127.0.0.4"), target("127.0.0.5", system="sys-b")
+    store.create_run(info("r1"), [a.system, b.system], [a, b])
+
+    def made(t: Target, status: FindingStatus, seen: str) -> Finding:
+        return Finding(rule_id="R", control="count.at_most", check="count", policy="p", system=t.system.id,
+                       host=t.address, status=status, severity=Severity.LOW, title=Text(vi="t", en="t"),
+                       message=Text(vi=seen, en=seen), evidence={"observed": [seen], "expected": "closed"},
+                       references=(), remediation=Text(vi="r", en="r"))  # fmt: skip
+
+    odd = made(a, "pass", "closed").model_copy(update={"host": 'a "quoted" \\ host, đã'})
+    findings = [made(a, "pass", "closed"), made(b, "pass", "closed"), made(b, "fail", "open: 23"),
+                made(a, "pass", "closed"), made(a, "fail", "open: 23"), odd]  # fmt: skip
+    store.finish_run("r1", "complete", T0 + timedelta(minutes=1), findings)
+    loaded = store.load("r1").findings
+    assert list(loaded) == findings
+    assert [(f.system, f.host, f.status) for f in loaded] == [
+        ("sys-a", "127.0.0.4", "pass"), ("sys-b", "127.0.0.5", "pass"), ("sys-b", "127.0.0.5", "fail"),
+        ("sys-a", "127.0.0.4", "pass"), ("sys-a", "127.0.0.4", "fail"), ("sys-a", odd.host, "pass"),
+    ]  # fmt: skip
 
 
 # --- schema revisions, unreadable rows, leases (issues 13 and 18) ----------------------------
