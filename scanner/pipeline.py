@@ -564,10 +564,10 @@ class _Judge(_Worker):
 
     def _judge(self) -> None:
         _yield_to_probes()
-        # Findings that need no probe first, once the first probe has ended: made as soon as the
+        # Findings that need no probe first, once the first probe has ended. Made as soon as the
         # hosts were handed to the runner, they held the interpreter's lock while nmap's command
-        # was being built (a 1,000-host scan started nmap 0.05 s later), and the first probes' results take
-        # long enough to come for them to be made meanwhile.
+        # was being built (a 1,000-host scan started nmap 0.05 s later); the first probes' results
+        # take long enough to come for them to be made meanwhile.
         with self._more:
             while not self._probing and not self._closed:
                 self._more.wait()
