@@ -101,6 +101,14 @@ def test_a_batch_probes_at_most_the_concurrency_at_once_each_group_with_its_budg
     assert command.timeout == 30  # three groups, one after another
 
 
+def test_a_large_concurrency_still_scans_in_groups_nmap_handles_each_with_its_budget():
+    ips = [f"127.0.{i // 250}.{i % 250 + 1}" for i in range(300)]
+    command = _nmap.build_command(ips, [22], timeout=10, service_detection=False, at_once=256)
+    argv = command.argv()
+    assert argv[argv.index("--max-hostgroup") + 1] == str(_nmap.MAX_HOST_GROUP) == "64"
+    assert command.timeout == 50  # five groups of at most 64, one after another
+
+
 def test_address_families_are_never_mixed_in_one_run():
     with pytest.raises(ValueError, match="separate nmap runs"):
         _nmap.build_command(["127.0.20.1", "::1"], [22], timeout=10, service_detection=False)
