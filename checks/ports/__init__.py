@@ -77,7 +77,7 @@ class PortsCheck:
         each as soon as nmap has finished its host (`streams`)."""
         families: dict[int, list[_Job]] = {}
         # Hosts with the same settings, rules and registered ports scan the same list: a province's
-        # thousand hosts have a few such lists, and working each out took nmap's start 0.03 s.
+        # thousand hosts have a few such lists, and working one out per host delayed nmap by 0.03 s.
         # Keyed by identity: the contexts (their settings and rules) live as long as `jobs`.
         lists: dict[tuple[object, ...], tuple[int, ...]] = {}
         for target, ctx in jobs:

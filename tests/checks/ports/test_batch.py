@@ -43,12 +43,12 @@ def extra(state: str, count: int, ports: str | None = None) -> str:
 
 def test_each_host_gets_every_port_of_the_run_from_listed_and_named_extraports():
     output = xml(
-        host("10.0.0.1", port(22, "open", "ssh"), extra("closed", 3, "23,80-81")),
-        host("10.0.0.2", port(80, "open", "http"), extra("filtered", 3, "22-23,81")),
+        host("127.0.99.1", port(22, "open", "ssh"), extra("closed", 3, "23,80-81")),
+        host("127.0.99.2", port(80, "open", "http"), extra("filtered", 3, "22-23,81")),
     )
-    version, results = _nmap.parse(output, ["10.0.0.1", "10.0.0.2"], [22, 23, 80, 81])
+    version, results = _nmap.parse(output, ["127.0.99.1", "127.0.99.2"], [22, 23, 80, 81])
     assert version == "7.93"
-    first, second = results["10.0.0.1"], results["10.0.0.2"]
+    first, second = results["127.0.99.1"], results["127.0.99.2"]
     assert isinstance(first, _nmap.ScanResult) and isinstance(second, _nmap.ScanResult)
     assert [(p.port, p.state) for p in first.ports] == [
         (22, "open"),
@@ -63,26 +63,26 @@ def test_each_host_gets_every_port_of_the_run_from_listed_and_named_extraports()
 
 
 def test_extraports_without_port_lists_count_only_when_one_state_covers_the_rest():
-    single = xml(host("10.0.0.1", port(22, "open"), extra("closed", 2)))
-    _, results = _nmap.parse(single, ["10.0.0.1"], [22, 23, 80])
-    assert isinstance(results["10.0.0.1"], _nmap.ScanResult)
-    mixed = xml(host("10.0.0.1", port(22, "open"), extra("closed", 1) + extra("filtered", 1)))
-    _, results = _nmap.parse(mixed, ["10.0.0.1"], [22, 23, 80])
-    assert isinstance(results["10.0.0.1"], _nmap.NmapFailedError)
-    assert "1 of 3 requested ports" in str(results["10.0.0.1"])
+    single = xml(host("127.0.99.1", port(22, "open"), extra("closed", 2)))
+    _, results = _nmap.parse(single, ["127.0.99.1"], [22, 23, 80])
+    assert isinstance(results["127.0.99.1"], _nmap.ScanResult)
+    mixed = xml(host("127.0.99.1", port(22, "open"), extra("closed", 1) + extra("filtered", 1)))
+    _, results = _nmap.parse(mixed, ["127.0.99.1"], [22, 23, 80])
+    assert isinstance(results["127.0.99.1"], _nmap.NmapFailedError)
+    assert "1 of 3 requested ports" in str(results["127.0.99.1"])
 
 
 def test_a_timed_out_or_missing_host_fails_alone():
-    output = xml(host("10.0.0.1", port(22, "open")), host("10.0.0.2", timedout=True))
-    _, results = _nmap.parse(output, ["10.0.0.1", "10.0.0.2", "10.0.0.3"], [22])
-    assert isinstance(results["10.0.0.1"], _nmap.ScanResult)
-    assert "host timeout" in str(results["10.0.0.2"])
-    assert "no result for 10.0.0.3" in str(results["10.0.0.3"])
+    output = xml(host("127.0.99.1", port(22, "open")), host("127.0.99.2", timedout=True))
+    _, results = _nmap.parse(output, ["127.0.99.1", "127.0.99.2", "127.0.99.3"], [22])
+    assert isinstance(results["127.0.99.1"], _nmap.ScanResult)
+    assert "host timeout" in str(results["127.0.99.2"])
+    assert "no result for 127.0.99.3" in str(results["127.0.99.3"])
 
 
 def test_unreadable_output_fails_the_run():
     with pytest.raises(_nmap.NmapFailedError, match="not readable XML"):
-        _nmap.parse("<nmaprun", ["10.0.0.1"], [22])
+        _nmap.parse("<nmaprun", ["127.0.99.1"], [22])
 
 
 # --- real scans of real listeners -----------------------------------------------------------
@@ -138,9 +138,9 @@ def test_hosts_sharing_a_policy_still_scan_the_ports_their_own_registration_adds
 
 def test_a_port_listed_on_its_own_is_read_from_there_not_from_a_count():
     # nmap counts a port in `extraports` and lists it too: the port's own element says what it is.
-    output = xml(host("10.0.0.1", port(80, "open", "http"), extra("closed", 2, "22,80")))
-    _, results = _nmap.parse(output, ["10.0.0.1"], [22, 80])
-    read = results["10.0.0.1"]
+    output = xml(host("127.0.99.1", port(80, "open", "http"), extra("closed", 2, "22,80")))
+    _, results = _nmap.parse(output, ["127.0.99.1"], [22, 80])
+    read = results["127.0.99.1"]
     assert isinstance(read, _nmap.ScanResult)
     assert [(p.port, p.state, p.service) for p in read.ports] == [(22, "closed", ""), (80, "open", "http")]
 
@@ -149,11 +149,11 @@ def test_a_full_range_of_counted_ports_is_read_for_each_host():
     # Lists too long to keep for the run's other hosts are read anew, each host its own.
     wanted = list(range(1, 65536))
     output = xml(
-        host("10.0.0.1", port(22, "open"), extra("closed", 65534, "1-21,23-65535")),
-        host("10.0.0.2", port(80, "open"), extra("filtered", 65534, "1-79,81-65535")),
+        host("127.0.99.1", port(22, "open"), extra("closed", 65534, "1-21,23-65535")),
+        host("127.0.99.2", port(80, "open"), extra("filtered", 65534, "1-79,81-65535")),
     )
-    _, results = _nmap.parse(output, ["10.0.0.1", "10.0.0.2"], wanted)
-    first, second = results["10.0.0.1"], results["10.0.0.2"]
+    _, results = _nmap.parse(output, ["127.0.99.1", "127.0.99.2"], wanted)
+    first, second = results["127.0.99.1"], results["127.0.99.2"]
     assert isinstance(first, _nmap.ScanResult) and isinstance(second, _nmap.ScanResult)
     assert [p.port for p in first.open_ports] == [22] and first.count("closed") == 65534
     assert [p.port for p in second.open_ports] == [80] and second.count("filtered") == 65534
