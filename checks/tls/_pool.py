@@ -49,6 +49,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from http.client import HTTPResponse
+from pathlib import Path
 from traceback import TracebackException, clear_frames
 from typing import Any
 
@@ -368,17 +369,43 @@ class EndpointScan:
         return now - self.started - self.held - holding
 
 
-class Admission:
-    """How many jobs may run at once: fewer while the process is saturated, more while it idles.
+def machine_cpu() -> tuple[float, float] | None:
+    """The machine's CPU time so far, (busy, all), in clock ticks over every core: Linux's
+    /proc/stat, with time the hypervisor ran others counted busy; None where it cannot be read
+    (the machine then never counts as saturated)."""
+    try:
+        with Path("/proc/stat").open(encoding="ascii") as stat:
+            user, nice, system, idle, iowait, irq, softirq, steal = map(int, stat.readline().split()[1:9])
+    except (OSError, ValueError):
+        return None
+    everything = user + nice + system + idle + iowait + irq + softirq + steal
+    return everything - idle - iowait, everything
 
-    Measured over windows of `window` seconds of the process's CPU time against the clock: a
-    process whose threads hold the GIL (handshakes) tops out near one core, and past that point
-    more jobs in flight only make each one slower. The limit shrinks by a quarter per saturated
-    window (down to `floor`) and grows by two per idle one (up to `ceiling`)."""
+
+def _share_busy(since: tuple[float, float] | None, now: tuple[float, float] | None) -> float:
+    if since is None or now is None or now[1] <= since[1]:
+        return 0.0
+    return (now[0] - since[0]) / (now[1] - since[1])
+
+
+class Admission:
+    """How many jobs may run at once: fewer while the process or the machine is saturated, more
+    while both idle.
+
+    Measured over windows of `window` seconds of CPU time against the clock. A process whose
+    threads hold the GIL (handshakes) tops out near one core, and past that point more jobs in
+    flight only make each one slower. A machine whose cores are all busy (local servers, other
+    programs, a hypervisor taking its time back) finishes each handshake later however little
+    this process does: with two cores' worth of other work beside a 1,000-endpoint scan, 155
+    healthy endpoints went silent past their budget while this process, below one core, kept
+    admitting more. The limit shrinks by a quarter per saturated window (down to `floor`) and
+    grows by two per idle one (up to `ceiling`)."""
 
     SATURATED = 0.85
     """CPU-seconds per second at which the process counts as saturated (the GIL's one core)."""
     IDLE = 0.5
+    MACHINE_SATURATED = 0.95
+    """The share of the machine's CPU time busy (all cores) at which it counts as saturated."""
 
     def __init__(
         self,
@@ -387,23 +414,25 @@ class Admission:
         window: float = 0.5,
         cpu: Callable[[], float] = time.process_time,
         clock: Callable[[], float] = time.monotonic,
+        machine: Callable[[], tuple[float, float] | None] = machine_cpu,
     ) -> None:
         self.ceiling, self.floor, self.window = ceiling, min(floor, ceiling), window
         self.limit = min(ceiling, 2 * self.floor)  # grows while the process idles
-        self._cpu, self._clock = cpu, clock
-        self._since, self._cpu_since = clock(), cpu()
+        self._cpu, self._clock, self._machine = cpu, clock, machine
+        self._since, self._cpu_since, self._machine_since = clock(), cpu(), machine()
 
     def tick(self) -> int:
         """Re-measure when a window has passed; the limit now in force."""
         now = self._clock()
         if now - self._since >= self.window:
-            used = self._cpu()
+            used, machine = self._cpu(), self._machine()
             load = (used - self._cpu_since) / (now - self._since)
-            if load >= self.SATURATED:
+            busy = _share_busy(self._machine_since, machine)
+            if load >= self.SATURATED or busy >= self.MACHINE_SATURATED:
                 self.limit = max(self.floor, self.limit * 3 // 4)
             elif load < self.IDLE:
                 self.limit = min(self.ceiling, self.limit + 2)
-            self._since, self._cpu_since = now, used
+            self._since, self._cpu_since, self._machine_since = now, used, machine
         return self.limit
 
 

@@ -20,7 +20,7 @@ from sslyze.plugins.openssl_cipher_suites.cipher_suites import CipherSuitesRepos
 from sslyze.server_connectivity import TlsVersionEnum
 from sslyze.server_setting import ServerNetworkConfiguration, ServerNetworkLocation
 
-from attt.checks.tls._pool import Admission, EndpointScan, JobPool, _robot_may_connect
+from attt.checks.tls._pool import Admission, EndpointScan, JobPool, _robot_may_connect, machine_cpu
 
 
 class Recorder:
@@ -122,19 +122,35 @@ def test_a_job_held_for_last_runs_alone_once_every_other_job_of_its_scan_is_done
 
 
 class Clocks:
-    """A clock and a CPU-time counter the test moves by hand."""
+    """A clock, the process's CPU time and the machine's, moved by hand."""
+
+    CORES = 2
 
     def __init__(self) -> None:
         self.now = self.cpu = 0.0
+        self.machine_busy = self.machine_all = 0.0
 
-    def run(self, seconds: float, cpu_per_second: float) -> None:
+    def run(self, seconds: float, cpu_per_second: float, others: float = 0.0) -> None:
+        """`seconds` pass, this process using `cpu_per_second` cores and everything else `others`."""
         self.now += seconds
         self.cpu += seconds * cpu_per_second
+        self.machine_busy += seconds * min(self.CORES, cpu_per_second + others)
+        self.machine_all += seconds * self.CORES
+
+    def admission(self) -> Admission:
+        return Admission(
+            ceiling=64,
+            floor=4,
+            window=0.5,
+            cpu=lambda: self.cpu,
+            clock=lambda: self.now,
+            machine=lambda: (self.machine_busy, self.machine_all),
+        )
 
 
 def test_admission_shrinks_while_the_process_is_saturated_and_grows_while_it_idles():
     clocks = Clocks()
-    admission = Admission(ceiling=64, floor=4, window=0.5, cpu=lambda: clocks.cpu, clock=lambda: clocks.now)
+    admission = clocks.admission()
     assert admission.limit == 8  # starts low, like a slow start
     for _ in range(40):
         clocks.run(0.5, 0.3)  # mostly waiting on the network
@@ -146,6 +162,46 @@ def test_admission_shrinks_while_the_process_is_saturated_and_grows_while_it_idl
     assert admission.limit == 4
     clocks.run(0.1, 0.3)
     assert admission.tick() == 4  # within a window, nothing is re-measured
+
+
+def test_admission_shrinks_while_other_work_saturates_the_machine_however_idle_the_process():
+    clocks = Clocks()
+    admission = clocks.admission()
+    for _ in range(40):
+        clocks.run(0.5, 0.3)
+        admission.tick()
+    assert admission.limit == 64
+    for _ in range(40):
+        clocks.run(0.5, 0.3, others=1.9)  # local servers, other programs, a hypervisor's steal
+        admission.tick()
+    assert admission.limit == 4
+    for _ in range(3):
+        clocks.run(0.5, 0.3, others=1.0)  # the machine has room again
+        admission.tick()
+    assert admission.limit == 10
+
+
+def test_admission_goes_by_the_process_alone_where_the_machine_cannot_be_read():
+    clocks = Clocks()
+    admission = Admission(
+        ceiling=64, floor=4, cpu=lambda: clocks.cpu, clock=lambda: clocks.now, machine=lambda: None
+    )
+    for _ in range(40):
+        clocks.run(0.5, 0.3, others=1.9)
+        admission.tick()
+    assert admission.limit == 64
+
+
+def test_the_machine_cpu_is_read_busy_and_whole_from_proc_stat():
+    first = machine_cpu()
+    assert first is not None  # Linux
+    busy, everything = first
+    assert 0 <= busy <= everything
+    deadline = time.monotonic() + 0.3
+    while time.monotonic() < deadline:  # busy for a while: the counters move
+        pass
+    later = machine_cpu()
+    assert later is not None and later[1] > everything and later[0] > busy
 
 
 def test_a_scan_held_back_by_attt_is_not_silent_and_its_held_time_is_not_spent():
