@@ -384,6 +384,7 @@ def row_busy(work: Path, systems: int = 1000, burners: int = 2) -> Row:
 
 def _scale_scan(work: Path, systems: int) -> tuple[float, list[str], int]:
     """Wall, endpoints in error and peak RSS (MiB) of one ports + TLS scan of `systems` nginx servers."""
+    work = Path(tempfile.mkdtemp(prefix="scale-", dir=work))  # the fleet's nginx files, its own
     inventory = tls_fleet(work / "rss.yaml", systems)
     with _nginx_everywhere(work):
         wall, report, peak = _attt_scan(work, inventory, "--check", "ports", "--check", "tls",
@@ -450,14 +451,17 @@ def main() -> int:
         for concurrency in (DEFAULT_CONCURRENCY, 256) if "ports" in only else ():
             rows.append(row_ports(work, args.rounds, concurrency))
             print(rows[-1].line(), flush=True)
-        for row in (
-            *(rows_report(work, args.rounds) if "report" in only else []),
-            *(row_rss(work) if "rss" in only else []),
-            *([row_busy(work)] if "busy" in only else []),
-            *([row_weekly(work)] if "weekly" in only else []),
-        ):
-            rows.append(row)
-            print(row.line(), flush=True)
+        # Each printed as soon as it is measured: the slow rows take minutes each.
+        later: list[tuple[str, Callable[[], list[Row]]]] = [
+            ("report", lambda: rows_report(work, args.rounds)),
+            ("rss", lambda: row_rss(work)),
+            ("busy", lambda: [row_busy(work)]),
+            ("weekly", lambda: [row_weekly(work)]),
+        ]
+        for name, measure in later:
+            for row in measure() if name in only else []:
+                rows.append(row)
+                print(row.line(), flush=True)
     print()
     print(f"{'row':<66}{'unit':>5}{'attt':>10}{'peer':>10}{'ratio':>9}  {'goal':<14}{'met':<5}note")
     for row in rows:
