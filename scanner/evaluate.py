@@ -160,7 +160,7 @@ class Inapplicable:
             found = _finding(rule, target, None, "not_applicable", _NOT_THIS_SYSTEM, self._cite)
             self._alike[(id(rule), target.system.level)] = found
         else:
-            found = alike.model_copy(update={"system": target.system.id, "host": target.address})
+            found = alike.placed(target.system.id, target.address)
         self._made[key] = found
         return found
 

@@ -257,11 +257,14 @@ class Runner:
             check = self._registry.check(name)
             key = probe_check(name, vantage)
             # (context, the target as the probe sees it, targets): contexts are not hashable
-            groups: list[tuple[ProbeContext[Any], Target, list[Target]]] = []
+            groups: list[tuple[ProbeContext[Any] | None, Target, list[Target]]] = []
             for target, view in zip(targets, views, strict=True):
                 earlier = plan.done.get((key, *target.key))
                 if earlier is not None:
                     seen[(target.system.id, key)] = list(earlier)
+                    continue
+                if len(targets) == 1:  # most hosts: nothing to compare with
+                    groups.append((None, view, [target]))
                     continue
                 ctx = _comparable(self._context(plan, target, check, seen, vantage))
                 same = next(

@@ -76,3 +76,12 @@ def test_a_template_holding_a_slot_falls_back_to_encoding_each():
     codec = FindingCodec()
     codec.encode_alike(template, alike)
     assert codec.encode(alike) == FindingCodec().encode(alike)
+
+
+def test_a_finding_placed_elsewhere_is_its_copy_on_that_system_and_host_and_leaves_it_alone():
+    original = factories.finding(rule_id="R-NA", status="not_applicable", host="127.0.0.1")
+    placed = original.placed("other-system", "127.0.0.9")
+    assert placed == original.model_copy(update={"system": "other-system", "host": "127.0.0.9"})
+    assert (original.system, original.host) != ("other-system", "127.0.0.9")
+    assert placed.title is original.title and placed.references is original.references
+    assert placed.model_dump_json() == Finding.model_validate_json(placed.model_dump_json()).model_dump_json()
