@@ -396,10 +396,11 @@ class Admission:
     threads hold the GIL (handshakes) tops out near one core, and past that point more jobs in
     flight only make each one slower. A machine whose cores are all busy (local servers, other
     programs, a hypervisor taking its time back) finishes each handshake later however little
-    this process does: with two cores' worth of other work beside a 1,000-endpoint scan, 155
-    healthy endpoints went silent past their budget while this process, below one core, kept
-    admitting more. The limit shrinks by a quarter per saturated window (down to `floor`) and
-    grows by two per idle one (up to `ceiling`)."""
+    this process does: with two CPU-bound programs taking half of a 2-core machine, a scan of
+    1,000 healthy endpoints left 155 of them silent past their budget while this process, below
+    one core, kept admitting more (none, in 176 s and 252 s, going by the machine too). The
+    limit shrinks by a quarter per saturated window (down to `floor`) and grows by two per idle
+    one (up to `ceiling`)."""
 
     SATURATED = 0.85
     """CPU-seconds per second at which the process counts as saturated (the GIL's one core)."""
