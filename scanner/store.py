@@ -1099,7 +1099,7 @@ def _expand(
         shape = f"{key}\0{body[: slots.start(1)]}{body[slots.end(1) : slots.start(2)]}{body[slots.end(2) :]}"
         first = alike.get(shape)
         if first is not None:
-            return first.model_copy(update={"system": _json_text(slots[1]), "host": _json_text(slots[2])})
+            return first.placed(_json_text(slots[1]), _json_text(slots[2]))
     data = json.loads(body)
     data.pop("rule_text", None)
     if key is not None:

@@ -66,7 +66,8 @@ class Finding(Frozen):
     def placed(self, system: str, host: str) -> "Finding":
         """The same finding on another system and host. Both are plain strings like the ones it
         holds, so nothing is validated again: `model_copy` took half as long again, for the twelve
-        thousand not-applicable copies of a 1,000-host scan (`evaluate.Inapplicable`)."""
+        thousand not-applicable copies of a 1,000-host scan (`evaluate.Inapplicable`) and the
+        findings alike but for system and host of a stored run read back (`store._expand`)."""
         placed = copy.copy(self)
         placed.__dict__.update(system=system, host=host)
         return placed

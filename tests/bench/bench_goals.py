@@ -364,7 +364,7 @@ def tls_fleet(path: Path, systems: int) -> Path:
 
 def row_rss(work: Path, systems: int = 1000) -> list[Row]:
     wall, errors, peak = _scale_scan(work, systems)
-    note = f"1 run, --concurrency 256; {len(errors)} in error" + (f": {errors[:1]}" if errors else "")
+    note = _scale_note(errors)
     label = f"scale: {systems} systems, ports + TLS"
     return [
         Row(f"{label}, peak RSS", "MB", peak, None, "<= 1024 MB", peak <= 1024 and not errors, note),
@@ -377,7 +377,7 @@ def row_busy(work: Path, systems: int = 1000, burners: int = 2) -> Row:
     the scanned servers themselves. No healthy endpoint may end in error for it."""
     with _cpu_burners(burners):
         wall, errors, _ = _scale_scan(work, systems)
-    note = f"1 run, --concurrency 256; {len(errors)} in error" + (f": {errors[:1]}" if errors else "")
+    note = _scale_note(errors)
     label = f"scale: {systems} systems, ports + TLS, beside {burners} CPU-bound programs, wall"
     return Row(label, "s", wall, None, "<= 900 s", wall <= 900 and not errors, note)
 
@@ -390,6 +390,10 @@ def _scale_scan(work: Path, systems: int) -> tuple[float, list[str], int]:
         wall, report, peak = _attt_scan(work, inventory, "--check", "ports", "--check", "tls",
                                         "--timeout", "5", "--concurrency", "256", memory=True)  # fmt: skip
     return wall, _errors(report), peak
+
+
+def _scale_note(errors: list[str]) -> str:
+    return f"1 run, --concurrency 256; {len(errors)} in error" + (f": {errors[:1]}" if errors else "")
 
 
 @contextmanager
