@@ -37,9 +37,9 @@ from tests.servers.verdicts import NET, ODD_SAN_HOST, VerdictsLab, legacy_tls_se
 Report = dict[str, Any]
 
 
-def _inventory(path: Path, *systems: dict[str, Any]) -> Path:
+def _inventory(path: Path, *systems: dict[str, Any], scope: tuple[str, ...] = (f"{NET}.0/24",)) -> Path:
     base = {"name": "Hệ thống", "owner": "UBND xã Thạch Hà", "level": 3, "tags": ["internet-facing"]}
-    body = {"province": "Hà Tĩnh", "scope": [f"{NET}.0/24"], "systems": [base | s for s in systems]}
+    body = {"province": "Hà Tĩnh", "scope": list(scope), "systems": [base | s for s in systems]}
     path.write_text(json.dumps(body, ensure_ascii=False))  # JSON is YAML without anchors
     return path
 
@@ -164,10 +164,13 @@ def test_4_probes_never_run_are_visible_in_every_format(
     tmp_path: Path, verdicts_servers: VerdictsLab
 ) -> None:
     # Registered hosts where nothing listens, scanned one at a time, stopped once one is stored.
-    # Each takes a few milliseconds: with sixty, a loaded machine sometimes saw the scan end
-    # before the signal came, and a signal during the report's writing leaves no report.
-    hosts = [{"address": f"{NET}.{n}"} for n in range(100, 255)]
-    inventory = _inventory(tmp_path / "inv.yaml", {"id": "many", "allowed_ports": [443], "hosts": hosts})
+    # Each takes a few milliseconds: with sixty, then with 155 (probing over 0.4 s after the first
+    # was stored), a loaded machine sometimes saw the scan end before the signal came, and a
+    # signal during the report's writing leaves no report. Two address blocks: 310 hosts.
+    quiet = "127.0.113"  # nothing of the lab listens there
+    hosts = [{"address": f"{net}.{n}"} for net in (NET, quiet) for n in range(100, 255)]
+    many = {"id": "many", "allowed_ports": [443], "hosts": hosts}
+    inventory = _inventory(tmp_path / "inv.yaml", many, scope=(f"{NET}.0/24", f"{quiet}.0/24"))
     code, stderr = _sigterm_scan(tmp_path, inventory)
     assert code == 130, stderr
     out = tmp_path / "out"
