@@ -189,6 +189,14 @@ _OCSP_STATUS = {
 }
 """RFC 6960's names of an OCSP response's status: only a successful one carries the certificate's
 status, which is what stapling is for."""
+_LOOK_EVERY = 1.0
+"""Seconds at most between two looks at a probe's scans while none ends or can overrun, each
+calling the probe's keepalive. Every probe waiting on the pool looked every 0.1 s: at
+`--concurrency 256` that was 2,560 threads woken a second to take the interpreter's lock, which
+the pool's workers need to read their servers' answers."""
+_PAST = 0.01
+"""How far past a budget's end the scan is looked at again: `_overrun` gives up only once it
+is exceeded."""
 _CUSTOM_STORE_NAME = "Supplied CA file"
 """The name sslyze gives the trust store made of the CA file a scan passes it."""
 
@@ -239,11 +247,15 @@ def scan(
 def _await(
     scans: dict[Endpoint, _pool.EndpointScan], options: ScanOptions, keepalive: Callable[[], None]
 ) -> dict[Endpoint, ScanOutcome]:
+    """Each scan's outcome, looking at the scans only when one ends, when one could have overrun
+    its budget, or `_LOOK_EVERY` seconds have passed (to call `keepalive`)."""
     outcomes: dict[Endpoint, ScanOutcome] = {}
     jobs = _pool.pool()
+    every = min(_LOOK_EVERY, options.silence, options.deadline)
     while len(outcomes) < len(scans):
         now = time.monotonic()
         alive = False
+        look = now + every
         for endpoint, scan in scans.items():
             if endpoint in outcomes:
                 continue
@@ -261,12 +273,22 @@ def _await(
                 or scan.running == 0
                 or now - (scan.last_progress or now) < options.connect_timeout
             )
+            look = min(look, _overrun_due(scan, options, now))
         if alive:
             keepalive()
         pending = [s for e, s in scans.items() if e not in outcomes]
         if pending:
-            pending[0].done.wait(0.1)
+            pending[0].done.wait(max(0.0, look - time.monotonic()))
     return outcomes
+
+
+def _overrun_due(scan: _pool.EndpointScan, options: ScanOptions, now: float) -> float:
+    """The earliest time `_overrun` could give the scan up, should nothing change meanwhile
+    (an answer or a held job only puts it later); infinite while attt holds every job back."""
+    if scan.started is None or scan.running == 0:
+        return math.inf
+    silent_until = (scan.last_progress or scan.started) + options.silence
+    return min(silent_until, now + options.deadline - scan.active(now)) + _PAST
 
 
 def _overrun(scan: _pool.EndpointScan, options: ScanOptions, now: float) -> ScanFailure | None:

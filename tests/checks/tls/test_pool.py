@@ -2,6 +2,7 @@
 
 Pure scheduling, no network: the jobs are Python callables standing in for handshakes."""
 
+import math
 import threading
 import time
 from collections import Counter
@@ -21,6 +22,7 @@ from sslyze.server_connectivity import TlsVersionEnum
 from sslyze.server_setting import ServerNetworkConfiguration, ServerNetworkLocation
 
 from attt.checks.tls._pool import Admission, EndpointScan, JobPool, _robot_may_connect, machine_cpu
+from attt.checks.tls._sslyze import ScanOptions, _overrun, _overrun_due
 
 
 class Recorder:
@@ -222,6 +224,23 @@ def test_a_scan_held_back_by_attt_is_not_silent_and_its_held_time_is_not_spent()
     time.sleep(0.1)
     assert second.active(time.monotonic()) < time.monotonic() - (second.started or 0) - 0.09
     assert first.active(time.monotonic()) == 0.0  # never started
+
+
+def test_a_probe_looks_at_its_scan_again_when_the_scan_could_have_overrun_and_not_before():
+    options = ScanOptions(connect_timeout=1, deadline=20, silence=5)
+    one = scan("10.0.0.1", 0)
+    assert _overrun_due(one, options, 100.0) == math.inf  # not started: attt holds it back
+    one.started, one.running, one.last_progress = 100.0, 1, 103.0
+    due = _overrun_due(one, options, 104.0)
+    assert 108.0 < due < 108.1  # the silence budget, from the server's last answer
+    assert _overrun(one, options, 107.99) is None
+    assert "stopped answering" in getattr(_overrun(one, options, due), "reason", "")
+    one.last_progress = 118.0  # still answering: the deadline comes first
+    due = _overrun_due(one, options, 119.0)
+    assert 120.0 < due < 120.1
+    assert "did not finish" in getattr(_overrun(one, options, due), "reason", "")
+    one.running, one.held_since = 0, 119.0  # every job held back by attt: nothing can overrun
+    assert _overrun_due(one, options, 119.5) == math.inf
 
 
 def suite(openssl_name: str) -> Any:
