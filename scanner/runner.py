@@ -44,6 +44,10 @@ DEFAULT_TIMEOUT = 120.0
 """Seconds one check may spend on one host (a full TLS scan of several ports fits)."""
 GRACE = 5.0
 """Extra seconds before an overrunning probe is abandoned, so probes can report their own timeout."""
+LOOK_EVERY = 1.0
+"""Seconds at most between two looks at the stop signal by a thread waiting on a probe. At
+`--concurrency 256` as many threads wait, and each wake-up takes the interpreter's lock from
+the threads reading the servers' answers: looking every 0.2 s was 1,280 wake-ups a second."""
 MIN_PROBES = 32
 # Unasked, no more workers than this: each holds 100-200 MiB at a province's scale, and a scan of
 # 1,000 systems must stay within 1 GB on a many-core machine too; `--processes` may ask for more.
@@ -504,8 +508,11 @@ def bounded(
 
     worker = threading.Thread(target=guarded, name=f"attt-probe-{name}", daemon=True)
     worker.start()
-    while worker.is_alive() and time.monotonic() < beat.last + timeout + GRACE and not stop.is_set():
-        worker.join(0.2)
+    while worker.is_alive() and not stop.is_set():
+        left = beat.last + timeout + GRACE - time.monotonic()
+        if left <= 0:
+            break
+        worker.join(min(left, LOOK_EVERY))
     if worker.is_alive():
         return None if stop.is_set() else f"timed out after {timeout:g} s"
     if "error" in outcome:
@@ -579,11 +586,10 @@ class _Batches:
     def wait(self, target: Target) -> list[Observation] | None:
         """This target's observations once its part is known; None when the scan was stopped."""
         part = self._parts[target.key]
-        # A stopped batch gives its parts None at once; the stop is looked at here too, seldom:
-        # at --concurrency 256 as many threads wait here, and each wake-up takes the GIL from
-        # the thread reading nmap's output.
+        # A stopped batch gives its parts None at once; the stop is looked at here too, seldom
+        # (`LOOK_EVERY`): the waking threads took the GIL from the thread reading nmap's output.
         while not self._runner.stop.is_set():
-            if part.ready.wait(1.0):
+            if part.ready.wait(LOOK_EVERY):
                 return part.result()
         return None
 
