@@ -192,7 +192,7 @@ status, which is what stapling is for."""
 _LOOK_EVERY = 1.0
 """Seconds at most between two looks at a probe's scans while none ends or can overrun, each
 calling the probe's keepalive. Every probe waiting on the pool looked every 0.1 s: at
-`--concurrency 256` that was 2,560 threads woken a second to take the interpreter's lock, which
+`--concurrency 256`, 2,560 wake-ups a second, each taking its process's interpreter lock, which
 the pool's workers need to read their servers' answers."""
 _PAST = 0.01
 """How far past a budget's end the scan is looked at again: `_overrun` gives up only once it
