@@ -22,7 +22,7 @@ from sslyze.server_connectivity import TlsVersionEnum
 from sslyze.server_setting import ServerNetworkConfiguration, ServerNetworkLocation
 
 from attt.checks.tls._pool import Admission, EndpointScan, JobPool, _robot_may_connect, machine_cpu
-from attt.checks.tls._sslyze import ScanOptions, _overrun, _overrun_due
+from attt.checks.tls._sslyze import Endpoint, ScanOptions, _await, _overrun, _overrun_due
 
 
 class Recorder:
@@ -241,6 +241,33 @@ def test_a_probe_looks_at_its_scan_again_when_the_scan_could_have_overrun_and_no
     assert "did not finish" in getattr(_overrun(one, options, due), "reason", "")
     one.running, one.held_since = 0, 119.0  # every job held back by attt: nothing can overrun
     assert _overrun_due(one, options, 119.5) == math.inf
+
+
+def test_a_probe_waiting_on_an_answering_server_looks_about_once_a_second_and_ends_at_its_silence():
+    endpoint = Endpoint("127.0.10.1", 443)  # never connected to: the server's answers are simulated
+    one = scan(endpoint.ip, 0)
+    one.started = one.last_progress = time.monotonic()
+    one.running = 1
+    hung_up = threading.Event()
+
+    def server() -> None:  # answers every 0.2 s for 2.5 s, then says nothing more
+        ends = time.monotonic() + 2.5
+        while time.monotonic() < ends and not hung_up.wait(0.2):
+            one.last_progress = time.monotonic()
+
+    looks: list[None] = []
+    helper = threading.Thread(target=server)
+    helper.start()
+    started = time.monotonic()
+    try:
+        outcome = _await({endpoint: one}, ScanOptions(1, deadline=30, silence=1), lambda: looks.append(None))
+    finally:
+        hung_up.set()
+        helper.join()
+    seconds = time.monotonic() - started
+    assert "stopped answering" in getattr(outcome[endpoint], "reason", "")
+    assert 3.4 < seconds < 6, seconds  # 2.5 s of answers, then 1 s of silence: never sooner
+    assert len(looks) <= 5, len(looks)  # looking every 0.1 s called it 25 times
 
 
 def suite(openssl_name: str) -> Any:
