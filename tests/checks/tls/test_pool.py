@@ -267,7 +267,7 @@ def test_a_probe_waiting_on_an_answering_server_looks_about_once_a_second_and_en
     seconds = time.monotonic() - started
     assert "stopped answering" in getattr(outcome[endpoint], "reason", "")
     assert 3.4 < seconds < 6, seconds  # 2.5 s of answers, then 1 s of silence: never sooner
-    assert len(looks) <= 5, len(looks)  # looking every 0.1 s called it 25 times
+    assert len(looks) <= 8, len(looks)  # about 4 (looking every 0.1 s called it 25 times)
 
 
 def suite(openssl_name: str) -> Any:
