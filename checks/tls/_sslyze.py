@@ -251,7 +251,7 @@ def _await(
     its budget, or `_LOOK_EVERY` seconds have passed (to call `keepalive`)."""
     outcomes: dict[Endpoint, ScanOutcome] = {}
     jobs = _pool.pool()
-    every = min(_LOOK_EVERY, options.silence, options.deadline)
+    every = max(_PAST, min(_LOOK_EVERY, options.silence, options.deadline))  # a zero budget never spins
     while len(outcomes) < len(scans):
         now = time.monotonic()
         alive = False

@@ -66,20 +66,20 @@ def drain(scans: list[EndpointScan], seconds: float = 10.0) -> None:
 
 def test_connections_to_one_ip_stay_under_its_cap_whatever_the_workers():
     pool, recorder = JobPool(max_workers=8), Recorder()
-    scans = [scan(ip, n) for n, ip in enumerate(("10.0.0.1", "10.0.0.1", "10.0.0.2"))]
+    scans = [scan(ip, n) for n, ip in enumerate(("127.0.10.1", "127.0.10.1", "127.0.10.2"))]
     for one in scans:
         queue(pool, one, 15, recorder, per_ip=2)
     drain(scans)
     assert all(s.pending == 0 for s in scans)
-    assert recorder.peak == {"10.0.0.1": 2, "10.0.0.2": 2}
+    assert recorder.peak == {"127.0.10.1": 2, "127.0.10.2": 2}
     assert len(recorder.ran) == 45
     assert pool.workers <= 4  # two IPs at two connections each: no thread beyond what can connect
 
 
 def test_an_earlier_endpoint_is_served_before_a_later_one():
     pool, recorder = JobPool(max_workers=1), Recorder()
-    first = scan("10.0.0.1", 0)
-    second = scan("10.0.0.2", 1)
+    first = scan("127.0.10.1", 0)
+    second = scan("127.0.10.2", 1)
     queue(pool, second, 3, recorder, per_ip=3)
     queue(pool, first, 3, recorder, per_ip=3)
     drain([first, second])
@@ -92,8 +92,8 @@ def test_an_earlier_endpoint_is_served_before_a_later_one():
 
 def test_a_cancelled_scan_runs_no_more_jobs_and_does_not_hold_up_the_others():
     pool, recorder = JobPool(max_workers=4), Recorder()
-    doomed = scan("10.0.0.1", 0)
-    other = scan("10.0.0.1", 1)
+    doomed = scan("127.0.10.1", 0)
+    other = scan("127.0.10.1", 1)
     queue(pool, doomed, 200, recorder, per_ip=1)
     queue(pool, other, 5, recorder, per_ip=1)
     time.sleep(0.05)
@@ -107,7 +107,7 @@ def test_a_cancelled_scan_runs_no_more_jobs_and_does_not_hold_up_the_others():
 
 def test_a_job_held_for_last_runs_alone_once_every_other_job_of_its_scan_is_done():
     pool, recorder = JobPool(max_workers=4), Recorder()
-    one = scan("10.0.0.1", 0)
+    one = scan("127.0.10.1", 0)
     alone: list[int] = []
 
     def last() -> None:
@@ -208,7 +208,7 @@ def test_the_machine_cpu_is_read_busy_and_whole_from_proc_stat():
 
 def test_a_scan_held_back_by_attt_is_not_silent_and_its_held_time_is_not_spent():
     pool, recorder = JobPool(max_workers=1), Recorder()
-    first, second = scan("10.0.0.1", 0), scan("10.0.0.2", 1)
+    first, second = scan("127.0.10.1", 0), scan("127.0.10.2", 1)
     gate = threading.Event()
     with pool._lock:
         pool._per_ip.update({first.ip: 1, second.ip: 1})
@@ -228,7 +228,7 @@ def test_a_scan_held_back_by_attt_is_not_silent_and_its_held_time_is_not_spent()
 
 def test_a_probe_looks_at_its_scan_again_when_the_scan_could_have_overrun_and_not_before():
     options = ScanOptions(connect_timeout=1, deadline=20, silence=5)
-    one = scan("10.0.0.1", 0)
+    one = scan("127.0.10.1", 0)
     assert _overrun_due(one, options, 100.0) == math.inf  # not started: attt holds it back
     one.started, one.running, one.last_progress = 100.0, 1, 103.0
     due = _overrun_due(one, options, 104.0)
