@@ -169,8 +169,34 @@ def test_probes_that_end_close_together_are_committed_together(tmp_path: Path) -
     assert store.commits <= 2 + elapsed / pipeline._COMMIT_EVERY
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="a scheduling policy per thread is Linux's")
+def test_the_judge_thread_runs_only_on_idle_cpu_and_the_scan_thread_keeps_its_priority() -> None:
+    def policy() -> int:
+        return os.sched_getscheduler(threading.get_native_id())
+
+    before = policy()
+    seen: list[int] = []
+
+    def judge() -> None:
+        pipeline._yield_to_probes()
+        seen.append(policy())
+
+    thread = threading.Thread(target=judge)
+    thread.start()
+    thread.join()
+    assert seen == [os.SCHED_IDLE]
+    assert policy() == before == os.SCHED_OTHER
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="a nice value per thread is Linux's")
-def test_the_judge_thread_yields_the_cpu_to_probes_and_the_scan_thread_keeps_its_priority() -> None:
+def test_where_the_idle_policy_is_refused_the_judge_thread_lowers_its_nice_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def refused(*_: object) -> None:
+        raise PermissionError("sched_setscheduler refused")
+
+    monkeypatch.setattr(os, "sched_setscheduler", refused)
+
     def niceness() -> int:
         return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
 
