@@ -657,11 +657,11 @@ def _yield_to_probes() -> None:
     alone. A thread cannot raise its priority again without privilege: the judge stops when the
     probes end and the scan's own thread judges what is left.
 
-    Not Linux's idle policy (SCHED_IDLE), though nmap waited half as long for a core with it (0.12
-    s against 0.22 s in a 1,000-host ports scan): the judge, descheduled while it holds the
+    Not Linux's idle policy (SCHED_IDLE), though with it nmap waited half as long for a core in a
+    1,000-host ports scan (0.12 s against 0.22 s): the judge, descheduled while it holds the
     interpreter's lock, holds up every other thread of the scan until a core is free. With two
-    CPU-bound programs in the scan's own session, each 12-system scan stalled for 0.75 to 1.4 s
-    and took 7.4 s against 5.1 s at nice 10."""
+    CPU-bound programs in the scan's own session, each 12-system scan stalled at least once for
+    0.85 to 1.4 s (86 ms at most at nice 10) and took 7.4 s against 5.1 s."""
     if sys.platform != "linux":
         return
     with suppress(OSError):
