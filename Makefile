@@ -69,7 +69,7 @@ test-fast: install
 	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not browser and not slow"
 
 # Speed goals live here, never in timed tests: one table of issue 14's goals, each row attt
-# against its peer (medians of 3 alternating runs), appended to tests/bench/results.json. The
+# against its peer (medians of 5 alternating runs), appended to tests/bench/results.json. The
 # other tests/bench/bench_*.py modules measure one part in more detail, run on their own.
 bench: install
 	$(BIN)/python -m tests.bench.bench_goals

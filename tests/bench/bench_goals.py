@@ -1,6 +1,6 @@
 """The goals of issue 14, each against its peer: one table, ratios against the goals.
 
-    python -m tests.bench.bench_goals [--rounds 3] [--no-save] [--only ports [--only ...]]
+    python -m tests.bench.bench_goals [--rounds 5] [--no-save] [--only ports [--only ...]]
 
 Runs in its own network namespace (re-executing itself under `unshare -n`), on local servers
 only. Each row runs attt and its peer alternately, `--rounds` times, and keeps the medians:
@@ -82,13 +82,29 @@ class Row:
         )
 
 
-def _median_pair(ours: Callable[[], float], theirs: Callable[[], float], rounds: int) -> tuple[float, float]:
+@dataclass(frozen=True)
+class Paired:
+    """Medians of alternating runs of attt and its peer, and the ratio of each pair."""
+
+    attt: float
+    peer: float
+    ratios: tuple[float, ...]
+
+    def row(self, name: str, goal: str, met: bool | None, note: str = "") -> "Row":
+        """The row, its note led by the pairs' lowest and highest ratio: on this shared 2-core
+        machine one pair of the 1,000-host ports row gave 1.27x and another 2.61x within the
+        same minutes."""
+        spread = f"pairs {min(self.ratios):.2f}x-{max(self.ratios):.2f}x"
+        return Row(name, "s", self.attt, self.peer, goal, met, f"{spread}; {note}" if note else spread)
+
+
+def _median_pair(ours: Callable[[], float], theirs: Callable[[], float], rounds: int) -> Paired:
     """Medians of `rounds` alternating runs (attt first, then the peer, and again)."""
     a, b = [], []
     for _ in range(rounds):
         a.append(ours())
         b.append(theirs())
-    return statistics.median(a), statistics.median(b)
+    return Paired(statistics.median(a), statistics.median(b), tuple(x / y for x, y in zip(a, b, strict=True)))
 
 
 def _timed(call: Callable[[], Any]) -> float:
@@ -148,26 +164,25 @@ def row_tls(lab: Any, rounds: int) -> Row:
     from tests.bench.bench_tls import attt_scan, sslyze_cli_scan
 
     servers = [lab.servers[name] for name in HTTPS]
-    ours, theirs = _median_pair(
+    paired = _median_pair(
         lambda: _timed(lambda: attt_scan(servers, lab.ca_file)),
         lambda: _timed(lambda: sslyze_cli_scan(servers, lab.ca_file)),
         rounds,
     )
-    return Row(
-        "tls: 6 lab endpoints vs python -m sslyze", "s", ours, theirs, "<= 0.30x", ours <= 0.3 * theirs
-    )
+    met = paired.attt <= 0.3 * paired.peer
+    return paired.row("tls: 6 lab endpoints vs python -m sslyze", "<= 0.30x", met)
 
 
 def row_ssh(ssh: Any, rounds: int) -> Row:
     from tests.bench.bench_ssh import _attt, _ssh_audit
 
     ips = [getattr(ssh, name) for name in SSH]
-    ours, theirs = _median_pair(
+    paired = _median_pair(
         lambda: _timed(lambda: _each(_attt, ips)),
         lambda: _timed(lambda: _each(_ssh_audit, ips)),
         rounds,
     )
-    return Row("ssh: 3 lab servers vs ssh-audit", "s", ours, theirs, "(none)", None)
+    return paired.row("ssh: 3 lab servers vs ssh-audit", "(none)", None)
 
 
 def _port_fleet(work: Path, hosts: int) -> tuple[Path, list[str]]:
@@ -209,10 +224,10 @@ def row_ports(work: Path, rounds: int, concurrency: int, hosts: int = 1000) -> R
             ]
             return _timed(lambda: _run(argv))
 
-        a, b = _median_pair(ours, theirs, rounds)
+        paired = _median_pair(ours, theirs, rounds)
     name = f"ports: {hosts} hosts x {spec.count(',') + 1} ports, --concurrency {concurrency} vs one nmap"
-    return Row(name, "s", a, b, "<= 2.00x",
-               a <= 2 * b and not errors, f"{len(errors)} in error" if errors else "")  # fmt: skip
+    met = paired.attt <= 2 * paired.peer and not errors
+    return paired.row(name, "<= 2.00x", met, f"{len(errors)} in error" if errors else "")
 
 
 def row_weekly(work: Path, scans: int = 4, hosts: int = 1000) -> Row:
@@ -278,10 +293,10 @@ def row_scan(work: Path, lab: Any, ssh: Any, rounds: int) -> Row:
         _run(["nmap", "-oX", "-", "-n", "-Pn", "-sT", "-T4", "--max-retries", "1", "-p", spec, *ips])
         return time.monotonic() - started
 
-    a, b = _median_pair(ours, theirs, rounds)
+    paired = _median_pair(ours, theirs, rounds)
     note = f"{len(errors)} endpoint(s) in error: {errors[:2]}" if errors else "no endpoint in error"
-    return Row(f"scan: {len(systems)} systems vs sslyze+ssh-audit+nmap", "s", a, b, "<= 0.50x",
-               a <= 0.5 * b and not errors, note)  # fmt: skip
+    met = paired.attt <= 0.5 * paired.peer and not errors
+    return paired.row(f"scan: {len(systems)} systems vs sslyze+ssh-audit+nmap", "<= 0.50x", met, note)
 
 
 def rows_report(work: Path, rounds: int) -> list[Row]:
@@ -413,7 +428,9 @@ def _cpu_burners(count: int) -> Iterator[None]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--rounds", type=int, default=3)
+    # Five, not three: a pair's ratio varies by half either way here (`Paired.row`), enough for a
+    # median of three to land on either side of a goal from one bench to the next.
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--no-save", action="store_true")
     parser.add_argument("--only", action="append", choices=ROWS, help="these rows only (default: all)")
     args = parser.parse_args()
