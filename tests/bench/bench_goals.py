@@ -91,10 +91,11 @@ class Paired:
     ratios: tuple[float, ...]
 
     def row(self, name: str, goal: str, met: bool | None, note: str = "") -> "Row":
-        """The row, its note led by the pairs' lowest and highest ratio: on this shared 2-core
-        machine one pair of the 1,000-host ports row gave 1.27x and another 2.61x within the
-        same minutes."""
-        spread = f"pairs {min(self.ratios):.2f}x-{max(self.ratios):.2f}x"
+        """The row, its note led by the pairs' lowest, median and highest ratio: on this shared
+        2-core machine one pair of the 1,000-host ports row gave 1.27x and another 2.61x within
+        the same minutes. The ratio the goal is held to stays that of the two medians."""
+        low, middle, high = min(self.ratios), statistics.median(self.ratios), max(self.ratios)
+        spread = f"pairs {low:.2f}x-{high:.2f}x, median {middle:.2f}x"
         return Row(name, "s", self.attt, self.peer, goal, met, f"{spread}; {note}" if note else spread)
 
 
