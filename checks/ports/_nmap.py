@@ -28,6 +28,7 @@ from functools import lru_cache
 from types import MappingProxyType
 from typing import cast
 
+from attt.scanner.cores import dedicated_core
 from attt.scanner.models.observation import bound_text
 
 NMAP_MISSING = "nmap is not installed (apt-get install nmap)"
@@ -216,7 +217,7 @@ def stream(command: NmapCommand, binary: str = "nmap") -> Iterator[tuple[str, Ho
         )
     except OSError as exc:
         raise _cannot_start(exc) from None
-    with process:
+    with process, dedicated_core(process.pid):
         _widen(process)
         try:
             why = yield from _Run(process, deadline, command.timeout).hosts(reader)

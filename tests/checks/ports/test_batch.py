@@ -266,3 +266,18 @@ def test_out_of_files_said_with_a_host_in_the_same_read_fails_that_host_too(tmp_
     body = f"echo 'socket troubles: Too many open files (24)' >&2\nprintf '%s' '{head}{first}'\nsleep 1"
     results = dict(_nmap.stream(scripted_nmap(tmp_path, body), str(tmp_path / "nmap")))
     assert all("too many open files" in str(r) for r in results.values())
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="one core: nmap is left to the kernel")
+def test_nmap_runs_on_a_core_of_its_own_and_the_reader_on_the_others_until_it_ends(tmp_path):
+    every = os.sched_getaffinity(0)
+    report = 'grep Cpus_allowed_list /proc/self/status | cut -f2 > "$0.cores"'
+    results = _nmap.stream(scripted_nmap(tmp_path, first_and_second(report)), str(tmp_path / "nmap"))
+    next(results)
+    reading = os.sched_getaffinity(0)
+    (tmp_path / "nmap.seen").touch()
+    assert len(list(results)) == 1
+    nmap_cores = {int(core) for core in (tmp_path / "nmap.cores").read_text().split(",") if "-" not in core}
+    assert len(nmap_cores) == 1 and nmap_cores <= every
+    assert reading == every - nmap_cores
+    assert os.sched_getaffinity(0) == every
