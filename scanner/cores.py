@@ -11,8 +11,8 @@ at a time the machine took 2.08 s for nmap alone).
 
 This process's threads share one interpreter lock, so they lose little by sharing the cores left
 while the program runs; beside two CPU-bound programs in the scan's own session, the longest a
-thread of the scan waited for the lock or a core stayed under 0.13 s. The store's process and the
-TLS worker processes, started before, keep every core.
+thread of the scan waited for the lock or a core stayed under 0.13 s. The processes it starts
+meanwhile are given every core back (`every_core`).
 
 The program keeps the core the kernel started it on (the idlest, as the kernel places a new
 process), so that the programs of several scans on one machine do not all crowd onto one core.
@@ -59,6 +59,11 @@ class _Cores:
             self._held[pid] = core
             return True
 
+    def every_core(self, pid: int) -> None:
+        with self._lock:
+            every = self._all if self._held else frozenset(os.sched_getaffinity(0))
+            _to_kernel(pid, every)
+
     def take_back(self, pid: int) -> None:
         with self._lock:
             del self._held[pid]
@@ -78,6 +83,14 @@ def dedicated_core(pid: int) -> Iterator[None]:
     finally:
         if given:
             _CORES.take_back(pid)
+
+
+def every_core(pid: int) -> None:
+    """Let process `pid`, started by this one, run on every core this process may use, those held
+    by programs included. A process started by a thread kept off a held core stays off it for its
+    whole life, and so does each it starts: the TLS workers, forked by a fork server started
+    while nmap ran, ran on one core of two."""
+    _CORES.every_core(pid)
 
 
 def _to_kernel(pid: int, every: Set[int]) -> bool:

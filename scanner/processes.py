@@ -49,6 +49,7 @@ from typing import Any
 
 from pydantic import SecretStr, ValidationError
 
+from attt.scanner.cores import every_core
 from attt.scanner.logs import log_to_terminal
 from attt.scanner.models.observation import DATA_MODELS, Observation
 from attt.scanner.models.target import Target
@@ -291,6 +292,8 @@ class ProcessPool:
             target=serve, args=(theirs, self._classes), name="attt-worker", daemon=True
         )
         process.start()
+        assert process.pid is not None  # started
+        every_core(process.pid)
         theirs.close()
         worker = _Worker(process, mine)
         with self._lock:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from attt.scanner.cores import dedicated_core
+from attt.scanner.cores import dedicated_core, every_core
 
 pytestmark = pytest.mark.skipif(
     not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
@@ -87,3 +87,23 @@ def test_a_program_that_has_ended_changes_nothing():
     with dedicated_core(ended.pid):
         assert set(threads_cores().values()) == {every}
     assert set(threads_cores().values()) == {every}
+
+
+def test_a_process_started_while_a_program_holds_a_core_can_be_given_every_core_back():
+    every = frozenset(os.sched_getaffinity(0))
+    with program() as nmap:
+        with dedicated_core(nmap.pid), program() as during:
+            held = os.sched_getaffinity(nmap.pid)
+            # Started by a thread kept off the held core, it inherits that, for as long as it lives.
+            assert os.sched_getaffinity(during.pid) == every - held
+            every_core(during.pid)
+            assert os.sched_getaffinity(during.pid) == every
+        with dedicated_core(nmap.pid):
+            late = subprocess.Popen(["sleep", "30"])
+        try:
+            assert os.sched_getaffinity(late.pid) == every - held
+            every_core(late.pid)  # after the program gave its core back, too
+            assert os.sched_getaffinity(late.pid) == every
+        finally:
+            late.kill()
+            late.wait()

@@ -12,6 +12,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -295,6 +296,41 @@ def test_workers_start_on_their_own_only_for_enough_cpu_heavy_probes() -> None:
     assert workers_for(2, 0, machine=2) == 0
     assert workers_for(None, 1000, machine=64) == DEFAULT_MAX_WORKERS
     assert workers_for(16, 1000, machine=64) == 16
+
+
+_WORKERS_WHILE_NMAP_HOLDS_A_CORE = """
+import os, subprocess, threading
+from attt.scanner.cores import dedicated_core
+from attt.scanner.plugin import NoSettings, ProbeContext
+from attt.scanner.processes import ProcessPool
+from attt.scanner.registry import RegisteredCheck, Registry
+from tests.scanner import plugins
+
+registry = Registry.of({"worker": RegisteredCheck(plugins.WorkerCheck(), "tests")})
+nmap = subprocess.Popen(["sleep", "30"])
+with dedicated_core(nmap.pid):
+    pool = ProcessPool(registry, 1, timeout=10, stop=threading.Event())
+    pool.start()
+    ctx = ProbeContext(timeout=10, settings=NoSettings())
+    pool.probe(registry.check("worker"), plugins.target("127.0.152.1"), ctx)
+    print(len(os.sched_getaffinity(0)), *(len(os.sched_getaffinity(pid)) for pid in pool.pids))
+    pool.close()
+nmap.kill()
+"""
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="one core: programs are left to the kernel")
+def test_workers_started_while_nmap_holds_a_core_run_on_every_core() -> None:
+    # In a process of its own: its fork server starts while nmap holds a core, as in a scan
+    # whose workers start (in the background) as nmap does.
+    repo = Path(__file__).resolve().parents[2]
+    run = subprocess.run([sys.executable, "-c", _WORKERS_WHILE_NMAP_HOLDS_A_CORE], capture_output=True,
+                         text=True, timeout=60, cwd=repo, env={**os.environ, "PYTHONPATH": str(repo)},
+                         check=False)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    here, *workers = map(int, run.stdout.split())
+    assert here == len(os.sched_getaffinity(0)) - 1
+    assert workers == [len(os.sched_getaffinity(0))]
 
 
 def test_a_worker_logs_in_with_the_credential_and_keeps_it_out_of_sight(
