@@ -43,7 +43,7 @@ class _Cores:
         if not hasattr(os, "sched_setaffinity"):
             return False
         with self._lock:
-            every = self._all if self._held else frozenset(os.sched_getaffinity(0))
+            every = self._every()
             left = every - set(self._held.values())
             if len(left) < 2:
                 return _to_kernel(pid, every)
@@ -61,8 +61,11 @@ class _Cores:
 
     def every_core(self, pid: int) -> None:
         with self._lock:
-            every = self._all if self._held else frozenset(os.sched_getaffinity(0))
-            _to_kernel(pid, every)
+            _to_kernel(pid, self._every())
+
+    def _every(self) -> frozenset[int]:
+        """The cores this process may use, those held by programs included (lock held)."""
+        return self._all if self._held else frozenset(os.sched_getaffinity(0))
 
     def take_back(self, pid: int) -> None:
         with self._lock:
